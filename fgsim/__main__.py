@@ -1,0 +1,3 @@
+from fgsim.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""The ``python -m fgsim`` command line: one subcommand per module in :mod:`fgsim.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from fgsim import __version__
+from fgsim.commands import COMMANDS
+from fgsim.errors import FgsimError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every available subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="fgsim",
+        description="Predict and validate the speed of fine-grained sparse attention for video DiTs.",
+    )
+    parser.add_argument("--version", action="version", version=f"fgsim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"fgsim.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"fgsim.commands.{name}":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code (2 for bad input, with one line on stderr)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(f"fgsim.commands.{args.command}")
+    try:
+        return int(module.run(args) or 0)
+    except FgsimError as exc:
+        print(f"fgsim {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fgsim {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,556 @@
+"""The ``.fgt`` trace format: which M×1 slices each captured attention call keeps.
+
+A ``.fgt`` file is a ZIP archive (the container of numpy's ``.npz``) with one JSON member and ``.npy``
+members, each deflate-compressed on its own so that a reader decompresses only the (pass, layer) it asks
+for; ZIP's per-member CRC-32 catches corruption. Nothing is ever unpickled. Members (format version 1):
+
+``fgt.json``
+    ``{"format": "fgt", "version": 1, "meta": {...}, "entries": [...]}``: the :class:`TraceMeta` fields and,
+    per captured (pass, layer), the names of its members.
+``masks/p{pass}_l{layer}.npy``
+    uint8 ``(heads, query_blocks, ceil(N / 8))``: the M×1 slice mask, bit-packed along keys (little bit order).
+``counts/p{pass}_l{layer}_m{M}.npy``
+    int32 ``(2, len(N_LEVELS), heads, ceil(N / M))`` for each derivable M: ``[0]`` kept key tiles and
+    ``[1]`` real keys covered, per query block, at each N of :data:`fgsim.views.N_LEVELS`.
+``stats/p{pass}_l{layer}.npy``
+    float64 ``(len(stat_names), heads)``: per-head accuracy of the mask predictor (optional).
+
+Writes are atomic: the archive is written to a hidden temporary file beside the target and renamed over it
+only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import numpy as np
+
+from fgsim import __version__
+from fgsim.errors import FgTraceError
+from fgsim.views import (
+    N_LEVELS,
+    ceil_div,
+    coarsen,
+    density_from_counts,
+    m_levels_for,
+    pack_mask,
+    tile_counts,
+    unpack_mask,
+)
+
+FORMAT_NAME = "fgt"
+FORMAT_VERSION = 1
+META_MEMBER = "fgt.json"
+TEXT_POSITIONS = ("none", "before", "after")
+PROVENANCE_KINDS = ("captured", "synthetic")
+
+
+@dataclass(frozen=True)
+class PassInfo:
+    """One transformer invocation of a sampling run: its index, denoising step and CFG branch."""
+
+    index: int
+    step: int
+    branch: str = "cond"  # "cond", "uncond" or "batched" (both branches in one pass)
+
+
+@dataclass(frozen=True)
+class TraceMeta:
+    """Everything a trace says about the run it came from. Shapes follow from ``grid`` and ``text_tokens``."""
+
+    model: str
+    num_layers: int
+    num_heads: int
+    head_dim: int
+    grid: tuple[int, int, int]  # latent tokens after patchify: frames T × height H × width W
+    text_tokens: int
+    text_position: str  # where text tokens sit in the self-attention sequence: none / before / after
+    block_m: int  # stored query-block size M
+    passes: tuple[PassInfo, ...]  # captured passes
+    layers: tuple[int, ...]  # captured layers
+    heads: tuple[int, ...]  # captured heads (rows of each mask)
+    predictor: dict[str, Any]  # {"name": ..., **parameters}
+    provenance: dict[str, Any]  # {"kind": "captured" | "synthetic", ...}
+    num_steps: int = 50  # denoising steps of the full run
+    passes_per_step: int = 2  # transformer passes per step (2 with CFG)
+    model_config: dict[str, Any] = field(default_factory=dict)  # further model facts (FFN size, ...)
+    stat_names: tuple[str, ...] = ()  # names of the per-head accuracy statistics stored per entry
+    fgsim_version: str = __version__
+
+    @property
+    def n_video_tokens(self) -> int:
+        """Video tokens T·H·W."""
+        t, h, w = self.grid
+        return t * h * w
+
+    @property
+    def n_tokens(self) -> int:
+        """Self-attention sequence length N (video + text tokens); queries = keys = N."""
+        return self.n_video_tokens + self.text_tokens
+
+    @property
+    def n_qblocks(self) -> int:
+        """Query blocks of ``block_m`` queries: ⌈N / M⌉."""
+        return ceil_div(self.n_tokens, self.block_m)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first inconsistent field."""
+        if len(self.grid) != 3 or any(int(g) < 1 for g in self.grid):
+            raise ValueError(f"grid must be three positive integers (T, H, W), got {self.grid}")
+        for name in ("num_layers", "num_heads", "head_dim", "num_steps", "passes_per_step"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.text_tokens < 0:
+            raise ValueError(f"text_tokens must be ≥ 0, got {self.text_tokens}")
+        if self.text_position not in TEXT_POSITIONS:
+            raise ValueError(f"text_position must be one of {TEXT_POSITIONS}, got {self.text_position!r}")
+        if (self.text_tokens > 0) == (self.text_position == "none"):
+            raise ValueError("text_position must be 'none' exactly when text_tokens is 0")
+        m_levels_for(self.block_m)
+        if not self.passes or not self.layers or not self.heads:
+            raise ValueError("passes, layers and heads must each list at least one captured item")
+        if len({p.index for p in self.passes}) != len(self.passes):
+            raise ValueError("pass indices must be unique")
+        if len(set(self.layers)) != len(self.layers) or not all(0 <= x < self.num_layers for x in self.layers):
+            raise ValueError(f"layers must be unique and in [0, {self.num_layers}), got {list(self.layers)}")
+        if len(set(self.heads)) != len(self.heads) or not all(0 <= x < self.num_heads for x in self.heads):
+            raise ValueError(f"heads must be unique and in [0, {self.num_heads}), got {list(self.heads)}")
+        if self.provenance.get("kind") not in PROVENANCE_KINDS:
+            raise ValueError(f"provenance['kind'] must be one of {PROVENANCE_KINDS}")
+        if "name" not in self.predictor:
+            raise ValueError("predictor must have a 'name'")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of every field."""
+        out = asdict(self)
+        out["grid"] = list(self.grid)
+        out["passes"] = [asdict(p) for p in self.passes]
+        out["layers"] = list(self.layers)
+        out["heads"] = list(self.heads)
+        out["stat_names"] = list(self.stat_names)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TraceMeta:
+        """Build from :meth:`to_json`'s dict; raises ``KeyError``/``TypeError``/``ValueError`` on bad fields."""
+        required = ("model", "num_layers", "num_heads", "head_dim", "grid", "text_tokens", "text_position",
+                    "block_m", "passes", "layers", "heads", "predictor", "provenance")
+        for name in required:
+            if name not in data:
+                raise KeyError(name)
+
+        def ints(name: str) -> tuple[int, ...]:
+            value = data[name]
+            if not isinstance(value, list) or not all(isinstance(x, int) for x in value):
+                raise TypeError(f"metadata field '{name}' must be a list of integers")
+            return tuple(value)
+
+        def integer(name: str, default: int | None = None) -> int:
+            value = data.get(name, default)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"metadata field '{name}' must be an integer")
+            return value
+
+        def mapping(name: str) -> dict[str, Any]:
+            value = data.get(name, {})
+            if not isinstance(value, dict):
+                raise TypeError(f"metadata field '{name}' must be an object")
+            return dict(value)
+
+        passes_raw = data["passes"]
+        if not isinstance(passes_raw, list) or not all(isinstance(p, dict) for p in passes_raw):
+            raise TypeError("metadata field 'passes' must be a list of objects")
+        passes = tuple(PassInfo(int(p["index"]), int(p["step"]), str(p.get("branch", "cond"))) for p in passes_raw)
+        grid = ints("grid")
+        if len(grid) != 3:
+            raise ValueError("metadata field 'grid' must hold three integers (T, H, W)")
+        stat_names = data.get("stat_names", [])
+        if not isinstance(stat_names, list) or not all(isinstance(s, str) for s in stat_names):
+            raise TypeError("metadata field 'stat_names' must be a list of strings")
+        meta = cls(
+            model=str(data["model"]),
+            num_layers=integer("num_layers"),
+            num_heads=integer("num_heads"),
+            head_dim=integer("head_dim"),
+            grid=(grid[0], grid[1], grid[2]),
+            text_tokens=integer("text_tokens"),
+            text_position=str(data["text_position"]),
+            block_m=integer("block_m"),
+            passes=passes,
+            layers=ints("layers"),
+            heads=ints("heads"),
+            predictor=mapping("predictor"),
+            provenance=mapping("provenance"),
+            num_steps=integer("num_steps", 50),
+            passes_per_step=integer("passes_per_step", 2),
+            model_config=mapping("model_config"),
+            stat_names=tuple(stat_names),
+            fgsim_version=str(data.get("fgsim_version", "unknown")),
+        )
+        meta.validate()
+        return meta
+
+
+def _entry_stem(pass_index: int, layer: int) -> str:
+    return f"p{pass_index:05d}_l{layer:03d}"
+
+
+def _write_npy(zf: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
+    with zf.open(name, "w", force_zip64=True) as fh:
+        np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
+
+
+class TraceWriter:
+    """Write a ``.fgt`` trace entry by entry; the file appears atomically when the ``with`` block ends cleanly.
+
+    ``add(pass_index, layer, mask)`` takes a bool mask ``(len(meta.heads), meta.n_qblocks, meta.n_tokens)``.
+    On an exception inside the block nothing is written and any older file at ``path`` is left untouched.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], meta: TraceMeta, *, compresslevel: int = 6) -> None:
+        try:
+            meta.validate()
+        except ValueError as exc:
+            raise FgTraceError(path, f"invalid metadata: {exc}") from None
+        self.path = Path(path)
+        self.meta = meta
+        self._compresslevel = compresslevel
+        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+        self._zf: zipfile.ZipFile | None = None
+        self._entries: list[dict[str, Any]] = []
+        self._seen: set[tuple[int, int]] = set()
+        self._pass_ids = {p.index for p in meta.passes}
+
+    def __enter__(self) -> TraceWriter:
+        if not self.path.parent.is_dir():
+            raise FgTraceError(self.path, "cannot write: its directory does not exist")
+        self._zf = zipfile.ZipFile(self._tmp, "w", compression=zipfile.ZIP_DEFLATED,
+                                   compresslevel=self._compresslevel, allowZip64=True)
+        return self
+
+    def add(self, pass_index: int, layer: int, mask: np.ndarray,
+            stats: Mapping[str, np.ndarray] | None = None) -> None:
+        """Store one captured (pass, layer): its bool slice mask for every captured head, and optional stats."""
+        if self._zf is None:
+            raise RuntimeError("TraceWriter.add called outside its 'with' block")
+        meta = self.meta
+        key = (int(pass_index), int(layer))
+        if key[0] not in self._pass_ids:
+            raise FgTraceError(self.path, f"pass {key[0]} is not among the metadata's captured passes")
+        if key[1] not in meta.layers:
+            raise FgTraceError(self.path, f"layer {key[1]} is not among the metadata's captured layers")
+        if key in self._seen:
+            raise FgTraceError(self.path, f"entry (pass {key[0]}, layer {key[1]}) was added twice")
+        mask = np.asarray(mask)
+        expected = (len(meta.heads), meta.n_qblocks, meta.n_tokens)
+        if mask.shape != expected or mask.dtype != bool:
+            raise FgTraceError(self.path, f"mask for (pass {key[0]}, layer {key[1]}) is {mask.dtype} "
+                                          f"{mask.shape}, expected bool {expected}")
+        stem = _entry_stem(*key)
+        entry: dict[str, Any] = {"pass": key[0], "layer": key[1], "mask": f"masks/{stem}.npy", "counts": {}}
+        _write_npy(self._zf, entry["mask"], pack_mask(mask))
+        for m in m_levels_for(meta.block_m):
+            levels = [tile_counts(mask, meta.block_m, m, n) for n in N_LEVELS]
+            counts = np.stack([np.stack([t for t, _ in levels]), np.stack([k for _, k in levels])])
+            name = f"counts/{stem}_m{m}.npy"
+            _write_npy(self._zf, name, counts.astype(np.int32))
+            entry["counts"][str(m)] = name
+        if meta.stat_names:
+            stats = stats or {}
+            missing = [s for s in meta.stat_names if s not in stats]
+            if missing:
+                raise FgTraceError(self.path, f"stats for (pass {key[0]}, layer {key[1]}) lack {missing}")
+            table = np.stack([np.asarray(stats[s], dtype=np.float64).reshape(len(meta.heads))
+                              for s in meta.stat_names])
+            entry["stats"] = f"stats/{stem}.npy"
+            _write_npy(self._zf, entry["stats"], table)
+        elif stats:
+            raise FgTraceError(self.path, "stats given but the metadata declares no stat_names")
+        self._entries.append(entry)
+        self._seen.add(key)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        zf, self._zf = self._zf, None
+        try:
+            if exc_type is None and zf is not None:
+                if not self._entries:
+                    raise FgTraceError(self.path, "no entries were added; refusing to write an empty trace")
+                doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "meta": self.meta.to_json(),
+                       "entries": self._entries}
+                zf.writestr(META_MEMBER, json.dumps(doc, indent=1))
+                zf.close()
+                with open(self._tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(self._tmp, self.path)
+        finally:
+            if zf is not None and zf.fp is not None:
+                zf.close()
+            if self._tmp.exists():
+                self._tmp.unlink()
+
+
+def write_trace(path: str | os.PathLike[str], meta: TraceMeta,
+                entries: Mapping[tuple[int, int], np.ndarray]) -> Path:
+    """Write a whole trace at once from ``{(pass, layer): mask}``; returns the path."""
+    with TraceWriter(path, meta) as w:
+        for (p, layer), mask in entries.items():
+            w.add(p, layer, mask)
+    return Path(path)
+
+
+class Trace:
+    """A ``.fgt`` trace opened for reading. Use :func:`open_trace`; close it (or use ``with``) when done."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FgTraceError(self.path, "no such file")
+        if self.path.is_dir():
+            raise FgTraceError(self.path, "is a directory, not a .fgt file")
+        try:
+            self._zf = zipfile.ZipFile(self.path, "r")
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+            raise FgTraceError(self.path, "not a readable .fgt file (truncated, corrupt or not a ZIP archive)") from None
+        try:
+            self._load_index()
+        except BaseException:
+            self._zf.close()
+            raise
+
+    # -- index -----------------------------------------------------------------------------------------
+    def _err(self, problem: str) -> FgTraceError:
+        return FgTraceError(self.path, problem)
+
+    def _read_member(self, name: str) -> bytes:
+        try:
+            with self._zf.open(name) as fh:
+                return fh.read()
+        except KeyError:
+            raise self._err(f"member '{name}' is missing") from None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise self._err(f"member '{name}' is corrupt ({exc})") from None
+        except Exception as exc:  # zlib.error and the like: still corruption
+            raise self._err(f"member '{name}' is corrupt ({type(exc).__name__}: {exc})") from None
+
+    def _load_index(self) -> None:
+        raw = self._read_member(META_MEMBER)
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise self._err(f"metadata member '{META_MEMBER}' is not valid JSON") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+            raise self._err("not an fgt trace (metadata 'format' is not 'fgt')")
+        version = doc.get("version")
+        if not isinstance(version, int):
+            raise self._err("metadata 'version' is missing or not an integer")
+        if version > FORMAT_VERSION or version < 1:
+            raise self._err(f"format version {version} is not supported (this fgsim {__version__} reads "
+                            f"version 1 to {FORMAT_VERSION}); upgrade fgsim")
+        if "meta" not in doc or not isinstance(doc["meta"], dict):
+            raise self._err("metadata field 'meta' is missing")
+        try:
+            self.meta = TraceMeta.from_json(doc["meta"])
+        except KeyError as exc:
+            raise self._err(f"metadata field '{exc.args[0]}' is missing") from None
+        except (TypeError, ValueError) as exc:
+            raise self._err(f"invalid metadata: {exc}") from None
+        entries = doc.get("entries")
+        if not isinstance(entries, list) or not entries:
+            raise self._err("metadata lists no entries")
+        self._entries: dict[tuple[int, int], dict[str, Any]] = {}
+        pass_ids = {p.index for p in self.meta.passes}
+        members = set(self._zf.namelist())
+        for e in entries:
+            try:
+                key = (int(e["pass"]), int(e["layer"]))
+                names = [e["mask"], *e["counts"].values()] + ([e["stats"]] if "stats" in e else [])
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise self._err("an entry in the metadata is malformed") from None
+            if key[0] not in pass_ids or key[1] not in self.meta.layers:
+                raise self._err(f"entry (pass {key[0]}, layer {key[1]}) is not among the captured passes/layers")
+            if key in self._entries:
+                raise self._err(f"entry (pass {key[0]}, layer {key[1]}) appears twice")
+            missing = [n for n in names if n not in members]
+            if missing:
+                raise self._err(f"entry (pass {key[0]}, layer {key[1]}): member '{missing[0]}' is missing")
+            if set(e["counts"]) != {str(m) for m in m_levels_for(self.meta.block_m)}:
+                raise self._err(f"entry (pass {key[0]}, layer {key[1]}): counts do not cover "
+                                f"M = {list(m_levels_for(self.meta.block_m))}")
+            if self.meta.stat_names and "stats" not in e:
+                raise self._err(f"entry (pass {key[0]}, layer {key[1]}): stats member is missing")
+            self._entries[key] = e
+
+    def _array(self, name: str, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
+        raw = self._read_member(name)
+        import io
+
+        fh: IO[bytes] = io.BytesIO(raw)
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                got_shape, fortran, got_dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                got_shape, fortran, got_dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"npy version {version}")
+        except ValueError as exc:
+            raise self._err(f"member '{name}' is not a valid .npy array ({exc})") from None
+        if got_dtype != dtype or fortran:
+            raise self._err(f"member '{name}' has dtype {got_dtype}, expected {np.dtype(dtype)}")
+        if tuple(got_shape) != shape:
+            raise self._err(f"member '{name}' has shape {tuple(got_shape)}, expected {shape}")
+        body = raw[fh.tell():]
+        expected_bytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if len(body) != expected_bytes:
+            raise self._err(f"member '{name}' holds {len(body)} data bytes, expected {expected_bytes}")
+        return np.frombuffer(body, dtype=dtype).reshape(shape).copy()
+
+    def _entry(self, pass_index: int, layer: int) -> dict[str, Any]:
+        try:
+            return self._entries[(int(pass_index), int(layer))]
+        except KeyError:
+            raise self._err(f"has no entry for (pass {pass_index}, layer {layer})") from None
+
+    # -- public API ------------------------------------------------------------------------------------
+    @property
+    def n_tokens(self) -> int:
+        """Sequence length N (queries = keys)."""
+        return self.meta.n_tokens
+
+    @property
+    def n_qblocks(self) -> int:
+        """Query blocks of the stored size M."""
+        return self.meta.n_qblocks
+
+    def entries(self) -> list[tuple[int, int]]:
+        """Captured (pass index, layer) pairs in file order."""
+        return list(self._entries)
+
+    def _all_counts(self, pass_index: int, layer: int, m: int) -> np.ndarray:
+        e = self._entry(pass_index, layer)
+        if str(m) not in e["counts"]:
+            raise ValueError(f"m={m} is not derivable from the stored block_m={self.meta.block_m} "
+                             f"(choose from {list(m_levels_for(self.meta.block_m))})")
+        shape = (2, len(N_LEVELS), len(self.meta.heads), ceil_div(self.n_tokens, m))
+        counts = self._array(e["counts"][str(m)], np.dtype("<i4"), shape)
+        if counts.min(initial=0) < 0 or counts[1].max(initial=0) > self.n_tokens:
+            raise self._err(f"counts of (pass {pass_index}, layer {layer}) are out of range")
+        return counts
+
+    def counts(self, pass_index: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray:
+        """Kept M×n tiles per query block: int32 ``(heads, ⌈N/m⌉)``; n = 1 gives kept keys. No mask unpacking."""
+        m = m or self.meta.block_m
+        if n not in N_LEVELS:
+            raise ValueError(f"n must be one of {N_LEVELS}, got {n}")
+        return self._all_counts(pass_index, layer, m)[0, N_LEVELS.index(n)]
+
+    def covered_keys(self, pass_index: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray:
+        """Real keys inside the kept M×n tiles per query block: int32 ``(heads, ⌈N/m⌉)``."""
+        m = m or self.meta.block_m
+        if n not in N_LEVELS:
+            raise ValueError(f"n must be one of {N_LEVELS}, got {n}")
+        return self._all_counts(pass_index, layer, m)[1, N_LEVELS.index(n)]
+
+    def packed_mask(self, pass_index: int, layer: int) -> np.ndarray:
+        """The stored bit-packed mask: uint8 ``(heads, QB, ⌈N/8⌉)``."""
+        e = self._entry(pass_index, layer)
+        shape = (len(self.meta.heads), self.n_qblocks, ceil_div(self.n_tokens, 8))
+        return self._array(e["mask"], np.dtype("uint8"), shape)
+
+    def mask(self, pass_index: int, layer: int) -> np.ndarray:
+        """The M×1 slice mask: bool ``(heads, QB, N)``, checked against the stored counts."""
+        mask = unpack_mask(self.packed_mask(pass_index, layer), self.n_tokens)
+        stored = self.counts(pass_index, layer)
+        actual = mask.sum(axis=2, dtype=np.int64)
+        bad = np.argwhere(actual != stored)
+        if bad.size:
+            h, b = bad[0]
+            raise self._err(f"kept-key counts disagree with the mask of (pass {pass_index}, layer {layer}) "
+                            f"at head {int(h)}, query block {int(b)}: stored {int(stored[h, b])}, "
+                            f"mask has {int(actual[h, b])}")
+        return mask
+
+    def coarse_mask(self, pass_index: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray:
+        """The M×n tile mask: bool ``(heads, ⌈N/m⌉, ⌈N/n⌉)``."""
+        return coarsen(self.mask(pass_index, layer), self.meta.block_m, m or self.meta.block_m, n)
+
+    def csr(self, pass_index: int, layer: int, m: int | None = None, n: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """CSR of kept key tiles per (head, query block): ``(offsets int64, indices int32)`` in units of n keys."""
+        from fgsim.views import csr_index
+
+        return csr_index(self.mask(pass_index, layer), self.meta.block_m, m or self.meta.block_m, n)
+
+    def blocks(self, pass_index: int, layer: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """Block lists for the block-sparse kernel: CSR of kept m×m blocks per query block of size m."""
+        return self.csr(pass_index, layer, m, m)
+
+    def stats(self, pass_index: int, layer: int) -> dict[str, np.ndarray]:
+        """Per-head accuracy statistics of the mask predictor: ``{name: float64 (heads,)}`` (may be empty)."""
+        e = self._entry(pass_index, layer)
+        if not self.meta.stat_names:
+            return {}
+        table = self._array(e["stats"], np.dtype("<f8"), (len(self.meta.stat_names), len(self.meta.heads)))
+        return {name: table[i] for i, name in enumerate(self.meta.stat_names)}
+
+    def entry_density(self, pass_index: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray:
+        """Kept fraction of the attention area per head at M×n tiles: float64 ``(heads,)``."""
+        m = m or self.meta.block_m
+        covered = self.covered_keys(pass_index, layer, m, n)
+        return np.array([density_from_counts(covered[h:h + 1], self.n_tokens, self.n_tokens, m)
+                         for h in range(covered.shape[0])])
+
+    def density(self, m: int | None = None, n: int = 1) -> float:
+        """Kept fraction of the attention area over all entries and heads at M×n tiles (from counts)."""
+        values = [self.entry_density(p, layer, m, n).mean() for p, layer in self.entries()]
+        return float(np.mean(values))
+
+    def verify(self) -> None:
+        """Read every member and check every count against its mask; raises :class:`FgTraceError`."""
+        for p, layer in self.entries():
+            mask = self.mask(p, layer)
+            for m in m_levels_for(self.meta.block_m):
+                stored = self._all_counts(p, layer, m)
+                for i, n in enumerate(N_LEVELS):
+                    tiles, keys = tile_counts(mask, self.meta.block_m, m, n)
+                    if not (np.array_equal(tiles, stored[0, i]) and np.array_equal(keys, stored[1, i])):
+                        raise self._err(f"stored counts at M={m}, N={n} of (pass {p}, layer {layer}) "
+                                        "disagree with the mask")
+            self.stats(p, layer)
+
+    def iter_masks(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Yield ``(pass, layer, mask)`` for every entry, reading one entry at a time."""
+        for p, layer in self.entries():
+            yield p, layer, self.mask(p, layer)
+
+    def close(self) -> None:
+        """Close the underlying archive."""
+        self._zf.close()
+
+    def __enter__(self) -> Trace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        m = self.meta
+        return (f"Trace({str(self.path)!r}, model={m.model!r}, grid={m.grid}, N={self.n_tokens}, M={m.block_m}, "
+                f"entries={len(self._entries)}, heads={len(m.heads)})")
+
+
+def open_trace(path: str | os.PathLike[str]) -> Trace:
+    """Open a ``.fgt`` trace for reading; raises :class:`FgTraceError` naming the file and the problem."""
+    return Trace(path)
+
+
+def default_trace_path() -> Path:
+    """The small synthetic trace shipped inside the package, used when a command is given no trace."""
+    return Path(__file__).parent / "data" / "default.fgt"
