@@ -8,7 +8,8 @@ for; ZIP's per-member CRC-32 catches corruption. Nothing is ever unpickled. Memb
     ``{"format": "fgt", "version": 1, "meta": {...}, "entries": [...]}``: the :class:`TraceMeta` fields and,
     per captured (pass, layer), the names of its members.
 ``masks/p{pass}_l{layer}.npy``
-    uint8 ``(heads, query_blocks, ceil(N / 8))``: the M×1 slice mask, bit-packed along keys (little bit order).
+    uint8 ``(heads, query_blocks, ceil(N / 8))``: the M×1 slice mask, bit-packed along keys (little bit order),
+    each query block's row stored XOR the previous block's row (:func:`xor_up`).
 ``counts/p{pass}_l{layer}_m{M}.npy``
     int32 ``(2, len(N_LEVELS), heads, ceil(N / M))`` for each derivable M: ``[0]`` kept key tiles and
     ``[1]`` real keys covered, per query block, at each N of :data:`fgsim.views.N_LEVELS`.
@@ -42,6 +43,7 @@ from fgsim.views import (
     m_levels_for,
     pack_mask,
     tile_counts,
+    tile_counts_packed,
     unpack_mask,
 )
 
@@ -202,6 +204,22 @@ def _entry_stem(pass_index: int, layer: int) -> str:
     return f"p{pass_index:05d}_l{layer:03d}"
 
 
+def xor_up(packed: np.ndarray) -> np.ndarray:
+    """The stored form of a packed mask: each query block's row XOR the previous block's row.
+
+    Neighbouring query blocks keep nearly the same keys, so the filtered rows are mostly zero and deflate
+    compresses them about twice as well (PNG's "Up" filter, in XOR form).
+    """
+    out = packed.copy()
+    out[:, 1:] ^= packed[:, :-1]
+    return out
+
+
+def xor_up_inverse(stored: np.ndarray) -> np.ndarray:
+    """Undo :func:`xor_up` (a running XOR down the query blocks)."""
+    return np.bitwise_xor.accumulate(stored, axis=1)
+
+
 def _write_npy(zf: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
     with zf.open(name, "w", force_zip64=True) as fh:
         np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
@@ -255,9 +273,10 @@ class TraceWriter:
                                           f"{mask.shape}, expected bool {expected}")
         stem = _entry_stem(*key)
         entry: dict[str, Any] = {"pass": key[0], "layer": key[1], "mask": f"masks/{stem}.npy", "counts": {}}
-        _write_npy(self._zf, entry["mask"], pack_mask(mask))
+        packed = pack_mask(mask)
+        _write_npy(self._zf, entry["mask"], xor_up(packed))
         for m in m_levels_for(meta.block_m):
-            levels = [tile_counts(mask, meta.block_m, m, n) for n in N_LEVELS]
+            levels = [tile_counts_packed(packed, meta.n_tokens, meta.block_m, m, n) for n in N_LEVELS]
             counts = np.stack([np.stack([t for t, _ in levels]), np.stack([k for _, k in levels])])
             name = f"counts/{stem}_m{m}.npy"
             _write_npy(self._zf, name, counts.astype(np.int32))
@@ -463,7 +482,7 @@ class Trace:
         """The stored bit-packed mask: uint8 ``(heads, QB, ⌈N/8⌉)``."""
         e = self._entry(pass_index, layer)
         shape = (len(self.meta.heads), self.n_qblocks, ceil_div(self.n_tokens, 8))
-        return self._array(e["mask"], np.dtype("uint8"), shape)
+        return xor_up_inverse(self._array(e["mask"], np.dtype("uint8"), shape))
 
     def mask(self, pass_index: int, layer: int) -> np.ndarray:
         """The M×1 slice mask: bool ``(heads, QB, N)``, checked against the stored counts."""

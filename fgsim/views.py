@@ -99,6 +99,40 @@ def tile_counts(mask: np.ndarray, block_m: int, m: int, n: int) -> tuple[np.ndar
     return tiles.astype(np.int32), np.asarray(keys, dtype=np.int32)
 
 
+def tile_counts_packed(packed: np.ndarray, n_keys: int, block_m: int, m: int,
+                       n: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`tile_counts` computed on a bit-packed mask (``pack_mask``'s layout); ``n`` is 1 or a multiple of 8.
+
+    Works on bytes instead of bools, about 8× less data: the writer uses it for every stored level.
+    """
+    _check_levels(block_m, m, n)
+    packed = np.asarray(packed, dtype=np.uint8)
+    heads, qb, nbytes = packed.shape
+    if nbytes != ceil_div(n_keys, 8):
+        raise ValueError(f"packed mask has {nbytes} bytes per row, expected {ceil_div(n_keys, 8)} for {n_keys} keys")
+    group = m // block_m
+    if group > 1:
+        qb_out = ceil_div(qb, group)
+        pad = qb_out * group - qb
+        if pad:
+            packed = np.concatenate([packed, np.zeros((heads, pad, nbytes), dtype=np.uint8)], axis=1)
+        packed = np.bitwise_or.reduce(packed.reshape(heads, qb_out, group, nbytes), axis=2)
+    if n == 1:
+        tiles = np.bitwise_count(packed).sum(axis=2, dtype=np.int64)
+        return tiles.astype(np.int32), tiles.astype(np.int32)
+    if n % 8:
+        raise ValueError(f"n must be 1 or a multiple of 8 for packed masks, got {n}")
+    per_tile = n // 8
+    kt = ceil_div(n_keys, n)
+    pad = kt * per_tile - packed.shape[2]
+    if pad:
+        packed = np.concatenate([packed, np.zeros((*packed.shape[:2], pad), dtype=np.uint8)], axis=2)
+    kept = packed.reshape(*packed.shape[:2], kt, per_tile).max(axis=3) > 0
+    tiles = kept.sum(axis=2, dtype=np.int64)
+    keys = kept.astype(np.int64) @ key_tile_widths(n_keys, n)
+    return tiles.astype(np.int32), keys.astype(np.int32)
+
+
 def density_from_counts(covered_keys: np.ndarray, n_queries: int, n_keys: int, m: int) -> float:
     """Kept fraction of the attention area from per-query-block covered-key counts at block size ``m``."""
     covered = np.asarray(covered_keys, dtype=np.int64)

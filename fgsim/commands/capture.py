@@ -1,0 +1,73 @@
+"""``fgsim capture``: run a diffusers video pipeline offline and write its attention-sparsity trace (.fgt)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fgsim.errors import FgsimError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``capture`` subcommand."""
+    p = subparsers.add_parser(
+        "capture", help="capture an attention-sparsity trace from a diffusers video pipeline",
+        description="Run a diffusers text-to-video pipeline from a local directory or the local Hugging Face "
+                    "cache (offline) and write the M×1 slice masks its attention keeps to a .fgt trace.")
+    p.add_argument("--model", required=True, help="pipeline directory, or a repo id already in the local HF cache "
+                                                  "(e.g. Wan-AI/Wan2.1-T2V-1.3B-Diffusers)")
+    p.add_argument("--out", required=True, help="output .fgt path")
+    p.add_argument("--height", type=int, default=480, help="video height in pixels (default 480)")
+    p.add_argument("--width", type=int, default=832, help="video width in pixels (default 832)")
+    p.add_argument("--frames", type=int, default=81, help="video frames (default 81)")
+    p.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
+    p.add_argument("--predictor", default="exact", choices=("exact", "pooled", "block", "block-pooled"),
+                   help="mask predictor (default exact: FG-Attn's column-max threshold)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="τ of the exact rule (default 0.5, keep if max P > τ/N) or p of the pooled rule (default 0.9)")
+    p.add_argument("--block-m", type=int, default=64, choices=(16, 32, 64, 128),
+                   help="stored query-block size M (default 64)")
+    p.add_argument("--group", type=int, default=16, help="pooled predictor group size in tokens (default 16)")
+    p.add_argument("--gamma", type=float, default=0.6, help="pooled predictor self-similarity cosine (default 0.6)")
+    p.add_argument("--schedule", default="0,15,30,45,60,80",
+                   help="passes to capture: 'all', 'every:K' or a list (default the paper's 0,15,30,45,60,80)")
+    p.add_argument("--layers", default="all", help="layers to capture: 'all' or e.g. '0,5,10-12'")
+    p.add_argument("--cross", action="store_true", help="capture cross-attention instead of self-attention")
+    p.add_argument("--prompt", default="A cat walks on the grass, realistic style.", help="text prompt")
+    p.add_argument("--negative-prompt", default=None, help="negative prompt (pipeline default if omitted)")
+    p.add_argument("--guidance", type=float, default=None, help="guidance scale (pipeline default if omitted)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--dtype", default="bf16", choices=("bf16", "fp16", "fp32"), help="model dtype (default bf16)")
+    p.add_argument("--device", default="cuda", help="torch device (default cuda)")
+    p.add_argument("--no-stats", action="store_true", help="skip the per-call accuracy statistics")
+    p.add_argument("--batch-element", type=int, default=-1,
+                   help="sample of a batched (CFG) pass to capture (default -1: the last, conditional one)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the capture; returns 0 on success."""
+    from fgsim.capture.hooks import Schedule, parse_layers
+    from fgsim.capture.predictors import make_predictor
+
+    out = Path(args.out)
+    if out.suffix != ".fgt":
+        raise FgsimError(f"--out must end in .fgt, got {out}")
+    if not out.parent.is_dir():
+        raise FgsimError(f"output directory {out.parent} does not exist")
+    for name in ("height", "width", "frames", "steps"):
+        if getattr(args, name) < 1:
+            raise FgsimError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
+    schedule = Schedule.parse(args.schedule)
+    layers = parse_layers(args.layers)
+    predictor = make_predictor(args.predictor, threshold=args.threshold, block_m=args.block_m, group=args.group,
+                               gamma=args.gamma)
+    from fgsim.capture.run import capture_pipeline
+
+    res = capture_pipeline(args.model, out, predictor, height=args.height, width=args.width, frames=args.frames,
+                           steps=args.steps, prompt=args.prompt, negative_prompt=args.negative_prompt,
+                           guidance_scale=args.guidance, seed=args.seed, dtype=args.dtype, device=args.device,
+                           schedule=schedule, layers=layers, cross=args.cross, stats=not args.no_stats,
+                           batch_element=args.batch_element)
+    print(f"wrote {res.path}: {res.entries} entries from {res.captured_passes} of {res.passes} passes "
+          f"in {res.seconds:.1f} s")
+    return 0

@@ -1,0 +1,44 @@
+"""``fgsim inspect [TRACE]``: what a trace holds — tokens, captured calls, densities and their spread."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fgsim.errors import FgsimError
+from fgsim.summary import format_summary, plot_summary, summarize
+from fgsim.trace import default_trace_path, open_trace
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``inspect`` subcommand."""
+    p = sub.add_parser("inspect", help="summarize a .fgt trace (densities at every granularity, spread)",
+                       description="Summarize a .fgt trace. With no TRACE, the embedded default trace.")
+    p.add_argument("trace", nargs="?", help="path of a .fgt trace (default: the embedded default trace)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--plot", metavar="PNG", help="write density heatmaps and a kept-key histogram to PNG")
+    p.add_argument("--verify", action="store_true", help="also unpack every mask and check every stored count")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the summary (table or JSON); optionally plot and verify."""
+    path = Path(args.trace) if args.trace else default_trace_path()
+    if args.plot and not Path(args.plot).resolve().parent.is_dir():
+        raise FgsimError(f"--plot: directory of {args.plot} does not exist")
+    with open_trace(path) as trace:
+        if args.verify:
+            trace.verify()
+        summary = summarize(trace, progress=sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(summary.to_json(), indent=1))
+    else:
+        print(format_summary(summary))
+        if args.verify:
+            print("verify: every mask and every stored count agree")
+    if args.plot:
+        plot_summary(summary, args.plot)
+        if not args.json:
+            print(f"plot written to {args.plot}")
+    return 0

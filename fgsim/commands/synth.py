@@ -1,0 +1,94 @@
+"""``fgsim synth OUT``: write a synthetic structured trace (3D windows, sinks, text, global keys)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fgsim.errors import FgsimError
+from fgsim.synth import SynthParams, default_passes, synth_trace
+from fgsim.trace import PassInfo
+
+#: The embedded default trace (fgsim/data/default.fgt): Wan2.1-1.3B at 480p, one CFG branch at a dense
+#: warm-up step and three sparse steps, first/middle/last layers — a few MB.
+DEFAULT_PRESET = {"steps": "0,20,35,49", "branches": "cond", "layers": "0,15,29", "block_m": 64}
+
+
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise FgsimError(f"{name}: expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise FgsimError(f"{name}: expected at least one integer")
+    return values
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``synth`` subcommand."""
+    p = sub.add_parser("synth", help="write a synthetic structured trace (labelled synthetic)",
+                       description="Write a synthetic .fgt trace shaped like a video DiT's attention. Defaults: "
+                                   "Wan2.1-1.3B at 480p (grid 21×30×52, 30 layers, 12 heads, head dim 128).")
+    p.add_argument("out", help="output .fgt path")
+    p.add_argument("--model", default="synthetic-wan2.1-1.3b", help="model name stored in the trace")
+    p.add_argument("--grid", nargs=3, type=int, metavar=("T", "H", "W"), default=(21, 30, 52),
+                   help="latent token grid after patchify (default 21 30 52, Wan 480p)")
+    p.add_argument("--num-layers", type=int, default=30)
+    p.add_argument("--num-heads", type=int, default=12)
+    p.add_argument("--head-dim", type=int, default=128)
+    p.add_argument("--text-tokens", type=int, default=0, help="text tokens in the self-attention sequence")
+    p.add_argument("--text-position", choices=("none", "before", "after"), default=None,
+                   help="where text tokens sit (default: after if --text-tokens > 0)")
+    p.add_argument("--block-m", type=int, default=64, choices=(16, 32, 64, 128), help="stored query-block size M")
+    p.add_argument("--num-steps", type=int, default=50)
+    p.add_argument("--passes-per-step", type=int, default=2, choices=(1, 2))
+    p.add_argument("--steps", help="comma-separated denoising steps to capture (default: every 10th)")
+    p.add_argument("--branches", default="cond,uncond", help="CFG branches per captured step: cond or cond,uncond")
+    p.add_argument("--layers", help="comma-separated layers to capture (default: all)")
+    p.add_argument("--heads", help="comma-separated heads to capture (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sink-fraction", type=float, default=SynthParams.sink_fraction)
+    p.add_argument("--global-key-fraction", type=float, default=SynthParams.global_key_fraction)
+    p.add_argument("--dense-step-fraction", type=float, default=SynthParams.dense_step_fraction)
+    p.add_argument("--preset", choices=("default",), help="'default': the embedded default trace's selection")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate and write the trace, then print a one-line summary."""
+    out = Path(args.out)
+    if not out.resolve().parent.is_dir():
+        raise FgsimError(f"out: directory of {out} does not exist")
+    if args.preset == "default":
+        args.steps, args.branches, args.layers = DEFAULT_PRESET["steps"], DEFAULT_PRESET["branches"], DEFAULT_PRESET["layers"]
+        args.block_m = DEFAULT_PRESET["block_m"]
+    if any(g < 1 for g in args.grid):
+        raise FgsimError(f"--grid: every extent must be ≥ 1, got {args.grid}")
+    for name in ("sink_fraction", "global_key_fraction", "dense_step_fraction"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise FgsimError(f"--{name.replace('_', '-')}: must be in [0, 1], got {getattr(args, name)}")
+    text_position = args.text_position or ("after" if args.text_tokens else "none")
+    branches = tuple(b.strip() for b in args.branches.split(",") if b.strip())
+    if not branches or len(branches) > args.passes_per_step or any(b not in ("cond", "uncond") for b in branches):
+        raise FgsimError(f"--branches: expected 'cond' or 'cond,uncond' (at most --passes-per-step), got {args.branches!r}")
+    steps = _ints(args.steps, "--steps") if args.steps else tuple(range(0, args.num_steps, 10))
+    if any(not 0 <= s < args.num_steps for s in steps):
+        raise FgsimError(f"--steps: every step must be in [0, {args.num_steps})")
+    passes = tuple(PassInfo(s * args.passes_per_step + k, s, b) for s in steps for k, b in enumerate(branches))
+    if not args.steps and branches == ("cond", "uncond")[: args.passes_per_step]:
+        passes = default_passes(args.num_steps, args.passes_per_step, every=10)
+    layers = _ints(args.layers, "--layers") if args.layers else None
+    heads = _ints(args.heads, "--heads") if args.heads else None
+    params = SynthParams(seed=args.seed, sink_fraction=args.sink_fraction,
+                         global_key_fraction=args.global_key_fraction, dense_step_fraction=args.dense_step_fraction)
+    try:
+        meta = synth_trace(str(out), model=args.model, grid=tuple(args.grid), num_layers=args.num_layers,
+                           num_heads=args.num_heads, head_dim=args.head_dim, text_tokens=args.text_tokens,
+                           text_position=text_position, block_m=args.block_m, num_steps=args.num_steps,
+                           passes_per_step=args.passes_per_step, passes=passes, layers=layers, heads=heads,
+                           params=params, progress=sys.stderr.isatty())
+    except ValueError as exc:
+        raise FgsimError(str(exc)) from None
+    print(f"wrote {out}: synthetic {meta.model}, N = {meta.n_tokens:,}, {len(meta.passes)} passes × "
+          f"{len(meta.layers)} layers × {len(meta.heads)} heads, M = {meta.block_m}")
+    return 0

@@ -1,0 +1,419 @@
+"""The cost model: per-CTA tile costs from kept-key counts, then the event-driven scheduler (scheduler.py).
+
+One CTA = one query block of ``BLOCK_M`` rows of one head. Its kept keys (``trace.counts(p, l, m, n)``; masks are
+never unpacked) are packed into tiles of ``BLOCK_N`` rows. Per tile (SM cycles, stand-alone CTA):
+
+* MMA: ``4·M·BLOCK_N·D / (F_dtype · mma_eff)`` — a partial tile costs a full wgmma tile;
+* softmax/exp: ``M·BLOCK_N · softmax_cycles_per_score`` (MUFU exp plus the FP32 rescaling);
+* memory: ``max(bytes / L2-share-per-SM, latency / look-ahead)`` with look-ahead from ``num_stages`` (Triton
+  splits stages across the index load and the gather, kernels.md §3.1);
+* overlap: ``max(compute, memory) + alpha · min(compute, memory)`` (alpha calibrated, perfmodel.md §3.3);
+* issue: cp.async rows and gathered segments, index loads — executed by the same (non-specialised) warps.
+
+Plus per CTA: fixed cost, pipeline fill (first load latency + Q), epilogue (O write). Dense, block-sparse and
+FG kernels are the same model with different tile addressing. Occupancy (CTAs per SM) comes from the launch
+configuration's shared memory, warps and registers; co-resident CTAs share an SM (scheduler ``gain``).
+A call's time is ``max(makespan, L2 floor, HBM floor) + launch overhead``; HBM traffic counts K/V reuse
+across the concurrently running CTAs of a head (LRU working-set estimate, perfmodel.md §3.6).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Protocol
+
+import numpy as np
+
+from fgsim.errors import FgsimError
+from fgsim.hardware import GPU
+from fgsim.launchcfg import KernelConfig
+from fgsim.scheduler import simulate, simulate_calls
+
+ELT_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "tf32": 4}
+COMPONENTS = ("mma", "exp", "memory", "tail", "fixed")
+COUNT_GRANULARITIES = (1, 16, 64, 128)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Free parameters of the model (fitted by ``fgsim calibrate``). Cycles are SM cycles.
+
+    The defaults are spec-derived priors, not measurements: they come from perfmodel.md / kernels.md and are
+    used only when no calibration exists ("uncalibrated: using spec-derived parameters").
+    """
+
+    mma_eff: float = 0.80  # achieved fraction of tensor peak inside a tile (FA3 ~65% end-to-end, kernels.md §1.2)
+    softmax_cycles_per_score: float = 0.109  # MUFU 16/clk/SM [S25] x 1.75 for FP32 max/scale/sum (inference)
+    overlap_alpha: float = 0.5  # 0 = perfect overlap (max), 1 = none (sum); perfmodel.md §3.3
+    latency_scale: float = 1.0  # x GPU memory_latency_cycles for the per-tile latency bound and pipeline fill
+    l2_bw_eff: float = 1.0  # fraction of the GPU file's L2 bandwidth (already a measured value, [S27])
+    hbm_bw_eff: float = 0.81  # H200 DRAM plateau 3.89 of 4.8 TB/s [S27]
+    row_cycles: float = 0.125  # issue cycles per K/V row copied (D=128 bf16: 16 x 16-B cp.async / 128 lanes)
+    gather_seg_cycles: float = 0.25  # extra per gathered (non-contiguous) segment: index math, address regs
+    idx_tile_cycles: float = 40.0  # per tile with an index load (latency not hidden by the pipeliner)
+    idx_entry_cycles: float = 0.05  # per index entry loaded
+    cta_fixed_cycles: float = 1500.0  # CTA launch, setup, Q load issue
+    epilogue_cycles: float = 500.0  # normalisation, O store issue
+    launch_us: float = 3.0  # per kernel call (host launch + grid drain), microseconds
+    multi_cta_gain: float = 0.8  # fraction of the ideal extra throughput from co-resident CTAs
+    l2_reuse_frac: float = 0.8  # effective L2 fraction for K/V reuse (about 40 of 50 MB on H200, perfmodel §2.2)
+
+    def replace(self, **kw: float) -> ModelParams:
+        from dataclasses import replace
+
+        return replace(self, **kw)
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "calibration") -> ModelParams:
+        names = {f.name for f in fields(cls)}
+        kw = {}
+        for k, v in d.items():
+            if k not in names:
+                raise FgsimError(f"{where}: unknown model parameter '{k}'")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise FgsimError(f"{where}: parameter '{k}' must be a finite non-negative number, got {v!r}")
+            kw[k] = float(v)
+        p = cls(**kw)
+        if not 0 < p.mma_eff <= 1.5 or not 0 <= p.overlap_alpha <= 1:
+            raise FgsimError(f"{where}: parameters out of range (mma_eff in (0, 1.5], overlap_alpha in [0, 1])")
+        return p
+
+
+#: Bounds used when fitting (lower, upper).
+PARAM_BOUNDS: dict[str, tuple[float, float]] = {
+    "mma_eff": (0.2, 1.0), "softmax_cycles_per_score": (0.02, 0.6), "overlap_alpha": (0.0, 1.0),
+    "latency_scale": (0.2, 4.0), "l2_bw_eff": (0.2, 1.5), "hbm_bw_eff": (0.3, 1.0), "row_cycles": (0.0, 4.0),
+    "gather_seg_cycles": (0.0, 8.0), "idx_tile_cycles": (0.0, 2000.0), "idx_entry_cycles": (0.0, 4.0),
+    "cta_fixed_cycles": (0.0, 20000.0), "epilogue_cycles": (0.0, 20000.0), "launch_us": (0.0, 50.0),
+    "multi_cta_gain": (0.0, 1.0), "l2_reuse_frac": (0.2, 1.0),
+}
+
+
+class Workload(Protocol):
+    """What the model reads from a trace (``fgsim.trace`` object or a synthetic stand-in)."""
+
+    @property
+    def n_tokens(self) -> int: ...
+
+    def entries(self) -> list[tuple[int, int]]: ...
+
+    def counts(self, p: int, l: int, m: int | None = None, n: int = 1) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    slots: int  # resident CTAs per SM
+    limiter: str
+    smem_bytes: int
+    regs_per_thread: int
+    gain: float  # SM throughput with `slots` CTAs relative to one (scheduler gain)
+
+
+@dataclass
+class CtaTables:
+    """Per-count CTA cost tables (index = value of trace.counts at the kernel's (m, n))."""
+
+    n: int  # key granularity of the counts this kernel reads (0: dense, counts unused)
+    work: np.ndarray  # stand-alone cycles per CTA
+    comps: np.ndarray  # (6, C): mma, exp, memory, fixed cycles; L2 bytes; log(1 - keys/N)
+    occupancy: Occupancy
+    tile_flops_full: float
+
+
+@dataclass
+class KernelPrediction:
+    """Prediction of one kernel over a set of calls (times in seconds)."""
+
+    kernel: str
+    gpu: str
+    config: KernelConfig
+    params_source: str
+    per_call_s: np.ndarray
+    entries: list[tuple[int, int]]
+    breakdown_s: dict[str, float]  # summed over all calls
+    occupancy: Occupancy
+    flops: float = 0.0  # useful (kept) attention FLOP over all calls
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_s(self) -> float:
+        return float(self.per_call_s.sum())
+
+    @property
+    def mean_call_s(self) -> float:
+        return float(self.per_call_s.mean()) if self.per_call_s.size else 0.0
+
+
+def occupancy(cfg: KernelConfig, gpu: GPU) -> tuple[int, str, int, int]:
+    """Resident CTAs per SM from shared memory, threads, registers and the CTA cap: (slots, limiter, smem, regs)."""
+    elt = ELT_BYTES.get(cfg.dtype, 2)
+    m, nb, d = cfg.block_m, cfg.block_n, cfg.head_dim
+    smem = int(cfg.extra.get("shared_bytes", 0)) or (
+        m * d * elt + cfg.num_stages * 2 * nb * d * elt + (cfg.num_stages * nb * 4 if cfg.kernel == "fg" else 0))
+    threads = cfg.num_warps * 32
+    regs = int(cfg.extra.get("n_regs", 0)) or min(255, int(math.ceil((m * d + 2 * m * nb) / threads)) + 40)
+    if smem > gpu.smem_per_cta_kb * 1024:
+        raise FgsimError(f"{cfg.describe()} needs {smem} B of shared memory; {gpu.name} allows "
+                         f"{int(gpu.smem_per_cta_kb * 1024)} B per CTA")
+    lim = {
+        "smem": int(gpu.smem_per_sm_kb * 1024 // smem),
+        "threads": gpu.max_threads_per_sm // threads,
+        "registers": gpu.registers_per_sm // (regs * threads),
+        "cta cap": gpu.max_ctas_per_sm,
+    }
+    limiter = min(lim, key=lambda k: lim[k])
+    return max(1, lim[limiter]), limiter, smem, regs
+
+
+def _skip_n(cfg: KernelConfig) -> int:
+    if cfg.kernel == "fg":
+        return cfg.gran_n
+    if cfg.kernel == "block":
+        return cfg.gran_n if cfg.gran_n > 1 else cfg.block_n
+    return 0
+
+
+def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int) -> CtaTables:
+    """Per-count CTA cost tables for ``cfg`` on ``gpu`` at sequence length ``n_tokens`` (see module docstring)."""
+    p = params
+    elt = ELT_BYTES.get(cfg.dtype, 2)
+    m, bn, d, n_tok = cfg.block_m, cfg.block_n, cfg.head_dim, int(n_tokens)
+    f = gpu.tensor_flops(cfg.dtype)
+    clk = gpu.clock_hz
+    bw_sm = gpu.l2_bytes_per_s * p.l2_bw_eff / (gpu.sm_count * clk)  # bytes per cycle per SM
+    lat = gpu.memory_latency_cycles * p.latency_scale
+    levels = int(cfg.extra.get("indirection_levels", 1 if cfg.kernel == "fg" else 0))
+    lookahead = max(0.5, (cfg.num_stages - 1) / (levels + 1))
+    row_bytes = 2 * d * elt  # one K row + one V row
+
+    mma = 4.0 * m * bn * d / (f * p.mma_eff)
+    sm = m * bn * p.softmax_cycles_per_score
+    comp = mma + sm
+
+    def tile(rows: np.ndarray, segs: np.ndarray, ents: np.ndarray, idx_loads: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """(exposed memory + issue cycles, tile cycles) for tiles with `rows` rows (vectorised)."""
+        mem = np.maximum(rows * row_bytes / bw_sm, np.where(rows > 0, lat / lookahead, 0.0))
+        over = np.maximum(comp, mem) + p.overlap_alpha * np.minimum(comp, mem)
+        issue = rows * p.row_cycles * (d / 128.0) * (elt / 2.0) + segs * p.gather_seg_cycles
+        issue = issue + idx_loads * p.idx_tile_cycles + ents * p.idx_entry_cycles
+        return over - comp + issue, over + issue
+
+    skip = _skip_n(cfg)
+    if cfg.kernel == "dense":
+        counts = np.zeros(1)
+        keys = np.array([float(n_tok)])
+    else:
+        c_max = -(-n_tok // skip)
+        counts = np.arange(c_max + 1, dtype=np.float64)
+        keys = np.minimum(counts * skip, n_tok)
+    if cfg.kernel == "block":
+        tiles_per_blk = max(1, -(-skip // bn))
+        rows_per_tile = min(bn, skip)
+        n_full = counts * tiles_per_blk
+        r_last = np.zeros_like(keys)
+        segs_t = 0.0
+        ents_t = 1.0 / tiles_per_blk
+        idx_t = 1.0 / tiles_per_blk
+        rows_full = float(rows_per_tile)
+    else:
+        n_full = np.floor(keys / bn)
+        r_last = keys - n_full * bn
+        rows_full = float(bn)
+        if cfg.kernel == "fg":
+            segs_t = bn / cfg.gran_n if cfg.gran_n > 1 else float(bn)
+            ents_t = segs_t
+            idx_t = 1.0
+        else:
+            segs_t = ents_t = idx_t = 0.0
+    one = np.ones(1)
+    mem_full, t_full = (x[0] for x in tile(rows_full * one, segs_t * one, ents_t * one, idx_t * one))
+    has_last = (r_last > 0).astype(np.float64)
+    segs_last = r_last / cfg.gran_n if (cfg.kernel == "fg" and cfg.gran_n > 1) else (
+        r_last if cfg.kernel == "fg" else 0.0 * r_last)
+    mem_last, t_last = tile(r_last, segs_last, segs_last, has_last if cfg.kernel == "fg" else 0.0 * r_last)
+    mem_last = mem_last * has_last
+    t_last = t_last * has_last
+    n_tiles = n_full + has_last
+    fill = lat + m * d * elt / bw_sm
+    epi = p.epilogue_cycles + m * d * elt / bw_sm
+    fixed = np.full_like(keys, p.cta_fixed_cycles + fill + epi)
+    c_mma = n_tiles * mma
+    c_exp = n_tiles * sm
+    c_mem = n_full * mem_full + mem_last
+    work = c_mma + c_exp + c_mem + fixed
+    l2b = (n_full * rows_full + r_last) * row_bytes
+    with np.errstate(divide="ignore"):
+        logmiss = np.log(np.clip(1.0 - keys / n_tok, 1e-12, 1.0))
+    comps = np.stack([c_mma, c_exp, c_mem, fixed, l2b, logmiss])
+    # occupancy and the SM sharing gain, from the busiest unit of a full tile
+    slots, limiter, smem, regs = occupancy(cfg, gpu)
+    u = max((4.0 * m * bn * d / f) / t_full, (rows_full * row_bytes / bw_sm) / t_full,
+            (m * bn / gpu.mufu_exp_per_clk_per_sm) / t_full)
+    gain = 1.0 + p.multi_cta_gain * (min(float(slots), 1.0 / max(u, 1e-9)) - 1.0)
+    gain = float(min(max(gain, 1.0), slots))
+    occ = Occupancy(slots=slots, limiter=limiter, smem_bytes=smem, regs_per_thread=regs, gain=gain)
+    return CtaTables(n=skip, work=work, comps=comps, occupancy=occ, tile_flops_full=4.0 * m * bn * d)
+
+
+def counts_m_n(cfg: KernelConfig, stored_block_m: int | None) -> tuple[int, int]:
+    """The (m, n) at which this kernel reads trace counts; FgsimError if the trace cannot provide them."""
+    m = cfg.block_m
+    if stored_block_m is not None and (m % stored_block_m or m > 128):
+        raise FgsimError(f"trace was stored at block_m={stored_block_m}; it cannot give counts for kernel "
+                         f"BLOCK_M={m} (needs a multiple of {stored_block_m} up to 128)")
+    n = _skip_n(cfg)
+    if cfg.kernel != "dense" and n not in COUNT_GRANULARITIES:
+        raise FgsimError(f"{cfg.kernel} kernel skips at {n} keys; traces store counts only at n in "
+                         f"{COUNT_GRANULARITIES}")
+    return m, n
+
+
+def _launch_order(c: np.ndarray, cfg: KernelConfig) -> np.ndarray:
+    """(heads, QB) counts → 1-D CTA order; grid (QB, B*H) with program_id(0) fastest unless configured otherwise."""
+    if cfg.grid_order == "head_fastest":
+        return np.ascontiguousarray(c.T).reshape(-1)
+    return np.ascontiguousarray(c).reshape(-1)
+
+
+def _finish_calls(tabs: CtaTables, gpu: GPU, params: ModelParams, cfg: KernelConfig, n_tok: int,
+                  heads: int, qb: int, ms: np.ndarray, csum: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-call seconds and (calls, 5) breakdown seconds from makespans (cycles) and component sums."""
+    clk = gpu.clock_hz
+    occ = tabs.occupancy
+    elt = ELT_BYTES.get(cfg.dtype, 2)
+    t_sched = ms / clk
+    per_sm = gpu.sm_count * occ.gain
+    mma, ex, mem, fixed = (csum[:, i] / per_sm / clk for i in range(4))
+    balanced = mma + ex + mem + fixed
+    tail = np.maximum(t_sched - balanced, 0.0)
+    qo = 2.0 * heads * n_tok * cfg.head_dim * elt
+    kv_l2 = csum[:, 4]
+    t_l2 = (kv_l2 + qo) / (gpu.l2_bytes_per_s * params.l2_bw_eff)
+    uniq = 1.0 - np.exp(csum[:, 5] / max(heads, 1))  # fraction of a head's keys touched at least once
+    kv_head = n_tok * 2.0 * cfg.head_dim * elt
+    compulsory = heads * uniq * kv_head
+    conc = min(heads, math.ceil(gpu.sm_count * occ.slots / max(qb, 1)) + 1)
+    ws = conc * uniq * kv_head
+    l2_eff = gpu.l2_bytes * params.l2_reuse_frac
+    miss = np.where(ws > l2_eff, 1.0 - l2_eff / np.maximum(ws, 1.0), 0.0)
+    hbm = compulsory + np.maximum(kv_l2 - compulsory, 0.0) * miss + qo
+    t_hbm = hbm / (gpu.hbm_bytes_per_s * params.hbm_bw_eff)
+    floor_excess = np.maximum(np.maximum(t_l2, t_hbm) - t_sched, 0.0)
+    launch = params.launch_us * 1e-6
+    per_call = t_sched + floor_excess + launch
+    bd = np.stack([mma, ex, mem + floor_excess, tail, fixed + launch], axis=1)
+    return per_call, bd
+
+
+def predict_workload(wl: Workload, cfg: KernelConfig, gpu: GPU, params: ModelParams, *,
+                     params_source: str = "", entries: Sequence[tuple[int, int]] | None = None,
+                     num_heads: int | None = None, stored_block_m: int | None = None,
+                     chunk: int = 64, progress: Callable[[int], Any] | None = None) -> KernelPrediction:
+    """Predict ``cfg`` for every (pass, layer) entry of ``wl`` (or ``entries``).
+
+    ``num_heads``: if larger than the heads in the counts, the captured heads are repeated cyclically (a trace
+    that captured a subset of heads); ``progress(k)`` is called after each chunk of k calls.
+    """
+    n_tok = int(wl.n_tokens)
+    ents = list(wl.entries() if entries is None else entries)
+    if not ents:
+        raise FgsimError("the trace has no captured (pass, layer) entries to predict")
+    m, n = counts_m_n(cfg, stored_block_m)
+    qb = -(-n_tok // m)
+    tabs = cta_tables(cfg, gpu, params, n_tok)
+    occ = tabs.occupancy
+    notes: list[str] = []
+    per_call = np.zeros(len(ents))
+    bds = np.zeros((len(ents), len(COMPONENTS)))
+    flops = 0.0
+    if cfg.kernel == "dense":
+        c0 = np.asarray(wl.counts(*ents[0], m=m, n=1))
+        heads = max(int(num_heads or 0), c0.shape[0])
+        idx = np.zeros((1, heads * qb), np.int64)
+        ms, _, csum = simulate_calls(idx, tabs.work, tabs.comps, gpu.sm_count, occ.slots, occ.gain)
+        pc, bd = _finish_calls(tabs, gpu, params, cfg, n_tok, heads, qb, ms, csum)
+        per_call[:] = pc[0]
+        bds[:] = bd[0]
+        flops = 4.0 * heads * float(n_tok) ** 2 * cfg.head_dim * len(ents)
+        if progress:
+            progress(len(ents))
+    else:
+        for s in range(0, len(ents), chunk):
+            block = ents[s:s + chunk]
+            rows = []
+            for (pp, ll) in block:
+                c = np.asarray(wl.counts(pp, ll, m=m, n=n))
+                if c.ndim != 2 or c.shape[1] != qb:
+                    raise FgsimError(f"trace counts for pass {pp}, layer {ll} have shape {c.shape}; expected "
+                                     f"(heads, {qb}) for N={n_tok}, M={m}")
+                if num_heads and c.shape[0] < num_heads:
+                    reps = -(-num_heads // c.shape[0])
+                    c = np.tile(c, (reps, 1))[:num_heads]
+                    if not notes:
+                        notes.append(f"trace holds counts for {c.shape[0]} captured heads; repeated to {num_heads}")
+                rows.append(_launch_order(c, cfg))
+                flops += 4.0 * m * cfg.head_dim * float(np.minimum(c.astype(np.float64) * n, n_tok).sum())
+            heads = rows[0].size // qb
+            if any(r.size != rows[0].size for r in rows):
+                raise FgsimError("trace entries have different numbers of heads; predict them separately")
+            idx = np.stack(rows)
+            ms, _, csum = simulate_calls(idx, tabs.work, tabs.comps, gpu.sm_count, occ.slots, occ.gain)
+            pc, bd = _finish_calls(tabs, gpu, params, cfg, n_tok, heads, qb, ms, csum)
+            per_call[s:s + len(block)] = pc
+            bds[s:s + len(block)] = bd
+            if progress:
+                progress(len(block))
+    breakdown = {k: float(bds[:, i].sum()) for i, k in enumerate(COMPONENTS)}
+    return KernelPrediction(kernel=cfg.kernel, gpu=gpu.name, config=cfg, params_source=params_source,
+                            per_call_s=per_call, entries=ents, breakdown_s=breakdown, occupancy=occ,
+                            flops=flops, notes=notes)
+
+
+def predict_counts(counts: np.ndarray, n_tokens: int, cfg: KernelConfig, gpu: GPU, params: ModelParams
+                   ) -> tuple[float, dict[str, float]]:
+    """Predict one call from (heads, QB) counts at the kernel's (m, n) (ignored for dense): (seconds, breakdown)."""
+
+    class _One:
+        def __init__(self) -> None:
+            self.n_tokens = n_tokens
+
+        def entries(self) -> list[tuple[int, int]]:
+            return [(0, 0)]
+
+        def counts(self, p: int, l: int, m: int | None = None, n: int = 1) -> np.ndarray:
+            return np.asarray(counts)
+
+    pr = predict_workload(_One(), cfg, gpu, params)
+    return float(pr.per_call_s[0]), pr.breakdown_s
+
+
+def timeline(counts: np.ndarray, n_tokens: int, cfg: KernelConfig, gpu: GPU, params: ModelParams
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-CTA (start_s, end_s, sm) of one call in launch order, for plots."""
+    tabs = cta_tables(cfg, gpu, params, n_tokens)
+    c = np.zeros_like(np.asarray(counts)) if cfg.kernel == "dense" else np.asarray(counts)
+    order = _launch_order(c, cfg)
+    sch = simulate(tabs.work[order], gpu.sm_count, tabs.occupancy.slots, tabs.occupancy.gain)
+    return sch.start / gpu.clock_hz, sch.end / gpu.clock_hz, sch.sm
+
+
+def iter_kernels(names: Iterable[str]) -> list[str]:
+    """Validate a kernel list (``fg,block,dense``)."""
+    out = []
+    for k in names:
+        k = k.strip()
+        if not k:
+            continue
+        if k not in ("fg", "block", "dense"):
+            raise FgsimError(f"unknown kernel '{k}'; choose from fg, block, dense")
+        out.append(k)
+    if not out:
+        raise FgsimError("no kernel given; use --kernel fg,block,dense")
+    return out

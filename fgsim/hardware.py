@@ -1,0 +1,203 @@
+"""GPU hardware descriptions, loaded from JSON data files (``fgsim/data/gpus/*.json`` plus user files).
+
+A description holds datasheet / microbenchmark constants with their sources; the cost model works in SM
+cycles, so every rate here is per SM per clock, and clocks convert cycles to time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fgsim.errors import FgsimError
+
+GPU_DIR = Path(__file__).parent / "data" / "gpus"
+#: Directories searched for extra GPU files (``:``-separated), in addition to ``GPU_DIR``.
+GPU_PATH_ENV = "FGSIM_GPU_PATH"
+DTYPES = ("bf16", "fp16", "fp8", "tf32")
+
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "arch": str,
+    "sm_count": int,
+    "boost_clock_mhz": (int, float),
+    "sustained_clock_mhz": (int, float),
+    "tensor_flop_per_clk_per_sm": dict,
+    "mufu_exp_per_clk_per_sm": (int, float),
+    "hbm_bandwidth_gbs": (int, float),
+    "l2_bandwidth_gbs": (int, float),
+    "l2_size_mb": (int, float),
+    "smem_per_sm_kb": (int, float),
+    "smem_per_cta_kb": (int, float),
+    "registers_per_sm": int,
+    "max_ctas_per_sm": int,
+    "max_threads_per_sm": int,
+    "sources": dict,
+}
+_OPTIONAL_DEFAULTS: dict[str, float] = {
+    "fp32_flop_per_clk_per_sm": 256.0,
+    "smem_bytes_per_clk_per_sm": 128.0,
+    "memory_latency_cycles": 650.0,
+}
+
+
+@dataclass(frozen=True)
+class GPU:
+    """One GPU model. Rates are per SM per clock; bandwidths in bytes/s; sizes in bytes."""
+
+    name: str
+    full_name: str
+    arch: str
+    sm_count: int
+    boost_clock_mhz: float
+    sustained_clock_mhz: float
+    tensor_flop_per_clk_per_sm: dict[str, float]
+    mufu_exp_per_clk_per_sm: float
+    fp32_flop_per_clk_per_sm: float
+    smem_bytes_per_clk_per_sm: float
+    hbm_bandwidth_gbs: float
+    l2_bandwidth_gbs: float
+    l2_size_mb: float
+    smem_per_sm_kb: float
+    smem_per_cta_kb: float
+    registers_per_sm: int
+    max_ctas_per_sm: int
+    max_threads_per_sm: int
+    memory_latency_cycles: float
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+    path: str = field(default="", compare=False)
+
+    @property
+    def clock_hz(self) -> float:
+        """Clock used to turn model cycles into seconds (Hz): the sustained tensor-load clock."""
+        return self.sustained_clock_mhz * 1e6
+
+    def tensor_flops(self, dtype: str) -> float:
+        """Dense tensor-core FLOP per clock per SM for ``dtype`` (FgsimError if the GPU lacks it)."""
+        f = float(self.tensor_flop_per_clk_per_sm.get(dtype, 0.0))
+        if f <= 0:
+            raise FgsimError(f"GPU {self.name} has no {dtype} tensor-core rate in {self.path or 'its description'}")
+        return f
+
+    def peak_tflops(self, dtype: str = "bf16") -> float:
+        """Dense tensor peak in TFLOP/s at the sustained clock."""
+        return self.tensor_flops(dtype) * self.sm_count * self.clock_hz / 1e12
+
+    @property
+    def hbm_bytes_per_s(self) -> float:
+        return self.hbm_bandwidth_gbs * 1e9
+
+    @property
+    def l2_bytes_per_s(self) -> float:
+        return self.l2_bandwidth_gbs * 1e9
+
+    @property
+    def l2_bytes(self) -> float:
+        return self.l2_size_mb * 1e6
+
+    def scaled(self, factor: float) -> GPU:
+        """A hypothetical GPU with clock and bandwidths multiplied by ``factor`` (for what-if studies)."""
+        from dataclasses import replace
+
+        return replace(
+            self,
+            name=f"{self.name}x{factor:g}",
+            boost_clock_mhz=self.boost_clock_mhz * factor,
+            sustained_clock_mhz=self.sustained_clock_mhz * factor,
+            hbm_bandwidth_gbs=self.hbm_bandwidth_gbs * factor,
+            l2_bandwidth_gbs=self.l2_bandwidth_gbs * factor,
+        )
+
+
+def _search_dirs() -> list[Path]:
+    dirs = [GPU_DIR]
+    for part in os.environ.get(GPU_PATH_ENV, "").split(os.pathsep):
+        if part:
+            dirs.append(Path(part))
+    return dirs
+
+
+def _parse(path: Path, data: Any) -> GPU:
+    if not isinstance(data, dict):
+        raise FgsimError(f"{path}: GPU description must be a JSON object")
+    for key, typ in _REQUIRED.items():
+        if key not in data:
+            raise FgsimError(f"{path}: missing field '{key}'")
+        val = data[key]
+        if isinstance(val, bool) or not isinstance(val, typ):
+            raise FgsimError(f"{path}: field '{key}' has the wrong type ({type(val).__name__})")
+        if typ is not str and typ is not dict and val <= 0:
+            raise FgsimError(f"{path}: field '{key}' must be positive, got {val}")
+    tf = data["tensor_flop_per_clk_per_sm"]
+    for k, v in tf.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise FgsimError(f"{path}: field 'tensor_flop_per_clk_per_sm.{k}' must be a non-negative number")
+    if float(tf.get("bf16", 0)) <= 0 and float(tf.get("fp16", 0)) <= 0:
+        raise FgsimError(f"{path}: field 'tensor_flop_per_clk_per_sm' needs a positive bf16 or fp16 rate")
+    extra = {}
+    for key, default in _OPTIONAL_DEFAULTS.items():
+        val = data.get(key, default)
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or val <= 0:
+            raise FgsimError(f"{path}: field '{key}' must be a positive number")
+        extra[key] = float(val)
+    name = data["name"].lower()
+    return GPU(
+        name=name,
+        full_name=str(data.get("full_name", name)),
+        arch=data["arch"].lower(),
+        sm_count=int(data["sm_count"]),
+        boost_clock_mhz=float(data["boost_clock_mhz"]),
+        sustained_clock_mhz=float(data["sustained_clock_mhz"]),
+        tensor_flop_per_clk_per_sm={k: float(v) for k, v in tf.items()},
+        mufu_exp_per_clk_per_sm=float(data["mufu_exp_per_clk_per_sm"]),
+        hbm_bandwidth_gbs=float(data["hbm_bandwidth_gbs"]),
+        l2_bandwidth_gbs=float(data["l2_bandwidth_gbs"]),
+        l2_size_mb=float(data["l2_size_mb"]),
+        smem_per_sm_kb=float(data["smem_per_sm_kb"]),
+        smem_per_cta_kb=float(data["smem_per_cta_kb"]),
+        registers_per_sm=int(data["registers_per_sm"]),
+        max_ctas_per_sm=int(data["max_ctas_per_sm"]),
+        max_threads_per_sm=int(data["max_threads_per_sm"]),
+        sources={str(k): str(v) for k, v in data["sources"].items()},
+        path=str(path),
+        **extra,
+    )
+
+
+def load_gpu_file(path: str | os.PathLike[str]) -> GPU:
+    """Load one GPU description file (FgsimError naming the file and field if it is malformed)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise FgsimError(f"{p}: cannot read GPU description ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FgsimError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    return _parse(p, data)
+
+
+def list_gpus() -> list[str]:
+    """Names of all GPUs with a description file (built-in and from ``$FGSIM_GPU_PATH``)."""
+    names: set[str] = set()
+    for d in _search_dirs():
+        if d.is_dir():
+            names.update(p.stem.lower() for p in d.glob("*.json"))
+    return sorted(names)
+
+
+def load_gpu(name_or_path: str | os.PathLike[str]) -> GPU:
+    """A GPU by name (``h200``) or by the path of a JSON description file."""
+    s = str(name_or_path)
+    if s.endswith(".json") or os.sep in s:
+        return load_gpu_file(s)
+    key = s.strip().lower()
+    for d in reversed(_search_dirs()):  # user directories override built-ins
+        p = d / f"{key}.json"
+        if p.is_file():
+            return load_gpu_file(p)
+    raise FgsimError(f"unknown GPU '{s}'; known GPUs: {', '.join(list_gpus())} (or pass a .json file)")

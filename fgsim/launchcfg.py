@@ -1,0 +1,101 @@
+"""Reading fgattn's launch configurations (``fgattn.launch.launch_config``) for the cost model.
+
+The kernels launch with exactly the object ``launch_config`` returns; the cost model reads the same object.
+``fgattn`` lives under ``kernels/`` in the repository; when it is not importable (e.g. ``PYTHONPATH=.``
+without ``kernels``) the repository's ``kernels/`` directory is added to ``sys.path``. If it is still missing,
+a documented fallback (the Triton fused-attention tutorial's test configuration, kernels.md §1.3) is used and
+``source`` says so.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fgsim.errors import FgsimError
+
+KERNELS = ("fg", "block", "dense")
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """What the cost model needs from a launch configuration (sizes in elements)."""
+
+    kernel: str
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    gran_n: int
+    head_dim: int
+    dtype: str
+    layout: str = "bhnd"
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def grid_order(self) -> str:
+        """``qb_fastest`` (program_id(0) = query block, the default) or ``head_fastest``."""
+        return str(self.extra.get("grid_order", "qb_fastest"))
+
+    def describe(self) -> str:
+        return (f"{self.kernel}: BLOCK_M={self.block_m} BLOCK_N={self.block_n} gran_n={self.gran_n} "
+                f"warps={self.num_warps} stages={self.num_stages} D={self.head_dim} {self.dtype}")
+
+
+def _import_launch() -> Any | None:
+    try:
+        from fgattn import launch  # type: ignore[import-not-found]
+
+        return launch
+    except ImportError:
+        pass
+    kdir = Path(__file__).resolve().parent.parent / "kernels"
+    if (kdir / "fgattn" / "launch.py").is_file() and str(kdir) not in sys.path:
+        sys.path.append(str(kdir))
+        try:
+            from fgattn import launch  # type: ignore[import-not-found]
+
+            return launch
+        except ImportError:
+            return None
+    return None
+
+
+def _fallback(kernel: str, head_dim: int, block_m: int, gran_n: int, dtype: str) -> KernelConfig:
+    return KernelConfig(kernel=kernel, block_m=block_m, block_n=64, num_warps=4 if block_m <= 64 else 8,
+                        num_stages=3, gran_n=gran_n if kernel == "fg" else (64 if kernel == "block" else 1),
+                        head_dim=head_dim, dtype=dtype,
+                        source="fgsim fallback (fgattn.launch not importable): Triton tutorial-like BLOCK_N=64, 3 stages")
+
+
+def launch_config(kernel: str, gpu: str, head_dim: int, block_m: int, gran_n: int = 1, dtype: str = "bf16",
+                  **overrides: Any) -> KernelConfig:
+    """The launch configuration fgattn uses for ``kernel`` on ``gpu``; ``overrides`` replace fields (what-if)."""
+    if kernel not in KERNELS:
+        raise FgsimError(f"unknown kernel '{kernel}'; choose from {', '.join(KERNELS)}")
+    mod = _import_launch()
+    if mod is None:
+        cfg = _fallback(kernel, head_dim, block_m, gran_n, dtype)
+    else:
+        try:
+            lc = mod.launch_config(kernel=kernel, gpu=gpu, head_dim=head_dim, block_m=block_m, gran_n=gran_n,
+                                   dtype=dtype)
+        except (KeyError, ValueError) as exc:
+            raise FgsimError(f"fgattn has no launch configuration for {kernel} on {gpu} (D={head_dim}, "
+                             f"M={block_m}, gran_n={gran_n}, {dtype}): {exc}") from None
+        extra = dict(getattr(lc, "extra", {}) or {})
+        cfg = KernelConfig(kernel=kernel, block_m=int(lc.block_m), block_n=int(lc.block_n),
+                           num_warps=int(lc.num_warps), num_stages=int(lc.num_stages),
+                           gran_n=int(getattr(lc, "gran_n", gran_n)), head_dim=head_dim, dtype=dtype,
+                           layout=str(getattr(lc, "layout", "bhnd")),
+                           source=str(getattr(lc, "source", "fgattn.launch")), extra=extra)
+    if overrides:
+        from dataclasses import replace
+
+        cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if cfg.block_m % 16 or cfg.block_n % 16 or cfg.num_stages < 1 or cfg.num_warps < 1:
+        raise FgsimError(f"invalid launch configuration: {cfg.describe()}")
+    return cfg

@@ -1,0 +1,442 @@
+"""Forward attention kernels: fine-grained gathered (FG-Attn), M×M block-sparse and dense.
+
+All three are one Triton kernel, ``_attn_fwd``, in the FlashAttention-2 form of the Triton
+tutorial: a program owns ``BLOCK_M`` queries of one (batch, head), keeps Q in registers and walks
+key tiles of ``BLOCK_N`` keys with an online softmax in base 2 (``sm_scale·log2 e`` folded into
+one multiplier).  The kernels differ only in how a key tile is addressed (``MODE``):
+
+* ``MODE_DENSE``: keys ``t·BLOCK_N + j``, contiguous.
+* ``MODE_BLOCK``: keys ``blk·BLOCK_M + s·BLOCK_N + j`` for the kept M×M blocks ``blk`` listed in
+  the CSR index, contiguous.
+* ``MODE_FG``: keys ``idx[e]·GRAN_N + r`` gathered row by row: each tile packs
+  ``BLOCK_N / GRAN_N`` kept runs of ``GRAN_N`` contiguous keys.  The gathered loads are pointer
+  ``tl.load``s that Triton's software pipeliner lowers to cp.async (16-B vectors along D) into a
+  ``num_stages``-deep shared-memory ring feeding wgmma.  The index vector of tile ``t+IDX_AHEAD``
+  is loaded in registers ``IDX_AHEAD`` iterations early, so the gather itself is a level-0 load
+  and gets the whole pipeline depth (the pipeliner would otherwise split the stages between the
+  index load and the gather).
+
+Every loop runs its full tiles unmasked and finishes with one masked tile (partial tile, key
+runs past N, the last partial block), so masks cost one tile per row.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+from .index import FgIndex, check_index
+from .launch import LaunchConfig, gpu_key, launch_config
+
+__all__ = ["fg_attention", "block_sparse_attention", "dense_attention", "resolve_config"]
+
+MODE_DENSE = 0
+MODE_BLOCK = 1
+MODE_FG = 2
+_LOG2E = 1.4426950408889634
+_DTYPES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
+
+
+@triton.jit
+def _attend(acc, l_i, m_i, q, k, v, qk_scale, valid, MASKED: tl.constexpr):
+    """One key tile of the online softmax: S = Q·Kᵀ, P = 2^(S·c − m), O = α·O + P·V."""
+    qk = tl.dot(q, tl.trans(k))
+    if MASKED:
+        qk = tl.where(valid[None, :], qk, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+    p = tl.math.exp2(qk * qk_scale - m_new[:, None])
+    alpha = tl.math.exp2(m_i - m_new)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None]
+    acc = tl.dot(p.to(v.dtype), v, acc)
+    return acc, l_i, m_new
+
+
+@triton.jit
+def _rows(base, rows, stride, offs_d, valid, MASKED: tl.constexpr):
+    """Load a [len(rows), D] tile whose row r starts at base + rows[r]·stride (a gather when rows
+    is not contiguous)."""
+    ptrs = base + rows[:, None] * stride + offs_d[None, :]
+    if MASKED:
+        return tl.load(ptrs, mask=valid[:, None], other=0.0)
+    return tl.load(ptrs)
+
+
+@triton.jit
+def _attn_fwd(
+    Q, K, V, Out, Offsets, Indices, Order, qk_scale,
+    stride_qb, stride_qh, stride_qn,
+    stride_kb, stride_kh, stride_kn,
+    stride_vb, stride_vh, stride_vn,
+    stride_ob, stride_oh, stride_on,
+    H, N_Q, N_KV, QB,
+    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
+    MODE: tl.constexpr, IDX_AHEAD: tl.constexpr, ORDERED: tl.constexpr,
+    NUM_STAGES: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr,
+):
+    if ORDERED:
+        row = tl.load(Order + tl.program_id(0))
+        qb = row % QB
+        bh = row // QB
+    else:
+        qb = tl.program_id(0)
+        bh = tl.program_id(1)
+    b = (bh // H).to(tl.int64)
+    h = (bh % H).to(tl.int64)
+    q_base = Q + b * stride_qb + h * stride_qh
+    k_base = K + b * stride_kb + h * stride_kh
+    v_base = V + b * stride_vb + h * stride_vh
+    o_base = Out + b * stride_ob + h * stride_oh
+
+    offs_m = qb * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, HEAD_DIM)
+    q_ok = offs_m < N_Q
+    q = _rows(q_base, offs_m, stride_qn, offs_d, q_ok, True)
+
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    no_mask = offs_n < BLOCK_N  # all-true placeholder for unmasked tiles
+    if USE_TMA:  # contiguous tiles through tensor descriptors (TMA), one per (batch, head)
+        k_desc = tl.make_tensor_descriptor(k_base, shape=[N_KV, HEAD_DIM], strides=[stride_kn, 1],
+                                           block_shape=[BLOCK_N, HEAD_DIM])
+        v_desc = tl.make_tensor_descriptor(v_base, shape=[N_KV, HEAD_DIM], strides=[stride_vn, 1],
+                                           block_shape=[BLOCK_N, HEAD_DIM])
+
+    if MODE == 0:  # dense: contiguous key tiles
+        n_tiles = tl.cdiv(N_KV, BLOCK_N)
+        for t in tl.range(0, n_tiles - 1, num_stages=NUM_STAGES, warp_specialize=WARP_SPEC):
+            if USE_TMA:
+                k = k_desc.load([t * BLOCK_N, 0])
+                v = v_desc.load([t * BLOCK_N, 0])
+            else:
+                kidx = t * BLOCK_N + offs_n
+                k = _rows(k_base, kidx, stride_kn, offs_d, no_mask, False)
+                v = _rows(v_base, kidx, stride_vn, offs_d, no_mask, False)
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
+        kidx = (n_tiles - 1) * BLOCK_N + offs_n
+        ok = kidx < N_KV
+        k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
+        v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
+    else:
+        row_id = bh * QB + qb
+        lo = tl.load(Offsets + row_id)
+        hi = tl.load(Offsets + row_id + 1)
+        cnt = (hi - lo).to(tl.int32)
+        if MODE == 1:  # block-sparse: kept M×M blocks, BLOCK_M // BLOCK_N contiguous tiles each
+            SUB: tl.constexpr = BLOCK_M // BLOCK_N
+            for t in tl.range(0, (cnt - 1) * SUB, num_stages=NUM_STAGES, warp_specialize=WARP_SPEC):
+                blk = tl.load(Indices + lo + t // SUB)
+                start = blk * BLOCK_M + (t % SUB) * BLOCK_N
+                if USE_TMA:
+                    k = k_desc.load([start, 0])
+                    v = v_desc.load([start, 0])
+                else:
+                    kidx = start + offs_n
+                    k = _rows(k_base, kidx, stride_kn, offs_d, no_mask, False)
+                    v = _rows(v_base, kidx, stride_vn, offs_d, no_mask, False)
+                acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
+            if cnt > 0:
+                blk = tl.load(Indices + hi - 1)
+                for s in tl.static_range(SUB):
+                    kidx = blk * BLOCK_M + s * BLOCK_N + offs_n
+                    ok = kidx < N_KV
+                    k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
+                    v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
+                    acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
+        else:  # fine-grained: gathered runs of GRAN_N keys, BLOCK_N // GRAN_N runs per tile
+            ENT: tl.constexpr = BLOCK_N // GRAN_N
+            if GRAN_N == 1:
+                e_off = offs_n
+                r_off = 0
+            else:
+                e_off = offs_n // GRAN_N
+                r_off = offs_n % GRAN_N
+            n_tiles = tl.cdiv(cnt, ENT)
+            ent0 = lo + e_off
+            if IDX_AHEAD == 0:  # index load inside the loop, left to the pipeliner
+                for t in tl.range(0, n_tiles - 1, num_stages=NUM_STAGES):
+                    kidx = tl.load(Indices + ent0 + t * ENT) * GRAN_N + r_off
+                    k = _rows(k_base, kidx, stride_kn, offs_d, no_mask, False)
+                    v = _rows(v_base, kidx, stride_vn, offs_d, no_mask, False)
+                    acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
+                ent = ent0 + (n_tiles - 1) * ENT
+                tile = tl.load(Indices + ent, mask=ent < hi, other=0)
+            elif IDX_AHEAD == 1:  # next tile's indices prefetched in registers
+                nxt = tl.load(Indices + ent0, mask=ent0 < hi, other=0)
+                for t in tl.range(0, n_tiles - 1, num_stages=NUM_STAGES):
+                    kidx = nxt * GRAN_N + r_off
+                    ent = ent0 + (t + 1) * ENT
+                    nxt = tl.load(Indices + ent, mask=ent < hi, other=0)
+                    k = _rows(k_base, kidx, stride_kn, offs_d, no_mask, False)
+                    v = _rows(v_base, kidx, stride_vn, offs_d, no_mask, False)
+                    acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
+                tile = nxt
+            else:  # two tiles ahead
+                nxt = tl.load(Indices + ent0, mask=ent0 < hi, other=0)
+                nxt2 = tl.load(Indices + ent0 + ENT, mask=ent0 + ENT < hi, other=0)
+                for t in tl.range(0, n_tiles - 1, num_stages=NUM_STAGES):
+                    kidx = nxt * GRAN_N + r_off
+                    ent = ent0 + (t + 2) * ENT
+                    nxt = nxt2
+                    nxt2 = tl.load(Indices + ent, mask=ent < hi, other=0)
+                    k = _rows(k_base, kidx, stride_kn, offs_d, no_mask, False)
+                    v = _rows(v_base, kidx, stride_vn, offs_d, no_mask, False)
+                    acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
+                tile = nxt
+            if n_tiles > 0:
+                ent = ent0 + (n_tiles - 1) * ENT
+                kidx = tile * GRAN_N + r_off
+                ok = (ent < hi) & (kidx < N_KV)
+                k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
+                v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
+                acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
+
+    l_safe = tl.where(l_i == 0.0, 1.0, l_i)  # a query block with no kept key writes zeros
+    out = acc / l_safe[:, None]
+    o_ptrs = o_base + offs_m[:, None] * stride_on + offs_d[None, :]
+    tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=q_ok[:, None])
+
+
+# ----------------------------------------------------------------------------------------------
+# host side
+# ----------------------------------------------------------------------------------------------
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+_ALLOCATOR_SET = False
+
+
+def _ensure_allocator() -> None:
+    """Device-side tensor descriptors need a scratch allocator (128 B per descriptor)."""
+    global _ALLOCATOR_SET
+    if not _ALLOCATOR_SET:
+        triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8, device="cuda"))
+        _ALLOCATOR_SET = True
+
+
+def _device_gpu(device: torch.device) -> str:
+    """Launch-table key of ``device``; the CPU interpreter uses the h200 entries."""
+    if device.type != "cuda":
+        return "h200"
+    return gpu_key(torch.cuda.get_device_name(device))
+
+
+def resolve_config(
+    kernel: str, q: torch.Tensor, block_m: int, gran_n: int = 1, config: LaunchConfig | None = None
+) -> LaunchConfig:
+    """The :class:`LaunchConfig` a call will launch with (table lookup unless ``config`` is given)."""
+    d = q.shape[-1]
+    if q.dtype not in _DTYPES:
+        raise ValueError(f"dtype: {q.dtype} not supported (bfloat16, float16, float32)")
+    if config is None:
+        return launch_config(kernel, _device_gpu(q.device), d, block_m, gran_n, _DTYPES[q.dtype])
+    if config.kernel != kernel:
+        raise ValueError(f"config: kernel {config.kernel!r} given to the {kernel!r} kernel")
+    want_gran = {"fg": gran_n, "block": block_m, "dense": 1}[kernel]
+    if (config.head_dim, config.block_m, config.gran_n) != (d, block_m, want_gran):
+        raise ValueError(
+            f"config: (head_dim, block_m, gran_n)=({config.head_dim}, {config.block_m}, {config.gran_n}) "
+            f"does not match the call ({d}, {block_m}, {want_gran})"
+        )
+    return config
+
+
+def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: str) -> tuple[int, int, int, int, int]:
+    """Validate q/k/v; return (B, H, N_q, N_kv, D)."""
+    if layout not in ("bhnd", "bnhd"):
+        raise ValueError(f"layout: must be 'bhnd' or 'bnhd', got {layout!r}")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.ndim != 4:
+            raise ValueError(f"{name}: expected a 4-D tensor ({layout}), got shape {tuple(t.shape)}")
+        if t.dtype != q.dtype:
+            raise ValueError(f"{name}: dtype {t.dtype} differs from q's {q.dtype}")
+        if t.device != q.device:
+            raise ValueError(f"{name}: device {t.device} differs from q's {q.device}")
+        if t.stride(-1) != 1:
+            raise ValueError(f"{name}: the head dimension must be contiguous (stride 1)")
+    if q.dtype not in _DTYPES:
+        raise ValueError(f"dtype: {q.dtype} not supported (bfloat16, float16, float32)")
+    if layout == "bhnd":
+        b, h, nq, d = q.shape
+        nk = k.shape[2]
+        kv_shape = (b, h, nk, d)
+    else:
+        b, nq, h, d = q.shape
+        nk = k.shape[1]
+        kv_shape = (b, nk, h, d)
+    if d not in (64, 128):
+        raise ValueError(f"head_dim: {d} not supported (64 or 128)")
+    if tuple(k.shape) != kv_shape or tuple(v.shape) != kv_shape:
+        raise ValueError(f"k/v: shapes {tuple(k.shape)}, {tuple(v.shape)} do not match q {tuple(q.shape)} ({layout})")
+    if nq == 0 or nk == 0:
+        raise ValueError("sequence length must be positive")
+    return b, h, nq, nk, d
+
+
+def _strides(t: torch.Tensor, layout: str) -> tuple[int, int, int]:
+    """(batch, head, sequence) strides in elements."""
+    if layout == "bhnd":
+        return t.stride(0), t.stride(1), t.stride(2)
+    return t.stride(0), t.stride(2), t.stride(1)
+
+
+def _launch(
+    mode: int,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    index: FgIndex | None,
+    cfg: LaunchConfig,
+    layout: str,
+    sm_scale: float | None,
+    out: torch.Tensor | None,
+) -> torch.Tensor:
+    b, h, nq, nk, d = _check_qkv(q, k, v, layout)
+    if cfg.block_n not in (16, 32, 64, 128) or cfg.block_m % cfg.block_n and mode == MODE_BLOCK:
+        raise ValueError(f"config: block_n={cfg.block_n} invalid for block_m={cfg.block_m}")
+    if mode == MODE_FG and cfg.block_n % cfg.gran_n:
+        raise ValueError(f"config: block_n={cfg.block_n} must be a multiple of gran_n={cfg.gran_n}")
+    if out is None:
+        out = torch.empty_like(q)
+    elif out.shape != q.shape or out.dtype != q.dtype or out.stride(-1) != 1:
+        raise ValueError("out: must match q's shape and dtype with a contiguous head dimension")
+    scale = (1.0 / math.sqrt(d)) if sm_scale is None else float(sm_scale)
+    qb = triton.cdiv(nq, cfg.block_m)
+    dummy = torch.zeros(2, dtype=torch.int32, device=q.device)
+    offsets = index.offsets if index is not None else dummy
+    indices = index.indices if index is not None else dummy
+    order = index.order if index is not None and index.order is not None and cfg.option("lpt", True) else None
+    use_tma = mode != MODE_FG and bool(cfg.option("tma", False)) and not _interpreting()
+    if use_tma:
+        _ensure_allocator()
+    grid = (b * h * qb, 1) if order is not None else (qb, b * h)
+    _attn_fwd[grid](
+        q, k, v, out, offsets, indices, order if order is not None else dummy, scale * _LOG2E,
+        *_strides(q, layout), *_strides(k, layout), *_strides(v, layout), *_strides(out, layout),
+        h, nq, nk, qb,
+        HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GRAN_N=cfg.gran_n,
+        MODE=mode, IDX_AHEAD=int(cfg.option("idx_ahead", 1)), ORDERED=order is not None,
+        NUM_STAGES=cfg.num_stages, USE_TMA=use_tma, WARP_SPEC=use_tma and bool(cfg.option("warp_specialize", False)),
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    return out
+
+
+def _check_index_shape(index: FgIndex, b: int, h: int, nq: int, nk: int, block_m: int, gran_n: int) -> None:
+    if not isinstance(index, FgIndex):
+        raise ValueError(f"index: expected an FgIndex, got {type(index).__name__}")
+    if index.block_m != block_m:
+        raise ValueError(f"block_m: {block_m} differs from index.block_m={index.block_m}")
+    if index.gran_n != gran_n:
+        raise ValueError(f"gran_n: {gran_n} differs from index.gran_n={index.gran_n}")
+    qb = -(-nq // block_m)
+    if (index.batch, index.heads, index.n_qblocks, index.n_keys) != (b, h, qb, nk):
+        raise ValueError(
+            f"index: (batch, heads, n_qblocks, n_keys)=({index.batch}, {index.heads}, {index.n_qblocks}, "
+            f"{index.n_keys}) does not match q/k ({b}, {h}, {qb}, {nk})"
+        )
+    if index.offsets.numel() != index.n_rows + 1:
+        raise ValueError(f"index.offsets must have {index.n_rows + 1} entries, got {index.offsets.numel()}")
+    if index.indices.dtype != torch.int32:
+        raise ValueError(f"index.indices must be int32, got {index.indices.dtype}")
+    if index.offsets.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"index.offsets must be int32 or int64, got {index.offsets.dtype}")
+    if index.offsets.device != index.indices.device:
+        raise ValueError("index: offsets and indices are on different devices")
+
+
+def fg_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    index: FgIndex,
+    *,
+    block_m: int,
+    gran_n: int = 1,
+    layout: str = "bhnd",
+    sm_scale: float | None = None,
+    config: LaunchConfig | None = None,
+    check: bool = False,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Fine-grained sparse attention: query block b attends only to the key runs its index lists.
+
+    Args:
+        q, k, v: (B, H, N, D) for ``layout="bhnd"`` or (B, N, H, D) for ``"bnhd"``; bf16/fp16
+            (fp32 for CPU tests); D ∈ {64, 128}; any N.
+        index: :class:`FgIndex` with ``block_m``/``gran_n`` equal to the arguments; tile starts
+            in units of ``gran_n`` keys, sorted within each (batch, head, query block).
+        block_m: M, queries per query block (64 or 128).
+        gran_n: keys per gathered run (1, 16, 64).
+        layout: memory layout of q, k, v and the output.
+        sm_scale: softmax scale (default 1/sqrt(D)).
+        config: launch configuration (default: the tuned table entry for this GPU).
+        check: validate the index first (:func:`fgattn.check_index`, O(nnz), one sync).
+        out: optional output tensor (same shape/dtype as q).
+
+    Returns:
+        Output in q's layout and dtype; a query block with no kept key is all zeros.
+    """
+    b, h, nq, nk, _ = _check_qkv(q, k, v, layout)
+    cfg = resolve_config("fg", q, block_m, gran_n, config)
+    _check_index_shape(index, b, h, nq, nk, block_m, gran_n)
+    if index.indices.device != q.device:
+        raise ValueError(f"index: on {index.indices.device}, q on {q.device}")
+    if check:
+        check_index(index)
+    return _launch(MODE_FG, q, k, v, index, cfg, layout, sm_scale, out)
+
+
+def block_sparse_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block_index: FgIndex,
+    *,
+    block_m: int = 128,
+    layout: str = "bhnd",
+    sm_scale: float | None = None,
+    config: LaunchConfig | None = None,
+    check: bool = False,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Block-sparse attention over kept M×M blocks (contiguous tile loads).
+
+    ``block_index`` lists kept key blocks (units of ``block_m`` keys), e.g. from
+    :func:`fgattn.block_index_from_mask`.  Other arguments as :func:`fg_attention`.
+    """
+    b, h, nq, nk, _ = _check_qkv(q, k, v, layout)
+    cfg = resolve_config("block", q, block_m, block_m, config)
+    _check_index_shape(block_index, b, h, nq, nk, block_m, block_m)
+    if block_index.indices.device != q.device:
+        raise ValueError(f"block_index: on {block_index.indices.device}, q on {q.device}")
+    if check:
+        check_index(block_index)
+    return _launch(MODE_BLOCK, q, k, v, block_index, cfg, layout, sm_scale, out)
+
+
+def dense_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    block_m: int = 128,
+    layout: str = "bhnd",
+    sm_scale: float | None = None,
+    config: LaunchConfig | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Dense (non-causal) attention with the same kernel body; arguments as :func:`fg_attention`."""
+    _check_qkv(q, k, v, layout)
+    cfg = resolve_config("dense", q, block_m, 1, config)
+    return _launch(MODE_DENSE, q, k, v, None, cfg, layout, sm_scale, out)

@@ -1,0 +1,34 @@
+"""Shared fixtures: small random traces written to a temporary directory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fgsim.trace import PassInfo, TraceMeta
+
+
+def make_meta(grid=(2, 3, 5), text_tokens=4, text_position="after", block_m=16, heads=(0, 1, 2), layers=(0, 1),
+              passes=None, stat_names=(), **kw) -> TraceMeta:
+    """A small valid TraceMeta; keyword arguments override fields."""
+    passes = passes or (PassInfo(0, 0, "cond"), PassInfo(1, 0, "uncond"))
+    fields = dict(model="tiny", num_layers=max(layers) + 1, num_heads=max(heads) + 1, head_dim=64, grid=grid,
+                  text_tokens=text_tokens, text_position=text_position, block_m=block_m, passes=passes,
+                  layers=layers, heads=heads, predictor={"name": "test", "tau": 0.5},
+                  provenance={"kind": "synthetic", "generator": "tests"}, num_steps=3, passes_per_step=2,
+                  model_config={"ffn": 8960}, stat_names=stat_names)
+    fields.update(kw)
+    return TraceMeta(**fields)
+
+
+def random_mask(meta: TraceMeta, rng: np.random.Generator, density: float = 0.3) -> np.ndarray:
+    """A random bool mask of the shape TraceWriter.add expects for ``meta``."""
+    return rng.random((len(meta.heads), meta.n_qblocks, meta.n_tokens)) < density
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """Fresh randomness every run; the seed is printed so a failure can be replayed."""
+    seed = int(np.random.SeedSequence().entropy % (2**32))
+    print(f"rng seed {seed}")
+    return np.random.default_rng(seed)

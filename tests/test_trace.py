@@ -1,0 +1,264 @@
+"""The .fgt format: round trips, every corruption class, atomic writes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_meta, random_mask
+
+from fgsim import views
+from fgsim.errors import FgTraceError
+from fgsim.trace import META_MEMBER, PassInfo, TraceMeta, TraceWriter, open_trace, write_trace
+
+
+def write_random(path: Path, rng: np.random.Generator, **meta_kw):
+    meta = make_meta(**meta_kw)
+    masks = {(p.index, layer): random_mask(meta, rng, rng.uniform(0.05, 0.9)) for p in meta.passes for layer in meta.layers}
+    write_trace(path, meta, masks)
+    return meta, masks
+
+
+def rewrite(src: Path, dst: Path, changes: dict[str, bytes | None]) -> None:
+    """Copy a ZIP archive, replacing (bytes) or dropping (None) the named members."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            if item.filename in changes:
+                if changes[item.filename] is not None:
+                    zout.writestr(item.filename, changes[item.filename])
+            else:
+                zout.writestr(item, zin.read(item.filename))
+
+
+def npy_bytes(array: np.ndarray, allow_pickle: bool = False) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, array, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def test_round_trip_every_field(tmp_path, rng):
+    stat_names = ("kept_fraction", "recall_mean", "recall_min", "rel_error")
+    meta = make_meta(text_position="before", stat_names=stat_names, block_m=32, grid=(3, 5, 7), text_tokens=11)
+    masks, stats = {}, {}
+    for p in meta.passes:
+        for layer in meta.layers:
+            masks[(p.index, layer)] = random_mask(meta, rng, rng.uniform(0, 1))
+            stats[(p.index, layer)] = {s: rng.random(len(meta.heads)) for s in stat_names}
+    path = tmp_path / "t.fgt"
+    with TraceWriter(path, meta) as w:
+        for key, mask in masks.items():
+            w.add(*key, mask, stats=stats[key])
+    with open_trace(path) as tr:
+        assert tr.meta == meta
+        assert tr.meta.to_json() == meta.to_json()
+        assert tr.entries() == list(masks)
+        assert tr.n_tokens == 3 * 5 * 7 + 11 and tr.n_qblocks == -(-tr.n_tokens // 32)
+        for key, mask in masks.items():
+            assert np.array_equal(tr.mask(*key), mask)
+            for s in stat_names:
+                assert np.array_equal(tr.stats(*key)[s], stats[key][s])
+            for m in views.m_levels_for(32):
+                for n in views.N_LEVELS:
+                    tiles, keys = views.tile_counts(mask, 32, m, n)
+                    assert np.array_equal(tr.counts(*key, m, n), tiles)
+                    assert np.array_equal(tr.covered_keys(*key, m, n), keys)
+                    off, idx = tr.csr(*key, m, n)
+                    ref_off, ref_idx = views.csr_index(mask, 32, m, n)
+                    assert np.array_equal(off, ref_off) and np.array_equal(idx, ref_idx)
+            off, idx = tr.blocks(*key, 64)
+            assert np.array_equal(idx, views.block_csr(mask, 32, 64)[1])
+        dens = np.mean([views.density(mk, 32, 64, 16, tr.n_tokens) for mk in masks.values()])
+        assert np.isclose(tr.density(64, 16), dens)
+        tr.verify()
+
+
+def test_default_trace_is_valid_and_labelled():
+    from fgsim.trace import default_trace_path
+
+    path = default_trace_path()
+    assert path.stat().st_size < 5e6
+    with open_trace(path) as tr:
+        assert tr.meta.provenance["kind"] == "synthetic"
+        assert tr.meta.provenance["params"]["seed"] == 0
+        p, layer = tr.entries()[-1]
+        assert 0.0 < tr.entry_density(p, layer).mean() < 1.0
+
+
+def corrupt_cases(src: Path, meta: TraceMeta):
+    raw = src.read_bytes()
+    with zipfile.ZipFile(src) as z:
+        doc = json.loads(z.read(META_MEMBER))
+        names = z.namelist()
+    mask_name = doc["entries"][0]["mask"]
+    counts_name = doc["entries"][0]["counts"][str(meta.block_m)]
+
+    def doc_with(**edits):
+        d = json.loads(json.dumps(doc))
+        for k, v in edits.items():
+            if k.startswith("meta."):
+                if v is None:
+                    d["meta"].pop(k[5:])
+                else:
+                    d["meta"][k[5:]] = v
+            elif v is None:
+                d.pop(k)
+            else:
+                d[k] = v
+        return json.dumps(d).encode()
+
+    with zipfile.ZipFile(src) as z:
+        good_counts = np.lib.format.read_array(io.BytesIO(z.read(counts_name)))
+    bad_counts = good_counts.copy()
+    bad_counts[0, 0, 0, 0] += 1
+    bad_counts[1, 0, 0, 0] += 1
+    yield "truncated", ("bytes", raw[: len(raw) // 2]), "not a readable .fgt file"
+    yield "empty", ("bytes", b""), "not a readable .fgt file"
+    yield "not zip", ("bytes", b"hello world" * 50), "not a readable .fgt file"
+    yield "no metadata", ("members", {META_MEMBER: None}), "member 'fgt.json' is missing"
+    yield "bad json", ("members", {META_MEMBER: b"{not json"}), "not valid JSON"
+    yield "wrong format", ("members", {META_MEMBER: doc_with(format="npz")}), "not an fgt trace"
+    yield "future version", ("members", {META_MEMBER: doc_with(version=99)}), "format version 99 is not supported"
+    yield "missing field", ("members", {META_MEMBER: doc_with(**{"meta.grid": None})}), "field 'grid' is missing"
+    yield "bad field", ("members", {META_MEMBER: doc_with(**{"meta.num_heads": "twelve"})}), "'num_heads' must be an integer"
+    yield "bad text position", ("members", {META_MEMBER: doc_with(**{"meta.text_position": "middle"})}), "text_position"
+    yield "no entries", ("members", {META_MEMBER: doc_with(entries=[])}), "lists no entries"
+    yield "missing member", ("members", {mask_name: None}), f"member '{mask_name}' is missing"
+    yield "mask shape", ("members", {mask_name: npy_bytes(np.zeros((1, 2, 3), np.uint8))}), "has shape (1, 2, 3)"
+    yield "mask dtype", ("members", {mask_name: npy_bytes(np.zeros((1,), np.float32))}), "has dtype float32"
+    yield "pickled", ("members", {mask_name: npy_bytes(np.array([{"a": 1}], dtype=object), True)}), "dtype object"
+    yield "counts disagree", ("members", {counts_name: npy_bytes(bad_counts)}), "counts disagree with the mask"
+    assert mask_name in names
+
+
+@pytest.mark.parametrize("case", range(16))
+def test_each_corruption_gives_its_error(tmp_path, rng, case):
+    src = tmp_path / "good.fgt"
+    meta, _ = write_random(src, rng)
+    name, (kind, payload), message = list(corrupt_cases(src, meta))[case]
+    bad = tmp_path / "bad.fgt"
+    if kind == "bytes":
+        bad.write_bytes(payload)
+    else:
+        rewrite(src, bad, payload)
+    with pytest.raises(FgTraceError) as err:
+        with open_trace(bad) as tr:
+            tr.verify()
+    assert str(err.value).startswith(str(bad)), name
+    assert message in str(err.value), (name, str(err.value))
+    assert "\n" not in str(err.value)
+
+
+def test_flipped_bytes_inside_a_member_are_caught(tmp_path, rng):
+    src = tmp_path / "good.fgt"
+    write_random(src, rng, grid=(4, 6, 8))
+    raw = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as z:
+        info = next(i for i in z.infolist() if i.filename.startswith("masks/"))
+    name_len, extra_len = struct.unpack("<HH", bytes(raw[info.header_offset + 26:info.header_offset + 30]))
+    start = info.header_offset + 30 + name_len + extra_len  # first byte of the compressed data
+    assert info.compress_size > 20
+    for k in range(start + 5, start + 5 + 8):
+        raw[k] ^= 0xFF
+    bad = tmp_path / "flipped.fgt"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(FgTraceError, match="is corrupt|not a valid .npy|counts disagree"):
+        with open_trace(bad) as tr:
+            tr.verify()
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(FgTraceError, match="no such file"):
+        open_trace(tmp_path / "nope.fgt")
+    with pytest.raises(FgTraceError, match="is a directory"):
+        open_trace(tmp_path)
+
+
+def test_writer_rejects_bad_input(tmp_path, rng):
+    meta = make_meta()
+    path = tmp_path / "w.fgt"
+    cases = [
+        (lambda w: w.add(7, 0, random_mask(meta, rng)), "pass 7 is not among"),
+        (lambda w: w.add(0, 9, random_mask(meta, rng)), "layer 9 is not among"),
+        (lambda w: w.add(0, 0, np.zeros((1, 1, 1), bool)), "expected bool"),
+        (lambda w: w.add(0, 0, random_mask(meta, rng).astype(np.uint8)), "expected bool"),
+        (lambda w: w.add(0, 0, random_mask(meta, rng), stats={"x": np.zeros(3)}), "no stat_names"),
+    ]
+    for call, msg in cases:
+        with pytest.raises(FgTraceError, match=msg):
+            with TraceWriter(path, meta) as w:
+                call(w)
+        assert not path.exists()
+    with pytest.raises(FgTraceError, match="added twice"):
+        with TraceWriter(path, meta) as w:
+            w.add(0, 0, random_mask(meta, rng))
+            w.add(0, 0, random_mask(meta, rng))
+    with pytest.raises(FgTraceError, match="no entries"):
+        with TraceWriter(path, meta):
+            pass
+    with pytest.raises(FgTraceError, match="invalid metadata: text_position"):
+        TraceWriter(path, make_meta(text_tokens=0, text_position="after"))
+    with pytest.raises(FgTraceError, match="directory does not exist"):
+        with TraceWriter(tmp_path / "no" / "x.fgt", meta):
+            pass
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_exception_mid_write_keeps_the_old_file(tmp_path, rng):
+    path = tmp_path / "t.fgt"
+    meta, masks = write_random(path, rng)
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError):
+        with TraceWriter(path, meta) as w:
+            w.add(0, 0, random_mask(meta, rng))
+            raise RuntimeError("interrupted")
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["t.fgt"]
+
+
+def test_killed_writer_leaves_old_file_intact(tmp_path, rng):
+    path = tmp_path / "t.fgt"
+    write_random(path, rng)
+    before = path.read_bytes()
+    script = textwrap.dedent(f"""
+        import sys, time, numpy as np
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from conftest import make_meta, random_mask
+        from fgsim.trace import TraceWriter
+        meta = make_meta()
+        with TraceWriter({str(path)!r}, meta) as w:
+            w.add(0, 0, random_mask(meta, np.random.default_rng(1)))
+            print("started", flush=True)
+            time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert path.read_bytes() == before
+    with open_trace(path) as tr:
+        tr.verify()
+    leftovers = [p for p in os.listdir(tmp_path) if p != "t.fgt"]
+    assert all(p.startswith(".t.fgt.") and p.endswith(".partial") for p in leftovers)
+
+
+def test_meta_validation_messages():
+    for kw, msg in [
+        ({"grid": (0, 1, 1)}, "grid"),
+        ({"block_m": 48}, "block_m must be one of"),
+        ({"layers": (0, 0)}, "layers must be unique"),
+        ({"heads": (5,), "num_heads": 2}, "heads must be unique and in"),
+        ({"provenance": {"kind": "made-up"}}, "provenance"),
+        ({"passes": (PassInfo(0, 0), PassInfo(0, 1))}, "pass indices must be unique"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            make_meta(**kw).validate()

@@ -1,0 +1,459 @@
+"""Benchmark (and tune) the fgattn kernels on a GPU (issue 3, item 6).
+
+    PYTHONPATH=.:kernels python validation/bench_kernels.py --quick --tune --out $OUT
+
+Times are ``triton.testing.do_bench`` medians (warm-up 25 ms, 100 ms of repeats) over inputs
+rotated among ``--rotate`` sets.  Throughputs: dense kernels 4·B·H·N²·D / t; sparse kernels
+"effective" 4·D·(kept query-key pairs) / t, and the ratio of that to cuDNN SDPA's dense TFLOP/s
+measured in the same run (target ≥ 0.9).  ``--tune`` compiles and checks a small sweep of launch
+configurations in parallel worker processes, times the survivors on the first shape, and writes
+the winners to ``kernels/fgattn/data/launch_configs.json`` (and a copy under ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+import triton
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "kernels")]
+
+import fgattn  # noqa: E402
+import fgattn.launch as launch  # noqa: E402
+from fgattn.attention import resolve_config  # noqa: E402
+from fgattn.masks import random_mask, window_mask  # noqa: E402
+
+TABLE = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
+DENSITIES = (1.0, 0.7, 0.5, 0.3, 0.1)
+
+
+# ------------------------------------------------------------------------------------------ env
+def env_metadata() -> dict[str, str]:
+    """GPU name, clocks, driver, library versions and date, one value per CSV column."""
+    meta = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "cuda": str(torch.version.cuda),
+        "cudnn": str(torch.backends.cudnn.version()),
+        "gpu_name": torch.cuda.get_device_name(),
+        "sm_count": str(torch.cuda.get_device_properties(0).multi_processor_count),
+    }
+    q = "name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,power.draw,power.limit,temperature.gpu"
+    try:
+        line = subprocess.run(["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=20).stdout.strip().splitlines()[0]
+        for k, v in zip(q.split(","), line.split(", "), strict=False):
+            meta["smi_" + k.replace(".", "_")] = v
+    except Exception as e:  # noqa: BLE001
+        meta["smi_error"] = repr(e)
+    try:
+        meta["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                            text=True, timeout=10).stdout.strip()
+    except Exception:  # noqa: BLE001
+        meta["git_commit"] = ""
+    return meta
+
+
+def sm_clock() -> str:
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=clocks.sm", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+# -------------------------------------------------------------------------------------- timing
+def bench(fn, sets: list[tuple], warmup: int = 25, rep: int = 100) -> float:
+    """Median ms of ``fn(*sets[i % len(sets)])`` with rotated inputs."""
+    it = [0]
+
+    def call():
+        s = sets[it[0] % len(sets)]
+        it[0] += 1
+        fn(*s)
+
+    return float(triton.testing.do_bench(call, warmup=warmup, rep=rep, return_mode="median"))
+
+
+def wall_ms(fn, reps: int = 5) -> float:
+    """Median wall ms of a host-synchronising call (index building)."""
+    ts = []
+    for _ in range(reps):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        ts.append((time.perf_counter() - t0) * 1e3)
+    ts.sort()
+    return ts[len(ts) // 2]
+
+
+def make_qkv(b: int, h: int, n: int, d: int, sets: int, dtype=torch.bfloat16) -> list[tuple]:
+    return [tuple(torch.randn(b, h, n, d, device="cuda", dtype=dtype) for _ in range(3)) for _ in range(sets)]
+
+
+# -------------------------------------------------------------------------------------- tuning
+def candidates(quick: bool) -> list[dict[str, Any]]:
+    """Launch configurations to sweep, per (kernel, D, M, gran)."""
+    c: list[dict[str, Any]] = []
+
+    def add(kernel, d, m, g, bn, st, w, **extra):
+        c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st,
+                      num_warps=w, extra=extra))
+
+    for bn, st, ia in [(64, 2, 1), (64, 3, 1), (64, 4, 1), (64, 5, 1), (64, 3, 0), (64, 5, 0), (64, 3, 2),
+                       (64, 4, 2), (128, 2, 1), (128, 3, 1)]:
+        add("fg", 128, 128, 1, bn, st, 8, idx_ahead=ia, lpt=True)
+    add("fg", 128, 128, 1, 64, 3, 8, idx_ahead=1, lpt=False)
+    add("fg", 128, 128, 1, 64, 3, 4, idx_ahead=1, lpt=True)
+    for bn, st in [(64, 3), (128, 3), (64, 4)]:
+        add("fg", 128, 64, 1, bn, st, 4, idx_ahead=1, lpt=True)
+    for g in (16, 64):
+        for bn, st in [(64, 3), (64, 4), (128, 3)]:
+            add("fg", 128, 128, g, bn, st, 8, idx_ahead=1, lpt=True)
+    for bn, st, ia in [(64, 3, 1), (64, 4, 1), (128, 3, 1), (64, 5, 2)]:
+        add("fg", 64, 128, 1, bn, st, 8, idx_ahead=ia, lpt=True)
+    for d in (128, 64):
+        for bn, st, tma, ws in [(128, 3, False, False), (64, 3, False, False), (128, 2, False, False),
+                                (128, 3, True, False), (64, 3, True, False), (128, 2, True, True),
+                                (128, 3, True, True), (64, 3, True, True)]:
+            add("dense", d, 128, 1, bn, st, 8, tma=tma, warp_specialize=ws)
+        for bn, st, tma in [(128, 3, False), (64, 3, False), (128, 3, True), (64, 3, True)]:
+            add("block", d, 128, 128, bn, st, 8, tma=tma, warp_specialize=False)
+    return c
+
+
+def to_config(c: dict[str, Any], source: str = "sweep") -> launch.LaunchConfig:
+    return launch.LaunchConfig(kernel=c["kernel"], gpu="h200", head_dim=c["head_dim"], block_m=c["block_m"],
+                               block_n=c["block_n"], gran_n=c["gran_n"], num_warps=c["num_warps"],
+                               num_stages=c["num_stages"], dtype="bf16", layout="bhnd", extra=dict(c["extra"]),
+                               source=source)
+
+
+def run_kernel(cfg: launch.LaunchConfig, q, k, v, index) -> torch.Tensor:
+    if cfg.kernel == "fg":
+        return fgattn.fg_attention(q, k, v, index, block_m=cfg.block_m, gran_n=cfg.gran_n, config=cfg)
+    if cfg.kernel == "block":
+        return fgattn.block_sparse_attention(q, k, v, index, block_m=cfg.block_m, config=cfg)
+    return fgattn.dense_attention(q, k, v, block_m=cfg.block_m, config=cfg)
+
+
+def tune_index(cfg: launch.LaunchConfig, h: int, n: int, density: float = 0.5):
+    if cfg.kernel == "dense":
+        return None
+    g = cfg.gran_n if cfg.kernel == "fg" else cfg.block_m
+    mask = random_mask(1, h, n, cfg.block_m, density, gran_n=g)
+    return fgattn.build_index(mask, block_m=cfg.block_m, gran_n=g, order=bool(cfg.option("lpt", True)))
+
+
+def check_candidate(c: dict[str, Any]) -> dict[str, Any]:
+    """Worker: compile ``c`` for the bench shape's specialisation (H=12, N≡8 mod 16, QB≡0 mod 16) on a
+    small problem and compare with the float64 reference."""
+    torch.manual_seed(int.from_bytes(os.urandom(4), "little"))
+    cfg = to_config(c)
+    t0 = time.perf_counter()
+    try:
+        q, k, v = make_qkv(1, 12, 2040, cfg.head_dim, 1)[0]
+        index = tune_index(cfg, 12, 2040)
+        out = torch.full_like(q, float("nan"))
+        if cfg.kernel == "fg":
+            fgattn.fg_attention(q, k, v, index, block_m=cfg.block_m, gran_n=cfg.gran_n, config=cfg, out=out)
+        elif cfg.kernel == "block":
+            fgattn.block_sparse_attention(q, k, v, index, block_m=cfg.block_m, config=cfg, out=out)
+        else:
+            fgattn.dense_attention(q, k, v, block_m=cfg.block_m, config=cfg, out=out)
+        torch.cuda.synchronize()
+        ref = fgattn.reference_attention(q, k, v, index)
+        err = float((out.double() - ref).norm() / ref.norm())
+        ok = math.isfinite(err) and err < 2e-2
+        return dict(c, ok=ok, err=err, compile_s=time.perf_counter() - t0, msg="")
+    except Exception as e:  # noqa: BLE001
+        return dict(c, ok=False, err=float("nan"), compile_s=time.perf_counter() - t0, msg=repr(e)[:300])
+
+
+def key_of(c: dict[str, Any]) -> tuple:
+    return (c["kernel"], c["head_dim"], c["block_m"], c["gran_n"])
+
+
+def tune(args, meta: dict[str, str], out_dir: Path) -> list[dict[str, Any]]:
+    cands = candidates(args.quick)
+    t0 = time.perf_counter()
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(max_workers=min(args.workers, len(cands)), mp_context=mp.get_context("spawn")) as ex:
+        checked = list(ex.map(check_candidate, cands))
+    print(f"[tune] compiled+checked {len(cands)} candidates in {time.perf_counter() - t0:.1f}s "
+          f"({sum(r['ok'] for r in checked)} ok)", flush=True)
+    for r in checked:
+        if not r["ok"]:
+            print(f"[tune] rejected {key_of(r)} bn={r['block_n']} st={r['num_stages']} w={r['num_warps']} "
+                  f"{r['extra']}: err={r['err']} {r['msg']}", flush=True)
+    h, n = 12, 32760
+    results = []
+    sets: dict[int, list] = {}
+    idx_cache: dict[tuple, Any] = {}
+    for r in checked:
+        if not r["ok"]:
+            continue
+        cfg = to_config(r)
+        d = cfg.head_dim
+        if d not in sets:
+            sets = {d: make_qkv(1, h, n, d, args.rotate)}
+        ikey = (cfg.kernel, cfg.block_m, cfg.gran_n, bool(cfg.option("lpt", True)))
+        if ikey not in idx_cache:
+            torch.manual_seed(1234)
+            idx_cache[ikey] = tune_index(cfg, h, n)
+        index = idx_cache[ikey]
+        ms = bench(lambda q, k, v, cfg=cfg, index=index: run_kernel(cfg, q, k, v, index), sets[d])
+        pairs = index.density() * h * n * n if index is not None else h * n * n
+        tf = 4 * d * pairs / ms / 1e9
+        results.append(dict(r, ms=ms, eff_tflops=tf))
+        print(f"[tune] {key_of(r)} bn={r['block_n']} st={r['num_stages']} w={r['num_warps']} {r['extra']}: "
+              f"{ms:.3f} ms {tf:.0f} eff TFLOP/s", flush=True)
+    best: dict[tuple, dict] = {}
+    for r in results:
+        kk = key_of(r)
+        if kk not in best or r["ms"] < best[kk]["ms"]:
+            best[kk] = r
+    write_table(best, meta, out_dir)
+    with open(out_dir / f"kernels-h200-tune-{meta['date'][:10]}.csv", "w", newline="") as f:
+        cols = ["kernel", "head_dim", "block_m", "gran_n", "block_n", "num_stages", "num_warps", "extra", "ok",
+                "err", "compile_s", "ms", "eff_tflops", "msg"] + list(meta)
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        by = {(key_of(r), r["block_n"], r["num_stages"], r["num_warps"], json.dumps(r["extra"])): r for r in results}
+        for r in checked:
+            rr = by.get((key_of(r), r["block_n"], r["num_stages"], r["num_warps"], json.dumps(r["extra"])), r)
+            w.writerow({**rr, "extra": json.dumps(r["extra"]), **meta})
+    del sets, idx_cache
+    torch.cuda.empty_cache()
+    return results
+
+
+def write_table(best: dict[tuple, dict], meta: dict[str, str], out_dir: Path) -> None:
+    """Tuned winners; untuned keys derived from the nearest tuned entry and marked so."""
+    date = meta["date"][:10]
+    entries = []
+    for kernel in launch.KERNELS:
+        for d in launch.HEAD_DIMS:
+            for m in launch.BLOCK_MS:
+                grans = launch.GRAN_NS if kernel == "fg" else ((m,) if kernel == "block" else (1,))
+                for g in grans:
+                    key = (kernel, d, m, g)
+                    if key in best:
+                        r = best[key]
+                        src = (f"tuned {meta['gpu_name']} {date}: {r['ms']:.3f} ms, {r['eff_tflops']:.0f} eff TFLOP/s "
+                               f"at B=1 H=12 N=32760 random density 0.5 (dense: 1.0), bf16")
+                    else:
+                        near = [b for b in best if b[0] == kernel]
+                        if not near:
+                            continue
+                        near.sort(key=lambda b: (b[1] != d, b[3] != g, b[2] != m, abs(b[3] - g)))
+                        r = dict(best[near[0]])
+                        r["num_warps"] = 8 if m == 128 else 4
+                        if kernel == "block":
+                            r["block_n"] = min(r["block_n"], m)
+                        if kernel == "fg":
+                            r["block_n"] = max(r["block_n"], g)
+                        src = f"derived (not measured for this key) from tuned {near[0]} on {meta['gpu_name']} {date}"
+                    entries.append(dict(kernel=kernel, gpu="h200", head_dim=d, block_m=m, gran_n=g,
+                                        block_n=r["block_n"], num_warps=r["num_warps"], num_stages=r["num_stages"],
+                                        layout="bhnd", extra=r["extra"], source=src))
+    data = {"version": 1, "note": "written by validation/bench_kernels.py --tune; keys (kernel,gpu,head_dim,block_m,gran_n)",
+            "entries": entries}
+    text = json.dumps(data, indent=1)
+    TABLE.write_text(text)
+    (out_dir / "launch_configs.json").write_text(text)
+    launch.load_table.cache_clear()
+    print(f"[tune] wrote {len(entries)} entries ({len(best)} tuned) to {TABLE}", flush=True)
+
+
+# ------------------------------------------------------------------------------------ baselines
+def sdpa(backend):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    be = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION}[backend]
+
+    def fn(q, k, v):
+        with sdpa_kernel([be]):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+    return fn
+
+
+_FLEX = None
+
+
+def flex():
+    global _FLEX
+    if _FLEX is None:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        _FLEX = torch.compile(flex_attention, dynamic=False)
+    return _FLEX
+
+
+def flex_block_mask(block_tiles: torch.Tensor, n: int):
+    """FlexAttention BlockMask (128×128, all kept blocks 'full') from a bool (B, H, QB, KB) block mask."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    bsz, h, qb, kb = block_tiles.shape
+    counts = block_tiles.sum(-1).to(torch.int32)
+    order = torch.argsort((~block_tiles).to(torch.int8), dim=-1, stable=True).to(torch.int32)
+    zeros = torch.zeros_like(counts)
+    return BlockMask.from_kv_blocks(zeros, order.clone(), counts, order, BLOCK_SIZE=128, seq_lengths=(n, n))
+
+
+# ------------------------------------------------------------------------------------ benchmark
+class Rows:
+    def __init__(self, meta):
+        self.meta = meta
+        self.rows: list[dict[str, Any]] = []
+        self.cudnn: dict[tuple, float] = {}
+
+    def add(self, **r):
+        r["sm_clock_now"] = sm_clock() if len(self.rows) % 10 == 0 else ""
+        shape = (r["B"], r["H"], r["N"], r["D"])
+        if r["kernel"] == "sdpa_cudnn":
+            self.cudnn[shape] = r["tflops"]
+        base = self.cudnn.get(shape)
+        r["ratio_vs_cudnn"] = r["tflops"] / base if base else float("nan")
+        self.rows.append({**r, **self.meta})
+        print(f"{r['kernel']:>14} {r['pattern']:>8} d={r['density_target']:<4} act={r['density']:.3f} "
+              f"B{r['B']} H{r['H']} N{r['N']} D{r['D']} M{r['M']} g{r['gran_n']}: {r['ms']:8.3f} ms "
+              f"{r['tflops']:6.1f} TF/s  x{r['ratio_vs_cudnn']:.3f} cudnn  idx {r.get('index_ms', '')}", flush=True)
+
+
+def bench_shape(rows: Rows, b, h, n, d, args, densities, patterns, fg_extra: list[tuple], with_flex: bool,
+                with_block: bool = True):
+    sets = make_qkv(b, h, n, d, args.rotate)
+    dense_flops = 4 * b * h * n * n * d
+    common = dict(B=b, H=h, N=n, D=d)
+
+    def row(kernel, ms, pattern="dense", dt=1.0, dens=1.0, m=128, g=1, cfg="", **kw):
+        rows.add(kernel=kernel, pattern=pattern, density_target=dt, density=dens, M=m, gran_n=g, ms=ms,
+                 tflops=dense_flops * dens / ms / 1e9, config=cfg, **common, **kw)
+
+    row("sdpa_cudnn", bench(sdpa("cudnn"), sets))
+    row("sdpa_flash", bench(sdpa("flash"), sets))
+    cfg = resolve_config("dense", sets[0][0], 128)
+    row("fg_dense", bench(lambda q, k, v: fgattn.dense_attention(q, k, v, config=cfg), sets), cfg=cfg_str(cfg))
+    if with_flex:
+        try:
+            row("flex_dense", bench(lambda q, k, v: flex()(q, k, v), sets))
+        except Exception as e:  # noqa: BLE001
+            print("flex dense failed:", repr(e)[:300])
+            with_flex = False
+    for pattern in patterns:
+        for dt_ in densities:
+            torch.manual_seed(int(dt_ * 1000) + 7)
+            if pattern == "random":
+                mask = random_mask(b, h, n, 128, dt_)
+            else:
+                mask = window_mask(b, h, n, 128, dt_)
+            fg_case(row, sets, mask, pattern, dt_, 128, 1, b, h, n, d)
+            if with_block or with_flex:
+                tiles = torch.nn.functional.pad(mask, (0, (-n) % 128)).reshape(b, h, mask.shape[2], -1, 128).any(-1)
+                bdens = float(tiles.sum()) / tiles.numel()
+                bidx = fgattn.block_index_from_mask(tiles, block_m=128, n_keys=n, order=True)
+                bcfg = resolve_config("block", sets[0][0], 128)
+                ms = bench(lambda q, k, v, bidx=bidx, bcfg=bcfg: fgattn.block_sparse_attention(q, k, v, bidx, config=bcfg),
+                           sets)
+                row("fg_block128", ms, pattern, dt_, bidx.density(), 128, 128, cfg_str(bcfg), block_density=bdens)
+                if with_flex:
+                    bm = flex_block_mask(tiles, n)
+                    ms = bench(lambda q, k, v, bm=bm: flex()(q, k, v, block_mask=bm), sets)
+                    row("flex_block128", ms, pattern, dt_, bidx.density(), 128, 128, block_density=bdens)
+            del mask
+    for pattern, dt_, m, g in fg_extra:
+        torch.manual_seed(int(dt_ * 1000) + g)
+        if pattern == "random":
+            mask = random_mask(b, h, n, m, dt_, gran_n=g)
+        else:
+            mask = window_mask(b, h, n, m, dt_)
+        fg_case(row, sets, mask, pattern, dt_, m, g, b, h, n, d)
+        del mask
+    del sets
+    torch.cuda.empty_cache()
+
+
+def cfg_str(cfg) -> str:
+    return (f"bn={cfg.block_n} st={cfg.num_stages} w={cfg.num_warps} {json.dumps(cfg.extra, sort_keys=True)} "
+            f"[{cfg.source[:60]}]")
+
+
+def fg_case(row, sets, mask, pattern, dt_, m, g, b, h, n, d):
+    build = lambda: fgattn.build_index(mask, block_m=m, gran_n=g, order=True)  # noqa: E731
+    index_ms = wall_ms(build)
+    index = build()
+    cfg = resolve_config("fg", sets[0][0], m, g)
+    ms = bench(lambda q, k, v: fgattn.fg_attention(q, k, v, index, block_m=m, gran_n=g, config=cfg), sets)
+    row("fg_attention", ms, pattern, dt_, index.density(), m, g, cfg_str(cfg), index_ms=f"{index_ms:.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="subset that fits in ~5 minutes")
+    ap.add_argument("--tune", action="store_true", help="sweep launch configurations first")
+    ap.add_argument("--tune-only", action="store_true")
+    ap.add_argument("--no-flex", action="store_true")
+    ap.add_argument("--rotate", type=int, default=3, help="input sets rotated between calls")
+    ap.add_argument("--workers", type=int, default=14)
+    ap.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "validation" / "results")))
+    args = ap.parse_args()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = env_metadata()
+    print(json.dumps(meta), flush=True)
+    t0 = time.perf_counter()
+    if args.tune or args.tune_only:
+        tune(args, meta, out_dir)
+        print(f"[time] tuning {time.perf_counter() - t0:.1f}s", flush=True)
+    if args.tune_only:
+        return
+    rows = Rows(meta)
+    flex_ok = not args.no_flex
+    if args.quick:
+        bench_shape(rows, 1, 12, 32760, 128, args, DENSITIES, ("random", "window"),
+                    [("window", 0.3, 128, 16), ("window", 0.3, 128, 64), ("random", 0.5, 128, 16),
+                     ("random", 0.5, 128, 64), ("random", 0.5, 64, 1), ("window", 0.3, 64, 1)], flex_ok)
+        print(f"[time] shape 1 done {time.perf_counter() - t0:.1f}s", flush=True)
+        bench_shape(rows, 1, 12, 32760, 64, args, (0.5, 0.1), ("random", "window"), [], False, with_block=False)
+        bench_shape(rows, 1, 40, 75600, 128, args, (0.3,), ("window",), [], False, with_block=False)
+    else:
+        for h, n in ((12, 32760), (40, 32760), (12, 75600), (40, 75600)):
+            for d in (128, 64):
+                extra = [("window", 0.3, 128, 16), ("window", 0.3, 128, 64), ("random", 0.5, 64, 1)]
+                bench_shape(rows, 1, h, n, d, args, DENSITIES, ("random", "window"), extra, flex_ok)
+    print(f"[time] benchmark {time.perf_counter() - t0:.1f}s", flush=True)
+    path = out_dir / f"kernels-h200-{meta['date'][:10]}{'-quick' if args.quick else ''}.csv"
+    cols = ["kernel", "pattern", "density_target", "density", "block_density", "B", "H", "N", "D", "M", "gran_n",
+            "ms", "tflops", "ratio_vs_cudnn", "index_ms", "config", "sm_clock_now"] + list(meta)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows.rows)
+    print(f"wrote {path}")
+    print("\nkernel          pattern  dens  H  N      D   M  g    ms      TF/s  x cuDNN  idx_ms")
+    for r in rows.rows:
+        print(f"{r['kernel']:<15} {r['pattern']:<8} {r['density']:.2f} {r['H']:>2} {r['N']:>6} {r['D']:>3} "
+              f"{r['M']:>3} {r['gran_n']:>3} {r['ms']:7.3f} {r['tflops']:6.1f} {r['ratio_vs_cudnn']:6.3f}  "
+              f"{r.get('index_ms', '')}")
+
+
+if __name__ == "__main__":
+    main()

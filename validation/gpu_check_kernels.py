@@ -1,0 +1,184 @@
+"""GPU correctness check of the fgattn kernels (issue 3, item 5).
+
+    PYTHONPATH=.:kernels python validation/gpu_check_kernels.py [--out $OUT]
+
+bf16 and fp16, both layouts, D ∈ {64, 128}, M ∈ {64, 128}, gran_n ∈ {1, 16, 64}, odd N, empty
+and full query blocks, with every launch configuration the table gives and the TMA / non-TMA
+and LPT / natural-order variants; outputs poisoned with NaN before each launch and scanned after;
+relative error against the float64 reference ≤ 1e-2; unordered, duplicate and out-of-range
+indices rejected with a clear ValueError; one Wan-sized case against SDPA with a boolean mask.
+Exit status 1 on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "kernels")]
+
+import fgattn  # noqa: E402
+from fgattn.attention import resolve_config  # noqa: E402
+
+TOL = 1e-2
+FAILS: list[str] = []
+COUNT = [0]
+
+
+def report(name: str, err: float, nan: bool) -> None:
+    COUNT[0] += 1
+    ok = (err <= TOL) and not nan
+    if not ok:
+        FAILS.append(f"{name}: err={err:.3e} nan={nan}")
+        print("FAIL", FAILS[-1], flush=True)
+
+
+def qkv(b, h, n, d, dtype, layout):
+    shape = (b, h, n, d) if layout == "bhnd" else (b, n, h, d)
+    return [torch.randn(shape, device="cuda", dtype=dtype) for _ in range(3)]
+
+
+def slice_mask(b, h, n, m, gran, density):
+    qb = -(-n // m)
+    nt = -(-n // gran)
+    tiles = torch.rand(b, h, qb, nt, device="cuda") < density
+    tiles[0, 0, 0] = False  # an empty query block
+    tiles[-1, -1, -1] = True  # a full (last, partial) query block
+    if qb > 2:
+        tiles[0, -1, 1] = True
+    return tiles.repeat_interleave(gran, dim=-1)[..., :n]
+
+
+def run(kind, q, k, v, index, m, g, layout, cfg):
+    out = torch.full_like(q, float("nan"))
+    if kind == "fg":
+        fgattn.fg_attention(q, k, v, index, block_m=m, gran_n=g, layout=layout, config=cfg, out=out, check=True)
+    elif kind == "block":
+        fgattn.block_sparse_attention(q, k, v, index, block_m=m, layout=layout, config=cfg, out=out, check=True)
+    else:
+        fgattn.dense_attention(q, k, v, block_m=m, layout=layout, config=cfg, out=out)
+    torch.cuda.synchronize()
+    return out
+
+
+def check_all() -> None:
+    seed = int.from_bytes(os.urandom(4), "little")
+    torch.manual_seed(seed)
+    print(f"seed {seed}", flush=True)
+    b, h = 2, 3
+    for dtype in (torch.bfloat16, torch.float16):
+        for layout in ("bhnd", "bnhd"):
+            for d in (64, 128):
+                for n in (1000, 333):
+                    q, k, v = qkv(b, h, n, d, dtype, layout)
+                    for m in (64, 128):
+                        for kind, grans in (("fg", (1, 16, 64)), ("block", (m,)), ("dense", (1,))):
+                            for g in grans:
+                                base = resolve_config(kind, q, m, g)
+                                variants = [base]
+                                if kind == "fg":
+                                    variants.append(dataclasses.replace(base, extra={**base.extra, "idx_ahead": 0}))
+                                else:
+                                    variants.append(dataclasses.replace(
+                                        base, extra={**base.extra, "tma": not base.option("tma", False),
+                                                     "warp_specialize": False}))
+                                for dens in ((0.3, 1.0) if kind != "dense" else (1.0,)):
+                                    index = None
+                                    if kind != "dense":
+                                        mask = slice_mask(b, h, n, m, g, dens)
+                                        index = fgattn.build_index(mask, block_m=m, gran_n=g, order=dens < 1)
+                                    ref = fgattn.reference_attention(q, k, v, index, layout=layout)
+                                    for cfg in variants:
+                                        out = run(kind, q, k, v, index, m, g, layout, cfg)
+                                        err = float((out.double() - ref).norm() / ref.norm())
+                                        name = (f"{kind} {dtype} {layout} D{d} N{n} M{m} g{g} dens{dens} "
+                                                f"bn{cfg.block_n} st{cfg.num_stages} {cfg.extra} seed {seed}")
+                                        report(name, err, bool(out.isnan().any()))
+                                        if index is not None:
+                                            empty = (index.counts() == 0).reshape(b, h, -1)
+                                            if bool(empty.any()):
+                                                # the empty query block (0, 0, 0) must be exactly zero
+                                                blk = out[0, 0, :m] if layout == "bhnd" else out[0, :m, 0]
+                                                if bool(empty[0, 0, 0]) and bool(blk.abs().max() != 0):
+                                                    FAILS.append(f"{name}: empty query block not zero")
+
+
+def check_rejections() -> None:
+    n, m = 500, 64
+    q, k, v = qkv(1, 2, n, 64, torch.bfloat16, "bhnd")
+    mask = slice_mask(1, 2, n, m, 1, 0.3)
+    index = fgattn.build_index(mask, block_m=m)
+    cases = {}
+    bad = index.indices.clone()
+    r = int((index.counts() > 3).nonzero()[0])
+    a = int(index.offsets[r])
+    bad[a], bad[a + 1] = bad[a + 1].clone(), bad[a].clone()
+    cases["sorted"] = dataclasses.replace(index, indices=bad)
+    dup = index.indices.clone()
+    dup[a + 1] = dup[a]
+    cases["duplicate"] = dataclasses.replace(index, indices=dup)
+    oor = index.indices.clone()
+    oor[a] = n
+    cases["out of range"] = dataclasses.replace(index, indices=oor)
+    for what, idx in cases.items():
+        try:
+            fgattn.fg_attention(q, k, v, idx, block_m=m, check=True)
+            FAILS.append(f"{what} index accepted")
+        except ValueError as e:
+            msg = str(e)
+            want = "out of range" if what == "out of range" else "sorted strictly increasing"
+            COUNT[0] += 1
+            if want not in msg:
+                FAILS.append(f"{what} index rejected with unclear message: {msg}")
+            print(f"rejected ({what}): {msg}")
+
+
+def check_large() -> None:
+    """Wan-sized head against SDPA with a boolean mask (int32 offset arithmetic at N=75,600)."""
+    for layout, n, h in (("bnhd", 75600, 2), ("bhnd", 32760, 1)):
+        q, k, v = qkv(1, h, n, 128, torch.bfloat16, layout)
+        mask = fgattn.masks.window_mask(1, h, n, 128, 0.3) if hasattr(fgattn, "masks") else None
+        from fgattn.masks import window_mask
+
+        mask = window_mask(1, h, n, 128, 0.3)
+        index = fgattn.build_index(mask, block_m=128, order=True, check=True)
+        out = torch.full_like(q, float("nan"))
+        fgattn.fg_attention(q, k, v, index, block_m=128, layout=layout, out=out)
+        qt, kt, vt = ((t.transpose(1, 2) if layout == "bnhd" else t) for t in (q, k, v))
+        for hh in range(h):
+            full = mask[0, hh].repeat_interleave(128, dim=0)[:n]  # (N, N) bool
+            ref = torch.nn.functional.scaled_dot_product_attention(
+                qt[:, hh:hh + 1].float(), kt[:, hh:hh + 1].float(), vt[:, hh:hh + 1].float(), attn_mask=full)
+            o = out.transpose(1, 2)[:, hh:hh + 1] if layout == "bnhd" else out[:, hh:hh + 1]
+            err = float((o.float() - ref).norm() / ref.norm())
+            report(f"large {layout} N{n} head{hh} vs SDPA fp32 masked", err, bool(o.isnan().any()))
+            print(f"large {layout} N={n} head {hh}: rel err {err:.2e}")
+            del full, ref
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.environ.get("OUT", ""))
+    ap.parse_args()
+    t0 = time.perf_counter()
+    print(torch.cuda.get_device_name(), torch.__version__, __import__("triton").__version__)
+    check_all()
+    print(f"[time] configs {time.perf_counter() - t0:.1f}s", flush=True)
+    check_rejections()
+    check_large()
+    print(f"[time] total {time.perf_counter() - t0:.1f}s")
+    print(f"gpu_check: {COUNT[0]} checks, {len(FAILS)} failures")
+    for f in FAILS[:40]:
+        print("  ", f)
+    sys.exit(1 if FAILS else 0)
+
+
+if __name__ == "__main__":
+    main()
