@@ -56,6 +56,7 @@ class ModelParams:
     idx_entry_cycles: float = 0.05  # per index entry loaded
     cta_fixed_cycles: float = 1500.0  # CTA launch, setup, Q load issue
     epilogue_cycles: float = 500.0  # normalisation, O store issue
+    tma_tile_cycles: float = 66.0  # TMA issue per K+V tile when the config uses tensor descriptors (~33 each [S8])
     launch_us: float = 3.0  # per kernel call (host launch + grid drain), microseconds
     multi_cta_gain: float = 0.8  # fraction of the ideal extra throughput from co-resident CTAs
     l2_reuse_frac: float = 0.8  # effective L2 fraction for K/V reuse (about 40 of 50 MB on H200, perfmodel §2.2)
@@ -89,7 +90,7 @@ PARAM_BOUNDS: dict[str, tuple[float, float]] = {
     "mma_eff": (0.2, 1.0), "softmax_cycles_per_score": (0.02, 0.6), "overlap_alpha": (0.0, 1.0),
     "latency_scale": (0.2, 4.0), "l2_bw_eff": (0.2, 1.5), "hbm_bw_eff": (0.3, 1.0), "row_cycles": (0.0, 4.0),
     "gather_seg_cycles": (0.0, 8.0), "idx_tile_cycles": (0.0, 2000.0), "idx_entry_cycles": (0.0, 4.0),
-    "cta_fixed_cycles": (0.0, 20000.0), "epilogue_cycles": (0.0, 20000.0), "launch_us": (0.0, 50.0),
+    "cta_fixed_cycles": (0.0, 20000.0), "epilogue_cycles": (0.0, 20000.0), "launch_us": (0.0, 50.0), "tma_tile_cycles": (0.0, 2000.0),
     "multi_cta_gain": (0.0, 1.0), "l2_reuse_frac": (0.2, 1.0),
 }
 
@@ -102,7 +103,7 @@ class Workload(Protocol):
 
     def entries(self) -> list[tuple[int, int]]: ...
 
-    def counts(self, p: int, l: int, m: int | None = None, n: int = 1) -> np.ndarray: ...
+    def counts(self, p: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class CtaTables:
 
     n: int  # key granularity of the counts this kernel reads (0: dense, counts unused)
     work: np.ndarray  # stand-alone cycles per CTA
-    comps: np.ndarray  # (6, C): mma, exp, memory, fixed cycles; L2 bytes; log(1 - keys/N)
+    comps: np.ndarray  # (7, C): mma, exp, memory, fixed cycles; L2 bytes; log(1 - keys/N); keys processed
     occupancy: Occupancy
     tile_flops_full: float
 
@@ -187,7 +188,17 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int) 
     clk = gpu.clock_hz
     bw_sm = gpu.l2_bytes_per_s * p.l2_bw_eff / (gpu.sm_count * clk)  # bytes per cycle per SM
     lat = gpu.memory_latency_cycles * p.latency_scale
-    levels = int(cfg.extra.get("indirection_levels", 1 if cfg.kernel == "fg" else 0))
+    tma = bool(cfg.extra.get("tma", False)) and cfg.kernel != "fg"
+    # Triton gives each pipelined load (num_stages-1)/(indirection levels+1) stages (kernels.md §3.1): the FG
+    # gather is level 0 when its indices are prefetched in registers (idx_ahead >= 1); the block kernel's
+    # per-tile block-index load makes its K/V loads level 1.
+    if cfg.kernel == "fg":
+        levels = 0 if int(cfg.extra.get("idx_ahead", 1)) >= 1 else 1
+    elif cfg.kernel == "block":
+        levels = 0 if tma else 1
+    else:
+        levels = 0
+    levels = int(cfg.extra.get("indirection_levels", levels))
     lookahead = max(0.5, (cfg.num_stages - 1) / (levels + 1))
     row_bytes = 2 * d * elt  # one K row + one V row
 
@@ -200,7 +211,10 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int) 
         """(exposed memory + issue cycles, tile cycles) for tiles with `rows` rows (vectorised)."""
         mem = np.maximum(rows * row_bytes / bw_sm, np.where(rows > 0, lat / lookahead, 0.0))
         over = np.maximum(comp, mem) + p.overlap_alpha * np.minimum(comp, mem)
-        issue = rows * p.row_cycles * (d / 128.0) * (elt / 2.0) + segs * p.gather_seg_cycles
+        if tma:
+            issue = np.where(rows > 0, p.tma_tile_cycles, 0.0) + segs * p.gather_seg_cycles
+        else:
+            issue = rows * p.row_cycles * (d / 128.0) * (elt / 2.0) + segs * p.gather_seg_cycles
         issue = issue + idx_loads * p.idx_tile_cycles + ents * p.idx_entry_cycles
         return over - comp + issue, over + issue
 
@@ -242,7 +256,10 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int) 
     n_tiles = n_full + has_last
     fill = lat + m * d * elt / bw_sm
     epi = p.epilogue_cycles + m * d * elt / bw_sm
-    fixed = np.full_like(keys, p.cta_fixed_cycles + fill + epi)
+    # the loop ends with masked tiles outside the pipelined loop (1 tile; the block kernel's last block: M/BN
+    # tiles): their load latency is exposed once per CTA that has any tile
+    drain = lat * (max(1, cfg.block_m // bn) if cfg.kernel == "block" else 1) * (n_full + has_last > 0)
+    fixed = p.cta_fixed_cycles + fill + epi + drain
     c_mma = n_tiles * mma
     c_exp = n_tiles * sm
     c_mem = n_full * mem_full + mem_last
@@ -250,7 +267,7 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int) 
     l2b = (n_full * rows_full + r_last) * row_bytes
     with np.errstate(divide="ignore"):
         logmiss = np.log(np.clip(1.0 - keys / n_tok, 1e-12, 1.0))
-    comps = np.stack([c_mma, c_exp, c_mem, fixed, l2b, logmiss])
+    comps = np.stack([c_mma, c_exp, c_mem, fixed, l2b, logmiss, keys])
     # occupancy and the SM sharing gain, from the busiest unit of a full tile
     slots, limiter, smem, regs = occupancy(cfg, gpu)
     u = max((4.0 * m * bn * d / f) / t_full, (rows_full * row_bytes / bw_sm) / t_full,
@@ -275,9 +292,15 @@ def counts_m_n(cfg: KernelConfig, stored_block_m: int | None) -> tuple[int, int]
 
 
 def _launch_order(c: np.ndarray, cfg: KernelConfig) -> np.ndarray:
-    """(heads, QB) counts → 1-D CTA order; grid (QB, B*H) with program_id(0) fastest unless configured otherwise."""
+    """(heads, QB) counts → 1-D CTA launch order.
+
+    fgattn launches grid (QB, B*H) with program_id(0) = query block (fastest), i.e. head-major; with an LPT row
+    order (``extra['order'] == 'lpt'``, FgIndex.order) it is still head-major, heaviest query block first.
+    """
     if cfg.grid_order == "head_fastest":
         return np.ascontiguousarray(c.T).reshape(-1)
+    if cfg.extra.get("order") == "lpt" and cfg.kernel != "dense":
+        return np.ascontiguousarray(-np.sort(-c, axis=1, kind="stable")).reshape(-1)
     return np.ascontiguousarray(c).reshape(-1)
 
 
@@ -359,13 +382,13 @@ def predict_workload(wl: Workload, cfg: KernelConfig, gpu: GPU, params: ModelPar
                     if not notes:
                         notes.append(f"trace holds counts for {c.shape[0]} captured heads; repeated to {num_heads}")
                 rows.append(_launch_order(c, cfg))
-                flops += 4.0 * m * cfg.head_dim * float(np.minimum(c.astype(np.float64) * n, n_tok).sum())
             heads = rows[0].size // qb
             if any(r.size != rows[0].size for r in rows):
                 raise FgsimError("trace entries have different numbers of heads; predict them separately")
             idx = np.stack(rows)
             ms, _, csum = simulate_calls(idx, tabs.work, tabs.comps, gpu.sm_count, occ.slots, occ.gain)
             pc, bd = _finish_calls(tabs, gpu, params, cfg, n_tok, heads, qb, ms, csum)
+            flops += 4.0 * m * cfg.head_dim * float(csum[:, 6].sum())
             per_call[s:s + len(block)] = pc
             bds[s:s + len(block)] = bd
             if progress:
@@ -387,7 +410,7 @@ def predict_counts(counts: np.ndarray, n_tokens: int, cfg: KernelConfig, gpu: GP
         def entries(self) -> list[tuple[int, int]]:
             return [(0, 0)]
 
-        def counts(self, p: int, l: int, m: int | None = None, n: int = 1) -> np.ndarray:
+        def counts(self, p: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray:
             return np.asarray(counts)
 
     pr = predict_workload(_One(), cfg, gpu, params)

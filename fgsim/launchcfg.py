@@ -66,7 +66,7 @@ def _import_launch() -> Any | None:
 
 def _fallback(kernel: str, head_dim: int, block_m: int, gran_n: int, dtype: str) -> KernelConfig:
     return KernelConfig(kernel=kernel, block_m=block_m, block_n=64, num_warps=4 if block_m <= 64 else 8,
-                        num_stages=3, gran_n=gran_n if kernel == "fg" else (64 if kernel == "block" else 1),
+                        num_stages=3, gran_n=gran_n if kernel == "fg" else (block_m if kernel == "block" else 1),
                         head_dim=head_dim, dtype=dtype,
                         source="fgsim fallback (fgattn.launch not importable): Triton tutorial-like BLOCK_N=64, 3 stages")
 
@@ -80,18 +80,24 @@ def launch_config(kernel: str, gpu: str, head_dim: int, block_m: int, gran_n: in
     if mod is None:
         cfg = _fallback(kernel, head_dim, block_m, gran_n, dtype)
     else:
+        note = ""
         try:
             lc = mod.launch_config(kernel=kernel, gpu=gpu, head_dim=head_dim, block_m=block_m, gran_n=gran_n,
                                    dtype=dtype)
-        except (KeyError, ValueError) as exc:
-            raise FgsimError(f"fgattn has no launch configuration for {kernel} on {gpu} (D={head_dim}, "
-                             f"M={block_m}, gran_n={gran_n}, {dtype}): {exc}") from None
+        except (KeyError, ValueError, OSError) as exc:
+            if not str(exc).startswith("gpu") or gpu == "h200":
+                raise FgsimError(f"fgattn has no launch configuration for {kernel} on {gpu} (D={head_dim}, "
+                                 f"M={block_m}, gran_n={gran_n}, {dtype}): {exc}") from None
+            # what-if on a GPU fgattn has no tuned entry for: the same kernel configuration as on the H200
+            lc = mod.launch_config(kernel=kernel, gpu="h200", head_dim=head_dim, block_m=block_m, gran_n=gran_n,
+                                   dtype=dtype)
+            note = f"what-if fallback: no {gpu} launch entry, using the h200 entry; "
         extra = dict(getattr(lc, "extra", {}) or {})
         cfg = KernelConfig(kernel=kernel, block_m=int(lc.block_m), block_n=int(lc.block_n),
                            num_warps=int(lc.num_warps), num_stages=int(lc.num_stages),
                            gran_n=int(getattr(lc, "gran_n", gran_n)), head_dim=head_dim, dtype=dtype,
                            layout=str(getattr(lc, "layout", "bhnd")),
-                           source=str(getattr(lc, "source", "fgattn.launch")), extra=extra)
+                           source=note + str(getattr(lc, "source", "fgattn.launch")), extra=extra)
     if overrides:
         from dataclasses import replace
 

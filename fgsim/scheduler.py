@@ -205,25 +205,27 @@ def _sim_dispatch(idx, table, n_sm, slots, gain, record, start, end, machine):  
 
 
 @nb.njit(cache=True, parallel=True)
-def _sim_many(idx2d, table, comps, n_sm, slots, gain):  # noqa: ANN001, ANN202
+def _sim_many(idx2d, packed, n_sm, slots, gain):  # noqa: ANN001, ANN202
+    """packed[c] = (work, comp_1, ..., comp_K) per count value, row-major (one cache line per CTA lookup)."""
     n_calls = idx2d.shape[0]
-    n_comp = comps.shape[0]
+    n_comp = packed.shape[1] - 1
     out = np.zeros(n_calls)
     tot = np.zeros(n_calls)
     csum = np.zeros((n_calls, n_comp))
+    work = np.ascontiguousarray(packed[:, 0])
     dummy_f = np.zeros(1)
     dummy_i = np.zeros(1, np.int64)
     for c in nb.prange(n_calls):
         row = idx2d[c]
-        ms, tw = _sim_dispatch(row, table, n_sm, slots, gain, False, dummy_f, dummy_f, dummy_i)
+        ms, tw = _sim_dispatch(row, work, n_sm, slots, gain, False, dummy_f, dummy_f, dummy_i)
         out[c] = ms
         tot[c] = tw
-        for k in range(n_comp):
-            acc = 0.0
-            comp = comps[k]
-            for i in range(row.shape[0]):
-                acc += comp[row[i]]
-            csum[c, k] = acc
+        acc = np.zeros(n_comp)
+        for i in range(row.shape[0]):
+            r = row[i]
+            for k in range(n_comp):
+                acc[k] += packed[r, k + 1]
+        csum[c, :] = acc
     return out, tot, csum
 
 
@@ -277,5 +279,6 @@ def simulate_calls(
         raise FgsimError("simulate_calls needs a 2-D (calls, CTAs) index array")
     if ix.size and (ix.min() < 0 or ix.max() >= table.shape[0]):
         raise FgsimError(f"tile counts out of range 0..{table.shape[0] - 1} for this trace and kernel")
-    return _sim_many(ix, np.ascontiguousarray(table, np.float64), np.ascontiguousarray(comps, np.float64),
-                     n_sm, slots, float(gain))
+    packed = np.ascontiguousarray(np.column_stack([np.asarray(table, np.float64),
+                                                   np.asarray(comps, np.float64).T]))
+    return _sim_many(ix, packed, n_sm, slots, float(gain))

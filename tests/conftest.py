@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
+import os
+
+# CI and developer machines have no GPU: Triton kernels run in its interpreter. This must be set before anything
+# (diffusers, torch._inductor, fgattn) imports triton, so it lives here rather than in a test module.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import numpy as np  # noqa: E402
 import pytest
 
 from fgsim.trace import PassInfo, TraceMeta

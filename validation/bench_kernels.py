@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +185,20 @@ def check_candidate(c: dict[str, Any]) -> dict[str, Any]:
         return dict(c, ok=False, err=float("nan"), compile_s=time.perf_counter() - t0, msg=repr(e)[:300])
 
 
+def check_in_subprocess(c: dict[str, Any]) -> dict[str, Any]:
+    """Run :func:`check_candidate` in a fresh process: a compiler crash (abort) only loses that candidate."""
+    cmd = [sys.executable, __file__, "--check-candidate", json.dumps(c)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return dict(c, ok=False, err=float("nan"), compile_s=300.0, msg="timeout")
+    for line in p.stdout.splitlines()[::-1]:
+        if line.startswith("{"):
+            return json.loads(line)
+    return dict(c, ok=False, err=float("nan"), compile_s=float("nan"),
+                msg=f"rc={p.returncode} {p.stderr.strip()[-300:]}")
+
+
 def key_of(c: dict[str, Any]) -> tuple:
     return (c["kernel"], c["head_dim"], c["block_m"], c["gran_n"])
 
@@ -192,10 +206,8 @@ def key_of(c: dict[str, Any]) -> tuple:
 def tune(args, meta: dict[str, str], out_dir: Path) -> list[dict[str, Any]]:
     cands = candidates(args.quick)
     t0 = time.perf_counter()
-    import multiprocessing as mp
-
-    with ProcessPoolExecutor(max_workers=min(args.workers, len(cands)), mp_context=mp.get_context("spawn")) as ex:
-        checked = list(ex.map(check_candidate, cands))
+    with ThreadPoolExecutor(max_workers=min(args.workers, len(cands))) as ex:
+        checked = list(ex.map(check_in_subprocess, cands))
     print(f"[tune] compiled+checked {len(cands)} candidates in {time.perf_counter() - t0:.1f}s "
           f"({sum(r['ok'] for r in checked)} ok)", flush=True)
     for r in checked:
@@ -319,11 +331,20 @@ def flex_block_mask(block_tiles: torch.Tensor, n: int):
 
 
 # ------------------------------------------------------------------------------------ benchmark
+COLS = ["kernel", "pattern", "density_target", "density", "block_density", "B", "H", "N", "D", "M", "gran_n",
+        "ms", "tflops", "ratio_vs_cudnn", "index_ms", "config", "sm_clock_now"]
+
+
 class Rows:
-    def __init__(self, meta):
+    """Benchmark rows, appended to the CSV as they are measured (a cut-short run keeps its rows)."""
+
+    def __init__(self, meta, path: Path):
         self.meta = meta
+        self.path = path
         self.rows: list[dict[str, Any]] = []
         self.cudnn: dict[tuple, float] = {}
+        with open(path, "w", newline="") as f:
+            csv.DictWriter(f, fieldnames=COLS + list(meta)).writeheader()
 
     def add(self, **r):
         r["sm_clock_now"] = sm_clock() if len(self.rows) % 10 == 0 else ""
@@ -333,6 +354,8 @@ class Rows:
         base = self.cudnn.get(shape)
         r["ratio_vs_cudnn"] = r["tflops"] / base if base else float("nan")
         self.rows.append({**r, **self.meta})
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, fieldnames=COLS + list(self.meta), extrasaction="ignore").writerow(self.rows[-1])
         print(f"{r['kernel']:>14} {r['pattern']:>8} d={r['density_target']:<4} act={r['density']:.3f} "
               f"B{r['B']} H{r['H']} N{r['N']} D{r['D']} M{r['M']} g{r['gran_n']}: {r['ms']:8.3f} ms "
               f"{r['tflops']:6.1f} TF/s  x{r['ratio_vs_cudnn']:.3f} cudnn  idx {r.get('index_ms', '')}", flush=True)
@@ -414,7 +437,11 @@ def main() -> None:
     ap.add_argument("--rotate", type=int, default=3, help="input sets rotated between calls")
     ap.add_argument("--workers", type=int, default=14)
     ap.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "validation" / "results")))
+    ap.add_argument("--check-candidate", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.check_candidate:
+        print(json.dumps(check_candidate(json.loads(args.check_candidate))))
+        return
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = env_metadata()
@@ -425,7 +452,8 @@ def main() -> None:
         print(f"[time] tuning {time.perf_counter() - t0:.1f}s", flush=True)
     if args.tune_only:
         return
-    rows = Rows(meta)
+    path = out_dir / f"kernels-h200-{meta['date'][:10]}{'-quick' if args.quick else ''}.csv"
+    rows = Rows(meta, path)
     flex_ok = not args.no_flex
     if args.quick:
         bench_shape(rows, 1, 12, 32760, 128, args, DENSITIES, ("random", "window"),
@@ -440,13 +468,6 @@ def main() -> None:
                 extra = [("window", 0.3, 128, 16), ("window", 0.3, 128, 64), ("random", 0.5, 64, 1)]
                 bench_shape(rows, 1, h, n, d, args, DENSITIES, ("random", "window"), extra, flex_ok)
     print(f"[time] benchmark {time.perf_counter() - t0:.1f}s", flush=True)
-    path = out_dir / f"kernels-h200-{meta['date'][:10]}{'-quick' if args.quick else ''}.csv"
-    cols = ["kernel", "pattern", "density_target", "density", "block_density", "B", "H", "N", "D", "M", "gran_n",
-            "ms", "tflops", "ratio_vs_cudnn", "index_ms", "config", "sm_clock_now"] + list(meta)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows.rows)
     print(f"wrote {path}")
     print("\nkernel          pattern  dens  H  N      D   M  g    ms      TF/s  x cuDNN  idx_ms")
     for r in rows.rows:

@@ -26,8 +26,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "kernels")]
 
 import fgattn  # noqa: E402
 from fgattn.attention import resolve_config  # noqa: E402
+from fgattn.masks import window_mask  # noqa: E402
 
 TOL = 1e-2
+DEV = os.environ.get("FGATTN_CHECK_DEVICE", "cuda")  # "cpu" + TRITON_INTERPRET=1 for a dry run
 FAILS: list[str] = []
 COUNT = [0]
 
@@ -42,13 +44,13 @@ def report(name: str, err: float, nan: bool) -> None:
 
 def qkv(b, h, n, d, dtype, layout):
     shape = (b, h, n, d) if layout == "bhnd" else (b, n, h, d)
-    return [torch.randn(shape, device="cuda", dtype=dtype) for _ in range(3)]
+    return [torch.randn(shape, device=DEV, dtype=dtype) for _ in range(3)]
 
 
 def slice_mask(b, h, n, m, gran, density):
     qb = -(-n // m)
     nt = -(-n // gran)
-    tiles = torch.rand(b, h, qb, nt, device="cuda") < density
+    tiles = torch.rand(b, h, qb, nt, device=DEV) < density
     tiles[0, 0, 0] = False  # an empty query block
     tiles[-1, -1, -1] = True  # a full (last, partial) query block
     if qb > 2:
@@ -64,50 +66,59 @@ def run(kind, q, k, v, index, m, g, layout, cfg):
         fgattn.block_sparse_attention(q, k, v, index, block_m=m, layout=layout, config=cfg, out=out, check=True)
     else:
         fgattn.dense_attention(q, k, v, block_m=m, layout=layout, config=cfg, out=out)
-    torch.cuda.synchronize()
+    if DEV == "cuda":
+        torch.cuda.synchronize()
     return out
 
 
-def check_all() -> None:
+def check_group(group: tuple[str, int, int]) -> tuple[int, list[str]]:
+    """Worker: every kernel/config/layout for one (dtype, D, M); returns (checks, failures)."""
+    dname, d, m = group
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dname]
     seed = int.from_bytes(os.urandom(4), "little")
     torch.manual_seed(seed)
-    print(f"seed {seed}", flush=True)
     b, h = 2, 3
-    for dtype in (torch.bfloat16, torch.float16):
-        for layout in ("bhnd", "bnhd"):
-            for d in (64, 128):
-                for n in (1000, 333):
-                    q, k, v = qkv(b, h, n, d, dtype, layout)
-                    for m in (64, 128):
-                        for kind, grans in (("fg", (1, 16, 64)), ("block", (m,)), ("dense", (1,))):
-                            for g in grans:
-                                base = resolve_config(kind, q, m, g)
-                                variants = [base]
-                                if kind == "fg":
-                                    variants.append(dataclasses.replace(base, extra={**base.extra, "idx_ahead": 0}))
-                                else:
-                                    variants.append(dataclasses.replace(
-                                        base, extra={**base.extra, "tma": not base.option("tma", False),
-                                                     "warp_specialize": False}))
-                                for dens in ((0.3, 1.0) if kind != "dense" else (1.0,)):
-                                    index = None
-                                    if kind != "dense":
-                                        mask = slice_mask(b, h, n, m, g, dens)
-                                        index = fgattn.build_index(mask, block_m=m, gran_n=g, order=dens < 1)
-                                    ref = fgattn.reference_attention(q, k, v, index, layout=layout)
-                                    for cfg in variants:
-                                        out = run(kind, q, k, v, index, m, g, layout, cfg)
-                                        err = float((out.double() - ref).norm() / ref.norm())
-                                        name = (f"{kind} {dtype} {layout} D{d} N{n} M{m} g{g} dens{dens} "
-                                                f"bn{cfg.block_n} st{cfg.num_stages} {cfg.extra} seed {seed}")
-                                        report(name, err, bool(out.isnan().any()))
-                                        if index is not None:
-                                            empty = (index.counts() == 0).reshape(b, h, -1)
-                                            if bool(empty.any()):
-                                                # the empty query block (0, 0, 0) must be exactly zero
-                                                blk = out[0, 0, :m] if layout == "bhnd" else out[0, :m, 0]
-                                                if bool(empty[0, 0, 0]) and bool(blk.abs().max() != 0):
-                                                    FAILS.append(f"{name}: empty query block not zero")
+    for layout in ("bhnd", "bnhd"):
+        for n in ((1000, 333) if (dname, m) == ("bf16", 128) else (1000,)):
+            q, k, v = qkv(b, h, n, d, dtype, layout)
+            for kind, grans in (("fg", (1, 16, 64)), ("block", (m,)), ("dense", (1,))):
+                for g in grans:
+                    base = resolve_config(kind, q, m, g)
+                    variants = [base]
+                    if dname == "bf16" and kind == "fg":
+                        variants.append(dataclasses.replace(base, extra={**base.extra, "idx_ahead": 0}))
+                    elif dname == "bf16":
+                        variants.append(dataclasses.replace(
+                            base, extra={**base.extra, "tma": not base.option("tma", False), "warp_specialize": False}))
+                    for dens in ((0.3, 1.0) if kind != "dense" else (1.0,)):
+                        index = None
+                        if kind != "dense":
+                            mask = slice_mask(b, h, n, m, g, dens)
+                            index = fgattn.build_index(mask, block_m=m, gran_n=g, order=dens < 1)
+                        ref = fgattn.reference_attention(q, k, v, index, layout=layout)
+                        for cfg in variants:
+                            out = run(kind, q, k, v, index, m, g, layout, cfg)
+                            err = float((out.double() - ref).norm() / ref.norm())
+                            name = (f"{kind} {dname} {layout} D{d} N{n} M{m} g{g} dens{dens} "
+                                    f"bn{cfg.block_n} st{cfg.num_stages} w{cfg.num_warps} {cfg.extra} seed {seed}")
+                            report(name, err, bool(out.isnan().any()))
+                            if index is not None and int(index.counts()[0]) == 0:
+                                blk = out[0, 0, :m] if layout == "bhnd" else out[0, :m, 0]
+                                if bool(blk.abs().max() != 0):
+                                    FAILS.append(f"{name}: empty query block not zero")
+    return COUNT[0], FAILS
+
+
+def check_all(workers: int) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    groups = [(dn, d, m) for dn in ("bf16", "fp16") for d in (64, 128) for m in (64, 128)]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
+        for (count, fails), g in zip(ex.map(check_group, groups), groups, strict=True):
+            COUNT[0] += count
+            FAILS.extend(fails)
+            print(f"group {g}: {count} checks, {len(fails)} failures", flush=True)
 
 
 def check_rejections() -> None:
@@ -144,19 +155,17 @@ def check_large() -> None:
     """Wan-sized head against SDPA with a boolean mask (int32 offset arithmetic at N=75,600)."""
     for layout, n, h in (("bnhd", 75600, 2), ("bhnd", 32760, 1)):
         q, k, v = qkv(1, h, n, 128, torch.bfloat16, layout)
-        mask = fgattn.masks.window_mask(1, h, n, 128, 0.3) if hasattr(fgattn, "masks") else None
-        from fgattn.masks import window_mask
-
-        mask = window_mask(1, h, n, 128, 0.3)
+        mask = window_mask(1, h, n, 128, 0.3, device=DEV)
         index = fgattn.build_index(mask, block_m=128, order=True, check=True)
         out = torch.full_like(q, float("nan"))
         fgattn.fg_attention(q, k, v, index, block_m=128, layout=layout, out=out)
         qt, kt, vt = ((t.transpose(1, 2) if layout == "bnhd" else t) for t in (q, k, v))
+        rows = torch.cat([torch.arange(0, 4096), torch.arange(n - 1000, n)]).to(DEV)  # incl. the partial block
         for hh in range(h):
-            full = mask[0, hh].repeat_interleave(128, dim=0)[:n]  # (N, N) bool
+            full = mask[0, hh][rows // 128]  # (rows, N) bool
             ref = torch.nn.functional.scaled_dot_product_attention(
-                qt[:, hh:hh + 1].float(), kt[:, hh:hh + 1].float(), vt[:, hh:hh + 1].float(), attn_mask=full)
-            o = out.transpose(1, 2)[:, hh:hh + 1] if layout == "bnhd" else out[:, hh:hh + 1]
+                qt[:, hh:hh + 1, rows].float(), kt[:, hh:hh + 1].float(), vt[:, hh:hh + 1].float(), attn_mask=full)
+            o = (out.transpose(1, 2) if layout == "bnhd" else out)[:, hh:hh + 1, rows]
             err = float((o.float() - ref).norm() / ref.norm())
             report(f"large {layout} N{n} head{hh} vs SDPA fp32 masked", err, bool(o.isnan().any()))
             print(f"large {layout} N={n} head {hh}: rel err {err:.2e}")
@@ -166,10 +175,11 @@ def check_large() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", ""))
-    ap.parse_args()
+    ap.add_argument("--workers", type=int, default=8)
+    args = ap.parse_args()
     t0 = time.perf_counter()
-    print(torch.cuda.get_device_name(), torch.__version__, __import__("triton").__version__)
-    check_all()
+    print(torch.cuda.get_device_name() if DEV == "cuda" else DEV, torch.__version__, __import__("triton").__version__)
+    check_all(args.workers)
     print(f"[time] configs {time.perf_counter() - t0:.1f}s", flush=True)
     check_rejections()
     check_large()

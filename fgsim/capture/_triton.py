@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 LOG2E = 1.4426950408889634
 
 #: Default launch parameters (tile sizes in tokens, warps, pipeline stages).
-DEFAULT_CONFIG: dict[str, int] = {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 2}
+DEFAULT_CONFIG: dict[str, int] = {"BLOCK_M": 128, "BLOCK_N": 128, "num_warps": 8, "num_stages": 2}
 
 
 @triton.jit

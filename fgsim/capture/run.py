@@ -51,6 +51,7 @@ class _Spool:
         self.shape: tuple[int, int, int, int] | None = None  # heads, S_q, S_k, D
         self.skipped = 0
         self.predict_seconds = 0.0
+        self.branches: dict[int, str] = {}  # pass → branch of the captured sample
 
     def __call__(self, call: AttentionCall) -> None:
         import torch
@@ -76,6 +77,7 @@ class _Spool:
         np.save(path, packed, allow_pickle=False)
         stats = {n: st[n][0].tolist() for n in STAT_NAMES} if st is not None else None
         self.entries[(call.pass_index, call.layer)] = (path, stats)
+        self.branches[call.pass_index] = call.branch
         if self.progress is not None:
             self.progress.update(1)
 
@@ -202,7 +204,7 @@ def _capture(transformer: Any, run_all: Callable[[AttentionCapture, list[Any]], 
             raise FgsimError(f"sequence has {text} tokens beyond the grid {g} but the model spec has no text")
         captured = sorted({p for p, _ in spool.entries})
         by_index = {r.index: r for r in cap.passes}
-        passes = tuple(PassInfo(i, by_index[i].step, by_index[i].branch if by_index[i].branch in
+        passes = tuple(PassInfo(i, by_index[i].step, spool.branches[i] if spool.branches[i] in
                                 ("cond", "uncond") else "batched") for i in captured)
         cap_layers = tuple(sorted({la for _, la in spool.entries}))
         steps_seen = len({r.step for r in cap.passes})
@@ -309,9 +311,6 @@ def capture_pipeline(model: str, out: str | os.PathLike[str], predictor: Predict
     except (OSError, ValueError) as exc:
         raise FgsimError(f"cannot load pipeline from {path}: {str(exc).splitlines()[0]}") from None
     pipe.to(device)
-    transformer = getattr(pipe, "transformer", None)
-    if transformer is None:
-        raise FgsimError(f"pipeline {type(pipe).__name__} has no 'transformer' component")
     pipe.set_progress_bar_config(disable=True)
     call_kwargs: dict[str, Any] = {"prompt": prompt, "height": height, "width": width, "num_frames": frames,
                                    "num_inference_steps": steps, "output_type": "latent",
@@ -332,18 +331,50 @@ def capture_pipeline(model: str, out: str | os.PathLike[str], predictor: Predict
 
         call_kwargs["callback_on_step_end"] = on_step
 
-    def run_all(cap: AttentionCapture, outputs: list[Any]) -> None:
-        with torch.no_grad():
-            pipe(**call_kwargs)
-
     run_info = {"driver": "capture_pipeline", "pipeline": type(pipe).__name__, "model": model,
                 "model_path": str(path), "height": height, "width": width, "frames": frames, "steps": steps,
                 "prompt": prompt, "negative_prompt": negative_prompt, "guidance_scale": guidance_scale,
                 "seed": seed, "dtype": dtype, "device": device}
     try:
-        return _capture(transformer, run_all, out, predictor, schedule=schedule, layers=layers, cross=cross,
-                        stats=stats, batch_element=batch_element, spec=None, model_name=Path(model).name,
-                        num_steps=steps, grid=None, run_info=run_info, progress=False)
+        res = capture_loaded_pipeline(pipe, call_kwargs, out, predictor, schedule=schedule, layers=layers,
+                                      cross=cross, stats=stats, batch_element=batch_element,
+                                      model_name=Path(model).name, run_info=run_info)
+        if res is None:  # only non-writing ranks get None
+            raise RuntimeError("capture_loaded_pipeline returned no result for a writing call")
+        return res
     finally:
         if step_bar is not None:
             step_bar.close()
+
+
+def capture_loaded_pipeline(pipe: Any, call_kwargs: Mapping[str, Any], out: str | os.PathLike[str],
+                            predictor: Predictor, *, write: bool = True, schedule: Schedule | None = None,
+                            layers: Sequence[int] | None = None, cross: bool = False, stats: bool = True,
+                            batch_element: int = -1, model_name: str | None = None,
+                            run_info: Mapping[str, Any] | None = None) -> CaptureResult | None:
+    """Capture ``pipe.transformer`` while running ``pipe(**call_kwargs)``; write ``out`` when ``write``.
+
+    For context parallelism under torchrun, call this on every rank with ``write=(rank == 0)``: every rank runs the
+    same hooks (the sequence all-gather of q, k, v is a collective), only the writing rank predicts and writes.
+    Returns None on non-writing ranks.
+    """
+    import torch
+
+    transformer = getattr(pipe, "transformer", None)
+    if transformer is None:
+        raise FgsimError(f"pipeline {type(pipe).__name__} has no 'transformer' component")
+    info = dict(run_info or {"driver": "capture_loaded_pipeline", "pipeline": type(pipe).__name__})
+    num_steps = call_kwargs.get("num_inference_steps")
+    if not write:
+        with AttentionCapture(transformer, lambda call: None, cross=cross, schedule=schedule, layers=layers,
+                              batch_element=batch_element), torch.no_grad():
+            pipe(**call_kwargs)
+        return None
+
+    def run_all(cap: AttentionCapture, outputs: list[Any]) -> None:
+        with torch.no_grad():
+            pipe(**call_kwargs)
+
+    return _capture(transformer, run_all, out, predictor, schedule=schedule, layers=layers, cross=cross,
+                    stats=stats, batch_element=batch_element, spec=None, model_name=model_name,
+                    num_steps=int(num_steps) if num_steps else None, grid=None, run_info=info, progress=False)

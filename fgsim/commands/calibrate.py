@@ -1,0 +1,127 @@
+"""``fgsim calibrate``: run the calibration microbenchmarks on this GPU and fit the model's parameters.
+
+Microbenchmarks (synthetic UNIFORM random masks only, never the scored cases): fg / block / dense at several
+densities, N, D and M (gather cost per row against contiguous tiles, index loads, per-CTA cost), dense tile
+throughput against BLOCK_N and num_stages, tiny grids (launch overhead), and one large bf16 GEMM (the GEMM
+efficiency used end-to-end). The fit is scipy least squares on log(predicted/measured).
+``--from-csv`` refits from earlier measurements on any machine (no GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fgsim.errors import FgsimError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("calibrate", help="fit the cost model to this GPU (GPU; or --from-csv on a CPU)",
+                              description=__doc__)
+    p.add_argument("--out", help="calibration file to write (default fgsim/data/calibrations/<gpu>.json)")
+    p.add_argument("--cases", default="calib", choices=("calib", "tiny"), help="case list (tiny: CPU interpreter test)")
+    p.add_argument("--csv", help="where to append the raw measurements (default next to --out)")
+    p.add_argument("--from-csv", nargs="+", help="fit from these measurement CSVs instead of measuring")
+    p.add_argument("--gpu", help="GPU description name (default: detected from the measurements)")
+    p.add_argument("--rep-ms", type=int, default=50, help="do_bench rep time per measurement (ms)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _prepare(rows: list[dict[str, str]], gpu_name: str) -> tuple[list[Any], np.ndarray]:
+    from fgsim.costmodel import counts_m_n
+    from fgsim.validate import case_counts, case_from_row, row_config
+
+    prepared, meas, cache = [], [], {}
+    for r in rows:
+        case = case_from_row(r)
+        cfg = row_config(r, gpu_name)
+        _, n = counts_m_n(cfg, case.block_m)
+        if case.case_id not in cache:
+            cache[case.case_id] = case_counts(case, sorted({1, case.block_m}))
+        c = cache[case.case_id][n if n else 1]
+        prepared.append((c, case.n_tokens, cfg))
+        meas.append(float(r["measured_ms"]) * 1e-3)
+    return prepared, np.array(meas)
+
+
+def fit_rows(rows: list[dict[str, str]], gpu_name: str) -> tuple[Any, dict[str, Any]]:
+    """Fit ModelParams to measured rows (seconds) of ``gpu_name``."""
+    from fgsim.calibration import fit_params
+    from fgsim.costmodel import ModelParams, predict_counts
+    from fgsim.hardware import load_gpu
+
+    gpu = load_gpu(gpu_name)
+    prepared, meas = _prepare(rows, gpu.name)
+    if len(prepared) < 3:
+        raise FgsimError(f"only {len(prepared)} measurements: too few to calibrate")
+
+    def predict(p: ModelParams) -> np.ndarray:
+        return np.array([predict_counts(c, n, cfg, gpu, p)[0] for c, n, cfg in prepared])
+
+    return fit_params(predict, meas, start=ModelParams())
+
+
+def _gemm_efficiency(gpu_name: str) -> float | None:
+    import torch
+    import triton
+
+    if not torch.cuda.is_available():
+        return None
+    from fgsim.hardware import load_gpu
+
+    g = load_gpu(gpu_name)
+    a = torch.randn(8192, 5120, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(5120, 5120, device="cuda", dtype=torch.bfloat16)
+    ms = triton.testing.do_bench(lambda: a @ b, warmup=10, rep=50, return_mode="median")
+    return float(2 * 8192 * 5120 * 5120 / (ms * 1e-3) / (g.peak_tflops("bf16") * 1e12))
+
+
+def run(args: argparse.Namespace) -> int:
+    from fgsim.calibration import CAL_DIR, new_calibration, save_calibration
+    from fgsim.validate import case_list, read_results
+
+    env: dict[str, Any] = {}
+    if args.from_csv:
+        rows = read_results(args.from_csv)
+        gpu_name = args.gpu or (rows[0].get("gpu_key") if rows else None) or "h200"
+        gemm = None
+    else:
+        try:
+            import torch  # noqa: F401
+            import triton  # noqa: F401
+        except ImportError:
+            raise FgsimError("calibrate needs torch and triton (and a GPU); use --from-csv to refit on a CPU") from None
+        from fgsim.validate import environment, measure
+
+        env = environment()
+        gpu_name = args.gpu or env["gpu_key"]
+        date = _dt.date.today().isoformat()
+        out_csv = Path(args.csv) if args.csv else (Path(args.out).parent if args.out else Path("validation/results")) / \
+            f"calib-{gpu_name}-{date}.csv"
+        measure(case_list(args.cases), out_csv, rep_ms=args.rep_ms, progress=not args.no_progress)
+        rows = [r for r in read_results([out_csv]) if r.get("host") == env["host"]]
+        gemm = _gemm_efficiency(gpu_name)
+        print(f"measurements appended to {out_csv}")
+    rows = [r for r in rows if r.get("split") == "calib"] or rows
+    if not args.out and any("cpu" in (r.get("gpu_name") or "cpu").lower() for r in rows):
+        raise FgsimError("measurements come from the CPU interpreter, not a GPU: pass --out explicitly "
+                         "(they are never written as a GPU's calibration)")
+    params, fit = fit_rows(rows, gpu_name)
+    if gemm is not None:
+        fit["gemm_efficiency"] = gemm
+    device = {k: env.get(k, rows[0].get(k, "")) for k in ("gpu_name", "sm_clock_mhz", "mem_clock_mhz", "driver")}
+    envd = {k: env.get(k, rows[0].get(k, "")) for k in ("torch", "triton", "cuda", "fgsim")}
+    meas = [{"case_id": r["case_id"], "kernel": r["kernel"], "n_tokens": r["n_tokens"], "heads": r["heads"],
+             "head_dim": r["head_dim"], "block_m": r["block_m"], "density": r["density"],
+             "block_n": r["block_n"], "num_stages": r["num_stages"], "measured_ms": float(r["measured_ms"])}
+            for r in rows]
+    cal = new_calibration(gpu_name, params, fit, device, envd, meas)
+    out = Path(args.out) if args.out else CAL_DIR / f"{cal.gpu}.json"
+    save_calibration(cal, out)
+    print(f"calibration for {cal.gpu} written to {out}: {fit['n']} measurements, fit MAPE {fit['mape']:.2f}%, "
+          f"max {fit['max_ape']:.2f}%")
+    return 0

@@ -1,0 +1,62 @@
+"""``fgsim validate``: measure kernels on a GPU (``--measure``) or report predictions vs committed measurements.
+
+Without ``--measure`` (CPU): joins ``validation/results/*.csv`` with fresh predictions and writes
+``validation/REPORT.md`` plus predicted-vs-measured scatter plots per kernel family.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+from fgsim.errors import FgsimError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("validate", help="validate the model: --measure on a GPU, else write the report",
+                              description=__doc__)
+    p.add_argument("--measure", action="store_true", help="time fgattn's kernels over the case list (GPU)")
+    p.add_argument("--cases", default="full", choices=("full", "tiny", "calib"))
+    p.add_argument("--seed", type=int, default=1, help="seed of the scored case list")
+    p.add_argument("--traces", default="traces", help="directory of .fgt traces to include")
+    p.add_argument("--out-dir", default="validation", help="report directory (results CSVs go to <out-dir>/results)")
+    p.add_argument("--results", nargs="*", help="CSV files to report on (default <repo>/validation/results/*.csv)")
+    p.add_argument("--rep-ms", type=int, default=50)
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fgsim.validate import case_list, write_report
+
+    out_dir = Path(args.out_dir)
+    if args.measure:
+        try:
+            import torch  # noqa: F401
+            import triton  # noqa: F401
+        except ImportError:
+            raise FgsimError("--measure needs torch, triton and fgattn (PYTHONPATH=.:kernels) on a GPU") from None
+        from fgsim.validate import environment, measure
+
+        env = environment()
+        cases = case_list(args.cases, args.seed, args.traces)
+        csv_path = out_dir / "results" / f"{env['gpu_key']}-{_dt.date.today().isoformat()}.csv"
+        rows = measure(cases, csv_path, rep_ms=args.rep_ms, progress=not args.no_progress)
+        print(f"{len(rows)} measurements of {len(cases)} cases appended to {csv_path}")
+        return 0
+    results = args.results
+    if results is None:
+        results = []
+        for p in sorted((Path(__file__).resolve().parents[2] / "validation" / "results").glob("*.csv")):
+            with p.open() as fh:
+                head = fh.readline()
+            if "case_id" in head and "measured_ms" in head:  # validation CSVs only (not kernel/capture logs)
+                results.append(str(p))
+    missing = [r for r in results if not Path(r).is_file()]
+    if missing:
+        raise FgsimError(f"results file not found: {missing[0]}")
+    rep = write_report(results, out_dir, plots=not args.no_plots, progress=not args.no_progress)
+    print(f"report written to {rep}")
+    return 0

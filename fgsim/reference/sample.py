@@ -1,0 +1,277 @@
+"""Sampling the reference DiT: a flow-matching Euler sampler with classifier-free guidance, as Wan's pipeline does.
+
+**Sampler** (:func:`sample`). Noise levels ``σ_0 = 1 > σ_1 > … > σ_S = 0``: ``S`` uniform steps in ``[1, 0]`` warped
+by Wan's shift, ``σ ← shift·σ / (1 + (shift − 1)·σ)`` (``FlowMatchEulerDiscreteScheduler``). At each step the
+transformer runs **twice, sequentially** — conditional then unconditional (null label) — each inside
+``transformer.cache_context("cond" | "uncond", step_index=i, …)`` exactly as diffusers' ``WanPipeline`` calls it (so
+fgsim's capture hooks tag pass, step and branch the same way), ``v = v_u + g·(v_c − v_u)`` and
+``x ← x + (σ_{i+1} − σ_i)·v`` (the model predicts ``v = ε − x0`` of ``x_σ = (1 − σ)·x0 + σ·ε``). ``guidance_scale``
+≤ 1 runs the conditional pass only. Noise is drawn on the CPU from ``seed``, so it is the same on every device.
+
+**Attention switch** (:func:`self_attention`). The self-attention of every block (``blocks.N.attn1``) can be routed to
+a callable ``fn(q, k, v, ctx) → out`` with ``q, k, v, out`` of shape ``(B, S, H, D)`` — post-QK-norm and post-RoPE,
+what Wan's processor hands to ``dispatch_attention_fn`` — and ``ctx`` an :class:`AttentionContext` (layer, step,
+branch, pass, token grid). ``"dense"`` keeps diffusers' own processor (SDPA through the dispatcher; this is also
+what capture hooks into). :func:`sdpa_attention` is the dense computation as such a callable;
+:func:`fg_attention_fn` builds the FG-Attn one (mask predictor from :mod:`fgsim.capture.predictors`, kernel from
+``fgattn``, both imported when called).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fgsim.errors import FgsimError
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class AttentionContext:
+    """Where a self-attention call happens: ``layer`` (block index), ``step`` (denoising step, 0-based),
+    ``branch`` (``"cond"``/``"uncond"``), ``pass_index`` (transformer invocation counter, both branches counted),
+    ``grid`` (token grid T, H, W after the patch)."""
+
+    layer: int = 0
+    step: int = -1
+    branch: str = "cond"
+    pass_index: int = -1
+    grid: tuple[int, int, int] = (0, 0, 0)
+
+
+AttentionFn = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor", AttentionContext], "torch.Tensor"]
+
+
+@dataclass
+class AttentionSwitch:
+    """State shared by the switched processors; the sampler updates ``step``, ``branch``, ``pass_index``,
+    ``grid`` before each pass. ``calls`` counts self-attention calls routed to ``fn``."""
+
+    fn: AttentionFn | None
+    step: int = -1
+    branch: str = "cond"
+    pass_index: int = -1
+    grid: tuple[int, int, int] = (0, 0, 0)
+    calls: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def _apply_rope(x: torch.Tensor, freqs_cos: torch.Tensor, freqs_sin: torch.Tensor) -> torch.Tensor:
+    """diffusers 0.42.1 ``WanAttnProcessor``'s rotary embedding (interleaved real pairs), verbatim."""
+    import torch
+
+    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
+    cos = freqs_cos[..., 0::2]
+    sin = freqs_sin[..., 1::2]
+    out = torch.empty_like(x)
+    out[..., 0::2] = x1 * cos - x2 * sin
+    out[..., 1::2] = x1 * sin + x2 * cos
+    return out.type_as(x)
+
+
+def _switch_processor_class() -> Any:
+    from diffusers.models.transformers.transformer_wan import WanAttnProcessor, _get_qkv_projections
+
+    class SwitchedWanAttnProcessor(WanAttnProcessor):
+        """Wan's attention processor with the self-attention core replaced by ``switch.fn``."""
+
+        def __init__(self, switch: AttentionSwitch, layer: int) -> None:
+            super().__init__()
+            self.switch = switch
+            self.layer = layer
+
+        def __call__(self, attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
+                     attention_mask: torch.Tensor | None = None,
+                     rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+            sw = self.switch
+            if sw.fn is None or encoder_hidden_states is not None or attn.add_k_proj is not None \
+                    or attention_mask is not None:
+                return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
+            query, key, value = _get_qkv_projections(attn, hidden_states, None)
+            query = attn.norm_q(query).unflatten(2, (attn.heads, -1))
+            key = attn.norm_k(key).unflatten(2, (attn.heads, -1))
+            value = value.unflatten(2, (attn.heads, -1))
+            if rotary_emb is not None:
+                query = _apply_rope(query, *rotary_emb)
+                key = _apply_rope(key, *rotary_emb)
+            ctx = AttentionContext(self.layer, sw.step, sw.branch, sw.pass_index, sw.grid)
+            out = sw.fn(query, key, value, ctx)
+            sw.calls += 1
+            out = out.flatten(2, 3).type_as(query)
+            out = attn.to_out[0](out)
+            return attn.to_out[1](out)
+
+    return SwitchedWanAttnProcessor
+
+
+@contextmanager
+def self_attention(transformer: Any, attention: str | AttentionFn = "dense") -> Iterator[AttentionSwitch]:
+    """Route ``transformer``'s self-attention (``blocks.N.attn1``) to ``attention`` while the block runs.
+
+    ``"dense"``: leave diffusers' processors in place (the yielded switch has ``fn=None``). A callable: install a
+    processor on every ``attn1`` that computes Wan's ``q, k, v`` and calls it; the original processors are restored
+    on exit. Cross-attention (``attn2``) is never switched.
+    """
+    if attention == "dense":
+        yield AttentionSwitch(None)
+        return
+    if not callable(attention):
+        raise FgsimError(f"attention must be 'dense' or a callable fn(q, k, v, ctx), got {attention!r}")
+    switch = AttentionSwitch(attention)
+    cls = _switch_processor_class()
+    saved = dict(transformer.attn_processors)
+    new = {}
+    for name, proc in saved.items():
+        parts = name.split(".")
+        if len(parts) == 4 and parts[0] == "blocks" and parts[2] == "attn1":
+            new[name] = cls(switch, int(parts[1]))
+        else:
+            new[name] = proc
+    transformer.set_attn_processor(new)
+    try:
+        yield switch
+    finally:
+        transformer.set_attn_processor(saved)
+
+
+def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+    """Dense attention as a switch callable: ``F.scaled_dot_product_attention`` on ``(B, S, H, D)`` tensors."""
+    import torch.nn.functional as F
+
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+    return out.transpose(1, 2)
+
+
+def fg_attention_fn(predictor: Any, *, gran_n: int = 1, kernel: str = "fg",
+                    record: dict[str, list[float]] | None = None) -> AttentionFn:
+    """An FG-Attn self-attention callable: ``predictor`` (e.g. ``make_predictor("exact", threshold=0.5,
+    block_m=64)``) predicts the M×1 slice mask from this call's ``q, k``; ``fgattn.fg_attention`` (``kernel="fg"``,
+    keys gathered in runs of ``gran_n``) or ``fgattn.block_sparse_attention`` (``kernel="block"``, M×M blocks
+    holding a kept slice) computes the output on the kept work only. ``record``, when given, collects each call's
+    kept fraction of the M×1 slices (``record["kept"]``). Needs CUDA (or ``TRITON_INTERPRET=1`` in float32)."""
+    if kernel not in ("fg", "block"):
+        raise FgsimError(f"kernel must be 'fg' or 'block', got {kernel!r}")
+
+    def fn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
+        import fgattn
+
+        m = int(predictor.block_m)
+        mask = predictor(q.transpose(1, 2), k.transpose(1, 2))  # (B, H, QB, S_k) bool
+        if record is not None:
+            record.setdefault("kept", []).append(float(mask.float().mean()))
+        if kernel == "fg":
+            index = fgattn.build_index(mask, block_m=m, gran_n=gran_n)
+            return fgattn.fg_attention(q, k, v, index, block_m=m, gran_n=gran_n, layout="bnhd")
+        index = fgattn.block_index_from_mask(mask, block_m=m, n_keys=k.shape[1])
+        return fgattn.block_sparse_attention(q, k, v, index, block_m=m, layout="bnhd")
+
+    return fn
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Sampler
+
+
+def flow_sigmas(steps: int, shift: float = 3.0) -> list[float]:
+    """The ``steps + 1`` noise levels from 1 to 0 (dimensionless), uniform then shifted as Wan's scheduler."""
+    if steps < 1:
+        raise FgsimError(f"steps must be ≥ 1, got {steps}")
+    if not (shift > 0 and math.isfinite(shift)):
+        raise FgsimError(f"shift must be a positive number, got {shift}")
+    out = []
+    for i in range(steps + 1):
+        s = 1.0 - i / steps
+        out.append(shift * s / (1.0 + (shift - 1.0) * s))
+    return out
+
+
+def _labels_tensor(labels: Any, device: Any) -> torch.Tensor:
+    import torch
+
+    from fgsim.reference.data import ClipLabel
+
+    if isinstance(labels, torch.Tensor):
+        lab = labels.to(device=device, dtype=torch.int64)
+    else:
+        rows = [x.as_list() if isinstance(x, ClipLabel) else list(x) for x in labels]
+        lab = torch.tensor(rows, dtype=torch.int64, device=device)
+    if lab.dim() != 2 or lab.shape[1] != 3:
+        raise FgsimError(f"labels must be (B, 3) [image, motion, shapes], got {tuple(lab.shape)}")
+    return lab
+
+
+def sample(model: Any, labels: Any, latent_grid: Sequence[int], *, steps: int = 50, guidance_scale: float = 5.0,
+           shift: float = 3.0, seed: int = 0, attention: str | AttentionFn = "dense", bf16: bool | None = None,
+           noise: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
+    """Sample latents ``(B, 768, T, h, w)`` (float32, on the model's device) for ``labels`` at ``latent_grid``
+    ``(T, h, w)`` (before the 1×2×2 patch; decode with :class:`~fgsim.reference.data.LatentCodec`).
+
+    ``labels``: ``(B, 3)`` tensor or a list of :class:`~fgsim.reference.data.ClipLabel`. ``steps``: Euler steps
+    (transformer passes = 2·steps with guidance). ``bf16``: autocast to bfloat16 (default: on CUDA).
+    ``noise``: the initial ``ε`` (default drawn from ``seed`` on the CPU). ``attention``: see :func:`self_attention`.
+    """
+    import torch
+
+    from fgsim.reference.data import LATENT_CHANNELS, token_grid
+
+    param = next(model.parameters())
+    device = param.device
+    lab = _labels_tensor(labels, device)
+    b = lab.shape[0]
+    t_, h_, w_ = (int(x) for x in latent_grid)
+    grid = token_grid(t_, h_, w_, model.transformer.config.patch_size)
+    shape = (b, LATENT_CHANNELS, t_, h_, w_)
+    if noise is None:
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        noise = torch.randn(shape, generator=gen, dtype=torch.float32)
+    elif tuple(noise.shape) != shape:
+        raise FgsimError(f"noise must be {shape}, got {tuple(noise.shape)}")
+    x = noise.to(device=device, dtype=torch.float32)
+    sigmas = flow_sigmas(steps, shift)
+    cfg = guidance_scale > 1.0
+    use_bf16 = device.type == "cuda" if bf16 is None else bf16
+    tr = model.transformer
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc="sampling", unit="step")
+    with torch.no_grad(), self_attention(tr, attention) as switch:
+        cond = model.encode_labels(lab)
+        uncond = model.encode_labels(torch.full_like(lab, -1))
+        switch.grid = grid
+        pass_index = 0
+        for i in range(steps):
+            s, s_next = sigmas[i], sigmas[i + 1]
+            tvec = torch.full((b,), s, device=device, dtype=torch.float32)
+            branches = [("cond", cond), ("uncond", uncond)] if cfg else [("cond", cond)]
+            preds = []
+            for branch, tokens in branches:
+                switch.step, switch.branch, switch.pass_index = i, branch, pass_index
+                with tr.cache_context(branch, step_index=i, sigma=s, num_inference_steps=steps), \
+                        torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    preds.append(model.velocity(x.to(param.dtype), tvec, tokens.to(param.dtype)).float())
+                pass_index += 1
+            v = preds[1] + guidance_scale * (preds[0] - preds[1]) if cfg else preds[0]
+            x = x + (s_next - s) * v
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return x
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio of ``a`` against ``b`` in dB (``data_range``: peak value, 1.0 for frames in
+    [0, 1]); ``inf`` when they are equal. Computed in float64 over all elements."""
+    if a.shape != b.shape:
+        raise FgsimError(f"psnr needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
+    mse = float(((a.double() - b.double()) ** 2).mean())
+    if mse == 0.0:
+        return math.inf
+    return 10.0 * math.log10(data_range * data_range / mse)

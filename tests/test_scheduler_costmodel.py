@@ -1,0 +1,115 @@
+"""Scheduler against hand-computed schedules; cost-model monotonicity (hypothesis)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fgsim.costmodel import ModelParams, predict_counts
+from fgsim.errors import FgsimError
+from fgsim.hardware import load_gpu
+from fgsim.launchcfg import launch_config
+from fgsim.scheduler import simulate, simulate_calls
+
+
+def test_list_schedule_hand_computed() -> None:
+    # 2 SMs: CTAs 0,1 start at 0; CTA 2 on SM0 at 3 (tie -> lower SM), CTA 3 on SM1 at 3, CTA 4 on SM0 at 5.
+    s = simulate(np.array([3.0, 3.0, 2.0, 2.0, 4.0]), n_sm=2)
+    assert s.makespan == 9.0
+    assert s.start.tolist() == [0, 0, 3, 3, 5]
+    assert s.sm.tolist() == [0, 1, 0, 1, 0]
+
+
+def test_round_robin_then_refill() -> None:
+    # 3 SMs, uneven: 10 on SM0, 1 on SM1, 1 on SM2; then 4 -> SM1 at 1, 4 -> SM2 at 1, 1 -> SM1 at 5
+    s = simulate(np.array([10.0, 1, 1, 4, 4, 1]), n_sm=3)
+    assert s.sm.tolist() == [0, 1, 2, 1, 2, 1]
+    assert s.start.tolist() == [0, 0, 0, 1, 1, 5]
+    assert s.makespan == 10.0
+
+
+def test_processor_sharing_hand_computed() -> None:
+    # 1 SM, 2 slots, gain 1.5: two CTAs of 4 share at rate 0.75 -> both end at 16/3; third runs alone -> +4
+    s = simulate(np.array([4.0, 4.0, 4.0]), n_sm=1, slots=2, gain=1.5)
+    assert s.end[:2] == pytest.approx([16 / 3, 16 / 3])
+    assert s.makespan == pytest.approx(16 / 3 + 4)
+
+
+def test_independent_slots_equal_list_scheduling() -> None:
+    rng = np.random.default_rng()
+    w = rng.uniform(1, 100, 500)
+    a = simulate(w, n_sm=7, slots=3, gain=3.0)
+    b = simulate(w, n_sm=21, slots=1)
+    assert a.makespan == pytest.approx(b.makespan, rel=1e-6)
+
+
+def test_simulate_calls_matches_single() -> None:
+    rng = np.random.default_rng()
+    table = rng.uniform(10, 200, 50)
+    idx = rng.integers(0, 50, (4, 300))
+    ms, tot, cs = simulate_calls(idx, table, table[None, :], 13, 1, 1.0)
+    for c in range(4):
+        assert ms[c] == pytest.approx(simulate(table[idx[c]], 13).makespan, rel=1e-6)
+        assert cs[c, 0] == pytest.approx(table[idx[c]].sum())
+
+
+def test_scheduler_errors() -> None:
+    with pytest.raises(FgsimError, match="at least one SM"):
+        simulate(np.ones(3), n_sm=0)
+    with pytest.raises(FgsimError, match="non-negative"):
+        simulate(np.array([1.0, -1.0]), n_sm=2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0.5, 50), min_size=1, max_size=60), st.integers(1, 6), st.integers(0, 59),
+       st.floats(0.1, 20), st.integers(1, 3))
+def test_makespan_monotone_in_work(work: list[float], n_sm: int, i: int, extra: float, slots: int) -> None:
+    w = np.array(work)
+    w2 = w.copy()
+    w2[i % len(w)] += extra
+    a = simulate(w, n_sm, slots=slots, gain=float(slots)).makespan
+    b = simulate(w2, n_sm, slots=slots, gain=float(slots)).makespan
+    assert b >= a - 1e-6
+
+
+GPU = load_gpu("h200")
+P = ModelParams()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from(["fg", "block"]), st.sampled_from([64, 128]))
+def test_more_kept_keys_never_faster(seed: int, kernel: str, m: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_tok, heads = 4096, 3
+    cfg = launch_config(kernel, "h200", 128, m, 1)
+    n = 1 if kernel == "fg" else cfg.gran_n
+    cmax = -(-n_tok // n)
+    c = rng.integers(0, cmax + 1, (heads, -(-n_tok // m)))
+    c2 = np.minimum(c + (rng.random(c.shape) < 0.3) * rng.integers(0, cmax // 4 + 1, c.shape), cmax)
+    t1 = predict_counts(c, n_tok, cfg, GPU, P)[0]
+    t2 = predict_counts(c2, n_tok, cfg, GPU, P)[0]
+    assert t2 >= t1 * (1 - 1e-9)
+
+
+def test_faster_gpu_never_slower() -> None:
+    rng = np.random.default_rng()
+    n_tok = 8192
+    for kernel in ("fg", "block", "dense"):
+        cfg = launch_config(kernel, "h200", 128, 128, 1)
+        n = 1 if kernel != "block" else cfg.gran_n
+        c = rng.integers(0, -(-n_tok // n) + 1, (4, n_tok // 128))
+        base = predict_counts(c, n_tok, cfg, GPU, P)[0]
+        assert predict_counts(c, n_tok, cfg, GPU.scaled(1.3), P)[0] <= base
+        assert predict_counts(c, n_tok, cfg, GPU, P)[0] <= predict_counts(c, n_tok, cfg, load_gpu("h100"), P)[0]
+
+
+def test_breakdown_sums_to_total_and_dense_slower() -> None:
+    n_tok = 8192
+    c = np.full((4, 64), 800)
+    cfg = launch_config("fg", "h200", 128, 128, 1)
+    t, bd = predict_counts(c, n_tok, cfg, GPU, P)
+    assert sum(bd.values()) == pytest.approx(t, rel=1e-9)
+    td, _ = predict_counts(c, n_tok, launch_config("dense", "h200", 128, 128, 1), GPU, P)
+    assert td > t
