@@ -8,12 +8,16 @@ rotated among ``--rotate`` sets.  Throughputs: dense kernels 4·B·H·N²·D / t
 measured in the same run (target ≥ 0.9).  ``--tune`` compiles and checks a small sweep of launch
 configurations in parallel worker processes, times the survivors on the first shape, and writes
 the winners to ``kernels/fgattn/data/launch_configs.json`` (and a copy under ``--out``).
+``--quick`` is a ~2-minute subset; the default covers the four Wan2.1 shapes at D=128 and two at D=64;
+``--targets`` runs interleaved cuDNN/fgattn rounds at the target shape, Flex at D=64 and an index-build
+breakdown.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -115,25 +119,27 @@ def candidates(quick: bool) -> list[dict[str, Any]]:
         c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st,
                       num_warps=w, extra=extra))
 
-    for bn, st, ia in [(64, 2, 1), (64, 3, 1), (64, 4, 1), (64, 5, 1), (64, 3, 0), (64, 5, 0), (64, 3, 2),
-                       (64, 4, 2), (128, 2, 1), (128, 3, 1)]:
-        add("fg", 128, 128, 1, bn, st, 8, idx_ahead=ia, lpt=True)
-    add("fg", 128, 128, 1, 64, 3, 8, idx_ahead=1, lpt=False)
-    add("fg", 128, 128, 1, 64, 3, 4, idx_ahead=1, lpt=True)
-    for bn, st in [(64, 3), (128, 3), (64, 4)]:
-        add("fg", 128, 64, 1, bn, st, 4, idx_ahead=1, lpt=True)
+    # run 1 (v1 kernel) winners are kept in the list so v2 variants are compared in the same run
+    for bn, st, ia, ov in [(128, 3, 1, False), (128, 3, 0, False), (128, 5, 0, False), (64, 5, 0, False),
+                           (64, 4, 0, True), (64, 3, 0, True), (64, 5, 0, True)]:
+        add("fg", 128, 128, 1, bn, st, 8, idx_ahead=ia, overlap=ov, lpt=True)
+    for bn, st, ia, ov in [(64, 3, 1, False), (64, 5, 0, False), (128, 4, 0, False), (64, 4, 0, True)]:
+        add("fg", 128, 64, 1, bn, st, 4, idx_ahead=ia, overlap=ov, lpt=True)
     for g in (16, 64):
-        for bn, st in [(64, 3), (64, 4), (128, 3)]:
-            add("fg", 128, 128, g, bn, st, 8, idx_ahead=1, lpt=True)
-    for bn, st, ia in [(64, 3, 1), (64, 4, 1), (128, 3, 1), (64, 5, 2)]:
-        add("fg", 64, 128, 1, bn, st, 8, idx_ahead=ia, lpt=True)
-    for d in (128, 64):
-        for bn, st, tma, ws in [(128, 3, False, False), (64, 3, False, False), (128, 2, False, False),
-                                (128, 3, True, False), (64, 3, True, False), (128, 2, True, True),
-                                (128, 3, True, True), (64, 3, True, True)]:
-            add("dense", d, 128, 1, bn, st, 8, tma=tma, warp_specialize=ws)
-        for bn, st, tma in [(128, 3, False), (64, 3, False), (128, 3, True), (64, 3, True)]:
-            add("block", d, 128, 128, bn, st, 8, tma=tma, warp_specialize=False)
+        for bn, st, ia, ov in [(128, 3, 1, False), (128, 3, 0, False), (128, 5, 0, False), (64, 4, 0, True)]:
+            add("fg", 128, 128, g, bn, st, 8, idx_ahead=ia, overlap=ov, lpt=True)
+    for bn, st, ia, ov in [(64, 5, 0, False), (128, 5, 0, False), (128, 3, 1, False), (64, 4, 0, True),
+                           (128, 4, 0, True), (64, 3, 1, False)]:
+        add("fg", 64, 128, 1, bn, st, 8, idx_ahead=ia, overlap=ov, lpt=True)
+    for bn, st, tma, ov in [(128, 3, True, False), (128, 3, False, False), (64, 4, True, True), (64, 3, True, True),
+                            (64, 5, True, False)]:
+        add("dense", 128, 128, 1, bn, st, 8, tma=tma, overlap=ov, warp_specialize=False)
+    for bn, st, tma, ov in [(64, 3, True, False), (64, 4, True, True), (128, 3, True, True), (64, 4, True, False)]:
+        add("dense", 64, 128, 1, bn, st, 8, tma=tma, overlap=ov, warp_specialize=False)
+    for bn, st, tma, ov in [(128, 3, False, False), (128, 3, True, False), (64, 4, True, True), (64, 4, False, True)]:
+        add("block", 128, 128, 128, bn, st, 8, tma=tma, overlap=ov, warp_specialize=False)
+    for bn, st, tma, ov in [(128, 3, False, False), (64, 4, False, True), (128, 3, False, True)]:
+        add("block", 64, 128, 128, bn, st, 8, tma=tma, overlap=ov, warp_specialize=False)
     return c
 
 
@@ -313,8 +319,14 @@ _FLEX = None
 def flex():
     global _FLEX
     if _FLEX is None:
+        import torch._dynamo
         from torch.nn.attention.flex_attention import flex_attention
 
+        # one compiled graph per (shape, with/without BlockMask): raise the recompile limit so that
+        # later shapes do not fall back to eager Flex (which materialises the N×N scores)
+        torch._dynamo.config.cache_size_limit = 64
+        if hasattr(torch._dynamo.config, "recompile_limit"):
+            torch._dynamo.config.recompile_limit = 64
         _FLEX = torch.compile(flex_attention, dynamic=False)
     return _FLEX
 
@@ -428,6 +440,102 @@ def fg_case(row, sets, mask, pattern, dt_, m, g, b, h, n, d):
     row("fg_attention", ms, pattern, dt_, index.density(), m, g, cfg_str(cfg), index_ms=f"{index_ms:.3f}")
 
 
+def index_breakdown(h: int, n: int, density: float) -> dict[str, float]:
+    """Stage times (ms, CUDA events, median of 5) of build_index on a window mask."""
+    from fgattn.index import _csr_from_tiles, _order
+
+    mask = window_mask(1, h, n, 128, density)
+    tiles = mask.reshape(-1, n)
+    qb = mask.shape[2]
+
+    def ev(fn):
+        ts = []
+        for _ in range(5):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            a.record()
+            fn()
+            b.record()
+            torch.cuda.synchronize()
+            ts.append(a.elapsed_time(b))
+        return sorted(ts)[2]
+
+    off, _ = _csr_from_tiles(tiles)
+    return {
+        "sum_rows": ev(lambda: tiles.sum(-1)),
+        "csr_total": ev(lambda: _csr_from_tiles(tiles)),
+        "order": ev(lambda: _order(off, qb)),
+        "build_index_wall": wall_ms(lambda: fgattn.build_index(mask, block_m=128, order=True)),
+    }
+
+
+def targets(args, meta: dict[str, str], out_dir: Path) -> None:
+    """Interleaved rounds (cuDNN and fgattn alternating) at the target shape, ratios per round, so
+    that clock drift between measurements cancels; plus Flex at D=64 and an index-build breakdown."""
+    h, n, d = (int(x) for x in args.targets_shape.split(","))
+    sets = make_qkv(1, h, n, d, args.rotate)
+    cases: list[tuple[str, str, float, Any]] = [("sdpa_cudnn", "dense", 1.0, sdpa("cudnn"))]
+    cfg = resolve_config("dense", sets[0][0], 128)
+    cases.append(("fg_dense", "dense", 1.0, lambda q, k, v: fgattn.dense_attention(q, k, v, config=cfg)))
+    fcfg = resolve_config("fg", sets[0][0], 128, 1)
+    for pattern, dens in (("window", 0.7), ("window", 0.5), ("random", 0.5), ("window", 0.3), ("window", 0.1)):
+        torch.manual_seed(int(dens * 1000) + 7)
+        mask = window_mask(1, h, n, 128, dens) if pattern == "window" else random_mask(1, h, n, 128, dens)
+        idx = fgattn.build_index(mask, block_m=128, order=True)
+        cases.append(("fg_attention", pattern, idx.density(),
+                      lambda q, k, v, idx=idx: fgattn.fg_attention(q, k, v, idx, block_m=128, config=fcfg)))
+        if pattern == "window":
+            tiles = torch.nn.functional.pad(mask, (0, (-n) % 128)).reshape(1, h, mask.shape[2], -1, 128).any(-1)
+            bm = flex_block_mask(tiles, n)
+            cases.append(("flex_block128", pattern, idx.density(),
+                          lambda q, k, v, bm=bm: flex()(q, k, v, block_mask=bm)))
+        if dens == 0.1:  # natural row order instead of longest-first
+            ncfg = dataclasses.replace(fcfg, extra={**fcfg.extra, "lpt": False})
+            cases.append(("fg_attention_nolpt", pattern, idx.density(),
+                          lambda q, k, v, idx=idx, ncfg=ncfg: fgattn.fg_attention(q, k, v, idx, block_m=128, config=ncfg)))
+    path = out_dir / f"kernels-h200-{meta['date'][:10]}-targets.csv"
+    cols = ["round", "kernel", "pattern", "density", "ms", "tflops", "ratio_vs_cudnn_same_round", "sm_clock"]
+    out = []
+    for rnd in range(args.rounds):
+        base = None
+        for name, pattern, dens, fn in cases:
+            ms = bench(fn, sets)
+            tf = 4 * h * n * n * d * dens / ms / 1e9
+            if name == "sdpa_cudnn":
+                base = tf
+            r = dict(round=rnd, kernel=name, pattern=pattern, density=dens, ms=ms, tflops=tf,
+                     ratio_vs_cudnn_same_round=tf / base if base else float("nan"), sm_clock=sm_clock())
+            out.append(r)
+            print(f"[targets] r{rnd} {name:<14} {pattern:<7} {dens:.3f} {ms:8.3f} ms {tf:6.1f} TF/s "
+                  f"x{r['ratio_vs_cudnn_same_round']:.3f} {r['sm_clock']}", flush=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols + list(meta), extrasaction="ignore")
+        w.writeheader()
+        for r in out:
+            w.writerow({**r, **meta})
+    del sets
+    torch.cuda.empty_cache()
+    rows = Rows(meta, out_dir / f"kernels-h200-{meta['date'][:10]}-flex-d64.csv")
+    bench_shape(rows, 1, h, n, 64, args, (0.5, 0.3, 0.1), ("window",), [], True, with_block=True)
+    with open(out_dir / f"kernels-h200-{meta['date'][:10]}-index-cost.csv", "w", newline="") as f:
+        w = None
+        for h2, n2, dens in ((h, n, 0.3), (40, 75600, 0.3)) if n > 1000 else ((h, n, 0.3),):
+            br = index_breakdown(h2, n2, dens)
+            print(f"[index] H={h2} N={n2} d={dens}: " + " ".join(f"{k}={v:.3f}ms" for k, v in br.items()), flush=True)
+            row = {"H": h2, "N": n2, "density": dens, **br, **meta}
+            if w is None:
+                w = csv.DictWriter(f, fieldnames=list(row))
+                w.writeheader()
+            w.writerow(row)
+    print("\nmedian over rounds (ratio vs cuDNN of the same round):")
+    keys = sorted({(r["kernel"], r["pattern"], round(r["density"], 3)) for r in out}, key=str)
+    for key in keys:
+        rs = sorted(r["ratio_vs_cudnn_same_round"] for r in out if (r["kernel"], r["pattern"], round(r["density"], 3)) == key)
+        ms = sorted(r["ms"] for r in out if (r["kernel"], r["pattern"], round(r["density"], 3)) == key)
+        print(f"{key[0]:<14} {key[1]:<7} {key[2]:.3f}  ms {ms[len(ms) // 2]:8.3f}  x cuDNN {rs[len(rs) // 2]:.3f} "
+              f"(min {rs[0]:.3f}, max {rs[-1]:.3f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="subset that fits in ~5 minutes")
@@ -435,9 +543,13 @@ def main() -> None:
     ap.add_argument("--tune-only", action="store_true")
     ap.add_argument("--no-flex", action="store_true")
     ap.add_argument("--rotate", type=int, default=3, help="input sets rotated between calls")
+    ap.add_argument("--budget-s", type=float, default=1e9, help="skip remaining shapes after this many seconds")
     ap.add_argument("--workers", type=int, default=14)
     ap.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "validation" / "results")))
     ap.add_argument("--check-candidate", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--targets", action="store_true", help="interleaved target check + Flex D=64 + index cost")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--targets-shape", default="12,32760,128", help="H,N,D of --targets")
     args = ap.parse_args()
     if args.check_candidate:
         print(json.dumps(check_candidate(json.loads(args.check_candidate))))
@@ -452,6 +564,10 @@ def main() -> None:
         print(f"[time] tuning {time.perf_counter() - t0:.1f}s", flush=True)
     if args.tune_only:
         return
+    if args.targets:
+        targets(args, meta, out_dir)
+        print(f"[time] targets {time.perf_counter() - t0:.1f}s", flush=True)
+        return
     path = out_dir / f"kernels-h200-{meta['date'][:10]}{'-quick' if args.quick else ''}.csv"
     rows = Rows(meta, path)
     flex_ok = not args.no_flex
@@ -463,10 +579,19 @@ def main() -> None:
         bench_shape(rows, 1, 12, 32760, 64, args, (0.5, 0.1), ("random", "window"), [], False, with_block=False)
         bench_shape(rows, 1, 40, 75600, 128, args, (0.3,), ("window",), [], False, with_block=False)
     else:
-        for h, n in ((12, 32760), (40, 32760), (12, 75600), (40, 75600)):
-            for d in (128, 64):
-                extra = [("window", 0.3, 128, 16), ("window", 0.3, 128, 64), ("random", 0.5, 64, 1)]
-                bench_shape(rows, 1, h, n, d, args, DENSITIES, ("random", "window"), extra, flex_ok)
+        # all four Wan2.1 shapes at D=128 (all densities, both patterns, Flex), D=64 on two of them
+        extra = [("window", 0.3, 128, 16), ("window", 0.3, 128, 64), ("random", 0.5, 128, 16),
+                 ("random", 0.5, 128, 64), ("random", 0.5, 64, 1), ("window", 0.3, 64, 1)]
+        plan = [(12, 32760, 128, DENSITIES, extra), (40, 75600, 128, DENSITIES, []),
+                (40, 32760, 128, DENSITIES, []), (12, 75600, 128, DENSITIES, []),
+                (12, 32760, 64, (1.0, 0.5, 0.3, 0.1), [("random", 0.5, 64, 1)]),
+                (40, 75600, 64, (1.0, 0.5, 0.1), [])]
+        for h, n, d, dens, ex in plan:
+            if time.perf_counter() - t0 > args.budget_s:
+                print(f"[time] budget reached, skipping H={h} N={n} D={d}", flush=True)
+                continue
+            bench_shape(rows, 1, h, n, d, args, dens, ("random", "window"), ex, flex_ok)
+            print(f"[time] H={h} N={n} D={d} done {time.perf_counter() - t0:.1f}s", flush=True)
     print(f"[time] benchmark {time.perf_counter() - t0:.1f}s", flush=True)
     print(f"wrote {path}")
     print("\nkernel          pattern  dens  H  N      D   M  g    ms      TF/s  x cuDNN  idx_ms")

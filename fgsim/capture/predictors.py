@@ -11,9 +11,9 @@ Conventions (all functions here):
   ``S_q``) keep key ``j``; ``QB = ⌈S_q / M⌉``.
 
 Every predictor streams over chunks of query blocks and never holds more than ``chunk_queries × S_k`` scores of one
-head at once (the dense ``S_q × S_k`` map is never materialised). On CUDA with Triton available the exact predictor
-uses two small Triton kernels (:mod:`fgsim.capture._triton`); elsewhere it uses torch ops, computing in float32
-(or float64 when the inputs are float64, which makes it exactly equal to a dense float64 reference).
+head at once (the dense ``S_q × S_k`` map is never materialised). On CUDA with Triton available both predictors
+use small Triton kernels (:mod:`fgsim.capture._triton`); elsewhere they use torch ops, computing in float32
+(or float64 when the inputs are float64, which makes them exactly equal to a dense float64 reference).
 """
 
 from __future__ import annotations
@@ -176,13 +176,18 @@ class PooledTopCDF:
     Groups that are not self-similar — mean cosine of their tokens to the group mean below ``gamma`` — are always
     kept: a non-self-similar query group keeps every key, a non-self-similar key group is kept by every query
     group. The group mask is expanded to M×1 slices (a query block keeps a key when any of the query groups it
-    overlaps keeps the key's group).
+    overlaps keeps the key's group). Key groups of equal probability are ranked by index (a stable sort).
+
+    ``p`` and ``gamma`` are dimensionless; ``group`` is in tokens. ``backend``: "auto" (Triton on CUDA when
+    importable, else torch), "torch" or "triton". The Triton path reads ``q``/``k`` once in their own dtype and never
+    sorts; its extra memory is the fp32 pooled scores (``4·B·H·⌈S_q/G⌉·⌈S_k/G⌉`` bytes) plus the output.
     """
 
     p: float = 0.9
     gamma: float = 0.6
     group: int = 16
     block_m: int = 64
+    backend: str = "auto"
 
     name = "pooled"
 
@@ -194,18 +199,35 @@ class PooledTopCDF:
             raise FgsimError(f"cosine threshold gamma must be in [-1, 1], got {self.gamma}")
         if self.group < 1:
             raise FgsimError(f"group must be ≥ 1, got {self.group}")
+        if self.backend not in ("auto", "torch", "triton"):
+            raise FgsimError(f"backend must be auto, torch or triton, got {self.backend!r}")
 
     def params(self) -> dict[str, Any]:
         """The predictor's name and parameters, as stored in a trace's metadata."""
         return {"name": self.name, "rule": "pooled top-CDF + non-self-similar groups kept", **asdict(self)}
 
+    def _use_triton(self, q: torch.Tensor) -> bool:
+        return self.backend == "triton" or (self.backend == "auto" and q.is_cuda and _triton_ok())
+
     def group_mask(self, q: torch.Tensor, k: torch.Tensor, key_mask: torch.Tensor | None = None,
                    scale: float | None = None) -> torch.Tensor:
-        """The group-level mask, bool ``(B, H, ⌈S_q/G⌉, ⌈S_k/G⌉)``."""
-        torch = _torch()
+        """The group-level mask, bool ``(B, H, ⌈S_q/G⌉, ⌈S_k/G⌉)``: entry ``[b, h, i, j]`` is True when query
+        group ``i`` (tokens ``i·G … i·G + G − 1``) keeps key group ``j``. About ``⌈S_q/M⌉·S_k / (QG·KG)`` times
+        smaller than the slice mask (4× for M = 64, G = 16); callers that work at group granularity skip the
+        expansion."""
         b, h, s_q, s_k, d = _check_qk(q, k, key_mask)
         _valid_keys(key_mask, b, s_k)
         scale = float(scale) if scale is not None else d ** -0.5
+        if self._use_triton(q):
+            from fgsim.capture import _triton
+
+            return _triton.pooled_group_mask(q, k, key_mask, scale, self.p, self.gamma, self.group)
+        return self._torch_group_mask(q, k, key_mask, scale)
+
+    def _torch_group_mask(self, q: torch.Tensor, k: torch.Tensor, key_mask: torch.Tensor | None,
+                          scale: float) -> torch.Tensor:
+        torch = _torch()
+        b, s_q, s_k = q.shape[0], q.shape[2], k.shape[2]
         cdt = _compute_dtype(q)
         g = self.group
         qw = torch.ones((b, s_q), dtype=cdt, device=q.device)
@@ -217,7 +239,7 @@ class PooledTopCDF:
         s = (q_mean @ k_mean.transpose(-1, -2)) * scale  # (B, H, QG, KG)
         s = s.masked_fill(~k_valid[:, None, None, :], float("-inf"))
         prob = torch.softmax(s, dim=-1)
-        sorted_p, order = torch.sort(prob, dim=-1, descending=True)
+        sorted_p, order = torch.sort(prob, dim=-1, descending=True, stable=True)  # ties: lower index first
         before = torch.cumsum(sorted_p, dim=-1) - sorted_p  # mass of the strictly better groups
         keep_sorted = before < self.p
         keep_sorted[..., 0] = True
@@ -233,6 +255,10 @@ class PooledTopCDF:
         gm = self.group_mask(q, k, key_mask, scale)
         b, h, s_q, s_k = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
         g, m = self.group, self.block_m
+        if self._use_triton(q):
+            from fgsim.capture import _triton
+
+            return _triton.expand_group_mask(gm, s_q, s_k, g, m, key_mask)
         qb = -(-s_q // m)
         starts = torch.arange(qb, device=q.device) * m
         g0 = starts // g
@@ -334,13 +360,14 @@ def make_predictor(name: str, *, threshold: float | None = None, block_m: int = 
         return ExactThreshold(tau=0.5 if threshold is None else threshold, block_m=block_m,
                               chunk_queries=chunk_queries, backend=backend)
     if name == "pooled":
-        return PooledTopCDF(p=0.9 if threshold is None else threshold, gamma=gamma, group=group, block_m=block_m)
+        return PooledTopCDF(p=0.9 if threshold is None else threshold, gamma=gamma, group=group, block_m=block_m,
+                            backend=backend)
     if name == "block":
         return BlockLevel(make_predictor("exact", threshold=threshold, block_m=block_m,  # type: ignore[arg-type]
                                          chunk_queries=chunk_queries, backend=backend), block_n)
     if name == "block-pooled":
         return BlockLevel(make_predictor("pooled", threshold=threshold, block_m=block_m,  # type: ignore[arg-type]
-                                         group=group, gamma=gamma), block_n)
+                                         group=group, gamma=gamma, backend=backend), block_n)
     raise FgsimError(f"unknown predictor {name!r}; choose exact, pooled, block or block-pooled")
 
 

@@ -22,7 +22,8 @@ pixel-unshuffle by 4 frames × 8 × 8 pixels: latent channel ``((c·4 + dt)·8 +
 768 channels. Each channel is then normalised by its colour's mean and standard deviation (``config.json``).
 Patchified by the transformer's (1, 2, 2) patch, one token is 4 frames × 16 × 16 pixels, so the Wan-480p grid
 21 × 30 × 52 = 32,760 tokens is exactly an 81-frame 480×832 clip (Wan's own VAE maps the same clip to the same
-grid). Decoding reads frame 0 from the last copy (``dt = 3``), so ``decode(encode(x)) == x`` bit for bit.
+grid). Decoding reads frame 0 from the last copy (``dt = 3``). The pixel rearrangement is exact (bit for bit);
+the normalisation ``(x − mean) / std`` and its inverse round-trip to within float32 rounding (≈ 1e-7).
 """
 
 from __future__ import annotations
@@ -321,10 +322,10 @@ def _read_skimage(name: str) -> np.ndarray:
     except ImportError:
         raise FgsimError("the reference dataset needs scikit-image (bundled sample images): "
                          "pip install scikit-image") from None
-    if name == "motorcycle":
-        img = sd.stereo_motorcycle()[0]
-    else:
-        img = getattr(sd, name)()
+    try:
+        img = sd.stereo_motorcycle()[0] if name == "motorcycle" else getattr(sd, name)()
+    except Exception as exc:  # a scikit-image without the bundled file tries to download it (pooch) and fails
+        raise FgsimError(f"scikit-image's sample image {name!r} is not available offline ({exc})") from None
     img = np.asarray(img)
     if img.dtype == bool:
         img = img.astype(np.uint8) * 255
@@ -399,46 +400,62 @@ class ClipRenderer:
             gy = c[..., 1, None, None] * v.view(1, 1, -1, 1) + c[..., 3, None, None]
             gx, gy = torch.broadcast_tensors(gx, gy)
             out[sel] = self._sample(self.backgrounds[img], torch.stack([gx, gy], -1))
-        # foreground shapes, back to front; frame coordinates in units of the frame height
-        xs = u.view(1, 1, -1) / aspect  # (1, 1, W): x ∈ [-1/aspect, 1/aspect]
-        ys = v.view(1, -1, 1)
-        t = torch.arange(frames, device=dev, dtype=torch.float32).view(-1, 1, 1)
+        # foreground shapes, back to front (slot k over slot k−1), all clips of a slot at once; frame coordinates
+        # in units of half the frame height: x ∈ [−1/aspect, 1/aspect], y ∈ [−1, 1]
+        xs = (u / aspect).view(1, 1, 1, -1)
+        ys = v.view(1, 1, -1, 1)
+        t = torch.arange(frames, device=dev, dtype=torch.float32).view(1, -1)
         soft = 1.0 / height  # edge half-width ≈ half a pixel
+
+        def col(values: list[Any]) -> torch.Tensor:
+            return torch.tensor(np.asarray(values, dtype=np.float32), device=dev)
+
         for k in range(MAX_SHAPES):
-            for i, p in enumerate(params):
-                if not p.active[k]:
-                    continue
-                ext = np.array([1 / aspect, 1.0]) - p.size[k]
-                pos = [_bounce(float(p.pos[k, d]) * ext[d], float(p.vel[k, d]), t, float(ext[d])) for d in (0, 1)]
-                ang = float(p.angle[k]) + float(p.spin[k]) * t
-                ca, sa = torch.cos(ang), torch.sin(ang)
-                dx, dy = xs - pos[0], ys - pos[1]
-                lx, ly = ca * dx + sa * dy, -sa * dx + ca * dy  # (F, H, W) shape-local coordinates
-                r = float(p.size[k])
-                sd = _signed_distance(int(p.kind[k]), lx, ly, r)
-                alpha = torch.clamp(sd / soft * 0.5 + 0.5, 0.0, 1.0)
-                scale = float(p.tex_scale[k]) / r
-                grid = torch.stack([lx * scale + float(p.tex_offset[k, 0]), ly * scale + float(p.tex_offset[k, 1])],
-                                   -1)
-                tex = self._sample(self.textures[int(p.texture[k])], grid[None])[0]  # (3, F, H, W)
-                tex = tex * torch.tensor(p.tint[k], dtype=torch.float32, device=dev).view(3, 1, 1, 1)
-                out[i] = out[i] * (1 - alpha) + tex * alpha
+            sel = [i for i, p in enumerate(params) if p.active[k]]
+            if not sel:
+                continue
+
+            ps = [params[i] for i in sel]
+            size = col([p.size[k] for p in ps]).view(-1, 1)
+            ext_x, ext_y = 1 / aspect - size, 1 - size
+            px = _bounce(col([p.pos[k, 0] for p in ps]).view(-1, 1) * ext_x, col([p.vel[k, 0] for p in ps]).view(-1, 1),
+                         t, ext_x)
+            py = _bounce(col([p.pos[k, 1] for p in ps]).view(-1, 1) * ext_y, col([p.vel[k, 1] for p in ps]).view(-1, 1),
+                         t, ext_y)
+            ang = col([p.angle[k] for p in ps]).view(-1, 1) + col([p.spin[k] for p in ps]).view(-1, 1) * t
+            ca, sa = torch.cos(ang)[..., None, None], torch.sin(ang)[..., None, None]  # (n, F, 1, 1)
+            dx, dy = xs - px[..., None, None], ys - py[..., None, None]
+            lx, ly = ca * dx + sa * dy, -sa * dx + ca * dy  # (n, F, H, W) shape-local coordinates
+            r = size.view(-1, 1, 1, 1)
+            kind = torch.tensor([int(p.kind[k]) for p in ps], device=dev).view(-1, 1, 1, 1)
+            sd = torch.where(kind == 0, _signed_distance(0, lx, ly, r),
+                             torch.where(kind == 1, _signed_distance(1, lx, ly, r), _signed_distance(2, lx, ly, r)))
+            alpha = torch.clamp(sd / soft * 0.5 + 0.5, 0.0, 1.0)[:, None]  # (n, 1, F, H, W)
+            scale = col([p.tex_scale[k] for p in ps]).view(-1, 1, 1, 1) / r
+            off = col([p.tex_offset[k] for p in ps])
+            grid = torch.stack([lx * scale + off[:, 0].view(-1, 1, 1, 1), ly * scale + off[:, 1].view(-1, 1, 1, 1)], -1)
+            tex = torch.empty(len(sel), 3, frames, height, width, device=dev)
+            tex_ids = [int(p.texture[k]) for p in ps]
+            for tid in sorted(set(tex_ids)):
+                rows = [j for j, x in enumerate(tex_ids) if x == tid]
+                tex[rows] = self._sample(self.textures[tid], grid[rows])
+            tex = tex * col([p.tint[k] for p in ps]).view(-1, 3, 1, 1, 1)
+            out[sel] = out[sel] * (1 - alpha) + tex * alpha
         return out.clamp_(0.0, 1.0)
 
 
-def _bounce(start: float, vel: float, t: torch.Tensor, ext: float) -> torch.Tensor:
-    """Position ``start + vel·t`` reflected into ``[-ext, ext]`` (a triangle wave), shape of ``t``."""
+def _bounce(start: torch.Tensor, vel: torch.Tensor, t: torch.Tensor, ext: torch.Tensor) -> torch.Tensor:
+    """Position ``start + vel·t`` reflected into ``[−ext, ext]`` (a triangle wave); broadcasts its arguments."""
     torch = _torch()
-    if ext <= 0:
-        return torch.zeros_like(t)
     period = 4 * ext
     x = torch.remainder(start + vel * t + ext, period)
     return torch.where(x < 2 * ext, x, period - x) - ext
 
 
-def _signed_distance(kind: int, lx: torch.Tensor, ly: torch.Tensor, r: float) -> torch.Tensor:
-    """Approximate signed distance (positive inside, units of frame height) to an ellipse (0), a rectangle (1) or
-    an equilateral triangle (2) of size ``r`` centred at the local origin."""
+def _signed_distance(kind: int, lx: torch.Tensor, ly: torch.Tensor, r: Any) -> torch.Tensor:
+    """Approximate signed distance (positive inside, units of half the frame height) to an ellipse (0), a rectangle (1) or
+    an equilateral triangle (2) of size ``r`` (a number or a tensor broadcasting with ``lx``) centred at the
+    local origin."""
     torch = _torch()
     if kind == 0:  # ellipse with semi-axes r, 0.7 r
         q = torch.sqrt((lx / r) ** 2 + (ly / (0.7 * r)) ** 2)

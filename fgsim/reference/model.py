@@ -89,7 +89,7 @@ def _classes() -> dict[str, Any]:
 
         def velocity(self, latents: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
             """One transformer pass on precomputed conditioning tokens (what the sampler calls per branch)."""
-            timestep = (t * 1000.0).to(latents.dtype if latents.is_floating_point() else torch.float32)
+            timestep = t.float() * 1000.0  # float32 even for bf16 weights, as Wan's scheduler timesteps
             out = self.transformer(hidden_states=latents, timestep=timestep, encoder_hidden_states=tokens,
                                    return_dict=False)
             return out[0]
@@ -143,6 +143,7 @@ def save_weights(model: Any, path: str | Path, info: dict[str, Any] | None = Non
     tmp = path.with_name(f".{path.name}.partial")
     save_file(state, str(tmp), metadata=meta)
     tmp.replace(path)
+    path.chmod(0o644)
     return path
 
 

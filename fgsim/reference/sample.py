@@ -147,30 +147,64 @@ def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: Atten
     return out.transpose(1, 2)
 
 
-def fg_attention_fn(predictor: Any, *, gran_n: int = 1, kernel: str = "fg",
+def fg_attention_fn(predictor: Any, *, gran_n: int = 1, kernel: str = "fg", recompute_every: int = 1,
                     record: dict[str, list[float]] | None = None) -> AttentionFn:
     """An FG-Attn self-attention callable: ``predictor`` (e.g. ``make_predictor("exact", threshold=0.5,
     block_m=64)``) predicts the M×1 slice mask from this call's ``q, k``; ``fgattn.fg_attention`` (``kernel="fg"``,
     keys gathered in runs of ``gran_n``) or ``fgattn.block_sparse_attention`` (``kernel="block"``, M×M blocks
-    holding a kept slice) computes the output on the kept work only. ``record``, when given, collects each call's
-    kept fraction of the M×1 slices (``record["kept"]``). Needs CUDA (or ``TRITON_INTERPRET=1`` in float32)."""
+    holding a kept slice) computes the output on the kept work only.
+
+    ``recompute_every``: predict a new mask for a (layer, branch) only every this many denoising steps and reuse
+    the last index in between (FG-Attn recomputes masks at a few steps; 1 = every call). ``record``, when given,
+    collects the kept fraction of M×1 slices of each prediction (``record["kept"]``) and the number of calls that
+    reused an index (``record["reused"]``). Needs CUDA (or ``TRITON_INTERPRET=1`` in float32).
+    """
     if kernel not in ("fg", "block"):
         raise FgsimError(f"kernel must be 'fg' or 'block', got {kernel!r}")
+    if recompute_every < 1:
+        raise FgsimError(f"recompute_every must be ≥ 1, got {recompute_every}")
+    cache: dict[tuple[int, str], tuple[int, Any]] = {}
 
     def fn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: AttentionContext) -> torch.Tensor:
         import fgattn
 
         m = int(predictor.block_m)
-        mask = predictor(q.transpose(1, 2), k.transpose(1, 2))  # (B, H, QB, S_k) bool
-        if record is not None:
-            record.setdefault("kept", []).append(float(mask.float().mean()))
+        key = (ctx.layer, ctx.branch)
+        hit = cache.get(key)
+        if hit is not None and 0 <= ctx.step - hit[0] < recompute_every:
+            index = hit[1]
+            if record is not None:
+                record.setdefault("reused", []).append(1.0)
+        else:
+            mask = predictor(q.transpose(1, 2), k.transpose(1, 2))  # (B, H, QB, S_k) bool
+            if record is not None:
+                record.setdefault("kept", []).append(float(mask.float().mean()))
+            if kernel == "fg":
+                index = fgattn.build_index(mask, block_m=m, gran_n=gran_n)
+            else:
+                index = fgattn.block_index_from_mask(mask, block_m=m, n_keys=k.shape[1])
+            cache[key] = (ctx.step, index)
         if kernel == "fg":
-            index = fgattn.build_index(mask, block_m=m, gran_n=gran_n)
             return fgattn.fg_attention(q, k, v, index, block_m=m, gran_n=gran_n, layout="bnhd")
-        index = fgattn.block_index_from_mask(mask, block_m=m, n_keys=k.shape[1])
         return fgattn.block_sparse_attention(q, k, v, index, block_m=m, layout="bnhd")
 
     return fn
+
+
+def frame_grid(frames: torch.Tensor, columns: int = 5, downscale: int = 1) -> Any:
+    """A uint8 RGB image (numpy ``(rows·H', columns·W', 3)``) of ``frames (B, 3, F, H, W)`` in [0, 1]: one row per
+    clip, ``columns`` evenly spaced frames, each downscaled by ``downscale`` (average pooling)."""
+    import numpy as np
+    import torch
+
+    b, _, f, h, w = frames.shape
+    idx = sorted({round(i * (f - 1) / max(columns - 1, 1)) for i in range(columns)})
+    sel = frames[:, :, idx].float().clamp(0, 1)  # (B, 3, C, H, W)
+    if downscale > 1:
+        sel = torch.nn.functional.avg_pool3d(sel, (1, downscale, downscale))
+    rows = [torch.cat(list(sel[i].unbind(1)), dim=2) for i in range(b)]  # each (3, H', C·W')
+    img = torch.cat(rows, dim=1).permute(1, 2, 0).cpu().numpy()
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -205,6 +239,68 @@ def _labels_tensor(labels: Any, device: Any) -> torch.Tensor:
     return lab
 
 
+class EulerCFG:
+    """The sampler as a generator of transformer passes, so that the same loop can be driven directly
+    (:func:`sample`) or by :func:`fgsim.capture.run.capture_transformer` (:func:`capture_sample`).
+
+    :meth:`passes` yields, per pass, the transformer's keyword arguments plus ``_branch`` and ``_step``; after each
+    yield the driver must set :attr:`last_output` to the transformer's output ``(B, 768, T, h, w)``. When the
+    generator is exhausted :attr:`x` holds the sampled latents (float32).
+    """
+
+    def __init__(self, model: Any, labels: Any, latent_grid: Sequence[int], *, steps: int = 50,
+                 guidance_scale: float = 5.0, shift: float = 3.0, seed: int = 0,
+                 noise: torch.Tensor | None = None) -> None:
+        import torch
+
+        from fgsim.reference.data import LATENT_CHANNELS, token_grid
+
+        self.model = model
+        param = next(model.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        self.labels = _labels_tensor(labels, self.device)
+        b = self.labels.shape[0]
+        t_, h_, w_ = (int(x) for x in latent_grid)
+        self.grid = token_grid(t_, h_, w_, model.transformer.config.patch_size)
+        shape = (b, LATENT_CHANNELS, t_, h_, w_)
+        if noise is None:
+            gen = torch.Generator(device="cpu").manual_seed(int(seed))
+            noise = torch.randn(shape, generator=gen, dtype=torch.float32)
+        elif tuple(noise.shape) != shape:
+            raise FgsimError(f"noise must be {shape}, got {tuple(noise.shape)}")
+        self.x = noise.to(device=self.device, dtype=torch.float32)
+        self.sigmas = flow_sigmas(steps, shift)
+        self.steps = steps
+        self.guidance_scale = float(guidance_scale)
+        self.cfg = guidance_scale > 1.0
+        self.last_output: torch.Tensor | None = None
+        self.passes_run = 0
+
+    def passes(self) -> Iterator[dict[str, Any]]:
+        """Yield the keyword arguments of every transformer pass, in order (cond then uncond per step)."""
+        import torch
+
+        b = self.labels.shape[0]
+        with torch.no_grad():
+            cond = self.model.encode_labels(self.labels).to(self.dtype)
+            uncond = self.model.encode_labels(torch.full_like(self.labels, -1)).to(self.dtype)
+        for i in range(self.steps):
+            s, s_next = self.sigmas[i], self.sigmas[i + 1]
+            timestep = torch.full((b,), s * 1000.0, device=self.device, dtype=torch.float32)
+            branches = [("cond", cond), ("uncond", uncond)] if self.cfg else [("cond", cond)]
+            preds = []
+            for branch, tokens in branches:
+                self.last_output = None
+                yield {"hidden_states": self.x.to(self.dtype), "timestep": timestep, "encoder_hidden_states": tokens,
+                       "return_dict": False, "_branch": branch, "_step": i, "_sigma": s}
+                if self.last_output is None:
+                    raise RuntimeError("EulerCFG: the driver did not set last_output after a pass")
+                preds.append(self.last_output.float())
+                self.passes_run += 1
+            v = preds[1] + self.guidance_scale * (preds[0] - preds[1]) if self.cfg else preds[0]
+            self.x = self.x + (s_next - s) * v
+
+
 def sample(model: Any, labels: Any, latent_grid: Sequence[int], *, steps: int = 50, guidance_scale: float = 5.0,
            shift: float = 3.0, seed: int = 0, attention: str | AttentionFn = "dense", bf16: bool | None = None,
            noise: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
@@ -212,58 +308,74 @@ def sample(model: Any, labels: Any, latent_grid: Sequence[int], *, steps: int = 
     ``(T, h, w)`` (before the 1×2×2 patch; decode with :class:`~fgsim.reference.data.LatentCodec`).
 
     ``labels``: ``(B, 3)`` tensor or a list of :class:`~fgsim.reference.data.ClipLabel`. ``steps``: Euler steps
-    (transformer passes = 2·steps with guidance). ``bf16``: autocast to bfloat16 (default: on CUDA).
-    ``noise``: the initial ``ε`` (default drawn from ``seed`` on the CPU). ``attention``: see :func:`self_attention`.
+    (transformer passes = 2·steps with guidance > 1). ``bf16``: autocast to bfloat16 (default: on CUDA when the
+    weights are float32; a bfloat16 model runs in bfloat16 anyway). ``noise``: the initial ``ε`` (default drawn
+    from ``seed`` on the CPU). ``attention``: ``"dense"`` or a callable, see :func:`self_attention`.
     """
     import torch
 
-    from fgsim.reference.data import LATENT_CHANNELS, token_grid
-
-    param = next(model.parameters())
-    device = param.device
-    lab = _labels_tensor(labels, device)
-    b = lab.shape[0]
-    t_, h_, w_ = (int(x) for x in latent_grid)
-    grid = token_grid(t_, h_, w_, model.transformer.config.patch_size)
-    shape = (b, LATENT_CHANNELS, t_, h_, w_)
-    if noise is None:
-        gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        noise = torch.randn(shape, generator=gen, dtype=torch.float32)
-    elif tuple(noise.shape) != shape:
-        raise FgsimError(f"noise must be {shape}, got {tuple(noise.shape)}")
-    x = noise.to(device=device, dtype=torch.float32)
-    sigmas = flow_sigmas(steps, shift)
-    cfg = guidance_scale > 1.0
-    use_bf16 = device.type == "cuda" if bf16 is None else bf16
+    run = EulerCFG(model, labels, latent_grid, steps=steps, guidance_scale=guidance_scale, shift=shift, seed=seed,
+                   noise=noise)
+    use_bf16 = (run.device.type == "cuda" and run.dtype == torch.float32) if bf16 is None else bf16
     tr = model.transformer
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=steps, desc="sampling", unit="step")
-    with torch.no_grad(), self_attention(tr, attention) as switch:
-        cond = model.encode_labels(lab)
-        uncond = model.encode_labels(torch.full_like(lab, -1))
-        switch.grid = grid
-        pass_index = 0
-        for i in range(steps):
-            s, s_next = sigmas[i], sigmas[i + 1]
-            tvec = torch.full((b,), s, device=device, dtype=torch.float32)
-            branches = [("cond", cond), ("uncond", uncond)] if cfg else [("cond", cond)]
-            preds = []
-            for branch, tokens in branches:
-                switch.step, switch.branch, switch.pass_index = i, branch, pass_index
-                with tr.cache_context(branch, step_index=i, sigma=s, num_inference_steps=steps), \
-                        torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    preds.append(model.velocity(x.to(param.dtype), tvec, tokens.to(param.dtype)).float())
-                pass_index += 1
-            v = preds[1] + guidance_scale * (preds[0] - preds[1]) if cfg else preds[0]
-            x = x + (s_next - s) * v
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
-    return x
+        bar = tqdm(total=steps * (2 if run.cfg else 1), desc="sampling", unit="pass")
+    try:
+        with torch.no_grad(), self_attention(tr, attention) as switch:
+            switch.grid = run.grid
+            for kw in run.passes():
+                branch, step, sigma = kw.pop("_branch"), kw.pop("_step"), kw.pop("_sigma")
+                switch.step, switch.branch, switch.pass_index = step, branch, run.passes_run
+                with tr.cache_context(branch, step_index=step, sigma=sigma, num_inference_steps=steps), \
+                        torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    run.last_output = tr(**kw)[0]
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return run.x
+
+
+def capture_sample(model: Any, labels: Any, latent_grid: Sequence[int], out: Any, predictor: Any, *,
+                   steps: int = 50, guidance_scale: float = 5.0, shift: float = 3.0, seed: int = 0,
+                   schedule: Any = None, layers: Sequence[int] | None = None, stats: bool = True,
+                   run_info: dict[str, Any] | None = None, progress: bool = False) -> tuple[Any, torch.Tensor]:
+    """Sample as :func:`sample` (dense attention, the model's own dtype, no autocast) while
+    :func:`fgsim.capture.run.capture_transformer` writes a ``.fgt`` trace of the self-attention to ``out``.
+
+    ``predictor``: a :mod:`fgsim.capture.predictors` predictor; ``schedule``: a
+    :class:`fgsim.capture.hooks.Schedule` of passes (default all); ``layers``: block indices (default all).
+    Capture hooks never change outputs, so the latents equal an uncaptured :func:`sample` with the same
+    arguments. Returns ``(CaptureResult, latents)``; the trace's batch element is the last sample of the batch.
+    """
+    from fgsim.capture.run import capture_transformer
+
+    run = EulerCFG(model, labels, latent_grid, steps=steps, guidance_scale=guidance_scale, shift=shift, seed=seed)
+    tr = model.transformer
+
+    def tap(module: Any, args: Any, kwargs: Any, output: Any) -> None:
+        run.last_output = output[0] if isinstance(output, tuple) else output.sample
+
+    def inputs() -> Iterator[dict[str, Any]]:
+        for kw in run.passes():
+            kw.pop("_sigma")
+            yield kw
+
+    handle = tr.register_forward_hook(tap, with_kwargs=True)
+    info = {"reference_dit": True, "labels": run.labels.tolist(), "latent_grid": list(latent_grid),
+            "steps": steps, "guidance_scale": guidance_scale, "shift": shift, "seed": seed,
+            "dtype": str(run.dtype).replace("torch.", ""), **(run_info or {})}
+    try:
+        result = capture_transformer(tr, inputs, out, predictor, schedule=schedule, layers=layers, stats=stats,
+                                     model_name="fgsim-reference-dit", num_steps=steps, run_info=info,
+                                     progress=progress)
+    finally:
+        handle.remove()
+    return result, run.x
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:

@@ -42,9 +42,8 @@ _DTYPES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
 
 
 @triton.jit
-def _attend(acc, l_i, m_i, q, k, v, qk_scale, valid, MASKED: tl.constexpr):
-    """One key tile of the online softmax: S = Q·Kᵀ, P = 2^(S·c − m), O = α·O + P·V."""
-    qk = tl.dot(q, tl.trans(k))
+def _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, valid, MASKED: tl.constexpr):
+    """Online softmax of one score tile S (base 2, scale folded) and O = α·O + P·V."""
     if MASKED:
         qk = tl.where(valid[None, :], qk, float("-inf"))
     m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
@@ -54,6 +53,13 @@ def _attend(acc, l_i, m_i, q, k, v, qk_scale, valid, MASKED: tl.constexpr):
     acc = acc * alpha[:, None]
     acc = tl.dot(p.to(v.dtype), v, acc)
     return acc, l_i, m_new
+
+
+@triton.jit
+def _attend(acc, l_i, m_i, q, k, v, qk_scale, valid, MASKED: tl.constexpr):
+    """One key tile: S = Q·Kᵀ, then :func:`_softmax_pv`."""
+    qk = tl.dot(q, tl.trans(k))
+    return _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, valid, MASKED)
 
 
 @triton.jit
@@ -67,6 +73,26 @@ def _rows(base, rows, stride, offs_d, valid, MASKED: tl.constexpr):
 
 
 @triton.jit
+def _tile(base, desc, stride, t, Indices, lo, ent0, r_off, offs_n, offs_d, no_mask,
+          MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
+          USE_TMA: tl.constexpr):
+    """Full (unmasked) key tile ``t`` of K or V: the only place where the three kernels differ."""
+    if MODE == 2:  # fine-grained: gather runs of GRAN_N keys listed by the index
+        ENT: tl.constexpr = BLOCK_N // GRAN_N
+        kidx = tl.load(Indices + ent0 + t * ENT) * GRAN_N + r_off
+        return _rows(base, kidx, stride, offs_d, no_mask, False)
+    else:
+        if MODE == 1:  # block-sparse: sub-tile t % SUB of kept block t // SUB
+            SUB: tl.constexpr = BLOCK_M // BLOCK_N
+            start = tl.load(Indices + lo + t // SUB) * BLOCK_M + (t % SUB) * BLOCK_N
+        else:  # dense
+            start = t * BLOCK_N
+        if USE_TMA:
+            return desc.load([start, 0])
+        return _rows(base, start + offs_n, stride, offs_d, no_mask, False)
+
+
+@triton.jit
 def _attn_fwd(
     Q, K, V, Out, Offsets, Indices, Order, qk_scale,
     stride_qb, stride_qh, stride_qn,
@@ -76,9 +102,9 @@ def _attn_fwd(
     H, N_Q, N_KV, QB,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
     MODE: tl.constexpr, IDX_AHEAD: tl.constexpr, ORDERED: tl.constexpr,
-    NUM_STAGES: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr,
+    NUM_STAGES: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr, OVERLAP: tl.constexpr,
 ):
-    if ORDERED:
+    if ORDERED:  # longest-first row order within each head
         row = tl.load(Order + tl.program_id(0))
         qb = row % QB
         bh = row // QB
@@ -102,101 +128,94 @@ def _attn_fwd(
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
     no_mask = offs_n < BLOCK_N  # all-true placeholder for unmasked tiles
+    k_desc = K
+    v_desc = V
     if USE_TMA:  # contiguous tiles through tensor descriptors (TMA), one per (batch, head)
         k_desc = tl.make_tensor_descriptor(k_base, shape=[N_KV, HEAD_DIM], strides=[stride_kn, 1],
                                            block_shape=[BLOCK_N, HEAD_DIM])
         v_desc = tl.make_tensor_descriptor(v_base, shape=[N_KV, HEAD_DIM], strides=[stride_vn, 1],
                                            block_shape=[BLOCK_N, HEAD_DIM])
 
-    if MODE == 0:  # dense: contiguous key tiles
-        n_tiles = tl.cdiv(N_KV, BLOCK_N)
-        for t in tl.range(0, n_tiles - 1, num_stages=NUM_STAGES, warp_specialize=WARP_SPEC):
-            if USE_TMA:
-                k = k_desc.load([t * BLOCK_N, 0])
-                v = v_desc.load([t * BLOCK_N, 0])
+    # ---- the tiles of this query block: n_full unmasked ones, then a masked tail -------------
+    lo = 0
+    hi = 0
+    ent0 = offs_n
+    r_off = 0
+    if MODE == 0:
+        n_full = tl.cdiv(N_KV, BLOCK_N) - 1
+    else:
+        lo = tl.load(Offsets + bh * QB + qb)
+        hi = tl.load(Offsets + bh * QB + qb + 1)
+        cnt = (hi - lo).to(tl.int32)
+        if MODE == 1:
+            n_full = (cnt - 1) * (BLOCK_M // BLOCK_N)
+        else:
+            if GRAN_N == 1:
+                ent0 = lo + offs_n
             else:
-                kidx = t * BLOCK_N + offs_n
-                k = _rows(k_base, kidx, stride_kn, offs_d, no_mask, False)
-                v = _rows(v_base, kidx, stride_vn, offs_d, no_mask, False)
+                ent0 = lo + offs_n // GRAN_N
+                r_off = offs_n % GRAN_N
+            n_full = tl.cdiv(cnt, BLOCK_N // GRAN_N) - 1
+
+    if MODE == 2 and IDX_AHEAD == 1:  # next tile's index vector prefetched in registers
+        ENT: tl.constexpr = BLOCK_N // GRAN_N
+        nxt = tl.load(Indices + ent0, mask=ent0 < hi, other=0)
+        for t in tl.range(0, n_full, num_stages=NUM_STAGES):
+            kidx = nxt * GRAN_N + r_off
+            ent = ent0 + (t + 1) * ENT
+            nxt = tl.load(Indices + ent, mask=ent < hi, other=0)
+            k = _rows(k_base, kidx, stride_kn, offs_d, no_mask, False)
+            v = _rows(v_base, kidx, stride_vn, offs_d, no_mask, False)
             acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
-        kidx = (n_tiles - 1) * BLOCK_N + offs_n
+    elif OVERLAP:  # issue S(t+1) = Q·K(t+1)ᵀ before the softmax of tile t (FA3's intra-warpgroup overlap)
+        if n_full > 0:
+            k = _tile(k_base, k_desc, stride_kn, 0, Indices, lo, ent0, r_off, offs_n, offs_d, no_mask,
+                      MODE, BLOCK_M, BLOCK_N, GRAN_N, USE_TMA)
+            qk = tl.dot(q, tl.trans(k))
+            for t in tl.range(0, n_full - 1, num_stages=NUM_STAGES):
+                kn = _tile(k_base, k_desc, stride_kn, t + 1, Indices, lo, ent0, r_off, offs_n, offs_d, no_mask,
+                           MODE, BLOCK_M, BLOCK_N, GRAN_N, USE_TMA)
+                qk_next = tl.dot(q, tl.trans(kn))
+                v = _tile(v_base, v_desc, stride_vn, t, Indices, lo, ent0, r_off, offs_n, offs_d, no_mask,
+                          MODE, BLOCK_M, BLOCK_N, GRAN_N, USE_TMA)
+                acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False)
+                qk = qk_next
+            v = _tile(v_base, v_desc, stride_vn, n_full - 1, Indices, lo, ent0, r_off, offs_n, offs_d, no_mask,
+                      MODE, BLOCK_M, BLOCK_N, GRAN_N, USE_TMA)
+            acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False)
+    else:
+        for t in tl.range(0, n_full, num_stages=NUM_STAGES, warp_specialize=WARP_SPEC):
+            k = _tile(k_base, k_desc, stride_kn, t, Indices, lo, ent0, r_off, offs_n, offs_d, no_mask,
+                      MODE, BLOCK_M, BLOCK_N, GRAN_N, USE_TMA)
+            v = _tile(v_base, v_desc, stride_vn, t, Indices, lo, ent0, r_off, offs_n, offs_d, no_mask,
+                      MODE, BLOCK_M, BLOCK_N, GRAN_N, USE_TMA)
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
+
+    # ---- masked tail: partial tile, key runs past N, the last (partial) block ----------------
+    if MODE == 0:
+        kidx = n_full * BLOCK_N + offs_n
         ok = kidx < N_KV
         k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
         v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
         acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
-    else:
-        row_id = bh * QB + qb
-        lo = tl.load(Offsets + row_id)
-        hi = tl.load(Offsets + row_id + 1)
-        cnt = (hi - lo).to(tl.int32)
-        if MODE == 1:  # block-sparse: kept M×M blocks, BLOCK_M // BLOCK_N contiguous tiles each
-            SUB: tl.constexpr = BLOCK_M // BLOCK_N
-            for t in tl.range(0, (cnt - 1) * SUB, num_stages=NUM_STAGES, warp_specialize=WARP_SPEC):
-                blk = tl.load(Indices + lo + t // SUB)
-                start = blk * BLOCK_M + (t % SUB) * BLOCK_N
-                if USE_TMA:
-                    k = k_desc.load([start, 0])
-                    v = v_desc.load([start, 0])
-                else:
-                    kidx = start + offs_n
-                    k = _rows(k_base, kidx, stride_kn, offs_d, no_mask, False)
-                    v = _rows(v_base, kidx, stride_vn, offs_d, no_mask, False)
-                acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
-            if cnt > 0:
-                blk = tl.load(Indices + hi - 1)
-                for s in tl.static_range(SUB):
-                    kidx = blk * BLOCK_M + s * BLOCK_N + offs_n
-                    ok = kidx < N_KV
-                    k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
-                    v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
-                    acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
-        else:  # fine-grained: gathered runs of GRAN_N keys, BLOCK_N // GRAN_N runs per tile
-            ENT: tl.constexpr = BLOCK_N // GRAN_N
-            if GRAN_N == 1:
-                e_off = offs_n
-                r_off = 0
-            else:
-                e_off = offs_n // GRAN_N
-                r_off = offs_n % GRAN_N
-            n_tiles = tl.cdiv(cnt, ENT)
-            ent0 = lo + e_off
-            if IDX_AHEAD == 0:  # index load inside the loop, left to the pipeliner
-                for t in tl.range(0, n_tiles - 1, num_stages=NUM_STAGES):
-                    kidx = tl.load(Indices + ent0 + t * ENT) * GRAN_N + r_off
-                    k = _rows(k_base, kidx, stride_kn, offs_d, no_mask, False)
-                    v = _rows(v_base, kidx, stride_vn, offs_d, no_mask, False)
-                    acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
-                ent = ent0 + (n_tiles - 1) * ENT
-                tile = tl.load(Indices + ent, mask=ent < hi, other=0)
-            elif IDX_AHEAD == 1:  # next tile's indices prefetched in registers
-                nxt = tl.load(Indices + ent0, mask=ent0 < hi, other=0)
-                for t in tl.range(0, n_tiles - 1, num_stages=NUM_STAGES):
-                    kidx = nxt * GRAN_N + r_off
-                    ent = ent0 + (t + 1) * ENT
-                    nxt = tl.load(Indices + ent, mask=ent < hi, other=0)
-                    k = _rows(k_base, kidx, stride_kn, offs_d, no_mask, False)
-                    v = _rows(v_base, kidx, stride_vn, offs_d, no_mask, False)
-                    acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
-                tile = nxt
-            else:  # two tiles ahead
-                nxt = tl.load(Indices + ent0, mask=ent0 < hi, other=0)
-                nxt2 = tl.load(Indices + ent0 + ENT, mask=ent0 + ENT < hi, other=0)
-                for t in tl.range(0, n_tiles - 1, num_stages=NUM_STAGES):
-                    kidx = nxt * GRAN_N + r_off
-                    ent = ent0 + (t + 2) * ENT
-                    nxt = nxt2
-                    nxt2 = tl.load(Indices + ent, mask=ent < hi, other=0)
-                    k = _rows(k_base, kidx, stride_kn, offs_d, no_mask, False)
-                    v = _rows(v_base, kidx, stride_vn, offs_d, no_mask, False)
-                    acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
-                tile = nxt
-            if n_tiles > 0:
-                ent = ent0 + (n_tiles - 1) * ENT
-                kidx = tile * GRAN_N + r_off
-                ok = (ent < hi) & (kidx < N_KV)
+    elif MODE == 1:
+        if cnt > 0:
+            blk = tl.load(Indices + hi - 1)
+            for s in tl.static_range(BLOCK_M // BLOCK_N):
+                kidx = blk * BLOCK_M + s * BLOCK_N + offs_n
+                ok = kidx < N_KV
                 k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
                 v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
                 acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
+    else:
+        if n_full >= 0:
+            ent = ent0 + n_full * (BLOCK_N // GRAN_N)
+            e_ok = ent < hi
+            kidx = tl.load(Indices + ent, mask=e_ok, other=0) * GRAN_N + r_off
+            ok = e_ok & (kidx < N_KV)
+            k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
+            v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
 
     l_safe = tl.where(l_i == 0.0, 1.0, l_i)  # a query block with no kept key writes zeros
     out = acc / l_safe[:, None]
@@ -325,8 +344,8 @@ def _launch(
         *_strides(q, layout), *_strides(k, layout), *_strides(v, layout), *_strides(out, layout),
         h, nq, nk, qb,
         HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GRAN_N=cfg.gran_n,
-        MODE=mode, IDX_AHEAD=int(cfg.option("idx_ahead", 1)), ORDERED=order is not None,
-        NUM_STAGES=cfg.num_stages, USE_TMA=use_tma, WARP_SPEC=use_tma and bool(cfg.option("warp_specialize", False)),
+        MODE=mode, IDX_AHEAD=int(cfg.option("idx_ahead", 0)), ORDERED=order is not None,
+        NUM_STAGES=cfg.num_stages, USE_TMA=use_tma, OVERLAP=bool(cfg.option("overlap", False)), WARP_SPEC=use_tma and bool(cfg.option("warp_specialize", False)),
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     return out

@@ -9,6 +9,7 @@ M×M block index of :func:`fgattn.block_sparse_attention`.  Row ``r = (b*H + h)*
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,14 +160,35 @@ def _coarsen(mask: torch.Tensor, gran: int) -> torch.Tensor:
     return mask.reshape(*mask.shape[:-1], -1, gran).any(-1)
 
 
+def _use_triton(device: torch.device) -> bool:
+    return device.type == "cuda" or os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
 def _csr_from_tiles(tiles: torch.Tensor, chunk_elems: int = 1 << 28) -> tuple[torch.Tensor, torch.Tensor]:
-    """(offsets int64, indices int32) of a bool (rows, n_tiles) mask; temporaries bounded by chunking."""
+    """(offsets int64, indices int32) of a bool (rows, n_tiles) mask.
+
+    On the GPU (or under the Triton interpreter) two Triton passes, one program per row: count the
+    kept tiles, then compact the row with a prefix sum (two reads of the mask, one write of the
+    indices); elsewhere torch.masked_select in row chunks bounds the temporaries.  One host sync
+    (the total count sizes the output).
+    """
     rows, nt = tiles.shape
-    counts = tiles.sum(-1)
+    triton_ok = rows > 0 and nt > 0 and _use_triton(tiles.device)
+    if triton_ok:
+        from ._compact import count_rows
+
+        counts = count_rows(tiles)
+    else:
+        counts = tiles.sum(-1)
     offsets = torch.zeros(rows + 1, dtype=torch.int64, device=tiles.device)
     torch.cumsum(counts, 0, out=offsets[1:])
     nnz = int(offsets[-1])
     indices = torch.empty(nnz, dtype=torch.int32, device=tiles.device)
+    if triton_ok:
+        from ._compact import compact_rows
+
+        compact_rows(tiles, offsets, indices)
+        return offsets, indices
     ar = torch.arange(nt, dtype=torch.int32, device=tiles.device)
     step = max(1, chunk_elems // max(nt, 1))
     if rows <= step:

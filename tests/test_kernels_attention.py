@@ -1,0 +1,287 @@
+"""CPU tests of the fgattn kernels under the Triton interpreter (fp16/fp32; the interpreter
+mishandles bf16 ``tl.dot``).  Fresh random inputs every run; the seed is in every failure message."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported
+
+import dataclasses  # noqa: E402
+import random  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "kernels")]
+
+import fgattn  # noqa: E402
+import fgattn.attention as attention  # noqa: E402
+from fgattn import (  # noqa: E402
+    FgIndex,
+    block_index_from_mask,
+    block_sparse_attention,
+    build_index,
+    check_index,
+    dense_attention,
+    fg_attention,
+    index_to_mask,
+    reference_attention,
+)
+
+TOL = 1e-2
+
+
+def _seed() -> int:
+    s = random.randrange(2**31)
+    torch.manual_seed(s)
+    return s
+
+
+def _qkv(b: int, h: int, n: int, d: int, dtype: torch.dtype, layout: str) -> list[torch.Tensor]:
+    shape = (b, h, n, d) if layout == "bhnd" else (b, n, h, d)
+    return [torch.randn(shape, dtype=dtype) for _ in range(3)]
+
+
+def _mask(b: int, h: int, n: int, m: int, gran: int, density: float) -> torch.Tensor:
+    """Tile-level random mask with an empty query block (0,0,0) and a full last block."""
+    qb, nt = -(-n // m), -(-n // gran)
+    tiles = torch.rand(b, h, qb, nt) < density
+    tiles[0, 0, 0] = False
+    tiles[-1, -1, -1] = True
+    return tiles.repeat_interleave(gran, dim=-1)[..., :n]
+
+
+def _err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((out.double() - ref).norm() / ref.norm().clamp_min(1e-30))
+
+
+def _poisoned(q: torch.Tensor) -> torch.Tensor:
+    return torch.full_like(q, float("nan"))
+
+
+def _check(out: torch.Tensor, ref: torch.Tensor, what: str, seed: int) -> None:
+    assert not out.isnan().any(), f"{what}: NaN in output (unwritten or 0/0), seed {seed}"
+    err = _err(out, ref)
+    assert err <= TOL, f"{what}: relative error {err:.2e} > {TOL}, seed {seed}"
+
+
+def _first_block(out: torch.Tensor, m: int, layout: str) -> torch.Tensor:
+    return out[0, 0, :m] if layout == "bhnd" else out[0, :m, 0]
+
+
+@pytest.mark.parametrize("gran", [1, 16, 64])
+@pytest.mark.parametrize("layout", ["bhnd", "bnhd"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_fg_matches_reference(gran: int, layout: str, dtype: torch.dtype) -> None:
+    seed = _seed()
+    m, d, b, h = 64, 64, 2, 2
+    n = random.randrange(129, 200) | 1  # odd, not a multiple of any block
+    q, k, v = _qkv(b, h, n, d, dtype, layout)
+    mask = _mask(b, h, n, m, gran, 0.4 if gran == 1 else 0.5)
+    index = build_index(mask, block_m=m, gran_n=gran, order=bool(random.getrandbits(1)), check=True)
+    out = fg_attention(q, k, v, index, block_m=m, gran_n=gran, layout=layout, out=_poisoned(q), check=True)
+    ref = reference_attention(q, k, v, index, layout=layout)
+    what = f"fg gran={gran} {layout} {dtype} N={n}"
+    _check(out, ref, what, seed)
+    assert bool((_first_block(out, m, layout) == 0).all()), f"{what}: empty query block not zero, seed {seed}"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"idx_ahead": 0}, {"idx_ahead": 1}, {"idx_ahead": 0, "overlap": True}, {"idx_ahead": 1, "lpt": False}],
+)
+def test_fg_loop_variants(extra: dict) -> None:
+    seed = _seed()
+    m, d, n = 64, 64, 191
+    q, k, v = _qkv(1, 2, n, d, torch.float16, "bhnd")
+    mask = _mask(1, 2, n, m, 1, 0.6)
+    index = build_index(mask, block_m=m, order=True)
+    base = attention.resolve_config("fg", q, m, 1)
+    for bn in (32, 64):  # several full tiles per row, then the masked tail
+        cfg = dataclasses.replace(base, block_n=bn, extra=extra)
+        out = fg_attention(q, k, v, index, block_m=m, config=cfg, out=_poisoned(q))
+        _check(out, reference_attention(q, k, v, index), f"fg {extra} bn={bn}", seed)
+
+
+def test_fg_full_and_empty_rows_head_dim_128_block_128() -> None:
+    seed = _seed()
+    m, d, n = 128, 128, 201
+    q, k, v = _qkv(1, 2, n, d, torch.float16, "bnhd")
+    mask = torch.zeros(1, 2, 2, n, dtype=torch.bool)
+    mask[0, 0, 1] = True  # a full query block
+    mask[0, 1, 0, ::3] = True  # a strided one; (0, 0, 0) and (0, 1, 1) are empty
+    index = build_index(mask, block_m=m, check=True)
+    out = fg_attention(q, k, v, index, block_m=m, layout="bnhd", out=_poisoned(q))
+    _check(out, reference_attention(q, k, v, index, layout="bnhd"), "fg D=128 M=128", seed)
+    assert bool((out[0, :m, 0] == 0).all()) and bool((out[0, m:, 1] == 0).all()), f"empty blocks, seed {seed}"
+    # a full query block equals dense attention over its rows
+    dense = reference_attention(q, k, v, None, layout="bnhd")
+    assert _err(out[0, m:, 0], dense[0, m:, 0]) <= TOL, f"full block vs dense, seed {seed}"
+
+
+@pytest.mark.parametrize("tma", [False, True])
+@pytest.mark.parametrize("layout", ["bhnd", "bnhd"])
+def test_dense_and_block(tma: bool, layout: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed = _seed()
+    if tma:  # the interpreter runs device-side tensor descriptors on the CPU
+        import triton
+
+        monkeypatch.setattr(attention, "_interpreting", lambda: False)
+        monkeypatch.setattr(attention, "_ensure_allocator", lambda: None)
+        triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8))
+    m, d, n = 64, 64, 157
+    q, k, v = _qkv(1, 2, n, d, torch.float16, layout)
+    cfg = dataclasses.replace(attention.resolve_config("dense", q, m), block_n=32, extra={"tma": tma})
+    out = dense_attention(q, k, v, block_m=m, layout=layout, config=cfg, out=_poisoned(q))
+    _check(out, reference_attention(q, k, v, None, layout=layout), f"dense tma={tma} {layout}", seed)
+    blocks = torch.rand(1, 2, 3, 3) < 0.5
+    blocks[0, 0, 0] = False
+    blocks[0, 1, 2, 2] = True  # the partial last key block
+    bidx = block_index_from_mask(blocks, block_m=m, n_keys=n, check=True)
+    cfg = dataclasses.replace(attention.resolve_config("block", q, m), block_n=32, extra={"tma": tma})
+    out = block_sparse_attention(q, k, v, bidx, block_m=m, layout=layout, config=cfg, out=_poisoned(q))
+    _check(out, reference_attention(q, k, v, bidx, layout=layout), f"block tma={tma} {layout}", seed)
+    assert bool((_first_block(out, m, layout) == 0).all()), f"empty block, seed {seed}"
+
+
+def test_sm_scale() -> None:
+    seed = _seed()
+    q, k, v = _qkv(1, 1, 130, 64, torch.float32, "bhnd")
+    index = build_index(_mask(1, 1, 130, 64, 1, 0.5), block_m=64)
+    out = fg_attention(q, k, v, index, block_m=64, sm_scale=0.3, out=_poisoned(q))
+    _check(out, reference_attention(q, k, v, index, sm_scale=0.3), "sm_scale", seed)
+
+
+@settings(max_examples=4, deadline=None)
+@given(
+    n=st.integers(65, 190),
+    gran=st.sampled_from([1, 16, 64]),
+    density=st.floats(0.0, 1.0),
+    layout=st.sampled_from(["bhnd", "bnhd"]),
+)
+def test_fg_property(n: int, gran: int, density: float, layout: str) -> None:
+    seed = _seed()
+    q, k, v = _qkv(1, 1, n, 64, torch.float16, layout)
+    tiles = torch.rand(1, 1, -(-n // 64), -(-n // gran)) < density
+    mask = tiles.repeat_interleave(gran, dim=-1)[..., :n]
+    index = build_index(mask, block_m=64, gran_n=gran)
+    out = fg_attention(q, k, v, index, block_m=64, gran_n=gran, layout=layout, out=_poisoned(q))
+    ref = reference_attention(q, k, v, index, layout=layout)
+    assert not out.isnan().any(), f"NaN, seed {seed}"
+    assert _err(out, ref) <= TOL, f"n={n} gran={gran} density={density:.2f}: {_err(out, ref):.2e}, seed {seed}"
+
+
+# ------------------------------------------------------------------------------------- indices
+@pytest.mark.parametrize("gran", [1, 16, 64])
+def test_build_index_matches_nonzero(gran: int) -> None:
+    seed = _seed()
+    n, m = 173, 64
+    mask = torch.rand(2, 3, 3, n) < 0.2
+    index = build_index(mask, block_m=m, gran_n=gran, order=True, check=True)
+    nt = -(-n // gran)
+    pad = torch.nn.functional.pad(mask, (0, nt * gran - n)).reshape(2, 3, 3, nt, gran).any(-1)
+    flat = pad.reshape(-1, nt)
+    want = [torch.nonzero(r).flatten().to(torch.int32) for r in flat]
+    got = [index.indices[index.offsets[i]:index.offsets[i + 1]] for i in range(flat.shape[0])]
+    assert all(torch.equal(a, b) for a, b in zip(want, got, strict=True)), f"seed {seed}"
+    assert sorted(index.order.tolist()) == list(range(18))
+    assert torch.equal(index_to_mask(index), pad.repeat_interleave(gran, -1)[..., :n])
+    kept = pad.repeat_interleave(gran, -1)[..., :n]
+    assert abs(index.density(n) - float(kept.double().mul(torch.tensor([64, 64, n - 128.0])[:, None]).sum()
+                                       / (6 * n * n))) < 1e-9
+
+
+def test_build_index_from_csr_view_and_torch_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    mask = torch.rand(4, 3, 150) < 0.3  # a trace's (heads, QB, N) mask
+    a = build_index(mask, block_m=64, check=True)
+    b = build_index((a.offsets.numpy(), a.indices.numpy()), block_m=64, n_keys=150, heads=4, check=True)
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.offsets, b.offsets)
+    assert (b.batch, b.heads, b.n_qblocks) == (1, 4, 3)
+    monkeypatch.setenv("TRITON_INTERPRET", "0")  # CPU without Triton: torch.masked_select path
+    c = build_index(mask, block_m=64)
+    assert torch.equal(a.indices, c.indices) and torch.equal(a.offsets, c.offsets)
+    with pytest.raises(ValueError, match="n_keys and heads"):
+        build_index((a.offsets, a.indices), block_m=64)
+
+
+def test_block_index_from_slice_and_block_masks() -> None:
+    mask = torch.rand(1, 2, 3, 150) < 0.01
+    a = block_index_from_mask(mask, block_m=64, n_keys=150)
+    blocks = torch.nn.functional.pad(mask, (0, 42)).reshape(1, 2, 3, 3, 64).any(-1)
+    b = block_index_from_mask(blocks, block_m=64, n_keys=150, check=True)
+    assert torch.equal(a.indices, b.indices) and a.gran_n == 64
+    with pytest.raises(ValueError, match="neither"):
+        block_index_from_mask(torch.ones(1, 1, 3, 7, dtype=torch.bool), block_m=64, n_keys=150)
+
+
+# ---------------------------------------------------------------------------------- bad inputs
+def _small():
+    q, k, v = _qkv(1, 2, 100, 64, torch.float16, "bhnd")
+    index = build_index(torch.rand(1, 2, 2, 100) < 0.5, block_m=64)
+    return q, k, v, index
+
+
+def _swap_first_pair(index: FgIndex) -> FgIndex:
+    idx = index.indices.clone()
+    r = int((index.counts() > 1).nonzero()[0])
+    a = int(index.offsets[r])
+    idx[a], idx[a + 1] = idx[a + 1].clone(), idx[a].clone()
+    return dataclasses.replace(index, indices=idx)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda i: _swap_first_pair(i), "sorted strictly increasing"),
+        (lambda i: dataclasses.replace(i, indices=torch.where(i.indices == i.indices.max(), 100, i.indices)
+                                       .to(torch.int32)), "out of range"),
+        (lambda i: dataclasses.replace(i, indices=i.indices - 1 - i.indices.min()), "out of range"),
+        (lambda i: dataclasses.replace(i, offsets=i.offsets[:-1]), "offsets"),
+        (lambda i: dataclasses.replace(i, offsets=i.offsets.flip(0)), "non-decreasing"),
+        (lambda i: dataclasses.replace(i, indices=i.indices.long()), "int32"),
+    ],
+)
+def test_bad_index_rejected(mutate, match: str) -> None:
+    q, k, v, index = _small()
+    with pytest.raises(ValueError, match=match):
+        fg_attention(q, k, v, mutate(index), block_m=64, check=True)
+
+
+def test_duplicate_index_rejected() -> None:
+    _, _, _, index = _small()
+    idx = index.indices.clone()
+    r = int((index.counts() > 1).nonzero()[0])
+    idx[int(index.offsets[r]) + 1] = idx[int(index.offsets[r])]
+    with pytest.raises(ValueError, match="duplicate"):
+        check_index(dataclasses.replace(index, indices=idx))
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda q, k, v, i: fg_attention(q, k, v, i, block_m=128), "block_m"),
+        (lambda q, k, v, i: fg_attention(q, k, v, i, block_m=64, gran_n=16), "gran_n"),
+        (lambda q, k, v, i: fg_attention(q, k, v, i, block_m=64, layout="nhd"), "layout"),
+        (lambda q, k, v, i: fg_attention(q[..., :32], k[..., :32], v[..., :32], i, block_m=64), "head_dim"),
+        (lambda q, k, v, i: fg_attention(q.int(), k.int(), v.int(), i, block_m=64), "dtype"),
+        (lambda q, k, v, i: fg_attention(q, k.float(), v, i, block_m=64), "dtype"),
+        (lambda q, k, v, i: fg_attention(q, k[:, :, :99], v, i, block_m=64), "shapes"),
+        (lambda q, k, v, i: fg_attention(q, k[:, :, :99], v[:, :, :99], i, block_m=64), "n_keys"),
+        (lambda q, k, v, i: fg_attention(q, k, v, i, block_m=64,
+                                         config=fgattn.launch_config("dense", "h200", 64, 64)), "config"),
+        (lambda q, k, v, i: fg_attention(q, k, v, i, block_m=64,
+                                         config=fgattn.launch_config("fg", "h200", 128, 64)), "config"),
+        (lambda q, k, v, i: fg_attention(q, k, v, i, block_m=64, out=torch.empty(3)), "out"),
+        (lambda q, k, v, i: fg_attention(q.transpose(-1, -2), k, v, i, block_m=64), "contiguous|shape"),
+        (lambda q, k, v, i: block_sparse_attention(q, k, v, i, block_m=64), "gran_n"),
+    ],
+)
+def test_bad_arguments_rejected(call, match: str) -> None:
+    q, k, v, index = _small()
+    with pytest.raises(ValueError, match=match):
+        call(q, k, v, index)
