@@ -128,6 +128,62 @@ def test_pooled_equals_reference(shape, p, gamma, g):
     np.testing.assert_array_equal(got.numpy(), ref_pooled(q, k, km, p, gamma, g, m))
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shapes, st.sampled_from([0.5, 0.9, 1.0]), st.sampled_from([-1.0, 0.3, 0.6]), st.sampled_from([4, 16, 32]))
+def test_pooled_triton_equals_reference(shape, p, gamma, g):
+    """The Triton path (pool kernel + GEMM + bisection top-CDF + expansion; interpreted on the CPU) in float64."""
+    b, h, s, d, m, temp, masked, seed = shape
+    q, k, _, km = _inputs(seed, b, h, s, d, temp, masked)
+    q = q + 3 * q.mean(dim=2, keepdim=True)
+    k = k + 3 * k.mean(dim=2, keepdim=True)
+    pred = PooledTopCDF(p=p, gamma=gamma, group=g, block_m=m, backend="triton")
+    got = pred(q, k, km)
+    assert got.dtype == torch.bool and tuple(got.shape) == (b, h, math.ceil(s / m), s)
+    np.testing.assert_array_equal(got.numpy(), ref_pooled(q, k, km, p, gamma, g, m))
+    torch_pred = PooledTopCDF(p=p, gamma=gamma, group=g, block_m=m, backend="torch")
+    np.testing.assert_array_equal(pred.group_mask(q, k, km).numpy(), torch_pred.group_mask(q, k, km).numpy())
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+@pytest.mark.parametrize("seed", range(6))
+def test_pooled_ties_broken_by_index(backend, seed):
+    """Key groups of exactly equal probability are ranked by index, like the reference's stable argsort."""
+    gen = torch.Generator().manual_seed(seed)
+    g, n_groups, d = 4, 3 + seed, 8
+    protos = torch.randn(1, 2, 3, d, generator=gen, dtype=torch.float64)
+    pick = torch.randint(0, 3, (n_groups,), generator=gen)
+    k = protos[:, :, pick].repeat_interleave(g, dim=2)  # repeated groups → tied pooled scores
+    q = torch.randn(1, 2, 1, d, generator=gen, dtype=torch.float64).expand(1, 2, n_groups * g, d).clone()
+    for p in (0.25, 0.5, 0.9, 1.0):
+        got = PooledTopCDF(p=p, group=g, block_m=16, backend=backend)(q, k)
+        np.testing.assert_array_equal(got.numpy(), ref_pooled(q, k, None, p, 0.6, g, 16))
+    flat = torch.ones(1, 1, 16, 4, dtype=torch.float64)  # four equal groups of probability 1/4 each
+    gm = PooledTopCDF(p=0.5, group=4, block_m=16, backend=backend).group_mask(flat, flat)
+    assert gm[0, 0].tolist() == [[True, True, False, False]] * 4
+
+
+@pytest.mark.parametrize("masked", [0, 37])
+def test_pooled_triton_matches_torch_bf16(masked):
+    """bf16 inputs as strided BSHD views: the Triton path and the fp32 torch path agree exactly."""
+    gen = torch.Generator().manual_seed(11)
+    b, h, s, d = 2, 2, 301, 32
+    freq = torch.randn(1, 1, d, generator=gen, dtype=torch.float64)
+    base = torch.linspace(0, 6, s, dtype=torch.float64)[:, None, None] * freq  # (S, 1, D): smooth along tokens
+    q = (base.sin() + 0.3 * torch.randn(b, s, h, d, generator=gen, dtype=torch.float64)) * 2
+    k = (base.cos() + 0.3 * torch.randn(b, s, h, d, generator=gen, dtype=torch.float64)) * 2
+    q, k = q.bfloat16().transpose(1, 2), k.bfloat16().transpose(1, 2)  # (B, H, S, D) views of BSHD storage
+    km = None
+    if masked:
+        km = torch.ones(b, s, dtype=torch.bool)
+        km[1, -masked:] = False
+    tri = PooledTopCDF(group=16, block_m=32, backend="triton")
+    ref = PooledTopCDF(group=16, block_m=32, backend="torch")
+    got, want = tri(q, k, km), ref(q, k, km)
+    assert 0 < float(want.float().mean()) < 1  # both the CDF rule and the forced keeps matter
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    np.testing.assert_array_equal(tri.group_mask(q, k, km).numpy(), ref.group_mask(q, k, km).numpy())
+
+
 @SETTINGS
 @given(shapes, st.sampled_from([16, 64]))
 def test_block_level_is_coarsened_exact(shape, n):
@@ -212,6 +268,8 @@ def test_bad_inputs():
         pred(q, k, torch.zeros(1, 20, dtype=torch.bool))
     with pytest.raises(FgsimError, match="cumulative probability"):
         PooledTopCDF(p=0.0)
+    with pytest.raises(FgsimError, match="backend must be"):
+        PooledTopCDF(backend="cuda")
     with pytest.raises(FgsimError, match="unknown predictor"):
         make_predictor("topk")
 
@@ -219,5 +277,6 @@ def test_bad_inputs():
 def test_make_predictor_defaults():
     assert make_predictor("exact").tau == 0.5
     assert make_predictor("pooled").p == 0.9
+    assert make_predictor("block-pooled", backend="torch").base.backend == "torch"
     blk = make_predictor("block", block_m=32)
     assert blk.block_m == 32 and blk.tile_n == 32 and blk.params()["base"]["name"] == "exact"

@@ -219,3 +219,17 @@ def test_train_end_to_end_tiny(tmp_path):
         Stage.parse("1:2x8:2")
     with pytest.raises(FgsimError, match="add up to 1"):
         train(TrainConfig(out=tmp_path, stages=(Stage.parse("0.5:2x8x8:2"),)))
+
+
+def test_x0_prediction_gives_the_velocity():
+    from fgsim.reference.data import load_config
+
+    m = build_model(dict(load_config(), prediction="x0"), seed=0).eval()
+    g = torch.Generator().manual_seed(5)
+    x0, eps = torch.randn((2, LATENT_CHANNELS, *GRID), generator=g), torch.randn((2, LATENT_CHANNELS, *GRID), generator=g)
+    t = torch.tensor([0.3, 0.8])
+    xt = (1 - t.view(-1, 1, 1, 1, 1)) * x0 + t.view(-1, 1, 1, 1, 1) * eps
+    assert torch.allclose(m.to_velocity(xt, x0, t), eps - x0, atol=1e-5)
+    assert torch.equal(build_model(seed=0).to_velocity(xt, x0, t), x0)  # "v": the output is the velocity
+    out = sample(m, [[0, 1, 1]], GRID, steps=2)
+    assert out.shape == (1, LATENT_CHANNELS, *GRID) and torch.isfinite(out).all()

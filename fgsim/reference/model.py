@@ -88,11 +88,24 @@ def _classes() -> dict[str, Any]:
             return self.velocity(latents, t, tokens)
 
         def velocity(self, latents: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-            """One transformer pass on precomputed conditioning tokens (what the sampler calls per branch)."""
+            """One transformer pass on precomputed conditioning tokens, as a velocity ``ε − x0``."""
             timestep = t.float() * 1000.0  # float32 even for bf16 weights, as Wan's scheduler timesteps
             out = self.transformer(hidden_states=latents, timestep=timestep, encoder_hidden_states=tokens,
                                    return_dict=False)
-            return out[0]
+            return self.to_velocity(latents, out[0], t)
+
+        def to_velocity(self, latents: torch.Tensor, output: torch.Tensor, t: Any) -> torch.Tensor:
+            """The velocity ``ε − x0`` from a transformer output at noise level ``t`` ((B,) tensor or float).
+
+            ``config["prediction"]``: ``"v"`` (default, as Wan) — the output *is* the velocity; ``"x0"`` — the
+            output is the clean latent and ``v = (x_t − x̂0) / max(t, 0.05)`` (x-prediction with a velocity loss,
+            for a transformer narrower than its 3,072-value patches).
+            """
+            if self.config.get("prediction", "v") == "v":
+                return output
+            tt = t if isinstance(t, torch.Tensor) else torch.tensor([float(t)], device=latents.device)
+            tt = tt.float().clamp_min(0.05).view(-1, 1, 1, 1, 1)
+            return (latents.float() - output.float()) / tt
 
     _CLASSES.update(LabelTokens=LabelTokens, ReferenceDiT=ReferenceDiT)
     return _CLASSES

@@ -295,7 +295,7 @@ class EulerCFG:
                        "return_dict": False, "_branch": branch, "_step": i, "_sigma": s}
                 if self.last_output is None:
                     raise RuntimeError("EulerCFG: the driver did not set last_output after a pass")
-                preds.append(self.last_output.float())
+                preds.append(self.model.to_velocity(self.x, self.last_output, s).float())
                 self.passes_run += 1
             v = preds[1] + self.guidance_scale * (preds[0] - preds[1]) if self.cfg else preds[0]
             self.x = self.x + (s_next - s) * v

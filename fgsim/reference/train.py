@@ -92,6 +92,7 @@ class TrainConfig:
     max_steps: int | None = None
     compile: bool = False
     plot: bool = True
+    prediction: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -157,6 +158,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         torch.backends.cudnn.allow_tf32 = True
 
     config = load_config()
+    if cfg.prediction is not None:
+        if cfg.prediction not in ("v", "x0"):
+            raise FgsimError(f"prediction must be 'v' or 'x0', got {cfg.prediction!r}")
+        config = dict(config, prediction=cfg.prediction)
     codec = LatentCodec.from_config(config)
     model = build_model(config, seed=cfg.seed).to(device)
     model.train()
@@ -371,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps even within budget")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--prediction", choices=("v", "x0"), default=None,
+                   help="network output: v (default, config.json) or x0 (velocity loss on an x-prediction)")
     return p
 
 
@@ -383,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       warmup_steps=args.warmup_steps, cfg_dropout=args.cfg_dropout, ema_decay=args.ema_decay,
                       seed=args.seed, device=args.device, bf16=False if args.fp32 else None,
                       log_every=args.log_every, eval_every=args.eval_every, max_steps=args.max_steps,
-                      compile=args.compile, plot=not args.no_plot)
+                      compile=args.compile, plot=not args.no_plot, prediction=args.prediction)
     try:
         summary = train(cfg)
     except FgsimError as exc:
