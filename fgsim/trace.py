@@ -220,8 +220,18 @@ def xor_up_inverse(stored: np.ndarray) -> np.ndarray:
     return np.bitwise_xor.accumulate(stored, axis=1)
 
 
+def _member_info(zf: zipfile.ZipFile, name: str) -> zipfile.ZipInfo:
+    """A member header with a fixed timestamp, so equal traces are equal files, byte for byte."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    for attr in ("_compresslevel", "compress_level"):  # the name changed in Python 3.13
+        if attr in zipfile.ZipInfo.__slots__:
+            setattr(info, attr, zf.compresslevel)
+    return info
+
+
 def _write_npy(zf: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
-    with zf.open(name, "w", force_zip64=True) as fh:
+    with zf.open(_member_info(zf, name), "w", force_zip64=True) as fh:
         np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
 
 
@@ -304,7 +314,7 @@ class TraceWriter:
                     raise FgTraceError(self.path, "no entries were added; refusing to write an empty trace")
                 doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "meta": self.meta.to_json(),
                        "entries": self._entries}
-                zf.writestr(META_MEMBER, json.dumps(doc, indent=1))
+                zf.writestr(_member_info(zf, META_MEMBER), json.dumps(doc, indent=1))
                 zf.close()
                 with open(self._tmp, "rb+") as fh:
                     os.fsync(fh.fileno())

@@ -59,9 +59,7 @@ def test_synth_structure(tmp_path):
     again = tmp_path / "again.fgt"
     synth_trace(str(again), grid=(4, 6, 8), num_layers=4, num_heads=3, text_tokens=5, text_position="after",
                 block_m=16, num_steps=10, passes=default_passes(10, 2, every=5), params=params)
-    with open_trace(path) as a, open_trace(again) as b:
-        for key in a.entries():
-            assert np.array_equal(a.mask(*key), b.mask(*key))
+    assert path.read_bytes() == again.read_bytes()  # reproducible byte for byte
     assert meta.n_tokens == nv + 5
 
 
