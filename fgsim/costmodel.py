@@ -57,9 +57,23 @@ class ModelParams:
     cta_fixed_cycles: float = 1500.0  # CTA launch, setup, Q load issue
     epilogue_cycles: float = 500.0  # normalisation, O store issue
     tma_tile_cycles: float = 66.0  # TMA issue per K+V tile when the config uses tensor descriptors (~33 each [S8])
-    launch_us: float = 3.0  # per kernel call (host launch + grid drain), microseconds
+    launch_us: float = 3.0  # per kernel call, in-stream (launch latency, grid drain), microseconds
+    # extra in-stream work of each wrapper before the kernel (fgattn._launch: a torch.zeros memset for the
+    # unused index arguments, TMA descriptor scratch allocation), microseconds per call, added to launch_us
+    launch_extra_us_fg: float = 0.0
+    launch_extra_us_block: float = 0.0
+    launch_extra_us_dense: float = 0.0
+    # host-side floor of one timed call (Python wrapper + Triton launch path), microseconds: the measured time
+    # of a call is max(host floor, GPU time) when the GPU waits for the host (tiny grids), per family
+    host_floor_us_fg: float = 0.0
+    host_floor_us_block: float = 0.0
+    host_floor_us_dense: float = 0.0
     multi_cta_gain: float = 0.8  # fraction of the ideal extra throughput from co-resident CTAs
     l2_reuse_frac: float = 0.8  # effective L2 fraction for K/V reuse (about 40 of 50 MB on H200, perfmodel §2.2)
+    # per launch configuration (key: config_key(cfg)): achieved-throughput factor of the compiled inner loop
+    # (tile cycles x scale), fitted on the calibration set; configurations without an entry use the geometric
+    # mean of their kernel family's entries (1.0 if none)
+    tile_scale: dict[str, float] = field(default_factory=dict, compare=True)
 
     def replace(self, **kw: float) -> ModelParams:
         from dataclasses import replace
@@ -67,22 +81,62 @@ class ModelParams:
         return replace(self, **kw)
 
     def as_dict(self) -> dict[str, float]:
-        return {k: float(v) for k, v in asdict(self).items()}
+        """Flat {name: value}; ``tile_scale`` entries appear as ``tile_scale/<config key>``."""
+        out = {k: float(v) for k, v in asdict(self).items() if k != "tile_scale"}
+        out.update({f"{TILE_SCALE}/{k}": float(v) for k, v in sorted(self.tile_scale.items())})
+        return out
+
+    def scale_for(self, cfg: KernelConfig) -> float:
+        """Tile-cost factor of ``cfg``: its own entry, else the geometric mean of its family's, else 1."""
+        key = config_key(cfg)
+        if key in self.tile_scale:
+            return float(self.tile_scale[key])
+        fam = [v for k, v in self.tile_scale.items() if k.split("/", 1)[0] == cfg.kernel]
+        return float(np.exp(np.mean(np.log(fam)))) if fam else 1.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "calibration") -> ModelParams:
-        names = {f.name for f in fields(cls)}
-        kw = {}
+        names = {f.name for f in fields(cls)} - {"tile_scale"}
+        kw: dict[str, Any] = {}
+        scales: dict[str, float] = {}
         for k, v in d.items():
-            if k not in names:
+            is_scale = k.startswith(TILE_SCALE + "/")
+            if k not in names and not is_scale:
                 raise FgsimError(f"{where}: unknown model parameter '{k}'")
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise FgsimError(f"{where}: parameter '{k}' must be a finite non-negative number, got {v!r}")
-            kw[k] = float(v)
-        p = cls(**kw)
+            if is_scale:
+                if not v > 0:
+                    raise FgsimError(f"{where}: parameter '{k}' must be positive")
+                scales[k.split("/", 1)[1]] = float(v)
+            else:
+                kw[k] = float(v)
+        p = cls(**kw, tile_scale=scales)
         if not 0 < p.mma_eff <= 1.5 or not 0 <= p.overlap_alpha <= 1:
             raise FgsimError(f"{where}: parameters out of range (mma_eff in (0, 1.5], overlap_alpha in [0, 1])")
         return p
+
+
+TILE_SCALE = "tile_scale"
+
+
+def config_key(cfg: KernelConfig) -> str:
+    """Launch-configuration key of the per-config tile factor: kernel/D/M/BLOCK_N/warps/stages/variant."""
+    ex = cfg.extra
+    var = "tma" if ex.get("tma") and cfg.kernel != "fg" else "ptr"
+    if cfg.kernel == "fg":
+        var = f"ia{int(ex.get('idx_ahead', 1))}"
+    if ex.get("overlap"):
+        var += "+ov"
+    return (f"{cfg.kernel}/d{cfg.head_dim}/m{cfg.block_m}/bn{cfg.block_n}/w{cfg.num_warps}/s{cfg.num_stages}/"
+            f"g{cfg.gran_n}/{var}")
+
+
+def param_bounds(name: str) -> tuple[float, float]:
+    """Fitting bounds of a (flat) parameter name."""
+    if name.startswith(TILE_SCALE + "/"):
+        return (0.3, 3.0)
+    return PARAM_BOUNDS[name]
 
 
 #: Bounds used when fitting (lower, upper).
@@ -92,6 +146,8 @@ PARAM_BOUNDS: dict[str, tuple[float, float]] = {
     "gather_seg_cycles": (0.0, 8.0), "idx_tile_cycles": (0.0, 2000.0), "idx_entry_cycles": (0.0, 4.0),
     "cta_fixed_cycles": (0.0, 20000.0), "epilogue_cycles": (0.0, 20000.0), "launch_us": (0.0, 50.0), "tma_tile_cycles": (0.0, 2000.0),
     "multi_cta_gain": (0.0, 1.0), "l2_reuse_frac": (0.2, 1.0),
+    "launch_extra_us_fg": (0.0, 50.0), "launch_extra_us_block": (0.0, 50.0), "launch_extra_us_dense": (0.0, 50.0),
+    "host_floor_us_fg": (0.0, 200.0), "host_floor_us_block": (0.0, 200.0), "host_floor_us_dense": (0.0, 200.0),
 }
 
 
@@ -204,7 +260,14 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int) 
 
     mma = 4.0 * m * bn * d / (f * p.mma_eff)
     sm = m * bn * p.softmax_cycles_per_score
-    comp = mma + sm
+    # the CTA's warpgroups (4 warps, 64 query rows each) run the same FA2 loop: one warpgroup's softmax
+    # overlaps another's wgmma, so a tile costs max(tensor, softmax, per-warpgroup chain) — with one
+    # warpgroup the chain is the serial sum (perfmodel.md §3.3)
+    wgs = max(1, cfg.num_warps // 4)
+    comp = max(mma, sm, (mma + sm) / wgs)
+    mma_share = comp * mma / (mma + sm)
+    sm_share = comp - mma_share
+    kappa = p.scale_for(cfg)
 
     def tile(rows: np.ndarray, segs: np.ndarray, ents: np.ndarray, idx_loads: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +279,7 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int) 
         else:
             issue = rows * p.row_cycles * (d / 128.0) * (elt / 2.0) + segs * p.gather_seg_cycles
         issue = issue + idx_loads * p.idx_tile_cycles + ents * p.idx_entry_cycles
-        return over - comp + issue, over + issue
+        return kappa * (over - comp + issue), kappa * (over + issue)
 
     skip = _skip_n(cfg)
     if cfg.kernel == "dense":
@@ -260,8 +323,8 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int) 
     # tiles): their load latency is exposed once per CTA that has any tile
     drain = lat * (max(1, cfg.block_m // bn) if cfg.kernel == "block" else 1) * (n_full + has_last > 0)
     fixed = p.cta_fixed_cycles + fill + epi + drain
-    c_mma = n_tiles * mma
-    c_exp = n_tiles * sm
+    c_mma = n_tiles * mma_share * kappa
+    c_exp = n_tiles * sm_share * kappa
     c_mem = n_full * mem_full + mem_last
     work = c_mma + c_exp + c_mem + fixed
     l2b = (n_full * rows_full + r_last) * row_bytes
@@ -329,9 +392,12 @@ def _finish_calls(tabs: CtaTables, gpu: GPU, params: ModelParams, cfg: KernelCon
     hbm = compulsory + np.maximum(kv_l2 - compulsory, 0.0) * miss + qo
     t_hbm = hbm / (gpu.hbm_bytes_per_s * params.hbm_bw_eff)
     floor_excess = np.maximum(np.maximum(t_l2, t_hbm) - t_sched, 0.0)
-    launch = params.launch_us * 1e-6
-    per_call = t_sched + floor_excess + launch
-    bd = np.stack([mma, ex, mem + floor_excess, tail, fixed + launch], axis=1)
+    launch = (params.launch_us + getattr(params, f"launch_extra_us_{cfg.kernel}", 0.0)) * 1e-6
+    gpu_t = t_sched + floor_excess + launch
+    host = getattr(params, f"host_floor_us_{cfg.kernel}", 0.0) * 1e-6
+    host_excess = np.maximum(host - gpu_t, 0.0)  # the GPU waits for the host-side launch path
+    per_call = gpu_t + host_excess
+    bd = np.stack([mma, ex, mem + floor_excess, tail, fixed + launch + host_excess], axis=1)
     return per_call, bd
 
 

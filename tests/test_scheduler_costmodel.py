@@ -113,3 +113,46 @@ def test_breakdown_sums_to_total_and_dense_slower() -> None:
     assert sum(bd.values()) == pytest.approx(t, rel=1e-9)
     td, _ = predict_counts(c, n_tok, launch_config("dense", "h200", 128, 128, 1), GPU, P)
     assert td > t
+
+
+def test_warpgroup_overlap_hand_computed() -> None:
+    """A CTA of two warpgroups overlaps one's softmax with the other's wgmma: tile = max(mma, exp), not the sum."""
+    from dataclasses import replace
+
+    from fgsim.costmodel import cta_tables
+
+    p = ModelParams(overlap_alpha=0.0, row_cycles=0.0, gather_seg_cycles=0.0, idx_tile_cycles=0.0,
+                    idx_entry_cycles=0.0, tma_tile_cycles=0.0, l2_bw_eff=1.5, latency_scale=0.2)
+    cfg8 = launch_config("dense", "h200", 128, 128, 1)
+    cfg4 = replace(cfg8, num_warps=4)
+    n_tok = 128 * 64
+    mma = 4.0 * 128 * cfg8.block_n * 128 / (GPU.tensor_flops("bf16") * p.mma_eff)
+    sm = 128 * cfg8.block_n * p.softmax_cycles_per_score
+    t8 = cta_tables(cfg8, GPU, p, n_tok)
+    t4 = cta_tables(cfg4, GPU, p, n_tok)
+    tiles = n_tok // cfg8.block_n
+    assert t8.comps[0, 0] + t8.comps[1, 0] == pytest.approx(tiles * max(mma, sm, (mma + sm) / 2))
+    assert t4.comps[0, 0] + t4.comps[1, 0] == pytest.approx(tiles * (mma + sm))
+
+
+def test_tile_scale_and_host_floor() -> None:
+    """Per-config tile factors scale the per-tile cost (family mean for unlisted configs); the host floor is a
+    max() on the call time, launch terms add."""
+    from fgsim.costmodel import config_key
+
+    n_tok = 8192
+    c = np.full((2, 64), 500)
+    cfg = launch_config("fg", "h200", 128, 128, 1)
+    base = predict_counts(c, n_tok, cfg, GPU, P)[0]
+    p2 = P.replace(tile_scale={config_key(cfg): 2.0})
+    assert predict_counts(c, n_tok, cfg, GPU, p2)[0] > 1.5 * base
+    other = launch_config("fg", "h200", 64, 64, 1)
+    assert p2.scale_for(other) == pytest.approx(2.0)
+    assert p2.scale_for(launch_config("dense", "h200", 128, 128, 1)) == 1.0
+    assert ModelParams.from_dict(p2.as_dict()) == p2
+    tiny = np.zeros((1, 64), int)
+    t0 = predict_counts(tiny, n_tok, cfg, GPU, P)[0]
+    assert predict_counts(tiny, n_tok, cfg, GPU, P.replace(host_floor_us_fg=500.0))[0] == pytest.approx(500e-6)
+    assert predict_counts(tiny, n_tok, cfg, GPU, P.replace(launch_extra_us_fg=7.0))[0] == pytest.approx(t0 + 7e-6)
+    with pytest.raises(FgsimError, match="tile_scale/x"):
+        ModelParams.from_dict({"tile_scale/x": 0.0})

@@ -51,7 +51,7 @@ def _prepare(rows: list[dict[str, str]], gpu_name: str) -> tuple[list[Any], np.n
 def fit_rows(rows: list[dict[str, str]], gpu_name: str) -> tuple[Any, dict[str, Any]]:
     """Fit ModelParams to measured rows (seconds) of ``gpu_name``."""
     from fgsim.calibration import fit_params
-    from fgsim.costmodel import ModelParams, predict_counts
+    from fgsim.costmodel import PARAM_BOUNDS, TILE_SCALE, ModelParams, config_key, predict_counts
     from fgsim.hardware import load_gpu
 
     gpu = load_gpu(gpu_name)
@@ -62,7 +62,13 @@ def fit_rows(rows: list[dict[str, str]], gpu_name: str) -> tuple[Any, dict[str, 
     def predict(p: ModelParams) -> np.ndarray:
         return np.array([predict_counts(c, n, cfg, gpu, p)[0] for c, n, cfg in prepared])
 
-    return fit_params(predict, meas, start=ModelParams())
+    # free: every global parameter plus one tile factor per launch configuration in the measurements;
+    # the launch terms start off zero so the fit can move them (x_scale follows the start value)
+    keys = sorted({config_key(cfg) for _, _, cfg in prepared})
+    free = list(PARAM_BOUNDS) + [f"{TILE_SCALE}/{k}" for k in keys]
+    start = ModelParams().replace(**{f"host_floor_us_{k}": 15.0 for k in ("fg", "block", "dense")},
+                                  **{f"launch_extra_us_{k}": 2.0 for k in ("fg", "block", "dense")})
+    return fit_params(predict, meas, start=start, free=free)
 
 
 def _gemm_efficiency(gpu_name: str) -> float | None:

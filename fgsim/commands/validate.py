@@ -24,6 +24,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out-dir", default="validation", help="report directory (results CSVs go to <out-dir>/results)")
     p.add_argument("--results", nargs="*", help="CSV files to report on (default <repo>/validation/results/*.csv)")
     p.add_argument("--rep-ms", type=int, default=50)
+    p.add_argument("--bench", default="do_bench", choices=("do_bench", "graph"),
+                   help="timing: do_bench events (default) or do_bench_cudagraph (GPU time, no host overhead)")
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds per case (median recorded)")
+    p.add_argument("--clock-warm-ms", type=float, default=0.0, help="GEMM warm-up before each case (ms)")
+    p.add_argument("--case-ids", help="comma-separated case ids to measure (default: the whole list)")
+    p.add_argument("--tag", default="", help="suffix of the results CSV name (e.g. graph)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-progress", action="store_true")
 
@@ -42,8 +48,15 @@ def run(args: argparse.Namespace) -> int:
 
         env = environment()
         cases = case_list(args.cases, args.seed, args.traces)
-        csv_path = out_dir / "results" / f"{env['gpu_key']}-{_dt.date.today().isoformat()}.csv"
-        rows = measure(cases, csv_path, rep_ms=args.rep_ms, progress=not args.no_progress)
+        if args.case_ids:
+            want = {c.strip() for c in args.case_ids.split(",") if c.strip()}
+            cases = [c for c in cases if c.case_id in want]
+            if not cases:
+                raise FgsimError(f"no case in list '{args.cases}' matches --case-ids")
+        tag = f"-{args.tag}" if args.tag else ""
+        csv_path = out_dir / "results" / f"{env['gpu_key']}-{_dt.date.today().isoformat()}{tag}.csv"
+        rows = measure(cases, csv_path, rep_ms=args.rep_ms, progress=not args.no_progress, bench=args.bench,
+                       rounds=args.rounds, clock_warm_ms=args.clock_warm_ms)
         print(f"{len(rows)} measurements of {len(cases)} cases appended to {csv_path}")
         return 0
     results = args.results
