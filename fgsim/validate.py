@@ -9,6 +9,7 @@ need the GPU. Calibration cases (``split=calib``: uniform random masks and dense
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import os
@@ -346,18 +347,28 @@ def measure(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, warmup_ms
                                   source=cfg.source + " (calibration override)")
                 if kern == "fg":
                     idx = build_index(mt, block_m=case.block_m, gran_n=1)
-                    fn = lambda: fg_attention(q, k, v, idx, block_m=case.block_m, config=cfg)  # noqa: B023
+                    fn = functools.partial(fg_attention, q, k, v, idx, block_m=case.block_m, config=cfg)
                 elif kern == "block":
                     idx = block_index_from_mask(mt, block_m=case.block_m, n_keys=case.n_tokens)
-                    fn = lambda: block_sparse_attention(q, k, v, idx, block_m=case.block_m, config=cfg)  # noqa: B023
+                    fn = functools.partial(block_sparse_attention, q, k, v, idx, block_m=case.block_m, config=cfg)
                 else:
-                    fn = lambda: dense_attention(q, k, v, block_m=case.block_m, config=cfg)  # noqa: B023
+                    fn = functools.partial(dense_attention, q, k, v, block_m=case.block_m, config=cfg)
                 fns.append((kern, cfg, fn))
             times: dict[str, list[float]] = {kern: [] for kern, _, _ in fns}
+            unrunnable: set[str] = set()
             for _r in range(max(1, rounds)):
-                for kern, _cfg, fn in fns:
+                for kern, cfg, fn in fns:
+                    if kern in unrunnable:
+                        continue
                     if dev == "cuda":
-                        times[kern].append(_time_call(triton, fn, bench, warmup_ms, rep_ms))
+                        try:
+                            times[kern].append(_time_call(triton, fn, bench, warmup_ms, rep_ms))
+                        except triton.runtime.errors.OutOfResources as exc:
+                            # a calibration sweep point the GPU cannot launch (e.g. too many stages for its
+                            # shared memory): record nothing for it and go on with the rest of the list
+                            print(f"skipped {case.case_id} {kern} (block_n={cfg.block_n}, stages={cfg.num_stages}): "
+                                  f"{exc}", flush=True)
+                            unrunnable.add(kern)
                     else:
                         import time
 
@@ -366,6 +377,9 @@ def measure(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, warmup_ms
                         fn()
                         times[kern].append((time.perf_counter() - t0) * 1e3)
             for kern, cfg, _fn in fns:
+                if kern in unrunnable:
+                    bar.update(1)
+                    continue
                 ms = float(np.median(times[kern]))
                 if dev == "cuda":
                     btxt = (f"{'do_bench_cudagraph' if bench == 'graph' else 'do_bench'} median warmup={warmup_ms} "
