@@ -68,12 +68,20 @@ class ModelParams:
     host_floor_us_fg: float = 0.0
     host_floor_us_block: float = 0.0
     host_floor_us_dense: float = 0.0
-    multi_cta_gain: float = 0.8  # fraction of the ideal extra throughput from co-resident CTAs
+    # latency hiding by co-resident CTAs: a CTA alone keeps its SM's busiest unit busy a fraction
+    # u = min(1, busy_scale * u_spec) of the time (u_spec: that unit's spec time of a tile / the tile's cycles);
+    # j resident CTAs with independent stalls keep it busy 1 - (1 - u)^j, so the SM runs (1 - (1 - u)^j) / u
+    # times faster than with one CTA (perfmodel.md §3.3; occupancy-throughput curve)
+    busy_scale: float = 1.0
     l2_reuse_frac: float = 0.8  # effective L2 fraction for K/V reuse (about 40 of 50 MB on H200, perfmodel §2.2)
     # per launch configuration (key: config_key(cfg)): achieved-throughput factor of the compiled inner loop
     # (tile cycles x scale), fitted on the calibration set; configurations without an entry use the geometric
     # mean of their kernel family's entries (1.0 if none)
     tile_scale: dict[str, float] = field(default_factory=dict, compare=True)
+    # per launch configuration with several CTAs per SM: the busy fraction u of the SM's bottleneck with one
+    # CTA resident (see busy_scale), fitted on the calibration set (solo and full-SM uniform cases); without
+    # an entry u = min(1, busy_scale * u_spec)
+    busy: dict[str, float] = field(default_factory=dict, compare=True)
 
     def replace(self, **kw: float) -> ModelParams:
         from dataclasses import replace
@@ -82,8 +90,9 @@ class ModelParams:
 
     def as_dict(self) -> dict[str, float]:
         """Flat {name: value}; ``tile_scale`` entries appear as ``tile_scale/<config key>``."""
-        out = {k: float(v) for k, v in asdict(self).items() if k != "tile_scale"}
+        out = {k: float(v) for k, v in asdict(self).items() if k not in ("tile_scale", "busy")}
         out.update({f"{TILE_SCALE}/{k}": float(v) for k, v in sorted(self.tile_scale.items())})
+        out.update({f"{BUSY}/{k}": float(v) for k, v in sorted(self.busy.items())})
         return out
 
     def scale_for(self, cfg: KernelConfig) -> float:
@@ -96,28 +105,31 @@ class ModelParams:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "calibration") -> ModelParams:
-        names = {f.name for f in fields(cls)} - {"tile_scale"}
+        names = {f.name for f in fields(cls)} - {"tile_scale", "busy"}
         kw: dict[str, Any] = {}
         scales: dict[str, float] = {}
+        busy: dict[str, float] = {}
         for k, v in d.items():
             is_scale = k.startswith(TILE_SCALE + "/")
-            if k not in names and not is_scale:
+            is_busy = k.startswith(BUSY + "/")
+            if k not in names and not is_scale and not is_busy:
                 raise FgsimError(f"{where}: unknown model parameter '{k}'")
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise FgsimError(f"{where}: parameter '{k}' must be a finite non-negative number, got {v!r}")
-            if is_scale:
-                if not v > 0:
-                    raise FgsimError(f"{where}: parameter '{k}' must be positive")
-                scales[k.split("/", 1)[1]] = float(v)
+            if is_scale or is_busy:
+                if not v > 0 or (is_busy and v > 1):
+                    raise FgsimError(f"{where}: parameter '{k}' must be positive" + (" and <= 1" if is_busy else ""))
+                (scales if is_scale else busy)[k.split("/", 1)[1]] = float(v)
             else:
                 kw[k] = float(v)
-        p = cls(**kw, tile_scale=scales)
+        p = cls(**kw, tile_scale=scales, busy=busy)
         if not 0 < p.mma_eff <= 1.5 or not 0 <= p.overlap_alpha <= 1:
             raise FgsimError(f"{where}: parameters out of range (mma_eff in (0, 1.5], overlap_alpha in [0, 1])")
         return p
 
 
 TILE_SCALE = "tile_scale"
+BUSY = "busy"
 
 
 def config_key(cfg: KernelConfig) -> str:
@@ -136,6 +148,8 @@ def param_bounds(name: str) -> tuple[float, float]:
     """Fitting bounds of a (flat) parameter name."""
     if name.startswith(TILE_SCALE + "/"):
         return (0.3, 3.0)
+    if name.startswith(BUSY + "/"):
+        return (0.05, 1.0)
     return PARAM_BOUNDS[name]
 
 
@@ -145,7 +159,7 @@ PARAM_BOUNDS: dict[str, tuple[float, float]] = {
     "latency_scale": (0.2, 4.0), "l2_bw_eff": (0.2, 1.5), "hbm_bw_eff": (0.3, 1.0), "row_cycles": (0.0, 4.0),
     "gather_seg_cycles": (0.0, 8.0), "idx_tile_cycles": (0.0, 2000.0), "idx_entry_cycles": (0.0, 4.0),
     "cta_fixed_cycles": (0.0, 20000.0), "epilogue_cycles": (0.0, 20000.0), "launch_us": (0.0, 50.0), "tma_tile_cycles": (0.0, 2000.0),
-    "multi_cta_gain": (0.0, 1.0), "l2_reuse_frac": (0.2, 1.0),
+    "busy_scale": (0.2, 4.0), "l2_reuse_frac": (0.2, 1.0),
     "launch_extra_us_fg": (0.0, 50.0), "launch_extra_us_block": (0.0, 50.0), "launch_extra_us_dense": (0.0, 50.0),
     "host_floor_us_fg": (0.0, 200.0), "host_floor_us_block": (0.0, 200.0), "host_floor_us_dense": (0.0, 200.0),
 }
@@ -169,6 +183,7 @@ class Occupancy:
     smem_bytes: int
     regs_per_thread: int
     gain: float  # SM throughput with `slots` CTAs relative to one (scheduler gain)
+    rates: tuple[float, ...] = ()  # per-CTA speed with j = 1..slots resident CTAs (latency-hiding curve)
 
 
 @dataclass
@@ -213,7 +228,9 @@ def occupancy(cfg: KernelConfig, gpu: GPU) -> tuple[int, str, int, int]:
     smem = int(cfg.extra.get("shared_bytes", 0)) or (
         m * d * elt + cfg.num_stages * 2 * nb * d * elt + (cfg.num_stages * nb * 4 if cfg.kernel == "fg" else 0))
     threads = cfg.num_warps * 32
-    regs = int(cfg.extra.get("n_regs", 0)) or min(255, int(math.ceil((m * d + 2 * m * nb) / threads)) + 40)
+    # fp32 accumulators O (M x D) and S (M x BLOCK_N), bf16 P (M x BLOCK_N) spread over the threads, plus
+    # ~32 registers of addresses, softmax state and loop counters
+    regs = int(cfg.extra.get("n_regs", 0)) or min(255, int(math.ceil((m * d + 1.5 * m * nb) / threads)) + 32)
     if smem > gpu.smem_per_cta_kb * 1024:
         raise FgsimError(f"{cfg.describe()} needs {smem} B of shared memory; {gpu.name} allows "
                          f"{int(gpu.smem_per_cta_kb * 1024)} B per CTA")
@@ -225,6 +242,19 @@ def occupancy(cfg: KernelConfig, gpu: GPU) -> tuple[int, str, int, int]:
     }
     limiter = min(lim, key=lambda k: lim[k])
     return max(1, lim[limiter]), limiter, smem, regs
+
+
+def coresident_rates(u: float, slots: int) -> np.ndarray:
+    """Per-CTA speed with j = 1..slots resident CTAs, relative to a CTA alone on its SM.
+
+    One CTA keeps the SM's busiest unit busy a fraction ``u`` of its time; j CTAs stalling independently leave
+    it idle (1 - u)^j of the time, so the SM's throughput is T(j) = (1 - (1 - u)^j) / u CTA-speeds and each
+    CTA runs at T(j) / j: a partly filled SM is faster per CTA than a full one, but not proportionally.
+    """
+    u = float(min(max(u, 1e-6), 1.0))
+    j = np.arange(1, slots + 1, dtype=np.float64)
+    thr = (1.0 - (1.0 - u) ** j) / u
+    return np.minimum(thr / j, 1.0)
 
 
 def _skip_n(cfg: KernelConfig) -> int:
@@ -335,9 +365,11 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int) 
     slots, limiter, smem, regs = occupancy(cfg, gpu)
     u = max((4.0 * m * bn * d / f) / t_full, (rows_full * row_bytes / bw_sm) / t_full,
             (m * bn / gpu.mufu_exp_per_clk_per_sm) / t_full)
-    gain = 1.0 + p.multi_cta_gain * (min(float(slots), 1.0 / max(u, 1e-9)) - 1.0)
-    gain = float(min(max(gain, 1.0), slots))
-    occ = Occupancy(slots=slots, limiter=limiter, smem_bytes=smem, regs_per_thread=regs, gain=gain)
+    u_one = p.busy.get(config_key(cfg), u * p.busy_scale)
+    rates = coresident_rates(u_one, slots)
+    gain = float(max(1.0, slots * rates[-1]))
+    occ = Occupancy(slots=slots, limiter=limiter, smem_bytes=smem, regs_per_thread=regs, gain=gain,
+                    rates=tuple(float(x) for x in rates))
     return CtaTables(n=skip, work=work, comps=comps, occupancy=occ, tile_flops_full=4.0 * m * bn * d)
 
 
@@ -426,7 +458,8 @@ def predict_workload(wl: Workload, cfg: KernelConfig, gpu: GPU, params: ModelPar
         c0 = np.asarray(wl.counts(*ents[0], m=m, n=1))
         heads = max(int(num_heads or 0), c0.shape[0])
         idx = np.zeros((1, heads * qb), np.int64)
-        ms, _, csum = simulate_calls(idx, tabs.work, tabs.comps, gpu.sm_count, occ.slots, occ.gain)
+        ms, _, csum = simulate_calls(idx, tabs.work, tabs.comps, gpu.sm_count, occ.slots, occ.gain,
+                                       np.array(occ.rates))
         pc, bd = _finish_calls(tabs, gpu, params, cfg, n_tok, heads, qb, ms, csum)
         per_call[:] = pc[0]
         bds[:] = bd[0]
@@ -452,7 +485,8 @@ def predict_workload(wl: Workload, cfg: KernelConfig, gpu: GPU, params: ModelPar
             if any(r.size != rows[0].size for r in rows):
                 raise FgsimError("trace entries have different numbers of heads; predict them separately")
             idx = np.stack(rows)
-            ms, _, csum = simulate_calls(idx, tabs.work, tabs.comps, gpu.sm_count, occ.slots, occ.gain)
+            ms, _, csum = simulate_calls(idx, tabs.work, tabs.comps, gpu.sm_count, occ.slots, occ.gain,
+                                       np.array(occ.rates))
             pc, bd = _finish_calls(tabs, gpu, params, cfg, n_tok, heads, qb, ms, csum)
             flops += 4.0 * m * cfg.head_dim * float(csum[:, 6].sum())
             per_call[s:s + len(block)] = pc
@@ -489,7 +523,8 @@ def timeline(counts: np.ndarray, n_tokens: int, cfg: KernelConfig, gpu: GPU, par
     tabs = cta_tables(cfg, gpu, params, n_tokens)
     c = np.zeros_like(np.asarray(counts)) if cfg.kernel == "dense" else np.asarray(counts)
     order = _launch_order(c, cfg)
-    sch = simulate(tabs.work[order], gpu.sm_count, tabs.occupancy.slots, tabs.occupancy.gain)
+    sch = simulate(tabs.work[order], gpu.sm_count, tabs.occupancy.slots, tabs.occupancy.gain,
+                   np.array(tabs.occupancy.rates))
     return sch.start / gpu.clock_hz, sch.end / gpu.clock_hz, sch.sm
 
 

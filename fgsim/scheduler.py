@@ -4,11 +4,13 @@ Model (perfmodel.md §3.1): the block scheduler first hands CTAs out round-robin
 holds ``slots`` CTAs (or the grid is exhausted); afterwards, whenever a CTA finishes, the next CTA in launch
 order starts on the SM that freed the slot, at that instant (no wave barrier).
 
-Co-resident CTAs share their SM: with ``j`` CTAs resident each progresses at ``min(1, gain / j)`` of its
-stand-alone speed (processor sharing), where ``gain`` in ``[1, slots]`` is how much more throughput an SM gets
-from several resident CTAs than from one. Work is given in stand-alone SM cycles. With ``gain >= slots`` every
-slot is an independent machine and the simulation is classic list scheduling (fast path). The simulation is
-exact for this model: events are CTA completions; ties go to the lowest SM (then slot) index.
+Co-resident CTAs share their SM: with ``j`` CTAs resident each progresses at ``rates[j]`` of its stand-alone
+speed (processor sharing). ``rates`` comes from the cost model's latency-hiding curve (an SM with fewer
+resident CTAs than its occupancy limit hides less latency, so each CTA runs faster than with a full SM but
+not proportionally); the scalar form ``gain`` in ``[1, slots]`` gives ``rates[j] = min(1, gain / j)``.
+Work is given in stand-alone SM cycles. With every rate 1 (``gain >= slots``) every slot is an independent
+machine and the simulation is classic list scheduling (fast path). The simulation is exact for this model:
+events are CTA completions; ties go to the lowest SM (then slot) index.
 """
 
 from __future__ import annotations
@@ -119,8 +121,8 @@ def _sim_list(idx, table, n_machines, record, start, end, machine):  # noqa: ANN
 
 
 @nb.njit(cache=True)
-def _sim_shared(idx, table, n_sm, slots, gain, record, start, end, machine):  # noqa: ANN001, ANN202
-    """Processor-sharing simulation (rate min(1, gain/j) with j resident CTAs). Returns (makespan, sum work)."""
+def _sim_shared(idx, table, n_sm, slots, rates, record, start, end, machine):  # noqa: ANN001, ANN202
+    """Processor-sharing simulation (rate ``rates[j]`` with j resident CTAs). Returns (makespan, sum work)."""
     n = idx.shape[0]
     rem = np.zeros((n_sm, slots))
     who = np.full((n_sm, slots), -1, np.int64)
@@ -143,7 +145,7 @@ def _sim_shared(idx, table, n_sm, slots, gain, record, start, end, machine):  # 
                 nxt += 1
     for s in range(n_sm):
         if cnt[s] > 0:
-            r = min(1.0, gain / cnt[s])
+            r = rates[cnt[s]]
             mn = np.inf
             for j in range(cnt[s]):
                 if rem[s, j] < mn:
@@ -157,7 +159,7 @@ def _sim_shared(idx, table, n_sm, slots, gain, record, start, end, machine):  # 
         if t == np.inf:
             break
         c = cnt[s]
-        r = min(1.0, gain / c)
+        r = rates[c]
         dt = (t - last[s]) * r
         last[s] = t
         tol = 1e-12 * max(1.0, t)
@@ -187,7 +189,7 @@ def _sim_shared(idx, table, n_sm, slots, gain, record, start, end, machine):  # 
         if c == 0:
             key[s] = np.inf
         else:
-            r = min(1.0, gain / c)
+            r = rates[c]
             mn = np.inf
             for j in range(c):
                 if rem[s, j] < mn:
@@ -198,14 +200,18 @@ def _sim_shared(idx, table, n_sm, slots, gain, record, start, end, machine):  # 
 
 
 @nb.njit(cache=True)
-def _sim_dispatch(idx, table, n_sm, slots, gain, record, start, end, machine):  # noqa: ANN001, ANN202
-    if slots == 1 or gain >= slots:
+def _sim_dispatch(idx, table, n_sm, slots, rates, record, start, end, machine):  # noqa: ANN001, ANN202
+    indep = True
+    for j in range(1, slots + 1):
+        if rates[j] < 1.0:
+            indep = False
+    if indep:
         return _sim_list(idx, table, n_sm * slots, record, start, end, machine)
-    return _sim_shared(idx, table, n_sm, slots, gain, record, start, end, machine)
+    return _sim_shared(idx, table, n_sm, slots, rates, record, start, end, machine)
 
 
 @nb.njit(cache=True, parallel=True)
-def _sim_many(idx2d, packed, n_sm, slots, gain):  # noqa: ANN001, ANN202
+def _sim_many(idx2d, packed, n_sm, slots, rates):  # noqa: ANN001, ANN202
     """packed[c] = (work, comp_1, ..., comp_K) per count value, row-major (one cache line per CTA lookup)."""
     n_calls = idx2d.shape[0]
     n_comp = packed.shape[1] - 1
@@ -217,7 +223,7 @@ def _sim_many(idx2d, packed, n_sm, slots, gain):  # noqa: ANN001, ANN202
     dummy_i = np.zeros(1, np.int64)
     for c in nb.prange(n_calls):
         row = idx2d[c]
-        ms, tw = _sim_dispatch(row, work, n_sm, slots, gain, False, dummy_f, dummy_f, dummy_i)
+        ms, tw = _sim_dispatch(row, work, n_sm, slots, rates, False, dummy_f, dummy_f, dummy_i)
         out[c] = ms
         tot[c] = tw
         acc = np.zeros(n_comp)
@@ -247,8 +253,30 @@ def _check(n_sm: int, slots: int, gain: float) -> None:
         raise FgsimError(f"scheduler gain must be >= 1 (got {gain})")
 
 
-def simulate(work: np.ndarray, n_sm: int, slots: int = 1, gain: float | None = None) -> Schedule:
-    """Schedule CTAs with stand-alone ``work`` (cycles, launch order) on ``n_sm`` SMs × ``slots``; full detail."""
+def rate_table(slots: int, gain: float | None = None, rates: np.ndarray | None = None) -> np.ndarray:
+    """Per-CTA speed with j resident CTAs, index j = 0..slots (entry 0 unused): ``rates`` (length ``slots``, for
+    j = 1..slots) or, from the scalar ``gain``, ``min(1, gain / j)``. Rates must be in (0, 1] and the SM's
+    throughput ``j * rate[j]`` must not fall as j grows."""
+    out = np.ones(slots + 1)
+    if rates is not None:
+        r = np.asarray(rates, np.float64).reshape(-1)
+        if r.size != slots or not np.all(np.isfinite(r)) or r.min() <= 0 or r.max() > 1.0 + 1e-12:
+            raise FgsimError(f"scheduler rates must be {slots} values in (0, 1] (got {r})")
+        thr = r * np.arange(1, slots + 1)
+        if np.any(np.diff(thr) < -1e-9):
+            raise FgsimError("scheduler rates: SM throughput j * rate[j] must not fall with more resident CTAs")
+        out[1:] = np.minimum(r, 1.0)
+        return out
+    g = float(slots) if gain is None else float(gain)
+    out[1:] = np.minimum(1.0, g / np.arange(1, slots + 1))
+    return out
+
+
+def simulate(work: np.ndarray, n_sm: int, slots: int = 1, gain: float | None = None,
+             rates: np.ndarray | None = None) -> Schedule:
+    """Schedule CTAs with stand-alone ``work`` (cycles, launch order) on ``n_sm`` SMs × ``slots``; full detail.
+
+    Co-resident CTAs run at ``rates[j-1]`` with j resident (or ``min(1, gain/j)``; see the module docstring)."""
     w = np.ascontiguousarray(work, dtype=np.float64)
     if w.ndim != 1 or (w.size and (not np.all(np.isfinite(w)) or w.min() < 0)):
         raise FgsimError("CTA work must be a 1-D array of finite non-negative cycles")
@@ -259,14 +287,16 @@ def simulate(work: np.ndarray, n_sm: int, slots: int = 1, gain: float | None = N
     end = np.zeros(n)
     machine = np.zeros(n, np.int64)
     idx = np.arange(n, dtype=np.int64)
-    ms, tot = _sim_dispatch(idx, w, n_sm, slots, g, True, start, end, machine)
-    if slots == 1 or g >= slots:
+    rt = rate_table(slots, g, rates)
+    ms, tot = _sim_dispatch(idx, w, n_sm, slots, rt, True, start, end, machine)
+    if np.all(rt[1:] >= 1.0):
         machine = machine % n_sm
     return Schedule(float(ms), float(tot), start, end, machine)
 
 
 def simulate_calls(
-    idx: np.ndarray, table: np.ndarray, comps: np.ndarray, n_sm: int, slots: int, gain: float
+    idx: np.ndarray, table: np.ndarray, comps: np.ndarray, n_sm: int, slots: int, gain: float,
+    rates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Many launches at once: CTA ``i`` of call ``c`` has work ``table[idx[c, i]]`` (cycles).
 
@@ -281,4 +311,4 @@ def simulate_calls(
         raise FgsimError(f"tile counts out of range 0..{table.shape[0] - 1} for this trace and kernel")
     packed = np.ascontiguousarray(np.column_stack([np.asarray(table, np.float64),
                                                    np.asarray(comps, np.float64).T]))
-    return _sim_many(ix, packed, n_sm, slots, float(gain))
+    return _sim_many(ix, packed, n_sm, slots, rate_table(slots, float(gain), rates))

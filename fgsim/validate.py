@@ -201,6 +201,17 @@ def calibration_cases() -> list[Case]:
     for n in (256, 1024):
         out.append(Case(f"c-{i:03d}", "calib", "uniform", n, 1, 128, 128, 0.5, CALIB_SEED + i))
         i += 1
+    # added 2026-11-29 after the graph-timed run, NOT yet measured: D=64 co-residency and tail identification
+    # (single-head partial waves, 1.5-wave grids with several CTAs per SM, many-wave grids with H >= 8) and
+    # few-tile fg CTAs (low density at small N); uniform masks only
+    for m in (64, 128):
+        for n, h, dens in ((16384, 1, 0.3), (49152, 1, 0.3), (24576, 12, 0.3), (4096, 16, 0.03), (8192, 8, 0.1)):
+            out.append(Case(f"c-{i:03d}", "calib", "uniform", n, _fit(n, h, m), 64, m, dens, CALIB_SEED + i))
+            i += 1
+    for m in (64, 128):
+        for n, h, dens in ((4096, 16, 0.03), (8192, 8, 0.03)):
+            out.append(Case(f"c-{i:03d}", "calib", "uniform", n, _fit(n, h, m), 128, m, dens, CALIB_SEED + i))
+            i += 1
     return out
 
 

@@ -51,7 +51,15 @@ def _prepare(rows: list[dict[str, str]], gpu_name: str) -> tuple[list[Any], np.n
 def fit_rows(rows: list[dict[str, str]], gpu_name: str) -> tuple[Any, dict[str, Any]]:
     """Fit ModelParams to measured rows (seconds) of ``gpu_name``."""
     from fgsim.calibration import fit_params
-    from fgsim.costmodel import PARAM_BOUNDS, TILE_SCALE, ModelParams, config_key, predict_counts
+    from fgsim.costmodel import (
+        BUSY,
+        PARAM_BOUNDS,
+        TILE_SCALE,
+        ModelParams,
+        config_key,
+        occupancy,
+        predict_counts,
+    )
     from fgsim.hardware import load_gpu
 
     gpu = load_gpu(gpu_name)
@@ -65,8 +73,11 @@ def fit_rows(rows: list[dict[str, str]], gpu_name: str) -> tuple[Any, dict[str, 
     # free: every global parameter plus one tile factor per launch configuration in the measurements;
     # the launch terms start off zero so the fit can move them (x_scale follows the start value)
     keys = sorted({config_key(cfg) for _, _, cfg in prepared})
-    free = list(PARAM_BOUNDS) + [f"{TILE_SCALE}/{k}" for k in keys]
-    start = ModelParams().replace(**{f"host_floor_us_{k}": 15.0 for k in ("fg", "block", "dense")},
+    # and one single-CTA busy fraction per configuration that puts several CTAs on an SM
+    multi = sorted({config_key(cfg) for _, _, cfg in prepared if occupancy(cfg, gpu)[0] > 1})
+    free = [n for n in PARAM_BOUNDS if n != "busy_scale"] + [f"{TILE_SCALE}/{k}" for k in keys] + \
+        [f"{BUSY}/{k}" for k in multi]
+    start = ModelParams(busy={k: 0.5 for k in multi}).replace(**{f"host_floor_us_{k}": 15.0 for k in ("fg", "block", "dense")},
                                   **{f"launch_extra_us_{k}": 2.0 for k in ("fg", "block", "dense")})
     return fit_params(predict, meas, start=start, free=free)
 
