@@ -2,7 +2,9 @@
 
 Model (perfmodel.md §3.1): the block scheduler first hands CTAs out round-robin, one per SM, until every SM
 holds ``slots`` CTAs (or the grid is exhausted); afterwards, whenever a CTA finishes, the next CTA in launch
-order starts on the SM that freed the slot, at that instant (no wave barrier).
+order starts on the SM that freed the slot, at that instant (no wave barrier). When several SMs free slots at
+the same instant, the new CTAs go out breadth-first over those SMs (one each in SM order, then a second, ...),
+as at launch.
 
 Co-resident CTAs share their SM: with ``j`` CTAs resident each progresses at ``rates[j]`` of its stand-alone
 speed (processor sharing). ``rates`` comes from the cost model's latency-hiding curve (an SM with fewer
@@ -153,49 +155,66 @@ def _sim_shared(idx, table, n_sm, slots, rates, record, start, end, machine):  #
             key[s] = mn / r
     tk, ti = _tree_new(key)
     makespan = 0.0
+    batch = np.empty(n_sm, np.int64)
     while True:
-        s = ti[1]
         t = tk[1]
         if t == np.inf:
             break
-        c = cnt[s]
-        r = rates[c]
-        dt = (t - last[s]) * r
-        last[s] = t
+        # Retire every CTA that finishes at this instant, on every SM, before any refill: the block scheduler
+        # then hands new CTAs out breadth-first (one per SM in SM order, then a second, ...), as at launch.
         tol = 1e-12 * max(1.0, t)
-        j = 0
-        while j < c:
-            rem[s, j] -= dt
-            if rem[s, j] <= tol:
-                if record:
-                    end[who[s, j]] = t
-                c -= 1
-                rem[s, j] = rem[s, c]
-                who[s, j] = who[s, c]  # the moved CTA was not yet advanced: slot j is examined again
-            else:
-                j += 1
+        nb_ = 0
+        while tk[1] <= t + tol:
+            s = ti[1]
+            c = cnt[s]
+            dt = (t - last[s]) * rates[c]
+            last[s] = t
+            j = 0
+            while j < c:
+                rem[s, j] -= dt
+                if rem[s, j] <= tol:
+                    if record:
+                        end[who[s, j]] = t
+                    c -= 1
+                    rem[s, j] = rem[s, c]
+                    who[s, j] = who[s, c]  # the moved CTA was not yet advanced: slot j is examined again
+                else:
+                    j += 1
+            cnt[s] = c
+            batch[nb_] = s
+            nb_ += 1
+            _tree_set(tk, ti, s, np.inf)
         makespan = t
-        while c < slots and nxt < n:
-            w = table[idx[nxt]]
-            total += w
-            rem[s, c] = w
-            who[s, c] = nxt
-            if record:
-                start[nxt] = t
-                machine[nxt] = s
-            c += 1
-            nxt += 1
-        cnt[s] = c
-        if c == 0:
-            key[s] = np.inf
-        else:
-            r = rates[c]
-            mn = np.inf
-            for j in range(c):
-                if rem[s, j] < mn:
-                    mn = rem[s, j]
-            key[s] = t + mn / r
-        _tree_set(tk, ti, s, key[s])
+        batch[:nb_].sort()
+        filled = True
+        while filled and nxt < n:
+            filled = False
+            for b in range(nb_):
+                s = batch[b]
+                if cnt[s] < slots and nxt < n:
+                    c = cnt[s]
+                    w = table[idx[nxt]]
+                    total += w
+                    rem[s, c] = w
+                    who[s, c] = nxt
+                    if record:
+                        start[nxt] = t
+                        machine[nxt] = s
+                    cnt[s] = c + 1
+                    nxt += 1
+                    filled = True
+        for b in range(nb_):
+            s = batch[b]
+            c = cnt[s]
+            if c == 0:
+                key[s] = np.inf
+            else:
+                mn = np.inf
+                for j in range(c):
+                    if rem[s, j] < mn:
+                        mn = rem[s, j]
+                key[s] = t + mn / rates[c]
+            _tree_set(tk, ti, s, key[s])
     return makespan, total
 
 

@@ -156,3 +156,18 @@ def test_tile_scale_and_host_floor() -> None:
     assert predict_counts(tiny, n_tok, cfg, GPU, P.replace(launch_extra_us_fg=7.0))[0] == pytest.approx(t0 + 7e-6)
     with pytest.raises(FgsimError, match="tile_scale/x"):
         ModelParams.from_dict({"tile_scale/x": 0.0})
+
+
+def test_simultaneous_finishes_refill_breadth_first():
+    """384 equal CTAs on 132 SMs × 2 slots; two co-resident CTAs run at 0.7 of stand-alone speed.
+
+    Hand schedule: 264 CTAs start at 0 two per SM and all end at 1/0.7; the remaining 120 then go one per SM
+    to SMs 0..119 (not two each to SMs 0..59) and run alone: makespan 1/0.7 + 1.
+    """
+    from fgsim.scheduler import simulate
+
+    r = simulate(np.ones(384), 132, 2, rates=np.array([1.0, 0.7]))
+    assert r.makespan == pytest.approx(1 / 0.7 + 1)
+    late = r.sm[264:]
+    assert sorted(late.tolist()) == list(range(120))
+    assert np.allclose(r.start[264:], 1 / 0.7)
