@@ -254,7 +254,9 @@ def coresident_rates(u: float, slots: int) -> np.ndarray:
     u = float(min(max(u, 1e-6), 1.0))
     j = np.arange(1, slots + 1, dtype=np.float64)
     thr = (1.0 - (1.0 - u) ** j) / u
-    return np.minimum(thr / j, 1.0)
+    rates = np.minimum(thr / j, 1.0)
+    rates[0] = 1.0  # a CTA alone runs at its own speed by definition (no rounding below 1: fast scheduler path)
+    return rates
 
 
 def _skip_n(cfg: KernelConfig) -> int:

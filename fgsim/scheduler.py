@@ -222,7 +222,7 @@ def _sim_shared(idx, table, n_sm, slots, rates, record, start, end, machine):  #
 def _sim_dispatch(idx, table, n_sm, slots, rates, record, start, end, machine):  # noqa: ANN001, ANN202
     indep = True
     for j in range(1, slots + 1):
-        if rates[j] < 1.0:
+        if rates[j] < 1.0 - 1e-9:
             indep = False
     if indep:
         return _sim_list(idx, table, n_sm * slots, record, start, end, machine)

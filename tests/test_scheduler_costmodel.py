@@ -171,3 +171,14 @@ def test_simultaneous_finishes_refill_breadth_first():
     late = r.sm[264:]
     assert sorted(late.tolist()) == list(range(120))
     assert np.allclose(r.start[264:], 1 / 0.7)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(1e-6, 1.0), st.integers(1, 4))
+def test_coresident_rates_alone_is_exactly_one(u, slots):
+    """A lone CTA runs at exactly its own speed, so one-slot launches stay on the scheduler's fast path."""
+    from fgsim.costmodel import coresident_rates
+
+    rates = coresident_rates(u, slots)
+    assert rates[0] == 1.0
+    assert np.all(rates <= 1.0) and np.all(np.diff(rates * np.arange(1, slots + 1)) >= -1e-12)

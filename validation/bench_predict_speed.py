@@ -9,12 +9,17 @@ memory floors and the breakdown. Run: python3 validation/bench_predict_speed.py 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
+import platform
 import sys
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fgsim.calibration import resolve_params  # noqa: E402
@@ -29,7 +34,10 @@ def main() -> int:
     ap.add_argument("--kernels", default="fg")
     ap.add_argument("--gpu", default="h200")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--record", default=str(Path(__file__).parent / "results" / "predict-speed.csv"),
+                    help="CSV to append the timings to ('' to skip)")
     a = ap.parse_args()
+    rows: list[dict[str, object]] = []
     n_tok, heads, layers, passes, m = 75600, 40, 40, 100, 128
     wl = SyntheticDensityCounts(n_tok, heads, layers, passes, m, density=0.3, frame_tokens=3600)
     gpu = load_gpu(a.gpu)
@@ -48,6 +56,19 @@ def main() -> int:
         ctas = len(pr.entries) * heads * (-(-n_tok // m))
         print(f"{k}: {len(pr.entries)} calls, {ctas / 1e6:.1f} M CTAs, predicted run {pr.total_s:.1f} s of "
               f"kernel time; prediction took {best:.2f} s (best of {a.repeat}; target <= 2 s) [{note}]")
+        rows.append({"date": datetime.now(UTC).isoformat(timespec="seconds"), "kernel": k,
+                     "calls": len(pr.entries), "ctas": ctas, "predict_s": round(best, 4), "repeat": a.repeat,
+                     "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                     "python": platform.python_version(), "numba": numba.__version__, "params": note})
+    if a.record:
+        path = Path(a.record)
+        new = not path.exists()
+        with path.open("a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            if new:
+                w.writeheader()
+            w.writerows(rows)
+        print(f"recorded in {path}")
     return 0
 
 
