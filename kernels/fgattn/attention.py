@@ -374,6 +374,22 @@ def _check_index_shape(index: FgIndex, b: int, h: int, nq: int, nk: int, block_m
         raise ValueError("index: offsets and indices are on different devices")
 
 
+def _sparse_launch(
+    mode: int, arg: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, index: FgIndex, block_m: int,
+    gran_n: int, layout: str, sm_scale: float | None, config: LaunchConfig | None, check: bool,
+    out: torch.Tensor | None,
+) -> torch.Tensor:
+    """Shared front half of the two index-driven kernels: validate shapes and index, resolve the config, launch."""
+    b, h, nq, nk, _ = _check_qkv(q, k, v, layout)
+    cfg = resolve_config("fg" if mode == MODE_FG else "block", q, block_m, gran_n, config)
+    _check_index_shape(index, b, h, nq, nk, block_m, gran_n)
+    if index.indices.device != q.device:
+        raise ValueError(f"{arg}: on {index.indices.device}, q on {q.device}")
+    if check:
+        check_index(index)
+    return _launch(mode, q, k, v, index, cfg, layout, sm_scale, out)
+
+
 def fg_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -406,14 +422,7 @@ def fg_attention(
     Returns:
         Output in q's layout and dtype; a query block with no kept key is all zeros.
     """
-    b, h, nq, nk, _ = _check_qkv(q, k, v, layout)
-    cfg = resolve_config("fg", q, block_m, gran_n, config)
-    _check_index_shape(index, b, h, nq, nk, block_m, gran_n)
-    if index.indices.device != q.device:
-        raise ValueError(f"index: on {index.indices.device}, q on {q.device}")
-    if check:
-        check_index(index)
-    return _launch(MODE_FG, q, k, v, index, cfg, layout, sm_scale, out)
+    return _sparse_launch(MODE_FG, "index", q, k, v, index, block_m, gran_n, layout, sm_scale, config, check, out)
 
 
 def block_sparse_attention(
@@ -434,14 +443,8 @@ def block_sparse_attention(
     ``block_index`` lists kept key blocks (units of ``block_m`` keys), e.g. from
     :func:`fgattn.block_index_from_mask`.  Other arguments as :func:`fg_attention`.
     """
-    b, h, nq, nk, _ = _check_qkv(q, k, v, layout)
-    cfg = resolve_config("block", q, block_m, block_m, config)
-    _check_index_shape(block_index, b, h, nq, nk, block_m, block_m)
-    if block_index.indices.device != q.device:
-        raise ValueError(f"block_index: on {block_index.indices.device}, q on {q.device}")
-    if check:
-        check_index(block_index)
-    return _launch(MODE_BLOCK, q, k, v, block_index, cfg, layout, sm_scale, out)
+    return _sparse_launch(MODE_BLOCK, "block_index", q, k, v, block_index, block_m, block_m, layout, sm_scale,
+                          config, check, out)
 
 
 def dense_attention(
