@@ -56,6 +56,10 @@ class ModelParams:
     idx_entry_cycles: float = 0.05  # per index entry loaded
     cta_fixed_cycles: float = 1500.0  # CTA launch, setup, Q load issue
     epilogue_cycles: float = 500.0  # normalisation, O store issue
+    # memory latencies a CTA of an index-driven kernel waits out before its first tile, beyond the Q/first-tile
+    # fill every kernel pays: the dependent chain row offsets -> index entries -> gathered K/V rows
+    prologue_latencies_fg: float = 1.0
+    prologue_latencies_block: float = 1.0
     tma_tile_cycles: float = 66.0  # TMA issue per K+V tile when the config uses tensor descriptors (~33 each [S8])
     launch_us: float = 3.0  # per kernel call, in-stream (launch latency, grid drain), microseconds
     # extra in-stream work of each wrapper before the kernel (fgattn._launch: a torch.zeros memset for the
@@ -158,7 +162,8 @@ PARAM_BOUNDS: dict[str, tuple[float, float]] = {
     "mma_eff": (0.2, 1.0), "softmax_cycles_per_score": (0.02, 0.6), "overlap_alpha": (0.0, 1.0),
     "latency_scale": (0.2, 4.0), "l2_bw_eff": (0.2, 1.5), "hbm_bw_eff": (0.3, 1.0), "row_cycles": (0.0, 4.0),
     "gather_seg_cycles": (0.0, 8.0), "idx_tile_cycles": (0.0, 2000.0), "idx_entry_cycles": (0.0, 4.0),
-    "cta_fixed_cycles": (0.0, 20000.0), "epilogue_cycles": (0.0, 20000.0), "launch_us": (0.0, 50.0), "tma_tile_cycles": (0.0, 2000.0),
+    "cta_fixed_cycles": (0.0, 20000.0), "epilogue_cycles": (0.0, 20000.0),
+    "prologue_latencies_fg": (0.0, 8.0), "prologue_latencies_block": (0.0, 8.0), "launch_us": (0.0, 50.0), "tma_tile_cycles": (0.0, 2000.0),
     "busy_scale": (0.2, 4.0), "l2_reuse_frac": (0.2, 1.0),
     "launch_extra_us_fg": (0.0, 50.0), "launch_extra_us_block": (0.0, 50.0), "launch_extra_us_dense": (0.0, 50.0),
     "host_floor_us_fg": (0.0, 200.0), "host_floor_us_block": (0.0, 200.0), "host_floor_us_dense": (0.0, 200.0),
@@ -354,7 +359,8 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int) 
     # the loop ends with masked tiles outside the pipelined loop (1 tile; the block kernel's last block: M/BN
     # tiles): their load latency is exposed once per CTA that has any tile
     drain = lat * (max(1, cfg.block_m // bn) if cfg.kernel == "block" else 1) * (n_full + has_last > 0)
-    fixed = p.cta_fixed_cycles + fill + epi + drain
+    chain = lat * getattr(p, f"prologue_latencies_{cfg.kernel}", 0.0)
+    fixed = p.cta_fixed_cycles + fill + epi + drain + chain
     c_mma = n_tiles * mma_share * kappa
     c_exp = n_tiles * sm_share * kappa
     c_mem = n_full * mem_full + mem_last
