@@ -226,12 +226,19 @@ class KernelPrediction:
         return float(self.per_call_s.mean()) if self.per_call_s.size else 0.0
 
 
-def occupancy(cfg: KernelConfig, gpu: GPU) -> tuple[int, str, int, int]:
-    """Resident CTAs per SM from shared memory, threads, registers and the CTA cap: (slots, limiter, smem, regs)."""
+def shared_bytes(cfg: KernelConfig) -> int:
+    """Shared memory of one CTA (bytes): the compiled kernel's figure when the launch table records it, else
+    Q + num_stages × (K + V tiles) (+ the FG kernel's index tiles)."""
     elt = ELT_BYTES.get(cfg.dtype, 2)
     m, nb, d = cfg.block_m, cfg.block_n, cfg.head_dim
-    smem = int(cfg.extra.get("shared_bytes", 0)) or (
+    return int(cfg.extra.get("shared_bytes", 0)) or (
         m * d * elt + cfg.num_stages * 2 * nb * d * elt + (cfg.num_stages * nb * 4 if cfg.kernel == "fg" else 0))
+
+
+def occupancy(cfg: KernelConfig, gpu: GPU) -> tuple[int, str, int, int]:
+    """Resident CTAs per SM from shared memory, threads, registers and the CTA cap: (slots, limiter, smem, regs)."""
+    m, nb, d = cfg.block_m, cfg.block_n, cfg.head_dim
+    smem = shared_bytes(cfg)
     threads = cfg.num_warps * 32
     # fp32 accumulators O (M x D) and S (M x BLOCK_N), bf16 P (M x BLOCK_N) spread over the threads, plus
     # ~32 registers of addresses, softmax state and loop counters

@@ -71,6 +71,31 @@ def _fallback(kernel: str, head_dim: int, block_m: int, gran_n: int, dtype: str)
                         source="fgsim fallback (fgattn.launch not importable): Triton tutorial-like BLOCK_N=64, 3 stages")
 
 
+def _fit_shared_memory(cfg: KernelConfig, gpu: str) -> KernelConfig:
+    """A borrowed configuration shrunk until it fits ``gpu``'s shared memory per CTA: fewer pipeline stages
+    (down to 2), then narrower key tiles (down to 32) — what tuning on that GPU would have to do. The
+    compiled-kernel figures recorded for the lending GPU no longer apply and are dropped."""
+    from dataclasses import replace
+
+    from fgsim.costmodel import shared_bytes
+    from fgsim.hardware import load_gpu
+
+    try:
+        limit = int(load_gpu(gpu).smem_per_cta_kb * 1024)
+    except FgsimError:
+        return cfg  # an unknown GPU is reported by whoever loads it
+    if shared_bytes(cfg) <= limit:
+        return cfg
+    extra = {k: v for k, v in cfg.extra.items() if k not in ("shared_bytes", "n_regs")}
+    out = replace(cfg, extra=extra)
+    while shared_bytes(out) > limit and out.num_stages > 2:
+        out = replace(out, num_stages=out.num_stages - 1)
+    while shared_bytes(out) > limit and out.block_n > 32 and out.kernel != "block":
+        out = replace(out, block_n=out.block_n // 2)
+    return replace(out, source=f"{cfg.source}; shrunk to fit {gpu}'s {limit} B shared memory per CTA "
+                               f"(stages {cfg.num_stages}->{out.num_stages}, BLOCK_N {cfg.block_n}->{out.block_n})")
+
+
 def launch_config(kernel: str, gpu: str, head_dim: int, block_m: int, gran_n: int = 1, dtype: str = "bf16",
                   **overrides: Any) -> KernelConfig:
     """The launch configuration fgattn uses for ``kernel`` on ``gpu``; ``overrides`` replace fields (what-if)."""
@@ -98,6 +123,8 @@ def launch_config(kernel: str, gpu: str, head_dim: int, block_m: int, gran_n: in
                            gran_n=int(getattr(lc, "gran_n", gran_n)), head_dim=head_dim, dtype=dtype,
                            layout=str(getattr(lc, "layout", "bhnd")),
                            source=note + str(getattr(lc, "source", "fgattn.launch")), extra=extra)
+    if mod is not None and note:
+        cfg = _fit_shared_memory(cfg, gpu)
     if overrides:
         from dataclasses import replace
 
