@@ -457,6 +457,9 @@ def predict_workload(wl: Workload, cfg: KernelConfig, gpu: GPU, params: ModelPar
     ``num_heads``: if larger than the heads in the counts, the captured heads are repeated cyclically (a trace
     that captured a subset of heads); ``progress(k)`` is called after each chunk of k calls.
     """
+    meta = getattr(wl, "meta", None)
+    if getattr(meta, "attention", "self") != "self":
+        raise FgsimError("cross-attention traces are not supported by the cost model yet")
     n_tok = int(wl.n_tokens)
     ents = list(wl.entries() if entries is None else entries)
     if not ents:

@@ -36,9 +36,21 @@ class RunInfo:
         return self.num_layers * self.num_steps * self.passes_per_step
 
 
+def check_self_attention(wl: Any) -> None:
+    """Raise :class:`FgsimError` if ``wl`` is a cross-attention trace (the cost model handles N × N attention only)."""
+    meta = getattr(wl, "meta", None)
+    if getattr(meta, "attention", "self") != "self":
+        raise FgsimError("cross-attention traces are not supported by the cost model yet "
+                         f"({getattr(wl, 'path', 'trace')}: {meta.n_tokens} queries × {meta.n_keys} keys)")
+
+
 def run_info_from_trace(tr: Any, source: str = "") -> RunInfo:
-    """RunInfo of an open ``fgsim.trace`` trace."""
+    """RunInfo of an open ``fgsim.trace`` trace (self-attention only; ``n_tokens`` is the sequence length N).
+
+    Raises :class:`FgsimError` for a cross-attention trace: the cost model assumes square N × N attention.
+    """
     m = tr.meta
+    check_self_attention(tr)
     return RunInfo(name=m.model, n_tokens=int(tr.n_tokens), num_heads=int(m.num_heads), head_dim=int(m.head_dim),
                    block_m=int(m.block_m), num_layers=int(m.num_layers), num_steps=int(m.num_steps),
                    passes_per_step=int(m.passes_per_step), pass_steps={p.index: p.step for p in m.passes},

@@ -64,9 +64,9 @@ def summarize(trace: Trace, progress: bool = False) -> TraceSummary:
         for m in m_levels:
             for n in N_LEVELS:
                 covered = trace.covered_keys(p, layer, m, n)
-                area[(m, n)].append(density_from_counts(covered, trace.n_tokens, trace.n_tokens, m))
+                area[(m, n)].append(density_from_counts(covered, trace.n_tokens, trace.n_keys, m))
         base = trace.covered_keys(p, layer)
-        per_entry[i] = [density_from_counts(base[h:h + 1], trace.n_tokens, trace.n_tokens, meta.block_m)
+        per_entry[i] = [density_from_counts(base[h:h + 1], trace.n_tokens, trace.n_keys, meta.block_m)
                         for h in range(base.shape[0])]
         kept.append(trace.counts(p, layer).ravel())
     density = {k: float(np.mean(v)) for k, v in area.items()}
@@ -82,6 +82,8 @@ def summarize(trace: Trace, progress: bool = False) -> TraceSummary:
         "predictor": meta.predictor,
         "grid": [t, h, w],
         "tokens": trace.n_tokens,
+        "attention": meta.attention,
+        "key_tokens": trace.n_keys,
         "video_tokens": meta.n_video_tokens,
         "text_tokens": meta.text_tokens,
         "text_position": meta.text_position,
@@ -110,6 +112,8 @@ def format_summary(s: TraceSummary) -> str:
         f"model       {j['model']}  ({j['provenance']}; predictor {j['predictor'].get('name')})",
         f"tokens      {j['tokens']:,} = grid {'×'.join(map(str, j['grid']))} ({j['video_tokens']:,} video)"
         + (f" + {j['text_tokens']} text ({j['text_position']})" if j["text_tokens"] else ""),
+        *([f"attention   cross-attention: {j['tokens']:,} queries × {j['key_tokens']:,} keys"]
+          if j.get("attention") == "cross" else []),
         f"captured    {len(j['passes'])} of {j['num_steps'] * j['passes_per_step']} passes, "
         f"{len(j['layers'])} of {j['num_layers']} layers, {len(j['heads'])} of {j['num_heads']} heads "
         f"({j['entries']} entries); head dim {j['head_dim']}",
@@ -139,7 +143,7 @@ def format_summary(s: TraceSummary) -> str:
     lines.append(f"per head: mean density ranges {means.min():.3f}–{means.max():.3f} across {len(means)} heads")
     k = j["kept_keys_per_query_block"]
     lines.append(f"kept keys per query block: min {k['min']:.0f}, p10 {k['p10']:.0f}, median {k['median']:.0f}, "
-                 f"p90 {k['p90']:.0f}, max {k['max']:.0f} (of {j['tokens']:,})")
+                 f"p90 {k['p90']:.0f}, max {k['max']:.0f} (of {j['key_tokens']:,})")
     return "\n".join(lines)
 
 
@@ -172,7 +176,7 @@ def plot_summary(s: TraceSummary, path: str) -> None:
         fig.colorbar(image, ax=fig.axes, shrink=0.8, label="density (M×1)")
     ax = fig.add_subplot(grid[nrows - 1, :])
     ax.hist(s.kept_keys, bins=60, color="#4477aa")
-    ax.set_xlabel(f"kept keys per query block (M = {s.info['block_m']}, N = {s.info['tokens']:,})")
+    ax.set_xlabel(f"kept keys per query block (M = {s.info['block_m']}, N_k = {s.info['key_tokens']:,})")
     ax.set_ylabel("query blocks")
     fig.suptitle(f"{s.info['model']} — {s.info['provenance']} trace", fontsize=11)
     fig.savefig(path, dpi=110)

@@ -2,16 +2,18 @@
 
 A ``.fgt`` file is a ZIP archive (the container of numpy's ``.npz``) with one JSON member and ``.npy``
 members, each deflate-compressed on its own so that a reader decompresses only the (pass, layer) it asks
-for; ZIP's per-member CRC-32 catches corruption. Nothing is ever unpickled. Members (format version 1):
+for; ZIP's per-member CRC-32 catches corruption. Nothing is ever unpickled. A self-attention trace (N_q = N_k = N
+tokens) is written as format version 1; a cross-attention trace (N_q queries × N_k = ``kv_tokens`` keys) as
+version 2, whose metadata adds ``attention`` and ``kv_tokens``. Members (both versions):
 
 ``fgt.json``
-    ``{"format": "fgt", "version": 1, "meta": {...}, "entries": [...]}``: the :class:`TraceMeta` fields and,
+    ``{"format": "fgt", "version": 1 or 2, "meta": {...}, "entries": [...]}``: the :class:`TraceMeta` fields and,
     per captured (pass, layer), the names of its members.
 ``masks/p{pass}_l{layer}.npy``
-    uint8 ``(heads, query_blocks, ceil(N / 8))``: the M×1 slice mask, bit-packed along keys (little bit order),
+    uint8 ``(heads, ceil(N_q / M), ceil(N_k / 8))``: the M×1 slice mask, bit-packed along keys (little bit order),
     each query block's row stored XOR the previous block's row (:func:`xor_up`).
 ``counts/p{pass}_l{layer}_m{M}.npy``
-    int32 ``(2, len(N_LEVELS), heads, ceil(N / M))`` for each derivable M: ``[0]`` kept key tiles and
+    int32 ``(2, len(N_LEVELS), heads, ceil(N_q / M))`` for each derivable M: ``[0]`` kept key tiles and
     ``[1]`` real keys covered, per query block, at each N of :data:`fgsim.views.N_LEVELS`.
 ``stats/p{pass}_l{layer}.npy``
     float64 ``(len(stat_names), heads)``: per-head accuracy of the mask predictor (optional).
@@ -48,9 +50,11 @@ from fgsim.views import (
 )
 
 FORMAT_NAME = "fgt"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this fgsim reads and writes
+SUPPORTED_VERSIONS = (1, 2)
 META_MEMBER = "fgt.json"
 TEXT_POSITIONS = ("none", "before", "after")
+ATTENTION_KINDS = ("self", "cross")
 PROVENANCE_KINDS = ("captured", "synthetic")
 
 
@@ -65,7 +69,12 @@ class PassInfo:
 
 @dataclass(frozen=True)
 class TraceMeta:
-    """Everything a trace says about the run it came from. Shapes follow from ``grid`` and ``text_tokens``."""
+    """Everything a trace says about the run it came from.
+
+    Shapes follow from ``grid``, ``text_tokens`` and, for cross-attention, ``kv_tokens``: queries are the
+    N_q = T·H·W + text tokens of the sequence (:attr:`n_tokens`); keys are N_k = :attr:`n_keys` (= N_q for
+    self-attention, ``kv_tokens`` — e.g. text/conditioning tokens — for cross-attention).
+    """
 
     model: str
     num_layers: int
@@ -85,6 +94,20 @@ class TraceMeta:
     model_config: dict[str, Any] = field(default_factory=dict)  # further model facts (FFN size, ...)
     stat_names: tuple[str, ...] = ()  # names of the per-head accuracy statistics stored per entry
     fgsim_version: str = __version__
+    attention: str = "self"  # "self" (keys = queries) or "cross" (keys = kv_tokens conditioning tokens)
+    kv_tokens: int | None = None  # keys N_k of a cross-attention call; None for self-attention (N_k = N_q)
+
+    def __post_init__(self) -> None:
+        # A self-attention trace with kv_tokens equal to its sequence length is the same trace as one with None:
+        # normalise, so it round-trips (version 1 files carry no kv_tokens). Bad values are left for validate().
+        kv = self.kv_tokens
+        if self.attention == "self" and isinstance(kv, int) and not isinstance(kv, bool):
+            try:
+                same = kv == self.n_tokens
+            except (TypeError, ValueError):
+                same = False
+            if same:
+                object.__setattr__(self, "kv_tokens", None)
 
     @property
     def n_video_tokens(self) -> int:
@@ -94,13 +117,30 @@ class TraceMeta:
 
     @property
     def n_tokens(self) -> int:
-        """Self-attention sequence length N (video + text tokens); queries = keys = N."""
+        """Query sequence length N_q in tokens (video + text); for self-attention also the key count."""
         return self.n_video_tokens + self.text_tokens
 
     @property
+    def is_cross(self) -> bool:
+        """True for a cross-attention trace (keys are ``kv_tokens`` conditioning tokens, not the queries)."""
+        return self.attention == "cross"
+
+    @property
+    def n_keys(self) -> int:
+        """Keys N_k per attention call in tokens: ``kv_tokens`` for cross-attention, else :attr:`n_tokens`."""
+        if self.is_cross and self.kv_tokens is not None:
+            return int(self.kv_tokens)
+        return self.n_tokens
+
+    @property
     def n_qblocks(self) -> int:
-        """Query blocks of ``block_m`` queries: ⌈N / M⌉."""
+        """Query blocks of ``block_m`` queries: ⌈N_q / M⌉."""
         return ceil_div(self.n_tokens, self.block_m)
+
+    @property
+    def format_version(self) -> int:
+        """The ``.fgt`` format version this trace is written as: 1 for self-attention, 2 for cross-attention."""
+        return 2 if self.is_cross else 1
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first inconsistent field."""
@@ -128,15 +168,31 @@ class TraceMeta:
             raise ValueError(f"provenance['kind'] must be one of {PROVENANCE_KINDS}")
         if "name" not in self.predictor:
             raise ValueError("predictor must have a 'name'")
+        if self.attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
+        kv = self.kv_tokens
+        if kv is not None and (not isinstance(kv, int) or isinstance(kv, bool)):
+            raise ValueError(f"kv_tokens must be an integer or None, got {kv!r}")
+        if self.is_cross and (kv is None or kv < 1):
+            raise ValueError(f"cross-attention requires kv_tokens ≥ 1 (the number of keys), got {kv}")
+        if not self.is_cross and kv is not None and kv != self.n_tokens:
+            raise ValueError(f"self-attention forbids kv_tokens ({kv}) different from the sequence length "
+                             f"n_tokens ({self.n_tokens})")
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-serialisable dict of every field."""
+        """A JSON-serialisable dict of every field.
+
+        ``attention`` and ``kv_tokens`` appear only for cross-attention (format version 2), so a
+        self-attention trace's metadata is exactly version 1's.
+        """
         out = asdict(self)
         out["grid"] = list(self.grid)
         out["passes"] = [asdict(p) for p in self.passes]
         out["layers"] = list(self.layers)
         out["heads"] = list(self.heads)
         out["stat_names"] = list(self.stat_names)
+        if not self.is_cross:
+            del out["attention"], out["kv_tokens"]
         return out
 
     @classmethod
@@ -173,6 +229,12 @@ class TraceMeta:
         grid = ints("grid")
         if len(grid) != 3:
             raise ValueError("metadata field 'grid' must hold three integers (T, H, W)")
+        attention = data.get("attention", "self")
+        if not isinstance(attention, str):
+            raise TypeError("metadata field 'attention' must be a string")
+        kv_tokens = data.get("kv_tokens")
+        if kv_tokens is not None and (not isinstance(kv_tokens, int) or isinstance(kv_tokens, bool)):
+            raise TypeError("metadata field 'kv_tokens' must be an integer or null")
         stat_names = data.get("stat_names", [])
         if not isinstance(stat_names, list) or not all(isinstance(s, str) for s in stat_names):
             raise TypeError("metadata field 'stat_names' must be a list of strings")
@@ -195,6 +257,8 @@ class TraceMeta:
             model_config=mapping("model_config"),
             stat_names=tuple(stat_names),
             fgsim_version=str(data.get("fgsim_version", "unknown")),
+            attention=attention,
+            kv_tokens=kv_tokens,
         )
         meta.validate()
         return meta
@@ -238,7 +302,8 @@ def _write_npy(zf: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
 class TraceWriter:
     """Write a ``.fgt`` trace entry by entry; the file appears atomically when the ``with`` block ends cleanly.
 
-    ``add(pass_index, layer, mask)`` takes a bool mask ``(len(meta.heads), meta.n_qblocks, meta.n_tokens)``.
+    ``add(pass_index, layer, mask)`` takes a bool mask ``(len(meta.heads), meta.n_qblocks, meta.n_keys)``.
+    The file is format version 1 for a self-attention trace and 2 for a cross-attention one.
     On an exception inside the block nothing is written and any older file at ``path`` is left untouched.
     """
 
@@ -277,7 +342,7 @@ class TraceWriter:
         if key in self._seen:
             raise FgTraceError(self.path, f"entry (pass {key[0]}, layer {key[1]}) was added twice")
         mask = np.asarray(mask)
-        expected = (len(meta.heads), meta.n_qblocks, meta.n_tokens)
+        expected = (len(meta.heads), meta.n_qblocks, meta.n_keys)
         if mask.shape != expected or mask.dtype != bool:
             raise FgTraceError(self.path, f"mask for (pass {key[0]}, layer {key[1]}) is {mask.dtype} "
                                           f"{mask.shape}, expected bool {expected}")
@@ -286,7 +351,7 @@ class TraceWriter:
         packed = pack_mask(mask)
         _write_npy(self._zf, entry["mask"], xor_up(packed))
         for m in m_levels_for(meta.block_m):
-            levels = [tile_counts_packed(packed, meta.n_tokens, meta.block_m, m, n) for n in N_LEVELS]
+            levels = [tile_counts_packed(packed, meta.n_keys, meta.block_m, m, n) for n in N_LEVELS]
             counts = np.stack([np.stack([t for t, _ in levels]), np.stack([k for _, k in levels])])
             name = f"counts/{stem}_m{m}.npy"
             _write_npy(self._zf, name, counts.astype(np.int32))
@@ -312,7 +377,7 @@ class TraceWriter:
             if exc_type is None and zf is not None:
                 if not self._entries:
                     raise FgTraceError(self.path, "no entries were added; refusing to write an empty trace")
-                doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "meta": self.meta.to_json(),
+                doc = {"format": FORMAT_NAME, "version": self.meta.format_version, "meta": self.meta.to_json(),
                        "entries": self._entries}
                 zf.writestr(_member_info(zf, META_MEMBER), json.dumps(doc, indent=1))
                 zf.close()
@@ -380,7 +445,7 @@ class Trace:
         version = doc.get("version")
         if not isinstance(version, int):
             raise self._err("metadata 'version' is missing or not an integer")
-        if version > FORMAT_VERSION or version < 1:
+        if version not in SUPPORTED_VERSIONS:
             raise self._err(f"format version {version} is not supported (this fgsim {__version__} reads "
                             f"version 1 to {FORMAT_VERSION}); upgrade fgsim")
         if "meta" not in doc or not isinstance(doc["meta"], dict):
@@ -391,6 +456,9 @@ class Trace:
             raise self._err(f"metadata field '{exc.args[0]}' is missing") from None
         except (TypeError, ValueError) as exc:
             raise self._err(f"invalid metadata: {exc}") from None
+        if version == 1 and self.meta.is_cross:
+            raise self._err("format version 1 holds self-attention only, but the metadata says cross-attention")
+        self.version: int = version  # format version of the file: 1 (self-attention) or 2 (cross-attention)
         entries = doc.get("entries")
         if not isinstance(entries, list) or not entries:
             raise self._err("metadata lists no entries")
@@ -451,8 +519,13 @@ class Trace:
     # -- public API ------------------------------------------------------------------------------------
     @property
     def n_tokens(self) -> int:
-        """Sequence length N (queries = keys)."""
+        """Query sequence length N_q in tokens (for self-attention also the key count)."""
         return self.meta.n_tokens
+
+    @property
+    def n_keys(self) -> int:
+        """Keys N_k per attention call in tokens (``kv_tokens`` for cross-attention, else :attr:`n_tokens`)."""
+        return self.meta.n_keys
 
     @property
     def n_qblocks(self) -> int:
@@ -470,33 +543,33 @@ class Trace:
                              f"(choose from {list(m_levels_for(self.meta.block_m))})")
         shape = (2, len(N_LEVELS), len(self.meta.heads), ceil_div(self.n_tokens, m))
         counts = self._array(e["counts"][str(m)], np.dtype("<i4"), shape)
-        if counts.min(initial=0) < 0 or counts[1].max(initial=0) > self.n_tokens:
+        if counts.min(initial=0) < 0 or counts[1].max(initial=0) > self.n_keys:
             raise self._err(f"counts of (pass {pass_index}, layer {layer}) are out of range")
         return counts
 
     def counts(self, pass_index: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray:
-        """Kept M×n tiles per query block: int32 ``(heads, ⌈N/m⌉)``; n = 1 gives kept keys. No mask unpacking."""
+        """Kept M×n tiles per query block: int32 ``(heads, ⌈N_q/m⌉)``; n = 1 gives kept keys. No mask unpacking."""
         m = m or self.meta.block_m
         if n not in N_LEVELS:
             raise ValueError(f"n must be one of {N_LEVELS}, got {n}")
         return self._all_counts(pass_index, layer, m)[0, N_LEVELS.index(n)]
 
     def covered_keys(self, pass_index: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray:
-        """Real keys inside the kept M×n tiles per query block: int32 ``(heads, ⌈N/m⌉)``."""
+        """Real keys (of N_k) inside the kept M×n tiles per query block: int32 ``(heads, ⌈N_q/m⌉)``."""
         m = m or self.meta.block_m
         if n not in N_LEVELS:
             raise ValueError(f"n must be one of {N_LEVELS}, got {n}")
         return self._all_counts(pass_index, layer, m)[1, N_LEVELS.index(n)]
 
     def packed_mask(self, pass_index: int, layer: int) -> np.ndarray:
-        """The stored bit-packed mask: uint8 ``(heads, QB, ⌈N/8⌉)``."""
+        """The stored bit-packed mask: uint8 ``(heads, QB, ⌈N_k/8⌉)``."""
         e = self._entry(pass_index, layer)
-        shape = (len(self.meta.heads), self.n_qblocks, ceil_div(self.n_tokens, 8))
+        shape = (len(self.meta.heads), self.n_qblocks, ceil_div(self.n_keys, 8))
         return xor_up_inverse(self._array(e["mask"], np.dtype("uint8"), shape))
 
     def mask(self, pass_index: int, layer: int) -> np.ndarray:
-        """The M×1 slice mask: bool ``(heads, QB, N)``, checked against the stored counts."""
-        mask = unpack_mask(self.packed_mask(pass_index, layer), self.n_tokens)
+        """The M×1 slice mask: bool ``(heads, QB, N_k)``, checked against the stored counts."""
+        mask = unpack_mask(self.packed_mask(pass_index, layer), self.n_keys)
         stored = self.counts(pass_index, layer)
         actual = mask.sum(axis=2, dtype=np.int64)
         bad = np.argwhere(actual != stored)
@@ -508,7 +581,7 @@ class Trace:
         return mask
 
     def coarse_mask(self, pass_index: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray:
-        """The M×n tile mask: bool ``(heads, ⌈N/m⌉, ⌈N/n⌉)``."""
+        """The M×n tile mask: bool ``(heads, ⌈N_q/m⌉, ⌈N_k/n⌉)``."""
         return coarsen(self.mask(pass_index, layer), self.meta.block_m, m or self.meta.block_m, n)
 
     def csr(self, pass_index: int, layer: int, m: int | None = None, n: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -530,14 +603,14 @@ class Trace:
         return {name: table[i] for i, name in enumerate(self.meta.stat_names)}
 
     def entry_density(self, pass_index: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray:
-        """Kept fraction of the attention area per head at M×n tiles: float64 ``(heads,)``."""
+        """Kept fraction (0–1) of the N_q × N_k attention area per head at M×n tiles: float64 ``(heads,)``."""
         m = m or self.meta.block_m
         covered = self.covered_keys(pass_index, layer, m, n)
-        return np.array([density_from_counts(covered[h:h + 1], self.n_tokens, self.n_tokens, m)
+        return np.array([density_from_counts(covered[h:h + 1], self.n_tokens, self.n_keys, m)
                          for h in range(covered.shape[0])])
 
     def density(self, m: int | None = None, n: int = 1) -> float:
-        """Kept fraction of the attention area over all entries and heads at M×n tiles (from counts)."""
+        """Kept fraction (0–1) of the N_q × N_k attention area over all entries and heads at M×n tiles (counts)."""
         values = [self.entry_density(p, layer, m, n).mean() for p, layer in self.entries()]
         return float(np.mean(values))
 
@@ -571,7 +644,8 @@ class Trace:
 
     def __repr__(self) -> str:
         m = self.meta
-        return (f"Trace({str(self.path)!r}, model={m.model!r}, grid={m.grid}, N={self.n_tokens}, M={m.block_m}, "
+        keys = f", cross-attention N_k={self.n_keys}" if m.is_cross else ""
+        return (f"Trace({str(self.path)!r}, model={m.model!r}, grid={m.grid}, N={self.n_tokens}{keys}, M={m.block_m}, "
                 f"entries={len(self._entries)}, heads={len(m.heads)})")
 
 

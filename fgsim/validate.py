@@ -223,12 +223,17 @@ def tiny_cases() -> list[Case]:
 
 
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 3) -> list[Case]:
-    """Scored cases from every committed trace (first ``per_trace`` entries, at the trace's stored M)."""
+    """Scored cases from every committed self-attention trace (first ``per_trace`` entries, at the stored M).
+
+    Cross-attention traces are skipped: cases (and the kernels they time) are square N × N attention.
+    """
     out = []
     for path in sorted(Path(traces_dir).glob("*.fgt")):
         from fgsim.trace import open_trace
 
         with open_trace(path) as tr:
+            if tr.meta.is_cross:
+                continue
             ents = tr.entries()[:per_trace]
             heads = len(tr.meta.heads)
             for p, lay in ents:

@@ -29,7 +29,7 @@ def make_meta(grid=(2, 3, 5), text_tokens=4, text_position="after", block_m=16, 
 
 def random_mask(meta: TraceMeta, rng: np.random.Generator, density: float = 0.3) -> np.ndarray:
     """A random bool mask of the shape TraceWriter.add expects for ``meta``."""
-    return rng.random((len(meta.heads), meta.n_qblocks, meta.n_tokens)) < density
+    return rng.random((len(meta.heads), meta.n_qblocks, meta.n_keys)) < density
 
 
 @pytest.fixture

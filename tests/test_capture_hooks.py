@@ -186,11 +186,51 @@ def test_cross_attention_tags_and_no_cross_models():
         AttentionCapture(hy, lambda c: None, cross=True)
 
 
-def test_cross_attention_cannot_be_written(tmp_path):
+def test_cross_attention_trace(tmp_path):
+    """Wan's attn2 (128 video queries × 12 text keys) is written as a valid version-2 cross-attention trace."""
+    import json
+    import zipfile
+
+    from fgsim.summary import format_summary, summarize
+
     model, inputs = tiny_wan()
-    with pytest.raises(FgsimError, match="square"):
-        capture_transformer(model, inputs, tmp_path / "x.fgt", ExactThreshold(block_m=16), cross=True)
-    assert not list(tmp_path.iterdir())  # no trace, no spool left behind
+    ref = run_plain(model, inputs)
+    pred = ExactThreshold(block_m=16, backend="torch")
+    seen = {}
+
+    def on_call(c):
+        seen[(c.pass_index, c.layer)] = pred(c.q, c.k, c.key_mask, c.scale)[0].numpy()
+
+    with AttentionCapture(model, on_call, cross=True), torch.no_grad():
+        for kw in inputs():
+            kw = {k: v for k, v in kw.items() if not k.startswith("_")}
+            model(**kw)
+    res = capture_transformer(model, inputs, tmp_path / "x.fgt", pred, cross=True, keep_outputs=True,
+                              schedule=Schedule.parse("0,1,4"))
+    for a, b in zip(ref, res.outputs, strict=True):
+        assert torch.equal(a, b)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.fgt"]  # no spool left behind
+    with zipfile.ZipFile(res.path) as z:
+        assert json.loads(z.read("fgt.json"))["version"] == 2
+    with open_trace(res.path) as tr:
+        tr.verify()
+        m = tr.meta
+        assert (m.attention, m.kv_tokens, m.grid, m.text_tokens) == ("cross", 12, (2, 8, 8), 0)
+        assert (tr.n_tokens, tr.n_keys, tr.n_qblocks) == (128, 12, 8)
+        assert m.provenance["attention"] == "cross" and m.stat_names == STAT_NAMES
+        assert m.layers == (0, 1) and [p.index for p in m.passes] == [0, 1, 4]
+        assert m.provenance["layer_modules"] == ["blocks.0.attn2", "blocks.1.attn2"]
+        assert tr.entries() == [(p, la) for p in (0, 1, 4) for la in (0, 1)]
+        for key in tr.entries():
+            mask = tr.mask(*key)
+            assert mask.shape == (2, 8, 12)
+            np.testing.assert_array_equal(mask, seen[key])  # the predictor on the very q, k attention received
+            assert mask.any(axis=2).all()
+            s = tr.stats(*key)
+            assert ((s["recall_mean"] > 0.5) & (s["recall_mean"] <= 1 + 1e-5)).all()
+        assert 0.0 < tr.density() <= 1.0
+        text = format_summary(summarize(tr))
+    assert "cross-attention: 128 queries × 12 keys" in text
 
 
 def test_generic_sdpa_hook_on_plain_module():

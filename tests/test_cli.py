@@ -67,3 +67,25 @@ def test_corrupt_trace_on_the_cli(tmp_path):
 def test_no_command_prints_help_and_exits_2(capsys):
     assert main([]) == 2
     assert "inspect" in capsys.readouterr().out
+
+
+def test_cross_attention_trace_inspect_and_predict(tmp_path, capsys):
+    import numpy as np
+    from conftest import make_meta, random_mask
+
+    from fgsim.trace import write_trace
+
+    meta = make_meta(grid=(2, 4, 5), text_tokens=0, text_position="none", attention="cross", kv_tokens=13)
+    rng = np.random.default_rng(0)
+    path = write_trace(tmp_path / "x.fgt", meta,
+                       {(p.index, la): random_mask(meta, rng) for p in meta.passes for la in meta.layers})
+    assert main(["inspect", str(path), "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert "cross-attention: 40 queries × 13 keys" in out and "(of 13)" in out
+    assert main(["inspect", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["attention"], data["tokens"], data["key_tokens"]) == ("cross", 40, 13)
+    proc = run_cli("predict", str(path))
+    assert proc.returncode == 2, proc.stderr
+    assert "cross-attention traces are not supported by the cost model yet" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

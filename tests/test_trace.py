@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import make_meta, random_mask
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fgsim import views
 from fgsim.errors import FgTraceError
@@ -262,3 +264,134 @@ def test_meta_validation_messages():
     ]:
         with pytest.raises(ValueError, match=msg):
             make_meta(**kw).validate()
+
+
+# -- cross-attention (format version 2) -------------------------------------------------------------------------------
+
+def _doc(path: Path) -> dict:
+    with zipfile.ZipFile(path) as z:
+        return json.loads(z.read(META_MEMBER))
+
+
+def _cross_meta(grid, kv_tokens, block_m, heads=(0, 1), **kw):
+    return make_meta(grid=grid, text_tokens=0, text_position="none", block_m=block_m, heads=heads,
+                     attention="cross", kv_tokens=kv_tokens, **kw)
+
+
+@settings(max_examples=25, deadline=None)
+@given(grid=st.tuples(st.integers(1, 3), st.integers(1, 7), st.integers(1, 9)),
+       kv_tokens=st.integers(1, 300).filter(lambda k: k % 8 != 0), block_m=st.sampled_from([16, 32, 64]),
+       seed=st.integers(0, 2**31 - 1), dens=st.floats(0.0, 1.0))
+def test_cross_attention_round_trip(tmp_path_factory, grid, kv_tokens, block_m, seed, dens):
+    rng = np.random.default_rng(seed)
+    meta = _cross_meta(grid, kv_tokens, block_m, stat_names=("recall_mean",))
+    n_q = int(np.prod(grid))
+    assert (meta.n_tokens, meta.n_keys, meta.is_cross) == (n_q, kv_tokens, True)
+    masks = {(p.index, layer): random_mask(meta, rng, dens) for p in meta.passes for layer in meta.layers}
+    assert next(iter(masks.values())).shape == (2, -(-n_q // block_m), kv_tokens)
+    stats = {k: {"recall_mean": rng.random(2)} for k in masks}
+    path = tmp_path_factory.mktemp("cross") / "x.fgt"
+    with TraceWriter(path, meta) as w:
+        for key, mask in masks.items():
+            w.add(*key, mask, stats=stats[key])
+    doc = _doc(path)
+    assert doc["version"] == 2
+    assert doc["meta"]["attention"] == "cross" and doc["meta"]["kv_tokens"] == kv_tokens
+    with open_trace(path) as tr:
+        assert tr.meta == meta and tr.version == 2
+        assert (tr.n_tokens, tr.n_keys, tr.n_qblocks) == (n_q, kv_tokens, -(-n_q // block_m))
+        assert f"N_k={kv_tokens}" in repr(tr)
+        for key, mask in masks.items():
+            assert np.array_equal(tr.mask(*key), mask)
+            assert np.array_equal(tr.stats(*key)["recall_mean"], stats[key]["recall_mean"])
+            for m in views.m_levels_for(block_m):
+                for n in views.N_LEVELS:
+                    tiles, keys = views.tile_counts(mask, block_m, m, n)
+                    assert np.array_equal(tr.counts(*key, m, n), tiles)
+                    assert np.array_equal(tr.covered_keys(*key, m, n), keys)
+                    assert (keys <= kv_tokens).all()
+                    off, idx = tr.csr(*key, m, n)
+                    ref_off, ref_idx = views.csr_index(mask, block_m, m, n)
+                    assert np.array_equal(off, ref_off) and np.array_equal(idx, ref_idx)
+                    assert tr.coarse_mask(*key, m, n).shape == (2, -(-n_q // m), -(-kv_tokens // n))
+            # density over the N_q × N_k area: brute force over the M×1 slices
+            rows = views.query_block_rows(n_q, block_m)
+            want = (mask.sum(axis=2) * rows).sum(axis=1) / (n_q * kv_tokens)
+            assert np.allclose(tr.entry_density(*key), want)
+        dens_ref = np.mean([views.density(mk, block_m, 64, 16, n_q) for mk in masks.values()])
+        assert np.isclose(tr.density(64, 16), dens_ref)
+        tr.verify()
+
+
+def test_self_trace_is_still_version_1(tmp_path, rng):
+    path = tmp_path / "s.fgt"
+    meta, _ = write_random(path, rng)
+    doc = _doc(path)
+    assert doc["version"] == 1
+    assert "attention" not in doc["meta"] and "kv_tokens" not in doc["meta"]
+    with open_trace(path) as tr:
+        assert tr.version == 1 and not tr.meta.is_cross and tr.n_keys == tr.n_tokens
+        assert tr.meta.attention == "self" and tr.meta.kv_tokens is None
+    # kv_tokens equal to the sequence length is the same self-attention trace (normalised away)
+    same = make_meta(kv_tokens=meta.n_tokens)
+    assert same == meta and same.kv_tokens is None
+
+
+def test_version_2_file_is_read_and_version_1_cannot_be_cross(tmp_path, rng):
+    meta = _cross_meta((2, 3, 5), 13, 16)
+    path = tmp_path / "x.fgt"
+    write_trace(path, meta, {(p.index, 0): random_mask(meta, rng) for p in meta.passes})
+    # a hand-made version-2 document (as a future writer might emit one) is read
+    doc = _doc(path)
+    assert doc["version"] == 2
+    v2 = tmp_path / "v2.fgt"
+    rewrite(path, v2, {META_MEMBER: json.dumps(doc).encode()})
+    with open_trace(v2) as tr:
+        assert tr.meta.kv_tokens == 13 and tr.mask(0, 0).shape == (2, 2, 13)
+        tr.verify()
+    bad = tmp_path / "v1x.fgt"
+    rewrite(path, bad, {META_MEMBER: json.dumps(dict(doc, version=1)).encode()})
+    with pytest.raises(FgTraceError, match="version 1 holds self-attention only"):
+        open_trace(bad)
+    for version in (0, 3):
+        fut = tmp_path / f"v{version}.fgt"
+        rewrite(path, fut, {META_MEMBER: json.dumps(dict(doc, version=version)).encode()})
+        with pytest.raises(FgTraceError, match=f"format version {version} is not supported"):
+            open_trace(fut)
+    nokv = tmp_path / "nokv.fgt"
+    d = json.loads(json.dumps(doc))
+    del d["meta"]["kv_tokens"]
+    rewrite(path, nokv, {META_MEMBER: json.dumps(d).encode()})
+    with pytest.raises(FgTraceError, match="invalid metadata: cross-attention requires kv_tokens"):
+        open_trace(nokv)
+
+
+def test_cross_meta_validation_messages(tmp_path):
+    for kw, msg in [
+        ({"attention": "cross"}, "cross-attention requires kv_tokens ≥ 1"),
+        ({"attention": "cross", "kv_tokens": 0}, "cross-attention requires kv_tokens ≥ 1"),
+        ({"kv_tokens": 5}, r"self-attention forbids kv_tokens \(5\) different from the sequence length"),
+        ({"attention": "sideways", "kv_tokens": 5}, "attention must be one of"),
+        ({"attention": "cross", "kv_tokens": 2.5}, "kv_tokens must be an integer"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            make_meta(**kw).validate()
+    with pytest.raises(FgTraceError, match="invalid metadata: cross-attention requires kv_tokens"):
+        TraceWriter(tmp_path / "x.fgt", make_meta(attention="cross"))
+    with pytest.raises(FgTraceError, match="invalid metadata: self-attention forbids kv_tokens"):
+        TraceWriter(tmp_path / "x.fgt", make_meta(kv_tokens=3))
+    assert not list(tmp_path.iterdir())
+
+
+def test_cross_trace_rejects_square_mask_and_cost_model_refuses(tmp_path, rng):
+    from fgsim.errors import FgsimError
+    from fgsim.runpredict import run_info_from_trace
+
+    meta = _cross_meta((1, 4, 4), 7, 16)
+    with pytest.raises(FgTraceError, match=r"expected bool \(2, 1, 7\)"):
+        with TraceWriter(tmp_path / "x.fgt", meta) as w:
+            w.add(0, 0, np.zeros((2, 1, 16), bool))
+    path = write_trace(tmp_path / "x.fgt", meta, {(0, 0): random_mask(meta, rng)})
+    with open_trace(path) as tr:
+        with pytest.raises(FgsimError, match="cross-attention traces are not supported by the cost model yet"):
+            run_info_from_trace(tr)

@@ -72,6 +72,32 @@ def test_views_match_brute_force(shape, data):
         assert np.all(np.diff(row) > 0)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 200), st.integers(1, 300), st.sampled_from([16, 32]),
+       st.sampled_from([1, 16, 64, 128]), st.floats(0.0, 1.0), st.integers(0, 2**31 - 1), st.data())
+def test_cross_attention_views_match_brute_force(heads, n_q, n_k, block_m, n, dens, seed, data):
+    """Rectangular masks (N_k ≠ N_q keys, cross-attention): keys come from the mask's last axis only."""
+    if n_k == n_q:
+        n_k += 1
+    rng = np.random.default_rng(seed)
+    mask = rng.random((heads, -(-n_q // block_m), n_k)) < dens
+    m = data.draw(st.sampled_from(views.m_levels_for(block_m)))
+    ref = brute_coarse(mask, block_m, m, n)
+    assert np.array_equal(views.coarsen(mask, block_m, m, n), ref)
+    assert ref.shape == (heads, -(-n_q // m), -(-n_k // n))
+    tiles, keys = views.tile_counts(mask, block_m, m, n)
+    widths = np.array([min(n, n_k - t * n) for t in range(ref.shape[2])])
+    assert np.array_equal(tiles, ref.sum(axis=2)) and np.array_equal(keys, (ref * widths).sum(axis=2))
+    ptiles, pkeys = views.tile_counts_packed(views.pack_mask(mask), n_k, block_m, m, n)
+    assert np.array_equal(ptiles, tiles) and np.array_equal(pkeys, keys)
+    assert np.isclose(views.density(mask, block_m, m, n, n_q), brute_density(mask, block_m, m, n, n_q))
+    assert np.isclose(views.density_from_counts(keys, n_q, n_k, m), brute_density(mask, block_m, m, n, n_q))
+    offsets, indices = views.csr_index(mask, block_m, m, n)
+    flat = ref.reshape(-1, ref.shape[2])
+    for r in range(flat.shape[0]):
+        assert np.array_equal(indices[offsets[r]:offsets[r + 1]], np.nonzero(flat[r])[0])
+
+
 def test_pack_roundtrip_odd_length(rng):
     mask = rng.random((2, 3, 77)) < 0.5
     packed = views.pack_mask(mask)

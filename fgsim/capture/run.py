@@ -42,8 +42,10 @@ class CaptureResult:
 class _Spool:
     """Per-call predictor + stats on the call's device; packed masks spooled to disk."""
 
-    def __init__(self, directory: Path, predictor: Predictor, stats: bool, progress: Any) -> None:
+    def __init__(self, directory: Path, predictor: Predictor, stats: bool, progress: Any,
+                 cross: bool = False) -> None:
         self.dir = directory
+        self.cross = cross
         self.predictor = predictor
         self.stats = stats
         self.progress = progress
@@ -59,9 +61,9 @@ class _Spool:
         _, h, s_q, d = call.q.shape
         s_k = call.k.shape[2]
         if self.shape is None:
-            if s_q != s_k:
-                raise FgsimError(f"captured call has S_q={s_q} ≠ S_k={s_k}: .fgt traces hold square (self-)attention "
-                                 "maps only, so cross-attention cannot be written to a trace")
+            if s_q != s_k and not self.cross:
+                raise FgsimError(f"captured self-attention call has S_q={s_q} ≠ S_k={s_k} queries/keys; "
+                                 "capture it as cross-attention (cross=True, --cross)")
             self.shape = (int(h), int(s_q), int(s_k), int(d))
         elif self.shape != (int(h), int(s_q), int(s_k), int(d)):
             self.skipped += 1  # e.g. Mochi's uncond pass with a different number of valid text tokens
@@ -178,7 +180,7 @@ def _capture(transformer: Any, run_all: Callable[[AttentionCapture, list[Any]], 
     spool_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".spool", dir=out.parent))
     outputs: list[Any] = []
     try:
-        spool = _Spool(spool_dir, predictor, stats, bar)
+        spool = _Spool(spool_dir, predictor, stats, bar, cross=cross)
         with AttentionCapture(transformer, spool, cross=cross, schedule=schedule, layers=layers,
                               batch_element=batch_element, spec=spec) as cap:
             run_all(cap, outputs)
@@ -187,18 +189,20 @@ def _capture(transformer: Any, run_all: Callable[[AttentionCapture, list[Any]], 
         if not spool.entries:
             raise FgsimError("no attention calls were captured (check --schedule and --layers against the run)")
         heads, s_q, s_k, head_dim = spool.shape  # type: ignore[misc]
-        if s_q != s_k:
-            raise FgsimError(f"captured calls have S_q={s_q} ≠ S_k={s_k}; traces hold square (self-)attention")
+        if s_q != s_k and not cross:
+            raise FgsimError(f"captured self-attention calls have S_q={s_q} ≠ S_k={s_k}")
+        # The grid (and any text tokens) describe the query sequence; keys are the same tokens for
+        # self-attention and the s_k conditioning tokens (kv_tokens) for cross-attention.
         if grid is not None:
-            g, text = tuple(grid), s_k - int(np.prod(grid))
+            g, text = tuple(grid), s_q - int(np.prod(grid))
         elif cap.grid is not None:
             g, text = cap.grid
-            if int(np.prod(g)) + text != s_k:
-                text = s_k - int(np.prod(g))  # e.g. Mochi keeps only the valid text tokens
+            if int(np.prod(g)) + text != s_q:
+                text = s_q - int(np.prod(g))  # e.g. Mochi keeps only the valid text tokens
         else:
-            g, text = (1, 1, s_k), 0
+            g, text = (1, 1, s_q), 0
         if text < 0:
-            raise FgsimError(f"token grid {g} holds more tokens than the attention sequence ({s_k})")
+            raise FgsimError(f"token grid {g} holds more tokens than the attention sequence ({s_q} queries)")
         text_position = spec.text_position if text > 0 else "none"
         if text > 0 and text_position == "none":
             raise FgsimError(f"sequence has {text} tokens beyond the grid {g} but the model spec has no text")
@@ -235,7 +239,8 @@ def _capture(transformer: Any, run_all: Callable[[AttentionCapture, list[Any]], 
             passes_per_step=per_step,
             model_config=_jsonable({"class": type(transformer).__name__, "spec": spec.name,
                                     **(dict(cfg) if hasattr(cfg, "items") else {})}),
-            stat_names=STAT_NAMES if stats else ())
+            stat_names=STAT_NAMES if stats else (),
+            attention="cross" if cross else "self", kv_tokens=int(s_k) if cross else None)
         with TraceWriter(out, meta) as w:
             for (p, la), (path, st) in sorted(spool.entries.items()):
                 packed = np.load(path, allow_pickle=False)

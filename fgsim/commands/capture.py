@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", default="0,15,30,45,60,80",
                    help="passes to capture: 'all', 'every:K' or a list (default the paper's 0,15,30,45,60,80)")
     p.add_argument("--layers", default="all", help="layers to capture: 'all' or e.g. '0,5,10-12'")
-    p.add_argument("--cross", action="store_true", help="capture cross-attention instead of self-attention")
+    p.add_argument("--cross", action="store_true",
+                   help="capture cross-attention (video queries × text keys; a version-2 trace) instead of self-attention")
     p.add_argument("--prompt", default="A cat walks on the grass, realistic style.", help="text prompt")
     p.add_argument("--negative-prompt", default=None, help="negative prompt (pipeline default if omitted)")
     p.add_argument("--guidance", type=float, default=None, help="guidance scale (pipeline default if omitted)")
