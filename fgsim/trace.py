@@ -324,9 +324,24 @@ class TraceWriter:
     def __enter__(self) -> TraceWriter:
         if not self.path.parent.is_dir():
             raise FgTraceError(self.path, "cannot write: its directory does not exist")
+        self._remove_stale_partials()
         self._zf = zipfile.ZipFile(self._tmp, "w", compression=zipfile.ZIP_DEFLATED,
                                    compresslevel=self._compresslevel, allowZip64=True)
         return self
+
+    def _remove_stale_partials(self) -> None:
+        """Delete temporary files of earlier writes to this path whose writer process no longer exists (a
+        writer killed before it could clean up, e.g. by SIGKILL or a power cut)."""
+        for tmp in self.path.parent.glob(f".{self.path.name}.*.partial"):
+            pid_text = tmp.name[len(self.path.name) + 2:-len(".partial")]
+            if not pid_text.isdigit() or int(pid_text) == os.getpid():
+                continue
+            try:
+                os.kill(int(pid_text), 0)
+            except ProcessLookupError:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                continue  # alive under another user, or cannot tell: leave it
 
     def add(self, pass_index: int, layer: int, mask: np.ndarray,
             stats: Mapping[str, np.ndarray] | None = None) -> None:

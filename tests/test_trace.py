@@ -251,6 +251,9 @@ def test_killed_writer_leaves_old_file_intact(tmp_path, rng):
         tr.verify()
     leftovers = [p for p in os.listdir(tmp_path) if p != "t.fgt"]
     assert all(p.startswith(".t.fgt.") and p.endswith(".partial") for p in leftovers)
+    # the next write to the same path removes what the killed writer left behind
+    write_random(path, rng)
+    assert os.listdir(tmp_path) == ["t.fgt"]
 
 
 def test_meta_validation_messages():
