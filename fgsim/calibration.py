@@ -54,11 +54,9 @@ class Calibration:
 
 
 def _cal_dirs() -> list[Path]:
-    dirs = [CAL_DIR]
-    for part in os.environ.get(CAL_PATH_ENV, "").split(os.pathsep):
-        if part:
-            dirs.append(Path(part))
-    return dirs
+    from fgsim.hardware import search_dirs
+
+    return search_dirs(CAL_DIR, CAL_PATH_ENV)
 
 
 def load_calibration(path: str | os.PathLike[str]) -> Calibration:

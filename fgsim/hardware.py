@@ -112,12 +112,13 @@ class GPU:
         )
 
 
+def search_dirs(builtin: Path, env_var: str) -> list[Path]:
+    """``builtin`` followed by the directories listed in the environment variable ``env_var`` (os.pathsep)."""
+    return [builtin, *(Path(p) for p in os.environ.get(env_var, "").split(os.pathsep) if p)]
+
+
 def _search_dirs() -> list[Path]:
-    dirs = [GPU_DIR]
-    for part in os.environ.get(GPU_PATH_ENV, "").split(os.pathsep):
-        if part:
-            dirs.append(Path(part))
-    return dirs
+    return search_dirs(GPU_DIR, GPU_PATH_ENV)
 
 
 def _parse(path: Path, data: Any) -> GPU:

@@ -38,3 +38,14 @@ def rng() -> np.random.Generator:
     seed = int(np.random.SeedSequence().entropy % (2**32))
     print(f"rng seed {seed}")
     return np.random.default_rng(seed)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one torch thread is fastest and immune to a busy shared CPU; restored afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
