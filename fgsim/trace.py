@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -672,3 +672,36 @@ def open_trace(path: str | os.PathLike[str]) -> Trace:
 def default_trace_path() -> Path:
     """The small synthetic trace shipped inside the package, used when a command is given no trace."""
     return Path(__file__).parent / "data" / "default.fgt"
+
+
+def subset_trace(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
+                 passes: Iterable[int] | None = None, layers: Iterable[int] | None = None) -> Path:
+    """Copy the entries of ``src`` whose pass and layer are selected into a new trace ``dst`` (atomic write).
+
+    ``None`` keeps every captured pass (layer). The metadata lists only the passes and layers that remain, and
+    its provenance records the subset. ``dst`` must differ from ``src``. Returns ``dst``.
+    """
+    src, dst = Path(src), Path(dst)
+    if src.resolve() == dst.resolve():
+        raise FgTraceError(dst, "subset_trace cannot overwrite its source; write to another path")
+    with open_trace(src) as tr:
+        want_p = None if passes is None else {int(p) for p in passes}
+        want_l = None if layers is None else {int(x) for x in layers}
+        keep = [(p, lay) for p, lay in tr.entries()
+                if (want_p is None or p in want_p) and (want_l is None or lay in want_l)]
+        if not keep:
+            raise FgTraceError(src, f"no entries match passes {sorted(want_p) if want_p is not None else 'all'} "
+                                    f"and layers {sorted(want_l) if want_l is not None else 'all'}")
+        kept_p = {p for p, _ in keep}
+        kept_l = {lay for _, lay in keep}
+        meta = tr.meta
+        prov = dict(meta.provenance)
+        prov["subset_of"] = {"file": src.name, "passes": [p.index for p in meta.passes], "layers": list(meta.layers)}
+        new_meta = TraceMeta(**{**{f: getattr(meta, f) for f in meta.__dataclass_fields__},
+                                "passes": tuple(p for p in meta.passes if p.index in kept_p),
+                                "layers": tuple(x for x in meta.layers if x in kept_l),
+                                "provenance": prov})
+        with TraceWriter(dst, new_meta) as w:
+            for p, lay in keep:
+                w.add(p, lay, tr.mask(p, lay), tr.stats(p, lay) or None)
+    return dst

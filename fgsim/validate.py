@@ -223,7 +223,8 @@ def tiny_cases() -> list[Case]:
 
 
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 3) -> list[Case]:
-    """Scored cases from every committed self-attention trace (first ``per_trace`` entries, at the stored M).
+    """Scored cases from every committed self-attention trace: ``per_trace`` entries spread evenly over each
+    trace's (pass, layer) entries (0: all of them), at the stored M.
 
     Cross-attention traces are skipped: cases (and the kernels they time) are square N × N attention.
     """
@@ -234,7 +235,9 @@ def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 
         with open_trace(path) as tr:
             if tr.meta.is_cross:
                 continue
-            ents = tr.entries()[:per_trace]
+            ents = tr.entries()
+            if 0 < per_trace < len(ents):
+                ents = [ents[i] for i in np.linspace(0, len(ents) - 1, per_trace).round().astype(int)]
             heads = len(tr.meta.heads)
             for p, lay in ents:
                 if heads * tr.n_qblocks * tr.n_tokens > MAX_MASK_ELEMS:
@@ -245,15 +248,17 @@ def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 
     return out
 
 
-def case_list(name: str, seed: int = 1, traces_dir: str = "traces") -> list[Case]:
-    """``full`` (scored + traces), ``calib``, or ``tiny``."""
+def case_list(name: str, seed: int = 1, traces_dir: str = "traces", per_trace: int = 3) -> list[Case]:
+    """``full`` (scored + traces), ``traces`` (the traces' cases alone), ``calib``, or ``tiny``."""
     if name == "tiny":
         return tiny_cases()
     if name == "calib":
         return calibration_cases()
     if name == "full":
-        return scored_cases(seed) + trace_cases(traces_dir)
-    raise FgsimError(f"unknown case list '{name}'; choose full, calib or tiny")
+        return scored_cases(seed) + trace_cases(traces_dir, per_trace)
+    if name == "traces":
+        return trace_cases(traces_dir, per_trace)
+    raise FgsimError(f"unknown case list '{name}'; choose full, traces, calib or tiny")
 
 
 def case_from_row(row: dict[str, str]) -> Case:
@@ -453,6 +458,24 @@ def read_results(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, str]
     return rows
 
 
+def _bench_rank(row: dict[str, str]) -> tuple[int, str]:
+    """How much a row's timing is to be trusted: CUDA-graph timing over do_bench, then the newer measurement."""
+    return (1 if "cudagraph" in row.get("bench", "") else 0, row.get("date", ""))
+
+
+def select_rows(rows: Sequence[dict[str, str]]) -> tuple[list[dict[str, str]], int]:
+    """One row per measured thing: where several files time the same (GPU, case, kernel, launch config), keep
+    the CUDA-graph-timed row, then the newest. Returns (rows kept in input order, number superseded)."""
+    best: dict[tuple[str, ...], int] = {}
+    for i, r in enumerate(rows):
+        key = (r.get("gpu_key", ""), r["case_id"], r["kernel"], r.get("block_n", ""), r.get("num_stages", ""),
+               r.get("trace", ""))
+        if key not in best or _bench_rank(r) > _bench_rank(rows[best[key]]):
+            best[key] = i
+    keep = sorted(best.values())
+    return [rows[i] for i in keep], len(rows) - len(keep)
+
+
 def row_config(row: dict[str, str], gpu: str) -> Any:
     """The KernelConfig a results row ran with (recorded fields win over today's launch table)."""
     from fgsim.launchcfg import KernelConfig
@@ -547,20 +570,23 @@ def write_report(results: Sequence[str | os.PathLike[str]], out_dir: str | os.Pa
                  plots: bool = True, progress: bool = False) -> Path:
     """Join committed measurements with fresh predictions; write REPORT.md and scatter PNGs in ``out_dir``."""
     from fgsim.calibration import resolve_params
+    from fgsim.fileio import write_text_atomic
     from fgsim.hardware import load_gpu
 
-    rows = read_results(results)
+    all_rows = read_results(results)
+    rows, superseded = select_rows(all_rows)
     gpu_rows = [r for r in rows if "cpu" not in (r.get("gpu_name") or "cpu").lower()]
     od = Path(out_dir)
     od.mkdir(parents=True, exist_ok=True)
+    files = sorted({Path(r["_file"]).name for r in all_rows})
     lines = ["# fgsim validation report", "",
              f"Generated {datetime.now(UTC).isoformat(timespec='seconds')} by `python -m fgsim validate` "
-             f"from {len(rows)} measured rows in {len(list(results))} file(s).", ""]
+             f"from {len(rows)} measured rows in {len(files)} file(s) ({', '.join(files)}); {superseded} rows "
+             "superseded by a CUDA-graph-timed or newer measurement of the same case, kernel and launch config.", ""]
     if not gpu_rows:
         lines += ["**No GPU measurements yet.** Run `python -m fgsim validate --measure` on a GPU "
                   "(see validation/README or the calibrate/measure command) and commit the CSV.", ""]
-        (od / "REPORT.md").write_text("\n".join(lines))
-        return od / "REPORT.md"
+        return write_text_atomic(od / "REPORT.md", "\n".join(lines) + "\n")
     pred = predict_rows(gpu_rows, progress=progress)
     meas = np.array([float(r["measured_ms"]) for r in gpu_rows]) * 1e-3
     gk = sorted({r.get("gpu_key", "") for r in gpu_rows})
@@ -570,15 +596,22 @@ def write_report(results: Sequence[str | os.PathLike[str]], out_dir: str | os.Pa
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     split = np.array([r["split"] for r in gpu_rows])
     kern = np.array([r["kernel"] for r in gpu_rows])
+    is_trace = np.array([r["structure"] == "trace" for r in gpu_rows])
     summary: dict[str, Any] = {}
-    for sp in ("scored", "calib"):
+    groups = (("scored", "held-out", split == "scored"),
+              ("traces", "held-out: DiT traces", (split == "scored") & is_trace),
+              ("synthetic", "held-out: synthetic", (split == "scored") & ~is_trace),
+              ("calib", "calibration", split == "calib"))
+    for sp, label, in_group in groups:
+        if sp != "scored" and (in_group.sum() == 0 or in_group.sum() == (split == "scored").sum()):
+            continue
         for k in ("fg", "block", "dense", "all"):
-            sel = (split == sp) & ((kern == k) if k != "all" else True)
+            sel = in_group & ((kern == k) if k != "all" else True)
             if sel.sum() == 0:
                 continue
             mt = metrics(pred[sel], meas[sel])
             summary[f"{sp}/{k}"] = mt
-            lines.append(f"| {'held-out' if sp == 'scored' else 'calibration'} | {k} | {mt['n']} | {mt['mape']:.2f} | "
+            lines.append(f"| {label} | {k} | {mt['n']} | {mt['mape']:.2f} | "
                          f"{mt['median_ape']:.2f} | {mt['p90_ape']:.2f} | {mt['max_ape']:.2f} | {mt['bias_pct']:+.2f} | "
                          f"{mt.get('spearman', float('nan')):.4f} | {mt.get('kendall', float('nan')):.4f} |")
     lines += ["", "Targets (issue 4): held-out MAPE <= 3% per kernel family, max <= 10%, Spearman >= 0.98.", ""]
@@ -623,6 +656,5 @@ def write_report(results: Sequence[str | os.PathLike[str]], out_dir: str | os.Pa
                 lines.append(f"\n![{k}](scatter_{k}.png)")
         except ImportError:
             lines.append("\n(matplotlib not installed: no plots)")
-    (od / "REPORT.md").write_text("\n".join(lines) + "\n")
-    (od / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    return od / "REPORT.md"
+    write_text_atomic(od / "summary.json", json.dumps(summary, indent=1) + "\n")
+    return write_text_atomic(od / "REPORT.md", "\n".join(lines) + "\n")

@@ -398,3 +398,39 @@ def test_cross_trace_rejects_square_mask_and_cost_model_refuses(tmp_path, rng):
     with open_trace(path) as tr:
         with pytest.raises(FgsimError, match="cross-attention traces are not supported by the cost model yet"):
             run_info_from_trace(tr)
+
+
+def test_subset_trace_keeps_selected_entries_exactly(tmp_path, rng):
+    from fgsim.trace import subset_trace
+
+    stat_names = ("kept_fraction",)
+    meta = make_meta(layers=(0, 1, 2), stat_names=stat_names)
+    src = tmp_path / "full.fgt"
+    masks = {}
+    with TraceWriter(src, meta) as w:
+        for p in meta.passes:
+            for layer in meta.layers:
+                masks[(p.index, layer)] = random_mask(meta, rng, rng.uniform(0.05, 0.9))
+                w.add(p.index, layer, masks[(p.index, layer)], {"kept_fraction": rng.random(len(meta.heads))})
+    dst = subset_trace(src, tmp_path / "sub.fgt", passes=[1], layers=[0, 2])
+    with open_trace(dst) as sub, open_trace(src) as full:
+        assert sub.entries() == [(1, 0), (1, 2)]
+        assert sub.meta.layers == (0, 2) and [p.index for p in sub.meta.passes] == [1]
+        assert sub.meta.provenance["subset_of"] == {"file": "full.fgt", "passes": [0, 1], "layers": [0, 1, 2]}
+        for p, layer in sub.entries():
+            assert np.array_equal(sub.mask(p, layer), masks[(p, layer)])
+            assert np.array_equal(sub.counts(p, layer), full.counts(p, layer))
+            assert np.array_equal(sub.stats(p, layer)["kept_fraction"], full.stats(p, layer)["kept_fraction"])
+        sub.verify()
+
+
+def test_subset_trace_errors(tmp_path, rng):
+    from fgsim.trace import subset_trace
+
+    src = tmp_path / "full.fgt"
+    write_random(src, rng)
+    with pytest.raises(FgTraceError, match=r"full\.fgt.*no entries match passes \[7\]"):
+        subset_trace(src, tmp_path / "sub.fgt", passes=[7])
+    with pytest.raises(FgTraceError, match="cannot overwrite its source"):
+        subset_trace(src, src, layers=[0])
+    assert not (tmp_path / "sub.fgt").exists()

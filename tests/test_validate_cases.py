@@ -67,3 +67,37 @@ def test_report_from_fake_measurements(tmp_path: Path) -> None:
     assert "| held-out | fg |" in text and (tmp_path / "scatter_fg.png").exists()
     m = metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.3]))
     assert m["max_ape"] > 9 and m["spearman"] == 1.0
+
+
+def test_trace_cases_spread_over_entries(tmp_path: Path) -> None:
+    from conftest import make_meta, random_mask
+
+    from fgsim.trace import PassInfo, write_trace
+    from fgsim.validate import case_list, trace_cases
+
+    rng = np.random.default_rng()
+    passes = tuple(PassInfo(i, i // 2, "cond" if i % 2 == 0 else "uncond") for i in range(4))
+    meta = make_meta(passes=passes, layers=(0, 1, 2), num_steps=2)
+    mask_of = {(p.index, la): random_mask(meta, rng) for p in passes for la in (0, 1, 2)}
+    write_trace(tmp_path / "a.fgt", meta, mask_of)
+    every = trace_cases(tmp_path, per_trace=0)
+    assert len(every) == 12
+    spread = trace_cases(tmp_path, per_trace=3)
+    assert [(c.pass_index, c.layer) for c in spread] == [(0, 0), (2, 0), (3, 2)]
+    assert all(c.structure == "trace" and c.split == "scored" for c in spread)
+    assert case_list("traces", traces_dir=str(tmp_path), per_trace=3) == spread
+    c = spread[1]
+    assert np.array_equal(case_mask(c), mask_of[(c.pass_index, c.layer)])
+
+
+def test_report_prefers_graph_timed_rows() -> None:
+    from fgsim.validate import select_rows
+
+    base = {"gpu_key": "h200", "case_id": "s1-001", "kernel": "fg", "block_n": "64", "num_stages": "3", "trace": ""}
+    rows = [dict(base, bench="do_bench median", date="2026-11-30", measured_ms="2.0"),
+            dict(base, bench="do_bench_cudagraph median", date="2026-11-28", measured_ms="1.0"),
+            dict(base, bench="do_bench_cudagraph median", date="2026-11-29", measured_ms="1.1"),
+            dict(base, kernel="dense", bench="do_bench median", date="2026-11-29", measured_ms="3.0")]
+    kept, superseded = select_rows(rows)
+    assert superseded == 2
+    assert [r["measured_ms"] for r in kept] == ["1.1", "3.0"]

@@ -64,7 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--capture-predictors", default="exact", help="comma-separated predictors for captures")
     p.add_argument("--capture-schedule", default="every:10", help="passes to capture: all | every:K | list")
     p.add_argument("--capture-layers", default=None, help="layers to capture: all | list like 0,2-5")
+    p.add_argument("--trace-dir", type=Path, default=None, help="where traces go (default --out)")
+    p.add_argument("--max-trace-mb", type=float, default=12.0,
+                   help="a larger trace keeps fewer layers (every other, then first and last) until it fits")
     return p
+
+
+def _fit_size(path: Path, max_mb: float) -> dict:
+    """Keep fewer layers of the trace at ``path`` (every other, then first and last, then the first) until it is
+    at most ``max_mb`` MiB; returns what was done."""
+    from fgsim.trace import open_trace, subset_trace
+
+    if path.stat().st_size <= max_mb * 2**20:
+        return {}
+    with open_trace(path) as tr:
+        layers = list(tr.meta.layers)
+    full = path.with_name(path.stem + ".full.fgt")
+    path.replace(full)
+    for keep in (layers[::2], sorted({layers[0], layers[-1]}), layers[:1]):
+        subset_trace(full, path, layers=keep)
+        if path.stat().st_size <= max_mb * 2**20:
+            break
+    full.unlink()
+    print(f"{path.name}: kept layers {keep} of {layers} to stay under {max_mb} MiB", flush=True)
+    return {"trimmed_to_layers": keep, "bytes": path.stat().st_size}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,7 +195,9 @@ def run(args: argparse.Namespace) -> None:
         for grid in args.capture:
             for name in [x.strip() for x in args.capture_predictors.split(",") if x.strip()]:
                 pred = make_predictor(name, threshold=args.threshold, block_m=args.block_m)
-                path = args.out / f"trace_{'x'.join(map(str, token_grid(*grid)))}_{name}.fgt"
+                tdir = args.trace_dir or args.out
+                tdir.mkdir(parents=True, exist_ok=True)
+                path = tdir / f"refdit-{'x'.join(map(str, token_grid(*grid)))}-{name}.fgt"
                 res, _ = capture_sample(model, first, grid, path, pred, steps=args.steps, guidance_scale=guidance,
                                         shift=shift, seed=args.seed, schedule=Schedule.parse(args.capture_schedule),
                                         layers=parse_layers(args.capture_layers),
@@ -180,6 +205,7 @@ def run(args: argparse.Namespace) -> None:
                 item = {"path": path.name, "grid_tokens": list(token_grid(*grid)), "predictor": pred.params(),
                         "entries": res.entries, "captured_passes": res.captured_passes,
                         "seconds": round(res.seconds, 2), "bytes": path.stat().st_size}
+                item.update(_fit_size(path, args.max_trace_mb))
                 report["captures"].append(item)
                 print("captured", item, flush=True)
     (args.out / "sample.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

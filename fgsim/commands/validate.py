@@ -18,7 +18,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("validate", help="validate the model: --measure on a GPU, else write the report",
                               description=__doc__)
     p.add_argument("--measure", action="store_true", help="time fgattn's kernels over the case list (GPU)")
-    p.add_argument("--cases", default="full", choices=("full", "tiny", "calib"))
+    p.add_argument("--cases", default="full", choices=("full", "traces", "tiny", "calib"),
+                   help="case list: full (scored synthetic + traces), traces (the traces' alone), calib, tiny")
+    p.add_argument("--per-trace", type=int, default=3,
+                   help="cases per trace, spread evenly over its entries (0: every entry)")
     p.add_argument("--seed", type=int, default=1, help="seed of the scored case list")
     p.add_argument("--traces", default="traces", help="directory of .fgt traces to include")
     p.add_argument("--out-dir", default="validation", help="report directory (results CSVs go to <out-dir>/results)")
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         from fgsim.validate import environment, measure
 
         env = environment()
-        cases = case_list(args.cases, args.seed, args.traces)
+        cases = case_list(args.cases, args.seed, args.traces, args.per_trace)
         if args.case_ids:
             want = {c.strip() for c in args.case_ids.split(",") if c.strip()}
             cases = [c for c in cases if c.case_id in want]
