@@ -9,7 +9,7 @@ activation passes as memory-bound traffic.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,9 @@ class ModelConfig:
     steps: int
     resolutions: dict[str, tuple[int, int, int]]
     sources: dict[str, str]
+    #: measured whole-generation non-self-attention seconds: {gpu: {resolution: s, "source": where from}}; used
+    #: instead of the FLOP/byte estimate on that GPU (models whose non-attention time is launch/host bound)
+    measured_non_attention: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def n_tokens(self, resolution: str) -> int:
         t, h, w = self.resolutions[resolution]
@@ -63,7 +66,9 @@ def load_model(name: str) -> ModelConfig:
                            text_position=str(d["text_position"]), passes_per_step=int(d["passes_per_step"]),
                            steps=int(d["steps"]),
                            resolutions={k: tuple(int(x) for x in v) for k, v in d["resolutions"].items()},
-                           sources=dict(d.get("sources", {})))
+                           sources=dict(d.get("sources", {})),
+                           measured_non_attention={str(g): dict(v) for g, v in
+                                                   d.get("measured_non_attention", {}).items()})
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
         raise FgsimError(f"{p}: malformed model file ({exc})") from None
 
@@ -176,10 +181,16 @@ def predict_generation(model: ModelConfig, info: Any, rp: Any, gpu: GPU) -> dict
     per_layer = non_attention_per_layer(model, info.n_tokens, gpu, gemm_eff, rp.params.hbm_bw_eff)
     calls = model.layers * model.steps * model.passes_per_step
     non_attn = sum(per_layer.values()) * calls
+    non_attn_src = "FLOP/byte estimate"
+    measured = model.measured_non_attention.get(gpu.name, {})
+    if res is not None and res in measured:
+        non_attn_src = f"measured on {gpu.name}: {measured.get('source', 'model file')} (estimate {non_attn:.3g} s)"
+        non_attn = float(measured[res])
     dense_total = rp.full_run_s("dense") + non_attn
     out: dict[str, Any] = {"model": model.name, "resolution": res or f"N={info.n_tokens}", "steps": model.steps,
                            "passes_per_step": model.passes_per_step, "layers": model.layers,
-                           "non_attention_s": non_attn, "non_attention_per_layer_s": per_layer,
+                           "non_attention_s": non_attn, "non_attention_source": non_attn_src,
+                           "non_attention_per_layer_s": per_layer,
                            "gemm_efficiency": gemm_eff, "gemm_efficiency_source": src, "kernels": {}}
     for k in rp.kernels:
         att = rp.full_run_s(k)

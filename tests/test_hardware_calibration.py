@@ -131,3 +131,37 @@ def test_predict_json_default_trace(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(out["kernels"]) == {"fg", "block", "dense"}
     assert out["kernels"]["dense"]["speedup_vs_dense"] == pytest.approx(1.0)
     assert out["parameters"]
+
+
+def test_end_to_end_uses_measured_non_attention_only_where_measured(capsys: pytest.CaptureFixture[str]) -> None:
+    # the reference DiT's model file carries a measured non-attention time for h200 only
+    trace = str(Path(__file__).resolve().parents[1] / "traces" / "refdit-8x16x28-pooled.fgt")
+    out = {}
+    for gpu in ("h200", "h100"):
+        assert main(["predict", trace, "--model", "fgsim-reference-dit", "--gpu", gpu, "--block-m", "64",
+                     "--json", "--no-progress"]) == 0
+        out[gpu] = json.loads(capsys.readouterr().out)["end_to_end"]
+    # the small grid has no measurement: both fall back to the FLOP/byte estimate
+    assert out["h200"]["non_attention_source"] == out["h100"]["non_attention_source"] == "FLOP/byte estimate"
+    for e in out.values():
+        dense = e["kernels"]["dense"]["generation_s"]
+        for k in e["kernels"].values():
+            assert k["generation_s"] == pytest.approx(k["attention_s"] + e["non_attention_s"])
+            assert k["speedup"] == pytest.approx(dense / k["generation_s"])
+
+
+def test_measured_non_attention_replaces_the_estimate() -> None:
+    from types import SimpleNamespace
+
+    from fgsim.endtoend import load_model, predict_generation
+    from fgsim.hardware import load_gpu
+
+    model = load_model("fgsim-reference-dit")
+    measured = model.measured_non_attention["h200"]["480p"]
+    info = SimpleNamespace(n_tokens=model.n_tokens("480p"))
+    rp = SimpleNamespace(kernels=("dense",), full_run_s=lambda k: 1.25,
+                         params=SimpleNamespace(hbm_bw_eff=0.8))
+    e = predict_generation(model, info, rp, load_gpu("h200"))
+    assert e["non_attention_s"] == measured and e["non_attention_source"].startswith("measured on h200")
+    e = predict_generation(model, info, rp, load_gpu("h100"))
+    assert e["non_attention_source"] == "FLOP/byte estimate" and e["non_attention_s"] < measured

@@ -131,8 +131,11 @@ def _print_table(rp: Any, e2e: dict[str, Any] | None) -> None:
     if e2e:
         print(f"end-to-end ({e2e['model']} {e2e['resolution']}, {e2e['steps']} steps x {e2e['passes_per_step']} "
               f"passes, {e2e['layers']} layers):")
-        print(f"  non-attention per generation: {_fmt_s(e2e['non_attention_s'])} "
-              f"(GEMM efficiency {e2e['gemm_efficiency']:.2f}, {e2e['gemm_efficiency_source']})")
+        if e2e["non_attention_source"].startswith("measured"):
+            print(f"  non-attention per generation: {_fmt_s(e2e['non_attention_s'])} ({e2e['non_attention_source']})")
+        else:
+            print(f"  non-attention per generation: {_fmt_s(e2e['non_attention_s'])} "
+                  f"(GEMM efficiency {e2e['gemm_efficiency']:.2f}, {e2e['gemm_efficiency_source']})")
         for k, v in e2e["kernels"].items():
             print(f"  {k:<6} attention {_fmt_s(v['attention_s']):>9}  generation {_fmt_s(v['generation_s']):>9}  "
                   f"attention share {v['attention_share'] * 100:5.1f}%  end-to-end speedup {v['speedup']:.3f}x")
