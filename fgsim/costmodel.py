@@ -10,7 +10,8 @@ never unpacked) are packed into tiles of ``BLOCK_N`` rows. Per tile (SM cycles, 
 * overlap: ``max(compute, memory) + alpha · min(compute, memory)`` (alpha calibrated, perfmodel.md §3.3);
 * issue: cp.async rows and gathered segments, index loads — executed by the same (non-specialised) warps.
 
-Plus per CTA: fixed cost, pipeline fill (first load latency + Q), epilogue (O write). Dense, block-sparse and
+Plus per CTA: fixed cost, pipeline fill (first load latency + Q), epilogue (O write); Q and O are compulsory HBM
+traffic and move at the SM's share of HBM bandwidth among the SMs the grid keeps busy. Dense, block-sparse and
 FG kernels are the same model with different tile addressing. Occupancy (CTAs per SM) comes from the launch
 configuration's shared memory, warps and registers; co-resident CTAs share an SM (scheduler ``gain``).
 A call's time is ``max(makespan, L2 floor, HBM floor) + launch overhead``; HBM traffic counts K/V reuse
@@ -86,6 +87,11 @@ class ModelParams:
     # CTA resident (see busy_scale), fitted on the calibration set (solo and full-SM uniform cases); without
     # an entry u = min(1, busy_scale * u_spec)
     busy: dict[str, float] = field(default_factory=dict, compare=True)
+    # per launch configuration with several CTAs per SM: how the stalls of co-resident CTAs line up, in [0, 1]:
+    # 0 = independent (the SM's bottleneck is busy 1 - (1 - u)^j with j CTAs), 1 = perfectly interleaved (a
+    # CTA's stall is always covered by another's work: busy min(1, j u), the SM saturates at 1/u CTA-speeds);
+    # the SM throughput is the mix of the two; without an entry 0 (fitted on the same solo/full-SM cases)
+    interleave: dict[str, float] = field(default_factory=dict, compare=True)
 
     def replace(self, **kw: float) -> ModelParams:
         from dataclasses import replace
@@ -94,9 +100,10 @@ class ModelParams:
 
     def as_dict(self) -> dict[str, float]:
         """Flat {name: value}; ``tile_scale`` entries appear as ``tile_scale/<config key>``."""
-        out = {k: float(v) for k, v in asdict(self).items() if k not in ("tile_scale", "busy")}
+        out = {k: float(v) for k, v in asdict(self).items() if k not in ("tile_scale", "busy", "interleave")}
         out.update({f"{TILE_SCALE}/{k}": float(v) for k, v in sorted(self.tile_scale.items())})
         out.update({f"{BUSY}/{k}": float(v) for k, v in sorted(self.busy.items())})
+        out.update({f"{INTERLEAVE}/{k}": float(v) for k, v in sorted(self.interleave.items())})
         return out
 
     def scale_for(self, cfg: KernelConfig) -> float:
@@ -109,24 +116,30 @@ class ModelParams:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "calibration") -> ModelParams:
-        names = {f.name for f in fields(cls)} - {"tile_scale", "busy"}
+        names = {f.name for f in fields(cls)} - {"tile_scale", "busy", "interleave"}
         kw: dict[str, Any] = {}
         scales: dict[str, float] = {}
         busy: dict[str, float] = {}
+        inter: dict[str, float] = {}
         for k, v in d.items():
             is_scale = k.startswith(TILE_SCALE + "/")
             is_busy = k.startswith(BUSY + "/")
-            if k not in names and not is_scale and not is_busy:
+            is_inter = k.startswith(INTERLEAVE + "/")
+            if k not in names and not is_scale and not is_busy and not is_inter:
                 raise FgsimError(f"{where}: unknown model parameter '{k}'")
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise FgsimError(f"{where}: parameter '{k}' must be a finite non-negative number, got {v!r}")
-            if is_scale or is_busy:
+            if is_inter:
+                if v > 1:
+                    raise FgsimError(f"{where}: parameter '{k}' must be in [0, 1]")
+                inter[k.split("/", 1)[1]] = float(v)
+            elif is_scale or is_busy:
                 if not v > 0 or (is_busy and v > 1):
                     raise FgsimError(f"{where}: parameter '{k}' must be positive" + (" and <= 1" if is_busy else ""))
                 (scales if is_scale else busy)[k.split("/", 1)[1]] = float(v)
             else:
                 kw[k] = float(v)
-        p = cls(**kw, tile_scale=scales, busy=busy)
+        p = cls(**kw, tile_scale=scales, busy=busy, interleave=inter)
         if not 0 < p.mma_eff <= 1.5 or not 0 <= p.overlap_alpha <= 1:
             raise FgsimError(f"{where}: parameters out of range (mma_eff in (0, 1.5], overlap_alpha in [0, 1])")
         return p
@@ -134,6 +147,7 @@ class ModelParams:
 
 TILE_SCALE = "tile_scale"
 BUSY = "busy"
+INTERLEAVE = "interleave"
 
 
 def config_key(cfg: KernelConfig) -> str:
@@ -154,6 +168,8 @@ def param_bounds(name: str) -> tuple[float, float]:
         return (0.3, 3.0)
     if name.startswith(BUSY + "/"):
         return (0.05, 1.0)
+    if name.startswith(INTERLEAVE + "/"):
+        return (0.0, 1.0)
     return PARAM_BOUNDS[name]
 
 
@@ -256,16 +272,19 @@ def occupancy(cfg: KernelConfig, gpu: GPU) -> tuple[int, str, int, int]:
     return max(1, lim[limiter]), limiter, smem, regs
 
 
-def coresident_rates(u: float, slots: int) -> np.ndarray:
+def coresident_rates(u: float, slots: int, interleave: float = 0.0) -> np.ndarray:
     """Per-CTA speed with j = 1..slots resident CTAs, relative to a CTA alone on its SM.
 
     One CTA keeps the SM's busiest unit busy a fraction ``u`` of its time; j CTAs stalling independently leave
     it idle (1 - u)^j of the time, so the SM's throughput is T(j) = (1 - (1 - u)^j) / u CTA-speeds and each
     CTA runs at T(j) / j: a partly filled SM is faster per CTA than a full one, but not proportionally.
+    ``interleave`` in [0, 1] mixes in the other limit, stalls that never coincide while another CTA has work:
+    T(j) = min(j, 1/u) (the SM's bottleneck saturates once j u >= 1).
     """
     u = float(min(max(u, 1e-6), 1.0))
+    a = float(min(max(interleave, 0.0), 1.0))
     j = np.arange(1, slots + 1, dtype=np.float64)
-    thr = (1.0 - (1.0 - u) ** j) / u
+    thr = (1.0 - a) * (1.0 - (1.0 - u) ** j) / u + a * np.minimum(j, 1.0 / u)
     rates = np.minimum(thr / j, 1.0)
     rates[0] = 1.0  # a CTA alone runs at its own speed by definition (no rounding below 1: fast scheduler path)
     return rates
@@ -279,14 +298,17 @@ def _skip_n(cfg: KernelConfig) -> int:
     return 0
 
 
-def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int) -> CtaTables:
-    """Per-count CTA cost tables for ``cfg`` on ``gpu`` at sequence length ``n_tokens`` (see module docstring)."""
+def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int,
+               n_ctas: int | None = None) -> CtaTables:
+    """Per-count CTA cost tables for ``cfg`` on ``gpu`` at sequence length ``n_tokens`` (see module docstring);
+    ``n_ctas``: the grid size (the SMs that share HBM bandwidth for Q and O; None: a grid filling the GPU)."""
     p = params
     elt = ELT_BYTES.get(cfg.dtype, 2)
     m, bn, d, n_tok = cfg.block_m, cfg.block_n, cfg.head_dim, int(n_tokens)
     f = gpu.tensor_flops(cfg.dtype)
     clk = gpu.clock_hz
     bw_sm = gpu.l2_bytes_per_s * p.l2_bw_eff / (gpu.sm_count * clk)  # bytes per cycle per SM
+    slots, limiter, smem, regs = occupancy(cfg, gpu)
     lat = gpu.memory_latency_cycles * p.latency_scale
     tma = bool(cfg.extra.get("tma", False)) and cfg.kernel != "fg"
     # Triton gives each pipelined load (num_stages-1)/(indirection levels+1) stages (kernels.md §3.1): the FG
@@ -361,8 +383,17 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int) 
     mem_last = mem_last * has_last
     t_last = t_last * has_last
     n_tiles = n_full + has_last
-    fill = lat + m * d * elt / bw_sm
-    epi = p.epilogue_cycles + m * d * elt / bw_sm
+    # Q (prologue) and O (epilogue) are compulsory HBM traffic outside the pipelined loop: each CTA moves them at
+    # its SM's share of HBM bandwidth among the SMs running CTAs at once (all of them for a full grid; a small
+    # grid's SMs each get more, up to the SM's L2 share)
+    active = float(gpu.sm_count if n_ctas is None else max(1, min(gpu.sm_count, n_ctas)))
+    bw_qo = min(bw_sm, gpu.hbm_bytes_per_s * p.hbm_bw_eff / (active * clk))
+    fill = lat + m * d * elt / bw_qo
+    if cfg.kernel == "fg":
+        # the gathered rows of the first tile are fetched before any compute can start; different query blocks
+        # gather different keys, so they are mostly first touches and come from HBM at the same share
+        fill = fill + np.minimum(keys, bn) * row_bytes * (1.0 / bw_qo - 1.0 / bw_sm)
+    epi = p.epilogue_cycles + m * d * elt / bw_qo
     # the loop ends with masked tiles outside the pipelined loop (1 tile; the block kernel's last block: M/BN
     # tiles): their load latency is exposed once per CTA that has any tile
     drain = lat * (max(1, cfg.block_m // bn) if cfg.kernel == "block" else 1) * (n_full + has_last > 0)
@@ -377,11 +408,10 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int) 
         logmiss = np.log(np.clip(1.0 - keys / n_tok, 1e-12, 1.0))
     comps = np.stack([c_mma, c_exp, c_mem, fixed, l2b, logmiss, keys])
     # occupancy and the SM sharing gain, from the busiest unit of a full tile
-    slots, limiter, smem, regs = occupancy(cfg, gpu)
     u = max((4.0 * m * bn * d / f) / t_full, (rows_full * row_bytes / bw_sm) / t_full,
             (m * bn / gpu.mufu_exp_per_clk_per_sm) / t_full)
     u_one = p.busy.get(config_key(cfg), u * p.busy_scale)
-    rates = coresident_rates(u_one, slots)
+    rates = coresident_rates(u_one, slots, p.interleave.get(config_key(cfg), 0.0))
     gain = float(max(1.0, slots * rates[-1]))
     occ = Occupancy(slots=slots, limiter=limiter, smem_bytes=smem, regs_per_thread=regs, gain=gain,
                     rates=tuple(float(x) for x in rates))
@@ -466,15 +496,16 @@ def predict_workload(wl: Workload, cfg: KernelConfig, gpu: GPU, params: ModelPar
         raise FgsimError("the trace has no captured (pass, layer) entries to predict")
     m, n = counts_m_n(cfg, stored_block_m)
     qb = -(-n_tok // m)
-    tabs = cta_tables(cfg, gpu, params, n_tok)
+    c0 = np.asarray(wl.counts(*ents[0], m=m, n=n if cfg.kernel != "dense" else 1))
+    heads0 = max(int(num_heads or 0), c0.shape[0] if c0.ndim == 2 else 1)
+    tabs = cta_tables(cfg, gpu, params, n_tok, n_ctas=heads0 * qb)
     occ = tabs.occupancy
     notes: list[str] = []
     per_call = np.zeros(len(ents))
     bds = np.zeros((len(ents), len(COMPONENTS)))
     flops = 0.0
     if cfg.kernel == "dense":
-        c0 = np.asarray(wl.counts(*ents[0], m=m, n=1))
-        heads = max(int(num_heads or 0), c0.shape[0])
+        heads = heads0
         idx = np.zeros((1, heads * qb), np.int64)
         ms, _, csum = simulate_calls(idx, tabs.work, tabs.comps, gpu.sm_count, occ.slots, occ.gain,
                                        np.array(occ.rates))
@@ -538,7 +569,7 @@ def predict_counts(counts: np.ndarray, n_tokens: int, cfg: KernelConfig, gpu: GP
 def timeline(counts: np.ndarray, n_tokens: int, cfg: KernelConfig, gpu: GPU, params: ModelParams
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-CTA (start_s, end_s, sm) of one call in launch order, for plots."""
-    tabs = cta_tables(cfg, gpu, params, n_tokens)
+    tabs = cta_tables(cfg, gpu, params, n_tokens, n_ctas=int(np.asarray(counts).size))
     c = np.zeros_like(np.asarray(counts)) if cfg.kernel == "dense" else np.asarray(counts)
     order = _launch_order(c, cfg)
     sch = simulate(tabs.work[order], gpu.sm_count, tabs.occupancy.slots, tabs.occupancy.gain,

@@ -53,6 +53,7 @@ def fit_rows(rows: list[dict[str, str]], gpu_name: str) -> tuple[Any, dict[str, 
     from fgsim.calibration import fit_params
     from fgsim.costmodel import (
         BUSY,
+        INTERLEAVE,
         PARAM_BOUNDS,
         TILE_SCALE,
         ModelParams,
@@ -73,11 +74,13 @@ def fit_rows(rows: list[dict[str, str]], gpu_name: str) -> tuple[Any, dict[str, 
     # free: every global parameter plus one tile factor per launch configuration in the measurements;
     # the launch terms start off zero so the fit can move them (x_scale follows the start value)
     keys = sorted({config_key(cfg) for _, _, cfg in prepared})
-    # and one single-CTA busy fraction per configuration that puts several CTAs on an SM
+    # and one single-CTA busy fraction and one stall-interleave fraction per configuration that puts several
+    # CTAs on an SM; hbm_bw_eff stays at the measured DRAM plateau (the Q/O prologue terms would otherwise
+    # trade it against the call-level HBM floor)
     multi = sorted({config_key(cfg) for _, _, cfg in prepared if occupancy(cfg, gpu)[0] > 1})
-    free = [n for n in PARAM_BOUNDS if n != "busy_scale"] + [f"{TILE_SCALE}/{k}" for k in keys] + \
-        [f"{BUSY}/{k}" for k in multi]
-    start = ModelParams(busy={k: 0.5 for k in multi}).replace(**{f"host_floor_us_{k}": 15.0 for k in ("fg", "block", "dense")},
+    free = [n for n in PARAM_BOUNDS if n not in ("busy_scale", "hbm_bw_eff")] + [f"{TILE_SCALE}/{k}" for k in keys] + \
+        [f"{BUSY}/{k}" for k in multi] + [f"{INTERLEAVE}/{k}" for k in multi]
+    start = ModelParams(busy={k: 0.5 for k in multi}, interleave={k: 0.4 for k in multi}).replace(**{f"host_floor_us_{k}": 15.0 for k in ("fg", "block", "dense")},
                                   **{f"launch_extra_us_{k}": 2.0 for k in ("fg", "block", "dense")})
     return fit_params(predict, meas, start=start, free=free)
 
