@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fgsim.validate import (
+    CALIB_STRUCTURES,
     CSV_FIELDS,
     Case,
     calibration_cases,
@@ -25,13 +26,13 @@ def test_case_lists_deterministic_and_disjoint() -> None:
     assert a == b and len(a) >= 150
     cal = calibration_cases()
     assert {c.seed for c in cal}.isdisjoint({c.seed for c in a})
-    assert all(c.structure == "uniform" for c in cal)
-    assert all(c.structure != "uniform" for c in a)
+    assert all(c.structure in CALIB_STRUCTURES for c in cal) and {c.structure for c in cal} == set(CALIB_STRUCTURES)
+    assert all(c.structure not in CALIB_STRUCTURES for c in a)
 
 
 def test_mask_regenerates_exactly_and_counts() -> None:
     rng = np.random.default_rng()
-    for st in ("random", "skewed", "band", "stripes", "mixed"):
+    for st in ("random", "skewed", "band", "stripes", "mixed", "uniform-blocks"):
         c = Case("x", "scored", st, 700, 2, 64, 64, float(rng.uniform(0.05, 0.9)), int(rng.integers(1 << 40)))
         m1, m2 = case_mask(c), case_mask(c)
         assert m1.shape == (2, 11, 700) and np.array_equal(m1, m2)
@@ -101,3 +102,13 @@ def test_report_prefers_graph_timed_rows() -> None:
     kept, superseded = select_rows(rows)
     assert superseded == 2
     assert [r["measured_ms"] for r in kept] == ["1.1", "3.0"]
+
+
+def test_uniform_blocks_keep_whole_64_key_blocks() -> None:
+    rng = np.random.default_rng()
+    c = Case("x", "calib", "uniform-blocks", 1000, 3, 64, 128, float(rng.uniform(0.1, 0.6)), int(rng.integers(1 << 40)))
+    mk = case_mask(c)
+    blocks = np.pad(mk, ((0, 0), (0, 0), (0, 24))).reshape(3, 8, -1, 64)
+    full = blocks[..., :40]  # the last block is ragged: 1000 = 15·64 + 40
+    assert np.all(full.all(-1) | ~full.any(-1))  # every block is all kept or all skipped
+    assert abs(mk.mean() - c.density) < 0.2
