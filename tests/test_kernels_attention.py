@@ -176,6 +176,43 @@ def test_fg_property(n: int, gran: int, density: float, layout: str) -> None:
     assert _err(out, ref) <= TOL, f"n={n} gran={gran} density={density:.2f}: {_err(out, ref):.2e}, seed {seed}"
 
 
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_return_lse(dtype: torch.dtype) -> None:
+    """(out, lse): lse float32 (B, H, N_q), natural log, -inf and output 0 on rows with no kept key;
+    the default output is unchanged."""
+    seed = _seed()
+    m, d, n, layout = 64, 64, 147, ("bhnd", "bnhd")[random.getrandbits(1)]
+    q, k, v = _qkv(1, 2, n, d, dtype, layout)
+    mask = _mask(1, 2, n, m, 1, 0.5)  # query block (0, 0, 0) empty
+    index = build_index(mask, block_m=m, order=True)
+    out, lse = fg_attention(q, k, v, index, block_m=m, layout=layout, out=_poisoned(q), return_lse=True)
+    ref, ref_lse = reference_attention(q, k, v, index, layout=layout, return_lse=True)
+    what = f"fg lse {dtype} {layout}"
+    _check(out, ref, what, seed)
+    assert lse.dtype == torch.float32 and lse.shape == (1, 2, n), f"{what}: {lse.dtype} {tuple(lse.shape)}"
+    assert bool(torch.isneginf(lse[0, 0, :m]).all()), f"{what}: empty rows not -inf, seed {seed}"
+    assert bool((_first_block(out, m, layout) == 0).all()), f"{what}: empty rows not zero, seed {seed}"
+    kept = torch.isfinite(ref_lse)
+    assert torch.equal(torch.isfinite(lse), kept), f"{what}: finite pattern differs, seed {seed}"
+    gap = float((lse.double()[kept] - ref_lse[kept]).abs().max())
+    assert gap <= 1e-3 * (1 + float(ref_lse[kept].abs().max())), f"{what}: lse off by {gap:.2e}, seed {seed}"
+    plain = fg_attention(q, k, v, index, block_m=m, layout=layout)
+    assert torch.equal(plain, out), f"{what}: return_lse changed the output, seed {seed}"
+    cfg = dataclasses.replace(attention.resolve_config("dense", q, m), block_n=32)
+    dout, dlse = dense_attention(q, k, v, block_m=m, layout=layout, config=cfg, return_lse=True, sm_scale=0.2)
+    dref, dref_lse = reference_attention(q, k, v, None, layout=layout, sm_scale=0.2, return_lse=True)
+    _check(dout, dref, f"dense lse {dtype}", seed)
+    assert float((dlse.double() - dref_lse).abs().max()) <= 1e-3 * (1 + float(dref_lse.abs().max())), f"seed {seed}"
+    bidx = block_index_from_mask(mask, block_m=m, n_keys=n)
+    bcfg = dataclasses.replace(attention.resolve_config("block", q, m), block_n=32)
+    bout, blse = block_sparse_attention(q, k, v, bidx, block_m=m, layout=layout, config=bcfg, return_lse=True)
+    bref, bref_lse = reference_attention(q, k, v, bidx, layout=layout, return_lse=True)
+    _check(bout, bref, f"block lse {dtype}", seed)
+    assert torch.equal(torch.isfinite(blse), torch.isfinite(bref_lse)), f"block lse -inf pattern, seed {seed}"
+    ok = torch.isfinite(bref_lse)
+    assert float((blse.double()[ok] - bref_lse[ok]).abs().max()) <= 1e-3 * (1 + float(bref_lse[ok].abs().max()))
+
 # ------------------------------------------------------------------------------------- indices
 @pytest.mark.parametrize("gran", [1, 16, 64])
 def test_build_index_matches_nonzero(gran: int) -> None:

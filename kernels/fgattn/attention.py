@@ -94,7 +94,7 @@ def _tile(base, desc, stride, t, Indices, lo, ent0, r_off, offs_n, offs_d, no_ma
 
 @triton.jit
 def _attn_fwd(
-    Q, K, V, Out, Offsets, Indices, Order, qk_scale,
+    Q, K, V, Out, Lse, Offsets, Indices, Order, qk_scale,
     stride_qb, stride_qh, stride_qn,
     stride_kb, stride_kh, stride_kn,
     stride_vb, stride_vh, stride_vn,
@@ -103,6 +103,7 @@ def _attn_fwd(
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
     MODE: tl.constexpr, IDX_AHEAD: tl.constexpr, ORDERED: tl.constexpr,
     NUM_STAGES: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr, OVERLAP: tl.constexpr,
+    RETURN_LSE: tl.constexpr,
 ):
     if ORDERED:  # longest-first row order within each head
         row = tl.load(Order + tl.program_id(0))
@@ -221,6 +222,9 @@ def _attn_fwd(
     out = acc / l_safe[:, None]
     o_ptrs = o_base + offs_m[:, None] * stride_on + offs_d[None, :]
     tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=q_ok[:, None])
+    if RETURN_LSE:  # natural-log log-sum-exp of the scaled scores per query row; -inf for no kept key
+        lse = tl.where(l_i == 0.0, float("-inf"), (m_i + tl.math.log2(l_safe)) * 0.6931471805599453)
+        tl.store(Lse + bh.to(tl.int64) * N_Q + offs_m, lse, mask=q_ok)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -319,7 +323,8 @@ def _launch(
     layout: str,
     sm_scale: float | None,
     out: torch.Tensor | None,
-) -> torch.Tensor:
+    return_lse: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     b, h, nq, nk, d = _check_qkv(q, k, v, layout)
     if cfg.block_n not in (16, 32, 64, 128) or cfg.block_m % cfg.block_n and mode == MODE_BLOCK:
         raise ValueError(f"config: block_n={cfg.block_n} invalid for block_m={cfg.block_m}")
@@ -332,6 +337,7 @@ def _launch(
     scale = (1.0 / math.sqrt(d)) if sm_scale is None else float(sm_scale)
     qb = triton.cdiv(nq, cfg.block_m)
     dummy = torch.zeros(2, dtype=torch.int32, device=q.device)
+    lse = torch.empty(b, h, nq, dtype=torch.float32, device=q.device) if return_lse else None
     offsets = index.offsets if index is not None else dummy
     indices = index.indices if index is not None else dummy
     order = index.order if index is not None and index.order is not None and cfg.option("lpt", True) else None
@@ -340,15 +346,15 @@ def _launch(
         _ensure_allocator()
     grid = (b * h * qb, 1) if order is not None else (qb, b * h)
     _attn_fwd[grid](
-        q, k, v, out, offsets, indices, order if order is not None else dummy, scale * _LOG2E,
+        q, k, v, out, lse if lse is not None else dummy, offsets, indices, order if order is not None else dummy, scale * _LOG2E,
         *_strides(q, layout), *_strides(k, layout), *_strides(v, layout), *_strides(out, layout),
         h, nq, nk, qb,
         HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GRAN_N=cfg.gran_n,
         MODE=mode, IDX_AHEAD=int(cfg.option("idx_ahead", 0)), ORDERED=order is not None,
         NUM_STAGES=cfg.num_stages, USE_TMA=use_tma, OVERLAP=bool(cfg.option("overlap", False)), WARP_SPEC=use_tma and bool(cfg.option("warp_specialize", False)),
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        RETURN_LSE=lse is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
-    return out
+    return (out, lse) if lse is not None else out
 
 
 def _check_index_shape(index: FgIndex, b: int, h: int, nq: int, nk: int, block_m: int, gran_n: int) -> None:
@@ -377,8 +383,8 @@ def _check_index_shape(index: FgIndex, b: int, h: int, nq: int, nk: int, block_m
 def _sparse_launch(
     mode: int, arg: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, index: FgIndex, block_m: int,
     gran_n: int, layout: str, sm_scale: float | None, config: LaunchConfig | None, check: bool,
-    out: torch.Tensor | None,
-) -> torch.Tensor:
+    out: torch.Tensor | None, return_lse: bool,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Shared front half of the two index-driven kernels: validate shapes and index, resolve the config, launch."""
     b, h, nq, nk, _ = _check_qkv(q, k, v, layout)
     cfg = resolve_config("fg" if mode == MODE_FG else "block", q, block_m, gran_n, config)
@@ -387,7 +393,7 @@ def _sparse_launch(
         raise ValueError(f"{arg}: on {index.indices.device}, q on {q.device}")
     if check:
         check_index(index)
-    return _launch(mode, q, k, v, index, cfg, layout, sm_scale, out)
+    return _launch(mode, q, k, v, index, cfg, layout, sm_scale, out, return_lse)
 
 
 def fg_attention(
@@ -403,7 +409,8 @@ def fg_attention(
     config: LaunchConfig | None = None,
     check: bool = False,
     out: torch.Tensor | None = None,
-) -> torch.Tensor:
+    return_lse: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Fine-grained sparse attention: query block b attends only to the key runs its index lists.
 
     Args:
@@ -418,11 +425,16 @@ def fg_attention(
         config: launch configuration (default: the tuned table entry for this GPU).
         check: validate the index first (:func:`fgattn.check_index`, O(nnz), one sync).
         out: optional output tensor (same shape/dtype as q).
+        return_lse: also return the log-sum-exp of each query row.
 
     Returns:
-        Output in q's layout and dtype; a query block with no kept key is all zeros.
+        Output in q's layout and dtype; a query block with no kept key is all zeros.  With
+        ``return_lse``: ``(out, lse)``, lse float32 (B, H, N_q) = ln Σ_kept exp(sm_scale·q·k)
+        (natural log, per query row; ``-inf`` for a row with no kept key), e.g. to merge
+        partial results of ring / context-parallel attention.
     """
-    return _sparse_launch(MODE_FG, "index", q, k, v, index, block_m, gran_n, layout, sm_scale, config, check, out)
+    return _sparse_launch(MODE_FG, "index", q, k, v, index, block_m, gran_n, layout, sm_scale, config, check, out,
+                          return_lse)
 
 
 def block_sparse_attention(
@@ -437,14 +449,15 @@ def block_sparse_attention(
     config: LaunchConfig | None = None,
     check: bool = False,
     out: torch.Tensor | None = None,
-) -> torch.Tensor:
+    return_lse: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Block-sparse attention over kept M×M blocks (contiguous tile loads).
 
     ``block_index`` lists kept key blocks (units of ``block_m`` keys), e.g. from
     :func:`fgattn.block_index_from_mask`.  Other arguments as :func:`fg_attention`.
     """
     return _sparse_launch(MODE_BLOCK, "block_index", q, k, v, block_index, block_m, block_m, layout, sm_scale,
-                          config, check, out)
+                          config, check, out, return_lse)
 
 
 def dense_attention(
@@ -457,8 +470,9 @@ def dense_attention(
     sm_scale: float | None = None,
     config: LaunchConfig | None = None,
     out: torch.Tensor | None = None,
-) -> torch.Tensor:
+    return_lse: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Dense (non-causal) attention with the same kernel body; arguments as :func:`fg_attention`."""
     _check_qkv(q, k, v, layout)
     cfg = resolve_config("dense", q, block_m, 1, config)
-    return _launch(MODE_DENSE, q, k, v, None, cfg, layout, sm_scale, out)
+    return _launch(MODE_DENSE, q, k, v, None, cfg, layout, sm_scale, out, return_lse)
