@@ -6,20 +6,31 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from fgsim import __version__
 from fgsim.commands import COMMANDS
 from fgsim.errors import FgsimError
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line plus a hint (exit 2), not the whole usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``<prog>: error: <message>`` and a one-line hint, then exit with status 2."""
+        sys.stderr.write(f"{self.prog}: error: {message.splitlines()[0] if message else 'bad arguments'}\n"
+                         f"hint: '{self.prog} --help' lists the arguments\n")
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every available subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="fgsim",
         description="Predict and validate the speed of fine-grained sparse attention for video DiTs.",
     )
     parser.add_argument("--version", action="version", version=f"fgsim {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in COMMANDS:
         try:
             module = importlib.import_module(f"fgsim.commands.{name}")
@@ -34,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (2 for bad input, with one line on stderr)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) or a bad argument (2, already reported)
+        return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
         parser.print_help()
         return 2

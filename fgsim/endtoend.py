@@ -84,8 +84,9 @@ def _resolution(model: ModelConfig, resolution: str | None) -> str:
 class SyntheticDensityCounts:
     """Synthesized kept-key counts at a model's shape (no masks): NOT a captured trace.
 
-    Each (layer, head, query block) keeps ``density·N·f_head·g_block`` keys (lognormal head factor, ±30%
-    frame-periodic block variation, fixed seed), identical for every pass. Coarser counts (n > 1) assume
+    Each (layer, head, query block) keeps ``s·density·N·f_head·g_block`` keys (lognormal head factor, ±30%
+    frame-periodic block variation, fixed seed), identical for every pass; ``s`` is chosen so that the counts,
+    clipped to [1, N], keep ``density`` of the keys on average (the density reported is the one simulated). Coarser counts (n > 1) assume
     window-like clustering: a kept key pulls in ``1 + 0.05·log2(n)`` of its n-tile on average.
     """
 
@@ -112,7 +113,7 @@ class SyntheticDensityCounts:
             fh /= fh.mean()
             pos = (np.arange(qb) * m) % self.frame_tokens / self.frame_tokens
             gb = 1.0 + 0.3 * np.sin(2 * np.pi * pos)[None, :] + 0.1 * rng.standard_normal((self.heads, qb))
-            keys = np.clip(self.density * n_tok * fh[:, None] * gb, 1, n_tok)
+            keys = _fill_to_density(self.density * n_tok * fh[:, None] * gb, self.density * n_tok, n_tok)
             if n > 1:
                 infl = 1.0 + 0.05 * np.log2(n)
                 c = np.minimum(np.ceil(keys * infl / n), -(-n_tok // n))
@@ -120,6 +121,19 @@ class SyntheticDensityCounts:
                 c = np.round(keys)
             self._cache[key] = c.astype(np.int32)
         return self._cache[key]
+
+
+def _fill_to_density(raw: np.ndarray, mean_keys: float, n_tok: int) -> np.ndarray:
+    """``raw`` kept keys per (head, query block) scaled so that, clipped to [1, N], they average ``mean_keys``:
+    clipping alone would lower the density a run reports (1.0 would realise 0.77)."""
+    lo, hi = 0.0, float(n_tok) / max(float(raw.min()), 1e-9) + 1.0
+    for _ in range(60):  # bisection on the scale: the clipped mean grows monotonically with it
+        mid = 0.5 * (lo + hi)
+        if np.clip(raw * mid, 1, n_tok).mean() < mean_keys:
+            lo = mid
+        else:
+            hi = mid
+    return np.clip(raw * hi, 1, n_tok)
 
 
 def synthetic_workload(model: ModelConfig, resolution: str | None, density: float | None = None,

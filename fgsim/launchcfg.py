@@ -71,10 +71,42 @@ def _fallback(kernel: str, head_dim: int, block_m: int, gran_n: int, dtype: str)
                         source="fgsim fallback (fgattn.launch not importable): Triton tutorial-like BLOCK_N=64, 3 stages")
 
 
+#: Launch options that need Hopper-class hardware (TMA tensor descriptors, warp specialisation); a
+#: configuration borrowed by an older architecture runs without them.
+HOPPER_ONLY_OPTIONS = ("tma", "warp_specialize")
+#: GPU architectures (``fgsim/data/gpus/*.json`` ``arch``) that have TMA and warp specialisation.
+TMA_ARCHS = ("hopper", "blackwell")
+
+
+def _strip_hopper_options(cfg: KernelConfig, gpu: str) -> KernelConfig:
+    """A borrowed configuration without the options ``gpu`` lacks (TMA, warp specialisation), saying so."""
+    from dataclasses import replace
+
+    from fgsim.hardware import load_gpu
+
+    try:
+        arch = load_gpu(gpu).arch
+    except FgsimError:
+        return cfg
+    dropped = [k for k in HOPPER_ONLY_OPTIONS if cfg.extra.get(k)]
+    if arch in TMA_ARCHS or not dropped:
+        return cfg
+    extra = {**cfg.extra, **{k: False for k in dropped}}
+    return replace(cfg, extra=extra, source=f"{cfg.source}; {', '.join(dropped)} off ({gpu} is {arch}: "
+                                            "no TMA / warp specialisation)")
+
+
+def adaptation(cfg: KernelConfig) -> str:
+    """What was changed in a configuration borrowed from another GPU (shrunk, options off), '' if nothing."""
+    parts = [x for x in cfg.source.split("; ") if x.startswith("shrunk to fit") or " off (" in x]
+    return "; ".join(parts)
+
+
 def _fit_shared_memory(cfg: KernelConfig, gpu: str) -> KernelConfig:
     """A borrowed configuration shrunk until it fits ``gpu``'s shared memory per CTA: fewer pipeline stages
-    (down to 2), then narrower key tiles (down to 32) — what tuning on that GPU would have to do. The
-    compiled-kernel figures recorded for the lending GPU no longer apply and are dropped."""
+    (down to 2), then narrower key tiles (down to 32, never below the FG key granularity; the block kernel's
+    tile stays a divisor of BLOCK_M) — what tuning on that GPU would have to do. The compiled-kernel figures
+    recorded for the lending GPU no longer apply and are dropped."""
     from dataclasses import replace
 
     from fgsim.costmodel import shared_bytes
@@ -90,7 +122,8 @@ def _fit_shared_memory(cfg: KernelConfig, gpu: str) -> KernelConfig:
     out = replace(cfg, extra=extra)
     while shared_bytes(out) > limit and out.num_stages > 2:
         out = replace(out, num_stages=out.num_stages - 1)
-    while shared_bytes(out) > limit and out.block_n > 32 and out.kernel != "block":
+    min_n = max(32, out.gran_n) if out.kernel == "fg" else 32
+    while shared_bytes(out) > limit and out.block_n // 2 >= min_n:
         out = replace(out, block_n=out.block_n // 2)
     return replace(out, source=f"{cfg.source}; shrunk to fit {gpu}'s {limit} B shared memory per CTA "
                                f"(stages {cfg.num_stages}->{out.num_stages}, BLOCK_N {cfg.block_n}->{out.block_n})")
@@ -124,7 +157,7 @@ def launch_config(kernel: str, gpu: str, head_dim: int, block_m: int, gran_n: in
                            layout=str(getattr(lc, "layout", "bhnd")),
                            source=note + str(getattr(lc, "source", "fgattn.launch")), extra=extra)
     if mod is not None and note:
-        cfg = _fit_shared_memory(cfg, gpu)
+        cfg = _fit_shared_memory(_strip_hopper_options(cfg, gpu), gpu)
     if overrides:
         from dataclasses import replace
 

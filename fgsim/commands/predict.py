@@ -1,39 +1,76 @@
-"""``fgsim predict``: predicted kernel time per call and per run, speedup over dense, and its breakdown."""
+"""``fgsim predict``: predicted kernel time per call and per run, speedup over dense, and its breakdown.
+
+Speedups are over the best dense configuration of each GPU (the fastest dense launch configuration the trace
+allows), named in the header; it is computed even when --kernel leaves dense out. The full run weights each
+captured call by the calls of the whole run it stands for (nearest captured step, then nearest layer).
+Several GPUs (--gpu h100,h200,b200 or all) are compared side by side.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fgsim.commands._args import density, gpu_list, int_range, power_of_two
 from fgsim.costmodel import COMPONENTS, iter_kernels
 from fgsim.errors import FgsimError
+
+WIDTH = 100  # the table and its notes fit a 100-column terminal
+LEGEND = "legend: M x N tile, g keys skipped together, w warps, s stages, CTAs per SM; % = share of time"
+EXPLAIN = """\
+How to read this table
+  per call   mean predicted time of one attention call over the captured calls
+  full run   every captured call's time x the number of calls of the whole run it stands for (the nearest
+             captured denoising step, then the nearest captured layer), summed over all calls of the run
+  speedup    best dense full run / this kernel's full run; the best dense configuration is named above
+  config     M = BLOCK_M (queries per CTA), N = BLOCK_N (keys per tile), g = keys skipped together (1: M x 1
+             slices, FG-Attn; M: M x M blocks), w = warps per CTA, s = pipeline stages, n/SM = CTAs resident
+             per SM
+  mma        tensor-core matrix multiplies (Q.K^T and P.V)
+  exp        softmax: exponentials and the FP32 rescaling
+  memory     K/V loads not hidden behind compute (L2 / HBM bandwidth and latency, index loads)
+  tail       SMs idle at the end of the call waiting for the last CTAs (load imbalance)
+  fixed      per-CTA setup, epilogue, kernel launch and host overhead"""
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("predict", help="predict dense / block-sparse / FG attention time from a trace",
-                              description=__doc__)
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("trace", nargs="?", help=".fgt trace (default: the embedded default trace)")
-    p.add_argument("--gpu", default="h200", help="GPU name or description .json (default h200)")
-    p.add_argument("--kernel", default="fg,block,dense", help="comma-separated kernels (fg,block,dense)")
-    p.add_argument("--block-m", type=int, choices=(64, 128), help="query block M (default 128 if the trace allows)")
-    p.add_argument("--gran-n", type=int, default=1, choices=(1, 16, 64), help="FG key granularity (default 1)")
-    p.add_argument("--dtype", default="bf16", choices=("bf16", "fp16"))
-    p.add_argument("--num-stages", type=int, help="what-if: override num_stages")
-    p.add_argument("--block-n", type=int, help="what-if: override BLOCK_N")
-    p.add_argument("--order", choices=("natural", "lpt"), default="natural",
-                   help="CTA launch order of sparse kernels (lpt = FgIndex.order, heaviest first)")
-    p.add_argument("--calibration", help="calibration .json to use instead of the GPU's own")
-    p.add_argument("--model", help="end-to-end: model config (e.g. wan2.1-1.3b); without a trace, synthesize counts")
-    p.add_argument("--resolution", default=None, help="with --model: 480p or 720p (default: the model's first)")
-    p.add_argument("--density", type=float, default=None, help="with --model and no trace: kept-key density")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--plot", help="write a PNG: per-SM timeline of one call and time per layer")
-    p.add_argument("--no-progress", action="store_true")
+    hw = p.add_argument_group("hardware")
+    hw.add_argument("--gpu", type=gpu_list, default="h200",
+                    help="GPU name, .json description, a comma-separated list to compare (h100,h200,b200) or "
+                         "'all' (default h200)")
+    hw.add_argument("--calibration", help="calibration .json to use instead of the GPU's own")
+    kern = p.add_argument_group("kernels")
+    kern.add_argument("--kernel", default="fg,block,dense", help="comma-separated kernels to predict: fg, block, "
+                      "dense (default all three; the dense reference is computed either way)")
+    kern.add_argument("--block-m", type=int, choices=(64, 128), help="query block M (default 128 if the trace "
+                      "allows)")
+    kern.add_argument("--gran-n", type=int, default=1, choices=(1, 16, 64), help="FG key granularity (default 1)")
+    kern.add_argument("--dtype", default="bf16", choices=("bf16", "fp16"), help="element type (default bf16)")
+    kern.add_argument("--order", choices=("natural", "lpt"), default="natural",
+                      help="CTA launch order of sparse kernels (lpt = FgIndex.order, heaviest first)")
+    wi = p.add_argument_group("what-if (applied to every kernel listed; the dense reference keeps the table's)")
+    wi.add_argument("--num-stages", type=int_range(1, 8), help="override num_stages (1..8)")
+    wi.add_argument("--block-n", type=power_of_two(16, 256), help="override BLOCK_N (power of two, 16..256)")
+    e2e = p.add_argument_group("end-to-end (whole generation)")
+    e2e.add_argument("--model", help="model config (e.g. wan2.1-1.3b); without a trace, counts are synthesized")
+    e2e.add_argument("--resolution", default=None, help="with --model: 480p or 720p (default: the model's first)")
+    e2e.add_argument("--density", type=density, default=None,
+                     help="with --model and no trace: kept-key density in (0, 1] (default 0.6)")
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    out.add_argument("--plot", metavar="PNG", help="write a PNG: one GPU: per-SM timeline of one call and time "
+                     "per layer; several GPUs: full-run time per kernel and GPU")
+    out.add_argument("--explain", action="store_true", help="explain every column after the table")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _fmt_s(s: float) -> str:
@@ -44,14 +81,72 @@ def _fmt_s(s: float) -> str:
     return f"{s * 1e6:.1f} us"
 
 
+def _wrap(text: str) -> list[str]:
+    return textwrap.wrap(text, width=WIDTH, subsequent_indent="    ", break_long_words=False) or [""]
+
+
+def _warn(msg: str) -> None:
+    print(f"fgsim predict: warning: {msg}", file=sys.stderr)
+
+
+def _check_args(args: argparse.Namespace) -> list[str]:
+    """Every check that needs no work: FgsimError on bad input, warnings for ignored options; the kernels."""
+    from fgsim.fileio import check_output_path, require_matplotlib
+
+    kernels = iter_kernels(args.kernel.split(","))
+    if len(set(kernels)) != len(kernels):
+        raise FgsimError(f"--kernel: a kernel is listed twice in {args.kernel!r}")
+    if args.plot:
+        check_output_path(args.plot, "--plot", (".png",))
+        require_matplotlib()
+    if args.trace and not Path(args.trace).is_file():
+        raise FgsimError(f"{args.trace}: no such file")
+    if args.calibration and not Path(args.calibration).is_file():
+        raise FgsimError(f"--calibration: {args.calibration}: no such file")
+    if args.model is None:
+        for opt in ("density", "resolution"):
+            if getattr(args, opt) is not None:
+                _warn(f"--{opt} is ignored without --model")
+    elif args.trace and args.density is not None:
+        _warn("--density is ignored with a trace: the trace's own counts are used")
+    return kernels
+
+
+def _dense_reference(wl: Any, info: Any, gpu: Any, args: argparse.Namespace, overrides: dict[str, Any],
+                     kernels: list[str], rp: Any) -> tuple[float, Any, str]:
+    """(full-run seconds, KernelPrediction, label) of the fastest dense configuration for ``gpu``: the launch
+    table's at every M the trace allows, and the what-if dense row when --kernel lists dense."""
+    from fgsim.runpredict import predict_run
+
+    cands = []
+    if "dense" in kernels:
+        cands.append((rp.full_run_s("dense"), rp.kernels["dense"], "as listed"))
+    for m in (64, 128):
+        if m % info.block_m or m > 128:
+            continue
+        try:
+            r = predict_run(wl, info, gpu, ["dense"], block_m=m, dtype=args.dtype, calibration=args.calibration,
+                            params=rp.params)
+        except FgsimError:
+            continue
+        cands.append((r.full_run_s("dense"), r.kernels["dense"], "launch table"))
+    if not cands:
+        raise FgsimError(f"no dense configuration runs on {gpu.name} for this trace")
+    return min(cands, key=lambda c: c[0])
+
+
+def _desc(kp: Any) -> str:
+    c = kp.config
+    return f"M{c.block_m} N{c.block_n} g{c.gran_n} w{c.num_warps} s{c.num_stages} {kp.occupancy.slots}/SM"
+
+
 def run(args: argparse.Namespace) -> int:
+    from fgsim.fileio import PendingWrites
     from fgsim.hardware import load_gpu
     from fgsim.runpredict import predict_run, run_info_from_trace
 
-    kernels = iter_kernels(args.kernel.split(","))
-    if "dense" not in kernels:
-        kernels.append("dense")  # the speedup reference
-    gpu = load_gpu(args.gpu)
+    kernels = _check_args(args)
+    gpus = [load_gpu(g) for g in args.gpu]
     overrides = {k: v for k, v in (("num_stages", args.num_stages), ("block_n", args.block_n)) if v is not None}
     progress = not args.no_progress and not args.json
     model = None
@@ -59,7 +154,9 @@ def run(args: argparse.Namespace) -> int:
         from fgsim.endtoend import load_model
 
         model = load_model(args.model)
+    _numba_notice()
     tr = None
+    results = []
     try:
         if args.trace or model is None:
             from fgsim.trace import default_trace_path, open_trace
@@ -68,97 +165,236 @@ def run(args: argparse.Namespace) -> int:
             tr = open_trace(path)
             wl: Any = tr
             info = run_info_from_trace(tr, source=str(path))
+            kind = str(tr.meta.provenance.get("kind", ""))
         else:
             from fgsim.endtoend import synthetic_workload
 
             wl, info = synthetic_workload(model, args.resolution, density=args.density)
+            kind = "synthesized"
         if model is not None and tr is not None:
             from fgsim.endtoend import check_trace_matches
 
             check_trace_matches(model, info)
-        if args.order == "lpt":
-            overrides["extra_order"] = "lpt"
-        extra_order = overrides.pop("extra_order", None)
-        rp = predict_run(wl, info, gpu, kernels, block_m=args.block_m, gran_n=args.gran_n, dtype=args.dtype,
-                         calibration=args.calibration, overrides=overrides, progress=progress,
-                         order=extra_order)
-        e2e = None
-        if model is not None:
-            from fgsim.endtoend import predict_generation
+        for gpu in gpus:
+            try:
+                rp = predict_run(wl, info, gpu, kernels, block_m=args.block_m, gran_n=args.gran_n, dtype=args.dtype,
+                                 calibration=args.calibration, overrides=dict(overrides), progress=progress,
+                                 order="lpt" if args.order == "lpt" else None)
+                ref = _dense_reference(wl, info, gpu, args, overrides, kernels, rp)
+            except FgsimError as exc:
+                where = f"{info.source}: " if tr is not None and info.source not in str(exc) else ""
+                raise FgsimError(f"{where}{gpu.name}: {exc}" if len(gpus) > 1 else f"{where}{exc}") from None
+            e2e = None
+            if model is not None:
+                from fgsim.endtoend import predict_generation
 
-            e2e = predict_generation(model, info, rp, gpu)
-        if args.json:
-            out = rp.to_json()
-            if e2e is not None:
-                out["end_to_end"] = e2e
-            json.dump(out, sys.stdout, indent=1)
-            print()
-        else:
-            _print_table(rp, e2e)
+                from dataclasses import replace
+
+                # the end-to-end baseline is the same best dense configuration the kernel speedups use
+                base = {k: v for k, v in rp.kernels.items() if k != "dense"}
+                e2e = predict_generation(model, info, replace(rp, kernels={**base, "dense": ref[1]}), gpu)
+                e2e["notes"] = _e2e_notes(model, gpu, e2e)
+            results.append((gpu, rp, ref, e2e))
+        pending = PendingWrites()
         if args.plot:
-            _plot(rp, wl, args.plot)
-            if not args.json:
-                print(f"plot written to {args.plot}")
+            pending.add(args.plot, _plot_one(results[0][1], wl) if len(results) == 1 else _plot_gpus(results))
     finally:
         if tr is not None:
             tr.close()
+    if args.json:
+        json.dump(_json(results, kind), sys.stdout, indent=1)
+        print()
+    else:
+        lines = _table_one(results[0], kind) if len(results) == 1 else _table_gpus(results, kind)
+        print("\n".join(lines))
+        if args.explain:
+            print(EXPLAIN)
+    for p in pending.commit():
+        print(f"plot written to {p}", file=sys.stderr)
     return 0
 
 
-def _print_table(rp: Any, e2e: dict[str, Any] | None) -> None:
+def _numba_notice() -> None:
+    """One line on stderr when the scheduler's numba code has no up-to-date cache (its first compile takes
+    ~15-25 s after an install or an edit)."""
+    import glob
+    import os
+
+    src = Path(__file__).resolve().parents[1] / "scheduler.py"
+    dirs = [Path(os.environ["NUMBA_CACHE_DIR"])] if os.environ.get("NUMBA_CACHE_DIR") else []
+    dirs.append(src.parent / "__pycache__")
+    found = [f for d in dirs for f in glob.glob(str(d / "**" / "scheduler.*.nbi"), recursive=True)]
+    if not found or min(os.path.getmtime(f) for f in found) < src.stat().st_mtime:
+        print("fgsim: compiling the scheduler (numba, once after install: ~20 s) ...", file=sys.stderr,
+              flush=True)
+
+
+def _e2e_notes(model: Any, gpu: Any, e2e: dict[str, Any]) -> list[str]:
+    """Say when this GPU's non-attention time is an estimate while the model file measured another GPU."""
+    measured = {g: v for g, v in model.measured_non_attention.items() if g != gpu.name}
+    if e2e["non_attention_source"].startswith("measured") or not measured:
+        return []
+    other = ", ".join(f"{g} ({_fmt_s(float(v[r]))} at {r})" for g, v in measured.items() for r in v if r != "source")
+    return [f"{model.name}'s non-attention time was measured on {other}, not on {gpu.name}: the {gpu.name} "
+            "figure is the FLOP/byte estimate, which may be far off for a launch-bound model"]
+
+
+def _header(rp: Any, kind: str) -> list[str]:
     info = rp.info
-    print(f"run: {info.name} ({info.source or 'synthetic counts'}), N={info.n_tokens}, heads={info.num_heads}, "
-          f"D={info.head_dim}; {len(rp.weights)} captured calls of {info.full_calls} in the full run")
-    print(f"gpu: {rp.gpu.name} ({rp.gpu.full_name}); parameters: {rp.params_note}")
-    dense = rp.kernels["dense"]
-    hdr = (f"{'kernel':<6} {'config':<34} {'per call':>10} {'captured':>10} {'full run':>10} {'speedup':>8}  "
-           + " ".join(f"{c:>6}" for c in COMPONENTS))
-    print(hdr)
+    lines: list[str] = []
+    if kind == "synthesized":
+        lines += _wrap(f"run: {info.name}, N={info.n_tokens}, {info.num_heads} heads, D={info.head_dim}; "
+                       f"SYNTHESIZED counts ({info.source.split('(', 1)[-1].split(';')[0]}), no trace: "
+                       f"{len(rp.weights)} calls simulated")
+    else:
+        lines += _wrap(f"trace: {info.source} ({kind or 'trace'} run of {info.name})")
+        lines += _wrap(f"run: N={info.n_tokens}, {info.num_heads} heads, D={info.head_dim}; {len(rp.weights)} "
+                       f"captured calls stand for the {info.full_calls} calls of the full run")
+    return lines
+
+
+def _speedup(ref: tuple[float, Any, str], full: float) -> float:
+    return ref[0] / max(full, 1e-30)
+
+
+def _ref_label(ref: tuple[float, Any, str]) -> str:
+    kp = ref[1]
+    return f"{_desc(kp)}, {_fmt_s(ref[0])} full run"
+
+
+def _table_one(result: tuple[Any, Any, Any, Any], kind: str) -> list[str]:
+    gpu, rp, ref, e2e = result
+    lines = _header(rp, kind)
+    lines += _wrap(f"gpu: {gpu.name} ({gpu.full_name}); parameters: {rp.params_note}")
+    lines += _wrap(f"speedup: over the best dense config for {gpu.name}, {_ref_label(ref)}")
+    lines.append(f"{'kernel':<6} {'config':<24} {'per call':>9} {'full run':>9} {'speedup':>8} "
+                 + " ".join(f"{c:>6}" for c in COMPONENTS))
     for k, kp in rp.kernels.items():
-        c = kp.config
-        desc = (f"M={c.block_m} N={c.block_n} g={c.gran_n} w{c.num_warps} s{c.num_stages} "
-                f"{kp.occupancy.slots}CTA/SM")
         frac = [kp.breakdown_s[x] / max(kp.total_s, 1e-30) * 100 for x in COMPONENTS]
-        print(f"{k:<6} {desc:<34} {_fmt_s(kp.mean_call_s):>10} {_fmt_s(kp.total_s):>10} "
-              f"{_fmt_s(rp.full_run_s(k)):>10} {dense.total_s / max(kp.total_s, 1e-30):>7.2f}x  "
-              + " ".join(f"{f:>5.1f}%" for f in frac))
-    notes = {n for kp in rp.kernels.values() for n in kp.notes}
-    for kp in rp.kernels.values():
-        if "fallback" in kp.config.source.lower():
-            notes.add(f"{kp.kernel}: launch config {kp.config.source}")
-    for n in sorted(notes):
-        print(f"note: {n}")
+        full = rp.full_run_s(k)
+        lines.append(f"{k:<6} {_desc(kp):<24} {_fmt_s(kp.mean_call_s):>9} {_fmt_s(full):>9} "
+                     f"{_speedup(ref, full):>7.2f}x " + " ".join(f"{f:>5.1f}%" for f in frac))
+    lines.append(LEGEND)
+    if kind != "synthesized":
+        lines += _wrap("full run: each captured call's time x the calls it stands for (nearest captured step, "
+                       "then layer); --explain says more")
+    lines += _notes(rp)
     if e2e:
-        print(f"end-to-end ({e2e['model']} {e2e['resolution']}, {e2e['steps']} steps x {e2e['passes_per_step']} "
-              f"passes, {e2e['layers']} layers):")
-        if e2e["non_attention_source"].startswith("measured"):
-            print(f"  non-attention per generation: {_fmt_s(e2e['non_attention_s'])} ({e2e['non_attention_source']})")
-        else:
-            print(f"  non-attention per generation: {_fmt_s(e2e['non_attention_s'])} "
-                  f"(GEMM efficiency {e2e['gemm_efficiency']:.2f}, {e2e['gemm_efficiency_source']})")
-        for k, v in e2e["kernels"].items():
-            print(f"  {k:<6} attention {_fmt_s(v['attention_s']):>9}  generation {_fmt_s(v['generation_s']):>9}  "
-                  f"attention share {v['attention_share'] * 100:5.1f}%  end-to-end speedup {v['speedup']:.3f}x")
+        lines += _e2e_lines(e2e)
+    return lines
 
 
-def _plot(rp: Any, wl: Any, path: str) -> None:
-    try:
-        import matplotlib
+def _notes(rp: Any, prefix: str = "") -> list[str]:
+    from fgsim.launchcfg import adaptation
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise FgsimError("--plot needs matplotlib (pip install matplotlib)") from None
+    notes = list(dict.fromkeys(n for kp in rp.kernels.values() for n in kp.notes))
+    borrowed = [k for k, kp in rp.kernels.items() if "fallback" in kp.config.source.lower()]
+    if borrowed:
+        notes.append(f"{', '.join(borrowed)}: no {rp.gpu.name} launch-table entry, configuration borrowed "
+                     "from another GPU's")
+    for k, kp in rp.kernels.items():
+        if adaptation(kp.config):
+            notes.append(f"{k}: {adaptation(kp.config)}")
+    return [x for n in notes for x in _wrap(f"note: {prefix}{n}")]
+
+
+def _e2e_lines(e2e: dict[str, Any], prefix: str = "") -> list[str]:
+    lines = _wrap(f"{prefix}end-to-end ({e2e['model']} {e2e['resolution']}, {e2e['steps']} steps x "
+                  f"{e2e['passes_per_step']} passes, {e2e['layers']} layers; dense = the best dense config):")
+    if e2e["non_attention_source"].startswith("measured"):
+        lines += _wrap(f"  non-attention per generation: {_fmt_s(e2e['non_attention_s'])} "
+                       f"({e2e['non_attention_source']})")
+    else:
+        lines += _wrap(f"  non-attention per generation: {_fmt_s(e2e['non_attention_s'])} (estimate; GEMM "
+                       f"efficiency {e2e['gemm_efficiency']:.2f}, {e2e['gemm_efficiency_source']})")
+    for k, v in e2e["kernels"].items():
+        lines.append(f"  {k:<6} attention {_fmt_s(v['attention_s']):>9}  generation {_fmt_s(v['generation_s']):>9}"
+                     f"  attention {v['attention_share'] * 100:5.1f}%  end-to-end {v['speedup']:.3f}x")
+    for n in e2e.get("notes", []):
+        lines += _wrap(f"  note: {n}")
+    return lines
+
+
+def _table_gpus(results: list[tuple[Any, Any, Any, Any]], kind: str) -> list[str]:
+    lines = _header(results[0][1], kind)
+    wide = len(results) <= 3
+    cell = 28 if wide else 18
+    lines.append(f"{'':<6}" + "".join(f" {g.name:^{cell - 1}}" for g, *_ in results))
+    sub = f"{'per call':>9} {'full run':>9} {'speedup':>7}" if wide else f"{'full run':>9} {'speedup':>7}"
+    lines.append(f"{'kernel':<6}" + "".join(f" {sub}" for _ in results))
+    for k in results[0][1].kernels:
+        row = f"{k:<6}"
+        for _, rp, ref, _ in results:
+            kp, full = rp.kernels[k], rp.full_run_s(k)
+            cells = [_fmt_s(kp.mean_call_s)] if wide else []
+            row += " " + " ".join(f"{c:>9}" for c in [*cells, _fmt_s(full)]) + f" {_speedup(ref, full):>6.2f}x"
+        lines.append(row)
+    lines += _wrap("speedup: over each GPU's best dense configuration; full run: each captured call's time x the "
+                   "calls it stands for (nearest captured step, then layer)")
+    for gpu, rp, ref, e2e in results:
+        cfgs = ", ".join(f"{k} {_desc(kp)}" for k, kp in rp.kernels.items())
+        lines += _wrap(f"{gpu.name}: {cfgs}; best dense {_desc(ref[1])}; parameters: {rp.params_note}")
+        lines += _notes(rp, prefix=f"{gpu.name} ")
+        if e2e:
+            lines += _e2e_lines(e2e, prefix=f"{gpu.name} ")
+    return lines
+
+
+def _json(results: list[tuple[Any, Any, Any, Any]], kind: str) -> dict[str, Any]:
+    per_gpu = []
+    for _, rp, ref, e2e in results:
+        out = rp.to_json()
+        out["run"]["kind"] = kind
+        out["reference_dense"] = {"config": _desc(ref[1]), "chosen_from": ref[2], "full_run_s": ref[0],
+                                  "mean_call_ms": ref[1].mean_call_s * 1e3}
+        for k in out["kernels"]:
+            out["kernels"][k]["speedup_vs_dense"] = _speedup(ref, rp.full_run_s(k))
+        if e2e is not None:
+            out["end_to_end"] = e2e
+        per_gpu.append(out)
+    if len(per_gpu) == 1:
+        return per_gpu[0]
+    return {"run": per_gpu[0]["run"], "gpus": {o["gpu"]: o for o in per_gpu}}
+
+
+def _plot_gpus(results: list[tuple[Any, Any, Any, Any]]) -> bytes:
+    import matplotlib.pyplot as plt
+
+    from fgsim.fileio import figure_png
+
+    kernels = list(results[0][1].kernels)
+    gpus = [g.name for g, *_ in results]
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(gpus) * max(1, len(kernels)) / 2, 4.5))
+    width = 0.8 / len(kernels)
+    x = np.arange(len(gpus))
+    for i, k in enumerate(kernels):
+        vals = [rp.full_run_s(k) for _, rp, _, _ in results]
+        bars = ax.bar(x + (i - (len(kernels) - 1) / 2) * width, vals, width, label=k)
+        for b, (_, rp, ref, _) in zip(bars, results, strict=True):
+            ax.annotate(f"{_speedup(ref, rp.full_run_s(k)):.2f}x", (b.get_x() + b.get_width() / 2, b.get_height()),
+                        ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, gpus)
+    ax.set_ylabel("predicted attention time, full run (s)")
+    ax.set_title(f"{results[0][1].info.name}: attention time per GPU (labels: speedup over best dense)",
+                 fontsize=10)
+    ax.legend(title="kernel")
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def _plot_one(rp: Any, wl: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
     from fgsim.costmodel import counts_m_n, timeline
+    from fgsim.fileio import figure_png
 
-    first = next(k for k in rp.kernels if k != "dense") if len(rp.kernels) > 1 else "dense"
+    first = next((k for k in rp.kernels if k != "dense"), next(iter(rp.kernels)))
     kp = rp.kernels[first]
     i = int(np.argsort(kp.per_call_s)[len(kp.per_call_s) // 2])
     p, lay = kp.entries[i]
     m, n = counts_m_n(kp.config, rp.info.block_m)
     c = np.asarray(wl.counts(p, lay, m=m, n=n if n else 1))
-    params = rp.params
-    start, end, sm = timeline(c, rp.info.n_tokens, kp.config, rp.gpu, params)
+    start, end, sm = timeline(c, rp.info.n_tokens, kp.config, rp.gpu, rp.params)
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 8))
     ax1.barh(sm, (end - start) * 1e3, left=start * 1e3, height=0.8, color=plt.cm.viridis(
         (np.arange(sm.size) % max(1, c.shape[1])) / max(1, c.shape[1])), linewidth=0)
@@ -175,6 +411,4 @@ def _plot(rp: Any, wl: Any, path: str) -> None:
     ax2.set_title("predicted time per layer over the captured run")
     ax2.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
+    return figure_png(fig)
