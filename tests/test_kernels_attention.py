@@ -136,7 +136,7 @@ def test_dense_and_block(tma: bool, layout: str, monkeypatch: pytest.MonkeyPatch
         triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8))
     m, d, n = 64, 64, 157
     q, k, v = _qkv(1, 2, n, d, torch.float16, layout)
-    cfg = dataclasses.replace(attention.resolve_config("dense", q, m), block_n=32, extra={"tma": tma})
+    cfg = dataclasses.replace(attention.resolve_config("dense", q, m), block_n=32, extra={"tma": tma, "tma_qo": tma})
     out = dense_attention(q, k, v, block_m=m, layout=layout, config=cfg, out=_poisoned(q))
     _check(out, reference_attention(q, k, v, None, layout=layout), f"dense tma={tma} {layout}", seed)
     blocks = torch.rand(1, 2, 3, 3) < 0.5
@@ -147,6 +147,11 @@ def test_dense_and_block(tma: bool, layout: str, monkeypatch: pytest.MonkeyPatch
     out = block_sparse_attention(q, k, v, bidx, block_m=m, layout=layout, config=cfg, out=_poisoned(q))
     _check(out, reference_attention(q, k, v, bidx, layout=layout), f"block tma={tma} {layout}", seed)
     assert bool((_first_block(out, m, layout) == 0).all()), f"empty block, seed {seed}"
+    index = build_index(_mask(1, 2, n, m, 1, 0.5), block_m=m, order=True)  # Q/O through descriptors
+    cfg = dataclasses.replace(attention.resolve_config("fg", q, m), block_n=32, extra={"idx_ahead": 1, "tma_qo": tma})
+    out = fg_attention(q, k, v, index, block_m=m, layout=layout, config=cfg, out=_poisoned(q))
+    _check(out, reference_attention(q, k, v, index, layout=layout), f"fg tma_qo={tma} {layout}", seed)
+    assert bool((_first_block(out, m, layout) == 0).all()), f"fg tma_qo empty block, seed {seed}"
 
 
 def test_sm_scale() -> None:
@@ -232,6 +237,39 @@ def test_build_index_matches_nonzero(gran: int) -> None:
     assert abs(index.density(n) - float(kept.double().mul(torch.tensor([64, 64, n - 128.0])[:, None]).sum()
                                        / (6 * n * n))) < 1e-9
 
+
+
+def test_row_order_promotes_heavy_rows_and_matches_numpy_twin() -> None:
+    """Text-token rows (dense) of every head launch first; the rest head-major, heaviest first; the torch
+    order equals fgattn.schedule.row_order (the cost model's copy)."""
+    import numpy as np
+    from fgattn.index import _order
+    from fgattn.schedule import row_order
+
+    seed = _seed()
+    bh, qb = 6, 40
+    counts = torch.randint(10, 30, (bh, qb))
+    counts[:, -2:] = 2000  # text query blocks attend to every key
+    counts[3, 5] = 0  # an empty row
+    offsets = torch.zeros(bh * qb + 1, dtype=torch.int64)
+    offsets[1:] = counts.reshape(-1).cumsum(0)
+    got = _order(offsets, qb, n_sm=132)
+    assert torch.equal(got, torch.from_numpy(row_order(counts.numpy(), 132))), f"seed {seed}"
+    first = set(got[: 2 * bh].tolist())
+    assert first == {h * qb + q for h in range(bh) for q in (qb - 2, qb - 1)}, f"seed {seed}"
+    rest = got[2 * bh:]
+    heads = (rest // qb).tolist()
+    assert heads == sorted(heads), f"rest not head-major, seed {seed}"
+    c = counts.reshape(-1)[rest.long()]
+    for h in range(bh):
+        ch = c[torch.tensor(heads) == h]
+        assert bool((ch[:-1] >= ch[1:]).all()), f"head {h} not heaviest first, seed {seed}"
+    plain = _order(offsets, qb, n_sm=132, promote=False)
+    assert (plain // qb).tolist() == sorted((plain // qb).tolist()), f"seed {seed}"
+    uniform = torch.full((bh * qb,), 7, dtype=torch.int64)
+    off_u = torch.cat([torch.zeros(1, dtype=torch.int64), uniform.cumsum(0)])
+    assert torch.equal(_order(off_u, qb), torch.arange(bh * qb, dtype=torch.int32)), "uniform rows keep natural order"
+    assert row_order(np.zeros((0, 3))).size == 0
 
 def test_build_index_from_csr_view_and_torch_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     mask = torch.rand(4, 3, 150) < 0.3  # a trace's (heads, QB, N) mask

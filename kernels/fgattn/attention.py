@@ -103,7 +103,7 @@ def _attn_fwd(
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
     MODE: tl.constexpr, IDX_AHEAD: tl.constexpr, ORDERED: tl.constexpr,
     NUM_STAGES: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr, OVERLAP: tl.constexpr,
-    RETURN_LSE: tl.constexpr,
+    RETURN_LSE: tl.constexpr, TMA_QO: tl.constexpr,
 ):
     if ORDERED:  # longest-first row order within each head
         row = tl.load(Order + tl.program_id(0))
@@ -123,7 +123,12 @@ def _attn_fwd(
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
     q_ok = offs_m < N_Q
-    q = _rows(q_base, offs_m, stride_qn, offs_d, q_ok, True)
+    if TMA_QO:  # Q in and O out through tensor descriptors (TMA; rows past N_Q are zero-filled / clipped)
+        q_desc = tl.make_tensor_descriptor(q_base, shape=[N_Q, HEAD_DIM], strides=[stride_qn, 1],
+                                           block_shape=[BLOCK_M, HEAD_DIM])
+        q = q_desc.load([qb * BLOCK_M, 0])
+    else:
+        q = _rows(q_base, offs_m, stride_qn, offs_d, q_ok, True)
 
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -220,8 +225,13 @@ def _attn_fwd(
 
     l_safe = tl.where(l_i == 0.0, 1.0, l_i)  # a query block with no kept key writes zeros
     out = acc / l_safe[:, None]
-    o_ptrs = o_base + offs_m[:, None] * stride_on + offs_d[None, :]
-    tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=q_ok[:, None])
+    if TMA_QO:
+        o_desc = tl.make_tensor_descriptor(o_base, shape=[N_Q, HEAD_DIM], strides=[stride_on, 1],
+                                           block_shape=[BLOCK_M, HEAD_DIM])
+        o_desc.store([qb * BLOCK_M, 0], out.to(Out.dtype.element_ty))
+    else:
+        o_ptrs = o_base + offs_m[:, None] * stride_on + offs_d[None, :]
+        tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=q_ok[:, None])
     if RETURN_LSE:  # natural-log log-sum-exp of the scaled scores per query row; -inf for no kept key
         lse = tl.where(l_i == 0.0, float("-inf"), (m_i + tl.math.log2(l_safe)) * 0.6931471805599453)
         tl.store(Lse + bh.to(tl.int64) * N_Q + offs_m, lse, mask=q_ok)
@@ -342,7 +352,8 @@ def _launch(
     indices = index.indices if index is not None else dummy
     order = index.order if index is not None and index.order is not None and cfg.option("lpt", True) else None
     use_tma = mode != MODE_FG and bool(cfg.option("tma", False)) and not _interpreting()
-    if use_tma:
+    tma_qo = bool(cfg.option("tma_qo", False)) and not _interpreting()
+    if use_tma or tma_qo:
         _ensure_allocator()
     grid = (b * h * qb, 1) if order is not None else (qb, b * h)
     _attn_fwd[grid](
@@ -352,7 +363,7 @@ def _launch(
         HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GRAN_N=cfg.gran_n,
         MODE=mode, IDX_AHEAD=int(cfg.option("idx_ahead", 0)), ORDERED=order is not None,
         NUM_STAGES=cfg.num_stages, USE_TMA=use_tma, OVERLAP=bool(cfg.option("overlap", False)), WARP_SPEC=use_tma and bool(cfg.option("warp_specialize", False)),
-        RETURN_LSE=lse is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        RETURN_LSE=lse is not None, TMA_QO=tma_qo, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     return (out, lse) if lse is not None else out
 

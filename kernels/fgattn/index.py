@@ -35,8 +35,8 @@ class FgIndex:
         batch: B.
         heads: H.
         n_qblocks: QB = ceil(N_q / block_m).
-        order: optional int32 (batch*heads*n_qblocks,) row order, heaviest rows first (LPT
-            scheduling); ``None`` runs rows in natural order.
+        order: optional int32 (batch*heads*n_qblocks,) row launch order (:mod:`fgattn.schedule`:
+            promoted heavy rows first, then head-major longest-first); ``None`` runs rows in natural order.
     """
 
     offsets: torch.Tensor
@@ -202,13 +202,28 @@ def _csr_from_tiles(tiles: torch.Tensor, chunk_elems: int = 1 << 28) -> tuple[to
     return offsets, indices
 
 
-def _order(offsets: torch.Tensor, n_qblocks: int) -> torch.Tensor:
-    """Row order: (batch, head)-major (K/V of one head stay hot in L2), heaviest query block first
-    within each head (the light ones fill the tail of the grid)."""
+def _order(offsets: torch.Tensor, n_qblocks: int, n_sm: int | None = None, promote: bool = True) -> torch.Tensor:
+    """Row launch order (torch twin of :func:`fgattn.schedule.row_order`): promoted heavy rows first
+    (heaviest first), then (batch, head)-major, heaviest query block first within each head.
+    ``promote=False`` gives the plain head-major LPT order.  ``n_sm`` defaults to the device's SM count."""
+    from .schedule import DEFAULT_SMS, PROMOTE_RATIO, PROMOTE_SHARE
+
     counts = (offsets[1:] - offsets[:-1]).long()
-    rows = torch.arange(counts.numel(), device=counts.device)
-    key = (rows // n_qblocks) * (int(counts.max()) + 1 if counts.numel() else 1) - counts
-    return torch.argsort(key, stable=True).to(torch.int32)
+    if counts.numel() == 0:
+        return torch.zeros(0, dtype=torch.int32, device=offsets.device)
+    if n_sm is None:
+        dev = offsets.device
+        n_sm = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else DEFAULT_SMS
+    c = counts.view(-1, n_qblocks)
+    maxc = int(c.max())
+    head = torch.arange(c.shape[0], device=c.device)[:, None]
+    key = head * (maxc + 1) + (maxc - c)
+    if promote:
+        med = c.sort(dim=1).values[:, (n_qblocks - 1) // 2]
+        share = c.sum().double() / max(int(n_sm), 1)
+        promoted = (c >= PROMOTE_RATIO * med[:, None]) & (c.double() >= PROMOTE_SHARE * share) & (c > 0)
+        key = torch.where(promoted, -1 - c, key)
+    return torch.argsort(key.reshape(-1), stable=True).to(torch.int32)
 
 
 def build_index(
@@ -237,7 +252,8 @@ def build_index(
         batch: B for a CSR view.
         heads: H for a CSR view.
         device: target device (default: the input's).
-        order: also compute an LPT row order (heaviest query blocks first).
+        order: also compute the launch row order (:mod:`fgattn.schedule`: promoted heavy rows first,
+            then head-major, heaviest query block first).
         check: validate the result with :func:`check_index`.
 
     Returns:

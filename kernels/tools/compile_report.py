@@ -1,0 +1,101 @@
+"""Compile fgattn variants offline for sm_90 (no GPU) and print registers, spills and shared memory.
+
+    PYTHONPATH=/path/to/triton-3.6:kernels python kernels/tools/compile_report.py
+
+Uses the Triton on the path (the device machines run 3.6); pointer and stride arguments get the
+16-divisibility the real launches get.  A variant that fails to compile here will fail there.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+VARIANTS = [
+    # (name, mode, D, M, BN, GRAN, stages, warps, extra)
+    ("fg g1 bn128 st3 ia1", 2, 128, 128, 128, 1, 3, 8, {"IDX_AHEAD": 1}),
+    ("fg g1 bn128 st3 ia1 tma_qo", 2, 128, 128, 128, 1, 3, 8, {"IDX_AHEAD": 1, "TMA_QO": True}),
+    ("fg g1 M64 bn64 st2 ia1 w4", 2, 128, 64, 64, 1, 2, 4, {"IDX_AHEAD": 1}),
+    ("fg g1 M64 bn64 st3 ia1 w4", 2, 128, 64, 64, 1, 3, 4, {"IDX_AHEAD": 1}),
+    ("fg g1 M64 bn64 st5 ia0 w4", 2, 128, 64, 64, 1, 5, 4, {"IDX_AHEAD": 0}),
+    ("fg g1 M64 bn32 st4 ia1 w4", 2, 128, 64, 32, 1, 4, 4, {"IDX_AHEAD": 1}),
+    ("fg g1 M64 bn128 st2 ia1 w4", 2, 128, 64, 128, 1, 2, 4, {"IDX_AHEAD": 1}),
+    ("fg g1 M64 bn128 st2 ia1 w8", 2, 128, 64, 128, 1, 2, 8, {"IDX_AHEAD": 1}),
+    ("dense bn128 st3 tma", 0, 128, 128, 128, 1, 3, 8, {"USE_TMA": True}),
+    ("dense bn128 st3 tma ws", 0, 128, 128, 128, 1, 3, 8, {"USE_TMA": True, "WARP_SPEC": True}),
+    ("dense bn128 st3 tma tma_qo", 0, 128, 128, 128, 1, 3, 8, {"USE_TMA": True, "TMA_QO": True}),
+    ("dense M64 bn64 st2 tma w4", 0, 128, 64, 64, 1, 2, 4, {"USE_TMA": True}),
+    ("dense M64 bn128 st2 tma w4", 0, 128, 64, 128, 1, 2, 4, {"USE_TMA": True}),
+    ("dense M64 bn128 st3 tma w4", 0, 128, 64, 128, 1, 3, 4, {"USE_TMA": True}),
+    ("block bn128 st3 tma", 1, 128, 128, 128, 128, 3, 8, {"USE_TMA": True}),
+]
+
+
+def compile_one(v: tuple) -> dict:
+    import triton
+    from fgattn.attention import _attn_fwd
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    name, mode, d, m, bn, gran, st, w, extra = v
+    names = list(_attn_fwd.arg_names)
+    ptr = {"Q": "*bf16", "K": "*bf16", "V": "*bf16", "Out": "*bf16", "Lse": "*fp32", "Offsets": "*i64",
+           "Indices": "*i32", "Order": "*i32"}
+    const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran if mode == 2 else (m if mode == 1 else 1),
+                 MODE=mode, IDX_AHEAD=0, ORDERED=mode != 0, NUM_STAGES=st, USE_TMA=False, WARP_SPEC=False,
+                 OVERLAP=False, RETURN_LSE=False, TMA_QO=False)
+    const.update(extra)
+    sig, attrs = {}, {}
+    for i, a in enumerate(names):
+        if a in const:
+            sig[a] = "constexpr"
+        elif a in ptr:
+            sig[a] = ptr[a]
+            attrs[(i,)] = [["tt.divisibility", 16]]
+        elif a == "qk_scale":
+            sig[a] = "fp32"
+        else:
+            sig[a] = "i32"
+            if a.startswith("stride"):
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    t0 = time.time()
+    try:
+        src = ASTSource(_attn_fwd, sig, constexprs={(names.index(k),): val for k, val in const.items()}, attrs=attrs)
+        k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": w, "num_stages": st})
+        md = k.metadata
+        ttgir = k.asm.get("ttgir", "")
+        sass_hint = k.asm.get("ptx", "")
+        tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+        with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+            f.write(k.asm["cubin"])
+            f.flush()
+            res = subprocess.run([str(tool), "-res-usage", f.name], capture_output=True, text=True).stdout
+        regs = re.search(r"REG:(\d+)", res)
+        stack = re.search(r"STACK:(\d+)", res)
+        return dict(name=name, ok=True, regs=int(regs.group(1)) if regs else None,
+                    stack=int(stack.group(1)) if stack else None,
+                    smem_kb=round(md.shared / 1024, 1), ws="warp_specialize" in ttgir,
+                    wgmma="wgmma" in sass_hint, cp_async="cp.async" in sass_hint,
+                    tma="cp.async.bulk.tensor" in sass_hint, s=round(time.time() - t0, 1))
+    except Exception as e:  # noqa: BLE001
+        return dict(name=name, ok=False, err=repr(e)[-400:], s=round(time.time() - t0, 1))
+
+
+def main() -> None:
+    only = sys.argv[1:]
+    vs = [v for v in VARIANTS if not only or any(o in v[0] for o in only)]
+    with ProcessPoolExecutor(max_workers=2) as ex:
+        for r in ex.map(compile_one, vs):
+            print(json.dumps(r), flush=True)
+
+
+if __name__ == "__main__":
+    main()
