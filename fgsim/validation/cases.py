@@ -1,0 +1,421 @@
+"""Validation cases: deterministic masks and the three disjoint case lists (calibration, development, test).
+
+Every synthetic case's mask is a pure function of its row (structure, N, H, M, density, seed) through a
+counter-based hash (splitmix64), so the CPU regenerates exactly the mask the GPU ran and predictions never need
+the GPU. The lists are written to ``validation/cases/{calib,dev,test}.csv`` and committed before any fit
+(:func:`write_case_lists`); measurement reads the files, not the generators.
+
+* ``calib`` — what ``fgsim calibrate`` measures: uniform masks (``uniform``, ``uniform-blocks``), the tuned launch
+  configurations at D 64/128 x M 64/128, bf16, the whole GPU, N in {2048, 8192, 30720}, plus six non-default
+  launch configurations at one shape;
+* ``dev`` — for choosing between model variants: the older synthetic families (random, skewed, band, stripes,
+  mixed) at N in {6144, 20480, 40960}, a few non-default configs and SM partitions of 48 and 120 SMs;
+* ``test`` — frozen, scored once: other mask families (3-D windows per head, column stripes, text tokens,
+  DiT traces), N in {4096, 12288, 24576, 49152, 75600}, every Hopper launch config of BLOCK_N 32/64/128 x
+  stages 2-4 x warps 4/8, SM partitions of 16/32/64/96 SMs (CUDA green contexts), fp16 as well as bf16.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numba as nb
+import numpy as np
+
+from fgsim.errors import FgsimError
+
+#: synthetic mask families (index = generator kind)
+STRUCTURES = ("uniform", "random", "skewed", "band", "stripes", "mixed", "uniform-blocks", "window3d",
+              "colstripes", "text")
+CALIB_STRUCTURES = ("uniform", "uniform-blocks")
+DEV_STRUCTURES = ("random", "skewed", "band", "stripes", "mixed")
+TEST_STRUCTURES = ("window3d", "colstripes", "text", "trace")
+CALIB_SEED = 7_000_000
+DEV_SEED = 8_000_000
+TEST_SEED = 9_000_000
+SPLITS = ("calib", "dev", "test", "tiny")
+#: Bound on H·QB·N per case (mask bytes).
+MAX_MASK_ELEMS = 200_000_000
+CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
+#: launch configurations a user can ask predict/sweep for on Hopper: BLOCK_N x num_stages x num_warps
+CONFIG_GRID = tuple((bn, st, w) for bn in (32, 64, 128) for st in (2, 3, 4) for w in (4, 8))
+#: SM partitions measured through CUDA green contexts (0 = the whole GPU)
+TEST_SM_PARTITIONS = (16, 32, 64, 96)
+DEV_SM_PARTITIONS = (48, 120)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measured situation: a mask and a shape, the kernels to time, and what the kernels run with."""
+
+    case_id: str
+    split: str  # calib | dev | test | tiny
+    structure: str  # one of STRUCTURES, or "trace"
+    n_tokens: int
+    heads: int
+    head_dim: int
+    block_m: int
+    density: float
+    seed: int
+    trace: str = ""
+    pass_index: int = -1
+    layer: int = -1
+    kernels: tuple[str, ...] = ("fg", "block", "dense")
+    block_n: int = 0  # 0: the launch table's value
+    num_stages: int = 0
+    num_warps: int = 0
+    dtype: str = "bf16"
+    sm_count: int = 0  # 0: the whole GPU; else a green-context SM partition
+    axis: str = "tuned"  # what the case tests: tuned | config | sm | dtype | trace
+
+    @property
+    def overridden(self) -> bool:
+        return bool(self.block_n or self.num_stages or self.num_warps)
+
+
+CASE_FIELDS = tuple(f.name for f in fields(Case))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# masks
+# ---------------------------------------------------------------------------------------------------------
+
+
+@nb.njit(cache=True, inline="always")
+def _mix(x: np.uint64) -> np.uint64:
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@nb.njit(cache=True, inline="always")
+def _u01(seed: np.uint64, a: int, b: int, c: int) -> float:
+    x = _mix(seed + np.uint64(a) * np.uint64(0x9E3779B97F4A7C15))
+    x = _mix(x + np.uint64(b) * np.uint64(0xC2B2AE3D27D4EB4F))
+    x = _mix(x + np.uint64(c) * np.uint64(0x165667B19E3779F9))
+    return (x >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@nb.njit(cache=True, parallel=True)
+def _gen(kind: int, n: int, heads: int, m: int, d: float, seed: np.uint64, out: np.ndarray) -> None:
+    qb = (n + m - 1) // m
+    # 3-D token grid for window3d: W = 40, H = 24 (a 720p-like aspect), T = ceil(N / 960)
+    gw = 40
+    gh = 24
+    for row in nb.prange(heads * qb):
+        h = row // qb
+        q = row % qb
+        hf = 0.5 + _u01(seed, h, 1 << 30, 1)  # per-head factor in [0.5, 1.5)
+        dq = d
+        if kind == 2:  # skewed: per-query-block density x 0.25..4 (log-uniform), mean-normalised roughly
+            dq = min(1.0, d * math.exp((_u01(seed, h, q, 1 << 29) - 0.5) * 2.0 * math.log(4.0)) / 1.2)
+        centre = q * m + m // 2
+        half = 0.5 * d * n * hf
+        ct = centre // (gw * gh)
+        ch = (centre // gw) % gh
+        cw = centre % gw
+        nt = (n + gw * gh - 1) // (gw * gh)
+        # per-axis window fraction of a 3-D window keeping about d of the keys (per-head factor on its volume)
+        f3 = min(1.0, (d * hf) ** (1.0 / 3.0))
+        text0 = n - min(512, n // 8)
+        for j in range(n):
+            keep = False
+            if kind <= 2:
+                keep = _u01(seed, h, q, j) < dq
+            elif kind == 3:  # band around the query block + 64 sink keys
+                keep = abs(j - centre) <= half or j < 64
+            elif kind == 4:  # vertical stripes: 64-key blocks kept per (head, group of 4 query blocks)
+                keep = _u01(seed, h, q // 4, (j // 64) + (1 << 28)) < d
+            elif kind == 5:  # mixed: half band, half iid random
+                keep = abs(j - centre) <= 0.5 * half or _u01(seed, h, q, j) < 0.5 * d
+            elif kind == 6:  # uniform-blocks: each (query block, 64-key block) kept with probability d
+                keep = _u01(seed, h, q, (j // 64) + (1 << 27)) < d
+            elif kind == 7:  # window3d: keys inside a 3-D (T, H, W) window around the query block's centre
+                jt = j // (gw * gh)
+                jh = (j // gw) % gh
+                jw = j % gw
+                keep = (abs(jt - ct) <= 0.5 * f3 * nt and abs(jh - ch) <= 0.5 * f3 * gh
+                        and abs(jw - cw) <= 0.5 * f3 * gw)
+            elif kind == 8:  # colstripes: 16-key column stripes kept for every query block of a head + diagonal
+                keep = _u01(seed, h, 0, (j // 16) + (1 << 26)) < d * hf or abs(j - centre) < m
+            else:  # text: the last text tokens are kept by every query; text queries keep all; video: band
+                keep = j >= text0 or q * m >= text0 or abs(j - centre) <= 0.5 * half
+            out[h, q, j] = keep
+
+
+def case_mask(case: Case) -> np.ndarray:
+    """The bool (heads, QB, N) kept-slice mask of a case (deterministic; numba; traces read from the file)."""
+    if case.structure == "trace":
+        from fgsim.trace import open_trace
+
+        with open_trace(case.trace) as tr:
+            if tr.meta.block_m != case.block_m:
+                raise FgsimError(f"case {case.case_id}: trace stored at M={tr.meta.block_m}, case asks M={case.block_m}")
+            return np.asarray(tr.mask(case.pass_index, case.layer))
+    if case.structure not in STRUCTURES:
+        raise FgsimError(f"case {case.case_id}: unknown structure '{case.structure}'")
+    qb = -(-case.n_tokens // case.block_m)
+    out = np.empty((case.heads, qb, case.n_tokens), dtype=np.bool_)
+    _gen(STRUCTURES.index(case.structure), case.n_tokens, case.heads, case.block_m, float(case.density),
+         np.uint64(case.seed), out)
+    return out
+
+
+@nb.njit(cache=True, parallel=True)
+def _tile_counts(mask: np.ndarray, n: int) -> np.ndarray:
+    h, qb, nk = mask.shape
+    nt = (nk + n - 1) // n
+    out = np.zeros((h, qb), np.int32)
+    for row in nb.prange(h * qb):
+        a = row // qb
+        b = row % qb
+        c = 0
+        for t in range(nt):
+            lo = t * n
+            hi = min(nk, lo + n)
+            for j in range(lo, hi):
+                if mask[a, b, j]:
+                    c += 1
+                    break
+        out[a, b] = c
+    return out
+
+
+def case_counts(case: Case, ns: Iterable[int] = (1,), mask: np.ndarray | None = None) -> dict[int, np.ndarray]:
+    """{n: (heads, QB) kept n-tiles per query block at the case's M}."""
+    mk = case_mask(case) if mask is None else mask
+    return {n: _tile_counts(mk, int(n)) for n in ns}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# case lists
+# ---------------------------------------------------------------------------------------------------------
+
+
+def fit_heads(n: int, heads: int, m: int) -> int:
+    """Largest head count <= heads keeping H·QB·N under MAX_MASK_ELEMS."""
+    per = -(-n // m) * n
+    return max(1, min(heads, MAX_MASK_ELEMS // per))
+
+
+DM = ((128, 128), (128, 64), (64, 128), (64, 64))
+
+
+def calibration_cases() -> list[Case]:
+    """The calibration list (uniform masks only)."""
+    out: list[Case] = []
+
+    def add(st: str, n: int, h: int, d_head: int, m: int, dens: float, kernels: tuple[str, ...], **kw: object) -> None:
+        i = len(out)
+        out.append(Case(f"c-{i:03d}", "calib", st, n, fit_heads(n, h, m), d_head, m, dens, CALIB_SEED + i,
+                        kernels=kernels, **kw))  # type: ignore[arg-type]
+
+    for d_head, m in DM:
+        add("uniform", 2048, 1, d_head, m, 0.5, ("fg", "block", "dense"))  # a grid far below one wave
+        add("uniform", 8192, 4, d_head, m, 0.05, ("fg", "block"))
+        add("uniform", 8192, 4, d_head, m, 0.3, ("fg", "block"))
+        add("uniform", 8192, 4, d_head, m, 1.0, ("fg", "block", "dense"))
+        add("uniform", 30720, 1, d_head, m, 0.1, ("fg", "block"))
+        add("uniform", 30720, 1, d_head, m, 0.5, ("fg", "block", "dense"))
+        add("uniform-blocks", 8192, 8, d_head, m, 0.1, ("fg", "block"))
+    # six non-default launch configurations at one shape (the rest of the config grid is test-only)
+    for bn, st, w in ((64, 2, 8), (128, 2, 8), (32, 3, 8)):
+        add("uniform", 8192, 8, 128, 128, 0.3, ("fg", "dense"), block_n=bn, num_stages=st, num_warps=w, axis="config")
+    return out
+
+
+def development_cases() -> list[Case]:
+    """The development list: older synthetic families; a few non-default configs and SM partitions."""
+    rng = np.random.default_rng(DEV_SEED)
+    out: list[Case] = []
+    fams = DEV_STRUCTURES
+    i = 0
+    for n in (6144, 20480, 40960):
+        for d_head, m in DM:
+            st = fams[i % len(fams)]
+            h = fit_heads(n, int(rng.choice([2, 4, 8, 12])), m)
+            dens = round(float(np.exp(rng.uniform(np.log(0.03), np.log(0.8)))), 4)
+            out.append(Case(f"d-{i:03d}", "dev", st, n, h, d_head, m, dens, DEV_SEED + i))
+            i += 1
+    for bn, st, w in ((64, 3, 4), (128, 4, 8), (32, 2, 4), (64, 4, 8)):
+        for d_head, m in ((128, 128), (64, 64)):
+            if st == 4 and bn == 128 and d_head == 128:
+                continue
+            out.append(Case(f"d-{i:03d}", "dev", fams[i % 5], 20480, 4, d_head, m, 0.2, DEV_SEED + i,
+                            kernels=("fg", "dense"), block_n=bn, num_stages=st, num_warps=w, axis="config"))
+            i += 1
+    for sms in DEV_SM_PARTITIONS:
+        for d_head, m in ((128, 128), (64, 64)):
+            out.append(Case(f"d-{i:03d}", "dev", fams[i % 5], 12288, 8, d_head, m, 0.25, DEV_SEED + i,
+                            sm_count=sms, axis="sm"))
+            i += 1
+    return out
+
+
+def test_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2) -> list[Case]:
+    """The frozen test list (see module docstring)."""
+    rng = np.random.default_rng(TEST_SEED)
+    out: list[Case] = []
+
+    def add(**kw: object) -> None:
+        i = len(out)
+        out.append(Case(case_id=f"t-{i:03d}", split="test", seed=TEST_SEED + i, **kw))  # type: ignore[arg-type]
+
+    fams = ("window3d", "colstripes", "text")
+    # tuned configs, shapes not in calibration
+    shapes = ((4096, 16), (12288, 8), (24576, 4), (49152, 2), (75600, 1))
+    k = 0
+    for n, h in shapes:
+        for d_head, m in DM:
+            dens = round(float(np.exp(rng.uniform(np.log(0.03), np.log(0.7)))), 4)
+            add(structure=fams[k % 3], n_tokens=n, heads=fit_heads(n, h, m), head_dim=d_head, block_m=m,
+                density=dens)
+            k += 1
+    # fp16
+    for n, h in ((12288, 8), (24576, 4)):
+        for d_head, m in DM:
+            add(structure=fams[k % 3], n_tokens=n, heads=h, head_dim=d_head, block_m=m, density=0.2, dtype="fp16",
+                axis="dtype")
+            k += 1
+    # every launch config of the grid: fg/block/dense at D=128 M=128 (two cases), fg/dense at D=64 M=64 (one)
+    for bn, st, w in CONFIG_GRID:
+        add(structure="window3d", n_tokens=12288, heads=8, head_dim=128, block_m=128, density=0.3,
+            kernels=("fg", "block", "dense"), block_n=bn, num_stages=st, num_warps=w, axis="config")
+        add(structure="text", n_tokens=24576, heads=4, head_dim=128, block_m=128, density=0.08,
+            kernels=("fg", "block"), block_n=bn, num_stages=st, num_warps=w, axis="config")
+        add(structure="colstripes", n_tokens=12288, heads=12, head_dim=64, block_m=64, density=0.2,
+            kernels=("fg", "dense"), block_n=bn, num_stages=st, num_warps=w, axis="config")
+    # SM partitions (green contexts)
+    for sms in TEST_SM_PARTITIONS:
+        for (n, h), (d_head, m), fam in (((12288, 8), (128, 128), "window3d"), ((4096, 16), (64, 64), "colstripes"),
+                                         ((24576, 4), (128, 64), "text")):
+            add(structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m, density=0.25, sm_count=sms,
+                axis="sm")
+    out.extend(trace_cases(traces_dir, per_trace, start=len(out)))
+    return out
+
+
+def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
+    """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
+    from fgsim.trace import open_trace
+
+    out = []
+    for path in sorted(Path(traces_dir).glob("*.fgt")):
+        with open_trace(path) as tr:
+            if tr.meta.is_cross:
+                continue
+            ents = tr.entries()
+            if 0 < per_trace < len(ents):
+                ents = [ents[i] for i in np.linspace(0, len(ents) - 1, per_trace).round().astype(int)]
+            heads = len(tr.meta.heads)
+            for p, lay in ents:
+                if heads * tr.n_qblocks * tr.n_tokens > MAX_MASK_ELEMS:
+                    continue
+                i = start + len(out)
+                out.append(Case(f"t-{i:03d}", "test", "trace", tr.n_tokens, heads, tr.meta.head_dim, tr.meta.block_m,
+                                round(float(tr.entry_density(p, lay).mean()), 4), 0, trace=str(path), pass_index=p,
+                                layer=lay, axis="trace"))
+    return out
+
+
+def tiny_cases() -> list[Case]:
+    """A handful of tiny cases for CPU tests under TRITON_INTERPRET=1."""
+    return [Case("x-000", "tiny", "random", 256, 1, 64, 64, 0.3, 11, dtype="fp16"),
+            Case("x-001", "tiny", "window3d", 384, 2, 64, 64, 0.5, 12, kernels=("fg", "dense"), block_n=32,
+                 num_stages=2, num_warps=4, dtype="fp16", axis="config"),
+            Case("x-002", "tiny", "uniform", 256, 1, 64, 64, 0.5, 13, dtype="fp16")]
+
+
+def generate(split: str, traces_dir: str = "traces") -> list[Case]:
+    """The case list of ``split`` from its generator (what :func:`write_case_lists` writes)."""
+    if split == "calib":
+        return calibration_cases()
+    if split == "dev":
+        return development_cases()
+    if split == "test":
+        return test_cases(traces_dir)
+    if split == "tiny":
+        return tiny_cases()
+    raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# case-list files
+# ---------------------------------------------------------------------------------------------------------
+
+
+def case_row(c: Case) -> dict[str, str]:
+    d = asdict(c)
+    d["kernels"] = "+".join(c.kernels)
+    return {k: str(d[k]) for k in CASE_FIELDS}
+
+
+def case_from_row(row: dict[str, str], kernel: str | None = None) -> Case:
+    """Rebuild a Case from a case-list or results CSV row (``kernel``: a results row's one kernel)."""
+    try:
+        kern = (kernel,) if kernel else tuple(x for x in (row.get("kernels") or row.get("kernel", "")).split("+") if x)
+        return Case(row["case_id"], row["split"], row["structure"], int(row["n_tokens"]), int(row["heads"]),
+                    int(row["head_dim"]), int(row["block_m"]), float(row["density"]), int(row["seed"]),
+                    row.get("trace", ""), int(row.get("pass_index") or -1), int(row.get("layer") or -1), kern,
+                    int(row.get("req_block_n") or row.get("block_n_req") or 0) if kernel else int(row.get("block_n") or 0),
+                    int(row.get("req_num_stages") or 0) if kernel else int(row.get("num_stages") or 0),
+                    int(row.get("req_num_warps") or 0) if kernel else int(row.get("num_warps") or 0),
+                    row.get("dtype") or "bf16", int(row.get("sm_count") or 0), row.get("axis") or "tuned")
+    except (KeyError, ValueError) as exc:
+        raise FgsimError(f"row {row.get('case_id', '?')}: bad or missing field ({exc})") from None
+
+
+def write_case_lists(out_dir: str | os.PathLike[str] = CASES_DIR, traces_dir: str = "traces") -> list[Path]:
+    """Write ``calib.csv``, ``dev.csv`` and ``test.csv`` (the frozen lists) into ``out_dir``."""
+    from fgsim.fileio import write_text_atomic
+
+    od = Path(out_dir)
+    od.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for split in ("calib", "dev", "test"):
+        import io
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=CASE_FIELDS, lineterminator="\n")
+        w.writeheader()
+        for c in generate(split, traces_dir):
+            w.writerow(case_row(c))
+        paths.append(write_text_atomic(od / f"{split}.csv", buf.getvalue()))
+    return paths
+
+
+def load_case_list(split_or_path: str, cases_dir: str | os.PathLike[str] = CASES_DIR) -> list[Case]:
+    """A committed case list by split name (``calib``/``dev``/``test``; ``tiny`` from its generator) or path."""
+    if split_or_path == "tiny":
+        return tiny_cases()
+    p = Path(split_or_path) if split_or_path.endswith(".csv") else Path(cases_dir) / f"{split_or_path}.csv"
+    if not p.is_file():
+        raise FgsimError(f"case list {p} not found (write it with `python -m fgsim.validation.cases`)")
+    with p.open(newline="") as fh:
+        return [case_from_row(r) for r in csv.DictReader(fh)]
+
+
+def check_disjoint(lists: Sequence[Sequence[Case]]) -> None:
+    """FgsimError unless the lists share no case id, seed, or (structure family, N) with calibration."""
+    ids: set[str] = set()
+    for cl in lists:
+        cur = {c.case_id for c in cl}
+        if ids & cur:
+            raise FgsimError(f"case lists share ids {sorted(ids & cur)[:3]}")
+        ids |= cur
+    cal = lists[0]
+    cal_n = {c.n_tokens for c in cal}
+    for cl in lists[1:]:
+        for c in cl:
+            if c.structure in CALIB_STRUCTURES or c.n_tokens in cal_n:
+                raise FgsimError(f"case {c.case_id} repeats a calibration family or N ({c.structure}, {c.n_tokens})")
+
+
+if __name__ == "__main__":  # pragma: no cover - writes the committed lists
+    for path in write_case_lists():
+        print(path)
