@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+#: Longest message text kept (characters); longer text (e.g. a quoted hostile header) is cut with an ellipsis.
+MAX_MESSAGE_CHARS = 600
+
+
+def one_line(text: object, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` as one printable line: newlines and other control characters escaped (``\\n``), cut to ``limit``."""
+    s = str(text)
+    if not s.isprintable():
+        s = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in s)
+    return s if len(s) <= limit else s[:limit - 1] + "…"
+
 
 class FgsimError(Exception):
     """Bad input from a user: a file, an argument or a configuration. The message is one line."""
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
 
 
 class FgTraceError(FgsimError, ValueError):

@@ -24,8 +24,10 @@ only when complete.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import stat
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -40,11 +42,11 @@ from fgsim.errors import FgTraceError
 from fgsim.views import (
     N_LEVELS,
     ceil_div,
+    check_counts,
     coarsen,
     density_from_counts,
     m_levels_for,
     pack_mask,
-    tile_counts,
     tile_counts_packed,
     unpack_mask,
 )
@@ -56,6 +58,25 @@ META_MEMBER = "fgt.json"
 TEXT_POSITIONS = ("none", "before", "after")
 ATTENTION_KINDS = ("self", "cross")
 PROVENANCE_KINDS = ("captured", "synthetic")
+
+# Bounds on what a trace may declare (reader and writer both enforce them). They keep every command's work and
+# memory proportional to sizes a real video DiT run can have, whatever a damaged or hostile file says.
+MAX_TOKENS = 2**20  # N_q (T·H·W + text) and N_k: 14x a Wan2.1 720p 81-frame run (75,600 tokens)
+MAX_HEADS = 256  # num_heads
+MAX_HEAD_DIM = 1024  # head_dim
+MAX_LAYERS = 256  # num_layers
+MAX_STEPS = 1000  # num_steps
+MAX_PASSES_PER_STEP = 8  # passes_per_step
+MAX_PASS_INDEX = 2**31 - 1  # pass index and step of a captured pass
+MAX_STAT_NAMES = 64  # per-head statistics per entry
+MAX_META_BYTES = 16 * 2**20  # fgt.json, uncompressed (about 60,000 entries)
+#: Valid ranges of the statistics the capture predictors write (NaN = not measured is allowed; rel_error is
+#: +inf when the dense output is zero).
+STAT_RANGES = {"kept_fraction": (0.0, 1.0), "recall_mean": (0.0, 1.0 + 1e-6), "recall_min": (0.0, 1.0 + 1e-6),
+               "rel_error": (0.0, np.inf)}
+MAX_MEMBER_BYTES = 2**30  # any .npy member, uncompressed (checked against the ZIP directory before inflating)
+MAX_JSON_DEPTH = 32  # nesting of objects/arrays in fgt.json
+NPY_HEADER_MAX = 16384  # bytes of a .npy member's magic + header (numpy writes 128)
 
 
 @dataclass(frozen=True)
@@ -143,14 +164,22 @@ class TraceMeta:
         return 2 if self.is_cross else 1
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first inconsistent field."""
-        if len(self.grid) != 3 or any(int(g) < 1 for g in self.grid):
-            raise ValueError(f"grid must be three positive integers (T, H, W), got {self.grid}")
-        for name in ("num_layers", "num_heads", "head_dim", "num_steps", "passes_per_step"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.text_tokens < 0:
-            raise ValueError(f"text_tokens must be ≥ 0, got {self.text_tokens}")
+        """Raise ``ValueError`` naming the first inconsistent or out-of-bounds field (bounds: ``MAX_*``)."""
+        if len(self.grid) != 3 or any(not 1 <= int(g) <= MAX_TOKENS for g in self.grid):
+            raise ValueError(f"grid must be three integers (T, H, W) in [1, {MAX_TOKENS}], got {self.grid}")
+        bounds = {"num_layers": MAX_LAYERS, "num_heads": MAX_HEADS, "head_dim": MAX_HEAD_DIM,
+                  "num_steps": MAX_STEPS, "passes_per_step": MAX_PASSES_PER_STEP}
+        for name, hi in bounds.items():
+            if not 1 <= int(getattr(self, name)) <= hi:
+                raise ValueError(f"{name} must be in [1, {hi}], got {getattr(self, name)}")
+        if not 0 <= self.text_tokens <= MAX_TOKENS:
+            raise ValueError(f"text_tokens must be in [0, {MAX_TOKENS}], got {self.text_tokens}")
+        if self.n_tokens > MAX_TOKENS:
+            raise ValueError(f"the sequence length T·H·W + text_tokens = {self.n_tokens} exceeds {MAX_TOKENS}")
+        if any(not (0 <= p.index <= MAX_PASS_INDEX and 0 <= p.step <= MAX_PASS_INDEX) for p in self.passes):
+            raise ValueError(f"pass index and step must be in [0, {MAX_PASS_INDEX}]")
+        if len(self.stat_names) > MAX_STAT_NAMES or len(set(self.stat_names)) != len(self.stat_names):
+            raise ValueError(f"stat_names must be unique and at most {MAX_STAT_NAMES}")
         if self.text_position not in TEXT_POSITIONS:
             raise ValueError(f"text_position must be one of {TEXT_POSITIONS}, got {self.text_position!r}")
         if (self.text_tokens > 0) == (self.text_position == "none"):
@@ -173,8 +202,8 @@ class TraceMeta:
         kv = self.kv_tokens
         if kv is not None and (not isinstance(kv, int) or isinstance(kv, bool)):
             raise ValueError(f"kv_tokens must be an integer or None, got {kv!r}")
-        if self.is_cross and (kv is None or kv < 1):
-            raise ValueError(f"cross-attention requires kv_tokens ≥ 1 (the number of keys), got {kv}")
+        if self.is_cross and (kv is None or not 1 <= kv <= MAX_TOKENS):
+            raise ValueError(f"cross-attention requires kv_tokens in [1, {MAX_TOKENS}] (the number of keys), got {kv}")
         if not self.is_cross and kv is not None and kv != self.n_tokens:
             raise ValueError(f"self-attention forbids kv_tokens ({kv}) different from the sequence length "
                              f"n_tokens ({self.n_tokens})")
@@ -206,7 +235,7 @@ class TraceMeta:
 
         def ints(name: str) -> tuple[int, ...]:
             value = data[name]
-            if not isinstance(value, list) or not all(isinstance(x, int) for x in value):
+            if not isinstance(value, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in value):
                 raise TypeError(f"metadata field '{name}' must be a list of integers")
             return tuple(value)
 
@@ -222,10 +251,21 @@ class TraceMeta:
                 raise TypeError(f"metadata field '{name}' must be an object")
             return dict(value)
 
+        def string(name: str, default: str | None = None) -> str:
+            value = data.get(name, default)
+            if not isinstance(value, str):
+                raise TypeError(f"metadata field '{name}' must be a string")
+            return value
+
         passes_raw = data["passes"]
         if not isinstance(passes_raw, list) or not all(isinstance(p, dict) for p in passes_raw):
             raise TypeError("metadata field 'passes' must be a list of objects")
-        passes = tuple(PassInfo(int(p["index"]), int(p["step"]), str(p.get("branch", "cond"))) for p in passes_raw)
+        for p in passes_raw:
+            if not all(isinstance(p.get(k), int) and not isinstance(p.get(k), bool) for k in ("index", "step")):
+                raise TypeError("each of metadata 'passes' needs integer 'index' and 'step'")
+            if not isinstance(p.get("branch", "cond"), str):
+                raise TypeError("a pass's 'branch' must be a string")
+        passes = tuple(PassInfo(p["index"], p["step"], p.get("branch", "cond")) for p in passes_raw)
         grid = ints("grid")
         if len(grid) != 3:
             raise ValueError("metadata field 'grid' must hold three integers (T, H, W)")
@@ -239,13 +279,13 @@ class TraceMeta:
         if not isinstance(stat_names, list) or not all(isinstance(s, str) for s in stat_names):
             raise TypeError("metadata field 'stat_names' must be a list of strings")
         meta = cls(
-            model=str(data["model"]),
+            model=string("model"),
             num_layers=integer("num_layers"),
             num_heads=integer("num_heads"),
             head_dim=integer("head_dim"),
             grid=(grid[0], grid[1], grid[2]),
             text_tokens=integer("text_tokens"),
-            text_position=str(data["text_position"]),
+            text_position=string("text_position"),
             block_m=integer("block_m"),
             passes=passes,
             layers=ints("layers"),
@@ -256,7 +296,7 @@ class TraceMeta:
             passes_per_step=integer("passes_per_step", 2),
             model_config=mapping("model_config"),
             stat_names=tuple(stat_names),
-            fgsim_version=str(data.get("fgsim_version", "unknown")),
+            fgsim_version=string("fgsim_version", "unknown"),
             attention=attention,
             kv_tokens=kv_tokens,
         )
@@ -415,50 +455,127 @@ def write_trace(path: str | os.PathLike[str], meta: TraceMeta,
     return Path(path)
 
 
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not allowed in a trace")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _json_depth(doc: Any) -> int:
+    """Nesting depth of a parsed JSON document (iterative: safe on any depth)."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            stack.extend((c, depth + 1) for c in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def _valid_entry(e: Any) -> bool:
+    """True when an ``entries`` item has integer pass/layer and string member names."""
+    def is_int(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    return (isinstance(e, dict) and is_int(e.get("pass")) and is_int(e.get("layer"))
+            and isinstance(e.get("mask"), str) and isinstance(e.get("counts"), dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in e["counts"].items())
+            and isinstance(e.get("stats", ""), str))
+
+
 class Trace:
-    """A ``.fgt`` trace opened for reading. Use :func:`open_trace`; close it (or use ``with``) when done."""
+    """A ``.fgt`` trace opened for reading. Use :func:`open_trace`; close it (or use ``with``) when done.
+
+    Opening reads ``fgt.json``, every counts member and every stats member, and checks them against each other
+    (:func:`fgsim.views.check_counts`), in time and memory proportional to the counts; masks are read on demand.
+    Every problem raises :class:`FgTraceError` with a one-line message naming the file: the reader never reads
+    more than a member's expected size (the ZIP directory's sizes are checked against the metadata's shapes
+    before anything is inflated), and declared sizes are bounded by the ``MAX_*`` constants of this module.
+    """
+
+    #: Counts kept in memory after the open-time check, in bytes (larger traces re-read counts on demand).
+    COUNTS_CACHE_BYTES = 256 * 2**20
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            raise FgTraceError(self.path, "no such file")
-        if self.path.is_dir():
-            raise FgTraceError(self.path, "is a directory, not a .fgt file")
+        self._fh: IO[bytes] | None = None
         try:
-            self._zf = zipfile.ZipFile(self.path, "r")
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+        except FileNotFoundError:
+            raise FgTraceError(self.path, "no such file") from None
+        except IsADirectoryError:
+            raise FgTraceError(self.path, "is a directory, not a .fgt file") from None
+        except (OSError, ValueError) as exc:
+            raise FgTraceError(self.path, f"cannot be opened ({getattr(exc, 'strerror', None) or exc})") from None
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise FgTraceError(self.path, "is a directory, not a .fgt file")
+            if not stat.S_ISREG(mode):
+                raise FgTraceError(self.path, "is not a regular file (a device, pipe or socket), not a .fgt file")
+            self._fh = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            self._zf = zipfile.ZipFile(self._fh, "r")
+        except Exception:  # BadZipFile, OSError, NotImplementedError (ZIP version), UnicodeDecodeError (names), ...
+            self._fh.close()
             raise FgTraceError(self.path, "not a readable .fgt file (truncated, corrupt or not a ZIP archive)") from None
         try:
             self._load_index()
+            self._check_all_counts()
         except BaseException:
-            self._zf.close()
+            self.close()
             raise
 
     # -- index -----------------------------------------------------------------------------------------
     def _err(self, problem: str) -> FgTraceError:
         return FgTraceError(self.path, problem)
 
-    def _read_member(self, name: str) -> bytes:
+    def _read_member(self, name: str, max_bytes: int, min_bytes: int = 0) -> bytes:
+        """A member's bytes; its size in the ZIP directory must lie in [min_bytes, max_bytes], checked before
+        inflating, and at most that many bytes are ever inflated."""
         try:
-            with self._zf.open(name) as fh:
-                return fh.read()
+            info = self._zf.getinfo(name)
         except KeyError:
             raise self._err(f"member '{name}' is missing") from None
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-            raise self._err(f"member '{name}' is corrupt ({exc})") from None
-        except Exception as exc:  # zlib.error and the like: still corruption
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise self._err(f"member '{name}' uses ZIP compression method {info.compress_type}; "
+                            ".fgt members are stored or deflated")
+        if info.flag_bits & 0x1:
+            raise self._err(f"member '{name}' is encrypted")
+        if not min_bytes <= info.file_size <= max_bytes:
+            raise self._err(f"member '{name}' declares {info.file_size} bytes uncompressed, expected "
+                            + (f"{min_bytes}" if min_bytes == max_bytes else f"{min_bytes} to {max_bytes}"))
+        try:
+            with self._zf.open(info) as fh:
+                data = fh.read(info.file_size + 1)  # ZipExtFile inflates at most what read() asks for
+        except Exception as exc:  # BadZipFile (CRC, header), zlib.error, EOFError, NotImplementedError, ...
             raise self._err(f"member '{name}' is corrupt ({type(exc).__name__}: {exc})") from None
+        if len(data) != info.file_size:
+            raise self._err(f"member '{name}' holds {len(data)} bytes, its ZIP header says {info.file_size}")
+        return data
 
     def _load_index(self) -> None:
-        raw = self._read_member(META_MEMBER)
+        raw = self._read_member(META_MEMBER, MAX_META_BYTES)
         try:
-            doc = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise self._err(f"metadata member '{META_MEMBER}' is not valid JSON") from None
+            doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON errors, huge integers
+            raise self._err(f"metadata member '{META_MEMBER}' is not valid JSON ({type(exc).__name__}: {exc})") from None
+        if _json_depth(doc) > MAX_JSON_DEPTH:
+            raise self._err(f"metadata member '{META_MEMBER}' nests deeper than {MAX_JSON_DEPTH} levels")
         if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
             raise self._err("not an fgt trace (metadata 'format' is not 'fgt')")
         version = doc.get("version")
-        if not isinstance(version, int):
+        if not isinstance(version, int) or isinstance(version, bool):
             raise self._err("metadata 'version' is missing or not an integer")
         if version not in SUPPORTED_VERSIONS:
             raise self._err(f"format version {version} is not supported (this fgsim {__version__} reads "
@@ -469,7 +586,7 @@ class Trace:
             self.meta = TraceMeta.from_json(doc["meta"])
         except KeyError as exc:
             raise self._err(f"metadata field '{exc.args[0]}' is missing") from None
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise self._err(f"invalid metadata: {exc}") from None
         if version == 1 and self.meta.is_cross:
             raise self._err("format version 1 holds self-attention only, but the metadata says cross-attention")
@@ -479,21 +596,23 @@ class Trace:
             raise self._err("metadata lists no entries")
         self._entries: dict[tuple[int, int], dict[str, Any]] = {}
         pass_ids = {p.index for p in self.meta.passes}
+        layer_ids = set(self.meta.layers)
         members = set(self._zf.namelist())
+        want_m = {str(m) for m in m_levels_for(self.meta.block_m)}
         for e in entries:
-            try:
-                key = (int(e["pass"]), int(e["layer"]))
-                names = [e["mask"], *e["counts"].values()] + ([e["stats"]] if "stats" in e else [])
-            except (KeyError, TypeError, ValueError, AttributeError):
-                raise self._err("an entry in the metadata is malformed") from None
-            if key[0] not in pass_ids or key[1] not in self.meta.layers:
+            if not _valid_entry(e):
+                raise self._err("an entry in the metadata is malformed (needs integer 'pass' and 'layer', "
+                                "member names 'mask', 'counts' {M: name} and optionally 'stats')")
+            key = (e["pass"], e["layer"])
+            if key[0] not in pass_ids or key[1] not in layer_ids:
                 raise self._err(f"entry (pass {key[0]}, layer {key[1]}) is not among the captured passes/layers")
             if key in self._entries:
                 raise self._err(f"entry (pass {key[0]}, layer {key[1]}) appears twice")
+            names = [e["mask"], *e["counts"].values()] + ([e["stats"]] if "stats" in e else [])
             missing = [n for n in names if n not in members]
             if missing:
                 raise self._err(f"entry (pass {key[0]}, layer {key[1]}): member '{missing[0]}' is missing")
-            if set(e["counts"]) != {str(m) for m in m_levels_for(self.meta.block_m)}:
+            if set(e["counts"]) != want_m:
                 raise self._err(f"entry (pass {key[0]}, layer {key[1]}): counts do not cover "
                                 f"M = {list(m_levels_for(self.meta.block_m))}")
             if self.meta.stat_names and "stats" not in e:
@@ -501,10 +620,14 @@ class Trace:
             self._entries[key] = e
 
     def _array(self, name: str, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
-        raw = self._read_member(name)
-        import io
-
-        fh: IO[bytes] = io.BytesIO(raw)
+        """Read a ``.npy`` member that must hold exactly ``dtype`` ``shape`` (C order); sizes checked first."""
+        dtype = np.dtype(dtype)
+        body_bytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if body_bytes > MAX_MEMBER_BYTES:
+            raise self._err(f"member '{name}' would hold {body_bytes} bytes ({dtype} {shape}), more than the "
+                            f"{MAX_MEMBER_BYTES} a member may hold")
+        raw = self._read_member(name, body_bytes + NPY_HEADER_MAX, body_bytes + 10)
+        fh = io.BytesIO(raw[:NPY_HEADER_MAX])
         try:
             version = np.lib.format.read_magic(fh)
             if version == (1, 0):
@@ -513,17 +636,41 @@ class Trace:
                 got_shape, fortran, got_dtype = np.lib.format.read_array_header_2_0(fh)
             else:
                 raise ValueError(f"npy version {version}")
-        except ValueError as exc:
-            raise self._err(f"member '{name}' is not a valid .npy array ({exc})") from None
+        except Exception as exc:  # numpy raises ValueError, but its header parser may raise TokenError, SyntaxError, ...
+            raise self._err(f"member '{name}' is not a valid .npy array ({type(exc).__name__}: {exc})") from None
         if got_dtype != dtype or fortran:
-            raise self._err(f"member '{name}' has dtype {got_dtype}, expected {np.dtype(dtype)}")
+            raise self._err(f"member '{name}' has dtype {got_dtype}{' (Fortran order)' if fortran else ''}, "
+                            f"expected {dtype}")
         if tuple(got_shape) != shape:
             raise self._err(f"member '{name}' has shape {tuple(got_shape)}, expected {shape}")
-        body = raw[fh.tell():]
-        expected_bytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        if len(body) != expected_bytes:
-            raise self._err(f"member '{name}' holds {len(body)} data bytes, expected {expected_bytes}")
+        body = memoryview(raw)[fh.tell():]
+        if len(body) != body_bytes:
+            raise self._err(f"member '{name}' holds {len(body)} data bytes, expected {body_bytes}")
         return np.frombuffer(body, dtype=dtype).reshape(shape).copy()
+
+    def _read_counts(self, pass_index: int, layer: int) -> dict[int, np.ndarray]:
+        """Every counts level of one entry, read and checked against each other (:func:`check_counts`)."""
+        e = self._entry(pass_index, layer)
+        levels = {}
+        for m in m_levels_for(self.meta.block_m):
+            shape = (2, len(N_LEVELS), len(self.meta.heads), ceil_div(self.n_tokens, m))
+            levels[m] = self._array(e["counts"][str(m)], np.dtype("<i4"), shape)
+        problem = check_counts(levels, self.meta.block_m, self.n_tokens, self.n_keys)
+        if problem:
+            raise self._err(f"counts of (pass {pass_index}, layer {layer}) are inconsistent: {problem}")
+        return levels
+
+    def _check_all_counts(self) -> None:
+        """Open-time check of every entry's counts and stats; keeps the counts if they are small."""
+        heads = len(self.meta.heads)
+        per_entry = sum(8 * heads * ceil_div(self.n_tokens, m) * 4 for m in m_levels_for(self.meta.block_m))
+        keep = per_entry * len(self._entries) <= self.COUNTS_CACHE_BYTES
+        self._counts_cache: dict[tuple[int, int], dict[int, np.ndarray]] = {}
+        for key in self._entries:
+            levels = self._read_counts(*key)
+            if keep:
+                self._counts_cache[key] = levels
+            self.stats(*key)
 
     def _entry(self, pass_index: int, layer: int) -> dict[str, Any]:
         try:
@@ -556,11 +703,9 @@ class Trace:
         if str(m) not in e["counts"]:
             raise ValueError(f"m={m} is not derivable from the stored block_m={self.meta.block_m} "
                              f"(choose from {list(m_levels_for(self.meta.block_m))})")
-        shape = (2, len(N_LEVELS), len(self.meta.heads), ceil_div(self.n_tokens, m))
-        counts = self._array(e["counts"][str(m)], np.dtype("<i4"), shape)
-        if counts.min(initial=0) < 0 or counts[1].max(initial=0) > self.n_keys:
-            raise self._err(f"counts of (pass {pass_index}, layer {layer}) are out of range")
-        return counts
+        key = (int(pass_index), int(layer))
+        levels = self._counts_cache.get(key) or self._read_counts(*key)
+        return levels[m].copy()
 
     def counts(self, pass_index: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray:
         """Kept M×n tiles per query block: int32 ``(heads, ⌈N_q/m⌉)``; n = 1 gives kept keys. No mask unpacking."""
@@ -584,7 +729,10 @@ class Trace:
 
     def mask(self, pass_index: int, layer: int) -> np.ndarray:
         """The M×1 slice mask: bool ``(heads, QB, N_k)``, checked against the stored counts."""
-        mask = unpack_mask(self.packed_mask(pass_index, layer), self.n_keys)
+        packed = self.packed_mask(pass_index, layer)
+        if self.n_keys % 8 and (packed[..., -1] >> (self.n_keys % 8)).any():
+            raise self._err(f"mask of (pass {pass_index}, layer {layer}) sets bits past key {self.n_keys}")
+        mask = unpack_mask(packed, self.n_keys)
         stored = self.counts(pass_index, layer)
         actual = mask.sum(axis=2, dtype=np.int64)
         bad = np.argwhere(actual != stored)
@@ -615,6 +763,11 @@ class Trace:
         if not self.meta.stat_names:
             return {}
         table = self._array(e["stats"], np.dtype("<f8"), (len(self.meta.stat_names), len(self.meta.heads)))
+        for i, name in enumerate(self.meta.stat_names):
+            lo, hi = STAT_RANGES.get(name, (-np.inf, np.inf))
+            row = table[i][~np.isnan(table[i])]
+            if row.size and (row.min() < lo or row.max() > hi):
+                raise self._err(f"stat '{name}' of (pass {pass_index}, layer {layer}) lies outside [{lo}, {hi}]")
         return {name: table[i] for i, name in enumerate(self.meta.stat_names)}
 
     def entry_density(self, pass_index: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray:
@@ -632,11 +785,12 @@ class Trace:
     def verify(self) -> None:
         """Read every member and check every count against its mask; raises :class:`FgTraceError`."""
         for p, layer in self.entries():
-            mask = self.mask(p, layer)
+            self.mask(p, layer)  # checks the kept keys per query block and the padding bits
+            packed = self.packed_mask(p, layer)
             for m in m_levels_for(self.meta.block_m):
                 stored = self._all_counts(p, layer, m)
                 for i, n in enumerate(N_LEVELS):
-                    tiles, keys = tile_counts(mask, self.meta.block_m, m, n)
+                    tiles, keys = tile_counts_packed(packed, self.n_keys, self.meta.block_m, m, n)
                     if not (np.array_equal(tiles, stored[0, i]) and np.array_equal(keys, stored[1, i])):
                         raise self._err(f"stored counts at M={m}, N={n} of (pass {p}, layer {layer}) "
                                         "disagree with the mask")
@@ -648,8 +802,12 @@ class Trace:
             yield p, layer, self.mask(p, layer)
 
     def close(self) -> None:
-        """Close the underlying archive."""
-        self._zf.close()
+        """Close the underlying archive and file."""
+        zf = getattr(self, "_zf", None)
+        if zf is not None:
+            zf.close()
+        if self._fh is not None:
+            self._fh.close()
 
     def __enter__(self) -> Trace:
         return self

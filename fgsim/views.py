@@ -171,3 +171,53 @@ def csr_index(mask: np.ndarray, block_m: int, m: int | None = None, n: int = 1) 
 def block_csr(mask: np.ndarray, block_m: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     """Block lists for the block-sparse kernel: CSR of kept m×m blocks (key block numbers) per query block."""
     return csr_index(mask, block_m, m, m)
+
+
+def check_counts(levels: dict[int, np.ndarray], block_m: int, n_queries: int, n_keys: int) -> str | None:
+    """First inconsistency among a trace entry's stored counts, or None; O(size of the counts).
+
+    ``levels`` maps each derivable M (``m_levels_for(block_m)``) to its int array
+    ``(2, len(N_LEVELS), heads, ⌈n_queries/M⌉)`` (``[0]`` kept tiles, ``[1]`` covered keys). Checked without the
+    mask: ranges; covered keys = kept tiles × N minus the missing part of the last key tile when it is kept;
+    kept keys ≤ covered keys at every N; nested key tiles (16 | 64 | 128) are consistent; a coarser query block
+    keeps at least the tiles of each of its finer blocks and at most their sum.
+    """
+    n_levels = len(N_LEVELS)
+    for m, c in sorted(levels.items()):
+        qb = ceil_div(n_queries, m)
+        if c.ndim != 4 or c.shape[:2] != (2, n_levels) or c.shape[3] != qb:
+            return f"M={m}: shape {c.shape} does not match {qb} query blocks"
+        tiles, keys = c[0].astype(np.int64), c[1].astype(np.int64)
+        kept = keys[0]
+        for i, n in enumerate(N_LEVELS):
+            kt = ceil_div(n_keys, n)
+            short = kt * n - n_keys  # keys missing from the last (partial) key tile
+            t, k = tiles[i], keys[i]
+            if t.min(initial=0) < 0 or t.max(initial=0) > kt:
+                return f"M={m}, N={n}: kept tiles outside [0, {kt}]"
+            gap = t * n - k
+            if not np.all((gap == 0) | ((gap == short) & (t > 0))) or k.max(initial=0) > n_keys:
+                return f"M={m}, N={n}: covered keys do not match kept tiles × {n} for {n_keys} keys"
+            if np.any(k < kept) or np.any(t > kept):
+                return f"M={m}, N={n}: fewer covered keys (or more tiles) than kept keys"
+        for fine, coarse in zip(range(1, n_levels - 1), range(2, n_levels), strict=True):
+            ratio = N_LEVELS[coarse] // N_LEVELS[fine]
+            if np.any(keys[fine] > keys[coarse]) or np.any(tiles[fine] > ratio * tiles[coarse]) \
+                    or np.any(tiles[coarse] > tiles[fine]):
+                return f"M={m}: counts at N={N_LEVELS[fine]} and N={N_LEVELS[coarse]} disagree"
+    base = levels.get(block_m)
+    if base is None:
+        return f"counts at the stored M={block_m} are missing"
+    for m, c in levels.items():
+        group = m // block_m
+        if group == 1:
+            continue
+        qb = c.shape[3]
+        b = base.astype(np.int64)
+        pad = qb * group - b.shape[3]
+        if pad:
+            b = np.concatenate([b, np.zeros((*b.shape[:3], pad), dtype=np.int64)], axis=3)
+        b = b.reshape(*b.shape[:3], qb, group)
+        if np.any(c < b.max(axis=4)) or np.any(c[0] > b[0].sum(axis=3)):
+            return f"counts at M={m} disagree with those at M={block_m}"
+    return None

@@ -371,8 +371,8 @@ def test_version_2_file_is_read_and_version_1_cannot_be_cross(tmp_path, rng):
 
 def test_cross_meta_validation_messages(tmp_path):
     for kw, msg in [
-        ({"attention": "cross"}, "cross-attention requires kv_tokens ≥ 1"),
-        ({"attention": "cross", "kv_tokens": 0}, "cross-attention requires kv_tokens ≥ 1"),
+        ({"attention": "cross"}, r"cross-attention requires kv_tokens in \[1, "),
+        ({"attention": "cross", "kv_tokens": 0}, r"cross-attention requires kv_tokens in \[1, "),
         ({"kv_tokens": 5}, r"self-attention forbids kv_tokens \(5\) different from the sequence length"),
         ({"attention": "sideways", "kv_tokens": 5}, "attention must be one of"),
         ({"attention": "cross", "kv_tokens": 2.5}, "kv_tokens must be an integer"),
@@ -434,3 +434,154 @@ def test_subset_trace_errors(tmp_path, rng):
     with pytest.raises(FgTraceError, match="cannot overwrite its source"):
         subset_trace(src, src, layers=[0])
     assert not (tmp_path / "sub.fgt").exists()
+
+
+def test_non_regular_files_are_refused(tmp_path):
+    fifo = tmp_path / "pipe.fgt"
+    os.mkfifo(fifo)
+    for path, message in [("/dev/zero", "not a regular file"), (fifo, "not a regular file"),
+                          (tmp_path, "is a directory")]:
+        with pytest.raises(FgTraceError, match=message):
+            open_trace(path)
+
+
+def test_error_messages_are_one_line(tmp_path, rng):
+    path = tmp_path / "bad\nname\r.fgt"
+    write_random(path, rng)
+    rewrite(path, path.with_name("x.fgt"), {META_MEMBER: b'{"format": "fgt", "version": 1, "meta": {}}'})
+    os.replace(path.with_name("x.fgt"), path)
+    with pytest.raises(FgTraceError) as err:
+        open_trace(path)
+    text = str(err.value)
+    assert "\n" not in text and "\r" not in text and text.startswith(str(tmp_path) + "/bad\\nname\\r.fgt: ")
+    assert err.value.path == str(path)  # the attribute keeps the real path
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("num_layers", 2**62, "num_layers must be in"), ("num_steps", 2**62, "num_steps must be in"),
+    ("num_heads", 10**8, "num_heads must be in"), ("passes_per_step", 0, "passes_per_step must be in"),
+    ("grid", [2**21, 1, 1], "grid must be three integers"), ("text_tokens", 2**20, "exceeds"),
+    ("head_dim", 4096, "head_dim must be in"), ("passes", [{"index": 0, "step": -1}], "pass index and step"),
+    ("passes", [{"index": 0.5, "step": 0}], "integer 'index' and 'step'"), ("model", ["x"], "'model' must be a"),
+    ("layers", [True], "list of integers"),
+])
+def test_metadata_bounds(tmp_path, rng, field, value, message):
+    src = tmp_path / "good.fgt"
+    write_random(src, rng)
+    with zipfile.ZipFile(src) as z:
+        doc = json.loads(z.read(META_MEMBER))
+    doc["meta"][field] = value
+    if field == "text_tokens":
+        doc["meta"]["text_position"] = "after"
+    bad = tmp_path / "bad.fgt"
+    rewrite(src, bad, {META_MEMBER: json.dumps(doc).encode()})
+    with pytest.raises(FgTraceError, match=message):
+        open_trace(bad)
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b'{"format": "fgt", "version": Infinity}', "Infinity is not allowed"),
+    (b'{"format": "fgt", "version": 1e999}', "out of range"),
+    (b'{"format": "fgt", "version": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    (b"[" * 100000 + b"]" * 100000, "not valid JSON|nests deeper"),
+    (b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}", "nests deeper than 32"),
+])
+def test_hostile_json(tmp_path, rng, raw, message):
+    src = tmp_path / "good.fgt"
+    write_random(src, rng)
+    bad = tmp_path / "bad.fgt"
+    rewrite(src, bad, {META_MEMBER: raw})
+    with pytest.raises(FgTraceError, match=message):
+        open_trace(bad)
+
+
+def edit_member(src: Path, dst: Path, name_prefix: str, edit) -> str:
+    """Rewrite the first member whose name starts with ``name_prefix`` through ``edit(array)`` (valid CRC)."""
+    with zipfile.ZipFile(src) as z:
+        name = next(n for n in z.namelist() if n.startswith(name_prefix))
+        arr = np.lib.format.read_array(io.BytesIO(z.read(name)))
+    edit(arr)
+    rewrite(src, dst, {name: npy_bytes(arr)})
+    return name
+
+
+def test_counts_and_stats_are_checked_at_open(tmp_path, rng):
+    """Edits with valid CRCs at levels other than (block_m, n=1), in stats, or in the grid are caught at open."""
+    src = tmp_path / "good.fgt"
+    stat_names = ("kept_fraction", "recall_mean", "recall_min", "rel_error")
+    meta = make_meta(grid=(2, 5, 7), text_tokens=0, text_position="none", block_m=16, stat_names=stat_names)
+    with TraceWriter(src, meta) as w:
+        for p in meta.passes:
+            for layer in meta.layers:
+                mask = random_mask(meta, rng, 0.5)
+                mask[:, :, -1] = True  # the last key tile is kept: its width pins the sequence length
+                w.add(p.index, layer, mask, {s: rng.random(3) for s in stat_names})
+    bad = tmp_path / "bad.fgt"
+
+    def bump(level: int, what: int):
+        def edit(a):
+            a[what, level, 0, 0] += 1
+        return edit
+
+    for m_suffix in ("_m16", "_m32", "_m128"):
+        for level in range(1, 4):
+            for what in (0, 1):
+                edit_member(src, bad, f"counts/p00000_l000{m_suffix}", bump(level, what))
+                with pytest.raises(FgTraceError, match="counts of .* are inconsistent"):
+                    open_trace(bad)
+
+    def stat_edit(a):
+        a[0, 1] = 1.5
+    edit_member(src, bad, "stats/", stat_edit)
+    with pytest.raises(FgTraceError, match="stat 'kept_fraction' .* outside"):
+        open_trace(bad)
+
+    with zipfile.ZipFile(src) as z:
+        doc = json.loads(z.read(META_MEMBER))
+    # 71 tokens instead of 70: the same ⌈N/16⌉ = 5 query blocks and ⌈N/8⌉ = 9 mask bytes, so every shape matches
+    doc["meta"]["text_tokens"], doc["meta"]["text_position"] = 1, "after"
+    rewrite(src, bad, {META_MEMBER: json.dumps(doc).encode()})
+    with pytest.raises(FgTraceError, match="inconsistent"):
+        open_trace(bad)
+
+
+def test_member_size_is_checked_before_inflating(tmp_path, rng):
+    src = tmp_path / "good.fgt"
+    write_random(src, rng)
+    with zipfile.ZipFile(src) as z:
+        name = next(n for n in z.namelist() if n.startswith("counts/"))
+        data = z.read(name)
+    bad = tmp_path / "bad.fgt"
+    rewrite(src, bad, {name: data + bytes(50_000_000)})  # valid CRC, 50 MB of zeros after the array
+    with pytest.raises(FgTraceError, match=f"member '{name}' declares 5000.* bytes uncompressed, expected"):
+        open_trace(bad)
+
+
+def test_unsupported_zip_features_are_trace_errors(tmp_path, rng):
+    src = tmp_path / "good.fgt"
+    write_random(src, rng)
+    raw = bytearray(src.read_bytes())
+    at = raw.rfind(b"PK\x01\x02")  # last central directory header: 'version needed' field at +6
+    raw[at + 6:at + 8] = struct.pack("<H", 173)
+    bad = tmp_path / "bad.fgt"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(FgTraceError, match="not a readable .fgt file"):
+        open_trace(bad)
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bad, "w", zipfile.ZIP_LZMA) as zout:
+        for item in zin.infolist():
+            zout.writestr(item.filename, zin.read(item.filename))
+    with pytest.raises(FgTraceError, match="compression method 14"):
+        open_trace(bad)
+
+
+def test_broken_npy_header(tmp_path, rng):
+    src = tmp_path / "good.fgt"
+    write_random(src, rng)
+    with zipfile.ZipFile(src) as z:
+        name = next(n for n in z.namelist() if n.startswith("counts/"))
+        data = z.read(name)
+    header = b"{'descr': '<i4', 'fortran_order': False, 'shape': ((((((, }".ljust(118) + b"\n"
+    bad = tmp_path / "bad.fgt"
+    rewrite(src, bad, {name: data[:8] + struct.pack("<H", len(header)) + header + data[128:]})
+    with pytest.raises(FgTraceError, match="is not a valid .npy array"):
+        open_trace(bad)
