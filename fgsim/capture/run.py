@@ -119,8 +119,12 @@ def capture_transformer(transformer: Any, inputs_fn: Callable[[], Iterable[Mappi
                         batch_element: int = -1, spec: ModelSpec | None = None, model_name: str | None = None,
                         num_steps: int | None = None, grid: tuple[int, int, int] | None = None,
                         run_info: Mapping[str, Any] | None = None, keep_outputs: bool = False,
-                        progress: bool = False) -> CaptureResult:
+                        progress: bool = False, write: bool = True) -> CaptureResult | None:
     """Capture attention masks of a bare transformer and write a ``.fgt`` trace to ``out``.
+
+    Under diffusers context parallelism (``transformer.enable_parallelism(...)``, torchrun) call it on every rank
+    with ``write=(rank == 0)``: every rank runs the same hooks (the sequence all-gather of q, k, v is a
+    collective); only the writing rank predicts masks and writes; the others return None.
 
     ``inputs_fn()`` yields one dict of forward keyword arguments per transformer pass; the optional keys
     ``"_branch"`` (``"cond"``/``"uncond"``/``"cond_uncond"``) and ``"_step"`` (int) are removed and passed to
@@ -145,6 +149,11 @@ def capture_transformer(transformer: Any, inputs_fn: Callable[[], Iterable[Mappi
                 if keep_outputs:
                     outputs.append(res[0] if isinstance(res, tuple) else getattr(res, "sample", res))
 
+    if not write:
+        with AttentionCapture(transformer, lambda call: None, cross=cross, schedule=schedule, layers=layers,
+                              batch_element=batch_element, spec=spec) as cap:
+            run_all(cap, [])
+        return None
     return _capture(transformer, run_all, out, predictor, schedule=schedule, layers=layers, cross=cross,
                     stats=stats, batch_element=batch_element, spec=spec, model_name=model_name,
                     num_steps=num_steps, grid=grid, run_info=dict(run_info or {}, driver="capture_transformer"),

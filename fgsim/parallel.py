@@ -1,0 +1,476 @@
+"""Context parallelism (P GPUs): which rank does which attention work, what the collectives cost, per-rank time.
+
+Two schemes, as diffusers' ``ContextParallelConfig`` runs them (``diffusers.models.attention_dispatch``,
+``TemplatedUlyssesAttention`` / ``TemplatedRingAttention``, diffusers 0.35+):
+
+* **Ulysses** (degree P): the sequence is split in P equal shards; q, k, v are each exchanged by one all-to-all
+  (sequence shards → head groups, rank r gets the contiguous heads ``[r·H/P, (r+1)·H/P)`` over the whole
+  sequence), every rank runs attention over its heads, one all-to-all brings the output back. Each all-to-all is
+  framed by a permute-and-copy of the local tensor. Nothing overlaps: a rank waits in the output all-to-all for the
+  slowest rank, so the pass costs ``max_r attention_r`` plus the communication.
+* **Ring** (degree P): k and v are all-gathered once (one collective of ``2·S/P·H·D`` elements per rank), then
+  rank r attends its own queries to each of the P key shards in turn (own shard first) and merges the partial
+  outputs with their log-sum-exps in float32. diffusers gathers before computing, so again nothing overlaps.
+
+Sparse attention makes ranks unequal: under Ulysses rank r's time follows the kept slices of its heads, under ring
+the kept slices of its query rows. :func:`predict_cp` turns a trace (or synthetic counts) into per-rank kernel time
+(the single-GPU cost model on the rank's share), communication time (:class:`Link`, from the GPU description's
+``interconnect`` block, calibrated by NCCL microbenchmarks) and the imbalance; :func:`balanced_heads` is the what-if
+of a head-to-rank assignment that balances kept slices.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fgsim.errors import FgsimError
+
+SCHEMES = ("ulysses", "ring")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Plans and partitioning
+
+
+@dataclass(frozen=True)
+class CpPlan:
+    """A context-parallel layout: ``scheme`` (ulysses | ring) over ``degree`` GPUs."""
+
+    scheme: str
+    degree: int
+
+    @classmethod
+    def parse(cls, text: str) -> CpPlan:
+        """``"ulysses:2"`` | ``"ring:4"``; raises :class:`FgsimError` naming the bad text."""
+        t = text.strip().lower()
+        name, _, deg = t.partition(":")
+        if name not in SCHEMES or not deg:
+            raise FgsimError(f"bad --cp {text!r}: use ulysses:P or ring:P (P = GPUs, e.g. ulysses:2)")
+        try:
+            p = int(deg)
+        except ValueError:
+            raise FgsimError(f"bad --cp {text!r}: the degree P must be an integer ≥ 1") from None
+        if p < 1:
+            raise FgsimError(f"bad --cp {text!r}: the degree P must be an integer ≥ 1")
+        return cls(name, p)
+
+    def describe(self) -> str:
+        return f"{self.scheme}:{self.degree}"
+
+
+def ulysses_heads(num_heads: int, degree: int) -> list[range]:
+    """Heads of each rank under Ulysses: contiguous groups of ``H/P`` (diffusers' all-to-all layout)."""
+    if degree < 1 or num_heads % degree:
+        raise FgsimError(f"Ulysses degree {degree} must divide the {num_heads} attention heads")
+    g = num_heads // degree
+    return [range(r * g, (r + 1) * g) for r in range(degree)]
+
+
+def sequence_shards(n_tokens: int, degree: int) -> list[tuple[int, int]]:
+    """Token ranges ``[start, end)`` of each rank's sequence shard (equal shards; diffusers requires P | S)."""
+    if degree < 1 or n_tokens % degree:
+        raise FgsimError(f"context-parallel degree {degree} must divide the sequence length {n_tokens} "
+                         "(diffusers' equipartition sharder)")
+    s = n_tokens // degree
+    return [(r * s, (r + 1) * s) for r in range(degree)]
+
+
+def ulysses_counts(counts: np.ndarray, degree: int, assignment: Sequence[Sequence[int]] | None = None
+                   ) -> list[np.ndarray]:
+    """Per-rank ``(H/P, QB)`` counts from a call's ``(H, QB)`` counts (``assignment``: heads per rank, default
+    contiguous groups)."""
+    c = np.asarray(counts)
+    groups = assignment if assignment is not None else ulysses_heads(c.shape[0], degree)
+    return [c[list(g)] for g in groups]
+
+
+def block_rows(start: int, end: int, block_m: int) -> tuple[int, int]:
+    """Query blocks of size ``block_m`` (global numbering) that rows ``[start, end)`` touch: ``[b0, b1)``."""
+    return start // block_m, -(-end // block_m)
+
+
+def coarsen_queries(mask: np.ndarray, stored_m: int, m: int, n_queries: int) -> np.ndarray:
+    """A slice mask ``(H, QB_stored, N)`` at query block ``stored_m`` → blocks of ``m`` (a multiple): OR of rows."""
+    if m == stored_m:
+        return mask
+    if m % stored_m:
+        raise FgsimError(f"a mask stored at block_m={stored_m} cannot give query blocks of {m}")
+    f = m // stored_m
+    h, qb, n = mask.shape
+    qb_m = -(-n_queries // m)
+    pad = qb_m * f - qb
+    if pad:
+        mask = np.concatenate([mask, np.zeros((h, pad, n), dtype=bool)], axis=1)
+    return mask.reshape(h, qb_m, f, n).any(axis=2)
+
+
+def tile_counts(mask: np.ndarray, n: int) -> np.ndarray:
+    """Kept tiles of ``n`` keys (aligned to the mask's first key) per row of a bool ``(..., K)`` mask."""
+    if n == 1:
+        return mask.sum(axis=-1, dtype=np.int64)
+    k = mask.shape[-1]
+    pad = -(-k // n) * n - k
+    if pad:
+        mask = np.concatenate([mask, np.zeros((*mask.shape[:-1], pad), dtype=bool)], axis=-1)
+    return mask.reshape(*mask.shape[:-1], -1, n).any(axis=-1).sum(axis=-1, dtype=np.int64)
+
+
+def ring_counts(mask: np.ndarray, block_m: int, degree: int, n: int = 1) -> list[list[np.ndarray]]:
+    """Ring attention work per rank and key shard from one call's slice mask ``(H, QB, N)`` at query block
+    ``block_m``: ``out[r][j]`` is ``(H, QB_r)`` kept tiles of ``n`` keys of rank r's query blocks inside key
+    shard j (tiles aligned to the shard start; ``n > 1`` needs shard starts on a multiple of ``n``).
+
+    Rank r's query blocks are the global blocks its rows touch; a block split between two ranks is counted on
+    both (each computes its rows of it).
+    """
+    h, qb, n_tok = mask.shape
+    shards = sequence_shards(n_tok, degree)
+    if n > 1 and any(s % n for s, _ in shards):
+        raise FgsimError(f"key shards of {n_tok // degree} tokens do not start on multiples of {n} keys; "
+                         f"ring attention with {n}-key tiles needs S/P divisible by {n}")
+    out: list[list[np.ndarray]] = []
+    for qs, qe in shards:
+        b0, b1 = block_rows(qs, qe, block_m)
+        rows = mask[:, b0:b1]
+        out.append([tile_counts(rows[:, :, ks:ke], n) for ks, ke in shards])
+    return out
+
+
+def balanced_heads(weights: Sequence[float], degree: int) -> list[list[int]]:
+    """What-if: assign heads to ranks (``H/P`` each, as the all-to-all needs) balancing the summed ``weights``.
+
+    Greedy longest-processing-time: heads by decreasing weight, each to the least-loaded rank with room. Returns
+    sorted head lists per rank.
+    """
+    w = np.asarray(weights, dtype=float)
+    if degree < 1 or w.size % degree:
+        raise FgsimError(f"degree {degree} must divide the {w.size} heads")
+    cap = w.size // degree
+    load = np.zeros(degree)
+    groups: list[list[int]] = [[] for _ in range(degree)]
+    for hd in np.argsort(-w, kind="stable"):
+        open_ = [r for r in range(degree) if len(groups[r]) < cap]
+        r = min(open_, key=lambda x: (load[x], x))
+        groups[r].append(int(hd))
+        load[r] += w[hd]
+    return [sorted(g) for g in groups]
+
+
+def imbalance(times: Sequence[float]) -> float:
+    """max / mean of per-rank times (1.0 = perfectly balanced)."""
+    t = np.asarray(times, dtype=float)
+    return float(t.max() / t.mean()) if t.size and t.mean() > 0 else 1.0
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Communication model
+
+
+@dataclass(frozen=True)
+class Link:
+    """Collective-communication constants of one GPU's interconnect (NCCL conventions).
+
+    ``alltoall_busbw_gbs`` / ``allgather_busbw_gbs``: NCCL bus bandwidth (GB/s): a collective over a per-rank
+    buffer of ``B`` bytes (all-to-all: the input; all-gather: the gathered output) moves ``B·(P−1)/P`` bytes per
+    rank. ``p2p_bw_gbs``: one send/recv pair. ``latency_us``: fixed cost per collective. ``copy_gbs``: device
+    copy rate (bytes read + written per second) for the layout copies around the collectives.
+    """
+
+    alltoall_busbw_gbs: float
+    allgather_busbw_gbs: float
+    p2p_bw_gbs: float
+    latency_us: float
+    copy_gbs: float
+    link: str = ""
+    source: str = ""
+
+    def alltoall_s(self, nbytes: float, degree: int) -> float:
+        """Seconds of an all-to-all of a per-rank buffer of ``nbytes`` among ``degree`` ranks."""
+        if degree <= 1:
+            return 0.0
+        return self.latency_us * 1e-6 + nbytes * (degree - 1) / degree / (self.alltoall_busbw_gbs * 1e9)
+
+    def allgather_s(self, out_bytes: float, degree: int) -> float:
+        """Seconds of an all-gather producing ``out_bytes`` on every rank."""
+        if degree <= 1:
+            return 0.0
+        return self.latency_us * 1e-6 + out_bytes * (degree - 1) / degree / (self.allgather_busbw_gbs * 1e9)
+
+    def p2p_s(self, nbytes: float) -> float:
+        """Seconds of one send/recv of ``nbytes``."""
+        return self.latency_us * 1e-6 + nbytes / (self.p2p_bw_gbs * 1e9)
+
+    def copy_s(self, nbytes: float) -> float:
+        """Seconds of a device copy of a ``nbytes`` tensor (read + write)."""
+        return 2.0 * nbytes / (self.copy_gbs * 1e9)
+
+
+_LINK_FIELDS = ("alltoall_busbw_gbs", "allgather_busbw_gbs", "p2p_bw_gbs", "latency_us", "copy_gbs")
+
+
+def link_from_dict(d: dict[str, Any], where: str) -> Link:
+    """A :class:`Link` from an ``interconnect`` JSON object (FgsimError naming ``where`` and the field)."""
+    vals = {}
+    for k in _LINK_FIELDS:
+        v = d.get(k)
+        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+            raise FgsimError(f"{where}: interconnect field '{k}' must be a positive number, got {v!r}")
+        vals[k] = float(v)
+    return Link(**vals, link=str(d.get("link", "")), source=str(d.get("source", "")))
+
+
+def link_for(gpu: Any) -> Link:
+    """The interconnect of ``gpu`` (its description file's ``interconnect`` block); FgsimError if it has none."""
+    path = getattr(gpu, "path", "")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        data = {}
+    ic = data.get("interconnect")
+    if not isinstance(ic, dict):
+        raise FgsimError(f"GPU {getattr(gpu, 'name', gpu)} has no 'interconnect' block in {path or 'its description'}"
+                         " (needed for context-parallel predictions)")
+    return link_from_dict(ic, path)
+
+
+@dataclass(frozen=True)
+class CommCost:
+    """Communication and layout-copy seconds of one context-parallel attention call (the same on every rank)."""
+
+    collectives_s: float
+    copies_s: float
+    merge_s: float
+    bytes_per_rank: float  # bytes each rank sends
+    detail: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_s(self) -> float:
+        return self.collectives_s + self.copies_s + self.merge_s
+
+
+def comm_cost(plan: CpPlan, n_tokens: int, heads: int, head_dim: int, link: Link, *, batch: int = 1,
+              elt: int = 2) -> CommCost:
+    """The collectives and copies diffusers' Ulysses / ring attention does per call (no overlap).
+
+    Ulysses: 4 all-to-alls (q, k, v in, output back) of the local ``B·S/P·H·D`` tensor, each framed by two
+    permute copies (8 copies). Ring: one all-gather of k‖v (``2·B·S·H·D`` gathered), the concatenation copy of the
+    local k‖v, and P−1 float32 merges of the ``B·S/P·H·D`` output (about 6 float32 passes each: casts, sigmoid,
+    difference, product, log-sigmoid on the LSE is negligible).
+    """
+    p = plan.degree
+    local = batch * (n_tokens // p) * heads * head_dim * elt
+    if p <= 1:
+        return CommCost(0.0, 0.0, 0.0, 0.0)
+    if plan.scheme == "ulysses":
+        a2a = link.alltoall_s(local, p)
+        cp = link.copy_s(local)
+        return CommCost(4 * a2a, 8 * cp, 0.0, 4 * local * (p - 1) / p,
+                        {"alltoall_s": a2a, "alltoalls": 4, "copy_s": cp, "copies": 8})
+    gathered = 2 * local * p
+    ag = link.allgather_s(gathered, p)
+    cp = link.copy_s(2 * local)
+    merge = (p - 1) * 6 * link.copy_s(local * 4 / elt) / 2  # 6 single passes over the fp32 output
+    return CommCost(ag, cp, merge, gathered * (p - 1) / p, {"allgather_s": ag, "copy_s": cp})
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Per-rank prediction
+
+
+class _SubWorkload:
+    """A workload whose counts are a function of (pass, layer, m, n): a rank's share of the parent trace."""
+
+    def __init__(self, n_tokens: int, entries: list[tuple[int, int]], fn: Any) -> None:
+        self.n_tokens = n_tokens
+        self._entries = entries
+        self._fn = fn
+
+    def entries(self) -> list[tuple[int, int]]:
+        return list(self._entries)
+
+    def counts(self, p: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray:
+        return self._fn(p, layer, m, n)
+
+
+@dataclass
+class CpPrediction:
+    """Per-rank predicted seconds per captured call (arrays over entries) for one kernel."""
+
+    plan: CpPlan
+    kernel: str
+    entries: list[tuple[int, int]]
+    attention_s: np.ndarray  # (P, calls) kernel time of each rank (ring: summed over the P key shards)
+    comm: CommCost
+    weights: np.ndarray  # full-run weight of each captured call
+    single_gpu_s: np.ndarray  # (calls,) the whole call on one GPU
+    assignment: list[list[int]] | None = None
+
+    @property
+    def pass_s(self) -> np.ndarray:
+        """(calls,) seconds of the call on P GPUs: slowest rank plus communication (nothing overlaps)."""
+        return self.attention_s.max(axis=0) + self.comm.total_s
+
+    def rank_total_s(self) -> np.ndarray:
+        """(P,) full-run attention seconds of each rank."""
+        return (self.attention_s * self.weights).sum(axis=1)
+
+    def summary(self) -> dict[str, Any]:
+        w = self.weights
+        ranks = self.rank_total_s()
+        full_cp = float((self.pass_s * w).sum())
+        one = float((self.single_gpu_s * w).sum())
+        per_call_imb = self.attention_s.max(axis=0) / np.maximum(self.attention_s.mean(axis=0), 1e-30)
+        return {
+            "plan": self.plan.describe(), "kernel": self.kernel,
+            "rank_attention_s": [float(x) for x in ranks],
+            "imbalance_run": imbalance(ranks),
+            "imbalance_per_call_mean": float((per_call_imb * w).sum() / max(w.sum(), 1e-30)),
+            "comm_per_call_s": self.comm.total_s,
+            "comm_run_s": self.comm.total_s * float(w.sum()),
+            "full_run_s": full_cp, "single_gpu_s": one,
+            "speedup_vs_1gpu": one / max(full_cp, 1e-30),
+            "parallel_efficiency": one / max(full_cp, 1e-30) / self.plan.degree,
+            "assignment": self.assignment,
+        }
+
+
+def predict_cp(wl: Any, info: Any, gpu: Any, kernel: str, plan: CpPlan, *, link: Link | None = None,
+               block_m: int | None = None, gran_n: int = 1, dtype: str = "bf16", params: Any = None,
+               calibration: str | None = None, assignment: Sequence[Sequence[int]] | None = None,
+               single: Any = None) -> CpPrediction:
+    """Predict one kernel under ``plan`` for every captured call of ``wl`` (a trace or synthetic workload).
+
+    Ulysses uses the stored per-head counts; ring needs the slice masks (``wl.mask``) to split each query row's
+    kept keys among the key shards. ``single``: an existing single-GPU :class:`KernelPrediction` to reuse.
+    """
+    from fgsim.calibration import resolve_params
+    from fgsim.costmodel import counts_m_n, predict_workload
+    from fgsim.runpredict import _config, full_run_weights
+
+    if params is None:
+        params, _ = resolve_params(gpu, calibration)
+    link = link or link_for(gpu)
+    m = block_m or (128 if info.block_m <= 128 and 128 % info.block_m == 0 else info.block_m)
+    cfg = _config(kernel, gpu, info.head_dim, m, gran_n, dtype, None)
+    ents = list(wl.entries())
+    weights = full_run_weights(info, ents)
+    heads = info.num_heads
+    n_tok = int(wl.n_tokens)
+    p = plan.degree
+    km, kn = counts_m_n(cfg, info.block_m)
+    if single is None:
+        single = predict_workload(wl, cfg, gpu, params, entries=ents, num_heads=heads, stored_block_m=info.block_m)
+    att = np.zeros((p, len(ents)))
+    if plan.scheme == "ulysses":
+        groups = [list(g) for g in (assignment or ulysses_heads(heads, p))]
+
+        def full_counts(pp: int, ll: int, mm: int | None, nn: int) -> np.ndarray:
+            c = np.asarray(wl.counts(pp, ll, m=mm, n=nn))
+            if c.shape[0] < heads:
+                c = np.tile(c, (-(-heads // c.shape[0]), 1))[:heads]
+            return c
+
+        for r, g in enumerate(groups):
+            sub = _SubWorkload(n_tok, ents, lambda pp, ll, mm, nn, g=g: full_counts(pp, ll, mm, nn)[g])
+            pr = predict_workload(sub, cfg, gpu, params, entries=ents, num_heads=len(g),
+                                  stored_block_m=info.block_m)
+            att[r] = pr.per_call_s
+    else:
+        if not hasattr(wl, "mask"):
+            raise FgsimError("ring predictions need the slice masks of a trace (synthetic counts have none)")
+        shards = sequence_shards(n_tok, p)
+        per_entry: dict[tuple[int, int], list[list[np.ndarray]]] = {}
+        if kernel != "dense":
+            for pp, ll in ents:
+                mask = coarsen_queries(np.asarray(wl.mask(pp, ll)), info.block_m, km, n_tok)
+                if mask.shape[0] < heads:
+                    mask = np.tile(mask, (-(-heads // mask.shape[0]), 1, 1))[:heads]
+                per_entry[(pp, ll)] = ring_counts(mask, km, p, kn)
+
+        def shard_counts(pp: int, ll: int, r: int, j: int) -> np.ndarray:
+            return per_entry[(pp, ll)][r][j]
+
+        s_loc = shards[0][1] - shards[0][0]
+        for r in range(p):
+            for j in range(p):
+                # each (rank, shard) call: queries of rank r (its touched blocks) against S/P keys
+                sub = _SubWorkload(s_loc, ents, lambda pp, ll, mm, nn, r=r, j=j: shard_counts(pp, ll, r, j))
+                if kernel == "dense":
+                    pr = predict_workload(_dense_stub(s_loc, ents), cfg, gpu, params, entries=ents,
+                                          num_heads=heads)
+                else:
+                    pr = predict_workload(_trim(sub, s_loc, km), cfg, gpu, params, entries=ents,
+                                          num_heads=heads, stored_block_m=km)
+                att[r] += pr.per_call_s
+    comm = comm_cost(plan, n_tok, heads, info.head_dim, link, elt=2 if dtype in ("bf16", "fp16") else 4)
+    return CpPrediction(plan=plan, kernel=kernel, entries=ents, attention_s=att, comm=comm, weights=weights,
+                        single_gpu_s=np.asarray(single.per_call_s),
+                        assignment=[list(g) for g in assignment] if assignment else None)
+
+
+def _dense_stub(n_tokens: int, ents: list[tuple[int, int]]) -> _SubWorkload:
+    return _SubWorkload(n_tokens, ents, lambda pp, ll, mm, nn: np.zeros((1, -(-n_tokens // (mm or 128))), np.int64))
+
+
+def _trim(sub: _SubWorkload, n_tokens: int, m: int) -> _SubWorkload:
+    """The cost model wants exactly ⌈n/m⌉ query blocks; a rank touching one more (split block) folds it in."""
+    qb = -(-n_tokens // m)
+
+    def fn(pp: int, ll: int, mm: int | None, nn: int) -> np.ndarray:
+        c = sub.counts(pp, ll, mm, nn)
+        if c.shape[1] > qb:  # fold the extra partial block's work into its neighbour (same total work)
+            c = c.copy()
+            c[:, qb - 1] = c[:, qb - 1:].max(axis=1)
+            c = c[:, :qb]
+        return c
+
+    return _SubWorkload(n_tokens, sub.entries(), fn)
+
+
+def head_weights(wl: Any, info: Any, m: int = 128, n: int = 1) -> np.ndarray:
+    """(H,) kept M×n tiles per head over the captured calls, weighted like the full run (for :func:`balanced_heads`)."""
+    from fgsim.runpredict import full_run_weights
+
+    ents = list(wl.entries())
+    w = full_run_weights(info, ents)
+    tot = np.zeros(info.num_heads)
+    for (pp, ll), wi in zip(ents, w, strict=True):
+        c = np.asarray(wl.counts(pp, ll, m=m, n=n)).sum(axis=1)
+        if c.size < info.num_heads:
+            c = np.tile(c, -(-info.num_heads // c.size))[:info.num_heads]
+        tot += wi * c
+    return tot
+
+
+def scaling_table(wl: Any, info: Any, gpu: Any, kernels: Sequence[str], plans: Sequence[CpPlan], **kw: Any
+                  ) -> list[dict[str, Any]]:
+    """Summaries of :func:`predict_cp` for each kernel × plan (plans whose degree does not divide are skipped
+    with a note)."""
+    rows: list[dict[str, Any]] = []
+    for k in kernels:
+        for plan in plans:
+            try:
+                pr = predict_cp(wl, info, gpu, k, plan, **kw)
+            except FgsimError as exc:
+                rows.append({"plan": plan.describe(), "kernel": k, "skipped": str(exc)})
+                continue
+            rows.append(pr.summary())
+    return rows
+
+
+def fmt_seconds(s: float) -> str:
+    """Human-readable seconds."""
+    if not math.isfinite(s):
+        return "n/a"
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.1f} us"

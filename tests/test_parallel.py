@@ -1,0 +1,245 @@
+"""Context parallelism: partitioning (heads / key shards → per-rank counts), the communication model, the balanced
+head assignment, and (gloo, 2 CPU processes) the Ulysses / ring wrappers against one process."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pytest
+
+from fgsim.errors import FgsimError
+from fgsim.parallel import (
+    CommCost,
+    CpPlan,
+    Link,
+    balanced_heads,
+    block_rows,
+    coarsen_queries,
+    comm_cost,
+    imbalance,
+    ring_counts,
+    sequence_shards,
+    tile_counts,
+    ulysses_counts,
+    ulysses_heads,
+)
+
+LINK = Link(alltoall_busbw_gbs=100.0, allgather_busbw_gbs=200.0, p2p_bw_gbs=50.0, latency_us=10.0, copy_gbs=1000.0)
+
+
+def test_plan_parse() -> None:
+    assert CpPlan.parse("Ulysses:4") == CpPlan("ulysses", 4)
+    assert CpPlan.parse("ring:2").describe() == "ring:2"
+    for bad in ("ulysses", "tp:2", "ring:x", "ring:0"):
+        with pytest.raises(FgsimError):
+            CpPlan.parse(bad)
+
+
+def test_ulysses_heads_and_counts() -> None:
+    assert ulysses_heads(12, 4) == [range(0, 3), range(3, 6), range(6, 9), range(9, 12)]
+    with pytest.raises(FgsimError):
+        ulysses_heads(12, 5)
+    c = np.arange(12).reshape(4, 3)
+    parts = ulysses_counts(c, 2)
+    assert [p.tolist() for p in parts] == [[[0, 1, 2], [3, 4, 5]], [[6, 7, 8], [9, 10, 11]]]
+    parts = ulysses_counts(c, 2, assignment=[[0, 3], [1, 2]])
+    assert parts[0].tolist() == [[0, 1, 2], [9, 10, 11]]
+
+
+def test_sequence_shards_and_blocks() -> None:
+    assert sequence_shards(12, 3) == [(0, 4), (4, 8), (8, 12)]
+    with pytest.raises(FgsimError):
+        sequence_shards(10, 4)
+    assert block_rows(6, 12, 4) == (1, 3)  # rows 6..11 touch blocks 1 and 2
+    assert block_rows(8, 12, 4) == (2, 3)
+
+
+def test_tile_and_ring_counts_by_hand() -> None:
+    # 1 head, N = 8 tokens, M = 2 (4 query blocks), P = 2 (shards [0,4) and [4,8))
+    mask = np.zeros((1, 4, 8), bool)
+    mask[0, 0, [0, 1, 5]] = True  # block 0 (rank 0): 2 keys in shard 0, 1 in shard 1
+    mask[0, 1, [7]] = True  # block 1 (rank 0): 0 / 1
+    mask[0, 2, [2, 3, 4, 6]] = True  # block 2 (rank 1): 2 / 2
+    mask[0, 3, :] = True  # block 3 (rank 1): 4 / 4
+    rc = ring_counts(mask, 2, 2)
+    assert rc[0][0].tolist() == [[2, 0]] and rc[0][1].tolist() == [[1, 1]]
+    assert rc[1][0].tolist() == [[2, 4]] and rc[1][1].tolist() == [[2, 4]]
+    # all shards together give back the per-row counts
+    tot = np.concatenate([rc[0][0] + rc[0][1], rc[1][0] + rc[1][1]], axis=1)
+    assert tot.tolist() == [mask[0].sum(1).tolist()]
+    # tiles of 2 keys, aligned to each shard start
+    assert tile_counts(mask[0, 2, 4:8], 2) == 2  # keys 4 and 6: two tiles
+    assert tile_counts(mask[0, 0, 0:4], 2) == 1
+    rc2 = ring_counts(mask, 2, 2, n=2)
+    assert rc2[1][1].tolist() == [[2, 2]]
+    with pytest.raises(FgsimError):
+        ring_counts(np.zeros((1, 3, 6), bool), 2, 2, n=2)  # shards start at 3: not a multiple of 2
+
+
+def test_ring_counts_split_block() -> None:
+    # N = 6, M = 4: blocks [0,4) and [4,6); P = 2 shards [0,3), [3,6): block 0 is split between ranks
+    mask = np.ones((1, 2, 6), bool)
+    rc = ring_counts(mask, 4, 2)
+    assert rc[0][0].shape == (1, 1) and rc[1][0].shape == (1, 2)  # rank 1 touches blocks 0 and 1
+    assert rc[1][1].tolist() == [[3, 3]]
+
+
+def test_coarsen_queries() -> None:
+    m = np.zeros((1, 3, 4), bool)
+    m[0, 0, 0] = m[0, 1, 1] = m[0, 2, 3] = True
+    c = coarsen_queries(m, 64, 128, 160)  # 3 blocks of 64 → 2 of 128
+    assert c.shape == (1, 2, 4)
+    assert c[0, 0].tolist() == [True, True, False, False] and c[0, 1].tolist() == [False, False, False, True]
+    with pytest.raises(FgsimError):
+        coarsen_queries(m, 64, 96, 160)
+
+
+def test_balanced_heads() -> None:
+    w = [10, 1, 1, 10, 5, 5]
+    g = balanced_heads(w, 2)
+    assert sorted(len(x) for x in g) == [3, 3]
+    loads = [sum(w[i] for i in x) for x in g]
+    assert loads == [16, 16]
+    # contiguous split would be 12 vs 20
+    assert imbalance([12, 20]) == pytest.approx(20 / 16)
+    assert imbalance(loads) == 1.0
+    with pytest.raises(FgsimError):
+        balanced_heads(w, 4)
+
+
+def test_link_times() -> None:
+    # all-to-all of 1 MB among 4: 3/4 MB at 100 GB/s + 10 us
+    assert LINK.alltoall_s(1e6, 4) == pytest.approx(10e-6 + 0.75e6 / 100e9)
+    assert LINK.alltoall_s(1e6, 1) == 0.0
+    assert LINK.allgather_s(4e6, 2) == pytest.approx(10e-6 + 2e6 / 200e9)
+    assert LINK.p2p_s(1e6) == pytest.approx(10e-6 + 1e6 / 50e9)
+    assert LINK.copy_s(1e6) == pytest.approx(2e6 / 1000e9)
+
+
+def test_comm_cost_ulysses_and_ring() -> None:
+    n, h, d = 1024, 8, 64
+    local = (n // 2) * h * d * 2  # bf16 bytes of one local q/k/v/out shard
+    u = comm_cost(CpPlan("ulysses", 2), n, h, d, LINK)
+    assert u.collectives_s == pytest.approx(4 * (10e-6 + local / 2 / 100e9))
+    assert u.copies_s == pytest.approx(8 * 2 * local / 1000e9)
+    assert u.bytes_per_rank == pytest.approx(4 * local / 2)
+    r = comm_cost(CpPlan("ring", 2), n, h, d, LINK)
+    assert r.collectives_s == pytest.approx(10e-6 + 2 * local * 2 / 2 / 200e9)
+    assert r.merge_s > 0
+    assert comm_cost(CpPlan("ulysses", 1), n, h, d, LINK) == CommCost(0.0, 0.0, 0.0, 0.0)
+    # Ulysses volume per rank shrinks as (P-1)/P^2 of the whole tensor: 8 GPUs send less each than 2
+    u8 = comm_cost(CpPlan("ulysses", 8), n, h, d, LINK)
+    assert u8.bytes_per_rank < u.bytes_per_rank
+
+
+def test_predict_cp_synthetic() -> None:
+    from fgsim.costmodel import ModelParams
+    from fgsim.hardware import load_gpu
+    from fgsim.parallel import predict_cp
+    from fgsim.runpredict import RunInfo
+
+    rng = np.random.default_rng(7)
+    print("seed 7")
+    h, n, m = 8, 16384, 128  # 128 query blocks x 4 heads per rank: the grid fills the GPU
+    qb = n // m
+    masks = rng.random((h, qb, n // 64)) < np.array([0.05, 0.05, 0.1, 0.1, 0.4, 0.4, 0.8, 0.8])[:, None, None]
+    masks = masks.repeat(64, axis=2)
+
+    class Wl:
+        n_tokens = n
+
+        def entries(self) -> list[tuple[int, int]]:
+            return [(0, 0)]
+
+        def counts(self, p: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray:
+            return tile_counts(masks, n).astype(np.int32)
+
+        def mask(self, p: int, layer: int) -> np.ndarray:
+            return masks
+
+    info = RunInfo("toy", n, h, 64, m, 1, 1, 1, {0: 0}, [0])
+    gpu = load_gpu("h200")
+    link = LINK
+    kw = {"link": link, "params": ModelParams()}  # spec priors: independent of calibration files
+    u = predict_cp(Wl(), info, gpu, "fg", CpPlan("ulysses", 2), **kw)
+    assert u.attention_s.shape == (2, 1)
+    assert u.attention_s[1, 0] > 2 * u.attention_s[0, 0]  # rank 1 has the dense heads
+    bal = predict_cp(Wl(), info, gpu, "fg", CpPlan("ulysses", 2), **kw, assignment=[[0, 2, 4, 6], [1, 3, 5, 7]])
+    assert bal.attention_s.max() < u.attention_s.max()
+    r = predict_cp(Wl(), info, gpu, "fg", CpPlan("ring", 2), **kw)
+    assert r.attention_s.shape == (2, 1) and (r.attention_s > 0).all()
+    d = predict_cp(Wl(), info, gpu, "dense", CpPlan("ring", 2), **kw)
+    assert d.attention_s[0, 0] == pytest.approx(d.attention_s[1, 0])
+    s = u.summary()
+    assert s["imbalance_run"] > 1.0 and s["speedup_vs_1gpu"] > 0
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# gloo: two processes on the CPU
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _worker(rank: int, world: int, port: int, q: object, k: object, v: object, mask: object, res: object) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from fgsim.integrations.context_parallel import MaskedAttention, ring_attention, ulysses_attention
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        sl = q.shape[1] // world
+        sh = slice(rank * sl, (rank + 1) * sl)
+        out = {}
+        for name, ma in (("dense", MaskedAttention("torch")), ("fg", MaskedAttention("torch", mask, block_m=4))):
+            out[f"ulysses-{name}"] = ulysses_attention(q[:, sh], k[:, sh], v[:, sh], ma.heads)
+            out[f"ring-{name}"] = ring_attention(q[:, sh], k[:, sh], v[:, sh], ma.shard)
+        res[rank] = {key: val.clone() for key, val in out.items()}
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gloo_ulysses_and_ring_match_one_process() -> None:
+    torch = pytest.importorskip("torch")
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    from fgsim.integrations.context_parallel import MaskedAttention
+
+    seed = 11
+    print(f"seed {seed}")
+    g = torch.Generator().manual_seed(seed)
+    b, s, h, d, m = 1, 22, 4, 8, 4  # S/P = 11: query blocks of 4 straddle the two ranks
+    q, k, v = (torch.randn(b, s, h, d, generator=g, dtype=torch.float64) for _ in range(3))
+    mask = torch.rand(b, h, -(-s // m), s, generator=g) < 0.4
+    mask[:, 0, 1] = False  # a query block with no kept key
+    ref = {"dense": MaskedAttention("torch").heads(q, k, v, range(0, h)),
+           "fg": MaskedAttention("torch", mask, block_m=m).heads(q, k, v, range(0, h))}
+    assert float(ref["fg"][:, 4:8, 0].abs().max()) == 0.0
+    ctx = mp.get_context("spawn")
+    manager = ctx.Manager()
+    res = manager.dict()
+    port = _free_port()
+    env = {"OMP_NUM_THREADS": "1"}
+    os.environ.update(env)
+    procs = [ctx.Process(target=_worker, args=(r, 2, port, q, k, v, mask, res)) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    if any(p.exitcode != 0 for p in procs):
+        pytest.fail(f"gloo workers failed: exit codes {[p.exitcode for p in procs]}")
+    for scheme in ("ulysses", "ring"):
+        for name in ("dense", "fg"):
+            got = torch.cat([res[0][f"{scheme}-{name}"], res[1][f"{scheme}-{name}"]], dim=1)
+            err = float((got - ref[name]).abs().max())
+            assert err < 1e-12, (scheme, name, err)
