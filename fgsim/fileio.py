@@ -44,8 +44,14 @@ def check_output_path(path: str | os.PathLike[str], option: str, extensions: Ite
     parent = p.resolve().parent
     if not parent.is_dir():
         raise FgsimError(f"{option}: directory of {path} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+    if p.exists() and not os.access(p, os.W_OK):
         raise FgsimError(f"{option}: {path} is not writable")
+    probe = parent / f".{p.name}.{os.getpid()}.probe"
+    try:  # access() says yes to root even on read-only file systems such as /proc: try a file
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError:
+        raise FgsimError(f"{option}: {path} is not writable (cannot create files in {parent})") from None
     return p
 
 

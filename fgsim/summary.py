@@ -148,11 +148,21 @@ def format_summary(s: TraceSummary) -> str:
 
 
 def plot_summary(s: TraceSummary, path: str) -> None:
-    """Density heatmaps (layer × head, one per pass) and a histogram of kept keys per query block → PNG."""
+    """Density heatmaps (layer × head, one per pass) and a histogram of kept keys per query block → PNG file
+    (written atomically)."""
+    from fgsim.fileio import write_bytes_atomic
+
+    write_bytes_atomic(path, plot_summary_png(s))
+
+
+def plot_summary_png(s: TraceSummary) -> bytes:
+    """:func:`plot_summary`'s figure as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from fgsim.fileio import figure_png
 
     passes = sorted({p for p, _ in s.entries})
     layers = sorted({layer for _, layer in s.entries})
@@ -179,5 +189,4 @@ def plot_summary(s: TraceSummary, path: str) -> None:
     ax.set_xlabel(f"kept keys per query block (M = {s.info['block_m']}, N_k = {s.info['key_tokens']:,})")
     ax.set_ylabel("query blocks")
     fig.suptitle(f"{s.info['model']} — {s.info['provenance']} trace", fontsize=11)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return figure_png(fig)

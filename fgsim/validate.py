@@ -275,12 +275,21 @@ def case_list(name: str, seed: int = 1, traces_dir: str = "traces", per_trace: i
     raise FgsimError(f"unknown case list '{name}'; choose full, traces, calib or tiny")
 
 
+def _repo_path(path: str) -> str:
+    """A trace path from a results CSV: relative paths are relative to the repository root (where the committed
+    CSVs were written), not to the current directory."""
+    if not path or Path(path).is_absolute():
+        return path
+    repo = Path(__file__).resolve().parents[1] / path
+    return str(repo) if repo.exists() or not Path(path).exists() else path
+
+
 def case_from_row(row: dict[str, str]) -> Case:
     """Rebuild a Case from a results CSV row."""
     try:
         return Case(row["case_id"], row["split"], row["structure"], int(row["n_tokens"]), int(row["heads"]),
                     int(row["head_dim"]), int(row["block_m"]), float(row["density"]), int(row["seed"]),
-                    row.get("trace", ""), int(row.get("pass_index") or -1), int(row.get("layer") or -1),
+                    _repo_path(row.get("trace", "")), int(row.get("pass_index") or -1), int(row.get("layer") or -1),
                     (row["kernel"],), int(row.get("block_n") or 0), int(row.get("num_stages") or 0))
     except (KeyError, ValueError) as exc:
         raise FgsimError(f"results row {row.get('case_id', '?')}: bad or missing field ({exc})") from None

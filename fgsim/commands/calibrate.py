@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fgsim.commands._args import positive_int
 from fgsim.errors import FgsimError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def register(subparsers: Any) -> None:
@@ -27,7 +31,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--csv", help="where to append the raw measurements (default next to --out)")
     p.add_argument("--from-csv", nargs="+", help="fit from these measurement CSVs instead of measuring")
     p.add_argument("--gpu", help="GPU description name (default: detected from the measurements)")
-    p.add_argument("--rep-ms", type=int, default=50, help="do_bench rep time per measurement (ms)")
+    p.add_argument("--rep-ms", type=positive_int, default=50, help="do_bench rep time per measurement (ms)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -102,10 +106,24 @@ def _gemm_efficiency(gpu_name: str) -> float | None:
 
 def run(args: argparse.Namespace) -> int:
     from fgsim.calibration import CAL_DIR, new_calibration, save_calibration
+    from fgsim.fileio import check_output_path
     from fgsim.validate import case_list, read_results
 
     env: dict[str, Any] = {}
+    if args.out:
+        check_output_path(args.out, "--out", (".json",))
+    if args.csv:
+        check_output_path(args.csv, "--csv", (".csv",))
+    if args.gpu:
+        from fgsim.hardware import load_gpu
+
+        load_gpu(args.gpu)  # an unknown GPU fails before any work
     if args.from_csv:
+        missing = [f for f in args.from_csv if not Path(f).is_file()]
+        if missing:
+            raise FgsimError(f"--from-csv: {missing[0]}: no such file")
+        print(f"fgsim calibrate: fitting the model to the measurements of {len(args.from_csv)} file(s) "
+              "(least squares over every row: a few minutes) ...", file=sys.stderr, flush=True)
         rows = read_results(args.from_csv)
         gpu_name = args.gpu or (rows[0].get("gpu_key") if rows else None) or "h200"
         gemm = None
@@ -115,21 +133,26 @@ def run(args: argparse.Namespace) -> int:
             import triton  # noqa: F401
         except ImportError:
             raise FgsimError("calibrate needs torch and triton (and a GPU); use --from-csv to refit on a CPU") from None
+        from fgsim.commands.validate import require_cuda
+
+        require_cuda("calibrate", "--from-csv refits from earlier measurements on a CPU")
         from fgsim.validate import environment, measure
 
         env = environment()
         gpu_name = args.gpu or env["gpu_key"]
         date = _dt.date.today().isoformat()
-        out_csv = Path(args.csv) if args.csv else (Path(args.out).parent if args.out else Path("validation/results")) / \
+        out_csv = Path(args.csv) if args.csv else (Path(args.out).parent if args.out else REPO / "validation" / "results") / \
             f"calib-{gpu_name}-{date}.csv"
         measure(case_list(args.cases), out_csv, rep_ms=args.rep_ms, progress=not args.no_progress)
         rows = [r for r in read_results([out_csv]) if r.get("host") == env["host"]]
         gemm = _gemm_efficiency(gpu_name)
         print(f"measurements appended to {out_csv}")
     rows = [r for r in rows if r.get("split") == "calib"] or rows
-    if not args.out and any("cpu" in (r.get("gpu_name") or "cpu").lower() for r in rows):
-        raise FgsimError("measurements come from the CPU interpreter, not a GPU: pass --out explicitly "
-                         "(they are never written as a GPU's calibration)")
+    if not rows:
+        raise FgsimError("no measurements to fit")
+    if any("cpu" in (r.get("gpu_name") or "cpu").lower() for r in rows):
+        raise FgsimError("measurements come from the CPU interpreter, not a GPU: they are never written as a "
+                         "GPU's calibration")
     params, fit = fit_rows(rows, gpu_name)
     if gemm is not None:
         fit["gemm_efficiency"] = gemm

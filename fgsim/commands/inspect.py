@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from fgsim.errors import FgsimError
-from fgsim.summary import format_summary, plot_summary, summarize
+from fgsim.fileio import PendingWrites, check_output_path, require_matplotlib
+from fgsim.summary import format_summary, plot_summary_png, summarize
 from fgsim.trace import default_trace_path, open_trace
 
 
@@ -25,20 +25,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the summary (table or JSON); optionally plot and verify."""
     path = Path(args.trace) if args.trace else default_trace_path()
-    if args.plot and not Path(args.plot).resolve().parent.is_dir():
-        raise FgsimError(f"--plot: directory of {args.plot} does not exist")
+    if args.plot:
+        check_output_path(args.plot, "--plot", (".png",))
+        require_matplotlib()
     with open_trace(path) as trace:
         if args.verify:
+            n = len(trace.entries())
+            mb = n * len(trace.meta.heads) * trace.n_qblocks * trace.n_keys / 1e6
+            print(f"fgsim inspect: verifying {n} entries ({mb:,.0f} MB of masks unpacked, about "
+                  f"{max(1, round(mb / 60))} s) ...", file=sys.stderr, flush=True)
             trace.verify()
         summary = summarize(trace, progress=sys.stderr.isatty())
+    pending = PendingWrites()
+    if args.plot:
+        pending.add(args.plot, plot_summary_png(summary))
     if args.json:
         print(json.dumps(summary.to_json(), indent=1))
     else:
         print(format_summary(summary))
         if args.verify:
             print("verify: every mask and every stored count agree")
-    if args.plot:
-        plot_summary(summary, args.plot)
+    for p in pending.commit():
         if not args.json:
-            print(f"plot written to {args.plot}")
+            print(f"plot written to {p}")
     return 0

@@ -147,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
 
     kernels = _check_args(args)
     gpus = [load_gpu(g) for g in args.gpu]
+    from fgsim.calibration import resolve_params
+
+    for gpu in gpus:
+        resolve_params(gpu, args.calibration)  # a bad calibration fails before any work
     overrides = {k: v for k, v in (("num_stages", args.num_stages), ("block_n", args.block_n)) if v is not None}
     progress = not args.no_progress and not args.json
     model = None
@@ -186,9 +190,9 @@ def run(args: argparse.Namespace) -> int:
                 raise FgsimError(f"{where}{gpu.name}: {exc}" if len(gpus) > 1 else f"{where}{exc}") from None
             e2e = None
             if model is not None:
-                from fgsim.endtoend import predict_generation
-
                 from dataclasses import replace
+
+                from fgsim.endtoend import predict_generation
 
                 # the end-to-end baseline is the same best dense configuration the kernel speedups use
                 base = {k: v for k, v in rp.kernels.items() if k != "dense"}

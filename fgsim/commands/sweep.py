@@ -78,7 +78,9 @@ def _wrap(text: str) -> list[str]:
 
 def _csv_text(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    from fgsim.sweep import COLUMNS
+
+    w = csv.DictWriter(buf, fieldnames=[*COLUMNS, *(k for k in rows[0] if k not in COLUMNS)], lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()

@@ -11,7 +11,10 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
+from fgsim.commands._args import nonneg_int, positive_int
 from fgsim.errors import FgsimError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def register(subparsers: Any) -> None:
@@ -20,21 +23,32 @@ def register(subparsers: Any) -> None:
     p.add_argument("--measure", action="store_true", help="time fgattn's kernels over the case list (GPU)")
     p.add_argument("--cases", default="full", choices=("full", "traces", "tiny", "calib"),
                    help="case list: full (scored synthetic + traces), traces (the traces' alone), calib, tiny")
-    p.add_argument("--per-trace", type=int, default=3,
+    p.add_argument("--per-trace", type=nonneg_int, default=3,
                    help="cases per trace, spread evenly over its entries (0: every entry)")
     p.add_argument("--seed", type=int, default=1, help="seed of the scored case list")
-    p.add_argument("--traces", default="traces", help="directory of .fgt traces to include")
-    p.add_argument("--out-dir", default="validation", help="report directory (results CSVs go to <out-dir>/results)")
+    p.add_argument("--traces", default=str(REPO / "traces"), help="directory of .fgt traces to include "
+                   "(default <repo>/traces)")
+    p.add_argument("--out-dir", default=str(REPO / "validation"),
+                   help="report directory (results CSVs go to <out-dir>/results; default <repo>/validation)")
     p.add_argument("--results", nargs="*", help="CSV files to report on (default <repo>/validation/results/*.csv)")
-    p.add_argument("--rep-ms", type=int, default=50)
+    p.add_argument("--rep-ms", type=positive_int, default=50, help="do_bench rep time per measurement (ms)")
     p.add_argument("--bench", default="do_bench", choices=("do_bench", "graph"),
                    help="timing: do_bench events (default) or do_bench_cudagraph (GPU time, no host overhead)")
-    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds per case (median recorded)")
+    p.add_argument("--rounds", type=positive_int, default=1, help="interleaved rounds per case (median recorded)")
     p.add_argument("--clock-warm-ms", type=float, default=0.0, help="GEMM warm-up before each case (ms)")
     p.add_argument("--case-ids", help="comma-separated case ids to measure (default: the whole list)")
     p.add_argument("--tag", default="", help="suffix of the results CSV name (e.g. graph)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+
+
+def require_cuda(what: str, hint: str = "") -> None:
+    """FgsimError before any work when no CUDA GPU is visible (the Triton CPU interpreter measures no GPU)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise FgsimError(f"{what} times kernels on a CUDA GPU and none is visible (torch.cuda.is_available() is "
+                         "False); the Triton CPU interpreter's timings describe no GPU" + (f"; {hint}" if hint else ""))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +61,12 @@ def run(args: argparse.Namespace) -> int:
             import triton  # noqa: F401
         except ImportError:
             raise FgsimError("--measure needs torch, triton and fgattn (PYTHONPATH=.:kernels) on a GPU") from None
+        require_cuda("validate --measure")
+        if not Path(args.traces).is_dir() and args.cases in ("full", "traces"):
+            raise FgsimError(f"--traces: {args.traces} is not a directory")
+        out_dir.mkdir(parents=True, exist_ok=True) if out_dir.parent.is_dir() else None
+        if not out_dir.is_dir():
+            raise FgsimError(f"--out-dir: {out_dir} does not exist")
         from fgsim.validate import environment, measure
 
         env = environment()
@@ -65,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     results = args.results
     if results is None:
         results = []
-        for p in sorted((Path(__file__).resolve().parents[2] / "validation" / "results").glob("*.csv")):
+        for p in sorted((REPO / "validation" / "results").glob("*.csv")):
             with p.open() as fh:
                 head = fh.readline()
             if "case_id" in head and "measured_ms" in head:  # validation CSVs only (not kernel/capture logs)
@@ -73,6 +93,12 @@ def run(args: argparse.Namespace) -> int:
     missing = [r for r in results if not Path(r).is_file()]
     if missing:
         raise FgsimError(f"results file not found: {missing[0]}")
+    if not out_dir.is_dir():
+        raise FgsimError(f"--out-dir: {out_dir} is not a directory")
+    if not args.no_plots:
+        from fgsim.fileio import require_matplotlib
+
+        require_matplotlib("the report's plots (or --no-plots)")
     rep = write_report(results, out_dir, plots=not args.no_plots, progress=not args.no_progress)
     print(f"report written to {rep}")
     return 0
