@@ -128,10 +128,26 @@ def test_pooled_equals_reference(shape, p, gamma, g):
     np.testing.assert_array_equal(got.numpy(), ref_pooled(q, k, km, p, gamma, g, m))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(shapes, st.sampled_from([0.5, 0.9, 1.0]), st.sampled_from([-1.0, 0.3, 0.6]), st.sampled_from([4, 16, 32]))
+_POOLED_ARGS = (shapes, st.sampled_from([0.5, 0.9, 1.0]), st.sampled_from([-1.0, 0.3, 0.6]),
+                st.sampled_from([4, 16, 32]))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(*_POOLED_ARGS)
 def test_pooled_triton_equals_reference(shape, p, gamma, g):
     """The Triton path (pool kernel + GEMM + bisection top-CDF + expansion; interpreted on the CPU) in float64."""
+    _check_pooled_triton(shape, p, gamma, g)
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(*_POOLED_ARGS)
+def test_pooled_triton_equals_reference_many(shape, p, gamma, g):
+    """As above with 150 examples (about 80 s): run with ``-m slow``."""
+    _check_pooled_triton(shape, p, gamma, g)
+
+
+def _check_pooled_triton(shape, p, gamma, g):
     b, h, s, d, m, temp, masked, seed = shape
     q, k, _, km = _inputs(seed, b, h, s, d, temp, masked)
     q = q + 3 * q.mean(dim=2, keepdim=True)
