@@ -4,7 +4,8 @@
 
 bf16 and fp16, both layouts, D ∈ {64, 128}, M ∈ {64, 128}, gran_n ∈ {1, 16, 64}, odd N, empty
 and full query blocks, with every launch configuration the table gives and the TMA / non-TMA
-and LPT / natural-order variants; outputs poisoned with NaN before each launch and scanned after;
+and LPT / natural-order variants, Q/O descriptors on and off, text-token masks (full text rows and
+columns) and the log-sum-exp output; outputs poisoned with NaN before each launch and scanned after;
 relative error against the float64 reference ≤ 1e-2; unordered, duplicate and out-of-range
 indices rejected with a clear ValueError; one Wan-sized case against SDPA with a boolean mask.
 Exit status 1 on any failure.
@@ -58,50 +59,66 @@ def slice_mask(b, h, n, m, gran, density):
     return tiles.repeat_interleave(gran, dim=-1)[..., :n]
 
 
-def run(kind, q, k, v, index, m, g, layout, cfg):
+def run(kind, q, k, v, index, m, g, layout, cfg, want_lse=False):
+    """(out, lse or None) of one kernel call on a NaN-poisoned output."""
     out = torch.full_like(q, float("nan"))
+    kw = dict(layout=layout, config=cfg, out=out, return_lse=want_lse)
     if kind == "fg":
-        fgattn.fg_attention(q, k, v, index, block_m=m, gran_n=g, layout=layout, config=cfg, out=out, check=True)
+        res = fgattn.fg_attention(q, k, v, index, block_m=m, gran_n=g, check=True, **kw)
     elif kind == "block":
-        fgattn.block_sparse_attention(q, k, v, index, block_m=m, layout=layout, config=cfg, out=out, check=True)
+        res = fgattn.block_sparse_attention(q, k, v, index, block_m=m, check=True, **kw)
     else:
-        fgattn.dense_attention(q, k, v, block_m=m, layout=layout, config=cfg, out=out)
+        res = fgattn.dense_attention(q, k, v, block_m=m, **kw)
     if DEV == "cuda":
         torch.cuda.synchronize()
-    return out
+    return (res if want_lse else (res, None))
 
 
 def check_group(group: tuple[str, int, int]) -> tuple[int, list[str]]:
     """Worker: every kernel/config/layout for one (dtype, D, M); returns (checks, failures)."""
+    from fgattn.masks import with_text
+
     dname, d, m = group
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dname]
     seed = int.from_bytes(os.urandom(4), "little")
     torch.manual_seed(seed)
     b, h = 2, 3
     for layout in ("bhnd", "bnhd"):
-        for n in ((1000, 333) if (dname, m) == ("bf16", 128) else (1000,)):
+        for n in (1000, 333):
             q, k, v = qkv(b, h, n, d, dtype, layout)
             for kind, grans in (("fg", (1, 16, 64)), ("block", (m,)), ("dense", (1,))):
                 for g in grans:
                     base = resolve_config(kind, q, m, g)
-                    variants = [base]
+                    qo = not base.option("tma_qo", False)
+                    variants = [base, dataclasses.replace(base, extra={**base.extra, "tma_qo": qo})]
                     if dname == "bf16" and kind == "fg":
-                        variants.append(dataclasses.replace(base, extra={**base.extra, "idx_ahead": 0}))
+                        variants.append(dataclasses.replace(
+                            base, extra={**base.extra, "idx_ahead": 1 - int(base.option("idx_ahead", 0))}))
                     elif dname == "bf16":
                         variants.append(dataclasses.replace(
                             base, extra={**base.extra, "tma": not base.option("tma", False), "warp_specialize": False}))
-                    for dens in ((0.3, 1.0) if kind != "dense" else (1.0,)):
+                    pats = ["dense"] if kind == "dense" else ["0.3", "1.0"] + (["text"] if g in (1, m) else [])
+                    for pat in pats:
                         index = None
                         if kind != "dense":
-                            mask = slice_mask(b, h, n, m, g, dens)
-                            index = fgattn.build_index(mask, block_m=m, gran_n=g, order=dens < 1)
-                        ref = fgattn.reference_attention(q, k, v, index, layout=layout)
-                        for cfg in variants:
-                            out = run(kind, q, k, v, index, m, g, layout, cfg)
+                            if pat == "text":  # 100 text tokens appended: full text rows and columns
+                                mask = with_text(slice_mask(b, h, n - 100, m, g, 0.3), 100, m)
+                            else:
+                                mask = slice_mask(b, h, n, m, g, float(pat))
+                            index = fgattn.build_index(mask, block_m=m, gran_n=g, order=pat != "1.0")
+                        ref, ref_lse = fgattn.reference_attention(q, k, v, index, layout=layout, return_lse=True)
+                        for i, cfg in enumerate(variants):
+                            want_lse = i == 0
+                            out, lse = run(kind, q, k, v, index, m, g, layout, cfg, want_lse)
                             err = float((out.double() - ref).norm() / ref.norm())
-                            name = (f"{kind} {dname} {layout} D{d} N{n} M{m} g{g} dens{dens} "
+                            name = (f"{kind} {dname} {layout} D{d} N{n} M{m} g{g} mask {pat} "
                                     f"bn{cfg.block_n} st{cfg.num_stages} w{cfg.num_warps} {cfg.extra} seed {seed}")
                             report(name, err, bool(out.isnan().any()))
+                            if lse is not None:
+                                fin = torch.isfinite(ref_lse)
+                                same = bool(torch.equal(torch.isfinite(lse), fin))
+                                gap = float((lse.double()[fin] - ref_lse[fin]).abs().max()) if bool(fin.any()) else 0.0
+                                report(name + " lse", gap if same else float("inf"), bool(lse.isnan().any()))
                             if index is not None and int(index.counts()[0]) == 0:
                                 blk = out[0, 0, :m] if layout == "bhnd" else out[0, :m, 0]
                                 if bool(blk.abs().max() != 0):

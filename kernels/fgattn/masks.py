@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["random_mask", "window_mask", "video_grid"]
+__all__ = ["random_mask", "window_mask", "video_grid", "with_text"]
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -88,3 +88,18 @@ def window_mask(
             hi_s = s
     assert keep is not None
     return keep.unsqueeze(0).expand(batch, -1, -1, -1).contiguous()
+
+
+def with_text(video: torch.Tensor, n_text: int, block_m: int) -> torch.Tensor:
+    """Append ``n_text`` text tokens to a video slice mask (B, H, QB_v, N_v) (MM-DiT joint attention).
+
+    Every query block keeps all text keys; every query block that holds a text query (from the one
+    holding token N_v on) keeps every key.  Returns bool (B, H, ceil((N_v + n_text) / M), N_v + n_text).
+    """
+    b, h, qb_v, n_v = video.shape
+    n = n_v + n_text
+    qb = _cdiv(n, block_m)
+    out = torch.ones(b, h, qb, n, dtype=torch.bool, device=video.device)
+    first_text_block = n_v // block_m
+    out[:, :, :first_text_block, :n_v] = video[:, :, :first_text_block]
+    return out
