@@ -145,8 +145,9 @@ def ring_counts(mask: np.ndarray, block_m: int, degree: int, n: int = 1) -> list
 def balanced_heads(weights: Sequence[float], degree: int) -> list[list[int]]:
     """What-if: assign heads to ranks (``H/P`` each, as the all-to-all needs) balancing the summed ``weights``.
 
-    Greedy longest-processing-time: heads by decreasing weight, each to the least-loaded rank with room. Returns
-    sorted head lists per rank.
+    Greedy longest-processing-time (heads by decreasing weight, each to the least-loaded rank with room), then
+    pairwise swaps between the most and a less loaded rank while they lower the maximum load. Returns sorted head
+    lists per rank.
     """
     w = np.asarray(weights, dtype=float)
     if degree < 1 or w.size % degree:
@@ -159,6 +160,26 @@ def balanced_heads(weights: Sequence[float], degree: int) -> list[list[int]]:
         r = min(open_, key=lambda x: (load[x], x))
         groups[r].append(int(hd))
         load[r] += w[hd]
+    for _ in range(4 * w.size * w.size):  # swap refinement (each accepted swap lowers the sorted load vector)
+        hi = int(np.argmax(load))
+        best = None
+        for r in range(degree):
+            if r == hi:
+                continue
+            for a in groups[hi]:
+                for b in groups[r]:
+                    d = w[a] - w[b]
+                    if d > 0 and max(load[hi] - d, load[r] + d) < load[hi] - 1e-12 * max(1.0, load[hi]):
+                        gain = load[hi] - max(load[hi] - d, load[r] + d)
+                        if best is None or gain > best[0]:
+                            best = (gain, r, a, b, d)
+        if best is None:
+            break
+        _, r, a, b, d = best
+        groups[hi][groups[hi].index(a)] = b
+        groups[r][groups[r].index(b)] = a
+        load[hi] -= d
+        load[r] += d
     return [sorted(g) for g in groups]
 
 
@@ -260,9 +281,10 @@ def comm_cost(plan: CpPlan, n_tokens: int, heads: int, head_dim: int, link: Link
     """The collectives and copies diffusers' Ulysses / ring attention does per call (no overlap).
 
     Ulysses: 4 all-to-alls (q, k, v in, output back) of the local ``B·S/P·H·D`` tensor, each framed by two
-    permute copies (8 copies). Ring: one all-gather of k‖v (``2·B·S·H·D`` gathered), the concatenation copy of the
-    local k‖v, and P−1 float32 merges of the ``B·S/P·H·D`` output (about 6 float32 passes each: casts, sigmoid,
-    difference, product, log-sigmoid on the LSE is negligible).
+    permute copies (8 copies). Ring: one all-gather of k‖v (``2·B·S·H·D`` gathered) after the copy that stacks
+    the local k‖v, and the float32 LSE merge of the P partial outputs (``merge_s``: per output element, a bf16 →
+    fp32 cast of each partial (6 bytes), 28 bytes per merge (two scaled reads, the sum) and the final cast back
+    (6 bytes), at the copy rate; the LSE vectors are 1/D of that and ignored).
     """
     p = plan.degree
     local = batch * (n_tokens // p) * heads * head_dim * elt
@@ -276,8 +298,19 @@ def comm_cost(plan: CpPlan, n_tokens: int, heads: int, head_dim: int, link: Link
     gathered = 2 * local * p
     ag = link.allgather_s(gathered, p)
     cp = link.copy_s(2 * local)
-    merge = (p - 1) * 6 * link.copy_s(local * 4 / elt) / 2  # 6 single passes over the fp32 output
-    return CommCost(ag, cp, merge, gathered * (p - 1) / p, {"allgather_s": ag, "copy_s": cp})
+    elements = local / elt
+    merge = elements * (6 * p + 28 * (p - 1) + 6) / (link.copy_gbs * 1e9)
+    return CommCost(ag, cp, merge, gathered * (p - 1) / p, {"allgather_s": ag, "copy_s": cp, "merge_s": merge})
+
+
+def ring_split_overhead_s(n_tokens: int, degree: int, heads: int, head_dim: int, block_m: int, rank: int,
+                          link: Link, *, batch: int = 1, elt: int = 2) -> float:
+    """Extra seconds of a ring rank whose first query row is not on a block boundary: per key shard, its two
+    kernel calls' outputs are concatenated (one copy of the rank's output; :mod:`fgsim.integrations.context_parallel`)."""
+    sl = n_tokens // degree
+    if (rank * sl) % block_m == 0:
+        return 0.0
+    return degree * link.copy_s(batch * sl * heads * head_dim * elt)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -409,6 +442,7 @@ def predict_cp(wl: Any, info: Any, gpu: Any, kernel: str, plan: CpPlan, *, link:
                     pr = predict_workload(_trim(sub, s_loc, km), cfg, gpu, params, entries=ents,
                                           num_heads=heads, stored_block_m=km)
                 att[r] += pr.per_call_s
+            att[r] += ring_split_overhead_s(n_tok, p, heads, info.head_dim, km, r, link)
     comm = comm_cost(plan, n_tok, heads, info.head_dim, link, elt=2 if dtype in ("bf16", "fp16") else 4)
     return CpPrediction(plan=plan, kernel=kernel, entries=ents, attention_s=att, comm=comm, weights=weights,
                         single_gpu_s=np.asarray(single.per_call_s),
@@ -474,3 +508,65 @@ def fmt_seconds(s: float) -> str:
     if s >= 1e-3:
         return f"{s * 1e3:.2f} ms"
     return f"{s * 1e6:.1f} us"
+
+
+def parse_plans(text: str) -> list[CpPlan]:
+    """``"ulysses:2,ring:2"`` → plans (FgsimError on bad text)."""
+    plans = [CpPlan.parse(t) for t in text.split(",") if t.strip()]
+    if not plans:
+        raise FgsimError(f"bad --cp {text!r}: use ulysses:P or ring:P (P = GPUs), comma-separated")
+    return plans
+
+
+def cp_report(wl: Any, info: Any, gpu: Any, kernels: Sequence[str], plans: Sequence[CpPlan], *,
+              single: dict[str, Any] | None = None, balance: bool = False, **kw: Any
+              ) -> tuple[list[str], list[dict[str, Any]]]:
+    """Table lines and JSON rows of :func:`predict_cp` for each plan × kernel (``single``: kernel → single-GPU
+    KernelPrediction to reuse). ``balance``: add the balanced head assignment what-if under Ulysses."""
+    from fgsim.costmodel import counts_m_n
+    from fgsim.runpredict import _config
+
+    link = kw.pop("link", None) or link_for(gpu)
+    rows: list[dict[str, Any]] = []
+    for plan in plans:
+        for k in kernels:
+            try:
+                pr = predict_cp(wl, info, gpu, k, plan, link=link, single=(single or {}).get(k), **kw)
+            except FgsimError as exc:
+                rows.append({"plan": plan.describe(), "kernel": k, "skipped": str(exc)})
+                continue
+            rows.append(pr.summary())
+            if balance and plan.scheme == "ulysses" and k != "dense" and plan.degree > 1:
+                cfg = _config(k, gpu, info.head_dim, kw.get("block_m") or pr_block_m(info), kw.get("gran_n", 1),
+                              kw.get("dtype", "bf16"), None)
+                m, n = counts_m_n(cfg, info.block_m)
+                groups = balanced_heads(head_weights(wl, info, m, n), plan.degree)
+                bal = predict_cp(wl, info, gpu, k, plan, link=link, single=(single or {}).get(k), assignment=groups,
+                                 **kw)
+                s = bal.summary()
+                s["what_if"] = "balanced heads"
+                rows.append(s)
+    lines = [f"context parallelism on {gpu.name}: interconnect {link.link or 'n/a'} "
+             f"(all-to-all {link.alltoall_busbw_gbs:g} GB/s, all-gather {link.allgather_busbw_gbs:g} GB/s bus "
+             f"bandwidth, {link.latency_us:g} us per collective)",
+             f"{'plan':<11} {'kernel':<6} {'rank attention (full run)':<34} {'imbal':>6} {'comm':>9} "
+             f"{'P GPUs':>9} {'1 GPU':>9} {'speedup':>8}"]
+    for r in rows:
+        if "skipped" in r:
+            lines.append(f"{r['plan']:<11} {r['kernel']:<6} skipped: {r['skipped']}")
+            continue
+        ranks = r["rank_attention_s"]
+        rk = " ".join(fmt_seconds(x) for x in ranks) if len(ranks) <= 4 else \
+            f"{fmt_seconds(min(ranks))} .. {fmt_seconds(max(ranks))}"
+        tag = " (balanced)" if r.get("what_if") else ""
+        lines.append(f"{r['plan']:<11} {r['kernel'] + tag:<6} {rk:<34} {r['imbalance_run']:>6.3f} "
+                     f"{fmt_seconds(r['comm_run_s']):>9} {fmt_seconds(r['full_run_s']):>9} "
+                     f"{fmt_seconds(r['single_gpu_s']):>9} {r['speedup_vs_1gpu']:>7.2f}x")
+    lines.append("imbal = slowest rank / mean rank attention; P GPUs = per call (slowest rank + communication), "
+                 "summed over the full run; nothing overlaps (diffusers' Ulysses and ring)")
+    return lines, rows
+
+
+def pr_block_m(info: Any) -> int:
+    """The kernel query block predict uses by default for a trace stored at ``info.block_m``."""
+    return 128 if info.block_m <= 128 and 128 % info.block_m == 0 else int(info.block_m)

@@ -316,7 +316,7 @@ def part_c(args: argparse.Namespace, dev: Any, rank: int, p: int, timing: list[d
     if args.cpu:
         shapes = [("tiny", 2 * 96, 4, 64)]
         densities = [0.1, 0.3]
-        kernels = ["torch"]
+        kernels = ["fg", "block", "dense"] if os.environ.get("TRITON_INTERPRET") == "1" else ["torch"]
         m = 64
         rounds = 2
         sizes = [1 << 16, 1 << 20]

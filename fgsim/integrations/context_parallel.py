@@ -135,18 +135,28 @@ def ulysses_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn: H
 
 
 def ring_gather_kv(k: torch.Tensor, v: torch.Tensor, group: Any = None) -> torch.Tensor:
-    """The ring's one collective: k‖v shards ``(B, S/P, H, D)`` → ``(2, B, S, H, D)`` on every rank."""
+    """The ring's one collective, as diffusers does it: k‖v of every rank, ``(P, 2, B, S/P, H, D)`` (one copy
+    to stack the local k‖v, one all-gather; shard j is ``out[j, 0]``, ``out[j, 1]``, views)."""
     import torch
 
     _, p = world(group)
-    b, sl, h, d = k.shape
     kv = torch.stack([k, v])  # (2, B, S/P, H, D)
-    return all_gather_seq(kv.reshape(2 * b, sl, h, d), group).reshape(2, b, p * sl, h, d)
+    if p == 1:
+        return kv.unsqueeze(0)
+    buf = torch.empty((p, *kv.shape), dtype=kv.dtype, device=kv.device)
+    dist = _dist()
+    fused = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+    try:
+        fused(buf, kv, group=group)
+    except (RuntimeError, NotImplementedError, AttributeError):
+        dist.all_gather(list(buf.unbind(0)), kv, group=group)
+    return buf
 
 
 def ring_compute(q: torch.Tensor, kv_all: torch.Tensor, attn: ShardFn, rank: int, degree: int) -> torch.Tensor:
-    """The ring's compute: rank ``rank``'s queries against each key shard of the gathered ``kv_all`` (own shard
-    first, diffusers' order), merged by LSE in float32 (float64 for float64 inputs)."""
+    """The ring's compute: rank ``rank``'s queries against each key shard of the gathered ``kv_all``
+    (:func:`ring_gather_kv`; own shard first, diffusers' order), merged by LSE in float32 (float64 for float64
+    inputs)."""
     import torch
 
     sl = int(q.shape[1])
@@ -156,7 +166,7 @@ def ring_compute(q: torch.Tensor, kv_all: torch.Tensor, attn: ShardFn, rank: int
     for i in range(degree):
         j = (rank + i) % degree
         keys = (j * sl, (j + 1) * sl)
-        o, s = attn(q, kv_all[0, :, keys[0]:keys[1]], kv_all[1, :, keys[0]:keys[1]], rows, keys)
+        o, s = attn(q, kv_all[j, 0], kv_all[j, 1], rows, keys)
         o = o.to(acc)
         s = s.to(acc)
         if out is None:
