@@ -65,6 +65,11 @@ def register(subparsers: Any) -> None:
     e2e.add_argument("--resolution", default=None, help="with --model: 480p or 720p (default: the model's first)")
     e2e.add_argument("--density", type=density, default=None,
                      help="with --model and no trace: kept-key density in (0, 1] (default 0.6)")
+    cpg = p.add_argument_group("context parallelism (several GPUs, as diffusers' ContextParallelConfig)")
+    cpg.add_argument("--cp", metavar="PLAN", help="also predict on P GPUs: ulysses:P (heads split) or ring:P "
+                     "(sequence split; needs a trace), comma-separated, e.g. ulysses:2,ring:2 (first GPU only)")
+    cpg.add_argument("--balance-heads", action="store_true", help="with --cp ulysses:P: add the what-if of a "
+                     "head-to-GPU assignment that balances kept slices")
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print JSON instead of a table")
     out.add_argument("--plot", metavar="PNG", help="write a PNG: one GPU: per-SM timeline of one call and time "
@@ -147,6 +152,15 @@ def run(args: argparse.Namespace) -> int:
 
     kernels = _check_args(args)
     gpus = [load_gpu(g) for g in args.gpu]
+    plans = None
+    if args.cp:
+        from fgsim.parallel import link_for, parse_plans
+
+        plans = parse_plans(args.cp)
+        if args.model and not args.trace and any(pl.scheme == "ring" for pl in plans):
+            raise FgsimError("--cp ring:P needs a trace (the key-shard split reads its masks); "
+                             "synthesized counts support ulysses:P")
+        link_for(gpus[0])  # a GPU without an interconnect block fails before any work
     from fgsim.calibration import resolve_params
 
     for gpu in gpus:
@@ -199,6 +213,13 @@ def run(args: argparse.Namespace) -> int:
                 e2e = predict_generation(model, info, replace(rp, kernels={**base, "dense": ref[1]}), gpu)
                 e2e["notes"] = _e2e_notes(model, gpu, e2e)
             results.append((gpu, rp, ref, e2e))
+        cp_out = None
+        if plans:
+            from fgsim.parallel import cp_report
+
+            cp_out = cp_report(wl, info, gpus[0], kernels, plans, single=dict(results[0][1].kernels),
+                               balance=args.balance_heads, block_m=args.block_m, gran_n=args.gran_n,
+                               dtype=args.dtype, calibration=args.calibration)
         pending = PendingWrites()
         if args.plot:
             pending.add(args.plot, _plot_one(results[0][1], wl) if len(results) == 1 else _plot_gpus(results))
@@ -206,11 +227,14 @@ def run(args: argparse.Namespace) -> int:
         if tr is not None:
             tr.close()
     if args.json:
-        json.dump(_json(results, kind), sys.stdout, indent=1)
+        js = _json(results, kind)
+        if cp_out is not None:
+            js["context_parallel"] = cp_out[1]
+        json.dump(js, sys.stdout, indent=1)
         print()
     else:
         lines = _table_one(results[0], kind) if len(results) == 1 else _table_gpus(results, kind)
-        print("\n".join(lines))
+        print("\n".join(lines + (cp_out[0] if cp_out is not None else [])))
         if args.explain:
             print(EXPLAIN)
     for p in pending.commit():
@@ -225,8 +249,8 @@ def _numba_notice() -> None:
     import os
 
     src = Path(__file__).resolve().parents[1] / "scheduler.py"
-    dirs = [Path(os.environ["NUMBA_CACHE_DIR"])] if os.environ.get("NUMBA_CACHE_DIR") else []
-    dirs.append(src.parent / "__pycache__")
+    custom = os.environ.get("NUMBA_CACHE_DIR")
+    dirs = [Path(custom)] if custom else [src.parent / "__pycache__"]
     found = [f for d in dirs for f in glob.glob(str(d / "**" / "scheduler.*.nbi"), recursive=True)]
     if not found or min(os.path.getmtime(f) for f in found) < src.stat().st_mtime:
         print("fgsim: compiling the scheduler (numba, once after install: ~20 s) ...", file=sys.stderr,
@@ -235,10 +259,11 @@ def _numba_notice() -> None:
 
 def _e2e_notes(model: Any, gpu: Any, e2e: dict[str, Any]) -> list[str]:
     """Say when this GPU's non-attention time is an estimate while the model file measured another GPU."""
-    measured = {g: v for g, v in model.measured_non_attention.items() if g != gpu.name}
+    res = e2e["resolution"]
+    measured = {g: v for g, v in model.measured_non_attention.items() if g != gpu.name and res in v}
     if e2e["non_attention_source"].startswith("measured") or not measured:
         return []
-    other = ", ".join(f"{g} ({_fmt_s(float(v[r]))} at {r})" for g, v in measured.items() for r in v if r != "source")
+    other = ", ".join(f"{g} ({_fmt_s(float(v[res]))} at {res})" for g, v in measured.items())
     return [f"{model.name}'s non-attention time was measured on {other}, not on {gpu.name}: the {gpu.name} "
             "figure is the FLOP/byte estimate, which may be far off for a launch-bound model"]
 
