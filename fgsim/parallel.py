@@ -570,3 +570,39 @@ def cp_report(wl: Any, info: Any, gpu: Any, kernels: Sequence[str], plans: Seque
 def pr_block_m(info: Any) -> int:
     """The kernel query block predict uses by default for a trace stored at ``info.block_m``."""
     return 128 if info.block_m <= 128 and 128 % info.block_m == 0 else int(info.block_m)
+
+
+def rank_attention_s(kernel: str, plan: CpPlan, rank: int, counts: Any, n_tokens: int, heads: int, head_dim: int,
+                     block_m: int, gpu: Any, params: Any, link: Link, *, dtype: str = "bf16") -> float:
+    """Predicted attention seconds of one rank for one call from kept-tile counts (the kernel's ``n``: 1 for fg,
+    ``block_m`` for block; ignored for dense).
+
+    ``counts``: Ulysses: the call's ``(H, QB)`` counts (the rank takes its contiguous heads); ring: a function
+    ``(rank, shard) -> (H, QB_r)`` counts of the rank's query blocks in key shard ``shard``. Ring adds the float32
+    LSE merge and the split-block copy (:func:`comm_cost`, :func:`ring_split_overhead_s`).
+    """
+    from fgsim.costmodel import predict_counts
+    from fgsim.launchcfg import launch_config
+
+    cfg = launch_config(kernel, gpu.name, head_dim, block_m, 1, dtype)
+    p = plan.degree
+    if plan.scheme == "ulysses":
+        g = ulysses_heads(heads, p)[rank]
+        c = np.zeros((len(g), -(-n_tokens // block_m)), np.int32) if kernel == "dense" else \
+            np.asarray(counts)[g.start:g.stop]
+        return predict_counts(c.astype(np.int32), n_tokens, cfg, gpu, params)[0]
+    sl = n_tokens // p
+    qb = -(-sl // block_m)
+    t = 0.0
+    for j in range(p):
+        if kernel == "dense":
+            c = np.zeros((heads, qb), np.int32)
+        else:
+            c = np.asarray(counts(rank, j))
+            if c.shape[1] > qb:  # a block split with the previous rank: fold its work into the last column
+                c = c.copy()
+                c[:, qb - 1] = c[:, qb - 1:].max(axis=1)
+                c = c[:, :qb]
+        t += predict_counts(c.astype(np.int32), sl, cfg, gpu, params)[0]
+    cc = comm_cost(plan, n_tokens, heads, head_dim, link)
+    return t + cc.merge_s + ring_split_overhead_s(n_tokens, p, heads, head_dim, block_m, rank, link)

@@ -346,13 +346,17 @@ def part_c(args: argparse.Namespace, dev: Any, rank: int, p: int, timing: list[d
                 mk = mask[0]
                 counts[f"{key}/n1"] = mk.sum(-1).int().cpu().numpy()
                 counts[f"{key}/n{m}"] = _tiles(mk, m).cpu().numpy()
-                for r in range(p):
-                    b0, b1 = (r * sl) // m, -(-((r + 1) * sl) // m)
-                    for j in range(p):
-                        part = mk[:, b0:b1, j * sl:(j + 1) * sl]
-                        counts[f"{key}/ring/r{r}/j{j}/n1"] = part.sum(-1).int().cpu().numpy()
-                        if sl % m == 0:
-                            counts[f"{key}/ring/r{r}/j{j}/n{m}"] = _tiles(part, m).cpu().numpy()
+                for pp in sorted({p, 2, 4, 8}):  # this run's degree, and 4 / 8 GPUs for the scaling what-if
+                    if s % pp:
+                        continue
+                    sp = s // pp
+                    for r in range(pp):
+                        b0, b1 = (r * sp) // m, -(-((r + 1) * sp) // m)
+                        for j in range(pp):
+                            part = mk[:, b0:b1, j * sp:(j + 1) * sp]
+                            counts[f"{key}/ring{pp}/r{r}/j{j}/n1"] = part.sum(-1).int().cpu().numpy()
+                            if sp % m == 0:
+                                counts[f"{key}/ring{pp}/r{r}/j{j}/n{m}"] = _tiles(part, m).cpu().numpy()
             for kern in kernels:
                 if kern == "dense" and dens != densities[0]:
                     continue

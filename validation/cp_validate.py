@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "kernels")]
 
 from fgsim.errors import FgsimError  # noqa: E402
-from fgsim.parallel import CpPlan, Link, comm_cost, ring_split_overhead_s  # noqa: E402
+from fgsim.parallel import CpPlan, Link, comm_cost, rank_attention_s  # noqa: E402
 
 ENV_COLS = ("gpu_name", "driver", "cuda", "torch", "triton", "nccl", "diffusers", "commit", "date", "nvls")
 
@@ -79,28 +79,9 @@ def fit_link(rows: list[dict[str, str]], p: int, link_name: str) -> tuple[Link, 
     return link, out
 
 
-def _trim(c: np.ndarray, qb: int) -> np.ndarray:
-    if c.shape[1] > qb:
-        c = c.copy()
-        c[:, qb - 1] = c[:, qb - 1:].max(axis=1)
-        c = c[:, :qb]
-    return c
-
-
 def predict_rows(timing: list[dict[str, str]], counts: Any, gpu: Any, link: Link, params: Any
                  ) -> list[dict[str, Any]]:
-    from fgsim.costmodel import predict_counts
-    from fgsim.launchcfg import launch_config
-
-    cache: dict[Any, float] = {}
-
-    def kern_s(kernel: str, c: np.ndarray, n_tok: int, d: int, m: int) -> float:
-        key = (kernel, c.tobytes(), c.shape, n_tok, d, m)
-        if key not in cache:
-            cfg = launch_config(kernel, gpu.name, d, m, 1, "bf16")
-            cache[key] = predict_counts(c.astype(np.int32), n_tok, cfg, gpu, params)[0]
-        return cache[key]
-
+    """Measured rows of ``cp-timing.csv`` with the per-rank prediction and errors added."""
     out = []
     for r in timing:
         kernel = r["kernel"]
@@ -108,31 +89,18 @@ def predict_rows(timing: list[dict[str, str]], counts: Any, gpu: Any, link: Link
             continue
         s, h, d, m, p, rank = (int(r[k]) for k in ("S", "heads", "head_dim", "block_m", "P", "rank"))
         dens = float(r["density"])
-        scheme = r["scheme"]
-        plan = CpPlan(scheme, p)
-        sl = s // p
-        dkey = f"{r['shape']}-d{dens}" if kernel != "dense" else None
+        plan = CpPlan(r["scheme"], p)
+        dkey = f"{r['shape']}-d{dens}"
         n = 1 if kernel == "fg" else m
-        cc = comm_cost(plan, s, h, d, link)
-        if scheme == "ulysses":
-            g = h // p
-            if kernel == "dense":
-                c = np.zeros((g, -(-s // m)), np.int32)
-            else:
-                c = counts[f"{dkey}__n{n}"][rank * g:(rank + 1) * g]
-            attn = kern_s(kernel, c, s, d, m)
-            comm = cc.collectives_s + cc.copies_s
+        if kernel == "dense":
+            src: Any = None
+        elif plan.scheme == "ulysses":
+            src = counts[f"{dkey}__n{n}"]
         else:
-            attn = 0.0
-            qb = -(-sl // m)
-            for j in range(p):
-                if kernel == "dense":
-                    c = np.zeros((h, qb), np.int32)
-                else:
-                    c = _trim(counts[f"{dkey}__ring__r{rank}__j{j}__n{n}"], qb)
-                attn += kern_s(kernel, c, sl, d, m)
-            attn += cc.merge_s + ring_split_overhead_s(s, p, h, d, m, rank, link)
-            comm = cc.collectives_s + cc.copies_s
+            src = (lambda rr, j, dkey=dkey, n=n, p=p: counts[f"{dkey}__ring{p}__r{rr}__j{j}__n{n}"])
+        attn = rank_attention_s(kernel, plan, rank, src, s, h, d, m, gpu, params, link)
+        cc = comm_cost(plan, s, h, d, link)
+        comm = cc.collectives_s + cc.copies_s
         out.append({**{k: r[k] for k in ("shape", "S", "heads", "head_dim", "block_m", "density", "kernel", "scheme",
                                          "P", "rank", "rounds", "sm_clock_mhz", "mem_clock_mhz")},
                     "measured_attn_s": float(r["attn_median_s"]), "predicted_attn_s": attn,
