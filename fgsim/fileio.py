@@ -33,9 +33,15 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 def check_output_path(path: str | os.PathLike[str], option: str, extensions: Iterable[str]) -> Path:
     """The output path ``path`` of ``option`` (e.g. ``--plot``), or :class:`FgsimError` (one line) if it cannot be
     written: an unknown extension, an existing directory, a missing or unwritable parent directory."""
-    exts = tuple(e.lower() for e in extensions)
-    p = Path(path)
-    if not str(path).strip():
+    try:
+        return _check_output_path(Path(path), option, tuple(e.lower() for e in extensions))
+    except OSError as exc:  # a name too long, a path through a file, ...
+        raise FgsimError(f"{option}: {path} cannot be written ({exc.strerror or exc})") from None
+
+
+def _check_output_path(p: Path, option: str, exts: tuple[str, ...]) -> Path:
+    path = str(p)
+    if not path.strip():
         raise FgsimError(f"{option}: empty path")
     if p.suffix.lower() not in exts:
         raise FgsimError(f"{option}: {path} must end in {' or '.join(exts)}")
@@ -46,7 +52,7 @@ def check_output_path(path: str | os.PathLike[str], option: str, extensions: Ite
         raise FgsimError(f"{option}: directory of {path} does not exist")
     if p.exists() and not os.access(p, os.W_OK):
         raise FgsimError(f"{option}: {path} is not writable")
-    probe = parent / f".{p.name}.{os.getpid()}.probe"
+    probe = parent / f".fgsim-probe-{os.getpid()}"
     try:  # access() says yes to root even on read-only file systems such as /proc: try a file
         probe.touch(exist_ok=False)
         probe.unlink()

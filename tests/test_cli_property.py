@@ -1,0 +1,114 @@
+"""CLI property test (issue 15): any command line with one invalid argument or output path ends with exit 2 and a
+one-line error (plus a hint for argparse errors) — never a traceback, never exit 0 — before any work starts."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fgsim.cli import main
+from fgsim.hardware import list_gpus
+
+NOT_A_NUMBER = st.text(alphabet="abcxyz-+.", min_size=1, max_size=4)  # no digits, cannot spell nan/inf
+
+
+def _not_in(values: set[int]) -> st.SearchStrategy[str]:
+    return st.one_of(st.integers(-10**9, 10**9).filter(lambda v: v not in values).map(str), NOT_A_NUMBER)
+
+
+POW2 = {16, 32, 64, 128, 256}
+BAD_DENSITY = st.one_of(st.floats(allow_nan=True, allow_infinity=True).filter(lambda v: not 0 < v <= 1).map(str),
+                        NOT_A_NUMBER)
+WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789,", min_size=1, max_size=12)
+BAD_KERNELS = WORDS.filter(lambda s: not all(x in ("fg", "block", "dense") for x in s.split(",") if x)
+                           or not any(s.split(",")))
+BAD_GPUS = WORDS.filter(lambda s: s.strip().lower() != "all" and not all(x in list_gpus() for x in s.split(",") if x)
+                        or not any(s.split(",")))
+
+
+def bad_path(ext: str) -> st.SearchStrategy[str]:
+    """Output paths that cannot be written: placeholders resolved against the test's tmp_path."""
+    return st.sampled_from([f"MISSING/out{ext}", f"DIR{ext}", "/proc/out" + ext, "TMP/out.unknown", "TMP/out",
+                            "TMP/" + "x" * 300 + ext])
+
+
+def _one_bad_predict() -> st.SearchStrategy[list[str]]:
+    return st.one_of(
+        _not_in(POW2).map(lambda v: ["--block-n", v]),
+        _not_in(set(range(1, 9))).map(lambda v: ["--num-stages", v]),
+        BAD_DENSITY.map(lambda v: ["--density", v]),
+        BAD_KERNELS.map(lambda v: ["--kernel", v]),
+        BAD_GPUS.map(lambda v: ["--gpu", v]),
+        _not_in({64, 128}).map(lambda v: ["--block-m", v]),
+        _not_in({1, 16, 64}).map(lambda v: ["--gran-n", v]),
+        bad_path(".png").map(lambda v: ["--plot", v]),
+        st.just(["--calibration", "MISSING/c.json"]),
+        st.just(["MISSING/t.fgt"]),
+    )
+
+
+def _one_bad_sweep() -> st.SearchStrategy[list[str]]:
+    return st.one_of(
+        _not_in(set(range(1, 1 << 20 + 1))).map(lambda v: ["--n-tokens", v]),
+        _not_in(set(range(1, 257))).map(lambda v: ["--heads", v]),
+        _not_in(set(range(1, 65))).map(lambda v: ["--layers", v]),
+        _not_in({64, 128}).map(lambda v: ["--block-m", f"64,{v}"]),
+        _not_in({1, 16, 64}).map(lambda v: ["--gran-n", f"{v},1"]),
+        _not_in(set(range(0, 9))).map(lambda v: ["--num-stages", v]),
+        BAD_DENSITY.map(lambda v: ["--density", f"0.5,{v}"]),
+        BAD_GPUS.map(lambda v: ["--gpus", v]),
+        bad_path(".png").map(lambda v: ["--plot", v]),
+        bad_path(".csv").map(lambda v: ["--csv", v]),
+    )
+
+
+def _one_bad_synth() -> st.SearchStrategy[list[str]]:
+    return st.one_of(
+        st.tuples(st.integers(-5, 0), st.integers(1, 4), st.integers(1, 4)).map(
+            lambda g: ["--grid", *map(str, g)]),
+        st.tuples(st.integers(2000, 10**5), st.integers(2000, 10**5), st.integers(1, 10)).map(
+            lambda g: ["--grid", *map(str, g)]),
+        _not_in(set(range(1, 10**6))).map(lambda v: ["--num-heads", v]),
+        _not_in(set(range(1, 10**6))).map(lambda v: ["--num-layers", v]),
+        st.integers(50, 10**6).map(lambda v: ["--steps", str(v)]),
+        st.floats(1.0001, 1e6).map(lambda v: ["--sink-fraction", str(v)]),
+        st.sampled_from(["maybe", "uncond,cond,cond", ""]).map(lambda v: ["--branches", v]),
+    )
+
+
+COMMANDS = st.one_of(
+    st.tuples(st.just("predict"), _one_bad_predict()),
+    st.tuples(st.just("sweep"), _one_bad_sweep()),
+    st.tuples(st.just("synth"), _one_bad_synth()),
+    st.tuples(st.just("inspect"), st.one_of(bad_path(".png").map(lambda v: ["--plot", v]),
+                                            st.just(["MISSING/t.fgt"]))),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=COMMANDS)
+def test_invalid_command_lines_exit_2_with_one_line(tmp_path_factory: pytest.TempPathFactory, capsys, case) -> None:
+    tmp = tmp_path_factory.mktemp("cli")
+    (tmp / "DIR.png").mkdir()
+    (tmp / "DIR.csv").mkdir()
+
+    def fix(a: str) -> str:
+        return a.replace("MISSING", str(tmp / "missing")).replace("TMP", str(tmp)).replace(
+            "DIR.", str(tmp / "DIR."))
+
+    cmd, bad = case
+    argv = [cmd, *map(fix, bad)]
+    if cmd == "synth":
+        argv = ["synth", str(tmp / "o.fgt"), *argv[1:]]
+    if cmd == "predict":
+        argv.append("--no-progress")
+    assert main(argv) == 2, argv
+    cap = capsys.readouterr()
+    err = [x for x in cap.err.splitlines() if "warning:" not in x and "compiling the scheduler" not in x]
+    assert 1 <= len(err) <= 2, (argv, cap.err)
+    assert err[0].startswith(f"fgsim {cmd}: error: "), (argv, cap.err)
+    assert len(err) == 1 or err[1].startswith("hint: "), (argv, cap.err)
+    assert "Traceback" not in cap.err
+    assert not (tmp / "o.fgt").exists()
+    assert sorted(p.name for p in tmp.iterdir()) == ["DIR.csv", "DIR.png"], argv  # nothing written
