@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import sys
 
 # CI and developer machines have no GPU: Triton kernels run in its interpreter. This must be set before anything
 # (diffusers, torch._inductor, fgattn) imports triton, so it lives here rather than in a test module.
@@ -32,12 +34,29 @@ def random_mask(meta: TraceMeta, rng: np.random.Generator, density: float = 0.3)
     return rng.random((len(meta.heads), meta.n_qblocks, meta.n_keys)) < density
 
 
+SEED_ENV = "FGSIM_TEST_SEED"
+
+
+@pytest.fixture(autouse=True)
+def test_seed() -> int:
+    """A fresh seed for every test (or ``$FGSIM_TEST_SEED``), printed so a failure can be replayed.
+
+    Python's ``random``, numpy's legacy global generator and torch's (when imported) are seeded with it; the
+    ``rng`` fixture derives from it. Replay a failure with ``FGSIM_TEST_SEED=<seed> pytest <test id>``.
+    """
+    seed = int(os.environ.get(SEED_ENV) or np.random.SeedSequence().entropy % (2**32))
+    print(f"test seed {seed} (replay: {SEED_ENV}={seed})")
+    random.seed(seed)
+    np.random.seed(seed)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+    return seed
+
+
 @pytest.fixture
-def rng() -> np.random.Generator:
-    """Fresh randomness every run; the seed is printed so a failure can be replayed."""
-    seed = int(np.random.SeedSequence().entropy % (2**32))
-    print(f"rng seed {seed}")
-    return np.random.default_rng(seed)
+def rng(test_seed: int) -> np.random.Generator:
+    """A numpy Generator seeded with the test's printed seed."""
+    return np.random.default_rng(test_seed)
 
 
 @pytest.fixture(scope="module")

@@ -60,8 +60,8 @@ def test_user_gpu_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_gpu("h200half").sm_count == 66
 
 
-def test_calibration_round_trip_changes_prediction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng()
+def test_calibration_round_trip_changes_prediction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    rng: np.random.Generator) -> None:
     p = ModelParams(mma_eff=float(rng.uniform(0.4, 0.9)), cta_fixed_cycles=float(rng.uniform(100, 5000)))
     cal = Calibration("h200", "hopper", p, "2026-01-01T00:00:00", {}, {}, {"n": 0}, [])
     path = save_calibration(cal, tmp_path / "h200.json")
@@ -78,12 +78,14 @@ def test_calibration_round_trip_changes_prediction(tmp_path: Path, monkeypatch: 
     assert predict_counts(c, 8192, cfg, gpu, p)[0] != predict_counts(c, 8192, cfg, gpu, ModelParams())[0]
 
 
-def test_uncalibrated_note() -> None:
-    # no calibration is committed until the H200 measurement exists
-    from fgsim.calibration import available_calibrations
+def test_uncalibrated_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no calibration file anywhere, the spec-derived defaults are used and said so."""
+    import fgsim.calibration as cal
 
-    if not available_calibrations():
-        assert resolve_params(load_gpu("h200"))[1] == UNCALIBRATED
+    monkeypatch.setattr(cal, "_cal_dirs", lambda: [tmp_path])
+    assert cal.available_calibrations() == {}
+    params, note = resolve_params(load_gpu("h200"))
+    assert note == UNCALIBRATED and params == ModelParams()
 
 
 @pytest.mark.parametrize("content,msg", [

@@ -37,16 +37,14 @@ def test_processor_sharing_hand_computed() -> None:
     assert s.makespan == pytest.approx(16 / 3 + 4)
 
 
-def test_independent_slots_equal_list_scheduling() -> None:
-    rng = np.random.default_rng()
+def test_independent_slots_equal_list_scheduling(rng: np.random.Generator) -> None:
     w = rng.uniform(1, 100, 500)
     a = simulate(w, n_sm=7, slots=3, gain=3.0)
     b = simulate(w, n_sm=21, slots=1)
     assert a.makespan == pytest.approx(b.makespan, rel=1e-6)
 
 
-def test_simulate_calls_matches_single() -> None:
-    rng = np.random.default_rng()
+def test_simulate_calls_matches_single(rng: np.random.Generator) -> None:
     table = rng.uniform(10, 200, 50)
     idx = rng.integers(0, 50, (4, 300))
     ms, tot, cs = simulate_calls(idx, table, table[None, :], 13, 1, 1.0)
@@ -93,8 +91,7 @@ def test_more_kept_keys_never_faster(seed: int, kernel: str, m: int) -> None:
     assert t2 >= t1 * (1 - 1e-9)
 
 
-def test_faster_gpu_never_slower() -> None:
-    rng = np.random.default_rng()
+def test_faster_gpu_never_slower(rng: np.random.Generator) -> None:
     n_tok = 8192
     for kernel in ("fg", "block", "dense"):
         cfg = launch_config(kernel, "h200", 128, 128, 1)

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fgsim.validate import (
     CALIB_STRUCTURES,
@@ -30,8 +31,7 @@ def test_case_lists_deterministic_and_disjoint() -> None:
     assert all(c.structure not in CALIB_STRUCTURES for c in a)
 
 
-def test_mask_regenerates_exactly_and_counts() -> None:
-    rng = np.random.default_rng()
+def test_mask_regenerates_exactly_and_counts(rng: np.random.Generator) -> None:
     for st in ("random", "skewed", "band", "stripes", "mixed", "uniform-blocks"):
         c = Case("x", "scored", st, 700, 2, 64, 64, float(rng.uniform(0.05, 0.9)), int(rng.integers(1 << 40)))
         m1, m2 = case_mask(c), case_mask(c)
@@ -42,9 +42,14 @@ def test_mask_regenerates_exactly_and_counts() -> None:
         assert np.array_equal(cnt[64], coarse)
 
 
-def test_report_from_fake_measurements(tmp_path: Path) -> None:
-    # fake GPU rows (predicted x noise): exercises the CSV join, metrics and plots without a GPU
+def test_report_from_fake_measurements(tmp_path: Path, monkeypatch) -> None:
+    # fake GPU rows (measured = predicted x 1.02, so every error is 1/1.02 - 1 = -1.96 %): the report must join the
+    # CSV to the cases, score every row and print exactly that error; uncalibrated parameters keep it independent
+    # of the committed calibration
+    import fgsim.calibration as cal
     from fgsim.validate import predict_rows
+
+    monkeypatch.setattr(cal, "_cal_dirs", lambda: [tmp_path / "no-calibrations"])
 
     rows = []
     for c in scored_cases(5, count=6):
@@ -65,18 +70,24 @@ def test_report_from_fake_measurements(tmp_path: Path) -> None:
         w.writerows(rows)
     rep = write_report([path], tmp_path)
     text = rep.read_text()
-    assert "| held-out | fg |" in text and (tmp_path / "scatter_fg.png").exists()
+    assert (tmp_path / "scatter_fg.png").exists()
+    row = next(line for line in text.splitlines() if line.startswith("| held-out | fg |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    n_fg = sum(r["kernel"] == "fg" for r in rows)
+    assert int(cells[2]) == n_fg > 0
+    err = 100 * (1 - 1 / 1.02)
+    assert float(cells[3]) == pytest.approx(err, abs=0.01) and float(cells[6]) == pytest.approx(err, abs=0.01)
+    assert float(cells[7]) == pytest.approx(-err, abs=0.01)
     m = metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.3]))
     assert m["max_ape"] > 9 and m["spearman"] == 1.0
 
 
-def test_trace_cases_spread_over_entries(tmp_path: Path) -> None:
+def test_trace_cases_spread_over_entries(tmp_path: Path, rng: np.random.Generator) -> None:
     from conftest import make_meta, random_mask
 
     from fgsim.trace import PassInfo, write_trace
     from fgsim.validate import case_list, trace_cases
 
-    rng = np.random.default_rng()
     passes = tuple(PassInfo(i, i // 2, "cond" if i % 2 == 0 else "uncond") for i in range(4))
     meta = make_meta(passes=passes, layers=(0, 1, 2), num_steps=2)
     mask_of = {(p.index, la): random_mask(meta, rng) for p in passes for la in (0, 1, 2)}
@@ -104,8 +115,7 @@ def test_report_prefers_graph_timed_rows() -> None:
     assert [r["measured_ms"] for r in kept] == ["1.1", "3.0"]
 
 
-def test_uniform_blocks_keep_whole_64_key_blocks() -> None:
-    rng = np.random.default_rng()
+def test_uniform_blocks_keep_whole_64_key_blocks(rng: np.random.Generator) -> None:
     c = Case("x", "calib", "uniform-blocks", 1000, 3, 64, 128, float(rng.uniform(0.1, 0.6)), int(rng.integers(1 << 40)))
     mk = case_mask(c)
     blocks = np.pad(mk, ((0, 0), (0, 0), (0, 24))).reshape(3, 8, -1, 64)
