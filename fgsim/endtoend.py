@@ -43,6 +43,8 @@ class ModelConfig:
     #: measured whole-generation non-self-attention seconds: {gpu: {resolution: s, "source": where from}}; used
     #: instead of the FLOP/byte estimate on that GPU (models whose non-attention time is launch/host bound)
     measured_non_attention: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: {"class": diffusers transformer class, "config": its constructor arguments} (the published config)
+    diffusers: dict[str, Any] = field(default_factory=dict)
 
     def n_tokens(self, resolution: str) -> int:
         t, h, w = self.resolutions[resolution]
@@ -68,7 +70,8 @@ def load_model(name: str) -> ModelConfig:
                            resolutions={k: tuple(int(x) for x in v) for k, v in d["resolutions"].items()},
                            sources=dict(d.get("sources", {})),
                            measured_non_attention={str(g): dict(v) for g, v in
-                                                   d.get("measured_non_attention", {}).items()})
+                                                   d.get("measured_non_attention", {}).items()},
+                           diffusers=dict(d.get("diffusers", {})))
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
         raise FgsimError(f"{p}: malformed model file ({exc})") from None
 

@@ -184,6 +184,16 @@ class FgAttnState:
         self.saved: dict[str, Any] = {}
         self.transformer: Any = None
 
+    def set_schedule(self, schedule: FgSchedule, mask_fn: MaskFn | None = None,
+                     kernel_fn: KernelFn | None = None) -> None:
+        """Switch the installed processors to another schedule/backend (drops cached indices); the processors
+        stay the same objects, so a compiled transformer is not recompiled for their sake."""
+        self.schedule = schedule
+        self.mask_fn = mask_fn
+        self.predictor = None if schedule.backend not in SPARSE_BACKENDS or mask_fn else schedule.make_predictor()
+        self.kernel_fn = kernel_fn or run_kernel
+        self.cache.clear()
+
     # -- pass tracking ---------------------------------------------------------------------------------
     def set_pass(self, step: int, branch: str = "cond") -> None:
         """Tag the next transformer invocation explicitly (overrides timestep-based step detection once)."""
@@ -317,15 +327,22 @@ def _wan_rope(x: torch.Tensor, freqs_cos: torch.Tensor, freqs_sin: torch.Tensor)
     return out.type_as(x)
 
 
-def _attend_eager(state: FgAttnState, layer: int, q: Any, k: Any, v: Any, key_mask: Any, scale: Any) -> Any:
-    return state.attend(q, k, v, layer, key_mask, scale)
+def _attend_eager(proc: Any, q: Any, k: Any, v: Any) -> Any:
+    state: FgAttnState = proc.state
+    if state.wants_original(proc.layer):  # reached only under torch.compile (eager calls the original earlier)
+        from diffusers.models.attention_dispatch import dispatch_attention_fn
+
+        return dispatch_attention_fn(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False,
+                                     backend=proc._attention_backend, parallel_config=proc._parallel_config)
+    return state.attend(q, k, v, proc.layer, None, None)
 
 
 _ATTEND: Callable[..., Any] | None = None
 
 
 def _attend_fn() -> Callable[..., Any]:
-    """:meth:`FgAttnState.attend` outside torch.compile graphs (a graph break: Python control flow, Triton)."""
+    """The attention core outside torch.compile graphs (a graph break: schedule logic, Triton launches). The
+    processor hands itself over, so compiled code reads neither the layer nor the schedule (no recompiles)."""
     global _ATTEND
     if _ATTEND is None:
         import torch
@@ -347,8 +364,10 @@ class WanFgProcessor:
     def __call__(self, attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None,
                  rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        if encoder_hidden_states is not None or attn.add_k_proj is not None or attention_mask is not None \
-                or self.state.wants_original(self.layer):
+        import torch
+
+        if encoder_hidden_states is not None or attn.add_k_proj is not None or attention_mask is not None or (
+                not torch.compiler.is_compiling() and self.state.wants_original(self.layer)):
             return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
         if attn.fused_projections:
             query, key, value = attn.to_qkv(hidden_states).chunk(3, dim=-1)
@@ -360,7 +379,7 @@ class WanFgProcessor:
         if rotary_emb is not None:
             query = _wan_rope(query, *rotary_emb)
             key = _wan_rope(key, *rotary_emb)
-        out = _attend_fn()(self.state, self.layer, query, key, value, None, None)
+        out = _attend_fn()(self, query, key, value)
         out = out.flatten(2, 3).type_as(query)
         out = attn.to_out[0](out)
         return attn.to_out[1](out)

@@ -1,0 +1,579 @@
+"""Non-attention operator model: every aten operator of one transformer pass, priced from its shape.
+
+**The operator list** comes from running the real diffusers transformer (built from the model file's published
+config) on the ``meta`` device under a ``TorchDispatchMode``: no memory, no GPU, a few seconds on a CPU, and
+exactly the operators diffusers issues (including Wan's fp32 norms/modulation and strided RoPE writes). Each
+operator gets a category from the module it runs in: ``gemm`` (inside ``nn.Linear``), ``attention`` /
+``cross_attention`` (the SDPA core of self- / cross-attention, priced by the attention models, not here),
+``norm`` (inside a norm module), ``rope`` (the rest of the self-attention processor), ``modulation`` (a
+block's own code: AdaLN scale/shift/gate, residuals), ``elementwise`` (FFN activation, cross-attention
+reshapes) and ``other`` (embeddings, patchify, head).
+
+**Prices** (:class:`OpCalibration`, measured by ``fgsim calibrate --ops`` on the GPU, a JSON file with
+provenance): a GEMM's time is looked up by its exact shape (microbenchmarked at the models' real shapes),
+else ``2·M·N·K`` FLOP at the measured efficiency of the nearest calibrated size; a memory-bound operator moves
+its input and output bytes at the measured bandwidth of its class (``copy``, ``pointwise``, ``reduction``,
+``strided``); views launch nothing.
+
+**Eager** (:func:`pass_time`): operators run in order; the host issues one every ``host_s`` (measured per aten
+operator, views ``host_view_s``), the GPU runs each after the previous one plus ``gap_s`` and after its issue:
+a queue simulation, so host-bound stretches of tiny operators cost what the host costs.
+**torch.compile** (``compiled=True``): the memory-bound operators between two GEMM/attention anchors fuse into
+one kernel that reads the buffers made outside the group and writes the ones used after it (inductor's
+pointwise/reduction fusion, idealised); host cost per kernel ``host_compiled_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fgsim.errors import FgsimError
+
+CATEGORIES: tuple[str, ...] = ("gemm", "attention", "cross_attention", "norm", "rope", "modulation", "elementwise",
+                               "other")
+MEM_CLASSES: tuple[str, ...] = ("copy", "pointwise", "reduction", "strided")
+#: aten operators that launch no kernel (views, allocations, metadata).
+VIEW_OPS = frozenset({
+    "view", "_unsafe_view", "t", "transpose", "permute", "expand", "slice", "select", "unbind", "split",
+    "split_with_sizes", "unsqueeze", "squeeze", "alias", "detach", "as_strided", "empty_like", "empty", "empty_strided",
+    "_reshape_alias", "unflatten", "lift_fresh", "new_empty", "new_empty_strided", "view_as_real", "view_as_complex",
+    "_to_copy_noop", "chunk", "narrow", "flatten", "reshape", "contiguous_noop", "zeros_like_noop",
+})
+GEMM_OPS = frozenset({"mm", "addmm", "bmm", "baddbmm", "linear", "convolution"})
+COPY_OPS = frozenset({"_to_copy", "copy_", "clone", "copy", "cat", "stack", "contiguous", "fill_", "zero_",
+                      "index_put_"})
+REDUCTION_OPS = frozenset({"mean", "sum", "native_layer_norm", "_fused_rms_norm", "var_mean", "amax", "max",
+                           "_softmax", "_safe_softmax", "native_group_norm"})
+CALIBRATION_DIR = Path(__file__).parent / "data" / "calibrations"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# operator records
+
+
+@dataclass
+class Op:
+    """One aten operator of a pass. ``bytes`` = input + output bytes (broadcast inputs counted once)."""
+
+    name: str
+    cat: str
+    kind: str  # "view" | "gemm" | "mem" | "attention"
+    bytes: float = 0.0
+    flops: float = 0.0
+    gemm: tuple[int, int, int, int, str, bool] | None = None  # (batch, M, N, K, dtype, bias)
+    sdpa: tuple[int, int, int, int, int] | None = None  # (B, H, S_q, S_k, D)
+    mem_class: str = ""
+    strided: bool = False
+    reads: tuple[tuple[int, float], ...] = ()  # (buffer id, bytes)
+    writes: tuple[tuple[int, float], ...] = ()
+    sig: str = ""  # replay signature (op + tensor specs)
+    spec: Any = None  # replayable (func name, args with tensor specs) for calibration
+
+
+def _short(func: Any) -> str:
+    name = str(func).split(".")
+    return name[1] if len(name) > 1 and name[0] == "aten" else str(func)
+
+
+def _nbytes(t: Any) -> float:
+    """Bytes a tensor occupies (stride-0 broadcast dimensions counted once)."""
+    n = 1
+    for s, st in zip(t.shape, t.stride(), strict=False):
+        if st != 0:
+            n *= int(s)
+    return float(n * t.element_size())
+
+
+def _tensors(obj: Any) -> list[Any]:
+    import torch
+
+    out: list[Any] = []
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif isinstance(obj, list | tuple):
+        for x in obj:
+            out.extend(_tensors(x))
+    elif isinstance(obj, dict):
+        for x in obj.values():
+            out.extend(_tensors(x))
+    return out
+
+
+def _buf(t: Any) -> int:
+    try:
+        return int(t.untyped_storage()._cdata)
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return id(t)
+
+
+def _spec(obj: Any) -> Any:
+    """Replayable description of an argument (tensors → (shape, stride, dtype, offset))."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return ("T", tuple(obj.shape), tuple(obj.stride()), str(obj.dtype).replace("torch.", ""),
+                int(obj.storage_offset()))
+    if isinstance(obj, list | tuple):
+        return [_spec(x) for x in obj]
+    if isinstance(obj, torch.dtype):
+        return ("D", str(obj).replace("torch.", ""))
+    if isinstance(obj, torch.device):
+        return ("V",)
+    if isinstance(obj, torch.memory_format | torch.layout):
+        return ("R", str(obj))
+    return obj
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# tracing a pass
+
+
+class _Recorder:
+    """Module-stack categories + dispatch-level op records (meta or real device)."""
+
+    def __init__(self, attn_self: str, attn_cross: str | None, block: str, measure: bool = False) -> None:
+        import re
+
+        self.rx_self = re.compile(attn_self)
+        self.rx_cross = re.compile(attn_cross) if attn_cross else None
+        self.rx_block = re.compile(block)
+        self.stack: list[tuple[str, Any]] = []
+        self.ops: list[Op] = []
+        self.in_sdpa: str | None = None
+        self.measure = measure
+        self.events: list[tuple[int, Any, Any]] = []
+        self.keep: list[Any] = []
+
+    def category(self, name: str) -> str:
+        if self.in_sdpa:
+            return self.in_sdpa
+        mods = self.stack
+        if not mods:
+            return "other"
+        inner_name, inner = mods[-1]
+        cls = type(inner).__name__.lower()
+        if cls == "linear":
+            return "gemm"
+        if "norm" in cls or inner_name.rsplit(".", 1)[-1].startswith("norm"):
+            return "norm"
+        for n, _ in reversed(mods):
+            if self.rx_self.search(n):
+                return "rope"
+            if self.rx_cross is not None and self.rx_cross.search(n):
+                return "elementwise"
+            if self.rx_block.search(n):
+                return "modulation" if n == inner_name else "elementwise"
+        return "other"
+
+    def record(self, func: Any, args: Any, kwargs: Any, out: Any) -> Op:
+        name = _short(func)
+        cat = self.category(name)
+        ins, outs = _tensors((args, kwargs)), _tensors(out)
+        reads = tuple((_buf(t), _nbytes(t)) for t in ins)
+        writes = tuple((_buf(t), _nbytes(t)) for t in outs)
+        op = Op(name=name, cat=cat, kind="mem", reads=reads, writes=writes)
+        if name in VIEW_OPS:
+            op.kind = "view"
+        elif self.in_sdpa:
+            op.kind = "attention"
+        elif name in GEMM_OPS:
+            op.kind = "gemm"
+            op.gemm, op.flops = _gemm_shape(name, args)
+            if cat not in ("gemm", "attention", "cross_attention"):
+                op.cat = "gemm" if name != "convolution" else op.cat
+        if op.kind == "mem":
+            op.bytes = sum(b for _, b in reads) + sum(b for _, b in writes)
+            strided = any(not t.is_contiguous() for t in outs + ins if t.dim() > 1 and _nbytes(t) > 1 << 20)
+            op.strided = strided
+            op.mem_class = "strided" if strided else "copy" if name in COPY_OPS else \
+                "reduction" if name in REDUCTION_OPS else "pointwise"
+        elif op.kind == "gemm":
+            op.bytes = sum(b for _, b in reads) + sum(b for _, b in writes)
+        op.sig = name + repr(_spec(args))
+        op.spec = (str(func), _spec(args), _spec(kwargs or {}))
+        self.keep.append(out)
+        self.ops.append(op)
+        return op
+
+
+def _gemm_shape(name: str, args: Sequence[Any]) -> tuple[tuple[int, int, int, int, str, bool], float]:
+    dt = str(args[0].dtype).replace("torch.", "") if hasattr(args[0], "dtype") else "?"
+    if name == "addmm":
+        _, a, b = args[0], args[1], args[2]
+        m, k, n = int(a.shape[0]), int(a.shape[1]), int(b.shape[1])
+        return (1, m, n, k, dt, True), 2.0 * m * n * k
+    if name == "mm":
+        a, b = args[0], args[1]
+        m, k, n = int(a.shape[0]), int(a.shape[1]), int(b.shape[1])
+        return (1, m, n, k, dt, False), 2.0 * m * n * k
+    if name in ("bmm", "baddbmm"):
+        a, b = (args[0], args[1]) if name == "bmm" else (args[1], args[2])
+        bt, m, k, n = int(a.shape[0]), int(a.shape[1]), int(a.shape[2]), int(b.shape[2])
+        return (bt, m, n, k, dt, name == "baddbmm"), 2.0 * bt * m * n * k
+    if name == "convolution":
+        x, w = args[0], args[1]
+        out_sp = 1
+        for s, ks in zip(x.shape[2:], w.shape[2:], strict=False):
+            out_sp *= max(1, int(s) // int(ks))
+        m, n, k = int(x.shape[0]) * out_sp, int(w.shape[0]), int(math.prod(w.shape[1:]))
+        return (1, m, n, k, dt, True), 2.0 * m * n * k
+    return (1, 0, 0, 0, dt, False), 0.0
+
+
+def trace_ops(transformer: Any, inputs: dict[str, Any], *, self_pattern: str = r"^blocks\.\d+\.attn1$",
+              cross_pattern: str | None = r"^blocks\.\d+\.attn2$", block_pattern: str = r"^blocks\.\d+$",
+              measure: bool = False) -> list[Op]:
+    """Run ``transformer(**inputs)`` once and return its aten operators in order (categories as in the module
+    docstring). On ``meta`` tensors SDPA is recorded as one ``attention`` op (its shapes) without running it.
+    ``measure``: on CUDA, also record a CUDA event pair around each operator (``op.measured_s`` after sync)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    rec = _Recorder(self_pattern, cross_pattern, block_pattern, measure)
+    handles = []
+    for name, mod in transformer.named_modules():
+        def pre(m: Any, a: Any, n: str = name) -> None:
+            rec.stack.append((n, m))
+
+        def post(m: Any, a: Any, o: Any) -> None:
+            if rec.stack:
+                rec.stack.pop()
+
+        handles.append(mod.register_forward_pre_hook(pre))
+        handles.append(mod.register_forward_hook(post, always_call=True))
+
+    class _Disp(TorchDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            if measure:
+                e0 = torch.cuda.Event(enable_timing=True)
+                e1 = torch.cuda.Event(enable_timing=True)
+                e0.record()
+                out = func(*args, **kwargs)
+                e1.record()
+                op = rec.record(func, args, kwargs, out)
+                rec.events.append((len(rec.ops) - 1, e0, e1))
+                del op
+                return out
+            out = func(*args, **kwargs)
+            rec.record(func, args, kwargs, out)
+            return out
+
+    class _Fn(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            if func is F.scaled_dot_product_attention:
+                bound = dict(zip(("query", "key", "value"), args, strict=False)) | kwargs
+                q, k, v = bound["query"], bound["key"], bound["value"]
+                cat = "cross_attention" if rec.stack and rec.rx_cross is not None and any(
+                    rec.rx_cross.search(n) for n, _ in rec.stack) else "attention"
+                shape = (int(q.shape[0]), int(q.shape[1]), int(q.shape[2]), int(k.shape[2]), int(q.shape[3]))
+                if q.device.type == "meta":
+                    out = q.new_empty((*q.shape[:-1], v.shape[-1]))
+                    op = Op(name="sdpa", cat=cat, kind="attention", sdpa=shape,
+                            flops=4.0 * shape[0] * shape[1] * shape[2] * shape[3] * shape[4])
+                    rec.ops.append(op)
+                    return out
+                rec.in_sdpa = cat
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    rec.in_sdpa = None
+            return func(*args, **kwargs)
+
+    try:
+        with torch.no_grad(), _Fn(), _Disp():
+            transformer(**inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    if measure:
+        torch.cuda.synchronize()
+        for i, e0, e1 in rec.events:
+            rec.ops[i].flops = rec.ops[i].flops  # keep
+            rec.ops[i].measured_s = e0.elapsed_time(e1) * 0.001
+    return rec.ops
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# building transformers from the model files
+
+
+def transformer_config(model: Any) -> tuple[str, dict[str, Any]]:
+    """(diffusers class name, constructor kwargs) of a model file's ``diffusers`` entry."""
+    d = getattr(model, "diffusers", None) or {}
+    if not d:
+        raise FgsimError(f"model {model.name} has no 'diffusers' entry (class and config) in its model file")
+    return str(d["class"]), dict(d["config"])
+
+
+def build_transformer(model: Any, device: str = "meta", dtype: Any = None) -> Any:
+    """The model's diffusers transformer with random weights on ``device`` (bf16; the modules diffusers keeps in
+    fp32 when loading a checkpoint with ``torch_dtype=bfloat16`` are kept fp32, as a deployed pipeline runs)."""
+    import diffusers
+    import torch
+
+    cls_name, cfg = transformer_config(model)
+    cls = getattr(diffusers, cls_name)
+    dtype = dtype or torch.bfloat16
+    prev = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(dtype)
+        with torch.device(device):
+            m = cls(**cfg)
+    finally:
+        torch.set_default_dtype(prev)
+    keep = set(getattr(m, "_keep_in_fp32_modules", None) or [])
+    if keep and dtype != torch.float32:
+        for name, mod in m.named_modules():
+            if any(part in keep for part in name.split(".")):
+                mod.to(torch.float32)
+    return m.eval().requires_grad_(False)
+
+
+def pass_inputs(model: Any, resolution: str, device: str = "meta", batch: int = 1, dtype: Any = None) -> dict[str, Any]:
+    """Inputs of one transformer pass at ``resolution`` (latent video, text states, timestep)."""
+    import torch
+
+    _, cfg = transformer_config(model)
+    t, h, w = model.resolutions[resolution]
+    p = cfg.get("patch_size", (1, 2, 2))
+    dtype = dtype or torch.bfloat16
+    mk = torch.empty if device == "meta" else torch.randn
+    x = mk(batch, int(cfg.get("in_channels", 16)), t * p[0], h * p[1], w * p[2], device=device, dtype=dtype)
+    e = mk(batch, max(1, model.text_tokens_cross), int(cfg.get("text_dim", 4096)), device=device, dtype=dtype)
+    ts = torch.full((batch,), 500.0, device=device)
+    return {"hidden_states": x, "timestep": ts, "encoder_hidden_states": e, "return_dict": False}
+
+
+def model_ops(model: Any, resolution: str) -> list[Op]:
+    """The operator list of one pass of ``model`` at ``resolution`` (meta tracing on the CPU)."""
+    tr = build_transformer(model, "meta")
+    return trace_ops(tr, pass_inputs(model, resolution, "meta"))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# calibration
+
+
+@dataclass
+class OpCalibration:
+    """Measured prices of non-attention operators on one GPU (``fgsim calibrate --ops``)."""
+
+    gpu: str
+    gemm_s: dict[str, float]  # "b,m,n,k,dtype,bias" -> seconds (exact shapes)
+    gemm_eff: list[tuple[float, float]]  # (FLOP, achieved FLOP/s) of the calibrated shapes, sorted by FLOP
+    bandwidth: dict[str, float]  # mem class -> bytes/s
+    host_s: float  # host time per eager kernel-launching aten operator
+    host_view_s: float  # host time per view operator
+    gap_s: float  # GPU time between back-to-back kernels (graph-replayed tiny kernels)
+    host_compiled_s: float = 6e-6
+    attention: dict[str, Any] = field(default_factory=dict)  # cuDNN SDPA model: {"points": [(N, flop/s)], ...}
+    predictor: dict[str, Any] = field(default_factory=dict)  # mask predictor models
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_op_calibration(path: str | Path | None = None, gpu: str = "h200") -> OpCalibration:
+    """Read an op calibration (default ``fgsim/data/calibrations/ops-<gpu>.json``)."""
+    p = Path(path) if path else CALIBRATION_DIR / f"ops-{gpu}.json"
+    if not p.is_file():
+        raise FgsimError(f"{p}: no operator calibration for {gpu} (run 'fgsim calibrate --ops' on that GPU)")
+    try:
+        d = json.loads(p.read_text())
+        d["gemm_eff"] = [tuple(x) for x in d["gemm_eff"]]
+        return OpCalibration(**d)
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise FgsimError(f"{p}: malformed operator calibration ({exc})") from None
+
+
+def gemm_key(g: tuple[int, int, int, int, str, bool]) -> str:
+    return ",".join(str(x) for x in g)
+
+
+def gemm_time(cal: OpCalibration, g: tuple[int, int, int, int, str, bool], flops: float) -> float:
+    """Seconds of one GEMM: the calibrated shape's time, else FLOP at the nearest calibrated efficiency."""
+    k = gemm_key(g)
+    if k in cal.gemm_s:
+        return cal.gemm_s[k]
+    if not cal.gemm_eff or flops <= 0:
+        return 0.0
+    lf = math.log(max(flops, 1.0))
+    pts = sorted(cal.gemm_eff)
+    xs = [math.log(max(f, 1.0)) for f, _ in pts]
+    if lf <= xs[0]:
+        rate = pts[0][1] * max(flops, 1.0) / pts[0][0] if flops < pts[0][0] else pts[0][1]
+        rate = min(rate, pts[0][1])
+    elif lf >= xs[-1]:
+        rate = pts[-1][1]
+    else:
+        i = next(j for j in range(1, len(xs)) if xs[j] >= lf)
+        w = (lf - xs[i - 1]) / (xs[i] - xs[i - 1])
+        rate = pts[i - 1][1] * (1 - w) + pts[i][1] * w
+    return flops / rate
+
+
+def op_gpu_time(cal: OpCalibration, op: Op) -> float:
+    """GPU seconds of one non-attention operator (views: 0)."""
+    if op.kind == "view" or op.kind == "attention":
+        return 0.0
+    if op.kind == "gemm" and op.gemm is not None:
+        return gemm_time(cal, op.gemm, op.flops)
+    return op.bytes / cal.bandwidth.get(op.mem_class, cal.bandwidth.get("copy", 3e12))
+
+
+@dataclass
+class PassPrediction:
+    """Predicted seconds of one pass: total, per category, and the attention calls (priced by the caller)."""
+
+    total_s: float
+    by_cat: dict[str, float]
+    kernels: int
+    attention_calls: list[tuple[str, tuple[int, int, int, int, int]]]
+    mode: str
+
+
+def pass_time(ops: Sequence[Op], cal: OpCalibration, attention_s: dict[str, float] | None = None, *,
+              compiled: bool = False) -> PassPrediction:
+    """Predicted pass time: non-attention operators from ``cal``; each SDPA call of category c costs
+    ``attention_s[c]`` seconds (per call; 0 when not given)."""
+    att = attention_s or {}
+    by = dict.fromkeys(CATEGORIES, 0.0)
+    calls = [(op.cat, op.sdpa) for op in ops if op.kind == "attention" and op.sdpa is not None]
+    items: list[tuple[float, float, str]] = []  # (gpu seconds, host seconds, category)
+    if not compiled:
+        for op in ops:
+            if op.kind == "attention":
+                if op.sdpa is not None:
+                    items.append((att.get(op.cat, 0.0), cal.host_s, op.cat))
+                continue
+            if op.kind == "view":
+                items.append((0.0, cal.host_view_s, op.cat))
+                continue
+            items.append((op_gpu_time(cal, op), cal.host_s, op.cat))
+    else:
+        items = _compiled_items(ops, cal, att)
+    host = gpu = 0.0
+    kernels = 0
+    for g, h, cat in items:
+        host += h
+        if g <= 0.0:
+            continue
+        start = max(gpu + cal.gap_s, host)
+        by[cat] += start + g - gpu  # waiting on the host counts to the operator that waited
+        gpu = start + g
+        kernels += 1
+    return PassPrediction(total_s=max(gpu, host), by_cat=by, kernels=kernels, attention_calls=calls,
+                          mode="compiled" if compiled else "eager")
+
+
+def _compiled_items(ops: Sequence[Op], cal: OpCalibration, att: dict[str, float]) -> list[tuple[float, float, str]]:
+    """Fuse memory-bound operators between anchors (GEMM, attention) into one kernel each."""
+    later_reads: dict[int, int] = {}
+    for i, op in enumerate(ops):
+        for b, _ in op.reads:
+            later_reads[b] = i
+    items: list[tuple[float, float, str]] = []
+    group: list[int] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        made: dict[int, float] = {}
+        read_bytes = 0.0
+        seen: set[int] = set()
+        cats: dict[str, float] = {}
+        for i in group:
+            op = ops[i]
+            for b, nb in op.reads:
+                if b not in made and b not in seen:
+                    seen.add(b)
+                    read_bytes += nb
+            for b, nb in op.writes:
+                made[b] = max(made.get(b, 0.0), nb)
+            cats[op.cat] = cats.get(op.cat, 0.0) + op.bytes
+        last = group[-1]
+        write_bytes = sum(nb for b, nb in made.items() if later_reads.get(b, -1) > last)
+        total = read_bytes + write_bytes
+        if total > 0:
+            cat = max(cats, key=cats.get) if cats else "elementwise"
+            items.append((total / cal.bandwidth.get("pointwise", 3e12), cal.host_compiled_s, cat))
+        group.clear()
+
+    for i, op in enumerate(ops):
+        if op.kind == "view":
+            continue
+        if op.kind in ("gemm", "attention"):
+            flush()
+            if op.kind == "gemm" and op.gemm is not None:
+                items.append((gemm_time(cal, op.gemm, op.flops), cal.host_compiled_s, op.cat))
+            elif op.sdpa is not None:
+                items.append((att.get(op.cat, 0.0), cal.host_compiled_s, op.cat))
+            continue
+        group.append(i)
+    flush()
+    return items
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# attention and predictor models from the calibration
+
+
+def sdpa_time(cal: OpCalibration, shape: tuple[int, int, int, int, int]) -> float:
+    """cuDNN SDPA seconds for (B, H, S_q, S_k, D): FLOP at the calibrated rate, interpolated in log(S_q·S_k)."""
+    b, h, sq, sk, d = shape
+    flop = 4.0 * b * h * sq * sk * d
+    pts = sorted((float(x), float(r)) for x, r in cal.attention.get("points", []))
+    if not pts:
+        raise FgsimError("operator calibration has no cuDNN attention points")
+    x = math.log(float(sq) * sk)
+    xs = [math.log(p) for p, _ in pts]
+    if x <= xs[0]:
+        rate = pts[0][1]
+    elif x >= xs[-1]:
+        rate = pts[-1][1]
+    else:
+        i = next(j for j in range(1, len(xs)) if xs[j] >= x)
+        w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
+        rate = pts[i - 1][1] * (1 - w) + pts[i][1] * w
+    return flop / rate + float(cal.attention.get("overhead_s", 0.0))
+
+
+def predictor_time(cal: OpCalibration, kind: str, heads: int, n: int, head_dim: int, block_m: int = 64,
+                   kept: float = 0.5) -> dict[str, float]:
+    """Seconds of one mask prediction: ``predict`` (the predictor) and ``index`` (building the FG index).
+
+    exact: ``passes`` sweeps over the S×S scores at the calibrated score rate (scores/s, per head-dim unit);
+    pooled: q/k read once + mask written at the calibrated bandwidth; index: mask bytes read + kept entries
+    written (4 B) at the calibrated index bandwidth.
+    """
+    p = cal.predictor
+    qb = -(-n // block_m)
+    mask_bytes = float(heads * qb * n)
+    if kind == "exact":
+        rate = float(p["exact_scores_per_s"]) * 128.0 / head_dim
+        t = heads * float(n) * n / rate + mask_bytes / float(p["mask_write_bw"])
+    elif kind == "pooled":
+        t = (2.0 * heads * n * head_dim * 2 + mask_bytes) / float(p["pooled_bw"]) + float(p.get("pooled_fixed_s", 0))
+    else:
+        raise FgsimError(f"unknown predictor {kind!r}")
+    idx = (mask_bytes + 4.0 * kept * mask_bytes) / float(p["index_bw"]) + float(p.get("index_fixed_s", 0.0))
+    return {"predict": t, "index": idx}
+
+
+def summarize(ops: Iterable[Op]) -> dict[str, Any]:
+    """Counts of operators per kind and category (for reports)."""
+    out: dict[str, Any] = {}
+    for op in ops:
+        out.setdefault(op.kind, 0)
+        out[op.kind] += 1
+    return out
