@@ -91,10 +91,10 @@ def test_end_to_end_elsewhere_says_the_measurement_is_another_gpus(capsys):
 
 
 def test_numba_first_compile_is_announced(tmp_path, capsys, monkeypatch):
-    from fgsim.commands.predict import _numba_notice
+    from fgsim.commands._args import numba_notice
 
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
-    _numba_notice()
+    numba_notice()
     assert "compiling the scheduler (numba, once after install" in capsys.readouterr().err
 
 

@@ -1,4 +1,5 @@
-"""Argument types and checks shared by the subcommands: every bad value fails in argparse, before any work."""
+"""Argument types and checks shared by the subcommands (every bad value fails in argparse, before any work), and
+the notices they print before long work."""
 
 from __future__ import annotations
 
@@ -107,3 +108,20 @@ def gpu_list(text: str) -> list[str]:
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"a GPU is named twice in {text!r}")
     return names
+
+
+def numba_notice() -> None:
+    """One line on stderr when the scheduler's numba code has no up-to-date cache (its first compile takes
+    ~15-25 s after an install or an edit)."""
+    import glob
+    import os
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "scheduler.py"
+    custom = os.environ.get("NUMBA_CACHE_DIR")
+    dirs = [Path(custom)] if custom else [src.parent / "__pycache__"]
+    found = [f for d in dirs for f in glob.glob(str(d / "**" / "scheduler.*.nbi"), recursive=True)]
+    if not found or min(os.path.getmtime(f) for f in found) < src.stat().st_mtime:
+        print("fgsim: compiling the scheduler (numba, once after install: ~20 s) ...", file=sys.stderr,
+              flush=True)

@@ -153,6 +153,9 @@ def run(args: argparse.Namespace) -> int:
     if any("cpu" in (r.get("gpu_name") or "cpu").lower() for r in rows):
         raise FgsimError("measurements come from the CPU interpreter, not a GPU: they are never written as a "
                          "GPU's calibration")
+    from fgsim.commands._args import numba_notice
+
+    numba_notice()
     params, fit = fit_rows(rows, gpu_name)
     if gemm is not None:
         fit["gemm_efficiency"] = gemm

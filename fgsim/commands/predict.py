@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fgsim.commands._args import density, gpu_list, int_range, power_of_two
+from fgsim.commands._args import density, gpu_list, int_range, numba_notice, power_of_two
 from fgsim.costmodel import COMPONENTS, iter_kernels
 from fgsim.errors import FgsimError
 
@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         from fgsim.endtoend import load_model
 
         model = load_model(args.model)
-    _numba_notice()
+    numba_notice()
     tr = None
     results = []
     try:
@@ -240,21 +240,6 @@ def run(args: argparse.Namespace) -> int:
     for p in pending.commit():
         print(f"plot written to {p}", file=sys.stderr)
     return 0
-
-
-def _numba_notice() -> None:
-    """One line on stderr when the scheduler's numba code has no up-to-date cache (its first compile takes
-    ~15-25 s after an install or an edit)."""
-    import glob
-    import os
-
-    src = Path(__file__).resolve().parents[1] / "scheduler.py"
-    custom = os.environ.get("NUMBA_CACHE_DIR")
-    dirs = [Path(custom)] if custom else [src.parent / "__pycache__"]
-    found = [f for d in dirs for f in glob.glob(str(d / "**" / "scheduler.*.nbi"), recursive=True)]
-    if not found or min(os.path.getmtime(f) for f in found) < src.stat().st_mtime:
-        print("fgsim: compiling the scheduler (numba, once after install: ~20 s) ...", file=sys.stderr,
-              flush=True)
 
 
 def _e2e_notes(model: Any, gpu: Any, e2e: dict[str, Any]) -> list[str]:

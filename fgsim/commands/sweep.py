@@ -13,7 +13,7 @@ import io
 import sys
 from typing import Any
 
-from fgsim.commands._args import csv_list, density, gpu_list, int_range
+from fgsim.commands._args import csv_list, density, gpu_list, int_range, numba_notice
 from fgsim.errors import FgsimError
 
 _SHOWN = (("gpu", "gpu", 5, "s"), ("n_tokens", "N", 7, "d"), ("heads", "H", 3, "d"), ("head_dim", "D", 3, "d"),
@@ -135,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if args.csv and args.plot and check_output_path(args.csv, "--csv", (".csv",)).resolve() == \
             check_output_path(args.plot, "--plot", (".png",)).resolve():
         raise FgsimError("--csv and --plot name the same file")
+    numba_notice()
     stages = [s or None for s in dict.fromkeys(args.num_stages)]
     rows = sweep(args.gpus, list(dict.fromkeys(args.block_m)), list(dict.fromkeys(args.gran_n)), stages,
                  list(dict.fromkeys(args.density)), n_tokens=args.n_tokens, heads=args.heads,

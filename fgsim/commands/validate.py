@@ -99,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         from fgsim.fileio import require_matplotlib
 
         require_matplotlib("the report's plots (or --no-plots)")
+    from fgsim.commands._args import numba_notice
+
+    numba_notice()
     rep = write_report(results, out_dir, plots=not args.no_plots, progress=not args.no_progress)
     print(f"report written to {rep}")
     return 0
