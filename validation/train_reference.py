@@ -1,4 +1,4 @@
-"""Train fgsim's reference video DiT (issue 6); see docs/reference_dit.md for the GPU recipe.
+"""Train fgsim's reference video DiT (issue 6); see docs/reference_dit.md, and docs/contributing.md for the GPU recipe.
 
     PYTHONPATH=.:kernels python3 validation/train_reference.py --minutes 8 --out OUT
 
