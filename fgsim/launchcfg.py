@@ -3,7 +3,8 @@
 The kernels launch with exactly the object ``launch_config`` returns; the cost model reads the same object.
 ``fgattn`` lives under ``kernels/`` in the repository; when it is not importable (e.g. ``PYTHONPATH=.``
 without ``kernels``) the repository's ``kernels/`` directory is added to ``sys.path``. If it is still missing,
-a documented fallback (the Triton fused-attention tutorial's test configuration, kernels.md §1.3) is used and
+a documented fallback (the test configuration of Triton's fused-attention tutorial, python/tutorials/06-fused-attention.py
+in github.com/triton-lang/triton) is used and
 ``source`` says so.
 """
 
