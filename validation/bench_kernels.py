@@ -607,11 +607,11 @@ def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, ta
     for c in cases:
         try:
             c["graph"], c["calls"] = capture(c["fn"], sets)
-            if target_ms > 1.0:
-                est = replay_ms(c["graph"], c["calls"], 1)
-                c["reps"] = max(1, min(50, math.ceil(target_ms / max(est * c["calls"], 1e-3))))
-            else:
-                c["reps"] = 1
+            est = replay_ms(c["graph"], c["calls"], 1) * c["calls"]  # ms per replay
+            c["reps"] = max(1, min(50, math.ceil(target_ms / max(est, 1e-3))))
+            # untimed replays before each timed one: >= 30 ms of this kernel, so the SM clock settles to
+            # its own steady state (the clock drops under cuDNN and takes a while to come back)
+            c["warm"] = 0 if est >= 30 else min(20, math.ceil(30 / max(est, 1e-3)))
             c["ms"] = []
         except Exception as e:  # noqa: BLE001
             print(f"[final] capture failed for {c['kernel']} {c.get('pattern')} {c.get('dt')}: {e!r}"[:400], flush=True)
@@ -622,6 +622,8 @@ def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, ta
     for _ in range(rounds):
         for c in cases:
             if c["graph"] is not None:
+                for _ in range(c["warm"]):
+                    c["graph"].replay()
                 c["ms"].append(replay_ms(c["graph"], c["calls"], c["reps"]))
             else:  # not capturable: plain event timing of eager calls (marked in the reps column)
                 try:
@@ -730,7 +732,8 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
                  ratio_max=round(ratios[-1], 4),
                  speedup_vs_cudnn=round(sorted(b / t for b, t in zip(base["ms"], c["ms"], strict=True))[len(ms) // 2], 4),
                  config=c["cfg"], clocks_under_load=clk,
-                 timing=f"CUDA graph ({len(sets)} rotated input set(s)), {len(ms)} interleaved rounds x {c['reps']} replays, events",
+                 timing=(f"CUDA graph ({len(sets)} rotated input set(s)), {len(ms)} interleaved rounds x {c['reps']} "
+                         f"timed replays after {c.get('warm', 0)} untimed (>= 30 ms), events"),
                  statistic="median over rounds (min, max); ratio = density * t_cuDNN / t per round")
         rows.append(r)
         writer.writerow({**r, **meta})
@@ -743,32 +746,41 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
 
 
 def candidates_v3() -> list[dict[str, Any]]:
-    """Issue-12 sweep: the 2026-11-29 winners first (the reference of each key), then variants."""
+    """Issue-12 sweep, round 2: per key the current table entry first (the reference), then variants; the
+    round-1 sweep (tma_qo, warp_specialize, M=64 stages) chose the current entries."""
     c: list[dict[str, Any]] = []
 
     def add(kernel, d, m, g, bn, st, w, **extra):
         c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st, num_warps=w,
                       extra=extra))
 
-    for g in (1, 16, 64):
-        add("fg", 128, 128, g, 128, 3, 8, idx_ahead=1, overlap=False, lpt=True)
-        add("fg", 128, 128, g, 128, 3, 8, idx_ahead=1, overlap=False, lpt=True, tma_qo=True)
-    add("fg", 128, 128, 1, 128, 5, 8, idx_ahead=0, overlap=False, lpt=True, tma_qo=True)
-    for bn, st, ia, qo in [(64, 5, 0, False), (64, 5, 0, True), (64, 3, 1, True), (64, 2, 1, True), (32, 4, 1, True),
-                           (128, 2, 1, True)]:
-        add("fg", 128, 64, 1, bn, st, 4, idx_ahead=ia, overlap=False, lpt=True, tma_qo=qo)
-    add("fg", 64, 128, 1, 64, 5, 8, idx_ahead=0, overlap=False, lpt=True)
-    add("fg", 64, 128, 1, 64, 5, 8, idx_ahead=0, overlap=False, lpt=True, tma_qo=True)
-    for ws, qo in [(False, False), (False, True), (True, False), (True, True)]:
-        add("dense", 128, 128, 1, 128, 3, 8, tma=True, overlap=False, warp_specialize=ws, tma_qo=qo)
-    for bn, st, qo in [(128, 3, False), (64, 2, True), (64, 3, True), (128, 2, True), (128, 3, True)]:
-        add("dense", 128, 64, 1, bn, st, 4, tma=True, overlap=False, warp_specialize=False, tma_qo=qo)
-    add("dense", 64, 128, 1, 64, 4, 8, tma=True, overlap=False, warp_specialize=False)
-    add("dense", 64, 128, 1, 64, 4, 8, tma=True, overlap=False, warp_specialize=False, tma_qo=True)
-    for tma, qo in [(True, False), (True, True), (False, True)]:
-        add("block", 128, 128, 128, 128, 3, 8, tma=tma, overlap=False, warp_specialize=False, tma_qo=qo)
-    add("block", 64, 128, 128, 128, 3, 8, tma=False, overlap=True, warp_specialize=False)
-    add("block", 64, 128, 128, 128, 3, 8, tma=False, overlap=False, warp_specialize=False, tma_qo=True)
+    def ref(kernel, d, m, g):
+        e = launch.launch_config(kernel, "h200", d, m, g)
+        add(kernel, d, m, e.gran_n, e.block_n, e.num_stages, e.num_warps, **e.extra)
+
+    fg = dict(overlap=False, lpt=True)
+    ref("fg", 128, 128, 1)
+    add("fg", 128, 128, 1, 128, 5, 8, idx_ahead=0, tma_qo=True, **fg)
+    for bn, st, ia in [(32, 3, 1), (64, 2, 1), (64, 2, 0)]:  # two programs per SM (<= 128 regs, <= 96 KB)
+        add("fg", 128, 128, 1, bn, st, 8, idx_ahead=ia, maxnreg=128, **fg)
+    ref("fg", 128, 128, 16)
+    add("fg", 128, 128, 16, 32, 3, 8, idx_ahead=1, maxnreg=128, **fg)
+    add("fg", 128, 128, 16, 64, 2, 8, idx_ahead=1, maxnreg=128, **fg)
+    ref("fg", 128, 128, 64)
+    add("fg", 128, 128, 64, 64, 2, 8, idx_ahead=1, maxnreg=128, **fg)
+    ref("fg", 128, 64, 1)
+    add("fg", 128, 64, 1, 32, 3, 4, idx_ahead=1, maxnreg=168, tma_qo=True, **fg)  # three programs per SM
+    add("fg", 128, 64, 1, 32, 3, 4, idx_ahead=0, maxnreg=168, tma_qo=True, **fg)
+    dn = dict(tma=True, overlap=False)
+    ref("dense", 128, 128, 1)
+    add("dense", 128, 128, 1, 128, 3, 8, warp_specialize=False, tma_qo=True, **dn)
+    add("dense", 128, 128, 1, 64, 2, 8, warp_specialize=False, maxnreg=128, **dn)
+    add("dense", 128, 128, 1, 64, 2, 8, warp_specialize=False, maxnreg=128, tma_qo=True, **dn)
+    ref("dense", 128, 64, 1)
+    add("dense", 128, 64, 1, 32, 3, 4, warp_specialize=False, maxnreg=168, tma_qo=True, **dn)
+    ref("block", 128, 128, 128)
+    add("block", 128, 128, 128, 64, 2, 8, warp_specialize=False, maxnreg=128, **dn)
+    add("block", 128, 128, 128, 64, 2, 8, warp_specialize=False, maxnreg=128, tma_qo=True, **dn)
     return c
 
 
@@ -802,7 +814,7 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
         if kernel == "dense":
             problems.append(("dense", None, n))
         else:
-            dens = (0.1, 0.5) if (kernel == "fg" and g == 1) else (0.3,)
+            dens = (0.02, 0.1, 0.5) if (kernel == "fg" and g == 1) else (0.3,)
             for dt_ in dens:
                 torch.manual_seed(int(dt_ * 1000) + 7)
                 mask = window_mask(1, h, nv, m, dt_)
@@ -832,7 +844,7 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
         problems.clear()
         torch.cuda.empty_cache()
     _ = with_text
-    name = f"kernels-h200-tune-{meta['date'][:10]}-issue12.csv"
+    name = f"kernels-h200-tune-{meta['date'][:10]}-issue12{args.tag}.csv"
     cols = ["kernel", "head_dim", "block_m", "gran_n", "block_n", "num_stages", "num_warps", "extra", "ok", "err",
             "compile_s", "problem", "ms", "ms_min", "ms_max", "eff_tflops", "rel", "msg"] + list(meta)
     with open(out_dir / name, "w", newline="") as f:
@@ -877,7 +889,7 @@ def write_table_v3(best: dict[tuple, dict], meta: dict[str, str], out_dir: Path,
         if key in best:
             r = best[key]
             e["source"] = (f"tuned {meta['gpu_name']} {date} (validation/results/{csv_name}): mean rel. time "
-                           f"{r['score']:.3f} vs the 2026-11-29 entry; " + "; ".join(r["desc"])
+                           f"{r['score']:.3f} vs the previous entry; " + "; ".join(r["desc"])
                            + "; B=1 H=12 N=32760 window mask, bf16, CUDA-graph median of 3 interleaved rounds")
         else:
             sib = [b for b in best if b[0] == key[0] and b[1] == key[1] and b[2] == key[2]]
@@ -984,6 +996,7 @@ def main() -> None:
     ap.add_argument("--final", action="store_true",
                     help="issue 12: (--tune) sweep, table, GPU check, graph-timed benchmark of the Wan shapes")
     ap.add_argument("--no-check", action="store_true", help="--final without the GPU correctness check")
+    ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.check_candidate:

@@ -356,6 +356,8 @@ def _launch(
     if use_tma or tma_qo:
         _ensure_allocator()
     grid = (b * h * qb, 1) if order is not None else (qb, b * h)
+    # register cap per thread (e.g. 128 at 8 warps lets two programs share an SM), device launches only
+    regcap = {} if _interpreting() or cfg.option("maxnreg", None) is None else {"maxnreg": int(cfg.option("maxnreg", 0))}
     _attn_fwd[grid](
         q, k, v, out, lse if lse is not None else dummy, offsets, indices, order if order is not None else dummy, scale * _LOG2E,
         *_strides(q, layout), *_strides(k, layout), *_strides(v, layout), *_strides(out, layout),
@@ -363,7 +365,7 @@ def _launch(
         HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GRAN_N=cfg.gran_n,
         MODE=mode, IDX_AHEAD=int(cfg.option("idx_ahead", 0)), ORDERED=order is not None,
         NUM_STAGES=cfg.num_stages, USE_TMA=use_tma, OVERLAP=bool(cfg.option("overlap", False)), WARP_SPEC=use_tma and bool(cfg.option("warp_specialize", False)),
-        RETURN_LSE=lse is not None, TMA_QO=tma_qo, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        RETURN_LSE=lse is not None, TMA_QO=tma_qo, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **regcap,
     )
     return (out, lse) if lse is not None else out
 

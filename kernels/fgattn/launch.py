@@ -57,7 +57,8 @@ class LaunchConfig:
         layout: memory layout the entry was tuned with (``"bhnd"`` or ``"bnhd"``); both run.
         extra: kernel options (``idx_ahead``: index tiles prefetched in registers, 0 = left to
             the pipeliner; ``tma``: tensor-descriptor loads; ``warp_specialize``; ``lpt``: order
-            query blocks longest-first).
+            query blocks longest-first; ``tma_qo``: Q/O through tensor descriptors; ``maxnreg``:
+            register cap per thread, e.g. 128 at 8 warps so that two programs share an SM).
         source: where the entry came from (tuned run, or the fallback taken).
     """
 

@@ -36,6 +36,11 @@ VARIANTS = [
     ("dense M64 bn128 st2 tma w4", 0, 128, 64, 128, 1, 2, 4, {"USE_TMA": True}),
     ("dense M64 bn128 st3 tma w4", 0, 128, 64, 128, 1, 3, 4, {"USE_TMA": True}),
     ("block bn128 st3 tma", 1, 128, 128, 128, 128, 3, 8, {"USE_TMA": True}),
+    ("fg g1 bn64 st2 ia1 r128", 2, 128, 128, 64, 1, 2, 8, {"IDX_AHEAD": 1, "maxnreg": 128}),
+    ("fg g1 bn64 st2 ia0 r128", 2, 128, 128, 64, 1, 2, 8, {"IDX_AHEAD": 0, "maxnreg": 128}),
+    ("fg g1 bn32 st3 ia1 r128", 2, 128, 128, 32, 1, 3, 8, {"IDX_AHEAD": 1, "maxnreg": 128}),
+    ("dense bn64 st2 tma r128", 0, 128, 128, 64, 1, 2, 8, {"USE_TMA": True, "maxnreg": 128}),
+    ("fg M64 bn64 st2 ia1 r168 w4", 2, 128, 64, 64, 1, 2, 4, {"IDX_AHEAD": 1, "maxnreg": 168}),
 ]
 
 
@@ -52,7 +57,7 @@ def compile_one(v: tuple) -> dict:
     const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran if mode == 2 else (m if mode == 1 else 1),
                  MODE=mode, IDX_AHEAD=0, ORDERED=mode != 0, NUM_STAGES=st, USE_TMA=False, WARP_SPEC=False,
                  OVERLAP=False, RETURN_LSE=False, TMA_QO=False)
-    const.update(extra)
+    const.update({k: val for k, val in extra.items() if k != "maxnreg"})
     sig, attrs = {}, {}
     for i, a in enumerate(names):
         if a in const:
@@ -69,7 +74,11 @@ def compile_one(v: tuple) -> dict:
     t0 = time.time()
     try:
         src = ASTSource(_attn_fwd, sig, constexprs={(names.index(k),): val for k, val in const.items()}, attrs=attrs)
-        k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": w, "num_stages": st})
+        opts = {"num_warps": w, "num_stages": st}
+        if "maxnreg" in extra:
+            opts["maxnreg"] = extra.pop("maxnreg")
+            const.pop("maxnreg", None)
+        k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts)
         md = k.metadata
         ttgir = k.asm.get("ttgir", "")
         sass_hint = k.asm.get("ptx", "")
