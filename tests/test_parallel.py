@@ -186,7 +186,53 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _worker(rank: int, world: int, port: int, q: object, k: object, v: object, mask: object, res: object) -> None:
+def _tiny_wan() -> tuple[object, dict[str, object]]:
+    import torch
+    from diffusers import WanTransformer3DModel
+
+    torch.manual_seed(0)
+    model = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=4, attention_head_dim=16, in_channels=4,
+                                  out_channels=4, text_dim=32, freq_dim=32, ffn_dim=64, num_layers=2,
+                                  rope_max_seq_len=64).eval()
+    g = torch.Generator().manual_seed(1)
+    kw = {"hidden_states": torch.randn(1, 4, 2, 8, 8, generator=g), "timestep": torch.tensor([500]),
+          "encoder_hidden_states": torch.randn(1, 8, 32, generator=g), "return_dict": False}
+    return model, kw
+
+
+def _diffusers_cp(rank: int, tmp: str) -> dict[str, object]:
+    """Under diffusers' enable_parallelism (gloo): the capture and the FG-Attn integration (torch backends)."""
+    import torch
+    from diffusers import ContextParallelConfig
+
+    from fgsim.capture.predictors import ExactThreshold
+    from fgsim.capture.run import capture_transformer
+
+    torch.accelerator.device_count = lambda: 1  # diffusers' mesh set-up divides by it; the CPU has none
+    out: dict[str, object] = {}
+    model, kw = _tiny_wan()
+    model.enable_parallelism(config=ContextParallelConfig(ulysses_degree=2))
+    capture_transformer(model, lambda: iter([{**kw, "_branch": "cond", "_step": 0}]), f"{tmp}/cp.fgt",
+                        ExactThreshold(block_m=16, backend="torch"), write=rank == 0)
+    try:
+        from fgsim.integrations.context_parallel import enable_context_parallel
+        from fgsim.integrations.diffusers import FgSchedule, enable_fgattn
+    except ImportError:  # the diffusers integration is not installed
+        return out
+    for scheme in ("ulysses", "ring"):
+        model, kw = _tiny_wan()
+        deg = {"ulysses_degree": 2} if scheme == "ulysses" else {"ring_degree": 2}
+        model.enable_parallelism(config=ContextParallelConfig(**deg))
+        st = enable_fgattn(model, FgSchedule(backend="sdpa", warmup_steps=0, block_m=64, recompute=None,
+                                             dense_backend="sdpa"))
+        assert enable_context_parallel(st, model) == scheme
+        with torch.no_grad():
+            out[f"diffusers-{scheme}"] = model(**kw)[0].clone()
+    return out
+
+
+def _worker(rank: int, world: int, port: int, q: object, k: object, v: object, mask: object, res: object,
+            tmp: str) -> None:
     import torch
     import torch.distributed as dist
 
@@ -201,12 +247,18 @@ def _worker(rank: int, world: int, port: int, q: object, k: object, v: object, m
         for name, ma in (("dense", MaskedAttention("torch")), ("fg", MaskedAttention("torch", mask, block_m=4))):
             out[f"ulysses-{name}"] = ulysses_attention(q[:, sh], k[:, sh], v[:, sh], ma.heads)
             out[f"ring-{name}"] = ring_attention(q[:, sh], k[:, sh], v[:, sh], ma.shard)
+        try:
+            import diffusers  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            out.update(_diffusers_cp(rank, tmp))
         res[rank] = {key: val.clone() for key, val in out.items()}
     finally:
         dist.destroy_process_group()
 
 
-def test_gloo_ulysses_and_ring_match_one_process() -> None:
+def test_gloo_ulysses_and_ring_match_one_process(tmp_path: object) -> None:
     torch = pytest.importorskip("torch")
     import torch.distributed as dist
     import torch.multiprocessing as mp
@@ -231,7 +283,7 @@ def test_gloo_ulysses_and_ring_match_one_process() -> None:
     port = _free_port()
     env = {"OMP_NUM_THREADS": "1"}
     os.environ.update(env)
-    procs = [ctx.Process(target=_worker, args=(r, 2, port, q, k, v, mask, res)) for r in range(2)]
+    procs = [ctx.Process(target=_worker, args=(r, 2, port, q, k, v, mask, res, str(tmp_path))) for r in range(2)]
     for p in procs:
         p.start()
     for p in procs:
@@ -243,3 +295,31 @@ def test_gloo_ulysses_and_ring_match_one_process() -> None:
             got = torch.cat([res[0][f"{scheme}-{name}"], res[1][f"{scheme}-{name}"]], dim=1)
             err = float((got - ref[name]).abs().max())
             assert err < 1e-12, (scheme, name, err)
+    try:
+        import diffusers  # noqa: F401
+    except ImportError:
+        return
+    # capture under diffusers' Ulysses: the trace equals the one-process capture of the same inputs
+    from fgsim.capture.predictors import ExactThreshold
+    from fgsim.capture.run import capture_transformer
+    from fgsim.trace import open_trace
+
+    model, kw = _tiny_wan()
+    one = capture_transformer(model, lambda: iter([{**kw, "_branch": "cond", "_step": 0}]), tmp_path / "one.fgt",
+                              ExactThreshold(block_m=16, backend="torch"), keep_outputs=True)
+    ta, tb = open_trace(tmp_path / "one.fgt"), open_trace(tmp_path / "cp.fgt")
+    try:
+        assert ta.entries() == tb.entries() and len(ta.entries()) == 2
+        for e in ta.entries():
+            assert np.array_equal(np.asarray(ta.packed_mask(*e)), np.asarray(tb.packed_mask(*e)))
+            for name, val in ta.stats(*e).items():
+                assert np.array_equal(val, tb.stats(*e)[name]), name
+    finally:
+        ta.close()
+        tb.close()
+    # FG-Attn's processors under diffusers' Ulysses / ring (torch SDPA backends on the CPU) = one process
+    for scheme in ("ulysses", "ring"):
+        key = f"diffusers-{scheme}"
+        if key in res[0]:
+            assert torch.allclose(res[0][key], one.outputs[0], rtol=1e-5, atol=1e-5), scheme
+            assert torch.equal(res[0][key], res[1][key])

@@ -1,0 +1,61 @@
+"""README block: FG-Attn under context parallelism on 2 × H200 — numerics, capture, predicted vs measured time."""
+
+from __future__ import annotations
+
+import statistics
+
+from _common import RESULTS, provenance, read_rows  # type: ignore[import-not-found]
+
+
+def _latest(suffix: str) -> str | None:
+    files = sorted(p.name for p in RESULTS.glob(f"cp-h200x*-{suffix}.csv"))
+    return files[-1] if files else None
+
+
+def _ms(s: str) -> str:
+    return f"{float(s) * 1e3:.2f}"
+
+
+def render() -> str:
+    tname = _latest("timing")
+    if tname is None:
+        return "*No context-parallel measurement committed yet (validation/cp_run.py, validation/cp_validate.py).*\n"
+    rows = read_rows(tname)
+    out = ["| shape | kernel | density | scheme | rank | attention meas / pred (ms) | communication meas / pred "
+           "(ms) | attention + comm. error |", "|---|---|---:|---|---:|---:|---:|---:|"]
+    errs = []
+    for r in rows:
+        e = float(r["err_rank"])
+        errs.append(abs(e))
+        dens = "dense" if r["kernel"] == "dense" else f"{float(r['density']):.2f}"
+        out.append(f"| {r['shape']} | {r['kernel']} | {dens} | {r['scheme']} | {r['rank']} | "
+                   f"{_ms(r['measured_attn_s'])} / {_ms(r['predicted_attn_s'])} | "
+                   f"{_ms(r['measured_comm_s'])} / {_ms(r['predicted_comm_s'])} | {e * 100:+.1f} % |")
+    within = sum(1 for e in errs if e <= 0.08)
+    text = "\n".join(out) + "\n\n"
+    text += (f"Per-rank attention + communication: median |error| {statistics.median(errs) * 100:.1f} %, max "
+             f"{max(errs) * 100:.1f} %, {within} of {len(errs)} rows within 8 %.\n")
+    extra = []
+    nname = _latest("numerics")
+    if nname:
+        nrows = [r for r in read_rows(nname) if r.get("status") == "ok"]
+        uly = [r for r in nrows if r["scheme"] == "ulysses"]
+        ring = [r for r in nrows if r["scheme"] == "ring"]
+        if uly:
+            extra.append(f"Ulysses outputs bitwise equal to one GPU: {sum(r['bitwise_equal'] == 'True' for r in uly)}"
+                         f" of {len(uly)} cases")
+        if ring:
+            worst = max(float(r["rel_err_vs_1gpu"]) for r in ring)
+            extra.append(f"ring (float32 LSE merge) max relative error vs one GPU {worst:.1e} over {len(ring)} cases")
+    cname = _latest("capture")
+    if cname:
+        crows = [r for r in read_rows(cname) if r.get("status") == "ok"]
+        if crows:
+            same = sum(r["masks_identical"] == "True" and r["stats_identical"] == "True" for r in crows)
+            extra.append(f"Ulysses capture: masks and statistics identical to one GPU for {same} of {len(crows)} "
+                         f"models ({', '.join(r['model'] for r in crows)})")
+    if extra:
+        text += "; ".join(extra) + ".\n"
+    files = [f for f in (tname, nname, cname) if f]
+    return text + provenance(files, len(rows), "CUDA events per rank after a barrier, interleaved rounds",
+                             "median per rank; error = predicted / measured − 1")
