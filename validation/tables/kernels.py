@@ -1,0 +1,95 @@
+"""README block: fgattn kernels vs cuDNN SDPA and FlexAttention on Wan2.1 shapes (H200, issue 12).
+
+Numbers come from ``validation/results/kernels-h200-2026-11-30-issue12.csv`` (written by
+``validation/bench_kernels.py --final``): per density, d·t_cuDNN/t (the fraction of cuDNN's dense throughput the
+kernel reaches on the kept slices; target 0.92 at M=128, 0.85 at M=64).
+"""
+
+from __future__ import annotations
+
+from _common import provenance, read_rows  # type: ignore[import-not-found]
+
+CSV = "kernels-h200-2026-11-30-issue12-run1.csv"
+DENS = ("0.02", "0.05", "0.1", "0.2", "0.3", "0.5", "0.7", "0.9", "1.0")
+
+
+def _f(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def render() -> str:
+    rows = read_rows(CSV)
+    shapes: list[str] = []
+    for r in rows:
+        if r["shape"] not in shapes:
+            shapes.append(r["shape"])
+
+    def pick(shape: str, kernel: str, m: str = "128", g: str = "1") -> dict[str, dict[str, str]]:
+        return {r["density_target"]: r for r in rows
+                if r["shape"] == shape and r["kernel"] == kernel and r["M"] == m and r["gran_n"] == g}
+
+    out = ["fg_attention (M=128, M×1 slices) as d·t_cuDNN/t per target density d (window masks; text rows and "
+           "columns full when text tokens are appended; target ≥ 0.92):", "",
+           "| shape | cuDNN ms (TF/s) | " + " | ".join(f"d={d}" for d in DENS) + " | met |",
+           "|---|---|" + "---|" * len(DENS) + "---|"]
+    met = total = 0
+    for s in shapes:
+        cud = pick(s, "sdpa_cudnn").get("1.0")
+        fg = pick(s, "fg_attention")
+        if cud is None or not fg:
+            continue
+        cells, m_s, t_s = [], 0, 0
+        for d in DENS:
+            r = fg.get(d)
+            if r is None:
+                cells.append("")
+                continue
+            v = float(r["ratio_vs_cudnn"])
+            t_s += 1
+            m_s += v >= 0.92
+            cells.append(_f(v))
+        met += m_s
+        total += t_s
+        out.append(f"| {s} | {float(cud['ms']):.2f} ({float(cud['eff_tflops']):.0f}) | " + " | ".join(cells)
+                   + f" | {m_s}/{t_s} |")
+    out += ["", f"Target met in {met} of {total} cells.", "",
+            "Dense, block-sparse, M=64 and FlexAttention on the same shapes (ratios d·t_cuDNN/t; block and Flex "
+            "use the kept 128×128 blocks' area as d; speed-up = t_Flex/t_fg at the same mask):", "",
+            "| shape | fg_dense M=128 | fg_dense M=64 | fg M=64 (d: ratio) | block128 min–max | "
+            "fg vs Flex BlockMask min–max | fg faster than cuDNN up to d |",
+            "|---|---|---|---|---|---|---|"]
+    for s in shapes:
+        cud = pick(s, "sdpa_cudnn").get("1.0")
+        if cud is None:
+            continue
+        dense = pick(s, "fg_dense").get("1.0")
+        dense64 = pick(s, "fg_dense", "64").get("1.0")
+        fg64 = pick(s, "fg_attention", "64")
+        blk = [float(r["ratio_vs_cudnn"]) for r in pick(s, "fg_block128", "128", "128").values()]
+        fg = pick(s, "fg_attention")
+        flex = pick(s, "flex_block128", "128", "128")
+        sp = [float(flex[d]["ms"]) / float(fg[d]["ms"]) for d in flex if d in fg]
+        faster = [float(d) for d, r in fg.items() if float(r["speedup_vs_cudnn"]) > 1.0]
+        m64 = ", ".join(f"{d}: {_f(float(r['ratio_vs_cudnn']))}" for d, r in sorted(fg64.items(), key=lambda x: float(x[0])))
+        out.append(f"| {s} | {_f(float(dense['ratio_vs_cudnn'])) if dense else ''} | "
+                   f"{_f(float(dense64['ratio_vs_cudnn'])) if dense64 else ''} | {m64} | "
+                   f"{_f(min(blk)) + '–' + _f(max(blk)) if blk else ''} | "
+                   f"{(_f(min(sp)) + '–' + _f(max(sp)) + '×') if sp else 'not run'} | {max(faster) if faster else ''} |")
+    g = [r for r in rows if r["kernel"] == "fg_attention" and r["gran_n"] in ("16", "64")]
+    if g:
+        out += ["", "Coarser runs (gran_n keys per gathered run, H12 N32760): " + "; ".join(
+            f"gran_n={r['gran_n']} d={r['density_target']}: {_f(float(r['ratio_vs_cudnn']))}" for r in g) + "."]
+    hm = [r for r in rows if r["kernel"] == "fg_attention_headmajor_lpt"]
+    if hm:
+        parts = []
+        for r in hm:
+            new = pick(r["shape"], "fg_attention").get(r["density_target"])
+            if new:
+                parts.append(f"{r['shape']} d={r['density_target']}: {_f(float(new['ratio_vs_cudnn']))} with the "
+                             f"promoted order vs {_f(float(r['ratio_vs_cudnn']))} head-major only")
+        out += ["", "Launch order with text tokens (heavy text rows promoted first): " + "; ".join(parts) + "."]
+    first = rows[0]
+    method = (f"{first['timing']} on {first['gpu_name']} (driver {first['smi_driver_version']}, torch {first['torch']}, "
+              f"Triton {first['triton']}, cuDNN {first['cudnn']}), SM clocks under load per shape in the CSV")
+    out += ["", provenance([CSV], len(rows), method, first["statistic"])]
+    return "\n".join(out) + "\n"
