@@ -176,6 +176,7 @@ def main() -> int:
     ap.add_argument("--out-dir", default=str(ROOT / "validation" / "results"))
     ap.add_argument("--write-gpu", action="store_true", help="store the fitted interconnect in the GPU description")
     ap.add_argument("--calibration", help="cost-model calibration .json (default: the GPU's own)")
+    ap.add_argument("--commit", default="", help="commit the device ran (its copy of the tree has no git)")
     args = ap.parse_args()
     res = Path(args.results)
     if not (res / "cp-comm.csv").is_file():
@@ -188,6 +189,8 @@ def main() -> int:
 
     gpu = load_gpu(args.gpu)
     env = json.loads((res / "cp-env.json").read_text()) if (res / "cp-env.json").is_file() else {}
+    if args.commit and not env.get("commit"):
+        env["commit"] = args.commit
     comm_rows = read_csv(res / "cp-comm.csv")
     p = int(comm_rows[0]["P"])
     link, fit_rows = fit_link(comm_rows, p, link_for(gpu).link)
