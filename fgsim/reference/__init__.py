@@ -18,6 +18,7 @@ The recipe that trains the committed weights on an H200 is ``docs/reference_dit.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,20 +29,29 @@ if TYPE_CHECKING:
 DATA_DIR: Path = Path(__file__).resolve().parent.parent / "data" / "reference"
 #: The model/latent/conditioning configuration (a data file, read by every part).
 CONFIG_PATH: Path = DATA_DIR / "config.json"
-#: Where :func:`load` looks for weights by default.
+#: Where :func:`load` looks for weights by default: committed in the repository (16 MB), but not packaged into
+#: wheels, so a checkout or an editable install (``pip install -e .``) has them and a wheel install does not.
 DEFAULT_WEIGHTS: Path = DATA_DIR / "weights.safetensors"
+#: Environment variable naming a weights file to use instead of :data:`DEFAULT_WEIGHTS`.
+WEIGHTS_ENV = "FGSIM_REFERENCE_WEIGHTS"
+
+
+def default_weights_path() -> Path:
+    """``$FGSIM_REFERENCE_WEIGHTS`` if set, else :data:`DEFAULT_WEIGHTS`."""
+    env = os.environ.get(WEIGHTS_ENV)
+    return Path(env) if env else DEFAULT_WEIGHTS
 
 
 def load(path: str | Path | None = None, *, device: Any = "cpu", dtype: Any = None) -> ReferenceDiT:
     """The reference DiT with its trained weights, in eval mode.
 
-    ``path``: a ``.safetensors`` file written by the training script (default :data:`DEFAULT_WEIGHTS`); its
+    ``path``: a ``.safetensors`` file written by the training script (default :func:`default_weights_path`); its
     embedded config is used when present, else ``config.json``. ``device``/``dtype``: torch device and dtype
     (default float32). Raises :class:`~fgsim.errors.FgsimError` when the file is missing or does not match.
     """
     from fgsim.reference.model import load_weights
 
-    return load_weights(path if path is not None else DEFAULT_WEIGHTS, device=device, dtype=dtype)
+    return load_weights(path if path is not None else default_weights_path(), device=device, dtype=dtype)
 
 
-__all__ = ["CONFIG_PATH", "DATA_DIR", "DEFAULT_WEIGHTS", "load"]
+__all__ = ["CONFIG_PATH", "DATA_DIR", "DEFAULT_WEIGHTS", "WEIGHTS_ENV", "default_weights_path", "load"]

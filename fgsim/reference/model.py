@@ -176,9 +176,10 @@ def load_weights(path: str | Path, *, device: Any = "cpu", dtype: Any = None) ->
     path = Path(path)
     if not path.is_file():
         raise FgsimError(
-            f"{path}: reference DiT weights not found; train them on a GPU with "
-            f"'PYTHONPATH=.:kernels python3 validation/train_reference.py --minutes 8 --out OUT' "
-            f"(docs/reference_dit.md) and copy OUT/weights.safetensors there, or pass the path")
+            f"{path}: reference DiT weights not found; they are committed in the repository "
+            f"(fgsim/data/reference/weights.safetensors, 16 MB) but not packaged in wheels: use a checkout "
+            f"(pip install -e .), set FGSIM_REFERENCE_WEIGHTS or pass the path; or train them on a GPU with "
+            f"'PYTHONPATH=.:kernels python3 validation/train_reference.py --minutes 8 --out OUT' (docs/reference_dit.md)")
     torch, _ = _modules()
     from safetensors.torch import load_file
 
