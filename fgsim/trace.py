@@ -69,6 +69,7 @@ MAX_STEPS = 1000  # num_steps
 MAX_PASSES_PER_STEP = 8  # passes_per_step
 MAX_PASS_INDEX = 2**31 - 1  # pass index and step of a captured pass
 MAX_STAT_NAMES = 64  # per-head statistics per entry
+MAX_WORK_CTAS = 2**28  # entries x num_heads x ceil(N_q / block_m): the query blocks a whole-trace prediction prices
 MAX_META_BYTES = 16 * 2**20  # fgt.json, uncompressed (about 60,000 entries)
 #: Valid ranges of the statistics the capture predictors write (NaN = not measured is allowed; rel_error is
 #: +inf when the dense output is zero).
@@ -618,6 +619,10 @@ class Trace:
             if self.meta.stat_names and "stats" not in e:
                 raise self._err(f"entry (pass {key[0]}, layer {key[1]}): stats member is missing")
             self._entries[key] = e
+        work = len(self._entries) * self.meta.num_heads * self.meta.n_qblocks
+        if work > MAX_WORK_CTAS:
+            raise self._err(f"{len(self._entries)} entries x {self.meta.num_heads} heads x {self.meta.n_qblocks} "
+                            f"query blocks = {work} CTAs to price, more than {MAX_WORK_CTAS}")
 
     def _array(self, name: str, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
         """Read a ``.npy`` member that must hold exactly ``dtype`` ``shape`` (C order); sizes checked first."""

@@ -585,3 +585,16 @@ def test_broken_npy_header(tmp_path, rng):
     rewrite(src, bad, {name: data[:8] + struct.pack("<H", len(header)) + header + data[128:]})
     with pytest.raises(FgTraceError, match="is not a valid .npy array"):
         open_trace(bad)
+
+
+def test_whole_trace_work_is_bounded(tmp_path, rng, monkeypatch):
+    import fgsim.trace as trace_mod
+
+    src = tmp_path / "t.fgt"
+    meta, _ = write_random(src, rng)
+    work = len(meta.passes) * len(meta.layers) * meta.num_heads * meta.n_qblocks
+    monkeypatch.setattr(trace_mod, "MAX_WORK_CTAS", work)
+    open_trace(src).close()
+    monkeypatch.setattr(trace_mod, "MAX_WORK_CTAS", work - 1)
+    with pytest.raises(FgTraceError, match=f"= {work} CTAs to price, more than {work - 1}"):
+        open_trace(src)
