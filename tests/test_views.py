@@ -127,3 +127,34 @@ def test_bad_levels_are_rejected():
             assert msg in str(exc)
         else:
             raise AssertionError(f"no error for {msg}")
+
+
+def _levels(mask, block_m):
+    out = {}
+    for m in views.m_levels_for(block_m):
+        per_n = [views.tile_counts(mask, block_m, m, n) for n in views.N_LEVELS]
+        out[m] = np.stack([np.stack([t for t, _ in per_n]), np.stack([k for _, k in per_n])])
+    return out
+
+
+def test_check_counts_accepts_every_real_mask_and_catches_edits(rng):
+    """No false alarms on counts computed from masks (empty, full, random, cross-attention shapes), and a
+    single ±1 edit at any level is caught (the property the open-time check relies on)."""
+    caught = edits = 0
+    for _ in range(60):
+        block_m = int(rng.choice(views.M_LEVELS))
+        n_q = int(rng.integers(1, 400))
+        n_k = int(rng.choice([n_q, int(rng.integers(1, 300)), 128, 256, 16]))
+        qb = -(-n_q // block_m)
+        kind = int(rng.integers(0, 4))
+        dens = [0.0, 1.0, rng.uniform(0, 1), rng.uniform(0, 0.05)][kind]
+        mask = rng.random((int(rng.integers(1, 4)), qb, n_k)) < dens
+        levels = _levels(mask, block_m)
+        assert views.check_counts(levels, block_m, n_q, n_k) is None, (block_m, n_q, n_k, kind)
+        m = int(rng.choice(list(levels)))
+        bad = {k: v.copy() for k, v in levels.items()}
+        idx = tuple(int(rng.integers(0, s)) for s in bad[m].shape)
+        bad[m][idx] += int(rng.choice([-1, 1]))
+        edits += 1
+        caught += views.check_counts(bad, block_m, n_q, n_k) is not None
+    assert caught >= 0.8 * edits, (caught, edits)
