@@ -435,7 +435,14 @@ class TraceWriter:
                     raise FgTraceError(self.path, "no entries were added; refusing to write an empty trace")
                 doc = {"format": FORMAT_NAME, "version": self.meta.format_version, "meta": self.meta.to_json(),
                        "entries": self._entries}
-                zf.writestr(_member_info(zf, META_MEMBER), json.dumps(doc, indent=1))
+                try:
+                    text = json.dumps(doc, indent=1, allow_nan=False)
+                except (TypeError, ValueError) as exc:  # NaN/Infinity or a non-JSON value in the metadata
+                    raise FgTraceError(self.path, f"metadata cannot be stored as JSON ({exc})") from None
+                if _json_depth(doc) > MAX_JSON_DEPTH or len(text.encode()) > MAX_META_BYTES:
+                    raise FgTraceError(self.path, f"metadata nests deeper than {MAX_JSON_DEPTH} levels or exceeds "
+                                                  f"{MAX_META_BYTES} bytes; readers would refuse it")
+                zf.writestr(_member_info(zf, META_MEMBER), text)
                 zf.close()
                 with open(self._tmp, "rb+") as fh:
                     os.fsync(fh.fileno())

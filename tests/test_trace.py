@@ -598,3 +598,14 @@ def test_whole_trace_work_is_bounded(tmp_path, rng, monkeypatch):
     monkeypatch.setattr(trace_mod, "MAX_WORK_CTAS", work - 1)
     with pytest.raises(FgTraceError, match=f"= {work} CTAs to price, more than {work - 1}"):
         open_trace(src)
+
+
+def test_writer_refuses_metadata_readers_would_refuse(tmp_path, rng):
+    for prov, message in [({"kind": "synthetic", "t": float("nan")}, "cannot be stored as JSON"),
+                          ({"kind": "synthetic", "deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]},
+                           "nests deeper than 32")]:
+        meta = make_meta(provenance=prov)
+        path = tmp_path / "t.fgt"
+        with pytest.raises(FgTraceError, match=message):
+            write_trace(path, meta, {(p.index, la): random_mask(meta, rng) for p in meta.passes for la in meta.layers})
+        assert not path.exists()
