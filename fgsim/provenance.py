@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 #: Keys of :func:`environment` (and of the CSV columns that record it).
-ENV_KEYS = ("gpu_name", "gpu_key", "sm_count", "driver", "cuda", "torch", "triton", "fgsim", "commit", "host",
+ENV_KEYS = ("gpu_name", "gpu_key", "device_sm_count", "driver", "cuda", "torch", "triton", "fgsim", "commit", "host",
             "date", "sm_clock_mhz", "mem_clock_mhz", "clock_samples")
 
 
@@ -84,7 +84,7 @@ def environment() -> dict[str, str]:
         env["cuda"] = str(torch.version.cuda)
         if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET", "0") != "1":
             env["gpu_name"] = torch.cuda.get_device_name(0)
-            env["sm_count"] = str(torch.cuda.get_device_properties(0).multi_processor_count)
+            env["device_sm_count"] = str(torch.cuda.get_device_properties(0).multi_processor_count)
         else:
             env["gpu_name"] = "cpu (TRITON_INTERPRET)"
     except ImportError:
