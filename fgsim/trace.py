@@ -177,6 +177,8 @@ class TraceMeta:
             raise ValueError(f"text_tokens must be in [0, {MAX_TOKENS}], got {self.text_tokens}")
         if self.n_tokens > MAX_TOKENS:
             raise ValueError(f"the sequence length T·H·W + text_tokens = {self.n_tokens} exceeds {MAX_TOKENS}")
+        if len(self.passes) > MAX_STEPS * MAX_PASSES_PER_STEP:
+            raise ValueError(f"at most {MAX_STEPS * MAX_PASSES_PER_STEP} captured passes, got {len(self.passes)}")
         if any(not (0 <= p.index <= MAX_PASS_INDEX and 0 <= p.step <= MAX_PASS_INDEX) for p in self.passes):
             raise ValueError(f"pass index and step must be in [0, {MAX_PASS_INDEX}]")
         if len(self.stat_names) > MAX_STAT_NAMES or len(set(self.stat_names)) != len(self.stat_names):
