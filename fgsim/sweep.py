@@ -66,7 +66,7 @@ def sweep(gpus: Sequence[str], block_ms: Sequence[int], grans: Sequence[int], st
         dense_wl = SyntheticDensityCounts(n_tokens, heads, 1, 1, max(block_ms), 1.0)
         dense: dict[tuple[int, int | None], tuple[float, KernelConfig]] = {}
         for m in sorted(set(block_ms) | set(BLOCK_MS)):
-            for st in stages:
+            for st in dict.fromkeys([None, *stages]):  # the launch table's own always competes
                 try:
                     cfg = launch_config("dense", gpu.name, head_dim, m, 1, **({"num_stages": st} if st else {}))
                     dense[(m, st)] = (predict_workload(dense_wl, cfg, gpu, params).mean_call_s, cfg)

@@ -112,3 +112,43 @@ def test_invalid_command_lines_exit_2_with_one_line(tmp_path_factory: pytest.Tem
     assert "Traceback" not in cap.err
     assert not (tmp / "o.fgt").exists()
     assert sorted(p.name for p in tmp.iterdir()) == ["DIR.csv", "DIR.png"], argv  # nothing written
+
+
+KERNEL_SETS = st.lists(st.sampled_from(["fg", "block", "dense"]), min_size=1, max_size=3, unique=True)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(gpus=st.lists(st.sampled_from(list_gpus()), min_size=1, max_size=2, unique=True),
+       block_m=st.lists(st.sampled_from(["64", "128"]), min_size=1, max_size=2, unique=True),
+       gran=st.lists(st.sampled_from(["1", "16", "64"]), min_size=1, max_size=2, unique=True),
+       stages=st.lists(st.integers(0, 8).map(str), min_size=1, max_size=2, unique=True),
+       density=st.lists(st.floats(0.01, 1.0).map(lambda v: f"{v:.3f}"), min_size=1, max_size=2, unique=True),
+       n_tokens=st.integers(1, 3000), heads=st.integers(1, 3))
+def test_valid_sweeps_run(capsys, gpus, block_m, gran, stages, density, n_tokens, heads) -> None:
+    argv = ["sweep", "--gpus", ",".join(gpus), "--block-m", ",".join(block_m), "--gran-n", ",".join(gran),
+            "--num-stages", ",".join(stages), "--density", ",".join(density), "--n-tokens", str(n_tokens),
+            "--heads", str(heads), "--layers", "1"]
+    assert main(argv) == 0, (argv, capsys.readouterr().err)
+    out = capsys.readouterr().out
+    assert out.startswith("  gpu       N")
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(gpu=st.sampled_from(list_gpus()), kernels=KERNEL_SETS, block_m=st.sampled_from([None, "64", "128"]),
+       gran=st.sampled_from(["1", "16", "64"]), stages=st.sampled_from([None, "1", "2", "5", "8"]),
+       block_n=st.sampled_from([None, "16", "32", "64", "128", "256"]), as_json=st.booleans())
+def test_valid_predicts_answer_or_refuse_in_one_line(capsys, gpu, kernels, block_m, gran, stages, block_n,
+                                                     as_json) -> None:
+    argv = ["predict", "--gpu", gpu, "--kernel", ",".join(kernels), "--gran-n", gran, "--no-progress"]
+    for opt, v in (("--block-m", block_m), ("--num-stages", stages), ("--block-n", block_n)):
+        if v is not None:
+            argv += [opt, v]
+    argv += ["--json"] if as_json else []
+    code = main(argv)
+    cap = capsys.readouterr()
+    assert code in (0, 2), argv
+    if code == 2:  # a what-if that cannot launch on this GPU: said in one line
+        err = [x for x in cap.err.splitlines() if "compiling the scheduler" not in x]
+        assert len(err) == 1 and err[0].startswith("fgsim predict: error: "), (argv, cap.err)
+    elif not as_json:
+        assert max(len(x) for x in cap.out.splitlines()) <= 100, argv

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fgsim.commands._args import nonneg_int, positive_int
+from fgsim.commands._args import int_range
 from fgsim.errors import FgsimError
 from fgsim.synth import SynthParams, default_passes, synth_trace
 from fgsim.trace import PassInfo
@@ -55,15 +55,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="synthetic-wan2.1-1.3b", help="model name stored in the trace")
     p.add_argument("--grid", nargs=3, type=int, metavar=("T", "H", "W"), default=(21, 30, 52),
                    help="latent token grid after patchify (default 21 30 52, Wan 480p)")
-    p.add_argument("--num-layers", type=positive_int, default=30, help="layers of the model (default 30)")
-    p.add_argument("--num-heads", type=positive_int, default=12, help="attention heads (default 12)")
+    p.add_argument("--num-layers", type=int_range(1, 256), default=30, help="layers of the model, 1..256 (default 30)")
+    p.add_argument("--num-heads", type=int_range(1, 256), default=12, help="attention heads, 1..256 (default 12)")
     p.add_argument("--head-dim", type=int, default=128, choices=(64, 128), help="head dimension (default 128)")
-    p.add_argument("--text-tokens", type=nonneg_int, default=0,
+    p.add_argument("--text-tokens", type=int_range(0, 1 << 20), default=0,
                    help="text tokens in the self-attention sequence (default 0)")
     p.add_argument("--text-position", choices=("none", "before", "after"), default=None,
                    help="where text tokens sit (default: after if --text-tokens > 0)")
     p.add_argument("--block-m", type=int, default=64, choices=(16, 32, 64, 128), help="stored query-block size M")
-    p.add_argument("--num-steps", type=positive_int, default=50, help="denoising steps of the run (default 50)")
+    p.add_argument("--num-steps", type=int_range(1, 1000), default=50,
+                   help="denoising steps of the run, 1..1000 (default 50)")
     p.add_argument("--passes-per-step", type=int, default=2, choices=(1, 2))
     p.add_argument("--steps", help="comma-separated denoising steps to capture (default: every 10th)")
     p.add_argument("--branches", default="cond,uncond", help="CFG branches per captured step: cond or cond,uncond")
@@ -115,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         raise FgsimError(f"--grid: N = {n_tok:,} tokens needs {_size(entry_bytes)} of mask per entry "
                          f"({n_heads} heads × {-(-n_tok // args.block_m):,} query blocks × N); the limit is "
                          f"{_size(MAX_ENTRY_MASK_BYTES)}: use a smaller grid or fewer --heads")
+    if n_tok > 1 << 20:
+        raise FgsimError(f"--grid: N = {n_tok:,} tokens; at most {1 << 20:,} (T·H·W + text tokens)")
     n_entries = len(passes) * (len(layers) if layers else args.num_layers)
     seconds = n_entries * entry_bytes / MASK_BYTES_PER_S
     if seconds > 2:
