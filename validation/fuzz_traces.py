@@ -9,8 +9,9 @@ lists as member names; broken or lying .npy headers; edited counts, stats, grid 
 and extra members. The reader must raise :class:`fgsim.errors.FgTraceError` (one line, starting with the path)
 or read the file completely; anything else is a failure.
 
-Cases run in worker processes (fork) that the parent kills when a case runs past ``--timeout`` seconds (a
-hang). Peak memory: tracemalloc's peak per case (Python and numpy allocations) and each worker's peak RSS over
+Cases run in worker processes (fork); a case is a hang when it uses more than ``--timeout`` CPU seconds, or when
+it returns nothing for ``--wall-timeout`` wall seconds (its worker is then killed; wall time is generous because
+the CPUs may be shared). Peak memory: tracemalloc's peak per case (Python and numpy allocations) and each worker's peak RSS over
 all its cases (``ru_maxrss``), which bounds every case's RSS; workers run under an address-space limit so a
 runaway allocation fails instead of exhausting the machine. Every ``--cli-every``-th case also runs
 ``fgsim inspect`` and ``fgsim predict`` in the worker (``fgsim.cli.main``: an uncaught exception is a
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import multiprocessing as mp
@@ -115,6 +117,15 @@ def rebuild(raw: bytes, changes: dict[str, bytes | None], extra: dict[str, bytes
     return buf.getvalue()
 
 
+@functools.lru_cache(maxsize=4)
+def zero_crc(size: int) -> int:
+    """CRC-32 of ``size`` zero bytes (a multiple of 1 MiB), computed 1 MiB at a time."""
+    crc, chunk = 0, bytes(2**20)
+    for _ in range(size // len(chunk)):
+        crc = zlib.crc32(chunk, crc)
+    return crc
+
+
 def add_bomb(raw: bytes, name: str, stream: bytes, declared: int, size: int) -> bytes:
     """Member ``name`` (absent from ``raw``) added as ``stream``, which inflates to ``size`` zero bytes; its ZIP
     headers declare ``declared`` bytes (with a valid CRC when that is the truth)."""
@@ -129,7 +140,7 @@ def add_bomb(raw: bytes, name: str, stream: bytes, declared: int, size: int) -> 
     cd_offset = struct.unpack("<I", body[eocd + 16:eocd + 20])[0]
     files, central = body[:cd_offset], body[cd_offset:eocd]
     n_entries = struct.unpack("<H", body[eocd + 10:eocd + 12])[0]
-    crc = zlib.crc32(bytes(size)) if declared == size else 0
+    crc = zero_crc(size) if declared == size else 0
     fname = name.encode()
     local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(stream), declared, len(fname), 0)
     offset = len(files)
@@ -251,7 +262,8 @@ def mutate(raw: bytes, rng: np.random.Generator, bomb: bytes, bomb_size: int = B
         if arr.dtype.kind == "f":
             flat[at] = [np.inf, -np.inf, np.nan, -0.5, 1.5, 1e300][int(rng.integers(0, 6))]
         else:
-            flat[at] = flat[at] + int(rng.choice([-1, 1, 7, -(2**31), 2**31 - 1 - int(flat[at])]))
+            delta = int(rng.choice([-1, 1, 7, -(2**31), 2**31 - 1 - int(flat[at])]))
+            flat[at] = np.int64(int(flat[at]) + delta).astype(arr.dtype)  # wraps like the stored integer
         return kind, rebuild(raw, {name: npy(arr)})
     if kind == "shape_edit":  # grid / text_tokens / kv_tokens edits, many keeping ⌈N/M⌉
         d = json.loads(json.dumps(doc))
@@ -340,18 +352,23 @@ def run_case(i: int, seed: int, bases: list[bytes], bomb: bytes, workdir: Path, 
              keep_dir: Path | None) -> dict[str, Any]:
     rng = np.random.default_rng([seed, i])
     base = int(rng.integers(0, len(bases)))
-    kind, data = mutate(bases[base], rng, bomb)
+    try:
+        kind, data = mutate(bases[base], rng, bomb)
+    except Exception as exc:  # a bug of this script, not of fgsim: report it apart
+        return {"case": i, "base": base, "kind": "generator", "outcome": "generator_error", "cpu_seconds": 0.0,
+                "seconds": 0.0, "peak_mib": 0.0, "error": f"{type(exc).__name__}: {exc}"}
     path = workdir / f"case{i}.fgt"
     path.write_bytes(data)
     row: dict[str, Any] = {"case": i, "base": base, "kind": kind, "bytes": len(data)}
     tracemalloc.reset_peak()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         row["outcome"] = exercise(path)
     except Exception as exc:  # the failure this fuzzer looks for
         row["outcome"] = "other"
         row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     row["seconds"] = time.perf_counter() - t0
+    row["cpu_seconds"] = time.process_time() - c0
     row["peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
     if cli_every and i % cli_every == 0:
         for cmd in ("inspect", "predict"):
@@ -426,7 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=20261130)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--timeout", type=float, default=5.0, help="seconds per case before it counts as a hang")
+    ap.add_argument("--timeout", type=float, default=5.0, help="CPU seconds per case above which it is a hang")
+    ap.add_argument("--wall-timeout", type=float, default=60.0,
+                    help="wall seconds after which a case's worker is killed (a hang; generous: shared CPUs)")
     ap.add_argument("--cli-every", type=int, default=10, help="run inspect/predict in-process every k-th case")
     ap.add_argument("--subprocess-sample", type=int, default=20, help="cases re-run as `python -m fgsim` processes")
     ap.add_argument("--mem-limit-mib", type=int, default=3072, help="address-space limit of each worker")
@@ -476,10 +495,10 @@ def main(argv: list[str] | None = None) -> int:
                             hangs.append({"case": i, "what": "worker died"})
                             workers[w] = start()
                         del busy[w]
-                    elif time.time() - t0 > args.timeout:
+                    elif time.time() - t0 > args.wall_timeout:
                         proc.kill()
                         proc.join()
-                        hangs.append({"case": i, "what": f"no result after {args.timeout} s"})
+                        hangs.append({"case": i, "what": f"no result after {args.wall_timeout} s wall"})
                         del busy[w]
                         workers[w] = start()
             if time.time() - last_print > 30:
@@ -491,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
         sample = sorted(keep.glob("case*.fgt"), key=lambda p: int(p.stem[4:]))[::sample_every][:args.subprocess_sample]
         sub_rows = subprocess_sample(sample, 60)
         special = special_inputs(tmp)
+    hangs += [{"case": r["case"], "what": f"{r['cpu_seconds']:.1f} CPU s"} for r in rows
+              if r["cpu_seconds"] > args.timeout]
     others = [r for r in rows if r["outcome"] == "other"]
     cli_bad = [r for r in rows if r.get("cli")]
     summary = {
@@ -501,7 +522,10 @@ def main(argv: list[str] | None = None) -> int:
         "outcomes": dict(Counter(r["outcome"] for r in rows)),
         "kinds": dict(Counter(r["kind"] for r in rows)),
         "non_fgtraceerror_exceptions": len(others), "hangs": len(hangs),
-        "max_case_seconds": round(max((r["seconds"] for r in rows), default=0.0), 3),
+        "generator_errors": sum(r["outcome"] == "generator_error" for r in rows),
+        "max_case_cpu_seconds": round(max((r["cpu_seconds"] for r in rows), default=0.0), 3),
+        "max_case_wall_seconds": round(max((r["seconds"] for r in rows), default=0.0), 3),
+        "wall_timeout_s": args.wall_timeout,
         "peak_traced_mib_max": round(max((r["peak_mib"] for r in rows), default=0.0), 1),
         "worker_peak_rss_mib_max": round(max((r["worker_maxrss_mib"] for r in rows), default=0.0), 1),
         "cli_cases_in_process": sum(1 for r in rows if r.get("cli_checked")),
