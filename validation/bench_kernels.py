@@ -855,20 +855,41 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
         for r in checked:
             if not r["ok"]:
                 w.writerow({**r, "extra": json.dumps(r["extra"], sort_keys=True), **meta})
-    # winner per key: lowest mean relative time over the key's problems
+    write_table_v3(pick_winners(results), meta, out_dir, name)
+    return name
+
+
+def pick_winners(results: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    """Winner per key: the lowest *median* relative time over the key's problems (a mean let one config that
+    won only at d=0.02 beat one that won at d=0.1 and 0.5 in run 2); ties keep the earlier (reference) entry."""
     score: dict[tuple, dict[str, Any]] = {}
     for r in results:
         ck = (key_of(r), r["block_n"], r["num_stages"], r["num_warps"], json.dumps(r["extra"], sort_keys=True))
         s = score.setdefault(ck, dict(r, rels=[], desc=[]))
         s["rels"].append(r["rel"])
-        s["desc"].append(f"{r['problem']} {r['ms']:.3f} ms ({r['eff_tflops']:.0f} eff TF/s)")
+        s["desc"].append(f"{r['problem']} {r['ms']:.3f} ms ({r['eff_tflops']:.0f} eff TF/s, rel {r['rel']:.3f})")
     best: dict[tuple, dict] = {}
     for ck, s in score.items():
-        s["score"] = sum(s["rels"]) / len(s["rels"])
-        if ck[0] not in best or s["score"] < best[ck[0]]["score"]:
+        rels = sorted(s["rels"])
+        s["score"] = rels[len(rels) // 2] if len(rels) % 2 else 0.5 * (rels[len(rels) // 2 - 1] + rels[len(rels) // 2])
+        if ck[0] not in best or s["score"] < best[ck[0]]["score"] - 1e-9:
             best[ck[0]] = s
-    write_table_v3(best, meta, out_dir, name)
-    return name
+    return best
+
+
+def retable(csv_path: Path, out_dir: Path) -> None:
+    """Re-pick the winners of a committed sweep CSV (``--final`` tune output) and rewrite the launch table."""
+    rows = list(csv.DictReader(open(csv_path, newline="")))
+    results = []
+    for r in rows:
+        if r["ok"] != "True" or not r["ms"]:
+            continue
+        results.append(dict(kernel=r["kernel"], head_dim=int(r["head_dim"]), block_m=int(r["block_m"]),
+                            gran_n=int(r["gran_n"]), block_n=int(r["block_n"]), num_stages=int(r["num_stages"]),
+                            num_warps=int(r["num_warps"]), extra=json.loads(r["extra"]), problem=r["problem"],
+                            ms=float(r["ms"]), eff_tflops=float(r["eff_tflops"]), rel=float(r["rel"])))
+    meta = {"gpu_name": rows[0]["gpu_name"], "date": rows[0]["date"]}
+    write_table_v3(pick_winners(results), meta, out_dir, csv_path.name)
 
 
 def run_kernel_out(cfg: launch.LaunchConfig, q, k, v, index, out) -> torch.Tensor:
@@ -888,7 +909,7 @@ def write_table_v3(best: dict[tuple, dict], meta: dict[str, str], out_dir: Path,
         key = (e["kernel"], e["head_dim"], e["block_m"], e["gran_n"])
         if key in best:
             r = best[key]
-            e["source"] = (f"tuned {meta['gpu_name']} {date} (validation/results/{csv_name}): mean rel. time "
+            e["source"] = (f"tuned {meta['gpu_name']} {date} (validation/results/{csv_name}): median rel. time "
                            f"{r['score']:.3f} vs the previous entry; " + "; ".join(r["desc"])
                            + "; B=1 H=12 N=32760 window mask, bf16, CUDA-graph median of 3 interleaved rounds")
         else:
@@ -998,12 +1019,20 @@ def main() -> None:
     ap.add_argument("--no-check", action="store_true", help="--final without the GPU correctness check")
     ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--retable", type=Path, default=None,
+                    help="re-pick the launch table from a committed --final sweep CSV (no GPU)")
     args = ap.parse_args()
     if args.check_candidate:
         print(json.dumps(check_candidate(json.loads(args.check_candidate))))
         return
     if args.flex_warm:
         flex_warm(args.flex_warm)
+        return
+    if args.retable is not None:
+        if not args.retable.is_file():
+            print(f"bench_kernels: --retable {args.retable} does not exist", file=sys.stderr)
+            sys.exit(2)
+        retable(args.retable, Path(args.out))
         return
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
