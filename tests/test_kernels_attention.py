@@ -361,3 +361,18 @@ def test_bad_arguments_rejected(call, match: str) -> None:
     q, k, v, index = _small()
     with pytest.raises(ValueError, match=match):
         call(q, k, v, index)
+
+
+def test_sweep_winner_is_the_median_not_the_mean() -> None:
+    """A candidate that wins big on one sweep problem and loses on the others must not take the table entry."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "validation"))
+    import bench_kernels
+
+    base = dict(kernel="fg", head_dim=128, block_m=128, gran_n=1, num_warps=8, eff_tflops=1.0, ms=1.0)
+    ref = [dict(base, block_n=128, num_stages=3, extra={"idx_ahead": 1}, problem=p, rel=1.0) for p in "abc"]
+    spiky = [dict(base, block_n=32, num_stages=3, extra={"idx_ahead": 1, "maxnreg": 128}, problem=p, rel=r)
+             for p, r in zip("abc", (0.70, 1.04, 1.07), strict=True)]
+    best = bench_kernels.pick_winners(ref + spiky)[("fg", 128, 128, 1)]
+    assert best["block_n"] == 128 and best["score"] == 1.0
+    best = bench_kernels.pick_winners(ref + [dict(r, rel=0.97) for r in spiky])[("fg", 128, 128, 1)]
+    assert best["block_n"] == 32

@@ -10,7 +10,10 @@ configurations in parallel worker processes, times the survivors on the first sh
 the winners to ``kernels/fgattn/data/launch_configs.json`` (and a copy under ``--out``).
 ``--quick`` is a ~2-minute subset; the default covers the four Wan2.1 shapes at D=128 and two at D=64;
 ``--targets`` runs interleaved cuDNN/fgattn rounds at the target shape, Flex at D=64 and an index-build
-breakdown.
+breakdown.  ``--final --tune`` (issue 12) sweeps candidates with CUDA-graph timing in interleaved rounds, writes
+the winners (median relative time over the sweep problems) to the launch table with the measurement that chose
+them, runs ``gpu_check_kernels.py`` and benchmarks the Wan shapes against cuDNN and Flex; ``--retable CSV``
+re-picks the table from a committed sweep CSV without a GPU.
 """
 
 from __future__ import annotations
