@@ -26,7 +26,7 @@ MAX_N_TOKENS = 1 << 20  # 1M tokens: far beyond any video DiT; the per-call tabl
 MAX_HEADS = 256
 MAX_STAGES = 8
 #: Columns of a sweep row, in table order.
-COLUMNS = ("gpu", "n_tokens", "heads", "head_dim", "block_m", "gran_n", "num_stages", "density",
+COLUMNS = ("gpu", "n_tokens", "heads", "head_dim", "block_m", "gran_n", "stages_asked", "num_stages", "density",
            "density_realised", "fg_ms", "block_ms", "dense_ms", "best_dense_ms", "fg_speedup", "block_speedup",
            "best_dense", "parameters", "notes")
 
@@ -83,6 +83,7 @@ def sweep(gpus: Sequence[str], block_ms: Sequence[int], grans: Sequence[int], st
                         "density": dens, "density_realised": round(realised, 4),
                         "best_dense_ms": best_s * 1e3, "best_dense": _cfg_label(best_cfg), "parameters": note}
                 for st in stages:
+                    base["stages_asked"] = st or 0  # 0: the launch table's
                     rows.extend(_one(gpu, params, note, wl, m, st, grans, head_dim, dense.get((m, st)), best_s,
                                      base))
     return rows

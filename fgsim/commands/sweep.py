@@ -96,28 +96,39 @@ def _plot_png(rows: list[dict[str, Any]], title: str) -> bytes:
     nrows = -(-len(gpus) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.8 * nrows + 0.6), squeeze=False,
                              sharey=True)
-    keys = sorted({(r["block_m"], r["gran_n"], r["num_stages"]) for r in rows})
+    def key(r: dict[str, Any]) -> tuple[int, int, int]:
+        return r["block_m"], r["gran_n"], r["stages_asked"]
+
+    keys = sorted({key(r) for r in rows})
     colors = plt.cm.tab10.colors if len(keys) <= 10 else plt.cm.tab20.colors
     dens = sorted({r["density_realised"] for r in rows})
+    handles: dict[str, Any] = {}
     for ax, g in zip(axes.flat, gpus, strict=False):
         for i, k in enumerate(keys):
-            rr = sorted((r for r in rows if r["gpu"] == g and (r["block_m"], r["gran_n"], r["num_stages"]) == k),
-                        key=lambda r: r["density_realised"])
-            ax.plot([r["density_realised"] for r in rr], [r["fg_speedup"] for r in rr], marker="o",
-                    color=colors[i % len(colors)], linestyle="-" if k[0] == 128 else "--",
-                    label=f"M={k[0]} g={k[1]} stages={k[2]}")
-        ax.plot(dens, [1 / d for d in dens], color="black", linewidth=0.8, linestyle=":", label="1 / density")
+            rr = sorted((r for r in rows if r["gpu"] == g and key(r) == k), key=lambda r: r["density_realised"])
+            label = f"M={k[0]} g={k[1]}" + (f" stages={k[2]}" if k[2] else "")
+            (line,) = ax.plot([r["density_realised"] for r in rr], [r["fg_speedup"] for r in rr], marker="o",
+                              color=colors[i % len(colors)], linestyle="-" if k[0] == 128 else "--", label=label)
+            handles.setdefault(label, line)
+        (line,) = ax.plot(dens, [1 / d for d in dens], color="black", linewidth=0.8, linestyle=":")
+        handles.setdefault("1 / density (the limit)", line)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(dens, [f"{d:g}" for d in dens])
+        ax.minorticks_off()
+        top = max([1.0, *(r["fg_speedup"] for r in rows if r["gpu"] == g and r["fg_speedup"] == r["fg_speedup"])])
+        yt = [y for y in (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500) if y <= 2 * top]
+        ax.set_yticks(yt, [f"{y:g}" for y in yt])
         ax.set_title(g)
         ax.set_xlabel("kept-key density (realised)")
-        ax.grid(True, which="both", alpha=0.3)
+        ax.grid(True, which="major", alpha=0.3)
     for ax in axes[:, 0]:
         ax.set_ylabel("FG speedup over best dense")
     for ax in list(axes.flat)[len(gpus):]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=9, frameon=False)
+    labels = list(handles)
+    fig.legend(list(handles.values()), labels, loc="lower center", ncol=min(4, len(labels)), fontsize=9,
+               frameon=False)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.06 + 0.03 * (len(labels) // 4), 1, 0.97))
     return figure_png(fig)
