@@ -107,6 +107,10 @@ def test_balanced_heads() -> None:
     assert imbalance(loads) == 1.0
     with pytest.raises(FgsimError):
         balanced_heads(w, 4)
+    from fgsim.parallel import equal_partitions
+
+    assert equal_partitions(4, 2) == [[[0, 1], [2, 3]], [[0, 2], [1, 3]], [[0, 3], [1, 2]]]
+    assert len(equal_partitions(8, 2)) == 35 and equal_partitions(12, 2) is None
 
 
 def test_link_times() -> None:
