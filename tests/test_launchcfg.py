@@ -16,21 +16,36 @@ def test_h200_entry_is_the_kernels_own():
     assert cfg.kernel == "fg" and cfg.block_m == 128
 
 
+@pytest.mark.parametrize("gpu", ["a100", "l40s"])
 @pytest.mark.parametrize("kernel", ["fg", "block", "dense"])
-def test_borrowed_entry_is_shrunk_to_fit_a_smaller_gpu(kernel):
+def test_borrowed_entry_fits_a_smaller_gpu(kernel, gpu):
     gran = 128 if kernel == "block" else 1
     h200 = launch_config(kernel, "h200", 128, 128, gran)
-    a100 = launch_config(kernel, "a100", 128, 128, gran)
-    limit = load_gpu("a100").smem_per_cta_kb * 1024
-    if shared_bytes(h200) <= limit:  # fits an A100 as it is (the 2026-11-30 two-per-SM dense/block entries)
-        assert "shrunk" not in a100.source
-        assert (a100.block_n, a100.num_stages) == (h200.block_n, h200.num_stages)
-        return
-    assert shared_bytes(h200) > limit  # the H200 entry would not launch on an A100
-    assert shared_bytes(a100) <= limit
-    assert "what-if fallback" in a100.source and "shrunk to fit a100" in a100.source
-    assert a100.num_stages <= h200.num_stages and a100.block_n <= h200.block_n
-    occupancy(a100, load_gpu("a100"))  # no error: it fits
+    other = launch_config(kernel, gpu, 128, 128, gran)
+    limit = load_gpu(gpu).smem_per_cta_kb * 1024
+    assert "what-if fallback" in other.source
+    assert shared_bytes(other) <= limit
+    occupancy(other, load_gpu(gpu))  # no error: it fits
+    if shared_bytes(h200) > limit:  # the H200 entry would not launch there: shrunk, and it says so
+        assert f"shrunk to fit {gpu}" in other.source
+        assert other.num_stages <= h200.num_stages and other.block_n <= h200.block_n
+    else:
+        assert "shrunk" not in other.source and (other.block_n, other.num_stages) == (h200.block_n, h200.num_stages)
+    assert not other.extra.get("tma") and not other.extra.get("warp_specialize")  # Hopper-only options off
+
+
+@pytest.mark.parametrize("kernel, gran", [("fg", 1), ("fg", 64), ("block", 128), ("dense", 1)])
+def test_oversized_borrowed_config_shrinks_for_every_kernel(kernel, gran):
+    from dataclasses import replace
+
+    from fgsim.launchcfg import _fit_shared_memory
+
+    big = replace(launch_config(kernel, "h200", 128, 128, gran), block_n=128, num_stages=5, extra={"tma": True})
+    out = _fit_shared_memory(big, "l40s")
+    assert shared_bytes(out) <= load_gpu("l40s").smem_per_cta_kb * 1024
+    assert out.block_n >= (gran if kernel == "fg" else 32) and out.block_n % (gran if kernel == "fg" else 1) == 0
+    assert kernel != "block" or out.block_m % out.block_n == 0
+    assert "shrunk to fit l40s" in out.source
 
 
 def test_same_architecture_entry_is_not_shrunk_when_it_fits():
