@@ -1,9 +1,21 @@
-"""End-to-end: model configurations (``fgsim/data/models/*.json``) and whole-generation time (Amdahl).
+"""End-to-end: model configurations (``fgsim/data/models/*.json``) and the whole generation, made of parts.
 
-Per transformer pass and layer, the non-attention work is: QKV, output and FFN GEMMs (2 FLOP per MAC at a
-GEMM efficiency: the calibration's measured ``gemm_efficiency`` when present), the cross-attention of
-text-conditioned models (projections + S×text attention), and norms / modulation / residual / RoPE /
-activation passes as memory-bound traffic.
+Per transformer pass:
+
+- **non-attention operators** (:mod:`fgsim.opmodel`): the aten operators of the real diffusers transformer built
+  from the model file's published config (traced on the meta device), each priced from its shape by the
+  operator calibration (``fgsim calibrate --ops``: GEMMs at the models' shapes, memory-bound operators from bytes
+  and measured bandwidth or their measured replay), eager (launch/host queue) or ``torch.compile`` (fused
+  memory-bound groups); cross-attention by the calibrated cuDNN SDPA model;
+- **self-attention** per backend: the baseline a user runs (``cudnn``: PyTorch SDPA on cuDNN, the calibrated
+  SDPA model; ``fgattn``: fgattn's dense kernel, the kernel cost model) and the sparse kernels (the kernel cost
+  model on the trace's or synthesized counts);
+- **mask prediction** at the recompute passes (exact or pooled predictor + FG index build,
+  :func:`fgsim.opmodel.predictor_time`).
+
+The schedule: the first ``warmup_steps`` steps run the baseline dense attention; masks are predicted at the
+``recompute`` steps (default: the first sparse step only) for every layer and CFG pass, and reused in between.
+Models without a ``diffusers`` entry fall back to the FLOP/byte estimate of :func:`non_attention_per_layer`.
 """
 
 from __future__ import annotations
@@ -184,8 +196,8 @@ def non_attention_per_layer(model: ModelConfig, n_tokens: int, gpu: GPU, gemm_ef
             "elementwise_s": mem_bytes / (gpu.hbm_bytes_per_s * hbm_eff)}
 
 
-def predict_generation(model: ModelConfig, info: Any, rp: Any, gpu: GPU) -> dict[str, Any]:
-    """Whole-generation time per attention kernel and the end-to-end speedup over dense (Amdahl)."""
+def _legacy_generation(model: ModelConfig, info: Any, rp: Any, gpu: GPU) -> dict[str, Any]:
+    """The FLOP/byte estimate (models without a diffusers config): non-attention from GEMM FLOP and passes."""
     from fgsim.calibration import available_calibrations, load_calibration
 
     res = next((r for r in model.resolutions if model.n_tokens(r) == info.n_tokens), None)
@@ -216,3 +228,227 @@ def predict_generation(model: ModelConfig, info: Any, rp: Any, gpu: GPU) -> dict
                              "speedup": dense_total / gen,
                              "attention_speedup": rp.full_run_s("dense") / max(att, 1e-30)}
     return out
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """How the generation runs: ``baseline`` dense attention (``cudnn`` | ``fgattn``), ``compiled``
+    (torch.compile of the blocks), ``warmup_steps`` dense steps, ``recompute`` steps with mask prediction (None:
+    the first sparse step only), ``predictor`` (``exact`` | ``pooled``), ``kept`` (predicted masks' kept fraction,
+    for the index build), ``block_m``."""
+
+    baseline: str = "cudnn"
+    compiled: bool = False
+    warmup_steps: int = 0
+    recompute: tuple[int, ...] | None = None
+    predictor: str = "exact"
+    kept: float = 0.6
+    block_m: int = 64
+    op_calibration: str | None = None  # operator calibration file (default: the GPU's ops-<gpu>.json)
+
+    def __post_init__(self) -> None:
+        if self.baseline not in ("cudnn", "fgattn"):
+            raise FgsimError(f"--baseline must be cudnn or fgattn, got {self.baseline!r}")
+        if self.warmup_steps < 0:
+            raise FgsimError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
+        if self.predictor not in ("exact", "pooled"):
+            raise FgsimError(f"predictor must be exact or pooled, got {self.predictor!r}")
+
+
+def parse_recompute(text: str | None) -> tuple[int, ...] | None:
+    """``"0,15,30"`` → (0, 15, 30) denoising steps (FgsimError on bad input); None/empty → None."""
+    if text is None or not text.strip():
+        return None
+    try:
+        out = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        raise FgsimError(f"bad --recompute {text!r}: use step indices like 0,15,30") from None
+    if not out or min(out) < 0:
+        raise FgsimError(f"bad --recompute {text!r}: steps must be integers >= 0")
+    return out
+
+
+_PARTS_CACHE: dict[tuple[str, str, str, bool], dict[str, Any]] = {}
+
+
+def pass_parts(model: ModelConfig, resolution: str, gpu: str = "h200", compiled: bool = False,
+               calibration: str | None = None) -> dict[str, Any]:
+    """One pass's non-attention seconds (total and per category), its self-attention shape and the cuDNN
+    SDPA seconds per self-attention call, from the operator model and calibration."""
+    from fgsim.opmodel import load_op_calibration, model_ops, pass_time, sdpa_time
+
+    key = (model.name, resolution, gpu, compiled)
+    if calibration is None and key in _PARTS_CACHE:
+        return _PARTS_CACHE[key]
+    cal = load_op_calibration(calibration, gpu)
+    ops = model_ops(model, resolution)
+    selfs = [o.sdpa for o in ops if o.kind == "attention" and o.cat == "attention" and o.sdpa]
+    cross = [o.sdpa for o in ops if o.kind == "attention" and o.cat == "cross_attention" and o.sdpa]
+    att = {"attention": 0.0, "cross_attention": sdpa_time(cal, cross[0]) if cross else 0.0}
+    pt = pass_time(ops, cal, att, compiled=compiled)
+    cudnn_call = sdpa_time(cal, selfs[0]) if selfs else 0.0
+    with_cudnn = pass_time(ops, cal, att | {"attention": cudnn_call}, compiled=compiled)
+    out = {"non_attention_s": pt.total_s, "by_category_s": pt.by_cat, "self_calls": len(selfs),
+           "self_shape": selfs[0] if selfs else None, "cudnn_call_s": cudnn_call,
+           "cudnn_pass_s": with_cudnn.total_s, "kernels": pt.kernels, "mode": pt.mode,
+           "source": f"operator model ({'torch.compile' if compiled else 'eager'}), calibration "
+                     f"{cal.provenance.get('device', cal.gpu)} {cal.provenance.get('date', '')}",
+           "predictor": cal.predictor, "calibration": cal}
+    if calibration is None:
+        _PARTS_CACHE[key] = out
+    return out
+
+
+def predict_generation(model: ModelConfig, info: Any, rp: Any, gpu: GPU,
+                       options: GenerationOptions | None = None) -> dict[str, Any]:
+    """The whole generation per attention kernel: time, per-part breakdown, and the speedup over the baseline.
+
+    ``rp``: the kernel cost model's :class:`fgsim.runpredict.RunPrediction` for the sparse kernels (and
+    fgattn's ``dense``) on the trace's or synthesized counts; its mean per pass is used for the sparse passes.
+    """
+    from fgsim.opmodel import predictor_time
+
+    opts = options or GenerationOptions()
+    res = next((r for r in model.resolutions if model.n_tokens(r) == info.n_tokens), None)
+    if not model.diffusers or res is None:
+        out = _legacy_generation(model, info, rp, gpu)
+        out["method"] = "FLOP/byte estimate (no diffusers config or resolution in the model file)"
+        return out
+    try:
+        parts = pass_parts(model, res, gpu.name, opts.compiled, opts.op_calibration)
+    except FgsimError as exc:
+        out = _legacy_generation(model, info, rp, gpu)
+        out["method"] = f"FLOP/byte estimate ({exc})"
+        return out
+    steps, pps = model.steps, model.passes_per_step
+    passes = steps * pps
+    layers = parts["self_calls"] or model.layers
+    non_attn = parts["non_attention_s"]
+    base_call = parts["cudnn_call_s"] if opts.baseline == "cudnn" else \
+        rp.full_run_s("dense") / max(passes * layers, 1)
+    base_pass_att = base_call * layers
+    warm = min(opts.warmup_steps, steps)
+    recompute = sorted({s for s in (opts.recompute or ()) if warm <= s < steps} | ({warm} if warm < steps else set()))
+    pcost = predictor_time(parts["calibration"], opts.predictor, model.heads, info.n_tokens, model.head_dim,
+                           opts.block_m, opts.kept)
+    pred_call = pcost["predict"] + pcost["index"]
+    pred_total = len(recompute) * pps * layers * pred_call
+    baseline_total = passes * (non_attn + base_pass_att)
+    out: dict[str, Any] = {
+        "model": model.name, "resolution": res, "steps": steps, "passes_per_step": pps, "layers": layers,
+        "gpu": gpu.name, "method": parts["source"], "options": {
+            "baseline": opts.baseline, "compiled": opts.compiled, "warmup_steps": warm, "recompute": recompute,
+            "predictor": opts.predictor},
+        "per_pass": {"non_attention_s": non_attn, "by_category_s": parts["by_category_s"],
+                     "baseline_attention_s": base_pass_att, "baseline_pass_s": non_attn + base_pass_att},
+        "non_attention_s": passes * non_attn, "non_attention_source": parts["source"],
+        "baseline": {"name": opts.baseline, "attention_s": passes * base_pass_att, "generation_s": baseline_total,
+                     "attention_share": passes * base_pass_att / baseline_total},
+        "mask_prediction": {"per_call_s": pred_call, "predict_s": pcost["predict"], "index_s": pcost["index"],
+                            "recompute_passes": len(recompute) * pps, "total_s": pred_total},
+        "kernels": {},
+    }
+    for k in rp.kernels:
+        att_pass = rp.full_run_s(k) / passes
+        sparse = k != "dense"
+        att = warm * pps * base_pass_att + (passes - warm * pps) * att_pass if sparse else passes * att_pass
+        extra = pred_total if sparse else 0.0
+        gen = passes * non_attn + att + extra
+        out["kernels"][k] = {"attention_s": att, "mask_prediction_s": extra, "generation_s": gen,
+                             "attention_share": att / gen, "per_pass_s": non_attn + att_pass,
+                             "speedup": baseline_total / gen,
+                             "attention_speedup": passes * base_pass_att / max(att + extra, 1e-30)}
+    return out
+
+
+def plot_generation(e2e: dict[str, Any], measured: dict[str, float] | None = None) -> bytes:
+    """Stacked bars of one pass per kernel (non-attention categories, attention, amortised mask prediction),
+    next to measured pass seconds when ``measured`` ({kernel or 'baseline': seconds}) is given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    passes = e2e["steps"] * e2e["passes_per_step"]
+    cats = e2e["per_pass"]["by_category_s"]
+    names = ["baseline"] + list(e2e["kernels"])
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    colors = plt.cm.tab20.colors
+    for i, name in enumerate(names):
+        if name == "baseline":
+            att = e2e["per_pass"]["baseline_attention_s"]
+            pred = 0.0
+        else:
+            kv = e2e["kernels"][name]
+            att = kv["attention_s"] / passes
+            pred = kv["mask_prediction_s"] / passes
+        bottom = 0.0
+        for j, (c, v) in enumerate(sorted(cats.items())):
+            if v <= 0:
+                continue
+            ax.bar(i, v * 1e3, 0.6, bottom=bottom, color=colors[j % 20], label=c if i == 0 else None)
+            bottom += v * 1e3
+        ax.bar(i, att * 1e3, 0.6, bottom=bottom, color="#4477aa", label="self-attention" if i == 0 else None)
+        bottom += att * 1e3
+        if pred:
+            ax.bar(i, pred * 1e3, 0.6, bottom=bottom, color="#ee6677", label="mask prediction" if i == 1 else None)
+        if measured and name in measured:
+            ax.plot([i - 0.35, i + 0.35], [measured[name] * 1e3] * 2, color="k", lw=2,
+                    label="measured" if name == "baseline" else None)
+    ax.set_xticks(range(len(names)), [n if n != "baseline" else e2e["baseline"]["name"] for n in names])
+    ax.set_ylabel("time per transformer pass (ms)")
+    ax.set_title(f"{e2e['model']} {e2e['resolution']} on {e2e['gpu']} ({'compiled' if e2e['options']['compiled'] else 'eager'})")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    from fgsim.fileio import figure_png
+
+    return figure_png(fig)
+
+
+def measured_passes(path: str, e2e: dict[str, Any]) -> dict[str, float]:
+    """Measured seconds per pass of ``e2e``'s model and resolution from a CSV (columns model, resolution, mode,
+    pass_s; mode ``cudnn`` or ``fgattn-dense`` is the baseline, ``fg@d`` / ``block@d`` the sparse kernels)."""
+    import csv
+
+    p = Path(path)
+    try:
+        rows = list(csv.DictReader(p.open()))
+    except OSError as exc:
+        raise FgsimError(f"--measured: {p}: {exc.strerror or exc}") from None
+    out: dict[str, float] = {}
+    base = "cudnn" if e2e["baseline"]["name"] == "cudnn" else "dense"
+    for r in rows:
+        try:
+            if r["model"] != e2e["model"] or r["resolution"] != e2e["resolution"]:
+                continue
+            mode, t = r["mode"], float(r["pass_s"])
+        except (KeyError, ValueError):
+            raise FgsimError(f"--measured: {p}: needs columns model, resolution, mode, pass_s") from None
+        if mode == base:
+            out["baseline"] = t
+        kern = mode.split("@")[0]
+        if kern in e2e["kernels"] and kern not in out:
+            out[kern] = t
+    return out
+
+
+def e2e_lines(e2e: dict[str, Any], fmt: Any) -> list[str]:
+    """Text lines of a generation prediction (``fmt`` formats seconds)."""
+    o = e2e["options"]
+    pp = e2e["per_pass"]
+    lines = [f"  {'torch.compile' if o['compiled'] else 'eager'}; baseline {o['baseline']}; warm-up steps "
+             f"{o['warmup_steps']}; masks predicted ({o['predictor']}) at steps {o['recompute']}",
+             f"  per pass: non-attention {fmt(pp['non_attention_s'])} ("
+             + ", ".join(f"{k} {fmt(v)}" for k, v in sorted(pp['by_category_s'].items(), key=lambda x: -x[1])
+                         if v > 0) + ")",
+             f"  per pass: {o['baseline']} self-attention {fmt(pp['baseline_attention_s'])}, pass "
+             f"{fmt(pp['baseline_pass_s'])} (attention {e2e['baseline']['attention_share'] * 100:.1f}%)",
+             f"  mask prediction: {fmt(e2e['mask_prediction']['per_call_s'])} per layer call x "
+             f"{e2e['mask_prediction']['recompute_passes']} passes = {fmt(e2e['mask_prediction']['total_s'])}",
+             f"  baseline generation {fmt(e2e['baseline']['generation_s'])}"]
+    for k, v in e2e["kernels"].items():
+        lines.append(f"  {k:<6} attention {fmt(v['attention_s']):>9}  generation {fmt(v['generation_s']):>9}  "
+                     f"attention {v['attention_share'] * 100:5.1f}%  speedup over {o['baseline']} "
+                     f"{v['speedup']:.3f}x")
+    lines.append(f"  method: {e2e['method']}")
+    return lines

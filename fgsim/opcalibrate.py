@@ -20,9 +20,13 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from fgsim.opmodel import MEM_CLASSES, Op, OpCalibration, gemm_key
+from fgsim.opmodel import MEM_CLASSES, Op, OpCalibration, gemm_key, sig_key
+
+#: A replay faster than this (bytes/s) did no real work (e.g. a meta-device kwarg): dropped.
+IMPLAUSIBLE_BW = 8e12
 
 
 def _materialize(spec: Any, device: str) -> Any:
@@ -170,14 +174,44 @@ def measure_ops(ops: Sequence[Op], device: str = "cuda", log: Callable[[str], No
         else:
             cls_bytes[op.mem_class] += op.bytes
             cls_time[op.mem_class] += t_kernel
-            rows.append({"op": op.name, "kind": "mem", "class": op.mem_class, "key": key[:200], "seconds": t_kernel,
+            rows.append({"op": op.name, "kind": "mem", "class": op.mem_class, "key": key[:200],
+                         "sig": sig_key(key), "seconds": t_kernel,
                          "spread": spread, "bytes": op.bytes, "gbps": op.bytes / t_kernel / 1e9})
         del args, kwargs
         if device == "cuda":
             torch.cuda.empty_cache()
-    bw = {c: cls_bytes[c] / cls_time[c] for c in MEM_CLASSES if cls_time[c] > 0}
+    gemm, bw, _ = tables_from_rows(rows)
     log(f"ops: {len(gemm)} GEMM shapes, bandwidth GB/s " + ", ".join(f"{c} {v / 1e9:.0f}" for c, v in bw.items()))
     return gemm, bw, rows
+
+
+def tables_from_rows(rows: Sequence[dict[str, Any]], sigs: dict[str, str] | None = None
+                     ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """(GEMM seconds per shape key, bandwidth per class, seconds per memory-op signature key) from measured rows.
+
+    Rows whose bandwidth is implausible (> ``IMPLAUSIBLE_BW``) are dropped. ``sigs`` maps a row's ``key``
+    (a signature prefix, in rows written before the ``sig`` column existed) to its signature key."""
+    gemm: dict[str, float] = {}
+    mem: dict[str, float] = {}
+    cls_bytes = dict.fromkeys(MEM_CLASSES, 0.0)
+    cls_time = dict.fromkeys(MEM_CLASSES, 0.0)
+    for r in rows:
+        if r.get("error") or not r.get("seconds"):
+            continue
+        t = float(r["seconds"])
+        if r["kind"] == "gemm":
+            gemm[str(r["key"])] = t
+            continue
+        b = float(r["bytes"])
+        if b / t > IMPLAUSIBLE_BW:
+            continue
+        cls_bytes[r["class"]] += b
+        cls_time[r["class"]] += t
+        sk = r.get("sig") or (sigs or {}).get(str(r["key"]))
+        if sk:
+            mem[sk] = t
+    bw = {c: cls_bytes[c] / cls_time[c] for c in MEM_CLASSES if cls_time[c] > 0}
+    return gemm, bw, mem
 
 
 def kernel_gap() -> float:
@@ -263,7 +297,9 @@ def measure_predictors(log: Callable[[str], None] = print, n: int = 16384, heads
     pooled_bw = (2.0 * heads * n * 128 * 2 + mask_bytes) / t_po
     index_bw = (mask_bytes + 4.0 * 0.5 * mask_bytes) / t_ix
     log(f"predictors N={n} H={heads}: exact {t_ex * 1e3:.2f} ms, pooled {t_po * 1e3:.2f} ms, index {t_ix * 1e3:.2f} ms")
-    return {"exact_scores_per_s": exact_rate, "mask_write_bw": write_bw, "pooled_bw": pooled_bw,
+    return {"exact_scores_per_s": heads * float(n) * n / t_ex, "exact_fixed_s": 0.0,
+            "pooled_scores_per_s": heads * float(n) * n / t_po, "pooled_fixed_s": 0.0,
+            "exact_rate_net_of_mask_write": exact_rate, "mask_write_bw": write_bw, "pooled_bw": pooled_bw,
             "index_bw": index_bw, "calibration_size": {"n": n, "heads": heads, "head_dim": 128, "block_m": 64,
                                                         "kept": 0.5},
             "measured_s": {"exact": t_ex, "pooled": t_po, "index": t_ix}}
@@ -276,6 +312,7 @@ def calibrate_ops(op_lists: Sequence[Sequence[Op]], tiny: tuple[Any, dict[str, A
 
     all_ops = [op for ops in op_lists for op in ops]
     gemm, bw, rows = measure_ops(all_ops, device=_dev(), log=log, min_bytes=0.0 if small else 4e6)
+    _, _, mem = tables_from_rows(rows)
     pts = sorted((r["flops"], r["flops"] / r["seconds"]) for r in rows if r.get("kind") == "gemm" and "seconds" in r)
     gap = kernel_gap()
     host = host_per_op(*tiny) if tiny else 12e-6
@@ -283,7 +320,7 @@ def calibrate_ops(op_lists: Sequence[Sequence[Op]], tiny: tuple[Any, dict[str, A
     att = measure_sdpa(log, small=small)
     pred = measure_predictors(log, n=256, heads=2) if small else measure_predictors(log)
     cal = OpCalibration(
-        gpu=gpu, gemm_s=gemm, gemm_eff=[(float(f), float(r)) for f, r in pts], bandwidth=bw, host_s=host,
+        gpu=gpu, gemm_s=gemm, gemm_eff=[(float(f), float(r)) for f, r in pts], bandwidth=bw, mem_s=mem, host_s=host,
         host_view_s=host, gap_s=gap, attention=att, predictor=pred,
         provenance={"device": torch.cuda.get_device_name(0) if _dev() == "cuda" else "cpu (smoke test)",
                     "torch": torch.__version__,
@@ -294,3 +331,99 @@ def calibrate_ops(op_lists: Sequence[Sequence[Op]], tiny: tuple[Any, dict[str, A
     if not math.isfinite(gap):
         raise RuntimeError("kernel gap measurement failed")
     return cal, rows
+
+
+def rebuild(base: OpCalibration, rows: Sequence[dict[str, Any]], op_lists: Sequence[Sequence[Op]]) -> OpCalibration:
+    """Recompute the tables of ``base`` from its measured ``rows`` (CSV written by :func:`calibrate_ops`), e.g.
+    after a fix to how rows are read; the traced ``op_lists`` map rows without a ``sig`` column to signatures
+    (a 200-character prefix of the signature, used only where it is unambiguous)."""
+    prefix: dict[str, set[str]] = {}
+    for ops in op_lists:
+        for op in ops:
+            if op.kind == "mem":
+                prefix.setdefault(op.sig[:200], set()).add(op.sig)
+    sigs = {p: sig_key(next(iter(s))) for p, s in prefix.items() if len(s) == 1}
+    gemm, bw, mem = tables_from_rows(rows, sigs)
+    pts = sorted((float(r["flops"]), float(r["flops"]) / float(r["seconds"])) for r in rows
+                 if r.get("kind") == "gemm" and r.get("seconds") and not r.get("error"))
+    prov = dict(base.provenance)
+    prov["rebuilt"] = (f"tables recomputed from the measured rows by fgsim.opcalibrate.rebuild; rows faster than "
+                       f"{IMPLAUSIBLE_BW / 1e12:.0f} TB/s dropped (replays that did no work)")
+    return OpCalibration(gpu=base.gpu, gemm_s=gemm, gemm_eff=pts, bandwidth=bw, mem_s=mem, host_s=base.host_s,
+                         host_view_s=base.host_view_s, gap_s=base.gap_s, host_compiled_s=base.host_compiled_s,
+                         attention=base.attention, predictor=base.predictor, provenance=prov)
+
+
+def two_point(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """(fixed seconds, rate) of ``t = fixed + x / rate`` through the smallest and largest of (x, t) points."""
+    pts = sorted(points)
+    (x1, t1), (x2, t2) = pts[0], pts[-1]
+    rate = (x2 - x1) / (t2 - t1)
+    return max(t1 - x1 / rate, 0.0), rate
+
+
+def independent_points(cal: OpCalibration, kernel_csvs: Sequence[str], capture_csvs: Sequence[str],
+                       index_csv: str | None) -> OpCalibration:
+    """Add microbenchmarks measured by fgsim's other GPU benchmarks (never the per-pass runs) to ``cal``:
+
+    - cuDNN SDPA at exact shapes (``validation/bench_kernels.py`` rows ``kernel=sdpa_cudnn``, no text; median
+      over files and rounds) → ``attention.shapes``;
+    - the exact and pooled predictors at B1 H12 N32760 D128 (``validation/bench_capture.py``: the shipped
+      exact-Triton configuration and the random-input pooled row) → second points of the predictor models;
+    - the FG index build (``build_index_wall`` of the index-cost benchmark) → the index bandwidth.
+    """
+    import csv as _csv
+    import re
+
+    shapes: dict[str, list[float]] = {}
+    for path in kernel_csvs:
+        with open(path) as fh:
+            for r in _csv.DictReader(fh):
+                if r.get("kernel") != "sdpa_cudnn" or r.get("n_text") not in (None, "", "0"):
+                    continue
+                try:
+                    h, n, d, ms = int(r["H"]), int(r["N"]), int(r["D"]), float(r["ms"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                shapes.setdefault(f"{h},{n},{n},{d}", []).append(ms * 1e-3)
+    att = dict(cal.attention)
+    att["shapes"] = {k: statistics.median(v) for k, v in shapes.items()}
+    att["shapes_source"] = ("median of validation/bench_kernels.py sdpa_cudnn rows (CUDA-graph timed) in "
+                            + ", ".join(Path(p).name for p in kernel_csvs))
+    pred = dict(cal.predictor)
+    small = pred["calibration_size"]
+    x_small = small["heads"] * float(small["n"]) ** 2
+    ex, po = [], []
+    for path in capture_csvs:
+        with open(path) as fh:
+            for r in _csv.DictReader(fh):
+                m = re.match(r"B1 H(\d+) N(\d+) D(\d+)", r.get("shape", ""))
+                if not m:
+                    continue
+                x = int(m.group(1)) * float(m.group(2)) ** 2 * 128.0 / int(m.group(3))
+                if r["impl"] == "exact_triton" and r["config"].startswith("BLOCK_M=128/BLOCK_N=128/num_warps=8/"
+                                                                         "num_stages=2") and r["block_m"] == "64":
+                    ex.append((x, float(r["ms_median"]) * 1e-3))
+                elif r["impl"] == "pooled_triton" and r["config"].endswith("/random"):
+                    po.append((x, float(r["ms_median"]) * 1e-3))
+    meas = pred["measured_s"]
+    for kind, pts in (("exact", ex), ("pooled", po)):
+        if pts:
+            big = (pts[0][0], statistics.median(t for _, t in pts))
+            fixed, rate = two_point([(x_small, meas[kind]), big])
+            pred[f"{kind}_fixed_s"], pred[f"{kind}_scores_per_s"] = fixed, rate
+    if index_csv:
+        bws = []
+        with open(index_csv) as fh:
+            for r in _csv.DictReader(fh):
+                h, n, d, t = int(r["H"]), int(r["N"]), float(r["density"]), float(r["build_index_wall"]) * 1e-3
+                mb = h * -(-n // 64) * float(n)
+                bws.append((mb + 4.0 * d * mb) / t)
+        pred["index_bw"] = statistics.median(bws)
+    pred["sources"] = {"small_point": "fgsim.opcalibrate.measure_predictors (this calibration run)",
+                       "large_point": ", ".join(Path(p).name for p in capture_csvs),
+                       "index": Path(index_csv).name if index_csv else "this run"}
+    prov = dict(cal.provenance)
+    prov["independent_points"] = "cuDNN exact shapes, predictor second points, index bandwidth (see sections)"
+    return OpCalibration(**{**cal.to_json(), "attention": att, "predictor": pred, "provenance": prov,
+                            "gemm_eff": [tuple(x) for x in cal.gemm_eff]})

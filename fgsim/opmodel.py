@@ -120,6 +120,8 @@ def _spec(obj: Any) -> Any:
                 int(obj.storage_offset()))
     if isinstance(obj, list | tuple):
         return [_spec(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _spec(v) for k, v in obj.items()}
     if isinstance(obj, torch.dtype):
         return ("D", str(obj).replace("torch.", ""))
     if isinstance(obj, torch.device):
@@ -145,6 +147,7 @@ class _Recorder:
         self.stack: list[tuple[str, Any]] = []
         self.ops: list[Op] = []
         self.in_sdpa: str | None = None
+        self.fused = False
         self.measure = measure
         self.events: list[tuple[int, Any, Any]] = []
         self.keep: list[Any] = []
@@ -196,7 +199,8 @@ class _Recorder:
             op.bytes = sum(b for _, b in reads) + sum(b for _, b in writes)
         op.sig = name + repr(_spec(args))
         op.spec = (str(func), _spec(args), _spec(kwargs or {}))
-        self.keep.append(out)
+        if not self.measure:
+            self.keep.append(out)  # meta tensors: keeps buffer identities unique (no memory)
         self.ops.append(op)
         return op
 
@@ -263,12 +267,34 @@ def trace_ops(transformer: Any, inputs: dict[str, Any], *, self_pattern: str = r
                 del op
                 return out
             out = func(*args, **kwargs)
-            rec.record(func, args, kwargs, out)
+            if not rec.fused:
+                rec.record(func, args, kwargs, out)
             return out
 
     class _Fn(TorchFunctionMode):
         def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
             kwargs = kwargs or {}
+            if func is F.rms_norm and not rec.fused and not rec.measure:
+                # CUDA runs torch.nn.RMSNorm as one fused kernel (aten._fused_rms_norm); meta and CPU decompose
+                # it: record one reduction op either way
+                rec.fused = True
+                try:
+                    out = func(*args, **kwargs)
+                finally:
+                    rec.fused = False
+                x = args[0]
+                w = args[2] if len(args) > 2 else kwargs.get("weight")
+                ins = [t for t in (x, w) if isinstance(t, torch.Tensor)]
+                op = Op(name="_fused_rms_norm", cat=rec.category("rms_norm"), kind="mem", mem_class="reduction",
+                        reads=tuple((_buf(t), _nbytes(t)) for t in ins), writes=((_buf(out), _nbytes(out)),))
+                op.bytes = sum(b for _, b in op.reads) + sum(b for _, b in op.writes)
+                op.sig = "_fused_rms_norm" + repr(_spec(args))
+                op.spec = ("aten._fused_rms_norm.default", _spec((x, [int(x.shape[-1])], w, kwargs.get(
+                    "eps", args[3] if len(args) > 3 else None))), {})
+                if not rec.measure:
+                    rec.keep.append(out)
+                rec.ops.append(op)
+                return out
             if func is F.scaled_dot_product_attention:
                 bound = dict(zip(("query", "key", "value"), args, strict=False)) | kwargs
                 q, k, v = bound["query"], bound["key"], bound["value"]
@@ -375,6 +401,8 @@ class OpCalibration:
     host_view_s: float  # host time per view operator
     gap_s: float  # GPU time between back-to-back kernels (graph-replayed tiny kernels)
     host_compiled_s: float = 6e-6
+    l2_bytes: float = 50e6  # L2 size (GPU description); the producer's last writes a consumer finds there
+    mem_s: dict[str, float] = field(default_factory=dict)  # sig_key(op.sig) -> seconds (exact replays)
     attention: dict[str, Any] = field(default_factory=dict)  # cuDNN SDPA model: {"points": [(N, flop/s)], ...}
     predictor: dict[str, Any] = field(default_factory=dict)  # mask predictor models
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -394,6 +422,13 @@ def load_op_calibration(path: str | Path | None = None, gpu: str = "h200") -> Op
         return OpCalibration(**d)
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
         raise FgsimError(f"{p}: malformed operator calibration ({exc})") from None
+
+
+def sig_key(sig: str) -> str:
+    """Short stable key of a memory-bound operator's signature (op name + argument specs)."""
+    import hashlib
+
+    return hashlib.sha1(sig.encode()).hexdigest()[:16]
 
 
 def gemm_key(g: tuple[int, int, int, int, str, bool]) -> str:
@@ -422,12 +457,17 @@ def gemm_time(cal: OpCalibration, g: tuple[int, int, int, int, str, bool], flops
     return flops / rate
 
 
-def op_gpu_time(cal: OpCalibration, op: Op) -> float:
-    """GPU seconds of one non-attention operator (views: 0)."""
+def op_gpu_time(cal: OpCalibration, op: Op, exact: bool = True) -> float:
+    """GPU seconds of one non-attention operator (views: 0). Memory-bound: the calibrated replay of the same
+    signature when ``exact`` and present, else bytes at the class bandwidth."""
     if op.kind == "view" or op.kind == "attention":
         return 0.0
     if op.kind == "gemm" and op.gemm is not None:
         return gemm_time(cal, op.gemm, op.flops)
+    if exact and cal.mem_s:
+        t = cal.mem_s.get(sig_key(op.sig))
+        if t is not None:
+            return t
     return op.bytes / cal.bandwidth.get(op.mem_class, cal.bandwidth.get("copy", 3e12))
 
 
@@ -443,23 +483,36 @@ class PassPrediction:
 
 
 def pass_time(ops: Sequence[Op], cal: OpCalibration, attention_s: dict[str, float] | None = None, *,
-              compiled: bool = False) -> PassPrediction:
+              compiled: bool = False, exact: bool = True, l2: bool = True) -> PassPrediction:
     """Predicted pass time: non-attention operators from ``cal``; each SDPA call of category c costs
-    ``attention_s[c]`` seconds (per call; 0 when not given)."""
+    ``attention_s[c]`` seconds (per call; 0 when not given). ``exact=False``: every memory-bound operator at
+    its class bandwidth (no per-signature replays). ``l2=False``: no L2 reuse between consecutive operators."""
     att = attention_s or {}
     by = dict.fromkeys(CATEGORIES, 0.0)
     calls = [(op.cat, op.sdpa) for op in ops if op.kind == "attention" and op.sdpa is not None]
     items: list[tuple[float, float, str]] = []  # (gpu seconds, host seconds, category)
     if not compiled:
+        views: dict[int, int] = {}
+        prev: dict[int, float] = {}
         for op in ops:
             if op.kind == "attention":
                 if op.sdpa is not None:
                     items.append((att.get(op.cat, 0.0), cal.host_s, op.cat))
+                prev = {}
                 continue
             if op.kind == "view":
                 items.append((0.0, cal.host_view_s, op.cat))
                 continue
-            items.append((op_gpu_time(cal, op), cal.host_s, op.cat))
+            t = op_gpu_time(cal, op, exact)
+            if op.kind == "mem" and prev and l2:
+                # a memory-bound op reading what the previous kernel wrote finds up to L2-size bytes of it in L2
+                # (isolated replays do not: the calibration measured each op on its own buffers)
+                hit = min(cal.l2_bytes, sum(prev.get(b, 0.0) for b, _ in op.reads))
+                bw = cal.bandwidth.get(op.mem_class, cal.bandwidth.get("copy", 3e12))
+                t = max(t - hit / bw, 0.5 * t)
+            items.append((t, cal.host_s, op.cat))
+            prev = dict(op.writes)
+        del views
     else:
         items = _compiled_items(ops, cal, att)
     host = gpu = 0.0
@@ -529,10 +582,16 @@ def _compiled_items(ops: Sequence[Op], cal: OpCalibration, att: dict[str, float]
 
 
 def sdpa_time(cal: OpCalibration, shape: tuple[int, int, int, int, int]) -> float:
-    """cuDNN SDPA seconds for (B, H, S_q, S_k, D): FLOP at the calibrated rate, interpolated in log(S_q·S_k)."""
+    """cuDNN SDPA seconds for (B, H, S_q, S_k, D): the calibrated exact shape (``attention.shapes``, keys
+    ``"H,S_q,S_k,D"``, batch scaled) when present, else FLOP at the calibrated rate interpolated in log(S_q·S_k)
+    (cross-attention, S_k <= 4096, on its own points)."""
     b, h, sq, sk, d = shape
+    exact = cal.attention.get("shapes", {}).get(f"{h},{sq},{sk},{d}")
+    if exact is not None:
+        return b * float(exact)
     flop = 4.0 * b * h * sq * sk * d
-    pts = sorted((float(x), float(r)) for x, r in cal.attention.get("points", []))
+    which = "cross_points" if sk <= 4096 and cal.attention.get("cross_points") else "points"
+    pts = sorted((float(x), float(r)) for x, r in cal.attention.get(which, []))
     if not pts:
         raise FgsimError("operator calibration has no cuDNN attention points")
     x = math.log(float(sq) * sk)
@@ -552,21 +611,18 @@ def predictor_time(cal: OpCalibration, kind: str, heads: int, n: int, head_dim: 
                    kept: float = 0.5) -> dict[str, float]:
     """Seconds of one mask prediction: ``predict`` (the predictor) and ``index`` (building the FG index).
 
-    exact: ``passes`` sweeps over the S×S scores at the calibrated score rate (scores/s, per head-dim unit);
-    pooled: q/k read once + mask written at the calibrated bandwidth; index: mask bytes read + kept entries
-    written (4 B) at the calibrated index bandwidth.
+    Both predictors sweep H·N² (pooled) scores: ``t = fixed + H·N²·(128/D) / rate`` with ``fixed`` and ``rate``
+    from two calibration points; the index build moves the mask (H·⌈N/M⌉·N bytes) and writes 4 bytes per kept
+    entry at the calibrated index bandwidth.
     """
     p = cal.predictor
     qb = -(-n // block_m)
     mask_bytes = float(heads * qb * n)
-    if kind == "exact":
-        rate = float(p["exact_scores_per_s"]) * 128.0 / head_dim
-        t = heads * float(n) * n / rate + mask_bytes / float(p["mask_write_bw"])
-    elif kind == "pooled":
-        t = (2.0 * heads * n * head_dim * 2 + mask_bytes) / float(p["pooled_bw"]) + float(p.get("pooled_fixed_s", 0))
-    else:
+    scores = heads * float(n) * n * 128.0 / head_dim
+    if kind not in ("exact", "pooled"):
         raise FgsimError(f"unknown predictor {kind!r}")
-    idx = (mask_bytes + 4.0 * kept * mask_bytes) / float(p["index_bw"]) + float(p.get("index_fixed_s", 0.0))
+    t = float(p.get(f"{kind}_fixed_s", 0.0)) + scores / float(p[f"{kind}_scores_per_s"])
+    idx = (mask_bytes + 4.0 * kept * mask_bytes) / float(p["index_bw"])
     return {"predict": t, "index": idx}
 
 

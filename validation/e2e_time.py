@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-s", type=float, default=280.0, help="stop starting new work after this many seconds")
     p.add_argument("--hard-s", type=float, default=300.0, help="the compile step ends by this many seconds")
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--rounds-first", type=int, default=5, help="timing rounds of the first config (1.3B 480p)")
     p.add_argument("--no-calibrate", action="store_true")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 (_tiny_model("tiny-b"), "720p", 2, ("none", "cudnn", "fg@0.3"))]
     else:
         m13, m14 = load_model("wan2.1-1.3b"), load_model("wan2.1-14b")
-        plan = [(m13, "480p", 5, ("none", "cudnn", "original", "dense", "fg@0.3", "fg@0.6", "block@0.3")),
+        plan = [(m13, "480p", args.rounds_first, ("none", "cudnn", "original", "dense", "fg@0.3", "fg@0.6", "block@0.3")),
                 (m13, "720p", 3, ("none", "cudnn", "fg@0.3", "fg@0.6", "block@0.3")),
                 (m14, "480p", 3, ("none", "cudnn", "fg@0.3", "fg@0.6", "block@0.3"))]
     block_m = 64

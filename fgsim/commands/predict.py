@@ -63,6 +63,15 @@ def register(subparsers: Any) -> None:
     e2e = p.add_argument_group("end-to-end (whole generation)")
     e2e.add_argument("--model", help="model config (e.g. wan2.1-1.3b); without a trace, counts are synthesized")
     e2e.add_argument("--resolution", default=None, help="with --model: 480p or 720p (default: the model's first)")
+    e2e.add_argument("--compile", action="store_true", help="with --model: the blocks run under torch.compile")
+    e2e.add_argument("--baseline", choices=("cudnn", "fgattn"), default="cudnn",
+                     help="with --model: dense attention of the baseline and warm-up steps (default cudnn SDPA)")
+    e2e.add_argument("--warmup-steps", type=int, default=0, help="with --model: dense steps before FG-Attn starts")
+    e2e.add_argument("--recompute", metavar="STEPS", default=None,
+                     help="with --model: denoising steps with mask prediction, e.g. 0,8,15,23,30,40 (default: the "
+                          "first sparse step only)")
+    e2e.add_argument("--measured", metavar="CSV", help="with --model and --plot: measured pass seconds (columns "
+                     "model,resolution,mode,pass_s) drawn next to the prediction in <plot>-e2e.png")
     e2e.add_argument("--density", type=density, default=None,
                      help="with --model and no trace: kept-key density in (0, 1] (default 0.6)")
     cpg = p.add_argument_group("context parallelism (several GPUs, as diffusers' ContextParallelConfig)")
@@ -106,6 +115,8 @@ def _check_args(args: argparse.Namespace) -> list[str]:
         require_matplotlib()
     if args.trace and not Path(args.trace).is_file():
         raise FgsimError(f"{args.trace}: no such file")
+    if getattr(args, "measured", None) and not Path(args.measured).is_file():
+        raise FgsimError(f"--measured: {args.measured}: no such file")
     if args.calibration and not Path(args.calibration).is_file():
         raise FgsimError(f"--calibration: {args.calibration}: no such file")
     if args.model is None:
@@ -210,7 +221,11 @@ def run(args: argparse.Namespace) -> int:
 
                 # the end-to-end baseline is the same best dense configuration the kernel speedups use
                 base = {k: v for k, v in rp.kernels.items() if k != "dense"}
-                e2e = predict_generation(model, info, replace(rp, kernels={**base, "dense": ref[1]}), gpu)
+                from fgsim.endtoend import GenerationOptions, parse_recompute
+
+                opts = GenerationOptions(baseline=args.baseline, compiled=args.compile,
+                                         warmup_steps=args.warmup_steps, recompute=parse_recompute(args.recompute))
+                e2e = predict_generation(model, info, replace(rp, kernels={**base, "dense": ref[1]}), gpu, opts)
                 e2e["notes"] = _e2e_notes(model, gpu, e2e)
             results.append((gpu, rp, ref, e2e))
         cp_out = None
@@ -223,6 +238,12 @@ def run(args: argparse.Namespace) -> int:
         pending = PendingWrites()
         if args.plot:
             pending.add(args.plot, _plot_one(results[0][1], wl) if len(results) == 1 else _plot_gpus(results))
+            if results[0][3] is not None and "per_pass" in results[0][3]:
+                from fgsim.endtoend import measured_passes, plot_generation
+
+                e2e_png = str(Path(args.plot).with_name(Path(args.plot).stem + "-e2e.png"))
+                meas = measured_passes(args.measured, results[0][3]) if args.measured else None
+                pending.add(e2e_png, plot_generation(results[0][3], meas))
     finally:
         if tr is not None:
             tr.close()
@@ -315,6 +336,10 @@ def _notes(rp: Any, prefix: str = "") -> list[str]:
 def _e2e_lines(e2e: dict[str, Any], prefix: str = "") -> list[str]:
     lines = _wrap(f"{prefix}end-to-end ({e2e['model']} {e2e['resolution']}, {e2e['steps']} steps x "
                   f"{e2e['passes_per_step']} passes, {e2e['layers']} layers; dense = the best dense config):")
+    if "per_pass" in e2e:
+        from fgsim.endtoend import e2e_lines
+
+        return lines + e2e_lines(e2e, _fmt_s)
     if e2e["non_attention_source"].startswith("measured"):
         lines += _wrap(f"  non-attention per generation: {_fmt_s(e2e['non_attention_s'])} "
                        f"({e2e['non_attention_source']})")

@@ -1,0 +1,204 @@
+"""Measured real-size passes (``validation/e2e_time.py``) against fgsim's end-to-end model. CPU only.
+
+    python validation/e2e_report.py [--dir validation/results/e2e-h200-2026-11-30] [--no-plot]
+
+Predictions use only: the model files' published configs (operator lists traced on the meta device), the
+operator calibration ``fgsim/data/calibrations/ops-h200.json`` (microbenchmarks), the kernel cost model with its
+own calibration (fgattn dense / fg / block, on the kept-tile counts of the injected masks) and fgattn's launch
+table. The measured pass times are never inputs. Writes in ``--dir``: ``passes.csv`` (measured pass seconds, the
+``predict --measured`` format), ``report.csv`` (one row per config and mode), ``breakdown.csv`` (per operator
+category), ``report-summary.json``; and ``docs/img/e2e-h200.png`` (stacked bars, measured next to predicted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "kernels"))
+
+DEFAULT = ROOT / "validation" / "results" / "e2e-h200-2026-11-30"
+PLOT = ROOT / "docs" / "img" / "e2e-h200.png"
+MODES = ("none", "cudnn", "original", "dense", "fg@0.3", "fg@0.6", "block@0.3")
+
+
+def _attention_call_s(kernel: str, counts: np.ndarray, n_tokens: int, block_m: int) -> float:
+    """One self-attention call of an fgattn kernel from the kernel cost model (its public API)."""
+    from fgsim.calibration import resolve_params
+    from fgsim.costmodel import predict_counts
+    from fgsim.hardware import load_gpu
+    from fgsim.launchcfg import launch_config
+
+    gpu = load_gpu("h200")
+    params = resolve_params(gpu)[0]
+    gran = {"fg": 1, "block": block_m, "dense": 1}[kernel]
+    cfg = launch_config(kernel, "h200", 128, block_m, gran)
+    return float(predict_counts(counts, n_tokens, cfg, gpu, params)[0])
+
+
+def _w(path: Path, rows: list[dict[str, Any]]) -> None:
+    import io
+
+    from fgsim.fileio import write_text_atomic
+
+    buf = io.StringIO()
+    wr = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    wr.writeheader()
+    wr.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dir", type=Path, default=DEFAULT)
+    p.add_argument("--no-plot", action="store_true")
+    args = p.parse_args(argv)
+    src = args.dir / "e2e.json"
+    if not src.is_file():
+        print(f"error: {src}: no such file", file=sys.stderr)
+        return 2
+    from fgsim.endtoend import load_model
+    from fgsim.opmodel import load_op_calibration, model_ops, pass_time, predictor_time, sdpa_time
+
+    e2e = json.loads(src.read_text())
+    cal = load_op_calibration()
+    counts = dict(np.load(args.dir / "counts.npz"))
+    measured_bd: dict[str, dict[str, float]] = {}
+    with (args.dir / "breakdown-measured.csv").open() as fh:
+        for r in csv.DictReader(fh):
+            measured_bd.setdefault(r["config"], {})[r["category"]] = float(r["seconds"])
+    passes_rows, rows, bd_rows, summary = [], [], [], {}
+    for key, c in e2e["configs"].items():
+        model = load_model(c["model"])
+        reso, n, layers, m = c["resolution"], int(c["n_tokens"]), int(c["layers"]), int(c["block_m"])
+        ops = model_ops(model, reso)
+        selfs = next(o.sdpa for o in ops if o.kind == "attention" and o.cat == "attention")
+        cross = next(o.sdpa for o in ops if o.kind == "attention" and o.cat == "cross_attention")
+        att0 = {"attention": 0.0, "cross_attention": sdpa_time(cal, cross)}
+        non = pass_time(ops, cal, att0)
+        non_noL2 = pass_time(ops, cal, att0, l2=False)
+        non_cls = pass_time(ops, cal, att0, exact=False)
+        per_call = {"none": 0.0, "cudnn": sdpa_time(cal, selfs), "original": sdpa_time(cal, selfs)}
+        per_call["dense"] = _attention_call_s("dense", counts[f"{key}|0.3|n1"], n, m)
+        for mode in c["median_s"]:
+            if "@" in mode:
+                kern, d = mode.split("@")
+                per_call[mode] = _attention_call_s(kern, counts[f"{key}|{d}|{'n1' if kern == 'fg' else 'n64'}"], n, m)
+        med, spread = c["median_s"], c["spread"]
+        pred_pass = {md: non.total_s + layers * per_call[md] for md in med}
+        # whole generation with masks predicted once (step 0, every layer and CFG pass; exact predictor)
+        steps, pps = model.steps, model.passes_per_step
+        mp = c["mask_prediction"]["exact"]
+        pt = predictor_time(cal, "exact", model.heads, n, model.head_dim, m, kept=mp["kept"])
+        pred_once_meas = pps * layers * (mp["predict_s"] + mp["index_s"])
+        pred_once_pred = pps * layers * (pt["predict"] + pt["index"])
+        gen_meas = {md: steps * pps * med[md] for md in med}
+        gen_pred = {md: steps * pps * pred_pass[md] for md in med}
+        for md in med:
+            if "@" in md:
+                gen_meas[md] += pred_once_meas
+                gen_pred[md] += pred_once_pred
+        for md in MODES:
+            if md not in med:
+                continue
+            passes_rows.append({"model": c["model"], "resolution": reso, "mode": md, "pass_s": round(med[md], 6),
+                                "spread": round(spread[md], 4), "rounds": c["rounds"]})
+            sp_m = gen_meas["cudnn"] / gen_meas[md]
+            sp_p = gen_pred["cudnn"] / gen_pred[md]
+            rows.append({"config": key, "mode": md, "measured_pass_s": round(med[md], 5),
+                         "spread": round(spread[md], 4), "predicted_pass_s": round(pred_pass[md], 5),
+                         "pass_error_pct": round((pred_pass[md] / med[md] - 1) * 100, 2),
+                         "measured_attention_s": round(med[md] - med["none"], 5),
+                         "predicted_attention_s": round(layers * per_call[md], 5),
+                         "measured_e2e_speedup": round(sp_m, 4), "predicted_e2e_speedup": round(sp_p, 4),
+                         "speedup_error_pts": round((sp_p - sp_m) * 100, 2)})
+        meas_bd = measured_bd.get(key, {})
+        pred_bd = pass_time(ops, cal, att0 | {"attention": per_call["cudnn"]}).by_cat
+        tot = sum(meas_bd.values())
+        for cat in sorted(meas_bd):
+            bd_rows.append({"config": key, "category": cat, "measured_s": round(meas_bd[cat], 5),
+                            "measured_share": round(meas_bd[cat] / tot, 4), "predicted_s": round(pred_bd[cat], 5),
+                            "error_pct": round((pred_bd[cat] / meas_bd[cat] - 1) * 100, 2) if meas_bd[cat] else ""})
+        mpred = {}
+        for name in ("exact", "pooled"):
+            mm = c["mask_prediction"][name]
+            pp = predictor_time(cal, name, model.heads, n, model.head_dim, m, kept=mm["kept"])
+            mpred[name] = {"measured_s": mm["predict_s"] + mm["index_s"], "predicted_s": pp["predict"] + pp["index"],
+                           "error_pct": ((pp["predict"] + pp["index"]) / (mm["predict_s"] + mm["index_s"]) - 1) * 100}
+        comp = e2e.get("compile", {}).get(key)
+        comp_out = None
+        if comp:
+            pc = {md: pass_time(ops, cal, att0 | {"attention": per_call[md]}, compiled=True).total_s
+                  for md in comp["median_s"]}
+            comp_out = {md: {"measured_s": comp["median_s"][md], "predicted_s": pc[md],
+                             "error_pct": (pc[md] / comp["median_s"][md] - 1) * 100} for md in pc}
+        summary[key] = {
+            "non_attention": {"measured_s": med["none"], "predicted_s": non.total_s,
+                              "error_pct": (non.total_s / med["none"] - 1) * 100,
+                              "predicted_without_l2_reuse_s": non_noL2.total_s,
+                              "predicted_class_bandwidth_only_s": non_cls.total_s},
+            "attention_share_cudnn": {"measured": 1 - med["none"] / med["cudnn"],
+                                      "predicted": 1 - non.total_s / pred_pass["cudnn"]},
+            "mask_prediction": mpred, "compile": comp_out}
+    _w(args.dir / "passes.csv", passes_rows)
+    _w(args.dir / "report.csv", rows)
+    _w(args.dir / "breakdown.csv", bd_rows)
+    from fgsim.fileio import write_text_atomic
+
+    write_text_atomic(args.dir / "report-summary.json", json.dumps(summary, indent=1) + "\n")
+    print("| config | mode | measured ms | predicted ms | error % | e2e speedup meas | pred |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['config']} | {r['mode']} | {r['measured_pass_s'] * 1e3:.1f} | {r['predicted_pass_s'] * 1e3:.1f} "
+              f"| {r['pass_error_pct']:+.1f} | {r['measured_e2e_speedup']:.3f} | {r['predicted_e2e_speedup']:.3f} |")
+    for k, v in summary.items():
+        print(k, json.dumps({a: (round(b["error_pct"], 1) if isinstance(b, dict) and "error_pct" in b else b)
+                             for a, b in v.items() if a != "compile"}, default=str)[:300])
+        if v["compile"]:
+            print("  compile", {md: round(x["error_pct"], 1) for md, x in v["compile"].items()})
+    if not args.no_plot:
+        _plot(rows, bd_rows, summary)
+    return 0
+
+
+def _plot(rows: list[dict[str, Any]], bd_rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fgsim.fileio import figure_png, write_bytes_atomic
+
+    configs = list(summary)
+    fig, axes = plt.subplots(1, len(configs), figsize=(4.2 * len(configs), 4.2))
+    for ax, key in zip(np.atleast_1d(axes), configs, strict=True):
+        rs = [r for r in rows if r["config"] == key and r["mode"] in ("cudnn", "fg@0.3", "fg@0.6", "block@0.3")]
+        non_m = summary[key]["non_attention"]["measured_s"]
+        non_p = summary[key]["non_attention"]["predicted_s"]
+        x = np.arange(len(rs))
+        ax.bar(x - 0.2, [non_m * 1e3] * len(rs), 0.38, color="#bbbbbb", label="measured: non-attention")
+        ax.bar(x - 0.2, [r["measured_attention_s"] * 1e3 for r in rs], 0.38, bottom=non_m * 1e3, color="#4477aa",
+               label="measured: self-attention")
+        ax.bar(x + 0.2, [non_p * 1e3] * len(rs), 0.38, color="#dddddd", label="predicted: non-attention")
+        ax.bar(x + 0.2, [r["predicted_attention_s"] * 1e3 for r in rs], 0.38, bottom=non_p * 1e3, color="#ee6677",
+               label="predicted: self-attention")
+        ax.set_xticks(x, [f"{r['mode']}\nmeas|pred" for r in rs], fontsize=7)
+        ax.set_title(key, fontsize=9)
+        ax.set_ylabel("ms per transformer pass (eager)")
+    np.atleast_1d(axes)[-1].legend(fontsize=7, loc="upper right", framealpha=0.9)
+    fig.suptitle("Wan2.1 real-size passes on an H200: measured (left bar) vs fgsim (right bar)", fontsize=10)
+    fig.tight_layout()
+    write_bytes_atomic(PLOT, figure_png(fig))
+    print(f"written: {PLOT}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
