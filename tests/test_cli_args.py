@@ -31,7 +31,7 @@ def _err_lines(capsys: pytest.CaptureFixture[str]) -> tuple[str, list[str]]:
     (["sweep", "--density", "0.5,1.5"], "argument --density: bad list item '1.5'"),
     (["sweep", "--density", ","], "argument --density: expected a comma-separated list"),
     (["sweep", "--num-stages", "9"], "argument --num-stages: bad list item '9'"),
-    (["synth", "o.fgt", "--num-heads", "0"], "argument --num-heads: must be ≥ 1"),
+    (["synth", "o.fgt", "--num-heads", "0"], "argument --num-heads: must be in 1..256, got 0"),
     (["predict", "--no-such-option"], "unrecognized arguments: --no-such-option"),
     (["nosuchcommand"], "argument COMMAND: invalid choice"),
 ])
