@@ -154,6 +154,21 @@ def main(argv: list[str] | None = None) -> int:
     from fgsim.fileio import write_text_atomic
 
     write_text_atomic(args.dir / "report-summary.json", json.dumps(summary, indent=1) + "\n")
+    srows = []
+    for key, v in summary.items():
+        na = v["non_attention"]
+        srows.append({"config": key, "quantity": "non_attention_s", "measured": round(na["measured_s"], 5),
+                      "predicted": round(na["predicted_s"], 5), "error_pct": round(na["error_pct"], 2)})
+        sh = v["attention_share_cudnn"]
+        srows.append({"config": key, "quantity": "attention_share_cudnn", "measured": round(sh["measured"], 4),
+                      "predicted": round(sh["predicted"], 4), "error_pct": ""})
+        for name, mp in v["mask_prediction"].items():
+            srows.append({"config": key, "quantity": f"mask_prediction_{name}_s", "measured": round(mp["measured_s"], 5),
+                          "predicted": round(mp["predicted_s"], 5), "error_pct": round(mp["error_pct"], 2)})
+        for md, cp in (v["compile"] or {}).items():
+            srows.append({"config": key, "quantity": f"compiled_pass_{md}_s", "measured": round(cp["measured_s"], 5),
+                          "predicted": round(cp["predicted_s"], 5), "error_pct": round(cp["error_pct"], 2)})
+    _w(args.dir / "summary.csv", srows)
     print("| config | mode | measured ms | predicted ms | error % | e2e speedup meas | pred |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
