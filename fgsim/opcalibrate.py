@@ -427,3 +427,51 @@ def independent_points(cal: OpCalibration, kernel_csvs: Sequence[str], capture_c
     prov["independent_points"] = "cuDNN exact shapes, predictor second points, index bandwidth (see sections)"
     return OpCalibration(**{**cal.to_json(), "attention": att, "predictor": pred, "provenance": prov,
                             "gemm_eff": [tuple(x) for x in cal.gemm_eff]})
+
+
+#: Models and resolutions whose operators ``fgsim calibrate --ops`` measures.
+OPS_MODELS: tuple[tuple[str, str], ...] = (("wan2.1-1.3b", "480p"), ("wan2.1-1.3b", "720p"), ("wan2.1-14b", "480p"))
+
+
+def run_ops(out: str | None, csv_path: str | None, gpu: str | None) -> int:
+    """``fgsim calibrate --ops``: measure on this GPU and write the operator calibration and its rows."""
+    import csv
+    import json
+
+    import torch
+
+    from fgsim.endtoend import ModelConfig, load_model
+    from fgsim.errors import FgsimError
+    from fgsim.fileio import check_output_path, write_text_atomic
+    from fgsim.opmodel import CALIBRATION_DIR, build_transformer, model_ops, pass_inputs, trace_ops
+
+    if not torch.cuda.is_available():
+        raise FgsimError("calibrate --ops needs a CUDA GPU")
+    from fgattn.launch import gpu_key
+
+    name = gpu or gpu_key(torch.cuda.get_device_name(0))
+    dest = Path(out) if out else CALIBRATION_DIR / f"ops-{name}.json"
+    check_output_path(dest, "--out", (".json",))
+    rows_path = Path(csv_path) if csv_path else dest.with_suffix(".csv")
+    tiny_cfg = {"patch_size": [1, 2, 2], "num_attention_heads": 2, "attention_head_dim": 64, "in_channels": 4,
+                "out_channels": 4, "text_dim": 32, "freq_dim": 256, "ffn_dim": 64, "num_layers": 30,
+                "cross_attn_norm": True, "qk_norm": "rms_norm_across_heads", "eps": 1e-6, "rope_max_seq_len": 64}
+    tm = ModelConfig(name="host-probe", layers=30, hidden=128, heads=2, head_dim=64, ffn=64, text_tokens_cross=8,
+                     text_tokens_self=0, text_position="none", passes_per_step=2, steps=2,
+                     resolutions={"480p": (2, 8, 8)}, sources={},
+                     diffusers={"class": "WanTransformer3DModel", "config": tiny_cfg})
+    op_lists = [model_ops(load_model(m), r) for m, r in OPS_MODELS]
+    tiny = (build_transformer(tm, "cuda", torch.bfloat16), pass_inputs(tm, "480p", "cuda", dtype=torch.bfloat16),
+            len(trace_ops(build_transformer(tm, "meta"), pass_inputs(tm, "480p", "meta"))))
+    cal, rows = calibrate_ops(op_lists, tiny, name)
+    write_text_atomic(dest, json.dumps(cal.to_json(), indent=1, sort_keys=True) + "\n")
+    keys = sorted({k for r in rows for k in r})
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(rows_path, buf.getvalue())
+    print(f"written: {dest}, {rows_path}")
+    return 0
