@@ -120,7 +120,7 @@ def test_synth_help_states_what_the_defaults_cost(capsys):
     assert "300 entries, about 80 MB" in " ".join(capsys.readouterr().out.split())
 
 
-@pytest.mark.parametrize("args", [["calibrate", "--cases", "tiny"], ["validate", "--measure", "--cases", "tiny"]])
+@pytest.mark.parametrize("args", [["calibrate", "--cases", "tiny"], ["validate", "--measure", "--cases", "calib"]])
 def test_gpu_commands_refuse_up_front_without_cuda(tmp_path, capsys, monkeypatch, args):
     import torch
 
