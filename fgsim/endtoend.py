@@ -244,7 +244,7 @@ class GenerationOptions:
     predictor: str = "exact"
     kept: float = 0.6
     block_m: int = 64
-    op_calibration: str | None = None  # operator calibration file (default: the GPU's ops-<gpu>.json)
+    op_calibration: str | None = None  # operator calibration file (default: fgsim/data/ops/<gpu>.json)
 
     def __post_init__(self) -> None:
         if self.baseline not in ("cudnn", "fgattn"):

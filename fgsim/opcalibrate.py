@@ -450,7 +450,7 @@ def run_ops(out: str | None, csv_path: str | None, gpu: str | None) -> int:
     from fgattn.launch import gpu_key
 
     name = gpu or gpu_key(torch.cuda.get_device_name(0))
-    dest = Path(out) if out else CALIBRATION_DIR / f"ops-{name}.json"
+    dest = Path(out) if out else CALIBRATION_DIR / f"{name}.json"
     check_output_path(dest, "--out", (".json",))
     rows_path = Path(csv_path) if csv_path else dest.with_suffix(".csv")
     tiny_cfg = {"patch_size": [1, 2, 2], "num_attention_heads": 2, "attention_head_dim": 64, "in_channels": 4,

@@ -49,7 +49,7 @@ COPY_OPS = frozenset({"_to_copy", "copy_", "clone", "copy", "cat", "stack", "con
                       "index_put_"})
 REDUCTION_OPS = frozenset({"mean", "sum", "native_layer_norm", "_fused_rms_norm", "var_mean", "amax", "max",
                            "_softmax", "_safe_softmax", "native_group_norm"})
-CALIBRATION_DIR = Path(__file__).parent / "data" / "calibrations"
+CALIBRATION_DIR = Path(__file__).parent / "data" / "ops"
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -412,8 +412,8 @@ class OpCalibration:
 
 
 def load_op_calibration(path: str | Path | None = None, gpu: str = "h200") -> OpCalibration:
-    """Read an op calibration (default ``fgsim/data/calibrations/ops-<gpu>.json``)."""
-    p = Path(path) if path else CALIBRATION_DIR / f"ops-{gpu}.json"
+    """Read an op calibration (default ``fgsim/data/ops/<gpu>.json``)."""
+    p = Path(path) if path else CALIBRATION_DIR / f"{gpu}.json"
     if not p.is_file():
         raise FgsimError(f"{p}: no operator calibration for {gpu} (run 'fgsim calibrate --ops' on that GPU)")
     try:

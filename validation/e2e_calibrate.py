@@ -1,4 +1,4 @@
-"""Rebuild ``fgsim/data/calibrations/ops-h200.json`` from the raw GPU outputs of the e2e run plus fgsim's other
+"""Rebuild ``fgsim/data/ops/h200.json`` from the raw GPU outputs of the e2e run plus fgsim's other
 GPU microbenchmarks (issue 11). CPU only; reproduces the committed file byte for byte.
 
     python validation/e2e_calibrate.py [--check]
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 RAW = ROOT / "validation" / "results" / "e2e-h200-2026-11-30"
-OUT = ROOT / "fgsim" / "data" / "calibrations" / "ops-h200.json"
+OUT = ROOT / "fgsim" / "data" / "ops" / "h200.json"
 
 
 def build() -> str:

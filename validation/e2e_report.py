@@ -3,7 +3,7 @@
     python validation/e2e_report.py [--dir validation/results/e2e-h200-2026-11-30] [--no-plot]
 
 Predictions use only: the model files' published configs (operator lists traced on the meta device), the
-operator calibration ``fgsim/data/calibrations/ops-h200.json`` (microbenchmarks), the kernel cost model with its
+operator calibration ``fgsim/data/ops/h200.json`` (microbenchmarks), the kernel cost model with its
 own calibration (fgattn dense / fg / block, on the kept-tile counts of the injected masks) and fgattn's launch
 table. The measured pass times are never inputs. Writes in ``--dir``: ``passes.csv`` (measured pass seconds, the
 ``predict --measured`` format), ``report.csv`` (one row per config and mode), ``breakdown.csv`` (per operator

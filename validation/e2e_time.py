@@ -19,7 +19,7 @@ TorchDispatchMode, categories from the module each runs in: the same code that p
 on the meta device) and a torch.profiler table of that pass; the mask-prediction cost at the model's shape
 (exact and pooled predictors on the real q, k of layer 0, plus the FG index build); ``torch.compile``
 (``compile_repeated_blocks``) passes of 1.3B 480p when time allows; and the operator calibration
-(:func:`fgsim.opcalibrate.calibrate_ops`), written as ``ops-<gpu>.json``.
+(:func:`fgsim.opcalibrate.calibrate_ops`), written as ``ops-calibration.json`` (``fgsim/data/ops/<gpu>.json`` format).
 
 Writes OUT/e2e.json (everything), OUT/ops-calibration.json, OUT/ops-rows.csv, OUT/counts.npz (kept tiles per
 (head, query block) of every injected mask, N = 1 and 64), OUT/breakdown.csv, OUT/profile.txt, OUT/clocks.csv.

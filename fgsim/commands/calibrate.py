@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ops", action="store_true",
                    help="calibrate the non-attention operator model instead (GPU): the Wan2.1 models' GEMMs and "
                         "memory-bound operators at their real shapes, cuDNN SDPA, mask predictors -> "
-                        "fgsim/data/calibrations/ops-<gpu>.json (fgsim.opcalibrate)")
+                        "fgsim/data/ops/<gpu>.json (fgsim.opcalibrate)")
     p.add_argument("--no-progress", action="store_true")
 
 
