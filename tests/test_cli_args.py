@@ -176,3 +176,13 @@ def test_predict_error_on_bad_counts_names_the_file(tmp_path, capsys, monkeypatc
     assert main(["predict", str(default_trace_path()), "--no-progress", "--kernel", "fg"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(default_trace_path()) in err[0] and "have shape (2, 3)" in err[0]
+
+
+def test_capture_on_cuda_refuses_up_front_without_a_gpu(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["capture", "--model", "x/y", "--out", str(tmp_path / "a.fgt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--device cuda: no CUDA GPU is visible" in err[0]
+    assert list(tmp_path.iterdir()) == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from fgsim.errors import FgsimError
 
@@ -49,17 +48,24 @@ def run(args: argparse.Namespace) -> int:
     """Run the capture; returns 0 on success."""
     from fgsim.capture.hooks import Schedule, parse_layers
     from fgsim.capture.predictors import make_predictor
+    from fgsim.fileio import check_output_path
 
-    out = Path(args.out)
-    if out.suffix != ".fgt":
-        raise FgsimError(f"--out must end in .fgt, got {out}")
-    if not out.parent.is_dir():
-        raise FgsimError(f"output directory {out.parent} does not exist")
+    if not args.out.endswith(".fgt"):
+        raise FgsimError(f"--out must end in .fgt, got {args.out}")
+    out = check_output_path(args.out, "--out", (".fgt",))
     for name in ("height", "width", "frames", "steps"):
         if getattr(args, name) < 1:
             raise FgsimError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
     schedule = Schedule.parse(args.schedule)
     layers = parse_layers(args.layers)
+    if args.device.startswith("cuda"):
+        try:
+            import torch
+        except ImportError:
+            raise FgsimError("capture needs torch and diffusers (pip install -e '.[capture]')") from None
+        if not torch.cuda.is_available():
+            raise FgsimError(f"--device {args.device}: no CUDA GPU is visible (torch.cuda.is_available() is False); "
+                             "use --device cpu for a (slow) CPU capture")
     predictor = make_predictor(args.predictor, threshold=args.threshold, block_m=args.block_m, group=args.group,
                                gamma=args.gamma)
     from fgsim.capture.run import capture_pipeline
