@@ -94,3 +94,28 @@ def test_plain_callable_and_errors():
         FgSchedule(backend="nope")
     with pytest.raises(FgsimError, match="dense_backend"):
         FgSchedule(dense_backend="fg")
+
+
+def test_cogvideox_joint_text_through_the_sdpa_route():
+    """CogVideoX calls SDPA itself on [text; video] tokens: the generic wrapper routes its self-attention."""
+    torch.manual_seed(3)
+    m = diffusers.CogVideoXTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=64, in_channels=4, out_channels=4, num_layers=2, sample_width=16,
+        sample_height=16, sample_frames=9, patch_size=2, text_embed_dim=16, time_embed_dim=32,
+        max_text_seq_length=8).eval()
+    g = torch.Generator().manual_seed(3)
+    x, e = torch.randn(1, 3, 4, 16, 16, generator=g), torch.randn(1, 8, 16, generator=g)
+
+    def run():
+        with torch.no_grad():
+            return m(hidden_states=x, encoder_hidden_states=e, timestep=torch.tensor([500]), return_dict=False)[0]
+
+    ref = run()
+    state = enable_fgattn(m, backend="fg", recompute=None, mask_fn=density_mask_fn(1.0))
+    out = run()
+    disable_fgattn(m)
+    assert float((out - ref).abs().max()) < 1e-4
+    assert [x[3] for x in state.log] == [0, 1] and all(x[4] == "fg" for x in state.log)
+    enable_fgattn(m, backend="fg", warmup_steps=1)
+    assert torch.equal(run(), ref)
+    disable_fgattn(m)
