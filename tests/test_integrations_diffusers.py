@@ -119,3 +119,17 @@ def test_cogvideox_joint_text_through_the_sdpa_route():
     enable_fgattn(m, backend="fg", warmup_steps=1)
     assert torch.equal(run(), ref)
     disable_fgattn(m)
+
+
+def test_key_padding_mask_is_never_attended():
+    """HunyuanVideo-style padded text keys: the predicted mask never keeps them, so FG-Attn equals masked SDPA."""
+    g = torch.Generator().manual_seed(11)
+    q, k, v = (torch.randn(1, 128, 2, 64, generator=g) for _ in range(3))
+    km = torch.ones(1, 128, dtype=torch.bool)
+    km[:, 100:] = False
+    fn = sparse_attention_fn(backend="fg", recompute=None, threshold=1e-9, dense_backend="sdpa")
+    out = fn(q, k, v, {"key_mask": km}, False, None)
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        *(x.transpose(1, 2).double() for x in (q, k, v)), attn_mask=km[:, None, None, :]).transpose(1, 2)
+    assert float((out.double() - ref).abs().max()) < 1e-4
+    assert fn.state.log[0][5] == pytest.approx(100 / 128)  # kept fraction: exactly the attendable keys
