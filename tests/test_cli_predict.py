@@ -72,7 +72,7 @@ def test_gpu_comparison_table_json_and_plot(tmp_path, capsys):
     assert all(set(g["kernels"]) == {"fg", "block", "dense"} for g in data["gpus"].values())
 
 
-@pytest.mark.parametrize("opt", [["--density", "0.3"], ["--resolution", "720p"]])
+@pytest.mark.parametrize("opt", [["--density", "0.3"], ["--resolution", "720p"], ["--compile"], ["--warmup-steps", "3"]])
 def test_options_ignored_without_model_warn(capsys, opt):
     _, err = _run(capsys, "predict", "--kernel", "fg", *opt)
     assert f"fgsim predict: warning: {opt[0]} is ignored without --model" in err

@@ -66,7 +66,8 @@ def register(subparsers: Any) -> None:
     e2e.add_argument("--compile", action="store_true", help="with --model: the blocks run under torch.compile")
     e2e.add_argument("--baseline", choices=("cudnn", "fgattn"), default="cudnn",
                      help="with --model: dense attention of the baseline and warm-up steps (default cudnn SDPA)")
-    e2e.add_argument("--warmup-steps", type=int, default=0, help="with --model: dense steps before FG-Attn starts")
+    e2e.add_argument("--warmup-steps", type=int_range(0, 100000), default=0,
+                     help="with --model: dense steps before FG-Attn starts (default 0)")
     e2e.add_argument("--recompute", metavar="STEPS", default=None,
                      help="with --model: denoising steps with mask prediction, e.g. 0,8,15,23,30,40 (default: the "
                           "first sparse step only)")
@@ -119,10 +120,16 @@ def _check_args(args: argparse.Namespace) -> list[str]:
         raise FgsimError(f"--measured: {args.measured}: no such file")
     if args.calibration and not Path(args.calibration).is_file():
         raise FgsimError(f"--calibration: {args.calibration}: no such file")
+    if getattr(args, "recompute", None):
+        from fgsim.endtoend import parse_recompute
+
+        parse_recompute(args.recompute)  # bad steps fail before any work
     if args.model is None:
-        for opt in ("density", "resolution"):
-            if getattr(args, opt) is not None:
-                _warn(f"--{opt} is ignored without --model")
+        defaults = {"density": None, "resolution": None, "compile": False, "baseline": "cudnn", "warmup_steps": 0,
+                    "recompute": None, "measured": None}
+        for opt, default in defaults.items():
+            if getattr(args, opt, default) != default:
+                _warn(f"--{opt.replace('_', '-')} is ignored without --model")
     elif args.trace and args.density is not None:
         _warn("--density is ignored with a trace: the trace's own counts are used")
     return kernels
@@ -339,7 +346,7 @@ def _e2e_lines(e2e: dict[str, Any], prefix: str = "") -> list[str]:
     if "per_pass" in e2e:
         from fgsim.endtoend import e2e_lines
 
-        return lines + e2e_lines(e2e, _fmt_s)
+        return lines + [x for line in e2e_lines(e2e, _fmt_s) for x in _wrap(line)]
     if e2e["non_attention_source"].startswith("measured"):
         lines += _wrap(f"  non-attention per generation: {_fmt_s(e2e['non_attention_s'])} "
                        f"({e2e['non_attention_source']})")
