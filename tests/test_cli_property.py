@@ -44,6 +44,9 @@ def _one_bad_predict() -> st.SearchStrategy[list[str]]:
         _not_in({1, 16, 64}).map(lambda v: ["--gran-n", v]),
         bad_path(".png").map(lambda v: ["--plot", v]),
         st.just(["--calibration", "MISSING/c.json"]),
+        WORDS.map(lambda v: ["--cp", v]),  # a plan is ulysses:P or ring:P
+        st.integers(-10**6, -1).map(lambda v: ["--warmup-steps", str(v)]),
+        NOT_A_NUMBER.map(lambda v: ["--model", "wan2.1-1.3b", "--recompute", v]),
         st.just(["MISSING/t.fgt"]),
     )
 
