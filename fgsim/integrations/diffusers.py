@@ -121,6 +121,9 @@ class CallContext:
     scale: float | None = None
     backend: str = "fg"
     predicted: bool = False
+    #: diffusers' ParallelConfig of the processor (context parallelism), None on one GPU; q, k, v are then the
+    #: local sequence shards and a ``kernel_fn`` must handle the exchange (the default kernels do not)
+    parallel_config: Any = None
 
 
 KernelFn = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor", Any, CallContext], "torch.Tensor"]
@@ -237,12 +240,13 @@ class FgAttnState:
         return dense and (s.backend == "original" or s.dense_backend == "original")
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: int, key_mask: Any = None,
-               scale: float | None = None) -> torch.Tensor:
+               scale: float | None = None, parallel_config: Any = None) -> torch.Tensor:
         """Self-attention of one call, ``(B, S, H, D)`` in and out, by the schedule."""
         s = self.schedule
         step = max(self.step, 0)
         backend = s.backend if s.sparse_at(step, layer) else s.dense_backend
-        ctx = CallContext(layer, step, self.branch, self.pass_index, key_mask, scale, backend)
+        ctx = CallContext(layer, step, self.branch, self.pass_index, key_mask, scale, backend,
+                          parallel_config=parallel_config)
         index = None
         kept = None
         if backend in SPARSE_BACKENDS:
@@ -334,7 +338,7 @@ def _attend_eager(proc: Any, q: Any, k: Any, v: Any) -> Any:
 
         return dispatch_attention_fn(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False,
                                      backend=proc._attention_backend, parallel_config=proc._parallel_config)
-    return state.attend(q, k, v, proc.layer, None, None)
+    return state.attend(q, k, v, proc.layer, None, None, proc._parallel_config)
 
 
 _ATTEND: Callable[..., Any] | None = None
@@ -368,6 +372,9 @@ class WanFgProcessor:
 
         if encoder_hidden_states is not None or attn.add_k_proj is not None or attention_mask is not None or (
                 not torch.compiler.is_compiling() and self.state.wants_original(self.layer)):
+            # settings diffusers put on this processor after enabling (set_attention_backend, enable_parallelism)
+            self.original._attention_backend = self._attention_backend
+            self.original._parallel_config = self._parallel_config
             return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
         if attn.fused_projections:
             query, key, value = attn.to_qkv(hidden_states).chunk(3, dim=-1)
