@@ -97,7 +97,8 @@ def _fmt_s(s: float) -> str:
 
 
 def _wrap(text: str) -> list[str]:
-    return textwrap.wrap(text, width=WIDTH, subsequent_indent="    ", break_long_words=False) or [""]
+    return textwrap.wrap(text, width=WIDTH, subsequent_indent="    ", break_long_words=False,
+                         break_on_hyphens=False) or [""]
 
 
 def _warn(msg: str) -> None:
@@ -272,13 +273,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _e2e_notes(model: Any, gpu: Any, e2e: dict[str, Any]) -> list[str]:
     """Say when this GPU's non-attention time is an estimate while the model file measured another GPU."""
-    res = e2e["resolution"]
-    measured = {g: v for g, v in model.measured_non_attention.items() if g != gpu.name and res in v}
-    if e2e["non_attention_source"].startswith("measured") or not measured:
+    res = e2e.get("resolution")
+    measured = {g: float(v[res]) for g, v in model.measured_non_attention.items() if g != gpu.name and res in v}
+    src = str(e2e.get("non_attention_source", ""))
+    if not measured or src.startswith("measured") or "non_attention_s" not in e2e:
         return []
-    other = ", ".join(f"{g} ({_fmt_s(float(v[res]))} at {res})" for g, v in measured.items())
-    return [f"{model.name}'s non-attention time was measured on {other}, not on {gpu.name}: the {gpu.name} "
-            "figure is the FLOP/byte estimate, which may be far off for a launch-bound model"]
+    est = float(e2e["non_attention_s"])
+    other = ", ".join(f"{g} ({_fmt_s(v)}, {v / max(est, 1e-30):.1f}x this estimate)" for g, v in measured.items())
+    return [f"{model.name}'s non-attention time at {res} was measured on {other}, not on {gpu.name}: the "
+            f"{gpu.name} figure ({_fmt_s(est)}) is the FLOP/byte estimate; treat its end-to-end numbers as "
+            f"unreliable until the model file has a {gpu.name} measurement"]
 
 
 def _header(rp: Any, kind: str) -> list[str]:
