@@ -13,6 +13,7 @@ from fgsim.integrations.diffusers import (  # noqa: E402
     density_mask_fn,
     disable_fgattn,
     enable_fgattn,
+    quality,
     sparse_attention_fn,
 )
 
@@ -77,6 +78,9 @@ def test_schedule_warmup_recompute_reuse(tiny, generic):
     out = run()
     disable_fgattn(m)
     assert float((out[0] - ref[0]).abs().max()) > 1e-3
+    q0, q1 = quality(ref[0], ref[0]), quality(ref[0], out[0])
+    assert q0["psnr_db"] == float("inf") and q0["ssim"] == pytest.approx(1.0)
+    assert 0 < q1["psnr_db"] < 200 and q1["ssim"] < 1.0
     assert sum(x[6] for x in state.log) == 4 and len(state.log) == 12  # predicted at step 0, reused at 1, 2
 
 

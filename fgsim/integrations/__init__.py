@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__all__ = ["FgSchedule", "FgAttnState", "enable_fgattn", "disable_fgattn", "sparse_attention_fn", "BACKENDS"]
+__all__ = ["FgSchedule", "FgAttnState", "enable_fgattn", "disable_fgattn", "sparse_attention_fn", "BACKENDS", "quality"]
 
 
 def __getattr__(name: str) -> Any:

@@ -559,6 +559,25 @@ def sparse_attention_fn(schedule: FgSchedule | None = None, *, mask_fn: MaskFn |
     return fn
 
 
+def quality(reference: torch.Tensor, output: torch.Tensor) -> dict[str, float]:
+    """Output quality against a dense run: PSNR (dB, data range of the reference; inf when identical) and global
+    SSIM (one window over the whole tensor, constants of Wang et al. 2004 at that range), both in float64."""
+    import torch
+
+    r, o = reference.detach().double().flatten(), output.detach().double().flatten()
+    if r.shape != o.shape:
+        raise FgsimError(f"quality: shapes differ ({tuple(reference.shape)} vs {tuple(output.shape)})")
+    rng = float(r.max() - r.min()) or 1.0
+    mse = float(torch.mean((r - o) ** 2))
+    psnr = float("inf") if mse == 0 else 10.0 * math.log10(rng * rng / mse)
+    c1, c2 = (0.01 * rng) ** 2, (0.03 * rng) ** 2
+    mr, mo = float(r.mean()), float(o.mean())
+    vr, vo = float(r.var(unbiased=False)), float(o.var(unbiased=False))
+    cov = float(((r - mr) * (o - mo)).mean())
+    ssim = (2 * mr * mo + c1) * (2 * cov + c2) / ((mr * mr + mo * mo + c1) * (vr + vo + c2))
+    return {"psnr_db": psnr, "ssim": ssim}
+
+
 def density_mask_fn(density: float, seed: int = 0, block_m: int = 64) -> MaskFn:
     """A mask source for timing harnesses: a fixed random slice mask keeping ``density`` of the keys of every
     query block (same for every call; built once per shape on the query's device)."""
