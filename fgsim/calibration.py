@@ -1,15 +1,17 @@
-"""Calibration files: fitted model parameters for one GPU, and how an uncalibrated GPU gets parameters.
+"""Calibration files: the fitted parameters of one GPU, and how an uncalibrated GPU gets parameters.
 
-File format (JSON, ``fgsim/data/calibrations/<gpu>.json``)::
+File format (JSON, ``fgsim/data/calibrations/<gpu>.json``), written only by ``fgsim calibrate``::
 
-    {"format": "fgsim-calibration", "version": 1, "gpu": "h200", "arch": "hopper", "created": "...",
-     "device": {"name": ..., "sm_clock_mhz": ..., "mem_clock_mhz": ..., "driver": ...},
-     "env": {"torch": ..., "triton": ..., "cuda": ..., "fgsim": ...},
-     "params": {<ModelParams fields>}, "fit": {"n": ..., "mape": ..., "max_ape": ..., "cost": ...},
-     "measurements": [{"case": {...}, "kernel": ..., "config": {...}, "measured_ms": ...}, ...]}
+    {"format": "fgsim-calibration", "version": 2, "gpu": "h200", "arch": "hopper", "created": "...",
+     "commit": "<git commit the measurement ran at>", "device": {"gpu_name", "sm_clock_mhz" (median under load),
+     "mem_clock_mhz", "driver", ...}, "env": {"torch", "triton", "cuda", "fgsim"},
+     "inputs": [{"path": "validation/results/....csv", "sha256": "...", "rows": n}],
+     "params": {<ModelParams>}, "resources": {<config key>: {"n_regs", "shared"}},
+     "fit": {"n", "mape", "max_ape", "median_ape", "per_kind": {...}, "free": [...], ...}}
 
-Parameters are in SM cycles or dimensionless efficiencies, so they transfer to another GPU of the same
-architecture through that GPU's spec file (clock, SMs, bandwidths): "spec ratios".
+Parameters are GPU properties in SM cycles, bytes or efficiencies; another GPU of the same architecture uses them
+through its own GPU file (SMs, clocks, bandwidths): for an H100, everything but the memory system transfers from
+the H200 (same SM). Other architectures are extrapolations and are reported as such.
 """
 
 from __future__ import annotations
@@ -17,22 +19,25 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fgsim.costmodel import PARAM_BOUNDS, ModelParams, param_bounds
 from fgsim.errors import FgsimError
 from fgsim.hardware import GPU, load_gpu
+from fgsim.model.params import PARAM_BOUNDS, ModelParams
 
 CAL_DIR = Path(__file__).parent / "data" / "calibrations"
 CAL_PATH_ENV = "FGSIM_CALIBRATION_PATH"
 FORMAT = "fgsim-calibration"
-VERSION = 1
+VERSION = 2
 UNCALIBRATED = "uncalibrated: using spec-derived parameters"
+#: uncertainty band (± %) quoted for an architecture the parameters were not fitted on, when the calibration
+#: records none (REPORT.md's transfer errors set the recorded one)
+DEFAULT_EXTRAPOLATION_BAND_PCT = 30.0
 
 
 @dataclass(frozen=True)
@@ -44,13 +49,28 @@ class Calibration:
     device: dict[str, Any]
     env: dict[str, Any]
     fit: dict[str, Any]
-    measurements: list[dict[str, Any]]
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    resources: dict[str, dict[str, int]] = field(default_factory=dict)
+    commit: str = ""
+    transfer: dict[str, Any] = field(default_factory=dict)
     path: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "gpu": self.gpu, "arch": self.arch, "created": self.created,
-                "device": self.device, "env": self.env, "params": self.params.as_dict(), "fit": self.fit,
-                "measurements": self.measurements}
+                "commit": self.commit, "device": self.device, "env": self.env, "inputs": self.inputs,
+                "params": self.params.as_dict(), "resources": self.resources, "fit": self.fit,
+                "transfer": self.transfer}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Parameters for one GPU and what a prediction must say about them."""
+
+    params: ModelParams
+    note: str
+    resources: dict[str, dict[str, int]] = field(default_factory=dict)
+    extrapolated: bool = False
+    band_pct: float = 0.0  # ± uncertainty band for an extrapolated architecture (0: within the calibrated one)
 
 
 def _cal_dirs() -> list[Path]:
@@ -71,80 +91,102 @@ def load_calibration(path: str | os.PathLike[str]) -> Calibration:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise FgsimError(f"{p}: not an fgsim calibration file (field 'format' must be '{FORMAT}')")
     if data.get("version") != VERSION:
-        raise FgsimError(f"{p}: unsupported calibration version {data.get('version')!r} (expected {VERSION})")
+        raise FgsimError(f"{p}: unsupported calibration version {data.get('version')!r} (expected {VERSION}; "
+                         "re-run `fgsim calibrate`)")
     for key, typ in (("gpu", str), ("arch", str), ("params", dict)):
         if not isinstance(data.get(key), typ):
             raise FgsimError(f"{p}: missing or invalid field '{key}'")
     params = ModelParams.from_dict(data["params"], where=str(p))
+    res = data.get("resources") or {}
+    if not isinstance(res, dict) or not all(isinstance(v, dict) for v in res.values()):
+        raise FgsimError(f"{p}: field 'resources' must map config keys to {{n_regs, shared}}")
     return Calibration(gpu=data["gpu"].lower(), arch=data["arch"].lower(), params=params,
                        created=str(data.get("created", "")), device=dict(data.get("device") or {}),
                        env=dict(data.get("env") or {}), fit=dict(data.get("fit") or {}),
-                       measurements=list(data.get("measurements") or []), path=str(p))
+                       inputs=list(data.get("inputs") or []),
+                       resources={str(k): {kk: int(vv) for kk, vv in v.items()} for k, v in res.items()},
+                       commit=str(data.get("commit", "")), transfer=dict(data.get("transfer") or {}), path=str(p))
 
 
 def save_calibration(cal: Calibration, path: str | os.PathLike[str]) -> Path:
     """Write ``cal`` as JSON (atomically); returns the path."""
+    from fgsim.fileio import write_text_atomic
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(json.dumps(cal.to_json(), indent=1) + "\n")
-    os.replace(tmp, p)
-    return p
+    return write_text_atomic(p, json.dumps(cal.to_json(), indent=1) + "\n")
 
 
 def available_calibrations() -> dict[str, Path]:
-    """GPU name → calibration file (user directories override built-ins)."""
+    """GPU name → calibration file (user directories override built-ins); files whose name is not a known GPU
+    (e.g. other models' calibrations kept beside them) are not cost-model calibrations and are skipped."""
+    from fgsim.hardware import list_gpus
+
+    known = set(list_gpus())
     out: dict[str, Path] = {}
     for d in _cal_dirs():
         if d.is_dir():
             for f in sorted(d.glob("*.json")):
-                out[f.stem.lower()] = f
+                if f.stem.lower() in known:
+                    out[f.stem.lower()] = f
     return out
 
 
-def resolve_params(gpu: GPU, calibration: str | os.PathLike[str] | None = None) -> tuple[ModelParams, str]:
-    """Model parameters for ``gpu`` and a one-line note of where they came from.
+def resolve(gpu: GPU, calibration: str | os.PathLike[str] | None = None) -> Resolved:
+    """Parameters for ``gpu`` and a one-line note of where they came from.
 
     Order: an explicit calibration file; the GPU's own calibration; a calibrated GPU of the same architecture
-    (parameters transfer through spec ratios); any calibrated GPU; spec-derived priors ("uncalibrated").
+    (same SM: only the GPU file's memory system, SM count and clocks differ); a calibrated GPU of another
+    architecture (an extrapolation, with the calibration's uncertainty band); spec-derived priors.
     """
     if calibration is not None:
         cal = load_calibration(calibration)
-        note = f"calibration {cal.path} ({cal.gpu}, {cal.created[:10]})"
-        if cal.gpu != gpu.name:
-            note += f"; applied to {gpu.name} through spec ratios"
-        return cal.params, note
-    cals = available_calibrations()
-    if gpu.name in cals:
-        cal = load_calibration(cals[gpu.name])
-        return cal.params, f"calibrated on {cal.gpu} ({cal.created[:10]})"
-    loaded = []
-    for _name, path in cals.items():
-        cal = load_calibration(path)
-        loaded.append(cal)
-    same = [c for c in loaded if c.arch == gpu.arch]
+        cands = [cal]
+    else:
+        cals = available_calibrations()
+        if gpu.name in cals:
+            cal = load_calibration(cals[gpu.name])
+            return Resolved(cal.params, f"calibrated on {cal.gpu} ({cal.created[:10]})", cal.resources)
+        cands = [load_calibration(p) for p in cals.values()]
+    same = [c for c in cands if c.arch == gpu.arch]
     if same:
         c = same[0]
-        return c.params, (f"no calibration for {gpu.name}: using {c.gpu}'s calibration scaled by spec ratios "
-                          f"(same architecture, {gpu.arch})")
-    if loaded:
-        c = loaded[0]
-        return c.params, (f"no calibration for {gpu.name}: using {c.gpu}'s calibration ({c.arch}) scaled by spec "
-                          f"ratios; different architecture ({gpu.arch}), expect larger errors")
-    return ModelParams(), UNCALIBRATED
+        note = (f"calibration {c.path} ({c.gpu}, {c.created[:10]})" if calibration is not None else
+                f"no calibration for {gpu.name}: {c.gpu}'s calibration (same architecture, {gpu.arch}: the same SM; "
+                f"memory system, SM count and clocks from the {gpu.name} GPU file)")
+        return Resolved(c.params, note, c.resources)  # same architecture: the same compiled kernels
+    if cands:
+        c = cands[0]
+        band = extrapolation_band_pct()
+        return Resolved(c.params, (f"EXTRAPOLATION: {gpu.name} is {gpu.arch}, the parameters were fitted on "
+                                   f"{c.gpu} ({c.arch}); Hopper-only options (TMA, wgmma) are priced without "
+                                   f"them; uncertainty about ±{band:.0f} %"), {}, True, band)
+    return Resolved(ModelParams(), UNCALIBRATED)
+
+
+def extrapolation_band_pct() -> float:
+    """± % uncertainty quoted for an architecture the parameters were not fitted on: ``fgsim validate`` derives
+    it from the frozen test set's transfer errors (``fgsim/data/transfer_bands.json``)."""
+    p = Path(__file__).parent / "data" / "transfer_bands.json"
+    try:
+        return float(json.loads(p.read_text())["band_pct"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_EXTRAPOLATION_BAND_PCT
+
+
+def resolve_params(gpu: GPU, calibration: str | os.PathLike[str] | None = None) -> tuple[ModelParams, str]:
+    """(parameters, note) for ``gpu``; see :func:`resolve`."""
+    r = resolve(gpu, calibration)
+    return r.params, r.note
 
 
 def fit_params(predict: Callable[[ModelParams], np.ndarray], measured_s: np.ndarray, *,
                start: ModelParams | None = None, free: Sequence[str] | None = None,
-               prior_weight: float = 0.02, robust_scale: float = 0.05) -> tuple[ModelParams, dict[str, Any]]:
-    """Fit ``free`` parameters by least squares on log(predicted / measured) (scipy ``least_squares``).
+               robust_scale: float = 0.05, max_nfev: int | None = None) -> tuple[ModelParams, dict[str, Any]]:
+    """Fit ``free`` parameters inside their ranges by least squares on log(predicted / measured) (scipy
+    ``least_squares``, robust ``soft_l1`` loss at ``robust_scale`` log units; 0 = plain least squares).
 
-    ``predict(params)`` returns predicted seconds for every measurement. A weak pull toward ``start``
-    (``prior_weight`` per log-unit) keeps parameters the benchmarks do not constrain at their priors.
-    The loss is robust (scipy ``soft_l1``, ``robust_scale`` in log units, about 5 %): a measurement disturbed
-    by a host stall or a clock dip (2x on a few tiny calls, see validation/REPORT.md) does not drag the fit;
-    ``robust_scale=0`` gives plain least squares.
-    """
+    ``predict(params)`` returns predicted seconds for every measurement."""
     from scipy.optimize import least_squares
 
     p0 = start or ModelParams()
@@ -153,39 +195,73 @@ def fit_params(predict: Callable[[ModelParams], np.ndarray], measured_s: np.ndar
     if meas.size == 0 or np.any(meas <= 0):
         raise FgsimError("calibration needs positive measured times")
     base = p0.as_dict()
-    for n in names:
-        base.setdefault(n, 1.0)  # a new tile_scale entry starts at 1
-    lo = np.array([param_bounds(n)[0] for n in names])
-    hi = np.array([param_bounds(n)[1] for n in names])
-    scale = np.maximum(np.abs(np.array([base[n] for n in names])), 1e-3)
-    x0 = np.clip(np.array([base[n] for n in names]), lo, hi) / scale
+    lo = np.array([PARAM_BOUNDS[n][0] for n in names])
+    hi = np.array([PARAM_BOUNDS[n][1] for n in names])
+    x0 = np.clip(np.array([base[n] for n in names]), lo, hi)
+    x0 = np.minimum(np.maximum(x0, lo + 1e-6 * (hi - lo)), hi - 1e-6 * (hi - lo))
+    span = hi - lo
 
-    def params_of(x: np.ndarray) -> ModelParams:
+    def params_of(z: np.ndarray) -> ModelParams:
         d = dict(base)
-        for n, v in zip(names, x * scale, strict=True):
+        for n, v in zip(names, lo + z * span, strict=True):
             d[n] = float(v)
-        return ModelParams.from_dict(d, where="fit")
+        return ModelParams(**d)
 
-    def resid(x: np.ndarray) -> np.ndarray:
-        pred = predict(params_of(x))
-        r = np.log(np.maximum(pred, 1e-12) / meas)
-        return np.concatenate([r, prior_weight * (x - x0)])
+    def resid(z: np.ndarray) -> np.ndarray:
+        pred = predict(params_of(z))
+        return np.log(np.maximum(pred, 1e-12) / meas)
 
     kw: dict[str, Any] = {"loss": "soft_l1", "f_scale": robust_scale} if robust_scale > 0 else {}
-    res = least_squares(resid, x0, bounds=(lo / scale, hi / scale), x_scale="jac", diff_step=1e-3,
-                        max_nfev=200 * len(names), xtol=1e-10, ftol=1e-10, **kw)
+    res = least_squares(resid, (x0 - lo) / span, bounds=(0.0, 1.0), diff_step=1e-3,
+                        max_nfev=max_nfev or 60 * len(names), xtol=1e-8, ftol=1e-8, **kw)
     best = params_of(res.x)
     pred = predict(best)
     ape = np.abs(pred / meas - 1.0) * 100
     return best, {"n": int(meas.size), "mape": float(ape.mean()), "max_ape": float(ape.max()),
                   "median_ape": float(np.median(ape)), "cost": float(res.cost), "free": names, "nfev": int(res.nfev),
-                  "status": int(res.status), "loss": kw.get("loss", "linear")}
+                  "status": int(res.status), "loss": kw.get("loss", "linear"),
+                  "at_bound": [n for n, z in zip(names, res.x, strict=True) if z < 1e-3 or z > 1 - 1e-3]}
 
 
 def new_calibration(gpu: str, params: ModelParams, fit: dict[str, Any], device: dict[str, Any],
-                    env: dict[str, Any], measurements: list[dict[str, Any]]) -> Calibration:
+                    env: dict[str, Any], *, inputs: list[dict[str, Any]], resources: dict[str, dict[str, int]],
+                    commit: str, transfer: dict[str, Any] | None = None) -> Calibration:
     """A Calibration record for ``gpu`` (its architecture read from the GPU file)."""
     g = load_gpu(gpu)
     return Calibration(gpu=g.name, arch=g.arch, params=params,
                        created=datetime.now(UTC).isoformat(timespec="seconds"), device=device, env=env,
-                       fit=fit, measurements=measurements)
+                       fit=fit, inputs=inputs, resources=resources, commit=commit, transfer=transfer or {})
+
+
+def fit_rows(rows: Sequence[dict[str, str]], gpu_name: str, *, start: ModelParams | None = None,
+             resources: dict[str, dict[str, int]] | None = None, free: Sequence[str] | None = None,
+             max_nfev: int | None = None) -> tuple[ModelParams, dict[str, Any]]:
+    """Fit the parameters to measured calibration rows of ``gpu_name``: kernel rows (``kind`` kernel or empty)
+    and microbenchmark rows (``kind`` micro, priced by :mod:`fgsim.calibrate_micro`)."""
+    from fgsim.calibrate_micro import predict_micro
+    from fgsim.validation.report import CountsCache, predict_rows
+
+    bad = [r["case_id"] for r in rows if r.get("split") != "calib"]
+    if bad:
+        raise FgsimError(f"calibration fits calibration rows only; got split != calib for {bad[:3]}")
+    krows = [r for r in rows if (r.get("kind") or "kernel") == "kernel"]
+    mrows = [r for r in rows if r.get("kind") == "micro"]
+    if len(krows) < 8:
+        raise FgsimError(f"only {len(krows)} calibration kernel rows: too few to calibrate")
+    gpu = load_gpu(gpu_name)
+    meas = np.array([float(r["measured_ms"]) * 1e-3 for r in krows + mrows])
+    cache = CountsCache()
+    res = resources or {}
+
+    def predict(p: ModelParams) -> np.ndarray:
+        a = predict_rows(krows, gpu=gpu_name, params=p, resources=res, cache=cache)
+        b = np.array([predict_micro(r, gpu, p) for r in mrows])
+        return np.concatenate([a, b])
+
+    params, fit = fit_params(predict, meas, start=start, free=free, max_nfev=max_nfev)
+    pred = predict(params)
+    ape = np.abs(pred / meas - 1) * 100
+    kinds = np.array([r["kernel"] for r in krows] + ["micro:" + r.get("micro", "") for r in mrows])
+    fit["per_kind"] = {k: {"n": int((kinds == k).sum()), "mape": float(ape[kinds == k].mean()),
+                           "max_ape": float(ape[kinds == k].max())} for k in sorted(set(kinds))}
+    return params, fit

@@ -41,6 +41,16 @@ _OPTIONAL_DEFAULTS: dict[str, float] = {
     "fp32_flop_per_clk_per_sm": 256.0,
     "smem_bytes_per_clk_per_sm": 128.0,
     "memory_latency_cycles": 650.0,
+    "l2_port_bytes_per_clk": 64.0,
+    "l1_smem_kb": 256.0,
+    "mma_sync_fraction": 0.5,
+}
+#: Architecture features the kernels' launch options need; a GPU file may list its own under "features".
+ARCH_FEATURES: dict[str, tuple[str, ...]] = {
+    "hopper": ("wgmma", "tma"),
+    "blackwell": ("tma",),
+    "ampere": (),
+    "ada": (),
 }
 
 
@@ -67,6 +77,10 @@ class GPU:
     max_ctas_per_sm: int
     max_threads_per_sm: int
     memory_latency_cycles: float
+    l2_port_bytes_per_clk: float = 64.0
+    l1_smem_kb: float = 256.0
+    mma_sync_fraction: float = 0.5
+    features: tuple[str, ...] = ()
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     path: str = field(default="", compare=False)
 
@@ -85,6 +99,25 @@ class GPU:
     def peak_tflops(self, dtype: str = "bf16") -> float:
         """Dense tensor peak in TFLOP/s at the sustained clock."""
         return self.tensor_flops(dtype) * self.sm_count * self.clock_hz / 1e12
+
+    @property
+    def has_tma(self) -> bool:
+        """Tensor-memory-accelerator copies (Hopper and later)."""
+        return "tma" in self.features
+
+    @property
+    def has_wgmma(self) -> bool:
+        """Warpgroup MMA (Hopper): one warpgroup drives all four tensor cores of the SM."""
+        return "wgmma" in self.features
+
+    def with_sms(self, sm_count: int) -> GPU:
+        """The same GPU restricted to ``sm_count`` SMs (a green-context SM partition: L2, HBM and clocks shared
+        by fewer SMs)."""
+        from dataclasses import replace
+
+        if not 1 <= int(sm_count) <= self.sm_count:
+            raise FgsimError(f"{self.name}: an SM partition needs 1..{self.sm_count} SMs, got {sm_count}")
+        return replace(self, name=f"{self.name}@{int(sm_count)}sm", sm_count=int(sm_count))
 
     @property
     def hbm_bytes_per_s(self) -> float:
@@ -145,6 +178,9 @@ def _parse(path: Path, data: Any) -> GPU:
             raise FgsimError(f"{path}: field '{key}' must be a positive number")
         extra[key] = float(val)
     name = data["name"].lower()
+    feats = data.get("features", list(ARCH_FEATURES.get(data["arch"].lower(), ())))
+    if not isinstance(feats, list) or not all(isinstance(f, str) for f in feats):
+        raise FgsimError(f"{path}: field 'features' must be a list of strings")
     return GPU(
         name=name,
         full_name=str(data.get("full_name", name)),
@@ -163,6 +199,7 @@ def _parse(path: Path, data: Any) -> GPU:
         max_ctas_per_sm=int(data["max_ctas_per_sm"]),
         max_threads_per_sm=int(data["max_threads_per_sm"]),
         sources={str(k): str(v) for k, v in data["sources"].items()},
+        features=tuple(str(f).lower() for f in feats),
         path=str(path),
         **extra,
     )

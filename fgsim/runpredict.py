@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from fgsim.calibration import resolve_params
+from fgsim.calibration import resolve
 from fgsim.costmodel import COMPONENTS, KernelPrediction, ModelParams, Workload, predict_workload
 from fgsim.errors import FgsimError
 from fgsim.hardware import GPU
@@ -122,8 +122,13 @@ def predict_run(wl: Workload, info: RunInfo, gpu: GPU, kernels: Sequence[str], *
                 calibration: str | None = None, overrides: dict[str, Any] | None = None,
                 progress: bool = False, order: str | None = None) -> RunPrediction:
     """Predict each kernel over every captured call of ``wl``."""
+    resources: dict[str, Any] = {}
+    extra_notes: list[str] = []
     if params is None:
-        params, note = resolve_params(gpu, calibration)
+        r = resolve(gpu, calibration)
+        params, note, resources = r.params, r.note, r.resources
+        if r.extrapolated:
+            extra_notes.append(f"extrapolation to {gpu.arch}: ±{r.band_pct:.0f} % uncertainty band (REPORT.md)")
     else:
         note = "parameters given by the caller"
     m = block_m or (128 if info.block_m <= 128 and 128 % info.block_m == 0 else info.block_m)
@@ -144,7 +149,8 @@ def predict_run(wl: Workload, info: RunInfo, gpu: GPU, kernels: Sequence[str], *
                 cfg = replace(cfg, extra={**cfg.extra, "order": order})
             out[k] = predict_workload(wl, cfg, gpu, params, params_source=note, entries=ents,
                                       num_heads=info.num_heads, stored_block_m=info.block_m,
-                                      progress=bar.update if bar else None)
+                                      progress=bar.update if bar else None, resources=resources)
+            out[k].notes[:0] = extra_notes
     finally:
         if bar is not None:
             bar.close()
@@ -154,7 +160,20 @@ def predict_run(wl: Workload, info: RunInfo, gpu: GPU, kernels: Sequence[str], *
 def _config(kernel: str, gpu: GPU, head_dim: int, block_m: int, gran_n: int, dtype: str,
             overrides: dict[str, Any] | None) -> KernelConfig:
     try:
-        return launch_config(kernel, gpu.name, head_dim, block_m, gran_n if kernel == "fg" else 1, dtype,
-                             **(overrides or {}))
+        cfg = launch_config(kernel, gpu.name, head_dim, block_m, gran_n if kernel == "fg" else 1, dtype,
+                            **(overrides or {}))
     except TypeError as exc:
         raise FgsimError(f"bad launch-configuration override: {exc}") from None
+    return strip_unsupported(cfg, gpu)
+
+
+def strip_unsupported(cfg: KernelConfig, gpu: GPU) -> KernelConfig:
+    """``cfg`` without the options ``gpu`` lacks (TMA and warp specialisation need Hopper or later); the
+    config's source says what was removed."""
+    from dataclasses import replace
+
+    if gpu.has_tma or not any(cfg.extra.get(k) for k in ("tma", "warp_specialize")):
+        return cfg
+    extra = {k: v for k, v in cfg.extra.items() if k not in ("tma", "warp_specialize")}
+    return replace(cfg, extra=extra, source=f"{cfg.source}; Hopper-only options (TMA, warp specialisation) "
+                                              f"removed for {gpu.name} ({gpu.arch})")

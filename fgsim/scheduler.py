@@ -254,6 +254,32 @@ def _sim_many(idx2d, packed, n_sm, slots, rates):  # noqa: ANN001, ANN202
     return out, tot, csum
 
 
+
+@nb.njit(cache=True)
+def _sim_many_serial(idx2d, packed, n_sm, slots, rates):  # noqa: ANN001, ANN202
+    """_sim_many without threads: a parallel region costs milliseconds to wake on a loaded machine."""
+    n_calls = idx2d.shape[0]
+    n_comp = packed.shape[1] - 1
+    out = np.zeros(n_calls)
+    tot = np.zeros(n_calls)
+    csum = np.zeros((n_calls, n_comp))
+    work = np.ascontiguousarray(packed[:, 0])
+    dummy_f = np.zeros(1)
+    dummy_i = np.zeros(1, np.int64)
+    for c in range(n_calls):
+        row = idx2d[c]
+        ms, tw = _sim_dispatch(row, work, n_sm, slots, rates, False, dummy_f, dummy_f, dummy_i)
+        out[c] = ms
+        tot[c] = tw
+        acc = np.zeros(n_comp)
+        for i in range(row.shape[0]):
+            r = row[i]
+            for k in range(n_comp):
+                acc[k] += packed[r, k + 1]
+        csum[c, :] = acc
+    return out, tot, csum
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Result of one simulated launch; times in the unit of the work (SM cycles)."""
@@ -330,4 +356,5 @@ def simulate_calls(
         raise FgsimError(f"tile counts out of range 0..{table.shape[0] - 1} for this trace and kernel")
     packed = np.ascontiguousarray(np.column_stack([np.asarray(table, np.float64),
                                                    np.asarray(comps, np.float64).T]))
-    return _sim_many(ix, packed, n_sm, slots, rate_table(slots, float(gain), rates))
+    fn = _sim_many if ix.shape[0] >= 8 else _sim_many_serial
+    return fn(ix, packed, n_sm, slots, rate_table(slots, float(gain), rates))

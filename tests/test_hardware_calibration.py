@@ -27,7 +27,7 @@ def test_builtin_gpus_load() -> None:
     for g in ("h100", "h200", "a100", "b200", "l40s"):
         gpu = load_gpu(g)
         assert gpu.sm_count > 0 and gpu.sources
-    assert load_gpu("h200").peak_tflops() == pytest.approx(989.5, rel=0.01)
+    assert load_gpu("h200").peak_tflops() == pytest.approx(989.5 * 1980 / 1830, rel=0.01)  # at the load clock
 
 
 def test_bad_gpu_name_lists_known() -> None:
@@ -62,7 +62,7 @@ def test_user_gpu_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_calibration_round_trip_changes_prediction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     rng: np.random.Generator) -> None:
-    p = ModelParams(mma_eff=float(rng.uniform(0.4, 0.9)), cta_fixed_cycles=float(rng.uniform(100, 5000)))
+    p = ModelParams(mma_eff=float(rng.uniform(0.5, 0.9)), cta_cycles=float(rng.uniform(100, 5000)))
     cal = Calibration("h200", "hopper", p, "2026-01-01T00:00:00", {}, {}, {"n": 0}, [])
     path = save_calibration(cal, tmp_path / "h200.json")
     back = load_calibration(path)
@@ -91,10 +91,12 @@ def test_uncalibrated_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 @pytest.mark.parametrize("content,msg", [
     ("[]", "not an fgsim calibration file"),
     ('{"format": "fgsim-calibration", "version": 9}', "unsupported calibration version"),
-    ('{"format": "fgsim-calibration", "version": 1, "gpu": "h200", "arch": "hopper", "params": {"bogus": 1}}',
+    ('{"format": "fgsim-calibration", "version": 1, "gpu": "h200", "arch": "hopper", "params": {}}',
+     "unsupported calibration version 1"),
+    ('{"format": "fgsim-calibration", "version": 2, "gpu": "h200", "arch": "hopper", "params": {"bogus": 1}}',
      "unknown model parameter 'bogus'"),
-    ('{"format": "fgsim-calibration", "version": 1, "gpu": "h200", "arch": "hopper", "params": {"mma_eff": -1}}',
-     "parameter 'mma_eff' must be"),
+    ('{"format": "fgsim-calibration", "version": 2, "gpu": "h200", "arch": "hopper", "params": {"mma_eff": -1}}',
+     "parameter 'mma_eff' = -1 outside its range"),
 ])
 def test_bad_calibration_files(tmp_path: Path, content: str, msg: str) -> None:
     p = tmp_path / "bad.json"

@@ -112,47 +112,65 @@ def test_breakdown_sums_to_total_and_dense_slower() -> None:
     assert td > t
 
 
-def test_warpgroup_overlap_hand_computed() -> None:
-    """A CTA of two warpgroups overlaps one's softmax with the other's wgmma: tile = max(mma, exp), not the sum."""
-    from dataclasses import replace
+def test_lockstep_tile_chain_hand_computed() -> None:
+    """A lone CTA's tile costs its chain: MMA + exp + FP32 + waits (the warpgroups run in lockstep), when the
+    memory terms are negligible and the overlap is a plain max (large p)."""
+    from fgsim.costmodel import tile_costs
 
-    from fgsim.costmodel import cta_tables
-
-    p = ModelParams(overlap_alpha=0.0, row_cycles=0.0, gather_seg_cycles=0.0, idx_tile_cycles=0.0,
-                    idx_entry_cycles=0.0, tma_tile_cycles=0.0, l2_bw_eff=1.5, latency_scale=0.2)
-    cfg8 = launch_config("dense", "h200", 128, 128, 1)
-    cfg4 = replace(cfg8, num_warps=4)
-    n_tok = 128 * 64
-    mma = 4.0 * 128 * cfg8.block_n * 128 / (GPU.tensor_flops("bf16") * p.mma_eff)
-    sm = 128 * cfg8.block_n * p.softmax_cycles_per_score
-    t8 = cta_tables(cfg8, GPU, p, n_tok)
-    t4 = cta_tables(cfg4, GPU, p, n_tok)
-    tiles = n_tok // cfg8.block_n
-    assert t8.comps[0, 0] + t8.comps[1, 0] == pytest.approx(tiles * max(mma, sm, (mma + sm) / 2))
-    assert t4.comps[0, 0] + t4.comps[1, 0] == pytest.approx(tiles * (mma + sm))
+    p = ModelParams(row_issue_cycles=0.0, tma_issue_cycles=0.0, mem_latency_cycles=300.0, overlap_p=16.0,
+                    mma_wait_cycles=50.0, tile_sync_cycles=20.0, fp32_per_score=4.0, sfu_per_score=1.0)
+    cfg = launch_config("dense", "h200", 128, 128, 1)
+    bn = cfg.block_n
+    mma = 4.0 * 128 * bn * 128 / (GPU.tensor_flops("bf16") * p.mma_eff)
+    ex = 128 * bn / GPU.mufu_exp_per_clk_per_sm
+    fp = (128 * bn * 4.0 + 128 * 128) / (GPU.fp32_flop_per_clk_per_sm / 2)
+    tc = tile_costs(cfg, GPU, p, np.array([float(bn)]), 132)
+    assert tc.chain[0] == pytest.approx(mma + ex + fp + 2 * 50.0 + 20.0)
+    assert tc.alone[0] == pytest.approx(max(tc.chain[0], tc.resource[0]), rel=0.02)
 
 
-def test_tile_scale_and_host_floor() -> None:
-    """Per-config tile factors scale the per-tile cost (family mean for unlisted configs); the host floor is a
-    max() on the call time, launch terms add."""
-    from fgsim.costmodel import config_key
+def test_no_per_config_factor_and_bounded_params() -> None:
+    """Parameters are GPU properties only: at most 15, each with a unit and a range; out-of-range or unknown
+    names are refused, a round trip keeps them."""
+    from fgsim.model.params import SPECS
 
+    assert len(SPECS) <= 15
+    assert all(s.unit and s.lo < s.hi for s in SPECS.values())
+    assert ModelParams.from_dict(P.as_dict()) == P
+    with pytest.raises(FgsimError, match="tile_scale/x"):
+        ModelParams.from_dict({"tile_scale/x": 1.0})
+    with pytest.raises(FgsimError, match="outside its range"):
+        ModelParams.from_dict({"mma_eff": 1.7})
+
+
+def test_launch_term_adds() -> None:
     n_tok = 8192
-    c = np.full((2, 64), 4000)  # 32 tiles per CTA: the per-tile cost dominates the per-CTA prologue
     cfg = launch_config("fg", "h200", 128, 128, 1)
-    base = predict_counts(c, n_tok, cfg, GPU, P)[0]
-    p2 = P.replace(tile_scale={config_key(cfg): 2.0})
-    assert predict_counts(c, n_tok, cfg, GPU, p2)[0] > 1.5 * base
-    other = launch_config("fg", "h200", 64, 64, 1)
-    assert p2.scale_for(other) == pytest.approx(2.0)
-    assert p2.scale_for(launch_config("dense", "h200", 128, 128, 1)) == 1.0
-    assert ModelParams.from_dict(p2.as_dict()) == p2
     tiny = np.zeros((1, 64), int)
     t0 = predict_counts(tiny, n_tok, cfg, GPU, P)[0]
-    assert predict_counts(tiny, n_tok, cfg, GPU, P.replace(host_floor_us_fg=500.0))[0] == pytest.approx(500e-6)
-    assert predict_counts(tiny, n_tok, cfg, GPU, P.replace(launch_extra_us_fg=7.0))[0] == pytest.approx(t0 + 7e-6)
-    with pytest.raises(FgsimError, match="tile_scale/x"):
-        ModelParams.from_dict({"tile_scale/x": 0.0})
+    assert predict_counts(tiny, n_tok, cfg, GPU, P.replace(launch_us=P.launch_us + 7.0))[0] == pytest.approx(t0 + 7e-6)
+
+
+def test_plan_prices_many_calls_like_one_at_a_time(rng: np.random.Generator) -> None:
+    from fgsim.costmodel import KernelPlan
+
+    n_tok, heads = 4096, 3
+    cfg = launch_config("fg", "h200", 64, 64, 1)
+    plan = KernelPlan.build(cfg, GPU, P, n_tok, heads)
+    cs = [rng.integers(0, n_tok + 1, (heads, n_tok // 64)) for _ in range(10)]
+    many, _, _ = plan.run(cs)
+    one = [predict_counts(c, n_tok, cfg, GPU, P)[0] for c in cs]
+    assert np.allclose(many, one)
+
+
+def test_sm_partition_never_faster(rng: np.random.Generator) -> None:
+    n_tok = 8192
+    for kernel in ("fg", "block", "dense"):
+        cfg = launch_config(kernel, "h200", 128, 128, 1)
+        n = 1 if kernel != "block" else cfg.gran_n
+        c = rng.integers(0, -(-n_tok // n) + 1, (4, n_tok // 128))
+        ts = [predict_counts(c, n_tok, cfg, GPU.with_sms(s), P)[0] for s in (16, 32, 64, 132)]
+        assert all(a >= b * (1 - 1e-9) for a, b in zip(ts, ts[1:], strict=False))
 
 
 def test_simultaneous_finishes_refill_breadth_first():
@@ -171,12 +189,12 @@ def test_simultaneous_finishes_refill_breadth_first():
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.floats(1e-6, 1.0), st.integers(1, 4), st.floats(0.0, 1.0))
-def test_coresident_rates_alone_is_exactly_one(u, slots, interleave):
+@given(st.floats(1.0, 1e4), st.floats(1.0, 1e4), st.integers(1, 4), st.floats(1.0, 16.0))
+def test_coresident_rates_alone_is_exactly_one(res, chain, slots, p):
     """A lone CTA runs at exactly its own speed, so one-slot launches stay on the scheduler's fast path; the SM's
-    throughput never falls with more resident CTAs, whatever the stall interleaving."""
+    throughput never falls with more resident CTAs."""
     from fgsim.costmodel import coresident_rates
 
-    rates = coresident_rates(u, slots, interleave)
+    rates = coresident_rates(res, chain, slots, p)
     assert rates[0] == 1.0
-    assert np.all(rates <= 1.0) and np.all(np.diff(rates * np.arange(1, slots + 1)) >= -1e-12)
+    assert np.all(rates <= 1.0) and np.all(np.diff(rates * np.arange(1, slots + 1)) >= -1e-9)

@@ -1,7 +1,10 @@
-"""``fgsim validate``: measure kernels on a GPU (``--measure``) or report predictions vs committed measurements.
+"""``fgsim validate``: measure a case list on a GPU (``--measure``), or score measurements and write the report.
 
-Without ``--measure`` (CPU): joins ``validation/results/*.csv`` with fresh predictions and writes
-``validation/REPORT.md`` plus predicted-vs-measured scatter plots per kernel family.
+``--measure --cases dev|test`` times the committed case list (``validation/cases/<list>.csv``) with CUDA-graph
+timing in interleaved rounds (green contexts for SM partitions) into a results CSV. Without ``--measure`` (CPU):
+predicts every measured row with the committed calibration and writes ``validation/REPORT.md`` with the error per
+axis (tuned configs, non-default launch configs, SM partitions, fp16, traces) for the development and the frozen
+test set, next to the calibration fit.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
-from fgsim.commands._args import nonneg_int, positive_int
+from fgsim.commands._args import positive_int
 from fgsim.errors import FgsimError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,25 +23,18 @@ REPO = Path(__file__).resolve().parents[2]
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("validate", help="validate the model: --measure on a GPU, else write the report",
                               description=__doc__)
-    p.add_argument("--measure", action="store_true", help="time fgattn's kernels over the case list (GPU)")
-    p.add_argument("--cases", default="full", choices=("full", "traces", "tiny", "calib"),
-                   help="case list: full (scored synthetic + traces), traces (the traces' alone), calib, tiny")
-    p.add_argument("--per-trace", type=nonneg_int, default=3,
-                   help="cases per trace, spread evenly over its entries (0: every entry)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the scored case list")
-    p.add_argument("--traces", default=str(REPO / "traces"), help="directory of .fgt traces to include "
-                   "(default <repo>/traces)")
-    p.add_argument("--out-dir", default=str(REPO / "validation"),
-                   help="report directory (results CSVs go to <out-dir>/results; default <repo>/validation)")
-    p.add_argument("--results", nargs="*", help="CSV files to report on (default <repo>/validation/results/*.csv)")
-    p.add_argument("--rep-ms", type=positive_int, default=50, help="do_bench rep time per measurement (ms)")
-    p.add_argument("--bench", default="do_bench", choices=("do_bench", "graph"),
-                   help="timing: do_bench events (default) or do_bench_cudagraph (GPU time, no host overhead)")
-    p.add_argument("--rounds", type=positive_int, default=1, help="interleaved rounds per case (median recorded)")
-    p.add_argument("--clock-warm-ms", type=float, default=0.0, help="GEMM warm-up before each case (ms)")
+    p.add_argument("--measure", action="store_true", help="time fgattn's kernels over a case list (GPU)")
+    p.add_argument("--cases", default="test", choices=("dev", "test", "calib", "tiny"),
+                   help="case list to measure (validation/cases/<list>.csv; tiny: CPU smoke test)")
+    p.add_argument("--csv", help="results CSV to write with --measure (default "
+                   "<out-dir>/results/<gpu>-<date>-<list>.csv)")
     p.add_argument("--case-ids", help="comma-separated case ids to measure (default: the whole list)")
-    p.add_argument("--tag", default="", help="suffix of the results CSV name (e.g. graph)")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds per case (median recorded)")
+    p.add_argument("--workers", type=positive_int, default=12, help="processes compiling kernels before timing")
+    p.add_argument("--dev", nargs="*", default=None, help="development-set results CSVs to report on")
+    p.add_argument("--test", nargs="*", default=None, help="frozen test-set results CSVs to report on")
+    p.add_argument("--out-dir", default=str(REPO / "validation"),
+                   help="report directory (REPORT.md; default <repo>/validation)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -52,8 +48,6 @@ def require_cuda(what: str, hint: str = "") -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fgsim.validate import case_list, write_report
-
     out_dir = Path(args.out_dir)
     if args.measure:
         try:
@@ -61,47 +55,36 @@ def run(args: argparse.Namespace) -> int:
             import triton  # noqa: F401
         except ImportError:
             raise FgsimError("--measure needs torch, triton and fgattn (PYTHONPATH=.:kernels) on a GPU") from None
-        require_cuda("validate --measure")
-        if not Path(args.traces).is_dir() and args.cases in ("full", "traces"):
-            raise FgsimError(f"--traces: {args.traces} is not a directory")
-        out_dir.mkdir(parents=True, exist_ok=True) if out_dir.parent.is_dir() else None
-        if not out_dir.is_dir():
-            raise FgsimError(f"--out-dir: {out_dir} does not exist")
-        from fgsim.validate import environment, measure
+        if args.cases != "tiny":
+            require_cuda("validate --measure")
+        from fgsim.fileio import check_output_path
+        from fgsim.provenance import ClockSampler, environment
+        from fgsim.validation.cases import load_case_list
+        from fgsim.validation.measure import measure_cases, precompile
 
-        env = environment()
-        cases = case_list(args.cases, args.seed, args.traces, args.per_trace)
+        if args.csv:
+            check_output_path(args.csv, "--csv", (".csv",))
+        cases = load_case_list(args.cases)
         if args.case_ids:
             want = {c.strip() for c in args.case_ids.split(",") if c.strip()}
             cases = [c for c in cases if c.case_id in want]
             if not cases:
-                raise FgsimError(f"no case in list '{args.cases}' matches --case-ids")
-        tag = f"-{args.tag}" if args.tag else ""
-        csv_path = out_dir / "results" / f"{env['gpu_key']}-{_dt.date.today().isoformat()}{tag}.csv"
-        rows = measure(cases, csv_path, rep_ms=args.rep_ms, progress=not args.no_progress, bench=args.bench,
-                       rounds=args.rounds, clock_warm_ms=args.clock_warm_ms)
+                raise FgsimError(f"--case-ids: no case in list '{args.cases}' matches")
+        env = environment()
+        csv_path = Path(args.csv) if args.csv else \
+            out_dir / "results" / f"{env['gpu_key']}-{_dt.date.today().isoformat()}-{args.cases}.csv"
+        with ClockSampler() as clocks:
+            precompile(cases, workers=args.workers)
+            rows = measure_cases(cases, csv_path, rounds=args.rounds, progress=not args.no_progress, clocks=clocks,
+                                 env=env)
         print(f"{len(rows)} measurements of {len(cases)} cases appended to {csv_path}")
         return 0
-    results = args.results
-    if results is None:
-        results = []
-        for p in sorted((REPO / "validation" / "results").glob("*.csv")):
-            with p.open() as fh:
-                head = fh.readline()
-            if "case_id" in head and "measured_ms" in head:  # validation CSVs only (not kernel/capture logs)
-                results.append(str(p))
-    missing = [r for r in results if not Path(r).is_file()]
-    if missing:
-        raise FgsimError(f"results file not found: {missing[0]}")
-    if not out_dir.is_dir():
-        raise FgsimError(f"--out-dir: {out_dir} is not a directory")
-    if not args.no_plots:
-        from fgsim.fileio import require_matplotlib
+    from fgsim.validation.report import write_report
 
-        require_matplotlib("the report's plots (or --no-plots)")
-    from fgsim.commands._args import numba_notice
-
-    numba_notice()
-    rep = write_report(results, out_dir, plots=not args.no_plots, progress=not args.no_progress)
+    for opt, files in (("--dev", args.dev), ("--test", args.test)):
+        for f in files or []:
+            if not Path(f).is_file():
+                raise FgsimError(f"{opt}: {f}: no such file")
+    rep = write_report(out_dir, dev=args.dev, test=args.test)
     print(f"report written to {rep}")
     return 0

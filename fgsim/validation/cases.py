@@ -257,7 +257,7 @@ def development_cases() -> list[Case]:
     return out
 
 
-def test_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2) -> list[Case]:
+def frozen_test_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2) -> list[Case]:
     """The frozen test list (see module docstring)."""
     rng = np.random.default_rng(TEST_SEED)
     out: list[Case] = []
@@ -338,7 +338,7 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
     if split == "dev":
         return development_cases()
     if split == "test":
-        return test_cases(traces_dir)
+        return frozen_test_cases(traces_dir)
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
@@ -347,6 +347,15 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
 # ---------------------------------------------------------------------------------------------------------
 # case-list files
 # ---------------------------------------------------------------------------------------------------------
+
+
+def repo_path(path: str) -> str:
+    """A trace path from a CSV: relative paths are relative to the repository root (where the committed CSVs
+    were written), not to the current directory."""
+    if not path or Path(path).is_absolute():
+        return path
+    repo = Path(__file__).resolve().parents[2] / path
+    return str(repo) if repo.exists() or not Path(path).exists() else path
 
 
 def case_row(c: Case) -> dict[str, str]:
@@ -361,7 +370,7 @@ def case_from_row(row: dict[str, str], kernel: str | None = None) -> Case:
         kern = (kernel,) if kernel else tuple(x for x in (row.get("kernels") or row.get("kernel", "")).split("+") if x)
         return Case(row["case_id"], row["split"], row["structure"], int(row["n_tokens"]), int(row["heads"]),
                     int(row["head_dim"]), int(row["block_m"]), float(row["density"]), int(row["seed"]),
-                    row.get("trace", ""), int(row.get("pass_index") or -1), int(row.get("layer") or -1), kern,
+                    repo_path(row.get("trace", "")), int(row.get("pass_index") or -1), int(row.get("layer") or -1), kern,
                     int(row.get("req_block_n") or row.get("block_n_req") or 0) if kernel else int(row.get("block_n") or 0),
                     int(row.get("req_num_stages") or 0) if kernel else int(row.get("num_stages") or 0),
                     int(row.get("req_num_warps") or 0) if kernel else int(row.get("num_warps") or 0),

@@ -1,0 +1,229 @@
+"""Calibration microbenchmarks: the ingredients of the cost model, timed on the GPU with small Triton kernels.
+
+* ``hbm_stream`` — a device-to-device copy of 2 GiB (torch): HBM bandwidth (bytes read + written per second);
+* ``l2_stream`` — programs re-reading a 16 MiB buffer (L2-resident) with 16-B vector loads: L2 read bandwidth;
+* ``chase_l2`` / ``chase_hbm`` — one thread chasing a random pointer cycle in 4 MiB / 1 GiB: load-to-use latency;
+* ``exp2`` — programs applying exp2 to register tiles: MUFU throughput (exp per clock per SM);
+* ``gather`` — each program gathers ``T`` tiles of ``rows`` K rows (``D`` x 2 B each) through indices, pipelined
+  with ``stages`` (Triton cp.async), random rows of an L2-resident or an HBM-sized buffer, or contiguous rows:
+  the load path of the FG kernel at given rows / bytes / stages, priced by the same tile model
+  (:func:`predict_micro`) and fitted together with the calibration kernel runs.
+
+The first four are *measured constants*: ``fgsim calibrate`` records them and takes the model's L2 / HBM
+efficiencies and the latency's lower bound from them; ``gather`` rows are fitted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from fgsim.hardware import GPU
+from fgsim.model.cta_cost import smax
+from fgsim.model.params import ModelParams
+
+#: gather microbenchmark grid: (rows per tile, stages, D, buffer) x programs per SM
+GATHER_GRID = tuple((rows, st, d, buf) for rows in (32, 64, 128) for st in (2, 4) for d in (64, 128)
+                    for buf in ("l2", "hbm", "contig"))
+GATHER_TILES = 64
+L2_BUF_BYTES = 8 << 20
+HBM_BUF_BYTES = 2 << 30
+
+
+def predict_micro(row: Mapping[str, str], gpu: GPU, p: ModelParams) -> float:
+    """Predicted seconds of a ``gather`` microbenchmark row (per launch)."""
+    a = json.loads(row["micro_args"])
+    rows, st, d, buf, per_sm, warps = (int(a["rows"]), int(a["stages"]), int(a["d"]), a["buf"], int(a["per_sm"]),
+                                       int(a["warps"]))
+    clk = gpu.clock_hz
+    n_prog = gpu.sm_count * per_sm
+    byts = rows * d * 2.0
+    bw = min(gpu.l2_bytes_per_s * p.l2_bw_eff / (gpu.sm_count * clk), gpu.l2_port_bytes_per_clk)
+    if buf == "hbm":
+        bw = min(bw, gpu.hbm_bytes_per_s * p.hbm_bw_eff / (gpu.sm_count * clk))
+    wg = max(1, warps // 4)
+    res = max(byts / bw, 2.0 * byts / gpu.smem_bytes_per_clk_per_sm, rows * d / (gpu.fp32_flop_per_clk_per_sm / 2))
+    la = max(0.5, (st - 1) / 2.0)  # the index load is pipelined too (one indirection level)
+    chain = max(rows * p.row_issue_cycles / wg + p.tile_sync_cycles, (p.mem_latency_cycles + byts / bw) / la)
+    per_tile = float(smax(res, chain, p.overlap_p) * smax(per_sm * res, chain, p.share_p)
+                     / smax(res, chain, p.share_p))
+    cycles = GATHER_TILES * per_tile + p.mem_latency_cycles + p.cta_cycles
+    del n_prog
+    return cycles / clk + p.launch_us * 1e-6
+
+
+
+# ---------------------------------------------------------------------------------------------------------
+# GPU side
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _kernels() -> dict[str, Any]:
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def gather_k(Base, Idx, Out, T, ROWS: tl.constexpr, D: tl.constexpr, STAGES: tl.constexpr):
+        pid = tl.program_id(0)
+        offs_r = tl.arange(0, ROWS)
+        offs_d = tl.arange(0, D)
+        acc = tl.zeros([ROWS, D], dtype=tl.float32)
+        for t in tl.range(0, T, num_stages=STAGES):
+            idx = tl.load(Idx + (pid * T + t) * ROWS + offs_r)
+            x = tl.load(Base + idx.to(tl.int64)[:, None] * D + offs_d[None, :])
+            acc += x.to(tl.float32)
+        tl.store(Out + pid, tl.sum(acc))
+
+    @triton.jit
+    def chase_k(P, Out, T):
+        i = tl.load(P).to(tl.int64)
+        for _ in range(T):
+            i = tl.load(P + i).to(tl.int64)
+        tl.store(Out, i)
+
+    @triton.jit
+    def exp_k(Out, T, BM: tl.constexpr, BN: tl.constexpr):
+        pid = tl.program_id(0)
+        x = (tl.arange(0, BM)[:, None] * BN + tl.arange(0, BN)[None, :]).to(tl.float32) * 1e-7 + pid * 1e-9
+        for _ in range(T):
+            x = tl.exp2(x) * 0.5
+        tl.store(Out + pid, tl.sum(x))
+
+    @triton.jit
+    def l2_k(Buf, Out, n_per_prog, R, BLOCK: tl.constexpr):
+        pid = tl.program_id(0)
+        base = pid * n_per_prog
+        acc = tl.zeros([BLOCK], dtype=tl.float32)
+        for _ in range(R):
+            for o in range(0, n_per_prog, BLOCK):
+                acc += tl.load(Buf + base + o + tl.arange(0, BLOCK)).to(tl.float32)
+        tl.store(Out + pid, tl.sum(acc))
+
+    return {"gather": gather_k, "chase": chase_k, "exp": exp_k, "l2": l2_k}
+
+
+def _time(fn: Any, rounds: int = 5) -> float:
+    """Median ms of ``fn`` (CUDA events; one warm call first)."""
+    import torch
+
+    if not torch.cuda.is_available():  # CPU interpreter (tests): wall time of one call
+        t0 = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t0) * 1e3
+    fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(rounds):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        fn()
+        e.record()
+        torch.cuda.synchronize()
+        ts.append(s.elapsed_time(e))
+    return float(np.median(ts))
+
+
+def run_micro(sm_count: int, quick: bool = False) -> list[dict[str, Any]]:
+    """Run every microbenchmark on the current GPU; rows with ``kind=micro``, ``micro``, ``micro_args``,
+    ``measured_ms`` and, for the measured constants, ``value`` (unit in ``micro_args``)."""
+    import torch
+
+    k = _kernels()
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    out: list[dict[str, Any]] = []
+    t0 = time.time()
+
+    def add(name: str, args: dict[str, Any], ms: float, value: float | None = None) -> None:
+        out.append({"kind": "micro", "split": "calib", "case_id": f"m-{len(out):03d}", "micro": name,
+                    "micro_args": json.dumps({**args, **({"value": value} if value is not None else {})},
+                                             sort_keys=True), "measured_ms": ms, "status": "ok",
+                    "bench": "cuda events, 5 runs after one warm run, median"})
+
+    # HBM stream
+    n = (1 << 30) if not quick else (1 << 20)
+    a = torch.empty(n, dtype=torch.uint8, device=dev)
+    b = torch.empty_like(a)
+    ms = _time(lambda a=a, b=b: b.copy_(a))
+    add("hbm_stream", {"bytes": 2 * n, "unit": "GB/s"}, ms, 2 * n / (ms * 1e-3) / 1e9)
+    del a, b
+    # L2 stream: 16 MiB re-read R times by sm_count * 4 programs
+    nbuf = (16 << 20) // 2 if not quick else 1 << 14
+    buf = torch.randn(nbuf, device=dev, dtype=torch.float16)
+    progs = sm_count * 4
+    per = nbuf // progs // 1024 * 1024
+    r = 20 if not quick else 1
+    o = torch.empty(progs, device=dev, dtype=torch.float32)
+    ms = _time(lambda: k["l2"][(progs,)](buf, o, per, r, BLOCK=1024, num_warps=8))
+    add("l2_stream", {"bytes": progs * per * 2 * r, "unit": "GB/s"}, ms, progs * per * 2 * r / (ms * 1e-3) / 1e9)
+    # pointer chase: latency in ns (the caller turns it into cycles with the measured clock)
+    for name, nbytes in (("chase_l2", 4 << 20), ("chase_hbm", 1 << 30)):
+        nel = (nbytes // 8) if not quick else 1 << 10
+        perm = torch.randperm(nel, device=dev)
+        nxt = torch.empty(nel, dtype=torch.int64, device=dev)
+        nxt[perm] = torch.roll(perm, 1)
+        steps = 20000 if not quick else 10
+        oo = torch.empty(1, dtype=torch.int64, device=dev)
+        ms = _time(lambda nxt=nxt, steps=steps, oo=oo: k["chase"][(1,)](nxt, oo, steps, num_warps=1), rounds=3)
+        add(name, {"steps": steps, "bytes": nbytes, "unit": "ns"}, ms, ms * 1e6 / steps)
+        del perm, nxt
+    # exp2 throughput: exp per clock per SM needs the clock: the caller divides by the measured clock
+    bm, bn, t = 64, 64, 4096 if not quick else 4
+    for per_sm in (4, 8):
+        progs = sm_count * per_sm
+        oo = torch.empty(progs, device=dev, dtype=torch.float32)
+        ms = _time(lambda progs=progs, oo=oo: k["exp"][(progs,)](oo, t, BM=bm, BN=bn, num_warps=4))
+        add("exp2", {"per_sm": per_sm, "exps": progs * bm * bn * t, "unit": "exp/s"}, ms,
+            progs * bm * bn * t / (ms * 1e-3))
+    # gathers at given rows / bytes / stages
+    for rows, st, d, bufk in GATHER_GRID:
+        if quick and (rows != 32 or d != 64 or st != 2):
+            continue
+        nb_rows = (HBM_BUF_BYTES if bufk == "hbm" else L2_BUF_BYTES) // (d * 2) if not quick else 4096
+        base = torch.empty(nb_rows * d, device=dev, dtype=torch.float16).normal_()
+        for per_sm in (1, 2):
+            warps = 4
+            progs = sm_count * per_sm
+            nidx = progs * GATHER_TILES * rows
+            if bufk == "contig":
+                idx = (torch.arange(nidx, device=dev) % nb_rows).to(torch.int32)
+            else:
+                idx = torch.randint(0, nb_rows, (nidx,), device=dev, dtype=torch.int32)
+            oo = torch.empty(progs, device=dev, dtype=torch.float32)
+            ms = _time(lambda progs=progs, idx=idx, oo=oo, base=base, rows=rows, d=d, st=st, warps=warps:
+                       k["gather"][(progs,)](base, idx, oo, GATHER_TILES, ROWS=rows, D=d, STAGES=st,
+                                             num_warps=warps))
+            add("gather", {"rows": rows, "stages": st, "d": d, "buf": bufk, "per_sm": per_sm, "warps": warps,
+                           "tiles": GATHER_TILES}, ms)
+        del base
+    print(f"microbenchmarks: {len(out)} rows in {time.time() - t0:.0f} s", flush=True)
+    return out
+
+
+def measured_constants(rows: list[Mapping[str, Any]], clock_mhz: float, gpu: GPU) -> dict[str, float]:
+    """Measured constants of the microbenchmark rows: L2 / HBM bandwidth (GB/s), load latency (cycles at the
+    measured clock), exp2 per clock per SM, and the efficiencies they give against the GPU file."""
+    out: dict[str, float] = {}
+    for r in rows:
+        if r.get("micro") in ("hbm_stream", "l2_stream", "chase_l2", "chase_hbm", "exp2"):
+            a = json.loads(str(r["micro_args"]))
+            out.setdefault(str(r["micro"]), [])  # type: ignore[arg-type]
+            out[str(r["micro"])].append(float(a["value"]))  # type: ignore[union-attr]
+    res: dict[str, float] = {}
+    clk = clock_mhz * 1e6 if clock_mhz > 0 else gpu.clock_hz
+    if "hbm_stream" in out:
+        res["hbm_gbs"] = max(out["hbm_stream"])  # type: ignore[arg-type]
+        res["hbm_bw_eff"] = res["hbm_gbs"] / gpu.hbm_bandwidth_gbs
+    if "l2_stream" in out:
+        res["l2_gbs"] = max(out["l2_stream"])  # type: ignore[arg-type]
+        res["l2_bw_eff"] = res["l2_gbs"] / gpu.l2_bandwidth_gbs
+    for k in ("chase_l2", "chase_hbm"):
+        if k in out:
+            res[f"{k}_cycles"] = min(out[k]) * 1e-9 * clk  # type: ignore[arg-type]
+    if "exp2" in out:
+        res["exp2_per_clk_per_sm"] = max(out["exp2"]) / clk / gpu.sm_count  # type: ignore[arg-type]
+    return {k: float(v) for k, v in res.items() if math.isfinite(v)}

@@ -1,0 +1,278 @@
+"""Per-call assembly: the plan/run API.
+
+:func:`KernelPlan.build` makes the per-count CTA tables once per (launch config, GPU, N, heads); :meth:`KernelPlan.run`
+prices any number of calls from their (heads, QB) kept-tile counts: CTAs in the kernel's launch order go through
+the event-driven scheduler (``fgsim.scheduler``), and a call takes
+``max(makespan, L2 floor, HBM floor) + launch``. HBM traffic counts K/V reuse across the CTAs of a head that run at
+once (LRU working-set estimate against ``l2_reuse_frac`` of the L2).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from fgsim.errors import FgsimError
+from fgsim.hardware import GPU
+from fgsim.launchcfg import KernelConfig
+from fgsim.model.cta_cost import CtaTables, cta_tables, skip_n
+from fgsim.model.occupancy import ELT_BYTES, Occupancy
+from fgsim.model.params import ModelParams
+from fgsim.scheduler import simulate, simulate_calls
+
+COMPONENTS = ("mma", "exp", "memory", "tail", "fixed")
+COUNT_GRANULARITIES = (1, 16, 64, 128)
+
+
+class Workload(Protocol):
+    """What the model reads from a trace (``fgsim.trace`` object or a synthetic stand-in)."""
+
+    @property
+    def n_tokens(self) -> int: ...
+
+    def entries(self) -> list[tuple[int, int]]: ...
+
+    def counts(self, p: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray: ...
+
+
+@dataclass
+class KernelPrediction:
+    """Prediction of one kernel over a set of calls (times in seconds)."""
+
+    kernel: str
+    gpu: str
+    config: KernelConfig
+    params_source: str
+    per_call_s: np.ndarray
+    entries: list[tuple[int, int]]
+    breakdown_s: dict[str, float]  # summed over all calls
+    occupancy: Occupancy
+    flops: float = 0.0  # useful (kept) attention FLOP over all calls
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_s(self) -> float:
+        return float(self.per_call_s.sum())
+
+    @property
+    def mean_call_s(self) -> float:
+        return float(self.per_call_s.mean()) if self.per_call_s.size else 0.0
+
+
+def counts_m_n(cfg: KernelConfig, stored_block_m: int | None) -> tuple[int, int]:
+    """The (m, n) at which this kernel reads trace counts; FgsimError if the trace cannot provide them."""
+    m = cfg.block_m
+    if stored_block_m is not None and (m % stored_block_m or m > 128):
+        raise FgsimError(f"trace was stored at block_m={stored_block_m}; it cannot give counts for kernel "
+                         f"BLOCK_M={m} (needs a multiple of {stored_block_m} up to 128)")
+    n = skip_n(cfg)
+    if cfg.kernel != "dense" and n not in COUNT_GRANULARITIES:
+        raise FgsimError(f"{cfg.kernel} kernel skips at {n} keys; traces store counts only at n in "
+                         f"{COUNT_GRANULARITIES}")
+    return m, n
+
+
+def launch_order(c: np.ndarray, cfg: KernelConfig) -> np.ndarray:
+    """(heads, QB) counts → 1-D CTA launch order.
+
+    fgattn launches grid (QB, B*H) with program_id(0) = query block (fastest), i.e. head-major; with a row order
+    (``extra['order'] == 'lpt'``, FgIndex.order built with ``order=True``) it runs ``fgattn.schedule.row_order``:
+    promoted heavy rows first, then head-major, heaviest query block first.
+    """
+    if cfg.grid_order == "head_fastest":
+        return np.ascontiguousarray(c.T).reshape(-1)
+    if cfg.extra.get("order") == "lpt" and cfg.kernel != "dense":
+        try:
+            from fgattn.schedule import row_order  # type: ignore[import-not-found]
+
+            return np.ascontiguousarray(c).reshape(-1)[row_order(c)]
+        except ImportError:
+            return np.ascontiguousarray(-np.sort(-c, axis=1, kind="stable")).reshape(-1)
+    return np.ascontiguousarray(c).reshape(-1)
+
+
+@dataclass
+class KernelPlan:
+    """Everything about one (launch config, GPU, N, heads) that does not depend on the mask."""
+
+    cfg: KernelConfig
+    gpu: GPU
+    params: ModelParams
+    n_tokens: int
+    n_keys: int
+    heads: int
+    qb: int
+    tables: CtaTables
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, heads: int, *,
+              n_keys: int | None = None, resources: Mapping[str, Any] | None = None) -> KernelPlan:
+        """Tables for calls of ``heads`` heads of ``n_tokens`` queries (x ``n_keys`` keys, default square)."""
+        qb = -(-int(n_tokens) // cfg.block_m)
+        tabs = cta_tables(cfg, gpu, params, int(n_tokens), n_ctas=heads * qb, n_keys=n_keys, resources=resources)
+        notes = list(tabs.notes)
+        if cfg.extra.get("tma") and cfg.kernel != "fg" and not gpu.has_tma:
+            notes.append(f"{gpu.name} has no TMA: the config's TMA option is priced as pointer (cp.async) loads")
+        return cls(cfg, gpu, params, int(n_tokens), int(n_keys or n_tokens), int(heads), qb, tabs, notes)
+
+    def run(self, counts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
+        """Per-call seconds, (calls, 5) breakdown seconds and useful FLOP of calls given as (heads, QB) counts at
+        the kernel's (m, n) (ignored for dense: pass one array per call, any content)."""
+        cfg, occ = self.cfg, self.tables.occupancy
+        n_calls = len(counts)
+        if cfg.kernel == "dense":
+            idx = np.zeros((1, self.heads * self.qb), np.int64)
+        else:
+            rows = []
+            for c in counts:
+                c = np.asarray(c)
+                if c.ndim != 2 or c.shape != (self.heads, self.qb):
+                    raise FgsimError(f"counts of shape {c.shape}; expected ({self.heads}, {self.qb}) for "
+                                     f"N={self.n_tokens}, M={cfg.block_m}")
+                rows.append(launch_order(c, cfg))
+            idx = np.stack(rows).astype(np.int64) if rows else np.zeros((0, self.heads * self.qb), np.int64)
+        ms, _, csum = simulate_calls(idx, self.tables.work, self.tables.comps, self.gpu.sm_count, occ.slots, occ.gain,
+                                     np.array(occ.rates))
+        pc, bd = self._finish(ms, csum)
+        if cfg.kernel == "dense":
+            pc = np.repeat(pc, n_calls)
+            bd = np.repeat(bd, n_calls, axis=0)
+            flops = 4.0 * self.heads * float(self.n_tokens) * self.n_keys * cfg.head_dim * n_calls
+        else:
+            flops = 4.0 * cfg.block_m * cfg.head_dim * float(csum[:, 6].sum())
+        return pc, bd, flops
+
+    def _finish(self, ms: np.ndarray, csum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-call seconds and (calls, 5) breakdown seconds from makespans (cycles) and component sums."""
+        gpu, p, cfg = self.gpu, self.params, self.cfg
+        clk = gpu.clock_hz
+        occ = self.tables.occupancy
+        elt = ELT_BYTES.get(cfg.dtype, 2)
+        t_sched = ms / clk
+        per_sm = gpu.sm_count * occ.gain
+        mma, ex, mem, fixed = (csum[:, i] / per_sm / clk for i in range(4))
+        tail = np.maximum(t_sched - (mma + ex + mem + fixed), 0.0)
+        heads = self.heads
+        qo = 2.0 * heads * self.n_tokens * cfg.head_dim * elt
+        kv_l2 = csum[:, 4]
+        t_l2 = (kv_l2 + qo) / (gpu.l2_bytes_per_s * p.l2_bw_eff)
+        uniq = 1.0 - np.exp(csum[:, 5] / max(heads, 1))  # fraction of a head's keys touched at least once
+        kv_head = self.n_keys * 2.0 * cfg.head_dim * elt
+        compulsory = heads * uniq * kv_head
+        conc = min(heads, math.ceil(gpu.sm_count * occ.slots / max(self.qb, 1)) + 1)
+        ws = conc * uniq * kv_head
+        l2_eff = gpu.l2_bytes * p.l2_reuse_frac
+        miss = np.where(ws > l2_eff, 1.0 - l2_eff / np.maximum(ws, 1.0), 0.0)
+        hbm = compulsory + np.maximum(kv_l2 - compulsory, 0.0) * miss + qo
+        t_hbm = hbm / (gpu.hbm_bytes_per_s * p.hbm_bw_eff)
+        floor_excess = np.maximum(np.maximum(t_l2, t_hbm) - t_sched, 0.0)
+        launch = p.launch_us * 1e-6
+        per_call = t_sched + floor_excess + launch
+        bd = np.stack([mma, ex, mem + floor_excess, tail, fixed + launch], axis=1)
+        return per_call, bd
+
+
+def predict_workload(wl: Workload, cfg: KernelConfig, gpu: GPU, params: ModelParams, *,
+                     params_source: str = "", entries: Sequence[tuple[int, int]] | None = None,
+                     num_heads: int | None = None, stored_block_m: int | None = None,
+                     chunk: int = 64, progress: Callable[[int], Any] | None = None,
+                     resources: Mapping[str, Any] | None = None) -> KernelPrediction:
+    """Predict ``cfg`` for every (pass, layer) entry of ``wl`` (or ``entries``).
+
+    ``num_heads``: if larger than the heads in the counts, the captured heads are repeated cyclically (a trace
+    that captured a subset of heads); ``progress(k)`` is called after each chunk of k calls; ``resources``: the
+    calibration's compiled registers / shared memory per launch configuration.
+    """
+    meta = getattr(wl, "meta", None)
+    if getattr(meta, "attention", "self") != "self":
+        raise FgsimError("cross-attention traces are not supported by the cost model yet")
+    n_tok = int(wl.n_tokens)
+    ents = list(wl.entries() if entries is None else entries)
+    if not ents:
+        raise FgsimError("the trace has no captured (pass, layer) entries to predict")
+    m, n = counts_m_n(cfg, stored_block_m)
+    qb = -(-n_tok // m)
+    c0 = np.asarray(wl.counts(*ents[0], m=m, n=n if cfg.kernel != "dense" else 1))
+    captured = c0.shape[0] if c0.ndim == 2 else 1
+    heads = max(int(num_heads or 0), captured)
+    plan = KernelPlan.build(cfg, gpu, params, n_tok, heads, resources=resources)
+    notes = list(plan.notes)
+    per_call = np.zeros(len(ents))
+    bds = np.zeros((len(ents), len(COMPONENTS)))
+    flops = 0.0
+    if cfg.kernel == "dense":
+        pc, bd, flops = plan.run([c0] * len(ents))
+        per_call[:], bds[:] = pc, bd
+        if progress:
+            progress(len(ents))
+    else:
+        for s in range(0, len(ents), chunk):
+            block = ents[s:s + chunk]
+            cs = []
+            for (pp, ll) in block:
+                c = np.asarray(wl.counts(pp, ll, m=m, n=n))
+                if c.ndim != 2 or c.shape[1] != qb:
+                    raise FgsimError(f"trace counts for pass {pp}, layer {ll} have shape {c.shape}; expected "
+                                     f"(heads, {qb}) for N={n_tok}, M={m}")
+                if c.shape[0] < heads:
+                    got = c.shape[0]
+                    c = np.tile(c, (-(-heads // got), 1))[:heads]
+                    if not any("captured heads" in x for x in notes):
+                        notes.append(f"trace holds counts for {got} captured heads; repeated to {heads}")
+                elif c.shape[0] != heads:
+                    raise FgsimError("trace entries have different numbers of heads; predict them separately")
+                cs.append(c)
+            pc, bd, fl = plan.run(cs)
+            per_call[s:s + len(block)] = pc
+            bds[s:s + len(block)] = bd
+            flops += fl
+            if progress:
+                progress(len(block))
+    breakdown = {k: float(bds[:, i].sum()) for i, k in enumerate(COMPONENTS)}
+    return KernelPrediction(kernel=cfg.kernel, gpu=gpu.name, config=cfg, params_source=params_source,
+                            per_call_s=per_call, entries=ents, breakdown_s=breakdown, occupancy=plan.tables.occupancy,
+                            flops=flops, notes=notes)
+
+
+def predict_counts(counts: np.ndarray, n_tokens: int, cfg: KernelConfig, gpu: GPU, params: ModelParams, *,
+                   n_keys: int | None = None, resources: Mapping[str, Any] | None = None
+                   ) -> tuple[float, dict[str, float]]:
+    """Predict one call from (heads, QB) counts at the kernel's (m, n) (ignored for dense): (seconds, breakdown)."""
+    c = np.asarray(counts)
+    heads = c.shape[0] if c.ndim == 2 else 1
+    plan = KernelPlan.build(cfg, gpu, params, n_tokens, heads, n_keys=n_keys, resources=resources)
+    if cfg.kernel == "dense":
+        c = np.zeros((heads, plan.qb), np.int64)
+    pc, bd, _ = plan.run([c])
+    return float(pc[0]), {k: float(bd[0, i]) for i, k in enumerate(COMPONENTS)}
+
+
+def timeline(counts: np.ndarray, n_tokens: int, cfg: KernelConfig, gpu: GPU, params: ModelParams
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-CTA (start_s, end_s, sm) of one call in launch order, for plots."""
+    tabs = cta_tables(cfg, gpu, params, n_tokens, n_ctas=int(np.asarray(counts).size))
+    c = np.zeros_like(np.asarray(counts)) if cfg.kernel == "dense" else np.asarray(counts)
+    order = launch_order(c, cfg)
+    sch = simulate(tabs.work[order], gpu.sm_count, tabs.occupancy.slots, tabs.occupancy.gain,
+                   np.array(tabs.occupancy.rates))
+    return sch.start / gpu.clock_hz, sch.end / gpu.clock_hz, sch.sm
+
+
+def iter_kernels(names: Iterable[str]) -> list[str]:
+    """Validate a kernel list (``fg,block,dense``)."""
+    out = []
+    for k in names:
+        k = k.strip()
+        if not k:
+            continue
+        if k not in ("fg", "block", "dense"):
+            raise FgsimError(f"unknown kernel '{k}'; choose from fg, block, dense")
+        out.append(k)
+    if not out:
+        raise FgsimError("no kernel given; use --kernel fg,block,dense")
+    return out

@@ -1,0 +1,236 @@
+"""Cycles of one key tile and of one CTA of the fgattn kernels, tabulated per kept-key count.
+
+One CTA = one query block of ``M = BLOCK_M`` rows of one head, run by ``num_warps`` warps = ``wg`` warpgroups
+(Hopper: a warpgroup issues wgmma for 64 query rows; ``W = min(wg, M/64)`` warpgroups split the MMA work). Its kept
+keys are packed into tiles of ``BN = BLOCK_N`` rows. Per tile (SM cycles; F, MUFU, FP32 and shared-memory rates
+per SM per clock from the GPU file):
+
+* tensor cores  ``t_mma = 4 M BN D / (F mma_eff)`` (a partial tile costs a full tile);
+* MUFU exp2     ``t_exp = M BN sfu_per_score / MUFU`` (the quarter-rate pipe: exp2 and what else issues there);
+  FP32 softmax work ``t_fp = (M BN fp32_per_score + M D) / (FP32/2)`` (``M D``: the O rescale every tile);
+* shared memory ``t_smem = (rows + W BN) 2 D elt / SMEM``: the copies write the K/V rows once, every MMA
+  warpgroup reads the whole K and V tile (FA3's "shared-memory tiling", arXiv 2407.08608);
+* L2 → SM       ``t_bw = rows 2 D elt / bw_sm``, ``bw_sm`` = the SM's share of the L2 bandwidth among the SMs
+  the grid keeps busy (capped per SM);
+* spills        ``t_spill = 2 n_spills 4 B threads / bw`` (the compiled kernel's spilled registers stored and
+  reloaded every tile, through L1 when the resident CTAs' spills fit beside their shared memory, else through L2;
+  added to both bounds);
+* a CTA whose warpgroups would own fewer than 64 query rows (e.g. M=64 with 8 warps) gets warp-level mma.sync
+  instead of wgmma: the GPU file's ``mma_sync_fraction`` of the tensor rate;
+* latency       ``t_lat = (L + rows 2 D elt / bw_sm) / lookahead``: Little's law with ``lookahead`` tiles in flight,
+  ``lookahead = (num_stages - 1) / (levels + 1)`` (Triton's pipeliner splits the stages between an index load and
+  the load it feeds; ``levels`` = 0 for contiguous/TMA tiles and FG gathers with prefetched indices);
+* one CTA's dependency chain ``chain = t_mma + t_exp + t_fp + issue/wg + 2 mma_wait + tile_sync``: the warpgroups
+  of one CTA run the FA2 loop in lockstep (Triton's loop has no ping-pong schedule: FA3, arXiv 2407.08608, needs
+  explicit warpgroup barriers for it), so inside one CTA the MMA and softmax phases of a tile do not overlap; they
+  overlap only across co-resident CTAs. ``issue`` = ``rows row_issue`` for pointer loads (cp.async, spread over the
+  warpgroups) or ``tma_issue`` per TMA tile.
+
+Shared-SM resources ``R = max(t_mma, max(t_exp, t_fp), t_smem, t_bw)`` and the CTA's own bound
+``C = max(chain, t_lat)`` overlap as ``smax(R, C) = (R^p + C^p)^(1/p)`` (``p = overlap_p``). With ``j`` CTAs
+resident on an SM the resources are shared: the co-residency curve the scheduler uses is
+``rates[j] = smax_q(R, C) / smax_q(j R, C)`` with ``q = share_p``.
+
+Per CTA: ``cta_cycles`` + prologue (Q and the first tile: the latency chain row offsets → index entries → rows
+for index-driven kernels, Q and the first tile's gathered rows at the SM's HBM share) + the masked tail tile's
+exposed latency + the O store at the SM's HBM share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fgsim.hardware import GPU
+from fgsim.launchcfg import KernelConfig
+from fgsim.model.occupancy import ELT_BYTES, Occupancy, compiled_resources, occupancy, spilled_registers
+from fgsim.model.params import ModelParams
+
+#: per-SM cap of L2 -> SM read bandwidth when few SMs share the L2 (bytes / cycle), if the GPU file has none
+L2_PORT_BYTES_PER_CLK = 64.0
+
+
+@dataclass
+class CtaTables:
+    """Per-count CTA cost tables (index = value of trace.counts at the kernel's (m, n))."""
+
+    n: int  # key granularity of the counts this kernel reads (0: dense, counts unused)
+    work: np.ndarray  # stand-alone cycles per CTA
+    comps: np.ndarray  # (7, C): mma, exp, memory, fixed cycles; L2 bytes; log(1 - keys/N); keys processed
+    occupancy: Occupancy
+    tile_flops_full: float
+    notes: list[str] = field(default_factory=list)
+
+
+def skip_n(cfg: KernelConfig) -> int:
+    """Key granularity at which the kernel skips work (the n of trace.counts); 0 for dense."""
+    if cfg.kernel == "fg":
+        return cfg.gran_n
+    if cfg.kernel == "block":
+        return cfg.gran_n if cfg.gran_n > 1 else cfg.block_n
+    return 0
+
+
+def uses_tma(cfg: KernelConfig, gpu: GPU) -> bool:
+    """Contiguous tiles through TMA descriptors: the config asks for it and the GPU has TMA (Hopper+)."""
+    return bool(cfg.extra.get("tma", False)) and cfg.kernel != "fg" and gpu.has_tma
+
+
+def lookahead(cfg: KernelConfig, tma: bool) -> float:
+    """Tiles in flight ahead of the one being consumed (Triton's pipeliner, see module docstring)."""
+    if cfg.kernel == "fg":
+        levels = 0 if int(cfg.extra.get("idx_ahead", 0)) >= 1 else 1
+    elif cfg.kernel == "block":
+        levels = 0 if tma else 1
+    else:
+        levels = 0
+    levels = int(cfg.extra.get("indirection_levels", levels))
+    return max(0.5, (cfg.num_stages - 1) / (levels + 1))
+
+
+def smax(a: np.ndarray | float, b: np.ndarray | float, p: float) -> np.ndarray:
+    """Smooth maximum ``(a^p + b^p)^(1/p)`` of non-negative values (p >= 1)."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    hi = np.maximum(np.maximum(a, b), 1e-30)
+    return hi * ((a / hi) ** p + (b / hi) ** p) ** (1.0 / p)
+
+
+@dataclass(frozen=True)
+class TileCosts:
+    """Cycles of tiles that load ``rows`` K/V rows (arrays broadcast with rows)."""
+
+    mma: float  # tensor-core cycles of the tile (SM resource)
+    sfu_chain: float  # exp + FP32 cycles in one CTA's chain
+    resource: np.ndarray  # R: shared-SM resource bound
+    chain: np.ndarray  # C: the CTA's own bound (dependency chain or latency)
+    alone: np.ndarray  # smax(R, C): a CTA alone on its SM
+
+
+def uses_wgmma(cfg: KernelConfig, gpu: GPU) -> bool:
+    """Triton emits warpgroup MMA only when every warpgroup owns at least 64 query rows; otherwise (e.g. M=64
+    with 8 warps) it falls back to warp-level mma.sync."""
+    return gpu.has_wgmma and cfg.block_m >= 64 * max(1, cfg.num_warps // 4)
+
+
+def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_active: int,
+               issue_rows: np.ndarray | None = None, spills: int = 0, slots: int = 1,
+               smem_bytes: int = 0) -> TileCosts:
+    """Per-tile costs (see module docstring) for tiles loading ``rows`` rows with ``n_active`` SMs busy."""
+    elt = ELT_BYTES.get(cfg.dtype, 2)
+    m, bn, d = cfg.block_m, cfg.block_n, cfg.head_dim
+    wg = max(1, cfg.num_warps // 4)
+    w = max(1, min(wg, m // 64)) if gpu.has_wgmma else wg
+    clk = gpu.clock_hz
+    tma = uses_tma(cfg, gpu)
+    rows = np.asarray(rows, np.float64)
+    f = gpu.tensor_flops(cfg.dtype)
+    if gpu.has_wgmma and not uses_wgmma(cfg, gpu):
+        f *= gpu.mma_sync_fraction
+    t_mma = 4.0 * m * bn * d / (f * p.mma_eff)
+    t_exp = m * bn * p.sfu_per_score / gpu.mufu_exp_per_clk_per_sm
+    t_fp = (m * bn * p.fp32_per_score + m * d) / (gpu.fp32_flop_per_clk_per_sm / 2.0)
+    bw_sm = min(gpu.l2_bytes_per_s * p.l2_bw_eff / (max(1, n_active) * clk), gpu.l2_port_bytes_per_clk)
+    row_bytes = 2.0 * d * elt
+    byts = rows * row_bytes
+    t_smem = (byts + w * bn * row_bytes) / gpu.smem_bytes_per_clk_per_sm
+    t_bw = byts / bw_sm
+    # spilled registers: each stored and reloaded once per tile by every thread; through L1 when the resident
+    # CTAs' spill footprint fits the L1 left beside their shared memory, else through L2 at the SM's share
+    spill_bytes = spills * 4.0 * cfg.num_warps * 32
+    l1_free = gpu.l1_smem_kb * 1024 - slots * smem_bytes
+    spill_bw = gpu.smem_bytes_per_clk_per_sm if slots * spill_bytes <= l1_free else bw_sm
+    t_spill = 2.0 * spill_bytes / spill_bw
+    res = np.maximum(np.maximum(t_mma, max(t_exp, t_fp)), np.maximum(t_smem, t_bw)) + t_spill
+    ir = rows if issue_rows is None else np.asarray(issue_rows, np.float64)
+    issue = np.where(rows > 0, p.tma_issue_cycles, 0.0) if tma else ir * p.row_issue_cycles
+    chain = t_mma + t_exp + t_fp + issue / wg + 2.0 * p.mma_wait_cycles + p.tile_sync_cycles + t_spill
+    la = lookahead(cfg, tma)
+    lat = np.where(rows > 0, (p.mem_latency_cycles + byts / bw_sm) / la, 0.0)
+    c = np.maximum(chain, lat)
+    return TileCosts(mma=t_mma, sfu_chain=t_exp + t_fp, resource=res, chain=c, alone=smax(res, c, p.overlap_p))
+
+
+def coresident_rates(res: float, chain: float, slots: int, p: float) -> np.ndarray:
+    """Per-CTA speed with j = 1..slots resident CTAs relative to one alone: ``smax(R, C) / smax(j R, C)``
+    (``p`` = share_p).
+    The SM's throughput ``j rates[j]`` never falls as j grows (the shared resources saturate)."""
+    j = np.arange(1, slots + 1, dtype=np.float64)
+    r = smax(res, chain, p) / smax(j * res, chain, p)
+    r[0] = 1.0
+    return np.minimum(r, 1.0)
+
+
+def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, n_ctas: int | None = None,
+               n_keys: int | None = None, resources: Mapping[str, Any] | None = None) -> CtaTables:
+    """Per-count CTA cost tables for ``cfg`` on ``gpu`` at ``n_tokens`` queries (``n_keys`` keys, default the
+    same); ``n_ctas``: the grid size (the SMs sharing L2 and HBM bandwidth; None: a grid filling the GPU)."""
+    p = params
+    elt = ELT_BYTES.get(cfg.dtype, 2)
+    m, bn, d = cfg.block_m, cfg.block_n, cfg.head_dim
+    n_kv = int(n_keys or n_tokens)
+    clk = gpu.clock_hz
+    slots, limiter, smem, regs = occupancy(cfg, gpu, resources)
+    _, _, res_src = compiled_resources(cfg, resources)
+    n_active = int(gpu.sm_count if n_ctas is None else max(1, min(gpu.sm_count, int(n_ctas))))
+    lat = p.mem_latency_cycles
+    row_bytes = 2.0 * d * elt
+    skip = skip_n(cfg)
+    if cfg.kernel == "dense":
+        counts = np.zeros(1)
+        keys = np.array([float(n_kv)])
+    else:
+        c_max = -(-n_kv // skip)
+        counts = np.arange(c_max + 1, dtype=np.float64)
+        keys = np.minimum(counts * skip, n_kv)
+    if cfg.kernel == "block":
+        tiles_per_blk = max(1, -(-skip // bn))
+        rows_full = float(min(bn, skip))
+        n_full = counts * tiles_per_blk
+        r_last = np.zeros_like(keys)
+    else:
+        rows_full = float(bn)
+        n_full = np.floor(keys / bn)
+        r_last = keys - n_full * bn
+    spills = spilled_registers(cfg, resources)
+    kw = {"spills": spills, "slots": slots, "smem_bytes": smem}
+    full = tile_costs(cfg, gpu, p, np.array([rows_full]), n_active, **kw)
+    t_full = float(full.alone[0])
+    last = tile_costs(cfg, gpu, p, r_last, n_active, **kw)
+    has_last = (r_last > 0).astype(np.float64)
+    t_last = last.alone * has_last
+    n_tiles = n_full + has_last
+    # prologue: Q and the first tile's rows arrive after the load latency; an index-driven kernel first reads its
+    # row offsets and index entries (one more dependent latency); the bytes move at the SM's HBM share
+    bw_sm = min(gpu.l2_bytes_per_s * p.l2_bw_eff / (n_active * clk), gpu.l2_port_bytes_per_clk)
+    bw_qo = min(bw_sm, gpu.hbm_bytes_per_s * p.hbm_bw_eff / (n_active * clk))
+    dep = 0.0 if cfg.kernel == "dense" else 1.0
+    first_rows = np.minimum(keys, bn) if cfg.kernel == "fg" else 0.0 * keys
+    prologue = lat * (1.0 + dep) + (m * d * elt + first_rows * row_bytes) / bw_qo
+    tail_tiles = max(1, cfg.block_m // bn) if cfg.kernel == "block" else 1
+    drain = lat * tail_tiles * (n_tiles > 0)
+    epilogue = m * d * elt / bw_qo + m * d / (gpu.fp32_flop_per_clk_per_sm / 2.0)
+    fixed = p.cta_cycles + prologue + drain + epilogue
+    loop = n_full * t_full + t_last
+    work = loop + fixed
+    # breakdown of the loop cycles: tensor-core part, softmax part, the rest (memory and waits)
+    a_mma = min(full.mma, t_full)
+    a_exp = min(full.sfu_chain, max(t_full - a_mma, 0.0))
+    c_mma = n_tiles * a_mma
+    c_exp = n_tiles * a_exp
+    c_mem = np.maximum(loop - c_mma - c_exp, 0.0)
+    l2b = (n_full * rows_full + r_last) * row_bytes
+    with np.errstate(divide="ignore"):
+        logmiss = np.log(np.clip(1.0 - keys / n_kv, 1e-12, 1.0))
+    comps = np.stack([c_mma, c_exp, c_mem, fixed, l2b, logmiss, keys])
+    rates = coresident_rates(float(full.resource[0]), float(full.chain[0]), slots, p.share_p)
+    gain = float(max(1.0, slots * rates[-1]))
+    occ = Occupancy(slots=slots, limiter=limiter, smem_bytes=smem, regs_per_thread=regs, gain=gain,
+                    rates=tuple(float(x) for x in rates), source=res_src)
+    notes = []
+    if res_src == "estimate":
+        notes.append(f"registers/shared memory of {cfg.describe()} estimated (no compiled figures recorded)")
+    return CtaTables(n=skip, work=work, comps=comps, occupancy=occ, tile_flops_full=4.0 * m * bn * d, notes=notes)

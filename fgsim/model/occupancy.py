@@ -1,0 +1,125 @@
+"""Occupancy: resident CTAs per SM from the compiled kernel's registers and shared memory.
+
+The compiled figures come, in this order, from a calibration's ``resources`` table (registers / shared bytes that
+``fgsim calibrate`` read off the compiled Triton kernel of that exact launch configuration), from the launch
+table (``extra['n_regs']`` / ``extra['shared_bytes']`` of the tuned entry, only while the configuration is
+the tuned one), else from an estimate of what Triton allocates (stated in the prediction's notes).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fgsim.errors import FgsimError
+from fgsim.hardware import GPU
+from fgsim.launchcfg import KernelConfig
+
+ELT_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "tf32": 4, "fp32": 4}
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    slots: int  # resident CTAs per SM
+    limiter: str
+    smem_bytes: int
+    regs_per_thread: int
+    gain: float  # SM throughput with `slots` CTAs relative to one
+    rates: tuple[float, ...] = ()  # per-CTA speed with j = 1..slots resident CTAs
+    source: str = "estimate"  # where registers / shared memory came from
+
+
+def config_key(cfg: KernelConfig) -> str:
+    """Key of a compiled launch configuration (resources table): kernel/dtype/D/M/BLOCK_N/warps/stages/variant."""
+    ex = cfg.extra
+    var = "tma" if ex.get("tma") and cfg.kernel != "fg" else "ptr"
+    if cfg.kernel == "fg":
+        var = f"g{cfg.gran_n}ia{int(ex.get('idx_ahead', 0))}"
+    if ex.get("overlap"):
+        var += "+ov"
+    return f"{cfg.kernel}/{cfg.dtype}/d{cfg.head_dim}/m{cfg.block_m}/bn{cfg.block_n}/w{cfg.num_warps}/s{cfg.num_stages}/{var}"
+
+
+def _tuned_figures_apply(cfg: KernelConfig) -> bool:
+    """The launch table's compiled figures describe ``cfg`` unless a what-if changed its shape or depth
+    (``extra['compiled']`` records what they were measured for, when the table has it)."""
+    comp = cfg.extra.get("compiled")
+    if isinstance(comp, Mapping):
+        return all(int(comp.get(k, v)) == v for k, v in (("block_n", cfg.block_n), ("num_warps", cfg.num_warps),
+                                                            ("num_stages", cfg.num_stages)))
+    return "override" not in cfg.source and "what-if" not in cfg.source
+
+
+def compiled_resources(cfg: KernelConfig, resources: Mapping[str, Any] | None = None) -> tuple[int, int, str]:
+    """(registers per thread, shared bytes, source) of ``cfg``; 0 where unknown."""
+    if resources:
+        r = resources.get(config_key(cfg))
+        if r and int(r.get("n_regs", 0)) > 0:
+            return int(r["n_regs"]), int(r.get("shared", 0)), "compiled (calibration resources table)"
+    if _tuned_figures_apply(cfg) and int(cfg.extra.get("n_regs", 0)) > 0:
+        return int(cfg.extra["n_regs"]), int(cfg.extra.get("shared_bytes", 0)), "compiled (launch table)"
+    return 0, 0, "estimate"
+
+
+def spilled_registers(cfg: KernelConfig, resources: Mapping[str, Any] | None = None) -> int:
+    """Registers per thread the compiler spilled to local memory (Triton's ``n_spills`` of the compiled kernel);
+    0 when unknown. Without a compiled figure, a register cap (``maxnreg``) below the estimated need spills the
+    difference."""
+    if resources:
+        r = resources.get(config_key(cfg))
+        if r and int(r.get("n_regs", 0)) > 0:
+            return int(r.get("n_spills", 0))
+    if _tuned_figures_apply(cfg) and int(cfg.extra.get("n_regs", 0)) > 0:
+        return int(cfg.extra.get("n_spills", 0))
+    cap = int(cfg.extra.get("maxnreg") or 0)
+    if cap > 0:
+        threads = cfg.num_warps * 32
+        need = int(math.ceil((cfg.block_m * cfg.head_dim + 1.5 * cfg.block_m * cfg.block_n) / threads)) + 40
+        return max(0, need - cap)
+    return 0
+
+
+def shared_bytes(cfg: KernelConfig, resources: Mapping[str, Any] | None = None) -> int:
+    """Shared memory of one CTA (bytes): the compiled figure when known, else Q + num_stages x (K + V tiles)
+    (+ the FG kernel's index tiles)."""
+    _, sh, _ = compiled_resources(cfg, resources)
+    if sh > 0:
+        return sh
+    elt = ELT_BYTES.get(cfg.dtype, 2)
+    m, nb, d = cfg.block_m, cfg.block_n, cfg.head_dim
+    return int(m * d * elt + cfg.num_stages * 2 * nb * d * elt + (cfg.num_stages * nb * 4 if cfg.kernel == "fg" else 0))
+
+
+def estimated_regs(cfg: KernelConfig) -> int:
+    """Registers per thread when no compiled figure exists: fp32 O (M x D) and S (M x BLOCK_N) plus the 16-bit P
+    over the threads, plus ~40 for addresses, softmax state and loop counters (capped at 255)."""
+    threads = cfg.num_warps * 32
+    m, nb, d = cfg.block_m, cfg.block_n, cfg.head_dim
+    est = min(255, int(math.ceil((m * d + 1.5 * m * nb) / threads)) + 40)
+    cap = int(cfg.extra.get("maxnreg") or 0)  # a register cap (Triton maxnreg) wins; the excess spills
+    return min(est, cap) if cap > 0 else est
+
+
+def occupancy(cfg: KernelConfig, gpu: GPU, resources: Mapping[str, Any] | None = None) -> tuple[int, str, int, int]:
+    """Resident CTAs per SM from shared memory, threads, registers and the CTA cap: (slots, limiter, smem, regs).
+
+    FgsimError if one CTA does not fit the GPU's shared memory per CTA (the configuration does not launch)."""
+    smem = shared_bytes(cfg, resources)
+    regs, _, _ = compiled_resources(cfg, resources)
+    regs = regs or estimated_regs(cfg)
+    threads = cfg.num_warps * 32
+    if smem > gpu.smem_per_cta_kb * 1024:
+        raise FgsimError(f"{cfg.describe()} needs {smem} B of shared memory; {gpu.name} allows "
+                         f"{int(gpu.smem_per_cta_kb * 1024)} B per CTA")
+    # registers are allocated per warp in units of 256 (8 per thread)
+    regs_alloc = int(math.ceil(regs / 8) * 8)
+    lim = {
+        "smem": int(gpu.smem_per_sm_kb * 1024 // max(smem, 1)),
+        "threads": gpu.max_threads_per_sm // threads,
+        "registers": gpu.registers_per_sm // (regs_alloc * threads),
+        "cta cap": gpu.max_ctas_per_sm,
+    }
+    limiter = min(lim, key=lambda k: lim[k])
+    return max(1, lim[limiter]), limiter, smem, regs

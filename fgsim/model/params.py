@@ -1,0 +1,118 @@
+"""Free parameters of the cost model: each one a property of the GPU architecture, with a unit and a range.
+
+There is no per-launch-configuration, per-shape or per-case factor: a launch configuration enters the model only
+through its tile shape (BLOCK_M, BLOCK_N, D, warps), pipeline depth (``num_stages``), load path (TMA or pointer
+loads) and the compiled kernel's registers and shared memory. ``fgsim calibrate`` fits these parameters (bounded
+least squares) on calibration rows only; the defaults are spec-derived priors used when no calibration exists.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from fgsim.errors import FgsimError
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """Unit, plausible range and meaning of one parameter."""
+
+    unit: str
+    lo: float
+    hi: float
+    meaning: str
+
+
+#: Every free parameter: (unit, lower bound, upper bound, meaning). At most 15 (issue 10).
+SPECS: dict[str, ParamSpec] = {
+    "mma_eff": ParamSpec("1", 0.5, 1.0, "achieved fraction of the tensor-core peak while a tile's wgmma/mma run"),
+    "sfu_per_score": ParamSpec("quarter-rate instr/score", 1.0, 3.0,
+                               "instructions per attention score on the SM's quarter-rate pipe (MUFU exp2, 16/clk/SM "
+                               "on Hopper, plus conversions that issue there)"),
+    "fp32_per_score": ParamSpec("FP32 instr/score", 1.0, 24.0,
+                                "FP32 instructions per attention score besides exp2 (scale, max, subtract, sum, "
+                                "convert); the O rescale adds D per query row per tile"),
+    "mma_wait_cycles": ParamSpec("cycles", 0.0, 600.0,
+                                 "exposed latency of one dependent wgmma group (issue to result) in the tile chain; "
+                                 "two per tile (S = QK^T before the softmax, then P V)"),
+    "tile_sync_cycles": ParamSpec("cycles", 0.0, 600.0,
+                                  "per key tile and CTA: loop control, barrier and async-copy wait"),
+    "row_issue_cycles": ParamSpec("cycles/row", 0.0, 4.0,
+                                  "issue cost per K+V row moved by pointer loads (cp.async address math and issue), "
+                                  "spread over the CTA's warpgroups"),
+    "tma_issue_cycles": ParamSpec("cycles/tile", 0.0, 600.0, "TMA descriptor issue and mbarrier handling per K+V tile"),
+    "mem_latency_cycles": ParamSpec("cycles", 300.0, 2000.0,
+                                    "load-to-use latency of a global load under load (L2 hit to HBM mix)"),
+    "l2_bw_eff": ParamSpec("1", 0.4, 1.3, "achieved fraction of the GPU file's L2 read bandwidth"),
+    "hbm_bw_eff": ParamSpec("1", 0.5, 1.0, "achieved fraction of the GPU file's HBM bandwidth"),
+    "l2_reuse_frac": ParamSpec("1", 0.4, 1.0, "fraction of the L2 capacity that holds reusable K/V"),
+    "cta_cycles": ParamSpec("cycles", 0.0, 8000.0,
+                            "per CTA: dispatch, prologue address math, epilogue normalisation and store issue"),
+    "launch_us": ParamSpec("us", 0.0, 10.0, "per kernel call in a stream: launch, grid fill and drain"),
+    "overlap_p": ParamSpec("1", 1.0, 16.0,
+                           "sharpness of the overlap of one CTA's chain with the asynchronous SM resources "
+                           "(copies, L2 and shared-memory bandwidth): time = (a^p + b^p)^(1/p); 1 = sum, large = max"),
+    "share_p": ParamSpec("1", 1.0, 16.0,
+                         "sharpness of co-resident CTAs sharing the SM: with j CTAs a tile takes smax_q(j R, C) "
+                         "relative to smax_q(R, C) alone (q = share_p; 1 = the CTAs serialise, large = perfect "
+                         "interleaving up to the busiest unit)"),
+}
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """The model's free parameters (see :data:`SPECS` for units and ranges). Defaults are priors from public
+    sources: FA3/FA4 tile analyses (arXiv 2407.08608, arXiv 2603.05451), Triton's legacy matmul model
+    (``ldgsts`` latency ~300 cycles, github.com/triton-lang/triton), gpu-benches L2/HBM measurements
+    (github.com/te42kyfo/gpu-benches)."""
+
+    mma_eff: float = 0.85
+    sfu_per_score: float = 1.0
+    fp32_per_score: float = 6.0
+    mma_wait_cycles: float = 120.0
+    tile_sync_cycles: float = 80.0
+    row_issue_cycles: float = 0.5
+    tma_issue_cycles: float = 60.0
+    mem_latency_cycles: float = 800.0
+    l2_bw_eff: float = 0.9
+    hbm_bw_eff: float = 0.81
+    l2_reuse_frac: float = 0.8
+    cta_cycles: float = 1500.0
+    launch_us: float = 2.5
+    overlap_p: float = 4.0
+    share_p: float = 4.0
+
+    def replace(self, **kw: float) -> ModelParams:
+        return replace(self, **kw)
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "calibration") -> ModelParams:
+        """Parameters from a {name: value} mapping; FgsimError naming ``where`` for an unknown name or a value
+        outside its range (missing names keep their priors)."""
+        names = {f.name for f in fields(cls)}
+        kw: dict[str, float] = {}
+        for k, v in d.items():
+            if k not in names:
+                raise FgsimError(f"{where}: unknown model parameter '{k}'")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise FgsimError(f"{where}: parameter '{k}' must be a finite number, got {v!r}")
+            s = SPECS[k]
+            if not s.lo - 1e-9 <= v <= s.hi + 1e-9:
+                raise FgsimError(f"{where}: parameter '{k}' = {v} outside its range [{s.lo}, {s.hi}] {s.unit}")
+            kw[k] = float(v)
+        return cls(**kw)
+
+
+def param_bounds(name: str) -> tuple[float, float]:
+    """Fitting bounds (lower, upper) of a parameter."""
+    s = SPECS[name]
+    return (s.lo, s.hi)
+
+
+PARAM_BOUNDS: dict[str, tuple[float, float]] = {k: (s.lo, s.hi) for k, s in SPECS.items()}
+assert len(SPECS) <= 15 and set(SPECS) == {f.name for f in fields(ModelParams)}

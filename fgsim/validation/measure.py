@@ -1,0 +1,383 @@
+"""GPU measurement of validation / calibration cases (needs torch, triton and ``fgattn`` on ``PYTHONPATH``).
+
+Timing: every kernel of a case is captured once in a CUDA graph of ``reps`` back-to-back calls (``reps`` chosen
+so a replay lasts about ``target_ms``) and the case's kernels are replayed in interleaved rounds (fg, block, dense,
+fg, ...); a row records the median per-call time over the rounds and the spread (max - min) / median. Cases on
+an SM partition run in a CUDA green context (``torch.cuda.green_contexts``) and are timed with CUDA events around
+``reps`` back-to-back launches on the partition's stream (GPU time dominates: the partitions make every call long).
+Each row records the compiled kernel's registers and shared memory (read off Triton's compiled kernel), the
+clocks sampled with nvidia-smi while the GPU worked, and the environment (``fgsim.provenance``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fgsim.provenance import ENV_KEYS, ClockSampler, environment
+from fgsim.validation.cases import Case, case_mask
+
+RESULT_FIELDS = (
+    "kind", "case_id", "split", "axis", "structure", "n_tokens", "heads", "head_dim", "block_m", "density", "seed",
+    "trace", "pass_index", "layer", "dtype", "sm_count", "req_block_n", "req_num_stages", "req_num_warps", "kernel",
+    "gran_n", "block_n", "num_warps", "num_stages", "launch_extra", "launch_source", "n_regs", "shared", "n_spills",
+    "kept_density", "measured_ms", "spread_pct", "reps", "status", "bench", "micro", "micro_args",
+    *[k for k in ENV_KEYS if k != "clock_samples"],
+)
+_TORCH_DT = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def _is_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET", "0") != "1"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# compiled-kernel resources
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _compiled_kernels() -> dict[int, Any]:
+    """id -> CompiledKernel of every compiled variant of fgattn's kernel in this process."""
+    try:
+        from fgattn.attention import _attn_fwd  # type: ignore[import-not-found]
+    except ImportError:
+        return {}
+    out: dict[int, Any] = {}
+    caches = getattr(_attn_fwd, "device_caches", None) or {}
+    for v in caches.values():
+        cache = v[0] if isinstance(v, tuple) else v
+        if isinstance(cache, dict):
+            for k in cache.values():
+                out[id(k)] = k
+    return out
+
+
+def _resources_of(kern: Any) -> tuple[int, int, int]:
+    regs = int(getattr(kern, "n_regs", 0) or 0)
+    md = getattr(kern, "metadata", None)
+    shared = int(getattr(md, "shared", 0) or getattr(kern, "shared", 0) or 0)
+    return regs, shared, int(getattr(kern, "n_spills", 0) or 0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# SM partitions
+# ---------------------------------------------------------------------------------------------------------
+
+_GC: dict[int, Any] = {}
+
+
+@contextlib.contextmanager
+def sm_partition(n_sms: int) -> Iterator[None]:
+    """Run the block's CUDA work on a green context of ``n_sms`` SMs (0: the whole GPU)."""
+    if not n_sms:
+        yield
+        return
+    import torch
+    from torch.cuda.green_contexts import GreenContext
+
+    if n_sms not in _GC:
+        _GC[n_sms] = GreenContext.create(num_sms=n_sms, device_id=0)
+    ctx = _GC[n_sms]
+    if hasattr(ctx, "Stream"):
+        with torch.cuda.stream(ctx.Stream()):
+            yield
+    else:
+        ctx.set_context()
+        try:
+            yield
+        finally:
+            ctx.pop_context()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# timing
+# ---------------------------------------------------------------------------------------------------------
+
+
+class GraphTimer:
+    """A call captured ``reps`` times in one CUDA graph; :meth:`once` replays it and returns ms per call."""
+
+    def __init__(self, fn: Any, target_ms: float, events_only: bool = False) -> None:
+        import torch
+
+        self.fn = fn
+        fn()  # compile / warm
+        torch.cuda.synchronize()
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        fn()
+        e.record()
+        torch.cuda.synchronize()
+        est = max(s.elapsed_time(e), 1e-3)
+        self.reps = int(min(200, max(2, round(target_ms / est))))
+        self.graph = None
+        if not events_only:
+            g = torch.cuda.CUDAGraph()
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                fn()
+            torch.cuda.current_stream().wait_stream(stream)
+            with torch.cuda.graph(g, stream=stream):
+                for _ in range(self.reps):
+                    fn()
+            torch.cuda.synchronize()
+            self.graph = g
+            self.graph.replay()  # warm replay
+            torch.cuda.synchronize()
+
+    def once(self) -> float:
+        import torch
+
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        if self.graph is not None:
+            s.record()
+            self.graph.replay()
+            e.record()
+        else:
+            s.record()
+            for _ in range(self.reps):
+                self.fn()
+            e.record()
+        torch.cuda.synchronize()
+        return s.elapsed_time(e) / self.reps
+
+
+def _cpu_time(fn: Any) -> float:
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+# ---------------------------------------------------------------------------------------------------------
+# measuring cases
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _config(kern: str, q: Any, case: Case) -> Any:
+    from fgattn.attention import resolve_config  # type: ignore[import-not-found]
+
+    cfg = resolve_config(kern, q, case.block_m, 1)
+    if case.overridden:
+        cfg = replace(cfg, block_n=case.block_n or cfg.block_n, num_stages=case.num_stages or cfg.num_stages,
+                      num_warps=case.num_warps or cfg.num_warps, source=cfg.source + " (validation override)")
+    return cfg
+
+
+def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rounds: int = 3,
+                  target_ms: float = 2.0, progress: bool = True, clocks: ClockSampler | None = None,
+                  env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Time every (case, kernel); append rows to ``out_csv`` (written and flushed row by row)."""
+    import torch
+    from fgattn import (  # type: ignore[import-not-found]
+        block_index_from_mask,
+        block_sparse_attention,
+        build_index,
+        dense_attention,
+        fg_attention,
+    )
+
+    gpu = _is_gpu()
+    dev = "cuda" if gpu else "cpu"
+    env = env or environment()
+    out = Path(out_csv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = not out.exists()
+    rows: list[dict[str, Any]] = []
+    res_by_cfg: dict[str, tuple[int, int, int]] = {}
+    t_start = time.time()
+    with out.open("a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=RESULT_FIELDS, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        for ci, case in enumerate(cases):
+            mark = clocks.mark() if clocks else 0
+            try:
+                mask = case_mask(case)
+            except Exception as exc:  # noqa: BLE001 - a broken case is recorded, the run goes on
+                print(f"case {case.case_id}: mask failed: {exc}", flush=True)
+                continue
+            kept = float(mask.mean())
+            dt = getattr(torch, _TORCH_DT[case.dtype]) if gpu else torch.float32
+            g = torch.Generator(device="cpu").manual_seed(case.seed & 0x7FFFFFFF)
+            shape = (1, case.heads, case.n_tokens, case.head_dim)
+            timers: list[tuple[str, Any, Any, str]] = []
+            try:
+                part = sm_partition(case.sm_count if gpu else 0)
+                part.__enter__()
+            except Exception as exc:  # noqa: BLE001 - no green context: the case is skipped, the run goes on
+                print(f"case {case.case_id}: no SM partition of {case.sm_count}: {exc}", flush=True)
+                continue
+            try:
+                q, k, v = (torch.randn(shape, generator=g, dtype=torch.float32).to(dev, dt) for _ in range(3))
+                mt = torch.from_numpy(mask).to(dev)
+                for kern in case.kernels:
+                    cfg = _config(kern, q, case)
+                    before = set(_compiled_kernels())
+                    try:
+                        if kern == "fg":
+                            idx = build_index(mt, block_m=case.block_m, gran_n=1)
+                            fn = _partial(fg_attention, q, k, v, idx, block_m=case.block_m, config=cfg)
+                        elif kern == "block":
+                            idx = block_index_from_mask(mt, block_m=case.block_m, n_keys=case.n_tokens)
+                            fn = _partial(block_sparse_attention, q, k, v, idx, block_m=case.block_m, config=cfg)
+                        else:
+                            fn = _partial(dense_attention, q, k, v, block_m=case.block_m, config=cfg)
+                        tm = GraphTimer(fn, target_ms, events_only=bool(case.sm_count)) if gpu else fn
+                        status = "ok"
+                    except Exception as exc:  # noqa: BLE001 - out of resources, compile error: recorded
+                        tm, status = None, f"does not launch: {type(exc).__name__}: {str(exc)[:120]}"
+                    new_k = [kk for i, kk in _compiled_kernels().items() if i not in before]
+                    ck = _cfg_key(cfg, case.dtype)
+                    if new_k:
+                        res_by_cfg[ck] = _resources_of(new_k[-1])
+                    timers.append((kern, cfg, tm, status))
+                times: dict[str, list[float]] = {kern: [] for kern, _, _, _ in timers}
+                for _r in range(max(1, rounds)):
+                    for kern, _cfg, tm, _st in timers:
+                        if tm is not None:
+                            times[kern].append(tm.once() if gpu else _cpu_time(tm))
+            finally:
+                part.__exit__(None, None, None)
+            smry = clocks.summary(mark) if clocks else {}
+            for kern, cfg, tm, status in timers:
+                ts = np.array(times[kern]) if times[kern] else np.array([np.nan])
+                med = float(np.median(ts))
+                regs, shared, spills = res_by_cfg.get(_cfg_key(cfg, case.dtype), (0, 0, 0))
+                bench = ((f"cuda-graph of {tm.reps} calls, {rounds} interleaved rounds, median" if tm.graph is not None
+                          else f"cuda events around {tm.reps} back-to-back calls on a green context of "
+                               f"{case.sm_count} SMs, {rounds} interleaved rounds, median")
+                         if gpu and tm is not None else ("cpu interpreter wall time (not a GPU measurement)"
+                                                          if tm is not None else ""))
+                row = {"kind": "kernel", "case_id": case.case_id, "split": case.split, "axis": case.axis,
+                       "structure": case.structure, "n_tokens": case.n_tokens, "heads": case.heads,
+                       "head_dim": case.head_dim, "block_m": case.block_m, "density": case.density, "seed": case.seed,
+                       "trace": case.trace, "pass_index": case.pass_index, "layer": case.layer, "dtype": case.dtype,
+                       "sm_count": case.sm_count, "req_block_n": case.block_n, "req_num_stages": case.num_stages,
+                       "req_num_warps": case.num_warps, "kernel": kern, "gran_n": cfg.gran_n, "block_n": cfg.block_n,
+                       "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
+                       "launch_extra": json.dumps(cfg.extra, sort_keys=True), "launch_source": cfg.source,
+                       "n_regs": regs or "", "shared": shared or "", "n_spills": spills if regs else "",
+                       "kept_density": round(kept, 6),
+                       "measured_ms": "" if tm is None else med,
+                       "spread_pct": "" if tm is None else float((ts.max() - ts.min()) / med * 100),
+                       "reps": getattr(tm, "reps", ""), "status": status, "bench": bench, **env, **smry}
+                w.writerow(row)
+                rows.append(row)
+            fh.flush()
+            del mask, mt, q, k, v
+            if progress:
+                done = ", ".join(f"{r['kernel']} {float(r['measured_ms']):.4f}" if r["measured_ms"] != "" else
+                                 f"{r['kernel']} -" for r in rows[-len(timers):])
+                print(f"[{ci + 1}/{len(cases)} {time.time() - t_start:5.0f}s] {case.case_id} {case.axis} "
+                      f"{case.structure} N={case.n_tokens} H={case.heads} D={case.head_dim} M={case.block_m} "
+                      f"{case.dtype} sm={case.sm_count or 'all'}: {done}", flush=True)
+    return rows
+
+
+def _partial(fn: Any, *a: Any, **kw: Any) -> Any:
+    import functools
+
+    return functools.partial(fn, *a, **kw)
+
+
+def _cfg_key(cfg: Any, dtype: str) -> str:
+    ex = cfg.extra
+    return (f"{cfg.kernel}/{dtype}/d{cfg.head_dim}/m{cfg.block_m}/bn{cfg.block_n}/w{cfg.num_warps}/s{cfg.num_stages}/"
+            f"{json.dumps(ex, sort_keys=True)}")
+
+
+def resources_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """{model config key: {n_regs, shared}} from measured rows (the calibration's ``resources``)."""
+    from fgsim.model.occupancy import config_key
+    from fgsim.validation.report import row_config
+
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        if (r.get("kind") or "kernel") == "kernel" and str(r.get("n_regs") or "") not in ("", "0"):
+            cfg = row_config({k: str(v) for k, v in r.items()})
+            out[config_key(cfg)] = {"n_regs": int(float(r["n_regs"])), "shared": int(float(r.get("shared") or 0)),
+                                    "n_spills": int(float(r.get("n_spills") or 0))}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# parallel precompilation (Triton's on-disk cache then serves the timing process)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _compile_specs(cases: Sequence[Case]) -> list[tuple[Any, ...]]:
+    """Distinct (kernel, D, M, dtype, overrides, N%16==0, H==1) compile specialisations of ``cases``."""
+    specs = set()
+    for c in cases:
+        for k in c.kernels:
+            specs.add((k, c.head_dim, c.block_m, c.dtype, c.block_n, c.num_stages, c.num_warps, c.n_tokens % 16 == 0,
+                       c.heads == 1))
+    return sorted(specs)
+
+
+def _compile_worker(specs: list[tuple[Any, ...]]) -> int:
+    """Run one tiny call of each spec (compiles into Triton's disk cache); returns how many launched."""
+    sys.path[:0] = [p for p in (".", "kernels") if p not in sys.path]
+    import torch
+
+    ok = 0
+    for (k, d, m, dtype, bn, st, w, div16, h1) in specs:
+        n = 512 if div16 else 504
+        h = 1 if h1 else 2
+        case = Case("pc", "tiny", "uniform", n, h, d, m, 0.5, 1, kernels=(k,), block_n=bn, num_stages=st,
+                    num_warps=w, dtype=dtype)
+        try:
+            from fgattn import (  # type: ignore[import-not-found]
+                block_index_from_mask,
+                block_sparse_attention,
+                build_index,
+                dense_attention,
+                fg_attention,
+            )
+
+            dt = getattr(torch, _TORCH_DT[dtype])
+            q = torch.randn(1, h, n, d, device="cuda", dtype=dt)
+            mt = torch.from_numpy(case_mask(case)).cuda()
+            cfg = _config(k, q, case)
+            if k == "fg":
+                fg_attention(q, q, q, build_index(mt, block_m=m, gran_n=1), block_m=m, config=cfg)
+            elif k == "block":
+                block_sparse_attention(q, q, q, block_index_from_mask(mt, block_m=m, n_keys=n), block_m=m, config=cfg)
+            else:
+                dense_attention(q, q, q, block_m=m, config=cfg)
+            torch.cuda.synchronize()
+            ok += 1
+        except Exception:  # noqa: BLE001 - a config that does not launch is recorded by the timing pass
+            pass
+    return ok
+
+
+def precompile(cases: Sequence[Case], workers: int = 12) -> int:
+    """Compile every kernel specialisation the cases need in ``workers`` processes (spawned)."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    specs = _compile_specs(cases)
+    if not specs or not _is_gpu():
+        return 0
+    chunks = [specs[i::workers] for i in range(min(workers, len(specs)))]
+    t0 = time.time()
+    with cf.ProcessPoolExecutor(max_workers=len(chunks), mp_context=mp.get_context("spawn")) as ex:
+        n = sum(ex.map(_compile_worker, chunks))
+    print(f"precompiled {n}/{len(specs)} kernel specialisations in {time.time() - t0:.0f} s "
+          f"({len(chunks)} processes)", flush=True)
+    return n

@@ -1,0 +1,80 @@
+"""The cost model never beats physics, on every GPU file and every what-if launch config (issue 10).
+
+* no kernel beats the tensor-core roofline of the work it does, nor the compulsory HBM traffic (Q, O, K/V once);
+* a sparse kernel (fg, block) at kept density d is not faster than d x its dense sibling (the dense kernel with
+  the same tile shape, pipeline depth and warps, contiguous pointer loads), and fg on a 100 %-dense mask is not
+  faster than that sibling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fgsim.calibration import resolve
+from fgsim.costmodel import predict_counts
+from fgsim.errors import FgsimError
+from fgsim.hardware import list_gpus, load_gpu
+from fgsim.launchcfg import launch_config
+from fgsim.runpredict import strip_unsupported
+
+GPUS = [g for g in list_gpus()]
+
+
+def _sibling(cfg):  # noqa: ANN001, ANN202
+    extra = {k: v for k, v in cfg.extra.items() if k not in ("tma", "warp_specialize", "idx_ahead", "lpt", "order")}
+    return replace(cfg, kernel="dense", gran_n=1, extra=extra)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(GPUS), st.sampled_from(["fg", "block"]), st.sampled_from([(64, 64), (128, 128), (64, 128)]),
+       st.sampled_from([32, 64, 128]), st.sampled_from([2, 3, 4]), st.sampled_from([4, 8]), st.floats(0.02, 1.0),
+       st.integers(0, 2**31 - 1))
+def test_kernel_never_beats_physics(gpu_name: str, kernel: str, dm: tuple[int, int], bn: int, stages: int,
+                                   warps: int, density: float, seed: int) -> None:
+    d, m = dm
+    if kernel == "block" and m % bn:
+        return
+    gpu = load_gpu(gpu_name)
+    r = resolve(gpu)
+    cfg = strip_unsupported(launch_config(kernel, gpu_name, d, m, 1, block_n=bn, num_stages=stages, num_warps=warps),
+                            gpu)
+    rng = np.random.default_rng(seed)
+    n_tok, heads = 4096, 4
+    qb = n_tok // m
+    skip = cfg.gran_n if kernel == "block" else 1
+    cmax = n_tok // skip
+    c = np.minimum(rng.binomial(cmax, density, (heads, qb)), cmax)
+    try:
+        t = predict_counts(c, n_tok, cfg, gpu, r.params, resources=r.resources)[0]
+        t_dense = predict_counts(np.zeros((heads, qb), int), n_tok, _sibling(cfg), gpu, r.params,
+                                 resources=r.resources)[0]
+    except FgsimError as exc:  # a config that does not fit the GPU's shared memory does not launch
+        assert "shared memory" in str(exc)
+        return
+    kept = c.sum() * skip / (heads * qb * n_tok)
+    flops = 4.0 * m * d * c.sum() * skip
+    assert t >= flops / (gpu.peak_tflops("bf16") * 1e12) * (1 - 1e-9)
+    assert t_dense >= 4.0 * heads * n_tok * n_tok * d / (gpu.peak_tflops("bf16") * 1e12)
+    compulsory = 2.0 * heads * n_tok * d * 2
+    assert t >= compulsory / gpu.hbm_bytes_per_s
+    assert t >= kept * t_dense * (1 - 1e-6) - r.params.launch_us * 1e-6
+    if kernel == "fg":
+        full = np.full((heads, qb), n_tok)
+        assert predict_counts(full, n_tok, cfg, gpu, r.params, resources=r.resources)[0] >= t_dense * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("gpu_name", GPUS)
+def test_other_architectures_say_extrapolation_and_strip_hopper_options(gpu_name: str) -> None:
+    gpu = load_gpu(gpu_name)
+    r = resolve(gpu)
+    cfg = strip_unsupported(launch_config("dense", gpu_name, 128, 128, 1), gpu)
+    if gpu.arch == "hopper":
+        assert not r.extrapolated
+    else:
+        assert r.extrapolated and "EXTRAPOLATION" in r.note and r.band_pct > 0
+        assert not cfg.extra.get("tma") or gpu.has_tma
