@@ -151,11 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     _w(args.dir / "passes.csv", passes_rows)
     _w(args.dir / "report.csv", rows)
     _w(args.dir / "breakdown.csv", bd_rows)
+    from fgsim.calibration import resolve_params
     from fgsim.fileio import write_text_atomic
+    from fgsim.hardware import load_gpu
 
+    summary["_kernel_cost_model"] = {"parameters": resolve_params(load_gpu("h200"))[1]}
     write_text_atomic(args.dir / "report-summary.json", json.dumps(summary, indent=1) + "\n")
     srows = []
     for key, v in summary.items():
+        if key.startswith("_"):
+            continue
         na = v["non_attention"]
         srows.append({"config": key, "quantity": "non_attention_s", "measured": round(na["measured_s"], 5),
                       "predicted": round(na["predicted_s"], 5), "error_pct": round(na["error_pct"], 2)})
@@ -175,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['config']} | {r['mode']} | {r['measured_pass_s'] * 1e3:.1f} | {r['predicted_pass_s'] * 1e3:.1f} "
               f"| {r['pass_error_pct']:+.1f} | {r['measured_e2e_speedup']:.3f} | {r['predicted_e2e_speedup']:.3f} |")
     for k, v in summary.items():
+        if k.startswith("_"):
+            print(k, v)
+            continue
         print(k, json.dumps({a: (round(b["error_pct"], 1) if isinstance(b, dict) and "error_pct" in b else b)
                              for a, b in v.items() if a != "compile"}, default=str)[:300])
         if v["compile"]:
@@ -192,7 +200,7 @@ def _plot(rows: list[dict[str, Any]], bd_rows: list[dict[str, Any]], summary: di
 
     from fgsim.fileio import figure_png, write_bytes_atomic
 
-    configs = list(summary)
+    configs = [k for k in summary if not k.startswith("_")]
     fig, axes = plt.subplots(1, len(configs), figsize=(4.2 * len(configs), 4.2))
     for ax, key in zip(np.atleast_1d(axes), configs, strict=True):
         rs = [r for r in rows if r["config"] == key and r["mode"] in ("cudnn", "fg@0.3", "fg@0.6", "block@0.3")]
