@@ -31,7 +31,7 @@ from fgsim.errors import FgsimError
 from fgsim.hardware import GPU
 
 MODEL_DIR = Path(__file__).parent / "data" / "models"
-#: Spec-derived GEMM efficiency prior (large bf16 GEMMs reach 80-90% of peak, kernels.md §1.2 quoting FA3).
+#: Spec-derived GEMM efficiency prior (large bf16 GEMMs reach 80-90% of peak: FlashAttention-3, arXiv 2407.08608).
 GEMM_EFFICIENCY_PRIOR = 0.75
 #: Activation-sized memory passes per layer for norms, modulation, residuals, RoPE, GELU (read+write each).
 ELEMENTWISE_PASSES = 14
@@ -157,7 +157,7 @@ def synthetic_workload(model: ModelConfig, resolution: str | None, density: floa
     from fgsim.runpredict import RunInfo
 
     res = _resolution(model, resolution)
-    d = 0.6 if density is None else density  # FG-Attn keeps 0.59-0.68 of FLOPs (paper.md §5 tables)
+    d = 0.6 if density is None else density  # FG-Attn keeps 0.59-0.68 of FLOPs (FG-Attn, arXiv 2509.16518, §5 tables)
     t, h, w = model.resolutions[res]
     passes = model.steps * model.passes_per_step
     wl = SyntheticDensityCounts(model.n_tokens(res), model.heads, model.layers, passes, block_m, d,
