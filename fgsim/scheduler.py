@@ -1,11 +1,11 @@
 """Event-driven CTA scheduler: places CTAs on SM slots in hardware launch order and returns the makespan.
 
-Model (no wave barrier, as the FlashAttention-3 paper, arXiv 2407.08608, notes; wave quantization as in NVIDIA's
-"Matrix Multiplication Background" guide, docs.nvidia.com/deeplearning/performance): the block scheduler first
-hands CTAs out round-robin, one per SM, until every SM holds ``slots`` CTAs (or the grid is exhausted);
-afterwards, whenever a CTA finishes, the next CTA in launch order starts on the SM that freed the slot, at that instant (no wave barrier). When several SMs free slots at
-the same instant, the new CTAs go out breadth-first over those SMs (one each in SM order, then a second, ...),
-as at launch.
+Model (no wave barrier, as the FlashAttention-3 paper, arXiv 2407.08608, notes; wave quantization as in
+NVIDIA's "Matrix Multiplication Background" guide, docs.nvidia.com/deeplearning/performance): the block
+scheduler first hands CTAs out round-robin, one per SM, until every SM holds ``slots`` CTAs (or the grid is
+exhausted); afterwards, whenever a CTA finishes, the next CTA in launch order starts on the SM that freed the
+slot, at that instant (no wave barrier). When several SMs free slots at the same instant, the new CTAs go out
+breadth-first over those SMs (one each in SM order, then a second, ...), as at launch.
 
 Co-resident CTAs share their SM: with ``j`` CTAs resident each progresses at ``rates[j]`` of its stand-alone
 speed (processor sharing). ``rates`` comes from the cost model's latency-hiding curve (an SM with fewer
