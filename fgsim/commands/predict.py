@@ -1,4 +1,4 @@
-"""``fgsim predict``: predicted kernel time per call and per run, speedup over dense, and its breakdown.
+"""``fgsim predict``: predicted kernel time per call and per run, speedup over the best dense, breakdown.
 
 Speedups are over the best dense configuration of each GPU (the fastest dense launch configuration the trace
 allows), named in the header; it is computed even when --kernel leaves dense out. The full run weights each
@@ -312,7 +312,8 @@ def _table_one(result: tuple[Any, Any, Any, Any], kind: str) -> list[str]:
     gpu, rp, ref, e2e = result
     lines = _header(rp, kind)
     lines += _wrap(f"gpu: {gpu.name} ({gpu.full_name}); parameters: {rp.params_note}")
-    lines += _wrap(f"speedup: over the best dense config for {gpu.name}, {_ref_label(ref)}")
+    extra = "" if "dense" in rp.kernels else " (computed as the reference; --kernel leaves dense out)"
+    lines += _wrap(f"speedup: over the best dense config for {gpu.name}, {_ref_label(ref)}{extra}")
     lines.append(f"{'kernel':<6} {'config':<24} {'per call':>9} {'full run':>9} {'speedup':>8} "
                  + " ".join(f"{c:>6}" for c in COMPONENTS))
     for k, kp in rp.kernels.items():
