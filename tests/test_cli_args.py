@@ -186,3 +186,13 @@ def test_capture_on_cuda_refuses_up_front_without_a_gpu(tmp_path, capsys, monkey
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--device cuda: no CUDA GPU is visible" in err[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_inspect_verify_announces_itself(tmp_path, capsys):
+    out = tmp_path / "s.fgt"
+    assert main(["synth", str(out), "--grid", "2", "3", "4", "--num-layers", "1", "--num-heads", "1",
+                 "--steps", "20", "--branches", "cond", "--block-m", "16"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--verify"]) == 0
+    err = capsys.readouterr().err
+    assert "fgsim inspect: verifying 1 entries" in err and "of masks unpacked, about" in err
