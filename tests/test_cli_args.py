@@ -195,4 +195,4 @@ def test_inspect_verify_announces_itself(tmp_path, capsys):
     capsys.readouterr()
     assert main(["inspect", str(out), "--verify"]) == 0
     err = capsys.readouterr().err
-    assert "fgsim inspect: verifying 1 entries" in err and "of masks unpacked, about" in err
+    assert "fgsim inspect: verifying 1 entry" in err and "of masks unpacked, about" in err

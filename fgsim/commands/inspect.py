@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         if args.verify:
             n = len(trace.entries())
             mb = n * len(trace.meta.heads) * trace.n_qblocks * trace.n_keys / 1e6
-            print(f"fgsim inspect: verifying {n} entries ({mb:,.0f} MB of masks unpacked, about "
+            print(f"fgsim inspect: verifying {n} entr{'y' if n == 1 else 'ies'} ({mb:,.0f} MB of masks unpacked, about "
                   f"{max(1, round(mb / 60))} s) ...", file=sys.stderr, flush=True)
             trace.verify()
         summary = summarize(trace, progress=sys.stderr.isatty())
