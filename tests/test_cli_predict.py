@@ -122,3 +122,18 @@ def test_sweep_help_has_text_and_default_for_every_option(capsys):
                 "--layers"):
         seg = text.split(f"{opt} ", 2)[-1]
         assert "default" in seg.split(" --")[0], opt
+
+
+@pytest.mark.parametrize("gpu", list_gpus())
+def test_every_gpu_launches_every_kernel_at_every_shape(gpu):
+    from fgsim.costmodel import occupancy
+    from fgsim.hardware import load_gpu
+    from fgsim.launchcfg import launch_config
+
+    g = load_gpu(gpu)
+    for kernel in ("fg", "block", "dense"):
+        for d in (64, 128):
+            for m in (64, 128):
+                for gran in ((1, 16, 64) if kernel == "fg" else (1,)):
+                    cfg = launch_config(kernel, gpu, d, m, gran)
+                    assert occupancy(cfg, g)[0] >= 1, cfg.describe()
