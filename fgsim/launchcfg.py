@@ -74,7 +74,7 @@ def _fallback(kernel: str, head_dim: int, block_m: int, gran_n: int, dtype: str)
 
 #: Launch options that need Hopper-class hardware (TMA tensor descriptors, warp specialisation); a
 #: configuration borrowed by an older architecture runs without them.
-HOPPER_ONLY_OPTIONS = ("tma", "warp_specialize")
+HOPPER_ONLY_OPTIONS = ("tma", "tma_qo", "warp_specialize")
 #: GPU architectures (``fgsim/data/gpus/*.json`` ``arch``) that have TMA and warp specialisation.
 TMA_ARCHS = ("hopper", "blackwell")
 
