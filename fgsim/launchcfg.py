@@ -126,8 +126,10 @@ def _fit_shared_memory(cfg: KernelConfig, gpu: str) -> KernelConfig:
     min_n = max(32, out.gran_n) if out.kernel == "fg" else 32
     while shared_bytes(out) > limit and out.block_n // 2 >= min_n:
         out = replace(out, block_n=out.block_n // 2)
+    changed = [f"{name} {a}->{b}" for name, a, b in (("stages", cfg.num_stages, out.num_stages),
+                                                      ("BLOCK_N", cfg.block_n, out.block_n)) if a != b]
     return replace(out, source=f"{cfg.source}; shrunk to fit {gpu}'s {limit} B shared memory per CTA "
-                               f"(stages {cfg.num_stages}->{out.num_stages}, BLOCK_N {cfg.block_n}->{out.block_n})")
+                               f"({', '.join(changed) or 'compiled figures dropped'})")
 
 
 def launch_config(kernel: str, gpu: str, head_dim: int, block_m: int, gran_n: int = 1, dtype: str = "bf16",
