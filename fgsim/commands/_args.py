@@ -122,6 +122,6 @@ def numba_notice() -> None:
     custom = os.environ.get("NUMBA_CACHE_DIR")
     dirs = [Path(custom)] if custom else [src.parent / "__pycache__"]
     found = [f for d in dirs for f in glob.glob(str(d / "**" / "scheduler.*.nbi"), recursive=True)]
-    if not found or min(os.path.getmtime(f) for f in found) < src.stat().st_mtime:
+    if not found or max(os.path.getmtime(f) for f in found) < src.stat().st_mtime:
         print("fgsim: compiling the scheduler (numba, once after install: ~20 s) ...", file=sys.stderr,
               flush=True)
