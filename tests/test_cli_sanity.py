@@ -34,10 +34,13 @@ CONFIGS = {  # id: (kernel, block_m, gran_n, what-if overrides)
     "fg-m128-s2": ("fg", 128, 1, {"num_stages": 2}),
     "fg-m128-n64": ("fg", 128, 1, {"block_n": 64}),
 }
-#: (gpu, config) pairs where the cost model (as of commit 68a2f1d, with that commit's launch table) predicts a
-#: kernel faster than physics allows: at density 1 fg and block beat their same-tile dense sibling by 1.2-1.4x
-#: (and fg beats the best dense config); every combination is affected.
-KNOWN_VIOLATIONS = {(g, c) for g in list_gpus() for c in CONFIGS}
+#: (gpu, config) pairs where the cost model (as of commit 09a594e, the rebuilt model) predicts a kernel faster than
+#: physics allows: on a dense workload FG at g=64 (Hopper/Blackwell) and FG at M=128 on the L40S beat the GPU's
+#: best dense configuration.
+KNOWN_VIOLATIONS = {
+    *((g, "fg-m128-g64") for g in ("b200", "h100", "h200")),
+    *(("l40s", c) for c in ("fg-m128-g1", "fg-m128-g16", "fg-m128-s2", "fg-m128-n64")),
+}
 
 
 def _info() -> RunInfo:
@@ -63,7 +66,7 @@ def _params() -> list:
 
 
 @pytest.mark.parametrize("gpu_name, config_id", _params())
-@settings(max_examples=6, deadline=None, derandomize=False, print_blob=True)
+@settings(max_examples=8, deadline=None, derandomize=True, print_blob=True)
 @given(density=st.floats(0.03, 1.0))
 @example(density=1.0)
 @example(density=0.5)
@@ -74,14 +77,16 @@ def test_no_kernel_beats_physics(gpu_name: str, config_id: str, density: float) 
     realised = float(wl.counts(0, 0, m=m).mean()) / N_TOKENS
     assert realised == pytest.approx(density, rel=1e-3, abs=1.0 / N_TOKENS)  # the counts hold what they say
     kp = predict_run(wl, _info(), gpu, [kernel], block_m=m, gran_n=gran, overrides=dict(overrides)).kernels[kernel]
-    c = kp.config  # the dense sibling runs the same tile: M, BLOCK_N, warps, stages
-    same_tile = {"block_n": c.block_n, "num_warps": c.num_warps, "num_stages": c.num_stages}
+    c = kp.config  # the dense sibling runs the same tile (M, BLOCK_N, warps, stages, register cap)
+    same_tile = {"block_n": c.block_n, "num_warps": c.num_warps, "num_stages": c.num_stages,
+                 "extra": {k: v for k, v in c.extra.items() if k == "maxnreg"}}
     sibling = predict_run(wl, _info(), gpu, ["dense"], block_m=m, overrides=same_tile).kernels["dense"]
     t = kp.total_s
     assert sibling.total_s / t <= (1 + TOL) / realised, (
         f"{kernel} {kp.config.describe()} at density {realised:.3f} is {sibling.total_s / t:.2f}x faster than its "
         f"dense sibling; 1/density allows {1 / realised:.2f}x")
     if density == 1.0:
-        assert _best_dense_s(gpu_name) / t <= 1 + TOL, f"{kernel} on a dense workload beats the best dense config"
+        ratio = _best_dense_s(gpu_name) / t
+        assert ratio <= 1 + TOL, f"{kp.config.describe()} on a dense workload is {ratio:.2f}x the best dense config"
     peak = gpu.peak_tflops(kp.config.dtype) * 1e12
     assert t >= kp.flops / peak * (1 - TOL), f"{kernel} runs above the {gpu_name} tensor peak"
