@@ -1,7 +1,7 @@
 """``fgsim sweep``: what-if table (and plot) across GPUs, M, gran_n, num_stages and mask density.
 
 Counts are synthesized (no trace): each (head, query block) keeps a share of the N keys that varies per head
-and per block, scaled so the counts realise the density asked for (column ``dens real``). Times are per call,
+and per block, scaled so the counts realise the density asked for (column ``realised``). Times are per call,
 mean over the synthetic layers; speedups are over the GPU's best dense configuration (named in the notes).
 """
 
