@@ -116,7 +116,7 @@ def _check_args(args: argparse.Namespace) -> list[str]:
         check_output_path(args.plot, "--plot", (".png",))
         require_matplotlib()
     if args.trace and not Path(args.trace).is_file():
-        raise FgsimError(f"{args.trace}: no such file")
+        raise FgsimError(f"{args.trace}: " + ("not a file" if Path(args.trace).exists() else "no such file"))
     if getattr(args, "measured", None) and not Path(args.measured).is_file():
         raise FgsimError(f"--measured: {args.measured}: no such file")
     if args.calibration and not Path(args.calibration).is_file():
