@@ -11,7 +11,7 @@ import json
 
 from _common import ROOT  # type: ignore[import-not-found]
 
-SUMMARY = ROOT / "validation" / "costmodel_summary.json"
+SUMMARY = ROOT / "validation" / "costmodel_summary_frozen.json"  # the frozen test set, scored once
 AXES = (("tuned", "tuned launch configs, new masks and shapes"), ("config", "every BLOCK_N x stages x warps config"),
         ("sm", "SM partitions 16-96 SMs (green contexts)"), ("dtype", "fp16"), ("trace", "DiT traces"))
 
