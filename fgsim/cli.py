@@ -13,12 +13,17 @@ from fgsim.commands import COMMANDS
 from fgsim.errors import FgsimError
 
 
+def _one_line(text: str) -> str:
+    """``text`` on one line: line breaks (from a user's file name, say) are shown escaped."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line plus a hint (exit 2), not the whole usage block."""
 
     def error(self, message: str) -> NoReturn:
         """Print ``<prog>: error: <message>`` and a one-line hint, then exit with status 2."""
-        sys.stderr.write(f"{self.prog}: error: {message.splitlines()[0] if message else 'bad arguments'}\n"
+        sys.stderr.write(f"{self.prog}: error: {_one_line(message) or 'bad arguments'}\n"
                          f"hint: '{self.prog} --help' lists the arguments\n")
         raise SystemExit(2)
 
@@ -56,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except FgsimError as exc:
-        print(f"fgsim {args.command}: error: {exc}", file=sys.stderr)
+        print(f"fgsim {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"fgsim {args.command}: interrupted", file=sys.stderr)

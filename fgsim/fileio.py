@@ -36,7 +36,9 @@ def check_output_path(path: str | os.PathLike[str], option: str, extensions: Ite
     try:
         return _check_output_path(Path(path), option, tuple(e.lower() for e in extensions))
     except OSError as exc:  # a name too long, a path through a file, ...
-        raise FgsimError(f"{option}: {path} cannot be written ({exc.strerror or exc})") from None
+        raise FgsimError(f"{option}: {path!s} cannot be written ({exc.strerror or exc})") from None
+    except ValueError as exc:  # an embedded NUL byte
+        raise FgsimError(f"{option}: {str(path)!r} is not a valid path ({exc})") from None
 
 
 def _check_output_path(p: Path, option: str, exts: tuple[str, ...]) -> Path:

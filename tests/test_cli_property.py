@@ -28,9 +28,12 @@ BAD_GPUS = WORDS.filter(lambda s: s.strip().lower() != "all" and not all(x in li
 
 
 def bad_path(ext: str) -> st.SearchStrategy[str]:
-    """Output paths that cannot be written: placeholders resolved against the test's tmp_path."""
-    return st.sampled_from([f"MISSING/out{ext}", f"DIR{ext}", "/proc/out" + ext, "TMP/out.unknown", "TMP/out",
-                            "TMP/" + "x" * 300 + ext])
+    """Output paths that cannot be written: placeholders resolved against the test's tmp_path, and arbitrary
+    text (line breaks, NUL bytes, slashes) with a wrong extension."""
+    fixed = st.sampled_from([f"MISSING/out{ext}", f"DIR{ext}", "/proc/out" + ext, "TMP/out.unknown", "TMP/out",
+                             "TMP/" + "x" * 300 + ext, f"TMP/a\x00b{ext}"])
+    wrong_ext = st.text(min_size=0, max_size=12).map(lambda t: f"TMP/{t}.txt")
+    return st.one_of(fixed, wrong_ext)
 
 
 def _one_bad_predict() -> st.SearchStrategy[list[str]]:
@@ -89,7 +92,7 @@ COMMANDS = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=COMMANDS)
 def test_invalid_command_lines_exit_2_with_one_line(tmp_path_factory: pytest.TempPathFactory, capsys, case) -> None:
     tmp = tmp_path_factory.mktemp("cli")
