@@ -136,8 +136,8 @@ def _check_args(args: argparse.Namespace) -> list[str]:
     return kernels
 
 
-def _dense_reference(wl: Any, info: Any, gpu: Any, args: argparse.Namespace, overrides: dict[str, Any],
-                     kernels: list[str], rp: Any) -> tuple[float, Any, str]:
+def _dense_reference(wl: Any, info: Any, gpu: Any, args: argparse.Namespace, kernels: list[str],
+                     rp: Any) -> tuple[float, Any, str]:
     """(full-run seconds, KernelPrediction, label) of the fastest dense configuration for ``gpu``: the launch
     table's at every M the trace allows, and the what-if dense row when --kernel lists dense."""
     from fgsim.runpredict import predict_run
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
                 rp = predict_run(wl, info, gpu, kernels, block_m=args.block_m, gran_n=args.gran_n, dtype=args.dtype,
                                  calibration=args.calibration, overrides=dict(overrides), progress=progress,
                                  order="lpt" if args.order == "lpt" else None)
-                ref = _dense_reference(wl, info, gpu, args, overrides, kernels, rp)
+                ref = _dense_reference(wl, info, gpu, args, kernels, rp)
             except FgsimError as exc:
                 where = f"{info.source}: " if tr is not None and info.source not in str(exc) else ""
                 raise FgsimError(f"{where}{gpu.name}: {exc}" if len(gpus) > 1 else f"{where}{exc}") from None
