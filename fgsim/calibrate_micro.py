@@ -48,7 +48,7 @@ def predict_micro(row: Mapping[str, str], gpu: GPU, p: ModelParams) -> float:
         bw = min(bw, gpu.hbm_bytes_per_s * p.hbm_bw_eff / (gpu.sm_count * clk))
     wg = max(1, warps // 4)
     res = max(byts / bw, 2.0 * byts / gpu.smem_bytes_per_clk_per_sm, rows * d / (gpu.fp32_flop_per_clk_per_sm / 2))
-    la = max(0.5, (st - 1) / 2.0)  # the index load is pipelined too (one indirection level)
+    la = max(1.0, (st - 1) / 2.0)  # the index load is pipelined too (one level); at least one stage each
     chain = max(rows * p.row_issue_cycles / wg + p.tile_sync_cycles, (p.mem_latency_cycles + byts / bw) / la)
     per_tile = float(smax(res, chain, p.overlap_p) * smax(per_sm * res, chain, p.share_p)
                      / smax(res, chain, p.share_p))

@@ -18,7 +18,7 @@ per SM per clock from the GPU file):
 * a CTA whose warpgroups would own fewer than 64 query rows (e.g. M=64 with 8 warps) gets warp-level mma.sync
   instead of wgmma: the GPU file's ``mma_sync_fraction`` of the tensor rate;
 * latency       ``t_lat = (L + rows 2 D elt / bw_sm) / lookahead``: Little's law with ``lookahead`` tiles in flight,
-  ``lookahead = (num_stages - 1) / (levels + 1)`` (Triton's pipeliner splits the stages between an index load and
+  ``lookahead = max(1, (num_stages - 1) / (levels + 1))`` (Triton's pipeliner splits the stages between an index load and
   the load it feeds; ``levels`` = 0 for contiguous/TMA tiles and FG gathers with prefetched indices);
 * one CTA's dependency chain ``chain = t_mma + t_exp + t_fp + issue/wg + 2 mma_wait + tile_sync``: the warpgroups
   of one CTA run the FA2 loop in lockstep (Triton's loop has no ping-pong schedule: FA3, arXiv 2407.08608, needs
@@ -88,7 +88,7 @@ def lookahead(cfg: KernelConfig, tma: bool) -> float:
     else:
         levels = 0
     levels = int(cfg.extra.get("indirection_levels", levels))
-    return max(0.5, (cfg.num_stages - 1) / (levels + 1))
+    return max(1.0, (cfg.num_stages - 1) / (levels + 1))  # each pipelined load gets at least one stage
 
 
 def smax(a: np.ndarray | float, b: np.ndarray | float, p: float) -> np.ndarray:
