@@ -198,3 +198,19 @@ def test_coresident_rates_alone_is_exactly_one(res, chain, slots, p):
     rates = coresident_rates(res, chain, slots, p)
     assert rates[0] == 1.0
     assert np.all(rates <= 1.0) and np.all(np.diff(rates * np.arange(1, slots + 1)) >= -1e-9)
+
+
+def test_many_wave_shortcut_close_to_exact(rng: np.random.Generator) -> None:
+    """Past MANY_WAVES waves a shared-SM grid is list-scheduled at the full-SM rate; the makespan stays within
+    about one wave's share of the exact processor-sharing simulation."""
+    from fgsim import scheduler as sch
+
+    n_sm, slots = 8, 2
+    rates = np.array([1.0, 0.7])
+    n = (sch.MANY_WAVES + 4) * n_sm * slots
+    table = rng.uniform(1000, 2000, 64)
+    idx = rng.integers(0, 64, (1, n))
+    comps = np.zeros((1, 64))
+    approx = simulate_calls(idx, table, comps, n_sm, slots, 1.4, rates)[0][0]
+    exact = simulate(table[idx[0]], n_sm, slots, rates=rates).makespan
+    assert abs(approx / exact - 1) < 2.0 / (sch.MANY_WAVES + 4)
