@@ -73,12 +73,8 @@ def spilled_registers(cfg: KernelConfig, resources: Mapping[str, Any] | None = N
             return int(r.get("n_spills", 0))
     if _tuned_figures_apply(cfg) and int(cfg.extra.get("n_regs", 0)) > 0:
         return int(cfg.extra.get("n_spills", 0))
-    cap = int(cfg.extra.get("maxnreg") or 0)
-    if cap > 0:
-        threads = cfg.num_warps * 32
-        need = int(math.ceil((cfg.block_m * cfg.head_dim + 1.5 * cfg.block_m * cfg.block_n) / threads)) + 40
-        return max(0, need - cap)
-    return 0
+    cap = int(cfg.extra.get("maxnreg") or 0) or 255
+    return max(0, _register_need(cfg) - cap)
 
 
 def shared_bytes(cfg: KernelConfig, resources: Mapping[str, Any] | None = None) -> int:
@@ -92,12 +88,23 @@ def shared_bytes(cfg: KernelConfig, resources: Mapping[str, Any] | None = None) 
     return int(m * d * elt + cfg.num_stages * 2 * nb * d * elt + (cfg.num_stages * nb * 4 if cfg.kernel == "fg" else 0))
 
 
-def estimated_regs(cfg: KernelConfig) -> int:
-    """Registers per thread when no compiled figure exists: fp32 O (M x D) and S (M x BLOCK_N) plus the 16-bit P
-    over the threads, plus ~40 for addresses, softmax state and loop counters (capped at 255)."""
+#: registers per thread beyond the O / S / P tiles, by kernel: the compiled calibration kernels need about 30 more
+#: (dense), 40 (block with TMA; +60 with the overlap option) and 65 (FG: gather pointers and index vectors)
+#: (validation/results/h200-2026-11-30-costmodel-calib.csv, n_regs against the tile formula)
+REGISTER_OVERHEAD = {"dense": 30, "block": 40, "fg": 65}
+
+
+def _register_need(cfg: KernelConfig) -> int:
     threads = cfg.num_warps * 32
     m, nb, d = cfg.block_m, cfg.block_n, cfg.head_dim
-    est = min(255, int(math.ceil((m * d + 1.5 * m * nb) / threads)) + 40)
+    extra = REGISTER_OVERHEAD.get(cfg.kernel, 40) + (60 if cfg.extra.get("overlap") else 0)
+    return int(math.ceil((m * d + 1.5 * m * nb) / threads)) + extra
+
+
+def estimated_regs(cfg: KernelConfig) -> int:
+    """Registers per thread when no compiled figure exists: fp32 O (M x D) and S (M x BLOCK_N) plus the 16-bit P
+    over the threads, plus the kernel's addresses, softmax state and loop counters (capped at 255)."""
+    est = min(255, _register_need(cfg))
     cap = int(cfg.extra.get("maxnreg") or 0)  # a register cap (Triton maxnreg) wins; the excess spills
     return min(est, cap) if cap > 0 else est
 
