@@ -16,11 +16,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_committed_case_lists_are_the_generators_output_and_disjoint() -> None:
-    lists = {s: vc.load_case_list(s) for s in ("calib", "dev", "test")}
+    lists = {s: vc.load_case_list(s) for s in ("calib", "dev", "test", "test3")}
     for s, cl in lists.items():
         gen = vc.generate(s, str(REPO / "traces"))
         assert [vc.case_row(c) for c in cl] == [vc.case_row(c) for c in gen], f"{s}.csv differs from its generator"
-    vc.check_disjoint([lists["calib"], lists["dev"], lists["test"]])
+    vc.check_disjoint([lists["calib"], lists["dev"], lists["test"], lists["test3"]])
+    t3 = lists["test3"]
+    earlier = [c for s in ("calib", "dev", "test") for c in lists[s]]
+    assert not {c.n_tokens for c in t3} & {c.n_tokens for c in earlier}, "test3 repeats an N of another list"
+    assert not {c.heads for c in t3} & {c.heads for c in earlier}, "test3 repeats a head count of another list"
+    assert {(c.block_n, c.num_stages, c.num_warps) for c in t3 if c.axis == "config"} == set(vc.CONFIG_GRID)
+    assert {c.sm_count for c in t3 if c.axis == "sm"} == set(vc.TEST_SM_PARTITIONS)
     assert {c.structure for c in lists["calib"]} == set(vc.CALIB_STRUCTURES)
     assert {c.structure for c in lists["test"]} == set(vc.TEST_STRUCTURES)
     axes = {c.axis for c in lists["test"]}

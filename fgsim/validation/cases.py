@@ -38,7 +38,8 @@ TEST_STRUCTURES = ("window3d", "colstripes", "text", "trace")
 CALIB_SEED = 7_000_000
 DEV_SEED = 8_000_000
 TEST_SEED = 9_000_000
-SPLITS = ("calib", "dev", "test", "tiny")
+TEST3_SEED = 9_500_000
+SPLITS = ("calib", "dev", "test", "test3", "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -300,6 +301,44 @@ def frozen_test_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: 
     return out
 
 
+def test3_cases() -> list[Case]:
+    """The second frozen test list (``test3``, written after the first test list had become development data):
+    new seeds, N and head counts used by no other list, the structured families, tuned configs at D 64/128 x
+    M 64/128, fp16, the whole Hopper launch-config grid at a (D, M) the first test list did not grid (D=128 M=64, fg /
+    block / dense) and its 3-stage row at D=64 M=128 (fg / dense), SM partitions of 16/32/64/96 SMs; sized to be
+    measured in about two minutes."""
+    out: list[Case] = []
+
+    def add(**kw: object) -> None:
+        i = len(out)
+        out.append(Case(case_id=f"u-{i:03d}", split="test3", seed=TEST3_SEED + i, **kw))  # type: ignore[arg-type]
+
+    fams = ("window3d", "colstripes", "text")
+    rng = np.random.default_rng(TEST3_SEED)
+    k = 0
+    for n, h in ((10240, 6), (16384, 5), (36864, 3)):
+        for d_head, m in DM:
+            dens = round(float(np.exp(rng.uniform(np.log(0.04), np.log(0.6)))), 4)
+            add(structure=fams[k % 3], n_tokens=n, heads=fit_heads(n, h, m), head_dim=d_head, block_m=m,
+                density=dens)
+            k += 1
+    for d_head, m in ((128, 128), (64, 64)):
+        add(structure=fams[k % 3], n_tokens=14336, heads=5, head_dim=d_head, block_m=m, density=0.15, dtype="fp16",
+            axis="dtype")
+        k += 1
+    for bn, st, w in CONFIG_GRID:
+        add(structure="window3d", n_tokens=16384, heads=5, head_dim=128, block_m=64, density=0.2,
+            kernels=("fg", "block", "dense"), block_n=bn, num_stages=st, num_warps=w, axis="config")
+        if st == 3:
+            add(structure="colstripes", n_tokens=10240, heads=10, head_dim=64, block_m=128, density=0.15,
+                kernels=("fg", "dense"), block_n=bn, num_stages=st, num_warps=w, axis="config")
+    for sms in TEST_SM_PARTITIONS:
+        for (n, h), (d_head, m), fam in (((10240, 6), (128, 128), "text"), ((14336, 10), (64, 64), "window3d")):
+            add(structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m, density=0.2, sm_count=sms,
+                axis="sm")
+    return out
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -339,6 +378,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return development_cases()
     if split == "test":
         return frozen_test_cases(traces_dir)
+    if split == "test3":
+        return test3_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
@@ -380,13 +421,13 @@ def case_from_row(row: dict[str, str], kernel: str | None = None) -> Case:
 
 
 def write_case_lists(out_dir: str | os.PathLike[str] = CASES_DIR, traces_dir: str = "traces") -> list[Path]:
-    """Write ``calib.csv``, ``dev.csv`` and ``test.csv`` (the frozen lists) into ``out_dir``."""
+    """Write ``calib.csv``, ``dev.csv``, ``test.csv`` and ``test3.csv`` (the frozen lists) into ``out_dir``."""
     from fgsim.fileio import write_text_atomic
 
     od = Path(out_dir)
     od.mkdir(parents=True, exist_ok=True)
     paths = []
-    for split in ("calib", "dev", "test"):
+    for split in ("calib", "dev", "test", "test3"):
         import io
 
         buf = io.StringIO()
