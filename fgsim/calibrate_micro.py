@@ -38,7 +38,7 @@ HBM_BUF_BYTES = 2 << 30
 def predict_micro(row: Mapping[str, str], gpu: GPU, p: ModelParams) -> float:
     """Predicted seconds of a ``gather`` microbenchmark row (per launch)."""
     a = json.loads(row["micro_args"])
-    rows, st, d, buf, per_sm, warps = (int(a["rows"]), int(a["stages"]), int(a["d"]), a["buf"], int(a["per_sm"]),
+    rows, st, d, buf, per_sm, _warps = (int(a["rows"]), int(a["stages"]), int(a["d"]), a["buf"], int(a["per_sm"]),
                                        int(a["warps"]))
     clk = gpu.clock_hz
     n_prog = gpu.sm_count * per_sm
@@ -46,10 +46,9 @@ def predict_micro(row: Mapping[str, str], gpu: GPU, p: ModelParams) -> float:
     bw = min(gpu.l2_bytes_per_s * p.l2_bw_eff / (gpu.sm_count * clk), gpu.l2_port_bytes_per_clk)
     if buf == "hbm":
         bw = min(bw, gpu.hbm_bytes_per_s * p.hbm_bw_eff / (gpu.sm_count * clk))
-    wg = max(1, warps // 4)
     res = max(byts / bw, 2.0 * byts / gpu.smem_bytes_per_clk_per_sm, rows * d / (gpu.fp32_flop_per_clk_per_sm / 2))
     la = max(1.0, (st - 1) / 2.0)  # the index load is pipelined too (one level); at least one stage each
-    chain = max(rows * p.row_issue_cycles / wg + p.tile_sync_cycles, (p.mem_latency_cycles + byts / bw) / la)
+    chain = max(p.tile_sync_cycles, (p.mem_latency_cycles + byts / bw) / la)
     per_tile = float(smax(res, chain, p.overlap_p) * smax(per_sm * res, chain, p.share_p)
                      / smax(res, chain, p.share_p))
     cycles = GATHER_TILES * per_tile + p.mem_latency_cycles + p.cta_cycles

@@ -12,19 +12,20 @@ per SM per clock from the GPU file):
   warpgroup reads the whole K and V tile (FA3's "shared-memory tiling", arXiv 2407.08608);
 * L2 → SM       ``t_bw = rows 2 D elt / bw_sm``, ``bw_sm`` = the SM's share of the L2 bandwidth among the SMs
   the grid keeps busy (capped per SM);
-* spills        ``t_spill = 2 n_spills 4 B threads / bw`` (the compiled kernel's spilled registers stored and
-  reloaded every tile, through L1 when the resident CTAs' spills fit beside their shared memory, else through L2;
-  added to both bounds);
+* spills        ``t_spill = 2 n_spills 4 B threads max(1, BN / 64) / spill_bytes_per_clk``: every thread stores
+  and reloads each of the compiled kernel's spilled registers once per 64 keys of the tile, at the local-memory
+  bandwidth one CTA gets (a fitted GPU property); the reloads sit in the CTA's chain (they wait for local memory),
+  not in the SM's shared resources, so co-resident CTAs overlap them;
 * a CTA whose warpgroups would own fewer than 64 query rows (e.g. M=64 with 8 warps) gets warp-level mma.sync
   instead of wgmma: the GPU file's ``mma_sync_fraction`` of the tensor rate;
 * latency       ``t_lat = (L + rows 2 D elt / bw_sm) / lookahead``: Little's law with ``lookahead`` tiles in flight,
   ``lookahead = max(1, (num_stages - 1) / (levels + 1))`` (Triton's pipeliner splits the stages between an index load and
   the load it feeds; ``levels`` = 0 for contiguous/TMA tiles and FG gathers with prefetched indices);
-* one CTA's dependency chain ``chain = t_mma + t_exp + t_fp + issue/wg + 2 mma_wait + tile_sync``: the warpgroups
+* one CTA's dependency chain ``chain = t_mma + t_exp + t_fp + issue/wg + 2 mma_wait + tile_sync + t_spill``: the warpgroups
   of one CTA run the FA2 loop in lockstep (Triton's loop has no ping-pong schedule: FA3, arXiv 2407.08608, needs
   explicit warpgroup barriers for it), so inside one CTA the MMA and softmax phases of a tile do not overlap; they
-  overlap only across co-resident CTAs. ``issue`` = ``rows row_issue`` for pointer loads (cp.async, spread over the
-  warpgroups) or ``tma_issue`` per TMA tile.
+  overlap only across co-resident CTAs. ``issue`` = ``tma_issue`` per TMA tile (the issue of pointer loads,
+  cp.async, fitted to ~0 cycles per row on the H200 and is not a parameter).
 
 Shared-SM resources ``R = max(t_mma, max(t_exp, t_fp), t_smem, t_bw)`` and the CTA's own bound
 ``C = max(chain, t_lat)`` overlap as ``smax(R, C) = (R^p + C^p)^(1/p)`` (``p = overlap_p``). With ``j`` CTAs
@@ -117,8 +118,7 @@ def uses_wgmma(cfg: KernelConfig, gpu: GPU) -> bool:
 
 
 def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_active: int,
-               issue_rows: np.ndarray | None = None, spills: int = 0, slots: int = 1,
-               smem_bytes: int = 0) -> TileCosts:
+               spills: int = 0) -> TileCosts:
     """Per-tile costs (see module docstring) for tiles loading ``rows`` rows with ``n_active`` SMs busy."""
     elt = ELT_BYTES.get(cfg.dtype, 2)
     m, bn, d = cfg.block_m, cfg.block_n, cfg.head_dim
@@ -138,15 +138,13 @@ def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
     byts = rows * row_bytes
     t_smem = (byts + w * bn * row_bytes) / gpu.smem_bytes_per_clk_per_sm
     t_bw = byts / bw_sm
-    # spilled registers: each stored and reloaded once per tile by every thread; through L1 when the resident
-    # CTAs' spill footprint fits the L1 left beside their shared memory, else through L2 at the SM's share
+    # spilled registers: every thread stores and reloads each one once per 64 keys of the tile (the spilled values
+    # are parts of the S / P / O tiles and the loop's pointers), at the local-memory bandwidth one CTA gets; in
+    # the chain only (a reload waits for local memory; co-resident CTAs overlap their waits)
     spill_bytes = spills * 4.0 * cfg.num_warps * 32
-    l1_free = gpu.l1_smem_kb * 1024 - slots * smem_bytes
-    spill_bw = gpu.smem_bytes_per_clk_per_sm if slots * spill_bytes <= l1_free else bw_sm
-    t_spill = 2.0 * spill_bytes / spill_bw
-    res = np.maximum(np.maximum(t_mma, max(t_exp, t_fp)), np.maximum(t_smem, t_bw)) + t_spill
-    ir = rows if issue_rows is None else np.asarray(issue_rows, np.float64)
-    issue = np.where(rows > 0, p.tma_issue_cycles, 0.0) if tma else ir * p.row_issue_cycles
+    t_spill = 2.0 * spill_bytes * max(1.0, bn / 64.0) / p.spill_bytes_per_clk
+    res = np.maximum(np.maximum(t_mma, max(t_exp, t_fp)), np.maximum(t_smem, t_bw))
+    issue = np.where(rows > 0, p.tma_issue_cycles, 0.0) if tma else np.zeros_like(rows)
     chain = t_mma + t_exp + t_fp + issue / wg + 2.0 * p.mma_wait_cycles + p.tile_sync_cycles + t_spill
     la = lookahead(cfg, tma)
     lat = np.where(rows > 0, (p.mem_latency_cycles + byts / bw_sm) / la, 0.0)
@@ -196,7 +194,7 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, 
         n_full = np.floor(keys / bn)
         r_last = keys - n_full * bn
     spills = spilled_registers(cfg, resources)
-    kw = {"spills": spills, "slots": slots, "smem_bytes": smem}
+    kw = {"spills": spills}
     full = tile_costs(cfg, gpu, p, np.array([rows_full]), n_active, **kw)
     t_full = float(full.alone[0])
     last = tile_costs(cfg, gpu, p, r_last, n_active, **kw)

@@ -39,9 +39,10 @@ SPECS: dict[str, ParamSpec] = {
                                  "two per tile (S = QK^T before the softmax, then P V)"),
     "tile_sync_cycles": ParamSpec("cycles", 0.0, 600.0,
                                   "per key tile and CTA: loop control, barrier and async-copy wait"),
-    "row_issue_cycles": ParamSpec("cycles/row", 0.0, 4.0,
-                                  "issue cost per K+V row moved by pointer loads (cp.async address math and issue), "
-                                  "spread over the CTA's warpgroups"),
+    "spill_bytes_per_clk": ParamSpec("B/clk/SM", 4.0, 128.0,
+                                     "local-memory bandwidth one CTA gets for its spilled registers: every thread "
+                                     "stores and reloads each spilled register once per 64 keys of a tile, in the "
+                                     "CTA's dependency chain"),
     "tma_issue_cycles": ParamSpec("cycles/tile", 0.0, 600.0, "TMA descriptor issue and mbarrier handling per K+V tile"),
     "mem_latency_cycles": ParamSpec("cycles", 300.0, 2000.0,
                                     "load-to-use latency of a global load under load (L2 hit to HBM mix)"),
@@ -73,7 +74,7 @@ class ModelParams:
     fp32_per_score: float = 6.0
     mma_wait_cycles: float = 120.0
     tile_sync_cycles: float = 80.0
-    row_issue_cycles: float = 0.5
+    spill_bytes_per_clk: float = 32.0
     tma_issue_cycles: float = 60.0
     mem_latency_cycles: float = 800.0
     l2_bw_eff: float = 0.9
