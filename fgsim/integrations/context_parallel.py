@@ -340,9 +340,11 @@ def enable_context_parallel(state: Any, transformer: Any | None = None) -> str:
         if hasattr(proc, "_parallel_config") and proc._parallel_config is None:  # config too (any enable order)
             proc._parallel_config = tr._parallel_config
 
+    # ``parallel_config`` (diffusers' config, passed by the processors) is consumed here: the state's own attend
+    # then sees whole-sequence tensors, as on one GPU
     if scheme == "ulysses":
         def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: int, key_mask: Any = None,
-                   scale: float | None = None) -> torch.Tensor:
+                   scale: float | None = None, parallel_config: Any = None) -> torch.Tensor:
             if key_mask is not None:
                 key_mask = all_gather_seq(key_mask, group)
             return ulysses_attention(q, k, v, lambda qf, kf, vf, hs: base(qf, kf, vf, layer, key_mask, scale),
@@ -351,7 +353,7 @@ def enable_context_parallel(state: Any, transformer: Any | None = None) -> str:
         rings: dict[Any, tuple[int, MaskedAttention]] = {}
 
         def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: int, key_mask: Any = None,
-                   scale: float | None = None) -> torch.Tensor:
+                   scale: float | None = None, parallel_config: Any = None) -> torch.Tensor:
             return _ring_attend(state, rings, group, q, k, v, layer, key_mask, scale)
 
     attend._fgsim_cp = True  # type: ignore[attr-defined]
