@@ -234,18 +234,42 @@ class Link:
     copy_gbs: float
     link: str = ""
     source: str = ""
+    #: rate of the Ulysses permute copies (bytes read + written per second; 0 = ``copy_gbs``)
+    permute_copy_gbs: float = 0.0
+    #: measured collective times ``{op: ((bytes, seconds), ...)}`` at ``table_degree`` ranks (bytes as in
+    #: :meth:`alltoall_s` / :meth:`allgather_s`); inside their size range they replace the latency/bandwidth line
+    tables: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+    table_degree: int = 0
+
+    def _table(self, op: str, nbytes: float, degree: int) -> float | None:
+        pts = self.tables.get(op)
+        if not pts or degree != self.table_degree or not pts[0][0] <= nbytes <= pts[-1][0]:
+            return None
+        xs = np.array([p[0] for p in pts])
+        ts = np.array([p[1] for p in pts])
+        return float(np.interp(nbytes, xs, ts))
 
     def alltoall_s(self, nbytes: float, degree: int) -> float:
         """Seconds of an all-to-all of a per-rank buffer of ``nbytes`` among ``degree`` ranks."""
         if degree <= 1:
             return 0.0
+        t = self._table("alltoall", nbytes, degree)
+        if t is not None:
+            return t
         return self.latency_us * 1e-6 + nbytes * (degree - 1) / degree / (self.alltoall_busbw_gbs * 1e9)
 
     def allgather_s(self, out_bytes: float, degree: int) -> float:
         """Seconds of an all-gather producing ``out_bytes`` on every rank."""
         if degree <= 1:
             return 0.0
+        t = self._table("allgather", out_bytes, degree)
+        if t is not None:
+            return t
         return self.latency_us * 1e-6 + out_bytes * (degree - 1) / degree / (self.allgather_busbw_gbs * 1e9)
+
+    def permute_s(self, nbytes: float) -> float:
+        """Seconds of a permute-and-copy of a ``nbytes`` tensor (Ulysses' layout changes)."""
+        return 2.0 * nbytes / ((self.permute_copy_gbs or self.copy_gbs) * 1e9)
 
     def p2p_s(self, nbytes: float) -> float:
         """Seconds of one send/recv of ``nbytes``."""
@@ -267,7 +291,17 @@ def link_from_dict(d: dict[str, Any], where: str) -> Link:
         if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
             raise FgsimError(f"{where}: interconnect field '{k}' must be a positive number, got {v!r}")
         vals[k] = float(v)
-    return Link(**vals, link=str(d.get("link", "")), source=str(d.get("source", "")))
+    perm = d.get("permute_copy_gbs", 0.0)
+    if isinstance(perm, bool) or not isinstance(perm, int | float) or perm < 0:
+        raise FgsimError(f"{where}: interconnect field 'permute_copy_gbs' must be a number >= 0, got {perm!r}")
+    tables: dict[str, tuple[tuple[float, float], ...]] = {}
+    for op, pts in (d.get("tables") or {}).items():
+        try:
+            tables[str(op)] = tuple(sorted((float(b), float(t)) for b, t in pts))
+        except (TypeError, ValueError):
+            raise FgsimError(f"{where}: interconnect table '{op}' must be a list of [bytes, seconds]") from None
+    return Link(**vals, link=str(d.get("link", "")), source=str(d.get("source", "")), permute_copy_gbs=float(perm),
+                tables=tables, table_degree=int(d.get("table_degree", 0) or 0))
 
 
 def link_for(gpu: Any) -> Link:
@@ -316,7 +350,7 @@ def comm_cost(plan: CpPlan, n_tokens: int, heads: int, head_dim: int, link: Link
         return CommCost(0.0, 0.0, 0.0, 0.0)
     if plan.scheme == "ulysses":
         a2a = link.alltoall_s(local, p)
-        cp = link.copy_s(local)
+        cp = link.permute_s(local)
         return CommCost(4 * a2a, 8 * cp, 0.0, 4 * local * (p - 1) / p,
                         {"alltoall_s": a2a, "alltoalls": 4, "copy_s": cp, "copies": 8})
     gathered = 2 * local * p

@@ -52,8 +52,11 @@ def fit_line(x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def fit_link(rows: list[dict[str, str]], p: int, link_name: str) -> tuple[Link, list[dict[str, Any]]]:
-    """Link constants from the microbenchmark rows (per size: the slower rank's median)."""
+def fit_link(rows: list[dict[str, str]], p: int, link_name: str, copy_gbs: float
+             ) -> tuple[Link, list[dict[str, Any]]]:
+    """Link constants from the microbenchmark rows (per size: the slower rank's median): latency/bandwidth
+    lines, and the measured tables that replace them inside their size range. ``copy_gbs``: the plain copy rate
+    (the GPU description's; the strided copy microbenchmark is reported, not used)."""
     by: dict[tuple[str, int], float] = {}
     for r in rows:
         key = (r["op"], int(r["bytes"]))
@@ -73,10 +76,29 @@ def fit_link(rows: list[dict[str, str]], p: int, link_name: str) -> tuple[Link, 
             out.append({"op": op, "bytes": bb, "bytes_moved": mv, "measured_s": tt, "fit_s": a + b * mv,
                         "fit_err": (a + b * mv) / tt - 1, "fit_latency_us": a * 1e6, "fit_gbs": 1 / b / 1e9})
     lat = float(np.mean([fits["alltoall"][0], fits["allgather"][0]]))
+    tables = {op: tuple(sorted((float(b), t) for (o, b), t in by.items() if o == op))
+              for op in ("alltoall", "allgather", "p2p")}
     link = Link(alltoall_busbw_gbs=1 / fits["alltoall"][1] / 1e9, allgather_busbw_gbs=1 / fits["allgather"][1] / 1e9,
-                p2p_bw_gbs=1 / fits["p2p"][1] / 1e9, latency_us=lat * 1e6, copy_gbs=1 / fits["copy"][1] / 1e9,
-                link=link_name, source="")
+                p2p_bw_gbs=1 / fits["p2p"][1] / 1e9, latency_us=lat * 1e6, copy_gbs=copy_gbs,
+                link=link_name, source="", tables=tables, table_degree=p)
     return link, out
+
+
+def fit_permute(timing: list[dict[str, str]], link: Link, shape: str) -> float:
+    """Rate (bytes read + written per second) of the Ulysses permute copies on ``shape``'s rows: the measured
+    communication minus the 4 all-to-alls (measured tables), over the 8 copies of the local tensor."""
+    rates = []
+    for r in timing:
+        if r["scheme"] != "ulysses" or r["shape"] != shape:
+            continue
+        s, h, d, p = (int(r[k]) for k in ("S", "heads", "head_dim", "P"))
+        local = s // p * h * d * 2
+        copies = float(r["comm_median_s"]) - 4 * link.alltoall_s(local, p)
+        if copies > 0:
+            rates.append(8 * 2 * local / copies)
+    if not rates:
+        raise FgsimError(f"no Ulysses rows of {shape} to fit the permute-copy rate on")
+    return float(np.median(rates)) / 1e9
 
 
 def predict_rows(timing: list[dict[str, str]], counts: Any, gpu: Any, link: Link, params: Any
@@ -159,7 +181,10 @@ def write_gpu_interconnect(gpu_path: Path, link: Link, source: str) -> None:
     text = gpu_path.read_text()
     block = {"link": link.link, "alltoall_busbw_gbs": round(link.alltoall_busbw_gbs, 1),
              "allgather_busbw_gbs": round(link.allgather_busbw_gbs, 1), "p2p_bw_gbs": round(link.p2p_bw_gbs, 1),
-             "latency_us": round(link.latency_us, 1), "copy_gbs": round(link.copy_gbs, 0), "source": source}
+             "latency_us": round(link.latency_us, 1), "copy_gbs": round(link.copy_gbs, 0),
+             "permute_copy_gbs": round(link.permute_copy_gbs, 0), "table_degree": link.table_degree,
+             "tables": {op: [[int(b), float(f"{t:.6g}")] for b, t in pts] for op, pts in link.tables.items()},
+             "source": source}
     inner = "\n".join(json.dumps({"interconnect": block}, indent=2, ensure_ascii=False).splitlines()[1:-1])
     new, n = re.subn(r'\n  "interconnect": \{.*?\n  \}', "\n" + inner, text, count=1, flags=re.S)
     if n != 1:
@@ -176,6 +201,8 @@ def main() -> int:
     ap.add_argument("--out-dir", default=str(ROOT / "validation" / "results"))
     ap.add_argument("--write-gpu", action="store_true", help="store the fitted interconnect in the GPU description")
     ap.add_argument("--calibration", help="cost-model calibration .json (default: the GPU's own)")
+    ap.add_argument("--fit-permute-on", default="wan2.1-1.3b-480p",
+                    help="shape whose Ulysses rows fit the permute-copy rate (the others are held out)")
     ap.add_argument("--commit", default="", help="commit the device ran (its copy of the tree has no git)")
     args = ap.parse_args()
     res = Path(args.results)
@@ -193,7 +220,12 @@ def main() -> int:
         env["commit"] = args.commit
     comm_rows = read_csv(res / "cp-comm.csv")
     p = int(comm_rows[0]["P"])
-    link, fit_rows = fit_link(comm_rows, p, link_for(gpu).link)
+    prior = link_for(gpu)
+    link, fit_rows = fit_link(comm_rows, p, prior.link, prior.copy_gbs)
+    timing = read_csv(res / "cp-timing.csv")
+    from dataclasses import replace
+
+    link = replace(link, permute_copy_gbs=fit_permute(timing, link, args.fit_permute_on))
     try:
         params, note = resolve_params(gpu, args.calibration)
     except FgsimError as exc:  # a calibration file this fgsim cannot read: say so in every row
@@ -201,7 +233,10 @@ def main() -> int:
 
         params, note = ModelParams(), f"UNCALIBRATED spec priors ({exc})"
     counts = np.load(res / "cp-counts.npz") if (res / "cp-counts.npz").is_file() else {}
-    rows = predict_rows(read_csv(res / "cp-timing.csv"), counts, gpu, link, params)
+    rows = predict_rows(timing, counts, gpu, link, params)
+    for r in rows:
+        r["split"] = "permute-copy fit" if r["shape"] == args.fit_permute_on and r["scheme"] == "ulysses" \
+            else "held-out"
     out = Path(args.out_dir)
     method = "CUDA events per rank, barrier before each measurement, median of interleaved rounds"
     write_csv(out / f"cp-{args.tag}-timing.csv", rows, env,
@@ -221,7 +256,8 @@ def main() -> int:
             "/ bandwidth; copy = permute copies, bytes read + written"))
     print(f"link fit ({p} GPUs): all-to-all {link.alltoall_busbw_gbs:.0f} GB/s, all-gather "
           f"{link.allgather_busbw_gbs:.0f} GB/s, p2p {link.p2p_bw_gbs:.0f} GB/s, latency {link.latency_us:.1f} us, "
-          f"copy {link.copy_gbs:.0f} GB/s; cost model: {note}")
+          f"copy {link.copy_gbs:.0f} GB/s, permute copy {link.permute_copy_gbs:.0f} GB/s (fitted on "
+          f"{args.fit_permute_on}); cost model: {note}")
     print(f"{'shape':<18} {'kern':<5} {'dens':>5} {'scheme':<7} {'rk':>2} {'attn meas/pred ms':>20} "
           f"{'comm meas/pred ms':>18} {'rank err':>8} {'total err':>9}")
     for r in rows:

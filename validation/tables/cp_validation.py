@@ -21,16 +21,19 @@ def render() -> str:
     if tname is None:
         return "*No context-parallel measurement committed yet (validation/cp_run.py, validation/cp_validate.py).*\n"
     rows = read_rows(tname)
-    out = ["| shape | kernel | density | scheme | rank | attention meas / pred (ms) | communication meas / pred "
-           "(ms) | attention + comm. error |", "|---|---|---:|---|---:|---:|---:|---:|"]
-    errs = []
+    out = ["| shape | kernel | density | scheme | attention meas / pred, rank 0 · rank 1 (ms) | communication meas / "
+           "pred (ms) | attention + comm. error, rank 0 · 1 |", "|---|---|---:|---|---:|---:|---:|"]
+    errs = [abs(float(r["err_rank"])) for r in rows]
+    groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
     for r in rows:
-        e = float(r["err_rank"])
-        errs.append(abs(e))
-        dens = "dense" if r["kernel"] == "dense" else f"{float(r['density']):.2f}"
-        out.append(f"| {r['shape']} | {r['kernel']} | {dens} | {r['scheme']} | {r['rank']} | "
-                   f"{_ms(r['measured_attn_s'])} / {_ms(r['predicted_attn_s'])} | "
-                   f"{_ms(r['measured_comm_s'])} / {_ms(r['predicted_comm_s'])} | {e * 100:+.1f} % |")
+        groups.setdefault((r["shape"], r["kernel"], r["density"], r["scheme"]), []).append(r)
+    for (shape, kernel, dens, scheme), rr in groups.items():
+        rr = sorted(rr, key=lambda x: int(x["rank"]))
+        d = "dense" if kernel == "dense" else f"{float(dens):.2f}"
+        att = " · ".join(f"{_ms(x['measured_attn_s'])} / {_ms(x['predicted_attn_s'])}" for x in rr)
+        com = f"{_ms(rr[0]['measured_comm_s'])} / {_ms(rr[0]['predicted_comm_s'])}"
+        err = " · ".join(f"{float(x['err_rank']) * 100:+.1f} %" for x in rr)
+        out.append(f"| {shape} | {kernel} | {d} | {scheme} | {att} | {com} | {err} |")
     within = sum(1 for e in errs if e <= 0.08)
     text = "\n".join(out) + "\n\n"
     text += (f"Per-rank attention + communication: median |error| {statistics.median(errs) * 100:.1f} %, max "
