@@ -252,8 +252,11 @@ def main() -> int:
         write_gpu_interconnect(Path(gpu.path), link, (
             f"fitted by validation/cp_validate.py to NCCL microbenchmarks on {p} x {env.get('gpu_name', gpu.name)} "
             f"({env.get('date', '')[:10]}, NCCL {env.get('nccl', '')}, NVLS off; validation/results/cp-{args.tag}-"
-            "comm.csv): t = latency + bytes moved per rank (nccl-tests bus-bandwidth convention, doc/PERFORMANCE.md) "
-            "/ bandwidth; copy = permute copies, bytes read + written"))
+            "comm.csv): tables = measured medians (bytes, s) at table_degree GPUs, used inside their range; outside, "
+            "t = latency + bytes moved per rank (nccl-tests bus-bandwidth convention, doc/PERFORMANCE.md) / "
+            "bandwidth; permute_copy_gbs fitted on the Wan2.1-1.3B Ulysses rows (communication minus the measured "
+            "all-to-alls, over 8 copies; bytes read + written); copy_gbs = the prior plain-copy rate (device-to-"
+            "device copy measured on this workplace's H200, 2026-10-28), used for the ring's stacking copy and merge"))
     print(f"link fit ({p} GPUs): all-to-all {link.alltoall_busbw_gbs:.0f} GB/s, all-gather "
           f"{link.allgather_busbw_gbs:.0f} GB/s, p2p {link.p2p_bw_gbs:.0f} GB/s, latency {link.latency_us:.1f} us, "
           f"copy {link.copy_gbs:.0f} GB/s, permute copy {link.permute_copy_gbs:.0f} GB/s (fitted on "
