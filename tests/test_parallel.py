@@ -327,3 +327,20 @@ def test_gloo_ulysses_and_ring_match_one_process(tmp_path: object) -> None:
         if key in res[0]:
             assert torch.allclose(res[0][key], one.outputs[0], rtol=1e-5, atol=1e-5), scheme
             assert torch.equal(res[0][key], res[1][key])
+
+
+def test_link_tables_and_gpu_interconnect() -> None:
+    from dataclasses import replace
+
+    from fgsim.hardware import load_gpu
+    from fgsim.parallel import link_for, link_from_dict
+
+    lk = replace(LINK, tables={"alltoall": ((1e6, 1e-4), (3e6, 3e-4))}, table_degree=2, permute_copy_gbs=500.0)
+    assert lk.alltoall_s(2e6, 2) == pytest.approx(2e-4)  # interpolated inside the measured range
+    assert lk.alltoall_s(4e6, 2) == pytest.approx(LINK.alltoall_s(4e6, 2))  # the line outside it
+    assert lk.alltoall_s(2e6, 4) == pytest.approx(LINK.alltoall_s(2e6, 4))  # another degree: the line
+    assert lk.permute_s(1e6) == pytest.approx(2e6 / 500e9) and LINK.permute_s(1e6) == LINK.copy_s(1e6)
+    with pytest.raises(FgsimError):
+        link_from_dict({"alltoall_busbw_gbs": 1}, "x.json")
+    h200 = link_for(load_gpu("h200"))
+    assert h200.table_degree == 2 and h200.tables["alltoall"] and h200.permute_copy_gbs > 0
