@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -622,20 +623,27 @@ def cp_report(wl: Any, info: Any, gpu: Any, kernels: Sequence[str], plans: Seque
                               kw.get("dtype", "bf16"), None)
                 cands = equal_partitions(info.num_heads, plan.degree, limit=36) or \
                     [balanced_heads(head_costs(wl, info, gpu, cfg, kw.get("params")), plan.degree)]
+                # judged like the plan itself: the full run's sum of per-call slowest rank + communication;
+                # the natural contiguous split is a candidate, so the what-if is never worse than it
                 bal = min((predict_cp(wl, info, gpu, k, plan, link=link, single=(single or {}).get(k),
-                                      assignment=g, **kw) for g in cands),
-                          key=lambda x: float(x.rank_total_s().max()))
+                                      assignment=g, **kw) for g in [*cands, None]),
+                          key=lambda x: float((x.pass_s * x.weights).sum()))
                 s = bal.summary()
                 s["what_if"] = "balanced heads"
                 rows.append(s)
-    lines = [f"context parallelism on {gpu.name}: interconnect {link.link or 'n/a'} "
-             f"(all-to-all {link.alltoall_busbw_gbs:g} GB/s, all-gather {link.allgather_busbw_gbs:g} GB/s bus "
-             f"bandwidth, {link.latency_us:g} us per collective)",
+    if rows and all("skipped" in r for r in rows):
+        raise FgsimError(f"--cp: no kernel can run {', '.join(p.describe() for p in plans)}: {rows[0]['skipped']}")
+    head = textwrap.wrap(f"context parallelism on {gpu.name}: interconnect {link.link or 'n/a'}", 100,
+                         subsequent_indent="    ")
+    lines = [*head,
+             f"  collectives: all-to-all {link.alltoall_busbw_gbs:g} GB/s, all-gather {link.allgather_busbw_gbs:g} "
+             f"GB/s bus bandwidth, {link.latency_us:g} us each",
              f"{'plan':<11} {'kernel':<6} {'rank attention (full run)':<34} {'imbal':>6} {'comm':>9} "
              f"{'P GPUs':>9} {'1 GPU':>9} {'speedup':>8}"]
     for r in rows:
         if "skipped" in r:
-            lines.append(f"{r['plan']:<11} {r['kernel']:<6} skipped: {r['skipped']}")
+            lines += textwrap.wrap(f"{r['plan']:<11} {r['kernel']:<6} skipped: {r['skipped']}", 100,
+                                   subsequent_indent=" " * 19)
             continue
         ranks = r["rank_attention_s"]
         rk = " ".join(fmt_seconds(x) for x in ranks) if len(ranks) <= 4 else \
@@ -644,11 +652,11 @@ def cp_report(wl: Any, info: Any, gpu: Any, kernels: Sequence[str], plans: Seque
         lines.append(f"{r['plan']:<11} {r['kernel'] + tag:<6} {rk:<34} {r['imbalance_run']:>6.3f} "
                      f"{fmt_seconds(r['comm_run_s']):>9} {fmt_seconds(r['full_run_s']):>9} "
                      f"{fmt_seconds(r['single_gpu_s']):>9} {r['speedup_vs_1gpu']:>7.2f}x")
-    lines.append("imbal = slowest rank / mean rank attention; P GPUs = per call (slowest rank + communication), "
-                 "summed over the full run; nothing overlaps (diffusers' Ulysses and ring)")
+    lines.append("imbal = slowest rank / mean rank attention; P GPUs = per call (slowest rank +")
+    lines.append("    communication), summed over the full run; nothing overlaps (diffusers' Ulysses and ring)")
     if balance:
-        lines.append("* = what-if: the head-to-GPU assignment with the least slowest-rank time (every split when "
-                     "there are few, else balanced modelled CTA work); a fixed head permutation")
+        lines.append("* = what-if: the head-to-GPU assignment with the least slowest-rank time (every split")
+        lines.append("    when there are few, else balanced modelled CTA work); a fixed head permutation")
     return lines, rows
 
 

@@ -208,6 +208,10 @@ def run(args: argparse.Namespace) -> int:
 
             wl, info = synthetic_workload(model, args.resolution, density=args.density)
             kind = "synthesized"
+        for pl in plans or ():
+            if pl.scheme == "ulysses" and info.num_heads % pl.degree:
+                raise FgsimError(f"--cp {pl.describe()}: the Ulysses degree must divide the run's "
+                                 f"{info.num_heads} attention heads")
         if model is not None and tr is not None:
             from fgsim.endtoend import check_trace_matches
 
