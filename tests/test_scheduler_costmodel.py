@@ -129,6 +129,32 @@ def test_lockstep_tile_chain_hand_computed() -> None:
     assert tc.alone[0] == pytest.approx(max(tc.chain[0], tc.resource[0]), rel=0.02)
 
 
+def test_spilled_registers_cost_chain_time_per_64_keys() -> None:
+    """Each spilled register is stored and reloaded once per 64 keys of a tile by every thread, at the fitted
+    local-memory bandwidth, in the CTA's chain only (co-resident CTAs overlap it)."""
+    from fgsim.costmodel import tile_costs
+
+    p = ModelParams(spill_bytes_per_clk=32.0)
+    for bn in (32, 64, 128):
+        cfg = launch_config("dense", "h200", 128, 128, 1)
+        cfg = cfg.__class__(**{**cfg.__dict__, "block_n": bn, "num_warps": 4})
+        a = tile_costs(cfg, GPU, p, np.array([float(bn)]), 132)
+        b = tile_costs(cfg, GPU, p, np.array([float(bn)]), 132, spills=100)
+        want = 2.0 * 100 * 4.0 * 128 * max(1.0, bn / 64.0) / 32.0
+        assert b.chain[0] - a.chain[0] == pytest.approx(want)
+        assert b.resource[0] == pytest.approx(a.resource[0])
+
+
+def test_block_kernel_needs_block_n_dividing_block_m() -> None:
+    from fgsim.model.assemble import KernelPlan
+
+    cfg = launch_config("block", "h200", 128, 64, 1)
+    bad = cfg.__class__(**{**cfg.__dict__, "block_n": 128})
+    with pytest.raises(FgsimError, match="does not launch"):
+        KernelPlan.build(bad, GPU, P, 4096, 2)
+    KernelPlan.build(cfg, GPU, P, 4096, 2)
+
+
 def test_no_per_config_factor_and_bounded_params() -> None:
     """Parameters are GPU properties only: at most 15, each with a unit and a range; out-of-range or unknown
     names are refused, a round trip keeps them."""

@@ -113,6 +113,9 @@ class KernelPlan:
     def build(cls, cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, heads: int, *,
               n_keys: int | None = None, resources: Mapping[str, Any] | None = None) -> KernelPlan:
         """Tables for calls of ``heads`` heads of ``n_tokens`` queries (x ``n_keys`` keys, default square)."""
+        if cfg.kernel == "block" and cfg.block_m % cfg.block_n:
+            # fgattn's block kernel tiles each BLOCK_M x BLOCK_M block in BLOCK_N slices (kernels/fgattn/attention.py)
+            raise FgsimError(f"{cfg.describe()} does not launch: the block kernel needs BLOCK_N to divide BLOCK_M")
         qb = -(-int(n_tokens) // cfg.block_m)
         tabs = cta_tables(cfg, gpu, params, int(n_tokens), n_ctas=heads * qb, n_keys=n_keys, resources=resources)
         notes = list(tabs.notes)
