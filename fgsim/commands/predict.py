@@ -191,7 +191,6 @@ def run(args: argparse.Namespace) -> int:
         from fgsim.endtoend import load_model
 
         model = load_model(args.model)
-    numba_notice()
     tr = None
     results = []
     try:
@@ -216,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
             from fgsim.endtoend import check_trace_matches
 
             check_trace_matches(model, info)
+        numba_notice()  # only once the inputs are known good: a refused trace gets its one error line alone
         for gpu in gpus:
             try:
                 rp = predict_run(wl, info, gpu, kernels, block_m=args.block_m, gran_n=args.gran_n, dtype=args.dtype,
