@@ -62,16 +62,10 @@ class AttentionSwitch:
 
 
 def _apply_rope(x: torch.Tensor, freqs_cos: torch.Tensor, freqs_sin: torch.Tensor) -> torch.Tensor:
-    """diffusers 0.42.1 ``WanAttnProcessor``'s rotary embedding (interleaved real pairs), verbatim."""
-    import torch
+    """diffusers 0.42.1 ``WanAttnProcessor``'s rotary embedding (the integration's copy, one for the package)."""
+    from fgsim.integrations.diffusers import _wan_rope
 
-    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
-    cos = freqs_cos[..., 0::2]
-    sin = freqs_sin[..., 1::2]
-    out = torch.empty_like(x)
-    out[..., 0::2] = x1 * cos - x2 * sin
-    out[..., 1::2] = x1 * sin + x2 * cos
-    return out.type_as(x)
+    return _wan_rope(x, freqs_cos, freqs_sin)
 
 
 def _switch_processor_class() -> Any:
