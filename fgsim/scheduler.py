@@ -234,6 +234,27 @@ def _sim_dispatch(idx, table, n_sm, slots, rates, record, start, end, machine): 
     return _sim_shared(idx, table, n_sm, slots, rates, record, start, end, machine)
 
 
+@nb.njit(cache=True)
+def _sim_call(row, packed, work, work_full, n_sm, slots, rates, csum_row):  # noqa: ANN001, ANN202
+    """(makespan, total work) of one call's CTAs ``row``; adds their cost components into ``csum_row``."""
+    dummy_f = np.zeros(1)
+    dummy_i = np.zeros(1, np.int64)
+    if row.shape[0] > MANY_WAVES * n_sm * slots and rates[slots] < 1.0 - 1e-9:
+        # many waves: every SM holds `slots` CTAs nearly all the time, so each slot is a machine running at
+        # the full-SM rate (list scheduling); only the last wave, a small share of the call, would run faster
+        ms, tw = _sim_list(row, work_full, n_sm * slots, False, dummy_f, dummy_f, dummy_i)
+        tw = 0.0
+        for i in range(row.shape[0]):
+            tw += work[row[i]]
+    else:
+        ms, tw = _sim_dispatch(row, work, n_sm, slots, rates, False, dummy_f, dummy_f, dummy_i)
+    for i in range(row.shape[0]):
+        r = row[i]
+        for k in range(csum_row.shape[0]):
+            csum_row[k] += packed[r, k + 1]
+    return ms, tw
+
+
 @nb.njit(cache=True, parallel=True)
 def _sim_many(idx2d, packed, n_sm, slots, rates):  # noqa: ANN001, ANN202
     """packed[c] = (work, comp_1, ..., comp_K) per count value, row-major (one cache line per CTA lookup)."""
@@ -244,29 +265,9 @@ def _sim_many(idx2d, packed, n_sm, slots, rates):  # noqa: ANN001, ANN202
     csum = np.zeros((n_calls, n_comp))
     work = np.ascontiguousarray(packed[:, 0])
     work_full = work / rates[slots]
-    dummy_f = np.zeros(1)
-    dummy_i = np.zeros(1, np.int64)
     for c in nb.prange(n_calls):
-        row = idx2d[c]
-        if row.shape[0] > MANY_WAVES * n_sm * slots and rates[slots] < 1.0 - 1e-9:
-            # many waves: every SM holds `slots` CTAs nearly all the time, so each slot is a machine running at
-            # the full-SM rate (list scheduling); only the last wave, a small share of the call, would run faster
-            ms, tw = _sim_list(row, work_full, n_sm * slots, False, dummy_f, dummy_f, dummy_i)
-            tw = 0.0
-            for i in range(row.shape[0]):
-                tw += work[row[i]]
-        else:
-            ms, tw = _sim_dispatch(row, work, n_sm, slots, rates, False, dummy_f, dummy_f, dummy_i)
-        out[c] = ms
-        tot[c] = tw
-        acc = np.zeros(n_comp)
-        for i in range(row.shape[0]):
-            r = row[i]
-            for k in range(n_comp):
-                acc[k] += packed[r, k + 1]
-        csum[c, :] = acc
+        out[c], tot[c] = _sim_call(idx2d[c], packed, work, work_full, n_sm, slots, rates, csum[c])
     return out, tot, csum
-
 
 
 @nb.njit(cache=True)
@@ -279,27 +280,8 @@ def _sim_many_serial(idx2d, packed, n_sm, slots, rates):  # noqa: ANN001, ANN202
     csum = np.zeros((n_calls, n_comp))
     work = np.ascontiguousarray(packed[:, 0])
     work_full = work / rates[slots]
-    dummy_f = np.zeros(1)
-    dummy_i = np.zeros(1, np.int64)
     for c in range(n_calls):
-        row = idx2d[c]
-        if row.shape[0] > MANY_WAVES * n_sm * slots and rates[slots] < 1.0 - 1e-9:
-            # many waves: every SM holds `slots` CTAs nearly all the time, so each slot is a machine running at
-            # the full-SM rate (list scheduling); only the last wave, a small share of the call, would run faster
-            ms, tw = _sim_list(row, work_full, n_sm * slots, False, dummy_f, dummy_f, dummy_i)
-            tw = 0.0
-            for i in range(row.shape[0]):
-                tw += work[row[i]]
-        else:
-            ms, tw = _sim_dispatch(row, work, n_sm, slots, rates, False, dummy_f, dummy_f, dummy_i)
-        out[c] = ms
-        tot[c] = tw
-        acc = np.zeros(n_comp)
-        for i in range(row.shape[0]):
-            r = row[i]
-            for k in range(n_comp):
-                acc[k] += packed[r, k + 1]
-        csum[c, :] = acc
+        out[c], tot[c] = _sim_call(idx2d[c], packed, work, work_full, n_sm, slots, rates, csum[c])
     return out, tot, csum
 
 
