@@ -483,6 +483,16 @@ def _gather_seq(x: torch.Tensor, parallel_config: Any) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
+_SDPA_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale")
+
+
+def bind_sdpa_args(args: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``F.scaled_dot_product_attention``'s positional and keyword arguments as one dict by parameter name."""
+    bound = dict(zip(_SDPA_ARGS, args, strict=False))
+    bound.update(kwargs)
+    return bound
+
+
 def _make_sdpa_mode(capture: AttentionCapture) -> Any:
     import torch.nn.functional as F
     from torch.overrides import TorchFunctionMode
@@ -491,9 +501,7 @@ def _make_sdpa_mode(capture: AttentionCapture) -> Any:
         def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
             kwargs = kwargs or {}
             if func is F.scaled_dot_product_attention:
-                names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale")
-                bound = dict(zip(names, args, strict=False))
-                bound.update(kwargs)
+                bound = bind_sdpa_args(args, kwargs)
                 capture._record(bound["query"], bound["key"], bound["value"], bound.get("attn_mask"),
                                 bound.get("scale"))
             return func(*args, **kwargs)

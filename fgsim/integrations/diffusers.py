@@ -415,13 +415,13 @@ def _sdpa_router(state: FgAttnState, layer: int, key_padding_mask: Callable[...,
     import torch.nn.functional as F
     from torch.overrides import TorchFunctionMode
 
+    from fgsim.capture.hooks import bind_sdpa_args
+
     class _Route(TorchFunctionMode):
         def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
             kwargs = kwargs or {}
             if func is F.scaled_dot_product_attention:
-                names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale")
-                bound = dict(zip(names, args, strict=False))
-                bound.update(kwargs)
+                bound = bind_sdpa_args(args, kwargs)
                 q, k, v = bound["query"], bound["key"], bound["value"]
                 if q.dim() == 4 and q.shape[-2] == k.shape[-2] and not bound.get("is_causal", False) \
                         and q.shape[1] == k.shape[1]:
