@@ -20,6 +20,8 @@ __all__ = [
     "fg_attention",
     "index_to_mask",
     "launch_config",
+    "limit_sms",
+    "merge_attention_",
     "reference_attention",
 ]
 
@@ -35,6 +37,8 @@ _WHERE = {
     "reference_attention": "reference",
     "LaunchConfig": "launch",
     "launch_config": "launch",
+    "limit_sms": "schedule",
+    "merge_attention_": "merge",
 }
 
 
