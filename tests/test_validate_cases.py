@@ -16,11 +16,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_committed_case_lists_are_the_generators_output_and_disjoint() -> None:
-    lists = {s: vc.load_case_list(s) for s in ("calib", "dev", "test", "test3")}
+    lists = {s: vc.load_case_list(s) for s in ("calib", "dev", "test", "test3", "dev4", "test4")}
     for s, cl in lists.items():
         gen = vc.generate(s, str(REPO / "traces"))
         assert [vc.case_row(c) for c in cl] == [vc.case_row(c) for c in gen], f"{s}.csv differs from its generator"
-    vc.check_disjoint([lists["calib"], lists["dev"], lists["test"], lists["test3"]])
+    vc.check_disjoint([lists["calib"], lists["dev"], lists["test"], lists["test3"], lists["dev4"], lists["test4"]])
+    t4 = lists["test4"]
+    before = [c for s in ("calib", "dev", "test", "test3", "dev4") for c in lists[s]]
+    assert not {c.n_tokens for c in t4} & {c.n_tokens for c in before}, "test4 repeats an N of another list"
+    assert {(c.block_n, c.num_stages, c.num_warps) for c in t4 if c.axis == "config" and c.block_n} == \
+        set(vc.CONFIG_GRID)
+    assert {(c.persistent, c.programs_per_sm) for c in t4 if c.persistent >= 0} == set(vc.PERSISTENT_SETTINGS)
+    assert {c.sm_count for c in t4 if c.axis == "sm"} == set(vc.TEST4_SM_PARTITIONS)
+    assert {(c.head_dim, c.block_m) for c in t4 if c.axis == "tuned"} == set(vc.DM)
+    assert {c.dtype for c in t4} == {"bf16", "fp16"}
+    assert sum(len(c.kernels) for c in t4) <= 150
     t3 = lists["test3"]
     earlier = [c for s in ("calib", "dev", "test") for c in lists[s]]
     assert not {c.n_tokens for c in t3} & {c.n_tokens for c in earlier}, "test3 repeats an N of another list"

@@ -39,7 +39,9 @@ CALIB_SEED = 7_000_000
 DEV_SEED = 8_000_000
 TEST_SEED = 9_000_000
 TEST3_SEED = 9_500_000
-SPLITS = ("calib", "dev", "test", "test3", "tiny")
+DEV4_SEED = 8_500_000
+TEST4_SEED = 9_700_000
+SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -73,10 +75,12 @@ class Case:
     dtype: str = "bf16"
     sm_count: int = 0  # 0: the whole GPU; else a green-context SM partition
     axis: str = "tuned"  # what the case tests: tuned | config | sm | dtype | trace
+    persistent: int = -1  # -1: the launch table's choice; 0: one program per query-block row; 1: persistent programs
+    programs_per_sm: int = 0  # persistent programs per SM (0: the launch table's value)
 
     @property
     def overridden(self) -> bool:
-        return bool(self.block_n or self.num_stages or self.num_warps)
+        return bool(self.block_n or self.num_stages or self.num_warps or self.persistent >= 0 or self.programs_per_sm)
 
 
 CASE_FIELDS = tuple(f.name for f in fields(Case))
@@ -227,6 +231,21 @@ def calibration_cases() -> list[Case]:
     # six non-default launch configurations at one shape (the rest of the config grid is test-only)
     for bn, st, w in ((64, 2, 8), (128, 2, 8), (32, 3, 8)):
         add("uniform", 8192, 8, 128, 128, 0.3, ("fg", "dense"), block_n=bn, num_stages=st, num_warps=w, axis="config")
+    # revision 3 (before its fit): grids of several waves for every kernel (the rows above are all about one wave),
+    # small tiles, and each persistent-program setting of the index-driven kernels at a low and a high density
+    for d_head, m in DM:
+        add("uniform", 8192, 16, d_head, m, 0.2, ("fg", "block", "dense"))
+        add("uniform", 30720, 4, d_head, m, 0.03, ("fg", "block"))
+    for d_head, m in ((128, 128), (64, 64)):
+        add("uniform", 8192, 8, d_head, m, 0.3, ("fg", "dense"), block_n=32, num_stages=2, num_warps=4,
+            axis="config")
+    for d_head, m in DM:
+        for pers, k in ((0, 0), (1, 1), (1, 2)):
+            add("uniform", 30720, 2, d_head, m, 0.02, ("fg", "block"), persistent=pers, programs_per_sm=k,
+                axis="config")
+    for pers, k in ((0, 0), (1, 1), (1, 2)):
+        add("uniform-blocks", 8192, 8, 128, 128, 0.3, ("fg", "block", "dense"), persistent=pers,
+            programs_per_sm=k, axis="config")
     return out
 
 
@@ -339,6 +358,93 @@ def test3_cases() -> list[Case]:
     return out
 
 
+#: persistent-program settings of the launch-config axis: (persistent, programs per SM); (0, 0) = one program per row
+PERSISTENT_SETTINGS = ((0, 0), (1, 1), (1, 2))
+TEST4_SM_PARTITIONS = (16, 32, 64, 96, 132)
+
+
+def dev4_cases() -> list[Case]:
+    """Development rows for revision 3 (written before its fit, measured with it): the persistent programs of the
+    final kernels (each setting, every (D, M), low and high density), grids of several waves, BLOCK_N=32 and
+    spilling what-ifs; N 11264 / 23552 and head counts used by no frozen list."""
+    out: list[Case] = []
+
+    def add(**kw: object) -> None:
+        i = len(out)
+        out.append(Case(case_id=f"e-{i:03d}", split="dev4", seed=DEV4_SEED + i, **kw))  # type: ignore[arg-type]
+
+    fams = DEV_STRUCTURES
+    k = 0
+    for d_head, m in DM:
+        for dens in (0.03, 0.3):
+            for pers, pps in PERSISTENT_SETTINGS:
+                add(structure=fams[k % 5], n_tokens=23552, heads=fit_heads(23552, 6, m), head_dim=d_head, block_m=m,
+                    density=dens, kernels=("fg", "block") if (d_head, m) in ((128, 128), (64, 64)) else ("fg",),
+                    persistent=pers, programs_per_sm=pps, axis="config")
+            k += 1
+    for d_head, m in DM:  # several waves, tuned
+        add(structure=fams[k % 5], n_tokens=11264, heads=24, head_dim=d_head, block_m=m, density=0.15)
+        k += 1
+    for (d_head, m), (bn, st, w) in (((128, 128), (32, 3, 4)), ((64, 64), (32, 3, 4)), ((128, 64), (32, 2, 4)),
+                                     ((128, 128), (64, 3, 4)), ((64, 128), (128, 2, 8))):
+        add(structure=fams[k % 5], n_tokens=11264, heads=8, head_dim=d_head, block_m=m, density=0.2,
+            kernels=("fg", "block", "dense"), block_n=bn, num_stages=st, num_warps=w, axis="config")
+        k += 1
+    for sms in (40, 100):
+        add(structure=fams[k % 5], n_tokens=11264, heads=8, head_dim=128, block_m=128, density=0.1, sm_count=sms,
+            axis="sm")
+        k += 1
+    return out
+
+
+def test4_cases() -> list[Case]:
+    """The frozen test list of revision 3 (``test4``), written and committed before its fit and before any
+    measurement of the final kernels: structured families (3-D windows, column stripes, text tokens), N 9216 /
+    18432 / 28672 / 53248 and head counts 7 / 9 / 11 / 14 used by no other list; tuned configs at D 64/128 x
+    M 64/128, fp16, every BLOCK_N 32/64/128 x stages 2-4 x warps 4/8 what-if of one case per kernel (fg and block
+    at D=128 M=128, dense at D=64 M=128; the same mask for every config of a what-if), persistent programs
+    off / 1 / 2 per SM, and SM partitions of 16/32/64/96/132 SMs (green contexts). About 150 kernel rows."""
+    out: list[Case] = []
+
+    def add(seed: int | None = None, **kw: object) -> None:
+        i = len(out)
+        out.append(Case(case_id=f"v-{i:03d}", split="test4", seed=TEST4_SEED + i if seed is None else seed,
+                        **kw))  # type: ignore[arg-type]
+
+    fams = ("window3d", "colstripes", "text")
+    rng = np.random.default_rng(TEST4_SEED)
+    k = 0
+    for n, h in ((9216, 14), (28672, 7), (53248, 3)):
+        for d_head, m in DM:
+            dens = round(float(np.exp(rng.uniform(np.log(0.02), np.log(0.6)))), 4)
+            add(structure=fams[k % 3], n_tokens=n, heads=fit_heads(n, h, m), head_dim=d_head, block_m=m,
+                density=dens)
+            k += 1
+    for d_head, m in ((128, 128), (64, 64)):
+        add(structure=fams[k % 3], n_tokens=18432, heads=9, head_dim=d_head, block_m=m, density=0.12, dtype="fp16",
+            axis="dtype")
+        k += 1
+    whatifs = (("fg", "window3d", 18432, 9, 128, 128, 0.1), ("block", "text", 18432, 9, 128, 128, 0.15),
+               ("dense", "colstripes", 9216, 11, 64, 128, 0.2))
+    for j, (kern, fam, n, h, d_head, m, dens) in enumerate(whatifs):
+        for bn, st, w in CONFIG_GRID:
+            add(seed=TEST4_SEED + 500 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
+                density=dens, kernels=(kern,), block_n=bn, num_stages=st, num_warps=w, axis="config")
+    for j, (d_head, m) in enumerate(DM):
+        both = (d_head, m) in ((128, 128), (64, 64))
+        for pers, pps in PERSISTENT_SETTINGS:
+            add(seed=TEST4_SEED + 600 + j, structure=fams[j % 3], n_tokens=28672, heads=7, head_dim=d_head,
+                block_m=m, density=0.04 if both else 0.25,
+                kernels=("fg", "block", "dense") if both else ("fg",), persistent=pers, programs_per_sm=pps,
+                axis="config")
+    for j, ((n, h), (d_head, m), fam) in enumerate((((18432, 9), (128, 128), "text"),
+                                                      ((9216, 14), (64, 64), "window3d"))):
+        for sms in TEST4_SM_PARTITIONS:
+            add(seed=TEST4_SEED + 700 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
+                density=0.15, sm_count=sms, axis="sm")
+    return out
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -380,6 +486,10 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return frozen_test_cases(traces_dir)
     if split == "test3":
         return test3_cases()
+    if split == "dev4":
+        return dev4_cases()
+    if split == "test4":
+        return test4_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
@@ -405,6 +515,11 @@ def case_row(c: Case) -> dict[str, str]:
     return {k: str(d[k]) for k in CASE_FIELDS}
 
 
+def _int(v: str | None, default: int) -> int:
+    """An integer CSV field; ``default`` when the column is absent or empty (lists written before it existed)."""
+    return int(v) if v not in (None, "") else default
+
+
 def case_from_row(row: dict[str, str], kernel: str | None = None) -> Case:
     """Rebuild a Case from a case-list or results CSV row (``kernel``: a results row's one kernel)."""
     try:
@@ -415,19 +530,23 @@ def case_from_row(row: dict[str, str], kernel: str | None = None) -> Case:
                     int(row.get("req_block_n") or row.get("block_n_req") or 0) if kernel else int(row.get("block_n") or 0),
                     int(row.get("req_num_stages") or 0) if kernel else int(row.get("num_stages") or 0),
                     int(row.get("req_num_warps") or 0) if kernel else int(row.get("num_warps") or 0),
-                    row.get("dtype") or "bf16", int(row.get("sm_count") or 0), row.get("axis") or "tuned")
+                    row.get("dtype") or "bf16", int(row.get("sm_count") or 0), row.get("axis") or "tuned",
+                    _int(row.get("req_persistent") if kernel else row.get("persistent"), -1),
+                    _int(row.get("req_programs_per_sm") if kernel else row.get("programs_per_sm"), 0))
     except (KeyError, ValueError) as exc:
         raise FgsimError(f"row {row.get('case_id', '?')}: bad or missing field ({exc})") from None
 
 
-def write_case_lists(out_dir: str | os.PathLike[str] = CASES_DIR, traces_dir: str = "traces") -> list[Path]:
-    """Write ``calib.csv``, ``dev.csv``, ``test.csv`` and ``test3.csv`` (the frozen lists) into ``out_dir``."""
+def write_case_lists(out_dir: str | os.PathLike[str] = CASES_DIR, traces_dir: str = "traces",
+                     splits: Sequence[str] = ("calib", "dev4", "test4")) -> list[Path]:
+    """Write ``<split>.csv`` for ``splits`` into ``out_dir`` (default: the lists revision 3 wrote; the earlier frozen
+    lists ``dev``, ``test``, ``test3`` stay as committed, and their generators still reproduce them)."""
     from fgsim.fileio import write_text_atomic
 
     od = Path(out_dir)
     od.mkdir(parents=True, exist_ok=True)
     paths = []
-    for split in ("calib", "dev", "test", "test3"):
+    for split in splits:
         import io
 
         buf = io.StringIO()

@@ -29,7 +29,8 @@ from fgsim.validation.cases import Case, case_mask
 
 RESULT_FIELDS = (
     "kind", "case_id", "split", "axis", "structure", "n_tokens", "heads", "head_dim", "block_m", "density", "seed",
-    "trace", "pass_index", "layer", "dtype", "sm_count", "req_block_n", "req_num_stages", "req_num_warps", "kernel",
+    "trace", "pass_index", "layer", "dtype", "sm_count", "req_block_n", "req_num_stages", "req_num_warps",
+    "req_persistent", "req_programs_per_sm", "kernel",
     "gran_n", "block_n", "num_warps", "num_stages", "launch_extra", "launch_source", "n_regs", "shared", "n_spills",
     "kept_density", "measured_ms", "spread_pct", "reps", "status", "bench", "micro", "micro_args",
     *[k for k in ENV_KEYS if k != "clock_samples"],
@@ -90,15 +91,26 @@ def sm_partition(n_sms: int) -> Iterator[None]:
     if n_sms not in _GC:
         _GC[n_sms] = GreenContext.create(num_sms=n_sms, device_id=0)
     ctx = _GC[n_sms]
-    if hasattr(ctx, "Stream"):
-        with torch.cuda.stream(ctx.Stream()):
-            yield
-    else:
-        ctx.set_context()
-        try:
-            yield
-        finally:
-            ctx.pop_context()
+    with _limit_sms(n_sms):  # persistent kernels size their grid from the partition, not the device's SM count
+        if hasattr(ctx, "Stream"):
+            with torch.cuda.stream(ctx.Stream()):
+                yield
+        else:
+            ctx.set_context()
+            try:
+                yield
+            finally:
+                ctx.pop_context()
+
+
+def _limit_sms(n_sms: int) -> contextlib.AbstractContextManager[Any]:
+    """``fgattn.limit_sms(n)`` (persistent programs: G = programs_per_sm x n) when fgattn has it; else nothing."""
+    try:
+        import fgattn  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - measurement needs fgattn anyway
+        return contextlib.nullcontext()
+    fn = getattr(fgattn, "limit_sms", None)
+    return fn(n_sms) if fn is not None else contextlib.nullcontext()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -184,8 +196,14 @@ def _config(kern: str, q: Any, case: Case) -> Any:
 
     cfg = resolve_config(kern, q, case.block_m, 1)
     if case.overridden:
+        extra = dict(cfg.extra)
+        if case.persistent >= 0:
+            extra["persistent"] = bool(case.persistent)
+        if case.programs_per_sm:
+            extra["programs_per_sm"] = int(case.programs_per_sm)
         cfg = replace(cfg, block_n=case.block_n or cfg.block_n, num_stages=case.num_stages or cfg.num_stages,
-                      num_warps=case.num_warps or cfg.num_warps, source=cfg.source + " (validation override)")
+                      num_warps=case.num_warps or cfg.num_warps, extra=extra,
+                      source=cfg.source + " (validation override)")
     return cfg
 
 
@@ -281,7 +299,8 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
                        "head_dim": case.head_dim, "block_m": case.block_m, "density": case.density, "seed": case.seed,
                        "trace": case.trace, "pass_index": case.pass_index, "layer": case.layer, "dtype": case.dtype,
                        "sm_count": case.sm_count, "req_block_n": case.block_n, "req_num_stages": case.num_stages,
-                       "req_num_warps": case.num_warps, "kernel": kern, "gran_n": cfg.gran_n, "block_n": cfg.block_n,
+                       "req_num_warps": case.num_warps, "req_persistent": case.persistent,
+                       "req_programs_per_sm": case.programs_per_sm, "kernel": kern, "gran_n": cfg.gran_n, "block_n": cfg.block_n,
                        "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
                        "launch_extra": json.dumps(cfg.extra, sort_keys=True), "launch_source": cfg.source,
                        "n_regs": regs or "", "shared": shared or "", "n_spills": spills if regs else "",
@@ -339,7 +358,7 @@ def _compile_specs(cases: Sequence[Case]) -> list[tuple[Any, ...]]:
     for c in cases:
         for k in c.kernels:
             specs.add((k, c.head_dim, c.block_m, c.dtype, c.block_n, c.num_stages, c.num_warps, c.n_tokens % 16 == 0,
-                       c.heads == 1))
+                       c.heads == 1, c.persistent, c.programs_per_sm))
     return sorted(specs)
 
 
@@ -349,11 +368,11 @@ def _compile_worker(specs: list[tuple[Any, ...]]) -> int:
     import torch
 
     ok = 0
-    for (k, d, m, dtype, bn, st, w, div16, h1) in specs:
+    for (k, d, m, dtype, bn, st, w, div16, h1, pers, pps) in specs:
         n = 512 if div16 else 504
         h = 1 if h1 else 2
         case = Case("pc", "tiny", "uniform", n, h, d, m, 0.5, 1, kernels=(k,), block_n=bn, num_stages=st,
-                    num_warps=w, dtype=dtype)
+                    num_warps=w, dtype=dtype, persistent=pers, programs_per_sm=pps)
         try:
             from fgattn import (  # type: ignore[import-not-found]
                 block_index_from_mask,
