@@ -8,9 +8,11 @@ Two schemes, as diffusers' ``ContextParallelConfig`` runs them (``diffusers.mode
   sequence), every rank runs attention over its heads, one all-to-all brings the output back. Each all-to-all is
   framed by a permute-and-copy of the local tensor. Nothing overlaps: a rank waits in the output all-to-all for the
   slowest rank, so the pass costs ``max_r attention_r`` plus the communication.
-* **Ring** (degree P): k and v are all-gathered once (one collective of ``2·S/P·H·D`` elements per rank), then
-  rank r attends its own queries to each of the P key shards in turn (own shard first) and merges the partial
-  outputs with their log-sum-exps in float32. diffusers gathers before computing, so again nothing overlaps.
+* **Ring** (degree P): k and v are all-gathered once (one all-gather each of ``S/P·H·D`` elements per rank),
+  then rank r attends its own queries to each of P key chunks in turn (own chunk first; chunks are the shards
+  with boundaries moved down to the kernel's key tile, :func:`key_chunks`) and merges the partial outputs with
+  their log-sum-exps (one fused kernel per merge, ``fgattn.merge_attention_``). Gathering before computing, as
+  diffusers does, nothing overlaps.
 
 Sparse attention makes ranks unequal: under Ulysses rank r's time follows the kept slices of its heads, under ring
 the kept slices of its query rows. :func:`predict_cp` turns a trace (or synthetic counts) into per-rank kernel time
@@ -122,24 +124,34 @@ def tile_counts(mask: np.ndarray, n: int) -> np.ndarray:
     return mask.reshape(*mask.shape[:-1], -1, n).any(axis=-1).sum(axis=-1, dtype=np.int64)
 
 
+def key_chunks(n_tokens: int, degree: int, align: int = 1) -> list[tuple[int, int]]:
+    """Key ranges ``[start, end)`` the ring's P partial attentions cover: the sequence shards with every inner
+    boundary moved down to a multiple of ``align`` (the kernel's key tile: M for block-sparse, so no M×M block
+    is cut; 1 = the shards themselves). After the all-gather every rank holds all keys, so any partition merges
+    exactly; a chunk may end in a partial block (the kernel masks keys past its end). Chunks can be empty when
+    ``align`` exceeds the shard length."""
+    shards = sequence_shards(n_tokens, degree)
+    a = max(int(align), 1)
+    cuts = [0] + [s // a * a for s, _ in shards[1:]] + [n_tokens]
+    return [(cuts[j], max(cuts[j], cuts[j + 1])) for j in range(degree)]
+
+
 def ring_counts(mask: np.ndarray, block_m: int, degree: int, n: int = 1) -> list[list[np.ndarray]]:
-    """Ring attention work per rank and key shard from one call's slice mask ``(H, QB, N)`` at query block
+    """Ring attention work per rank and key chunk from one call's slice mask ``(H, QB, N)`` at query block
     ``block_m``: ``out[r][j]`` is ``(H, QB_r)`` kept tiles of ``n`` keys of rank r's query blocks inside key
-    shard j (tiles aligned to the shard start; ``n > 1`` needs shard starts on a multiple of ``n``).
+    chunk j (:func:`key_chunks` aligned to ``n``, tiles aligned to the chunk start).
 
     Rank r's query blocks are the global blocks its rows touch; a block split between two ranks is counted on
-    both (each computes its rows of it).
+    both (each runs the whole block, its rows padded in front; :mod:`fgsim.integrations.context_parallel`).
     """
     h, qb, n_tok = mask.shape
     shards = sequence_shards(n_tok, degree)
-    if n > 1 and any(s % n for s, _ in shards):
-        raise FgsimError(f"key shards of {n_tok // degree} tokens do not start on multiples of {n} keys; "
-                         f"ring attention with {n}-key tiles needs S/P divisible by {n}")
+    chunks = key_chunks(n_tok, degree, n)
     out: list[list[np.ndarray]] = []
     for qs, qe in shards:
         b0, b1 = block_rows(qs, qe, block_m)
         rows = mask[:, b0:b1]
-        out.append([tile_counts(rows[:, :, ks:ke], n) for ks, ke in shards])
+        out.append([tile_counts(rows[:, :, ks:ke], n) for ks, ke in chunks])
     return out
 
 
@@ -335,15 +347,30 @@ class CommCost:
         return self.collectives_s + self.copies_s + self.merge_s
 
 
+def ring_merge_bytes(rows: int, head_dim: int, degree: int, elt: int = 2) -> float:
+    """Device-memory bytes of the ring's P − 1 fused LSE merges (``fgattn.merge_attention_``) over ``rows``
+    query rows (B·S/P·H): each reads its two partials and writes the result (a float32 accumulator between
+    merges, the input dtype last), plus 12 bytes of float32 LSE per row."""
+    if degree <= 1:
+        return 0.0
+    tot = 0.0
+    acc = elt  # the first merge reads the first partial in the kernel's dtype
+    for i in range(degree - 1):
+        out = elt if i == degree - 2 else 4
+        tot += rows * (head_dim * (acc + elt + out) + 12)
+        acc = out
+    return tot
+
+
 def comm_cost(plan: CpPlan, n_tokens: int, heads: int, head_dim: int, link: Link, *, batch: int = 1,
               elt: int = 2) -> CommCost:
-    """The collectives and copies diffusers' Ulysses / ring attention does per call (no overlap).
+    """The collectives and copies of one context-parallel attention call (no overlap; the same on every rank).
 
-    Ulysses: 4 all-to-alls (q, k, v in, output back) of the local ``B·S/P·H·D`` tensor, each framed by two
-    permute copies (8 copies). Ring: one all-gather of k‖v (``2·B·S·H·D`` gathered) after the copy that stacks
-    the local k‖v, and the float32 LSE merge of the P partial outputs (``merge_s``: per output element, a bf16 →
-    fp32 cast of each partial (6 bytes), 28 bytes per merge (two scaled reads, the sum) and the final cast back
-    (6 bytes), at the copy rate; the LSE vectors are 1/D of that and ignored).
+    Ulysses (diffusers' ``TemplatedUlyssesAttention``): 4 all-to-alls (q, k, v in, output back) of the local
+    ``B·S/P·H·D`` tensor, each framed by two permute copies (8 copies). Ring
+    (:func:`fgsim.integrations.context_parallel.ring_attention`): one all-gather each of k and v (``B·S·H·D``
+    gathered each), and ``merge_s``: the P − 1 fused LSE merges, their bytes (:func:`ring_merge_bytes`) at the
+    GPU's measured device-copy bandwidth (``copy_gbs``, bytes read + written per second).
     """
     p = plan.degree
     local = batch * (n_tokens // p) * heads * head_dim * elt
@@ -354,22 +381,49 @@ def comm_cost(plan: CpPlan, n_tokens: int, heads: int, head_dim: int, link: Link
         cp = link.permute_s(local)
         return CommCost(4 * a2a, 8 * cp, 0.0, 4 * local * (p - 1) / p,
                         {"alltoall_s": a2a, "alltoalls": 4, "copy_s": cp, "copies": 8})
-    gathered = 2 * local * p
+    gathered = local * p
     ag = link.allgather_s(gathered, p)
-    cp = link.copy_s(2 * local)
-    elements = local / elt
-    merge = elements * (6 * p + 28 * (p - 1) + 6) / (link.copy_gbs * 1e9)
-    return CommCost(ag, cp, merge, gathered * (p - 1) / p, {"allgather_s": ag, "copy_s": cp, "merge_s": merge})
+    rows = batch * (n_tokens // p) * heads
+    merge = ring_merge_bytes(rows, head_dim, p, elt) / (link.copy_gbs * 1e9)
+    return CommCost(2 * ag, 0.0, merge, 2 * gathered * (p - 1) / p,
+                    {"allgather_s": ag, "allgathers": 2, "merge_s": merge})
 
 
-def ring_split_overhead_s(n_tokens: int, degree: int, heads: int, head_dim: int, block_m: int, rank: int,
-                          link: Link, *, batch: int = 1, elt: int = 2) -> float:
-    """Extra seconds of a ring rank whose first query row is not on a block boundary: per key shard, its two
-    kernel calls' outputs are concatenated (one copy of the rank's output; :mod:`fgsim.integrations.context_parallel`)."""
+def ring_pad_s(n_tokens: int, degree: int, heads: int, head_dim: int, block_m: int, rank: int, link: Link, *,
+               batch: int = 1, elt: int = 2) -> float:
+    """Seconds of the query padding of a ring rank whose first row is not on a query-block boundary (masked
+    kernels): its queries copied once behind a zeroed pad of ``rank·S/P mod M`` rows."""
     sl = n_tokens // degree
-    if (rank * sl) % block_m == 0:
+    pad = (rank * sl) % block_m
+    if pad == 0:
         return 0.0
-    return degree * link.copy_s(batch * sl * heads * head_dim * elt)
+    return link.copy_s(batch * sl * heads * head_dim * elt) + batch * pad * heads * head_dim * elt / (
+        link.copy_gbs * 1e9)
+
+
+def ring_rank_s(kernel: str, n_tokens: int, degree: int, rank: int, heads: int, block_m: int, n: int,
+                counts: Any, cfg: Any, gpu: Any, params: Any, link: Link, *, head_dim: int = 128, batch: int = 1,
+                elt: int = 2) -> float:
+    """One ring rank's attention seconds for one call: a kernel call per key chunk (:func:`key_chunks` aligned
+    to ``n``) of the rank's query blocks (padded rows included) against the chunk's keys — ``counts(j)`` gives
+    its ``(H, QB_r)`` kept tiles (ignored for dense) — plus the query padding and the fused LSE merges."""
+    from fgsim.costmodel import predict_counts
+
+    sl = n_tokens // degree
+    qs, qe = rank * sl, (rank + 1) * sl
+    masked = kernel != "dense"
+    q0 = qs // block_m * block_m if masked else qs
+    qb = -(-(qe - q0) // block_m)
+    t = 0.0
+    for j, (ks, ke) in enumerate(key_chunks(n_tokens, degree, n if masked else 1)):
+        if ke <= ks:
+            continue
+        c = np.zeros((heads, qb), np.int32) if not masked else np.asarray(counts(j)).astype(np.int32)
+        t += predict_counts(c, qe - q0, cfg, gpu, params, n_keys=ke - ks)[0]
+    t += comm_cost(CpPlan("ring", degree), n_tokens, heads, head_dim, link, batch=batch, elt=elt).merge_s
+    if masked:
+        t += ring_pad_s(n_tokens, degree, heads, head_dim, block_m, rank, link, batch=batch, elt=elt)
+    return t
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -477,54 +531,36 @@ def predict_cp(wl: Any, info: Any, gpu: Any, kernel: str, plan: CpPlan, *, link:
     else:
         if not hasattr(wl, "mask"):
             raise FgsimError("ring predictions need the slice masks of a trace (synthetic counts have none)")
-        shards = sequence_shards(n_tok, p)
+        from fgsim.costmodel import KernelPlan
+
+        masked = kernel != "dense"
         per_entry: dict[tuple[int, int], list[list[np.ndarray]]] = {}
-        if kernel != "dense":
+        if masked:
             for pp, ll in ents:
                 mask = coarsen_queries(np.asarray(wl.mask(pp, ll)), info.block_m, km, n_tok)
                 if mask.shape[0] < heads:
                     mask = np.tile(mask, (-(-heads // mask.shape[0]), 1, 1))[:heads]
                 per_entry[(pp, ll)] = ring_counts(mask, km, p, kn)
-
-        def shard_counts(pp: int, ll: int, r: int, j: int) -> np.ndarray:
-            return per_entry[(pp, ll)][r][j]
-
-        s_loc = shards[0][1] - shards[0][0]
+        sl = sequence_shards(n_tok, p)[0][1]
+        elt = 2 if dtype in ("bf16", "fp16") else 4
+        merge_s = comm_cost(plan, n_tok, heads, info.head_dim, link, elt=elt).merge_s
         for r in range(p):
-            for j in range(p):
-                # each (rank, shard) call: queries of rank r (its touched blocks) against S/P keys
-                sub = _SubWorkload(s_loc, ents, lambda pp, ll, mm, nn, r=r, j=j: shard_counts(pp, ll, r, j))
-                if kernel == "dense":
-                    pr = predict_workload(_dense_stub(s_loc, ents), cfg, gpu, params, entries=ents,
-                                          num_heads=heads)
-                else:
-                    pr = predict_workload(_trim(sub, s_loc, km), cfg, gpu, params, entries=ents,
-                                          num_heads=heads, stored_block_m=km)
-                att[r] += pr.per_call_s
-            att[r] += ring_split_overhead_s(n_tok, p, heads, info.head_dim, km, r, link)
+            qs, qe = r * sl, (r + 1) * sl
+            q0 = qs // km * km if masked else qs
+            qb = -(-(qe - q0) // km)
+            for j, (ks, ke) in enumerate(key_chunks(n_tok, p, kn if masked else 1)):
+                if ke <= ks:
+                    continue
+                # each (rank, chunk) call: rank r's query blocks (padded rows included) against the chunk's keys
+                kp = KernelPlan.build(cfg, gpu, params, qe - q0, heads, n_keys=ke - ks)
+                cs = [per_entry[e][r][j].astype(np.int64) for e in ents] if masked else \
+                    [np.zeros((heads, qb), np.int64)] * len(ents)
+                att[r] += kp.run(cs)[0]
+            att[r] += merge_s + (ring_pad_s(n_tok, p, heads, info.head_dim, km, r, link, elt=elt) if masked else 0.0)
     comm = comm_cost(plan, n_tok, heads, info.head_dim, link, elt=2 if dtype in ("bf16", "fp16") else 4)
     return CpPrediction(plan=plan, kernel=kernel, entries=ents, attention_s=att, comm=comm, weights=weights,
                         single_gpu_s=np.asarray(single.per_call_s),
                         assignment=[list(g) for g in assignment] if assignment else None)
-
-
-def _dense_stub(n_tokens: int, ents: list[tuple[int, int]]) -> _SubWorkload:
-    return _SubWorkload(n_tokens, ents, lambda pp, ll, mm, nn: np.zeros((1, -(-n_tokens // (mm or 128))), np.int64))
-
-
-def _trim(sub: _SubWorkload, n_tokens: int, m: int) -> _SubWorkload:
-    """The cost model wants exactly ⌈n/m⌉ query blocks; a rank touching one more (split block) folds it in."""
-    qb = -(-n_tokens // m)
-
-    def fn(pp: int, ll: int, mm: int | None, nn: int) -> np.ndarray:
-        c = sub.counts(pp, ll, mm, nn)
-        if c.shape[1] > qb:  # fold the extra partial block's work into its neighbour (same total work)
-            c = c.copy()
-            c[:, qb - 1] = c[:, qb - 1:].max(axis=1)
-            c = c[:, :qb]
-        return c
-
-    return _SubWorkload(n_tokens, sub.entries(), fn)
 
 
 def head_weights(wl: Any, info: Any, m: int = 128, n: int = 1) -> np.ndarray:
@@ -671,8 +707,8 @@ def rank_attention_s(kernel: str, plan: CpPlan, rank: int, counts: Any, n_tokens
     ``block_m`` for block; ignored for dense).
 
     ``counts``: Ulysses: the call's ``(H, QB)`` counts (the rank takes its contiguous heads); ring: a function
-    ``(rank, shard) -> (H, QB_r)`` counts of the rank's query blocks in key shard ``shard``. Ring adds the float32
-    LSE merge and the split-block copy (:func:`comm_cost`, :func:`ring_split_overhead_s`).
+    ``(rank, chunk) -> (H, QB_r)`` counts of the rank's query blocks in key chunk ``chunk`` (:func:`ring_counts`).
+    Ring adds the fused LSE merges and the query padding (:func:`ring_rank_s`).
     """
     from fgsim.costmodel import predict_counts
     from fgsim.launchcfg import launch_config
@@ -684,18 +720,6 @@ def rank_attention_s(kernel: str, plan: CpPlan, rank: int, counts: Any, n_tokens
         c = np.zeros((len(g), -(-n_tokens // block_m)), np.int32) if kernel == "dense" else \
             np.asarray(counts)[g.start:g.stop]
         return predict_counts(c.astype(np.int32), n_tokens, cfg, gpu, params)[0]
-    sl = n_tokens // p
-    qb = -(-sl // block_m)
-    t = 0.0
-    for j in range(p):
-        if kernel == "dense":
-            c = np.zeros((heads, qb), np.int32)
-        else:
-            c = np.asarray(counts(rank, j))
-            if c.shape[1] > qb:  # a block split with the previous rank: fold its work into the last column
-                c = c.copy()
-                c[:, qb - 1] = c[:, qb - 1:].max(axis=1)
-                c = c[:, :qb]
-        t += predict_counts(c.astype(np.int32), sl, cfg, gpu, params)[0]
-    cc = comm_cost(plan, n_tokens, heads, head_dim, link)
-    return t + cc.merge_s + ring_split_overhead_s(n_tokens, p, heads, head_dim, block_m, rank, link)
+    n = 1 if kernel == "fg" else block_m
+    return ring_rank_s(kernel, n_tokens, p, rank, heads, block_m, n, lambda j: counts(rank, j), cfg, gpu, params,
+                       link, head_dim=head_dim, elt=2 if dtype in ("bf16", "fp16") else 4)

@@ -32,7 +32,9 @@ def test_predict_cp_ulysses_and_ring_on_default_trace(capsys: pytest.CaptureFixt
             ranks, imbal, speedup = nums[:2], float(nums[2]), float(nums[-1].rstrip("x"))
             assert len(ranks) == 2 and imbal >= 1.0
             assert 1.0 < speedup < 2.0  # two GPUs can neither lose nor beat linear scaling here
-    assert rows[("ring:2", "block")][0] == "skipped:"  # 16,380-token shards are not 128-key aligned
+    # 16,380-token shards are not 128-key aligned: block ring runs on key chunks moved to multiples of 128
+    blk = [x for x in rows[("ring:2", "block")] if re.fullmatch(r"[0-9.]+x?", x)]
+    assert 1.0 < float(blk[-1].rstrip("x")) < 2.0
     # the what-if includes the natural split, so it is never slower than the plan it re-assigns
     for k in ("fg", "block"):
         plain, what_if = rows[("ulysses:2", k)], rows[("ulysses:2", k + "*")]

@@ -7,11 +7,13 @@ Tensors are ``(B, S, H, D)`` (diffusers' layout, fgattn's ``bnhd``); each rank h
   q, k, v: sequence shards → heads ``[r·H/P, (r+1)·H/P)`` over the whole sequence; attention; one all-to-all
   back), with the same permute copies, so its cost is what diffusers' Ulysses costs. The attention callable
   sees whole heads, so each rank predicts masks and builds the FG index for its own heads.
-* :func:`ring_attention`: diffusers' ``TemplatedRingAttention`` schedule: k‖v all-gathered once, then rank r's
-  queries attend each key shard (own shard first) and the partial outputs merge through their log-sum-exps in
-  float32 (``fgattn``'s ``return_lse=True``). A sparse mask is split per key shard; query blocks that straddle two
-  ranks (``S/P`` not a multiple of M) run as a separate one-block call so every query row keeps exactly the keys
-  of its global block.
+* :func:`ring_attention`: diffusers' ``TemplatedRingAttention`` schedule: k and v all-gathered once (one
+  all-gather each), then rank r's queries attend each key chunk (own chunk first) and the partial outputs merge
+  through their log-sum-exps (``fgattn``'s ``return_lse=True``) in one fused kernel per merge
+  (``fgattn.merge_attention_``, float32 inside; torch on the CPU). Key chunks start on multiples of the kernel's
+  key tile (M for block-sparse, whose M×M blocks are never cut; the last chunk of a shard then ends in a
+  partial, masked block); queries whose first row splits a query block (``S/P`` not a multiple of M) are padded
+  in front once, so every query row keeps exactly the keys of its global block in one kernel call per chunk.
 * :class:`MaskedAttention`: the per-rank kernels (fgattn ``fg`` / ``block`` / ``dense``, or a float32 torch
   reference for CPU tests) driven by a global slice mask ``(B, H, QB, S)``.
 * :func:`enable_context_parallel`: makes an :class:`~fgsim.integrations.diffusers.FgAttnState` (from
@@ -134,56 +136,115 @@ def ulysses_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn: H
     return heads_to_seq(out.contiguous(), group)
 
 
-def ring_gather_kv(k: torch.Tensor, v: torch.Tensor, group: Any = None) -> torch.Tensor:
-    """The ring's one collective, as diffusers does it: k‖v of every rank, ``(P, 2, B, S/P, H, D)`` (one copy
-    to stack the local k‖v, one all-gather; shard j is ``out[j, 0]``, ``out[j, 1]``, views)."""
+def ring_gather_kv(k: torch.Tensor, v: torch.Tensor, group: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ring's collectives: k and v of every rank, each ``(P, B, S/P, H, D)`` in rank order (one all-gather
+    each; no stacking copy). For ``B = 1`` each is the whole sequence, contiguous, so any key range is a view
+    (:func:`key_range`)."""
     import torch
 
     _, p = world(group)
-    kv = torch.stack([k, v])  # (2, B, S/P, H, D)
     if p == 1:
-        return kv.unsqueeze(0)
-    buf = torch.empty((p, *kv.shape), dtype=kv.dtype, device=kv.device)
+        return k.unsqueeze(0), v.unsqueeze(0)
     dist = _dist()
     fused = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
-    try:
-        fused(buf, kv, group=group)
-    except (RuntimeError, NotImplementedError, AttributeError):
-        dist.all_gather(list(buf.unbind(0)), kv, group=group)
-    return buf
+    outs = []
+    for x in (k, v):
+        x = x.contiguous()
+        buf = torch.empty((p, *x.shape), dtype=x.dtype, device=x.device)
+        try:
+            fused(buf, x, group=group)
+        except (RuntimeError, NotImplementedError, AttributeError):
+            dist.all_gather(list(buf.unbind(0)), x, group=group)
+        outs.append(buf)
+    return outs[0], outs[1]
 
 
-def ring_compute(q: torch.Tensor, kv_all: torch.Tensor, attn: ShardFn, rank: int, degree: int) -> torch.Tensor:
-    """The ring's compute: rank ``rank``'s queries against each key shard of the gathered ``kv_all``
-    (:func:`ring_gather_kv`; own shard first, diffusers' order), merged by LSE in float32 (float64 for float64
-    inputs)."""
+def key_range(x_all: torch.Tensor, start: int, end: int) -> torch.Tensor:
+    """Keys ``[start, end)`` of a gathered ``(P, B, S/P, H, D)`` tensor as ``(B, end − start, H, D)``: a view
+    when the range lies in one shard or ``B = 1``, else a copy."""
+    p, b, sl = (int(x) for x in x_all.shape[:3])
+    j = start // sl
+    if end <= (j + 1) * sl:
+        return x_all[j][:, start - j * sl:end - j * sl]
+    if b == 1:
+        return x_all.reshape(1, p * sl, *x_all.shape[3:])[:, start:end]
+    return x_all.transpose(0, 1).reshape(b, p * sl, *x_all.shape[3:])[:, start:end]
+
+
+def _fused_merge_ok(x: torch.Tensor) -> bool:
+    import os
+
+    return x.dtype != _torch().float64 and (x.device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1")
+
+
+def _torch() -> Any:
     import torch
+
+    return torch
+
+
+def ring_compute(q: torch.Tensor, kv_all: tuple[torch.Tensor, torch.Tensor], attn: ShardFn, rank: int,
+                 degree: int, *, query_align: int = 1, key_align: int = 1, fused: bool | None = None
+                 ) -> torch.Tensor:
+    """The ring's compute: rank ``rank``'s queries against each key chunk of the gathered ``kv_all``
+    (:func:`ring_gather_kv`; own chunk first, diffusers' order), merged through their log-sum-exps.
+
+    ``key_align``: key chunks start on multiples of it (:func:`fgsim.parallel.key_chunks`; the block-sparse
+    kernel's M×M blocks are never cut). ``query_align``: the queries are copied once behind a zero pad so they
+    start on a multiple of it (a query block split between ranks runs inside the one kernel call); ``attn`` then
+    gets the padded queries with the real ``rows`` and returns outputs for all of them. ``fused``: merge with
+    ``fgattn.merge_attention_`` (one kernel per merge, float32 inside; default: on CUDA), else in torch
+    (float32, float64 for float64 inputs)."""
+    import torch
+
+    from fgsim.parallel import key_chunks
 
     sl = int(q.shape[1])
     rows = (rank * sl, (rank + 1) * sl)
-    acc = torch.float64 if q.dtype == torch.float64 else torch.float32
+    pad = rows[0] % query_align if query_align > 1 else 0
+    if pad:
+        qp = q.new_empty((q.shape[0], pad + sl, *q.shape[2:]))
+        qp[:, :pad].zero_()
+        qp[:, pad:].copy_(q)
+    else:
+        qp = q
+    k_all, v_all = kv_all
+    n_tok = sl * degree
+    chunks = key_chunks(n_tok, degree, key_align)
+    fused = _fused_merge_ok(q) if fused is None else fused
+    acc_t = torch.float64 if q.dtype == torch.float64 else torch.float32
+    order = [c for c in ((rank + i) % degree for i in range(degree)) if chunks[c][1] > chunks[c][0]]
     out = lse = None
-    for i in range(degree):
-        j = (rank + i) % degree
-        keys = (j * sl, (j + 1) * sl)
-        o, s = attn(q, kv_all[j, 0], kv_all[j, 1], rows, keys)
-        o = o.to(acc)
-        s = s.to(acc)
+    for i, j in enumerate(order):
+        ks, ke = chunks[j]
+        o, s = attn(qp, key_range(k_all, ks, ke), key_range(v_all, ks, ke), rows, (ks, ke))
+        if pad:
+            o, s = o[:, pad:], s[:, :, pad:]
         if out is None:
             out, lse = o, s
+            continue
+        if fused:
+            import fgattn
+
+            want = q.dtype if i == len(order) - 1 else torch.float32  # float32 between merges, q's dtype last
+            dst = out if out.dtype == want and out.is_contiguous() else \
+                torch.empty(q.shape, dtype=want, device=q.device)
+            out, lse = fgattn.merge_attention_(out, lse, o, s, out=dst)  # lse merged in place
         else:
-            out, lse = merge_partial(out, lse, o, s)
+            out, lse = merge_partial(out.to(acc_t), lse.to(acc_t), o.to(acc_t), s.to(acc_t))
     assert out is not None
-    return out.to(q.dtype)
+    return out if out.dtype == q.dtype and out.is_contiguous() else out.to(q.dtype).contiguous()
 
 
-def ring_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn: ShardFn, group: Any = None
-                   ) -> torch.Tensor:
-    """Ring context-parallel attention of local shards ``(B, S/P, H, D)`` (diffusers' schedule: k‖v all-gathered,
-    own shard first, float32 LSE merge). ``attn(q, k_j, v_j, rows, keys)`` returns ``(out, lse (B, H, S/P))`` for
-    this rank's query rows ``rows = (start, end)`` against key shard ``keys = (start, end)`` (global positions)."""
+def ring_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn: ShardFn, group: Any = None, *,
+                   query_align: int = 1, key_align: int = 1) -> torch.Tensor:
+    """Ring context-parallel attention of local shards ``(B, S/P, H, D)`` (k, v all-gathered, own chunk first,
+    LSE merge; :func:`ring_compute`). ``attn(q, k_j, v_j, rows, keys)`` returns ``(out, lse (B, H, rows))`` for
+    this rank's query rows ``rows = (start, end)`` against the key chunk ``keys = (start, end)`` (global
+    positions); with ``query_align`` > 1 its ``q`` is padded in front to start on a multiple of it (outputs for
+    the padded rows too)."""
     r, p = world(group)
-    return ring_compute(q, ring_gather_kv(k, v, group), attn, r, p)
+    return ring_compute(q, ring_gather_kv(k, v, group), attn, r, p, query_align=query_align, key_align=key_align)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -271,36 +332,46 @@ class MaskedAttention:
         mask = None if self.mask is None else self.mask[:, heads.start:heads.stop]
         return self._run(q, k, v, mask, ("heads", heads.start, heads.stop), lse=False)
 
+    @property
+    def query_align(self) -> int:
+        """Ring: pad the queries to start on a multiple of this (M for masked kernels: a query block split
+        between ranks stays one block of the kernel call; 1 for dense)."""
+        return 1 if self.mask is None else self.block_m
+
+    @property
+    def key_align(self) -> int:
+        """Ring: key chunks start on multiples of this (block: M, whose M×M blocks cannot be cut; fg: gran_n)."""
+        if self.mask is None:
+            return 1
+        return self.block_m if self.kernel == "block" else (self.gran_n if self.kernel == "fg" else 1)
+
     def shard(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rows: tuple[int, int],
               keys: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Ring: query rows ``rows`` against key shard ``keys``: ``(out, lse)``; a query block split between
-        ranks runs as its own call."""
-        import torch
+        """Ring: query rows ``rows`` against the key chunk ``keys``: ``(out, lse)`` for the rows of ``q``.
 
+        ``q`` holds the rows ``rows``, or (padded by :func:`ring_compute`) the rows from the start of the query
+        block of ``rows[0]``; unpadded queries whose first row splits a block are padded here (one copy)."""
         qs, qe = rows
         ks, ke = keys
         m = self.block_m
         if self.mask is None and self.kernel in ("dense", "torch"):
             return self._run(q, k, v, None, None, lse=True)
         if self.kernel == "block" and ks % m:
-            raise FgsimError(f"block-sparse ring attention needs key shards on multiples of M={m} "
-                             f"(shard starts at {ks}); use fg")
+            raise FgsimError(f"block-sparse ring attention needs key chunks on multiples of M={m} "
+                             f"(chunk starts at {ks}); ring_attention(..., key_align=M) gives them")
         if self.kernel == "fg" and self.gran_n > 1 and ks % self.gran_n:
-            raise FgsimError(f"FG ring attention with gran_n={self.gran_n} needs key shards on multiples of it")
-        cut = min(qe, -(-qs // m) * m)
-        segs = [(qs, cut), (cut, qe)] if cut > qs else [(qs, qe)]
-        outs, lses = [], []
-        for a, z in segs:
-            if z <= a:
-                continue
-            b0, b1 = a // m, -(-z // m)
-            mk = None if self.mask is None else self.mask[:, :, b0:b1, ks:ke]
-            o, s = self._run(q[:, a - qs:z - qs], k, v, mk, ("shard", a, z, ks, ke), lse=True)
-            outs.append(o)
-            lses.append(s)
-        if len(outs) == 1:
-            return outs[0], lses[0]
-        return torch.cat(outs, dim=1), torch.cat(lses, dim=2)
+            raise FgsimError(f"FG ring attention with gran_n={self.gran_n} needs key chunks on multiples of it")
+        q0 = qs // m * m
+        pad = qs - q0
+        if pad and q.shape[1] == qe - qs:  # not padded by the caller
+            qp = q.new_zeros((q.shape[0], pad + q.shape[1], *q.shape[2:]))
+            qp[:, pad:] = q
+            o, s = self.shard(qp, k, v, rows, keys)
+            return o[:, pad:], s[:, :, pad:]
+        if q.shape[1] != qe - q0:
+            raise FgsimError(f"ring shard: q has {q.shape[1]} rows, expected {qe - qs} or {qe - q0} (padded)")
+        mk = self.mask[:, :, q0 // m:-(-qe // m), ks:ke]
+        return self._run(q, k, v, mk, ("shard", q0, qe, ks, ke), lse=True)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -390,7 +461,7 @@ def _ring_attend(state: Any, rings: dict[Any, tuple[int, MaskedAttention]], grou
             hit = (step, MaskedAttention(backend, mask, s.block_m, s.gran_n, scale))
             rings[key] = hit
         ma = hit[1]
-    out = ring_attention(q, k, v, ma.shard, group)
+    out = ring_attention(q, k, v, ma.shard, group, query_align=ma.query_align, key_align=ma.key_align)
     if state.record:
         state.log.append((state.pass_index, step, state.branch, layer, backend, None, ctx.predicted))
     return out
