@@ -249,8 +249,8 @@ class Link:
     source: str = ""
     #: rate of the Ulysses permute copies (bytes read + written per second; 0 = ``copy_gbs``)
     permute_copy_gbs: float = 0.0
-    #: measured collective times ``{op: ((bytes, seconds), ...)}`` at ``table_degree`` ranks (bytes as in
-    #: :meth:`alltoall_s` / :meth:`allgather_s`); inside their size range they replace the latency/bandwidth line
+    #: measured times ``{op: ((bytes, seconds), ...)}`` at ``table_degree`` ranks (bytes as in :meth:`alltoall_s`
+    #: / :meth:`allgather_s` / :meth:`permute_s`); inside their size range they replace the line / rate
     tables: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
     table_degree: int = 0
 
@@ -280,8 +280,13 @@ class Link:
             return t
         return self.latency_us * 1e-6 + out_bytes * (degree - 1) / degree / (self.allgather_busbw_gbs * 1e9)
 
-    def permute_s(self, nbytes: float) -> float:
-        """Seconds of a permute-and-copy of a ``nbytes`` tensor (Ulysses' layout changes)."""
+    def permute_s(self, nbytes: float, degree: int = 0) -> float:
+        """Seconds of a permute-and-copy of a ``nbytes`` tensor (Ulysses' layout changes): the measured table
+        (``permute``, per copy) inside its range at ``table_degree`` GPUs, else bytes read + written at
+        ``permute_copy_gbs``."""
+        t = self._table("permute", nbytes, degree) if degree else None
+        if t is not None:
+            return t
         return 2.0 * nbytes / ((self.permute_copy_gbs or self.copy_gbs) * 1e9)
 
     def p2p_s(self, nbytes: float) -> float:
@@ -378,7 +383,7 @@ def comm_cost(plan: CpPlan, n_tokens: int, heads: int, head_dim: int, link: Link
         return CommCost(0.0, 0.0, 0.0, 0.0)
     if plan.scheme == "ulysses":
         a2a = link.alltoall_s(local, p)
-        cp = link.permute_s(local)
+        cp = link.permute_s(local, p)
         return CommCost(4 * a2a, 8 * cp, 0.0, 4 * local * (p - 1) / p,
                         {"alltoall_s": a2a, "alltoalls": 4, "copy_s": cp, "copies": 8})
     gathered = local * p

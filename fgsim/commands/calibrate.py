@@ -19,6 +19,7 @@ from typing import Any
 
 from fgsim.commands._args import positive_int
 from fgsim.errors import FgsimError
+from fgsim.fileio import check_output_path
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,6 +41,12 @@ def register(subparsers: Any) -> None:
                    help="calibrate the non-attention operator model instead (GPU): the Wan2.1 models' GEMMs and "
                         "memory-bound operators at their real shapes, cuDNN SDPA, mask predictors -> "
                         "fgsim/data/ops/<gpu>.json (fgsim.opcalibrate)")
+    p.add_argument("--interconnect", action="store_true",
+                   help="calibrate the GPU description's interconnect block instead (several GPUs, under "
+                        "NCCL_NVLS_ENABLE=0 torchrun --nproc-per-node P -m fgsim calibrate --interconnect): NCCL "
+                        "all-to-all / all-gather / send-recv and the layout copies at the context-parallel sizes; "
+                        "--out: GPU description to write (default: the GPU's own); --from-csv refits "
+                        "(fgsim.interconnect)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -87,13 +94,20 @@ def _measure(args: argparse.Namespace) -> tuple[Path, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "interconnect", False):
+        from fgsim.interconnect import run_interconnect
+
+        if args.out:
+            check_output_path(args.out, "--out", (".json",))
+        if args.csv:
+            check_output_path(args.csv, "--csv", (".csv",))
+        return run_interconnect(args)
     if getattr(args, "ops", False):
         from fgsim.opcalibrate import run_ops
 
         return run_ops(args.out, args.csv, args.gpu)
     from fgsim.calibrate_micro import measured_constants
     from fgsim.calibration import CAL_DIR, fit_rows, new_calibration, save_calibration
-    from fgsim.fileio import check_output_path
     from fgsim.hardware import load_gpu
     from fgsim.model.params import SPECS, ModelParams
     from fgsim.provenance import file_sha256

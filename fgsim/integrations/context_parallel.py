@@ -66,24 +66,41 @@ def _a2a(x: torch.Tensor, group: Any) -> torch.Tensor:
     return out
 
 
+def heads_pack(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Ulysses' copy before the q/k/v all-to-all: ``(B, S/P, H, D)`` → contiguous ``(P, S/P, B, H/P, D)``."""
+    b, sl, h, d = x.shape
+    return x.reshape(b, sl, p, h // p, d).permute(2, 1, 0, 3, 4).contiguous()
+
+
+def heads_unpack(x: torch.Tensor) -> torch.Tensor:
+    """The copy after it: ``(P, S/P, B, H/P, D)`` → ``(B, S, H/P, D)``."""
+    return x.flatten(0, 1).permute(1, 0, 2, 3).contiguous()
+
+
+def seq_pack(x: torch.Tensor, p: int) -> torch.Tensor:
+    """The copy before the output all-to-all: ``(B, S, H/P, D)`` → contiguous ``(P, H/P, B, S/P, D)``."""
+    b, s, hl, d = x.shape
+    return x.reshape(b, p, s // p, hl, d).permute(1, 3, 0, 2, 4).contiguous()
+
+
+def seq_unpack(x: torch.Tensor) -> torch.Tensor:
+    """The copy after it: ``(P, H/P, B, S/P, D)`` → ``(B, S/P, H, D)``."""
+    return x.flatten(0, 1).permute(1, 2, 0, 3).contiguous()
+
+
 def seq_to_heads(x: torch.Tensor, group: Any = None) -> torch.Tensor:
     """``(B, S/P, H, D)`` sequence shard → ``(B, S, H/P, D)`` this rank's heads over the whole sequence."""
     _, p = world(group)
-    b, sl, h, d = x.shape
+    h = x.shape[2]
     if h % p:
         raise FgsimError(f"Ulysses degree {p} must divide the {h} attention heads")
-    x = x.reshape(b, sl, p, h // p, d).permute(2, 1, 0, 3, 4).contiguous()
-    x = _a2a(x, group)
-    return x.flatten(0, 1).permute(1, 0, 2, 3).contiguous()
+    return heads_unpack(_a2a(heads_pack(x, p), group))
 
 
 def heads_to_seq(x: torch.Tensor, group: Any = None) -> torch.Tensor:
     """Inverse of :func:`seq_to_heads`: ``(B, S, H/P, D)`` → ``(B, S/P, H, D)``."""
     _, p = world(group)
-    b, s, hl, d = x.shape
-    x = x.reshape(b, p, s // p, hl, d).permute(1, 3, 0, 2, 4).contiguous()
-    x = _a2a(x, group)
-    return x.flatten(0, 1).permute(1, 2, 0, 3).contiguous()
+    return seq_unpack(_a2a(seq_pack(x, p), group))
 
 
 def all_gather_seq(x: torch.Tensor, group: Any = None) -> torch.Tensor:
