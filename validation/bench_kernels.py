@@ -189,6 +189,12 @@ def check_candidate(c: dict[str, Any]) -> dict[str, Any]:
         torch.cuda.synchronize()
         ref = fgattn.reference_attention(q, k, v, index)
         err = float((out.double() - ref).norm() / ref.norm())
+        if cfg.option("persistent", False):  # several rows per program as well
+            out2 = torch.full_like(q, float("nan"))
+            with fgattn.limit_sms(5):
+                run_kernel_out(cfg, q, k, v, index, out2)
+            torch.cuda.synchronize()
+            err = max(err, float((out2.double() - ref).norm() / ref.norm()))
         ok = math.isfinite(err) and err < 2e-2
         return dict(c, ok=ok, err=err, compile_s=time.perf_counter() - t0, msg="")
     except Exception as e:  # noqa: BLE001
@@ -638,13 +644,15 @@ def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, ta
     torch.cuda.synchronize()
 
 
+PREVIOUS: dict[str, launch.LaunchConfig] = {}  # kernel -> the pre-tune M=128 entry, when the tune changed it
+
 FINAL_COLS = ["shape", "kernel", "pattern", "density_target", "density", "H", "N", "n_text", "D", "M", "gran_n",
               "ms", "ms_min", "ms_max", "rounds", "reps", "eff_tflops", "ratio_vs_cudnn", "ratio_min", "ratio_max",
               "speedup_vs_cudnn", "config", "clocks_under_load", "timing", "statistic"]
 
 
 def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_text: int, d: int, densities,
-                m64: tuple = (), grans: tuple = (), with_flex: bool = False, rounds: int = 3,
+                m64: tuple = (), grans: tuple = (), with_flex: bool = False, with_previous: bool = False, rounds: int = 3,
                 target_ms: float = 20.0, pattern: str = "window") -> list[dict[str, Any]]:
     """Interleaved graph-timed rounds at one shape: cuDNN, fg_dense, then per density fg (M=128, g=1),
     block128 and Flex BlockMask, plus fg at M=64 (densities ``m64``) and gran_n 16/64 (``grans``)."""
@@ -689,6 +697,15 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
             bm = flex_block_mask(tiles, n)
             add("flex_block128", lambda q, k, v, bm=bm: flex()(q, k, v, block_mask=bm), dt_, bidx.density(n), 128,
                 128, "torch.compile(flex_attention) BlockMask 128x128, all kept blocks full", pattern)
+        if "fg" in PREVIOUS and with_previous:
+            pcfg = PREVIOUS["fg"]
+            add("fg_attention_previous", lambda q, k, v, idx=idx, pcfg=pcfg: fgattn.fg_attention(
+                q, k, v, idx, block_m=128, config=pcfg, out=out_buf), dt_, idx.density(n), 128, 1, cfg_str(pcfg),
+                pattern)
+        if "block" in PREVIOUS and with_previous and dt_ <= 0.3:
+            pbcfg = PREVIOUS["block"]
+            add("fg_block128_previous", lambda q, k, v, bidx=bidx, pbcfg=pbcfg: fgattn.block_sparse_attention(
+                q, k, v, bidx, config=pbcfg, out=out_buf), dt_, bidx.density(n), 128, 128, cfg_str(pbcfg), pattern)
         if dt_ in grans:
             for g in (16, 64):
                 gidx = fgattn.build_index(mask, block_m=128, gran_n=g, order=True)
@@ -749,8 +766,9 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
 
 
 def candidates_v3() -> list[dict[str, Any]]:
-    """Issue-12 sweep, round 2: per key the current table entry first (the reference), then variants; the
-    round-1 sweep (tma_qo, warp_specialize, M=64 stages) chose the current entries."""
+    """Issue-12 sweep, session 3: per key the current table entry first (the reference), then the persistent
+    kernel (``persistent``, ``programs_per_sm``) at the configurations that compile without large spills and
+    fit the SM (``kernels/tools/compile_report.py``, Triton 3.6 sm_90: registers, stack, shared memory)."""
     c: list[dict[str, Any]] = []
 
     def add(kernel, d, m, g, bn, st, w, **extra):
@@ -761,29 +779,33 @@ def candidates_v3() -> list[dict[str, Any]]:
         e = launch.launch_config(kernel, "h200", d, m, g)
         add(kernel, d, m, e.gran_n, e.block_n, e.num_stages, e.num_warps, **e.extra)
 
-    fg = dict(overlap=False, lpt=True)
+    fg = dict(overlap=False, lpt=True, persistent=True)
     ref("fg", 128, 128, 1)
-    add("fg", 128, 128, 1, 128, 5, 8, idx_ahead=0, tma_qo=True, **fg)
-    for bn, st, ia in [(32, 3, 1), (64, 2, 1), (64, 2, 0)]:  # two programs per SM (<= 128 regs, <= 96 KB)
-        add("fg", 128, 128, 1, bn, st, 8, idx_ahead=ia, maxnreg=128, **fg)
+    for bn, st in [(128, 3), (128, 2), (64, 3), (64, 4)]:  # 224/160/128/160 KB; 24/80/0/0 B stack
+        add("fg", 128, 128, 1, bn, st, 8, programs_per_sm=1, **fg)
+    add("fg", 128, 128, 1, 64, 2, 8, programs_per_sm=2, maxnreg=128, **fg)  # 96 KB, 224 B stack
     ref("fg", 128, 128, 16)
-    add("fg", 128, 128, 16, 32, 3, 8, idx_ahead=1, maxnreg=128, **fg)
-    add("fg", 128, 128, 16, 64, 2, 8, idx_ahead=1, maxnreg=128, **fg)
+    add("fg", 128, 128, 16, 128, 3, 8, programs_per_sm=1, **fg)  # 64 B stack
+    add("fg", 128, 128, 16, 64, 3, 8, programs_per_sm=1, **fg)
     ref("fg", 128, 128, 64)
-    add("fg", 128, 128, 64, 64, 2, 8, idx_ahead=1, maxnreg=128, **fg)
+    add("fg", 128, 128, 64, 128, 3, 8, programs_per_sm=1, **fg)  # 0 B stack
+    add("fg", 128, 128, 64, 64, 3, 8, programs_per_sm=1, **fg)
+    add("fg", 128, 128, 64, 64, 2, 8, programs_per_sm=2, maxnreg=128, **fg)  # 96 KB, 136 B stack
     ref("fg", 128, 64, 1)
-    add("fg", 128, 64, 1, 32, 3, 4, idx_ahead=1, maxnreg=168, tma_qo=True, **fg)  # three programs per SM
-    add("fg", 128, 64, 1, 32, 3, 4, idx_ahead=0, maxnreg=168, tma_qo=True, **fg)
-    dn = dict(tma=True, overlap=False)
-    ref("dense", 128, 128, 1)
-    add("dense", 128, 128, 1, 128, 3, 8, warp_specialize=False, tma_qo=True, **dn)
-    add("dense", 128, 128, 1, 64, 2, 8, warp_specialize=False, maxnreg=128, **dn)
-    add("dense", 128, 128, 1, 64, 2, 8, warp_specialize=False, maxnreg=128, tma_qo=True, **dn)
-    ref("dense", 128, 64, 1)
-    add("dense", 128, 64, 1, 32, 3, 4, warp_specialize=False, maxnreg=168, tma_qo=True, **dn)
+    add("fg", 128, 64, 1, 64, 3, 4, programs_per_sm=1, **fg)  # 112 KB, 255 regs x 128 threads
+    add("fg", 128, 64, 1, 64, 3, 4, programs_per_sm=2, **fg)  # 2 x 112 KB, 2 x 32.6 K regs: fits
+    add("fg", 128, 64, 1, 64, 4, 4, programs_per_sm=1, **fg)  # 144 KB
+    add("fg", 128, 64, 1, 64, 2, 4, programs_per_sm=2, maxnreg=168, **fg)  # 80 KB, 80 B stack
+    ref("fg", 64, 128, 1)
+    add("fg", 64, 128, 1, 64, 4, 8, programs_per_sm=1, **fg)  # 80 KB, 217 regs
+    add("fg", 64, 128, 1, 128, 3, 8, programs_per_sm=1, **fg)  # 112 KB, 239 regs
+    bl = dict(overlap=False, lpt=True, persistent=True)
     ref("block", 128, 128, 128)
-    add("block", 128, 128, 128, 64, 2, 8, warp_specialize=False, maxnreg=128, **dn)
-    add("block", 128, 128, 128, 64, 2, 8, warp_specialize=False, maxnreg=128, tma_qo=True, **dn)
+    add("block", 128, 128, 128, 128, 3, 8, programs_per_sm=1, **bl)  # 224 KB, 0 B stack
+    add("block", 128, 128, 128, 64, 3, 8, programs_per_sm=1, **bl)  # 128 KB
+    add("block", 128, 128, 128, 64, 2, 8, programs_per_sm=2, maxnreg=128, **bl)  # 96 KB, 128 B stack
+    ref("dense", 128, 128, 1)
+    add("dense", 128, 128, 1, 128, 3, 8, programs_per_sm=1, overlap=False, persistent=True)  # 224 KB, 228 regs
     return c
 
 
@@ -817,7 +839,7 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
         if kernel == "dense":
             problems.append(("dense", None, n))
         else:
-            dens = (0.02, 0.1, 0.5) if (kernel == "fg" and g == 1) else (0.3,)
+            dens = (0.02, 0.1, 0.5)
             for dt_ in dens:
                 torch.manual_seed(int(dt_ * 1000) + 7)
                 mask = window_mask(1, h, nv, m, dt_)
@@ -958,37 +980,52 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
     flex_shapes = "12,32760;12,33272;40,75600"
     warm = subprocess.Popen([sys.executable, __file__, "--flex-warm", flex_shapes],
                             stdout=open(out_dir / "flex-warm.log", "w"), stderr=subprocess.STDOUT)
+    before = TABLE.read_text()
+    prev = {key: launch.launch_config(*key) for key in (("fg", "h200", 128, 128, 1), ("block", "h200", 128, 128, 128))}
     tune_name = tune_v3(args, meta, out_dir) if args.tune else "(no tuning)"
     print(f"[time] tune {time.perf_counter() - t0:.1f}s", flush=True)
     if not args.no_check:
         with open(out_dir / "gpu_check.log", "w") as f:
-            p = subprocess.run([sys.executable, str(ROOT / "validation" / "gpu_check_kernels.py"), "--workers", "12"],
+            p = subprocess.run([sys.executable, str(ROOT / "validation" / "gpu_check_kernels.py"), "--workers", "16"],
                                stdout=f, stderr=subprocess.STDOUT, timeout=300)
         tail = (out_dir / "gpu_check.log").read_text().strip().splitlines()[-3:]
         print(f"[check] rc={p.returncode}: " + " | ".join(tail), flush=True)
+        if p.returncode != 0 and args.tune:  # a failing entry must not be chosen: back to the checked table
+            TABLE.write_text(before)
+            (out_dir / "launch_configs.json").write_text(before)
+            launch.load_table.cache_clear()
+            tune_name += " (REVERTED: gpu_check failed on the tuned table)"
+            print("[check] FAILED on the tuned table: launch table restored to the previous one", flush=True)
         print(f"[time] check {time.perf_counter() - t0:.1f}s", flush=True)
+    # the previous (session 2) entries run next to the tuned ones where they differ, for the record
+    for key, cfg in prev.items():
+        now = launch.launch_config(*key)
+        if (now.block_n, now.num_stages, now.num_warps, now.extra) != (cfg.block_n, cfg.num_stages, cfg.num_warps,
+                                                                     cfg.extra):
+            PREVIOUS[key[0]] = cfg
     try:
         warm.wait(timeout=90)
     except subprocess.TimeoutExpired:
         warm.kill()
         print("[final] flex warm-up still running after 90 s: killed (Flex compiles in the benchmark)", flush=True)
     meta = dict(meta, tune_csv=tune_name)
-    path = out_dir / f"kernels-h200-{meta['date'][:10]}-issue12.csv"
+    path = out_dir / f"kernels-h200-{meta['date'][:10]}-issue12{args.tag}.csv"
     clocks = ClockSampler(1.0)
     dens = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
     plan = [
         dict(h=12, n_video=32760, n_text=0, d=128, densities=dens, m64=(0.02, 0.1, 0.3, 0.5, 1.0), grans=(0.1, 0.5),
-             with_flex=True),
+             with_flex=True, with_previous=True),
         dict(h=12, n_video=32760, n_text=512, d=128, densities=dens, m64=(0.02, 0.1, 0.5), with_flex=True),
         dict(h=40, n_video=75600, n_text=0, d=128, densities=dens, m64=(0.02, 0.1, 0.5), with_flex=True,
              rounds=3, target_ms=1.0),
         dict(h=40, n_video=75600, n_text=512, d=128, densities=dens, rounds=3, target_ms=1.0),
         dict(h=12, n_video=75600, n_text=0, d=128, densities=dens),
         dict(h=12, n_video=75600, n_text=512, d=128, densities=(0.02, 0.1, 0.3, 0.5)),
-        dict(h=40, n_video=32760, n_text=0, d=128, densities=dens),
+        dict(h=40, n_video=32760, n_text=0, d=128, densities=dens, with_previous=True),
         dict(h=40, n_video=32760, n_text=512, d=128, densities=(0.02, 0.1, 0.3, 0.5)),
         dict(h=12, n_video=32760, n_text=0, d=64, densities=(0.1, 0.3, 0.5, 1.0)),
     ]
+    done: list[dict[str, Any]] = []
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FINAL_COLS + list(meta), extrasaction="ignore")
         w.writeheader()
@@ -996,11 +1033,19 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
             if time.perf_counter() - t0 > args.budget_s:
                 print(f"[time] budget reached, skipping {sh}", flush=True)
                 continue
-            final_shape(w, meta, clocks, **sh)
+            done.extend(final_shape(w, meta, clocks, **sh))
             f.flush()
             print(f"[time] {time.perf_counter() - t0:.1f}s", flush=True)
     clocks.stop()
     print(f"wrote {path}", flush=True)
+    print("\nsummary: density x t_cuDNN / t (median of rounds) per shape, kernel, M, gran", flush=True)
+    lines: dict[tuple, list[str]] = {}
+    for r in done:
+        if r["kernel"] != "sdpa_cudnn":
+            lines.setdefault((r["shape"], r["kernel"], r["M"], r["gran_n"]), []).append(
+                f"{r['density_target']:g}:{r['ratio_vs_cudnn']:.2f}")
+    for (shape, kern, m, g), vals in lines.items():
+        print(f"{shape:<22} {kern:<26} M{m:<3} g{g:<3} " + " ".join(vals), flush=True)
 
 
 def main() -> None:

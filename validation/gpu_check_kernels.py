@@ -4,8 +4,9 @@
 
 bf16 and fp16, both layouts, D ∈ {64, 128}, M ∈ {64, 128}, gran_n ∈ {1, 16, 64}, odd N, empty
 and full query blocks, with every launch configuration the table gives and the TMA / non-TMA
-and LPT / natural-order variants, Q/O descriptors on and off, text-token masks (full text rows and
-columns) and the log-sum-exp output; outputs poisoned with NaN before each launch and scanned after;
+and LPT / natural-order variants, Q/O descriptors on and off, persistent on and off (persistent runs
+also under ``fgattn.limit_sms(n)`` with small n, so that each program walks several rows, and with
+programs_per_sm 2), text-token masks (full text rows and columns) and the log-sum-exp output; outputs poisoned with NaN before each launch and scanned after;
 relative error against the float64 reference ≤ 1e-2; unordered, duplicate and out-of-range
 indices rejected with a clear ValueError; one Wan-sized case against SDPA with a boolean mask.
 Exit status 1 on any failure.
@@ -14,8 +15,10 @@ Exit status 1 on any failure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -31,6 +34,7 @@ from fgattn.masks import window_mask  # noqa: E402
 
 TOL = 1e-2
 DEV = os.environ.get("FGATTN_CHECK_DEVICE", "cuda")  # "cpu" + TRITON_INTERPRET=1 for a dry run
+SIZES = tuple(int(x) for x in os.environ.get("FGATTN_CHECK_SIZES", "1000,333").split(","))  # N per group
 FAILS: list[str] = []
 COUNT = [0]
 
@@ -59,70 +63,79 @@ def slice_mask(b, h, n, m, gran, density):
     return tiles.repeat_interleave(gran, dim=-1)[..., :n]
 
 
-def run(kind, q, k, v, index, m, g, layout, cfg, want_lse=False):
-    """(out, lse or None) of one kernel call on a NaN-poisoned output."""
+def run(kind, q, k, v, index, m, g, layout, cfg, want_lse=False, sms=None):
+    """(out, lse or None) of one kernel call on a NaN-poisoned output (under ``limit_sms(sms)`` if given)."""
     out = torch.full_like(q, float("nan"))
     kw = dict(layout=layout, config=cfg, out=out, return_lse=want_lse)
-    if kind == "fg":
-        res = fgattn.fg_attention(q, k, v, index, block_m=m, gran_n=g, check=True, **kw)
-    elif kind == "block":
-        res = fgattn.block_sparse_attention(q, k, v, index, block_m=m, check=True, **kw)
-    else:
-        res = fgattn.dense_attention(q, k, v, block_m=m, **kw)
+    with fgattn.limit_sms(sms) if sms else contextlib.nullcontext():
+        if kind == "fg":
+            res = fgattn.fg_attention(q, k, v, index, block_m=m, gran_n=g, check=True, **kw)
+        elif kind == "block":
+            res = fgattn.block_sparse_attention(q, k, v, index, block_m=m, check=True, **kw)
+        else:
+            res = fgattn.dense_attention(q, k, v, block_m=m, **kw)
     if DEV == "cuda":
         torch.cuda.synchronize()
     return (res if want_lse else (res, None))
 
 
-def check_group(group: tuple[str, int, int]) -> tuple[int, list[str]]:
-    """Worker: every kernel/config/layout for one (dtype, D, M); returns (checks, failures)."""
+def check_group(group: tuple[str, int, int, str]) -> tuple[int, list[str]]:
+    """Worker: every kernel/config for one (dtype, D, M, layout); returns (checks, failures)."""
     from fgattn.masks import with_text
 
-    dname, d, m = group
+    dname, d, m, layout = group
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dname]
     seed = int.from_bytes(os.urandom(4), "little")
     torch.manual_seed(seed)
+    rng = random.Random(seed)
     b, h = 2, 3
-    for layout in ("bhnd", "bnhd"):
-        for n in (1000, 333):
-            q, k, v = qkv(b, h, n, d, dtype, layout)
-            for kind, grans in (("fg", (1, 16, 64)), ("block", (m,)), ("dense", (1,))):
-                for g in grans:
-                    base = resolve_config(kind, q, m, g)
-                    qo = not base.option("tma_qo", False)
-                    variants = [base, dataclasses.replace(base, extra={**base.extra, "tma_qo": qo})]
-                    if dname == "bf16" and kind == "fg":
-                        variants.append(dataclasses.replace(
-                            base, extra={**base.extra, "idx_ahead": 1 - int(base.option("idx_ahead", 0))}))
-                    elif dname == "bf16":
-                        variants.append(dataclasses.replace(
-                            base, extra={**base.extra, "tma": not base.option("tma", False), "warp_specialize": False}))
-                    pats = ["dense"] if kind == "dense" else ["0.3", "1.0"] + (["text"] if g in (1, m) else [])
-                    for pat in pats:
-                        index = None
-                        if kind != "dense":
-                            if pat == "text":  # 100 text tokens appended: full text rows and columns
-                                mask = with_text(slice_mask(b, h, n - 100, m, g, 0.3), 100, m)
-                            else:
-                                mask = slice_mask(b, h, n, m, g, float(pat))
-                            index = fgattn.build_index(mask, block_m=m, gran_n=g, order=pat != "1.0")
-                        ref, ref_lse = fgattn.reference_attention(q, k, v, index, layout=layout, return_lse=True)
-                        for i, cfg in enumerate(variants):
-                            want_lse = i == 0
-                            out, lse = run(kind, q, k, v, index, m, g, layout, cfg, want_lse)
-                            err = float((out.double() - ref).norm() / ref.norm())
-                            name = (f"{kind} {dname} {layout} D{d} N{n} M{m} g{g} mask {pat} "
-                                    f"bn{cfg.block_n} st{cfg.num_stages} w{cfg.num_warps} {cfg.extra} seed {seed}")
-                            report(name, err, bool(out.isnan().any()))
-                            if lse is not None:
-                                fin = torch.isfinite(ref_lse)
-                                same = bool(torch.equal(torch.isfinite(lse), fin))
-                                gap = float((lse.double()[fin] - ref_lse[fin]).abs().max()) if bool(fin.any()) else 0.0
-                                report(name + " lse", gap if same else float("inf"), bool(lse.isnan().any()))
-                            if index is not None and int(index.counts()[0]) == 0:
-                                blk = out[0, 0, :m] if layout == "bhnd" else out[0, :m, 0]
-                                if bool(blk.abs().max() != 0):
-                                    FAILS.append(f"{name}: empty query block not zero")
+    for n in SIZES:
+        q, k, v = qkv(b, h, n, d, dtype, layout)
+        for kind, grans in (("fg", (1, 16, 64)), ("block", (m,)), ("dense", (1,))):
+            for g in grans:
+                base = resolve_config(kind, q, m, g)
+                qo = not base.option("tma_qo", False)
+                variants = [base, dataclasses.replace(base, extra={**base.extra, "tma_qo": qo})]
+                if dname == "bf16" and kind == "fg":
+                    variants.append(dataclasses.replace(
+                        base, extra={**base.extra, "idx_ahead": 1 - int(base.option("idx_ahead", 0))}))
+                elif dname == "bf16":
+                    variants.append(dataclasses.replace(
+                        base, extra={**base.extra, "tma": not base.option("tma", False), "warp_specialize": False}))
+                # persistent toggled; a persistent variant runs on few SMs (several rows per program)
+                pers = not base.option("persistent", False)
+                variants.append(dataclasses.replace(base, extra={**base.extra, "persistent": pers}))
+                variants.append(dataclasses.replace(
+                    base, extra={**base.extra, "persistent": True, "programs_per_sm": rng.choice([1, 2])}))
+                sms_of = {len(variants) - 1: rng.choice([1, 3, 7, 20])}
+                pats = ["dense"] if kind == "dense" else ["0.3", "1.0"] + (["text"] if g in (1, m) else [])
+                for pat in pats:
+                    index = None
+                    if kind != "dense":
+                        if pat == "text":  # 100 text tokens appended: full text rows and columns
+                            mask = with_text(slice_mask(b, h, n - 100, m, g, 0.3), 100, m)
+                        else:
+                            mask = slice_mask(b, h, n, m, g, float(pat))
+                        index = fgattn.build_index(mask, block_m=m, gran_n=g, order=pat != "1.0")
+                    ref, ref_lse = fgattn.reference_attention(q, k, v, index, layout=layout, return_lse=True)
+                    for i, cfg in enumerate(variants):
+                        want_lse = i == 0
+                        sms = sms_of.get(i)
+                        out, lse = run(kind, q, k, v, index, m, g, layout, cfg, want_lse or sms is not None, sms)
+                        err = float((out.double() - ref).norm() / ref.norm())
+                        name = (f"{kind} {dname} {layout} D{d} N{n} M{m} g{g} mask {pat} "
+                                f"bn{cfg.block_n} st{cfg.num_stages} w{cfg.num_warps} {cfg.extra} "
+                                f"limit_sms={sms} seed {seed}")
+                        report(name, err, bool(out.isnan().any()))
+                        if lse is not None:
+                            fin = torch.isfinite(ref_lse)
+                            same = bool(torch.equal(torch.isfinite(lse), fin))
+                            gap = float((lse.double()[fin] - ref_lse[fin]).abs().max()) if bool(fin.any()) else 0.0
+                            report(name + " lse", gap if same else float("inf"), bool(lse.isnan().any()))
+                        if index is not None and int(index.counts()[0]) == 0:
+                            blk = out[0, 0, :m] if layout == "bhnd" else out[0, :m, 0]
+                            if bool(blk.abs().max() != 0):
+                                FAILS.append(f"{name}: empty query block not zero")
     return COUNT[0], FAILS
 
 
@@ -130,7 +143,8 @@ def check_all(workers: int) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    groups = [(dn, d, m) for dn in ("bf16", "fp16") for d in (64, 128) for m in (64, 128)]
+    groups = [(dn, d, m, lay) for dn in ("bf16", "fp16") for d in (64, 128) for m in (64, 128)
+              for lay in ("bhnd", "bnhd")]
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
         for (count, fails), g in zip(ex.map(check_group, groups), groups, strict=True):
             COUNT[0] += count
@@ -192,7 +206,7 @@ def check_large() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", ""))
-    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=16)
     args = ap.parse_args()
     t0 = time.perf_counter()
     print(torch.cuda.get_device_name() if DEV == "cuda" else DEV, torch.__version__, __import__("triton").__version__)

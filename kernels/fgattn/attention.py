@@ -31,8 +31,9 @@ import triton.language as tl
 
 from .index import FgIndex, check_index
 from .launch import LaunchConfig, gpu_key, launch_config
+from .schedule import DEFAULT_SMS, limit_sms, persistent_programs, sm_limit
 
-__all__ = ["fg_attention", "block_sparse_attention", "dense_attention", "resolve_config"]
+__all__ = ["fg_attention", "block_sparse_attention", "dense_attention", "resolve_config", "limit_sms"]
 
 MODE_DENSE = 0
 MODE_BLOCK = 1
@@ -60,6 +61,15 @@ def _attend(acc, l_i, m_i, q, k, v, qk_scale, valid, MASKED: tl.constexpr):
     """One key tile: S = Q·Kᵀ, then :func:`_softmax_pv`."""
     qk = tl.dot(q, tl.trans(k))
     return _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, valid, MASKED)
+
+
+@triton.jit
+def _normalize(acc, l_i, m_i):
+    """O = acc / l and the natural-log log-sum-exp of the scaled scores per query row; a row with no kept
+    key (l = 0) gives zeros and -inf."""
+    l_safe = tl.where(l_i == 0.0, 1.0, l_i)
+    lse = tl.where(l_i == 0.0, float("-inf"), (m_i + tl.math.log2(l_safe)) * 0.6931471805599453)
+    return acc / l_safe[:, None], lse
 
 
 @triton.jit
@@ -223,8 +233,7 @@ def _attn_fwd(
             v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
             acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
 
-    l_safe = tl.where(l_i == 0.0, 1.0, l_i)  # a query block with no kept key writes zeros
-    out = acc / l_safe[:, None]
+    out, lse = _normalize(acc, l_i, m_i)
     if TMA_QO:
         o_desc = tl.make_tensor_descriptor(o_base, shape=[N_Q, HEAD_DIM], strides=[stride_on, 1],
                                            block_shape=[BLOCK_M, HEAD_DIM])
@@ -232,14 +241,192 @@ def _attn_fwd(
     else:
         o_ptrs = o_base + offs_m[:, None] * stride_on + offs_d[None, :]
         tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=q_ok[:, None])
-    if RETURN_LSE:  # natural-log log-sum-exp of the scaled scores per query row; -inf for no kept key
-        lse = tl.where(l_i == 0.0, float("-inf"), (m_i + tl.math.log2(l_safe)) * 0.6931471805599453)
+    if RETURN_LSE:
         tl.store(Lse + bh.to(tl.int64) * N_Q + offs_m, lse, mask=q_ok)
+
+
+@triton.jit
+def _row_at(Order, pos, N_ROWS, go, ORDERED: tl.constexpr):
+    """Row number at launch-order position ``pos`` where ``go`` (row 0 past the end or where not ``go``, so
+    that the loads that follow stay in bounds)."""
+    ok = (pos < N_ROWS) & go
+    if ORDERED:
+        return tl.load(Order + pos, mask=ok, other=0)
+    return tl.where(ok, pos, 0)
+
+
+@triton.jit
+def _n_items(lo, hi, N_KV, MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+             GRAN_N: tl.constexpr):
+    """Key tiles (loop items) of a row with index entries [lo, hi); at least one (an empty row writes zeros)."""
+    if MODE == 2:
+        return tl.maximum(tl.cdiv(hi - lo, BLOCK_N // GRAN_N), 1)
+    elif MODE == 1:
+        return tl.maximum((hi - lo) * (BLOCK_M // BLOCK_N), 1)
+    else:
+        return tl.cdiv(N_KV, BLOCK_N) + 0 * lo
+
+
+@triton.jit
+def _entry(Indices, lo, hi, t, e_off, MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+           GRAN_N: tl.constexpr):
+    """Index entries of tile ``t`` of a row (loaded one item ahead): fg a vector (one per key column), block
+    the kept block's number, dense nothing."""
+    if MODE == 2:
+        ent = lo + t * (BLOCK_N // GRAN_N) + e_off
+        return tl.load(Indices + ent, mask=ent < hi, other=0)
+    elif MODE == 1:
+        ent = lo + t // (BLOCK_M // BLOCK_N)
+        return tl.load(Indices + ent, mask=ent < hi, other=0)
+    else:
+        return 0
+
+
+@triton.jit
+def _keys(nxt, lo, hi, t, e_off, r_off, offs_n, N_KV, MODE: tl.constexpr, BLOCK_M: tl.constexpr,
+          BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr):
+    """Key numbers of tile ``t`` and which columns are real keys (masked columns read key 0)."""
+    if MODE == 2:  # fine-grained: runs of GRAN_N keys listed by the index
+        kidx = nxt * GRAN_N + r_off
+        ok = (lo + t * (BLOCK_N // GRAN_N) + e_off < hi) & (kidx < N_KV)
+    elif MODE == 1:  # block-sparse: sub-tile t % SUB of kept block nxt
+        kidx = nxt * BLOCK_M + (t % (BLOCK_M // BLOCK_N)) * BLOCK_N + offs_n
+        ok = (kidx < N_KV) & (hi > lo)
+    else:  # dense
+        kidx = t * BLOCK_N + offs_n
+        ok = kidx < N_KV
+    return tl.where(ok, kidx, 0), ok
+
+
+@triton.jit
+def _attn_fwd_persistent(
+    Q, K, V, Out, Lse, Offsets, Indices, Order, qk_scale,
+    stride_qb, stride_qh, stride_qn,
+    stride_kb, stride_kh, stride_kn,
+    stride_vb, stride_vh, stride_vn,
+    stride_ob, stride_oh, stride_on,
+    H, N_Q, N_KV, QB, N_ROWS,
+    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
+    MODE: tl.constexpr, ORDERED: tl.constexpr, NUM_STAGES: tl.constexpr, RETURN_LSE: tl.constexpr,
+):
+    """Persistent kernel: program p of G runs the rows (query blocks) at launch positions p, p+G, p+2G, ... as
+    ONE software-pipelined loop over (row, key tile) items, so the next row's index entries and first K/V loads
+    are in flight while the current row finishes (no per-row pipeline fill).  Same math as :func:`_attn_fwd`
+    (S = Q·Kᵀ, :func:`_softmax_pv`, :func:`_normalize`); the keys of an item come from :func:`_keys` (the
+    modes' only difference, as ``_tile`` there).  A row's tail tiles mask the columns that are not kept keys
+    (past the row's entries or past N) to -inf; an empty row is one all-masked item that writes zeros."""
+    pid = tl.program_id(0)
+    G = tl.num_programs(0)
+    TAIL: tl.constexpr = BLOCK_M // BLOCK_N if MODE == 1 else 1  # masked tail tiles per row (block: last block's)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, HEAD_DIM)
+    offs_q = tl.arange(0, BLOCK_M)
+    e_off = offs_n // GRAN_N  # fg: entry of each key column within its tile
+    r_off = offs_n % GRAN_N  # fg: key of each column within its run
+
+    # ---- items of this program: the key tiles of its rows --------------------------------------------------
+    n_my = tl.cdiv(N_ROWS - pid, G)
+    if MODE == 0:
+        total = n_my * tl.cdiv(N_KV, BLOCK_N)
+    else:
+        total = 0
+        for c in range(0, n_my, 128):
+            j = c + tl.arange(0, 128)
+            rows = _row_at(Order, pid + j * G, N_ROWS, True, ORDERED)
+            r_lo = tl.load(Offsets + rows).to(tl.int32)
+            r_hi = tl.load(Offsets + rows + 1).to(tl.int32)
+            total += tl.sum(tl.where(j < n_my, _n_items(r_lo, r_hi, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N), 0))
+
+    # ---- row state: this row (row, lo, hi), the next row's (row1, lo1, hi1), the number of the one after ---
+    lo = 0
+    hi = 0
+    lo1 = 0
+    hi1 = 0
+    row = _row_at(Order, pid, N_ROWS, True, ORDERED)
+    row1 = _row_at(Order, pid + G, N_ROWS, True, ORDERED)
+    if MODE != 0:
+        lo = tl.load(Offsets + row).to(tl.int32)
+        hi = tl.load(Offsets + row + 1).to(tl.int32)
+        lo1 = tl.load(Offsets + row1).to(tl.int32)
+        hi1 = tl.load(Offsets + row1 + 1).to(tl.int32)
+    pos2 = pid + 2 * G
+    row2 = _row_at(Order, pos2, N_ROWS, True, ORDERED)
+    n_t = _n_items(lo, hi, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+    t = 0
+    nxt = _entry(Indices, lo, hi, t, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)  # the next item's entries
+
+    bh = row // QB
+    q_base = Q + (bh // H).to(tl.int64) * stride_qb + (bh % H).to(tl.int64) * stride_qh
+    offs_m = (row % QB) * BLOCK_M + offs_q
+    q = _rows(q_base, offs_m, stride_qn, offs_d, offs_m < N_Q, True)
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+
+    for _ in tl.range(0, total, num_stages=NUM_STAGES):
+        # ---- the key tile of this item ---------------------------------------------------------------------
+        bh = row // QB
+        b = (bh // H).to(tl.int64)
+        h = (bh % H).to(tl.int64)
+        kidx, ok = _keys(nxt, lo, hi, t, e_off, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+        k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, ok, False)
+        v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, ok, False)
+        last = t == n_t - 1
+        qk = tl.dot(q, tl.trans(k))
+        if t >= n_t - TAIL:  # the row's tail tile(s): kept keys only
+            qk = tl.where(ok[None, :], qk, float("-inf"))
+        acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, ok, False)
+
+        # ---- the next item's row state (scalar selects, no branch, so its loads can be issued ahead) -------
+        cur_bh = bh
+        cur_qb = row % QB
+        cur_empty = (hi == lo) & (MODE != 0)
+        t = tl.where(last, 0, t + 1)
+        row = tl.where(last, row1, row)
+        lo = tl.where(last, lo1, lo)
+        hi = tl.where(last, hi1, hi)
+        n_t = tl.where(last, _n_items(lo1, hi1, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N), n_t)
+        if MODE != 0:
+            lo1 = tl.where(last, tl.load(Offsets + row2, mask=last, other=0).to(tl.int32), lo1)
+            hi1 = tl.where(last, tl.load(Offsets + row2 + 1, mask=last, other=0).to(tl.int32), hi1)
+        row1 = tl.where(last, row2, row1)
+        pos2 = tl.where(last, pos2 + G, pos2)
+        row2 = tl.where(last, _row_at(Order, pos2, N_ROWS, last, ORDERED), row2)
+        nxt = _entry(Indices, lo, hi, t, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+
+        # ---- a finished row: epilogue, then the next row's Q ---------------------------------------------------
+        if last:
+            out, lse = _normalize(acc, tl.where(cur_empty, 0.0, l_i), m_i)
+            out = tl.where(cur_empty, 0.0, out)  # an empty row's all-masked item left NaN in acc
+            offs_m = cur_qb * BLOCK_M + offs_q
+            o_ptrs = (Out + (cur_bh // H).to(tl.int64) * stride_ob + (cur_bh % H).to(tl.int64) * stride_oh
+                      + offs_m[:, None] * stride_on + offs_d[None, :])
+            tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=(offs_m < N_Q)[:, None])
+            if RETURN_LSE:
+                tl.store(Lse + cur_bh.to(tl.int64) * N_Q + offs_m, lse, mask=offs_m < N_Q)
+            bh = row // QB
+            q_base = Q + (bh // H).to(tl.int64) * stride_qb + (bh % H).to(tl.int64) * stride_qh
+            offs_m = (row % QB) * BLOCK_M + offs_q
+            q = _rows(q_base, offs_m, stride_qn, offs_d, offs_m < N_Q, True)
+            m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+            l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+            acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
 
 
 # ----------------------------------------------------------------------------------------------
 # host side
 # ----------------------------------------------------------------------------------------------
+
+
+def _sm_count(device: torch.device) -> int:
+    """SMs a persistent launch sizes its grid for: :func:`fgattn.limit_sms` if active, else the device's
+    multiprocessor count (the CPU interpreter: :data:`fgattn.schedule.DEFAULT_SMS`)."""
+    n = sm_limit()
+    if n is not None:
+        return n
+    if device.type != "cuda":
+        return DEFAULT_SMS
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def _interpreting() -> bool:
@@ -358,6 +545,18 @@ def _launch(
     grid = (b * h * qb, 1) if order is not None else (qb, b * h)
     # register cap per thread (e.g. 128 at 8 warps lets two programs share an SM), device launches only
     regcap = {} if _interpreting() or cfg.option("maxnreg", None) is None else {"maxnreg": int(cfg.option("maxnreg", 0))}
+    if cfg.option("persistent", False):
+        n_rows = b * h * qb
+        n_prog = persistent_programs(n_rows, int(cfg.option("programs_per_sm", 1)), _sm_count(q.device))
+        _attn_fwd_persistent[(n_prog,)](
+            q, k, v, out, lse if lse is not None else dummy, offsets, indices, order if order is not None else dummy,
+            scale * _LOG2E, *_strides(q, layout), *_strides(k, layout), *_strides(v, layout), *_strides(out, layout),
+            h, nq, nk, qb, n_rows,
+            HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GRAN_N=cfg.gran_n, MODE=mode,
+            ORDERED=order is not None, NUM_STAGES=cfg.num_stages, RETURN_LSE=lse is not None, num_warps=cfg.num_warps,
+            num_stages=cfg.num_stages, **regcap,
+        )
+        return (out, lse) if lse is not None else out
     _attn_fwd[grid](
         q, k, v, out, lse if lse is not None else dummy, offsets, indices, order if order is not None else dummy, scale * _LOG2E,
         *_strides(q, layout), *_strides(k, layout), *_strides(v, layout), *_strides(out, layout),

@@ -41,22 +41,50 @@ VARIANTS = [
     ("fg g1 bn32 st3 ia1 r128", 2, 128, 128, 32, 1, 3, 8, {"IDX_AHEAD": 1, "maxnreg": 128}),
     ("dense bn64 st2 tma r128", 0, 128, 128, 64, 1, 2, 8, {"USE_TMA": True, "maxnreg": 128}),
     ("fg M64 bn64 st2 ia1 r168 w4", 2, 128, 64, 64, 1, 2, 4, {"IDX_AHEAD": 1, "maxnreg": 168}),
+    # persistent FG kernel (_attn_fwd_persistent), issue 12 session 3
+    ("pfg g1 bn128 st2", 2, 128, 128, 128, 1, 2, 8, {"persistent": True}),
+    ("pfg g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8, {"persistent": True}),
+    ("pfg g1 bn128 st4", 2, 128, 128, 128, 1, 4, 8, {"persistent": True}),
+    ("pfg g1 bn64 st3", 2, 128, 128, 64, 1, 3, 8, {"persistent": True}),
+    ("pfg g1 bn64 st4", 2, 128, 128, 64, 1, 4, 8, {"persistent": True}),
+    ("pfg g1 bn64 st2 r128", 2, 128, 128, 64, 1, 2, 8, {"persistent": True, "maxnreg": 128}),
+    ("pfg g16 bn128 st3", 2, 128, 128, 128, 16, 3, 8, {"persistent": True}),
+    ("pfg g64 bn128 st3", 2, 128, 128, 128, 64, 3, 8, {"persistent": True}),
+    ("pfg g64 bn64 st2 r128", 2, 128, 128, 64, 64, 2, 8, {"persistent": True, "maxnreg": 128}),
+    ("pfg M64 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4, {"persistent": True}),
+    ("pfg M64 bn64 st4 w4", 2, 128, 64, 64, 1, 4, 4, {"persistent": True}),
+    ("pfg M64 bn128 st2 w4", 2, 128, 64, 128, 1, 2, 4, {"persistent": True}),
+    ("pfg M64 bn64 st2 w4 r168", 2, 128, 64, 64, 1, 2, 4, {"persistent": True, "maxnreg": 168}),
+    ("pfg D64 bn64 st4", 2, 64, 128, 64, 1, 4, 8, {"persistent": True}),
+    ("pfg D64 bn128 st3", 2, 64, 128, 128, 1, 3, 8, {"persistent": True}),
+    ("pblock bn128 st3", 1, 128, 128, 128, 128, 3, 8, {"persistent": True}),
+    ("pblock bn64 st3", 1, 128, 128, 64, 128, 3, 8, {"persistent": True}),
+    ("pblock bn64 st2 r128", 1, 128, 128, 64, 128, 2, 8, {"persistent": True, "maxnreg": 128}),
+    ("pdense bn128 st3", 0, 128, 128, 128, 1, 3, 8, {"persistent": True}),
+    ("pdense bn64 st2 r128", 0, 128, 128, 64, 1, 2, 8, {"persistent": True, "maxnreg": 128}),
 ]
 
 
 def compile_one(v: tuple) -> dict:
     import triton
-    from fgattn.attention import _attn_fwd
+    from fgattn.attention import _attn_fwd, _attn_fwd_persistent
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
     name, mode, d, m, bn, gran, st, w, extra = v
-    names = list(_attn_fwd.arg_names)
+    extra = dict(extra)
+    persistent = bool(extra.pop("persistent", False))
+    fn = _attn_fwd_persistent if persistent else _attn_fwd
+    names = list(fn.arg_names)
     ptr = {"Q": "*bf16", "K": "*bf16", "V": "*bf16", "Out": "*bf16", "Lse": "*fp32", "Offsets": "*i64",
            "Indices": "*i32", "Order": "*i32"}
-    const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran if mode == 2 else (m if mode == 1 else 1),
-                 MODE=mode, IDX_AHEAD=0, ORDERED=mode != 0, NUM_STAGES=st, USE_TMA=False, WARP_SPEC=False,
-                 OVERLAP=False, RETURN_LSE=False, TMA_QO=False)
+    if persistent:
+        const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran if mode == 2 else (m if mode == 1 else 1),
+                     MODE=mode, ORDERED=mode != 0, NUM_STAGES=st, RETURN_LSE=False)
+    else:
+        const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran if mode == 2 else (m if mode == 1 else 1),
+                     MODE=mode, IDX_AHEAD=0, ORDERED=mode != 0, NUM_STAGES=st, USE_TMA=False, WARP_SPEC=False,
+                     OVERLAP=False, RETURN_LSE=False, TMA_QO=False)
     const.update({k: val for k, val in extra.items() if k != "maxnreg"})
     sig, attrs = {}, {}
     for i, a in enumerate(names):
@@ -73,7 +101,7 @@ def compile_one(v: tuple) -> dict:
                 attrs[(i,)] = [["tt.divisibility", 16]]
     t0 = time.time()
     try:
-        src = ASTSource(_attn_fwd, sig, constexprs={(names.index(k),): val for k, val in const.items()}, attrs=attrs)
+        src = ASTSource(fn, sig, constexprs={(names.index(k),): val for k, val in const.items()}, attrs=attrs)
         opts = {"num_warps": w, "num_stages": st}
         if "maxnreg" in extra:
             opts["maxnreg"] = extra.pop("maxnreg")
@@ -93,7 +121,9 @@ def compile_one(v: tuple) -> dict:
                     stack=int(stack.group(1)) if stack else None,
                     smem_kb=round(md.shared / 1024, 1), ws="warp_specialize" in ttgir,
                     wgmma="wgmma" in sass_hint, cp_async="cp.async" in sass_hint,
-                    tma="cp.async.bulk.tensor" in sass_hint, s=round(time.time() - t0, 1))
+                    tma="cp.async.bulk.tensor" in sass_hint,
+                    async_copies=ttgir.count("ttg.async_copy_global_to_local"),
+                    async_waits=ttgir.count("ttg.async_wait"), s=round(time.time() - t0, 1))
     except Exception as e:  # noqa: BLE001
         return dict(name=name, ok=False, err=repr(e)[-400:], s=round(time.time() - t0, 1))
 

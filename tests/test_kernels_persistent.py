@@ -1,0 +1,194 @@
+"""CPU tests of the persistent FG kernel (``extra={"persistent": True}``) under the Triton interpreter
+(fp16/fp32; tiny shapes).  Fresh random inputs every run; the seed is in every failure message."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported
+
+import dataclasses  # noqa: E402
+import random  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # empty rows: -inf - -inf
+import torch  # noqa: E402
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "kernels")]
+
+import fgattn  # noqa: E402
+import fgattn.attention as attention  # noqa: E402
+from fgattn import build_index, fg_attention, reference_attention  # noqa: E402
+from fgattn.schedule import limit_sms, persistent_programs, program_rows, row_order, sm_limit  # noqa: E402
+
+TOL = 1e-2
+
+
+def _seed() -> int:
+    s = random.randrange(2**31)
+    random.seed(s)
+    torch.manual_seed(s)
+    return s
+
+
+def _err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((out.double() - ref).norm() / ref.norm().clamp_min(1e-30))
+
+
+def _cfg(q: torch.Tensor, m: int, gran: int, bn: int, **extra) -> fgattn.LaunchConfig:
+    base = attention.resolve_config("fg", q, m, gran)
+    return dataclasses.replace(base, block_n=bn, extra=dict(lpt=True, persistent=True, **extra))
+
+
+class _GridSpy:
+    """Stands in for the persistent jit function: records each launch grid, then launches."""
+
+    def __init__(self, fn):
+        self.fn, self.grids = fn, []
+
+    def __getitem__(self, grid):
+        self.grids.append(grid)
+        return self.fn[grid]
+
+
+@pytest.mark.parametrize("gran", [1, 16, 64])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_persistent_matches_reference_and_plain_kernel(gran: int, dtype: torch.dtype) -> None:
+    """Several rows per program (limit_sms 2 or 3: 2-4 rows each), empty and full rows, odd N, both layouts, lse."""
+    seed = _seed()
+    m, d, b, h = 64, 64, 1, 2
+    layout = ("bhnd", "bnhd")[random.getrandbits(1)]
+    n = random.randrange(129, 200) | 1
+    shape = (b, h, n, d) if layout == "bhnd" else (b, n, h, d)
+    q, k, v = (torch.randn(shape, dtype=dtype) for _ in range(3))
+    qb, nt = -(-n // m), -(-n // gran)
+    tiles = torch.rand(b, h, qb, nt) < 0.5
+    tiles[0, 0, 0] = False  # an empty row
+    tiles[0, 1, -1] = True  # a full row (several tiles, the last partial)
+    mask = tiles.repeat_interleave(gran, dim=-1)[..., :n]
+    index = build_index(mask, block_m=m, gran_n=gran, order=bool(random.getrandbits(1)), check=True)
+    sms = random.choice([2, 3])
+    cfg = _cfg(q, m, gran, 32 if gran < 64 else 64)
+    with limit_sms(sms):
+        out, lse = fg_attention(q, k, v, index, block_m=m, gran_n=gran, layout=layout, config=cfg,
+                                out=torch.full_like(q, float("nan")), return_lse=True)
+    ref, ref_lse = reference_attention(q, k, v, index, layout=layout, return_lse=True)
+    what = f"persistent gran={gran} {dtype} {layout} N={n} limit_sms={sms} seed {seed}"
+    assert not out.isnan().any(), f"{what}: NaN (unwritten or 0/0)"
+    assert _err(out, ref) <= TOL, f"{what}: error {_err(out, ref):.2e}"
+    empty = out[0, 0, :m] if layout == "bhnd" else out[0, :m, 0]
+    assert bool((empty == 0).all()) and bool(torch.isneginf(lse[0, 0, :m]).all()), f"{what}: empty row"
+    kept = torch.isfinite(ref_lse)
+    assert torch.equal(torch.isfinite(lse), kept), f"{what}: lse -inf pattern"
+    assert float((lse.double()[kept] - ref_lse[kept]).abs().max()) <= 1e-3 * (1 + float(ref_lse[kept].abs().max()))
+    plain = fg_attention(q, k, v, index, block_m=m, gran_n=gran, layout=layout,
+                         config=dataclasses.replace(cfg, extra=dict(lpt=True, idx_ahead=1)))
+    assert _err(out, plain.double()) <= 2e-3, f"{what}: persistent and plain kernels differ"
+
+
+def test_persistent_rows_of_zero_one_and_many_tiles_head_dim_128() -> None:
+    """M=128, D=128: rows with 0 kept keys, 1 key (one masked tile), one tile exactly, many tiles; one program
+    walks them all (limit_sms(1)) and every program runs at most one row (default SM count)."""
+    seed = _seed()
+    m, d, n = 128, 128, 300
+    q, k, v = (torch.randn(1, 2, n, d, dtype=torch.float16) for _ in range(3))
+    mask = torch.zeros(1, 2, 3, n, dtype=torch.bool)
+    mask[0, 0, 1, 7] = True  # one key
+    mask[0, 0, 2, 32:64] = True  # exactly one full tile of 32
+    mask[0, 1, 0] = True  # all keys: 10 tiles, the last partial
+    mask[0, 1, 2, ::5] = True  # 60 keys, 2 tiles
+    index = build_index(mask, block_m=m, order=True, check=True)
+    ref = reference_attention(q, k, v, index)
+    spy = _GridSpy(attention._attn_fwd_persistent)
+    attention._attn_fwd_persistent, orig = spy, attention._attn_fwd_persistent
+    try:
+        for sms in (1, None):
+            cfg = _cfg(q, m, 1, 32)
+            if sms is None:
+                out = fg_attention(q, k, v, index, block_m=m, config=cfg, out=torch.full_like(q, float("nan")))
+            else:
+                with limit_sms(sms):
+                    out = fg_attention(q, k, v, index, block_m=m, config=cfg, out=torch.full_like(q, float("nan")))
+            what = f"M128 D128 limit_sms={sms} seed {seed}"
+            assert not out.isnan().any(), f"{what}: NaN"
+            assert _err(out, ref) <= TOL, f"{what}: error {_err(out, ref):.2e}"
+            assert bool((out[0, 0, :m] == 0).all()) and bool((out[0, 1, m:2 * m] == 0).all()), f"{what}: empty rows"
+    finally:
+        attention._attn_fwd_persistent = orig
+    assert spy.grids == [(1,), (6,)], f"persistent grids {spy.grids} (want G=min(rows, SMs): 1 then 6 rows)"
+
+
+def test_programs_per_sm_sets_the_grid() -> None:
+    seed = _seed()
+    q, k, v = (torch.randn(1, 3, 150, 64, dtype=torch.float16) for _ in range(3))
+    index = build_index(torch.rand(1, 3, 3, 150) < 0.3, block_m=64, order=True)
+    spy = _GridSpy(attention._attn_fwd_persistent)
+    attention._attn_fwd_persistent, orig = spy, attention._attn_fwd_persistent
+    try:
+        with limit_sms(1):  # G = 2 programs of 5 and 4 rows
+            out = fg_attention(q, k, v, index, block_m=64, config=_cfg(q, 64, 1, 64, programs_per_sm=2))
+        with limit_sms(2):
+            fg_attention(q, k, v, index, block_m=64, config=_cfg(q, 64, 1, 64, programs_per_sm=2))
+    finally:
+        attention._attn_fwd_persistent = orig
+    assert spy.grids == [(2,), (4,)], f"grid {spy.grids}: want min(9 rows, 2 x SMs), seed {seed}"
+    assert _err(out, reference_attention(q, k, v, index)) <= TOL, f"seed {seed}"
+
+
+def test_grid_rules_and_limit_sms() -> None:
+    assert persistent_programs(10, 1, 132) == 10 and persistent_programs(1000, 2, 132) == 264
+    assert persistent_programs(0, 1, 132) == 1
+    order = row_order(np.array([[5, 1, 9, 3]]))
+    assert program_rows(order, 3, 0).tolist() == [order[0], order[3]]
+    assert program_rows(order, 3, 2).tolist() == [order[2]]
+    assert sm_limit() is None
+    with limit_sms(8):
+        with limit_sms(3):
+            assert sm_limit() == 3
+        assert sm_limit() == 8
+    assert sm_limit() is None
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="limit_sms"):
+            with limit_sms(bad):  # type: ignore[arg-type]
+                pass
+    with pytest.raises(ValueError):
+        persistent_programs(5, 0, 132)
+
+
+@pytest.mark.parametrize("layout", ["bhnd", "bnhd"])
+def test_persistent_block_and_dense(layout: str) -> None:
+    """Block (last block partial and past N in its second sub-tile, an empty row) and dense, several rows per
+    program, against the float64 reference and the plain kernels."""
+    seed = _seed()
+    m, d, n = 64, 64, random.randrange(140, 190) | 1  # last block partial; sub-tile 2 of it past N when n < 160
+    shape = (1, 2, n, d) if layout == "bhnd" else (1, n, 2, d)
+    q, k, v = (torch.randn(shape, dtype=torch.float16) for _ in range(3))
+    tiles = torch.rand(1, 2, -(-n // m), -(-n // m)) < 0.5
+    tiles[0, 0, 0] = False
+    tiles[0, 1, 1, -1] = True
+    bidx = fgattn.block_index_from_mask(tiles, block_m=m, n_keys=n, order=True)
+    with limit_sms(2):
+        for kernel, idx in (("block", bidx), ("dense", None)):
+            base = attention.resolve_config(kernel, q, m, m if kernel == "block" else 1)
+            plain_cfg = dataclasses.replace(base, block_n=32, extra=dict(lpt=True))
+            cfg = dataclasses.replace(base, block_n=32, extra=dict(lpt=True, persistent=True))
+            if kernel == "block":
+                out, lse = fgattn.block_sparse_attention(q, k, v, idx, block_m=m, layout=layout, config=cfg,
+                                                         out=torch.full_like(q, float("nan")), return_lse=True)
+                plain = fgattn.block_sparse_attention(q, k, v, idx, block_m=m, layout=layout, config=plain_cfg)
+            else:
+                out, lse = fgattn.dense_attention(q, k, v, block_m=m, layout=layout, config=cfg,
+                                                  out=torch.full_like(q, float("nan")), return_lse=True)
+                plain = fgattn.dense_attention(q, k, v, block_m=m, layout=layout, config=plain_cfg)
+            ref, ref_lse = reference_attention(q, k, v, idx, layout=layout, return_lse=True)
+            what = f"persistent {kernel} {layout} N={n} seed {seed}"
+            assert not out.isnan().any(), f"{what}: NaN"
+            assert _err(out, ref) <= TOL, f"{what}: error {_err(out, ref):.2e}"
+            assert _err(out, plain.double()) <= 2e-3, f"{what}: differs from the plain kernel"
+            kept = torch.isfinite(ref_lse)
+            assert torch.equal(torch.isfinite(lse), kept), f"{what}: lse -inf pattern"
+            assert float((lse.double()[kept] - ref_lse[kept]).abs().max()) <= 1e-3 * (1 + float(ref_lse.abs().max()))
