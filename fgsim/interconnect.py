@@ -55,8 +55,12 @@ class GraphTimer:
     CUDA events around one replay, divided by ``reps``), after a barrier so ranks start together. A callable
     whose capture fails is timed eagerly with events (``method`` says which)."""
 
-    def __init__(self, device: Any, barrier: Callable[[], None], target_s: float = 2e-3, max_reps: int = 20) -> None:
+    def __init__(self, device: Any, barrier: Callable[[], None], target_s: float = 2e-3, max_reps: int = 20,
+                 eager_collectives: bool | None = None) -> None:
         self.device = device
+        #: time callables holding collectives eagerly (FGSIM_EAGER_COLLECTIVES=1: where captured NCCL hangs)
+        self.eager_collectives = (os.environ.get("FGSIM_EAGER_COLLECTIVES") == "1" if eager_collectives is None
+                                  else eager_collectives)
         self.barrier = barrier
         self.target_s = target_s
         self.max_reps = max_reps
@@ -75,12 +79,16 @@ class GraphTimer:
         b.synchronize()
         return a.elapsed_time(b) * 1e-3
 
-    def prepare(self, key: Any, fn: Callable[[], Any]) -> str:
-        """Warm up ``fn`` and capture it (reps chosen so one replay lasts about ``target_s``); returns the method."""
+    def prepare(self, key: Any, fn: Callable[[], Any], collective: bool = False) -> str:
+        """Warm up ``fn`` and capture it (reps chosen so one replay lasts about ``target_s``); returns the method.
+        ``collective``: ``fn`` runs NCCL collectives (timed eagerly when ``eager_collectives``)."""
         import torch
 
         fn()
         t = min(self.eager(fn) for _ in range(2))
+        if collective and self.eager_collectives:
+            self.method[key] = "CUDA events, eager (collectives not captured: FGSIM_EAGER_COLLECTIVES=1)"
+            return self.method[key]
         reps = int(min(self.max_reps, max(1, np.ceil(self.target_s / max(t, 1e-6)))))
         try:
             s = torch.cuda.Stream(self.device)
@@ -94,6 +102,9 @@ class GraphTimer:
             with torch.cuda.graph(g):
                 for _ in range(reps):
                     fn()
+            torch.cuda.synchronize(self.device)
+            self.barrier()
+            g.replay()  # the first replay uploads the graph: not timed
             torch.cuda.synchronize(self.device)
             self.graphs[key] = (g, reps)
             self.method[key] = f"CUDA graph, {reps} calls per replay"
@@ -200,7 +211,7 @@ def measure(device: Any, rank: int, p: int, rounds: int = 5, shapes: dict[str, t
     items.append((("copy", "", big.numel() * 2), lambda: dst.copy_(big)))
     log(f"interconnect: capturing {len(items)} operations")
     for key, fn in items:
-        timer.prepare(key, fn)
+        timer.prepare(key, fn, collective=key[0] in OPS)
     res: dict[Any, list[float]] = {key: [] for key, _ in items}
     from fgsim.provenance import ClockSampler
 

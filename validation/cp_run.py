@@ -90,29 +90,6 @@ def barrier(dev: Any) -> None:
     sync(dev)
 
 
-class Timer:
-    """Seconds of a callable on this rank: CUDA events on the GPU, perf_counter on the CPU; both ranks start
-    together (barrier)."""
-
-    def __init__(self, dev: Any) -> None:
-        self.dev = dev
-
-    def __call__(self, fn: Any) -> float:
-        import torch
-
-        barrier(self.dev)
-        if self.dev.type != "cuda":
-            t = time.perf_counter()
-            fn()
-            return time.perf_counter() - t
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        return a.elapsed_time(b) * 1e-3
-
-
 def synth_mask(h: int, n: int, m: int, density: float, seed: int, dev: Any, run: int = 32,
                spread: float = 1.1) -> Any:
     """Bool (1, H, ⌈N/M⌉, N) slice mask: kept keys in runs of ``run`` tokens, head h keeps a fraction
@@ -156,6 +133,8 @@ def part_b(args: argparse.Namespace, dev: Any, rank: int, p: int, rows: list[dic
         MaskedAttention,
         all_gather_seq,
         ring_attention,
+        ring_compute,
+        ring_gather_kv,
         ulysses_attention,
     )
 
@@ -182,15 +161,21 @@ def part_b(args: argparse.Namespace, dev: Any, rank: int, p: int, rows: list[dic
                 hi = torch.float64 if args.cpu else torch.float32
                 ref64 = MaskedAttention("torch", rmask, block_m=m).heads(q.to(hi), k.to(hi), v.to(hi),
                                                                          range(0, h))
-            for scheme in ("ulysses", "ring"):
+            for scheme in ("ulysses", "ring", "ring-torch-merge"):
+                if scheme == "ring-torch-merge" and kern != "fg":
+                    continue
                 row: dict[str, Any] = {"case": name, "S": s, "heads": h, "head_dim": d, "block_m": m, "density": dens,
                        "kernel": kern, "scheme": scheme, "P": p, "dtype": str(dtype).replace("torch.", "")}
                 try:
                     ma2 = MaskedAttention(kern, None if kern == "dense" else mask, block_m=m)
+                    al = {"query_align": ma2.query_align, "key_align": ma2.key_align}
                     if scheme == "ulysses":
                         out = ulysses_attention(q[:, sh], k[:, sh], v[:, sh], ma2.heads)
-                    else:
-                        out = ring_attention(q[:, sh], k[:, sh], v[:, sh], ma2.shard)
+                    elif scheme == "ring":  # fused LSE merges (fgattn.merge_attention_) on the GPU
+                        out = ring_attention(q[:, sh], k[:, sh], v[:, sh], ma2.shard, **al)
+                    else:  # the same ring with the float32 torch merge, to compare the fused one against
+                        qs_, ks_, vs_ = (x[:, sh].contiguous() for x in (q, k, v))
+                        out = ring_compute(qs_, ring_gather_kv(ks_, vs_), ma2.shard, rank, p, fused=False, **al)
                     full = all_gather_seq(out)
                     row.update(max_abs_diff=float((full.float() - ref.float()).abs().max()),
                                rel_err_vs_1gpu=rel_err(full, ref), bitwise_equal=bool(torch.equal(full, ref)),
@@ -266,55 +251,28 @@ def part_b_diffusers(args: argparse.Namespace, dev: Any, rank: int, p: int, rows
 # part c: timing
 
 
-def comm_bench(args: argparse.Namespace, dev: Any, rank: int, p: int, sizes: list[int], timer: Timer,
-               rows: list[dict[str, Any]]) -> None:
+def _eager_time(dev: Any, fn: Any) -> float:
+    """Seconds of one eager call after a barrier (CUDA events; perf_counter on the CPU)."""
     import torch
-    import torch.distributed as dist
 
-    rounds = 3 if args.cpu else 9
-    fused = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
-    peer = (rank + 1) % p
-    for nbytes in sizes:
-        n = nbytes // 2 // p * p
-        x = torch.randn(n, device=dev).to(torch.bfloat16)
-        y = torch.empty_like(x)
-        big = torch.empty(n * p, dtype=x.dtype, device=dev)
-        view = x.view(p, -1, 128) if n % (p * 128) == 0 else x.view(p, -1)
-
-        def a2a(x: Any = x, y: Any = y) -> None:
-            dist.all_to_all_single(y, x)
-
-        def ag(x: Any = x, big: Any = big) -> None:
-            fused(big, x)
-
-        def p2p(x: Any = x, y: Any = y) -> None:
-            ops = [dist.P2POp(dist.isend, x, peer), dist.P2POp(dist.irecv, y, (rank - 1) % p)]
-            for w in dist.batch_isend_irecv(ops):
-                w.wait()
-
-        def copy(view: Any = view) -> None:
-            view.transpose(0, 1).contiguous()
-
-        for _ in range(2):
-            a2a(), ag(), p2p(), copy()
-        meas: dict[str, list[float]] = {"alltoall": [], "allgather": [], "p2p": [], "copy": []}
-        for _ in range(rounds):
-            meas["alltoall"].append(timer(a2a))
-            meas["allgather"].append(timer(ag))
-            meas["p2p"].append(timer(p2p))
-            meas["copy"].append(timer(copy))
-        for op, ts in meas.items():
-            med = float(np.median(ts))
-            size = n * 2 if op != "allgather" else n * 2 * p  # all-gather: the gathered output size
-            rows.append({"op": op, "bytes": size, "P": p, "rank": rank, "median_s": med, "min_s": min(ts),
-                         "max_s": max(ts), "rounds": rounds,
-                         "busbw_gbs": (size * (p - 1) / p if op in ("alltoall", "allgather") else
-                                       size if op == "p2p" else 2 * size) / med / 1e9})
-        del x, y, big
+    barrier(dev)
+    if dev.type != "cuda":
+        t = time.perf_counter()
+        fn()
+        return time.perf_counter() - t
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    fn()
+    b.record()
+    b.synchronize()
+    return a.elapsed_time(b) * 1e-3
 
 
 def part_c(args: argparse.Namespace, dev: Any, rank: int, p: int, timing: list[dict[str, Any]],
-           comm_rows: list[dict[str, Any]], counts: dict[str, Any]) -> None:
+           counts: dict[str, Any]) -> None:
+    """Per-rank time of attention, communication and the whole wrapper, per shape: every configuration captured
+    in CUDA graphs (NCCL collectives included), replayed in interleaved rounds; the eager wrapper timed too (the
+    host time a real run adds)."""
     import torch
 
     from fgsim.integrations.context_parallel import (
@@ -325,36 +283,37 @@ def part_c(args: argparse.Namespace, dev: Any, rank: int, p: int, timing: list[d
         seq_to_heads,
         ulysses_attention,
     )
+    from fgsim.interconnect import GraphTimer
+    from fgsim.parallel import block_rows, key_chunks
+    from fgsim.provenance import ClockSampler
 
-    timer = Timer(dev)
     if args.cpu:
         shapes = [("tiny", 2 * 96, 4, 64)]
         densities = [0.1, 0.3]
         kernels = ["fg", "block", "dense"] if os.environ.get("TRITON_INTERPRET") == "1" else ["torch"]
         m = 64
         rounds = 2
-        sizes = [1 << 16, 1 << 20]
     else:
         shapes = [("wan2.1-1.3b-480p", 32760, 12, 128), ("wan2.1-14b-720p", 75600, 40, 128)]
         densities = [0.1, 0.3]
         kernels = ["fg", "block", "dense"]
         m = 128
         rounds = args.rounds
-        sizes = sorted({1 << 20, 16 << 20, 64 << 20, 256 << 20} |
-                       {s // p * h * d * 2 for _, s, h, d in shapes} | {2 * s * h * d * 2 for _, s, h, d in shapes})
-    log(f"c: comm microbenchmarks at {len(sizes)} sizes")
-    comm_bench(args, dev, rank, p, sizes, timer, comm_rows)
-    configs = []
+    gt = GraphTimer(dev, lambda: barrier(dev), target_s=3e-3) if dev.type == "cuda" else None
     for shape, s, h, d in shapes:
+        if left(args) < 60:
+            log(f"c: skipping {shape} (time)")
+            continue
         sl = s // p
         g = torch.Generator(device=dev).manual_seed(4321 + s)
         dt = torch.float32 if args.cpu else torch.bfloat16
         full = [torch.randn(1, s, h, d, generator=g, device=dev, dtype=torch.float32).to(dt) for _ in range(3)]
         q, k, v = (x[:, rank * sl:(rank + 1) * sl].contiguous() for x in full)
         del full
+        configs = []
         for dens in densities:
             mask = synth_mask(h, s, m, dens, 77 + int(dens * 100), dev)
-            # counts for the prediction: per head/query block at n=1 and n=M, and per (rank, shard)
+            # counts for the prediction: per head/query block at n=1 and n=M, and per (rank, key chunk)
             key = f"{shape}-d{dens}"
             if rank == 0:
                 mk = mask[0]
@@ -365,74 +324,93 @@ def part_c(args: argparse.Namespace, dev: Any, rank: int, p: int, timing: list[d
                         continue
                     sp = s // pp
                     for r in range(pp):
-                        b0, b1 = (r * sp) // m, -(-((r + 1) * sp) // m)
-                        for j in range(pp):
-                            part = mk[:, b0:b1, j * sp:(j + 1) * sp]
-                            counts[f"{key}/ring{pp}/r{r}/j{j}/n1"] = part.sum(-1).int().cpu().numpy()
-                            if sp % m == 0:
-                                counts[f"{key}/ring{pp}/r{r}/j{j}/n{m}"] = _tiles(part, m).cpu().numpy()
+                        b0, b1 = block_rows(r * sp, (r + 1) * sp, m)
+                        for n in (1, m):
+                            for j, (ks, ke) in enumerate(key_chunks(s, pp, n)):
+                                part = mk[:, b0:b1, ks:ke]
+                                counts[f"{key}/ring{pp}/r{r}/j{j}/n{n}"] = (
+                                    part.sum(-1).int() if n == 1 else _tiles(part, m)).cpu().numpy()
             for kern in kernels:
                 if kern == "dense" and dens != densities[0]:
                     continue
                 for scheme in ("ulysses", "ring"):
-                    if scheme == "ring" and kern == "block" and sl % m:
-                        continue
                     ma = MaskedAttention(kern, None if kern in ("dense",) else mask, block_m=m)
-                    configs.append((shape, s, h, d, dens if kern != "dense" else 1.0, kern, scheme, q, k, v, ma))
+                    configs.append((shape, s, h, d, dens if kern != "dense" else 1.0, kern, scheme, ma))
             del mask
-    # pre-exchanged inputs per shape (attention-only timing) and warm-up (compiles, builds the indices)
-    pre: dict[tuple[str, str], Any] = {}
-    for cfg in configs:
-        shape, s, h, d, dens, kern, scheme, q, k, v, ma = cfg
-        if (shape, scheme) not in pre:
-            pre[(shape, scheme)] = tuple(seq_to_heads(x) for x in (q, k, v)) if scheme == "ulysses" else \
-                ring_gather_kv(k, v)
-    fns = []
-    for cfg in configs:
-        shape, s, h, d, dens, kern, scheme, q, k, v, ma = cfg
-        g = h // p
-        if scheme == "ulysses":
-            qf, kf, vf = pre[(shape, scheme)]
-            hs = range(rank * g, (rank + 1) * g)
-            o_full = ma.heads(qf, kf, vf, hs)
-            total = (lambda q=q, k=k, v=v, ma=ma: ulysses_attention(q, k, v, ma.heads))
-            attn = (lambda qf=qf, kf=kf, vf=vf, hs=hs, ma=ma: ma.heads(qf, kf, vf, hs))
-            comm = (lambda q=q, k=k, v=v, o=o_full: ([seq_to_heads(x) for x in (q, k, v)], heads_to_seq(o)))
-        else:
-            kv = pre[(shape, scheme)]
-            total = (lambda q=q, k=k, v=v, ma=ma: ring_compute(q, ring_gather_kv(k, v), ma.shard, rank, p))
-            attn = (lambda q=q, kv=kv, ma=ma: ring_compute(q, kv, ma.shard, rank, p))
-            comm = (lambda k=k, v=v: ring_gather_kv(k, v))
-        fns.append((cfg, total, attn, comm))
-    log(f"c: warm-up of {len(fns)} configurations (compiles, index builds)")
-    for _cfg, total, attn, comm in fns:
-        total(), attn(), comm()
-        if left(args) < 60:
-            break
-    barrier(dev)
-    res: dict[int, dict[str, list[float]]] = {i: {"total": [], "attn": [], "comm": []} for i in range(len(fns))}
-    log(f"c: {rounds} interleaved rounds")
-    from fgsim.provenance import ClockSampler
+        uly = tuple(seq_to_heads(x) for x in (q, k, v))
+        kv = ring_gather_kv(k, v)
+        fns = []
+        for cfg in configs:
+            _shape, _s, _h, _d, _dens, kern, scheme, ma = cfg
+            gh = h // p
+            if scheme == "ulysses":
+                qf, kf, vf = uly
+                hs = range(rank * gh, (rank + 1) * gh)
+                o_full = ma.heads(qf, kf, vf, hs)
+                total = (lambda ma=ma, q=q, k=k, v=v: ulysses_attention(q, k, v, ma.heads))
+                attn = (lambda ma=ma, hs=hs, qf=qf, kf=kf, vf=vf: ma.heads(qf, kf, vf, hs))
+                comm = (lambda o=o_full, q=q, k=k, v=v: ([seq_to_heads(x) for x in (q, k, v)], heads_to_seq(o)))
+            else:
+                al = {"query_align": ma.query_align, "key_align": ma.key_align}
+                total = (lambda ma=ma, al=al, q=q, k=k, v=v:
+                         ring_compute(q, ring_gather_kv(k, v), ma.shard, rank, p, **al))
+                attn = (lambda ma=ma, al=al, q=q, kv=kv: ring_compute(q, kv, ma.shard, rank, p, **al))
+                comm = (lambda k=k, v=v: ring_gather_kv(k, v))
+            fns.append((cfg, {"total": total, "attn": attn, "comm": comm}))
+        if dev.type == "cuda" and "dense" in kernels:  # the fused merge alone: two bf16 partials -> bf16
+            import fgattn
 
-    with ClockSampler(period_s=0.5) as clk:
-        for rd in range(rounds):
-            for i, (_cfg, total, attn, comm) in enumerate(fns):
-                res[i]["total"].append(timer(total))
-                res[i]["attn"].append(timer(attn))
-                res[i]["comm"].append(timer(comm))
-            if left(args) < 45 and rd >= 2:
-                log(f"c: stopping after {rd + 1} rounds (time)")
+            pa, pb = (torch.randn(1, sl, h, d, device=dev).to(dt) for _ in range(2))
+            la, lb = (torch.randn(1, h, sl, device=dev) for _ in range(2))
+            dst = torch.empty_like(pa)
+            merge = (lambda pa=pa, la=la, pb=pb, lb=lb, dst=dst:
+                     fgattn.merge_attention_(pa, la.clone(), pb, lb, out=dst))
+            fns.append(((shape, s, h, d, 1.0, "merge", "ring", None), {"attn": merge}))
+        log(f"c {shape}: warm-up and capture of {len(fns)} configurations")
+        method: dict[Any, str] = {}
+        for i, (_cfg, parts) in enumerate(fns):
+            for part, fn in parts.items():
+                fn()
+                if gt is not None:
+                    method[(i, part)] = gt.prepare((i, part), fn, collective=part in ("total", "comm"))
+            if left(args) < 40:
+                log("c: out of time during capture")
                 break
-    clocks = clk.summary()
-    for i, (cfg, *_rest) in enumerate(fns):
-        shape, s, h, d, dens, kern, scheme, *_x = cfg
-        row = {"shape": shape, "S": s, "heads": h, "head_dim": d, "block_m": m, "density": dens, "kernel": kern,
-               "scheme": scheme, "P": p, "rank": rank, "rounds": len(res[i]["total"]), **clocks}
-        for part, ts in res[i].items():
-            row[f"{part}_median_s"] = float(np.median(ts))
-            row[f"{part}_min_s"] = float(min(ts))
-            row[f"{part}_max_s"] = float(max(ts))
-        timing.append(row)
+        barrier(dev)
+        res: dict[int, dict[str, list[float]]] = {i: {} for i in range(len(fns))}
+        log(f"c {shape}: {rounds} interleaved rounds")
+        with ClockSampler(period_s=0.5) as clk:
+            for rd in range(rounds):
+                for i, (_cfg, parts) in enumerate(fns):
+                    for part, fn in parts.items():
+                        tm = gt((i, part), fn) if gt is not None else _eager_time(dev, fn)
+                        res[i].setdefault(part, []).append(tm)
+                    if "total" in parts:
+                        res[i].setdefault("total_eager", []).append(_eager_time(dev, parts["total"]))
+                if left(args) < 35 and rd >= 2:
+                    log(f"c: stopping after {rd + 1} rounds (time)")
+                    break
+        clocks = clk.summary()
+        if gt is not None:
+            gt.release()
+        for i, (cfg, _parts) in enumerate(fns):
+            shape_, s_, h_, d_, dens, kern, scheme, _ma = cfg
+            row = {"shape": shape_, "S": s_, "heads": h_, "head_dim": d_, "block_m": m, "density": dens,
+                   "kernel": kern, "scheme": scheme, "P": p, "rank": rank,
+                   "rounds": len(next(iter(res[i].values()), [])), **clocks}
+            for part, ts in res[i].items():
+                if not ts:
+                    continue
+                row[f"{part}_median_s"] = float(np.median(ts))
+                row[f"{part}_min_s"] = float(min(ts))
+                row[f"{part}_max_s"] = float(max(ts))
+                if part != "total_eager":
+                    row[f"{part}_method"] = method.get((i, part), "perf_counter (CPU)")
+            timing.append(row)
+        fns.clear()
+        configs.clear()
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 def _tiles(mask: Any, n: int) -> Any:
@@ -472,10 +450,15 @@ def part_a(args: argparse.Namespace, dev: Any, rank: int, p: int, rows: list[dic
         return model.transformer.eval(), {"hidden_states": x, "timestep": torch.tensor([600.0], device=dev),
                                           "encoder_hidden_states": tok, "return_dict": False}, grid
 
-    def wan13b() -> tuple[Any, dict[str, Any], tuple[int, int, int]]:
+    def wan14b() -> tuple[Any, dict[str, Any], tuple[int, int, int]]:
+        return wan13b(big=True)
+
+    def wan13b(big: bool = False) -> tuple[Any, dict[str, Any], tuple[int, int, int]]:
         cfg = dict(patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128, in_channels=16,
                    out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=8960, num_layers=30, cross_attn_norm=True,
                    qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)
+        if big:  # Wan2.1-14B (its diffusers config): 40 heads x 128, FFN 13824, 40 layers; 720p
+            cfg.update(num_attention_heads=40, ffn_dim=13824, num_layers=40)
         if args.cpu:
             cfg.update(num_attention_heads=2, attention_head_dim=64, ffn_dim=64, num_layers=2, text_dim=32,
                        freq_dim=32)
@@ -484,15 +467,17 @@ def part_a(args: argparse.Namespace, dev: Any, rank: int, p: int, rows: list[dic
             tr = WanTransformer3DModel(**cfg).to(dtype).eval()
         for prm in tr.parameters():  # identical random weights on every rank
             dist.broadcast(prm.data, 0)
-        grid = (2, 8, 16) if args.cpu else (21, 30, 52)
+        grid = (2, 8, 16) if args.cpu else ((21, 45, 80) if big else (21, 30, 52))
         g = torch.Generator(device="cpu").manual_seed(4)
         x = torch.randn(1, 16, grid[0], grid[1] * 2, grid[2] * 2, generator=g).to(dev, dtype)
         e = torch.randn(1, 512 if not args.cpu else 8, cfg["text_dim"], generator=g).to(dev, dtype)
         return tr, {"hidden_states": x, "timestep": torch.tensor([800.0], device=dev), "encoder_hidden_states": e,
                     "return_dict": False}, grid
 
-    for name, build, layers in (("refdit-480p", refdit, None), ("wan2.1-1.3b-480p-random", wan13b, (0, 15, 29))):
-        if left(args) < 40:
+    models = [("refdit-480p", refdit, None, 40), ("wan2.1-1.3b-480p-random", wan13b, (0, 15, 29), 40),
+              ("wan2.1-14b-720p-random", wan14b, (0, 39), args.need_14b_s)]
+    for name, build, layers, need in models:
+        if left(args) < need:
             rows.append({"model": name, "status": "skipped (time)"})
             continue
         t0 = time.time()
@@ -501,6 +486,7 @@ def part_a(args: argparse.Namespace, dev: Any, rank: int, p: int, rows: list[dic
             tr, kw, grid = build()
             if args.cpu and layers is not None:
                 layers = (0, 1)
+            log(f"a {name}: built ({time.time() - t0:.1f} s)")
             pred = ExactThreshold(tau=0.5, block_m=64)
 
             def inputs(kw: dict[str, Any] = kw) -> Any:
@@ -524,6 +510,8 @@ def part_a(args: argparse.Namespace, dev: Any, rank: int, p: int, rows: list[dic
                 for f in (one, cpt):
                     f.unlink(missing_ok=True) if not args.keep_traces else None
             del tr
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
         except Exception as exc:  # noqa: BLE001
             import traceback
 
@@ -603,6 +591,8 @@ def main() -> int:
     ap.add_argument("--budget-s", type=float, default=170.0, help="wall-clock budget; parts are skipped past it")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--keep-traces", action="store_true")
+    ap.add_argument("--need-14b-s", type=float, default=120.0,
+                    help="seconds that must be left to start the Wan2.1-14B capture")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -624,7 +614,6 @@ def main() -> int:
     log(f"{p} ranks, {env.get('gpu_name') or 'cpu'}, torch {env['torch']}, diffusers {env['diffusers']}")
     numerics: list[dict[str, Any]] = []
     timing: list[dict[str, Any]] = []
-    comm: list[dict[str, Any]] = []
     capture: list[dict[str, Any]] = []
     counts: dict[str, Any] = {}
     parts = args.parts.split(",")
@@ -638,7 +627,7 @@ def main() -> int:
                 if env["diffusers"]:
                     part_b_diffusers(args, dev, rank, p, numerics)
             elif part == "c":
-                part_c(args, dev, rank, p, timing, comm, counts)
+                part_c(args, dev, rank, p, timing, counts)
             elif part == "a":
                 part_a(args, dev, rank, p, capture, out)
         except Exception:  # noqa: BLE001 - one part failing must not lose the others' results
@@ -651,10 +640,9 @@ def main() -> int:
             write_csv(out / "cp-numerics.csv", numerics)
             write_csv(out / "cp-capture.csv", capture)
     allt = [None] * p
-    dist.all_gather_object(allt, (timing, comm))
+    dist.all_gather_object(allt, (timing, []))
     if rank == 0:
         write_csv(out / "cp-timing.csv", [r for t, _ in allt for r in t])
-        write_csv(out / "cp-comm.csv", [r for _, c in allt for r in c])
         if counts:
             np.savez_compressed(out / "cp-counts.npz", **{k.replace("/", "__"): v for k, v in counts.items()})
         (out / "cp-env.json").write_text(json.dumps(env, indent=1))
@@ -675,8 +663,8 @@ def main() -> int:
                 by.setdefault((r["shape"], r["kernel"], r["density"], r["scheme"]), {})[r["rank"]] = r
         for key, rr in by.items():
             print(f"{key[0]:<18} {key[1]:<5} d={key[2]:<4} {key[3]:<7} " + " / ".join(
-                f"{x['total_median_s'] * 1e3:7.2f} | {x['attn_median_s'] * 1e3:7.2f} | {x['comm_median_s'] * 1e3:6.2f}"
-                for _, x in sorted(rr.items())))
+                f"{x.get('total_median_s', 0) * 1e3:7.2f} | {x.get('attn_median_s', 0) * 1e3:7.2f} | "
+                f"{x.get('comm_median_s', 0) * 1e3:6.2f}" for _, x in sorted(rr.items())))
         print(f"done in {time.time() - T0:.0f} s")
     dist.destroy_process_group()
     return 0

@@ -82,7 +82,7 @@ def scaling_rows(counts: Any, gpu: Any, params: Any, degrees: tuple[int, ...] = 
                                 ring_key = f"{dkey}__ring{p}__r0__j0__n{n}"
                                 if kernel != "dense" and ring_key not in counts:
                                     rows.append({**base, "plan": plan.describe(), "P": p,
-                                                 "note": f"S/P={s // p} not a multiple of {n}: no {n}-key shards"})
+                                                 "note": f"no {n}-key chunk counts for P={p} in this counts file"})
                                     continue
                                 fn = (lambda r, j, p=p, n=n, dkey=dkey: counts[f"{dkey}__ring{p}__r{r}__j{j}__n{n}"])
                                 ts = [rank_attention_s(kernel, plan, r, fn, s, h, d, m, gpu, params, link)

@@ -1,17 +1,15 @@
 """Predicted vs measured context-parallel attention on P GPUs, from the outputs of ``validation/cp_run.py``.
 
-    python validation/cp_validate.py RESULTS_DIR --gpu h200 --tag h200x2-2026-11-30 [--write-gpu]
+    python validation/cp_validate.py RESULTS_DIR --gpu h200 --tag h200x2-2026-11-30-run2
 
-1. Interconnect calibration: fits ``t = latency + bytes_moved / bandwidth`` to the NCCL all-to-all, all-gather
-   and send/recv microbenchmarks (``cp-comm.csv``; bytes moved per rank in nccl-tests' bus-bandwidth convention)
-   and ``t = 2·bytes / rate`` to the layout copies; ``--write-gpu`` stores the fit in the GPU description's
-   ``interconnect`` block (with provenance).
-2. Per rank: attention kernels predicted by the single-GPU cost model on the rank's kept-tile counts
-   (``cp-counts.npz``: Ulysses = the rank's heads, ring = its query blocks in each key shard, plus the LSE
-   merge), communication by :func:`fgsim.parallel.comm_cost` with the fitted link; compared with the measured
-   medians (``cp-timing.csv``).
+The interconnect constants are the GPU description's ``interconnect`` block, made by ``fgsim calibrate
+--interconnect`` (its CSV is copied next to the results when ``RESULTS_DIR/interconnect.csv`` exists); nothing is
+fitted here. Per rank: attention kernels predicted by the single-GPU cost model on the rank's kept-tile counts
+(``cp-counts.npz``: Ulysses = the rank's heads; ring = its query blocks in each key chunk, the fused LSE merges
+and the query padding), communication by :func:`fgsim.parallel.comm_cost`; compared with the measured medians
+(``cp-timing.csv``, CUDA-graph replay). The fused merge kernel alone is compared with its bytes at the copy rate.
 
-Writes ``validation/results/cp-<tag>-{timing,comm,numerics,capture}.csv`` and prints the error table.
+Writes ``validation/results/cp-<tag>-{timing,merge,numerics,capture,interconnect}.csv`` and prints the error table.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "kernels")]
 
 from fgsim.errors import FgsimError  # noqa: E402
-from fgsim.parallel import CpPlan, Link, comm_cost, rank_attention_s  # noqa: E402
+from fgsim.parallel import CpPlan, Link, comm_cost, rank_attention_s, ring_merge_bytes  # noqa: E402
 
 ENV_COLS = ("gpu_name", "driver", "cuda", "torch", "triton", "nccl", "diffusers", "commit", "date", "nvls")
 
@@ -41,73 +39,13 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def fit_line(x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
-    """(intercept s, slope s/byte) of t ≈ a + b·x, least squares weighted by 1/t (relative error), a ≥ 0."""
-    w = 1.0 / np.maximum(t, 1e-9)
-    a_mat = np.stack([np.ones_like(x), x], axis=1) * w[:, None]
-    (a, b), *_ = np.linalg.lstsq(a_mat, t * w, rcond=None)
-    if a < 0:
-        b = float(np.sum(w * w * x * t) / np.sum(w * w * x * x))
-        a = 0.0
-    return float(a), float(b)
-
-
-def fit_link(rows: list[dict[str, str]], p: int, link_name: str, copy_gbs: float
-             ) -> tuple[Link, list[dict[str, Any]]]:
-    """Link constants from the microbenchmark rows (per size: the slower rank's median): latency/bandwidth
-    lines, and the measured tables that replace them inside their size range. ``copy_gbs``: the plain copy rate
-    (the GPU description's; the strided copy microbenchmark is reported, not used)."""
-    by: dict[tuple[str, int], float] = {}
-    for r in rows:
-        key = (r["op"], int(r["bytes"]))
-        by[key] = max(by.get(key, 0.0), float(r["median_s"]))
-    fits: dict[str, tuple[float, float]] = {}
-    out = []
-    for op in ("alltoall", "allgather", "p2p", "copy"):
-        pts = sorted((b, t) for (o, b), t in by.items() if o == op)
-        if len(pts) < 2:
-            raise FgsimError(f"cp-comm.csv has fewer than 2 sizes for {op}")
-        x = np.array([b for b, _ in pts], float)
-        t = np.array([t for _, t in pts], float)
-        moved = x * (p - 1) / p if op in ("alltoall", "allgather") else (2 * x if op == "copy" else x)
-        a, b = fit_line(moved, t)
-        fits[op] = (a, b)
-        for (bb, tt), mv in zip(pts, moved, strict=True):
-            out.append({"op": op, "bytes": bb, "bytes_moved": mv, "measured_s": tt, "fit_s": a + b * mv,
-                        "fit_err": (a + b * mv) / tt - 1, "fit_latency_us": a * 1e6, "fit_gbs": 1 / b / 1e9})
-    lat = float(np.mean([fits["alltoall"][0], fits["allgather"][0]]))
-    tables = {op: tuple(sorted((float(b), t) for (o, b), t in by.items() if o == op))
-              for op in ("alltoall", "allgather", "p2p")}
-    link = Link(alltoall_busbw_gbs=1 / fits["alltoall"][1] / 1e9, allgather_busbw_gbs=1 / fits["allgather"][1] / 1e9,
-                p2p_bw_gbs=1 / fits["p2p"][1] / 1e9, latency_us=lat * 1e6, copy_gbs=copy_gbs,
-                link=link_name, source="", tables=tables, table_degree=p)
-    return link, out
-
-
-def fit_permute(timing: list[dict[str, str]], link: Link, shape: str) -> float:
-    """Rate (bytes read + written per second) of the Ulysses permute copies on ``shape``'s rows: the measured
-    communication minus the 4 all-to-alls (measured tables), over the 8 copies of the local tensor."""
-    rates = []
-    for r in timing:
-        if r["scheme"] != "ulysses" or r["shape"] != shape:
-            continue
-        s, h, d, p = (int(r[k]) for k in ("S", "heads", "head_dim", "P"))
-        local = s // p * h * d * 2
-        copies = float(r["comm_median_s"]) - 4 * link.alltoall_s(local, p)
-        if copies > 0:
-            rates.append(8 * 2 * local / copies)
-    if not rates:
-        raise FgsimError(f"no Ulysses rows of {shape} to fit the permute-copy rate on")
-    return float(np.median(rates)) / 1e9
-
-
 def predict_rows(timing: list[dict[str, str]], counts: Any, gpu: Any, link: Link, params: Any
                  ) -> list[dict[str, Any]]:
     """Measured rows of ``cp-timing.csv`` with the per-rank prediction and errors added."""
     out = []
     for r in timing:
         kernel = r["kernel"]
-        if kernel not in ("fg", "block", "dense"):
+        if kernel not in ("fg", "block", "dense") or not r.get("total_median_s"):
             continue
         s, h, d, m, p, rank = (int(r[k]) for k in ("S", "heads", "head_dim", "block_m", "P", "rank"))
         dens = float(r["density"])
@@ -130,7 +68,12 @@ def predict_rows(timing: list[dict[str, str]], counts: Any, gpu: Any, link: Link
                     "measured_rank_s": float(r["attn_median_s"]) + float(r["comm_median_s"]),
                     "predicted_rank_s": attn + comm, "measured_total_s": float(r["total_median_s"]),
                     "attn_spread": (float(r["attn_max_s"]) - float(r["attn_min_s"])) / float(r["attn_median_s"]),
-                    "total_spread": (float(r["total_max_s"]) - float(r["total_min_s"])) / float(r["total_median_s"])})
+                    "comm_spread": (float(r["comm_max_s"]) - float(r["comm_min_s"])) / float(r["comm_median_s"]),
+                    "total_spread": (float(r["total_max_s"]) - float(r["total_min_s"])) / float(r["total_median_s"]),
+                    "measured_total_eager_s": float(r.get("total_eager_median_s") or "nan"),
+                    "host_overhead_s": float(r.get("total_eager_median_s") or "nan") - float(r["total_median_s"]),
+                    "method_attn": r.get("attn_method", ""), "method_comm": r.get("comm_method", ""),
+                    "method_total": r.get("total_method", "")})
     # the pass: slowest rank + communication (the other rank waits in the output collective)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for o in out:
@@ -144,6 +87,24 @@ def predict_rows(timing: list[dict[str, str]], counts: Any, gpu: Any, link: Link
             x["imbalance_predicted"] = pmax / np.mean([y["predicted_attn_s"] for y in rows])
             for part in ("attn", "comm", "rank", "total"):
                 x[f"err_{part}"] = x[f"predicted_{part}_s"] / x[f"measured_{part}_s"] - 1
+    return out
+
+
+def merge_rows(timing: list[dict[str, str]], link: Link) -> list[dict[str, Any]]:
+    """The fused LSE merge alone (two bf16 partials of a rank's rows → bf16): measured vs its bytes at the
+    GPU's copy rate (``copy_gbs``)."""
+    out = []
+    for r in timing:
+        if r["kernel"] != "merge":
+            continue
+        s, h, d, p = (int(r[k]) for k in ("S", "heads", "head_dim", "P"))
+        nbytes = ring_merge_bytes(s // p * h, d, 2)
+        meas = float(r["attn_median_s"])
+        pred = nbytes / (link.copy_gbs * 1e9)
+        out.append({"shape": r["shape"], "S": s, "heads": h, "head_dim": d, "P": p, "rank": r["rank"], "bytes": nbytes,
+                    "measured_s": meas, "predicted_s": pred, "err": pred / meas - 1, "achieved_gbs": nbytes / meas / 1e9,
+                    "copy_gbs": link.copy_gbs, "method": r.get("attn_method", ""), "rounds": r["rounds"],
+                    "sm_clock_mhz": r.get("sm_clock_mhz", ""), "mem_clock_mhz": r.get("mem_clock_mhz", "")})
     return out
 
 
@@ -172,42 +133,18 @@ def _fmt(v: Any) -> Any:
     return v
 
 
-def write_gpu_interconnect(gpu_path: Path, link: Link, source: str) -> None:
-    """Replace the ``interconnect`` block of a GPU description (other fields untouched)."""
-    import re
-
-    from fgsim.fileio import write_text_atomic
-
-    text = gpu_path.read_text()
-    block = {"link": link.link, "alltoall_busbw_gbs": round(link.alltoall_busbw_gbs, 1),
-             "allgather_busbw_gbs": round(link.allgather_busbw_gbs, 1), "p2p_bw_gbs": round(link.p2p_bw_gbs, 1),
-             "latency_us": round(link.latency_us, 1), "copy_gbs": round(link.copy_gbs, 0),
-             "permute_copy_gbs": round(link.permute_copy_gbs, 0), "table_degree": link.table_degree,
-             "tables": {op: [[int(b), float(f"{t:.6g}")] for b, t in pts] for op, pts in link.tables.items()},
-             "source": source}
-    inner = "\n".join(json.dumps({"interconnect": block}, indent=2, ensure_ascii=False).splitlines()[1:-1])
-    new, n = re.subn(r'\n  "interconnect": \{.*?\n  \}', "\n" + inner, text, count=1, flags=re.S)
-    if n != 1:
-        raise FgsimError(f"{gpu_path}: no interconnect block to replace")
-    json.loads(new)
-    write_text_atomic(gpu_path, new)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", help="directory with cp_run.py's outputs")
     ap.add_argument("--gpu", default="h200")
-    ap.add_argument("--tag", required=True, help="results name, e.g. h200x2-2026-11-30")
+    ap.add_argument("--tag", required=True, help="results name, e.g. h200x2-2026-11-30-run2")
     ap.add_argument("--out-dir", default=str(ROOT / "validation" / "results"))
-    ap.add_argument("--write-gpu", action="store_true", help="store the fitted interconnect in the GPU description")
     ap.add_argument("--calibration", help="cost-model calibration .json (default: the GPU's own)")
-    ap.add_argument("--fit-permute-on", default="wan2.1-1.3b-480p",
-                    help="shape whose Ulysses rows fit the permute-copy rate (the others are held out)")
     ap.add_argument("--commit", default="", help="commit the device ran (its copy of the tree has no git)")
     args = ap.parse_args()
     res = Path(args.results)
-    if not (res / "cp-comm.csv").is_file():
-        print(f"cp_validate: error: {res}/cp-comm.csv: no such file (run validation/cp_run.py first)",
+    if not (res / "cp-timing.csv").is_file():
+        print(f"cp_validate: error: {res}/cp-timing.csv: no such file (run validation/cp_run.py first)",
               file=sys.stderr)
         return 2
     from fgsim.calibration import resolve_params
@@ -218,14 +155,8 @@ def main() -> int:
     env = json.loads((res / "cp-env.json").read_text()) if (res / "cp-env.json").is_file() else {}
     if args.commit and not env.get("commit"):
         env["commit"] = args.commit
-    comm_rows = read_csv(res / "cp-comm.csv")
-    p = int(comm_rows[0]["P"])
-    prior = link_for(gpu)
-    link, fit_rows = fit_link(comm_rows, p, prior.link, prior.copy_gbs)
+    link = link_for(gpu)
     timing = read_csv(res / "cp-timing.csv")
-    from dataclasses import replace
-
-    link = replace(link, permute_copy_gbs=fit_permute(timing, link, args.fit_permute_on))
     try:
         params, note = resolve_params(gpu, args.calibration)
     except FgsimError as exc:  # a calibration file this fgsim cannot read: say so in every row
@@ -234,33 +165,24 @@ def main() -> int:
         params, note = ModelParams(), f"UNCALIBRATED spec priors ({exc})"
     counts = np.load(res / "cp-counts.npz") if (res / "cp-counts.npz").is_file() else {}
     rows = predict_rows(timing, counts, gpu, link, params)
-    for r in rows:
-        r["split"] = "permute-copy fit" if r["shape"] == args.fit_permute_on and r["scheme"] == "ulysses" \
-            else "held-out"
     out = Path(args.out_dir)
-    method = "CUDA events per rank, barrier before each measurement, median of interleaved rounds"
-    write_csv(out / f"cp-{args.tag}-timing.csv", rows, env,
-              {"timing": method, "cost_model": note, "link_fit": f"cp-{args.tag}-comm.csv"})
-    write_csv(out / f"cp-{args.tag}-comm.csv", fit_rows + [
-        {"op": "fit", "alltoall_busbw_gbs": link.alltoall_busbw_gbs, "allgather_busbw_gbs": link.allgather_busbw_gbs,
-         "p2p_bw_gbs": link.p2p_bw_gbs, "latency_us": link.latency_us, "copy_gbs": link.copy_gbs}],
-        env, {"timing": "CUDA events, slower rank's median of 9 rounds, barrier before each", "P": p})
+    methods = sorted({r["method_total"].split(",")[0] for r in rows if r.get("method_total")})
+    method = (f"{' / '.join(methods) or 'CUDA events'} replay per rank (NCCL collectives captured), barrier before "
+              "each replay, median of interleaved rounds; total_eager = the eager wrapper with CUDA events")
+    ic = f"{Path(gpu.path).name} interconnect: {link.source[:160]}"
+    write_csv(out / f"cp-{args.tag}-timing.csv", rows, env, {"timing": method, "cost_model": note, "interconnect": ic})
+    write_csv(out / f"cp-{args.tag}-merge.csv", merge_rows(timing, link), env,
+              {"timing": method, "interconnect": ic})
     for name in ("numerics", "capture"):
         src = read_csv(res / f"cp-{name}.csv")
         write_csv(out / f"cp-{args.tag}-{name}.csv", src, env, {})
-    if args.write_gpu:
-        write_gpu_interconnect(Path(gpu.path), link, (
-            f"fitted by validation/cp_validate.py to NCCL microbenchmarks on {p} x {env.get('gpu_name', gpu.name)} "
-            f"({env.get('date', '')[:10]}, NCCL {env.get('nccl', '')}, NVLS off; validation/results/cp-{args.tag}-"
-            "comm.csv): tables = measured medians (bytes, s) at table_degree GPUs, used inside their range; outside, "
-            "t = latency + bytes moved per rank (nccl-tests bus-bandwidth convention, doc/PERFORMANCE.md) / "
-            "bandwidth; permute_copy_gbs fitted on the Wan2.1-1.3B Ulysses rows (communication minus the measured "
-            "all-to-alls, over 8 copies; bytes read + written); copy_gbs = the prior plain-copy rate (device-to-"
-            "device copy measured on this workplace's H200, 2026-10-28), used for the ring's stacking copy and merge"))
-    print(f"link fit ({p} GPUs): all-to-all {link.alltoall_busbw_gbs:.0f} GB/s, all-gather "
-          f"{link.allgather_busbw_gbs:.0f} GB/s, p2p {link.p2p_bw_gbs:.0f} GB/s, latency {link.latency_us:.1f} us, "
-          f"copy {link.copy_gbs:.0f} GB/s, permute copy {link.permute_copy_gbs:.0f} GB/s (fitted on "
-          f"{args.fit_permute_on}); cost model: {note}")
+    if (res / "interconnect.csv").is_file():
+        import shutil
+
+        shutil.copyfile(res / "interconnect.csv", out / f"cp-{args.tag}-interconnect.csv")
+    print(f"interconnect ({link.table_degree} GPUs): all-to-all {link.alltoall_busbw_gbs:.0f} GB/s, all-gather "
+          f"{link.allgather_busbw_gbs:.0f} GB/s, latency {link.latency_us:.1f} us, copy {link.copy_gbs:.0f} GB/s, "
+          f"permute copy {link.permute_copy_gbs:.0f} GB/s; cost model: {note}")
     print(f"{'shape':<18} {'kern':<5} {'dens':>5} {'scheme':<7} {'rk':>2} {'attn meas/pred ms':>20} "
           f"{'comm meas/pred ms':>18} {'rank err':>8} {'total err':>9}")
     for r in rows:
@@ -268,6 +190,9 @@ def main() -> int:
               f"{r['measured_attn_s'] * 1e3:>9.3f}/{r['predicted_attn_s'] * 1e3:<9.3f} "
               f"{r['measured_comm_s'] * 1e3:>8.3f}/{r['predicted_comm_s'] * 1e3:<8.3f} "
               f"{r['err_rank'] * 100:>7.1f}% {r['err_total'] * 100:>8.1f}%")
+    for r in merge_rows(timing, link):
+        print(f"merge {r['shape']} rank {r['rank']}: {r['measured_s'] * 1e6:.1f} us measured, {r['predicted_s'] * 1e6:.1f}"
+              f" us predicted ({r['achieved_gbs']:.0f} GB/s achieved)")
     if rows:
         e = np.abs([r["err_rank"] for r in rows])
         print(f"|error| of per-rank attention + communication: median {np.median(e) * 100:.1f}%, max "
