@@ -68,10 +68,14 @@ class GraphTimer:
         self.method: dict[Any, str] = {}
 
     def eager(self, fn: Callable[[], Any]) -> float:
-        """Seconds of one eager call (CUDA events)."""
+        """Seconds of one eager call (CUDA events; perf_counter on the CPU)."""
         import torch
 
         self.barrier()
+        if self.device.type != "cuda":
+            t0 = time.perf_counter()
+            fn()
+            return time.perf_counter() - t0
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
         fn()
@@ -86,6 +90,9 @@ class GraphTimer:
 
         fn()
         t = min(self.eager(fn) for _ in range(2))
+        if self.device.type != "cuda":
+            self.method[key] = "perf_counter, eager (CPU)"
+            return self.method[key]
         if collective and self.eager_collectives:
             self.method[key] = "CUDA events, eager (collectives not captured: FGSIM_EAGER_COLLECTIVES=1)"
             return self.method[key]
@@ -156,7 +163,8 @@ def measure(device: Any, rank: int, p: int, rounds: int = 5, shapes: dict[str, t
     shapes = SHAPES if shapes is None else shapes
 
     def barrier() -> None:
-        torch.cuda.synchronize(device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         dist.barrier()
 
     timer = GraphTimer(device, barrier)
@@ -182,7 +190,8 @@ def measure(device: Any, rank: int, p: int, rounds: int = 5, shapes: dict[str, t
                 fn = (lambda x=x, y=y: dist.all_to_all_single(y, x))
             elif op == "allgather":
                 y = torch.empty(n * p, dtype=x.dtype, device=device)
-                fn = (lambda x=x, y=y: fused(y, x))
+                fn = (lambda x=x, y=y: fused(y, x)) if device.type == "cuda" else \
+                    (lambda x=x, y=y: dist.all_gather(list(y.view(p, -1).unbind(0)), x))
             else:
                 y = torch.empty_like(x)
 
@@ -205,7 +214,7 @@ def measure(device: Any, rank: int, p: int, rounds: int = 5, shapes: dict[str, t
             seq_unpack(seq_pack(o, p))
 
         items.append((("permute", name, sl * h * d * 2), permutes))
-    big = torch.randn(256 << 20, device=device).to(torch.bfloat16)  # 512 MiB
+    big = torch.randn((256 << 20) if device.type == "cuda" else (1 << 16), device=device).to(torch.bfloat16)
     dst = torch.empty_like(big)
     keep.append((big, dst))
     items.append((("copy", "", big.numel() * 2), lambda: dst.copy_(big)))
@@ -251,6 +260,8 @@ def fit_line(x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
     if a < 0:
         b = float(np.sum(w * w * x * t) / np.sum(w * w * x * x))
         a = 0.0
+    if b <= 0:  # times that do not grow with size (noise at small sizes): the largest point's rate, no latency
+        a, b = 0.0, float(t[np.argmax(x)] / x.max())
     return float(a), float(b)
 
 

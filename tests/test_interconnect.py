@@ -66,3 +66,43 @@ def test_calibrate_interconnect_refuses_off_torchrun(capsys: pytest.CaptureFixtu
     assert main(["calibrate", "--interconnect"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "torchrun" in err[0]
+
+
+def _gloo_worker(rank: int, port: int, res: object) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from fgsim.interconnect import measure
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        res[rank] = measure(torch.device("cpu"), rank, 2, rounds=2, shapes={"tiny": (64, 4, 16)},
+                            line_sizes=(1 << 12, 1 << 14), log=lambda _m: None)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_measure_runs_every_op_on_gloo() -> None:
+    """The measurement loop (gloo, two CPU processes, tiny sizes): every op and size, then a fit."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    ctx = mp.get_context("spawn")
+    res = ctx.Manager().dict()
+    procs = [ctx.Process(target=_gloo_worker, args=(r, port, res)) for r in range(2)]
+    for pr in procs:
+        pr.start()
+    for pr in procs:
+        pr.join(60)
+    assert all(pr.exitcode == 0 for pr in procs), [pr.exitcode for pr in procs]
+    rows = [*res[0], *res[1]]
+    ops = {(r["op"], r["shape"]) for r in rows}
+    assert {("alltoall", "tiny"), ("allgather", "tiny"), ("p2p", "tiny"), ("permute", "tiny"), ("copy", "")} <= ops
+    assert all(r["median_s"] > 0 and r["method"].startswith("perf_counter") for r in rows)
+    link, _ = fit_link(rows, "gloo")
+    assert link.table_degree == 2 and link.alltoall_busbw_gbs > 0
