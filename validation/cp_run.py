@@ -519,6 +519,8 @@ def part_a(args: argparse.Namespace, dev: Any, rank: int, p: int, rows: list[dic
             row.update(status=f"error: {type(exc).__name__}: {str(exc)[:160]}")
         row["seconds"] = round(time.time() - t0, 1)
         rows.append(row)
+        if rank == 0:
+            write_csv(out / "cp-capture.csv", rows)
         log(f"a {name}: {row.get('status')} masks_identical={row.get('masks_identical', '')} "
             f"stats_identical={row.get('stats_identical', '')} ({row['seconds']} s)")
         barrier(dev)
@@ -612,11 +614,14 @@ def main() -> int:
     except ImportError:
         env["diffusers"] = ""
     log(f"{p} ranks, {env.get('gpu_name') or 'cpu'}, torch {env['torch']}, diffusers {env['diffusers']}")
+    if rank == 0:
+        (out / "cp-env.json").write_text(json.dumps(env, indent=1))
     numerics: list[dict[str, Any]] = []
     timing: list[dict[str, Any]] = []
     capture: list[dict[str, Any]] = []
     counts: dict[str, Any] = {}
     parts = args.parts.split(",")
+    allt: list[Any] = [([], [])]
     for part in parts:
         if left(args) < 30:
             log(f"skipping part {part}: out of time")
@@ -635,17 +640,16 @@ def main() -> int:
 
             traceback.print_exc()
         barrier(dev)
-        # every rank's timing rows to rank 0
+        # every rank's timing rows to rank 0; everything written after each part (a time-out keeps the rest)
+        allt = [None] * p
+        dist.all_gather_object(allt, (timing, []))
         if rank == 0:
             write_csv(out / "cp-numerics.csv", numerics)
             write_csv(out / "cp-capture.csv", capture)
-    allt = [None] * p
-    dist.all_gather_object(allt, (timing, []))
+            write_csv(out / "cp-timing.csv", [r for t, _ in allt for r in t])
+            if counts and part == "c":
+                np.savez_compressed(out / "cp-counts.npz", **{k.replace("/", "__"): v for k, v in counts.items()})
     if rank == 0:
-        write_csv(out / "cp-timing.csv", [r for t, _ in allt for r in t])
-        if counts:
-            np.savez_compressed(out / "cp-counts.npz", **{k.replace("/", "__"): v for k, v in counts.items()})
-        (out / "cp-env.json").write_text(json.dumps(env, indent=1))
         print("\n== numerics ==")
         for r in numerics:
             print(f"{r['case']:<24} {r['kernel']:<5} {r['scheme']:<7} {r.get('status', '')[:28]:<28} "
