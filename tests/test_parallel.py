@@ -365,3 +365,31 @@ def test_link_tables_and_gpu_interconnect() -> None:
         link_from_dict({"alltoall_busbw_gbs": 1}, "x.json")
     h200 = link_for(load_gpu("h200"))
     assert h200.table_degree == 2 and h200.tables["alltoall"] and h200.permute_copy_gbs > 0
+
+
+def test_ring_rank_pad_and_chunks() -> None:
+    """Ring per-rank time: the rank whose first row splits a block pays the query padding; block-sparse runs on
+    key chunks moved to multiples of M (no refusal); all-kept counts cost about what dense costs."""
+    from fgsim.costmodel import ModelParams
+    from fgsim.hardware import load_gpu
+    from fgsim.launchcfg import launch_config
+    from fgsim.parallel import key_chunks, ring_pad_s, ring_rank_s
+
+    n, h, d, m, p = 8190 * 2, 4, 128, 128, 2
+    assert ring_pad_s(n, p, h, d, m, 0, LINK) == 0.0
+    assert ring_pad_s(n, p, h, d, m, 1, LINK) == pytest.approx(
+        LINK.copy_s(8190 * h * d * 2) + (8190 % 128) * h * d * 2 / 1000e9)
+    gpu, params = load_gpu("h200"), ModelParams()
+    chunks = key_chunks(n, p, m)
+    assert chunks == [(0, 8064), (8064, 16380)]
+    qb = {0: 64, 1: 65}  # rank 1: rows 8190..16379 touch blocks 63..127 (its first block is split)
+
+    def full(r: int):
+        return lambda j: np.full((h, qb[r]), -(-(chunks[j][1] - chunks[j][0]) // m), np.int32)
+
+    cfg = launch_config("block", "h200", d, m, 1, "bf16")
+    blk = [ring_rank_s("block", n, p, r, h, m, m, full(r), cfg, gpu, params, LINK, head_dim=d) for r in range(p)]
+    assert blk[1] > blk[0] > 0
+    half = [ring_rank_s("block", n, p, r, h, m, m, lambda j, r=r: full(r)(j) // 2, cfg, gpu, params, LINK,
+                        head_dim=d) for r in range(p)]
+    assert half[0] < blk[0]
