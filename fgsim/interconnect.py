@@ -66,6 +66,7 @@ class GraphTimer:
         self.max_reps = max_reps
         self.graphs: dict[Any, tuple[Any, int]] = {}
         self.method: dict[Any, str] = {}
+        self.reps: dict[Any, int] = {}
 
     def eager(self, fn: Callable[[], Any]) -> float:
         """Seconds of one eager call (CUDA events; perf_counter on the CPU)."""
@@ -114,6 +115,7 @@ class GraphTimer:
             g.replay()  # the first replay uploads the graph: not timed
             torch.cuda.synchronize(self.device)
             self.graphs[key] = (g, reps)
+            self.reps[key] = reps
             self.method[key] = f"CUDA graph, {reps} calls per replay"
         except Exception as exc:  # noqa: BLE001 - recorded in the row; the call is timed eagerly instead
             torch.cuda.synchronize(self.device)
@@ -235,14 +237,14 @@ def measure(device: Any, rank: int, p: int, rounds: int = 5, shapes: dict[str, t
     for key, _ in items:
         op, name, nbytes = key
         st = stats(res[key])
-        reps = timer.method[key]
+        reps = timer.reps.get(key, 1)
         moved = (nbytes * (p - 1) / p if op in ("alltoall", "allgather") else
                  nbytes if op == "p2p" else 8 * nbytes if op == "permute" else 2 * nbytes)
         if op == "permute":  # four copies timed together: per copy
             st = {k: (v / 4 if k != "spread" else v) for k, v in st.items()}
             moved = 2 * nbytes
         rows.append({"op": op, "shape": name, "bytes": nbytes, "P": p, "rank": rank, **st, "rounds": rounds,
-                     "reps": reps, "method": reps, "busbw_gbs": moved / st["median_s"] / 1e9,
+                     "reps": reps, "method": timer.method[key], "busbw_gbs": moved / st["median_s"] / 1e9,
                      "sm_clock_mhz": clocks.get("sm_clock_mhz", ""), "mem_clock_mhz": clocks.get("mem_clock_mhz", "")})
     del keep
     return rows
