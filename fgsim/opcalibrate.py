@@ -2,13 +2,15 @@
 
 What is measured (each in isolation, CUDA-graph replays timed with CUDA events, median of rounds):
 
-- every distinct GEMM (and the patch-embedding convolution) of the given models at their real shapes;
+- every distinct GEMM (and the patch-embedding convolution) of the given models at their real shapes (the
+  Wan2.1, HunyuanVideo and CogVideoX passes of :data:`OPS_MODELS` and one step of the reference DiT's sampler);
 - every distinct memory-bound operator of those passes (random inputs of the recorded shapes, strides and
   dtypes), from which one bandwidth per operator class (``copy``, ``pointwise``, ``reduction``, ``strided``)
   is kept: the class's bytes over its time;
 - the GPU gap between back-to-back tiny kernels (graph replay) and the host time per eager aten operator
   (a tiny Wan transformer of the same structure run eagerly: host-bound by construction);
-- cuDNN SDPA at calibration sizes that are not the models' (self: N = 8,192 … 98,304; cross: 512 keys);
+- cuDNN SDPA at calibration sizes that are not the models' (self: N = 8,192 … 98,304 at D = 128 and 64;
+  cross: 512 and 256 keys);
 - the exact and pooled mask predictors and the FG index build at one calibration size.
 
 The per-pass measurements of ``validation/e2e_time.py`` are never used here: they validate the model.
@@ -252,23 +254,26 @@ def measure_sdpa(log: Callable[[str], None] = print, small: bool = False) -> dic
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    pts, cross = [], []
-    sizes = ((8192, 24, None), (20480, 12, None), (49152, 8, None), (98304, 4, None), (16384, 16, 512),
-             (65536, 16, 512)) if not small else ((256, 2, None), (512, 2, None), (256, 2, 64))
+    out: dict[str, list[tuple[float, float]]] = {"points": [], "cross_points": []}
+    sizes = ((8192, 24, None, 128), (20480, 12, None, 128), (49152, 8, None, 128), (98304, 4, None, 128),
+             (16384, 16, 512, 128), (65536, 16, 512, 128), (12288, 32, None, 64), (49152, 8, None, 64),
+             (16384, 24, 256, 128)) if not small else ((256, 2, None, 128), (512, 2, None, 128), (256, 2, 64, 128))
     dt = torch.bfloat16 if _dev() == "cuda" else torch.float32
-    for n, h, sk in sizes:
+    for n, h, sk, d in sizes:
         s_k = sk or n
-        q = torch.randn(1, h, n, 128, device=_dev(), dtype=dt)
-        k = torch.randn(1, h, s_k, 128, device=_dev(), dtype=dt)
+        q = torch.randn(1, h, n, d, device=_dev(), dtype=dt)
+        k = torch.randn(1, h, s_k, d, device=_dev(), dtype=dt)
         v = torch.randn_like(k)
         backend = SDPBackend.CUDNN_ATTENTION if _dev() == "cuda" else SDPBackend.MATH
         with sdpa_kernel(backend):
             t, spread = graph_time(lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v), reps=3, rounds=5)
-        rate = 4.0 * h * n * s_k * 128 / t
-        (cross if sk else pts).append((float(n) * s_k, rate))
-        log(f"cudnn sdpa N={n} S_k={s_k} H={h}: {t * 1e3:.3f} ms ({rate / 1e12:.0f} TFLOP/s, spread {spread:.3f})")
+        rate = 4.0 * h * n * s_k * d / t
+        which = ("cross_points" if sk else "points") + ("" if d == 128 else f"_d{d}")
+        out.setdefault(which, []).append((float(n) * s_k, rate))
+        log(f"cudnn sdpa N={n} S_k={s_k} H={h} D={d}: {t * 1e3:.3f} ms ({rate / 1e12:.0f} TFLOP/s, spread "
+            f"{spread:.3f})")
         del q, k, v
-    return {"points": pts, "cross_points": cross, "overhead_s": 0.0}
+    return {**out, "overhead_s": 0.0}
 
 
 def measure_predictors(log: Callable[[str], None] = print, n: int = 16384, heads: int = 4) -> dict[str, Any]:
@@ -296,13 +301,64 @@ def measure_predictors(log: Callable[[str], None] = print, n: int = 16384, heads
     exact_rate = heads * float(n) * n / max(t_ex - mask_bytes / write_bw, 1e-9)
     pooled_bw = (2.0 * heads * n * 128 * 2 + mask_bytes) / t_po
     index_bw = (mask_bytes + 4.0 * 0.5 * mask_bytes) / t_ix
+    stages: dict[str, Any] = {}
+    if dev == "cuda":
+        try:
+            stages = measure_pooled_stages(log)
+        except Exception as exc:  # noqa: BLE001 - the single-point model stands without the stages
+            log(f"pooled stages failed: {exc!r}"[:300])
     log(f"predictors N={n} H={heads}: exact {t_ex * 1e3:.2f} ms, pooled {t_po * 1e3:.2f} ms, index {t_ix * 1e3:.2f} ms")
     return {"exact_scores_per_s": heads * float(n) * n / t_ex, "exact_fixed_s": 0.0,
             "pooled_scores_per_s": heads * float(n) * n / t_po, "pooled_fixed_s": 0.0,
             "exact_rate_net_of_mask_write": exact_rate, "mask_write_bw": write_bw, "pooled_bw": pooled_bw,
             "index_bw": index_bw, "calibration_size": {"n": n, "heads": heads, "head_dim": 128, "block_m": 64,
                                                         "kept": 0.5},
-            "measured_s": {"exact": t_ex, "pooled": t_po, "index": t_ix}}
+            "measured_s": {"exact": t_ex, "pooled": t_po, "index": t_ix}, "pooled_stages": stages}
+
+
+def measure_pooled_stages(log: Callable[[str], None] = print, n: int = 24576, heads: int = 8,
+                          group: int = 16, block_m: int = 64) -> dict[str, Any]:
+    """The pooled predictor's three stages at one calibration size (CUDA-graph replays, GPU time) and its whole
+    call as a user runs it (host wall clock between synchronisations):
+
+    - ``pool``: group means of q and k (reads ``2·H·N·D`` bf16 values) → ``pool_bw`` bytes/s;
+    - ``groups``: pooled scores and the top-CDF rule over ``H·(N/G)²`` group pairs → ``group_rate`` pairs/s;
+    - ``expand``: the ``H·⌈N/M⌉·N``-byte slice mask written from the group mask → ``expand_bw`` bytes/s;
+    - ``fixed_s``: the whole call's wall clock minus the three GPU stages (launches, allocation, Python).
+    """
+    import torch
+
+    from fgsim.capture import _triton
+    from fgsim.capture.predictors import make_predictor
+
+    q = torch.randn(1, heads, n, 128, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn_like(q)
+    t_pool, _ = graph_time(lambda: (_triton._pool(q, None, group, torch.float32),
+                                    _triton._pool(k, None, group, torch.float32)), reps=5)
+    t_group, _ = graph_time(lambda: _triton.pooled_group_mask(q, k, None, 128 ** -0.5, 0.9, 0.6, group), reps=5)
+    gm = _triton.pooled_group_mask(q, k, None, 128 ** -0.5, 0.9, 0.6, group)
+    t_exp, _ = graph_time(lambda: _triton.expand_group_mask(gm, n, n, group, block_m, None), reps=5)
+    pr = make_predictor("pooled", block_m=block_m, group=group)
+    pr(q, k)
+    walls = []
+    for _ in range(5):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        pr(q, k)
+        torch.cuda.synchronize()
+        walls.append(time.perf_counter() - t0)
+    wall = statistics.median(walls)
+    pairs = heads * float(-(-n // group)) ** 2
+    pool_bytes = 2.0 * heads * n * 128 * 2
+    mask_bytes = heads * float(-(-n // block_m)) * n
+    t_g = max(t_group - t_pool, 1e-7)
+    out = {"size": {"n": n, "heads": heads, "head_dim": 128, "group": group, "block_m": block_m},
+           "pool_s": t_pool, "groups_s": t_g, "expand_s": t_exp, "wall_s": wall,
+           "pool_bw": pool_bytes / t_pool, "group_rate": pairs / t_g, "expand_bw": mask_bytes / t_exp,
+           "fixed_s": max(wall - t_pool - t_g - t_exp, 0.0)}
+    log(f"pooled stages N={n} H={heads}: pool {t_pool * 1e3:.3f} ms, groups {t_g * 1e3:.3f} ms, expand "
+        f"{t_exp * 1e3:.3f} ms, whole call {wall * 1e3:.3f} ms")
+    return out
 
 
 def calibrate_ops(op_lists: Sequence[Sequence[Op]], tiny: tuple[Any, dict[str, Any], int] | None, gpu: str,
@@ -430,7 +486,8 @@ def independent_points(cal: OpCalibration, kernel_csvs: Sequence[str], capture_c
 
 
 #: Models and resolutions whose operators ``fgsim calibrate --ops`` measures.
-OPS_MODELS: tuple[tuple[str, str], ...] = (("wan2.1-1.3b", "480p"), ("wan2.1-1.3b", "720p"), ("wan2.1-14b", "480p"))
+OPS_MODELS: tuple[tuple[str, str], ...] = (("wan2.1-1.3b", "480p"), ("wan2.1-1.3b", "720p"), ("wan2.1-14b", "480p"),
+                                            ("hunyuanvideo", "480p-17f"), ("cogvideox-5b", "480p"))
 
 
 def run_ops(out: str | None, csv_path: str | None, gpu: str | None) -> int:
@@ -460,7 +517,10 @@ def run_ops(out: str | None, csv_path: str | None, gpu: str | None) -> int:
                      text_tokens_self=0, text_position="none", passes_per_step=2, steps=2,
                      resolutions={"480p": (2, 8, 8)}, sources={},
                      diffusers={"class": "WanTransformer3DModel", "config": tiny_cfg})
-    op_lists = [model_ops(load_model(m), r) for m, r in OPS_MODELS]
+    from fgsim.opmodel import reference_sampler_ops
+
+    # the models' passes and one step of the reference DiT's sampler (its transformer and latent arithmetic)
+    op_lists = [model_ops(load_model(m), r) for m, r in OPS_MODELS] + [reference_sampler_ops(1)]
     tiny = (build_transformer(tm, "cuda", torch.bfloat16), pass_inputs(tm, "480p", "cuda", dtype=torch.bfloat16),
             len(trace_ops(build_transformer(tm, "meta"), pass_inputs(tm, "480p", "meta"))))
     cal, rows = calibrate_ops(op_lists, tiny, name)

@@ -35,7 +35,7 @@ from typing import Any
 from fgsim.errors import FgsimError
 
 CATEGORIES: tuple[str, ...] = ("gemm", "attention", "cross_attention", "norm", "rope", "modulation", "elementwise",
-                               "other")
+                               "other", "sampler")
 MEM_CLASSES: tuple[str, ...] = ("copy", "pointwise", "reduction", "strided")
 #: aten operators that launch no kernel (views, allocations, metadata).
 VIEW_OPS = frozenset({
@@ -50,6 +50,15 @@ COPY_OPS = frozenset({"_to_copy", "copy_", "clone", "copy", "cat", "stack", "con
 REDUCTION_OPS = frozenset({"mean", "sum", "native_layer_norm", "_fused_rms_norm", "var_mean", "amax", "max",
                            "_softmax", "_safe_softmax", "native_group_norm"})
 CALIBRATION_DIR = Path(__file__).parent / "data" / "ops"
+#: Per diffusers transformer class: (self-attention module regex, cross-attention module regex or None,
+#: transformer-block regex). Text tokens of joint-attention models (HunyuanVideo, CogVideoX) are part of the
+#: self-attention sequence.
+MODEL_PATTERNS: dict[str, tuple[str, str | None, str]] = {
+    "WanTransformer3DModel": (r"^blocks\.\d+\.attn1$", r"^blocks\.\d+\.attn2$", r"^blocks\.\d+$"),
+    "HunyuanVideoTransformer3DModel": (r"^(single_)?transformer_blocks\.\d+\.attn$", None,
+                                       r"^(single_)?transformer_blocks\.\d+$"),
+    "CogVideoXTransformer3DModel": (r"^transformer_blocks\.\d+\.attn1$", None, r"^transformer_blocks\.\d+$"),
+}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -138,7 +147,8 @@ def _spec(obj: Any) -> Any:
 class _Recorder:
     """Module-stack categories + dispatch-level op records (meta or real device)."""
 
-    def __init__(self, attn_self: str, attn_cross: str | None, block: str, measure: bool = False) -> None:
+    def __init__(self, attn_self: str, attn_cross: str | None, block: str, measure: bool = False,
+                 outside: str = "other") -> None:
         import re
 
         self.rx_self = re.compile(attn_self)
@@ -151,13 +161,14 @@ class _Recorder:
         self.measure = measure
         self.events: list[tuple[int, Any, Any]] = []
         self.keep: list[Any] = []
+        self.outside = outside
 
     def category(self, name: str) -> str:
         if self.in_sdpa:
             return self.in_sdpa
         mods = self.stack
         if not mods:
-            return "other"
+            return self.outside
         inner_name, inner = mods[-1]
         cls = type(inner).__name__.lower()
         if cls == "linear":
@@ -229,18 +240,23 @@ def _gemm_shape(name: str, args: Sequence[Any]) -> tuple[tuple[int, int, int, in
     return (1, 0, 0, 0, dt, False), 0.0
 
 
-def trace_ops(transformer: Any, inputs: dict[str, Any], *, self_pattern: str = r"^blocks\.\d+\.attn1$",
-              cross_pattern: str | None = r"^blocks\.\d+\.attn2$", block_pattern: str = r"^blocks\.\d+$",
-              measure: bool = False) -> list[Op]:
-    """Run ``transformer(**inputs)`` once and return its aten operators in order (categories as in the module
-    docstring). On ``meta`` tensors SDPA is recorded as one ``attention`` op (its shapes) without running it.
-    ``measure``: on CUDA, also record a CUDA event pair around each operator (``op.measured_s`` after sync)."""
+def trace_ops(transformer: Any, inputs: dict[str, Any], *, self_pattern: str | None = None,
+              cross_pattern: str | None = "", block_pattern: str | None = None, measure: bool = False,
+              call: Any = None, outside: str = "other", ranges: bool = False) -> list[Op]:
+    """Run ``transformer(**inputs)`` once (or ``call()``, e.g. a sampler step that runs the transformer) and
+    return its aten operators in order (categories as in the module docstring; module patterns default to the
+    transformer class's, :data:`MODEL_PATTERNS`). Operators outside the transformer's modules get category
+    ``outside``. On ``meta`` tensors SDPA is recorded as one ``attention`` op (its shapes) without running it.
+    ``measure``: on CUDA, also record a CUDA event pair around each operator (``op.measured_s`` after sync).
+    ``ranges``: wrap each operator in a profiler range ``fgcat::<category>`` (:func:`profile_breakdown`)."""
     import torch
     import torch.nn.functional as F
     from torch.overrides import TorchFunctionMode
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    rec = _Recorder(self_pattern, cross_pattern, block_pattern, measure)
+    pats = MODEL_PATTERNS.get(type(transformer).__name__, MODEL_PATTERNS["WanTransformer3DModel"])
+    rec = _Recorder(self_pattern or pats[0], pats[1] if cross_pattern == "" else cross_pattern,
+                    block_pattern or pats[2], measure, outside)
     handles = []
     for name, mod in transformer.named_modules():
         def pre(m: Any, a: Any, n: str = name) -> None:
@@ -266,7 +282,13 @@ def trace_ops(transformer: Any, inputs: dict[str, Any], *, self_pattern: str = r
                 rec.events.append((len(rec.ops) - 1, e0, e1))
                 del op
                 return out
-            out = func(*args, **kwargs)
+            if ranges:
+                from torch.autograd.profiler import record_function
+
+                with record_function(f"fgcat::{rec.category(_short(func))}"):
+                    out = func(*args, **kwargs)
+            else:
+                out = func(*args, **kwargs)
             if not rec.fused:
                 rec.record(func, args, kwargs, out)
             return out
@@ -298,8 +320,9 @@ def trace_ops(transformer: Any, inputs: dict[str, Any], *, self_pattern: str = r
             if func is F.scaled_dot_product_attention:
                 bound = dict(zip(("query", "key", "value"), args, strict=False)) | kwargs
                 q, k, v = bound["query"], bound["key"], bound["value"]
-                cat = "cross_attention" if rec.stack and rec.rx_cross is not None and any(
-                    rec.rx_cross.search(n) for n, _ in rec.stack) else "attention"
+                # self-attention = an SDPA call inside a self-attention module; any other (cross-attention,
+                # HunyuanVideo's text-token refiner) is text attention, priced with the cross-attention model
+                cat = "attention" if any(rec.rx_self.search(n) for n, _ in rec.stack) else "cross_attention"
                 shape = (int(q.shape[0]), int(q.shape[1]), int(q.shape[2]), int(k.shape[2]), int(q.shape[3]))
                 if q.device.type == "meta":
                     out = q.new_empty((*q.shape[:-1], v.shape[-1]))
@@ -316,7 +339,10 @@ def trace_ops(transformer: Any, inputs: dict[str, Any], *, self_pattern: str = r
 
     try:
         with torch.no_grad(), _Fn(), _Disp():
-            transformer(**inputs)
+            if call is not None:
+                call()
+            else:
+                transformer(**inputs)
     finally:
         for h in handles:
             h.remove()
@@ -365,14 +391,53 @@ def build_transformer(model: Any, device: str = "meta", dtype: Any = None) -> An
 
 
 def pass_inputs(model: Any, resolution: str, device: str = "meta", batch: int = 1, dtype: Any = None) -> dict[str, Any]:
-    """Inputs of one transformer pass at ``resolution`` (latent video, text states, timestep)."""
+    """Inputs of one transformer pass at ``resolution`` (latent video, text states, timestep), as the model's
+    diffusers pipeline hands them to its transformer: Wan ``(B, C, F, H, W)`` latents and ``text_tokens_cross``
+    text states; HunyuanVideo ``(B, C, F, H, W)`` latents, ``text_tokens_self`` text states with an all-valid
+    attention mask, pooled CLIP projections and the embedded guidance; CogVideoX ``(B, F, C, H, W)`` latents,
+    ``text_tokens_self`` text states and the 3-D RoPE tables its pipeline computes."""
     import torch
 
-    _, cfg = transformer_config(model)
+    cls_name, cfg = transformer_config(model)
     t, h, w = model.resolutions[resolution]
-    p = cfg.get("patch_size", (1, 2, 2))
     dtype = dtype or torch.bfloat16
     mk = torch.empty if device == "meta" else torch.randn
+    if cls_name == "HunyuanVideoTransformer3DModel":
+        p, pt = int(cfg.get("patch_size", 2)), int(cfg.get("patch_size_t", 1))
+        x = mk(batch, int(cfg.get("in_channels", 16)), t * pt, h * p, w * p, device=device, dtype=dtype)
+        n_text = max(1, model.text_tokens_self)
+        e = mk(batch, n_text, int(cfg.get("text_embed_dim", 4096)), device=device, dtype=dtype)
+        return {"hidden_states": x, "timestep": torch.full((batch,), 500.0, device=device),
+                "encoder_hidden_states": e,
+                "encoder_attention_mask": torch.ones(batch, n_text, device=device, dtype=torch.int64),
+                "pooled_projections": mk(batch, int(cfg.get("pooled_projection_dim", 768)), device=device,
+                                         dtype=dtype),
+                "guidance": torch.full((batch,), 6000.0, device=device, dtype=dtype), "return_dict": False}
+    if cls_name == "CogVideoXTransformer3DModel":
+        from diffusers.models.embeddings import get_3d_rotary_pos_embed
+
+        p = int(cfg.get("patch_size", 2))
+        x = mk(batch, t, int(cfg.get("in_channels", 16)), h * p, w * p, device=device, dtype=dtype)
+        n_text = max(1, model.text_tokens_self)
+        e = mk(batch, n_text, int(cfg.get("text_embed_dim", 4096)), device=device, dtype=dtype)
+        out: dict[str, Any] = {"hidden_states": x, "encoder_hidden_states": e,
+                               "timestep": torch.full((batch,), 500, device=device, dtype=torch.int64),
+                               "return_dict": False}
+        if cfg.get("use_rotary_positional_embeddings"):
+            # CogVideoXPipeline._prepare_rotary_positional_embeddings (CogVideoX 1.0: crop region of the base grid)
+            bw, bh = int(cfg.get("sample_width", 90)) // p, int(cfg.get("sample_height", 60)) // p
+            r = h / w
+            if r > bh / bw:
+                rh, rw = bh, int(round(bh / h * w))
+            else:
+                rw, rh = bw, int(round(bw / w * h))
+            top, left = int(round((bh - rh) / 2.0)), int(round((bw - rw) / 2.0))
+            cos, sin = get_3d_rotary_pos_embed(embed_dim=int(cfg["attention_head_dim"]),
+                                               crops_coords=((top, left), (top + rh, left + rw)), grid_size=(h, w),
+                                               temporal_size=t, device="cpu" if device == "meta" else device)
+            out["image_rotary_emb"] = (cos.to(device), sin.to(device))
+        return out
+    p = cfg.get("patch_size", (1, 2, 2))
     x = mk(batch, int(cfg.get("in_channels", 16)), t * p[0], h * p[1], w * p[2], device=device, dtype=dtype)
     e = mk(batch, max(1, model.text_tokens_cross), int(cfg.get("text_dim", 4096)), device=device, dtype=dtype)
     ts = torch.full((batch,), 500.0, device=device)
@@ -383,6 +448,56 @@ def model_ops(model: Any, resolution: str) -> list[Op]:
     """The operator list of one pass of ``model`` at ``resolution`` (meta tracing on the CPU)."""
     tr = build_transformer(model, "meta")
     return trace_ops(tr, pass_inputs(model, resolution, "meta"))
+
+
+def profile_breakdown(transformer: Any, inputs: dict[str, Any], *, call: Any = None,
+                      outside: str = "other") -> dict[str, float]:
+    """GPU kernel seconds per operator category of one pass (CUDA): ``torch.profiler`` over a traced run in
+    which every aten operator sits in a range ``fgcat::<category>``; each range's kernels' device time is summed.
+    Unlike CUDA events around each operator, the kernels' own durations do not include the time a drained GPU
+    waits for the host to launch them (the host is slowed by the tracing itself)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        trace_ops(transformer, inputs, call=call, outside=outside, ranges=True)
+        torch.cuda.synchronize()
+    out: dict[str, float] = {}
+    for e in prof.events():
+        if not e.name.startswith("fgcat::") or str(getattr(e, "device_type", "")).endswith("CUDA"):
+            continue
+        cat = e.name[len("fgcat::"):]
+        t = getattr(e, "device_time_total", None)
+        if t is None:
+            t = getattr(e, "cuda_time_total", 0.0)
+        out[cat] = out.get(cat, 0.0) + float(t) * 1e-6
+    return out
+
+
+def reference_sampler_ops(steps: int, latent_grid: tuple[int, int, int] = (21, 60, 104), *,
+                          guidance_scale: float = 5.0) -> list[Op]:
+    """The operators of a ``steps``-step run of the reference DiT's sampler (:func:`fgsim.reference.sample.sample`:
+    Euler + CFG, two transformer passes per step, bf16 weights as ``validation/time_reference_e2e.py`` loads
+    them), traced on the meta device: the transformer's operators by category, the sampler's own (latent casts,
+    CFG combination, Euler update, label tokens) as ``sampler``. ``latent_grid``: (T, h, w) before the patch."""
+    import torch
+
+    from fgsim.reference.data import ClipLabel
+    from fgsim.reference.model import _classes, load_config
+    from fgsim.reference.sample import sample
+
+    with torch.device("meta"):
+        m = _classes()["ReferenceDiT"](load_config())
+    m = m.to(torch.bfloat16).eval()
+    ops: list[Op] = []
+
+    def run() -> None:
+        sample(m, [ClipLabel.parse("coffee/pan_right/shapes")], latent_grid, steps=steps,
+               guidance_scale=guidance_scale, shift=3.0, seed=0, bf16=False,
+               noise=torch.empty(1, 768, *latent_grid, device="meta"))
+
+    ops.extend(trace_ops(m.transformer, {}, call=run, outside="sampler"))
+    return ops
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -480,6 +595,7 @@ class PassPrediction:
     kernels: int
     attention_calls: list[tuple[str, tuple[int, int, int, int, int]]]
     mode: str
+    busy_by_cat: dict[str, float] = field(default_factory=dict)  # GPU kernel seconds only (no host waits)
 
 
 def pass_time(ops: Sequence[Op], cal: OpCalibration, attention_s: dict[str, float] | None = None, *,
@@ -517,16 +633,18 @@ def pass_time(ops: Sequence[Op], cal: OpCalibration, attention_s: dict[str, floa
         items = _compiled_items(ops, cal, att)
     host = gpu = 0.0
     kernels = 0
+    busy = dict.fromkeys(CATEGORIES, 0.0)
     for g, h, cat in items:
         host += h
         if g <= 0.0:
             continue
         start = max(gpu + cal.gap_s, host)
         by[cat] += start + g - gpu  # waiting on the host counts to the operator that waited
+        busy[cat] += g
         gpu = start + g
         kernels += 1
     return PassPrediction(total_s=max(gpu, host), by_cat=by, kernels=kernels, attention_calls=calls,
-                          mode="compiled" if compiled else "eager")
+                          mode="compiled" if compiled else "eager", busy_by_cat=busy)
 
 
 def _compiled_items(ops: Sequence[Op], cal: OpCalibration, att: dict[str, float]) -> list[tuple[float, float, str]]:
@@ -583,15 +701,35 @@ def _compiled_items(ops: Sequence[Op], cal: OpCalibration, att: dict[str, float]
 
 def sdpa_time(cal: OpCalibration, shape: tuple[int, int, int, int, int]) -> float:
     """cuDNN SDPA seconds for (B, H, S_q, S_k, D): the calibrated exact shape (``attention.shapes``, keys
-    ``"H,S_q,S_k,D"``, batch scaled) when present, else FLOP at the calibrated rate interpolated in log(S_q·S_k)
+    ``"H,S_q,S_k,D"``, batch scaled) when present, else the same (S_q, S_k, D) at the nearest calibrated head count
+    scaled by the heads (S_q >= 8192), else FLOP at the calibrated rate interpolated in log(S_q·S_k)
     (cross-attention, S_k <= 4096, on its own points)."""
     b, h, sq, sk, d = shape
-    exact = cal.attention.get("shapes", {}).get(f"{h},{sq},{sk},{d}")
+    shapes = cal.attention.get("shapes", {})
+    exact = shapes.get(f"{h},{sq},{sk},{d}")
     if exact is not None:
         return b * float(exact)
+    # the same sequence and head size at another head count: the work (and, once the grid of query tiles fills
+    # the GPU, the time) is proportional to the heads
+    same = [(int(k.split(",")[0]), float(t)) for k, t in shapes.items() if k.split(",")[1:] == [str(sq), str(sk), str(d)]]
+    if same and sq >= 8192:
+        h0, t0 = min(same, key=lambda x: abs(x[0] - h))
+        return b * t0 * h / h0
     flop = 4.0 * b * h * sq * sk * d
     which = "cross_points" if sk <= 4096 and cal.attention.get("cross_points") else "points"
-    pts = sorted((float(x), float(r)) for x, r in cal.attention.get(which, []))
+    by_d = cal.attention.get(f"{which}_d{d}") if d != 128 else None
+    pts = sorted((float(x), float(r)) for x, r in (by_d or cal.attention.get(which, [])))
+    if d != 128 and not by_d:
+        # no rate points at this head size: scale the D = 128 rate by the ratio of the two head sizes' rates at
+        # the calibrated exact shapes (same H and N)
+        ratios = []
+        for key, t in shapes.items():
+            hh, n1, n2, dd = key.split(",")
+            other = shapes.get(f"{hh},{n1},{n2},128")
+            if dd == str(d) and other:
+                ratios.append(float(other) * d / (float(t) * 128.0))
+        if ratios:
+            pts = [(x, r * sorted(ratios)[len(ratios) // 2]) for x, r in pts]
     if not pts:
         raise FgsimError("operator calibration has no cuDNN attention points")
     x = math.log(float(sq) * sk)
@@ -611,8 +749,11 @@ def predictor_time(cal: OpCalibration, kind: str, heads: int, n: int, head_dim: 
                    kept: float = 0.5) -> dict[str, float]:
     """Seconds of one mask prediction: ``predict`` (the predictor) and ``index`` (building the FG index).
 
-    Both predictors sweep H·N² (pooled) scores: ``t = fixed + H·N²·(128/D) / rate`` with ``fixed`` and ``rate``
-    from two calibration points; the index build moves the mask (H·⌈N/M⌉·N bytes) and writes 4 bytes per kept
+    The exact predictor sweeps H·N² scores: ``t = fixed + H·N²·(128/D) / rate`` with ``fixed`` and ``rate``
+    from two calibration points. The pooled predictor, when its stages were calibrated
+    (``predictor.pooled_stages``), is the sum of its three stages, each at its own rate and size variable (group
+    means ~ H·N·D, group pairs ~ H·(N/16)², slice mask ~ H·⌈N/M⌉·N), plus a fixed per-call cost; else the
+    exact predictor's form. The index build moves the mask (H·⌈N/M⌉·N bytes) and writes 4 bytes per kept
     entry at the calibrated index bandwidth.
     """
     p = cal.predictor
@@ -621,7 +762,15 @@ def predictor_time(cal: OpCalibration, kind: str, heads: int, n: int, head_dim: 
     scores = heads * float(n) * n * 128.0 / head_dim
     if kind not in ("exact", "pooled"):
         raise FgsimError(f"unknown predictor {kind!r}")
-    t = float(p.get(f"{kind}_fixed_s", 0.0)) + scores / float(p[f"{kind}_scores_per_s"])
+    st = p.get("pooled_stages") or {}
+    if kind == "pooled" and st:
+        # three stages with their own size variables (pooling ~ H·N·D, group pairs ~ H·(N/G)², slice mask
+        # ~ H·⌈N/M⌉·N) plus the fixed host cost of a call
+        g = int(st["size"]["group"])
+        t = (float(st["fixed_s"]) + 4.0 * heads * n * head_dim / float(st["pool_bw"])
+             + heads * float(-(-n // g)) ** 2 / float(st["group_rate"]) + mask_bytes / float(st["expand_bw"]))
+    else:
+        t = float(p.get(f"{kind}_fixed_s", 0.0)) + scores / float(p[f"{kind}_scores_per_s"])
     idx = (mask_bytes + 4.0 * kept * mask_bytes) / float(p["index_bw"])
     return {"predict": t, "index": idx}
 

@@ -102,3 +102,78 @@ def test_generation_schedule(tmp_path):
         parse_recompute("a,b")
     with pytest.raises(FgsimError, match="baseline"):
         GenerationOptions(baseline="flash")
+
+
+def test_joint_attention_models_traced():
+    # HunyuanVideo (dual- + single-stream blocks, a text-token refiner) and CogVideoX (text before video) from tiny
+    # configs: every self-attention call sees video + text tokens; the refiner's attention is text attention
+    hy = ModelConfig(name="tiny-hy", layers=3, hidden=128, heads=2, head_dim=64, ffn=512, text_tokens_cross=0,
+                     text_tokens_self=8, text_position="after", passes_per_step=1, steps=2,
+                     resolutions={"480p": (2, 4, 8)}, sources={},
+                     diffusers={"class": "HunyuanVideoTransformer3DModel", "config": {
+                         "in_channels": 4, "out_channels": 4, "num_attention_heads": 2, "attention_head_dim": 64,
+                         "num_layers": 1, "num_single_layers": 2, "num_refiner_layers": 1, "text_embed_dim": 32,
+                         "pooled_projection_dim": 16, "rope_axes_dim": [16, 24, 24]}})
+    att = [o for o in model_ops(hy, "480p") if o.kind == "attention"]
+    assert [o.sdpa for o in att if o.cat == "attention"] == [(1, 2, 64 + 8, 64 + 8, 64)] * 3
+    assert [o.sdpa for o in att if o.cat == "cross_attention"] == [(1, 2, 8, 8, 64)]
+    cog = ModelConfig(name="tiny-cog", layers=2, hidden=128, heads=2, head_dim=64, ffn=512, text_tokens_cross=0,
+                      text_tokens_self=8, text_position="before", passes_per_step=2, steps=2,
+                      resolutions={"480p": (2, 4, 8)}, sources={},
+                      diffusers={"class": "CogVideoXTransformer3DModel", "config": {
+                          "num_attention_heads": 2, "attention_head_dim": 64, "in_channels": 4, "out_channels": 4,
+                          "time_embed_dim": 32, "text_embed_dim": 32, "num_layers": 2, "sample_width": 16,
+                          "sample_height": 8, "sample_frames": 5, "max_text_seq_length": 8,
+                          "use_rotary_positional_embeddings": True}})
+    ops = model_ops(cog, "480p")
+    assert [o.sdpa for o in ops if o.kind == "attention"] == [(1, 2, 72, 72, 64)] * 2
+    assert sum(o.kind == "gemm" for o in ops) > 0 and any(o.cat == "rope" and o.kind == "mem" for o in ops)
+
+
+def test_published_joint_models_have_diffusers_configs():
+    from fgsim.endtoend import load_model
+
+    for name, calls in (("hunyuanvideo", 60), ("cogvideox-5b", 42)):
+        m = load_model(name)
+        assert m.diffusers["class"].endswith("Transformer3DModel")
+        cfg = m.diffusers["config"]
+        assert cfg["num_attention_heads"] == m.heads and cfg["attention_head_dim"] == m.head_dim
+        assert cfg["num_layers"] + cfg.get("num_single_layers", 0) == calls == m.layers
+    ref = json.loads((__import__("pathlib").Path(__file__).resolve().parents[1] / "fgsim" / "data" / "models" /
+                      "fgsim-reference-dit.json").read_text())
+    assert "measured_non_attention" not in ref  # predicted from the model file, never from its own runs
+
+
+def test_reference_sampler_ops_scale_with_steps():
+    from fgsim.opmodel import reference_sampler_ops
+
+    grid = (2, 8, 8)
+    one, two = reference_sampler_ops(1, grid), reference_sampler_ops(2, grid)
+    att = [o for o in one if o.kind == "attention" and o.cat == "attention"]
+    assert len(att) == 2 * 6  # cond + uncond pass, 6 layers
+    samp = [o for o in one if o.cat == "sampler" and o.kind == "mem"]
+    # the sampler's latent arithmetic: bf16 casts, CFG combination, Euler update, on (1, 768, 2, 8, 8) fp32
+    assert samp and max(o.bytes for o in samp) >= 3 * 768 * 128 * 4
+    c = cal()
+    t1, t2 = pass_time(one, c).total_s, pass_time(two, c).total_s
+    assert 0 < t2 - t1 < t1  # a second step costs one step, without the run's set-up
+
+
+def test_pooled_predictor_stages_and_sdpa_scaling():
+    from fgsim.opmodel import predictor_time, sdpa_time
+
+    st = {"size": {"n": 24576, "heads": 8, "head_dim": 128, "group": 16, "block_m": 64}, "fixed_s": 1e-4,
+          "pool_bw": 1e12, "group_rate": 1e12, "expand_bw": 1e12}
+    c = cal(predictor={"exact_scores_per_s": 1e12, "exact_fixed_s": 0.0, "pooled_scores_per_s": 1e13,
+                       "pooled_fixed_s": 0.0, "index_bw": 1e12, "pooled_stages": st})
+    n = 32768
+    t = predictor_time(c, "pooled", 4, n, 128)["predict"]
+    expect = 1e-4 + 4 * 4 * n * 128 / 1e12 + 4 * (n / 16) ** 2 / 1e12 + 4 * (n / 64) * n / 1e12
+    assert t == pytest.approx(expect, rel=1e-9)
+    # cuDNN: an exact shape at another head count scales with the heads; D = 64 takes the exact shapes' rate ratio
+    c = cal(attention={"points": [(1e3, 6e14), (1e10, 6e14)],
+                       "shapes": {"12,32760,32760,128": 0.012, "12,32760,32760,64": 0.008}})
+    assert sdpa_time(c, (1, 4, 32760, 32760, 128)) == pytest.approx(0.004)
+    r64 = (4 * 12 * 32760.0 ** 2 * 64 / 0.008) / (4 * 12 * 32760.0 ** 2 * 128 / 0.012)
+    f = 4.0 * 8 * 16384 ** 2 * 64
+    assert sdpa_time(c, (1, 8, 16384, 16384, 64)) == pytest.approx(f / (6e14 * r64), rel=1e-6)

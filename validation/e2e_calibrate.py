@@ -3,9 +3,10 @@ GPU microbenchmarks (issue 11). CPU only; reproduces the committed file byte for
 
     python validation/e2e_calibrate.py [--check]
 
-Inputs: ``validation/results/e2e-h200-2026-11-30/ops-calibration-raw.json`` and ``ops-rows.csv`` (written by
+Inputs: ``validation/results/e2e-h200-2026-11-30{,-run2}/ops-calibration-raw.json`` and ``ops-rows.csv`` (written by
 ``fgsim.opcalibrate.calibrate_ops`` inside ``validation/e2e_time.py``, i.e. what ``fgsim calibrate --ops``
-measures), re-tabulated by :func:`fgsim.opcalibrate.rebuild` (drops replays that did no work: a meta-device
+measures; the second run measured the HunyuanVideo, CogVideoX and reference-sampler operators, and the gap,
+host, cuDNN and predictor benchmarks again), re-tabulated by :func:`fgsim.opcalibrate.rebuild` (drops replays that did no work: a meta-device
 keyword in 2026-11-30's replays; adds per-signature replay times), then
 :func:`fgsim.opcalibrate.independent_points` with the cuDNN, predictor and index microbenchmarks of
 ``validation/bench_kernels.py`` / ``bench_capture.py``. None of these is a per-pass measurement.
@@ -24,24 +25,28 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 RAW = ROOT / "validation" / "results" / "e2e-h200-2026-11-30"
+RAW2 = ROOT / "validation" / "results" / "e2e-h200-2026-11-30-run2"
 OUT = ROOT / "fgsim" / "data" / "ops" / "h200.json"
 
 
 def build() -> str:
     from fgsim.endtoend import load_model
-    from fgsim.opcalibrate import independent_points, rebuild
-    from fgsim.opmodel import load_op_calibration, model_ops
+    from fgsim.opcalibrate import OPS_MODELS, independent_points, rebuild
+    from fgsim.opmodel import load_op_calibration, model_ops, reference_sampler_ops
 
-    base = load_op_calibration(RAW / "ops-calibration-raw.json")
-    # the raw file predates the two-parameter predictor form: single-point rates from its measurements
+    raws = [d for d in (RAW, RAW2) if (d / "ops-calibration-raw.json").is_file()]
+    base = load_op_calibration(raws[-1] / "ops-calibration-raw.json")  # the newest run's gap, host, SDPA, predictors
+    # single-point predictor rates from the run's measurements (the raw file of the first run predates the
+    # two-parameter form; independent_points adds the second points)
     size, meas = base.predictor["calibration_size"], base.predictor["measured_s"]
     x = size["heads"] * float(size["n"]) ** 2
     base.predictor.update({"exact_scores_per_s": x / meas["exact"], "exact_fixed_s": 0.0,
                            "pooled_scores_per_s": x / meas["pooled"], "pooled_fixed_s": 0.0})
-    with (RAW / "ops-rows.csv").open() as fh:
-        rows = list(csv.DictReader(fh))
-    ols = [model_ops(load_model(n), r) for n, r in (("wan2.1-1.3b", "480p"), ("wan2.1-1.3b", "720p"),
-                                                     ("wan2.1-14b", "480p"))]
+    rows = []
+    for d in raws:  # later runs' rows replace earlier ones of the same shape / signature
+        with (d / "ops-rows.csv").open() as fh:
+            rows += list(csv.DictReader(fh))
+    ols = [model_ops(load_model(n), r) for n, r in OPS_MODELS] + [reference_sampler_ops(1)]
     cal = rebuild(base, rows, ols)
     res = ROOT / "validation" / "results"
     kern = sorted(glob.glob(str(res / "kernels-h200-2026-11-*.csv")))
@@ -49,8 +54,8 @@ def build() -> str:
     cap = sorted(glob.glob(str(res / "capture-h200-2026-11-29*.csv")))
     cal = independent_points(cal, kern, cap, str(res / "kernels-h200-2026-11-29-index-cost.csv"))
     d = cal.to_json()
-    d["provenance"]["inputs"] = [str(p.relative_to(ROOT)) for p in (RAW / "ops-calibration-raw.json",
-                                                                     RAW / "ops-rows.csv")]
+    d["provenance"]["inputs"] = [str(p.relative_to(ROOT)) for r in raws for p in (r / "ops-calibration-raw.json",
+                                                                                   r / "ops-rows.csv")]
     return json.dumps(d, indent=1, sort_keys=True) + "\n"
 
 

@@ -25,12 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "kernels"))
 
-DEFAULT = ROOT / "validation" / "results" / "e2e-h200-2026-11-30"
+DEFAULT = ROOT / "validation" / "results" / "e2e-h200-2026-11-30-run2"
+PREVIOUS = ROOT / "validation" / "results" / "e2e-h200-2026-11-30"
 PLOT = ROOT / "docs" / "img" / "e2e-h200.png"
-MODES = ("none", "cudnn", "original", "dense", "fg@0.3", "fg@0.6", "block@0.3")
+MODES = ("none", "cudnn", "original", "dense", "fg@0.3", "fg@0.6", "block@0.3", "block@0.6")
 
 
-def _attention_call_s(kernel: str, counts: np.ndarray, n_tokens: int, block_m: int) -> float:
+def _attention_call_s(kernel: str, counts: np.ndarray, n_tokens: int, block_m: int, head_dim: int = 128) -> float:
     """One self-attention call of an fgattn kernel from the kernel cost model (its public API)."""
     from fgsim.calibration import resolve_params
     from fgsim.costmodel import predict_counts
@@ -40,7 +41,7 @@ def _attention_call_s(kernel: str, counts: np.ndarray, n_tokens: int, block_m: i
     gpu = load_gpu("h200")
     params = resolve_params(gpu)[0]
     gran = {"fg": 1, "block": block_m, "dense": 1}[kernel]
-    cfg = launch_config(kernel, "h200", 128, block_m, gran)
+    cfg = launch_config(kernel, "h200", head_dim, block_m, gran)
     return float(predict_counts(counts, n_tokens, cfg, gpu, params)[0])
 
 
@@ -59,6 +60,9 @@ def _w(path: Path, rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dir", type=Path, default=DEFAULT)
+    p.add_argument("--previous", type=Path, default=PREVIOUS,
+                   help="an earlier run whose compile passes, breakdown and mask-prediction costs stand in for "
+                        "those a config of --dir lacks")
     p.add_argument("--no-plot", action="store_true")
     args = p.parse_args(argv)
     src = args.dir / "e2e.json"
@@ -69,33 +73,52 @@ def main(argv: list[str] | None = None) -> int:
     from fgsim.opmodel import load_op_calibration, model_ops, pass_time, predictor_time, sdpa_time
 
     e2e = json.loads(src.read_text())
+    prev = json.loads((args.previous / "e2e.json").read_text()) if (args.previous / "e2e.json").is_file() else {}
     cal = load_op_calibration()
     counts = dict(np.load(args.dir / "counts.npz"))
     measured_bd: dict[str, dict[str, float]] = {}
-    with (args.dir / "breakdown-measured.csv").open() as fh:
-        for r in csv.DictReader(fh):
-            measured_bd.setdefault(r["config"], {})[r["category"]] = float(r["seconds"])
+    kernel_bd: dict[str, dict[str, float]] = {}
+    for key, c in list(prev.get("configs", {}).items()) + list(e2e["configs"].items()):
+        if c.get("breakdown_cudnn_s"):
+            measured_bd[key] = c["breakdown_cudnn_s"]
+        if c.get("breakdown_profiler_cudnn_s"):
+            kernel_bd[key] = c["breakdown_profiler_cudnn_s"]
+    bd_src = args.previous / "breakdown-measured.csv"
+    if bd_src.is_file():
+        with bd_src.open() as fh:
+            for r in csv.DictReader(fh):
+                measured_bd.setdefault(r["config"], {}).setdefault(r["category"], float(r["seconds"]))
     passes_rows, rows, bd_rows, summary = [], [], [], {}
     for key, c in e2e["configs"].items():
         model = load_model(c["model"])
-        reso, n, layers, m = c["resolution"], int(c["n_tokens"]), int(c["layers"]), int(c["block_m"])
+        reso, n, m = c["resolution"], int(c["n_tokens"]), int(c["block_m"])
         ops = model_ops(model, reso)
         selfs = next(o.sdpa for o in ops if o.kind == "attention" and o.cat == "attention")
-        cross = next(o.sdpa for o in ops if o.kind == "attention" and o.cat == "cross_attention")
-        att0 = {"attention": 0.0, "cross_attention": sdpa_time(cal, cross)}
+        layers = sum(1 for o in ops if o.kind == "attention" and o.cat == "attention")
+        cross = next((o.sdpa for o in ops if o.kind == "attention" and o.cat == "cross_attention"), None)
+        att0 = {"attention": 0.0, "cross_attention": sdpa_time(cal, cross) if cross else 0.0}
         non = pass_time(ops, cal, att0)
         non_noL2 = pass_time(ops, cal, att0, l2=False)
         non_cls = pass_time(ops, cal, att0, exact=False)
         per_call = {"none": 0.0, "cudnn": sdpa_time(cal, selfs), "original": sdpa_time(cal, selfs)}
-        per_call["dense"] = _attention_call_s("dense", counts[f"{key}|0.3|n1"], n, m)
+        per_call["dense"] = _attention_call_s("dense", counts[f"{key}|0.3|n1"], n, m, model.head_dim)
         for mode in c["median_s"]:
             if "@" in mode:
                 kern, d = mode.split("@")
-                per_call[mode] = _attention_call_s(kern, counts[f"{key}|{d}|{'n1' if kern == 'fg' else 'n64'}"], n, m)
-        med, spread = c["median_s"], c["spread"]
+                per_call[mode] = _attention_call_s(kern, counts[f"{key}|{d}|{'n1' if kern == 'fg' else 'n64'}"], n, m,
+                                                   model.head_dim)
+        med, spread = dict(c["median_s"]), dict(c["spread"])
+        if "none" not in med and key in prev.get("configs", {}):
+            # the pass without self-attention runs no attention kernel: taken from the earlier run
+            med["none"] = prev["configs"][key]["median_s"]["none"]
+            spread["none"] = prev["configs"][key]["spread"]["none"]
+            c.setdefault("rounds_none", prev["configs"][key]["rounds"])
         pred_pass = {md: non.total_s + layers * per_call[md] for md in med}
         # whole generation with masks predicted once (step 0, every layer and CFG pass; exact predictor)
         steps, pps = model.steps, model.passes_per_step
+        if "mask_prediction" not in c:
+            c["mask_prediction"] = prev["configs"][key]["mask_prediction"]
+            c["mask_prediction_source"] = str(args.previous.relative_to(ROOT))
         mp = c["mask_prediction"]["exact"]
         pt = predictor_time(cal, "exact", model.heads, n, model.head_dim, m, kept=mp["kept"])
         pred_once_meas = pps * layers * (mp["predict_s"] + mp["index_s"])
@@ -120,20 +143,27 @@ def main(argv: list[str] | None = None) -> int:
                          "predicted_attention_s": round(layers * per_call[md], 5),
                          "measured_e2e_speedup": round(sp_m, 4), "predicted_e2e_speedup": round(sp_p, 4),
                          "speedup_error_pts": round((sp_p - sp_m) * 100, 2)})
-        meas_bd = measured_bd.get(key, {})
-        pred_bd = pass_time(ops, cal, att0 | {"attention": per_call["cudnn"]}).by_cat
-        tot = sum(meas_bd.values())
-        for cat in sorted(meas_bd):
-            bd_rows.append({"config": key, "category": cat, "measured_s": round(meas_bd[cat], 5),
-                            "measured_share": round(meas_bd[cat] / tot, 4), "predicted_s": round(pred_bd[cat], 5),
-                            "error_pct": round((pred_bd[cat] / meas_bd[cat] - 1) * 100, 2) if meas_bd[cat] else ""})
+        # per operator category of the cuDNN pass: kernel time (torch.profiler) against the predicted GPU busy
+        # time; the older events-per-operator measurement (which includes launch waits) against the queue's
+        meas_bd, kern_bd = measured_bd.get(key, {}), kernel_bd.get(key, {})
+        pc = pass_time(ops, cal, att0 | {"attention": per_call["cudnn"]})
+        pred_bd, pred_busy = pc.by_cat, pc.busy_by_cat
+        tot, ktot = sum(meas_bd.values()), sum(kern_bd.values())
+        for cat in sorted(set(meas_bd) | set(kern_bd)):
+            ms, ks = meas_bd.get(cat, 0.0), kern_bd.get(cat, 0.0)
+            bd_rows.append({"config": key, "category": cat, "measured_s": round(ms, 5),
+                            "measured_share": round(ms / tot, 4) if tot else "", "predicted_s": round(pred_bd[cat], 5),
+                            "error_pct": round((pred_bd[cat] / ms - 1) * 100, 2) if ms else "",
+                            "kernel_s": round(ks, 5), "kernel_share": round(ks / ktot, 4) if ktot else "",
+                            "predicted_kernel_s": round(pred_busy[cat], 5),
+                            "kernel_error_pct": round((pred_busy[cat] / ks - 1) * 100, 2) if ks else ""})
         mpred = {}
         for name in ("exact", "pooled"):
             mm = c["mask_prediction"][name]
             pp = predictor_time(cal, name, model.heads, n, model.head_dim, m, kept=mm["kept"])
             mpred[name] = {"measured_s": mm["predict_s"] + mm["index_s"], "predicted_s": pp["predict"] + pp["index"],
                            "error_pct": ((pp["predict"] + pp["index"]) / (mm["predict_s"] + mm["index_s"]) - 1) * 100}
-        comp = e2e.get("compile", {}).get(key)
+        comp = e2e.get("compile", {}).get(key) or prev.get("compile", {}).get(key)
         comp_out = None
         if comp:
             pc = {md: pass_time(ops, cal, att0 | {"attention": per_call[md]}, compiled=True).total_s
@@ -203,7 +233,7 @@ def _plot(rows: list[dict[str, Any]], bd_rows: list[dict[str, Any]], summary: di
     configs = [k for k in summary if not k.startswith("_")]
     fig, axes = plt.subplots(1, len(configs), figsize=(4.2 * len(configs), 4.2))
     for ax, key in zip(np.atleast_1d(axes), configs, strict=True):
-        rs = [r for r in rows if r["config"] == key and r["mode"] in ("cudnn", "fg@0.3", "fg@0.6", "block@0.3")]
+        rs = [r for r in rows if r["config"] == key and r["mode"] in ("cudnn", "fg@0.3", "fg@0.6", "block@0.3", "block@0.6")]
         non_m = summary[key]["non_attention"]["measured_s"]
         non_p = summary[key]["non_attention"]["predicted_s"]
         x = np.arange(len(rs))

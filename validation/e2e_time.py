@@ -57,6 +57,9 @@ def _alarm(signum: int, frame: Any) -> None:
     raise _Timeout()
 
 
+#: Expected seconds of a config (build, warm-up, rounds, breakdown) on an H200, for the budget check.
+EST_S = {"cogvideox-5b/480p": 18.0, "hunyuanvideo/480p-17f": 32.0}
+
 TINY = {"patch_size": [1, 2, 2], "num_attention_heads": 2, "attention_head_dim": 64, "in_channels": 4,
         "out_channels": 4, "text_dim": 32, "freq_dim": 256, "ffn_dim": 64, "num_layers": 2, "cross_attn_norm": True,
         "qk_norm": "rms_norm_across_heads", "eps": 1e-6, "rope_max_seq_len": 64}
@@ -71,6 +74,27 @@ def _tiny_model(name: str, layers: int = 2) -> Any:
                        diffusers={"class": "WanTransformer3DModel", "config": dict(TINY, num_layers=layers)})
 
 
+def _tiny_joint(kind: str) -> Any:
+    """Tiny HunyuanVideo / CogVideoX configs (joint text + video self-attention) for the CPU smoke test."""
+    from fgsim.endtoend import ModelConfig
+
+    if kind == "hunyuan":
+        cfg = {"in_channels": 4, "out_channels": 4, "num_attention_heads": 2, "attention_head_dim": 64,
+               "num_layers": 1, "num_single_layers": 1, "num_refiner_layers": 1, "text_embed_dim": 32,
+               "pooled_projection_dim": 16, "rope_axes_dim": [16, 24, 24]}
+        return ModelConfig(name="tiny-hunyuan", layers=2, hidden=128, heads=2, head_dim=64, ffn=512,
+                           text_tokens_cross=0, text_tokens_self=8, text_position="after", passes_per_step=1, steps=2,
+                           resolutions={"480p": (2, 4, 8)}, sources={},
+                           diffusers={"class": "HunyuanVideoTransformer3DModel", "config": cfg})
+    cfg = {"num_attention_heads": 2, "attention_head_dim": 64, "in_channels": 4, "out_channels": 4,
+           "time_embed_dim": 32, "text_embed_dim": 32, "num_layers": 2, "sample_width": 16, "sample_height": 8,
+           "sample_frames": 5, "max_text_seq_length": 8, "use_rotary_positional_embeddings": True}
+    return ModelConfig(name="tiny-cogvideox", layers=2, hidden=128, heads=2, head_dim=64, ffn=512,
+                       text_tokens_cross=0, text_tokens_self=8, text_position="before", passes_per_step=2, steps=2,
+                       resolutions={"480p": (2, 4, 8)}, sources={},
+                       diffusers={"class": "CogVideoXTransformer3DModel", "config": cfg})
+
+
 def _compile_run(model: Any, reso: str, res: dict[str, Any], args: Any, block_m: int, save: Any) -> None:
     """torch.compile (diffusers' compile_repeated_blocks) passes: none, cudnn, fg@0.3; bounded by an alarm."""
     import fgattn
@@ -81,7 +105,7 @@ def _compile_run(model: Any, reso: str, res: dict[str, Any], args: Any, block_m:
     from fgsim.integrations.diffusers import FgSchedule, enable_fgattn
     from fgsim.opmodel import build_transformer, pass_inputs
 
-    left = int(args.hard_s - (time.time() - T0) - 5)
+    left = int(min(args.compile_s, args.hard_s - (time.time() - T0) - 5))
     key = f"{model.name}/{reso}"
     if left < 45:
         res["compile"]["skipped"] = f"only {left} s left"
@@ -96,13 +120,17 @@ def _compile_run(model: Any, reso: str, res: dict[str, Any], args: Any, block_m:
         n_tok = inputs["hidden_states"].shape[2] * inputs["hidden_states"].shape[3] * inputs["hidden_states"].shape[4] // 4
         ix = fgattn.build_index(window_mask(1, model.heads, n_tok, block_m, 0.3, device="cuda", seed=0),
                                 block_m=block_m, gran_n=1)
+        ix6 = fgattn.build_index(window_mask(1, model.heads, n_tok, block_m, 0.6, device="cuda", seed=0),
+                                 block_m=block_m, gran_n=1)
         state = enable_fgattn(tr, backend="cudnn", dense_backend="cudnn")
         state.record = False
         tr.compile_repeated_blocks(fullgraph=False)
         modes = {"none": (FgSchedule(backend="sdpa", dense_backend="sdpa"), None, lambda q, k, v, i, c: v),
                  "cudnn": (FgSchedule(backend="cudnn", dense_backend="cudnn"), None, None),
                  "fg@0.3": (FgSchedule(backend="fg", recompute=(0,), block_m=block_m, dense_backend="sdpa"),
-                            lambda q, k, c: ix, None)}
+                            lambda q, k, c: ix, None),
+                 "fg@0.6": (FgSchedule(backend="fg", recompute=(0,), block_m=block_m, dense_backend="sdpa"),
+                            lambda q, k, c: ix6, None)}
 
         def one() -> float:
             torch.cuda.synchronize()
@@ -147,8 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-s", type=float, default=280.0, help="stop starting new work after this many seconds")
     p.add_argument("--hard-s", type=float, default=300.0, help="the compile step ends by this many seconds")
     p.add_argument("--no-compile", action="store_true")
-    p.add_argument("--rounds-first", type=int, default=5, help="timing rounds of the first config (1.3B 480p)")
+    p.add_argument("--compile-s", type=float, default=40.0, help="at most this many seconds for the compile step")
+    p.add_argument("--rounds-first", type=int, default=3, help="timing rounds of the first config (1.3B 480p)")
     p.add_argument("--no-calibrate", action="store_true")
+    p.add_argument("--refdit-rounds", type=int, default=5,
+                   help="rounds of the reference DiT's 50-step runs (validation/time_reference_e2e.py; 0: none)")
+    p.add_argument("--refdit-modes", default="none,sdpa,fg", help="attention modes of the reference DiT runs")
+    p.add_argument("--predictors", default="",
+                   help="comma-separated models whose mask-prediction cost is measured (default: all)")
+    p.add_argument("--calibrate-models", default="",
+                   help="comma-separated model names (and 'refdit' for the reference sampler) whose operators the "
+                        "calibration measures (default: every planned model and the reference sampler)")
+    p.add_argument("--only", default="", help="comma-separated model/resolution keys to run (default: all)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -199,12 +237,20 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.tiny:
         plan = [(_tiny_model("tiny-a"), "480p", 2, ("none", "cudnn", "dense", "fg@0.3", "fg@0.6", "block@0.3")),
-                (_tiny_model("tiny-b"), "720p", 2, ("none", "cudnn", "fg@0.3"))]
+                (_tiny_model("tiny-b"), "720p", 2, ("none", "cudnn", "fg@0.3")),
+                (_tiny_joint("hunyuan"), "480p", 1, ("none", "cudnn", "fg@0.3", "block@0.3")),
+                (_tiny_joint("cogvideox"), "480p", 1, ("none", "cudnn", "fg@0.3"))]
     else:
         m13, m14 = load_model("wan2.1-1.3b"), load_model("wan2.1-14b")
-        plan = [(m13, "480p", args.rounds_first, ("none", "cudnn", "original", "dense", "fg@0.3", "fg@0.6", "block@0.3")),
-                (m13, "720p", 3, ("none", "cudnn", "fg@0.3", "fg@0.6", "block@0.3")),
-                (m14, "480p", 3, ("none", "cudnn", "fg@0.3", "fg@0.6", "block@0.3"))]
+        hy, cog = load_model("hunyuanvideo"), load_model("cogvideox-5b")
+        # 720p / 14B 'none' (no attention kernel) measured in e2e-h200-2026-11-30 (spread <= 0.05 %)
+        plan = [(m13, "480p", args.rounds_first, ("none", "cudnn", "dense", "fg@0.3", "fg@0.6", "block@0.3")),
+                (m13, "720p", 2, ("cudnn", "fg@0.3", "fg@0.6", "block@0.3")),
+                (m14, "480p", 2, ("cudnn", "fg@0.3", "fg@0.6", "block@0.3")),
+                (cog, "480p", 2, ("none", "cudnn", "fg@0.3", "fg@0.6")),
+                (hy, "480p-17f", 2, ("none", "cudnn", "fg@0.3", "fg@0.6"))]
+        if args.only:
+            plan = [x for x in plan if f"{x[0].name}/{x[1]}" in args.only.split(",")]
     block_m = 64
     def run_config(model: Any, reso: str, rounds: int, modes: tuple[str, ...]) -> None:
             key = f"{model.name}/{reso}"
@@ -214,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{key}: building")
             tr = build_transformer(model, dev, dtype)
             inputs = pass_inputs(model, reso, dev, dtype=dtype)
-            n_tok = int(np.prod(model.resolutions[reso]))
+            n_tok = model.n_tokens(reso)  # the self-attention sequence (video + joint text tokens)
             heads = model.heads
             masks: dict[float, Any] = {}
             indices: dict[tuple[str, float], Any] = {}
@@ -306,25 +352,36 @@ def main(argv: list[str] | None = None) -> int:
                                  ("dense", "fg", "block"))}
             res["configs"][key] = cfg_res
             save()
-            # per-operator breakdown of a cudnn pass (events around every aten op), and a profiler table
+            # per-operator breakdown of a cudnn pass: torch.profiler kernel durations per category (no host-wait
+            # inflation); CUDA events around every aten op only when the profiler fails (or on the CPU)
             enable("cudnn")
             sync()
-            ops_m = trace_ops(tr, inputs, measure=cuda)
-            by: dict[str, float] = {}
-            for op in ops_m:
-                t = float(getattr(op, "measured_s", 0.0))
-                by[op.cat] = by.get(op.cat, 0.0) + t
-            cfg_res["breakdown_cudnn_s"] = by
-            for cat, t in sorted(by.items()):
-                breakdown_rows.append({"config": key, "mode": "cudnn", "category": cat, "seconds": round(t, 7)})
-            if cuda and key == f"{plan[0][0].name}/{plan[0][1]}":
-                from torch.profiler import ProfilerActivity, profile
+            prof_by: dict[str, float] = {}
+            if cuda:
+                from fgsim.opmodel import profile_breakdown
 
-                with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof, torch.no_grad():
-                    tr(**inputs)
-                    sync()
-                (args.out / "profile.txt").write_text(prof.key_averages().table(sort_by="cuda_time_total", row_limit=40))
+                try:
+                    prof_by = profile_breakdown(tr, inputs)
+                except Exception as exc:  # noqa: BLE001 - fall back to the events breakdown
+                    cfg_res["profile_error"] = repr(exc)[:300]
+                    log(f"{key}: profile breakdown failed: {exc!r}"[:300])
+            by: dict[str, float] = {}
+            if not prof_by or sum(prof_by.values()) <= 0:
+                for op in trace_ops(tr, inputs, measure=cuda):
+                    by[op.cat] = by.get(op.cat, 0.0) + float(getattr(op, "measured_s", 0.0))
+                cfg_res["breakdown_cudnn_s"] = by
+            cfg_res["breakdown_profiler_cudnn_s"] = prof_by
+            for cat in sorted(set(by) | set(prof_by)):
+                breakdown_rows.append({"config": key, "mode": "cudnn", "category": cat,
+                                       "seconds": round(by.get(cat, 0.0), 7),
+                                       "kernel_seconds": round(prof_by.get(cat, 0.0), 7)})
+            log(f"{key}: breakdown (events | profiler kernels, ms): " + ", ".join(
+                f"{c} {by.get(c, 0) * 1e3:.1f}|{prof_by.get(c, 0) * 1e3:.1f}" for c in sorted(set(by) | set(prof_by))))
             # mask-prediction cost on the real q, k of layer 0
+            if args.predictors and model.name not in args.predictors.split(","):
+                save()
+                disable_fgattn(tr)
+                return
 
             def grab(q: Any, k: Any, v: Any, idx: Any, ctx: Any) -> Any:
                 if ctx.layer == 0 and "q" not in captured:
@@ -365,39 +422,72 @@ def main(argv: list[str] | None = None) -> int:
             state.record = False
             if cuda:
                 torch.cuda.empty_cache()
-    # operator calibration (microbenchmarks at the models' shapes; never the pass times above)
-    if not args.no_calibrate:
+    def calibrate() -> None:
+        """The operator calibration (microbenchmarks at the models' shapes; never the pass times above)."""
         from fgsim.opcalibrate import calibrate_ops
+        from fgsim.opmodel import reference_sampler_ops
 
         log("operator calibration")
         tm = _tiny_model("host-probe", layers=30)
         tiny_tr = build_transformer(tm, dev, dtype)
         tiny_in = pass_inputs(tm, "480p", dev, dtype=dtype)
         n_tiny = len(trace_ops(build_transformer(tm, "meta"), pass_inputs(tm, "480p", "meta")))
-        cal, rows = calibrate_ops([trace_ops(build_transformer(m, "meta"), pass_inputs(m, r, "meta"))
-                                   for m, r, _, _ in plan], (tiny_tr, tiny_in, n_tiny), "h200", log=log, small=not cuda)
+        wanted = args.calibrate_models.split(",") if args.calibrate_models else None
+        lists = [trace_ops(build_transformer(m, "meta"), pass_inputs(m, r, "meta")) for m, r, _, _ in plan
+                 if wanted is None or m.name in wanted]
+        if not args.tiny and (wanted is None or "refdit" in wanted):
+            lists.append(reference_sampler_ops(1))
+        cal, rows = calibrate_ops(lists, (tiny_tr, tiny_in, n_tiny), "h200", log=log, small=not cuda)
         (args.out / "ops-calibration.json").write_text(json.dumps(cal.to_json(), indent=1) + "\n")
         keys = sorted({k for r in rows for k in r})
         with (args.out / "ops-rows.csv").open("w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=keys)
             w.writeheader()
             w.writerows(rows)
-    for model, reso, rounds, modes in plan:
+        del tiny_tr
+
+    def one(model: Any, reso: str, rounds: int, modes: tuple[str, ...]) -> None:
+        est = EST_S.get(f"{model.name}/{reso}", 0.0)
+        if time.time() - T0 + est > args.budget_s:
+            log(f"budget: skipping {model.name}/{reso} (needs ~{est:.0f} s)")
+            return
         run_config(model, reso, rounds, modes)
         __import__("gc").collect()
         if cuda:
             torch.cuda.empty_cache()
 
-    if not args.no_compile and cuda:
-        _compile_run(plan[0][0], plan[0][1], res, args, block_m, save)
+    # order of importance: the Wan passes on the attention kernels (eager, then torch.compile), the operator
+    # calibration, the reference DiT's sampling runs, then the joint-attention models while the budget lasts
+    wan = [x for x in plan if x[0].name.startswith(("wan", "tiny-a", "tiny-b"))]
+    joint = [x for x in plan if x not in wan]
+    for cfg in wan:
+        one(*cfg)
+    if not args.no_compile and cuda and wan:
+        _compile_run(wan[0][0], wan[0][1], res, args, block_m, save)
+    if not args.no_calibrate and time.time() - T0 + 15 < args.budget_s:
+        calibrate()
+    if args.refdit_rounds and cuda:
+        try:
+            from validation import time_reference_e2e
+
+            log("reference DiT sampling runs")
+            time_reference_e2e.main(["--out", str(args.out / "refdit"), "--rounds", str(args.refdit_rounds),
+                                     "--modes", args.refdit_modes])
+        except Exception as exc:  # noqa: BLE001 - record and go on with the rest
+            res["refdit_error"] = repr(exc)[:500]
+            log(f"reference DiT failed: {exc!r}"[:300])
+        __import__("gc").collect()
+        torch.cuda.empty_cache()
+    for cfg in joint:
+        one(*cfg)
     if clocks is not None:
         clocks.terminate()
     res["elapsed_s"] = time.time() - T0
     save()
-    print("\nconfig | " + " | ".join(("none", "cudnn", "dense", "fg@0.3", "fg@0.6", "block@0.3")))
+    cols = ("none", "cudnn", "dense", "fg@0.3", "fg@0.6", "block@0.3", "block@0.6")
+    print("\nconfig | " + " | ".join(cols))
     for key, c in res["configs"].items():
-        print(key, " | ".join(f"{c['median_s'].get(m, float('nan')) * 1e3:.1f}" for m in
-                              ("none", "cudnn", "dense", "fg@0.3", "fg@0.6", "block@0.3")))
+        print(key, " | ".join(f"{c['median_s'].get(m, float('nan')) * 1e3:.1f}" for m in cols))
     return 0
 
 

@@ -1,14 +1,25 @@
-"""Measured end-to-end sampling time of the reference DiT against fgsim's prediction (issue 6). CPU only.
+"""Measured 50-step sampling runs of the reference DiT against fgsim's end-to-end model (issues 6 and 11). CPU only.
 
-    python validation/reference_e2e_report.py [--e2e validation/results/refdit/e2e-h200-2026-11-29.json]
+    python validation/reference_e2e_report.py [--e2e validation/results/refdit/e2e-h200-2026-11-30.json]
 
-Reads what ``validation/time_reference_e2e.py`` measured on the GPU (seconds per 50-step run per attention mode,
-and the kept-tile counts of every (layer, branch) mask the sparse modes used) and predicts, with the cost model and
-the launch configs fgattn ran with, the attention time of each run: every (layer, branch) mask is used for all
-steps, so a run's attention time is ``steps`` times the sum of the predicted calls. Measured attention time is a
-mode's run minus the ``none`` run (self-attention core skipped), minus the timed mask predictions for fg/block.
-End-to-end prediction = measured ``none`` + predicted attention (+ measured predictions); fgsim's own
-FLOP/byte estimate of the non-attention work (``fgsim.endtoend``) is printed beside it.
+Measured (``validation/time_reference_e2e.py`` on the GPU): seconds per whole run per attention mode, median and
+spread over interleaved rounds; the kept-tile counts of every (layer, branch) mask the sparse modes used; the GPU
+time of one sampler step per operator category (CUDA events around every aten operator).
+
+Predicted from the model file alone (``fgsim/data/models/fgsim-reference-dit.json``: its diffusers config; no
+measured time in it), through the same parts as the Wan2.1 predictions (``validation/e2e_report.py``):
+
+- the operators of the sampler's run — the transformer's and the sampler's own latent arithmetic (bf16 casts,
+  CFG combination, Euler update) — traced on the meta device (:func:`fgsim.opmodel.reference_sampler_ops`), priced
+  by the operator calibration ``fgsim/data/ops/h200.json`` (``fgsim calibrate --ops``; GEMMs and memory-bound
+  operators of this sampler step at their real shapes) in the eager launch queue (host seconds per aten operator
+  and the GPU gap between kernels, measured by the calibration on a tiny transformer, not on this run); a run of
+  S steps is ``T(1 step) + (S − 1)·(T(2 steps) − T(1 step))``;
+- self-attention per call: ``sdpa`` the calibrated cuDNN model at the call's shape, ``fgattn-dense`` / ``fg`` /
+  ``block`` the kernel cost model on the measured masks' counts (every (layer, branch) mask is predicted at the
+  first step and reused for all steps), ``none`` nothing (the core returns v);
+- the mask predictions of the sparse modes: the exact-predictor model + FG index build
+  (:func:`fgsim.opmodel.predictor_time`), once per (layer, branch).
 
 Writes ``<e2e stem>-report.csv`` and ``.png`` next to the input and prints a Markdown table.
 """
@@ -17,21 +28,62 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "kernels"))
 
-from fgsim.calibration import resolve_params  # noqa: E402
-from fgsim.costmodel import predict_counts  # noqa: E402
-from fgsim.endtoend import load_model, non_attention_per_layer  # noqa: E402
-from fgsim.hardware import load_gpu  # noqa: E402
-from fgsim.launchcfg import launch_config  # noqa: E402
+DEFAULT = ROOT / "validation" / "results" / "refdit" / "e2e-h200-2026-11-30.json"
+MODES = ("none", "sdpa", "fgattn-dense", "fg", "block")
 
-DEFAULT = Path(__file__).parent / "results" / "refdit" / "e2e-h200-2026-11-29.json"
+
+def predict(e2e: dict, counts: dict[str, np.ndarray], gpu_name: str = "h200") -> dict[str, dict[str, float]]:
+    """Predicted seconds of each measured mode's run, and the parts (see the module docstring)."""
+    from fgsim.calibration import resolve_params
+    from fgsim.costmodel import predict_counts
+    from fgsim.endtoend import load_model
+    from fgsim.hardware import load_gpu
+    from fgsim.launchcfg import launch_config
+    from fgsim.opmodel import load_op_calibration, pass_time, predictor_time, reference_sampler_ops, sdpa_time
+
+    model = load_model("fgsim-reference-dit")
+    cal = load_op_calibration(gpu=gpu_name)
+    gpu = load_gpu(gpu_name)
+    params = resolve_params(gpu)[0]
+    grid = tuple(int(x) for x in e2e["grid_latent"])
+    steps, m = int(e2e["steps"]), int(e2e["block_m"])
+    ops1, ops2 = reference_sampler_ops(1, grid), reference_sampler_ops(2, grid)
+    selfs = next(o.sdpa for o in ops1 if o.kind == "attention" and o.cat == "attention")
+    cross = next(o.sdpa for o in ops1 if o.kind == "attention" and o.cat == "cross_attention")
+    n_tokens = int(selfs[2])
+    keys = sorted({k.rsplit("_", 1)[0] for k in counts})  # l{layer}_{branch}
+    per_call = {"none": 0.0, "sdpa": sdpa_time(cal, selfs)}
+    for kern, n in (("fgattn-dense", "n1"), ("fg", "n1"), ("block", "n64")):
+        k = "dense" if kern == "fgattn-dense" else kern
+        cfg = launch_config(k, gpu_name, model.head_dim, m, 1 if k != "block" else m)
+        calls = [float(predict_counts(counts[f"{key}_{n}"], n_tokens, cfg, gpu, params)[0]) for key in keys] \
+            if keys else [0.0]
+        per_call[kern] = float(np.mean(calls))
+    kept = float(e2e.get("kept_fraction_mean") or 0.5)
+    pt = predictor_time(cal, "exact", model.heads, n_tokens, model.head_dim, m, kept)
+    predictions = len(keys) or model.layers * model.passes_per_step
+    out: dict[str, dict[str, float]] = {}
+    for mode in MODES:
+        att = {"attention": per_call[mode], "cross_attention": sdpa_time(cal, cross)}
+        t1, t2 = pass_time(ops1, cal, att), pass_time(ops2, cal, att)
+        run = t1.total_s + (steps - 1) * (t2.total_s - t1.total_s)
+        mask = predictions * (pt["predict"] + pt["index"]) if mode in ("fg", "block") else 0.0
+        step_busy = {c: t2.busy_by_cat[c] - t1.busy_by_cat[c] for c in t1.busy_by_cat}
+        out[mode] = {"run_s": run + mask, "mask_prediction_s": mask, "attention_s": 2 * model.layers * steps *
+                     per_call[mode], "step_s": t2.total_s - t1.total_s, "step_busy_by_cat": step_busy,
+                     "host_s_per_op": cal.host_s, "kernels_per_step": t2.kernels - t1.kernels}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,59 +96,56 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.e2e}: no such file", file=sys.stderr)
         return 2
     e2e = json.loads(args.e2e.read_text())
+    if "seconds_median" not in e2e:
+        print(f"error: {args.e2e}: no medians (a run of time_reference_e2e.py before issue 11)", file=sys.stderr)
+        return 2
     counts_path = args.e2e.with_name(args.e2e.name.replace("e2e-", "e2e-counts-").replace(".json", ".npz"))
     with np.load(counts_path, allow_pickle=False) as z:
         counts = {k: z[k] for k in z.files}
-    gpu = load_gpu(args.gpu)
-    params, psrc = resolve_params(gpu)
-    t, h, w = e2e["grid_latent"]
-    n_tokens = t * (h // 2) * (w // 2)
-    m, steps = int(e2e["block_m"]), int(e2e["steps"])
-    model = load_model("fgsim-reference-dit")
-    keys = sorted({k.rsplit("_", 1)[0] for k in counts})  # l{layer}_{branch}
-    pred_attn: dict[str, float] = {}
-    for kern, n in (("fg", "n1"), ("block", "n64"), ("dense", "n1")):
-        cfg = launch_config(kern, args.gpu, model.head_dim, m, 1)
-        rec = e2e["launch_configs"].get(kern)
-        if rec and (rec["block_n"], rec["num_warps"], rec["num_stages"]) != (cfg.block_n, cfg.num_warps,
-                                                                           cfg.num_stages):
-            print(f"warning: {kern} ran with {rec}, fgsim's launch table says {cfg}", file=sys.stderr)
-        pred_attn[kern] = steps * sum(predict_counts(counts[f"{k}_{n}"], n_tokens, cfg, gpu, params)[0]
-                                      for k in keys)
-    sec = e2e["seconds_min"]
-    none = sec["none"]
-    pred_calls = e2e["predictions_per_run"] * e2e["predict_ms_per_call_median"] * 1e-3
-    per_layer = non_attention_per_layer(model, n_tokens, gpu, 0.75, params.hbm_bw_eff)
-    non_attn_model = sum(per_layer.values()) * model.layers * steps * 2
+    pred = predict(e2e, counts, args.gpu)
+    med, spread = e2e["seconds_median"], e2e["spread"]
     rows = []
-    for mode, kern, extra in (("fgattn-dense", "dense", 0.0), ("fg", "fg", pred_calls), ("block", "block", pred_calls)):
-        meas_attn = sec[mode] - none - extra
-        rows.append({"mode": mode, "measured_run_s": sec[mode], "measured_attention_s": round(meas_attn, 4),
-                     "predicted_attention_s": round(pred_attn[kern], 4),
-                     "attention_error_pct": round((pred_attn[kern] / meas_attn - 1) * 100, 2),
-                     "predicted_run_s": round(none + extra + pred_attn[kern], 4),
-                     "run_error_pct": round(((none + extra + pred_attn[kern]) / sec[mode] - 1) * 100, 2),
-                     "mask_predictions_s": round(extra, 4)})
-    rows.append({"mode": "sdpa", "measured_run_s": sec["sdpa"], "measured_attention_s": round(sec["sdpa"] - none, 4),
-                 "predicted_attention_s": "", "attention_error_pct": "", "predicted_run_s": "", "run_error_pct": "",
-                 "mask_predictions_s": 0.0})
+    for mode in MODES:
+        if mode not in med:
+            continue
+        pr = pred[mode]
+        meas_att = med[mode] - med["none"] if "none" in med else float("nan")
+        rows.append({"mode": mode, "measured_run_s": med[mode], "spread": spread[mode], "rounds": e2e["rounds"],
+                     "predicted_run_s": round(pr["run_s"], 4),
+                     "run_error_pct": round((pr["run_s"] / med[mode] - 1) * 100, 2),
+                     "measured_attention_s": round(meas_att, 4),
+                     "predicted_attention_s": round(pr["attention_s"] + pr["mask_prediction_s"], 4),
+                     "predicted_mask_prediction_s": round(pr["mask_prediction_s"], 4),
+                     "predicted_step_s": round(pr["step_s"], 5)})
+    bd = e2e.get("step_breakdown_s") or {}
+    busy = pred["none"]["step_busy_by_cat"]
+    for cat in sorted(bd):
+        rows.append({"mode": f"step:{cat}", "measured_run_s": round(bd[cat], 6), "spread": "", "rounds": 1,
+                     "predicted_run_s": round(busy.get(cat, 0.0), 6),
+                     "run_error_pct": round((busy.get(cat, 0.0) / bd[cat] - 1) * 100, 2) if bd[cat] else "",
+                     "measured_attention_s": "", "predicted_attention_s": "", "predicted_mask_prediction_s": "",
+                     "predicted_step_s": ""})
     out_csv = args.e2e.with_name(args.e2e.stem + "-report.csv")
-    with out_csv.open("w", newline="") as fh:
-        wr = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        wr.writeheader()
-        wr.writerows(rows)
-    print(f"{e2e['gpu']}, grid {t}x{h}x{w} latent = {n_tokens} tokens, {steps} steps x 2 passes x {model.layers} "
-          f"layers; masks: exact predictor, kept {e2e['kept_fraction_mean']:.3f}; parameters: {psrc}")
-    print(f"measured run without self-attention ('none'): {none:.3f} s; fgsim's FLOP/byte estimate of that work: "
-          f"{non_attn_model:.3f} s (launch/host-bound toy: not modelled)\n")
-    print("| mode | measured run s | measured attention s | predicted attention s | error % | predicted run s | "
-          "error % |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    buf = io.StringIO()
+    wr = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    wr.writeheader()
+    wr.writerows(rows)
+    from fgsim.fileio import write_text_atomic
+
+    write_text_atomic(out_csv, buf.getvalue())
+    t, h, w = e2e["grid_latent"]
+    print(f"{e2e['gpu']}, latent {t}x{h}x{w}, {e2e['steps']} steps x 2 passes; {e2e['rounds']} rounds (median, "
+          f"spread); predicted host {pred['none']['host_s_per_op'] * 1e6:.1f} us/op, "
+          f"{pred['none']['kernels_per_step']} kernels per step")
+    print("| mode | measured run s (spread) | predicted run s | error % | measured attention s | predicted |")
+    print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        pa = r["predicted_attention_s"]
-        print(f"| {r['mode']} | {r['measured_run_s']:.3f} | {r['measured_attention_s']:.3f} | "
-              f"{pa if pa == '' else f'{pa:.3f}'} | {r['attention_error_pct']} | {r['predicted_run_s']} | "
-              f"{r['run_error_pct']} |")
+        if r["mode"].startswith("step:"):
+            continue
+        print(f"| {r['mode']} | {r['measured_run_s']:.3f} ({r['spread'] * 100:.1f} %) | {r['predicted_run_s']:.3f} | "
+              f"{r['run_error_pct']:+.1f} | {r['measured_attention_s']:.3f} | {r['predicted_attention_s']:.3f} |")
+    print("one step, GPU time per category (measured events | predicted kernels): " + ", ".join(
+        f"{c} {bd[c] * 1e3:.2f}|{busy.get(c, 0) * 1e3:.2f} ms" for c in sorted(bd)))
     print(f"\nwritten: {out_csv}")
     if not args.no_plot:
         import matplotlib
@@ -104,22 +153,20 @@ def main(argv: list[str] | None = None) -> int:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        from fgsim.fileio import figure_png, write_bytes_atomic
+
+        main_rows = [r for r in rows if not r["mode"].startswith("step:")]
         fig, ax = plt.subplots(figsize=(6.5, 3.6))
-        modes = [r["mode"] for r in rows[:3]]
-        x = np.arange(len(modes))
-        ax.bar(x - 0.2, [none] * 3, 0.4, color="#bbbbbb", label="measured: rest of the run")
-        ax.bar(x - 0.2, [r["measured_attention_s"] + r["mask_predictions_s"] for r in rows[:3]], 0.4, bottom=none,
-               color="#4477aa", label="measured: attention (+ mask predictions)")
-        ax.bar(x + 0.2, [none] * 3, 0.4, color="#dddddd")
-        ax.bar(x + 0.2, [r["predicted_attention_s"] + r["mask_predictions_s"] for r in rows[:3]], 0.4, bottom=none,
-               color="#ee6677", label="fgsim: predicted attention")
-        ax.set_xticks(x, [f"{md}\nmeas | pred" for md in modes])
+        x = np.arange(len(main_rows))
+        ax.bar(x - 0.2, [r["measured_run_s"] for r in main_rows], 0.4, color="#4477aa",
+               yerr=[[r["measured_run_s"] * r["spread"] / 2 for r in main_rows]] * 2, label="measured (median)")
+        ax.bar(x + 0.2, [r["predicted_run_s"] for r in main_rows], 0.4, color="#ee6677", label="fgsim")
+        ax.set_xticks(x, [r["mode"] for r in main_rows])
         ax.set_ylabel("50-step sampling run (s)")
-        ax.set_title(f"reference DiT, {n_tokens} tokens, {e2e['gpu']}")
+        ax.set_title(f"reference DiT, {t}x{h}x{w} latent, {e2e['gpu']}")
         ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
-        fig.savefig(out_csv.with_suffix(".png"), dpi=110)
-        plt.close(fig)
+        write_bytes_atomic(out_csv.with_suffix(".png"), figure_png(fig))
     return 0
 
 

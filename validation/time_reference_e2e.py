@@ -1,7 +1,7 @@
 """Time whole 50-step sampling runs of the reference DiT with each attention kernel, and keep what the cost model
 needs to predict them (issue 6). GPU only.
 
-    PYTHONPATH=.:kernels python3 validation/time_reference_e2e.py --out OUT [--grid 21x60x104] [--rounds 2]
+    PYTHONPATH=.:kernels python3 validation/time_reference_e2e.py --out OUT [--grid 21x60x104] [--rounds 5]
 
 Modes (one label, classifier-free guidance: 2 transformer passes per step, 6 layers each):
 
@@ -12,7 +12,8 @@ Modes (one label, classifier-free guidance: 2 transformer passes per step, 6 lay
   first step and reused for all steps (FG-Attn recomputes masks rarely; the prediction cost is timed apart,
   ``predict_ms``), then ``fgattn.fg_attention`` / ``fgattn.block_sparse_attention`` run on it.
 
-Writes ``OUT/e2e.json`` (seconds per mode: every round and the minimum; environment; launch configs) and
+Writes ``OUT/e2e.json`` (seconds per mode: every round, the median and the spread; the per-operator GPU time of
+one step by category, CUDA events around every aten operator; environment; launch configs) and
 ``OUT/e2e_counts.npz`` (per (layer, branch): kept keys per query block (N = 1) and kept 64-key tiles (N = 64),
 int32 (heads, QB)), which ``python -m fgsim`` predictions on the CPU read (``validation/reference_e2e_report.py``).
 """
@@ -34,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grid", default="21x60x104", help="latent grid TxHxW")
     p.add_argument("--label", default="coffee/pan_right/shapes")
     p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds per mode (minimum reported)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per mode (median and spread reported)")
+    p.add_argument("--modes", default="none,sdpa,fg,block", help="comma-separated modes (none, sdpa, fgattn-dense, "
+                                                                 "fg, block)")
     p.add_argument("--block-m", type=int, default=64)
     args = p.parse_args(argv)
 
@@ -110,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     modes = {"none": lambda: none_fn, "sdpa": lambda: "dense", "fgattn-dense": lambda: dense_fn,
              "fg": lambda: sparse_fn("fg"), "block": lambda: sparse_fn("block")}
+    modes = {k: v for k, v in modes.items() if k in args.modes.split(",")}
     common = dict(steps=args.steps, guidance_scale=5.0, shift=3.0, seed=0, bf16=False)
     seconds: dict[str, list[float]] = {k: [] for k in modes}
     for make in modes.values():  # warm-up: compile every kernel once
@@ -123,6 +127,21 @@ def main(argv: list[str] | None = None) -> int:
             sync()
             seconds[name].append(time.perf_counter() - t0)
             print(name, round(seconds[name][-1], 4), flush=True)
+        # the rounds so far, in case the call is stopped before the end
+        (args.out / "e2e-partial.json").write_text(json.dumps({"seconds": seconds, "steps": args.steps}) + "\n")
+    # per-operator GPU time of one sampler step (2 passes, self-attention skipped) with CUDA events around every
+    # aten operator: the same tracer that prices the operators on the meta device (fgsim.opmodel.trace_ops)
+    breakdown: dict[str, float] = {}
+    n_ops = 0
+    if cuda:
+        from fgsim.opmodel import trace_ops
+
+        sync()
+        ops = trace_ops(model.transformer, {}, measure=True, outside="sampler",
+                        call=lambda: sample(model, labels, grid, **(common | {"steps": 1}), attention=none_fn))
+        for op in ops:
+            breakdown[op.cat] = breakdown.get(op.cat, 0.0) + float(getattr(op, "measured_s", 0.0))
+        n_ops = sum(1 for op in ops if op.kind != "view")
     # the first step of fg/block includes the mask predictions: time them apart (synchronised) and report
     # them separately; the sparse modes' seconds above include one prediction per (layer, branch)
     res = {"gpu": torch.cuda.get_device_name(0) if cuda else "cpu (smoke test, not a measurement)", "torch": torch.__version__,
@@ -130,14 +149,19 @@ def main(argv: list[str] | None = None) -> int:
            "steps": args.steps, "passes": args.steps * 2, "layers": int(model.config["transformer"]["num_layers"]),
            "block_m": m, "predictor": pred.params(), "rounds": args.rounds,
            "seconds": {k: [round(x, 5) for x in v] for k, v in seconds.items()},
-           "seconds_min": {k: round(min(v), 5) for k, v in seconds.items()},
+           "seconds_median": {k: round(float(np.median(v)), 5) for k, v in seconds.items()},
+           "spread": {k: round((max(v) - min(v)) / float(np.median(v)), 4) for k, v in seconds.items()},
+           "timing": "host wall clock of whole sampling runs between torch.cuda.synchronize() calls, modes "
+                     "interleaved round by round; statistic: median and spread (max-min)/median over rounds",
+           "step_breakdown_s": breakdown, "step_ops": n_ops,
            "predict_ms_per_call_median": round(float(np.median(predict_ms)), 4) if predict_ms else None,
            "predictions_per_run": len(counts) // 2, "launch_configs": configs,
            "kept_fraction_mean": round(float(np.mean([c.mean() for k, c in counts.items() if k.endswith("_n1")])
                                              / (grid[0] * grid[1] * grid[2] // 4)), 6)}
     (args.out / "e2e.json").write_text(json.dumps(res, indent=1) + "\n")
     np.savez(args.out / "e2e_counts.npz", **counts)
-    print(json.dumps(res["seconds_min"]), res["predict_ms_per_call_median"], res["kept_fraction_mean"])
+    print(json.dumps(res["seconds_median"]), json.dumps(res["spread"]), res["predict_ms_per_call_median"],
+          res["kept_fraction_mean"])
     return 0
 
 

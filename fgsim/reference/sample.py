@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -323,8 +323,8 @@ def sample(model: Any, labels: Any, latent_grid: Sequence[int], *, steps: int = 
             for kw in run.passes():
                 branch, step, sigma = kw.pop("_branch"), kw.pop("_step"), kw.pop("_sigma")
                 switch.step, switch.branch, switch.pass_index = step, branch, run.passes_run
-                with tr.cache_context(branch, step_index=step, sigma=sigma, num_inference_steps=steps), \
-                        torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                amp = torch.autocast(run.device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
+                with tr.cache_context(branch, step_index=step, sigma=sigma, num_inference_steps=steps), amp:
                     run.last_output = tr(**kw)[0]
                 if bar is not None:
                     bar.update(1)
