@@ -55,9 +55,10 @@ class _GridSpy:
         return self.fn[grid]
 
 
+@pytest.mark.parametrize("flat", [True, False])
 @pytest.mark.parametrize("gran", [1, 16, 64])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
-def test_persistent_matches_reference_and_plain_kernel(gran: int, dtype: torch.dtype) -> None:
+def test_persistent_matches_reference_and_plain_kernel(gran: int, dtype: torch.dtype, flat: bool) -> None:
     """Several rows per program (limit_sms 2 or 3: 2-4 rows each), empty and full rows, odd N, both layouts, lse."""
     seed = _seed()
     m, d, b, h = 64, 64, 1, 2
@@ -72,12 +73,12 @@ def test_persistent_matches_reference_and_plain_kernel(gran: int, dtype: torch.d
     mask = tiles.repeat_interleave(gran, dim=-1)[..., :n]
     index = build_index(mask, block_m=m, gran_n=gran, order=bool(random.getrandbits(1)), check=True)
     sms = random.choice([2, 3])
-    cfg = _cfg(q, m, gran, 32 if gran < 64 else 64)
+    cfg = _cfg(q, m, gran, 32 if gran < 64 else 64, flatten=flat)
     with limit_sms(sms):
         out, lse = fg_attention(q, k, v, index, block_m=m, gran_n=gran, layout=layout, config=cfg,
                                 out=torch.full_like(q, float("nan")), return_lse=True)
     ref, ref_lse = reference_attention(q, k, v, index, layout=layout, return_lse=True)
-    what = f"persistent gran={gran} {dtype} {layout} N={n} limit_sms={sms} seed {seed}"
+    what = f"persistent gran={gran} {dtype} {layout} N={n} limit_sms={sms} flatten={flat} seed {seed}"
     assert not out.isnan().any(), f"{what}: NaN (unwritten or 0/0)"
     assert _err(out, ref) <= TOL, f"{what}: error {_err(out, ref):.2e}"
     empty = out[0, 0, :m] if layout == "bhnd" else out[0, :m, 0]
@@ -106,20 +107,20 @@ def test_persistent_rows_of_zero_one_and_many_tiles_head_dim_128() -> None:
     spy = _GridSpy(attention._attn_fwd_persistent)
     attention._attn_fwd_persistent, orig = spy, attention._attn_fwd_persistent
     try:
-        for sms in (1, None):
-            cfg = _cfg(q, m, 1, 32)
+        for sms, flat in ((1, True), (None, True), (1, False)):
+            cfg = _cfg(q, m, 1, 32, flatten=flat)
             if sms is None:
                 out = fg_attention(q, k, v, index, block_m=m, config=cfg, out=torch.full_like(q, float("nan")))
             else:
                 with limit_sms(sms):
                     out = fg_attention(q, k, v, index, block_m=m, config=cfg, out=torch.full_like(q, float("nan")))
-            what = f"M128 D128 limit_sms={sms} seed {seed}"
+            what = f"M128 D128 limit_sms={sms} flatten={flat} seed {seed}"
             assert not out.isnan().any(), f"{what}: NaN"
             assert _err(out, ref) <= TOL, f"{what}: error {_err(out, ref):.2e}"
             assert bool((out[0, 0, :m] == 0).all()) and bool((out[0, 1, m:2 * m] == 0).all()), f"{what}: empty rows"
     finally:
         attention._attn_fwd_persistent = orig
-    assert spy.grids == [(1,), (6,)], f"persistent grids {spy.grids} (want G=min(rows, SMs): 1 then 6 rows)"
+    assert spy.grids == [(1,), (6,), (1,)], f"persistent grids {spy.grids} (want G=min(rows, SMs): 1, 6, 1)"
 
 
 def test_programs_per_sm_sets_the_grid() -> None:
@@ -172,10 +173,11 @@ def test_persistent_block_and_dense(layout: str) -> None:
     tiles[0, 1, 1, -1] = True
     bidx = fgattn.block_index_from_mask(tiles, block_m=m, n_keys=n, order=True)
     with limit_sms(2):
-        for kernel, idx in (("block", bidx), ("dense", None)):
+        for kernel, idx, flat in (("block", bidx, True), ("dense", None, True), ("block", bidx, False),
+                                  ("dense", None, False)):
             base = attention.resolve_config(kernel, q, m, m if kernel == "block" else 1)
             plain_cfg = dataclasses.replace(base, block_n=32, extra=dict(lpt=True))
-            cfg = dataclasses.replace(base, block_n=32, extra=dict(lpt=True, persistent=True))
+            cfg = dataclasses.replace(base, block_n=32, extra=dict(lpt=True, persistent=True, flatten=flat))
             if kernel == "block":
                 out, lse = fgattn.block_sparse_attention(q, k, v, idx, block_m=m, layout=layout, config=cfg,
                                                          out=torch.full_like(q, float("nan")), return_lse=True)
@@ -185,7 +187,7 @@ def test_persistent_block_and_dense(layout: str) -> None:
                                                   out=torch.full_like(q, float("nan")), return_lse=True)
                 plain = fgattn.dense_attention(q, k, v, block_m=m, layout=layout, config=plain_cfg)
             ref, ref_lse = reference_attention(q, k, v, idx, layout=layout, return_lse=True)
-            what = f"persistent {kernel} {layout} N={n} seed {seed}"
+            what = f"persistent {kernel} {layout} N={n} {cfg.extra} seed {seed}"
             assert not out.isnan().any(), f"{what}: NaN"
             assert _err(out, ref) <= TOL, f"{what}: error {_err(out, ref):.2e}"
             assert _err(out, plain.double()) <= 2e-3, f"{what}: differs from the plain kernel"

@@ -4,9 +4,9 @@
 
 bf16 and fp16, both layouts, D ∈ {64, 128}, M ∈ {64, 128}, gran_n ∈ {1, 16, 64}, odd N, empty
 and full query blocks, with every launch configuration the table gives and the TMA / non-TMA
-and LPT / natural-order variants, Q/O descriptors on and off, persistent on and off (persistent runs
-also under ``fgattn.limit_sms(n)`` with small n, so that each program walks several rows, and with
-programs_per_sm 2), text-token masks (full text rows and columns) and the log-sum-exp output; outputs poisoned with NaN before each launch and scanned after;
+and LPT / natural-order variants, Q/O descriptors on and off, persistent on and off (a second persistent
+variant, flat loop toggled, runs under ``fgattn.limit_sms(n)`` with small n, so that each program walks
+several rows, with programs_per_sm 1 or 2), text-token masks (full text rows and columns) and the log-sum-exp output; outputs poisoned with NaN before each launch and scanned after;
 relative error against the float64 reference ≤ 1e-2; unordered, duplicate and out-of-range
 indices rejected with a clear ValueError; one Wan-sized case against SDPA with a boolean mask.
 Exit status 1 on any failure.
@@ -106,7 +106,8 @@ def check_group(group: tuple[str, int, int, str]) -> tuple[int, list[str]]:
                 pers = not base.option("persistent", False)
                 variants.append(dataclasses.replace(base, extra={**base.extra, "persistent": pers}))
                 variants.append(dataclasses.replace(
-                    base, extra={**base.extra, "persistent": True, "programs_per_sm": rng.choice([1, 2])}))
+                    base, extra={**base.extra, "persistent": True, "programs_per_sm": rng.choice([1, 2]),
+                             "flatten": not base.option("flatten", True)}))
                 sms_of = {len(variants) - 1: rng.choice([1, 3, 7, 20])}
                 pats = ["dense"] if kind == "dense" else ["0.3", "1.0"] + (["text"] if g in (1, m) else [])
                 for pat in pats:

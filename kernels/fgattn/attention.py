@@ -299,6 +299,23 @@ def _keys(nxt, lo, hi, t, e_off, r_off, offs_n, N_KV, MODE: tl.constexpr, BLOCK_
 
 
 @triton.jit
+def _tail_ok(Indices, blk, lo, hi, t, offs_n, N_KV, MODE: tl.constexpr, BLOCK_M: tl.constexpr,
+             BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr):
+    """The same column validity as :func:`_keys`, recomputed (fg gran_n > 1: the entries reloaded) where the
+    score tile needs it, so no per-column vector in the score layout lives across the loop."""
+    if MODE == 2:
+        ent = lo + t * (BLOCK_N // GRAN_N) + offs_n // GRAN_N
+        ok = ent < hi
+        if GRAN_N > 1:  # a run may end past N (the last, partial run of keys)
+            ok = ok & (tl.load(Indices + ent, mask=ok, other=0) * GRAN_N + offs_n % GRAN_N < N_KV)
+    elif MODE == 1:
+        ok = (blk * BLOCK_M + (t % (BLOCK_M // BLOCK_N)) * BLOCK_N + offs_n < N_KV) & (hi > lo)
+    else:
+        ok = t * BLOCK_N + offs_n < N_KV
+    return ok
+
+
+@triton.jit
 def _attn_fwd_persistent(
     Q, K, V, Out, Lse, Offsets, Indices, Order, qk_scale,
     stride_qb, stride_qh, stride_qn,
@@ -308,10 +325,14 @@ def _attn_fwd_persistent(
     H, N_Q, N_KV, QB, N_ROWS,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
     MODE: tl.constexpr, ORDERED: tl.constexpr, NUM_STAGES: tl.constexpr, RETURN_LSE: tl.constexpr,
+    FLAT: tl.constexpr,
 ):
-    """Persistent kernel: program p of G runs the rows (query blocks) at launch positions p, p+G, p+2G, ... as
-    ONE software-pipelined loop over (row, key tile) items, so the next row's index entries and first K/V loads
-    are in flight while the current row finishes (no per-row pipeline fill).  Same math as :func:`_attn_fwd`
+    """Persistent kernel: program p of G runs the rows (query blocks) at launch positions p, p+G, p+2G, ...
+    ``FLAT``: as ONE software-pipelined loop over (row, key tile) items, so the next row's index entries and
+    first K/V loads are in flight while the current row finishes (no per-row pipeline fill; Q is loop-carried
+    in registers and copied to shared memory every item).  Not ``FLAT``: a loop over rows around the pipelined
+    tile loop (a pipeline fill per row; Q copied to shared memory once per row), with the next row's state and
+    first index entries loaded during the current row.  Same math as :func:`_attn_fwd`
     (S = Q·Kᵀ, :func:`_softmax_pv`, :func:`_normalize`); the keys of an item come from :func:`_keys` (the
     modes' only difference, as ``_tile`` there).  A row's tail tiles mask the columns that are not kept keys
     (past the row's entries or past N) to -inf; an empty row is one all-masked item that writes zeros."""
@@ -326,16 +347,17 @@ def _attn_fwd_persistent(
 
     # ---- items of this program: the key tiles of its rows --------------------------------------------------
     n_my = tl.cdiv(N_ROWS - pid, G)
-    if MODE == 0:
-        total = n_my * tl.cdiv(N_KV, BLOCK_N)
-    else:
-        total = 0
-        for c in range(0, n_my, 128):
-            j = c + tl.arange(0, 128)
-            rows = _row_at(Order, pid + j * G, N_ROWS, True, ORDERED)
-            r_lo = tl.load(Offsets + rows).to(tl.int32)
-            r_hi = tl.load(Offsets + rows + 1).to(tl.int32)
-            total += tl.sum(tl.where(j < n_my, _n_items(r_lo, r_hi, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N), 0))
+    total = 0  # items of the flat loop
+    if FLAT:
+        if MODE == 0:
+            total = n_my * tl.cdiv(N_KV, BLOCK_N)
+        else:
+            for c in range(0, n_my, 128):
+                j = c + tl.arange(0, 128)
+                rows = _row_at(Order, pid + j * G, N_ROWS, True, ORDERED)
+                r_lo = tl.load(Offsets + rows).to(tl.int32)
+                r_hi = tl.load(Offsets + rows + 1).to(tl.int32)
+                total += tl.sum(tl.where(j < n_my, _n_items(r_lo, r_hi, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N), 0))
 
     # ---- row state: this row (row, lo, hi), the next row's (row1, lo1, hi1), the number of the one after ---
     lo = 0
@@ -363,6 +385,50 @@ def _attn_fwd_persistent(
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
 
+    if not FLAT:
+        for _r in range(0, n_my):
+            nxt1 = _entry(Indices, lo1, hi1, 0, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)  # next row's, in flight
+            bh = row // QB
+            b = (bh // H).to(tl.int64)
+            h = (bh % H).to(tl.int64)
+            for t in tl.range(0, n_t, num_stages=NUM_STAGES):
+                kidx, ok = _keys(nxt, lo, hi, t, e_off, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+                k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, ok, False)
+                v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, ok, False)
+                qk = tl.dot(q, tl.trans(k))
+                if t >= n_t - TAIL:  # the row's tail tile(s): kept keys only
+                    ok_s = _tail_ok(Indices, nxt, lo, hi, t, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+                    qk = tl.where(ok_s[None, :], qk, float("-inf"))
+                acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, ok, False)
+                nxt = _entry(Indices, lo, hi, t + 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+            empty = (hi == lo) & (MODE != 0)
+            out, lse = _normalize(acc, tl.where(empty, 0.0, l_i), m_i)
+            out = tl.where(empty, 0.0, out)
+            offs_m = (row % QB) * BLOCK_M + offs_q
+            o_ptrs = (Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_on + offs_d[None, :])
+            tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=(offs_m < N_Q)[:, None])
+            if RETURN_LSE:
+                tl.store(Lse + bh.to(tl.int64) * N_Q + offs_m, lse, mask=offs_m < N_Q)
+            # ---- the next row: its state was prefetched; prefetch the one after -----------------------------------
+            row = row1
+            lo = lo1
+            hi = hi1
+            n_t = _n_items(lo1, hi1, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+            nxt = nxt1
+            if MODE != 0:
+                lo1 = tl.load(Offsets + row2).to(tl.int32)
+                hi1 = tl.load(Offsets + row2 + 1).to(tl.int32)
+            row1 = row2
+            pos2 += G
+            row2 = _row_at(Order, pos2, N_ROWS, True, ORDERED)
+            bh = row // QB
+            q_base = Q + (bh // H).to(tl.int64) * stride_qb + (bh % H).to(tl.int64) * stride_qh
+            offs_m = (row % QB) * BLOCK_M + offs_q
+            q = _rows(q_base, offs_m, stride_qn, offs_d, offs_m < N_Q, True)
+            m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+            l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+            acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+
     for _ in tl.range(0, total, num_stages=NUM_STAGES):
         # ---- the key tile of this item ---------------------------------------------------------------------
         bh = row // QB
@@ -374,7 +440,8 @@ def _attn_fwd_persistent(
         last = t == n_t - 1
         qk = tl.dot(q, tl.trans(k))
         if t >= n_t - TAIL:  # the row's tail tile(s): kept keys only
-            qk = tl.where(ok[None, :], qk, float("-inf"))
+            ok_s = _tail_ok(Indices, nxt, lo, hi, t, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+            qk = tl.where(ok_s[None, :], qk, float("-inf"))
         acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, ok, False)
 
         # ---- the next item's row state (scalar selects, no branch, so its loads can be issued ahead) -------
@@ -386,12 +453,14 @@ def _attn_fwd_persistent(
         lo = tl.where(last, lo1, lo)
         hi = tl.where(last, hi1, hi)
         n_t = tl.where(last, _n_items(lo1, hi1, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N), n_t)
-        if MODE != 0:
-            lo1 = tl.where(last, tl.load(Offsets + row2, mask=last, other=0).to(tl.int32), lo1)
-            hi1 = tl.where(last, tl.load(Offsets + row2 + 1, mask=last, other=0).to(tl.int32), hi1)
-        row1 = tl.where(last, row2, row1)
-        pos2 = tl.where(last, pos2 + G, pos2)
-        row2 = tl.where(last, _row_at(Order, pos2, N_ROWS, last, ORDERED), row2)
+        if last:  # a branch, not selects: a load at the loop's top level would be software-pipelined through
+            # shared memory, and its wait (cp.async.wait_group 0) drains the K/V loads in flight every item
+            if MODE != 0:
+                lo1 = tl.load(Offsets + row2).to(tl.int32)
+                hi1 = tl.load(Offsets + row2 + 1).to(tl.int32)
+            row1 = row2
+            pos2 += G
+            row2 = _row_at(Order, pos2, N_ROWS, True, ORDERED)
         nxt = _entry(Indices, lo, hi, t, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
 
         # ---- a finished row: epilogue, then the next row's Q ---------------------------------------------------
@@ -553,7 +622,7 @@ def _launch(
             scale * _LOG2E, *_strides(q, layout), *_strides(k, layout), *_strides(v, layout), *_strides(out, layout),
             h, nq, nk, qb, n_rows,
             HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GRAN_N=cfg.gran_n, MODE=mode,
-            ORDERED=order is not None, NUM_STAGES=cfg.num_stages, RETURN_LSE=lse is not None, num_warps=cfg.num_warps,
+            ORDERED=order is not None, NUM_STAGES=cfg.num_stages, FLAT=bool(cfg.option("flatten", True)), RETURN_LSE=lse is not None, num_warps=cfg.num_warps,
             num_stages=cfg.num_stages, **regcap,
         )
         return (out, lse) if lse is not None else out

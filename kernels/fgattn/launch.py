@@ -58,7 +58,11 @@ class LaunchConfig:
         extra: kernel options (``idx_ahead``: index tiles prefetched in registers, 0 = left to
             the pipeliner; ``tma``: tensor-descriptor loads; ``warp_specialize``; ``lpt``: order
             query blocks longest-first; ``tma_qo``: Q/O through tensor descriptors; ``maxnreg``:
-            register cap per thread, e.g. 128 at 8 warps so that two programs share an SM).
+            register cap per thread, e.g. 128 at 8 warps so that two programs share an SM;
+            ``persistent``: G = min(rows, ``programs_per_sm`` (default 1) × SMs) programs, program p
+            runs launch positions p, p+G, … (:mod:`fgattn.schedule`); ``flatten`` (persistent, default
+            true): one pipelined loop over (row, key tile) items instead of a row loop around the tile
+            loop; persistent ignores ``idx_ahead``, ``tma``, ``tma_qo``, ``warp_specialize``, ``overlap``).
         source: where the entry came from (tuned run, or the fallback taken).
     """
 

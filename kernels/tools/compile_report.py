@@ -57,6 +57,15 @@ VARIANTS = [
     ("pfg M64 bn64 st2 w4 r168", 2, 128, 64, 64, 1, 2, 4, {"persistent": True, "maxnreg": 168}),
     ("pfg D64 bn64 st4", 2, 64, 128, 64, 1, 4, 8, {"persistent": True}),
     ("pfg D64 bn128 st3", 2, 64, 128, 128, 1, 3, 8, {"persistent": True}),
+    ("pfg nested g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8, {"persistent": True, "flatten": False}),
+    ("pfg nested g1 bn64 st3", 2, 128, 128, 64, 1, 3, 8, {"persistent": True, "flatten": False}),
+    ("pfg nested g1 bn128 st2", 2, 128, 128, 128, 1, 2, 8, {"persistent": True, "flatten": False}),
+    ("pfg nested g16 bn128 st3", 2, 128, 128, 128, 16, 3, 8, {"persistent": True, "flatten": False}),
+    ("pfg nested g64 bn128 st3", 2, 128, 128, 128, 64, 3, 8, {"persistent": True, "flatten": False}),
+    ("pfg nested M64 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4, {"persistent": True, "flatten": False}),
+    ("pfg nested M64 bn64 st5 w4", 2, 128, 64, 64, 1, 5, 4, {"persistent": True, "flatten": False}),
+    ("pblock nested bn128 st3", 1, 128, 128, 128, 128, 3, 8, {"persistent": True, "flatten": False}),
+    ("pdense nested bn128 st3", 0, 128, 128, 128, 1, 3, 8, {"persistent": True, "flatten": False}),
     ("pblock bn128 st3", 1, 128, 128, 128, 128, 3, 8, {"persistent": True}),
     ("pblock bn64 st3", 1, 128, 128, 64, 128, 3, 8, {"persistent": True}),
     ("pblock bn64 st2 r128", 1, 128, 128, 64, 128, 2, 8, {"persistent": True, "maxnreg": 128}),
@@ -80,7 +89,8 @@ def compile_one(v: tuple) -> dict:
            "Indices": "*i32", "Order": "*i32"}
     if persistent:
         const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran if mode == 2 else (m if mode == 1 else 1),
-                     MODE=mode, ORDERED=mode != 0, NUM_STAGES=st, RETURN_LSE=False)
+                     MODE=mode, ORDERED=mode != 0, NUM_STAGES=st, RETURN_LSE=False,
+                     FLAT=bool(extra.pop("flatten", True)))
     else:
         const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran if mode == 2 else (m if mode == 1 else 1),
                      MODE=mode, IDX_AHEAD=0, ORDERED=mode != 0, NUM_STAGES=st, USE_TMA=False, WARP_SPEC=False,
