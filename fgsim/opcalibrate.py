@@ -187,6 +187,44 @@ def measure_ops(ops: Sequence[Op], device: str = "cuda", log: Callable[[str], No
     return gemm, bw, rows
 
 
+def measure_gemm_bursts(ops: Sequence[Op], min_flops: float = 1e10, rounds: int = 5, idle_s: float = 0.03,
+                        log: Callable[[str], None] = print) -> dict[str, float]:
+    """Seconds of each distinct GEMM (>= ``min_flops``) launched alone after ``idle_s`` of GPU idleness (CUDA
+    events around one call, median of ``rounds``): the clock a GEMM gets between memory-bound stretches, against
+    the sustained (possibly power-limited) clock of back-to-back replays that :func:`measure_ops` times."""
+    import torch
+
+    out: dict[str, float] = {}
+    for op in ops:
+        if op.kind != "gemm" or op.gemm is None or op.spec is None or op.flops < min_flops:
+            continue
+        key = gemm_key(op.gemm)
+        if key in out:
+            continue
+        func_name, aspec, kspec = op.spec
+        try:
+            func = _resolve(func_name)
+            args = _materialize(aspec, "cuda")
+            kwargs = _materialize(kspec, "cuda")
+            func(*args, **kwargs)
+            ts = []
+            for _ in range(rounds):
+                torch.cuda.synchronize()
+                time.sleep(idle_s)
+                e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                e0.record()
+                func(*args, **kwargs)
+                e1.record()
+                torch.cuda.synchronize()
+                ts.append(e0.elapsed_time(e1) * 1e-3)
+            out[key] = statistics.median(ts)
+        except Exception as exc:  # noqa: BLE001 - a shape that cannot run is left out
+            log(f"gemm burst {key}: {exc!r}"[:200])
+        torch.cuda.empty_cache()
+    log(f"gemm bursts: {len(out)} shapes")
+    return out
+
+
 def tables_from_rows(rows: Sequence[dict[str, Any]], sigs: dict[str, str] | None = None
                      ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """(GEMM seconds per shape key, bandwidth per class, seconds per memory-op signature key) from measured rows.
@@ -201,6 +239,8 @@ def tables_from_rows(rows: Sequence[dict[str, Any]], sigs: dict[str, str] | None
         if r.get("error") or not r.get("seconds"):
             continue
         t = float(r["seconds"])
+        if r["kind"] == "gemm_burst":
+            continue
         if r["kind"] == "gemm":
             gemm[str(r["key"])] = t
             continue
@@ -362,12 +402,17 @@ def measure_pooled_stages(log: Callable[[str], None] = print, n: int = 24576, he
 
 
 def calibrate_ops(op_lists: Sequence[Sequence[Op]], tiny: tuple[Any, dict[str, Any], int] | None, gpu: str,
-                  log: Callable[[str], None] = print, small: bool = False) -> tuple[OpCalibration, list[dict[str, Any]]]:
-    """Run every microbenchmark; returns the calibration and the raw rows (for a CSV)."""
+                  log: Callable[[str], None] = print, small: bool = False,
+                  burst_lists: Sequence[Sequence[Op]] | None = None) -> tuple[OpCalibration, list[dict[str, Any]]]:
+    """Run every microbenchmark; returns the calibration and the raw rows (for a CSV). ``burst_lists``: operator
+    lists whose GEMMs are also timed alone after idleness (:func:`measure_gemm_bursts`; default ``op_lists``)."""
     import torch
 
     all_ops = [op for ops in op_lists for op in ops]
     gemm, bw, rows = measure_ops(all_ops, device=_dev(), log=log, min_bytes=0.0 if small else 4e6)
+    if _dev() == "cuda":
+        bursts = measure_gemm_bursts([op for ops in (burst_lists or op_lists) for op in ops], log=log)
+        rows += [{"op": "gemm_burst", "kind": "gemm_burst", "key": k, "seconds": t} for k, t in bursts.items()]
     _, _, mem = tables_from_rows(rows)
     pts = sorted((r["flops"], r["flops"] / r["seconds"]) for r in rows if r.get("kind") == "gemm" and "seconds" in r)
     gap = kernel_gap()
@@ -400,12 +445,14 @@ def rebuild(base: OpCalibration, rows: Sequence[dict[str, Any]], op_lists: Seque
                 prefix.setdefault(op.sig[:200], set()).add(op.sig)
     sigs = {p: sig_key(next(iter(s))) for p, s in prefix.items() if len(s) == 1}
     gemm, bw, mem = tables_from_rows(rows, sigs)
+    bursts = {str(r["key"]): float(r["seconds"]) for r in rows if r.get("kind") == "gemm_burst" and r.get("seconds")}
     pts = sorted((float(r["flops"]), float(r["flops"]) / float(r["seconds"])) for r in rows
                  if r.get("kind") == "gemm" and r.get("seconds") and not r.get("error"))
     prov = dict(base.provenance)
     prov["rebuilt"] = (f"tables recomputed from the measured rows by fgsim.opcalibrate.rebuild; rows faster than "
                        f"{IMPLAUSIBLE_BW / 1e12:.0f} TB/s dropped (replays that did no work)")
-    return OpCalibration(gpu=base.gpu, gemm_s=gemm, gemm_eff=pts, bandwidth=bw, mem_s=mem, host_s=base.host_s,
+    return OpCalibration(gpu=base.gpu, gemm_s=gemm, gemm_eff=pts, bandwidth=bw, mem_s=mem, gemm_burst_s=bursts,
+                         host_s=base.host_s,
                          host_view_s=base.host_view_s, gap_s=base.gap_s, host_compiled_s=base.host_compiled_s,
                          attention=base.attention, predictor=base.predictor, provenance=prov)
 

@@ -518,6 +518,8 @@ class OpCalibration:
     host_compiled_s: float = 6e-6
     l2_bytes: float = 50e6  # L2 size (GPU description); the producer's last writes a consumer finds there
     mem_s: dict[str, float] = field(default_factory=dict)  # sig_key(op.sig) -> seconds (exact replays)
+    #: GEMM seconds when launched alone after idleness (the clock between memory-bound stretches), by shape key
+    gemm_burst_s: dict[str, float] = field(default_factory=dict)
     attention: dict[str, Any] = field(default_factory=dict)  # cuDNN SDPA model: {"points": [(N, flop/s)], ...}
     predictor: dict[str, Any] = field(default_factory=dict)  # mask predictor models
     provenance: dict[str, Any] = field(default_factory=dict)

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                      "predicted_attention_s": round(pr["attention_s"] + pr["mask_prediction_s"], 4),
                      "predicted_mask_prediction_s": round(pr["mask_prediction_s"], 4),
                      "predicted_step_s": round(pr["step_s"], 5)})
-    bd = e2e.get("step_breakdown_s") or {}
+    bd = e2e.get("step_kernel_breakdown_s") or e2e.get("step_breakdown_s") or {}
     busy = pred["none"]["step_busy_by_cat"]
     for cat in sorted(bd):
         rows.append({"mode": f"step:{cat}", "measured_run_s": round(bd[cat], 6), "spread": "", "rounds": 1,
