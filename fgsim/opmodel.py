@@ -81,6 +81,7 @@ class Op:
     reads: tuple[tuple[int, float], ...] = ()  # (buffer id, bytes)
     writes: tuple[tuple[int, float], ...] = ()
     sig: str = ""  # replay signature (op + tensor specs)
+    in_block: bool = False  # inside a repeated transformer block (what compile_repeated_blocks compiles)
     spec: Any = None  # replayable (func name, args with tensor specs) for calibration
 
 
@@ -163,6 +164,9 @@ class _Recorder:
         self.keep: list[Any] = []
         self.outside = outside
 
+    def in_block(self) -> bool:
+        return any(self.rx_block.search(n) for n, _ in self.stack)
+
     def category(self, name: str) -> str:
         if self.in_sdpa:
             return self.in_sdpa
@@ -190,7 +194,7 @@ class _Recorder:
         ins, outs = _tensors((args, kwargs)), _tensors(out)
         reads = tuple((_buf(t), _nbytes(t)) for t in ins)
         writes = tuple((_buf(t), _nbytes(t)) for t in outs)
-        op = Op(name=name, cat=cat, kind="mem", reads=reads, writes=writes)
+        op = Op(name=name, cat=cat, kind="mem", reads=reads, writes=writes, in_block=self.in_block())
         if name in VIEW_OPS:
             op.kind = "view"
         elif self.in_sdpa:
@@ -308,7 +312,8 @@ def trace_ops(transformer: Any, inputs: dict[str, Any], *, self_pattern: str | N
                 w = args[2] if len(args) > 2 else kwargs.get("weight")
                 ins = [t for t in (x, w) if isinstance(t, torch.Tensor)]
                 op = Op(name="_fused_rms_norm", cat=rec.category("rms_norm"), kind="mem", mem_class="reduction",
-                        reads=tuple((_buf(t), _nbytes(t)) for t in ins), writes=((_buf(out), _nbytes(out)),))
+                        reads=tuple((_buf(t), _nbytes(t)) for t in ins), writes=((_buf(out), _nbytes(out)),),
+                        in_block=rec.in_block())
                 op.bytes = sum(b for _, b in op.reads) + sum(b for _, b in op.writes)
                 op.sig = "_fused_rms_norm" + repr(_spec(args))
                 op.spec = ("aten._fused_rms_norm.default", _spec((x, [int(x.shape[-1])], w, kwargs.get(
@@ -327,7 +332,7 @@ def trace_ops(transformer: Any, inputs: dict[str, Any], *, self_pattern: str | N
                 if q.device.type == "meta":
                     out = q.new_empty((*q.shape[:-1], v.shape[-1]))
                     op = Op(name="sdpa", cat=cat, kind="attention", sdpa=shape,
-                            flops=4.0 * shape[0] * shape[1] * shape[2] * shape[3] * shape[4])
+                            flops=4.0 * shape[0] * shape[1] * shape[2] * shape[3] * shape[4], in_block=rec.in_block())
                     rec.ops.append(op)
                     return out
                 rec.in_sdpa = cat
@@ -650,7 +655,9 @@ def pass_time(ops: Sequence[Op], cal: OpCalibration, attention_s: dict[str, floa
 
 
 def _compiled_items(ops: Sequence[Op], cal: OpCalibration, att: dict[str, float]) -> list[tuple[float, float, str]]:
-    """Fuse memory-bound operators between anchors (GEMM, attention) into one kernel each."""
+    """Fuse memory-bound operators between anchors (GEMM, attention) into one kernel each, inside the repeated
+    transformer blocks (what diffusers' ``compile_repeated_blocks`` compiles); operators outside them (patch
+    embedding, condition embedders, output head, unpatchify) run eagerly, one kernel each."""
     later_reads: dict[int, int] = {}
     for i, op in enumerate(ops):
         for b, _ in op.reads:
@@ -682,8 +689,15 @@ def _compiled_items(ops: Sequence[Op], cal: OpCalibration, att: dict[str, float]
             items.append((total / cal.bandwidth.get("pointwise", 3e12), cal.host_compiled_s, cat))
         group.clear()
 
+    any_block = any(op.in_block for op in ops)
     for i, op in enumerate(ops):
         if op.kind == "view":
+            continue
+        if any_block and not op.in_block:
+            flush()
+            t = gemm_time(cal, op.gemm, op.flops) if op.kind == "gemm" and op.gemm is not None else \
+                att.get(op.cat, 0.0) if op.kind == "attention" else op_gpu_time(cal, op)
+            items.append((t, cal.host_s, op.cat))
             continue
         if op.kind in ("gemm", "attention"):
             flush()
