@@ -1,6 +1,6 @@
 """Plot effective TFLOP/s vs density (fg, block, dense, cuDNN, Flex) from the issue-12 kernel benchmark CSV.
 
-    python validation/plot_kernels.py [--csv validation/results/kernels-h200-2026-11-30-issue12.csv]
+    python validation/plot_kernels.py [--csv validation/results/kernels-h200-2026-11-30-issue12-run3.csv]
                                       [--out docs/img/kernels_tflops.png]
 
 Effective TFLOP/s = 4·D·(kept query–key pairs)/t; dense kernels (cuDNN, fg_dense) are horizontal lines.
@@ -21,25 +21,19 @@ STYLE = {"fg_attention": ("fg (M×1 gather)", "C0", "o"), "fg_block128": ("block
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--csv", type=Path, default=ROOT / "validation/results/kernels-h200-2026-11-30-issue12-run2.csv",
-                    help="block, dense, cuDNN and M=64 rows")
-    ap.add_argument("--fg-csv", type=Path, default=ROOT / "validation/results/kernels-h200-2026-11-30-issue12-run1.csv",
-                    help="fg M=128 gran 1 rows and Flex rows (the run that measured the final fg entry)")
+    ap.add_argument("--csv", type=Path, default=ROOT / "validation/results/kernels-h200-2026-11-30-issue12-run3.csv",
+                    help="the --final benchmark CSV (one run: every kernel and cuDNN in the same rounds)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs/img/kernels_tflops.png")
     args = ap.parse_args()
-    for name, path in (("--csv", args.csv), ("--fg-csv", args.fg_csv)):
-        if not path.is_file():
-            print(f"plot_kernels: {name} {path} does not exist", file=sys.stderr)
-            return 2
+    if not args.csv.is_file():
+        print(f"plot_kernels: --csv {args.csv} does not exist", file=sys.stderr)
+        return 2
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    main_rows = list(csv.DictReader(open(args.csv, newline="", encoding="utf-8")))
-    fg_rows = list(csv.DictReader(open(args.fg_csv, newline="", encoding="utf-8")))
-    rows = ([r for r in fg_rows if r["kernel"] in ("fg_attention", "flex_block128")]
-            + [r for r in main_rows if r["kernel"] not in ("fg_attention", "flex_block128")])
+    rows = list(csv.DictReader(open(args.csv, newline="", encoding="utf-8")))
     fig, axes = plt.subplots(1, len(SHAPES), figsize=(4.2 * len(SHAPES), 3.8), sharey=True)
     for ax, shape in zip(axes, SHAPES, strict=True):
         rs = [r for r in rows if r["shape"] == shape and r["M"] == "128"]
@@ -58,8 +52,7 @@ def main() -> int:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("effective TFLOP/s (4·D·kept pairs / t)")
     axes[0].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"H200 bf16 forward attention, B=1, M=128 — fg and Flex: {args.fg_csv.name}; "
-                 f"block, dense, cuDNN: {args.csv.name}", fontsize=9)
+    fig.suptitle(f"H200 bf16 forward attention, B=1, M=128 — one run: {args.csv.name}", fontsize=9)
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)

@@ -1,30 +1,24 @@
 """README block: fgattn kernels vs cuDNN SDPA and FlexAttention on Wan2.1 shapes (H200, issue 12).
 
-Two GPU runs of ``validation/bench_kernels.py --final`` (2026-11-30), each with cuDNN in the same interleaved
-rounds: run 2 measured the final launch table except the fg M=128 M×1 entry (it ran a bn32 two-programs-per-SM
-candidate that the sweep's mean objective had picked and that lost at d ≥ 0.05); the final fg M=128 entry
-(bn128, 3 stages) is the one run 1 measured.  So fg M=128 gran 1 rows (and the Flex rows they are compared
-with) come from run 1, everything else from run 2.  Per density: d·t_cuDNN/t, the fraction of cuDNN's dense
-throughput reached on the kept slices (targets 0.92 at M=128, 0.85 at M=64).
+One GPU run of ``validation/bench_kernels.py --final --tune`` (2026-11-30, run 3): sweep → launch table →
+gpu_check → benchmark, so every row measures the final launch table, with cuDNN in the same interleaved rounds.
+Per density: d·t_cuDNN/t, the fraction of cuDNN's dense throughput reached on the kept slices (targets 0.92 at
+M=128, 0.85 at M=64).
 """
 
 from __future__ import annotations
 
 from _common import provenance, read_rows  # type: ignore[import-not-found]
 
-RUN1 = "kernels-h200-2026-11-30-issue12-run1.csv"
-RUN2 = "kernels-h200-2026-11-30-issue12-run2.csv"
-
-
-def _is_fg_final_from_run1(r: dict[str, str]) -> bool:
-    return r["kernel"].startswith("fg_attention") and r["M"] == "128" and r["gran_n"] == "1"
+RUN = "kernels-h200-2026-11-30-issue12-run3.csv"
 
 
 def load() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """(rows of the final kernels, run-1 Flex rows): fg M=128 gran 1 from run 1, all else from run 2."""
-    r1, r2 = read_rows(RUN1), read_rows(RUN2)
-    rows = [r for r in r1 if _is_fg_final_from_run1(r)] + [r for r in r2 if not _is_fg_final_from_run1(r)]
-    return rows, [r for r in r1 if r["kernel"] == "flex_block128"]
+    """(rows of the final kernels, Flex rows), all from the one run."""
+    rows = read_rows(RUN)
+    return rows, [r for r in rows if r["kernel"] == "flex_block128"]
+
+
 DENS = ("0.02", "0.05", "0.1", "0.2", "0.3", "0.5", "0.7", "0.9", "1.0")
 
 
@@ -43,13 +37,13 @@ def render() -> str:
         return {r["density_target"]: r for r in rows
                 if r["shape"] == shape and r["kernel"] == kernel and r["M"] == m and r["gran_n"] == g}
 
-    out = ["fg_attention (M=128, M×1 slices; run 1) as d·t_cuDNN/t per target density d (3D window masks + 64 "
+    out = ["fg_attention (M=128, M×1 slices) as d·t_cuDNN/t per target density d (3D window masks + 64 "
            "sink keys; text rows and columns full when 512 text tokens are appended; target ≥ 0.92):", "",
-           "| shape | cuDNN ms (TF/s), run 1 | " + " | ".join(f"d={d}" for d in DENS) + " | met |",
+           "| shape | cuDNN ms (TF/s) | " + " | ".join(f"d={d}" for d in DENS) + " | met |",
            "|---|---|" + "---|" * len(DENS) + "---|"]
     met = total = 0
     for s in shapes:
-        cud = next((r for r in read_rows(RUN1) if r["shape"] == s and r["kernel"] == "sdpa_cudnn"), None)  # fg's run
+        cud = next((r for r in rows if r["shape"] == s and r["kernel"] == "sdpa_cudnn"), None)
         fg = pick(s, "fg_attention")
         if cud is None or not fg:
             continue
@@ -63,14 +57,15 @@ def render() -> str:
             t_s += 1
             m_s += v >= 0.92
             cells.append(_f(v))
-        met += m_s
-        total += t_s
+        targeted = "D128" in s  # the issue's target is on D=128 Wan shapes
+        met += m_s if targeted else 0
+        total += t_s if targeted else 0
         out.append(f"| {s} | {float(cud['ms']):.2f} ({float(cud['eff_tflops']):.0f}) | " + " | ".join(cells)
-                   + f" | {m_s}/{t_s} |")
-    out += ["", f"Target met in {met} of {total} cells.", "",
-            "Dense, block-sparse and M=64 kernels (run 2; ratios d·t_cuDNN/t, block with the kept 128×128 blocks' "
-            "area as d; targets dense ≥ 0.97, block ≥ 0.92, M=64 ≥ 0.85) and FlexAttention BlockMask (run 1; "
-            "speed-up = t_Flex/t_fg at the same mask):", "",
+                   + (f" | {m_s}/{t_s} |" if targeted else " | (D=64: no target) |"))
+    out += ["", f"Target met in {met} of {total} D=128 cells.", "",
+            "Dense, block-sparse and M=64 kernels (ratios d·t_cuDNN/t, block with the kept 128×128 blocks' "
+            "area as d; targets dense ≥ 0.97, block ≥ 0.92, M=64 ≥ 0.85) and FlexAttention BlockMask "
+            "(speed-up = t_Flex/t_fg at the same mask):", "",
             "| shape | fg_dense M=128 | fg_dense M=64 | fg M=64 (d: ratio) | block128 min–max | "
             "fg vs Flex BlockMask min–max | fg faster than cuDNN at every d ≤ |",
             "|---|---|---|---|---|---|---|"]
@@ -105,9 +100,9 @@ def render() -> str:
                 parts.append(f"{r['shape']} d={r['density_target']}: {_f(float(new['ratio_vs_cudnn']))} with the "
                              f"promoted order vs {_f(float(r['ratio_vs_cudnn']))} head-major only")
         out += ["", "Launch order with text tokens (heavy text rows promoted first): " + "; ".join(parts) + "."]
-    first = read_rows(RUN2)[0]
-    method = (f"CUDA graphs, interleaved rounds with cuDNN first (run 2: >= 30 ms untimed replays before each timed "
-              f"one; run 1: none) on {first['gpu_name']} (driver {first['smi_driver_version']}, torch {first['torch']}, "
+    first = rows[0]
+    method = (f"CUDA graphs, interleaved rounds with cuDNN first, >= 30 ms untimed replays before each timed one, "
+              f"on {first['gpu_name']} (driver {first['smi_driver_version']}, torch {first['torch']}, "
               f"Triton {first['triton']}, cuDNN {first['cudnn']}), SM clocks under load per shape in the CSV")
-    out += ["", provenance([RUN1, RUN2], len(rows) + len(flex1), method, first["statistic"])]
+    out += ["", provenance([RUN], len(rows), method, first["statistic"])]
     return "\n".join(out) + "\n"
