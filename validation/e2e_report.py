@@ -107,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
                 kern, d = mode.split("@")
                 per_call[mode] = _attention_call_s(kern, counts[f"{key}|{d}|{'n1' if kern == 'fg' else 'n64'}"], n, m,
                                                    model.head_dim)
+        from fgsim.launchcfg import launch_config
+
+        for kern, ran in (c.get("launch_configs") or {}).items():
+            cfg = launch_config(kern, "h200", model.head_dim, m, m if kern == "block" else 1)
+            if (ran["block_n"], ran["num_warps"], ran["num_stages"]) != (cfg.block_n, cfg.num_warps, cfg.num_stages):
+                print(f"warning: {key} {kern} ran with {ran}, fgsim's launch table says {cfg.block_n}/"
+                      f"{cfg.num_warps}/{cfg.num_stages}", file=sys.stderr)
         med, spread = dict(c["median_s"]), dict(c["spread"])
         if "none" not in med and key in prev.get("configs", {}):
             # the pass without self-attention runs no attention kernel: taken from the earlier run
@@ -157,6 +164,23 @@ def main(argv: list[str] | None = None) -> int:
                             "kernel_s": round(ks, 5), "kernel_share": round(ks / ktot, 4) if ktot else "",
                             "predicted_kernel_s": round(pred_busy[cat], 5),
                             "kernel_error_pct": round((pred_busy[cat] / ks - 1) * 100, 2) if ks else ""})
+        # the pass without self-attention: kernel time per category (torch.profiler) against the predicted
+        # kernel time, and the rest of the pass (launch/host waits) against the queue's
+        none_k = c.get("breakdown_profiler_none_s") or {}
+        if none_k:
+            for cat in sorted(none_k):
+                bd_rows.append({"config": key, "category": f"none:{cat}", "measured_s": "", "measured_share": "",
+                                "predicted_s": "", "error_pct": "", "kernel_s": round(none_k[cat], 5),
+                                "kernel_share": round(none_k[cat] / med["none"], 4),
+                                "predicted_kernel_s": round(non.busy_by_cat[cat], 5),
+                                "kernel_error_pct": round((non.busy_by_cat[cat] / none_k[cat] - 1) * 100, 2)
+                                if none_k[cat] else ""})
+            idle_m = med["none"] - sum(none_k.values())
+            idle_p = non.total_s - sum(non.busy_by_cat.values())
+            bd_rows.append({"config": key, "category": "none:idle", "measured_s": "", "measured_share": "",
+                            "predicted_s": "", "error_pct": "", "kernel_s": round(idle_m, 5),
+                            "kernel_share": round(idle_m / med["none"], 4), "predicted_kernel_s": round(idle_p, 5),
+                            "kernel_error_pct": ""})
         mpred = {}
         for name in ("exact", "pooled"):
             mm = c["mask_prediction"][name]
