@@ -76,6 +76,7 @@ class Case:
     sm_count: int = 0  # 0: the whole GPU; else a green-context SM partition
     axis: str = "tuned"  # what the case tests: tuned | config | sm | dtype | trace
     persistent: int = -1  # -1: the launch table's choice; 0: one program per query-block row; 1: persistent programs
+    #                       (one flattened row x tile loop); 2: persistent programs, a row loop around the tile loop
     programs_per_sm: int = 0  # persistent programs per SM (0: the launch table's value)
 
     @property
@@ -243,7 +244,7 @@ def calibration_cases() -> list[Case]:
         for pers, k in ((0, 0), (1, 1), (1, 2)):
             add("uniform", 30720, 2, d_head, m, 0.02, ("fg", "block"), persistent=pers, programs_per_sm=k,
                 axis="config")
-    for pers, k in ((0, 0), (1, 1), (1, 2)):
+    for pers, k in ((0, 0), (1, 1), (1, 2), (2, 1)):
         add("uniform-blocks", 8192, 8, 128, 128, 0.3, ("fg", "block", "dense"), persistent=pers,
             programs_per_sm=k, axis="config")
     return out
@@ -394,6 +395,14 @@ def dev4_cases() -> list[Case]:
         add(structure=fams[k % 5], n_tokens=11264, heads=8, head_dim=128, block_m=128, density=0.1, sm_count=sms,
             axis="sm")
         k += 1
+    # the nested persistent form (a row loop around the pipelined tile loop), added after the kernels' final note
+    for d_head, m in ((128, 128), (64, 64)):
+        for dens in (0.03, 0.3):
+            for pps in (1, 2):
+                add(structure=fams[k % 5], n_tokens=23552, heads=fit_heads(23552, 6, m), head_dim=d_head, block_m=m,
+                    density=dens, kernels=("fg", "block", "dense") if dens == 0.03 else ("fg", "block"),
+                    persistent=2, programs_per_sm=pps, axis="config")
+            k += 1
     return out
 
 

@@ -50,18 +50,20 @@ def _is_gpu() -> bool:
 
 
 def _compiled_kernels() -> dict[int, Any]:
-    """id -> CompiledKernel of every compiled variant of fgattn's kernel in this process."""
+    """id -> CompiledKernel of every compiled variant of fgattn's kernels (one program per row and, where the
+    kernels have it, the persistent one) in this process."""
     try:
-        from fgattn.attention import _attn_fwd  # type: ignore[import-not-found]
+        from fgattn import attention  # type: ignore[import-not-found]
     except ImportError:
         return {}
     out: dict[int, Any] = {}
-    caches = getattr(_attn_fwd, "device_caches", None) or {}
-    for v in caches.values():
-        cache = v[0] if isinstance(v, tuple) else v
-        if isinstance(cache, dict):
-            for k in cache.values():
-                out[id(k)] = k
+    for name in ("_attn_fwd", "_attn_fwd_persistent"):
+        caches = getattr(getattr(attention, name, None), "device_caches", None) or {}
+        for v in caches.values():
+            cache = v[0] if isinstance(v, tuple) else v
+            if isinstance(cache, dict):
+                for k in cache.values():
+                    out[id(k)] = k
     return out
 
 
@@ -199,6 +201,8 @@ def _config(kern: str, q: Any, case: Case) -> Any:
         extra = dict(cfg.extra)
         if case.persistent >= 0:
             extra["persistent"] = bool(case.persistent)
+            if case.persistent == 2:  # persistent programs with a row loop around the pipelined tile loop
+                extra["flatten"] = False
         if case.programs_per_sm:
             extra["programs_per_sm"] = int(case.programs_per_sm)
         cfg = replace(cfg, block_n=case.block_n or cfg.block_n, num_stages=case.num_stages or cfg.num_stages,
