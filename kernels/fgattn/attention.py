@@ -18,6 +18,15 @@ one multiplier).  The kernels differ only in how a key tile is addressed (``MODE
 
 Every loop runs its full tiles unmasked and finishes with one masked tile (partial tile, key
 runs past N, the last partial block), so masks cost one tile per row.
+
+``_attn_fwd``'s ``_DIAG_*`` constexprs are for diagnosis only (``validation/profile_row_cost.py`` times the
+kernel with one stage left out or moved; some give wrong outputs): default 0 = the normal kernel, whose
+compiled code they do not change.  They are never in the launch table; a config reaches them only through
+``extra["_diag"]`` (a dict of these names).  ``_DIAG_TAIL`` (fg, idx_ahead 1): 1 no masked tail tile, 2 the
+tail run as one more pipelined loop tile with unmasked scores, 3 the same with masked scores, 4 the masked
+tail tile first (before the loop); ``_DIAG_Q`` 1: Q not read (load predicated off at run time, Q = 0.5);
+``_DIAG_IDX`` (fg gran 1, idx_ahead 1) 1: key numbers from arithmetic (a 1-D window from the query block's first
+query: no index loads, same gather code); ``_DIAG_EPI`` 1: O store predicated off at run time.
 """
 
 from __future__ import annotations
@@ -103,6 +112,41 @@ def _tile(base, desc, stride, t, Indices, lo, ent0, r_off, offs_n, offs_d, no_ma
 
 
 @triton.jit
+def _diag_keys(k0, t, offs_n, N_KV, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr):
+    """Diagnosis only (``_DIAG_IDX``): key numbers of tile ``t`` without reading the index: the contiguous keys
+    k0 + t·BLOCK_N + j (k0 from :func:`_diag_k0`), a 1-D window as L2-local as a real window's."""
+    tl.static_assert(GRAN_N == 1)
+    return tl.minimum(k0 + t * BLOCK_N + offs_n, N_KV - 1)
+
+
+@triton.jit
+def _diag_k0(qb, n_full, N_KV, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """First key of the ``_DIAG_IDX`` window of query block ``qb``: its first query, moved left so that the
+    row's n_full + 1 tiles end inside N."""
+    return tl.maximum(tl.minimum(qb * BLOCK_M, N_KV - (n_full + 1) * BLOCK_N), 0)
+
+
+@triton.jit
+def _diag_fg_tail(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, Indices, ent0, r_off, lo, hi, n_full, qb,
+                  offs_n, offs_d, qk_scale, N_KV, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
+                  DIAG_IDX: tl.constexpr):
+    """Diagnosis only: the fg masked tail tile (``_DIAG_TAIL`` 4 runs it before the loop; ``_DIAG_IDX`` without
+    index loads).  Same math as the tail in :func:`_attn_fwd`."""
+    if n_full >= 0:
+        ent = ent0 + n_full * (BLOCK_N // GRAN_N)
+        e_ok = ent < hi
+        if DIAG_IDX == 1:
+            kidx = _diag_keys(_diag_k0(qb, n_full, N_KV, BLOCK_M, BLOCK_N), n_full, offs_n, N_KV, BLOCK_N, GRAN_N)
+        else:
+            kidx = tl.load(Indices + ent, mask=e_ok, other=0) * GRAN_N + r_off
+        ok = e_ok & (kidx < N_KV)
+        k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
+        v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
+    return acc, l_i, m_i
+
+
+@triton.jit
 def _attn_fwd(
     Q, K, V, Out, Lse, Offsets, Indices, Order, qk_scale,
     stride_qb, stride_qh, stride_qn,
@@ -114,7 +158,9 @@ def _attn_fwd(
     MODE: tl.constexpr, IDX_AHEAD: tl.constexpr, ORDERED: tl.constexpr,
     NUM_STAGES: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr, OVERLAP: tl.constexpr,
     RETURN_LSE: tl.constexpr, TMA_QO: tl.constexpr,
+    _DIAG_TAIL: tl.constexpr = 0, _DIAG_Q: tl.constexpr = 0, _DIAG_IDX: tl.constexpr = 0, _DIAG_EPI: tl.constexpr = 0,
 ):
+    tl.static_assert(_DIAG_TAIL + _DIAG_IDX == 0 or (MODE == 2 and IDX_AHEAD == 1))
     if ORDERED:  # longest-first row order within each head
         row = tl.load(Order + tl.program_id(0))
         qb = row % QB
@@ -137,6 +183,9 @@ def _attn_fwd(
         q_desc = tl.make_tensor_descriptor(q_base, shape=[N_Q, HEAD_DIM], strides=[stride_qn, 1],
                                            block_shape=[BLOCK_M, HEAD_DIM])
         q = q_desc.load([qb * BLOCK_M, 0])
+    elif _DIAG_Q == 1:  # diagnosis: no Q read (qk_scale > 0, so the load is predicated off at run time)
+        q = tl.load(q_base + offs_m[:, None] * stride_qn + offs_d[None, :], mask=(q_ok & (qk_scale < 0.0))[:, None],
+                    other=0.5)
     else:
         q = _rows(q_base, offs_m, stride_qn, offs_d, q_ok, True)
 
@@ -175,14 +224,32 @@ def _attn_fwd(
 
     if MODE == 2 and IDX_AHEAD == 1:  # next tile's index vector prefetched in registers
         ENT: tl.constexpr = BLOCK_N // GRAN_N
-        nxt = tl.load(Indices + ent0, mask=ent0 < hi, other=0)
-        for t in tl.range(0, n_full, num_stages=NUM_STAGES):
+        if _DIAG_TAIL == 4:  # diagnosis: the masked tail tile before the loop
+            acc, l_i, m_i = _diag_fg_tail(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, Indices, ent0, r_off,
+                                          lo, hi, n_full, qb, offs_n, offs_d, qk_scale, N_KV, BLOCK_M, BLOCK_N, GRAN_N,
+                                          _DIAG_IDX)
+        n_loop = n_full
+        if _DIAG_TAIL == 2 or _DIAG_TAIL == 3:  # diagnosis: the tail as one more pipelined tile
+            n_loop = n_full + 1
+        k0 = 0
+        if _DIAG_IDX == 1:  # diagnosis: key numbers from arithmetic, no index loads
+            k0 = _diag_k0(qb, n_full, N_KV, BLOCK_M, BLOCK_N)
+            nxt = _diag_keys(k0, 0, offs_n, N_KV, BLOCK_N, GRAN_N)
+        else:
+            nxt = tl.load(Indices + ent0, mask=ent0 < hi, other=0)
+        for t in tl.range(0, n_loop, num_stages=NUM_STAGES):
             kidx = nxt * GRAN_N + r_off
             ent = ent0 + (t + 1) * ENT
-            nxt = tl.load(Indices + ent, mask=ent < hi, other=0)
+            if _DIAG_IDX == 1:
+                nxt = _diag_keys(k0, t + 1, offs_n, N_KV, BLOCK_N, GRAN_N)
+            else:
+                nxt = tl.load(Indices + ent, mask=ent < hi, other=0)
             k = _rows(k_base, kidx, stride_kn, offs_d, no_mask, False)
             v = _rows(v_base, kidx, stride_vn, offs_d, no_mask, False)
-            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
+            if _DIAG_TAIL == 3:
+                acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, lo + t * ENT + offs_n < hi, True)
+            else:
+                acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
     elif OVERLAP:  # issue S(t+1) = Q·K(t+1)ᵀ before the softmax of tile t (FA3's intra-warpgroup overlap)
         if n_full > 0:
             k = _tile(k_base, k_desc, stride_kn, 0, Indices, lo, ent0, r_off, offs_n, offs_d, no_mask,
@@ -223,6 +290,11 @@ def _attn_fwd(
                 k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
                 v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
                 acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
+    elif _DIAG_TAIL != 0:  # diagnosis: the fg tail left out or moved (see the module docstring)
+        tl.static_assert(MODE == 2 and IDX_AHEAD == 1)
+    elif _DIAG_IDX == 1:
+        acc, l_i, m_i = _diag_fg_tail(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, Indices, ent0, r_off,
+                                      lo, hi, n_full, qb, offs_n, offs_d, qk_scale, N_KV, BLOCK_M, BLOCK_N, GRAN_N, 1)
     else:
         if n_full >= 0:
             ent = ent0 + n_full * (BLOCK_N // GRAN_N)
@@ -240,6 +312,8 @@ def _attn_fwd(
         o_desc.store([qb * BLOCK_M, 0], out.to(Out.dtype.element_ty))
     else:
         o_ptrs = o_base + offs_m[:, None] * stride_on + offs_d[None, :]
+        if _DIAG_EPI == 1:  # diagnosis: the store predicated off at run time (qk_scale > 0)
+            q_ok = q_ok & (qk_scale < 0.0)
         tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=q_ok[:, None])
     if RETURN_LSE:
         tl.store(Lse + bh.to(tl.int64) * N_Q + offs_m, lse, mask=q_ok)
@@ -634,6 +708,7 @@ def _launch(
         MODE=mode, IDX_AHEAD=int(cfg.option("idx_ahead", 0)), ORDERED=order is not None,
         NUM_STAGES=cfg.num_stages, USE_TMA=use_tma, OVERLAP=bool(cfg.option("overlap", False)), WARP_SPEC=use_tma and bool(cfg.option("warp_specialize", False)),
         RETURN_LSE=lse is not None, TMA_QO=tma_qo, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **regcap,
+        **dict(cfg.option("_diag", {})),  # diagnosis-only _DIAG_* switches (never in the launch table)
     )
     return (out, lse) if lse is not None else out
 

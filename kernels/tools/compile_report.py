@@ -95,6 +95,7 @@ def compile_one(v: tuple) -> dict:
         const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran if mode == 2 else (m if mode == 1 else 1),
                      MODE=mode, IDX_AHEAD=0, ORDERED=mode != 0, NUM_STAGES=st, USE_TMA=False, WARP_SPEC=False,
                      OVERLAP=False, RETURN_LSE=False, TMA_QO=False)
+    const.update({a: 0 for a in names if a.startswith("_DIAG_")})  # diagnosis-only switches: off unless given
     const.update({k: val for k, val in extra.items() if k != "maxnreg"})
     sig, attrs = {}, {}
     for i, a in enumerate(names):

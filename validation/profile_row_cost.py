@@ -1,0 +1,452 @@
+"""Where the FG kernel's per-row (query block) time goes: the fg M=128 gran-1 launch-table entry timed with one
+stage left out or moved, and a per-row / per-tile cost fit of each variant (issue 12).
+
+    PYTHONPATH=.:kernels python3 validation/profile_row_cost.py --out $OUT [--ncu]   # GPU: time, fit, CSV (+ ncu)
+    PYTHONPATH=/path/to/triton-3.6:kernels python validation/profile_row_cost.py --offline  # CPU: regs/smem
+    PYTHONPATH=.:kernels python validation/profile_row_cost.py --fit CSV               # refit a written CSV
+
+Variants (:data:`VARIANTS`) use the diagnosis-only ``_DIAG_*`` switches of ``fgattn.attention._attn_fwd`` (given
+through ``LaunchConfig.extra["_diag"]``, never in the launch table; some give wrong outputs, which is fine for
+timing).  Problem: B=1 H=12 N=32,760 D=128 bf16 (Wan2.1 480p), structured window masks at ``--densities``,
+launch order from ``build_index(order=True)`` as the benchmarks.  Timing: CUDA-graph replay (2 input sets per
+graph), ≥ 30 ms of untimed replays before each timed one, ``--rounds`` interleaved rounds over all cases (cuDNN
+SDPA dense in each round), median over rounds.  Fit per variant (``kernels/tools/row_cost_fit.fit``):
+t = rows/SM · c_row + tiles/SM · c_tile, with tiles = kept 128-key tiles (``kept``, as the run-3 numbers) or
+executed tiles (``exec``: the partial tail tile counted whole; ``no_tail`` runs one fewer per row).  The shares
+of the per-row cost are differences of c_row between the entry and a variant.  ``--ncu`` then profiles one fg
+launch of the entry at d = 0.02 with Nsight Compute (``validation/profile_fg.py``) if ``ncu`` is there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "kernels" / "tools"), str(ROOT / "validation")]
+
+SMS = 132
+H, N, D, M = 12, 32760, 128, 128
+DENSITIES = (0.02, 0.05, 0.1, 0.2, 0.5)
+ALL_OFF = {"_DIAG_TAIL": 1, "_DIAG_Q": 1, "_DIAG_IDX": 1, "_DIAG_EPI": 1}
+#: name -> (diag switches, launch order (lpt), numerics, what differs from the entry)
+VARIANTS: dict[str, tuple[dict[str, int], bool, str, str]] = {
+    "entry": ({}, True, "exact", "the launch-table entry (fg M128 g1 bn128 st3 w8 idx_ahead 1, LPT order)"),
+    "no_order": ({}, False, "exact", "natural row order: no Order load (grid QB x B*H)"),
+    "no_tail": ({"_DIAG_TAIL": 1}, True, "wrong", "masked tail tile left out"),
+    "tail_loop_unmasked": ({"_DIAG_TAIL": 2}, True, "wrong", "tail run as one more pipelined tile, scores unmasked"),
+    "tail_loop_masked": ({"_DIAG_TAIL": 3}, True, "exact", "tail run as one more pipelined tile, all scores masked"),
+    "tail_first": ({"_DIAG_TAIL": 4}, True, "exact", "masked tail tile before the loop"),
+    "no_store": ({"_DIAG_EPI": 1}, True, "no output", "O store predicated off"),
+    "no_q": ({"_DIAG_Q": 1}, True, "wrong", "Q not read (load predicated off, Q = 0.5)"),
+    "idx_arith": ({"_DIAG_IDX": 1}, True, "wrong", "key numbers from arithmetic: no index loads"),
+    "idx_arith_no_q": ({"_DIAG_IDX": 1, "_DIAG_Q": 1}, True, "wrong", "no index loads, no Q read"),
+    "floor": (ALL_OFF, False, "wrong", "no Order/index/Q loads, no tail tile, no O store: Offsets + K/V loop"),
+}
+TIME_COLS = ["kind", "variant", "diag", "lpt", "numerics", "what", "density_target", "density", "H", "N", "D", "M",
+             "gran_n", "rows", "kept_tiles", "exec_tiles", "ms", "ms_min", "ms_max", "rounds", "reps",
+             "us_per_row_per_sm", "saved_us_per_row_vs_entry", "check_rel_err", "config", "clocks_under_load",
+             "timing", "statistic"]
+FIT_COLS = ["c_row_kept_us", "c_tile_kept_us", "c_row_exec_us", "c_tile_exec_us", "row_share_kept_us",
+            "row_share_exec_us", "fit_points", "fit_max_resid_pct"]
+TIMING = ("CUDA-graph replay (2 input sets per graph, CUDA events), >= 30 ms untimed replays before each timed "
+          "one, rounds interleaved over all cases incl. cuDNN")
+
+
+def config(name: str):
+    """The LaunchConfig of variant ``name``: the h200 fg (128, 128, 1) table entry plus its switches."""
+    import dataclasses
+
+    import fgattn.launch as launch
+
+    diag, lpt, _, _ = VARIANTS[name]
+    base = launch.launch_config("fg", "h200", D, M, 1)
+    extra = dict(base.extra, lpt=lpt)
+    if diag:
+        extra["_diag"] = dict(diag)
+    return dataclasses.replace(base, extra=extra, source=f"profile_row_cost variant {name}")
+
+
+# ------------------------------------------------------------------------------------------------ GPU side
+def warm(name: str) -> dict[str, Any]:
+    """Worker process: compile variant ``name`` for the timed problem's specialisation (H=12, N = 8 mod 16,
+    QB = 0 mod 16) on H12 N2040 and, for exact variants, compare with the float64 reference."""
+    import fgattn
+    import torch
+    from fgattn.masks import window_mask
+
+    t0 = time.perf_counter()
+    seed = int.from_bytes(os.urandom(4), "little")
+    torch.manual_seed(seed)
+    n = 2040
+    q, k, v = (torch.randn(1, H, n, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    mask = window_mask(1, H, n, M, 0.3, device="cuda")
+    cfg = config(name)
+    index = fgattn.build_index(mask, block_m=M, gran_n=1, order=cfg.option("lpt", True))
+    out = torch.full_like(q, float("nan"))
+    fgattn.fg_attention(q, k, v, index, block_m=M, config=cfg, out=out)
+    torch.cuda.synchronize()
+    err = float("nan")
+    if VARIANTS[name][2] == "exact":
+        ref = fgattn.reference_attention(q, k, v, index)
+        err = float((out.double() - ref).norm() / ref.norm())
+    return dict(name=name, err=err, seed=seed, s=round(time.perf_counter() - t0, 1))
+
+
+def warm_in_subprocess(name: str) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--warm", name]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired:
+        return dict(name=name, err=float("nan"), msg="timeout")
+    for line in p.stdout.splitlines()[::-1]:
+        if line.startswith("{"):
+            return json.loads(line)
+    return dict(name=name, err=float("nan"), msg=f"rc={p.returncode} {p.stderr.strip()[-300:]}")
+
+
+def row_stats(index) -> dict[str, float]:
+    """rows, kept 128-key tiles (nnz/128), executed tiles with and without the tail tile."""
+    cnt = index.counts()
+    tiles = (cnt + 127) // 128
+    return dict(rows=int(cnt.numel()), kept=float(cnt.sum()) / 128, exec=float(tiles.sum()),
+                exec_no_tail=float((tiles - 1).clamp(min=0).sum()))
+
+
+def measure(args, out_dir: Path) -> Path:
+    """Compile (parallel workers), build the masks, time every variant at every density, write the CSV."""
+    import fgattn
+    import torch
+    from bench_kernels import ClockSampler, env_metadata, sdpa, timed_rounds
+    from fgattn.masks import window_mask
+
+    t0 = time.perf_counter()
+    meta = env_metadata()
+    meta["git_commit"] = meta.get("git_commit") or os.environ.get("GIT_COMMIT", "")  # the device copy has no .git
+    print(json.dumps(meta), flush=True)
+    names = list(VARIANTS) if not args.variants else args.variants.split(",")
+    pool = ThreadPoolExecutor(max_workers=len(names))
+    checks_f = pool.map(warm_in_subprocess, names)
+    seed = int.from_bytes(os.urandom(4), "little")
+    torch.manual_seed(seed)
+    print(f"[rowcost] input seed {seed}", flush=True)
+    sets = [tuple(torch.randn(1, H, N, D, device="cuda", dtype=torch.bfloat16) for _ in range(3)) for _ in range(2)]
+    out_buf = torch.empty_like(sets[0][0])
+    probs = []
+    for d in args.densities:
+        mask = window_mask(1, H, N, M, d, device="cuda")
+        idx = fgattn.build_index(mask, block_m=M, gran_n=1, order=True)
+        probs.append((d, idx, idx.density(N), row_stats(idx)))
+        del mask
+    print(f"[rowcost] masks built {time.perf_counter() - t0:.1f}s", flush=True)
+    checks = {c["name"]: c for c in checks_f}
+    pool.shutdown()
+    for c in checks.values():
+        print(f"[rowcost] compiled {c['name']}: {c}", flush=True)
+    print(f"[rowcost] compiled {len(checks)} variants {time.perf_counter() - t0:.1f}s", flush=True)
+    cases: list[dict[str, Any]] = [dict(kernel="cudnn", variant="cudnn", fn=sdpa("cudnn"), dt=1.0)]
+    for d, idx, dens, st in probs:
+        for name in names:
+            cfg = config(name)
+            cases.append(dict(kernel=name, variant=name, dt=d, dens=dens, st=st, cfg=cfg,
+                              fn=lambda q, k, v, cfg=cfg, idx=idx: fgattn.fg_attention(
+                                  q, k, v, idx, block_m=M, config=cfg, out=out_buf)))
+    clocks = ClockSampler(1.0)
+    t1 = time.time()
+    timed_rounds(cases, sets, args.rounds, args.target_ms)
+    t2 = time.time()
+    clocks.stop()
+    clk = clocks.window(t1, t2)
+    print(f"[rowcost] timed {len(cases)} cases x {args.rounds} rounds {time.perf_counter() - t0:.1f}s; {clk}",
+          flush=True)
+    rows = []
+    med = {}
+    for c in cases:
+        ms = sorted(c["ms"]) or [float("nan")]
+        med[(c["variant"], c["dt"])] = ms[len(ms) // 2]
+    for c in cases:
+        ms = sorted(c["ms"]) or [float("nan")]
+        m = ms[len(ms) // 2]
+        base = dict(kind="time", variant=c["variant"], H=H, N=N, D=D, M=M, ms=f"{m:.5f}", ms_min=f"{ms[0]:.5f}",
+                    ms_max=f"{ms[-1]:.5f}", rounds=len(c["ms"]), reps=c.get("reps", ""), clocks_under_load=clk,
+                    timing=TIMING, statistic=f"median over {len(c['ms'])} rounds (min, max given)", **meta)
+        if c["variant"] == "cudnn":
+            base.update(density_target=1.0, density=1.0, rows=H * -(-N // M), kept_tiles=H * -(-N // M) * N / 128,
+                        exec_tiles="", config="cuDNN SDPA (torch sdpa_kernel CUDNN_ATTENTION), dense", numerics="exact",
+                        what="dense reference for the per-tile cost")
+            rows.append(base)
+            continue
+        diag, lpt, numerics, what = VARIANTS[c["variant"]]
+        st = c["st"]
+        ex = st["exec_no_tail"] if c["variant"] in ("no_tail", "floor") else st["exec"]
+        rows_per_sm = st["rows"] / SMS
+        entry = med.get(("entry", c["dt"]))
+        base.update(diag=json.dumps(diag, sort_keys=True), lpt=lpt, numerics=numerics, what=what,
+                    density_target=c["dt"], density=f"{c['dens']:.5f}", gran_n=1, rows=st["rows"],
+                    kept_tiles=f"{st['kept']:.1f}", exec_tiles=f"{ex:.0f}",
+                    us_per_row_per_sm=f"{m * 1e3 / rows_per_sm:.3f}",
+                    saved_us_per_row_vs_entry=f"{(entry - m) * 1e3 / rows_per_sm:.3f}" if entry else "",
+                    check_rel_err=checks.get(c["variant"], {}).get("err", ""),
+                    config=f"bn{c['cfg'].block_n} st{c['cfg'].num_stages} w{c['cfg'].num_warps} "
+                           f"{json.dumps(c['cfg'].extra, sort_keys=True)}")
+        rows.append(base)
+    rows += fit_rows(rows)
+    path = out_dir / args.csv_name
+    write_csv(path, rows, list(meta))
+    print(f"[rowcost] wrote {path} {time.perf_counter() - t0:.1f}s", flush=True)
+    print_table(rows)
+    return path
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], meta_cols: list[str]) -> None:
+    """All rows (time and fit) in one CSV, written atomically."""
+    from fgsim.fileio import write_text_atomic
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=TIME_COLS + FIT_COLS + meta_cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    write_text_atomic(path, buf.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------------- fits
+def fit_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One ``kind=fit`` row per variant: c_row/c_tile (µs per SM) over kept and over executed tiles, and the
+    entry's c_row minus the variant's (the part of the per-row cost the variant leaves out)."""
+    from row_cost_fit import fit
+
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("kind") == "time" and r["variant"] != "cudnn" and r["ms"] not in ("", "nan"):
+            by.setdefault(r["variant"], []).append(r)
+    out = []
+    fits = {}
+    for name, pts in by.items():
+        if len({float(p["density"]) for p in pts}) < 2:
+            continue
+        rows_per_sm = int(pts[0]["rows"]) / SMS
+        ms = [float(p["ms"]) for p in pts]
+        ck = fit(rows_per_sm, 1 / SMS, [float(p["kept_tiles"]) for p in pts], ms)
+        ce = fit(rows_per_sm, 1 / SMS, [float(p["exec_tiles"]) for p in pts], ms)
+        pred = [rows_per_sm * ce[0] + float(p["exec_tiles"]) / SMS * ce[1] for p in pts]
+        resid = max(abs(a - b * 1e3) / (b * 1e3) for a, b in zip(pred, ms, strict=True)) * 100
+        fits[name] = (ck, ce, len(pts), resid)
+    for name, (ck, ce, n_pts, resid) in fits.items():
+        e = fits.get("entry")
+        out.append(dict(kind="fit", variant=name, diag=json.dumps(VARIANTS[name][0], sort_keys=True),
+                        lpt=VARIANTS[name][1], numerics=VARIANTS[name][2], what=VARIANTS[name][3], H=H, N=N, D=D, M=M,
+                        c_row_kept_us=f"{ck[0]:.3f}", c_tile_kept_us=f"{ck[1]:.4f}", c_row_exec_us=f"{ce[0]:.3f}",
+                        c_tile_exec_us=f"{ce[1]:.4f}",
+                        row_share_kept_us=f"{e[0][0] - ck[0]:.3f}" if e else "",
+                        row_share_exec_us=f"{e[1][0] - ce[0]:.3f}" if e else "", fit_points=n_pts,
+                        fit_max_resid_pct=f"{resid:.2f}", statistic="least squares over the densities' medians",
+                        timing=TIMING))
+    return out
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """Short table: per variant the fit and the measured saving per row at each density."""
+    cud = [r for r in rows if r.get("variant") == "cudnn" and r.get("kind") == "time"]
+    if cud:
+        tiles = float(cud[0]["kept_tiles"])
+        print(f"cuDNN dense {float(cud[0]['ms']):.3f} ms = {float(cud[0]['ms']) * 1e3 / (tiles / SMS):.3f} us per "
+              "128x128 tile per SM")
+    dens = sorted({r["density_target"] for r in rows if r.get("kind") == "time" and r["variant"] != "cudnn"})
+    print("variant              c_row kept/exec us  c_tile kept/exec us  share kept/exec us  resid%  | saved us/row "
+          + " ".join(f"d={d}" for d in dens))
+    for f in (r for r in rows if r.get("kind") == "fit"):
+        saved = [next((r["saved_us_per_row_vs_entry"] for r in rows if r.get("kind") == "time"
+                       and r["variant"] == f["variant"] and r["density_target"] == d), "") for d in dens]
+        print(f"{f['variant']:<20} {f['c_row_kept_us']:>7}/{f['c_row_exec_us']:<7}   {f['c_tile_kept_us']:>7}/"
+              f"{f['c_tile_exec_us']:<7}   {f['row_share_kept_us']:>7}/{f['row_share_exec_us']:<7} "
+              f"{f['fit_max_resid_pct']:>6}  | " + " ".join(f"{float(s):6.2f}" if s else "   -  " for s in saved))
+
+
+def refit(path: Path) -> int:
+    rows = [r for r in csv.DictReader(open(path, newline="", encoding="utf-8")) if r["kind"] == "time"]
+    print_table(rows + fit_rows(rows))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- Nsight Compute
+def find_ncu() -> str | None:
+    hit = shutil.which("ncu")
+    if hit:
+        return hit
+    cands = sorted(Path("/opt/nvidia").glob("nsight-compute/*/ncu")) + sorted(Path("/usr/local").glob("cuda*/bin/ncu"))
+    return str(cands[-1]) if cands else None
+
+
+def run_ncu(out_dir: Path, density: float, timeout_s: float) -> None:
+    """Profile the third fg launch of validation/profile_fg.py (the entry, window mask at ``density``) and write
+    the details page, the SASS source page and a region summary of the stall samples into ncu.tgz."""
+    ncu = find_ncu()
+    if ncu is None:
+        print("[ncu] no ncu on this machine: skipped", flush=True)
+        return
+    t0 = time.perf_counter()
+    rep = out_dir / "ncu_fg"
+    sections = ["SpeedOfLight", "WarpStateStats", "LaunchStats", "Occupancy", "SchedulerStats", "SourceCounters"]
+    cmd = [ncu, "--clock-control", "none", "-k", "regex:_attn_fwd", "--launch-skip", "2", "--launch-count", "1",
+           "-f", "-o", str(rep)] + [a for s in sections for a in ("--section", s)]
+    metrics = ["--metrics", "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\\.ratio"]
+    prog = [sys.executable, str(ROOT / "validation" / "profile_fg.py"), "--density", str(density), "--no-dense"]
+    log = []
+    for extra in (metrics, []):
+        left = timeout_s - (time.perf_counter() - t0)
+        if left < 15:
+            break
+        try:
+            p = subprocess.run(cmd + extra + prog, capture_output=True, text=True, timeout=left)
+            log.append(f"$ {' '.join(cmd + extra + prog)}\nrc={p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+            if p.returncode == 0 and rep.with_suffix(".ncu-rep").exists():
+                break
+        except subprocess.TimeoutExpired:
+            log.append("timeout")
+            break
+    files: dict[str, str] = {"ncu-run.log": "\n".join(log)}
+    rep_file = rep.with_suffix(".ncu-rep")
+    if rep_file.exists():
+        for name, extra in (("ncu-details.txt", ["--page", "details"]),
+                            ("ncu-source.csv", ["--page", "source", "--csv", "--print-source", "sass"])):
+            try:
+                p = subprocess.run([ncu, "-i", str(rep_file)] + extra, capture_output=True, text=True, timeout=60)
+                if p.returncode != 0 and "--print-source" in extra:  # an ncu without the option: its default view
+                    p = subprocess.run([ncu, "-i", str(rep_file)] + extra[:3], capture_output=True, text=True,
+                                       timeout=60)
+                files[name] = p.stdout if p.returncode == 0 else f"rc={p.returncode}\n{p.stderr[-2000:]}"
+            except subprocess.TimeoutExpired:
+                files[name] = "timeout"
+        files["ncu-regions.txt"] = stall_regions(files.get("ncu-source.csv", ""))
+    with tarfile.open(out_dir / "ncu.tgz", "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        if rep_file.exists() and rep_file.stat().st_size < 12e6:
+            tar.add(rep_file, arcname=rep_file.name)
+    rep_file.unlink(missing_ok=True)
+    print(f"[ncu] done in {time.perf_counter() - t0:.1f}s:\n{files.get('ncu-regions.txt', log[-1][-1500:])}",
+          flush=True)
+
+
+def stall_regions(source_csv: str) -> str:
+    """Warp-stall samples of the SASS source page summed by region: before the main loop (row prologue), the
+    loop (per tile), after it (tail tile + epilogue); the main loop is the longest backward branch's range."""
+    try:
+        rows = list(csv.reader(io.StringIO(source_csv)))
+        head_i = next(i for i, r in enumerate(rows) if any("Address" in c for c in r))
+        head = rows[head_i]
+        a_col = next(i for i, c in enumerate(head) if "Address" in c)
+        s_col = next(i for i, c in enumerate(head) if c == "Source" or "Source" in c)
+        w_col = next(i for i, c in enumerate(head) if "Warp Stall Sampling (All" in c)
+        instr = []
+        for r in rows[head_i + 1:]:
+            try:
+                instr.append((int(r[a_col], 16), r[s_col], float(r[w_col] or 0)))
+            except (ValueError, IndexError):
+                continue
+        loops = []
+        for addr, src, _ in instr:
+            m = re.search(r"BRA\S*\s+(?:`\(\.L_x_\d+\)|0x([0-9a-f]+))", src)
+            if m and m.group(1) and int(m.group(1), 16) < addr:
+                loops.append((int(m.group(1), 16), addr))
+        if not loops:  # branch targets printed as labels: the loop runs from its head wait on the K/V ring
+            # (cp.async wait_group 2) to the drain after it (wait_group 0)
+            heads = [a for a, s, _ in instr if "DEPBAR.LE SB0, 0x2" in s]
+            drains = [a for a, s, _ in instr if "DEPBAR.LE SB0, 0x0" in s and heads and a > heads[0]]
+            if heads and drains:
+                loops.append((heads[0], max(a for a, _, _ in instr if a < drains[0])))
+        total = sum(w for _, _, w in instr) or 1.0
+        lines = [f"instructions {len(instr)}, stall samples {total:.0f}"]
+        if loops:
+            lo, hi = max(loops, key=lambda x: x[1] - x[0])
+            parts = {"before loop (row prologue)": sum(w for a, _, w in instr if a < lo),
+                     "main loop (per tile)": sum(w for a, _, w in instr if lo <= a <= hi),
+                     "after loop (tail tile + epilogue)": sum(w for a, _, w in instr if a > hi)}
+            lines.append(f"main loop 0x{lo:x}-0x{hi:x}")
+            lines += [f"{k:<36} {v:10.0f} {100 * v / total:6.1f} %" for k, v in parts.items()]
+        lines.append("top 40 instructions by stall samples:")
+        for a, src, w in sorted(instr, key=lambda x: -x[2])[:40]:
+            lines.append(f"0x{a:05x} {w:8.0f} {100 * w / total:5.1f} %  {src.strip()[:90]}")
+        return "\n".join(lines)
+    except (StopIteration, ValueError) as e:
+        return f"could not parse the source page: {e!r}"
+
+
+# ---------------------------------------------------------------------------------------------- offline
+def offline() -> int:
+    """Registers / stack / shared memory of every variant (Triton on the path, sm_90, no GPU)."""
+    from compile_report import compile_one
+
+    for name, (diag, lpt, _, _) in VARIANTS.items():
+        extra = dict(diag, IDX_AHEAD=1, ORDERED=lpt)
+        r = compile_one((name, 2, D, M, 128, 1, 3, 8, extra))
+        print(json.dumps(r), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=None, help="output folder (GPU run)")
+    ap.add_argument("--csv-name", default="kernels-h200-2026-11-30-rowcost.csv")
+    ap.add_argument("--densities", type=lambda s: tuple(float(x) for x in s.split(",")), default=DENSITIES)
+    ap.add_argument("--variants", default="", help="comma-separated subset of the variants (default all)")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--target-ms", type=float, default=15.0, help="timed replay length per measurement")
+    ap.add_argument("--ncu", action="store_true", help="also profile one fg launch with Nsight Compute")
+    ap.add_argument("--ncu-density", type=float, default=0.02)
+    ap.add_argument("--ncu-timeout-s", type=float, default=60.0)
+    ap.add_argument("--deadline-s", type=float, default=1e9, help="ncu gets at most what is left of this")
+    ap.add_argument("--offline", action="store_true", help="compile report of the variants (no GPU)")
+    ap.add_argument("--fit", type=Path, default=None, help="refit a CSV this script wrote")
+    ap.add_argument("--warm", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    bad = [v for v in args.variants.split(",") if v and v not in VARIANTS]
+    if bad:
+        print(f"profile_row_cost: --variants: unknown {bad} (known: {list(VARIANTS)})", file=sys.stderr)
+        return 2
+    if any(not 0 < d < 1 for d in args.densities) or len(args.densities) < 2:
+        print("profile_row_cost: --densities: need >= 2 values in (0, 1)", file=sys.stderr)
+        return 2
+    if args.warm:
+        print(json.dumps(warm(args.warm)))
+        return 0
+    if args.offline:
+        return offline()
+    if args.fit is not None:
+        if not args.fit.is_file():
+            print(f"profile_row_cost: --fit {args.fit} does not exist", file=sys.stderr)
+            return 2
+        return refit(args.fit)
+    if args.out is None:
+        print("profile_row_cost: --out is required for a GPU run", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not os.access(args.out, os.W_OK):
+        print(f"profile_row_cost: --out {args.out} is not writable", file=sys.stderr)
+        return 2
+    measure(args, args.out)
+    if args.ncu:
+        left = args.deadline_s - (time.perf_counter() - t0) - 10
+        run_ncu(args.out, args.ncu_density, min(args.ncu_timeout_s, left))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
