@@ -45,6 +45,7 @@ ALL_OFF = {"_DIAG_TAIL": 1, "_DIAG_Q": 1, "_DIAG_IDX": 1, "_DIAG_EPI": 1}
 VARIANTS: dict[str, tuple[dict[str, int], bool, str, str]] = {
     "entry": ({}, True, "exact", "the launch-table entry (fg M128 g1 bn128 st3 w8 idx_ahead 1, LPT order)"),
     "no_order": ({}, False, "exact", "natural row order: no Order load (grid QB x B*H)"),
+    "identity_order": ({}, True, "exact", "natural row order through the Order load (order = arange)"),
     "no_tail": ({"_DIAG_TAIL": 1}, True, "wrong", "masked tail tile left out"),
     "tail_loop_unmasked": ({"_DIAG_TAIL": 2}, True, "wrong", "tail run as one more pipelined tile, scores unmasked"),
     "tail_loop_masked": ({"_DIAG_TAIL": 3}, True, "exact", "tail run as one more pipelined tile, all scores masked"),
@@ -63,6 +64,17 @@ FIT_COLS = ["c_row_kept_us", "c_tile_kept_us", "c_row_exec_us", "c_tile_exec_us"
             "row_share_exec_us", "fit_points", "fit_max_resid_pct"]
 TIMING = ("CUDA-graph replay (2 input sets per graph, CUDA events), >= 30 ms untimed replays before each timed "
           "one, rounds interleaved over all cases incl. cuDNN")
+
+
+def variant_index(name: str, index):
+    """The index variant ``name`` runs with: ``identity_order`` replaces the launch order by arange."""
+    import dataclasses
+
+    import torch
+
+    if name != "identity_order":
+        return index
+    return dataclasses.replace(index, order=torch.arange(index.n_rows, dtype=torch.int32, device=index.offsets.device))
 
 
 def config(name: str):
@@ -94,7 +106,7 @@ def warm(name: str) -> dict[str, Any]:
     q, k, v = (torch.randn(1, H, n, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     mask = window_mask(1, H, n, M, 0.3, device="cuda")
     cfg = config(name)
-    index = fgattn.build_index(mask, block_m=M, gran_n=1, order=cfg.option("lpt", True))
+    index = variant_index(name, fgattn.build_index(mask, block_m=M, gran_n=1, order=cfg.option("lpt", True)))
     out = torch.full_like(q, float("nan"))
     fgattn.fg_attention(q, k, v, index, block_m=M, config=cfg, out=out)
     torch.cuda.synchronize()
@@ -160,8 +172,9 @@ def measure(args, out_dir: Path) -> Path:
     for d, idx, dens, st in probs:
         for name in names:
             cfg = config(name)
+            vidx = variant_index(name, idx)
             cases.append(dict(kernel=name, variant=name, dt=d, dens=dens, st=st, cfg=cfg,
-                              fn=lambda q, k, v, cfg=cfg, idx=idx: fgattn.fg_attention(
+                              fn=lambda q, k, v, cfg=cfg, idx=vidx: fgattn.fg_attention(
                                   q, k, v, idx, block_m=M, config=cfg, out=out_buf)))
     clocks = ClockSampler(1.0)
     t1 = time.time()
