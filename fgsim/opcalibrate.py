@@ -8,7 +8,8 @@ What is measured (each in isolation, CUDA-graph replays timed with CUDA events, 
   dtypes), from which one bandwidth per operator class (``copy``, ``pointwise``, ``reduction``, ``strided``)
   is kept: the class's bytes over its time;
 - the GPU gap between back-to-back tiny kernels (graph replay) and the host time per eager aten operator
-  (a tiny Wan transformer of the same structure run eagerly: host-bound by construction);
+  (a tiny Wan transformer of the same structure run eagerly: host-bound by construction); the host's rate of
+  drawing normal values on the CPU and the pageable host-to-device bandwidth (a sampler's set-up);
 - cuDNN SDPA at calibration sizes that are not the models' (self: N = 8,192 … 98,304 at D = 128 and 64;
   cross: 512 and 256 keys);
 - the exact and pooled mask predictors and the FG index build at one calibration size.
@@ -256,6 +257,30 @@ def tables_from_rows(rows: Sequence[dict[str, Any]], sigs: dict[str, str] | None
     return gemm, bw, mem
 
 
+def measure_host_setup(n: int = 1 << 24, rounds: int = 3) -> dict[str, float]:
+    """Host rates a sampler's set-up pays: float32 normal values drawn on the CPU per second (a seeded CPU
+    generator, as device-independent samplers draw their initial noise) and pageable host-to-device bytes/s."""
+    import torch
+
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    ts = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        x = torch.randn(n, generator=gen, dtype=torch.float32)
+        ts.append(time.perf_counter() - t0)
+    out = {"cpu_randn_per_s": n / statistics.median(ts)}
+    if torch.cuda.is_available():
+        ts = []
+        for _ in range(rounds):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            x.to("cuda")
+            torch.cuda.synchronize()
+            ts.append(time.perf_counter() - t0)
+        out["h2d_pageable_bw"] = 4.0 * n / statistics.median(ts)
+    return out
+
+
 def kernel_gap() -> float:
     """Seconds per tiny kernel in a CUDA graph (launch-to-launch gap on the GPU)."""
     import torch
@@ -417,12 +442,13 @@ def calibrate_ops(op_lists: Sequence[Sequence[Op]], tiny: tuple[Any, dict[str, A
     pts = sorted((r["flops"], r["flops"] / r["seconds"]) for r in rows if r.get("kind") == "gemm" and "seconds" in r)
     gap = kernel_gap()
     host = host_per_op(*tiny) if tiny else 12e-6
+    setup = measure_host_setup(1 << 16 if small else 1 << 24)
     log(f"gap {gap * 1e6:.2f} us/kernel, host {host * 1e6:.2f} us/op")
     att = measure_sdpa(log, small=small)
     pred = measure_predictors(log, n=256, heads=2) if small else measure_predictors(log)
     cal = OpCalibration(
         gpu=gpu, gemm_s=gemm, gemm_eff=[(float(f), float(r)) for f, r in pts], bandwidth=bw, mem_s=mem, host_s=host,
-        host_view_s=host, gap_s=gap, attention=att, predictor=pred,
+        host_view_s=host, gap_s=gap, attention=att, predictor=pred, host=setup,
         provenance={"device": torch.cuda.get_device_name(0) if _dev() == "cuda" else "cpu (smoke test)",
                     "torch": torch.__version__,
                     "date": time.strftime("%Y-%m-%d", time.gmtime()),
@@ -452,7 +478,7 @@ def rebuild(base: OpCalibration, rows: Sequence[dict[str, Any]], op_lists: Seque
     prov["rebuilt"] = (f"tables recomputed from the measured rows by fgsim.opcalibrate.rebuild; rows faster than "
                        f"{IMPLAUSIBLE_BW / 1e12:.0f} TB/s dropped (replays that did no work)")
     return OpCalibration(gpu=base.gpu, gemm_s=gemm, gemm_eff=pts, bandwidth=bw, mem_s=mem, gemm_burst_s=bursts,
-                         host_s=base.host_s,
+                         host=base.host, host_s=base.host_s,
                          host_view_s=base.host_view_s, gap_s=base.gap_s, host_compiled_s=base.host_compiled_s,
                          attention=base.attention, predictor=base.predictor, provenance=prov)
 
