@@ -39,6 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "kernels" / "tools"
 
 SMS = 132
 H, N, D, M = 12, 32760, 128, 128
+DEVICE = "cuda"
 DENSITIES = (0.02, 0.05, 0.1, 0.2, 0.5)
 ALL_OFF = {"_DIAG_TAIL": 1, "_DIAG_Q": 1, "_DIAG_IDX": 1, "_DIAG_EPI": 1}
 #: name -> (diag switches, launch order (lpt), numerics, what differs from the entry)
@@ -103,8 +104,8 @@ def warm(name: str) -> dict[str, Any]:
     seed = int.from_bytes(os.urandom(4), "little")
     torch.manual_seed(seed)
     n = 2040
-    q, k, v = (torch.randn(1, H, n, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-    mask = window_mask(1, H, n, M, 0.3, device="cuda")
+    q, k, v = (torch.randn(1, H, n, D, device=DEVICE, dtype=torch.bfloat16) for _ in range(3))
+    mask = window_mask(1, H, n, M, 0.3, device=DEVICE)
     cfg = config(name)
     index = variant_index(name, fgattn.build_index(mask, block_m=M, gran_n=1, order=cfg.option("lpt", True)))
     out = torch.full_like(q, float("nan"))
@@ -154,11 +155,11 @@ def measure(args, out_dir: Path) -> Path:
     seed = int.from_bytes(os.urandom(4), "little")
     torch.manual_seed(seed)
     print(f"[rowcost] input seed {seed}", flush=True)
-    sets = [tuple(torch.randn(1, H, N, D, device="cuda", dtype=torch.bfloat16) for _ in range(3)) for _ in range(2)]
+    sets = [tuple(torch.randn(1, H, N, D, device=DEVICE, dtype=torch.bfloat16) for _ in range(3)) for _ in range(2)]
     out_buf = torch.empty_like(sets[0][0])
     probs = []
     for d in args.densities:
-        mask = window_mask(1, H, N, M, d, device="cuda")
+        mask = window_mask(1, H, N, M, d, device=DEVICE)
         idx = fgattn.build_index(mask, block_m=M, gran_n=1, order=True)
         probs.append((d, idx, idx.density(N), row_stats(idx)))
         del mask
