@@ -177,3 +177,17 @@ def test_pooled_predictor_stages_and_sdpa_scaling():
     r64 = (4 * 12 * 32760.0 ** 2 * 64 / 0.008) / (4 * 12 * 32760.0 ** 2 * 128 / 0.012)
     f = 4.0 * 8 * 16384 ** 2 * 64
     assert sdpa_time(c, (1, 8, 16384, 16384, 64)) == pytest.approx(f / (6e14 * r64), rel=1e-6)
+
+
+def test_index_build_streams_the_mask_twice_plus_entries():
+    from fgsim.opmodel import predictor_time
+
+    size = {"n": 16384, "heads": 4, "head_dim": 128, "block_m": 64, "kept": 0.5}
+    cal_mask = 4 * 256 * 16384.0
+    c = cal(bandwidth=dict.fromkeys(("copy", "pointwise", "reduction", "strided"), 2e12),
+            predictor={"exact_scores_per_s": 1e12, "exact_fixed_s": 0.0, "index_bw": 1e9, "calibration_size": size,
+                       "measured_s": {"index": 1e-4 + 4.0 * cal_mask / 2e12}})
+    mask = 12 * 512 * 32768.0
+    for kept in (0.3, 1.0):
+        t = predictor_time(c, "exact", 12, 32768, 128, kept=kept)["index"]
+        assert t == pytest.approx(1e-4 + (2 + 4 * kept) * mask / 2e12, rel=1e-9)
