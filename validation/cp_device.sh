@@ -28,6 +28,7 @@ if [ "$rc" -ne 0 ]; then
 fi
 left=$((BUDGET - ($(date +%s) - T0) - 8))
 echo "== cp_run with ${left} s ==" | tee -a "$LOG"
-timeout $((left + 6)) torchrun --nproc-per-node 2 validation/cp_run.py --out "$OUT" --budget-s "$left" 2>&1 \
+timeout $((left + 6)) torchrun --nproc-per-node 2 validation/cp_run.py --out "$OUT" --budget-s "$left" \
+  --need-14b-s "${CP_NEED_14B_S:-75}" 2>&1 \
   | tee -a "$LOG"
 echo "== device script done in $(($(date +%s) - T0)) s ==" | tee -a "$LOG"
