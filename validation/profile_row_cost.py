@@ -56,7 +56,10 @@ VARIANTS: dict[str, tuple[dict[str, int], bool, str, str]] = {
     "idx_arith": ({"_DIAG_IDX": 1}, True, "wrong", "key numbers from arithmetic: no index loads"),
     "idx_arith_no_q": ({"_DIAG_IDX": 1, "_DIAG_Q": 1}, True, "wrong", "no index loads, no Q read"),
     "floor": (ALL_OFF, False, "wrong", "no Order/index/Q loads, no tail tile, no O store: Offsets + K/V loop"),
+    "persistent_nested": ({}, True, "exact", "persistent kernel, 1 program per SM, row loop around the tile loop "
+                          "(session-3 candidate, same bn128 st3 w8)"),
 }
+PERSISTENT = {"persistent_nested": {"persistent": True, "flatten": False, "programs_per_sm": 1}}
 TIME_COLS = ["kind", "variant", "diag", "lpt", "numerics", "what", "density_target", "density", "H", "N", "D", "M",
              "gran_n", "rows", "kept_tiles", "exec_tiles", "ms", "ms_min", "ms_max", "rounds", "reps",
              "us_per_row_per_sm", "saved_us_per_row_vs_entry", "check_rel_err", "config", "clocks_under_load",
@@ -86,7 +89,7 @@ def config(name: str):
 
     diag, lpt, _, _ = VARIANTS[name]
     base = launch.launch_config("fg", "h200", D, M, 1)
-    extra = dict(base.extra, lpt=lpt)
+    extra = dict(base.extra, lpt=lpt, **PERSISTENT.get(name, {}))
     if diag:
         extra["_diag"] = dict(diag)
     return dataclasses.replace(base, extra=extra, source=f"profile_row_cost variant {name}")
@@ -110,7 +113,8 @@ def warm(name: str) -> dict[str, Any]:
     index = variant_index(name, fgattn.build_index(mask, block_m=M, gran_n=1, order=cfg.option("lpt", True)))
     out = torch.full_like(q, float("nan"))
     fgattn.fg_attention(q, k, v, index, block_m=M, config=cfg, out=out)
-    torch.cuda.synchronize()
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
     err = float("nan")
     if VARIANTS[name][2] == "exact":
         ref = fgattn.reference_attention(q, k, v, index)
@@ -408,7 +412,8 @@ def offline() -> int:
     from compile_report import compile_one
 
     for name, (diag, lpt, _, _) in VARIANTS.items():
-        extra = dict(diag, IDX_AHEAD=1, ORDERED=lpt)
+        extra = dict(PERSISTENT[name], ORDERED=lpt) if name in PERSISTENT else dict(diag, IDX_AHEAD=1, ORDERED=lpt)
+        extra.pop("programs_per_sm", None)
         r = compile_one((name, 2, D, M, 128, 1, 3, 8, extra))
         print(json.dumps(r), flush=True)
     return 0
