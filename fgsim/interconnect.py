@@ -351,18 +351,27 @@ def read_rows(paths: Sequence[Path]) -> list[dict[str, str]]:
     return rows
 
 
+def _methods(rows: Sequence[dict[str, Any]], ops: Sequence[str]) -> str:
+    ms = {str(r.get("method", "")) for r in rows if r.get("op") in ops}
+    if ms and all(m.startswith("CUDA graph") for m in ms):
+        return "CUDA-graph replay"
+    if ms and all("eager" in m for m in ms):
+        why = "captured NCCL collectives did not complete on this machine" if any(
+            "FGSIM_EAGER_COLLECTIVES" in m for m in ms) else "capture failed"
+        return f"eager, CUDA events ({why})"
+    return "CUDA-graph replay where the capture worked, else eager with CUDA events"
+
+
 def provenance(rows: Sequence[dict[str, Any]], csv_name: str) -> str:
     r0 = rows[0]
-    methods = sorted({str(r.get("method", "")) for r in rows})
-    graph = all(m.startswith("CUDA graph") for m in methods)
     return (f"fgsim calibrate --interconnect on {r0.get('P')} x {r0.get('gpu_name', '')} ({str(r0.get('date', ''))[:10]}, "
-            f"NCCL {r0.get('nccl', '')}, NVLS off; {csv_name}): "
-            f"{'CUDA-graph replay' if graph else 'CUDA graphs where they captured, else events'}, slower rank's "
-            "median of interleaved rounds. tables = measured (bytes, s) at table_degree GPUs (all-to-all: per-rank "
-            "buffer; all-gather: gathered output; p2p: one send/recv; permute: one Ulysses layout copy of that "
-            "tensor), used inside their range; outside, t = latency + bytes moved per rank (nccl-tests "
-            "bus-bandwidth convention, doc/PERFORMANCE.md) / bandwidth; copy_gbs = plain device-to-device copy "
-            "(bytes read + written), the rate the ring's LSE merges and query padding are priced at")
+            f"NCCL {r0.get('nccl', '')}, NVLS off; {csv_name}): collectives {_methods(rows, OPS)}, copies "
+            f"{_methods(rows, ('copy', 'permute'))}; slower rank's median of interleaved rounds. tables = measured "
+            "(bytes, s) at table_degree GPUs (all-to-all: per-rank buffer; all-gather: gathered output; p2p: one "
+            "send/recv; permute: one Ulysses layout copy of that tensor), used inside their range; outside, t = "
+            "latency + bytes moved per rank (nccl-tests bus-bandwidth convention, doc/PERFORMANCE.md) / bandwidth; "
+            "copy_gbs = a plain 512 MiB device-to-device copy (bytes read + written), the rate of the ring's query "
+            "padding (the fused LSE merges stream at the cost-model calibration's measured HBM bandwidth)")
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -368,14 +368,15 @@ def ring_merge_bytes(rows: int, head_dim: int, degree: int, elt: int = 2) -> flo
 
 
 def comm_cost(plan: CpPlan, n_tokens: int, heads: int, head_dim: int, link: Link, *, batch: int = 1,
-              elt: int = 2) -> CommCost:
+              elt: int = 2, stream_gbs: float | None = None) -> CommCost:
     """The collectives and copies of one context-parallel attention call (no overlap; the same on every rank).
 
     Ulysses (diffusers' ``TemplatedUlyssesAttention``): 4 all-to-alls (q, k, v in, output back) of the local
     ``B·S/P·H·D`` tensor, each framed by two permute copies (8 copies). Ring
     (:func:`fgsim.integrations.context_parallel.ring_attention`): one all-gather each of k and v (``B·S·H·D``
     gathered each), and ``merge_s``: the P − 1 fused LSE merges, their bytes (:func:`ring_merge_bytes`) at the
-    GPU's measured device-copy bandwidth (``copy_gbs``, bytes read + written per second).
+    GPU's measured streaming bandwidth ``stream_gbs`` (:func:`stream_gbs`: the cost-model calibration's measured
+    HBM rate; the link's ``copy_gbs`` if not given), bytes read + written per second.
     """
     p = plan.degree
     local = batch * (n_tokens // p) * heads * head_dim * elt
@@ -389,7 +390,7 @@ def comm_cost(plan: CpPlan, n_tokens: int, heads: int, head_dim: int, link: Link
     gathered = local * p
     ag = link.allgather_s(gathered, p)
     rows = batch * (n_tokens // p) * heads
-    merge = ring_merge_bytes(rows, head_dim, p, elt) / (link.copy_gbs * 1e9)
+    merge = ring_merge_bytes(rows, head_dim, p, elt) / ((stream_gbs or link.copy_gbs) * 1e9)
     return CommCost(2 * ag, 0.0, merge, 2 * gathered * (p - 1) / p,
                     {"allgather_s": ag, "allgathers": 2, "merge_s": merge})
 
@@ -404,6 +405,12 @@ def ring_pad_s(n_tokens: int, degree: int, heads: int, head_dim: int, block_m: i
         return 0.0
     return link.copy_s(batch * sl * heads * head_dim * elt) + batch * pad * heads * head_dim * elt / (
         link.copy_gbs * 1e9)
+
+
+def stream_gbs(gpu: Any, params: Any) -> float:
+    """The GPU's measured streaming bandwidth (GB/s, bytes read + written): its HBM bandwidth times the
+    calibrated achieved fraction ``hbm_bw_eff`` (measured by ``fgsim calibrate``'s stream microbenchmarks)."""
+    return float(gpu.hbm_bandwidth_gbs) * float(getattr(params, "hbm_bw_eff", 1.0))
 
 
 def ring_rank_s(kernel: str, n_tokens: int, degree: int, rank: int, heads: int, block_m: int, n: int,
@@ -425,7 +432,8 @@ def ring_rank_s(kernel: str, n_tokens: int, degree: int, rank: int, heads: int, 
             continue
         c = np.zeros((heads, qb), np.int32) if not masked else np.asarray(counts(j)).astype(np.int32)
         t += predict_counts(c, qe - q0, cfg, gpu, params, n_keys=ke - ks)[0]
-    t += comm_cost(CpPlan("ring", degree), n_tokens, heads, head_dim, link, batch=batch, elt=elt).merge_s
+    t += comm_cost(CpPlan("ring", degree), n_tokens, heads, head_dim, link, batch=batch, elt=elt,
+                   stream_gbs=stream_gbs(gpu, params)).merge_s
     if masked:
         t += ring_pad_s(n_tokens, degree, heads, head_dim, block_m, rank, link, batch=batch, elt=elt)
     return t
@@ -548,7 +556,7 @@ def predict_cp(wl: Any, info: Any, gpu: Any, kernel: str, plan: CpPlan, *, link:
                 per_entry[(pp, ll)] = ring_counts(mask, km, p, kn)
         sl = sequence_shards(n_tok, p)[0][1]
         elt = 2 if dtype in ("bf16", "fp16") else 4
-        merge_s = comm_cost(plan, n_tok, heads, info.head_dim, link, elt=elt).merge_s
+        merge_s = comm_cost(plan, n_tok, heads, info.head_dim, link, elt=elt, stream_gbs=stream_gbs(gpu, params)).merge_s
         for r in range(p):
             qs, qe = r * sl, (r + 1) * sl
             q0 = qs // km * km if masked else qs

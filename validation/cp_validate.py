@@ -71,7 +71,8 @@ def predict_rows(timing: list[dict[str, str]], counts: Any, gpu: Any, link: Link
                     "comm_spread": (float(r["comm_max_s"]) - float(r["comm_min_s"])) / float(r["comm_median_s"]),
                     "total_spread": (float(r["total_max_s"]) - float(r["total_min_s"])) / float(r["total_median_s"]),
                     "measured_total_eager_s": float(r.get("total_eager_median_s") or "nan"),
-                    "host_overhead_s": float(r.get("total_eager_median_s") or "nan") - float(r["total_median_s"]),
+                    "host_overhead_s": (float(r.get("total_eager_median_s") or "nan") - float(r["total_median_s"]))
+                    if r.get("total_method", "").startswith("CUDA graph") else float("nan"),
                     "method_attn": r.get("attn_method", ""), "method_comm": r.get("comm_method", ""),
                     "method_total": r.get("total_method", "")})
     # the pass: slowest rank + communication (the other rank waits in the output collective)
@@ -90,9 +91,9 @@ def predict_rows(timing: list[dict[str, str]], counts: Any, gpu: Any, link: Link
     return out
 
 
-def merge_rows(timing: list[dict[str, str]], link: Link) -> list[dict[str, Any]]:
+def merge_rows(timing: list[dict[str, str]], bw_gbs: float) -> list[dict[str, Any]]:
     """The fused LSE merge alone (two bf16 partials of a rank's rows → bf16): measured vs its bytes at the
-    GPU's copy rate (``copy_gbs``)."""
+    GPU's measured streaming bandwidth ``bw_gbs`` (:func:`fgsim.parallel.stream_gbs`)."""
     out = []
     for r in timing:
         if r["kernel"] != "merge":
@@ -100,10 +101,10 @@ def merge_rows(timing: list[dict[str, str]], link: Link) -> list[dict[str, Any]]
         s, h, d, p = (int(r[k]) for k in ("S", "heads", "head_dim", "P"))
         nbytes = ring_merge_bytes(s // p * h, d, 2)
         meas = float(r["attn_median_s"])
-        pred = nbytes / (link.copy_gbs * 1e9)
+        pred = nbytes / (bw_gbs * 1e9)
         out.append({"shape": r["shape"], "S": s, "heads": h, "head_dim": d, "P": p, "rank": r["rank"], "bytes": nbytes,
                     "measured_s": meas, "predicted_s": pred, "err": pred / meas - 1, "achieved_gbs": nbytes / meas / 1e9,
-                    "copy_gbs": link.copy_gbs, "method": r.get("attn_method", ""), "rounds": r["rounds"],
+                    "stream_gbs": bw_gbs, "method": r.get("attn_method", ""), "rounds": r["rounds"],
                     "sm_clock_mhz": r.get("sm_clock_mhz", ""), "mem_clock_mhz": r.get("mem_clock_mhz", "")})
     return out
 
@@ -153,7 +154,7 @@ def main() -> int:
 
     gpu = load_gpu(args.gpu)
     env = json.loads((res / "cp-env.json").read_text()) if (res / "cp-env.json").is_file() else {}
-    if args.commit and not env.get("commit"):
+    if args.commit:  # the device's copy of the tree may carry a stale .git
         env["commit"] = args.commit
     link = link_for(gpu)
     timing = read_csv(res / "cp-timing.csv")
@@ -166,12 +167,24 @@ def main() -> int:
     counts = np.load(res / "cp-counts.npz") if (res / "cp-counts.npz").is_file() else {}
     rows = predict_rows(timing, counts, gpu, link, params)
     out = Path(args.out_dir)
-    methods = sorted({r["method_total"].split(",")[0] for r in rows if r.get("method_total")})
-    method = (f"{' / '.join(methods) or 'CUDA events'} replay per rank (NCCL collectives captured), barrier before "
-              "each replay, median of interleaved rounds; total_eager = the eager wrapper with CUDA events")
+    def how(col: str) -> str:
+        ms = {r[col] for r in rows if r.get(col)}
+        if ms and all(m.startswith("CUDA graph") for m in ms):
+            return "CUDA-graph replay"
+        if ms and all("eager" in m for m in ms):
+            return "eager with CUDA events" + (" (captured NCCL collectives did not complete on this machine)"
+                                               if any("FGSIM_EAGER_COLLECTIVES" in m for m in ms) else "")
+        return "CUDA-graph replay where captured, else eager with CUDA events"
+
+    rounds = sorted({r["rounds"] for r in rows})
+    method = (f"per rank, attention: {how('method_attn')}; communication and the whole wrapper: "
+              f"{how('method_comm')}; barrier before each; median of {'/'.join(rounds)} interleaved rounds")
     ic = f"{Path(gpu.path).name} interconnect: {link.source[:160]}"
     write_csv(out / f"cp-{args.tag}-timing.csv", rows, env, {"timing": method, "cost_model": note, "interconnect": ic})
-    write_csv(out / f"cp-{args.tag}-merge.csv", merge_rows(timing, link), env,
+    from fgsim.parallel import stream_gbs
+
+    bw = stream_gbs(gpu, params)
+    write_csv(out / f"cp-{args.tag}-merge.csv", merge_rows(timing, bw), env,
               {"timing": method, "interconnect": ic})
     for name in ("numerics", "capture"):
         src = read_csv(res / f"cp-{name}.csv")
@@ -190,7 +203,7 @@ def main() -> int:
               f"{r['measured_attn_s'] * 1e3:>9.3f}/{r['predicted_attn_s'] * 1e3:<9.3f} "
               f"{r['measured_comm_s'] * 1e3:>8.3f}/{r['predicted_comm_s'] * 1e3:<8.3f} "
               f"{r['err_rank'] * 100:>7.1f}% {r['err_total'] * 100:>8.1f}%")
-    for r in merge_rows(timing, link):
+    for r in merge_rows(timing, bw):
         print(f"merge {r['shape']} rank {r['rank']}: {r['measured_s'] * 1e6:.1f} us measured, {r['predicted_s'] * 1e6:.1f}"
               f" us predicted ({r['achieved_gbs']:.0f} GB/s achieved)")
     if rows:
