@@ -1,13 +1,13 @@
 """What 1, 2, 4 and 8 GPUs predict under Ulysses and ring context parallelism for the Wan2.1 attention shapes.
 
-    python validation/cp_scaling.py validation/results/cp-h200x2-2026-11-30-counts.npz --gpu h200 \
-        --out validation/results/cp-scaling-h200.csv
+    python validation/cp_scaling.py validation/results/cp-h200x2-2026-11-30-run2-counts.npz --gpu h200 \
+        --out validation/results/cp-scaling-h200-2026-11-30.csv
 
 Reads the kept-tile counts ``validation/cp_run.py`` saved (per head and query block; per rank and key shard for
 P = 2, 4, 8) and predicts, per call: each rank's attention (single-GPU cost model on its share), the
 communication (:func:`fgsim.parallel.comm_cost` with the GPU description's interconnect), the pass (slowest rank +
 communication), the imbalance, and the speedup over one GPU; Ulysses also with a head assignment that balances
-kept slices (:func:`fgsim.parallel.balanced_heads`).
+each head's modelled time (:func:`fgsim.parallel.balanced_heads`; the natural split when that is not faster).
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ def scaling_rows(counts: Any, gpu: Any, params: Any, degrees: tuple[int, ...] = 
             cfg = launch_config(kernel, gpu.name, d, m, 1, "bf16")
             c1 = np.zeros_like(full) if kernel == "dense" else full
             one = predict_counts(c1, s, cfg, gpu, params)[0]
+            # per-head modelled time (each head alone), the weight the balanced what-if balances
+            head_w = [predict_counts(c1[i:i + 1], s, cfg, gpu, params)[0] for i in range(h)] \
+                if kernel != "dense" else [1.0] * h
             base = {"shape": shape, "S": s, "heads": h, "head_dim": d, "block_m": m,
                     "density": float(dens) if kernel != "dense" else 1.0, "kernel": kernel,
                     "kept_fraction": float(np.asarray(counts[f"{dkey}__n1"]).sum()) * m / (h * s * s),
@@ -71,13 +74,16 @@ def scaling_rows(counts: Any, gpu: Any, params: Any, degrees: tuple[int, ...] = 
                         continue
                     variants: list[tuple[str, Any]] = [("", None)]
                     if scheme == "ulysses" and kernel != "dense":
-                        variants.append(("balanced heads", balanced_heads(full.sum(axis=1), p)))
+                        variants.append(("balanced heads", balanced_heads(head_w, p)))
+                    plain_pass = None
                     for tag, groups in variants:
                         try:
                             if scheme == "ulysses":
                                 src = full if groups is None else full[np.concatenate(groups)]
                                 ts = [rank_attention_s(kernel, plan, r, src, s, h, d, m, gpu, params, link)
                                       for r in range(p)]
+                                if groups is not None and plain_pass is not None and max(ts) > plain_pass[0]:
+                                    ts = plain_pass[1]  # the natural split is a candidate: never worse than it
                             else:
                                 ring_key = f"{dkey}__ring{p}__r0__j0__n{n}"
                                 if kernel != "dense" and ring_key not in counts:
@@ -90,6 +96,8 @@ def scaling_rows(counts: Any, gpu: Any, params: Any, degrees: tuple[int, ...] = 
                         except FgsimError as exc:
                             rows.append({**base, "plan": plan.describe(), "P": p, "note": str(exc)})
                             continue
+                        if groups is None:
+                            plain_pass = (max(ts), ts)
                         cc = comm_cost(plan, s, h, d, link)
                         comm = cc.collectives_s + cc.copies_s
                         pas = max(ts) + comm
