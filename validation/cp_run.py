@@ -476,6 +476,8 @@ def part_a(args: argparse.Namespace, dev: Any, rank: int, p: int, rows: list[dic
 
     models = [("refdit-480p", refdit, None, 40), ("wan2.1-1.3b-480p-random", wan13b, (0, 15, 29), 40),
               ("wan2.1-14b-720p-random", wan14b, (0, 39), args.need_14b_s)]
+    if args.models:
+        models = [x for x in models if x[0] in args.models.split(",")]
     for name, build, layers, need in models:
         if left(args) < need:
             rows.append({"model": name, "status": "skipped (time)"})
@@ -593,6 +595,8 @@ def main() -> int:
     ap.add_argument("--budget-s", type=float, default=170.0, help="wall-clock budget; parts are skipped past it")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--keep-traces", action="store_true")
+    ap.add_argument("--models", default="", help="capture only these (comma-separated: refdit-480p, "
+                    "wan2.1-1.3b-480p-random, wan2.1-14b-720p-random)")
     ap.add_argument("--need-14b-s", type=float, default=120.0,
                     help="seconds that must be left to start the Wan2.1-14B capture")
     args = ap.parse_args()
