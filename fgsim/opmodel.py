@@ -790,7 +790,7 @@ def predictor_time(cal: OpCalibration, kind: str, heads: int, n: int, head_dim: 
     qb = -(-n // block_m)
     mask_bytes = float(heads * qb * n)
     # per score the exact rule's softmax and column max (CUDA cores) outweigh its D-long dot product (tensor
-    # cores): the calibrated cost per score is taken as independent of the head size (calibrated at D = 128 only)
+    # cores): without a D = 64 calibration point the cost per score is taken as independent of the head size
     scores = heads * float(n) * n
     if kind not in ("exact", "pooled"):
         raise FgsimError(f"unknown predictor {kind!r}")
@@ -802,7 +802,13 @@ def predictor_time(cal: OpCalibration, kind: str, heads: int, n: int, head_dim: 
         t = (float(st["fixed_s"]) + 4.0 * heads * n * head_dim / float(st["pool_bw"])
              + heads * float(-(-n // g)) ** 2 / float(st["group_rate"]) + mask_bytes / float(st["expand_bw"]))
     else:
-        t = float(p.get(f"{kind}_fixed_s", 0.0)) + scores / float(p[f"{kind}_scores_per_s"])
+        per_score = 1.0 / float(p[f"{kind}_scores_per_s"])
+        t64, t128 = (p.get("measured_s") or {}).get("exact_d64"), (p.get("measured_s") or {}).get("exact")
+        if kind == "exact" and t64 and t128 and head_dim != 128:
+            # calibrated at D = 64 and 128 (same H, N): the per-score cost is linear in D between them
+            r = float(t64) / float(t128)
+            per_score *= r + (1.0 - r) * (head_dim - 64) / 64.0
+        t = float(p.get(f"{kind}_fixed_s", 0.0)) + scores * per_score
     size, meas = p.get("calibration_size") or {}, p.get("measured_s") or {}
     bw = float(cal.bandwidth.get("copy", 0.0))
     if size and meas.get("index") and bw > 0:

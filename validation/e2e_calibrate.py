@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 RAW = ROOT / "validation" / "results" / "e2e-h200-2026-11-30"
 RAW2 = ROOT / "validation" / "results" / "e2e-h200-2026-11-30-run2"
+RAW3 = ROOT / "validation" / "results" / "e2e-h200-2026-11-30-run3"
 OUT = ROOT / "fgsim" / "data" / "ops" / "h200.json"
 
 
@@ -34,7 +35,7 @@ def build() -> str:
     from fgsim.opcalibrate import OPS_MODELS, independent_points, rebuild
     from fgsim.opmodel import load_op_calibration, model_ops, reference_sampler_ops
 
-    raws = [d for d in (RAW, RAW2) if (d / "ops-calibration-raw.json").is_file()]
+    raws = [d for d in (RAW, RAW2, RAW3) if (d / "ops-calibration-raw.json").is_file()]
     base = load_op_calibration(raws[-1] / "ops-calibration-raw.json")  # the newest run's gap, host, SDPA, predictors
     # single-point predictor rates from the run's measurements (the raw file of the first run predates the
     # two-parameter form; independent_points adds the second points)
@@ -46,7 +47,8 @@ def build() -> str:
     for d in raws:  # later runs' rows replace earlier ones of the same shape / signature
         with (d / "ops-rows.csv").open() as fh:
             rows += list(csv.DictReader(fh))
-    ols = [model_ops(load_model(n), r) for n, r in OPS_MODELS] + [reference_sampler_ops(1)]
+    ols = [model_ops(load_model(n), r) for n, r in OPS_MODELS + (("hunyuanvideo", "480p-33f"),)] + \
+        [reference_sampler_ops(1)]
     cal = rebuild(base, rows, ols)
     res = ROOT / "validation" / "results"
     kern = sorted(glob.glob(str(res / "kernels-h200-2026-11-*.csv")))

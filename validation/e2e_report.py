@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="an earlier run whose compile passes, breakdown and mask-prediction costs stand in for "
                         "those a config of --dir lacks")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--extra", type=Path, nargs="*", default=[DEFAULT.with_name("e2e-h200-2026-11-30-run3")],
+                   help="later runs whose configs (and compile passes) join the report")
     args = p.parse_args(argv)
     src = args.dir / "e2e.json"
     if not src.is_file():
@@ -76,6 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     prev = json.loads((args.previous / "e2e.json").read_text()) if (args.previous / "e2e.json").is_file() else {}
     cal = load_op_calibration()
     counts = dict(np.load(args.dir / "counts.npz"))
+    for extra in args.extra:  # later runs: their configs join the report, their compile passes replace earlier
+        if not (extra / "e2e.json").is_file():
+            continue
+        ex = json.loads((extra / "e2e.json").read_text())
+        for key, c in ex.get("configs", {}).items():
+            c["source_dir"] = str(extra.relative_to(ROOT)) if extra.is_relative_to(ROOT) else str(extra)
+            e2e["configs"][key] = c
+        for key, c in ex.get("compile", {}).items():
+            if isinstance(c, dict) and "median_s" in c:
+                e2e.setdefault("compile", {})[key] = c
+        if (extra / "counts.npz").is_file():
+            counts.update(dict(np.load(extra / "counts.npz")))
     measured_bd: dict[str, dict[str, float]] = {}
     kernel_bd: dict[str, dict[str, float]] = {}
     for key, c in list(prev.get("configs", {}).items()) + list(e2e["configs"].items()):

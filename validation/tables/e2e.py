@@ -12,7 +12,8 @@ from _common import RESULTS, provenance, read_rows  # type: ignore[import-not-fo
 DIRS = ("e2e-h200-2026-11-30-run2", "e2e-h200-2026-11-30")
 LABELS = {"wan2.1-1.3b/480p": "Wan2.1-1.3B 480p", "wan2.1-1.3b/720p": "Wan2.1-1.3B 720p",
           "wan2.1-14b/480p": "Wan2.1-14B 480p", "cogvideox-5b/480p": "CogVideoX-5B 480p",
-          "hunyuanvideo/480p-17f": "HunyuanVideo 480p (17 frames)"}
+          "hunyuanvideo/480p-17f": "HunyuanVideo 480p (17 frames)",
+          "hunyuanvideo/480p-33f": "HunyuanVideo 480p (33 frames)"}
 SPARSE = ("fg@0.3", "fg@0.6", "block@0.3")
 
 
