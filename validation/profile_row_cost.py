@@ -64,6 +64,9 @@ TIME_COLS = ["kind", "variant", "diag", "lpt", "numerics", "what", "density_targ
              "gran_n", "rows", "kept_tiles", "exec_tiles", "ms", "ms_min", "ms_max", "rounds", "reps",
              "us_per_row_per_sm", "saved_us_per_row_vs_entry", "check_rel_err", "config", "clocks_under_load",
              "timing", "statistic"]
+EXEC_FIT_MAX_D = 0.2  # the exec fit (the one the shares come from) uses densities up to this
+FIT_STAT = ("kept: row_cost_fit.fit, unweighted least squares over all densities' medians, kept 128-key tiles; "
+            "exec (and the shares): least squares on relative errors over the medians at d <= 0.2, executed tiles")
 FIT_COLS = ["c_row_kept_us", "c_tile_kept_us", "c_row_exec_us", "c_tile_exec_us", "row_share_kept_us",
             "row_share_exec_us", "fit_points", "fit_max_resid_pct"]
 TIMING = ("CUDA-graph replay (2 input sets per graph, CUDA events), >= 30 ms untimed replays before each timed "
@@ -151,7 +154,7 @@ def measure(args, out_dir: Path) -> Path:
 
     t0 = time.perf_counter()
     meta = env_metadata()
-    meta["git_commit"] = meta.get("git_commit") or os.environ.get("GIT_COMMIT", "")  # the device copy has no .git
+    meta["git_commit"] = os.environ.get("GIT_COMMIT") or meta.get("git_commit", "")  # the device copy's .git is stale
     print(json.dumps(meta), flush=True)
     names = list(VARIANTS) if not args.variants else args.variants.split(",")
     pool = ThreadPoolExecutor(max_workers=len(names))
@@ -258,10 +261,9 @@ def fit_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows_per_sm = int(pts[0]["rows"]) / SMS
         ms = [float(p["ms"]) for p in pts]
         ck = fit(rows_per_sm, 1 / SMS, [float(p["kept_tiles"]) for p in pts], ms)
-        ce = fit(rows_per_sm, 1 / SMS, [float(p["exec_tiles"]) for p in pts], ms)
-        pred = [rows_per_sm * ce[0] + float(p["exec_tiles"]) / SMS * ce[1] for p in pts]
-        resid = max(abs(a - b * 1e3) / (b * 1e3) for a, b in zip(pred, ms, strict=True)) * 100
-        fits[name] = (ck, ce, len(pts), resid)
+        low = [p for p in pts if float(p["density_target"]) <= EXEC_FIT_MAX_D] or pts
+        ce, resid = weighted_fit(rows_per_sm, [float(p["exec_tiles"]) for p in low], [float(p["ms"]) for p in low])
+        fits[name] = (ck, ce, len(low), resid)
     for name, (ck, ce, n_pts, resid) in fits.items():
         e = fits.get("entry")
         out.append(dict(kind="fit", variant=name, diag=json.dumps(VARIANTS[name][0], sort_keys=True),
@@ -270,9 +272,20 @@ def fit_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         c_tile_exec_us=f"{ce[1]:.4f}",
                         row_share_kept_us=f"{e[0][0] - ck[0]:.3f}" if e else "",
                         row_share_exec_us=f"{e[1][0] - ce[0]:.3f}" if e else "", fit_points=n_pts,
-                        fit_max_resid_pct=f"{resid:.2f}", statistic="least squares over the densities' medians",
-                        timing=TIMING))
+                        fit_max_resid_pct=f"{resid:.2f}", statistic=FIT_STAT, timing=TIMING))
     return out
+
+
+def weighted_fit(rows_per_sm: float, exec_tiles: list[float], ms: list[float]) -> tuple[tuple[float, float], float]:
+    """(c_row, c_tile) in µs from t = rows/SM · c_row + exec_tiles/SM · c_tile, least squares on relative errors
+    (each equation divided by its time, so the low densities, where the per-row cost is a large part, count as
+    much as the high ones); returns the fit and the largest relative residual in %."""
+    import numpy as np
+
+    a = np.array([[rows_per_sm, t / SMS] for t in exec_tiles])
+    y = np.asarray(ms) * 1e3
+    c, *_ = np.linalg.lstsq(a / y[:, None], np.ones_like(y), rcond=None)
+    return (float(c[0]), float(c[1])), float(np.max(np.abs(a @ c - y) / y) * 100)
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -293,9 +306,17 @@ def print_table(rows: list[dict[str, Any]]) -> None:
               f"{f['fit_max_resid_pct']:>6}  | " + " ".join(f"{float(s):6.2f}" if s else "   -  " for s in saved))
 
 
-def refit(path: Path) -> int:
-    rows = [r for r in csv.DictReader(open(path, newline="", encoding="utf-8")) if r["kind"] == "time"]
-    print_table(rows + fit_rows(rows))
+def refit(path: Path, write: bool) -> int:
+    """Print the fits of a CSV's time rows; with ``write`` replace its fit rows by the current ones."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        cols = list(reader.fieldnames or [])
+        rows = [r for r in reader if r["kind"] == "time"]
+    fits = fit_rows(rows)
+    print_table(rows + fits)
+    if write:
+        write_csv(path, rows + fits, [c for c in cols if c not in TIME_COLS + FIT_COLS])
+        print(f"rewrote the fit rows of {path}")
     return 0
 
 
@@ -349,6 +370,11 @@ def run_ncu(out_dir: Path, density: float, timeout_s: float) -> None:
             except subprocess.TimeoutExpired:
                 files[name] = "timeout"
         files["ncu-regions.txt"] = stall_regions(files.get("ncu-source.csv", ""))
+        try:
+            files["ncu-stages.txt"] = stage_table(files.get("ncu-source.csv", ""),
+                                                  ncu_duration_us(files.get("ncu-details.txt", "")))
+        except (StopIteration, ValueError, IndexError) as e:
+            files["ncu-stages.txt"] = f"could not split the source page: {e!r}"
     with tarfile.open(out_dir / "ncu.tgz", "w:gz") as tar:
         for name, text in files.items():
             data = text.encode()
@@ -406,6 +432,58 @@ def stall_regions(source_csv: str) -> str:
         return f"could not parse the source page: {e!r}"
 
 
+#: stages of the entry's SASS (fg M128 g1 bn128 st3 w8 idx_ahead 1, LPT order, Triton 3.6 sm_90; offsets from the
+#: kernel's first instruction, read off cuobjdump -sass; the ncu source page of run 2026-11-30 matched it
+#: instruction for instruction).  Another compiler or config moves them: check before use.
+ENTRY_STAGES = [
+    ("P1 start, Order load, Offsets load issue", 0x0000, 0x0690),
+    ("P2 index loads of tiles 0-2 (wait for Offsets)", 0x0690, 0x1630),
+    ("P3 Q LDG.128 + STS (wait for Q)", 0x1630, 0x1BE0),
+    ("P4 K/V cp.async of tiles 0-1 + barrier", 0x1BE0, 0x2570),
+    ("L  main loop (n_full pipelined tiles)", 0x2570, 0x4A20),
+    ("T1 loop drain (wgmma + cp.async wait 0)", 0x4A20, 0x4B30),
+    ("T2 tail: index + mask index + K/V loads", 0x4B30, 0x7140),
+    ("T3 tail: STS, QK, masked softmax, PV", 0x7140, 0x9D60),
+    ("E  normalize, layout convert, O store, exit", 0x9D60, 1 << 40),
+]
+
+
+def stage_table(source_csv: str, kernel_us: float | None = None, rows_per_sm: float = H * -(-N // M) / SMS) -> str:
+    """Warp-stall samples (all, and the top stall reasons) of an ncu SASS source page summed over
+    :data:`ENTRY_STAGES`; with the kernel time, µs per row per SM of each stage (share × time / rows per SM)."""
+    import collections
+
+    rows = list(csv.reader(io.StringIO(source_csv)))
+    head = next(r for r in rows if "Address" in r and "Source" in r)
+    data = [r for r in rows if r and r[0].startswith("0x")]
+    base = int(data[0][0], 16)
+    w_col = next(i for i, c in enumerate(head) if c.startswith("Warp Stall Sampling (All"))
+    reasons = [(i, c[6:]) for i, c in enumerate(head) if c.startswith("stall_") and "Not Issued" not in c]
+    total = sum(float(r[w_col] or 0) for r in data) or 1.0
+    out = [f"stall samples {total:.0f} over {len(data)} SASS instructions"
+           + (f"; kernel {kernel_us:.2f} us, {rows_per_sm:.2f} rows per SM" if kernel_us else "")]
+    for name, lo, hi in ENTRY_STAGES:
+        sel = [r for r in data if lo <= int(r[0], 16) - base < hi]
+        w = sum(float(r[w_col] or 0) for r in sel)
+        why: collections.Counter[str] = collections.Counter()
+        for r in sel:
+            for i, c in reasons:
+                why[c] += float(r[i] or 0)
+        per_row = f"{w / total * kernel_us / rows_per_sm:6.2f} us/row" if kernel_us else ""
+        top = ", ".join(f"{k} {100 * v / max(w, 1):.0f}%" for k, v in why.most_common(4))
+        out.append(f"{name:<46} {100 * w / total:5.1f} % {per_row}  [{top}]")
+    return "\n".join(out)
+
+
+def ncu_duration_us(details: str) -> float | None:
+    """Kernel duration (µs) from an ncu details page, if it is there."""
+    m = re.search(r"Duration\s+(\w+)\s+([\d.,]+)", details)
+    if not m:
+        return None
+    v = float(m.group(2).replace(",", ""))
+    return {"us": v, "ms": v * 1e3, "ns": v / 1e3}.get(m.group(1))
+
+
 # ---------------------------------------------------------------------------------------------- offline
 def offline() -> int:
     """Registers / stack / shared memory of every variant (Triton on the path, sm_90, no GPU)."""
@@ -433,6 +511,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--deadline-s", type=float, default=1e9, help="ncu gets at most what is left of this")
     ap.add_argument("--offline", action="store_true", help="compile report of the variants (no GPU)")
     ap.add_argument("--fit", type=Path, default=None, help="refit a CSV this script wrote")
+    ap.add_argument("--write", action="store_true", help="with --fit: rewrite the CSV's fit rows")
+    ap.add_argument("--regions", type=Path, default=None,
+                    help="stall samples of an ncu SASS source page (CSV) of the entry by prologue/loop/tail stage")
     ap.add_argument("--warm", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     bad = [v for v in args.variants.split(",") if v and v not in VARIANTS]
@@ -447,11 +528,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.offline:
         return offline()
+    if args.regions is not None:
+        if not args.regions.is_file():
+            print(f"profile_row_cost: --regions {args.regions} does not exist", file=sys.stderr)
+            return 2
+        text = args.regions.read_text()
+        details = args.regions.with_name("ncu-details.txt")
+        print(stage_table(text, ncu_duration_us(details.read_text()) if details.is_file() else None))
+        return 0
     if args.fit is not None:
         if not args.fit.is_file():
             print(f"profile_row_cost: --fit {args.fit} does not exist", file=sys.stderr)
             return 2
-        return refit(args.fit)
+        return refit(args.fit, args.write)
     if args.out is None:
         print("profile_row_cost: --out is required for a GPU run", file=sys.stderr)
         return 2
