@@ -24,7 +24,8 @@ kernel with one stage left out or moved; some give wrong outputs): default 0 = t
 compiled code they do not change.  They are never in the launch table; a config reaches them only through
 ``extra["_diag"]`` (a dict of these names).  ``_DIAG_TAIL`` (fg, idx_ahead 1): 1 no masked tail tile, 2 the
 tail run as one more pipelined loop tile with unmasked scores, 3 the same with masked scores, 4 the masked
-tail tile first (before the loop); ``_DIAG_Q`` 1: Q not read (load predicated off at run time, Q = 0.5);
+tail tile first (before the loop), 5 as 3 but the scores masked in the last iteration only, under a scalar
+branch (gran 1); ``_DIAG_Q`` 1: Q not read (load predicated off at run time, Q = 0.5);
 ``_DIAG_IDX`` (fg gran 1, idx_ahead 1) 1: key numbers from arithmetic (a 1-D window from the query block's first
 query: no index loads, same gather code); ``_DIAG_EPI`` 1: O store predicated off at run time.
 """
@@ -229,7 +230,7 @@ def _attn_fwd(
                                           lo, hi, n_full, qb, offs_n, offs_d, qk_scale, N_KV, BLOCK_M, BLOCK_N, GRAN_N,
                                           _DIAG_IDX)
         n_loop = n_full
-        if _DIAG_TAIL == 2 or _DIAG_TAIL == 3:  # diagnosis: the tail as one more pipelined tile
+        if _DIAG_TAIL == 2 or _DIAG_TAIL == 3 or _DIAG_TAIL == 5:  # diagnosis: the tail as one more pipelined tile
             n_loop = n_full + 1
         k0 = 0
         if _DIAG_IDX == 1:  # diagnosis: key numbers from arithmetic, no index loads
@@ -248,6 +249,12 @@ def _attn_fwd(
             v = _rows(v_base, kidx, stride_vn, offs_d, no_mask, False)
             if _DIAG_TAIL == 3:
                 acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, lo + t * ENT + offs_n < hi, True)
+            elif _DIAG_TAIL == 5:  # scores masked in the last iteration only, under a scalar branch
+                tl.static_assert(GRAN_N == 1)
+                qk = tl.dot(q, tl.trans(k))
+                if t == n_full:
+                    qk = tl.where(offs_n < (cnt - t * BLOCK_N), qk, float("-inf"))
+                acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False)
             else:
                 acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
     elif OVERLAP:  # issue S(t+1) = Q·K(t+1)ᵀ before the softmax of tile t (FA3's intra-warpgroup overlap)
