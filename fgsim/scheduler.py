@@ -285,6 +285,81 @@ def _sim_many_serial(idx2d, packed, n_sm, slots, rates):  # noqa: ANN001, ANN202
     return out, tot, csum
 
 
+@nb.njit(cache=True)
+def _persistent_call(row, row_work, first_extra, comps, n_sm, slots, rates, g, csum_row):  # noqa: ANN001, ANN202
+    """(makespan, total work) of one persistent launch: launch position ``i`` goes to program ``i % g``; a program's
+    work = its first row's ``first_extra`` + its rows' ``row_work``; adds the rows' ``comps`` ((count, K)) into
+    ``csum_row``."""
+    n_rows = row.shape[0]
+    n_comp = csum_row.shape[0]
+    w = np.zeros(g)
+    acc = np.zeros(n_comp)
+    q = 0
+    for i in range(n_rows):
+        r = row[i]
+        w[q] += row_work[r]
+        q += 1
+        if q == g:
+            q = 0
+        for k in range(n_comp):
+            acc[k] += comps[r, k]
+    for k in range(n_comp):
+        csum_row[k] += acc[k]
+    for q in range(g):
+        w[q] += first_extra[row[q]]
+    dummy_f = np.zeros(1)
+    dummy_i = np.zeros(1, np.int64)
+    return _sim_dispatch(np.arange(g), w, n_sm, slots, rates, False, dummy_f, dummy_f, dummy_i)
+
+
+@nb.njit(cache=True, parallel=True)
+def _sim_persistent(idx2d, row_work, first_extra, comps, n_sm, slots, rates, n_prog):  # noqa: ANN001, ANN202
+    """Persistent programs over many calls (threads); returns (makespan, total work, comps sums) per call."""
+    n_calls, n_rows = idx2d.shape
+    out = np.zeros(n_calls)
+    tot = np.zeros(n_calls)
+    csum = np.zeros((n_calls, comps.shape[1]))
+    g = min(n_rows, n_prog)
+    if g >= 1:
+        for c in nb.prange(n_calls):
+            out[c], tot[c] = _persistent_call(idx2d[c], row_work, first_extra, comps, n_sm, slots, rates, g, csum[c])
+    return out, tot, csum
+
+
+@nb.njit(cache=True)
+def _sim_persistent_serial(idx2d, row_work, first_extra, comps, n_sm, slots, rates, n_prog):  # noqa: ANN001, ANN202
+    """_sim_persistent without threads (a few calls: a parallel region costs milliseconds to wake)."""
+    n_calls, n_rows = idx2d.shape
+    out = np.zeros(n_calls)
+    tot = np.zeros(n_calls)
+    csum = np.zeros((n_calls, comps.shape[1]))
+    g = min(n_rows, n_prog)
+    if g >= 1:
+        for c in range(n_calls):
+            out[c], tot[c] = _persistent_call(idx2d[c], row_work, first_extra, comps, n_sm, slots, rates, g, csum[c])
+    return out, tot, csum
+
+
+def simulate_persistent(idx: np.ndarray, row_work: np.ndarray, first_extra: np.ndarray, comps: np.ndarray,
+                        n_sm: int, slots: int, gain: float, n_programs: int,
+                        rates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Many launches of persistent programs: ``n_programs`` (k x SMs) programs deal the rows of each call's launch
+    order round-robin (program p runs positions p, p + G, ...); programs are placed on SM slots like CTAs.
+    Returns (makespan per call, total work per call, per-call sums of each row of ``comps`` over the rows)."""
+    _check(n_sm, slots, gain)
+    ix = np.ascontiguousarray(idx, dtype=np.int64)
+    if ix.ndim != 2:
+        raise FgsimError("simulate_persistent needs a 2-D (calls, rows) index array")
+    if ix.size and (ix.min() < 0 or ix.max() >= row_work.shape[0]):
+        raise FgsimError(f"tile counts out of range 0..{row_work.shape[0] - 1} for this trace and kernel")
+    if n_programs < 1:
+        raise FgsimError(f"persistent launch needs at least one program (got {n_programs})")
+    fn = _sim_persistent if ix.shape[0] >= 8 else _sim_persistent_serial
+    return fn(ix, np.ascontiguousarray(row_work, np.float64), np.ascontiguousarray(first_extra, np.float64),
+              np.ascontiguousarray(np.asarray(comps, np.float64).T), n_sm, slots, rate_table(slots, float(gain), rates),
+              int(n_programs))
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Result of one simulated launch; times in the unit of the work (SM cycles)."""

@@ -124,8 +124,10 @@ def test_lockstep_tile_chain_hand_computed() -> None:
     mma = 4.0 * 128 * bn * 128 / (GPU.tensor_flops("bf16") * p.mma_eff)
     ex = 128 * bn / GPU.mufu_exp_per_clk_per_sm
     fp = (128 * bn * 4.0 + 128 * 128) / (GPU.fp32_flop_per_clk_per_sm / 2)
-    tc = tile_costs(cfg, GPU, p, np.array([float(bn)]), 132)
+    tc = tile_costs(cfg, GPU, p, np.array([0.0]), 132)  # no rows: no load latency to smooth-max with the chain
     assert tc.chain[0] == pytest.approx(mma + ex + fp + 2 * 50.0 + 20.0)
+    tc = tile_costs(cfg, GPU, p, np.array([float(bn)]), 132)
+    assert tc.chain[0] == pytest.approx(mma + ex + fp + 2 * 50.0 + 20.0, rel=0.01)
     assert tc.alone[0] == pytest.approx(max(tc.chain[0], tc.resource[0]), rel=0.02)
 
 
@@ -138,8 +140,8 @@ def test_spilled_registers_cost_chain_time_per_64_keys() -> None:
     for bn in (32, 64, 128):
         cfg = launch_config("dense", "h200", 128, 128, 1)
         cfg = cfg.__class__(**{**cfg.__dict__, "block_n": bn, "num_warps": 4})
-        a = tile_costs(cfg, GPU, p, np.array([float(bn)]), 132)
-        b = tile_costs(cfg, GPU, p, np.array([float(bn)]), 132, spills=100)
+        a = tile_costs(cfg, GPU, p, np.array([0.0]), 132)  # no rows: the chain alone (no latency smooth-max)
+        b = tile_costs(cfg, GPU, p, np.array([0.0]), 132, spills=100)
         want = 2.0 * 100 * 4.0 * 128 * max(1.0, bn / 64.0) / 32.0
         assert b.chain[0] - a.chain[0] == pytest.approx(want)
         assert b.resource[0] == pytest.approx(a.resource[0])
@@ -240,3 +242,53 @@ def test_many_wave_shortcut_close_to_exact(rng: np.random.Generator) -> None:
     approx = simulate_calls(idx, table, comps, n_sm, slots, 1.4, rates)[0][0]
     exact = simulate(table[idx[0]], n_sm, slots, rates=rates).makespan
     assert abs(approx / exact - 1) < 2.0 / (sch.MANY_WAVES + 4)
+
+
+def test_persistent_programs_hand_computed() -> None:
+    from fgsim.scheduler import simulate_persistent
+
+    # 5 rows, 2 programs on 2 SMs (one slot each): program 0 runs rows 0, 2, 4 and program 1 rows 1, 3; each
+    # program adds its first row's first_extra once
+    row_work = np.array([1.0, 2.0, 3.0])  # by count index
+    first = np.array([10.0, 20.0, 30.0])
+    comps = np.stack([row_work, np.ones(3)])
+    idx = np.array([[0, 1, 2, 1, 0]])
+    ms, tot, csum = simulate_persistent(idx, row_work, first, comps, n_sm=2, slots=1, gain=1.0, n_programs=2)
+    p0 = 10.0 + 1.0 + 3.0 + 1.0
+    p1 = 20.0 + 2.0 + 2.0
+    assert ms[0] == pytest.approx(max(p0, p1)) and tot[0] == pytest.approx(p0 + p1)
+    assert csum[0].tolist() == pytest.approx([9.0, 5.0])
+    # more programs than rows: one row each, like one-row CTAs of first_extra + row_work
+    ms2, _, _ = simulate_persistent(idx, row_work, first, comps, n_sm=8, slots=1, gain=1.0, n_programs=8)
+    one = simulate(first[idx[0]] + row_work[idx[0]], n_sm=8)
+    assert ms2[0] == pytest.approx(one.makespan)
+    with pytest.raises(FgsimError):
+        simulate_persistent(idx, row_work, first, comps, n_sm=2, slots=1, gain=1.0, n_programs=0)
+
+
+def test_persistent_programs_price_rows_physically() -> None:
+    """Persistent programs: the nested form (a row loop around the pipelined tile loop) pays the program start once
+    instead of per row, so on equal rows it is faster than one CTA per row; the flattened form issues no load
+    ahead (loop-carried row state) and carries Q through shared memory, so on heavy rows it is slower than the
+    nested one; the breakdown sums to the total; an SM partition (fewer programs) is never faster."""
+    from dataclasses import replace
+
+    gpu = load_gpu("h200")
+    p = ModelParams()
+    base = launch_config("fg", "h200", 128, 64, 1, "bf16")
+    light = np.full((8, 512), 150)  # 8 heads x 512 equal rows of 3 key tiles
+    heavy = np.full((8, 512), 3000)
+    from fgsim.model.occupancy import occupancy
+
+    slots = occupancy(base, gpu)[0]
+    nested = replace(base, extra={**base.extra, "persistent": True, "flatten": False, "programs_per_sm": slots})
+    flat = replace(base, extra={**base.extra, "persistent": True, "programs_per_sm": slots})
+    t0, _ = predict_counts(light, 512 * 64, base, gpu, p)
+    t1, bd = predict_counts(light, 512 * 64, nested, gpu, p)
+    assert t1 < t0
+    assert sum(bd.values()) == pytest.approx(t1, rel=1e-6)
+    tn, _ = predict_counts(heavy, 512 * 64, nested, gpu, p)
+    tf, _ = predict_counts(heavy, 512 * 64, flat, gpu, p)
+    assert tf > tn
+    t2, _ = predict_counts(light, 512 * 64, nested, gpu.with_sms(32), p)
+    assert t2 > t1

@@ -4,7 +4,7 @@
 prices any number of calls from their (heads, QB) kept-tile counts: CTAs in the kernel's launch order go through
 the event-driven scheduler (``fgsim.scheduler``), and a call takes
 ``max(makespan, L2 floor, HBM floor) + launch``. HBM traffic counts K/V reuse across the CTAs of a head that run at
-once (LRU working-set estimate against ``l2_reuse_frac`` of the L2).
+once (LRU working-set estimate against the L2's capacity).
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ from fgsim.launchcfg import KernelConfig
 from fgsim.model.cta_cost import CtaTables, cta_tables, skip_n
 from fgsim.model.occupancy import ELT_BYTES, Occupancy
 from fgsim.model.params import ModelParams
-from fgsim.scheduler import simulate, simulate_calls
+from fgsim.scheduler import simulate, simulate_calls, simulate_persistent
 
 COMPONENTS = ("mma", "exp", "memory", "tail", "fixed")
 COUNT_GRANULARITIES = (1, 16, 64, 128)
+#: fraction of the L2 capacity that holds reusable K/V (a free parameter until revision 2, which fitted it to its
+#: bound, 0.997, on rows whose working sets never exceed the L2)
+L2_REUSE_FRAC = 1.0
 
 
 class Workload(Protocol):
@@ -139,8 +142,18 @@ class KernelPlan:
                                      f"N={self.n_tokens}, M={cfg.block_m}")
                 rows.append(launch_order(c, cfg))
             idx = np.stack(rows).astype(np.int64) if rows else np.zeros((0, self.heads * self.qb), np.int64)
-        ms, _, csum = simulate_calls(idx, self.tables.work, self.tables.comps, self.gpu.sm_count, occ.slots, occ.gain,
-                                     np.array(occ.rates))
+        tabs = self.tables
+        if tabs.row_work is not None and tabs.first_extra is not None:
+            # persistent programs: the breakdown's fixed part is each row's own cost plus each program's start
+            comps = tabs.comps.copy()
+            comps[3] = tabs.row_work - comps[0:3].sum(axis=0)
+            n_prog = tabs.programs_per_sm * self.gpu.sm_count
+            ms, tot, csum = simulate_persistent(idx, tabs.row_work, tabs.first_extra, comps, self.gpu.sm_count,
+                                                occ.slots, occ.gain, n_prog, np.array(occ.rates))
+            csum[:, 3] += tot - csum[:, :4].sum(axis=1)  # the programs' starts and first prologues
+        else:
+            ms, _, csum = simulate_calls(idx, tabs.work, tabs.comps, self.gpu.sm_count, occ.slots, occ.gain,
+                                         np.array(occ.rates))
         pc, bd = self._finish(ms, csum)
         if cfg.kernel == "dense":
             pc = np.repeat(pc, n_calls)
@@ -169,7 +182,7 @@ class KernelPlan:
         compulsory = heads * uniq * kv_head
         conc = min(heads, math.ceil(gpu.sm_count * occ.slots / max(self.qb, 1)) + 1)
         ws = conc * uniq * kv_head
-        l2_eff = gpu.l2_bytes * p.l2_reuse_frac
+        l2_eff = gpu.l2_bytes * L2_REUSE_FRAC
         miss = np.where(ws > l2_eff, 1.0 - l2_eff / np.maximum(ws, 1.0), 0.0)
         hbm = compulsory + np.maximum(kv_l2 - compulsory, 0.0) * miss + qo
         t_hbm = hbm / (gpu.hbm_bytes_per_s * p.hbm_bw_eff)
@@ -257,12 +270,16 @@ def predict_counts(counts: np.ndarray, n_tokens: int, cfg: KernelConfig, gpu: GP
 
 def timeline(counts: np.ndarray, n_tokens: int, cfg: KernelConfig, gpu: GPU, params: ModelParams
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-CTA (start_s, end_s, sm) of one call in launch order, for plots."""
+    """Per-CTA (start_s, end_s, sm) of one call in launch order (persistent launches: per program), for plots."""
     tabs = cta_tables(cfg, gpu, params, n_tokens, n_ctas=int(np.asarray(counts).size))
     c = np.zeros_like(np.asarray(counts)) if cfg.kernel == "dense" else np.asarray(counts)
     order = launch_order(c, cfg)
-    sch = simulate(tabs.work[order], gpu.sm_count, tabs.occupancy.slots, tabs.occupancy.gain,
-                   np.array(tabs.occupancy.rates))
+    work = tabs.work[order]
+    if tabs.row_work is not None and tabs.first_extra is not None:  # persistent: one bar per program
+        g = max(1, min(order.size, tabs.programs_per_sm * gpu.sm_count))
+        work = np.bincount(np.arange(order.size) % g, weights=tabs.row_work[order], minlength=g)
+        work = work + tabs.first_extra[order[:g]]
+    sch = simulate(work, gpu.sm_count, tabs.occupancy.slots, tabs.occupancy.gain, np.array(tabs.occupancy.rates))
     return sch.start / gpu.clock_hz, sch.end / gpu.clock_hz, sch.sm
 
 

@@ -32,13 +32,19 @@ Shared-SM resources ``R = max(t_mma, max(t_exp, t_fp), t_smem, t_bw)`` and the C
 resident on an SM the resources are shared: the co-residency curve the scheduler uses is
 ``rates[j] = smax_q(R, C) / smax_q(j R, C)`` with ``q = share_p``.
 
-Per CTA: ``cta_cycles`` + prologue (Q and the first tile: the latency chain row offsets → index entries → rows
-for index-driven kernels, Q and the first tile's gathered rows at the SM's HBM share) + the masked tail tile's
-exposed latency + the O store at the SM's HBM share.
+Per CTA (one query-block row): ``cta_cycles`` + ``row_cycles`` + prologue (Q and the first tile: the latency chain
+row offsets → index entries → rows for index-driven kernels, Q and the first tile's gathered rows at the SM's HBM
+share) + the masked tail tile's exposed latency + the O store at the SM's HBM share.
+
+Persistent programs (``extra['persistent']``, ``programs_per_sm`` = k): G = min(rows, k x SMs) programs; program p
+runs the rows at launch-order positions p, p + G, ... in one flattened, pipelined (row, tile) loop. A row then
+costs its tiles (the tail tile folded into the loop: no drain) + ``row_cycles`` + its epilogue and Q bytes (the
+prologue latency overlaps the previous row); a program pays ``cta_cycles`` and its first row's prologue once.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +70,28 @@ class CtaTables:
     occupancy: Occupancy
     tile_flops_full: float
     notes: list[str] = field(default_factory=list)
+    #: persistent programs (``extra['persistent']``): cycles of one row inside a program (its prologue overlapped
+    #: with the previous row, its tail tile folded into the loop) and the program's own cost when the row is its
+    #: first (program start + the exposed prologue); None for one-row CTAs
+    row_work: np.ndarray | None = None
+    first_extra: np.ndarray | None = None
+    programs_per_sm: int = 0  # persistent programs per SM (0: one CTA per row)
+
+
+def is_persistent(cfg: KernelConfig) -> bool:
+    """The launch runs persistent programs (``extra['persistent']``), each walking rows of the launch order."""
+    return bool(cfg.extra.get("persistent", False))
+
+
+def is_flat(cfg: KernelConfig) -> bool:
+    """A persistent launch runs one flattened (row, tile) loop (``extra['flatten']``, default) rather than a row loop
+    around the pipelined tile loop."""
+    return is_persistent(cfg) and bool(cfg.extra.get("flatten", True))
+
+
+def programs_per_sm(cfg: KernelConfig) -> int:
+    """Persistent programs per SM (``extra['programs_per_sm']``, default 1)."""
+    return max(1, int(cfg.extra.get("programs_per_sm") or 1))
 
 
 def skip_n(cfg: KernelConfig) -> int:
@@ -76,13 +104,18 @@ def skip_n(cfg: KernelConfig) -> int:
 
 
 def uses_tma(cfg: KernelConfig, gpu: GPU) -> bool:
-    """Contiguous tiles through TMA descriptors: the config asks for it and the GPU has TMA (Hopper+)."""
-    return bool(cfg.extra.get("tma", False)) and cfg.kernel != "fg" and gpu.has_tma
+    """Contiguous tiles through TMA descriptors: the config asks for it and the GPU has TMA (Hopper+); the
+    persistent programs load every tile with pointer loads."""
+    return bool(cfg.extra.get("tma", False)) and cfg.kernel != "fg" and gpu.has_tma and not is_persistent(cfg)
 
 
 def lookahead(cfg: KernelConfig, tma: bool) -> float:
     """Tiles in flight ahead of the one being consumed (Triton's pipeliner, see module docstring)."""
-    if cfg.kernel == "fg":
+    if is_flat(cfg):
+        levels = 0  # the flattened loop computes the next item's index entries one iteration ahead
+    elif is_persistent(cfg):
+        levels = 0 if cfg.kernel == "dense" else 1  # nested: the tile loop of one row, indices not prefetched
+    elif cfg.kernel == "fg":
         levels = 0 if int(cfg.extra.get("idx_ahead", 0)) >= 1 else 1
     elif cfg.kernel == "block":
         levels = 0 if tma else 1
@@ -137,18 +170,30 @@ def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
     row_bytes = 2.0 * d * elt
     byts = rows * row_bytes
     t_smem = (byts + w * bn * row_bytes) / gpu.smem_bytes_per_clk_per_sm
+    # the flattened persistent loop carries Q through shared memory: written every item, read by each warpgroup
+    t_q = m * d * elt / gpu.smem_bytes_per_clk_per_sm if is_flat(cfg) else 0.0
+    t_smem = t_smem + t_q * (1 + w)
     t_bw = byts / bw_sm
     # spilled registers: every thread stores and reloads each one once per 64 keys of the tile (the spilled values
     # are parts of the S / P / O tiles and the loop's pointers), at the local-memory bandwidth one CTA gets; in
     # the chain only (a reload waits for local memory; co-resident CTAs overlap their waits)
     spill_bytes = spills * 4.0 * cfg.num_warps * 32
     t_spill = 2.0 * spill_bytes * max(1.0, bn / 64.0) / p.spill_bytes_per_clk
-    res = np.maximum(np.maximum(t_mma, max(t_exp, t_fp)), np.maximum(t_smem, t_bw))
+    # MUFU (exp2) and FP32 softmax instructions issue from the same warp schedulers: co-resident CTAs add them
+    res = np.maximum(np.maximum(t_mma, t_exp + t_fp), np.maximum(t_smem, t_bw))
     issue = np.where(rows > 0, p.tma_issue_cycles, 0.0) if tma else np.zeros_like(rows)
-    chain = t_mma + t_exp + t_fp + issue / wg + 2.0 * p.mma_wait_cycles + p.tile_sync_cycles + t_spill
+    chain = t_mma + t_exp + t_fp + issue / wg + 2.0 * p.mma_wait_cycles + p.tile_sync_cycles + t_spill + t_q
+    if gpu.has_wgmma and not uses_wgmma(cfg, gpu):
+        wn = max(1, cfg.num_warps // max(1, m // 16))  # warps splitting the key dimension of S (mma.sync layout)
+        if wn > 1:
+            t_cvt = m * bn * elt * (1 + wn) / gpu.smem_bytes_per_clk_per_sm
+            chain = chain + t_cvt + 2.0 * p.tile_sync_cycles
     la = lookahead(cfg, tma)
     lat = np.where(rows > 0, (p.mem_latency_cycles + byts / bw_sm) / la, 0.0)
-    c = np.maximum(chain, lat)
+    c = smax(chain, lat, p.overlap_p)  # a load latency close to the chain still shows (smooth, not a hard max)
+    if is_flat(cfg):
+        # the flattened loop's K/V addresses come from loop-carried row state: no load is issued ahead
+        c = chain + np.where(rows > 0, p.mem_latency_cycles + byts / bw_sm, 0.0)
     return TileCosts(mma=t_mma, sfu_chain=t_exp + t_fp, resource=res, chain=c, alone=smax(res, c, p.overlap_p))
 
 
@@ -211,9 +256,27 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, 
     tail_tiles = max(1, cfg.block_m // bn) if cfg.kernel == "block" else 1
     drain = lat * tail_tiles * (n_tiles > 0)
     epilogue = m * d * elt / bw_qo + m * d / (gpu.fp32_flop_per_clk_per_sm / 2.0)
-    fixed = p.cta_cycles + prologue + drain + epilogue
+    fixed = p.cta_cycles + p.row_cycles + prologue + drain + epilogue
     loop = n_full * t_full + t_last
     work = loop + fixed
+    row_work = first_extra = None
+    if is_persistent(cfg):
+        # one flattened (row, tile) loop: a row's index entries and first K/V gathers are issued during the
+        # previous row and its masked tail tile is one more pipelined tile (no drain); at the row switch the
+        # epilogue stores O and the next row's Q is loaded before its first S = QK^T (one exposed latency). The
+        # program pays its start, a pre-pass over its rows' offsets (128 rows per vector load) and its first
+        # row's prologue once.
+        rows_total = max(1, int(n_ctas or n_active))
+        g = max(1, min(rows_total, programs_per_sm(cfg) * gpu.sm_count))
+        prepass = lat * dep * math.ceil(math.ceil(rows_total / g) / 128) if is_flat(cfg) else 0.0
+        empty = tile_costs(cfg, gpu, p, np.zeros(1), n_active, **kw)  # an empty row runs one masked item
+        loop_p = loop + (n_tiles == 0) * float(empty.alone[0])
+        if is_flat(cfg):
+            row_work = loop_p + p.row_cycles + epilogue + lat + m * d * elt / bw_qo
+            first_extra = p.cta_cycles + prepass + lat * dep + first_rows * row_bytes / bw_qo + 0.0 * keys
+        else:  # nested: each row fills the tile pipeline and drains its masked tail as a one-row CTA does
+            row_work = loop_p + p.row_cycles + prologue + drain + epilogue
+            first_extra = p.cta_cycles + 0.0 * keys
     # breakdown of the loop cycles: tensor-core part, softmax part, the rest (memory and waits)
     a_mma = min(full.mma, t_full)
     a_exp = min(full.sfu_chain, max(t_full - a_mma, 0.0))
@@ -231,4 +294,8 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, 
     notes = []
     if res_src == "estimate":
         notes.append(f"registers/shared memory of {cfg.describe()} estimated (no compiled figures recorded)")
-    return CtaTables(n=skip, work=work, comps=comps, occupancy=occ, tile_flops_full=4.0 * m * bn * d, notes=notes)
+    if row_work is not None:
+        notes.append(f"persistent programs: {programs_per_sm(cfg)} per SM, rows dealt round-robin in launch order")
+    return CtaTables(n=skip, work=work, comps=comps, occupancy=occ, tile_flops_full=4.0 * m * bn * d, notes=notes,
+                     row_work=row_work, first_extra=first_extra,
+                     programs_per_sm=programs_per_sm(cfg) if row_work is not None else 0)

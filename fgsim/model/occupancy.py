@@ -39,6 +39,11 @@ def config_key(cfg: KernelConfig) -> str:
         var = f"g{cfg.gran_n}ia{int(ex.get('idx_ahead', 0))}"
     if ex.get("overlap"):
         var += "+ov"
+    if ex.get("maxnreg"):
+        var += f"+r{int(ex['maxnreg'])}"
+    if ex.get("persistent"):
+        var = ("persistent" if ex.get("flatten", True) else "persistent-nested") + \
+            (f"+r{int(ex['maxnreg'])}" if ex.get("maxnreg") else "")
     return f"{cfg.kernel}/{cfg.dtype}/d{cfg.head_dim}/m{cfg.block_m}/bn{cfg.block_n}/w{cfg.num_warps}/s{cfg.num_stages}/{var}"
 
 

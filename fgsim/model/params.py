@@ -48,9 +48,12 @@ SPECS: dict[str, ParamSpec] = {
                                     "load-to-use latency of a global load under load (L2 hit to HBM mix)"),
     "l2_bw_eff": ParamSpec("1", 0.4, 1.3, "achieved fraction of the GPU file's L2 read bandwidth"),
     "hbm_bw_eff": ParamSpec("1", 0.5, 1.0, "achieved fraction of the GPU file's HBM bandwidth"),
-    "l2_reuse_frac": ParamSpec("1", 0.4, 1.0, "fraction of the L2 capacity that holds reusable K/V"),
     "cta_cycles": ParamSpec("cycles", 0.0, 8000.0,
-                            "per CTA: dispatch, prologue address math, epilogue normalisation and store issue"),
+                            "per program (CTA): dispatch, argument and descriptor set-up, the first row's address "
+                            "math"),
+    "row_cycles": ParamSpec("cycles", 0.0, 8000.0,
+                            "per query-block row: epilogue normalisation, O store issue, accumulator reset and the "
+                            "next row's address math (a persistent program pays it per row, a one-row CTA once)"),
     "launch_us": ParamSpec("us", 0.0, 10.0, "per kernel call in a stream: launch, grid fill and drain"),
     "overlap_p": ParamSpec("1", 1.0, 16.0,
                            "sharpness of the overlap of one CTA's chain with the asynchronous SM resources "
@@ -60,6 +63,12 @@ SPECS: dict[str, ParamSpec] = {
                          "relative to smax_q(R, C) alone (q = share_p; 1 = the CTAs serialise, large = perfect "
                          "interleaving up to the busiest unit)"),
 }
+
+
+#: parameters of earlier model revisions that calibration files may still hold (ignored when read):
+#: ``l2_reuse_frac`` fitted to its bound (0.997) and bound no calibration or development row; the whole L2 now
+#: holds reusable K/V (:data:`fgsim.model.assemble.L2_REUSE_FRAC`)
+RETIRED = {"l2_reuse_frac": "revision 3: fixed at 1 (the whole L2), see fgsim.model.assemble.L2_REUSE_FRAC"}
 
 
 @dataclass(frozen=True)
@@ -79,8 +88,8 @@ class ModelParams:
     mem_latency_cycles: float = 800.0
     l2_bw_eff: float = 0.9
     hbm_bw_eff: float = 0.81
-    l2_reuse_frac: float = 0.8
-    cta_cycles: float = 1500.0
+    cta_cycles: float = 1000.0
+    row_cycles: float = 500.0
     launch_us: float = 2.5
     overlap_p: float = 4.0
     share_p: float = 4.0
@@ -97,7 +106,11 @@ class ModelParams:
         outside its range (missing names keep their priors)."""
         names = {f.name for f in fields(cls)}
         kw: dict[str, float] = {}
+        if RETIRED.keys() & d.keys() and "row_cycles" not in d:
+            kw["row_cycles"] = 0.0  # revision-2 calibrations: the per-row cost is inside cta_cycles
         for k, v in d.items():
+            if k in RETIRED:
+                continue
             if k not in names:
                 raise FgsimError(f"{where}: unknown model parameter '{k}'")
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):

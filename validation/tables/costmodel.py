@@ -1,7 +1,9 @@
 """README block: cost-model error per axis (H200, issue 10): the model before issue 10, the rebuilt model on the
-first test list (blind), this model on the development data and on the fresh frozen test list test3 (blind).
+first test list (blind), revision 2 on its frozen list test3 (blind), this model on the development data and on the
+frozen test list test4 (blind).
 
-Numbers come from ``validation/costmodel_summary.json`` (development + test3) and
+Numbers come from ``validation/costmodel_summary.json`` (development + test4),
+``validation/costmodel_summary_rev2.json`` (revision 2's development + test3) and
 ``validation/costmodel_summary_frozen.json`` (the rebuilt model's one blind scoring of the first test list), which
 ``python -m fgsim validate --dev ... --test ...`` writes when it scores the committed results CSVs with the
 committed calibration (the same run writes validation/REPORT.md); this renderer only formats them.
@@ -17,22 +19,25 @@ from fgsim.validation.report import comparison_lines
 
 SUMMARY = ROOT / "validation" / "costmodel_summary.json"
 FROZEN = ROOT / "validation" / "costmodel_summary_frozen.json"
+REV2 = ROOT / "validation" / "costmodel_summary_rev2.json"
 
 
 def render() -> str:
     s = json.loads(SUMMARY.read_text())
     fz = json.loads(FROZEN.read_text()) if FROZEN.is_file() else None
     band = json.loads((ROOT / "fgsim" / "data" / "transfer_bands.json").read_text())["band_pct"]
-    lines = comparison_lines(s, fz)
+    r2 = json.loads(REV2.read_text()) if REV2.is_file() else None
+    lines = comparison_lines(s, fz, r2)
     cal = s.get("calibration", {})
     dev = ", ".join(f"`{f}`" for f in s.get("development_files", []))
     test = ", ".join(f"`{f}`" for f in s.get("test_files", [])) or "not measured"
     lines.append("")
     lines.append(
-        f"*Source: `validation/results/` {test} ({s.get('test_rows', 0)} rows: the fresh frozen test list, written "
-        f"before the final fit, measured once, scored once) and {dev} ({s.get('development_rows', 0)} rows: "
-        "development data, used to choose between model variants; the first test list became development data after "
-        "the rebuilt model's one blind scoring, whose numbers are the third column), scored with "
+        f"*Source: `validation/results/` {test} ({s.get('test_rows', 0)} rows: the frozen test list test4, written "
+        "before this revision's fit and before the final kernels were measured, measured once, scored once) and "
+        f"{dev} ({s.get('development_rows', 0)} rows: development data, used to choose between model variants; the "
+        "earlier frozen lists became development data after their one blind scoring, whose numbers are the third "
+        "and fourth columns), scored with "
         f"`fgsim/data/calibrations/{s.get('calibration_file')}` (fitted on {cal.get('n')} calibration rows only, fit "
         f"MAPE {cal.get('mape', 0):.1f} %). Cells: fg / block / dense MAPE and the worst row's error. Timing: CUDA "
         "graphs, 3 interleaved rounds (SM partitions: CUDA events around back-to-back calls on a green context); "

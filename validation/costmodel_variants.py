@@ -1,0 +1,75 @@
+"""Refit the cost model on calibration rows only and score development CSVs per axis (model-variant log).
+
+    python validation/costmodel_variants.py --calib <calib CSVs> --dev <development CSVs> [--label NAME]
+
+Fits exactly as ``fgsim calibrate --from-csv`` does (stream efficiencies measured, the rest bounded least squares
+on the calibration kernel rows), then prints the fit and the development MAPE per axis and kernel, one line per
+variant, for validation/MODEL_NOTES.md. Never give it the frozen test list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--calib", nargs="+", required=True)
+    ap.add_argument("--dev", nargs="+", required=True)
+    ap.add_argument("--label", default="variant")
+    ap.add_argument("--worst", type=int, default=0, help="also print the worst development rows")
+    ap.add_argument("--save", help="write the fitted parameters and resources (JSON) here")
+    a = ap.parse_args()
+    if any("test4" in f for f in a.dev):
+        raise SystemExit("--dev: the frozen test list test4 is not development data")
+    from fgsim.calibrate_micro import measured_constants
+    from fgsim.calibration import fit_rows
+    from fgsim.hardware import load_gpu
+    from fgsim.model.params import SPECS, ModelParams
+    from fgsim.validation.measure import resources_table
+    from fgsim.validation.report import predict_rows, read_results, score, scored_rows, worst_lines
+
+    t0 = time.time()
+    rows = [r for r in read_results(a.calib) if r.get("split") == "calib" and r.get("measured_ms")]
+    krows = [r for r in rows if (r.get("kind") or "kernel") == "kernel" and (r.get("status") or "ok") == "ok"]
+    mrows = [r for r in rows if r.get("kind") == "micro"]
+    gpu = load_gpu("h200")
+    clocks = sorted(float(r["sm_clock_mhz"]) for r in krows if (r.get("sm_clock_mhz") or "").strip())
+    const = measured_constants(mrows, clocks[len(clocks) // 2] if clocks else 0.0, gpu)
+    import os
+
+    measured = ("hbm_bw_eff",) if os.environ.get("FGSIM_FREE_L2") else ("l2_bw_eff", "hbm_bw_eff")
+    fixed = {k: min(max(const[k], SPECS[k].lo), SPECS[k].hi) for k in measured if k in const}
+    res = resources_table(krows)
+    params, fit = fit_rows(krows, "h200", start=ModelParams().replace(**fixed), resources=res,
+                           free=[n for n in SPECS if n not in fixed])
+    if a.save:
+        import json
+
+        with open(a.save, "w") as fh:
+            json.dump({"params": params.as_dict(), "resources": res}, fh)
+    drows = scored_rows(a.dev)
+    pred = predict_rows(drows, gpu="h200", params=params, resources=res)
+    sc = score(drows, pred)
+    meas = np.array([float(r["measured_ms"]) * 1e-3 for r in drows])
+    ape = np.abs(pred / meas - 1) * 100
+    cells = []
+    for ax in ("tuned", "config", "sm", "dtype", "trace"):
+        if ax in sc:
+            d = sc[ax]
+            cells.append(f"{ax} " + " / ".join(f"{d[k]['mape']:.1f}" for k in ("fg", "block", "dense") if k in d))
+    print(f"{a.label}: fit {fit['mape']:.2f} / max {fit['max_ape']:.1f} % ({fit['n']} rows, at bound "
+          f"{','.join(fit['at_bound']) or '-'}) | " + " | ".join(cells) + f" | all {ape.mean():.1f} "
+          f"({len(drows)} rows) [{time.time() - t0:.0f} s]", flush=True)
+    print("  params: " + ", ".join(f"{k}={v:.4g}" for k, v in params.as_dict().items()))
+    for k, v in sorted(fit["per_kind"].items()):
+        print(f"  calib {k}: n={v['n']} MAPE {v['mape']:.2f} max {v['max_ape']:.1f}")
+    if a.worst:
+        print("\n".join(worst_lines(drows, pred, a.worst)))
+
+
+if __name__ == "__main__":
+    main()
