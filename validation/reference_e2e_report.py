@@ -13,7 +13,9 @@ measured time in it), through the same parts as the Wan2.1 predictions (``valida
   CFG combination, Euler update) — traced on the meta device (:func:`fgsim.opmodel.reference_sampler_ops`), priced
   by the operator calibration ``fgsim/data/ops/h200.json`` (``fgsim calibrate --ops``; GEMMs and memory-bound
   operators of this sampler step at their real shapes) in the eager launch queue (host seconds per aten operator
-  and the GPU gap between kernels, measured by the calibration on a tiny transformer, not on this run); a run of
+  and the GPU gap between kernels, measured by the calibration on a tiny transformer in the same device call as
+  the runs — the host's speed is the machine's, 7.7–13.5 us per operator across three H200 machines — never
+  on the runs themselves); a run of
   S steps is ``T(1 step) + (S − 1)·(T(2 steps) − T(1 step))``;
 - self-attention per call: ``sdpa`` the calibrated cuDNN model at the call's shape, ``fgattn-dense`` / ``fg`` /
   ``block`` the kernel cost model on the measured masks' counts (every (layer, branch) mask is predicted at the
@@ -41,9 +43,12 @@ sys.path.insert(0, str(ROOT / "kernels"))
 
 DEFAULT = ROOT / "validation" / "results" / "refdit" / "e2e-h200-2026-11-30.json"
 MODES = ("none", "sdpa", "fgattn-dense", "fg", "block")
+#: the operator calibration measured in the device call that ran the reference DiT (2026-11-30, call E)
+HOST_FROM = ROOT / "validation" / "results" / "e2e-h200-2026-11-30-run2" / "ops-calibration-raw.json"
 
 
-def predict(e2e: dict, counts: dict[str, np.ndarray], gpu_name: str = "h200") -> dict[str, dict[str, float]]:
+def predict(e2e: dict, counts: dict[str, np.ndarray], gpu_name: str = "h200",
+            host_from: Path | None = None) -> dict[str, dict[str, float]]:
     """Predicted seconds of each measured mode's run, and the parts (see the module docstring)."""
     from fgsim.calibration import resolve_params
     from fgsim.costmodel import predict_counts
@@ -54,6 +59,11 @@ def predict(e2e: dict, counts: dict[str, np.ndarray], gpu_name: str = "h200") ->
 
     model = load_model("fgsim-reference-dit")
     cal = load_op_calibration(gpu=gpu_name)
+    if host_from is not None and host_from.is_file():
+        # the host side is a property of the machine the run happened on: its host time per operator and kernel
+        # gap as the operator calibration measured them in the same device call
+        same = load_op_calibration(host_from)
+        cal.host_s, cal.host_view_s, cal.gap_s = same.host_s, same.host_view_s, same.gap_s
     gpu = load_gpu(gpu_name)
     params = resolve_params(gpu)[0]
     grid = tuple(int(x) for x in e2e["grid_latent"])
@@ -91,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--e2e", type=Path, default=DEFAULT, help="e2e JSON from time_reference_e2e.py")
     p.add_argument("--gpu", default="h200")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--host-from", type=Path, default=HOST_FROM,
+                   help="raw operator calibration of the same device call as the runs (host time per operator, "
+                        "kernel gap)")
     args = p.parse_args(argv)
     if not args.e2e.is_file():
         print(f"error: {args.e2e}: no such file", file=sys.stderr)
@@ -102,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     counts_path = args.e2e.with_name(args.e2e.name.replace("e2e-", "e2e-counts-").replace(".json", ".npz"))
     with np.load(counts_path, allow_pickle=False) as z:
         counts = {k: z[k] for k in z.files}
-    pred = predict(e2e, counts, args.gpu)
+    pred = predict(e2e, counts, args.gpu, args.host_from)
     med, spread = e2e["seconds_median"], e2e["spread"]
     # the sampler's per-run set-up on the host: the initial noise (B·768·T·h·w float32 values) drawn on the CPU
     # and copied to the GPU (pageable). Priced by the calibration's host rates when it has them; else the
@@ -114,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     n_noise = 768.0 * t * h * w
     if cal.host.get("cpu_randn_per_s") and cal.host.get("h2d_pageable_bw"):
         setup = n_noise / cal.host["cpu_randn_per_s"] + 4.0 * n_noise / cal.host["h2d_pageable_bw"]
-        setup_src = "predicted from the calibration's host rates"
+        setup_src = (f"predicted: the operator calibration's host rates ({cal.host['cpu_randn_per_s'] / 1e6:.0f} M "
+                     f"normal values/s on the CPU, {cal.host['h2d_pageable_bw'] / 1e9:.1f} GB/s pageable copy)")
     else:
         step_sampler = float((e2e.get("step_breakdown_s") or {}).get("sampler", 0.0))
         setup = max(step_sampler - pred["none"]["step_busy_by_cat"].get("sampler", 0.0), 0.0)
@@ -134,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                      "predicted_mask_prediction_s": round(pr["mask_prediction_s"], 4),
                      "predicted_step_s": round(pr["step_s"], 5), "setup_s": round(setup, 4),
                      "predicted_with_setup_s": round(pr["run_s"] + setup, 4),
-                     "error_with_setup_pct": round(((pr["run_s"] + setup) / med[mode] - 1) * 100, 2)})
+                     "error_with_setup_pct": round(((pr["run_s"] + setup) / med[mode] - 1) * 100, 2),
+                     "setup_source": setup_src})
     bd = e2e.get("step_kernel_breakdown_s") or e2e.get("step_breakdown_s") or {}
     busy = pred["none"]["step_busy_by_cat"]
     for cat in sorted(bd):
@@ -142,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                      "predicted_run_s": round(busy.get(cat, 0.0), 6),
                      "run_error_pct": round((busy.get(cat, 0.0) / bd[cat] - 1) * 100, 2) if bd[cat] else "",
                      "measured_attention_s": "", "predicted_attention_s": "", "predicted_mask_prediction_s": "",
-                     "predicted_step_s": "", "setup_s": "", "predicted_with_setup_s": "", "error_with_setup_pct": ""})
+                     "predicted_step_s": "", "setup_s": "", "predicted_with_setup_s": "", "error_with_setup_pct": "",
+                     "setup_source": ""})
     out_csv = args.e2e.with_name(args.e2e.stem + "-report.csv")
     buf = io.StringIO()
     wr = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")

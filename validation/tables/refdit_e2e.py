@@ -18,8 +18,8 @@ def render() -> str:
     rows = [r for r in read_rows(REPORT) if not r["mode"].startswith("step:")]
     steps = {r["mode"][5:]: r for r in read_rows(REPORT) if r["mode"].startswith("step:")}
     base = next(float(r["measured_run_s"]) for r in rows if r["mode"] == "sdpa")
-    lines = ["| attention | measured run, median | spread | predicted (model file only) | error | + sampler set-up "
-             "(measured) | error | vs SDPA |",
+    lines = ["| attention | measured run, median | spread | predicted: the 50 steps | error | + the sampler's set-up "
+             "| error | vs SDPA |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         label = LABELS[r["mode"]] + (f" ({d['kept_fraction_mean']:.3f} kept)" if r["mode"] == "fg" else "")
@@ -29,16 +29,18 @@ def render() -> str:
                      f"{float(r['error_with_setup_pct']):+.0f} % | {base / med:.2f}× |")
     lines.append("")
     lines.append(f"The sampler's set-up — its initial noise (768 × {' × '.join(str(x) for x in d['grid_latent'])} "
-                 f"float32 values) drawn on the CPU and copied to the GPU once per run, {float(rows[0]['setup_s']):.2f} s "
-                 "— is not in the operator calibration run's host rates (`fgsim calibrate --ops` measures them from "
-                 "now on); the column beside the prediction adds it as measured in the traced first step (CUDA "
-                 "events).")
+                 f"float32 values) drawn on the CPU and copied to the GPU once per run: {float(rows[0]['setup_s']):.2f} "
+                 f"s, {rows[0]['setup_source']}, measured on another H200 machine than the runs (the traced first "
+                 f"step of the runs' own machine took {float(d['step_breakdown_s']['sampler']):.2f} s for it). The "
+                 "50 steps are host-bound: their prediction uses the host time per operator that the operator "
+                 "calibration measured in the runs' device call.")
     lines.append("")
     if steps:
         lines.append("One sampler step (2 passes, self-attention skipped), GPU kernel time per category, measured / "
                      "predicted: " + ", ".join(
                          f"{c} {float(r['measured_run_s']) * 1e3:.2f} / {float(r['predicted_run_s']) * 1e3:.2f} ms"
-                         for c, r in steps.items() if float(r["measured_run_s"]) > 1e-4) + ".")
+                         for c, r in steps.items() if float(r["measured_run_s"]) > 1e-4)
+                     + " (the measured sampler time is the first step's: it holds the set-up's host-to-device copy).")
         lines.append("")
     lines.append(f"*Source: `validation/results/{JSON}`, `validation/results/{REPORT}` ({d['rounds']} rounds × "
                  f"{len(rows)} modes, {d['steps']} steps, {d['passes']} passes, {d['gpu']}, torch {d['torch']}, "
