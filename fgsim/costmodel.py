@@ -1,6 +1,6 @@
 """The cost model's public names (compatibility module): the implementation lives in :mod:`fgsim.model`.
 
-* parameters (13 GPU properties with units and ranges): :mod:`fgsim.model.params`;
+* parameters (15 GPU properties with units and ranges): :mod:`fgsim.model.params`;
 * occupancy from the compiled kernel's registers / shared memory: :mod:`fgsim.model.occupancy`;
 * per-tile and per-CTA cycles: :mod:`fgsim.model.cta_cost`;
 * plan/run assembly through the CTA scheduler: :mod:`fgsim.model.assemble`.

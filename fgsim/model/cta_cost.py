@@ -17,18 +17,23 @@ per SM per clock from the GPU file):
   bandwidth one CTA gets (a fitted GPU property); the reloads sit in the CTA's chain (they wait for local memory),
   not in the SM's shared resources, so co-resident CTAs overlap them;
 * a CTA whose warpgroups would own fewer than 64 query rows (e.g. M=64 with 8 warps) gets warp-level mma.sync
-  instead of wgmma: the GPU file's ``mma_sync_fraction`` of the tensor rate;
+  instead of wgmma: the GPU file's ``mma_sync_fraction`` of the tensor rate; when its warps also split the key
+  dimension of S (``wn = warps / (M/16) > 1``), the P tile goes through shared memory to the PV operand layout
+  (``M BN elt (1 + wn) / SMEM`` cycles) and the row max / sum reductions cross warps (two more ``tile_sync``);
 * latency       ``t_lat = (L + rows 2 D elt / bw_sm) / lookahead``: Little's law with ``lookahead`` tiles in flight,
   ``lookahead = max(1, (num_stages - 1) / (levels + 1))`` (Triton's pipeliner splits the stages between an index load and
   the load it feeds; ``levels`` = 0 for contiguous/TMA tiles and FG gathers with prefetched indices);
-* one CTA's dependency chain ``chain = t_mma + t_exp + t_fp + issue/wg + 2 mma_wait + tile_sync + t_spill``: the warpgroups
+* one CTA's dependency chain ``chain = t_mma + t_exp + t_fp + issue/wg + 2 mma_wait + tile_sync + t_spill`` (+ the
+  layout conversion above, + the Q copy of the flattened persistent loop below): the warpgroups
   of one CTA run the FA2 loop in lockstep (Triton's loop has no ping-pong schedule: FA3, arXiv 2407.08608, needs
   explicit warpgroup barriers for it), so inside one CTA the MMA and softmax phases of a tile do not overlap; they
   overlap only across co-resident CTAs. ``issue`` = ``tma_issue`` per TMA tile (the issue of pointer loads,
   cp.async, fitted to ~0 cycles per row on the H200 and is not a parameter).
 
-Shared-SM resources ``R = max(t_mma, max(t_exp, t_fp), t_smem, t_bw)`` and the CTA's own bound
-``C = max(chain, t_lat)`` overlap as ``smax(R, C) = (R^p + C^p)^(1/p)`` (``p = overlap_p``). With ``j`` CTAs
+Shared-SM resources ``R = max(t_mma, t_exp + t_fp, t_smem, t_bw)`` (exp2 and the FP32 softmax instructions issue
+from the same warp schedulers, so co-resident CTAs add them) and the CTA's own bound ``C = smax(chain, t_lat)``
+overlap as ``smax(R, C) = (R^p + C^p)^(1/p)`` (``p = overlap_p``; the same smooth maximum joins the chain and a
+load latency close to it). With ``j`` CTAs
 resident on an SM the resources are shared: the co-residency curve the scheduler uses is
 ``rates[j] = smax_q(R, C) / smax_q(j R, C)`` with ``q = share_p``.
 
@@ -36,10 +41,20 @@ Per CTA (one query-block row): ``cta_cycles`` + ``row_cycles`` + prologue (Q and
 row offsets → index entries → rows for index-driven kernels, Q and the first tile's gathered rows at the SM's HBM
 share) + the masked tail tile's exposed latency + the O store at the SM's HBM share.
 
-Persistent programs (``extra['persistent']``, ``programs_per_sm`` = k): G = min(rows, k x SMs) programs; program p
-runs the rows at launch-order positions p, p + G, ... in one flattened, pipelined (row, tile) loop. A row then
-costs its tiles (the tail tile folded into the loop: no drain) + ``row_cycles`` + its epilogue and Q bytes (the
-prologue latency overlaps the previous row); a program pays ``cta_cycles`` and its first row's prologue once.
+Persistent programs (``extra['persistent']``, ``programs_per_sm`` = k; fgattn's ``_attn_fwd_persistent``):
+G = min(rows, k x SMs) programs (SMs of the GPU or of its partition); program p runs the rows at launch-order
+positions p, p + G, ... (static round-robin, simulated with the actual per-row counts), programs placed on SM slots
+like CTAs. Two forms:
+
+* flattened (``flatten`` true, the default): one (row, tile) loop; an empty row is one masked item, the tail tile is
+  one more item (no drain). Each item's K/V addresses come from loop-carried row state, so no load is issued ahead:
+  an item costs ``chain + L + rows 2 D elt / bw_sm`` (the latency is added, not hidden), and Q, loop-carried, goes
+  through shared memory every item (``M D elt / SMEM`` in the chain, read by each warpgroup). At the row switch the
+  epilogue stores O and the next row's Q is loaded before its first S (one exposed latency + Q bytes) + ``row_cycles``;
+  a program pays ``cta_cycles``, a pre-pass over its rows' offsets (one latency per 128 rows) and its first row's
+  index latency and first gather once.
+* nested (``flatten`` false): a row loop around the pipelined tile loop: each row pays the one-row CTA's prologue,
+  drain, epilogue and ``row_cycles``; a program pays ``cta_cycles`` once.
 """
 
 from __future__ import annotations
