@@ -2,7 +2,8 @@
 
 On a GPU: microbenchmarks of the model's ingredients (HBM and L2 streams, load latency, exp2 throughput, row
 gathers at given rows / bytes / stages; ``fgsim.calibrate_micro``) and the calibration case list
-(``validation/cases/calib.csv``: uniform masks, the tuned launch configurations and six others), all timed with
+(``validation/cases/calib.csv``: uniform masks, the tuned launch configurations, grids of one and several waves, a
+few other launch configurations and the persistent-program settings), all timed with
 CUDA graphs in interleaved rounds, clocks sampled under load; then a bounded least-squares fit of the model's
 free parameters on those calibration rows only. ``--from-csv`` refits from such a CSV on any machine (it refuses
 files without calibration rows) and gives the same result the GPU run wrote. The calibration file records the

@@ -1,18 +1,22 @@
-"""Validation cases: deterministic masks and the three disjoint case lists (calibration, development, test).
+"""Validation cases: deterministic masks and the disjoint case lists (calibration, development, frozen test).
 
 Every synthetic case's mask is a pure function of its row (structure, N, H, M, density, seed) through a
 counter-based hash (splitmix64), so the CPU regenerates exactly the mask the GPU ran and predictions never need
-the GPU. The lists are written to ``validation/cases/{calib,dev,test}.csv`` and committed before any fit
+the GPU. The lists are written to ``validation/cases/<split>.csv`` and committed before the fit that uses them
 (:func:`write_case_lists`); measurement reads the files, not the generators.
 
 * ``calib`` — what ``fgsim calibrate`` measures: uniform masks (``uniform``, ``uniform-blocks``), the tuned launch
-  configurations at D 64/128 x M 64/128, bf16, the whole GPU, N in {2048, 8192, 30720}, plus six non-default
-  launch configurations at one shape;
+  configurations at D 64/128 x M 64/128, bf16, the whole GPU, N in {2048, 8192, 30720}, grids of one and of several
+  waves, a few non-default launch configurations (BLOCK_N 32/64/128) and every persistent-program setting;
 * ``dev`` — for choosing between model variants: the older synthetic families (random, skewed, band, stripes,
   mixed) at N in {6144, 20480, 40960}, a few non-default configs and SM partitions of 48 and 120 SMs;
-* ``test`` — frozen, scored once: other mask families (3-D windows per head, column stripes, text tokens,
-  DiT traces), N in {4096, 12288, 24576, 49152, 75600}, every Hopper launch config of BLOCK_N 32/64/128 x
-  stages 2-4 x warps 4/8, SM partitions of 16/32/64/96 SMs (CUDA green contexts), fp16 as well as bf16.
+* ``test`` — the first frozen list (development since its one scoring): other mask families (3-D windows per
+  head, column stripes, text tokens, DiT traces), N in {4096, 12288, 24576, 49152, 75600}, every Hopper launch
+  config of BLOCK_N 32/64/128 x stages 2-4 x warps 4/8, SM partitions of 16/32/64/96 SMs, fp16 as well as bf16;
+* ``test3`` — revision 2's frozen list (development since its one scoring), see :func:`test3_cases`;
+* ``dev4`` — revision 3's development rows on the final kernels (persistent programs, several waves, small
+  tiles), see :func:`dev4_cases`;
+* ``test4`` — revision 3's frozen list, scored once, see :func:`test4_cases`.
 """
 
 from __future__ import annotations
@@ -229,7 +233,7 @@ def calibration_cases() -> list[Case]:
         add("uniform", 30720, 1, d_head, m, 0.1, ("fg", "block"))
         add("uniform", 30720, 1, d_head, m, 0.5, ("fg", "block", "dense"))
         add("uniform-blocks", 8192, 8, d_head, m, 0.1, ("fg", "block"))
-    # six non-default launch configurations at one shape (the rest of the config grid is test-only)
+    # three non-default launch configurations at one shape (the rest of the config grid is test-only)
     for bn, st, w in ((64, 2, 8), (128, 2, 8), (32, 3, 8)):
         add("uniform", 8192, 8, 128, 128, 0.3, ("fg", "dense"), block_n=bn, num_stages=st, num_warps=w, axis="config")
     # revision 3 (before its fit): grids of several waves for every kernel (the rows above are all about one wave),
