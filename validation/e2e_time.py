@@ -107,7 +107,7 @@ def _compile_run(model: Any, reso: str, res: dict[str, Any], args: Any, block_m:
 
     left = int(min(args.compile_s, args.hard_s - (time.time() - T0) - 5))
     key = f"{model.name}/{reso}"
-    if left < 45:
+    if left < min(30, args.compile_s):
         res["compile"]["skipped"] = f"only {left} s left"
         log("compile: skipped (time)")
         return
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-s", type=float, default=280.0, help="stop starting new work after this many seconds")
     p.add_argument("--hard-s", type=float, default=300.0, help="the compile step ends by this many seconds")
     p.add_argument("--no-compile", action="store_true")
-    p.add_argument("--compile-s", type=float, default=40.0, help="at most this many seconds for the compile step")
+    p.add_argument("--compile-s", type=float, default=60.0, help="at most this many seconds for the compile step")
     p.add_argument("--compile-key", default="", help="model/resolution to time under torch.compile (default: the "
                                                       "first Wan config of the plan)")
     p.add_argument("--rounds-first", type=int, default=3, help="timing rounds of the first config (1.3B 480p)")
