@@ -300,6 +300,10 @@ def part_c(args: argparse.Namespace, dev: Any, rank: int, p: int, timing: list[d
         m = 128
         rounds = args.rounds
     gt = GraphTimer(dev, lambda: barrier(dev), target_s=3e-3) if dev.type == "cuda" else None
+    # collectives (total, comm): their own timer, so that where they are not captured (FGSIM_EAGER_COLLECTIVES=1)
+    # enough back-to-back calls share one timing (--comm-target-ms) to pay the launch and rank skew about once
+    gtc = (GraphTimer(dev, lambda: barrier(dev), target_s=args.comm_target_ms * 1e-3) if dev.type == "cuda"
+           else None)
     for shape, s, h, d in shapes:
         if left(args) < 60:
             log(f"c: skipping {shape} (time)")
@@ -371,8 +375,9 @@ def part_c(args: argparse.Namespace, dev: Any, rank: int, p: int, timing: list[d
         for i, (_cfg, parts) in enumerate(fns):
             for part, fn in parts.items():
                 fn()
-                if gt is not None:
-                    method[(i, part)] = gt.prepare((i, part), fn, collective=part in ("total", "comm"))
+                tim = gtc if part in ("total", "comm") else gt
+                if tim is not None:
+                    method[(i, part)] = tim.prepare((i, part), fn, collective=part in ("total", "comm"))
             if left(args) < 40:
                 log("c: out of time during capture")
                 break
@@ -383,7 +388,8 @@ def part_c(args: argparse.Namespace, dev: Any, rank: int, p: int, timing: list[d
             for rd in range(rounds):
                 for i, (_cfg, parts) in enumerate(fns):
                     for part, fn in parts.items():
-                        tm = gt((i, part), fn) if gt is not None else _eager_time(dev, fn)
+                        tim = gtc if part in ("total", "comm") else gt
+                        tm = tim((i, part), fn) if tim is not None else _eager_time(dev, fn)
                         res[i].setdefault(part, []).append(tm)
                     if "total" in parts:
                         res[i].setdefault("total_eager", []).append(_eager_time(dev, parts["total"]))
@@ -391,8 +397,9 @@ def part_c(args: argparse.Namespace, dev: Any, rank: int, p: int, timing: list[d
                     log(f"c: stopping after {rd + 1} rounds (time)")
                     break
         clocks = clk.summary()
-        if gt is not None:
-            gt.release()
+        for tim in (gt, gtc):
+            if tim is not None:
+                tim.release()
         for i, (cfg, _parts) in enumerate(fns):
             shape_, s_, h_, d_, dens, kern, scheme, _ma = cfg
             row = {"shape": shape_, "S": s_, "heads": h_, "head_dim": d_, "block_m": m, "density": dens,
@@ -494,8 +501,10 @@ def part_a(args: argparse.Namespace, dev: Any, rank: int, p: int, rows: list[dic
             def inputs(kw: dict[str, Any] = kw) -> Any:
                 yield {**kw, "_branch": "cond", "_step": 0}
 
-            one = out / f"cp-{name}-1gpu.fgt"
-            cpt = out / f"cp-{name}-ulysses{p}.fgt"
+            tdir = Path(args.trace_dir) if args.trace_dir else out
+            tdir.mkdir(parents=True, exist_ok=True)
+            one = tdir / f"cp-{name}-1gpu.fgt"
+            cpt = tdir / f"cp-{name}-ulysses{p}.fgt"
             res1 = None
             if rank == 0:
                 res1 = capture_transformer(tr, inputs, one, pred, schedule=Schedule.parse("all"), layers=layers,
@@ -595,6 +604,10 @@ def main() -> int:
     ap.add_argument("--budget-s", type=float, default=170.0, help="wall-clock budget; parts are skipped past it")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--keep-traces", action="store_true")
+    ap.add_argument("--trace-dir", default="", help="where the capture's traces are written (default --out)")
+    ap.add_argument("--comm-target-ms", type=float, default=3.0,
+                    help="length of one timing of the collectives (total, comm): graph replay, or back-to-back "
+                    "eager calls where collectives are not captured")
     ap.add_argument("--models", default="", help="capture only these (comma-separated: refdit-480p, "
                     "wan2.1-1.3b-480p-random, wan2.1-14b-720p-random)")
     ap.add_argument("--need-14b-s", type=float, default=120.0,
