@@ -50,6 +50,19 @@ CSV_FIELDS = ("op", "shape", "bytes", "P", "rank", "median_s", "min_s", "max_s",
 # timing: CUDA-graph replay, events fallback
 
 
+def agree_reps(reps: int, device: Any) -> int:
+    """The largest of the ranks' ``reps`` (one small all-reduce; ``reps`` unchanged outside a process group): every
+    rank must run the same number of collectives per timing, else the ranks' NCCL calls pair up wrongly and hang."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return int(reps)
+    t = torch.tensor([int(reps)], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 class GraphTimer:
     """Per-call seconds of callables on this rank by CUDA-graph replay (``reps`` calls captured in one graph,
     CUDA events around one replay, divided by ``reps``), after a barrier so ranks start together. A callable
@@ -98,13 +111,15 @@ class GraphTimer:
         if collective and self.eager_collectives:
             # back-to-back calls timed together, as a graph replay would be: the host launch and the ranks' skew
             # are paid once per timing, not per call (a sequence of collectives, as Ulysses runs them, hides them)
-            reps = int(min(self.max_reps, max(1, np.ceil(self.target_s / max(t, 1e-6)))))
+            reps = agree_reps(int(min(self.max_reps, max(1, np.ceil(self.target_s / max(t, 1e-6))))), self.device)
             self.eager_reps[key] = reps
             self.reps[key] = reps
             self.method[key] = (f"CUDA events, eager, {reps} back-to-back calls per timing (collectives not "
                                 "captured: FGSIM_EAGER_COLLECTIVES=1)")
             return self.method[key]
         reps = int(min(self.max_reps, max(1, np.ceil(self.target_s / max(t, 1e-6)))))
+        if collective:
+            reps = agree_reps(reps, self.device)
         try:
             s = torch.cuda.Stream(self.device)
             s.wait_stream(torch.cuda.current_stream(self.device))

@@ -106,3 +106,42 @@ def test_measure_runs_every_op_on_gloo() -> None:
     assert all(r["median_s"] > 0 and r["method"].startswith("perf_counter") for r in rows)
     link, _ = fit_link(rows, "gloo")
     assert link.table_degree == 2 and link.alltoall_busbw_gbs > 0
+
+
+def _agree_worker(rank: int, port: int, res: object) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from fgsim.interconnect import agree_reps
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        res[rank] = agree_reps(3 + 4 * rank, torch.device("cpu"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_agree_reps_takes_the_largest_rank_value() -> None:
+    """Ranks that chose different back-to-back counts (7 vs 3) all time 7 calls (else their collectives pair up
+    wrongly: the 2026-11-30 run-3 interconnect calibration hung); outside a process group reps is unchanged."""
+    import socket
+
+    import torch
+    import torch.multiprocessing as mp
+
+    from fgsim.interconnect import agree_reps
+
+    assert agree_reps(5, torch.device("cpu")) == 5
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    ctx = mp.get_context("spawn")
+    res = ctx.Manager().dict()
+    procs = [ctx.Process(target=_agree_worker, args=(r, port, res)) for r in range(2)]
+    for pr in procs:
+        pr.start()
+    for pr in procs:
+        pr.join(60)
+    assert all(pr.exitcode == 0 for pr in procs), [pr.exitcode for pr in procs]
+    assert dict(res) == {0: 7, 1: 7}

@@ -90,7 +90,7 @@ def _mask_kernel(Q, K, BIAS, LSE, THR, OUT, s_q, s_k, head_dim, n_heads, n_qb, q
     t = lse + thr2  # keep (i, j) when s_ij > t_i
     G: tl.constexpr = BLOCK_M // M
     offs_qb = pid_m * G + tl.arange(0, G)
-    out_row = OUT + (pid_bh * n_qb + offs_qb) * s_k
+    out_row = OUT + (pid_bh.to(tl.int64) * n_qb + offs_qb) * s_k  # int64: B·H·⌈S/M⌉·S exceeds 2^31 at 14B 720p
     for n0 in range(0, s_k, BLOCK_N):
         offs_n = n0 + tl.arange(0, BLOCK_N)
         k_ptrs = K + bi * skb + hi * skh + offs_n[None, :] * sks + offs_d[:, None] * skd
