@@ -172,8 +172,13 @@ def main() -> int:
         if ms and all(m.startswith("CUDA graph") for m in ms):
             return "CUDA-graph replay"
         if ms and all("eager" in m for m in ms):
-            return "eager with CUDA events" + (" (captured NCCL collectives did not complete on this machine)"
-                                               if any("FGSIM_EAGER_COLLECTIVES" in m for m in ms) else "")
+            import re
+
+            reps = sorted({int(x) for m in ms for x in re.findall(r"(\d+) back-to-back", m)})
+            b2b = (f", {reps[0]}–{reps[-1]} back-to-back calls per timing" if len(reps) > 1 else
+                   f", {reps[0]} back-to-back calls per timing" if reps else ", one call per timing")
+            return "eager with CUDA events" + b2b + (" (captured NCCL collectives did not complete on this machine)"
+                                                     if any("FGSIM_EAGER_COLLECTIVES" in m for m in ms) else "")
         return "CUDA-graph replay where captured, else eager with CUDA events"
 
     rounds = sorted({r["rounds"] for r in rows})

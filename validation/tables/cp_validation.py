@@ -19,6 +19,21 @@ def _latest(suffix: str) -> str | None:
     return best[2] if best else None
 
 
+def _all(suffix: str) -> list[str]:
+    """Every ``cp-h200x*-<date>[-runN]-<suffix>.csv``, oldest first (by date, then run)."""
+    keys = []
+    for p in RESULTS.glob(f"cp-h200x*-{suffix}.csv"):
+        m = re.match(rf"cp-h200x\d+-(\d{{4}}-\d{{2}}-\d{{2}})(?:-run(\d+))?-{suffix}\.csv$", p.name)
+        if m:
+            keys.append((m.group(1), int(m.group(2) or 1), p.name))
+    return [k[2] for k in sorted(keys)]
+
+
+def _run(name: str) -> str:
+    m = re.search(r"-run(\d+)-", name)
+    return f"run {m.group(1) if m else 1}"
+
+
 def _ms(s: str) -> str:
     return f"{float(s) * 1e3:.2f}"
 
@@ -65,15 +80,33 @@ def render() -> str:
         if ring:
             worst = max(float(r["rel_err_vs_1gpu"]) for r in ring)
             extra.append(f"ring (LSE merge) max relative error vs one GPU {worst:.1e} over {len(ring)} cases")
-    cname = _latest("capture")
-    if cname:
-        crows = [r for r in read_rows(cname) if r.get("status") == "ok"]
-        if crows:
-            same = sum(r["masks_identical"] == "True" and r["stats_identical"] == "True" for r in crows)
-            extra.append(f"Ulysses capture: masks and statistics identical to one GPU for {same} of {len(crows)} "
-                         f"models ({', '.join(r['model'] for r in crows)})")
+    # capture: each model's latest completed comparison over all runs, and the models never completed
+    ok: dict[str, tuple[str, dict[str, str]]] = {}
+    failed: dict[str, str] = {}
+    cfiles = _all("capture")
+    for cname_ in cfiles:
+        for r in read_rows(cname_):
+            if r.get("status") == "ok":
+                ok[r["model"]] = (cname_, r)
+                failed.pop(r["model"], None)
+            elif r["model"] not in ok:
+                failed[r["model"]] = f"{_run(cname_)}: {r.get('status', '').split(' when ')[0][:90]}"
+    cused = sorted({f for f, _ in ok.values()} | {f for f in cfiles if any(_run(f) in v for v in failed.values())})
+    if ok:
+        crows = [r for _, r in ok.values()]
+        same = sum(r["masks_identical"] == "True" and r["stats_identical"] == "True" for r in crows)
+        extra.append(f"Ulysses capture: masks and statistics identical to one GPU for {same} of {len(crows)} "
+                     f"models ({', '.join(r['model'] for r in crows)})")
+    for model, why in failed.items():
+        extra.append(f"{model} capture not completed ({why})")
     if extra:
         text += "; ".join(extra) + ".\n"
-    files = [f for f in (tname, nname, cname) if f]
-    method = rows[0].get("timing") or "CUDA events per rank after a barrier, interleaved rounds"
+    files = [f for f in (tname, nname, *cused) if f]
+    method = (f"{_run(tname)}: " + (rows[0].get("timing") or "CUDA events per rank after a barrier, interleaved "
+                                    "rounds"))
+    ic = rows[0].get("interconnect", "")
+    src = re.search(r"validation/results/(cp-[^ )]*-interconnect\.csv)", ic)
+    if src and _run(src.group(1)) != _run(tname):
+        method += (f"; communication predicted from the interconnect block calibrated in {_run(src.group(1))} "
+                   f"(`{src.group(1)}`)")
     return text + provenance(files, len(rows), method, "median per rank; error = predicted / measured − 1")
