@@ -273,7 +273,7 @@ def test_persistent_programs_price_rows_physically() -> None:
     nested one; the breakdown sums to the total; an SM partition (fewer programs) is never faster."""
     from dataclasses import replace
 
-    gpu = load_gpu("h200")
+    gpu = load_gpu("h200")  # estimated registers / shared memory throughout (resources={}), as occupancy() below
     p = ModelParams()
     base = launch_config("fg", "h200", 128, 64, 1, "bf16")
     light = np.full((8, 512), 150)  # 8 heads x 512 equal rows of 3 key tiles
@@ -283,12 +283,29 @@ def test_persistent_programs_price_rows_physically() -> None:
     slots = occupancy(base, gpu)[0]
     nested = replace(base, extra={**base.extra, "persistent": True, "flatten": False, "programs_per_sm": slots})
     flat = replace(base, extra={**base.extra, "persistent": True, "programs_per_sm": slots})
-    t0, _ = predict_counts(light, 512 * 64, base, gpu, p)
-    t1, bd = predict_counts(light, 512 * 64, nested, gpu, p)
+    t0, _ = predict_counts(light, 512 * 64, base, gpu, p, resources={})
+    t1, bd = predict_counts(light, 512 * 64, nested, gpu, p, resources={})
     assert t1 < t0
     assert sum(bd.values()) == pytest.approx(t1, rel=1e-6)
-    tn, _ = predict_counts(heavy, 512 * 64, nested, gpu, p)
-    tf, _ = predict_counts(heavy, 512 * 64, flat, gpu, p)
+    tn, _ = predict_counts(heavy, 512 * 64, nested, gpu, p, resources={})
+    tf, _ = predict_counts(heavy, 512 * 64, flat, gpu, p, resources={})
     assert tf > tn
-    t2, _ = predict_counts(light, 512 * 64, nested, gpu.with_sms(32), p)
+    t2, _ = predict_counts(light, 512 * 64, nested, gpu.with_sms(32), p, resources={})
     assert t2 > t1
+
+
+def test_predictions_default_to_the_calibrations_compiled_resources() -> None:
+    """A caller that passes no ``resources`` gets the compiled registers / shared memory of the calibration that
+    applies to the GPU (not estimates): the same time as passing them explicitly; ``{}`` keeps the estimates."""
+    from fgsim.calibration import resolve
+
+    gpu = load_gpu("h200")
+    r = resolve(gpu)
+    cfg = launch_config("fg", "h200", 128, 64, 1, "bf16")
+    assert any(k.startswith("fg/bf16/d128/m64/") for k in r.resources)
+    counts = np.full((12, 512), 3200)
+    t_default, _ = predict_counts(counts, 512 * 64, cfg, gpu, r.params)
+    t_explicit, _ = predict_counts(counts, 512 * 64, cfg, gpu, r.params, resources=r.resources)
+    t_estimate, _ = predict_counts(counts, 512 * 64, cfg, gpu, r.params, resources={})
+    assert t_default == t_explicit
+    assert t_estimate != t_default

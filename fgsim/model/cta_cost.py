@@ -222,11 +222,30 @@ def coresident_rates(res: float, chain: float, slots: int, p: float) -> np.ndarr
     return np.minimum(r, 1.0)
 
 
+_DEFAULT_RESOURCES: dict[tuple[str, str], Mapping[str, Any]] = {}
+
+
+def default_resources(gpu: GPU) -> Mapping[str, Any]:
+    """Compiled registers / shared memory (per launch configuration) recorded by the calibration that applies to
+    ``gpu`` (its own, or one of the same architecture: the same compiled kernels); empty for an extrapolation or
+    an uncalibrated GPU. Cached per (GPU, architecture)."""
+    key = (gpu.name, gpu.arch)
+    if key not in _DEFAULT_RESOURCES:
+        from fgsim.calibration import resolve
+
+        _DEFAULT_RESOURCES[key] = dict(resolve(gpu).resources or {})
+    return _DEFAULT_RESOURCES[key]
+
+
 def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, n_ctas: int | None = None,
                n_keys: int | None = None, resources: Mapping[str, Any] | None = None) -> CtaTables:
     """Per-count CTA cost tables for ``cfg`` on ``gpu`` at ``n_tokens`` queries (``n_keys`` keys, default the
-    same); ``n_ctas``: the grid size (the SMs sharing L2 and HBM bandwidth; None: a grid filling the GPU)."""
+    same); ``n_ctas``: the grid size (the SMs sharing L2 and HBM bandwidth; None: a grid filling the GPU);
+    ``resources``: compiled registers / shared memory per launch configuration (None: the table of the calibration
+    that applies to ``gpu``, see :func:`default_resources`; ``{}``: estimates only)."""
     p = params
+    if resources is None:
+        resources = default_resources(gpu)
     elt = ELT_BYTES.get(cfg.dtype, 2)
     m, bn, d = cfg.block_m, cfg.block_n, cfg.head_dim
     n_kv = int(n_keys or n_tokens)
