@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "validation" / "readme_tables.py"
 
@@ -77,3 +79,20 @@ def test_unpaired_marker_is_an_error_naming_the_file(tmp_path: Path) -> None:
     w = _run("--write", "--file", str(broken))
     assert w.returncode == 2
     assert broken.read_text(encoding="utf-8") == bad  # nothing written
+
+
+def test_e2e_targets_met_is_computed_from_the_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "validation" / "tables"))  # the renderers import _common
+    spec = importlib.util.spec_from_file_location("_e2e_targets_under_test", ROOT / "validation" / "tables" /
+                                                  "e2e_targets.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    labels = module.TARGET_CONFIGS
+    a, b = list(labels)[:2]
+    assert module._met([(a, "FG 0.3", 4.9), (b, "FG 0.3", -5.0)], 5.0, " %", labels) == "yes"
+    assert module._met([(a, "FG 0.3", 5.2), (b, "FG 0.3", 1.0)], 5.0, " %", labels) == \
+        "no (1 of 2 within; 1.3B 480p FG 0.3 by 0.2 %)"
+    assert module._met([(a, "FG 0.3", 5.2)], 5.0, " %", labels) == "no"
+    assert module._met([(a, "FG 0.3", 50.0)], None, " %", labels) == "(diagnostic)"
+    assert module._fmt(-9.84, 1, 5.0) == "**−9.8**" and module._fmt(-0.04, 1, 5.0) == "0.0"
