@@ -3,7 +3,9 @@
 File format (JSON, ``fgsim/data/calibrations/<gpu>.json``), written only by ``fgsim calibrate``::
 
     {"format": "fgsim-calibration", "version": 2, "gpu": "h200", "arch": "hopper", "created": "...",
-     "commit": "<git commit the measurement ran at>", "device": {"gpu_name", "sm_clock_mhz" (median under load),
+     "commit": "<git commit the measurement ran at>", "source_digest": "<fgsim.provenance.source_digest of the
+     measured tree, '' in files made before it was recorded>", "fitted_with": {"commit", "source_digest"} (of the
+     fitting code), "device": {"gpu_name", "sm_clock_mhz" (median under load),
      "mem_clock_mhz", "driver", ...}, "env": {"torch", "triton", "cuda", "fgsim"},
      "inputs": [{"path": "validation/results/....csv", "sha256": "...", "rows": n}],
      "params": {<ModelParams>}, "resources": {<config key>: {"n_regs", "shared"}},
@@ -53,11 +55,14 @@ class Calibration:
     resources: dict[str, dict[str, int]] = field(default_factory=dict)
     commit: str = ""
     transfer: dict[str, Any] = field(default_factory=dict)
+    source_digest: str = ""  # fgsim.provenance.source_digest of the measured tree ('' before it was recorded)
+    fitted_with: dict[str, str] = field(default_factory=dict)  # commit / source_digest of the fitting code
     path: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "gpu": self.gpu, "arch": self.arch, "created": self.created,
-                "commit": self.commit, "device": self.device, "env": self.env, "inputs": self.inputs,
+                "commit": self.commit, "source_digest": self.source_digest, "fitted_with": self.fitted_with,
+                "device": self.device, "env": self.env, "inputs": self.inputs,
                 "params": self.params.as_dict(), "resources": self.resources, "fit": self.fit,
                 "transfer": self.transfer}
 
@@ -105,7 +110,9 @@ def load_calibration(path: str | os.PathLike[str]) -> Calibration:
                        env=dict(data.get("env") or {}), fit=dict(data.get("fit") or {}),
                        inputs=list(data.get("inputs") or []),
                        resources={str(k): {kk: int(vv) for kk, vv in v.items()} for k, v in res.items()},
-                       commit=str(data.get("commit", "")), transfer=dict(data.get("transfer") or {}), path=str(p))
+                       commit=str(data.get("commit", "")), transfer=dict(data.get("transfer") or {}),
+                       source_digest=str(data.get("source_digest") or ""),
+                       fitted_with={str(k): str(v) for k, v in (data.get("fitted_with") or {}).items()}, path=str(p))
 
 
 def save_calibration(cal: Calibration, path: str | os.PathLike[str]) -> Path:
@@ -225,12 +232,18 @@ def fit_params(predict: Callable[[ModelParams], np.ndarray], measured_s: np.ndar
 
 def new_calibration(gpu: str, params: ModelParams, fit: dict[str, Any], device: dict[str, Any],
                     env: dict[str, Any], *, inputs: list[dict[str, Any]], resources: dict[str, dict[str, int]],
-                    commit: str, transfer: dict[str, Any] | None = None) -> Calibration:
-    """A Calibration record for ``gpu`` (its architecture read from the GPU file)."""
+                    commit: str, transfer: dict[str, Any] | None = None, source_digest: str = "") -> Calibration:
+    """A Calibration record for ``gpu`` (its architecture read from the GPU file): ``commit`` / ``source_digest``
+    name the measured code (from the measurement rows); the fitting code's are recorded as ``fitted_with``."""
+    from fgsim.provenance import git_commit
+    from fgsim.provenance import source_digest as digest_here
+
     g = load_gpu(gpu)
     return Calibration(gpu=g.name, arch=g.arch, params=params,
                        created=datetime.now(UTC).isoformat(timespec="seconds"), device=device, env=env,
-                       fit=fit, inputs=inputs, resources=resources, commit=commit, transfer=transfer or {})
+                       fit=fit, inputs=inputs, resources=resources, commit=commit, transfer=transfer or {},
+                       source_digest=source_digest, fitted_with={"commit": git_commit(),
+                                                                 "source_digest": digest_here()})
 
 
 def fit_rows(rows: Sequence[dict[str, str]], gpu_name: str, *, start: ModelParams | None = None,

@@ -43,7 +43,7 @@ LINE_SIZES = (1 << 20, 16 << 20, 64 << 20, 256 << 20, 1 << 30)
 OPS = ("alltoall", "allgather", "p2p")
 CSV_FIELDS = ("op", "shape", "bytes", "P", "rank", "median_s", "min_s", "max_s", "spread", "rounds", "reps",
               "method", "busbw_gbs", "gpu_name", "driver", "torch", "nccl", "cuda", "date", "commit", "nvls",
-              "sm_clock_mhz", "mem_clock_mhz")
+              "sm_clock_mhz", "mem_clock_mhz", "source_digest")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -394,8 +394,9 @@ def _methods(rows: Sequence[dict[str, Any]], ops: Sequence[str]) -> str:
 
 def provenance(rows: Sequence[dict[str, Any]], csv_name: str) -> str:
     r0 = rows[0]
+    code = "".join(f", {k} {r0[k]}" for k in ("commit", "source_digest") if r0.get(k))  # the measured code
     return (f"fgsim calibrate --interconnect on {r0.get('P')} x {r0.get('gpu_name', '')} ({str(r0.get('date', ''))[:10]}, "
-            f"NCCL {r0.get('nccl', '')}, NVLS off; {csv_name}): collectives {_methods(rows, OPS)}, copies "
+            f"NCCL {r0.get('nccl', '')}, NVLS off; {csv_name}{code}): collectives {_methods(rows, OPS)}, copies "
             f"{_methods(rows, ('copy', 'permute'))}; slower rank's median of interleaved rounds. tables = measured "
             "(bytes, s) at table_degree GPUs (all-to-all: per-rank buffer; all-gather: gathered output; p2p: one "
             "send/recv; permute: one Ulysses layout copy of that tensor), used inside their range; outside, t = "

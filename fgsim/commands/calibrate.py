@@ -7,8 +7,9 @@ few other launch configurations and the persistent-program settings), all timed 
 CUDA graphs in interleaved rounds, clocks sampled under load; then a bounded least-squares fit of the model's
 free parameters on those calibration rows only. ``--from-csv`` refits from such a CSV on any machine (it refuses
 files without calibration rows) and gives the same result the GPU run wrote. The calibration file records the
-commit, the input CSVs' SHA-256, the clocks measured under load, the compiled kernels' registers / shared
-memory, the measured constants and the fit statistics.
+commit and source digest of the measured code (``fgsim.provenance``; pass ``FGSIM_COMMIT`` on a device machine,
+whose ``.git`` may be stale) and of the fitting code, the input CSVs' SHA-256, the clocks measured under load,
+the compiled kernels' registers / shared memory, the measured constants and the fit statistics.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
               "driver": r0.get("driver", ""), "sm_count": r0.get("device_sm_count", "")}
     envd = {k: r0.get(k, "") for k in ("torch", "triton", "cuda", "fgsim")}
     cal = new_calibration(gpu.name, params, fit, device, envd, inputs=inputs, resources=resources,
-                          commit=r0.get("commit", ""))
+                          commit=r0.get("commit", ""), source_digest=r0.get("source_digest") or "")
     out = Path(args.out) if args.out else CAL_DIR / f"{cal.gpu}.json"
     save_calibration(cal, out)
     print(f"calibration for {cal.gpu} written to {out}: {fit['n']} rows, fit MAPE {fit['mape']:.2f} %, "

@@ -233,8 +233,12 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
     rows: list[dict[str, Any]] = []
     res_by_cfg: dict[str, tuple[int, int, int]] = {}
     t_start = time.time()
+    fields: Sequence[str] = RESULT_FIELDS
+    if not new:  # appending: keep the file's own columns (one written before a column was added stays aligned)
+        with out.open(newline="") as fh:
+            fields = next(csv.reader(fh), None) or RESULT_FIELDS
     with out.open("a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=RESULT_FIELDS, extrasaction="ignore")
+        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         if new:
             w.writeheader()
         for ci, case in enumerate(cases):
