@@ -444,9 +444,15 @@ def run_interconnect(args: Any) -> int:
 
 
 def _gpu_key(name: str) -> str:
-    from fgsim.hardware import gpu_key
+    """The GPU description key (``h200``) named in a device name such as ``NVIDIA H200``; FgsimError if none."""
+    from fgsim.hardware import list_gpus
 
-    return gpu_key(name)
+    low = name.lower()
+    hits = sorted((k for k in list_gpus() if k in low), key=len, reverse=True)
+    if not hits:
+        raise FgsimError(f"no GPU description matches the device name {name!r}; pass --gpu NAME "
+                         f"(known: {', '.join(list_gpus())})")
+    return hits[0]
 
 
 def _measure(args: Any) -> tuple[list[dict[str, Any]] | None, str]:

@@ -62,6 +62,26 @@ def test_calibrate_interconnect_from_csv_writes_block(tmp_path: Path, capsys: py
     assert "interconnect of h200 written" in capsys.readouterr().out
 
 
+def test_calibrate_interconnect_from_csv_reads_the_gpu_from_the_rows(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --gpu the GPU comes from the rows' device name ('NVIDIA H200' -> h200); an unknown name is one
+    error line, exit 2 (it was an ImportError traceback)."""
+    src = tmp_path / "ic.csv"
+    with src.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(_rows())
+    out = tmp_path / "h200.json"
+    assert main(["calibrate", "--interconnect", "--from-csv", str(src), "--out", str(out)]) == 0
+    assert "interconnect of h200 written" in capsys.readouterr().out and out.is_file()
+    bad = tmp_path / "bad.csv"
+    bad.write_text(src.read_text().replace("NVIDIA H200", "Acme X9"))
+    assert main(["calibrate", "--interconnect", "--from-csv", str(bad), "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Acme X9" in err[0] and "--gpu" in err[0]
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_calibrate_interconnect_refuses_off_torchrun(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["calibrate", "--interconnect"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
