@@ -196,3 +196,25 @@ def test_inspect_verify_announces_itself(tmp_path, capsys):
     assert main(["inspect", str(out), "--verify"]) == 0
     err = capsys.readouterr().err
     assert "fgsim inspect: verifying 1 entry" in err and "of masks unpacked, about" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--warmup-steps", "60"], "--warmup-steps 60: wan2.1-1.3b runs 50 denoising steps"),
+    (["--recompute", "0,500"], "--recompute: step 500 is past wan2.1-1.3b's 50 denoising steps (0..49)"),
+])
+def test_schedule_past_the_run_is_refused_before_work(capsys, args, message):
+    """Steps past the model's run were silently dropped (60 warm-up steps printed as 50, step 500 vanished)."""
+    assert main(["predict", "--model", "wan2.1-1.3b", *args]) == 2
+    out, err = _err_lines(capsys)
+    assert out == "" and err == [f"fgsim predict: error: {message}"]
+
+
+def test_recompute_inside_the_warmup_warns(capsys, monkeypatch):
+    import fgsim.commands.predict as cmd
+
+    monkeypatch.setattr(cmd, "numba_notice", lambda: (_ for _ in ()).throw(SystemExit(7)))  # stop before work
+    with pytest.raises(SystemExit):
+        main(["predict", "--model", "wan2.1-1.3b", "--warmup-steps", "10", "--recompute", "5,10,25"])
+    _, err = _err_lines(capsys)
+    assert err == ["fgsim predict: warning: --recompute steps 5 fall in the 10 dense warm-up steps and are ignored "
+                   "(masks are first predicted at step 10)"]

@@ -136,6 +136,25 @@ def _check_args(args: argparse.Namespace) -> list[str]:
     return kernels
 
 
+def _check_schedule(args: argparse.Namespace, model: Any) -> None:
+    """--warmup-steps and --recompute against the model's denoising steps: a step past the run is an error (it
+    was silently dropped), a recompute step inside the warm-up is ignored with a warning (attention is dense)."""
+    from fgsim.endtoend import parse_recompute
+
+    steps = int(model.steps)
+    if args.warmup_steps > steps:
+        raise FgsimError(f"--warmup-steps {args.warmup_steps}: {model.name} runs {steps} denoising steps")
+    rec = parse_recompute(args.recompute) or ()
+    late = [s for s in rec if s >= steps]
+    if late:
+        raise FgsimError(f"--recompute: step {late[0]} is past {model.name}'s {steps} denoising steps "
+                         f"(0..{steps - 1})")
+    early = [s for s in rec if s < args.warmup_steps]
+    if early:
+        _warn(f"--recompute steps {','.join(map(str, early))} fall in the {args.warmup_steps} dense warm-up steps "
+              f"and are ignored (masks are first predicted at step {args.warmup_steps})")
+
+
 def _dense_reference(wl: Any, info: Any, gpu: Any, args: argparse.Namespace, kernels: list[str],
                      rp: Any) -> tuple[float, Any, str]:
     """(full-run seconds, KernelPrediction, label) of the fastest dense configuration for ``gpu``: the launch
@@ -191,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         from fgsim.endtoend import load_model
 
         model = load_model(args.model)
+        _check_schedule(args, model)
     tr = None
     results = []
     try:
