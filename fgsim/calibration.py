@@ -165,9 +165,12 @@ def resolve(gpu: GPU, calibration: str | os.PathLike[str] | None = None) -> Reso
     if cands:
         c = cands[0]
         band = extrapolation_band_pct()
+        from fgsim.hardware import ARCH_FEATURES
+
+        lacks = [f.upper() if f == "tma" else f for f in ARCH_FEATURES.get(c.arch, ()) if f not in gpu.features]
+        opts = f"{c.arch} options {gpu.name} lacks ({', '.join(lacks)}) are priced without them; " if lacks else ""
         return Resolved(c.params, (f"EXTRAPOLATION: {gpu.name} is {gpu.arch}, the parameters were fitted on "
-                                   f"{c.gpu} ({c.arch}); Hopper-only options (TMA, wgmma) are priced without "
-                                   f"them; uncertainty about ±{band:.0f} %"), {}, True, band)
+                                   f"{c.gpu} ({c.arch}); {opts}uncertainty about ±{band:.0f} %"), {}, True, band)
     return Resolved(ModelParams(), UNCALIBRATED)
 
 

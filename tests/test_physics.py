@@ -78,3 +78,5 @@ def test_other_architectures_say_extrapolation_and_strip_hopper_options(gpu_name
     else:
         assert r.extrapolated and "EXTRAPOLATION" in r.note and r.band_pct > 0
         assert not cfg.extra.get("tma") or gpu.has_tma
+        # the note names only the options this GPU lacks (B200 has TMA: it said "TMA, wgmma" for every GPU)
+        assert ("TMA" in r.note) == (not gpu.has_tma) and ("wgmma" in r.note) == (not gpu.has_wgmma)
