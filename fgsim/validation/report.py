@@ -252,6 +252,21 @@ SUMMARY_PATH = Path(__file__).resolve().parents[2] / "validation" / "costmodel_s
 BANDS_PATH = Path(__file__).resolve().parents[1] / "data" / "transfer_bands.json"
 
 
+def committed_lists() -> tuple[list[str], list[str]]:
+    """(development, frozen test) results CSVs the committed summary was scored from, under validation/results/:
+    what ``fgsim validate`` rescores when neither --dev nor --test is given."""
+    try:
+        summ = json.loads(SUMMARY_PATH.read_text())
+    except (OSError, ValueError):
+        summ = {}
+    res = SUMMARY_PATH.parent / "results"
+    dev = [str(res / f) for f in summ.get("development_files", [])]
+    test = [str(res / f) for f in summ.get("test_files", [])]
+    if not dev and not test:
+        raise FgsimError(f"{SUMMARY_PATH}: names no results CSVs to rescore; pass --dev CSV... and/or --test CSV...")
+    return dev, test
+
+
 def extrapolation_band(sc: Mapping[str, Any]) -> float:
     """± % band quoted for other architectures: twice the worst p90 error of the tuned-config and SM-partition
     axes of the test set (a prediction for another GPU runs that GPU's tuned configs on its own SM count; a
@@ -313,6 +328,12 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
     cals = available_calibrations()
     if gpu not in cals:
         raise FgsimError(f"no calibration for {gpu}: run `fgsim calibrate` first")
+    # the summary (README tables) and the extrapolation band go to the repository only when the report does: a
+    # report written elsewhere (--out-dir) keeps them beside it, leaving the committed files alone
+    od = Path(out_dir)
+    in_repo = od.resolve() == SUMMARY_PATH.parent
+    summary_path = SUMMARY_PATH if in_repo else od / SUMMARY_PATH.name
+    bands_path = BANDS_PATH if in_repo else od / BANDS_PATH.name
     cal = load_calibration(cals[gpu])
     lines = ["# fgsim cost-model validation report", "",
              f"Generated {datetime.now(UTC).isoformat(timespec='seconds')} by `python -m fgsim validate` from the "
@@ -374,7 +395,8 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
         if name == "test":
             band = extrapolation_band(sc)
             summary["extrapolation_band_pct"] = band
-            write_text_atomic(BANDS_PATH, json.dumps({"source": "validation/REPORT.md (frozen test list test4: "
+            od.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(bands_path, json.dumps({"source": "validation/REPORT.md (frozen test list test4: "
                                                       "2 x the worst p90 error of the tuned and SM-partition axes)",
                                                       "band_pct": round(band, 1)},
                                                      indent=1) + "\n")
@@ -402,7 +424,6 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
               "Spearman >= 0.98; non-default configs and SM partitions MAPE <= 5 %, max <= 15 %, within-what-if "
               "Spearman >= 0.9. Cells: fg / block / dense MAPE, the worst row's error.", ""]
     lines += comparison_lines(summary, frozen, rev2)
-    write_summary(SUMMARY_PATH, summary)
-    od = Path(out_dir)
     od.mkdir(parents=True, exist_ok=True)
+    write_summary(summary_path, summary)
     return write_text_atomic(od / "REPORT.md", "\n".join(lines) + "\n")
