@@ -25,7 +25,12 @@ def render() -> str:
     ctas = int(cur[0]["ctas"])
     parts = ", ".join(f"{k} {_seconds(statistics.median(v))}" for k, v in sorted(by_kernel.items()))
     cores = cur[0]["cores"]
-    return (f"Predicting a whole Wan2.1-14B 720p run ({calls:,} calls, {ctas / 1e6:.1f} M CTAs) takes {parts} on a "
-            f"{cores}-core CPU machine like the one this project is built and tested on.\n"
-            + provenance([CSV], len(cur), f"wall clock of `predict` on {day}, best of each row's repeats",
+    return (f"Pricing the attention of a whole Wan2.1-14B 720p run ({calls:,} calls, {ctas / 1e6:.1f} M CTAs) with "
+            f"the kernel cost model takes {parts} on a {cores}-core CPU machine like the one this project is built "
+            "and tested on (in process, numba's compiled scheduler already loaded). The command "
+            "`fgsim predict --model wan2.1-14b --resolution 720p` takes several seconds more: Python, torch and "
+            "diffusers start-up and tracing the transformer's operators on the meta device are not in these "
+            "timings.\n"
+            + provenance([CSV], len(cur), f"wall clock of `fgsim.costmodel.predict_workload` "
+                         f"(`validation/bench_predict_speed.py`) on {day}, best of each row's repeats",
                          "median over rows per kernel"))
