@@ -685,8 +685,10 @@ def cp_report(wl: Any, info: Any, gpu: Any, kernels: Sequence[str], plans: Seque
     head = textwrap.wrap(f"context parallelism on {gpu.name}: interconnect {link.link or 'n/a'}", 100,
                          subsequent_indent="    ")
     lines = [*head,
-             f"  collectives: all-to-all {link.alltoall_busbw_gbs:g} GB/s, all-gather {link.allgather_busbw_gbs:g} "
-             f"GB/s bus bandwidth, {link.latency_us:g} us each",
+             *textwrap.wrap(f"  collectives: all-to-all {link.alltoall_busbw_gbs:g} GB/s, all-gather "
+                            f"{link.allgather_busbw_gbs:g} GB/s bus bandwidth, {link.latency_us:g} us each; "
+                            + ("measured (fgsim calibrate --interconnect)" if link.source.startswith("fgsim calibrate")
+                               else "a prior from the spec sheet, not measured"), 100, subsequent_indent="    "),
              f"{'plan':<11} {'kernel':<6} {'rank attention (full run)':<34} {'imbal':>6} {'comm':>9} "
              f"{'P GPUs':>9} {'1 GPU':>9} {'speedup':>8}"]
     for r in rows:

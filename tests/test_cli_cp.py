@@ -47,3 +47,14 @@ def test_predict_cp_bad_plans(plan: str, msg: str, capsys: pytest.CaptureFixture
     assert main(["predict", "--cp", plan, "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) <= 2 and msg in err[0], err
+
+
+@pytest.mark.parametrize("gpu, says", [("h200", "measured (fgsim calibrate --interconnect)"),
+                                       ("l40s", "a prior from the spec sheet, not measured")])
+def test_cp_says_whether_the_interconnect_was_measured(capsys: pytest.CaptureFixture[str], gpu: str,
+                                                       says: str) -> None:
+    """Only the H200's collectives are measured; the others' are spec priors and the output must say which."""
+    assert main(["predict", "--cp", "ulysses:2", "--kernel", "dense", "--gpu", gpu, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    text = " ".join(x.strip() for x in out[out.index("collectives:"):].splitlines()[:2])
+    assert says in text and max(len(x) for x in out.splitlines()) <= 100
