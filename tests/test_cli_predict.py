@@ -147,3 +147,14 @@ def test_every_gpu_launches_every_kernel_at_every_shape(gpu):
                 for gran in ((1, 16, 64) if kernel == "fg" else (1,)):
                     cfg = launch_config(kernel, gpu, d, m, gran)
                     assert occupancy(cfg, g)[0] >= 1, cfg.describe()
+
+
+def test_end_to_end_estimate_says_why_and_what_it_leaves_out(capsys):
+    """On a GPU without an operator calibration the generation falls back to the FLOP/byte estimate, which ignores
+    the schedule options; the output said neither (the method line was missing on this path)."""
+    out, _ = _run(capsys, "predict", "--model", "fgsim-reference-dit", "--resolution", "small", "--gpu", "b200",
+                  "--kernel", "fg", "--compile")
+    flat = " ".join(out.split())
+    assert "method: FLOP/byte estimate" in flat and "no operator calibration for b200" in flat
+    assert "--compile, --baseline, --warmup-steps and --recompute are not modelled" in flat
+    assert max(len(x) for x in out.splitlines()) <= 100

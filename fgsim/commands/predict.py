@@ -387,6 +387,9 @@ def _e2e_lines(e2e: dict[str, Any], prefix: str = "") -> list[str]:
                      f"  attention {v['attention_share'] * 100:5.1f}%  end-to-end {v['speedup']:.3f}x")
     for n in e2e.get("notes", []):
         lines += _wrap(f"  note: {n}")
+    if e2e.get("method"):  # why the operator model was not used, and what this estimate leaves out
+        lines += _wrap(f"  method: {e2e['method']}; mask prediction, --compile, --baseline, --warmup-steps and "
+                       "--recompute are not modelled by this estimate (dense = the best dense config)")
     return lines
 
 
