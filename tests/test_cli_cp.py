@@ -58,3 +58,11 @@ def test_cp_says_whether_the_interconnect_was_measured(capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     text = " ".join(x.strip() for x in out[out.index("collectives:"):].splitlines()[:2])
     assert says in text and max(len(x) for x in out.splitlines()) <= 100
+
+
+def test_empty_cp_plan_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """--cp '' ran the single-GPU prediction as if --cp were absent."""
+    assert main(["predict", "--cp", "", "--no-progress"]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err.strip().splitlines() == [
+        "fgsim predict: error: bad --cp '': use ulysses:P or ring:P (P = GPUs), comma-separated"]

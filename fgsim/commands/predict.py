@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     kernels = _check_args(args)
     gpus = [load_gpu(g) for g in args.gpu]
     plans = None
-    if args.cp:
+    if args.cp is not None:  # --cp "" is a bad plan, not "no --cp"
         from fgsim.parallel import link_for, parse_plans
 
         plans = parse_plans(args.cp)
