@@ -218,3 +218,17 @@ def test_recompute_inside_the_warmup_warns(capsys, monkeypatch):
     _, err = _err_lines(capsys)
     assert err == ["fgsim predict: warning: --recompute steps 5 fall in the 10 dense warm-up steps and are ignored "
                    "(masks are first predicted at step 10)"]
+
+
+def test_bad_measured_csv_is_refused_before_work(capsys, tmp_path, monkeypatch):
+    """A --measured CSV without the needed columns was reported only after the whole prediction had run."""
+    import fgsim.commands.predict as cmd
+
+    bad = tmp_path / "m.csv"
+    bad.write_text("a,b\n1,2\n")
+    monkeypatch.setattr(cmd, "numba_notice", lambda: (_ for _ in ()).throw(AssertionError("work started")))
+    assert main(["predict", "--model", "wan2.1-1.3b", "--plot", str(tmp_path / "p.png"), "--measured", str(bad)]) == 2
+    out, err = _err_lines(capsys)
+    assert out == "" and err == [f"fgsim predict: error: --measured: {bad}: needs columns model, resolution, mode, "
+                                 "pass_s (missing model, resolution, mode, pass_s)"]
+    assert not (tmp_path / "p.png").exists()

@@ -105,6 +105,24 @@ def _warn(msg: str) -> None:
     print(f"fgsim predict: warning: {msg}", file=sys.stderr)
 
 
+def _check_measured(path: str) -> None:
+    """--measured: a readable CSV with the columns model, resolution, mode, pass_s (checked before any work; its
+    rows are read once the prediction is known)."""
+    import csv
+
+    if not Path(path).is_file():
+        raise FgsimError(f"--measured: {path}: no such file")
+    try:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise FgsimError(f"--measured: {path}: not a readable CSV ({exc})") from None
+    missing = [c for c in ("model", "resolution", "mode", "pass_s") if c not in header]
+    if missing:
+        raise FgsimError(f"--measured: {path}: needs columns model, resolution, mode, pass_s (missing "
+                         f"{', '.join(missing)})")
+
+
 def _check_args(args: argparse.Namespace) -> list[str]:
     """Every check that needs no work: FgsimError on bad input, warnings for ignored options; the kernels."""
     from fgsim.fileio import check_output_path, require_matplotlib
@@ -117,8 +135,10 @@ def _check_args(args: argparse.Namespace) -> list[str]:
         require_matplotlib()
     if args.trace and not Path(args.trace).is_file():
         raise FgsimError(f"{args.trace}: " + ("not a file" if Path(args.trace).exists() else "no such file"))
-    if getattr(args, "measured", None) and not Path(args.measured).is_file():
-        raise FgsimError(f"--measured: {args.measured}: no such file")
+    if getattr(args, "measured", None):
+        _check_measured(args.measured)
+        if not args.plot and args.model:
+            _warn("--measured is ignored without --plot (it is drawn beside the prediction)")
     if args.calibration and not Path(args.calibration).is_file():
         raise FgsimError(f"--calibration: {args.calibration}: no such file")
     if getattr(args, "recompute", None):
