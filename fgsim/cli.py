@@ -51,7 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (2 for bad input, with one line on stderr)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # reported by the command's own parser, so the error and hint name the command
+            subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            sp = subs[0].choices.get(getattr(args, "command", None) or "", parser) if subs else parser
+            sp.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version (0) or a bad argument (2, already reported)
         return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:

@@ -232,3 +232,11 @@ def test_bad_measured_csv_is_refused_before_work(capsys, tmp_path, monkeypatch):
     assert out == "" and err == [f"fgsim predict: error: --measured: {bad}: needs columns model, resolution, mode, "
                                  "pass_s (missing model, resolution, mode, pass_s)"]
     assert not (tmp_path / "p.png").exists()
+
+
+def test_unknown_option_names_the_command(capsys):
+    """An unknown option of a command was reported as 'fgsim: error' with the hint 'fgsim --help'."""
+    assert main(["sweep", "--json"]) == 2
+    out, err = _err_lines(capsys)
+    assert out == "" and err == ["fgsim sweep: error: unrecognized arguments: --json",
+                                 "hint: 'fgsim sweep --help' lists the arguments"]
