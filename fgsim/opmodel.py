@@ -457,10 +457,52 @@ def pass_inputs(model: Any, resolution: str, device: str = "meta", batch: int = 
     return {"hidden_states": x, "timestep": ts, "encoder_hidden_states": e, "return_dict": False}
 
 
+def _ops_cache_path(model: Any, resolution: str) -> Path | None:
+    """Where :func:`model_ops` keeps the operator list of (model, resolution): a file in the user's cache
+    directory (``$XDG_CACHE_HOME`` or ``~/.cache``, then ``fgsim/ops``) named by a hash of the model file's
+    content, the resolution, this module's source and the installed torch / diffusers versions, so any change
+    to what the tracing depends on misses the cache. None (no cache) when ``FGSIM_NO_CACHE`` is set."""
+    import hashlib
+    import os
+    from importlib.metadata import PackageNotFoundError, version
+
+    if os.environ.get("FGSIM_NO_CACHE"):
+        return None
+    try:
+        versions = [version("torch"), version("diffusers")]
+    except PackageNotFoundError:
+        return None
+    desc = json.dumps([asdict(model) if hasattr(model, "__dataclass_fields__") else repr(model), resolution,
+                       versions], sort_keys=True, default=str)
+    key = hashlib.sha256(desc.encode() + Path(__file__).read_bytes()).hexdigest()[:32]
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fgsim" / "ops"
+    return root / f"{key}.pkl"
+
+
 def model_ops(model: Any, resolution: str) -> list[Op]:
-    """The operator list of one pass of ``model`` at ``resolution`` (meta tracing on the CPU)."""
+    """The operator list of one pass of ``model`` at ``resolution`` (meta tracing on the CPU: importing diffusers
+    and tracing a 14B transformer takes several seconds, so the list is cached, see :func:`_ops_cache_path`)."""
+    import pickle
+
+    path = _ops_cache_path(model, resolution)
+    if path is not None and path.is_file():
+        try:
+            ops = pickle.loads(path.read_bytes())
+            if isinstance(ops, list) and all(isinstance(o, Op) for o in ops):
+                return ops
+        except Exception:  # noqa: BLE001 - an unreadable cache entry is traced again and rewritten
+            pass
     tr = build_transformer(model, "meta")
-    return trace_ops(tr, pass_inputs(model, resolution, "meta"))
+    ops = trace_ops(tr, pass_inputs(model, resolution, "meta"))
+    if path is not None:
+        from fgsim.fileio import write_bytes_atomic
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(path, pickle.dumps(ops, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:  # a read-only home: no cache, same result
+            pass
+    return ops
 
 
 def profile_breakdown(transformer: Any, inputs: dict[str, Any], *, call: Any = None,

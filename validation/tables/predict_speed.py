@@ -28,9 +28,9 @@ def render() -> str:
     return (f"Pricing the attention of a whole Wan2.1-14B 720p run ({calls:,} calls, {ctas / 1e6:.1f} M CTAs) with "
             f"the kernel cost model takes {parts} on a {cores}-core CPU machine like the one this project is built "
             "and tested on (in process, numba's compiled scheduler already loaded). The command "
-            "`fgsim predict --model wan2.1-14b --resolution 720p` takes several seconds more: Python, torch and "
-            "diffusers start-up and tracing the transformer's operators on the meta device are not in these "
-            "timings.\n"
+            "`fgsim predict --model wan2.1-14b --resolution 720p` adds Python start-up and, the first time only, "
+            "several seconds of importing diffusers and tracing the transformer's operators on the meta device "
+            "(later runs read the traced operators from the user's cache); neither is in these timings.\n"
             + provenance([CSV], len(cur), f"wall clock of `fgsim.costmodel.predict_workload` "
                          f"(`validation/bench_predict_speed.py`) on {day}, best of each row's repeats",
                          "median over rows per kernel"))
