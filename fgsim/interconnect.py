@@ -63,6 +63,25 @@ def agree_reps(reps: int, device: Any) -> int:
     return int(t.item())
 
 
+def eager_seconds(fn: Callable[[], Any], device: Any, barrier: Callable[[], None] | None = None) -> float:
+    """Seconds of one eager call of ``fn`` on ``device`` after ``barrier()`` (CUDA events; perf_counter on the
+    CPU)."""
+    import torch
+
+    if barrier is not None:
+        barrier()
+    if device.type != "cuda":
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    fn()
+    b.record()
+    b.synchronize()
+    return a.elapsed_time(b) * 1e-3
+
+
 class GraphTimer:
     """Per-call seconds of callables on this rank by CUDA-graph replay (``reps`` calls captured in one graph,
     CUDA events around one replay, divided by ``reps``), after a barrier so ranks start together. A callable
@@ -83,20 +102,8 @@ class GraphTimer:
         self.eager_reps: dict[Any, int] = {}
 
     def eager(self, fn: Callable[[], Any]) -> float:
-        """Seconds of one eager call (CUDA events; perf_counter on the CPU)."""
-        import torch
-
-        self.barrier()
-        if self.device.type != "cuda":
-            t0 = time.perf_counter()
-            fn()
-            return time.perf_counter() - t0
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        return a.elapsed_time(b) * 1e-3
+        """Seconds of one eager call after the barrier (:func:`eager_seconds`)."""
+        return eager_seconds(fn, self.device, self.barrier)
 
     def prepare(self, key: Any, fn: Callable[[], Any], collective: bool = False) -> str:
         """Warm up ``fn`` and capture it (reps chosen so one replay lasts about ``target_s``); returns the method.

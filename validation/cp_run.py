@@ -252,20 +252,10 @@ def part_b_diffusers(args: argparse.Namespace, dev: Any, rank: int, p: int, rows
 
 
 def _eager_time(dev: Any, fn: Any) -> float:
-    """Seconds of one eager call after a barrier (CUDA events; perf_counter on the CPU)."""
-    import torch
+    """Seconds of one eager call after a barrier (:func:`fgsim.interconnect.eager_seconds`)."""
+    from fgsim.interconnect import eager_seconds
 
-    barrier(dev)
-    if dev.type != "cuda":
-        t = time.perf_counter()
-        fn()
-        return time.perf_counter() - t
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    fn()
-    b.record()
-    b.synchronize()
-    return a.elapsed_time(b) * 1e-3
+    return eager_seconds(fn, dev, lambda: barrier(dev))
 
 
 def part_c(args: argparse.Namespace, dev: Any, rank: int, p: int, timing: list[dict[str, Any]],
