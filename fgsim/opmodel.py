@@ -476,31 +476,65 @@ def _ops_cache_path(model: Any, resolution: str) -> Path | None:
                        versions], sort_keys=True, default=str)
     key = hashlib.sha256(desc.encode() + Path(__file__).read_bytes()).hexdigest()[:32]
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fgsim" / "ops"
-    return root / f"{key}.pkl"
+    return root / f"{key}.json"
+
+
+def _to_json(x: Any) -> Any:
+    """JSON form of an :class:`Op` field value with tuples tagged (``{"t": [...]}``) so they come back as tuples;
+    TypeError for anything else than None / bool / int / float / str / list / tuple / str-keyed dict."""
+    if x is None or isinstance(x, bool | int | float | str):
+        return x
+    if isinstance(x, tuple):
+        return {"t": [_to_json(v) for v in x]}
+    if isinstance(x, list):
+        return [_to_json(v) for v in x]
+    if isinstance(x, dict) and all(isinstance(k, str) for k in x):
+        return {"d": {k: _to_json(v) for k, v in x.items()}}
+    raise TypeError(f"{type(x).__name__} is not cached")
+
+
+def _from_json(x: Any) -> Any:
+    if isinstance(x, list):
+        return [_from_json(v) for v in x]
+    if isinstance(x, dict):
+        if set(x) == {"t"}:
+            return tuple(_from_json(v) for v in x["t"])
+        if set(x) == {"d"}:
+            return {k: _from_json(v) for k, v in x["d"].items()}
+        raise ValueError("unknown tag")
+    return x
+
+
+def _ops_from_cache(path: Path) -> list[Op] | None:
+    """The operator list a cache file holds (plain JSON, never unpickled), or None if it is not a valid one."""
+    try:
+        rows = json.loads(path.read_text())
+        names = set(Op.__dataclass_fields__)
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and set(r) <= names for r in rows):
+            return None
+        return [Op(**{k: _from_json(v) for k, v in r.items()}) for r in rows]
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def model_ops(model: Any, resolution: str) -> list[Op]:
     """The operator list of one pass of ``model`` at ``resolution`` (meta tracing on the CPU: importing diffusers
     and tracing a 14B transformer takes several seconds, so the list is cached, see :func:`_ops_cache_path`)."""
-    import pickle
-
     path = _ops_cache_path(model, resolution)
     if path is not None and path.is_file():
-        try:
-            ops = pickle.loads(path.read_bytes())
-            if isinstance(ops, list) and all(isinstance(o, Op) for o in ops):
-                return ops
-        except Exception:  # noqa: BLE001 - an unreadable cache entry is traced again and rewritten
-            pass
+        cached = _ops_from_cache(path)
+        if cached is not None:
+            return cached
     tr = build_transformer(model, "meta")
     ops = trace_ops(tr, pass_inputs(model, resolution, "meta"))
     if path is not None:
-        from fgsim.fileio import write_bytes_atomic
+        from fgsim.fileio import write_text_atomic
 
         try:
+            text = json.dumps([{k: _to_json(getattr(o, k)) for k in Op.__dataclass_fields__} for o in ops])
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(path, pickle.dumps(ops, protocol=pickle.HIGHEST_PROTOCOL))
-        except OSError:  # a read-only home: no cache, same result
+            write_text_atomic(path, text)
+        except (OSError, TypeError):  # a read-only home or a value JSON cannot hold: no cache, same result
             pass
     return ops
 

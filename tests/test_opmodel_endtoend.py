@@ -201,11 +201,12 @@ def test_model_ops_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("FGSIM_NO_CACHE", raising=False)
     first = model_ops(tiny_model(), "480p")
-    assert len(list((tmp_path / "fgsim" / "ops").glob("*.pkl"))) == 1
+    assert len(list((tmp_path / "fgsim" / "ops").glob("*.json"))) == 1
     built = []
     real = om.build_transformer
     monkeypatch.setattr(om, "build_transformer", lambda *a, **k: built.append(1) or real(*a, **k))
-    assert model_ops(tiny_model(), "480p") == first and not built  # from the cache
+    assert model_ops(tiny_model(), "480p") == first and not built  # from the cache, equal in every field
+    assert any(o.spec is not None for o in first) and any(isinstance(o.gemm, tuple) for o in first)
     other = tiny_model()
     other.diffusers["config"] = {**TINY, "num_layers": 1}
     assert len([o for o in model_ops(other, "480p") if o.kind == "attention"]) == 2 and built  # a new key
