@@ -122,7 +122,7 @@ def predict_run(wl: Workload, info: RunInfo, gpu: GPU, kernels: Sequence[str], *
                 calibration: str | None = None, overrides: dict[str, Any] | None = None,
                 progress: bool = False, order: str | None = None) -> RunPrediction:
     """Predict each kernel over every captured call of ``wl``."""
-    resources: dict[str, Any] = {}
+    resources: dict[str, Any] | None = None  # None: the compiled figures of the calibration that applies to gpu
     extra_notes: list[str] = []
     if params is None:
         r = resolve(gpu, calibration)

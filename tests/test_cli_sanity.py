@@ -101,3 +101,17 @@ def test_no_kernel_beats_physics(gpu_name: str, config_id: str, density: float, 
         assert ratio <= 1 + TOL, f"{kp.config.describe()} on a dense workload is {ratio:.2f}x the best dense config"
     peak = gpu.peak_tflops(kp.config.dtype) * 1e12
     assert t >= kp.flops / peak * (1 - TOL), f"{kernel} runs above the {gpu_name} tensor peak"
+
+
+def test_predict_run_with_given_parameters_keeps_the_compiled_resources() -> None:
+    """Passing the parameters (as the dense reference of ``predict`` does) must not drop the calibration's compiled
+    registers / shared memory: the same prediction as letting predict_run resolve them (fg M=64, whose estimated
+    occupancy differs from the compiled one)."""
+    from fgsim.calibration import resolve
+
+    gpu = load_gpu("h200")
+    wl = SyntheticDensityCounts(32768, 12, 1, 1, STORED_M, 0.3)
+    info = _info(32768, 12)
+    own = predict_run(wl, info, gpu, ["fg"], block_m=64).kernels["fg"].total_s
+    given = predict_run(wl, info, gpu, ["fg"], block_m=64, params=resolve(gpu).params).kernels["fg"].total_s
+    assert given == own

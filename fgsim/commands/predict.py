@@ -179,7 +179,7 @@ def _dense_reference(wl: Any, info: Any, gpu: Any, args: argparse.Namespace, ker
                      rp: Any) -> tuple[float, Any, str]:
     """(full-run seconds, KernelPrediction, label) of the fastest dense configuration for ``gpu``: the launch
     table's at every M the trace allows, and the what-if dense row when --kernel lists dense."""
-    from fgsim.runpredict import predict_run
+    from fgsim.runpredict import _config, predict_run
 
     cands = []
     if "dense" in kernels:
@@ -187,6 +187,9 @@ def _dense_reference(wl: Any, info: Any, gpu: Any, args: argparse.Namespace, ker
     for m in (64, 128):
         if m % info.block_m or m > 128:
             continue
+        if "dense" in kernels and rp.kernels["dense"].config == _config("dense", gpu, info.head_dim, m, 1, args.dtype,
+                                                                        None):
+            continue  # the listed dense row is this launch-table configuration: priced already
         try:
             r = predict_run(wl, info, gpu, ["dense"], block_m=m, dtype=args.dtype, calibration=args.calibration,
                             params=rp.params)
