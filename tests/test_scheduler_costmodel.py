@@ -309,3 +309,22 @@ def test_predictions_default_to_the_calibrations_compiled_resources() -> None:
     t_estimate, _ = predict_counts(counts, 512 * 64, cfg, gpu, r.params, resources={})
     assert t_default == t_explicit
     assert t_estimate != t_default
+
+
+def test_plan_prices_repeated_counts_once_with_the_same_result() -> None:
+    """Calls with equal counts are simulated once and mapped back: the result of each call equals pricing it alone."""
+    from fgsim.calibration import resolve
+    from fgsim.model.assemble import KernelPlan
+
+    gpu = load_gpu("h200")
+    r = resolve(gpu)
+    cfg = launch_config("fg", "h200", 128, 128, 1, "bf16")
+    rng = np.random.default_rng(7)
+    print("seed 7")
+    a = rng.integers(0, 4000, size=(4, 64))
+    b = rng.integers(0, 4000, size=(4, 64)).astype(np.int32)
+    plan = KernelPlan.build(cfg, gpu, r.params, 64 * 128, 4, resources=r.resources)
+    pc, bd, _ = plan.run([a, b, a.copy(), b.astype(np.int64)])
+    alone = [plan.run([c])[0][0] for c in (a, b)]
+    assert pc[0] == pc[2] == alone[0] and pc[1] == pc[3] == alone[1] and pc[0] != pc[1]
+    assert np.array_equal(bd[0], bd[2])
