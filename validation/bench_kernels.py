@@ -219,17 +219,23 @@ def key_of(c: dict[str, Any]) -> tuple:
     return (c["kernel"], c["head_dim"], c["block_m"], c["gran_n"])
 
 
-def tune(args, meta: dict[str, str], out_dir: Path) -> list[dict[str, Any]]:
-    cands = candidates(args.quick)
+def check_candidates(cands: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+    """Compile and check every candidate in worker processes (one subprocess each); print the rejected ones."""
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=min(args.workers, len(cands))) as ex:
+    with ThreadPoolExecutor(max_workers=min(workers, len(cands))) as ex:
         checked = list(ex.map(check_in_subprocess, cands))
     print(f"[tune] compiled+checked {len(cands)} candidates in {time.perf_counter() - t0:.1f}s "
           f"({sum(r['ok'] for r in checked)} ok)", flush=True)
     for r in checked:
         if not r["ok"]:
-            print(f"[tune] rejected {key_of(r)} bn={r['block_n']} st={r['num_stages']} w={r['num_warps']} "
-                  f"{r['extra']}: err={r['err']} {r['msg']}", flush=True)
+            print(f"[tune] rejected {key_of(r)} bn={r['block_n']} st={r['num_stages']} w={r.get('num_warps')} "
+                  f"{r['extra']}: err={r.get('err')} {r['msg']}", flush=True)
+    return checked
+
+
+def tune(args, meta: dict[str, str], out_dir: Path) -> list[dict[str, Any]]:
+    cands = candidates(args.quick)
+    checked = check_candidates(cands, args.workers)
     h, n = 12, 32760
     results = []
     sets: dict[int, list] = {}
@@ -819,15 +825,7 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
     from fgattn.masks import with_text
 
     cands = candidates_v3()
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=min(args.workers, len(cands))) as ex:
-        checked = list(ex.map(check_in_subprocess, cands))
-    print(f"[tune] compiled+checked {len(cands)} candidates in {time.perf_counter() - t0:.1f}s "
-          f"({sum(r['ok'] for r in checked)} ok)", flush=True)
-    for r in checked:
-        if not r["ok"]:
-            print(f"[tune] rejected {key_of(r)} bn={r['block_n']} st={r['num_stages']} {r['extra']}: {r['msg']}",
-                  flush=True)
+    checked = check_candidates(cands, args.workers)
     h, nv = TUNE_SHAPE
     groups: dict[tuple, list[dict]] = {}
     for r in checked:
