@@ -105,6 +105,9 @@ class SyntheticDensityCounts:
     window-like clustering: a kept key pulls in ``1 + 0.05·log2(n)`` of its n-tile on average.
     """
 
+    #: counts() returns one cached (read-only) array per (layer, m, n): holding every call's counts costs nothing
+    counts_cached = True
+
     def __init__(self, n_tokens: int, heads: int, layers: int, passes: int, block_m: int, density: float,
                  seed: int = 0, frame_tokens: int = 1560) -> None:
         if not 0 < density <= 1:
@@ -134,7 +137,9 @@ class SyntheticDensityCounts:
                 c = np.minimum(np.ceil(keys * infl / n), -(-n_tok // n))
             else:
                 c = np.round(keys)
-            self._cache[key] = c.astype(np.int32)
+            c = c.astype(np.int32)
+            c.setflags(write=False)  # shared by every pass of the layer: a caller cannot change them for the others
+            self._cache[key] = c
         return self._cache[key]
 
 

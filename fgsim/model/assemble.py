@@ -138,7 +138,15 @@ class KernelPlan:
             rows = []
             seen: dict[tuple[str, bytes], int] = {}
             inverse = np.zeros(n_calls, np.int64)
+            by_obj: dict[int, int] = {}  # the same array object again (cached counts): its row, without re-keying
+            held = []  # keeps every keyed object alive, so an id is not reused by another object during the loop
             for i, c in enumerate(counts):
+                j = by_obj.get(id(c))
+                if j is not None:
+                    inverse[i] = j
+                    continue
+                c0 = c
+                held.append(c0)
                 c = np.asarray(c)
                 if c.ndim != 2 or c.shape != (self.heads, self.qb):
                     raise FgsimError(f"counts of shape {c.shape}; expected ({self.heads}, {self.qb}) for "
@@ -147,7 +155,7 @@ class KernelPlan:
                 if key not in seen:
                     seen[key] = len(rows)
                     rows.append(launch_order(c, cfg))
-                inverse[i] = seen[key]
+                inverse[i] = by_obj[id(c0)] = seen[key]
             idx = np.stack(rows).astype(np.int64) if rows else np.zeros((0, self.heads * self.qb), np.int64)
         tabs = self.tables
         if tabs.row_work is not None and tabs.first_extra is not None:
