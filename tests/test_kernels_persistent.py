@@ -55,11 +55,15 @@ class _GridSpy:
         return self.fn[grid]
 
 
-@pytest.mark.parametrize("flat", [True, False])
+FORMS = {"flat": dict(flatten=True), "nested": dict(flatten=False), "queue": dict(flatten=False, queue=True)}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
 @pytest.mark.parametrize("gran", [1, 16, 64])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
-def test_persistent_matches_reference_and_plain_kernel(gran: int, dtype: torch.dtype, flat: bool) -> None:
-    """Several rows per program (limit_sms 2 or 3: 2-4 rows each), empty and full rows, odd N, both layouts, lse."""
+def test_persistent_matches_reference_and_plain_kernel(gran: int, dtype: torch.dtype, form: str) -> None:
+    """Several rows per program (limit_sms 2 or 3: 2-4 rows each), empty and full rows, odd N, both layouts, lse;
+    the flat loop, the nested loop with static rows and with rows from the work queue."""
     seed = _seed()
     m, d, b, h = 64, 64, 1, 2
     layout = ("bhnd", "bnhd")[random.getrandbits(1)]
@@ -73,12 +77,13 @@ def test_persistent_matches_reference_and_plain_kernel(gran: int, dtype: torch.d
     mask = tiles.repeat_interleave(gran, dim=-1)[..., :n]
     index = build_index(mask, block_m=m, gran_n=gran, order=bool(random.getrandbits(1)), check=True)
     sms = random.choice([2, 3])
-    cfg = _cfg(q, m, gran, 32 if gran < 64 else 64, flatten=flat)
+    cfg = _cfg(q, m, gran, 32 if gran < 64 else 64, **FORMS[form])
     with limit_sms(sms):
-        out, lse = fg_attention(q, k, v, index, block_m=m, gran_n=gran, layout=layout, config=cfg,
-                                out=torch.full_like(q, float("nan")), return_lse=True)
+        for _ in range(2 if form == "queue" else 1):  # the queue's counter starts at zero in every call
+            out, lse = fg_attention(q, k, v, index, block_m=m, gran_n=gran, layout=layout, config=cfg,
+                                    out=torch.full_like(q, float("nan")), return_lse=True)
     ref, ref_lse = reference_attention(q, k, v, index, layout=layout, return_lse=True)
-    what = f"persistent gran={gran} {dtype} {layout} N={n} limit_sms={sms} flatten={flat} seed {seed}"
+    what = f"persistent {form} gran={gran} {dtype} {layout} N={n} limit_sms={sms} seed {seed}"
     assert not out.isnan().any(), f"{what}: NaN (unwritten or 0/0)"
     assert _err(out, ref) <= TOL, f"{what}: error {_err(out, ref):.2e}"
     empty = out[0, 0, :m] if layout == "bhnd" else out[0, :m, 0]
@@ -107,20 +112,27 @@ def test_persistent_rows_of_zero_one_and_many_tiles_head_dim_128() -> None:
     spy = _GridSpy(attention._attn_fwd_persistent)
     attention._attn_fwd_persistent, orig = spy, attention._attn_fwd_persistent
     try:
-        for sms, flat in ((1, True), (None, True), (1, False)):
-            cfg = _cfg(q, m, 1, 32, flatten=flat)
+        for sms, form in ((1, "flat"), (None, "flat"), (1, "nested"), (1, "queue"), (None, "queue")):
+            cfg = _cfg(q, m, 1, 32, **FORMS[form])
             if sms is None:
                 out = fg_attention(q, k, v, index, block_m=m, config=cfg, out=torch.full_like(q, float("nan")))
             else:
                 with limit_sms(sms):
                     out = fg_attention(q, k, v, index, block_m=m, config=cfg, out=torch.full_like(q, float("nan")))
-            what = f"M128 D128 limit_sms={sms} flatten={flat} seed {seed}"
+            what = f"M128 D128 limit_sms={sms} {form} seed {seed}"
             assert not out.isnan().any(), f"{what}: NaN"
             assert _err(out, ref) <= TOL, f"{what}: error {_err(out, ref):.2e}"
             assert bool((out[0, 0, :m] == 0).all()) and bool((out[0, 1, m:2 * m] == 0).all()), f"{what}: empty rows"
     finally:
         attention._attn_fwd_persistent = orig
-    assert spy.grids == [(1,), (6,), (1,)], f"persistent grids {spy.grids} (want G=min(rows, SMs): 1, 6, 1)"
+    assert spy.grids == [(1,), (6,), (1,), (1,), (6,)], f"persistent grids {spy.grids} (want G=min(rows, SMs))"
+
+
+def test_queue_needs_the_nested_loop() -> None:
+    q, k, v = (torch.randn(1, 1, 64, 64, dtype=torch.float16) for _ in range(3))
+    index = build_index(torch.ones(1, 1, 1, 64, dtype=torch.bool), block_m=64)
+    with pytest.raises(ValueError, match="queue .* needs flatten false"):
+        fg_attention(q, k, v, index, block_m=64, config=_cfg(q, 64, 1, 64, queue=True))
 
 
 def test_programs_per_sm_sets_the_grid() -> None:

@@ -20,9 +20,11 @@ launch of the entry at d = 0.02 with Nsight Compute (``validation/profile_fg.py`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -59,13 +61,26 @@ VARIANTS: dict[str, tuple[dict[str, int], bool, str, str]] = {
     "idx_arith_no_q": ({"_DIAG_IDX": 1, "_DIAG_Q": 1}, True, "wrong", "no index loads, no Q read"),
     "floor": (ALL_OFF, False, "wrong", "no Order/index/Q loads, no tail tile, no O store: Offsets + K/V loop"),
     "persistent_nested": ({}, True, "exact", "persistent kernel, 1 program per SM, row loop around the tile loop "
-                          "(session-3 candidate, same bn128 st3 w8)"),
+                          "(session-3 candidate, same bn128 st3 w8); static rows p, p+G, ..."),
+    "tail_reuse": ({"_DIAG_TAIL": 6}, True, "exact", "masked tail after the loop with the index entries the loop "
+                   "prefetched (no index reload), score mask from arithmetic"),
+    "persistent_nested_1row": ({}, True, "exact", "persistent_nested's code with G = rows (one row per program): "
+                               "rows placed by the hardware's CTA dispatch, as the entry's"),
+    "tma_q": ({}, True, "exact", "Q by TMA through a host-built (B, H, N, D) descriptor, issued after the Offsets "
+              "loads (no Q registers / shared-memory store)"),
+    "tma_q_tail_reuse": ({"_DIAG_TAIL": 6}, True, "exact", "tma_q and tail_reuse together"),
+    "persistent_queue": ({}, True, "exact", "persistent_nested with rows from a global atomic work queue in launch "
+                         "order (first 3 rows per program static, then dynamic, taken 3 rows ahead)"),
 }
-PERSISTENT = {"persistent_nested": {"persistent": True, "flatten": False, "programs_per_sm": 1}}
-TIME_COLS = ["kind", "variant", "diag", "lpt", "numerics", "what", "density_target", "density", "H", "N", "D", "M",
-             "gran_n", "rows", "kept_tiles", "exec_tiles", "ms", "ms_min", "ms_max", "rounds", "reps",
-             "us_per_row_per_sm", "saved_us_per_row_vs_entry", "check_rel_err", "config", "clocks_under_load",
-             "timing", "statistic"]
+#: launch options a variant adds to the entry's (non-persistent variants)
+OPTIONS = {"tma_q": {"tma_q": True}, "tma_q_tail_reuse": {"tma_q": True}}
+PERSISTENT = {"persistent_nested": {"persistent": True, "flatten": False, "programs_per_sm": 1},
+              "persistent_nested_1row": {"persistent": True, "flatten": False, "programs_per_sm": 1 << 20},
+              "persistent_queue": {"persistent": True, "flatten": False, "programs_per_sm": 1, "queue": True}}
+TIME_COLS = ["kind", "variant", "diag", "lpt", "numerics", "what", "shape", "density_target", "density", "H", "N",
+             "n_text", "D", "M", "gran_n", "rows", "kept_tiles", "exec_tiles", "ms", "ms_min", "ms_max", "rounds",
+             "reps", "us_per_row_per_sm", "saved_us_per_row_vs_entry", "rel_time_vs_entry", "ratio_vs_cudnn",
+             "check_rel_err", "config", "clocks_under_load", "timing", "statistic"]
 EXEC_FIT_MAX_D = 0.2  # the exec fit (the one the shares come from) uses densities up to this
 FIT_STAT = ("kept: row_cost_fit.fit, unweighted least squares over all densities' medians, kept 128-key tiles; "
             "exec (and the shares): least squares on relative errors over the medians at d <= 0.2, executed tiles")
@@ -94,43 +109,64 @@ def config(name: str):
 
     diag, lpt, _, _ = VARIANTS[name]
     base = launch.launch_config("fg", "h200", D, M, 1)
-    extra = dict(base.extra, lpt=lpt, **PERSISTENT.get(name, {}))
+    extra = dict(base.extra, lpt=lpt, **PERSISTENT.get(name, {}), **OPTIONS.get(name, {}))
     if diag:
         extra["_diag"] = dict(diag)
     return dataclasses.replace(base, extra=extra, source=f"profile_row_cost variant {name}")
 
 
 # ------------------------------------------------------------------------------------------------ GPU side
-def warm(name: str) -> dict[str, Any]:
-    """Worker process: compile variant ``name`` for the timed problem's specialisation (H=12, N = 8 mod 16,
-    QB = 0 mod 16) on H12 N2040 and, for exact variants, compare with the float64 reference."""
+def proxy_n(h: int, n: int, m: int = M) -> int:
+    """A small sequence length with the same Triton integer specialisation (divisibility by 16 of N, of the query
+    blocks and of the rows) as H=h, N=n, so that a worker's compile is the one the timed launch uses."""
+    def key(x: int) -> tuple[bool, ...]:
+        qb = -(-x // m)
+        return (x % 16 == 0, qb % 16 == 0, (h * qb) % 16 == 0)
+
+    return next(x for x in range(1800, 4200) if key(x) == key(n))
+
+
+def warm(name: str, shapes: str) -> dict[str, Any]:
+    """Worker process: compile variant ``name`` for each timed shape's specialisation (``shapes``: "h,n;h,n") on
+    small proxies and, for exact variants, compare with the float64 reference there (persistent variants also
+    under ``fgattn.limit_sms`` 1, 3 and 17, so that programs walk several rows)."""
     import fgattn
     import torch
-    from fgattn.masks import window_mask
+    from fgattn.masks import window_mask, with_text
 
     t0 = time.perf_counter()
     seed = int.from_bytes(os.urandom(4), "little")
     torch.manual_seed(seed)
-    n = 2040
-    q, k, v = (torch.randn(1, H, n, D, device=DEVICE, dtype=torch.bfloat16) for _ in range(3))
-    mask = window_mask(1, H, n, M, 0.3, device=DEVICE)
     cfg = config(name)
-    index = variant_index(name, fgattn.build_index(mask, block_m=M, gran_n=1, order=cfg.option("lpt", True)))
-    out = torch.full_like(q, float("nan"))
-    fgattn.fg_attention(q, k, v, index, block_m=M, config=cfg, out=out)
-    if DEVICE == "cuda":
-        torch.cuda.synchronize()
-    err = float("nan")
-    if VARIANTS[name][2] == "exact":
-        ref = fgattn.reference_attention(q, k, v, index)
-        err = float((out.double() - ref).norm() / ref.norm())
-    return dict(name=name, err=err, seed=seed, s=round(time.perf_counter() - t0, 1))
+    errs = []
+    for spec in shapes.split(";"):
+        h, n_target = (int(x) for x in spec.split(","))
+        n = proxy_n(h, n_target)
+        q, k, v = (torch.randn(1, h, n, D, device=DEVICE, dtype=torch.bfloat16) for _ in range(3))
+        masks = [window_mask(1, h, n, M, 0.3, device=DEVICE)]
+        if spec == shapes.split(";")[0]:  # text rows (full rows and columns) on the first shape's proxy
+            masks.append(with_text(window_mask(1, h, n - 200, M, 0.1, device=DEVICE), 200, M))
+        for mask in masks:
+            index = variant_index(name, fgattn.build_index(mask, block_m=M, gran_n=1, order=cfg.option("lpt", True)))
+            sms_list = [None, 1, 3, 17] if name in PERSISTENT and VARIANTS[name][2] == "exact" else [None]
+            for sms in sms_list:
+                out = torch.full_like(q, float("nan"))
+                with fgattn.limit_sms(sms) if sms else contextlib.nullcontext():
+                    fgattn.fg_attention(q, k, v, index, block_m=M, config=cfg, out=out)
+                if DEVICE == "cuda":
+                    torch.cuda.synchronize()
+                if VARIANTS[name][2] == "exact":
+                    ref = fgattn.reference_attention(q, k, v, index)
+                    errs.append(float((out.double() - ref).norm() / ref.norm()) if not out.isnan().any()
+                                else float("nan"))
+    err = float("nan") if not errs or any(math.isnan(e) for e in errs) else max(errs)
+    return dict(name=name, err=err, checks=len(errs), seed=seed, s=round(time.perf_counter() - t0, 1))
 
 
-def warm_in_subprocess(name: str) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--warm", name]
+def warm_in_subprocess(name: str, shapes: str) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--warm", name, "--warm-shapes", shapes]
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
         return dict(name=name, err=float("nan"), msg="timeout")
     for line in p.stdout.splitlines()[::-1]:
@@ -147,48 +183,80 @@ def row_stats(index) -> dict[str, float]:
                 exec_no_tail=float((tiles - 1).clamp(min=0).sum()))
 
 
+def parse_shapes(spec: str, densities: tuple[float, ...]) -> list[dict[str, Any]]:
+    """``--shapes``: comma-separated ``HxN[+TEXT][:d1/d2/...]`` (default densities ``densities``), e.g.
+    ``12x32760,40x75600:0.02/0.1/0.5,12x32760+512:0.02/0.1/0.5``."""
+    out = []
+    for part in spec.split(","):
+        m = re.fullmatch(r"(\d+)x(\d+)(?:\+(\d+))?(?::([\d./]+))?", part.strip())
+        if not m:
+            raise ValueError(f"--shapes: {part!r} is not HxN[+TEXT][:d1/d2/...]")
+        h, n, text = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+        dens = tuple(float(x) for x in m.group(4).split("/")) if m.group(4) else densities
+        if len(dens) < 2 or any(not 0 < d < 1 for d in dens):
+            raise ValueError(f"--shapes: {part!r} needs >= 2 densities in (0, 1)")
+        out.append(dict(h=h, n_video=n, n_text=text, n=n + text, densities=dens,
+                        name=f"H{h} N{n}" + (f"+{text}text" if text else "") + f" D{D}"))
+    return out
+
+
 def measure(args, out_dir: Path) -> Path:
-    """Compile (parallel workers), build the masks, time every variant at every density, write the CSV."""
+    """Compile (parallel workers), build the masks, time every variant at every shape and density (cuDNN dense at
+    each shape in every round), write the CSV."""
     import fgattn
     import torch
     from bench_kernels import ClockSampler, env_metadata, sdpa, timed_rounds
-    from fgattn.masks import window_mask
+    from fgattn.masks import window_mask, with_text
 
     t0 = time.perf_counter()
     meta = env_metadata()
-    meta["git_commit"] = os.environ.get("GIT_COMMIT") or meta.get("git_commit", "")  # the device copy's .git is stale
+    # the device copy's .git is stale: the caller passes the commit
+    meta["git_commit"] = (os.environ.get("FGSIM_COMMIT") or os.environ.get("GIT_COMMIT")
+                          or meta.get("git_commit", ""))
     print(json.dumps(meta), flush=True)
     names = list(VARIANTS) if not args.variants else args.variants.split(",")
+    shapes = parse_shapes(args.shapes, args.densities)
+    warm_spec = ";".join(f"{sh['h']},{sh['n']}" for sh in shapes)
     pool = ThreadPoolExecutor(max_workers=len(names))
-    checks_f = pool.map(warm_in_subprocess, names)
+    checks_f = pool.map(lambda nm: warm_in_subprocess(nm, warm_spec), names)
     seed = int.from_bytes(os.urandom(4), "little")
     torch.manual_seed(seed)
     print(f"[rowcost] input seed {seed}", flush=True)
-    sets = [tuple(torch.randn(1, H, N, D, device=DEVICE, dtype=torch.bfloat16) for _ in range(3)) for _ in range(2)]
-    out_buf = torch.empty_like(sets[0][0])
     probs = []
-    for d in args.densities:
-        mask = window_mask(1, H, N, M, d, device=DEVICE)
-        idx = fgattn.build_index(mask, block_m=M, gran_n=1, order=True)
-        probs.append((d, idx, idx.density(N), row_stats(idx)))
-        del mask
-    print(f"[rowcost] masks built {time.perf_counter() - t0:.1f}s", flush=True)
+    for sh in shapes:
+        h, n = sh["h"], sh["n"]
+        sh["sets"] = [tuple(torch.randn(1, h, n, D, device=DEVICE, dtype=torch.bfloat16) for _ in range(3))
+                      for _ in range(2)]
+        sh["out"] = torch.empty_like(sh["sets"][0][0])
+        for d in sh["densities"]:
+            mask = window_mask(1, h, sh["n_video"], M, d, device=DEVICE)
+            if sh["n_text"]:
+                mask = with_text(mask, sh["n_text"], M)
+            idx = fgattn.build_index(mask, block_m=M, gran_n=1, order=True)
+            probs.append((sh, d, idx, idx.density(n), row_stats(idx)))
+            del mask
+        print(f"[rowcost] masks built for {sh['name']} {time.perf_counter() - t0:.1f}s", flush=True)
     checks = {c["name"]: c for c in checks_f}
     pool.shutdown()
     for c in checks.values():
         print(f"[rowcost] compiled {c['name']}: {c}", flush=True)
     print(f"[rowcost] compiled {len(checks)} variants {time.perf_counter() - t0:.1f}s", flush=True)
-    cases: list[dict[str, Any]] = [dict(kernel="cudnn", variant="cudnn", fn=sdpa("cudnn"), dt=1.0)]
-    for d, idx, dens, st in probs:
+    # timed_rounds calls fn(i) for input set i = 0, 1; each case reads its own shape's inputs
+    cases: list[dict[str, Any]] = []
+    cudnn = sdpa("cudnn")
+    for sh in shapes:
+        cases.append(dict(kernel="cudnn", variant="cudnn", shape=sh, dt=1.0,
+                          fn=lambda i, sh=sh: cudnn(*sh["sets"][i])))
+    for sh, d, idx, dens, st in probs:
         for name in names:
             cfg = config(name)
             vidx = variant_index(name, idx)
-            cases.append(dict(kernel=name, variant=name, dt=d, dens=dens, st=st, cfg=cfg,
-                              fn=lambda q, k, v, cfg=cfg, idx=vidx: fgattn.fg_attention(
-                                  q, k, v, idx, block_m=M, config=cfg, out=out_buf)))
+            cases.append(dict(kernel=name, variant=name, shape=sh, dt=d, dens=dens, st=st, cfg=cfg,
+                              fn=lambda i, cfg=cfg, idx=vidx, sh=sh: fgattn.fg_attention(
+                                  *sh["sets"][i], idx, block_m=M, config=cfg, out=sh["out"])))
     clocks = ClockSampler(1.0)
     t1 = time.time()
-    timed_rounds(cases, sets, args.rounds, args.target_ms)
+    timed_rounds(cases, [(0,), (1,)], args.rounds, args.target_ms)
     t2 = time.time()
     clocks.stop()
     clk = clocks.window(t1, t2)
@@ -196,17 +264,24 @@ def measure(args, out_dir: Path) -> Path:
           flush=True)
     rows = []
     med = {}
+    cud = {}
     for c in cases:
         ms = sorted(c["ms"]) or [float("nan")]
-        med[(c["variant"], c["dt"])] = ms[len(ms) // 2]
+        med[(c["shape"]["name"], c["variant"], c["dt"])] = ms[len(ms) // 2]
+        if c["variant"] == "cudnn":
+            cud[c["shape"]["name"]] = c["ms"]
     for c in cases:
+        sh = c["shape"]
         ms = sorted(c["ms"]) or [float("nan")]
         m = ms[len(ms) // 2]
-        base = dict(kind="time", variant=c["variant"], H=H, N=N, D=D, M=M, ms=f"{m:.5f}", ms_min=f"{ms[0]:.5f}",
-                    ms_max=f"{ms[-1]:.5f}", rounds=len(c["ms"]), reps=c.get("reps", ""), clocks_under_load=clk,
-                    timing=TIMING, statistic=f"median over {len(c['ms'])} rounds (min, max given)", **meta)
+        base = dict(kind="time", variant=c["variant"], shape=sh["name"], H=sh["h"], N=sh["n"], n_text=sh["n_text"],
+                    D=D, M=M, ms=f"{m:.5f}", ms_min=f"{ms[0]:.5f}", ms_max=f"{ms[-1]:.5f}", rounds=len(c["ms"]),
+                    reps=c.get("reps", ""), clocks_under_load=clk, timing=TIMING,
+                    statistic=f"median over {len(c['ms'])} rounds (min, max given); ratio_vs_cudnn: median over "
+                              "rounds of density x t_cuDNN / t in the same round", **meta)
+        qb = -(-sh["n"] // M)
         if c["variant"] == "cudnn":
-            base.update(density_target=1.0, density=1.0, rows=H * -(-N // M), kept_tiles=H * -(-N // M) * N / 128,
+            base.update(density_target=1.0, density=1.0, rows=sh["h"] * qb, kept_tiles=sh["h"] * qb * sh["n"] / 128,
                         exec_tiles="", config="cuDNN SDPA (torch sdpa_kernel CUDNN_ATTENTION), dense", numerics="exact",
                         what="dense reference for the per-tile cost")
             rows.append(base)
@@ -215,12 +290,15 @@ def measure(args, out_dir: Path) -> Path:
         st = c["st"]
         ex = st["exec_no_tail"] if c["variant"] in ("no_tail", "floor") else st["exec"]
         rows_per_sm = st["rows"] / SMS
-        entry = med.get(("entry", c["dt"]))
+        entry = med.get((sh["name"], "entry", c["dt"]))
+        ratios = sorted(c["dens"] * b / t for b, t in zip(cud.get(sh["name"], []), c["ms"], strict=False))
         base.update(diag=json.dumps(diag, sort_keys=True), lpt=lpt, numerics=numerics, what=what,
                     density_target=c["dt"], density=f"{c['dens']:.5f}", gran_n=1, rows=st["rows"],
                     kept_tiles=f"{st['kept']:.1f}", exec_tiles=f"{ex:.0f}",
                     us_per_row_per_sm=f"{m * 1e3 / rows_per_sm:.3f}",
                     saved_us_per_row_vs_entry=f"{(entry - m) * 1e3 / rows_per_sm:.3f}" if entry else "",
+                    rel_time_vs_entry=f"{m / entry:.4f}" if entry else "",
+                    ratio_vs_cudnn=f"{ratios[len(ratios) // 2]:.4f}" if ratios else "",
                     check_rel_err=checks.get(c["variant"], {}).get("err", ""),
                     config=f"bn{c['cfg'].block_n} st{c['cfg'].num_stages} w{c['cfg'].num_warps} "
                            f"{json.dumps(c['cfg'].extra, sort_keys=True)}")
@@ -246,30 +324,36 @@ def write_csv(path: Path, rows: list[dict[str, Any]], meta_cols: list[str]) -> N
 
 
 # ---------------------------------------------------------------------------------------------------- fits
+def _shape_of(r: dict[str, Any]) -> str:
+    return r.get("shape") or f"H{H} N{N} D{D}"  # CSVs written before --shapes: the one default shape
+
+
 def fit_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One ``kind=fit`` row per variant: c_row/c_tile (µs per SM) over kept and over executed tiles, and the
-    entry's c_row minus the variant's (the part of the per-row cost the variant leaves out)."""
+    """One ``kind=fit`` row per (shape, variant): c_row/c_tile (µs per SM) over kept and over executed tiles, and
+    the entry's c_row minus the variant's (the part of the per-row cost the variant leaves out)."""
     from row_cost_fit import fit
 
-    by: dict[str, list[dict[str, Any]]] = {}
+    by: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         if r.get("kind") == "time" and r["variant"] != "cudnn" and r["ms"] not in ("", "nan"):
-            by.setdefault(r["variant"], []).append(r)
+            by.setdefault((_shape_of(r), r["variant"]), []).append(r)
     out = []
     fits = {}
-    for name, pts in by.items():
+    for key, pts in by.items():
         if len({float(p["density"]) for p in pts}) < 2:
             continue
         rows_per_sm = int(pts[0]["rows"]) / SMS
         ms = [float(p["ms"]) for p in pts]
         ck = fit(rows_per_sm, 1 / SMS, [float(p["kept_tiles"]) for p in pts], ms)
-        low = [p for p in pts if float(p["density_target"]) <= EXEC_FIT_MAX_D] or pts
+        low = [p for p in pts if float(p["density_target"]) <= EXEC_FIT_MAX_D]
+        low = low if len(low) >= 2 else pts
         ce, resid = weighted_fit(rows_per_sm, [float(p["exec_tiles"]) for p in low], [float(p["ms"]) for p in low])
-        fits[name] = (ck, ce, len(low), resid)
-    for name, (ck, ce, n_pts, resid) in fits.items():
-        e = fits.get("entry")
+        fits[key] = (ck, ce, len(low), resid, pts[0])
+    for (shape, name), (ck, ce, n_pts, resid, p0) in fits.items():
+        e = fits.get((shape, "entry"))
         out.append(dict(kind="fit", variant=name, diag=json.dumps(VARIANTS[name][0], sort_keys=True),
-                        lpt=VARIANTS[name][1], numerics=VARIANTS[name][2], what=VARIANTS[name][3], H=H, N=N, D=D, M=M,
+                        lpt=VARIANTS[name][1], numerics=VARIANTS[name][2], what=VARIANTS[name][3], shape=shape,
+                        H=p0.get("H", H), N=p0.get("N", N), n_text=p0.get("n_text", 0), D=D, M=M,
                         c_row_kept_us=f"{ck[0]:.3f}", c_tile_kept_us=f"{ck[1]:.4f}", c_row_exec_us=f"{ce[0]:.3f}",
                         c_tile_exec_us=f"{ce[1]:.4f}",
                         row_share_kept_us=f"{e[0][0] - ck[0]:.3f}" if e else "",
@@ -291,21 +375,30 @@ def weighted_fit(rows_per_sm: float, exec_tiles: list[float], ms: list[float]) -
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    """Short table: per variant the fit and the measured saving per row at each density."""
-    cud = [r for r in rows if r.get("variant") == "cudnn" and r.get("kind") == "time"]
-    if cud:
-        tiles = float(cud[0]["kept_tiles"])
-        print(f"cuDNN dense {float(cud[0]['ms']):.3f} ms = {float(cud[0]['ms']) * 1e3 / (tiles / SMS):.3f} us per "
-              "128x128 tile per SM")
-    dens = sorted({r["density_target"] for r in rows if r.get("kind") == "time" and r["variant"] != "cudnn"})
-    print("variant              c_row kept/exec us  c_tile kept/exec us  share kept/exec us  resid%  | saved us/row "
-          + " ".join(f"d={d}" for d in dens))
-    for f in (r for r in rows if r.get("kind") == "fit"):
-        saved = [next((r["saved_us_per_row_vs_entry"] for r in rows if r.get("kind") == "time"
-                       and r["variant"] == f["variant"] and r["density_target"] == d), "") for d in dens]
-        print(f"{f['variant']:<20} {f['c_row_kept_us']:>7}/{f['c_row_exec_us']:<7}   {f['c_tile_kept_us']:>7}/"
-              f"{f['c_tile_exec_us']:<7}   {f['row_share_kept_us']:>7}/{f['row_share_exec_us']:<7} "
-              f"{f['fit_max_resid_pct']:>6}  | " + " ".join(f"{float(s):6.2f}" if s else "   -  " for s in saved))
+    """Short table per shape: per variant the fit, and at each density the time relative to the entry and the
+    kept-slice throughput ratio to cuDNN."""
+    for shape in dict.fromkeys(_shape_of(r) for r in rows):
+        sr = [r for r in rows if _shape_of(r) == shape]
+        print(f"== {shape}")
+        cud = [r for r in sr if r.get("variant") == "cudnn" and r.get("kind") == "time"]
+        if cud:
+            tiles = float(cud[0]["kept_tiles"])
+            print(f"cuDNN dense {float(cud[0]['ms']):.3f} ms = {float(cud[0]['ms']) * 1e3 / (tiles / SMS):.3f} us per "
+                  "128x128 tile per SM")
+        times = [r for r in sr if r.get("kind") == "time" and r["variant"] != "cudnn"]
+        dens = sorted({float(r["density_target"]) for r in times})
+        print("variant                 c_row kept/exec us  c_tile kept/exec us  resid%  | t/t_entry (ratio vs cuDNN) "
+              + " ".join(f"d={d}" for d in dens))
+        for name in dict.fromkeys(r["variant"] for r in times):
+            f = next((r for r in sr if r.get("kind") == "fit" and r["variant"] == name), None)
+            fit_s = (f"{f['c_row_kept_us']:>7}/{f['c_row_exec_us']:<7}   {f['c_tile_kept_us']:>7}/"
+                     f"{f['c_tile_exec_us']:<7}   {f['fit_max_resid_pct']:>6}" if f else " " * 44)
+            cells = []
+            for d in dens:
+                r = next((r for r in times if r["variant"] == name and float(r["density_target"]) == d), None)
+                rel, rat = (r.get("rel_time_vs_entry") or "", r.get("ratio_vs_cudnn") or "") if r else ("", "")
+                cells.append(f"{float(rel):.3f}({float(rat):.2f})" if rel and rat else f"{'-':>12}")
+            print(f"{name:<23} {fit_s}  | " + " ".join(cells))
 
 
 def refit(path: Path, write: bool) -> int:
@@ -494,6 +587,8 @@ def offline() -> int:
     for name, (diag, lpt, _, _) in VARIANTS.items():
         extra = dict(PERSISTENT[name], ORDERED=lpt) if name in PERSISTENT else dict(diag, IDX_AHEAD=1, ORDERED=lpt)
         extra.pop("programs_per_sm", None)
+        if OPTIONS.get(name, {}).get("tma_q"):
+            extra["TMA_Q"] = True
         r = compile_one((name, 2, D, M, 128, 1, 3, 8, extra))
         print(json.dumps(r), flush=True)
     return 0
@@ -505,6 +600,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--csv-name", default="kernels-h200-2026-11-30-rowcost.csv")
     ap.add_argument("--densities", type=lambda s: tuple(float(x) for x in s.split(",")), default=DENSITIES)
     ap.add_argument("--variants", default="", help="comma-separated subset of the variants (default all)")
+    ap.add_argument("--shapes", default="12x32760",
+                    help="comma-separated HxN[+TEXT][:d1/d2/...] (default densities: --densities), e.g. "
+                         "12x32760,40x75600:0.02/0.1/0.5,12x32760+512:0.02/0.1/0.5")
+    ap.add_argument("--warm-shapes", default="", help=argparse.SUPPRESS)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--target-ms", type=float, default=15.0, help="timed replay length per measurement")
     ap.add_argument("--ncu", action="store_true", help="also profile one fg launch with Nsight Compute")
@@ -525,8 +624,13 @@ def main(argv: list[str] | None = None) -> int:
     if any(not 0 < d < 1 for d in args.densities) or len(args.densities) < 2:
         print("profile_row_cost: --densities: need >= 2 values in (0, 1)", file=sys.stderr)
         return 2
+    try:
+        parse_shapes(args.shapes, args.densities)
+    except ValueError as e:
+        print(f"profile_row_cost: {e}", file=sys.stderr)
+        return 2
     if args.warm:
-        print(json.dumps(warm(args.warm)))
+        print(json.dumps(warm(args.warm, args.warm_shapes or f"{H},{N}")))
         return 0
     if args.offline:
         return offline()

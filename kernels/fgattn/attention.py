@@ -25,7 +25,8 @@ compiled code they do not change.  They are never in the launch table; a config 
 ``extra["_diag"]`` (a dict of these names).  ``_DIAG_TAIL`` (fg, idx_ahead 1): 1 no masked tail tile, 2 the
 tail run as one more pipelined loop tile with unmasked scores, 3 the same with masked scores, 4 the masked
 tail tile first (before the loop), 5 as 3 but the scores masked in the last iteration only, under a scalar
-branch (gran 1); ``_DIAG_Q`` 1: Q not read (load predicated off at run time, Q = 0.5);
+branch (gran 1), 6 the masked tail after the loop as in the normal kernel but with the index entries the loop
+already prefetched (no index reload; the score mask from arithmetic); ``_DIAG_Q`` 1: Q not read (load predicated off at run time, Q = 0.5);
 ``_DIAG_IDX`` (fg gran 1, idx_ahead 1) 1: key numbers from arithmetic (a 1-D window from the query block's first
 query: no index loads, same gather code); ``_DIAG_EPI`` 1: O store predicated off at run time.
 """
@@ -149,7 +150,7 @@ def _diag_fg_tail(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, Indice
 
 @triton.jit
 def _attn_fwd(
-    Q, K, V, Out, Lse, Offsets, Indices, Order, qk_scale,
+    Q, K, V, Out, Lse, Offsets, Indices, Order, QDesc, qk_scale,
     stride_qb, stride_qh, stride_qn,
     stride_kb, stride_kh, stride_kn,
     stride_vb, stride_vh, stride_vn,
@@ -158,7 +159,7 @@ def _attn_fwd(
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
     MODE: tl.constexpr, IDX_AHEAD: tl.constexpr, ORDERED: tl.constexpr,
     NUM_STAGES: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr, OVERLAP: tl.constexpr,
-    RETURN_LSE: tl.constexpr, TMA_QO: tl.constexpr,
+    RETURN_LSE: tl.constexpr, TMA_QO: tl.constexpr, TMA_Q: tl.constexpr = False,
     _DIAG_TAIL: tl.constexpr = 0, _DIAG_Q: tl.constexpr = 0, _DIAG_IDX: tl.constexpr = 0, _DIAG_EPI: tl.constexpr = 0,
 ):
     tl.static_assert(_DIAG_TAIL + _DIAG_IDX == 0 or (MODE == 2 and IDX_AHEAD == 1))
@@ -180,7 +181,9 @@ def _attn_fwd(
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
     q_ok = offs_m < N_Q
-    if TMA_QO:  # Q in and O out through tensor descriptors (TMA; rows past N_Q are zero-filled / clipped)
+    if TMA_Q:  # Q later, after the Offsets loads are issued (the load waits for its TMA at once)
+        q = tl.zeros([BLOCK_M, HEAD_DIM], dtype=Q.dtype.element_ty)
+    elif TMA_QO:  # Q in and O out through tensor descriptors (TMA; rows past N_Q are zero-filled / clipped)
         q_desc = tl.make_tensor_descriptor(q_base, shape=[N_Q, HEAD_DIM], strides=[stride_qn, 1],
                                            block_shape=[BLOCK_M, HEAD_DIM])
         q = q_desc.load([qb * BLOCK_M, 0])
@@ -222,6 +225,8 @@ def _attn_fwd(
                 ent0 = lo + offs_n // GRAN_N
                 r_off = offs_n % GRAN_N
             n_full = tl.cdiv(cnt, BLOCK_N // GRAN_N) - 1
+    if TMA_Q:  # Q by TMA through a host-built (B, H, N, D) descriptor (no device-side descriptor set-up)
+        q = QDesc.load([(bh // H).to(tl.int32), (bh % H).to(tl.int32), qb * BLOCK_M, 0]).reshape(BLOCK_M, HEAD_DIM)
 
     if MODE == 2 and IDX_AHEAD == 1:  # next tile's index vector prefetched in registers
         ENT: tl.constexpr = BLOCK_N // GRAN_N
@@ -297,6 +302,15 @@ def _attn_fwd(
                 k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
                 v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
                 acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
+    elif _DIAG_TAIL == 6:  # the tail's entries are the loop's prefetched index vector; mask from arithmetic
+        if n_full >= 0:
+            ok = ent0 + n_full * (BLOCK_N // GRAN_N) < hi
+            kidx = nxt * GRAN_N + r_off  # masked entries were loaded as 0
+            if GRAN_N > 1:  # a run may end past N
+                ok = ok & (kidx < N_KV)
+            k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
+            v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
     elif _DIAG_TAIL != 0:  # diagnosis: the fg tail left out or moved (see the module docstring)
         tl.static_assert(MODE == 2 and IDX_AHEAD == 1)
     elif _DIAG_IDX == 1:
@@ -334,6 +348,16 @@ def _row_at(Order, pos, N_ROWS, go, ORDERED: tl.constexpr):
     if ORDERED:
         return tl.load(Order + pos, mask=ok, other=0)
     return tl.where(ok, pos, 0)
+
+
+@triton.jit
+def _next_position(Counter, pos2, G, QUEUE: tl.constexpr):
+    """Launch position of a program's row three ahead of its current one, given the position ``pos2`` of the row
+    two ahead: the next untaken position of the work queue (the first 3·G positions are taken statically, so the
+    counter starts at 3·G), or every G-th position (static round-robin)."""
+    if QUEUE:
+        return 3 * G + tl.atomic_add(Counter, 1, sem="relaxed")
+    return pos2 + G
 
 
 @triton.jit
@@ -403,10 +427,10 @@ def _attn_fwd_persistent(
     stride_kb, stride_kh, stride_kn,
     stride_vb, stride_vh, stride_vn,
     stride_ob, stride_oh, stride_on,
-    H, N_Q, N_KV, QB, N_ROWS,
+    H, N_Q, N_KV, QB, N_ROWS, Counter,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
     MODE: tl.constexpr, ORDERED: tl.constexpr, NUM_STAGES: tl.constexpr, RETURN_LSE: tl.constexpr,
-    FLAT: tl.constexpr,
+    FLAT: tl.constexpr, QUEUE: tl.constexpr = False,
 ):
     """Persistent kernel: program p of G runs the rows (query blocks) at launch positions p, p+G, p+2G, ...
     ``FLAT``: as ONE software-pipelined loop over (row, key tile) items, so the next row's index entries and
@@ -416,7 +440,11 @@ def _attn_fwd_persistent(
     first index entries loaded during the current row.  Same math as :func:`_attn_fwd`
     (S = Q·Kᵀ, :func:`_softmax_pv`, :func:`_normalize`); the keys of an item come from :func:`_keys` (the
     modes' only difference, as ``_tile`` there).  A row's tail tiles mask the columns that are not kept keys
-    (past the row's entries or past N) to -inf; an empty row is one all-masked item that writes zeros."""
+    (past the row's entries or past N) to -inf; an empty row is one all-masked item that writes zeros.
+    ``QUEUE`` (not ``FLAT`` only): program p's first three rows are launch positions p, p+G, p+2G; every later
+    one is the next untaken position of a global work queue (``Counter``, int32, zero at launch, advanced with
+    one relaxed atomic per row), taken three rows ahead so that its Order and Offsets loads are in flight
+    during the rows in between: a program that finishes early takes more rows, in launch (heavy-first) order."""
     pid = tl.program_id(0)
     G = tl.num_programs(0)
     TAIL: tl.constexpr = BLOCK_M // BLOCK_N if MODE == 1 else 1  # masked tail tiles per row (block: last block's)
@@ -467,7 +495,12 @@ def _attn_fwd_persistent(
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
 
     if not FLAT:
-        for _r in range(0, n_my):
+        # launch positions of this row, the next two (row1, row2) and the one whose number is loaded next
+        tl.static_assert(not QUEUE or not FLAT)
+        pos = pid
+        pos1 = pid + G
+        pos3 = _next_position(Counter, pos2, G, QUEUE)
+        while pos < N_ROWS:
             nxt1 = _entry(Indices, lo1, hi1, 0, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)  # next row's, in flight
             bh = row // QB
             b = (bh // H).to(tl.int64)
@@ -500,8 +533,10 @@ def _attn_fwd_persistent(
                 lo1 = tl.load(Offsets + row2).to(tl.int32)
                 hi1 = tl.load(Offsets + row2 + 1).to(tl.int32)
             row1 = row2
-            pos2 += G
-            row2 = _row_at(Order, pos2, N_ROWS, True, ORDERED)
+            row2 = _row_at(Order, pos3, N_ROWS, True, ORDERED)
+            pos = pos1
+            pos1 = pos2
+            pos2 = pos3
             bh = row // QB
             q_base = Q + (bh // H).to(tl.int64) * stride_qb + (bh % H).to(tl.int64) * stride_qh
             offs_m = (row % QB) * BLOCK_M + offs_q
@@ -509,6 +544,8 @@ def _attn_fwd_persistent(
             m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
             l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
             acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+            # after the Q load: a queue atomic's round trip (one thread, then a CTA barrier) overlaps Q's
+            pos3 = _next_position(Counter, pos2, G, QUEUE)
 
     for _ in tl.range(0, total, num_stages=NUM_STAGES):
         # ---- the key tile of this item ---------------------------------------------------------------------
@@ -660,6 +697,21 @@ def _strides(t: torch.Tensor, layout: str) -> tuple[int, int, int]:
     return t.stride(0), t.stride(2), t.stride(1)
 
 
+def _q_descriptor(q: torch.Tensor, layout: str, block_m: int):
+    """Host-built TMA descriptor of q as (B, H, N, D) with [1, 1, block_m, D] boxes (``tma_q``), or None where TMA
+    cannot read it (CPU interpreter, strides or base not 16-byte aligned)."""
+    if _interpreting() or q.device.type != "cuda":
+        return None
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    b, h, n, d = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]) if layout == "bhnd" else (
+        q.shape[0], q.shape[2], q.shape[1], q.shape[3])
+    strides = [*_strides(q, layout), 1]
+    if q.data_ptr() % 16 or any(st * q.element_size() % 16 for st in strides[:-1]):
+        return None
+    return TensorDescriptor(q, [b, h, n, d], strides, [1, 1, block_m, d])
+
+
 def _launch(
     mode: int,
     q: torch.Tensor,
@@ -683,6 +735,8 @@ def _launch(
         raise ValueError("out: must match q's shape and dtype with a contiguous head dimension")
     scale = (1.0 / math.sqrt(d)) if sm_scale is None else float(sm_scale)
     qb = triton.cdiv(nq, cfg.block_m)
+    # placeholder for absent pointer arguments; zero-filled per call (a memset node under CUDA-graph capture), so
+    # it is also the persistent work queue's counter (``queue``), the one element the kernels ever write
     dummy = torch.zeros(2, dtype=torch.int32, device=q.device)
     lse = torch.empty(b, h, nq, dtype=torch.float32, device=q.device) if return_lse else None
     offsets = index.offsets if index is not None else dummy
@@ -692,29 +746,36 @@ def _launch(
     tma_qo = bool(cfg.option("tma_qo", False)) and not _interpreting()
     if use_tma or tma_qo:
         _ensure_allocator()
+    q_desc = _q_descriptor(q, layout, cfg.block_m) if cfg.option("tma_q", False) and not tma_qo else None
     grid = (b * h * qb, 1) if order is not None else (qb, b * h)
     # register cap per thread (e.g. 128 at 8 warps lets two programs share an SM), device launches only
     regcap = {} if _interpreting() or cfg.option("maxnreg", None) is None else {"maxnreg": int(cfg.option("maxnreg", 0))}
     if cfg.option("persistent", False):
+        queue = bool(cfg.option("queue", False))
+        flat = bool(cfg.option("flatten", True))
+        if queue and flat:
+            raise ValueError("config: queue (rows from a work queue) needs flatten false (the nested persistent loop)")
         n_rows = b * h * qb
         n_prog = persistent_programs(n_rows, int(cfg.option("programs_per_sm", 1)), _sm_count(q.device))
         _attn_fwd_persistent[(n_prog,)](
             q, k, v, out, lse if lse is not None else dummy, offsets, indices, order if order is not None else dummy,
             scale * _LOG2E, *_strides(q, layout), *_strides(k, layout), *_strides(v, layout), *_strides(out, layout),
-            h, nq, nk, qb, n_rows,
+            h, nq, nk, qb, n_rows, dummy,
             HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GRAN_N=cfg.gran_n, MODE=mode,
-            ORDERED=order is not None, NUM_STAGES=cfg.num_stages, FLAT=bool(cfg.option("flatten", True)), RETURN_LSE=lse is not None, num_warps=cfg.num_warps,
+            ORDERED=order is not None, NUM_STAGES=cfg.num_stages, FLAT=flat, QUEUE=queue, RETURN_LSE=lse is not None,
+            num_warps=cfg.num_warps,
             num_stages=cfg.num_stages, **regcap,
         )
         return (out, lse) if lse is not None else out
     _attn_fwd[grid](
-        q, k, v, out, lse if lse is not None else dummy, offsets, indices, order if order is not None else dummy, scale * _LOG2E,
+        q, k, v, out, lse if lse is not None else dummy, offsets, indices, order if order is not None else dummy,
+        q_desc if q_desc is not None else q, scale * _LOG2E,
         *_strides(q, layout), *_strides(k, layout), *_strides(v, layout), *_strides(out, layout),
         h, nq, nk, qb,
         HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GRAN_N=cfg.gran_n,
         MODE=mode, IDX_AHEAD=int(cfg.option("idx_ahead", 0)), ORDERED=order is not None,
         NUM_STAGES=cfg.num_stages, USE_TMA=use_tma, OVERLAP=bool(cfg.option("overlap", False)), WARP_SPEC=use_tma and bool(cfg.option("warp_specialize", False)),
-        RETURN_LSE=lse is not None, TMA_QO=tma_qo, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **regcap,
+        RETURN_LSE=lse is not None, TMA_QO=tma_qo, TMA_Q=q_desc is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **regcap,
         **dict(cfg.option("_diag", {})),  # diagnosis-only _DIAG_* switches (never in the launch table)
     )
     return (out, lse) if lse is not None else out

@@ -62,7 +62,10 @@ class LaunchConfig:
             ``persistent``: G = min(rows, ``programs_per_sm`` (default 1) × SMs) programs, program p
             runs launch positions p, p+G, … (:mod:`fgattn.schedule`); ``flatten`` (persistent, default
             true): one pipelined loop over (row, key tile) items instead of a row loop around the tile
-            loop; persistent ignores ``idx_ahead``, ``tma``, ``tma_qo``, ``warp_specialize``, ``overlap``).
+            loop; ``queue`` (persistent with ``flatten`` false, default false): program p runs positions p,
+            p+G, p+2G, then takes each next row from a global atomic counter in launch order (dynamic:
+            a program that finishes early takes more rows); persistent ignores ``idx_ahead``, ``tma``,
+            ``tma_qo``, ``warp_specialize``, ``overlap``).
         source: where the entry came from (tuned run, or the fallback taken).
     """
 

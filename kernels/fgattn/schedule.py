@@ -17,7 +17,10 @@ Persistent launches (launch-table option ``"persistent": true``, ``"programs_per
 positions ``p, p + G, p + 2G, …`` (:func:`program_rows`: static round-robin over the order above, so the heaviest
 rows start first and each program's row list is heaviest-first too).  SMs is the device's multiprocessor count
 unless :func:`limit_sms` overrides it (e.g. for a run inside a CUDA green context of ``n`` SMs, which does not
-change the device properties).
+change the device properties).  With the option ``"queue": true`` (nested loop only) program ``p`` runs positions
+``p, p + G, p + 2G`` and then takes the next untaken position from a global atomic counter (zeroed per launch),
+three rows ahead of the row it runs: rows still start in launch order, but a program that finishes early takes
+more of them (dynamic, as the hardware's CTA dispatch of a non-persistent launch).
 """
 
 from __future__ import annotations

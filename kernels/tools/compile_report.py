@@ -1,6 +1,7 @@
 """Compile fgattn variants offline for sm_90 (no GPU) and print registers, spills and shared memory.
 
-    PYTHONPATH=/path/to/triton-3.6:kernels python kernels/tools/compile_report.py
+    PYTHONPATH=/path/to/triton-3.6:kernels python kernels/tools/compile_report.py [NAME-SUBSTRING ...]
+    FGATTN_DUMP=DIR ... also writes each variant's TTGIR, PTX and SASS into DIR
 
 Uses the Triton on the path (the device machines run 3.6); pointer and stride arguments get the
 16-divisibility the real launches get.  A variant that fails to compile here will fail there.
@@ -9,6 +10,7 @@ Uses the Triton on the path (the device machines run 3.6); pointer and stride ar
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -22,6 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 VARIANTS = [
     # (name, mode, D, M, BN, GRAN, stages, warps, extra)
     ("fg g1 bn128 st3 ia1", 2, 128, 128, 128, 1, 3, 8, {"IDX_AHEAD": 1}),
+    ("fg g1 bn128 st3 ia1 tail6", 2, 128, 128, 128, 1, 3, 8, {"IDX_AHEAD": 1, "_DIAG_TAIL": 6}),
+    ("fg g16 bn128 st3 ia1 tail6", 2, 128, 128, 128, 16, 3, 8, {"IDX_AHEAD": 1, "_DIAG_TAIL": 6}),
+    ("fg g1 bn128 st3 ia1 tma_q", 2, 128, 128, 128, 1, 3, 8, {"IDX_AHEAD": 1, "TMA_Q": True}),
+    ("fg g1 bn128 st3 ia1 tma_q tail6", 2, 128, 128, 128, 1, 3, 8, {"IDX_AHEAD": 1, "TMA_Q": True, "_DIAG_TAIL": 6}),
     ("fg g1 bn128 st3 ia1 tma_qo", 2, 128, 128, 128, 1, 3, 8, {"IDX_AHEAD": 1, "TMA_QO": True}),
     ("fg g1 M64 bn64 st2 ia1 w4", 2, 128, 64, 64, 1, 2, 4, {"IDX_AHEAD": 1}),
     ("fg g1 M64 bn64 st3 ia1 w4", 2, 128, 64, 64, 1, 3, 4, {"IDX_AHEAD": 1}),
@@ -64,6 +70,7 @@ VARIANTS = [
     ("pfg nested g64 bn128 st3", 2, 128, 128, 128, 64, 3, 8, {"persistent": True, "flatten": False}),
     ("pfg nested M64 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4, {"persistent": True, "flatten": False}),
     ("pfg nested M64 bn64 st5 w4", 2, 128, 64, 64, 1, 5, 4, {"persistent": True, "flatten": False}),
+    ("pfg queue g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8, {"persistent": True, "flatten": False, "queue": True}),
     ("pblock nested bn128 st3", 1, 128, 128, 128, 128, 3, 8, {"persistent": True, "flatten": False}),
     ("pdense nested bn128 st3", 0, 128, 128, 128, 1, 3, 8, {"persistent": True, "flatten": False}),
     ("pblock bn128 st3", 1, 128, 128, 128, 128, 3, 8, {"persistent": True}),
@@ -86,21 +93,23 @@ def compile_one(v: tuple) -> dict:
     fn = _attn_fwd_persistent if persistent else _attn_fwd
     names = list(fn.arg_names)
     ptr = {"Q": "*bf16", "K": "*bf16", "V": "*bf16", "Out": "*bf16", "Lse": "*fp32", "Offsets": "*i64",
-           "Indices": "*i32", "Order": "*i32"}
+           "Indices": "*i32", "Order": "*i32", "Counter": "*i32"}
     if persistent:
         const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran if mode == 2 else (m if mode == 1 else 1),
                      MODE=mode, ORDERED=mode != 0, NUM_STAGES=st, RETURN_LSE=False,
-                     FLAT=bool(extra.pop("flatten", True)))
+                     FLAT=bool(extra.pop("flatten", True)), QUEUE=bool(extra.pop("queue", False)))
     else:
         const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran if mode == 2 else (m if mode == 1 else 1),
                      MODE=mode, IDX_AHEAD=0, ORDERED=mode != 0, NUM_STAGES=st, USE_TMA=False, WARP_SPEC=False,
-                     OVERLAP=False, RETURN_LSE=False, TMA_QO=False)
+                     OVERLAP=False, RETURN_LSE=False, TMA_QO=False, TMA_Q=False)
     const.update({a: 0 for a in names if a.startswith("_DIAG_")})  # diagnosis-only switches: off unless given
     const.update({k: val for k, val in extra.items() if k != "maxnreg"})
     sig, attrs = {}, {}
     for i, a in enumerate(names):
         if a in const:
             sig[a] = "constexpr"
+        elif a == "QDesc":  # a host tensor descriptor of Q (B, H, N, D) when TMA_Q, else an unused pointer
+            sig[a] = f"tensordesc<bf16[1, 1, {m}, {d}]>" if const.get("TMA_Q") else "*bf16"
         elif a in ptr:
             sig[a] = ptr[a]
             attrs[(i,)] = [["tt.divisibility", 16]]
@@ -126,6 +135,17 @@ def compile_one(v: tuple) -> dict:
             f.write(k.asm["cubin"])
             f.flush()
             res = subprocess.run([str(tool), "-res-usage", f.name], capture_output=True, text=True).stdout
+        dump = os.environ.get("FGATTN_DUMP")  # a folder: write the variant's TTGIR, PTX and SASS there
+        if dump:
+            stem = Path(dump) / re.sub(r"[^\w.-]+", "_", name)
+            stem.parent.mkdir(parents=True, exist_ok=True)
+            stem.with_suffix(".ttgir").write_text(ttgir)
+            stem.with_suffix(".ptx").write_text(sass_hint)
+            with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+                f.write(k.asm["cubin"])
+                f.flush()
+                stem.with_suffix(".sass").write_text(
+                    subprocess.run([str(tool), "-sass", f.name], capture_output=True, text=True).stdout)
         regs = re.search(r"REG:(\d+)", res)
         stack = re.search(r"STACK:(\d+)", res)
         return dict(name=name, ok=True, regs=int(regs.group(1)) if regs else None,
