@@ -73,6 +73,8 @@ def env_metadata() -> dict[str, str]:
                                             text=True, timeout=10).stdout.strip()
     except Exception:  # noqa: BLE001
         meta["git_commit"] = ""
+    # the device machine's copy of .git is frozen at session start: the caller passes the commit it sent
+    meta["git_commit"] = os.environ.get("FGSIM_COMMIT") or meta["git_commit"]
     return meta
 
 
@@ -819,12 +821,44 @@ def candidates_v3() -> list[dict[str, Any]]:
     return c
 
 
+def candidates_v4() -> list[dict[str, Any]]:
+    """Issue-12 sweep, session 4: per key the current table entry first (the reference), then the nested
+    persistent kernel taking rows from the work queue (``queue``) and, for the non-persistent fg entries, Q by a
+    host TMA descriptor (``tma_q``); configurations that compile without spills and fit the SM
+    (``kernels/tools/compile_report.py``, Triton 3.6 sm_90)."""
+    c: list[dict[str, Any]] = []
+
+    def add(kernel, d, m, g, bn, st, w, **extra):
+        c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st, num_warps=w,
+                      extra=extra))
+
+    def ref(kernel, d, m, g, **more):
+        e = launch.launch_config(kernel, "h200", d, m, g)
+        add(kernel, d, m, e.gran_n, e.block_n, e.num_stages, e.num_warps, **{**e.extra, **more})
+
+    q = dict(overlap=False, lpt=True, persistent=True, flatten=False, queue=True)
+    for g in (1, 16, 64):  # 254 / 239 / 238 regs, 224.5 KB
+        ref("fg", 128, 128, g)
+        add("fg", 128, 128, g, 128, 3, 8, programs_per_sm=1, **q)
+        ref("fg", 128, 128, g, tma_q=True)  # 242 / 234 regs, no stack; g64: 128 regs, 32 B stack
+    ref("fg", 128, 64, 1)
+    add("fg", 128, 64, 1, 64, 3, 4, programs_per_sm=2, **q)  # 208 regs x 128 threads, 112 KB: two per SM
+    add("fg", 128, 64, 1, 64, 5, 4, programs_per_sm=1, **q)  # 176 KB
+    ref("fg", 128, 64, 1, tma_qo=False, tma_q=True)  # 178 regs, 112.5 KB
+    ref("fg", 64, 128, 1)
+    add("fg", 64, 128, 1, 64, 4, 8, programs_per_sm=1, **q)  # 164 regs, 80 KB
+    add("fg", 64, 128, 1, 128, 3, 8, programs_per_sm=1, **q)  # 232 regs, 112.5 KB
+    ref("block", 128, 128, 128)
+    add("block", 128, 128, 128, 128, 3, 8, programs_per_sm=1, **q)  # 255 regs, 224 KB
+    return c
+
+
 def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
     """Compile+check the sweep in worker processes, time the survivors with graph timing in interleaved
     rounds on Wan 480p problems, write the winners to the launch table.  Returns the tune CSV name."""
     from fgattn.masks import with_text
 
-    cands = candidates_v3()
+    cands = candidates_v4() if args.candidates == "v4" else candidates_v3()
     checked = check_candidates(cands, args.workers)
     h, nv = TUNE_SHAPE
     groups: dict[tuple, list[dict]] = {}
@@ -882,13 +916,14 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
         for r in checked:
             if not r["ok"]:
                 w.writerow({**r, "extra": json.dumps(r["extra"], sort_keys=True), **meta})
-    write_table_v3(pick_winners(results), meta, out_dir, name)
+    write_table_v3(pick_winners(results, args.max_rel), meta, out_dir, name)
     return name
 
 
-def pick_winners(results: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+def pick_winners(results: list[dict[str, Any]], max_rel: float | None = None) -> dict[tuple, dict[str, Any]]:
     """Winner per key: the lowest *median* relative time over the key's problems (a mean let one config that
-    won only at d=0.02 beat one that won at d=0.1 and 0.5 in run 2); ties keep the earlier (reference) entry."""
+    won only at d=0.02 beat one that won at d=0.1 and 0.5 in run 2); ties keep the earlier (reference) entry.
+    ``max_rel``: a candidate slower than ``max_rel`` × the reference at any problem is not eligible."""
     score: dict[tuple, dict[str, Any]] = {}
     for r in results:
         ck = (key_of(r), r["block_n"], r["num_stages"], r["num_warps"], json.dumps(r["extra"], sort_keys=True))
@@ -899,12 +934,14 @@ def pick_winners(results: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
     for ck, s in score.items():
         rels = sorted(s["rels"])
         s["score"] = rels[len(rels) // 2] if len(rels) % 2 else 0.5 * (rels[len(rels) // 2 - 1] + rels[len(rels) // 2])
+        if max_rel is not None and ck[0] in best and rels[-1] > max_rel:
+            continue  # the first (reference) entry of a key is always eligible
         if ck[0] not in best or s["score"] < best[ck[0]]["score"] - 1e-9:
             best[ck[0]] = s
     return best
 
 
-def retable(csv_path: Path, out_dir: Path) -> None:
+def retable(csv_path: Path, out_dir: Path, max_rel: float | None = None) -> None:
     """Re-pick the winners of a committed sweep CSV (``--final`` tune output) and rewrite the launch table."""
     rows = list(csv.DictReader(open(csv_path, newline="")))
     results = []
@@ -916,7 +953,7 @@ def retable(csv_path: Path, out_dir: Path) -> None:
                             num_warps=int(r["num_warps"]), extra=json.loads(r["extra"]), problem=r["problem"],
                             ms=float(r["ms"]), eff_tflops=float(r["eff_tflops"]), rel=float(r["rel"])))
     meta = {"gpu_name": rows[0]["gpu_name"], "date": rows[0]["date"]}
-    write_table_v3(pick_winners(results), meta, out_dir, csv_path.name)
+    write_table_v3(pick_winners(results, max_rel), meta, out_dir, csv_path.name)
 
 
 def run_kernel_out(cfg: launch.LaunchConfig, q, k, v, index, out) -> torch.Tensor:
@@ -1074,6 +1111,13 @@ def main() -> None:
     ap.add_argument("--check-timeout-s", type=float, default=200.0, help="--final: gpu_check time limit")
     ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--candidates", choices=("v3", "v4"), default="v4",
+                    help="--final/--sweep-only candidate set (v3: session-3 persistent forms; v4: work queue, tma_q)")
+    ap.add_argument("--max-rel", type=float, default=None,
+                    help="winner rule: a candidate slower than this x the reference at any sweep problem is not "
+                         "eligible (e.g. 1.02)")
+    ap.add_argument("--sweep-only", action="store_true",
+                    help="the --final sweep alone: tune CSV and the re-picked table under --out (no check, no benchmark)")
     ap.add_argument("--retable", type=Path, default=None,
                     help="re-pick the launch table from a committed --final sweep CSV (no GPU)")
     args = ap.parse_args()
@@ -1087,13 +1131,17 @@ def main() -> None:
         if not args.retable.is_file():
             print(f"bench_kernels: --retable {args.retable} does not exist", file=sys.stderr)
             sys.exit(2)
-        retable(args.retable, Path(args.out))
+        retable(args.retable, Path(args.out), args.max_rel)
         return
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = env_metadata()
     print(json.dumps(meta), flush=True)
     t0 = time.perf_counter()
+    if args.sweep_only:
+        name = tune_v3(args, meta, out_dir)
+        print(f"[time] sweep {time.perf_counter() - t0:.1f}s: {name}", flush=True)
+        return
     if args.final:
         final(args, meta, out_dir)
         print(f"[time] final {time.perf_counter() - t0:.1f}s", flush=True)
