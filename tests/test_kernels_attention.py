@@ -94,7 +94,8 @@ def test_fg_matches_reference(gran: int, layout: str, dtype: torch.dtype) -> Non
 
 @pytest.mark.parametrize(
     "extra",
-    [{"idx_ahead": 0}, {"idx_ahead": 1}, {"idx_ahead": 0, "overlap": True}, {"idx_ahead": 1, "lpt": False}],
+    [{"idx_ahead": 0}, {"idx_ahead": 1}, {"idx_ahead": 0, "overlap": True}, {"idx_ahead": 1, "lpt": False},
+     {"idx_ahead": 1, "tail_reuse": True}],
 )
 def test_fg_loop_variants(extra: dict) -> None:
     seed = _seed()
@@ -107,6 +108,20 @@ def test_fg_loop_variants(extra: dict) -> None:
         cfg = dataclasses.replace(base, block_n=bn, extra=extra)
         out = fg_attention(q, k, v, index, block_m=m, config=cfg, out=_poisoned(q))
         _check(out, reference_attention(q, k, v, index), f"fg {extra} bn={bn}", seed)
+
+
+def test_fg_tail_reuse_runs_past_n() -> None:
+    """tail_reuse with gran_n 16: the last run of a row ends past N (N=191), so its tail mask needs kidx < N."""
+    seed = _seed()
+    m, d, n, g = 64, 64, 191, 16
+    q, k, v = _qkv(1, 2, n, d, torch.float32, "bnhd")
+    mask = _mask(1, 2, n, m, g, 0.6)
+    mask[0, 1, 0, 176:] = True  # the last run (keys 176-191, 191 past N) kept
+    index = build_index(mask, block_m=m, gran_n=g, order=True)
+    cfg = dataclasses.replace(attention.resolve_config("fg", q, m, g), block_n=32,
+                              extra={"idx_ahead": 1, "tail_reuse": True})
+    out = fg_attention(q, k, v, index, block_m=m, gran_n=g, layout="bnhd", config=cfg, out=_poisoned(q))
+    _check(out, reference_attention(q, k, v, index, layout="bnhd"), "fg tail_reuse gran 16", seed)
 
 
 def test_fg_full_and_empty_rows_head_dim_128_block_128() -> None:
@@ -376,3 +391,7 @@ def test_sweep_winner_is_the_median_not_the_mean() -> None:
     assert best["block_n"] == 128 and best["score"] == 1.0
     best = bench_kernels.pick_winners(ref + [dict(r, rel=0.97) for r in spiky])[("fg", 128, 128, 1)]
     assert best["block_n"] == 32
+    # --max-rel: a candidate slower than max_rel x the reference at any problem is not eligible
+    mixed = [dict(r, rel=x) for r, x in zip(spiky, (0.90, 0.95, 1.03), strict=True)]
+    assert bench_kernels.pick_winners(ref + mixed)[("fg", 128, 128, 1)]["block_n"] == 32
+    assert bench_kernels.pick_winners(ref + mixed, max_rel=1.02)[("fg", 128, 128, 1)]["block_n"] == 128

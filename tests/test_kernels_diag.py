@@ -63,7 +63,7 @@ def test_switches_off_by_default(problem):
     assert _err(plain, ref) < TOL, f"seed {seed}"
 
 
-@pytest.mark.parametrize("tail", [3, 4, 5, 6])
+@pytest.mark.parametrize("tail", [3, 4, 5])
 def test_exact_tail_variants_match_reference(problem, tail):
     seed, q, k, v, index, ref = problem
     assert _err(_run(q, k, v, index, {"_DIAG_TAIL": tail}), ref) < TOL, f"seed {seed} tail {tail}"

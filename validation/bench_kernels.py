@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import math
 import os
+import random
 import subprocess
 import sys
 import time
@@ -172,13 +173,36 @@ def tune_index(cfg: launch.LaunchConfig, h: int, n: int, density: float = 0.5):
     return fgattn.build_index(mask, block_m=cfg.block_m, gran_n=g, order=bool(cfg.option("lpt", True)))
 
 
+def proxy_n(h: int, n: int, m: int) -> int:
+    """A small sequence length with the same Triton integer specialisation (divisibility by 16 of N, of the query
+    blocks and of the rows) as H=h, N=n at block_m=m, so that a worker's compile is the one the timed launch uses."""
+    def key(x: int) -> tuple[bool, ...]:
+        qb = -(-x // m)
+        return (x % 16 == 0, qb % 16 == 0, (h * qb) % 16 == 0)
+
+    return next(x for x in range(1800, 4200) if key(x) == key(n))
+
+
 def check_candidate(c: dict[str, Any]) -> dict[str, Any]:
     """Worker: compile ``c`` for the bench shape's specialisation (H=12, N≡8 mod 16, QB≡0 mod 16) on a
-    small problem and compare with the float64 reference."""
+    small problem and compare with the float64 reference; with ``c["warm_shapes"]`` ((H, N) pairs) also compile
+    (and check) it for each of those shapes' specialisations on small proxies."""
     torch.manual_seed(int.from_bytes(os.urandom(4), "little"))
+    c = dict(c)
+    warm_shapes = c.pop("warm_shapes", ())
     cfg = to_config(c)
     t0 = time.perf_counter()
     try:
+        err = 0.0
+        for h, n_target in warm_shapes:
+            n = proxy_n(h, n_target, cfg.block_m)
+            q, k, v = make_qkv(1, h, n, cfg.head_dim, 1)[0]
+            index = tune_index(cfg, h, n)
+            out = torch.full_like(q, float("nan"))
+            run_kernel_out(cfg, q, k, v, index, out)
+            torch.cuda.synchronize()
+            ref = fgattn.reference_attention(q, k, v, index)
+            err = max(err, float((out.double() - ref).norm() / ref.norm()))
         q, k, v = make_qkv(1, 12, 2040, cfg.head_dim, 1)[0]
         index = tune_index(cfg, 12, 2040)
         out = torch.full_like(q, float("nan"))
@@ -190,13 +214,14 @@ def check_candidate(c: dict[str, Any]) -> dict[str, Any]:
             fgattn.dense_attention(q, k, v, block_m=cfg.block_m, config=cfg, out=out)
         torch.cuda.synchronize()
         ref = fgattn.reference_attention(q, k, v, index)
-        err = float((out.double() - ref).norm() / ref.norm())
+        err0, err = err, float((out.double() - ref).norm() / ref.norm())
         if cfg.option("persistent", False):  # several rows per program as well
             out2 = torch.full_like(q, float("nan"))
             with fgattn.limit_sms(5):
                 run_kernel_out(cfg, q, k, v, index, out2)
             torch.cuda.synchronize()
             err = max(err, float((out2.double() - ref).norm() / ref.norm()))
+        err = max(err, err0)
         ok = math.isfinite(err) and err < 2e-2
         return dict(c, ok=ok, err=err, compile_s=time.perf_counter() - t0, msg="")
     except Exception as e:  # noqa: BLE001
@@ -618,9 +643,11 @@ def replay_ms(g, calls: int, reps: int) -> float:
     return a.elapsed_time(b) / (reps * calls)
 
 
-def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, target_ms: float) -> None:
-    """Capture every case, then ``rounds`` interleaved rounds (the cases in list order each round);
-    fills case['ms'] (per-round list) and case['reps']."""
+def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, target_ms: float,
+                 shuffle_seed: int | None = None) -> None:
+    """Capture every case, then ``rounds`` interleaved rounds (the cases in list order each round, or in a fresh
+    random order per round with ``shuffle_seed``); fills case['ms'] (per-round list, round r at index r) and
+    case['reps']."""
     for c in cases:
         try:
             c["graph"], c["calls"] = capture(c["fn"], sets)
@@ -636,8 +663,12 @@ def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, ta
             c["ms"] = []
             c["reps"] = "do_bench"
             torch.cuda.synchronize()
+    rng = random.Random(shuffle_seed)
     for _ in range(rounds):
-        for c in cases:
+        order = list(cases)
+        if shuffle_seed is not None:
+            rng.shuffle(order)
+        for c in order:
             if c["graph"] is not None:
                 for _ in range(c["warm"]):
                     c["graph"].replay()
@@ -652,7 +683,10 @@ def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, ta
     torch.cuda.synchronize()
 
 
-PREVIOUS: dict[str, launch.LaunchConfig] = {}  # kernel -> the pre-tune M=128 entry, when the tune changed it
+#: (kernel, M, gran_n) -> the pre-tune entry, when the tune changed it (run next to the new one, for the record)
+PREVIOUS: dict[tuple[str, int, int], launch.LaunchConfig] = {}
+PREVIOUS_KEYS = (("fg", "h200", 128, 128, 1), ("fg", "h200", 128, 128, 16), ("fg", "h200", 128, 128, 64),
+                 ("fg", "h200", 128, 64, 1), ("block", "h200", 128, 128, 128))
 
 FINAL_COLS = ["shape", "kernel", "pattern", "density_target", "density", "H", "N", "n_text", "D", "M", "gran_n",
               "ms", "ms_min", "ms_max", "rounds", "reps", "eff_tflops", "ratio_vs_cudnn", "ratio_min", "ratio_max",
@@ -705,13 +739,13 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
             bm = flex_block_mask(tiles, n)
             add("flex_block128", lambda q, k, v, bm=bm: flex()(q, k, v, block_mask=bm), dt_, bidx.density(n), 128,
                 128, "torch.compile(flex_attention) BlockMask 128x128, all kept blocks full", pattern)
-        if "fg" in PREVIOUS and with_previous:
-            pcfg = PREVIOUS["fg"]
+        if ("fg", 128, 1) in PREVIOUS and with_previous:
+            pcfg = PREVIOUS[("fg", 128, 1)]
             add("fg_attention_previous", lambda q, k, v, idx=idx, pcfg=pcfg: fgattn.fg_attention(
                 q, k, v, idx, block_m=128, config=pcfg, out=out_buf), dt_, idx.density(n), 128, 1, cfg_str(pcfg),
                 pattern)
-        if "block" in PREVIOUS and with_previous and dt_ <= 0.3:
-            pbcfg = PREVIOUS["block"]
+        if ("block", 128, 128) in PREVIOUS and with_previous and dt_ <= 0.3:
+            pbcfg = PREVIOUS[("block", 128, 128)]
             add("fg_block128_previous", lambda q, k, v, bidx=bidx, pbcfg=pbcfg: fgattn.block_sparse_attention(
                 q, k, v, bidx, config=pbcfg, out=out_buf), dt_, bidx.density(n), 128, 128, cfg_str(pbcfg), pattern)
         if dt_ in grans:
@@ -721,6 +755,11 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
                 add("fg_attention", lambda q, k, v, gidx=gidx, g=g, gcfg=gcfg: fgattn.fg_attention(
                     q, k, v, gidx, block_m=128, gran_n=g, config=gcfg, out=out_buf),
                     dt_, gidx.density(n), 128, g, cfg_str(gcfg), pattern)
+                if ("fg", 128, g) in PREVIOUS:
+                    pg = PREVIOUS[("fg", 128, g)]
+                    add("fg_attention_previous", lambda q, k, v, gidx=gidx, g=g, pg=pg: fgattn.fg_attention(
+                        q, k, v, gidx, block_m=128, gran_n=g, config=pg, out=out_buf),
+                        dt_, gidx.density(n), 128, g, cfg_str(pg), pattern)
         if n_text and dt_ in (0.1,):  # the plain head-major LPT order, for the record
             from fgattn.index import _order
 
@@ -739,6 +778,11 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
             add("fg_attention", lambda q, k, v, idx=idx: fgattn.fg_attention(q, k, v, idx, block_m=64, config=fcfg64,
                                                                              out=out_buf),
                 dt_, idx.density(n), 64, 1, cfg_str(fcfg64), pattern)
+            if ("fg", 64, 1) in PREVIOUS:
+                p64 = PREVIOUS[("fg", 64, 1)]
+                add("fg_attention_previous", lambda q, k, v, idx=idx, p64=p64: fgattn.fg_attention(
+                    q, k, v, idx, block_m=64, config=p64, out=out_buf), dt_, idx.density(n), 64, 1, cfg_str(p64),
+                    pattern)
     torch.cuda.empty_cache()
     t0 = time.time()
     timed_rounds(cases, sets, rounds, target_ms)
@@ -853,59 +897,112 @@ def candidates_v4() -> list[dict[str, Any]]:
     return c
 
 
+def candidates_v5() -> list[dict[str, Any]]:
+    """Issue-12 sweep, session 4, call 2: per key the current entry (the reference), then the forms that won at
+    low density in call 1 (validation/results/kernels-h200-2026-11-30-queue.csv): ``tail_reuse``, ``tma_q``, the
+    work-queue persistent kernel (with per-tile key clamping instead of masks), on the three shapes of
+    :data:`SWEEP_SHAPES_V5`; picked only if no problem is slower than ``--max-rel`` × the reference."""
+    c: list[dict[str, Any]] = []
+
+    def add(kernel, d, m, g, bn, st, w, **extra):
+        c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st, num_warps=w,
+                      extra=extra))
+
+    def ref(kernel, d, m, g, **more):
+        e = launch.launch_config(kernel, "h200", d, m, g)
+        add(kernel, d, m, e.gran_n, e.block_n, e.num_stages, e.num_warps, **{**e.extra, **more})
+
+    q = dict(overlap=False, lpt=True, persistent=True, flatten=False, queue=True)
+    for g in (1, 16, 64):
+        ref("fg", 128, 128, g)
+        ref("fg", 128, 128, g, tail_reuse=True)
+        ref("fg", 128, 128, g, tma_q=True)
+        if g < 64:
+            add("fg", 128, 128, g, 128, 3, 8, programs_per_sm=1, **q)
+    ref("fg", 128, 64, 1)
+    ref("fg", 128, 64, 1, tma_qo=False, tma_q=True)
+    return c
+
+
+#: (H, N video, text tokens, window densities) of the v5 sweep: 480p, 480p + text, 720p H40
+SWEEP_SHAPES_V5 = ((12, 32760, 0, (0.02, 0.1, 0.5)), (12, 32760, 512, (0.02, 0.1, 0.5)), (40, 75600, 0, (0.02, 0.1)))
+
+
 def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
     """Compile+check the sweep in worker processes, time the survivors with graph timing in interleaved
     rounds on Wan 480p problems, write the winners to the launch table.  Returns the tune CSV name."""
     from fgattn.masks import with_text
 
-    cands = candidates_v4() if args.candidates == "v4" else candidates_v3()
-    checked = check_candidates(cands, args.workers)
-    h, nv = TUNE_SHAPE
+    cands = {"v3": candidates_v3, "v4": candidates_v4, "v5": candidates_v5}[args.candidates]()
+    shapes = SWEEP_SHAPES_V5 if args.candidates == "v5" else ((*TUNE_SHAPE, 0, (0.02, 0.1, 0.5)),)
+    warm = tuple((h, nv + nt) for h, nv, nt, _ in shapes if (h, nv + nt) != TUNE_SHAPE)
+    checked = [{k: v for k, v in r.items() if k != "warm_shapes"}
+               for r in check_candidates([dict(c, warm_shapes=warm) for c in cands], args.workers)]
+    rounds = args.sweep_rounds
     groups: dict[tuple, list[dict]] = {}
     for r in checked:
         if r["ok"]:
             groups.setdefault(key_of(r), []).append(r)
     results = []
+    inputs: dict[tuple, list[tuple]] = {}
     for key, rs in groups.items():
         kernel, d, m, g = key
-        n = nv
-        sets = make_qkv(1, h, n, d, 2)
-        out_buf = torch.empty_like(sets[0][0])
-        problems: list[tuple[str, Any, int]] = []
-        if kernel == "dense":
-            problems.append(("dense", None, n))
-        else:
-            dens = (0.02, 0.1, 0.5)
-            for dt_ in dens:
-                torch.manual_seed(int(dt_ * 1000) + 7)
-                mask = window_mask(1, h, nv, m, dt_)
-                if kernel == "fg":
-                    idx = fgattn.build_index(mask, block_m=m, gran_n=g, order=True)
-                else:
-                    tiles = torch.nn.functional.pad(mask, (0, (-nv) % m)).reshape(1, h, mask.shape[2], -1, m).any(-1)
-                    idx = fgattn.block_index_from_mask(tiles, block_m=m, n_keys=nv, order=True)
-                problems.append((f"window {dt_}", idx, n))
-        for pname, idx, n_ in problems:
-            cases = []
-            for r in rs:
-                cfg = to_config(r)
-                cases.append(dict(kernel=kernel, r=r, pattern=pname, dt=0,
-                                  fn=lambda q, k, v, cfg=cfg, idx=idx, o=out_buf: run_kernel_out(cfg, q, k, v, idx, o)))
-            timed_rounds(cases, sets, 3, 15.0)
-            base = sorted(cases[0].get("ms") or [float("nan")])[1]
-            for c in cases:
-                ms = sorted(c.get("ms") or [float("inf")] * 3)
-                dens = idx.density(n_) if idx is not None else 1.0
-                tf = 4 * h * n_ * n_ * d * dens / ms[1] / 1e9
-                results.append(dict(c["r"], problem=pname, ms=ms[1], ms_min=ms[0], ms_max=ms[-1], eff_tflops=tf,
-                                    rel=ms[1] / base))
-                print(f"[tune] {key} {pname:<10} bn={c['r']['block_n']} st={c['r']['num_stages']} "
-                      f"w={c['r']['num_warps']} {c['r']['extra']}: {ms[1]:.3f} ms ({ms[0]:.3f}-{ms[-1]:.3f}) "
-                      f"{tf:.0f} eff TF/s rel {ms[1] / base:.3f}", flush=True)
-        problems.clear()
-        torch.cuda.empty_cache()
+        for h, nv, n_text, dens_list in shapes:
+            n = nv + n_text
+            if (h, n, d) not in inputs:
+                inputs.clear()  # one shape's inputs at a time (H40 N75600: 2 x 2.3 GB)
+                torch.cuda.empty_cache()
+                inputs[(h, n, d)] = make_qkv(1, h, n, d, 2)
+            sets = inputs[(h, n, d)]
+            out_buf = torch.empty_like(sets[0][0])
+            shape = f"H{h} N{nv}" + (f"+{n_text}text" if n_text else "")
+            problems: list[tuple[str, Any]] = []
+            if kernel == "dense":
+                problems.append((f"{shape} dense", None))
+            else:
+                for dt_ in dens_list:
+                    torch.manual_seed(int(dt_ * 1000) + 7)
+                    mask = window_mask(1, h, nv, m, dt_)
+                    if n_text:
+                        mask = with_text(mask, n_text, m)
+                    if kernel == "fg":
+                        idx = fgattn.build_index(mask, block_m=m, gran_n=g, order=True)
+                    else:
+                        tiles = torch.nn.functional.pad(mask, (0, (-n) % m)).reshape(1, h, mask.shape[2], -1, m).any(-1)
+                        idx = fgattn.block_index_from_mask(tiles, block_m=m, n_keys=n, order=True)
+                    del mask
+                    problems.append((f"{shape} window {dt_}" if args.candidates == "v5" else f"window {dt_}", idx))
+            for pname, idx in problems:
+                cases = []
+                for r in rs:
+                    cfg = to_config(r)
+                    cases.append(dict(kernel=kernel, r=r, pattern=pname, dt=0,
+                                      fn=lambda q, k, v, cfg=cfg, idx=idx, o=out_buf: run_kernel_out(cfg, q, k, v, idx,
+                                                                                                     o)))
+                timed_rounds(cases, sets, rounds, 15.0, shuffle_seed=args.shuffle_seed)
+                ref_ms = cases[0].get("ms") or []
+                for c in cases:
+                    ms = sorted(c.get("ms") or [float("inf")] * rounds)
+                    med = ms[len(ms) // 2]
+                    # relative time: median over rounds of t / t_reference in the same round (paired)
+                    pair = sorted(a / b for a, b in zip(c.get("ms") or [], ref_ms, strict=False)) or [float("inf")]
+                    rel = pair[len(pair) // 2]
+                    dens = idx.density(n) if idx is not None else 1.0
+                    tf = 4 * h * n * n * d * dens / med / 1e9
+                    results.append(dict(c["r"], problem=pname, ms=med, ms_min=ms[0], ms_max=ms[-1], eff_tflops=tf,
+                                        rel=rel))
+                    print(f"[tune] {key} {pname:<28} bn={c['r']['block_n']} st={c['r']['num_stages']} "
+                          f"w={c['r']['num_warps']} {c['r']['extra']}: {med:.3f} ms ({ms[0]:.3f}-{ms[-1]:.3f}) "
+                          f"{tf:.0f} eff TF/s rel {rel:.3f}", flush=True)
+            problems.clear()
+            torch.cuda.empty_cache()
+    inputs.clear()
     _ = with_text
     name = f"kernels-h200-tune-{meta['date'][:10]}-issue12{args.tag}.csv"
+    meta = dict(meta, sweep_rounds=str(rounds), sweep_max_rel=str(args.max_rel or ""),
+                sweep_timing="CUDA-graph replay, >= 30 ms untimed replays before each timed one; ms = median over "
+                             "rounds; rel = median over rounds of t / t_reference in the same round"
+                             + ("; random case order per round" if args.shuffle_seed is not None else ""))
     cols = ["kernel", "head_dim", "block_m", "gran_n", "block_n", "num_stages", "num_warps", "extra", "ok", "err",
             "compile_s", "problem", "ms", "ms_min", "ms_max", "eff_tflops", "rel", "msg"] + list(meta)
     with open(out_dir / name, "w", newline="") as f:
@@ -916,7 +1013,8 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
         for r in checked:
             if not r["ok"]:
                 w.writerow({**r, "extra": json.dumps(r["extra"], sort_keys=True), **meta})
-    write_table_v3(pick_winners(results, args.max_rel), meta, out_dir, name)
+    how = sweep_how(rounds, args.max_rel) if args.candidates == "v5" else V3_HOW
+    write_table_v3(pick_winners(results, args.max_rel), meta, out_dir, name, how)
     return name
 
 
@@ -953,7 +1051,9 @@ def retable(csv_path: Path, out_dir: Path, max_rel: float | None = None) -> None
                             num_warps=int(r["num_warps"]), extra=json.loads(r["extra"]), problem=r["problem"],
                             ms=float(r["ms"]), eff_tflops=float(r["eff_tflops"]), rel=float(r["rel"])))
     meta = {"gpu_name": rows[0]["gpu_name"], "date": rows[0]["date"]}
-    write_table_v3(pick_winners(results, max_rel), meta, out_dir, csv_path.name)
+    v5 = any(r["problem"].startswith("H40") for r in results)
+    how = sweep_how(int(rows[0].get("sweep_rounds") or 5), max_rel) if v5 else V3_HOW
+    write_table_v3(pick_winners(results, max_rel), meta, out_dir, csv_path.name, how)
 
 
 def run_kernel_out(cfg: launch.LaunchConfig, q, k, v, index, out) -> torch.Tensor:
@@ -964,7 +1064,19 @@ def run_kernel_out(cfg: launch.LaunchConfig, q, k, v, index, out) -> torch.Tenso
     return fgattn.dense_attention(q, k, v, block_m=cfg.block_m, config=cfg, out=out)
 
 
-def write_table_v3(best: dict[tuple, dict], meta: dict[str, str], out_dir: Path, csv_name: str) -> None:
+V3_HOW = "B=1 H=12 N=32760 window mask, bf16, CUDA-graph median of 3 interleaved rounds"
+
+
+def sweep_how(rounds: int, max_rel: float | None) -> str:
+    """How a v5 sweep measured (for the table's source strings)."""
+    return ("B=1 window masks (+64 sinks) on H12 N32760 and H12 N32760+512 text at d 0.02/0.1/0.5 and H40 N75600 at "
+            f"d 0.02/0.1, bf16, CUDA-graph replay; rel = median over {rounds} interleaved rounds (random order each "
+            "round) of t / t_reference in the same round"
+            + (f"; eligible only if rel <= {max_rel} at every problem" if max_rel else ""))
+
+
+def write_table_v3(best: dict[tuple, dict], meta: dict[str, str], out_dir: Path, csv_name: str,
+                   how: str = V3_HOW) -> None:
     """Tuned keys get the winner and the measurement that chose it; untuned keys of a tuned (kernel, D, M)
     are derived from it (block_n widened to gran_n); all other entries stay as they were."""
     data = json.loads(TABLE.read_text())
@@ -975,7 +1087,7 @@ def write_table_v3(best: dict[tuple, dict], meta: dict[str, str], out_dir: Path,
             r = best[key]
             e["source"] = (f"tuned {meta['gpu_name']} {date} (validation/results/{csv_name}): median rel. time "
                            f"{r['score']:.3f} vs the previous entry; " + "; ".join(r["desc"])
-                           + "; B=1 H=12 N=32760 window mask, bf16, CUDA-graph median of 3 interleaved rounds")
+                           + "; " + how)
         else:
             sib = [b for b in best if b[0] == key[0] and b[1] == key[1] and b[2] == key[2]]
             if not sib:
@@ -1020,8 +1132,19 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
     warm = subprocess.Popen([sys.executable, __file__, "--flex-warm", flex_shapes],
                             stdout=open(out_dir / "flex-warm.log", "w"), stderr=subprocess.STDOUT)
     before = TABLE.read_text()
-    prev = {key: launch.launch_config(*key) for key in (("fg", "h200", 128, 128, 1), ("block", "h200", 128, 128, 128))}
-    tune_name = tune_v3(args, meta, out_dir) if args.tune else "(no tuning)"
+    prev = {key: launch.launch_config(*key) for key in PREVIOUS_KEYS}
+    tune_name = "(no tuning)"
+    if args.tune:
+        try:
+            tune_name = tune_v3(args, meta, out_dir)
+        except Exception:  # noqa: BLE001 - a broken sweep must not cost the check and the benchmark
+            import traceback
+
+            traceback.print_exc()
+            TABLE.write_text(before)
+            launch.load_table.cache_clear()
+            tune_name = "(sweep FAILED: launch table unchanged)"
+            print("[tune] sweep failed: launch table restored", flush=True)
     print(f"[time] tune {time.perf_counter() - t0:.1f}s", flush=True)
     if not args.no_check:
         with open(out_dir / "gpu_check.log", "w") as f:
@@ -1045,7 +1168,7 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
         now = launch.launch_config(*key)
         if (now.block_n, now.num_stages, now.num_warps, now.extra) != (cfg.block_n, cfg.num_stages, cfg.num_warps,
                                                                      cfg.extra):
-            PREVIOUS[key[0]] = cfg
+            PREVIOUS[(key[0], key[3], key[4])] = cfg
     try:
         warm.wait(timeout=90)
     except subprocess.TimeoutExpired:
@@ -1111,8 +1234,12 @@ def main() -> None:
     ap.add_argument("--check-timeout-s", type=float, default=200.0, help="--final: gpu_check time limit")
     ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--candidates", choices=("v3", "v4"), default="v4",
-                    help="--final/--sweep-only candidate set (v3: session-3 persistent forms; v4: work queue, tma_q)")
+    ap.add_argument("--candidates", choices=("v3", "v4", "v5"), default="v5",
+                    help="--final/--sweep-only candidate set (v3: session-3 persistent forms; v4: work queue, tma_q; "
+                         "v5: tail_reuse, tma_q, work queue on three Wan shapes)")
+    ap.add_argument("--sweep-rounds", type=int, default=3, help="interleaved rounds per sweep problem")
+    ap.add_argument("--shuffle-seed", type=int, default=None,
+                    help="sweep: a fresh random case order in every round (relative times are paired per round)")
     ap.add_argument("--max-rel", type=float, default=None,
                     help="winner rule: a candidate slower than this x the reference at any sweep problem is not "
                          "eligible (e.g. 1.02)")

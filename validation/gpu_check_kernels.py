@@ -7,7 +7,7 @@ and full query blocks, with every launch configuration the table gives and the T
 and LPT / natural-order variants, Q/O descriptors on and off, persistent on and off (a second persistent
 variant, flat loop toggled, and one taking rows from the work queue (``queue``) run under ``fgattn.limit_sms(n)``
 with small n, so that each program walks several rows, with programs_per_sm 1 or 2), Q by a host TMA descriptor
-(``tma_q``) on and off, text-token masks (full text rows and columns) and the log-sum-exp output; outputs poisoned with NaN before each launch and scanned after;
+(``tma_q``) on and off, the tail tile reusing the prefetched index (``tail_reuse``) on and off, text-token masks (full text rows and columns) and the log-sum-exp output; outputs poisoned with NaN before each launch and scanned after;
 relative error against the float64 reference ≤ 1e-2; unordered, duplicate and out-of-range
 indices rejected with a clear ValueError; one Wan-sized case against SDPA with a boolean mask.
 Exit status 1 on any failure.
@@ -115,10 +115,13 @@ def check_group(group: tuple[str, int, int, str]) -> tuple[int, list[str]]:
                     base, extra={**base.extra, "persistent": True, "flatten": False, "queue": True,
                                  "programs_per_sm": rng.choice([1, 2])}))
                 sms_of[len(variants) - 1] = rng.choice([1, 3, 7, 20])
-                if kind == "fg":  # Q by a host TMA descriptor toggled (O by pointer stores)
+                if kind == "fg":  # Q by a host TMA descriptor toggled (O by pointer stores); tail reuse toggled
                     variants.append(dataclasses.replace(
                         base, extra={**base.extra, "tma_qo": False, "tma_q": not base.option("tma_q", False),
                                      "persistent": False}))
+                    variants.append(dataclasses.replace(
+                        base, extra={**base.extra, "idx_ahead": 1, "persistent": False,
+                                     "tail_reuse": not base.option("tail_reuse", False)}))
                 pats = ["dense"] if kind == "dense" else ["0.3", "1.0"] + (["text"] if g in (1, m) else [])
                 for pat in pats:
                     index = None

@@ -62,18 +62,20 @@ VARIANTS: dict[str, tuple[dict[str, int], bool, str, str]] = {
     "floor": (ALL_OFF, False, "wrong", "no Order/index/Q loads, no tail tile, no O store: Offsets + K/V loop"),
     "persistent_nested": ({}, True, "exact", "persistent kernel, 1 program per SM, row loop around the tile loop "
                           "(session-3 candidate, same bn128 st3 w8); static rows p, p+G, ..."),
-    "tail_reuse": ({"_DIAG_TAIL": 6}, True, "exact", "masked tail after the loop with the index entries the loop "
-                   "prefetched (no index reload), score mask from arithmetic"),
+    "tail_reuse": ({}, True, "exact", "launch option tail_reuse: masked tail after the loop with the index entries "
+                   "the loop prefetched (no index reload), score mask from arithmetic (was _DIAG_TAIL=6 in the "
+                   "2026-11-30 queue CSV, same code)"),
     "persistent_nested_1row": ({}, True, "exact", "persistent_nested's code with G = rows (one row per program): "
                                "rows placed by the hardware's CTA dispatch, as the entry's"),
     "tma_q": ({}, True, "exact", "Q by TMA through a host-built (B, H, N, D) descriptor, issued after the Offsets "
               "loads (no Q registers / shared-memory store)"),
-    "tma_q_tail_reuse": ({"_DIAG_TAIL": 6}, True, "exact", "tma_q and tail_reuse together"),
+    "tma_q_tail_reuse": ({}, True, "exact", "tma_q and tail_reuse together"),
     "persistent_queue": ({}, True, "exact", "persistent_nested with rows from a global atomic work queue in launch "
                          "order (first 3 rows per program static, then dynamic, taken 3 rows ahead)"),
 }
 #: launch options a variant adds to the entry's (non-persistent variants)
-OPTIONS = {"tma_q": {"tma_q": True}, "tma_q_tail_reuse": {"tma_q": True}}
+OPTIONS = {"tma_q": {"tma_q": True}, "tail_reuse": {"tail_reuse": True},
+           "tma_q_tail_reuse": {"tma_q": True, "tail_reuse": True}}
 PERSISTENT = {"persistent_nested": {"persistent": True, "flatten": False, "programs_per_sm": 1},
               "persistent_nested_1row": {"persistent": True, "flatten": False, "programs_per_sm": 1 << 20},
               "persistent_queue": {"persistent": True, "flatten": False, "programs_per_sm": 1, "queue": True}}
@@ -117,13 +119,10 @@ def config(name: str):
 
 # ------------------------------------------------------------------------------------------------ GPU side
 def proxy_n(h: int, n: int, m: int = M) -> int:
-    """A small sequence length with the same Triton integer specialisation (divisibility by 16 of N, of the query
-    blocks and of the rows) as H=h, N=n, so that a worker's compile is the one the timed launch uses."""
-    def key(x: int) -> tuple[bool, ...]:
-        qb = -(-x // m)
-        return (x % 16 == 0, qb % 16 == 0, (h * qb) % 16 == 0)
+    """Small N with the Triton integer specialisation of H=h, N=n (``bench_kernels.proxy_n``)."""
+    from bench_kernels import proxy_n as bench_proxy_n
 
-    return next(x for x in range(1800, 4200) if key(x) == key(n))
+    return bench_proxy_n(h, n, m)
 
 
 def warm(name: str, shapes: str) -> dict[str, Any]:
@@ -589,6 +588,8 @@ def offline() -> int:
         extra.pop("programs_per_sm", None)
         if OPTIONS.get(name, {}).get("tma_q"):
             extra["TMA_Q"] = True
+        if OPTIONS.get(name, {}).get("tail_reuse"):
+            extra["TAIL_REUSE"] = True
         r = compile_one((name, 2, D, M, 128, 1, 3, 8, extra))
         print(json.dumps(r), flush=True)
     return 0

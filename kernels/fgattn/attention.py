@@ -25,8 +25,7 @@ compiled code they do not change.  They are never in the launch table; a config 
 ``extra["_diag"]`` (a dict of these names).  ``_DIAG_TAIL`` (fg, idx_ahead 1): 1 no masked tail tile, 2 the
 tail run as one more pipelined loop tile with unmasked scores, 3 the same with masked scores, 4 the masked
 tail tile first (before the loop), 5 as 3 but the scores masked in the last iteration only, under a scalar
-branch (gran 1), 6 the masked tail after the loop as in the normal kernel but with the index entries the loop
-already prefetched (no index reload; the score mask from arithmetic); ``_DIAG_Q`` 1: Q not read (load predicated off at run time, Q = 0.5);
+branch (gran 1) (6 was the launch option ``tail_reuse`` before it became one); ``_DIAG_Q`` 1: Q not read (load predicated off at run time, Q = 0.5);
 ``_DIAG_IDX`` (fg gran 1, idx_ahead 1) 1: key numbers from arithmetic (a 1-D window from the query block's first
 query: no index loads, same gather code); ``_DIAG_EPI`` 1: O store predicated off at run time.
 """
@@ -159,7 +158,7 @@ def _attn_fwd(
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
     MODE: tl.constexpr, IDX_AHEAD: tl.constexpr, ORDERED: tl.constexpr,
     NUM_STAGES: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr, OVERLAP: tl.constexpr,
-    RETURN_LSE: tl.constexpr, TMA_QO: tl.constexpr, TMA_Q: tl.constexpr = False,
+    RETURN_LSE: tl.constexpr, TMA_QO: tl.constexpr, TMA_Q: tl.constexpr = False, TAIL_REUSE: tl.constexpr = False,
     _DIAG_TAIL: tl.constexpr = 0, _DIAG_Q: tl.constexpr = 0, _DIAG_IDX: tl.constexpr = 0, _DIAG_EPI: tl.constexpr = 0,
 ):
     tl.static_assert(_DIAG_TAIL + _DIAG_IDX == 0 or (MODE == 2 and IDX_AHEAD == 1))
@@ -302,7 +301,8 @@ def _attn_fwd(
                 k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
                 v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
                 acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
-    elif _DIAG_TAIL == 6:  # the tail's entries are the loop's prefetched index vector; mask from arithmetic
+    elif TAIL_REUSE:  # the tail's entries are the loop's prefetched index vector (fg, IDX_AHEAD 1); score mask
+        tl.static_assert(MODE == 2 and IDX_AHEAD == 1 and _DIAG_TAIL == 0)  # from arithmetic, no index reload
         if n_full >= 0:
             ok = ent0 + n_full * (BLOCK_N // GRAN_N) < hi
             kidx = nxt * GRAN_N + r_off  # masked entries were loaded as 0
@@ -388,19 +388,20 @@ def _entry(Indices, lo, hi, t, e_off, MODE: tl.constexpr, BLOCK_M: tl.constexpr,
 
 
 @triton.jit
-def _keys(nxt, lo, hi, t, e_off, r_off, offs_n, N_KV, MODE: tl.constexpr, BLOCK_M: tl.constexpr,
-          BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr):
-    """Key numbers of tile ``t`` and which columns are real keys (masked columns read key 0)."""
+def _keys(nxt, t, r_off, offs_n, N_KV, MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+          GRAN_N: tl.constexpr):
+    """Key numbers of tile ``t``, all inside [0, N): columns that are not kept keys (masked index entries, loaded
+    as 0; the end of a last run or block past N) read a real key row and are masked out of the scores by
+    :func:`_tail_ok` (they occur in a row's tail tiles only)."""
     if MODE == 2:  # fine-grained: runs of GRAN_N keys listed by the index
         kidx = nxt * GRAN_N + r_off
-        ok = (lo + t * (BLOCK_N // GRAN_N) + e_off < hi) & (kidx < N_KV)
+        if GRAN_N > 1:
+            kidx = tl.minimum(kidx, N_KV - 1)
     elif MODE == 1:  # block-sparse: sub-tile t % SUB of kept block nxt
-        kidx = nxt * BLOCK_M + (t % (BLOCK_M // BLOCK_N)) * BLOCK_N + offs_n
-        ok = (kidx < N_KV) & (hi > lo)
+        kidx = tl.minimum(nxt * BLOCK_M + (t % (BLOCK_M // BLOCK_N)) * BLOCK_N + offs_n, N_KV - 1)
     else:  # dense
-        kidx = t * BLOCK_N + offs_n
-        ok = kidx < N_KV
-    return tl.where(ok, kidx, 0), ok
+        kidx = tl.minimum(t * BLOCK_N + offs_n, N_KV - 1)
+    return kidx
 
 
 @triton.jit
@@ -453,6 +454,7 @@ def _attn_fwd_persistent(
     offs_q = tl.arange(0, BLOCK_M)
     e_off = offs_n // GRAN_N  # fg: entry of each key column within its tile
     r_off = offs_n % GRAN_N  # fg: key of each column within its run
+    no_mask = offs_n < BLOCK_N  # all-true placeholder: loads and scores of a tile are masked by _tail_ok only
 
     # ---- items of this program: the key tiles of its rows --------------------------------------------------
     n_my = tl.cdiv(N_ROWS - pid, G)
@@ -506,14 +508,14 @@ def _attn_fwd_persistent(
             b = (bh // H).to(tl.int64)
             h = (bh % H).to(tl.int64)
             for t in tl.range(0, n_t, num_stages=NUM_STAGES):
-                kidx, ok = _keys(nxt, lo, hi, t, e_off, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
-                k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, ok, False)
-                v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, ok, False)
+                kidx = _keys(nxt, t, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+                k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, no_mask, False)
+                v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, no_mask, False)
                 qk = tl.dot(q, tl.trans(k))
                 if t >= n_t - TAIL:  # the row's tail tile(s): kept keys only
                     ok_s = _tail_ok(Indices, nxt, lo, hi, t, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
                     qk = tl.where(ok_s[None, :], qk, float("-inf"))
-                acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, ok, False)
+                acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False)
                 nxt = _entry(Indices, lo, hi, t + 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
             empty = (hi == lo) & (MODE != 0)
             out, lse = _normalize(acc, tl.where(empty, 0.0, l_i), m_i)
@@ -552,15 +554,15 @@ def _attn_fwd_persistent(
         bh = row // QB
         b = (bh // H).to(tl.int64)
         h = (bh % H).to(tl.int64)
-        kidx, ok = _keys(nxt, lo, hi, t, e_off, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
-        k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, ok, False)
-        v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, ok, False)
+        kidx = _keys(nxt, t, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+        k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, no_mask, False)
+        v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, no_mask, False)
         last = t == n_t - 1
         qk = tl.dot(q, tl.trans(k))
         if t >= n_t - TAIL:  # the row's tail tile(s): kept keys only
             ok_s = _tail_ok(Indices, nxt, lo, hi, t, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
             qk = tl.where(ok_s[None, :], qk, float("-inf"))
-        acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, ok, False)
+        acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False)
 
         # ---- the next item's row state (scalar selects, no branch, so its loads can be issued ahead) -------
         cur_bh = bh
@@ -747,6 +749,8 @@ def _launch(
     if use_tma or tma_qo:
         _ensure_allocator()
     q_desc = _q_descriptor(q, layout, cfg.block_m) if cfg.option("tma_q", False) and not tma_qo else None
+    idx_ahead = int(cfg.option("idx_ahead", 0))
+    tail_reuse = bool(cfg.option("tail_reuse", False)) and mode == MODE_FG and idx_ahead == 1
     grid = (b * h * qb, 1) if order is not None else (qb, b * h)
     # register cap per thread (e.g. 128 at 8 warps lets two programs share an SM), device launches only
     regcap = {} if _interpreting() or cfg.option("maxnreg", None) is None else {"maxnreg": int(cfg.option("maxnreg", 0))}
@@ -773,7 +777,7 @@ def _launch(
         *_strides(q, layout), *_strides(k, layout), *_strides(v, layout), *_strides(out, layout),
         h, nq, nk, qb,
         HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GRAN_N=cfg.gran_n,
-        MODE=mode, IDX_AHEAD=int(cfg.option("idx_ahead", 0)), ORDERED=order is not None,
+        MODE=mode, IDX_AHEAD=idx_ahead, ORDERED=order is not None, TAIL_REUSE=tail_reuse,
         NUM_STAGES=cfg.num_stages, USE_TMA=use_tma, OVERLAP=bool(cfg.option("overlap", False)), WARP_SPEC=use_tma and bool(cfg.option("warp_specialize", False)),
         RETURN_LSE=lse is not None, TMA_QO=tma_qo, TMA_Q=q_desc is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **regcap,
         **dict(cfg.option("_diag", {})),  # diagnosis-only _DIAG_* switches (never in the launch table)

@@ -58,7 +58,9 @@ class LaunchConfig:
         extra: kernel options (``idx_ahead``: index tiles prefetched in registers, 0 = left to
             the pipeliner; ``tma``: tensor-descriptor loads; ``warp_specialize``; ``lpt``: order
             query blocks longest-first; ``tma_qo``: Q/O through tensor descriptors; ``maxnreg``:
-            register cap per thread, e.g. 128 at 8 warps so that two programs share an SM;
+            register cap per thread, e.g. 128 at 8 warps so that two programs share an SM; ``tma_q``: Q by a
+            host-built TMA descriptor (not with ``tma_qo``); ``tail_reuse`` (fg with ``idx_ahead`` 1): the
+            masked tail tile reuses the index vector the loop prefetched, its score mask from arithmetic;
             ``persistent``: G = min(rows, ``programs_per_sm`` (default 1) × SMs) programs, program p
             runs launch positions p, p+G, … (:mod:`fgattn.schedule`); ``flatten`` (persistent, default
             true): one pipelined loop over (row, key tile) items instead of a row loop around the tile

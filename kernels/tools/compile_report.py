@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 VARIANTS = [
     # (name, mode, D, M, BN, GRAN, stages, warps, extra)
     ("fg g1 bn128 st3 ia1", 2, 128, 128, 128, 1, 3, 8, {"IDX_AHEAD": 1}),
-    ("fg g1 bn128 st3 ia1 tail6", 2, 128, 128, 128, 1, 3, 8, {"IDX_AHEAD": 1, "_DIAG_TAIL": 6}),
-    ("fg g16 bn128 st3 ia1 tail6", 2, 128, 128, 128, 16, 3, 8, {"IDX_AHEAD": 1, "_DIAG_TAIL": 6}),
+    ("fg g1 bn128 st3 ia1 tail_reuse", 2, 128, 128, 128, 1, 3, 8, {"IDX_AHEAD": 1, "TAIL_REUSE": True}),
+    ("fg g16 bn128 st3 ia1 tail_reuse", 2, 128, 128, 128, 16, 3, 8, {"IDX_AHEAD": 1, "TAIL_REUSE": True}),
     ("fg g1 bn128 st3 ia1 tma_q", 2, 128, 128, 128, 1, 3, 8, {"IDX_AHEAD": 1, "TMA_Q": True}),
-    ("fg g1 bn128 st3 ia1 tma_q tail6", 2, 128, 128, 128, 1, 3, 8, {"IDX_AHEAD": 1, "TMA_Q": True, "_DIAG_TAIL": 6}),
+    ("fg g1 bn128 st3 ia1 tma_q tail_reuse", 2, 128, 128, 128, 1, 3, 8, {"IDX_AHEAD": 1, "TMA_Q": True, "TAIL_REUSE": True}),
     ("fg g1 bn128 st3 ia1 tma_qo", 2, 128, 128, 128, 1, 3, 8, {"IDX_AHEAD": 1, "TMA_QO": True}),
     ("fg g1 M64 bn64 st2 ia1 w4", 2, 128, 64, 64, 1, 2, 4, {"IDX_AHEAD": 1}),
     ("fg g1 M64 bn64 st3 ia1 w4", 2, 128, 64, 64, 1, 3, 4, {"IDX_AHEAD": 1}),
@@ -111,7 +111,8 @@ def compile_one(v: tuple) -> dict:
     else:
         const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran if mode == 2 else (m if mode == 1 else 1),
                      MODE=mode, IDX_AHEAD=0, ORDERED=mode != 0, NUM_STAGES=st, USE_TMA=False, WARP_SPEC=False,
-                     OVERLAP=False, RETURN_LSE=False, TMA_QO=False, TMA_Q=False)
+                     OVERLAP=False, RETURN_LSE=False, TMA_QO=False, TMA_Q=False,
+                     TAIL_REUSE=False)
     const.update({a: 0 for a in names if a.startswith("_DIAG_")})  # diagnosis-only switches: off unless given
     const.update({k: val for k, val in extra.items() if k != "maxnreg"})
     sig, attrs = {}, {}
