@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 
 from fgsim.fileio import PendingWrites, check_output_path, require_matplotlib
-from fgsim.summary import format_summary, plot_summary_png, summarize
-from fgsim.trace import default_trace_path, open_trace
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the summary (table or JSON); optionally plot and verify."""
+    # numpy and the trace reader load here, not for every command's argument parser
+    from fgsim.summary import format_summary, plot_summary_png, summarize
+    from fgsim.trace import default_trace_path, open_trace
+
     path = Path(args.trace) if args.trace else default_trace_path()
     if args.plot:
         check_output_path(args.plot, "--plot", (".png",))
