@@ -900,7 +900,8 @@ def candidates_v4() -> list[dict[str, Any]]:
 def candidates_v5() -> list[dict[str, Any]]:
     """Issue-12 sweep, session 4, call 2: per key the current entry (the reference), then the forms that won at
     low density in call 1 (validation/results/kernels-h200-2026-11-30-queue.csv): ``tail_reuse``, ``tma_q``, the
-    work-queue persistent kernel (with per-tile key clamping instead of masks), on the three shapes of
+    work-queue persistent kernel (since call 1: key clamping instead of per-tile masks, and the tail tile peeled
+    out of the pipelined loop), on the three shapes of
     :data:`SWEEP_SHAPES_V5`; picked only if no problem is slower than ``--max-rel`` × the reference."""
     c: list[dict[str, Any]] = []
 
@@ -921,6 +922,7 @@ def candidates_v5() -> list[dict[str, Any]]:
             add("fg", 128, 128, g, 128, 3, 8, programs_per_sm=1, **q)
     ref("fg", 128, 64, 1)
     ref("fg", 128, 64, 1, tma_qo=False, tma_q=True)
+    add("fg", 128, 64, 1, 64, 3, 4, programs_per_sm=2, **q)  # 190 regs x 128 threads, 112 KB: two per SM
     return c
 
 

@@ -363,11 +363,12 @@ def _next_position(Counter, pos2, G, QUEUE: tl.constexpr):
 @triton.jit
 def _n_items(lo, hi, N_KV, MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
              GRAN_N: tl.constexpr):
-    """Key tiles (loop items) of a row with index entries [lo, hi); at least one (an empty row writes zeros)."""
+    """Key tiles (loop items) of a row with index entries [lo, hi); at least its tail tiles (one; block: the
+    sub-tiles of one block), all masked in an empty row, which writes zeros."""
     if MODE == 2:
         return tl.maximum(tl.cdiv(hi - lo, BLOCK_N // GRAN_N), 1)
     elif MODE == 1:
-        return tl.maximum((hi - lo) * (BLOCK_M // BLOCK_N), 1)
+        return tl.maximum(hi - lo, 1) * (BLOCK_M // BLOCK_N)
     else:
         return tl.cdiv(N_KV, BLOCK_N) + 0 * lo
 
@@ -437,8 +438,9 @@ def _attn_fwd_persistent(
     ``FLAT``: as ONE software-pipelined loop over (row, key tile) items, so the next row's index entries and
     first K/V loads are in flight while the current row finishes (no per-row pipeline fill; Q is loop-carried
     in registers and copied to shared memory every item).  Not ``FLAT``: a loop over rows around the pipelined
-    tile loop (a pipeline fill per row; Q copied to shared memory once per row), with the next row's state and
-    first index entries loaded during the current row.  Same math as :func:`_attn_fwd`
+    loop over the row's full tiles (a pipeline fill per row; Q copied to shared memory once per row), the masked
+    tail tile(s) after it (no branch inside the pipelined loop), with the next row's state and first index
+    entries loaded during the current row.  Same math as :func:`_attn_fwd`
     (S = Q·Kᵀ, :func:`_softmax_pv`, :func:`_normalize`); the keys of an item come from :func:`_keys` (the
     modes' only difference, as ``_tile`` there).  A row's tail tiles mask the columns that are not kept keys
     (past the row's entries or past N) to -inf; an empty row is one all-masked item that writes zeros.
@@ -507,16 +509,21 @@ def _attn_fwd_persistent(
             bh = row // QB
             b = (bh // H).to(tl.int64)
             h = (bh % H).to(tl.int64)
-            for t in tl.range(0, n_t, num_stages=NUM_STAGES):
+            for t in tl.range(0, n_t - TAIL, num_stages=NUM_STAGES):  # the row's full tiles, unmasked
                 kidx = _keys(nxt, t, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
                 k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, no_mask, False)
                 v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, no_mask, False)
-                qk = tl.dot(q, tl.trans(k))
-                if t >= n_t - TAIL:  # the row's tail tile(s): kept keys only
-                    ok_s = _tail_ok(Indices, nxt, lo, hi, t, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
-                    qk = tl.where(ok_s[None, :], qk, float("-inf"))
-                acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False)
+                acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
                 nxt = _entry(Indices, lo, hi, t + 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+            # the tail tile(s) after the pipelined loop (no branch inside it), with the entries the loop prefetched;
+            # kept keys only
+            for s in tl.static_range(TAIL):
+                tt = n_t - TAIL + s
+                kidx = _keys(nxt, tt, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+                k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, no_mask, False)
+                v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, no_mask, False)
+                ok_s = _tail_ok(Indices, nxt, lo, hi, tt, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+                acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok_s, True)
             empty = (hi == lo) & (MODE != 0)
             out, lse = _normalize(acc, tl.where(empty, 0.0, l_i), m_i)
             out = tl.where(empty, 0.0, out)
