@@ -177,3 +177,28 @@ def test_bundled_model_predicts_without_torch_or_diffusers(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[-1] == "imported: [] 0", r.stdout[-500:]
     assert "end-to-end (wan2.1-14b 720p" in r.stdout and not (tmp_path / "fgsim").exists()
+
+
+def test_predict_output_is_the_same_from_the_bundled_list_and_a_fresh_trace(monkeypatch, capsys):
+    """`predict --model` prints the same bytes (table and --json) whether the pass's operators come from the bundled
+    list or are traced with the installed diffusers (FGSIM_NO_CACHE=1)."""
+    pytest.importorskip("diffusers")
+    from fgsim import endtoend
+    from fgsim.cli import main
+
+    model, res = "fgsim-reference-dit", "small"
+    key = oplist_key(load_model(model), res)
+    if _traced_with(om._bundled_path(key)) != om._versions():
+        pytest.skip("the bundle was traced with other torch / diffusers versions")
+    outs = {}
+    for mode in ("bundled", "traced"):
+        if mode == "traced":
+            monkeypatch.setenv("FGSIM_NO_CACHE", "1")
+        else:
+            monkeypatch.delenv("FGSIM_NO_CACHE", raising=False)
+        for extra in ([], ["--json"]):
+            endtoend._PARTS_CACHE.clear()
+            assert main(["predict", "--model", model, "--resolution", res, "--no-progress", *extra]) == 0
+            outs[mode, bool(extra)] = capsys.readouterr().out
+    assert outs["bundled", False] == outs["traced", False] and outs["bundled", True] == outs["traced", True]
+    assert "end-to-end (fgsim-reference-dit small" in outs["bundled", False]
