@@ -116,14 +116,14 @@ class SyntheticDensityCounts:
         self.heads, self.layers, self.passes, self.block_m = heads, layers, passes, block_m
         self.density, self.seed, self.frame_tokens = density, seed, frame_tokens
         self._cache: dict[tuple[int, int, int], np.ndarray] = {}
+        self._keys_cache: dict[tuple[int, int], np.ndarray] = {}
 
     def entries(self) -> list[tuple[int, int]]:
         return [(p, lay) for p in range(self.passes) for lay in range(self.layers)]
 
-    def counts(self, p: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray:
-        m = m or self.block_m
-        key = (layer, m, n)
-        if key not in self._cache:
+    def _keys(self, layer: int, m: int) -> np.ndarray:
+        """Kept keys per (head, query block) of ``layer`` at block size ``m`` (float; shared by every n)."""
+        if (layer, m) not in self._keys_cache:
             rng = np.random.default_rng([self.seed, layer])
             n_tok = self.n_tokens
             qb = -(-n_tok // m)
@@ -131,7 +131,16 @@ class SyntheticDensityCounts:
             fh /= fh.mean()
             pos = (np.arange(qb) * m) % self.frame_tokens / self.frame_tokens
             gb = 1.0 + 0.3 * np.sin(2 * np.pi * pos)[None, :] + 0.1 * rng.standard_normal((self.heads, qb))
-            keys = _fill_to_density(self.density * n_tok * fh[:, None] * gb, self.density * n_tok, n_tok)
+            self._keys_cache[layer, m] = _fill_to_density(self.density * n_tok * fh[:, None] * gb,
+                                                          self.density * n_tok, n_tok)
+        return self._keys_cache[layer, m]
+
+    def counts(self, p: int, layer: int, m: int | None = None, n: int = 1) -> np.ndarray:
+        m = m or self.block_m
+        key = (layer, m, n)
+        if key not in self._cache:
+            n_tok = self.n_tokens
+            keys = self._keys(layer, m)
             if n > 1:
                 infl = 1.0 + 0.05 * np.log2(n)
                 c = np.minimum(np.ceil(keys * infl / n), -(-n_tok // n))
