@@ -186,10 +186,10 @@ def _oplist_json(ops: Sequence[Op], key: str, model: Any, resolution: str) -> st
                        "ops": [[_to_json(getattr(o, k)) for k in _FIELDS] for o in ops]}, separators=(",", ":"))
 
 
-def _read_oplist(path: Path, key: str) -> list[Op] | None:
+def _read_oplist(path: Path, key: str, instead: str = "the pass is traced again") -> list[Op] | None:
     """The operators of an operator-list file (plain or xz-compressed JSON, never unpickled) whose key is
-    ``key``; None, with one warning line, if it is unreadable, too large, of another format or key, or any
-    field is malformed."""
+    ``key``; None, with one warning line (ending with what is used ``instead``), if it is unreadable, too large,
+    of another format or key, or any field is malformed."""
     import lzma
 
     try:
@@ -215,7 +215,7 @@ def _read_oplist(path: Path, key: str) -> list[Op] | None:
             ops.append(op)
         return ops
     except (OSError, EOFError, lzma.LZMAError, ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
-        _warn(f"operator list {path}: {exc}; ignored, the pass is traced again")
+        _warn(f"operator list {path}: {exc}; ignored, {instead}")
         return None
 
 
@@ -260,7 +260,7 @@ def model_ops(model: Any, resolution: str) -> list[Op]:
     key = oplist_key(model, resolution)
     bundled = _bundled_path(key)
     if bundled is not None:
-        ops = _read_oplist(bundled, key)
+        ops = _read_oplist(bundled, key, "the user's cache or a new trace is used")
         if ops is not None:
             return ops
     path = _ops_cache_path(model, resolution)

@@ -202,3 +202,25 @@ def test_predict_output_is_the_same_from_the_bundled_list_and_a_fresh_trace(monk
             outs[mode, bool(extra)] = capsys.readouterr().out
     assert outs["bundled", False] == outs["traced", False] and outs["bundled", True] == outs["traced", True]
     assert "end-to-end (fgsim-reference-dit small" in outs["bundled", False]
+
+
+def test_corrupt_bundled_list_is_ignored_with_a_warning(tmp_path, monkeypatch, capsys):
+    """A damaged bundled file (here truncated) is reported and passed over: the user's cache or a new trace
+    gives the same operators."""
+    pytest.importorskip("diffusers")
+    model, res = load_model("fgsim-reference-dit"), "small"
+    key = oplist_key(model, res)
+    good = om._bundled_path(key)
+    if _traced_with(good) != om._versions():
+        pytest.skip("the bundle was traced with other torch / diffusers versions")
+    want = _read_oplist(good, key)
+    bad_dir = tmp_path / "oplists"
+    bad_dir.mkdir()
+    (bad_dir / good.name).write_bytes(good.read_bytes()[:100])
+    monkeypatch.setattr(om, "OPLIST_DIR", bad_dir)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("FGSIM_NO_CACHE", raising=False)
+    assert om.model_ops(model, res) == want
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"fgsim: warning: operator list {bad_dir / good.name}: ") and \
+        err[0].endswith("ignored, the user's cache or a new trace is used"), err
