@@ -1,16 +1,19 @@
 """README block: fgattn kernels vs cuDNN SDPA and FlexAttention on Wan2.1 shapes (H200, issue 12).
 
-One GPU run of ``validation/bench_kernels.py --final --tune`` (2026-11-30, run 3): sweep → launch table →
-gpu_check → benchmark, so every row measures the final launch table, with cuDNN in the same interleaved rounds.
+One GPU run of ``validation/bench_kernels.py --final --tune`` (2026-11-30, run 4): sweep → launch table →
+gpu_check → benchmark, so every row measures the final launch table, with cuDNN in the same interleaved rounds;
+where the sweep changed an entry, the previous entry ran beside it (``fg_attention_previous`` rows).
 Per density: d·t_cuDNN/t, the fraction of cuDNN's dense throughput reached on the kept slices (targets 0.92 at
 M=128, 0.85 at M=64).
 """
 
 from __future__ import annotations
 
+import math
+
 from _common import provenance, read_rows  # type: ignore[import-not-found]
 
-RUN = "kernels-h200-2026-11-30-issue12-run3.csv"
+RUN = "kernels-h200-2026-11-30-issue12-run4.csv"
 
 
 def load() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
@@ -100,6 +103,17 @@ def render() -> str:
                 parts.append(f"{r['shape']} d={r['density_target']}: {_f(float(new['ratio_vs_cudnn']))} with the "
                              f"promoted order vs {_f(float(r['ratio_vs_cudnn']))} head-major only")
         out += ["", "Launch order with text tokens (heavy text rows promoted first): " + "; ".join(parts) + "."]
+    prev = [r for r in rows if r["kernel"] == "fg_attention_previous"]
+    if prev:
+        groups: dict[tuple[str, str], list[float]] = {}
+        for r in prev:
+            new = pick(r["shape"], "fg_attention", r["M"], r["gran_n"]).get(r["density_target"])
+            if new:
+                groups.setdefault((r["M"], r["gran_n"]), []).append(float(new["ms"]) / float(r["ms"]))
+        parts = [f"M={m} gran_n={g}: {math.exp(sum(map(math.log, v)) / len(v)):.3f} (geometric mean of {len(v)} "
+                 f"cells, {min(v):.3f}–{max(v):.3f})" for (m, g), v in groups.items()]
+        out += ["", "Entries the sweep changed, time of the new entry / the previous one in the same rounds: "
+                + "; ".join(parts) + "."]
     first = rows[0]
     method = (f"CUDA graphs, interleaved rounds with cuDNN first, >= 30 ms untimed replays before each timed one, "
               f"on {first['gpu_name']} (driver {first['smi_driver_version']}, torch {first['torch']}, "
