@@ -16,14 +16,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_committed_case_lists_are_the_generators_output_and_disjoint() -> None:
-    lists = {s: vc.load_case_list(s) for s in ("calib", "dev", "test", "test3", "dev4", "test4", "test5")}
+    lists = {s: vc.load_case_list(s) for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5")}
     for s, cl in lists.items():
         gen = vc.generate(s, str(REPO / "traces"))
         assert [vc.case_row(c) for c in cl] == [vc.case_row(c) for c in gen], f"{s}.csv differs from its generator"
     vc.check_disjoint([lists["calib"], lists["dev"], lists["test"], lists["test3"], lists["dev4"], lists["test4"],
-                       lists["test5"]])
+                       lists["dev5"], lists["test5"]])
     t5 = lists["test5"]
-    before5 = [c for s in ("calib", "dev", "test", "test3", "dev4", "test4") for c in lists[s]]
+    before5 = [c for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5") for c in lists[s]]
     assert not {c.n_tokens for c in t5} & {c.n_tokens for c in before5}, "test5 repeats an N of another list"
     assert not {c.seed for c in t5} & {c.seed for c in before5}, "test5 repeats a seed of another list"
     assert {(c.block_n, c.num_stages, c.num_warps) for c in t5 if c.axis == "config" and c.block_n} == \

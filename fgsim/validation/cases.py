@@ -17,6 +17,8 @@ the GPU. The lists are written to ``validation/cases/<split>.csv`` and committed
 * ``dev4`` — revision 3's development rows on the final kernels (persistent programs, several waves, small
   tiles), see :func:`dev4_cases`;
 * ``test4`` — revision 3's frozen list, scored once (development data since), see :func:`test4_cases`;
+* ``dev5`` — revision 4's development rows on the final kernels (the issue-12 launch table), see
+  :func:`dev5_cases`;
 * ``test5`` — revision 4's frozen list, see :func:`test5_cases`.
 """
 
@@ -47,7 +49,8 @@ TEST3_SEED = 9_500_000
 DEV4_SEED = 8_500_000
 TEST4_SEED = 9_700_000
 TEST5_SEED = 9_800_000
-SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "test5", "tiny")
+DEV5_SEED = 8_600_000
+SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -469,6 +472,27 @@ def test4_cases() -> list[Case]:
     return out
 
 
+def dev5_cases() -> list[Case]:
+    """Development rows for revision 4 on the final kernels (tail_reuse / tma_q entries of the launch table): tuned
+    configs at every (D, M) on the development families at N 15360 / 26624, and SM partitions of 48 / 120 SMs."""
+    out: list[Case] = []
+
+    def add(**kw: object) -> None:
+        i = len(out)
+        out.append(Case(case_id=f"f-{i:03d}", split="dev5", seed=DEV5_SEED + i, **kw))  # type: ignore[arg-type]
+
+    k = 0
+    for n, h, dens in ((15360, 8, 0.05), (26624, 4, 0.25)):
+        for d_head, m in DM:
+            add(structure=DEV_STRUCTURES[k % 5], n_tokens=n, heads=h, head_dim=d_head, block_m=m, density=dens)
+            k += 1
+    for sms in DEV_SM_PARTITIONS:
+        add(structure=DEV_STRUCTURES[k % 5], n_tokens=15360, heads=8, head_dim=128, block_m=64, density=0.1,
+            sm_count=sms, axis="sm")
+        k += 1
+    return out
+
+
 def test5_cases() -> list[Case]:
     """The frozen test list of revision 4 (``test5``), written and committed before its calibration was measured
     and before any measurement of its rows: structured families (3-D windows, column stripes, text tokens), N 7168 /
@@ -562,6 +586,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return dev4_cases()
     if split == "test4":
         return test4_cases()
+    if split == "dev5":
+        return dev5_cases()
     if split == "test5":
         return test5_cases()
     if split == "tiny":
@@ -612,7 +638,7 @@ def case_from_row(row: dict[str, str], kernel: str | None = None) -> Case:
 
 
 def write_case_lists(out_dir: str | os.PathLike[str] = CASES_DIR, traces_dir: str = "traces",
-                     splits: Sequence[str] = ("calib", "test5")) -> list[Path]:
+                     splits: Sequence[str] = ("calib", "dev5", "test5")) -> list[Path]:
     """Write ``<split>.csv`` for ``splits`` into ``out_dir`` (default: the lists revision 4 wrote; the earlier lists
     stay as committed, and their generators still reproduce them)."""
     from fgsim.fileio import write_text_atomic

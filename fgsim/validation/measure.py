@@ -32,9 +32,11 @@ RESULT_FIELDS = (
     "trace", "pass_index", "layer", "dtype", "sm_count", "req_block_n", "req_num_stages", "req_num_warps",
     "req_persistent", "req_programs_per_sm", "kernel",
     "gran_n", "block_n", "num_warps", "num_stages", "launch_extra", "launch_source", "n_regs", "shared", "n_spills",
-    "kept_density", "measured_ms", "spread_pct", "reps", "status", "bench", "micro", "micro_args",
+    "loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "kept_density", "measured_ms", "spread_pct", "reps", "status", "bench", "micro", "micro_args",
     *[k for k in ENV_KEYS if k != "clock_samples"],
 )
+#: the tile loop's SASS figures a results row records (fgsim.validation.sass.FIELDS)
+SASS_FIELDS = ("loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr")
 _TORCH_DT = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
@@ -67,11 +69,23 @@ def _compiled_kernels() -> dict[int, Any]:
     return out
 
 
-def _resources_of(kern: Any) -> tuple[int, int, int]:
+_SASS_POOL: Any = None
+
+
+def _resources_of(kern: Any) -> tuple[int, int, int, Any]:
+    """(registers, shared bytes, spilled registers, a future of the tile loop's SASS figures) of a compiled kernel;
+    the disassembly runs in a thread beside the timing (``cuobjdump`` is a subprocess)."""
+    global _SASS_POOL
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fgsim.validation.sass import kernel_traffic
+
+    if _SASS_POOL is None:
+        _SASS_POOL = ThreadPoolExecutor(max_workers=4)
     regs = int(getattr(kern, "n_regs", 0) or 0)
     md = getattr(kern, "metadata", None)
     shared = int(getattr(md, "shared", 0) or getattr(kern, "shared", 0) or 0)
-    return regs, shared, int(getattr(kern, "n_spills", 0) or 0)
+    return regs, shared, int(getattr(kern, "n_spills", 0) or 0), _SASS_POOL.submit(kernel_traffic, kern)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -231,7 +245,7 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
     out.parent.mkdir(parents=True, exist_ok=True)
     new = not out.exists()
     rows: list[dict[str, Any]] = []
-    res_by_cfg: dict[str, tuple[int, int, int]] = {}
+    res_by_cfg: dict[str, tuple[int, int, int, Any]] = {}
     t_start = time.time()
     fields: Sequence[str] = RESULT_FIELDS
     if not new:  # appending: keep the file's own columns (one written before a column was added stays aligned)
@@ -294,7 +308,11 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
             for kern, cfg, tm, status in timers:
                 ts = np.array(times[kern]) if times[kern] else np.array([np.nan])
                 med = float(np.median(ts))
-                regs, shared, spills = res_by_cfg.get(_cfg_key(cfg, case.dtype), (0, 0, 0))
+                regs, shared, spills, fut = res_by_cfg.get(_cfg_key(cfg, case.dtype), (0, 0, 0, None))
+                try:
+                    traffic = fut.result() if fut is not None else {}
+                except Exception:  # noqa: BLE001 - no SASS figures: the row records none
+                    traffic = {}
                 bench = ((f"cuda-graph of {tm.reps} calls, {rounds} interleaved rounds, median" if tm.graph is not None
                           else f"cuda events around {tm.reps} back-to-back calls on a green context of "
                                f"{case.sm_count} SMs" + (" (GPU held busy while the host enqueued them)"
@@ -312,6 +330,7 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
                        "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
                        "launch_extra": json.dumps(cfg.extra, sort_keys=True), "launch_source": cfg.source,
                        "n_regs": regs or "", "shared": shared or "", "n_spills": spills if regs else "",
+                       **{f: traffic.get(f, "") for f in SASS_FIELDS},
                        "kept_density": round(kept, 6),
                        "measured_ms": "" if tm is None else med,
                        "spread_pct": "" if tm is None else float((ts.max() - ts.min()) / med * 100),
@@ -341,17 +360,51 @@ def _cfg_key(cfg: Any, dtype: str) -> str:
             f"{json.dumps(ex, sort_keys=True)}")
 
 
+#: tile-loop local-memory traffic of configurations measured before the harness recorded it: compiled offline
+#: with the measuring Triton (validation/costmodel_sass_offline.py); fills rows that lack the SASS columns
+OFFLINE_SASS = Path(__file__).resolve().parents[2] / "validation" / "results" / "h200-sass-offline.json"
+_OFFLINE: dict[str, dict[str, Any]] | None = None
+
+
+def offline_sass() -> dict[str, dict[str, Any]]:
+    """{config key: {loop_ldst, loop_ldst_bytes, loop_mma, ...}} of the committed offline table ({} if absent)."""
+    global _OFFLINE
+    if _OFFLINE is None:
+        try:
+            _OFFLINE = dict(json.loads(OFFLINE_SASS.read_text()).get("configs") or {})
+        except (OSError, ValueError):
+            _OFFLINE = {}
+    return _OFFLINE
+
+
 def resources_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """{model config key: {n_regs, shared}} from measured rows (the calibration's ``resources``)."""
+    """{model config key: {n_regs, shared, n_spills, loop_ldst, loop_ldst_bytes, loop_mma}} from measured rows (the
+    calibration's ``resources``); rows without the SASS columns take them from the offline table when its compile
+    spilled as many registers as the measured kernel (:func:`offline_sass`)."""
     from fgsim.model.occupancy import config_key
     from fgsim.validation.report import row_config
 
     out: dict[str, dict[str, int]] = {}
+    off = offline_sass()
     for r in rows:
         if (r.get("kind") or "kernel") == "kernel" and str(r.get("n_regs") or "") not in ("", "0"):
             cfg = row_config({k: str(v) for k, v in r.items()})
-            out[config_key(cfg)] = {"n_regs": int(float(r["n_regs"])), "shared": int(float(r.get("shared") or 0)),
-                                    "n_spills": int(float(r.get("n_spills") or 0))}
+            key = config_key(cfg)
+            e = {"n_regs": int(float(r["n_regs"])), "shared": int(float(r.get("shared") or 0)),
+                 "n_spills": int(float(r.get("n_spills") or 0))}
+            if str(r.get("loop_mma") or "") not in ("", "0"):
+                e.update({f: int(float(r.get(f) or 0)) for f in SASS_FIELDS})
+            elif key in off and int(off[key].get("loop_mma", 0)) > 0:
+                o = off[key]
+                e.update({"loop_mma": int(o["loop_mma"]), "loop_instr": int(o.get("loop_instr", 0))})
+                # the offline compile's local-memory traffic scaled by the measured / offline spill counts (none when
+                # the measured kernel did not spill); when only the measured kernel spilled, the model estimates it
+                # from the measured spill count
+                off_sp = int(o.get("offline_spills", 0))
+                if off_sp > 0 or e["n_spills"] == 0:
+                    sc = e["n_spills"] / off_sp if off_sp else 0.0
+                    e.update({f: int(round(int(o.get(f, 0)) * sc)) for f in ("loop_ldst", "loop_ldst_bytes")})
+            out[key] = e
     return out
 
 

@@ -1,0 +1,112 @@
+"""Local-memory (spill) traffic of a compiled kernel's tile loop, read off its SASS.
+
+The cost of spilled registers depends on which values spill: a loop-invariant pointer spilled once costs
+nothing per tile, a spilled accumulator fragment is stored and reloaded every tile. The SASS says which: the
+model reads, for the kernel's innermost loop that issues the tensor-core instructions (HGMMA / HMMA), the number
+of local-memory instructions (``LDL`` / ``STL``) and their bytes per thread, and the tensor-core instructions of
+that loop (to convert a loop iteration into tiles), and all the instructions one warp issues per iteration (the
+issue slots a tile takes from the SM's warp schedulers). ``cuobjdump -sass`` (shipped with Triton under
+``triton/backends/nvidia/bin``) disassembles the cubin.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_INS = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)\s*([^;]*);")
+_TARGET = re.compile(r"0x([0-9a-f]+)")
+#: fields of a resources-table entry this module fills (per thread, one iteration of the tile loop)
+FIELDS = ("loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr")
+
+
+def _width(op: str) -> int:
+    for suffix, nbytes in ((".128", 16), (".64", 8), (".U8", 1), (".S8", 1), (".U16", 2), (".S16", 2)):
+        if suffix in op:
+            return nbytes
+    return 4
+
+
+def parse(sass: str) -> list[tuple[int, str, str]]:
+    """(address, opcode, operands) of every instruction of a ``cuobjdump -sass`` listing."""
+    out = []
+    for line in sass.splitlines():
+        m = _INS.search(line)
+        if m:
+            out.append((int(m.group(1), 16), m.group(2), m.group(3)))
+    return out
+
+
+def _is_mma(op: str) -> bool:
+    return op.startswith("HGMMA") or op.startswith("HMMA")
+
+
+def loop_traffic(sass: str) -> dict[str, int]:
+    """{loop_ldst, loop_ldst_bytes, loop_mma, loop_instr} of the tile loop (``loop_instr``: instructions one warp
+    issues per iteration, NOPs left out): among the loops (backward branches) that issue
+    tensor-core instructions and contain no other such loop, the one with the most of them. Zeros if none."""
+    ins = parse(sass)
+    loops = []
+    for addr, op, args in ins:
+        t = _TARGET.search(args) if op.startswith("BRA") else None
+        if t and int(t.group(1), 16) < addr:
+            lo, hi = int(t.group(1), 16), addr
+            body = [x for x in ins if lo <= x[0] <= hi]
+            n_mma = sum(1 for x in body if _is_mma(x[1]))
+            if n_mma:
+                loops.append((lo, hi, body, n_mma))
+    inner = [lp for lp in loops if not any(o is not lp and lp[0] <= o[0] and o[1] <= lp[1] for o in loops)]
+    if not inner:
+        return {k: 0 for k in FIELDS}
+    lo, hi, body, _ = max(inner, key=lambda lp: (lp[3], lp[1] - lp[0]))
+    # only the path every iteration runs: code a conditional forward branch inside the loop jumps over (e.g. the
+    # row switch of a flattened persistent loop) runs on some iterations only
+    skip: list[tuple[int, int]] = []
+    for line_addr, op, args in body:
+        t = _TARGET.search(args) if op.startswith("BRA") else None
+        if t and line_addr < int(t.group(1), 16) <= hi:
+            skip.append((line_addr, int(t.group(1), 16)))
+    body = [x for x in body if not any(a < x[0] < b for a, b in skip)]
+    n_mma = sum(1 for x in body if _is_mma(x[1]))
+    local = [x for x in body if x[1].startswith("LDL") or x[1].startswith("STL")]
+    return {"loop_ldst": len(local), "loop_ldst_bytes": sum(_width(x[1]) for x in local), "loop_mma": n_mma,
+            "loop_instr": sum(1 for x in body if x[1] != "NOP")}
+
+
+def cuobjdump() -> str | None:
+    """Path of the ``cuobjdump`` Triton ships (or one on PATH); None if there is none."""
+    try:
+        import triton
+
+        p = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+        if p.is_file():
+            return str(p)
+    except ImportError:
+        pass
+    return shutil.which("cuobjdump")
+
+
+def cubin_traffic(cubin: bytes, tool: str | None = None) -> dict[str, int]:
+    """:func:`loop_traffic` of a cubin (empty dict if no disassembler is available or it fails)."""
+    tool = tool or cuobjdump()
+    if not tool or not cubin:
+        return {}
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        try:
+            out = subprocess.run([tool, "-sass", f.name], capture_output=True, text=True, timeout=60, check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            return {}
+    return loop_traffic(out)
+
+
+def kernel_traffic(kern: Any) -> dict[str, int]:
+    """:func:`cubin_traffic` of a Triton ``CompiledKernel`` (its ``asm['cubin']``)."""
+    asm = getattr(kern, "asm", None) or {}
+    cubin = asm.get("cubin") if isinstance(asm, dict) else None
+    return cubin_traffic(cubin) if isinstance(cubin, bytes | bytearray) else {}
