@@ -15,6 +15,9 @@ kernel, over a 4,000-call run whose calls all have different counts (a captured 
 --model's synthesized counts repeat per layer, so each layer is simulated once), counts prepared in the timed loop
 by a copy per call as a trace reader would. Writes validation/results/predict-speed-command.csv (appends).
 Run: python validation/bench_predict_speed.py [--runs 5]
+Older code, for a before/after (command rows; the README shows the latest such run beside the current one):
+  git archive b61e3bb | tar -x -C /tmp/before
+  python validation/bench_predict_speed.py --code /tmp/before --label "before: b61e3bb"
 """
 
 from __future__ import annotations
@@ -53,8 +56,8 @@ WHAT = {
 }
 
 
-def _run(path: str, cache: str, out: Path | None = None) -> float:
-    env = dict(os.environ, XDG_CACHE_HOME=cache, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "kernels")]))
+def _run(path: str, cache: str, out: Path | None = None, code: Path = ROOT) -> float:
+    env = dict(os.environ, XDG_CACHE_HOME=cache, PYTHONPATH=os.pathsep.join([str(code), str(code / "kernels")]))
     env.pop("FGSIM_NO_CACHE", None)
     if path == "traced":
         env["FGSIM_NO_CACHE"] = "1"
@@ -123,6 +126,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5, help="runs per path (interleaved rounds; default 5)")
     ap.add_argument("--no-model", action="store_true", help="command rows only")
+    ap.add_argument("--code", type=Path, default=ROOT,
+                    help="time the fgsim package of another checkout (e.g. the code before a change; command rows "
+                         "only; code without bundled lists takes its own cache on the 'bundled' path)")
+    ap.add_argument("--label", default="current", help="what --code is, recorded in the CSV (default current)")
     ap.add_argument("--record", default=str(ROOT / "validation" / "results" / "predict-speed-command.csv"),
                     help="CSV to append to ('' to skip)")
     a = ap.parse_args()
@@ -133,7 +140,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as cache:
         outs = {p: Path(cache) / f"{p}.out" for p in PATHS}
         for p in PATHS:  # warm-up: numba's cache, the user's operator-list cache, the OS file cache
-            _run(p, cache, outs[p])
+            _run(p, cache, outs[p], a.code)
         ref = outs["bundled"].read_bytes()
         same = {p: outs[p].read_bytes() == ref for p in PATHS}
         if not all(same.values()):
@@ -141,21 +148,23 @@ def main() -> int:
         times: dict[str, list[float]] = {p: [] for p in PATHS}
         for i in range(a.runs):
             for p in PATHS:
-                times[p].append(_run(p, cache))
+                times[p].append(_run(p, cache, code=a.code))
             print(f"round {i + 1}: " + ", ".join(f"{p} {times[p][-1]:.2f} s" for p in PATHS), flush=True)
     for p in PATHS:
         rows.append({"kind": "command", "path": p, "what": WHAT[p], "calls": 4000, "distinct_calls": 40, "ctas": "",
                      "times": times[p]})
-    if not a.no_model:
+    if not a.no_model and a.code == ROOT:
         rows += _model_rows(a.runs)
     load1 = os.getloadavg()[0]
     date = datetime.now(UTC).isoformat(timespec="seconds")
     commit = os.environ.get("FGSIM_COMMIT") or subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                                               capture_output=True, text=True).stdout.strip()
+    if a.code != ROOT and a.label == "current":
+        raise SystemExit("--code needs a --label saying what that code is")
     out = []
     for r in rows:
         t = r.pop("times")
-        out.append({"date": date, "commit": commit, **r, "runs": len(t), "median_s": round(statistics.median(t), 4),
+        out.append({"date": date, "commit": commit, "code": a.label, **r, "runs": len(t), "median_s": round(statistics.median(t), 4),
                     "min_s": round(min(t), 4), "max_s": round(max(t), 4), "target_s": 2.0,
                     "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "loadavg_1min_start": round(load0, 2), "loadavg_1min_end": round(load1, 2),
