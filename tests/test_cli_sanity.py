@@ -44,7 +44,7 @@ CONFIGS = {  # id: (kernel, block_m, gran_n, what-if overrides)
 _FG128 = ("fg-m128-g1", "fg-m128-g16", "fg-m128-s2")
 KNOWN_VIOLATIONS = {
     ("h100", "fg-m64-g1"), ("h200", "fg-m64-g1"),
-    ("b200", "fg-m128-g1"), ("b200", "fg-m128-g16"),
+    ("b200", "fg-m128-g1"), ("b200", "fg-m128-g16"), ("b200", "fg-m128-s2"),
     *(("a100", c) for c in (*_FG128, "fg-m128-n64")),
     *(("l40s", c) for c in (*_FG128, "fg-m128-n64")),
 }

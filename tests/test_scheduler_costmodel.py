@@ -131,20 +131,42 @@ def test_lockstep_tile_chain_hand_computed() -> None:
     assert tc.alone[0] == pytest.approx(max(tc.chain[0], tc.resource[0]), rel=0.02)
 
 
-def test_spilled_registers_cost_chain_time_per_64_keys() -> None:
-    """Each spilled register is stored and reloaded once per 64 keys of a tile by every thread, at the fitted
-    local-memory bandwidth, in the CTA's chain only (co-resident CTAs overlap it)."""
+def test_spilled_registers_cost_their_loop_instructions_in_chain_and_resource() -> None:
+    """A tile loop's local-memory instructions (LDL / STL per warp, from the SASS) cost ldst_cycles each for every
+    warp, in the CTA's chain and as a shared SM resource; the issue slots of all its instructions are a shared
+    resource only."""
     from fgsim.costmodel import tile_costs
 
-    p = ModelParams(spill_bytes_per_clk=32.0)
-    for bn in (32, 64, 128):
+    p = ModelParams(ldst_cycles=6.0)
+    for bn, w in ((32, 4), (64, 8), (128, 4)):
         cfg = launch_config("dense", "h200", 128, 128, 1)
-        cfg = cfg.__class__(**{**cfg.__dict__, "block_n": bn, "num_warps": 4})
+        cfg = cfg.__class__(**{**cfg.__dict__, "block_n": bn, "num_warps": w})
         a = tile_costs(cfg, GPU, p, np.array([0.0]), 132)  # no rows: the chain alone (no latency smooth-max)
-        b = tile_costs(cfg, GPU, p, np.array([0.0]), 132, spills=100)
-        want = 2.0 * 100 * 4.0 * 128 * max(1.0, bn / 64.0) / 32.0
-        assert b.chain[0] - a.chain[0] == pytest.approx(want)
-        assert b.resource[0] == pytest.approx(a.resource[0])
+        b = tile_costs(cfg, GPU, p, np.array([0.0]), 132, local=(100.0, 0.0))
+        assert b.chain[0] - a.chain[0] == pytest.approx(100.0 * w * 6.0)
+        assert b.resource[0] >= 100.0 * w * 6.0
+        c = tile_costs(cfg, GPU, p, np.array([0.0]), 132, local=(0.0, 40000.0))
+        assert c.chain[0] == pytest.approx(a.chain[0])
+        assert c.resource[0] == pytest.approx(40000.0 * w / 4)
+
+
+def test_loop_figures_from_the_sass_table_and_estimates() -> None:
+    """Per-tile figures scale one loop iteration by the tile's tensor-core instructions; without SASS figures the
+    spilled registers and the tile shape give estimates (said so)."""
+    from fgsim.model.occupancy import config_key, local_traffic, mma_per_tile
+
+    cfg = launch_config("fg", "h200", 128, 128, 1)
+    cfg = cfg.__class__(**{**cfg.__dict__, "block_n": 64, "num_warps": 4, "num_stages": 3})
+    assert mma_per_tile(cfg, GPU) == 2 * (128 / 16 + 64 / 16)  # one warpgroup, two 64-row blocks
+    m64w8 = cfg.__class__(**{**cfg.__dict__, "block_m": 64, "num_warps": 8})
+    assert mma_per_tile(m64w8, GPU) == 128 / 16 + 64 / 16  # two warpgroups split N of each wgmma
+    res = {config_key(cfg): {"n_regs": 255, "shared": 1, "n_spills": 84, "loop_ldst": 216, "loop_ldst_bytes": 888,
+                             "loop_mma": 48, "loop_instr": 1708}}
+    ldst, nbytes, instr, src = local_traffic(cfg, GPU, res)
+    assert (ldst, nbytes, instr, src) == (108.0, 444.0, 854.0, "SASS")
+    res2 = {config_key(cfg): {"n_regs": 255, "shared": 1, "n_spills": 84}}
+    ldst, _, instr, src = local_traffic(cfg, GPU, res2)
+    assert src == "estimate" and ldst == pytest.approx(84 * 1.26) and instr > 0
 
 
 def test_block_kernel_needs_block_n_dividing_block_m() -> None:

@@ -5,32 +5,38 @@ One CTA = one query block of ``M = BLOCK_M`` rows of one head, run by ``num_warp
 keys are packed into tiles of ``BN = BLOCK_N`` rows. Per tile (SM cycles; F, MUFU, FP32 and shared-memory rates
 per SM per clock from the GPU file):
 
-* tensor cores  ``t_mma = 4 M BN D / (F mma_eff)`` (a partial tile costs a full tile);
+* tensor cores  ``t_mma = sum over the tile's wgmma m64nNk16 of max(64 N 16 2 / F, operand bytes / SMEM) /
+  mma_eff`` (revision 4): S = QK^T reads Q (64x16) and K (Nx16) from shared memory, PV reads V from shared memory
+  and P from registers, so small-N shapes (BLOCK_N = 32, or warpgroups splitting N when M < 64 x warpgroups) are
+  bound by shared-memory operand bandwidth, not by the tensor rate (a partial tile costs a full tile);
 * MUFU exp2     ``t_exp = M BN sfu_per_score / MUFU`` (the quarter-rate pipe: exp2 and what else issues there);
   FP32 softmax work ``t_fp = (M BN fp32_per_score + M D) / (FP32/2)`` (``M D``: the O rescale every tile);
 * shared memory ``t_smem = (rows + W BN) 2 D elt / SMEM``: the copies write the K/V rows once, every MMA
   warpgroup reads the whole K and V tile (FA3's "shared-memory tiling", arXiv 2407.08608);
 * L2 → SM       ``t_bw = rows 2 D elt / bw_sm``, ``bw_sm`` = the SM's share of the L2 bandwidth among the SMs
   the grid keeps busy (capped per SM);
-* spills        ``t_spill = 2 n_spills 4 B threads max(1, BN / 64) / spill_bytes_per_clk``: every thread stores
-  and reloads each of the compiled kernel's spilled registers once per 64 keys of the tile, at the local-memory
-  bandwidth one CTA gets (a fitted GPU property); the reloads sit in the CTA's chain (they wait for local memory),
-  not in the SM's shared resources, so co-resident CTAs overlap them;
-* a CTA whose warpgroups would own fewer than 64 query rows (e.g. M=64 with 8 warps) gets warp-level mma.sync
-  instead of wgmma: the GPU file's ``mma_sync_fraction`` of the tensor rate; when its warps also split the key
-  dimension of S (``wn = warps / (M/16) > 1``), the P tile goes through shared memory to the PV operand layout
+* spills        ``t_spill = LDST warps ldst_cycles`` (revision 4): LDST = the local-memory instructions (LDL / STL)
+  one warp issues per tile on the path every iteration of the compiled tile loop runs, read off the SASS
+  (fgsim.validation.sass; an estimate from the spilled-register count without it); which values spill decides
+  the cost, not how many: a spilled loop-invariant costs nothing per tile. In the chain and a shared SM resource;
+* issue slots   ``t_issue = INSTR warps / 4``: every warp's instructions of the tile (SASS, or an estimate) issue
+  from the SM's four warp schedulers, a shared SM resource (co-resident CTAs add their instructions);
+* with M smaller than 64 x warpgroups (e.g. M=64 with 8 warps) the warpgroups split N of each wgmma and the GPU
+  file's ``mma_sync_fraction`` of the tensor rate applies; when the warps also split the key dimension of S
+  (``wn = warps / (M/16) > 1``), the P tile goes through shared memory to the PV operand layout
   (``M BN elt (1 + wn) / SMEM`` cycles) and the row max / sum reductions cross warps (two more ``tile_sync``);
 * latency       ``t_lat = (L + rows 2 D elt / bw_sm) / lookahead``: Little's law with ``lookahead`` tiles in flight,
   ``lookahead = max(1, (num_stages - 1) / (levels + 1))`` (Triton's pipeliner splits the stages between an index load and
   the load it feeds; ``levels`` = 0 for contiguous/TMA tiles and FG gathers with prefetched indices);
-* one CTA's dependency chain ``chain = t_mma + t_exp + t_fp + issue/wg + 2 mma_wait + tile_sync + t_spill`` (+ the
+* one CTA's dependency chain ``chain = t_mma + t_exp + t_fp + issue + 2 mma_wait + tile_sync + t_spill`` (+ the
   layout conversion above, + the Q copy of the flattened persistent loop below): the warpgroups
   of one CTA run the FA2 loop in lockstep (Triton's loop has no ping-pong schedule: FA3, arXiv 2407.08608, needs
   explicit warpgroup barriers for it), so inside one CTA the MMA and softmax phases of a tile do not overlap; they
-  overlap only across co-resident CTAs. ``issue`` = ``tma_issue`` per TMA tile (the issue of pointer loads,
-  cp.async, fitted to ~0 cycles per row on the H200 and is not a parameter).
+  overlap only across co-resident CTAs. ``issue`` = ``tma_issue`` per TMA tile and CTA (revision 4: one elected
+  thread issues the CTA's copies and the CTA waits on one barrier, whatever its warpgroups; revision 3 divided it
+  by the warpgroups).
 
-Shared-SM resources ``R = max(t_mma, t_exp + t_fp, t_smem, t_bw)`` (exp2 and the FP32 softmax instructions issue
+Shared-SM resources ``R = max(t_mma, t_exp + t_fp, t_smem, t_bw, t_spill, t_issue)`` (exp2 and the FP32 softmax instructions issue
 from the same warp schedulers, so co-resident CTAs add them) and the CTA's own bound ``C = smax(chain, t_lat)``
 overlap as ``smax(R, C) = (R^p + C^p)^(1/p)`` (``p = overlap_p``; the same smooth maximum joins the chain and a
 load latency close to it). With ``j`` CTAs
@@ -68,11 +74,19 @@ import numpy as np
 
 from fgsim.hardware import GPU
 from fgsim.launchcfg import KernelConfig
-from fgsim.model.occupancy import ELT_BYTES, Occupancy, compiled_resources, occupancy, spilled_registers
+from fgsim.model.occupancy import (
+    ELT_BYTES,
+    Occupancy,
+    compiled_resources,
+    local_traffic,
+    occupancy,
+)
 from fgsim.model.params import ModelParams
 
 #: per-SM cap of L2 -> SM read bandwidth when few SMs share the L2 (bytes / cycle), if the GPU file has none
 L2_PORT_BYTES_PER_CLK = 64.0
+#: warp schedulers per SM, each issuing one warp instruction per clock (Volta to Blackwell: four SM sub-partitions)
+WARP_SCHEDULERS = 4
 
 
 @dataclass
@@ -165,8 +179,27 @@ def uses_wgmma(cfg: KernelConfig, gpu: GPU) -> bool:
     return gpu.has_wgmma and cfg.block_m >= 64 * max(1, cfg.num_warps // 4)
 
 
+def wgmma_cycles(cfg: KernelConfig, gpu: GPU, flops_per_clk: float, elt: int) -> float:
+    """Tensor-core cycles of one key tile from its wgmma instructions: each ``m64nNk16`` takes
+    ``max(64 N 16 2 / F, operand bytes / SMEM)``: S = QK^T reads both operands from shared memory (Q: 64x16, K:
+    Nx16), PV reads V (Nx16) from shared memory and P from registers; warpgroups splitting N (fewer than 64 rows
+    each) each read the whole Q slice. The sum over every instruction of every warpgroup of the CTA."""
+    m, bn, d = cfg.block_m, cfg.block_n, cfg.head_dim
+    wg = max(1, cfg.num_warps // 4)
+    blocks = m / 64.0  # 64-row blocks of the CTA
+    wn = max(1.0, 64.0 * wg / m)  # warpgroups splitting N
+    smem = gpu.smem_bytes_per_clk_per_sm
+
+    def instr(n: float, a_bytes: float) -> float:
+        return max(64.0 * n * 16.0 * 2.0 / flops_per_clk, (a_bytes + n * 16.0 * elt) / smem)
+
+    qk = blocks * wn * (d / 16.0) * instr(bn / wn, 64.0 * 16.0 * elt)
+    pv = blocks * wn * (bn / 16.0) * instr(d / wn, 0.0)
+    return qk + pv
+
+
 def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_active: int,
-               spills: int = 0) -> TileCosts:
+               local: tuple[float, float] = (0.0, 0.0)) -> TileCosts:
     """Per-tile costs (see module docstring) for tiles loading ``rows`` rows with ``n_active`` SMs busy."""
     elt = ELT_BYTES.get(cfg.dtype, 2)
     m, bn, d = cfg.block_m, cfg.block_n, cfg.head_dim
@@ -178,7 +211,10 @@ def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
     f = gpu.tensor_flops(cfg.dtype)
     if gpu.has_wgmma and not uses_wgmma(cfg, gpu):
         f *= gpu.mma_sync_fraction
-    t_mma = 4.0 * m * bn * d / (f * p.mma_eff)
+    if gpu.has_wgmma:
+        t_mma = wgmma_cycles(cfg, gpu, f, elt) / p.mma_eff
+    else:
+        t_mma = 4.0 * m * bn * d / (f * p.mma_eff)
     t_exp = m * bn * p.sfu_per_score / gpu.mufu_exp_per_clk_per_sm
     t_fp = (m * bn * p.fp32_per_score + m * d) / (gpu.fp32_flop_per_clk_per_sm / 2.0)
     bw_sm = min(gpu.l2_bytes_per_s * p.l2_bw_eff / (max(1, n_active) * clk), gpu.l2_port_bytes_per_clk)
@@ -192,12 +228,17 @@ def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
     # spilled registers: every thread stores and reloads each one once per 64 keys of the tile (the spilled values
     # are parts of the S / P / O tiles and the loop's pointers), at the local-memory bandwidth one CTA gets; in
     # the chain only (a reload waits for local memory; co-resident CTAs overlap their waits)
-    spill_bytes = spills * 4.0 * cfg.num_warps * 32
-    t_spill = 2.0 * spill_bytes * max(1.0, bn / 64.0) / p.spill_bytes_per_clk
+    n_ldst, n_instr = local
+    # spilled registers: the tile loop's local-memory instructions (LDL / STL of every warp, from the SASS) at
+    # ldst_cycles each through the SM's load/store path, in the chain and as a shared SM resource
+    t_spill = n_ldst * cfg.num_warps * p.ldst_cycles
     # MUFU (exp2) and FP32 softmax instructions issue from the same warp schedulers: co-resident CTAs add them
-    res = np.maximum(np.maximum(t_mma, t_exp + t_fp), np.maximum(t_smem, t_bw))
+    # every warp's instructions of the tile issue from the SM's four warp schedulers (one per clock each)
+    t_issue = n_instr * cfg.num_warps / WARP_SCHEDULERS
+    res = np.maximum(np.maximum(np.maximum(t_mma, t_exp + t_fp), np.maximum(t_smem, t_bw)),
+                     np.maximum(t_spill, t_issue))
     issue = np.where(rows > 0, p.tma_issue_cycles, 0.0) if tma else np.zeros_like(rows)
-    chain = t_mma + t_exp + t_fp + issue / wg + 2.0 * p.mma_wait_cycles + p.tile_sync_cycles + t_spill + t_q
+    chain = t_mma + t_exp + t_fp + issue + 2.0 * p.mma_wait_cycles + p.tile_sync_cycles + t_spill + t_q
     if gpu.has_wgmma and not uses_wgmma(cfg, gpu):
         wn = max(1, cfg.num_warps // max(1, m // 16))  # warps splitting the key dimension of S (mma.sync layout)
         if wn > 1:
@@ -272,8 +313,8 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, 
         rows_full = float(bn)
         n_full = np.floor(keys / bn)
         r_last = keys - n_full * bn
-    spills = spilled_registers(cfg, resources)
-    kw = {"spills": spills}
+    n_ldst, _, n_instr, _ = local_traffic(cfg, gpu, resources)
+    kw = {"local": (n_ldst, n_instr)}
     full = tile_costs(cfg, gpu, p, np.array([rows_full]), n_active, **kw)
     t_full = float(full.alone[0])
     last = tile_costs(cfg, gpu, p, r_last, n_active, **kw)

@@ -41,6 +41,10 @@ def config_key(cfg: KernelConfig) -> str:
         var += "+ov"
     if ex.get("maxnreg"):
         var += f"+r{int(ex['maxnreg'])}"
+    if ex.get("tail_reuse") and cfg.kernel == "fg":
+        var += "+tr"
+    if ex.get("tma_q") and not ex.get("tma_qo"):
+        var += "+tmaq"
     if ex.get("persistent"):
         var = ("persistent" if ex.get("flatten", True) else "persistent-nested") + \
             (f"+r{int(ex['maxnreg'])}" if ex.get("maxnreg") else "")
@@ -80,6 +84,52 @@ def spilled_registers(cfg: KernelConfig, resources: Mapping[str, Any] | None = N
         return int(cfg.extra.get("n_spills", 0))
     cap = int(cfg.extra.get("maxnreg") or 0) or 255
     return max(0, _register_need(cfg) - cap)
+
+
+def mma_per_tile(cfg: KernelConfig, gpu: GPU) -> float:
+    """Tensor-core instructions one warp issues per key tile: wgmma ``m64nNk16`` (each warpgroup owns
+    ``max(1, M / (64 wg))`` 64-row blocks, with fewer rows than warpgroups x 64 the warpgroups split N; S = QK^T
+    takes D/16, PV takes BLOCK_N/16 per block: the SASS of M=64 tiles with 8 warps has these HGMMA) or, without
+    wgmma, mma.sync ``m16n8k16`` split over the warps."""
+    m, bn, d, w = cfg.block_m, cfg.block_n, cfg.head_dim, cfg.num_warps
+    wg = max(1, w // 4)
+    if gpu.has_wgmma:
+        return max(1.0, m / (64.0 * wg)) * (d / 16.0 + bn / 16.0)
+    return m * bn * d / (1024.0 * w)
+
+
+#: the tile loop's local-memory traffic per spilled register when its SASS is unknown (instructions, bytes one
+#: warp issues per tile): least-squares slopes over the 47 spilling configurations compiled offline for the
+#: development data (validation/results/h200-sass-offline.json: 1.26 instructions, 7.5 bytes per register)
+SPILL_LDST_PER_REG = 1.26
+SPILL_BYTES_PER_REG = 7.5
+#: instructions one warp issues per key tile when the SASS is unknown: a + b S + c O + d LDST, with S / O the score
+#: and output elements per thread of the tile (M BLOCK_N / threads, M D / threads) and LDST the local-memory
+#: instructions; least squares over the 192 configurations compiled offline (MAPE 25 %)
+INSTR_FIT = (86.5, 5.3, 4.59, 1.73)
+
+
+def local_traffic(cfg: KernelConfig, gpu: GPU, resources: Mapping[str, Any] | None = None
+                  ) -> tuple[float, float, float, str]:
+    """(local-memory instructions, their bytes, all instructions) one warp issues per key tile of the compiled tile
+    loop, and their source: the SASS figures of the resources table (``loop_ldst``, ``loop_ldst_bytes``,
+    ``loop_instr`` per ``loop_mma`` tensor-core instructions of one loop iteration, fgsim.validation.sass), else
+    estimates from the spilled registers and the tile shape (:data:`SPILL_LDST_PER_REG`, :data:`INSTR_FIT`)."""
+    r = (resources or {}).get(config_key(cfg)) or {}
+    f = mma_per_tile(cfg, gpu) / float(r["loop_mma"]) if int(r.get("loop_mma", 0)) > 0 else 0.0
+    if f and "loop_ldst" in r:
+        ldst, nbytes, src = float(r["loop_ldst"]) * f, float(r.get("loop_ldst_bytes", 0)) * f, "SASS"
+    else:
+        sp = spilled_registers(cfg, resources)
+        ldst, nbytes, src = SPILL_LDST_PER_REG * sp, SPILL_BYTES_PER_REG * sp, "estimate"
+    if f and int(r.get("loop_instr", 0)) > 0:
+        instr = float(r["loop_instr"]) * f
+    else:
+        thr = 32.0 * cfg.num_warps
+        a, b, c, d = INSTR_FIT
+        instr = a + b * cfg.block_m * cfg.block_n / thr + c * cfg.block_m * cfg.head_dim / thr + d * ldst
+        src = "estimate"
+    return ldst, nbytes, instr, src
 
 
 def shared_bytes(cfg: KernelConfig, resources: Mapping[str, Any] | None = None) -> int:

@@ -39,14 +39,16 @@ SPECS: dict[str, ParamSpec] = {
                                  "two per tile (S = QK^T before the softmax, then P V)"),
     "tile_sync_cycles": ParamSpec("cycles", 0.0, 600.0,
                                   "per key tile and CTA: loop control, barrier and async-copy wait"),
-    "spill_bytes_per_clk": ParamSpec("B/clk/SM", 4.0, 128.0,
-                                     "local-memory bandwidth one CTA gets for its spilled registers: every thread "
-                                     "stores and reloads each spilled register once per 64 keys of a tile, in the "
-                                     "CTA's dependency chain"),
-    "tma_issue_cycles": ParamSpec("cycles/tile", 0.0, 600.0, "TMA descriptor issue and mbarrier handling per K+V tile"),
+    "ldst_cycles": ParamSpec("cycles/instr", 0.5, 200.0,
+                             "cycles of one warp's local-memory instruction (a spilled register's store or reload, "
+                             "LDL / STL) through the SM's load/store path, in the CTA's chain and shared by "
+                             "co-resident CTAs; the tile loop's count of them comes from the compiled kernel's SASS"),
+    "tma_issue_cycles": ParamSpec("cycles/tile", 0.0, 600.0,
+                                  "TMA descriptor issue and mbarrier handling per K+V tile and CTA"),
     "mem_latency_cycles": ParamSpec("cycles", 300.0, 2000.0,
                                     "load-to-use latency of a global load under load (L2 hit to HBM mix)"),
-    "l2_bw_eff": ParamSpec("1", 0.4, 1.3, "achieved fraction of the GPU file's L2 read bandwidth"),
+    "l2_bw_eff": ParamSpec("1", 0.4, 1.3, "achieved fraction of the GPU file's L2 read bandwidth (fitted; the L2 "
+                           "stream microbenchmark is recorded beside it as a check)"),
     "hbm_bw_eff": ParamSpec("1", 0.5, 1.0, "achieved fraction of the GPU file's HBM bandwidth"),
     "cta_cycles": ParamSpec("cycles", 0.0, 8000.0,
                             "per program (CTA): dispatch, argument and descriptor set-up, the first row's address "
@@ -68,7 +70,9 @@ SPECS: dict[str, ParamSpec] = {
 #: parameters of earlier model revisions that calibration files may still hold (ignored when read):
 #: ``l2_reuse_frac`` fitted to its bound (0.997) and bound no calibration or development row; the whole L2 now
 #: holds reusable K/V (:data:`fgsim.model.assemble.L2_REUSE_FRAC`)
-RETIRED = {"l2_reuse_frac": "revision 3: fixed at 1 (the whole L2), see fgsim.model.assemble.L2_REUSE_FRAC"}
+RETIRED = {"l2_reuse_frac": "revision 3: fixed at 1 (the whole L2), see fgsim.model.assemble.L2_REUSE_FRAC",
+           "spill_bytes_per_clk": "revision 4: spills priced from the tile loop's local-memory instructions "
+                                  "(ldst_cycles) and bytes (L1 / L2 bandwidth of the GPU file)"}
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ class ModelParams:
     fp32_per_score: float = 6.0
     mma_wait_cycles: float = 120.0
     tile_sync_cycles: float = 80.0
-    spill_bytes_per_clk: float = 32.0
+    ldst_cycles: float = 30.0
     tma_issue_cycles: float = 60.0
     mem_latency_cycles: float = 800.0
     l2_bw_eff: float = 0.9
@@ -106,7 +110,7 @@ class ModelParams:
         outside its range (missing names keep their priors)."""
         names = {f.name for f in fields(cls)}
         kw: dict[str, float] = {}
-        if RETIRED.keys() & d.keys() and "row_cycles" not in d:
+        if "l2_reuse_frac" in d and "row_cycles" not in d:
             kw["row_cycles"] = 0.0  # revision-2 calibrations: the per-row cost is inside cta_cycles
         for k, v in d.items():
             if k in RETIRED:

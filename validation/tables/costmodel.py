@@ -1,8 +1,9 @@
 """README block: cost-model error per axis (H200, issue 10): the model before issue 10, the rebuilt model on the
-first test list (blind), revision 2 on its frozen list test3 (blind), this model on the development data and on the
-frozen test list test4 (blind).
+first test list (blind), revisions 2 and 3 on their frozen lists test3 / test4 (blind), this model (revision 4) on
+the development data and on the frozen test list test5 (blind).
 
-Numbers come from ``validation/costmodel_summary.json`` (development + test4),
+Numbers come from ``validation/costmodel_summary.json`` (development + test5),
+``validation/costmodel_summary_rev3.json`` (revision 3's development + test4),
 ``validation/costmodel_summary_rev2.json`` (revision 2's development + test3) and
 ``validation/costmodel_summary_frozen.json`` (the rebuilt model's one blind scoring of the first test list), which
 ``python -m fgsim validate --dev ... --test ...`` writes when it scores the committed results CSVs with the
@@ -20,6 +21,7 @@ from fgsim.validation.report import comparison_lines
 SUMMARY = ROOT / "validation" / "costmodel_summary.json"
 FROZEN = ROOT / "validation" / "costmodel_summary_frozen.json"
 REV2 = ROOT / "validation" / "costmodel_summary_rev2.json"
+REV3 = ROOT / "validation" / "costmodel_summary_rev3.json"
 
 
 def render() -> str:
@@ -27,17 +29,18 @@ def render() -> str:
     fz = json.loads(FROZEN.read_text()) if FROZEN.is_file() else None
     band = json.loads((ROOT / "fgsim" / "data" / "transfer_bands.json").read_text())["band_pct"]
     r2 = json.loads(REV2.read_text()) if REV2.is_file() else None
-    lines = comparison_lines(s, fz, r2)
+    r3 = json.loads(REV3.read_text()) if REV3.is_file() else None
+    lines = comparison_lines(s, fz, r2, r3)
     cal = s.get("calibration", {})
     dev = ", ".join(f"`{f}`" for f in s.get("development_files", []))
     test = ", ".join(f"`{f}`" for f in s.get("test_files", [])) or "not measured"
     lines.append("")
     lines.append(
-        f"*Source: `validation/results/` {test} ({s.get('test_rows', 0)} rows: the frozen test list test4, written "
-        "before this revision's fit and before the final kernels were measured, measured once, scored once) and "
+        f"*Source: `validation/results/` {test} ({s.get('test_rows', 0)} rows: the frozen test list test5, written "
+        "before this revision's fit and before any of its measurements, measured once, scored once) and "
         f"{dev} ({s.get('development_rows', 0)} rows: development data, used to choose between model variants; the "
         "earlier frozen lists became development data after their one blind scoring, whose numbers are the third "
-        "and fourth columns), scored with "
+        "to fifth columns), scored with "
         f"`fgsim/data/calibrations/{s.get('calibration_file')}` (fitted on {cal.get('n')} calibration rows only, fit "
         f"MAPE {cal.get('mape', 0):.1f} %). Cells: fg / block / dense MAPE and the worst row's error. Timing: CUDA "
         "graphs, 3 interleaved rounds (SM partitions: CUDA events around back-to-back calls on a green context); "

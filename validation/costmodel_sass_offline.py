@@ -1,0 +1,131 @@
+"""Compile the launch configurations of results CSVs offline for sm_90 and record their tile loop's local-memory
+traffic (fgsim.validation.sass), for rows measured before the harness recorded it.
+
+    PYTHONPATH=/path/to/triton-3.6:. python validation/costmodel_sass_offline.py --kernels DIR --out FILE.json CSV...
+
+Use the Triton the measurements ran with (3.6 on the H200 machine): the table records its version, the offline
+registers / spill count next to the measured ones (a check that the offline compile is the measured kernel), and
+per model config key {loop_ldst, loop_ldst_bytes, loop_mma}. ``fgsim.validation.report.predict_rows`` fills rows
+that lack these fields from the committed table (``validation/results/h200-sass-offline.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _compile(job: tuple[str, dict[str, Any], str]) -> tuple[str, dict[str, Any]]:
+    key, r, kdir = job
+    sys.path[:0] = [str(ROOT), kdir]
+    import triton
+    from fgattn.attention import _attn_fwd, _attn_fwd_persistent  # type: ignore[import-not-found]
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from fgsim.validation.sass import cubin_traffic, cuobjdump
+
+    extra = json.loads(r.get("launch_extra") or "{}")
+    kernel, d, m = r["kernel"], int(r["head_dim"]), int(r["block_m"])
+    bn, st, w = int(r["block_n"]), int(r["num_stages"]), int(r["num_warps"])
+    mode = {"dense": 0, "block": 1, "fg": 2}[kernel]
+    persistent = bool(extra.get("persistent", False))
+    fn = _attn_fwd_persistent if persistent else _attn_fwd
+    names = list(fn.arg_names)
+    el = "*fp16" if r.get("dtype") == "fp16" else "*bf16"
+    ptr = {"Q": el, "K": el, "V": el, "Out": el, "Lse": "*fp32", "Offsets": "*i64", "Indices": "*i32",
+           "Order": "*i32"}
+    ordered = mode != 0 and bool(extra.get("lpt", True))
+    gran = int(r["gran_n"]) if mode == 2 else (m if mode == 1 else 1)
+    if persistent:
+        const: dict[str, Any] = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran, MODE=mode, ORDERED=ordered,
+                                     NUM_STAGES=st, RETURN_LSE=False, FLAT=bool(extra.get("flatten", True)))
+    else:
+        tma = mode != 2 and bool(extra.get("tma", False))
+        const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran, MODE=mode, IDX_AHEAD=int(extra.get("idx_ahead", 0)),
+                     ORDERED=ordered, NUM_STAGES=st, USE_TMA=tma, WARP_SPEC=tma and bool(extra.get("warp_specialize")),
+                     OVERLAP=bool(extra.get("overlap", False)), RETURN_LSE=False, TMA_QO=bool(extra.get("tma_qo")))
+    const.update({a: 0 for a in names if a.startswith("_DIAG_")})
+    const = {k: v for k, v in const.items() if k in names}
+    sig: dict[str, str] = {}
+    attrs: dict[tuple[int, ...], list[list[Any]]] = {}
+    for i, a in enumerate(names):
+        if a in const:
+            sig[a] = "constexpr"
+        elif a in ptr:
+            sig[a] = ptr[a]
+            attrs[(i,)] = [["tt.divisibility", 16]]
+        elif a == "qk_scale":
+            sig[a] = "fp32"
+        else:
+            sig[a] = "i32"
+            if a.startswith("stride"):
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    try:
+        src = ASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
+        opts: dict[str, Any] = {"num_warps": w, "num_stages": st}
+        if extra.get("maxnreg"):
+            opts["maxnreg"] = int(extra["maxnreg"])
+        k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts)
+        tool = cuobjdump()
+        with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+            f.write(k.asm["cubin"])
+            f.flush()
+            use = subprocess.run([str(tool), "-res-usage", f.name], capture_output=True, text=True).stdout
+        regs = re.search(r"REG:(\d+)", use)
+        stack = re.search(r"STACK:(\d+)", use)
+        out = {"offline_regs": int(regs.group(1)) if regs else 0,
+               "offline_spills": int(stack.group(1)) // 4 if stack else 0, **cubin_traffic(k.asm["cubin"], tool)}
+    except Exception as exc:  # noqa: BLE001 - a configuration that does not compile is recorded as such
+        out = {"error": repr(exc)[-200:]}
+    out["measured_regs"] = int(float(r.get("n_regs") or 0))
+    out["measured_spills"] = int(float(r.get("n_spills") or 0))
+    return key, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("csv", nargs="+")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--kernels", default=str(ROOT / "kernels"),
+                    help="directory holding the fgattn package as measured (e.g. `git archive <commit> kernels`)")
+    a = ap.parse_args()
+    sys.path[:0] = [str(ROOT), str(ROOT / "kernels")]
+    import triton
+
+    from fgsim.model.occupancy import config_key
+    from fgsim.validation.report import read_results, row_config
+
+    jobs: dict[str, dict[str, Any]] = {}
+    for r in read_results(a.csv):
+        if (r.get("kind") or "kernel") != "kernel" or not r.get("block_n") or (r.get("status") or "ok") != "ok":
+            continue
+        key = config_key(row_config(r))
+        if key not in jobs or (r.get("n_regs") and not jobs[key].get("n_regs")):
+            jobs[key] = r
+    table: dict[str, Any] = {}
+    with ProcessPoolExecutor(a.workers) as ex:
+        for key, res in ex.map(_compile, [(k, r, a.kernels) for k, r in jobs.items()]):
+            table[key] = res
+            print(key, res, flush=True)
+    doc = {"triton": triton.__version__, "kernels": a.kernels, "target": "cuda sm_90", "inputs": sorted({Path(c).name for c in a.csv}),
+           "note": "offline compile of each launch configuration; loop_* = local-memory instructions / bytes per "
+                   "thread and tensor-core instructions of the tile loop (fgsim.validation.sass)",
+           "configs": dict(sorted(table.items()))}
+    from fgsim.fileio import write_text_atomic
+
+    write_text_atomic(a.out, json.dumps(doc, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
