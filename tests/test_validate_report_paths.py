@@ -45,4 +45,4 @@ def test_out_dir_keeps_summary_and_band_beside_the_report(tmp_path: Path, monkey
 def test_default_lists_are_the_committed_results() -> None:
     dev, test = report.committed_lists()
     assert dev and test and all(Path(f).is_file() for f in dev + test)
-    assert any("test4" in f for f in test)
+    assert any("test5" in f for f in test) and any("test4" in f for f in dev)  # revision 4: test4 is development
