@@ -108,7 +108,7 @@ def test_match_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     assert "working tree" in capsys.readouterr().out
     assert pv.main(["--match", "not-hex"]) == 2
     assert "--match" in capsys.readouterr().err
-    old = available_calibrations()["h200"]  # committed before digests were recorded
+    old = _older_calibration(tmp_path)
     assert pv.main(["--match", str(old)]) == 2
     assert "records no source_digest" in capsys.readouterr().err
     cal = tmp_path / "c.json"
@@ -118,8 +118,19 @@ def test_match_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     assert "working tree" in out and "no match" in out
 
 
+def _older_calibration(tmp_path: Path) -> Path:
+    """The committed H200 calibration as a file written before digests were recorded (fields removed)."""
+    d = json.loads(available_calibrations()["h200"].read_text())
+    d.pop("source_digest", None)
+    d.pop("fitted_with", None)
+    p = tmp_path / "older-h200.json"
+    p.write_text(json.dumps(d))
+    return p
+
+
 def test_calibration_records_the_digest_and_old_files_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    old = load_calibration(available_calibrations()["h200"])
+    assert len(load_calibration(available_calibrations()["h200"]).source_digest) == 64  # the committed one records it
+    old = load_calibration(_older_calibration(tmp_path))
     assert old.source_digest == "" and old.fitted_with == {} and old.commit  # older file: fields absent
     monkeypatch.setenv("FGSIM_COMMIT", "abc1234")
     cal = new_calibration("h200", old.params, old.fit, old.device, old.env, inputs=old.inputs,
