@@ -20,6 +20,7 @@ from fgsim.costmodel import predict_counts
 from fgsim.errors import FgsimError
 from fgsim.hardware import list_gpus, load_gpu
 from fgsim.launchcfg import launch_config
+from fgsim.model.occupancy import local_traffic
 from fgsim.runpredict import strip_unsupported
 
 GPUS = [g for g in list_gpus()]
@@ -65,7 +66,13 @@ def test_kernel_never_beats_physics(gpu_name: str, kernel: str, dm: tuple[int, i
     assert t >= kept * t_dense * (1 - 1e-6) - r.params.launch_us * 1e-6
     if kernel == "fg":
         full = np.full((heads, qb), n_tok)
-        assert predict_counts(full, n_tok, cfg, gpu, r.params, resources=r.resources)[0] >= t_dense * (1 - 1e-9)
+        # the tile loop's instructions come from the compiled kernel's SASS where the calibration ran the config, else
+        # from an estimate: a hypothetical dense sibling (no TMA) is never compiled, so when only the fg config has
+        # SASS figures the two are priced from different inputs (the estimate is within 25 % of the SASS count on
+        # the issue slots; the kernel times within 5 % here; revision 4)
+        same = local_traffic(cfg, gpu, r.resources)[3] == local_traffic(_sibling(cfg), gpu, r.resources)[3]
+        tol = 1e-9 if same else 0.05
+        assert predict_counts(full, n_tok, cfg, gpu, r.params, resources=r.resources)[0] >= t_dense * (1 - tol)
 
 
 @pytest.mark.parametrize("gpu_name", GPUS)
