@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="an earlier run whose compile passes, breakdown and mask-prediction costs stand in for "
                         "those a config of --dir lacks")
     p.add_argument("--no-plot", action="store_true")
-    p.add_argument("--extra", type=Path, nargs="*", default=[DEFAULT.with_name("e2e-h200-2026-11-30-run3")],
+    p.add_argument("--extra", type=Path, nargs="*", default=[DEFAULT.with_name("e2e-h200-2026-11-30-run3"),
+                                                             DEFAULT.with_name("e2e-h200-2026-11-30-run4"),
+                                                             DEFAULT.with_name("e2e-h200-2026-11-30-run5")],
                    help="later runs whose configs (and compile passes) join the report")
     args = p.parse_args(argv)
     src = args.dir / "e2e.json"

@@ -16,7 +16,8 @@ RUN = "e2e-h200-2026-11-30-run2"
 TARGET_CONFIGS = {"wan2.1-1.3b/480p": "Wan2.1-1.3B 480p", "wan2.1-1.3b/720p": "Wan2.1-1.3B 720p",
                   "wan2.1-14b/480p": "Wan2.1-14B 480p"}
 OTHER_CONFIGS = {"cogvideox-5b/480p": "CogVideoX-5B 480p", "hunyuanvideo/480p-17f": "HunyuanVideo 480p, 17 frames",
-                 "hunyuanvideo/480p-33f": "HunyuanVideo 480p, 33 frames"}
+                 "hunyuanvideo/480p-33f": "HunyuanVideo 480p, 33 frames",
+                 "hunyuanvideo/480p": "HunyuanVideo 480p, 129 frames"}
 MODE_NAMES = {"cudnn": "cuDNN", "fg@0.3": "FG 0.3", "fg@0.6": "FG 0.6", "dense": "fgattn dense",
               "block@0.3": "block 0.3", "none": "none", "exact": "exact", "pooled": "pooled"}
 CATEGORIES = {"attention": "attention", "gemm": "GEMM", "modulation": "modulation", "rope": "RoPE", "norm": "norm",
@@ -124,8 +125,9 @@ def render() -> str:
                            "eager (and compiled) passes, host wall clock between torch.cuda.synchronize() calls, "
                            "modes interleaved; per operator: torch.profiler kernel time per category",
                            f"median of {rounds[0]}–{rounds[-1]} interleaved rounds; predictions by "
-                           "`validation/e2e_report.py` (HunyuanVideo from run 3, compile passes from run 1, "
-                           "merged by that script); met? computed over the Wan2.1 columns")]
+                           "`validation/e2e_report.py` (Wan2.1 passes and compile passes from run 4, HunyuanVideo from "
+                           "run 5, both on the final kernels; CogVideoX-5B from run 2; merged by that script into "
+                           "run 2's report files); met? computed over the Wan2.1 columns")]
     return "\n".join(out)
 
 
