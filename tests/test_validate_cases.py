@@ -16,12 +16,24 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_committed_case_lists_are_the_generators_output_and_disjoint() -> None:
-    lists = {s: vc.load_case_list(s) for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5")}
+    lists = {s: vc.load_case_list(s) for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5",
+                                               "test6")}
     for s, cl in lists.items():
         gen = vc.generate(s, str(REPO / "traces"))
         assert [vc.case_row(c) for c in cl] == [vc.case_row(c) for c in gen], f"{s}.csv differs from its generator"
     vc.check_disjoint([lists["calib"], lists["dev"], lists["test"], lists["test3"], lists["dev4"], lists["test4"],
-                       lists["dev5"], lists["test5"]])
+                       lists["dev5"], lists["test5"], lists["test6"]])
+    t6 = lists["test6"]
+    before6 = [c for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5") for c in lists[s]]
+    assert not {c.n_tokens for c in t6} & {c.n_tokens for c in before6}, "test6 repeats an N of another list"
+    assert not {c.seed for c in t6} & {c.seed for c in before6}, "test6 repeats a seed of another list"
+    assert {(c.block_n, c.num_stages, c.num_warps) for c in t6 if c.axis == "config" and c.block_n
+            and c.head_dim == 128 and c.block_m == 64 and c.kernels == ("fg",)} == set(vc.CONFIG_GRID)
+    assert {(c.persistent, c.programs_per_sm) for c in t6 if c.persistent >= 0} == set(vc.PERSISTENT_SETTINGS)
+    assert {c.sm_count for c in t6 if c.axis == "sm"} == set(vc.TEST4_SM_PARTITIONS)
+    assert {(c.head_dim, c.block_m) for c in t6 if c.axis in ("tuned", "dtype")} == set(vc.DM)
+    assert {c.dtype for c in t6} == {"bf16", "fp16"} and {c.structure for c in t6} <= set(vc.TEST_STRUCTURES)
+    assert sum(len(c.kernels) for c in t6) <= 120
     t5 = lists["test5"]
     before5 = [c for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5") for c in lists[s]]
     assert not {c.n_tokens for c in t5} & {c.n_tokens for c in before5}, "test5 repeats an N of another list"

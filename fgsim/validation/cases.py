@@ -19,7 +19,8 @@ the GPU. The lists are written to ``validation/cases/<split>.csv`` and committed
 * ``test4`` — revision 3's frozen list, scored once (development data since), see :func:`test4_cases`;
 * ``dev5`` — revision 4's development rows on the final kernels (the issue-12 launch table), see
   :func:`dev5_cases`;
-* ``test5`` — revision 4's frozen list, see :func:`test5_cases`.
+* ``test5`` — revision 4's frozen list, scored once (development data since), see :func:`test5_cases`;
+* ``test6`` — revision 5's frozen list, see :func:`test6_cases`.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ DEV4_SEED = 8_500_000
 TEST4_SEED = 9_700_000
 TEST5_SEED = 9_800_000
 DEV5_SEED = 8_600_000
-SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "tiny")
+TEST6_SEED = 9_900_000
+SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -541,6 +543,58 @@ def test5_cases() -> list[Case]:
     return out
 
 
+def test6_cases() -> list[Case]:
+    """The frozen test list of revision 5 (``test6``), written and committed before revision 5's calibration was
+    written and before any measurement of its rows: structured families (3-D windows, column stripes, text tokens),
+    N 8704 / 19456 / 34816 and head counts 12 / 7 / 4 used by no other list, new seeds; tuned configs at D 64/128 x
+    M 64/128 (two shapes), fp16 at every (D, M); launch-config what-ifs with the M=64 one-warpgroup tiles in front:
+    fg D=128 M=64 (every BLOCK_N 32/64/128 x stages 2-4 x warps 4/8), fg D=64 M=64 (4 warps, every BLOCK_N x stages),
+    dense D=128 M=64 (4 warps, BLOCK_N x stages 2/3), block D=128 M=64 (BLOCK_N=64, stages 2/3, warps 4/8), fg
+    D=128 M=128 (BLOCK_N=64, 3 stages, 4/8 warps); persistent programs off / 1 / 2 per SM for fg at M=64; SM
+    partitions of 16/32/64/96/132 SMs (green contexts)."""
+    out: list[Case] = []
+
+    def add(seed: int | None = None, **kw: object) -> None:
+        i = len(out)
+        out.append(Case(case_id=f"z-{i:03d}", split="test6", seed=TEST6_SEED + i if seed is None else seed,
+                        **kw))  # type: ignore[arg-type]
+
+    fams = ("window3d", "text", "colstripes")
+    rng = np.random.default_rng(TEST6_SEED)
+    k = 0
+    for n, h in ((8704, 12), (34816, 4)):
+        for d_head, m in DM:
+            dens = round(float(np.exp(rng.uniform(np.log(0.02), np.log(0.6)))), 4)
+            add(structure=fams[k % 3], n_tokens=n, heads=fit_heads(n, h, m), head_dim=d_head, block_m=m,
+                density=dens)
+            k += 1
+    for d_head, m in DM:
+        add(structure=fams[k % 3], n_tokens=19456, heads=7, head_dim=d_head, block_m=m, density=0.12, dtype="fp16",
+            axis="dtype")
+        k += 1
+    whatifs = (("fg", "window3d", 19456, 7, 128, 64, 0.1, CONFIG_GRID),
+               ("fg", "colstripes", 34816, 4, 64, 64, 0.08,
+                tuple((bn, st, 4) for bn in (32, 64, 128) for st in (2, 3, 4))),
+               ("dense", "text", 8704, 12, 128, 64, 0.2, tuple((bn, st, 4) for bn in (32, 64, 128) for st in (2, 3))),
+               ("block", "text", 19456, 7, 128, 64, 0.15, tuple((64, st, w) for st in (2, 3) for w in (4, 8))),
+               ("fg", "text", 8704, 12, 128, 128, 0.15, ((64, 3, 4), (64, 3, 8))))
+    for j, (kern, fam, n, h, d_head, m, dens, grid) in enumerate(whatifs):
+        for bn, st, w in grid:
+            add(seed=TEST6_SEED + 500 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
+                density=dens, kernels=(kern,), block_n=bn, num_stages=st, num_warps=w, axis="config")
+    for j, (d_head, m) in enumerate(((128, 64), (64, 64))):
+        for pers, pps in PERSISTENT_SETTINGS:
+            add(seed=TEST6_SEED + 600 + j, structure=fams[j % 3], n_tokens=34816, heads=4, head_dim=d_head,
+                block_m=m, density=0.1, kernels=("fg",), persistent=pers, programs_per_sm=pps, axis="config")
+    for j, ((n, h), (d_head, m), fam, kerns) in enumerate(((((19456, 7), (128, 64), "colstripes",
+                                                             ("fg", "block", "dense"))),
+                                                           (((8704, 12), (64, 128), "window3d", ("fg",))))):
+        for sms in TEST4_SM_PARTITIONS:
+            add(seed=TEST6_SEED + 700 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
+                density=0.15, sm_count=sms, kernels=kerns, axis="sm")
+    return out
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -590,6 +644,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return dev5_cases()
     if split == "test5":
         return test5_cases()
+    if split == "test6":
+        return test6_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
