@@ -21,12 +21,13 @@ def main() -> None:
     ap.add_argument("--dev", nargs="+", required=True)
     ap.add_argument("--label", default="variant")
     ap.add_argument("--worst", type=int, default=0, help="also print the worst development rows")
+    ap.add_argument("--rows-out", help="write every development row's prediction and error (CSV) here")
     ap.add_argument("--save", help="write the fitted parameters and resources (JSON) here")
     ap.add_argument("--fit-also", default="", help="comma-separated case ids of the --dev files fitted with the "
                     "calibration rows and left out of the scoring (stand-ins for calibration rows not measured yet)")
     a = ap.parse_args()
-    if any("test5" in f for f in a.dev):
-        raise SystemExit("--dev: the frozen test list test5 is not development data")
+    if any("test6" in f for f in a.dev):
+        raise SystemExit("--dev: the frozen test list test6 is not development data")
     from fgsim.calibrate_micro import measured_constants
     from fgsim.calibration import fit_rows
     from fgsim.hardware import load_gpu
@@ -72,6 +73,16 @@ def main() -> None:
     print("  params: " + ", ".join(f"{k}={v:.4g}" for k, v in params.as_dict().items()))
     for k, v in sorted(fit["per_kind"].items()):
         print(f"  calib {k}: n={v['n']} MAPE {v['mape']:.2f} max {v['max_ape']:.1f}")
+    if a.rows_out:
+        import csv
+
+        keys = ("case_id", "axis", "kernel", "structure", "n_tokens", "heads", "head_dim", "block_m", "block_n",
+                "num_stages", "num_warps", "dtype", "sm_count", "launch_extra", "loop_instr", "measured_ms")
+        with open(a.rows_out, "w", newline="") as fh:
+            wr = csv.writer(fh)
+            wr.writerow([*keys, "predicted_ms", "error_pct"])
+            for r, pr, m in zip(drows, pred, meas, strict=True):
+                wr.writerow([*(r.get(k, "") for k in keys), f"{pr * 1e3:.5f}", f"{(pr / m - 1) * 100:.2f}"])
     if a.worst:
         print("\n".join(worst_lines(drows, pred, a.worst)))
 
