@@ -350,7 +350,7 @@ def predict_generation(model: ModelConfig, info: Any, rp: Any, gpu: GPU,
     baseline_total = passes * (non_attn + base_pass_att)
     out: dict[str, Any] = {
         "model": model.name, "resolution": res, "steps": steps, "passes_per_step": pps, "layers": layers,
-        "gpu": gpu.name, "method": parts["source"], "options": {
+        "gpu": gpu.name, "method": parts["source"], "sm_clock_mhz": gpu.boost_clock_mhz, "options": {
             "baseline": opts.baseline, "compiled": opts.compiled, "warmup_steps": warm, "recompute": recompute,
             "predictor": opts.predictor},
         "per_pass": {"non_attention_s": non_attn, "by_category_s": parts["by_category_s"],
@@ -465,4 +465,7 @@ def e2e_lines(e2e: dict[str, Any], fmt: Any) -> list[str]:
                      f"attention {v['attention_share'] * 100:5.1f}%  speedup over {o['baseline']} "
                      f"{v['speedup']:.3f}x")
     lines.append(f"  method: {e2e['method']}")
+    if e2e.get("sm_clock_mhz"):
+        lines.append(f"  clock: kernels priced at {e2e['sm_clock_mhz']:.0f} MHz (the GPU file's clock under load); "
+                     "a run held at the power limit clocks lower, and its attention takes longer by that ratio")
     return lines

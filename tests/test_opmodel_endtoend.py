@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from fgsim.endtoend import GenerationOptions, ModelConfig, parse_recompute, predict_generation  # noqa: E402
+from fgsim.endtoend import GenerationOptions, ModelConfig, e2e_lines, parse_recompute, predict_generation  # noqa: E402
 from fgsim.errors import FgsimError  # noqa: E402
 from fgsim.opmodel import Op, OpCalibration, model_ops, pass_time  # noqa: E402
 
@@ -84,9 +84,13 @@ def test_generation_schedule(tmp_path):
 
     class Gpu:
         name = "h200"
+        boost_clock_mhz = 1755.0
 
     out = predict_generation(model, Info(), RP(), Gpu(), GenerationOptions(
         baseline="fgattn", warmup_steps=1, recompute=(2,), op_calibration=str(p)))
+    # the clock the kernels were priced at is the GPU description's, and the printed estimate says so
+    assert out["sm_clock_mhz"] == 1755.0
+    assert any("kernels priced at 1755 MHz" in line for line in e2e_lines(out, lambda s: f"{s:.3f} s"))
     passes = 8
     non = out["per_pass"]["non_attention_s"]
     base_pass = 1.6 / passes
