@@ -44,12 +44,12 @@ METRICS = ("sm__cycles_active.min", "sm__cycles_active.max", "sm__cycles_active.
            "l1tex__data_pipe_lsu_wavefronts_mem_shared.sum", "lts__t_sectors_srcunit_tex_op_read.sum")
 STALL_REGEX = "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\\.ratio"
 #: summary columns: (label, metric name in the raw CSV)
-SUMMARY = (("us", "gpu__time_duration.sum"), ("SM GHz", "sm__cycles_elapsed.avg.per_second"),
+SUMMARY = (("ms", "gpu__time_duration.sum"), ("SM GHz", "sm__cycles_elapsed.avg.per_second"),
            ("L2 hit %", "lts__t_sector_hit_rate.pct"), ("L2 rd hit %", "lts__t_sector_op_read_hit_rate.pct"),
            ("L1 hit %", "l1tex__t_sector_hit_rate.pct"), ("DRAM rd MB", "dram__bytes_read.sum"),
            ("DRAM %", "dram__throughput.avg.pct_of_peak_sustained_elapsed"),
            ("L1 %", "l1tex__throughput.avg.pct_of_peak_sustained_active"),
-           ("gmma %", "sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active"),
+           ("tensor %", "sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active"),
            ("issue %", "smsp__issue_active.avg.pct_of_peak_sustained_active"),
            ("occ %", "sm__warps_active.avg.pct_of_peak_sustained_active"),
            ("inst M", "smsp__inst_executed.sum"), ("act min/max", "_act_ratio"), ("act avg/elap", "_act_elapsed"))
@@ -189,7 +189,7 @@ def table(raw_csv: str, variants: list[str], densities: list[float]) -> str:
             x = _num(r.get(col, ""))
             u = unit.get(col, "")
             if x is not None and col == "gpu__time_duration.sum":
-                x = x / 1e3 if u == "nsecond" else x * 1e3 if u == "msecond" else x
+                x = x * {"nsecond": 1e-6, "ns": 1e-6, "usecond": 1e-3, "us": 1e-3}.get(u, 1.0)  # ms
             if x is not None and col == "sm__cycles_elapsed.avg.per_second":
                 x = x * {"cycle/second": 1e-9, "cycle/msecond": 1e-6, "cycle/usecond": 1e-3}.get(u, 1.0)
             if x is not None and col == "dram__bytes_read.sum":
