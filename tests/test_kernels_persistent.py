@@ -56,6 +56,8 @@ class _GridSpy:
 
 
 FORMS = {"flat": dict(flatten=True), "nested": dict(flatten=False), "queue": dict(flatten=False, queue=True)}
+#: forms checked only in the one M=128 multi-tile test (each interpreter run costs seconds)
+EXTRA_FORMS = {"queue_early": dict(flatten=False, queue=True, idx_early=True)}
 
 
 @pytest.mark.parametrize("form", list(FORMS))
@@ -112,8 +114,9 @@ def test_persistent_rows_of_zero_one_and_many_tiles_head_dim_128() -> None:
     spy = _GridSpy(attention._attn_fwd_persistent)
     attention._attn_fwd_persistent, orig = spy, attention._attn_fwd_persistent
     try:
-        for sms, form in ((1, "flat"), (None, "flat"), (1, "nested"), (1, "queue"), (None, "queue")):
-            cfg = _cfg(q, m, 1, 32, **FORMS[form])
+        for sms, form in ((1, "flat"), (None, "flat"), (1, "nested"), (1, "queue"), (None, "queue"),
+                          (1, "queue_early")):
+            cfg = _cfg(q, m, 1, 32, **(FORMS | EXTRA_FORMS)[form])
             if sms is None:
                 out = fg_attention(q, k, v, index, block_m=m, config=cfg, out=torch.full_like(q, float("nan")))
             else:
@@ -125,7 +128,7 @@ def test_persistent_rows_of_zero_one_and_many_tiles_head_dim_128() -> None:
             assert bool((out[0, 0, :m] == 0).all()) and bool((out[0, 1, m:2 * m] == 0).all()), f"{what}: empty rows"
     finally:
         attention._attn_fwd_persistent = orig
-    assert spy.grids == [(1,), (6,), (1,), (1,), (6,)], f"persistent grids {spy.grids} (want G=min(rows, SMs))"
+    assert spy.grids == [(1,), (6,), (1,), (1,), (6,), (1,)], f"persistent grids {spy.grids} (want G=min(rows, SMs))"
 
 
 def test_queue_needs_the_nested_loop() -> None:

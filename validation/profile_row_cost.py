@@ -72,13 +72,21 @@ VARIANTS: dict[str, tuple[dict[str, int], bool, str, str]] = {
     "tma_q_tail_reuse": ({}, True, "exact", "tma_q and tail_reuse together"),
     "persistent_queue": ({}, True, "exact", "persistent_nested with rows from a global atomic work queue in launch "
                          "order (first 3 rows per program static, then dynamic, taken 3 rows ahead)"),
+    "persistent_queue_early": ({}, True, "exact", "persistent_queue with launch option idx_early: the next tile's "
+                               "index entries loaded at the top of the iteration, before this tile's gathers (as "
+                               "_attn_fwd), not after its wgmmas (session-18 ncu finding)"),
+    "persistent_nested_1row_early": ({}, True, "exact", "persistent_nested_1row with idx_early"),
 }
 #: launch options a variant adds to the entry's (non-persistent variants)
 OPTIONS = {"tma_q": {"tma_q": True}, "tail_reuse": {"tail_reuse": True},
            "tma_q_tail_reuse": {"tma_q": True, "tail_reuse": True}}
 PERSISTENT = {"persistent_nested": {"persistent": True, "flatten": False, "programs_per_sm": 1},
               "persistent_nested_1row": {"persistent": True, "flatten": False, "programs_per_sm": 1 << 20},
-              "persistent_queue": {"persistent": True, "flatten": False, "programs_per_sm": 1, "queue": True}}
+              "persistent_queue": {"persistent": True, "flatten": False, "programs_per_sm": 1, "queue": True},
+              "persistent_queue_early": {"persistent": True, "flatten": False, "programs_per_sm": 1, "queue": True,
+                                         "idx_early": True},
+              "persistent_nested_1row_early": {"persistent": True, "flatten": False, "programs_per_sm": 1 << 20,
+                                               "idx_early": True}}
 TIME_COLS = ["kind", "variant", "diag", "lpt", "numerics", "what", "shape", "density_target", "density", "H", "N",
              "n_text", "D", "M", "gran_n", "rows", "kept_tiles", "exec_tiles", "ms", "ms_min", "ms_max", "rounds",
              "reps", "us_per_row_per_sm", "saved_us_per_row_vs_entry", "rel_time_vs_entry", "ratio_vs_cudnn",

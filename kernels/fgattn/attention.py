@@ -432,7 +432,7 @@ def _attn_fwd_persistent(
     H, N_Q, N_KV, QB, N_ROWS, Counter,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
     MODE: tl.constexpr, ORDERED: tl.constexpr, NUM_STAGES: tl.constexpr, RETURN_LSE: tl.constexpr,
-    FLAT: tl.constexpr, QUEUE: tl.constexpr = False,
+    FLAT: tl.constexpr, QUEUE: tl.constexpr = False, IDX_EARLY: tl.constexpr = False,
 ):
     """Persistent kernel: program p of G runs the rows (query blocks) at launch positions p, p+G, p+2G, ...
     ``FLAT``: as ONE software-pipelined loop over (row, key tile) items, so the next row's index entries and
@@ -510,11 +510,16 @@ def _attn_fwd_persistent(
             b = (bh // H).to(tl.int64)
             h = (bh % H).to(tl.int64)
             for t in tl.range(0, n_t - TAIL, num_stages=NUM_STAGES):  # the row's full tiles, unmasked
+                if IDX_EARLY:  # the next tile's entries issued before this tile's gathers, as _attn_fwd does
+                    nxt_next = _entry(Indices, lo, hi, t + 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
                 kidx = _keys(nxt, t, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
                 k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, no_mask, False)
                 v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, no_mask, False)
                 acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
-                nxt = _entry(Indices, lo, hi, t + 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+                if IDX_EARLY:
+                    nxt = nxt_next
+                else:
+                    nxt = _entry(Indices, lo, hi, t + 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
             # the tail tile(s) after the pipelined loop (no branch inside it), with the entries the loop prefetched;
             # kept keys only
             for s in tl.static_range(TAIL):
@@ -773,7 +778,8 @@ def _launch(
             scale * _LOG2E, *_strides(q, layout), *_strides(k, layout), *_strides(v, layout), *_strides(out, layout),
             h, nq, nk, qb, n_rows, dummy,
             HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GRAN_N=cfg.gran_n, MODE=mode,
-            ORDERED=order is not None, NUM_STAGES=cfg.num_stages, FLAT=flat, QUEUE=queue, RETURN_LSE=lse is not None,
+            ORDERED=order is not None, NUM_STAGES=cfg.num_stages, FLAT=flat, QUEUE=queue,
+            IDX_EARLY=bool(cfg.option("idx_early", False)) and not flat, RETURN_LSE=lse is not None,
             num_warps=cfg.num_warps,
             num_stages=cfg.num_stages, **regcap,
         )

@@ -66,7 +66,9 @@ class LaunchConfig:
             true): one pipelined loop over (row, key tile) items instead of a row loop around the tile
             loop; ``queue`` (persistent with ``flatten`` false, default false): program p runs positions p,
             p+G, p+2G, then takes each next row from a global atomic counter in launch order (dynamic:
-            a program that finishes early takes more rows); persistent ignores ``idx_ahead``, ``tma``,
+            a program that finishes early takes more rows); ``idx_early`` (nested persistent loop, default
+            false): the next tile's index entries are loaded at the top of the iteration, before this tile's
+            gathers, instead of after its matrix multiplies; persistent ignores ``idx_ahead``, ``tma``,
             ``tma_qo``, ``warp_specialize``, ``overlap``).
         source: where the entry came from (tuned run, or the fallback taken).
     """
