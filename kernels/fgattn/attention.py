@@ -351,6 +351,21 @@ def _row_at(Order, pos, N_ROWS, go, ORDERED: tl.constexpr):
 
 
 @triton.jit
+def _row_start(Q, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q, offs_d, BLOCK_M: tl.constexpr,
+               HEAD_DIM: tl.constexpr):
+    """A persistent program's new row: its Q tile (rows past N read as zeros) and a fresh online-softmax state
+    (running max -inf, sum 0, accumulator 0)."""
+    bh = row // QB
+    q_base = Q + (bh // H).to(tl.int64) * stride_qb + (bh % H).to(tl.int64) * stride_qh
+    offs_m = (row % QB) * BLOCK_M + offs_q
+    q = _rows(q_base, offs_m, stride_qn, offs_d, offs_m < N_Q, True)
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    return q, m_i, l_i, acc
+
+
+@triton.jit
 def _next_position(Counter, pos2, G, QUEUE: tl.constexpr):
     """Launch position of a program's row three ahead of its current one, given the position ``pos2`` of the row
     two ahead: the next untaken position of the work queue (the first 3·G positions are taken statically, so the
@@ -490,13 +505,8 @@ def _attn_fwd_persistent(
     t = 0
     nxt = _entry(Indices, lo, hi, t, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)  # the next item's entries
 
-    bh = row // QB
-    q_base = Q + (bh // H).to(tl.int64) * stride_qb + (bh % H).to(tl.int64) * stride_qh
-    offs_m = (row % QB) * BLOCK_M + offs_q
-    q = _rows(q_base, offs_m, stride_qn, offs_d, offs_m < N_Q, True)
-    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
-    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
-    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    q, m_i, l_i, acc = _row_start(Q, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q, offs_d,
+                                  BLOCK_M, HEAD_DIM)
 
     if not FLAT:
         # launch positions of this row, the next two (row1, row2) and the one whose number is loaded next
@@ -551,13 +561,8 @@ def _attn_fwd_persistent(
             pos = pos1
             pos1 = pos2
             pos2 = pos3
-            bh = row // QB
-            q_base = Q + (bh // H).to(tl.int64) * stride_qb + (bh % H).to(tl.int64) * stride_qh
-            offs_m = (row % QB) * BLOCK_M + offs_q
-            q = _rows(q_base, offs_m, stride_qn, offs_d, offs_m < N_Q, True)
-            m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
-            l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
-            acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+            q, m_i, l_i, acc = _row_start(Q, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q, offs_d,
+                                          BLOCK_M, HEAD_DIM)
             # after the Q load: a queue atomic's round trip (one thread, then a CTA barrier) overlaps Q's
             pos3 = _next_position(Counter, pos2, G, QUEUE)
 
@@ -605,13 +610,8 @@ def _attn_fwd_persistent(
             tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=(offs_m < N_Q)[:, None])
             if RETURN_LSE:
                 tl.store(Lse + cur_bh.to(tl.int64) * N_Q + offs_m, lse, mask=offs_m < N_Q)
-            bh = row // QB
-            q_base = Q + (bh // H).to(tl.int64) * stride_qb + (bh % H).to(tl.int64) * stride_qh
-            offs_m = (row % QB) * BLOCK_M + offs_q
-            q = _rows(q_base, offs_m, stride_qn, offs_d, offs_m < N_Q, True)
-            m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
-            l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
-            acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+            q, m_i, l_i, acc = _row_start(Q, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q, offs_d,
+                                          BLOCK_M, HEAD_DIM)
 
 
 # ----------------------------------------------------------------------------------------------

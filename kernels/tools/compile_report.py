@@ -71,6 +71,8 @@ VARIANTS = [
     ("pfg nested M64 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4, {"persistent": True, "flatten": False}),
     ("pfg nested M64 bn64 st5 w4", 2, 128, 64, 64, 1, 5, 4, {"persistent": True, "flatten": False}),
     ("pfg queue g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8, {"persistent": True, "flatten": False, "queue": True}),
+    ("pfg queue idx_early g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "queue": True, "idx_early": True}),
     ("pfg queue g16 bn128 st3", 2, 128, 128, 128, 16, 3, 8, {"persistent": True, "flatten": False, "queue": True}),
     ("pfg queue g64 bn128 st3", 2, 128, 128, 128, 64, 3, 8, {"persistent": True, "flatten": False, "queue": True}),
     ("pfg queue M64 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4, {"persistent": True, "flatten": False, "queue": True}),
@@ -107,7 +109,8 @@ def compile_one(v: tuple) -> dict:
     if persistent:
         const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran if mode == 2 else (m if mode == 1 else 1),
                      MODE=mode, ORDERED=mode != 0, NUM_STAGES=st, RETURN_LSE=False,
-                     FLAT=bool(extra.pop("flatten", True)), QUEUE=bool(extra.pop("queue", False)))
+                     FLAT=bool(extra.pop("flatten", True)), QUEUE=bool(extra.pop("queue", False)),
+                     IDX_EARLY=bool(extra.pop("idx_early", False)))
     else:
         const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran if mode == 2 else (m if mode == 1 else 1),
                      MODE=mode, IDX_AHEAD=0, ORDERED=mode != 0, NUM_STAGES=st, USE_TMA=False, WARP_SPEC=False,
