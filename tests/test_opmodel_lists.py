@@ -11,22 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_opmodel_endtoend import tiny_model  # the tiny Wan config these tests share
 
 import fgsim.opmodel as om
-from fgsim.endtoend import ModelConfig, list_models, load_model
+from fgsim.endtoend import list_models, load_model
 from fgsim.opmodel import OPLIST_DIR, Op, _oplist_json, _read_oplist, oplist_key
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"patch_size": [1, 2, 2], "num_attention_heads": 2, "attention_head_dim": 64, "in_channels": 4,
-        "out_channels": 4, "text_dim": 32, "freq_dim": 256, "ffn_dim": 64, "num_layers": 2, "cross_attn_norm": True,
-        "qk_norm": "rms_norm_across_heads", "eps": 1e-6, "rope_max_seq_len": 64}
-
-
-def tiny_model() -> ModelConfig:
-    return ModelConfig(name="tiny", layers=2, hidden=128, heads=2, head_dim=64, ffn=64, text_tokens_cross=8,
-                       text_tokens_self=0, text_position="none", passes_per_step=2, steps=4,
-                       resolutions={"480p": (2, 8, 8)}, sources={},
-                       diffusers={"class": "WanTransformer3DModel", "config": TINY})
 
 
 def _bundled_models() -> list[tuple[str, str]]:

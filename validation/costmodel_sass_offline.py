@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _compile(job: tuple[str, dict[str, Any], str]) -> tuple[str, dict[str, Any]]:
     key, r, kdir = job
-    sys.path[:0] = [str(ROOT), kdir]
-    import triton
+    sys.path[:0] = [str(ROOT), kdir, str(ROOT / "kernels" / "tools")]
     from fgattn.attention import _attn_fwd, _attn_fwd_persistent  # type: ignore[import-not-found]
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+
+    # after fgattn: compile_report puts this checkout's kernels/ on the path, and kdir's fgattn must win
+    compile_sm90 = __import__("compile_report").compile_sm90  # kernels/tools: the shared sm_90 compile
 
     from fgsim.validation.sass import cubin_traffic, cuobjdump
 
@@ -46,36 +46,23 @@ def _compile(job: tuple[str, dict[str, Any], str]) -> tuple[str, dict[str, Any]]
            "Order": "*i32"}
     ordered = mode != 0 and bool(extra.get("lpt", True))
     gran = int(r["gran_n"]) if mode == 2 else (m if mode == 1 else 1)
+    qdesc = None
     if persistent:
         const: dict[str, Any] = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran, MODE=mode, ORDERED=ordered,
-                                     NUM_STAGES=st, RETURN_LSE=False, FLAT=bool(extra.get("flatten", True)))
+                                     NUM_STAGES=st, RETURN_LSE=False, FLAT=bool(extra.get("flatten", True)),
+                                     QUEUE=bool(extra.get("queue", False)), IDX_EARLY=bool(extra.get("idx_early", False)))
     else:
         tma = mode != 2 and bool(extra.get("tma", False))
         const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran, MODE=mode, IDX_AHEAD=int(extra.get("idx_ahead", 0)),
                      ORDERED=ordered, NUM_STAGES=st, USE_TMA=tma, WARP_SPEC=tma and bool(extra.get("warp_specialize")),
-                     OVERLAP=bool(extra.get("overlap", False)), RETURN_LSE=False, TMA_QO=bool(extra.get("tma_qo")))
+                     OVERLAP=bool(extra.get("overlap", False)), RETURN_LSE=False, TMA_QO=bool(extra.get("tma_qo")),
+                     TMA_Q=bool(extra.get("tma_q")) and not extra.get("tma_qo"),
+                     TAIL_REUSE=bool(extra.get("tail_reuse")) and mode == 2 and int(extra.get("idx_ahead", 0)) == 1)
+    qdesc = f"tensordesc<{el[1:]}[1, 1, {m}, {d}]>" if const["TMA_Q"] else None
     const.update({a: 0 for a in names if a.startswith("_DIAG_")})
-    const = {k: v for k, v in const.items() if k in names}
-    sig: dict[str, str] = {}
-    attrs: dict[tuple[int, ...], list[list[Any]]] = {}
-    for i, a in enumerate(names):
-        if a in const:
-            sig[a] = "constexpr"
-        elif a in ptr:
-            sig[a] = ptr[a]
-            attrs[(i,)] = [["tt.divisibility", 16]]
-        elif a == "qk_scale":
-            sig[a] = "fp32"
-        else:
-            sig[a] = "i32"
-            if a.startswith("stride"):
-                attrs[(i,)] = [["tt.divisibility", 16]]
+    const = {k: v for k, v in const.items() if k in names}  # kernels of older commits lack the newer switches
     try:
-        src = ASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
-        opts: dict[str, Any] = {"num_warps": w, "num_stages": st}
-        if extra.get("maxnreg"):
-            opts["maxnreg"] = int(extra["maxnreg"])
-        k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts)
+        k = compile_sm90(fn, const, ptr, w, st, maxnreg=extra.get("maxnreg"), qdesc=qdesc)
         tool = cuobjdump()
         with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
             f.write(k.asm["cubin"])

@@ -18,6 +18,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -93,11 +94,42 @@ VARIANTS = [
 ]
 
 
+def compile_sm90(fn: Any, const: dict[str, Any], ptr: dict[str, str], num_warps: int, num_stages: int,
+                 maxnreg: int | None = None, qdesc: str | None = None) -> Any:
+    """Compile the Triton kernel ``fn`` for sm_90 without a GPU: ``const`` its constexprs, ``ptr`` the pointer
+    arguments' types (16-byte aligned, as the real launches' tensors), strides 16-divisible, ``qk_scale`` fp32,
+    other arguments i32; ``QDesc`` the TMA descriptor type ``qdesc`` or, without one, an unused pointer."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    names = list(fn.arg_names)
+    sig: dict[str, str] = {}
+    attrs: dict[tuple[int, ...], list[list[Any]]] = {}
+    for i, a in enumerate(names):
+        if a in const:
+            sig[a] = "constexpr"
+        elif a == "QDesc":
+            sig[a] = qdesc or "*bf16"
+        elif a in ptr:
+            sig[a] = ptr[a]
+            attrs[(i,)] = [["tt.divisibility", 16]]
+        elif a == "qk_scale":
+            sig[a] = "fp32"
+        else:
+            sig[a] = "i32"
+            if a.startswith("stride"):
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    src = ASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
+    opts: dict[str, Any] = {"num_warps": num_warps, "num_stages": num_stages}
+    if maxnreg:
+        opts["maxnreg"] = int(maxnreg)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts)
+
+
 def compile_one(v: tuple) -> dict:
     import triton
     from fgattn.attention import _attn_fwd, _attn_fwd_persistent
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
 
     name, mode, d, m, bn, gran, st, w, extra = v
     extra = dict(extra)
@@ -118,29 +150,12 @@ def compile_one(v: tuple) -> dict:
                      TAIL_REUSE=False)
     const.update({a: 0 for a in names if a.startswith("_DIAG_")})  # diagnosis-only switches: off unless given
     const.update({k: val for k, val in extra.items() if k != "maxnreg"})
-    sig, attrs = {}, {}
-    for i, a in enumerate(names):
-        if a in const:
-            sig[a] = "constexpr"
-        elif a == "QDesc":  # a host tensor descriptor of Q (B, H, N, D) when TMA_Q, else an unused pointer
-            sig[a] = f"tensordesc<bf16[1, 1, {m}, {d}]>" if const.get("TMA_Q") else "*bf16"
-        elif a in ptr:
-            sig[a] = ptr[a]
-            attrs[(i,)] = [["tt.divisibility", 16]]
-        elif a == "qk_scale":
-            sig[a] = "fp32"
-        else:
-            sig[a] = "i32"
-            if a.startswith("stride"):
-                attrs[(i,)] = [["tt.divisibility", 16]]
     t0 = time.time()
     try:
-        src = ASTSource(fn, sig, constexprs={(names.index(k),): val for k, val in const.items()}, attrs=attrs)
-        opts = {"num_warps": w, "num_stages": st}
-        if "maxnreg" in extra:
-            opts["maxnreg"] = extra.pop("maxnreg")
-            const.pop("maxnreg", None)
-        k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts)
+        maxnreg = extra.pop("maxnreg", None)
+        const.pop("maxnreg", None)
+        qdesc = f"tensordesc<bf16[1, 1, {m}, {d}]>" if const.get("TMA_Q") else None
+        k = compile_sm90(fn, const, ptr, w, st, maxnreg=maxnreg, qdesc=qdesc)
         md = k.metadata
         ttgir = k.asm.get("ttgir", "")
         sass_hint = k.asm.get("ptx", "")
