@@ -41,7 +41,8 @@ def _err(out: torch.Tensor, ref: torch.Tensor) -> float:
 
 def _cfg(q: torch.Tensor, m: int, gran: int, bn: int, **extra) -> fgattn.LaunchConfig:
     base = attention.resolve_config("fg", q, m, gran)
-    return dataclasses.replace(base, block_n=bn, extra=dict(lpt=True, persistent=True, **extra))
+    pers = {} if extra.get("one_row") else dict(persistent=True)
+    return dataclasses.replace(base, block_n=bn, extra=dict(lpt=True, **pers, **extra))
 
 
 class _GridSpy:
@@ -58,6 +59,8 @@ class _GridSpy:
 FORMS = {"flat": dict(flatten=True), "nested": dict(flatten=False), "queue": dict(flatten=False, queue=True)}
 #: forms checked only in the one M=128 multi-tile test (each interpreter run costs seconds)
 EXTRA_FORMS = {"queue_early": dict(flatten=False, queue=True, idx_early=True)}
+#: one program per row (launch option ``one_row``, not persistent), with and without idx_early
+ONE_ROW = {"one_row": dict(one_row=True, idx_early=True), "one_row_late": dict(one_row=True)}
 
 
 @pytest.mark.parametrize("form", list(FORMS))
@@ -115,8 +118,8 @@ def test_persistent_rows_of_zero_one_and_many_tiles_head_dim_128() -> None:
     attention._attn_fwd_persistent, orig = spy, attention._attn_fwd_persistent
     try:
         for sms, form in ((1, "flat"), (None, "flat"), (1, "nested"), (1, "queue"), (None, "queue"),
-                          (1, "queue_early")):
-            cfg = _cfg(q, m, 1, 32, **(FORMS | EXTRA_FORMS)[form])
+                          (1, "queue_early"), (1, "one_row"), (None, "one_row_late")):
+            cfg = _cfg(q, m, 1, 32, **(FORMS | EXTRA_FORMS | ONE_ROW)[form])
             if sms is None:
                 out = fg_attention(q, k, v, index, block_m=m, config=cfg, out=torch.full_like(q, float("nan")))
             else:
@@ -128,7 +131,62 @@ def test_persistent_rows_of_zero_one_and_many_tiles_head_dim_128() -> None:
             assert bool((out[0, 0, :m] == 0).all()) and bool((out[0, 1, m:2 * m] == 0).all()), f"{what}: empty rows"
     finally:
         attention._attn_fwd_persistent = orig
-    assert spy.grids == [(1,), (6,), (1,), (1,), (6,), (1,)], f"persistent grids {spy.grids} (want G=min(rows, SMs))"
+    # G = min(rows, SMs) for the persistent forms; one_row: one program per row whatever the SM count
+    assert spy.grids == [(1,), (6,), (1,), (1,), (6,), (1,), (6,), (6,)], f"grids {spy.grids}"
+
+
+@pytest.mark.parametrize("gran,dtype", [(1, torch.float16), (16, torch.float32), (64, torch.float16)])
+def test_one_row_with_text_tokens_matches_reference(gran: int, dtype: torch.dtype) -> None:
+    """``one_row`` (one program per row, idx_early, tma_q asked for: the CPU falls back to pointer loads): text tokens
+    appended (full text rows and columns next to sparse video rows), an empty row, odd N, rows of one and many
+    tiles, lse; against float64 and the plain kernel; the grid has one program per row."""
+    from fgattn.masks import with_text
+
+    seed = _seed()
+    m, d, h, n_text = 64, 64, 2, 37
+    n_video = random.randrange(150, 230) | 1
+    layout = ("bhnd", "bnhd")[random.getrandbits(1)]
+    n = n_video + n_text
+    shape = (1, h, n, d) if layout == "bhnd" else (1, n, h, d)
+    q, k, v = (torch.randn(shape, dtype=dtype) for _ in range(3))
+    qb, nt = -(-n_video // m), -(-n_video // gran)
+    tiles = torch.rand(1, h, qb, nt) < 0.3
+    tiles[0, 0, 1] = False  # an empty video row
+    tiles[0, 1, 0, 0] = True
+    mask = with_text(tiles.repeat_interleave(gran, dim=-1)[..., :n_video], n_text, m)
+    mask[0, 0, 1] = False  # stays empty (no text columns either)
+    index = build_index(mask, block_m=m, gran_n=gran, order=True, check=True)
+    cfg = _cfg(q, m, gran, 32 if gran < 64 else 64, one_row=True, idx_early=True, tma_q=True)
+    spy = _GridSpy(attention._attn_fwd_persistent)
+    attention._attn_fwd_persistent, orig = spy, attention._attn_fwd_persistent
+    try:
+        with limit_sms(1):  # ignored by one_row
+            out, lse = fg_attention(q, k, v, index, block_m=m, gran_n=gran, layout=layout, config=cfg,
+                                    out=torch.full_like(q, float("nan")), return_lse=True)
+    finally:
+        attention._attn_fwd_persistent = orig
+    ref, ref_lse = reference_attention(q, k, v, index, layout=layout, return_lse=True)
+    what = f"one_row gran={gran} {dtype} {layout} N={n_video}+{n_text} seed {seed}"
+    assert spy.grids == [(index.n_rows,)], f"{what}: grid {spy.grids}, want one program per row ({index.n_rows})"
+    assert not out.isnan().any(), f"{what}: NaN"
+    assert _err(out, ref) <= TOL, f"{what}: error {_err(out, ref):.2e}"
+    empty = out[0, 0, m:2 * m] if layout == "bhnd" else out[0, m:2 * m, 0]
+    assert bool((empty == 0).all()) and bool(torch.isneginf(lse[0, 0, m:2 * m]).all()), f"{what}: empty row"
+    kept = torch.isfinite(ref_lse)
+    assert torch.equal(torch.isfinite(lse), kept), f"{what}: lse -inf pattern"
+    assert float((lse.double()[kept] - ref_lse[kept]).abs().max()) <= 1e-3 * (1 + float(ref_lse[kept].abs().max()))
+    plain = fg_attention(q, k, v, index, block_m=m, gran_n=gran, layout=layout,
+                         config=dataclasses.replace(cfg, extra=dict(lpt=True, idx_ahead=1)))
+    assert _err(out, plain.double()) <= 2e-3, f"{what}: one_row and plain kernels differ"
+
+
+def test_one_row_excludes_persistent_and_queue() -> None:
+    q, k, v = (torch.randn(1, 1, 64, 64, dtype=torch.float16) for _ in range(3))
+    index = build_index(torch.ones(1, 1, 1, 64, dtype=torch.bool), block_m=64)
+    with pytest.raises(ValueError, match="one_row .* and persistent .* exclude each other"):
+        fg_attention(q, k, v, index, block_m=64, config=_cfg(q, 64, 1, 64, one_row=True, persistent=True))
+    with pytest.raises(ValueError, match="queue .* and no one_row"):
+        fg_attention(q, k, v, index, block_m=64, config=_cfg(q, 64, 1, 64, one_row=True, queue=True))
 
 
 def test_queue_needs_the_nested_loop() -> None:

@@ -926,6 +926,41 @@ def candidates_v5() -> list[dict[str, Any]]:
     return c
 
 
+def candidates_v6() -> list[dict[str, Any]]:
+    """Issue-12 sweep, session 5: per key the current entry (the reference), then the one-row form (launch option
+    ``one_row``: one program per row running the nested persistent form's row code, ``idx_early``; measured at
+    0.905-1.005 of the fg M128 g1 entry in validation/results/kernels-h200-2026-11-30-idx-early*.csv), with and
+    without Q by a host TMA descriptor (``tma_q``), for fg D128 M128/M64 gran 1/16/64 and block D128 M128; on the
+    shapes of :data:`SWEEP_SHAPES_V5`; picked only if no problem is slower than ``--max-rel`` x the reference.
+    One control (``control``: timed, never picked): the session-18 measurement's form, the persistent nested
+    kernel with 2^20 programs per SM (one row per program through the static round-robin)."""
+    c: list[dict[str, Any]] = []
+
+    def add(kernel, d, m, g, bn, st, w, control=False, **extra):
+        c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st, num_warps=w,
+                      extra=extra, **({"control": True} if control else {})))
+
+    def ref(kernel, d, m, g, **more):
+        e = launch.launch_config(kernel, "h200", d, m, g)
+        add(kernel, d, m, e.gran_n, e.block_n, e.num_stages, e.num_warps, **{**e.extra, **more})
+
+    o = dict(overlap=False, lpt=True, one_row=True, idx_early=True)
+    for g in (1, 16, 64):  # one_row bn128 st3 w8: 225 / 218 / 223 regs, no stack, 224 KB; tma_q: 213 regs
+        ref("fg", 128, 128, g)
+        add("fg", 128, 128, g, 128, 3, 8, **o)
+        add("fg", 128, 128, g, 128, 3, 8, tma_q=True, **o)
+    add("fg", 128, 128, 1, 128, 3, 8, control=True, overlap=False, lpt=True, persistent=True, flatten=False,
+        programs_per_sm=1 << 20, idx_early=True)  # 255 regs, 32 B stack
+    for g in (1, 16, 64):  # one_row bn64 st3 w4: 112 KB, two per SM (174 regs; tma_q 147-155)
+        ref("fg", 128, 64, g)
+        if g == 1:
+            add("fg", 128, 64, g, 64, 3, 4, **o)
+        add("fg", 128, 64, g, 64, 3, 4, tma_q=True, **o)
+    ref("block", 128, 128, 128)
+    add("block", 128, 128, 128, 128, 3, 8, **o)  # 218 regs, 224 KB (pointer loads; the entry: TMA, two per SM)
+    return c
+
+
 #: (H, N video, text tokens, window densities) of the v5 sweep: 480p, 480p + text, 720p H40
 SWEEP_SHAPES_V5 = ((12, 32760, 0, (0.02, 0.1, 0.5)), (12, 32760, 512, (0.02, 0.1, 0.5)), (40, 75600, 0, (0.02, 0.1)))
 
@@ -935,8 +970,9 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
     rounds on Wan 480p problems, write the winners to the launch table.  Returns the tune CSV name."""
     from fgattn.masks import with_text
 
-    cands = {"v3": candidates_v3, "v4": candidates_v4, "v5": candidates_v5}[args.candidates]()
-    shapes = SWEEP_SHAPES_V5 if args.candidates == "v5" else ((*TUNE_SHAPE, 0, (0.02, 0.1, 0.5)),)
+    cands = {"v3": candidates_v3, "v4": candidates_v4, "v5": candidates_v5, "v6": candidates_v6}[args.candidates]()
+    v5 = args.candidates in ("v5", "v6")  # the three-shape sweep
+    shapes = SWEEP_SHAPES_V5 if v5 else ((*TUNE_SHAPE, 0, (0.02, 0.1, 0.5)),)
     warm = tuple((h, nv + nt) for h, nv, nt, _ in shapes if (h, nv + nt) != TUNE_SHAPE)
     checked = [{k: v for k, v in r.items() if k != "warm_shapes"}
                for r in check_candidates([dict(c, warm_shapes=warm) for c in cands], args.workers)]
@@ -973,7 +1009,7 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
                         tiles = torch.nn.functional.pad(mask, (0, (-n) % m)).reshape(1, h, mask.shape[2], -1, m).any(-1)
                         idx = fgattn.block_index_from_mask(tiles, block_m=m, n_keys=n, order=True)
                     del mask
-                    problems.append((f"{shape} window {dt_}" if args.candidates == "v5" else f"window {dt_}", idx))
+                    problems.append((f"{shape} window {dt_}" if v5 else f"window {dt_}", idx))
             for pname, idx in problems:
                 cases = []
                 for r in rs:
@@ -1006,7 +1042,7 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
                              "rounds; rel = median over rounds of t / t_reference in the same round"
                              + ("; random case order per round" if args.shuffle_seed is not None else ""))
     cols = ["kernel", "head_dim", "block_m", "gran_n", "block_n", "num_stages", "num_warps", "extra", "ok", "err",
-            "compile_s", "problem", "ms", "ms_min", "ms_max", "eff_tflops", "rel", "msg"] + list(meta)
+            "compile_s", "problem", "ms", "ms_min", "ms_max", "eff_tflops", "rel", "control", "msg"] + list(meta)
     with open(out_dir / name, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
@@ -1015,7 +1051,7 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
         for r in checked:
             if not r["ok"]:
                 w.writerow({**r, "extra": json.dumps(r["extra"], sort_keys=True), **meta})
-    how = sweep_how(rounds, args.max_rel) if args.candidates == "v5" else V3_HOW
+    how = sweep_how(rounds, args.max_rel) if v5 else V3_HOW
     write_table_v3(pick_winners(results, args.max_rel), meta, out_dir, name, how)
     return name
 
@@ -1026,6 +1062,8 @@ def pick_winners(results: list[dict[str, Any]], max_rel: float | None = None) ->
     ``max_rel``: a candidate slower than ``max_rel`` × the reference at any problem is not eligible."""
     score: dict[tuple, dict[str, Any]] = {}
     for r in results:
+        if r.get("control"):  # timed for the record, never picked
+            continue
         ck = (key_of(r), r["block_n"], r["num_stages"], r["num_warps"], json.dumps(r["extra"], sort_keys=True))
         s = score.setdefault(ck, dict(r, rels=[], desc=[]))
         s["rels"].append(r["rel"])
@@ -1046,7 +1084,7 @@ def retable(csv_path: Path, out_dir: Path, max_rel: float | None = None) -> None
     rows = list(csv.DictReader(open(csv_path, newline="")))
     results = []
     for r in rows:
-        if r["ok"] != "True" or not r["ms"]:
+        if r["ok"] != "True" or not r["ms"] or r.get("control") == "True":
             continue
         results.append(dict(kernel=r["kernel"], head_dim=int(r["head_dim"]), block_m=int(r["block_m"]),
                             gran_n=int(r["gran_n"]), block_n=int(r["block_n"]), num_stages=int(r["num_stages"]),
@@ -1153,7 +1191,8 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
         with open(out_dir / "gpu_check.log", "w") as f:
             try:
                 rc = subprocess.run([sys.executable, str(ROOT / "validation" / "gpu_check_kernels.py"), "--workers",
-                                     "16"], stdout=f, stderr=subprocess.STDOUT, timeout=args.check_timeout_s).returncode
+                                     "16"] + (["--lite"] if args.check_lite else []), stdout=f,
+                                    stderr=subprocess.STDOUT, timeout=args.check_timeout_s).returncode
             except subprocess.TimeoutExpired:
                 rc = -1
                 print(f"[check] gpu_check did not finish in {args.check_timeout_s:.0f} s: counted as failed", flush=True)
@@ -1235,11 +1274,12 @@ def main() -> None:
                     help="issue 12: (--tune) sweep, table, GPU check, graph-timed benchmark of the Wan shapes")
     ap.add_argument("--no-check", action="store_true", help="--final without the GPU correctness check")
     ap.add_argument("--check-timeout-s", type=float, default=200.0, help="--final: gpu_check time limit")
+    ap.add_argument("--check-lite", action="store_true", help="--final: gpu_check_kernels.py --lite")
     ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--candidates", choices=("v3", "v4", "v5"), default="v5",
+    ap.add_argument("--candidates", choices=("v3", "v4", "v5", "v6"), default="v6",
                     help="--final/--sweep-only candidate set (v3: session-3 persistent forms; v4: work queue, tma_q; "
-                         "v5: tail_reuse, tma_q, work queue on three Wan shapes)")
+                         "v5: tail_reuse, tma_q, work queue on three Wan shapes; v6: one_row on the same shapes)")
     ap.add_argument("--sweep-rounds", type=int, default=3, help="interleaved rounds per sweep problem")
     ap.add_argument("--shuffle-seed", type=int, default=None,
                     help="sweep: a fresh random case order in every round (relative times are paired per round)")

@@ -6,7 +6,8 @@ bf16 and fp16, both layouts, D ∈ {64, 128}, M ∈ {64, 128}, gran_n ∈ {1, 16
 and full query blocks, with every launch configuration the table gives and the TMA / non-TMA
 and LPT / natural-order variants, Q/O descriptors on and off, persistent on and off (a second persistent
 variant, flat loop toggled, and one taking rows from the work queue (``queue``) run under ``fgattn.limit_sms(n)``
-with small n, so that each program walks several rows, with programs_per_sm 1 or 2), Q by a host TMA descriptor
+with small n, so that each program walks several rows, with programs_per_sm 1 or 2), one program per row
+(``one_row``, with ``idx_early`` and ``tma_q`` drawn at random) on and off, Q by a host TMA descriptor
 (``tma_q``) on and off, the tail tile reusing the prefetched index (``tail_reuse``) on and off, text-token masks (full text rows and columns) and the log-sum-exp output; outputs poisoned with NaN before each launch and scanned after;
 relative error against the float64 reference ≤ 1e-2; unordered, duplicate and out-of-range
 indices rejected with a clear ValueError; one Wan-sized case against SDPA with a boolean mask.
@@ -36,6 +37,9 @@ from fgattn.masks import window_mask  # noqa: E402
 TOL = 1e-2
 DEV = os.environ.get("FGATTN_CHECK_DEVICE", "cuda")  # "cpu" + TRITON_INTERPRET=1 for a dry run
 SIZES = tuple(int(x) for x in os.environ.get("FGATTN_CHECK_SIZES", "1000,333").split(","))  # N per group
+#: --lite (FGATTN_CHECK_LITE=1 in the workers): the table entry, one_row toggled, a persistent and a work-queue
+#: variant on few SMs (the full check adds tma_qo / idx_ahead / tma / persistent / tma_q / tail_reuse toggles)
+LITE = os.environ.get("FGATTN_CHECK_LITE", "0") == "1"
 FAILS: list[str] = []
 COUNT = [0]
 
@@ -80,6 +84,49 @@ def run(kind, q, k, v, index, m, g, layout, cfg, want_lse=False, sms=None):
     return (res if want_lse else (res, None))
 
 
+def variants_of(kind: str, dname: str, base, rng: random.Random) -> tuple[list, dict[int, int]]:
+    """Launch configurations checked for one (kind, gran): the table entry first, then toggles of its options;
+    returns (configs, {config number: limit_sms} for those run on few SMs, several rows per program)."""
+    variants = [base]
+    sms_of: dict[int, int] = {}
+    # one program per row (``one_row``) toggled: on with idx_early and (fg) tma_q drawn at random
+    if base.option("one_row", False):
+        variants.append(dataclasses.replace(base, extra={
+            k: val for k, val in base.extra.items() if k not in ("one_row", "idx_early")}))
+    else:
+        variants.append(dataclasses.replace(base, extra={
+            **base.extra, "one_row": True, "persistent": False, "idx_early": rng.random() < 0.75,
+            "tma_q": kind == "fg" and rng.random() < 0.5, "tma_qo": False}))
+    if not LITE:
+        variants.append(dataclasses.replace(base, extra={**base.extra, "tma_qo": not base.option("tma_qo", False)}))
+        if dname == "bf16" and kind == "fg":
+            variants.append(dataclasses.replace(
+                base, extra={**base.extra, "idx_ahead": 1 - int(base.option("idx_ahead", 0))}))
+        elif dname == "bf16":
+            variants.append(dataclasses.replace(
+                base, extra={**base.extra, "tma": not base.option("tma", False), "warp_specialize": False}))
+        # persistent toggled
+        pers = not base.option("persistent", False)
+        variants.append(dataclasses.replace(base, extra={**base.extra, "persistent": pers, "one_row": False}))
+    # a persistent variant and one taking rows from the work queue (nested loop), on few SMs
+    variants.append(dataclasses.replace(
+        base, extra={**base.extra, "one_row": False, "persistent": True, "programs_per_sm": rng.choice([1, 2]),
+                     "flatten": not base.option("flatten", True)}))
+    sms_of[len(variants) - 1] = rng.choice([1, 3, 7, 20])
+    variants.append(dataclasses.replace(
+        base, extra={**base.extra, "one_row": False, "persistent": True, "flatten": False, "queue": True,
+                     "programs_per_sm": rng.choice([1, 2])}))
+    sms_of[len(variants) - 1] = rng.choice([1, 3, 7, 20])
+    if kind == "fg" and not LITE:  # Q by a host TMA descriptor toggled (O by pointer stores); tail reuse toggled
+        variants.append(dataclasses.replace(
+            base, extra={**base.extra, "tma_qo": False, "tma_q": not base.option("tma_q", False),
+                         "persistent": False}))
+        variants.append(dataclasses.replace(
+            base, extra={**base.extra, "idx_ahead": 1, "persistent": False, "one_row": False,
+                         "tail_reuse": not base.option("tail_reuse", False)}))
+    return variants, sms_of
+
+
 def check_group(group: tuple[str, int, int, str]) -> tuple[int, list[str]]:
     """Worker: every kernel/config for one (dtype, D, M, layout); returns (checks, failures)."""
     from fgattn.masks import with_text
@@ -95,33 +142,7 @@ def check_group(group: tuple[str, int, int, str]) -> tuple[int, list[str]]:
         for kind, grans in (("fg", (1, 16, 64)), ("block", (m,)), ("dense", (1,))):
             for g in grans:
                 base = resolve_config(kind, q, m, g)
-                qo = not base.option("tma_qo", False)
-                variants = [base, dataclasses.replace(base, extra={**base.extra, "tma_qo": qo})]
-                if dname == "bf16" and kind == "fg":
-                    variants.append(dataclasses.replace(
-                        base, extra={**base.extra, "idx_ahead": 1 - int(base.option("idx_ahead", 0))}))
-                elif dname == "bf16":
-                    variants.append(dataclasses.replace(
-                        base, extra={**base.extra, "tma": not base.option("tma", False), "warp_specialize": False}))
-                # persistent toggled; a persistent variant runs on few SMs (several rows per program)
-                pers = not base.option("persistent", False)
-                variants.append(dataclasses.replace(base, extra={**base.extra, "persistent": pers}))
-                variants.append(dataclasses.replace(
-                    base, extra={**base.extra, "persistent": True, "programs_per_sm": rng.choice([1, 2]),
-                             "flatten": not base.option("flatten", True)}))
-                sms_of = {len(variants) - 1: rng.choice([1, 3, 7, 20])}
-                # rows from the work queue (nested loop), several rows per program
-                variants.append(dataclasses.replace(
-                    base, extra={**base.extra, "persistent": True, "flatten": False, "queue": True,
-                                 "programs_per_sm": rng.choice([1, 2])}))
-                sms_of[len(variants) - 1] = rng.choice([1, 3, 7, 20])
-                if kind == "fg":  # Q by a host TMA descriptor toggled (O by pointer stores); tail reuse toggled
-                    variants.append(dataclasses.replace(
-                        base, extra={**base.extra, "tma_qo": False, "tma_q": not base.option("tma_q", False),
-                                     "persistent": False}))
-                    variants.append(dataclasses.replace(
-                        base, extra={**base.extra, "idx_ahead": 1, "persistent": False,
-                                     "tail_reuse": not base.option("tail_reuse", False)}))
+                variants, sms_of = variants_of(kind, dname, base, rng)
                 pats = ["dense"] if kind == "dense" else ["0.3", "1.0"] + (["text"] if g in (1, m) else [])
                 for pat in pats:
                     index = None
@@ -221,7 +242,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", ""))
     ap.add_argument("--workers", type=int, default=16)
+    ap.add_argument("--lite", action="store_true", help="fewer option toggles per table entry (see LITE)")
     args = ap.parse_args()
+    if args.lite:
+        os.environ["FGATTN_CHECK_LITE"] = "1"  # the spawned workers read it at import
+        globals()["LITE"] = True
     t0 = time.perf_counter()
     print(torch.cuda.get_device_name() if DEV == "cuda" else DEV, torch.__version__, __import__("triton").__version__)
     check_all(args.workers)

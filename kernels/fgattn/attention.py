@@ -351,14 +351,18 @@ def _row_at(Order, pos, N_ROWS, go, ORDERED: tl.constexpr):
 
 
 @triton.jit
-def _row_start(Q, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q, offs_d, BLOCK_M: tl.constexpr,
-               HEAD_DIM: tl.constexpr):
-    """A persistent program's new row: its Q tile (rows past N read as zeros) and a fresh online-softmax state
-    (running max -inf, sum 0, accumulator 0)."""
+def _row_start(Q, QDesc, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q, offs_d, BLOCK_M: tl.constexpr,
+               HEAD_DIM: tl.constexpr, TMA_Q: tl.constexpr):
+    """A persistent program's new row: its Q tile (rows past N read as zeros; ``TMA_Q``: by TMA through the
+    host-built (B, H, N, D) descriptor) and a fresh online-softmax state (running max -inf, sum 0, accumulator 0)."""
     bh = row // QB
-    q_base = Q + (bh // H).to(tl.int64) * stride_qb + (bh % H).to(tl.int64) * stride_qh
-    offs_m = (row % QB) * BLOCK_M + offs_q
-    q = _rows(q_base, offs_m, stride_qn, offs_d, offs_m < N_Q, True)
+    if TMA_Q:
+        q = QDesc.load([(bh // H).to(tl.int32), (bh % H).to(tl.int32), (row % QB) * BLOCK_M, 0]).reshape(
+            BLOCK_M, HEAD_DIM)
+    else:
+        q_base = Q + (bh // H).to(tl.int64) * stride_qb + (bh % H).to(tl.int64) * stride_qh
+        offs_m = (row % QB) * BLOCK_M + offs_q
+        q = _rows(q_base, offs_m, stride_qn, offs_d, offs_m < N_Q, True)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
@@ -438,8 +442,53 @@ def _tail_ok(Indices, blk, lo, hi, t, offs_n, N_KV, MODE: tl.constexpr, BLOCK_M:
 
 
 @triton.jit
+def _row(q, m_i, l_i, acc, nxt, row, lo, hi, n_t, K, V, Out, Lse, Indices, qk_scale,
+         stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_on,
+         H, N_Q, N_KV, QB, offs_n, offs_d, offs_q, e_off, r_off, no_mask,
+         MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
+         NUM_STAGES: tl.constexpr, RETURN_LSE: tl.constexpr, IDX_EARLY: tl.constexpr):
+    """One row (query block) of the nested form, O = softmax(S)·V over its ``n_t`` key tiles: the full tiles in
+    the software-pipelined loop (unmasked; ``nxt`` holds the entries of the tile being run, the next tile's are
+    loaded one tile ahead: with ``IDX_EARLY`` at the top of the iteration, before this tile's gathers), the masked
+    tail tile(s) after the loop with the entries the loop prefetched, then O = acc / l (zeros for an empty row)
+    and its log-sum-exp stored."""
+    TAIL: tl.constexpr = BLOCK_M // BLOCK_N if MODE == 1 else 1  # masked tail tiles per row (block: last block's)
+    bh = row // QB
+    b = (bh // H).to(tl.int64)
+    h = (bh % H).to(tl.int64)
+    for t in tl.range(0, n_t - TAIL, num_stages=NUM_STAGES):  # the row's full tiles, unmasked
+        if IDX_EARLY:  # the next tile's entries issued before this tile's gathers, as _attn_fwd does
+            nxt_next = _entry(Indices, lo, hi, t + 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+        kidx = _keys(nxt, t, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+        k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, no_mask, False)
+        v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, no_mask, False)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
+        if IDX_EARLY:
+            nxt = nxt_next
+        else:
+            nxt = _entry(Indices, lo, hi, t + 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+    # the tail tile(s) after the pipelined loop (no branch inside it), with the entries the loop prefetched;
+    # kept keys only
+    for s in tl.static_range(TAIL):
+        tt = n_t - TAIL + s
+        kidx = _keys(nxt, tt, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+        k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, no_mask, False)
+        v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, no_mask, False)
+        ok_s = _tail_ok(Indices, nxt, lo, hi, tt, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok_s, True)
+    empty = (hi == lo) & (MODE != 0)
+    out, lse = _normalize(acc, tl.where(empty, 0.0, l_i), m_i)
+    out = tl.where(empty, 0.0, out)
+    offs_m = (row % QB) * BLOCK_M + offs_q
+    o_ptrs = (Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_on + offs_d[None, :])
+    tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=(offs_m < N_Q)[:, None])
+    if RETURN_LSE:
+        tl.store(Lse + bh.to(tl.int64) * N_Q + offs_m, lse, mask=offs_m < N_Q)
+
+
+@triton.jit
 def _attn_fwd_persistent(
-    Q, K, V, Out, Lse, Offsets, Indices, Order, qk_scale,
+    Q, K, V, Out, Lse, Offsets, Indices, Order, QDesc, qk_scale,
     stride_qb, stride_qh, stride_qn,
     stride_kb, stride_kh, stride_kn,
     stride_vb, stride_vh, stride_vn,
@@ -448,6 +497,7 @@ def _attn_fwd_persistent(
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
     MODE: tl.constexpr, ORDERED: tl.constexpr, NUM_STAGES: tl.constexpr, RETURN_LSE: tl.constexpr,
     FLAT: tl.constexpr, QUEUE: tl.constexpr = False, IDX_EARLY: tl.constexpr = False,
+    ONE_ROW: tl.constexpr = False, TMA_Q: tl.constexpr = False,
 ):
     """Persistent kernel: program p of G runs the rows (query blocks) at launch positions p, p+G, p+2G, ...
     ``FLAT``: as ONE software-pipelined loop over (row, key tile) items, so the next row's index entries and
@@ -462,7 +512,10 @@ def _attn_fwd_persistent(
     ``QUEUE`` (not ``FLAT`` only): program p's first three rows are launch positions p, p+G, p+2G; every later
     one is the next untaken position of a global work queue (``Counter``, int32, zero at launch, advanced with
     one relaxed atomic per row), taken three rows ahead so that its Order and Offsets loads are in flight
-    during the rows in between: a program that finishes early takes more rows, in launch (heavy-first) order."""
+    during the rows in between: a program that finishes early takes more rows, in launch (heavy-first) order.
+    ``ONE_ROW`` (launch option ``one_row``; grid = rows): program p runs the row at launch position p with the
+    nested form's row code (:func:`_row`) and nothing else; the hardware's CTA dispatch places the rows, as for
+    :func:`_attn_fwd`.  ``TMA_Q``: Q by TMA through a host-built descriptor (:func:`_row_start`)."""
     pid = tl.program_id(0)
     G = tl.num_programs(0)
     TAIL: tl.constexpr = BLOCK_M // BLOCK_N if MODE == 1 else 1  # masked tail tiles per row (block: last block's)
@@ -493,22 +546,31 @@ def _attn_fwd_persistent(
     lo1 = 0
     hi1 = 0
     row = _row_at(Order, pid, N_ROWS, True, ORDERED)
-    row1 = _row_at(Order, pid + G, N_ROWS, True, ORDERED)
+    if not ONE_ROW:
+        row1 = _row_at(Order, pid + G, N_ROWS, True, ORDERED)
     if MODE != 0:
         lo = tl.load(Offsets + row).to(tl.int32)
         hi = tl.load(Offsets + row + 1).to(tl.int32)
-        lo1 = tl.load(Offsets + row1).to(tl.int32)
-        hi1 = tl.load(Offsets + row1 + 1).to(tl.int32)
-    pos2 = pid + 2 * G
-    row2 = _row_at(Order, pos2, N_ROWS, True, ORDERED)
+        if not ONE_ROW:
+            lo1 = tl.load(Offsets + row1).to(tl.int32)
+            hi1 = tl.load(Offsets + row1 + 1).to(tl.int32)
+    if not ONE_ROW:
+        pos2 = pid + 2 * G
+        row2 = _row_at(Order, pos2, N_ROWS, True, ORDERED)
     n_t = _n_items(lo, hi, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
     t = 0
     nxt = _entry(Indices, lo, hi, t, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)  # the next item's entries
 
-    q, m_i, l_i, acc = _row_start(Q, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q, offs_d,
-                                  BLOCK_M, HEAD_DIM)
+    q, m_i, l_i, acc = _row_start(Q, QDesc, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q, offs_d,
+                                  BLOCK_M, HEAD_DIM, TMA_Q)
 
-    if not FLAT:
+    if ONE_ROW:
+        tl.static_assert(not FLAT and not QUEUE)
+        _row(q, m_i, l_i, acc, nxt, row, lo, hi, n_t, K, V, Out, Lse, Indices, qk_scale,
+             stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_on,
+             H, N_Q, N_KV, QB, offs_n, offs_d, offs_q, e_off, r_off, no_mask,
+             MODE, BLOCK_M, BLOCK_N, GRAN_N, NUM_STAGES, RETURN_LSE, IDX_EARLY)
+    elif not FLAT:
         # launch positions of this row, the next two (row1, row2) and the one whose number is loaded next
         tl.static_assert(not QUEUE or not FLAT)
         pos = pid
@@ -516,37 +578,10 @@ def _attn_fwd_persistent(
         pos3 = _next_position(Counter, pos2, G, QUEUE)
         while pos < N_ROWS:
             nxt1 = _entry(Indices, lo1, hi1, 0, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)  # next row's, in flight
-            bh = row // QB
-            b = (bh // H).to(tl.int64)
-            h = (bh % H).to(tl.int64)
-            for t in tl.range(0, n_t - TAIL, num_stages=NUM_STAGES):  # the row's full tiles, unmasked
-                if IDX_EARLY:  # the next tile's entries issued before this tile's gathers, as _attn_fwd does
-                    nxt_next = _entry(Indices, lo, hi, t + 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
-                kidx = _keys(nxt, t, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
-                k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, no_mask, False)
-                v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, no_mask, False)
-                acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
-                if IDX_EARLY:
-                    nxt = nxt_next
-                else:
-                    nxt = _entry(Indices, lo, hi, t + 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
-            # the tail tile(s) after the pipelined loop (no branch inside it), with the entries the loop prefetched;
-            # kept keys only
-            for s in tl.static_range(TAIL):
-                tt = n_t - TAIL + s
-                kidx = _keys(nxt, tt, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
-                k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, no_mask, False)
-                v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, no_mask, False)
-                ok_s = _tail_ok(Indices, nxt, lo, hi, tt, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
-                acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok_s, True)
-            empty = (hi == lo) & (MODE != 0)
-            out, lse = _normalize(acc, tl.where(empty, 0.0, l_i), m_i)
-            out = tl.where(empty, 0.0, out)
-            offs_m = (row % QB) * BLOCK_M + offs_q
-            o_ptrs = (Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_on + offs_d[None, :])
-            tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=(offs_m < N_Q)[:, None])
-            if RETURN_LSE:
-                tl.store(Lse + bh.to(tl.int64) * N_Q + offs_m, lse, mask=offs_m < N_Q)
+            _row(q, m_i, l_i, acc, nxt, row, lo, hi, n_t, K, V, Out, Lse, Indices, qk_scale,
+                 stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_on,
+                 H, N_Q, N_KV, QB, offs_n, offs_d, offs_q, e_off, r_off, no_mask,
+                 MODE, BLOCK_M, BLOCK_N, GRAN_N, NUM_STAGES, RETURN_LSE, IDX_EARLY)
             # ---- the next row: its state was prefetched; prefetch the one after -----------------------------------
             row = row1
             lo = lo1
@@ -561,57 +596,58 @@ def _attn_fwd_persistent(
             pos = pos1
             pos1 = pos2
             pos2 = pos3
-            q, m_i, l_i, acc = _row_start(Q, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q, offs_d,
-                                          BLOCK_M, HEAD_DIM)
+            q, m_i, l_i, acc = _row_start(Q, QDesc, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q,
+                                          offs_d, BLOCK_M, HEAD_DIM, TMA_Q)
             # after the Q load: a queue atomic's round trip (one thread, then a CTA barrier) overlaps Q's
             pos3 = _next_position(Counter, pos2, G, QUEUE)
 
-    for _ in tl.range(0, total, num_stages=NUM_STAGES):
-        # ---- the key tile of this item ---------------------------------------------------------------------
-        bh = row // QB
-        b = (bh // H).to(tl.int64)
-        h = (bh % H).to(tl.int64)
-        kidx = _keys(nxt, t, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
-        k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, no_mask, False)
-        v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, no_mask, False)
-        last = t == n_t - 1
-        qk = tl.dot(q, tl.trans(k))
-        if t >= n_t - TAIL:  # the row's tail tile(s): kept keys only
-            ok_s = _tail_ok(Indices, nxt, lo, hi, t, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
-            qk = tl.where(ok_s[None, :], qk, float("-inf"))
-        acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False)
+    if FLAT:  # one pipelined loop over (row, key tile) items
+        for _ in tl.range(0, total, num_stages=NUM_STAGES):
+            # ---- the key tile of this item ---------------------------------------------------------------------
+            bh = row // QB
+            b = (bh // H).to(tl.int64)
+            h = (bh % H).to(tl.int64)
+            kidx = _keys(nxt, t, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+            k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, no_mask, False)
+            v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, no_mask, False)
+            last = t == n_t - 1
+            qk = tl.dot(q, tl.trans(k))
+            if t >= n_t - TAIL:  # the row's tail tile(s): kept keys only
+                ok_s = _tail_ok(Indices, nxt, lo, hi, t, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+                qk = tl.where(ok_s[None, :], qk, float("-inf"))
+            acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False)
 
-        # ---- the next item's row state (scalar selects, no branch, so its loads can be issued ahead) -------
-        cur_bh = bh
-        cur_qb = row % QB
-        cur_empty = (hi == lo) & (MODE != 0)
-        t = tl.where(last, 0, t + 1)
-        row = tl.where(last, row1, row)
-        lo = tl.where(last, lo1, lo)
-        hi = tl.where(last, hi1, hi)
-        n_t = tl.where(last, _n_items(lo1, hi1, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N), n_t)
-        if last:  # a branch, not selects: a load at the loop's top level would be software-pipelined through
-            # shared memory, and its wait (cp.async.wait_group 0) drains the K/V loads in flight every item
-            if MODE != 0:
-                lo1 = tl.load(Offsets + row2).to(tl.int32)
-                hi1 = tl.load(Offsets + row2 + 1).to(tl.int32)
-            row1 = row2
-            pos2 += G
-            row2 = _row_at(Order, pos2, N_ROWS, True, ORDERED)
-        nxt = _entry(Indices, lo, hi, t, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+            # ---- the next item's row state (scalar selects, no branch, so its loads can be issued ahead) -------
+            cur_bh = bh
+            cur_qb = row % QB
+            cur_empty = (hi == lo) & (MODE != 0)
+            t = tl.where(last, 0, t + 1)
+            row = tl.where(last, row1, row)
+            lo = tl.where(last, lo1, lo)
+            hi = tl.where(last, hi1, hi)
+            n_t = tl.where(last, _n_items(lo1, hi1, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N), n_t)
+            if last:  # a branch, not selects: a load at the loop's top level would be software-pipelined through
+                # shared memory, and its wait (cp.async.wait_group 0) drains the K/V loads in flight every item
+                if MODE != 0:
+                    lo1 = tl.load(Offsets + row2).to(tl.int32)
+                    hi1 = tl.load(Offsets + row2 + 1).to(tl.int32)
+                row1 = row2
+                pos2 += G
+                row2 = _row_at(Order, pos2, N_ROWS, True, ORDERED)
+            nxt = _entry(Indices, lo, hi, t, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
 
-        # ---- a finished row: epilogue, then the next row's Q ---------------------------------------------------
-        if last:
-            out, lse = _normalize(acc, tl.where(cur_empty, 0.0, l_i), m_i)
-            out = tl.where(cur_empty, 0.0, out)  # an empty row's all-masked item left NaN in acc
-            offs_m = cur_qb * BLOCK_M + offs_q
-            o_ptrs = (Out + (cur_bh // H).to(tl.int64) * stride_ob + (cur_bh % H).to(tl.int64) * stride_oh
-                      + offs_m[:, None] * stride_on + offs_d[None, :])
-            tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=(offs_m < N_Q)[:, None])
-            if RETURN_LSE:
-                tl.store(Lse + cur_bh.to(tl.int64) * N_Q + offs_m, lse, mask=offs_m < N_Q)
-            q, m_i, l_i, acc = _row_start(Q, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q, offs_d,
-                                          BLOCK_M, HEAD_DIM)
+            # ---- a finished row: epilogue, then the next row's Q ---------------------------------------------------
+            if last:
+                out, lse = _normalize(acc, tl.where(cur_empty, 0.0, l_i), m_i)
+                out = tl.where(cur_empty, 0.0, out)  # an empty row's all-masked item left NaN in acc
+                offs_m = cur_qb * BLOCK_M + offs_q
+                o_ptrs = (Out + (cur_bh // H).to(tl.int64) * stride_ob + (cur_bh % H).to(tl.int64) * stride_oh
+                          + offs_m[:, None] * stride_on + offs_d[None, :])
+                tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=(offs_m < N_Q)[:, None])
+                if RETURN_LSE:
+                    tl.store(Lse + cur_bh.to(tl.int64) * N_Q + offs_m, lse, mask=offs_m < N_Q)
+                q, m_i, l_i, acc = _row_start(Q, QDesc, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q,
+                                              offs_d, BLOCK_M, HEAD_DIM, TMA_Q)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -766,22 +802,28 @@ def _launch(
     grid = (b * h * qb, 1) if order is not None else (qb, b * h)
     # register cap per thread (e.g. 128 at 8 warps lets two programs share an SM), device launches only
     regcap = {} if _interpreting() or cfg.option("maxnreg", None) is None else {"maxnreg": int(cfg.option("maxnreg", 0))}
-    if cfg.option("persistent", False):
+    one_row = bool(cfg.option("one_row", False))
+    if one_row and cfg.option("persistent", False):
+        raise ValueError("config: one_row (one program per row) and persistent (programs_per_sm x SMs programs "
+                         "walking rows) exclude each other")
+    if cfg.option("persistent", False) or one_row:
         queue = bool(cfg.option("queue", False))
-        flat = bool(cfg.option("flatten", True))
-        if queue and flat:
-            raise ValueError("config: queue (rows from a work queue) needs flatten false (the nested persistent loop)")
+        flat = bool(cfg.option("flatten", True)) and not one_row
+        if queue and (flat or one_row):
+            raise ValueError("config: queue (rows from a work queue) needs flatten false (the nested persistent loop)"
+                             + (" and no one_row" if one_row else ""))
         n_rows = b * h * qb
-        n_prog = persistent_programs(n_rows, int(cfg.option("programs_per_sm", 1)), _sm_count(q.device))
+        n_prog = n_rows if one_row else persistent_programs(n_rows, int(cfg.option("programs_per_sm", 1)),
+                                                            _sm_count(q.device))
         _attn_fwd_persistent[(n_prog,)](
             q, k, v, out, lse if lse is not None else dummy, offsets, indices, order if order is not None else dummy,
+            q_desc if q_desc is not None else q,
             scale * _LOG2E, *_strides(q, layout), *_strides(k, layout), *_strides(v, layout), *_strides(out, layout),
             h, nq, nk, qb, n_rows, dummy,
             HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GRAN_N=cfg.gran_n, MODE=mode,
             ORDERED=order is not None, NUM_STAGES=cfg.num_stages, FLAT=flat, QUEUE=queue,
-            IDX_EARLY=bool(cfg.option("idx_early", False)) and not flat, RETURN_LSE=lse is not None,
-            num_warps=cfg.num_warps,
-            num_stages=cfg.num_stages, **regcap,
+            IDX_EARLY=bool(cfg.option("idx_early", False)) and not flat, ONE_ROW=one_row, TMA_Q=q_desc is not None,
+            RETURN_LSE=lse is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **regcap,
         )
         return (out, lse) if lse is not None else out
     _attn_fwd[grid](

@@ -68,8 +68,14 @@ class LaunchConfig:
             p+G, p+2G, then takes each next row from a global atomic counter in launch order (dynamic:
             a program that finishes early takes more rows); ``idx_early`` (nested persistent loop, default
             false): the next tile's index entries are loaded at the top of the iteration, before this tile's
-            gathers, instead of after its matrix multiplies; persistent ignores ``idx_ahead``, ``tma``,
-            ``tma_qo``, ``warp_specialize``, ``overlap``).
+            gathers, instead of after its matrix multiplies; ``one_row`` (default false; not with
+            ``persistent``): one program per row (query block), grid = rows in launch order, placed by the
+            hardware's CTA dispatch as the default kernel, each running the nested persistent form's row code
+            once (``_attn_fwd_persistent`` with ``ONE_ROW``: the row's full tiles in the pipelined loop, the
+            masked tail tile(s) after it with the entries the loop prefetched, no next-row state; ``idx_early``
+            and ``tma_q`` apply, ``programs_per_sm``/``flatten``/``queue`` do not); persistent and ``one_row``
+            ignore ``idx_ahead`` (always one tile ahead), ``tail_reuse`` (always), ``tma``, ``tma_qo``,
+            ``warp_specialize``, ``overlap``).
         source: where the entry came from (tuned run, or the fallback taken).
     """
 

@@ -91,6 +91,31 @@ VARIANTS = [
     ("pblock bn64 st2 r128", 1, 128, 128, 64, 128, 2, 8, {"persistent": True, "maxnreg": 128}),
     ("pdense bn128 st3", 0, 128, 128, 128, 1, 3, 8, {"persistent": True}),
     ("pdense bn64 st2 r128", 0, 128, 128, 64, 1, 2, 8, {"persistent": True, "maxnreg": 128}),
+    # one program per row (launch option one_row: the nested form's row code once; issue 12 session 5)
+    ("pfg nested idx_early g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True}),
+    ("pfg one_row idx_early g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "ONE_ROW": True}),
+    ("pfg one_row idx_early tma_q g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "ONE_ROW": True, "TMA_Q": True}),
+    ("pfg one_row idx_early g16 bn128 st3", 2, 128, 128, 128, 16, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "ONE_ROW": True}),
+    ("pfg one_row idx_early tma_q g16 bn128 st3", 2, 128, 128, 128, 16, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "ONE_ROW": True, "TMA_Q": True}),
+    ("pfg one_row idx_early g64 bn128 st3", 2, 128, 128, 128, 64, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "ONE_ROW": True}),
+    ("pfg one_row idx_early M64 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True, "ONE_ROW": True}),
+    ("pfg one_row idx_early tma_q M64 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True, "ONE_ROW": True, "TMA_Q": True}),
+    ("pfg one_row idx_early tma_q M64 bn64 st4 w4", 2, 128, 64, 64, 1, 4, 4,
+     {"persistent": True, "flatten": False, "idx_early": True, "ONE_ROW": True, "TMA_Q": True}),
+    ("pfg one_row idx_early tma_q M64 g16 bn64 st3 w4", 2, 128, 64, 64, 16, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True, "ONE_ROW": True, "TMA_Q": True}),
+    ("pfg one_row idx_early tma_q M64 g64 bn64 st3 w4", 2, 128, 64, 64, 64, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True, "ONE_ROW": True, "TMA_Q": True}),
+    ("pblock one_row idx_early bn128 st3", 1, 128, 128, 128, 128, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "ONE_ROW": True}),
 ]
 
 
@@ -104,6 +129,8 @@ def compile_sm90(fn: Any, const: dict[str, Any], ptr: dict[str, str], num_warps:
     from triton.compiler import ASTSource
 
     names = list(fn.arg_names)
+    # constexpr switches the caller does not name take their defaults (compiled as constants, not i32 arguments)
+    const = {**{p.name: p.default for p in fn.params if p.is_constexpr and p.has_default}, **const}
     sig: dict[str, str] = {}
     attrs: dict[tuple[int, ...], list[list[Any]]] = {}
     for i, a in enumerate(names):
