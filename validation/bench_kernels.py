@@ -933,7 +933,9 @@ def candidates_v6() -> list[dict[str, Any]]:
     without Q by a host TMA descriptor (``tma_q``), for fg D128 M128/M64 gran 1/16/64 and block D128 M128; on the
     shapes of :data:`SWEEP_SHAPES_V5`; picked only if no problem is slower than ``--max-rel`` x the reference.
     One control (``control``: timed, never picked): the session-18 measurement's form, the persistent nested
-    kernel with 2^20 programs per SM (one row per program through the static round-robin)."""
+    kernel with 2^20 programs per SM (one row per program through the static round-robin).  In run 5 (commit
+    0286389) ``one_row`` compiled a specialisation without the other rows' state (``ONE_ROW``, since removed):
+    +10 % per tile; since then ``one_row`` compiles exactly the control's kernel (kernels/NOTES.md, session 5)."""
     c: list[dict[str, Any]] = []
 
     def add(kernel, d, m, g, bn, st, w, control=False, **extra):
@@ -1170,7 +1172,7 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
     t0 = time.perf_counter()
     flex_shapes = "12,32760;12,33272;40,75600"
     before = TABLE.read_text()
-    prev = {key: launch.launch_config(*key) for key in PREVIOUS_KEYS}
+    prev = {key: launch.launch_config(*key, table_path=args.previous_table) for key in PREVIOUS_KEYS}
     tune_name = "(no tuning)"
     if args.tune:
         try:
@@ -1191,7 +1193,8 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
         with open(out_dir / "gpu_check.log", "w") as f:
             try:
                 rc = subprocess.run([sys.executable, str(ROOT / "validation" / "gpu_check_kernels.py"), "--workers",
-                                     "16"] + (["--lite"] if args.check_lite else []), stdout=f,
+                                     "16"] + (["--lite"] if args.check_lite else [])
+                                    + (["--table"] if args.check_table else []), stdout=f,
                                     stderr=subprocess.STDOUT, timeout=args.check_timeout_s).returncode
             except subprocess.TimeoutExpired:
                 rc = -1
@@ -1275,6 +1278,10 @@ def main() -> None:
     ap.add_argument("--no-check", action="store_true", help="--final without the GPU correctness check")
     ap.add_argument("--check-timeout-s", type=float, default=200.0, help="--final: gpu_check time limit")
     ap.add_argument("--check-lite", action="store_true", help="--final: gpu_check_kernels.py --lite")
+    ap.add_argument("--check-table", action="store_true", help="--final: gpu_check_kernels.py --table")
+    ap.add_argument("--previous-table", default=None,
+                    help="--final without --tune: launch table whose entries run beside the current ones where "
+                         "they differ (fg_attention_previous rows)")
     ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--candidates", choices=("v3", "v4", "v5", "v6"), default="v6",
@@ -1297,6 +1304,9 @@ def main() -> None:
     if args.flex_warm:
         flex_warm(args.flex_warm)
         return
+    if args.previous_table is not None and not Path(args.previous_table).is_file():
+        print(f"bench_kernels: --previous-table {args.previous_table} does not exist", file=sys.stderr)
+        sys.exit(2)
     if args.retable is not None:
         if not args.retable.is_file():
             print(f"bench_kernels: --retable {args.retable} does not exist", file=sys.stderr)

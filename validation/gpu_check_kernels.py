@@ -40,6 +40,8 @@ SIZES = tuple(int(x) for x in os.environ.get("FGATTN_CHECK_SIZES", "1000,333").s
 #: --lite (FGATTN_CHECK_LITE=1 in the workers): the table entry, one_row toggled, a persistent and a work-queue
 #: variant on few SMs (the full check adds tma_qo / idx_ahead / tma / persistent / tma_q / tail_reuse toggles)
 LITE = os.environ.get("FGATTN_CHECK_LITE", "0") == "1"
+#: --table (FGATTN_CHECK_TABLE=1): the table entry and one_row toggled only
+TABLE_ONLY = os.environ.get("FGATTN_CHECK_TABLE", "0") == "1"
 FAILS: list[str] = []
 COUNT = [0]
 
@@ -97,6 +99,8 @@ def variants_of(kind: str, dname: str, base, rng: random.Random) -> tuple[list, 
         variants.append(dataclasses.replace(base, extra={
             **base.extra, "one_row": True, "persistent": False, "idx_early": rng.random() < 0.75,
             "tma_q": kind == "fg" and rng.random() < 0.5, "tma_qo": False}))
+    if TABLE_ONLY:
+        return variants, sms_of
     if not LITE:
         variants.append(dataclasses.replace(base, extra={**base.extra, "tma_qo": not base.option("tma_qo", False)}))
         if dname == "bf16" and kind == "fg":
@@ -243,10 +247,14 @@ def main() -> None:
     ap.add_argument("--out", default=os.environ.get("OUT", ""))
     ap.add_argument("--workers", type=int, default=16)
     ap.add_argument("--lite", action="store_true", help="fewer option toggles per table entry (see LITE)")
+    ap.add_argument("--table", action="store_true", help="the table entries and one_row toggled only")
     args = ap.parse_args()
     if args.lite:
         os.environ["FGATTN_CHECK_LITE"] = "1"  # the spawned workers read it at import
         globals()["LITE"] = True
+    if args.table:
+        os.environ["FGATTN_CHECK_TABLE"] = "1"
+        globals()["TABLE_ONLY"] = True
     t0 = time.perf_counter()
     print(torch.cuda.get_device_name() if DEV == "cuda" else DEV, torch.__version__, __import__("triton").__version__)
     check_all(args.workers)

@@ -496,8 +496,7 @@ def _attn_fwd_persistent(
     H, N_Q, N_KV, QB, N_ROWS, Counter,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
     MODE: tl.constexpr, ORDERED: tl.constexpr, NUM_STAGES: tl.constexpr, RETURN_LSE: tl.constexpr,
-    FLAT: tl.constexpr, QUEUE: tl.constexpr = False, IDX_EARLY: tl.constexpr = False,
-    ONE_ROW: tl.constexpr = False, TMA_Q: tl.constexpr = False,
+    FLAT: tl.constexpr, QUEUE: tl.constexpr = False, IDX_EARLY: tl.constexpr = False, TMA_Q: tl.constexpr = False,
 ):
     """Persistent kernel: program p of G runs the rows (query blocks) at launch positions p, p+G, p+2G, ...
     ``FLAT``: as ONE software-pipelined loop over (row, key tile) items, so the next row's index entries and
@@ -513,9 +512,10 @@ def _attn_fwd_persistent(
     one is the next untaken position of a global work queue (``Counter``, int32, zero at launch, advanced with
     one relaxed atomic per row), taken three rows ahead so that its Order and Offsets loads are in flight
     during the rows in between: a program that finishes early takes more rows, in launch (heavy-first) order.
-    ``ONE_ROW`` (launch option ``one_row``; grid = rows): program p runs the row at launch position p with the
-    nested form's row code (:func:`_row`) and nothing else; the hardware's CTA dispatch places the rows, as for
-    :func:`_attn_fwd`.  ``TMA_Q``: Q by TMA through a host-built descriptor (:func:`_row_start`)."""
+    Launch option ``one_row``: G = rows, so each program runs the nested form's one row (:func:`_row`) at launch
+    position p, placed by the hardware's CTA dispatch as :func:`_attn_fwd`; its next-row loads then read row 0's
+    state and go unused (a specialisation without them compiled to 225 instead of 255 registers and ran 10 % slower
+    per tile: kernels/NOTES.md, session 5).  ``TMA_Q``: Q by TMA through a host-built descriptor (:func:`_row_start`)."""
     pid = tl.program_id(0)
     G = tl.num_programs(0)
     TAIL: tl.constexpr = BLOCK_M // BLOCK_N if MODE == 1 else 1  # masked tail tiles per row (block: last block's)
@@ -546,17 +546,14 @@ def _attn_fwd_persistent(
     lo1 = 0
     hi1 = 0
     row = _row_at(Order, pid, N_ROWS, True, ORDERED)
-    if not ONE_ROW:
-        row1 = _row_at(Order, pid + G, N_ROWS, True, ORDERED)
+    row1 = _row_at(Order, pid + G, N_ROWS, True, ORDERED)
     if MODE != 0:
         lo = tl.load(Offsets + row).to(tl.int32)
         hi = tl.load(Offsets + row + 1).to(tl.int32)
-        if not ONE_ROW:
-            lo1 = tl.load(Offsets + row1).to(tl.int32)
-            hi1 = tl.load(Offsets + row1 + 1).to(tl.int32)
-    if not ONE_ROW:
-        pos2 = pid + 2 * G
-        row2 = _row_at(Order, pos2, N_ROWS, True, ORDERED)
+        lo1 = tl.load(Offsets + row1).to(tl.int32)
+        hi1 = tl.load(Offsets + row1 + 1).to(tl.int32)
+    pos2 = pid + 2 * G
+    row2 = _row_at(Order, pos2, N_ROWS, True, ORDERED)
     n_t = _n_items(lo, hi, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
     t = 0
     nxt = _entry(Indices, lo, hi, t, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)  # the next item's entries
@@ -564,13 +561,7 @@ def _attn_fwd_persistent(
     q, m_i, l_i, acc = _row_start(Q, QDesc, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q, offs_d,
                                   BLOCK_M, HEAD_DIM, TMA_Q)
 
-    if ONE_ROW:
-        tl.static_assert(not FLAT and not QUEUE)
-        _row(q, m_i, l_i, acc, nxt, row, lo, hi, n_t, K, V, Out, Lse, Indices, qk_scale,
-             stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_on,
-             H, N_Q, N_KV, QB, offs_n, offs_d, offs_q, e_off, r_off, no_mask,
-             MODE, BLOCK_M, BLOCK_N, GRAN_N, NUM_STAGES, RETURN_LSE, IDX_EARLY)
-    elif not FLAT:
+    if not FLAT:
         # launch positions of this row, the next two (row1, row2) and the one whose number is loaded next
         tl.static_assert(not QUEUE or not FLAT)
         pos = pid
@@ -822,7 +813,7 @@ def _launch(
             h, nq, nk, qb, n_rows, dummy,
             HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GRAN_N=cfg.gran_n, MODE=mode,
             ORDERED=order is not None, NUM_STAGES=cfg.num_stages, FLAT=flat, QUEUE=queue,
-            IDX_EARLY=bool(cfg.option("idx_early", False)) and not flat, ONE_ROW=one_row, TMA_Q=q_desc is not None,
+            IDX_EARLY=bool(cfg.option("idx_early", False)) and not flat, TMA_Q=q_desc is not None,
             RETURN_LSE=lse is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **regcap,
         )
         return (out, lse) if lse is not None else out

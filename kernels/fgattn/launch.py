@@ -70,10 +70,10 @@ class LaunchConfig:
             false): the next tile's index entries are loaded at the top of the iteration, before this tile's
             gathers, instead of after its matrix multiplies; ``one_row`` (default false; not with
             ``persistent``): one program per row (query block), grid = rows in launch order, placed by the
-            hardware's CTA dispatch as the default kernel, each running the nested persistent form's row code
-            once (``_attn_fwd_persistent`` with ``ONE_ROW``: the row's full tiles in the pipelined loop, the
-            masked tail tile(s) after it with the entries the loop prefetched, no next-row state; ``idx_early``
-            and ``tma_q`` apply, ``programs_per_sm``/``flatten``/``queue`` do not); persistent and ``one_row``
+            hardware's CTA dispatch as the default kernel: the nested persistent kernel with G = rows, each
+            program running one row (the row's full tiles in the pipelined loop, the masked tail tile(s) after
+            it with the entries the loop prefetched; its next-row loads go unused); ``idx_early`` and ``tma_q``
+            apply, ``programs_per_sm``/``flatten``/``queue``/``limit_sms`` do not); persistent and ``one_row``
             ignore ``idx_ahead`` (always one tile ahead), ``tail_reuse`` (always), ``tma``, ``tma_qo``,
             ``warp_specialize``, ``overlap``).
         source: where the entry came from (tuned run, or the fallback taken).
