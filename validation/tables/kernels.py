@@ -1,8 +1,10 @@
 """README block: fgattn kernels vs cuDNN SDPA and FlexAttention on Wan2.1 shapes (H200, issue 12).
 
-One GPU run of ``validation/bench_kernels.py --final --tune`` (2026-11-30, run 4): sweep → launch table →
-gpu_check → benchmark, so every row measures the final launch table, with cuDNN in the same interleaved rounds;
-where the sweep changed an entry, the previous entry ran beside it (``fg_attention_previous`` rows).
+Run 5b (2026-11-30, ``validation/bench_kernels.py --final --check-table --previous-table ...``): gpu_check on the
+final launch table, then the benchmark with cuDNN in the same interleaved rounds and the previous fg M=128 gran-1
+entry beside the new one (``fg_attention_previous`` rows); its time budget ended after four shapes.  The other
+shapes come from run 5 of the same session (the sweep → unchanged table → gpu_check → benchmark), whose entries
+are the final ones except fg M=128 gran 1 (the previous entry there; those shapes are marked †).
 Per density: d·t_cuDNN/t, the fraction of cuDNN's dense throughput reached on the kept slices (targets 0.92 at
 M=128, 0.85 at M=64).
 """
@@ -13,13 +15,26 @@ import math
 
 from _common import provenance, read_rows  # type: ignore[import-not-found]
 
-RUN = "kernels-h200-2026-11-30-issue12-run4.csv"
+#: the final table's run first; a shape it lacks is taken whole from the next run (marked †)
+RUNS = ("kernels-h200-2026-11-30-issue12-run5b.csv", "kernels-h200-2026-11-30-issue12-run5.csv")
+MARK = " †"
 
 
-def load() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """(rows of the final kernels, Flex rows), all from the one run."""
-    rows = read_rows(RUN)
-    return rows, [r for r in rows if r["kernel"] == "flex_block128"]
+def load() -> tuple[list[dict[str, str]], list[dict[str, str]], dict[str, int]]:
+    """(rows of the final kernels, Flex rows, rows used per CSV); each shape's rows all from one run, shapes of a
+    later run marked with :data:`MARK`."""
+    rows: list[dict[str, str]] = []
+    used: dict[str, int] = {}
+    seen: set[str] = set()
+    for i, name in enumerate(RUNS):
+        got = [dict(r) for r in read_rows(name) if r["shape"] not in seen]
+        for r in got:
+            if i:
+                r["shape"] += MARK
+        seen |= {r["shape"] for r in got}
+        used[name] = len(got)
+        rows += got
+    return rows, [r for r in rows if r["kernel"] == "flex_block128"], used
 
 
 DENS = ("0.02", "0.05", "0.1", "0.2", "0.3", "0.5", "0.7", "0.9", "1.0")
@@ -30,7 +45,7 @@ def _f(x: float) -> str:
 
 
 def render() -> str:
-    rows, flex1 = load()
+    rows, flex1, used = load()
     shapes: list[str] = []
     for r in rows:
         if r["shape"] not in shapes:
@@ -66,6 +81,8 @@ def render() -> str:
         out.append(f"| {s} | {float(cud['ms']):.2f} ({float(cud['eff_tflops']):.0f}) | " + " | ".join(cells)
                    + (f" | {m_s}/{t_s} |" if targeted else " | (D=64: no target) |"))
     out += ["", f"Target met in {met} of {total} D=128 cells.", "",
+            f"†: from {RUNS[1]} (same session, same entries except fg M=128 gran 1, which ran the previous entry "
+            "there; the paragraph on changed entries below compares the two).", "",
             "Dense, block-sparse and M=64 kernels (ratios d·t_cuDNN/t, block with the kept 128×128 blocks' "
             "area as d; targets dense ≥ 0.97, block ≥ 0.92, M=64 ≥ 0.85) and FlexAttention BlockMask "
             "(speed-up = t_Flex/t_fg at the same mask):", "",
@@ -112,11 +129,12 @@ def render() -> str:
                 groups.setdefault((r["M"], r["gran_n"]), []).append(float(new["ms"]) / float(r["ms"]))
         parts = [f"M={m} gran_n={g}: {math.exp(sum(map(math.log, v)) / len(v)):.3f} (geometric mean of {len(v)} "
                  f"cells, {min(v):.3f}–{max(v):.3f})" for (m, g), v in groups.items()]
-        out += ["", "Entries the sweep changed, time of the new entry / the previous one in the same rounds: "
+        out += ["", "Entries changed by the last tune, time of the new entry / the previous one in the same rounds: "
                 + "; ".join(parts) + "."]
     first = rows[0]
     method = (f"CUDA graphs, interleaved rounds with cuDNN first, >= 30 ms untimed replays before each timed one, "
               f"on {first['gpu_name']} (driver {first['smi_driver_version']}, torch {first['torch']}, "
               f"Triton {first['triton']}, cuDNN {first['cudnn']}), SM clocks under load per shape in the CSV")
-    out += ["", provenance([RUN], len(rows), method, first["statistic"])]
+    method += "; rows per CSV: " + ", ".join(f"{n} {used[n]}" for n in RUNS)
+    out += ["", provenance(list(RUNS), len(rows), method, first["statistic"])]
     return "\n".join(out) + "\n"
