@@ -4,12 +4,15 @@
 * ``l2_stream`` — programs re-reading a 16 MiB buffer (L2-resident) with 16-B vector loads: L2 read bandwidth;
 * ``chase_l2`` / ``chase_hbm`` — one thread chasing a random pointer cycle in 4 MiB / 1 GiB: load-to-use latency;
 * ``exp2`` — programs applying exp2 to register tiles: MUFU throughput (exp per clock per SM);
+* ``sustained_clock`` — back-to-back bf16 8192^3 matmuls for 5 s: the SM clock (and board power) the GPU holds under
+  a sustained tensor-core load (a power-limited GPU clocks below the boost clock of short kernel runs); recorded
+  as a GPU property for end-to-end predictions, never fitted;
 * ``gather`` — each program gathers ``T`` tiles of ``rows`` K rows (``D`` x 2 B each) through indices, pipelined
   with ``stages`` (Triton cp.async), random rows of an L2-resident or an HBM-sized buffer, or contiguous rows:
   the load path of the FG kernel at given rows / bytes / stages, priced by the same tile model
   (:func:`predict_micro`) and fitted together with the calibration kernel runs.
 
-The first four are *measured constants*: ``fgsim calibrate`` records them and takes the model's L2 / HBM
+The first four (and the sustained clock) are *measured constants*: ``fgsim calibrate`` records them and takes the model's L2 / HBM
 efficiencies and the latency's lower bound from them; ``gather`` rows are fitted.
 """
 
@@ -51,7 +54,7 @@ def predict_micro(row: Mapping[str, str], gpu: GPU, p: ModelParams) -> float:
     chain = max(p.tile_sync_cycles, (p.mem_latency_cycles + byts / bw) / la)
     per_tile = float(smax(res, chain, p.overlap_p) * smax(per_sm * res, chain, p.share_p)
                      / smax(res, chain, p.share_p))
-    cycles = GATHER_TILES * per_tile + p.mem_latency_cycles + p.cta_cycles
+    cycles = GATHER_TILES * per_tile + p.mem_latency_cycles
     del n_prog
     return cycles / clk + p.launch_us * 1e-6
 
@@ -137,11 +140,11 @@ def run_micro(sm_count: int, quick: bool = False) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     t0 = time.time()
 
-    def add(name: str, args: dict[str, Any], ms: float, value: float | None = None) -> None:
+    def add(name: str, args: dict[str, Any], ms: float, value: float | None = None,
+            bench: str = "cuda events, 5 runs after one warm run, median") -> None:
         out.append({"kind": "micro", "split": "calib", "case_id": f"m-{len(out):03d}", "micro": name,
                     "micro_args": json.dumps({**args, **({"value": value} if value is not None else {})},
-                                             sort_keys=True), "measured_ms": ms, "status": "ok",
-                    "bench": "cuda events, 5 runs after one warm run, median"})
+                                             sort_keys=True), "measured_ms": ms, "status": "ok", "bench": bench})
 
     # HBM stream
     n = (1 << 30) if not quick else (1 << 20)
@@ -199,8 +202,66 @@ def run_micro(sm_count: int, quick: bool = False) -> list[dict[str, Any]]:
             add("gather", {"rows": rows, "stages": st, "d": d, "buf": bufk, "per_sm": per_sm, "warps": warps,
                            "tiles": GATHER_TILES}, ms)
         del base
+    if not quick and torch.cuda.is_available():
+        try:
+            ms, mhz, watts, n_samples = sustained_clock(SUSTAINED_S)
+        except (RuntimeError, OSError) as exc:  # a missing nvidia-smi or a failed matmul: no row, said so
+            print(f"sustained-clock microbenchmark skipped: {exc}", flush=True)
+        else:
+            if math.isfinite(mhz):
+                add("sustained_clock", {"seconds": SUSTAINED_S, "workload": "bf16 matmul 8192^3 back to back",
+                                        "power_w": watts, "samples": n_samples, "unit": "MHz"}, ms, mhz,
+                    bench="wall clock over the loop, ms per matmul; value: median nvidia-smi clocks.sm after 1 s")
     print(f"microbenchmarks: {len(out)} rows in {time.time() - t0:.0f} s", flush=True)
     return out
+
+
+#: seconds of the sustained tensor-core load whose SM clock ``fgsim calibrate`` records
+SUSTAINED_S = 5.0
+
+
+def sustained_clock(seconds: float = SUSTAINED_S, period_s: float = 0.1) -> tuple[float, float, float, int]:
+    """SM clock (MHz) and board power (W) while the GPU runs back-to-back bf16 8192^3 matmuls for ``seconds``:
+    medians of nvidia-smi samples after the first second (the clock a power-limited GPU holds under a sustained
+    tensor-core load, e.g. a whole video-DiT generation, rather than the boost clock of short kernel runs).
+    Returns (ms per matmul, MHz, W, samples); NaN where nvidia-smi gave nothing."""
+    import threading
+
+    import torch
+
+    from fgsim.provenance import _smi
+
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn_like(a)
+    samples: list[tuple[float, float, float]] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        t_start = time.time()
+        while not stop.is_set():
+            v = _smi("clocks.sm,power.draw", timeout=5.0)
+            try:
+                samples.append((time.time() - t_start, float(v[0]), float(v[1])))
+            except (ValueError, IndexError):
+                pass
+            stop.wait(period_s)
+
+    th = threading.Thread(target=poll, daemon=True)
+    torch.cuda.synchronize()
+    th.start()
+    t0, n = time.time(), 0
+    while time.time() - t0 < seconds:
+        for _ in range(20):
+            torch.matmul(a, b)
+        n += 20
+        torch.cuda.synchronize()
+    dt = time.time() - t0
+    stop.set()
+    th.join(timeout=10)
+    late = [s for s in samples if s[0] >= 1.0] or samples
+    mhz = float(np.median([s[1] for s in late])) if late else float("nan")
+    watts = float(np.median([s[2] for s in late])) if late else float("nan")
+    return dt * 1e3 / max(n, 1), mhz, watts, len(late)
 
 
 def measured_constants(rows: list[Mapping[str, Any]], clock_mhz: float, gpu: GPU) -> dict[str, float]:
@@ -208,7 +269,7 @@ def measured_constants(rows: list[Mapping[str, Any]], clock_mhz: float, gpu: GPU
     measured clock), exp2 per clock per SM, and the efficiencies they give against the GPU file."""
     out: dict[str, float] = {}
     for r in rows:
-        if r.get("micro") in ("hbm_stream", "l2_stream", "chase_l2", "chase_hbm", "exp2"):
+        if r.get("micro") in ("hbm_stream", "l2_stream", "chase_l2", "chase_hbm", "exp2", "sustained_clock"):
             a = json.loads(str(r["micro_args"]))
             out.setdefault(str(r["micro"]), [])  # type: ignore[arg-type]
             out[str(r["micro"])].append(float(a["value"]))  # type: ignore[union-attr]
@@ -225,4 +286,6 @@ def measured_constants(rows: list[Mapping[str, Any]], clock_mhz: float, gpu: GPU
             res[f"{k}_cycles"] = min(out[k]) * 1e-9 * clk  # type: ignore[arg-type]
     if "exp2" in out:
         res["exp2_per_clk_per_sm"] = max(out["exp2"]) / clk / gpu.sm_count  # type: ignore[arg-type]
+    if "sustained_clock" in out:
+        res["sustained_clock_mhz"] = float(np.median(out["sustained_clock"]))  # type: ignore[arg-type]
     return {k: float(v) for k, v in res.items() if math.isfinite(v)}

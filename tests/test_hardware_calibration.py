@@ -62,7 +62,7 @@ def test_user_gpu_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_calibration_round_trip_changes_prediction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     rng: np.random.Generator) -> None:
-    p = ModelParams(mma_eff=float(rng.uniform(0.5, 0.9)), cta_cycles=float(rng.uniform(100, 5000)))
+    p = ModelParams(mma_eff=float(rng.uniform(0.5, 0.9)), row_cycles=float(rng.uniform(100, 5000)))
     cal = Calibration("h200", "hopper", p, "2026-01-01T00:00:00", {}, {}, {"n": 0}, [])
     path = save_calibration(cal, tmp_path / "h200.json")
     back = load_calibration(path)

@@ -190,6 +190,10 @@ def run(args: argparse.Namespace) -> int:
     device = {"gpu_name": r0.get("gpu_name", ""), "sm_clock_mhz": clock, "mem_clock_mhz": mem[len(mem) // 2] if mem
               else "", "clock_note": "medians of nvidia-smi samples taken while the calibration kernels ran",
               "driver": r0.get("driver", ""), "sm_count": r0.get("device_sm_count", "")}
+    if const.get("sustained_clock_mhz"):
+        # the SM clock under a sustained tensor-core load (microbenchmark ``sustained_clock``): end-to-end
+        # predictions price a whole generation at it (fgsim.endtoend); kernel rows stay at the clock they ran at
+        device["sustained_load_clock_mhz"] = const["sustained_clock_mhz"]
     envd = {k: r0.get(k, "") for k in ("torch", "triton", "cuda", "fgsim")}
     cal = new_calibration(gpu.name, params, fit, device, envd, inputs=inputs, resources=resources,
                           commit=r0.get("commit", ""), source_digest=r0.get("source_digest") or "")

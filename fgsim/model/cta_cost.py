@@ -5,10 +5,13 @@ One CTA = one query block of ``M = BLOCK_M`` rows of one head, run by ``num_warp
 keys are packed into tiles of ``BN = BLOCK_N`` rows. Per tile (SM cycles; F, MUFU, FP32 and shared-memory rates
 per SM per clock from the GPU file):
 
-* tensor cores  ``t_mma = sum over the tile's wgmma m64nNk16 of max(64 N 16 2 / F, operand bytes / SMEM) /
-  mma_eff`` (revision 4): S = QK^T reads Q (64x16) and K (Nx16) from shared memory, PV reads V from shared memory
-  and P from registers, so small-N shapes (BLOCK_N = 32, or warpgroups splitting N when M < 64 x warpgroups) are
-  bound by shared-memory operand bandwidth, not by the tensor rate (a partial tile costs a full tile);
+* tensor cores  ``t_mma = sum over the tile's wgmma m64nNk16 of max(64 N 16 2 / F, operand bytes / SMEM,
+  wgmma_min_cycles) / mma_eff`` (revision 4; the floor: revision 5): S = QK^T reads Q (64x16) and K (Nx16) from
+  shared memory, PV reads V from shared memory and P from registers, so small-N shapes (BLOCK_N = 32, or warpgroups
+  splitting N when M < 64 x warpgroups) are bound by shared-memory operand bandwidth, not by the tensor rate, and
+  no instruction occupies the tensor pipe for less than ``wgmma_min_cycles`` (small-N wgmma stays below the peak
+  rate: Luo et al., "Benchmarking and Dissecting the Nvidia Hopper GPU Architecture", arXiv 2402.13499); a
+  partial tile costs a full tile;
 * MUFU exp2     ``t_exp = M BN sfu_per_score / MUFU`` (the quarter-rate pipe: exp2 and what else issues there);
   FP32 softmax work ``t_fp = (M BN fp32_per_score + M D) / (FP32/2)`` (``M D``: the O rescale every tile);
 * shared memory ``t_smem = (rows + W BN) 2 D elt / SMEM``: the copies write the K/V rows once, every MMA
@@ -21,10 +24,12 @@ per SM per clock from the GPU file):
   the cost, not how many: a spilled loop-invariant costs nothing per tile. In the chain and a shared SM resource;
 * issue slots   ``t_issue = INSTR warps / 4``: every warp's instructions of the tile (SASS, or an estimate) issue
   from the SM's four warp schedulers, a shared SM resource (co-resident CTAs add their instructions);
-* with M smaller than 64 x warpgroups (e.g. M=64 with 8 warps) the warpgroups split N of each wgmma and the GPU
-  file's ``mma_sync_fraction`` of the tensor rate applies; when the warps also split the key dimension of S
-  (``wn = warps / (M/16) > 1``), the P tile goes through shared memory to the PV operand layout
-  (``M BN elt (1 + wn) / SMEM`` cycles) and the row max / sum reductions cross warps (two more ``tile_sync``);
+* with M smaller than 64 x warpgroups (e.g. M=64 with 8 warps) the warpgroups split N of each wgmma (the compiled
+  SASS has HGMMA m64n(N/2)k16, not mma.sync), priced by those shapes at the full tensor rate and the floor above
+  (revision 5; revisions 2-4 applied the GPU file's ``mma_sync_fraction``, a literature value for mma.sync); the
+  warps also split the key dimension of S (``wn = warps / (M/16) > 1``), so the P tile goes through shared memory
+  to the PV operand layout (``M BN elt (1 + wn) / SMEM`` cycles) and the row max / sum reductions cross warps (two
+  more ``tile_sync``);
 * latency       ``t_lat = (L + rows 2 D elt / bw_sm) / lookahead``: Little's law with ``lookahead`` tiles in flight,
   ``lookahead = max(1, (num_stages - 1) / (levels + 1))`` (Triton's pipeliner splits the stages between an index load and
   the load it feeds; ``levels`` = 0 for contiguous/TMA tiles and FG gathers with prefetched indices);
@@ -41,9 +46,11 @@ from the same warp schedulers, so co-resident CTAs add them) and the CTA's own b
 overlap as ``smax(R, C) = (R^p + C^p)^(1/p)`` (``p = overlap_p``; the same smooth maximum joins the chain and a
 load latency close to it). With ``j`` CTAs
 resident on an SM the resources are shared: the co-residency curve the scheduler uses is
-``rates[j] = smax_q(R, C) / smax_q(j R, C)`` with ``q = share_p``.
+``rates[j] = smax_q(R, C) / smax_q(j R, C)`` with ``q = share_p``, and never faster than the busiest shared
+resource allows (revision 5: ``rates[j] <= alone / (j R)``, j CTAs finishing a tile each keep that resource busy
+``j R`` cycles; no parameter).
 
-Per CTA (one query-block row): ``cta_cycles`` + ``row_cycles`` + prologue (Q and the first tile: the latency chain
+Per CTA (one query-block row): ``row_cycles`` + prologue (Q and the first tile: the latency chain
 row offsets → index entries → rows for index-driven kernels, Q and the first tile's gathered rows at the SM's HBM
 share) + the masked tail tile's exposed latency + the O store at the SM's HBM share.
 
@@ -57,10 +64,13 @@ like CTAs. Two forms:
   an item costs ``chain + L + rows 2 D elt / bw_sm`` (the latency is added, not hidden), and Q, loop-carried, goes
   through shared memory every item (``M D elt / SMEM`` in the chain, read by each warpgroup). At the row switch the
   epilogue stores O and the next row's Q is loaded before its first S (one exposed latency + Q bytes) + ``row_cycles``;
-  a program pays ``cta_cycles``, a pre-pass over its rows' offsets (one latency per 128 rows) and its first row's
+  a program pays a pre-pass over its rows' offsets (one latency per 128 rows) and its first row's
   index latency and first gather once.
 * nested (``flatten`` false): a row loop around the pipelined tile loop: each row pays the one-row CTA's prologue,
-  drain, epilogue and ``row_cycles``; a program pays ``cta_cycles`` once.
+  drain, epilogue and ``row_cycles``.
+* one program per row (``extra['one_row']``, fgattn's ``one_row``: the nested form's row code, grid = rows, placed
+  by the hardware like the plain kernel's CTAs): priced as one-row CTAs; with ``idx_early`` its index entries come
+  one tile ahead (no extra pipeline level).
 """
 
 from __future__ import annotations
@@ -87,6 +97,9 @@ from fgsim.model.params import ModelParams
 L2_PORT_BYTES_PER_CLK = 64.0
 #: warp schedulers per SM, each issuing one warp instruction per clock (Volta to Blackwell: four SM sub-partitions)
 WARP_SCHEDULERS = 4
+#: per program (CTA) cycles beyond ``row_cycles``: revisions 3 and 4 fitted this (then the parameter ``cta_cycles``)
+#: to its lower bound (0.004 and 3.9 cycles); fixed at 0 since revision 5, which uses the slot for wgmma_min_cycles
+CTA_CYCLES = 0.0
 
 
 @dataclass
@@ -112,6 +125,12 @@ def is_persistent(cfg: KernelConfig) -> bool:
     return bool(cfg.extra.get("persistent", False))
 
 
+def is_one_row(cfg: KernelConfig) -> bool:
+    """One program per query-block row running the nested persistent form's row code (fgattn's ``one_row``):
+    grid = rows, placed by the hardware like the plain kernel's CTAs, so priced as one-row CTAs."""
+    return bool(cfg.extra.get("one_row", False)) and not is_persistent(cfg)
+
+
 def is_flat(cfg: KernelConfig) -> bool:
     """A persistent launch runs one flattened (row, tile) loop (``extra['flatten']``, default) rather than a row loop
     around the pipelined tile loop."""
@@ -134,16 +153,20 @@ def skip_n(cfg: KernelConfig) -> int:
 
 def uses_tma(cfg: KernelConfig, gpu: GPU) -> bool:
     """Contiguous tiles through TMA descriptors: the config asks for it and the GPU has TMA (Hopper+); the
-    persistent programs load every tile with pointer loads."""
-    return bool(cfg.extra.get("tma", False)) and cfg.kernel != "fg" and gpu.has_tma and not is_persistent(cfg)
+    persistent programs and the one-row form of their code load every tile with pointer loads."""
+    return (bool(cfg.extra.get("tma", False)) and cfg.kernel != "fg" and gpu.has_tma and not is_persistent(cfg)
+            and not is_one_row(cfg))
 
 
 def lookahead(cfg: KernelConfig, tma: bool) -> float:
     """Tiles in flight ahead of the one being consumed (Triton's pipeliner, see module docstring)."""
+    early = bool(cfg.extra.get("idx_early", False))
     if is_flat(cfg):
         levels = 0  # the flattened loop computes the next item's index entries one iteration ahead
-    elif is_persistent(cfg):
-        levels = 0 if cfg.kernel == "dense" else 1  # nested: the tile loop of one row, indices not prefetched
+    elif is_persistent(cfg) or is_one_row(cfg):
+        # the nested persistent form's row code (a persistent program's rows, or one row per program): its index
+        # entries come one tile ahead with idx_early (loaded at the top of the iteration), else after the MMAs
+        levels = 0 if cfg.kernel == "dense" or early else 1
     elif cfg.kernel == "fg":
         levels = 0 if int(cfg.extra.get("idx_ahead", 0)) >= 1 else 1
     elif cfg.kernel == "block":
@@ -173,17 +196,18 @@ class TileCosts:
     alone: np.ndarray  # smax(R, C): a CTA alone on its SM
 
 
-def uses_wgmma(cfg: KernelConfig, gpu: GPU) -> bool:
-    """Triton emits warpgroup MMA only when every warpgroup owns at least 64 query rows; otherwise (e.g. M=64
-    with 8 warps) it falls back to warp-level mma.sync."""
-    return gpu.has_wgmma and cfg.block_m >= 64 * max(1, cfg.num_warps // 4)
+def splits_n(cfg: KernelConfig, gpu: GPU) -> bool:
+    """The CTA's warpgroups split N of each wgmma (fewer than 64 query rows per warpgroup, e.g. M=64 with 8 warps):
+    the compiled SASS has HGMMA m64n(N/2)k16 and the warps split the key dimension of S."""
+    return gpu.has_wgmma and cfg.block_m < 64 * max(1, cfg.num_warps // 4)
 
 
-def wgmma_cycles(cfg: KernelConfig, gpu: GPU, flops_per_clk: float, elt: int) -> float:
+def wgmma_cycles(cfg: KernelConfig, gpu: GPU, flops_per_clk: float, elt: int, floor: float = 0.0) -> float:
     """Tensor-core cycles of one key tile from its wgmma instructions: each ``m64nNk16`` takes
-    ``max(64 N 16 2 / F, operand bytes / SMEM)``: S = QK^T reads both operands from shared memory (Q: 64x16, K:
-    Nx16), PV reads V (Nx16) from shared memory and P from registers; warpgroups splitting N (fewer than 64 rows
-    each) each read the whole Q slice. The sum over every instruction of every warpgroup of the CTA."""
+    ``max(64 N 16 2 / F, operand bytes / SMEM, floor)``: S = QK^T reads both operands from shared memory (Q: 64x16,
+    K: Nx16), PV reads V (Nx16) from shared memory and P from registers; warpgroups splitting N (fewer than 64 rows
+    each) each read the whole Q slice; ``floor``: the least cycles of any instruction (``wgmma_min_cycles``). The
+    sum over every instruction of every warpgroup of the CTA."""
     m, bn, d = cfg.block_m, cfg.block_n, cfg.head_dim
     wg = max(1, cfg.num_warps // 4)
     blocks = m / 64.0  # 64-row blocks of the CTA
@@ -191,7 +215,7 @@ def wgmma_cycles(cfg: KernelConfig, gpu: GPU, flops_per_clk: float, elt: int) ->
     smem = gpu.smem_bytes_per_clk_per_sm
 
     def instr(n: float, a_bytes: float) -> float:
-        return max(64.0 * n * 16.0 * 2.0 / flops_per_clk, (a_bytes + n * 16.0 * elt) / smem)
+        return max(64.0 * n * 16.0 * 2.0 / flops_per_clk, (a_bytes + n * 16.0 * elt) / smem, floor)
 
     qk = blocks * wn * (d / 16.0) * instr(bn / wn, 64.0 * 16.0 * elt)
     pv = blocks * wn * (bn / 16.0) * instr(d / wn, 0.0)
@@ -209,10 +233,8 @@ def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
     tma = uses_tma(cfg, gpu)
     rows = np.asarray(rows, np.float64)
     f = gpu.tensor_flops(cfg.dtype)
-    if gpu.has_wgmma and not uses_wgmma(cfg, gpu):
-        f *= gpu.mma_sync_fraction
     if gpu.has_wgmma:
-        t_mma = wgmma_cycles(cfg, gpu, f, elt) / p.mma_eff
+        t_mma = wgmma_cycles(cfg, gpu, f, elt, p.wgmma_min_cycles) / p.mma_eff
     else:
         t_mma = 4.0 * m * bn * d / (f * p.mma_eff)
     t_exp = m * bn * p.sfu_per_score / gpu.mufu_exp_per_clk_per_sm
@@ -239,8 +261,8 @@ def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
                      np.maximum(t_spill, t_issue))
     issue = np.where(rows > 0, p.tma_issue_cycles, 0.0) if tma else np.zeros_like(rows)
     chain = t_mma + t_exp + t_fp + issue + 2.0 * p.mma_wait_cycles + p.tile_sync_cycles + t_spill + t_q
-    if gpu.has_wgmma and not uses_wgmma(cfg, gpu):
-        wn = max(1, cfg.num_warps // max(1, m // 16))  # warps splitting the key dimension of S (mma.sync layout)
+    if splits_n(cfg, gpu):
+        wn = max(1, cfg.num_warps // max(1, m // 16))  # warps splitting the key dimension of S
         if wn > 1:
             t_cvt = m * bn * elt * (1 + wn) / gpu.smem_bytes_per_clk_per_sm
             chain = chain + t_cvt + 2.0 * p.tile_sync_cycles
@@ -253,12 +275,15 @@ def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
     return TileCosts(mma=t_mma, sfu_chain=t_exp + t_fp, resource=res, chain=c, alone=smax(res, c, p.overlap_p))
 
 
-def coresident_rates(res: float, chain: float, slots: int, p: float) -> np.ndarray:
+def coresident_rates(res: float, chain: float, slots: int, p: float, alone: float | None = None) -> np.ndarray:
     """Per-CTA speed with j = 1..slots resident CTAs relative to one alone: ``smax(R, C) / smax(j R, C)``
-    (``p`` = share_p).
+    (``p`` = share_p), capped at ``alone / (j R)`` when ``alone`` (a tile's cycles for a CTA alone) is given: j
+    co-resident CTAs finishing a tile each keep the busiest shared resource busy for ``j R`` cycles (revision 5).
     The SM's throughput ``j rates[j]`` never falls as j grows (the shared resources saturate)."""
     j = np.arange(1, slots + 1, dtype=np.float64)
     r = smax(res, chain, p) / smax(j * res, chain, p)
+    if alone is not None and res > 0:
+        r = np.minimum(r, alone / (j * res))
     r[0] = 1.0
     return np.minimum(r, 1.0)
 
@@ -331,7 +356,7 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, 
     tail_tiles = max(1, cfg.block_m // bn) if cfg.kernel == "block" else 1
     drain = lat * tail_tiles * (n_tiles > 0)
     epilogue = m * d * elt / bw_qo + m * d / (gpu.fp32_flop_per_clk_per_sm / 2.0)
-    fixed = p.cta_cycles + p.row_cycles + prologue + drain + epilogue
+    fixed = CTA_CYCLES + p.row_cycles + prologue + drain + epilogue
     loop = n_full * t_full + t_last
     work = loop + fixed
     row_work = first_extra = None
@@ -348,10 +373,10 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, 
         loop_p = loop + (n_tiles == 0) * float(empty.alone[0])
         if is_flat(cfg):
             row_work = loop_p + p.row_cycles + epilogue + lat + m * d * elt / bw_qo
-            first_extra = p.cta_cycles + prepass + lat * dep + first_rows * row_bytes / bw_qo + 0.0 * keys
+            first_extra = CTA_CYCLES + prepass + lat * dep + first_rows * row_bytes / bw_qo + 0.0 * keys
         else:  # nested: each row fills the tile pipeline and drains its masked tail as a one-row CTA does
             row_work = loop_p + p.row_cycles + prologue + drain + epilogue
-            first_extra = p.cta_cycles + 0.0 * keys
+            first_extra = CTA_CYCLES + 0.0 * keys
     # breakdown of the loop cycles: tensor-core part, softmax part, the rest (memory and waits)
     a_mma = min(full.mma, t_full)
     a_exp = min(full.sfu_chain, max(t_full - a_mma, 0.0))
@@ -362,7 +387,7 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, 
     with np.errstate(divide="ignore"):
         logmiss = np.log(np.clip(1.0 - keys / n_kv, 1e-12, 1.0))
     comps = np.stack([c_mma, c_exp, c_mem, fixed, l2b, logmiss, keys])
-    rates = coresident_rates(float(full.resource[0]), float(full.chain[0]), slots, p.share_p)
+    rates = coresident_rates(float(full.resource[0]), float(full.chain[0]), slots, p.share_p, t_full)
     gain = float(max(1.0, slots * rates[-1]))
     occ = Occupancy(slots=slots, limiter=limiter, smem_bytes=smem, regs_per_thread=regs, gain=gain,
                     rates=tuple(float(x) for x in rates), source=res_src)

@@ -45,8 +45,13 @@ def config_key(cfg: KernelConfig) -> str:
         var += "+tr"
     if ex.get("tma_q") and not ex.get("tma_qo"):
         var += "+tmaq"
+    if ex.get("one_row"):  # one program per row running the nested persistent form's row code (fgattn)
+        var = ("1row" if cfg.kernel != "fg" else f"g{cfg.gran_n}+1row") + ("+ie" if ex.get("idx_early") else "") + \
+            ("+tmaq" if ex.get("tma_q") else "") + (f"+r{int(ex['maxnreg'])}" if ex.get("maxnreg") else "")
     if ex.get("persistent"):
-        var = ("persistent" if ex.get("flatten", True) else "persistent-nested") + \
+        nested = not ex.get("flatten", True)
+        var = ("persistent" if not nested else "persistent-nested") + \
+            ("+q" if nested and ex.get("queue") else "") + ("+ie" if nested and ex.get("idx_early") else "") + \
             (f"+r{int(ex['maxnreg'])}" if ex.get("maxnreg") else "")
     return f"{cfg.kernel}/{cfg.dtype}/d{cfg.head_dim}/m{cfg.block_m}/bn{cfg.block_n}/w{cfg.num_warps}/s{cfg.num_stages}/{var}"
 

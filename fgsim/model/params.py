@@ -50,9 +50,10 @@ SPECS: dict[str, ParamSpec] = {
     "l2_bw_eff": ParamSpec("1", 0.4, 1.3, "achieved fraction of the GPU file's L2 read bandwidth (fitted; the L2 "
                            "stream microbenchmark is recorded beside it as a check)"),
     "hbm_bw_eff": ParamSpec("1", 0.5, 1.0, "achieved fraction of the GPU file's HBM bandwidth"),
-    "cta_cycles": ParamSpec("cycles", 0.0, 8000.0,
-                            "per program (CTA): dispatch, argument and descriptor set-up, the first row's address "
-                            "math"),
+    "wgmma_min_cycles": ParamSpec("cycles/instr", 4.0, 96.0,
+                                  "least tensor-pipe cycles one wgmma m64nNk16 occupies whatever its N (revision 5): "
+                                  "small-N instructions (BLOCK_N=32, warpgroups splitting N) do not reach the "
+                                  "tensor rate of their FLOPs"),
     "row_cycles": ParamSpec("cycles", 0.0, 8000.0,
                             "per query-block row: epilogue normalisation, O store issue, accumulator reset and the "
                             "next row's address math (a persistent program pays it per row, a one-row CTA once)"),
@@ -70,7 +71,9 @@ SPECS: dict[str, ParamSpec] = {
 #: parameters of earlier model revisions that calibration files may still hold (ignored when read):
 #: ``l2_reuse_frac`` fitted to its bound (0.997) and bound no calibration or development row; the whole L2 now
 #: holds reusable K/V (:data:`fgsim.model.assemble.L2_REUSE_FRAC`)
-RETIRED = {"l2_reuse_frac": "revision 3: fixed at 1 (the whole L2), see fgsim.model.assemble.L2_REUSE_FRAC",
+RETIRED = {"cta_cycles": "revision 5: fixed at 0 (revisions 3 and 4 fitted it to its lower bound, 0.004 and 3.9 "
+                         "cycles); a program's start is in row_cycles, see fgsim.model.cta_cost.CTA_CYCLES",
+           "l2_reuse_frac": "revision 3: fixed at 1 (the whole L2), see fgsim.model.assemble.L2_REUSE_FRAC",
            "spill_bytes_per_clk": "revision 4: spills priced from the tile loop's local-memory instructions "
                                   "(ldst_cycles) and bytes (L1 / L2 bandwidth of the GPU file)"}
 
@@ -92,7 +95,7 @@ class ModelParams:
     mem_latency_cycles: float = 800.0
     l2_bw_eff: float = 0.9
     hbm_bw_eff: float = 0.81
-    cta_cycles: float = 1000.0
+    wgmma_min_cycles: float = 16.0
     row_cycles: float = 500.0
     launch_us: float = 2.5
     overlap_p: float = 4.0
@@ -123,6 +126,11 @@ class ModelParams:
             if not s.lo - 1e-9 <= v <= s.hi + 1e-9:
                 raise FgsimError(f"{where}: parameter '{k}' = {v} outside its range [{s.lo}, {s.hi}] {s.unit}")
             kw[k] = float(v)
+        cta = d.get("cta_cycles")
+        if isinstance(cta, (int, float)) and not isinstance(cta, bool) and math.isfinite(cta) and cta > 0:
+            # an older calibration's per-program cycles: a one-row CTA paid cta_cycles + row_cycles
+            row = kw.get("row_cycles", cls.row_cycles)
+            kw["row_cycles"] = min(SPECS["row_cycles"].hi, row + float(cta))
         return cls(**kw)
 
 

@@ -267,6 +267,21 @@ def calibration_cases() -> list[Case]:
     for d_head in (128, 64):
         add("uniform", 8192, 8, d_head, 64, 0.3, ("fg", "dense"), block_n=64, num_stages=3, num_warps=8,
             axis="config")
+    # revision 5 (before its fit): co-residency pairs. The same launch configuration on a grid of at most one CTA
+    # per SM (128 CTAs) and on one of several resident CTAs per SM (the rows above at 8 heads, or the second row
+    # here), so that what co-resident CTAs gain over one alone is fitted on calibration rows (the 4-warp M=128
+    # tile, the M=64 8-warp N-split tiles, small BLOCK_N, the block kernel's 4-warp tiles)
+    for d_head, m, kernels, bn, st, w in ((128, 128, ("fg",), 32, 2, 4), (64, 64, ("fg",), 32, 2, 4),
+                                          (128, 64, ("fg", "dense"), 64, 3, 8), (64, 64, ("fg",), 64, 3, 8)):
+        add("uniform", 8192, 1 if m == 64 else 2, d_head, m, 0.3, kernels, block_n=bn, num_stages=st,
+            num_warps=w, axis="config")
+    for heads in (2, 8):
+        add("uniform", 8192, heads, 64, 128, 0.3, ("block",), block_n=64, num_stages=3, num_warps=4,
+            axis="config")
+    for bn in (32, 128):
+        add("uniform", 8192, 8, 128, 64, 0.3, ("fg", "dense"), block_n=bn, num_stages=3, num_warps=8,
+            axis="config")
+    add("uniform", 8192, 8, 64, 64, 0.3, ("fg",), block_n=32, num_stages=3, num_warps=8, axis="config")
     return out
 
 

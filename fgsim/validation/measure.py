@@ -215,6 +215,8 @@ def _config(kern: str, q: Any, case: Case) -> Any:
         extra = dict(cfg.extra)
         if case.persistent >= 0:
             extra["persistent"] = bool(case.persistent)
+            if case.persistent:  # persistent programs exclude one program per row (fgattn's one_row option)
+                extra["one_row"] = False
             if case.persistent == 2:  # persistent programs with a row loop around the pipelined tile loop
                 extra["flatten"] = False
         if case.programs_per_sm:
