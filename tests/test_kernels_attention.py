@@ -170,6 +170,43 @@ def test_dense_and_block(tma: bool, layout: str, monkeypatch: pytest.MonkeyPatch
     assert bool((_first_block(out, m, layout) == 0).all()), f"fg tma_qo empty block, seed {seed}"
 
 
+class _KwSpy:
+    """Stands in for a jit function: records each launch's keyword arguments, then launches."""
+
+    def __init__(self, fn):
+        self.fn, self.kwargs = fn, []
+
+    def __getitem__(self, grid):
+        def launch(*args, **kw):
+            self.kwargs.append(kw)
+            return self.fn[grid](*args, **kw)
+        return launch
+
+
+@pytest.mark.parametrize("n", [157, 128])
+def test_dense_tail_branch(n: int) -> None:
+    """``tail_branch`` (dense: the masked last tile under a scalar branch) gives the reference, with a partial last
+    tile (157 keys) and a full one (128); it reaches the dense kernel as TAIL_BRANCH and no other kernel."""
+    seed = _seed()
+    m, d = 64, 64
+    q, k, v = _qkv(1, 2, n, d, torch.float16, "bhnd")
+    spy = _KwSpy(attention._attn_fwd)
+    attention._attn_fwd, orig = spy, attention._attn_fwd
+    try:
+        cfg = dataclasses.replace(attention.resolve_config("dense", q, m), block_n=32, extra={"tail_branch": True})
+        out, lse = dense_attention(q, k, v, block_m=m, config=cfg, out=_poisoned(q), return_lse=True)
+        index = build_index(_mask(1, 2, n, m, 1, 0.5), block_m=m, order=True)
+        fcfg = dataclasses.replace(attention.resolve_config("fg", q, m), block_n=32,
+                                   extra={"idx_ahead": 1, "tail_branch": True})
+        fg_attention(q, k, v, index, block_m=m, config=fcfg)
+    finally:
+        attention._attn_fwd = orig
+    ref, ref_lse = reference_attention(q, k, v, None, return_lse=True)
+    _check(out, ref, f"dense tail_branch N={n}", seed)
+    assert float((lse.double() - ref_lse).abs().max()) <= 1e-3 * (1 + float(ref_lse.abs().max())), f"lse, seed {seed}"
+    assert [kw["TAIL_BRANCH"] for kw in spy.kwargs] == [True, False], f"TAIL_BRANCH passed as {spy.kwargs}"
+
+
 def test_sm_scale() -> None:
     seed = _seed()
     q, k, v = _qkv(1, 1, 130, 64, torch.float32, "bhnd")

@@ -963,6 +963,37 @@ def candidates_v6() -> list[dict[str, Any]]:
     return c
 
 
+def candidates_v7() -> list[dict[str, Any]]:
+    """Issue-12 sweep prepared in session 5 (not run yet): the forms ptxas no longer serialises (offline Triton 3.6
+    sm_90, ``compile_report.py`` ``wgmma_serialized``): dense with ``tail_branch`` next to each dense entry, and
+    ``one_row`` (the nested kernel, one program per row) for the fg keys whose run-5 one_row candidates were the
+    serialised ``ONE_ROW`` specialisation (fg D128 M128 g16/g64, M64 g1/g16/g64)."""
+    c: list[dict[str, Any]] = []
+
+    def add(kernel, d, m, g, bn, st, w, **extra):
+        c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st, num_warps=w,
+                      extra=extra))
+
+    def ref(kernel, d, m, g, **more):
+        e = launch.launch_config(kernel, "h200", d, m, g)
+        add(kernel, d, m, e.gran_n, e.block_n, e.num_stages, e.num_warps, **{**e.extra, **more})
+
+    ref("dense", 128, 128, 1)  # bn64 st2 maxnreg 128, two per SM: serialised with or without tail_branch
+    for st in (3, 2):  # one per SM, not serialised with tail_branch: 199 / 204 regs, 224 / 160 KB
+        add("dense", 128, 128, 1, 128, st, 8, tma=True, overlap=False, warp_specialize=False, tail_branch=True)
+    for d, m in ((128, 64), (64, 128)):  # the entries, serialised; with tail_branch not (152 / 107 regs)
+        ref("dense", d, m, 1)
+        ref("dense", d, m, 1, tail_branch=True)
+    o = dict(overlap=False, lpt=True, one_row=True, idx_early=True)
+    for g in (16, 64):
+        ref("fg", 128, 128, g)
+        add("fg", 128, 128, g, 128, 3, 8, **o)
+    for g in (1, 16, 64):
+        ref("fg", 128, 64, g)
+        add("fg", 128, 64, g, 64, 3, 4, **o)  # 213 regs, 112 KB: two per SM; loop 375 SASS instructions
+    return c
+
+
 #: (H, N video, text tokens, window densities) of the v5 sweep: 480p, 480p + text, 720p H40
 SWEEP_SHAPES_V5 = ((12, 32760, 0, (0.02, 0.1, 0.5)), (12, 32760, 512, (0.02, 0.1, 0.5)), (40, 75600, 0, (0.02, 0.1)))
 
@@ -972,8 +1003,9 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
     rounds on Wan 480p problems, write the winners to the launch table.  Returns the tune CSV name."""
     from fgattn.masks import with_text
 
-    cands = {"v3": candidates_v3, "v4": candidates_v4, "v5": candidates_v5, "v6": candidates_v6}[args.candidates]()
-    v5 = args.candidates in ("v5", "v6")  # the three-shape sweep
+    cands = {"v3": candidates_v3, "v4": candidates_v4, "v5": candidates_v5, "v6": candidates_v6,
+             "v7": candidates_v7}[args.candidates]()
+    v5 = args.candidates in ("v5", "v6", "v7")  # the three-shape sweep
     shapes = SWEEP_SHAPES_V5 if v5 else ((*TUNE_SHAPE, 0, (0.02, 0.1, 0.5)),)
     warm = tuple((h, nv + nt) for h, nv, nt, _ in shapes if (h, nv + nt) != TUNE_SHAPE)
     checked = [{k: v for k, v in r.items() if k != "warm_shapes"}
@@ -1284,9 +1316,10 @@ def main() -> None:
                          "they differ (fg_attention_previous rows)")
     ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--candidates", choices=("v3", "v4", "v5", "v6"), default="v6",
+    ap.add_argument("--candidates", choices=("v3", "v4", "v5", "v6", "v7"), default="v7",
                     help="--final/--sweep-only candidate set (v3: session-3 persistent forms; v4: work queue, tma_q; "
-                         "v5: tail_reuse, tma_q, work queue on three Wan shapes; v6: one_row on the same shapes)")
+                         "v5: tail_reuse, tma_q, work queue on three Wan shapes; v6: one_row on the same shapes; v7: dense "
+                         "tail_branch, one_row for the other fg keys)")
     ap.add_argument("--sweep-rounds", type=int, default=3, help="interleaved rounds per sweep problem")
     ap.add_argument("--shuffle-seed", type=int, default=None,
                     help="sweep: a fresh random case order in every round (relative times are paired per round)")

@@ -99,6 +99,9 @@ def variants_of(kind: str, dname: str, base, rng: random.Random) -> tuple[list, 
         variants.append(dataclasses.replace(base, extra={
             **base.extra, "one_row": True, "persistent": False, "idx_early": rng.random() < 0.75,
             "tma_q": kind == "fg" and rng.random() < 0.5, "tma_qo": False}))
+    if kind == "dense":  # the masked last tile under a scalar branch toggled
+        variants.append(dataclasses.replace(base, extra={**base.extra,
+                                                         "tail_branch": not base.option("tail_branch", False)}))
     if TABLE_ONLY:
         return variants, sms_of
     if not LITE:

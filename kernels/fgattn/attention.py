@@ -148,6 +148,17 @@ def _diag_fg_tail(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, Indice
 
 
 @triton.jit
+def _dense_tail(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, n_full, offs_n, offs_d, qk_scale, N_KV,
+                BLOCK_N: tl.constexpr):
+    """Dense mode's last key tile (keys n_full·BLOCK_N + j, those past N masked)."""
+    kidx = n_full * BLOCK_N + offs_n
+    ok = kidx < N_KV
+    k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
+    v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
+    return _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
+
+
+@triton.jit
 def _attn_fwd(
     Q, K, V, Out, Lse, Offsets, Indices, Order, QDesc, qk_scale,
     stride_qb, stride_qh, stride_qn,
@@ -159,7 +170,7 @@ def _attn_fwd(
     MODE: tl.constexpr, IDX_AHEAD: tl.constexpr, ORDERED: tl.constexpr,
     NUM_STAGES: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr, OVERLAP: tl.constexpr,
     RETURN_LSE: tl.constexpr, TMA_QO: tl.constexpr, TMA_Q: tl.constexpr = False, TAIL_REUSE: tl.constexpr = False,
-    _DIAG_TAIL: tl.constexpr = 0, _DIAG_Q: tl.constexpr = 0, _DIAG_IDX: tl.constexpr = 0, _DIAG_EPI: tl.constexpr = 0,
+    TAIL_BRANCH: tl.constexpr = False, _DIAG_TAIL: tl.constexpr = 0, _DIAG_Q: tl.constexpr = 0, _DIAG_IDX: tl.constexpr = 0, _DIAG_EPI: tl.constexpr = 0,
 ):
     tl.static_assert(_DIAG_TAIL + _DIAG_IDX == 0 or (MODE == 2 and IDX_AHEAD == 1))
     if ORDERED:  # longest-first row order within each head
@@ -287,11 +298,13 @@ def _attn_fwd(
 
     # ---- masked tail: partial tile, key runs past N, the last (partial) block ----------------
     if MODE == 0:
-        kidx = n_full * BLOCK_N + offs_n
-        ok = kidx < N_KV
-        k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
-        v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
+        if TAIL_BRANCH:  # the same tile under an (always true) scalar branch: ptxas then keeps the loop's wgmma
+            if n_full >= 0:  # pipeline (without it: C7515, every wgmma serialized)
+                acc, l_i, m_i = _dense_tail(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, n_full, offs_n,
+                                            offs_d, qk_scale, N_KV, BLOCK_N)
+        else:
+            acc, l_i, m_i = _dense_tail(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, n_full, offs_n,
+                                        offs_d, qk_scale, N_KV, BLOCK_N)
     elif MODE == 1:
         if cnt > 0:
             blk = tl.load(Indices + hi - 1)
@@ -824,6 +837,7 @@ def _launch(
         h, nq, nk, qb,
         HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GRAN_N=cfg.gran_n,
         MODE=mode, IDX_AHEAD=idx_ahead, ORDERED=order is not None, TAIL_REUSE=tail_reuse,
+        TAIL_BRANCH=bool(cfg.option("tail_branch", False)) and mode == MODE_DENSE,
         NUM_STAGES=cfg.num_stages, USE_TMA=use_tma, OVERLAP=bool(cfg.option("overlap", False)), WARP_SPEC=use_tma and bool(cfg.option("warp_specialize", False)),
         RETURN_LSE=lse is not None, TMA_QO=tma_qo, TMA_Q=q_desc is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **regcap,
         **dict(cfg.option("_diag", {})),  # diagnosis-only _DIAG_* switches (never in the launch table)

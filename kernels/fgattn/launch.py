@@ -75,7 +75,9 @@ class LaunchConfig:
             it with the entries the loop prefetched; its next-row loads go unused); ``idx_early`` and ``tma_q``
             apply, ``programs_per_sm``/``flatten``/``queue``/``limit_sms`` do not); persistent and ``one_row``
             ignore ``idx_ahead`` (always one tile ahead), ``tail_reuse`` (always), ``tma``, ``tma_qo``,
-            ``warp_specialize``, ``overlap``).
+            ``warp_specialize``, ``overlap``); ``tail_branch`` (dense, default false; not measured yet): the masked
+            last key tile under an always-true scalar branch, with which ptxas keeps the loop's wgmma pipeline
+            (without it, ptxas C7515: every wgmma of the dense kernel serialised).
         source: where the entry came from (tuned run, or the fallback taken).
     """
 

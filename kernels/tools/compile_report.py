@@ -91,11 +91,36 @@ VARIANTS = [
     ("pblock bn64 st2 r128", 1, 128, 128, 64, 128, 2, 8, {"persistent": True, "maxnreg": 128}),
     ("pdense bn128 st3", 0, 128, 128, 128, 1, 3, 8, {"persistent": True}),
     ("pdense bn64 st2 r128", 0, 128, 128, 64, 1, 2, 8, {"persistent": True, "maxnreg": 128}),
+    # launch option tail_branch (dense: the masked tail under a scalar branch; without it ptxas serialises every
+    # wgmma of the dense kernels, C7515)
+    ("dense bn64 st2 tma r128 tail_branch", 0, 128, 128, 64, 1, 2, 8, {"USE_TMA": True, "maxnreg": 128,
+                                                                      "TAIL_BRANCH": True}),
+    ("dense M64 bn64 st3 tma tma_qo w4 tail_branch", 0, 128, 64, 64, 1, 3, 4, {"USE_TMA": True, "TMA_QO": True,
+                                                                             "TAIL_BRANCH": True}),
+    ("dense D64 bn64 st4 tma tma_qo tail_branch", 0, 64, 128, 64, 1, 4, 8, {"USE_TMA": True, "TMA_QO": True,
+                                                                          "TAIL_BRANCH": True}),
+    ("dense D64 bn64 st4 tma tma_qo", 0, 64, 128, 64, 1, 4, 8, {"USE_TMA": True, "TMA_QO": True}),
+    ("dense M64 bn64 st3 tma tma_qo w4", 0, 128, 64, 64, 1, 3, 4, {"USE_TMA": True, "TMA_QO": True}),
+    ("dense bn128 st3 tma tail_branch", 0, 128, 128, 128, 1, 3, 8, {"USE_TMA": True, "TAIL_BRANCH": True}),
+    ("dense bn128 st2 tma tail_branch", 0, 128, 128, 128, 1, 2, 8, {"USE_TMA": True, "TAIL_BRANCH": True}),
+    ("fg g64 bn64 st2 ia1 r128 tail_reuse", 2, 128, 128, 64, 64, 2, 8, {"IDX_AHEAD": 1, "TAIL_REUSE": True,
+                                                                       "maxnreg": 128}),
+    ("block bn64 st2 tma r128", 1, 128, 128, 64, 128, 2, 8, {"USE_TMA": True, "maxnreg": 128}),
     # launch option one_row (grid = rows) compiles the nested form: the fg M128 g1 entry since session 5
     ("pfg nested idx_early g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
      {"persistent": True, "flatten": False, "idx_early": True}),
     ("pfg nested idx_early tma_q g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
      {"persistent": True, "flatten": False, "idx_early": True, "TMA_Q": True}),
+    ("pfg nested idx_early g16 bn128 st3", 2, 128, 128, 128, 16, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True}),
+    ("pfg nested idx_early g64 bn128 st3", 2, 128, 128, 128, 64, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True}),
+    ("pfg nested idx_early M64 g1 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True}),
+    ("pfg nested idx_early M64 g16 bn64 st3 w4", 2, 128, 64, 64, 16, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True}),
+    ("pfg nested idx_early M64 g64 bn64 st3 w4", 2, 128, 64, 64, 64, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True}),
 ]
 
 
@@ -182,6 +207,14 @@ def compile_one(v: tuple) -> dict:
                 f.flush()
                 stem.with_suffix(".sass").write_text(
                     subprocess.run([str(tool), "-sass", f.name], capture_output=True, text=True).stdout)
+        # serialised wgmma (ptxas C7515: each HGMMA waits for the previous one): in the compiled SASS every HGMMA
+        # then carries the gsb0 scoreboard, where a pipelined chain sets it on the last of a group only
+        with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+            f.write(k.asm["cubin"])
+            f.flush()
+            sass = subprocess.run([str(tool), "-sass", f.name], capture_output=True, text=True).stdout
+        hgmma = [ln for ln in sass.splitlines() if "HGMMA" in ln]
+        gsb0 = sum("gsb0" in ln for ln in hgmma)
         regs = re.search(r"REG:(\d+)", res)
         stack = re.search(r"STACK:(\d+)", res)
         return dict(name=name, ok=True, regs=int(regs.group(1)) if regs else None,
@@ -190,7 +223,9 @@ def compile_one(v: tuple) -> dict:
                     wgmma="wgmma" in sass_hint, cp_async="cp.async" in sass_hint,
                     tma="cp.async.bulk.tensor" in sass_hint,
                     async_copies=ttgir.count("ttg.async_copy_global_to_local"),
-                    async_waits=ttgir.count("ttg.async_wait"), s=round(time.time() - t0, 1))
+                    async_waits=ttgir.count("ttg.async_wait"), hgmma=len(hgmma), hgmma_gsb0=gsb0,
+                    wgmma_serialized=len(hgmma) > 4 and gsb0 == len(hgmma),
+                    s=round(time.time() - t0, 1))
     except Exception as e:  # noqa: BLE001
         return dict(name=name, ok=False, err=repr(e)[-400:], s=round(time.time() - t0, 1))
 
