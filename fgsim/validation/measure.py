@@ -32,11 +32,11 @@ RESULT_FIELDS = (
     "trace", "pass_index", "layer", "dtype", "sm_count", "req_block_n", "req_num_stages", "req_num_warps",
     "req_persistent", "req_programs_per_sm", "kernel",
     "gran_n", "block_n", "num_warps", "num_stages", "launch_extra", "launch_source", "n_regs", "shared", "n_spills",
-    "loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "kept_density", "measured_ms", "spread_pct", "reps", "status", "bench", "micro", "micro_args",
+    "loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait", "kept_density", "measured_ms", "spread_pct", "reps", "status", "bench", "micro", "micro_args",
     *[k for k in ENV_KEYS if k != "clock_samples"],
 )
 #: the tile loop's SASS figures a results row records (fgsim.validation.sass.FIELDS)
-SASS_FIELDS = ("loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr")
+SASS_FIELDS = ("loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait")
 _TORCH_DT = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
@@ -395,7 +395,8 @@ def resources_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]
             e = {"n_regs": int(float(r["n_regs"])), "shared": int(float(r.get("shared") or 0)),
                  "n_spills": int(float(r.get("n_spills") or 0))}
             if str(r.get("loop_mma") or "") not in ("", "0"):
-                e.update({f: int(float(r.get(f) or 0)) for f in SASS_FIELDS})
+                e.update({f: int(float(r.get(f) or 0)) for f in SASS_FIELDS if f != "loop_mma_wait"
+                          or str(r.get(f) or "") != ""})
             elif key in off and int(off[key].get("loop_mma", 0)) > 0:
                 o = off[key]
                 e.update({"loop_mma": int(o["loop_mma"]), "loop_instr": int(o.get("loop_instr", 0))})

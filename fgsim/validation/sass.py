@@ -4,8 +4,9 @@ The cost of spilled registers depends on which values spill: a loop-invariant po
 nothing per tile, a spilled accumulator fragment is stored and reloaded every tile. The SASS says which: the
 model reads, for the kernel's innermost loop that issues the tensor-core instructions (HGMMA / HMMA), the number
 of local-memory instructions (``LDL`` / ``STL``) and their bytes per thread, and the tensor-core instructions of
-that loop (to convert a loop iteration into tiles), and all the instructions one warp issues per iteration (the
-issue slots a tile takes from the SM's warp schedulers). ``cuobjdump -sass`` (shipped with Triton under
+that loop (to convert a loop iteration into tiles), all the instructions one warp issues per iteration (the
+issue slots a tile takes from the SM's warp schedulers) and the wgmma instructions each waited for (``gsb0``:
+a serialised chain). ``cuobjdump -sass`` (shipped with Triton under
 ``triton/backends/nvidia/bin``) disassembles the cubin.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 _INS = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)\s*([^;]*);")
 _TARGET = re.compile(r"0x([0-9a-f]+)")
 #: fields of a resources-table entry this module fills (per thread, one iteration of the tile loop)
-FIELDS = ("loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr")
+FIELDS = ("loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait")
 
 
 def _width(op: str) -> int:
@@ -73,8 +74,11 @@ def loop_traffic(sass: str) -> dict[str, int]:
     body = [x for x in body if not any(a < x[0] < b for a, b in skip)]
     n_mma = sum(1 for x in body if _is_mma(x[1]))
     local = [x for x in body if x[1].startswith("LDL") or x[1].startswith("STL")]
+    # wgmma instructions that carry the gsb0 scoreboard (each waited for before the next: ptxas serialised the
+    # chain, note C7515) versus a pipelined chain, which sets it on the last of a group only
+    n_wait = sum(1 for x in body if x[1].startswith("HGMMA") and "gsb0" in x[2])
     return {"loop_ldst": len(local), "loop_ldst_bytes": sum(_width(x[1]) for x in local), "loop_mma": n_mma,
-            "loop_instr": sum(1 for x in body if x[1] != "NOP")}
+            "loop_instr": sum(1 for x in body if x[1] != "NOP"), "loop_mma_wait": n_wait}
 
 
 def cuobjdump() -> str | None:
