@@ -8,6 +8,7 @@ import os
 os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported
 
 import dataclasses  # noqa: E402
+import json  # noqa: E402
 import random  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -432,3 +433,33 @@ def test_sweep_winner_is_the_median_not_the_mean() -> None:
     mixed = [dict(r, rel=x) for r, x in zip(spiky, (0.90, 0.95, 1.03), strict=True)]
     assert bench_kernels.pick_winners(ref + mixed)[("fg", 128, 128, 1)]["block_n"] == 32
     assert bench_kernels.pick_winners(ref + mixed, max_rel=1.02)[("fg", 128, 128, 1)]["block_n"] == 128
+
+
+def test_three_shape_sweep_keeps_untimed_entries(tmp_path, monkeypatch) -> None:
+    """A v5-v7 sweep writes only the keys it timed: v7 tunes fg D128 M128 gran 16/64, and gran 1 (not timed) must
+    keep its entry (the v3/v4 derivation would have copied gran 16's winner onto it)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "validation"))
+    import bench_kernels
+
+    table = tmp_path / "launch_configs.json"
+    table.write_text(bench_kernels.TABLE.read_text())
+    monkeypatch.setattr(bench_kernels, "TABLE", table)
+    before = {(e["kernel"], e["head_dim"], e["block_m"], e["gran_n"]): e
+              for e in json.loads(table.read_text())["entries"]}
+    win = dict(kernel="fg", head_dim=128, block_m=128, gran_n=16, block_n=128, num_stages=3, num_warps=8,
+               extra={"one_row": True, "idx_early": True}, score=0.95, desc=["x"])
+    try:
+        bench_kernels.write_table_v3({("fg", 128, 128, 16): win}, {"gpu_name": "G", "date": "2026-11-30"}, tmp_path,
+                                     "t.csv", derive=False)
+        after = {(e["kernel"], e["head_dim"], e["block_m"], e["gran_n"]): e
+                 for e in json.loads(table.read_text())["entries"]}
+        assert after[("fg", 128, 128, 16)]["extra"] == win["extra"]
+        assert after[("fg", 128, 128, 1)] == before[("fg", 128, 128, 1)]
+        assert after[("fg", 128, 128, 64)] == before[("fg", 128, 128, 64)]
+        bench_kernels.write_table_v3({("fg", 128, 128, 16): win}, {"gpu_name": "G", "date": "2026-11-30"}, tmp_path,
+                                     "t.csv", derive=True)  # the one-shape sweeps' derivation still applies
+        after = {(e["kernel"], e["head_dim"], e["block_m"], e["gran_n"]): e
+                 for e in json.loads(table.read_text())["entries"]}
+        assert after[("fg", 128, 128, 1)]["extra"] == win["extra"]
+    finally:
+        bench_kernels.launch.load_table.cache_clear()

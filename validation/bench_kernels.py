@@ -683,10 +683,12 @@ def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, ta
     torch.cuda.synchronize()
 
 
-#: (kernel, M, gran_n) -> the pre-tune entry, when the tune changed it (run next to the new one, for the record)
-PREVIOUS: dict[tuple[str, int, int], launch.LaunchConfig] = {}
+#: (kernel, D, M, gran_n) -> the pre-tune entry, when the tune changed it (run next to the new one, for the record)
+PREVIOUS: dict[tuple[str, int, int, int], launch.LaunchConfig] = {}
 PREVIOUS_KEYS = (("fg", "h200", 128, 128, 1), ("fg", "h200", 128, 128, 16), ("fg", "h200", 128, 128, 64),
-                 ("fg", "h200", 128, 64, 1), ("block", "h200", 128, 128, 128))
+                 ("fg", "h200", 128, 64, 1), ("fg", "h200", 128, 64, 16), ("fg", "h200", 128, 64, 64),
+                 ("block", "h200", 128, 128, 128), ("dense", "h200", 128, 128, 1), ("dense", "h200", 128, 64, 1),
+                 ("dense", "h200", 64, 128, 1))
 
 FINAL_COLS = ["shape", "kernel", "pattern", "density_target", "density", "H", "N", "n_text", "D", "M", "gran_n",
               "ms", "ms_min", "ms_max", "rounds", "reps", "eff_tflops", "ratio_vs_cudnn", "ratio_min", "ratio_max",
@@ -713,6 +715,10 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
     add("sdpa_cudnn", sdpa("cudnn"))
     dcfg = resolve_config("dense", sets[0][0], 128)
     add("fg_dense", lambda q, k, v: fgattn.dense_attention(q, k, v, config=dcfg, out=out_buf), cfg=cfg_str(dcfg))
+    if ("dense", d, 128, 1) in PREVIOUS:
+        pdcfg = PREVIOUS[("dense", d, 128, 1)]
+        add("fg_dense_previous", lambda q, k, v: fgattn.dense_attention(q, k, v, config=pdcfg, out=out_buf),
+            cfg=cfg_str(pdcfg))
     fcfg = resolve_config("fg", sets[0][0], 128, 1)
     bcfg = resolve_config("block", sets[0][0], 128)
 
@@ -739,13 +745,13 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
             bm = flex_block_mask(tiles, n)
             add("flex_block128", lambda q, k, v, bm=bm: flex()(q, k, v, block_mask=bm), dt_, bidx.density(n), 128,
                 128, "torch.compile(flex_attention) BlockMask 128x128, all kept blocks full", pattern)
-        if ("fg", 128, 1) in PREVIOUS and with_previous:
-            pcfg = PREVIOUS[("fg", 128, 1)]
+        if ("fg", d, 128, 1) in PREVIOUS and with_previous:
+            pcfg = PREVIOUS[("fg", d, 128, 1)]
             add("fg_attention_previous", lambda q, k, v, idx=idx, pcfg=pcfg: fgattn.fg_attention(
                 q, k, v, idx, block_m=128, config=pcfg, out=out_buf), dt_, idx.density(n), 128, 1, cfg_str(pcfg),
                 pattern)
-        if ("block", 128, 128) in PREVIOUS and with_previous and dt_ <= 0.3:
-            pbcfg = PREVIOUS[("block", 128, 128)]
+        if ("block", d, 128, 128) in PREVIOUS and with_previous and dt_ <= 0.3:
+            pbcfg = PREVIOUS[("block", d, 128, 128)]
             add("fg_block128_previous", lambda q, k, v, bidx=bidx, pbcfg=pbcfg: fgattn.block_sparse_attention(
                 q, k, v, bidx, config=pbcfg, out=out_buf), dt_, bidx.density(n), 128, 128, cfg_str(pbcfg), pattern)
         if dt_ in grans:
@@ -755,8 +761,8 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
                 add("fg_attention", lambda q, k, v, gidx=gidx, g=g, gcfg=gcfg: fgattn.fg_attention(
                     q, k, v, gidx, block_m=128, gran_n=g, config=gcfg, out=out_buf),
                     dt_, gidx.density(n), 128, g, cfg_str(gcfg), pattern)
-                if ("fg", 128, g) in PREVIOUS:
-                    pg = PREVIOUS[("fg", 128, g)]
+                if ("fg", d, 128, g) in PREVIOUS:
+                    pg = PREVIOUS[("fg", d, 128, g)]
                     add("fg_attention_previous", lambda q, k, v, gidx=gidx, g=g, pg=pg: fgattn.fg_attention(
                         q, k, v, gidx, block_m=128, gran_n=g, config=pg, out=out_buf),
                         dt_, gidx.density(n), 128, g, cfg_str(pg), pattern)
@@ -772,17 +778,33 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
         dcfg64 = resolve_config("dense", sets[0][0], 64)
         add("fg_dense", lambda q, k, v: fgattn.dense_attention(q, k, v, block_m=64, config=dcfg64, out=out_buf),
             m=64, cfg=cfg_str(dcfg64))
+        if ("dense", d, 64, 1) in PREVIOUS:
+            pd64 = PREVIOUS[("dense", d, 64, 1)]
+            add("fg_dense_previous", lambda q, k, v: fgattn.dense_attention(q, k, v, block_m=64, config=pd64,
+                                                                            out=out_buf), m=64, cfg=cfg_str(pd64))
         fcfg64 = resolve_config("fg", sets[0][0], 64, 1)
         for dt_ in m64:
-            idx = fgattn.build_index(video_mask(64, dt_), block_m=64, order=True)
+            mask64 = video_mask(64, dt_)
+            idx = fgattn.build_index(mask64, block_m=64, order=True)
             add("fg_attention", lambda q, k, v, idx=idx: fgattn.fg_attention(q, k, v, idx, block_m=64, config=fcfg64,
                                                                              out=out_buf),
                 dt_, idx.density(n), 64, 1, cfg_str(fcfg64), pattern)
-            if ("fg", 64, 1) in PREVIOUS:
-                p64 = PREVIOUS[("fg", 64, 1)]
+            if ("fg", d, 64, 1) in PREVIOUS:
+                p64 = PREVIOUS[("fg", d, 64, 1)]
                 add("fg_attention_previous", lambda q, k, v, idx=idx, p64=p64: fgattn.fg_attention(
                     q, k, v, idx, block_m=64, config=p64, out=out_buf), dt_, idx.density(n), 64, 1, cfg_str(p64),
                     pattern)
+            # M=64 gran 16/64 only where the tune changed the entry: the new one and the previous one side by side
+            for g in (16, 64) if dt_ in grans else ():
+                if ("fg", d, 64, g) not in PREVIOUS:
+                    continue
+                gidx = fgattn.build_index(mask64, block_m=64, gran_n=g, order=True)
+                for kern, gcfg in (("fg_attention", resolve_config("fg", sets[0][0], 64, g)),
+                                   ("fg_attention_previous", PREVIOUS[("fg", d, 64, g)])):
+                    add(kern, lambda q, k, v, gidx=gidx, g=g, gcfg=gcfg: fgattn.fg_attention(
+                        q, k, v, gidx, block_m=64, gran_n=g, config=gcfg, out=out_buf),
+                        dt_, gidx.density(n), 64, g, cfg_str(gcfg), pattern)
+            del mask64
     torch.cuda.empty_cache()
     t0 = time.time()
     timed_rounds(cases, sets, rounds, target_ms)
@@ -967,7 +989,9 @@ def candidates_v7() -> list[dict[str, Any]]:
     """Issue-12 sweep prepared in session 5 (not run yet): the forms ptxas no longer serialises (offline Triton 3.6
     sm_90, ``compile_report.py`` ``wgmma_serialized``): dense with ``tail_branch`` next to each dense entry, and
     ``one_row`` (the nested kernel, one program per row) for the fg keys whose run-5 one_row candidates were the
-    serialised ``ONE_ROW`` specialisation (fg D128 M128 g16/g64, M64 g1/g16/g64)."""
+    serialised ``ONE_ROW`` specialisation (fg D128 M128 g16/g64, M64 g1/g16/g64).  Session 6 added three
+    pipelined dense forms (checked offline with ``compile_report.py``): bn128 st3 + tma_qo (D128 M128), bn128 st2
+    w4 (D128 M64), bn128 st3 (D64)."""
     c: list[dict[str, Any]] = []
 
     def add(kernel, d, m, g, bn, st, w, **extra):
@@ -978,12 +1002,16 @@ def candidates_v7() -> list[dict[str, Any]]:
         e = launch.launch_config(kernel, "h200", d, m, g)
         add(kernel, d, m, e.gran_n, e.block_n, e.num_stages, e.num_warps, **{**e.extra, **more})
 
+    tb = dict(tma=True, overlap=False, warp_specialize=False, tail_branch=True)
     ref("dense", 128, 128, 1)  # bn64 st2 maxnreg 128, two per SM: serialised with or without tail_branch
     for st in (3, 2):  # one per SM, not serialised with tail_branch: 199 / 204 regs, 224 / 160 KB
-        add("dense", 128, 128, 1, 128, st, 8, tma=True, overlap=False, warp_specialize=False, tail_branch=True)
+        add("dense", 128, 128, 1, 128, st, 8, **tb)
+    add("dense", 128, 128, 1, 128, 3, 8, tma_qo=True, **tb)  # 187 regs, pipelined (session 6)
     for d, m in ((128, 64), (64, 128)):  # the entries, serialised; with tail_branch not (152 / 107 regs)
         ref("dense", d, m, 1)
         ref("dense", d, m, 1, tail_branch=True)
+    add("dense", 128, 64, 1, 128, 2, 4, **tb)  # 224 regs, 144 KB, one per SM, pipelined (session 6)
+    add("dense", 64, 128, 1, 128, 3, 8, **tb)  # 155 regs, 112 KB, one per SM, pipelined (session 6)
     o = dict(overlap=False, lpt=True, one_row=True, idx_early=True)
     for g in (16, 64):
         ref("fg", 128, 128, g)
@@ -1086,7 +1114,7 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
             if not r["ok"]:
                 w.writerow({**r, "extra": json.dumps(r["extra"], sort_keys=True), **meta})
     how = sweep_how(rounds, args.max_rel) if v5 else V3_HOW
-    write_table_v3(pick_winners(results, args.max_rel), meta, out_dir, name, how)
+    write_table_v3(pick_winners(results, args.max_rel), meta, out_dir, name, how, derive=not v5)
     return name
 
 
@@ -1127,7 +1155,7 @@ def retable(csv_path: Path, out_dir: Path, max_rel: float | None = None) -> None
     meta = {"gpu_name": rows[0]["gpu_name"], "date": rows[0]["date"]}
     v5 = any(r["problem"].startswith("H40") for r in results)
     how = sweep_how(int(rows[0].get("sweep_rounds") or 5), max_rel) if v5 else V3_HOW
-    write_table_v3(pick_winners(results, max_rel), meta, out_dir, csv_path.name, how)
+    write_table_v3(pick_winners(results, max_rel), meta, out_dir, csv_path.name, how, derive=not v5)
 
 
 def run_kernel_out(cfg: launch.LaunchConfig, q, k, v, index, out) -> torch.Tensor:
@@ -1150,9 +1178,11 @@ def sweep_how(rounds: int, max_rel: float | None) -> str:
 
 
 def write_table_v3(best: dict[tuple, dict], meta: dict[str, str], out_dir: Path, csv_name: str,
-                   how: str = V3_HOW) -> None:
-    """Tuned keys get the winner and the measurement that chose it; untuned keys of a tuned (kernel, D, M)
-    are derived from it (block_n widened to gran_n); all other entries stay as they were."""
+                   how: str = V3_HOW, derive: bool = True) -> None:
+    """Tuned keys get the winner and the measurement that chose it; with ``derive`` (the one-shape v3/v4 sweeps,
+    which tuned gran 1 only) untuned keys of a tuned (kernel, D, M) are derived from it (block_n widened to
+    gran_n); all other entries stay as they were.  The three-shape sweeps (v5-v7) name every key they tune: an
+    entry they did not time keeps its config (v7 tunes fg D128 M128 gran 16/64, not gran 1)."""
     data = json.loads(TABLE.read_text())
     date = meta["date"][:10]
     for e in data["entries"]:
@@ -1163,7 +1193,7 @@ def write_table_v3(best: dict[tuple, dict], meta: dict[str, str], out_dir: Path,
                            f"{r['score']:.3f} vs the previous entry; " + "; ".join(r["desc"])
                            + "; " + how)
         else:
-            sib = [b for b in best if b[0] == key[0] and b[1] == key[1] and b[2] == key[2]]
+            sib = [b for b in best if b[0] == key[0] and b[1] == key[1] and b[2] == key[2]] if derive else []
             if not sib:
                 continue
             r = best[sib[0]]
@@ -1245,7 +1275,7 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
         now = launch.launch_config(*key)
         if (now.block_n, now.num_stages, now.num_warps, now.extra) != (cfg.block_n, cfg.num_stages, cfg.num_warps,
                                                                      cfg.extra):
-            PREVIOUS[(key[0], key[3], key[4])] = cfg
+            PREVIOUS[(key[0], key[2], key[3], key[4])] = cfg
     try:
         warm.wait(timeout=90)
     except subprocess.TimeoutExpired:
@@ -1272,6 +1302,8 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FINAL_COLS + list(meta), extrasaction="ignore")
         w.writeheader()
+        if args.bench_short:  # the changed entries' shapes: H12 N32760 (+ text), H40 N75600, then D64
+            plan = [plan[0], plan[1], plan[2], plan[8]]
         for sh in plan:
             if time.perf_counter() - t0 > args.budget_s:
                 print(f"[time] budget reached, skipping {sh}", flush=True)
@@ -1314,6 +1346,8 @@ def main() -> None:
     ap.add_argument("--previous-table", default=None,
                     help="--final without --tune: launch table whose entries run beside the current ones where "
                          "they differ (fg_attention_previous rows)")
+    ap.add_argument("--bench-short", action="store_true",
+                    help="--final benchmark on H12 N32760 (+512 text), H40 N75600 and H12 N32760 D64 only")
     ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--candidates", choices=("v3", "v4", "v5", "v6", "v7"), default="v7",
