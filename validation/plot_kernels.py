@@ -1,6 +1,6 @@
 """Plot effective TFLOP/s vs density (fg, block, dense, cuDNN, Flex) from the issue-12 kernel benchmark CSV.
 
-    python validation/plot_kernels.py [--csv validation/results/kernels-h200-2026-11-30-issue12-run5b.csv]
+    python validation/plot_kernels.py [--csv validation/results/kernels-h200-2026-11-30-issue12-run6.csv]
                                       [--out docs/img/kernels_tflops.png]
 
 Effective TFLOP/s = 4·D·(kept query–key pairs)/t; dense kernels (cuDNN, fg_dense) are horizontal lines.
@@ -21,7 +21,7 @@ STYLE = {"fg_attention": ("fg (M×1 gather)", "C0", "o"), "fg_block128": ("block
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--csv", type=Path, default=ROOT / "validation/results/kernels-h200-2026-11-30-issue12-run5b.csv",
+    ap.add_argument("--csv", type=Path, default=ROOT / "validation/results/kernels-h200-2026-11-30-issue12-run6.csv",
                     help="the --final benchmark CSV (one run: every kernel and cuDNN in the same rounds)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs/img/kernels_tflops.png")
     args = ap.parse_args()
@@ -34,8 +34,13 @@ def main() -> int:
     import matplotlib.pyplot as plt
 
     rows = list(csv.DictReader(open(args.csv, newline="", encoding="utf-8")))
-    fig, axes = plt.subplots(1, len(SHAPES), figsize=(4.2 * len(SHAPES), 3.8), sharey=True)
-    for ax, shape in zip(axes, SHAPES, strict=True):
+    shapes = [s for s in SHAPES if any(r["shape"] == s for r in rows)]  # the shapes this run reached
+    if not shapes:
+        print(f"plot_kernels: --csv {args.csv} has none of the shapes {', '.join(SHAPES)}", file=sys.stderr)
+        return 2
+    fig, axes = plt.subplots(1, len(shapes), figsize=(4.2 * len(shapes), 3.8), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, shape in zip(axes, shapes, strict=True):
         rs = [r for r in rows if r["shape"] == shape and r["M"] == "128"]
         for kernel, (label, color, marker) in STYLE.items():
             pts = sorted((float(r["density"]), float(r["eff_tflops"])) for r in rs

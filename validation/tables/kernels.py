@@ -1,10 +1,11 @@
 """README block: fgattn kernels vs cuDNN SDPA and FlexAttention on Wan2.1 shapes (H200, issue 12).
 
-Run 5b (2026-11-30, ``validation/bench_kernels.py --final --check-table --previous-table ...``): gpu_check on the
-final launch table, then the benchmark with cuDNN in the same interleaved rounds and the previous fg M=128 gran-1
-entry beside the new one (``fg_attention_previous`` rows); its time budget ended after four shapes.  The other
-shapes come from run 5 of the same session (the sweep → unchanged table → gpu_check → benchmark), whose entries
-are the final ones except fg M=128 gran 1 (the previous entry there; those shapes are marked †).
+Run 6 (2026-11-30, ``validation/bench_kernels.py --final --tune --candidates v7 ... --bench-short``): the v7 sweep
+→ launch table (dense M=128 / M=64 / D=64 and fg M=64 changed) → gpu_check → benchmark with cuDNN in the same
+interleaved rounds and the previous entry beside each changed one (``*_previous`` rows); its time budget covered
+H12 N32760 with and without 512 text tokens.  A shape run 6 lacks is taken whole from the newest earlier run that
+has it: run 5b (marked ‡: the final fg M=128 entries, the previous dense and fg M=64 entries) or run 5 (marked †:
+also the previous fg M=128 gran-1 entry).
 Per density: d·t_cuDNN/t, the fraction of cuDNN's dense throughput reached on the kept slices (targets 0.92 at
 M=128, 0.85 at M=64).
 """
@@ -15,23 +16,23 @@ import math
 
 from _common import provenance, read_rows  # type: ignore[import-not-found]
 
-#: the final table's run first; a shape it lacks is taken whole from the next run (marked †)
-RUNS = ("kernels-h200-2026-11-30-issue12-run5b.csv", "kernels-h200-2026-11-30-issue12-run5.csv")
-MARK = " †"
+#: the final table's run first; a shape it lacks is taken whole from the next run that has it (marked)
+RUNS = ("kernels-h200-2026-11-30-issue12-run6.csv", "kernels-h200-2026-11-30-issue12-run5b.csv",
+        "kernels-h200-2026-11-30-issue12-run5.csv")
+MARKS = ("", " ‡", " †")
 
 
 def load() -> tuple[list[dict[str, str]], list[dict[str, str]], dict[str, int]]:
-    """(rows of the final kernels, Flex rows, rows used per CSV); each shape's rows all from one run, shapes of a
-    later run marked with :data:`MARK`."""
+    """(rows of the final kernels, Flex rows, rows used per CSV); each shape's rows all from one run, shapes of an
+    earlier run marked with its :data:`MARKS` entry."""
     rows: list[dict[str, str]] = []
     used: dict[str, int] = {}
     seen: set[str] = set()
     for i, name in enumerate(RUNS):
         got = [dict(r) for r in read_rows(name) if r["shape"] not in seen]
-        for r in got:
-            if i:
-                r["shape"] += MARK
         seen |= {r["shape"] for r in got}
+        for r in got:
+            r["shape"] += MARKS[i]
         used[name] = len(got)
         rows += got
     return rows, [r for r in rows if r["kernel"] == "flex_block128"], used
@@ -81,8 +82,9 @@ def render() -> str:
         out.append(f"| {s} | {float(cud['ms']):.2f} ({float(cud['eff_tflops']):.0f}) | " + " | ".join(cells)
                    + (f" | {m_s}/{t_s} |" if targeted else " | (D=64: no target) |"))
     out += ["", f"Target met in {met} of {total} D=128 cells.", "",
-            f"†: from {RUNS[1]} (same session, same entries except fg M=128 gran 1, which ran the previous entry "
-            "there; the paragraph on changed entries below compares the two).", "",
+            f"‡: from {RUNS[1]} (the previous dense and fg M=64 entries; fg M=128 and block as now). †: from "
+            f"{RUNS[2]} (also the previous fg M=128 gran-1 entry). The paragraph on changed entries below compares "
+            "new and previous entries in the same rounds.", "",
             "Dense, block-sparse and M=64 kernels (ratios d·t_cuDNN/t, block with the kept 128×128 blocks' "
             "area as d; targets dense ≥ 0.97, block ≥ 0.92, M=64 ≥ 0.85) and FlexAttention BlockMask "
             "(speed-up = t_Flex/t_fg at the same mask):", "",
@@ -110,7 +112,8 @@ def render() -> str:
     g = [r for r in rows if r["kernel"] == "fg_attention" and r["gran_n"] in ("16", "64")]
     if g:
         out += ["", "Coarser runs (gran_n keys per gathered run, H12 N32760): " + "; ".join(
-            f"gran_n={r['gran_n']} d={r['density_target']}: {_f(float(r['ratio_vs_cudnn']))}" for r in g) + "."]
+            f"M={r['M']} gran_n={r['gran_n']} d={r['density_target']}: {_f(float(r['ratio_vs_cudnn']))}"
+            for r in g) + "."]
     hm = [r for r in rows if r["kernel"] == "fg_attention_headmajor_lpt"]
     if hm:
         parts = []
@@ -120,21 +123,27 @@ def render() -> str:
                 parts.append(f"{r['shape']} d={r['density_target']}: {_f(float(new['ratio_vs_cudnn']))} with the "
                              f"promoted order vs {_f(float(r['ratio_vs_cudnn']))} head-major only")
         out += ["", "Launch order with text tokens (heavy text rows promoted first): " + "; ".join(parts) + "."]
-    prev = [r for r in rows if r["kernel"] == "fg_attention_previous"]
+    prev = [r for r in rows if r["kernel"].endswith("_previous")]
     if prev:
-        groups: dict[tuple[str, str], list[float]] = {}
+        groups: dict[tuple[str, str, str], list[float]] = {}
         for r in prev:
-            new = pick(r["shape"], "fg_attention", r["M"], r["gran_n"]).get(r["density_target"])
+            kern = r["kernel"].removesuffix("_previous")
+            new = pick(r["shape"], kern, r["M"], r["gran_n"]).get(r["density_target"])
             if new:
-                groups.setdefault((r["M"], r["gran_n"]), []).append(float(new["ms"]) / float(r["ms"]))
-        parts = [f"M={m} gran_n={g}: {math.exp(sum(map(math.log, v)) / len(v)):.3f} (geometric mean of {len(v)} "
-                 f"cells, {min(v):.3f}–{max(v):.3f})" for (m, g), v in groups.items()]
+                groups.setdefault((kern, r["M"], r["gran_n"]), []).append(float(new["ms"]) / float(r["ms"]))
+        name = {"fg_attention": "fg", "fg_dense": "dense", "fg_block128": "block"}
+        parts = [f"{name.get(k, k)} M={m}" + (f" gran_n={g}" if k == "fg_attention" else "")
+                 + f": {math.exp(sum(map(math.log, v)) / len(v)):.3f} ({len(v)} cell"
+                 + (f"s, geometric mean, {min(v):.3f}–{max(v):.3f})" if len(v) > 1 else ")")
+                 for (k, m, g), v in groups.items()]
         out += ["", "Entries changed by the last tune, time of the new entry / the previous one in the same rounds: "
                 + "; ".join(parts) + "."]
     first = rows[0]
     method = (f"CUDA graphs, interleaved rounds with cuDNN first, >= 30 ms untimed replays before each timed one, "
               f"on {first['gpu_name']} (driver {first['smi_driver_version']}, torch {first['torch']}, "
               f"Triton {first['triton']}, cuDNN {first['cudnn']}), SM clocks under load per shape in the CSV")
-    method += "; rows per CSV: " + ", ".join(f"{n} {used[n]}" for n in RUNS)
+    method += ("; rows per CSV: " + ", ".join(f"{n} {used[n]}" for n in RUNS)
+               + f" ({RUNS[0]} covers the shapes it ran with the final launch table; the shapes it did not reach come "
+               "whole from the earlier runs, marked ‡ / † with the entries that differed there)")
     out += ["", provenance(list(RUNS), len(rows), method, first["statistic"])]
     return "\n".join(out) + "\n"
