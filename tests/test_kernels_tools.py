@@ -31,3 +31,32 @@ def test_fit_recovers_row_and_tile_costs(tmp_path: Path) -> None:
     assert abs(got[0] - c_row) < 1e-6 * c_row and abs(got[1] - c_tile) < 1e-6 * c_tile, f"{got} seed {seed}"
     assert row_cost_fit.main([str(path)]) == 0
     assert row_cost_fit.main([str(tmp_path / "missing.csv")]) == 2
+
+
+def test_compile_report_table_variants_follow_the_launch_options(tmp_path: Path) -> None:
+    """compile_report --table compiles each launch-table entry with the constexprs the launcher gives it."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "kernels"))
+    import compile_report
+
+    def entry(kernel, d, m, g, bn, st, w, **extra):
+        return dict(kernel=kernel, gpu="h200", head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st,
+                    num_warps=w, extra=extra, source="test")
+
+    table = tmp_path / "t.json"
+    table.write_text(json.dumps({"entries": [
+        entry("dense", 128, 128, 1, 128, 3, 8, tma=True, tail_branch=True),
+        entry("fg", 128, 64, 1, 64, 3, 4, one_row=True, idx_early=True, lpt=True),
+        entry("block", 128, 128, 128, 64, 2, 8, tma=True, maxnreg=128),
+        entry("fg", 128, 128, 16, 128, 3, 8, idx_ahead=1, tma_q=True, tail_branch=True)]}))
+    vs = {v[0]: v for v in compile_report.table_variants(path=str(table))}
+    assert len(vs) == 4
+    dense = vs["table dense D128 M128 g1 bn128 st3 w8"]
+    assert dense[1] == 0 and dense[8]["TAIL_BRANCH"] is True and dense[8]["USE_TMA"] is True
+    one_row = vs["table fg D128 M64 g1 bn64 st3 w4"][8]  # one_row: the nested persistent kernel, idx_early
+    assert one_row["persistent"] and one_row["flatten"] is False and one_row["idx_early"] is True
+    capped = vs["table block D128 M128 g128 bn64 st2 w8"][8]
+    assert capped["maxnreg"] == 128 and capped["TAIL_BRANCH"] is False and capped["USE_TMA"] is True
+    fg = vs["table fg D128 M128 g16 bn128 st3 w8"][8]  # tail_branch reaches dense only, TMA K/V not fg
+    assert fg["TAIL_BRANCH"] is False and fg["TMA_Q"] is True and fg["IDX_AHEAD"] == 1 and fg["USE_TMA"] is False

@@ -1022,6 +1022,35 @@ def candidates_v7() -> list[dict[str, Any]]:
     return c
 
 
+def candidates_v8() -> list[dict[str, Any]]:
+    """Prepared after run 6 (not run yet): the table entries ptxas still serialises (``compile_report.py --table``):
+    dense D64 M64 (+ ``tail_branch``: pipelined, 108 regs), fg D128 M128 gran 64 (two per SM at maxnreg 128, which
+    serialises; the pipelined one-per-SM forms of the gran-16 entry: bn128 st3 idx_ahead 1 + tma_q 201 regs, or +
+    tail_reuse 255 regs) and block D128 M128 (two per SM at maxnreg 128; pipelined one-per-SM bn64 st3 tma 211 regs,
+    bn128 st2 tma 206 regs; run 2 measured bn128 st3 tma at 1/0.887 of it)."""
+    c: list[dict[str, Any]] = []
+
+    def add(kernel, d, m, g, bn, st, w, **extra):
+        c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st, num_warps=w,
+                      extra=extra))
+
+    def ref(kernel, d, m, g, **more):
+        e = launch.launch_config(kernel, "h200", d, m, g)
+        add(kernel, d, m, e.gran_n, e.block_n, e.num_stages, e.num_warps, **{**e.extra, **more})
+
+    ref("dense", 64, 64, 1)
+    ref("dense", 64, 64, 1, tail_branch=True)
+    ref("fg", 128, 128, 64)
+    f = dict(overlap=False, lpt=True, idx_ahead=1)
+    add("fg", 128, 128, 64, 128, 3, 8, tma_q=True, **f)
+    add("fg", 128, 128, 64, 128, 3, 8, tail_reuse=True, **f)
+    ref("block", 128, 128, 128)
+    b = dict(tma=True, overlap=False, warp_specialize=False)
+    add("block", 128, 128, 128, 64, 3, 8, **b)
+    add("block", 128, 128, 128, 128, 2, 8, **b)
+    return c
+
+
 #: (H, N video, text tokens, window densities) of the v5 sweep: 480p, 480p + text, 720p H40
 SWEEP_SHAPES_V5 = ((12, 32760, 0, (0.02, 0.1, 0.5)), (12, 32760, 512, (0.02, 0.1, 0.5)), (40, 75600, 0, (0.02, 0.1)))
 
@@ -1032,8 +1061,8 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
     from fgattn.masks import with_text
 
     cands = {"v3": candidates_v3, "v4": candidates_v4, "v5": candidates_v5, "v6": candidates_v6,
-             "v7": candidates_v7}[args.candidates]()
-    v5 = args.candidates in ("v5", "v6", "v7")  # the three-shape sweep
+             "v7": candidates_v7, "v8": candidates_v8}[args.candidates]()
+    v5 = args.candidates in ("v5", "v6", "v7", "v8")  # the three-shape sweep
     shapes = SWEEP_SHAPES_V5 if v5 else ((*TUNE_SHAPE, 0, (0.02, 0.1, 0.5)),)
     warm = tuple((h, nv + nt) for h, nv, nt, _ in shapes if (h, nv + nt) != TUNE_SHAPE)
     checked = [{k: v for k, v in r.items() if k != "warm_shapes"}
@@ -1350,10 +1379,11 @@ def main() -> None:
                     help="--final benchmark on H12 N32760 (+512 text), H40 N75600 and H12 N32760 D64 only")
     ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--candidates", choices=("v3", "v4", "v5", "v6", "v7"), default="v7",
+    ap.add_argument("--candidates", choices=("v3", "v4", "v5", "v6", "v7", "v8"), default="v8",
                     help="--final/--sweep-only candidate set (v3: session-3 persistent forms; v4: work queue, tma_q; "
                          "v5: tail_reuse, tma_q, work queue on three Wan shapes; v6: one_row on the same shapes; v7: dense "
-                         "tail_branch, one_row for the other fg keys)")
+                         "tail_branch, one_row for the other fg keys; v8: the entries still serialised - dense D64 M64, fg M128 "
+                         "gran 64, block M128)")
     ap.add_argument("--sweep-rounds", type=int, default=3, help="interleaved rounds per sweep problem")
     ap.add_argument("--shuffle-seed", type=int, default=None,
                     help="sweep: a fresh random case order in every round (relative times are paired per round)")

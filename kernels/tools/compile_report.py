@@ -1,6 +1,7 @@
 """Compile fgattn variants offline for sm_90 (no GPU) and print registers, spills and shared memory.
 
     PYTHONPATH=/path/to/triton-3.6:kernels python kernels/tools/compile_report.py [NAME-SUBSTRING ...]
+    PYTHONPATH=/path/to/triton-3.6:kernels python kernels/tools/compile_report.py --table   # the launch table
     FGATTN_DUMP=DIR ... also writes each variant's TTGIR, PTX and SASS into DIR
 
 Uses the Triton on the path (the device machines run 3.6); pointer and stride arguments get the
@@ -112,6 +113,17 @@ VARIANTS = [
     ("dense D64 bn128 st3 tma tail_branch", 0, 64, 128, 128, 1, 3, 8, {"USE_TMA": True, "TAIL_BRANCH": True}),
     ("dense D64 bn128 st2 tma tma_qo tail_branch", 0, 64, 128, 128, 1, 2, 8, {"USE_TMA": True, "TMA_QO": True,
                                                                             "TAIL_BRANCH": True}),
+    # session 6 after run 6: forms for the entries still serialised (dense D64 M64, fg M128 g64, block M128)
+    ("dense D64 M64 bn64 st4 tma w4 tail_branch", 0, 64, 64, 64, 1, 4, 4, {"USE_TMA": True, "TAIL_BRANCH": True}),
+    ("dense D64 M64 bn64 st4 tma tma_qo w4 tail_branch", 0, 64, 64, 64, 1, 4, 4, {"USE_TMA": True, "TMA_QO": True,
+                                                                                "TAIL_BRANCH": True}),
+    ("fg g64 bn128 st3 ia1 tma_q", 2, 128, 128, 128, 64, 3, 8, {"IDX_AHEAD": 1, "TMA_Q": True}),
+    ("fg g64 bn128 st3 ia1 tail_reuse", 2, 128, 128, 128, 64, 3, 8, {"IDX_AHEAD": 1, "TAIL_REUSE": True}),
+    ("fg g64 bn64 st3 ia1", 2, 128, 128, 64, 64, 3, 8, {"IDX_AHEAD": 1}),
+    ("fg g64 bn64 st2 ia1 r168", 2, 128, 128, 64, 64, 2, 8, {"IDX_AHEAD": 1, "maxnreg": 168}),
+    ("block bn64 st3 tma", 1, 128, 128, 64, 128, 3, 8, {"USE_TMA": True}),
+    ("block bn64 st2 tma r168", 1, 128, 128, 64, 128, 2, 8, {"USE_TMA": True, "maxnreg": 168}),
+    ("block bn128 st2 tma", 1, 128, 128, 128, 128, 2, 8, {"USE_TMA": True}),
     ("fg g64 bn64 st2 ia1 r128 tail_reuse", 2, 128, 128, 64, 64, 2, 8, {"IDX_AHEAD": 1, "TAIL_REUSE": True,
                                                                        "maxnreg": 128}),
     ("block bn64 st2 tma r128", 1, 128, 128, 64, 128, 2, 8, {"USE_TMA": True, "maxnreg": 128}),
@@ -239,9 +251,46 @@ def compile_one(v: tuple) -> dict:
         return dict(name=name, ok=False, err=repr(e)[-400:], s=round(time.time() - t0, 1))
 
 
+def table_variants(gpu: str = "h200", path: str | None = None) -> list[tuple]:
+    """The launch table's entries for ``gpu`` as variants, with the constexprs ``attention._launch`` gives them
+    (bf16, an ordered index for fg / block; one_row = the nested persistent kernel)."""
+    from fgattn.launch import launch_config, load_table
+
+    out = []
+    for kernel, g, d, m, gran in load_table(path):
+        if g != gpu:
+            continue
+        e = launch_config(kernel, g, d, m, gran, table_path=path)
+        mode = {"dense": 0, "block": 1, "fg": 2}[e.kernel]
+        o = e.extra
+        name = f"table {e.kernel} D{e.head_dim} M{e.block_m} g{e.gran_n} bn{e.block_n} st{e.num_stages} w{e.num_warps}"
+        extra: dict[str, Any] = {}
+        if o.get("maxnreg") is not None:
+            extra["maxnreg"] = int(o["maxnreg"])
+        tma_q = bool(o.get("tma_q", False)) and not o.get("tma_qo", False)
+        if o.get("one_row") or o.get("persistent"):
+            one_row = bool(o.get("one_row"))
+            flat = bool(o.get("flatten", True)) and not one_row
+            extra.update(persistent=True, flatten=flat, queue=bool(o.get("queue", False)),
+                         idx_early=bool(o.get("idx_early", False)) and not flat, TMA_Q=tma_q)
+        else:
+            use_tma = mode != 2 and bool(o.get("tma", False))
+            ia = int(o.get("idx_ahead", 0))
+            extra.update(USE_TMA=use_tma, TMA_QO=bool(o.get("tma_qo", False)), TMA_Q=tma_q, IDX_AHEAD=ia,
+                         OVERLAP=bool(o.get("overlap", False)), WARP_SPEC=use_tma and bool(o.get("warp_specialize")),
+                         TAIL_REUSE=bool(o.get("tail_reuse", False)) and mode == 2 and ia == 1,
+                         TAIL_BRANCH=bool(o.get("tail_branch", False)) and mode == 0)
+        out.append((name, mode, e.head_dim, e.block_m, e.block_n, e.gran_n, e.num_stages, e.num_warps, extra))
+    return out
+
+
 def main() -> None:
+    """``compile_report.py [NAME-SUBSTRING ...]``; ``--table`` compiles the launch table's H200 entries instead."""
     only = sys.argv[1:]
-    vs = [v for v in VARIANTS if not only or any(o in v[0] for o in only)]
+    if only[:1] == ["--table"]:
+        vs = table_variants()
+    else:
+        vs = [v for v in VARIANTS if not only or any(o in v[0] for o in only)]
     with ProcessPoolExecutor(max_workers=2) as ex:
         for r in ex.map(compile_one, vs):
             print(json.dumps(r), flush=True)
