@@ -29,6 +29,9 @@ def test_inputs_are_the_committed_csvs_and_the_record_is_complete() -> None:
     assert cal.resources, "compiled registers / shared memory of the calibrated configs are recorded"
     assert set(cal.fit["fixed_by_measurement"]) == {"hbm_bw_eff"}  # revision 4: the L2 efficiency is fitted
     assert {"l2_gbs", "hbm_gbs"} <= set(cal.fit["measured"])  # the stream microbenchmarks, recorded
+    # revision 5: the SM clock under a sustained tensor-core load, measured by calibrate's microbenchmarks
+    assert 500.0 < float(cal.device["sustained_load_clock_mhz"]) <= float(cal.device["sm_clock_mhz"])
+    assert "wgmma_min_cycles" in cal.params.as_dict() and not cal.fit["at_bound"]
 
 
 def test_refit_reproduces_the_committed_calibration(tmp_path: Path) -> None:

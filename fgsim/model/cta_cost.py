@@ -288,14 +288,18 @@ def coresident_rates(res: float, chain: float, slots: int, p: float, alone: floa
     return np.minimum(r, 1.0)
 
 
-_DEFAULT_RESOURCES: dict[tuple[str, str], Mapping[str, Any]] = {}
+_DEFAULT_RESOURCES: dict[tuple[str, str, str], Mapping[str, Any]] = {}
 
 
 def default_resources(gpu: GPU) -> Mapping[str, Any]:
     """Compiled registers / shared memory (per launch configuration) recorded by the calibration that applies to
     ``gpu`` (its own, or one of the same architecture: the same compiled kernels); empty for an extrapolation or
-    an uncalibrated GPU. Cached per (GPU, architecture)."""
-    key = (gpu.name, gpu.arch)
+    an uncalibrated GPU. Cached per (GPU, architecture, calibration search path)."""
+    import os
+
+    from fgsim.calibration import CAL_PATH_ENV
+
+    key = (gpu.name, gpu.arch, os.environ.get(CAL_PATH_ENV, ""))
     if key not in _DEFAULT_RESOURCES:
         from fgsim.calibration import resolve
 
