@@ -288,25 +288,29 @@ def _cell(d: Mapping[str, Any] | None) -> str:
 
 
 def comparison_lines(summary: Mapping[str, Any], frozen: Mapping[str, Any] | None,
-                     rev2: Mapping[str, Any] | None = None, rev3: Mapping[str, Any] | None = None) -> list[str]:
-    """Per-axis table: the model before issue 10 | the rebuilt model on the first test list, blind | revision 2 on
-    its frozen list test3, blind | revision 3 on its frozen list test4, blind | this model on the development data |
-    this model on its frozen list test5, blind."""
+                     rev2: Mapping[str, Any] | None = None, rev3: Mapping[str, Any] | None = None,
+                     rev4: Mapping[str, Any] | None = None) -> list[str]:
+    """Per-axis table: the model before issue 10 | the rebuilt model on the first test list, blind | revisions 2, 3
+    and 4 on their frozen lists test3 / test4 / test5, blind | this model on the development data | this model on
+    its frozen list test6, blind."""
     lines = ["| axis | old model (issue 10, earlier data) | rebuilt model, first test list, blind | revision 2, "
-             "frozen test3 (old kernels), blind | revision 3, frozen test4, blind | this model (revision 4), "
-             "development | this model (revision 4), frozen test5 (final kernels), blind | target |",
-             "|---|---|---|---|---|---|---|---|"]
+             "frozen test3 (old kernels), blind | revision 3, frozen test4, blind | revision 4, frozen test5, blind | "
+             "this model (revision 5), development | this model (revision 5), frozen test6 (final kernels), blind | "
+             "target |",
+             "|---|---|---|---|---|---|---|---|---|"]
     tgt = {"tuned": "<= 3 % per kernel, max <= 10 %", "config": "<= 5 %, max <= 15 %, within-what-if >= 0.9",
            "sm": "<= 5 %, max <= 15 %", "dtype": "—", "trace": "—"}
     dev, test = summary.get("development", {}), summary.get("test", {})
     fz = (frozen or {}).get("test", {})
     r2 = (rev2 or {}).get("test", {})
     r3 = (rev3 or {}).get("test", {})
+    r4 = (rev4 or {}).get("test", {})
     for ax, label in AXES:
-        if not any(ax in x for x in (dev, test, fz, r2, r3)):
+        if not any(ax in x for x in (dev, test, fz, r2, r3, r4)):
             continue
         lines.append(f"| {label} | {OLD_MODEL.get(ax, '—')} | {_cell(fz.get(ax))} | {_cell(r2.get(ax))} | "
-                     f"{_cell(r3.get(ax))} | {_cell(dev.get(ax))} | {_cell(test.get(ax))} | {tgt[ax]} |")
+                     f"{_cell(r3.get(ax))} | {_cell(r4.get(ax))} | {_cell(dev.get(ax))} | {_cell(test.get(ax))} | "
+                     f"{tgt[ax]} |")
     return lines
 
 
@@ -315,12 +319,14 @@ FROZEN_PATH = SUMMARY_PATH.with_name("costmodel_summary_frozen.json")
 REV2_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev2.json")
 #: revision 3's scoring (development + its frozen list test4)
 REV3_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev3.json")
+#: revision 4's scoring (development + its frozen list test5, on the kernels of issue 12's run 4)
+REV4_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev4.json")
 
 
 def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None = None,
                  test: Sequence[str] | None = None, gpu: str = "h200") -> Path:
     """Score the development CSVs (``dev``: the development lists and the earlier frozen lists, which became
-    development data) and the fresh frozen test CSVs (``test``: test5) with the committed calibration of ``gpu``;
+    development data) and the fresh frozen test CSVs (``test``: test6) with the committed calibration of ``gpu``;
     write REPORT.md, the summary JSON (README tables) and the extrapolation band."""
     from datetime import UTC, datetime
 
@@ -344,20 +350,20 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              "variants: validation/MODEL_NOTES.md.", "", "## Protocol", "",
              "Case lists in `validation/cases/`: **calibration** (`calib.csv`: uniform masks; tuned launch configs, "
              "grids of one and of several waves, non-default launch configs (BLOCK_N 32, spilling 4-warp and "
-             "BLOCK_N=128 tiles, M=64 with 8 warps), each persistent-program setting, at N 2048/8192/30720; what "
-             "`fgsim calibrate` measures and the only rows it fits), **development** (`dev.csv`; the first test list "
-             "`test.csv`/`test2.csv`; `test3.csv` and `test4.csv`, the frozen lists of revisions 2 and 3, development "
-             "since their one scoring; `dev4.csv`; `dev5.csv`: tuned configs of the final launch table) and the "
-             "**frozen test list** `test5.csv` (structured masks, N 7168/13312/22528/45056 used by no other list; "
-             "tuned configs at D 64/128 x M 64/128, fp16 at every (D, M), the whole BLOCK_N 32/64/128 x stages 2-4 x "
-             "warps 4/8 grid of four what-ifs (fg D=128 M=128 and D=64 M=64, block D=64 M=128, dense D=128 M=64), "
-             "persistent programs off / 1 / 2 per SM, SM partitions 16/32/64/96/132). `test5.csv` was committed "
-             "(5e28e5c) before any revision-4 fit and before any revision-4 measurement, measured once in one GPU "
-             "session with the calibration (after it), and scored once with the final model; no decision used it "
-             "before that scoring. Since then test5 is development data: the revision-5 attempt judged its variants "
-             "on it (no model change followed, validation/MODEL_NOTES.md), and `test6.csv`, committed frozen "
-             "(7c67025) and not yet measured, is the next revision's test list. "
-             "Revisions 1-3 scored their frozen lists once too; those numbers are kept below as history. All "
+             "BLOCK_N=128 tiles, M=64 with 8 warps), each persistent-program setting, and (revision 5) co-residency "
+             "pairs: one launch configuration on a grid of at most one CTA per SM and on one of several per SM, at N "
+             "2048/8192/30720; what `fgsim calibrate` measures and the only rows it fits), **development** "
+             "(`dev.csv`; the first test list `test.csv`/`test2.csv`; `test3.csv`, `test4.csv` and `test5.csv`, the "
+             "frozen lists of revisions 2-4, development since their one scoring; `dev4.csv`; `dev5.csv`: tuned "
+             "configs of the launch table, measured on the kernels of issue 12's run 4 and again on this session's "
+             "final kernels) and the **frozen test list** `test6.csv` (structured masks, N 8704/19456/34816 and "
+             "seeds used by no other list; tuned configs at D 64/128 x M 64/128, fp16 at every (D, M), the whole "
+             "BLOCK_N 32/64/128 x stages 2-4 x warps 4/8 grid of the fg D=128 M=64 what-if and smaller grids of fg "
+             "D=64 M=64, dense and block D=128 M=64 and fg D=128 M=128, persistent programs off / 1 / 2 per SM for fg "
+             "at M=64, SM partitions 16/32/64/96/132). `test6.csv` was committed (7c67025) before any revision-5 fit "
+             "and before any of its measurements, measured once in one GPU session with the calibration (after "
+             "it), and scored once with the final model and calibration; no decision used it before that scoring. "
+             "Revisions 1-4 scored their frozen lists once too; those numbers are kept below as history. All "
              "timings: CUDA graphs, 3 interleaved rounds, median per call; SM partitions: CUDA events around "
              "back-to-back calls on a green context with the GPU held busy while the host enqueues them (test3 "
              "onwards; earlier lists without the hold).", "",
@@ -380,9 +386,9 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
         lines.append(f"| {k} | {v['n']} | {v['mape']:.2f} | {v['max_ape']:.1f} |")
     summary: dict[str, Any] = {"calibration": {k: cal.fit.get(k) for k in ("n", "mape", "max_ape")},
                                "calibration_file": Path(cal.path).name}
-    titles = {"development": "Development data: `dev.csv`, the first test list, `test3.csv`, `dev4.csv`, `test4.csv` "
-                             "and `dev5.csv` (used for model decisions)",
-              "test": "Frozen test list `test5.csv` (final kernels): scored once, blind"}
+    titles = {"development": "Development data: `dev.csv`, the first test list, `test3.csv`, `dev4.csv`, `test4.csv`, "
+                             "`dev5.csv` (twice) and `test5.csv` (used for model decisions)",
+              "test": "Frozen test list `test6.csv` (final kernels): scored once, blind"}
     for name, files in (("development", dev), ("test", test)):
         if not files:
             continue
@@ -403,7 +409,7 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
             band = extrapolation_band(sc)
             summary["extrapolation_band_pct"] = band
             od.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(bands_path, json.dumps({"source": "validation/REPORT.md (frozen test list test5: "
+            write_text_atomic(bands_path, json.dumps({"source": "validation/REPORT.md (frozen test list test6: "
                                                       "2 x the worst p90 error of the tuned and SM-partition axes)",
                                                       "band_pct": round(band, 1)},
                                                      indent=1) + "\n")
@@ -433,11 +439,18 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                   + ", ".join(f"`{f}`" for f in rev3.get("test_files", [])) + " once, blind; those rows are "
                   "development data above.", ""]
         lines += table_lines(rev3["test"], "test4 (revision 3, blind)")
+    rev4 = json.loads(REV4_PATH.read_text()) if REV4_PATH.is_file() else None
+    if rev4 and rev4.get("test"):
+        lines += ["", "## History: revision 4's one blind scoring of its frozen list test5", "",
+                  f"Revision 4 (calibration fit MAPE {rev4.get('calibration', {}).get('mape', 0):.2f} %) scored "
+                  + ", ".join(f"`{f}`" for f in rev4.get("test_files", [])) + " once, blind; those rows are "
+                  "development data above.", ""]
+        lines += table_lines(rev4["test"], "test5 (revision 4, blind)")
     lines += ["", "## Per axis: old model, earlier revisions (blind), this model", "",
               "Targets (issue 10, frozen test set, H200): tuned configs MAPE <= 3 % per family, max <= 10 %, "
               "Spearman >= 0.98; non-default configs and SM partitions MAPE <= 5 %, max <= 15 %, within-what-if "
               "Spearman >= 0.9. Cells: fg / block / dense MAPE, the worst row's error.", ""]
-    lines += comparison_lines(summary, frozen, rev2, rev3)
+    lines += comparison_lines(summary, frozen, rev2, rev3, rev4)
     od.mkdir(parents=True, exist_ok=True)
     write_summary(summary_path, summary)
     return write_text_atomic(od / "REPORT.md", "\n".join(lines) + "\n")

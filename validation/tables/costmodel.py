@@ -1,8 +1,9 @@
 """README block: cost-model error per axis (H200, issue 10): the model before issue 10, the rebuilt model on the
-first test list (blind), revisions 2 and 3 on their frozen lists test3 / test4 (blind), this model (revision 4) on
-the development data and on the frozen test list test5 (blind).
+first test list (blind), revisions 2, 3 and 4 on their frozen lists test3 / test4 / test5 (blind), this model
+(revision 5) on the development data and on the frozen test list test6 (blind).
 
-Numbers come from ``validation/costmodel_summary.json`` (development + test5),
+Numbers come from ``validation/costmodel_summary.json`` (development + test6),
+``validation/costmodel_summary_rev4.json`` (revision 4's development + test5),
 ``validation/costmodel_summary_rev3.json`` (revision 3's development + test4),
 ``validation/costmodel_summary_rev2.json`` (revision 2's development + test3) and
 ``validation/costmodel_summary_frozen.json`` (the rebuilt model's one blind scoring of the first test list), which
@@ -22,6 +23,7 @@ SUMMARY = ROOT / "validation" / "costmodel_summary.json"
 FROZEN = ROOT / "validation" / "costmodel_summary_frozen.json"
 REV2 = ROOT / "validation" / "costmodel_summary_rev2.json"
 REV3 = ROOT / "validation" / "costmodel_summary_rev3.json"
+REV4 = ROOT / "validation" / "costmodel_summary_rev4.json"
 
 
 def render() -> str:
@@ -30,17 +32,18 @@ def render() -> str:
     band = json.loads((ROOT / "fgsim" / "data" / "transfer_bands.json").read_text())["band_pct"]
     r2 = json.loads(REV2.read_text()) if REV2.is_file() else None
     r3 = json.loads(REV3.read_text()) if REV3.is_file() else None
-    lines = comparison_lines(s, fz, r2, r3)
+    r4 = json.loads(REV4.read_text()) if REV4.is_file() else None
+    lines = comparison_lines(s, fz, r2, r3, r4)
     cal = s.get("calibration", {})
     dev = ", ".join(f"`{f}`" for f in s.get("development_files", []))
     test = ", ".join(f"`{f}`" for f in s.get("test_files", [])) or "not measured"
     lines.append("")
     lines.append(
-        f"*Source: `validation/results/` {test} ({s.get('test_rows', 0)} rows: the frozen test list test5, written "
+        f"*Source: `validation/results/` {test} ({s.get('test_rows', 0)} rows: the frozen test list test6, written "
         "before this revision's fit and before any of its measurements, measured once, scored once) and "
         f"{dev} ({s.get('development_rows', 0)} rows: development data, used to choose between model variants; the "
         "earlier frozen lists became development data after their one blind scoring, whose numbers are the third "
-        "to fifth columns), scored with "
+        "to sixth columns), scored with "
         f"`fgsim/data/calibrations/{s.get('calibration_file')}` (fitted on {cal.get('n')} calibration rows only, fit "
         f"MAPE {cal.get('mape', 0):.1f} %). Cells: fg / block / dense MAPE and the worst row's error. Timing: CUDA "
         "graphs, 3 interleaved rounds (SM partitions: CUDA events around back-to-back calls on a green context); "
