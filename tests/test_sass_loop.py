@@ -1,5 +1,6 @@
 """The tile loop's SASS figures (fgsim.validation.sass) from a hand-written listing: the innermost loop with the
-tensor-core instructions, its local-memory traffic on the path every iteration runs, and its instruction count."""
+tensor-core instructions, its local-memory traffic on the path every iteration runs, its instruction count and its
+waited (gsb0) wgmma."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ LISTING = """
         /*0020*/                   LDL.64 R2, [R1+0x10] ;
         /*0030*/                   HGMMA.64x64x16.F32.BF16 R24, gdesc[UR8], RZ, !UPT ;
         /*0040*/                   LDL.128 R8, [R1+0x20] ;
-        /*0050*/                   HGMMA.64x128x16.F32.BF16 R40, R152, gdesc[UR4], R40 ;
+        /*0050*/                   HGMMA.64x128x16.F32.BF16 R40, R152, gdesc[UR4], R40, gsb0 ;
         /*0060*/               @P1 BRA 0x90 ;
         /*0070*/                   STL.64 [R1+0x30], R10 ;
         /*0080*/                   LDL R12, [R1+0x38] ;
@@ -27,10 +28,11 @@ LISTING = """
 def test_loop_traffic_counts_the_always_path_of_the_mma_loop() -> None:
     got = loop_traffic(LISTING)
     # loop 0x30..0xb0: LDL.128 (16 B) and STL (4 B) always run; the STL.64 / LDL the @P1 branch skips do not;
-    # the prologue STL / LDL.64 and the epilogue LDL are outside the loop; NOPs are not instructions issued
-    assert got == {"loop_ldst": 2, "loop_ldst_bytes": 20, "loop_mma": 2, "loop_instr": 6}
+    # the prologue STL / LDL.64 and the epilogue LDL are outside the loop; NOPs are not instructions issued; one of
+    # the two HGMMA carries gsb0 (waited for before the next)
+    assert got == {"loop_ldst": 2, "loop_ldst_bytes": 20, "loop_mma": 2, "loop_instr": 6, "loop_mma_wait": 1}
 
 
 def test_no_mma_loop_gives_zeros() -> None:
     assert loop_traffic("        /*0000*/   LDL R1, [R1] ;\n        /*0010*/  @P0 BRA 0x0 ;\n") == {
-        "loop_ldst": 0, "loop_ldst_bytes": 0, "loop_mma": 0, "loop_instr": 0}
+        "loop_ldst": 0, "loop_ldst_bytes": 0, "loop_mma": 0, "loop_instr": 0, "loop_mma_wait": 0}
