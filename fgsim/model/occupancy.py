@@ -45,6 +45,8 @@ def config_key(cfg: KernelConfig) -> str:
         var += "+tr"
     if ex.get("tma_q") and not ex.get("tma_qo"):
         var += "+tmaq"
+    if ex.get("tail_branch") and cfg.kernel == "dense":  # the masked last tile under a branch: another compile
+        var += "+tb"
     if ex.get("one_row"):  # one program per row running the nested persistent form's row code (fgattn)
         var = ("1row" if cfg.kernel != "fg" else f"g{cfg.gran_n}+1row") + ("+ie" if ex.get("idx_early") else "") + \
             ("+tmaq" if ex.get("tma_q") else "") + (f"+r{int(ex['maxnreg'])}" if ex.get("maxnreg") else "")
