@@ -11,26 +11,29 @@ set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=.:kernels
 OUT=${OUT:-/tmp/fgsim-out}
 TAG=${TAG:-h200-2026-11-30-costmodel}
+CAL=${CAL:-calib6} DEV=${DEV:-dev6} RUN_TEST=${RUN_TEST:-1}  # second call (final table 08559f8): CAL=calib7 DEV=dev7 RUN_TEST=0
 mkdir -p "$OUT/logs"
 T0=$(date +%s)
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,driver_version,power.limit --format=csv,noheader | tee "$OUT/smi.txt"
 echo "FGSIM_COMMIT=${FGSIM_COMMIT:-}" | tee -a "$OUT/smi.txt"
 timeout "${T_PRE:-60}" python3 -c "from fgsim.validation.cases import load_case_list as L; from fgsim.validation.measure import precompile
-precompile(L('calib') + L('test6') + L('dev5'), workers=15)" > "$OUT/logs/pre.log" 2>&1
+precompile(L('calib') + (L('test6') if ${RUN_TEST} else []) + L('dev5'), workers=15)" > "$OUT/logs/pre.log" 2>&1
 echo "precompile rc=$? $(tail -1 "$OUT/logs/pre.log") t=$(( $(date +%s) - T0 ))s"
-timeout "${T_CALIB:-170}" python3 -m fgsim calibrate --measure-only --csv "$OUT/$TAG-calib6.csv" \
+timeout "${T_CALIB:-170}" python3 -m fgsim calibrate --measure-only --csv "$OUT/$TAG-$CAL.csv" \
     --workers 4 > "$OUT/logs/calib.log" 2>&1
-echo "calibrate rc=$? rows=$(grep -c ',ok,' "$OUT/$TAG-calib6.csv" 2>/dev/null) t=$(( $(date +%s) - T0 ))s"
+echo "calibrate rc=$? rows=$(grep -c ',ok,' "$OUT/$TAG-$CAL.csv" 2>/dev/null) t=$(( $(date +%s) - T0 ))s"
 grep -v "^\[" "$OUT/logs/calib.log" | tail -3
+if [ "$RUN_TEST" = 1 ]; then
 timeout "${T_TEST:-130}" python3 -m fgsim validate --measure --cases test6 --csv "$OUT/$TAG-test6.csv" \
     --workers 4 --no-progress > "$OUT/logs/test6.log" 2>&1
 echo "test6 rc=$? rows=$(grep -c ',ok,' "$OUT/$TAG-test6.csv" 2>/dev/null) t=$(( $(date +%s) - T0 ))s"
-timeout "${T_DEV:-40}" python3 -m fgsim validate --measure --cases dev5 --csv "$OUT/$TAG-dev6.csv" \
+fi
+timeout "${T_DEV:-40}" python3 -m fgsim validate --measure --cases dev5 --csv "$OUT/$TAG-$DEV.csv" \
     --workers 4 > "$OUT/logs/dev6.log" 2>&1
-echo "dev5 (final kernels) rc=$? rows=$(grep -c ',ok,' "$OUT/$TAG-dev6.csv" 2>/dev/null) t=$(( $(date +%s) - T0 ))s"
+echo "dev5 (final kernels) rc=$? rows=$(grep -c ',ok,' "$OUT/$TAG-$DEV.csv" 2>/dev/null) t=$(( $(date +%s) - T0 ))s"
 (cd "$OUT" && tar czf logs.tar.gz logs && rm -rf logs)
 echo "--- calibration rows (test6 times are not printed) ---"
-python3 - "$OUT/$TAG-calib6.csv" <<'PY'
+python3 - "$OUT/$TAG-$CAL.csv" <<'PY'
 import csv, json, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 mic = [r for r in rows if r.get("kind") == "micro" and r["micro"] != "gather"]
