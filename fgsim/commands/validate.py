@@ -33,8 +33,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds per case (median recorded)")
     p.add_argument("--workers", type=positive_int, default=12, help="processes compiling kernels before timing")
     p.add_argument("--dev", nargs="*", default=None, help="development-set results CSVs to report on (neither --dev nor --test: the "
-                   "CSVs validation/costmodel_summary.json was scored from)")
-    p.add_argument("--test", nargs="*", default=None, help="frozen test-set results CSVs to report on")
+                   "CSVs validation/costmodel_summary_rescored.json, else costmodel_summary.json, was scored from)")
+    p.add_argument("--test", nargs="*", default=None, help="frozen test-set results CSVs to report on (with a "
+                   "calibration other than the one of the blind scoring in validation/costmodel_summary.json: a "
+                   "rescoring, written to costmodel_summary_rescored.json; the blind record and band stay)")
     p.add_argument("--out-dir", default=str(REPO / "validation"),
                    help="report directory (REPORT.md; default <repo>/validation; elsewhere the summary JSON "
                    "and extrapolation band are written beside the report, not over the committed ones)")

@@ -1,0 +1,71 @@
+"""``fgsim validate`` with a calibration other than the one of the frozen list's blind scoring: the frozen list is
+rescored, not blind, beside the blind record, which stays as it is with the extrapolation band derived from it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+import fgsim.validation.report as report
+from fgsim.calibration import available_calibrations, load_calibration
+from fgsim.cli import main
+
+RESULTS = Path(report.SUMMARY_PATH).parent / "results"
+
+
+def _head(src: Path, dst: Path, n: int) -> Path:
+    with src.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    with dst.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows[:n])
+    return dst
+
+
+def test_other_calibration_is_detected_from_the_fit_statistics() -> None:
+    fit = {"n": 157, "mape": 8.14, "max_ape": 29.9}
+    blind = {"calibration": {"n": 157, "mape": 7.66, "max_ape": 46.6}, "test": {"tuned": {}}}
+    assert report.scored_with_other_calibration(blind, fit)
+    assert not report.scored_with_other_calibration({**blind, "calibration": dict(fit)}, fit)
+    assert not report.scored_with_other_calibration({"calibration": blind["calibration"]}, fit)  # no blind scoring
+    assert not report.scored_with_other_calibration({}, fit)
+    assert report.scored_with_other_calibration({**blind, "calibration": {**fit, "n": 145}}, fit)
+
+
+def test_rescoring_leaves_the_blind_record_and_band(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    (repo / "validation").mkdir(parents=True)
+    blind = json.loads(report.SUMMARY_PATH.read_text())
+    blind["calibration"] = {"n": 1, "mape": 99.0, "max_ape": 99.0}  # another calibration than the committed one
+    summary, band = repo / "validation" / "costmodel_summary.json", repo / "transfer_bands.json"
+    summary.write_text(json.dumps(blind))
+    band.write_text('{"band_pct": 25.0}\n')
+    before = summary.read_text(), band.read_text()
+    monkeypatch.setattr(report, "SUMMARY_PATH", summary)
+    monkeypatch.setattr(report, "BANDS_PATH", band)
+    monkeypatch.setattr(report, "RESCORED_PATH", summary.with_name("costmodel_summary_rescored.json"))
+    dev = _head(RESULTS / "h200-2026-11-30-costmodel-dev7.csv", tmp_path / "dev.csv", 9)
+    test = _head(RESULTS / "h200-2026-11-30-costmodel-test6.csv", tmp_path / "test.csv", 9)
+    out = tmp_path / "out"
+    assert main(["validate", "--dev", str(dev), "--test", str(test), "--out-dir", str(out)]) == 0
+    assert (summary.read_text(), band.read_text()) == before  # the blind record and its band untouched
+    assert {p.name for p in out.iterdir()} == {"REPORT.md", "costmodel_summary_rescored.json"}
+    text = (out / "REPORT.md").read_text()
+    assert report.RESCORED_LABEL in text and "one blind scoring of test6" in text
+    assert "scored once, blind" not in text.split("## Revision 5's one blind scoring")[0]
+    rs = json.loads((out / "costmodel_summary_rescored.json").read_text())
+    cal = load_calibration(available_calibrations()["h200"])
+    assert rs["calibration"]["mape"] == pytest.approx(cal.fit["mape"]) and rs["test_rows"] == 9
+    assert rs["rescored_of"]["calibration_inputs"] == [Path(i["path"]).name for i in cal.inputs]
+
+
+def test_committed_rescoring_names_the_final_table_rows() -> None:
+    """The committed rescored summary (calibration calib7) lists dev7 and test6; the blind one does not list dev7."""
+    dev, test = report.committed_lists()
+    assert any(f.endswith("-dev7.csv") for f in dev) and [Path(f).name for f in test] == [
+        "h200-2026-11-30-costmodel-test6.csv"]
+    assert "h200-2026-11-30-costmodel-dev7.csv" not in json.loads(report.SUMMARY_PATH.read_text())["development_files"]
