@@ -105,3 +105,25 @@ def test_alternative_table(tmp_path: Path) -> None:
     assert (cfg.block_n, cfg.layout, cfg.source) == (32, "bnhd", "test")
     with pytest.raises(ValueError, match="gpu"):
         launch_config("dense", "h200", 64, 64, table_path=str(p))
+
+
+def test_table_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FGATTN_LAUNCH_TABLE replaces the packaged table for the kernels and fgsim's cost model alike."""
+    from fgsim.launchcfg import launch_config as model_config
+
+    data = {"entries": [dict(kernel="dense", gpu="h200", head_dim=64, block_m=64, gran_n=1, block_n=32,
+                             num_warps=4, num_stages=2, layout="bhnd", extra={"tail_branch": True}, source="env")]}
+    p = tmp_path / "env.json"
+    p.write_text(json.dumps(data))
+    packaged = launch_config("dense", "h200", 64, 64)
+    monkeypatch.setenv("FGATTN_LAUNCH_TABLE", str(p))
+    cfg = launch_config("dense", "h200", 64, 64)
+    assert (cfg.block_n, cfg.num_stages, cfg.source) == (32, 2, "env")
+    assert (cfg.block_n, cfg.num_stages) != (packaged.block_n, packaged.num_stages) or packaged.source != "env"
+    mc = model_config("dense", "h200", 64, 64)
+    assert (mc.block_n, mc.num_stages, mc.extra.get("tail_branch")) == (32, 2, True)
+    monkeypatch.setenv("FGATTN_LAUNCH_TABLE", str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match="FGATTN_LAUNCH_TABLE: .*missing.json: no such file"):
+        launch_config("dense", "h200", 64, 64)
+    monkeypatch.delenv("FGATTN_LAUNCH_TABLE")
+    assert launch_config("dense", "h200", 64, 64) == packaged

@@ -134,15 +134,84 @@ def _fmt(v: Any) -> Any:
     return v
 
 
+def timing_from_committed(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``cp-timing.csv`` rows (cp_run.py's format) rebuilt from a committed ``cp-<tag>-timing.csv``: its measured
+    medians and methods; min/max from its relative spreads (only their difference is used)."""
+    out = []
+    for r in rows:
+        t = {k: r[k] for k in ("shape", "S", "heads", "head_dim", "block_m", "density", "kernel", "scheme", "P",
+                               "rank", "rounds", "sm_clock_mhz", "mem_clock_mhz")}
+        for part, col in (("attn", "measured_attn_s"), ("comm", "measured_comm_s"), ("total", "measured_total_s")):
+            med = float(r[col])
+            t[f"{part}_median_s"], t[f"{part}_min_s"] = r[col], r[col]
+            t[f"{part}_max_s"] = repr(med * (1 + float(r[f"{part}_spread"])))
+        t["total_eager_median_s"] = r.get("measured_total_eager_s", "")
+        t["attn_method"], t["comm_method"], t["total_method"] = r["method_attn"], r["method_comm"], r["method_total"]
+        out.append(t)
+    return out
+
+
+def repredict(tag: str, out_dir: Path, gpu_name: str, calibration: str | None) -> int:
+    """Re-price a committed run's per-rank rows (``cp-<tag>-timing.csv`` + ``cp-<tag>-counts.npz``) and its merge
+    rows with the current cost model and calibration; the measured columns and the environment stay as they were.
+    Set ``FGATTN_LAUNCH_TABLE`` to the launch table the run used."""
+    from fgsim.calibration import resolve_params
+    from fgsim.hardware import load_gpu
+    from fgsim.parallel import link_for, stream_gbs
+
+    tpath, cpath, mpath = (out_dir / f"cp-{tag}-{x}" for x in ("timing.csv", "counts.npz", "merge.csv"))
+    for p in (tpath, cpath):
+        if not p.is_file():
+            print(f"cp_validate: error: {p}: no such file", file=sys.stderr)
+            return 2
+    committed = read_csv(tpath)
+    gpu = load_gpu(gpu_name)
+    link = link_for(gpu)
+    params, note = resolve_params(gpu, calibration)
+    rows = predict_rows(timing_from_committed(committed), np.load(cpath), gpu, link, params)
+    env = {c: committed[0].get(c, "") for c in ENV_COLS}
+    write_csv(tpath, rows, env, {"timing": committed[0]["timing"], "cost_model": note,
+                                 "interconnect": committed[0]["interconnect"]})
+    if mpath.is_file():
+        bw = stream_gbs(gpu, params)
+        merged = read_csv(mpath)
+        for r in merged:
+            r["predicted_s"] = _fmt(float(r["bytes"]) / (bw * 1e9))
+            r["err"] = _fmt(float(r["predicted_s"]) / float(r["measured_s"]) - 1)
+            r["stream_gbs"] = _fmt(bw)
+        import io
+
+        from fgsim.fileio import write_text_atomic
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(merged[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(merged)
+        write_text_atomic(mpath, buf.getvalue())
+    e = np.abs([r["err_rank"] for r in rows])
+    print(f"{tpath.name}: re-priced with {note}; |error| of per-rank attention + communication: median "
+          f"{np.median(e) * 100:.1f}%, max {e.max() * 100:.1f}%, within 8%: {int((e <= 0.08).sum())}/{e.size}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("results", help="directory with cp_run.py's outputs")
+    ap.add_argument("results", nargs="?", help="directory with cp_run.py's outputs")
+    ap.add_argument("--repredict", action="store_true",
+                    help="re-price the committed cp-<tag>-timing.csv / -merge.csv in --out-dir with the current cost "
+                         "model (no results directory; FGATTN_LAUNCH_TABLE = the launch table the run used)")
     ap.add_argument("--gpu", default="h200")
     ap.add_argument("--tag", required=True, help="results name, e.g. h200x2-2026-11-30-run2")
     ap.add_argument("--out-dir", default=str(ROOT / "validation" / "results"))
     ap.add_argument("--calibration", help="cost-model calibration .json (default: the GPU's own)")
     ap.add_argument("--commit", default="", help="commit the device ran (its copy of the tree has no git)")
     args = ap.parse_args()
+    if args.repredict:
+        return repredict(args.tag, Path(args.out_dir), args.gpu, args.calibration)
+    if not args.results:
+        print("cp_validate: error: results: a directory with cp_run.py's outputs is required (or --repredict)",
+              file=sys.stderr)
+        return 2
     res = Path(args.results)
     if not (res / "cp-timing.csv").is_file():
         print(f"cp_validate: error: {res}/cp-timing.csv: no such file (run validation/cp_run.py first)",

@@ -1,7 +1,9 @@
 """Launch configurations of the fgattn kernels (pure Python: json + dataclasses only).
 
 The table lives in ``fgattn/data/launch_configs.json``: one entry per
-(kernel, gpu, head_dim, block_m, gran_n).  The kernels launch with exactly the
+(kernel, gpu, head_dim, block_m, gran_n).  The environment variable ``FGATTN_LAUNCH_TABLE`` names another
+table file (e.g. one tuned on your GPU, or an earlier table to re-price measurements made with it); kernels
+and cost model then both read that file.  The kernels launch with exactly the
 :class:`LaunchConfig` this module returns, and the cost model reads the same
 object, so a prediction knows what ran.  This module must not import torch or
 triton (the cost model imports it in a numpy-only environment).
@@ -10,6 +12,7 @@ triton (the cost model imports it in a numpy-only environment).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +32,23 @@ __all__ = [
 ]
 
 _DATA = Path(__file__).resolve().parent / "data" / "launch_configs.json"
+#: Environment variable naming a launch-table file that replaces the packaged one.
+TABLE_ENV = "FGATTN_LAUNCH_TABLE"
+
+
+def table_file() -> Path:
+    """The launch-table file in use: ``$FGATTN_LAUNCH_TABLE`` when set, else the packaged table.
+
+    Raises:
+        ValueError: naming the variable when the file it names does not exist.
+    """
+    env = os.environ.get(TABLE_ENV)
+    if not env:
+        return _DATA
+    path = Path(env)
+    if not path.is_file():
+        raise ValueError(f"{TABLE_ENV}: {env}: no such file")
+    return path
 
 KERNELS = ("fg", "block", "dense")
 HEAD_DIMS = (64, 128)
@@ -111,7 +131,7 @@ def gpu_key(device_name: str) -> str:
 @lru_cache(maxsize=4)
 def load_table(path: str | None = None) -> dict[tuple[str, str, int, int, int], dict[str, Any]]:
     """Read the launch table; keys are (kernel, gpu, head_dim, block_m, gran_n)."""
-    data = json.loads(Path(path or _DATA).read_text())
+    data = json.loads(Path(path or table_file()).read_text())
     table: dict[tuple[str, str, int, int, int], dict[str, Any]] = {}
     for e in data["entries"]:
         key = (e["kernel"], e["gpu"], int(e["head_dim"]), int(e["block_m"]), int(e["gran_n"]))
@@ -145,7 +165,7 @@ def launch_config(
             (= block_m) and ``"dense"`` (= 1).
         dtype: ``"bf16"``, ``"fp16"`` or ``"fp32"``; 16-bit types share one tuned entry, fp32
             (CPU tests) reuses it too.
-        table_path: alternative table file (tests).
+        table_path: alternative table file (default: :func:`table_file`).
 
     Raises:
         ValueError: naming the argument that has no entry.
@@ -162,7 +182,7 @@ def launch_config(
         gran_n = 1
     if gpu not in ARCH:
         raise ValueError(f"gpu: {gpu!r} is not a known GPU key (known: {sorted(ARCH)})")
-    table = load_table(table_path)
+    table = load_table(str(table_path or table_file()))
     key = (kernel, gpu, head_dim, block_m, gran_n)
     entry = table.get(key)
     note = ""
