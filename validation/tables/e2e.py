@@ -105,7 +105,7 @@ def render() -> str:
                               "breakdown: CUDA events around every aten operator"),
                            f"median of {rounds[0]}–{rounds[-1]} interleaved rounds after a warm-up pass (spread "
                            f"≤ {max(spreads) * 100:.1f} %; the large Wan configs' skipped-attention pass from "
-                           "e2e-h200-2026-11-30, which runs no attention kernel; Wan2.1 from run 4, HunyuanVideo from run 5, "
+                           "e2e-h200-2026-11-30, which runs no attention kernel; Wan2.1 from run 6 (final launch table), HunyuanVideo from run 5 (priced with the launch table it ran), "
                            "CogVideoX-5B from run 2, merged into run 2's report files by validation/e2e_report.py)"
                            if spreads else "median")]
     return "\n".join(out)

@@ -125,9 +125,10 @@ def render() -> str:
                            "eager (and compiled) passes, host wall clock between torch.cuda.synchronize() calls, "
                            "modes interleaved; per operator: torch.profiler kernel time per category",
                            f"median of {rounds[0]}–{rounds[-1]} interleaved rounds; predictions by "
-                           "`validation/e2e_report.py` (Wan2.1 passes and compile passes from run 4, HunyuanVideo from "
-                           "run 5, both on the final kernels; CogVideoX-5B from run 2; merged by that script into "
-                           "run 2's report files); met? computed over the Wan2.1 columns")]
+                           "`validation/e2e_report.py` (Wan2.1 passes and compile passes from run 6, on the final "
+                           "launch table; HunyuanVideo from run 5 and CogVideoX-5B from run 2, each priced with the "
+                           "launch table it ran; merged by that script into run 2's report files); met? computed over "
+                           "the Wan2.1 columns")]
     return "\n".join(out)
 
 
