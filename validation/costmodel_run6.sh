@@ -11,7 +11,7 @@ set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=.:kernels
 OUT=${OUT:-/tmp/fgsim-out}
 TAG=${TAG:-h200-2026-11-30-costmodel}
-CAL=${CAL:-calib6} DEV=${DEV:-dev6} RUN_TEST=${RUN_TEST:-1}  # a later launch table: e.g. CAL=calib7 DEV=dev7 RUN_TEST=0 (not run)
+CAL=${CAL:-calib6} DEV=${DEV:-dev6} RUN_TEST=${RUN_TEST:-1}  # final launch table 08559f8: CAL=calib7 DEV=dev7 RUN_TEST=0 (run 11:00, logs costmodel-rev5-run7)
 mkdir -p "$OUT/logs"
 T0=$(date +%s)
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,driver_version,power.limit --format=csv,noheader | tee "$OUT/smi.txt"
