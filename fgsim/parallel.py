@@ -415,7 +415,7 @@ def stream_gbs(gpu: Any, params: Any) -> float:
 
 def ring_rank_s(kernel: str, n_tokens: int, degree: int, rank: int, heads: int, block_m: int, n: int,
                 counts: Any, cfg: Any, gpu: Any, params: Any, link: Link, *, head_dim: int = 128, batch: int = 1,
-                elt: int = 2) -> float:
+                elt: int = 2, resources: Any = None) -> float:
     """One ring rank's attention seconds for one call: a kernel call per key chunk (:func:`key_chunks` aligned
     to ``n``) of the rank's query blocks (padded rows included) against the chunk's keys — ``counts(j)`` gives
     its ``(H, QB_r)`` kept tiles (ignored for dense) — plus the query padding and the fused LSE merges."""
@@ -431,7 +431,7 @@ def ring_rank_s(kernel: str, n_tokens: int, degree: int, rank: int, heads: int, 
         if ke <= ks:
             continue
         c = np.zeros((heads, qb), np.int32) if not masked else np.asarray(counts(j)).astype(np.int32)
-        t += predict_counts(c, qe - q0, cfg, gpu, params, n_keys=ke - ks)[0]
+        t += predict_counts(c, qe - q0, cfg, gpu, params, n_keys=ke - ks, resources=resources)[0]
     t += comm_cost(CpPlan("ring", degree), n_tokens, heads, head_dim, link, batch=batch, elt=elt,
                    stream_gbs=stream_gbs(gpu, params)).merge_s
     if masked:
@@ -717,13 +717,15 @@ def pr_block_m(info: Any) -> int:
 
 
 def rank_attention_s(kernel: str, plan: CpPlan, rank: int, counts: Any, n_tokens: int, heads: int, head_dim: int,
-                     block_m: int, gpu: Any, params: Any, link: Link, *, dtype: str = "bf16") -> float:
+                     block_m: int, gpu: Any, params: Any, link: Link, *, dtype: str = "bf16",
+                     resources: Any = None) -> float:
     """Predicted attention seconds of one rank for one call from kept-tile counts (the kernel's ``n``: 1 for fg,
     ``block_m`` for block; ignored for dense).
 
     ``counts``: Ulysses: the call's ``(H, QB)`` counts (the rank takes its contiguous heads); ring: a function
     ``(rank, chunk) -> (H, QB_r)`` counts of the rank's query blocks in key chunk ``chunk`` (:func:`ring_counts`).
-    Ring adds the fused LSE merges and the query padding (:func:`ring_rank_s`).
+    Ring adds the fused LSE merges and the query padding (:func:`ring_rank_s`). ``resources``: compiled-kernel
+    figures by config key (default: the calibration's).
     """
     from fgsim.costmodel import predict_counts
     from fgsim.launchcfg import launch_config
@@ -734,7 +736,7 @@ def rank_attention_s(kernel: str, plan: CpPlan, rank: int, counts: Any, n_tokens
         g = ulysses_heads(heads, p)[rank]
         c = np.zeros((len(g), -(-n_tokens // block_m)), np.int32) if kernel == "dense" else \
             np.asarray(counts)[g.start:g.stop]
-        return predict_counts(c.astype(np.int32), n_tokens, cfg, gpu, params)[0]
+        return predict_counts(c.astype(np.int32), n_tokens, cfg, gpu, params, resources=resources)[0]
     n = 1 if kernel == "fg" else block_m
     return ring_rank_s(kernel, n_tokens, p, rank, heads, block_m, n, lambda j: counts(rank, j), cfg, gpu, params,
-                       link, head_dim=head_dim, elt=2 if dtype in ("bf16", "fp16") else 4)
+                       link, head_dim=head_dim, elt=2 if dtype in ("bf16", "fp16") else 4, resources=resources)

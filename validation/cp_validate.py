@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "kernels")]
+sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation")]
 
 from fgsim.errors import FgsimError  # noqa: E402
 from fgsim.parallel import CpPlan, Link, comm_cost, rank_attention_s, ring_merge_bytes  # noqa: E402
@@ -39,9 +39,10 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def predict_rows(timing: list[dict[str, str]], counts: Any, gpu: Any, link: Link, params: Any
-                 ) -> list[dict[str, Any]]:
-    """Measured rows of ``cp-timing.csv`` with the per-rank prediction and errors added."""
+def predict_rows(timing: list[dict[str, str]], counts: Any, gpu: Any, link: Link, params: Any,
+                 resources: Any = None) -> list[dict[str, Any]]:
+    """Measured rows of ``cp-timing.csv`` with the per-rank prediction and errors added (``resources``: compiled
+    kernel figures by config key; default the calibration's)."""
     out = []
     for r in timing:
         kernel = r["kernel"]
@@ -58,7 +59,7 @@ def predict_rows(timing: list[dict[str, str]], counts: Any, gpu: Any, link: Link
             src = counts[f"{dkey}__n{n}"]
         else:
             src = (lambda rr, j, dkey=dkey, n=n, p=p: counts[f"{dkey}__ring{p}__r{rr}__j{j}__n{n}"])
-        attn = rank_attention_s(kernel, plan, rank, src, s, h, d, m, gpu, params, link)
+        attn = rank_attention_s(kernel, plan, rank, src, s, h, d, m, gpu, params, link, resources=resources)
         cc = comm_cost(plan, s, h, d, link)
         comm = cc.collectives_s + cc.copies_s
         out.append({**{k: r[k] for k in ("shape", "S", "heads", "head_dim", "block_m", "density", "kernel", "scheme",
@@ -154,7 +155,8 @@ def timing_from_committed(rows: list[dict[str, str]]) -> list[dict[str, str]]:
 def repredict(tag: str, out_dir: Path, gpu_name: str, calibration: str | None) -> int:
     """Re-price a committed run's per-rank rows (``cp-<tag>-timing.csv`` + ``cp-<tag>-counts.npz``) and its merge
     rows with the current cost model and calibration; the measured columns and the environment stay as they were.
-    Set ``FGATTN_LAUNCH_TABLE`` to the launch table the run used."""
+    Set ``FGATTN_LAUNCH_TABLE`` to the launch table the run used; compiled figures come from every calibration
+    measurement (:mod:`compiled_figures`)."""
     from fgsim.calibration import resolve_params
     from fgsim.hardware import load_gpu
     from fgsim.parallel import link_for, stream_gbs
@@ -168,7 +170,12 @@ def repredict(tag: str, out_dir: Path, gpu_name: str, calibration: str | None) -
     gpu = load_gpu(gpu_name)
     link = link_for(gpu)
     params, note = resolve_params(gpu, calibration)
-    rows = predict_rows(timing_from_committed(committed), np.load(cpath), gpu, link, params)
+    from compiled_figures import measured_resources  # type: ignore[import-not-found]
+
+    # the run's launch configurations are those of FGATTN_LAUNCH_TABLE; their compiled figures from every
+    # calibration measurement (the committed calibration's rows ran the final table only)
+    rows = predict_rows(timing_from_committed(committed), np.load(cpath), gpu, link, params,
+                        resources=measured_resources(gpu_name))
     env = {c: committed[0].get(c, "") for c in ENV_COLS}
     write_csv(tpath, rows, env, {"timing": committed[0]["timing"], "cost_model": note,
                                  "interconnect": committed[0]["interconnect"]})

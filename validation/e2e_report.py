@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import functools
 import json
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "kernels"))
+sys.path.insert(0, str(ROOT / "validation"))
 
 DEFAULT = ROOT / "validation" / "results" / "e2e-h200-2026-11-30-run2"
 PREVIOUS = ROOT / "validation" / "results" / "e2e-h200-2026-11-30"
@@ -36,25 +36,16 @@ MODES = ("none", "cudnn", "original", "dense", "fg@0.3", "fg@0.6", "block@0.3", 
 #: kernels of issue 12 session 6, commit 08559f8, changed fg M=64 and the dense entries after these runs).
 RUN_TABLES = {f"e2e-h200-2026-11-30{r}": ROOT / "kernels" / "logs" / "launch_configs-before-session6.json"
               for r in ("", "-run2", "-run3", "-run4", "-run5")}
-#: Compiled figures (registers, shared memory, tile-loop SASS) of that earlier table's kernels: the calibration rows
-#: measured on it (revision 5's first calibration, same kernel code); the committed calibration's own rows, measured
-#: on the final table, lack the entries that changed. Facts of the compiled kernels, not fitted values.
-EARLIER_TABLE_ROWS = ROOT / "validation" / "results" / "h200-2026-11-30-costmodel-calib6.csv"
 
 
-@functools.lru_cache(maxsize=4)
 def _resources(table: Path | None) -> dict[str, Any] | None:
     """Compiled-kernel figures for pricing a run on ``table``: None (the calibration's own) for the committed
-    table; else the calibration's, completed by those measured on the earlier table."""
+    table; else every calibration measurement's (:mod:`compiled_figures`)."""
     if table is None:
         return None
-    from fgsim.calibration import resolve
-    from fgsim.hardware import load_gpu
-    from fgsim.validation.measure import resources_table
+    from compiled_figures import measured_resources  # type: ignore[import-not-found]
 
-    with EARLIER_TABLE_ROWS.open() as fh:
-        earlier = resources_table(list(csv.DictReader(fh)))
-    return {**earlier, **(resolve(load_gpu("h200")).resources or {})}
+    return measured_resources("h200")
 
 
 def _kernel_config(kernel: str, block_m: int, head_dim: int, table: Path | None = None) -> Any:
