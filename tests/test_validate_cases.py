@@ -17,12 +17,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_committed_case_lists_are_the_generators_output_and_disjoint() -> None:
     lists = {s: vc.load_case_list(s) for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5",
-                                               "test6")}
+                                               "test6", "test7")}
     for s, cl in lists.items():
         gen = vc.generate(s, str(REPO / "traces"))
         assert [vc.case_row(c) for c in cl] == [vc.case_row(c) for c in gen], f"{s}.csv differs from its generator"
     vc.check_disjoint([lists["calib"], lists["dev"], lists["test"], lists["test3"], lists["dev4"], lists["test4"],
-                       lists["dev5"], lists["test5"], lists["test6"]])
+                       lists["dev5"], lists["test5"], lists["test6"], lists["test7"]])
+    t7 = lists["test7"]
+    before7 = [c for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6") for c in lists[s]]
+    assert not {c.n_tokens for c in t7} & {c.n_tokens for c in before7}, "test7 repeats an N of another list"
+    assert not {c.seed for c in t7} & {c.seed for c in before7}, "test7 repeats a seed of another list"
+    assert {(c.head_dim, c.block_m) for c in t7 if c.axis in ("tuned", "dtype")} == set(vc.DM)
+    assert {c.dtype for c in t7} == {"bf16", "fp16"} and {c.structure for c in t7} <= set(vc.TEST_STRUCTURES)
+    assert sum(len(c.kernels) for c in t7) <= 80
     t6 = lists["test6"]
     before6 = [c for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5") for c in lists[s]]
     assert not {c.n_tokens for c in t6} & {c.n_tokens for c in before6}, "test6 repeats an N of another list"

@@ -20,7 +20,8 @@ the GPU. The lists are written to ``validation/cases/<split>.csv`` and committed
 * ``dev5`` — revision 4's development rows on the final kernels (the issue-12 launch table), see
   :func:`dev5_cases`;
 * ``test5`` — revision 4's frozen list, scored once (development data since), see :func:`test5_cases`;
-* ``test6`` — revision 5's frozen list, see :func:`test6_cases`.
+* ``test6`` — revision 5's frozen list, scored once (development data since), see :func:`test6_cases`;
+* ``test7`` — revision 5.1's frozen list on the final launch table (08559f8), see :func:`test7_cases`.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ TEST4_SEED = 9_700_000
 TEST5_SEED = 9_800_000
 DEV5_SEED = 8_600_000
 TEST6_SEED = 9_900_000
-SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "tiny")
+TEST7_SEED = 9_960_000
+SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -610,6 +612,53 @@ def test6_cases() -> list[Case]:
     return out
 
 
+def test7_cases() -> list[Case]:
+    """The frozen test list of revision 5.1 (``test7``), written and committed before any fit of the waited-wgmma
+    term and before any measurement of its rows, on the final launch table (08559f8): structured families, N 9728 /
+    17408 / 25600 / 11776 used by no other list, new seeds; the tuned entries at D 64/128 x M 64/128 at two shapes
+    (fg M=128 g1 and M=64 g1 ``one_row``, dense D=128 M=128 / M=64 and D=64 M=128 ``tail_branch``, block), fp16 at
+    every (D, M); what-ifs around the new entries (dense D=128 M=128 BLOCK_N 64/128 x stages 2/3, dense D=128 M=64
+    BLOCK_N 32/64/128, fg D=128 M=64 BLOCK_N 32/64/128 x stages 2-4, fg D=128 M=128 BLOCK_N 64/128 x stages 2/3;
+    each takes its entry's launch options); SM partitions of 24/40/72/88/112 SMs (green contexts). The harness
+    builds indices at granularity 1, so the fg g16 / g64 entries (the same ``one_row`` form) are not timed."""
+    out: list[Case] = []
+
+    def add(seed: int | None = None, **kw: object) -> None:
+        i = len(out)
+        out.append(Case(case_id=f"y-{i:03d}", split="test7", seed=TEST7_SEED + i if seed is None else seed,
+                        **kw))  # type: ignore[arg-type]
+
+    fams = ("window3d", "text", "colstripes")
+    rng = np.random.default_rng(TEST7_SEED)
+    k = 0
+    for n, h in ((9728, 12), (25600, 5)):
+        for d_head, m in DM:
+            dens = round(float(np.exp(rng.uniform(np.log(0.03), np.log(0.5)))), 4)
+            add(structure=fams[k % 3], n_tokens=n, heads=fit_heads(n, h, m), head_dim=d_head, block_m=m,
+                density=dens)
+            k += 1
+    for d_head, m in DM:
+        add(structure=fams[k % 3], n_tokens=17408, heads=6, head_dim=d_head, block_m=m, density=0.1, dtype="fp16",
+            axis="dtype")
+        k += 1
+    whatifs = (("dense", "window3d", 17408, 6, 128, 128, 0.2, tuple((bn, st, 8) for bn in (64, 128) for st in (2, 3))),
+               ("dense", "colstripes", 9728, 12, 128, 64, 0.2, tuple((bn, 3, 4) for bn in (32, 64, 128))),
+               ("fg", "text", 17408, 6, 128, 64, 0.1,
+                ((64, 2, 4), (64, 3, 4), (64, 4, 4), (32, 3, 4), (128, 3, 4))),
+               ("fg", "window3d", 25600, 5, 128, 128, 0.08, tuple((bn, st, 8) for bn in (64, 128) for st in (2, 3))))
+    for j, (kern, fam, n, h, d_head, m, dens, grid) in enumerate(whatifs):
+        for bn, st, w in grid:
+            add(seed=TEST7_SEED + 500 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
+                density=dens, kernels=(kern,), block_n=bn, num_stages=st, num_warps=w, axis="config")
+    for j, ((n, h), (d_head, m), fam, kerns, parts) in enumerate(
+            (((11776, 10), (128, 128), "colstripes", ("fg", "block", "dense"), (40, 88, 112)),
+             ((11776, 10), (128, 64), "text", ("fg", "dense"), (24, 72)))):
+        for sms in parts:
+            add(seed=TEST7_SEED + 700 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
+                density=0.15, sm_count=sms, kernels=kerns, axis="sm")
+    return out
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -661,6 +710,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return test5_cases()
     if split == "test6":
         return test6_cases()
+    if split == "test7":
+        return test7_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
