@@ -49,23 +49,30 @@ def test_rescoring_leaves_the_blind_record_and_band(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(report, "BANDS_PATH", band)
     monkeypatch.setattr(report, "RESCORED_PATH", summary.with_name("costmodel_summary_rescored.json"))
     dev = _head(RESULTS / "h200-2026-11-30-costmodel-dev7.csv", tmp_path / "dev.csv", 9)
-    test = _head(RESULTS / "h200-2026-11-30-costmodel-test6.csv", tmp_path / "test.csv", 9)
+    test = _head(RESULTS / "h200-2026-11-30-costmodel-test7.csv", tmp_path / "test.csv", 9)
     out = tmp_path / "out"
     assert main(["validate", "--dev", str(dev), "--test", str(test), "--out-dir", str(out)]) == 0
     assert (summary.read_text(), band.read_text()) == before  # the blind record and its band untouched
     assert {p.name for p in out.iterdir()} == {"REPORT.md", "costmodel_summary_rescored.json"}
     text = (out / "REPORT.md").read_text()
-    assert report.RESCORED_LABEL in text and "one blind scoring of test6" in text
-    assert "scored once, blind" not in text.split("## Revision 5's one blind scoring")[0]
+    assert report.RESCORED_LABEL in text and f"one blind scoring of {report.FROZEN_LIST}" in text
+    assert "scored once, blind" not in text.split("## The one blind scoring")[0]
     rs = json.loads((out / "costmodel_summary_rescored.json").read_text())
     cal = load_calibration(available_calibrations()["h200"])
     assert rs["calibration"]["mape"] == pytest.approx(cal.fit["mape"]) and rs["test_rows"] == 9
     assert rs["rescored_of"]["calibration_inputs"] == [Path(i["path"]).name for i in cal.inputs]
 
 
-def test_committed_rescoring_names_the_final_table_rows() -> None:
-    """The committed rescored summary (calibration calib7) lists dev7 and test6; the blind one does not list dev7."""
+def test_committed_blind_record_is_test7_on_the_committed_calibration() -> None:
+    """The committed summary is test7's blind scoring with the committed calibration (calib7): no rescoring file;
+    dev7 and test6 (revision 5's frozen list, development since its one scoring) are development data; revision 5's
+    blind scoring of test6 (calib6) is kept as history."""
     dev, test = report.committed_lists()
-    assert any(f.endswith("-dev7.csv") for f in dev) and [Path(f).name for f in test] == [
-        "h200-2026-11-30-costmodel-test6.csv"]
-    assert "h200-2026-11-30-costmodel-dev7.csv" not in json.loads(report.SUMMARY_PATH.read_text())["development_files"]
+    assert any(f.endswith("-dev7.csv") for f in dev) and any(f.endswith("-test6.csv") for f in dev)
+    assert [Path(f).name for f in test] == ["h200-2026-11-30-costmodel-test7.csv"]
+    assert not report.RESCORED_PATH.is_file()
+    blind = json.loads(report.SUMMARY_PATH.read_text())
+    cal = load_calibration(available_calibrations()["h200"])
+    assert not report.scored_with_other_calibration(blind, cal.fit)
+    rev5 = json.loads(report.REV5_PATH.read_text())
+    assert rev5["test_files"] == ["h200-2026-11-30-costmodel-test6.csv"] and rev5["calibration"]["n"] == 157

@@ -45,6 +45,6 @@ def test_out_dir_keeps_summary_and_band_beside_the_report(tmp_path: Path, monkey
 def test_default_lists_are_the_committed_results() -> None:
     dev, test = report.committed_lists()
     assert dev and test and all(Path(f).is_file() for f in dev + test)
-    # revision 5: test6 is the frozen list; test5 (revision 4's) is development data, like test4
-    assert any("test6" in f for f in test) and any("test5" in f for f in dev) and any("test4" in f for f in dev)
-    assert not any("test6" in f for f in dev)
+    # test7 is the frozen list; test6 and test5 (revisions 5 and 4's) are development data, like test4
+    assert any("test7" in f for f in test) and any("test6" in f for f in dev) and any("test4" in f for f in dev)
+    assert not any("test7" in f for f in dev)

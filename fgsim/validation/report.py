@@ -268,10 +268,13 @@ BANDS_PATH = Path(__file__).resolve().parents[1] / "data" / "transfer_bands.json
 #: a scoring with a calibration other than the one the frozen list's blind scoring (SUMMARY_PATH) used: development
 #: data and the frozen list rescored, not blind; the blind summary and the extrapolation band derived from it stay
 RESCORED_PATH = SUMMARY_PATH.with_name("costmodel_summary_rescored.json")
-#: what the blind scoring in SUMMARY_PATH was made with (revision 5; a fixed historical record)
-BLIND_RECORD = "calibration calib6 of commit 0b9a018 on kernels 69a8f27 with launch table ea5ad41"
+#: the frozen list of the newest blind scoring (SUMMARY_PATH) and what that scoring was made with (a fixed record)
+FROZEN_LIST = "test7"
+MODEL_LABEL = "revision 5"
+BLIND_RECORD = ("revision 5 with calibration calib7 (commit 70e4670) on kernels 69a8f27 with the final launch table "
+                "08559f8")
 #: how a rescored frozen list is labelled
-RESCORED_LABEL = ("test6 rescored on the final table's calibration (not blind; test6 was measured on table ea5ad41)")
+RESCORED_LABEL = f"{FROZEN_LIST} rescored with a later calibration (not blind)"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -296,8 +299,8 @@ def rescored_lines(rescored: Mapping[str, Any], blind: Mapping[str, Any]) -> lis
     """Per-axis table: the committed calibration on the development data and on the frozen list rescored (not
     blind), beside the frozen list's blind scoring."""
     dev, test, bt = rescored.get("development", {}), rescored.get("test", {}), blind.get("test", {})
-    lines = ["| axis | development, committed calibration | " + RESCORED_LABEL + " | test6, blind (" + BLIND_RECORD
-             + ") |", "|---|---|---|---|"]
+    lines = ["| axis | development, committed calibration | " + RESCORED_LABEL + f" | {FROZEN_LIST}, blind ("
+             + BLIND_RECORD + ") |", "|---|---|---|---|"]
     for ax, label in AXES:
         if any(ax in x for x in (dev, test, bt)):
             lines.append(f"| {label} | {_cell(dev.get(ax))} | {_cell(test.get(ax))} | {_cell(bt.get(ax))} |")
@@ -336,31 +339,27 @@ def _cell(d: Mapping[str, Any] | None) -> str:
     return txt + (f"; within-what-if Spearman {' / '.join(wc)}" if wc else "")
 
 
-def comparison_lines(summary: Mapping[str, Any], frozen: Mapping[str, Any] | None,
-                     rev2: Mapping[str, Any] | None = None, rev3: Mapping[str, Any] | None = None,
-                     rev4: Mapping[str, Any] | None = None) -> list[str]:
-    """Per-axis table: the model before issue 10 | the rebuilt model on the first test list, blind | revisions 2, 3
-    and 4 on their frozen lists test3 / test4 / test5, blind | this model on the development data | this model on
-    its frozen list test6, blind."""
-    lines = ["| axis | old model (issue 10, earlier data) | rebuilt model, first test list, blind | revision 2, "
-             "frozen test3 (old kernels), blind | revision 3, frozen test4, blind | revision 4, frozen test5, blind | "
-             "this model (revision 5), development (calib6) | this model (revision 5), frozen test6 (launch table "
-             "ea5ad41, calib6), blind | "
-             "target |",
-             "|---|---|---|---|---|---|---|---|---|"]
+def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None = None,
+                     rev4: Mapping[str, Any] | None = None, rev5: Mapping[str, Any] | None = None) -> list[str]:
+    """Per-axis table: the model before issue 10 | revisions 3, 4 and 5 on their frozen lists test4 / test5 / test6,
+    blind | this model on the development data | this model on its frozen list (FROZEN_LIST), blind. The rebuilt
+    model's and revision 2's blind scorings are in REPORT.md's history sections."""
+    lines = ["| axis | old model (issue 10, earlier data) | revision 3, frozen test4, blind | revision 4, frozen test5, "
+             "blind | revision 5, frozen test6 (launch table ea5ad41, calib6), blind | "
+             f"{MODEL_LABEL}, development (calib7) | **{MODEL_LABEL}, frozen {FROZEN_LIST} (final table, calib7), "
+             "blind** | target |",
+             "|---|---|---|---|---|---|---|---|"]
     tgt = {"tuned": "<= 3 % per kernel, max <= 10 %", "config": "<= 5 %, max <= 15 %, within-what-if >= 0.9",
            "sm": "<= 5 %, max <= 15 %", "dtype": "—", "trace": "—"}
     dev, test = summary.get("development", {}), summary.get("test", {})
-    fz = (frozen or {}).get("test", {})
-    r2 = (rev2 or {}).get("test", {})
     r3 = (rev3 or {}).get("test", {})
     r4 = (rev4 or {}).get("test", {})
+    r5 = (rev5 or {}).get("test", {})
     for ax, label in AXES:
-        if not any(ax in x for x in (dev, test, fz, r2, r3, r4)):
+        if not any(ax in x for x in (dev, test, r3, r4, r5)):
             continue
-        lines.append(f"| {label} | {OLD_MODEL.get(ax, '—')} | {_cell(fz.get(ax))} | {_cell(r2.get(ax))} | "
-                     f"{_cell(r3.get(ax))} | {_cell(r4.get(ax))} | {_cell(dev.get(ax))} | {_cell(test.get(ax))} | "
-                     f"{tgt[ax]} |")
+        lines.append(f"| {label} | {OLD_MODEL.get(ax, '—')} | {_cell(r3.get(ax))} | {_cell(r4.get(ax))} | "
+                     f"{_cell(r5.get(ax))} | {_cell(dev.get(ax))} | {_cell(test.get(ax))} | {tgt[ax]} |")
     return lines
 
 
@@ -371,12 +370,14 @@ REV2_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev2.json")
 REV3_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev3.json")
 #: revision 4's scoring (development + its frozen list test5, on the kernels of issue 12's run 4)
 REV4_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev4.json")
+#: revision 5's scoring (development + its frozen list test6: calibration calib6, launch table ea5ad41)
+REV5_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev5.json")
 
 
 def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None = None,
                  test: Sequence[str] | None = None, gpu: str = "h200") -> Path:
     """Score the development CSVs (``dev``: the development lists and the earlier frozen lists, which became
-    development data) and the fresh frozen test CSVs (``test``: test6) with the committed calibration of ``gpu``;
+    development data) and the fresh frozen test CSVs (``test``: test7) with the committed calibration of ``gpu``;
     write REPORT.md, the summary JSON (README tables) and the extrapolation band."""
     from datetime import UTC, datetime
 
@@ -407,17 +408,22 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              "BLOCK_N=128 tiles, M=64 with 8 warps), each persistent-program setting, and (revision 5) co-residency "
              "pairs: one launch configuration on a grid of at most one CTA per SM and on one of several per SM, at N "
              "2048/8192/30720; what `fgsim calibrate` measures and the only rows it fits), **development** "
-             "(`dev.csv`; the first test list `test.csv`/`test2.csv`; `test3.csv`, `test4.csv` and `test5.csv`, the "
-             "frozen lists of revisions 2-4, development since their one scoring; `dev4.csv`; `dev5.csv`: tuned "
-             "configs of the launch table, measured on the kernels of issue 12's run 4 and again on this session's "
-             "final kernels) and the **frozen test list** `test6.csv` (structured masks, N 8704/19456/34816 and "
-             "seeds used by no other list; tuned configs at D 64/128 x M 64/128, fp16 at every (D, M), the whole "
-             "BLOCK_N 32/64/128 x stages 2-4 x warps 4/8 grid of the fg D=128 M=64 what-if and smaller grids of fg "
-             "D=64 M=64, dense and block D=128 M=64 and fg D=128 M=128, persistent programs off / 1 / 2 per SM for fg "
-             "at M=64, SM partitions 16/32/64/96/132). `test6.csv` was committed (7c67025) before any revision-5 fit "
-             "and before any of its measurements, measured once in one GPU session with the calibration (after "
-             "it), and scored once with the final model and calibration; no decision used it before that scoring. "
-             "Revisions 1-4 scored their frozen lists once too; those numbers are kept below as history. All "
+             "(`dev.csv`; the first test list `test.csv`/`test2.csv`; `test3.csv`, `test4.csv`, `test5.csv` and "
+             "`test6.csv`, the frozen lists of revisions 2-5, development since their one scoring; `dev4.csv`; "
+             "`dev5.csv`: tuned configs of the launch table, measured on the kernels of issue 12's run 4 and again "
+             "on the final kernels with launch table ea5ad41 (`dev6.csv`) and with the final table 08559f8 "
+             "(`dev7.csv`)) and the **frozen test list** `test7.csv` (structured masks, N 9728/25600/17408/11776 "
+             "and seeds used by no other list; the final launch table's tuned entries at D 64/128 x M 64/128 at two "
+             "shapes (fg `one_row` at M 128 and 64, dense `tail_branch` at D=128 M 128/64 and D=64 M=128, block), "
+             "fp16 at every (D, M), what-ifs around the new entries (dense D=128 M=128 BLOCK_N 64/128 x stages 2/3, "
+             "dense D=128 M=64 BLOCK_N 32/64/128, fg D=128 M=64 BLOCK_N / stages, fg D=128 M=128 BLOCK_N 64/128 x "
+             "stages 2/3), SM partitions 24/40/72/88/112). `test7.csv` was committed (e4d6fce) before any fit of "
+             "the waited-wgmma variants and before any of its measurements, measured once in one GPU session "
+             "(aa4e2de; its times not looked at), and scored once with the final model and calibration (calib7, "
+             "the fit of `fgsim calibrate --from-csv` on the final table's calibration rows); no decision used it "
+             "before that scoring. The fg g16 / g64 entries are not timed (the harness builds granularity-1 "
+             "indices). Revisions 1-5 scored their frozen lists once too; those numbers are kept below as "
+             "history. All "
              "timings: CUDA graphs, 3 interleaved rounds, median per call; SM partitions: CUDA events around "
              "back-to-back calls on a green context with the GPU held busy while the host enqueues them (test3 "
              "onwards; earlier lists without the hold).", "",
@@ -433,9 +439,10 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              "", "| parameter | value | unit | range | meaning |", "|---|---:|---|---|---|"]
     if rescore:
         i = lines.index("## Calibration")
-        lines[i:i] = [f"**The committed calibration is not the one test6's blind scoring used.** That scoring ("
-                      f"{BLIND_RECORD}) is kept as it is (`validation/{SUMMARY_PATH.name}`, section below); this "
-                      "report scores the development data and rescores test6 with the committed calibration, "
+        lines[i:i] = [f"**The committed calibration is not the one {FROZEN_LIST}'s blind scoring used.** That "
+                      f"scoring ({BLIND_RECORD}) is kept as it is (`validation/{SUMMARY_PATH.name}`, section below); "
+                      f"this report scores the development data and rescores {FROZEN_LIST} with the committed "
+                      "calibration, "
                       "which is not blind: the rescored summary is `validation/" + RESCORED_PATH.name + "`.", ""]
     for k, spec in SPECS.items():
         v = getattr(cal.params, k)
@@ -447,13 +454,13 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
     summary: dict[str, Any] = {"calibration": {k: cal.fit.get(k) for k in ("n", "mape", "max_ape")},
                                "calibration_file": Path(cal.path).name}
     titles = {"development": "Development data: `dev.csv`, the first test list, `test3.csv`, `dev4.csv`, `test4.csv`, "
-                             "`dev5.csv` (twice) and `test5.csv` (used for model decisions)",
-              "test": "Frozen test list `test6.csv` (launch table ea5ad41): scored once, blind"}
+                             "the dev5 list three times (`dev5.csv`; `dev6.csv` on table ea5ad41; `dev7.csv` on the "
+                             "final table), `test5.csv` and `test6.csv` (used for model decisions; test6 only after "
+                             "its one blind scoring)",
+              "test": f"Frozen test list `{FROZEN_LIST}.csv` (final launch table 08559f8, calibration calib7): "
+                      f"{MODEL_LABEL}, scored once, blind"}
     if rescore:
-        titles["test"] = f"Frozen test list `test6.csv`: {RESCORED_LABEL}"
-        titles["development"] = ("Development data: `dev.csv`, the first test list, `test3.csv`, `dev4.csv`, "
-                                 "`test4.csv`, the dev5 list three times (`dev5.csv`; `dev6.csv` on table ea5ad41; "
-                                 "`dev7.csv` on the final table) and `test5.csv` (used for model decisions)")
+        titles["test"] = f"Frozen test list `{FROZEN_LIST}.csv`: {RESCORED_LABEL}"
     for name, files in (("development", dev), ("test", test)):
         if not files:
             continue
@@ -480,7 +487,7 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
             band = extrapolation_band(sc)
             summary["extrapolation_band_pct"] = band
             od.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(bands_path, json.dumps({"source": "validation/REPORT.md (frozen test list test6: "
+            write_text_atomic(bands_path, json.dumps({"source": f"validation/REPORT.md (frozen test list {FROZEN_LIST}: "
                                                       "2 x the worst p90 error of the tuned and SM-partition axes)",
                                                       "band_pct": round(band, 1)},
                                                      indent=1) + "\n")
@@ -488,12 +495,12 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                       "worst p90 error of the tuned-config and SM-partition axes of the frozen test list; a what-if "
                       "launch config adds the config axis' error above)."]
     if rescore:
-        lines += ["", "## Revision 5's one blind scoring of test6", "",
+        lines += ["", f"## The one blind scoring of {FROZEN_LIST}", "",
                   f"Scored once, blind, with {BLIND_RECORD} (calibration fit MAPE "
-                  f"{blind.get('calibration', {}).get('mape', 0):.2f} %), before the launch table changed (08559f8); "
+                  f"{blind.get('calibration', {}).get('mape', 0):.2f} %); "
                   f"the record is `validation/{SUMMARY_PATH.name}` (files "
                   + ", ".join(f"`{f}`" for f in blind.get("test_files", [])) + "), kept as it is.", ""]
-        lines += table_lines(blind["test"], "test6 (revision 5, blind)")
+        lines += table_lines(blind["test"], f"{FROZEN_LIST} ({MODEL_LABEL}, blind)")
         lines += ["", "The committed calibration against the blind record (cells: fg / block / dense MAPE, worst "
                   "row):", ""] + rescored_lines(summary, blind)
     frozen = json.loads(FROZEN_PATH.read_text()) if FROZEN_PATH.is_file() else None
@@ -526,14 +533,22 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                   + ", ".join(f"`{f}`" for f in rev4.get("test_files", [])) + " once, blind; those rows are "
                   "development data above.", ""]
         lines += table_lines(rev4["test"], "test5 (revision 4, blind)")
+    rev5 = json.loads(REV5_PATH.read_text()) if REV5_PATH.is_file() else None
+    if rev5 and rev5.get("test"):
+        lines += ["", "## History: revision 5's one blind scoring of its frozen list test6 (launch table ea5ad41)", "",
+                  f"Revision 5 with calibration calib6 (fit MAPE {rev5.get('calibration', {}).get('mape', 0):.2f} %; "
+                  "kernels 69a8f27, launch table ea5ad41, before six entries changed at 08559f8) scored "
+                  + ", ".join(f"`{f}`" for f in rev5.get("test_files", [])) + " once, blind; those rows are "
+                  "development data above.", ""]
+        lines += table_lines(rev5["test"], "test6 (revision 5, blind)")
     lines += ["", "## Per axis: old model, earlier revisions (blind), this model", "",
               "Targets (issue 10, frozen test set, H200): tuned configs MAPE <= 3 % per family, max <= 10 %, "
               "Spearman >= 0.98; non-default configs and SM partitions MAPE <= 5 %, max <= 15 %, within-what-if "
               "Spearman >= 0.9. Cells: fg / block / dense MAPE, the worst row's error.", ""]
-    lines += comparison_lines(blind if rescore else summary, frozen, rev2, rev3, rev4)
+    lines += comparison_lines(blind if rescore else summary, rev3, rev4, rev5)
     if rescore:
-        lines += ["", f"The last two columns are revision 5's development data and its blind scoring, both with the "
-                  f"{BLIND_RECORD}; the committed calibration's numbers are in the section above."]
+        lines += ["", f"The last two columns are the development data and the blind scoring of {FROZEN_LIST}, both "
+                  f"with {BLIND_RECORD}; the committed calibration's numbers are in the section above."]
     od.mkdir(parents=True, exist_ok=True)
     write_summary(summary_path, summary)
     return write_text_atomic(od / "REPORT.md", "\n".join(lines) + "\n")

@@ -1,15 +1,15 @@
-"""README block: cost-model error per axis (H200, issue 10): the model before issue 10, the rebuilt model on the
-first test list (blind), revisions 2, 3 and 4 on their frozen lists test3 / test4 / test5 (blind), this model
-(revision 5) on the development data and on the frozen test list test6 (blind); when the committed calibration is a
-later one (``validation/costmodel_summary_rescored.json``), its development numbers and test6 rescored, not blind.
+"""README block: cost-model error per axis (H200, issue 10): the model before issue 10, revisions 3, 4 and 5 on their
+frozen lists test4 / test5 / test6 (blind), the current model on the development data and on the frozen test list
+test7 (final launch table, calibration calib7; blind); when the committed calibration is a later one
+(``validation/costmodel_summary_rescored.json``), its development numbers and test7 rescored, not blind.
 
-Numbers come from ``validation/costmodel_summary.json`` (development + test6),
-``validation/costmodel_summary_rev4.json`` (revision 4's development + test5),
-``validation/costmodel_summary_rev3.json`` (revision 3's development + test4),
-``validation/costmodel_summary_rev2.json`` (revision 2's development + test3) and
-``validation/costmodel_summary_frozen.json`` (the rebuilt model's one blind scoring of the first test list), which
+Numbers come from ``validation/costmodel_summary.json`` (development + test7),
+``validation/costmodel_summary_rev5.json`` (revision 5's development + test6, calib6, launch table ea5ad41),
+``validation/costmodel_summary_rev4.json`` (revision 4's development + test5) and
+``validation/costmodel_summary_rev3.json`` (revision 3's development + test4), which
 ``python -m fgsim validate --dev ... --test ...`` writes when it scores the committed results CSVs with the
-committed calibration (the same run writes validation/REPORT.md); this renderer only formats them.
+committed calibration (the same run writes validation/REPORT.md, which also keeps the rebuilt model's and revision 2's
+blind scorings); this renderer only formats them.
 """
 
 from __future__ import annotations
@@ -18,34 +18,39 @@ import json
 
 from _common import ROOT  # type: ignore[import-not-found]
 
-from fgsim.validation.report import BLIND_RECORD, RESCORED_LABEL, comparison_lines, rescored_lines
+from fgsim.validation.report import (
+    BLIND_RECORD,
+    FROZEN_LIST,
+    RESCORED_LABEL,
+    comparison_lines,
+    rescored_lines,
+)
 
 SUMMARY = ROOT / "validation" / "costmodel_summary.json"
-FROZEN = ROOT / "validation" / "costmodel_summary_frozen.json"
-REV2 = ROOT / "validation" / "costmodel_summary_rev2.json"
 REV3 = ROOT / "validation" / "costmodel_summary_rev3.json"
 REV4 = ROOT / "validation" / "costmodel_summary_rev4.json"
+REV5 = ROOT / "validation" / "costmodel_summary_rev5.json"
 RESCORED = ROOT / "validation" / "costmodel_summary_rescored.json"
 
 
 def render() -> str:
     s = json.loads(SUMMARY.read_text())
-    fz = json.loads(FROZEN.read_text()) if FROZEN.is_file() else None
     band = json.loads((ROOT / "fgsim" / "data" / "transfer_bands.json").read_text())["band_pct"]
-    r2 = json.loads(REV2.read_text()) if REV2.is_file() else None
     r3 = json.loads(REV3.read_text()) if REV3.is_file() else None
     r4 = json.loads(REV4.read_text()) if REV4.is_file() else None
-    lines = comparison_lines(s, fz, r2, r3, r4)
+    r5 = json.loads(REV5.read_text()) if REV5.is_file() else None
+    lines = comparison_lines(s, r3, r4, r5)
     cal = s.get("calibration", {})
     dev = ", ".join(f"`{f}`" for f in s.get("development_files", []))
     test = ", ".join(f"`{f}`" for f in s.get("test_files", [])) or "not measured"
     lines.append("")
     lines.append(
-        f"*Source: `validation/results/` {test} ({s.get('test_rows', 0)} rows: the frozen test list test6, written "
-        "before this revision's fit and before any of its measurements, measured once, scored once) and "
+        f"*Source: `validation/results/` {test} ({s.get('test_rows', 0)} rows: the frozen test list {FROZEN_LIST} on "
+        "the final launch table 08559f8, written before the waited-wgmma variants were fitted and before any of its "
+        "measurements, measured once, scored once) and "
         f"{dev} ({s.get('development_rows', 0)} rows: development data, used to choose between model variants; the "
-        "earlier frozen lists became development data after their one blind scoring, whose numbers are the third "
-        "to sixth columns), scored with "
+        "earlier frozen lists became development data after their one blind scoring, whose numbers are the second "
+        "to fourth columns), scored with "
         + (f"the {BLIND_RECORD} (then `fgsim/data/calibrations/{s.get('calibration_file')}`, " if RESCORED.is_file()
            else f"`fgsim/data/calibrations/{s.get('calibration_file')}` (")
         + f"fitted on {cal.get('n')} calibration rows only, fit MAPE {cal.get('mape', 0):.1f} %). Cells: fg / block / dense MAPE and the worst row's error. Timing: CUDA "
