@@ -21,7 +21,7 @@ the GPU. The lists are written to ``validation/cases/<split>.csv`` and committed
   :func:`dev5_cases`;
 * ``test5`` — revision 4's frozen list, scored once (development data since), see :func:`test5_cases`;
 * ``test6`` — revision 5's frozen list, scored once (development data since), see :func:`test6_cases`;
-* ``test7`` — revision 5.1's frozen list on the final launch table (08559f8), see :func:`test7_cases`.
+* ``test7`` — the frozen list on the final launch table (08559f8), scored once with revision 5, see :func:`test7_cases`.
 """
 
 from __future__ import annotations
@@ -613,8 +613,8 @@ def test6_cases() -> list[Case]:
 
 
 def test7_cases() -> list[Case]:
-    """The frozen test list of revision 5.1 (``test7``), written and committed before any fit of the waited-wgmma
-    term and before any measurement of its rows, on the final launch table (08559f8): structured families, N 9728 /
+    """The frozen test list ``test7``, written and committed before any fit of the waited-wgmma term and before any
+    measurement of its rows, on the final launch table (08559f8): structured families, N 9728 /
     17408 / 25600 / 11776 used by no other list, new seeds; the tuned entries at D 64/128 x M 64/128 at two shapes
     (fg M=128 g1 and M=64 g1 ``one_row``, dense D=128 M=128 / M=64 and D=64 M=128 ``tail_branch``, block), fp16 at
     every (D, M); what-ifs around the new entries (dense D=128 M=128 BLOCK_N 64/128 x stages 2/3, dense D=128 M=64
