@@ -49,8 +49,8 @@ def render() -> str:
         "the final launch table 08559f8, written before the waited-wgmma variants were fitted and before any of its "
         "measurements, measured once, scored once) and "
         f"{dev} ({s.get('development_rows', 0)} rows: development data, used to choose between model variants; the "
-        "earlier frozen lists became development data after their one blind scoring, whose numbers are the second "
-        "to fourth columns), scored with "
+        "earlier frozen lists became development data after their one blind scoring, shown in the "
+        "revision 3 to 5 columns), scored with "
         + (f"the {BLIND_RECORD} (then `fgsim/data/calibrations/{s.get('calibration_file')}`, " if RESCORED.is_file()
            else f"`fgsim/data/calibrations/{s.get('calibration_file')}` (")
         + f"fitted on {cal.get('n')} calibration rows only, fit MAPE {cal.get('mape', 0):.1f} %). Cells: fg / block / dense MAPE and the worst row's error. Timing: CUDA "
