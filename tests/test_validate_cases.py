@@ -23,6 +23,20 @@ def test_committed_case_lists_are_the_generators_output_and_disjoint() -> None:
         assert [vc.case_row(c) for c in cl] == [vc.case_row(c) for c in gen], f"{s}.csv differs from its generator"
     vc.check_disjoint([lists["calib"], lists["dev"], lists["test"], lists["test3"], lists["dev4"], lists["test4"],
                        lists["dev5"], lists["test5"], lists["test6"], lists["test7"]])
+    t8 = vc.load_case_list(str(REPO / "validation" / "cases" / "test8.csv"))
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_test8", REPO / "validation" / "cases" / "make_test8.py")
+    gen8 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen8)  # type: ignore[union-attr]
+    assert [vc.case_row(c) for c in t8] == [vc.case_row(c) for c in gen8.test8_cases()], "test8.csv differs"
+    vc.check_disjoint([*lists.values(), t8])
+    before8 = [c for cl in lists.values() for c in cl]
+    assert not {c.n_tokens for c in t8} & {c.n_tokens for c in before8}, "test8 repeats an N of another list"
+    assert not {c.seed for c in t8} & {c.seed for c in before8}, "test8 repeats a seed of another list"
+    assert {(c.head_dim, c.block_m) for c in t8 if c.axis in ("tuned", "dtype")} == set(vc.DM)
+    assert {c.dtype for c in t8} == {"bf16", "fp16"} and {c.structure for c in t8} <= set(vc.TEST_STRUCTURES)
+    assert sum(len(c.kernels) for c in t8) <= 80
     t7 = lists["test7"]
     before7 = [c for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6") for c in lists[s]]
     assert not {c.n_tokens for c in t7} & {c.n_tokens for c in before7}, "test7 repeats an N of another list"

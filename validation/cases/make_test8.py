@@ -1,0 +1,104 @@
+"""Generator of the frozen test list ``test8`` (for the cost model revision after 5; written 2026-11-30, unmeasured).
+
+    python validation/cases/make_test8.py            # (re)writes validation/cases/test8.csv
+    python validation/cases/make_test8.py --check    # exit 1 if the committed CSV differs from this generator
+
+Pattern of test7 (``fgsim.validation.cases.test7_cases``): structured mask families (3-D windows, text tokens,
+column stripes), N 13824 / 21504 / 15872 / 27648 and seeds 9.98M used by no other list; the final launch table's
+(08559f8) tuned entries at D 64/128 x M 64/128 at two shapes, fp16 at every (D, M); what-ifs around the entries the
+committed model misprices (dense ``tail_branch`` D=128 M=128 / M=64 and D=64 M=128, fg ``one_row`` D=128 M=64 and
+M=128: BLOCK_N, stages and warps; each takes its entry's launch options) and SM partitions (green contexts) of
+32/56/80/96/104 SMs. Kept outside ``fgsim/`` on purpose: the session that wrote it could not change the package;
+measure it with ``python -m fgsim validate --measure --cases validation/cases/test8.csv`` once ``validate``
+accepts a path (or add ``test8`` to ``fgsim.validation.cases.SPLITS`` with this function).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fgsim.validation.cases import CASE_FIELDS, DM, Case, case_row, fit_heads
+
+TEST8_SEED = 9_980_000
+OUT = Path(__file__).resolve().parent / "test8.csv"
+
+
+def test8_cases() -> list[Case]:
+    """The frozen list ``test8`` (75 kernel rows), see the module docstring."""
+    out: list[Case] = []
+
+    def add(seed: int | None = None, **kw: object) -> None:
+        i = len(out)
+        out.append(Case(case_id=f"x-{i:03d}", split="test8", seed=TEST8_SEED + i if seed is None else seed,
+                        **kw))  # type: ignore[arg-type]
+
+    fams = ("text", "colstripes", "window3d")
+    rng = np.random.default_rng(TEST8_SEED)
+    k = 0
+    for n, h in ((13824, 10), (27648, 7)):
+        for d_head, m in DM:
+            dens = round(float(np.exp(rng.uniform(np.log(0.03), np.log(0.5)))), 4)
+            add(structure=fams[k % 3], n_tokens=n, heads=fit_heads(n, h, m), head_dim=d_head, block_m=m,
+                density=dens)
+            k += 1
+    for d_head, m in DM:
+        add(structure=fams[k % 3], n_tokens=21504, heads=5, head_dim=d_head, block_m=m, density=0.12, dtype="fp16",
+            axis="dtype")
+        k += 1
+    whatifs = (
+        ("dense", "window3d", 21504, 5, 128, 128, 0.2,
+         ((64, 2, 8), (64, 3, 8), (128, 2, 8), (128, 3, 8), (64, 4, 8), (128, 3, 4))),
+        ("dense", "text", 15872, 8, 128, 64, 0.2,
+         ((32, 3, 4), (64, 2, 4), (64, 3, 4), (64, 4, 4), (128, 3, 4), (64, 3, 8))),
+        ("dense", "colstripes", 15872, 8, 64, 128, 0.2, ((64, 3, 8), (64, 4, 8), (128, 2, 8), (128, 3, 8))),
+        ("fg", "colstripes", 21504, 5, 128, 64, 0.1,
+         ((64, 2, 4), (64, 3, 4), (64, 4, 4), (32, 3, 4), (128, 3, 4), (64, 3, 8))),
+        ("fg", "text", 15872, 8, 128, 128, 0.08, ((64, 2, 8), (64, 3, 8), (128, 2, 8), (128, 3, 8))),
+    )
+    for j, (kern, fam, n, h, d_head, m, dens, grid) in enumerate(whatifs):
+        for bn, st, w in grid:
+            add(seed=TEST8_SEED + 500 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
+                density=dens, kernels=(kern,), block_n=bn, num_stages=st, num_warps=w, axis="config")
+    for j, ((n, h), (d_head, m), fam, kerns, parts) in enumerate(
+            (((13824, 9), (128, 128), "window3d", ("fg", "block", "dense"), (56, 80, 104)),
+             ((13824, 9), (128, 64), "colstripes", ("fg", "dense"), (32, 96)))):
+        for sms in parts:
+            add(seed=TEST8_SEED + 700 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
+                density=0.15, sm_count=sms, kernels=kerns, axis="sm")
+    return out
+
+
+def render() -> str:
+    """test8.csv's text (the same columns as every committed case list)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CASE_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for c in test8_cases():
+        w.writerow(case_row(c))
+    return buf.getvalue()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="exit 1 if the committed test8.csv differs")
+    a = ap.parse_args()
+    text = render()
+    if a.check:
+        ok = OUT.is_file() and OUT.read_text() == text
+        print(f"{OUT}: {'matches its generator' if ok else 'DIFFERS from its generator'}")
+        return 0 if ok else 1
+    from fgsim.fileio import write_text_atomic
+
+    write_text_atomic(OUT, text)
+    print(f"wrote {OUT} ({len(test8_cases())} cases)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
