@@ -32,6 +32,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -560,6 +561,54 @@ def test5_cases() -> list[Case]:
     return out
 
 
+class FrozenListBuilder:
+    """Writes a frozen test list in the pattern test6 onwards share: tuned configs at every (D, M) on a few shapes
+    with log-uniform densities, fp16 at every (D, M), launch-config what-ifs, SM partitions. Case ids
+    ``{prefix}-000``…, seeds ``seed + i`` (what-ifs and partitions share a seed per group, so one mask serves all
+    configs of a group). The cases come out in call order; a list's generator is its record."""
+
+    def __init__(self, split: str, prefix: str, seed: int, families: tuple[str, ...]) -> None:
+        self.split, self.prefix, self.seed, self.families = split, prefix, seed, families
+        self.cases: list[Case] = []
+        self.k = 0  # next family (round robin)
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, seed: int | None = None, **kw: object) -> None:
+        i = len(self.cases)
+        self.cases.append(Case(case_id=f"{self.prefix}-{i:03d}", split=self.split,
+                               seed=self.seed + i if seed is None else seed, **kw))  # type: ignore[arg-type]
+
+    def tuned(self, shapes: Sequence[tuple[int, int]], lo: float, hi: float) -> None:
+        """Tuned configs at every (D, M) of :data:`DM` on each (N, heads), density log-uniform in [lo, hi]."""
+        for n, h in shapes:
+            for d_head, m in DM:
+                dens = round(float(np.exp(self.rng.uniform(np.log(lo), np.log(hi)))), 4)
+                self.add(structure=self.families[self.k % 3], n_tokens=n, heads=fit_heads(n, h, m),
+                         head_dim=d_head, block_m=m, density=dens)
+                self.k += 1
+
+    def fp16(self, n: int, heads: int, density: float) -> None:
+        """fp16 at every (D, M)."""
+        for d_head, m in DM:
+            self.add(structure=self.families[self.k % 3], n_tokens=n, heads=heads, head_dim=d_head, block_m=m,
+                     density=density, dtype="fp16", axis="dtype")
+            self.k += 1
+
+    def whatifs(self, groups: Sequence[tuple[Any, ...]]) -> None:
+        """(kernel, family, N, heads, D, M, density, ((BLOCK_N, stages, warps), …)) per group."""
+        for j, (kern, fam, n, h, d_head, m, dens, grid) in enumerate(groups):
+            for bn, st, w in grid:
+                self.add(seed=self.seed + 500 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
+                         density=dens, kernels=(kern,), block_n=bn, num_stages=st, num_warps=w, axis="config")
+
+    def sm_partitions(self, groups: Sequence[tuple[Any, ...]], density: float = 0.15) -> None:
+        """((N, heads), (D, M), family, kernels, SM counts) per group."""
+        for j, ((n, h), (d_head, m), fam, kerns, parts) in enumerate(groups):
+            for sms in parts:
+                self.add(seed=self.seed + 700 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
+                         density=density, sm_count=sms, kernels=kerns, axis="sm")
+
+
 def test6_cases() -> list[Case]:
     """The frozen test list of revision 5 (``test6``), written and committed before revision 5's calibration was
     written and before any measurement of its rows: structured families (3-D windows, column stripes, text tokens),
@@ -569,47 +618,22 @@ def test6_cases() -> list[Case]:
     dense D=128 M=64 (4 warps, BLOCK_N x stages 2/3), block D=128 M=64 (BLOCK_N=64, stages 2/3, warps 4/8), fg
     D=128 M=128 (BLOCK_N=64, 3 stages, 4/8 warps); persistent programs off / 1 / 2 per SM for fg at M=64; SM
     partitions of 16/32/64/96/132 SMs (green contexts)."""
-    out: list[Case] = []
-
-    def add(seed: int | None = None, **kw: object) -> None:
-        i = len(out)
-        out.append(Case(case_id=f"z-{i:03d}", split="test6", seed=TEST6_SEED + i if seed is None else seed,
-                        **kw))  # type: ignore[arg-type]
-
-    fams = ("window3d", "text", "colstripes")
-    rng = np.random.default_rng(TEST6_SEED)
-    k = 0
-    for n, h in ((8704, 12), (34816, 4)):
-        for d_head, m in DM:
-            dens = round(float(np.exp(rng.uniform(np.log(0.02), np.log(0.6)))), 4)
-            add(structure=fams[k % 3], n_tokens=n, heads=fit_heads(n, h, m), head_dim=d_head, block_m=m,
-                density=dens)
-            k += 1
-    for d_head, m in DM:
-        add(structure=fams[k % 3], n_tokens=19456, heads=7, head_dim=d_head, block_m=m, density=0.12, dtype="fp16",
-            axis="dtype")
-        k += 1
-    whatifs = (("fg", "window3d", 19456, 7, 128, 64, 0.1, CONFIG_GRID),
+    b = FrozenListBuilder("test6", "z", TEST6_SEED, ("window3d", "text", "colstripes"))
+    b.tuned(((8704, 12), (34816, 4)), 0.02, 0.6)
+    b.fp16(19456, 7, 0.12)
+    b.whatifs((("fg", "window3d", 19456, 7, 128, 64, 0.1, CONFIG_GRID),
                ("fg", "colstripes", 34816, 4, 64, 64, 0.08,
                 tuple((bn, st, 4) for bn in (32, 64, 128) for st in (2, 3, 4))),
                ("dense", "text", 8704, 12, 128, 64, 0.2, tuple((bn, st, 4) for bn in (32, 64, 128) for st in (2, 3))),
                ("block", "text", 19456, 7, 128, 64, 0.15, tuple((64, st, w) for st in (2, 3) for w in (4, 8))),
-               ("fg", "text", 8704, 12, 128, 128, 0.15, ((64, 3, 4), (64, 3, 8))))
-    for j, (kern, fam, n, h, d_head, m, dens, grid) in enumerate(whatifs):
-        for bn, st, w in grid:
-            add(seed=TEST6_SEED + 500 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
-                density=dens, kernels=(kern,), block_n=bn, num_stages=st, num_warps=w, axis="config")
+               ("fg", "text", 8704, 12, 128, 128, 0.15, ((64, 3, 4), (64, 3, 8)))))
     for j, (d_head, m) in enumerate(((128, 64), (64, 64))):
         for pers, pps in PERSISTENT_SETTINGS:
-            add(seed=TEST6_SEED + 600 + j, structure=fams[j % 3], n_tokens=34816, heads=4, head_dim=d_head,
-                block_m=m, density=0.1, kernels=("fg",), persistent=pers, programs_per_sm=pps, axis="config")
-    for j, ((n, h), (d_head, m), fam, kerns) in enumerate(((((19456, 7), (128, 64), "colstripes",
-                                                             ("fg", "block", "dense"))),
-                                                           (((8704, 12), (64, 128), "window3d", ("fg",))))):
-        for sms in TEST4_SM_PARTITIONS:
-            add(seed=TEST6_SEED + 700 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
-                density=0.15, sm_count=sms, kernels=kerns, axis="sm")
-    return out
+            b.add(seed=TEST6_SEED + 600 + j, structure=b.families[j % 3], n_tokens=34816, heads=4, head_dim=d_head,
+                  block_m=m, density=0.1, kernels=("fg",), persistent=pers, programs_per_sm=pps, axis="config")
+    b.sm_partitions((((19456, 7), (128, 64), "colstripes", ("fg", "block", "dense"), TEST4_SM_PARTITIONS),
+                     ((8704, 12), (64, 128), "window3d", ("fg",), TEST4_SM_PARTITIONS)))
+    return b.cases
 
 
 def test7_cases() -> list[Case]:
@@ -621,42 +645,17 @@ def test7_cases() -> list[Case]:
     BLOCK_N 32/64/128, fg D=128 M=64 BLOCK_N 32/64/128 x stages 2-4, fg D=128 M=128 BLOCK_N 64/128 x stages 2/3;
     each takes its entry's launch options); SM partitions of 24/40/72/88/112 SMs (green contexts). The harness
     builds indices at granularity 1, so the fg g16 / g64 entries (the same ``one_row`` form) are not timed."""
-    out: list[Case] = []
-
-    def add(seed: int | None = None, **kw: object) -> None:
-        i = len(out)
-        out.append(Case(case_id=f"y-{i:03d}", split="test7", seed=TEST7_SEED + i if seed is None else seed,
-                        **kw))  # type: ignore[arg-type]
-
-    fams = ("window3d", "text", "colstripes")
-    rng = np.random.default_rng(TEST7_SEED)
-    k = 0
-    for n, h in ((9728, 12), (25600, 5)):
-        for d_head, m in DM:
-            dens = round(float(np.exp(rng.uniform(np.log(0.03), np.log(0.5)))), 4)
-            add(structure=fams[k % 3], n_tokens=n, heads=fit_heads(n, h, m), head_dim=d_head, block_m=m,
-                density=dens)
-            k += 1
-    for d_head, m in DM:
-        add(structure=fams[k % 3], n_tokens=17408, heads=6, head_dim=d_head, block_m=m, density=0.1, dtype="fp16",
-            axis="dtype")
-        k += 1
-    whatifs = (("dense", "window3d", 17408, 6, 128, 128, 0.2, tuple((bn, st, 8) for bn in (64, 128) for st in (2, 3))),
+    b = FrozenListBuilder("test7", "y", TEST7_SEED, ("window3d", "text", "colstripes"))
+    b.tuned(((9728, 12), (25600, 5)), 0.03, 0.5)
+    b.fp16(17408, 6, 0.1)
+    b.whatifs((("dense", "window3d", 17408, 6, 128, 128, 0.2, tuple((bn, st, 8) for bn in (64, 128) for st in (2, 3))),
                ("dense", "colstripes", 9728, 12, 128, 64, 0.2, tuple((bn, 3, 4) for bn in (32, 64, 128))),
                ("fg", "text", 17408, 6, 128, 64, 0.1,
                 ((64, 2, 4), (64, 3, 4), (64, 4, 4), (32, 3, 4), (128, 3, 4))),
-               ("fg", "window3d", 25600, 5, 128, 128, 0.08, tuple((bn, st, 8) for bn in (64, 128) for st in (2, 3))))
-    for j, (kern, fam, n, h, d_head, m, dens, grid) in enumerate(whatifs):
-        for bn, st, w in grid:
-            add(seed=TEST7_SEED + 500 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
-                density=dens, kernels=(kern,), block_n=bn, num_stages=st, num_warps=w, axis="config")
-    for j, ((n, h), (d_head, m), fam, kerns, parts) in enumerate(
-            (((11776, 10), (128, 128), "colstripes", ("fg", "block", "dense"), (40, 88, 112)),
-             ((11776, 10), (128, 64), "text", ("fg", "dense"), (24, 72)))):
-        for sms in parts:
-            add(seed=TEST7_SEED + 700 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
-                density=0.15, sm_count=sms, kernels=kerns, axis="sm")
-    return out
+               ("fg", "window3d", 25600, 5, 128, 128, 0.08, tuple((bn, st, 8) for bn in (64, 128) for st in (2, 3)))))
+    b.sm_partitions((((11776, 10), (128, 128), "colstripes", ("fg", "block", "dense"), (40, 88, 112)),
+                     ((11776, 10), (128, 64), "text", ("fg", "dense"), (24, 72))))
+    return b.cases
 
 
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:

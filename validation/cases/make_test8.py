@@ -21,9 +21,7 @@ import io
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from fgsim.validation.cases import CASE_FIELDS, DM, Case, case_row, fit_heads
+from fgsim.validation.cases import CASE_FIELDS, Case, FrozenListBuilder, case_row
 
 TEST8_SEED = 9_980_000
 OUT = Path(__file__).resolve().parent / "test8.csv"
@@ -31,27 +29,10 @@ OUT = Path(__file__).resolve().parent / "test8.csv"
 
 def test8_cases() -> list[Case]:
     """The frozen list ``test8`` (75 kernel rows), see the module docstring."""
-    out: list[Case] = []
-
-    def add(seed: int | None = None, **kw: object) -> None:
-        i = len(out)
-        out.append(Case(case_id=f"x-{i:03d}", split="test8", seed=TEST8_SEED + i if seed is None else seed,
-                        **kw))  # type: ignore[arg-type]
-
-    fams = ("text", "colstripes", "window3d")
-    rng = np.random.default_rng(TEST8_SEED)
-    k = 0
-    for n, h in ((13824, 10), (27648, 7)):
-        for d_head, m in DM:
-            dens = round(float(np.exp(rng.uniform(np.log(0.03), np.log(0.5)))), 4)
-            add(structure=fams[k % 3], n_tokens=n, heads=fit_heads(n, h, m), head_dim=d_head, block_m=m,
-                density=dens)
-            k += 1
-    for d_head, m in DM:
-        add(structure=fams[k % 3], n_tokens=21504, heads=5, head_dim=d_head, block_m=m, density=0.12, dtype="fp16",
-            axis="dtype")
-        k += 1
-    whatifs = (
+    b = FrozenListBuilder("test8", "s", TEST8_SEED, ("text", "colstripes", "window3d"))
+    b.tuned(((13824, 10), (27648, 7)), 0.03, 0.5)
+    b.fp16(21504, 5, 0.12)
+    b.whatifs((
         ("dense", "window3d", 21504, 5, 128, 128, 0.2,
          ((64, 2, 8), (64, 3, 8), (128, 2, 8), (128, 3, 8), (64, 4, 8), (128, 3, 4))),
         ("dense", "text", 15872, 8, 128, 64, 0.2,
@@ -60,18 +41,10 @@ def test8_cases() -> list[Case]:
         ("fg", "colstripes", 21504, 5, 128, 64, 0.1,
          ((64, 2, 4), (64, 3, 4), (64, 4, 4), (32, 3, 4), (128, 3, 4), (64, 3, 8))),
         ("fg", "text", 15872, 8, 128, 128, 0.08, ((64, 2, 8), (64, 3, 8), (128, 2, 8), (128, 3, 8))),
-    )
-    for j, (kern, fam, n, h, d_head, m, dens, grid) in enumerate(whatifs):
-        for bn, st, w in grid:
-            add(seed=TEST8_SEED + 500 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
-                density=dens, kernels=(kern,), block_n=bn, num_stages=st, num_warps=w, axis="config")
-    for j, ((n, h), (d_head, m), fam, kerns, parts) in enumerate(
-            (((13824, 9), (128, 128), "window3d", ("fg", "block", "dense"), (56, 80, 104)),
-             ((13824, 9), (128, 64), "colstripes", ("fg", "dense"), (32, 96)))):
-        for sms in parts:
-            add(seed=TEST8_SEED + 700 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
-                density=0.15, sm_count=sms, kernels=kerns, axis="sm")
-    return out
+    ))
+    b.sm_partitions((((13824, 9), (128, 128), "window3d", ("fg", "block", "dense"), (56, 80, 104)),
+                     ((13824, 9), (128, 64), "colstripes", ("fg", "dense"), (32, 96))))
+    return b.cases
 
 
 def render() -> str:
