@@ -3,27 +3,17 @@ rescored, not blind, beside the blind record, which stays as it is with the extr
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
+from test_validate_report_paths import _head  # the truncated-CSV helper these tests share
 
 import fgsim.validation.report as report
 from fgsim.calibration import available_calibrations, load_calibration
 from fgsim.cli import main
 
 RESULTS = Path(report.SUMMARY_PATH).parent / "results"
-
-
-def _head(src: Path, dst: Path, n: int) -> Path:
-    with src.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    with dst.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows[:n])
-    return dst
 
 
 def test_other_calibration_is_detected_from_the_fit_statistics() -> None:

@@ -374,6 +374,21 @@ REV4_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev4.json")
 REV5_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev5.json")
 
 
+#: The earlier revisions' one blind scoring each, shown as history sections of REPORT.md: (name, record file,
+#: section heading, who scored, what the fit note adds, table label).
+HISTORY = (
+    ("rev2", REV2_PATH, "revision 2's one blind scoring of its frozen list test3 (kernels before the persistent "
+     "programs)", "Revision 2 (calibration ", "", "test3 (revision 2, blind)"),
+    ("rev3", REV3_PATH, "revision 3's one blind scoring of its frozen list test4", "Revision 3 (calibration ", "",
+     "test4 (revision 3, blind)"),
+    ("rev4", REV4_PATH, "revision 4's one blind scoring of its frozen list test5", "Revision 4 (calibration ", "",
+     "test5 (revision 4, blind)"),
+    ("rev5", REV5_PATH, "revision 5's one blind scoring of its frozen list test6 (launch table ea5ad41)",
+     "Revision 5 with calibration calib6 (", "; kernels 69a8f27, launch table ea5ad41, before six entries changed at "
+     "08559f8", "test6 (revision 5, blind)"),
+)
+
+
 def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None = None,
                  test: Sequence[str] | None = None, gpu: str = "h200") -> Path:
     """Score the development CSVs (``dev``: the development lists and the earlier frozen lists, which became
@@ -511,36 +526,17 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                   + ", ".join(f"`{f}`" for f in frozen.get("test_files", []))
                   + " once, blind; the model was changed afterwards, so those files are development data above.", ""]
         lines += table_lines(frozen["test"], "first test list (blind)")
-    rev2 = json.loads(REV2_PATH.read_text()) if REV2_PATH.is_file() else None
-    if rev2 and rev2.get("test"):
-        lines += ["", "## History: revision 2's one blind scoring of its frozen list test3 (kernels before the "
-                  "persistent programs)", "", f"Revision 2 (calibration fit MAPE "
-                  f"{rev2.get('calibration', {}).get('mape', 0):.2f} %) scored "
-                  + ", ".join(f"`{f}`" for f in rev2.get("test_files", [])) + " once, blind; those rows are "
-                  "development data above.", ""]
-        lines += table_lines(rev2["test"], "test3 (revision 2, blind)")
-    rev3 = json.loads(REV3_PATH.read_text()) if REV3_PATH.is_file() else None
-    if rev3 and rev3.get("test"):
-        lines += ["", "## History: revision 3's one blind scoring of its frozen list test4", "",
-                  f"Revision 3 (calibration fit MAPE {rev3.get('calibration', {}).get('mape', 0):.2f} %) scored "
-                  + ", ".join(f"`{f}`" for f in rev3.get("test_files", [])) + " once, blind; those rows are "
-                  "development data above.", ""]
-        lines += table_lines(rev3["test"], "test4 (revision 3, blind)")
-    rev4 = json.loads(REV4_PATH.read_text()) if REV4_PATH.is_file() else None
-    if rev4 and rev4.get("test"):
-        lines += ["", "## History: revision 4's one blind scoring of its frozen list test5", "",
-                  f"Revision 4 (calibration fit MAPE {rev4.get('calibration', {}).get('mape', 0):.2f} %) scored "
-                  + ", ".join(f"`{f}`" for f in rev4.get("test_files", [])) + " once, blind; those rows are "
-                  "development data above.", ""]
-        lines += table_lines(rev4["test"], "test5 (revision 4, blind)")
-    rev5 = json.loads(REV5_PATH.read_text()) if REV5_PATH.is_file() else None
-    if rev5 and rev5.get("test"):
-        lines += ["", "## History: revision 5's one blind scoring of its frozen list test6 (launch table ea5ad41)", "",
-                  f"Revision 5 with calibration calib6 (fit MAPE {rev5.get('calibration', {}).get('mape', 0):.2f} %; "
-                  "kernels 69a8f27, launch table ea5ad41, before six entries changed at 08559f8) scored "
-                  + ", ".join(f"`{f}`" for f in rev5.get("test_files", [])) + " once, blind; those rows are "
-                  "development data above.", ""]
-        lines += table_lines(rev5["test"], "test6 (revision 5, blind)")
+    history: dict[str, dict[str, Any] | None] = {}
+    for name, path, heading, who, note, label in HISTORY:
+        rec = json.loads(path.read_text()) if path.is_file() else None
+        history[name] = rec
+        if rec and rec.get("test"):
+            lines += ["", f"## History: {heading}", "",
+                      f"{who}fit MAPE {rec.get('calibration', {}).get('mape', 0):.2f} %{note}) scored "
+                      + ", ".join(f"`{f}`" for f in rec.get("test_files", [])) + " once, blind; those rows are "
+                      "development data above.", ""]
+            lines += table_lines(rec["test"], label)
+    rev3, rev4, rev5 = history["rev3"], history["rev4"], history["rev5"]
     lines += ["", "## Per axis: old model, earlier revisions (blind), this model", "",
               "Targets (issue 10, frozen test set, H200): tuned configs MAPE <= 3 % per family, max <= 10 %, "
               "Spearman >= 0.98; non-default configs and SM partitions MAPE <= 5 %, max <= 15 %, within-what-if "
