@@ -224,6 +224,8 @@ def fit_heads(n: int, heads: int, m: int) -> int:
 
 
 DM = ((128, 128), (128, 64), (64, 128), (64, 64))
+#: every kernel family (a case's default)
+ALL_KERNELS = ("fg", "block", "dense")
 
 
 def calibration_cases() -> list[Case]:
@@ -444,123 +446,6 @@ def dev4_cases() -> list[Case]:
     return out
 
 
-def test4_cases() -> list[Case]:
-    """The frozen test list of revision 3 (``test4``), written and committed before its fit and before any
-    measurement of the final kernels: structured families (3-D windows, column stripes, text tokens), N 9216 /
-    18432 / 28672 / 53248 and head counts 7 / 9 / 11 / 14 used by no other list; tuned configs at D 64/128 x
-    M 64/128, fp16, every BLOCK_N 32/64/128 x stages 2-4 x warps 4/8 what-if of one case per kernel (fg and block
-    at D=128 M=128, dense at D=64 M=128; the same mask for every config of a what-if), persistent programs
-    off / 1 / 2 per SM, and SM partitions of 16/32/64/96/132 SMs (green contexts). About 150 kernel rows."""
-    out: list[Case] = []
-
-    def add(seed: int | None = None, **kw: object) -> None:
-        i = len(out)
-        out.append(Case(case_id=f"v-{i:03d}", split="test4", seed=TEST4_SEED + i if seed is None else seed,
-                        **kw))  # type: ignore[arg-type]
-
-    fams = ("window3d", "colstripes", "text")
-    rng = np.random.default_rng(TEST4_SEED)
-    k = 0
-    for n, h in ((9216, 14), (28672, 7), (53248, 3)):
-        for d_head, m in DM:
-            dens = round(float(np.exp(rng.uniform(np.log(0.02), np.log(0.6)))), 4)
-            add(structure=fams[k % 3], n_tokens=n, heads=fit_heads(n, h, m), head_dim=d_head, block_m=m,
-                density=dens)
-            k += 1
-    for d_head, m in ((128, 128), (64, 64)):
-        add(structure=fams[k % 3], n_tokens=18432, heads=9, head_dim=d_head, block_m=m, density=0.12, dtype="fp16",
-            axis="dtype")
-        k += 1
-    whatifs = (("fg", "window3d", 18432, 9, 128, 128, 0.1), ("block", "text", 18432, 9, 128, 128, 0.15),
-               ("dense", "colstripes", 9216, 11, 64, 128, 0.2))
-    for j, (kern, fam, n, h, d_head, m, dens) in enumerate(whatifs):
-        for bn, st, w in CONFIG_GRID:
-            add(seed=TEST4_SEED + 500 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
-                density=dens, kernels=(kern,), block_n=bn, num_stages=st, num_warps=w, axis="config")
-    for j, (d_head, m) in enumerate(DM):
-        both = (d_head, m) in ((128, 128), (64, 64))
-        for pers, pps in PERSISTENT_SETTINGS:
-            add(seed=TEST4_SEED + 600 + j, structure=fams[j % 3], n_tokens=28672, heads=7, head_dim=d_head,
-                block_m=m, density=0.04 if both else 0.25,
-                kernels=("fg", "block", "dense") if both else ("fg",), persistent=pers, programs_per_sm=pps,
-                axis="config")
-    for j, ((n, h), (d_head, m), fam) in enumerate((((18432, 9), (128, 128), "text"),
-                                                      ((9216, 14), (64, 64), "window3d"))):
-        for sms in TEST4_SM_PARTITIONS:
-            add(seed=TEST4_SEED + 700 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
-                density=0.15, sm_count=sms, axis="sm")
-    return out
-
-
-def dev5_cases() -> list[Case]:
-    """Development rows for revision 4 on the final kernels (tail_reuse / tma_q entries of the launch table): tuned
-    configs at every (D, M) on the development families at N 15360 / 26624, and SM partitions of 48 / 120 SMs."""
-    out: list[Case] = []
-
-    def add(**kw: object) -> None:
-        i = len(out)
-        out.append(Case(case_id=f"f-{i:03d}", split="dev5", seed=DEV5_SEED + i, **kw))  # type: ignore[arg-type]
-
-    k = 0
-    for n, h, dens in ((15360, 8, 0.05), (26624, 4, 0.25)):
-        for d_head, m in DM:
-            add(structure=DEV_STRUCTURES[k % 5], n_tokens=n, heads=h, head_dim=d_head, block_m=m, density=dens)
-            k += 1
-    for sms in DEV_SM_PARTITIONS:
-        add(structure=DEV_STRUCTURES[k % 5], n_tokens=15360, heads=8, head_dim=128, block_m=64, density=0.1,
-            sm_count=sms, axis="sm")
-        k += 1
-    return out
-
-
-def test5_cases() -> list[Case]:
-    """The frozen test list of revision 4 (``test5``), written and committed before its calibration was measured
-    and before any measurement of its rows: structured families (3-D windows, column stripes, text tokens), N 7168 /
-    13312 / 22528 / 45056 and head counts 13 / 10 / 6 / 3 used by no other list, new seeds; tuned configs at D 64/128
-    x M 64/128 (three shapes), fp16 at every (D, M); every BLOCK_N 32/64/128 x stages 2-4 x warps 4/8 what-if of four
-    cases (fg at D=128 M=128 and at D=64 M=64, block at D=64 M=128, dense at D=128 M=64; one mask per what-if);
-    persistent programs off / 1 / 2 per SM at every (D, M); SM partitions of 16/32/64/96/132 SMs (green contexts)."""
-    out: list[Case] = []
-
-    def add(seed: int | None = None, **kw: object) -> None:
-        i = len(out)
-        out.append(Case(case_id=f"w-{i:03d}", split="test5", seed=TEST5_SEED + i if seed is None else seed,
-                        **kw))  # type: ignore[arg-type]
-
-    fams = ("colstripes", "text", "window3d")
-    rng = np.random.default_rng(TEST5_SEED)
-    k = 0
-    for n, h in ((7168, 13), (22528, 6), (45056, 3)):
-        for d_head, m in DM:
-            dens = round(float(np.exp(rng.uniform(np.log(0.02), np.log(0.6)))), 4)
-            add(structure=fams[k % 3], n_tokens=n, heads=fit_heads(n, h, m), head_dim=d_head, block_m=m,
-                density=dens)
-            k += 1
-    for d_head, m in DM:
-        add(structure=fams[k % 3], n_tokens=13312, heads=10, head_dim=d_head, block_m=m, density=0.1, dtype="fp16",
-            axis="dtype")
-        k += 1
-    whatifs = (("fg", "colstripes", 13312, 10, 128, 128, 0.12), ("fg", "text", 22528, 6, 64, 64, 0.1),
-               ("block", "window3d", 22528, 6, 64, 128, 0.15), ("dense", "text", 7168, 13, 128, 64, 0.2))
-    for j, (kern, fam, n, h, d_head, m, dens) in enumerate(whatifs):
-        for bn, st, w in CONFIG_GRID:
-            add(seed=TEST5_SEED + 500 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
-                density=dens, kernels=(kern,), block_n=bn, num_stages=st, num_warps=w, axis="config")
-    for j, (d_head, m) in enumerate(DM):
-        both = (d_head, m) in ((128, 128), (64, 64))
-        for pers, pps in PERSISTENT_SETTINGS:
-            add(seed=TEST5_SEED + 600 + j, structure=fams[j % 3], n_tokens=45056, heads=3, head_dim=d_head,
-                block_m=m, density=0.03 if both else 0.2,
-                kernels=("fg", "block", "dense") if both else ("fg",), persistent=pers, programs_per_sm=pps,
-                axis="config")
-    for j, ((n, h), (d_head, m), fam) in enumerate((((13312, 10), (128, 64), "window3d"),
-                                                      ((7168, 13), (64, 128), "colstripes"))):
-        for sms in TEST4_SM_PARTITIONS:
-            add(seed=TEST5_SEED + 700 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
-                density=0.15, sm_count=sms, axis="sm")
-    return out
-
-
 class FrozenListBuilder:
     """Writes a frozen test list in the pattern test6 onwards share: tuned configs at every (D, M) on a few shapes
     with log-uniform densities, fp16 at every (D, M), launch-config what-ifs, SM partitions. Case ids
@@ -601,12 +486,86 @@ class FrozenListBuilder:
                 self.add(seed=self.seed + 500 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
                          density=dens, kernels=(kern,), block_n=bn, num_stages=st, num_warps=w, axis="config")
 
+    def persistent_settings(self, n: int, heads: int, dens_both: float, dens_fg: float) -> None:
+        """Persistent programs off / 1 / 2 per SM at every (D, M): all kernels at (128, 128) and (64, 64)
+        (density ``dens_both``), fg alone elsewhere (``dens_fg``)."""
+        for j, (d_head, m) in enumerate(DM):
+            both = (d_head, m) in ((128, 128), (64, 64))
+            for pers, pps in PERSISTENT_SETTINGS:
+                self.add(seed=self.seed + 600 + j, structure=self.families[j % 3], n_tokens=n, heads=heads,
+                         head_dim=d_head, block_m=m, density=dens_both if both else dens_fg,
+                         kernels=ALL_KERNELS if both else ("fg",), persistent=pers, programs_per_sm=pps,
+                         axis="config")
+
     def sm_partitions(self, groups: Sequence[tuple[Any, ...]], density: float = 0.15) -> None:
         """((N, heads), (D, M), family, kernels, SM counts) per group."""
         for j, ((n, h), (d_head, m), fam, kerns, parts) in enumerate(groups):
             for sms in parts:
                 self.add(seed=self.seed + 700 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
                          density=density, sm_count=sms, kernels=kerns, axis="sm")
+
+
+def test4_cases() -> list[Case]:
+    """The frozen test list of revision 3 (``test4``), written and committed before its fit and before any
+    measurement of the final kernels: structured families (3-D windows, column stripes, text tokens), N 9216 /
+    18432 / 28672 / 53248 and head counts 7 / 9 / 11 / 14 used by no other list; tuned configs at D 64/128 x
+    M 64/128, fp16, every BLOCK_N 32/64/128 x stages 2-4 x warps 4/8 what-if of one case per kernel (fg and block
+    at D=128 M=128, dense at D=64 M=128; the same mask for every config of a what-if), persistent programs
+    off / 1 / 2 per SM, and SM partitions of 16/32/64/96/132 SMs (green contexts). About 150 kernel rows."""
+    b = FrozenListBuilder("test4", "v", TEST4_SEED, ("window3d", "colstripes", "text"))
+    b.tuned(((9216, 14), (28672, 7), (53248, 3)), 0.02, 0.6)
+    for d_head, m in ((128, 128), (64, 64)):
+        b.add(structure=b.families[b.k % 3], n_tokens=18432, heads=9, head_dim=d_head, block_m=m, density=0.12,
+              dtype="fp16", axis="dtype")
+        b.k += 1
+    b.whatifs(tuple((*g, CONFIG_GRID) for g in (("fg", "window3d", 18432, 9, 128, 128, 0.1),
+                                                ("block", "text", 18432, 9, 128, 128, 0.15),
+                                                ("dense", "colstripes", 9216, 11, 64, 128, 0.2))))
+    b.persistent_settings(28672, 7, 0.04, 0.25)
+    b.sm_partitions((((18432, 9), (128, 128), "text", ALL_KERNELS, TEST4_SM_PARTITIONS),
+                     ((9216, 14), (64, 64), "window3d", ALL_KERNELS, TEST4_SM_PARTITIONS)))
+    return b.cases
+
+
+def dev5_cases() -> list[Case]:
+    """Development rows for revision 4 on the final kernels (tail_reuse / tma_q entries of the launch table): tuned
+    configs at every (D, M) on the development families at N 15360 / 26624, and SM partitions of 48 / 120 SMs."""
+    out: list[Case] = []
+
+    def add(**kw: object) -> None:
+        i = len(out)
+        out.append(Case(case_id=f"f-{i:03d}", split="dev5", seed=DEV5_SEED + i, **kw))  # type: ignore[arg-type]
+
+    k = 0
+    for n, h, dens in ((15360, 8, 0.05), (26624, 4, 0.25)):
+        for d_head, m in DM:
+            add(structure=DEV_STRUCTURES[k % 5], n_tokens=n, heads=h, head_dim=d_head, block_m=m, density=dens)
+            k += 1
+    for sms in DEV_SM_PARTITIONS:
+        add(structure=DEV_STRUCTURES[k % 5], n_tokens=15360, heads=8, head_dim=128, block_m=64, density=0.1,
+            sm_count=sms, axis="sm")
+        k += 1
+    return out
+
+
+def test5_cases() -> list[Case]:
+    """The frozen test list of revision 4 (``test5``), written and committed before its calibration was measured
+    and before any measurement of its rows: structured families (3-D windows, column stripes, text tokens), N 7168 /
+    13312 / 22528 / 45056 and head counts 13 / 10 / 6 / 3 used by no other list, new seeds; tuned configs at D 64/128
+    x M 64/128 (three shapes), fp16 at every (D, M); every BLOCK_N 32/64/128 x stages 2-4 x warps 4/8 what-if of four
+    cases (fg at D=128 M=128 and at D=64 M=64, block at D=64 M=128, dense at D=128 M=64; one mask per what-if);
+    persistent programs off / 1 / 2 per SM at every (D, M); SM partitions of 16/32/64/96/132 SMs (green contexts)."""
+    b = FrozenListBuilder("test5", "w", TEST5_SEED, ("colstripes", "text", "window3d"))
+    b.tuned(((7168, 13), (22528, 6), (45056, 3)), 0.02, 0.6)
+    b.fp16(13312, 10, 0.1)
+    b.whatifs(tuple((*g, CONFIG_GRID) for g in (("fg", "colstripes", 13312, 10, 128, 128, 0.12),
+                                                ("fg", "text", 22528, 6, 64, 64, 0.1),
+                                                ("block", "window3d", 22528, 6, 64, 128, 0.15),
+                                                ("dense", "text", 7168, 13, 128, 64, 0.2))))
+    b.persistent_settings(45056, 3, 0.03, 0.2)
+    b.sm_partitions((((13312, 10), (128, 64), "window3d", ALL_KERNELS, TEST4_SM_PARTITIONS),
+                     ((7168, 13), (64, 128), "colstripes", ALL_KERNELS, TEST4_SM_PARTITIONS)))
+    return b.cases
 
 
 def test6_cases() -> list[Case]:
