@@ -58,9 +58,14 @@ class _GridSpy:
 
 FORMS = {"flat": dict(flatten=True), "nested": dict(flatten=False), "queue": dict(flatten=False, queue=True)}
 #: forms checked only in the one M=128 multi-tile test (each interpreter run costs seconds)
-EXTRA_FORMS = {"queue_early": dict(flatten=False, queue=True, idx_early=True)}
-#: one program per row (launch option ``one_row``, not persistent), with and without idx_early
-ONE_ROW = {"one_row": dict(one_row=True, idx_early=True), "one_row_late": dict(one_row=True)}
+EXTRA_FORMS = {"queue_early": dict(flatten=False, queue=True, idx_early=True),
+               "nested_guard": dict(flatten=False, idx_early=True, guard_next=True),
+               "nested_fold": dict(flatten=False, idx_early=True, tail_fold=True)}
+#: one program per row (launch option ``one_row``, not persistent), with and without idx_early; with the next-row
+#: loads guarded (``guard_next``) and O by TMA asked for (``tma_o``: the CPU falls back to the pointer store)
+ONE_ROW = {"one_row": dict(one_row=True, idx_early=True), "one_row_late": dict(one_row=True),
+           "one_row_guard": dict(one_row=True, idx_early=True, guard_next=True, tma_o=True),
+           "one_row_fold": dict(one_row=True, idx_early=True, guard_next=True, tma_o=True, tail_fold=True)}
 
 
 @pytest.mark.parametrize("form", list(FORMS))
@@ -118,7 +123,9 @@ def test_persistent_rows_of_zero_one_and_many_tiles_head_dim_128() -> None:
     attention._attn_fwd_persistent, orig = spy, attention._attn_fwd_persistent
     try:
         for sms, form in ((1, "flat"), (None, "flat"), (1, "nested"), (1, "queue"), (None, "queue"),
-                          (1, "queue_early"), (1, "one_row"), (None, "one_row_late")):
+                          (1, "queue_early"), (1, "nested_guard"), (2, "nested_guard"), (1, "one_row"),
+                          (None, "one_row_late"), (1, "one_row_guard"), (1, "nested_fold"), (2, "nested_fold"),
+                          (None, "one_row_fold")):
             cfg = _cfg(q, m, 1, 32, **(FORMS | EXTRA_FORMS | ONE_ROW)[form])
             if sms is None:
                 out = fg_attention(q, k, v, index, block_m=m, config=cfg, out=torch.full_like(q, float("nan")))
@@ -132,7 +139,8 @@ def test_persistent_rows_of_zero_one_and_many_tiles_head_dim_128() -> None:
     finally:
         attention._attn_fwd_persistent = orig
     # G = min(rows, SMs) for the persistent forms; one_row: one program per row whatever the SM count
-    assert spy.grids == [(1,), (6,), (1,), (1,), (6,), (1,), (6,), (6,)], f"grids {spy.grids}"
+    assert spy.grids == [(1,), (6,), (1,), (1,), (6,), (1,), (1,), (2,), (6,), (6,), (6,), (1,), (2,), (6,)], \
+        f"grids {spy.grids}"
 
 
 @pytest.mark.parametrize("gran,dtype", [(1, torch.float16), (16, torch.float32), (64, torch.float16)])
@@ -156,7 +164,9 @@ def test_one_row_with_text_tokens_matches_reference(gran: int, dtype: torch.dtyp
     mask = with_text(tiles.repeat_interleave(gran, dim=-1)[..., :n_video], n_text, m)
     mask[0, 0, 1] = False  # stays empty (no text columns either)
     index = build_index(mask, block_m=m, gran_n=gran, order=True, check=True)
-    cfg = _cfg(q, m, gran, 32 if gran < 64 else 64, one_row=True, idx_early=True, tma_q=True)
+    guard = gran > 1  # guard_next / tma_o (CPU: pointer store) at gran 16 and 64; gran 1: tail_fold
+    cfg = _cfg(q, m, gran, 32 if gran < 64 else 64, one_row=True, idx_early=True, tma_q=True, guard_next=guard,
+               tma_o=guard, tail_fold=not guard)
     spy = _GridSpy(attention._attn_fwd_persistent)
     attention._attn_fwd_persistent, orig = spy, attention._attn_fwd_persistent
     try:
@@ -166,7 +176,7 @@ def test_one_row_with_text_tokens_matches_reference(gran: int, dtype: torch.dtyp
     finally:
         attention._attn_fwd_persistent = orig
     ref, ref_lse = reference_attention(q, k, v, index, layout=layout, return_lse=True)
-    what = f"one_row gran={gran} {dtype} {layout} N={n_video}+{n_text} seed {seed}"
+    what = f"one_row gran={gran} guard_next/tail_fold={guard}/{not guard} {dtype} {layout} N={n_video}+{n_text} seed {seed}"
     assert spy.grids == [(index.n_rows,)], f"{what}: grid {spy.grids}, want one program per row ({index.n_rows})"
     assert not out.isnan().any(), f"{what}: NaN"
     assert _err(out, ref) <= TOL, f"{what}: error {_err(out, ref):.2e}"
@@ -267,3 +277,38 @@ def test_persistent_block_and_dense(layout: str) -> None:
             kept = torch.isfinite(ref_lse)
             assert torch.equal(torch.isfinite(lse), kept), f"{what}: lse -inf pattern"
             assert float((lse.double()[kept] - ref_lse[kept]).abs().max()) <= 1e-3 * (1 + float(ref_lse.abs().max()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_tail_fold_when_the_repeated_key_dominates(dtype: torch.dtype) -> None:
+    """``tail_fold`` (gran 1: the last tile's unused columns read the row's last kept key x, whose extra copies are
+    subtracted after the loop): rows where x has by far the largest score (up to 127 copies of it in the last tile,
+    the subtraction cancels most of l and of the accumulator), rows where it has the smallest, a full last tile
+    (nothing to subtract), a one-key row and an empty row; against float64 and the masked-tail form."""
+    seed = _seed()
+    m, d, n = 64, 64, 203
+    q, k, v = (torch.randn(1, 2, n, d, dtype=dtype) for _ in range(3))
+    mask = torch.zeros(1, 2, -(-n // m), n, dtype=torch.bool)
+    mask[0, 0, 0, [3, 50, 100]] = True  # last key 100: dominant below; 1 tile of 32 with 29 repeats
+    mask[0, 0, 1, 10:75] = True  # 65 keys: 3 tiles, the last with 31 repeats of key 74 (small score below)
+    mask[0, 0, 2, 0:64] = True  # two full tiles: nothing to subtract
+    mask[0, 1, 0, 199] = True  # one key: 31 repeats of it
+    mask[0, 1, 1, ::3] = True
+    # mask[0, 1, 2] and [0, 1, 3] stay empty
+    q[0, 0, :m] = k[0, 0, 100] * 0.6  # S for key 100 ~ 0.6 |k|^2 / sqrt(D) >> the others
+    k[0, 0, 74] = -q[0, 0, m:2 * m].mean(0) * 0.3
+    index = build_index(mask, block_m=m, order=True, check=True)
+    ref = reference_attention(q, k, v, index)
+    masked = fg_attention(q, k, v, index, block_m=m, config=_cfg(q, m, 1, 32, one_row=True, idx_early=True))
+    for form in ("one_row_fold", "nested_fold"):
+        cfg = _cfg(q, m, 1, 32, **(EXTRA_FORMS | ONE_ROW)[form])
+        with limit_sms(1):
+            out = fg_attention(q, k, v, index, block_m=m, config=cfg, out=torch.full_like(q, float("nan")))
+        what = f"tail_fold {form} {dtype} seed {seed}"
+        assert not out.isnan().any(), f"{what}: NaN"
+        assert _err(out, ref) <= TOL, f"{what}: error {_err(out, ref):.2e}"
+        for r in range(4):  # per row: the cancellation must not lose the row
+            sl = slice(r * m, min((r + 1) * m, n))
+            assert _err(out[0, 0, sl], ref[0, 0, sl]) <= TOL, f"{what}: row {r} error {_err(out[0, 0, sl], ref[0, 0, sl]):.2e}"
+        assert bool((out[0, 1, 2 * m:] == 0).all()), f"{what}: empty rows"
+        assert _err(out, masked.double()) <= 2e-3, f"{what}: differs from the masked-tail form"

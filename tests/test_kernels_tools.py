@@ -48,14 +48,21 @@ def test_compile_report_table_variants_follow_the_launch_options(tmp_path: Path)
     table.write_text(json.dumps({"entries": [
         entry("dense", 128, 128, 1, 128, 3, 8, tma=True, tail_branch=True),
         entry("fg", 128, 64, 1, 64, 3, 4, one_row=True, idx_early=True, lpt=True),
+        entry("fg", 128, 128, 1, 128, 3, 8, one_row=True, idx_early=True, guard_next=True, tma_o=True,
+              tail_fold=True),
+        entry("fg", 128, 64, 16, 64, 3, 4, one_row=True, idx_early=True, tail_fold=True),
         entry("block", 128, 128, 128, 64, 2, 8, tma=True, maxnreg=128),
         entry("fg", 128, 128, 16, 128, 3, 8, idx_ahead=1, tma_q=True, tail_branch=True)]}))
     vs = {v[0]: v for v in compile_report.table_variants(path=str(table))}
-    assert len(vs) == 4
+    assert len(vs) == 6
     dense = vs["table dense D128 M128 g1 bn128 st3 w8"]
     assert dense[1] == 0 and dense[8]["TAIL_BRANCH"] is True and dense[8]["USE_TMA"] is True
     one_row = vs["table fg D128 M64 g1 bn64 st3 w4"][8]  # one_row: the nested persistent kernel, idx_early
     assert one_row["persistent"] and one_row["flatten"] is False and one_row["idx_early"] is True
+    assert not (one_row["GUARD"] or one_row["TMA_O"] or one_row["FOLD"])
+    s7 = vs["table fg D128 M128 g1 bn128 st3 w8"][8]  # session 7's options reach the persistent kernel
+    assert s7["GUARD"] is True and s7["TMA_O"] is True and s7["FOLD"] is True
+    assert vs["table fg D128 M64 g16 bn64 st3 w4"][8]["FOLD"] is False  # tail_fold: gran 1 only
     capped = vs["table block D128 M128 g128 bn64 st2 w8"][8]
     assert capped["maxnreg"] == 128 and capped["TAIL_BRANCH"] is False and capped["USE_TMA"] is True
     fg = vs["table fg D128 M128 g16 bn128 st3 w8"][8]  # tail_branch reaches dense only, TMA K/V not fg

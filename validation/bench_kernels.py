@@ -1051,6 +1051,35 @@ def candidates_v8() -> list[dict[str, Any]]:
     return c
 
 
+def candidates_v9() -> list[dict[str, Any]]:
+    """Session 7: v8, plus the one-row form's per-row end for the one_row entries (fg D128 M128 g1, M64 g1/g16/g64):
+    ``guard_next`` (the next-row Offsets / index / Q loads predicated off at run time: with one row per program
+    they were dead loads of row 0, the 32 KB Q among them, still in flight when the program exits) and ``tma_o``
+    (O by one bulk tensor store through a host-built descriptor instead of 8 STG.128 per thread, whose drain the
+    exit waited for), and for gran 1 ``tail_fold`` (no masked tail tile: the last tile runs in the pipelined loop,
+    its unused columns reading the row's last kept key, whose extra copies are subtracted after the loop).
+    Offline (Triton 3.6 sm_90): all pipelined; M128 g1 guard 255 regs / 40 B stack, guard + tma_o 255 / 24 B
+    (entry 255 / 32 B), tail_fold 231 / 0 (+ guard + tma_o 230 / 0), inner loop 539-546 SASS instructions (entry
+    540); M64 g1 guard (+ tma_o) 193 regs, tail_fold 188, + guard + tma_o 180 (entry 213; inner loop 387-389 vs
+    375), 112 KB, two per SM."""
+    c = candidates_v8()
+
+    def ref(kernel, d, m, g, **more):
+        e = launch.launch_config(kernel, "h200", d, m, g)
+        c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=e.gran_n, block_n=e.block_n,
+                      num_stages=e.num_stages, num_warps=e.num_warps, extra={**e.extra, **more}))
+
+    for m, g in ((128, 1), (64, 1), (64, 16), (64, 64)):
+        ref("fg", 128, m, g)
+        if m == 128:
+            ref("fg", 128, m, g, guard_next=True)
+        ref("fg", 128, m, g, guard_next=True, tma_o=True)
+        if g == 1:
+            ref("fg", 128, m, g, tail_fold=True)
+            ref("fg", 128, m, g, tail_fold=True, guard_next=True, tma_o=True)
+    return c
+
+
 #: (H, N video, text tokens, window densities) of the v5 sweep: 480p, 480p + text, 720p H40
 SWEEP_SHAPES_V5 = ((12, 32760, 0, (0.02, 0.1, 0.5)), (12, 32760, 512, (0.02, 0.1, 0.5)), (40, 75600, 0, (0.02, 0.1)))
 
@@ -1061,8 +1090,8 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
     from fgattn.masks import with_text
 
     cands = {"v3": candidates_v3, "v4": candidates_v4, "v5": candidates_v5, "v6": candidates_v6,
-             "v7": candidates_v7, "v8": candidates_v8}[args.candidates]()
-    v5 = args.candidates in ("v5", "v6", "v7", "v8")  # the three-shape sweep
+             "v7": candidates_v7, "v8": candidates_v8, "v9": candidates_v9}[args.candidates]()
+    v5 = args.candidates in ("v5", "v6", "v7", "v8", "v9")  # the three-shape sweep
     shapes = SWEEP_SHAPES_V5 if v5 else ((*TUNE_SHAPE, 0, (0.02, 0.1, 0.5)),)
     warm = tuple((h, nv + nt) for h, nv, nt, _ in shapes if (h, nv + nt) != TUNE_SHAPE)
     checked = [{k: v for k, v in r.items() if k != "warm_shapes"}
@@ -1331,7 +1360,9 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FINAL_COLS + list(meta), extrasaction="ignore")
         w.writeheader()
-        if args.bench_short:  # the changed entries' shapes: H12 N32760 (+ text), H40 N75600, then D64
+        if args.bench_shapes:  # plan positions, in the order given
+            plan = [plan[int(i)] for i in args.bench_shapes.split(",")]
+        elif args.bench_short:  # the changed entries' shapes: H12 N32760 (+ text), H40 N75600, then D64
             plan = [plan[0], plan[1], plan[2], plan[8]]
         for sh in plan:
             if time.perf_counter() - t0 > args.budget_s:
@@ -1377,13 +1408,16 @@ def main() -> None:
                          "they differ (fg_attention_previous rows)")
     ap.add_argument("--bench-short", action="store_true",
                     help="--final benchmark on H12 N32760 (+512 text), H40 N75600 and H12 N32760 D64 only")
+    ap.add_argument("--bench-shapes", default=None,
+                    help="--final benchmark: positions in its plan, comma-separated (0 H12 N32760, 1 +512 text, 2 H40 "
+                         "N75600, 3 +512 text, 4 H12 N75600, 5 +text, 6 H40 N32760, 7 +text, 8 H12 N32760 D64)")
     ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--candidates", choices=("v3", "v4", "v5", "v6", "v7", "v8"), default="v8",
+    ap.add_argument("--candidates", choices=("v3", "v4", "v5", "v6", "v7", "v8", "v9"), default="v9",
                     help="--final/--sweep-only candidate set (v3: session-3 persistent forms; v4: work queue, tma_q; "
                          "v5: tail_reuse, tma_q, work queue on three Wan shapes; v6: one_row on the same shapes; v7: dense "
                          "tail_branch, one_row for the other fg keys; v8: the entries still serialised - dense D64 M64, fg M128 "
-                         "gran 64, block M128)")
+                         "gran 64, block M128; v9: v8 + guard_next / tma_o on the one_row fg entries)")
     ap.add_argument("--sweep-rounds", type=int, default=3, help="interleaved rounds per sweep problem")
     ap.add_argument("--shuffle-seed", type=int, default=None,
                     help="sweep: a fresh random case order in every round (relative times are paired per round)")
@@ -1401,6 +1435,11 @@ def main() -> None:
     if args.flex_warm:
         flex_warm(args.flex_warm)
         return
+    if args.bench_shapes is not None and not all(x.strip().isdigit() and int(x) <= 8
+                                                  for x in args.bench_shapes.split(",")):
+        print(f"bench_kernels: --bench-shapes {args.bench_shapes!r}: comma-separated plan positions 0-8",
+              file=sys.stderr)
+        sys.exit(2)
     if args.previous_table is not None and not Path(args.previous_table).is_file():
         print(f"bench_kernels: --previous-table {args.previous_table} does not exist", file=sys.stderr)
         sys.exit(2)

@@ -7,7 +7,8 @@ and full query blocks, with every launch configuration the table gives and the T
 and LPT / natural-order variants, Q/O descriptors on and off, persistent on and off (a second persistent
 variant, flat loop toggled, and one taking rows from the work queue (``queue``) run under ``fgattn.limit_sms(n)``
 with small n, so that each program walks several rows, with programs_per_sm 1 or 2), one program per row
-(``one_row``, with ``idx_early`` and ``tma_q`` drawn at random) on and off, Q by a host TMA descriptor
+(``one_row``, with ``idx_early``, ``tma_q``, ``guard_next``, ``tma_o`` and ``tail_fold`` drawn at random; on a
+one_row entry ``guard_next``, ``tma_o`` and ``tail_fold`` toggled together) on and off, Q by a host TMA descriptor
 (``tma_q``) on and off, the tail tile reusing the prefetched index (``tail_reuse``) on and off, text-token masks (full text rows and columns) and the log-sum-exp output; outputs poisoned with NaN before each launch and scanned after;
 relative error against the float64 reference ≤ 1e-2; unordered, duplicate and out-of-range
 indices rejected with a clear ValueError; one Wan-sized case against SDPA with a boolean mask.
@@ -95,10 +96,16 @@ def variants_of(kind: str, dname: str, base, rng: random.Random) -> tuple[list, 
     if base.option("one_row", False):
         variants.append(dataclasses.replace(base, extra={
             k: val for k, val in base.extra.items() if k not in ("one_row", "idx_early")}))
+        # the next-row loads guarded, O by TMA and (gran 1) the folded tail (``guard_next``, ``tma_o``,
+        # ``tail_fold``: session 7) toggled together
+        variants.append(dataclasses.replace(base, extra={
+            **base.extra, "guard_next": not base.option("guard_next", False), "tma_o": not base.option("tma_o", False),
+            "tail_fold": not base.option("tail_fold", False)}))
     else:
         variants.append(dataclasses.replace(base, extra={
             **base.extra, "one_row": True, "persistent": False, "idx_early": rng.random() < 0.75,
-            "tma_q": kind == "fg" and rng.random() < 0.5, "tma_qo": False}))
+            "tma_q": kind == "fg" and rng.random() < 0.5, "tma_qo": False, "guard_next": rng.random() < 0.5,
+            "tma_o": rng.random() < 0.5, "tail_fold": rng.random() < 0.5}))
     if kind == "dense":  # the masked last tile under a scalar branch toggled
         variants.append(dataclasses.replace(base, extra={**base.extra,
                                                          "tail_branch": not base.option("tail_branch", False)}))

@@ -365,9 +365,10 @@ def _row_at(Order, pos, N_ROWS, go, ORDERED: tl.constexpr):
 
 @triton.jit
 def _row_start(Q, QDesc, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q, offs_d, BLOCK_M: tl.constexpr,
-               HEAD_DIM: tl.constexpr, TMA_Q: tl.constexpr):
+               HEAD_DIM: tl.constexpr, TMA_Q: tl.constexpr, GUARD: tl.constexpr = False, go=None):
     """A persistent program's new row: its Q tile (rows past N read as zeros; ``TMA_Q``: by TMA through the
-    host-built (B, H, N, D) descriptor) and a fresh online-softmax state (running max -inf, sum 0, accumulator 0)."""
+    host-built (B, H, N, D) descriptor) and a fresh online-softmax state (running max -inf, sum 0, accumulator 0).
+    ``GUARD`` and ``go`` false (a position past the last row): the pointer load is predicated off (zeros)."""
     bh = row // QB
     if TMA_Q:
         q = QDesc.load([(bh // H).to(tl.int32), (bh % H).to(tl.int32), (row % QB) * BLOCK_M, 0]).reshape(
@@ -375,7 +376,10 @@ def _row_start(Q, QDesc, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_
     else:
         q_base = Q + (bh // H).to(tl.int64) * stride_qb + (bh % H).to(tl.int64) * stride_qh
         offs_m = (row % QB) * BLOCK_M + offs_q
-        q = _rows(q_base, offs_m, stride_qn, offs_d, offs_m < N_Q, True)
+        q_ok = offs_m < N_Q
+        if GUARD:
+            q_ok = tl.where(go, q_ok, False)
+        q = _rows(q_base, offs_m, stride_qn, offs_d, q_ok, True)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
@@ -407,11 +411,21 @@ def _n_items(lo, hi, N_KV, MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: t
 
 @triton.jit
 def _entry(Indices, lo, hi, t, e_off, MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-           GRAN_N: tl.constexpr):
+           GRAN_N: tl.constexpr, FOLD: tl.constexpr = 0, x_key=0):
     """Index entries of tile ``t`` of a row (loaded one item ahead): fg a vector (one per key column), block
-    the kept block's number, dense nothing."""
+    the kept block's number, dense nothing.  ``FOLD`` (fg gran 1): entries past the row's end are the row's last
+    entry (an empty row's 0), so the last tile needs no mask (:func:`_row`): 1 the ones past the end loaded as
+    2^31 - 1, which the caller maps to the last entry ``x_key`` by min(entry, x_key) (the entries are sorted; the
+    load keeps its contiguous addresses: one coalesced load per thread in the loop, and its result is carried to
+    the next iteration unchanged, as the software pipeliner needs it), 2 read from clamped addresses (a row's first
+    entries, loaded before ``x_key`` arrives)."""
     if MODE == 2:
         ent = lo + t * (BLOCK_N // GRAN_N) + e_off
+        if FOLD == 2:
+            ent = tl.minimum(ent, hi - 1)
+            return tl.load(Indices + ent, mask=ent >= lo, other=0)
+        if FOLD == 1:  # past the end: 2^31 - 1, which min(entry, x_key) at the use (:func:`_row`) maps to x_key
+            return tl.load(Indices + ent, mask=ent < hi, other=2147483647)
         return tl.load(Indices + ent, mask=ent < hi, other=0)
     elif MODE == 1:
         ent = lo + t // (BLOCK_M // BLOCK_N)
@@ -459,27 +473,56 @@ def _row(q, m_i, l_i, acc, nxt, row, lo, hi, n_t, K, V, Out, Lse, Indices, qk_sc
          stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_on,
          H, N_Q, N_KV, QB, offs_n, offs_d, offs_q, e_off, r_off, no_mask,
          MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
-         NUM_STAGES: tl.constexpr, RETURN_LSE: tl.constexpr, IDX_EARLY: tl.constexpr):
+         NUM_STAGES: tl.constexpr, RETURN_LSE: tl.constexpr, IDX_EARLY: tl.constexpr, ODesc=None,
+         TMA_O: tl.constexpr = False, FOLD: tl.constexpr = False):
     """One row (query block) of the nested form, O = softmax(S)·V over its ``n_t`` key tiles: the full tiles in
     the software-pipelined loop (unmasked; ``nxt`` holds the entries of the tile being run, the next tile's are
     loaded one tile ahead: with ``IDX_EARLY`` at the top of the iteration, before this tile's gathers), the masked
     tail tile(s) after the loop with the entries the loop prefetched, then O = acc / l (zeros for an empty row)
     and its log-sum-exp stored."""
-    TAIL: tl.constexpr = BLOCK_M // BLOCK_N if MODE == 1 else 1  # masked tail tiles per row (block: last block's)
+    tl.static_assert(not FOLD or (MODE == 2 and GRAN_N == 1))
+    # masked tail tiles per row (block: the last block's); FOLD: none, the last tile runs in the loop
+    TAIL: tl.constexpr = 0 if FOLD else (BLOCK_M // BLOCK_N if MODE == 1 else 1)
     bh = row // QB
     b = (bh // H).to(tl.int64)
     h = (bh % H).to(tl.int64)
+    x_key = 0
+    kx = tl.zeros([offs_d.shape[0]], dtype=K.dtype.element_ty)
+    vx = tl.zeros([offs_d.shape[0]], dtype=V.dtype.element_ty)
+    if FOLD:  # the row's last kept key x, whose copies fill the last tile's unused columns: its K and V rows,
+        # loaded now, in flight during the loop (registers; not in the loads' way: a dot here would hold up the
+        # first tiles' gathers)
+        x_key = tl.load(Indices + tl.maximum(hi - 1, lo), mask=hi > lo, other=0)
+        kx = tl.load(K + b * stride_kb + h * stride_kh + x_key.to(tl.int64) * stride_kn + offs_d)
+        vx = tl.load(V + b * stride_vb + h * stride_vh + x_key.to(tl.int64) * stride_vn + offs_d)
     for t in tl.range(0, n_t - TAIL, num_stages=NUM_STAGES):  # the row's full tiles, unmasked
         if IDX_EARLY:  # the next tile's entries issued before this tile's gathers, as _attn_fwd does
-            nxt_next = _entry(Indices, lo, hi, t + 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+            nxt_next = _entry(Indices, lo, hi, t + 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N, FOLD, x_key)
         kidx = _keys(nxt, t, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+        if FOLD:  # columns past the row's end (entries 2^31 - 1, or the clamped first ones): its last key
+            kidx = tl.minimum(kidx, x_key)
         k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, no_mask, False)
         v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, no_mask, False)
         acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
         if IDX_EARLY:
             nxt = nxt_next
         else:
-            nxt = _entry(Indices, lo, hi, t + 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+            nxt = _entry(Indices, lo, hi, t + 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N, FOLD, x_key)
+    if FOLD:  # take out the n_pad copies of key x the last tile held: their score s_x (the same wgmma as the
+        # loop's), p_x = exp2(s_x·c - m) at the final running max m (the last tile's, so never rescaled since)
+        n_pad = n_t * BLOCK_N - (hi - lo)
+        # x_chk = x_key (nxt holds tile n_t's entries, all past the end: 2^31 - 1); this use of nxt after the loop
+        # keeps the loop's index load in its compact layout (one load per thread, converted through shared
+        # memory), as in the other forms: without a use, Triton 3.6 loads it in the gather layout (8 loads,
+        # +50 instructions per tile)
+        x_chk = tl.minimum(x_key, tl.min(nxt, 0))
+        if (n_pad > 0) & (hi > lo) & (x_chk == x_key):
+            s_x = tl.max(tl.dot(q, tl.trans(tl.broadcast_to(kx[None, :], (16, offs_d.shape[0])))), 1)  # the
+            # loop's wgmma (16 equal columns of key x)
+            p_x = tl.math.exp2(s_x * qk_scale - m_i)
+            w_x = n_pad.to(tl.float32) * p_x.to(vx.dtype).to(tl.float32)  # P·V used p in the value dtype
+            l_i = l_i - n_pad.to(tl.float32) * p_x
+            acc = acc - w_x[:, None] * vx.to(tl.float32)[None, :]
     # the tail tile(s) after the pipelined loop (no branch inside it), with the entries the loop prefetched;
     # kept keys only
     for s in tl.static_range(TAIL):
@@ -493,8 +536,12 @@ def _row(q, m_i, l_i, acc, nxt, row, lo, hi, n_t, K, V, Out, Lse, Indices, qk_sc
     out, lse = _normalize(acc, tl.where(empty, 0.0, l_i), m_i)
     out = tl.where(empty, 0.0, out)
     offs_m = (row % QB) * BLOCK_M + offs_q
-    o_ptrs = (Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_on + offs_d[None, :])
-    tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=(offs_m < N_Q)[:, None])
+    if TMA_O:  # one bulk tensor store from shared memory (rows past N clipped by the descriptor's bounds)
+        ODesc.store([(bh // H).to(tl.int32), (bh % H).to(tl.int32), (row % QB) * BLOCK_M, 0],
+                    out.to(Out.dtype.element_ty).reshape(1, 1, BLOCK_M, offs_d.shape[0]))
+    else:
+        o_ptrs = (Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_on + offs_d[None, :])
+        tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=(offs_m < N_Q)[:, None])
     if RETURN_LSE:
         tl.store(Lse + bh.to(tl.int64) * N_Q + offs_m, lse, mask=offs_m < N_Q)
 
@@ -510,6 +557,7 @@ def _attn_fwd_persistent(
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
     MODE: tl.constexpr, ORDERED: tl.constexpr, NUM_STAGES: tl.constexpr, RETURN_LSE: tl.constexpr,
     FLAT: tl.constexpr, QUEUE: tl.constexpr = False, IDX_EARLY: tl.constexpr = False, TMA_Q: tl.constexpr = False,
+    ODesc=None, GUARD: tl.constexpr = False, TMA_O: tl.constexpr = False, FOLD: tl.constexpr = False,
 ):
     """Persistent kernel: program p of G runs the rows (query blocks) at launch positions p, p+G, p+2G, ...
     ``FLAT``: as ONE software-pipelined loop over (row, key tile) items, so the next row's index entries and
@@ -528,7 +576,13 @@ def _attn_fwd_persistent(
     Launch option ``one_row``: G = rows, so each program runs the nested form's one row (:func:`_row`) at launch
     position p, placed by the hardware's CTA dispatch as :func:`_attn_fwd`; its next-row loads then read row 0's
     state and go unused (a specialisation without them compiled to 225 instead of 255 registers and ran 10 % slower
-    per tile: kernels/NOTES.md, session 5).  ``TMA_Q``: Q by TMA through a host-built descriptor (:func:`_row_start`)."""
+    per tile: kernels/NOTES.md, session 5).  ``TMA_Q``: Q by TMA through a host-built descriptor (:func:`_row_start`).
+    ``GUARD`` (not ``FLAT``): the next row's Offsets, index and Q loads predicated off at run time where there is no
+    next row (with ``one_row`` always: no dead loads in flight when the program ends).  ``TMA_O`` (not ``FLAT``):
+    O stored by a bulk tensor store through the host-built descriptor ``ODesc`` (:func:`_row`).  ``FOLD`` (not
+    ``FLAT``; fg gran 1): no masked tail tile: the last tile runs in the pipelined loop with its unused columns
+    reading the row's last kept key, whose extra copies are subtracted after the loop (:func:`_row`)."""
+    tl.static_assert(not FLAT or not (GUARD or TMA_O or FOLD))
     pid = tl.program_id(0)
     G = tl.num_programs(0)
     TAIL: tl.constexpr = BLOCK_M // BLOCK_N if MODE == 1 else 1  # masked tail tiles per row (block: last block's)
@@ -563,13 +617,17 @@ def _attn_fwd_persistent(
     if MODE != 0:
         lo = tl.load(Offsets + row).to(tl.int32)
         hi = tl.load(Offsets + row + 1).to(tl.int32)
-        lo1 = tl.load(Offsets + row1).to(tl.int32)
-        hi1 = tl.load(Offsets + row1 + 1).to(tl.int32)
+        if GUARD:  # no next row: lo1 = hi1 = 0, so its index entries are not loaded either
+            lo1 = tl.load(Offsets + row1, mask=pid + G < N_ROWS, other=0).to(tl.int32)
+            hi1 = tl.load(Offsets + row1 + 1, mask=pid + G < N_ROWS, other=0).to(tl.int32)
+        else:
+            lo1 = tl.load(Offsets + row1).to(tl.int32)
+            hi1 = tl.load(Offsets + row1 + 1).to(tl.int32)
     pos2 = pid + 2 * G
     row2 = _row_at(Order, pos2, N_ROWS, True, ORDERED)
     n_t = _n_items(lo, hi, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
     t = 0
-    nxt = _entry(Indices, lo, hi, t, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)  # the next item's entries
+    nxt = _entry(Indices, lo, hi, t, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N, FOLD)  # the next item's entries
 
     q, m_i, l_i, acc = _row_start(Q, QDesc, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q, offs_d,
                                   BLOCK_M, HEAD_DIM, TMA_Q)
@@ -581,11 +639,11 @@ def _attn_fwd_persistent(
         pos1 = pid + G
         pos3 = _next_position(Counter, pos2, G, QUEUE)
         while pos < N_ROWS:
-            nxt1 = _entry(Indices, lo1, hi1, 0, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)  # next row's, in flight
+            nxt1 = _entry(Indices, lo1, hi1, 0, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N, FOLD)  # next row's
             _row(q, m_i, l_i, acc, nxt, row, lo, hi, n_t, K, V, Out, Lse, Indices, qk_scale,
                  stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_on,
                  H, N_Q, N_KV, QB, offs_n, offs_d, offs_q, e_off, r_off, no_mask,
-                 MODE, BLOCK_M, BLOCK_N, GRAN_N, NUM_STAGES, RETURN_LSE, IDX_EARLY)
+                 MODE, BLOCK_M, BLOCK_N, GRAN_N, NUM_STAGES, RETURN_LSE, IDX_EARLY, ODesc, TMA_O, FOLD)
             # ---- the next row: its state was prefetched; prefetch the one after -----------------------------------
             row = row1
             lo = lo1
@@ -593,15 +651,19 @@ def _attn_fwd_persistent(
             n_t = _n_items(lo1, hi1, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
             nxt = nxt1
             if MODE != 0:
-                lo1 = tl.load(Offsets + row2).to(tl.int32)
-                hi1 = tl.load(Offsets + row2 + 1).to(tl.int32)
+                if GUARD:
+                    lo1 = tl.load(Offsets + row2, mask=pos2 < N_ROWS, other=0).to(tl.int32)
+                    hi1 = tl.load(Offsets + row2 + 1, mask=pos2 < N_ROWS, other=0).to(tl.int32)
+                else:
+                    lo1 = tl.load(Offsets + row2).to(tl.int32)
+                    hi1 = tl.load(Offsets + row2 + 1).to(tl.int32)
             row1 = row2
             row2 = _row_at(Order, pos3, N_ROWS, True, ORDERED)
             pos = pos1
             pos1 = pos2
             pos2 = pos3
             q, m_i, l_i, acc = _row_start(Q, QDesc, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q,
-                                          offs_d, BLOCK_M, HEAD_DIM, TMA_Q)
+                                          offs_d, BLOCK_M, HEAD_DIM, TMA_Q, GUARD, pos < N_ROWS)
             # after the Q load: a queue atomic's round trip (one thread, then a CTA barrier) overlaps Q's
             pos3 = _next_position(Counter, pos2, G, QUEUE)
 
@@ -817,6 +879,7 @@ def _launch(
             raise ValueError("config: queue (rows from a work queue) needs flatten false (the nested persistent loop)"
                              + (" and no one_row" if one_row else ""))
         n_rows = b * h * qb
+        o_desc = _q_descriptor(out, layout, cfg.block_m) if cfg.option("tma_o", False) and not flat else None
         n_prog = n_rows if one_row else persistent_programs(n_rows, int(cfg.option("programs_per_sm", 1)),
                                                             _sm_count(q.device))
         _attn_fwd_persistent[(n_prog,)](
@@ -827,6 +890,8 @@ def _launch(
             HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GRAN_N=cfg.gran_n, MODE=mode,
             ORDERED=order is not None, NUM_STAGES=cfg.num_stages, FLAT=flat, QUEUE=queue,
             IDX_EARLY=bool(cfg.option("idx_early", False)) and not flat, TMA_Q=q_desc is not None,
+            ODesc=o_desc, GUARD=bool(cfg.option("guard_next", False)) and not flat, TMA_O=o_desc is not None,
+            FOLD=bool(cfg.option("tail_fold", False)) and not flat and mode == MODE_FG and cfg.gran_n == 1,
             RETURN_LSE=lse is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **regcap,
         )
         return (out, lse) if lse is not None else out

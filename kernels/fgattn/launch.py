@@ -97,7 +97,13 @@ class LaunchConfig:
             ignore ``idx_ahead`` (always one tile ahead), ``tail_reuse`` (always), ``tma``, ``tma_qo``,
             ``warp_specialize``, ``overlap``); ``tail_branch`` (dense, default false; not measured yet): the masked
             last key tile under an always-true scalar branch, with which ptxas keeps the loop's wgmma pipeline
-            (without it, ptxas C7515: every wgmma of the dense kernel serialised).
+            (without it, ptxas C7515: every wgmma of the dense kernel serialised); for the nested persistent loop
+            and ``one_row`` (default false each): ``guard_next`` (the next row's Offsets / index / Q loads predicated
+            off at run time where there is no next row: with ``one_row``, no dead loads of row 0 in flight when a
+            program ends), ``tma_o`` (O by one bulk tensor store through a host-built descriptor), ``tail_fold`` (fg
+            gran_n 1: no masked tail tile: the last tile runs in the pipelined loop, its unused columns reading the
+            row's last kept key, whose extra copies are subtracted from the softmax sum and the accumulator after
+            the loop).
         source: where the entry came from (tuned run, or the fallback taken).
     """
 

@@ -142,14 +142,40 @@ VARIANTS = [
      {"persistent": True, "flatten": False, "idx_early": True}),
     ("pfg nested idx_early M64 g64 bn64 st3 w4", 2, 128, 64, 64, 64, 3, 4,
      {"persistent": True, "flatten": False, "idx_early": True}),
+    # session 7: the one-row form's per-row end (dead next-row loads in flight at exit, O store drain)
+    ("pfg nested idx_early guard g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "GUARD": True}),
+    ("pfg nested idx_early guard tma_o g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "GUARD": True, "TMA_O": True}),
+    ("pfg nested idx_early tma_o g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "TMA_O": True}),
+    ("pfg nested idx_early guard M64 g1 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True, "GUARD": True}),
+    ("pfg nested idx_early guard tma_o M64 g1 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True, "GUARD": True, "TMA_O": True}),
+    ("pfg nested idx_early fold g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "FOLD": True}),
+    ("pfg nested idx_early fold guard tma_o g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "FOLD": True, "GUARD": True, "TMA_O": True}),
+    ("pfg nested idx_early fold guard g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "FOLD": True, "GUARD": True}),
+    ("pfg nested idx_early fold M64 g1 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True, "FOLD": True}),
+    ("pfg nested idx_early fold guard tma_o M64 g1 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True, "FOLD": True, "GUARD": True, "TMA_O": True}),
+    ("pfg nested idx_early guard tma_o M64 g16 bn64 st3 w4", 2, 128, 64, 64, 16, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True, "GUARD": True, "TMA_O": True}),
+    ("pfg nested idx_early guard tma_o M64 g64 bn64 st3 w4", 2, 128, 64, 64, 64, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True, "GUARD": True, "TMA_O": True}),
 ]
 
 
 def compile_sm90(fn: Any, const: dict[str, Any], ptr: dict[str, str], num_warps: int, num_stages: int,
-                 maxnreg: int | None = None, qdesc: str | None = None) -> Any:
+                 maxnreg: int | None = None, qdesc: str | None = None, odesc: str | None = None) -> Any:
     """Compile the Triton kernel ``fn`` for sm_90 without a GPU: ``const`` its constexprs, ``ptr`` the pointer
     arguments' types (16-byte aligned, as the real launches' tensors), strides 16-divisible, ``qk_scale`` fp32,
-    other arguments i32; ``QDesc`` the TMA descriptor type ``qdesc`` or, without one, an unused pointer."""
+    other arguments i32; ``QDesc`` the TMA descriptor type ``qdesc`` or, without one, an unused pointer; ``ODesc``
+    (persistent kernel) the descriptor type ``odesc`` or None."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -164,6 +190,12 @@ def compile_sm90(fn: Any, const: dict[str, Any], ptr: dict[str, str], num_warps:
             sig[a] = "constexpr"
         elif a == "QDesc":
             sig[a] = qdesc or "*bf16"
+        elif a == "ODesc":  # the O descriptor (TMA_O) or, without one, None (a constexpr, as the launch passes it)
+            if odesc:
+                sig[a] = odesc
+            else:
+                sig[a] = "constexpr"
+                const[a] = None
         elif a in ptr:
             sig[a] = ptr[a]
             attrs[(i,)] = [["tt.divisibility", 16]]
@@ -208,7 +240,8 @@ def compile_one(v: tuple) -> dict:
         maxnreg = extra.pop("maxnreg", None)
         const.pop("maxnreg", None)
         qdesc = f"tensordesc<bf16[1, 1, {m}, {d}]>" if const.get("TMA_Q") else None
-        k = compile_sm90(fn, const, ptr, w, st, maxnreg=maxnreg, qdesc=qdesc)
+        odesc = f"tensordesc<bf16[1, 1, {m}, {d}]>" if const.get("TMA_O") else None
+        k = compile_sm90(fn, const, ptr, w, st, maxnreg=maxnreg, qdesc=qdesc, odesc=odesc)
         md = k.metadata
         ttgir = k.asm.get("ttgir", "")
         sass_hint = k.asm.get("ptx", "")
@@ -272,7 +305,9 @@ def table_variants(gpu: str = "h200", path: str | None = None) -> list[tuple]:
             one_row = bool(o.get("one_row"))
             flat = bool(o.get("flatten", True)) and not one_row
             extra.update(persistent=True, flatten=flat, queue=bool(o.get("queue", False)),
-                         idx_early=bool(o.get("idx_early", False)) and not flat, TMA_Q=tma_q)
+                         idx_early=bool(o.get("idx_early", False)) and not flat, TMA_Q=tma_q,
+                         GUARD=bool(o.get("guard_next", False)) and not flat, TMA_O=bool(o.get("tma_o", False)) and not flat,
+                         FOLD=bool(o.get("tail_fold", False)) and not flat and mode == 2 and e.gran_n == 1)
         else:
             use_tma = mode != 2 and bool(o.get("tma", False))
             ia = int(o.get("idx_ahead", 0))
