@@ -1307,8 +1307,9 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
             print("[tune] sweep failed: launch table restored", flush=True)
     print(f"[time] tune {time.perf_counter() - t0:.1f}s", flush=True)
     # Flex compiles (and runs small graphs) in the background during the GPU check, not during the sweep's timing
-    warm = subprocess.Popen([sys.executable, __file__, "--flex-warm", flex_shapes],
-                            stdout=open(out_dir / "flex-warm.log", "w"), stderr=subprocess.STDOUT)
+    warm = None if args.no_flex else subprocess.Popen([sys.executable, __file__, "--flex-warm", flex_shapes],
+                                                      stdout=open(out_dir / "flex-warm.log", "w"),
+                                                      stderr=subprocess.STDOUT)
     if not args.no_check:
         with open(out_dir / "gpu_check.log", "w") as f:
             try:
@@ -1335,7 +1336,8 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
                                                                      cfg.extra):
             PREVIOUS[(key[0], key[2], key[3], key[4])] = cfg
     try:
-        warm.wait(timeout=90)
+        if warm is not None:
+            warm.wait(timeout=90)
     except subprocess.TimeoutExpired:
         warm.kill()
         print("[final] flex warm-up still running after 90 s: killed (Flex compiles in the benchmark)", flush=True)
@@ -1368,7 +1370,8 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
             if time.perf_counter() - t0 > args.budget_s:
                 print(f"[time] budget reached, skipping {sh}", flush=True)
                 continue
-            done.extend(final_shape(w, meta, clocks, **sh))
+            done.extend(final_shape(w, meta, clocks, **{**sh, "with_flex": sh.get("with_flex", False)
+                                                        and not args.no_flex}))
             f.flush()
             print(f"[time] {time.perf_counter() - t0:.1f}s", flush=True)
     clocks.stop()
@@ -1388,7 +1391,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="subset that fits in ~5 minutes")
     ap.add_argument("--tune", action="store_true", help="sweep launch configurations first")
     ap.add_argument("--tune-only", action="store_true")
-    ap.add_argument("--no-flex", action="store_true")
+    ap.add_argument("--no-flex", action="store_true", help="no FlexAttention rows (and, with --final, no Flex warm-up)")
     ap.add_argument("--rotate", type=int, default=3, help="input sets rotated between calls")
     ap.add_argument("--budget-s", type=float, default=1e9, help="skip remaining shapes after this many seconds")
     ap.add_argument("--workers", type=int, default=14)
