@@ -1,11 +1,11 @@
 """README block: fgattn kernels vs cuDNN SDPA and FlexAttention on Wan2.1 shapes (H200, issue 12).
 
-Run 6 (2026-11-30, ``validation/bench_kernels.py --final --tune --candidates v7 ... --bench-short``): the v7 sweep
-→ launch table (dense M=128 / M=64 / D=64 and fg M=64 changed) → gpu_check → benchmark with cuDNN in the same
-interleaved rounds and the previous entry beside each changed one (``*_previous`` rows); its time budget covered
-H12 N32760 with and without 512 text tokens.  A shape run 6 lacks is taken whole from the newest earlier run that
-has it: run 5b (marked ‡: the final fg M=128 entries, the previous dense and fg M=64 entries) or run 5 (marked †:
-also the previous fg M=128 gran-1 entry).
+Run 7 (2026-11-30, ``validation/bench_kernels.py --final --tune --candidates v9 ... --bench-shapes 0,1,2,3,8``):
+the v9 sweep → launch table (dense D=64 M=64 and fg M=64 gran 16 changed; commit 05f21a8) → gpu_check →
+benchmark with cuDNN and FlexAttention in the same interleaved rounds and the previous entry beside each changed one
+(``*_previous`` rows) on H12 N32760 ±512 text, H40 N75600 ±512 text and H12 N32760 D=64; run 7b (``--final
+--no-check --no-flex --bench-shapes 4,5,6,7``, a second call on the same table): H12 N75600 ±512 text and H40
+N32760 ±512 text.  Every row is from the final launch table; the ``run`` column names each shape's CSV.
 Per density: d·t_cuDNN/t, the fraction of cuDNN's dense throughput reached on the kept slices (targets 0.92 at
 M=128, 0.85 at M=64).
 """
@@ -16,15 +16,14 @@ import math
 
 from _common import provenance, read_rows  # type: ignore[import-not-found]
 
-#: the final table's run first; a shape it lacks is taken whole from the next run that has it (marked)
-RUNS = ("kernels-h200-2026-11-30-issue12-run6.csv", "kernels-h200-2026-11-30-issue12-run5b.csv",
-        "kernels-h200-2026-11-30-issue12-run5.csv")
-MARKS = ("", " ‡", " †")
+#: the final table's runs (one table, two calls); a shape is taken whole from the first run that has it
+RUNS = ("kernels-h200-2026-11-30-issue12-run7.csv", "kernels-h200-2026-11-30-issue12-run7b.csv")
+LABELS = ("7", "7b")
 
 
 def load() -> tuple[list[dict[str, str]], list[dict[str, str]], dict[str, int]]:
-    """(rows of the final kernels, Flex rows, rows used per CSV); each shape's rows all from one run, shapes of an
-    earlier run marked with its :data:`MARKS` entry."""
+    """(rows of the final kernels, Flex rows, rows used per CSV); each shape's rows all from one run, named in the
+    row's ``run`` key (:data:`LABELS`)."""
     rows: list[dict[str, str]] = []
     used: dict[str, int] = {}
     seen: set[str] = set()
@@ -32,7 +31,7 @@ def load() -> tuple[list[dict[str, str]], list[dict[str, str]], dict[str, int]]:
         got = [dict(r) for r in read_rows(name) if r["shape"] not in seen]
         seen |= {r["shape"] for r in got}
         for r in got:
-            r["shape"] += MARKS[i]
+            r["run"] = LABELS[i]
         used[name] = len(got)
         rows += got
     return rows, [r for r in rows if r["kernel"] == "flex_block128"], used
@@ -58,8 +57,8 @@ def render() -> str:
 
     out = ["fg_attention (M=128, M×1 slices) as d·t_cuDNN/t per target density d (3D window masks + 64 "
            "sink keys; text rows and columns full when 512 text tokens are appended; target ≥ 0.92):", "",
-           "| shape | cuDNN ms (TF/s) | " + " | ".join(f"d={d}" for d in DENS) + " | met |",
-           "|---|---|" + "---|" * len(DENS) + "---|"]
+           "| shape | run | cuDNN ms (TF/s) | " + " | ".join(f"d={d}" for d in DENS) + " | met |",
+           "|---|---|---|" + "---|" * len(DENS) + "---|"]
     met = total = 0
     for s in shapes:
         cud = next((r for r in rows if r["shape"] == s and r["kernel"] == "sdpa_cudnn"), None)
@@ -79,18 +78,19 @@ def render() -> str:
         targeted = "D128" in s  # the issue's target is on D=128 Wan shapes
         met += m_s if targeted else 0
         total += t_s if targeted else 0
-        out.append(f"| {s} | {float(cud['ms']):.2f} ({float(cud['eff_tflops']):.0f}) | " + " | ".join(cells)
+        out.append(f"| {s} | {cud['run']} | {float(cud['ms']):.2f} ({float(cud['eff_tflops']):.0f}) | "
+                   + " | ".join(cells)
                    + (f" | {m_s}/{t_s} |" if targeted else " | (D=64: no target) |"))
     out += ["", f"Target met in {met} of {total} D=128 cells.", "",
-            f"‡: from {RUNS[1]} (the previous dense and fg M=64 entries; fg M=128 and block as now). †: from "
-            f"{RUNS[2]} (also the previous fg M=128 gran-1 entry). The paragraph on changed entries below compares "
-            "new and previous entries in the same rounds.", "",
+            f"run: 7 = {RUNS[0]}, 7b = {RUNS[1]}; both on the final launch table (run 7b: a second call on the "
+            "same table, without FlexAttention). The paragraph on changed entries below compares new and previous "
+            "entries in the same rounds.", "",
             "Dense, block-sparse and M=64 kernels (ratios d·t_cuDNN/t, block with the kept 128×128 blocks' "
             "area as d; targets dense ≥ 0.97, block ≥ 0.92, M=64 ≥ 0.85) and FlexAttention BlockMask "
             "(speed-up = t_Flex/t_fg at the same mask):", "",
-            "| shape | fg_dense M=128 | fg_dense M=64 | fg M=64 (d: ratio) | block128 min–max | "
+            "| shape | run | fg_dense M=128 | fg_dense M=64 | fg M=64 (d: ratio) | block128 min–max | "
             "fg vs Flex BlockMask min–max | fg faster than cuDNN at every d ≤ |",
-            "|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|"]
     for s in shapes:
         cud = pick(s, "sdpa_cudnn").get("1.0")
         if cud is None:
@@ -105,7 +105,7 @@ def render() -> str:
         slower = [float(d) for d, r in fg.items() if float(r["speedup_vs_cudnn"]) <= 1.0]
         faster = [float(d) for d in fg if float(d) < min(slower, default=2.0)]
         m64 = ", ".join(f"{d}: {_f(float(r['ratio_vs_cudnn']))}" for d, r in sorted(fg64.items(), key=lambda x: float(x[0])))
-        out.append(f"| {s} | {_f(float(dense['ratio_vs_cudnn'])) if dense else ''} | "
+        out.append(f"| {s} | {cud['run']} | {_f(float(dense['ratio_vs_cudnn'])) if dense else ''} | "
                    f"{_f(float(dense64['ratio_vs_cudnn'])) if dense64 else ''} | {m64} | "
                    f"{_f(min(blk)) + '–' + _f(max(blk)) if blk else ''} | "
                    f"{(_f(min(sp)) + '–' + _f(max(sp)) + '×') if sp else 'not run'} | {max(faster) if faster else ''} |")
@@ -143,7 +143,6 @@ def render() -> str:
               f"on {first['gpu_name']} (driver {first['smi_driver_version']}, torch {first['torch']}, "
               f"Triton {first['triton']}, cuDNN {first['cudnn']}), SM clocks under load per shape in the CSV")
     method += ("; rows per CSV: " + ", ".join(f"{n} {used[n]}" for n in RUNS)
-               + f" ({RUNS[0]} covers the shapes it ran with the final launch table; the shapes it did not reach come "
-               "whole from the earlier runs, marked ‡ / † with the entries that differed there)")
+               + " (both on the final launch table; each shape whole from one of them, named in the run column)")
     out += ["", provenance(list(RUNS), len(rows), method, first["statistic"])]
     return "\n".join(out) + "\n"
