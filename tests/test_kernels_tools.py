@@ -67,3 +67,32 @@ def test_compile_report_table_variants_follow_the_launch_options(tmp_path: Path)
     assert capped["maxnreg"] == 128 and capped["TAIL_BRANCH"] is False and capped["USE_TMA"] is True
     fg = vs["table fg D128 M128 g16 bn128 st3 w8"][8]  # tail_branch reaches dense only, TMA K/V not fg
     assert fg["TAIL_BRANCH"] is False and fg["TMA_Q"] is True and fg["IDX_AHEAD"] == 1 and fg["USE_TMA"] is False
+
+
+def _sass(instrs: list[tuple[int, str, int, int]]) -> str:
+    """cuobjdump -sass text: (address, instruction, stall cycles, scoreboard wait mask) per instruction."""
+    out = ["        Function : k", "        .headerflags    @\"EF_CUDA_SM90\""]
+    for a, text, stall, wait in instrs:
+        hi = (stall << 41) | (wait << 52)  # control bits of the instruction's second word
+        out.append(f"        /*{a:04x}*/                   {text} ;{' ' * 40}/* 0x000000000000{a:04x} */")
+        out.append(f"{' ' * 103}/* 0x{hi:016x} */")
+    return "\n".join(out) + "\n"
+
+
+def test_compile_report_loop_figures_pick_the_inner_hgmma_loop() -> None:
+    """loop_figures reads the innermost backward-branch span that holds an HGMMA: its instruction count, the sum of
+    the stall counts in the control words and the instructions waiting on a scoreboard; None without one."""
+    sys.path.insert(0, str(ROOT / "kernels"))
+    import compile_report
+
+    sass = _sass([(0x00, "MOV R1, c[0x0][0x28]", 2, 0),
+                  (0x10, "HGMMA.64x128x16.F32.BF16 R24, gdesc[UR32], RZ, !UPT", 1, 0),  # inner loop start
+                  (0x20, "FADD R2, R3, R4", 4, 0b000001),
+                  (0x30, "@P1 BRA 0x10", 5, 0),  # inner back edge: 3 instructions, stalls 1 + 4 + 5
+                  (0x40, "IADD3 R5, R5, 0x1, RZ", 3, 0),
+                  (0x50, "BRA 0x0", 7, 0b100000),  # outer loop: longer span
+                  (0x60, "EXIT", 1, 0),
+                  (0x70, "BRA 0x70", 0, 0)])  # the trailing self-loop is not a loop body
+    assert compile_report.loop_figures(sass) == dict(loop_insts=3, loop_stall_cycles=10, loop_sb_waits=1)
+    no_mma = sass.replace("HGMMA.64x128x16.F32.BF16 R24, gdesc[UR32], RZ, !UPT", "FMUL R24, R24, R24")
+    assert compile_report.loop_figures(no_mma) is None

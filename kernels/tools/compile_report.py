@@ -163,6 +163,7 @@ VARIANTS = [
      {"persistent": True, "flatten": False, "idx_early": True, "FOLD": True}),
     ("pfg nested idx_early fold guard tma_o M64 g1 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4,
      {"persistent": True, "flatten": False, "idx_early": True, "FOLD": True, "GUARD": True, "TMA_O": True}),
+    ("dense D64 M64 bn64 st4 tma w4", 0, 64, 64, 64, 1, 4, 4, {"USE_TMA": True}),
     ("pfg nested idx_early guard tma_o M64 g16 bn64 st3 w4", 2, 128, 64, 64, 16, 3, 4,
      {"persistent": True, "flatten": False, "idx_early": True, "GUARD": True, "TMA_O": True}),
     ("pfg nested idx_early guard tma_o M64 g64 bn64 st3 w4", 2, 128, 64, 64, 64, 3, 4,
@@ -210,6 +211,33 @@ def compile_sm90(fn: Any, const: dict[str, Any], ptr: dict[str, str], num_warps:
     if maxnreg:
         opts["maxnreg"] = int(maxnreg)
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts)
+
+
+def loop_figures(sass: str) -> dict[str, int] | None:
+    """The innermost loop with HGMMA in ``cuobjdump -sass`` text (the shortest backward branch span holding one):
+    instructions, the sum of ptxas's stall counts (control bits 41-44 of each instruction's second word: the static
+    cycles the schedule waits before issuing the next instruction) and the instructions that wait on a scoreboard
+    (bits 52-57).  None without such a loop."""
+    ins: list[tuple[int, str, int]] = []
+    lines = sass.splitlines()
+    for i, ln in enumerate(lines[:-1]):
+        m = re.match(r"\s+/\*([0-9a-f]{4,})\*/\s+(.*?);\s+/\* (0x[0-9a-f]+) \*/", ln)
+        hi = re.search(r"/\* (0x[0-9a-f]+) \*/", lines[i + 1]) if m else None
+        if m and hi and not re.match(r"\s+/\*[0-9a-f]{4,}\*/", lines[i + 1]):
+            ins.append((int(m.group(1), 16), m.group(2).strip(), int(hi.group(1), 16)))
+    spans = []
+    for a, text, _ in ins:
+        b = re.search(r"BRA\s.*?0x([0-9a-f]+)", text)
+        if b and int(b.group(1), 16) < a:
+            lo = int(b.group(1), 16)
+            if any(lo <= x <= a and "HGMMA" in t for x, t, _ in ins):
+                spans.append((a - lo, lo, a))
+    if not spans:
+        return None
+    _, lo, hi = min(spans)
+    body = [h for a, _, h in ins if lo <= a <= hi]
+    return dict(loop_insts=len(body), loop_stall_cycles=sum((h >> 41) & 0xF for h in body),
+                loop_sb_waits=sum(1 for h in body if (h >> 52) & 0x3F))
 
 
 def compile_one(v: tuple) -> dict:
@@ -279,7 +307,7 @@ def compile_one(v: tuple) -> dict:
                     async_copies=ttgir.count("ttg.async_copy_global_to_local"),
                     async_waits=ttgir.count("ttg.async_wait"), hgmma=len(hgmma), hgmma_gsb0=gsb0,
                     wgmma_serialized=len(hgmma) > 4 and gsb0 == len(hgmma),
-                    s=round(time.time() - t0, 1))
+                    **(loop_figures(sass) or {}), s=round(time.time() - t0, 1))
     except Exception as e:  # noqa: BLE001
         return dict(name=name, ok=False, err=repr(e)[-400:], s=round(time.time() - t0, 1))
 
