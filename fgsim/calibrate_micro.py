@@ -7,12 +7,17 @@
 * ``sustained_clock`` — back-to-back bf16 8192^3 matmuls for 5 s: the SM clock (and board power) the GPU holds under
   a sustained tensor-core load (a power-limited GPU clocks below the boost clock of short kernel runs); recorded
   as a GPU property for end-to-end predictions, never fitted;
+* ``l2_smem`` — programs streaming 64-row K/V-sized tiles of an L2-resident buffer (shared by every program, as a
+  head's K/V is shared by its query blocks) into shared memory through the two load paths of the kernels: TMA bulk
+  tensor copies (``tl.make_tensor_descriptor``) and cp.async (pipelined pointer loads), 3 stages, 1 / 2 / 4 programs
+  per SM, CUDA-graph timed in interleaved rounds: the L2 -> SM bytes per clock one SM draws at full occupancy
+  (``l2_port_bytes_per_clk``, a measured GPU property that replaces the GPU file's spec value for the calibrated GPU);
 * ``gather`` — each program gathers ``T`` tiles of ``rows`` K rows (``D`` x 2 B each) through indices, pipelined
   with ``stages`` (Triton cp.async), random rows of an L2-resident or an HBM-sized buffer, or contiguous rows:
   the load path of the FG kernel at given rows / bytes / stages, priced by the same tile model
   (:func:`predict_micro`) and fitted together with the calibration kernel runs.
 
-The first four (and the sustained clock) are *measured constants*: ``fgsim calibrate`` records them and takes the model's L2 / HBM
+The first four, ``l2_smem`` (and the sustained clock) are *measured constants*: ``fgsim calibrate`` records them and takes the model's L2 / HBM
 efficiencies and the latency's lower bound from them; ``gather`` rows are fitted.
 """
 
@@ -36,6 +41,13 @@ GATHER_GRID = tuple((rows, st, d, buf) for rows in (32, 64, 128) for st in (2, 4
 GATHER_TILES = 64
 L2_BUF_BYTES = 8 << 20
 HBM_BUF_BYTES = 2 << 30
+#: L2 -> shared-memory stream: (load path, programs per SM); tiles of L2SM_ROWS x L2SM_D bf16, L2SM_STAGES stages
+L2SM_GRID = tuple((path, per_sm) for path in ("tma", "cp.async") for per_sm in (1, 2, 4))
+L2SM_ROWS, L2SM_D, L2SM_STAGES, L2SM_WARPS = 64, 128, 3, 4
+#: tiles one SM streams per launch (split among its programs): 132 SMs x 2048 x 16 KiB = 4.4 GB, about 0.5 ms
+L2SM_TILES_PER_SM = 2048
+#: the shared buffer (bytes): a K or V tensor of one head at N = 32K, D = 128, far below the L2 (50 MB)
+L2SM_BUF_BYTES = 8 << 20
 
 
 def predict_micro(row: Mapping[str, str], gpu: GPU, p: ModelParams) -> float:
@@ -106,7 +118,27 @@ def _kernels() -> dict[str, Any]:
                 acc += tl.load(Buf + base + o + tl.arange(0, BLOCK)).to(tl.float32)
         tl.store(Out + pid, tl.sum(acc))
 
-    return {"gather": gather_k, "chase": chase_k, "exp": exp_k, "l2": l2_k}
+    @triton.jit
+    def l2smem_k(Buf, Out, n_blk, T, ROWS: tl.constexpr, D: tl.constexpr, STAGES: tl.constexpr,
+                 TMA: tl.constexpr):
+        # each program streams T tiles of ROWS x D from the shared L2-resident buffer (start staggered per program)
+        # into shared memory, pipelined STAGES deep: TMA bulk tensor copies or cp.async, then reads them (LDS)
+        pid = tl.program_id(0)
+        start = (pid * 37) % n_blk
+        acc = tl.zeros([ROWS, D], dtype=tl.float32)
+        if TMA:
+            desc = tl.make_tensor_descriptor(Buf, shape=[n_blk * ROWS, D], strides=[D, 1], block_shape=[ROWS, D])
+            for t in tl.range(0, T, num_stages=STAGES):
+                x = desc.load([((start + t) % n_blk) * ROWS, 0])
+                acc += x.to(tl.float32)
+        else:
+            offs = tl.arange(0, ROWS)[:, None] * D + tl.arange(0, D)[None, :]
+            for t in tl.range(0, T, num_stages=STAGES):
+                x = tl.load(Buf + ((start + t) % n_blk) * (ROWS * D) + offs)
+                acc += x.to(tl.float32)
+        tl.store(Out + pid, tl.sum(acc))
+
+    return {"gather": gather_k, "chase": chase_k, "exp": exp_k, "l2": l2_k, "l2smem": l2smem_k}
 
 
 def _time(fn: Any, rounds: int = 5) -> float:
@@ -128,6 +160,74 @@ def _time(fn: Any, rounds: int = 5) -> float:
         torch.cuda.synchronize()
         ts.append(s.elapsed_time(e))
     return float(np.median(ts))
+
+
+def l2_smem_stream(sm_count: int, quick: bool = False, rounds: int = 5) -> list[dict[str, Any]]:
+    """The ``l2_smem`` microbenchmark (module docstring): for each (load path, programs per SM) of
+    :data:`L2SM_GRID`, GB/s one launch streams from the L2-resident buffer into shared memory, with the SM clock
+    sampled while it ran (``sm_clock_mhz``) and the copy instructions the compiled kernel holds (PTX
+    ``cp.async.bulk.tensor`` / ``cp.async.cg``: a check that the path is the intended one). GPU: each config captured
+    in a CUDA graph (about 20 ms a replay), ``rounds`` interleaved rounds, median; CPU interpreter (``quick``):
+    tiny tiles, cp.async path only, wall time. Rows as :func:`run_micro`'s without ``case_id``."""
+    import torch
+
+    k = _kernels()["l2smem"]
+    gpu = torch.cuda.is_available()
+    dev = "cuda" if gpu else "cpu"
+    rows, d, st = (L2SM_ROWS, L2SM_D, L2SM_STAGES) if not quick else (16, 32, 2)
+    n_blk = L2SM_BUF_BYTES // (rows * d * 2) if not quick else 8
+    buf = torch.randn(n_blk * rows * d, device=dev, dtype=torch.float32).to(torch.bfloat16 if gpu else torch.float16)
+    if gpu:
+        import triton
+
+        # device-side tensor descriptors need a scratch allocator (128 B each)
+        triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8, device="cuda"))
+    grid = [(p, s) for p, s in L2SM_GRID if gpu or p == "cp.async"]
+    if quick:
+        grid = grid[:1]
+    runs = []
+    for path, per_sm in grid:
+        progs = sm_count * per_sm
+        t = max(1, L2SM_TILES_PER_SM // per_sm) if not quick else 4
+        o = torch.empty(progs, device=dev, dtype=torch.float32)
+
+        def fn(progs: int = progs, t: int = t, o: Any = o, tma: bool = path == "tma") -> Any:
+            return k[(progs,)](buf, o, n_blk, t, ROWS=rows, D=d, STAGES=st, TMA=tma, num_warps=L2SM_WARPS)
+
+        h = fn()
+        ptx = str(getattr(h, "asm", {}).get("ptx", "")) if h is not None else ""
+        chk = {"ptx_tma_copies": ptx.count("cp.async.bulk.tensor"), "ptx_cp_async": ptx.count("cp.async.cg")}
+        runs.append((path, per_sm, progs, t, fn, chk))
+    times: dict[int, list[float]] = {i: [] for i in range(len(runs))}
+    clock = float("nan")
+    if gpu:
+        from fgsim.provenance import ClockSampler
+        from fgsim.validation.measure import GraphTimer
+
+        timers = [GraphTimer(r[4], 20.0) for r in runs]
+        with ClockSampler(period_s=0.1) as clk:
+            for _ in range(rounds):
+                for i, tm in enumerate(timers):
+                    times[i].append(tm.once())
+        sm = sorted(s[0] for s in clk.samples)
+        clock = sm[len(sm) // 2] if sm else float("nan")
+        bench = f"cuda-graph of {{reps}} calls, {rounds} interleaved rounds, median"
+    else:
+        for i, r in enumerate(runs):
+            times[i].append(_time(r[4]))
+        bench = "cpu interpreter wall time (not a GPU measurement)"
+    out = []
+    for i, (path, per_sm, progs, t, _fn, chk) in enumerate(runs):
+        ms = float(np.median(times[i]))
+        nbytes = progs * t * rows * d * 2
+        args = {"path": path, "per_sm": per_sm, "rows": rows, "d": d, "stages": st, "warps": L2SM_WARPS,
+                "tiles": t, "buffer_bytes": int(buf.numel() * 2), "bytes": nbytes, "unit": "GB/s",
+                "sm_clock_mhz": clock if math.isfinite(clock) else "", **chk}
+        spread = float((max(times[i]) - min(times[i])) / ms * 100) if ms > 0 else 0.0
+        out.append({"micro": "l2_smem", "args": args, "ms": ms, "value": nbytes / (ms * 1e-3) / 1e9,
+                    "bench": bench.format(reps=getattr(timers[i], "reps", 1) if gpu else 1)
+                    + f", spread {spread:.1f} %"})
+    return out
 
 
 def run_micro(sm_count: int, quick: bool = False) -> list[dict[str, Any]]:
@@ -162,6 +262,9 @@ def run_micro(sm_count: int, quick: bool = False) -> list[dict[str, Any]]:
     o = torch.empty(progs, device=dev, dtype=torch.float32)
     ms = _time(lambda: k["l2"][(progs,)](buf, o, per, r, BLOCK=1024, num_warps=8))
     add("l2_stream", {"bytes": progs * per * 2 * r, "unit": "GB/s"}, ms, progs * per * 2 * r / (ms * 1e-3) / 1e9)
+    # L2 -> shared memory through TMA and cp.async (per-SM bytes per clock at full occupancy)
+    for r in l2_smem_stream(sm_count, quick=quick):
+        add(r["micro"], r["args"], r["ms"], r["value"], bench=r["bench"])
     # pointer chase: latency in ns (the caller turns it into cycles with the measured clock)
     for name, nbytes in (("chase_l2", 4 << 20), ("chase_hbm", 1 << 30)):
         nel = (nbytes // 8) if not quick else 1 << 10
@@ -264,6 +367,27 @@ def sustained_clock(seconds: float = SUSTAINED_S, period_s: float = 0.1) -> tupl
     return dt * 1e3 / max(n, 1), mhz, watts, len(late)
 
 
+def l2_port_measured(rows: list[Mapping[str, Any]], clock_mhz: float, gpu: GPU) -> dict[str, float]:
+    """L2 -> SM bytes per clock per SM of the ``l2_smem`` rows: ``l2_smem_<path>_bytes_per_clk`` (the most over
+    programs per SM, per load path) and ``l2_port_bytes_per_clk`` (the most over both paths: what one SM's port
+    delivers). GB/s / (SMs x clock), the clock the microbenchmark itself ran at (sampled), else ``clock_mhz``,
+    else the GPU file's."""
+    best: dict[str, float] = {}
+    for r in rows:
+        if r.get("micro") != "l2_smem":
+            continue
+        a = json.loads(str(r["micro_args"]))
+        mhz = float(a.get("sm_clock_mhz") or 0.0) or clock_mhz
+        clk = mhz * 1e6 if mhz > 0 else gpu.clock_hz
+        v = float(a["value"]) * 1e9 / (gpu.sm_count * clk)
+        key = f"l2_smem_{str(a['path']).replace('.', '_')}_bytes_per_clk"
+        if math.isfinite(v) and v > 0:
+            best[key] = max(best.get(key, 0.0), v)
+    if best:
+        best["l2_port_bytes_per_clk"] = max(best.values())
+    return best
+
+
 def measured_constants(rows: list[Mapping[str, Any]], clock_mhz: float, gpu: GPU) -> dict[str, float]:
     """Measured constants of the microbenchmark rows: L2 / HBM bandwidth (GB/s), load latency (cycles at the
     measured clock), exp2 per clock per SM, and the efficiencies they give against the GPU file."""
@@ -288,4 +412,5 @@ def measured_constants(rows: list[Mapping[str, Any]], clock_mhz: float, gpu: GPU
         res["exp2_per_clk_per_sm"] = max(out["exp2"]) / clk / gpu.sm_count  # type: ignore[arg-type]
     if "sustained_clock" in out:
         res["sustained_clock_mhz"] = float(np.median(out["sustained_clock"]))  # type: ignore[arg-type]
+    res.update(l2_port_measured(rows, clock_mhz, gpu))
     return {k: float(v) for k, v in res.items() if math.isfinite(v)}

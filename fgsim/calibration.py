@@ -57,14 +57,17 @@ class Calibration:
     transfer: dict[str, Any] = field(default_factory=dict)
     source_digest: str = ""  # fgsim.provenance.source_digest of the measured tree ('' before it was recorded)
     fitted_with: dict[str, str] = field(default_factory=dict)  # commit / source_digest of the fitting code
+    #: GPU properties measured by calibrate's microbenchmarks ({name: {"value", "unit", "source"}}): they replace
+    #: the GPU file's spec values for this GPU (fgsim.hardware.MEASURED_PROPERTIES)
+    gpu_properties: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "gpu": self.gpu, "arch": self.arch, "created": self.created,
                 "commit": self.commit, "source_digest": self.source_digest, "fitted_with": self.fitted_with,
                 "device": self.device, "env": self.env, "inputs": self.inputs,
-                "params": self.params.as_dict(), "resources": self.resources, "fit": self.fit,
-                "transfer": self.transfer}
+                "gpu_properties": self.gpu_properties, "params": self.params.as_dict(),
+                "resources": self.resources, "fit": self.fit, "transfer": self.transfer}
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,45 @@ def _cal_dirs() -> list[Path]:
     from fgsim.hardware import search_dirs
 
     return search_dirs(CAL_DIR, CAL_PATH_ENV)
+
+
+_MEASURED_CACHE: dict[tuple[str, int], dict[str, float]] = {}
+
+
+def gpu_properties_of(data: dict[str, Any], where: str) -> dict[str, float]:
+    """{property: value} of a calibration's ``gpu_properties`` ({name: {"value", "unit", ...}}); FgsimError
+    naming ``where`` for a malformed entry or a property the model does not take from measurements."""
+    from fgsim.hardware import MEASURED_PROPERTIES
+
+    out: dict[str, float] = {}
+    gp = data.get("gpu_properties") or {}
+    if not isinstance(gp, dict):
+        raise FgsimError(f"{where}: field 'gpu_properties' must map property names to {{value, unit}}")
+    for k, v in gp.items():
+        val = v.get("value") if isinstance(v, dict) else None
+        if k not in MEASURED_PROPERTIES:
+            raise FgsimError(f"{where}: gpu_properties: '{k}' is not a measured GPU property "
+                             f"({', '.join(MEASURED_PROPERTIES)})")
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or not val > 0:
+            raise FgsimError(f"{where}: gpu_properties.{k}: 'value' must be a positive number")
+        out[k] = float(val)
+    return out
+
+
+def measured_gpu_properties(gpu_name: str) -> tuple[dict[str, float], str]:
+    """({property: value}, source) the GPU's own calibration file measured (its ``gpu_properties``; empty when
+    the GPU has no calibration or the calibration records none). Cached per file and modification time."""
+    p = available_calibrations().get(gpu_name.lower())
+    if p is None:
+        return {}, ""
+    key = (str(p), p.stat().st_mtime_ns)
+    if key not in _MEASURED_CACHE:
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            data = {}
+        _MEASURED_CACHE[key] = gpu_properties_of(data if isinstance(data, dict) else {}, str(p))
+    return dict(_MEASURED_CACHE[key]), f"fgsim calibrate, {p.name}"
 
 
 def load_calibration(path: str | os.PathLike[str]) -> Calibration:
@@ -102,6 +144,7 @@ def load_calibration(path: str | os.PathLike[str]) -> Calibration:
         if not isinstance(data.get(key), typ):
             raise FgsimError(f"{p}: missing or invalid field '{key}'")
     params = ModelParams.from_dict(data["params"], where=str(p))
+    gpu_properties_of(data, str(p))  # a malformed entry fails here, naming the file
     res = data.get("resources") or {}
     if not isinstance(res, dict) or not all(isinstance(v, dict) for v in res.values()):
         raise FgsimError(f"{p}: field 'resources' must map config keys to {{n_regs, shared}}")
@@ -112,7 +155,8 @@ def load_calibration(path: str | os.PathLike[str]) -> Calibration:
                        resources={str(k): {kk: int(vv) for kk, vv in v.items()} for k, v in res.items()},
                        commit=str(data.get("commit", "")), transfer=dict(data.get("transfer") or {}),
                        source_digest=str(data.get("source_digest") or ""),
-                       fitted_with={str(k): str(v) for k, v in (data.get("fitted_with") or {}).items()}, path=str(p))
+                       fitted_with={str(k): str(v) for k, v in (data.get("fitted_with") or {}).items()},
+                       gpu_properties=dict(data.get("gpu_properties") or {}), path=str(p))
 
 
 def save_calibration(cal: Calibration, path: str | os.PathLike[str]) -> Path:
@@ -235,25 +279,30 @@ def fit_params(predict: Callable[[ModelParams], np.ndarray], measured_s: np.ndar
 
 def new_calibration(gpu: str, params: ModelParams, fit: dict[str, Any], device: dict[str, Any],
                     env: dict[str, Any], *, inputs: list[dict[str, Any]], resources: dict[str, dict[str, int]],
-                    commit: str, transfer: dict[str, Any] | None = None, source_digest: str = "") -> Calibration:
+                    commit: str, transfer: dict[str, Any] | None = None, source_digest: str = "",
+                    gpu_properties: dict[str, dict[str, Any]] | None = None) -> Calibration:
     """A Calibration record for ``gpu`` (its architecture read from the GPU file): ``commit`` / ``source_digest``
     name the measured code (from the measurement rows); the fitting code's are recorded as ``fitted_with``."""
     from fgsim.provenance import git_commit
     from fgsim.provenance import source_digest as digest_here
 
-    g = load_gpu(gpu)
+    g = load_gpu(gpu, measured=False)
     return Calibration(gpu=g.name, arch=g.arch, params=params,
                        created=datetime.now(UTC).isoformat(timespec="seconds"), device=device, env=env,
                        fit=fit, inputs=inputs, resources=resources, commit=commit, transfer=transfer or {},
                        source_digest=source_digest, fitted_with={"commit": git_commit(),
-                                                                 "source_digest": digest_here()})
+                                                                 "source_digest": digest_here()},
+                       gpu_properties=dict(gpu_properties or {}))
 
 
 def fit_rows(rows: Sequence[dict[str, str]], gpu_name: str, *, start: ModelParams | None = None,
              resources: dict[str, dict[str, int]] | None = None, free: Sequence[str] | None = None,
-             max_nfev: int | None = None) -> tuple[ModelParams, dict[str, Any]]:
+             max_nfev: int | None = None, gpu_properties: dict[str, float] | None = None
+             ) -> tuple[ModelParams, dict[str, Any]]:
     """Fit the parameters to measured calibration rows of ``gpu_name``: kernel rows (``kind`` kernel or empty)
-    and microbenchmark rows (``kind`` micro, priced by :mod:`fgsim.calibrate_micro`)."""
+    and microbenchmark rows (``kind`` micro, priced by :mod:`fgsim.calibrate_micro`). The GPU is its description
+    file with ``gpu_properties`` (measured by the same calibration) replacing spec values, never the committed
+    calibration's measurements (a refit depends on its inputs only)."""
     from fgsim.calibrate_micro import predict_micro
     from fgsim.validation.report import CountsCache, predict_rows
 
@@ -264,13 +313,16 @@ def fit_rows(rows: Sequence[dict[str, str]], gpu_name: str, *, start: ModelParam
     mrows = [r for r in rows if r.get("kind") == "micro"]
     if len(krows) < 8:
         raise FgsimError(f"only {len(krows)} calibration kernel rows: too few to calibrate")
-    gpu = load_gpu(gpu_name)
+    from fgsim.hardware import with_measured
+
+    props = dict(gpu_properties or {})
+    gpu = with_measured(load_gpu(gpu_name, measured=False), props)
     meas = np.array([float(r["measured_ms"]) * 1e-3 for r in krows + mrows])
     cache = CountsCache()
     res = resources or {}
 
     def predict(p: ModelParams) -> np.ndarray:
-        a = predict_rows(krows, gpu=gpu_name, params=p, resources=res, cache=cache)
+        a = predict_rows(krows, gpu=gpu_name, params=p, resources=res, cache=cache, gpu_properties=props)
         b = np.array([predict_micro(r, gpu, p) for r in mrows])
         return np.concatenate([a, b])
 

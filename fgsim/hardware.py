@@ -228,8 +228,29 @@ def list_gpus() -> list[str]:
     return sorted(names)
 
 
-def load_gpu(name_or_path: str | os.PathLike[str]) -> GPU:
-    """A GPU by name (``h200``) or by the path of a JSON description file."""
+#: GPU properties a calibration may measure (``fgsim calibrate``'s microbenchmarks) and that then replace the GPU
+#: file's spec value for that GPU (the file keeps the spec value for uncalibrated what-ifs)
+MEASURED_PROPERTIES = ("l2_port_bytes_per_clk",)
+
+
+def with_measured(gpu: GPU, props: dict[str, float], source: str = "") -> GPU:
+    """``gpu`` with measured values of :data:`MEASURED_PROPERTIES` (others ignored); ``source`` goes to the
+    GPU's ``sources`` note of each replaced field."""
+    from dataclasses import replace
+
+    kw = {k: float(v) for k, v in props.items() if k in MEASURED_PROPERTIES and float(v) > 0}
+    if not kw:
+        return gpu
+    src = dict(gpu.sources)
+    for k, v in kw.items():
+        src[k] = f"{v:.2f} measured ({source or 'calibration'}); GPU file value {getattr(gpu, k):g}"
+    return replace(gpu, sources=src, **kw)
+
+
+def load_gpu(name_or_path: str | os.PathLike[str], measured: bool = True) -> GPU:
+    """A GPU by name (``h200``) or by the path of a JSON description file. By name and with ``measured``, the
+    properties the GPU's own calibration measured (:data:`MEASURED_PROPERTIES`, the calibration file's
+    ``gpu_properties``) replace the description's spec values; a file path gives the file as written."""
     s = str(name_or_path)
     if s.endswith(".json") or os.sep in s:
         return load_gpu_file(s)
@@ -237,5 +258,11 @@ def load_gpu(name_or_path: str | os.PathLike[str]) -> GPU:
     for d in reversed(_search_dirs()):  # user directories override built-ins
         p = d / f"{key}.json"
         if p.is_file():
-            return load_gpu_file(p)
+            g = load_gpu_file(p)
+            if measured:
+                from fgsim.calibration import measured_gpu_properties
+
+                props, src = measured_gpu_properties(g.name)
+                g = with_measured(g, props, src)
+            return g
     raise FgsimError(f"unknown GPU '{s}'; known GPUs: {', '.join(list_gpus())} (or pass a .json file)")

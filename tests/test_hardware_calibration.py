@@ -78,6 +78,30 @@ def test_calibration_round_trip_changes_prediction(tmp_path: Path, monkeypatch: 
     assert predict_counts(c, 8192, cfg, gpu, p)[0] != predict_counts(c, 8192, cfg, gpu, ModelParams())[0]
 
 
+def test_measured_gpu_property_replaces_the_spec_value_for_that_gpu_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator) -> None:
+    """A calibration's measured L2 -> SM port (gpu_properties) replaces the GPU file's value for its own GPU: by name
+    and in SM partitions; the file itself, another GPU of the architecture and a GPU file path keep the spec value."""
+    port = float(rng.uniform(30.0, 60.0))
+    spec = load_gpu("h200", measured=False).l2_port_bytes_per_clk
+    cal = Calibration("h200", "hopper", ModelParams(), "2026-01-01T00:00:00", {}, {}, {"n": 0}, [],
+                      gpu_properties={"l2_port_bytes_per_clk": {"value": port, "unit": "B/clk per SM"}})
+    save_calibration(cal, tmp_path / "h200.json")
+    monkeypatch.setenv("FGSIM_CALIBRATION_PATH", str(tmp_path))
+    g = load_gpu("h200")
+    assert g.l2_port_bytes_per_clk == pytest.approx(port) and "measured" in g.sources["l2_port_bytes_per_clk"]
+    assert g.with_sms(56).l2_port_bytes_per_clk == pytest.approx(port)
+    assert load_gpu("h200", measured=False).l2_port_bytes_per_clk == spec != pytest.approx(port)
+    assert load_gpu("h100").l2_port_bytes_per_clk == load_gpu("h100", measured=False).l2_port_bytes_per_clk
+    assert load_gpu_file(Path(load_gpu("h200").path)).l2_port_bytes_per_clk == spec
+    # the port prices the K/V stream of a tile (fg D=128 M=64, every key kept)
+    cfg = launch_config("fg", "h200", 128, 64, 1)
+    c = np.full((4, 128), 8192)
+    fast = predict_counts(c, 8192, cfg, g, ModelParams())[0]
+    slow = predict_counts(c, 8192, cfg, load_gpu("h200", measured=False), ModelParams())[0]
+    assert (fast < slow) == (port > spec)
+
+
 def test_uncalibrated_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With no calibration file anywhere, the spec-derived defaults are used and said so."""
     import fgsim.calibration as cal
@@ -97,6 +121,10 @@ def test_uncalibrated_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
      "unknown model parameter 'bogus'"),
     ('{"format": "fgsim-calibration", "version": 2, "gpu": "h200", "arch": "hopper", "params": {"mma_eff": -1}}',
      "parameter 'mma_eff' = -1 outside its range"),
+    ('{"format": "fgsim-calibration", "version": 2, "gpu": "h200", "arch": "hopper", "params": {}, '
+     '"gpu_properties": {"l2_bandwidth_gbs": {"value": 9000}}}', "'l2_bandwidth_gbs' is not a measured GPU property"),
+    ('{"format": "fgsim-calibration", "version": 2, "gpu": "h200", "arch": "hopper", "params": {}, '
+     '"gpu_properties": {"l2_port_bytes_per_clk": {"value": -3}}}', "l2_port_bytes_per_clk: 'value' must be a positive"),
 ])
 def test_bad_calibration_files(tmp_path: Path, content: str, msg: str) -> None:
     p = tmp_path / "bad.json"
@@ -180,3 +208,27 @@ def test_measured_non_attention_replaces_the_estimate(tmp_path: Path) -> None:
     assert e["non_attention_s"] == measured and e["non_attention_source"].startswith("measured on h200")
     e = predict_generation(model, info, rp, load_gpu("h100"))
     assert e["non_attention_source"] == "FLOP/byte estimate" and e["non_attention_s"] < measured
+
+
+def test_l2_port_from_the_l2_smem_rows(rng: np.random.Generator) -> None:
+    """B/clk per SM = GB/s / (SMs x the clock the stream ran at, else the calibration's): the most over programs per
+    SM per path, the port = the most over both paths; no l2_smem rows, no measurement."""
+    from fgsim.calibrate_micro import l2_port_measured, measured_constants
+
+    g = load_gpu("h200", measured=False)
+    gbs = rng.uniform(7000.0, 9500.0, 4)
+
+    def row(path: str, per_sm: int, v: float, mhz: object) -> dict[str, str]:
+        return {"micro": "l2_smem", "micro_args": json.dumps({"path": path, "per_sm": per_sm, "value": v,
+                                                              "sm_clock_mhz": mhz, "unit": "GB/s"})}
+
+    rows = [row("tma", 1, gbs[0], 1980.0), row("tma", 4, gbs[1], 1755.0), row("cp.async", 2, gbs[2], ""),
+            row("cp.async", 4, gbs[3], "")]
+    got = l2_port_measured(rows, 1900.0, g)
+    tma = max(gbs[0] / 1980.0, gbs[1] / 1755.0) * 1e9 / (132 * 1e6)
+    cpa = max(gbs[2], gbs[3]) * 1e9 / (132 * 1900.0e6)
+    assert got["l2_smem_tma_bytes_per_clk"] == pytest.approx(tma)
+    assert got["l2_smem_cp_async_bytes_per_clk"] == pytest.approx(cpa)
+    assert got["l2_port_bytes_per_clk"] == pytest.approx(max(tma, cpa))
+    assert measured_constants(rows, 1900.0, g)["l2_port_bytes_per_clk"] == pytest.approx(max(tma, cpa))
+    assert l2_port_measured([], 1900.0, g) == {}

@@ -38,9 +38,10 @@ def test_microbenchmarks_quick() -> None:
 
     rows = run_micro(2, quick=True)
     kinds = {r["micro"] for r in rows}
-    assert kinds == {"hbm_stream", "l2_stream", "chase_l2", "chase_hbm", "exp2", "gather"}
+    assert kinds == {"hbm_stream", "l2_stream", "l2_smem", "chase_l2", "chase_hbm", "exp2", "gather"}
     g = load_gpu("h200")
     const = measured_constants(rows, 1980.0, g)
-    assert {"hbm_gbs", "l2_gbs", "exp2_per_clk_per_sm"} <= set(const)
+    assert {"hbm_gbs", "l2_gbs", "exp2_per_clk_per_sm", "l2_port_bytes_per_clk"} <= set(const)
+    assert const["l2_port_bytes_per_clk"] == const["l2_smem_cp_async_bytes_per_clk"] > 0  # the CPU runs cp.async only
     gath = [{k: str(v) for k, v in r.items()} for r in rows if r["micro"] == "gather"]
     assert all(predict_micro(r, g, ModelParams()) > 0 for r in gath)

@@ -23,13 +23,16 @@ def test_committed_case_lists_are_the_generators_output_and_disjoint() -> None:
         assert [vc.case_row(c) for c in cl] == [vc.case_row(c) for c in gen], f"{s}.csv differs from its generator"
     vc.check_disjoint([lists["calib"], lists["dev"], lists["test"], lists["test3"], lists["dev4"], lists["test4"],
                        lists["dev5"], lists["test5"], lists["test6"], lists["test7"]])
-    t8 = vc.load_case_list(str(REPO / "validation" / "cases" / "test8.csv"))
+    t8 = vc.load_case_list("test8")
+    assert [vc.case_row(c) for c in t8] == [vc.case_row(c) for c in vc.generate("test8")], "test8.csv differs"
+    # the frozen file (committed 2ef4e01, before the split existed) byte for byte, and its script agrees
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("make_test8", REPO / "validation" / "cases" / "make_test8.py")
     gen8 = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen8)  # type: ignore[union-attr]
-    assert [vc.case_row(c) for c in t8] == [vc.case_row(c) for c in gen8.test8_cases()], "test8.csv differs"
+    assert gen8.render() == (REPO / "validation" / "cases" / "test8.csv").read_text(), "test8.csv differs (bytes)"
+    assert len(t8) == 43 and sum(len(c.kernels) for c in t8) == 75 and "test8" in vc.SPLITS
     vc.check_disjoint([*lists.values(), t8])
     before8 = [c for cl in lists.values() for c in cl]
     assert not {c.n_tokens for c in t8} & {c.n_tokens for c in before8}, "test8 repeats an N of another list"
@@ -156,3 +159,35 @@ def test_committed_case_list_files_parse(tmp_path: Path) -> None:
         for c in vc.tiny_cases():
             w.writerow(vc.case_row(c))
     assert vc.load_case_list(str(p)) == vc.tiny_cases()
+
+
+def test_case_options_override_the_entry_and_travel_through_the_lists(tmp_path: Path) -> None:
+    """A calibration twin's launch-option overrides (``options``) reach the launched config, are written only by
+    lists that use them, read back, and a malformed value fails naming the case."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(REPO / "kernels"))
+    from fgsim.errors import FgsimError
+    from fgsim.validation.measure import _config
+
+    twin = [c for c in vc.load_case_list("calib") if c.options]
+    assert {c.kernels for c in twin} == {("dense",), ("block",)} and len(twin) == 6
+    base = vc.Case("x-7", "tiny", "uniform", 256, 1, 128, 64, 0.5, 1, kernels=("dense",))
+    q = torch.zeros(1, 1, 256, 128)
+    from dataclasses import replace
+
+    off = _config("dense", q, replace(base, options='{"tail_branch": false, "maxnreg": null}'))
+    assert off.extra["tail_branch"] is False and off.extra["maxnreg"] is None and "validation override" in off.source
+    assert _config("dense", q, base).extra.get("tail_branch") is True  # the final table's dense entry
+    with pytest.raises(FgsimError, match="case x-7: options must be a JSON object"):
+        _config("dense", q, replace(base, options="[1]"))
+    assert vc.list_fields([base]) == vc.CASE_FIELDS and vc.list_fields(twin)[-1] == "options"
+    p = tmp_path / "l.csv"
+    with p.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=vc.list_fields(twin), lineterminator="\n")
+        w.writeheader()
+        for c in twin:
+            w.writerow(vc.case_row(c))
+    assert vc.load_case_list(str(p)) == twin

@@ -25,9 +25,12 @@ def main() -> None:
     ap.add_argument("--save", help="write the fitted parameters and resources (JSON) here")
     ap.add_argument("--fit-also", default="", help="comma-separated case ids of the --dev files fitted with the "
                     "calibration rows and left out of the scoring (stand-ins for calibration rows not measured yet)")
+    ap.add_argument("--l2-port", type=float, default=0.0, help="per-SM L2 -> SM cap (B/clk) instead of the calibration "
+                    "CSV's l2_smem measurement (or, without one, the GPU file's value)")
+    ap.add_argument("--fix", default="", help="comma-separated name=value parameters held fixed (e.g. l2_bw_eff=0.938)")
     a = ap.parse_args()
-    if any("test7" in f for f in a.dev):
-        raise SystemExit("--dev: the frozen test list test7 is not development data")
+    if any("test8" in f for f in a.dev + a.calib):
+        raise SystemExit("--dev: the frozen test list test8 is not development data")
     from fgsim.calibrate_micro import measured_constants
     from fgsim.calibration import fit_rows
     from fgsim.hardware import load_gpu
@@ -49,16 +52,22 @@ def main() -> None:
 
     measured = MEASURED_EFFICIENCIES
     fixed = {k: min(max(const[k], SPECS[k].lo), SPECS[k].hi) for k in measured if k in const}
+    for kv in (x for x in a.fix.split(",") if x):
+        k, v = kv.split("=")
+        fixed[k] = float(v)
+    props = {"l2_port_bytes_per_clk": a.l2_port} if a.l2_port else \
+        {k: const[k] for k in ("l2_port_bytes_per_clk",) if k in const}
     res = resources_table(krows)
     params, fit = fit_rows(krows, "h200", start=ModelParams().replace(**fixed), resources=res,
-                           free=[n for n in SPECS if n not in fixed])
+                           free=[n for n in SPECS if n not in fixed], gpu_properties=props)
     if a.save:
         import json
 
         with open(a.save, "w") as fh:
             json.dump({"params": params.as_dict(), "resources": res}, fh)
     drows = [r for r in scored_rows(a.dev) if r["case_id"] not in also]
-    pred = predict_rows(drows, gpu="h200", params=params, resources=res)
+    pred = predict_rows(drows, gpu="h200", params=params, resources=res, gpu_properties=props or
+                        {"l2_port_bytes_per_clk": load_gpu("h200", measured=False).l2_port_bytes_per_clk})
     sc = score(drows, pred)
     meas = np.array([float(r["measured_ms"]) * 1e-3 for r in drows])
     ape = np.abs(pred / meas - 1) * 100
@@ -70,7 +79,23 @@ def main() -> None:
     print(f"{a.label}: fit {fit['mape']:.2f} / max {fit['max_ape']:.1f} % ({fit['n']} rows, at bound "
           f"{','.join(fit['at_bound']) or '-'}) | " + " | ".join(cells) + f" | all {ape.mean():.1f} "
           f"({len(drows)} rows) [{time.time() - t0:.0f} s]", flush=True)
-    print("  params: " + ", ".join(f"{k}={v:.4g}" for k, v in params.as_dict().items()))
+    print("  params: " + ", ".join(f"{k}={v:.4g}" for k, v in params.as_dict().items()) + f" | port {props}")
+    import json as _json
+
+    err = (pred / meas - 1) * 100
+    groups: dict[str, list[float]] = {}
+    for r, e in zip(drows, err, strict=True):
+        ex = _json.loads(r.get("launch_extra") or "{}")
+        tag = ""
+        if r["kernel"] == "dense" and not ex.get("persistent"):
+            tag = "dense tb" if ex.get("tail_branch") else "dense serial"
+        elif r["kernel"] == "fg" and ex.get("one_row"):
+            tag = f"fg one_row M{r['block_m']}"
+        if tag:
+            groups.setdefault(tag, []).append(float(e))
+        f = r["_file"].rsplit("-", 1)[-1].removesuffix(".csv")
+        groups.setdefault("file " + f, []).append(abs(float(e)))
+    print("  " + " | ".join(f"{k}: {np.mean(v):+.1f} ({len(v)})" for k, v in sorted(groups.items())))
     for k, v in sorted(fit["per_kind"].items()):
         print(f"  calib {k}: n={v['n']} MAPE {v['mape']:.2f} max {v['max_ape']:.1f}")
     if a.rows_out:

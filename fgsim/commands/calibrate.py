@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     gpu_name = gpu_name or cal_rows[0].get("gpu_key") or ""
     if not gpu_name:
         raise FgsimError("--gpu: the measurements do not name their GPU; pass --gpu")
-    gpu = load_gpu(gpu_name)
+    gpu = load_gpu(gpu_name, measured=False)  # the description file; this calibration's measurements replace it
     if any("cpu" in (r.get("gpu_name") or "cpu").lower() for r in cal_rows):
         raise FgsimError("measurements come from the CPU interpreter, not a GPU: they are never written as a "
                          "GPU's calibration")
@@ -169,10 +169,22 @@ def run(args: argparse.Namespace) -> int:
             fixed[k] = min(max(const[k], lo), hi)
     start = start.replace(**fixed)
     free = [n for n in SPECS if n not in fixed]
+    # measured GPU properties: the L2 -> SM bytes per clock one SM draws at full occupancy (microbenchmark l2_smem,
+    # TMA and cp.async); without such rows the GPU file's spec value stays (an older CSV refits as it was made)
+    from fgsim.hardware import MEASURED_PROPERTIES, with_measured
+
+    props = {k: float(const[k]) for k in MEASURED_PROPERTIES if k in const}
+    gpu = with_measured(gpu, props, "this calibration")
+    gpu_properties = {k: {"value": v, "unit": "B/clk per SM", "measured_by": "fgsim calibrate microbenchmark l2_smem: "
+                          "the most bytes per SM clock any (TMA | cp.async, 1/2/4 programs per SM) stream of an "
+                          "L2-resident buffer into shared memory drew with every SM busy (CUDA-graph timed, "
+                          "interleaved rounds, median; at the clock sampled while it ran)",
+                          "gpu_file_value": getattr(load_gpu(gpu_name, measured=False), k)}
+                      for k, v in props.items()}
     # fitted: the calibration kernel runs. The gather microbenchmark rows are recorded and scored, not fitted: on
     # the development set a fit that included them was worse on every axis (validation/MODEL_NOTES.md)
     resources = resources_table(krows)
-    params, fit = fit_rows(krows, gpu.name, start=start, resources=resources, free=free)
+    params, fit = fit_rows(krows, gpu.name, start=start, resources=resources, free=free, gpu_properties=props)
     gath = [r for r in mrows if r.get("micro") == "gather"]
     if gath:
         import numpy as np
@@ -196,11 +208,14 @@ def run(args: argparse.Namespace) -> int:
         device["sustained_load_clock_mhz"] = const["sustained_clock_mhz"]
     envd = {k: r0.get(k, "") for k in ("torch", "triton", "cuda", "fgsim")}
     cal = new_calibration(gpu.name, params, fit, device, envd, inputs=inputs, resources=resources,
-                          commit=r0.get("commit", ""), source_digest=r0.get("source_digest") or "")
+                          commit=r0.get("commit", ""), source_digest=r0.get("source_digest") or "",
+                          gpu_properties=gpu_properties)
     out = Path(args.out) if args.out else CAL_DIR / f"{cal.gpu}.json"
     save_calibration(cal, out)
     print(f"calibration for {cal.gpu} written to {out}: {fit['n']} rows, fit MAPE {fit['mape']:.2f} %, "
           f"max {fit['max_ape']:.2f} %")
+    for k, v in props.items():
+        print(f"  measured {k} = {v:.2f} B/clk per SM (GPU file: {gpu_properties[k]['gpu_file_value']:g})")
     for k, v in sorted(fit["per_kind"].items()):
         print(f"  {k:16s} n={v['n']:3d}  MAPE {v['mape']:6.2f} %  max {v['max_ape']:6.2f} %")
     return 0

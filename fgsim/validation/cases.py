@@ -21,7 +21,9 @@ the GPU. The lists are written to ``validation/cases/<split>.csv`` and committed
   :func:`dev5_cases`;
 * ``test5`` — revision 4's frozen list, scored once (development data since), see :func:`test5_cases`;
 * ``test6`` — revision 5's frozen list, scored once (development data since), see :func:`test6_cases`;
-* ``test7`` — the frozen list on the final launch table (08559f8), scored once with revision 5, see :func:`test7_cases`.
+* ``test7`` — the frozen list on the final launch table (08559f8), scored once with revision 5, see :func:`test7_cases`;
+* ``test8`` — the frozen list of the revision after 5 (committed 2ef4e01, unmeasured, before that revision's
+  variants were fitted), see :func:`test8_cases`.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ TEST5_SEED = 9_800_000
 DEV5_SEED = 8_600_000
 TEST6_SEED = 9_900_000
 TEST7_SEED = 9_960_000
-SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "tiny")
+TEST8_SEED = 9_980_000
+SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "test8", "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -92,13 +95,38 @@ class Case:
     persistent: int = -1  # -1: the launch table's choice; 0: one program per query-block row; 1: persistent programs
     #                       (one flattened row x tile loop); 2: persistent programs, a row loop around the tile loop
     programs_per_sm: int = 0  # persistent programs per SM (0: the launch table's value)
+    #: launch-option overrides merged into the entry's options (JSON object, e.g. '{"tail_branch": false}'; ''
+    #: none): the serialised / pipelined twins of one tile in the calibration list
+    options: str = ""
 
     @property
     def overridden(self) -> bool:
-        return bool(self.block_n or self.num_stages or self.num_warps or self.persistent >= 0 or self.programs_per_sm)
+        return bool(self.block_n or self.num_stages or self.num_warps or self.persistent >= 0 or self.programs_per_sm
+                    or self.options)
+
+    def option_overrides(self) -> dict[str, Any]:
+        """The launch-option overrides of :attr:`options` (FgsimError naming the case if not a JSON object)."""
+        if not self.options:
+            return {}
+        import json
+
+        try:
+            d = json.loads(self.options)
+        except ValueError:
+            d = None
+        if not isinstance(d, dict):
+            raise FgsimError(f"case {self.case_id}: options must be a JSON object, got {self.options!r}")
+        return d
 
 
-CASE_FIELDS = tuple(f.name for f in fields(Case))
+#: the columns of a case list; ``options`` is written only by lists that use it (:func:`list_fields`), so the lists
+#: written before it existed stay byte-identical to their generators
+CASE_FIELDS = tuple(f.name for f in fields(Case) if f.name != "options")
+
+
+def list_fields(cases: Sequence[Case]) -> tuple[str, ...]:
+    """Columns of a case-list file of ``cases``: :data:`CASE_FIELDS`, plus ``options`` when a case sets it."""
+    return CASE_FIELDS + ("options",) if any(c.options for c in cases) else CASE_FIELDS
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -287,6 +315,22 @@ def calibration_cases() -> list[Case]:
         add("uniform", 8192, 8, 128, 64, 0.3, ("fg", "dense"), block_n=bn, num_stages=3, num_warps=8,
             axis="config")
     add("uniform", 8192, 8, 64, 64, 0.3, ("fg",), block_n=32, num_stages=3, num_warps=8, axis="config")
+    # revision 6 (before its calibration was measured): serialised / pipelined twins of one tile on the same case (same
+    # mask and grid), so that the serialised forms' exposed wgmma latency, the TMA issue cost and the L2 rate are
+    # fitted apart: the dense entries with and without tail_branch (every dense entry of the final launch table,
+    # 05f21a8, has it; ptxas serialises the wgmma chain without it), several waves at one (M=128) and two or three
+    # (M=64) CTAs per SM, and one CTA per SM at most (128 CTAs); the block D=128 M=128 entry without its 128-register
+    # cap (serialised with it)
+    from dataclasses import replace as _replace
+
+    waves = {(c.head_dim, c.block_m): c for c in out if c.n_tokens == 8192 and c.heads == 16}
+    for dm in ((128, 64), (128, 128), (64, 128), (64, 64)):
+        out.append(_replace(waves[dm], case_id=f"c-{len(out):03d}", kernels=("dense",), axis="config",
+                            options='{"tail_branch": false}'))
+    out.append(_replace(waves[(128, 128)], case_id=f"c-{len(out):03d}", kernels=("block",), axis="config",
+                        options='{"maxnreg": null}'))
+    add("uniform", 8192, 1, 128, 64, 1.0, ("dense",))
+    out.append(_replace(out[-1], case_id=f"c-{len(out):03d}", axis="config", options='{"tail_branch": false}'))
     return out
 
 
@@ -617,6 +661,33 @@ def test7_cases() -> list[Case]:
     return b.cases
 
 
+def test8_cases() -> list[Case]:
+    """The frozen test list ``test8`` (43 cases, 75 kernel rows; written 2026-11-30 by
+    ``validation/cases/make_test8.py`` and committed unmeasured in 2ef4e01, before any variant of the next revision
+    was fitted; this generator reproduces that file byte for byte): structured mask families (text tokens, column
+    stripes, 3-D windows), N 13824 / 21504 / 15872 / 27648 and seeds 9.98M used by no other list; the final launch
+    table's (08559f8) tuned entries at D 64/128 x M 64/128 at two shapes, fp16 at every (D, M); what-ifs around the
+    entries revision 5 misprices (dense ``tail_branch`` D=128 M=128 / M=64 and D=64 M=128, fg ``one_row`` D=128 M=64
+    and M=128: BLOCK_N, stages and warps; each takes its entry's launch options); SM partitions (green contexts) of
+    32/56/80/96/104 SMs."""
+    b = FrozenListBuilder("test8", "s", TEST8_SEED, ("text", "colstripes", "window3d"))
+    b.tuned(((13824, 10), (27648, 7)), 0.03, 0.5)
+    b.fp16(21504, 5, 0.12)
+    b.whatifs((
+        ("dense", "window3d", 21504, 5, 128, 128, 0.2,
+         ((64, 2, 8), (64, 3, 8), (128, 2, 8), (128, 3, 8), (64, 4, 8), (128, 3, 4))),
+        ("dense", "text", 15872, 8, 128, 64, 0.2,
+         ((32, 3, 4), (64, 2, 4), (64, 3, 4), (64, 4, 4), (128, 3, 4), (64, 3, 8))),
+        ("dense", "colstripes", 15872, 8, 64, 128, 0.2, ((64, 3, 8), (64, 4, 8), (128, 2, 8), (128, 3, 8))),
+        ("fg", "colstripes", 21504, 5, 128, 64, 0.1,
+         ((64, 2, 4), (64, 3, 4), (64, 4, 4), (32, 3, 4), (128, 3, 4), (64, 3, 8))),
+        ("fg", "text", 15872, 8, 128, 128, 0.08, ((64, 2, 8), (64, 3, 8), (128, 2, 8), (128, 3, 8))),
+    ))
+    b.sm_partitions((((13824, 9), (128, 128), "window3d", ("fg", "block", "dense"), (56, 80, 104)),
+                     ((13824, 9), (128, 64), "colstripes", ("fg", "dense"), (32, 96))))
+    return b.cases
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -670,6 +741,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return test6_cases()
     if split == "test7":
         return test7_cases()
+    if split == "test8":
+        return test8_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
@@ -692,7 +765,7 @@ def repo_path(path: str) -> str:
 def case_row(c: Case) -> dict[str, str]:
     d = asdict(c)
     d["kernels"] = "+".join(c.kernels)
-    return {k: str(d[k]) for k in CASE_FIELDS}
+    return {k: str(d[k]) for k in CASE_FIELDS + (("options",) if c.options else ())}
 
 
 def _int(v: str | None, default: int) -> int:
@@ -712,7 +785,8 @@ def case_from_row(row: dict[str, str], kernel: str | None = None) -> Case:
                     int(row.get("req_num_warps") or 0) if kernel else int(row.get("num_warps") or 0),
                     row.get("dtype") or "bf16", int(row.get("sm_count") or 0), row.get("axis") or "tuned",
                     _int(row.get("req_persistent") if kernel else row.get("persistent"), -1),
-                    _int(row.get("req_programs_per_sm") if kernel else row.get("programs_per_sm"), 0))
+                    _int(row.get("req_programs_per_sm") if kernel else row.get("programs_per_sm"), 0),
+                    (row.get("req_options") if kernel else row.get("options")) or "")
     except (KeyError, ValueError) as exc:
         raise FgsimError(f"row {row.get('case_id', '?')}: bad or missing field ({exc})") from None
 
@@ -730,9 +804,10 @@ def write_case_lists(out_dir: str | os.PathLike[str] = CASES_DIR, traces_dir: st
         import io
 
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=CASE_FIELDS, lineterminator="\n")
+        cl = generate(split, traces_dir)
+        w = csv.DictWriter(buf, fieldnames=list_fields(cl), lineterminator="\n")
         w.writeheader()
-        for c in generate(split, traces_dir):
+        for c in cl:
             w.writerow(case_row(c))
         paths.append(write_text_atomic(od / f"{split}.csv", buf.getvalue()))
     return paths

@@ -30,7 +30,7 @@ from fgsim.validation.cases import Case, case_mask
 RESULT_FIELDS = (
     "kind", "case_id", "split", "axis", "structure", "n_tokens", "heads", "head_dim", "block_m", "density", "seed",
     "trace", "pass_index", "layer", "dtype", "sm_count", "req_block_n", "req_num_stages", "req_num_warps",
-    "req_persistent", "req_programs_per_sm", "kernel",
+    "req_persistent", "req_programs_per_sm", "req_options", "kernel",
     "gran_n", "block_n", "num_warps", "num_stages", "launch_extra", "launch_source", "n_regs", "shared", "n_spills",
     "loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait", "kept_density", "measured_ms", "spread_pct", "reps", "status", "bench", "micro", "micro_args",
     *[k for k in ENV_KEYS if k != "clock_samples"],
@@ -221,6 +221,7 @@ def _config(kern: str, q: Any, case: Case) -> Any:
                 extra["flatten"] = False
         if case.programs_per_sm:
             extra["programs_per_sm"] = int(case.programs_per_sm)
+        extra.update(case.option_overrides())  # e.g. tail_branch off / maxnreg none: a twin of the entry's tile
         cfg = replace(cfg, block_n=case.block_n or cfg.block_n, num_stages=case.num_stages or cfg.num_stages,
                       num_warps=case.num_warps or cfg.num_warps, extra=extra,
                       source=cfg.source + " (validation override)")
@@ -328,7 +329,7 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
                        "trace": case.trace, "pass_index": case.pass_index, "layer": case.layer, "dtype": case.dtype,
                        "sm_count": case.sm_count, "req_block_n": case.block_n, "req_num_stages": case.num_stages,
                        "req_num_warps": case.num_warps, "req_persistent": case.persistent,
-                       "req_programs_per_sm": case.programs_per_sm, "kernel": kern, "gran_n": cfg.gran_n, "block_n": cfg.block_n,
+                       "req_programs_per_sm": case.programs_per_sm, "req_options": case.options, "kernel": kern, "gran_n": cfg.gran_n, "block_n": cfg.block_n,
                        "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
                        "launch_extra": json.dumps(cfg.extra, sort_keys=True), "launch_source": cfg.source,
                        "n_regs": regs or "", "shared": shared or "", "n_spills": spills if regs else "",
@@ -422,7 +423,7 @@ def _compile_specs(cases: Sequence[Case]) -> list[tuple[Any, ...]]:
     for c in cases:
         for k in c.kernels:
             specs.add((k, c.head_dim, c.block_m, c.dtype, c.block_n, c.num_stages, c.num_warps, c.n_tokens % 16 == 0,
-                       c.heads == 1, c.persistent, c.programs_per_sm))
+                       c.heads == 1, c.persistent, c.programs_per_sm, c.options))
     return sorted(specs)
 
 
@@ -432,11 +433,11 @@ def _compile_worker(specs: list[tuple[Any, ...]]) -> int:
     import torch
 
     ok = 0
-    for (k, d, m, dtype, bn, st, w, div16, h1, pers, pps) in specs:
+    for (k, d, m, dtype, bn, st, w, div16, h1, pers, pps, opts) in specs:
         n = 512 if div16 else 504
         h = 1 if h1 else 2
         case = Case("pc", "tiny", "uniform", n, h, d, m, 0.5, 1, kernels=(k,), block_n=bn, num_stages=st,
-                    num_warps=w, dtype=dtype, persistent=pers, programs_per_sm=pps)
+                    num_warps=w, dtype=dtype, persistent=pers, programs_per_sm=pps, options=opts)
         try:
             from fgattn import (  # type: ignore[import-not-found]
                 block_index_from_mask,

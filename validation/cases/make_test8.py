@@ -8,9 +8,9 @@ column stripes), N 13824 / 21504 / 15872 / 27648 and seeds 9.98M used by no othe
 (08559f8) tuned entries at D 64/128 x M 64/128 at two shapes, fp16 at every (D, M); what-ifs around the entries the
 committed model misprices (dense ``tail_branch`` D=128 M=128 / M=64 and D=64 M=128, fg ``one_row`` D=128 M=64 and
 M=128: BLOCK_N, stages and warps; each takes its entry's launch options) and SM partitions (green contexts) of
-32/56/80/96/104 SMs. Kept outside ``fgsim/`` on purpose: the session that wrote it could not change the package;
-measure it with ``python -m fgsim validate --measure --cases validation/cases/test8.csv`` once ``validate``
-accepts a path (or add ``test8`` to ``fgsim.validation.cases.SPLITS`` with this function).
+32/56/80/96/104 SMs. Written outside ``fgsim/`` first (the session that wrote it could not change the package);
+the generator now lives in the package (``fgsim.validation.cases.test8_cases``, split ``test8`` of
+``fgsim validate --measure --cases test8``); this script renders and checks the committed file from it.
 """
 
 from __future__ import annotations
@@ -21,30 +21,9 @@ import io
 import sys
 from pathlib import Path
 
-from fgsim.validation.cases import CASE_FIELDS, Case, FrozenListBuilder, case_row
+from fgsim.validation.cases import CASE_FIELDS, case_row, test8_cases
 
-TEST8_SEED = 9_980_000
 OUT = Path(__file__).resolve().parent / "test8.csv"
-
-
-def test8_cases() -> list[Case]:
-    """The frozen list ``test8`` (75 kernel rows), see the module docstring."""
-    b = FrozenListBuilder("test8", "s", TEST8_SEED, ("text", "colstripes", "window3d"))
-    b.tuned(((13824, 10), (27648, 7)), 0.03, 0.5)
-    b.fp16(21504, 5, 0.12)
-    b.whatifs((
-        ("dense", "window3d", 21504, 5, 128, 128, 0.2,
-         ((64, 2, 8), (64, 3, 8), (128, 2, 8), (128, 3, 8), (64, 4, 8), (128, 3, 4))),
-        ("dense", "text", 15872, 8, 128, 64, 0.2,
-         ((32, 3, 4), (64, 2, 4), (64, 3, 4), (64, 4, 4), (128, 3, 4), (64, 3, 8))),
-        ("dense", "colstripes", 15872, 8, 64, 128, 0.2, ((64, 3, 8), (64, 4, 8), (128, 2, 8), (128, 3, 8))),
-        ("fg", "colstripes", 21504, 5, 128, 64, 0.1,
-         ((64, 2, 4), (64, 3, 4), (64, 4, 4), (32, 3, 4), (128, 3, 4), (64, 3, 8))),
-        ("fg", "text", 15872, 8, 128, 128, 0.08, ((64, 2, 8), (64, 3, 8), (128, 2, 8), (128, 3, 8))),
-    ))
-    b.sm_partitions((((13824, 9), (128, 128), "window3d", ("fg", "block", "dense"), (56, 80, 104)),
-                     ((13824, 9), (128, 64), "colstripes", ("fg", "dense"), (32, 96))))
-    return b.cases
 
 
 def render() -> str:
