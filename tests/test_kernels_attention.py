@@ -463,3 +463,39 @@ def test_three_shape_sweep_keeps_untimed_entries(tmp_path, monkeypatch) -> None:
         assert after[("fg", 128, 128, 1)]["extra"] == win["extra"]
     finally:
         bench_kernels.launch.load_table.cache_clear()
+
+
+def test_v9_candidates_start_each_key_with_its_entry() -> None:
+    """bench_kernels --candidates v9: per key the launch table's entry first (the sweep's reference), then forms
+    of it; guard_next / tma_o only on one_row entries, tail_fold only at gran 1."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "validation"))
+    import bench_kernels
+
+    cands = bench_kernels.candidates_v9()
+    first: dict[tuple, dict] = {}
+    for c in cands:
+        key = (c["kernel"], c["head_dim"], c["block_m"], c["gran_n"])
+        first.setdefault(key, c)
+        e = bench_kernels.launch.launch_config(c["kernel"], "h200", c["head_dim"], c["block_m"], c["gran_n"])
+        if any(o in c["extra"] for o in ("guard_next", "tma_o", "tail_fold")):
+            assert c["extra"].get("one_row"), f"{key}: session-7 options on a form without one_row"
+        if c["extra"].get("tail_fold"):
+            assert c["gran_n"] == 1, f"{key}: tail_fold at gran {c['gran_n']}"
+    for key, c in first.items():
+        e = bench_kernels.launch.launch_config(key[0], "h200", key[1], key[2], key[3])
+        assert (c["block_n"], c["num_stages"], c["num_warps"], c["extra"]) == (
+            e.block_n, e.num_stages, e.num_warps, e.extra), f"{key}: first candidate is not the table entry"
+    assert len(first) == 7 and len(cands) == 21
+
+
+def test_bench_shapes_rejects_unknown_positions() -> None:
+    """--bench-shapes names benchmark-plan positions 0-8; anything else is one error line and exit 2, before work."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    for bad in ("0,9", "a", "1,,2"):
+        p = subprocess.run([sys.executable, str(root / "validation" / "bench_kernels.py"), "--final", "--bench-shapes",
+                            bad], capture_output=True, text=True, timeout=120,
+                           env={**__import__("os").environ, "PYTHONPATH": f"{root}:{root / 'kernels'}"})
+        assert p.returncode == 2, (bad, p.returncode, p.stderr[-300:])
+        assert "--bench-shapes" in p.stderr and "0-8" in p.stderr, p.stderr
