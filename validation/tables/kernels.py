@@ -12,13 +12,34 @@ M=128, 0.85 at M=64).
 
 from __future__ import annotations
 
+import json
 import math
+import statistics
 
-from _common import provenance, read_rows  # type: ignore[import-not-found]
+from _common import ROOT, provenance, read_rows  # type: ignore[import-not-found]
 
 #: the final table's runs (one table, two calls); a shape is taken whole from the first run that has it
 RUNS = ("kernels-h200-2026-11-30-issue12-run7.csv", "kernels-h200-2026-11-30-issue12-run7b.csv")
 LABELS = ("7", "7b")
+#: the sweep that chose the final table (its adopted forms' relative times vs the previous entries)
+SWEEP = "kernels-h200-tune-2026-11-30-issue12-run7.csv"
+TABLE = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
+
+
+def adopted() -> list[tuple[tuple[str, str, str, str], list[float]]]:
+    """Keys whose launch-table entry is a non-reference candidate of :data:`SWEEP`: (key, its rel per problem)."""
+    entries = {(e["kernel"], str(e["head_dim"]), str(e["block_m"]), str(e["gran_n"])): e
+               for e in json.loads(TABLE.read_text())["entries"] if e["gpu"] == "h200"}
+    got: dict[tuple[str, str, str, str], list[float]] = {}
+    for r in read_rows(SWEEP):
+        key = (r["kernel"], r["head_dim"], r["block_m"], r["gran_n"])
+        e = entries.get(key)
+        if e is None or r["ok"] != "True" or not r["rel"]:
+            continue
+        if (int(r["block_n"]), int(r["num_stages"]), int(r["num_warps"]), json.loads(r["extra"])) == (
+                e["block_n"], e["num_stages"], e["num_warps"], e["extra"]):
+            got.setdefault(key, []).append(float(r["rel"]))
+    return [(k, v) for k, v in got.items() if any(x != 1.0 for x in v)]
 
 
 def load() -> tuple[list[dict[str, str]], list[dict[str, str]], dict[str, int]]:
@@ -138,11 +159,20 @@ def render() -> str:
                  for (k, m, g), v in groups.items()]
         out += ["", "Entries changed by the last tune, time of the new entry / the previous one in the same rounds: "
                 + "; ".join(parts) + "."]
+    ad = adopted()
+    if ad:
+        out += ["", f"In the sweep that chose them ({SWEEP}, median of 5 paired rounds per problem, eligible only if "
+                "≤ 1.02 at every problem), the adopted entries' time / the previous entries': " + "; ".join(
+                    f"{k[0]} D={k[1]} M={k[2]}" + (f" gran_n={k[3]}" if k[0] == "fg" else "")
+                    + f" {statistics.median(v):.3f} (median of {len(v)} problems, max {max(v):.3f})" for k, v in ad)
+                + "."]
     first = rows[0]
     method = (f"CUDA graphs, interleaved rounds with cuDNN first, >= 30 ms untimed replays before each timed one, "
               f"on {first['gpu_name']} (driver {first['smi_driver_version']}, torch {first['torch']}, "
               f"Triton {first['triton']}, cuDNN {first['cudnn']}), SM clocks under load per shape in the CSV")
     method += ("; rows per CSV: " + ", ".join(f"{n} {used[n]}" for n in RUNS)
                + " (both on the final launch table; each shape whole from one of them, named in the run column)")
-    out += ["", provenance(list(RUNS), len(rows), method, first["statistic"])]
+    n_sweep = sum(len(v) for _, v in ad)
+    out += ["", provenance(list(RUNS) + ([SWEEP] if ad else []), len(rows) + n_sweep, method
+                           + (f"; {SWEEP} {n_sweep} rows (the adopted forms)" if ad else ""), first["statistic"])]
     return "\n".join(out) + "\n"
