@@ -1,0 +1,69 @@
+"""validation/entry_regress.py: argument errors, paired ratios, variant configs, the ncu summary parser (no GPU)."""
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "validation"), str(ROOT / "kernels")]
+
+import entry_regress as er  # noqa: E402
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--shapes", "40x32760,40y1"], "--shapes: bad item '40y1'"),
+    (["--shapes", "0x32760"], "sizes must be positive"),
+    (["--densities", "0.1,x"], "--densities"),
+    (["--ncu", "12x32760:0.5:entry/nosuch"], "unknown variant 'nosuch'"),
+    (["--ncu", "12x32760:0.5"], "--ncu: bad item"),
+    (["--variants", "previous,fold"], "no 'entry'"),
+    (["--old-table", "/nonexistent/table.json"], "--old-table /nonexistent/table.json does not exist"),
+    (["--rounds", "0"], "--rounds must be >= 1"),
+    ([], "--out is required"),
+])
+def test_bad_input_exits_2_with_one_line(argv, needle, capsys):
+    assert er.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+
+
+def test_paired_ratio_is_per_round():
+    seed = random.randrange(2**31)
+    print("seed", seed)
+    rng = random.Random(seed)
+    ref = [rng.uniform(1.0, 2.0) for _ in range(7)]
+    ms = [r * f for r, f in zip(ref, (1.10, 1.05, 1.20, 1.00, 1.08, 1.12, 1.02), strict=True)]
+    med, lo, hi = er.paired(ms, ref)
+    assert (med, lo, hi) == pytest.approx((1.08, 1.00, 1.20), abs=1e-12)
+    with pytest.raises(ValueError, match="7 vs 6 rounds"):
+        er.paired(ms, ref[:6])
+
+
+def test_variant_configs_previous_entry_and_options():
+    prev = er.variant_config("previous")
+    assert prev.extra.get("tail_reuse") and not prev.extra.get("one_row")  # the pre-session-5 `_attn_fwd` entry
+    entry = er.variant_config("entry")
+    assert entry.extra.get("one_row") and entry.extra.get("idx_early") and not entry.extra.get("tail_fold")
+    fold = er.variant_config("fold")
+    assert {k: fold.extra[k] for k in ("tail_fold", "guard_next", "tma_o")} == dict.fromkeys(
+        ("tail_fold", "guard_next", "tma_o"), True)
+    assert (fold.block_n, fold.num_stages, fold.num_warps) == (entry.block_n, entry.num_stages, entry.num_warps)
+    assert er.parse_ncu("40x32760+512:0.02:entry/previous") == [((40, 32760, 512), 0.02, "entry"),
+                                                                ((40, 32760, 512), 0.02, "previous")]
+
+
+def test_ncu_summary_reads_units_and_cycles_per_tile():
+    hdr = ["ID", "Kernel Name", "gpu__time_duration.sum", "sm__cycles_elapsed.avg.per_second",
+           "sm__cycles_active.min", "sm__cycles_active.max", "sm__cycles_active.avg",
+           "smsp__average_warps_issue_stalled_barrier_per_issue_active.ratio",
+           "smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio"]
+    units = ["", "", "usecond", "cycle/nsecond", "cycle", "cycle", "cycle", "", ""]
+    row = ["0", "_attn_fwd_persistent", "1,500.0", "1.8", "900", "1000", "2,640,000", "1.7", "0.4"]
+    csv_text = "\n".join(",".join(f'"{x}"' for x in r) for r in (hdr, units, row))
+    text = er.ncu_summary(csv_text, [dict(shape="H12 N32760 D128", d=0.5, variant="entry", exec_tiles=132 * 660,
+                                          sms=132)])
+    line = text.splitlines()[1]
+    assert "1.500" in line and "1.800" in line and "0.900" in line and line.rstrip().endswith("4000")
+    assert "barrier 1.70, long_scoreboard 0.40" in text
