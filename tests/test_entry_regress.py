@@ -67,3 +67,26 @@ def test_ncu_summary_reads_units_and_cycles_per_tile():
     line = text.splitlines()[1]
     assert "1.500" in line and "1.800" in line and "0.900" in line and line.rstrip().endswith("4000")
     assert "barrier 1.70, long_scoreboard 0.40" in text
+
+
+def test_bench_final_plan_rounds_shuffle_and_all_kernels(monkeypatch, capsys):
+    """bench_kernels --final: --bench-rounds / --bench-all-kernels reach every selected shape (run 7c: 7 shuffled
+    rounds, M=64 and Flex on the shapes run 7b timed without them); --bench-rounds 0 is one error line, exit 2."""
+    import argparse
+
+    import bench_kernels
+
+    args = argparse.Namespace(bench_shapes="4,5,6,7", bench_short=False, bench_rounds=7, bench_all_kernels=True)
+    plan = bench_kernels.final_plan(args)
+    assert [(s["h"], s["n_video"], s["n_text"]) for s in plan] == [(12, 75600, 0), (12, 75600, 512), (40, 32760, 0),
+                                                                    (40, 32760, 512)]
+    assert all(s["rounds"] == 7 and s["with_flex"] and s["m64"] == (0.02, 0.1, 0.5) for s in plan)
+    plain = bench_kernels.final_plan(argparse.Namespace(bench_shapes="6", bench_short=False, bench_rounds=None,
+                                                        bench_all_kernels=False))
+    assert "rounds" not in plain[0] and not plain[0].get("m64") and not plain[0].get("with_flex")
+    assert bench_kernels.quartiles([1.0, 2.0, 3.0, 4.0, 5.0]) == (2.0, 4.0)
+    monkeypatch.setattr(sys, "argv", ["bench_kernels.py", "--final", "--bench-rounds", "0"])
+    with pytest.raises(SystemExit) as e:
+        bench_kernels.main()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--bench-rounds 0" in err and len(err.splitlines()) == 1

@@ -499,3 +499,27 @@ def test_bench_shapes_rejects_unknown_positions(monkeypatch, capsys) -> None:
             bench_kernels.main()
         err = capsys.readouterr().err
         assert e.value.code == 2 and "--bench-shapes" in err and "0-8" in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_fg_row_rec_candidate(dtype: torch.dtype) -> None:
+    """Launch option row_rec (session-7c candidate, one_row only): one (row, lo, hi) record per launch position
+    replaces the Order -> Offsets loads; same output as the reference, with an empty and a full row; the records
+    are built once per index and reused; without one_row it is one clear error."""
+    seed = _seed()
+    m, d, n = 64, 64, 150
+    q, k, v = _qkv(1, 2, n, d, dtype, "bhnd")
+    mask = _mask(1, 2, n, m, 1, 0.4)
+    index = build_index(mask, block_m=m, order=True)
+    cfg = dataclasses.replace(attention.resolve_config("fg", q, m, 1), block_n=32, num_stages=2,
+                              extra={"one_row": True, "idx_early": True, "lpt": True, "row_rec": True})
+    out = fg_attention(q, k, v, index, block_m=m, config=cfg, out=_poisoned(q))
+    _check(out, reference_attention(q, k, v, index), f"fg row_rec {dtype}", seed)
+    rec = attention._row_records(index.offsets, index.order)
+    assert rec is attention._row_records(index.offsets, index.order)  # cached: plan-time work
+    o = index.order.long()
+    assert torch.equal(rec[:, 0], index.order) and torch.equal(rec[:, 1].long(), index.offsets[o].long())
+    assert torch.equal(rec[:, 2].long(), index.offsets[o + 1].long())
+    bad = dataclasses.replace(cfg, extra={"row_rec": True, "persistent": True, "flatten": False})
+    with pytest.raises(ValueError, match="row_rec .* needs one_row"):
+        fg_attention(q, k, v, index, block_m=m, config=bad)

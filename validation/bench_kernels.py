@@ -691,15 +691,30 @@ PREVIOUS_KEYS = (("fg", "h200", 128, 128, 1), ("fg", "h200", 128, 128, 16), ("fg
                  ("dense", "h200", 64, 128, 1))
 
 FINAL_COLS = ["shape", "kernel", "pattern", "density_target", "density", "H", "N", "n_text", "D", "M", "gran_n",
-              "ms", "ms_min", "ms_max", "rounds", "reps", "eff_tflops", "ratio_vs_cudnn", "ratio_min", "ratio_max",
+              "ms", "ms_min", "ms_max", "ms_q1", "ms_q3", "rounds", "reps", "eff_tflops", "ratio_vs_cudnn", "ratio_min", "ratio_max",
               "speedup_vs_cudnn", "config", "clocks_under_load", "timing", "statistic"]
+
+
+def quartiles(xs: list[float]) -> tuple[float, float]:
+    """First and third quartiles of sorted ``xs`` (linear interpolation, numpy's default)."""
+    if not xs:
+        raise ValueError("quartiles: no values")
+
+    def at(p: float) -> float:
+        x = p * (len(xs) - 1)
+        i = int(x)
+        return xs[i] if i + 1 >= len(xs) else xs[i] + (x - i) * (xs[i + 1] - xs[i])
+
+    return at(0.25), at(0.75)
 
 
 def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_text: int, d: int, densities,
                 m64: tuple = (), grans: tuple = (), with_flex: bool = False, with_previous: bool = False, rounds: int = 3,
-                target_ms: float = 20.0, pattern: str = "window") -> list[dict[str, Any]]:
+                target_ms: float = 20.0, pattern: str = "window",
+                shuffle_seed: int | None = None) -> list[dict[str, Any]]:
     """Interleaved graph-timed rounds at one shape: cuDNN, fg_dense, then per density fg (M=128, g=1),
-    block128 and Flex BlockMask, plus fg at M=64 (densities ``m64``) and gran_n 16/64 (``grans``)."""
+    block128 and Flex BlockMask, plus fg at M=64 (densities ``m64``) and gran_n 16/64 (``grans``); with
+    ``shuffle_seed`` the cases run in a fresh random order every round."""
     from fgattn.masks import with_text
 
     n = n_video + n_text
@@ -807,7 +822,7 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
             del mask64
     torch.cuda.empty_cache()
     t0 = time.time()
-    timed_rounds(cases, sets, rounds, target_ms)
+    timed_rounds(cases, sets, rounds, target_ms, shuffle_seed=shuffle_seed)
     clk = clocks.window(t0, time.time())
     base = next(c for c in cases if c["kernel"] == "sdpa_cudnn")
     shape = f"H{h} N{n_video}" + (f"+{n_text}text" if n_text else "") + f" D{d}"
@@ -818,17 +833,22 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
         ms = sorted(c["ms"])
         ratios = sorted(c["dens"] * b / t for b, t in zip(base["ms"], c["ms"], strict=True))
         med = ms[len(ms) // 2]
+        q1, q3 = quartiles(ms)
         r = dict(shape=shape, kernel=c["kernel"], pattern=c["pattern"], density_target=c["dt"],
                  density=round(c["dens"], 5), H=h, N=n, n_text=n_text, D=d, M=c["M"], gran_n=c["gran"],
-                 ms=round(med, 4), ms_min=round(ms[0], 4), ms_max=round(ms[-1], 4), rounds=len(ms), reps=c["reps"],
+                 ms=round(med, 4), ms_min=round(ms[0], 4), ms_max=round(ms[-1], 4), ms_q1=round(q1, 4),
+                 ms_q3=round(q3, 4), rounds=len(ms), reps=c["reps"],
                  eff_tflops=round(4 * h * n * n * d * c["dens"] / med / 1e9, 1),
                  ratio_vs_cudnn=round(ratios[len(ratios) // 2], 4), ratio_min=round(ratios[0], 4),
                  ratio_max=round(ratios[-1], 4),
                  speedup_vs_cudnn=round(sorted(b / t for b, t in zip(base["ms"], c["ms"], strict=True))[len(ms) // 2], 4),
                  config=c["cfg"], clocks_under_load=clk,
-                 timing=(f"CUDA graph ({len(sets)} rotated input set(s)), {len(ms)} interleaved rounds x {c['reps']} "
-                         f"timed replays after {c.get('warm', 0)} untimed (>= 30 ms), events"),
-                 statistic="median over rounds (min, max); ratio = density * t_cuDNN / t per round")
+                 timing=(f"CUDA graph ({len(sets)} rotated input set(s)), {len(ms)} interleaved rounds"
+                         + (f" in a fresh random order per round (seed {shuffle_seed})" if shuffle_seed is not None
+                            else "")
+                         + f" x {c['reps']} timed replays after {c.get('warm', 0)} untimed (>= 30 ms), events"),
+                 statistic="median over rounds (min, max; ms_q1/ms_q3 quartiles); ratio = density * t_cuDNN / t "
+                           "per round")
         rows.append(r)
         writer.writerow({**r, **meta})
         print(f"[final] {shape:<22} {c['kernel']:<26} M{c['M']:<3} g{c['gran']:<3} d={c['dt']:<5} act={c['dens']:.3f} "
@@ -1290,7 +1310,8 @@ def flex_warm(spec: str) -> None:
 def final(args, meta: dict[str, str], out_dir: Path) -> None:
     """Issue 12 in one call: tune, write the table, GPU correctness check, then the benchmark."""
     t0 = time.perf_counter()
-    flex_shapes = "12,32760;12,33272;40,75600"
+    plan = final_plan(args)
+    flex_shapes = ";".join(f"{sh['h']},{sh['n_video'] + sh['n_text']}" for sh in plan if sh.get("with_flex"))
     before = TABLE.read_text()
     prev = {key: launch.launch_config(*key, table_path=args.previous_table) for key in PREVIOUS_KEYS}
     tune_name = "(no tuning)"
@@ -1307,7 +1328,7 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
             print("[tune] sweep failed: launch table restored", flush=True)
     print(f"[time] tune {time.perf_counter() - t0:.1f}s", flush=True)
     # Flex compiles (and runs small graphs) in the background during the GPU check, not during the sweep's timing
-    warm = None if args.no_flex else subprocess.Popen([sys.executable, __file__, "--flex-warm", flex_shapes],
+    warm = None if args.no_flex or not flex_shapes else subprocess.Popen([sys.executable, __file__, "--flex-warm", flex_shapes],
                                                       stdout=open(out_dir / "flex-warm.log", "w"),
                                                       stderr=subprocess.STDOUT)
     if not args.no_check:
@@ -1344,6 +1365,34 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
     meta = dict(meta, tune_csv=tune_name)
     path = out_dir / f"kernels-h200-{meta['date'][:10]}-issue12{args.tag}.csv"
     clocks = ClockSampler(1.0)
+    done: list[dict[str, Any]] = []
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FINAL_COLS + list(meta), extrasaction="ignore")
+        w.writeheader()
+        for si, sh in enumerate(plan):
+            if time.perf_counter() - t0 > args.budget_s:
+                print(f"[time] budget reached, skipping {sh}", flush=True)
+                continue
+            seed = None if args.bench_shuffle_seed is None else args.bench_shuffle_seed + si
+            done.extend(final_shape(w, meta, clocks, **{**sh, "with_flex": sh.get("with_flex", False)
+                                                        and not args.no_flex, "shuffle_seed": seed}))
+            f.flush()
+            print(f"[time] {time.perf_counter() - t0:.1f}s", flush=True)
+    clocks.stop()
+    print(f"wrote {path}", flush=True)
+    print("\nsummary: density x t_cuDNN / t (median of rounds) per shape, kernel, M, gran", flush=True)
+    lines: dict[tuple, list[str]] = {}
+    for r in done:
+        if r["kernel"] != "sdpa_cudnn":
+            lines.setdefault((r["shape"], r["kernel"], r["M"], r["gran_n"]), []).append(
+                f"{r['density_target']:g}:{r['ratio_vs_cudnn']:.2f}")
+    for (shape, kern, m, g), vals in lines.items():
+        print(f"{shape:<22} {kern:<26} M{m:<3} g{g:<3} " + " ".join(vals), flush=True)
+
+
+def final_plan(args) -> list[dict[str, Any]]:
+    """The --final benchmark's shapes (``--bench-shapes`` / ``--bench-short`` select; ``--bench-rounds`` sets
+    every shape's rounds; ``--bench-all-kernels`` adds fg/dense M=64 at d 0.02/0.1/0.5 and Flex where missing)."""
     dens = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
     plan = [
         dict(h=12, n_video=32760, n_text=0, d=128, densities=dens, m64=(0.02, 0.1, 0.3, 0.5, 1.0), grans=(0.1, 0.5),
@@ -1358,32 +1407,18 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
         dict(h=40, n_video=32760, n_text=512, d=128, densities=(0.02, 0.1, 0.3, 0.5)),
         dict(h=12, n_video=32760, n_text=0, d=64, densities=(0.1, 0.3, 0.5, 1.0)),
     ]
-    done: list[dict[str, Any]] = []
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FINAL_COLS + list(meta), extrasaction="ignore")
-        w.writeheader()
-        if args.bench_shapes:  # plan positions, in the order given
-            plan = [plan[int(i)] for i in args.bench_shapes.split(",")]
-        elif args.bench_short:  # the changed entries' shapes: H12 N32760 (+ text), H40 N75600, then D64
-            plan = [plan[0], plan[1], plan[2], plan[8]]
-        for sh in plan:
-            if time.perf_counter() - t0 > args.budget_s:
-                print(f"[time] budget reached, skipping {sh}", flush=True)
-                continue
-            done.extend(final_shape(w, meta, clocks, **{**sh, "with_flex": sh.get("with_flex", False)
-                                                        and not args.no_flex}))
-            f.flush()
-            print(f"[time] {time.perf_counter() - t0:.1f}s", flush=True)
-    clocks.stop()
-    print(f"wrote {path}", flush=True)
-    print("\nsummary: density x t_cuDNN / t (median of rounds) per shape, kernel, M, gran", flush=True)
-    lines: dict[tuple, list[str]] = {}
-    for r in done:
-        if r["kernel"] != "sdpa_cudnn":
-            lines.setdefault((r["shape"], r["kernel"], r["M"], r["gran_n"]), []).append(
-                f"{r['density_target']:g}:{r['ratio_vs_cudnn']:.2f}")
-    for (shape, kern, m, g), vals in lines.items():
-        print(f"{shape:<22} {kern:<26} M{m:<3} g{g:<3} " + " ".join(vals), flush=True)
+    if args.bench_shapes:  # plan positions, in the order given
+        plan = [plan[int(i)] for i in args.bench_shapes.split(",")]
+    elif args.bench_short:  # the changed entries' shapes: H12 N32760 (+ text), H40 N75600, then D64
+        plan = [plan[0], plan[1], plan[2], plan[8]]
+    plan = [dict(sh) for sh in plan]
+    for sh in plan:
+        if args.bench_rounds is not None:
+            sh["rounds"] = args.bench_rounds
+        if args.bench_all_kernels and sh["d"] == 128:
+            sh["with_flex"] = True
+            sh["m64"] = sh.get("m64") or (0.02, 0.1, 0.5)
+    return plan
 
 
 def main() -> None:
@@ -1414,6 +1449,13 @@ def main() -> None:
     ap.add_argument("--bench-shapes", default=None,
                     help="--final benchmark: positions in its plan, comma-separated (0 H12 N32760, 1 +512 text, 2 H40 "
                          "N75600, 3 +512 text, 4 H12 N75600, 5 +text, 6 H40 N32760, 7 +text, 8 H12 N32760 D64)")
+    ap.add_argument("--bench-rounds", type=int, default=None,
+                    help="--final benchmark: interleaved rounds at every shape (default: 3)")
+    ap.add_argument("--bench-shuffle-seed", type=int, default=None,
+                    help="--final benchmark: a fresh random case order in every round (seed + shape position)")
+    ap.add_argument("--bench-all-kernels", action="store_true",
+                    help="--final benchmark: every D128 shape also with fg/dense M=64 (d 0.02/0.1/0.5 where the plan "
+                         "has none) and Flex BlockMask")
     ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--candidates", choices=("v3", "v4", "v5", "v6", "v7", "v8", "v9"), default="v9",
@@ -1442,6 +1484,9 @@ def main() -> None:
                                                   for x in args.bench_shapes.split(",")):
         print(f"bench_kernels: --bench-shapes {args.bench_shapes!r}: comma-separated plan positions 0-8",
               file=sys.stderr)
+        sys.exit(2)
+    if args.bench_rounds is not None and args.bench_rounds < 1:
+        print(f"bench_kernels: --bench-rounds {args.bench_rounds}: must be >= 1", file=sys.stderr)
         sys.exit(2)
     if args.previous_table is not None and not Path(args.previous_table).is_file():
         print(f"bench_kernels: --previous-table {args.previous_table} does not exist", file=sys.stderr)

@@ -39,7 +39,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation")]
 D, M, G = 128, 128, 1
 OLD_TABLE = ROOT / "kernels" / "logs" / "launch_configs-before-session5.json"
 VARIANTS = {"entry": {}, "previous": None, "fold": {"tail_fold": True, "guard_next": True, "tma_o": True},
-            "tail_fold": {"tail_fold": True}, "guard_next": {"guard_next": True}}
+            "tail_fold": {"tail_fold": True}, "guard_next": {"guard_next": True},
+            "row_rec": {"row_rec": True}, "row_rec_tma_q": {"row_rec": True, "tma_q": True}}
 EXTRA_METRICS = ("launch__registers_per_thread", "lts__throughput.avg.pct_of_peak_sustained_elapsed",
                  "l1tex__data_pipe_lsu_wavefronts_mem_shared.avg.pct_of_peak_sustained_elapsed",
                  "sm__warps_active.avg.pct_of_peak_sustained_active", "smsp__warps_eligible.avg.per_cycle_active",
@@ -276,13 +277,14 @@ def run_ncu(args, out: Path, timeout_s: float) -> None:
     rep = out / "ncu"
     prog = [sys.executable, str(Path(__file__).resolve()), "--ncu-driver", "--ncu", args.ncu, "--old-table",
             str(args.old_table), "--out", str(out)]
+    sections = list(SECTIONS) + (["SourceCounters"] if args.ncu_source and "SourceCounters" not in SECTIONS else [])
     log = []
     for mset in (metrics + [STALL_REGEX], [m for m in metrics if not m.startswith("launch__")] + [STALL_REGEX], []):
         left = timeout_s - (time.perf_counter() - t0)
         if left < 15:
             break
         cmd = [ncu, "--clock-control", "none", "--profile-from-start", "off", "-k", "regex:_attn_fwd", "-f", "-o",
-               str(rep)] + [a for s in SECTIONS for a in ("--section", s)] + (["--metrics", ",".join(mset)] if mset
+               str(rep)] + [a for s in sections for a in ("--section", s)] + (["--metrics", ",".join(mset)] if mset
                                                                               else []) + prog
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=left)
@@ -304,7 +306,35 @@ def run_ncu(args, out: Path, timeout_s: float) -> None:
     text = ncu_summary(p.stdout, cases)
     (out / "ncu-summary.txt").write_text(text)
     print(text, flush=True)
+    if args.ncu_source:
+        export_source(ncu, rep_file, out, len(cases))
     print(f"[ncu] done {time.perf_counter() - t0:.1f}s", flush=True)
+
+
+def export_source(ncu: str, rep_file: Path, out: Path, n_cases: int) -> None:
+    """The SASS source page (per-instruction warp-stall samples, SourceCounters) of every profiled launch:
+    the whole report once (``ncu-source-all.csv``) and, filtered by launch, one file per launch
+    (``ncu-source-<i>.csv``, launch order = ncu-cases.json); tarred into ``ncu-source.tgz``."""
+    import tarfile
+
+    names = []
+    jobs = [("ncu-source-all.csv", [])] + [(f"ncu-source-{i}.csv", ["--launch-skip", str(i), "--launch-count", "1"])
+                                            for i in range(n_cases)]
+    for name, filt in jobs:
+        cmd = [ncu, "-i", str(rep_file), "--page", "source", "--csv", "--print-source", "sass"] + filt
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            print(f"[ncu] source export {name} timed out", flush=True)
+            continue
+        (out / name).write_text(p.stdout if p.stdout.strip() else f"rc={p.returncode}\n{p.stderr[-2000:]}")
+        names.append(name)
+        print(f"[ncu] {name}: rc={p.returncode}, {len(p.stdout.splitlines())} lines", flush=True)
+    with tarfile.open(out / "ncu-source.tgz", "w:gz") as tar:
+        for name in names:
+            tar.add(out / name, arcname=name)
+    for name in names:
+        (out / name).unlink()
 
 
 #: (label, raw metric) columns of the ncu summary
@@ -389,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=1e9, help="timing: skip remaining shapes after this")
     ap.add_argument("--ncu", default="", help="ncu cases SHAPE:DENSITY:V1/V2;... (empty: no ncu)")
     ap.add_argument("--ncu-timeout-s", type=float, default=80.0)
+    ap.add_argument("--ncu-source", action="store_true",
+                    help="ncu: also the SourceCounters section and each launch's SASS source page (stall samples "
+                         "per instruction) in ncu-source.tgz")
     ap.add_argument("--no-time", action="store_true", help="ncu only")
     ap.add_argument("--tag", default="")
     ap.add_argument("--workers", type=int, default=14, help="prewarm processes")

@@ -558,6 +558,7 @@ def _attn_fwd_persistent(
     MODE: tl.constexpr, ORDERED: tl.constexpr, NUM_STAGES: tl.constexpr, RETURN_LSE: tl.constexpr,
     FLAT: tl.constexpr, QUEUE: tl.constexpr = False, IDX_EARLY: tl.constexpr = False, TMA_Q: tl.constexpr = False,
     ODesc=None, GUARD: tl.constexpr = False, TMA_O: tl.constexpr = False, FOLD: tl.constexpr = False,
+    ROWREC: tl.constexpr = False,
 ):
     """Persistent kernel: program p of G runs the rows (query blocks) at launch positions p, p+G, p+2G, ...
     ``FLAT``: as ONE software-pipelined loop over (row, key tile) items, so the next row's index entries and
@@ -581,8 +582,12 @@ def _attn_fwd_persistent(
     next row (with ``one_row`` always: no dead loads in flight when the program ends).  ``TMA_O`` (not ``FLAT``):
     O stored by a bulk tensor store through the host-built descriptor ``ODesc`` (:func:`_row`).  ``FOLD`` (not
     ``FLAT``; fg gran 1): no masked tail tile: the last tile runs in the pipelined loop with its unused columns
-    reading the row's last kept key, whose extra copies are subtracted after the loop (:func:`_row`)."""
-    tl.static_assert(not FLAT or not (GUARD or TMA_O or FOLD))
+    reading the row's last kept key, whose extra copies are subtracted after the loop (:func:`_row`).
+    ``ROWREC`` (``one_row`` only; session-7c candidate): ``Order`` points to one int32 record (row, lo, hi, 0)
+    per launch position, built on the host from Order and Offsets (:func:`_row_records`), so the row's number and
+    its index range are three independent loads instead of Order -> Offsets (one global round trip less before
+    the index and Q loads can start)."""
+    tl.static_assert(not FLAT or not (GUARD or TMA_O or FOLD or ROWREC))
     pid = tl.program_id(0)
     G = tl.num_programs(0)
     TAIL: tl.constexpr = BLOCK_M // BLOCK_N if MODE == 1 else 1  # masked tail tiles per row (block: last block's)
@@ -612,11 +617,17 @@ def _attn_fwd_persistent(
     hi = 0
     lo1 = 0
     hi1 = 0
-    row = _row_at(Order, pid, N_ROWS, True, ORDERED)
+    if ROWREC:  # one record per launch position: the row and its range in independent loads
+        row = tl.load(Order + 4 * pid)
+        lo = tl.load(Order + 4 * pid + 1)
+        hi = tl.load(Order + 4 * pid + 2)
+    else:
+        row = _row_at(Order, pid, N_ROWS, True, ORDERED)
     row1 = _row_at(Order, pid + G, N_ROWS, True, ORDERED)
     if MODE != 0:
-        lo = tl.load(Offsets + row).to(tl.int32)
-        hi = tl.load(Offsets + row + 1).to(tl.int32)
+        if not ROWREC:
+            lo = tl.load(Offsets + row).to(tl.int32)
+            hi = tl.load(Offsets + row + 1).to(tl.int32)
         if GUARD:  # no next row: lo1 = hi1 = 0, so its index entries are not loaded either
             lo1 = tl.load(Offsets + row1, mask=pid + G < N_ROWS, other=0).to(tl.int32)
             hi1 = tl.load(Offsets + row1 + 1, mask=pid + G < N_ROWS, other=0).to(tl.int32)
@@ -828,6 +839,27 @@ def _q_descriptor(q: torch.Tensor, layout: str, block_m: int):
     return TensorDescriptor(q, [b, h, n, d], strides, [1, 1, block_m, d])
 
 
+#: launch option ``row_rec``: (id of Order, weak ref to Order, Offsets pointer) -> int32 (rows, 4) records
+_ROW_RECORDS: dict[int, tuple] = {}
+
+
+def _row_records(offsets: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """One int32 record (row, lo, hi, 0) per launch position (``order[p]`` and its Offsets range), built once
+    per index (plan-time work, cached by the Order tensor's identity, so CUDA-graph replays reuse it)."""
+    import weakref
+
+    hit = _ROW_RECORDS.get(id(order))
+    if hit is not None and hit[0]() is order and hit[1] == offsets.data_ptr():
+        return hit[2]
+    o = order.long()
+    rec = torch.zeros(order.numel(), 4, dtype=torch.int32, device=order.device)
+    rec[:, 0] = order
+    rec[:, 1] = offsets[o].to(torch.int32)
+    rec[:, 2] = offsets[o + 1].to(torch.int32)
+    _ROW_RECORDS[id(order)] = (weakref.ref(order), offsets.data_ptr(), rec)
+    return rec
+
+
 def _launch(
     mode: int,
     q: torch.Tensor,
@@ -880,6 +912,11 @@ def _launch(
                              + (" and no one_row" if one_row else ""))
         n_rows = b * h * qb
         o_desc = _q_descriptor(out, layout, cfg.block_m) if cfg.option("tma_o", False) and not flat else None
+        row_rec = bool(cfg.option("row_rec", False))
+        if row_rec and (not one_row or order is None or mode == MODE_DENSE):
+            raise ValueError("config: row_rec (per-position row records) needs one_row, an ordered index and lpt")
+        if row_rec:
+            order = _row_records(offsets, order)
         n_prog = n_rows if one_row else persistent_programs(n_rows, int(cfg.option("programs_per_sm", 1)),
                                                             _sm_count(q.device))
         _attn_fwd_persistent[(n_prog,)](
@@ -893,6 +930,7 @@ def _launch(
             ODesc=o_desc, GUARD=bool(cfg.option("guard_next", False)) and not flat, TMA_O=o_desc is not None,
             FOLD=bool(cfg.option("tail_fold", False)) and not flat and mode == MODE_FG and cfg.gran_n == 1,
             RETURN_LSE=lse is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **regcap,
+            **({"ROWREC": True} if row_rec else {}),
         )
         return (out, lse) if lse is not None else out
     _attn_fwd[grid](

@@ -168,6 +168,11 @@ VARIANTS = [
      {"persistent": True, "flatten": False, "idx_early": True, "GUARD": True, "TMA_O": True}),
     ("pfg nested idx_early guard tma_o M64 g64 bn64 st3 w4", 2, 128, 64, 64, 64, 3, 4,
      {"persistent": True, "flatten": False, "idx_early": True, "GUARD": True, "TMA_O": True}),
+    # session 7c candidate: one (row, lo, hi) record per launch position (launch option row_rec)
+    ("pfg nested idx_early rowrec g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "ROWREC": True}),
+    ("pfg nested idx_early rowrec tma_q g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "ROWREC": True, "TMA_Q": True}),
 ]
 
 
