@@ -10,6 +10,7 @@ import pytest
 
 from fgsim.calibration import available_calibrations, load_calibration
 from fgsim.cli import main
+from fgsim.hardware import load_gpu
 from fgsim.provenance import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,15 +29,19 @@ def test_inputs_are_the_committed_csvs_and_the_record_is_complete() -> None:
         assert file_sha256(p) == i["sha256"], f"{i['path']} changed after the calibration was made"
     assert cal.resources, "compiled registers / shared memory of the calibrated configs are recorded"
     assert set(cal.fit["fixed_by_measurement"]) == {"hbm_bw_eff"}  # revision 4: the L2 efficiency is fitted
-    assert {"l2_gbs", "hbm_gbs"} <= set(cal.fit["measured"])  # the stream microbenchmarks, recorded
+    assert {"l2_gbs", "hbm_gbs", "l2_smem_gbs", "l2_smem_eff"} <= set(cal.fit["measured"])  # the streams, recorded
+    # revision 6: the L2 -> SM port is measured (l2_smem, TMA and cp.async) and replaces the GPU file's value
+    port = cal.gpu_properties["l2_port_bytes_per_clk"]
+    assert port["unit"] == "B/clk per SM" and port["value"] == pytest.approx(cal.fit["measured"]["l2_port_bytes_per_clk"])
+    assert 28.1 < port["value"] < 64.0 and port["gpu_file_value"] == load_gpu("h200", measured=False).l2_port_bytes_per_clk
+    assert load_gpu("h200").l2_port_bytes_per_clk == pytest.approx(port["value"])
+    assert cal.params.serial_wgmma_cycles >= 0.0  # revision 6's serialised-loop term, fitted on the twins
     # revision 5: the SM clock under a sustained tensor-core load, measured by calibrate's microbenchmarks
     assert 500.0 < float(cal.device["sustained_load_clock_mhz"]) <= float(cal.device["sm_clock_mhz"])
     assert "wgmma_min_cycles" in cal.params.as_dict()
-    # no parameter at a bound, except share_p at its lower end: 1 = co-resident CTAs serialise, the physical limit of
-    # the co-residency curve, not a chosen range; the calibration on the final launch table (calib7) fits it there
-    # (1.0015; calib6: 1.016), i.e. co-resident CTAs gain less than the model gives them even at 1 (MODEL_NOTES)
-    assert set(cal.fit["at_bound"]) <= {"share_p"}, cal.fit["at_bound"]
-    assert "share_p" not in cal.fit["at_bound"] or cal.params.share_p < 1.01
+    # no parameter at a bound (calib8 with the measured L2 -> SM port: share_p 1.07 left its lower bound, where
+    # calib7 had it; validation/MODEL_NOTES.md, revision 6)
+    assert cal.fit["at_bound"] == [], cal.fit["at_bound"]
 
 
 def test_refit_reproduces_the_committed_calibration(tmp_path: Path) -> None:
@@ -50,6 +55,7 @@ def test_refit_reproduces_the_committed_calibration(tmp_path: Path) -> None:
     a, b = new.params.as_dict(), cal.params.as_dict()
     assert all(np.isclose(a[k], b[k], rtol=1e-3, atol=1e-6) for k in a), json.dumps({k: (a[k], b[k]) for k in a})
     assert new.resources == cal.resources
+    assert new.gpu_properties == cal.gpu_properties
 
 
 def test_calibrate_refuses_files_without_calibration_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

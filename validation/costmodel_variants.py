@@ -27,6 +27,7 @@ def main() -> None:
                     "calibration rows and left out of the scoring (stand-ins for calibration rows not measured yet)")
     ap.add_argument("--l2-port", type=float, default=0.0, help="per-SM L2 -> SM cap (B/clk) instead of the calibration "
                     "CSV's l2_smem measurement (or, without one, the GPU file's value)")
+    ap.add_argument("--free", default="", help="comma-separated measured parameters fitted instead (e.g. l2_bw_eff)")
     ap.add_argument("--fix", default="", help="comma-separated name=value parameters held fixed (e.g. l2_bw_eff=0.938)")
     a = ap.parse_args()
     if any("test8" in f for f in a.dev + a.calib):
@@ -52,6 +53,8 @@ def main() -> None:
 
     measured = MEASURED_EFFICIENCIES
     fixed = {k: min(max(const[k], SPECS[k].lo), SPECS[k].hi) for k in measured if k in const}
+    for k in (x for x in a.free.split(",") if x):
+        fixed.pop(k, None)
     for kv in (x for x in a.fix.split(",") if x):
         k, v = kv.split("=")
         fixed[k] = float(v)

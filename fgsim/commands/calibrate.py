@@ -22,12 +22,13 @@ from typing import Any
 from fgsim.commands._args import positive_int
 from fgsim.errors import FgsimError
 from fgsim.fileio import check_output_path
+from fgsim.model.params import MEASURED
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-#: efficiencies taken from the stream microbenchmarks instead of fitted
-MEASURED_EFFICIENCIES = ("hbm_bw_eff",)
+#: efficiencies taken from the stream microbenchmarks instead of fitted (where the CSV has them): the HBM copy
+MEASURED_EFFICIENCIES = MEASURED
 
 
 def register(subparsers: Any) -> None:
@@ -160,9 +161,10 @@ def run(args: argparse.Namespace) -> int:
     const = measured_constants(mrows, clock, gpu)
     start = ModelParams()
     fixed: dict[str, float] = {}
-    # HBM efficiency: measured directly by the stream microbenchmark, not fitted. The L2 efficiency is fitted (the
-    # L2 stream microbenchmark, a 50 us kernel, read 6.9 and 5.5 TB/s in two sessions on the same build; it is
-    # recorded in fit['measured'] as a check; validation/MODEL_NOTES.md, revision 4)
+    # HBM efficiency: measured directly by the stream microbenchmark, not fitted. The L2 efficiency is fitted; two
+    # measurements are recorded in fit['measured'] as checks: the L2 -> shared-memory stream l2_smem with every SM
+    # busy (revision 6, l2_smem_eff; CUDA-graph timed) and the plain-load L2 stream (a 50 us kernel timed with
+    # events, 5.3-7.3 TB/s in four sessions on the same build; validation/MODEL_NOTES.md, revisions 4 and 6)
     for k in MEASURED_EFFICIENCIES:
         if k in const:
             lo, hi = SPECS[k].lo, SPECS[k].hi

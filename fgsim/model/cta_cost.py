@@ -17,7 +17,9 @@ per SM per clock from the GPU file):
 * shared memory ``t_smem = (rows + W BN) 2 D elt / SMEM``: the copies write the K/V rows once, every MMA
   warpgroup reads the whole K and V tile (FA3's "shared-memory tiling", arXiv 2407.08608);
 * L2 → SM       ``t_bw = rows 2 D elt / bw_sm``, ``bw_sm`` = the SM's share of the L2 bandwidth among the SMs
-  the grid keeps busy (capped per SM);
+  the grid keeps busy, capped per SM at ``l2_port_bytes_per_clk`` (revision 6: measured by ``fgsim calibrate``'s
+  L2 -> shared-memory stream with TMA and cp.async, the calibration's ``gpu_properties``; the GPU file's spec value
+  for an uncalibrated GPU);
 * spills        ``t_spill = LDST warps ldst_cycles`` (revision 4): LDST = the local-memory instructions (LDL / STL)
   one warp issues per tile on the path every iteration of the compiled tile loop runs, read off the SASS
   (fgsim.validation.sass; an estimate from the spilled-register count without it); which values spill decides
@@ -33,7 +35,9 @@ per SM per clock from the GPU file):
 * latency       ``t_lat = (L + rows 2 D elt / bw_sm) / lookahead``: Little's law with ``lookahead`` tiles in flight,
   ``lookahead = max(1, (num_stages - 1) / (levels + 1))`` (Triton's pipeliner splits the stages between an index load and
   the load it feeds; ``levels`` = 0 for contiguous/TMA tiles and FG gathers with prefetched indices);
-* one CTA's dependency chain ``chain = t_mma + t_exp + t_fp + issue + 2 mma_wait + tile_sync + t_spill`` (+ the
+* one CTA's dependency chain ``chain = t_mma + t_exp + t_fp + issue + 2 mma_wait + tile_sync + t_spill``
+  ``+ (waits - 2) serial_wgmma`` (revision 6: ``waits`` = the wgmma one warp waits for per tile, the SASS's
+  ``loop_mma_wait``; 2 in a pipelined loop, every wgmma where ptxas serialised the chain) (+ the
   layout conversion above, + the Q copy of the flattened persistent loop below): the warpgroups
   of one CTA run the FA2 loop in lockstep (Triton's loop has no ping-pong schedule: FA3, arXiv 2407.08608, needs
   explicit warpgroup barriers for it), so inside one CTA the MMA and softmax phases of a tile do not overlap; they
@@ -89,6 +93,7 @@ from fgsim.model.occupancy import (
     Occupancy,
     compiled_resources,
     local_traffic,
+    mma_waits,
     occupancy,
 )
 from fgsim.model.params import ModelParams
@@ -223,7 +228,7 @@ def wgmma_cycles(cfg: KernelConfig, gpu: GPU, flops_per_clk: float, elt: int, fl
 
 
 def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_active: int,
-               local: tuple[float, float] = (0.0, 0.0)) -> TileCosts:
+               local: tuple[float, float] = (0.0, 0.0), waits: float = 2.0) -> TileCosts:
     """Per-tile costs (see module docstring) for tiles loading ``rows`` rows with ``n_active`` SMs busy."""
     elt = ELT_BYTES.get(cfg.dtype, 2)
     m, bn, d = cfg.block_m, cfg.block_n, cfg.head_dim
@@ -261,6 +266,8 @@ def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
                      np.maximum(t_spill, t_issue))
     issue = np.where(rows > 0, p.tma_issue_cycles, 0.0) if tma else np.zeros_like(rows)
     chain = t_mma + t_exp + t_fp + issue + 2.0 * p.mma_wait_cycles + p.tile_sync_cycles + t_spill + t_q
+    # revision 6: a serialised tile loop (ptxas waits for every wgmma) exposes each further waited wgmma's latency
+    chain = chain + max(0.0, waits - 2.0) * p.serial_wgmma_cycles
     if splits_n(cfg, gpu):
         wn = max(1, cfg.num_warps // max(1, m // 16))  # warps splitting the key dimension of S
         if wn > 1:
@@ -343,7 +350,7 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, 
         n_full = np.floor(keys / bn)
         r_last = keys - n_full * bn
     n_ldst, _, n_instr, _ = local_traffic(cfg, gpu, resources)
-    kw = {"local": (n_ldst, n_instr)}
+    kw = {"local": (n_ldst, n_instr), "waits": mma_waits(cfg, gpu, resources)[0]}
     full = tile_costs(cfg, gpu, p, np.array([rows_full]), n_active, **kw)
     t_full = float(full.alone[0])
     last = tile_costs(cfg, gpu, p, r_last, n_active, **kw)

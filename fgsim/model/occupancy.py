@@ -139,6 +139,30 @@ def local_traffic(cfg: KernelConfig, gpu: GPU, resources: Mapping[str, Any] | No
     return ldst, nbytes, instr, src
 
 
+def mma_waits(cfg: KernelConfig, gpu: GPU, resources: Mapping[str, Any] | None = None) -> tuple[float, str]:
+    """Waited tensor-core instructions one warp issues per key tile, and their source: the compiled tile loop's
+    ``loop_mma_wait`` (HGMMA carrying the gsb0 scoreboard, fgsim.validation.sass) per ``loop_mma``, scaled to
+    :func:`mma_per_tile`; a pipelined loop waits twice per tile (S = QK^T before the softmax, P V before the next
+    tile), a loop ptxas serialised waits for every wgmma. Without the SASS figure: :func:`serialised_estimate`."""
+    if not gpu.has_wgmma:
+        return 2.0, "no wgmma"
+    r = (resources or {}).get(config_key(cfg)) or {}
+    if int(r.get("loop_mma", 0)) > 0 and str(r.get("loop_mma_wait", "")) not in ("", "None"):
+        f = mma_per_tile(cfg, gpu) / float(r["loop_mma"])
+        return max(2.0, float(r["loop_mma_wait"]) * f), "SASS"
+    return (mma_per_tile(cfg, gpu) if serialised_estimate(cfg) else 2.0), "estimate"
+
+
+def serialised_estimate(cfg: KernelConfig) -> bool:
+    """Whether ptxas serialises the tile loop's wgmma when its SASS is unknown: what every configuration compiled
+    with Triton 3.6 for sm_90 showed (the calibration and development rows' ``loop_mma_wait``): a 128-register cap
+    (``maxnreg``), the flattened persistent loop and the dense kernel without ``tail_branch`` serialise; every other
+    form is pipelined."""
+    e = cfg.extra
+    flat = bool(e.get("persistent", False)) and bool(e.get("flatten", True))
+    return bool(e.get("maxnreg")) or flat or (cfg.kernel == "dense" and not e.get("tail_branch"))
+
+
 def shared_bytes(cfg: KernelConfig, resources: Mapping[str, Any] | None = None) -> int:
     """Shared memory of one CTA (bytes): the compiled figure when known, else Q + num_stages x (K + V tiles)
     (+ the FG kernel's index tiles)."""

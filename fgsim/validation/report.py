@@ -64,11 +64,15 @@ def row_config(row: Mapping[str, str]) -> Any:
                         dtype=row.get("dtype") or "bf16", source=row.get("launch_source", ""), extra=extra)
 
 
-def row_gpu(row: Mapping[str, str], gpu: str | None = None) -> Any:
-    """The GPU description a row ran on (an SM partition of it when ``sm_count`` is set)."""
-    from fgsim.hardware import load_gpu
+def row_gpu(row: Mapping[str, str], gpu: str | None = None, gpu_properties: Mapping[str, float] | None = None
+            ) -> Any:
+    """The GPU description a row ran on (an SM partition of it when ``sm_count`` is set); ``gpu_properties``: measured
+    properties replacing the description file's (None: those of the GPU's committed calibration)."""
+    from fgsim.hardware import load_gpu, with_measured
 
-    g = load_gpu(gpu or row.get("gpu_key") or "h200")
+    name = gpu or row.get("gpu_key") or "h200"
+    g = load_gpu(name) if gpu_properties is None else with_measured(load_gpu(name, measured=False),
+                                                                      dict(gpu_properties))
     sms = int(row.get("sm_count") or 0)
     return g.with_sms(sms) if 0 < sms < g.sm_count else g
 
@@ -80,7 +84,7 @@ class CountsCache:
         self._c: dict[str, dict[int, np.ndarray]] = {}
         #: per (id of a row list, its length, gpu): the rows' grouping into plans, configs, GPUs and own compiled
         #: figures (a fit prices the same rows many times; the list is held so its id stays unique)
-        self.groups: dict[tuple[int, int, str | None], tuple[Any, ...]] = {}
+        self.groups: dict[tuple[int, int, str | None, str | None], tuple[Any, ...]] = {}
 
     def get(self, row: Mapping[str, str], n: int) -> np.ndarray:
         key = f"{row['case_id']}|{row.get('_file', '')}|{row['block_m']}"
@@ -92,16 +96,18 @@ class CountsCache:
 
 
 def predict_rows(rows: Sequence[Mapping[str, str]], *, gpu: str | None = None, params: Any = None,
-                 resources: Mapping[str, Any] | None = None, cache: CountsCache | None = None) -> np.ndarray:
+                 resources: Mapping[str, Any] | None = None, cache: CountsCache | None = None,
+                 gpu_properties: Mapping[str, float] | None = None) -> np.ndarray:
     """Predicted seconds of each kernel row (masks regenerated on the CPU, counts cached per case); rows of the
-    same (config, GPU, N, heads) share one plan."""
+    same (config, GPU, N, heads) share one plan. ``gpu_properties``: see :func:`row_gpu`."""
     from fgsim.calibration import resolve
     from fgsim.model.assemble import KernelPlan, counts_m_n
     from fgsim.validation.measure import resources_table
 
     cache = cache or CountsCache()
     out = np.zeros(len(rows))
-    gkey = (id(rows), len(rows), gpu)
+    gkey = (id(rows), len(rows), gpu, json.dumps(dict(gpu_properties), sort_keys=True)
+            if gpu_properties is not None else None)
     if gkey not in cache.groups:
         # compiled registers / shared memory recorded by any row of the same compiled configuration (the harness
         # records them only where a kernel was compiled first, e.g. not for a second programs_per_sm of one
@@ -121,7 +127,7 @@ def predict_rows(rows: Sequence[Mapping[str, str]], *, gpu: str | None = None, p
             r0 = rows[idxs[0]]
             k = (r0.get("gpu_key"), r0.get("sm_count"))
             if k not in gpus:
-                gpus[k] = row_gpu(r0, gpu)
+                gpus[k] = row_gpu(r0, gpu, gpu_properties)
             row_gpus.append(gpus[k])
         cache.groups[gkey] = (rows, own, list(groups.values()), cfgs, row_gpus)
     _, own, group_list, cfgs, row_gpus = cache.groups[gkey]
@@ -269,10 +275,10 @@ BANDS_PATH = Path(__file__).resolve().parents[1] / "data" / "transfer_bands.json
 #: data and the frozen list rescored, not blind; the blind summary and the extrapolation band derived from it stay
 RESCORED_PATH = SUMMARY_PATH.with_name("costmodel_summary_rescored.json")
 #: the frozen list of the newest blind scoring (SUMMARY_PATH) and what that scoring was made with (a fixed record)
-FROZEN_LIST = "test7"
-MODEL_LABEL = "revision 5"
-BLIND_RECORD = ("revision 5 with calibration calib7 (commit 70e4670) on kernels 69a8f27 with the final launch table "
-                "08559f8")
+FROZEN_LIST = "test8"
+MODEL_LABEL = "revision 6"
+BLIND_RECORD = ("revision 6 with calibration calib8 on the final launch table (see validation/MODEL_NOTES.md, "
+                "revision 6)")
 #: how a rescored frozen list is labelled
 RESCORED_LABEL = f"{FROZEN_LIST} rescored with a later calibration (not blind)"
 
@@ -340,26 +346,30 @@ def _cell(d: Mapping[str, Any] | None) -> str:
 
 
 def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None = None,
-                     rev4: Mapping[str, Any] | None = None, rev5: Mapping[str, Any] | None = None) -> list[str]:
+                     rev4: Mapping[str, Any] | None = None, rev5: Mapping[str, Any] | None = None,
+                     rev5b: Mapping[str, Any] | None = None) -> list[str]:
     """Per-axis table: the model before issue 10 | revisions 3, 4 and 5 on their frozen lists test4 / test5 / test6,
-    blind | this model on the development data | this model on its frozen list (FROZEN_LIST), blind. The rebuilt
-    model's and revision 2's blind scorings are in REPORT.md's history sections."""
+    blind | revision 5 with calibration calib7 on test7, blind | this model on the development data | this model on
+    its frozen list (FROZEN_LIST), blind. The rebuilt model's and revision 2's blind scorings are in REPORT.md's
+    history sections."""
     lines = ["| axis | old model (issue 10, earlier data) | revision 3, frozen test4, blind | revision 4, frozen test5, "
-             "blind | revision 5, frozen test6 (launch table ea5ad41, calib6), blind | "
-             f"{MODEL_LABEL}, development (calib7) | **{MODEL_LABEL}, frozen {FROZEN_LIST} (final table, calib7), "
-             "blind** | target |",
-             "|---|---|---|---|---|---|---|---|"]
+             "blind | revision 5, frozen test6 (launch table ea5ad41, calib6), blind | revision 5 + calib7, frozen "
+             f"test7 (table 08559f8), blind | {MODEL_LABEL}, development (calib8) | **{MODEL_LABEL}, frozen "
+             f"{FROZEN_LIST} (final table, calib8), blind** | target |",
+             "|---|---|---|---|---|---|---|---|---|"]
     tgt = {"tuned": "<= 3 % per kernel, max <= 10 %", "config": "<= 5 %, max <= 15 %, within-what-if >= 0.9",
            "sm": "<= 5 %, max <= 15 %", "dtype": "—", "trace": "—"}
     dev, test = summary.get("development", {}), summary.get("test", {})
     r3 = (rev3 or {}).get("test", {})
     r4 = (rev4 or {}).get("test", {})
     r5 = (rev5 or {}).get("test", {})
+    r5b = (rev5b or {}).get("test", {})
     for ax, label in AXES:
-        if not any(ax in x for x in (dev, test, r3, r4, r5)):
+        if not any(ax in x for x in (dev, test, r3, r4, r5, r5b)):
             continue
         lines.append(f"| {label} | {OLD_MODEL.get(ax, '—')} | {_cell(r3.get(ax))} | {_cell(r4.get(ax))} | "
-                     f"{_cell(r5.get(ax))} | {_cell(dev.get(ax))} | {_cell(test.get(ax))} | {tgt[ax]} |")
+                     f"{_cell(r5.get(ax))} | {_cell(r5b.get(ax))} | {_cell(dev.get(ax))} | {_cell(test.get(ax))} | "
+                     f"{tgt[ax]} |")
     return lines
 
 
@@ -372,6 +382,8 @@ REV3_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev3.json")
 REV4_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev4.json")
 #: revision 5's scoring (development + its frozen list test6: calibration calib6, launch table ea5ad41)
 REV5_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev5.json")
+#: revision 5 with calibration calib7: development + its frozen list test7 (final launch table 08559f8)
+REV5B_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev5_test7.json")
 
 
 #: The earlier revisions' one blind scoring each, shown as history sections of REPORT.md: (name, record file,
@@ -386,6 +398,9 @@ HISTORY = (
     ("rev5", REV5_PATH, "revision 5's one blind scoring of its frozen list test6 (launch table ea5ad41)",
      "Revision 5 with calibration calib6 (", "; kernels 69a8f27, launch table ea5ad41, before six entries changed at "
      "08559f8", "test6 (revision 5, blind)"),
+    ("rev5b", REV5B_PATH, "revision 5 with calibration calib7: the one blind scoring of test7 (final launch table "
+     "08559f8)", "Revision 5 with calibration calib7 (", "; kernels 69a8f27, launch table 08559f8",
+     "test7 (revision 5 + calib7, blind)"),
 )
 
 
@@ -420,25 +435,25 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              "variants: validation/MODEL_NOTES.md.", "", "## Protocol", "",
              "Case lists in `validation/cases/`: **calibration** (`calib.csv`: uniform masks; tuned launch configs, "
              "grids of one and of several waves, non-default launch configs (BLOCK_N 32, spilling 4-warp and "
-             "BLOCK_N=128 tiles, M=64 with 8 warps), each persistent-program setting, and (revision 5) co-residency "
-             "pairs: one launch configuration on a grid of at most one CTA per SM and on one of several per SM, at N "
-             "2048/8192/30720; what `fgsim calibrate` measures and the only rows it fits), **development** "
-             "(`dev.csv`; the first test list `test.csv`/`test2.csv`; `test3.csv`, `test4.csv`, `test5.csv` and "
-             "`test6.csv`, the frozen lists of revisions 2-5, development since their one scoring; `dev4.csv`; "
-             "`dev5.csv`: tuned configs of the launch table, measured on the kernels of issue 12's run 4 and again "
-             "on the final kernels with launch table ea5ad41 (`dev6.csv`) and with the final table 08559f8 "
-             "(`dev7.csv`)) and the **frozen test list** `test7.csv` (structured masks, N 9728/25600/17408/11776 "
-             "and seeds used by no other list; the final launch table's tuned entries at D 64/128 x M 64/128 at two "
-             "shapes (fg `one_row` at M 128 and 64, dense `tail_branch` at D=128 M 128/64 and D=64 M=128, block), "
-             "fp16 at every (D, M), what-ifs around the new entries (dense D=128 M=128 BLOCK_N 64/128 x stages 2/3, "
-             "dense D=128 M=64 BLOCK_N 32/64/128, fg D=128 M=64 BLOCK_N / stages, fg D=128 M=128 BLOCK_N 64/128 x "
-             "stages 2/3), SM partitions 24/40/72/88/112). `test7.csv` was committed (e4d6fce) before any fit of "
-             "the waited-wgmma variants and before any of its measurements, measured once in one GPU session "
-             "(aa4e2de; its times not looked at), and scored once with the final model and calibration (calib7, "
-             "the fit of `fgsim calibrate --from-csv` on the final table's calibration rows); no decision used it "
-             "before that scoring. The fg g16 / g64 entries are not timed (the harness builds granularity-1 "
-             "indices). Revisions 1-5 scored their frozen lists once too; those numbers are kept below as "
-             "history. All "
+             "BLOCK_N=128 tiles, M=64 with 8 warps), each persistent-program setting, (revision 5) co-residency "
+             "pairs, and (revision 6) serialised / pipelined twins of one tile on the same case: the dense entries "
+             "with and without `tail_branch`, the block D=128 M=128 entry with and without its 128-register cap; "
+             "at N 2048/8192/30720; what `fgsim calibrate` measures and the only rows it fits, with its "
+             "microbenchmarks, among them (revision 6) the L2 -> shared-memory stream `l2_smem` through TMA and "
+             "cp.async that sets the per-SM L2 -> SM port), **development** (`dev.csv`; the first test list "
+             "`test.csv`/`test2.csv`; `test3.csv` to `test7.csv`, the frozen lists of revisions 2-5, development "
+             "since their one scoring; `dev4.csv`; `dev5.csv`: tuned configs of the launch table, measured on the "
+             "kernels of issue 12's run 4 and again on the final kernels with launch table ea5ad41 (`dev6.csv`) and "
+             "with table 08559f8 (`dev7.csv`)) and the **frozen test list** `test8.csv` (structured masks, N "
+             "13824/27648/21504/15872 and seeds used by no other list; the final launch table's tuned entries at D "
+             "64/128 x M 64/128 at two shapes, fp16 at every (D, M), what-ifs around dense `tail_branch` D=128 "
+             "M=128 / M=64 and D=64 M=128 and fg `one_row` D=128 M=64 / M=128 (BLOCK_N, stages, warps), SM "
+             "partitions 32/56/80/96/104). `test8.csv` was committed (2ef4e01) unmeasured, before any variant of "
+             "revision 6 was fitted, measured once in the same GPU call as the calibration calib8 (its times not "
+             "looked at), and scored once with the final model and calibration (the fit of `fgsim calibrate "
+             "--from-csv` on calib8); no decision used it before that scoring. The fg g16 / g64 entries are not "
+             "timed (the harness builds granularity-1 indices). Revisions 1-5 scored their frozen lists once too; "
+             "those numbers are kept below as history. All "
              "timings: CUDA graphs, 3 interleaved rounds, median per call; SM partitions: CUDA events around "
              "back-to-back calls on a green context with the GPU held busy while the host enqueues them (test3 "
              "onwards; earlier lists without the hold).", "",
@@ -451,6 +466,9 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              f"- fit on {cal.fit.get('n')} calibration rows: MAPE {cal.fit.get('mape', 0):.2f} %, max "
              f"{cal.fit.get('max_ape', 0):.1f} %; at a bound: {', '.join(cal.fit.get('at_bound', [])) or 'none'}",
              "- measured constants: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(cal.fit.get('measured', {}).items())),
+             "- measured GPU properties (they replace the GPU file's spec values for this GPU): "
+             + (", ".join(f"{k} {float(v.get('value', 0)):.2f} {v.get('unit', '')} (GPU file {v.get('gpu_file_value')})"
+                          for k, v in sorted(cal.gpu_properties.items())) or "none"),
              "", "| parameter | value | unit | range | meaning |", "|---|---:|---|---|---|"]
     if rescore:
         i = lines.index("## Calibration")
@@ -469,10 +487,10 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
     summary: dict[str, Any] = {"calibration": {k: cal.fit.get(k) for k in ("n", "mape", "max_ape")},
                                "calibration_file": Path(cal.path).name}
     titles = {"development": "Development data: `dev.csv`, the first test list, `test3.csv`, `dev4.csv`, `test4.csv`, "
-                             "the dev5 list three times (`dev5.csv`; `dev6.csv` on table ea5ad41; `dev7.csv` on the "
-                             "final table), `test5.csv` and `test6.csv` (used for model decisions; test6 only after "
-                             "its one blind scoring)",
-              "test": f"Frozen test list `{FROZEN_LIST}.csv` (final launch table 08559f8, calibration calib7): "
+                             "the dev5 list three times (`dev5.csv`; `dev6.csv` on table ea5ad41; `dev7.csv` on table "
+                             "08559f8), `test5.csv`, `test6.csv` and `test7.csv` (used for model decisions; test6 and "
+                             "test7 only after their one blind scoring)",
+              "test": f"Frozen test list `{FROZEN_LIST}.csv` (final launch table, calibration calib8): "
                       f"{MODEL_LABEL}, scored once, blind"}
     if rescore:
         titles["test"] = f"Frozen test list `{FROZEN_LIST}.csv`: {RESCORED_LABEL}"
@@ -536,12 +554,12 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                       + ", ".join(f"`{f}`" for f in rec.get("test_files", [])) + " once, blind; those rows are "
                       "development data above.", ""]
             lines += table_lines(rec["test"], label)
-    rev3, rev4, rev5 = history["rev3"], history["rev4"], history["rev5"]
+    rev3, rev4, rev5, rev5b = history["rev3"], history["rev4"], history["rev5"], history["rev5b"]
     lines += ["", "## Per axis: old model, earlier revisions (blind), this model", "",
               "Targets (issue 10, frozen test set, H200): tuned configs MAPE <= 3 % per family, max <= 10 %, "
               "Spearman >= 0.98; non-default configs and SM partitions MAPE <= 5 %, max <= 15 %, within-what-if "
               "Spearman >= 0.9. Cells: fg / block / dense MAPE, the worst row's error.", ""]
-    lines += comparison_lines(blind if rescore else summary, rev3, rev4, rev5)
+    lines += comparison_lines(blind if rescore else summary, rev3, rev4, rev5, rev5b)
     if rescore:
         lines += ["", f"The last two columns are the development data and the blind scoring of {FROZEN_LIST}, both "
                   f"with {BLIND_RECORD}; the committed calibration's numbers are in the section above."]

@@ -1,9 +1,11 @@
 """README block: cost-model error per axis (H200, issue 10): the model before issue 10, revisions 3, 4 and 5 on their
-frozen lists test4 / test5 / test6 (blind), the current model on the development data and on the frozen test list
-test7 (final launch table, calibration calib7; blind); when the committed calibration is a later one
-(``validation/costmodel_summary_rescored.json``), its development numbers and test7 rescored, not blind.
+frozen lists test4 / test5 / test6 (blind), revision 5 with calibration calib7 on test7 (blind), the current model on
+the development data and on the frozen test list test8 (final launch table, calibration calib8; blind); when the
+committed calibration is a later one (``validation/costmodel_summary_rescored.json``), its development numbers and
+test8 rescored, not blind.
 
-Numbers come from ``validation/costmodel_summary.json`` (development + test7),
+Numbers come from ``validation/costmodel_summary.json`` (development + test8),
+``validation/costmodel_summary_rev5_test7.json`` (revision 5 + calib7: development + test7, launch table 08559f8),
 ``validation/costmodel_summary_rev5.json`` (revision 5's development + test6, calib6, launch table ea5ad41),
 ``validation/costmodel_summary_rev4.json`` (revision 4's development + test5) and
 ``validation/costmodel_summary_rev3.json`` (revision 3's development + test4), which
@@ -30,6 +32,7 @@ SUMMARY = ROOT / "validation" / "costmodel_summary.json"
 REV3 = ROOT / "validation" / "costmodel_summary_rev3.json"
 REV4 = ROOT / "validation" / "costmodel_summary_rev4.json"
 REV5 = ROOT / "validation" / "costmodel_summary_rev5.json"
+REV5B = ROOT / "validation" / "costmodel_summary_rev5_test7.json"
 RESCORED = ROOT / "validation" / "costmodel_summary_rescored.json"
 
 
@@ -39,18 +42,19 @@ def render() -> str:
     r3 = json.loads(REV3.read_text()) if REV3.is_file() else None
     r4 = json.loads(REV4.read_text()) if REV4.is_file() else None
     r5 = json.loads(REV5.read_text()) if REV5.is_file() else None
-    lines = comparison_lines(s, r3, r4, r5)
+    r5b = json.loads(REV5B.read_text()) if REV5B.is_file() else None
+    lines = comparison_lines(s, r3, r4, r5, r5b)
     cal = s.get("calibration", {})
     dev = ", ".join(f"`{f}`" for f in s.get("development_files", []))
     test = ", ".join(f"`{f}`" for f in s.get("test_files", [])) or "not measured"
     lines.append("")
     lines.append(
         f"*Source: `validation/results/` {test} ({s.get('test_rows', 0)} rows: the frozen test list {FROZEN_LIST} on "
-        "the final launch table 08559f8, written before the waited-wgmma variants were fitted and before any of its "
+        "the final launch table, written before any revision-6 variant was fitted and before any of its "
         "measurements, measured once, scored once) and "
         f"{dev} ({s.get('development_rows', 0)} rows: development data, used to choose between model variants; the "
         "earlier frozen lists became development data after their one blind scoring, shown in the "
-        "revision 3 to 5 columns), scored with "
+        "revision 3 to 5 columns and the test7 column), scored with "
         + (f"the {BLIND_RECORD} (then `fgsim/data/calibrations/{s.get('calibration_file')}`, " if RESCORED.is_file()
            else f"`fgsim/data/calibrations/{s.get('calibration_file')}` (")
         + f"fitted on {cal.get('n')} calibration rows only, fit MAPE {cal.get('mape', 0):.1f} %). Cells: fg / block / dense MAPE and the worst row's error. Timing: CUDA "
