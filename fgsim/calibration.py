@@ -8,6 +8,8 @@ File format (JSON, ``fgsim/data/calibrations/<gpu>.json``), written only by ``fg
      fitting code), "device": {"gpu_name", "sm_clock_mhz" (median under load),
      "mem_clock_mhz", "driver", ...}, "env": {"torch", "triton", "cuda", "fgsim"},
      "inputs": [{"path": "validation/results/....csv", "sha256": "...", "rows": n}],
+     "gpu_properties": {"l2_port_bytes_per_clk": {"value", "unit", "measured_by", "gpu_file_value"}} (GPU
+     properties measured by the microbenchmarks: they replace the GPU file's spec values for this GPU),
      "params": {<ModelParams>}, "resources": {<config key>: {"n_regs", "shared"}},
      "fit": {"n", "mape", "max_ape", "median_ape", "per_kind": {...}, "free": [...], ...}}
 
