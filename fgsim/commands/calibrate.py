@@ -1,7 +1,8 @@
 """``fgsim calibrate``: the one way to get the cost model's parameters for a GPU.
 
-On a GPU: microbenchmarks of the model's ingredients (HBM and L2 streams, load latency, exp2 throughput, row
-gathers at given rows / bytes / stages; ``fgsim.calibrate_micro``) and the calibration case list
+On a GPU: microbenchmarks of the model's ingredients (HBM and L2 streams, the L2 -> shared-memory stream through TMA
+and cp.async whose per-SM bytes per clock become the GPU's measured ``l2_port_bytes_per_clk``, load latency, exp2
+throughput, row gathers at given rows / bytes / stages, the SM clock under a sustained load; ``fgsim.calibrate_micro``) and the calibration case list
 (``validation/cases/calib.csv``: uniform masks, the tuned launch configurations, grids of one and several waves, a
 few other launch configurations and the persistent-program settings), all timed with
 CUDA graphs in interleaved rounds, clocks sampled under load; then a bounded least-squares fit of the model's
