@@ -90,3 +90,39 @@ def test_bench_final_plan_rounds_shuffle_and_all_kernels(monkeypatch, capsys):
         bench_kernels.main()
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--bench-rounds 0" in err and len(err.splitlines()) == 1
+
+
+def _source_page(path, instrs):
+    """A minimal ncu SASS source page: (SASS, warp-stall samples, executions, stall reason)."""
+    head = ["Address", "Source", "Warp Stall Sampling (All Samples)", "Instructions Executed", "stall_long_sb",
+            "stall_barrier"]
+    lines = ['"Kernel Name","_attn_fwd_persistent"', ",".join(f'"{h}"' for h in head)]
+    for i, (src, s, ex, why) in enumerate(instrs):
+        vals = [hex(0x1000 + 16 * i), src, s, ex, s if why == "long_sb" else 0, s if why == "barrier" else 0]
+        lines.append(",".join(f'"{v}"' for v in vals))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_ncu_stages_splits_samples_by_landmark(tmp_path, capsys):
+    """kernels/tools/ncu_stages.py: samples per stage -> us per row; bad input is one line, exit 2."""
+    sys.path.insert(0, str(ROOT / "kernels" / "tools"))
+    import ncu_stages
+
+    page = tmp_path / "src.csv"
+    _source_page(page, [("LDG.E R1, [R2]", 10, 8, "long_sb"), ("PRMT R3, R4", 20, 8, "long_sb"),
+                        ("STS.128 [R1], R4", 0, 8, ""), ("BAR.SYNC 0x0", 10, 8, "barrier"),
+                        ("LDGSTS [R5], [R2]", 10, 8, ""), ("HGMMA R24", 30, 24, "barrier"),
+                        ("BRA 0x1050", 0, 24, ""), ("BAR.SYNC 0x0", 0, 8, ""), ("LDG.E.128 R8, [R2]", 15, 8, ""),
+                        ("BAR.SYNC 0x0", 0, 8, ""), ("HGMMA R24, RZ", 5, 8, ""), ("WARPGROUP.DEPBAR.LE gsb0", 0, 8, ""),
+                        ("BAR.SYNC 0x0", 0, 8, ""), ("STG.E.128 [R2], R4", 0, 8, ""), ("EXIT", 0, 8, ""),
+                        ("LDG.E R16, [R6]", 0, 0, "")])
+    text = ncu_stages.table(page, 100.0, 1.0, 2.0)
+    assert "P2 wait for Q" in text and " 20.0 %  20.00 us/row" in text
+    assert "L  pipelined loop" in text and " 30.0 %  30.00 us/row" in text and "15.000 us per tile" in text
+    assert ncu_stages.main([str(tmp_path / "nope.csv"), "1", "1", "1"]) == 2
+    assert ncu_stages.main([str(page), "1", "-1", "1"]) == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text('"a","b"\n')
+    assert ncu_stages.main([str(bad), "1", "1", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "does not exist" in err[0] and "positive numbers" in err[1] and "not an ncu source" in err[2]

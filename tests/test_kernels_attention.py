@@ -523,3 +523,10 @@ def test_fg_row_rec_candidate(dtype: torch.dtype) -> None:
     bad = dataclasses.replace(cfg, extra={"row_rec": True, "persistent": True, "flatten": False})
     with pytest.raises(ValueError, match="row_rec .* needs one_row"):
         fg_attention(q, k, v, index, block_m=m, config=bad)
+    # l2_prefetch (the other session-7c candidate): a GPU hint, off under the interpreter; the option's checks
+    pf = dataclasses.replace(cfg, extra={"one_row": True, "idx_early": True, "l2_prefetch": True})
+    _check(fg_attention(q, k, v, index, block_m=m, config=pf, out=_poisoned(q)), reference_attention(q, k, v, index),
+           f"fg l2_prefetch {dtype}", seed)
+    flat = dataclasses.replace(cfg, extra={"persistent": True, "l2_prefetch": True})
+    with pytest.raises(ValueError, match="l2_prefetch .* needs fg and the nested persistent form"):
+        fg_attention(q, k, v, index, block_m=m, config=flat)

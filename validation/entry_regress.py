@@ -40,7 +40,8 @@ D, M, G = 128, 128, 1
 OLD_TABLE = ROOT / "kernels" / "logs" / "launch_configs-before-session5.json"
 VARIANTS = {"entry": {}, "previous": None, "fold": {"tail_fold": True, "guard_next": True, "tma_o": True},
             "tail_fold": {"tail_fold": True}, "guard_next": {"guard_next": True},
-            "row_rec": {"row_rec": True}, "row_rec_tma_q": {"row_rec": True, "tma_q": True}}
+            "row_rec": {"row_rec": True}, "row_rec_tma_q": {"row_rec": True, "tma_q": True},
+            "l2_prefetch": {"l2_prefetch": True}}
 EXTRA_METRICS = ("launch__registers_per_thread", "lts__throughput.avg.pct_of_peak_sustained_elapsed",
                  "l1tex__data_pipe_lsu_wavefronts_mem_shared.avg.pct_of_peak_sustained_elapsed",
                  "sm__warps_active.avg.pct_of_peak_sustained_active", "smsp__warps_eligible.avg.per_cycle_active",

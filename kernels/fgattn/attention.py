@@ -469,6 +469,26 @@ def _tail_ok(Indices, blk, lo, hi, t, offs_n, N_KV, MODE: tl.constexpr, BLOCK_M:
 
 
 @triton.jit
+def _prefetch_l2(ptrs):
+    """``prefetch.global.L2`` of the 128-B line at each pointer (no data returned; a GPU hint only)."""
+    return tl.inline_asm_elementwise("prefetch.global.L2 [$1]; mov.u32 $0, 0;", "=r,l", [ptrs], dtype=tl.int32,
+                                     is_pure=False, pack=1)
+
+
+@triton.jit
+def _prefetch_tile(K, V, bh, H, stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, ent, t, r_off,
+                   offs_n, N_KV, HEAD_DIM: tl.constexpr, MODE: tl.constexpr, BLOCK_M: tl.constexpr,
+                   BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr):
+    """L2 prefetch of the K and V rows of tile ``t`` (index entries ``ent``): one per 64 head-dim elements."""
+    kidx = _keys(ent, t, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N).to(tl.int64)
+    seg = tl.arange(0, HEAD_DIM // 64) * 64
+    b = (bh // H).to(tl.int64)
+    h = (bh % H).to(tl.int64)
+    _prefetch_l2(K + b * stride_kb + h * stride_kh + kidx[:, None] * stride_kn + seg[None, :])
+    _prefetch_l2(V + b * stride_vb + h * stride_vh + kidx[:, None] * stride_vn + seg[None, :])
+
+
+@triton.jit
 def _row(q, m_i, l_i, acc, nxt, row, lo, hi, n_t, K, V, Out, Lse, Indices, qk_scale,
          stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_on,
          H, N_Q, N_KV, QB, offs_n, offs_d, offs_q, e_off, r_off, no_mask,
@@ -558,7 +578,7 @@ def _attn_fwd_persistent(
     MODE: tl.constexpr, ORDERED: tl.constexpr, NUM_STAGES: tl.constexpr, RETURN_LSE: tl.constexpr,
     FLAT: tl.constexpr, QUEUE: tl.constexpr = False, IDX_EARLY: tl.constexpr = False, TMA_Q: tl.constexpr = False,
     ODesc=None, GUARD: tl.constexpr = False, TMA_O: tl.constexpr = False, FOLD: tl.constexpr = False,
-    ROWREC: tl.constexpr = False,
+    ROWREC: tl.constexpr = False, PREFETCH: tl.constexpr = False,
 ):
     """Persistent kernel: program p of G runs the rows (query blocks) at launch positions p, p+G, p+2G, ...
     ``FLAT``: as ONE software-pipelined loop over (row, key tile) items, so the next row's index entries and
@@ -586,8 +606,11 @@ def _attn_fwd_persistent(
     ``ROWREC`` (``one_row`` only; session-7c candidate): ``Order`` points to one int32 record (row, lo, hi, 0)
     per launch position, built on the host from Order and Offsets (:func:`_row_records`), so the row's number and
     its index range are three independent loads instead of Order -> Offsets (one global round trip less before
-    the index and Q loads can start)."""
-    tl.static_assert(not FLAT or not (GUARD or TMA_O or FOLD or ROWREC))
+    the index and Q loads can start).  ``PREFETCH`` (not ``FLAT``, fg; session-7c candidate): right after the
+    row's Q load is issued, L2 prefetches of the K/V rows of its first and its tail tile (:func:`_prefetch_tile`),
+    so that their gathers (the pipeline's first cp.async, issued only after Q has reached shared memory, and the
+    tail's register loads after the loop) find them in L2 instead of waiting for HBM."""
+    tl.static_assert(not FLAT or not (GUARD or TMA_O or FOLD or ROWREC or PREFETCH))
     pid = tl.program_id(0)
     G = tl.num_programs(0)
     TAIL: tl.constexpr = BLOCK_M // BLOCK_N if MODE == 1 else 1  # masked tail tiles per row (block: last block's)
@@ -642,6 +665,13 @@ def _attn_fwd_persistent(
 
     q, m_i, l_i, acc = _row_start(Q, QDesc, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q, offs_d,
                                   BLOCK_M, HEAD_DIM, TMA_Q)
+    if PREFETCH:  # after Q's load is issued, before Q is stored to shared memory (which waits for it)
+        tl.static_assert(MODE == 2)
+        last = _entry(Indices, lo, hi, n_t - 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)  # the tail tile's entries
+        _prefetch_tile(K, V, row // QB, H, stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, nxt, 0,
+                       r_off, offs_n, N_KV, HEAD_DIM, MODE, BLOCK_M, BLOCK_N, GRAN_N)
+        _prefetch_tile(K, V, row // QB, H, stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, last,
+                       n_t - 1, r_off, offs_n, N_KV, HEAD_DIM, MODE, BLOCK_M, BLOCK_N, GRAN_N)
 
     if not FLAT:
         # launch positions of this row, the next two (row1, row2) and the one whose number is loaded next
@@ -917,6 +947,9 @@ def _launch(
             raise ValueError("config: row_rec (per-position row records) needs one_row, an ordered index and lpt")
         if row_rec:
             order = _row_records(offsets, order)
+        if cfg.option("l2_prefetch", False) and (flat or mode != MODE_FG):
+            raise ValueError("config: l2_prefetch (L2 prefetch of a row's first and tail K/V tiles) needs fg and "
+                             "the nested persistent form (one_row, or persistent with flatten false)")
         n_prog = n_rows if one_row else persistent_programs(n_rows, int(cfg.option("programs_per_sm", 1)),
                                                             _sm_count(q.device))
         _attn_fwd_persistent[(n_prog,)](
@@ -931,6 +964,7 @@ def _launch(
             FOLD=bool(cfg.option("tail_fold", False)) and not flat and mode == MODE_FG and cfg.gran_n == 1,
             RETURN_LSE=lse is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **regcap,
             **({"ROWREC": True} if row_rec else {}),
+            **({"PREFETCH": True} if cfg.option("l2_prefetch", False) and not _interpreting() else {}),
         )
         return (out, lse) if lse is not None else out
     _attn_fwd[grid](

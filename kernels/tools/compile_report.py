@@ -173,6 +173,8 @@ VARIANTS = [
      {"persistent": True, "flatten": False, "idx_early": True, "ROWREC": True}),
     ("pfg nested idx_early rowrec tma_q g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
      {"persistent": True, "flatten": False, "idx_early": True, "ROWREC": True, "TMA_Q": True}),
+    ("pfg nested idx_early prefetch g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "PREFETCH": True}),
 ]
 
 
