@@ -63,3 +63,24 @@ def test_calibrate_refuses_files_without_calibration_rows(tmp_path: Path, capsys
     assert main(["calibrate", "--from-csv", str(src), "--gpu", "h200", "--out", str(tmp_path / "c.json")]) == 2
     assert "no calibration rows" in capsys.readouterr().err
     assert not (tmp_path / "c.json").exists()
+
+
+def test_recorded_statistics_are_the_committed_parameters_on_the_committed_rows() -> None:
+    """Fast check (a few seconds) beside the full refit: the committed parameters, resources and measured L2 -> SM
+    port price the committed calibration rows with exactly the recorded fit statistics (overall and per kernel)."""
+    from fgsim.validation.report import predict_rows, read_results
+
+    cal = _committed()
+    rows = [r for r in read_results([REPO / i["path"] for i in cal.inputs])
+            if r.get("split") == "calib" and (r.get("kind") or "kernel") == "kernel" and r.get("measured_ms")]
+    props = {k: float(v["value"]) for k, v in cal.gpu_properties.items()}
+    pred = predict_rows(rows, gpu=cal.gpu, params=cal.params, resources=cal.resources, gpu_properties=props)
+    meas = np.array([float(r["measured_ms"]) * 1e-3 for r in rows])
+    ape = np.abs(pred / meas - 1) * 100
+    assert ape.size == cal.fit["n"]
+    assert ape.mean() == pytest.approx(cal.fit["mape"], rel=1e-6)
+    assert ape.max() == pytest.approx(cal.fit["max_ape"], rel=1e-6)
+    assert np.median(ape) == pytest.approx(cal.fit["median_ape"], rel=1e-6)
+    kinds = np.array([r["kernel"] for r in rows])
+    for k, v in cal.fit["per_kind"].items():
+        assert ape[kinds == k].mean() == pytest.approx(v["mape"], rel=1e-6), k
