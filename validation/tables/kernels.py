@@ -3,9 +3,12 @@
 Run 7 (2026-11-30, ``validation/bench_kernels.py --final --tune --candidates v9 ... --bench-shapes 0,1,2,3,8``):
 the v9 sweep → launch table (dense D=64 M=64 and fg M=64 gran 16 changed; commit 05f21a8) → gpu_check →
 benchmark with cuDNN and FlexAttention in the same interleaved rounds and the previous entry beside each changed one
-(``*_previous`` rows) on H12 N32760 ±512 text, H40 N75600 ±512 text and H12 N32760 D=64; run 7b (``--final
---no-check --no-flex --bench-shapes 4,5,6,7``, a second call on the same table): H12 N75600 ±512 text and H40
-N32760 ±512 text.  Every row is from the final launch table; the ``run`` column names each shape's CSV.
+(``*_previous`` rows) on H12 N32760 ±512 text, H40 N75600 ±512 text and H12 N32760 D=64; run 7c (session 7c,
+``--final --no-check --bench-shapes 6,7,4,5 --bench-rounds 7 --bench-shuffle-seed 3 --bench-all-kernels``, a later
+call on the same table): H12 N75600 ±512 text and H40 N32760 ±512 text with fg/dense M=64 and Flex, 7 rounds in a
+fresh random order per round.  It replaces run 7b (3 fixed-order rounds, no M=64 / Flex), whose H40 N32760 d=0.02
+cell was run-to-run spread (kernels/NOTES.md, sessions 7b and 7c).  Every row is from the final launch table; the
+``run`` column names each shape's CSV.
 Per density: d·t_cuDNN/t, the fraction of cuDNN's dense throughput reached on the kept slices (targets 0.92 at
 M=128, 0.85 at M=64).
 """
@@ -19,8 +22,8 @@ import statistics
 from _common import ROOT, provenance, read_rows  # type: ignore[import-not-found]
 
 #: the final table's runs (one table, two calls); a shape is taken whole from the first run that has it
-RUNS = ("kernels-h200-2026-11-30-issue12-run7.csv", "kernels-h200-2026-11-30-issue12-run7b.csv")
-LABELS = ("7", "7b")
+RUNS = ("kernels-h200-2026-11-30-issue12-run7.csv", "kernels-h200-2026-11-30-issue12-run7c.csv")
+LABELS = ("7", "7c")
 #: the sweep that chose the final table (its adopted forms' relative times vs the previous entries)
 SWEEP = "kernels-h200-tune-2026-11-30-issue12-run7.csv"
 TABLE = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
@@ -78,21 +81,22 @@ def render() -> str:
 
     out = ["fg_attention (M=128, M×1 slices) as d·t_cuDNN/t per target density d (3D window masks + 64 "
            "sink keys; text rows and columns full when 512 text tokens are appended; target ≥ 0.92):", "",
-           "| shape | run | cuDNN ms (TF/s) | " + " | ".join(f"d={d}" for d in DENS) + " | met |",
-           "|---|---|---|" + "---|" * len(DENS) + "---|"]
+           "| shape | run | cuDNN ms (TF/s) | " + " | ".join(f"d={d}" for d in DENS) + " | met | round spread |",
+           "|---|---|---|" + "---|" * len(DENS) + "---|---|"]
     met = total = 0
     for s in shapes:
         cud = next((r for r in rows if r["shape"] == s and r["kernel"] == "sdpa_cudnn"), None)
         fg = pick(s, "fg_attention")
         if cud is None or not fg:
             continue
-        cells, m_s, t_s = [], 0, 0
+        cells, m_s, t_s, spread = [], 0, 0, []
         for d in DENS:
             r = fg.get(d)
             if r is None:
                 cells.append("")
                 continue
             v = float(r["ratio_vs_cudnn"])
+            spread.append((float(r["ratio_max"]) - float(r["ratio_min"])) / 2 / v)
             t_s += 1
             m_s += v >= 0.92
             cells.append(_f(v))
@@ -101,11 +105,13 @@ def render() -> str:
         total += t_s if targeted else 0
         out.append(f"| {s} | {cud['run']} | {float(cud['ms']):.2f} ({float(cud['eff_tflops']):.0f}) | "
                    + " | ".join(cells)
-                   + (f" | {m_s}/{t_s} |" if targeted else " | (D=64: no target) |"))
+                   + (f" | {m_s}/{t_s} |" if targeted else " | (D=64: no target) |")
+                   + f" ±{100 * statistics.median(spread):.0f} % (max ±{100 * max(spread):.0f} %) |")
     out += ["", f"Target met in {met} of {total} D=128 cells.", "",
-            f"run: 7 = {RUNS[0]}, 7b = {RUNS[1]}; both on the final launch table (run 7b: a second call on the "
-            "same table, without FlexAttention). The paragraph on changed entries below compares new and previous "
-            "entries in the same rounds.", "",
+            f"run: 7 = {RUNS[0]} (3 interleaved rounds in a fixed order), 7c = {RUNS[1]} (7 interleaved rounds in a fresh random order per round); both on the final "
+            "launch table. Round spread: half the range over rounds of the per-round ratio, relative to the "
+            "median, median and max over the row's cells. The paragraph on changed entries below compares new and "
+            "previous entries in the same rounds.", "",
             "Dense, block-sparse and M=64 kernels (ratios d·t_cuDNN/t, block with the kept 128×128 blocks' "
             "area as d; targets dense ≥ 0.97, block ≥ 0.92, M=64 ≥ 0.85) and FlexAttention BlockMask "
             "(speed-up = t_Flex/t_fg at the same mask):", "",
@@ -167,7 +173,8 @@ def render() -> str:
                     + f" {statistics.median(v):.3f} (median of {len(v)} problems, max {max(v):.3f})" for k, v in ad)
                 + "."]
     first = rows[0]
-    method = (f"CUDA graphs, interleaved rounds with cuDNN first, >= 30 ms untimed replays before each timed one, "
+    method = (f"CUDA graphs, interleaved rounds (run 7: a fixed order, cuDNN first; run 7c: a fresh random order "
+              f"per round), >= 30 ms untimed replays before each timed one, "
               f"on {first['gpu_name']} (driver {first['smi_driver_version']}, torch {first['torch']}, "
               f"Triton {first['triton']}, cuDNN {first['cudnn']}), SM clocks under load per shape in the CSV")
     method += ("; rows per CSV: " + ", ".join(f"{n} {used[n]}" for n in RUNS)
