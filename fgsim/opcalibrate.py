@@ -612,3 +612,162 @@ def run_ops(out: str | None, csv_path: str | None, gpu: str | None) -> int:
     write_text_atomic(rows_path, buf.getvalue())
     print(f"written: {dest}, {rows_path}")
     return 0
+
+
+#: seconds each attention kernel loops back to back for :func:`measure_attention_clock`, and the leading seconds
+#: (power and clock ramp) left out of its statistics
+ATTN_CLOCK_S = 14.0
+ATTN_CLOCK_RAMP_S = 4.0
+#: the shape of the clock measurement: Wan2.1-1.3B 480p self-attention (B=1, H=12, N=32,760, D=128), the FG mask
+#: a structured window of kept density 0.3 at FgSchedule's default M = 64, gran_n = 1 (the tuned launch entry)
+ATTN_CLOCK_SHAPE = {"heads": 12, "n": 32760, "head_dim": 128, "block_m": 64, "gran_n": 1, "density": 0.3}
+
+
+def _quantiles(xs: Sequence[float]) -> dict[str, float]:
+    s = sorted(xs)
+    if not s:
+        return {"median": float("nan"), "p10": float("nan"), "p90": float("nan"), "n": 0}
+
+    def q(f: float) -> float:
+        return float(s[min(len(s) - 1, max(0, round(f * (len(s) - 1))))])
+
+    return {"median": float(statistics.median(s)), "p10": q(0.1), "p90": q(0.9), "min": s[0], "max": s[-1],
+            "n": len(s)}
+
+
+def measure_attention_clock(seconds: float = ATTN_CLOCK_S, ramp_s: float = ATTN_CLOCK_RAMP_S, period_ms: int = 100,
+                            log: Callable[[str], None] = print, kernels: Sequence[str] = ("fg", "cudnn"),
+                            shape: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """SM clock (MHz) the GPU sustains while attention kernels run back to back at its power limit.
+
+    Per kernel (``fg``: the fgattn FG kernel, tuned launch entry; ``cudnn``: PyTorch SDPA on cuDNN) at
+    :data:`ATTN_CLOCK_SHAPE`, the kernel loops for ``seconds`` (host synchronisation every 10 calls, no idle in
+    between) while ``nvidia-smi -lms period_ms`` samples clocks.sm, power.draw and the throttle reasons; samples of
+    the first ``ramp_s`` seconds are left out. Returns (summary, sample rows): per kernel the median / p10 / p90
+    clock (MHz) and power (W) of the steady samples, ms per call in the first 0.5 s and in the steady part (their
+    ratio checks that kernel time scales with the clock), and ``attention_mhz``: the FG kernel's steady median,
+    the value :mod:`fgsim.endtoend` prices fgattn kernels at in whole generations."""
+    import subprocess
+
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    sh = dict(ATTN_CLOCK_SHAPE, **(shape or {}))
+    if not torch.cuda.is_available():
+        raise RuntimeError("measure_attention_clock needs a CUDA GPU")
+    h, n, d, bm = int(sh["heads"]), int(sh["n"]), int(sh["head_dim"]), int(sh["block_m"])
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v = (torch.randn(1, h, n, d, device="cuda", dtype=torch.bfloat16, generator=g) for _ in range(3))
+    out = torch.empty_like(q)
+    calls: dict[str, Callable[[], Any]] = {}
+    if "fg" in kernels:
+        import fgattn
+        from fgattn.masks import window_mask
+
+        mask = window_mask(1, h, n, bm, float(sh["density"]), device="cuda", seed=0)
+        ix = fgattn.build_index(mask, block_m=bm, gran_n=int(sh["gran_n"]))
+        del mask
+        calls["fg"] = lambda: fgattn.fg_attention(q, k, v, ix, block_m=bm, gran_n=int(sh["gran_n"]), out=out)
+    if "cudnn" in kernels:
+        def cudnn() -> Any:
+            with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                return F.scaled_dot_product_attention(q, k, v)
+        calls["cudnn"] = cudnn
+    for fn in calls.values():  # compile / autotune / handle creation outside the loops
+        fn()
+    torch.cuda.synchronize()
+    import tempfile
+
+    log_fh = tempfile.NamedTemporaryFile("w+", suffix=".csv", delete=False)
+    proc = subprocess.Popen(["nvidia-smi", "--query-gpu=timestamp,clocks.sm,power.draw,clocks_throttle_reasons.active,"
+                             "temperature.gpu", "--format=csv,noheader,nounits", "-lms", str(period_ms)],
+                            stdout=log_fh, stderr=subprocess.DEVNULL, text=True)
+    time.sleep(1.0)
+    windows: dict[str, tuple[float, float, list[tuple[float, float]]]] = {}
+    try:
+        for name, fn in calls.items():
+            time.sleep(2.0)  # idle between kernels: each loop starts from the same state
+            batches: list[tuple[float, float]] = []  # (seconds since start, ms per call)
+            t0 = time.time()
+            while time.time() - t0 < seconds:
+                tb = time.time()
+                for _ in range(10):
+                    fn()
+                torch.cuda.synchronize()
+                batches.append((tb - t0, (time.time() - tb) * 100.0))
+            windows[name] = (t0, time.time(), batches)
+            log(f"attention clock: {name} looped {10 * len(batches)} calls")
+        time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log_fh.close()
+    text = Path(log_fh.name).read_text()
+    Path(log_fh.name).unlink(missing_ok=True)
+    kern, rows = attention_clock_summary(parse_smi_samples(text), windows, seconds, ramp_s)
+    summary: dict[str, Any] = {"shape": sh, "seconds": seconds, "ramp_s": ramp_s, "period_ms": period_ms,
+                               "kernels": kern}
+    for name, ks in kern.items():
+        clk = ks["clock_mhz"]
+        log(f"attention clock {name}: {clk['median']:.0f} MHz (p10 {clk['p10']:.0f}, p90 {clk['p90']:.0f}, "
+            f"{clk['n']} samples after {ramp_s:.0f} s), power {ks['power_w']['median']:.0f} W, "
+            f"{ks['ms_first_0p5s']:.3f} -> {ks['ms_steady']:.3f} ms per call")
+    fg = summary["kernels"].get("fg")
+    summary["attention_mhz"] = fg["clock_mhz"]["median"] if fg else float("nan")
+    summary["unit"] = "MHz"
+    summary["method"] = (f"each kernel looped back to back {seconds:.0f} s (sync every 10 calls) after 2 s idle; "
+                         f"nvidia-smi clocks.sm every {period_ms} ms; samples of the first {ramp_s:.0f} s dropped; "
+                         "median (p10-p90) of the rest; attention_mhz = the FG kernel's median")
+    return summary, rows
+
+
+def parse_smi_samples(text: str) -> list[tuple[float, list[str]]]:
+    """``nvidia-smi --query-gpu=timestamp,... --format=csv,noheader,nounits`` lines -> (epoch seconds, fields);
+    nvidia-smi's timestamp is local time, read as such; lines that do not parse are skipped."""
+    import datetime
+
+    out: list[tuple[float, list[str]]] = []
+    for line in text.splitlines():
+        f = [x.strip() for x in line.split(",")]
+        try:
+            out.append((datetime.datetime.strptime(f[0], "%Y/%m/%d %H:%M:%S.%f").timestamp(), f[1:]))
+        except (ValueError, IndexError):
+            continue
+    return out
+
+
+def attention_clock_summary(samples: Sequence[tuple[float, list[str]]],
+                            windows: dict[str, tuple[float, float, list[tuple[float, float]]]], seconds: float,
+                            ramp_s: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Per kernel window (start, end epoch seconds, [(seconds since start, ms per call)]): the samples
+    (clocks.sm MHz, power.draw W, throttle reasons, temperature) inside it, ``steady`` after ``ramp_s``, and the
+    median / p10 / p90 of the steady clock and power (see :func:`measure_attention_clock`)."""
+    rows: list[dict[str, Any]] = []
+    kern: dict[str, Any] = {}
+    for name, (t0, t_end, batches) in windows.items():
+        steady = []
+        for ts, f in samples:
+            if not t0 <= ts <= t_end:
+                continue
+            try:
+                mhz, watts = float(f[0]), float(f[1])
+            except (ValueError, IndexError):
+                continue
+            row = {"kernel": name, "t_s": round(ts - t0, 3), "sm_clock_mhz": mhz, "power_w": watts,
+                   "throttle": f[2] if len(f) > 2 else "", "temp_c": f[3] if len(f) > 3 else "",
+                   "steady": int(ts - t0 >= ramp_s)}
+            rows.append(row)
+            if row["steady"]:
+                steady.append(row)
+        half = [r["sm_clock_mhz"] for r in steady if r["t_s"] >= (ramp_s + seconds) / 2]
+        first = [ms for ts, ms in batches if ts < 0.5] or [batches[0][1]] if batches else [float("nan")]
+        late = [ms for ts, ms in batches if ts >= ramp_s] or [batches[-1][1]] if batches else [float("nan")]
+        kern[name] = {
+            "clock_mhz": _quantiles([r["sm_clock_mhz"] for r in steady]),
+            "power_w": _quantiles([r["power_w"] for r in steady]),
+            "clock_last_half_mhz": float(statistics.median(half)) if half else float("nan"),
+            "clock_first_0p5s_mhz": [r["sm_clock_mhz"] for r in rows if r["kernel"] == name and r["t_s"] < 0.5],
+            "ms_first_0p5s": float(statistics.median(first)), "ms_steady": float(statistics.median(late)),
+            "calls": 10 * len(batches), "throttle_reasons": sorted({r["throttle"] for r in steady})}
+    return kern, rows

@@ -1,0 +1,54 @@
+"""Measure the SM clock an H200 sustains while attention kernels run back to back at its power limit (GPU).
+
+    PYTHONPATH=.:kernels python3 validation/e2e_clock.py --out OUT [--seconds 14] [--ramp-s 4]
+
+Runs :func:`fgsim.opcalibrate.measure_attention_clock` (fgattn FG kernel, tuned entry, and cuDNN SDPA at the
+Wan2.1-1.3B 480p self-attention shape) and writes OUT/attention-clock.json (summary, GPU, versions, commit) and
+OUT/attention-clock-samples.csv (every nvidia-smi sample, ``steady`` = 1 after the ramp). The committed value
+lives in ``fgsim/data/ops/<gpu>.json`` under ``sustained_clock`` (see docs/endtoend.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "kernels"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seconds", type=float, default=14.0)
+    p.add_argument("--ramp-s", type=float, default=4.0)
+    args = p.parse_args(argv)
+    if args.seconds <= args.ramp_s or args.ramp_s < 0:
+        print(f"error: --seconds ({args.seconds}) must exceed --ramp-s ({args.ramp_s}) >= 0", file=sys.stderr)
+        return 2
+    import torch
+    import triton
+
+    from fgsim.opcalibrate import measure_attention_clock
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary, rows = measure_attention_clock(args.seconds, args.ramp_s)
+    summary.update({"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "triton": triton.__version__,
+                    "commit": os.environ.get("FGSIM_COMMIT", ""), "script": "validation/e2e_clock.py"})
+    (args.out / "attention-clock.json").write_text(json.dumps(summary, indent=1) + "\n")
+    with (args.out / "attention-clock-samples.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(json.dumps({k: {"mhz": v["clock_mhz"], "w": v["power_w"]["median"], "ms": [v["ms_first_0p5s"],
+                                                                                    v["ms_steady"]]}
+                      for k, v in summary["kernels"].items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
