@@ -21,7 +21,8 @@ Models without a ``diffusers`` entry fall back to the FLOP/byte estimate of :fun
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +260,8 @@ class GenerationOptions:
     kept: float = 0.6
     block_m: int = 64
     op_calibration: str | None = None  # operator calibration file (default: fgsim/data/ops/<gpu>.json)
+    #: how the fgattn kernels' clock was chosen (:func:`generation_gpu`'s note), printed with the prediction
+    clock_note: str = ""
 
     def __post_init__(self) -> None:
         if self.baseline not in ("cudnn", "fgattn"):
@@ -280,6 +283,55 @@ def parse_recompute(text: str | None) -> tuple[int, ...] | None:
     if not out or min(out) < 0:
         raise FgsimError(f"bad --recompute {text!r}: steps must be integers >= 0")
     return out
+
+
+def sustained_clock(gpu_name: str, calibration: str | Path | None = None) -> tuple[float | None, str]:
+    """(MHz, source) of the operator calibration's measured ``sustained_clock`` (``fgsim/data/ops/<gpu>.json``
+    or ``calibration``): the SM clock the GPU sustains while attention kernels run back to back at its power
+    limit. (None, why) when the GPU has no operator calibration or it records no such entry; FgsimError (one line
+    naming the file and field) when the entry is malformed or its ``sm_clock_mhz`` is not a clock in MHz."""
+    from fgsim.opmodel import CALIBRATION_DIR
+
+    p = Path(calibration) if calibration else CALIBRATION_DIR / f"{gpu_name}.json"
+    if not p.is_file():
+        if calibration:
+            raise FgsimError(f"{p}: no such operator calibration file")
+        return None, f"no operator calibration for {gpu_name}"
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FgsimError(f"{p}: cannot read the operator calibration ({exc})") from None
+    sc = data.get("sustained_clock") if isinstance(data, dict) else None
+    if sc is None or sc == {}:
+        return None, f"{p.name} records no sustained clock"
+    if not isinstance(sc, dict):
+        raise FgsimError(f"{p}: field 'sustained_clock' must be an object with 'sm_clock_mhz' (MHz)")
+    v = sc.get("sm_clock_mhz")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 100.0 <= v <= 5000.0:
+        raise FgsimError(f"{p}: sustained_clock.sm_clock_mhz must be an SM clock in MHz (100-5000), got {v!r}")
+    unit = sc.get("unit", "MHz")
+    if unit != "MHz":
+        raise FgsimError(f"{p}: sustained_clock.unit must be 'MHz', got {unit!r}")
+    return float(v), str(sc.get("source") or p.name)
+
+
+def generation_gpu(gpu: GPU, calibration: str | Path | None = None) -> tuple[GPU, str]:
+    """(GPU, note) for pricing the fgattn kernels of a whole generation: ``gpu`` with its clock set to the
+    measured sustained attention clock (:func:`sustained_clock`; the cost model's cycles at that clock, memory
+    bandwidths unchanged), or ``gpu`` unchanged when none is measured for it. Kernel-level predictions (``fgsim
+    predict`` on a trace, ``fgsim validate``) keep the GPU file's clock, at which the calibration ran."""
+    mhz, src = sustained_clock(gpu.name, calibration)
+    if mhz is None:
+        return gpu, (f"fgattn kernels priced at {gpu.sustained_clock_mhz:.0f} MHz, the GPU file's clock ({src}; a "
+                     "generation held at the power limit clocks lower and its attention takes longer)")
+    if mhz > gpu.boost_clock_mhz * 1.001:
+        raise FgsimError(f"{calibration or gpu.name}: sustained_clock.sm_clock_mhz {mhz:.0f} MHz is above "
+                         f"{gpu.name}'s boost clock {gpu.boost_clock_mhz:.0f} MHz")
+    return replace(gpu, sustained_clock_mhz=mhz), (
+        f"fgattn kernels priced at {mhz:.0f} MHz, the SM clock the {gpu.name} sustains running attention back to "
+        f"back at its power limit (measured: {src}); kernel-level predictions use the calibration clock "
+        f"{gpu.sustained_clock_mhz:.0f} MHz; cuDNN and the other operators come from the operator calibration, "
+        "measured in a sustained state")
 
 
 _PARTS_CACHE: dict[tuple[str, str, str, bool], dict[str, Any]] = {}
@@ -350,7 +402,8 @@ def predict_generation(model: ModelConfig, info: Any, rp: Any, gpu: GPU,
     baseline_total = passes * (non_attn + base_pass_att)
     out: dict[str, Any] = {
         "model": model.name, "resolution": res, "steps": steps, "passes_per_step": pps, "layers": layers,
-        "gpu": gpu.name, "method": parts["source"], "sm_clock_mhz": gpu.boost_clock_mhz, "options": {
+        "gpu": gpu.name, "method": parts["source"], "sm_clock_mhz": gpu.sustained_clock_mhz,
+        "clock_note": opts.clock_note, "options": {
             "baseline": opts.baseline, "compiled": opts.compiled, "warmup_steps": warm, "recompute": recompute,
             "predictor": opts.predictor},
         "per_pass": {"non_attention_s": non_attn, "by_category_s": parts["by_category_s"],
@@ -465,7 +518,8 @@ def e2e_lines(e2e: dict[str, Any], fmt: Any) -> list[str]:
                      f"attention {v['attention_share'] * 100:5.1f}%  speedup over {o['baseline']} "
                      f"{v['speedup']:.3f}x")
     lines.append(f"  method: {e2e['method']}")
-    if e2e.get("sm_clock_mhz"):
-        lines.append(f"  clock: kernels priced at {e2e['sm_clock_mhz']:.0f} MHz (the GPU file's clock under load); "
-                     "a run held at the power limit clocks lower, and its attention takes longer by that ratio")
+    if e2e.get("clock_note"):
+        lines.append(f"  clock: {e2e['clock_note']}")
+    elif e2e.get("sm_clock_mhz"):
+        lines.append(f"  clock: fgattn kernels priced at {e2e['sm_clock_mhz']:.0f} MHz")
     return lines

@@ -449,10 +449,18 @@ def calibrate_ops(op_lists: Sequence[Sequence[Op]], tiny: tuple[Any, dict[str, A
     setup = measure_host_setup(1 << 16 if small else 1 << 24)
     log(f"gap {gap * 1e6:.2f} us/kernel, host {host * 1e6:.2f} us/op")
     att = measure_sdpa(log, small=small)
+    clock: dict[str, Any] = {}
+    if _dev() == "cuda":
+        try:  # the SM clock under back-to-back attention at the power limit (whole-generation pricing)
+            summary, _ = measure_attention_clock(log=log)
+            summary["gpu"] = torch.cuda.get_device_name(0)
+            clock = sustained_clock_record(summary, "fgsim calibrate --ops (measure_attention_clock)")
+        except Exception as exc:  # noqa: BLE001 - optional: a GPU without nvidia-smi or fgattn records none
+            log(f"attention clock not measured: {exc!r}"[:300])
     pred = measure_predictors(log, n=256, heads=2) if small else measure_predictors(log)
     cal = OpCalibration(
         gpu=gpu, gemm_s=gemm, gemm_eff=[(float(f), float(r)) for f, r in pts], bandwidth=bw, mem_s=mem, host_s=host,
-        host_view_s=host, gap_s=gap, attention=att, predictor=pred, host=setup,
+        host_view_s=host, gap_s=gap, attention=att, predictor=pred, host=setup, sustained_clock=clock,
         provenance={"device": torch.cuda.get_device_name(0) if _dev() == "cuda" else "cpu (smoke test)",
                     "torch": torch.__version__,
                     "date": time.strftime("%Y-%m-%d", time.gmtime()),
@@ -484,7 +492,8 @@ def rebuild(base: OpCalibration, rows: Sequence[dict[str, Any]], op_lists: Seque
     return OpCalibration(gpu=base.gpu, gemm_s=gemm, gemm_eff=pts, bandwidth=bw, mem_s=mem, gemm_burst_s=bursts,
                          host=base.host, host_s=base.host_s,
                          host_view_s=base.host_view_s, gap_s=base.gap_s, host_compiled_s=base.host_compiled_s,
-                         attention=base.attention, predictor=base.predictor, provenance=prov)
+                         attention=base.attention, predictor=base.predictor, provenance=prov,
+                         sustained_clock=base.sustained_clock)
 
 
 def two_point(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
@@ -771,3 +780,23 @@ def attention_clock_summary(samples: Sequence[tuple[float, list[str]]],
             "ms_first_0p5s": float(statistics.median(first)), "ms_steady": float(statistics.median(late)),
             "calls": 10 * len(batches), "throttle_reasons": sorted({r["throttle"] for r in steady})}
     return kern, rows
+
+
+def sustained_clock_record(summary: dict[str, Any], source: str) -> dict[str, Any]:
+    """The ``sustained_clock`` entry of an operator calibration from :func:`measure_attention_clock`'s summary
+    (FgsimError when the FG kernel's steady clock is missing or not a positive finite number)."""
+    from fgsim.errors import FgsimError
+
+    fg = (summary.get("kernels") or {}).get("fg") or {}
+    clk = fg.get("clock_mhz") or {}
+    mhz = clk.get("median")
+    if isinstance(mhz, bool) or not isinstance(mhz, (int, float)) or not math.isfinite(mhz) or mhz <= 0:
+        raise FgsimError(f"{source}: no steady FG-kernel clock in the attention-clock summary (got {mhz!r})")
+    cud = (summary.get("kernels") or {}).get("cudnn") or {}
+    return {"sm_clock_mhz": float(mhz), "unit": "MHz", "p10_mhz": clk.get("p10"), "p90_mhz": clk.get("p90"),
+            "samples": clk.get("n"), "power_w": (fg.get("power_w") or {}).get("median"),
+            "cudnn_sm_clock_mhz": (cud.get("clock_mhz") or {}).get("median"),
+            "workload": "fgattn FG kernel (tuned launch entry, M={block_m}, gran_n={gran_n}) at B=1 H={heads} "
+                        "N={n} D={head_dim}, window mask kept {density}, looped back to back".format(
+                            **summary.get("shape", ATTN_CLOCK_SHAPE)),
+            "method": summary.get("method", ""), "gpu": summary.get("gpu", ""), "source": source}

@@ -313,6 +313,10 @@ class OpCalibration:
     attention: dict[str, Any] = field(default_factory=dict)  # cuDNN SDPA model: {"points": [(N, flop/s)], ...}
     predictor: dict[str, Any] = field(default_factory=dict)  # mask predictor models
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: the SM clock the GPU sustains while attention kernels run back to back at its power limit
+    #: (:func:`fgsim.opcalibrate.measure_attention_clock`): {"sm_clock_mhz": MHz, "unit", "method", "source", ...};
+    #: whole-generation predictions price fgattn kernels at it (:func:`fgsim.endtoend.generation_gpu`)
+    sustained_clock: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

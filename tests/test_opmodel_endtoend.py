@@ -84,11 +84,12 @@ def test_generation_schedule(tmp_path):
 
     class Gpu:
         name = "h200"
-        boost_clock_mhz = 1755.0
+        boost_clock_mhz = 1980.0
+        sustained_clock_mhz = 1755.0
 
     out = predict_generation(model, Info(), RP(), Gpu(), GenerationOptions(
         baseline="fgattn", warmup_steps=1, recompute=(2,), op_calibration=str(p)))
-    # the clock the kernels were priced at is the GPU description's, and the printed estimate says so
+    # the clock the kernels were priced at is the GPU's (cycles -> seconds), and the printed estimate says so
     assert out["sm_clock_mhz"] == 1755.0
     assert any("kernels priced at 1755 MHz" in line for line in e2e_lines(out, lambda s: f"{s:.3f} s"))
     passes = 8

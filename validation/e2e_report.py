@@ -3,9 +3,11 @@
     python validation/e2e_report.py [--dir validation/results/e2e-h200-2026-11-30] [--no-plot]
 
 Predictions use only: the model files' published configs (operator lists traced on the meta device), the
-operator calibration ``fgsim/data/ops/h200.json`` (microbenchmarks), the kernel cost model with its
-own calibration (fgattn dense / fg / block, on the kept-tile counts of the injected masks) and fgattn's launch
-table. The measured pass times are never inputs. Writes in ``--dir``: ``passes.csv`` (measured pass seconds, the
+operator calibration ``fgsim/data/ops/h200.json`` (microbenchmarks, and the SM clock the H200 sustains running
+attention back to back at its power limit: fgattn kernels are priced at it, :func:`fgsim.endtoend.generation_gpu`),
+the kernel cost model with its own calibration (fgattn dense / fg / block, on the kept-tile counts of the injected
+masks) and fgattn's launch table. The measured pass times are never inputs. ``report.csv`` also carries each
+fgattn pass priced at the calibration clock (``*_calclock`` columns: the model before the clock change). Writes in ``--dir``: ``passes.csv`` (measured pass seconds, the
 ``predict --measured`` format), ``report.csv`` (one row per config and mode), ``breakdown.csv`` (per operator
 category), ``report-summary.json``; and ``docs/img/e2e-h200.png`` (stacked bars, measured next to predicted).
 """
@@ -64,17 +66,28 @@ def _kernel_config(kernel: str, block_m: int, head_dim: int, table: Path | None 
 
 
 def _attention_call_s(kernel: str, counts: np.ndarray, n_tokens: int, block_m: int, head_dim: int = 128,
-                      table: Path | None = None) -> float:
+                      table: Path | None = None, gpu: Any = None) -> float:
     """One self-attention call (s) of an fgattn kernel from the kernel cost model (its public API), with the
-    launch configuration of ``table`` (default: the committed launch table)."""
+    launch configuration of ``table`` (default: the committed launch table), on ``gpu`` (default: the H200 at
+    its GPU file's clock, the calibration's; whole passes use :func:`fgsim.endtoend.generation_gpu`'s)."""
     from fgsim.calibration import resolve_params
     from fgsim.costmodel import predict_counts
     from fgsim.hardware import load_gpu
 
-    gpu = load_gpu("h200")
+    gpu = gpu or load_gpu("h200")
     params = resolve_params(gpu)[0]
     cfg = _kernel_config(kernel, block_m, head_dim, table)
     return float(predict_counts(counts, n_tokens, cfg, gpu, params, resources=_resources(table))[0])
+
+
+def _dense_block_m() -> int:
+    """M of the dense kernel a pass runs in mode ``dense``: the integration (``FgSchedule(backend="dense")``)
+    calls ``fgattn.dense_attention`` without ``block_m``, so its default (128), not the FG runs' M = 64."""
+    import inspect
+
+    import fgattn
+
+    return int(inspect.signature(fgattn.dense_attention).parameters["block_m"].default)
 
 
 def _w(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -99,15 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extra", type=Path, nargs="*", default=[DEFAULT.with_name("e2e-h200-2026-11-30-run3"),
                                                              DEFAULT.with_name("e2e-h200-2026-11-30-run4"),
                                                              DEFAULT.with_name("e2e-h200-2026-11-30-run5"),
-                                                             DEFAULT.with_name("e2e-h200-2026-11-30-run6")],
+                                                             DEFAULT.with_name("e2e-h200-2026-11-30-run6"),
+                                                             DEFAULT.with_name("e2e-h200-2026-11-30-run7")],
                    help="later runs whose configs (and compile passes) join the report")
     args = p.parse_args(argv)
     src = args.dir / "e2e.json"
     if not src.is_file():
         print(f"error: {src}: no such file", file=sys.stderr)
         return 2
-    from fgsim.endtoend import load_model
+    from fgsim.endtoend import generation_gpu, load_model
+    from fgsim.hardware import load_gpu
     from fgsim.opmodel import load_op_calibration, model_ops, pass_time, predictor_time, sdpa_time
+
+    gpu_cal = load_gpu("h200")
+    gpu_gen, clock_note = generation_gpu(gpu_cal)
 
     e2e = json.loads(src.read_text())
     prev = json.loads((args.previous / "e2e.json").read_text()) if (args.previous / "e2e.json").is_file() else {}
@@ -151,14 +169,19 @@ def main(argv: list[str] | None = None) -> int:
         non_cls = pass_time(ops, cal, att0, exact=False)
         per_call = {"none": 0.0, "cudnn": sdpa_time(cal, selfs), "original": sdpa_time(cal, selfs)}
         table = RUN_TABLES.get(Path(c.get("source_dir", args.dir)).name)
-        per_call["dense"] = _attention_call_s("dense", counts[f"{key}|0.3|n1"], n, m, model.head_dim, table)
-        for mode in c["median_s"]:
-            if "@" in mode:
-                kern, d = mode.split("@")
-                per_call[mode] = _attention_call_s(kern, counts[f"{key}|{d}|{'n1' if kern == 'fg' else 'n64'}"], n, m,
-                                                   model.head_dim, table)
+        per_call_cal = dict(per_call)  # fgattn kernels at the calibration clock (the model before the change)
+        for pc_, g_ in ((per_call, gpu_gen), (per_call_cal, gpu_cal)):
+            pc_["dense"] = _attention_call_s("dense", counts[f"{key}|0.3|n1"], n, _dense_block_m(), model.head_dim,
+                                             table, g_)
+            for mode in c["median_s"]:
+                if "@" in mode:
+                    kern, d = mode.split("@")
+                    pc_[mode] = _attention_call_s(kern, counts[f"{key}|{d}|{'n1' if kern == 'fg' else 'n64'}"], n,
+                                                  m, model.head_dim, table, g_)
         for kern, ran in (c.get("launch_configs") or {}).items():
-            cfg = _kernel_config(kern, m, model.head_dim, table)
+            if kern == "dense" and int(ran.get("block_m", m)) != _dense_block_m():
+                continue  # runs up to 7 recorded the dense entry at the FG block_m, not the one the pass ran
+            cfg = _kernel_config(kern, _dense_block_m() if kern == "dense" else m, model.head_dim, table)
             if (ran["block_n"], ran["num_warps"], ran["num_stages"]) != (cfg.block_n, cfg.num_warps, cfg.num_stages):
                 print(f"warning: {key} {kern} ran with {ran}, the launch table priced says {cfg.block_n}/"
                       f"{cfg.num_warps}/{cfg.num_stages}", file=sys.stderr)
@@ -169,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             spread["none"] = prev["configs"][key]["spread"]["none"]
             c.setdefault("rounds_none", prev["configs"][key]["rounds"])
         pred_pass = {md: non.total_s + layers * per_call[md] for md in med}
+        pred_pass_cal = {md: non.total_s + layers * per_call_cal[md] for md in med}
         # whole generation with masks predicted once (step 0, every layer and CFG pass; exact predictor)
         steps, pps = model.steps, model.passes_per_step
         if "mask_prediction" not in c:
@@ -180,10 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         pred_once_pred = pps * layers * (pt["predict"] + pt["index"])
         gen_meas = {md: steps * pps * med[md] for md in med}
         gen_pred = {md: steps * pps * pred_pass[md] for md in med}
+        gen_pred_cal = {md: steps * pps * pred_pass_cal[md] for md in med}
         for md in med:
             if "@" in md:
                 gen_meas[md] += pred_once_meas
                 gen_pred[md] += pred_once_pred
+                gen_pred_cal[md] += pred_once_pred
         for md in MODES:
             if md not in med:
                 continue
@@ -198,7 +224,12 @@ def main(argv: list[str] | None = None) -> int:
                          "measured_attention_s": round(med[md] - med["none"], 5),
                          "predicted_attention_s": round(layers * per_call[md], 5),
                          "measured_e2e_speedup": round(sp_m, 4), "predicted_e2e_speedup": round(sp_p, 4),
-                         "speedup_error_pts": round((sp_p - sp_m) * 100, 2)})
+                         "speedup_error_pts": round((sp_p - sp_m) * 100, 2),
+                         "source": c.get("source_dir", str(args.dir.relative_to(ROOT)) if args.dir.is_relative_to(ROOT)
+                                         else str(args.dir)),
+                         "predicted_pass_calclock_s": round(pred_pass_cal[md], 5),
+                         "pass_error_calclock_pct": round((pred_pass_cal[md] / med[md] - 1) * 100, 2),
+                         "predicted_e2e_speedup_calclock": round(gen_pred_cal["cudnn"] / gen_pred_cal[md], 4)})
         # per operator category of the cuDNN pass: kernel time (torch.profiler) against the predicted GPU busy
         # time; the older events-per-operator measurement (which includes launch waits) against the queue's
         meas_bd, kern_bd = measured_bd.get(key, {}), kernel_bd.get(key, {})
@@ -266,9 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     _w(args.dir / "breakdown.csv", bd_rows)
     from fgsim.calibration import resolve_params
     from fgsim.fileio import write_text_atomic
-    from fgsim.hardware import load_gpu
 
-    summary["_kernel_cost_model"] = {"parameters": resolve_params(load_gpu("h200"))[1]}
+    summary["_kernel_cost_model"] = {"parameters": resolve_params(gpu_cal)[1],
+                                     "fgattn_clock_mhz": gpu_gen.sustained_clock_mhz,
+                                     "calibration_clock_mhz": gpu_cal.sustained_clock_mhz, "clock_note": clock_note}
     write_text_atomic(args.dir / "report-summary.json", json.dumps(summary, indent=1) + "\n")
     srows = []
     for key, v in summary.items():

@@ -372,9 +372,12 @@ def main(argv: list[str] | None = None) -> int:
                 from fgattn.attention import resolve_config
 
                 qs = torch.empty(1, 64, heads, model.head_dim, device=dev, dtype=dtype)
+                # the dense mode calls fgattn.dense_attention at its default block_m (128), the others at block_m
+                bms = {"dense": 128, "fg": block_m, "block": block_m}
                 cfg_res["launch_configs"] = {
-                    k: {"block_n": c.block_n, "num_warps": c.num_warps, "num_stages": c.num_stages, "source": c.source}
-                    for k, c in ((k, resolve_config(k, qs, block_m, {"block": block_m}.get(k, 1))) for k in
+                    k: {"block_m": bms[k], "block_n": c.block_n, "num_warps": c.num_warps, "num_stages": c.num_stages,
+                        "source": c.source}
+                    for k, c in ((k, resolve_config(k, qs, bms[k], {"block": block_m}.get(k, 1))) for k in
                                  ("dense", "fg", "block"))}
             res["configs"][key] = cfg_res
             save()

@@ -229,11 +229,18 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("num_stages", args.num_stages), ("block_n", args.block_n)) if v is not None}
     progress = not args.no_progress and not args.json
     model = None
+    clock_notes: dict[str, str] = {}
     if args.model:
         from fgsim.endtoend import load_model
 
         model = load_model(args.model)
         _check_schedule(args, model)
+        from fgsim.endtoend import generation_gpu
+
+        # a whole generation: fgattn kernels at the GPU's measured sustained attention clock (a bad value fails
+        # here, before any work); kernel-level predictions (no --model) keep the calibration clock
+        for i, g in enumerate(gpus):
+            gpus[i], clock_notes[g.name] = generation_gpu(g)
     tr = None
     results = []
     try:
@@ -279,7 +286,8 @@ def run(args: argparse.Namespace) -> int:
                 from fgsim.endtoend import GenerationOptions, parse_recompute
 
                 opts = GenerationOptions(baseline=args.baseline, compiled=args.compile,
-                                         warmup_steps=args.warmup_steps, recompute=parse_recompute(args.recompute))
+                                         warmup_steps=args.warmup_steps, recompute=parse_recompute(args.recompute),
+                                         clock_note=clock_notes.get(gpu.name, ""))
                 e2e = predict_generation(model, info, replace(rp, kernels={**base, "dense": ref[1]}), gpu, opts)
                 e2e["notes"] = _e2e_notes(model, gpu, e2e)
             results.append((gpu, rp, ref, e2e))

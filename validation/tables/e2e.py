@@ -22,6 +22,26 @@ def _ms(x: str) -> str:
     return f"{float(x) * 1e3:,.0f} ms"
 
 
+def clock_sentence(d: str, rep: list[dict[str, str]]) -> str:
+    """Which clock the fgattn kernels were priced at (``report-summary.json``), and the FG / block pass errors of
+    the Wan2.1 configs at the calibration clock (``report.csv``'s ``*_calclock`` columns) beside those above."""
+    import json
+
+    km = json.loads((RESULTS / d / "report-summary.json").read_text()).get("_kernel_cost_model", {})
+    if not km.get("fgattn_clock_mhz"):
+        return "fgattn kernels priced at the GPU file's clock."
+    wan = [x for x in rep if x["config"].startswith("wan") and x["mode"] in SPARSE and x.get("pass_error_calclock_pct")]
+    now = [float(x["pass_error_pct"]) for x in wan]
+    cal = [float(x["pass_error_calclock_pct"]) for x in wan]
+    rng = (f" Wan2.1 FG / block passes: {min(now):+.1f} … {max(now):+.1f} % at {km['fgattn_clock_mhz']:,.0f} MHz, "
+           f"{min(cal):+.1f} … {max(cal):+.1f} % had they been priced at the calibration clock "
+           f"({km['calibration_clock_mhz']:,.0f} MHz; `report.csv` `*_calclock` columns).") if wan else ""
+    return (f"fgattn kernels (FG, block, dense) are priced at {km['fgattn_clock_mhz']:,.0f} MHz, the SM clock the H200 "
+            "sustains running attention back to back at its 700 W power limit (`fgsim/data/ops/h200.json` "
+            "`sustained_clock`, measured in e2e run 7); cuDNN and the other operators come from the operator "
+            "calibration, measured in a sustained state." + rng)
+
+
 def render() -> str:
     d = next(x for x in DIRS if (RESULTS / x / "report.csv").is_file())
     rep = read_rows(f"{d}/report.csv")
@@ -61,6 +81,7 @@ def render() -> str:
                f"{_ms(cu['measured_pass_s'])} / {_ms(cu['predicted_pass_s'])} ({float(cu['pass_error_pct']):+.1f} %) | ")
         row += " | ".join(err(cfg, m) for m in SPARSE) + " | " + " | ".join(sp(cfg, m) for m in SPARSE) + " |"
         out.append(row)
+    out += ["", clock_sentence(d, rep)]
     kernel = any(b.get("kernel_s") not in (None, "", "0", "0.0") for b in bd)
     out += ["", "Per-operator breakdown of the cuDNN pass (categories > 5 % of the pass), error of the prediction"
             + (" (GPU kernel time per category from torch.profiler against the predicted kernel time; † CUDA "
@@ -105,7 +126,9 @@ def render() -> str:
                               "breakdown: CUDA events around every aten operator"),
                            f"median of {rounds[0]}–{rounds[-1]} interleaved rounds after a warm-up pass (spread "
                            f"≤ {max(spreads) * 100:.1f} %; the large Wan configs' skipped-attention pass from "
-                           "e2e-h200-2026-11-30, which runs no attention kernel; Wan2.1 from run 6 (final launch table), HunyuanVideo from run 5 (priced with the launch table it ran), "
-                           "CogVideoX-5B from run 2, merged into run 2's report files by validation/e2e_report.py)"
+                           "e2e-h200-2026-11-30, which runs no attention kernel; Wan2.1 from run 7 (final launch table; the test of the "
+                           "sustained clock, runs 2-6 being development data for it), HunyuanVideo from run 5 (priced "
+                           "with the launch table it ran), CogVideoX-5B from run 2, merged into run 2's report files "
+                           "by validation/e2e_report.py)"
                            if spreads else "median")]
     return "\n".join(out)
