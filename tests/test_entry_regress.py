@@ -126,3 +126,33 @@ def test_ncu_stages_splits_samples_by_landmark(tmp_path, capsys):
     assert ncu_stages.main([str(bad), "1", "1", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and "does not exist" in err[0] and "positive numbers" in err[1] and "not an ncu source" in err[2]
+
+
+def test_accuracy_check_flags_nan_and_writes_csv(tmp_path):
+    """--check's accuracy(): interpreter (fp16, a window + text mask, an emptied query block), entry and row_ahead
+    match float64 and the CSV has one row per (case, variant); a variant whose output keeps NaN is a failure."""
+    import subprocess
+
+    code = f"""
+import sys, csv
+sys.path[:0] = [{str(ROOT / "validation")!r}, {str(ROOT / "kernels")!r}, {str(ROOT)!r}]
+from pathlib import Path
+import entry_regress as er
+import fgattn
+out, meta, case = Path({str(tmp_path)!r}), {{"date": "2026-11-30T00:00:00Z"}}, ((1, 300, 44, 0.3),)
+assert er.accuracy(["entry", "row_ahead"], str(er.OLD_TABLE), out, "-t", meta, case, "cpu", "fp16") == 0
+rows = list(csv.DictReader(open(out / "kernels-h200-2026-11-30-entry-regress-t-accuracy.csv")))
+assert [r["variant"] for r in rows] == ["entry", "row_ahead"] and all(r["ok"] == "True" for r in rows), rows
+real = fgattn.fg_attention
+def broken(q, k, v, idx, **kw):
+    o = real(q, k, v, idx, **kw)
+    if "row_ahead" in kw["config"].extra:
+        o[0, 0, 5, 3] = float("nan")
+    return o
+fgattn.fg_attention = broken
+assert er.accuracy(["entry", "row_ahead"], str(er.OLD_TABLE), out, "-t", meta, case, "cpu", "fp16") == 1
+print("OK")
+"""
+    env = {**__import__("os").environ, "TRITON_INTERPRET": "1"}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0 and "OK" in p.stdout, p.stdout[-2000:] + p.stderr[-2000:]

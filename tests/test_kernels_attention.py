@@ -530,3 +530,36 @@ def test_fg_row_rec_candidate(dtype: torch.dtype) -> None:
     flat = dataclasses.replace(cfg, extra={"persistent": True, "l2_prefetch": True})
     with pytest.raises(ValueError, match="l2_prefetch .* needs fg and the nested persistent form"):
         fg_attention(q, k, v, index, block_m=m, config=flat)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_fg_row_ahead_candidate(dtype: torch.dtype) -> None:
+    """Launch option row_ahead (session-8 candidate, one_row fg): the program at launch position p prefetches the
+    Q tile and first index entries of position p + row_ahead into L2 (under the interpreter: plain loads of the
+    same addresses).  Same output as the reference with an empty row, a row with one kept key, a full row and
+    positions whose p + row_ahead is past the last row; bad values and forms are one clear error."""
+    seed = _seed()
+    m, d, n = 64, 64, 150
+    q, k, v = _qkv(1, 2, n, d, dtype, "bhnd")
+    mask = _mask(1, 2, n, m, 1, 0.4)
+    mask[0, 0, 1] = False
+    mask[0, 0, 1, 77] = True  # query block (0, 0, 1): one kept key
+    index = build_index(mask, block_m=m, order=True)
+    counts = index.counts().flatten()
+    assert (counts == 0).any() and (counts == 1).any() and (counts == n).any()
+    base = dataclasses.replace(attention.resolve_config("fg", q, m, 1), block_n=32, num_stages=2,
+                               extra={"one_row": True, "idx_early": True, "lpt": True})
+    ref = reference_attention(q, k, v, index)
+    for ahead in (1, 4):  # 6 rows: ahead 4 runs past the end from position 2
+        cfg = dataclasses.replace(base, extra=dict(base.extra, row_ahead=ahead))
+        _check(fg_attention(q, k, v, index, block_m=m, config=cfg, out=_poisoned(q)), ref,
+               f"fg row_ahead {ahead} {dtype}", seed)
+    for bad, msg in (({"row_ahead": -1}, "row_ahead=-1 must be a non-negative int"),
+                     ({"row_ahead": 1.5}, "row_ahead=1.5 must be a non-negative int"),
+                     ({"row_ahead": 2, "persistent": True, "flatten": False}, "row_ahead .* needs fg and one_row"),
+                     ({"row_ahead": 2, "row_rec": True}, "row_ahead .* without row_rec")):
+        cfg = dataclasses.replace(base, extra=dict(base.extra, **bad))
+        if "persistent" in bad:
+            cfg = dataclasses.replace(cfg, extra={k_: v_ for k_, v_ in cfg.extra.items() if k_ != "one_row"})
+        with pytest.raises(ValueError, match=msg):
+            fg_attention(q, k, v, index, block_m=m, config=cfg)

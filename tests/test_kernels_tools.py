@@ -96,3 +96,29 @@ def test_compile_report_loop_figures_pick_the_inner_hgmma_loop() -> None:
     assert compile_report.loop_figures(sass) == dict(loop_insts=3, loop_stall_cycles=10, loop_sb_waits=1)
     no_mma = sass.replace("HGMMA.64x128x16.F32.BF16 R24, gdesc[UR32], RZ, !UPT", "FMUL R24, R24, R24")
     assert compile_report.loop_figures(no_mma) is None
+
+
+def test_entry_regress_fit_recovers_per_variant_costs(tmp_path: Path, capsys) -> None:
+    """--entry-regress: one relative least-squares fit per variant over the cells' own rows per SM and executed
+    tiles per row recovers known (c_row, c_tile); cuDNN rows are skipped."""
+    seed = random.randrange(2**31)
+    rng = random.Random(seed)
+    costs = {"entry": (rng.uniform(5, 9), rng.uniform(1.5, 2.5)), "row_ahead": (rng.uniform(5, 9), rng.uniform(1.5, 2.5))}
+    path = tmp_path / "er.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["variant", "rows", "rows_per_sm", "exec_tiles_per_row", "ms"])
+        w.writeheader()
+        w.writerow(dict(variant="cudnn", rows="", rows_per_sm="", exec_tiles_per_row="", ms=35.0))
+        for rps, tpr in ((77.58, 4.3), (77.58, 26.0), (23.27, 5.9), (23.27, 128.0)):
+            for v, (cr, ct) in costs.items():
+                w.writerow(dict(variant=v, rows=int(rps * 132), rows_per_sm=rps, exec_tiles_per_row=tpr,
+                                ms=(rps * cr + rps * tpr * ct) / 1e3))
+    cells = [(float(r["rows_per_sm"]), float(r["rows_per_sm"]) * float(r["exec_tiles_per_row"]), float(r["ms"]))
+             for r in csv.DictReader(open(path)) if r["variant"] == "row_ahead"]
+    c_row, c_tile, res = row_cost_fit.fit_cells(cells)
+    assert abs(c_row - costs["row_ahead"][0]) < 1e-6 and abs(c_tile - costs["row_ahead"][1]) < 1e-6, seed
+    assert res < 1e-9
+    assert row_cost_fit.main(["--entry-regress", str(path)]) == 0
+    out = capsys.readouterr().out
+    want = f"row_ahead - entry: c_row {costs['row_ahead'][0] - costs['entry'][0]:+.2f} us"
+    assert want in out, (out, seed)

@@ -41,7 +41,7 @@ OLD_TABLE = ROOT / "kernels" / "logs" / "launch_configs-before-session5.json"
 VARIANTS = {"entry": {}, "previous": None, "fold": {"tail_fold": True, "guard_next": True, "tma_o": True},
             "tail_fold": {"tail_fold": True}, "guard_next": {"guard_next": True},
             "row_rec": {"row_rec": True}, "row_rec_tma_q": {"row_rec": True, "tma_q": True},
-            "l2_prefetch": {"l2_prefetch": True}}
+            "l2_prefetch": {"l2_prefetch": True}, "row_ahead": {"row_ahead": 48}}
 EXTRA_METRICS = ("launch__registers_per_thread", "lts__throughput.avg.pct_of_peak_sustained_elapsed",
                  "l1tex__data_pipe_lsu_wavefronts_mem_shared.avg.pct_of_peak_sustained_elapsed",
                  "sm__warps_active.avg.pct_of_peak_sustained_active", "smsp__warps_eligible.avg.per_cycle_active",
@@ -386,6 +386,56 @@ def ncu_summary(raw_csv: str, cases: list[dict[str, Any]]) -> str:
     return "\n".join(lines + ["", "warp stalls per issued instruction (top reasons):"] + stalls) + "\n"
 
 
+#: --check cases (H, N video, text tokens, density target): odd N, text rows / columns; one query block emptied.
+#: H, N, query blocks and rows keep the timed shapes' integer specialisations (H and N not multiples of 16, query
+#: blocks and rows multiples of 16), so the check reuses the kernels the prewarm compiled
+CHECK_CASES = ((2, 1999, 0, 0.1), (2, 1535, 512, 0.05), (2, 1970, 77, 0.3), (2, 3583, 512, 0.02), (3, 2001, 0, 0.5))
+
+
+def accuracy(variants: list[str], old_table: str, out: Path, tag: str, meta: dict[str, str], cases=CHECK_CASES,
+             device: str = "cuda", dtype_name: str = "bf16") -> int:
+    """GPU check of each variant on ``CHECK_CASES`` (bf16, window masks + text, query block (0, 0, 1) emptied, the
+    fg index ordered) against the float64 reference: relative error (Frobenius), NaN count (output poisoned with
+    NaN before the launch), the emptied block all zeros.  Writes ``...-accuracy{tag}.csv``; returns the failures
+    (error > 1e-2, any NaN, a non-zero empty block)."""
+    import fgattn
+    import torch
+    from fgattn.masks import window_mask, with_text
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
+    rows, fails = [], 0
+    for h, nv, nt, dt_ in cases:
+        torch.manual_seed(nv + nt)
+        mask = window_mask(1, h, nv, M, dt_, device=device)
+        if nt:
+            mask = with_text(mask, nt, M)
+        mask[0, 0, 1] = False
+        idx = fgattn.build_index(mask, block_m=M, gran_n=G, order=True)
+        n = nv + nt
+        q, k, v = (torch.randn(1, h, n, D, device=device, dtype=dtype) for _ in range(3))
+        ref = fgattn.reference_attention(q, k, v, idx)
+        for name in variants:
+            o = torch.full_like(q, float("nan"))
+            fgattn.fg_attention(q, k, v, idx, block_m=M, gran_n=G, config=variant_config(name, old_table), out=o)
+            nan = int(o.isnan().sum())
+            err = float((o.double() - ref).norm() / ref.norm())
+            empty_ok = bool((o[0, 0, M:2 * M] == 0).all())
+            ok = err <= 1e-2 and nan == 0 and empty_ok
+            fails += not ok
+            rows.append(dict(H=h, N=n, n_text=nt, density_target=dt_, density=round(idx.density(n), 5), variant=name,
+                             dtype=dtype_name, rel_err=f"{err:.4e}", nan=nan, empty_block_zero=empty_ok, ok=ok,
+                             reference="fgattn.reference_attention (float64)", **meta))
+            print(f"[check] H{h} N{n} text {nt} d={dt_} {name:<10} rel err {err:.3e} nan {nan} empty-zero "
+                  f"{empty_ok}", flush=True)
+    path = out / f"kernels-h200-{meta['date'][:10]}-entry-regress{tag}-accuracy.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"[check] {len(rows)} checks, {fails} failures; wrote {path}", flush=True)
+    return fails
+
+
 def smoke(old_table: str) -> int:
     """CPU (Triton interpreter) check: every variant on a tiny window + text mask against float64."""
     import fgattn
@@ -424,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="ncu: also the SourceCounters section and each launch's SASS source page (stall samples "
                          "per instruction) in ncu-source.tgz")
     ap.add_argument("--no-time", action="store_true", help="ncu only")
+    ap.add_argument("--check", action="store_true",
+                    help="GPU accuracy check of the variants first (bf16, odd N, text tokens, an empty query block; "
+                         "float64 reference)")
     ap.add_argument("--tag", default="")
     ap.add_argument("--workers", type=int, default=14, help="prewarm processes")
     ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
@@ -466,6 +519,9 @@ def main(argv: list[str] | None = None) -> int:
     pairs = list(dict.fromkeys(pairs + [(v, s) for s, _, v in parse_ncu(args.ncu)]))
     prewarm(pairs, args.old_table, args.workers)
     print(f"[time] prewarm {time.perf_counter() - t0:.1f}s", flush=True)
+    if args.check:
+        accuracy(args.variants.split(","), args.old_table, args.out, args.tag, meta)
+        print(f"[time] check {time.perf_counter() - t0:.1f}s", flush=True)
     if not args.no_time:
         path = time_shapes(args, meta, args.out)
         print(f"wrote {path}  [time] {time.perf_counter() - t0:.1f}s", flush=True)

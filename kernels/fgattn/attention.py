@@ -489,6 +489,44 @@ def _prefetch_tile(K, V, bh, H, stride_kb, stride_kh, stride_kn, stride_vb, stri
 
 
 @triton.jit
+def _hint_l2(ptrs, ok, HINT: tl.constexpr):
+    """L2 prefetch of the 128-B line at each pointer where ``ok`` (``HINT``; a GPU hint, no data returned); without
+    ``HINT`` (the CPU interpreter, which runs no inline PTX) a plain masked load of the same addresses, whose result
+    is dropped, so that the interpreter still walks (and bounds) every address."""
+    if HINT:
+        tl.inline_asm_elementwise("{ .reg .pred p; setp.ne.s32 p, $2, 0; @p prefetch.global.L2 [$1]; mov.u32 $0, 0; }",
+                                  "=r,l,r", [ptrs, ok.to(tl.int32)], dtype=tl.int32, is_pure=False, pack=1)
+    else:
+        tl.load(ptrs, mask=ok)
+
+
+@triton.jit
+def _prefetch_row_start(Q, Indices, row_a, lo_a, hi_a, go_a, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q,
+                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr, HEAD_DIM: tl.constexpr,
+                        HINT: tl.constexpr):
+    """Launch option ``row_ahead``: L2 prefetch of what a later row's start waits for, so that its program (at a
+    later launch position, started while this one runs) finds it in L2 instead of HBM: the row's Q tile (one
+    128-B line per thread at D 128 bf16) and the index entries of its first two tiles (the ones its pipeline
+    prologue reads; the row's own Offsets entry was read by this program's load of ``lo_a``).  Nothing where
+    ``go_a`` is false (no such launch position)."""
+    LINE: tl.constexpr = 1024 // Q.dtype.element_ty.primitive_bitwidth  # elements per 128-B line
+    SEG: tl.constexpr = HEAD_DIM // LINE if HEAD_DIM > LINE else 1
+    seg = tl.arange(0, SEG) * LINE
+    bh = row_a // QB
+    q_base = Q + (bh // H).to(tl.int64) * stride_qb + (bh % H).to(tl.int64) * stride_qh
+    offs_m = (row_a % QB) * BLOCK_M + offs_q
+    _hint_l2(q_base + offs_m[:, None] * stride_qn + seg[None, :],
+             tl.where(go_a, (offs_m < N_Q)[:, None] & (seg < LINE)[None, :], False), HINT)
+    # index lines (32 int32 entries each) from lo_a's line up to the end of the first two tiles' entries
+    E: tl.constexpr = 2 * BLOCK_N // GRAN_N  # entries; an unaligned start adds one line: E // 32 + 1 lines
+    NL: tl.constexpr = 16 if E > 128 else (8 if E > 64 else (4 if E > 32 else 2))
+    first = (lo_a // 32) * 32
+    ent = first + tl.arange(0, NL) * 32
+    end = tl.minimum(hi_a, lo_a + 2 * (BLOCK_N // GRAN_N))
+    _hint_l2(Indices + ent, tl.where(go_a, ent < end, False), HINT)
+
+
+@triton.jit
 def _row(q, m_i, l_i, acc, nxt, row, lo, hi, n_t, K, V, Out, Lse, Indices, qk_scale,
          stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_on,
          H, N_Q, N_KV, QB, offs_n, offs_d, offs_q, e_off, r_off, no_mask,
@@ -578,7 +616,8 @@ def _attn_fwd_persistent(
     MODE: tl.constexpr, ORDERED: tl.constexpr, NUM_STAGES: tl.constexpr, RETURN_LSE: tl.constexpr,
     FLAT: tl.constexpr, QUEUE: tl.constexpr = False, IDX_EARLY: tl.constexpr = False, TMA_Q: tl.constexpr = False,
     ODesc=None, GUARD: tl.constexpr = False, TMA_O: tl.constexpr = False, FOLD: tl.constexpr = False,
-    ROWREC: tl.constexpr = False, PREFETCH: tl.constexpr = False,
+    ROWREC: tl.constexpr = False, PREFETCH: tl.constexpr = False, AHEAD: tl.constexpr = 0,
+    AHEAD_HINT: tl.constexpr = True,
 ):
     """Persistent kernel: program p of G runs the rows (query blocks) at launch positions p, p+G, p+2G, ...
     ``FLAT``: as ONE software-pipelined loop over (row, key tile) items, so the next row's index entries and
@@ -609,8 +648,13 @@ def _attn_fwd_persistent(
     the index and Q loads can start).  ``PREFETCH`` (not ``FLAT``, fg; session-7c candidate): right after the
     row's Q load is issued, L2 prefetches of the K/V rows of its first and its tail tile (:func:`_prefetch_tile`),
     so that their gathers (the pipeline's first cp.async, issued only after Q has reached shared memory, and the
-    tail's register loads after the loop) find them in L2 instead of waiting for HBM."""
-    tl.static_assert(not FLAT or not (GUARD or TMA_O or FOLD or ROWREC or PREFETCH))
+    tail's register loads after the loop) find them in L2 instead of waiting for HBM.  ``AHEAD`` > 0 (launch option
+    ``row_ahead``; ``one_row``, fg; session-8 candidate): the program at launch position p reads the row number and
+    Offsets entry of position p + ``AHEAD`` beside its own and, once its own Q load is issued, L2-prefetches that
+    row's Q tile and first index entries (:func:`_prefetch_row_start`): that program starts about ``AHEAD`` / SMs
+    row times later and its row start (Order -> Offsets -> index -> first gathers, and Q before them) then reads
+    L2 instead of HBM (``AHEAD_HINT`` false: plain loads instead of the hint, for the CPU interpreter)."""
+    tl.static_assert(not FLAT or not (GUARD or TMA_O or FOLD or ROWREC or PREFETCH or AHEAD > 0))
     pid = tl.program_id(0)
     G = tl.num_programs(0)
     TAIL: tl.constexpr = BLOCK_M // BLOCK_N if MODE == 1 else 1  # masked tail tiles per row (block: last block's)
@@ -646,6 +690,12 @@ def _attn_fwd_persistent(
         hi = tl.load(Order + 4 * pid + 2)
     else:
         row = _row_at(Order, pid, N_ROWS, True, ORDERED)
+    if AHEAD > 0:  # the row at launch position pid + AHEAD (row 0 past the end; then nothing is prefetched)
+        tl.static_assert(MODE == 2 and not ROWREC)
+        go_a = pid + AHEAD < N_ROWS
+        row_a = _row_at(Order, pid + AHEAD, N_ROWS, True, ORDERED)
+        lo_a = tl.load(Offsets + row_a).to(tl.int32)
+        hi_a = tl.load(Offsets + row_a + 1).to(tl.int32)
     row1 = _row_at(Order, pid + G, N_ROWS, True, ORDERED)
     if MODE != 0:
         if not ROWREC:
@@ -665,6 +715,9 @@ def _attn_fwd_persistent(
 
     q, m_i, l_i, acc = _row_start(Q, QDesc, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, offs_q, offs_d,
                                   BLOCK_M, HEAD_DIM, TMA_Q)
+    if AHEAD > 0:  # after this row's Q load is issued: a later row's start into L2
+        _prefetch_row_start(Q, Indices, row_a, lo_a, hi_a, go_a, QB, H, N_Q, stride_qb, stride_qh, stride_qn,
+                            offs_q, BLOCK_M, BLOCK_N, GRAN_N, HEAD_DIM, AHEAD_HINT)
     if PREFETCH:  # after Q's load is issued, before Q is stored to shared memory (which waits for it)
         tl.static_assert(MODE == 2)
         last = _entry(Indices, lo, hi, n_t - 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)  # the tail tile's entries
@@ -947,6 +1000,12 @@ def _launch(
             raise ValueError("config: row_rec (per-position row records) needs one_row, an ordered index and lpt")
         if row_rec:
             order = _row_records(offsets, order)
+        ahead = cfg.option("row_ahead", 0)
+        if not isinstance(ahead, int) or isinstance(ahead, bool) or ahead < 0:
+            raise ValueError(f"config: row_ahead={ahead!r} must be a non-negative int (launch positions ahead)")
+        if ahead and (not one_row or mode != MODE_FG or row_rec):
+            raise ValueError("config: row_ahead (L2 prefetch of a later row's Q and first index entries) needs fg "
+                             "and one_row, without row_rec")
         if cfg.option("l2_prefetch", False) and (flat or mode != MODE_FG):
             raise ValueError("config: l2_prefetch (L2 prefetch of a row's first and tail K/V tiles) needs fg and "
                              "the nested persistent form (one_row, or persistent with flatten false)")
@@ -965,6 +1024,7 @@ def _launch(
             RETURN_LSE=lse is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **regcap,
             **({"ROWREC": True} if row_rec else {}),
             **({"PREFETCH": True} if cfg.option("l2_prefetch", False) and not _interpreting() else {}),
+            **({"AHEAD": ahead, "AHEAD_HINT": not _interpreting()} if ahead else {}),
         )
         return (out, lse) if lse is not None else out
     _attn_fwd[grid](

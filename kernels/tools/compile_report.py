@@ -175,6 +175,9 @@ VARIANTS = [
      {"persistent": True, "flatten": False, "idx_early": True, "ROWREC": True, "TMA_Q": True}),
     ("pfg nested idx_early prefetch g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
      {"persistent": True, "flatten": False, "idx_early": True, "PREFETCH": True}),
+    # session 8 candidate: a later row's Q and first index entries prefetched into L2 (launch option row_ahead)
+    ("pfg nested idx_early ahead48 g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "AHEAD": 48}),
 ]
 
 
