@@ -205,8 +205,10 @@ def resolve(gpu: GPU, calibration: str | os.PathLike[str] | None = None) -> Reso
     if same:
         c = same[0]
         note = (f"calibration {c.path} ({c.gpu}, {c.created[:10]})" if calibration is not None else
-                f"no calibration for {gpu.name}: {c.gpu}'s calibration (same architecture, {gpu.arch}: the same SM; "
-                f"memory system, SM count and clocks from the {gpu.name} GPU file)")
+                f"no calibration for {gpu.name}: {c.gpu}'s calibration (same architecture, {gpu.arch}: the same SM"
+                + (f" and L2 design, with the L2 -> SM port measured on the {c.gpu}" if
+                   measured_gpu_properties(c.gpu)[0] else "")
+                + f"; memory bandwidths, SM count and clocks from the {gpu.name} GPU file)")
         return Resolved(c.params, note, c.resources)  # same architecture: the same compiled kernels
     if cands:
         c = cands[0]

@@ -247,10 +247,37 @@ def with_measured(gpu: GPU, props: dict[str, float], source: str = "") -> GPU:
     return replace(gpu, sources=src, **kw)
 
 
+def _measured_for(gpu: GPU) -> tuple[dict[str, float], str]:
+    """The measured properties that apply to ``gpu``: its own calibration's; without one, those of a calibrated
+    GPU of the same architecture (the SM and L2 design the H100 and H200 share: the L2 -> SM port is a per-SM,
+    per-clock property of that design, while memory transfers keep the GPU file's own bandwidths), as
+    :func:`fgsim.calibration.resolve` takes that GPU's fitted parameters."""
+    import json
+
+    from fgsim.calibration import available_calibrations, measured_gpu_properties
+
+    props, src = measured_gpu_properties(gpu.name)
+    if props:
+        return props, src
+    for name, path in available_calibrations().items():
+        if name == gpu.name:
+            continue
+        try:
+            arch = json.loads(path.read_text()).get("arch")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if arch == gpu.arch:
+            props, src = measured_gpu_properties(name)
+            if props:
+                return props, f"{src}, measured on the {name}: the same {arch} SM and L2 design as the {gpu.name}"
+    return {}, ""
+
+
 def load_gpu(name_or_path: str | os.PathLike[str], measured: bool = True) -> GPU:
     """A GPU by name (``h200``) or by the path of a JSON description file. By name and with ``measured``, the
     properties the GPU's own calibration measured (:data:`MEASURED_PROPERTIES`, the calibration file's
-    ``gpu_properties``) replace the description's spec values; a file path gives the file as written."""
+    ``gpu_properties``; for a GPU without one, a calibrated GPU's of the same architecture, e.g. the H200's L2 ->
+    SM port for the H100) replace the description's spec values; a file path gives the file as written."""
     s = str(name_or_path)
     if s.endswith(".json") or os.sep in s:
         return load_gpu_file(s)
@@ -260,9 +287,7 @@ def load_gpu(name_or_path: str | os.PathLike[str], measured: bool = True) -> GPU
         if p.is_file():
             g = load_gpu_file(p)
             if measured:
-                from fgsim.calibration import measured_gpu_properties
-
-                props, src = measured_gpu_properties(g.name)
+                props, src = _measured_for(g)
                 g = with_measured(g, props, src)
             return g
     raise FgsimError(f"unknown GPU '{s}'; known GPUs: {', '.join(list_gpus())} (or pass a .json file)")

@@ -81,7 +81,8 @@ def test_calibration_round_trip_changes_prediction(tmp_path: Path, monkeypatch: 
 def test_measured_gpu_property_replaces_the_spec_value_for_that_gpu_only(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator) -> None:
     """A calibration's measured L2 -> SM port (gpu_properties) replaces the GPU file's value for its own GPU: by name
-    and in SM partitions; the file itself, another GPU of the architecture and a GPU file path keep the spec value."""
+    and in SM partitions, and for an uncalibrated GPU of the same architecture (the H100: the same SM and L2
+    design); the file itself and a GPU file path keep the spec value."""
     port = float(rng.uniform(30.0, 60.0))
     spec = load_gpu("h200", measured=False).l2_port_bytes_per_clk
     cal = Calibration("h200", "hopper", ModelParams(), "2026-01-01T00:00:00", {}, {}, {"n": 0}, [],
@@ -92,7 +93,8 @@ def test_measured_gpu_property_replaces_the_spec_value_for_that_gpu_only(
     assert g.l2_port_bytes_per_clk == pytest.approx(port) and "measured" in g.sources["l2_port_bytes_per_clk"]
     assert g.with_sms(56).l2_port_bytes_per_clk == pytest.approx(port)
     assert load_gpu("h200", measured=False).l2_port_bytes_per_clk == spec != pytest.approx(port)
-    assert load_gpu("h100").l2_port_bytes_per_clk == load_gpu("h100", measured=False).l2_port_bytes_per_clk
+    assert load_gpu("h100").l2_port_bytes_per_clk == pytest.approx(port)
+    assert load_gpu("h100", measured=False).l2_port_bytes_per_clk != pytest.approx(port)
     assert load_gpu_file(Path(load_gpu("h200").path)).l2_port_bytes_per_clk == spec
     # the port prices the K/V stream of a tile (fg D=128 M=64, every key kept)
     cfg = launch_config("fg", "h200", 128, 64, 1)
