@@ -123,3 +123,37 @@ def test_no_nvml_is_refused_before_any_work(tmp_path, capsys):
     assert cp.main(["--out", str(tmp_path / "o"), "--cases", "c-000"]) == 2
     assert capsys.readouterr().err.startswith("error: NVML:")
     assert not (tmp_path / "o").exists()
+
+
+def test_low_clock_episodes_belong_to_the_case_running_or_just_ended():
+    log = "precompiled 3/3\n[  1.0s] c-000 fg 0.03 ms\n[  1.0s] c-000 block 0.05 ms\n[  2.5s] c-001 fg 0.1 ms\n" \
+          "[  4.0s] c-002 fg 0.1 ms\nrows"
+    ends = cp.case_end_times(log)
+    assert ends == {"c-000": 1.0, "c-001": 2.5, "c-002": 4.0}
+    samples = [(0.5, 1980.0, 0), (1.1, 1965.0, 4), (1.2, 1965.0, 4), (1.4, 1980.0, 0), (2.0, 1980.0, 4),
+               (2.1, 1980.0, 0), (3.0, 1980.0, 0), (3.5, 1700.0, 4), (3.6, 1600.0, 4), (4.5, 1980.0, 0)]
+    got = cp.after_row(samples, ends, tail_s=0.3)
+    assert got["c-000"] == (1965.0, 2)  # began 0.1 s after c-000 ended
+    assert got["c-001"] == (1980.0, 1)  # a reason bit at the top clock counts, inside c-001's run
+    assert got["c-002"] == (1600.0, 2)
+    assert cp.after_row(samples[:1], ends)["c-000"][1] == 0
+
+
+def test_summarize_refuses_missing_files_and_a_log_without_the_case(tmp_path, capsys):
+    probe = tmp_path / "p.csv"
+    probe.write_text(cp.rows_csv([{"case_id": "c-000", "kernel": "fg", "measured_ms": 0.03, "timed_s": 0.001,
+                                   "clock_time_weighted_mhz": 1980.0, "spread_pct": 1.0, "commit": "abc"}]))
+    samples = tmp_path / "s.csv"
+    samples.write_text("t_s,sm_mhz,mem_mhz,power_w,reasons\n0.0,1980,3201,120,0\n")
+    log = tmp_path / "log.txt"
+    log.write_text("[  1.0s] c-001 fg 0.1 ms\n")
+    assert cp.main(["--summarize", str(probe), "--samples", str(tmp_path / "none.csv"), "--log", str(log)]) == 2
+    assert "--samples:" in capsys.readouterr().err
+    assert cp.main(["--summarize", str(probe), "--samples", str(samples)]) == 2
+    assert "--log is required" in capsys.readouterr().err
+    assert cp.main(["--summarize", str(probe), "--samples", str(samples), "--log", str(log)]) == 2
+    assert "no progress line for c-000" in capsys.readouterr().err
+    log.write_text("[  1.0s] c-000 fg 0.03 ms\n")
+    assert cp.main(["--summarize", str(probe), "--samples", str(samples), "--log", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "| c-000 | fg |" in out and "| - | 0 |" in out

@@ -3,6 +3,7 @@ samples the SM clock in-process, and record the clock during each row's timed re
 
     FGSIM_COMMIT=... PYTHONPATH=.:kernels python3 validation/clock_probe.py --out OUT [--cases c-000,c-031]
         [--period-ms 1] [--no-refs]
+    python validation/clock_probe.py --summarize PROBE.csv --samples SAMPLES.csv[.gz] --log LOG.txt   (CPU)
 
 Timing is :func:`fgsim.validation.measure.measure_cases` itself (CUDA graph of ``reps`` calls sized to ~2 ms per
 replay, 3 interleaved rounds fg / block / dense, median per call), one case at a time, in the calibration list's
@@ -14,6 +15,12 @@ median / min / max of the samples inside them, the time-weighted clock (the cloc
 sample to the next, integrated over the windows), the power and the power-cap reason's share of samples.
 Two reference rows outside the calibration list (``--no-refs`` drops them) extend the range to the heavy shapes
 whole generations run: dense H12 N32760 D128 and dense H40 N75600 D128, timed the same way.
+
+``--summarize`` prints the markdown table of validation/MODEL_NOTES.md ('Per-row clocks (probe)') from committed
+outputs: per row the timed figures and, from the samples and the run's log (each case's end time), the low-clock
+episodes the case owns (:func:`after_row`). NVML refreshes its clock and power readings every ~100 ms, so a row's
+own windows can only show the reading left by the last refresh; the controller's answer to a short burst shows in
+the readings after it.
 
 Writes OUT/clock-probe.csv (one row per case and kernel, GPU / driver / versions / commit columns) and
 OUT/clock-samples.csv (every NVML sample). NVML comes from ``pynvml`` (nvidia-ml-py) when it imports, else from
@@ -275,14 +282,101 @@ def probe(case_ids: Sequence[str], out: Path, period_ms: float, refs: bool,
     return 0
 
 
+def case_end_times(log_text: str) -> dict[str, float]:
+    """{case id: seconds since the timing loop began} from the probe's progress lines ('[  6.1s] c-000 fg ...')."""
+    import re
+
+    out: dict[str, float] = {}
+    for line in log_text.splitlines():
+        m = re.match(r"\[\s*([0-9.]+)s\] (\S+) ", line)
+        if m:
+            out[m.group(2)] = float(m.group(1))
+    return out
+
+
+def after_row(samples: Sequence[tuple[float, float, int]], ends: dict[str, float],
+              tail_s: float = 0.3) -> dict[str, tuple[float, int]]:
+    """{case id: (lowest SM clock MHz, samples)} of the low-clock episodes each case owns (NaN, 0 when none).
+
+    An episode is a run of consecutive samples [(t s, MHz, reasons)] below the run's highest clock or with a power /
+    slowdown reason set; it belongs to the first case (by end time) that ended no more than ``tail_s`` before the
+    episode began: the case running when it began, or the one that had just ended (NVML shows the controller's
+    answer to a short burst after the burst)."""
+    top = max((x[1] for x in samples), default=0.0)
+    episodes: list[list[tuple[float, float, int]]] = []
+    cur: list[tuple[float, float, int]] = []
+    for x in samples:
+        if x[1] < top or x[2] & POWER_CAP_BITS:
+            cur.append(x)
+        elif cur:
+            episodes.append(cur)
+            cur = []
+    if cur:
+        episodes.append(cur)
+    order = sorted(ends.items(), key=lambda kv: kv[1])
+    out: dict[str, tuple[float, int]] = {cid: (float("nan"), 0) for cid in ends}
+    for ep in episodes:
+        owner = next((cid for cid, end in order if end + tail_s >= ep[0][0]), None)
+        if owner is None:
+            continue
+        lo, n = out[owner]
+        m = min(x[1] for x in ep)
+        out[owner] = (m if math.isnan(lo) else min(lo, m), n + len(ep))
+    return out
+
+
+def summarize(probe_csv: Path, samples_csv: Path, log: Path) -> str:
+    """The markdown table of MODEL_NOTES' 'Per-row clocks (probe)' from a probe's committed outputs."""
+    import gzip
+
+    opener = gzip.open if samples_csv.suffix == ".gz" else open
+    with opener(samples_csv, "rt", newline="") as fh:  # type: ignore[operator]
+        smp = [(float(r["t_s"]), float(r["sm_mhz"]), int(r["reasons"])) for r in csv.DictReader(fh)]
+    with probe_csv.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    ends = case_end_times(log.read_text())
+    missing = sorted({r["case_id"] for r in rows} - set(ends))
+    if missing:
+        raise ProbeError(f"--log: {log} has no progress line for {missing[0]}")
+    aft = after_row(smp, ends)
+    out = ["| case | kernel | N | H | D | M | density | ms per call | timed ms | NVML samples in the timed windows | "
+           "clock median / min / time-weighted (MHz) | spread % | its low-clock episodes: lowest clock (MHz) | "
+           "their samples |", "|" + " --- |" * 14]
+    for r in rows:
+        lo, cap = aft[r["case_id"]]
+        med = r["clock_median_mhz"] or "-"
+        mn = r["clock_min_mhz"] or "-"
+        out.append(f"| {r['case_id']} | {r['kernel']} | {r['n_tokens']} | {r['heads']} | {r['head_dim']} | "
+                   f"{r['block_m']} | {r['density']} | {float(r['measured_ms']):.4g} | "
+                   f"{float(r['timed_s']) * 1e3:.3g} | {r['n_samples']} | {med} / {mn} / "
+                   f"{float(r['clock_time_weighted_mhz']):.0f} | {float(r['spread_pct']):.2g} | "
+                   f"{'-' if math.isnan(lo) else f'{lo:.0f}'} | {cap} |")
+    r0 = rows[0]
+    out.append(f"\n{len(rows)} rows of {probe_csv.name}: {r0['gpu_name']}, driver {r0['driver']}, torch {r0['torch']}, "
+               f"triton {r0['triton']}, commit {r0['commit'][:10]}; {r0['bench']} (fgsim calibrate's timing); "
+               f"{r0['sampler']} every {r0['period_ms']} ms ({len(smp)} samples in {samples_csv.name}).")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=Path, help="output folder (GPU measurement)")
+    p.add_argument("--summarize", type=Path, help="a probe CSV: print the MODEL_NOTES table (CPU)")
+    p.add_argument("--samples", type=Path, help="the probe's NVML samples CSV (.csv or .csv.gz; --summarize)")
+    p.add_argument("--log", type=Path, help="the probe's log (case end times; --summarize)")
     p.add_argument("--cases", default=",".join(DEFAULT_CASES), help="comma-separated calib.csv case ids")
     p.add_argument("--period-ms", type=float, default=1.0, help="NVML sampling period (ms, 0.2..100)")
     p.add_argument("--no-refs", action="store_true", help="leave out the heavy reference rows")
     args = p.parse_args(argv)
     try:
+        if args.summarize is not None:
+            for opt, f in (("--summarize", args.summarize), ("--samples", args.samples), ("--log", args.log)):
+                if f is None or not f.is_file():
+                    raise ProbeError(f"{opt}: {f} is not a file" if f is not None else f"{opt} is required")
+            print(summarize(args.summarize, args.samples, args.log))
+            return 0
+        if args.out is None:
+            raise ProbeError("--out or --summarize is required")
         if not 0.2 <= args.period_ms <= 100:
             raise ProbeError(f"--period-ms: {args.period_ms} is outside 0.2..100")
         if args.out.exists() and not args.out.is_dir():
