@@ -118,13 +118,25 @@ def make_qkv(b: int, h: int, n: int, d: int, sets: int, dtype=torch.bfloat16) ->
 
 
 # -------------------------------------------------------------------------------------- tuning
+class _Candidates(list):
+    """Sweep candidates, one dict per launch configuration (kernel, head_dim, block_m, gran_n, block_n,
+    num_stages, num_warps, extra launch options; ``control``: timed, never picked)."""
+
+    def add(self, kernel: str, d: int, m: int, g: int, bn: int, st: int, w: int, control: bool = False,
+            **extra: Any) -> None:
+        self.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st,
+                         num_warps=w, extra=extra, **({"control": True} if control else {})))
+
+    def ref(self, kernel: str, d: int, m: int, g: int, **more: Any) -> None:
+        """The H200 launch table's entry for (kernel, D, M, gran), with ``more`` options on top."""
+        e = launch.launch_config(kernel, "h200", d, m, g)
+        self.add(kernel, d, m, e.gran_n, e.block_n, e.num_stages, e.num_warps, **{**e.extra, **more})
+
+
 def candidates(quick: bool) -> list[dict[str, Any]]:
     """Launch configurations to sweep, per (kernel, D, M, gran)."""
-    c: list[dict[str, Any]] = []
-
-    def add(kernel, d, m, g, bn, st, w, **extra):
-        c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st,
-                      num_warps=w, extra=extra))
+    c = _Candidates()
+    add = c.add
 
     # run 1 (v1 kernel) winners are kept in the list so v2 variants are compared in the same run
     for bn, st, ia, ov in [(128, 3, 1, False), (128, 3, 0, False), (128, 5, 0, False), (64, 5, 0, False),
@@ -863,15 +875,8 @@ def candidates_v3() -> list[dict[str, Any]]:
     """Issue-12 sweep, session 3: per key the current table entry first (the reference), then the persistent
     kernel (``persistent``, ``programs_per_sm``) at the configurations that compile without large spills and
     fit the SM (``kernels/tools/compile_report.py``, Triton 3.6 sm_90: registers, stack, shared memory)."""
-    c: list[dict[str, Any]] = []
-
-    def add(kernel, d, m, g, bn, st, w, **extra):
-        c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st, num_warps=w,
-                      extra=extra))
-
-    def ref(kernel, d, m, g):
-        e = launch.launch_config(kernel, "h200", d, m, g)
-        add(kernel, d, m, e.gran_n, e.block_n, e.num_stages, e.num_warps, **e.extra)
+    c = _Candidates()
+    add, ref = c.add, c.ref
 
     fl = dict(overlap=False, lpt=True, persistent=True, flatten=True)  # one flat (row, tile) loop
     ne = dict(overlap=False, lpt=True, persistent=True, flatten=False)  # row loop around the tile loop
@@ -912,15 +917,8 @@ def candidates_v4() -> list[dict[str, Any]]:
     persistent kernel taking rows from the work queue (``queue``) and, for the non-persistent fg entries, Q by a
     host TMA descriptor (``tma_q``); configurations that compile without spills and fit the SM
     (``kernels/tools/compile_report.py``, Triton 3.6 sm_90)."""
-    c: list[dict[str, Any]] = []
-
-    def add(kernel, d, m, g, bn, st, w, **extra):
-        c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st, num_warps=w,
-                      extra=extra))
-
-    def ref(kernel, d, m, g, **more):
-        e = launch.launch_config(kernel, "h200", d, m, g)
-        add(kernel, d, m, e.gran_n, e.block_n, e.num_stages, e.num_warps, **{**e.extra, **more})
+    c = _Candidates()
+    add, ref = c.add, c.ref
 
     q = dict(overlap=False, lpt=True, persistent=True, flatten=False, queue=True)
     for g in (1, 16, 64):  # 254 / 239 / 238 regs, 224.5 KB
@@ -945,15 +943,8 @@ def candidates_v5() -> list[dict[str, Any]]:
     work-queue persistent kernel (since call 1: key clamping instead of per-tile masks, and the tail tile peeled
     out of the pipelined loop), on the three shapes of
     :data:`SWEEP_SHAPES_V5`; picked only if no problem is slower than ``--max-rel`` × the reference."""
-    c: list[dict[str, Any]] = []
-
-    def add(kernel, d, m, g, bn, st, w, **extra):
-        c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st, num_warps=w,
-                      extra=extra))
-
-    def ref(kernel, d, m, g, **more):
-        e = launch.launch_config(kernel, "h200", d, m, g)
-        add(kernel, d, m, e.gran_n, e.block_n, e.num_stages, e.num_warps, **{**e.extra, **more})
+    c = _Candidates()
+    add, ref = c.add, c.ref
 
     q = dict(overlap=False, lpt=True, persistent=True, flatten=False, queue=True)
     for g in (1, 16, 64):
@@ -978,15 +969,8 @@ def candidates_v6() -> list[dict[str, Any]]:
     kernel with 2^20 programs per SM (one row per program through the static round-robin).  In run 5 (commit
     0286389) ``one_row`` compiled a specialisation without the other rows' state (``ONE_ROW``, since removed):
     +10 % per tile; since then ``one_row`` compiles exactly the control's kernel (kernels/NOTES.md, session 5)."""
-    c: list[dict[str, Any]] = []
-
-    def add(kernel, d, m, g, bn, st, w, control=False, **extra):
-        c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st, num_warps=w,
-                      extra=extra, **({"control": True} if control else {})))
-
-    def ref(kernel, d, m, g, **more):
-        e = launch.launch_config(kernel, "h200", d, m, g)
-        add(kernel, d, m, e.gran_n, e.block_n, e.num_stages, e.num_warps, **{**e.extra, **more})
+    c = _Candidates()
+    add, ref = c.add, c.ref
 
     o = dict(overlap=False, lpt=True, one_row=True, idx_early=True)
     for g in (1, 16, 64):  # one_row bn128 st3 w8: 225 / 218 / 223 regs, no stack, 224 KB; tma_q: 213 regs
@@ -1012,15 +996,8 @@ def candidates_v7() -> list[dict[str, Any]]:
     serialised ``ONE_ROW`` specialisation (fg D128 M128 g16/g64, M64 g1/g16/g64).  Session 6 added three
     pipelined dense forms (checked offline with ``compile_report.py``): bn128 st3 + tma_qo (D128 M128), bn128 st2
     w4 (D128 M64), bn128 st3 (D64)."""
-    c: list[dict[str, Any]] = []
-
-    def add(kernel, d, m, g, bn, st, w, **extra):
-        c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st, num_warps=w,
-                      extra=extra))
-
-    def ref(kernel, d, m, g, **more):
-        e = launch.launch_config(kernel, "h200", d, m, g)
-        add(kernel, d, m, e.gran_n, e.block_n, e.num_stages, e.num_warps, **{**e.extra, **more})
+    c = _Candidates()
+    add, ref = c.add, c.ref
 
     tb = dict(tma=True, overlap=False, warp_specialize=False, tail_branch=True)
     ref("dense", 128, 128, 1)  # bn64 st2 maxnreg 128, two per SM: serialised with or without tail_branch
@@ -1048,15 +1025,8 @@ def candidates_v8() -> list[dict[str, Any]]:
     serialises; the pipelined one-per-SM forms of the gran-16 entry: bn128 st3 idx_ahead 1 + tma_q 201 regs, or +
     tail_reuse 255 regs) and block D128 M128 (two per SM at maxnreg 128; pipelined one-per-SM bn64 st3 tma 211 regs,
     bn128 st2 tma 206 regs; run 2 measured bn128 st3 tma at 1/0.887 of it)."""
-    c: list[dict[str, Any]] = []
-
-    def add(kernel, d, m, g, bn, st, w, **extra):
-        c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=g, block_n=bn, num_stages=st, num_warps=w,
-                      extra=extra))
-
-    def ref(kernel, d, m, g, **more):
-        e = launch.launch_config(kernel, "h200", d, m, g)
-        add(kernel, d, m, e.gran_n, e.block_n, e.num_stages, e.num_warps, **{**e.extra, **more})
+    c = _Candidates()
+    add, ref = c.add, c.ref
 
     ref("dense", 64, 64, 1)
     ref("dense", 64, 64, 1, tail_branch=True)
@@ -1082,12 +1052,8 @@ def candidates_v9() -> list[dict[str, Any]]:
     (entry 255 / 32 B), tail_fold 231 / 0 (+ guard + tma_o 230 / 0), inner loop 539-546 SASS instructions (entry
     540); M64 g1 guard (+ tma_o) 193 regs, tail_fold 188, + guard + tma_o 180 (entry 213; inner loop 387-389 vs
     375), 112 KB, two per SM."""
-    c = candidates_v8()
-
-    def ref(kernel, d, m, g, **more):
-        e = launch.launch_config(kernel, "h200", d, m, g)
-        c.append(dict(kernel=kernel, head_dim=d, block_m=m, gran_n=e.gran_n, block_n=e.block_n,
-                      num_stages=e.num_stages, num_warps=e.num_warps, extra={**e.extra, **more}))
+    c = _Candidates(candidates_v8())
+    ref = c.ref
 
     for m, g in ((128, 1), (64, 1), (64, 16), (64, 64)):
         ref("fg", 128, m, g)
