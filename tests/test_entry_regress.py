@@ -156,3 +156,26 @@ print("OK")
     env = {**__import__("os").environ, "TRITON_INTERPRET": "1"}
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0 and "OK" in p.stdout, p.stdout[-2000:] + p.stderr[-2000:]
+
+
+def test_profile_attempts_falls_back_to_the_next_metric_set(tmp_path):
+    """ncu_persistent.profile_attempts: a failing attempt is logged and the next metric set runs; the report path
+    comes back only once ncu wrote it; no time left means no attempt and None."""
+    import time
+
+    from ncu_persistent import profile_attempts
+
+    fake = tmp_path / "ncu"
+    # fails (rc 3) when asked for metric "bad", else writes <-o>.ncu-rep
+    fake.write_text("#!/bin/sh\nfor a in \"$@\"; do case $a in bad*) exit 3;; esac; done\n"
+                    "while [ $# -gt 0 ]; do if [ \"$1\" = -o ]; then touch \"$2.ncu-rep\"; fi; shift; done\n")
+    fake.chmod(0o755)
+    rep, log = tmp_path / "ncu", tmp_path / "run.log"
+    got = profile_attempts(str(fake), rep, ["SpeedOfLight"], [["bad"], ["good"], []], ["prog"],
+                           time.perf_counter() + 30, log)
+    assert got == rep.with_suffix(".ncu-rep") and got.exists()
+    text = log.read_text()
+    assert "rc=3" in text and "--metrics good" in text and text.count("$ ") == 2
+    got.unlink()
+    assert profile_attempts(str(fake), rep, [], [["good"]], ["prog"], time.perf_counter(), log) is None
+    assert log.read_text() == ""

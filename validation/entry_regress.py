@@ -266,7 +266,7 @@ def ncu_driver(spec: str, old_table: str, out: Path) -> None:
 
 def run_ncu(args, out: Path, timeout_s: float) -> None:
     """ncu over ``ncu_driver`` (sections as ncu_persistent.py + EXTRA_METRICS), raw CSV, summary table."""
-    from ncu_persistent import SECTIONS, STALL_REGEX, find_ncu, known_metrics
+    from ncu_persistent import SECTIONS, STALL_REGEX, find_ncu, known_metrics, profile_attempts
 
     t0 = time.perf_counter()
     ncu = find_ncu()
@@ -275,30 +275,12 @@ def run_ncu(args, out: Path, timeout_s: float) -> None:
         return
     metrics = known_metrics(ncu)
     metrics += [m for m in EXTRA_METRICS if m not in metrics]
-    rep = out / "ncu"
     prog = [sys.executable, str(Path(__file__).resolve()), "--ncu-driver", "--ncu", args.ncu, "--old-table",
             str(args.old_table), "--out", str(out)]
     sections = list(SECTIONS) + (["SourceCounters"] if args.ncu_source and "SourceCounters" not in SECTIONS else [])
-    log = []
-    for mset in (metrics + [STALL_REGEX], [m for m in metrics if not m.startswith("launch__")] + [STALL_REGEX], []):
-        left = timeout_s - (time.perf_counter() - t0)
-        if left < 15:
-            break
-        cmd = [ncu, "--clock-control", "none", "--profile-from-start", "off", "-k", "regex:_attn_fwd", "-f", "-o",
-               str(rep)] + [a for s in sections for a in ("--section", s)] + (["--metrics", ",".join(mset)] if mset
-                                                                              else []) + prog
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=left)
-        except subprocess.TimeoutExpired as e:
-            log.append(f"$ {' '.join(cmd)}\nTIMEOUT after {left:.0f}s\n{e.stdout or ''}")
-            break
-        log.append(f"$ {' '.join(cmd)}\nrc={p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-        print(log[-1][-1500:], flush=True)
-        if p.returncode == 0 and rep.with_suffix(".ncu-rep").exists():
-            break
-    (out / "ncu-run.log").write_text("\n".join(log))
-    rep_file = rep.with_suffix(".ncu-rep")
-    if not rep_file.exists():
+    metric_sets = [metrics + [STALL_REGEX], [m for m in metrics if not m.startswith("launch__")] + [STALL_REGEX], []]
+    rep_file = profile_attempts(ncu, out / "ncu", sections, metric_sets, prog, t0 + timeout_s, out / "ncu-run.log")
+    if rep_file is None:
         print("[ncu] no report", flush=True)
         return
     p = subprocess.run([ncu, "-i", str(rep_file), "--page", "raw", "--csv"], capture_output=True, text=True, timeout=90)

@@ -108,6 +108,33 @@ def known_metrics(ncu: str) -> list[str]:
     return [m for m in METRICS if m.split(".")[0] in names]
 
 
+def profile_attempts(ncu: str, rep: Path, sections: list[str], metric_sets: list[list[str]], prog: list[str],
+                     deadline: float, log_path: Path, min_left_s: float = 15.0) -> Path | None:
+    """Run ``prog`` under ncu with each metric set in turn (an empty set: sections only) until one run writes
+    ``rep.ncu-rep``; ``deadline`` is a time.perf_counter() value, no attempt starts with less than ``min_left_s``
+    left. Every attempt's command and output tail go to ``log_path``. Returns the report file, or None."""
+    base = [ncu, "--clock-control", "none", "--profile-from-start", "off", "-k", "regex:_attn_fwd", "-f", "-o",
+            str(rep)] + [a for s in sections for a in ("--section", s)]
+    rep_file = rep.with_suffix(".ncu-rep")
+    log = []
+    for mset in metric_sets:
+        left = deadline - time.perf_counter()
+        if left < min_left_s:
+            break
+        cmd = base + (["--metrics", ",".join(mset)] if mset else []) + prog
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=left)
+        except subprocess.TimeoutExpired as e:
+            log.append(f"$ {' '.join(cmd)}\nTIMEOUT after {left:.0f}s\n{e.stdout or ''}")
+            break
+        log.append(f"$ {' '.join(cmd)}\nrc={p.returncode}\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}")
+        print(log[-1][-1500:], flush=True)
+        if p.returncode == 0 and rep_file.exists():
+            break
+    log_path.write_text("\n".join(log))
+    return rep_file if rep_file.exists() else None
+
+
 def run(out: Path, variants: list[str], densities: list[float], timeout_s: float) -> int:
     """Prewarm in parallel processes, run the driver under ncu, export the pages, print the summary."""
     t0 = time.perf_counter()
@@ -124,28 +151,10 @@ def run(out: Path, variants: list[str], densities: list[float], timeout_s: float
           f"{sorted(set(METRICS) - set(metrics))}", flush=True)
     rcs = [p.wait() for p in procs]
     print(f"[ncu] prewarm rcs {rcs} {time.perf_counter() - t0:.1f}s", flush=True)
-    rep = out / "ncu"
-    base = [ncu, "--clock-control", "none", "--profile-from-start", "off", "-k", "regex:_attn_fwd", "-f", "-o",
-            str(rep)] + [a for s in SECTIONS for a in ("--section", s)]
     prog = me + ["--driver", "--variants", ",".join(variants), "--densities", dens]
-    log = []
-    for extra in (["--metrics", ",".join(metrics + [STALL_REGEX])], []):
-        left = timeout_s - (time.perf_counter() - t0)
-        if left < 20:
-            break
-        cmd = base + extra + prog
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=left)
-        except subprocess.TimeoutExpired as e:
-            log.append(f"$ {' '.join(cmd)}\nTIMEOUT after {left:.0f}s\n{e.stdout or ''}")
-            break
-        log.append(f"$ {' '.join(cmd)}\nrc={p.returncode}\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}")
-        print(log[-1], flush=True)
-        if p.returncode == 0 and rep.with_suffix(".ncu-rep").exists():
-            break
-    (out / "ncu-run.log").write_text("\n".join(log))
-    rep_file = rep.with_suffix(".ncu-rep")
-    if not rep_file.exists():
+    rep_file = profile_attempts(ncu, out / "ncu", list(SECTIONS), [metrics + [STALL_REGEX], []], prog,
+                                t0 + timeout_s, out / "ncu-run.log", min_left_s=20.0)
+    if rep_file is None:
         print("[ncu] no report", flush=True)
         return 1
     for name, extra in (("ncu-details.txt", ["--page", "details"]), ("ncu-raw.csv", ["--page", "raw", "--csv"])):
