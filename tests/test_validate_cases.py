@@ -40,6 +40,25 @@ def test_committed_case_lists_are_the_generators_output_and_disjoint() -> None:
     assert {(c.head_dim, c.block_m) for c in t8 if c.axis in ("tuned", "dtype")} == set(vc.DM)
     assert {c.dtype for c in t8} == {"bf16", "fp16"} and {c.structure for c in t8} <= set(vc.TEST_STRUCTURES)
     assert sum(len(c.kernels) for c in t8) <= 80
+    t9 = vc.load_case_list("test9")
+    assert [vc.case_row(c) for c in t9] == [vc.case_row(c) for c in vc.generate("test9")], "test9.csv differs"
+    spec9 = importlib.util.spec_from_file_location("make_test9", REPO / "validation" / "cases" / "make_test9.py")
+    gen9 = importlib.util.module_from_spec(spec9)
+    spec9.loader.exec_module(gen9)  # type: ignore[union-attr]
+    assert gen9.render() == (REPO / "validation" / "cases" / "test9.csv").read_text(), "test9.csv differs (bytes)"
+    assert len(t9) == 47 and sum(len(c.kernels) for c in t9) == 85 and "test9" in vc.SPLITS
+    vc.check_disjoint([*lists.values(), t8, t9])
+    before9 = before8 + t8
+    assert not {c.n_tokens for c in t9} & {c.n_tokens for c in before9}, "test9 repeats an N of another list"
+    assert not {c.seed for c in t9} & {c.seed for c in before9}, "test9 repeats a seed of another list"
+    assert {(c.head_dim, c.block_m) for c in t9 if c.axis in ("tuned", "dtype")} == set(vc.DM)
+    assert {c.dtype for c in t9} == {"bf16", "fp16"} and {c.structure for c in t9} <= set(vc.TEST_STRUCTURES)
+    # every transfer axis: BLOCK_N 32/64/128, stages 2-4, warps 4/8, persistent off / 1 / 2 per SM, 16..132 SMs
+    cfg9 = [c for c in t9 if c.axis == "config" and c.block_n]
+    assert {c.block_n for c in cfg9} == {32, 64, 128} and {c.num_stages for c in cfg9} == {2, 3, 4}
+    assert {c.num_warps for c in cfg9} == {4, 8}
+    assert {(c.persistent, c.programs_per_sm) for c in t9 if c.persistent >= 0} == set(vc.PERSISTENT_SETTINGS)
+    assert min(c.sm_count for c in t9 if c.axis == "sm") == 16 and max(c.sm_count for c in t9) == 132
     t7 = lists["test7"]
     before7 = [c for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6") for c in lists[s]]
     assert not {c.n_tokens for c in t7} & {c.n_tokens for c in before7}, "test7 repeats an N of another list"

@@ -23,7 +23,9 @@ the GPU. The lists are written to ``validation/cases/<split>.csv`` and committed
 * ``test6`` — revision 5's frozen list, scored once (development data since), see :func:`test6_cases`;
 * ``test7`` — the frozen list on the final launch table (08559f8), scored once with revision 5, see :func:`test7_cases`;
 * ``test8`` — the frozen list of the revision after 5 (committed 2ef4e01, unmeasured, before that revision's
-  variants were fitted), see :func:`test8_cases`.
+  variants were fitted), scored once with revision 6 (development data since), see :func:`test8_cases`;
+* ``test9`` — the frozen list of revision 7 (committed unmeasured, before any revision-7 variant was fitted), see
+  :func:`test9_cases`.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ DEV5_SEED = 8_600_000
 TEST6_SEED = 9_900_000
 TEST7_SEED = 9_960_000
 TEST8_SEED = 9_980_000
-SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "test8", "tiny")
+TEST9_SEED = 9_990_000
+SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "test8", "test9",
+          "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -688,6 +692,36 @@ def test8_cases() -> list[Case]:
     return b.cases
 
 
+def test9_cases() -> list[Case]:
+    """The frozen test list ``test9`` of revision 7 (47 cases, 85 kernel rows; written 2026-11-30 by
+    ``validation/cases/make_test9.py`` and committed unmeasured, before any revision-7 variant was fitted):
+    structured mask families (column stripes, 3-D windows, text tokens), N 10752 / 29696 / 19968 / 14848 and seeds
+    9.99M used by no other list; the final launch table's tuned entries at D 64/128 x M 64/128 at two shapes, fp16 at
+    every (D, M); launch-config what-ifs (BLOCK_N 32/64/128 x stages 2-4 x warps 4/8; each takes its entry's launch
+    options) around dense D=128 M=128, block D=128 M=64, fg D=64 M=128, dense D=64 M=64 and fg D=128 M=64;
+    persistent programs off / 1 / 2 per SM (all kernels at D=64 M=64, fg at D=128 M=128); SM partitions (green
+    contexts) of 16 / 48 / 132 SMs (all kernels, D=64 M=128) and 64 / 120 SMs (block and dense, D=128 M=64)."""
+    b = FrozenListBuilder("test9", "q", TEST9_SEED, ("colstripes", "window3d", "text"))
+    b.tuned(((10752, 11), (29696, 5)), 0.03, 0.5)
+    b.fp16(19968, 6, 0.1)
+    b.whatifs((
+        ("dense", "window3d", 14848, 7, 128, 128, 0.2,
+         ((64, 2, 8), (64, 3, 8), (128, 2, 8), (128, 3, 8), (32, 4, 8))),
+        ("block", "text", 19968, 6, 128, 64, 0.15, ((64, 2, 4), (64, 3, 4), (64, 4, 4), (32, 3, 4), (64, 3, 8))),
+        ("fg", "colstripes", 14848, 7, 64, 128, 0.1, ((64, 2, 8), (64, 4, 8), (128, 3, 8), (32, 3, 8), (64, 3, 4))),
+        ("dense", "colstripes", 29696, 5, 64, 64, 0.2, ((32, 3, 4), (64, 2, 4), (64, 3, 4), (128, 2, 4), (128, 3, 8))),
+        ("fg", "window3d", 10752, 11, 128, 64, 0.1, ((64, 2, 4), (64, 4, 4), (128, 2, 4), (32, 2, 4))),
+    ))
+    for j, (d_head, m, kerns) in enumerate(((64, 64, ALL_KERNELS), (128, 128, ("fg",)))):
+        for pers, pps in PERSISTENT_SETTINGS:
+            b.add(seed=TEST9_SEED + 600 + j, structure=b.families[j % 3], n_tokens=29696, heads=5, head_dim=d_head,
+                  block_m=m, density=0.06 if len(kerns) > 1 else 0.2, kernels=kerns, persistent=pers,
+                  programs_per_sm=pps, axis="config")
+    b.sm_partitions((((10752, 11), (64, 128), "text", ALL_KERNELS, (16, 48, 132)),
+                     ((19968, 6), (128, 64), "window3d", ("block", "dense"), (64, 120))))
+    return b.cases
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -743,6 +777,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return test7_cases()
     if split == "test8":
         return test8_cases()
+    if split == "test9":
+        return test9_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
