@@ -1066,6 +1066,26 @@ def candidates_v9() -> list[dict[str, Any]]:
     return c
 
 
+def candidates_v10() -> list[dict[str, Any]]:
+    """Session 9: ``exp_poly`` (a fraction of the softmax's P = 2^x computed by a degree-3 FMA polynomial,
+    Cody-Waite range reduction, instead of MUFU.EX2; the MUFU.EX2 issue queue held 5.6 % of the fg entry's loop
+    stall samples) on the entries with the most MUFU per tile: fg D128 M128 g1 (entry, 1/8, 1/4, 1/2, and the
+    folded-tail form + guard_next + tma_o with 1/4), fg D128 M64 g1 (entry, 1/4, 1/2), dense D128 M128 (entry,
+    1/8, 1/4).  Offline (Triton 3.6 sm_90): all pipelined, registers as the entries (M128 g1 255, 32-40 B stack);
+    loop SASS M128 g1 540 -> 598 / 655 / 766 instructions, MUFU.EX2 66 -> 58 / 50 / 34, static stall cycles
+    1233 -> 1218 / 1156 / 1220; fold + 1/4 649 instructions, 1182 cycles (fold 537, 1226)."""
+    c = _Candidates()
+    ref = c.ref
+    for f in (0, 0.125, 0.25, 0.5):
+        ref("fg", 128, 128, 1, **({"exp_poly": f} if f else {}))
+    ref("fg", 128, 128, 1, tail_fold=True, guard_next=True, tma_o=True, exp_poly=0.25)
+    for f in (0, 0.25, 0.5):
+        ref("fg", 128, 64, 1, **({"exp_poly": f} if f else {}))
+    for f in (0, 0.125, 0.25):
+        ref("dense", 128, 128, 1, **({"exp_poly": f} if f else {}))
+    return c
+
+
 #: (H, N video, text tokens, window densities) of the v5 sweep: 480p, 480p + text, 720p H40
 SWEEP_SHAPES_V5 = ((12, 32760, 0, (0.02, 0.1, 0.5)), (12, 32760, 512, (0.02, 0.1, 0.5)), (40, 75600, 0, (0.02, 0.1)))
 
@@ -1076,8 +1096,8 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
     from fgattn.masks import with_text
 
     cands = {"v3": candidates_v3, "v4": candidates_v4, "v5": candidates_v5, "v6": candidates_v6,
-             "v7": candidates_v7, "v8": candidates_v8, "v9": candidates_v9}[args.candidates]()
-    v5 = args.candidates in ("v5", "v6", "v7", "v8", "v9")  # the three-shape sweep
+             "v7": candidates_v7, "v8": candidates_v8, "v9": candidates_v9, "v10": candidates_v10}[args.candidates]()
+    v5 = args.candidates in ("v5", "v6", "v7", "v8", "v9", "v10")  # the three-shape sweep
     shapes = SWEEP_SHAPES_V5 if v5 else ((*TUNE_SHAPE, 0, (0.02, 0.1, 0.5)),)
     warm = tuple((h, nv + nt) for h, nv, nt, _ in shapes if (h, nv + nt) != TUNE_SHAPE)
     checked = [{k: v for k, v in r.items() if k != "warm_shapes"}
@@ -1424,11 +1444,11 @@ def main() -> None:
                          "has none) and Flex BlockMask")
     ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--candidates", choices=("v3", "v4", "v5", "v6", "v7", "v8", "v9"), default="v9",
+    ap.add_argument("--candidates", choices=("v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10"), default="v10",
                     help="--final/--sweep-only candidate set (v3: session-3 persistent forms; v4: work queue, tma_q; "
                          "v5: tail_reuse, tma_q, work queue on three Wan shapes; v6: one_row on the same shapes; v7: dense "
                          "tail_branch, one_row for the other fg keys; v8: the entries still serialised - dense D64 M64, fg M128 "
-                         "gran 64, block M128; v9: v8 + guard_next / tma_o on the one_row fg entries)")
+                         "gran 64, block M128; v9: v8 + guard_next / tma_o on the one_row fg entries; v10: exp_poly)")
     ap.add_argument("--sweep-rounds", type=int, default=3, help="interleaved rounds per sweep problem")
     ap.add_argument("--shuffle-seed", type=int, default=None,
                     help="sweep: a fresh random case order in every round (relative times are paired per round)")

@@ -9,7 +9,7 @@ variant, flat loop toggled, and one taking rows from the work queue (``queue``) 
 with small n, so that each program walks several rows, with programs_per_sm 1 or 2), one program per row
 (``one_row``, with ``idx_early``, ``tma_q``, ``guard_next``, ``tma_o`` and ``tail_fold`` drawn at random; on a
 one_row entry ``guard_next``, ``tma_o`` and ``tail_fold`` toggled together) on and off, Q by a host TMA descriptor
-(``tma_q``) on and off, the tail tile reusing the prefetched index (``tail_reuse``) on and off, text-token masks (full text rows and columns) and the log-sum-exp output; outputs poisoned with NaN before each launch and scanned after;
+(``tma_q``) on and off, part of the softmax's exp2 by the FMA polynomial (``exp_poly``) on and off, the tail tile reusing the prefetched index (``tail_reuse``) on and off, text-token masks (full text rows and columns) and the log-sum-exp output; outputs poisoned with NaN before each launch and scanned after;
 relative error against the float64 reference ≤ 1e-2; unordered, duplicate and out-of-range
 indices rejected with a clear ValueError; one Wan-sized case against SDPA with a boolean mask.
 Exit status 1 on any failure.
@@ -109,6 +109,9 @@ def variants_of(kind: str, dname: str, base, rng: random.Random) -> tuple[list, 
     if kind == "dense":  # the masked last tile under a scalar branch toggled
         variants.append(dataclasses.replace(base, extra={**base.extra,
                                                          "tail_branch": not base.option("tail_branch", False)}))
+    # part of the softmax's exp2 by the FMA polynomial (``exp_poly``: session 9) toggled, the fraction drawn
+    variants.append(dataclasses.replace(base, extra={
+        **base.extra, "exp_poly": rng.choice([0.125, 0.25, 0.5, 1]) if not base.option("exp_poly", 0) else 0}))
     if TABLE_ONLY:
         return variants, sms_of
     if not LITE:

@@ -52,13 +52,88 @@ _LOG2E = 1.4426950408889634
 _DTYPES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
 
 
+#: launch option ``exp_poly``: the fraction of the softmax's P = 2^x elements computed by the FMA polynomial
+#: :func:`_exp2_poly` instead of MUFU.EX2 -> the kernels' ``EXP_POLY`` (one element of every EXP_POLY; 0 none)
+EXP_POLY_FRACTIONS = {0: 0, 0.125: 8, 0.25: 4, 0.5: 2, 1: 1}
+#: 2^f on [0, 1) = 1 + f·(c1 + f·(c2 + f·c3)): minimax relative error (linear program on 20,001 points, c0 = 1
+#: fixed so that 2^0 is exact), rounded to fp32: max relative error 8.6e-5 in fp32 Horner form
+EXP2_POLY_C = (0.6951168179512024, 0.22764497995376587, 0.0770670473575592)
+
+
+def _f32_hex(x: float) -> str:
+    """PTX's exact hex literal of the fp32 value nearest ``x`` (``0fXXXXXXXX``)."""
+    import struct
+    return f"0f{struct.unpack('<I', struct.pack('<f', x))[0]:08X}"
+
+
+def _exp2_poly_ptx(n: int) -> str:
+    """PTX for ``n`` packed fp32 elements ($n..$2n-1 in, $0..$n-1 out): the last by the polynomial (Cody–Waite:
+    2^x = 2^floor(x)·p(x - floor(x)), x clamped to -127 so -inf gives +0; floor by adding 1.5·2^23 rounded toward
+    -inf, whose low mantissa bits are then floor(x), shifted into the exponent by one integer add), the others by
+    ``ex2.approx.ftz.f32`` (MUFU.EX2)."""
+    c1, c2, c3 = (_f32_hex(c) for c in EXP2_POLY_C)
+    mufu = "".join(f"ex2.approx.ftz.f32 ${i}, ${n + i}; " for i in range(n - 1))
+    return ("{ .reg .f32 ep_x, ep_t, ep_j, ep_f, ep_p; .reg .b32 ep_e, ep_i; " + mufu
+            + f"max.f32 ep_x, ${2 * n - 1}, 0fC2FE0000; add.rm.f32 ep_t, ep_x, 0f4B400000; "
+            + "sub.f32 ep_j, ep_t, 0f4B400000; sub.f32 ep_f, ep_x, ep_j; "
+            + f"fma.rn.f32 ep_p, ep_f, {c3}, {c2}; fma.rn.f32 ep_p, ep_p, ep_f, {c1}; "
+            + "fma.rn.f32 ep_p, ep_p, ep_f, 0f3F800000; shl.b32 ep_e, ep_t, 23; mov.b32 ep_i, ep_p; "
+            + f"add.s32 ep_i, ep_i, ep_e; mov.b32 ${n - 1}, ep_i; }}")
+
+
+_EXP2_PTX_1 = tl.constexpr(_exp2_poly_ptx(1))
+_EXP2_PTX_2 = tl.constexpr(_exp2_poly_ptx(2))
+_EXP2_PTX_4 = tl.constexpr(_exp2_poly_ptx(4))
+_EXP2_PTX_8 = tl.constexpr(_exp2_poly_ptx(8))
+
+
 @triton.jit
-def _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, valid, MASKED: tl.constexpr):
-    """Online softmax of one score tile S (base 2, scale folded) and O = α·O + P·V."""
+def _exp2_poly(x):
+    """2^x by the polynomial of :func:`_exp2_poly_ptx` in tl operations (the CPU interpreter's form; the same
+    clamp, reduction, coefficients and exponent add)."""
+    xc = tl.maximum(x, -127.0)
+    j = tl.floor(xc)
+    f = xc - j
+    p = (f * 0.0770670473575592 + 0.22764497995376587) * f + 0.6951168179512024
+    p = p * f + 1.0
+    return (p.to(tl.int32, bitcast=True) + (j.to(tl.int32) << 23)).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _exp2_mixed(x, offs_n, EXP_POLY: tl.constexpr, EXP_PTX: tl.constexpr):
+    """2^x with one element of every ``EXP_POLY`` (> 0) by the FMA polynomial and the rest by MUFU.EX2: on the GPU
+    through inline PTX packing ``EXP_POLY`` consecutive register elements (no layout change), under the CPU
+    interpreter (``EXP_PTX`` false) by the key column ``offs_n`` modulo ``EXP_POLY``."""
+    if EXP_PTX:
+        if EXP_POLY == 8:
+            y = tl.inline_asm_elementwise(_EXP2_PTX_8, "=f,=f,=f,=f,=f,=f,=f,=f,f,f,f,f,f,f,f,f", [x],
+                                          dtype=tl.float32, is_pure=True, pack=8)
+        elif EXP_POLY == 4:
+            y = tl.inline_asm_elementwise(_EXP2_PTX_4, "=f,=f,=f,=f,f,f,f,f", [x], dtype=tl.float32,
+                                          is_pure=True, pack=4)
+        elif EXP_POLY == 2:
+            y = tl.inline_asm_elementwise(_EXP2_PTX_2, "=f,=f,f,f", [x], dtype=tl.float32, is_pure=True,
+                                          pack=2)
+        else:
+            tl.static_assert(EXP_POLY == 1)
+            y = tl.inline_asm_elementwise(_EXP2_PTX_1, "=f,f", [x], dtype=tl.float32, is_pure=True, pack=1)
+    else:
+        y = tl.where((offs_n % EXP_POLY == EXP_POLY - 1)[None, :], _exp2_poly(x), tl.math.exp2(x))
+    return y
+
+
+@triton.jit
+def _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, valid, MASKED: tl.constexpr, EXP_POLY: tl.constexpr = 0,
+                EXP_PTX: tl.constexpr = True):
+    """Online softmax of one score tile S (base 2, scale folded) and O = α·O + P·V.  ``EXP_POLY`` > 0: one
+    element of P in every ``EXP_POLY`` by the FMA polynomial (:func:`_exp2_mixed`; launch option ``exp_poly``)."""
     if MASKED:
         qk = tl.where(valid[None, :], qk, float("-inf"))
     m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
-    p = tl.math.exp2(qk * qk_scale - m_new[:, None])
+    if EXP_POLY == 0:
+        p = tl.math.exp2(qk * qk_scale - m_new[:, None])
+    else:
+        p = _exp2_mixed(qk * qk_scale - m_new[:, None], tl.arange(0, qk.shape[1]), EXP_POLY, EXP_PTX)
     alpha = tl.math.exp2(m_i - m_new)
     l_i = l_i * alpha + tl.sum(p, 1)
     acc = acc * alpha[:, None]
@@ -67,10 +142,11 @@ def _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, valid, MASKED: tl.constexpr):
 
 
 @triton.jit
-def _attend(acc, l_i, m_i, q, k, v, qk_scale, valid, MASKED: tl.constexpr):
+def _attend(acc, l_i, m_i, q, k, v, qk_scale, valid, MASKED: tl.constexpr, EXP_POLY: tl.constexpr = 0,
+            EXP_PTX: tl.constexpr = True):
     """One key tile: S = Q·Kᵀ, then :func:`_softmax_pv`."""
     qk = tl.dot(q, tl.trans(k))
-    return _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, valid, MASKED)
+    return _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, valid, MASKED, EXP_POLY, EXP_PTX)
 
 
 @triton.jit
@@ -149,13 +225,13 @@ def _diag_fg_tail(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, Indice
 
 @triton.jit
 def _dense_tail(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, n_full, offs_n, offs_d, qk_scale, N_KV,
-                BLOCK_N: tl.constexpr):
+                BLOCK_N: tl.constexpr, EXP_POLY: tl.constexpr = 0, EXP_PTX: tl.constexpr = True):
     """Dense mode's last key tile (keys n_full·BLOCK_N + j, those past N masked)."""
     kidx = n_full * BLOCK_N + offs_n
     ok = kidx < N_KV
     k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
     v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
-    return _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
+    return _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True, EXP_POLY, EXP_PTX)
 
 
 @triton.jit
@@ -171,6 +247,7 @@ def _attn_fwd(
     NUM_STAGES: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr, OVERLAP: tl.constexpr,
     RETURN_LSE: tl.constexpr, TMA_QO: tl.constexpr, TMA_Q: tl.constexpr = False, TAIL_REUSE: tl.constexpr = False,
     TAIL_BRANCH: tl.constexpr = False, _DIAG_TAIL: tl.constexpr = 0, _DIAG_Q: tl.constexpr = 0, _DIAG_IDX: tl.constexpr = 0, _DIAG_EPI: tl.constexpr = 0,
+    EXP_POLY: tl.constexpr = 0, EXP_PTX: tl.constexpr = True,
 ):
     tl.static_assert(_DIAG_TAIL + _DIAG_IDX == 0 or (MODE == 2 and IDX_AHEAD == 1))
     if ORDERED:  # longest-first row order within each head
@@ -263,15 +340,15 @@ def _attn_fwd(
             k = _rows(k_base, kidx, stride_kn, offs_d, no_mask, False)
             v = _rows(v_base, kidx, stride_vn, offs_d, no_mask, False)
             if _DIAG_TAIL == 3:
-                acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, lo + t * ENT + offs_n < hi, True)
+                acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, lo + t * ENT + offs_n < hi, True, EXP_POLY, EXP_PTX)
             elif _DIAG_TAIL == 5:  # scores masked in the last iteration only, under a scalar branch
                 tl.static_assert(GRAN_N == 1)
                 qk = tl.dot(q, tl.trans(k))
                 if t == n_full:
                     qk = tl.where(offs_n < (cnt - t * BLOCK_N), qk, float("-inf"))
-                acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False)
+                acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False, EXP_POLY, EXP_PTX)
             else:
-                acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
+                acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False, EXP_POLY, EXP_PTX)
     elif OVERLAP:  # issue S(t+1) = Q·K(t+1)ᵀ before the softmax of tile t (FA3's intra-warpgroup overlap)
         if n_full > 0:
             k = _tile(k_base, k_desc, stride_kn, 0, Indices, lo, ent0, r_off, offs_n, offs_d, no_mask,
@@ -283,28 +360,28 @@ def _attn_fwd(
                 qk_next = tl.dot(q, tl.trans(kn))
                 v = _tile(v_base, v_desc, stride_vn, t, Indices, lo, ent0, r_off, offs_n, offs_d, no_mask,
                           MODE, BLOCK_M, BLOCK_N, GRAN_N, USE_TMA)
-                acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False)
+                acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False, EXP_POLY, EXP_PTX)
                 qk = qk_next
             v = _tile(v_base, v_desc, stride_vn, n_full - 1, Indices, lo, ent0, r_off, offs_n, offs_d, no_mask,
                       MODE, BLOCK_M, BLOCK_N, GRAN_N, USE_TMA)
-            acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False)
+            acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False, EXP_POLY, EXP_PTX)
     else:
         for t in tl.range(0, n_full, num_stages=NUM_STAGES, warp_specialize=WARP_SPEC):
             k = _tile(k_base, k_desc, stride_kn, t, Indices, lo, ent0, r_off, offs_n, offs_d, no_mask,
                       MODE, BLOCK_M, BLOCK_N, GRAN_N, USE_TMA)
             v = _tile(v_base, v_desc, stride_vn, t, Indices, lo, ent0, r_off, offs_n, offs_d, no_mask,
                       MODE, BLOCK_M, BLOCK_N, GRAN_N, USE_TMA)
-            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False, EXP_POLY, EXP_PTX)
 
     # ---- masked tail: partial tile, key runs past N, the last (partial) block ----------------
     if MODE == 0:
         if TAIL_BRANCH:  # the same tile under an (always true) scalar branch: ptxas then keeps the loop's wgmma
             if n_full >= 0:  # pipeline (without it: C7515, every wgmma serialized)
                 acc, l_i, m_i = _dense_tail(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, n_full, offs_n,
-                                            offs_d, qk_scale, N_KV, BLOCK_N)
+                                            offs_d, qk_scale, N_KV, BLOCK_N, EXP_POLY, EXP_PTX)
         else:
             acc, l_i, m_i = _dense_tail(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, n_full, offs_n,
-                                        offs_d, qk_scale, N_KV, BLOCK_N)
+                                        offs_d, qk_scale, N_KV, BLOCK_N, EXP_POLY, EXP_PTX)
     elif MODE == 1:
         if cnt > 0:
             blk = tl.load(Indices + hi - 1)
@@ -313,7 +390,7 @@ def _attn_fwd(
                 ok = kidx < N_KV
                 k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
                 v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
-                acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
+                acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True, EXP_POLY, EXP_PTX)
     elif TAIL_REUSE:  # the tail's entries are the loop's prefetched index vector (fg, IDX_AHEAD 1); score mask
         tl.static_assert(MODE == 2 and IDX_AHEAD == 1 and _DIAG_TAIL == 0)  # from arithmetic, no index reload
         if n_full >= 0:
@@ -323,7 +400,7 @@ def _attn_fwd(
                 ok = ok & (kidx < N_KV)
             k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
             v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
-            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True, EXP_POLY, EXP_PTX)
     elif _DIAG_TAIL != 0:  # diagnosis: the fg tail left out or moved (see the module docstring)
         tl.static_assert(MODE == 2 and IDX_AHEAD == 1)
     elif _DIAG_IDX == 1:
@@ -337,7 +414,7 @@ def _attn_fwd(
             ok = e_ok & (kidx < N_KV)
             k = _rows(k_base, kidx, stride_kn, offs_d, ok, True)
             v = _rows(v_base, kidx, stride_vn, offs_d, ok, True)
-            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True)
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok, True, EXP_POLY, EXP_PTX)
 
     out, lse = _normalize(acc, l_i, m_i)
     if TMA_QO:
@@ -532,7 +609,8 @@ def _row(q, m_i, l_i, acc, nxt, row, lo, hi, n_t, K, V, Out, Lse, Indices, qk_sc
          H, N_Q, N_KV, QB, offs_n, offs_d, offs_q, e_off, r_off, no_mask,
          MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
          NUM_STAGES: tl.constexpr, RETURN_LSE: tl.constexpr, IDX_EARLY: tl.constexpr, ODesc=None,
-         TMA_O: tl.constexpr = False, FOLD: tl.constexpr = False):
+         TMA_O: tl.constexpr = False, FOLD: tl.constexpr = False, EXP_POLY: tl.constexpr = 0,
+         EXP_PTX: tl.constexpr = True):
     """One row (query block) of the nested form, O = softmax(S)·V over its ``n_t`` key tiles: the full tiles in
     the software-pipelined loop (unmasked; ``nxt`` holds the entries of the tile being run, the next tile's are
     loaded one tile ahead: with ``IDX_EARLY`` at the top of the iteration, before this tile's gathers), the masked
@@ -561,7 +639,7 @@ def _row(q, m_i, l_i, acc, nxt, row, lo, hi, n_t, K, V, Out, Lse, Indices, qk_sc
             kidx = tl.minimum(kidx, x_key)
         k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, no_mask, False)
         v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, no_mask, False)
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, no_mask, False, EXP_POLY, EXP_PTX)
         if IDX_EARLY:
             nxt = nxt_next
         else:
@@ -589,7 +667,7 @@ def _row(q, m_i, l_i, acc, nxt, row, lo, hi, n_t, K, V, Out, Lse, Indices, qk_sc
         k = _rows(K + b * stride_kb + h * stride_kh, kidx, stride_kn, offs_d, no_mask, False)
         v = _rows(V + b * stride_vb + h * stride_vh, kidx, stride_vn, offs_d, no_mask, False)
         ok_s = _tail_ok(Indices, nxt, lo, hi, tt, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok_s, True)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k, v, qk_scale, ok_s, True, EXP_POLY, EXP_PTX)
     empty = (hi == lo) & (MODE != 0)
     out, lse = _normalize(acc, tl.where(empty, 0.0, l_i), m_i)
     out = tl.where(empty, 0.0, out)
@@ -617,7 +695,7 @@ def _attn_fwd_persistent(
     FLAT: tl.constexpr, QUEUE: tl.constexpr = False, IDX_EARLY: tl.constexpr = False, TMA_Q: tl.constexpr = False,
     ODesc=None, GUARD: tl.constexpr = False, TMA_O: tl.constexpr = False, FOLD: tl.constexpr = False,
     ROWREC: tl.constexpr = False, PREFETCH: tl.constexpr = False, AHEAD: tl.constexpr = 0,
-    AHEAD_HINT: tl.constexpr = True,
+    AHEAD_HINT: tl.constexpr = True, EXP_POLY: tl.constexpr = 0, EXP_PTX: tl.constexpr = True,
 ):
     """Persistent kernel: program p of G runs the rows (query blocks) at launch positions p, p+G, p+2G, ...
     ``FLAT``: as ONE software-pipelined loop over (row, key tile) items, so the next row's index entries and
@@ -737,7 +815,8 @@ def _attn_fwd_persistent(
             _row(q, m_i, l_i, acc, nxt, row, lo, hi, n_t, K, V, Out, Lse, Indices, qk_scale,
                  stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_on,
                  H, N_Q, N_KV, QB, offs_n, offs_d, offs_q, e_off, r_off, no_mask,
-                 MODE, BLOCK_M, BLOCK_N, GRAN_N, NUM_STAGES, RETURN_LSE, IDX_EARLY, ODesc, TMA_O, FOLD)
+                 MODE, BLOCK_M, BLOCK_N, GRAN_N, NUM_STAGES, RETURN_LSE, IDX_EARLY, ODesc, TMA_O, FOLD, EXP_POLY,
+                 EXP_PTX)
             # ---- the next row: its state was prefetched; prefetch the one after -----------------------------------
             row = row1
             lo = lo1
@@ -775,7 +854,7 @@ def _attn_fwd_persistent(
             if t >= n_t - TAIL:  # the row's tail tile(s): kept keys only
                 ok_s = _tail_ok(Indices, nxt, lo, hi, t, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
                 qk = tl.where(ok_s[None, :], qk, float("-inf"))
-            acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False)
+            acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, qk, v, qk_scale, no_mask, False, EXP_POLY, EXP_PTX)
 
             # ---- the next item's row state (scalar selects, no branch, so its loads can be issued ahead) -------
             cur_bh = bh
@@ -943,6 +1022,16 @@ def _row_records(offsets: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     return rec
 
 
+def _exp_poly(cfg: LaunchConfig) -> int:
+    """The kernels' ``EXP_POLY`` for launch option ``exp_poly`` (the fraction of P's exp2 computed by the FMA
+    polynomial: 0, 0.125, 0.25, 0.5 or 1; default 0): one element of every EXP_POLY, 0 = MUFU.EX2 only."""
+    f = cfg.option("exp_poly", 0)
+    if isinstance(f, bool) or not isinstance(f, (int, float)) or f not in EXP_POLY_FRACTIONS:
+        raise ValueError(f"config: exp_poly={f!r} must be one of {sorted(EXP_POLY_FRACTIONS)} (the fraction of "
+                         "the softmax's exp2 computed by the FMA polynomial)")
+    return EXP_POLY_FRACTIONS[f]
+
+
 def _launch(
     mode: int,
     q: torch.Tensor,
@@ -983,6 +1072,8 @@ def _launch(
     grid = (b * h * qb, 1) if order is not None else (qb, b * h)
     # register cap per thread (e.g. 128 at 8 warps lets two programs share an SM), device launches only
     regcap = {} if _interpreting() or cfg.option("maxnreg", None) is None else {"maxnreg": int(cfg.option("maxnreg", 0))}
+    exp_poly = _exp_poly(cfg)
+    poly = {"EXP_POLY": exp_poly, "EXP_PTX": not _interpreting()} if exp_poly else {}
     one_row = bool(cfg.option("one_row", False))
     if one_row and cfg.option("persistent", False):
         raise ValueError("config: one_row (one program per row) and persistent (programs_per_sm x SMs programs "
@@ -1024,7 +1115,7 @@ def _launch(
             RETURN_LSE=lse is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **regcap,
             **({"ROWREC": True} if row_rec else {}),
             **({"PREFETCH": True} if cfg.option("l2_prefetch", False) and not _interpreting() else {}),
-            **({"AHEAD": ahead, "AHEAD_HINT": not _interpreting()} if ahead else {}),
+            **({"AHEAD": ahead, "AHEAD_HINT": not _interpreting()} if ahead else {}), **poly,
         )
         return (out, lse) if lse is not None else out
     _attn_fwd[grid](
@@ -1038,6 +1129,7 @@ def _launch(
         NUM_STAGES=cfg.num_stages, USE_TMA=use_tma, OVERLAP=bool(cfg.option("overlap", False)), WARP_SPEC=use_tma and bool(cfg.option("warp_specialize", False)),
         RETURN_LSE=lse is not None, TMA_QO=tma_qo, TMA_Q=q_desc is not None, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **regcap,
         **dict(cfg.option("_diag", {})),  # diagnosis-only _DIAG_* switches (never in the launch table)
+        **poly,
     )
     return (out, lse) if lse is not None else out
 

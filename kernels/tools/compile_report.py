@@ -178,6 +178,32 @@ VARIANTS = [
     # session 8 candidate: a later row's Q and first index entries prefetched into L2 (launch option row_ahead)
     ("pfg nested idx_early ahead48 g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
      {"persistent": True, "flatten": False, "idx_early": True, "AHEAD": 48}),
+    # session 9 candidate: part of the softmax's exp2 by an FMA polynomial (launch option exp_poly = 1 / EXP_POLY)
+    ("pfg nested idx_early poly2 g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "EXP_POLY": 2}),
+    ("pfg nested idx_early poly4 g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "EXP_POLY": 4}),
+    ("pfg nested idx_early poly8 g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "EXP_POLY": 8}),
+    ("pfg nested idx_early fold poly8 g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "FOLD": True, "EXP_POLY": 8}),
+    ("dense bn128 st3 tma tail_branch poly8", 0, 128, 128, 128, 1, 3, 8, {"USE_TMA": True, "TAIL_BRANCH": True,
+                                                                         "EXP_POLY": 8}),
+    ("pfg nested idx_early poly8 M64 g1 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True, "EXP_POLY": 8}),
+    ("pfg nested idx_early fold poly2 g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "FOLD": True, "EXP_POLY": 2}),
+    ("pfg nested idx_early fold poly4 g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "FOLD": True, "EXP_POLY": 4}),
+    ("pfg nested idx_early poly2 M64 g1 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True, "EXP_POLY": 2}),
+    ("pfg nested idx_early poly4 M64 g1 bn64 st3 w4", 2, 128, 64, 64, 1, 3, 4,
+     {"persistent": True, "flatten": False, "idx_early": True, "EXP_POLY": 4}),
+    ("dense bn128 st3 tma tail_branch poly2", 0, 128, 128, 128, 1, 3, 8, {"USE_TMA": True, "TAIL_BRANCH": True,
+                                                                         "EXP_POLY": 2}),
+    ("dense bn128 st3 tma tail_branch poly4", 0, 128, 128, 128, 1, 3, 8, {"USE_TMA": True, "TAIL_BRANCH": True,
+                                                                         "EXP_POLY": 4}),
+    ("block bn64 st2 tma r128 poly4", 1, 128, 128, 64, 128, 2, 8, {"USE_TMA": True, "maxnreg": 128, "EXP_POLY": 4}),
 ]
 
 
