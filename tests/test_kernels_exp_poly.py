@@ -129,3 +129,25 @@ def test_exp_poly_kernels(dtype: torch.dtype) -> None:
         cfg = dataclasses.replace(base, extra=dict(base.extra, exp_poly=bad))
         with pytest.raises(ValueError, match=r"config: exp_poly=.* must be one of \[0, 0.125, 0.25, 0.5, 1\]"):
             fg_attention(q, k, v, index, block_m=m, config=cfg)
+
+
+def test_tail_prefetch_option() -> None:
+    """Launch option tail_prefetch (session-9 candidate; a GPU hint, compiled out under the interpreter): the one_row
+    fg kernel with it matches the reference; its bad forms (flat persistent, tail_fold, dense) are one clear error."""
+    seed = _seed()
+    m, d, n = 64, 64, 140
+    q, k, v = _qkv(2, n, d, torch.float16)
+    mask = torch.rand(1, 2, -(-n // m), n) < 0.6
+    index = build_index(mask, block_m=m, order=True)
+    base = dataclasses.replace(attention.resolve_config("fg", q, m, 1), block_n=32, num_stages=2,
+                               extra={"one_row": True, "idx_early": True, "lpt": True, "tail_prefetch": True})
+    _check(fg_attention(q, k, v, index, block_m=m, config=base), reference_attention(q, k, v, index),
+           "fg tail_prefetch", seed)
+    msg = "config: tail_prefetch .* needs fg and the nested persistent form .* without tail_fold"
+    for bad in ({"one_row": False, "persistent": True}, {"tail_fold": True}):
+        with pytest.raises(ValueError, match=msg):
+            fg_attention(q, k, v, index, block_m=m, config=dataclasses.replace(base, extra=dict(base.extra, **bad)))
+    dcfg = dataclasses.replace(attention.resolve_config("dense", q, m, 1),
+                               extra={"one_row": True, "tail_prefetch": True})
+    with pytest.raises(ValueError, match=msg):
+        dense_attention(q, k, v, block_m=m, config=dcfg)

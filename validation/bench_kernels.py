@@ -1070,15 +1070,18 @@ def candidates_v10() -> list[dict[str, Any]]:
     """Session 9: ``exp_poly`` (a fraction of the softmax's P = 2^x computed by a degree-3 FMA polynomial,
     Cody-Waite range reduction, instead of MUFU.EX2; the MUFU.EX2 issue queue held 5.6 % of the fg entry's loop
     stall samples) on the entries with the most MUFU per tile: fg D128 M128 g1 (entry, 1/8, 1/4, 1/2, and the
-    folded-tail form + guard_next + tma_o with 1/4), fg D128 M64 g1 (entry, 1/4, 1/2), dense D128 M128 (entry,
+    folded-tail form + guard_next + tma_o with 1/4; ``tail_prefetch`` alone and with 1/4), fg D128 M64 g1 (entry, 1/4, 1/2), dense D128 M128 (entry,
     1/8, 1/4).  Offline (Triton 3.6 sm_90): all pipelined, registers as the entries (M128 g1 255, 32-40 B stack);
     loop SASS M128 g1 540 -> 598 / 655 / 766 instructions, MUFU.EX2 66 -> 58 / 50 / 34, static stall cycles
-    1233 -> 1218 / 1156 / 1220; fold + 1/4 649 instructions, 1182 cycles (fold 537, 1226)."""
+    1233 -> 1218 / 1156 / 1220; fold + 1/4 649 instructions, 1182 cycles (fold 537, 1226); tail_prefetch 544 /
+    1241 (+ 1/4: 658 / 1235), 255 registers, 32 B stack."""
     c = _Candidates()
     ref = c.ref
     for f in (0, 0.125, 0.25, 0.5):
         ref("fg", 128, 128, 1, **({"exp_poly": f} if f else {}))
     ref("fg", 128, 128, 1, tail_fold=True, guard_next=True, tma_o=True, exp_poly=0.25)
+    ref("fg", 128, 128, 1, tail_prefetch=True)
+    ref("fg", 128, 128, 1, tail_prefetch=True, exp_poly=0.25)
     for f in (0, 0.25, 0.5):
         ref("fg", 128, 64, 1, **({"exp_poly": f} if f else {}))
     for f in (0, 0.125, 0.25):

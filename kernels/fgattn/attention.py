@@ -610,7 +610,7 @@ def _row(q, m_i, l_i, acc, nxt, row, lo, hi, n_t, K, V, Out, Lse, Indices, qk_sc
          MODE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GRAN_N: tl.constexpr,
          NUM_STAGES: tl.constexpr, RETURN_LSE: tl.constexpr, IDX_EARLY: tl.constexpr, ODesc=None,
          TMA_O: tl.constexpr = False, FOLD: tl.constexpr = False, EXP_POLY: tl.constexpr = 0,
-         EXP_PTX: tl.constexpr = True):
+         EXP_PTX: tl.constexpr = True, TAIL_PF: tl.constexpr = False):
     """One row (query block) of the nested form, O = softmax(S)·V over its ``n_t`` key tiles: the full tiles in
     the software-pipelined loop (unmasked; ``nxt`` holds the entries of the tile being run, the next tile's are
     loaded one tile ahead: with ``IDX_EARLY`` at the top of the iteration, before this tile's gathers), the masked
@@ -631,7 +631,14 @@ def _row(q, m_i, l_i, acc, nxt, row, lo, hi, n_t, K, V, Out, Lse, Indices, qk_sc
         x_key = tl.load(Indices + tl.maximum(hi - 1, lo), mask=hi > lo, other=0)
         kx = tl.load(K + b * stride_kb + h * stride_kh + x_key.to(tl.int64) * stride_kn + offs_d)
         vx = tl.load(V + b * stride_vb + h * stride_vh + x_key.to(tl.int64) * stride_vn + offs_d)
+    if TAIL_PF:  # the tail tile's entries, loaded now (not waited for until the loop's first iteration)
+        tl.static_assert(MODE == 2 and not FOLD)
+        last = _entry(Indices, lo, hi, n_t - 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N)
     for t in tl.range(0, n_t - TAIL, num_stages=NUM_STAGES):  # the row's full tiles, unmasked
+        if TAIL_PF:  # first iteration, after the pipeline prologue's gathers: the tail tile's K/V into L2
+            if t == 0:
+                _prefetch_tile(K, V, row // QB, H, stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
+                               last, n_t - 1, r_off, offs_n, N_KV, offs_d.shape[0], MODE, BLOCK_M, BLOCK_N, GRAN_N)
         if IDX_EARLY:  # the next tile's entries issued before this tile's gathers, as _attn_fwd does
             nxt_next = _entry(Indices, lo, hi, t + 1, e_off, MODE, BLOCK_M, BLOCK_N, GRAN_N, FOLD, x_key)
         kidx = _keys(nxt, t, r_off, offs_n, N_KV, MODE, BLOCK_M, BLOCK_N, GRAN_N)
@@ -696,6 +703,7 @@ def _attn_fwd_persistent(
     ODesc=None, GUARD: tl.constexpr = False, TMA_O: tl.constexpr = False, FOLD: tl.constexpr = False,
     ROWREC: tl.constexpr = False, PREFETCH: tl.constexpr = False, AHEAD: tl.constexpr = 0,
     AHEAD_HINT: tl.constexpr = True, EXP_POLY: tl.constexpr = 0, EXP_PTX: tl.constexpr = True,
+    TAIL_PF: tl.constexpr = False,
 ):
     """Persistent kernel: program p of G runs the rows (query blocks) at launch positions p, p+G, p+2G, ...
     ``FLAT``: as ONE software-pipelined loop over (row, key tile) items, so the next row's index entries and
@@ -731,7 +739,12 @@ def _attn_fwd_persistent(
     Offsets entry of position p + ``AHEAD`` beside its own and, once its own Q load is issued, L2-prefetches that
     row's Q tile and first index entries (:func:`_prefetch_row_start`): that program starts about ``AHEAD`` / SMs
     row times later and its row start (Order -> Offsets -> index -> first gathers, and Q before them) then reads
-    L2 instead of HBM (``AHEAD_HINT`` false: plain loads instead of the hint, for the CPU interpreter)."""
+    L2 instead of HBM (``AHEAD_HINT`` false: plain loads instead of the hint, for the CPU interpreter).
+    ``EXP_POLY`` (launch option ``exp_poly``; session 9): one element of P in every ``EXP_POLY`` by an FMA
+    polynomial instead of MUFU.EX2 (:func:`_exp2_mixed`).  ``TAIL_PF`` (launch option ``tail_prefetch``, not
+    ``FLAT``, fg, not ``FOLD``; session-9 candidate): the tail tile's index entries loaded before the row's loop and
+    its K/V rows L2-prefetched in the loop's first iteration, after the pipeline prologue's gathers (the tail-only
+    part of ``PREFETCH``, off the row start's critical path)."""
     tl.static_assert(not FLAT or not (GUARD or TMA_O or FOLD or ROWREC or PREFETCH or AHEAD > 0))
     pid = tl.program_id(0)
     G = tl.num_programs(0)
@@ -816,7 +829,7 @@ def _attn_fwd_persistent(
                  stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_on,
                  H, N_Q, N_KV, QB, offs_n, offs_d, offs_q, e_off, r_off, no_mask,
                  MODE, BLOCK_M, BLOCK_N, GRAN_N, NUM_STAGES, RETURN_LSE, IDX_EARLY, ODesc, TMA_O, FOLD, EXP_POLY,
-                 EXP_PTX)
+                 EXP_PTX, TAIL_PF)
             # ---- the next row: its state was prefetched; prefetch the one after -----------------------------------
             row = row1
             lo = lo1
@@ -1100,6 +1113,11 @@ def _launch(
         if cfg.option("l2_prefetch", False) and (flat or mode != MODE_FG):
             raise ValueError("config: l2_prefetch (L2 prefetch of a row's first and tail K/V tiles) needs fg and "
                              "the nested persistent form (one_row, or persistent with flatten false)")
+        tail_pf = bool(cfg.option("tail_prefetch", False))
+        if tail_pf and (flat or mode != MODE_FG or cfg.option("tail_fold", False)):
+            raise ValueError("config: tail_prefetch (L2 prefetch of a row's tail K/V tile in the loop's first "
+                             "iteration) needs fg and the nested persistent form (one_row, or persistent with flatten "
+                             "false), without tail_fold")
         n_prog = n_rows if one_row else persistent_programs(n_rows, int(cfg.option("programs_per_sm", 1)),
                                                             _sm_count(q.device))
         _attn_fwd_persistent[(n_prog,)](
@@ -1116,6 +1134,7 @@ def _launch(
             **({"ROWREC": True} if row_rec else {}),
             **({"PREFETCH": True} if cfg.option("l2_prefetch", False) and not _interpreting() else {}),
             **({"AHEAD": ahead, "AHEAD_HINT": not _interpreting()} if ahead else {}), **poly,
+            **({"TAIL_PF": True} if tail_pf and not _interpreting() else {}),
         )
         return (out, lse) if lse is not None else out
     _attn_fwd[grid](

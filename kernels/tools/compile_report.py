@@ -203,6 +203,10 @@ VARIANTS = [
                                                                          "EXP_POLY": 2}),
     ("dense bn128 st3 tma tail_branch poly4", 0, 128, 128, 128, 1, 3, 8, {"USE_TMA": True, "TAIL_BRANCH": True,
                                                                          "EXP_POLY": 4}),
+    ("pfg nested idx_early tailpf g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "TAIL_PF": True}),
+    ("pfg nested idx_early tailpf poly4 g1 bn128 st3", 2, 128, 128, 128, 1, 3, 8,
+     {"persistent": True, "flatten": False, "idx_early": True, "TAIL_PF": True, "EXP_POLY": 4}),
     ("block bn64 st2 tma r128 poly4", 1, 128, 128, 64, 128, 2, 8, {"USE_TMA": True, "maxnreg": 128, "EXP_POLY": 4}),
 ]
 
