@@ -1,0 +1,475 @@
+"""Research prototype (issue 12, helper G): the fg D128 M128 gran-1 kernel written in Gluon.
+
+Not part of fgattn's dispatch or launch table: reachable only as ``fgattn.gluon_fg.fg_attention_gluon``.
+Same inputs and math as :func:`fgattn.fg_attention` with the fg D128 M128 gran-1 entry (CSR index of
+:mod:`fgattn.index`, launch order ``FgIndex.order``, rows with no kept key give zeros, any N, bf16 / fp16) but with
+the row start written out explicitly, which Triton's ``tl`` cannot express (kernels/NOTES.md, session 8):
+
+* Q arrives by TMA (host-built (B, H, N, D) descriptor, rows past N zero-filled) on its own mbarrier, issued as
+  soon as the row number is known and waited only right before the row's first QK wgmma; the index entries and the
+  gathered K/V cp.async of tiles 0 and 1 are issued meanwhile (``tl`` stores Q to shared memory before them).
+* K/V rows ``idx[e]`` are gathered by cp.async (16-B vectors along D) into a 3-stage ring of NVMMA-swizzled tiles
+  (128 keys × 128), masked per key (entries past the row's end read nothing and give zero rows); the index entries
+  of a tile are loaded one tile before its gathers are issued, the gathers two tiles before its wgmma.
+* The masked tail tile is the pipeline's last item (gathered ahead like the others), not a separate load after the
+  loop.
+* ``persistent=True`` (form b): one program per SM walks launch positions p, p + G, ...; the producer side (index
+  entries, gathers) runs two tiles ahead *across rows*, so the next row's first tiles are in flight while this
+  row's last tiles and epilogue run, and the next row's Q TMA is issued as soon as this row's last QK has read Q.
+
+API used (Triton 3.6 Gluon, learnt from the public tutorials python/tutorials/gluon/03-async-copy.py,
+04-tma.py and 05-wgmma.py of https://github.com/triton-lang/triton): ``allocate_shared_memory``,
+``nvidia.ampere.async_copy`` (cp.async + commit / wait groups), ``nvidia.hopper.tma`` / ``mbarrier``,
+``warpgroup_mma`` with the S / O accumulators in ``NVMMADistributedLayout`` and P as the register A operand
+(``DotOperandLayout``).  Own code; the FlashAttention-2 online softmax in base 2 as ``fgattn.attention``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["GluonPlan", "plan_gluon", "fg_attention_gluon", "gluon_available"]
+
+HEAD_DIM = 128
+BLOCK_M = 128
+BLOCK_N = 128
+GRAN_N = 1
+STAGES = 3
+NUM_WARPS = 8
+
+try:  # Gluon (Triton >= 3.5); the kernels are defined only where it imports (the CPU tests need none of it)
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.ampere import async_copy as cp
+    from triton.experimental.gluon.language.nvidia.hopper import (
+        fence_async_shared,
+        mbarrier,
+        tma,
+        warpgroup_mma,
+        warpgroup_mma_wait,
+    )
+
+    _GLUON_ERR: str | None = None
+except Exception as e:  # noqa: BLE001
+    _GLUON_ERR = f"{type(e).__name__}: {e}"
+
+
+def gluon_available() -> str | None:
+    """None if this Triton has the Gluon Hopper API the prototype uses, else why not (one line)."""
+    return _GLUON_ERR
+
+
+# ------------------------------------------------------------------------------------------------ kernels
+if _GLUON_ERR is None:
+
+    @gluon.jit
+    def _entries(Indices, lo, hi, t, offs_e, BLOCK_N: gl.constexpr):
+        """Index entries (key numbers) of tile ``t`` of a row with entries [lo, hi); -1 past the row's end."""
+        e = lo + t * BLOCK_N + offs_e
+        return gl.load(Indices + e, mask=e < hi, other=-1)
+
+    @gluon.jit
+    def _gather(k_dst, v_dst, k_base, v_base, idx, stride_kn, stride_vn, offs_d):
+        """cp.async of the K and V rows ``idx`` (one key per tile row; -1: nothing read, the row is zero-filled)
+        into one stage, committed as one group."""
+        ok = (idx >= 0)[:, None]
+        r = gl.maximum(idx, 0)[:, None]
+        cp.async_copy_global_to_shared(k_dst, k_base + r * stride_kn + offs_d[None, :], mask=ok)
+        cp.async_copy_global_to_shared(v_dst, v_base + r * stride_vn + offs_d[None, :], mask=ok)
+        cp.commit_group()
+
+    @gluon.jit
+    def _stage_ready(STAGES: gl.constexpr):
+        """The oldest committed gather group (the tile about to be used) has landed in this thread's part of
+        shared memory and is made visible to the wgmma (async proxy).  The CTA barriers come from Triton: one after
+        the wait (all warps are then past the previous tile's wgmmas, so its stage may be refilled) and one that
+        its shared-memory hazard analysis puts between the refill's cp.async and the next wgmma (after the fence)."""
+        cp.wait_group(STAGES - 2)
+        fence_async_shared()
+
+    @gluon.jit
+    def _qk(q_s, k_s, S_LAYOUT: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr):
+        """S = Q·Kᵀ (fp32, wgmma from shared memory)."""
+        s = warpgroup_mma(q_s, k_s.permute((1, 0)), gl.zeros([BLOCK_M, BLOCK_N], gl.float32, S_LAYOUT),
+                          use_acc=False, is_async=True)
+        return warpgroup_mma_wait(0, deps=(s, ))
+
+    @gluon.jit
+    def _softmax_pv(s, v_s, acc, m_i, l_i, qk_scale, n_valid, MASKED: gl.constexpr, S_LAYOUT: gl.constexpr,
+                    P_LAYOUT: gl.constexpr, BLOCK_N: gl.constexpr):
+        """Online softmax of one score tile (base 2, scale folded; ``MASKED``: columns ≥ n_valid are not kept
+        keys) and O = α·O + P·V (P from registers)."""
+        if MASKED:
+            cols = gl.arange(0, BLOCK_N, gl.SliceLayout(0, S_LAYOUT))
+            s = gl.where((cols < n_valid)[None, :], s, float("-inf"))
+        m_new = gl.maximum(m_i, gl.max(s, 1) * qk_scale)
+        p = gl.exp2(s * qk_scale - m_new[:, None])
+        alpha = gl.exp2(m_i - m_new)
+        l_i = l_i * alpha + gl.sum(p, 1)
+        acc = acc * alpha[:, None]
+        p_op = gl.convert_layout(p.to(v_s.dtype), P_LAYOUT)
+        acc = warpgroup_mma(p_op, v_s, acc, is_async=True)
+        acc = warpgroup_mma_wait(0, deps=(acc, ))
+        return acc, m_new, l_i
+
+    @gluon.jit
+    def _store_out(Out, acc, l_i, empty, b, h, qb, stride_ob, stride_oh, stride_on, N_Q, S_LAYOUT: gl.constexpr,
+                   BLOCK_M: gl.constexpr, HEAD_DIM: gl.constexpr):
+        """O = acc / l (zeros for a row with no kept key), rows past N_Q not stored."""
+        l_safe = gl.where(l_i == 0.0, 1.0, l_i)
+        out = acc / l_safe[:, None]
+        out = gl.where(empty, 0.0, out)
+        offs_m = qb * BLOCK_M + gl.arange(0, BLOCK_M, gl.SliceLayout(1, S_LAYOUT))
+        offs_o = gl.arange(0, HEAD_DIM, gl.SliceLayout(0, S_LAYOUT))
+        ptrs = (Out + b.to(gl.int64) * stride_ob + h.to(gl.int64) * stride_oh + offs_m[:, None] * stride_on
+                + offs_o[None, :])
+        gl.store(ptrs, out.to(Out.dtype.element_ty), mask=(offs_m < N_Q)[:, None])
+
+    @gluon.jit
+    def _fg_gluon_row(q_desc, K, V, Out, Offsets, Indices, Order, qk_scale,
+                      stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
+                      stride_ob, stride_oh, stride_on, H, N_Q, QB,
+                      HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
+                      ORDERED: gl.constexpr, num_warps: gl.constexpr):
+        """Form (a): program p runs the row (query block) at launch position p."""
+        dtype: gl.constexpr = K.dtype.element_ty
+        GATHER: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [num_warps, 1], [1, 0])
+        S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
+                                                           instr_shape=[16, BLOCK_N, 16])
+        P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=S_LAYOUT, k_width=2)
+        KV_SMEM: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, HEAD_DIM], dtype)
+
+        q_smem = gl.allocate_shared_memory(dtype, q_desc.block_type.shape, q_desc.layout)
+        k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], KV_SMEM)
+        v_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], KV_SMEM)
+        q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        mbarrier.init(q_bar, count=1)
+
+        pid = gl.program_id(0)
+        if ORDERED:
+            row = gl.load(Order + pid)
+        else:
+            row = pid
+        bh = row // QB
+        qb = row % QB
+        b = bh // H
+        h = bh % H
+        # Q first: one TMA, waited for only before the first QK
+        mbarrier.expect(q_bar, q_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(q_desc, [b, h, qb * BLOCK_M, 0], q_bar, q_smem)
+        gl.thread_barrier()  # keeps the TMA issue here (without it, it sinks below the index loads' uses)
+
+        lo = gl.load(Offsets + row).to(gl.int32)
+        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        cnt = hi - lo
+        n_t = gl.maximum(gl.cdiv(cnt, BLOCK_N), 1)
+        k_base = K + b.to(gl.int64) * stride_kb + h.to(gl.int64) * stride_kh
+        v_base = V + b.to(gl.int64) * stride_vb + h.to(gl.int64) * stride_vh
+        offs_e = gl.arange(0, BLOCK_N, gl.SliceLayout(1, GATHER))
+        offs_d = gl.arange(0, HEAD_DIM, gl.SliceLayout(0, GATHER))
+
+        # pipeline prologue: entries and gathers of tiles 0 .. STAGES-2, then the entries of the next one
+        for j in gl.static_range(STAGES - 1):
+            idx = _entries(Indices, lo, hi, j, offs_e, BLOCK_N)
+            _gather(k_smem.index(j), v_smem.index(j), k_base, v_base, idx, stride_kn, stride_vn, offs_d)
+        nxt = _entries(Indices, lo, hi, STAGES - 1, offs_e, BLOCK_N)
+
+        q_s = q_smem.reshape([BLOCK_M, HEAD_DIM])
+        m_i = gl.full([BLOCK_M], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
+        l_i = gl.zeros([BLOCK_M], gl.float32, gl.SliceLayout(1, S_LAYOUT))
+        acc = gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, S_LAYOUT)
+        mbarrier.wait(q_bar, 0)
+
+        for t in range(0, n_t - 1):  # full tiles
+            _stage_ready(STAGES)
+            t2 = t + STAGES - 1  # refill the stage tile t-1 used
+            _gather(k_smem.index(t2 % STAGES), v_smem.index(t2 % STAGES), k_base, v_base, nxt, stride_kn,
+                    stride_vn, offs_d)
+            nxt = _entries(Indices, lo, hi, t2 + 1, offs_e, BLOCK_N)
+            s = _qk(q_s, k_smem.index(t % STAGES), S_LAYOUT, BLOCK_M, BLOCK_N)
+            acc, m_i, l_i = _softmax_pv(s, v_smem.index(t % STAGES), acc, m_i, l_i, qk_scale, BLOCK_N, False,
+                                        S_LAYOUT, P_LAYOUT, BLOCK_N)
+        # the row's last (masked) tile, gathered by the pipeline like the others
+        t = n_t - 1
+        _stage_ready(STAGES)
+        s = _qk(q_s, k_smem.index(t % STAGES), S_LAYOUT, BLOCK_M, BLOCK_N)
+        acc, m_i, l_i = _softmax_pv(s, v_smem.index(t % STAGES), acc, m_i, l_i, qk_scale, cnt - t * BLOCK_N, True,
+                                    S_LAYOUT, P_LAYOUT, BLOCK_N)
+        cp.wait_group(0)
+        mbarrier.invalidate(q_bar)
+        _store_out(Out, acc, l_i, cnt == 0, b, h, qb, stride_ob, stride_oh, stride_on, N_Q, S_LAYOUT, BLOCK_M,
+                   HEAD_DIM)
+
+    @gluon.jit
+    def _row_at(Order, pos, N_ROWS, ORDERED: gl.constexpr):
+        """Row number at launch position ``pos`` (row 0 past the last position, so dependent loads stay in
+        bounds)."""
+        ok = pos < N_ROWS
+        if ORDERED:
+            r = gl.load(Order + gl.minimum(pos, N_ROWS - 1))
+        else:
+            r = pos
+        return gl.where(ok, r, 0)
+
+    @gluon.jit
+    def _produce(k_smem, v_smem, stage, K, V, Indices, Offsets, Order, nxt, row_p, lo_p, hi_p, t_p, pos_p,
+                 row1, lo1, hi1, row2, G, N_ROWS, H, QB, stride_kb, stride_kh, stride_kn, stride_vb, stride_vh,
+                 stride_vn, offs_e, offs_d, BLOCK_N: gl.constexpr, ORDERED: gl.constexpr):
+        """Producer side of form (b): gather the item (row_p, tile t_p) whose entries ``nxt`` were loaded one item
+        ago into ``stage``, step to the next item (the next row at launch position pos_p + G after the row's last
+        tile, whose Offsets range was loaded a row earlier) and load its entries.  Past the program's last row the
+        entries are all -1 (nothing read; the group is still committed, so group counting stays uniform)."""
+        bh = row_p // QB
+        b = (bh // H).to(gl.int64)
+        h = (bh % H).to(gl.int64)
+        _gather(k_smem.index(stage), v_smem.index(stage), K + b * stride_kb + h * stride_kh,
+                V + b * stride_vb + h * stride_vh, nxt, stride_kn, stride_vn, offs_d)
+        t_p = t_p + 1
+        n_p = gl.maximum(gl.cdiv(hi_p - lo_p, BLOCK_N), 1)
+        if t_p == n_p:  # the row's last tile was gathered: the next row (its range is already loaded)
+            t_p = 0
+            pos_p = pos_p + G
+            row_p = row1
+            lo_p = lo1
+            hi_p = hi1
+            row1 = row2
+            lo1 = gl.load(Offsets + row2).to(gl.int32)
+            hi1 = gl.load(Offsets + row2 + 1).to(gl.int32)
+            row2 = _row_at(Order, pos_p + 2 * G, N_ROWS, ORDERED)
+        live = pos_p < N_ROWS
+        nxt = _entries(Indices, lo_p, gl.where(live, hi_p, lo_p), t_p, offs_e, BLOCK_N)
+        return nxt, row_p, lo_p, hi_p, t_p, pos_p, row1, lo1, hi1, row2
+
+    @gluon.jit
+    def _fg_gluon_persistent(q_desc, K, V, Out, Offsets, Indices, Order, qk_scale,
+                             stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
+                             stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS,
+                             HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr,
+                             STAGES: gl.constexpr, ORDERED: gl.constexpr, num_warps: gl.constexpr):
+        """Form (b): program p of G runs launch positions p, p + G, ...; gathers run STAGES-1 tiles ahead across
+        rows; the next row's Q TMA is issued once this row's last QK has read Q."""
+        dtype: gl.constexpr = K.dtype.element_ty
+        GATHER: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [num_warps, 1], [1, 0])
+        S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1],
+                                                           instr_shape=[16, BLOCK_N, 16])
+        P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=S_LAYOUT, k_width=2)
+        KV_SMEM: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, HEAD_DIM], dtype)
+
+        q_smem = gl.allocate_shared_memory(dtype, q_desc.block_type.shape, q_desc.layout)
+        k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], KV_SMEM)
+        v_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], KV_SMEM)
+        q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        mbarrier.init(q_bar, count=1)
+        q_s = q_smem.reshape([BLOCK_M, HEAD_DIM])
+        offs_e = gl.arange(0, BLOCK_N, gl.SliceLayout(1, GATHER))
+        offs_d = gl.arange(0, HEAD_DIM, gl.SliceLayout(0, GATHER))
+
+        pid = gl.program_id(0)
+        G = gl.num_programs(0)
+        # consumer: this row; producer: starts at the same row, with the next row's range and the one after's
+        # number loaded ahead
+        row = _row_at(Order, pid, N_ROWS, ORDERED)
+        bh = row // QB
+        mbarrier.expect(q_bar, q_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * BLOCK_M, 0], q_bar, q_smem)
+        gl.thread_barrier()  # keeps the TMA issue ahead of the index loads
+        lo = gl.load(Offsets + row).to(gl.int32)
+        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        row1 = _row_at(Order, pid + G, N_ROWS, ORDERED)
+        lo1 = gl.load(Offsets + row1).to(gl.int32)
+        hi1 = gl.load(Offsets + row1 + 1).to(gl.int32)
+        row2 = _row_at(Order, pid + 2 * G, N_ROWS, ORDERED)
+        row_p = row
+        lo_p = lo
+        hi_p = hi
+        t_p = 0
+        pos_p = pid
+        nxt = _entries(Indices, lo_p, hi_p, 0, offs_e, BLOCK_N)
+        for j in gl.static_range(STAGES - 1):
+            nxt, row_p, lo_p, hi_p, t_p, pos_p, row1, lo1, hi1, row2 = _produce(
+                k_smem, v_smem, j, K, V, Indices, Offsets, Order, nxt, row_p, lo_p, hi_p, t_p, pos_p, row1, lo1,
+                hi1, row2, G, N_ROWS, H, QB, stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
+                offs_e, offs_d, BLOCK_N, ORDERED)
+
+        it = 0  # items consumed by this program (stage = it % STAGES)
+        phase = 0
+        pos = pid
+        while pos < N_ROWS:
+            cnt = hi - lo
+            n_t = gl.maximum(gl.cdiv(cnt, BLOCK_N), 1)
+            pos_n = pos + G
+            row_n = _row_at(Order, pos_n, N_ROWS, ORDERED)  # the consumer's next row (used after this one)
+            bh = row // QB
+            m_i = gl.full([BLOCK_M], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            l_i = gl.zeros([BLOCK_M], gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            acc = gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, S_LAYOUT)
+            mbarrier.wait(q_bar, phase)
+            for _t in range(0, n_t - 1):
+                _stage_ready(STAGES)
+                nxt, row_p, lo_p, hi_p, t_p, pos_p, row1, lo1, hi1, row2 = _produce(
+                    k_smem, v_smem, (it + STAGES - 1) % STAGES, K, V, Indices, Offsets, Order, nxt, row_p, lo_p,
+                    hi_p, t_p, pos_p, row1, lo1, hi1, row2, G, N_ROWS, H, QB, stride_kb, stride_kh, stride_kn,
+                    stride_vb, stride_vh, stride_vn, offs_e, offs_d, BLOCK_N, ORDERED)
+                s = _qk(q_s, k_smem.index(it % STAGES), S_LAYOUT, BLOCK_M, BLOCK_N)
+                acc, m_i, l_i = _softmax_pv(s, v_smem.index(it % STAGES), acc, m_i, l_i, qk_scale, BLOCK_N, False,
+                                            S_LAYOUT, P_LAYOUT, BLOCK_N)
+                it += 1
+            # last tile: once every warpgroup's QK has read Q, the next row's Q TMA goes out
+            _stage_ready(STAGES)
+            nxt, row_p, lo_p, hi_p, t_p, pos_p, row1, lo1, hi1, row2 = _produce(
+                k_smem, v_smem, (it + STAGES - 1) % STAGES, K, V, Indices, Offsets, Order, nxt, row_p, lo_p, hi_p,
+                t_p, pos_p, row1, lo1, hi1, row2, G, N_ROWS, H, QB, stride_kb, stride_kh, stride_kn, stride_vb,
+                stride_vh, stride_vn, offs_e, offs_d, BLOCK_N, ORDERED)
+            s = _qk(q_s, k_smem.index(it % STAGES), S_LAYOUT, BLOCK_M, BLOCK_N)
+            gl.thread_barrier()
+            bh_n = row_n // QB
+            has_next = pos_n < N_ROWS
+            mbarrier.expect(q_bar, q_desc.block_type.nbytes, pred=has_next)
+            tma.async_copy_global_to_shared(q_desc, [bh_n // H, bh_n % H, (row_n % QB) * BLOCK_M, 0], q_bar, q_smem,
+                                            pred=has_next)
+            acc, m_i, l_i = _softmax_pv(s, v_smem.index(it % STAGES), acc, m_i, l_i, qk_scale,
+                                        cnt - (n_t - 1) * BLOCK_N, True, S_LAYOUT, P_LAYOUT, BLOCK_N)
+            it += 1
+            _store_out(Out, acc, l_i, cnt == 0, bh // H, bh % H, row % QB, stride_ob, stride_oh, stride_on, N_Q,
+                       S_LAYOUT, BLOCK_M, HEAD_DIM)
+            # the next row (its range: Offsets of the row number loaded at this row's start)
+            lo = gl.load(Offsets + row_n).to(gl.int32)
+            hi = gl.load(Offsets + row_n + 1).to(gl.int32)
+            row = row_n
+            pos = pos_n
+            phase ^= 1
+        cp.wait_group(0)
+        mbarrier.invalidate(q_bar)
+
+
+# ------------------------------------------------------------------------------------------------ host side
+@dataclass(frozen=True)
+class GluonPlan:
+    """What a launch of the prototype runs: grid, order, dtype name, strides (elements) of q/k/v/out as
+    (batch, head, sequence)."""
+
+    form: str
+    grid: int
+    n_rows: int
+    batch: int
+    heads: int
+    n_q: int
+    n_kv: int
+    n_qblocks: int
+    ordered: bool
+    dtype: str
+    layout: str
+
+
+def _fail(msg: str) -> None:
+    raise ValueError(f"fgattn.gluon_fg: {msg}")
+
+
+def plan_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLOCK_M, gran_n: int = GRAN_N,
+               layout: str = "bhnd", persistent: bool = False, sms: int = 132) -> GluonPlan:
+    """Validate a call (before any GPU work; one ValueError line naming the argument) and plan its launch.
+
+    Works on any device (the CPU tests use it): q, k, v (B, H, N, D) for ``bhnd`` or (B, N, H, D) for ``bnhd``,
+    D 128, bf16 / fp16; ``index`` an :class:`fgattn.FgIndex` with block_m 128 and gran_n 1 matching q/k.  Grid:
+    rows (form a) or min(rows, ``sms``) (form b, ``persistent``)."""
+    import torch
+
+    from .index import FgIndex
+
+    if block_m != BLOCK_M or gran_n != GRAN_N:
+        _fail(f"block_m={block_m}, gran_n={gran_n} not supported by the prototype (only block_m=128, gran_n=1)")
+    if layout not in ("bhnd", "bnhd"):
+        _fail(f"layout must be 'bhnd' or 'bnhd', got {layout!r}")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 4:
+            _fail(f"{name} must be a 4-D tensor ({layout}), got {getattr(t, 'shape', type(t).__name__)}")
+        if t.dtype not in (torch.bfloat16, torch.float16):
+            _fail(f"{name}: dtype {t.dtype} not supported (bfloat16 or float16)")
+        if t.dtype != q.dtype or t.device != q.device:
+            _fail(f"{name}: dtype/device {t.dtype}/{t.device} differ from q's {q.dtype}/{q.device}")
+        if t.stride(-1) != 1:
+            _fail(f"{name}: the head dimension must be contiguous (stride 1)")
+    if layout == "bhnd":
+        b, h, nq, d = q.shape
+        nk = k.shape[2]
+        kv_shape = (b, h, nk, d)
+    else:
+        b, nq, h, d = q.shape
+        nk = k.shape[1]
+        kv_shape = (b, nk, h, d)
+    if d != HEAD_DIM:
+        _fail(f"head_dim={d} not supported by the prototype (only 128)")
+    if tuple(k.shape) != kv_shape or tuple(v.shape) != kv_shape:
+        _fail(f"k/v shapes {tuple(k.shape)}, {tuple(v.shape)} do not match q {tuple(q.shape)} ({layout})")
+    if nq == 0 or nk == 0:
+        _fail("sequence length must be positive")
+    if not isinstance(index, FgIndex):
+        _fail(f"index must be an FgIndex, got {type(index).__name__}")
+    qb = -(-nq // BLOCK_M)
+    if (index.block_m, index.gran_n) != (BLOCK_M, GRAN_N):
+        _fail(f"index has block_m={index.block_m}, gran_n={index.gran_n} (the prototype needs 128, 1)")
+    if (index.batch, index.heads, index.n_qblocks, index.n_keys) != (b, h, qb, nk):
+        _fail(f"index (batch, heads, n_qblocks, n_keys)=({index.batch}, {index.heads}, {index.n_qblocks}, "
+              f"{index.n_keys}) does not match q/k ({b}, {h}, {qb}, {nk})")
+    if index.indices.dtype != torch.int32 or index.offsets.dtype not in (torch.int32, torch.int64):
+        _fail("index.indices must be int32 and index.offsets int32 or int64")
+    if index.indices.device != q.device or index.offsets.device != q.device:
+        _fail(f"index is on {index.indices.device}, q on {q.device}")
+    esz = q.element_size()
+    qs = (q.stride(0), q.stride(1), q.stride(2)) if layout == "bhnd" else (q.stride(0), q.stride(2), q.stride(1))
+    if any(st * esz % 16 for st in qs):
+        _fail(f"q strides {tuple(q.stride())} are not 16-byte aligned (needed by the Q TMA descriptor)")
+    if not isinstance(sms, int) or isinstance(sms, bool) or sms < 1:
+        _fail(f"sms / programs={sms!r} must be a positive int")
+    rows = b * h * qb
+    grid = min(rows, sms) if persistent else rows
+    return GluonPlan(form="persistent" if persistent else "one_row", grid=grid, n_rows=rows, batch=b, heads=h,
+                     n_q=nq, n_kv=nk, n_qblocks=qb, ordered=index.order is not None,
+                     dtype="bf16" if q.dtype == torch.bfloat16 else "fp16", layout=layout)
+
+
+def _strides(t: Any, layout: str) -> tuple[int, int, int]:
+    return (t.stride(0), t.stride(1), t.stride(2)) if layout == "bhnd" else (t.stride(0), t.stride(2), t.stride(1))
+
+
+def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLOCK_M, gran_n: int = GRAN_N,
+                       layout: str = "bhnd", sm_scale: float | None = None, persistent: bool = False,
+                       programs: int | None = None, out: Any = None) -> Any:
+    """The Gluon prototype of :func:`fgattn.fg_attention` (D 128, M 128, gran_n 1; sm_90 GPUs): same output
+    (q's layout and dtype; zeros for a query block with no kept key).  ``persistent``: form (b), one program per
+    SM (or ``programs`` programs: checks use few, so that each walks many rows) with cross-row pipelining; default
+    form (a), one program per row."""
+    import torch
+
+    if _GLUON_ERR is not None:
+        _fail(f"this Triton has no usable Gluon Hopper API ({_GLUON_ERR})")
+    if not isinstance(q, torch.Tensor) or q.device.type != "cuda":
+        _fail("q must be a CUDA tensor (the prototype has no CPU / interpreter path)")
+    cap = torch.cuda.get_device_capability(q.device)
+    if cap[0] != 9:
+        _fail(f"needs an sm_90 GPU (Hopper: wgmma, TMA), this one is sm_{cap[0]}{cap[1]}")
+    sms = torch.cuda.get_device_properties(q.device).multi_processor_count if programs is None else programs
+    p = plan_gluon(q, k, v, index, block_m=block_m, gran_n=gran_n, layout=layout, persistent=persistent, sms=sms)
+    if out is None:
+        out = torch.empty_like(q)
+    elif out.shape != q.shape or out.dtype != q.dtype or out.stride(-1) != 1:
+        _fail("out must match q's shape and dtype with a contiguous head dimension")
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    el = gl.bfloat16 if q.dtype == torch.bfloat16 else gl.float16
+    box = [1, 1, BLOCK_M, HEAD_DIM]
+    q_layout = gl.NVMMASharedLayout.get_default_for(box, el)
+    q_desc = TensorDescriptor(q, [p.batch, p.heads, p.n_q, HEAD_DIM], [*_strides(q, layout), 1], box, q_layout)
+    scale = (1.0 / math.sqrt(HEAD_DIM)) if sm_scale is None else float(sm_scale)
+    order = index.order if index.order is not None else index.offsets  # placeholder pointer when not ordered
+    args = (q_desc, k, v, out, index.offsets, index.indices, order, scale * 1.4426950408889634,
+            *_strides(k, layout), *_strides(v, layout), *_strides(out, layout), p.heads, p.n_q, p.n_qblocks)
+    meta = dict(HEAD_DIM=HEAD_DIM, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, STAGES=STAGES, ORDERED=p.ordered,
+                num_warps=NUM_WARPS)
+    if persistent:
+        _fg_gluon_persistent[(p.grid,)](*args, p.n_rows, **meta)
+    else:
+        _fg_gluon_row[(p.grid,)](*args, **meta)
+    return out

@@ -1,0 +1,126 @@
+"""fgattn.gluon_fg (the Gluon prototype, issue 12): launch planning and every bad-input message on any machine;
+validation/gluon_probe.py's argument errors.  The kernels themselves run only on an sm_90 GPU
+(validation/gluon_probe.py checks them against float64 there); their offline sm_90 compile needs Triton 3.6."""
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "kernels"), str(ROOT / "validation")]
+
+import fgattn  # noqa: E402
+import gluon_probe  # noqa: E402
+from fgattn import gluon_fg  # noqa: E402
+
+
+def _case(h: int = 2, n: int = 300, d: int = 128, dtype=torch.bfloat16, layout: str = "bhnd", order: bool = True,
+          seed: int | None = None):
+    seed = random.randrange(2**31) if seed is None else seed
+    print("seed", seed)
+    g = torch.Generator().manual_seed(seed)
+    shp = (1, h, n, d) if layout == "bhnd" else (1, n, h, d)
+    q, k, v = (torch.randn(*shp, generator=g).to(dtype) for _ in range(3))
+    qb = -(-n // 128)
+    mask = torch.rand(1, h, qb, n, generator=g) < 0.3
+    mask[0, 0, 1] = False  # an empty query block
+    idx = fgattn.build_index(mask, block_m=128, gran_n=1, order=order)
+    return q, k, v, idx
+
+
+def test_import_fgattn_does_not_import_gluon():
+    code = "import sys, fgattn; fgattn.fg_attention; print('triton.experimental.gluon' in sys.modules)"
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT / "kernels",
+                         env={"PYTHONPATH": str(ROOT / "kernels"), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("layout", ["bhnd", "bnhd"])
+def test_plan_forms_grid_and_order(layout):
+    q, k, v, idx = _case(h=3, n=1000, layout=layout)
+    p = gluon_fg.plan_gluon(q, k, v, idx, layout=layout)
+    assert (p.form, p.grid, p.n_rows, p.n_qblocks, p.heads, p.n_q, p.ordered, p.dtype) == (
+        "one_row", 24, 24, 8, 3, 1000, True, "bf16")
+    pp = gluon_fg.plan_gluon(q, k, v, idx, layout=layout, persistent=True, sms=5)
+    assert (pp.form, pp.grid) == ("persistent", 5)
+    assert gluon_fg.plan_gluon(q, k, v, idx, layout=layout, persistent=True, sms=132).grid == 24  # min(rows, SMs)
+    q16, k16, v16, idx2 = _case(h=1, n=129, dtype=torch.float16, layout=layout, order=False)
+    p2 = gluon_fg.plan_gluon(q16, k16, v16, idx2, layout=layout)
+    assert (p2.grid, p2.ordered, p2.dtype) == (2, False, "fp16")
+
+
+def _bad_cases():
+    q, k, v, idx = _case(h=2, n=300, seed=5)
+    idx64 = fgattn.build_index(torch.ones(1, 2, 5, 300, dtype=torch.bool), block_m=64, gran_n=1)
+    idx_g16 = fgattn.build_index(torch.ones(1, 2, 3, 300, dtype=torch.bool), block_m=128, gran_n=16)
+    idx_h3 = _case(h=3, n=300, seed=5)[3]
+    return [
+        (dict(block_m=64), (q, k, v, idx), "block_m=64, gran_n=1 not supported by the prototype"),
+        (dict(gran_n=16), (q, k, v, idx), "block_m=128, gran_n=16 not supported"),
+        (dict(layout="nhd"), (q, k, v, idx), "layout must be 'bhnd' or 'bnhd'"),
+        ({}, (q[0], k, v, idx), "q must be a 4-D tensor"),
+        ({}, (q.float(), k.float(), v.float(), idx), "q: dtype torch.float32 not supported"),
+        ({}, (q, k.half(), v, idx), "k: dtype/device torch.float16/cpu differ from q's"),
+        ({}, (q, k.transpose(2, 3).contiguous().transpose(2, 3), v, idx), "k: the head dimension must be contiguous"),
+        ({}, (q[..., :64], k[..., :64], v[..., :64], idx), "head_dim=64 not supported by the prototype (only 128)"),
+        ({}, (q, k, v[:, :, :299], idx), "k/v shapes"),
+        ({}, (q, k, v, "index"), "index must be an FgIndex, got str"),
+        ({}, (q, k, v, idx64), "index has block_m=64"),
+        ({}, (q, k, v, idx_g16), "index has block_m=128, gran_n=16"),
+        ({}, (q, k, v, idx_h3), "does not match q/k (1, 2, 3, 300)"),
+        (dict(persistent=True, sms=0), (q, k, v, idx), "sms / programs=0 must be a positive int"),
+        ({}, (q[:, :, :0], k, v, idx), "sequence length must be positive"),
+    ]
+
+
+@pytest.mark.parametrize("i", range(15))
+def test_bad_input_one_clear_line(i):
+    kw, args, needle = _bad_cases()[i]
+    with pytest.raises(ValueError) as e:
+        gluon_fg.plan_gluon(*args, **kw)
+    msg = str(e.value)
+    assert msg.startswith("fgattn.gluon_fg: ") and needle in msg and "\n" not in msg, msg
+
+
+def test_q_stride_alignment_for_tma():
+    q, k, v, idx = _case(h=2, n=300, seed=7)
+    big = torch.zeros(1, 2, 300, 136, dtype=torch.bfloat16)  # row stride 136 elements = 272 B: aligned
+    assert gluon_fg.plan_gluon(big[..., :128], k, v, idx).grid == 6
+    odd = torch.zeros(1, 2, 300, 132, dtype=torch.bfloat16)[..., :128]  # 264 B rows: not 16-B aligned
+    with pytest.raises(ValueError, match="q strides .* are not 16-byte aligned"):
+        gluon_fg.plan_gluon(odd, k, v, idx)
+
+
+def test_launch_refuses_cpu_tensors_before_any_work():
+    q, k, v, idx = _case(h=1, n=200, seed=3)
+    with pytest.raises(ValueError, match="fgattn.gluon_fg: .*(CUDA tensor|Gluon)"):
+        gluon_fg.fg_attention_gluon(q, k, v, idx)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--densities", "0,2", "--dry-run"], "--densities: '0,2' must lie in (0, 1]"),
+    (["--densities", "x", "--dry-run"], "--densities: 'x' is not a comma-separated list"),
+    (["--shapes", "40y2", "--dry-run"], "--shapes: bad item '40y2'"),
+    (["--variants", "entry,nosuch", "--dry-run"], "--variants: unknown ['nosuch']"),
+    (["--rounds", "2", "--dry-run"], "--rounds: 2 < 3"),
+    ([], "--out is required for a GPU run"),
+])
+def test_probe_bad_arguments_exit_2(argv, needle, capsys):
+    with pytest.raises(SystemExit) as e:
+        gluon_probe.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert needle in err[-1]
+
+
+def test_probe_dry_run_plan(capsys):
+    assert gluon_probe.main(["--dry-run", "--shapes", "40x32760,12x32760+512", "--tag=-g1"]) == 0
+    out = capsys.readouterr().out
+    assert '"shapes": [[40, 32760, 0], [12, 32760, 512]]' in out and '"tag": "-g1"' in out
+    assert '"variants": ["entry", "gluon_row", "gluon_pers"]' in out

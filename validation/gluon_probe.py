@@ -1,0 +1,317 @@
+"""Gluon prototype of the fg D128 M128 gran-1 kernel (``fgattn.gluon_fg``) against the launch-table entry.
+
+Issue 12, helper G (kernels/NOTES.md, "Gluon prototype (helper G)")::
+
+    PYTHONPATH=.:kernels:validation python3 validation/gluon_probe.py --out $OUT          # GPU: check + timing
+    PYTHONPATH=.:kernels:validation python3 validation/gluon_probe.py --dry-run           # any machine: the plan
+    PYTHONPATH=/path/to/triton-3.6:kernels:validation python3 validation/gluon_probe.py --offline-compile
+
+Check (``--check``): each variant on ``CHECK_CASES`` (window + sink masks, text rows / columns, odd N, query block
+(0, 0, 1) emptied, bf16 and fp16, one ``bnhd`` case; the persistent form with 5 programs, so that each walks many
+rows) against ``fgattn.reference_attention`` (float64): relative error (Frobenius), NaN count (output poisoned with
+NaN first), the emptied block all zeros.  Timing: per shape cuDNN SDPA and every variant at each density (the
+masks of ``validation/entry_regress.py``), CUDA-graph replay, ``--rounds`` interleaved rounds in a fresh random
+order per round, ratios paired per round; the CSV has ``entry_regress.py``'s columns, so
+``kernels/tools/row_cost_fit.py --entry-regress CSV`` fits per-row / per-tile costs per variant.
+Variants: ``entry`` (the launch table's fg D128 M128 g1 entry), ``gluon_row`` (form a: one program per row, Q by
+TMA off the critical path, the tail tile pipelined), ``gluon_pers`` (form b: one program per SM, gathers two tiles
+ahead across rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation"), str(ROOT / "kernels" / "tools")]
+
+D, M, G = 128, 128, 1
+VARIANTS = ("entry", "gluon_row", "gluon_pers")
+#: (H, N video, text tokens, density target, dtype, layout)
+CHECK_CASES = ((2, 1999, 0, 0.1, "bf16", "bhnd"), (2, 1535, 512, 0.05, "bf16", "bhnd"),
+               (2, 1970, 77, 0.3, "bf16", "bhnd"), (2, 3583, 512, 0.02, "bf16", "bhnd"),
+               (3, 2001, 0, 0.5, "bf16", "bhnd"), (2, 1999, 0, 0.1, "fp16", "bhnd"),
+               (2, 1535, 512, 0.05, "fp16", "bhnd"), (3, 4095, 0, 0.02, "fp16", "bhnd"),
+               (2, 2047, 77, 0.2, "bf16", "bnhd"), (1, 1000, 0, 1.0, "bf16", "bhnd"))
+CHECK_PROGRAMS = 5  # programs of the persistent form in the check (each walks many rows)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=None, help="output folder (GPU runs)")
+    ap.add_argument("--shapes", default="40x32760,12x32760", help="HxN[+TEXT], comma-separated")
+    ap.add_argument("--densities", default="0.02,0.1,0.5", help="density targets, comma-separated")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated of {VARIANTS}")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (>= 3)")
+    ap.add_argument("--target-ms", type=float, default=20.0, help="timed replay length per case and round")
+    ap.add_argument("--seed", type=int, default=11, help="shuffle seed of the round order (+ shape position)")
+    ap.add_argument("--budget-s", type=float, default=60.0, help="skip later shapes after this many timing seconds")
+    ap.add_argument("--no-check", action="store_true", help="skip the float64 check")
+    ap.add_argument("--no-time", action="store_true", help="skip the timing")
+    ap.add_argument("--tag", default="", help="file name suffix (write --tag=-x, not --tag -x)")
+    ap.add_argument("--dry-run", action="store_true", help="validate the arguments, print the plan, no GPU")
+    ap.add_argument("--offline-compile", action="store_true",
+                    help="compile both forms for sm_90 without a GPU (Triton 3.6 on the path) and print SASS figures")
+    a = ap.parse_args(argv)
+    from entry_regress import parse_shapes
+
+    try:
+        a.shape_list = parse_shapes(a.shapes)
+        a.density_list = [float(x) for x in a.densities.split(",")]
+    except ValueError as e:
+        ap.error(str(e) if "shapes" in str(e) else f"--densities: {a.densities!r} is not a comma-separated list")
+    if any(not 0 < x <= 1 for x in a.density_list):
+        ap.error(f"--densities: {a.densities!r} must lie in (0, 1]")
+    a.variant_list = a.variants.split(",")
+    bad = [v for v in a.variant_list if v not in VARIANTS]
+    if bad:
+        ap.error(f"--variants: unknown {bad} (known: {list(VARIANTS)})")
+    if a.rounds < 3:
+        ap.error(f"--rounds: {a.rounds} < 3 (paired medians need at least 3)")
+    if not (a.dry_run or a.offline_compile) and a.out is None:
+        ap.error("--out is required for a GPU run")
+    return a
+
+
+# ------------------------------------------------------------------------------------------------ offline
+def offline_compile() -> list[dict[str, Any]]:
+    """Both forms, bf16 and fp16, compiled for sm_90 (no GPU): registers, stack, shared memory, HGMMA count and
+    gsb0 (serialised wgmma), the innermost HGMMA loop's instructions / static stall cycles
+    (``compile_report.loop_figures``), and the SASS address order of the Q TMA and the first gathers."""
+    import re
+    import subprocess
+    import tempfile
+
+    import fgattn.gluon_fg as g
+    import triton
+    from compile_report import loop_figures
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    rows = []
+    for form, fn in (("gluon_row", g._fg_gluon_row), ("gluon_pers", g._fg_gluon_persistent)):
+        for dt in ("bf16", "fp16"):
+            lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
+                   "fp4_padded=False, cga_layout=[])")
+            names = list(fn.arg_names)
+            const = dict(HEAD_DIM=D, BLOCK_M=M, BLOCK_N=g.BLOCK_N, STAGES=g.STAGES, ORDERED=True,
+                         num_warps=g.NUM_WARPS)
+            ptr = {"K": f"*{dt}", "V": f"*{dt}", "Out": f"*{dt}", "Offsets": "*i64", "Indices": "*i32",
+                   "Order": "*i32"}
+            sig: dict[str, str] = {}
+            attrs: dict[tuple[int, ...], list] = {}
+            for i, a in enumerate(names):
+                if a in const:
+                    sig[a] = "constexpr"
+                elif a == "q_desc":
+                    sig[a] = f"tensordesc<{dt}[1, 1, {M}, {D}],{lay}>"
+                elif a in ptr:
+                    sig[a], attrs[(i,)] = ptr[a], [["tt.divisibility", 16]]
+                elif a == "qk_scale":
+                    sig[a] = "fp32"
+                else:
+                    sig[a] = "i32"
+                    if a.startswith("stride"):
+                        attrs[(i,)] = [["tt.divisibility", 16]]
+            src = GluonASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
+            t0 = time.time()
+            k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": g.NUM_WARPS})
+            tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+            with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+                f.write(k.asm["cubin"])
+                f.flush()
+                res = subprocess.run([str(tool), "-res-usage", f.name], capture_output=True, text=True).stdout
+                sass = subprocess.run([str(tool), "-sass", f.name], capture_output=True, text=True).stdout
+            hg = [ln for ln in sass.splitlines() if "HGMMA" in ln]
+
+            def first(op: str, text: str = sass) -> str:
+                m = re.search(r"/\*([0-9a-f]{4,})\*/\s+[^;]*" + op, text)
+                return "0x" + m.group(1) if m else "-"
+
+            rows.append(dict(form=form, dtype=dt, regs=int(re.search(r"REG:(\d+)", res).group(1)),
+                             stack=int(re.search(r"STACK:(\d+)", res).group(1)), smem_bytes=k.metadata.shared,
+                             hgmma=len(hg), hgmma_gsb0=sum("gsb0" in ln for ln in hg),
+                             first_utmaldg=first("UTMALDG"), first_ldgsts=first("LDGSTS"),
+                             first_hgmma=first("HGMMA"), bar_sync=sass.count("BAR.SYNC"),
+                             **(loop_figures(sass) or {}), compile_s=round(time.time() - t0, 1),
+                             triton=triton.__version__))
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ GPU side
+def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", programs: int | None = None):
+    """One launch of variant ``name`` writing ``out``."""
+    import fgattn
+    from fgattn.gluon_fg import fg_attention_gluon
+
+    if name == "entry":
+        return fgattn.fg_attention(q, k, v, idx, block_m=M, gran_n=G, layout=layout, out=out)
+    return fg_attention_gluon(q, k, v, idx, layout=layout, persistent=name == "gluon_pers", programs=programs,
+                              out=out)
+
+
+def check(variants: list[str], out: Path, tag: str, meta: dict[str, str]) -> int:
+    """Float64 check of every variant on CHECK_CASES; writes ``...-accuracy{tag}.csv``; returns the failures
+    (relative error > 1e-2, any NaN, a non-zero emptied block, an exception)."""
+    import fgattn
+    import torch
+    from fgattn.masks import window_mask, with_text
+
+    rows, fails = [], 0
+    for h, nv, nt, dt_, dtn, layout in CHECK_CASES:
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtn]
+        torch.manual_seed(nv + nt + h)
+        print(f"[check] seed {nv + nt + h}", flush=True)
+        mask = window_mask(1, h, nv, M, dt_, device="cuda")
+        if nt:
+            mask = with_text(mask, nt, M)
+        mask[0, 0, 1] = False
+        idx = fgattn.build_index(mask, block_m=M, gran_n=G, order=True)
+        n = nv + nt
+        shp = (1, h, n, D) if layout == "bhnd" else (1, n, h, D)
+        q, k, v = (torch.randn(*shp, device="cuda", dtype=dtype) for _ in range(3))
+        ref = fgattn.reference_attention(q, k, v, idx, layout=layout)
+        for name in variants:
+            o = torch.full_like(q, float("nan"))
+            msg = ""
+            try:
+                run_variant(name, q, k, v, idx, o, layout, CHECK_PROGRAMS if name == "gluon_pers" else None)
+                torch.cuda.synchronize()
+            except Exception as e:  # noqa: BLE001
+                msg = f"{type(e).__name__}: {e}"[:300]
+            nan = int(o.isnan().sum())
+            err = float((o.double().nan_to_num(0.0) - ref).norm() / ref.norm())
+            blk = o[0, 0, M:2 * M] if layout == "bhnd" else o[0, M:2 * M, 0]
+            empty_ok = bool((blk == 0).all())
+            ok = not msg and err <= 1e-2 and nan == 0 and empty_ok
+            fails += not ok
+            rows.append(dict(H=h, N=n, n_text=nt, density_target=dt_, density=round(idx.density(n), 5),
+                             variant=name, dtype=dtn, layout=layout, rel_err=f"{err:.4e}", nan=nan,
+                             empty_block_zero=empty_ok, ok=ok, error=msg,
+                             programs=CHECK_PROGRAMS if name == "gluon_pers" else "rows",
+                             reference="fgattn.reference_attention (float64)", **meta))
+            print(f"[check] H{h} N{n} text {nt} d={dt_} {dtn} {layout} {name:<10} rel err {err:.3e} nan {nan} "
+                  f"empty-zero {empty_ok} {msg}", flush=True)
+    path = out / f"gluon-h200-{meta['date'][:10]}-probe{tag}-accuracy.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"[check] {len(rows)} checks, {fails} failures; wrote {path}", flush=True)
+    return fails
+
+
+def time_shapes(args: argparse.Namespace, meta: dict[str, str], out: Path) -> Path:
+    """Paired interleaved graph timing (cuDNN + variants per shape and density); CSV with entry_regress columns."""
+    import torch
+    from bench_kernels import ClockSampler, make_qkv, sdpa, timed_rounds
+    from entry_regress import COLS, build_index, paired, row_stats, shape_name
+
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    path = out / f"gluon-h200-{meta['date'][:10]}-probe{args.tag}.csv"
+    clocks = ClockSampler(1.0)
+    t0 = time.perf_counter()
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLS + list(meta), extrasaction="ignore")
+        w.writeheader()
+        for si, (h, nv, nt) in enumerate(args.shape_list):
+            if time.perf_counter() - t0 > args.budget_s:
+                print(f"[time] budget reached, skipping {shape_name(h, nv, nt)}", flush=True)
+                continue
+            n = nv + nt
+            sets = make_qkv(1, h, n, D, 1 if h * n * D * 6 > 1e9 else 2)
+            obuf = torch.empty_like(sets[0][0])
+            cases: list[dict[str, Any]] = [dict(variant="cudnn", kernel="sdpa_cudnn", fn=sdpa("cudnn"), dt=1.0,
+                                                dens=1.0, stats={}, cfg="torch SDPA cuDNN backend")]
+            for dt_ in args.density_list:
+                idx = build_index(h, nv, nt, dt_, "cuda")
+                st = row_stats(idx, sms)
+                for v in args.variant_list:
+                    cases.append(dict(variant=v, kernel=v, dt=dt_, dens=idx.density(n), stats=st,
+                                      cfg="launch table fg D128 M128 g1" if v == "entry" else
+                                      f"fgattn.gluon_fg {v} bn128 st3 w8",
+                                      fn=lambda q, k, v_, idx=idx, name=v, o=obuf: run_variant(name, q, k, v_, idx, o)))
+            torch.cuda.synchronize()
+            ts = time.time()
+            timed_rounds(cases, sets, args.rounds, args.target_ms, shuffle_seed=args.seed + si)
+            clk = clocks.window(ts, time.time())
+            base, shape = cases[0], shape_name(h, nv, nt)
+            for c in cases:
+                if not c["ms"]:
+                    continue
+                ms = sorted(c["ms"])
+                med = ms[len(ms) // 2]
+                ref = next((e for e in cases if e["variant"] == "entry" and e["dt"] == c["dt"]), None)
+                rel = paired(c["ms"], ref["ms"]) if ref is not None and ref["ms"] and c is not base else ("", "", "")
+                rat = paired([c["dens"] * b for b in base["ms"]], c["ms"])
+                r = dict(shape=shape, H=h, N=n, n_text=nt, density_target=c["dt"], density=round(c["dens"], 5),
+                         variant=c["variant"], config=c["cfg"], ms=round(med, 4), ms_min=round(ms[0], 4),
+                         ms_max=round(ms[-1], 4), rel_entry=_r(rel[0]), rel_entry_min=_r(rel[1]),
+                         rel_entry_max=_r(rel[2]), ratio_vs_cudnn=_r(rat[0]), ratio_min=_r(rat[1]),
+                         ratio_max=_r(rat[2]), rounds=len(ms), reps=c["reps"], rows=c["stats"].get("rows", ""),
+                         rows_per_sm=c["stats"].get("rows_per_sm", ""),
+                         exec_tiles_per_row=c["stats"].get("exec_tiles_per_row", ""), clocks_under_load=clk,
+                         timing=(f"CUDA graph ({len(sets)} input set(s)), {len(ms)} interleaved rounds in a random "
+                                 f"order per round (seed {args.seed + si}) x {c['reps']} timed replays after "
+                                 f"{c.get('warm', 0)} untimed, events"),
+                         statistic="median over rounds (min, max); rel_entry = t / t_entry paired per round; "
+                                   "ratio = density * t_cuDNN / t per round")
+                w.writerow({**r, **meta})
+                print(f"[time] {shape:<16} d={c['dt']:<5} {c['variant']:<10} {med:9.3f} ms  rel {r['rel_entry']!s:<6} "
+                      f"({r['rel_entry_min']}-{r['rel_entry_max']})  x{r['ratio_vs_cudnn']}", flush=True)
+            f.flush()
+            print(f"[time] {shape} done {time.perf_counter() - t0:.1f}s; clocks {clk}", flush=True)
+            cases.clear()
+            del sets
+            torch.cuda.empty_cache()
+    clocks.stop()
+    return path
+
+
+def _r(x: Any) -> Any:
+    return round(x, 4) if isinstance(x, float) else x
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.dry_run:
+        print(json.dumps(dict(shapes=args.shape_list, densities=args.density_list, variants=args.variant_list,
+                              rounds=args.rounds, check=not args.no_check, time=not args.no_time,
+                              check_cases=len(CHECK_CASES), out=str(args.out), tag=args.tag)))
+        return 0
+    if args.offline_compile:
+        offline_compile()
+        return 0
+    import torch
+
+    if not torch.cuda.is_available():
+        print("gluon_probe: no CUDA device (use --dry-run or --offline-compile here)", file=sys.stderr)
+        return 2
+    from bench_kernels import env_metadata
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = env_metadata()
+    print(json.dumps(meta), flush=True)
+    t0 = time.perf_counter()
+    fails = 0
+    if not args.no_check:
+        fails = check(args.variant_list, args.out, args.tag, meta)
+        print(f"[check] done {time.perf_counter() - t0:.1f}s", flush=True)
+    if not args.no_time:
+        path = time_shapes(args, meta, args.out)
+        from row_cost_fit import main as fit_main
+
+        fit_main([str(path), "--entry-regress"])
+    print(f"[probe] done {time.perf_counter() - t0:.1f}s, check failures {fails}", flush=True)
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
