@@ -194,6 +194,7 @@ if _GLUON_ERR is None:
         # the row's last (masked) tile, gathered by the pipeline like the others
         t = n_t - 1
         _stage_ready(STAGES)
+        gl.thread_barrier()  # every thread's fence before any wgmma reads the tile (no refill here to add one)
         s = _qk(q_s, k_smem.index(t % STAGES), S_LAYOUT, BLOCK_M, BLOCK_N)
         acc, m_i, l_i = _softmax_pv(s, v_smem.index(t % STAGES), acc, m_i, l_i, qk_scale, cnt - t * BLOCK_N, True,
                                     S_LAYOUT, P_LAYOUT, BLOCK_N)
