@@ -15,7 +15,8 @@ order per round, ratios paired per round; the CSV has ``entry_regress.py``'s col
 ``kernels/tools/row_cost_fit.py --entry-regress CSV`` fits per-row / per-tile costs per variant.
 Variants: ``entry`` (the launch table's fg D128 M128 g1 entry), ``gluon_row`` (form a: one program per row, Q by
 TMA off the critical path, the tail tile pipelined), ``gluon_pers`` (form b: one program per SM, gathers two tiles
-ahead across rows).
+ahead across rows), ``gluon_ws`` (form c: persistent, a producer warpgroup gathers for two consumer warpgroups).
+Variants that fail the check are not timed.
 """
 
 from __future__ import annotations
@@ -32,14 +33,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation"), str(ROOT / "kernels" / "tools")]
 
 D, M, G = 128, 128, 1
-VARIANTS = ("entry", "gluon_row", "gluon_pers")
+VARIANTS = ("entry", "gluon_row", "gluon_pers", "gluon_ws")
+FORM = {"gluon_row": "one_row", "gluon_pers": "persistent", "gluon_ws": "ws"}
 #: (H, N video, text tokens, density target, dtype, layout)
 CHECK_CASES = ((2, 1999, 0, 0.1, "bf16", "bhnd"), (2, 1535, 512, 0.05, "bf16", "bhnd"),
                (2, 1970, 77, 0.3, "bf16", "bhnd"), (2, 3583, 512, 0.02, "bf16", "bhnd"),
                (3, 2001, 0, 0.5, "bf16", "bhnd"), (2, 1999, 0, 0.1, "fp16", "bhnd"),
                (2, 1535, 512, 0.05, "fp16", "bhnd"), (3, 4095, 0, 0.02, "fp16", "bhnd"),
                (2, 2047, 77, 0.2, "bf16", "bnhd"), (1, 1000, 0, 1.0, "bf16", "bhnd"))
-CHECK_PROGRAMS = 5  # programs of the persistent form in the check (each walks many rows)
+CHECK_PROGRAMS = 5  # programs of the persistent forms in the check (each walks many rows)
+PERSISTENT = ("gluon_pers", "gluon_ws")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -95,13 +98,14 @@ def offline_compile() -> list[dict[str, Any]]:
     from triton.experimental.gluon._runtime import GluonASTSource
 
     rows = []
-    for form, fn in (("gluon_row", g._fg_gluon_row), ("gluon_pers", g._fg_gluon_persistent)):
+    for form, fn in (("gluon_row", g._fg_gluon_row), ("gluon_pers", g._fg_gluon_persistent),
+                     ("gluon_ws", g._fg_gluon_ws)):
         for dt in ("bf16", "fp16"):
             lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
                    "fp4_padded=False, cga_layout=[])")
             names = list(fn.arg_names)
-            const = dict(HEAD_DIM=D, BLOCK_M=M, BLOCK_N=g.BLOCK_N, STAGES=g.STAGES, ORDERED=True,
-                         num_warps=g.NUM_WARPS)
+            const = dict(HEAD_DIM=D, BLOCK_M=M, BLOCK_N=g.BLOCK_N, STAGES=g.STAGES, num_warps=g.NUM_WARPS,
+                         **({"PRODUCER_REGS": g.PRODUCER_REGS} if form == "gluon_ws" else {"ORDERED": True}))
             ptr = {"K": f"*{dt}", "V": f"*{dt}", "Out": f"*{dt}", "Offsets": "*i64", "Indices": "*i32",
                    "Order": "*i32"}
             sig: dict[str, str] = {}
@@ -153,18 +157,17 @@ def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", programs: in
 
     if name == "entry":
         return fgattn.fg_attention(q, k, v, idx, block_m=M, gran_n=G, layout=layout, out=out)
-    return fg_attention_gluon(q, k, v, idx, layout=layout, persistent=name == "gluon_pers", programs=programs,
-                              out=out)
+    return fg_attention_gluon(q, k, v, idx, layout=layout, form=FORM[name], programs=programs, out=out)
 
 
-def check(variants: list[str], out: Path, tag: str, meta: dict[str, str]) -> int:
-    """Float64 check of every variant on CHECK_CASES; writes ``...-accuracy{tag}.csv``; returns the failures
-    (relative error > 1e-2, any NaN, a non-zero emptied block, an exception)."""
+def check(variants: list[str], out: Path, tag: str, meta: dict[str, str]) -> set[str]:
+    """Float64 check of every variant on CHECK_CASES; writes ``...-accuracy{tag}.csv``; returns the variants with
+    a failure (relative error > 1e-2, any NaN, a non-zero emptied block, an exception)."""
     import fgattn
     import torch
     from fgattn.masks import window_mask, with_text
 
-    rows, fails = [], 0
+    rows, failed = [], set()
     for h, nv, nt, dt_, dtn, layout in CHECK_CASES:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtn]
         torch.manual_seed(nv + nt + h)
@@ -182,7 +185,7 @@ def check(variants: list[str], out: Path, tag: str, meta: dict[str, str]) -> int
             o = torch.full_like(q, float("nan"))
             msg = ""
             try:
-                run_variant(name, q, k, v, idx, o, layout, CHECK_PROGRAMS if name == "gluon_pers" else None)
+                run_variant(name, q, k, v, idx, o, layout, CHECK_PROGRAMS if name in PERSISTENT else None)
                 torch.cuda.synchronize()
             except Exception as e:  # noqa: BLE001
                 msg = f"{type(e).__name__}: {e}"[:300]
@@ -191,11 +194,12 @@ def check(variants: list[str], out: Path, tag: str, meta: dict[str, str]) -> int
             blk = o[0, 0, M:2 * M] if layout == "bhnd" else o[0, M:2 * M, 0]
             empty_ok = bool((blk == 0).all())
             ok = not msg and err <= 1e-2 and nan == 0 and empty_ok
-            fails += not ok
+            if not ok:
+                failed.add(name)
             rows.append(dict(H=h, N=n, n_text=nt, density_target=dt_, density=round(idx.density(n), 5),
                              variant=name, dtype=dtn, layout=layout, rel_err=f"{err:.4e}", nan=nan,
                              empty_block_zero=empty_ok, ok=ok, error=msg,
-                             programs=CHECK_PROGRAMS if name == "gluon_pers" else "rows",
+                             programs=CHECK_PROGRAMS if name in PERSISTENT else "rows",
                              reference="fgattn.reference_attention (float64)", **meta))
             print(f"[check] H{h} N{n} text {nt} d={dt_} {dtn} {layout} {name:<10} rel err {err:.3e} nan {nan} "
                   f"empty-zero {empty_ok} {msg}", flush=True)
@@ -204,8 +208,8 @@ def check(variants: list[str], out: Path, tag: str, meta: dict[str, str]) -> int
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    print(f"[check] {len(rows)} checks, {fails} failures; wrote {path}", flush=True)
-    return fails
+    print(f"[check] {len(rows)} checks, failed variants {sorted(failed)}; wrote {path}", flush=True)
+    return failed
 
 
 def time_shapes(args: argparse.Namespace, meta: dict[str, str], out: Path) -> Path:
@@ -300,17 +304,18 @@ def main(argv: list[str] | None = None) -> int:
     meta = env_metadata()
     print(json.dumps(meta), flush=True)
     t0 = time.perf_counter()
-    fails = 0
+    failed: set[str] = set()
     if not args.no_check:
-        fails = check(args.variant_list, args.out, args.tag, meta)
+        failed = check(args.variant_list, args.out, args.tag, meta)
         print(f"[check] done {time.perf_counter() - t0:.1f}s", flush=True)
-    if not args.no_time:
+        args.variant_list = [v for v in args.variant_list if v not in failed or v == "entry"]
+    if not args.no_time and len(args.variant_list) > 1:
         path = time_shapes(args, meta, args.out)
         from row_cost_fit import main as fit_main
 
         fit_main([str(path), "--entry-regress"])
-    print(f"[probe] done {time.perf_counter() - t0:.1f}s, check failures {fails}", flush=True)
-    return 1 if fails else 0
+    print(f"[probe] done {time.perf_counter() - t0:.1f}s, failed variants {sorted(failed)}", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

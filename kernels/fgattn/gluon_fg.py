@@ -13,13 +13,17 @@ the row start written out explicitly, which Triton's ``tl`` cannot express (kern
   of a tile are loaded one tile before its gathers are issued, the gathers two tiles before its wgmma.
 * The masked tail tile is the pipeline's last item (gathered ahead like the others), not a separate load after the
   loop.
-* ``persistent=True`` (form b): one program per SM walks launch positions p, p + G, ...; the producer side (index
+* ``form="persistent"`` (b): one program per SM walks launch positions p, p + G, ...; the producer side (index
   entries, gathers) runs two tiles ahead *across rows*, so the next row's first tiles are in flight while this
   row's last tiles and epilogue run, and the next row's Q TMA is issued as soon as this row's last QK has read Q.
+* ``form="ws"`` (c): the same persistent walk with warp specialization (``gl.warp_specialize``): a producer
+  warpgroup (64 registers) loads the index entries and issues the gathers, each stage's completion signalled by
+  cp.async.mbarrier.arrive on a ``full`` mbarrier, the stage released by the consumers on an ``empty`` one; two
+  consumer warpgroups (216 registers) do Q (TMA), wgmma, softmax and the epilogue.
 
 API used (Triton 3.6 Gluon, learnt from the public tutorials python/tutorials/gluon/03-async-copy.py,
-04-tma.py and 05-wgmma.py of https://github.com/triton-lang/triton): ``allocate_shared_memory``,
-``nvidia.ampere.async_copy`` (cp.async + commit / wait groups), ``nvidia.hopper.tma`` / ``mbarrier``,
+04-tma.py, 05-wgmma.py and 08-warp-specialization.py of https://github.com/triton-lang/triton): ``allocate_shared_memory``,
+``nvidia.ampere.async_copy`` (cp.async + commit / wait groups or mbarrier arrival), ``warp_specialize``, ``nvidia.hopper.tma`` / ``mbarrier``,
 ``warpgroup_mma`` with the S / O accumulators in ``NVMMADistributedLayout`` and P as the register A operand
 (``DotOperandLayout``).  Own code; the FlashAttention-2 online softmax in base 2 as ``fgattn.attention``.
 """
@@ -30,7 +34,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GluonPlan", "plan_gluon", "fg_attention_gluon", "gluon_available"]
+__all__ = ["FORMS", "GluonPlan", "plan_gluon", "fg_attention_gluon", "gluon_available"]
 
 HEAD_DIM = 128
 BLOCK_M = 128
@@ -344,6 +348,160 @@ if _GLUON_ERR is None:
         cp.wait_group(0)
         mbarrier.invalidate(q_bar)
 
+    # ---- form (c): warp specialization (a producer warpgroup gathers, two consumer warpgroups compute) --------
+    # Partition functions get only IR values through warp_specialize, so their constants are module-level.
+    _WS_BN: gl.constexpr = gl.constexpr(BLOCK_N)
+    _WS_BM: gl.constexpr = gl.constexpr(BLOCK_M)
+    _WS_D: gl.constexpr = gl.constexpr(HEAD_DIM)
+    _WS_STAGES: gl.constexpr = gl.constexpr(STAGES)
+    _WS_CONSUMER_WARPS: gl.constexpr = gl.constexpr(NUM_WARPS)
+    _WS_PRODUCER_WARPS: gl.constexpr = gl.constexpr(4)
+
+    @gluon.jit
+    def _ws_producer(K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh, stride_kn,
+                     stride_vb, stride_vh, stride_vn, H, QB, N_ROWS):
+        """Producer partition (one warpgroup): for every row of this program (launch positions p, p + G, ...) and
+        every tile, the index entries (one tile ahead), then, once the consumers have released the stage, the K/V
+        gathers by cp.async, whose completion arrives on the stage's ``full`` barrier (one arrival per thread,
+        cp.async.mbarrier.arrive.noinc).  The next row's range is loaded a row ahead."""
+        GATHER_P: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [_WS_PRODUCER_WARPS, 1], [1, 0])
+        offs_e = gl.arange(0, _WS_BN, gl.SliceLayout(1, GATHER_P))
+        offs_d = gl.arange(0, _WS_D, gl.SliceLayout(0, GATHER_P))
+        pid = gl.program_id(0)
+        G = gl.num_programs(0)
+        pos = pid
+        row = gl.load(Order + pos)
+        lo = gl.load(Offsets + row).to(gl.int32)
+        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        row_n = _row_at(Order, pos + G, N_ROWS, True)
+        lo_n = gl.load(Offsets + row_n).to(gl.int32)
+        hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
+        it = 0
+        while pos < N_ROWS:
+            bh = row // QB
+            b = (bh // H).to(gl.int64)
+            h = (bh % H).to(gl.int64)
+            k_base = K + b * stride_kb + h * stride_kh
+            v_base = V + b * stride_vb + h * stride_vh
+            n_t = gl.maximum(gl.cdiv(hi - lo, _WS_BN), 1)
+            nxt = _entries(Indices, lo, hi, 0, offs_e, _WS_BN)
+            for t in range(0, n_t):
+                cur = nxt
+                nxt = _entries(Indices, lo, hi, t + 1, offs_e, _WS_BN)
+                st = it % _WS_STAGES
+                mbarrier.wait(empty.index(st), ((it // _WS_STAGES) & 1) ^ 1)
+                ok = (cur >= 0)[:, None]
+                r = gl.maximum(cur, 0)[:, None]
+                cp.async_copy_global_to_shared(k_smem.index(st), k_base + r * stride_kn + offs_d[None, :], mask=ok)
+                cp.async_copy_global_to_shared(v_smem.index(st), v_base + r * stride_vn + offs_d[None, :], mask=ok)
+                cp.mbarrier_arrive(full.index(st), increment_count=False)
+                it += 1
+            pos = pos + G
+            row = row_n
+            lo = lo_n
+            hi = hi_n
+            row_n = _row_at(Order, pos + G, N_ROWS, True)
+            lo_n = gl.load(Offsets + row_n).to(gl.int32)
+            hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
+
+    @gluon.jit
+    def _ws_consumer(q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale, stride_ob,
+                     stride_oh, stride_on, H, N_Q, QB, N_ROWS):
+        """Consumer partition (two warpgroups): per row, Q by TMA (the next row's issued once this row's last QK has
+        read Q), then per tile: wait for the stage, S = Q·Kᵀ, online softmax, O += P·V, release the stage."""
+        S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_WS_CONSUMER_WARPS, 1],
+                                                           instr_shape=[16, _WS_BN, 16])
+        P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=S_LAYOUT, k_width=2)
+        q_s = q_smem.reshape([_WS_BM, _WS_D])
+        pid = gl.program_id(0)
+        G = gl.num_programs(0)
+        pos = pid
+        row = gl.load(Order + pos)
+        bh = row // QB
+        mbarrier.expect(q_bar, q_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _WS_BM, 0], q_bar, q_smem)
+        lo = gl.load(Offsets + row).to(gl.int32)
+        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        it = 0
+        phase = 0
+        while pos < N_ROWS:
+            cnt = hi - lo
+            n_t = gl.maximum(gl.cdiv(cnt, _WS_BN), 1)
+            pos_n = pos + G
+            row_n = _row_at(Order, pos_n, N_ROWS, True)
+            bh = row // QB
+            m_i = gl.full([_WS_BM], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            l_i = gl.zeros([_WS_BM], gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            acc = gl.zeros([_WS_BM, _WS_D], gl.float32, S_LAYOUT)
+            mbarrier.wait(q_bar, phase)
+            for _t in range(0, n_t - 1):
+                st = it % _WS_STAGES
+                mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
+                fence_async_shared()
+                s = _qk(q_s, k_smem.index(st), S_LAYOUT, _WS_BM, _WS_BN)
+                acc, m_i, l_i = _softmax_pv(s, v_smem.index(st), acc, m_i, l_i, qk_scale, _WS_BN, False, S_LAYOUT,
+                                            P_LAYOUT, _WS_BN)
+                gl.thread_barrier()  # both warpgroups are done with the stage
+                mbarrier.arrive(empty.index(st), count=1)
+                it += 1
+            st = it % _WS_STAGES
+            mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
+            fence_async_shared()
+            s = _qk(q_s, k_smem.index(st), S_LAYOUT, _WS_BM, _WS_BN)
+            gl.thread_barrier()  # both warpgroups' last QK has read Q: the next row's Q may overwrite it
+            bh_n = row_n // QB
+            has_next = pos_n < N_ROWS
+            mbarrier.expect(q_bar, q_desc.block_type.nbytes, pred=has_next)
+            tma.async_copy_global_to_shared(q_desc, [bh_n // H, bh_n % H, (row_n % QB) * _WS_BM, 0], q_bar, q_smem,
+                                            pred=has_next)
+            acc, m_i, l_i = _softmax_pv(s, v_smem.index(st), acc, m_i, l_i, qk_scale, cnt - (n_t - 1) * _WS_BN,
+                                        True, S_LAYOUT, P_LAYOUT, _WS_BN)
+            gl.thread_barrier()
+            mbarrier.arrive(empty.index(st), count=1)
+            it += 1
+            _store_out(Out, acc, l_i, cnt == 0, bh // H, bh % H, row % QB, stride_ob, stride_oh, stride_on, N_Q,
+                       S_LAYOUT, _WS_BM, _WS_D)
+            lo = gl.load(Offsets + row_n).to(gl.int32)
+            hi = gl.load(Offsets + row_n + 1).to(gl.int32)
+            row = row_n
+            pos = pos_n
+            phase ^= 1
+
+    @gluon.jit
+    def _fg_gluon_ws(q_desc, K, V, Out, Offsets, Indices, Order, qk_scale,
+                     stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
+                     stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS,
+                     HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
+                     PRODUCER_REGS: gl.constexpr, num_warps: gl.constexpr):
+        """Form (c): persistent, warp-specialized: program p of G runs launch positions p, p + G, ... (``Order``
+        always given); a producer warpgroup runs ahead through the rows' index entries and gathers (bounded by the
+        STAGES-deep ring, with full / empty mbarriers per stage), so a row's start and end overlap the neighbouring
+        rows' tiles without any cross-row code in the consumers."""
+        gl.static_assert(HEAD_DIM == _WS_D and BLOCK_M == _WS_BM and BLOCK_N == _WS_BN and STAGES == _WS_STAGES)
+        gl.static_assert(num_warps == _WS_CONSUMER_WARPS)
+        dtype: gl.constexpr = K.dtype.element_ty
+        KV_SMEM: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, HEAD_DIM], dtype)
+        q_smem = gl.allocate_shared_memory(dtype, q_desc.block_type.shape, q_desc.layout)
+        k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], KV_SMEM)
+        v_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], KV_SMEM)
+        q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        full = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        mbarrier.init(q_bar, count=1)
+        for i in gl.static_range(STAGES):
+            mbarrier.init(full.index(i), count=_WS_PRODUCER_WARPS * 32)
+            mbarrier.init(empty.index(i), count=1)
+        gl.warp_specialize([
+            (_ws_consumer, (q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
+                            stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS)),
+            (_ws_producer, (K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
+                            stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS)),
+        ], [_WS_PRODUCER_WARPS], [PRODUCER_REGS])
+        mbarrier.invalidate(q_bar)
+        for i in gl.static_range(STAGES):
+            mbarrier.invalidate(full.index(i))
+            mbarrier.invalidate(empty.index(i))
+
 
 # ------------------------------------------------------------------------------------------------ host side
 @dataclass(frozen=True)
@@ -368,17 +526,25 @@ def _fail(msg: str) -> None:
     raise ValueError(f"fgattn.gluon_fg: {msg}")
 
 
+FORMS = ("one_row", "persistent", "ws")
+#: registers per thread of form (c)'s producer warpgroup (the consumers get the rest: 216 at 64; Triton 3.6 sm_90:
+#: no spills at 64-80, 8-104 B of stack at 40-56)
+PRODUCER_REGS = 64
+
+
 def plan_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLOCK_M, gran_n: int = GRAN_N,
-               layout: str = "bhnd", persistent: bool = False, sms: int = 132) -> GluonPlan:
+               layout: str = "bhnd", form: str = "one_row", sms: int = 132) -> GluonPlan:
     """Validate a call (before any GPU work; one ValueError line naming the argument) and plan its launch.
 
     Works on any device (the CPU tests use it): q, k, v (B, H, N, D) for ``bhnd`` or (B, N, H, D) for ``bnhd``,
     D 128, bf16 / fp16; ``index`` an :class:`fgattn.FgIndex` with block_m 128 and gran_n 1 matching q/k.  Grid:
-    rows (form a) or min(rows, ``sms``) (form b, ``persistent``)."""
+    rows (form a, ``one_row``) or min(rows, ``sms``) (form b ``persistent``, form c ``ws``)."""
     import torch
 
     from .index import FgIndex
 
+    if form not in FORMS:
+        _fail(f"form={form!r} is not one of {FORMS}")
     if block_m != BLOCK_M or gran_n != GRAN_N:
         _fail(f"block_m={block_m}, gran_n={gran_n} not supported by the prototype (only block_m=128, gran_n=1)")
     if layout not in ("bhnd", "bnhd"):
@@ -425,8 +591,8 @@ def plan_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLOCK_M, gr
     if not isinstance(sms, int) or isinstance(sms, bool) or sms < 1:
         _fail(f"sms / programs={sms!r} must be a positive int")
     rows = b * h * qb
-    grid = min(rows, sms) if persistent else rows
-    return GluonPlan(form="persistent" if persistent else "one_row", grid=grid, n_rows=rows, batch=b, heads=h,
+    grid = rows if form == "one_row" else min(rows, sms)
+    return GluonPlan(form=form, grid=grid, n_rows=rows, batch=b, heads=h,
                      n_q=nq, n_kv=nk, n_qblocks=qb, ordered=index.order is not None,
                      dtype="bf16" if q.dtype == torch.bfloat16 else "fp16", layout=layout)
 
@@ -436,12 +602,13 @@ def _strides(t: Any, layout: str) -> tuple[int, int, int]:
 
 
 def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLOCK_M, gran_n: int = GRAN_N,
-                       layout: str = "bhnd", sm_scale: float | None = None, persistent: bool = False,
+                       layout: str = "bhnd", sm_scale: float | None = None, form: str = "one_row",
                        programs: int | None = None, out: Any = None) -> Any:
     """The Gluon prototype of :func:`fgattn.fg_attention` (D 128, M 128, gran_n 1; sm_90 GPUs): same output
-    (q's layout and dtype; zeros for a query block with no kept key).  ``persistent``: form (b), one program per
-    SM (or ``programs`` programs: checks use few, so that each walks many rows) with cross-row pipelining; default
-    form (a), one program per row."""
+    (q's layout and dtype; zeros for a query block with no kept key).  ``form``: ``one_row`` (a, one program per
+    row), ``persistent`` (b, one program per SM with cross-row pipelining) or ``ws`` (c, persistent with a
+    producer warpgroup for the index loads and gathers); b and c run ``programs`` programs if given (checks use
+    few, so that each walks many rows)."""
     import torch
 
     if _GLUON_ERR is not None:
@@ -452,7 +619,7 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
     if cap[0] != 9:
         _fail(f"needs an sm_90 GPU (Hopper: wgmma, TMA), this one is sm_{cap[0]}{cap[1]}")
     sms = torch.cuda.get_device_properties(q.device).multi_processor_count if programs is None else programs
-    p = plan_gluon(q, k, v, index, block_m=block_m, gran_n=gran_n, layout=layout, persistent=persistent, sms=sms)
+    p = plan_gluon(q, k, v, index, block_m=block_m, gran_n=gran_n, layout=layout, form=form, sms=sms)
     if out is None:
         out = torch.empty_like(q)
     elif out.shape != q.shape or out.dtype != q.dtype or out.stride(-1) != 1:
@@ -464,13 +631,16 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
     q_layout = gl.NVMMASharedLayout.get_default_for(box, el)
     q_desc = TensorDescriptor(q, [p.batch, p.heads, p.n_q, HEAD_DIM], [*_strides(q, layout), 1], box, q_layout)
     scale = (1.0 / math.sqrt(HEAD_DIM)) if sm_scale is None else float(sm_scale)
-    order = index.order if index.order is not None else index.offsets  # placeholder pointer when not ordered
+    order = index.order
+    if order is None:  # form c always reads Order (identity); a and b take a placeholder pointer
+        order = torch.arange(p.n_rows, dtype=torch.int32, device=q.device) if form == "ws" else index.offsets
     args = (q_desc, k, v, out, index.offsets, index.indices, order, scale * 1.4426950408889634,
             *_strides(k, layout), *_strides(v, layout), *_strides(out, layout), p.heads, p.n_q, p.n_qblocks)
-    meta = dict(HEAD_DIM=HEAD_DIM, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, STAGES=STAGES, ORDERED=p.ordered,
-                num_warps=NUM_WARPS)
-    if persistent:
-        _fg_gluon_persistent[(p.grid,)](*args, p.n_rows, **meta)
+    meta = dict(HEAD_DIM=HEAD_DIM, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, STAGES=STAGES, num_warps=NUM_WARPS)
+    if form == "ws":
+        _fg_gluon_ws[(p.grid,)](*args, p.n_rows, PRODUCER_REGS=PRODUCER_REGS, **meta)
+    elif form == "persistent":
+        _fg_gluon_persistent[(p.grid,)](*args, p.n_rows, ORDERED=p.ordered, **meta)
     else:
-        _fg_gluon_row[(p.grid,)](*args, **meta)
+        _fg_gluon_row[(p.grid,)](*args, ORDERED=p.ordered, **meta)
     return out
