@@ -56,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=11, help="shuffle seed of the round order (+ shape position)")
     ap.add_argument("--budget-s", type=float, default=60.0, help="skip later shapes after this many timing seconds")
     ap.add_argument("--no-check", action="store_true", help="skip the float64 check")
+    ap.add_argument("--check-timeout-s", type=float, default=150.0,
+                    help="each variant's check runs in its own process (a hang or crash fails that variant only)")
+    ap.add_argument("--inline-check", action="store_true", help=argparse.SUPPRESS)  # the per-variant child
     ap.add_argument("--no-time", action="store_true", help="skip the timing")
     ap.add_argument("--tag", default="", help="file name suffix (write --tag=-x, not --tag -x)")
     ap.add_argument("--dry-run", action="store_true", help="validate the arguments, print the plan, no GPU")
@@ -212,6 +215,44 @@ def check(variants: list[str], out: Path, tag: str, meta: dict[str, str]) -> set
     return failed
 
 
+def check_in_processes(args: argparse.Namespace, meta: dict[str, str]) -> set[str]:
+    """:func:`check` of each variant in its own process, in parallel, each within ``--check-timeout-s`` (a hung or
+    crashed kernel fails its variant only); merges their CSVs into ``...-probe{tag}-accuracy.csv``."""
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(v: str) -> tuple[str, bool]:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--out", str(args.out), "--inline-check", "--no-time",
+               "--variants", v, f"--tag={args.tag}-part-{v}"]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.check_timeout_s)
+            print(p.stdout[-6000:] + (p.stderr[-3000:] if p.returncode else ""), flush=True)
+            return v, p.returncode == 0
+        except subprocess.TimeoutExpired as e:
+            print(f"[check] {v}: timed out after {args.check_timeout_s:.0f}s\n{(e.stdout or b'')[-3000:]!r}", flush=True)
+            return v, False
+
+    with ThreadPoolExecutor(max_workers=len(args.variant_list)) as ex:
+        res = dict(ex.map(one, args.variant_list))
+    rows: list[dict[str, str]] = []
+    for v in args.variant_list:
+        part = args.out / f"gluon-h200-{meta['date'][:10]}-probe{args.tag}-part-{v}-accuracy.csv"
+        if part.exists():
+            rows += list(csv.DictReader(open(part, newline="")))
+            part.unlink()
+        else:
+            rows.append(dict(variant=v, ok="False", error="no result (timeout or crash)"))
+    if rows:
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        with open(args.out / f"gluon-h200-{meta['date'][:10]}-probe{args.tag}-accuracy.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+    failed = {v for v, ok in res.items() if not ok} | {r["variant"] for r in rows if r.get("ok") != "True"}
+    print(f"[check] failed variants: {sorted(failed)}", flush=True)
+    return failed
+
+
 def time_shapes(args: argparse.Namespace, meta: dict[str, str], out: Path) -> Path:
     """Paired interleaved graph timing (cuDNN + variants per shape and density); CSV with entry_regress columns."""
     import torch
@@ -305,8 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(meta), flush=True)
     t0 = time.perf_counter()
     failed: set[str] = set()
-    if not args.no_check:
+    if args.inline_check:
         failed = check(args.variant_list, args.out, args.tag, meta)
+    elif not args.no_check:
+        failed = check_in_processes(args, meta)
         print(f"[check] done {time.perf_counter() - t0:.1f}s", flush=True)
         args.variant_list = [v for v in args.variant_list if v not in failed or v == "entry"]
     if not args.no_time and len(args.variant_list) > 1:
