@@ -383,6 +383,12 @@ def table_variants(gpu: str = "h200", path: str | None = None) -> list[tuple]:
                          OVERLAP=bool(o.get("overlap", False)), WARP_SPEC=use_tma and bool(o.get("warp_specialize")),
                          TAIL_REUSE=bool(o.get("tail_reuse", False)) and mode == 2 and ia == 1,
                          TAIL_BRANCH=bool(o.get("tail_branch", False)) and mode == 0)
+        from fgattn.attention import EXP_POLY_FRACTIONS
+
+        if o.get("exp_poly"):  # a fraction of P's exp2 by the FMA polynomial (session 9)
+            extra["EXP_POLY"] = EXP_POLY_FRACTIONS[o["exp_poly"]]
+        if o.get("tail_prefetch"):
+            extra["TAIL_PF"] = True
         out.append((name, mode, e.head_dim, e.block_m, e.block_n, e.gran_n, e.num_stages, e.num_warps, extra))
     return out
 
