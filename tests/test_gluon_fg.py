@@ -47,7 +47,7 @@ def test_plan_forms_grid_and_order(layout):
     p = gluon_fg.plan_gluon(q, k, v, idx, layout=layout)
     assert (p.form, p.grid, p.n_rows, p.n_qblocks, p.heads, p.n_q, p.ordered, p.dtype) == (
         "one_row", 24, 24, 8, 3, 1000, True, "bf16")
-    for form in ("persistent", "ws"):
+    for form in ("persistent", "ws", "ws2"):
         pp = gluon_fg.plan_gluon(q, k, v, idx, layout=layout, form=form, sms=5)
         assert (pp.form, pp.grid) == (form, 5)
         assert gluon_fg.plan_gluon(q, k, v, idx, layout=layout, form=form, sms=132).grid == 24  # min(rows, SMs)
@@ -76,7 +76,7 @@ def _bad_cases():
         ({}, (q, k, v, idx_g16), "index has block_m=128, gran_n=16"),
         ({}, (q, k, v, idx_h3), "does not match q/k (1, 2, 3, 300)"),
         (dict(form="persistent", sms=0), (q, k, v, idx), "sms / programs=0 must be a positive int"),
-        (dict(form="flat"), (q, k, v, idx), "form='flat' is not one of ('one_row', 'persistent', 'ws')"),
+        (dict(form="flat"), (q, k, v, idx), "form='flat' is not one of ('one_row', 'persistent', 'ws', 'ws2')"),
         ({}, (q[:, :, :0], k, v, idx), "sequence length must be positive"),
     ]
 
@@ -125,4 +125,4 @@ def test_probe_dry_run_plan(capsys):
     assert gluon_probe.main(["--dry-run", "--shapes", "40x32760,12x32760+512", "--tag=-g1"]) == 0
     out = capsys.readouterr().out
     assert '"shapes": [[40, 32760, 0], [12, 32760, 512]]' in out and '"tag": "-g1"' in out
-    assert '"variants": ["entry", "gluon_row", "gluon_pers", "gluon_ws"]' in out
+    assert '"variants": ["entry", "gluon_row", "gluon_pers", "gluon_ws", "gluon_ws2"]' in out

@@ -15,7 +15,8 @@ order per round, ratios paired per round; the CSV has ``entry_regress.py``'s col
 ``kernels/tools/row_cost_fit.py --entry-regress CSV`` fits per-row / per-tile costs per variant.
 Variants: ``entry`` (the launch table's fg D128 M128 g1 entry), ``gluon_row`` (form a: one program per row, Q by
 TMA off the critical path, the tail tile pipelined), ``gluon_pers`` (form b: one program per SM, gathers two tiles
-ahead across rows), ``gluon_ws`` (form c: persistent, a producer warpgroup gathers for two consumer warpgroups).
+ahead across rows), ``gluon_ws`` (form c: persistent, a producer warpgroup gathers for two consumer warpgroups),
+``gluon_ws2`` (form d: as c, each consumer warpgroup its own partition).
 Variants that fail the check are not timed.
 """
 
@@ -33,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation"), str(ROOT / "kernels" / "tools")]
 
 D, M, G = 128, 128, 1
-VARIANTS = ("entry", "gluon_row", "gluon_pers", "gluon_ws")
-FORM = {"gluon_row": "one_row", "gluon_pers": "persistent", "gluon_ws": "ws"}
+VARIANTS = ("entry", "gluon_row", "gluon_pers", "gluon_ws", "gluon_ws2")
+FORM = {"gluon_row": "one_row", "gluon_pers": "persistent", "gluon_ws": "ws", "gluon_ws2": "ws2"}
 #: (H, N video, text tokens, density target, dtype, layout)
 CHECK_CASES = ((2, 1999, 0, 0.1, "bf16", "bhnd"), (2, 1535, 512, 0.05, "bf16", "bhnd"),
                (2, 1970, 77, 0.3, "bf16", "bhnd"), (2, 3583, 512, 0.02, "bf16", "bhnd"),
@@ -42,7 +43,7 @@ CHECK_CASES = ((2, 1999, 0, 0.1, "bf16", "bhnd"), (2, 1535, 512, 0.05, "bf16", "
                (2, 1535, 512, 0.05, "fp16", "bhnd"), (3, 4095, 0, 0.02, "fp16", "bhnd"),
                (2, 2047, 77, 0.2, "bf16", "bnhd"), (1, 1000, 0, 1.0, "bf16", "bhnd"))
 CHECK_PROGRAMS = 5  # programs of the persistent forms in the check (each walks many rows)
-PERSISTENT = ("gluon_pers", "gluon_ws")
+PERSISTENT = ("gluon_pers", "gluon_ws", "gluon_ws2")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -102,13 +103,19 @@ def offline_compile() -> list[dict[str, Any]]:
 
     rows = []
     for form, fn in (("gluon_row", g._fg_gluon_row), ("gluon_pers", g._fg_gluon_persistent),
-                     ("gluon_ws", g._fg_gluon_ws)):
+                     ("gluon_ws", g._fg_gluon_ws), ("gluon_ws2", g._fg_gluon_ws2)):
         for dt in ("bf16", "fp16"):
             lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
                    "fp4_padded=False, cga_layout=[])")
             names = list(fn.arg_names)
-            const = dict(HEAD_DIM=D, BLOCK_M=M, BLOCK_N=g.BLOCK_N, STAGES=g.STAGES, num_warps=g.NUM_WARPS,
-                         **({"PRODUCER_REGS": g.PRODUCER_REGS} if form == "gluon_ws" else {"ORDERED": True}))
+            const: dict[str, Any] = dict(HEAD_DIM=D, BLOCK_M=M, BLOCK_N=g.BLOCK_N, STAGES=g.STAGES,
+                                         num_warps=4 if form == "gluon_ws2" else g.NUM_WARPS)
+            if form == "gluon_ws2":
+                const.update(PRODUCER_REGS=g.PRODUCER_REGS, CONSUMER_REGS=g.CONSUMER_REGS)
+            elif form == "gluon_ws":
+                const.update(PRODUCER_REGS=g.PRODUCER_REGS)
+            else:
+                const.update(ORDERED=True)
             ptr = {"K": f"*{dt}", "V": f"*{dt}", "Out": f"*{dt}", "Offsets": "*i64", "Indices": "*i32",
                    "Order": "*i32"}
             sig: dict[str, str] = {}
@@ -117,7 +124,7 @@ def offline_compile() -> list[dict[str, Any]]:
                 if a in const:
                     sig[a] = "constexpr"
                 elif a == "q_desc":
-                    sig[a] = f"tensordesc<{dt}[1, 1, {M}, {D}],{lay}>"
+                    sig[a] = f"tensordesc<{dt}[1, 1, {M // 2 if form == 'gluon_ws2' else M}, {D}],{lay}>"
                 elif a in ptr:
                     sig[a], attrs[(i,)] = ptr[a], [["tt.divisibility", 16]]
                 elif a == "qk_scale":
@@ -128,7 +135,7 @@ def offline_compile() -> list[dict[str, Any]]:
                         attrs[(i,)] = [["tt.divisibility", 16]]
             src = GluonASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
             t0 = time.time()
-            k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": g.NUM_WARPS})
+            k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": const["num_warps"]})
             tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
             with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
                 f.write(k.asm["cubin"])

@@ -20,6 +20,9 @@ the row start written out explicitly, which Triton's ``tl`` cannot express (kern
   warpgroup (64 registers) loads the index entries and issues the gathers, each stage's completion signalled by
   cp.async.mbarrier.arrive on a ``full`` mbarrier, the stage released by the consumers on an ``empty`` one; two
   consumer warpgroups (216 registers) do Q (TMA), wgmma, softmax and the epilogue.
+* ``form="ws2"`` (d): as c with each consumer warpgroup in its own partition (64 query rows, its own Q half and
+  mbarrier, one arrival each on the stage's ``empty`` barrier), so the two drift freely instead of meeting at a
+  CTA barrier every tile.
 
 API used (Triton 3.6 Gluon, learnt from the public tutorials python/tutorials/gluon/03-async-copy.py,
 04-tma.py, 05-wgmma.py and 08-warp-specialization.py of https://github.com/triton-lang/triton): ``allocate_shared_memory``,
@@ -502,6 +505,115 @@ if _GLUON_ERR is None:
             mbarrier.invalidate(full.index(i))
             mbarrier.invalidate(empty.index(i))
 
+    # ---- form (d): as (c), the two consumer warpgroups in two partitions (64 query rows each, no shared barrier) --
+    _WS2_HALF_M: gl.constexpr = gl.constexpr(BLOCK_M // 2)
+    _WS2_WG_WARPS: gl.constexpr = gl.constexpr(4)
+
+    @gluon.jit
+    def _ws2_consumer(half, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
+                      stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS):
+        """One consumer warpgroup of form (d): query rows [64·half, 64·half + 64) of every row (query block) of this
+        program, its own Q half (TMA, own mbarrier and buffer, reloaded for the next row once its own last QK has
+        read it), the K/V stages shared with the other half (each half arrives once on ``empty``, count 2), so the
+        two warpgroups drift freely: one's softmax can overlap the other's wgmma."""
+        S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_WS2_WG_WARPS, 1],
+                                                           instr_shape=[16, _WS_BN, 16])
+        P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=S_LAYOUT, k_width=2)
+        my_q = q_smem.index(half)
+        my_bar = q_bar.index(half)
+        q_s = my_q.reshape([_WS2_HALF_M, _WS_D])
+        pid = gl.program_id(0)
+        G = gl.num_programs(0)
+        pos = pid
+        row = gl.load(Order + pos)
+        bh = row // QB
+        mbarrier.expect(my_bar, q_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _WS_BM + half * _WS2_HALF_M, 0],
+                                        my_bar, my_q)
+        lo = gl.load(Offsets + row).to(gl.int32)
+        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        it = 0
+        phase = 0
+        while pos < N_ROWS:
+            cnt = hi - lo
+            n_t = gl.maximum(gl.cdiv(cnt, _WS_BN), 1)
+            pos_n = pos + G
+            row_n = _row_at(Order, pos_n, N_ROWS, True)
+            bh = row // QB
+            m_i = gl.full([_WS2_HALF_M], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            l_i = gl.zeros([_WS2_HALF_M], gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            acc = gl.zeros([_WS2_HALF_M, _WS_D], gl.float32, S_LAYOUT)
+            mbarrier.wait(my_bar, phase)
+            for _t in range(0, n_t - 1):
+                st = it % _WS_STAGES
+                mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
+                fence_async_shared()
+                s = _qk(q_s, k_smem.index(st), S_LAYOUT, _WS2_HALF_M, _WS_BN)
+                acc, m_i, l_i = _softmax_pv(s, v_smem.index(st), acc, m_i, l_i, qk_scale, _WS_BN, False, S_LAYOUT,
+                                            P_LAYOUT, _WS_BN)
+                gl.thread_barrier()  # this warpgroup is done with the stage
+                mbarrier.arrive(empty.index(st), count=1)
+                it += 1
+            st = it % _WS_STAGES
+            mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
+            fence_async_shared()
+            s = _qk(q_s, k_smem.index(st), S_LAYOUT, _WS2_HALF_M, _WS_BN)
+            gl.thread_barrier()  # this warpgroup's last QK has read its Q half
+            bh_n = row_n // QB
+            has_next = pos_n < N_ROWS
+            mbarrier.expect(my_bar, q_desc.block_type.nbytes, pred=has_next)
+            tma.async_copy_global_to_shared(q_desc, [bh_n // H, bh_n % H, (row_n % QB) * _WS_BM + half * _WS2_HALF_M,
+                                                     0], my_bar, my_q, pred=has_next)
+            acc, m_i, l_i = _softmax_pv(s, v_smem.index(st), acc, m_i, l_i, qk_scale, cnt - (n_t - 1) * _WS_BN,
+                                        True, S_LAYOUT, P_LAYOUT, _WS_BN)
+            gl.thread_barrier()
+            mbarrier.arrive(empty.index(st), count=1)
+            it += 1
+            _store_out(Out, acc, l_i, cnt == 0, bh // H, bh % H, (row % QB) * 2 + half, stride_ob, stride_oh,
+                       stride_on, N_Q, S_LAYOUT, _WS2_HALF_M, _WS_D)
+            lo = gl.load(Offsets + row_n).to(gl.int32)
+            hi = gl.load(Offsets + row_n + 1).to(gl.int32)
+            row = row_n
+            pos = pos_n
+            phase ^= 1
+
+    @gluon.jit
+    def _fg_gluon_ws2(q_desc, K, V, Out, Offsets, Indices, Order, qk_scale,
+                      stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
+                      stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS,
+                      HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
+                      PRODUCER_REGS: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr):
+        """Form (d): form (c) with one partition per consumer warpgroup (the default partition is consumer half 0,
+        ``num_warps`` 4; a worker is half 1; a worker is the producer).  ``q_desc`` has [1, 1, 64, D] boxes."""
+        gl.static_assert(HEAD_DIM == _WS_D and BLOCK_M == _WS_BM and BLOCK_N == _WS_BN and STAGES == _WS_STAGES)
+        gl.static_assert(num_warps == _WS2_WG_WARPS)
+        dtype: gl.constexpr = K.dtype.element_ty
+        KV_SMEM: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, HEAD_DIM], dtype)
+        q_smem = gl.allocate_shared_memory(dtype, [2] + q_desc.block_type.shape, q_desc.layout)
+        k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], KV_SMEM)
+        v_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], KV_SMEM)
+        q_bar = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        full = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        for i in gl.static_range(2):
+            mbarrier.init(q_bar.index(i), count=1)
+        for i in gl.static_range(STAGES):
+            mbarrier.init(full.index(i), count=_WS_PRODUCER_WARPS * 32)
+            mbarrier.init(empty.index(i), count=2)
+        gl.warp_specialize([
+            (_ws2_consumer, (0, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
+                             stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS)),
+            (_ws2_consumer, (1, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
+                             stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS)),
+            (_ws_producer, (K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
+                            stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS)),
+        ], [_WS2_WG_WARPS, _WS_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
+        for i in gl.static_range(2):
+            mbarrier.invalidate(q_bar.index(i))
+        for i in gl.static_range(STAGES):
+            mbarrier.invalidate(full.index(i))
+            mbarrier.invalidate(empty.index(i))
+
 
 # ------------------------------------------------------------------------------------------------ host side
 @dataclass(frozen=True)
@@ -526,10 +638,12 @@ def _fail(msg: str) -> None:
     raise ValueError(f"fgattn.gluon_fg: {msg}")
 
 
-FORMS = ("one_row", "persistent", "ws")
+FORMS = ("one_row", "persistent", "ws", "ws2")
 #: registers per thread of form (c)'s producer warpgroup (the consumers get the rest: 216 at 64; Triton 3.6 sm_90:
 #: no spills at 64-80, 8-104 B of stack at 40-56)
 PRODUCER_REGS = 64
+#: registers of form (d)'s second consumer warpgroup (a worker partition; the first, the default partition, gets 224)
+CONSUMER_REGS = 216
 
 
 def plan_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLOCK_M, gran_n: int = GRAN_N,
@@ -538,7 +652,7 @@ def plan_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLOCK_M, gr
 
     Works on any device (the CPU tests use it): q, k, v (B, H, N, D) for ``bhnd`` or (B, N, H, D) for ``bnhd``,
     D 128, bf16 / fp16; ``index`` an :class:`fgattn.FgIndex` with block_m 128 and gran_n 1 matching q/k.  Grid:
-    rows (form a, ``one_row``) or min(rows, ``sms``) (form b ``persistent``, form c ``ws``)."""
+    rows (form a, ``one_row``) or min(rows, ``sms``) (forms b ``persistent``, c ``ws``, d ``ws2``)."""
     import torch
 
     from .index import FgIndex
@@ -606,9 +720,9 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
                        programs: int | None = None, out: Any = None) -> Any:
     """The Gluon prototype of :func:`fgattn.fg_attention` (D 128, M 128, gran_n 1; sm_90 GPUs): same output
     (q's layout and dtype; zeros for a query block with no kept key).  ``form``: ``one_row`` (a, one program per
-    row), ``persistent`` (b, one program per SM with cross-row pipelining) or ``ws`` (c, persistent with a
-    producer warpgroup for the index loads and gathers); b and c run ``programs`` programs if given (checks use
-    few, so that each walks many rows)."""
+    row), ``persistent`` (b, one program per SM with cross-row pipelining), ``ws`` (c, persistent with a
+    producer warpgroup for the index loads and gathers) or ``ws2`` (d, as c with each consumer warpgroup in its
+    own partition); b-d run ``programs`` programs if given (checks use few, so that each walks many rows)."""
     import torch
 
     if _GLUON_ERR is not None:
@@ -627,17 +741,21 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     el = gl.bfloat16 if q.dtype == torch.bfloat16 else gl.float16
-    box = [1, 1, BLOCK_M, HEAD_DIM]
+    box = [1, 1, BLOCK_M // 2 if form == "ws2" else BLOCK_M, HEAD_DIM]
     q_layout = gl.NVMMASharedLayout.get_default_for(box, el)
     q_desc = TensorDescriptor(q, [p.batch, p.heads, p.n_q, HEAD_DIM], [*_strides(q, layout), 1], box, q_layout)
     scale = (1.0 / math.sqrt(HEAD_DIM)) if sm_scale is None else float(sm_scale)
     order = index.order
     if order is None:  # form c always reads Order (identity); a and b take a placeholder pointer
-        order = torch.arange(p.n_rows, dtype=torch.int32, device=q.device) if form == "ws" else index.offsets
+        order = (torch.arange(p.n_rows, dtype=torch.int32, device=q.device) if form in ("ws", "ws2")
+                 else index.offsets)
     args = (q_desc, k, v, out, index.offsets, index.indices, order, scale * 1.4426950408889634,
             *_strides(k, layout), *_strides(v, layout), *_strides(out, layout), p.heads, p.n_q, p.n_qblocks)
     meta = dict(HEAD_DIM=HEAD_DIM, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, STAGES=STAGES, num_warps=NUM_WARPS)
-    if form == "ws":
+    if form == "ws2":
+        _fg_gluon_ws2[(p.grid,)](*args, p.n_rows, PRODUCER_REGS=PRODUCER_REGS, CONSUMER_REGS=CONSUMER_REGS,
+                                 **{**meta, "num_warps": 4})
+    elif form == "ws":
         _fg_gluon_ws[(p.grid,)](*args, p.n_rows, PRODUCER_REGS=PRODUCER_REGS, **meta)
     elif form == "persistent":
         _fg_gluon_persistent[(p.grid,)](*args, p.n_rows, ORDERED=p.ordered, **meta)
