@@ -1,13 +1,12 @@
 """README block: fgattn kernels vs cuDNN SDPA and FlexAttention on Wan2.1 shapes (H200, issue 12).
 
-Run 7 (2026-11-30, ``validation/bench_kernels.py --final --tune --candidates v9 ... --bench-shapes 0,1,2,3,8``):
-the v9 sweep → launch table (dense D=64 M=64 and fg M=64 gran 16 changed; commit 05f21a8) → gpu_check →
-benchmark with cuDNN and FlexAttention in the same interleaved rounds and the previous entry beside each changed one
-(``*_previous`` rows) on H12 N32760 ±512 text, H40 N75600 ±512 text and H12 N32760 D=64; run 7c (session 7c,
-``--final --no-check --bench-shapes 6,7,4,5 --bench-rounds 7 --bench-shuffle-seed 3 --bench-all-kernels``, a later
-call on the same table): H12 N75600 ±512 text and H40 N32760 ±512 text with fg/dense M=64 and Flex, 7 rounds in a
-fresh random order per round.  It replaces run 7b (3 fixed-order rounds, no M=64 / Flex), whose H40 N32760 d=0.02
-cell was run-to-run spread (kernels/NOTES.md, sessions 7b and 7c).  Every row is from the final launch table; the
+Run 8 (2026-11-30, session 9): ``validation/bench_kernels.py --sweep-only --candidates v10 --sweep-rounds 5
+--shuffle-seed 1 --max-rel 1.02`` (exp_poly: part of the softmax's exp2 by an FMA polynomial) → launch table (fg D128
+M128 gran 1 and dense D128 M128 + exp_poly 0.25; commit 9245ed4) → ``gpu_check_kernels.py --table`` → ``--final
+--check-table --bench-shapes 6,0,4,1,7,5,2,3,8 --bench-rounds 7 --bench-shuffle-seed 3 --bench-all-kernels
+--budget-s 230`` (7 of the 9 shapes in the budget); run 8b (a second call on the same table, ``--final --no-check
+--bench-shapes 3,8``, same rounds and options): H40 N75600+512 text and H12 N32760 D=64.  cuDNN and FlexAttention in
+the same interleaved rounds, 7 rounds in a fresh random order per round; every row from the final launch table; the
 ``run`` column names each shape's CSV.
 Per density: d·t_cuDNN/t, the fraction of cuDNN's dense throughput reached on the kept slices (targets 0.92 at
 M=128, 0.85 at M=64).
@@ -22,10 +21,10 @@ import statistics
 from _common import ROOT, provenance, read_rows  # type: ignore[import-not-found]
 
 #: the final table's runs (one table, two calls); a shape is taken whole from the first run that has it
-RUNS = ("kernels-h200-2026-11-30-issue12-run7.csv", "kernels-h200-2026-11-30-issue12-run7c.csv")
-LABELS = ("7", "7c")
+RUNS = ("kernels-h200-2026-11-30-issue12-run8.csv", "kernels-h200-2026-11-30-issue12-run8b.csv")
+LABELS = ("8", "8b")
 #: the sweep that chose the final table (its adopted forms' relative times vs the previous entries)
-SWEEP = "kernels-h200-tune-2026-11-30-issue12-run7.csv"
+SWEEP = "kernels-h200-tune-2026-11-30-issue12-s9.csv"
 TABLE = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
 
 
@@ -108,10 +107,11 @@ def render() -> str:
                    + (f" | {m_s}/{t_s} |" if targeted else " | (D=64: no target) |")
                    + f" ±{100 * statistics.median(spread):.0f} % (max ±{100 * max(spread):.0f} %) |")
     out += ["", f"Target met in {met} of {total} D=128 cells.", "",
-            f"run: 7 = {RUNS[0]} (3 interleaved rounds in a fixed order), 7c = {RUNS[1]} (7 interleaved rounds in a fresh random order per round); both on the final "
-            "launch table. Round spread: half the range over rounds of the per-round ratio, relative to the "
-            "median, median and max over the row's cells. The paragraph on changed entries below compares new and "
-            "previous entries in the same rounds.", "",
+            f"run: 8 = {RUNS[0]}, 8b = {RUNS[1]} (7 interleaved rounds in a fresh random order per round); both on "
+            "the final launch table. Round spread: half the range over rounds of the per-round ratio, relative to the "
+            "median, median and max over the row's cells."
+            + (" The paragraph on changed entries below compares new and previous entries in the same rounds."
+               if any(r["kernel"].endswith("_previous") for r in rows) else ""), "",
             "Dense, block-sparse and M=64 kernels (ratios d·t_cuDNN/t, block with the kept 128×128 blocks' "
             "area as d; targets dense ≥ 0.97, block ≥ 0.92, M=64 ≥ 0.85) and FlexAttention BlockMask "
             "(speed-up = t_Flex/t_fg at the same mask):", "",
@@ -173,8 +173,8 @@ def render() -> str:
                     + f" {statistics.median(v):.3f} (median of {len(v)} problems, max {max(v):.3f})" for k, v in ad)
                 + "."]
     first = rows[0]
-    method = (f"CUDA graphs, interleaved rounds (run 7: a fixed order, cuDNN first; run 7c: a fresh random order "
-              f"per round), >= 30 ms untimed replays before each timed one, "
+    method = (f"CUDA graphs, 7 interleaved rounds in a fresh random order per round, >= 30 ms untimed replays "
+              f"before each timed one, "
               f"on {first['gpu_name']} (driver {first['smi_driver_version']}, torch {first['torch']}, "
               f"Triton {first['triton']}, cuDNN {first['cudnn']}), SM clocks under load per shape in the CSV")
     method += ("; rows per CSV: " + ", ".join(f"{n} {used[n]}" for n in RUNS)
