@@ -3,7 +3,15 @@
 * ``hbm_stream`` — a device-to-device copy of 2 GiB (torch): HBM bandwidth (bytes read + written per second);
 * ``l2_stream`` — programs re-reading a 16 MiB buffer (L2-resident) with 16-B vector loads: L2 read bandwidth;
 * ``chase_l2`` / ``chase_hbm`` — one thread chasing a random pointer cycle in 4 MiB / 1 GiB: load-to-use latency;
-* ``exp2`` — programs applying exp2 to register tiles: MUFU throughput (exp per clock per SM);
+* ``exp2`` — programs applying exp2 to register tiles: MUFU throughput (exp per clock per SM; revision 7: the
+  measured GPU property ``mufu_exp_per_clk_per_sm`` that prices the tile loop's MUFU instructions read off its SASS);
+* ``fp32`` — programs running independent FFMA chains on register tiles: FP32 throughput (revision 7: the measured
+  ``fp32_flop_per_clk_per_sm``, two FLOP per FFMA, that prices the tile loop's FP32-pipe instructions);
+* ``mma`` — one or two warpgroups per SM issuing back-to-back wgmma groups (``tl.dot`` of a 64 x 64 shared-memory
+  A tile and a 64 x N B tile into a register accumulator, N 32 / 64 / 128 / 256; the compiled loop is BAR.SYNC,
+  four HGMMA m64nNk16, DEPBAR.LE gsb0 1): tensor-pipe cycles per wgmma instruction (recorded: the achieved
+  fraction of the tensor peak and the least cycles of a small-N instruction, checks of ``mma_eff`` and
+  ``wgmma_min_cycles``);
 * ``sustained_clock`` — back-to-back bf16 8192^3 matmuls for 5 s: the SM clock (and board power) the GPU holds under
   a sustained tensor-core load (a power-limited GPU clocks below the boost clock of short kernel runs); recorded
   as a GPU property for end-to-end predictions, never fitted;
@@ -138,7 +146,31 @@ def _kernels() -> dict[str, Any]:
                 acc += x.to(tl.float32)
         tl.store(Out + pid, tl.sum(acc))
 
-    return {"gather": gather_k, "chase": chase_k, "exp": exp_k, "l2": l2_k, "l2smem": l2smem_k}
+    @triton.jit
+    def fma_k(Out, T, BM: tl.constexpr, BN: tl.constexpr):
+        # two independent FFMA chains per element (BM x BN / threads elements per thread: ILP for the FP32 pipe)
+        pid = tl.program_id(0)
+        x = (tl.arange(0, BM)[:, None] * BN + tl.arange(0, BN)[None, :]).to(tl.float32) * 1e-7 + pid * 1e-9
+        y = x + 0.5
+        for _ in range(T):
+            x = x * 0.9999 + 0.0001
+            y = y * 0.9998 + 0.0002
+        tl.store(Out + pid, tl.sum(x + y))
+
+    @triton.jit
+    def mma_k(A, B, Out, T, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+        # loop-invariant operands staged once in shared memory; each iteration one wgmma group (BK / 16 HGMMA
+        # m64nBNk16) accumulating into registers, at most one group in flight behind it
+        pid = tl.program_id(0)
+        a = tl.load(A + tl.arange(0, BM)[:, None] * BK + tl.arange(0, BK)[None, :])
+        b = tl.load(B + tl.arange(0, BK)[:, None] * BN + tl.arange(0, BN)[None, :])
+        acc = tl.zeros([BM, BN], dtype=tl.float32)
+        for _ in range(T):
+            acc = tl.dot(a, b, acc)
+        tl.store(Out + pid * BM * BN + tl.arange(0, BM)[:, None] * BN + tl.arange(0, BN)[None, :], acc)
+
+    return {"gather": gather_k, "chase": chase_k, "exp": exp_k, "l2": l2_k, "l2smem": l2smem_k, "fma": fma_k,
+            "mma": mma_k}
 
 
 def _time(fn: Any, rounds: int = 5) -> float:
@@ -230,6 +262,35 @@ def l2_smem_stream(sm_count: int, quick: bool = False, rounds: int = 5) -> list[
     return out
 
 
+#: ``mma`` microbenchmark: B-tile widths N and warpgroups per SM; A is MMA_M x MMA_K, one group = MMA_K / 16 wgmma
+MMA_GRID = tuple((n, per_sm) for n in (32, 64, 128, 256) for per_sm in (1, 2))
+MMA_M, MMA_K, MMA_T = 64, 64, 4096
+
+
+def mma_rows(sm_count: int, quick: bool = False) -> list[dict[str, Any]]:
+    """The ``mma`` microbenchmark (module docstring): per (N, warpgroups per SM) of :data:`MMA_GRID`, wgmma
+    instructions per second over the GPU (bf16; the CPU interpreter: fp16, tiny, N=32 only). Rows as
+    :func:`run_micro`'s without ``case_id``."""
+    import torch
+
+    k = _kernels()["mma"]
+    gpu = torch.cuda.is_available()
+    dev, dt = ("cuda", torch.bfloat16) if gpu else ("cpu", torch.float16)
+    t = MMA_T if not quick else 2
+    out = []
+    for n, per_sm in MMA_GRID if not quick else MMA_GRID[:1]:
+        progs = sm_count * per_sm
+        a = torch.randn(MMA_M, MMA_K, device=dev).to(dt) * 0.01
+        b = torch.randn(MMA_K, n, device=dev).to(dt) * 0.01
+        o = torch.empty(progs * MMA_M * n, device=dev, dtype=torch.float32)
+        ms = _time(lambda a=a, b=b, o=o, progs=progs, n=n: k[(progs,)](a, b, o, t, BM=MMA_M, BN=n, BK=MMA_K,
+                                                                      num_warps=4))
+        n_wgmma = progs * t * (MMA_K // 16)
+        out.append({"args": {"n": n, "m": MMA_M, "k": MMA_K, "per_sm": per_sm, "iters": t, "wgmma": n_wgmma,
+                             "unit": "wgmma/s"}, "ms": ms, "value": n_wgmma / (ms * 1e-3)})
+    return out
+
+
 def run_micro(sm_count: int, quick: bool = False) -> list[dict[str, Any]]:
     """Run every microbenchmark on the current GPU; rows with ``kind=micro``, ``micro``, ``micro_args``,
     ``measured_ms`` and, for the measured constants, ``value`` (unit in ``micro_args``)."""
@@ -284,6 +345,17 @@ def run_micro(sm_count: int, quick: bool = False) -> list[dict[str, Any]]:
         ms = _time(lambda progs=progs, oo=oo: k["exp"][(progs,)](oo, t, BM=bm, BN=bn, num_warps=4))
         add("exp2", {"per_sm": per_sm, "exps": progs * bm * bn * t, "unit": "exp/s"}, ms,
             progs * bm * bn * t / (ms * 1e-3))
+    # FP32 throughput: FFMA per second (two FLOP each); the caller divides by the measured clock
+    t = 8192 if not quick else 4
+    for per_sm in (4, 8):
+        progs = sm_count * per_sm
+        oo = torch.empty(progs, device=dev, dtype=torch.float32)
+        ms = _time(lambda progs=progs, oo=oo: k["fma"][(progs,)](oo, t, BM=bm, BN=bn, num_warps=4))
+        add("fp32", {"per_sm": per_sm, "ffma": progs * bm * bn * 2 * t, "unit": "FFMA/s"}, ms,
+            progs * bm * bn * 2 * t / (ms * 1e-3))
+    # tensor pipe: wgmma instructions per second at N = 32..256 with one / two warpgroups per SM
+    for r in mma_rows(sm_count, quick=quick):
+        add("mma", r["args"], r["ms"], r["value"])
     # gathers at given rows / bytes / stages
     for rows, st, d, bufk in GATHER_GRID:
         if quick and (rows != 32 or d != 64 or st != 2):
@@ -395,12 +467,37 @@ def l2_port_measured(rows: list[Mapping[str, Any]], clock_mhz: float, gpu: GPU) 
     return best
 
 
+def mma_measured(rows: list[Mapping[str, Any]], clk_hz: float, gpu: GPU) -> dict[str, float]:
+    """Tensor-pipe figures of the ``mma`` rows: ``wgmma_cycles_n<N>_p<per_sm>`` (SM cycles per wgmma m64nNk16:
+    clock x SMs / instructions per second), ``mma_eff_measured`` (the tensor peak's cycles of the widest N over
+    the fewest measured, the achieved fraction of the GPU file's bf16 rate) and ``wgmma_min_cycles_measured``
+    (the fewest cycles of an N=32 instruction times that fraction: the floor in the model's units)."""
+    cyc: dict[tuple[int, int], float] = {}
+    for r in rows:
+        if r.get("micro") != "mma":
+            continue
+        a = json.loads(str(r["micro_args"]))
+        v = float(a.get("value") or 0.0)
+        if v > 0:
+            cyc[(int(a["n"]), int(a["per_sm"]))] = clk_hz * gpu.sm_count / v
+    if not cyc:
+        return {}
+    out = {f"wgmma_cycles_n{n}_p{p}": c for (n, p), c in sorted(cyc.items())}
+    n_max = max(n for n, _ in cyc)
+    best = min(c for (n, _), c in cyc.items() if n == n_max)
+    eff = (64.0 * n_max * 16.0 * 2.0 / gpu.tensor_flops("bf16")) / best
+    out["mma_eff_measured"] = eff
+    small = [c for (n, _), c in cyc.items() if n == min(n for n, _ in cyc)]
+    out["wgmma_min_cycles_measured"] = min(small) * min(eff, 1.0)
+    return out
+
+
 def measured_constants(rows: list[Mapping[str, Any]], clock_mhz: float, gpu: GPU) -> dict[str, float]:
     """Measured constants of the microbenchmark rows: L2 / HBM bandwidth (GB/s), load latency (cycles at the
     measured clock), exp2 per clock per SM, and the efficiencies they give against the GPU file."""
     out: dict[str, float] = {}
     for r in rows:
-        if r.get("micro") in ("hbm_stream", "l2_stream", "chase_l2", "chase_hbm", "exp2", "sustained_clock"):
+        if r.get("micro") in ("hbm_stream", "l2_stream", "chase_l2", "chase_hbm", "exp2", "sustained_clock", "fp32"):
             a = json.loads(str(r["micro_args"]))
             out.setdefault(str(r["micro"]), [])  # type: ignore[arg-type]
             out[str(r["micro"])].append(float(a["value"]))  # type: ignore[union-attr]
@@ -417,6 +514,11 @@ def measured_constants(rows: list[Mapping[str, Any]], clock_mhz: float, gpu: GPU
             res[f"{k}_cycles"] = min(out[k]) * 1e-9 * clk  # type: ignore[arg-type]
     if "exp2" in out:
         res["exp2_per_clk_per_sm"] = max(out["exp2"]) / clk / gpu.sm_count  # type: ignore[arg-type]
+        # revision 7: the MUFU rate that prices the tile loop's MUFU instructions (a measured GPU property)
+        res["mufu_exp_per_clk_per_sm"] = res["exp2_per_clk_per_sm"]
+    if "fp32" in out:  # FFMA per clock per SM, two FLOP each: the measured FP32 rate (revision 7)
+        res["fp32_flop_per_clk_per_sm"] = 2.0 * max(out["fp32"]) / clk / gpu.sm_count  # type: ignore[arg-type]
+    res.update(mma_measured(rows, clk, gpu))
     if "sustained_clock" in out:
         res["sustained_clock_mhz"] = float(np.median(out["sustained_clock"]))  # type: ignore[arg-type]
     res.update(l2_port_measured(rows, clock_mhz, gpu))

@@ -38,7 +38,7 @@ def test_microbenchmarks_quick() -> None:
 
     rows = run_micro(2, quick=True)
     kinds = {r["micro"] for r in rows}
-    assert kinds == {"hbm_stream", "l2_stream", "l2_smem", "chase_l2", "chase_hbm", "exp2", "gather"}
+    assert kinds == {"hbm_stream", "l2_stream", "l2_smem", "chase_l2", "chase_hbm", "exp2", "fp32", "mma", "gather"}
     g = load_gpu("h200")
     const = measured_constants(rows, 1980.0, g)
     assert {"hbm_gbs", "l2_gbs", "exp2_per_clk_per_sm", "l2_port_bytes_per_clk"} <= set(const)

@@ -30,9 +30,33 @@ def test_loop_traffic_counts_the_always_path_of_the_mma_loop() -> None:
     # loop 0x30..0xb0: LDL.128 (16 B) and STL (4 B) always run; the STL.64 / LDL the @P1 branch skips do not;
     # the prologue STL / LDL.64 and the epilogue LDL are outside the loop; NOPs are not instructions issued; one of
     # the two HGMMA carries gsb0 (waited for before the next)
-    assert got == {"loop_ldst": 2, "loop_ldst_bytes": 20, "loop_mma": 2, "loop_instr": 6, "loop_mma_wait": 1}
+    assert got == {"loop_ldst": 2, "loop_ldst_bytes": 20, "loop_mma": 2, "loop_instr": 6, "loop_mma_wait": 1,
+                   "loop_mufu": 0, "loop_fp32": 0}
 
 
 def test_no_mma_loop_gives_zeros() -> None:
     assert loop_traffic("        /*0000*/   LDL R1, [R1] ;\n        /*0010*/  @P0 BRA 0x0 ;\n") == {
-        "loop_ldst": 0, "loop_ldst_bytes": 0, "loop_mma": 0, "loop_instr": 0, "loop_mma_wait": 0}
+        "loop_ldst": 0, "loop_ldst_bytes": 0, "loop_mma": 0, "loop_instr": 0, "loop_mma_wait": 0, "loop_mufu": 0,
+        "loop_fp32": 0}
+
+
+SOFTMAX = """
+        /*0000*/                   MUFU.EX2 R3, R4 ;
+        /*0010*/                   HGMMA.64x64x16.F32.BF16 R24, gdesc[UR8], RZ, !UPT, gsb0 ;
+        /*0020*/                   FMNMX R5, R24, R25, !PT ;
+        /*0030*/                   FFMA R6, R24, R2, -R5 ;
+        /*0040*/                   MUFU.EX2 R6, R6 ;
+        /*0050*/                   FADD R7, R6, R7 ;
+        /*0060*/                   FMUL.FTZ R8, R8, R9 ;
+        /*0070*/                   F2FP.BF16.F32.PACK_AB R10, R6, R6 ;
+        /*0080*/                   SHF.L.U32 R11, R6, 0x17, RZ ;
+        /*0090*/               @P0 BRA 0x10 ;
+        /*00a0*/                   MUFU.EX2 R3, R4 ;
+"""
+
+
+def test_loop_traffic_counts_the_softmax_pipes() -> None:
+    """MUFU (exp2) and FP32-pipe instructions of the tile loop only: the MUFU before and after the loop are not
+    counted, the conversion and the shift are neither MUFU nor FP32."""
+    got = loop_traffic(SOFTMAX)
+    assert (got["loop_mufu"], got["loop_fp32"], got["loop_mma"], got["loop_instr"]) == (1, 4, 1, 9)

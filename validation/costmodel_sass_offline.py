@@ -38,31 +38,42 @@ def _compile(job: tuple[str, dict[str, Any], str]) -> tuple[str, dict[str, Any]]
     kernel, d, m = r["kernel"], int(r["head_dim"]), int(r["block_m"])
     bn, st, w = int(r["block_n"]), int(r["num_stages"]), int(r["num_warps"])
     mode = {"dense": 0, "block": 1, "fg": 2}[kernel]
-    persistent = bool(extra.get("persistent", False))
+    one_row = bool(extra.get("one_row", False))
+    persistent = bool(extra.get("persistent", False)) or one_row  # one_row: the nested persistent kernel's row code
     fn = _attn_fwd_persistent if persistent else _attn_fwd
     names = list(fn.arg_names)
     el = "*fp16" if r.get("dtype") == "fp16" else "*bf16"
     ptr = {"Q": el, "K": el, "V": el, "Out": el, "Lse": "*fp32", "Offsets": "*i64", "Indices": "*i32",
-           "Order": "*i32"}
+           "Order": "*i32", "Counter": "*i32"}
     ordered = mode != 0 and bool(extra.get("lpt", True))
     gran = int(r["gran_n"]) if mode == 2 else (m if mode == 1 else 1)
-    qdesc = None
+    tma_q = bool(extra.get("tma_q")) and not extra.get("tma_qo")
+    # the constexprs fgattn.attention._launch gives each launch option (kernels/tools/compile_report.table_variants)
     if persistent:
+        flat = bool(extra.get("flatten", True)) and not one_row
         const: dict[str, Any] = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran, MODE=mode, ORDERED=ordered,
-                                     NUM_STAGES=st, RETURN_LSE=False, FLAT=bool(extra.get("flatten", True)),
-                                     QUEUE=bool(extra.get("queue", False)), IDX_EARLY=bool(extra.get("idx_early", False)))
+                                     NUM_STAGES=st, RETURN_LSE=False, FLAT=flat,
+                                     QUEUE=bool(extra.get("queue", False)),
+                                     IDX_EARLY=bool(extra.get("idx_early", False)) and not flat, TMA_Q=tma_q,
+                                     GUARD=bool(extra.get("guard_next", False)) and not flat,
+                                     TMA_O=bool(extra.get("tma_o", False)) and not flat,
+                                     FOLD=bool(extra.get("tail_fold", False)) and not flat and mode == 2 and gran == 1)
     else:
         tma = mode != 2 and bool(extra.get("tma", False))
         const = dict(HEAD_DIM=d, BLOCK_M=m, BLOCK_N=bn, GRAN_N=gran, MODE=mode, IDX_AHEAD=int(extra.get("idx_ahead", 0)),
                      ORDERED=ordered, NUM_STAGES=st, USE_TMA=tma, WARP_SPEC=tma and bool(extra.get("warp_specialize")),
                      OVERLAP=bool(extra.get("overlap", False)), RETURN_LSE=False, TMA_QO=bool(extra.get("tma_qo")),
-                     TMA_Q=bool(extra.get("tma_q")) and not extra.get("tma_qo"),
+                     TMA_Q=tma_q, TAIL_BRANCH=bool(extra.get("tail_branch", False)) and mode == 0,
                      TAIL_REUSE=bool(extra.get("tail_reuse")) and mode == 2 and int(extra.get("idx_ahead", 0)) == 1)
-    qdesc = f"tensordesc<{el[1:]}[1, 1, {m}, {d}]>" if const["TMA_Q"] else None
+    poly = {0: 0, 0.125: 8, 0.25: 4, 0.5: 2, 1: 1}.get(extra.get("exp_poly", 0), 0)
+    if poly:
+        const["EXP_POLY"] = poly
+    qdesc = f"tensordesc<{el[1:]}[1, 1, {m}, {d}]>" if const.get("TMA_Q") else None
+    odesc = f"tensordesc<{el[1:]}[1, 1, {m}, {d}]>" if const.get("TMA_O") else None
     const.update({a: 0 for a in names if a.startswith("_DIAG_")})
     const = {k: v for k, v in const.items() if k in names}  # kernels of older commits lack the newer switches
     try:
-        k = compile_sm90(fn, const, ptr, w, st, maxnreg=extra.get("maxnreg"), qdesc=qdesc)
+        k = compile_sm90(fn, const, ptr, w, st, maxnreg=extra.get("maxnreg"), qdesc=qdesc, odesc=odesc)
         tool = cuobjdump()
         with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
             f.write(k.asm["cubin"])

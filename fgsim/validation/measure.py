@@ -32,11 +32,13 @@ RESULT_FIELDS = (
     "trace", "pass_index", "layer", "dtype", "sm_count", "req_block_n", "req_num_stages", "req_num_warps",
     "req_persistent", "req_programs_per_sm", "req_options", "kernel",
     "gran_n", "block_n", "num_warps", "num_stages", "launch_extra", "launch_source", "n_regs", "shared", "n_spills",
-    "loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait", "kept_density", "measured_ms", "spread_pct", "reps", "status", "bench", "micro", "micro_args",
+    "loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait", "loop_mufu", "loop_fp32", "kept_density", "measured_ms", "spread_pct", "reps", "status", "bench", "micro", "micro_args",
     *[k for k in ENV_KEYS if k != "clock_samples"],
 )
 #: the tile loop's SASS figures a results row records (fgsim.validation.sass.FIELDS)
-SASS_FIELDS = ("loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait")
+SASS_FIELDS = ("loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait", "loop_mufu", "loop_fp32")
+#: SASS figures added after the first rows were recorded: absent (not 0) in rows that lack them
+LATER_SASS_FIELDS = ("loop_mma_wait", "loop_mufu", "loop_fp32")
 _TORCH_DT = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
@@ -396,7 +398,7 @@ def resources_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]
             e = {"n_regs": int(float(r["n_regs"])), "shared": int(float(r.get("shared") or 0)),
                  "n_spills": int(float(r.get("n_spills") or 0))}
             if str(r.get("loop_mma") or "") not in ("", "0"):
-                e.update({f: int(float(r.get(f) or 0)) for f in SASS_FIELDS if f != "loop_mma_wait"
+                e.update({f: int(float(r.get(f) or 0)) for f in SASS_FIELDS if f not in LATER_SASS_FIELDS
                           or str(r.get(f) or "") != ""})
             elif key in off and int(off[key].get("loop_mma", 0)) > 0:
                 o = off[key]
@@ -408,6 +410,10 @@ def resources_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]
                 if off_sp > 0 or e["n_spills"] == 0:
                     sc = e["n_spills"] / off_sp if off_sp else 0.0
                     e.update({f: int(round(int(o.get(f, 0)) * sc)) for f in ("loop_ldst", "loop_ldst_bytes")})
+            if "loop_mufu" not in e and key in off and int(off[key].get("sm_loop_mma", 0)) > 0:
+                # the softmax's MUFU / FP32 instructions of the offline compile (revision 7), per its own loop_mma
+                o = off[key]
+                e.update({f: int(o[f]) for f in ("loop_mufu", "loop_fp32", "sm_loop_mma")})
             out[key] = e
     return out
 

@@ -5,8 +5,10 @@ nothing per tile, a spilled accumulator fragment is stored and reloaded every ti
 model reads, for the kernel's innermost loop that issues the tensor-core instructions (HGMMA / HMMA), the number
 of local-memory instructions (``LDL`` / ``STL``) and their bytes per thread, and the tensor-core instructions of
 that loop (to convert a loop iteration into tiles), all the instructions one warp issues per iteration (the
-issue slots a tile takes from the SM's warp schedulers) and the wgmma instructions each waited for (``gsb0``:
-a serialised chain). ``cuobjdump -sass`` (shipped with Triton under
+issue slots a tile takes from the SM's warp schedulers), the wgmma instructions each waited for (``gsb0``:
+a serialised chain) and (revision 7) the softmax's instructions by pipe: ``loop_mufu`` (MUFU: exp2 and the other
+quarter-rate transcendentals) and ``loop_fp32`` (FFMA / FADD / FMUL / FMNMX: the FP32 pipe), which the model prices
+at the SM's measured MUFU and FP32 rates (``fgsim calibrate``'s ``exp2`` and ``fp32`` microbenchmarks). ``cuobjdump -sass`` (shipped with Triton under
 ``triton/backends/nvidia/bin``) disassembles the cubin.
 """
 
@@ -22,7 +24,9 @@ from typing import Any
 _INS = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)\s*([^;]*);")
 _TARGET = re.compile(r"0x([0-9a-f]+)")
 #: fields of a resources-table entry this module fills (per thread, one iteration of the tile loop)
-FIELDS = ("loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait")
+FIELDS = ("loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait", "loop_mufu", "loop_fp32")
+#: SASS opcodes of the FP32 pipe counted as ``loop_fp32`` (fused multiply-add, add, multiply, min / max)
+FP32_OPS = ("FFMA", "FADD", "FMUL", "FMNMX")
 
 
 def _width(op: str) -> int:
@@ -77,8 +81,11 @@ def loop_traffic(sass: str) -> dict[str, int]:
     # wgmma instructions that carry the gsb0 scoreboard (each waited for before the next: ptxas serialised the
     # chain, note C7515) versus a pipelined chain, which sets it on the last of a group only
     n_wait = sum(1 for x in body if x[1].startswith("HGMMA") and "gsb0" in x[2])
+    n_mufu = sum(1 for x in body if x[1].startswith("MUFU"))
+    n_fp32 = sum(1 for x in body if x[1].split(".")[0] in FP32_OPS)
     return {"loop_ldst": len(local), "loop_ldst_bytes": sum(_width(x[1]) for x in local), "loop_mma": n_mma,
-            "loop_instr": sum(1 for x in body if x[1] != "NOP"), "loop_mma_wait": n_wait}
+            "loop_instr": sum(1 for x in body if x[1] != "NOP"), "loop_mma_wait": n_wait, "loop_mufu": n_mufu,
+            "loop_fp32": n_fp32}
 
 
 def cuobjdump() -> str | None:
