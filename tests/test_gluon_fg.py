@@ -111,6 +111,7 @@ def test_launch_refuses_cpu_tensors_before_any_work():
     (["--shapes", "40y2", "--dry-run"], "--shapes: bad item '40y2'"),
     (["--variants", "entry,nosuch", "--dry-run"], "--variants: unknown ['nosuch']"),
     (["--rounds", "2", "--dry-run"], "--rounds: 2 < 3"),
+    (["--variants", "gluon_ws3", "--dry-run"], "--variants: unknown ['gluon_ws3']"),
     ([], "--out is required for a GPU run"),
 ])
 def test_probe_bad_arguments_exit_2(argv, needle, capsys):
@@ -119,6 +120,13 @@ def test_probe_bad_arguments_exit_2(argv, needle, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert needle in err[-1]
+
+
+def test_probe_extra_variants_accepted_not_default(capsys):
+    assert gluon_probe.main(["--dry-run", "--variants", "entry,gluon_ws2_nofence"]) == 0
+    assert '"variants": ["entry", "gluon_ws2_nofence"]' in capsys.readouterr().out
+    assert not set(gluon_probe.EXTRA_VARIANTS) & set(gluon_probe.VARIANTS)
+    assert {gluon_probe.FORM[v] for v in gluon_probe.EXTRA_VARIANTS} == {"ws", "ws2"}
 
 
 def test_probe_dry_run_plan(capsys):

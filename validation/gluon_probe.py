@@ -43,7 +43,10 @@ CHECK_CASES = ((2, 1999, 0, 0.1, "bf16", "bhnd"), (2, 1535, 512, 0.05, "bf16", "
                (2, 1535, 512, 0.05, "fp16", "bhnd"), (3, 4095, 0, 0.02, "fp16", "bhnd"),
                (2, 2047, 77, 0.2, "bf16", "bnhd"), (1, 1000, 0, 1.0, "bf16", "bhnd"))
 CHECK_PROGRAMS = 5  # programs of the persistent forms in the check (each walks many rows)
-PERSISTENT = ("gluon_pers", "gluon_ws", "gluon_ws2")
+#: accepted by --variants, not run by default: c / d without the consumers' proxy fence (not yet run on a GPU)
+EXTRA_VARIANTS = ("gluon_ws_nofence", "gluon_ws2_nofence")
+FORM.update(gluon_ws_nofence="ws", gluon_ws2_nofence="ws2")
+PERSISTENT = ("gluon_pers", "gluon_ws", "gluon_ws2") + EXTRA_VARIANTS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -76,9 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if any(not 0 < x <= 1 for x in a.density_list):
         ap.error(f"--densities: {a.densities!r} must lie in (0, 1]")
     a.variant_list = a.variants.split(",")
-    bad = [v for v in a.variant_list if v not in VARIANTS]
+    bad = [v for v in a.variant_list if v not in VARIANTS + EXTRA_VARIANTS]
     if bad:
-        ap.error(f"--variants: unknown {bad} (known: {list(VARIANTS)})")
+        ap.error(f"--variants: unknown {bad} (known: {list(VARIANTS + EXTRA_VARIANTS)})")
     if a.rounds < 3:
         ap.error(f"--rounds: {a.rounds} < 3 (paired medians need at least 3)")
     if not (a.dry_run or a.offline_compile) and a.out is None:
@@ -103,17 +106,20 @@ def offline_compile() -> list[dict[str, Any]]:
 
     rows = []
     for form, fn in (("gluon_row", g._fg_gluon_row), ("gluon_pers", g._fg_gluon_persistent),
-                     ("gluon_ws", g._fg_gluon_ws), ("gluon_ws2", g._fg_gluon_ws2)):
+                     ("gluon_ws", g._fg_gluon_ws), ("gluon_ws2", g._fg_gluon_ws2),
+                     ("gluon_ws_nofence", g._fg_gluon_ws), ("gluon_ws2_nofence", g._fg_gluon_ws2)):
         for dt in ("bf16", "fp16"):
             lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
                    "fp4_padded=False, cga_layout=[])")
             names = list(fn.arg_names)
-            const: dict[str, Any] = dict(HEAD_DIM=D, BLOCK_M=M, BLOCK_N=g.BLOCK_N, STAGES=g.STAGES,
-                                         num_warps=4 if form == "gluon_ws2" else g.NUM_WARPS)
-            if form == "gluon_ws2":
-                const.update(PRODUCER_REGS=g.PRODUCER_REGS, CONSUMER_REGS=g.CONSUMER_REGS)
-            elif form == "gluon_ws":
-                const.update(PRODUCER_REGS=g.PRODUCER_REGS)
+            ws2 = form.startswith("gluon_ws2")
+            const: dict[str, Any] = {p.name: p.default for p in fn.params if p.is_constexpr and p.has_default}
+            const.update(HEAD_DIM=D, BLOCK_M=M, BLOCK_N=g.BLOCK_N, STAGES=g.STAGES,
+                         num_warps=4 if ws2 else g.NUM_WARPS)
+            if form.startswith("gluon_ws"):
+                const.update(PRODUCER_REGS=g.PRODUCER_REGS, **({"CONSUMER_REGS": g.CONSUMER_REGS} if ws2 else {}))
+                if form.endswith("_nofence"):
+                    const["CONSUMER_FENCE"] = False
             else:
                 const.update(ORDERED=True)
             ptr = {"K": f"*{dt}", "V": f"*{dt}", "Out": f"*{dt}", "Offsets": "*i64", "Indices": "*i32",
@@ -124,7 +130,7 @@ def offline_compile() -> list[dict[str, Any]]:
                 if a in const:
                     sig[a] = "constexpr"
                 elif a == "q_desc":
-                    sig[a] = f"tensordesc<{dt}[1, 1, {M // 2 if form == 'gluon_ws2' else M}, {D}],{lay}>"
+                    sig[a] = f"tensordesc<{dt}[1, 1, {M // 2 if ws2 else M}, {D}],{lay}>"
                 elif a in ptr:
                     sig[a], attrs[(i,)] = ptr[a], [["tt.divisibility", 16]]
                 elif a == "qk_scale":
@@ -167,7 +173,8 @@ def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", programs: in
 
     if name == "entry":
         return fgattn.fg_attention(q, k, v, idx, block_m=M, gran_n=G, layout=layout, out=out)
-    return fg_attention_gluon(q, k, v, idx, layout=layout, form=FORM[name], programs=programs, out=out)
+    return fg_attention_gluon(q, k, v, idx, layout=layout, form=FORM[name], programs=programs, out=out,
+                              consumer_fence=not name.endswith("_nofence"))
 
 
 def check(variants: list[str], out: Path, tag: str, meta: dict[str, str]) -> set[str]:

@@ -409,7 +409,7 @@ if _GLUON_ERR is None:
 
     @gluon.jit
     def _ws_consumer(q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale, stride_ob,
-                     stride_oh, stride_on, H, N_Q, QB, N_ROWS):
+                     stride_oh, stride_on, H, N_Q, QB, N_ROWS, FENCE: gl.constexpr):
         """Consumer partition (two warpgroups): per row, Q by TMA (the next row's issued once this row's last QK has
         read Q), then per tile: wait for the stage, S = Q·Kᵀ, online softmax, O += P·V, release the stage."""
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_WS_CONSUMER_WARPS, 1],
@@ -440,7 +440,8 @@ if _GLUON_ERR is None:
             for _t in range(0, n_t - 1):
                 st = it % _WS_STAGES
                 mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
-                fence_async_shared()
+                if FENCE:  # generic-proxy (cp.async) writes before the async-proxy (wgmma) reads
+                    fence_async_shared()
                 s = _qk(q_s, k_smem.index(st), S_LAYOUT, _WS_BM, _WS_BN)
                 acc, m_i, l_i = _softmax_pv(s, v_smem.index(st), acc, m_i, l_i, qk_scale, _WS_BN, False, S_LAYOUT,
                                             P_LAYOUT, _WS_BN)
@@ -449,7 +450,8 @@ if _GLUON_ERR is None:
                 it += 1
             st = it % _WS_STAGES
             mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
-            fence_async_shared()
+            if FENCE:
+                fence_async_shared()
             s = _qk(q_s, k_smem.index(st), S_LAYOUT, _WS_BM, _WS_BN)
             gl.thread_barrier()  # both warpgroups' last QK has read Q: the next row's Q may overwrite it
             bh_n = row_n // QB
@@ -475,7 +477,7 @@ if _GLUON_ERR is None:
                      stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
                      stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS,
                      HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
-                     PRODUCER_REGS: gl.constexpr, num_warps: gl.constexpr):
+                     PRODUCER_REGS: gl.constexpr, num_warps: gl.constexpr, CONSUMER_FENCE: gl.constexpr = True):
         """Form (c): persistent, warp-specialized: program p of G runs launch positions p, p + G, ... (``Order``
         always given); a producer warpgroup runs ahead through the rows' index entries and gathers (bounded by the
         STAGES-deep ring, with full / empty mbarriers per stage), so a row's start and end overlap the neighbouring
@@ -496,7 +498,7 @@ if _GLUON_ERR is None:
             mbarrier.init(empty.index(i), count=1)
         gl.warp_specialize([
             (_ws_consumer, (q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
-                            stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS)),
+                            stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE)),
             (_ws_producer, (K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
                             stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS)),
         ], [_WS_PRODUCER_WARPS], [PRODUCER_REGS])
@@ -511,7 +513,7 @@ if _GLUON_ERR is None:
 
     @gluon.jit
     def _ws2_consumer(half, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
-                      stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS):
+                      stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, FENCE: gl.constexpr):
         """One consumer warpgroup of form (d): query rows [64·half, 64·half + 64) of every row (query block) of this
         program, its own Q half (TMA, own mbarrier and buffer, reloaded for the next row once its own last QK has
         read it), the K/V stages shared with the other half (each half arrives once on ``empty``, count 2), so the
@@ -547,7 +549,8 @@ if _GLUON_ERR is None:
             for _t in range(0, n_t - 1):
                 st = it % _WS_STAGES
                 mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
-                fence_async_shared()
+                if FENCE:  # generic-proxy (cp.async) writes before the async-proxy (wgmma) reads
+                    fence_async_shared()
                 s = _qk(q_s, k_smem.index(st), S_LAYOUT, _WS2_HALF_M, _WS_BN)
                 acc, m_i, l_i = _softmax_pv(s, v_smem.index(st), acc, m_i, l_i, qk_scale, _WS_BN, False, S_LAYOUT,
                                             P_LAYOUT, _WS_BN)
@@ -556,7 +559,8 @@ if _GLUON_ERR is None:
                 it += 1
             st = it % _WS_STAGES
             mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
-            fence_async_shared()
+            if FENCE:
+                fence_async_shared()
             s = _qk(q_s, k_smem.index(st), S_LAYOUT, _WS2_HALF_M, _WS_BN)
             gl.thread_barrier()  # this warpgroup's last QK has read its Q half
             bh_n = row_n // QB
@@ -582,7 +586,8 @@ if _GLUON_ERR is None:
                       stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
                       stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS,
                       HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
-                      PRODUCER_REGS: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr):
+                      PRODUCER_REGS: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr,
+                      CONSUMER_FENCE: gl.constexpr = True):
         """Form (d): form (c) with one partition per consumer warpgroup (the default partition is consumer half 0,
         ``num_warps`` 4; a worker is half 1; a worker is the producer).  ``q_desc`` has [1, 1, 64, D] boxes."""
         gl.static_assert(HEAD_DIM == _WS_D and BLOCK_M == _WS_BM and BLOCK_N == _WS_BN and STAGES == _WS_STAGES)
@@ -602,9 +607,9 @@ if _GLUON_ERR is None:
             mbarrier.init(empty.index(i), count=2)
         gl.warp_specialize([
             (_ws2_consumer, (0, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
-                             stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS)),
+                             stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE)),
             (_ws2_consumer, (1, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
-                             stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS)),
+                             stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE)),
             (_ws_producer, (K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
                             stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS)),
         ], [_WS2_WG_WARPS, _WS_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
@@ -717,12 +722,14 @@ def _strides(t: Any, layout: str) -> tuple[int, int, int]:
 
 def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLOCK_M, gran_n: int = GRAN_N,
                        layout: str = "bhnd", sm_scale: float | None = None, form: str = "one_row",
-                       programs: int | None = None, out: Any = None) -> Any:
+                       programs: int | None = None, out: Any = None, consumer_fence: bool = True) -> Any:
     """The Gluon prototype of :func:`fgattn.fg_attention` (D 128, M 128, gran_n 1; sm_90 GPUs): same output
     (q's layout and dtype; zeros for a query block with no kept key).  ``form``: ``one_row`` (a, one program per
     row), ``persistent`` (b, one program per SM with cross-row pipelining), ``ws`` (c, persistent with a
     producer warpgroup for the index loads and gathers) or ``ws2`` (d, as c with each consumer warpgroup in its
-    own partition); b-d run ``programs`` programs if given (checks use few, so that each walks many rows)."""
+    own partition); b-d run ``programs`` programs if given (checks use few, so that each walks many rows).
+    ``consumer_fence`` (c, d; research knob, default the measured form): the consumers' proxy fence after each
+    stage's ``full`` wait (False: none, as Triton's own cp.async → wgmma pipelines; not yet run on a GPU)."""
     import torch
 
     if _GLUON_ERR is not None:
@@ -752,11 +759,13 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
     args = (q_desc, k, v, out, index.offsets, index.indices, order, scale * 1.4426950408889634,
             *_strides(k, layout), *_strides(v, layout), *_strides(out, layout), p.heads, p.n_q, p.n_qblocks)
     meta = dict(HEAD_DIM=HEAD_DIM, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, STAGES=STAGES, num_warps=NUM_WARPS)
+    if not isinstance(consumer_fence, bool):
+        _fail(f"consumer_fence={consumer_fence!r} must be a bool")
     if form == "ws2":
         _fg_gluon_ws2[(p.grid,)](*args, p.n_rows, PRODUCER_REGS=PRODUCER_REGS, CONSUMER_REGS=CONSUMER_REGS,
-                                 **{**meta, "num_warps": 4})
+                                 CONSUMER_FENCE=consumer_fence, **{**meta, "num_warps": 4})
     elif form == "ws":
-        _fg_gluon_ws[(p.grid,)](*args, p.n_rows, PRODUCER_REGS=PRODUCER_REGS, **meta)
+        _fg_gluon_ws[(p.grid,)](*args, p.n_rows, PRODUCER_REGS=PRODUCER_REGS, CONSUMER_FENCE=consumer_fence, **meta)
     elif form == "persistent":
         _fg_gluon_persistent[(p.grid,)](*args, p.n_rows, ORDERED=p.ordered, **meta)
     else:
