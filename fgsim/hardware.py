@@ -230,7 +230,7 @@ def list_gpus() -> list[str]:
 
 #: GPU properties a calibration may measure (``fgsim calibrate``'s microbenchmarks) and that then replace the GPU
 #: file's spec value for that GPU (the file keeps the spec value for uncalibrated what-ifs)
-MEASURED_PROPERTIES = ("l2_port_bytes_per_clk",)
+MEASURED_PROPERTIES = ("l2_port_bytes_per_clk", "mufu_exp_per_clk_per_sm", "fp32_flop_per_clk_per_sm")
 
 
 def with_measured(gpu: GPU, props: dict[str, float], source: str = "") -> GPU:

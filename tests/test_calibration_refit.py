@@ -39,9 +39,15 @@ def test_inputs_are_the_committed_csvs_and_the_record_is_complete() -> None:
     # revision 5: the SM clock under a sustained tensor-core load, measured by calibrate's microbenchmarks
     assert 500.0 < float(cal.device["sustained_load_clock_mhz"]) <= float(cal.device["sm_clock_mhz"])
     assert "wgmma_min_cycles" in cal.params.as_dict()
-    # no parameter at a bound (calib8 with the measured L2 -> SM port: share_p 1.07 left its lower bound, where
-    # calib7 had it; validation/MODEL_NOTES.md, revision 6)
-    assert cal.fit["at_bound"] == [], cal.fit["at_bound"]
+    # revision 7: the MUFU and FP32 rates are measured (exp2, fp32 microbenchmarks) and replace the GPU file's spec
+    # values; the MUFU work per score is no parameter any more (the tile loop's MUFU count comes from its SASS)
+    for k, lo, hi in (("mufu_exp_per_clk_per_sm", 12.0, 16.5), ("fp32_flop_per_clk_per_sm", 150.0, 260.0)):
+        assert lo < cal.gpu_properties[k]["value"] < hi and cal.gpu_properties[k]["unit"].endswith("/clk per SM")
+        assert getattr(load_gpu("h200"), k) == pytest.approx(cal.gpu_properties[k]["value"])
+    assert "sfu_per_score" not in cal.params.as_dict() and len(cal.fit["free"]) <= 15
+    # at a bound (calib9, validation/MODEL_NOTES.md revision 7): the TMA issue cost at 0 (inside tile_sync); nothing
+    # else
+    assert set(cal.fit["at_bound"]) <= {"tma_issue_cycles"}, cal.fit["at_bound"]
 
 
 def test_refit_reproduces_the_committed_calibration(tmp_path: Path) -> None:

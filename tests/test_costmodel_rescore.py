@@ -53,20 +53,23 @@ def test_rescoring_leaves_the_blind_record_and_band(tmp_path: Path, monkeypatch:
     assert rs["rescored_of"]["calibration_inputs"] == [Path(i["path"]).name for i in cal.inputs]
 
 
-def test_committed_blind_record_is_test8_on_the_committed_calibration() -> None:
-    """The committed summary is test8's blind scoring with the committed calibration (calib8, revision 6): no
-    rescoring file; test7 (the previous frozen list) is development data, its blind scoring with revision 5 and calib7
-    is kept as history beside revision 5's blind scoring of test6 (calib6)."""
+def test_committed_blind_record_is_test9_on_the_committed_calibration() -> None:
+    """The committed summary is test9's blind scoring with the committed calibration (calib9, revision 7): no
+    rescoring file; test8 (the previous frozen list) is development data, its blind scoring with revision 6 and calib8
+    is kept as history beside revision 5's blind scorings of test7 (calib7) and test6 (calib6)."""
     dev, test = report.committed_lists()
-    assert any(f.endswith("-test7.csv") for f in dev) and any(f.endswith("-test6.csv") for f in dev)
-    assert [Path(f).name for f in test] == ["h200-2026-11-30-costmodel-test8.csv"]
+    assert any(f.endswith("-test8.csv") for f in dev) and any(f.endswith("-test7.csv") for f in dev)
+    assert [Path(f).name for f in test] == ["h200-2026-11-30-costmodel-test9.csv"]
     assert not report.RESCORED_PATH.is_file()
     blind = json.loads(report.SUMMARY_PATH.read_text())
     cal = load_calibration(available_calibrations()["h200"])
     assert not report.scored_with_other_calibration(blind, cal.fit)
-    assert [Path(i["path"]).name for i in cal.inputs] == ["h200-2026-11-30-costmodel-calib8.csv"]
+    assert [Path(i["path"]).name for i in cal.inputs] == ["h200-2026-11-30-costmodel-calib9.csv"]
     rev5 = json.loads(report.REV5_PATH.read_text())
     assert rev5["test_files"] == ["h200-2026-11-30-costmodel-test6.csv"] and rev5["calibration"]["n"] == 157
     rev5b = json.loads(report.REV5B_PATH.read_text())
     assert rev5b["test_files"] == ["h200-2026-11-30-costmodel-test7.csv"] and rev5b["calibration"]["n"] == 157
     assert rev5b["calibration"]["mape"] == pytest.approx(8.1408, abs=1e-3)  # calib7's fit
+    rev6 = json.loads(report.REV6_PATH.read_text())
+    assert rev6["test_files"] == ["h200-2026-11-30-costmodel-test8.csv"] and rev6["calibration"]["n"] == 164
+    assert rev6["calibration"]["mape"] == pytest.approx(7.2834, abs=1e-3)  # calib8's fit (revision 6)

@@ -113,21 +113,24 @@ def test_breakdown_sums_to_total_and_dense_slower() -> None:
 
 
 def test_lockstep_tile_chain_hand_computed() -> None:
-    """A lone CTA's tile costs its chain: MMA + exp + FP32 + waits (the warpgroups run in lockstep), when the
+    """A lone CTA's tile costs its chain: MMA + max(exp, FP32) + waits (the warpgroups run in lockstep), when the
     memory terms are negligible and the overlap is a plain max (large p)."""
     from fgsim.costmodel import tile_costs
 
     p = ModelParams(tma_issue_cycles=0.0, mem_latency_cycles=300.0, overlap_p=16.0,
-                    mma_wait_cycles=50.0, tile_sync_cycles=20.0, fp32_per_score=4.0, sfu_per_score=1.0)
+                    mma_wait_cycles=50.0, tile_sync_cycles=20.0, fp32_per_score=4.0)
     cfg = launch_config("dense", "h200", 128, 128, 1)
     bn = cfg.block_n
+    ep = float(cfg.extra.get("exp_poly", 0.0))  # revision 7: the fraction of P by the FMA polynomial (table 9245ed4)
     mma = 4.0 * 128 * bn * 128 / (GPU.tensor_flops("bf16") * p.mma_eff)
-    ex = 128 * bn / GPU.mufu_exp_per_clk_per_sm
-    fp = (128 * bn * 4.0 + 128 * 128) / (GPU.fp32_flop_per_clk_per_sm / 2)
+    # without SASS figures: MUFU = M BN (1 - exp_poly) + 7.25 M (the rescale factors); FP32 + 7 per polynomial element
+    ex = (128 * bn * (1 - ep) + 7.25 * 128) / GPU.mufu_exp_per_clk_per_sm
+    fp = (128 * bn * (4.0 + 7.0 * ep) + 128 * 128) / (GPU.fp32_flop_per_clk_per_sm / 2)
     tc = tile_costs(cfg, GPU, p, np.array([0.0]), 132)  # no rows: no load latency to smooth-max with the chain
-    assert tc.chain[0] == pytest.approx(mma + ex + fp + 2 * 50.0 + 20.0)
+    # revision 7: the MUFU and FP32 pipes interleave: the softmax phase takes the longer of the two
+    assert tc.chain[0] == pytest.approx(mma + max(ex, fp) + 2 * 50.0 + 20.0)
     tc = tile_costs(cfg, GPU, p, np.array([float(bn)]), 132)
-    assert tc.chain[0] == pytest.approx(mma + ex + fp + 2 * 50.0 + 20.0, rel=0.01)
+    assert tc.chain[0] == pytest.approx(mma + max(ex, fp) + 2 * 50.0 + 20.0, rel=0.01)
     assert tc.alone[0] == pytest.approx(max(tc.chain[0], tc.resource[0]), rel=0.02)
 
 
@@ -308,7 +311,9 @@ def test_persistent_programs_price_rows_physically() -> None:
     flat = replace(base, extra={**base.extra, "persistent": True, "programs_per_sm": slots})
     t0, _ = predict_counts(light, 512 * 64, base, gpu, p, resources={})
     t1, bd = predict_counts(light, 512 * 64, nested, gpu, p, resources={})
-    assert t1 < t0
+    # the entry (one program per row) runs the nested form's row code and a program's start costs nothing since
+    # revision 5 (CTA_CYCLES = 0): on equal rows the two are priced alike (the old strict '<' held by one rounding ulp)
+    assert t1 <= t0 * (1 + 1e-9)
     assert sum(bd.values()) == pytest.approx(t1, rel=1e-6)
     tn, _ = predict_counts(heavy, 512 * 64, nested, gpu, p, resources={})
     tf, _ = predict_counts(heavy, 512 * 64, flat, gpu, p, resources={})

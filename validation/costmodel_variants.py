@@ -58,8 +58,11 @@ def main() -> None:
     for kv in (x for x in a.fix.split(",") if x):
         k, v = kv.split("=")
         fixed[k] = float(v)
-    props = {"l2_port_bytes_per_clk": a.l2_port} if a.l2_port else \
-        {k: const[k] for k in ("l2_port_bytes_per_clk",) if k in const}
+    from fgsim.hardware import MEASURED_PROPERTIES
+
+    props = {k: const[k] for k in MEASURED_PROPERTIES if k in const}  # every GPU property the CSV measured
+    if a.l2_port:
+        props["l2_port_bytes_per_clk"] = a.l2_port
     res = resources_table(krows)
     params, fit = fit_rows(krows, "h200", start=ModelParams().replace(**fixed), resources=res,
                            free=[n for n in SPECS if n not in fixed], gpu_properties=props)
@@ -99,6 +102,9 @@ def main() -> None:
         f = r["_file"].rsplit("-", 1)[-1].removesuffix(".csv")
         groups.setdefault("file " + f, []).append(abs(float(e)))
     print("  " + " | ".join(f"{k}: {np.mean(v):+.1f} ({len(v)})" for k, v in sorted(groups.items())))
+    fin = [abs(float(e)) for r, e in zip(drows, err, strict=True)
+           if any(t in r["_file"] for t in ("-dev6.", "-dev7.", "-test6.", "-test7.", "-test8."))]
+    print(f"  final-kernel rows (dev6, dev7, test6, test7, test8): MAPE {np.mean(fin):.2f} ({len(fin)} rows)")
     for k, v in sorted(fit["per_kind"].items()):
         print(f"  calib {k}: n={v['n']} MAPE {v['mape']:.2f} max {v['max_ape']:.1f}")
     if a.rows_out:

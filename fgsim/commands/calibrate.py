@@ -30,6 +30,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 #: efficiencies taken from the stream microbenchmarks instead of fitted (where the CSV has them): the HBM copy
 MEASURED_EFFICIENCIES = MEASURED
+#: unit and method of each measured GPU property (fgsim.hardware.MEASURED_PROPERTIES) the calibration records
+PROPERTY_UNITS = {
+    "l2_port_bytes_per_clk": ("B/clk per SM", "fgsim calibrate microbenchmark l2_smem: the most bytes per SM clock "
+                              "any (TMA | cp.async, 1/2/4 programs per SM) stream of an L2-resident buffer into "
+                              "shared memory drew with every SM busy (CUDA-graph timed, interleaved rounds, median; "
+                              "at the clock sampled while it ran)"),
+    "mufu_exp_per_clk_per_sm": ("exp2/clk per SM", "fgsim calibrate microbenchmark exp2: programs applying exp2 to "
+                                "64 x 64 register tiles, 4 and 8 per SM (the best; CUDA events, median of 5, at the "
+                                "calibration kernels' clock)"),
+    "fp32_flop_per_clk_per_sm": ("FLOP/clk per SM", "fgsim calibrate microbenchmark fp32: programs running two "
+                                 "independent FFMA chains per element of 64 x 64 register tiles, 4 and 8 per SM "
+                                 "(the best; 2 FLOP per FFMA; CUDA events, median of 5, at the calibration kernels' "
+                                 "clock)"),
+}
 
 
 def register(subparsers: Any) -> None:
@@ -178,10 +192,7 @@ def run(args: argparse.Namespace) -> int:
 
     props = {k: float(const[k]) for k in MEASURED_PROPERTIES if k in const}
     gpu = with_measured(gpu, props, "this calibration")
-    gpu_properties = {k: {"value": v, "unit": "B/clk per SM", "measured_by": "fgsim calibrate microbenchmark l2_smem: "
-                          "the most bytes per SM clock any (TMA | cp.async, 1/2/4 programs per SM) stream of an "
-                          "L2-resident buffer into shared memory drew with every SM busy (CUDA-graph timed, "
-                          "interleaved rounds, median; at the clock sampled while it ran)",
+    gpu_properties = {k: {"value": v, "unit": PROPERTY_UNITS[k][0], "measured_by": PROPERTY_UNITS[k][1],
                           "gpu_file_value": getattr(load_gpu(gpu_name, measured=False), k)}
                       for k, v in props.items()}
     # fitted: the calibration kernel runs. The gather microbenchmark rows are recorded and scored, not fitted: on
@@ -218,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"calibration for {cal.gpu} written to {out}: {fit['n']} rows, fit MAPE {fit['mape']:.2f} %, "
           f"max {fit['max_ape']:.2f} %")
     for k, v in props.items():
-        print(f"  measured {k} = {v:.2f} B/clk per SM (GPU file: {gpu_properties[k]['gpu_file_value']:g})")
+        print(f"  measured {k} = {v:.2f} {PROPERTY_UNITS[k][0]} (GPU file: {gpu_properties[k]['gpu_file_value']:g})")
     for k, v in sorted(fit["per_kind"].items()):
         print(f"  {k:16s} n={v['n']:3d}  MAPE {v['mape']:6.2f} %  max {v['max_ape']:6.2f} %")
     return 0

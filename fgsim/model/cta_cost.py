@@ -12,8 +12,12 @@ per SM per clock from the GPU file):
   no instruction occupies the tensor pipe for less than ``wgmma_min_cycles`` (small-N wgmma stays below the peak
   rate: Luo et al., "Benchmarking and Dissecting the Nvidia Hopper GPU Architecture", arXiv 2402.13499); a
   partial tile costs a full tile;
-* MUFU exp2     ``t_exp = M BN sfu_per_score / MUFU`` (the quarter-rate pipe: exp2 and what else issues there);
-  FP32 softmax work ``t_fp = (M BN fp32_per_score + M D) / (FP32/2)`` (``M D``: the O rescale every tile);
+* MUFU exp2     ``t_exp = MUFU instructions of the tile / MUFU rate`` (revision 7: the compiled tile loop's
+  MUFU.EX2 count, SASS ``loop_mufu``, at the SM's MUFU rate that ``fgsim calibrate``'s ``exp2`` microbenchmark
+  measures; without SASS ``M BN (1 - exp_poly) + 7.25 M``); FP32 softmax work
+  ``t_fp = (M BN (fp32_per_score + 7 exp_poly) + M D) / (FP32/2)`` (``M D``: the O rescale every tile;
+  ``exp_poly``: the fraction of P computed by the FMA polynomial, 7 FP32 instructions each; FP32 = the rate
+  calibrate's ``fp32`` microbenchmark measures);
 * shared memory ``t_smem = (rows + W BN) 2 D elt / SMEM``: the copies write the K/V rows once, every MMA
   warpgroup reads the whole K and V tile (FA3's "shared-memory tiling", arXiv 2407.08608);
 * L2 → SM       ``t_bw = rows 2 D elt / bw_sm``, ``bw_sm`` = the SM's share of the L2 bandwidth among the SMs
@@ -34,8 +38,10 @@ per SM per clock from the GPU file):
   more ``tile_sync``);
 * latency       ``t_lat = (L + rows 2 D elt / bw_sm) / lookahead``: Little's law with ``lookahead`` tiles in flight,
   ``lookahead = max(1, (num_stages - 1) / (levels + 1))`` (Triton's pipeliner splits the stages between an index load and
-  the load it feeds; ``levels`` = 0 for contiguous/TMA tiles and FG gathers with prefetched indices);
-* one CTA's dependency chain ``chain = t_mma + t_exp + t_fp + issue + 2 mma_wait + tile_sync + t_spill``
+  the load it feeds; ``levels`` = 0 for dense tiles and FG gathers with prefetched indices, 1 for the block kernel's
+  tiles, TMA included: revision 7, read off the compiled TTGIR, where the block index is a cp.async one stage ahead
+  of the TMA it addresses);
+* one CTA's dependency chain ``chain = t_mma + t_sm + issue + 2 mma_wait + tile_sync + t_spill``
   ``+ (waits - 2) serial_wgmma`` (revision 6: ``waits`` = the wgmma one warp waits for per tile, the SASS's
   ``loop_mma_wait``; 2 in a pipelined loop, every wgmma where ptxas serialised the chain) (+ the
   layout conversion above, + the Q copy of the flattened persistent loop below): the warpgroups
@@ -45,10 +51,13 @@ per SM per clock from the GPU file):
   thread issues the CTA's copies and the CTA waits on one barrier, whatever its warpgroups; revision 3 divided it
   by the warpgroups).
 
-Shared-SM resources ``R = max(t_mma, t_exp + t_fp, t_smem, t_bw, t_spill, t_issue)`` (exp2 and the FP32 softmax instructions issue
-from the same warp schedulers, so co-resident CTAs add them) and the CTA's own bound ``C = smax(chain, t_lat)``
-overlap as ``smax(R, C) = (R^p + C^p)^(1/p)`` (``p = overlap_p``; the same smooth maximum joins the chain and a
-load latency close to it). With ``j`` CTAs
+Shared-SM resources ``R = max(t_mma, t_sm, t_smem, t_bw, t_spill, t_issue)`` with ``t_sm = max(t_exp, t_fp)``
+(revision 7; revisions 1-6: the sum): the MUFU and FP32 instructions go to different pipes from the same warp
+schedulers and interleave, so the softmax phase takes the longer of the two; co-resident CTAs add them and the CTA's own bound ``C = smax(chain, t_lat)``
+(``smax(a, b) = (a^p + b^p)^(1/p)``, ``p = overlap_p``: a load latency close to the chain still shows) give a CTA
+alone ``max(R, C)`` (revision 7: the tensor-core and softmax time are in the chain and the asynchronous copies of a
+pipelined loop run under it; revisions 3-6 joined R and C by the smooth maximum too, which priced a pipelined
+CTA alone ~10 % above the chain it measured). With ``j`` CTAs
 resident on an SM the resources are shared: the co-residency curve the scheduler uses is
 ``rates[j] = smax_q(R, C) / smax_q(j R, C)`` with ``q = share_p``, and never faster than the busiest shared
 resource allows (revision 5: ``rates[j] <= alone / (j R)``, j CTAs finishing a tile each keep that resource busy
@@ -90,11 +99,15 @@ from fgsim.hardware import GPU
 from fgsim.launchcfg import KernelConfig
 from fgsim.model.occupancy import (
     ELT_BYTES,
+    SOFTMAX_FIT,
     Occupancy,
     compiled_resources,
+    exp_poly_fraction,
     local_traffic,
     mma_waits,
     occupancy,
+    softmax_estimate,
+    softmax_instr,
 )
 from fgsim.model.params import ModelParams
 
@@ -175,7 +188,10 @@ def lookahead(cfg: KernelConfig, tma: bool) -> float:
     elif cfg.kernel == "fg":
         levels = 0 if int(cfg.extra.get("idx_ahead", 0)) >= 1 else 1
     elif cfg.kernel == "block":
-        levels = 0 if tma else 1
+        # revision 7: the index-driven loop's TMA coordinate comes from a block-index entry that Triton's pipeliner
+        # loads (cp.async) one stage before the tile's TMA, so the stages are split between them as for pointer
+        # loads (the compiled TTGIR issues the TMA of tile t+1 at the end of iteration t)
+        levels = 1
     else:
         levels = 0
     levels = int(cfg.extra.get("indirection_levels", levels))
@@ -198,7 +214,7 @@ class TileCosts:
     sfu_chain: float  # exp + FP32 cycles in one CTA's chain
     resource: np.ndarray  # R: shared-SM resource bound
     chain: np.ndarray  # C: the CTA's own bound (dependency chain or latency)
-    alone: np.ndarray  # smax(R, C): a CTA alone on its SM
+    alone: np.ndarray  # max(R, C): a CTA alone on its SM
 
 
 def splits_n(cfg: KernelConfig, gpu: GPU) -> bool:
@@ -228,7 +244,8 @@ def wgmma_cycles(cfg: KernelConfig, gpu: GPU, flops_per_clk: float, elt: int, fl
 
 
 def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_active: int,
-               local: tuple[float, float] = (0.0, 0.0), waits: float = 2.0) -> TileCosts:
+               local: tuple[float, float] = (0.0, 0.0), waits: float = 2.0,
+               softmax: tuple[float, float] | None = None) -> TileCosts:
     """Per-tile costs (see module docstring) for tiles loading ``rows`` rows with ``n_active`` SMs busy."""
     elt = ELT_BYTES.get(cfg.dtype, 2)
     m, bn, d = cfg.block_m, cfg.block_n, cfg.head_dim
@@ -242,8 +259,12 @@ def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
         t_mma = wgmma_cycles(cfg, gpu, f, elt, p.wgmma_min_cycles) / p.mma_eff
     else:
         t_mma = 4.0 * m * bn * d / (f * p.mma_eff)
-    t_exp = m * bn * p.sfu_per_score / gpu.mufu_exp_per_clk_per_sm
-    t_fp = (m * bn * p.fp32_per_score + m * d) / (gpu.fp32_flop_per_clk_per_sm / 2.0)
+    # revision 7: the MUFU instructions of the tile (the compiled loop's MUFU.EX2, SASS) at the SM's measured MUFU
+    # rate; FP32 work per score (fitted) plus the FP32 instructions of exp_poly's polynomial, at the measured FP32 rate
+    n_mufu = float(softmax[0]) if softmax is not None else softmax_estimate(cfg)[0]
+    t_exp = n_mufu / gpu.mufu_exp_per_clk_per_sm
+    ep = exp_poly_fraction(cfg)
+    t_fp = (m * bn * (p.fp32_per_score + SOFTMAX_FIT[2] * ep) + m * d) / (gpu.fp32_flop_per_clk_per_sm / 2.0)
     bw_sm = min(gpu.l2_bytes_per_s * p.l2_bw_eff / (max(1, n_active) * clk), gpu.l2_port_bytes_per_clk)
     row_bytes = 2.0 * d * elt
     byts = rows * row_bytes
@@ -262,10 +283,14 @@ def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
     # MUFU (exp2) and FP32 softmax instructions issue from the same warp schedulers: co-resident CTAs add them
     # every warp's instructions of the tile issue from the SM's four warp schedulers (one per clock each)
     t_issue = n_instr * cfg.num_warps / WARP_SCHEDULERS
-    res = np.maximum(np.maximum(np.maximum(t_mma, t_exp + t_fp), np.maximum(t_smem, t_bw)),
+    # revision 7: the softmax's MUFU and FP32 instructions go to different pipes from the same warp schedulers, and
+    # the tile's independent elements interleave them: the phase takes the longer of the two (development data:
+    # validation/MODEL_NOTES.md, revision 7)
+    t_sm = max(t_exp, t_fp)
+    res = np.maximum(np.maximum(np.maximum(t_mma, t_sm), np.maximum(t_smem, t_bw)),
                      np.maximum(t_spill, t_issue))
     issue = np.where(rows > 0, p.tma_issue_cycles, 0.0) if tma else np.zeros_like(rows)
-    chain = t_mma + t_exp + t_fp + issue + 2.0 * p.mma_wait_cycles + p.tile_sync_cycles + t_spill + t_q
+    chain = t_mma + t_sm + issue + 2.0 * p.mma_wait_cycles + p.tile_sync_cycles + t_spill + t_q
     # revision 6: a serialised tile loop (ptxas waits for every wgmma) exposes each further waited wgmma's latency
     chain = chain + max(0.0, waits - 2.0) * p.serial_wgmma_cycles
     if splits_n(cfg, gpu):
@@ -279,7 +304,10 @@ def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
     if is_flat(cfg):
         # the flattened loop's K/V addresses come from loop-carried row state: no load is issued ahead
         c = chain + np.where(rows > 0, p.mem_latency_cycles + byts / bw_sm, 0.0)
-    return TileCosts(mma=t_mma, sfu_chain=t_exp + t_fp, resource=res, chain=c, alone=smax(res, c, p.overlap_p))
+    # revision 7: a CTA alone takes its chain or its busiest SM resource (copies included), whichever is longer: the
+    # tensor-core and softmax time are in the chain, and the asynchronous copies of a pipelined loop run under it
+    alone = np.maximum(res, c)
+    return TileCosts(mma=t_mma, sfu_chain=t_sm, resource=res, chain=c, alone=alone)
 
 
 def coresident_rates(res: float, chain: float, slots: int, p: float, alone: float | None = None) -> np.ndarray:
@@ -350,7 +378,8 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, 
         n_full = np.floor(keys / bn)
         r_last = keys - n_full * bn
     n_ldst, _, n_instr, _ = local_traffic(cfg, gpu, resources)
-    kw = {"local": (n_ldst, n_instr), "waits": mma_waits(cfg, gpu, resources)[0]}
+    sm_mufu, sm_fp32, _ = softmax_instr(cfg, gpu, resources)
+    kw = {"local": (n_ldst, n_instr), "waits": mma_waits(cfg, gpu, resources)[0], "softmax": (sm_mufu, sm_fp32)}
     full = tile_costs(cfg, gpu, p, np.array([rows_full]), n_active, **kw)
     t_full = float(full.alone[0])
     last = tile_costs(cfg, gpu, p, r_last, n_active, **kw)

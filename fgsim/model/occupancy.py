@@ -55,6 +55,8 @@ def config_key(cfg: KernelConfig) -> str:
         var = ("persistent" if not nested else "persistent-nested") + \
             ("+q" if nested and ex.get("queue") else "") + ("+ie" if nested and ex.get("idx_early") else "") + \
             (f"+r{int(ex['maxnreg'])}" if ex.get("maxnreg") else "")
+    if ex.get("exp_poly"):  # part of the softmax's exp2 by the FMA polynomial: another compile (revision 7)
+        var += f"+ep{float(ex['exp_poly']):g}"
     return f"{cfg.kernel}/{cfg.dtype}/d{cfg.head_dim}/m{cfg.block_m}/bn{cfg.block_n}/w{cfg.num_warps}/s{cfg.num_stages}/{var}"
 
 
@@ -137,6 +139,41 @@ def local_traffic(cfg: KernelConfig, gpu: GPU, resources: Mapping[str, Any] | No
         instr = a + b * cfg.block_m * cfg.block_n / thr + c * cfg.block_m * cfg.head_dim / thr + d * ldst
         src = "estimate"
     return ldst, nbytes, instr, src
+
+
+#: the softmax's instructions per key tile when the SASS is unknown (whole CTA, thread instructions): MUFU =
+#: M BLOCK_N (1 - exp_poly) + SOFTMAX_FIT[0] M (the rescale factors), FP32 = SOFTMAX_FIT[1] M BLOCK_N + M D (the O
+#: rescale) + SOFTMAX_FIT[2] exp_poly M BLOCK_N (the polynomial's FP32 instructions); least squares over the
+#: configurations compiled offline (validation/results/h200-sass-offline.json)
+SOFTMAX_FIT = (7.25, 4.49, 7.0)
+
+
+def exp_poly_fraction(cfg: KernelConfig) -> float:
+    """Fraction of P's exp2 the kernel computes by the FMA polynomial (launch option ``exp_poly``; 0 = MUFU only)."""
+    f = cfg.extra.get("exp_poly", 0) or 0
+    return float(f) if isinstance(f, (int, float)) and not isinstance(f, bool) else 0.0
+
+
+def softmax_instr(cfg: KernelConfig, gpu: GPU, resources: Mapping[str, Any] | None = None
+                  ) -> tuple[float, float, str]:
+    """(MUFU, FP32-pipe) thread instructions of one key tile of the whole CTA, and their source: the compiled tile
+    loop's ``loop_mufu`` / ``loop_fp32`` (per thread and loop iteration, fgsim.validation.sass) x threads, scaled to
+    :func:`mma_per_tile`; else :data:`SOFTMAX_FIT` (revision 7)."""
+    r = (resources or {}).get(config_key(cfg)) or {}
+    base = float(r.get("sm_loop_mma") or r.get("loop_mma") or 0)
+    thr = 32.0 * cfg.num_warps
+    if base > 0 and str(r.get("loop_mufu", "")) not in ("", "None") and "loop_fp32" in r:
+        f = mma_per_tile(cfg, gpu) / base
+        return float(r["loop_mufu"]) * f * thr, float(r["loop_fp32"]) * f * thr, "SASS"
+    return (*softmax_estimate(cfg), "estimate")
+
+
+def softmax_estimate(cfg: KernelConfig) -> tuple[float, float]:
+    """(MUFU, FP32) thread instructions of one key tile of the whole CTA without the SASS (:data:`SOFTMAX_FIT`)."""
+    m, bn, d = cfg.block_m, cfg.block_n, cfg.head_dim
+    ep = exp_poly_fraction(cfg)
+    a, b, c = SOFTMAX_FIT
+    return m * bn * (1.0 - ep) + a * m, b * m * bn + m * d + c * ep * m * bn
 
 
 def mma_waits(cfg: KernelConfig, gpu: GPU, resources: Mapping[str, Any] | None = None) -> tuple[float, str]:

@@ -29,12 +29,11 @@ class ParamSpec:
 #: :data:`MEASURED` are set by ``fgsim calibrate``'s microbenchmarks, not fitted.
 SPECS: dict[str, ParamSpec] = {
     "mma_eff": ParamSpec("1", 0.5, 1.0, "achieved fraction of the tensor-core peak while a tile's wgmma/mma run"),
-    "sfu_per_score": ParamSpec("quarter-rate instr/score", 1.0, 3.0,
-                               "instructions per attention score on the SM's quarter-rate pipe (MUFU exp2, 16/clk/SM "
-                               "on Hopper, plus conversions that issue there)"),
     "fp32_per_score": ParamSpec("FP32 instr/score", 1.0, 24.0,
                                 "FP32 instructions per attention score besides exp2 (scale, max, subtract, sum, "
-                                "convert); the O rescale adds D per query row per tile"),
+                                "convert) on the critical path, at the SM's FP32 rate (measured by calibrate's fp32 "
+                                "microbenchmark, revision 7); the O rescale adds D per query row per tile and "
+                                "exp_poly's polynomial 7 per polynomial element"),
     "mma_wait_cycles": ParamSpec("cycles", 0.0, 600.0,
                                  "exposed latency of one dependent wgmma group (issue to result) in the tile chain; "
                                  "two per tile (S = QK^T before the softmax, then P V)"),
@@ -82,7 +81,10 @@ RETIRED = {"cta_cycles": "revision 5: fixed at 0 (revisions 3 and 4 fitted it to
                          "cycles); a program's start is in row_cycles, see fgsim.model.cta_cost.CTA_CYCLES",
            "l2_reuse_frac": "revision 3: fixed at 1 (the whole L2), see fgsim.model.assemble.L2_REUSE_FRAC",
            "spill_bytes_per_clk": "revision 4: spills priced from the tile loop's local-memory instructions "
-                                  "(ldst_cycles) and bytes (L1 / L2 bandwidth of the GPU file)"}
+                                  "(ldst_cycles) and bytes (L1 / L2 bandwidth of the GPU file)",
+           "sfu_per_score": "revision 7: measured, not fitted: the tile loop's MUFU instructions are read off its "
+                            "SASS (loop_mufu) and priced at the SM's MUFU rate that calibrate's exp2 "
+                            "microbenchmark measures (mufu_exp_per_clk_per_sm)"}
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,6 @@ class ModelParams:
     (github.com/te42kyfo/gpu-benches)."""
 
     mma_eff: float = 0.85
-    sfu_per_score: float = 1.0
     fp32_per_score: float = 6.0
     mma_wait_cycles: float = 120.0
     serial_wgmma_cycles: float = 0.0
