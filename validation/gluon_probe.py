@@ -43,9 +43,22 @@ CHECK_CASES = ((2, 1999, 0, 0.1, "bf16", "bhnd"), (2, 1535, 512, 0.05, "bf16", "
                (2, 1535, 512, 0.05, "fp16", "bhnd"), (3, 4095, 0, 0.02, "fp16", "bhnd"),
                (2, 2047, 77, 0.2, "bf16", "bnhd"), (1, 1000, 0, 1.0, "bf16", "bhnd"))
 CHECK_PROGRAMS = 5  # programs of the persistent forms in the check (each walks many rows)
-#: accepted by --variants, not run by default: c / d without the consumers' proxy fence (not yet run on a GPU)
-EXTRA_VARIANTS = ("gluon_ws_nofence", "gluon_ws2_nofence")
-FORM.update(gluon_ws_nofence="ws", gluon_ws2_nofence="ws2")
+#: accepted by --variants, not run by default: c / d without the consumers' proxy fence, and form d's round-2
+#: knobs (helper G2, kernels/NOTES.md "Gluon round 2"; every one without the fence): ``_poly`` exp_poly 0.25,
+#: ``_pp`` ping-pong, ``_pipe`` / ``_pipe2`` FA3 intra-warpgroup overlap (P carried bf16 / fp32), ``_r224``
+#: registers (consumer, producer) = (224, 56), ``_all`` pipe + poly + pp, ``_all2`` pipe2 + r224 + poly + pp
+KNOBS: dict[str, dict[str, Any]] = {
+    "gluon_ws_nofence": dict(consumer_fence=False), "gluon_ws2_nofence": dict(consumer_fence=False),
+    "gluon_ws2_poly": dict(consumer_fence=False, exp_poly=0.25),
+    "gluon_ws2_pp": dict(consumer_fence=False, pingpong=True),
+    "gluon_ws2_pipe": dict(consumer_fence=False, pipeline=1),
+    "gluon_ws2_pipe2": dict(consumer_fence=False, pipeline=2),
+    "gluon_ws2_pipe2_r224": dict(consumer_fence=False, pipeline=2, regs=(224, 56)),
+    "gluon_ws2_all": dict(consumer_fence=False, pipeline=1, exp_poly=0.25, pingpong=True),
+    "gluon_ws2_all2": dict(consumer_fence=False, pipeline=2, exp_poly=0.25, pingpong=True, regs=(224, 56)),
+}
+EXTRA_VARIANTS = tuple(KNOBS)
+FORM.update({v: "ws" if v.startswith("gluon_ws_") else "ws2" for v in KNOBS})
 PERSISTENT = ("gluon_pers", "gluon_ws", "gluon_ws2") + EXTRA_VARIANTS
 
 
@@ -90,7 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------------------------------------------ offline
-def offline_compile() -> list[dict[str, Any]]:
+def offline_compile(only: list[str] | None = None) -> list[dict[str, Any]]:
     """Both forms, bf16 and fp16, compiled for sm_90 (no GPU): registers, stack, shared memory, HGMMA count and
     gsb0 (serialised wgmma), the innermost HGMMA loop's instructions / static stall cycles
     (``compile_report.loop_figures``), and the SASS address order of the Q TMA and the first gathers."""
@@ -105,9 +118,12 @@ def offline_compile() -> list[dict[str, Any]]:
     from triton.experimental.gluon._runtime import GluonASTSource
 
     rows = []
-    for form, fn in (("gluon_row", g._fg_gluon_row), ("gluon_pers", g._fg_gluon_persistent),
-                     ("gluon_ws", g._fg_gluon_ws), ("gluon_ws2", g._fg_gluon_ws2),
-                     ("gluon_ws_nofence", g._fg_gluon_ws), ("gluon_ws2_nofence", g._fg_gluon_ws2)):
+    forms = [("gluon_row", g._fg_gluon_row), ("gluon_pers", g._fg_gluon_persistent), ("gluon_ws", g._fg_gluon_ws),
+             ("gluon_ws2", g._fg_gluon_ws2)] + [(v, g._fg_gluon_ws if FORM[v] == "ws" else g._fg_gluon_ws2)
+                                                for v in EXTRA_VARIANTS]
+    for form, fn in forms:
+        if only and form not in only:
+            continue
         for dt in ("bf16", "fp16"):
             lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
                    "fp4_padded=False, cga_layout=[])")
@@ -118,8 +134,11 @@ def offline_compile() -> list[dict[str, Any]]:
                          num_warps=4 if ws2 else g.NUM_WARPS)
             if form.startswith("gluon_ws"):
                 const.update(PRODUCER_REGS=g.PRODUCER_REGS, **({"CONSUMER_REGS": g.CONSUMER_REGS} if ws2 else {}))
-                if form.endswith("_nofence"):
+                kn = dict(KNOBS.get(form, {}))
+                if kn.pop("consumer_fence", True) is False:
                     const["CONSUMER_FENCE"] = False
+                if kn:
+                    const.update(g.check_ws2_knobs("ws2", **kn))
             else:
                 const.update(ORDERED=True)
             ptr = {"K": f"*{dt}", "V": f"*{dt}", "Out": f"*{dt}", "Offsets": "*i64", "Indices": "*i32",
@@ -174,7 +193,7 @@ def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", programs: in
     if name == "entry":
         return fgattn.fg_attention(q, k, v, idx, block_m=M, gran_n=G, layout=layout, out=out)
     return fg_attention_gluon(q, k, v, idx, layout=layout, form=FORM[name], programs=programs, out=out,
-                              consumer_fence=not name.endswith("_nofence"))
+                              **KNOBS.get(name, {}))
 
 
 def check(variants: list[str], out: Path, tag: str, meta: dict[str, str]) -> set[str]:
@@ -346,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                               check_cases=len(CHECK_CASES), out=str(args.out), tag=args.tag)))
         return 0
     if args.offline_compile:
-        offline_compile()
+        offline_compile(args.variant_list if args.variants != ",".join(VARIANTS) else None)
         return 0
     import torch
 

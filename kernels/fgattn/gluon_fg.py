@@ -37,7 +37,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FORMS", "GluonPlan", "plan_gluon", "fg_attention_gluon", "gluon_available"]
+__all__ = ["FORMS", "GluonPlan", "plan_gluon", "fg_attention_gluon", "gluon_available", "check_ws2_knobs"]
 
 HEAD_DIM = 128
 BLOCK_M = 128
@@ -57,6 +57,8 @@ try:  # Gluon (Triton >= 3.5); the kernels are defined only where it imports (th
         warpgroup_mma,
         warpgroup_mma_wait,
     )
+
+    from .attention import _exp2_poly_ptx  # the tl entry's exp_poly PTX (same constants)
 
     _GLUON_ERR: str | None = None
 except Exception as e:  # noqa: BLE001
@@ -581,13 +583,278 @@ if _GLUON_ERR is None:
             pos = pos_n
             phase ^= 1
 
+    # ---- form (d) knobs (helper G2, kernels/NOTES.md "Gluon round 2"): a second consumer body, used only when a
+    # knob is on, so the default form's SASS is unchanged.  FlashAttention-3's two schedules (Shah et al.,
+    # "FlashAttention-3: Fast and Accurate Attention with Asynchrony and Low-precision", arXiv 2407.08608, sec. 3.1-3.2)
+    # in this kernel's terms:
+    # * PIPE (intra-warpgroup overlap): tile j's QK wgmma and tile j-1's PV wgmma are issued together, the QK waited
+    #   with one group still outstanding (the PV), tile j's softmax runs while the PV is on the tensor cores, then the
+    #   PV is waited and O rescaled by tile j's alpha; a stage is released one tile later (after its PV).
+    # * PINGPONG (inter-warpgroup): the two consumer warpgroups take turns issuing their wgmmas (named barriers
+    #   _PP_BAR + half, 256 threads: wait for my turn, issue, hand the turn to the other), so one's softmax overlaps
+    #   the other's GEMMs.  Barrier ids 0-3 are Triton's (CTA / partitions); 10 and 11 are free.
+    # * EXP_POLY 4: one of every 4 consecutive P elements by fgattn.attention's FMA polynomial (the same PTX).
+    _PP_BAR: gl.constexpr = gl.constexpr(10)
+    _EXP2_PTX4: gl.constexpr = gl.constexpr(_exp2_poly_ptx(4))
+    _PP_SYNC: gl.constexpr = gl.constexpr("bar.sync $1, 256; mov.u32 $0, 0;")
+    _PP_ARRIVE: gl.constexpr = gl.constexpr("bar.arrive $1, 256; mov.u32 $0, 0;")
+
+    @gluon.jit
+    def _pp_sync(bar_id):
+        """Named-barrier wait (256 threads: this warpgroup's 128 + the other's 128 arrivals); once per thread."""
+        return gl.inline_asm_elementwise(_PP_SYNC, "=r,r", [bar_id], dtype=gl.int32, is_pure=False, pack=1)
+
+    @gluon.jit
+    def _pp_arrive(bar_id):
+        """Named-barrier arrival without waiting (hands the wgmma turn to the other warpgroup)."""
+        return gl.inline_asm_elementwise(_PP_ARRIVE, "=r,r", [bar_id], dtype=gl.int32, is_pure=False, pack=1)
+
+    @gluon.jit
+    def _exp2_sel(x, EXP_POLY: gl.constexpr):
+        """2^x: MUFU.EX2, or (EXP_POLY 4) one element of every 4 consecutive register elements by the polynomial."""
+        if EXP_POLY == 4:
+            y = gl.inline_asm_elementwise(_EXP2_PTX4, "=f,=f,=f,=f,f,f,f,f", [x], dtype=gl.float32, is_pure=True,
+                                          pack=4)
+        else:
+            gl.static_assert(EXP_POLY == 0)
+            y = gl.exp2(x)
+        return y
+
+    @gluon.jit
+    def _softmax_p(s, m_i, l_i, qk_scale, n_valid, MASKED: gl.constexpr, S_LAYOUT: gl.constexpr,
+                   P_LAYOUT: gl.constexpr, BLOCK_N: gl.constexpr, EXP_POLY: gl.constexpr, dtype: gl.constexpr):
+        """Online softmax of one score tile without the PV step: P (fp32, in the score layout: converted to the PV
+        operand by :func:`_p_op` only once the previous PV has finished, so that only one bf16 P is ever live, as
+        FlashAttention-3 orders it), alpha, the new running max and sum."""
+        if MASKED:
+            cols = gl.arange(0, BLOCK_N, gl.SliceLayout(0, S_LAYOUT))
+            s = gl.where((cols < n_valid)[None, :], s, float("-inf"))
+        m_new = gl.maximum(m_i, gl.max(s, 1) * qk_scale)
+        p = _exp2_sel(s * qk_scale - m_new[:, None], EXP_POLY)
+        alpha = gl.exp2(m_i - m_new)
+        l_i = l_i * alpha + gl.sum(p, 1)
+        return p, alpha, m_new, l_i
+
+    @gluon.jit
+    def _p_op(p, P_LAYOUT: gl.constexpr, dtype: gl.constexpr):
+        """P as the PV wgmma's register A operand."""
+        return gl.convert_layout(p.to(dtype), P_LAYOUT)
+
+    @gluon.jit
+    def _carry_p(p, PIPE: gl.constexpr, P_LAYOUT: gl.constexpr, dtype: gl.constexpr):
+        """P as carried to the next tile: PIPE 1 the bf16 PV operand (converted right after the previous PV's
+        wait), PIPE 2 fp32 (converted at the top of the next tile, before its QK; see :func:`_ws2x_consumer`)."""
+        if PIPE == 1:
+            r = _p_op(p, P_LAYOUT, dtype)
+        else:
+            gl.static_assert(PIPE == 2)
+            r = p
+        return r
+
+    @gluon.jit
+    def _use_p(pc, PIPE: gl.constexpr, P_LAYOUT: gl.constexpr, dtype: gl.constexpr):
+        """The PV operand from the carried P (:func:`_carry_p`)."""
+        if PIPE == 2:
+            r = _p_op(pc, P_LAYOUT, dtype)
+        else:
+            r = pc
+        return r
+
+    @gluon.jit
+    def _q_next(q_desc, my_bar, my_q, row_n, half, QB, H, pred):
+        """This warpgroup's Q half of its next row by TMA (after its last QK of this row has read Q)."""
+        gl.thread_barrier()
+        bh_n = row_n // QB
+        mbarrier.expect(my_bar, q_desc.block_type.nbytes, pred=pred)
+        tma.async_copy_global_to_shared(q_desc, [bh_n // H, bh_n % H, (row_n % QB) * _WS_BM + half * _WS2_HALF_M, 0],
+                                        my_bar, my_q, pred=pred)
+
+    @gluon.jit
+    def _sync_tile(q_s, k_smem, v_smem, full, empty, st, it, acc, m_i, l_i, zero_s, qk_scale, n_valid, q_desc, my_bar,
+                   my_q, row_n, half, QB, H, has_next, my_turn, other_turn, LAST: gl.constexpr, FENCE: gl.constexpr,
+                   EXP_POLY: gl.constexpr, PINGPONG: gl.constexpr, S_LAYOUT: gl.constexpr, P_LAYOUT: gl.constexpr,
+                   dtype: gl.constexpr):
+        """One tile of form d's synchronous order (wait stage, QK, softmax, PV, release), with the PINGPONG turns
+        around each wgmma and EXP_POLY; ``LAST``: the row's masked tile, after whose QK the next Q half is loaded."""
+        mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
+        if FENCE:
+            fence_async_shared()
+        if PINGPONG:
+            _pp_sync(my_turn)
+        s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+        if PINGPONG:
+            _pp_arrive(other_turn)
+        s = warpgroup_mma_wait(0, deps=(s, ))
+        if LAST:
+            _q_next(q_desc, my_bar, my_q, row_n, half, QB, H, has_next)
+        p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, n_valid, LAST, S_LAYOUT, P_LAYOUT, _WS_BN, EXP_POLY,
+                                        dtype)
+        p = _p_op(p, P_LAYOUT, dtype)
+        acc = acc * alpha[:, None]
+        if PINGPONG:
+            _pp_sync(my_turn)
+        acc = warpgroup_mma(p, v_smem.index(st), acc, is_async=True)
+        if PINGPONG:
+            _pp_arrive(other_turn)
+        acc, p = warpgroup_mma_wait(0, deps=(acc, p))
+        gl.thread_barrier()  # this warpgroup is done with the stage
+        mbarrier.arrive(empty.index(st), count=1)
+        return acc, m_i, l_i
+
+    @gluon.jit
+    def _ws2x_consumer(half, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
+                       stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, FENCE: gl.constexpr,
+                       PIPE: gl.constexpr, EXP_POLY: gl.constexpr, PINGPONG: gl.constexpr):
+        """Form (d)'s consumer with the round-2 knobs (PIPE, PINGPONG, EXP_POLY; FENCE as form d).  Same rows,
+        stages, barriers and outputs as :func:`_ws2_consumer`."""
+        S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_WS2_WG_WARPS, 1],
+                                                           instr_shape=[16, _WS_BN, 16])
+        P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=S_LAYOUT, k_width=2)
+        dtype: gl.constexpr = k_smem.dtype
+        my_q = q_smem.index(half)
+        my_bar = q_bar.index(half)
+        q_s = my_q.reshape([_WS2_HALF_M, _WS_D])
+        my_turn = _PP_BAR + half
+        other_turn = _PP_BAR + 1 - half
+        pid = gl.program_id(0)
+        G = gl.num_programs(0)
+        pos = pid
+        row = gl.load(Order + pos)
+        bh = row // QB
+        mbarrier.expect(my_bar, q_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _WS_BM + half * _WS2_HALF_M, 0],
+                                        my_bar, my_q)
+        if PINGPONG:  # warpgroup 0 takes the first turn: warpgroup 1 pre-arrives on its barrier
+            if half == 1:
+                _pp_arrive(other_turn)
+        lo = gl.load(Offsets + row).to(gl.int32)
+        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        it = 0
+        phase = 0
+        while pos < N_ROWS:
+            cnt = hi - lo
+            n_t = gl.maximum(gl.cdiv(cnt, _WS_BN), 1)
+            pos_n = pos + G
+            row_n = _row_at(Order, pos_n, N_ROWS, True)
+            has_next = pos_n < N_ROWS
+            bh = row // QB
+            m_i = gl.full([_WS2_HALF_M], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            l_i = gl.zeros([_WS2_HALF_M], gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            acc = gl.zeros([_WS2_HALF_M, _WS_D], gl.float32, S_LAYOUT)
+            zero_s = gl.zeros([_WS2_HALF_M, _WS_BN], gl.float32, S_LAYOUT)
+            mbarrier.wait(my_bar, phase)
+            if PIPE:
+                # tile 0: QK alone; its softmax masked (columns >= min(cnt, BN) are not kept keys).  PIPE 1: P is
+                # carried between tiles as the bf16 PV operand (converted after the previous PV's wait, as FA3);
+                # PIPE 2: carried in fp32 (the score registers) and converted at the top of the next tile before its
+                # QK, so the bf16 P is not live across the back edge while its PV is in flight (offline, Triton 3.6
+                # sm_90, PIPE 1 at 216 registers: ptxas reuses P's registers and hoists the PV wait above the softmax)
+                st = it % _WS_STAGES
+                mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
+                if FENCE:
+                    fence_async_shared()
+                if PINGPONG:
+                    _pp_sync(my_turn)
+                s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                if PINGPONG:
+                    _pp_arrive(other_turn)
+                s = warpgroup_mma_wait(0, deps=(s, ))
+                _q_next(q_desc, my_bar, my_q, row_n, half, QB, H, has_next & (n_t == 1))
+                p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, gl.minimum(cnt, _WS_BN), True, S_LAYOUT,
+                                                P_LAYOUT, _WS_BN, EXP_POLY, dtype)
+                pc = _carry_p(p, PIPE, P_LAYOUT, dtype)
+                prev = st
+                it += 1
+                for _t in range(1, n_t - 1):  # full tiles: QK(t) and PV(t-1) in flight together
+                    st = it % _WS_STAGES
+                    mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
+                    if FENCE:
+                        fence_async_shared()
+                    p_op = _use_p(pc, PIPE, P_LAYOUT, dtype)
+                    if PINGPONG:
+                        _pp_sync(my_turn)
+                    s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                    acc = acc * alpha[:, None]  # the previous tile's alpha, while this QK runs
+                    acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+                    if PINGPONG:
+                        _pp_arrive(other_turn)
+                    s = warpgroup_mma_wait(1, deps=(s, ))
+                    p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, _WS_BN, False, S_LAYOUT, P_LAYOUT,
+                                                    _WS_BN, EXP_POLY, dtype)
+                    # the softmax's results are the wait's deps (kept before it in program order)
+                    acc, p_op, p, alpha, m_i, l_i = warpgroup_mma_wait(0, deps=(acc, p_op, p, alpha, m_i, l_i))
+                    pc = _carry_p(p, PIPE, P_LAYOUT, dtype)
+                    gl.thread_barrier()  # this warpgroup is done with the previous tile's stage
+                    mbarrier.arrive(empty.index(prev), count=1)
+                    prev = st
+                    it += 1
+                if n_t > 1:  # the row's last (masked) tile
+                    st = it % _WS_STAGES
+                    mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
+                    if FENCE:
+                        fence_async_shared()
+                    p_op = _use_p(pc, PIPE, P_LAYOUT, dtype)
+                    if PINGPONG:
+                        _pp_sync(my_turn)
+                    s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                    acc = acc * alpha[:, None]
+                    acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+                    if PINGPONG:
+                        _pp_arrive(other_turn)
+                    s = warpgroup_mma_wait(1, deps=(s, ))
+                    _q_next(q_desc, my_bar, my_q, row_n, half, QB, H, has_next)
+                    p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, cnt - (n_t - 1) * _WS_BN, True,
+                                                    S_LAYOUT, P_LAYOUT, _WS_BN, EXP_POLY, dtype)
+                    acc, p_op, p, alpha, m_i, l_i = warpgroup_mma_wait(0, deps=(acc, p_op, p, alpha, m_i, l_i))
+                    pc = _carry_p(p, PIPE, P_LAYOUT, dtype)
+                    gl.thread_barrier()
+                    mbarrier.arrive(empty.index(prev), count=1)
+                    prev = st
+                    it += 1
+                # the last tile's PV
+                p_op = _use_p(pc, PIPE, P_LAYOUT, dtype)
+                acc = acc * alpha[:, None]
+                if PINGPONG:
+                    _pp_sync(my_turn)
+                acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+                if PINGPONG:
+                    _pp_arrive(other_turn)
+                acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+                gl.thread_barrier()
+                mbarrier.arrive(empty.index(prev), count=1)
+            else:  # form d's synchronous order (QK, softmax, PV per tile), with PINGPONG / EXP_POLY
+                for _t in range(0, n_t - 1):
+                    st = it % _WS_STAGES
+                    acc, m_i, l_i = _sync_tile(q_s, k_smem, v_smem, full, empty, st, it, acc, m_i, l_i, zero_s,
+                                               qk_scale, _WS_BN, q_desc, my_bar, my_q, row_n, half, QB, H, has_next,
+                                               my_turn, other_turn, False, FENCE, EXP_POLY, PINGPONG, S_LAYOUT,
+                                               P_LAYOUT, dtype)
+                    it += 1
+                st = it % _WS_STAGES
+                acc, m_i, l_i = _sync_tile(q_s, k_smem, v_smem, full, empty, st, it, acc, m_i, l_i, zero_s, qk_scale,
+                                           cnt - (n_t - 1) * _WS_BN, q_desc, my_bar, my_q, row_n, half, QB, H,
+                                           has_next, my_turn, other_turn, True, FENCE, EXP_POLY, PINGPONG, S_LAYOUT,
+                                           P_LAYOUT, dtype)
+                it += 1
+            _store_out(Out, acc, l_i, cnt == 0, bh // H, bh % H, (row % QB) * 2 + half, stride_ob, stride_oh,
+                       stride_on, N_Q, S_LAYOUT, _WS2_HALF_M, _WS_D)
+            lo = gl.load(Offsets + row_n).to(gl.int32)
+            hi = gl.load(Offsets + row_n + 1).to(gl.int32)
+            row = row_n
+            pos = pos_n
+            phase ^= 1
+        if PINGPONG:  # warpgroup 0 consumes warpgroup 1's last hand-over (no arrival left pending at exit)
+            if half == 0:
+                _pp_sync(my_turn)
+
     @gluon.jit
     def _fg_gluon_ws2(q_desc, K, V, Out, Offsets, Indices, Order, qk_scale,
                       stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
                       stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS,
                       HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
                       PRODUCER_REGS: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr,
-                      CONSUMER_FENCE: gl.constexpr = True):
+                      CONSUMER_FENCE: gl.constexpr = True, PIPE: gl.constexpr = False, EXP_POLY: gl.constexpr = 0,
+                      PINGPONG: gl.constexpr = False):
         """Form (d): form (c) with one partition per consumer warpgroup (the default partition is consumer half 0,
         ``num_warps`` 4; a worker is half 1; a worker is the producer).  ``q_desc`` has [1, 1, 64, D] boxes."""
         gl.static_assert(HEAD_DIM == _WS_D and BLOCK_M == _WS_BM and BLOCK_N == _WS_BN and STAGES == _WS_STAGES)
@@ -605,14 +872,26 @@ if _GLUON_ERR is None:
         for i in gl.static_range(STAGES):
             mbarrier.init(full.index(i), count=_WS_PRODUCER_WARPS * 32)
             mbarrier.init(empty.index(i), count=2)
-        gl.warp_specialize([
-            (_ws2_consumer, (0, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
-                             stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE)),
-            (_ws2_consumer, (1, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
-                             stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE)),
-            (_ws_producer, (K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
-                            stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS)),
-        ], [_WS2_WG_WARPS, _WS_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
+        if PIPE or PINGPONG or EXP_POLY != 0:  # the round-2 consumer (kernels/NOTES.md, "Gluon round 2")
+            gl.warp_specialize([
+                (_ws2x_consumer, (0, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty,
+                                  qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE, PIPE,
+                                  EXP_POLY, PINGPONG)),
+                (_ws2x_consumer, (1, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty,
+                                  qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE, PIPE,
+                                  EXP_POLY, PINGPONG)),
+                (_ws_producer, (K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
+                                stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS)),
+            ], [_WS2_WG_WARPS, _WS_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
+        else:
+            gl.warp_specialize([
+                (_ws2_consumer, (0, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty,
+                                 qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE)),
+                (_ws2_consumer, (1, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty,
+                                 qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE)),
+                (_ws_producer, (K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
+                                stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS)),
+            ], [_WS2_WG_WARPS, _WS_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
         for i in gl.static_range(2):
             mbarrier.invalidate(q_bar.index(i))
         for i in gl.static_range(STAGES):
@@ -716,20 +995,53 @@ def plan_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLOCK_M, gr
                      dtype="bf16" if q.dtype == torch.bfloat16 else "fp16", layout=layout)
 
 
+#: ``exp_poly`` fraction -> the kernel's EXP_POLY (one element of every EXP_POLY by the polynomial; 0 none)
+EXP_POLY = {0: 0, 0.25: 4}
+PIPELINES = (0, 1, 2)
+
+
+def check_ws2_knobs(form: str, *, pipeline: int = 0, exp_poly: float = 0, pingpong: bool = False,
+                    regs: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Validate form d's round-2 knobs (one ValueError line naming the argument; runs on any machine) and return
+    the kernel's constexprs (PIPE, EXP_POLY, PINGPONG, CONSUMER_REGS, PRODUCER_REGS)."""
+    on = pipeline != 0 or exp_poly != 0 or pingpong is not False or regs is not None
+    if on and form != "ws2":
+        _fail(f"pipeline / exp_poly / pingpong / regs are knobs of form 'ws2' only, not form={form!r}")
+    if isinstance(pipeline, bool) or pipeline not in PIPELINES:
+        _fail(f"pipeline={pipeline!r} must be one of {PIPELINES}")
+    if isinstance(exp_poly, bool) or not isinstance(exp_poly, (int, float)) or exp_poly not in EXP_POLY:
+        _fail(f"exp_poly={exp_poly!r} must be one of {tuple(EXP_POLY)}")
+    if not isinstance(pingpong, bool):
+        _fail(f"pingpong={pingpong!r} must be a bool")
+    cr, pr = (CONSUMER_REGS, PRODUCER_REGS) if regs is None else (regs if isinstance(regs, tuple) else (None, None))
+    if (regs is not None and (len(regs) != 2 or not all(isinstance(r, int) and not isinstance(r, bool) for r in regs)
+                              or cr % 8 or pr % 8 or not 24 <= pr <= cr <= 240 or cr + pr > 280)):
+        _fail(f"regs={regs!r} must be (consumer, producer) multiples of 8 with 24 <= producer <= consumer <= 240 and "
+              "consumer + producer <= 280 (the default partition gets 504 - consumer - producer)")
+    return dict(PIPE=pipeline, EXP_POLY=EXP_POLY[exp_poly], PINGPONG=pingpong, CONSUMER_REGS=cr, PRODUCER_REGS=pr)
+
+
 def _strides(t: Any, layout: str) -> tuple[int, int, int]:
     return (t.stride(0), t.stride(1), t.stride(2)) if layout == "bhnd" else (t.stride(0), t.stride(2), t.stride(1))
 
 
 def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLOCK_M, gran_n: int = GRAN_N,
                        layout: str = "bhnd", sm_scale: float | None = None, form: str = "one_row",
-                       programs: int | None = None, out: Any = None, consumer_fence: bool = True) -> Any:
+                       programs: int | None = None, out: Any = None, consumer_fence: bool = True,
+                       pipeline: int = 0, exp_poly: float = 0, pingpong: bool = False,
+                       regs: tuple[int, int] | None = None) -> Any:
     """The Gluon prototype of :func:`fgattn.fg_attention` (D 128, M 128, gran_n 1; sm_90 GPUs): same output
     (q's layout and dtype; zeros for a query block with no kept key).  ``form``: ``one_row`` (a, one program per
     row), ``persistent`` (b, one program per SM with cross-row pipelining), ``ws`` (c, persistent with a
     producer warpgroup for the index loads and gathers) or ``ws2`` (d, as c with each consumer warpgroup in its
     own partition); b-d run ``programs`` programs if given (checks use few, so that each walks many rows).
     ``consumer_fence`` (c, d; research knob, default the measured form): the consumers' proxy fence after each
-    stage's ``full`` wait (False: none, as Triton's own cp.async → wgmma pipelines; not yet run on a GPU)."""
+    stage's ``full`` wait (False: none, as Triton's own cp.async → wgmma pipelines).
+    Round-2 knobs of form d only (research, kernels/NOTES.md "Gluon round 2"; see :func:`check_ws2_knobs`):
+    ``pipeline`` 1 / 2 (FlashAttention-3's intra-warpgroup overlap: QK(t) and PV(t-1) in flight together, P carried
+    as bf16 / fp32), ``exp_poly`` 0.25 (a quarter of P's exp2 by the tl entry's FMA polynomial), ``pingpong``
+    (the two consumer warpgroups take turns issuing wgmmas through named barriers), ``regs`` = (consumer,
+    producer) registers per thread (default (216, 64); the sum with the default partition's share is 504)."""
     import torch
 
     if _GLUON_ERR is not None:
@@ -741,6 +1053,7 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
         _fail(f"needs an sm_90 GPU (Hopper: wgmma, TMA), this one is sm_{cap[0]}{cap[1]}")
     sms = torch.cuda.get_device_properties(q.device).multi_processor_count if programs is None else programs
     p = plan_gluon(q, k, v, index, block_m=block_m, gran_n=gran_n, layout=layout, form=form, sms=sms)
+    knobs = check_ws2_knobs(form, pipeline=pipeline, exp_poly=exp_poly, pingpong=pingpong, regs=regs)
     if out is None:
         out = torch.empty_like(q)
     elif out.shape != q.shape or out.dtype != q.dtype or out.stride(-1) != 1:
@@ -762,8 +1075,7 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
     if not isinstance(consumer_fence, bool):
         _fail(f"consumer_fence={consumer_fence!r} must be a bool")
     if form == "ws2":
-        _fg_gluon_ws2[(p.grid,)](*args, p.n_rows, PRODUCER_REGS=PRODUCER_REGS, CONSUMER_REGS=CONSUMER_REGS,
-                                 CONSUMER_FENCE=consumer_fence, **{**meta, "num_warps": 4})
+        _fg_gluon_ws2[(p.grid,)](*args, p.n_rows, CONSUMER_FENCE=consumer_fence, **knobs, **{**meta, "num_warps": 4})
     elif form == "ws":
         _fg_gluon_ws[(p.grid,)](*args, p.n_rows, PRODUCER_REGS=PRODUCER_REGS, CONSUMER_FENCE=consumer_fence, **meta)
     elif form == "persistent":
