@@ -134,3 +134,98 @@ def test_probe_dry_run_plan(capsys):
     out = capsys.readouterr().out
     assert '"shapes": [[40, 32760, 0], [12, 32760, 512]]' in out and '"tag": "-g1"' in out
     assert '"variants": ["entry", "gluon_row", "gluon_pers", "gluon_ws", "gluon_ws2"]' in out
+
+
+# ---- round 2 (helper G2): form d's knobs and the probe's analysis -------------------------------------------
+def test_ws2_knobs_defaults_and_values():
+    assert gluon_fg.check_ws2_knobs("ws2") == dict(PIPE=0, EXP_POLY=0, PINGPONG=False,
+                                                   CONSUMER_REGS=gluon_fg.CONSUMER_REGS,
+                                                   PRODUCER_REGS=gluon_fg.PRODUCER_REGS)
+    k = gluon_fg.check_ws2_knobs("ws2", pipeline=2, exp_poly=0.25, pingpong=True, regs=(224, 56))
+    assert k == dict(PIPE=2, EXP_POLY=4, PINGPONG=True, CONSUMER_REGS=224, PRODUCER_REGS=56)
+    assert gluon_fg.check_ws2_knobs("one_row") == gluon_fg.check_ws2_knobs("ws2")  # all off: any form
+
+
+@pytest.mark.parametrize("form, kw, needle", [
+    ("ws", dict(pipeline=1), "knobs of form 'ws2' only, not form='ws'"),
+    ("one_row", dict(pingpong=True), "knobs of form 'ws2' only, not form='one_row'"),
+    ("ws2", dict(pipeline=3), "pipeline=3 must be one of (0, 1, 2)"),
+    ("ws2", dict(pipeline=True), "pipeline=True must be one of (0, 1, 2)"),
+    ("ws2", dict(exp_poly=0.5), "exp_poly=0.5 must be one of (0, 0.25)"),
+    ("ws2", dict(exp_poly=True), "exp_poly=True must be one of (0, 0.25)"),
+    ("ws2", dict(pingpong=1), "pingpong=1 must be a bool"),
+    ("ws2", dict(regs=(220, 64)), "regs=(220, 64) must be (consumer, producer) multiples of 8"),
+    ("ws2", dict(regs=(232, 56)), "regs=(232, 56) must be"),
+    ("ws2", dict(regs=(64, 128)), "regs=(64, 128) must be"),
+    ("ws2", dict(regs=(224,)), "regs=(224,) must be"),
+    ("ws2", dict(regs=[224, 56]), "regs=[224, 56] must be"),
+])
+def test_ws2_knobs_bad_values_one_line(form, kw, needle):
+    with pytest.raises(ValueError) as e:
+        gluon_fg.check_ws2_knobs(form, **kw)
+    msg = str(e.value)
+    assert msg.startswith("fgattn.gluon_fg: ") and needle in msg and "\n" not in msg, msg
+
+
+def test_probe_knob_variants_are_valid_ws2_knobs():
+    for name, kn in gluon_probe.KNOBS.items():
+        kn = dict(kn)
+        assert kn.pop("consumer_fence") is False, name  # every round-2 variant runs without the fence
+        gluon_fg.check_ws2_knobs(gluon_probe.FORM[name], **kn)
+        assert name in gluon_probe.PERSISTENT
+
+
+def _write_cells(path, d_row: float, d_tile: float, seed: int) -> None:
+    """A probe-like CSV whose variant 'v' differs from the entry by exactly d_row us per row and d_tile us per
+    executed tile (per SM), with a cuDNN ratio column; the entry times are random (seeded)."""
+    import csv
+
+    rng = random.Random(seed)
+    print("seed", seed)
+    cols = ["shape", "density_target", "variant", "ms", "rel_entry", "rel_entry_min", "rel_entry_max",
+            "ratio_vs_cudnn", "rows_per_sm", "exec_tiles_per_row"]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        for i, tpr in enumerate((4.0, 13.0, 26.0, 60.0, 128.0, 290.0)):
+            rps = rng.uniform(20, 80)
+            t_us = rps * (rng.uniform(6, 9) + tpr * rng.uniform(2.0, 2.3))
+            dt_us = d_row * rps + d_tile * rps * tpr
+            rel = 1 + dt_us / t_us
+            base = dict(shape=f"S{i}", density_target="0.1", rows_per_sm=rps, exec_tiles_per_row=tpr)
+            w.writerow(dict(base, variant="cudnn", ms=1.0, rel_entry="", rel_entry_min="", rel_entry_max="",
+                            ratio_vs_cudnn=1.0))
+            w.writerow(dict(base, variant="entry", ms=t_us / 1e3, rel_entry=1.0, rel_entry_min=1.0, rel_entry_max=1.0,
+                            ratio_vs_cudnn=0.8))
+            w.writerow(dict(base, variant="v", ms=(t_us + dt_us) / 1e3, rel_entry=rel, rel_entry_min=rel,
+                            rel_entry_max=rel, ratio_vs_cudnn=0.8 / rel))
+
+
+def test_probe_analyze_fit_and_dispatch(tmp_path, capsys):
+    path = tmp_path / "probe.csv"
+    _write_cells(path, -3.0, 0.1, seed=random.randrange(2**31))
+    cells = gluon_probe.load_cells([path])
+    d_row, d_tile, n = gluon_probe.paired_fit(cells, "v")
+    assert n == 6 and abs(d_row + 3.0) < 1e-6 and abs(d_tile - 0.1) < 1e-6
+    picks = {s: (pick, x) for s, _, _, pick, x, _ in gluon_probe.dispatch(cells, "v", 30.0)}  # break-even 30 tiles
+    assert [picks[f"S{i}"][0] for i in range(6)] == ["v", "v", "v", "entry", "entry", "entry"]
+    assert picks["S0"][1] > 0.8 and picks["S5"][1] == 0.8
+    assert gluon_probe.main(["--analyze", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| v | 6 | -3.00 | +0.1000 | 30 |" in out and "dispatch v when tiles/row < 30" in out
+
+
+def test_probe_analyze_bad_inputs(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        gluon_probe.main(["--analyze", str(tmp_path / "none.csv")])
+    assert e.value.code == 2 and "--analyze:" in capsys.readouterr().err.strip().splitlines()[-1]
+    good = tmp_path / "p.csv"
+    _write_cells(good, -1.0, 0.0, seed=3)
+    with pytest.raises(SystemExit) as e:
+        gluon_probe.main(["--analyze", str(good), "--threshold", "0"])
+    assert e.value.code == 2 and "--threshold: 0.0 must be > 0" in capsys.readouterr().err
+    bad = tmp_path / "noentry.csv"
+    bad.write_text("".join(ln for ln in good.read_text().splitlines(True) if ",entry," not in ln))
+    assert gluon_probe.main(["--analyze", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gluon_probe: --analyze: cells without an entry row")

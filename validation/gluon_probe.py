@@ -81,7 +81,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--dry-run", action="store_true", help="validate the arguments, print the plan, no GPU")
     ap.add_argument("--offline-compile", action="store_true",
                     help="compile both forms for sm_90 without a GPU (Triton 3.6 on the path) and print SASS figures")
+    ap.add_argument("--analyze", type=Path, nargs="+", default=None, metavar="CSV",
+                    help="no GPU: per-cell table, paired fit and dispatch rule from probe timing CSVs")
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="--analyze: dispatch threshold (tiles per row) instead of each variant's break-even")
     a = ap.parse_args(argv)
+    if a.analyze is not None:
+        for f in a.analyze:
+            if not f.is_file():
+                ap.error(f"--analyze: {f} is not a file")
+        if a.threshold is not None and not a.threshold > 0:
+            ap.error(f"--threshold: {a.threshold} must be > 0")
     from entry_regress import parse_shapes
 
     try:
@@ -97,7 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(f"--variants: unknown {bad} (known: {list(VARIANTS + EXTRA_VARIANTS)})")
     if a.rounds < 3:
         ap.error(f"--rounds: {a.rounds} < 3 (paired medians need at least 3)")
-    if not (a.dry_run or a.offline_compile) and a.out is None:
+    if not (a.dry_run or a.offline_compile or a.analyze) and a.out is None:
         ap.error("--out is required for a GPU run")
     return a
 
@@ -182,6 +192,89 @@ def offline_compile(only: list[str] | None = None) -> list[dict[str, Any]]:
                              triton=triton.__version__))
             print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+# ------------------------------------------------------------------------------------------------ analysis
+def load_cells(paths: list[Path]) -> dict[tuple[str, str], dict[str, dict[str, str]]]:
+    """Timing rows of probe CSVs by cell (shape, density target) and variant (cuDNN rows dropped); a cell must
+    have the ``entry`` row (the paired reference)."""
+    cells: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+    for path in paths:
+        with open(path, newline="", encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                if r.get("variant") in (None, "", "cudnn"):
+                    continue
+                cells.setdefault((r["shape"], r["density_target"]), {})[r["variant"]] = r
+    bad = [c for c, v in cells.items() if "entry" not in v]
+    if bad or not cells:
+        raise ValueError(f"--analyze: cells without an entry row: {bad}" if bad else "--analyze: no timing rows")
+    return cells
+
+
+def paired_fit(cells: dict[tuple[str, str], dict[str, dict[str, str]]], variant: str) -> tuple[float, float, int]:
+    """Least squares of the paired difference t_v - t_entry = (rel_entry - 1) * t_entry over the cells (each cell
+    weighted by 1 / t_entry, i.e. relative residuals) = dc_row * rows/SM + dc_tile * executed tiles/SM: returns
+    (dc_row us, dc_tile us, cells).  Pairing per round removes most of the call's clock drift from the difference."""
+    import numpy as np
+
+    a, y = [], []
+    for c in cells.values():
+        if variant not in c or not c[variant].get("rel_entry"):
+            continue
+        e = c["entry"]
+        t = float(e["ms"]) * 1e3
+        rps = float(e["rows_per_sm"])
+        tps = rps * float(e["exec_tiles_per_row"])
+        a.append([rps / t, tps / t])
+        y.append(float(c[variant]["rel_entry"]) - 1.0)
+    if len(a) < 2:
+        raise ValueError(f"--analyze: {variant} has {len(a)} cell(s); the fit needs 2")
+    (dr, dt), *_ = np.linalg.lstsq(np.array(a), np.array(y), rcond=None)
+    return float(dr), float(dt), len(a)
+
+
+def dispatch(cells: dict[tuple[str, str], dict[str, dict[str, str]]], variant: str,
+             threshold: float) -> list[tuple[str, str, float, str, float, float]]:
+    """The rule "``variant`` when the index's executed tiles per row < ``threshold``, the tl entry otherwise" per
+    cell: (shape, density, tiles per row, choice, d * t_cuDNN / t of the choice, of the entry)."""
+    out = []
+    for (shape, d), c in cells.items():
+        if variant not in c:
+            continue
+        tpr = float(c["entry"]["exec_tiles_per_row"])
+        pick = variant if tpr < threshold else "entry"
+        out.append((shape, d, tpr, pick, float(c[pick]["ratio_vs_cudnn"]), float(c["entry"]["ratio_vs_cudnn"])))
+    return out
+
+
+def analyze(paths: list[Path], threshold: float | None = None) -> int:
+    """Print the per-cell paired ratios, each variant's paired fit vs the entry and the dispatch rule."""
+    cells = load_cells(paths)
+    variants = [v for v in dict.fromkeys(v for c in cells.values() for v in c) if v != "entry"]
+    print("| cell | tiles/row | t_entry ms | ×cuDNN entry | " + " | ".join(variants) + " |")
+    print("|---" * (4 + len(variants)) + "|")
+    for (shape, d), c in cells.items():
+        e = c["entry"]
+        rel = [f"{float(c[v]['rel_entry']):.3f} ({float(c[v]['rel_entry_min']):.2f}–{float(c[v]['rel_entry_max']):.2f})"
+               if v in c else "—" for v in variants]
+        print(f"| {shape} d {d} | {float(e['exec_tiles_per_row']):.1f} | {float(e['ms']):.3f} | "
+              f"{float(e['ratio_vs_cudnn']):.3f} | " + " | ".join(rel) + " |")
+    print("\n| variant | cells | Δc_row µs | Δc_tile µs | break-even tiles/row |")
+    print("|---|---|---|---|---|")
+    fits = {}
+    for v in variants:
+        dr, dt, n = paired_fit(cells, v)
+        fits[v] = (dr, dt)
+        be = -dr / dt if dt > 0 and dr < 0 else (float("inf") if dr < 0 else 0.0)
+        print(f"| {v} | {n} | {dr:+.2f} | {dt:+.4f} | {be:.0f} |")
+    for v in variants:
+        dr, dt = fits[v]
+        thr = threshold if threshold is not None else (-dr / dt if dt > 0 and dr < 0 else
+                                                       (float("inf") if dr < 0 else 0.0))
+        res = dispatch(cells, v, thr)
+        print(f"\ndispatch {v} when tiles/row < {thr:.0f}: " + "; ".join(
+            f"{s} d {d} ({t:.0f}): {pick} {x:.3f} (entry {xe:.3f})" for s, d, t, pick, x, xe in res))
+    return 0
 
 
 # ------------------------------------------------------------------------------------------------ GPU side
@@ -364,6 +457,12 @@ def main(argv: list[str] | None = None) -> int:
                               rounds=args.rounds, check=not args.no_check, time=not args.no_time,
                               check_cases=len(CHECK_CASES), out=str(args.out), tag=args.tag)))
         return 0
+    if args.analyze is not None:
+        try:
+            return analyze(args.analyze, args.threshold)
+        except (ValueError, KeyError) as e:
+            print(f"gluon_probe: {e}", file=sys.stderr)
+            return 2
     if args.offline_compile:
         offline_compile(args.variant_list if args.variants != ",".join(VARIANTS) else None)
         return 0

@@ -1013,9 +1013,10 @@ def check_ws2_knobs(form: str, *, pipeline: int = 0, exp_poly: float = 0, pingpo
         _fail(f"exp_poly={exp_poly!r} must be one of {tuple(EXP_POLY)}")
     if not isinstance(pingpong, bool):
         _fail(f"pingpong={pingpong!r} must be a bool")
-    cr, pr = (CONSUMER_REGS, PRODUCER_REGS) if regs is None else (regs if isinstance(regs, tuple) else (None, None))
-    if (regs is not None and (len(regs) != 2 or not all(isinstance(r, int) and not isinstance(r, bool) for r in regs)
-                              or cr % 8 or pr % 8 or not 24 <= pr <= cr <= 240 or cr + pr > 280)):
+    ok = regs is None or (isinstance(regs, tuple) and len(regs) == 2
+                          and all(isinstance(r, int) and not isinstance(r, bool) for r in regs))
+    cr, pr = (CONSUMER_REGS, PRODUCER_REGS) if regs is None else (regs if ok else (0, 0))
+    if not ok or cr % 8 or pr % 8 or not 24 <= pr <= cr <= 240 or cr + pr > 280:
         _fail(f"regs={regs!r} must be (consumer, producer) multiples of 8 with 24 <= producer <= consumer <= 240 and "
               "consumer + producer <= 280 (the default partition gets 504 - consumer - producer)")
     return dict(PIPE=pipeline, EXP_POLY=EXP_POLY[exp_poly], PINGPONG=pingpong, CONSUMER_REGS=cr, PRODUCER_REGS=pr)
