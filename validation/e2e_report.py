@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                                                              DEFAULT.with_name("e2e-h200-2026-11-30-run4"),
                                                              DEFAULT.with_name("e2e-h200-2026-11-30-run5"),
                                                              DEFAULT.with_name("e2e-h200-2026-11-30-run6"),
-                                                             DEFAULT.with_name("e2e-h200-2026-11-30-run7")],
+                                                             DEFAULT.with_name("e2e-h200-2026-11-30-run7"),
+                                                             DEFAULT.with_name("e2e-h200-2026-11-30-run8")],
                    help="later runs whose configs (and compile passes) join the report")
     args = p.parse_args(argv)
     src = args.dir / "e2e.json"

@@ -126,8 +126,9 @@ def render() -> str:
                               "breakdown: CUDA events around every aten operator"),
                            f"median of {rounds[0]}–{rounds[-1]} interleaved rounds after a warm-up pass (spread "
                            f"≤ {max(spreads) * 100:.1f} %; the large Wan configs' skipped-attention pass from "
-                           "e2e-h200-2026-11-30, which runs no attention kernel; Wan2.1 from run 7 (final launch table; the test of the "
-                           "sustained clock, runs 2-6 being development data for it), HunyuanVideo from run 5 (priced "
+                           "e2e-h200-2026-11-30, which runs no attention kernel; Wan2.1 from run 8 (launch table 9245ed4, measured "
+                           "before cost-model revision 7 was final: its end-to-end test; runs 2-7 are development data), "
+                           "HunyuanVideo from run 5 (priced "
                            "with the launch table it ran), CogVideoX-5B from run 2, merged into run 2's report files "
                            "by validation/e2e_report.py)"
                            if spreads else "median")]

@@ -130,8 +130,9 @@ def render() -> str:
                            "modes interleaved; per operator: torch.profiler kernel time per category",
                            f"median of {rounds[0]}–{rounds[-1]} interleaved rounds; predictions by "
                            "`validation/e2e_report.py`, fgattn kernels at the sustained attention clock (Wan2.1 "
-                           "passes and compile passes from run 7, on the final launch table, the test of that "
-                           "clock; runs 2-6 are development data for it; HunyuanVideo from run 5 and CogVideoX-5B from run 2, each priced with the "
+                           "passes and compile passes from run 8, on launch table 9245ed4, measured before cost-model "
+                           "revision 7 was final: its end-to-end test; runs 2-7 are development data; HunyuanVideo from "
+                           "run 5 and CogVideoX-5B from run 2, each priced with the "
                            "launch table it ran; merged by that script into run 2's report files); met? computed over "
                            "the Wan2.1 columns")]
     return "\n".join(out)
