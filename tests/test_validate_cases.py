@@ -59,6 +59,7 @@ def test_committed_case_lists_are_the_generators_output_and_disjoint() -> None:
     assert {c.num_warps for c in cfg9} == {4, 8}
     assert {(c.persistent, c.programs_per_sm) for c in t9 if c.persistent >= 0} == set(vc.PERSISTENT_SETTINGS)
     assert min(c.sm_count for c in t9 if c.axis == "sm") == 16 and max(c.sm_count for c in t9) == 132
+    _check_test10(lists, t8, t9)
     t7 = lists["test7"]
     before7 = [c for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6") for c in lists[s]]
     assert not {c.n_tokens for c in t7} & {c.n_tokens for c in before7}, "test7 repeats an N of another list"
@@ -110,6 +111,39 @@ def test_committed_case_lists_are_the_generators_output_and_disjoint() -> None:
     grid = {(c.block_n, c.num_stages, c.num_warps) for c in lists["test"] if c.axis == "config"}
     assert grid == set(vc.CONFIG_GRID)
     assert {c.sm_count for c in lists["test"] if c.axis == "sm"} == set(vc.TEST_SM_PARTITIONS)
+
+
+def _check_test10(lists: dict[str, list[vc.Case]], t8: list[vc.Case], t9: list[vc.Case]) -> None:
+    """test10 (revision 8's frozen list): the generator's bytes, disjoint from every earlier list, every transfer
+    axis, the exp_poly on / off twins and the dense-workload rows."""
+    import importlib.util
+
+    t10 = vc.load_case_list("test10")
+    assert [vc.case_row(c) for c in t10] == [vc.case_row(c) for c in vc.generate("test10")], "test10.csv differs"
+    spec = importlib.util.spec_from_file_location("make_test10", REPO / "validation" / "cases" / "make_test10.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)  # type: ignore[union-attr]
+    assert gen.render() == (REPO / "validation" / "cases" / "test10.csv").read_text(), "test10.csv differs (bytes)"
+    assert len(t10) == 46 and sum(len(c.kernels) for c in t10) == 79 and "test10" in vc.SPLITS
+    vc.check_disjoint([*lists.values(), t8, t9, t10])
+    before = [c for cl in lists.values() for c in cl] + t8 + t9
+    assert not {c.n_tokens for c in t10} & {c.n_tokens for c in before}, "test10 repeats an N of another list"
+    assert not {c.seed for c in t10} & {c.seed for c in before}, "test10 repeats a seed of another list"
+    assert {(c.head_dim, c.block_m) for c in t10 if c.axis in ("tuned", "dtype")} == set(vc.DM)
+    assert {c.dtype for c in t10} == {"bf16", "fp16"} and {c.structure for c in t10} <= set(vc.TEST_STRUCTURES)
+    cfg = [c for c in t10 if c.axis == "config" and c.block_n]
+    assert {c.block_n for c in cfg} == {32, 64, 128} and {c.num_stages for c in cfg} == {2, 3, 4}
+    assert {c.num_warps for c in cfg} == {4, 8}
+    assert {(c.persistent, c.programs_per_sm) for c in t10 if c.persistent >= 0} == set(vc.PERSISTENT_SETTINGS)
+    assert {c.sm_count for c in t10 if c.axis == "sm"} == {24, 32, 80, 104, 132}
+    # exp_poly: every twin shares its entry's case (mask, shape) and differs only by the option
+    twins = [c for c in t10 if "exp_poly" in c.option_overrides()]
+    assert len(twins) == 8 and {c.option_overrides()["exp_poly"] for c in twins} == {0, 0.125, 0.25, 0.5}
+    for c in twins:
+        base = [b for b in t10 if b.seed == c.seed and not b.options and c.kernels[0] in b.kernels]
+        assert base and base[0].n_tokens == c.n_tokens and base[0].head_dim == c.head_dim, c.case_id
+    dense_wl = [c for c in t10 if c.density == 1.0 and c.n_tokens == 12544]
+    assert {k for c in dense_wl for k in c.kernels} == {"fg", "dense"} and {c.block_m for c in dense_wl} == {64, 128}
 
 
 def test_masks_regenerate_exactly_and_counts(rng: np.random.Generator) -> None:

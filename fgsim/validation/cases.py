@@ -24,8 +24,10 @@ the GPU. The lists are written to ``validation/cases/<split>.csv`` and committed
 * ``test7`` — the frozen list on the final launch table (08559f8), scored once with revision 5, see :func:`test7_cases`;
 * ``test8`` — the frozen list of the revision after 5 (committed 2ef4e01, unmeasured, before that revision's
   variants were fitted), scored once with revision 6 (development data since), see :func:`test8_cases`;
-* ``test9`` — the frozen list of revision 7 (committed unmeasured, before any revision-7 variant was fitted), see
-  :func:`test9_cases`.
+* ``test9`` — the frozen list of revision 7 (committed unmeasured, before any revision-7 variant was fitted), scored
+  once with revision 7 (development data since: its per-entry biases motivated revision 8), see :func:`test9_cases`;
+* ``test10`` — the frozen list of revision 8 (committed unmeasured, before any revision-8 variant was fitted), see
+  :func:`test10_cases`.
 """
 
 from __future__ import annotations
@@ -61,8 +63,9 @@ TEST6_SEED = 9_900_000
 TEST7_SEED = 9_960_000
 TEST8_SEED = 9_980_000
 TEST9_SEED = 9_990_000
+TEST10_SEED = 9_993_000
 SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "test8", "test9",
-          "tiny")
+          "test10", "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -722,6 +725,59 @@ def test9_cases() -> list[Case]:
     return b.cases
 
 
+#: test10's exp_poly what-ifs: (kernel, D, M, density, the option overrides of each twin); the entry itself is timed too
+TEST10_EXP_POLY = (("dense", 128, 128, 1.0, ('{"exp_poly": 0}', '{"exp_poly": 0.5}')),
+                   ("fg", 128, 128, 0.15, ('{"exp_poly": 0}', '{"exp_poly": 0.125}')),
+                   ("fg", 128, 64, 0.15, ('{"exp_poly": 0.25}',)),
+                   ("dense", 128, 64, 1.0, ('{"exp_poly": 0.25}',)),
+                   ("dense", 64, 128, 1.0, ('{"exp_poly": 0.25}',)))
+#: the fg D=128 M=128 g16 entry's tile form (idx_ahead 1, tma_q, no one_row / exp_poly) on the g1 harness index
+FG_G16_FORM = '{"one_row": false, "idx_early": false, "idx_ahead": 1, "tma_q": true, "exp_poly": 0}'
+
+
+def test10_cases() -> list[Case]:
+    """The frozen test list ``test10`` of revision 8 (46 cases, 79 kernel rows; written 2026-11-30 by
+    ``validation/cases/make_test10.py`` and committed unmeasured, before any revision-8 variant was fitted):
+    structured mask families (window3d, text tokens, column stripes), N 12800 / 23040 / 16896 / 31744 / 12544 and
+    seeds 9.993M used by no other list; the launch table's (9245ed4) tuned entries at D 64/128 x M 64/128 at two
+    shapes, fp16 at every (D, M); the ``exp_poly`` entries (fg and dense D=128 M=128, 1/4 of P by the FMA polynomial)
+    with on / off and other-fraction twins, the option on entries without it (fg D=128 M=64, dense D=128 M=64 and
+    D=64 M=128); a dense workload (density 1) for fg D=128 M=128 g1, fg in the g16 entry's tile form and the dense
+    D=128 M=128 / M=64 entries; launch-config what-ifs (BLOCK_N 32/64/128 x stages 2-4 x warps 4/8) around dense
+    D=128 M=128, fg D=128 M=128, block D=64 M=128 and fg D=64 M=64; persistent programs off / 1 / 2 per SM (fg
+    D=128 M=64); SM partitions (green contexts) of 32 / 80 / 132 SMs (all kernels, D=128 M=128) and 24 / 104 SMs
+    (block and dense, D=64 M=64)."""
+    from dataclasses import replace as _replace
+
+    b = FrozenListBuilder("test10", "p", TEST10_SEED, ("window3d", "text", "colstripes"))
+    b.tuned(((12800, 9), (31744, 4)), 0.03, 0.5)
+    b.fp16(23040, 5, 0.12)
+    for j, (kern, d_head, m, dens, twins) in enumerate(TEST10_EXP_POLY):
+        b.add(seed=TEST10_SEED + 400 + j, structure="colstripes" if dens == 1.0 else b.families[j % 3],
+              n_tokens=16896, heads=5, head_dim=d_head, block_m=m, density=dens, kernels=(kern,))
+        for opt in twins:
+            b.cases.append(_replace(b.cases[-1], case_id=f"p-{len(b.cases):03d}", axis="config", options=opt))
+    # a dense workload: the fg D=128 M=128 entries against the dense entries on the same all-ones mask
+    b.add(seed=TEST10_SEED + 450, structure="colstripes", n_tokens=12544, heads=6, head_dim=128, block_m=128,
+          density=1.0, kernels=("fg", "dense"))
+    b.cases.append(_replace(b.cases[-1], case_id=f"p-{len(b.cases):03d}", kernels=("fg",), axis="config",
+                            options=FG_G16_FORM))
+    b.add(seed=TEST10_SEED + 450, structure="colstripes", n_tokens=12544, heads=6, head_dim=128, block_m=64,
+          density=1.0, kernels=("dense",))
+    b.whatifs((
+        ("dense", "text", 16896, 5, 128, 128, 0.2, ((64, 3, 8), (64, 4, 8), (128, 2, 8))),
+        ("fg", "window3d", 23040, 5, 128, 128, 0.1, ((64, 2, 8), (64, 3, 8), (128, 2, 8), (32, 4, 8))),
+        ("block", "colstripes", 23040, 5, 64, 128, 0.15, ((32, 3, 8), (64, 3, 4))),
+        ("fg", "text", 12800, 9, 64, 64, 0.1, ((32, 3, 4), (128, 3, 4))),
+    ))
+    for pers, pps in PERSISTENT_SETTINGS:
+        b.add(seed=TEST10_SEED + 600, structure="window3d", n_tokens=31744, heads=4, head_dim=128, block_m=64,
+              density=0.08, kernels=("fg",), persistent=pers, programs_per_sm=pps, axis="config")
+    b.sm_partitions((((12800, 9), (128, 128), "text", ALL_KERNELS, (32, 80, 132)),
+                     ((23040, 5), (64, 64), "window3d", ("block", "dense"), (24, 104))))
+    return b.cases
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -779,6 +835,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return test8_cases()
     if split == "test9":
         return test9_cases()
+    if split == "test10":
+        return test10_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
