@@ -149,8 +149,8 @@ def test_ws2_knobs_defaults_and_values():
 @pytest.mark.parametrize("form, kw, needle", [
     ("ws", dict(pipeline=1), "knobs of form 'ws2' only, not form='ws'"),
     ("one_row", dict(pingpong=True), "knobs of form 'ws2' only, not form='one_row'"),
-    ("ws2", dict(pipeline=3), "pipeline=3 must be one of (0, 1, 2)"),
-    ("ws2", dict(pipeline=True), "pipeline=True must be one of (0, 1, 2)"),
+    ("ws2", dict(pipeline=4), "pipeline=4 must be one of (0, 1, 2, 3)"),
+    ("ws2", dict(pipeline=True), "pipeline=True must be one of (0, 1, 2, 3)"),
     ("ws2", dict(exp_poly=0.5), "exp_poly=0.5 must be one of (0, 0.25)"),
     ("ws2", dict(exp_poly=True), "exp_poly=True must be one of (0, 0.25)"),
     ("ws2", dict(pingpong=1), "pingpong=1 must be a bool"),

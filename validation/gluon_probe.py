@@ -46,7 +46,8 @@ CHECK_PROGRAMS = 5  # programs of the persistent forms in the check (each walks 
 #: accepted by --variants, not run by default: c / d without the consumers' proxy fence, and form d's round-2
 #: knobs (helper G2, kernels/NOTES.md "Gluon round 2"; every one without the fence): ``_poly`` exp_poly 0.25,
 #: ``_pp`` ping-pong, ``_pipe`` / ``_pipe2`` FA3 intra-warpgroup overlap (P carried bf16 / fp32), ``_r224``
-#: registers (consumer, producer) = (224, 56), ``_all`` pipe + poly + pp, ``_all2`` pipe2 + r224 + poly + pp
+#: registers (consumer, producer) = (224, 56), ``_all`` pipe + poly + pp, ``_all2`` pipe2 + r224 + poly + pp,
+#: ``_pipe3`` pipeline 3 (1 + the next tile's full wait before the PV wait)
 KNOBS: dict[str, dict[str, Any]] = {
     "gluon_ws_nofence": dict(consumer_fence=False), "gluon_ws2_nofence": dict(consumer_fence=False),
     "gluon_ws2_poly": dict(consumer_fence=False, exp_poly=0.25),
@@ -56,6 +57,10 @@ KNOBS: dict[str, dict[str, Any]] = {
     "gluon_ws2_pipe2_r224": dict(consumer_fence=False, pipeline=2, regs=(224, 56)),
     "gluon_ws2_all": dict(consumer_fence=False, pipeline=1, exp_poly=0.25, pingpong=True),
     "gluon_ws2_all2": dict(consumer_fence=False, pipeline=2, exp_poly=0.25, pingpong=True, regs=(224, 56)),
+    # prepared after the g3 call (offline only, not yet run on a GPU): pipeline 3 = 1 with the softmax pinned
+    # inside the overlap window
+    "gluon_ws2_pipe3": dict(consumer_fence=False, pipeline=3),
+    "gluon_ws2_pipe3_poly": dict(consumer_fence=False, pipeline=3, exp_poly=0.25),
 }
 EXTRA_VARIANTS = tuple(KNOBS)
 FORM.update({v: "ws" if v.startswith("gluon_ws_") else "ws2" for v in KNOBS})

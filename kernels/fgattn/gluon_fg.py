@@ -589,7 +589,8 @@ if _GLUON_ERR is None:
     # in this kernel's terms:
     # * PIPE (intra-warpgroup overlap): tile j's QK wgmma and tile j-1's PV wgmma are issued together, the QK waited
     #   with one group still outstanding (the PV), tile j's softmax runs while the PV is on the tensor cores, then the
-    #   PV is waited and O rescaled by tile j's alpha; a stage is released one tile later (after its PV).
+    #   PV is waited; O is rescaled by tile j's alpha before the next PV; a stage is released one tile later (after
+    #   its PV).  PIPE 3: as 1, plus the next tile's full-barrier wait before the PV wait (see the loop).
     # * PINGPONG (inter-warpgroup): the two consumer warpgroups take turns issuing their wgmmas (named barriers
     #   _PP_BAR + half, 256 threads: wait for my turn, issue, hand the turn to the other), so one's softmax overlaps
     #   the other's GEMMs.  Barrier ids 0-3 are Triton's (CTA / partitions); 10 and 11 are free.
@@ -644,11 +645,10 @@ if _GLUON_ERR is None:
     def _carry_p(p, PIPE: gl.constexpr, P_LAYOUT: gl.constexpr, dtype: gl.constexpr):
         """P as carried to the next tile: PIPE 1 the bf16 PV operand (converted right after the previous PV's
         wait), PIPE 2 fp32 (converted at the top of the next tile, before its QK; see :func:`_ws2x_consumer`)."""
-        if PIPE == 1:
-            r = _p_op(p, P_LAYOUT, dtype)
-        else:
-            gl.static_assert(PIPE == 2)
+        if PIPE == 2:
             r = p
+        else:
+            r = _p_op(p, P_LAYOUT, dtype)
         return r
 
     @gluon.jit
@@ -781,6 +781,9 @@ if _GLUON_ERR is None:
                     s = warpgroup_mma_wait(1, deps=(s, ))
                     p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, _WS_BN, False, S_LAYOUT, P_LAYOUT,
                                                     _WS_BN, EXP_POLY, dtype)
+                    if PIPE == 3:  # the next tile's full wait here: its retry branch ends the block, so ptxas cannot
+                        # hoist the PV wait above the softmax (the next tile always exists inside this loop)
+                        mbarrier.wait(full.index((it + 1) % _WS_STAGES), ((it + 1) // _WS_STAGES) & 1)
                     # the softmax's results are the wait's deps (kept before it in program order)
                     acc, p_op, p, alpha, m_i, l_i = warpgroup_mma_wait(0, deps=(acc, p_op, p, alpha, m_i, l_i))
                     pc = _carry_p(p, PIPE, P_LAYOUT, dtype)
@@ -997,7 +1000,7 @@ def plan_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLOCK_M, gr
 
 #: ``exp_poly`` fraction -> the kernel's EXP_POLY (one element of every EXP_POLY by the polynomial; 0 none)
 EXP_POLY = {0: 0, 0.25: 4}
-PIPELINES = (0, 1, 2)
+PIPELINES = (0, 1, 2, 3)
 
 
 def check_ws2_knobs(form: str, *, pipeline: int = 0, exp_poly: float = 0, pingpong: bool = False,
@@ -1039,8 +1042,9 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
     ``consumer_fence`` (c, d; research knob, default the measured form): the consumers' proxy fence after each
     stage's ``full`` wait (False: none, as Triton's own cp.async → wgmma pipelines).
     Round-2 knobs of form d only (research, kernels/NOTES.md "Gluon round 2"; see :func:`check_ws2_knobs`):
-    ``pipeline`` 1 / 2 (FlashAttention-3's intra-warpgroup overlap: QK(t) and PV(t-1) in flight together, P carried
-    as bf16 / fp32), ``exp_poly`` 0.25 (a quarter of P's exp2 by the tl entry's FMA polynomial), ``pingpong``
+    ``pipeline`` 1 / 2 / 3 (FlashAttention-3's intra-warpgroup overlap: QK(t) and PV(t-1) in flight together, P
+    carried as bf16 / fp32; 3 = 1 with the next tile's ``full`` wait placed before the PV wait, which keeps the whole
+    softmax inside the overlap window in the SASS — prepared offline, not yet run on a GPU), ``exp_poly`` 0.25 (a quarter of P's exp2 by the tl entry's FMA polynomial), ``pingpong``
     (the two consumer warpgroups take turns issuing wgmmas through named barriers), ``regs`` = (consumer,
     producer) registers per thread (default (216, 64); the sum with the default partition's share is 504)."""
     import torch
