@@ -93,7 +93,14 @@ def test_compile_report_loop_figures_pick_the_inner_hgmma_loop() -> None:
                   (0x50, "BRA 0x0", 7, 0b100000),  # outer loop: longer span
                   (0x60, "EXIT", 1, 0),
                   (0x70, "BRA 0x70", 0, 0)])  # the trailing self-loop is not a loop body
-    assert compile_report.loop_figures(sass) == dict(loop_insts=3, loop_stall_cycles=10, loop_sb_waits=1)
+    assert compile_report.loop_figures(sass) == dict(loop_insts=3, loop_stall_cycles=10, loop_sb_waits=1,
+                                                     loop_mufu=0, loop_wgmma_waits=0)
+    # the softmax's MUFU and the wgmma waits of the loop (the Gluon entries' figures, session 9 helper K2)
+    sass2 = sass.replace("FADD R2, R3, R4", "MUFU.EX2 R2, R3").replace("MOV R1, c[0x0][0x28]", "MUFU.EX2 R1, R1")
+    sass2 = sass2.replace("@P1 BRA 0x10", "WARPGROUP.DEPBAR.LE gsb0, 0x0").replace(
+        "IADD3 R5, R5, 0x1, RZ", "@P1 BRA 0x10")
+    got = compile_report.loop_figures(sass2)
+    assert (got["loop_mufu"], got["loop_wgmma_waits"], got["loop_insts"]) == (1, 1, 4)
     no_mma = sass.replace("HGMMA.64x128x16.F32.BF16 R24, gdesc[UR32], RZ, !UPT", "FMUL R24, R24, R24")
     assert compile_report.loop_figures(no_mma) is None
 

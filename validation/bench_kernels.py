@@ -227,7 +227,12 @@ def check_candidate(c: dict[str, Any]) -> dict[str, Any]:
         torch.cuda.synchronize()
         ref = fgattn.reference_attention(q, k, v, index)
         err0, err = err, float((out.double() - ref).norm() / ref.norm())
-        if cfg.option("persistent", False):  # several rows per program as well
+        if cfg.impl != "tl":  # an impl-gluon candidate must run the Gluon form here, not the tl fallback
+            impl, why = fgattn.fg_route(q, cfg)
+            if impl != cfg.impl:
+                return dict(c, ok=False, err=err, compile_s=time.perf_counter() - t0,
+                            msg=f"impl {cfg.impl} candidate would run {impl}: {why}")
+        if cfg.option("persistent", False) or cfg.impl == "gluon":  # several rows per program as well
             out2 = torch.full_like(q, float("nan"))
             with fgattn.limit_sms(5):
                 run_kernel_out(cfg, q, k, v, index, out2)
@@ -483,7 +488,7 @@ def bench_shape(rows: Rows, b, h, n, d, args, densities, patterns, fg_extra: lis
 
 def cfg_str(cfg) -> str:
     return (f"bn={cfg.block_n} st={cfg.num_stages} w={cfg.num_warps} {json.dumps(cfg.extra, sort_keys=True)} "
-            f"[{cfg.source[:60]}]")
+            f"[{cfg.source[:60]}]" + (f" impl={cfg.impl}" if cfg.impl != "tl" else ""))
 
 
 def fg_case(row, sets, mask, pattern, dt_, m, g, b, h, n, d):
@@ -1089,8 +1094,35 @@ def candidates_v10() -> list[dict[str, Any]]:
     return c
 
 
+#: Gluon knobs (``extra["gluon"]``) of the v11 candidates: form d (``ws2``: producer warpgroup + two consumer
+#: warpgroups, persistent round-robin rows) with FA3's intra-warpgroup overlap, no consumer fence (helper G2's
+#: measured winner ``gluon_ws2_pipe``) and pipeline 3 (its softmax pinned inside the overlap; offline only so far)
+V11_GLUON = ({"form": "ws2", "pipeline": 1, "fence": False}, {"form": "ws2", "pipeline": 3, "fence": False})
+
+
+def candidates_v11() -> list[dict[str, Any]]:
+    """Session 10 (prepared in session 9 by helper K2): the launch table's implementation choice (``extra["impl"]``):
+    the fg D128 M128 gran-1 entry first (the reference), then the same entry with ``impl: gluon`` and each of
+    :data:`V11_GLUON` (``fgattn.gluon_fg``; the entry's tl options stay, for where the Gluon form cannot run).
+    Measured by helper G2 (gluon_probe g3, 13 cells, 7 paired rounds): pipeline 1 = 0.80-0.996 of the entry's time
+    (geometric mean 0.911; paired fit -2.46 us per row, -5.2 % per tile).  fg M128 gran 16 / 64, M64 and D64 have
+    no Gluon form (gluon_fg implements D128 M128 gran 1 only): not in this list."""
+    c = _Candidates()
+    ref = c.ref
+    ref("fg", 128, 128, 1)
+    for knobs in V11_GLUON:
+        ref("fg", 128, 128, 1, impl="gluon", gluon=dict(knobs))
+    return c
+
+
 #: (H, N video, text tokens, window densities) of the v5 sweep: 480p, 480p + text, 720p H40
 SWEEP_SHAPES_V5 = ((12, 32760, 0, (0.02, 0.1, 0.5)), (12, 32760, 512, (0.02, 0.1, 0.5)), (40, 75600, 0, (0.02, 0.1)))
+
+
+#: ``--candidates`` name -> candidate list
+CANDIDATE_SETS = {"v3": candidates_v3, "v4": candidates_v4, "v5": candidates_v5, "v6": candidates_v6,
+                  "v7": candidates_v7, "v8": candidates_v8, "v9": candidates_v9, "v10": candidates_v10,
+                  "v11": candidates_v11}
 
 
 def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
@@ -1098,9 +1130,8 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
     rounds on Wan 480p problems, write the winners to the launch table.  Returns the tune CSV name."""
     from fgattn.masks import with_text
 
-    cands = {"v3": candidates_v3, "v4": candidates_v4, "v5": candidates_v5, "v6": candidates_v6,
-             "v7": candidates_v7, "v8": candidates_v8, "v9": candidates_v9, "v10": candidates_v10}[args.candidates]()
-    v5 = args.candidates in ("v5", "v6", "v7", "v8", "v9", "v10")  # the three-shape sweep
+    cands = CANDIDATE_SETS[args.candidates]()
+    v5 = args.candidates not in ("v3", "v4")  # the three-shape sweep
     shapes = SWEEP_SHAPES_V5 if v5 else ((*TUNE_SHAPE, 0, (0.02, 0.1, 0.5)),)
     warm = tuple((h, nv + nt) for h, nv, nt, _ in shapes if (h, nv + nt) != TUNE_SHAPE)
     checked = [{k: v for k, v in r.items() if k != "warm_shapes"}
@@ -1323,10 +1354,8 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
     if not args.no_check:
         with open(out_dir / "gpu_check.log", "w") as f:
             try:
-                rc = subprocess.run([sys.executable, str(ROOT / "validation" / "gpu_check_kernels.py"), "--workers",
-                                     "16"] + (["--lite"] if args.check_lite else [])
-                                    + (["--table"] if args.check_table else []), stdout=f,
-                                    stderr=subprocess.STDOUT, timeout=args.check_timeout_s).returncode
+                rc = subprocess.run(check_command(args), stdout=f, stderr=subprocess.STDOUT,
+                                    timeout=args.check_timeout_s).returncode
             except subprocess.TimeoutExpired:
                 rc = -1
                 print(f"[check] gpu_check did not finish in {args.check_timeout_s:.0f} s: counted as failed", flush=True)
@@ -1377,6 +1406,33 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
                 f"{r['density_target']:g}:{r['ratio_vs_cudnn']:.2f}")
     for (shape, kern, m, g), vals in lines.items():
         print(f"{shape:<22} {kern:<26} M{m:<3} g{g:<3} " + " ".join(vals), flush=True)
+
+
+def check_command(args) -> list[str]:
+    """The ``gpu_check_kernels.py`` command ``--final`` runs."""
+    return ([sys.executable, str(ROOT / "validation" / "gpu_check_kernels.py"), "--workers", "16"]
+            + (["--lite"] if args.check_lite else []) + (["--table"] if args.check_table else [])
+            + (["--gluon", str(args.check_gluon)] if args.check_gluon else []))
+
+
+def dry_run(args) -> None:
+    """``--dry-run``: what a ``--final`` / ``--sweep-only`` call would sweep, check and benchmark (no GPU)."""
+    if args.final and args.tune or args.sweep_only:
+        cands = CANDIDATE_SETS[args.candidates]()
+        print(f"[dry-run] sweep {args.candidates}: {len(cands)} candidates, {args.sweep_rounds} rounds, "
+              f"shuffle seed {args.shuffle_seed}, max rel {args.max_rel}")
+        for c in cands:
+            cfg = to_config(c)
+            launch.check_impl(cfg.kernel, cfg.head_dim, cfg.block_m, cfg.gran_n, cfg.extra, "candidate")
+            print(f"[dry-run]   {key_of(c)} bn={c['block_n']} st={c['num_stages']} w={c['num_warps']} impl={cfg.impl} "
+                  f"{json.dumps(c['extra'], sort_keys=True)}")
+    if args.final and not args.sweep_only:
+        if not args.no_check:
+            print("[dry-run] check: " + " ".join(check_command(args)[1:]) + f" (timeout {args.check_timeout_s:.0f} s)")
+        for i, sh in enumerate(final_plan(args)):
+            print(f"[dry-run] bench {i}: H{sh['h']} N{sh['n_video']}+{sh['n_text']} D{sh['d']} "
+                  f"rounds {sh.get('rounds', 3)} densities {list(sh['densities'])}")
+    print("[dry-run] arguments valid; nothing run")
 
 
 def final_plan(args) -> list[dict[str, Any]]:
@@ -1430,6 +1486,10 @@ def main() -> None:
     ap.add_argument("--check-timeout-s", type=float, default=200.0, help="--final: gpu_check time limit")
     ap.add_argument("--check-lite", action="store_true", help="--final: gpu_check_kernels.py --lite")
     ap.add_argument("--check-table", action="store_true", help="--final: gpu_check_kernels.py --table")
+    ap.add_argument("--check-gluon", type=int, default=0, metavar="N",
+                    help="--final: gpu_check_kernels.py --gluon N (N random cases on the Gluon form, impl gluon)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="validate the arguments, print the candidates / plan and the gpu_check command; no GPU")
     ap.add_argument("--previous-table", default=None,
                     help="--final without --tune: launch table whose entries run beside the current ones where "
                          "they differ (fg_attention_previous rows)")
@@ -1447,11 +1507,12 @@ def main() -> None:
                          "has none) and Flex BlockMask")
     ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--candidates", choices=("v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10"), default="v10",
+    ap.add_argument("--candidates", choices=tuple(CANDIDATE_SETS), default="v10",
                     help="--final/--sweep-only candidate set (v3: session-3 persistent forms; v4: work queue, tma_q; "
                          "v5: tail_reuse, tma_q, work queue on three Wan shapes; v6: one_row on the same shapes; v7: dense "
                          "tail_branch, one_row for the other fg keys; v8: the entries still serialised - dense D64 M64, fg M128 "
-                         "gran 64, block M128; v9: v8 + guard_next / tma_o on the one_row fg entries; v10: exp_poly)")
+                         "gran 64, block M128; v9: v8 + guard_next / tma_o on the one_row fg entries; v10: exp_poly; v11: "
+                         "impl gluon (fgattn.gluon_fg form ws2, pipeline 1 / 3) for fg D128 M128 gran 1)")
     ap.add_argument("--sweep-rounds", type=int, default=3, help="interleaved rounds per sweep problem")
     ap.add_argument("--shuffle-seed", type=int, default=None,
                     help="sweep: a fresh random case order in every round (relative times are paired per round)")
@@ -1480,6 +1541,12 @@ def main() -> None:
     if args.previous_table is not None and not Path(args.previous_table).is_file():
         print(f"bench_kernels: --previous-table {args.previous_table} does not exist", file=sys.stderr)
         sys.exit(2)
+    if args.check_gluon < 0:
+        print(f"bench_kernels: --check-gluon {args.check_gluon}: must be >= 0", file=sys.stderr)
+        sys.exit(2)
+    if args.dry_run:
+        dry_run(args)
+        return
     if args.retable is not None:
         if not args.retable.is_file():
             print(f"bench_kernels: --retable {args.retable} does not exist", file=sys.stderr)

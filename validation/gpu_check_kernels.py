@@ -12,6 +12,12 @@ one_row entry ``guard_next``, ``tma_o`` and ``tail_fold`` toggled together) on a
 (``tma_q``) on and off, part of the softmax's exp2 by the FMA polynomial (``exp_poly``) on and off, the tail tile reusing the prefetched index (``tail_reuse``) on and off, text-token masks (full text rows and columns) and the log-sum-exp output; outputs poisoned with NaN before each launch and scanned after;
 relative error against the float64 reference ≤ 1e-2; unordered, duplicate and out-of-range
 indices rejected with a clear ValueError; one Wan-sized case against SDPA with a boolean mask.
+An ``impl: gluon`` table entry (``fgattn.gluon_fg``) is checked as itself, then its tl fallback with the toggles
+above.  ``--gluon N``: N random cases on the Gluon form (the fg D128 M128 gran-1 entry with ``impl: gluon`` and
+knobs drawn from :data:`GLUON_POOL`): bf16 / fp16, both layouts, B 1-2, H 1-4, odd and even N, text tokens (full
+rows and columns), densities 0.01-1, an emptied and a full query block, LPT or natural order, a random sm_scale,
+``limit_sms`` 1-20 or all SMs (programs walking many rows); each asserts that the Gluon form ran (not the tl
+fallback: ``fgattn.fg_route``).
 Exit status 1 on any failure.
 """
 
@@ -45,6 +51,11 @@ LITE = os.environ.get("FGATTN_CHECK_LITE", "0") == "1"
 TABLE_ONLY = os.environ.get("FGATTN_CHECK_TABLE", "0") == "1"
 FAILS: list[str] = []
 COUNT = [0]
+#: Gluon knobs the ``--gluon`` cases draw from: bench_kernels' v11 candidates (tests keep them equal) and the
+#: entry's own knobs when the table has an ``impl: gluon`` entry
+GLUON_POOL = ({"form": "ws2", "pipeline": 1, "fence": False}, {"form": "ws2", "pipeline": 3, "fence": False})
+#: total sequence lengths of the ``--gluon`` cases (few, so that the workers share compiled specialisations)
+GLUON_NS = (257, 1000, 1999, 2600)
 
 
 def report(name: str, err: float, nan: bool) -> None:
@@ -90,6 +101,9 @@ def run(kind, q, k, v, index, m, g, layout, cfg, want_lse=False, sms=None):
 def variants_of(kind: str, dname: str, base, rng: random.Random) -> tuple[list, dict[int, int]]:
     """Launch configurations checked for one (kind, gran): the table entry first, then toggles of its options;
     returns (configs, {config number: limit_sms} for those run on few SMs, several rows per program)."""
+    if base.impl == "gluon":  # the Gluon form as the table gives it, then its tl fallback with the toggles below
+        tl_variants, tl_sms = variants_of(kind, dname, base.tl_config(), rng)
+        return [base, *tl_variants], {i + 1: n for i, n in tl_sms.items()}
     variants = [base]
     sms_of: dict[int, int] = {}
     # one program per row (``one_row``) toggled: on with idx_early and (fg) tma_q drawn at random
@@ -170,9 +184,14 @@ def check_group(group: tuple[str, int, int, str]) -> tuple[int, list[str]]:
                             mask = slice_mask(b, h, n, m, g, float(pat))
                         index = fgattn.build_index(mask, block_m=m, gran_n=g, order=pat != "1.0")
                     ref, ref_lse = fgattn.reference_attention(q, k, v, index, layout=layout, return_lse=True)
+                    first_tl = next(i for i, c in enumerate(variants) if c.impl == "tl")
                     for i, cfg in enumerate(variants):
-                        want_lse = i == 0
+                        want_lse = i == first_tl  # the Gluon form has no LSE output (it would run the tl kernel)
                         sms = sms_of.get(i)
+                        if cfg.impl == "gluon" and DEV == "cuda":
+                            route = fgattn.fg_route(q, cfg)
+                            if route[0] != "gluon":
+                                FAILS.append(f"{kind} {dname} {layout} D{d} M{m} g{g}: impl gluon ran tl: {route[1]}")
                         out, lse = run(kind, q, k, v, index, m, g, layout, cfg, want_lse or sms is not None, sms)
                         err = float((out.double() - ref).norm() / ref.norm())
                         name = (f"{kind} {dname} {layout} D{d} N{n} M{m} g{g} mask {pat} "
@@ -189,6 +208,79 @@ def check_group(group: tuple[str, int, int, str]) -> tuple[int, list[str]]:
                             if bool(blk.abs().max() != 0):
                                 FAILS.append(f"{name}: empty query block not zero")
     return COUNT[0], FAILS
+
+
+def gluon_cases(n: int, seed: int, pool: tuple[dict, ...] = GLUON_POOL) -> list[dict]:
+    """``n`` random case specs for the Gluon form (plain dicts, built on any machine; see the module docstring)."""
+    rng = random.Random(seed)
+    cases = []
+    for i in range(n):
+        n_total = rng.choice(GLUON_NS)
+        text = rng.choice((0, 0, 100, 300)) if n_total > 300 else 0
+        cases.append(dict(i=i, seed=rng.randrange(2**31), dtype=rng.choice(("bf16", "fp16")),
+                          layout=rng.choice(("bhnd", "bnhd")), b=rng.choice((1, 2)), h=rng.randint(1, 4),
+                          n=n_total, text=text, density=rng.choice((0.01, 0.05, 0.1, 0.3, 0.7, 1.0)),
+                          order=rng.random() < 0.8, sms=rng.choice((None, None, 1, 3, 7, 20)),
+                          sm_scale=rng.choice((None, None, 0.05)), knobs=dict(rng.choice(pool))))
+    return cases
+
+
+def check_gluon_chunk(cases: list[dict]) -> tuple[int, list[str]]:
+    """Worker: the Gluon form on ``cases`` (:func:`gluon_cases`) against the float64 reference."""
+    from fgattn.masks import with_text
+
+    c0, f0 = COUNT[0], len(FAILS)  # a pool process may run several chunks: return this chunk's numbers
+    entry = resolve_config("fg", torch.empty(1, 1, 1, 128, dtype=torch.bfloat16, device=DEV), 128, 1)
+    for c in cases:
+        torch.manual_seed(c["seed"])
+        cfg = dataclasses.replace(entry.tl_config(), extra={**entry.tl_config().extra, "impl": "gluon",
+                                                            "gluon": c["knobs"]})
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[c["dtype"]]
+        b, h, n, m = c["b"], c["h"], c["n"], 128
+        q, k, v = qkv(b, h, n, 128, dtype, c["layout"])
+        if c["text"]:
+            mask = with_text(slice_mask(b, h, n - c["text"], m, 1, c["density"]), c["text"], m)
+            mask[0, 0, 0] = False  # an empty query block
+        else:
+            mask = slice_mask(b, h, n, m, 1, c["density"])
+        index = fgattn.build_index(mask, block_m=m, gran_n=1, order=c["order"])
+        name = (f"gluon case {c['i']} {c['dtype']} {c['layout']} B{b} H{h} N{n} text {c['text']} d {c['density']} "
+                f"order {c['order']} limit_sms={c['sms']} sm_scale={c['sm_scale']} {c['knobs']} seed {c['seed']}")
+        if DEV == "cuda" and fgattn.fg_route(q, cfg)[0] != "gluon":
+            FAILS.append(f"{name}: ran tl ({fgattn.fg_route(q, cfg)[1]})")
+            continue
+        out = torch.full_like(q, float("nan"))
+        with fgattn.limit_sms(c["sms"]) if c["sms"] else contextlib.nullcontext():
+            fgattn.fg_attention(q, k, v, index, block_m=m, gran_n=1, layout=c["layout"], config=cfg, out=out,
+                                sm_scale=c["sm_scale"], check=True)
+        if DEV == "cuda":
+            torch.cuda.synchronize()
+        ref = fgattn.reference_attention(q, k, v, index, layout=c["layout"], sm_scale=c["sm_scale"])
+        err = float((out.double() - ref).norm() / ref.norm().clamp_min(1e-30))
+        report(name, err, bool(out.isnan().any()))
+        blk = out[0, 0, :m] if c["layout"] == "bhnd" else out[0, :m, 0]
+        if int(index.counts()[0]) == 0 and bool(blk.abs().max() != 0):
+            FAILS.append(f"{name}: empty query block not zero")
+    return COUNT[0] - c0, FAILS[f0:]
+
+
+def check_gluon(n: int, workers: int, seed: int) -> None:
+    """``--gluon N``: :func:`gluon_cases` split over worker processes."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = GLUON_POOL
+    entry = fgattn.launch_config("fg", "h200", 128, 128, 1)
+    if entry.impl == "gluon" and entry.extra["gluon"] not in pool:
+        pool = (*pool, dict(entry.extra["gluon"]))
+    cases = gluon_cases(n, seed, pool)
+    chunks = [cases[i::workers] for i in range(min(workers, n))]
+    print(f"gluon: {n} cases (seed {seed}) in {len(chunks)} workers, knobs {list(pool)}", flush=True)
+    with ProcessPoolExecutor(max_workers=len(chunks), mp_context=mp.get_context("spawn")) as ex:
+        for count, fails in ex.map(check_gluon_chunk, chunks):
+            COUNT[0] += count
+            FAILS.extend(fails)
+    print(f"gluon: done, {len(FAILS)} failures so far", flush=True)
 
 
 def check_all(workers: int) -> None:
@@ -261,7 +353,27 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=16)
     ap.add_argument("--lite", action="store_true", help="fewer option toggles per table entry (see LITE)")
     ap.add_argument("--table", action="store_true", help="the table entries and one_row toggled only")
+    ap.add_argument("--gluon", type=int, default=0, metavar="N",
+                    help="also N random cases on the Gluon form (impl gluon, knobs from GLUON_POOL)")
+    ap.add_argument("--gluon-seed", type=int, default=None, help="seed of the --gluon cases (default: random)")
+    ap.add_argument("--gluon-only", action="store_true", help="the --gluon cases alone (no table check)")
+    ap.add_argument("--dry-run", action="store_true", help="validate the arguments and print the plan; no GPU")
     args = ap.parse_args()
+    if args.gluon < 0 or args.workers < 1:
+        print(f"gpu_check_kernels: --gluon {args.gluon} / --workers {args.workers}: must be >= 0 / >= 1",
+              file=sys.stderr)
+        sys.exit(2)
+    if args.gluon_only and not args.gluon:
+        print("gpu_check_kernels: --gluon-only needs --gluon N", file=sys.stderr)
+        sys.exit(2)
+    gseed = args.gluon_seed if args.gluon_seed is not None else int.from_bytes(os.urandom(4), "little")
+    if args.dry_run:
+        cases = gluon_cases(args.gluon, gseed)
+        print(f"[dry-run] table check: {'no' if args.gluon_only else 'table' if args.table else 'lite' if args.lite else 'full'}; "
+              f"gluon cases {len(cases)} (seed {gseed}): "
+              f"{sum(c['text'] > 0 for c in cases)} with text, {sum(c['sms'] is not None for c in cases)} on few SMs, "
+              f"{sum(c['layout'] == 'bnhd' for c in cases)} bnhd, {sum(c['dtype'] == 'fp16' for c in cases)} fp16")
+        return
     if args.lite:
         os.environ["FGATTN_CHECK_LITE"] = "1"  # the spawned workers read it at import
         globals()["LITE"] = True
@@ -270,10 +382,15 @@ def main() -> None:
         globals()["TABLE_ONLY"] = True
     t0 = time.perf_counter()
     print(torch.cuda.get_device_name() if DEV == "cuda" else DEV, torch.__version__, __import__("triton").__version__)
-    check_all(args.workers)
-    print(f"[time] configs {time.perf_counter() - t0:.1f}s", flush=True)
-    check_rejections()
-    check_large()
+    if not args.gluon_only:
+        check_all(args.workers)
+        print(f"[time] configs {time.perf_counter() - t0:.1f}s", flush=True)
+    if args.gluon:
+        check_gluon(args.gluon, args.workers, gseed)
+        print(f"[time] gluon {time.perf_counter() - t0:.1f}s", flush=True)
+    if not args.gluon_only:
+        check_rejections()
+        check_large()
     print(f"[time] total {time.perf_counter() - t0:.1f}s")
     print(f"gpu_check: {COUNT[0]} checks, {len(FAILS)} failures")
     for f in FAILS[:40]:

@@ -32,6 +32,7 @@ query: no index loads, same gather code); ``_DIAG_EPI`` 1: O store predicated of
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -40,10 +41,10 @@ import triton
 import triton.language as tl
 
 from .index import FgIndex, check_index
-from .launch import LaunchConfig, gpu_key, launch_config
+from .launch import LaunchConfig, check_impl, gpu_key, launch_config
 from .schedule import DEFAULT_SMS, limit_sms, persistent_programs, sm_limit
 
-__all__ = ["fg_attention", "block_sparse_attention", "dense_attention", "resolve_config", "limit_sms"]
+__all__ = ["fg_attention", "block_sparse_attention", "dense_attention", "resolve_config", "limit_sms", "fg_route"]
 
 MODE_DENSE = 0
 MODE_BLOCK = 1
@@ -957,7 +958,46 @@ def resolve_config(
             f"config: (head_dim, block_m, gran_n)=({config.head_dim}, {config.block_m}, {config.gran_n}) "
             f"does not match the call ({d}, {block_m}, {want_gran})"
         )
+    check_impl(config.kernel, config.head_dim, config.block_m, config.gran_n, config.extra, "config")
     return config
+
+
+#: environment switch: ``FGATTN_GLUON=0`` launches the tl kernel for every ``impl: gluon`` entry (A/B runs)
+GLUON_ENV = "FGATTN_GLUON"
+
+
+def fg_route(q: torch.Tensor, cfg: LaunchConfig, *, return_lse: bool = False) -> tuple[str, str]:
+    """Which implementation :func:`fg_attention` launches for ``cfg`` on ``q``: ``("gluon", "")`` or
+    ``("tl", why)``.  The rule, in order: the entry's ``impl`` (``extra["impl"]``, default tl); then for an
+    ``impl: gluon`` entry the tl kernel (same entry, ``impl`` / ``gluon`` dropped: the same attention, the
+    entry's tl options) when ``FGATTN_GLUON=0``, under the interpreter (``TRITON_INTERPRET=1``), for a non-CUDA
+    ``q``, without Triton's Gluon API, on a GPU other than sm_90, for fp32, with ``return_lse`` (the Gluon form
+    has no LSE output) or when Q's base / strides are not 16-byte aligned (its TMA descriptor); else the Gluon form
+    (``fgattn.gluon_fg.fg_attention_gluon`` with the entry's knobs).  Invalid knobs raise (never a fallback)."""
+    if cfg.impl != "gluon":
+        return "tl", "entry impl tl"
+    cfg.gluon_options()  # validates the knobs (one ValueError line) wherever the call runs
+    if os.environ.get(GLUON_ENV, "1") == "0":
+        return "tl", f"{GLUON_ENV}=0"
+    if _interpreting():
+        return "tl", "TRITON_INTERPRET=1 (the Gluon form has no interpreter path)"
+    if q.device.type != "cuda":
+        return "tl", f"q on {q.device.type} (the Gluon form runs on CUDA GPUs only)"
+    if q.dtype not in (torch.bfloat16, torch.float16):
+        return "tl", f"dtype {q.dtype} (the Gluon form takes bfloat16 / float16)"
+    if return_lse:
+        return "tl", "return_lse (the Gluon form has no LSE output)"
+    major, minor = torch.cuda.get_device_capability(q.device)
+    if major != 9:
+        return "tl", f"sm_{major}{minor} (the Gluon form needs sm_90)"
+    from .gluon_fg import gluon_available
+
+    why = gluon_available()
+    if why is not None:
+        return "tl", f"no Gluon in this Triton ({why})"
+    if q.data_ptr() % 16 or any(st * q.element_size() % 16 for st in q.stride()[:-1]):
+        return "tl", "q's base or strides not 16-byte aligned (the Gluon form reads Q by TMA)"
+    return "gluon", ""
 
 
 def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: str) -> tuple[int, int, int, int, int]:
@@ -1189,6 +1229,16 @@ def _sparse_launch(
         raise ValueError(f"{arg}: on {index.indices.device}, q on {q.device}")
     if check:
         check_index(index)
+    if mode == MODE_FG and cfg.impl == "gluon":
+        impl, _ = fg_route(q, cfg, return_lse=return_lse)
+        if impl == "gluon":
+            from .gluon_fg import fg_attention_gluon
+
+            if not cfg.option("lpt", True) and index.order is not None:
+                index = dataclasses.replace(index, order=None)  # as the tl kernel: natural row order
+            return fg_attention_gluon(q, k, v, index, block_m=block_m, gran_n=gran_n, layout=layout,
+                                      sm_scale=sm_scale, programs=_sm_count(q.device), out=out, **cfg.gluon_options())
+        cfg = cfg.tl_config()
     return _launch(mode, q, k, v, index, cfg, layout, sm_scale, out, return_lse)
 
 
@@ -1218,7 +1268,9 @@ def fg_attention(
         gran_n: keys per gathered run (1, 16, 64).
         layout: memory layout of q, k, v and the output.
         sm_scale: softmax scale (default 1/sqrt(D)).
-        config: launch configuration (default: the tuned table entry for this GPU).
+        config: launch configuration (default: the tuned table entry for this GPU).  An entry with
+            ``extra["impl"] = "gluon"`` (fg D128 M128 gran 1) launches the Gluon form where it can run and the
+            entry's tl kernel elsewhere; :func:`fg_route` says which and why.
         check: validate the index first (:func:`fgattn.check_index`, O(nnz), one sync).
         out: optional output tensor (same shape/dtype as q).
         return_lse: also return the log-sum-exp of each query row.

@@ -29,6 +29,10 @@ __all__ = [
     "launch_config",
     "load_table",
     "gpu_key",
+    "GLUON_KNOBS",
+    "IMPLS",
+    "check_impl",
+    "impl_for_arch",
 ]
 
 _DATA = Path(__file__).resolve().parent / "data" / "launch_configs.json"
@@ -58,6 +62,30 @@ DTYPES = ("bf16", "fp16", "fp32")
 LAYOUTS = ("bhnd", "bnhd")
 #: GPU key -> architecture; a GPU without its own entry falls back to one of the same architecture.
 ARCH = {"h100": "sm90", "h200": "sm90", "a100": "sm80", "b200": "sm100", "l40s": "sm89"}
+
+#: implementations of an entry (``extra["impl"]``, default ``"tl"``): the Triton ``tl`` kernels of
+#: ``fgattn.attention``, or ``"gluon"``: the Gluon form of ``fgattn.gluon_fg`` (fg D128 M128 gran 1 on sm_90 only;
+#: its knobs in ``extra["gluon"]``; the entry's other fields and options stay the tl kernel's, which runs wherever
+#: the Gluon form cannot: :func:`fgattn.attention.fg_route`)
+IMPLS = ("tl", "gluon")
+#: (kernel, head_dim, block_m, gran_n) the Gluon form implements (``fgattn.gluon_fg``)
+GLUON_KEY = ("fg", 128, 128, 1)
+#: architectures the Gluon form runs on (wgmma, TMA, setmaxnreg: Hopper)
+GLUON_ARCHS = ("sm90",)
+#: ``extra["gluon"]`` knob -> (allowed values, default), the arguments of ``fgattn.gluon_fg.fg_attention_gluon``
+#: (``fence`` = its ``consumer_fence``); ``regs`` = [consumer, producer] registers per thread or None (checked by
+#: :func:`check_impl` with the rule of ``gluon_fg.check_ws2_knobs``; tests/test_gluon_fg.py keeps the two equal)
+GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
+    "form": (("one_row", "persistent", "ws", "ws2"), None),
+    "pipeline": ((0, 1, 2, 3), 0),
+    "fence": ((True, False), True),
+    "exp_poly": ((0, 0.25), 0),
+    "pingpong": ((False, True), False),
+    "regs": ((), None),
+}
+#: knobs of form ``ws2`` only / of the warp-specialized forms only
+_WS2_ONLY = ("pipeline", "exp_poly", "pingpong", "regs")
+_WS_ONLY = ("fence",)
 
 
 @dataclass(frozen=True)
@@ -124,6 +152,36 @@ class LaunchConfig:
         """Value of an ``extra`` option, ``default`` when absent."""
         return self.extra.get(name, default)
 
+    @property
+    def impl(self) -> str:
+        """``"tl"`` (the Triton kernels, default) or ``"gluon"`` (``extra["impl"]``; see :data:`IMPLS`)."""
+        return str(self.extra.get("impl", "tl"))
+
+    def gluon_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``fgattn.gluon_fg.fg_attention_gluon`` for an ``impl: gluon`` entry (knobs of
+        ``extra["gluon"]`` with their defaults; ``fence`` -> ``consumer_fence``, ``regs`` a tuple).
+
+        Raises:
+            ValueError: the entry is not ``impl: gluon`` or its knobs are invalid (:func:`check_impl`).
+        """
+        check_impl(self.kernel, self.head_dim, self.block_m, self.gran_n, self.extra, "config")
+        if self.impl != "gluon":
+            raise ValueError(f"config: impl={self.impl!r} has no Gluon options")
+        g = self.extra["gluon"]
+        out = {k: g.get(k, default) for k, (_, default) in GLUON_KNOBS.items()}
+        out["consumer_fence"] = out.pop("fence")
+        out["regs"] = None if out["regs"] is None else tuple(int(r) for r in out["regs"])
+        return out
+
+    def tl_config(self) -> LaunchConfig:
+        """The same entry as the tl kernel launches it (``impl`` and ``gluon`` removed): what runs where the
+        Gluon form cannot, and the kernel a tl entry's SASS is compiled from."""
+        if "impl" not in self.extra and "gluon" not in self.extra:
+            return self
+        from dataclasses import replace
+
+        return replace(self, extra={k: v for k, v in self.extra.items() if k not in ("impl", "gluon")})
+
 
 def gpu_key(device_name: str) -> str:
     """Map a device name such as ``"NVIDIA H200"`` or ``"NVIDIA H100 80GB HBM3"`` to a table key."""
@@ -134,13 +192,83 @@ def gpu_key(device_name: str) -> str:
     raise ValueError(f"gpu: no launch-table key for device {device_name!r} (known: {sorted(ARCH)})")
 
 
+def _gluon_regs_ok(regs: Any) -> bool:
+    """``regs`` = [consumer, producer]: multiples of 8, 24 <= producer <= consumer <= 240, sum <= 280 (the rule of
+    ``fgattn.gluon_fg.check_ws2_knobs``: the default partition gets 504 - consumer - producer)."""
+    if not isinstance(regs, (list, tuple)) or len(regs) != 2:
+        return False
+    if not all(isinstance(r, int) and not isinstance(r, bool) for r in regs):
+        return False
+    cr, pr = regs
+    return cr % 8 == 0 and pr % 8 == 0 and 24 <= pr <= cr <= 240 and cr + pr <= 280
+
+
+def check_impl(kernel: str, head_dim: int, block_m: int, gran_n: int, extra: dict[str, Any], where: str) -> str:
+    """Validate an entry's implementation choice (``extra["impl"]`` and, for ``"gluon"``, ``extra["gluon"]``);
+    return the implementation.  Pure Python (no torch / triton): the table is checked where it is read.
+
+    Raises:
+        ValueError: one line starting with ``where`` (the table file and entry, or ``config``) naming the field.
+    """
+    impl = extra.get("impl", "tl")
+    if impl not in IMPLS:
+        raise ValueError(f"{where}: extra.impl={impl!r} must be one of {list(IMPLS)}")
+    knobs = extra.get("gluon")
+    if impl == "tl":
+        if knobs is not None:
+            raise ValueError(f"{where}: extra.gluon is given but extra.impl is 'tl' (set impl 'gluon' or drop it)")
+        return impl
+    if (kernel, head_dim, block_m, gran_n) != GLUON_KEY:
+        raise ValueError(f"{where}: extra.impl='gluon' exists only for kernel fg, head_dim 128, block_m 128, "
+                         f"gran_n 1 (fgattn.gluon_fg), not ({kernel}, {head_dim}, {block_m}, {gran_n})")
+    if not isinstance(knobs, dict) or "form" not in knobs:
+        raise ValueError(f"{where}: extra.impl='gluon' needs extra.gluon, an object with at least 'form' "
+                         f"(knobs: {list(GLUON_KNOBS)})")
+    unknown = sorted(set(knobs) - set(GLUON_KNOBS))
+    if unknown:
+        raise ValueError(f"{where}: extra.gluon has unknown knobs {unknown} (known: {list(GLUON_KNOBS)})")
+    for name, value in knobs.items():
+        allowed = GLUON_KNOBS[name][0]
+        if name == "regs":
+            if value is not None and not _gluon_regs_ok(value):
+                raise ValueError(f"{where}: extra.gluon.regs={value!r} must be [consumer, producer] multiples of 8 "
+                                 "with 24 <= producer <= consumer <= 240 and consumer + producer <= 280")
+            continue
+        bool_knob = isinstance(allowed[0], bool)
+        if isinstance(value, bool) != bool_knob or value not in allowed:
+            raise ValueError(f"{where}: extra.gluon.{name}={value!r} must be one of {list(allowed)}")
+    form = knobs["form"]
+    on = [k for k in _WS2_ONLY if knobs.get(k, GLUON_KNOBS[k][1]) != GLUON_KNOBS[k][1]]
+    if on and form != "ws2":
+        raise ValueError(f"{where}: extra.gluon.{on[0]} is a knob of form 'ws2' only, not form={form!r}")
+    if "fence" in knobs and form not in ("ws", "ws2"):
+        raise ValueError(f"{where}: extra.gluon.fence is a knob of forms 'ws' / 'ws2' only, not form={form!r}")
+    return impl
+
+
+def impl_for_arch(cfg: LaunchConfig, arch: str) -> str:
+    """The implementation a launch of ``cfg`` on a GPU of architecture ``arch`` (e.g. ``"sm90"``) runs, as far as
+    the table and the GPU decide it: ``"gluon"`` for an ``impl: gluon`` entry on :data:`GLUON_ARCHS`, else ``"tl"``.
+    At run time ``fgattn.attention.fg_route`` also falls back to tl for fp32, ``return_lse``, the interpreter, a
+    Triton without Gluon and Q strides TMA cannot read (the cost model prices what this function returns)."""
+    return "gluon" if cfg.impl == "gluon" and arch in GLUON_ARCHS else "tl"
+
+
 @lru_cache(maxsize=4)
 def load_table(path: str | None = None) -> dict[tuple[str, str, int, int, int], dict[str, Any]]:
-    """Read the launch table; keys are (kernel, gpu, head_dim, block_m, gran_n)."""
-    data = json.loads(Path(path or table_file()).read_text())
+    """Read the launch table; keys are (kernel, gpu, head_dim, block_m, gran_n).
+
+    Raises:
+        ValueError: naming the file and entry when an entry's ``impl`` / ``gluon`` options are invalid
+            (:func:`check_impl`).
+    """
+    file = Path(path or table_file())
+    data = json.loads(file.read_text())
     table: dict[tuple[str, str, int, int, int], dict[str, Any]] = {}
     for e in data["entries"]:
         key = (e["kernel"], e["gpu"], int(e["head_dim"]), int(e["block_m"]), int(e["gran_n"]))
+        check_impl(key[0], key[2], key[3], key[4], dict(e.get("extra", {})),
+                   f"{file}: entry {key[0]}/{key[1]}/D{key[2]}/M{key[3]}/g{key[4]}")
         table[key] = e
     return table
 

@@ -4,6 +4,13 @@
     PYTHONPATH=/path/to/triton-3.6:kernels python kernels/tools/compile_report.py --table   # the launch table
     FGATTN_DUMP=DIR ... also writes each variant's TTGIR, PTX and SASS into DIR
 
+``--table`` compiles an ``impl: gluon`` entry twice: its Gluon form (``fgattn.gluon_fg``, the knobs of
+``extra["gluon"]``; name ``table ... gluon FORM ...``) and the tl kernel that runs where the Gluon form cannot (the
+entry without ``impl`` / ``gluon``; named as any tl entry, so its SASS file is the one a tl entry would write).
+Every variant reports the same figures (registers at launch, stack, shared memory, HGMMA / gsb0, the innermost
+HGMMA loop's instructions, static stall cycles, MUFU and ``WARPGROUP.DEPBAR`` (wgmma waits)); a Gluon form adds
+its partitions' register budgets (``setmaxnreg``): ``partition_regs`` [consumer, producer].
+
 Uses the Triton on the path (the device machines run 3.6); pointer and stride arguments get the
 16-divisibility the real launches get.  A variant that fails to compile here will fail there.
 """
@@ -276,16 +283,126 @@ def loop_figures(sass: str) -> dict[str, int] | None:
         return None
     _, lo, hi = min(spans)
     body = [h for a, _, h in ins if lo <= a <= hi]
+    text = [t for a, t, _ in ins if lo <= a <= hi]
     return dict(loop_insts=len(body), loop_stall_cycles=sum((h >> 41) & 0xF for h in body),
-                loop_sb_waits=sum(1 for h in body if (h >> 52) & 0x3F))
+                loop_sb_waits=sum(1 for h in body if (h >> 52) & 0x3F),
+                loop_mufu=sum(1 for t in text if re.match(r"(@!?U?P\w+\s+)?MUFU", t)),
+                loop_wgmma_waits=sum(1 for t in text if "WARPGROUP.DEPBAR" in t))
+
+
+def gluon_compile_sm90(knobs: dict[str, Any], dtype: str = "bf16") -> Any:
+    """Compile the Gluon form of an ``impl: gluon`` entry (``extra["gluon"]`` knobs, validated as the launch table
+    does) for sm_90 without a GPU, with the constexprs ``fgattn.gluon_fg.fg_attention_gluon`` launches it with
+    (ordered index, 16-byte aligned pointers and strides, Q descriptor [1, 1, 64 or 128, 128] boxes)."""
+    import triton
+    from fgattn import gluon_fg as g
+    from fgattn.launch import check_impl
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    check_impl("fg", g.HEAD_DIM, g.BLOCK_M, g.GRAN_N, {"impl": "gluon", "gluon": knobs}, "gluon knobs")
+    form = knobs["form"]
+    fn = {"one_row": g._fg_gluon_row, "persistent": g._fg_gluon_persistent, "ws": g._fg_gluon_ws,
+          "ws2": g._fg_gluon_ws2}[form]
+    ws2 = form == "ws2"
+    const: dict[str, Any] = {p.name: p.default for p in fn.params if p.is_constexpr and p.has_default}
+    const.update(HEAD_DIM=g.HEAD_DIM, BLOCK_M=g.BLOCK_M, BLOCK_N=g.BLOCK_N, STAGES=g.STAGES,
+                 num_warps=4 if ws2 else g.NUM_WARPS)
+    if form in ("ws", "ws2"):
+        const.update(PRODUCER_REGS=g.PRODUCER_REGS, CONSUMER_FENCE=bool(knobs.get("fence", True)))
+        if ws2:
+            regs = knobs.get("regs")
+            const.update(g.check_ws2_knobs("ws2", pipeline=knobs.get("pipeline", 0), exp_poly=knobs.get("exp_poly", 0),
+                                           pingpong=knobs.get("pingpong", False),
+                                           regs=None if regs is None else tuple(regs)))
+    else:
+        const.update(ORDERED=True)
+    names = list(fn.arg_names)
+    lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
+           "fp4_padded=False, cga_layout=[])")
+    ptr = {"K": f"*{dtype}", "V": f"*{dtype}", "Out": f"*{dtype}", "Offsets": "*i64", "Indices": "*i32",
+           "Order": "*i32"}
+    sig: dict[str, str] = {}
+    attrs: dict[tuple[int, ...], list] = {}
+    for i, a in enumerate(names):
+        if a in const:
+            sig[a] = "constexpr"
+        elif a == "q_desc":
+            sig[a] = f"tensordesc<{dtype}[1, 1, {g.BLOCK_M // 2 if ws2 else g.BLOCK_M}, {g.HEAD_DIM}],{lay}>"
+        elif a in ptr:
+            sig[a], attrs[(i,)] = ptr[a], [["tt.divisibility", 16]]
+        elif a == "qk_scale":
+            sig[a] = "fp32"
+        else:
+            sig[a] = "i32"
+            if a.startswith("stride"):
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    src = GluonASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": const["num_warps"]})
+
+
+def _figures(name: str, k: Any, t0: float, **more: Any) -> dict:
+    """The report of a compiled kernel ``k`` (tl or Gluon): resources, HGMMA chain, inner loop; FGATTN_DUMP."""
+    import triton
+
+    md = k.metadata
+    ttgir = k.asm.get("ttgir", "")
+    ptx = k.asm.get("ptx", "")
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(k.asm["cubin"])
+        f.flush()
+        res = subprocess.run([str(tool), "-res-usage", f.name], capture_output=True, text=True).stdout
+        sass = subprocess.run([str(tool), "-sass", f.name], capture_output=True, text=True).stdout
+    dump = os.environ.get("FGATTN_DUMP")  # a folder: write the variant's TTGIR, PTX and SASS there
+    if dump:
+        stem = Path(dump) / re.sub(r"[^\w.-]+", "_", name)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        stem.with_suffix(".ttgir").write_text(ttgir)
+        stem.with_suffix(".ptx").write_text(ptx)
+        stem.with_suffix(".sass").write_text(sass)
+    hgmma = [ln for ln in sass.splitlines() if "HGMMA" in ln]
+    gsb0 = sum("gsb0" in ln for ln in hgmma)
+    regs = re.search(r"REG:(\d+)", res)
+    stack = re.search(r"STACK:(\d+)", res)
+    return dict(name=name, ok=True, regs=int(regs.group(1)) if regs else None,
+                stack=int(stack.group(1)) if stack else None,
+                smem_kb=round(md.shared / 1024, 1), ws="warp_specialize" in ttgir,
+                wgmma="wgmma" in ptx, cp_async="cp.async" in ptx, tma="cp.async.bulk.tensor" in ptx,
+                async_copies=ttgir.count("ttg.async_copy_global_to_local"),
+                async_waits=ttgir.count("ttg.async_wait"), hgmma=len(hgmma), hgmma_gsb0=gsb0,
+                wgmma_serialized=len(hgmma) > 4 and gsb0 == len(hgmma),
+                **(loop_figures(sass) or {}), **more, s=round(time.time() - t0, 1))
+
+
+def compile_gluon_one(v: tuple) -> dict:
+    """A Gluon variant (``extra = {"impl": "gluon", "gluon": knobs, "dtype": ...}``) as :func:`compile_one`."""
+    name, extra = v[0], dict(v[-1])
+    t0 = time.time()
+    try:
+        knobs = dict(extra["gluon"])
+        k = gluon_compile_sm90(knobs, extra.get("dtype", "bf16"))
+        from fgattn import gluon_fg as g
+
+        # the register values the PTX's setmaxnreg.inc / .dec set (warp-specialized forms; transitions included)
+        setmax = sorted({int(x) for x in re.findall(r"setmaxnreg\.(?:inc|dec)\.sync\.aligned\.u32\s+(\d+)",
+                                                     k.asm.get("ptx", ""))}, reverse=True)
+        more: dict[str, Any] = dict(impl="gluon", setmaxnreg=setmax)
+        if knobs["form"] == "ws2":  # [consumer half 0 (default partition), consumer half 1, producer] per thread
+            cr, pr = knobs.get("regs") or (g.CONSUMER_REGS, g.PRODUCER_REGS)
+            more["partition_regs"] = [504 - cr - pr, cr, pr]
+        return _figures(name, k, t0, **more)
+    except Exception as e:  # noqa: BLE001
+        return dict(name=name, ok=False, impl="gluon", err=repr(e)[-400:], s=round(time.time() - t0, 1))
 
 
 def compile_one(v: tuple) -> dict:
-    import triton
     from fgattn.attention import _attn_fwd, _attn_fwd_persistent
 
     name, mode, d, m, bn, gran, st, w, extra = v
     extra = dict(extra)
+    if extra.get("impl") == "gluon":
+        return compile_gluon_one(v)
     persistent = bool(extra.pop("persistent", False))
     fn = _attn_fwd_persistent if persistent else _attn_fwd
     names = list(fn.arg_names)
@@ -310,51 +427,15 @@ def compile_one(v: tuple) -> dict:
         qdesc = f"tensordesc<bf16[1, 1, {m}, {d}]>" if const.get("TMA_Q") else None
         odesc = f"tensordesc<bf16[1, 1, {m}, {d}]>" if const.get("TMA_O") else None
         k = compile_sm90(fn, const, ptr, w, st, maxnreg=maxnreg, qdesc=qdesc, odesc=odesc)
-        md = k.metadata
-        ttgir = k.asm.get("ttgir", "")
-        sass_hint = k.asm.get("ptx", "")
-        tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
-        with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-            f.write(k.asm["cubin"])
-            f.flush()
-            res = subprocess.run([str(tool), "-res-usage", f.name], capture_output=True, text=True).stdout
-        dump = os.environ.get("FGATTN_DUMP")  # a folder: write the variant's TTGIR, PTX and SASS there
-        if dump:
-            stem = Path(dump) / re.sub(r"[^\w.-]+", "_", name)
-            stem.parent.mkdir(parents=True, exist_ok=True)
-            stem.with_suffix(".ttgir").write_text(ttgir)
-            stem.with_suffix(".ptx").write_text(sass_hint)
-            with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-                f.write(k.asm["cubin"])
-                f.flush()
-                stem.with_suffix(".sass").write_text(
-                    subprocess.run([str(tool), "-sass", f.name], capture_output=True, text=True).stdout)
-        # serialised wgmma (ptxas C7515: each HGMMA waits for the previous one): in the compiled SASS every HGMMA
-        # then carries the gsb0 scoreboard, where a pipelined chain sets it on the last of a group only
-        with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-            f.write(k.asm["cubin"])
-            f.flush()
-            sass = subprocess.run([str(tool), "-sass", f.name], capture_output=True, text=True).stdout
-        hgmma = [ln for ln in sass.splitlines() if "HGMMA" in ln]
-        gsb0 = sum("gsb0" in ln for ln in hgmma)
-        regs = re.search(r"REG:(\d+)", res)
-        stack = re.search(r"STACK:(\d+)", res)
-        return dict(name=name, ok=True, regs=int(regs.group(1)) if regs else None,
-                    stack=int(stack.group(1)) if stack else None,
-                    smem_kb=round(md.shared / 1024, 1), ws="warp_specialize" in ttgir,
-                    wgmma="wgmma" in sass_hint, cp_async="cp.async" in sass_hint,
-                    tma="cp.async.bulk.tensor" in sass_hint,
-                    async_copies=ttgir.count("ttg.async_copy_global_to_local"),
-                    async_waits=ttgir.count("ttg.async_wait"), hgmma=len(hgmma), hgmma_gsb0=gsb0,
-                    wgmma_serialized=len(hgmma) > 4 and gsb0 == len(hgmma),
-                    **(loop_figures(sass) or {}), s=round(time.time() - t0, 1))
+        return _figures(name, k, t0)
     except Exception as e:  # noqa: BLE001
         return dict(name=name, ok=False, err=repr(e)[-400:], s=round(time.time() - t0, 1))
 
 
 def table_variants(gpu: str = "h200", path: str | None = None) -> list[tuple]:
     """The launch table's entries for ``gpu`` as variants, with the constexprs ``attention._launch`` gives them
-    (bf16, an ordered index for fg / block; one_row = the nested persistent kernel)."""
+    (bf16, an ordered index for fg / block; one_row = the nested persistent kernel).  An ``impl: gluon`` entry
+    gives its Gluon form (extra ``{"impl": "gluon", "gluon": knobs}``) and then its tl kernel."""
     from fgattn.launch import launch_config, load_table
 
     out = []
@@ -362,6 +443,13 @@ def table_variants(gpu: str = "h200", path: str | None = None) -> list[tuple]:
         if g != gpu:
             continue
         e = launch_config(kernel, g, d, m, gran, table_path=path)
+        if e.impl == "gluon":
+            kn = e.extra["gluon"]
+            tag = " ".join(f"{k}={json.dumps(kn[k])}" for k in sorted(kn) if k != "form")
+            out.append((f"table {e.kernel} D{e.head_dim} M{e.block_m} g{e.gran_n} gluon {kn['form']} {tag}".strip(),
+                        2, e.head_dim, e.block_m, 128, e.gran_n, 3, 4 if kn["form"] == "ws2" else 8,
+                        {"impl": "gluon", "gluon": dict(kn)}))
+            e = e.tl_config()
         mode = {"dense": 0, "block": 1, "fg": 2}[e.kernel]
         o = e.extra
         name = f"table {e.kernel} D{e.head_dim} M{e.block_m} g{e.gran_n} bn{e.block_n} st{e.num_stages} w{e.num_warps}"
