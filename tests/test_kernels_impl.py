@@ -281,3 +281,17 @@ def test_gpu_check_and_compile_report_handle_gluon_entries(tmp_path: Path, monke
     assert both[0][-1] == {"impl": "gluon", "gluon": base.extra["gluon"]}
     assert both[1] == plain[0]  # the tl kernel: the same variant (constexprs, name, so the same SASS file)
     load_table.cache_clear()
+
+
+def test_candidate_table_for_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kernels/logs/launch_configs-candidate-gluon-pipe1.json (FGATTN_LAUNCH_TABLE, NOTES "Adoption plan"): only the
+    fg D128 M128 g1 entry says impl gluon, with the measured knobs; its tl fallback is a valid tl entry."""
+    p = ROOT / "kernels" / "logs" / "launch_configs-candidate-gluon-pipe1.json"
+    monkeypatch.setenv("FGATTN_LAUNCH_TABLE", str(p))
+    table = load_table(str(p))
+    gl = [k for k, e in table.items() if e.get("extra", {}).get("impl") == "gluon"]
+    assert gl == [("fg", "h200", 128, 128, 1)]
+    cfg = launch_config("fg", "h200", 128, 128, 1)
+    assert cfg.impl == "gluon" and cfg.extra["gluon"] == PIPE1 and cfg.tl_config().impl == "tl"
+    assert launch_config("fg", "h200", 128, 128, 16).impl == "tl"
+    load_table.cache_clear()

@@ -13,7 +13,8 @@ NaN first), the emptied block all zeros.  Timing: per shape cuDNN SDPA and every
 masks of ``validation/entry_regress.py``), CUDA-graph replay, ``--rounds`` interleaved rounds in a fresh random
 order per round, ratios paired per round; the CSV has ``entry_regress.py``'s columns, so
 ``kernels/tools/row_cost_fit.py --entry-regress CSV`` fits per-row / per-tile costs per variant.
-Variants: ``entry`` (the launch table's fg D128 M128 g1 entry), ``gluon_row`` (form a: one program per row, Q by
+Variants: ``entry`` (the launch table's fg D128 M128 g1 entry as the tl kernel, also where the entry says
+``impl: gluon``), ``gluon_row`` (form a: one program per row, Q by
 TMA off the critical path, the tail tile pipelined), ``gluon_pers`` (form b: one program per SM, gathers two tiles
 ahead across rows), ``gluon_ws`` (form c: persistent, a producer warpgroup gathers for two consumer warpgroups),
 ``gluon_ws2`` (form d: as c, each consumer warpgroup its own partition).
@@ -288,8 +289,11 @@ def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", programs: in
     import fgattn
     from fgattn.gluon_fg import fg_attention_gluon
 
-    if name == "entry":
-        return fgattn.fg_attention(q, k, v, idx, block_m=M, gran_n=G, layout=layout, out=out)
+    if name == "entry":  # the table entry's tl kernel, also once the entry says impl gluon (a stable reference)
+        from fgattn.attention import resolve_config
+
+        cfg = resolve_config("fg", q, M, G).tl_config()
+        return fgattn.fg_attention(q, k, v, idx, block_m=M, gran_n=G, layout=layout, out=out, config=cfg)
     return fg_attention_gluon(q, k, v, idx, layout=layout, form=FORM[name], programs=programs, out=out,
                               **KNOBS.get(name, {}))
 

@@ -484,6 +484,9 @@ def table_variants(gpu: str = "h200", path: str | None = None) -> list[tuple]:
 def main() -> None:
     """``compile_report.py [NAME-SUBSTRING ...]``; ``--table`` compiles the launch table's H200 entries instead."""
     only = sys.argv[1:]
+    if only[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return
     if only[:1] == ["--table"]:
         vs = table_variants()
     else:
