@@ -295,3 +295,29 @@ def test_candidate_table_for_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert cfg.impl == "gluon" and cfg.extra["gluon"] == PIPE1 and cfg.tl_config().impl == "tl"
     assert launch_config("fg", "h200", 128, 128, 16).impl == "tl"
     load_table.cache_clear()
+
+
+def test_gpu_check_gluon_chunk_runs_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The --gluon worker end to end on the CPU interpreter (there the route is tl: the harness code, masks with
+    text, limit_sms, sm_scale and the float64 comparison run as on the GPU); a wrong output is reported."""
+    import gpu_check_kernels as gc
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(gc, "DEV", "cpu")
+    case = dict(i=0, seed=5, dtype="fp16", layout="bnhd", b=1, h=1, n=257, text=100, density=0.3, order=True,
+                sms=3, sm_scale=0.05, knobs=dict(PIPE1))
+    n0 = len(gc.FAILS)
+    count, fails = gc.check_gluon_chunk([case])
+    assert (count, fails) == (1, []), fails
+    # the same case with the kernel's output corrupted must fail
+    real = fgattn.fg_attention
+
+    def broken(*a, **kw):
+        res = real(*a, **kw)
+        kw["out"].mul_(1.1)
+        return res
+
+    monkeypatch.setattr(fgattn, "fg_attention", broken)
+    count, fails = gc.check_gluon_chunk([case])
+    assert count == 1 and len(fails) == 1 and "gluon case 0" in fails[0]
+    del gc.FAILS[n0:]
