@@ -171,7 +171,8 @@ class _FakeCudaQ:
         return 2 if self.dtype != torch.float32 else 4
 
 
-@pytest.mark.parametrize("case", ["sm90", "sm80", "sm100", "fp32", "lse", "nogluon", "misaligned", "stride"])
+@pytest.mark.parametrize("case", ["sm90", "sm80", "sm100", "fp32", "lse", "nogluon", "misaligned", "stride",
+                                  "kv_misaligned"])
 def test_route_rule_on_gpus(monkeypatch: pytest.MonkeyPatch, case: str) -> None:
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     cap = {"sm80": (8, 0), "sm100": (10, 0)}.get(case, (9, 0))
@@ -180,10 +181,11 @@ def test_route_rule_on_gpus(monkeypatch: pytest.MonkeyPatch, case: str) -> None:
     q = _FakeCudaQ(dtype=torch.float32 if case == "fp32" else torch.bfloat16,
                    ptr=(1 << 20) + (8 if case == "misaligned" else 0),
                    stride=(128 * 256, 128 * 256, 4 if case == "stride" else 128, 1))  # 4 elements = 8 B
-    impl, why = attention.fg_route(q, _gluon(), return_lse=case == "lse")
+    kv = _FakeCudaQ(ptr=(1 << 21) + (4 if case == "kv_misaligned" else 0))
+    impl, why = attention.fg_route(q, _gluon(), return_lse=case == "lse", k=_FakeCudaQ(), v=kv)
     want = {"sm90": ("gluon", ""), "sm80": ("tl", "sm_80"), "sm100": ("tl", "sm_100"), "fp32": ("tl", "float32"),
-            "lse": ("tl", "return_lse"), "nogluon": ("tl", "no Gluon"), "misaligned": ("tl", "16-byte"),
-            "stride": ("tl", "16-byte")}[case]
+            "lse": ("tl", "return_lse"), "nogluon": ("tl", "no Gluon"), "misaligned": ("tl", "q's base"),
+            "stride": ("tl", "q's base"), "kv_misaligned": ("tl", "v's base")}[case]
     assert impl == want[0] and want[1] in why, (impl, why)
 
 

@@ -966,13 +966,20 @@ def resolve_config(
 GLUON_ENV = "FGATTN_GLUON"
 
 
-def fg_route(q: torch.Tensor, cfg: LaunchConfig, *, return_lse: bool = False) -> tuple[str, str]:
+def _aligned16(t: torch.Tensor) -> bool:
+    """Base address and every stride but the last a multiple of 16 bytes (TMA boxes, 16-byte cp.async vectors)."""
+    return not (t.data_ptr() % 16 or any(st * t.element_size() % 16 for st in t.stride()[:-1]))
+
+
+def fg_route(q: torch.Tensor, cfg: LaunchConfig, *, return_lse: bool = False, k: torch.Tensor | None = None,
+             v: torch.Tensor | None = None) -> tuple[str, str]:
     """Which implementation :func:`fg_attention` launches for ``cfg`` on ``q``: ``("gluon", "")`` or
     ``("tl", why)``.  The rule, in order: the entry's ``impl`` (``extra["impl"]``, default tl); then for an
     ``impl: gluon`` entry the tl kernel (same entry, ``impl`` / ``gluon`` dropped: the same attention, the
     entry's tl options) when ``FGATTN_GLUON=0``, under the interpreter (``TRITON_INTERPRET=1``), for a non-CUDA
     ``q``, without Triton's Gluon API, on a GPU other than sm_90, for fp32, with ``return_lse`` (the Gluon form
-    has no LSE output) or when Q's base / strides are not 16-byte aligned (its TMA descriptor); else the Gluon form
+    has no LSE output) or when the base / strides of Q (its TMA descriptor) or of the given ``k`` / ``v`` (16-byte
+    cp.async gathers) are not 16-byte aligned; else the Gluon form
     (``fgattn.gluon_fg.fg_attention_gluon`` with the entry's knobs).  Invalid knobs raise (never a fallback)."""
     if cfg.impl != "gluon":
         return "tl", "entry impl tl"
@@ -995,8 +1002,11 @@ def fg_route(q: torch.Tensor, cfg: LaunchConfig, *, return_lse: bool = False) ->
     why = gluon_available()
     if why is not None:
         return "tl", f"no Gluon in this Triton ({why})"
-    if q.data_ptr() % 16 or any(st * q.element_size() % 16 for st in q.stride()[:-1]):
+    if not _aligned16(q):
         return "tl", "q's base or strides not 16-byte aligned (the Gluon form reads Q by TMA)"
+    for name, t in (("k", k), ("v", v)):
+        if t is not None and not _aligned16(t):
+            return "tl", f"{name}'s base or strides not 16-byte aligned (the Gluon form gathers 16-byte vectors)"
     return "gluon", ""
 
 
@@ -1230,7 +1240,7 @@ def _sparse_launch(
     if check:
         check_index(index)
     if mode == MODE_FG and cfg.impl == "gluon":
-        impl, _ = fg_route(q, cfg, return_lse=return_lse)
+        impl, _ = fg_route(q, cfg, return_lse=return_lse, k=k, v=v)
         if impl == "gluon":
             from .gluon_fg import fg_attention_gluon
 
