@@ -28,7 +28,9 @@ def test_inputs_are_the_committed_csvs_and_the_record_is_complete() -> None:
         assert p.is_file(), f"calibration input {i['path']} is not committed"
         assert file_sha256(p) == i["sha256"], f"{i['path']} changed after the calibration was made"
     assert cal.resources, "compiled registers / shared memory of the calibrated configs are recorded"
-    assert set(cal.fit["fixed_by_measurement"]) == {"hbm_bw_eff"}  # revision 4: the L2 efficiency is fitted
+    # revision 4: the L2 efficiency is fitted; revision 8: the tensor-core efficiency from the mma microbenchmark
+    assert set(cal.fit["fixed_by_measurement"]) == {"hbm_bw_eff", "mma_eff"}
+    assert cal.params.mma_eff == pytest.approx(cal.fit["measured"]["mma_eff_measured"])
     assert {"l2_gbs", "hbm_gbs", "l2_smem_gbs", "l2_smem_eff"} <= set(cal.fit["measured"])  # the streams, recorded
     # revision 6: the L2 -> SM port is measured (l2_smem, TMA and cp.async) and replaces the GPU file's value
     port = cal.gpu_properties["l2_port_bytes_per_clk"]

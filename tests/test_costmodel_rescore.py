@@ -53,18 +53,21 @@ def test_rescoring_leaves_the_blind_record_and_band(tmp_path: Path, monkeypatch:
     assert rs["rescored_of"]["calibration_inputs"] == [Path(i["path"]).name for i in cal.inputs]
 
 
-def test_committed_blind_record_is_test9_on_the_committed_calibration() -> None:
-    """The committed summary is test9's blind scoring with the committed calibration (calib9, revision 7): no
-    rescoring file; test8 (the previous frozen list) is development data, its blind scoring with revision 6 and calib8
-    is kept as history beside revision 5's blind scorings of test7 (calib7) and test6 (calib6)."""
+def test_committed_blind_record_is_test10_on_the_committed_calibration() -> None:
+    """The committed summary is test10's blind scoring with the committed calibration (calib9, revision 8): no
+    rescoring file; test9 (the previous frozen list) is development data, its blind scoring with revision 7 and calib9
+    is kept as history beside revision 6's of test8 (calib8) and revision 5's of test7 (calib7) and test6 (calib6)."""
     dev, test = report.committed_lists()
-    assert any(f.endswith("-test8.csv") for f in dev) and any(f.endswith("-test7.csv") for f in dev)
-    assert [Path(f).name for f in test] == ["h200-2026-11-30-costmodel-test9.csv"]
+    assert any(f.endswith("-test9.csv") for f in dev) and any(f.endswith("-test8.csv") for f in dev)
+    assert [Path(f).name for f in test] == ["h200-2026-11-30-costmodel-test10.csv"]
     assert not report.RESCORED_PATH.is_file()
     blind = json.loads(report.SUMMARY_PATH.read_text())
     cal = load_calibration(available_calibrations()["h200"])
     assert not report.scored_with_other_calibration(blind, cal.fit)
     assert [Path(i["path"]).name for i in cal.inputs] == ["h200-2026-11-30-costmodel-calib9.csv"]
+    rev7 = json.loads(report.REV7_PATH.read_text())
+    assert rev7["test_files"] == ["h200-2026-11-30-costmodel-test9.csv"] and rev7["calibration"]["n"] == 164
+    assert rev7["calibration"]["mape"] == pytest.approx(6.02, abs=0.01)  # calib9's fit with revision 7
     rev5 = json.loads(report.REV5_PATH.read_text())
     assert rev5["test_files"] == ["h200-2026-11-30-costmodel-test6.csv"] and rev5["calibration"]["n"] == 157
     rev5b = json.loads(report.REV5B_PATH.read_text())

@@ -123,9 +123,12 @@ def test_lockstep_tile_chain_hand_computed() -> None:
     bn = cfg.block_n
     ep = float(cfg.extra.get("exp_poly", 0.0))  # revision 7: the fraction of P by the FMA polynomial (table 9245ed4)
     mma = 4.0 * 128 * bn * 128 / (GPU.tensor_flops("bf16") * p.mma_eff)
-    # without SASS figures: MUFU = M BN (1 - exp_poly) + 7.25 M (the rescale factors); FP32 + 7 per polynomial element
+    # without SASS figures: MUFU = M BN (1 - exp_poly) + 7.25 M (the rescale factors); revision 8: FP32 = the longer
+    # of the effective work (fp32_per_score per score) and the FMA pipe's throughput of the softmax's instructions
+    # (3.16 per score + 7 per polynomial element), + the O rescale
     ex = (128 * bn * (1 - ep) + 7.25 * 128) / GPU.mufu_exp_per_clk_per_sm
-    fp = (128 * bn * (4.0 + 7.0 * ep) + 128 * 128) / (GPU.fp32_flop_per_clk_per_sm / 2)
+    fp = (128 * bn * max(4.0, 3.16 + 7.0 * ep) + 128 * 128) / (GPU.fp32_flop_per_clk_per_sm / 2)
+    assert ep == 0.25 and 3.16 + 7.0 * ep > 4.0  # the polynomial saturates the FMA pipe at this effective work
     tc = tile_costs(cfg, GPU, p, np.array([0.0]), 132)  # no rows: no load latency to smooth-max with the chain
     # revision 7: the MUFU and FP32 pipes interleave: the softmax phase takes the longer of the two
     assert tc.chain[0] == pytest.approx(mma + max(ex, fp) + 2 * 50.0 + 20.0)

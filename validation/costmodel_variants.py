@@ -52,7 +52,10 @@ def main() -> None:
     from fgsim.commands.calibrate import MEASURED_EFFICIENCIES
 
     measured = MEASURED_EFFICIENCIES
-    fixed = {k: min(max(const[k], SPECS[k].lo), SPECS[k].hi) for k in measured if k in const}
+    from fgsim.model.params import MEASURED_FROM
+
+    fixed = {k: min(max(const[MEASURED_FROM.get(k, k)], SPECS[k].lo), SPECS[k].hi) for k in measured
+             if MEASURED_FROM.get(k, k) in const}
     for k in (x for x in a.free.split(",") if x):
         fixed.pop(k, None)
     for kv in (x for x in a.fix.split(",") if x):

@@ -23,12 +23,13 @@ from typing import Any
 from fgsim.commands._args import positive_int
 from fgsim.errors import FgsimError
 from fgsim.fileio import check_output_path
-from fgsim.model.params import MEASURED
+from fgsim.model.params import MEASURED, MEASURED_FROM
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-#: efficiencies taken from the stream microbenchmarks instead of fitted (where the CSV has them): the HBM copy
+#: efficiencies taken from the microbenchmarks instead of fitted (where the CSV has them): the HBM copy stream and
+#: (revision 8) the wgmma stream
 MEASURED_EFFICIENCIES = MEASURED
 #: unit and method of each measured GPU property (fgsim.hardware.MEASURED_PROPERTIES) the calibration records
 PROPERTY_UNITS = {
@@ -180,10 +181,12 @@ def run(args: argparse.Namespace) -> int:
     # measurements are recorded in fit['measured'] as checks: the L2 -> shared-memory stream l2_smem with every SM
     # busy (revision 6, l2_smem_eff; CUDA-graph timed) and the plain-load L2 stream (a 50 us kernel timed with
     # events, 5.3-7.3 TB/s in four sessions on the same build; validation/MODEL_NOTES.md, revisions 4 and 6)
+    # revision 8: the tensor-core efficiency from the mma microbenchmark (wgmma at the widest N), when measured
     for k in MEASURED_EFFICIENCIES:
-        if k in const:
+        src = MEASURED_FROM.get(k, k)
+        if src in const:
             lo, hi = SPECS[k].lo, SPECS[k].hi
-            fixed[k] = min(max(const[k], lo), hi)
+            fixed[k] = min(max(const[src], lo), hi)
     start = start.replace(**fixed)
     free = [n for n in SPECS if n not in fixed]
     # measured GPU properties: the L2 -> SM bytes per clock one SM draws at full occupancy (microbenchmark l2_smem,

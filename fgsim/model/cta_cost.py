@@ -15,9 +15,12 @@ per SM per clock from the GPU file):
 * MUFU exp2     ``t_exp = MUFU instructions of the tile / MUFU rate`` (revision 7: the compiled tile loop's
   MUFU.EX2 count, SASS ``loop_mufu``, at the SM's MUFU rate that ``fgsim calibrate``'s ``exp2`` microbenchmark
   measures; without SASS ``M BN (1 - exp_poly) + 7.25 M``); FP32 softmax work
-  ``t_fp = (M BN (fp32_per_score + 7 exp_poly) + M D) / (FP32/2)`` (``M D``: the O rescale every tile;
-  ``exp_poly``: the fraction of P computed by the FMA polynomial, 7 FP32 instructions each; FP32 = the rate
-  calibrate's ``fp32`` microbenchmark measures);
+  ``t_fp = max(M BN fp32_per_score + M D, M BN (3.16 + 7 exp_poly) + M D) / (FP32/2)`` (``M D``: the O rescale every
+  tile; the first term the fitted effective work, dependent row reductions included; the second (revision 8) the FMA
+  pipe's throughput of the softmax's instructions: row max, scaled subtraction and row sum per score (SASS), and
+  ``exp_poly``, the fraction of P computed by the FMA polynomial, 7 FP32 instructions each, which fill the
+  effective work's idle issue slots until the pipe saturates; FP32 = the rate calibrate's ``fp32`` microbenchmark
+  measures);
 * shared memory ``t_smem = (rows + W BN) 2 D elt / SMEM``: the copies write the K/V rows once, every MMA
   warpgroup reads the whole K and V tile (FA3's "shared-memory tiling", arXiv 2407.08608);
 * L2 → SM       ``t_bw = rows 2 D elt / bw_sm``, ``bw_sm`` = the SM's share of the L2 bandwidth among the SMs
@@ -100,6 +103,7 @@ from fgsim.launchcfg import KernelConfig
 from fgsim.model.occupancy import (
     ELT_BYTES,
     SOFTMAX_FIT,
+    SOFTMAX_FP32_PIPE,
     Occupancy,
     compiled_resources,
     exp_poly_fraction,
@@ -264,7 +268,14 @@ def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
     n_mufu = float(softmax[0]) if softmax is not None else softmax_estimate(cfg)[0]
     t_exp = n_mufu / gpu.mufu_exp_per_clk_per_sm
     ep = exp_poly_fraction(cfg)
-    t_fp = (m * bn * (p.fp32_per_score + SOFTMAX_FIT[2] * ep) + m * d) / (gpu.fp32_flop_per_clk_per_sm / 2.0)
+    fp_rate = gpu.fp32_flop_per_clk_per_sm / 2.0
+    # revision 8: the fitted FP32 work per score is an effective cost (the row reductions' dependent latencies
+    # included), which the polynomial's independent FMAs fill; they cost time only once the FMA pipe's throughput of
+    # the softmax's instructions (SOFTMAX_FP32_PIPE per score + 7 per polynomial element + the O rescale, at the
+    # measured FP32 rate) exceeds it
+    t_fp_eff = (m * bn * p.fp32_per_score + m * d) / fp_rate
+    t_fp_pipe = (m * bn * (SOFTMAX_FP32_PIPE + SOFTMAX_FIT[2] * ep) + m * d) / fp_rate
+    t_fp = max(t_fp_eff, t_fp_pipe)
     bw_sm = min(gpu.l2_bytes_per_s * p.l2_bw_eff / (max(1, n_active) * clk), gpu.l2_port_bytes_per_clk)
     row_bytes = 2.0 * d * elt
     byts = rows * row_bytes

@@ -146,6 +146,10 @@ def local_traffic(cfg: KernelConfig, gpu: GPU, resources: Mapping[str, Any] | No
 #: rescale) + SOFTMAX_FIT[2] exp_poly M BLOCK_N (the polynomial's FP32 instructions); least squares over the
 #: configurations compiled offline (validation/results/h200-sass-offline.json)
 SOFTMAX_FIT = (7.25, 4.49, 7.0)
+#: FP32-pipe instructions per score of the online softmax itself (revision 8): the row max (FMNMX), the scaled
+#: subtraction feeding exp2 (FFMA) and the row sum (FADD), one each per score; the fg D=128 M=128 tile loop's SASS
+#: (Triton 3.6, sm_90) has 68 + 66 + 68 per 64 scores per thread. The O rescale (M D per tile) comes on top.
+SOFTMAX_FP32_PIPE = 3.16
 
 
 def exp_poly_fraction(cfg: KernelConfig) -> float:

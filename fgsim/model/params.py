@@ -28,7 +28,8 @@ class ParamSpec:
 #: Every parameter: (unit, lower bound, upper bound, meaning). At most 15 free (issue 10): the ones in
 #: :data:`MEASURED` are set by ``fgsim calibrate``'s microbenchmarks, not fitted.
 SPECS: dict[str, ParamSpec] = {
-    "mma_eff": ParamSpec("1", 0.5, 1.0, "achieved fraction of the tensor-core peak while a tile's wgmma/mma run"),
+    "mma_eff": ParamSpec("1", 0.5, 1.0, "achieved fraction of the tensor-core peak while a tile's wgmma/mma run "
+                         "(revision 8: measured by calibrate's mma microbenchmark where its rows exist)"),
     "fp32_per_score": ParamSpec("FP32 instr/score", 1.0, 24.0,
                                 "FP32 instructions per attention score besides exp2 (scale, max, subtract, sum, "
                                 "convert) on the critical path, at the SM's FP32 rate (measured by calibrate's fp32 "
@@ -151,8 +152,13 @@ def param_bounds(name: str) -> tuple[float, float]:
 
 PARAM_BOUNDS: dict[str, tuple[float, float]] = {k: (s.lo, s.hi) for k, s in SPECS.items()}
 #: parameters ``fgsim calibrate`` measures (stream microbenchmarks) instead of fitting, when its CSV has the
-#: microbenchmark rows: the HBM copy bandwidth. (The L2 efficiency stays fitted: with the measured L2 -> SM port,
+#: microbenchmark rows: the HBM copy bandwidth and (revision 8) the tensor-core efficiency. (The L2 efficiency stays fitted: with the measured L2 -> SM port,
 #: revision 6, a fit that also fixed it at the l2_smem stream's value put five parameters at their bounds and was
 #: no better on the development data; validation/MODEL_NOTES.md)
-MEASURED = ("hbm_bw_eff",)
+MEASURED = ("hbm_bw_eff", "mma_eff")
+#: the measured constant (``fgsim.calibrate_micro.measured_constants``) each of :data:`MEASURED` is set from:
+#: revision 8 takes the tensor-core efficiency from calibrate's ``mma`` microbenchmark (wgmma groups at N 32-256:
+#: the achieved fraction of the bf16 peak at the widest N), which the revision-8 fit lands next to when free
+#: (0.817 vs 0.844; revision 7's fit put it at 0.96, validation/MODEL_NOTES.md revision 8)
+MEASURED_FROM = {"hbm_bw_eff": "hbm_bw_eff", "mma_eff": "mma_eff_measured"}
 assert len(SPECS) - len(MEASURED) <= 15 and set(SPECS) == {f.name for f in fields(ModelParams)}
