@@ -187,32 +187,10 @@ def time_shapes(args, meta: dict[str, str], out: Path) -> Path:
             ts = time.time()
             timed_rounds(cases, sets, args.rounds, args.target_ms, shuffle_seed=args.seed + si)
             clk = clocks.window(ts, time.time())
-            base = cases[0]
             shape = shape_name(h, nv, nt)
-            for c in cases:
-                if not c["ms"]:
-                    continue
-                ms = sorted(c["ms"])
-                med = ms[len(ms) // 2]
-                ref = next((e for e in cases if e["variant"] == "entry" and e["dt"] == c["dt"]), None)
-                rel = paired(c["ms"], ref["ms"]) if ref is not None and ref["ms"] and c is not base else ("", "", "")
-                rat = paired([c["dens"] * b for b in base["ms"]], c["ms"])
-                r = dict(shape=shape, H=h, N=n, n_text=nt, density_target=c["dt"], density=round(c["dens"], 5),
-                         variant=c["variant"], config=c["cfg"], ms=round(med, 4), ms_min=round(ms[0], 4),
-                         ms_max=round(ms[-1], 4), rel_entry=_r(rel[0]), rel_entry_min=_r(rel[1]),
-                         rel_entry_max=_r(rel[2]), ratio_vs_cudnn=_r(rat[0]), ratio_min=_r(rat[1]),
-                         ratio_max=_r(rat[2]), rounds=len(ms), reps=c["reps"], rows=c["stats"].get("rows", ""),
-                         rows_per_sm=c["stats"].get("rows_per_sm", ""),
-                         exec_tiles_per_row=c["stats"].get("exec_tiles_per_row", ""), clocks_under_load=clk,
-                         timing=(f"CUDA graph ({len(sets)} input set(s)), {len(ms)} interleaved rounds in a random "
-                                 f"order per round (seed {args.seed + si}) x {c['reps']} timed replays after "
-                                 f"{c.get('warm', 0)} untimed, events"),
-                         statistic="median over rounds (min, max); rel_entry = t / t_entry paired per round; "
-                                   "ratio = density * t_cuDNN / t per round")
+            for r in case_rows(cases, sets, args.seed + si, shape, h, n, nt, clk, widths=(20, 9)):
                 w.writerow({**r, **meta})
                 summary.append(r)
-                print(f"[time] {shape:<20} d={c['dt']:<5} {c['variant']:<9} {med:9.3f} ms  rel {r['rel_entry']!s:<6} "
-                      f"({r['rel_entry_min']}-{r['rel_entry_max']})  x{r['ratio_vs_cudnn']}", flush=True)
             f.flush()
             print(f"[time] {shape} done {time.perf_counter() - t0:.1f}s; clocks {clk}", flush=True)
             cases.clear()
@@ -225,6 +203,41 @@ def time_shapes(args, meta: dict[str, str], out: Path) -> Path:
             print(f"{r['shape']:<20} d={r['density_target']:<5} rows/SM {r['rows_per_sm']:<6} tiles/row "
                   f"{r['exec_tiles_per_row']:<6} new/old {1 / r['rel_entry']:.3f} (old/new {r['rel_entry']})", flush=True)
     return path
+
+
+def case_rows(cases: list[dict[str, Any]], sets: list, seed: int, shape: str, h: int, n: int, nt: int, clk: str,
+              widths: tuple[int, int] = (20, 9)) -> list[dict[str, Any]]:
+    """Result rows (``COLS``) of one shape's cases after ``bench_kernels.timed_rounds``; ``cases[0]`` is cuDNN.
+
+    Per case with timings: median / min / max ms over rounds, rel_entry = t / t_entry (the ``entry`` case of the
+    same density target) and ratio = density * t_cuDNN / t, both paired per round; prints one ``[time]`` line
+    per row (``widths``: the shape and variant column widths)."""
+    base, rows = cases[0], []
+    for c in cases:
+        if not c["ms"]:
+            continue
+        ms = sorted(c["ms"])
+        med = ms[len(ms) // 2]
+        ref = next((e for e in cases if e["variant"] == "entry" and e["dt"] == c["dt"]), None)
+        rel = paired(c["ms"], ref["ms"]) if ref is not None and ref["ms"] and c is not base else ("", "", "")
+        rat = paired([c["dens"] * b for b in base["ms"]], c["ms"])
+        r = dict(shape=shape, H=h, N=n, n_text=nt, density_target=c["dt"], density=round(c["dens"], 5),
+                 variant=c["variant"], config=c["cfg"], ms=round(med, 4), ms_min=round(ms[0], 4),
+                 ms_max=round(ms[-1], 4), rel_entry=_r(rel[0]), rel_entry_min=_r(rel[1]),
+                 rel_entry_max=_r(rel[2]), ratio_vs_cudnn=_r(rat[0]), ratio_min=_r(rat[1]),
+                 ratio_max=_r(rat[2]), rounds=len(ms), reps=c["reps"], rows=c["stats"].get("rows", ""),
+                 rows_per_sm=c["stats"].get("rows_per_sm", ""),
+                 exec_tiles_per_row=c["stats"].get("exec_tiles_per_row", ""), clocks_under_load=clk,
+                 timing=(f"CUDA graph ({len(sets)} input set(s)), {len(ms)} interleaved rounds in a random "
+                         f"order per round (seed {seed}) x {c['reps']} timed replays after "
+                         f"{c.get('warm', 0)} untimed, events"),
+                 statistic="median over rounds (min, max); rel_entry = t / t_entry paired per round; "
+                           "ratio = density * t_cuDNN / t per round")
+        rows.append(r)
+        print(f"[time] {shape:<{widths[0]}} d={c['dt']:<5} {c['variant']:<{widths[1]}} {med:9.3f} ms  "
+              f"rel {r['rel_entry']!s:<6} ({r['rel_entry_min']}-{r['rel_entry_max']})  x{r['ratio_vs_cudnn']}",
+              flush=True)
+    return rows
 
 
 def _r(x: Any) -> Any:

@@ -392,7 +392,7 @@ def time_shapes(args: argparse.Namespace, meta: dict[str, str], out: Path) -> Pa
     """Paired interleaved graph timing (cuDNN + variants per shape and density); CSV with entry_regress columns."""
     import torch
     from bench_kernels import ClockSampler, make_qkv, sdpa, timed_rounds
-    from entry_regress import COLS, build_index, paired, row_stats, shape_name
+    from entry_regress import COLS, build_index, case_rows, row_stats, shape_name
 
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     path = out / f"gluon-h200-{meta['date'][:10]}-probe{args.tag}.csv"
@@ -422,30 +422,9 @@ def time_shapes(args: argparse.Namespace, meta: dict[str, str], out: Path) -> Pa
             ts = time.time()
             timed_rounds(cases, sets, args.rounds, args.target_ms, shuffle_seed=args.seed + si)
             clk = clocks.window(ts, time.time())
-            base, shape = cases[0], shape_name(h, nv, nt)
-            for c in cases:
-                if not c["ms"]:
-                    continue
-                ms = sorted(c["ms"])
-                med = ms[len(ms) // 2]
-                ref = next((e for e in cases if e["variant"] == "entry" and e["dt"] == c["dt"]), None)
-                rel = paired(c["ms"], ref["ms"]) if ref is not None and ref["ms"] and c is not base else ("", "", "")
-                rat = paired([c["dens"] * b for b in base["ms"]], c["ms"])
-                r = dict(shape=shape, H=h, N=n, n_text=nt, density_target=c["dt"], density=round(c["dens"], 5),
-                         variant=c["variant"], config=c["cfg"], ms=round(med, 4), ms_min=round(ms[0], 4),
-                         ms_max=round(ms[-1], 4), rel_entry=_r(rel[0]), rel_entry_min=_r(rel[1]),
-                         rel_entry_max=_r(rel[2]), ratio_vs_cudnn=_r(rat[0]), ratio_min=_r(rat[1]),
-                         ratio_max=_r(rat[2]), rounds=len(ms), reps=c["reps"], rows=c["stats"].get("rows", ""),
-                         rows_per_sm=c["stats"].get("rows_per_sm", ""),
-                         exec_tiles_per_row=c["stats"].get("exec_tiles_per_row", ""), clocks_under_load=clk,
-                         timing=(f"CUDA graph ({len(sets)} input set(s)), {len(ms)} interleaved rounds in a random "
-                                 f"order per round (seed {args.seed + si}) x {c['reps']} timed replays after "
-                                 f"{c.get('warm', 0)} untimed, events"),
-                         statistic="median over rounds (min, max); rel_entry = t / t_entry paired per round; "
-                                   "ratio = density * t_cuDNN / t per round")
+            shape = shape_name(h, nv, nt)
+            for r in case_rows(cases, sets, args.seed + si, shape, h, n, nt, clk, widths=(16, 10)):
                 w.writerow({**r, **meta})
-                print(f"[time] {shape:<16} d={c['dt']:<5} {c['variant']:<10} {med:9.3f} ms  rel {r['rel_entry']!s:<6} "
-                      f"({r['rel_entry_min']}-{r['rel_entry_max']})  x{r['ratio_vs_cudnn']}", flush=True)
             f.flush()
             print(f"[time] {shape} done {time.perf_counter() - t0:.1f}s; clocks {clk}", flush=True)
             cases.clear()
@@ -453,10 +432,6 @@ def time_shapes(args: argparse.Namespace, meta: dict[str, str], out: Path) -> Pa
             torch.cuda.empty_cache()
     clocks.stop()
     return path
-
-
-def _r(x: Any) -> Any:
-    return round(x, 4) if isinstance(x, float) else x
 
 
 def main(argv: list[str] | None = None) -> int:
