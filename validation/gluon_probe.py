@@ -124,14 +124,10 @@ def offline_compile(only: list[str] | None = None) -> list[dict[str, Any]]:
     gsb0 (serialised wgmma), the innermost HGMMA loop's instructions / static stall cycles
     (``compile_report.loop_figures``), and the SASS address order of the Q TMA and the first gathers."""
     import re
-    import subprocess
-    import tempfile
 
     import fgattn.gluon_fg as g
     import triton
-    from compile_report import loop_figures
-    from triton.backends.compiler import GPUTarget
-    from triton.experimental.gluon._runtime import GluonASTSource
+    from compile_report import cuobjdump, loop_figures
 
     rows = []
     forms = [("gluon_row", g._fg_gluon_row), ("gluon_pers", g._fg_gluon_persistent), ("gluon_ws", g._fg_gluon_ws),
@@ -141,9 +137,6 @@ def offline_compile(only: list[str] | None = None) -> list[dict[str, Any]]:
         if only and form not in only:
             continue
         for dt in ("bf16", "fp16"):
-            lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
-                   "fp4_padded=False, cga_layout=[])")
-            names = list(fn.arg_names)
             ws2 = form.startswith("gluon_ws2")
             const: dict[str, Any] = {p.name: p.default for p in fn.params if p.is_constexpr and p.has_default}
             const.update(HEAD_DIM=D, BLOCK_M=M, BLOCK_N=g.BLOCK_N, STAGES=g.STAGES,
@@ -157,32 +150,9 @@ def offline_compile(only: list[str] | None = None) -> list[dict[str, Any]]:
                     const.update(g.check_ws2_knobs("ws2", **kn))
             else:
                 const.update(ORDERED=True)
-            ptr = {"K": f"*{dt}", "V": f"*{dt}", "Out": f"*{dt}", "Offsets": "*i64", "Indices": "*i32",
-                   "Order": "*i32"}
-            sig: dict[str, str] = {}
-            attrs: dict[tuple[int, ...], list] = {}
-            for i, a in enumerate(names):
-                if a in const:
-                    sig[a] = "constexpr"
-                elif a == "q_desc":
-                    sig[a] = f"tensordesc<{dt}[1, 1, {M // 2 if ws2 else M}, {D}],{lay}>"
-                elif a in ptr:
-                    sig[a], attrs[(i,)] = ptr[a], [["tt.divisibility", 16]]
-                elif a == "qk_scale":
-                    sig[a] = "fp32"
-                else:
-                    sig[a] = "i32"
-                    if a.startswith("stride"):
-                        attrs[(i,)] = [["tt.divisibility", 16]]
-            src = GluonASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
             t0 = time.time()
-            k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": const["num_warps"]})
-            tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
-            with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-                f.write(k.asm["cubin"])
-                f.flush()
-                res = subprocess.run([str(tool), "-res-usage", f.name], capture_output=True, text=True).stdout
-                sass = subprocess.run([str(tool), "-sass", f.name], capture_output=True, text=True).stdout
+            k = g.compile_sm90(fn, const, dt, M, D, ws2)
+            res, sass = cuobjdump(k)
             hg = [ln for ln in sass.splitlines() if "HGMMA" in ln]
 
             def first(op: str, text: str = sass) -> str:

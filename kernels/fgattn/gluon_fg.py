@@ -1025,6 +1025,41 @@ def check_ws2_knobs(form: str, *, pipeline: int = 0, exp_poly: float = 0, pingpo
     return dict(PIPE=pipeline, EXP_POLY=EXP_POLY[exp_poly], PINGPONG=pingpong, CONSUMER_REGS=cr, PRODUCER_REGS=pr)
 
 
+def compile_sm90(fn: Any, const: dict[str, Any], dtype: str = "bf16", block_m: int = BLOCK_M,
+                 head_dim: int = HEAD_DIM, ws2: bool = False) -> Any:
+    """Compile the Gluon kernel ``fn`` for sm_90 without a GPU (Triton >= 3.5 with Gluon on the path): ``const``
+    names every constexpr given (``num_warps`` included, also passed as the option); the other arguments get the
+    signature :func:`fg_attention_gluon` launches with: ``dtype`` ("bf16" / "fp16") K / V / Out pointers, the Q
+    descriptor's [1, 1, block_m (block_m / 2 for ``ws2``), head_dim] box in the 128-byte swizzle, fp32
+    qk_scale, i32 for the rest, 16-byte divisibility on the pointers and strides.  Returns the compiled kernel."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    names = list(fn.arg_names)
+    lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
+           "fp4_padded=False, cga_layout=[])")
+    ptr = {"K": f"*{dtype}", "V": f"*{dtype}", "Out": f"*{dtype}", "Offsets": "*i64", "Indices": "*i32",
+           "Order": "*i32"}
+    sig: dict[str, str] = {}
+    attrs: dict[tuple[int, ...], list] = {}
+    for i, a in enumerate(names):
+        if a in const:
+            sig[a] = "constexpr"
+        elif a == "q_desc":
+            sig[a] = f"tensordesc<{dtype}[1, 1, {block_m // 2 if ws2 else block_m}, {head_dim}],{lay}>"
+        elif a in ptr:
+            sig[a], attrs[(i,)] = ptr[a], [["tt.divisibility", 16]]
+        elif a == "qk_scale":
+            sig[a] = "fp32"
+        else:
+            sig[a] = "i32"
+            if a.startswith("stride"):
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    src = GluonASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": const["num_warps"]})
+
+
 def _strides(t: Any, layout: str) -> tuple[int, int, int]:
     return (t.stride(0), t.stride(1), t.stride(2)) if layout == "bhnd" else (t.stride(0), t.stride(2), t.stride(1))
 

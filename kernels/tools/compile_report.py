@@ -294,11 +294,8 @@ def gluon_compile_sm90(knobs: dict[str, Any], dtype: str = "bf16") -> Any:
     """Compile the Gluon form of an ``impl: gluon`` entry (``extra["gluon"]`` knobs, validated as the launch table
     does) for sm_90 without a GPU, with the constexprs ``fgattn.gluon_fg.fg_attention_gluon`` launches it with
     (ordered index, 16-byte aligned pointers and strides, Q descriptor [1, 1, 64 or 128, 128] boxes)."""
-    import triton
     from fgattn import gluon_fg as g
     from fgattn.launch import check_impl
-    from triton.backends.compiler import GPUTarget
-    from triton.experimental.gluon._runtime import GluonASTSource
 
     check_impl("fg", g.HEAD_DIM, g.BLOCK_M, g.GRAN_N, {"impl": "gluon", "gluon": knobs}, "gluon knobs")
     form = knobs["form"]
@@ -317,43 +314,29 @@ def gluon_compile_sm90(knobs: dict[str, Any], dtype: str = "bf16") -> Any:
                                            regs=None if regs is None else tuple(regs)))
     else:
         const.update(ORDERED=True)
-    names = list(fn.arg_names)
-    lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
-           "fp4_padded=False, cga_layout=[])")
-    ptr = {"K": f"*{dtype}", "V": f"*{dtype}", "Out": f"*{dtype}", "Offsets": "*i64", "Indices": "*i32",
-           "Order": "*i32"}
-    sig: dict[str, str] = {}
-    attrs: dict[tuple[int, ...], list] = {}
-    for i, a in enumerate(names):
-        if a in const:
-            sig[a] = "constexpr"
-        elif a == "q_desc":
-            sig[a] = f"tensordesc<{dtype}[1, 1, {g.BLOCK_M // 2 if ws2 else g.BLOCK_M}, {g.HEAD_DIM}],{lay}>"
-        elif a in ptr:
-            sig[a], attrs[(i,)] = ptr[a], [["tt.divisibility", 16]]
-        elif a == "qk_scale":
-            sig[a] = "fp32"
-        else:
-            sig[a] = "i32"
-            if a.startswith("stride"):
-                attrs[(i,)] = [["tt.divisibility", 16]]
-    src = GluonASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
-    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": const["num_warps"]})
+    return g.compile_sm90(fn, const, dtype, g.BLOCK_M, g.HEAD_DIM, ws2)
 
 
-def _figures(name: str, k: Any, t0: float, **more: Any) -> dict:
-    """The report of a compiled kernel ``k`` (tl or Gluon): resources, HGMMA chain, inner loop; FGATTN_DUMP."""
+def cuobjdump(k: Any) -> tuple[str, str]:
+    """(``cuobjdump -res-usage``, ``cuobjdump -sass``) text of a compiled kernel ``k``'s cubin, by the
+    cuobjdump of the Triton on the path."""
     import triton
 
-    md = k.metadata
-    ttgir = k.asm.get("ttgir", "")
-    ptx = k.asm.get("ptx", "")
     tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(k.asm["cubin"])
         f.flush()
         res = subprocess.run([str(tool), "-res-usage", f.name], capture_output=True, text=True).stdout
         sass = subprocess.run([str(tool), "-sass", f.name], capture_output=True, text=True).stdout
+    return res, sass
+
+
+def _figures(name: str, k: Any, t0: float, **more: Any) -> dict:
+    """The report of a compiled kernel ``k`` (tl or Gluon): resources, HGMMA chain, inner loop; FGATTN_DUMP."""
+    md = k.metadata
+    ttgir = k.asm.get("ttgir", "")
+    ptx = k.asm.get("ptx", "")
+    res, sass = cuobjdump(k)
     dump = os.environ.get("FGATTN_DUMP")  # a folder: write the variant's TTGIR, PTX and SASS there
     if dump:
         stem = Path(dump) / re.sub(r"[^\w.-]+", "_", name)
