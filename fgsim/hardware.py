@@ -54,6 +54,10 @@ ARCH_FEATURES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: GPU file ``arch`` -> CUDA compute architecture (``sm_XY`` without the underscore, as fgattn names it)
+SM_ARCH = {"ampere": "sm80", "ada": "sm89", "hopper": "sm90", "blackwell": "sm100"}
+
+
 @dataclass(frozen=True)
 class GPU:
     """One GPU model. Rates are per SM per clock; bandwidths in bytes/s; sizes in bytes."""
@@ -99,6 +103,12 @@ class GPU:
     def peak_tflops(self, dtype: str = "bf16") -> float:
         """Dense tensor peak in TFLOP/s at the sustained clock."""
         return self.tensor_flops(dtype) * self.sm_count * self.clock_hz / 1e12
+
+    @property
+    def sm_arch(self) -> str:
+        """CUDA compute architecture name as fgattn's launch table spells it (``"sm90"`` for Hopper), the key of
+        ``fgattn.launch.impl_for_arch``; ``""`` for an architecture fgattn does not name."""
+        return SM_ARCH.get(self.arch, "")
 
     @property
     def has_tma(self) -> bool:

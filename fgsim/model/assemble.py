@@ -79,20 +79,22 @@ def counts_m_n(cfg: KernelConfig, stored_block_m: int | None) -> tuple[int, int]
     return m, n
 
 
-def launch_order(c: np.ndarray, cfg: KernelConfig) -> np.ndarray:
+def launch_order(c: np.ndarray, cfg: KernelConfig, lpt: bool = False, n_sm: int | None = None) -> np.ndarray:
     """(heads, QB) counts → 1-D CTA launch order.
 
     fgattn launches grid (QB, B*H) with program_id(0) = query block (fastest), i.e. head-major; with a row order
-    (``extra['order'] == 'lpt'``, FgIndex.order built with ``order=True``) it runs ``fgattn.schedule.row_order``:
-    promoted heavy rows first, then head-major, heaviest query block first.
+    (``extra['order'] == 'lpt'``, or ``lpt``: the Gluon form's walk of FgIndex.order built with ``order=True``)
+    it runs ``fgattn.schedule.row_order`` (for ``n_sm`` SMs when given): promoted heavy rows first, then
+    head-major, heaviest query block first.
     """
     if cfg.grid_order == "head_fastest":
         return np.ascontiguousarray(c.T).reshape(-1)
-    if cfg.extra.get("order") == "lpt" and cfg.kernel != "dense":
+    if (lpt or cfg.extra.get("order") == "lpt") and cfg.kernel != "dense":
         try:
             from fgattn.schedule import row_order  # type: ignore[import-not-found]
 
-            return np.ascontiguousarray(c).reshape(-1)[row_order(c)]
+            order = row_order(c) if n_sm is None else row_order(c, n_sm=n_sm)
+            return np.ascontiguousarray(c).reshape(-1)[order]
         except ImportError:
             return np.ascontiguousarray(-np.sort(-c, axis=1, kind="stable")).reshape(-1)
     return np.ascontiguousarray(c).reshape(-1)
@@ -154,7 +156,7 @@ class KernelPlan:
                 key = (c.dtype.str, c.tobytes())
                 if key not in seen:
                     seen[key] = len(rows)
-                    rows.append(launch_order(c, cfg))
+                    rows.append(launch_order(c, cfg, self.tables.lpt, self.gpu.sm_count if self.tables.lpt else None))
                 inverse[i] = by_obj[id(c0)] = seen[key]
             idx = np.stack(rows).astype(np.int64) if rows else np.zeros((0, self.heads * self.qb), np.int64)
         tabs = self.tables
@@ -290,7 +292,7 @@ def timeline(counts: np.ndarray, n_tokens: int, cfg: KernelConfig, gpu: GPU, par
     """Per-CTA (start_s, end_s, sm) of one call in launch order (persistent launches: per program), for plots."""
     tabs = cta_tables(cfg, gpu, params, n_tokens, n_ctas=int(np.asarray(counts).size))
     c = np.zeros_like(np.asarray(counts)) if cfg.kernel == "dense" else np.asarray(counts)
-    order = launch_order(c, cfg)
+    order = launch_order(c, cfg, tabs.lpt, gpu.sm_count if tabs.lpt else None)
     work = tabs.work[order]
     if tabs.row_work is not None and tabs.first_extra is not None:  # persistent: one bar per program
         g = max(1, min(order.size, tabs.programs_per_sm * gpu.sm_count))

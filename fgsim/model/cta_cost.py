@@ -140,6 +140,8 @@ class CtaTables:
     row_work: np.ndarray | None = None
     first_extra: np.ndarray | None = None
     programs_per_sm: int = 0  # persistent programs per SM (0: one CTA per row)
+    #: the launch walks FgIndex.order's LPT row order (the Gluon form with ``extra['lpt']``; fgsim.model.gluon)
+    lpt: bool = False
 
 
 def is_persistent(cfg: KernelConfig) -> bool:
@@ -362,6 +364,13 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, 
     p = params
     if resources is None:
         resources = default_resources(gpu)
+    # an ``impl: gluon`` entry: its Gluon form where the GPU runs it, else its tl fallback (fgsim.model.gluon)
+    from fgsim.model.gluon import gluon_requested, gluon_tables, priced_config
+
+    if gluon_requested(cfg):
+        impl, cfg = priced_config(cfg, gpu)
+        if impl == "gluon":
+            return gluon_tables(cfg, gpu, p, n_tokens, n_ctas=n_ctas, n_keys=n_keys, resources=resources)
     elt = ELT_BYTES.get(cfg.dtype, 2)
     m, bn, d = cfg.block_m, cfg.block_n, cfg.head_dim
     n_kv = int(n_keys or n_tokens)

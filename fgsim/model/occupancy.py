@@ -34,6 +34,10 @@ class Occupancy:
 def config_key(cfg: KernelConfig) -> str:
     """Key of a compiled launch configuration (resources table): kernel/dtype/D/M/BLOCK_N/warps/stages/variant."""
     ex = cfg.extra
+    if ex.get("impl") == "gluon":  # the Gluon form's compile, not the tl entry's (fgsim.model.gluon)
+        from fgsim.model.gluon import gluon_key
+
+        return gluon_key(cfg)
     var = "tma" if ex.get("tma") and cfg.kernel != "fg" else "ptr"
     if cfg.kernel == "fg":
         var = f"g{cfg.gran_n}ia{int(ex.get('idx_ahead', 0))}"

@@ -68,6 +68,11 @@ def loop_traffic(sass: str) -> dict[str, int]:
     if not inner:
         return {k: 0 for k in FIELDS}
     lo, hi, body, _ = max(inner, key=lambda lp: (lp[3], lp[1] - lp[0]))
+    return _iteration_figures(body, hi)
+
+
+def _iteration_figures(body: list[tuple[int, str, str]], hi: int) -> dict[str, int]:
+    """:data:`FIELDS` of one loop (its instructions ``body``, back edge at ``hi``) on the path every iteration runs."""
     # only the path every iteration runs: code a conditional forward branch inside the loop jumps over (e.g. the
     # row switch of a flattened persistent loop) runs on some iterations only
     skip: list[tuple[int, int]] = []
@@ -88,6 +93,46 @@ def loop_traffic(sass: str) -> dict[str, int]:
             "loop_fp32": n_fp32}
 
 
+def _backward_spans(ins: list[tuple[int, str, str]]) -> list[tuple[int, int, list[tuple[int, str, str]]]]:
+    """(target, branch address, instructions between) of every backward branch."""
+    out = []
+    for addr, op, args in ins:
+        t = _TARGET.search(args) if op.startswith("BRA") else None
+        if t and int(t.group(1), 16) < addr:
+            lo = int(t.group(1), 16)
+            out.append((lo, addr, [x for x in ins if lo <= x[0] <= addr]))
+    return out
+
+
+def gluon_loop_traffic(sass: str) -> dict[str, int]:
+    """:data:`FIELDS` of a Gluon warp-specialized kernel's consumer tile loop, plus ``producer_loop_instr``.
+
+    Gluon kernels (fgattn.gluon_fg) place their mbarrier try-wait retry branches behind the function's ``EXIT``;
+    a branch from there back into the loop spans the whole consumer code (:func:`loop_traffic`'s rule, the inner
+    loop with the most tensor-core instructions, picks it). Here the consumer loop is the shortest backward-branch
+    span that holds a tensor-core instruction and no ``EXIT`` (``kernels/tools/compile_report.loop_figures``'s
+    rule, with the exit rule); the producer loop the shortest one with ``LDGSTS`` (cp.async) and no tensor-core
+    instruction or ``EXIT`` (``producer_loop_instr``: instructions one producer warp issues per tile, NOPs left
+    out; 0 if none). Zeros if there is no consumer loop. Only for Gluon kernels: tl kernels keep
+    :func:`loop_traffic` (the calibration's recorded figures come from it)."""
+    ins = parse(sass)
+    spans = [sp for sp in _backward_spans(ins) if not any(x[1] == "EXIT" for x in sp[2])]
+    cons = [sp for sp in spans if any(_is_mma(x[1]) for x in sp[2])]
+    prod = [sp for sp in spans if not any(_is_mma(x[1]) for x in sp[2])
+            and any(x[1].startswith("LDGSTS") for x in sp[2])]
+    if not cons:
+        out = {k: 0 for k in FIELDS}
+    else:
+        lo, hi, body = min(cons, key=lambda sp: (sp[1] - sp[0], sp[0]))
+        out = _iteration_figures(body, hi)
+    if prod:
+        lo, hi, body = min(prod, key=lambda sp: (sp[1] - sp[0], sp[0]))
+        out["producer_loop_instr"] = _iteration_figures(body, hi)["loop_instr"]
+    else:
+        out["producer_loop_instr"] = 0
+    return out
+
+
 def cuobjdump() -> str | None:
     """Path of the ``cuobjdump`` Triton ships (or one on PATH); None if there is none."""
     try:
@@ -101,8 +146,9 @@ def cuobjdump() -> str | None:
     return shutil.which("cuobjdump")
 
 
-def cubin_traffic(cubin: bytes, tool: str | None = None) -> dict[str, int]:
-    """:func:`loop_traffic` of a cubin (empty dict if no disassembler is available or it fails)."""
+def cubin_traffic(cubin: bytes, tool: str | None = None, gluon: bool = False) -> dict[str, int]:
+    """:func:`loop_traffic` (``gluon``: :func:`gluon_loop_traffic`) of a cubin (empty dict if no disassembler is
+    available or it fails)."""
     tool = tool or cuobjdump()
     if not tool or not cubin:
         return {}
@@ -113,11 +159,11 @@ def cubin_traffic(cubin: bytes, tool: str | None = None) -> dict[str, int]:
             out = subprocess.run([tool, "-sass", f.name], capture_output=True, text=True, timeout=60, check=True).stdout
         except (OSError, subprocess.SubprocessError):
             return {}
-    return loop_traffic(out)
+    return gluon_loop_traffic(out) if gluon else loop_traffic(out)
 
 
-def kernel_traffic(kern: Any) -> dict[str, int]:
-    """:func:`cubin_traffic` of a Triton ``CompiledKernel`` (its ``asm['cubin']``)."""
+def kernel_traffic(kern: Any, gluon: bool = False) -> dict[str, int]:
+    """:func:`cubin_traffic` of a Triton ``CompiledKernel`` (its ``asm['cubin']``); ``gluon``: a Gluon kernel."""
     asm = getattr(kern, "asm", None) or {}
     cubin = asm.get("cubin") if isinstance(asm, dict) else None
-    return cubin_traffic(cubin) if isinstance(cubin, bytes | bytearray) else {}
+    return cubin_traffic(cubin, gluon=gluon) if isinstance(cubin, bytes | bytearray) else {}

@@ -1,0 +1,313 @@
+"""Which implementation a launch entry runs, and the cycles of fgattn's Gluon FG form (``extra['impl'] == 'gluon'``).
+
+A launch-table entry may say ``impl: gluon`` (fgattn.launch; only the fg D=128 M=128 granularity-1 entry can): on a
+GPU of an architecture in ``fgattn.launch.GLUON_ARCHS`` (sm90), in bf16 / fp16, fgattn then runs
+``fgattn.gluon_fg``'s warp-specialized form instead of the Triton (tl) kernel; everywhere else (other GPUs, fp32)
+it runs the entry's tl kernel, which the cost model prices exactly as a tl entry (:func:`priced_config`). Calls
+with ``return_lse`` (context parallel) also run tl; the model does not see that flag (as the rest of fgattn's
+run-time fallbacks: the interpreter, unaligned strides), so it prices what ``impl_for_arch`` returns.
+
+Form ``ws2`` (the form the cost model prices; the others raise) on one SM, per 128-key tile (SM cycles; the same
+per-tile resources as :mod:`fgsim.model.cta_cost`, at the same GPU rates and fitted parameters):
+
+* **Schedule**: persistent, one CTA per SM (224 KB of shared memory: two 64-row Q halves and a 3-stage ring of
+  K/V tiles), G = min(rows, SMs) programs; program p walks launch positions p, p + G, ... of the launch order
+  (LPT) -- static round-robin, the persistent simulation of :func:`fgsim.scheduler.simulate_persistent`, not the
+  hardware's one-CTA-per-row placement of the tl ``one_row`` entry.
+* **Producer warpgroup** (its own resource, overlapping the consumers): loads the next tile's index entries one
+  tile ahead and gathers K / V rows by cp.async into the ring. Per tile it needs
+  ``max(its instructions (one warp issues one per clock), (mem_latency + rows 2 D elt / bw_sm) / (stages - 1))``:
+  Little's law with ``stages - 1`` tiles in flight (the index a tile ahead adds no pipeline level). Its
+  instructions also take issue slots from the SM's schedulers.
+* **Two consumer warpgroups**, 64 query rows each, each with its own mbarrier handshake (no lock-step): per tile a
+  warpgroup runs QK (its half of the tile's wgmma), the online softmax of 64 x 128 scores and PV. One warpgroup
+  spans the SM's four schedulers, so alone it gets the SM's tensor, MUFU and FP32 rates: its chain is
+  ``C_wg = (t_mma + t_sm) / 2 + waits mma_wait + tile_sync`` with ``waits`` = 2 (pipeline 0: QK waited before the
+  softmax, PV before the next tile) or 1 (pipeline >= 1: QK(t + 1) is issued back to back with PV(t), so the PV's
+  issue-to-result latency runs under the QK's execution and one wait is exposed per tile). The softmax itself is
+  not overlapped with this warpgroup's own wgmma: the compiled SASS of pipeline 1 (Triton 3.6, sm_90) waits for
+  PV(t - 1) 33 instructions after QK(t)'s wait, before the softmax (ptxas hoists the ``wait(0)``; kernels/NOTES.md,
+  "Gluon round 2"). What overlaps is one warpgroup's softmax with the other's wgmma: the two chains share the SM
+  as co-resident CTAs do (:func:`fgsim.model.cta_cost.coresident_rates`, ``share_p``): the pair finishes a tile in
+  ``smax_q(2 R_wg, C_wg)``, ``R_wg = R / 2`` the warpgroup's share of the tile's shared-SM resources
+  ``R = max(t_mma, t_sm, t_smem, t_bw, t_spill, t_issue)`` (each warpgroup reads the whole K and V tile from
+  shared memory; issue: both consumers' and the producer's instructions).
+* A tile takes ``max(R, smax_p(pair, producer))`` (``p = overlap_p``, the tl model's join of the chain and the load
+  latency); a partial tile costs a full tile's wgmma.
+* **Per row**: ``row_cycles`` + the epilogue (O normalisation, O store at the SM's HBM share) + the next row's Q
+  (one TMA per half, issued after this row's last QK: one exposed latency + its bytes). The producer's index loads
+  and gathers cross the row boundary, so no row pays the tl row start's row offsets -> index -> rows latency
+  chain, nor the drain of a masked tail tile. A program's first row pays its index latency and first gather.
+
+No parameter of its own (revision 8's 15, 13 fitted): whether the shared ones hold for the Gluon form is for the
+recalibration on Gluon rows to show (validation/MODEL_NOTES.md, "Gluon pricing, prepared").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from fgsim.errors import FgsimError
+from fgsim.hardware import GPU
+from fgsim.launchcfg import KernelConfig
+from fgsim.model.params import ModelParams
+
+#: implementations a launch entry may name (``extra['impl']``; fgattn.launch.IMPLS)
+IMPLS = ("tl", "gluon")
+#: architectures with a Gluon form when fgattn is not importable (fgattn.launch.GLUON_ARCHS)
+GLUON_ARCHS = ("sm90",)
+#: dtypes the Gluon form runs (fgattn.fg_route: others fall back to tl)
+GLUON_DTYPES = ("bf16", "fp16")
+#: Gluon forms the cost model prices
+PRICED_FORMS = ("ws2",)
+#: form ws2's fixed structure (fgattn.gluon_fg: BLOCK_N, STAGES, two consumer warpgroups of 64 rows, a producer
+#: warpgroup of 4 warps; registers at launch and shared bytes from its compile, Triton 3.6 sm_90, kernels/NOTES.md)
+WS2 = {"block_n": 128, "stages": 3, "consumer_wgs": 2, "producer_warps": 4, "n_regs": 168, "shared": 229_683}
+#: instructions one producer warp issues per tile when its SASS is unknown: the ws2 producer's tile loop (32
+#: LDGSTS of 16 B + 16 LDG + address math per thread; ``fgsim.validation.sass.gluon_loop_traffic`` of the offline
+#: compile of ws2 pipeline 1 without fence, Triton 3.6 sm_90: 315 instructions without NOPs)
+PRODUCER_INSTR = 315.0
+#: consumer tile-loop figures of that compile (``gluon_loop_traffic``: per warp of one consumer warpgroup and
+#: iteration = its half of a 128-key tile), used for an entry with exactly these knobs when the calibration's
+#: resources table has no row for its key; other knobs take the tile-shape estimates
+WS2_SASS = {("ws2", 1, False, 0.0): {"loop_ldst": 0, "loop_ldst_bytes": 0, "loop_mma": 16, "loop_instr": 479,
+                                     "loop_mma_wait": 2, "loop_mufu": 66, "loop_fp32": 268,
+                                     "producer_loop_instr": 315}}
+
+
+def gluon_requested(cfg: KernelConfig) -> bool:
+    """The entry names an implementation other than tl (``extra['impl']``), validated by :func:`kernel_impl`."""
+    return "impl" in cfg.extra or "gluon" in cfg.extra
+
+
+def _check(cfg: KernelConfig) -> str:
+    """The entry's ``impl`` after validation; FgsimError naming the field for a bad value."""
+    impl = cfg.extra.get("impl", "tl")
+    if impl not in IMPLS:
+        raise FgsimError(f"launch config ({cfg.describe()}): extra.impl={impl!r} must be one of {list(IMPLS)}")
+    if impl == "tl":
+        if "gluon" in cfg.extra:
+            raise FgsimError(f"launch config ({cfg.describe()}): extra.gluon given without extra.impl='gluon'")
+        return impl
+    launch = _launch_module()
+    if launch is not None:
+        try:
+            launch.check_impl(cfg.kernel, cfg.head_dim, cfg.block_m, cfg.gran_n, dict(cfg.extra), "launch config")
+        except ValueError as exc:
+            raise FgsimError(str(exc)) from None
+    elif (cfg.kernel, cfg.head_dim, cfg.block_m, cfg.gran_n) != ("fg", 128, 128, 1):
+        raise FgsimError(f"launch config ({cfg.describe()}): extra.impl='gluon' exists for fg D=128 M=128 gran_n=1 "
+                         "only")
+    g = cfg.extra.get("gluon")
+    if not isinstance(g, Mapping) or "form" not in g:
+        raise FgsimError(f"launch config ({cfg.describe()}): extra.impl='gluon' needs extra.gluon with a 'form'")
+    return impl
+
+
+def _launch_module() -> Any | None:
+    from fgsim.launchcfg import _import_launch
+
+    return _import_launch()
+
+
+def kernel_impl(cfg: KernelConfig, gpu: GPU) -> str:
+    """``"gluon"`` or ``"tl"``: what a launch of ``cfg`` on ``gpu`` runs (``fgattn.launch.impl_for_arch`` for the
+    GPU's architecture; tl for a dtype the Gluon form does not take). FgsimError for an invalid ``impl`` /
+    ``gluon`` field."""
+    impl = _check(cfg)
+    if impl == "tl":
+        return "tl"
+    launch = _launch_module()
+    if launch is not None and hasattr(launch, "impl_for_arch"):
+        impl = str(launch.impl_for_arch(SimpleNamespace(impl=impl), gpu.sm_arch))
+    else:
+        impl = "gluon" if gpu.sm_arch in GLUON_ARCHS else "tl"
+    return impl if cfg.dtype in GLUON_DTYPES else "tl"
+
+
+def tl_config(cfg: KernelConfig) -> KernelConfig:
+    """The same entry as the tl kernel launches it (``impl`` / ``gluon`` removed; fgattn's ``tl_config``)."""
+    if not gluon_requested(cfg):
+        return cfg
+    return replace(cfg, extra={k: v for k, v in cfg.extra.items() if k not in ("impl", "gluon")})
+
+
+def priced_config(cfg: KernelConfig, gpu: GPU) -> tuple[str, KernelConfig]:
+    """(implementation, configuration the model prices): a tl entry unchanged, an ``impl: gluon`` entry that runs
+    tl on ``gpu`` as its tl fallback, a Gluon one as itself."""
+    if not gluon_requested(cfg):
+        return "tl", cfg
+    impl = kernel_impl(cfg, gpu)
+    return (impl, cfg) if impl == "gluon" else ("tl", tl_config(cfg))
+
+
+def knobs(cfg: KernelConfig) -> dict[str, Any]:
+    """The Gluon knobs of an ``impl: gluon`` entry with fgattn's defaults (form, pipeline, exp_poly)."""
+    g = dict(cfg.extra.get("gluon") or {})
+    form = str(g.get("form", ""))
+    if form not in PRICED_FORMS:
+        raise FgsimError(f"launch config ({cfg.describe()}): the cost model prices Gluon form(s) "
+                         f"{list(PRICED_FORMS)}, not extra.gluon.form={form!r}")
+    return {"form": form, "pipeline": int(g.get("pipeline", 0) or 0), "exp_poly": float(g.get("exp_poly", 0) or 0),
+            "fence": bool(g.get("fence", True))}
+
+
+def gluon_key(cfg: KernelConfig) -> str:
+    """Resources-table key of a Gluon launch (its compiled figures are not the tl entry's)."""
+    k = knobs(cfg)
+    var = f"gluon-{k['form']}-p{k['pipeline']}" + ("+fence" if k["fence"] else "") + \
+        (f"+ep{k['exp_poly']:g}" if k["exp_poly"] else "")
+    return (f"{cfg.kernel}/{cfg.dtype}/d{cfg.head_dim}/m{cfg.block_m}/bn{WS2['block_n']}/"
+            f"w{4 * (WS2['consumer_wgs'] + 1)}/s{WS2['stages']}/{var}")
+
+
+def gluon_figures(cfg: KernelConfig, resources: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    """Compiled figures of the Gluon launch: the resources table's row for :func:`gluon_key`, else the offline
+    SASS figures of :data:`WS2_SASS` for its knobs, else {} (estimates)."""
+    r = (resources or {}).get(gluon_key(cfg))
+    if r:
+        return r
+    k = knobs(cfg)
+    return WS2_SASS.get((k["form"], k["pipeline"], k["fence"], k["exp_poly"]), {})
+
+
+def consumer_view(cfg: KernelConfig) -> KernelConfig:
+    """The tile the two consumer warpgroups compute, as a tl-like configuration (BLOCK_N 128, 8 warps, the Gluon
+    exp_poly): what the per-tile helpers of :mod:`fgsim.model.cta_cost` price."""
+    k = knobs(cfg)
+    extra = {"exp_poly": k["exp_poly"]} if k["exp_poly"] else {}
+    return replace(cfg, block_n=WS2["block_n"], num_warps=4 * WS2["consumer_wgs"], num_stages=WS2["stages"],
+                   extra=extra)
+
+
+def gluon_tile(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_active: int,
+               resources: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """Per-tile cycles of form ws2 for tiles gathering ``rows`` K/V rows with ``n_active`` SMs busy (module
+    docstring): {mma, sm, resource, pair, producer, alone}."""
+    from fgsim.model.cta_cost import WARP_SCHEDULERS, smax, wgmma_cycles
+    from fgsim.model.occupancy import (
+        ELT_BYTES,
+        SOFTMAX_FIT,
+        SOFTMAX_FP32_PIPE,
+        exp_poly_fraction,
+        mma_per_tile,
+        softmax_estimate,
+    )
+
+    k = knobs(cfg)
+    cv = consumer_view(cfg)
+    elt = ELT_BYTES.get(cfg.dtype, 2)
+    m, bn, d = cv.block_m, cv.block_n, cv.head_dim
+    wgs = WS2["consumer_wgs"]
+    rows = np.asarray(rows, np.float64)
+    clk = gpu.clock_hz
+    r = gluon_figures(cfg, resources)
+    t_mma = wgmma_cycles(cv, gpu, gpu.tensor_flops(cfg.dtype), elt, p.wgmma_min_cycles) / p.mma_eff
+    # softmax: the consumer loop's MUFU / FP32 instructions per thread (one warpgroup's iteration = its half of the
+    # tile) from the Gluon SASS reader, x the consumers' threads; else the tile-shape estimate
+    thr = 32.0 * cv.num_warps
+    # the SASS figures are per warp and consumer-loop iteration (one warpgroup's half of the tile): scaled to the
+    # tile's wgmma per warp
+    f = mma_per_tile(cv, gpu) / float(r["loop_mma"]) if int(r.get("loop_mma", 0) or 0) > 0 else 1.0
+    if str(r.get("loop_mufu", "")) not in ("", "None") and "loop_fp32" in r:
+        n_mufu, n_fp32_sass = float(r["loop_mufu"]) * f * thr, float(r["loop_fp32"]) * f * thr
+    else:
+        n_mufu, n_fp32_sass = softmax_estimate(cv)
+    del n_fp32_sass  # the FP32 time is priced as the tl model does (fitted effective work vs the FMA pipe)
+    t_exp = n_mufu / gpu.mufu_exp_per_clk_per_sm
+    ep = exp_poly_fraction(cv)
+    fp_rate = gpu.fp32_flop_per_clk_per_sm / 2.0
+    t_fp = max((m * bn * p.fp32_per_score + m * d) / fp_rate,
+               (m * bn * (SOFTMAX_FP32_PIPE + SOFTMAX_FIT[2] * ep) + m * d) / fp_rate)
+    t_sm = max(t_exp, t_fp)
+    bw_sm = min(gpu.l2_bytes_per_s * p.l2_bw_eff / (max(1, n_active) * clk), gpu.l2_port_bytes_per_clk)
+    row_bytes = 2.0 * d * elt
+    byts = rows * row_bytes
+    t_smem = (byts + wgs * bn * row_bytes) / gpu.smem_bytes_per_clk_per_sm
+    t_bw = byts / bw_sm
+    t_spill = float(r.get("loop_ldst", 0) or 0) * f * cv.num_warps * p.ldst_cycles
+    if int(r.get("loop_instr", 0) or 0) > 0:
+        cons_instr = float(r["loop_instr"]) * f
+    else:
+        from fgsim.model.occupancy import local_traffic
+
+        cons_instr = local_traffic(cv, gpu, {})[2]
+    prod_instr = float(r.get("producer_loop_instr", 0) or 0) or PRODUCER_INSTR
+    t_issue = (cons_instr * cv.num_warps + prod_instr * WS2["producer_warps"]) / WARP_SCHEDULERS
+    res = np.maximum(np.maximum(np.maximum(t_mma, t_sm), np.maximum(t_smem, t_bw)), np.maximum(t_spill, t_issue))
+    waits = 2.0 if k["pipeline"] == 0 else 1.0
+    chain_wg = (t_mma + t_sm + t_spill) / wgs + waits * p.mma_wait_cycles + p.tile_sync_cycles
+    r_wg = res / wgs
+    pair = smax(wgs * r_wg, chain_wg, p.share_p)
+    lat = (p.mem_latency_cycles + byts / bw_sm) / max(1.0, WS2["stages"] - 1.0)
+    producer = np.where(rows > 0, np.maximum(prod_instr, lat), 0.0)
+    alone = np.maximum(res, smax(pair, producer, p.overlap_p))
+    return {"mma": np.full_like(rows, t_mma), "sm": np.full_like(rows, t_sm), "resource": res, "pair": pair,
+            "producer": producer, "alone": alone}
+
+
+def gluon_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, n_ctas: int | None = None,
+                 n_keys: int | None = None, resources: Mapping[str, Any] | None = None) -> Any:
+    """:class:`fgsim.model.cta_cost.CtaTables` of form ws2: per kept-key count, a row's cycles inside a persistent
+    program (``row_work``) and a program's first-row extra (``first_extra``); one program per SM."""
+    from fgsim.model.cta_cost import CTA_CYCLES, CtaTables, skip_n
+    from fgsim.model.occupancy import ELT_BYTES, Occupancy
+
+    p = params
+    cv = consumer_view(cfg)
+    k = knobs(cfg)
+    elt = ELT_BYTES.get(cfg.dtype, 2)
+    m, bn, d = cv.block_m, cv.block_n, cv.head_dim
+    n_kv = int(n_keys or n_tokens)
+    clk = gpu.clock_hz
+    r = (resources or {}).get(gluon_key(cfg)) or {}
+    smem = int(r.get("shared", 0) or 0) or WS2["shared"]
+    if smem > gpu.smem_per_cta_kb * 1024:
+        raise FgsimError(f"{cfg.describe()} (Gluon form {k['form']}) needs {smem} B of shared memory; {gpu.name} "
+                         f"allows {int(gpu.smem_per_cta_kb * 1024)} B per CTA")
+    n_active = int(gpu.sm_count if n_ctas is None else max(1, min(gpu.sm_count, int(n_ctas))))
+    lat = p.mem_latency_cycles
+    skip = skip_n(cfg)
+    c_max = -(-n_kv // skip)
+    counts = np.arange(c_max + 1, dtype=np.float64)
+    keys = np.minimum(counts * skip, n_kv)
+    n_full = np.floor(keys / bn)
+    r_last = keys - n_full * bn
+    full = gluon_tile(cfg, gpu, p, np.array([float(bn)]), n_active, resources)
+    t_full = float(full["alone"][0])
+    has_last = (r_last > 0).astype(np.float64)
+    t_last = gluon_tile(cfg, gpu, p, r_last, n_active, resources)["alone"] * has_last
+    n_tiles = n_full + has_last
+    loop = n_full * t_full + t_last
+    bw_sm = min(gpu.l2_bytes_per_s * p.l2_bw_eff / (n_active * clk), gpu.l2_port_bytes_per_clk)
+    bw_qo = min(bw_sm, gpu.hbm_bytes_per_s * p.hbm_bw_eff / (n_active * clk))
+    row_bytes = 2.0 * d * elt
+    epilogue = m * d * elt / bw_qo + m * d / (gpu.fp32_flop_per_clk_per_sm / 2.0)
+    q_next = lat + m * d * elt / bw_qo
+    row_work = loop + p.row_cycles + epilogue + q_next
+    first_rows = np.minimum(keys, bn)
+    first_extra = CTA_CYCLES + lat + first_rows * row_bytes / bw_qo
+    work = row_work + first_extra
+    fixed = p.row_cycles + epilogue + q_next + 0.0 * keys
+    a_mma = min(float(full["mma"][0]), t_full)
+    a_exp = min(float(full["sm"][0]), max(t_full - a_mma, 0.0))
+    c_mma, c_exp = n_tiles * a_mma, n_tiles * a_exp
+    c_mem = np.maximum(loop - c_mma - c_exp, 0.0)
+    l2b = (n_full * bn + r_last) * row_bytes
+    with np.errstate(divide="ignore"):
+        logmiss = np.log(np.clip(1.0 - keys / n_kv, 1e-12, 1.0))
+    comps = np.stack([c_mma, c_exp, c_mem, fixed, l2b, logmiss, keys])
+    slots = max(1, min(int(gpu.smem_per_sm_kb * 1024 // smem), 1))  # ws2 is written for one CTA per SM
+    occ = Occupancy(slots=slots, limiter="smem", smem_bytes=smem,
+                    regs_per_thread=int(r.get("n_regs", 0) or 0) or WS2["n_regs"], gain=1.0, rates=(1.0,),
+                    source="compiled (calibration resources table)" if r else "Gluon form ws2 (offline compile)")
+    notes = [f"Gluon form {k['form']} (pipeline {k['pipeline']}): persistent, one program per SM, rows dealt "
+             "round-robin in launch order; producer warpgroup gathers, two consumer warpgroups"]
+    return CtaTables(n=skip, work=work, comps=comps, occupancy=occ, tile_flops_full=4.0 * m * bn * d, notes=notes,
+                     row_work=row_work, first_extra=first_extra, programs_per_sm=1,
+                     lpt=bool(cfg.extra.get("lpt", True)))

@@ -1,0 +1,110 @@
+"""Pricing an ``impl: gluon`` launch entry (fgsim.model.gluon): the Gluon form ws2 where the GPU runs it (sm90,
+bf16 / fp16), the entry's tl kernel everywhere else, and one clear error for a bad ``impl`` / ``gluon`` field."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from fgsim.errors import FgsimError
+from fgsim.hardware import load_gpu
+from fgsim.launchcfg import launch_config
+from fgsim.model.assemble import predict_counts
+from fgsim.model.cta_cost import cta_tables
+from fgsim.model.gluon import gluon_tile, kernel_impl
+from fgsim.model.params import ModelParams
+
+H200 = load_gpu("h200")
+#: calib9-like parameters (validation/MODEL_NOTES.md revision 8), fixed here so the test does not follow a refit
+P = ModelParams(mma_eff=0.844, fp32_per_score=5.93, mma_wait_cycles=60.7, serial_wgmma_cycles=20.7,
+                tile_sync_cycles=74.1, ldst_cycles=4.67, tma_issue_cycles=3.7, mem_latency_cycles=426.0,
+                l2_bw_eff=0.978, wgmma_min_cycles=48.2, row_cycles=4350.0, launch_us=3.23, overlap_p=1.91,
+                share_p=1.44)
+N = 32760
+QB = -(-N // 128)
+
+
+def _tl(gpu: str = "h200"):
+    return launch_config("fg", gpu, 128, 128, 1)
+
+
+def _gluon(gpu: str = "h200", **knobs):
+    cfg = _tl(gpu)
+    g = {"form": "ws2", "pipeline": 1, "fence": False, **knobs}
+    return replace(cfg, extra={**cfg.extra, "impl": "gluon", "gluon": g})
+
+
+def _t(cfg, gpu=H200, keys: int = 655, heads: int = 12, seed: int = 0) -> float:
+    rng = np.random.default_rng(seed)
+    print("seed", seed)
+    c = np.clip(rng.normal(keys, 0.05 * keys, size=(heads, QB)).round(), 0, N).astype(np.int64)
+    return predict_counts(c, N, cfg, gpu, P)[0]  # the compiled figures of the calibration that applies
+
+
+def test_gluon_entry_is_priced_as_the_gluon_form_on_sm90_and_beats_tl_most_on_short_rows() -> None:
+    tl, gl = _tl(), _gluon()
+    assert kernel_impl(gl, H200) == "gluon" and kernel_impl(tl, H200) == "tl"
+    r_short = _t(gl, keys=655) / _t(tl, keys=655)  # d 0.02: ~5 tiles per row, per-row cost dominates
+    r_long = _t(gl, keys=16380) / _t(tl, keys=16380)  # d 0.5: ~128 tiles per row, per-tile cost dominates
+    # the Gluon form drops the tl row start's serialised latencies (per row) and overlaps its two consumer
+    # warpgroups (per tile): faster everywhere, by most where rows are short
+    assert r_short < r_long < 1.0
+    assert r_short < 0.95
+
+
+def test_gluon_tables_are_one_persistent_program_per_sm_with_a_cheaper_row() -> None:
+    tabs = cta_tables(_gluon(), H200, P, N, n_ctas=12 * QB, resources={})
+    tl = cta_tables(_tl(), H200, P, N, n_ctas=12 * QB, resources={})
+    assert tabs.programs_per_sm == 1 and tabs.row_work is not None and tabs.occupancy.slots == 1
+    assert tl.row_work is None  # the tl entry: one program per row (one_row), placed by the hardware
+    assert tabs.row_work[0] < tl.work[0]  # an empty row: no index -> rows latency chain, no drain
+
+
+def test_gluon_tile_between_its_tensor_bound_and_the_lockstep_sum() -> None:
+    t = gluon_tile(_gluon(), H200, P, np.array([128.0]), 132)
+    alone, mma, sm = float(t["alone"][0]), float(t["mma"][0]), float(t["sm"][0])
+    assert mma <= alone < mma + sm + 2 * P.mma_wait_cycles + P.tile_sync_cycles
+    t0 = gluon_tile(_gluon(pipeline=0), H200, P, np.array([128.0]), 132)
+    assert float(t0["alone"][0]) > alone  # pipeline 0 exposes both wgmma waits
+
+
+@pytest.mark.parametrize("gpu", ["a100", "l40s", "b200"])
+def test_gluon_entry_runs_tl_where_the_gluon_form_does_not(gpu: str) -> None:
+    g = load_gpu(gpu)
+    gl, tl = _gluon(gpu), _tl(gpu)
+    assert kernel_impl(gl, g) == "tl"
+    assert _t(gl, gpu=g) == _t(tl, gpu=g)
+
+
+def test_gluon_entry_in_fp32_runs_tl() -> None:
+    assert kernel_impl(replace(_gluon(), dtype="fp32"), H200) == "tl"
+    assert kernel_impl(replace(_gluon(), dtype="fp16"), H200) == "gluon"
+
+
+def test_explicit_impl_tl_prices_as_the_entry() -> None:
+    cfg = _tl()
+    assert _t(replace(cfg, extra={**cfg.extra, "impl": "tl"})) == _t(cfg)
+
+
+@pytest.mark.parametrize("extra,msg", [
+    ({"impl": "cuda"}, "extra.impl='cuda' must be one of ['tl', 'gluon']"),
+    ({"gluon": {"form": "ws2"}}, "extra.gluon given without extra.impl='gluon'"),
+    ({"impl": "gluon", "gluon": {"form": "ws2", "pipeline": 4}}, "pipeline"),
+    ({"impl": "gluon", "gluon": {"form": "bogus"}}, "form"),
+    ({"impl": "gluon", "gluon": {"form": "ws"}}, "the cost model prices Gluon form(s) ['ws2']"),
+])
+def test_bad_impl_values_error(extra: dict, msg: str) -> None:
+    cfg = _tl()
+    bad = replace(cfg, extra={**cfg.extra, **extra})
+    with pytest.raises(FgsimError, match=None) as e:
+        _t(bad)
+    assert msg in str(e.value)
+
+
+def test_gluon_on_an_entry_without_a_gluon_form_errors() -> None:
+    cfg = launch_config("fg", "h200", 64, 128, 1)
+    bad = replace(cfg, extra={**cfg.extra, "impl": "gluon", "gluon": {"form": "ws2"}})
+    with pytest.raises(FgsimError):
+        cta_tables(bad, H200, P, 4096, resources={})
