@@ -172,7 +172,8 @@ class PooledTopCDF:
     """SpargeAttn-style cheap predictor on mean-pooled groups of ``group`` tokens.
 
     Per query group, pooled scores ``mean(q_g)·mean(k_g')ᵀ·scale`` are softmaxed over key groups; the smallest
-    set of key groups whose cumulative probability reaches ``p`` is kept (the group crossing ``p`` included).
+    set of key groups whose cumulative probability reaches ``p`` is kept (the group crossing ``p`` included);
+    ``p = 1`` keeps every key group that holds a valid key.
     Groups that are not self-similar — mean cosine of their tokens to the group mean below ``gamma`` — are always
     kept: a non-self-similar query group keeps every key, a non-self-similar key group is kept by every query
     group. The group mask is expanded to M×1 slices (a query block keeps a key when any of the query groups it
@@ -218,11 +219,26 @@ class PooledTopCDF:
         b, h, s_q, s_k, d = _check_qk(q, k, key_mask)
         _valid_keys(key_mask, b, s_k)
         scale = float(scale) if scale is not None else d ** -0.5
+        if self.p >= 1.0:
+            return self._all_valid_groups(q, k, key_mask)
         if self._use_triton(q):
             from fgsim.capture import _triton
 
             return _triton.pooled_group_mask(q, k, key_mask, scale, self.p, self.gamma, self.group)
         return self._torch_group_mask(q, k, key_mask, scale)
+
+    def _all_valid_groups(self, q: torch.Tensor, k: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        """p = 1: every softmax probability is positive, so the cumulative mass reaches 1 only with every key group
+        that holds a valid key; decided exactly here rather than by a rounding-sensitive cumulative sum (the
+        torch and Triton paths would otherwise differ where the last groups' mass is below one ulp of 1)."""
+        torch = _torch()
+        b, h, s_q, s_k, g = q.shape[0], q.shape[1], q.shape[2], k.shape[2], self.group
+        n_qg, n_kg = -(-s_q // g), -(-s_k // g)
+        kw = torch.ones((b, s_k), dtype=torch.bool, device=q.device) if key_mask is None else \
+            key_mask.to(device=q.device, dtype=torch.bool)
+        kw = torch.nn.functional.pad(kw, (0, n_kg * g - s_k))
+        k_valid = kw.view(b, n_kg, g).any(-1)  # (B, KG)
+        return k_valid[:, None, None, :].expand(b, h, n_qg, n_kg).clone()
 
     def _torch_group_mask(self, q: torch.Tensor, k: torch.Tensor, key_mask: torch.Tensor | None,
                           scale: float) -> torch.Tensor:
