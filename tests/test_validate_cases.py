@@ -244,3 +244,16 @@ def test_case_options_override_the_entry_and_travel_through_the_lists(tmp_path: 
         for c in twin:
             w.writerow(vc.case_row(c))
     assert vc.load_case_list(str(p)) == twin
+
+
+def test_frozen_list_main_writes_and_checks(tmp_path, capsys):
+    """The shared generator command line: writes the list, --check passes on it and fails once a byte differs."""
+    cases = vc.generate("test10")[:3]
+    text = vc.render_case_list(cases, vc.list_fields(cases))
+    out = tmp_path / "t.csv"
+    assert vc.frozen_list_main(out, text, len(cases), "t", []) == 0 and out.read_text() == text
+    assert vc.frozen_list_main(out, text, len(cases), "t", ["--check"]) == 0
+    out.write_text(text.replace("\n", "\r\n", 1))
+    assert vc.frozen_list_main(out, text, len(cases), "t", ["--check"]) == 1
+    assert "DIFFERS" in capsys.readouterr().out
+    assert vc.frozen_list_main(tmp_path / "missing.csv", text, 3, "t", ["--check"]) == 1

@@ -862,6 +862,39 @@ def case_row(c: Case) -> dict[str, str]:
     return {k: str(d[k]) for k in CASE_FIELDS + (("options",) if c.options else ())}
 
 
+def render_case_list(cases: Sequence[Case], fieldnames: Sequence[str]) -> str:
+    """A case list's CSV text (header + one :func:`case_row` per case, ``\\n`` line ends), as frozen lists are
+    committed."""
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(fieldnames), lineterminator="\n")
+    w.writeheader()
+    for c in cases:
+        w.writerow(case_row(c))
+    return buf.getvalue()
+
+
+def frozen_list_main(out: Path, text: str, n_cases: int, description: str | None,
+                     argv: Sequence[str] | None = None) -> int:
+    """The command line of a frozen list's generator script: write ``out`` atomically, or with ``--check`` exit 1
+    when the committed file differs from ``text`` in any byte."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help=f"exit 1 if the committed {out.name} differs")
+    a = ap.parse_args(argv)
+    if a.check:
+        ok = out.is_file() and out.read_bytes() == text.encode()  # byte for byte: no newline translation
+        print(f"{out}: {'matches its generator' if ok else 'DIFFERS from its generator'}")
+        return 0 if ok else 1
+    from fgsim.fileio import write_text_atomic
+
+    write_text_atomic(out, text)
+    print(f"wrote {out} ({n_cases} cases)")
+    return 0
+
+
 def _int(v: str | None, default: int) -> int:
     """An integer CSV field; ``default`` when the column is absent or empty (lists written before it existed)."""
     return int(v) if v not in (None, "") else default

@@ -16,42 +16,18 @@ of 24 / 32 / 80 / 104 / 132 SMs. Scored once, blind, by revision 8.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import io
 import sys
 from pathlib import Path
 
-from fgsim.validation.cases import case_row, list_fields, test10_cases
+from fgsim.validation.cases import frozen_list_main, list_fields, render_case_list, test10_cases
 
 OUT = Path(__file__).resolve().parent / "test10.csv"
 
 
 def render() -> str:
     """test10.csv's text (the same columns as every committed case list)."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list_fields(test10_cases()), lineterminator="\n")
-    w.writeheader()
-    for c in test10_cases():
-        w.writerow(case_row(c))
-    return buf.getvalue()
-
-
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--check", action="store_true", help="exit 1 if the committed test10.csv differs")
-    a = ap.parse_args()
-    text = render()
-    if a.check:
-        ok = OUT.is_file() and OUT.read_text() == text
-        print(f"{OUT}: {'matches its generator' if ok else 'DIFFERS from its generator'}")
-        return 0 if ok else 1
-    from fgsim.fileio import write_text_atomic
-
-    write_text_atomic(OUT, text)
-    print(f"wrote {OUT} ({len(test10_cases())} cases)")
-    return 0
+    return render_case_list(test10_cases(), list_fields(test10_cases()))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(frozen_list_main(OUT, render(), len(test10_cases()), __doc__))

@@ -15,42 +15,18 @@ the generator now lives in the package (``fgsim.validation.cases.test8_cases``, 
 
 from __future__ import annotations
 
-import argparse
-import csv
-import io
 import sys
 from pathlib import Path
 
-from fgsim.validation.cases import CASE_FIELDS, case_row, test8_cases
+from fgsim.validation.cases import CASE_FIELDS, frozen_list_main, render_case_list, test8_cases
 
 OUT = Path(__file__).resolve().parent / "test8.csv"
 
 
 def render() -> str:
     """test8.csv's text (the same columns as every committed case list)."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CASE_FIELDS, lineterminator="\n")
-    w.writeheader()
-    for c in test8_cases():
-        w.writerow(case_row(c))
-    return buf.getvalue()
-
-
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--check", action="store_true", help="exit 1 if the committed test8.csv differs")
-    a = ap.parse_args()
-    text = render()
-    if a.check:
-        ok = OUT.is_file() and OUT.read_text() == text
-        print(f"{OUT}: {'matches its generator' if ok else 'DIFFERS from its generator'}")
-        return 0 if ok else 1
-    from fgsim.fileio import write_text_atomic
-
-    write_text_atomic(OUT, text)
-    print(f"wrote {OUT} ({len(test8_cases())} cases)")
-    return 0
+    return render_case_list(test8_cases(), CASE_FIELDS)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(frozen_list_main(OUT, render(), len(test8_cases()), __doc__))
