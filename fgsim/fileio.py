@@ -7,7 +7,7 @@ and write them all at the end (:class:`PendingWrites`), so a failing command lea
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from fgsim.errors import FgsimError
@@ -28,6 +28,21 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` through a hidden temporary file and a rename; returns the path."""
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_csv_atomic(path: str | os.PathLike[str], rows: Sequence[Mapping[str, object]],
+                     fieldnames: Sequence[str] | None = None) -> Path:
+    """Write ``rows`` as a CSV (header first; columns ``fieldnames``, default every key in first-seen order) to
+    ``path`` atomically; returns the path."""
+    import csv
+    import io
+
+    keys = list(fieldnames) if fieldnames is not None else list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    return write_text_atomic(path, buf.getvalue())
 
 
 def check_output_path(path: str | os.PathLike[str], option: str, extensions: Iterable[str]) -> Path:

@@ -36,6 +36,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation")]
 
+from fgsim.fileio import write_csv_atomic  # noqa: E402
+
 D, M, G = 128, 128, 1
 OLD_TABLE = ROOT / "kernels" / "logs" / "launch_configs-before-session5.json"
 VARIANTS = {"entry": {}, "previous": None, "fold": {"tail_fold": True, "guard_next": True, "tma_o": True},
@@ -423,10 +425,7 @@ def accuracy(variants: list[str], old_table: str, out: Path, tag: str, meta: dic
             print(f"[check] H{h} N{n} text {nt} d={dt_} {name:<10} rel err {err:.3e} nan {nan} empty-zero "
                   f"{empty_ok}", flush=True)
     path = out / f"kernels-h200-{meta['date'][:10]}-entry-regress{tag}-accuracy.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv_atomic(path, rows, list(rows[0]))
     print(f"[check] {len(rows)} checks, {fails} failures; wrote {path}", flush=True)
     return fails
 

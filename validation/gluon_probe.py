@@ -34,6 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation"), str(ROOT / "kernels" / "tools")]
 
+from fgsim.fileio import write_csv_atomic  # noqa: E402
+
 D, M, G = 128, 128, 1
 VARIANTS = ("entry", "gluon_row", "gluon_pers", "gluon_ws", "gluon_ws2")
 FORM = {"gluon_row": "one_row", "gluon_pers": "persistent", "gluon_ws": "ws", "gluon_ws2": "ws2"}
@@ -312,10 +314,7 @@ def check(variants: list[str], out: Path, tag: str, meta: dict[str, str]) -> set
             print(f"[check] H{h} N{n} text {nt} d={dt_} {dtn} {layout} {name:<10} rel err {err:.3e} nan {nan} "
                   f"empty-zero {empty_ok} {msg}", flush=True)
     path = out / f"gluon-h200-{meta['date'][:10]}-probe{tag}-accuracy.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv_atomic(path, rows, list(rows[0]))
     print(f"[check] {len(rows)} checks, failed variants {sorted(failed)}; wrote {path}", flush=True)
     return failed
 
@@ -348,11 +347,7 @@ def check_in_processes(args: argparse.Namespace, meta: dict[str, str]) -> set[st
         else:
             rows.append(dict(variant=v, ok="False", error="no result (timeout or crash)"))
     if rows:
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        with open(args.out / f"gluon-h200-{meta['date'][:10]}-probe{args.tag}-accuracy.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
+        write_csv_atomic(args.out / f"gluon-h200-{meta['date'][:10]}-probe{args.tag}-accuracy.csv", rows)
     failed = {v for v, ok in res.items() if not ok} | {r["variant"] for r in rows if r.get("ok") != "True"}
     print(f"[check] failed variants: {sorted(failed)}", flush=True)
     return failed
