@@ -51,7 +51,8 @@ TUNE_SHAPE = (12, 32760)  # (H, N) of the --final sweep
 
 # ------------------------------------------------------------------------------------------ env
 def env_metadata() -> dict[str, str]:
-    """GPU name, clocks, driver, library versions and date, one value per CSV column."""
+    """GPU name, max SM clock, power limit, driver, library versions and date, one value per CSV column (no clock
+    read here: at rest it is the idle clock; clocks are sampled under load by :class:`ClockSampler`)."""
     meta = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "torch": torch.__version__,
@@ -61,7 +62,10 @@ def env_metadata() -> dict[str, str]:
         "gpu_name": torch.cuda.get_device_name(),
         "sm_count": str(torch.cuda.get_device_properties(0).multi_processor_count),
     }
-    q = "name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,power.draw,power.limit,temperature.gpu"
+    # static facts only: a clock / power / temperature read here is the idle state before any work (345 MHz on
+    # the H200), not what the timed work ran at; those are sampled under load (``ClockSampler``, the CSVs'
+    # ``clocks_under_load`` column)
+    q = "name,driver_version,clocks.max.sm,power.limit"
     try:
         line = subprocess.run(["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader"],
                               capture_output=True, text=True, timeout=20).stdout.strip().splitlines()[0]
@@ -1143,6 +1147,7 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
             groups.setdefault(key_of(r), []).append(r)
     results = []
     inputs: dict[tuple, list[tuple]] = {}
+    clocks = ClockSampler(0.25)  # SM / memory clocks while each problem's rounds run (the column clocks_under_load)
     for key, rs in groups.items():
         kernel, d, m, g = key
         for h, nv, n_text, dens_list in shapes:
@@ -1177,7 +1182,9 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
                     cases.append(dict(kernel=kernel, r=r, pattern=pname, dt=0,
                                       fn=lambda q, k, v, cfg=cfg, idx=idx, o=out_buf: run_kernel_out(cfg, q, k, v, idx,
                                                                                                      o)))
+                t_clk = time.time()
                 timed_rounds(cases, sets, rounds, 15.0, shuffle_seed=args.shuffle_seed)
+                clk = clocks.window(t_clk, time.time())
                 ref_ms = cases[0].get("ms") or []
                 for c in cases:
                     ms = sorted(c.get("ms") or [float("inf")] * rounds)
@@ -1188,12 +1195,13 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
                     dens = idx.density(n) if idx is not None else 1.0
                     tf = 4 * h * n * n * d * dens / med / 1e9
                     results.append(dict(c["r"], problem=pname, ms=med, ms_min=ms[0], ms_max=ms[-1], eff_tflops=tf,
-                                        rel=rel))
+                                        rel=rel, clocks_under_load=clk))
                     print(f"[tune] {key} {pname:<28} bn={c['r']['block_n']} st={c['r']['num_stages']} "
                           f"w={c['r']['num_warps']} {c['r']['extra']}: {med:.3f} ms ({ms[0]:.3f}-{ms[-1]:.3f}) "
                           f"{tf:.0f} eff TF/s rel {rel:.3f}", flush=True)
             problems.clear()
             torch.cuda.empty_cache()
+    clocks.stop()
     inputs.clear()
     _ = with_text
     name = f"kernels-h200-tune-{meta['date'][:10]}-issue12{args.tag}.csv"
@@ -1202,7 +1210,8 @@ def tune_v3(args, meta: dict[str, str], out_dir: Path) -> str:
                              "rounds; rel = median over rounds of t / t_reference in the same round"
                              + ("; random case order per round" if args.shuffle_seed is not None else ""))
     cols = ["kernel", "head_dim", "block_m", "gran_n", "block_n", "num_stages", "num_warps", "extra", "ok", "err",
-            "compile_s", "problem", "ms", "ms_min", "ms_max", "eff_tflops", "rel", "control", "msg"] + list(meta)
+            "compile_s", "problem", "ms", "ms_min", "ms_max", "eff_tflops", "rel", "control", "msg",
+            "clocks_under_load"] + list(meta)
     with open(out_dir / name, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
