@@ -60,6 +60,7 @@ def test_committed_case_lists_are_the_generators_output_and_disjoint() -> None:
     assert {(c.persistent, c.programs_per_sm) for c in t9 if c.persistent >= 0} == set(vc.PERSISTENT_SETTINGS)
     assert min(c.sm_count for c in t9 if c.axis == "sm") == 16 and max(c.sm_count for c in t9) == 132
     _check_test10(lists, t8, t9)
+    _check_test11(lists, t8, t9)
     t7 = lists["test7"]
     before7 = [c for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6") for c in lists[s]]
     assert not {c.n_tokens for c in t7} & {c.n_tokens for c in before7}, "test7 repeats an N of another list"
@@ -144,6 +145,41 @@ def _check_test10(lists: dict[str, list[vc.Case]], t8: list[vc.Case], t9: list[v
         assert base and base[0].n_tokens == c.n_tokens and base[0].head_dim == c.head_dim, c.case_id
     dense_wl = [c for c in t10 if c.density == 1.0 and c.n_tokens == 12544]
     assert {k for c in dense_wl for k in c.kernels} == {"fg", "dense"} and {c.block_m for c in dense_wl} == {64, 128}
+
+
+def _check_test11(lists: dict[str, list[vc.Case]], t8: list[vc.Case], t9: list[vc.Case]) -> None:
+    """test11 (revision 9's frozen list): the generator's bytes, disjoint from every earlier list (N, seeds, trace
+    entries), every transfer axis, the fg D=128 M=128 entry untouched (the table's entry) with its tl kernel beside it."""
+    import importlib.util
+
+    t10, t11 = vc.load_case_list("test10"), vc.load_case_list("test11")
+    from dataclasses import replace
+
+    gen11 = [replace(c, trace=vc.repo_path(c.trace)) for c in vc.generate("test11")]  # as load_case_list reads it
+    assert [vc.case_row(c) for c in t11] == [vc.case_row(c) for c in gen11], "test11.csv differs"
+    spec = importlib.util.spec_from_file_location("make_test11", REPO / "validation" / "cases" / "make_test11.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)  # type: ignore[union-attr]
+    assert gen.render() == (REPO / "validation" / "cases" / "test11.csv").read_text(), "test11.csv differs (bytes)"
+    assert len(t11) == 45 and sum(len(c.kernels) for c in t11) == 83 and "test11" in vc.SPLITS
+    vc.check_disjoint([*lists.values(), t8, t9, t10, t11])
+    before = [c for cl in lists.values() for c in cl] + t8 + t9 + t10
+    synth = [c for c in t11 if c.structure != "trace"]
+    assert not {c.n_tokens for c in synth} & {c.n_tokens for c in before}, "test11 repeats an N of another list"
+    assert not {c.seed for c in synth} & {c.seed for c in before}, "test11 repeats a seed of another list"
+    traces = {(c.trace, c.pass_index, c.layer) for c in t11 if c.structure == "trace"}
+    assert len(traces) == 2 and not traces & {(c.trace, c.pass_index, c.layer) for c in before}
+    assert {(c.head_dim, c.block_m) for c in t11 if c.axis in ("tuned", "dtype")} == set(vc.DM)
+    assert {c.dtype for c in t11} == {"bf16", "fp16"} and {c.structure for c in t11} <= set(vc.TEST_STRUCTURES)
+    cfg = [c for c in t11 if c.axis == "config" and c.block_n]
+    assert {c.block_n for c in cfg} == {32, 64, 128} and {c.num_stages for c in cfg} == {2, 3, 4}
+    assert {c.num_warps for c in cfg} == {4, 8}
+    assert {(c.persistent, c.programs_per_sm) for c in t11 if c.persistent >= 0} == set(vc.PERSISTENT_SETTINGS)
+    assert {c.sm_count for c in t11 if c.axis == "sm"} == {16, 32, 64, 96, 132}
+    entry = [c for c in t11 if c.kernels == ("fg",) and (c.head_dim, c.block_m) == (128, 128) and c.axis == "tuned"]
+    assert len(entry) == 3 and not any(c.overridden for c in entry)
+    tl = [c for c in t11 if c.options == vc.IMPL_TL]
+    assert len(tl) == 2 and all(any(e.seed == c.seed for e in entry) for c in tl)
 
 
 def test_masks_regenerate_exactly_and_counts(rng: np.random.Generator) -> None:

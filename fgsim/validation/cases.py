@@ -64,8 +64,9 @@ TEST7_SEED = 9_960_000
 TEST8_SEED = 9_980_000
 TEST9_SEED = 9_990_000
 TEST10_SEED = 9_993_000
+TEST11_SEED = 9_996_000
 SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "test8", "test9",
-          "test10", "tiny")
+          "test10", "test11", "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -778,6 +779,59 @@ def test10_cases() -> list[Case]:
     return b.cases
 
 
+#: launch-option override naming the entry's tl kernel: on an ``impl: gluon`` entry (fgattn.launch) the measuring
+#: harness then launches the same entry's tl fallback (``LaunchConfig.tl_config``); on a tl entry it changes nothing
+IMPL_TL = '{"impl": "tl"}'
+
+
+def test11_cases() -> list[Case]:
+    """The frozen test list ``test11`` of revision 9 (written 2026-11-30 by ``validation/cases/make_test11.py`` and
+    committed unmeasured, before any revision-9 decision): structured mask families (text tokens, column stripes,
+    3-D windows per head) and two DiT trace entries not on any earlier list, N 11520 / 26880 / 15600 / 18944 /
+    24832 and seeds 9.996M used by no other list; the launch table's tuned entries at D 64/128 x M 64/128 at two
+    shapes and fg D=128 M=128 (the table's entry, whatever implementation the final table gives it) at three
+    densities of one shape (N 15600: a masked tail tile), fp16 at every (D, M); that entry's tl kernel beside it
+    (``IMPL_TL``); launch-config what-ifs (BLOCK_N 32/64/128 x stages 2-4 x warps 4/8; a what-if of an
+    ``impl: gluon`` entry is its tl kernel at that configuration) around fg D=128 M=128, dense D=64 M=128, block
+    D=128 M=64, fg D=64 M=64 and fg D=128 M=64; persistent programs off / 1 / 2 per SM (fg D=64 M=128); SM
+    partitions (green contexts) of 16 / 64 / 132 SMs (all kernels, D=128 M=128) and 32 / 96 SMs (all kernels,
+    D=64 M=64)."""
+    from dataclasses import replace as _replace
+
+    b = FrozenListBuilder("test11", "r", TEST11_SEED, ("text", "colstripes", "window3d"))
+    b.tuned(((11520, 10), (26880, 4)), 0.03, 0.5)
+    for j, dens in enumerate((0.02, 0.1, 0.5)):  # the fg D=128 M=128 entry, short to long rows
+        b.add(seed=TEST11_SEED + 300 + j, structure=b.families[j % 3], n_tokens=15600, heads=8, head_dim=128,
+              block_m=128, density=dens, kernels=("fg",))
+        if j != 1:  # its tl kernel on the same case (the entry itself where the entry is tl)
+            b.cases.append(_replace(b.cases[-1], case_id=f"r-{len(b.cases):03d}", axis="config", options=IMPL_TL))
+    b.fp16(18944, 6, 0.12)
+    b.whatifs((
+        ("fg", "window3d", 24832, 5, 128, 128, 0.12, ((64, 2, 8), (64, 3, 8), (128, 2, 8), (128, 4, 8), (32, 3, 8))),
+        ("dense", "text", 18944, 6, 64, 128, 0.2, ((32, 2, 4), (64, 3, 4), (128, 2, 8), (64, 4, 8))),
+        ("block", "colstripes", 24832, 5, 128, 64, 0.15, ((32, 3, 4), (64, 2, 8), (128, 3, 4))),
+        ("fg", "text", 11520, 10, 64, 64, 0.1, ((32, 2, 4), (64, 4, 4), (128, 2, 4))),
+        ("fg", "colstripes", 26880, 4, 128, 64, 0.1, ((64, 3, 8), (128, 3, 8), (32, 4, 4))),
+    ))
+    for pers, pps in PERSISTENT_SETTINGS:
+        b.add(seed=TEST11_SEED + 600, structure="window3d", n_tokens=24832, heads=5, head_dim=64, block_m=128,
+              density=0.08, kernels=("fg",), persistent=pers, programs_per_sm=pps, axis="config")
+    b.sm_partitions((((15600, 8), (128, 128), "window3d", ALL_KERNELS, (16, 64, 132)),
+                     ((18944, 6), (64, 64), "colstripes", ALL_KERNELS, (32, 96))))
+    # two DiT trace entries (D=64 M=64) that no earlier list took: a third into each 21x30x52 trace's entries
+    from fgsim.trace import open_trace
+
+    for name in ("refdit-21x30x52-exact.fgt", "refdit-21x30x52-pooled.fgt"):
+        path = f"traces/{name}"
+        with open_trace(repo_path(path)) as tr:
+            p, lay = tr.entries()[len(tr.entries()) // 3]
+            b.add(seed=0, structure="trace", n_tokens=tr.n_tokens, heads=len(tr.meta.heads),
+                  head_dim=tr.meta.head_dim, block_m=tr.meta.block_m,
+                  density=round(float(tr.entry_density(p, lay).mean()), 4), trace=path, pass_index=p, layer=lay,
+                  axis="trace")
+    return b.cases
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -837,6 +891,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return test9_cases()
     if split == "test10":
         return test10_cases()
+    if split == "test11":
+        return test11_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
