@@ -60,3 +60,34 @@ def test_loop_traffic_counts_the_softmax_pipes() -> None:
     counted, the conversion and the shift are neither MUFU nor FP32."""
     got = loop_traffic(SOFTMAX)
     assert (got["loop_mufu"], got["loop_fp32"], got["loop_mma"], got["loop_instr"]) == (1, 4, 1, 9)
+
+
+# the dense tail_branch layout (revision 9's fix): the tile loop 0x10..0x60, then the masked tail tile, the epilogue's
+# store and EXIT, and behind EXIT a block that branches back into the middle of the loop (ptxas's layout back edge
+# 0xe0 -> 0x30): its span overlaps the loop without nesting and holds more HGMMA (0x40, 0x70, 0x80)
+BEHIND_EXIT = """
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        /*0010*/                   HGMMA.64x128x16.F32.BF16 R24, gdesc[UR8], RZ, !UPT, gsb0 ;
+        /*0020*/                   MUFU.EX2 R6, R6 ;
+        /*0030*/                   FFMA R6, R24, R2, -R5 ;
+        /*0040*/                   HGMMA.64x128x16.F32.BF16 R88, R152, gdesc[UR12], R88, gsb0 ;
+        /*0050*/                   NOP ;
+        /*0060*/               @P0 BRA 0x10 ;
+        /*0070*/                   HGMMA.64x128x16.F32.BF16 R24, gdesc[UR8], RZ, !UPT, gsb0 ;
+        /*0080*/                   HGMMA.64x128x16.F32.BF16 R88, R152, gdesc[UR12], R88, gsb0 ;
+        /*0090*/                   FMUL R9, R9, R8 ;
+        /*00a0*/                   STG.E.128 desc[UR4][R6.64], R88 ;
+        /*00b0*/                   EXIT ;
+        /*00c0*/                   FADD R10, R10, R11 ;
+        /*00d0*/                   ISETP.NE.AND P0, PT, R10, RZ, PT ;
+        /*00e0*/                   BRA 0x30 ;
+"""
+
+
+def test_loop_traffic_leaves_out_spans_through_exit() -> None:
+    """The span of the back edge behind EXIT (0x30..0xe0: 3 HGMMA, 12 instructions) is not a loop iteration: the
+    reader takes the tile loop 0x10..0x60 (2 HGMMA, 5 instructions without the NOP, 1 MUFU, 1 FP32). The reader of
+    revisions 1-8 took the span (it holds the most HGMMA)."""
+    got = loop_traffic(BEHIND_EXIT)
+    assert got == {"loop_ldst": 0, "loop_ldst_bytes": 0, "loop_mma": 2, "loop_instr": 5, "loop_mma_wait": 2,
+                   "loop_mufu": 1, "loop_fp32": 1}

@@ -262,7 +262,8 @@ def test_case_options_override_the_entry_and_travel_through_the_lists(tmp_path: 
     from fgsim.validation.measure import _config
 
     twin = [c for c in vc.load_case_list("calib") if c.options]
-    assert {c.kernels for c in twin} == {("dense",), ("block",)} and len(twin) == 6
+    # revision 6's tail_branch / maxnreg twins, revision 9's implementation and exp_poly twins (calib10)
+    assert {c.kernels for c in twin} == {("dense",), ("block",), ("fg",)} and len(twin) == 21
     base = vc.Case("x-7", "tiny", "uniform", 256, 1, 128, 64, 0.5, 1, kernels=("dense",))
     q = torch.zeros(1, 1, 256, 128)
     from dataclasses import replace

@@ -6,7 +6,10 @@ traffic (fgsim.validation.sass), for rows measured before the harness recorded i
 Use the Triton the measurements ran with (3.6 on the H200 machine): the table records its version, the offline
 registers / spill count next to the measured ones (a check that the offline compile is the measured kernel), and
 per model config key {loop_ldst, loop_ldst_bytes, loop_mma}. ``fgsim.validation.report.predict_rows`` fills rows
-that lack these fields from the committed table (``validation/results/h200-sass-offline.json``).
+that lack these fields from the committed table (``validation/results/h200-sass-offline.json``). An ``impl: gluon``
+row (revision 9) is compiled as its Gluon form (``compile_report.gluon_compile_sm90``) and read by the Gluon SASS
+reader (``cubin_traffic(..., gluon=True)``: the consumer loop and ``producer_loop_instr``; its entry says
+``"gluon": true``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ def _compile(job: tuple[str, dict[str, Any], str]) -> tuple[str, dict[str, Any]]
     from fgsim.validation.sass import cubin_traffic, cuobjdump
 
     extra = json.loads(r.get("launch_extra") or "{}")
+    if extra.get("impl") == "gluon":  # fgattn.gluon_fg's form: compile_report's Gluon compile, the Gluon SASS reader
+        return key, _compile_gluon(extra, r)
     kernel, d, m = r["kernel"], int(r["head_dim"]), int(r["block_m"])
     bn, st, w = int(r["block_n"]), int(r["num_stages"]), int(r["num_warps"])
     mode = {"dense": 0, "block": 1, "fg": 2}[kernel]
@@ -88,6 +93,31 @@ def _compile(job: tuple[str, dict[str, Any], str]) -> tuple[str, dict[str, Any]]
     out["measured_regs"] = int(float(r.get("n_regs") or 0))
     out["measured_spills"] = int(float(r.get("n_spills") or 0))
     return key, out
+
+
+def _compile_gluon(extra: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+    """Offline figures of an ``impl: gluon`` row's Gluon form (``extra["gluon"]`` knobs; the kernels on the path):
+    registers / stack from ``cuobjdump -res-usage`` and ``fgsim.validation.sass.cubin_traffic(..., gluon=True)``
+    (the consumer loop's figures and ``producer_loop_instr``)."""
+    from fgsim.validation.sass import cubin_traffic, cuobjdump
+
+    try:
+        k = __import__("compile_report").gluon_compile_sm90(dict(extra["gluon"]), r.get("dtype") or "bf16")
+        tool = cuobjdump()
+        with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+            f.write(k.asm["cubin"])
+            f.flush()
+            use = subprocess.run([str(tool), "-res-usage", f.name], capture_output=True, text=True).stdout
+        regs = re.search(r"REG:(\d+)", use)
+        stack = re.search(r"STACK:(\d+)", use)
+        out = {"offline_regs": int(regs.group(1)) if regs else 0,
+               "offline_spills": int(stack.group(1)) // 4 if stack else 0, "gluon": True,
+               **cubin_traffic(k.asm["cubin"], tool, gluon=True)}
+    except Exception as exc:  # noqa: BLE001 - a configuration that does not compile is recorded as such
+        out = {"error": repr(exc)[-200:]}
+    out["measured_regs"] = int(float(r.get("n_regs") or 0))
+    out["measured_spills"] = int(float(r.get("n_spills") or 0))
+    return out
 
 
 def main() -> None:

@@ -260,6 +260,9 @@ def fit_heads(n: int, heads: int, m: int) -> int:
 
 
 DM = ((128, 128), (128, 64), (64, 128), (64, 64))
+#: launch-option override naming the entry's tl kernel: on an ``impl: gluon`` entry (fgattn.launch) the measuring
+#: harness then launches the same entry's tl fallback (``LaunchConfig.tl_config``); on a tl entry it changes nothing
+IMPL_TL = '{"impl": "tl"}'
 #: every kernel family (a case's default)
 ALL_KERNELS = ("fg", "block", "dense")
 
@@ -339,6 +342,25 @@ def calibration_cases() -> list[Case]:
                         options='{"maxnreg": null}'))
     add("uniform", 8192, 1, 128, 64, 1.0, ("dense",))
     out.append(_replace(out[-1], case_id=f"c-{len(out):03d}", axis="config", options='{"tail_branch": false}'))
+    # revision 9 (calib10, before its measurement): the fg D=128 M=128 g1 entry in both implementations on the same
+    # cases -- its tl kernel (IMPL_TL) and fgattn's Gluon form ws2 with pipeline 1 (no fence; the adopted form) and
+    # pipeline 0 (two exposed wgmma waits per tile instead of one) -- whatever the table names (a twin equal to the
+    # entry is a repeat measurement); and exp_poly on / off twins of one tile (the option has no parameter of its
+    # own: the twins separate it from the tile): the fg and dense D=128 M=128 entries without it, fg D=128 M=64
+    # with 1/4
+    by_id = {c.case_id: c for c in out}
+    g1 = '{"impl": "gluon", "gluon": {"form": "ws2", "pipeline": 1, "fence": false}}'
+    g0 = '{"impl": "gluon", "gluon": {"form": "ws2", "pipeline": 0, "fence": false}}'
+    twins = [("c-001", "fg", IMPL_TL), ("c-002", "fg", IMPL_TL), ("c-004", "fg", IMPL_TL), ("c-031", "fg", IMPL_TL),
+             ("c-001", "fg", g1), ("c-002", "fg", g1), ("c-004", "fg", g1), ("c-031", "fg", g1),
+             ("c-002", "fg", g0), ("c-031", "fg", g0),
+             ("c-002", "fg", '{"impl": "tl", "exp_poly": 0}'), ("c-031", "fg", '{"impl": "tl", "exp_poly": 0}'),
+             ("c-003", "dense", '{"exp_poly": 0}'), ("c-031", "dense", '{"exp_poly": 0}')]
+    for cid, kern, opt in twins:
+        out.append(_replace(by_id[cid], case_id=f"c-{len(out):03d}", kernels=(kern,), axis="config", options=opt))
+    m64 = next(c for c in out if (c.head_dim, c.block_m, c.n_tokens, c.heads) == (128, 64, 8192, 16))
+    out.append(_replace(m64, case_id=f"c-{len(out):03d}", kernels=("fg",), axis="config",
+                        options='{"exp_poly": 0.25}'))
     return out
 
 
@@ -777,11 +799,6 @@ def test10_cases() -> list[Case]:
     b.sm_partitions((((12800, 9), (128, 128), "text", ALL_KERNELS, (32, 80, 132)),
                      ((23040, 5), (64, 64), "window3d", ("block", "dense"), (24, 104))))
     return b.cases
-
-
-#: launch-option override naming the entry's tl kernel: on an ``impl: gluon`` entry (fgattn.launch) the measuring
-#: harness then launches the same entry's tl fallback (``LaunchConfig.tl_config``); on a tl entry it changes nothing
-IMPL_TL = '{"impl": "tl"}'
 
 
 def test11_cases() -> list[Case]:

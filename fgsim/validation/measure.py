@@ -32,13 +32,15 @@ RESULT_FIELDS = (
     "trace", "pass_index", "layer", "dtype", "sm_count", "req_block_n", "req_num_stages", "req_num_warps",
     "req_persistent", "req_programs_per_sm", "req_options", "kernel",
     "gran_n", "block_n", "num_warps", "num_stages", "launch_extra", "launch_source", "n_regs", "shared", "n_spills",
-    "loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait", "loop_mufu", "loop_fp32", "kept_density", "measured_ms", "spread_pct", "reps", "status", "bench", "micro", "micro_args",
+    "loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait", "loop_mufu", "loop_fp32", "producer_loop_instr", "kept_density", "measured_ms", "spread_pct", "reps", "status", "bench", "micro", "micro_args",
     *[k for k in ENV_KEYS if k != "clock_samples"],
 )
 #: the tile loop's SASS figures a results row records (fgsim.validation.sass.FIELDS)
-SASS_FIELDS = ("loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait", "loop_mufu", "loop_fp32")
+SASS_FIELDS = ("loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait", "loop_mufu", "loop_fp32",
+               "producer_loop_instr")
 #: SASS figures added after the first rows were recorded: absent (not 0) in rows that lack them
-LATER_SASS_FIELDS = ("loop_mma_wait", "loop_mufu", "loop_fp32")
+#: (``producer_loop_instr``: Gluon warp-specialized kernels only, ``fgsim.validation.sass.gluon_loop_traffic``)
+LATER_SASS_FIELDS = ("loop_mma_wait", "loop_mufu", "loop_fp32", "producer_loop_instr")
 _TORCH_DT = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
@@ -55,20 +57,38 @@ def _is_gpu() -> bool:
 
 def _compiled_kernels() -> dict[int, Any]:
     """id -> CompiledKernel of every compiled variant of fgattn's kernels (one program per row and, where the
-    kernels have it, the persistent one) in this process."""
+    kernels have it, the persistent one; the Gluon FG forms of ``fgattn.gluon_fg``, see :func:`is_gluon_kernel`)
+    in this process."""
     try:
         from fgattn import attention  # type: ignore[import-not-found]
     except ImportError:
         return {}
+    fns = [getattr(attention, name, None) for name in ("_attn_fwd", "_attn_fwd_persistent")]
+    try:
+        from fgattn import gluon_fg  # type: ignore[import-not-found]
+
+        fns += [getattr(gluon_fg, name, None) for name in GLUON_KERNELS]
+    except ImportError:  # a Triton without Gluon: fgattn runs every entry's tl kernel
+        pass
     out: dict[int, Any] = {}
-    for name in ("_attn_fwd", "_attn_fwd_persistent"):
-        caches = getattr(getattr(attention, name, None), "device_caches", None) or {}
+    for fn in fns:
+        caches = getattr(fn, "device_caches", None) or {}
         for v in caches.values():
             cache = v[0] if isinstance(v, tuple) else v
             if isinstance(cache, dict):
                 for k in cache.values():
                     out[id(k)] = k
     return out
+
+
+#: the Gluon FG kernels of ``fgattn.gluon_fg`` (forms one_row, persistent, ws, ws2)
+GLUON_KERNELS = ("_fg_gluon_row", "_fg_gluon_persistent", "_fg_gluon_ws", "_fg_gluon_ws2")
+
+
+def is_gluon_kernel(kern: Any) -> bool:
+    """A compiled kernel of one of :data:`GLUON_KERNELS` (its SASS is read by the Gluon reader)."""
+    name = str(getattr(kern, "name", "") or getattr(getattr(kern, "metadata", None), "name", "") or "")
+    return any(name == g or name.startswith(g + "_") for g in GLUON_KERNELS)
 
 
 _SASS_POOL: Any = None
@@ -87,7 +107,8 @@ def _resources_of(kern: Any) -> tuple[int, int, int, Any]:
     regs = int(getattr(kern, "n_regs", 0) or 0)
     md = getattr(kern, "metadata", None)
     shared = int(getattr(md, "shared", 0) or getattr(kern, "shared", 0) or 0)
-    return regs, shared, int(getattr(kern, "n_spills", 0) or 0), _SASS_POOL.submit(kernel_traffic, kern)
+    return (regs, shared, int(getattr(kern, "n_spills", 0) or 0),
+            _SASS_POOL.submit(kernel_traffic, kern, is_gluon_kernel(kern)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -210,10 +231,19 @@ def _cpu_time(fn: Any) -> float:
 
 
 def _config(kern: str, q: Any, case: Case) -> Any:
+    """The launch configuration a case's kernel runs with: the table's entry, with the case's overrides. A launch
+    what-if (BLOCK_N / stages / warps / persistent programs) of an ``impl: gluon`` entry, or the option override
+    ``{"impl": "tl"}``, is the entry's tl kernel (``LaunchConfig.tl_config``: the Gluon form has one fixed tile)."""
     from fgattn.attention import resolve_config  # type: ignore[import-not-found]
 
     cfg = resolve_config(kern, q, case.block_m, 1)
     if case.overridden:
+        over = case.option_overrides()
+        what_if = bool(case.block_n or case.num_stages or case.num_warps or case.persistent >= 0
+                       or case.programs_per_sm)
+        if over.get("impl") == "tl" or (what_if and "impl" not in over):
+            over.pop("impl", None)
+            cfg = cfg.tl_config() if hasattr(cfg, "tl_config") else cfg
         extra = dict(cfg.extra)
         if case.persistent >= 0:
             extra["persistent"] = bool(case.persistent)
@@ -223,7 +253,7 @@ def _config(kern: str, q: Any, case: Case) -> Any:
                 extra["flatten"] = False
         if case.programs_per_sm:
             extra["programs_per_sm"] = int(case.programs_per_sm)
-        extra.update(case.option_overrides())  # e.g. tail_branch off / maxnreg none: a twin of the entry's tile
+        extra.update(over)  # e.g. tail_branch off / maxnreg none: a twin of the entry's tile
         cfg = replace(cfg, block_n=case.block_n or cfg.block_n, num_stages=case.num_stages or cfg.num_stages,
                       num_warps=case.num_warps or cfg.num_warps, extra=extra,
                       source=cfg.source + " (validation override)")
@@ -414,6 +444,8 @@ def resources_table(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]
                 # the softmax's MUFU / FP32 instructions of the offline compile (revision 7), per its own loop_mma
                 o = off[key]
                 e.update({f: int(o[f]) for f in ("loop_mufu", "loop_fp32", "sm_loop_mma")})
+            if "producer_loop_instr" not in e and key in off and int(off[key].get("producer_loop_instr", 0)) > 0:
+                e["producer_loop_instr"] = int(off[key]["producer_loop_instr"])  # a Gluon form's producer loop
             out[key] = e
     return out
 

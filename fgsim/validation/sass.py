@@ -51,19 +51,22 @@ def _is_mma(op: str) -> bool:
 
 
 def loop_traffic(sass: str) -> dict[str, int]:
-    """{loop_ldst, loop_ldst_bytes, loop_mma, loop_instr} of the tile loop (``loop_instr``: instructions one warp
-    issues per iteration, NOPs left out): among the loops (backward branches) that issue
-    tensor-core instructions and contain no other such loop, the one with the most of them. Zeros if none."""
+    """{loop_ldst, loop_ldst_bytes, loop_mma, loop_instr, ...} of the tile loop (``loop_instr``: instructions one
+    warp issues per iteration, NOPs left out): among the loops (backward branches) that issue tensor-core
+    instructions, contain no ``EXIT`` and contain no other such loop, the one with the most of them. Zeros if none.
+
+    The ``EXIT`` rule (revision 9): ptxas may place a block behind the function's exit that branches back into the
+    loop (the dense ``tail_branch`` kernels' layout back edge, which spans the main loop, the masked tail tile and
+    the epilogue; the mbarrier try-wait retry blocks of Gluon kernels); such a span is not a loop iteration. Before
+    revision 9 the reader picked it (1.7-2.5x the tile loop's instructions; MODEL_NOTES, revision 8)."""
     ins = parse(sass)
     loops = []
-    for addr, op, args in ins:
-        t = _TARGET.search(args) if op.startswith("BRA") else None
-        if t and int(t.group(1), 16) < addr:
-            lo, hi = int(t.group(1), 16), addr
-            body = [x for x in ins if lo <= x[0] <= hi]
-            n_mma = sum(1 for x in body if _is_mma(x[1]))
-            if n_mma:
-                loops.append((lo, hi, body, n_mma))
+    for lo, hi, body in _backward_spans(ins):
+        if any(x[1] == "EXIT" for x in body):
+            continue
+        n_mma = sum(1 for x in body if _is_mma(x[1]))
+        if n_mma:
+            loops.append((lo, hi, body, n_mma))
     inner = [lp for lp in loops if not any(o is not lp and lp[0] <= o[0] and o[1] <= lp[1] for o in loops)]
     if not inner:
         return {k: 0 for k in FIELDS}
@@ -113,8 +116,9 @@ def gluon_loop_traffic(sass: str) -> dict[str, int]:
     span that holds a tensor-core instruction and no ``EXIT`` (``kernels/tools/compile_report.loop_figures``'s
     rule, with the exit rule); the producer loop the shortest one with ``LDGSTS`` (cp.async) and no tensor-core
     instruction or ``EXIT`` (``producer_loop_instr``: instructions one producer warp issues per tile, NOPs left
-    out; 0 if none). Zeros if there is no consumer loop. Only for Gluon kernels: tl kernels keep
-    :func:`loop_traffic` (the calibration's recorded figures come from it)."""
+    out; 0 if none). Zeros if there is no consumer loop. Only for Gluon kernels (its ``producer_loop_instr``);
+    :func:`loop_traffic` with its ``EXIT`` rule picks the same consumer loop on the ws2 compile (16 HGMMA, 66 MUFU,
+    268 FP32; its tie-break between the two consumer partitions' loops takes the longer, 480 vs 479 instructions)."""
     ins = parse(sass)
     spans = [sp for sp in _backward_spans(ins) if not any(x[1] == "EXIT" for x in sp[2])]
     cons = [sp for sp in spans if any(_is_mma(x[1]) for x in sp[2])]
