@@ -83,7 +83,10 @@ def with_text(cnt: np.ndarray, n_v: int, n_text: int) -> np.ndarray:
 def main() -> int:
     gpu = load_gpu("h200")
     p = resolve(gpu).params
+    # gluon_probe built its indices with order=True: both launches walk the LPT order (revision 9's rule,
+    # fgsim.model.assemble.walks_lpt; revision 8 priced the tl entry in the natural order, the Gluon form LPT)
     tl = launch_config("fg", "h200", 128, 128, 1)
+    tl = dataclasses.replace(tl, extra={**tl.extra, "order": "lpt"})
     gl = dataclasses.replace(tl, extra={**tl.extra, "impl": "gluon", "gluon": dict(GLUON)})
     cells: dict[tuple[str, str, str, str], dict[str, dict[str, str]]] = {}
     for f in CSVS:

@@ -79,17 +79,27 @@ def counts_m_n(cfg: KernelConfig, stored_block_m: int | None) -> tuple[int, int]
     return m, n
 
 
+def walks_lpt(cfg: KernelConfig) -> bool:
+    """The launch walks the LPT row order: the call's index carries ``FgIndex.order`` (``extra['order'] == 'lpt'``:
+    ``fgattn.build_index(..., order=True)``, ``predict --order lpt``) and the entry does not switch it off
+    (``extra['lpt']``, fgattn's default true), for the tl kernels and the Gluon form alike (fgattn's rule:
+    ``index.order if ... cfg.option("lpt", True)``). An index built without ``order`` (fgattn's default, the
+    validation harness's) runs the natural order whatever the entry's ``lpt`` says (revision 9: before it, the tl
+    pricing read ``order`` only and the Gluon pricing ``lpt`` only)."""
+    return cfg.kernel != "dense" and cfg.extra.get("order") == "lpt" and bool(cfg.extra.get("lpt", True))
+
+
 def launch_order(c: np.ndarray, cfg: KernelConfig, lpt: bool = False, n_sm: int | None = None) -> np.ndarray:
     """(heads, QB) counts → 1-D CTA launch order.
 
-    fgattn launches grid (QB, B*H) with program_id(0) = query block (fastest), i.e. head-major; with a row order
-    (``extra['order'] == 'lpt'``, or ``lpt``: the Gluon form's walk of FgIndex.order built with ``order=True``)
-    it runs ``fgattn.schedule.row_order`` (for ``n_sm`` SMs when given): promoted heavy rows first, then
-    head-major, heaviest query block first.
+    fgattn launches grid (QB, B*H) with program_id(0) = query block (fastest), i.e. head-major; when the launch
+    walks the LPT order (:func:`walks_lpt`, or ``lpt``: the plan's tables say so) it runs
+    ``fgattn.schedule.row_order`` (for ``n_sm`` SMs when given): promoted heavy rows first, then head-major,
+    heaviest query block first.
     """
     if cfg.grid_order == "head_fastest":
         return np.ascontiguousarray(c.T).reshape(-1)
-    if (lpt or cfg.extra.get("order") == "lpt") and cfg.kernel != "dense":
+    if (lpt or walks_lpt(cfg)) and cfg.kernel != "dense":
         try:
             from fgattn.schedule import row_order  # type: ignore[import-not-found]
 

@@ -12,7 +12,8 @@ per-tile resources as :mod:`fgsim.model.cta_cost`, at the same GPU rates and fit
 
 * **Schedule**: persistent, one CTA per SM (224 KB of shared memory: two 64-row Q halves and a 3-stage ring of
   K/V tiles), G = min(rows, SMs) programs; program p walks launch positions p, p + G, ... of the launch order
-  (LPT) -- static round-robin, the persistent simulation of :func:`fgsim.scheduler.simulate_persistent`, not the
+  (LPT where the call's index carries an order, :func:`fgsim.model.assemble.walks_lpt`, else the natural order:
+  the Gluon form reads an identity Order then) -- static round-robin, the persistent simulation of :func:`fgsim.scheduler.simulate_persistent`, not the
   hardware's one-CTA-per-row placement of the tl ``one_row`` entry.
 * **Producer warpgroup** (its own resource, overlapping the consumers): loads the next tile's index entries one
   tile ahead and gathers K / V rows by cp.async into the ring. Per tile it needs
@@ -255,6 +256,7 @@ def gluon_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int
                  n_keys: int | None = None, resources: Mapping[str, Any] | None = None) -> Any:
     """:class:`fgsim.model.cta_cost.CtaTables` of form ws2: per kept-key count, a row's cycles inside a persistent
     program (``row_work``) and a program's first-row extra (``first_extra``); one program per SM."""
+    from fgsim.model.assemble import walks_lpt
     from fgsim.model.cta_cost import CTA_CYCLES, CtaTables, skip_n
     from fgsim.model.occupancy import ELT_BYTES, Occupancy
 
@@ -310,4 +312,4 @@ def gluon_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int
              "round-robin in launch order; producer warpgroup gathers, two consumer warpgroups"]
     return CtaTables(n=skip, work=work, comps=comps, occupancy=occ, tile_flops_full=4.0 * m * bn * d, notes=notes,
                      row_work=row_work, first_extra=first_extra, programs_per_sm=1,
-                     lpt=bool(cfg.extra.get("lpt", True)))
+                     lpt=walks_lpt(cfg))
