@@ -164,7 +164,14 @@ def launch_config(kernel: str, gpu: str, head_dim: int, block_m: int, gran_n: in
     if overrides:
         from dataclasses import replace
 
-        cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if cfg.extra.get("impl") == "gluon" and any(given.get(f, getattr(cfg, f)) != getattr(cfg, f)
+                                                    for f in ("block_n", "num_stages", "num_warps")):
+            # the Gluon form has one fixed tile: a what-if of BLOCK_N / stages / warps is the entry's tl kernel at
+            # that configuration (what fgattn runs for such a config; the validation harness measures the same)
+            cfg = replace(cfg, extra={k: v for k, v in cfg.extra.items() if k not in ("impl", "gluon")},
+                          source="what-if of an impl-gluon entry: its tl kernel; " + cfg.source)
+        cfg = replace(cfg, **given)
     if cfg.block_m % 16 or cfg.block_n % 16 or cfg.num_stages < 1 or cfg.num_warps < 1:
         raise FgsimError(f"invalid launch configuration: {cfg.describe()}")
     return cfg

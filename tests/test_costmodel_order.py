@@ -51,3 +51,26 @@ def test_gluon_tables_walk_the_order_the_call_has(ordered: bool) -> None:
         gl = _with(gl, order="lpt")
     t = cta_tables(gl, H200, ModelParams(), 8192)
     assert t.lpt is ordered  # revision 8: always LPT (it read the entry's lpt only)
+
+
+def test_what_if_of_a_gluon_entry_is_its_tl_kernel(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """``predict --block-n / --num-stages / --num-warps`` on an ``impl: gluon`` entry prices the entry's tl kernel at
+    that configuration (the Gluon form has one tile); the entry itself, or an override equal to it, stays Gluon."""
+    import json
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "kernels" / "fgattn" / "data" / "launch_configs.json"
+    data = json.loads(src.read_text())
+    for e in data["entries"]:
+        if (e["kernel"], e["gpu"], e["head_dim"], e["block_m"], e["gran_n"]) == ("fg", "h200", 128, 128, 1):
+            e["extra"] = {**e["extra"], "impl": "gluon", "gluon": {"form": "ws2", "pipeline": 1, "fence": False}}
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps(data))
+    monkeypatch.setenv("FGATTN_LAUNCH_TABLE", str(table))
+    entry = launch_config("fg", "h200", 128, 128, 1)
+    assert entry.extra["impl"] == "gluon"
+    assert launch_config("fg", "h200", 128, 128, 1, block_n=entry.block_n).extra["impl"] == "gluon"
+    for kw in ({"block_n": 64}, {"num_stages": 2}, {"num_warps": 4}):
+        cfg = launch_config("fg", "h200", 128, 128, 1, **kw)
+        assert "impl" not in cfg.extra and "gluon" not in cfg.extra and cfg.extra["one_row"], kw
+        assert "its tl kernel" in cfg.source
