@@ -1,0 +1,632 @@
+"""Research kernel (issue 12, helper G, session 22): the fg D128 M64 gran-1 kernel written in Gluon.
+
+Not part of fgattn's dispatch or launch table: reachable only as ``fgattn.gluon_fg_m64.fg_attention_gluon_m64``.
+Same inputs and outputs as :func:`fgattn.fg_attention` with the fg D128 M64 gran-1 entry (CSR index of
+:mod:`fgattn.index` built with ``block_m=64``, launch order ``FgIndex.order``, query blocks with no kept key give
+zeros, any N, bf16 / fp16, ``bhnd`` / ``bnhd``).
+
+Why a separate form (kernels/NOTES-gluon-m64.md): at M = 64 every query block keeps its own key list, so the
+M128 Gluon form's trick (two consumer warpgroups sharing one gathered K/V tile) is not available.  The tl entry
+runs one warpgroup per CTA (wgmma M64) that gathers, multiplies and exponentiates in turn, two CTAs per SM.
+Here a CTA holds ``LANES`` independent *lanes*; a lane is one consumer warpgroup (64 query rows: Q by TMA, per
+64-key tile S = Q·Kᵀ, online softmax, O += P·V, all wgmma M64) fed by its own producer partition (index entries
+one tile ahead, K/V rows gathered by cp.async into the lane's own ``STAGES``-deep ring of NVMMA-swizzled
+64 × 128 tiles, completion by ``cp.async.mbarrier.arrive.noinc`` on the stage's ``full`` barrier, the stage
+released by the consumer on ``empty``).  Lanes share nothing but the SM, so one lane's softmax overlaps the other
+lane's wgmma and gathers without any coupling, and a long row on one lane never stalls the other.
+
+* ``lanes=2`` (default): one CTA per SM (2 × 3 stages × 32 KB + 2 × 16 KB Q = 224 KB of shared memory), 4 + 4
+  consumer warps and two producers (``producer_warps`` 2 or 4 each); registers by ``setmaxnreg``.
+* ``lanes=1``: the same lane alone in a CTA of 112 KB, two CTAs per SM (the hardware co-schedules them as the tl
+  entry's), launch registers capped for 2 CTAs.
+* Persistent static walk: lane ``l`` of program ``p`` (of ``G``) runs launch positions ``p·LANES + l``,
+  ``p·LANES + l + G·LANES``, ... of ``FgIndex.order`` (the tl entry's heaviest-first order), i.e. consecutive
+  positions, the two heaviest rows of each round, go to the two lanes of one SM (:func:`lane_walk`).
+* ``pipeline=1``: FlashAttention-3's intra-warpgroup overlap (Shah et al., arXiv 2407.08608, sec. 3.2) as the M128
+  Gluon form's pipeline 1: QK(t) and PV(t−1) in flight together, tile t's softmax while PV(t−1) runs.
+
+API used (Triton 3.6 Gluon, learnt from the public tutorials python/tutorials/gluon/ of
+https://github.com/triton-lang/triton): ``allocate_shared_memory``, ``nvidia.ampere.async_copy``,
+``warp_specialize``, ``nvidia.hopper.tma`` / ``mbarrier``, ``warpgroup_mma``.  Own code; the FlashAttention-2
+online softmax in base 2 as ``fgattn.attention``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["M64Plan", "check_m64_knobs", "compile_m64_sm90", "fg_attention_gluon_m64", "gluon_available",
+           "lane_walk", "plan_gluon_m64"]
+
+HEAD_DIM = 128
+BLOCK_M = 64
+GRAN_N = 1
+CONSUMER_WARPS = 4
+#: knob -> allowed values (first = default)
+KNOB_VALUES: dict[str, tuple] = {
+    "lanes": (2, 1),
+    "block_n": (64,),
+    "stages": (3, 2, 4),
+    "producer_warps": (4, 2),
+    "pipeline": (0, 1),
+    "fence": (False, True),
+}
+#: shared memory per SM the kernel may use (H100 / H200: 228 KB, 1 KB reserved per CTA)
+SMEM_PER_SM = 233472
+SMEM_RESERVED_PER_CTA = 1024
+
+try:  # Gluon (Triton >= 3.5); the kernels are defined only where it imports (the CPU tests need none of it)
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.ampere import async_copy as cp
+    from triton.experimental.gluon.language.nvidia.hopper import (
+        fence_async_shared,
+        mbarrier,
+        tma,
+        warpgroup_mma,
+        warpgroup_mma_wait,
+    )
+
+    _GLUON_ERR: str | None = None
+except Exception as e:  # noqa: BLE001
+    _GLUON_ERR = f"{type(e).__name__}: {e}"
+
+
+def gluon_available() -> str | None:
+    """None if this Triton has the Gluon Hopper API the kernel uses, else why not (one line)."""
+    return _GLUON_ERR
+
+
+# ------------------------------------------------------------------------------------------------ kernels
+if _GLUON_ERR is None:
+    _D: gl.constexpr = gl.constexpr(HEAD_DIM)
+    _BM: gl.constexpr = gl.constexpr(BLOCK_M)
+    _CW: gl.constexpr = gl.constexpr(CONSUMER_WARPS)
+
+    @gluon.jit
+    def _row_at(Order, pos, N_ROWS):
+        """Row number at launch position ``pos`` (row 0 past the last position, so dependent loads stay in
+        bounds)."""
+        return gl.where(pos < N_ROWS, gl.load(Order + gl.minimum(pos, N_ROWS - 1)), 0)
+
+    @gluon.jit
+    def _m64_producer(lane, K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
+                      stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, LANES: gl.constexpr,
+                      STAGES: gl.constexpr, BLOCK_N: gl.constexpr, PW: gl.constexpr):
+        """Producer of lane ``lane``: for every row of the lane (launch positions p·LANES + lane + k·G·LANES) and
+        every BLOCK_N-key tile, the index entries (one tile ahead), then, once the consumer has released the
+        stage, the K/V gathers by cp.async (masked per key: -1 past the row's end reads nothing, zero rows),
+        completing on the stage's ``full`` barrier (one arrival per thread, noinc)."""
+        GATHER: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [PW, 1], [1, 0])
+        offs_e = gl.arange(0, BLOCK_N, gl.SliceLayout(1, GATHER))
+        offs_d = gl.arange(0, _D, gl.SliceLayout(0, GATHER))
+        step = gl.num_programs(0) * LANES
+        pos = gl.program_id(0) * LANES + lane
+        base = lane * STAGES
+        row = _row_at(Order, pos, N_ROWS)
+        lo = gl.load(Offsets + row).to(gl.int32)
+        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        row_n = _row_at(Order, pos + step, N_ROWS)
+        lo_n = gl.load(Offsets + row_n).to(gl.int32)
+        hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
+        it = 0
+        while pos < N_ROWS:
+            bh = row // QB
+            b = (bh // H).to(gl.int64)
+            h = (bh % H).to(gl.int64)
+            k_base = K + b * stride_kb + h * stride_kh
+            v_base = V + b * stride_vb + h * stride_vh
+            n_t = gl.maximum(gl.cdiv(hi - lo, BLOCK_N), 1)
+            e = lo + offs_e
+            nxt = gl.load(Indices + e, mask=e < hi, other=-1)
+            for t in range(0, n_t):
+                cur = nxt
+                e = lo + (t + 1) * BLOCK_N + offs_e
+                nxt = gl.load(Indices + e, mask=e < hi, other=-1)
+                st = it % STAGES
+                mbarrier.wait(empty.index(base + st), ((it // STAGES) & 1) ^ 1)
+                ok = (cur >= 0)[:, None]
+                r = gl.maximum(cur, 0)[:, None]
+                cp.async_copy_global_to_shared(k_smem.index(base + st), k_base + r * stride_kn + offs_d[None, :],
+                                               mask=ok)
+                cp.async_copy_global_to_shared(v_smem.index(base + st), v_base + r * stride_vn + offs_d[None, :],
+                                               mask=ok)
+                cp.mbarrier_arrive(full.index(base + st), increment_count=False)
+                it += 1
+            pos = pos + step
+            row = row_n
+            lo = lo_n
+            hi = hi_n
+            row_n = _row_at(Order, pos + step, N_ROWS)
+            lo_n = gl.load(Offsets + row_n).to(gl.int32)
+            hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
+
+    @gluon.jit
+    def _softmax(s, m_i, l_i, qk_scale, n_valid, MASKED: gl.constexpr, S_L: gl.constexpr, BLOCK_N: gl.constexpr):
+        """Online softmax of one score tile (base 2, scale folded; ``MASKED``: columns >= n_valid are not kept
+        keys): P (fp32, score layout), alpha, the new running max and sum."""
+        if MASKED:
+            cols = gl.arange(0, BLOCK_N, gl.SliceLayout(0, S_L))
+            s = gl.where((cols < n_valid)[None, :], s, float("-inf"))
+        m_new = gl.maximum(m_i, gl.max(s, 1) * qk_scale)
+        p = gl.exp2(s * qk_scale - m_new[:, None])
+        alpha = gl.exp2(m_i - m_new)
+        l_i = l_i * alpha + gl.sum(p, 1)
+        return p, alpha, m_new, l_i
+
+    @gluon.jit
+    def _rescale(acc, alpha, O_L: gl.constexpr):
+        """O · alpha (alpha from the score layout's rows to the accumulator's: same rows per thread)."""
+        return acc * gl.convert_layout(alpha, gl.SliceLayout(1, O_L))[:, None]
+
+    @gluon.jit
+    def _q_next(q_desc, my_bar, my_q, row_n, QB, H, pred):
+        """The lane's Q tile of its next row by TMA, once every warp's last QK of this row has read Q."""
+        gl.thread_barrier()
+        bh_n = row_n // QB
+        mbarrier.expect(my_bar, q_desc.block_type.nbytes, pred=pred)
+        tma.async_copy_global_to_shared(q_desc, [bh_n // H, bh_n % H, (row_n % QB) * _BM, 0], my_bar, my_q,
+                                        pred=pred)
+
+    @gluon.jit
+    def _release(empty, idx):
+        """This warpgroup is done with stage ``idx`` (every warp's wgmma reading it has completed)."""
+        gl.thread_barrier()
+        mbarrier.arrive(empty.index(idx), count=1)
+
+    @gluon.jit
+    def _sync_tile(q_s, k_smem, v_smem, full, empty, st, ph, acc, m_i, l_i, zero_s, qk_scale, n_valid, q_desc, my_bar,
+                   my_q, row_n, QB, H, has_next, LAST: gl.constexpr, FENCE: gl.constexpr, S_L: gl.constexpr,
+                   O_L: gl.constexpr, P_L: gl.constexpr, BLOCK_N: gl.constexpr):
+        """One tile in order (pipeline 0): wait for stage ``st``, S = Q·Kᵀ, softmax, O = α·O + P·V, release.
+        ``LAST``: the row's last tile (columns >= n_valid masked; after its QK the next row's Q is loaded)."""
+        mbarrier.wait(full.index(st), ph)
+        if FENCE:  # generic-proxy (cp.async) writes before the async-proxy (wgmma) reads
+            fence_async_shared()
+        s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+        s = warpgroup_mma_wait(0, deps=(s, ))
+        if LAST:
+            _q_next(q_desc, my_bar, my_q, row_n, QB, H, has_next)
+        p, alpha, m_i, l_i = _softmax(s, m_i, l_i, qk_scale, n_valid, LAST, S_L, BLOCK_N)
+        acc = _rescale(acc, alpha, O_L)
+        p_op = gl.convert_layout(p.to(k_smem.dtype), P_L)
+        acc = warpgroup_mma(p_op, v_smem.index(st), acc, is_async=True)
+        acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+        _release(empty, st)
+        return acc, m_i, l_i
+
+    @gluon.jit
+    def _pipe_tile(q_s, k_smem, v_smem, full, empty, st, ph, prev, p_op, alpha, acc, m_i, l_i, zero_s, qk_scale,
+                   n_valid, q_desc, my_bar, my_q, row_n, QB, H, has_next, LAST: gl.constexpr, FENCE: gl.constexpr,
+                   S_L: gl.constexpr, O_L: gl.constexpr, P_L: gl.constexpr, BLOCK_N: gl.constexpr):
+        """One tile t >= 1 of pipeline 1: QK(t) and PV(t-1) (P ``p_op`` of stage ``prev``, O first rescaled by
+        tile t-1's alpha) issued together, tile t's softmax once QK(t) is done, then PV(t-1) waited and stage
+        ``prev`` released.  Returns tile t's P operand, alpha, O, running max and sum."""
+        mbarrier.wait(full.index(st), ph)
+        if FENCE:
+            fence_async_shared()
+        s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+        acc = _rescale(acc, alpha, O_L)
+        acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+        s = warpgroup_mma_wait(1, deps=(s, ))
+        if LAST:
+            _q_next(q_desc, my_bar, my_q, row_n, QB, H, has_next)
+        p, alpha, m_i, l_i = _softmax(s, m_i, l_i, qk_scale, n_valid, LAST, S_L, BLOCK_N)
+        acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+        p_op = gl.convert_layout(p.to(k_smem.dtype), P_L)
+        _release(empty, prev)
+        return p_op, alpha, acc, m_i, l_i
+
+    @gluon.jit
+    def _m64_consumer(lane, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
+                      stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, LANES: gl.constexpr,
+                      STAGES: gl.constexpr, BLOCK_N: gl.constexpr, PIPE: gl.constexpr, FENCE: gl.constexpr):
+        """Consumer warpgroup of lane ``lane``: per row (64 queries), Q by TMA (the next row's issued once this
+        row's last QK has read Q), then per tile: wait for the stage, S = Q·Kᵀ, online softmax, O += P·V,
+        release the stage; O / l stored from registers (zeros for a row with no kept key)."""
+        S_L: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_CW, 1],
+                                                      instr_shape=[16, BLOCK_N, 16])
+        O_L: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_CW, 1],
+                                                      instr_shape=[16, _D, 16])
+        P_L: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=O_L, k_width=2)
+        my_q = q_smem.index(lane)
+        my_bar = q_bar.index(lane)
+        q_s = my_q.reshape([_BM, _D])
+        base = lane * STAGES
+        step = gl.num_programs(0) * LANES
+        pos = gl.program_id(0) * LANES + lane
+        row = _row_at(Order, pos, N_ROWS)
+        _q_next(q_desc, my_bar, my_q, row, QB, H, pos < N_ROWS)
+        lo = gl.load(Offsets + row).to(gl.int32)
+        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        zero_s = gl.zeros([_BM, BLOCK_N], gl.float32, S_L)
+        it = 0
+        phase = 0
+        while pos < N_ROWS:
+            cnt = hi - lo
+            n_t = gl.maximum(gl.cdiv(cnt, BLOCK_N), 1)
+            pos_n = pos + step
+            row_n = _row_at(Order, pos_n, N_ROWS)
+            has_next = pos_n < N_ROWS
+            m_i = gl.full([_BM], float("-inf"), gl.float32, gl.SliceLayout(1, S_L))
+            l_i = gl.zeros([_BM], gl.float32, gl.SliceLayout(1, S_L))
+            acc = gl.zeros([_BM, _D], gl.float32, O_L)
+            mbarrier.wait(my_bar, phase)
+            if PIPE:
+                # tile 0: QK alone, its softmax masked to min(cnt, BLOCK_N) (a no-op unless it is the only tile)
+                st = base + it % STAGES
+                mbarrier.wait(full.index(st), (it // STAGES) & 1)
+                if FENCE:
+                    fence_async_shared()
+                s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                s = warpgroup_mma_wait(0, deps=(s, ))
+                _q_next(q_desc, my_bar, my_q, row_n, QB, H, has_next & (n_t == 1))
+                p, alpha, m_i, l_i = _softmax(s, m_i, l_i, qk_scale, gl.minimum(cnt, BLOCK_N), True, S_L, BLOCK_N)
+                p_op = gl.convert_layout(p.to(k_smem.dtype), P_L)
+                prev = st
+                it += 1
+                for _t in range(1, n_t - 1):  # full tiles
+                    st = base + it % STAGES
+                    p_op, alpha, acc, m_i, l_i = _pipe_tile(
+                        q_s, k_smem, v_smem, full, empty, st, (it // STAGES) & 1, prev, p_op, alpha, acc, m_i, l_i,
+                        zero_s, qk_scale, BLOCK_N, q_desc, my_bar, my_q, row_n, QB, H, has_next, False, FENCE, S_L,
+                        O_L, P_L, BLOCK_N)
+                    prev = st
+                    it += 1
+                if n_t > 1:  # the row's last (masked) tile
+                    st = base + it % STAGES
+                    p_op, alpha, acc, m_i, l_i = _pipe_tile(
+                        q_s, k_smem, v_smem, full, empty, st, (it // STAGES) & 1, prev, p_op, alpha, acc, m_i, l_i,
+                        zero_s, qk_scale, cnt - (n_t - 1) * BLOCK_N, q_desc, my_bar, my_q, row_n, QB, H, has_next,
+                        True, FENCE, S_L, O_L, P_L, BLOCK_N)
+                    prev = st
+                    it += 1
+                # the last tile's PV
+                acc = _rescale(acc, alpha, O_L)
+                acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+                acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+                _release(empty, prev)
+            else:
+                for _t in range(0, n_t - 1):  # full tiles
+                    acc, m_i, l_i = _sync_tile(q_s, k_smem, v_smem, full, empty, base + it % STAGES,
+                                               (it // STAGES) & 1, acc, m_i, l_i, zero_s, qk_scale, BLOCK_N, q_desc,
+                                               my_bar, my_q, row_n, QB, H, has_next, False, FENCE, S_L, O_L, P_L,
+                                               BLOCK_N)
+                    it += 1
+                acc, m_i, l_i = _sync_tile(q_s, k_smem, v_smem, full, empty, base + it % STAGES, (it // STAGES) & 1,
+                                           acc, m_i, l_i, zero_s, qk_scale, cnt - (n_t - 1) * BLOCK_N, q_desc, my_bar,
+                                           my_q, row_n, QB, H, has_next, True, FENCE, S_L, O_L, P_L, BLOCK_N)
+                it += 1
+            # O = acc / l; zeros for a row with no kept key; query rows past N_Q not stored
+            l_o = gl.convert_layout(l_i, gl.SliceLayout(1, O_L))
+            out = acc / gl.where(l_o == 0.0, 1.0, l_o)[:, None]
+            out = gl.where(cnt == 0, 0.0, out)
+            bh = row // QB
+            offs_m = (row % QB) * _BM + gl.arange(0, _BM, gl.SliceLayout(1, O_L))
+            offs_o = gl.arange(0, _D, gl.SliceLayout(0, O_L))
+            ptrs = (Out + (bh // H).to(gl.int64) * stride_ob + (bh % H).to(gl.int64) * stride_oh
+                    + offs_m[:, None].to(gl.int64) * stride_on + offs_o[None, :])
+            gl.store(ptrs, out.to(Out.dtype.element_ty), mask=(offs_m < N_Q)[:, None])
+            lo = gl.load(Offsets + row_n).to(gl.int32)
+            hi = gl.load(Offsets + row_n + 1).to(gl.int32)
+            row = row_n
+            pos = pos_n
+            phase ^= 1
+
+    @gluon.jit
+    def _fg_gluon_m64(q_desc, K, V, Out, Offsets, Indices, Order, qk_scale,
+                      stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
+                      stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS,
+                      HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
+                      LANES: gl.constexpr, PRODUCER_WARPS: gl.constexpr, PRODUCER_REGS: gl.constexpr,
+                      CONSUMER_REGS: gl.constexpr, PIPE: gl.constexpr, FENCE: gl.constexpr,
+                      num_warps: gl.constexpr):
+        """LANES independent lanes per CTA (consumer warpgroup + producer each, own K/V ring and Q tile); the
+        default partition is lane 0's consumer (``num_warps`` 4)."""
+        gl.static_assert(HEAD_DIM == _D and BLOCK_M == _BM and num_warps == _CW)
+        gl.static_assert(LANES == 1 or LANES == 2)
+        dtype: gl.constexpr = K.dtype.element_ty
+        KV_SMEM: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, HEAD_DIM], dtype)
+        q_smem = gl.allocate_shared_memory(dtype, [LANES] + q_desc.block_type.shape, q_desc.layout)
+        k_smem = gl.allocate_shared_memory(dtype, [LANES * STAGES, BLOCK_N, HEAD_DIM], KV_SMEM)
+        v_smem = gl.allocate_shared_memory(dtype, [LANES * STAGES, BLOCK_N, HEAD_DIM], KV_SMEM)
+        q_bar = gl.allocate_shared_memory(gl.int64, [LANES, 1], mbarrier.MBarrierLayout())
+        full = gl.allocate_shared_memory(gl.int64, [LANES * STAGES, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [LANES * STAGES, 1], mbarrier.MBarrierLayout())
+        for i in gl.static_range(LANES):
+            mbarrier.init(q_bar.index(i), count=1)
+        for i in gl.static_range(LANES * STAGES):
+            mbarrier.init(full.index(i), count=PRODUCER_WARPS * 32)
+            mbarrier.init(empty.index(i), count=1)
+        if LANES == 2:
+            gl.warp_specialize([
+                (_m64_consumer, (0, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
+                                 stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, LANES, STAGES, BLOCK_N, PIPE,
+                                 FENCE)),
+                (_m64_consumer, (1, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
+                                 stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, LANES, STAGES, BLOCK_N, PIPE,
+                                 FENCE)),
+                (_m64_producer, (0, K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
+                                 stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, LANES, STAGES, BLOCK_N,
+                                 PRODUCER_WARPS)),
+                (_m64_producer, (1, K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
+                                 stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, LANES, STAGES, BLOCK_N,
+                                 PRODUCER_WARPS)),
+            ], [_CW, PRODUCER_WARPS, PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS, PRODUCER_REGS])
+        else:
+            gl.warp_specialize([
+                (_m64_consumer, (0, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
+                                 stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, LANES, STAGES, BLOCK_N, PIPE,
+                                 FENCE)),
+                (_m64_producer, (0, K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
+                                 stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, LANES, STAGES, BLOCK_N,
+                                 PRODUCER_WARPS)),
+            ], [PRODUCER_WARPS], [PRODUCER_REGS])
+        for i in gl.static_range(LANES):
+            mbarrier.invalidate(q_bar.index(i))
+        for i in gl.static_range(LANES * STAGES):
+            mbarrier.invalidate(full.index(i))
+            mbarrier.invalidate(empty.index(i))
+
+
+# ------------------------------------------------------------------------------------------------ host side
+def _fail(msg: str) -> None:
+    raise ValueError(f"fgattn.gluon_fg_m64: {msg}")
+
+
+def smem_bytes(lanes: int, stages: int, block_n: int = 64, elem: int = 2) -> int:
+    """Shared memory of one CTA (bytes): per lane a Q tile (64 × 128) and ``stages`` K and V tiles
+    (block_n × 128), plus 8 B per mbarrier (Q, full and empty per stage)."""
+    return lanes * (BLOCK_M * HEAD_DIM * elem + 2 * stages * block_n * HEAD_DIM * elem + 8 * (1 + 2 * stages))
+
+
+def ctas_per_sm(lanes: int) -> int:
+    """CTAs the kernel is built to co-schedule on one SM: 1 for two lanes, 2 for one (the tl entry's pairing)."""
+    return 1 if lanes == 2 else 2
+
+
+def check_m64_knobs(*, lanes: int = 2, block_n: int = 64, stages: int = 3, producer_warps: int = 4,
+                    pipeline: int = 0, fence: bool = False, regs: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Validate the knobs (one ValueError line naming the argument; any machine) and return the kernel's
+    constexprs.  ``regs`` = (consumer, producer) registers per thread after ``setmaxnreg`` (default: the
+    largest multiple of 8 the register file allows for the lanes' warps with 64 for a producer thread); the
+    lane-0 consumer (the default partition) gets what the launch register count leaves."""
+    vals = dict(lanes=lanes, block_n=block_n, stages=stages, producer_warps=producer_warps, pipeline=pipeline,
+                fence=fence)
+    for name, v in vals.items():
+        ok = KNOB_VALUES[name]
+        if isinstance(v, bool) != isinstance(ok[0], bool) or v not in ok:
+            _fail(f"{name}={v!r} must be one of {list(ok)}")
+    if lanes == 1 and producer_warps == 2:
+        # offline (Triton 3.6 sm_90): the 6-warp CTA's default partition asks setmaxnreg for 256 registers per
+        # thread, more than the whole CTA's pool at 168 (2 CTAs per SM): the TRY_ALLOC would retry forever
+        _fail("producer_warps=2 with lanes=1: Triton 3.6 gives the consumer partition 256 registers, more than "
+              "the CTA's 168 x 192 pool (it would never start); use producer_warps=4")
+    cpm = ctas_per_sm(lanes)
+    sm = smem_bytes(lanes, stages, block_n)
+    if cpm * (sm + SMEM_RESERVED_PER_CTA) > SMEM_PER_SM:
+        _fail(f"stages={stages} with lanes={lanes}: {sm} B of shared memory per CTA x {cpm} CTAs per SM exceed "
+              f"{SMEM_PER_SM} B")
+    threads = 32 * lanes * (CONSUMER_WARPS + producer_warps)
+    budget = threads * _launch_regs(lanes, producer_warps)  # registers of one CTA (its pool for setmaxnreg)
+    if regs is None:
+        pr = 64 if lanes == 2 or producer_warps == 2 else 56
+        cr = min(240, (budget - 32 * lanes * producer_warps * pr) // (32 * lanes * CONSUMER_WARPS) // 8 * 8)
+        regs = (cr, pr)
+    ok = (isinstance(regs, tuple) and len(regs) == 2
+          and all(isinstance(r, int) and not isinstance(r, bool) for r in regs))
+    if not ok or regs[0] % 8 or regs[1] % 8 or not 24 <= regs[1] <= regs[0] <= 240:
+        _fail(f"regs={regs!r} must be (consumer, producer) multiples of 8 with 24 <= producer <= consumer <= 240")
+    used = 32 * lanes * (CONSUMER_WARPS * regs[0] + producer_warps * regs[1])
+    if used > budget:
+        _fail(f"regs={regs!r}: {used} registers for {threads} threads exceed the CTA's {budget} "
+              f"({cpm} CTA(s) per SM)")
+    return dict(LANES=lanes, BLOCK_N=block_n, STAGES=stages, PRODUCER_WARPS=producer_warps, PIPE=pipeline,
+                FENCE=fence, CONSUMER_REGS=regs[0], PRODUCER_REGS=regs[1])
+
+
+def _launch_regs(lanes: int, producer_warps: int) -> int:
+    threads = 32 * lanes * (CONSUMER_WARPS + producer_warps)
+    return min(255, 65536 // ctas_per_sm(lanes) // threads // 8 * 8)
+
+
+def launch_regs(knobs: dict[str, Any]) -> int:
+    """Registers per thread at launch (``maxnreg``) so that ``ctas_per_sm`` CTAs fit: the register file
+    (65,536) over the CTAs' threads, a multiple of 8, at most 255."""
+    return _launch_regs(knobs["LANES"], knobs["PRODUCER_WARPS"])
+
+
+def lane_walk(n_rows: int, programs: int, lanes: int) -> list[list[list[int]]]:
+    """Launch positions each lane walks: ``[program][lane] -> [positions]``, lane ``l`` of program ``p`` taking
+    p·lanes + l, p·lanes + l + programs·lanes, ... (pure Python twin of the kernel's walk; every position
+    once)."""
+    for name, v in (("n_rows", n_rows), ("programs", programs), ("lanes", lanes)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "n_rows" else 1):
+            _fail(f"{name}={v!r} must be a {'non-negative' if name == 'n_rows' else 'positive'} int")
+    step = programs * lanes
+    return [[list(range(p * lanes + ln, n_rows, step)) for ln in range(lanes)] for p in range(programs)]
+
+
+def walk_makespan(counts: list[int], order: list[int], programs: int, lanes: int, block_n: int = 64,
+                  c_row: float = 1.0, c_tile: float = 1.0) -> tuple[float, float]:
+    """(max, mean) over lanes of Σ (c_row + c_tile · executed tiles) of the rows a lane walks (rows by
+    ``order``; executed tiles = max(ceil(count / block_n), 1)): the static walk's imbalance, for tests and the
+    notes (a lane's cost model, no co-scheduling)."""
+    if sorted(order) != list(range(len(counts))):
+        _fail("order must be a permutation of the rows")
+    loads = []
+    for prog in lane_walk(len(order), programs, lanes):
+        for lane in prog:
+            loads.append(sum(c_row + c_tile * max(-(-counts[order[i]] // block_n), 1) for i in lane))
+    return max(loads), sum(loads) / len(loads)
+
+
+@dataclass(frozen=True)
+class M64Plan:
+    """What a launch runs: grid (programs), rows, shapes, dtype and layout names."""
+
+    grid: int
+    n_rows: int
+    batch: int
+    heads: int
+    n_q: int
+    n_kv: int
+    n_qblocks: int
+    ordered: bool
+    dtype: str
+    layout: str
+
+
+def plan_gluon_m64(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd", lanes: int = 2,
+                   sms: int = 132) -> M64Plan:
+    """Validate a call (before any GPU work; one ValueError line naming the argument) and plan its launch.
+
+    Works on any device (the CPU tests use it): q, k, v (B, H, N, D) for ``bhnd`` or (B, N, H, D) for ``bnhd``,
+    D 128, bf16 / fp16; ``index`` an :class:`fgattn.FgIndex` with block_m 64 and gran_n 1 matching q/k.  Grid:
+    min(ceil(rows / lanes), sms · CTAs per SM)."""
+    import torch
+
+    from .index import FgIndex
+
+    if layout not in ("bhnd", "bnhd"):
+        _fail(f"layout must be 'bhnd' or 'bnhd', got {layout!r}")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 4:
+            _fail(f"{name} must be a 4-D tensor ({layout}), got {getattr(t, 'shape', type(t).__name__)}")
+        if t.dtype not in (torch.bfloat16, torch.float16):
+            _fail(f"{name}: dtype {t.dtype} not supported (bfloat16 or float16)")
+        if t.dtype != q.dtype or t.device != q.device:
+            _fail(f"{name}: dtype/device {t.dtype}/{t.device} differ from q's {q.dtype}/{q.device}")
+        if t.stride(-1) != 1:
+            _fail(f"{name}: the head dimension must be contiguous (stride 1)")
+    if layout == "bhnd":
+        b, h, nq, d = q.shape
+        nk = k.shape[2]
+        kv_shape = (b, h, nk, d)
+    else:
+        b, nq, h, d = q.shape
+        nk = k.shape[1]
+        kv_shape = (b, nk, h, d)
+    if d != HEAD_DIM:
+        _fail(f"head_dim={d} not supported (only {HEAD_DIM})")
+    if tuple(k.shape) != kv_shape or tuple(v.shape) != kv_shape:
+        _fail(f"k/v shapes {tuple(k.shape)}, {tuple(v.shape)} do not match q {tuple(q.shape)} ({layout})")
+    if nq == 0 or nk == 0:
+        _fail("sequence length must be positive")
+    if not isinstance(index, FgIndex):
+        _fail(f"index must be an FgIndex, got {type(index).__name__}")
+    if (index.block_m, index.gran_n) != (BLOCK_M, GRAN_N):
+        _fail(f"index has block_m={index.block_m}, gran_n={index.gran_n} (this kernel needs {BLOCK_M}, {GRAN_N})")
+    qb = -(-nq // BLOCK_M)
+    if (index.batch, index.heads, index.n_qblocks, index.n_keys) != (b, h, qb, nk):
+        _fail(f"index (batch, heads, n_qblocks, n_keys)=({index.batch}, {index.heads}, {index.n_qblocks}, "
+              f"{index.n_keys}) does not match q/k ({b}, {h}, {qb}, {nk})")
+    if index.indices.dtype != torch.int32 or index.offsets.dtype not in (torch.int32, torch.int64):
+        _fail("index.indices must be int32 and index.offsets int32 or int64")
+    if index.indices.device != q.device or index.offsets.device != q.device:
+        _fail(f"index is on {index.indices.device}, q on {q.device}")
+    esz = q.element_size()
+    qs = (q.stride(0), q.stride(1), q.stride(2)) if layout == "bhnd" else (q.stride(0), q.stride(2), q.stride(1))
+    if any(st * esz % 16 for st in qs) or q.data_ptr() % 16:
+        _fail(f"q strides {tuple(q.stride())} / base are not 16-byte aligned (needed by the Q TMA descriptor)")
+    for name, t in (("k", k), ("v", v)):
+        if t.data_ptr() % 16 or any(st * esz % 16 for st in t.stride()[:-1]):
+            _fail(f"{name}: base / strides not 16-byte aligned (needed by the 16-byte cp.async gathers)")
+    if lanes not in KNOB_VALUES["lanes"]:
+        _fail(f"lanes={lanes!r} must be one of {list(KNOB_VALUES['lanes'])}")
+    if not isinstance(sms, int) or isinstance(sms, bool) or sms < 1:
+        _fail(f"sms / programs={sms!r} must be a positive int")
+    rows = b * h * qb
+    grid = min(-(-rows // lanes), sms * ctas_per_sm(lanes))
+    return M64Plan(grid=grid, n_rows=rows, batch=b, heads=h, n_q=nq, n_kv=nk, n_qblocks=qb,
+                   ordered=index.order is not None, dtype="bf16" if q.dtype == torch.bfloat16 else "fp16",
+                   layout=layout)
+
+
+def compile_m64_sm90(knobs: dict[str, Any], dtype: str = "bf16") -> Any:
+    """Compile the kernel for sm_90 without a GPU (Triton >= 3.5 with Gluon on the path), with the signature
+    :func:`fg_attention_gluon_m64` launches with (:func:`fgattn.gluon_fg.compile_sm90`'s: 16-byte divisible
+    pointers and strides, the Q descriptor's [1, 1, 64, 128] box) and the launch register cap."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    fn = _fg_gluon_m64
+    const = dict(HEAD_DIM=HEAD_DIM, BLOCK_M=BLOCK_M, num_warps=CONSUMER_WARPS, **knobs)
+    names = list(fn.arg_names)
+    lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
+           "fp4_padded=False, cga_layout=[])")
+    ptr = {"K": f"*{dtype}", "V": f"*{dtype}", "Out": f"*{dtype}", "Offsets": "*i64", "Indices": "*i32",
+           "Order": "*i32"}
+    sig: dict[str, str] = {}
+    attrs: dict[tuple[int, ...], list] = {}
+    for i, a in enumerate(names):
+        if a in const:
+            sig[a] = "constexpr"
+        elif a == "q_desc":
+            sig[a] = f"tensordesc<{dtype}[1, 1, {BLOCK_M}, {HEAD_DIM}],{lay}>"
+        elif a in ptr:
+            sig[a], attrs[(i,)] = ptr[a], [["tt.divisibility", 16]]
+        elif a == "qk_scale":
+            sig[a] = "fp32"
+        else:
+            sig[a] = "i32"
+            if a.startswith("stride"):
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    src = GluonASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32),
+                          options={"num_warps": CONSUMER_WARPS, "maxnreg": launch_regs(knobs)})
+
+
+def _strides(t: Any, layout: str) -> tuple[int, int, int]:
+    return (t.stride(0), t.stride(1), t.stride(2)) if layout == "bhnd" else (t.stride(0), t.stride(2), t.stride(1))
+
+
+def fg_attention_gluon_m64(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd",
+                           sm_scale: float | None = None, programs: int | None = None, out: Any = None,
+                           lanes: int = 2, stages: int = 3, producer_warps: int = 4, pipeline: int = 0,
+                           fence: bool = False, regs: tuple[int, int] | None = None) -> Any:
+    """fg attention D 128, M 64, gran_n 1 in Gluon (sm_90 GPUs): the output of :func:`fgattn.fg_attention` (q's
+    layout and dtype; zeros for a query block with no kept key).  ``programs`` (default SMs · CTAs per SM)
+    persistent programs; knobs as :func:`check_m64_knobs` (``lanes`` 2: one CTA per SM with two lanes, 1: two
+    CTAs per SM with one; ``pipeline`` 1: QK(t) and PV(t−1) overlapped; ``fence``: a proxy fence after each
+    stage's ``full`` wait)."""
+    import torch
+
+    if _GLUON_ERR is not None:
+        _fail(f"this Triton has no usable Gluon Hopper API ({_GLUON_ERR})")
+    if not isinstance(q, torch.Tensor) or q.device.type != "cuda":
+        _fail("q must be a CUDA tensor (no CPU / interpreter path)")
+    cap = torch.cuda.get_device_capability(q.device)
+    if cap[0] != 9:
+        _fail(f"needs an sm_90 GPU (Hopper: wgmma, TMA), this one is sm_{cap[0]}{cap[1]}")
+    knobs = check_m64_knobs(lanes=lanes, stages=stages, producer_warps=producer_warps, pipeline=pipeline,
+                            fence=fence, regs=regs)
+    sms = torch.cuda.get_device_properties(q.device).multi_processor_count
+    p = plan_gluon_m64(q, k, v, index, layout=layout, lanes=lanes, sms=sms)
+    grid = p.grid
+    if programs is not None:
+        if not isinstance(programs, int) or isinstance(programs, bool) or programs < 1:
+            _fail(f"programs={programs!r} must be a positive int")
+        grid = min(grid, programs)
+    if out is None:
+        out = torch.empty_like(q)
+    elif out.shape != q.shape or out.dtype != q.dtype or out.stride(-1) != 1:
+        _fail("out must match q's shape and dtype with a contiguous head dimension")
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    el = gl.bfloat16 if q.dtype == torch.bfloat16 else gl.float16
+    box = [1, 1, BLOCK_M, HEAD_DIM]
+    q_desc = TensorDescriptor(q, [p.batch, p.heads, p.n_q, HEAD_DIM], [*_strides(q, layout), 1], box,
+                              gl.NVMMASharedLayout.get_default_for(box, el))
+    scale = (1.0 / math.sqrt(HEAD_DIM)) if sm_scale is None else float(sm_scale)
+    order = index.order
+    if order is None:
+        order = torch.arange(p.n_rows, dtype=torch.int32, device=q.device)
+    _fg_gluon_m64[(grid,)](q_desc, k, v, out, index.offsets, index.indices, order, scale * 1.4426950408889634,
+                           *_strides(k, layout), *_strides(v, layout), *_strides(out, layout), p.heads, p.n_q,
+                           p.n_qblocks, p.n_rows, HEAD_DIM=HEAD_DIM, BLOCK_M=BLOCK_M, num_warps=CONSUMER_WARPS,
+                           maxnreg=launch_regs(knobs), **knobs)
+    return out

@@ -1,0 +1,413 @@
+"""The Gluon M64 kernel (``fgattn.gluon_fg_m64``) against the tl fg D128 M64 gran-1 entry and cuDNN SDPA.
+
+Issue 12, session 22, helper G (kernels/NOTES-gluon-m64.md)::
+
+    PYTHONPATH=.:kernels:validation python3 kernels/tools/gluon_m64_probe.py --out $OUT        # GPU: check + timing
+    PYTHONPATH=.:kernels:validation python3 kernels/tools/gluon_m64_probe.py --dry-run         # any machine: the plan
+    PYTHONPATH=/path/to/triton-3.6:kernels python3 kernels/tools/gluon_m64_probe.py --offline-compile   # no GPU
+
+Check (``--check N``): N random cases (seeded by ``--check-seed``; B 1-2, H 1-4, odd and even N from 65 to 3,001,
+0 / 77 / 300 text tokens, window or random masks at densities 0.01-1, one query block emptied and one made full,
+bf16 / fp16, ``bhnd`` / ``bnhd``, sm_scale default or 0.05, ``programs`` 1 / 3 / 7 / all) for every variant,
+each variant in its own process with a timeout (a hang fails that variant only), against
+``fgattn.reference_attention`` (float64): relative Frobenius error <= 1e-2, no NaN (output poisoned with NaN
+first), the emptied block all zeros.  Timing: per shape cuDNN SDPA and every variant at each density (the run-8
+benchmark's M64 masks: ``window_mask(1, H, N, 64, d)`` seeded int(1000 d) + 7, text by ``with_text``), CUDA-graph
+replay, ``--rounds`` interleaved rounds in a fresh random order per round (``bench_kernels.timed_rounds``), ratios
+paired per round (``entry_regress.case_rows``: rel_entry = t / t_entry, ratio = d · t_cuDNN / t), SM clock sampled
+by nvidia-smi during the rounds.  Variants that fail the check are not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation"), str(ROOT / "kernels" / "tools")]
+
+D, M, G = 128, 64, 1
+#: variant -> knobs of fg_attention_gluon_m64 (``entry``: the launch table's tl fg D128 M64 g1 entry)
+VARIANTS: dict[str, dict[str, Any] | None] = {
+    "entry": None,
+    "g2": dict(lanes=2, producer_warps=4),
+    "g2_pipe": dict(lanes=2, producer_warps=4, pipeline=1),
+    "g2_pw2": dict(lanes=2, producer_warps=2),
+    "g2_pw2_pipe": dict(lanes=2, producer_warps=2, pipeline=1),
+    "g1": dict(lanes=1, producer_warps=4),
+    "g1_pipe": dict(lanes=1, producer_warps=4, pipeline=1),
+    "g2_fence": dict(lanes=2, producer_warps=4, fence=True),
+}
+DEFAULT_VARIANTS = "entry,g2,g2_pipe,g2_pw2,g2_pw2_pipe,g1,g1_pipe"
+CHECK_NS = (65, 127, 257, 1000, 1999, 2048, 2600, 3001)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=None, help="output folder (GPU runs)")
+    ap.add_argument("--shapes", default="12x32760,12x32760+512,40x75600", help="HxN[+TEXT], comma-separated")
+    ap.add_argument("--densities", default="0.02,0.1,0.5",
+                    help="density targets, comma-separated; SHAPE:D1/D2 items in --shape-densities override")
+    ap.add_argument("--shape-densities", default="40x75600:0.02/0.1",
+                    help="per-shape density lists, e.g. 40x75600:0.02/0.1 (comma-separated items)")
+    ap.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma-separated of {list(VARIANTS)}")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (>= 3)")
+    ap.add_argument("--target-ms", type=float, default=20.0, help="timed replay length per case and round")
+    ap.add_argument("--seed", type=int, default=61, help="shuffle seed of the round order (+ shape position)")
+    ap.add_argument("--budget-s", type=float, default=120.0, help="skip later shapes after this many timing seconds")
+    ap.add_argument("--check", type=int, default=120, metavar="N", help="random check cases per variant (0: none)")
+    ap.add_argument("--check-seed", type=int, default=6401, help="seed of the random check cases")
+    ap.add_argument("--check-timeout-s", type=float, default=150.0, help="per-variant check process timeout")
+    ap.add_argument("--inline-check", action="store_true", help=argparse.SUPPRESS)  # the per-variant child
+    ap.add_argument("--no-time", action="store_true", help="skip the timing")
+    ap.add_argument("--tag", default="", help="file name suffix (write --tag=-x, not --tag -x)")
+    ap.add_argument("--dry-run", action="store_true", help="validate the arguments, print the plan, no GPU")
+    ap.add_argument("--offline-compile", action="store_true",
+                    help="compile the variants for sm_90 without a GPU (Triton 3.6 on the path), print SASS figures")
+    a = ap.parse_args(argv)
+    from entry_regress import parse_shapes
+
+    try:
+        a.shape_list = parse_shapes(a.shapes)
+        a.density_list = [float(x) for x in a.densities.split(",")]
+    except ValueError as e:
+        ap.error(str(e) if "shapes" in str(e) else f"--densities: {a.densities!r} is not a comma-separated list")
+    if any(not 0 < x <= 1 for x in a.density_list):
+        ap.error(f"--densities: {a.densities!r} must lie in (0, 1]")
+    a.per_shape = {}
+    for item in (s for s in a.shape_densities.split(",") if s):
+        shp, _, ds = item.partition(":")
+        try:
+            key = parse_shapes(shp)[0]
+            vals = [float(x) for x in ds.split("/")]
+        except ValueError:
+            ap.error(f"--shape-densities: bad item {item!r} (want HxN[+TEXT]:D1/D2)")
+        if not vals or any(not 0 < x <= 1 for x in vals):
+            ap.error(f"--shape-densities: densities of {item!r} must lie in (0, 1]")
+        a.per_shape[key] = vals
+    a.variant_list = a.variants.split(",")
+    bad = [v for v in a.variant_list if v not in VARIANTS]
+    if bad:
+        ap.error(f"--variants: unknown {bad} (known: {list(VARIANTS)})")
+    if "entry" not in a.variant_list and not a.no_time and not a.offline_compile:
+        ap.error("--variants: the timing pairs every variant with 'entry'; include it")
+    if a.rounds < 3:
+        ap.error(f"--rounds: {a.rounds} < 3 (paired medians need at least 3)")
+    if a.check < 0:
+        ap.error(f"--check: {a.check} must be >= 0")
+    if not (a.dry_run or a.offline_compile) and a.out is None:
+        ap.error("--out is required for a GPU run")
+    return a
+
+
+def densities_for(args: argparse.Namespace, shape: tuple[int, int, int]) -> list[float]:
+    """The density targets timed at ``shape`` (``--shape-densities`` if it names the shape)."""
+    return args.per_shape.get(shape, args.density_list)
+
+
+# ------------------------------------------------------------------------------------------------ pure helpers
+def check_case(rng: random.Random) -> dict[str, Any]:
+    """One random check case's parameters (pure; the GPU side builds the tensors from them)."""
+    n = rng.choice(CHECK_NS)
+    return dict(b=rng.choice((1, 1, 2)), h=rng.randint(1, 4), n=n,
+                text=rng.choice((0, 0, 77, 300)) if n >= 600 else 0,
+                density=round(10 ** rng.uniform(-2, 0), 4), window=rng.random() < 0.5,
+                dtype=rng.choice(("bf16", "fp16")), layout=rng.choice(("bhnd", "bnhd")),
+                sm_scale=rng.choice((None, None, 0.05)), programs=rng.choice((1, 3, 7, None)),
+                empty=rng.random(), full=rng.random(), seed=rng.randrange(2**31))
+
+
+def check_cases(n: int, seed: int) -> list[dict[str, Any]]:
+    """The ``n`` check cases of ``seed`` (identical in every variant's process)."""
+    rng = random.Random(seed)
+    return [check_case(rng) for _ in range(n)]
+
+
+def m64_row_stats(counts: list[int], sms: int, block_n: int = 64) -> dict[str, float]:
+    """Rows, rows per SM and executed ``block_n``-key tiles per row (an empty row still runs one tile)."""
+    tiles = sum(max(-(-c // block_n), 1) for c in counts)
+    rows = len(counts)
+    return dict(rows=rows, rows_per_sm=round(rows / sms, 2), exec_tiles=tiles,
+                exec_tiles_per_row=round(tiles / max(rows, 1), 3))
+
+
+# ------------------------------------------------------------------------------------------------ offline
+def offline_compile(variants: list[str]) -> list[dict[str, Any]]:
+    """Each Gluon variant compiled for sm_90 (bf16, fp16): launch registers, stack, shared memory, partition
+    registers (setmaxnreg), HGMMA count / gsb0, the consumer tile loop's figures (``compile_report.loop_figures``)
+    and the instruction distance between the loop's QK wait and its PV wait (pipeline 1's overlap window)."""
+    import re
+
+    import triton
+    from compile_report import cuobjdump, loop_figures
+    from fgattn import gluon_fg_m64 as g
+
+    rows = []
+    for v in variants:
+        kn = VARIANTS[v]
+        if kn is None:
+            continue
+        for dt in ("bf16", "fp16"):
+            t0 = time.time()
+            knobs = g.check_m64_knobs(**kn)
+            k = g.compile_m64_sm90(knobs, dt)
+            res, sass = cuobjdump(k)
+            hg = [ln for ln in sass.splitlines() if "HGMMA" in ln]
+            regs = sorted({int(x, 16) for x in re.findall(r"USETMAXREG\.\w+\.CTAPOOL (?:UP0, )?(0x[0-9a-f]+)", sass)})
+            rows.append(dict(variant=v, dtype=dt, **knobs, launch_regs=int(re.search(r"REG:(\d+)", res).group(1)),
+                             stack=int(re.search(r"STACK:(\d+)", res).group(1)), smem_bytes=k.metadata.shared,
+                             setmaxnreg_values=regs, hgmma=len(hg), hgmma_gsb0=sum("gsb0" in ln for ln in hg),
+                             **(loop_figures(sass) or {}), compile_s=round(time.time() - t0, 1),
+                             triton=triton.__version__))
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ GPU side
+def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", programs: int | None = None,
+                sm_scale: float | None = None):
+    """One launch of variant ``name`` writing ``out``."""
+    import fgattn
+    from fgattn.gluon_fg_m64 import fg_attention_gluon_m64
+
+    if name == "entry":
+        return fgattn.fg_attention(q, k, v, idx, block_m=M, gran_n=G, layout=layout, out=out, sm_scale=sm_scale)
+    return fg_attention_gluon_m64(q, k, v, idx, layout=layout, programs=programs, out=out, sm_scale=sm_scale,
+                                  **VARIANTS[name])
+
+
+def build_case(c: dict[str, Any], device: str = "cuda"):
+    """Tensors, index and the emptied query block (batch, head, block) of a check case."""
+    import fgattn
+    import torch
+    from fgattn.masks import window_mask, with_text
+
+    torch.manual_seed(c["seed"])
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[c["dtype"]]
+    n = c["n"] + c["text"]
+    if c["window"] and c["density"] < 0.9:
+        mv = window_mask(c["b"], c["h"], c["n"], M, c["density"], device=device, seed=c["seed"] % 1000)
+    else:
+        mv = torch.rand(c["b"], c["h"], -(-c["n"] // M), c["n"], device=device) < c["density"]
+    mask = with_text(mv, c["text"], M) if c["text"] else mv
+    qb = mask.shape[2]
+    eb, eh, eq = (int(c["empty"] * x) % y for x, y in ((7, c["b"]), (13, c["h"]), (997, qb)))
+    mask[eb, eh, eq] = False
+    if qb > 1:  # a full block, never the emptied one
+        mask[0, 0, (eq + 1 + int(c["full"] * (qb - 1))) % qb] = True
+    idx = fgattn.build_index(mask, block_m=M, gran_n=G, order=True)
+    shp = (c["b"], c["h"], n, D) if c["layout"] == "bhnd" else (c["b"], n, c["h"], D)
+    q, k, v = (torch.randn(*shp, device=device, dtype=dtype) for _ in range(3))
+    return q, k, v, idx, (eb, eh, eq)
+
+
+def check(variants: list[str], args: argparse.Namespace, meta: dict[str, str]) -> set[str]:
+    """Float64 check of ``variants`` on the random cases; writes ``...-accuracy{tag}.csv``; returns the failed
+    variants (error > 1e-2, a NaN, a non-zero emptied block, an exception)."""
+    import fgattn
+    import torch
+
+    from fgsim.fileio import write_csv_atomic
+
+    rows, failed = [], set()
+    cases = check_cases(args.check, args.check_seed)
+    print(f"[check] {len(cases)} cases, seed {args.check_seed}", flush=True)
+    for ci, c in enumerate(cases):
+        q, k, v, idx, (eb, eh, eq) = build_case(c)
+        ref = fgattn.reference_attention(q, k, v, idx, layout=c["layout"], sm_scale=c["sm_scale"])
+        for name in variants:
+            o = torch.full_like(q, float("nan"))
+            msg = ""
+            try:
+                run_variant(name, q, k, v, idx, o, c["layout"], c["programs"], c["sm_scale"])
+                torch.cuda.synchronize()
+            except Exception as e:  # noqa: BLE001
+                msg = f"{type(e).__name__}: {e}"[:300]
+            nan = int(o.isnan().sum())
+            err = float((o.double().nan_to_num(0.0) - ref).norm() / ref.norm().clamp_min(1e-30))
+            rows_q = slice(eq * M, (eq + 1) * M)
+            blk = o[eb, eh, rows_q] if c["layout"] == "bhnd" else o[eb, rows_q, eh]
+            empty_ok = bool((blk == 0).all())
+            ok = not msg and err <= 1e-2 and nan == 0 and empty_ok
+            if not ok:
+                failed.add(name)
+            rows.append(dict(case=ci, **{k_: c[k_] for k_ in ("b", "h", "n", "text", "density", "window", "dtype",
+                                                             "layout", "sm_scale", "programs", "seed")},
+                             density_real=round(idx.density(c["n"] + c["text"]), 5), variant=name,
+                             rel_err=f"{err:.4e}", nan=nan, empty_block_zero=empty_ok, ok=ok, error=msg,
+                             reference="fgattn.reference_attention (float64)", **meta))
+            if not ok or ci < 3:
+                print(f"[check] case {ci} {c} {name}: err {err:.3e} nan {nan} empty-zero {empty_ok} {msg}", flush=True)
+    path = args.out / f"kernels-h200-{meta['date'][:10]}-gluon-m64{args.tag}-accuracy.csv"
+    write_csv_atomic(path, rows, list(rows[0]))
+    errs = {}
+    for r in rows:
+        errs.setdefault((r["variant"], r["dtype"]), []).append(float(r["rel_err"]))
+    for (vn, dt), es in sorted(errs.items()):
+        print(f"[check] {vn} {dt}: {len(es)} cases, rel err median {sorted(es)[len(es) // 2]:.3e} max {max(es):.3e}",
+              flush=True)
+    print(f"[check] {len(rows)} checks, failed {sorted(failed)}; wrote {path}", flush=True)
+    return failed
+
+
+def check_in_processes(args: argparse.Namespace, meta: dict[str, str]) -> set[str]:
+    """:func:`check` of each variant in its own process, in parallel, within ``--check-timeout-s``; merges the
+    parts into ``...-accuracy{tag}.csv``."""
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fgsim.fileio import write_csv_atomic
+
+    def one(v: str) -> tuple[str, bool]:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--out", str(args.out), "--inline-check", "--no-time",
+               "--variants", v, f"--tag={args.tag}-part-{v}", "--check", str(args.check),
+               "--check-seed", str(args.check_seed)]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.check_timeout_s)
+            print(p.stdout[-4000:] + (p.stderr[-3000:] if p.returncode else ""), flush=True)
+            return v, p.returncode == 0
+        except subprocess.TimeoutExpired as e:
+            print(f"[check] {v}: timed out after {args.check_timeout_s:.0f}s\n{(e.stdout or b'')[-2000:]!r}", flush=True)
+            return v, False
+
+    with ThreadPoolExecutor(max_workers=len(args.variant_list)) as ex:
+        res = dict(ex.map(one, args.variant_list))
+    rows: list[dict[str, str]] = []
+    for v in args.variant_list:
+        part = args.out / f"kernels-h200-{meta['date'][:10]}-gluon-m64{args.tag}-part-{v}-accuracy.csv"
+        if part.exists():
+            with open(part, newline="") as f:
+                rows += list(csv.DictReader(f))
+            part.unlink()
+        else:
+            rows.append(dict(variant=v, ok="False", error="no result (timeout or crash)"))
+    if rows:
+        write_csv_atomic(args.out / f"kernels-h200-{meta['date'][:10]}-gluon-m64{args.tag}-accuracy.csv", rows)
+    failed = {v for v, ok in res.items() if not ok} | {r["variant"] for r in rows if r.get("ok") != "True"}
+    print(f"[check] failed variants: {sorted(failed)}", flush=True)
+    return failed
+
+
+def timing_index(h: int, n_video: int, n_text: int, dt_: float):
+    """Run 8's M64 benchmark mask at (shape, density) and its ordered index (``bench_kernels.final_shape``)."""
+    import fgattn
+    import torch
+    from fgattn.masks import window_mask, with_text
+
+    torch.manual_seed(int(dt_ * 1000) + 7)
+    mask = window_mask(1, h, n_video, M, dt_, device="cuda")
+    if n_text:
+        mask = with_text(mask, n_text, M)
+    idx = fgattn.build_index(mask, block_m=M, gran_n=G, order=True)
+    del mask
+    return idx
+
+
+def time_shapes(args: argparse.Namespace, meta: dict[str, str], variants: list[str]) -> Path:
+    """Paired interleaved graph timing (cuDNN + variants per shape and density); CSV with entry_regress columns."""
+    import torch
+    from bench_kernels import ClockSampler, make_qkv, sdpa, timed_rounds
+    from entry_regress import COLS, case_rows
+    from fgattn.attention import resolve_config
+
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    path = args.out / f"kernels-h200-{meta['date'][:10]}-gluon-m64{args.tag}.csv"
+    clocks = ClockSampler(1.0)
+    t0 = time.perf_counter()
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLS + ["M", "gran_n"] + list(meta), extrasaction="ignore")
+        w.writeheader()
+        for si, (h, nv, nt) in enumerate(args.shape_list):
+            shape = f"H{h} N{nv}" + (f"+{nt}text" if nt else "") + f" D{D}"
+            if time.perf_counter() - t0 > args.budget_s:
+                print(f"[time] budget reached, skipping {shape}", flush=True)
+                continue
+            n = nv + nt
+            sets = make_qkv(1, h, n, D, 1 if h * n * D * 6 > 1e9 else 2)
+            obuf = torch.empty_like(sets[0][0])
+            ecfg = resolve_config("fg", sets[0][0], M, G)
+            cases: list[dict[str, Any]] = [dict(variant="cudnn", kernel="sdpa_cudnn", fn=sdpa("cudnn"), dt=1.0,
+                                                dens=1.0, stats={}, cfg="torch SDPA cuDNN backend")]
+            for dt_ in densities_for(args, (h, nv, nt)):
+                idx = timing_index(h, nv, nt, dt_)
+                st = m64_row_stats(idx.counts().tolist(), sms)
+                for v in variants:
+                    cfg = (f"launch table fg D128 M64 g1: bn{ecfg.block_n} st{ecfg.num_stages} w{ecfg.num_warps} "
+                           f"{ecfg.extra}" if v == "entry" else f"fgattn.gluon_fg_m64 {VARIANTS[v]}")
+                    cases.append(dict(variant=v, kernel=v, dt=dt_, dens=idx.density(n), stats=st, cfg=cfg,
+                                      fn=lambda q, k, v_, idx=idx, name=v, o=obuf: run_variant(name, q, k, v_, idx, o)))
+            torch.cuda.synchronize()
+            ts = time.time()
+            timed_rounds(cases, sets, args.rounds, args.target_ms, shuffle_seed=args.seed + si)
+            clk = clocks.window(ts, time.time())
+            for r in case_rows(cases, sets, args.seed + si, shape, h, n, nt, clk, widths=(22, 12)):
+                w.writerow({**r, "M": M, "gran_n": G, **meta})
+            f.flush()
+            print(f"[time] {shape} done {time.perf_counter() - t0:.1f}s; clocks {clk}", flush=True)
+            cases.clear()
+            del sets
+            torch.cuda.empty_cache()
+    clocks.stop()
+    return path
+
+
+def summary(path: Path) -> None:
+    """The short table printed last: per cell t_entry, each variant's paired rel and d · t_cuDNN / t."""
+    rows = list(csv.DictReader(open(path, newline="")))
+    cells: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+    for r in rows:
+        if r["variant"] != "cudnn":
+            cells.setdefault((r["shape"], r["density_target"]), {})[r["variant"]] = r
+    for (shape, d), c in cells.items():
+        e = c.get("entry", {})
+        parts = [f"{v} {r['rel_entry']} x{r['ratio_vs_cudnn']}" for v, r in c.items() if v != "entry"]
+        print(f"[sum] {shape} d {d}: entry {e.get('ms')} ms x{e.get('ratio_vs_cudnn')} | " + " | ".join(parts),
+              flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.dry_run:
+        plan = dict(shapes={f"{h}x{nv}+{nt}": densities_for(args, (h, nv, nt)) for h, nv, nt in args.shape_list},
+                    variants={v: VARIANTS[v] for v in args.variant_list}, rounds=args.rounds, check=args.check,
+                    check_seed=args.check_seed, time=not args.no_time, out=str(args.out), tag=args.tag,
+                    first_cases=check_cases(min(args.check, 3), args.check_seed))
+        print(json.dumps(plan))
+        return 0
+    if args.offline_compile:
+        offline_compile(args.variant_list)
+        return 0
+    import torch
+
+    if not torch.cuda.is_available():
+        print("gluon_m64_probe: no CUDA device (use --dry-run or --offline-compile here)", file=sys.stderr)
+        return 2
+    from bench_kernels import env_metadata
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = env_metadata()
+    print(json.dumps(meta), flush=True)
+    t0 = time.perf_counter()
+    failed: set[str] = set()
+    if args.inline_check:
+        failed = check(args.variant_list, args, meta)
+        return 1 if failed else 0
+    if args.check:
+        failed = check_in_processes(args, meta)
+        print(f"[check] done {time.perf_counter() - t0:.1f}s", flush=True)
+    timed = [v for v in args.variant_list if v not in failed or v == "entry"]
+    if not args.no_time and len(timed) > 1:
+        path = time_shapes(args, meta, timed)
+        summary(path)
+    print(f"[probe] done {time.perf_counter() - t0:.1f}s, failed variants {sorted(failed)}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
