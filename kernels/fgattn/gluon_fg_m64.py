@@ -52,6 +52,7 @@ KNOB_VALUES: dict[str, tuple] = {
     "producer_warps": (4, 2),
     "pipeline": (0, 1),
     "fence": (False, True),
+    "qreg": (False, True),
 }
 #: shared memory per SM the kernel may use (H100 / H200: 228 KB, 1 KB reserved per CTA)
 SMEM_PER_SM = 233472
@@ -86,33 +87,34 @@ if _GLUON_ERR is None:
     _CW: gl.constexpr = gl.constexpr(CONSUMER_WARPS)
 
     @gluon.jit
-    def _row_at(Order, pos, N_ROWS):
-        """Row number at launch position ``pos`` (row 0 past the last position, so dependent loads stay in
-        bounds)."""
-        return gl.where(pos < N_ROWS, gl.load(Order + gl.minimum(pos, N_ROWS - 1)), 0)
+    def _row_at(LaneRows, j, j_end):
+        """Row number at entry ``j`` of a lane's list ending at ``j_end`` (row 0 past the end, so dependent loads
+        stay in bounds; an empty list reads entry 0, which exists whenever there are rows)."""
+        return gl.where(j < j_end, gl.load(LaneRows + gl.maximum(gl.minimum(j, j_end - 1), 0)), 0)
 
     @gluon.jit
-    def _m64_producer(lane, K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
-                      stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, LANES: gl.constexpr,
+    def _m64_producer(lane, K, V, Offsets, Indices, LaneRows, LaneStart, k_smem, v_smem, full, empty, stride_kb,
+                      stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, LANES: gl.constexpr,
                       STAGES: gl.constexpr, BLOCK_N: gl.constexpr, PW: gl.constexpr):
-        """Producer of lane ``lane``: for every row of the lane (launch positions p·LANES + lane + k·G·LANES) and
-        every BLOCK_N-key tile, the index entries (one tile ahead), then, once the consumer has released the
+        """Producer of lane ``lane``: for every row of the lane (its list LaneRows[LaneStart[i] : LaneStart[i + 1]],
+        i = p·LANES + lane) and every BLOCK_N-key tile, the index entries (one tile ahead), then, once the consumer has released the
         stage, the K/V gathers by cp.async (masked per key: -1 past the row's end reads nothing, zero rows),
         completing on the stage's ``full`` barrier (one arrival per thread, noinc)."""
         GATHER: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [PW, 1], [1, 0])
         offs_e = gl.arange(0, BLOCK_N, gl.SliceLayout(1, GATHER))
         offs_d = gl.arange(0, _D, gl.SliceLayout(0, GATHER))
-        step = gl.num_programs(0) * LANES
-        pos = gl.program_id(0) * LANES + lane
+        lid = gl.program_id(0) * LANES + lane
+        j = gl.load(LaneStart + lid)
+        j_end = gl.load(LaneStart + lid + 1)
         base = lane * STAGES
-        row = _row_at(Order, pos, N_ROWS)
+        row = _row_at(LaneRows, j, j_end)
         lo = gl.load(Offsets + row).to(gl.int32)
         hi = gl.load(Offsets + row + 1).to(gl.int32)
-        row_n = _row_at(Order, pos + step, N_ROWS)
+        row_n = _row_at(LaneRows, j + 1, j_end)
         lo_n = gl.load(Offsets + row_n).to(gl.int32)
         hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
         it = 0
-        while pos < N_ROWS:
+        while j < j_end:
             bh = row // QB
             b = (bh // H).to(gl.int64)
             h = (bh % H).to(gl.int64)
@@ -135,11 +137,11 @@ if _GLUON_ERR is None:
                                                mask=ok)
                 cp.mbarrier_arrive(full.index(base + st), increment_count=False)
                 it += 1
-            pos = pos + step
+            j = j + 1
             row = row_n
             lo = lo_n
             hi = hi_n
-            row_n = _row_at(Order, pos + step, N_ROWS)
+            row_n = _row_at(LaneRows, j + 1, j_end)
             lo_n = gl.load(Offsets + row_n).to(gl.int32)
             hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
 
@@ -179,15 +181,16 @@ if _GLUON_ERR is None:
     @gluon.jit
     def _sync_tile(q_s, k_smem, v_smem, full, empty, st, ph, acc, m_i, l_i, zero_s, qk_scale, n_valid, q_desc, my_bar,
                    my_q, row_n, QB, H, has_next, LAST: gl.constexpr, FENCE: gl.constexpr, S_L: gl.constexpr,
-                   O_L: gl.constexpr, P_L: gl.constexpr, BLOCK_N: gl.constexpr):
-        """One tile in order (pipeline 0): wait for stage ``st``, S = Q·Kᵀ, softmax, O = α·O + P·V, release.
-        ``LAST``: the row's last tile (columns >= n_valid masked; after its QK the next row's Q is loaded)."""
+                   O_L: gl.constexpr, P_L: gl.constexpr, BLOCK_N: gl.constexpr, QREG: gl.constexpr):
+        """One tile in order (pipeline 0): wait for stage ``st``, S = Q·Kᵀ (``q_s``: Q in shared memory, or with
+        ``QREG`` in registers), softmax, O = α·O + P·V, release.  ``LAST``: the row's last tile (columns >= n_valid
+        masked; after its QK the next row's Q is loaded unless QREG loaded it at the row start)."""
         mbarrier.wait(full.index(st), ph)
         if FENCE:  # generic-proxy (cp.async) writes before the async-proxy (wgmma) reads
             fence_async_shared()
         s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
         s = warpgroup_mma_wait(0, deps=(s, ))
-        if LAST:
+        if LAST and not QREG:
             _q_next(q_desc, my_bar, my_q, row_n, QB, H, has_next)
         p, alpha, m_i, l_i = _softmax(s, m_i, l_i, qk_scale, n_valid, LAST, S_L, BLOCK_N)
         acc = _rescale(acc, alpha, O_L)
@@ -200,7 +203,8 @@ if _GLUON_ERR is None:
     @gluon.jit
     def _pipe_tile(q_s, k_smem, v_smem, full, empty, st, ph, prev, p_op, alpha, acc, m_i, l_i, zero_s, qk_scale,
                    n_valid, q_desc, my_bar, my_q, row_n, QB, H, has_next, LAST: gl.constexpr, FENCE: gl.constexpr,
-                   S_L: gl.constexpr, O_L: gl.constexpr, P_L: gl.constexpr, BLOCK_N: gl.constexpr):
+                   S_L: gl.constexpr, O_L: gl.constexpr, P_L: gl.constexpr, BLOCK_N: gl.constexpr,
+                   QREG: gl.constexpr):
         """One tile t >= 1 of pipeline 1: QK(t) and PV(t-1) (P ``p_op`` of stage ``prev``, O first rescaled by
         tile t-1's alpha) issued together, tile t's softmax once QK(t) is done, then PV(t-1) waited and stage
         ``prev`` released.  Returns tile t's P operand, alpha, O, running max and sum."""
@@ -211,7 +215,7 @@ if _GLUON_ERR is None:
         acc = _rescale(acc, alpha, O_L)
         acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
         s = warpgroup_mma_wait(1, deps=(s, ))
-        if LAST:
+        if LAST and not QREG:
             _q_next(q_desc, my_bar, my_q, row_n, QB, H, has_next)
         p, alpha, m_i, l_i = _softmax(s, m_i, l_i, qk_scale, n_valid, LAST, S_L, BLOCK_N)
         acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
@@ -220,9 +224,10 @@ if _GLUON_ERR is None:
         return p_op, alpha, acc, m_i, l_i
 
     @gluon.jit
-    def _m64_consumer(lane, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
-                      stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, LANES: gl.constexpr,
-                      STAGES: gl.constexpr, BLOCK_N: gl.constexpr, PIPE: gl.constexpr, FENCE: gl.constexpr):
+    def _m64_consumer(lane, q_desc, Out, Offsets, LaneRows, LaneStart, q_smem, k_smem, v_smem, q_bar, full, empty,
+                      qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, LANES: gl.constexpr,
+                      STAGES: gl.constexpr, BLOCK_N: gl.constexpr, PIPE: gl.constexpr, FENCE: gl.constexpr,
+                      QREG: gl.constexpr):
         """Consumer warpgroup of lane ``lane``: per row (64 queries), Q by TMA (the next row's issued once this
         row's last QK has read Q), then per tile: wait for the stage, S = Q·Kᵀ, online softmax, O += P·V,
         release the stage; O / l stored from registers (zeros for a row with no kept key)."""
@@ -231,38 +236,45 @@ if _GLUON_ERR is None:
         O_L: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_CW, 1],
                                                       instr_shape=[16, _D, 16])
         P_L: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=O_L, k_width=2)
+        QA_L: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=S_L, k_width=2)
         my_q = q_smem.index(lane)
         my_bar = q_bar.index(lane)
         q_s = my_q.reshape([_BM, _D])
         base = lane * STAGES
-        step = gl.num_programs(0) * LANES
-        pos = gl.program_id(0) * LANES + lane
-        row = _row_at(Order, pos, N_ROWS)
-        _q_next(q_desc, my_bar, my_q, row, QB, H, pos < N_ROWS)
+        lid = gl.program_id(0) * LANES + lane
+        j = gl.load(LaneStart + lid)
+        j_end = gl.load(LaneStart + lid + 1)
+        row = _row_at(LaneRows, j, j_end)
+        _q_next(q_desc, my_bar, my_q, row, QB, H, j < j_end)
         lo = gl.load(Offsets + row).to(gl.int32)
         hi = gl.load(Offsets + row + 1).to(gl.int32)
         zero_s = gl.zeros([_BM, BLOCK_N], gl.float32, S_L)
         it = 0
         phase = 0
-        while pos < N_ROWS:
+        while j < j_end:
             cnt = hi - lo
             n_t = gl.maximum(gl.cdiv(cnt, BLOCK_N), 1)
-            pos_n = pos + step
-            row_n = _row_at(Order, pos_n, N_ROWS)
-            has_next = pos_n < N_ROWS
+            row_n = _row_at(LaneRows, j + 1, j_end)
+            has_next = j + 1 < j_end
             m_i = gl.full([_BM], float("-inf"), gl.float32, gl.SliceLayout(1, S_L))
             l_i = gl.zeros([_BM], gl.float32, gl.SliceLayout(1, S_L))
             acc = gl.zeros([_BM, _D], gl.float32, O_L)
             mbarrier.wait(my_bar, phase)
+            if QREG:  # Q into registers once per row; its buffer then takes the next row's Q right away
+                q_op = q_s.load(QA_L)
+                _q_next(q_desc, my_bar, my_q, row_n, QB, H, has_next)
+            else:
+                q_op = q_s
             if PIPE:
                 # tile 0: QK alone, its softmax masked to min(cnt, BLOCK_N) (a no-op unless it is the only tile)
                 st = base + it % STAGES
                 mbarrier.wait(full.index(st), (it // STAGES) & 1)
                 if FENCE:
                     fence_async_shared()
-                s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                s = warpgroup_mma(q_op, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
                 s = warpgroup_mma_wait(0, deps=(s, ))
-                _q_next(q_desc, my_bar, my_q, row_n, QB, H, has_next & (n_t == 1))
+                if not QREG:
+                    _q_next(q_desc, my_bar, my_q, row_n, QB, H, has_next & (n_t == 1))
                 p, alpha, m_i, l_i = _softmax(s, m_i, l_i, qk_scale, gl.minimum(cnt, BLOCK_N), True, S_L, BLOCK_N)
                 p_op = gl.convert_layout(p.to(k_smem.dtype), P_L)
                 prev = st
@@ -270,17 +282,17 @@ if _GLUON_ERR is None:
                 for _t in range(1, n_t - 1):  # full tiles
                     st = base + it % STAGES
                     p_op, alpha, acc, m_i, l_i = _pipe_tile(
-                        q_s, k_smem, v_smem, full, empty, st, (it // STAGES) & 1, prev, p_op, alpha, acc, m_i, l_i,
+                        q_op, k_smem, v_smem, full, empty, st, (it // STAGES) & 1, prev, p_op, alpha, acc, m_i, l_i,
                         zero_s, qk_scale, BLOCK_N, q_desc, my_bar, my_q, row_n, QB, H, has_next, False, FENCE, S_L,
-                        O_L, P_L, BLOCK_N)
+                        O_L, P_L, BLOCK_N, QREG)
                     prev = st
                     it += 1
                 if n_t > 1:  # the row's last (masked) tile
                     st = base + it % STAGES
                     p_op, alpha, acc, m_i, l_i = _pipe_tile(
-                        q_s, k_smem, v_smem, full, empty, st, (it // STAGES) & 1, prev, p_op, alpha, acc, m_i, l_i,
+                        q_op, k_smem, v_smem, full, empty, st, (it // STAGES) & 1, prev, p_op, alpha, acc, m_i, l_i,
                         zero_s, qk_scale, cnt - (n_t - 1) * BLOCK_N, q_desc, my_bar, my_q, row_n, QB, H, has_next,
-                        True, FENCE, S_L, O_L, P_L, BLOCK_N)
+                        True, FENCE, S_L, O_L, P_L, BLOCK_N, QREG)
                     prev = st
                     it += 1
                 # the last tile's PV
@@ -290,14 +302,14 @@ if _GLUON_ERR is None:
                 _release(empty, prev)
             else:
                 for _t in range(0, n_t - 1):  # full tiles
-                    acc, m_i, l_i = _sync_tile(q_s, k_smem, v_smem, full, empty, base + it % STAGES,
+                    acc, m_i, l_i = _sync_tile(q_op, k_smem, v_smem, full, empty, base + it % STAGES,
                                                (it // STAGES) & 1, acc, m_i, l_i, zero_s, qk_scale, BLOCK_N, q_desc,
                                                my_bar, my_q, row_n, QB, H, has_next, False, FENCE, S_L, O_L, P_L,
-                                               BLOCK_N)
+                                               BLOCK_N, QREG)
                     it += 1
-                acc, m_i, l_i = _sync_tile(q_s, k_smem, v_smem, full, empty, base + it % STAGES, (it // STAGES) & 1,
+                acc, m_i, l_i = _sync_tile(q_op, k_smem, v_smem, full, empty, base + it % STAGES, (it // STAGES) & 1,
                                            acc, m_i, l_i, zero_s, qk_scale, cnt - (n_t - 1) * BLOCK_N, q_desc, my_bar,
-                                           my_q, row_n, QB, H, has_next, True, FENCE, S_L, O_L, P_L, BLOCK_N)
+                                           my_q, row_n, QB, H, has_next, True, FENCE, S_L, O_L, P_L, BLOCK_N, QREG)
                 it += 1
             # O = acc / l; zeros for a row with no kept key; query rows past N_Q not stored
             l_o = gl.convert_layout(l_i, gl.SliceLayout(1, O_L))
@@ -312,16 +324,16 @@ if _GLUON_ERR is None:
             lo = gl.load(Offsets + row_n).to(gl.int32)
             hi = gl.load(Offsets + row_n + 1).to(gl.int32)
             row = row_n
-            pos = pos_n
+            j = j + 1
             phase ^= 1
 
     @gluon.jit
-    def _fg_gluon_m64(q_desc, K, V, Out, Offsets, Indices, Order, qk_scale,
+    def _fg_gluon_m64(q_desc, K, V, Out, Offsets, Indices, LaneRows, LaneStart, qk_scale,
                       stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
-                      stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS,
+                      stride_ob, stride_oh, stride_on, H, N_Q, QB,
                       HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
                       LANES: gl.constexpr, PRODUCER_WARPS: gl.constexpr, PRODUCER_REGS: gl.constexpr,
-                      CONSUMER_REGS: gl.constexpr, PIPE: gl.constexpr, FENCE: gl.constexpr,
+                      CONSUMER_REGS: gl.constexpr, PIPE: gl.constexpr, FENCE: gl.constexpr, QREG: gl.constexpr,
                       num_warps: gl.constexpr):
         """LANES independent lanes per CTA (consumer warpgroup + producer each, own K/V ring and Q tile); the
         default partition is lane 0's consumer (``num_warps`` 4)."""
@@ -342,27 +354,27 @@ if _GLUON_ERR is None:
             mbarrier.init(empty.index(i), count=1)
         if LANES == 2:
             gl.warp_specialize([
-                (_m64_consumer, (0, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
-                                 stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, LANES, STAGES, BLOCK_N, PIPE,
-                                 FENCE)),
-                (_m64_consumer, (1, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
-                                 stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, LANES, STAGES, BLOCK_N, PIPE,
-                                 FENCE)),
-                (_m64_producer, (0, K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
-                                 stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, LANES, STAGES, BLOCK_N,
-                                 PRODUCER_WARPS)),
-                (_m64_producer, (1, K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
-                                 stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, LANES, STAGES, BLOCK_N,
-                                 PRODUCER_WARPS)),
+                (_m64_consumer, (0, q_desc, Out, Offsets, LaneRows, LaneStart, q_smem, k_smem, v_smem, q_bar, full,
+                                 empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, LANES, STAGES, BLOCK_N,
+                                 PIPE, FENCE, QREG)),
+                (_m64_consumer, (1, q_desc, Out, Offsets, LaneRows, LaneStart, q_smem, k_smem, v_smem, q_bar, full,
+                                 empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, LANES, STAGES, BLOCK_N,
+                                 PIPE, FENCE, QREG)),
+                (_m64_producer, (0, K, V, Offsets, Indices, LaneRows, LaneStart, k_smem, v_smem, full, empty,
+                                 stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, LANES, STAGES,
+                                 BLOCK_N, PRODUCER_WARPS)),
+                (_m64_producer, (1, K, V, Offsets, Indices, LaneRows, LaneStart, k_smem, v_smem, full, empty,
+                                 stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, LANES, STAGES,
+                                 BLOCK_N, PRODUCER_WARPS)),
             ], [_CW, PRODUCER_WARPS, PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS, PRODUCER_REGS])
         else:
             gl.warp_specialize([
-                (_m64_consumer, (0, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
-                                 stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, LANES, STAGES, BLOCK_N, PIPE,
-                                 FENCE)),
-                (_m64_producer, (0, K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
-                                 stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, LANES, STAGES, BLOCK_N,
-                                 PRODUCER_WARPS)),
+                (_m64_consumer, (0, q_desc, Out, Offsets, LaneRows, LaneStart, q_smem, k_smem, v_smem, q_bar, full,
+                                 empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, LANES, STAGES, BLOCK_N,
+                                 PIPE, FENCE, QREG)),
+                (_m64_producer, (0, K, V, Offsets, Indices, LaneRows, LaneStart, k_smem, v_smem, full, empty,
+                                 stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, LANES, STAGES,
+                                 BLOCK_N, PRODUCER_WARPS)),
             ], [PRODUCER_WARPS], [PRODUCER_REGS])
         for i in gl.static_range(LANES):
             mbarrier.invalidate(q_bar.index(i))
@@ -388,13 +400,14 @@ def ctas_per_sm(lanes: int) -> int:
 
 
 def check_m64_knobs(*, lanes: int = 2, block_n: int = 64, stages: int = 3, producer_warps: int = 4,
-                    pipeline: int = 0, fence: bool = False, regs: tuple[int, int] | None = None) -> dict[str, Any]:
+                    pipeline: int = 0, fence: bool = False, qreg: bool = False,
+                    regs: tuple[int, int] | None = None) -> dict[str, Any]:
     """Validate the knobs (one ValueError line naming the argument; any machine) and return the kernel's
     constexprs.  ``regs`` = (consumer, producer) registers per thread after ``setmaxnreg`` (default: the
     largest multiple of 8 the register file allows for the lanes' warps with 64 for a producer thread); the
     lane-0 consumer (the default partition) gets what the launch register count leaves."""
     vals = dict(lanes=lanes, block_n=block_n, stages=stages, producer_warps=producer_warps, pipeline=pipeline,
-                fence=fence)
+                fence=fence, qreg=qreg)
     for name, v in vals.items():
         ok = KNOB_VALUES[name]
         if isinstance(v, bool) != isinstance(ok[0], bool) or v not in ok:
@@ -424,7 +437,7 @@ def check_m64_knobs(*, lanes: int = 2, block_n: int = 64, stages: int = 3, produ
         _fail(f"regs={regs!r}: {used} registers for {threads} threads exceed the CTA's {budget} "
               f"({cpm} CTA(s) per SM)")
     return dict(LANES=lanes, BLOCK_N=block_n, STAGES=stages, PRODUCER_WARPS=producer_warps, PIPE=pipeline,
-                FENCE=fence, CONSUMER_REGS=regs[0], PRODUCER_REGS=regs[1])
+                FENCE=fence, QREG=qreg, CONSUMER_REGS=regs[0], PRODUCER_REGS=regs[1])
 
 
 def _launch_regs(lanes: int, producer_warps: int) -> int:
@@ -449,18 +462,87 @@ def lane_walk(n_rows: int, programs: int, lanes: int) -> list[list[list[int]]]:
     return [[list(range(p * lanes + ln, n_rows, step)) for ln in range(lanes)] for p in range(programs)]
 
 
-def walk_makespan(counts: list[int], order: list[int], programs: int, lanes: int, block_n: int = 64,
-                  c_row: float = 1.0, c_tile: float = 1.0) -> tuple[float, float]:
-    """(max, mean) over lanes of Σ (c_row + c_tile · executed tiles) of the rows a lane walks (rows by
-    ``order``; executed tiles = max(ceil(count / block_n), 1)): the static walk's imbalance, for tests and the
-    notes (a lane's cost model, no co-scheduling)."""
-    if sorted(order) != list(range(len(counts))):
-        _fail("order must be a permutation of the rows")
-    loads = []
-    for prog in lane_walk(len(order), programs, lanes):
-        for lane in prog:
-            loads.append(sum(c_row + c_tile * max(-(-counts[order[i]] // block_n), 1) for i in lane))
+def row_costs(counts: list[int], block_n: int = 64, c_row: float = 2.0) -> list[float]:
+    """A row's cost in tile units for the schedules: ``c_row`` + executed tiles (max(ceil(count / block_n), 1))."""
+    return [c_row + max(-(-int(c) // block_n), 1) for c in counts]
+
+
+def lane_lpt(costs: list[float], programs: int, lanes: int) -> list[list[list[int]]]:
+    """Greedy longest-processing-time assignment (Graham's LPT): rows by cost, heaviest first (ties: lower row
+    first), each to the lane with the least load so far (ties: lowest lane ``p·lanes + l``); a lane runs its rows
+    in the order assigned (heaviest first).  ``[program][lane] -> [rows]`` (pure Python)."""
+    import heapq
+
+    lane_walk(len(costs), programs, lanes)  # argument checks
+    out: list[list[int]] = [[] for _ in range(programs * lanes)]
+    heap = [(0.0, i) for i in range(programs * lanes)]
+    for r in sorted(range(len(costs)), key=lambda r: (-costs[r], r)):
+        load, i = heapq.heappop(heap)
+        out[i].append(r)
+        heapq.heappush(heap, (load + costs[r], i))
+    return [out[p * lanes:(p + 1) * lanes] for p in range(programs)]
+
+
+def lanes_makespan(costs: list[float], lists: list[list[list[int]]]) -> tuple[float, float]:
+    """(max, mean) over lanes of the summed costs of the rows each lane runs (no co-scheduling model)."""
+    loads = [sum(costs[r] for r in lane) for prog in lists for lane in prog]
     return max(loads), sum(loads) / len(loads)
+
+
+def flatten_lanes(lists: list[list[list[int]]]) -> tuple[list[int], list[int]]:
+    """Lane-major concatenation of ``[program][lane] -> [entries]`` and each lane's start (one more than the
+    lanes): lane ``p·lanes + l`` owns ``flat[start[i]:start[i + 1]]``, the kernel's LaneRows / LaneStart."""
+    flat, start = [], [0]
+    for prog in lists:
+        for lane in prog:
+            flat += lane
+            start.append(len(flat))
+    return flat, start
+
+
+SCHEDULES = ("walk", "lpt")
+
+
+@dataclass(frozen=True)
+class LanePlan:
+    """Which rows each lane runs (the kernel's LaneRows / LaneStart, on the index's device), built once per index
+    by :func:`plan_lanes` (host work; reuse it across calls and CUDA-graph captures)."""
+
+    rows: Any
+    start: Any
+    programs: int
+    lanes: int
+    n_rows: int
+    schedule: str
+    makespan: float
+    mean_load: float
+
+
+def plan_lanes(index: Any, *, programs: int, lanes: int = 2, schedule: str = "walk", c_row: float = 2.0,
+               block_n: int = 64) -> LanePlan:
+    """Lane schedule of ``index`` for ``programs`` programs of ``lanes`` lanes: ``walk`` = lane l of program p
+    runs launch positions p·lanes + l, + programs·lanes, ... of ``index.order`` (natural order without one);
+    ``lpt`` = :func:`lane_lpt` on :func:`row_costs` (reads the row counts: one device-to-host copy).  makespan /
+    mean_load in tile units (:func:`lanes_makespan`, for the notes)."""
+    import torch
+
+    if schedule not in SCHEDULES:
+        _fail(f"schedule={schedule!r} must be one of {list(SCHEDULES)}")
+    n = index.n_rows
+    counts = index.counts().tolist()
+    costs = row_costs(counts, block_n, c_row)
+    dev = index.offsets.device
+    if schedule == "walk":
+        pos = lane_walk(n, programs, lanes)
+        order = list(range(n)) if index.order is None else index.order.tolist()
+        lists = [[[order[i] for i in lane] for lane in prog] for prog in pos]
+    else:
+        lists = lane_lpt(costs, programs, lanes)
+    flat, start = flatten_lanes(lists)
+    mx, mean = lanes_makespan(costs, lists)
+    return LanePlan(rows=torch.tensor(flat or [0], dtype=torch.int32, device=dev),
+                    start=torch.tensor(start, dtype=torch.int32, device=dev), programs=programs, lanes=lanes,
+                    n_rows=n, schedule=schedule, makespan=mx, mean_load=mean)
 
 
 @dataclass(frozen=True)
@@ -559,7 +641,7 @@ def compile_m64_sm90(knobs: dict[str, Any], dtype: str = "bf16") -> Any:
     lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
            "fp4_padded=False, cga_layout=[])")
     ptr = {"K": f"*{dtype}", "V": f"*{dtype}", "Out": f"*{dtype}", "Offsets": "*i64", "Indices": "*i32",
-           "Order": "*i32"}
+           "LaneRows": "*i32", "LaneStart": "*i32"}
     sig: dict[str, str] = {}
     attrs: dict[tuple[int, ...], list] = {}
     for i, a in enumerate(names):
@@ -587,12 +669,15 @@ def _strides(t: Any, layout: str) -> tuple[int, int, int]:
 def fg_attention_gluon_m64(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd",
                            sm_scale: float | None = None, programs: int | None = None, out: Any = None,
                            lanes: int = 2, stages: int = 3, producer_warps: int = 4, pipeline: int = 0,
-                           fence: bool = False, regs: tuple[int, int] | None = None) -> Any:
+                           fence: bool = False, qreg: bool = False, regs: tuple[int, int] | None = None,
+                           schedule: str = "walk", plan: LanePlan | None = None) -> Any:
     """fg attention D 128, M 64, gran_n 1 in Gluon (sm_90 GPUs): the output of :func:`fgattn.fg_attention` (q's
-    layout and dtype; zeros for a query block with no kept key).  ``programs`` (default SMs · CTAs per SM)
-    persistent programs; knobs as :func:`check_m64_knobs` (``lanes`` 2: one CTA per SM with two lanes, 1: two
-    CTAs per SM with one; ``pipeline`` 1: QK(t) and PV(t−1) overlapped; ``fence``: a proxy fence after each
-    stage's ``full`` wait)."""
+    layout and dtype; zeros for a query block with no kept key).  ``programs`` (default SMs · CTAs per SM, at most
+    ceil(rows / lanes)) persistent programs; knobs as :func:`check_m64_knobs` (``lanes`` 2: one CTA per SM with
+    two lanes, 1: two CTAs per SM with one; ``pipeline`` 1: QK(t) and PV(t−1) overlapped; ``qreg``: Q in
+    registers; ``fence``: a proxy fence after each stage's ``full`` wait).  ``plan``: the rows of every lane
+    (:func:`plan_lanes`, built once per index; needed under CUDA-graph capture), else built here with
+    ``schedule``."""
     import torch
 
     if _GLUON_ERR is not None:
@@ -603,7 +688,7 @@ def fg_attention_gluon_m64(q: Any, k: Any, v: Any, index: Any, *, layout: str = 
     if cap[0] != 9:
         _fail(f"needs an sm_90 GPU (Hopper: wgmma, TMA), this one is sm_{cap[0]}{cap[1]}")
     knobs = check_m64_knobs(lanes=lanes, stages=stages, producer_warps=producer_warps, pipeline=pipeline,
-                            fence=fence, regs=regs)
+                            fence=fence, qreg=qreg, regs=regs)
     sms = torch.cuda.get_device_properties(q.device).multi_processor_count
     p = plan_gluon_m64(q, k, v, index, layout=layout, lanes=lanes, sms=sms)
     grid = p.grid
@@ -611,6 +696,11 @@ def fg_attention_gluon_m64(q: Any, k: Any, v: Any, index: Any, *, layout: str = 
         if not isinstance(programs, int) or isinstance(programs, bool) or programs < 1:
             _fail(f"programs={programs!r} must be a positive int")
         grid = min(grid, programs)
+    if plan is None:
+        plan = plan_lanes(index, programs=grid, lanes=lanes, schedule=schedule)
+    elif not isinstance(plan, LanePlan) or (plan.lanes, plan.n_rows) != (lanes, p.n_rows) or plan.programs > p.grid:
+        got = tuple(getattr(plan, a, None) for a in ("lanes", "n_rows", "programs"))
+        _fail(f"plan (lanes, rows, programs)={got} does not fit lanes={lanes}, rows={p.n_rows}, programs <= {p.grid}")
     if out is None:
         out = torch.empty_like(q)
     elif out.shape != q.shape or out.dtype != q.dtype or out.stride(-1) != 1:
@@ -622,11 +712,8 @@ def fg_attention_gluon_m64(q: Any, k: Any, v: Any, index: Any, *, layout: str = 
     q_desc = TensorDescriptor(q, [p.batch, p.heads, p.n_q, HEAD_DIM], [*_strides(q, layout), 1], box,
                               gl.NVMMASharedLayout.get_default_for(box, el))
     scale = (1.0 / math.sqrt(HEAD_DIM)) if sm_scale is None else float(sm_scale)
-    order = index.order
-    if order is None:
-        order = torch.arange(p.n_rows, dtype=torch.int32, device=q.device)
-    _fg_gluon_m64[(grid,)](q_desc, k, v, out, index.offsets, index.indices, order, scale * 1.4426950408889634,
-                           *_strides(k, layout), *_strides(v, layout), *_strides(out, layout), p.heads, p.n_q,
-                           p.n_qblocks, p.n_rows, HEAD_DIM=HEAD_DIM, BLOCK_M=BLOCK_M, num_warps=CONSUMER_WARPS,
-                           maxnreg=launch_regs(knobs), **knobs)
+    _fg_gluon_m64[(plan.programs,)](q_desc, k, v, out, index.offsets, index.indices, plan.rows, plan.start,
+                                    scale * 1.4426950408889634, *_strides(k, layout), *_strides(v, layout),
+                                    *_strides(out, layout), p.heads, p.n_q, p.n_qblocks, HEAD_DIM=HEAD_DIM,
+                                    BLOCK_M=BLOCK_M, num_warps=CONSUMER_WARPS, maxnreg=launch_regs(knobs), **knobs)
     return out

@@ -36,15 +36,19 @@ D, M, G = 128, 64, 1
 #: variant -> knobs of fg_attention_gluon_m64 (``entry``: the launch table's tl fg D128 M64 g1 entry)
 VARIANTS: dict[str, dict[str, Any] | None] = {
     "entry": None,
-    "g2": dict(lanes=2, producer_warps=4),
-    "g2_pipe": dict(lanes=2, producer_warps=4, pipeline=1),
-    "g2_pw2": dict(lanes=2, producer_warps=2),
-    "g2_pw2_pipe": dict(lanes=2, producer_warps=2, pipeline=1),
-    "g1": dict(lanes=1, producer_warps=4),
-    "g1_pipe": dict(lanes=1, producer_warps=4, pipeline=1),
-    "g2_fence": dict(lanes=2, producer_warps=4, fence=True),
+    "g2": dict(lanes=2),
+    "g2_pipe": dict(lanes=2, pipeline=1),
+    "g2_q": dict(lanes=2, qreg=True),
+    "g2_q_pipe": dict(lanes=2, qreg=True, pipeline=1),
+    "g2_q_lpt": dict(lanes=2, qreg=True, schedule="lpt"),
+    "g2_pw2_q": dict(lanes=2, producer_warps=2, qreg=True),
+    "g2_pw2_q_pipe": dict(lanes=2, producer_warps=2, qreg=True, pipeline=1),
+    "g1": dict(lanes=1),
+    "g1_q": dict(lanes=1, qreg=True),
+    "g1_q_lpt": dict(lanes=1, qreg=True, schedule="lpt"),
+    "g2_fence": dict(lanes=2, fence=True),
 }
-DEFAULT_VARIANTS = "entry,g2,g2_pipe,g2_pw2,g2_pw2_pipe,g1,g1_pipe"
+DEFAULT_VARIANTS = "entry,g2,g2_pipe,g2_q,g2_q_pipe,g2_q_lpt,g2_pw2_q,g2_pw2_q_pipe,g1_q,g1_q_lpt"
 CHECK_NS = (65, 127, 257, 1000, 1999, 2048, 2600, 3001)
 
 
@@ -155,7 +159,7 @@ def offline_compile(variants: list[str]) -> list[dict[str, Any]]:
             continue
         for dt in ("bf16", "fp16"):
             t0 = time.time()
-            knobs = g.check_m64_knobs(**kn)
+            knobs = g.check_m64_knobs(**{a: b for a, b in kn.items() if a != "schedule"})
             k = g.compile_m64_sm90(knobs, dt)
             res, sass = cuobjdump(k)
             hg = [ln for ln in sass.splitlines() if "HGMMA" in ln]
@@ -170,16 +174,28 @@ def offline_compile(variants: list[str]) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------------------ GPU side
-def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", programs: int | None = None,
-                sm_scale: float | None = None):
-    """One launch of variant ``name`` writing ``out``."""
+def lane_plan(name: str, idx, programs: int | None = None):
+    """The lane plan of Gluon variant ``name`` on ``idx`` (built once per index, outside any graph capture)."""
+    import torch
+    from fgattn import gluon_fg_m64 as g
+
+    kn = VARIANTS[name]
+    lanes = kn.get("lanes", 2)
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    grid = min(-(-idx.n_rows // lanes), sms * g.ctas_per_sm(lanes), programs or idx.n_rows)
+    return g.plan_lanes(idx, programs=grid, lanes=lanes, schedule=kn.get("schedule", "walk"))
+
+
+def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", plan=None, sm_scale: float | None = None):
+    """One launch of variant ``name`` writing ``out`` (Gluon variants: on ``plan``'s lanes)."""
     import fgattn
     from fgattn.gluon_fg_m64 import fg_attention_gluon_m64
 
     if name == "entry":
         return fgattn.fg_attention(q, k, v, idx, block_m=M, gran_n=G, layout=layout, out=out, sm_scale=sm_scale)
-    return fg_attention_gluon_m64(q, k, v, idx, layout=layout, programs=programs, out=out, sm_scale=sm_scale,
-                                  **VARIANTS[name])
+    kn = {a: b for a, b in VARIANTS[name].items() if a != "schedule"}
+    return fg_attention_gluon_m64(q, k, v, idx, layout=layout, out=out, sm_scale=sm_scale, plan=plan,
+                                  programs=plan.programs, **kn)
 
 
 def build_case(c: dict[str, Any], device: str = "cuda"):
@@ -225,7 +241,8 @@ def check(variants: list[str], args: argparse.Namespace, meta: dict[str, str]) -
             o = torch.full_like(q, float("nan"))
             msg = ""
             try:
-                run_variant(name, q, k, v, idx, o, c["layout"], c["programs"], c["sm_scale"])
+                plan = None if name == "entry" else lane_plan(name, idx, c["programs"])
+                run_variant(name, q, k, v, idx, o, c["layout"], plan, c["sm_scale"])
                 torch.cuda.synchronize()
             except Exception as e:  # noqa: BLE001
                 msg = f"{type(e).__name__}: {e}"[:300]
@@ -338,10 +355,14 @@ def time_shapes(args: argparse.Namespace, meta: dict[str, str], variants: list[s
                 idx = timing_index(h, nv, nt, dt_)
                 st = m64_row_stats(idx.counts().tolist(), sms)
                 for v in variants:
+                    plan = None if v == "entry" else lane_plan(v, idx)
                     cfg = (f"launch table fg D128 M64 g1: bn{ecfg.block_n} st{ecfg.num_stages} w{ecfg.num_warps} "
-                           f"{ecfg.extra}" if v == "entry" else f"fgattn.gluon_fg_m64 {VARIANTS[v]}")
+                           f"{ecfg.extra}" if v == "entry" else
+                           f"fgattn.gluon_fg_m64 {VARIANTS[v]} programs {plan.programs} lane makespan/mean "
+                           f"{plan.makespan / plan.mean_load:.3f}")
                     cases.append(dict(variant=v, kernel=v, dt=dt_, dens=idx.density(n), stats=st, cfg=cfg,
-                                      fn=lambda q, k, v_, idx=idx, name=v, o=obuf: run_variant(name, q, k, v_, idx, o)))
+                                      fn=lambda q, k, v_, idx=idx, name=v, o=obuf, pl=plan: run_variant(
+                                          name, q, k, v_, idx, o, plan=pl)))
             torch.cuda.synchronize()
             ts = time.time()
             timed_rounds(cases, sets, args.rounds, args.target_ms, shuffle_seed=args.seed + si)
