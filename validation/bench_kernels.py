@@ -1110,12 +1110,15 @@ def candidates_v11() -> list[dict[str, Any]]:
     :data:`V11_GLUON` (``fgattn.gluon_fg``; the entry's tl options stay, for where the Gluon form cannot run).
     Measured by helper G2 (gluon_probe g3, 13 cells, 7 paired rounds): pipeline 1 = 0.80-0.996 of the entry's time
     (geometric mean 0.911; paired fit -2.46 us per row, -5.2 % per tile).  fg M128 gran 16 / 64, M64 and D64 have
-    no Gluon form (gluon_fg implements D128 M128 gran 1 only): not in this list."""
+    no Gluon form (gluon_fg implements D128 M128 gran 1 only): not in this list.  The reference is the entry's tl
+    kernel (``tl_config()``: the entry itself before the session-11 adoption, its fallback after), so the list is
+    the same before and after adopting a winner."""
     c = _Candidates()
-    ref = c.ref
-    ref("fg", 128, 128, 1)
+    e = launch.launch_config("fg", "h200", 128, 128, 1).tl_config()
+    c.add("fg", 128, 128, 1, e.block_n, e.num_stages, e.num_warps, **e.extra)
     for knobs in V11_GLUON:
-        ref("fg", 128, 128, 1, impl="gluon", gluon=dict(knobs))
+        c.add("fg", 128, 128, 1, e.block_n, e.num_stages, e.num_warps, **{**e.extra, "impl": "gluon",
+                                                                         "gluon": dict(knobs)})
     return c
 
 
@@ -1560,6 +1563,7 @@ def main() -> None:
         if not args.retable.is_file():
             print(f"bench_kernels: --retable {args.retable} does not exist", file=sys.stderr)
             sys.exit(2)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
         retable(args.retable, Path(args.out), args.max_rel)
         return
     out_dir = Path(args.out)
