@@ -145,10 +145,32 @@ def test_lane_lpt_balances_text_rows_the_walk_does_not():
     assert lpt[0] / lpt[1] < 1.25  # the text row's lane gets no video rows
 
 
+def test_lane_list_keeps_launch_order_and_balances():
+    rng = random.Random(_seed())
+    for _ in range(100):
+        counts = [rng.choice((0, rng.randrange(1, 200), rng.randrange(200, 9000))) for _ in range(rng.randrange(1, 400))]
+        costs = g.row_costs(counts)
+        order = list(range(len(counts)))
+        rng.shuffle(order)
+        progs, lanes = rng.randrange(1, 30), rng.choice((1, 2))
+        lists = g.lane_list(costs, order, progs, lanes)
+        assert sorted(r for p in lists for ln in p for r in ln) == sorted(order)
+        pos = {r: i for i, r in enumerate(order)}
+        for p in lists:  # every lane in launch order
+            for ln in p:
+                assert [pos[r] for r in ln] == sorted(pos[r] for r in ln)
+        mx, mean = g.lanes_makespan(costs, lists)
+        assert mx <= mean + max(costs) + 1e-9
+    # the first programs*lanes rows of the order start the lanes, one each, as a launch would
+    assert [ln[0] for p in g.lane_list([1.0] * 8, [7, 6, 5, 4, 3, 2, 1, 0], 2, 2) for ln in p] == [7, 6, 5, 4]
+    with pytest.raises(ValueError, match="order must be a permutation of the rows"):
+        g.lane_list([1.0, 2.0], [1, 1], 1, 1)
+
+
 def test_flatten_lanes_and_plan_lanes_on_cpu():
     assert g.flatten_lanes([[[3, 1], []], [[0], [2, 4]]]) == ([3, 1, 0, 2, 4], [0, 2, 2, 3, 5])
     q, k, v, idx = _case(h=3, n=1000, seed=_seed())
-    for sched in ("walk", "lpt"):
+    for sched in ("walk", "lpt", "list"):
         pl = g.plan_lanes(idx, programs=5, lanes=2, schedule=sched)
         assert (pl.programs, pl.lanes, pl.n_rows, pl.schedule) == (5, 2, 48, sched)
         rows, start = pl.rows.tolist(), pl.start.tolist()
@@ -160,7 +182,7 @@ def test_flatten_lanes_and_plan_lanes_on_cpu():
     idx_nat = fgattn.FgIndex(idx.offsets, idx.indices, 64, 1, idx.n_keys, 1, 3, 16)  # no order: natural
     pl = g.plan_lanes(idx_nat, programs=24, lanes=2)
     assert pl.rows.tolist() == list(range(48)) and pl.start.tolist() == list(range(49))
-    with pytest.raises(ValueError, match=r"schedule='fifo' must be one of \['walk', 'lpt'\]"):
+    with pytest.raises(ValueError, match=r"schedule='fifo' must be one of \['walk', 'lpt', 'list'\]"):
         g.plan_lanes(idx, programs=5, schedule="fifo")
 
 
@@ -300,6 +322,8 @@ def test_probe_dry_run_and_shape_densities(capsys):
     (["--shapes", "12x", "--dry-run"], "--shapes: bad item '12x'"),
     (["--shape-densities", "12x100:2", "--dry-run"], "--shape-densities: densities of '12x100:2' must lie in (0, 1]"),
     (["--shape-densities", "12x100", "--dry-run"], "--shape-densities: bad item '12x100'"),
+    (["--ncu", "entry,zz", "--dry-run"], "--ncu: unknown ['zz']"),
+    (["--ncu-cell", "12x100", "--dry-run"], "--ncu-cell: bad value '12x100'"),
     ([], "--out is required for a GPU run"),
 ])
 def test_probe_argument_errors(argv, msg, capsys):

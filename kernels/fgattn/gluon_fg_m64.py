@@ -483,6 +483,24 @@ def lane_lpt(costs: list[float], programs: int, lanes: int) -> list[list[list[in
     return [out[p * lanes:(p + 1) * lanes] for p in range(programs)]
 
 
+def lane_list(costs: list[float], order: list[int], programs: int, lanes: int) -> list[list[list[int]]]:
+    """List scheduling in launch order (what a dynamic queue over ``order`` would do with exact costs): each row
+    of ``order`` in turn to the lane with the least load so far (ties: lowest lane); a lane runs its rows in
+    launch order, so the lanes move through ``order`` (and its heads) together.  ``[program][lane] -> [rows]``."""
+    import heapq
+
+    lane_walk(len(costs), programs, lanes)  # argument checks
+    if sorted(order) != list(range(len(costs))):
+        _fail("order must be a permutation of the rows")
+    out: list[list[int]] = [[] for _ in range(programs * lanes)]
+    heap = [(0.0, i) for i in range(programs * lanes)]
+    for r in order:
+        load, i = heapq.heappop(heap)
+        out[i].append(r)
+        heapq.heappush(heap, (load + costs[r], i))
+    return [out[p * lanes:(p + 1) * lanes] for p in range(programs)]
+
+
 def lanes_makespan(costs: list[float], lists: list[list[list[int]]]) -> tuple[float, float]:
     """(max, mean) over lanes of the summed costs of the rows each lane runs (no co-scheduling model)."""
     loads = [sum(costs[r] for r in lane) for prog in lists for lane in prog]
@@ -500,7 +518,7 @@ def flatten_lanes(lists: list[list[list[int]]]) -> tuple[list[int], list[int]]:
     return flat, start
 
 
-SCHEDULES = ("walk", "lpt")
+SCHEDULES = ("walk", "lpt", "list")
 
 
 @dataclass(frozen=True)
@@ -522,8 +540,8 @@ def plan_lanes(index: Any, *, programs: int, lanes: int = 2, schedule: str = "wa
                block_n: int = 64) -> LanePlan:
     """Lane schedule of ``index`` for ``programs`` programs of ``lanes`` lanes: ``walk`` = lane l of program p
     runs launch positions p·lanes + l, + programs·lanes, ... of ``index.order`` (natural order without one);
-    ``lpt`` = :func:`lane_lpt` on :func:`row_costs` (reads the row counts: one device-to-host copy).  makespan /
-    mean_load in tile units (:func:`lanes_makespan`, for the notes)."""
+    ``lpt`` = :func:`lane_lpt` on :func:`row_costs`; ``list`` = :func:`lane_list` over ``index.order`` (both read
+    the row counts: one device-to-host copy).  makespan / mean_load in tile units (:func:`lanes_makespan`)."""
     import torch
 
     if schedule not in SCHEDULES:
@@ -532,10 +550,11 @@ def plan_lanes(index: Any, *, programs: int, lanes: int = 2, schedule: str = "wa
     counts = index.counts().tolist()
     costs = row_costs(counts, block_n, c_row)
     dev = index.offsets.device
+    order = list(range(n)) if index.order is None else index.order.tolist()
     if schedule == "walk":
-        pos = lane_walk(n, programs, lanes)
-        order = list(range(n)) if index.order is None else index.order.tolist()
-        lists = [[[order[i] for i in lane] for lane in prog] for prog in pos]
+        lists = [[[order[i] for i in lane] for lane in prog] for prog in lane_walk(n, programs, lanes)]
+    elif schedule == "list":
+        lists = lane_list(costs, order, programs, lanes)
     else:
         lists = lane_lpt(costs, programs, lanes)
     flat, start = flatten_lanes(lists)

@@ -47,6 +47,10 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
     "g1_q": dict(lanes=1, qreg=True),
     "g1_q_lpt": dict(lanes=1, qreg=True, schedule="lpt"),
     "g2_fence": dict(lanes=2, fence=True),
+    # round 2 (after the g1 call): list scheduling in launch order, 2 stages (bytes in flight)
+    "g1_q_list": dict(lanes=1, qreg=True, schedule="list"),
+    "g2_q_pipe_list": dict(lanes=2, qreg=True, pipeline=1, schedule="list"),
+    "g2_q_st2": dict(lanes=2, qreg=True, stages=2),
 }
 DEFAULT_VARIANTS = "entry,g2,g2_pipe,g2_q,g2_q_pipe,g2_q_lpt,g2_pw2_q,g2_pw2_q_pipe,g1_q,g1_q_lpt"
 CHECK_NS = (65, 127, 257, 1000, 1999, 2048, 2600, 3001)
@@ -71,6 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--inline-check", action="store_true", help=argparse.SUPPRESS)  # the per-variant child
     ap.add_argument("--no-time", action="store_true", help="skip the timing")
     ap.add_argument("--tag", default="", help="file name suffix (write --tag=-x, not --tag -x)")
+    ap.add_argument("--ncu", default="", metavar="V1,V2",
+                    help="after the timing: Nsight Compute of these variants, one launch each at --ncu-cell")
+    ap.add_argument("--ncu-cell", default="12x32760:0.5", help="HxN[+TEXT]:DENSITY of the --ncu launches")
+    ap.add_argument("--ncu-timeout-s", type=float, default=60.0, help="wall limit of the ncu run")
+    ap.add_argument("--ncu-driver", action="store_true", help=argparse.SUPPRESS)  # the program ncu runs
     ap.add_argument("--dry-run", action="store_true", help="validate the arguments, print the plan, no GPU")
     ap.add_argument("--offline-compile", action="store_true",
                     help="compile the variants for sm_90 without a GPU (Triton 3.6 on the path), print SASS figures")
@@ -95,6 +104,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not vals or any(not 0 < x <= 1 for x in vals):
             ap.error(f"--shape-densities: densities of {item!r} must lie in (0, 1]")
         a.per_shape[key] = vals
+    a.ncu_list = [v for v in a.ncu.split(",") if v]
+    bad_ncu = [v for v in a.ncu_list if v not in VARIANTS]
+    if bad_ncu:
+        ap.error(f"--ncu: unknown {bad_ncu} (known: {list(VARIANTS)})")
+    shp, _, dd = a.ncu_cell.partition(":")
+    try:
+        a.ncu_shape, a.ncu_density = parse_shapes(shp)[0], float(dd)
+    except ValueError:
+        ap.error(f"--ncu-cell: bad value {a.ncu_cell!r} (want HxN[+TEXT]:DENSITY)")
     a.variant_list = a.variants.split(",")
     bad = [v for v in a.variant_list if v not in VARIANTS]
     if bad:
@@ -378,6 +396,64 @@ def time_shapes(args: argparse.Namespace, meta: dict[str, str], variants: list[s
     return path
 
 
+def ncu_driver(args: argparse.Namespace) -> None:
+    """Under ncu: the --ncu-cell index and inputs, every --ncu variant warmed twice, then one launch each between
+    cudaProfilerStart / Stop (so ncu profiles exactly those, in --ncu order)."""
+    import torch
+
+    (h, nv, nt), dt_ = args.ncu_shape, args.ncu_density
+    idx = timing_index(h, nv, nt, dt_)
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, h, nv + nt, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    out = torch.empty_like(q)
+    plans = {n: None if n == "entry" else lane_plan(n, idx) for n in args.ncu_list}
+    for n in args.ncu_list:
+        for _ in range(2):
+            run_variant(n, q, k, v, idx, out, plan=plans[n])
+    torch.cuda.synchronize()
+    torch.cuda.profiler.start()
+    for n in args.ncu_list:
+        run_variant(n, q, k, v, idx, out, plan=plans[n])
+    torch.cuda.synchronize()
+    torch.cuda.profiler.stop()
+
+
+def run_ncu(args: argparse.Namespace) -> None:
+    """ncu (SpeedOfLight, MemoryWorkloadAnalysis, WarpStateStats, SchedulerStats + validation/ncu_persistent.py's
+    metrics, clocks as found) over :func:`ncu_driver`; raw CSV and the summary table under --out."""
+    import subprocess
+
+    from ncu_persistent import METRICS, STALL_REGEX, find_ncu, table
+
+    ncu = find_ncu()
+    if ncu is None:
+        print("[ncu] no ncu on this machine: skipped", flush=True)
+        return
+    rep = args.out / f"ncu{args.tag}"
+    prog = [sys.executable, str(Path(__file__).resolve()), "--ncu-driver", "--ncu", ",".join(args.ncu_list),
+            "--ncu-cell", args.ncu_cell, "--out", str(args.out), "--no-time", "--check", "0"]
+    cmd = [ncu, "--clock-control", "none", "--profile-from-start", "off", "-k", "regex:attn|gluon", "-f", "-o",
+           str(rep), "--section", "SpeedOfLight", "--section", "MemoryWorkloadAnalysis", "--section",
+           "WarpStateStats", "--section", "SchedulerStats", "--metrics", ",".join(list(METRICS) + [STALL_REGEX])]
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(cmd + prog, capture_output=True, text=True, timeout=args.ncu_timeout_s)
+        (args.out / f"ncu{args.tag}-run.log").write_text(p.stdout[-20000:] + "\n" + p.stderr[-20000:])
+    except subprocess.TimeoutExpired:
+        print(f"[ncu] timed out after {args.ncu_timeout_s:.0f}s", flush=True)
+        return
+    rep_file = rep.with_suffix(".ncu-rep")
+    if not rep_file.exists():
+        print(f"[ncu] no report (rc {p.returncode}): {p.stderr[-1500:]}", flush=True)
+        return
+    raw = subprocess.run([ncu, "-i", str(rep_file), "--page", "raw", "--csv"], capture_output=True, text=True,
+                         timeout=60).stdout
+    (args.out / f"ncu{args.tag}-raw.csv").write_text(raw)
+    text = table(raw, args.ncu_list, [args.ncu_density])
+    (args.out / f"ncu{args.tag}-summary.txt").write_text(text)
+    print(text + f"[ncu] done {time.perf_counter() - t0:.1f}s", flush=True)
+
+
 def summary(path: Path) -> None:
     """The short table printed last: per cell t_entry, each variant's paired rel and d · t_cuDNN / t."""
     rows = list(csv.DictReader(open(path, newline="")))
@@ -398,11 +474,15 @@ def main(argv: list[str] | None = None) -> int:
         plan = dict(shapes={f"{h}x{nv}+{nt}": densities_for(args, (h, nv, nt)) for h, nv, nt in args.shape_list},
                     variants={v: VARIANTS[v] for v in args.variant_list}, rounds=args.rounds, check=args.check,
                     check_seed=args.check_seed, time=not args.no_time, out=str(args.out), tag=args.tag,
-                    first_cases=check_cases(min(args.check, 3), args.check_seed))
+                    first_cases=check_cases(min(args.check, 3), args.check_seed),
+                    ncu=dict(variants=args.ncu_list, shape=args.ncu_shape, density=args.ncu_density))
         print(json.dumps(plan))
         return 0
     if args.offline_compile:
         offline_compile(args.variant_list)
+        return 0
+    if args.ncu_driver:
+        ncu_driver(args)
         return 0
     import torch
 
@@ -426,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_time and len(timed) > 1:
         path = time_shapes(args, meta, timed)
         summary(path)
+    if args.ncu_list:
+        run_ncu(args)
     print(f"[probe] done {time.perf_counter() - t0:.1f}s, failed variants {sorted(failed)}", flush=True)
     return 1 if failed else 0
 
