@@ -432,19 +432,27 @@ def run_ncu(args: argparse.Namespace) -> None:
     rep = args.out / f"ncu{args.tag}"
     prog = [sys.executable, str(Path(__file__).resolve()), "--ncu-driver", "--ncu", ",".join(args.ncu_list),
             "--ncu-cell", args.ncu_cell, "--out", str(args.out), "--no-time", "--check", "0"]
-    cmd = [ncu, "--clock-control", "none", "--profile-from-start", "off", "-k", "regex:attn|gluon", "-f", "-o",
-           str(rep), "--section", "SpeedOfLight", "--section", "MemoryWorkloadAnalysis", "--section",
-           "WarpStateStats", "--section", "SchedulerStats", "--metrics", ",".join(list(METRICS) + [STALL_REGEX])]
+    base = [ncu, "--clock-control", "none", "--profile-from-start", "off", "-k", "regex:attn|gluon", "-f", "-o",
+            str(rep), "--section", "SpeedOfLight", "--section", "MemoryWorkloadAnalysis", "--section",
+            "WarpStateStats", "--section", "SchedulerStats"]
     t0 = time.perf_counter()
-    try:
-        p = subprocess.run(cmd + prog, capture_output=True, text=True, timeout=args.ncu_timeout_s)
-        (args.out / f"ncu{args.tag}-run.log").write_text(p.stdout[-20000:] + "\n" + p.stderr[-20000:])
-    except subprocess.TimeoutExpired:
-        print(f"[ncu] timed out after {args.ncu_timeout_s:.0f}s", flush=True)
-        return
     rep_file = rep.with_suffix(".ncu-rep")
+    log = []
+    for extra in (["--metrics", ",".join(list(METRICS) + [STALL_REGEX])], []):  # sections only if metrics fail
+        left = args.ncu_timeout_s - (time.perf_counter() - t0)
+        if left < 10:
+            break
+        try:
+            p = subprocess.run(base + extra + prog, capture_output=True, text=True, timeout=left)
+            log.append(f"rc={p.returncode}\n{p.stdout[-8000:]}\n{p.stderr[-8000:]}")
+        except subprocess.TimeoutExpired:
+            log.append(f"timed out after {left:.0f}s")
+            break
+        if p.returncode == 0 and rep_file.exists():
+            break
+    (args.out / f"ncu{args.tag}-run.log").write_text("\n".join(log))
     if not rep_file.exists():
-        print(f"[ncu] no report (rc {p.returncode}): {p.stderr[-1500:]}", flush=True)
+        print(f"[ncu] no report: {log[-1][-1500:] if log else ''}", flush=True)
         return
     raw = subprocess.run([ncu, "-i", str(rep_file), "--page", "raw", "--csv"], capture_output=True, text=True,
                          timeout=60).stdout
