@@ -28,6 +28,7 @@ from fgsim.calibration import resolve  # noqa: E402
 from fgsim.hardware import load_gpu  # noqa: E402
 from fgsim.launchcfg import launch_config  # noqa: E402
 from fgsim.model.assemble import predict_counts  # noqa: E402
+from fgsim.model.gluon import tl_config  # noqa: E402
 
 M = 128
 CSVS = ("gluon-h200-2026-11-30-probe-g3.csv", "gluon-h200-2026-11-30-probe-g3b.csv")
@@ -85,7 +86,7 @@ def main() -> int:
     p = resolve(gpu).params
     # gluon_probe built its indices with order=True: both launches walk the LPT order (revision 9's rule,
     # fgsim.model.assemble.walks_lpt; revision 8 priced the tl entry in the natural order, the Gluon form LPT)
-    tl = launch_config("fg", "h200", 128, 128, 1)
+    tl = tl_config(launch_config("fg", "h200", 128, 128, 1))  # the entry's tl kernel, whatever impl it names
     tl = dataclasses.replace(tl, extra={**tl.extra, "order": "lpt"})
     gl = dataclasses.replace(tl, extra={**tl.extra, "impl": "gluon", "gluon": dict(GLUON)})
     cells: dict[tuple[str, str, str, str], dict[str, dict[str, str]]] = {}

@@ -28,6 +28,9 @@ def main() -> None:
     ap.add_argument("--l2-port", type=float, default=0.0, help="per-SM L2 -> SM cap (B/clk) instead of the calibration "
                     "CSV's l2_smem measurement (or, without one, the GPU file's value)")
     ap.add_argument("--free", default="", help="comma-separated measured parameters fitted instead (e.g. l2_bw_eff)")
+    ap.add_argument("--sass-overlay", default="", help="costmodel_sass_offline.py JSON: its tile-loop figures replace "
+                    "the recorded ones of every configuration it holds, in the fit and the scoring (revision 9: the "
+                    "EXIT rule's figures for rows recorded with the old loop pick)")
     ap.add_argument("--fix", default="", help="comma-separated name=value parameters held fixed (e.g. l2_bw_eff=0.938)")
     a = ap.parse_args()
     if any("test11" in f for f in a.dev + a.calib):  # revision 9: test10 is development data, test11 frozen
@@ -67,6 +70,19 @@ def main() -> None:
     if a.l2_port:
         props["l2_port_bytes_per_clk"] = a.l2_port
     res = resources_table(krows)
+    overlay: dict[str, dict[str, int]] = {}
+    if a.sass_overlay:
+        import json as _js
+
+        from fgsim.validation.measure import SASS_FIELDS
+
+        with open(a.sass_overlay) as fh:
+            cfgs = _js.load(fh).get("configs", {})
+        overlay = {k: {f: int(v[f]) for f in SASS_FIELDS if f in v} for k, v in cfgs.items()
+                   if "error" not in v and int(v.get("loop_mma", 0) or 0) > 0}
+        for k, v in overlay.items():
+            if k in res:
+                res[k] = {**res[k], **v}
     params, fit = fit_rows(krows, "h200", start=ModelParams().replace(**fixed), resources=res,
                            free=[n for n in SPECS if n not in fixed], gpu_properties=props)
     if a.save:
@@ -75,6 +91,12 @@ def main() -> None:
         with open(a.save, "w") as fh:
             json.dump({"params": params.as_dict(), "resources": res}, fh)
     drows = [r for r in scored_rows(a.dev) if r["case_id"] not in also]
+    if overlay:  # the development rows' own figures too (the calibration's table wins where it has the key)
+        own = resources_table(drows)
+        res = {**own, **res}
+        for k, v in overlay.items():
+            if k in res:
+                res[k] = {**res[k], **v}
     pred = predict_rows(drows, gpu="h200", params=params, resources=res, gpu_properties=props or
                         {"l2_port_bytes_per_clk": load_gpu("h200", measured=False).l2_port_bytes_per_clk})
     sc = score(drows, pred)
