@@ -331,3 +331,40 @@ def test_probe_argument_errors(argv, msg, capsys):
         probe.parse_args(argv)
     assert e.value.code == 2
     assert msg in capsys.readouterr().err
+
+
+def test_probe_analyze_fits_exact_costs_and_prints_tables(tmp_path, capsys):
+    import csv as _csv
+
+    rng = random.Random(_seed())
+    cols = ["shape", "density_target", "variant", "ms", "rel_entry", "rel_entry_min", "rel_entry_max",
+            "ratio_vs_cudnn", "rows_per_sm", "exec_tiles_per_row"]
+    rows = [dict(shape="H1 N1 D128", density_target="1.0", variant="cudnn", ms="9", rel_entry="", rel_entry_min="",
+                 rel_entry_max="", ratio_vs_cudnn="1.0", rows_per_sm="", exec_tiles_per_row="")]
+    costs = {"entry": (3.7, 0.6), "g1_q_list": (rng.uniform(1, 4), rng.uniform(0.4, 0.8))}
+    for i, (rps, tpr) in enumerate(((46.5, 13.0), (46.5, 255.0), (358.2, 21.2), (47.3, 66.2))):
+        te = (costs["entry"][0] * rps + costs["entry"][1] * rps * tpr) / 1e3
+        for v, (cr, ct) in costs.items():
+            t = (cr * rps + ct * rps * tpr) / 1e3
+            rows.append(dict(shape=f"H{i} N1 D128", density_target="0.1", variant=v, ms=f"{t:.9f}",
+                             rel_entry=f"{t / te:.6f}", rel_entry_min="0.9", rel_entry_max="1.1",
+                             ratio_vs_cudnn="0.5", rows_per_sm=str(rps), exec_tiles_per_row=str(tpr)))
+    path = tmp_path / "x.csv"
+    with open(path, "w", newline="") as f:
+        w = _csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    body = [r for r in rows if r["variant"] != "cudnn"]
+    for v, (cr, ct) in costs.items():
+        fr, ft, res = probe.fit_costs(body, v)
+        assert fr == pytest.approx(cr, rel=1e-5) and ft == pytest.approx(ct, rel=1e-5) and res < 1e-6
+    assert probe.main(["--analyze", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| H0 N1 d 0.1 | 13.0 |" in out and "| g1_q_list |" in out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("shape,density_target,variant,ms\nH1,0.1,g1,1\n")
+    assert probe.main(["--analyze", str(bad)]) == 2
+    assert "has no entry rows" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        probe.parse_args(["--analyze", str(tmp_path / "missing.csv")])
+    assert "is not a file" in capsys.readouterr().err

@@ -80,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ncu-cell", default="12x32760:0.5", help="HxN[+TEXT]:DENSITY of the --ncu launches")
     ap.add_argument("--ncu-timeout-s", type=float, default=60.0, help="wall limit of the ncu run")
     ap.add_argument("--ncu-driver", action="store_true", help=argparse.SUPPRESS)  # the program ncu runs
+    ap.add_argument("--analyze", type=Path, nargs="+", default=None, metavar="CSV",
+                    help="no GPU: per-cell markdown table and per-variant fits from probe timing CSVs")
     ap.add_argument("--dry-run", action="store_true", help="validate the arguments, print the plan, no GPU")
     ap.add_argument("--offline-compile", action="store_true",
                     help="compile the variants for sm_90 without a GPU (Triton 3.6 on the path), print SASS figures")
@@ -123,7 +125,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(f"--rounds: {a.rounds} < 3 (paired medians need at least 3)")
     if a.check < 0:
         ap.error(f"--check: {a.check} must be >= 0")
-    if not (a.dry_run or a.offline_compile) and a.out is None:
+    for f in a.analyze or []:
+        if not f.is_file():
+            ap.error(f"--analyze: {f} is not a file")
+    if not (a.dry_run or a.offline_compile or a.analyze) and a.out is None:
         ap.error("--out is required for a GPU run")
     return a
 
@@ -476,6 +481,56 @@ def summary(path: Path) -> None:
               flush=True)
 
 
+def fit_costs(rows: list[dict[str, str]], variant: str) -> tuple[float, float, float]:
+    """Least squares of t = c_row · rows/SM + c_tile · executed 64-key tiles/SM over the cells of ``variant``
+    (relative residuals): (c_row µs, c_tile µs, max |relative residual|)."""
+    import numpy as np
+
+    a = [[float(r["rows_per_sm"]), float(r["rows_per_sm"]) * float(r["exec_tiles_per_row"])] for r in rows
+         if r["variant"] == variant]
+    t = [float(r["ms"]) * 1e3 for r in rows if r["variant"] == variant]
+    if len(a) < 2:
+        raise ValueError(f"--analyze: {variant} has {len(a)} cell(s); the fit needs 2")
+    w = np.array(a) / np.array(t)[:, None]
+    (cr, ct), *_ = np.linalg.lstsq(w, np.ones(len(t)), rcond=None)
+    return float(cr), float(ct), float(np.abs(w @ np.array([cr, ct]) - 1).max())
+
+
+def analyze(paths: list[Path]) -> int:
+    """Per file: a markdown table (cell, executed tiles per row, t_entry, d · t_cuDNN / t_entry, each variant's
+    paired rel median (min–max)), each variant's geometric-mean rel and its cost fit (:func:`fit_costs`)."""
+    import math
+
+    for path in paths:
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("variant") not in (None, "", "cudnn")]
+        if not any(r["variant"] == "entry" for r in rows):
+            raise ValueError(f"--analyze: {path} has no entry rows")
+        variants = [v for v in dict.fromkeys(r["variant"] for r in rows) if v != "entry"]
+        cells = {}
+        for r in rows:
+            cells.setdefault((r["shape"], r["density_target"]), {})[r["variant"]] = r
+        print(f"\n{path.name}\n")
+        print("| cell | tiles/row | t_entry ms | ×cuDNN entry | " + " | ".join(variants) + " | best ×cuDNN |")
+        print("|---" * (5 + len(variants)) + "|")
+        for (shape, d), c in cells.items():
+            e = c["entry"]
+            rel = [f"{float(c[v]['rel_entry']):.3f} ({float(c[v]['rel_entry_min']):.2f}–"
+                   f"{float(c[v]['rel_entry_max']):.2f})" if v in c else "—" for v in variants]
+            best = max(c.values(), key=lambda r: float(r["ratio_vs_cudnn"]))
+            print(f"| {shape.removesuffix(' D128')} d {d} | {float(e['exec_tiles_per_row']):.1f} | {float(e['ms']):.3f} | "
+                  f"{float(e['ratio_vs_cudnn']):.3f} | " + " | ".join(rel) + f" | {float(best['ratio_vs_cudnn']):.3f} "
+                  f"({best['variant']}) |")
+        print("\n| variant | geo-mean rel | range | c_row µs | c_tile µs (64 keys) | max resid |")
+        print("|---|---|---|---|---|---|")
+        for v in ["entry"] + variants:
+            rels = [float(r["rel_entry"]) for r in rows if r["variant"] == v]
+            cr, ct, res = fit_costs(rows, v)
+            gm = math.exp(sum(math.log(x) for x in rels) / len(rels))
+            print(f"| {v} | {gm:.3f} | {min(rels):.3f}–{max(rels):.3f} | {cr:.2f} | {ct:.3f} | {res:.3f} |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.dry_run:
@@ -486,6 +541,12 @@ def main(argv: list[str] | None = None) -> int:
                     ncu=dict(variants=args.ncu_list, shape=args.ncu_shape, density=args.ncu_density))
         print(json.dumps(plan))
         return 0
+    if args.analyze:
+        try:
+            return analyze(args.analyze)
+        except (ValueError, KeyError) as e:
+            print(f"gluon_m64_probe: {e}", file=sys.stderr)
+            return 2
     if args.offline_compile:
         offline_compile(args.variant_list)
         return 0
