@@ -368,3 +368,57 @@ def test_probe_analyze_fits_exact_costs_and_prints_tables(tmp_path, capsys):
     with pytest.raises(SystemExit):
         probe.parse_args(["--analyze", str(tmp_path / "missing.csv")])
     assert "is not a file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("qblocks", [4, 5])
+def test_union_pairs_match_a_python_merge(qblocks):
+    seed = _seed()
+    gen = torch.Generator().manual_seed(seed)
+    b, h, n = 2, 3, 97
+    mask = torch.rand(b, h, qblocks, n, generator=gen) < 0.2
+    mask[0, 1, 0] = False  # an empty block
+    mask[1, 2, -1] = True  # a full block (alone in its pair when qblocks is odd)
+    idx = fgattn.build_index(mask, block_m=64, gran_n=1)
+    u = g.union_pairs(idx)
+    qp = -(-qblocks // 2)
+    assert u.n_pairs == b * h * qp and u.offsets.shape == (u.n_pairs + 1,)
+    assert u.indices.dtype == torch.int32 and u.member.dtype == torch.int8
+    off, ind, mem = u.offsets.tolist(), u.indices.tolist(), u.member.tolist()
+    for bi in range(b):
+        for hi in range(h):
+            for i in range(qp):
+                p = (bi * h + hi) * qp + i
+                a = set(torch.nonzero(mask[bi, hi, 2 * i]).flatten().tolist())
+                c = set(torch.nonzero(mask[bi, hi, 2 * i + 1]).flatten().tolist()) if 2 * i + 1 < qblocks else set()
+                keys = ind[off[p]:off[p + 1]]
+                assert keys == sorted(a | c)
+                assert mem[off[p]:off[p + 1]] == [(k in a) + 2 * (k in c) for k in keys]
+                to = u.tile_offsets.tolist()
+                assert to[p + 1] - to[p] == max(-(-len(keys) // 128), 1)
+                for t in range(to[p + 1] - to[p]):
+                    seg = mem[off[p] + 128 * t:off[p] + 128 * (t + 1)]
+                    assert u.tile_shared[to[p] + t] == int(len(seg) == 128 and all(x == 3 for x in seg))
+
+
+def test_union_stats_extremes_and_bad_index():
+    n = 640
+    same = torch.zeros(1, 1, 4, n, dtype=torch.bool)
+    same[..., :320] = True  # both blocks of each pair keep the same 320 keys
+    st = g.union_stats(fgattn.build_index(same, block_m=64, gran_n=1))
+    assert st == dict(gather_ratio=0.5, compute_ratio=1.0, shared_tiles=2 / 3)  # 320 keys: 128 + 128 + 64
+    disjoint = torch.zeros(1, 1, 2, n, dtype=torch.bool)
+    disjoint[0, 0, 0, :128] = True
+    disjoint[0, 0, 1, 128:256] = True  # union 256 keys = 4 tiles per block vs 2 own
+    st = g.union_stats(fgattn.build_index(disjoint, block_m=64, gran_n=1))
+    assert st == dict(gather_ratio=1.0, compute_ratio=2.0, shared_tiles=0.0)
+    with pytest.raises(ValueError, match="union_pairs: index has block_m=128, gran_n=1"):
+        g.union_pairs(_case(block_m=128)[3])
+
+
+def test_probe_union_stats_on_cpu(capsys):
+    assert probe.main(["--union-stats", "--shapes", "2x700", "--densities", "0.3", "--shape-densities", ""]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("[union] H2 N700+0 d 0.3 (real ") and ", cpu)" in line
+    gather = float(line.split("gathered rows ")[1].split("x")[0])
+    compute = float(line.split("computed 64-key tiles ")[1].split("x")[0])
+    assert 0.5 <= gather <= 1.0 and 1.0 <= compute <= 2.0

@@ -37,8 +37,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["M64Plan", "check_m64_knobs", "compile_m64_sm90", "fg_attention_gluon_m64", "gluon_available",
-           "lane_walk", "plan_gluon_m64"]
+__all__ = ["LanePlan", "M64Plan", "UnionPairs", "check_m64_knobs", "compile_m64_sm90", "fg_attention_gluon_m64",
+           "gluon_available", "lane_list", "lane_lpt", "lane_walk", "plan_gluon_m64", "plan_lanes", "union_pairs",
+           "union_stats"]
 
 HEAD_DIM = 128
 BLOCK_M = 64
@@ -383,6 +384,173 @@ if _GLUON_ERR is None:
             mbarrier.invalidate(empty.index(i))
 
 
+    # ---- union-gathered pairs (next-step design, kernels/NOTES-gluon-m64.md; compiled offline, NOT run on a GPU) --
+    # A CTA runs pairs of adjacent M64 query blocks (2i, 2i+1) of a head: one producer gathers the pair's union key
+    # list (UnionPairs) into 128-key tiles, both consumer warpgroups (one M64 block each: Q rows (2i + half)·64)
+    # read every tile and mask the keys their block does not keep (Member bit ``half``) before the softmax.
+    @gluon.jit
+    def _member_softmax(s, keep, m_i, l_i, qk_scale):
+        """Online softmax of one score tile over the kept columns only (``keep``: this block keeps the key); a row
+        that has seen no kept key keeps m = -inf, P = 0, l = 0 (the guard replaces -inf by 0 in the exponents)."""
+        s = gl.where(keep[None, :], s, float("-inf"))
+        m_new = gl.maximum(m_i, gl.max(s, 1) * qk_scale)
+        m_safe = gl.where(m_new == float("-inf"), 0.0, m_new)
+        p = gl.exp2(s * qk_scale - m_safe[:, None])
+        alpha = gl.exp2(m_i - m_safe)
+        l_i = l_i * alpha + gl.sum(p, 1)
+        return p, alpha, m_new, l_i
+
+    @gluon.jit
+    def _pair_softmax(s, shared, Member, e, hi, half, m_i, l_i, qk_scale, S_L: gl.constexpr, BLOCK_N: gl.constexpr):
+        """Softmax of one union tile for block ``half``: a tile whose 128 keys both blocks keep (``shared``, the
+        common case where the two windows overlap) takes the plain path; any other tile loads the membership
+        bytes and masks the keys this block does not keep (and the columns past the union's end)."""
+        if shared != 0:
+            p, alpha, m_new, l_new = _softmax(s, m_i, l_i, qk_scale, BLOCK_N, False, S_L, BLOCK_N)
+        else:
+            keep = ((gl.load(Member + e, mask=e < hi, other=0).to(gl.int32) >> half) & 1) != 0
+            p, alpha, m_new, l_new = _member_softmax(s, keep, m_i, l_i, qk_scale)
+        return p, alpha, m_new, l_new
+
+    @gluon.jit
+    def _pair_consumer(half, q_desc, Out, UOffsets, Member, TileOffsets, TileShared, LaneRows, LaneStart, q_smem,
+                       k_smem, v_smem, q_bar, full, empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QP, STAGES: gl.constexpr,
+                       BLOCK_N: gl.constexpr, PIPE: gl.constexpr):
+        """Consumer warpgroup ``half`` of a pair CTA: block 2i + half of every pair the CTA runs; Q in registers
+        (its buffer reloaded with the next pair's block right after); per union tile: S = Q·Kᵀ, membership mask,
+        softmax, O += P·V (PIPE 1: QK(t) and PV(t-1) in flight together), release (``empty`` counts both halves)."""
+        S_L: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_CW, 1],
+                                                      instr_shape=[16, BLOCK_N, 16])
+        O_L: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_CW, 1],
+                                                      instr_shape=[16, _D, 16])
+        P_L: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=O_L, k_width=2)
+        QA_L: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=S_L, k_width=2)
+        my_q = q_smem.index(half)
+        my_bar = q_bar.index(half)
+        q_s = my_q.reshape([_BM, _D])
+        cols = gl.arange(0, BLOCK_N, gl.SliceLayout(0, S_L))
+        zero_s = gl.zeros([_BM, BLOCK_N], gl.float32, S_L)
+        lid = gl.program_id(0)
+        j = gl.load(LaneStart + lid)
+        j_end = gl.load(LaneStart + lid + 1)
+        pair = _row_at(LaneRows, j, j_end)
+        QB2 = QP * 2  # blocks per head rounded up to pairs (a lone last block's partner lies past N_Q: zeros)
+        _q_next(q_desc, my_bar, my_q, (pair // QP) * QB2 + (pair % QP) * 2 + half, QB2, H, j < j_end)
+        lo = gl.load(UOffsets + pair).to(gl.int32)
+        hi = gl.load(UOffsets + pair + 1).to(gl.int32)
+        it = 0
+        phase = 0
+        while j < j_end:
+            n_t = gl.maximum(gl.cdiv(hi - lo, BLOCK_N), 1)
+            tb = gl.load(TileOffsets + pair).to(gl.int32)
+            pair_n = _row_at(LaneRows, j + 1, j_end)
+            m_i = gl.full([_BM], float("-inf"), gl.float32, gl.SliceLayout(1, S_L))
+            l_i = gl.zeros([_BM], gl.float32, gl.SliceLayout(1, S_L))
+            acc = gl.zeros([_BM, _D], gl.float32, O_L)
+            mbarrier.wait(my_bar, phase)
+            q_op = q_s.load(QA_L)
+            _q_next(q_desc, my_bar, my_q, (pair_n // QP) * QB2 + (pair_n % QP) * 2 + half, QB2, H, j + 1 < j_end)
+            if PIPE:
+                st = it % STAGES
+                mbarrier.wait(full.index(st), (it // STAGES) & 1)
+                s = warpgroup_mma(q_op, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                shared = gl.load(TileShared + tb)
+                s = warpgroup_mma_wait(0, deps=(s, ))
+                p, alpha, m_i, l_i = _pair_softmax(s, shared, Member, lo + cols, hi, half, m_i, l_i, qk_scale, S_L,
+                                                   BLOCK_N)
+                p_op = gl.convert_layout(p.to(k_smem.dtype), P_L)
+                prev = st
+                it += 1
+                for t in range(1, n_t):  # QK(t) and PV(t-1) in flight together
+                    st = it % STAGES
+                    mbarrier.wait(full.index(st), (it // STAGES) & 1)
+                    s = warpgroup_mma(q_op, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                    acc = _rescale(acc, alpha, O_L)
+                    acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+                    shared = gl.load(TileShared + tb + t)
+                    s = warpgroup_mma_wait(1, deps=(s, ))
+                    p, alpha, m_i, l_i = _pair_softmax(s, shared, Member, lo + t * BLOCK_N + cols, hi, half, m_i,
+                                                       l_i, qk_scale, S_L, BLOCK_N)
+                    acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+                    p_op = gl.convert_layout(p.to(k_smem.dtype), P_L)
+                    _release(empty, prev)
+                    prev = st
+                    it += 1
+                acc = _rescale(acc, alpha, O_L)
+                acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+                acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+                _release(empty, prev)
+            else:
+                for t in range(0, n_t):
+                    st = it % STAGES
+                    mbarrier.wait(full.index(st), (it // STAGES) & 1)
+                    s = warpgroup_mma(q_op, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                    shared = gl.load(TileShared + tb + t)
+                    s = warpgroup_mma_wait(0, deps=(s, ))
+                    p, alpha, m_i, l_i = _pair_softmax(s, shared, Member, lo + t * BLOCK_N + cols, hi, half, m_i,
+                                                       l_i, qk_scale, S_L, BLOCK_N)
+                    acc = _rescale(acc, alpha, O_L)
+                    p_op = gl.convert_layout(p.to(k_smem.dtype), P_L)
+                    acc = warpgroup_mma(p_op, v_smem.index(st), acc, is_async=True)
+                    acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+                    _release(empty, st)
+                    it += 1
+            # O = acc / l (l = 0: the block keeps no key of the union -> zeros); rows past N_Q not stored
+            l_o = gl.convert_layout(l_i, gl.SliceLayout(1, O_L))
+            out = acc / gl.where(l_o == 0.0, 1.0, l_o)[:, None]
+            bh = pair // QP
+            offs_m = ((pair % QP) * 2 + half) * _BM + gl.arange(0, _BM, gl.SliceLayout(1, O_L))
+            offs_o = gl.arange(0, _D, gl.SliceLayout(0, O_L))
+            ptrs = (Out + (bh // H).to(gl.int64) * stride_ob + (bh % H).to(gl.int64) * stride_oh
+                    + offs_m[:, None].to(gl.int64) * stride_on + offs_o[None, :])
+            gl.store(ptrs, out.to(Out.dtype.element_ty), mask=(offs_m < N_Q)[:, None])
+            lo = gl.load(UOffsets + pair_n).to(gl.int32)
+            hi = gl.load(UOffsets + pair_n + 1).to(gl.int32)
+            pair = pair_n
+            j = j + 1
+            phase ^= 1
+
+    @gluon.jit
+    def _fg_gluon_pair(q_desc, K, V, Out, UOffsets, UIndices, Member, TileOffsets, TileShared, LaneRows, LaneStart,
+                       qk_scale,
+                       stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
+                       stride_ob, stride_oh, stride_on, H, N_Q, QP,
+                       HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
+                       PRODUCER_WARPS: gl.constexpr, PRODUCER_REGS: gl.constexpr, CONSUMER_REGS: gl.constexpr,
+                       PIPE: gl.constexpr, num_warps: gl.constexpr):
+        """Union-gathered pairs: one CTA per SM walks its list of pairs; the default partition is consumer half 0
+        (``num_warps`` 4), workers: consumer half 1 and the producer (``_m64_producer`` on the union index)."""
+        gl.static_assert(HEAD_DIM == _D and BLOCK_M == _BM and num_warps == _CW)
+        dtype: gl.constexpr = K.dtype.element_ty
+        KV_SMEM: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BLOCK_N, HEAD_DIM], dtype)
+        q_smem = gl.allocate_shared_memory(dtype, [2] + q_desc.block_type.shape, q_desc.layout)
+        k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], KV_SMEM)
+        v_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], KV_SMEM)
+        q_bar = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        full = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        for i in gl.static_range(2):
+            mbarrier.init(q_bar.index(i), count=1)
+        for i in gl.static_range(STAGES):
+            mbarrier.init(full.index(i), count=PRODUCER_WARPS * 32)
+            mbarrier.init(empty.index(i), count=2)
+        gl.warp_specialize([
+            (_pair_consumer, (0, q_desc, Out, UOffsets, Member, TileOffsets, TileShared, LaneRows, LaneStart,
+                              q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QP, STAGES, BLOCK_N,
+                              PIPE)),
+            (_pair_consumer, (1, q_desc, Out, UOffsets, Member, TileOffsets, TileShared, LaneRows, LaneStart,
+                              q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QP, STAGES, BLOCK_N,
+                              PIPE)),
+            (_m64_producer, (0, K, V, UOffsets, UIndices, LaneRows, LaneStart, k_smem, v_smem, full, empty,
+                             stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QP, 1, STAGES,
+                             BLOCK_N, PRODUCER_WARPS)),
+        ], [_CW, PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
+        for i in gl.static_range(2):
+            mbarrier.invalidate(q_bar.index(i))
+        for i in gl.static_range(STAGES):
+            mbarrier.invalidate(full.index(i))
+            mbarrier.invalidate(empty.index(i))
+
 # ------------------------------------------------------------------------------------------------ host side
 def _fail(msg: str) -> None:
     raise ValueError(f"fgattn.gluon_fg_m64: {msg}")
@@ -565,6 +733,74 @@ def plan_lanes(index: Any, *, programs: int, lanes: int = 2, schedule: str = "wa
 
 
 @dataclass(frozen=True)
+class UnionPairs:
+    """The union index of adjacent M64 query-block pairs (2i, 2i+1) of each (batch, head) — the next-step design
+    in kernels/NOTES-gluon-m64.md (one gathered K/V stream per pair, each block masking the keys it does not
+    keep).  Pair ``p = (b·H + h)·ceil(QB / 2) + i`` owns ``indices[offsets[p]:offsets[p + 1]]`` (sorted key numbers)
+    and ``member`` (int8, same length): bit 0 = kept by block 2i, bit 1 = kept by block 2i+1."""
+
+    offsets: Any
+    indices: Any
+    member: Any
+    n_pairs: int
+    tile_offsets: Any = None
+    tile_shared: Any = None
+
+
+def union_pairs(index: Any) -> UnionPairs:
+    """:class:`UnionPairs` of an M64 gran-1 :class:`fgattn.FgIndex` (torch ops on the index's device; one host
+    sync for the union size).  An odd last block of a head forms a pair alone."""
+    import torch
+
+    if index.block_m != BLOCK_M or index.gran_n != GRAN_N:
+        _fail(f"union_pairs: index has block_m={index.block_m}, gran_n={index.gran_n} (needs {BLOCK_M}, {GRAN_N})")
+    dev = index.indices.device
+    qb, qp = index.n_qblocks, -(-index.n_qblocks // 2)
+    counts = index.counts()
+    rows = torch.repeat_interleave(torch.arange(index.n_rows, device=dev), counts)
+    bh, blk = rows // qb, rows % qb
+    pair = bh * qp + blk // 2
+    key = pair * index.n_keys + index.indices.long()
+    bit = (1 << (blk % 2)).to(torch.int64)
+    skey, perm = torch.sort(key)
+    ukey, inv = torch.unique_consecutive(skey, return_inverse=True)
+    member = torch.zeros(ukey.numel(), dtype=torch.int64, device=dev).index_add_(0, inv, bit[perm])
+    n_pairs = index.batch * index.heads * qp
+    upair = ukey // index.n_keys
+    offsets = torch.zeros(n_pairs + 1, dtype=torch.int64, device=dev)
+    offsets[1:] = torch.cumsum(torch.bincount(upair, minlength=n_pairs), 0)
+    # per 128-key union tile (PAIR_BLOCK_N): 1 where all 128 entries exist and both blocks keep them
+    ucnt = offsets[1:] - offsets[:-1]
+    ntile = torch.clamp((ucnt + PAIR_BLOCK_N - 1) // PAIR_BLOCK_N, min=1)
+    tile_offsets = torch.zeros(n_pairs + 1, dtype=torch.int64, device=dev)
+    tile_offsets[1:] = torch.cumsum(ntile, 0)
+    tile = tile_offsets[upair] + (torch.arange(ukey.numel(), device=dev) - offsets[upair]) // PAIR_BLOCK_N
+    n_t = int(tile_offsets[-1])
+    both = torch.zeros(n_t, dtype=torch.int64, device=dev).index_add_(0, tile, (member == 3).to(torch.int64))
+    return UnionPairs(offsets=offsets, indices=(ukey % index.n_keys).to(torch.int32), member=member.to(torch.int8),
+                      n_pairs=n_pairs, tile_offsets=tile_offsets, tile_shared=(both == PAIR_BLOCK_N).to(torch.int8))
+
+
+def union_stats(index: Any, block_n: int = 64) -> dict[str, float]:
+    """What union-gathered pairs would change for an M64 index: ``gather_ratio`` = gathered key rows (the pairs'
+    unions) / gathered key rows per block today; ``compute_ratio`` = executed ``block_n``-key tiles when each block
+    runs its pair's union / its own executed tiles (an empty row still runs one tile); ``shared_tiles`` = fraction
+    of the pairs' 128-key union tiles both blocks keep whole (the kernel's unmasked path)."""
+    import torch
+
+    u = union_pairs(index)
+    own = index.counts()
+    ucnt = u.offsets[1:] - u.offsets[:-1]
+    qb, qp = index.n_qblocks, -(-index.n_qblocks // 2)
+    r = torch.arange(index.n_rows, device=own.device)
+    mine = ucnt[(r // qb) * qp + (r % qb) // 2]  # the union each block would run
+    tiles = lambda c: torch.clamp((c + block_n - 1) // block_n, min=1).sum().item()  # noqa: E731
+    return dict(gather_ratio=float(ucnt.sum()) / max(float(own.sum()), 1.0),
+                compute_ratio=tiles(mine) / tiles(own),
+                shared_tiles=float(u.tile_shared.double().mean()) if u.tile_shared.numel() else 0.0)
+
+
+@dataclass(frozen=True)
 class M64Plan:
     """What a launch runs: grid (programs), rows, shapes, dtype and layout names."""
 
@@ -735,4 +971,117 @@ def fg_attention_gluon_m64(q: Any, k: Any, v: Any, index: Any, *, layout: str = 
                                     scale * 1.4426950408889634, *_strides(k, layout), *_strides(v, layout),
                                     *_strides(out, layout), p.heads, p.n_q, p.n_qblocks, HEAD_DIM=HEAD_DIM,
                                     BLOCK_M=BLOCK_M, num_warps=CONSUMER_WARPS, maxnreg=launch_regs(knobs), **knobs)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ pairs (prepared)
+#: union-gathered pairs: 128-key union tiles, 3 stages (the M128 Gluon form's ring), producer 4 warps, registers
+#: (consumer, producer) as the M128 ws2 form's default
+PAIR_BLOCK_N = 128
+PAIR_STAGES = 3
+PAIR_PRODUCER_WARPS = 4
+PAIR_REGS = (216, 64)
+
+
+def pair_order(union: UnionPairs, heads_total: int) -> list[int]:
+    """Launch order of the pairs: (batch, head)-major, the pair with the longer union first within a head (the
+    tl entries' LPT order without promotion)."""
+    cnt = (union.offsets[1:] - union.offsets[:-1]).tolist()
+    per = union.n_pairs // heads_total
+    return sorted(range(union.n_pairs), key=lambda p: (p // per, -cnt[p], p))
+
+
+def plan_pairs(union: UnionPairs, heads_total: int, programs: int) -> LanePlan:
+    """One lane per program over the pairs: :func:`lane_list` on the union tiles (c_row 2 + 128-key tiles) in
+    :func:`pair_order`."""
+    import torch
+
+    cnt = (union.offsets[1:] - union.offsets[:-1]).tolist()
+    costs = row_costs(cnt, PAIR_BLOCK_N)
+    lists = lane_list(costs, pair_order(union, heads_total), programs, 1)
+    flat, start = flatten_lanes(lists)
+    mx, mean = lanes_makespan(costs, lists)
+    dev = union.offsets.device
+    return LanePlan(rows=torch.tensor(flat or [0], dtype=torch.int32, device=dev),
+                    start=torch.tensor(start, dtype=torch.int32, device=dev), programs=programs, lanes=1,
+                    n_rows=union.n_pairs, schedule="list", makespan=mx, mean_load=mean)
+
+
+def compile_pair_sm90(pipeline: int = 0, dtype: str = "bf16") -> Any:
+    """Offline sm_90 compile of the union-pair kernel (as :func:`compile_m64_sm90`)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    if pipeline not in (0, 1):
+        _fail(f"pipeline={pipeline!r} must be one of [0, 1]")
+    fn = _fg_gluon_pair
+    const = dict(HEAD_DIM=HEAD_DIM, BLOCK_M=BLOCK_M, BLOCK_N=PAIR_BLOCK_N, STAGES=PAIR_STAGES,
+                 PRODUCER_WARPS=PAIR_PRODUCER_WARPS, PRODUCER_REGS=PAIR_REGS[1], CONSUMER_REGS=PAIR_REGS[0],
+                 PIPE=pipeline, num_warps=CONSUMER_WARPS)
+    names = list(fn.arg_names)
+    lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
+           "fp4_padded=False, cga_layout=[])")
+    ptr = {"K": f"*{dtype}", "V": f"*{dtype}", "Out": f"*{dtype}", "UOffsets": "*i64", "UIndices": "*i32",
+           "Member": "*i8", "TileOffsets": "*i64", "TileShared": "*i8", "LaneRows": "*i32", "LaneStart": "*i32"}
+    sig: dict[str, str] = {}
+    attrs: dict[tuple[int, ...], list] = {}
+    for i, a in enumerate(names):
+        if a in const:
+            sig[a] = "constexpr"
+        elif a == "q_desc":
+            sig[a] = f"tensordesc<{dtype}[1, 1, {BLOCK_M}, {HEAD_DIM}],{lay}>"
+        elif a in ptr:
+            sig[a], attrs[(i,)] = ptr[a], [["tt.divisibility", 16]]
+        elif a == "qk_scale":
+            sig[a] = "fp32"
+        else:
+            sig[a] = "i32"
+            if a.startswith("stride"):
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    src = GluonASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": CONSUMER_WARPS})
+
+
+def fg_attention_gluon_pair(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd",
+                            sm_scale: float | None = None, programs: int | None = None, out: Any = None,
+                            pipeline: int = 0, union: UnionPairs | None = None, plan: LanePlan | None = None) -> Any:
+    """PREPARED, NOT YET RUN ON A GPU (kernels/NOTES-gluon-m64.md, "Next"): fg attention D 128, M 64, gran_n 1
+    with union-gathered pairs of adjacent query blocks; the output of :func:`fgattn.fg_attention` at M 64.
+    ``union`` (:func:`union_pairs`) and ``plan`` (:func:`plan_pairs`) are built here unless given (host work:
+    pass both under CUDA-graph capture)."""
+    import torch
+
+    if _GLUON_ERR is not None:
+        _fail(f"this Triton has no usable Gluon Hopper API ({_GLUON_ERR})")
+    if not isinstance(q, torch.Tensor) or q.device.type != "cuda":
+        _fail("q must be a CUDA tensor (no CPU / interpreter path)")
+    if torch.cuda.get_device_capability(q.device)[0] != 9:
+        _fail("needs an sm_90 GPU (Hopper: wgmma, TMA)")
+    if pipeline not in (0, 1) or isinstance(pipeline, bool):
+        _fail(f"pipeline={pipeline!r} must be one of [0, 1]")
+    sms = torch.cuda.get_device_properties(q.device).multi_processor_count
+    p = plan_gluon_m64(q, k, v, index, layout=layout, lanes=2, sms=sms)
+    if union is None:
+        union = union_pairs(index)
+    if plan is None:
+        plan = plan_pairs(union, p.batch * p.heads, min(union.n_pairs, sms, programs or sms))
+    if out is None:
+        out = torch.empty_like(q)
+    elif out.shape != q.shape or out.dtype != q.dtype or out.stride(-1) != 1:
+        _fail("out must match q's shape and dtype with a contiguous head dimension")
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    el = gl.bfloat16 if q.dtype == torch.bfloat16 else gl.float16
+    box = [1, 1, BLOCK_M, HEAD_DIM]
+    q_desc = TensorDescriptor(q, [p.batch, p.heads, p.n_q, HEAD_DIM], [*_strides(q, layout), 1], box,
+                              gl.NVMMASharedLayout.get_default_for(box, el))
+    scale = (1.0 / math.sqrt(HEAD_DIM)) if sm_scale is None else float(sm_scale)
+    qp = -(-p.n_qblocks // 2)
+    _fg_gluon_pair[(plan.programs,)](q_desc, k, v, out, union.offsets, union.indices, union.member,
+                                     union.tile_offsets, union.tile_shared, plan.rows, plan.start, scale * 1.4426950408889634, *_strides(k, layout),
+                                     *_strides(v, layout), *_strides(out, layout), p.heads, p.n_q, qp,
+                                     HEAD_DIM=HEAD_DIM, BLOCK_M=BLOCK_M, BLOCK_N=PAIR_BLOCK_N, STAGES=PAIR_STAGES,
+                                     PRODUCER_WARPS=PAIR_PRODUCER_WARPS, PRODUCER_REGS=PAIR_REGS[1],
+                                     CONSUMER_REGS=PAIR_REGS[0], PIPE=pipeline, num_warps=CONSUMER_WARPS)
     return out

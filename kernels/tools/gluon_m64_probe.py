@@ -82,6 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ncu-driver", action="store_true", help=argparse.SUPPRESS)  # the program ncu runs
     ap.add_argument("--analyze", type=Path, nargs="+", default=None, metavar="CSV",
                     help="no GPU: per-cell markdown table and per-variant fits from probe timing CSVs")
+    ap.add_argument("--union-stats", action="store_true",
+                    help="no timing: union-gathered pair ratios (gathered rows, computed tiles) of the timing masks "
+                         "at --shapes / densities, on the GPU if there is one, else the CPU")
     ap.add_argument("--dry-run", action="store_true", help="validate the arguments, print the plan, no GPU")
     ap.add_argument("--offline-compile", action="store_true",
                     help="compile the variants for sm_90 without a GPU (Triton 3.6 on the path), print SASS figures")
@@ -128,7 +131,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for f in a.analyze or []:
         if not f.is_file():
             ap.error(f"--analyze: {f} is not a file")
-    if not (a.dry_run or a.offline_compile or a.analyze) and a.out is None:
+    if not (a.dry_run or a.offline_compile or a.analyze or a.union_stats) and a.out is None:
         ap.error("--out is required for a GPU run")
     return a
 
@@ -334,14 +337,14 @@ def check_in_processes(args: argparse.Namespace, meta: dict[str, str]) -> set[st
     return failed
 
 
-def timing_index(h: int, n_video: int, n_text: int, dt_: float):
+def timing_index(h: int, n_video: int, n_text: int, dt_: float, device: str = "cuda"):
     """Run 8's M64 benchmark mask at (shape, density) and its ordered index (``bench_kernels.final_shape``)."""
     import fgattn
     import torch
     from fgattn.masks import window_mask, with_text
 
     torch.manual_seed(int(dt_ * 1000) + 7)
-    mask = window_mask(1, h, n_video, M, dt_, device="cuda")
+    mask = window_mask(1, h, n_video, M, dt_, device=device)
     if n_text:
         mask = with_text(mask, n_text, M)
     idx = fgattn.build_index(mask, block_m=M, gran_n=G, order=True)
@@ -540,6 +543,19 @@ def main(argv: list[str] | None = None) -> int:
                     first_cases=check_cases(min(args.check, 3), args.check_seed),
                     ncu=dict(variants=args.ncu_list, shape=args.ncu_shape, density=args.ncu_density))
         print(json.dumps(plan))
+        return 0
+    if args.union_stats:
+        import torch
+        from fgattn.gluon_fg_m64 import union_stats
+
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+        for h, nv, nt in args.shape_list:
+            for dt_ in densities_for(args, (h, nv, nt)):
+                idx = timing_index(h, nv, nt, dt_, dev)
+                st = union_stats(idx)
+                print(f"[union] H{h} N{nv}+{nt} d {dt_} (real {idx.density(nv + nt):.4f}, {dev}): gathered rows "
+                      f"{st['gather_ratio']:.3f}x, computed 64-key tiles {st['compute_ratio']:.3f}x, shared "
+                      f"128-key union tiles {st['shared_tiles']:.3f}", flush=True)
         return 0
     if args.analyze:
         try:
