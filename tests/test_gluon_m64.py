@@ -422,3 +422,26 @@ def test_probe_union_stats_on_cpu(capsys):
     gather = float(line.split("gathered rows ")[1].split("x")[0])
     compute = float(line.split("computed 64-key tiles ")[1].split("x")[0])
     assert 0.5 <= gather <= 1.0 and 1.0 <= compute <= 2.0
+
+
+def test_pair_order_and_plan_pairs_on_cpu():
+    gen = torch.Generator().manual_seed(_seed())
+    mask = torch.rand(1, 3, 7, 500, generator=gen) < torch.rand(1, 3, 7, 1, generator=gen)
+    idx = fgattn.build_index(mask, block_m=64, gran_n=1)
+    u = g.union_pairs(idx)
+    assert u.n_pairs == 3 * 4
+    order = g.pair_order(u, 3)
+    cnt = (u.offsets[1:] - u.offsets[:-1]).tolist()
+    assert sorted(order) == list(range(12))
+    for hd in range(3):  # head-major, longer unions first within a head
+        seg = order[4 * hd:4 * hd + 4]
+        assert sorted(seg) == list(range(4 * hd, 4 * hd + 4))
+        assert [cnt[p] for p in seg] == sorted((cnt[p] for p in seg), reverse=True)
+    pl = g.plan_pairs(u, 3, programs=5)
+    assert (pl.programs, pl.lanes, pl.n_rows, pl.schedule) == (5, 1, 12, "list")
+    assert sorted(pl.rows.tolist()) == list(range(12)) and pl.start.tolist()[-1] == 12
+    with pytest.raises(ValueError, match=r"pipeline=2 must be one of \[0, 1\]"):
+        g.compile_pair_sm90(2)
+    q, k, v, _ = _case(h=3, n=500)
+    with pytest.raises(ValueError, match="q must be a CUDA tensor|no usable Gluon"):
+        g.fg_attention_gluon_pair(q, k, v, idx)

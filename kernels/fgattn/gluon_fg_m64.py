@@ -19,9 +19,16 @@ lane's wgmma and gathers without any coupling, and a long row on one lane never 
   consumer warps and two producers (``producer_warps`` 2 or 4 each); registers by ``setmaxnreg``.
 * ``lanes=1``: the same lane alone in a CTA of 112 KB, two CTAs per SM (the hardware co-schedules them as the tl
   entry's), launch registers capped for 2 CTAs.
-* Persistent static walk: lane ``l`` of program ``p`` (of ``G``) runs launch positions ``p·LANES + l``,
-  ``p·LANES + l + G·LANES``, ... of ``FgIndex.order`` (the tl entry's heaviest-first order), i.e. consecutive
-  positions, the two heaviest rows of each round, go to the two lanes of one SM (:func:`lane_walk`).
+* Persistent: each lane runs its own list of rows (``LaneRows`` / ``LaneStart``, a :class:`LanePlan` built once
+  per index by :func:`plan_lanes`): ``walk`` (launch positions p·LANES + l, + G·LANES, ... of ``FgIndex.order``),
+  ``lpt`` (greedy by cost) or ``list`` (greedy in launch order: measured the only one that keeps the tl entry's L2
+  hit rate, kernels/NOTES-gluon-m64.md).
+* ``qreg``: Q loaded once per row into registers (the QK wgmma's A operand); its buffer then takes the next row's
+  Q.  (Formally the generic-proxy Q load and the TMA overwrite after the CTA-partition barrier want a
+  ``fence.proxy.async`` between them; the loads have long completed by the time the TMA data lands, and 900 GPU
+  checks passed, but the fence is not there.)
+* Prepared, NOT run on a GPU: union-gathered pairs (:func:`union_pairs`, :func:`fg_attention_gluon_pair`): one
+  producer gathers the union of two adjacent blocks' keys, both consumers read it and mask per block.
 * ``pipeline=1``: FlashAttention-3's intra-warpgroup overlap (Shah et al., arXiv 2407.08608, sec. 3.2) as the M128
   Gluon form's pipeline 1: QK(t) and PV(t−1) in flight together, tile t's softmax while PV(t−1) runs.
 
