@@ -51,6 +51,8 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
     "g1_q_list": dict(lanes=1, qreg=True, schedule="list"),
     "g2_q_pipe_list": dict(lanes=2, qreg=True, pipeline=1, schedule="list"),
     "g2_q_st2": dict(lanes=2, qreg=True, stages=2),
+    # prepared for the next session (compiled offline, never run on a GPU): union-gathered pairs
+    "pair": dict(form="pair"),
 }
 DEFAULT_VARIANTS = "entry,g2,g2_pipe,g2_q,g2_q_pipe,g2_q_lpt,g2_pw2_q,g2_pw2_q_pipe,g1_q,g1_q_lpt"
 CHECK_NS = (65, 127, 257, 1000, 1999, 2048, 2600, 3001)
@@ -185,8 +187,12 @@ def offline_compile(variants: list[str]) -> list[dict[str, Any]]:
             continue
         for dt in ("bf16", "fp16"):
             t0 = time.time()
-            knobs = g.check_m64_knobs(**{a: b for a, b in kn.items() if a != "schedule"})
-            k = g.compile_m64_sm90(knobs, dt)
+            if kn.get("form") == "pair":
+                knobs = dict(form="pair", PIPE=0)
+                k = g.compile_pair_sm90(0, dt)
+            else:
+                knobs = g.check_m64_knobs(**{a: b for a, b in kn.items() if a != "schedule"})
+                k = g.compile_m64_sm90(knobs, dt)
             res, sass = cuobjdump(k)
             hg = [ln for ln in sass.splitlines() if "HGMMA" in ln]
             regs = sorted({int(x, 16) for x in re.findall(r"USETMAXREG\.\w+\.CTAPOOL (?:UP0, )?(0x[0-9a-f]+)", sass)})
@@ -201,13 +207,17 @@ def offline_compile(variants: list[str]) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------------------ GPU side
 def lane_plan(name: str, idx, programs: int | None = None):
-    """The lane plan of Gluon variant ``name`` on ``idx`` (built once per index, outside any graph capture)."""
+    """The lane plan of Gluon variant ``name`` on ``idx`` (built once per index, outside any graph capture); for
+    the ``pair`` form a (UnionPairs, LanePlan) tuple."""
     import torch
     from fgattn import gluon_fg_m64 as g
 
     kn = VARIANTS[name]
-    lanes = kn.get("lanes", 2)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
+    if kn.get("form") == "pair":
+        u = g.union_pairs(idx)
+        return u, g.plan_pairs(u, idx.batch * idx.heads, min(u.n_pairs, sms, programs or sms))
+    lanes = kn.get("lanes", 2)
     grid = min(-(-idx.n_rows // lanes), sms * g.ctas_per_sm(lanes), programs or idx.n_rows)
     return g.plan_lanes(idx, programs=grid, lanes=lanes, schedule=kn.get("schedule", "walk"))
 
@@ -215,10 +225,13 @@ def lane_plan(name: str, idx, programs: int | None = None):
 def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", plan=None, sm_scale: float | None = None):
     """One launch of variant ``name`` writing ``out`` (Gluon variants: on ``plan``'s lanes)."""
     import fgattn
-    from fgattn.gluon_fg_m64 import fg_attention_gluon_m64
+    from fgattn.gluon_fg_m64 import fg_attention_gluon_m64, fg_attention_gluon_pair
 
     if name == "entry":
         return fgattn.fg_attention(q, k, v, idx, block_m=M, gran_n=G, layout=layout, out=out, sm_scale=sm_scale)
+    if VARIANTS[name].get("form") == "pair":
+        return fg_attention_gluon_pair(q, k, v, idx, layout=layout, out=out, sm_scale=sm_scale, union=plan[0],
+                                       plan=plan[1])
     kn = {a: b for a, b in VARIANTS[name].items() if a != "schedule"}
     return fg_attention_gluon_m64(q, k, v, idx, layout=layout, out=out, sm_scale=sm_scale, plan=plan,
                                   programs=plan.programs, **kn)
@@ -382,10 +395,11 @@ def time_shapes(args: argparse.Namespace, meta: dict[str, str], variants: list[s
                 st = m64_row_stats(idx.counts().tolist(), sms)
                 for v in variants:
                     plan = None if v == "entry" else lane_plan(v, idx)
+                    lp = plan[1] if isinstance(plan, tuple) else plan
                     cfg = (f"launch table fg D128 M64 g1: bn{ecfg.block_n} st{ecfg.num_stages} w{ecfg.num_warps} "
                            f"{ecfg.extra}" if v == "entry" else
-                           f"fgattn.gluon_fg_m64 {VARIANTS[v]} programs {plan.programs} lane makespan/mean "
-                           f"{plan.makespan / plan.mean_load:.3f}")
+                           f"fgattn.gluon_fg_m64 {VARIANTS[v]} programs {lp.programs} lane makespan/mean "
+                           f"{lp.makespan / lp.mean_load:.3f}")
                     cases.append(dict(variant=v, kernel=v, dt=dt_, dens=idx.density(n), stats=st, cfg=cfg,
                                       fn=lambda q, k, v_, idx=idx, name=v, o=obuf, pl=plan: run_variant(
                                           name, q, k, v_, idx, o, plan=pl)))
