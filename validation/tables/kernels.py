@@ -108,6 +108,22 @@ def targets(rows: list[dict[str, str]]) -> list[str]:
     return out
 
 
+def clock_range(rows: list[dict[str, str]]) -> str:
+    """The SM / memory clocks sampled under load (nvidia-smi during each shape's timed rounds), as one phrase."""
+    import re
+
+    sm, mem = [], []
+    for clk in {r["shape"]: r.get("clocks_under_load", "") for r in rows}.values():
+        m = re.match(r"sm (\d+) \((\d+)-(\d+)\) MHz, mem (\d+) MHz", clk or "")
+        if m:
+            sm.append(int(m.group(1)))
+            mem.append(int(m.group(4)))
+    if not sm:
+        return "SM clocks under load per shape in the CSV"
+    return (f"SM clock under load {min(sm)}–{max(sm)} MHz (median per shape, sampled during the timed rounds), "
+            + (f"memory {mem[0]} MHz" if min(mem) == max(mem) else f"memory {min(mem)}–{max(mem)} MHz"))
+
+
 def render() -> str:
     rows, flex1, used = load()
     shapes: list[str] = []
@@ -218,7 +234,7 @@ def render() -> str:
     method = (f"CUDA graphs, 7 interleaved rounds in a fresh random order per round, >= 30 ms untimed replays "
               f"before each timed one, "
               f"on {first['gpu_name']} (driver {first['smi_driver_version']}, torch {first['torch']}, "
-              f"Triton {first['triton']}, cuDNN {first['cudnn']}), SM clocks under load per shape in the CSV")
+              f"Triton {first['triton']}, cuDNN {first['cudnn']}), " + clock_range(rows))
     method += ("; rows per CSV: " + ", ".join(f"{n} {used[n]}" for n in RUNS)
                + " (both on the final launch table; each shape whole from one of them, named in the run column)")
     n_sweep = sum(len(v) for _, v in ad)
