@@ -13,7 +13,7 @@ from fgsim.hardware import load_gpu
 from fgsim.launchcfg import launch_config
 from fgsim.model.assemble import predict_counts
 from fgsim.model.cta_cost import cta_tables
-from fgsim.model.gluon import gluon_tile, kernel_impl
+from fgsim.model.gluon import gluon_tile, kernel_impl, tl_config
 from fgsim.model.params import ModelParams
 
 H200 = load_gpu("h200")
@@ -27,7 +27,8 @@ QB = -(-N // 128)
 
 
 def _tl(gpu: str = "h200"):
-    return launch_config("fg", gpu, 128, 128, 1)
+    """The fg D=128 M=128 g1 entry's tl kernel (the packaged entry names the Gluon form since table d370267)."""
+    return tl_config(launch_config("fg", gpu, 128, 128, 1))
 
 
 def _gluon(gpu: str = "h200", **knobs):
@@ -46,6 +47,7 @@ def _t(cfg, gpu=H200, keys: int = 655, heads: int = 12, seed: int = 0) -> float:
 def test_gluon_entry_is_priced_as_the_gluon_form_on_sm90_and_beats_tl_most_on_short_rows() -> None:
     tl, gl = _tl(), _gluon()
     assert kernel_impl(gl, H200) == "gluon" and kernel_impl(tl, H200) == "tl"
+    assert kernel_impl(launch_config("fg", "h200", 128, 128, 1), H200) == "gluon"  # the final table's entry
     r_short = _t(gl, keys=655) / _t(tl, keys=655)  # d 0.02: ~5 tiles per row, per-row cost dominates
     r_long = _t(gl, keys=16380) / _t(tl, keys=16380)  # d 0.5: ~128 tiles per row, per-tile cost dominates
     # the Gluon form drops the tl row start's serialised latencies (per row) and overlaps its two consumer

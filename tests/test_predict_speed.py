@@ -24,15 +24,18 @@ def _small_run(passes: int = 30, layers: int = 3) -> tuple[SyntheticDensityCount
 
 
 def _count_simulated(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Rows (distinct calls) handed to the scheduler, per simulate_calls call."""
+    """Rows (distinct calls) handed to the scheduler, per simulate_calls / simulate_persistent call (the fg entry
+    names the Gluon form since launch table d370267: persistent programs)."""
     rows: list[int] = []
-    real = assemble.simulate_calls
 
-    def spy(idx, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
-        rows.append(int(idx.shape[0]))
-        return real(idx, *a, **k)
+    def spy_of(real):  # noqa: ANN001, ANN202
+        def spy(idx, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+            rows.append(int(idx.shape[0]))
+            return real(idx, *a, **k)
+        return spy
 
-    monkeypatch.setattr(assemble, "simulate_calls", spy)
+    monkeypatch.setattr(assemble, "simulate_calls", spy_of(assemble.simulate_calls))
+    monkeypatch.setattr(assemble, "simulate_persistent", spy_of(assemble.simulate_persistent))
     return rows
 
 

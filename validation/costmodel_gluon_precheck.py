@@ -6,7 +6,10 @@ rounds). The cells' masks (``fgattn.masks.window_mask`` + ``with_text``, seed 0)
 closed form (the window is a box on the full latent grid, plus the sink keys outside it), which reproduces the
 measured densities and executed tiles per row. Prints a markdown table and the summary line.
 
-    python validation/costmodel_gluon_precheck.py
+    python validation/costmodel_gluon_precheck.py [--params FILE]
+
+``--params``: a ``costmodel_variants.py --save`` JSON (a variant's fitted parameters) instead of the committed
+calibration's (revision 9 chose the Gluon consumer chain with it, on development data).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from fgsim.model.gluon import tl_config  # noqa: E402
 M = 128
 CSVS = ("gluon-h200-2026-11-30-probe-g3.csv", "gluon-h200-2026-11-30-probe-g3b.csv")
 GLUON = {"form": "ws2", "pipeline": 1, "fence": False}
+RUN9 = "kernels-h200-2026-11-30-issue12-run9.csv"
 
 
 def window_counts(heads: int, n: int, density: float, sinks: int = 64, seed: int = 0,
@@ -82,19 +86,47 @@ def with_text(cnt: np.ndarray, n_v: int, n_text: int) -> np.ndarray:
 
 
 def main() -> int:
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", help="costmodel_variants.py --save JSON (fitted parameters of a variant)")
+    ap.add_argument("--run9", action="store_true", help=f"the 18 paired cells of {RUN9} (the Gluon entry and the tl "
+                    "entry in the same rounds, H12 / H40 N32760, window masks d 0.02-1) instead of G2's 13 cells")
+    a = ap.parse_args()
     gpu = load_gpu("h200")
     p = resolve(gpu).params
+    if a.params:
+        from fgsim.model.params import ModelParams
+
+        with open(a.params) as fh:
+            p = ModelParams().replace(**json.load(fh)["params"])
     # gluon_probe built its indices with order=True: both launches walk the LPT order (revision 9's rule,
     # fgsim.model.assemble.walks_lpt; revision 8 priced the tl entry in the natural order, the Gluon form LPT)
     tl = tl_config(launch_config("fg", "h200", 128, 128, 1))  # the entry's tl kernel, whatever impl it names
     tl = dataclasses.replace(tl, extra={**tl.extra, "order": "lpt"})
     gl = dataclasses.replace(tl, extra={**tl.extra, "impl": "gluon", "gluon": dict(GLUON)})
     cells: dict[tuple[str, str, str, str], dict[str, dict[str, str]]] = {}
-    for f in CSVS:
+    for f in CSVS if not a.run9 else ():
         with open(ROOT / "validation" / "results" / f) as fh:
             for r in csv.DictReader(fh):
                 if r["variant"] in ("entry", "gluon_ws2_pipe"):
                     cells.setdefault((r["H"], r["N"], r["n_text"], r["density_target"]), {})[r["variant"]] = r
+    if a.run9:  # issue 12 run 9 (table d370267): the Gluon entry and the tl entry (fg_attention_previous), same rounds
+        with open(ROOT / "validation" / "results" / RUN9) as fh:
+            got: dict[tuple[str, str, str, str], dict[str, dict[str, str]]] = {}
+            for r in csv.DictReader(fh):
+                if (r["D"], r["M"], r["gran_n"], r["pattern"]) != ("128", "128", "1", "window"):
+                    continue
+                name = {"fg_attention_previous": "entry", "fg_attention": "gluon_ws2_pipe"}.get(r["kernel"])
+                if name:
+                    got.setdefault((r["H"], r["N"], r["n_text"], r["density_target"]), {})[name] = {
+                        **r, "density": r["density"], "exec_tiles_per_row": "nan"}
+        for key, v in got.items():
+            if len(v) == 2:
+                e, g = v["entry"], v["gluon_ws2_pipe"]
+                g.update(rel_entry=str(float(g["ms"]) / float(e["ms"])), rel_entry_min="nan", rel_entry_max="nan")
+                cells[key] = v
     print("| cell | density meas / counted | tiles per row meas / counted | tl entry ms meas / pred | "
           "ws2 p1 ms meas / pred | t_ws2 / t_entry meas (min-max) / pred |")
     print("|---|---|---|---|---|---|")

@@ -22,17 +22,19 @@ per-tile resources as :mod:`fgsim.model.cta_cost`, at the same GPU rates and fit
   instructions also take issue slots from the SM's schedulers.
 * **Two consumer warpgroups**, 64 query rows each, each with its own mbarrier handshake (no lock-step): per tile a
   warpgroup runs QK (its half of the tile's wgmma), the online softmax of 64 x 128 scores and PV. One warpgroup
-  spans the SM's four schedulers, so alone it gets the SM's tensor, MUFU and FP32 rates: its chain is
-  ``C_wg = (t_mma + t_sm) / 2 + waits mma_wait + tile_sync`` with ``waits`` = 2 (pipeline 0: QK waited before the
-  softmax, PV before the next tile) or 1 (pipeline >= 1: QK(t + 1) is issued back to back with PV(t), so the PV's
-  issue-to-result latency runs under the QK's execution and one wait is exposed per tile). The softmax itself is
-  not overlapped with this warpgroup's own wgmma: the compiled SASS of pipeline 1 (Triton 3.6, sm_90) waits for
-  PV(t - 1) 33 instructions after QK(t)'s wait, before the softmax (ptxas hoists the ``wait(0)``; kernels/NOTES.md,
-  "Gluon round 2"). What overlaps is one warpgroup's softmax with the other's wgmma: the two chains share the SM
-  as co-resident CTAs do (:func:`fgsim.model.cta_cost.coresident_rates`, ``share_p``): the pair finishes a tile in
-  ``smax_q(2 R_wg, C_wg)``, ``R_wg = R / 2`` the warpgroup's share of the tile's shared-SM resources
-  ``R = max(t_mma, t_sm, t_smem, t_bw, t_spill, t_issue)`` (each warpgroup reads the whole K and V tile from
-  shared memory; issue: both consumers' and the producer's instructions).
+  spans the SM's four schedulers, so alone it gets the SM's tensor, MUFU and FP32 rates. Pipeline 0: its chain is
+  ``C_wg = (t_mma + t_sm) / 2 + 2 mma_wait + tile_sync`` (QK waited before the softmax, PV before the next tile).
+  Pipeline >= 1 (revision 9): QK(t + 1) is issued while PV(t) is in flight and the softmax runs under the
+  warpgroup's own PV (FlashAttention-3's intra-warpgroup overlap, arXiv 2407.08608):
+  ``C_wg = t_qk + mma_wait + max(t_sm / 2, t_pv) + tile_sync`` with ``t_qk = t_pv = t_mma / 4`` (one warpgroup's
+  half of each). The static SASS of pipeline 1 places the PV wait before the softmax (ptxas hoists the
+  ``wait(0)``; kernels/NOTES.md, "Gluon round 2"), which would forbid this overlap, but the measured Gluon rows of
+  calib10 (Gluon / tl 0.77-0.81 per call at 0.2-0.3 density, pipeline 0 +10-11 %) and the development cells choose
+  it over the serial chain (validation/MODEL_NOTES.md, revision 9). The other warpgroup overlaps too: the two
+  chains share the SM as co-resident CTAs do (:func:`fgsim.model.cta_cost.coresident_rates`, ``share_p``): the
+  pair finishes a tile in ``smax_q(2 R_wg, C_wg)``, ``R_wg = R / 2`` the warpgroup's share of the tile's
+  shared-SM resources ``R = max(t_mma, t_sm, t_smem, t_bw, t_spill, t_issue)`` (each warpgroup reads the whole K
+  and V tile from shared memory; issue: both consumers' and the producer's instructions).
 * A tile takes ``max(R, smax_p(pair, producer))`` (``p = overlap_p``, the tl model's join of the chain and the load
   latency); a partial tile costs a full tile's wgmma.
 * **Per row**: ``row_cycles`` + the epilogue (O normalisation, O store at the SM's HBM share) + the next row's Q
@@ -241,8 +243,16 @@ def gluon_tile(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
     prod_instr = float(r.get("producer_loop_instr", 0) or 0) or PRODUCER_INSTR
     t_issue = (cons_instr * cv.num_warps + prod_instr * WS2["producer_warps"]) / WARP_SCHEDULERS
     res = np.maximum(np.maximum(np.maximum(t_mma, t_sm), np.maximum(t_smem, t_bw)), np.maximum(t_spill, t_issue))
-    waits = 2.0 if k["pipeline"] == 0 else 1.0
-    chain_wg = (t_mma + t_sm + t_spill) / wgs + waits * p.mma_wait_cycles + p.tile_sync_cycles
+    # revision 9 (chosen on calib10's Gluon rows and the development cells, validation/MODEL_NOTES.md): with
+    # pipeline >= 1 a consumer warpgroup issues QK(t + 1) while PV(t) runs and its softmax overlaps its own PV in
+    # flight (FlashAttention-3's intra-warpgroup overlap): per tile QK, one exposed wgmma wait, then the longer of
+    # the softmax and PV; pipeline 0 waits for QK before the softmax and for PV before the next tile (the tl chain)
+    t_half = t_mma / wgs / 2.0
+    if k["pipeline"] >= 1:
+        chain_wg = (t_half + p.mma_wait_cycles + np.maximum(t_sm / wgs, t_half) + t_spill / wgs
+                    + p.tile_sync_cycles)
+    else:
+        chain_wg = (t_mma + t_sm + t_spill) / wgs + 2.0 * p.mma_wait_cycles + p.tile_sync_cycles
     r_wg = res / wgs
     pair = smax(wgs * r_wg, chain_wg, p.share_p)
     lat = (p.mem_latency_cycles + byts / bw_sm) / max(1.0, WS2["stages"] - 1.0)
