@@ -445,3 +445,28 @@ def test_pair_order_and_plan_pairs_on_cpu():
     q, k, v, _ = _case(h=3, n=500)
     with pytest.raises(ValueError, match="q must be a CUDA tensor|no usable Gluon"):
         g.fg_attention_gluon_pair(q, k, v, idx)
+
+
+def test_inflight_heads_counts_distinct_heads_over_time():
+    # two lanes: lane 0 runs head 0 for 2 units, lane 1 head 1 for 1 unit then head 0 for 1 unit
+    lists = [[[0], [1, 2]]]
+    mean, peak = g.inflight_heads([2.0, 1.0, 1.0], lists, [0, 1, 0])
+    assert (mean, peak) == (1.5, 2)  # heads {0, 1} for 1 unit, {0} for 1 unit
+    # the walk over a head-major order drifts when row costs differ; list scheduling keeps heads together
+    rng = random.Random(_seed())
+    heads, per = 12, 64
+    counts = [rng.choice((64 * 4, 64 * 40)) for _ in range(heads * per)]
+    costs = g.row_costs(counts)
+    order = list(range(heads * per))
+    head = [r // per for r in order]
+    walk = [[[order[i] for i in ln] for ln in p] for p in g.lane_walk(len(order), 16, 2)]
+    lst = g.lane_list(costs, order, 16, 2)
+    assert g.inflight_heads(costs, lst, head)[0] < g.inflight_heads(costs, walk, head)[0]
+
+
+def test_probe_inflight_on_cpu(capsys):
+    assert probe.main(["--inflight", "--shapes", "2x700", "--densities", "0.3", "--shape-densities", ""]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("[inflight] H2 N700+0 d 0.3 (cpu; heads in flight mean/peak): M64 walk ")
+    for part in ("M64 list ", "M64 lpt ", "M128 walk ", "M128 list "):
+        assert part in line

@@ -682,6 +682,31 @@ def lanes_makespan(costs: list[float], lists: list[list[list[int]]]) -> tuple[fl
     return max(loads), sum(loads) / len(loads)
 
 
+def inflight_heads(costs: list[float], lists: list[list[list[int]]], head_of_row: list[int]) -> tuple[float, int]:
+    """(time-averaged, maximum) number of distinct heads whose rows are in flight when every lane runs its rows
+    back to back at ``costs`` (no co-scheduling model): a proxy for the K/V working set the L2 must hold (one
+    head's K and V at N 32,760, D 128, bf16: 16.8 MB; the H200's L2: 50 MB)."""
+    events = []
+    for prog in lists:
+        for lane in prog:
+            t = 0.0
+            for r in lane:
+                events.append((t, 1, head_of_row[r]))
+                t += costs[r]
+                events.append((t, -1, head_of_row[r]))
+    events.sort(key=lambda e: (e[0], e[1]))  # ends before starts at the same time
+    live: dict[int, int] = {}
+    area, last, peak = 0.0, 0.0, 0
+    for t, step, h in events:
+        area += len(live) * (t - last)
+        last = t
+        live[h] = live.get(h, 0) + step
+        if live[h] == 0:
+            del live[h]
+        peak = max(peak, len(live))
+    return (area / last if last > 0 else 0.0), peak
+
+
 def flatten_lanes(lists: list[list[list[int]]]) -> tuple[list[int], list[int]]:
     """Lane-major concatenation of ``[program][lane] -> [entries]`` and each lane's start (one more than the
     lanes): lane ``p·lanes + l`` owns ``flat[start[i]:start[i + 1]]``, the kernel's LaneRows / LaneStart."""

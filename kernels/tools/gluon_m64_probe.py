@@ -87,6 +87,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--union-stats", action="store_true",
                     help="no timing: union-gathered pair ratios (gathered rows, computed tiles) of the timing masks "
                          "at --shapes / densities, on the GPU if there is one, else the CPU")
+    ap.add_argument("--inflight", action="store_true",
+                    help="no timing: distinct heads in flight (time-averaged, peak) of the M64 walk / lpt / list plans "
+                         "(264 lanes) and the M128 Gluon entry's walk vs a list plan (132 programs) on the timing "
+                         "masks at --shapes / densities (GPU if there is one, else CPU)")
     ap.add_argument("--dry-run", action="store_true", help="validate the arguments, print the plan, no GPU")
     ap.add_argument("--offline-compile", action="store_true",
                     help="compile the variants for sm_90 without a GPU (Triton 3.6 on the path), print SASS figures")
@@ -133,7 +137,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for f in a.analyze or []:
         if not f.is_file():
             ap.error(f"--analyze: {f} is not a file")
-    if not (a.dry_run or a.offline_compile or a.analyze or a.union_stats) and a.out is None:
+    if not (a.dry_run or a.offline_compile or a.analyze or a.union_stats or a.inflight) and a.out is None:
         ap.error("--out is required for a GPU run")
     return a
 
@@ -548,6 +552,36 @@ def analyze(paths: list[Path]) -> int:
     return 0
 
 
+def inflight(args: argparse.Namespace, sms: int = 132) -> int:
+    """Print :func:`fgattn.gluon_fg_m64.inflight_heads` of the schedules on the timing masks (row costs c_row 2 +
+    tiles: 64-key tiles at M64, 128-key at M128; M128 masks as ``entry_regress.build_index``)."""
+    import torch
+    from entry_regress import build_index as m128_index
+    from fgattn import gluon_fg_m64 as g
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    for h, nv, nt in args.shape_list:
+        for dt_ in densities_for(args, (h, nv, nt)):
+            out = []
+            for m, idx in ((64, timing_index(h, nv, nt, dt_, dev)), (128, m128_index(h, nv, nt, dt_, dev))):
+                counts, order = idx.counts().tolist(), idx.order.tolist()
+                qb = idx.n_qblocks
+                costs = g.row_costs(counts, block_n=m)
+                head = [r // qb for r in range(len(counts))]
+                lanes = sms * (2 if m == 64 else 1)
+                walk = [[[order[i] for i in ln] for ln in p] for p in g.lane_walk(len(order), lanes, 1)]
+                plans = dict(walk=walk, list=g.lane_list(costs, order, lanes, 1))
+                if m == 64:
+                    plans["lpt"] = g.lane_lpt(costs, lanes, 1)
+                for name, lists in plans.items():
+                    mean, peak = g.inflight_heads(costs, lists, head)
+                    mx, avg = g.lanes_makespan(costs, lists)
+                    out.append(f"M{m} {name} {mean:.2f}/{peak} (makespan/mean {mx / avg:.3f})")
+            print(f"[inflight] H{h} N{nv}+{nt} d {dt_} ({dev}; heads in flight mean/peak): " + "; ".join(out),
+                  flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.dry_run:
@@ -571,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{st['gather_ratio']:.3f}x, computed 64-key tiles {st['compute_ratio']:.3f}x, shared "
                       f"128-key union tiles {st['shared_tiles']:.3f}", flush=True)
         return 0
+    if args.inflight:
+        return inflight(args)
     if args.analyze:
         try:
             return analyze(args.analyze)
