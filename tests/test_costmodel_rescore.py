@@ -53,18 +53,23 @@ def test_rescoring_leaves_the_blind_record_and_band(tmp_path: Path, monkeypatch:
     assert rs["rescored_of"]["calibration_inputs"] == [Path(i["path"]).name for i in cal.inputs]
 
 
-def test_committed_blind_record_is_test10_on_the_committed_calibration() -> None:
-    """The committed summary is test10's blind scoring with the committed calibration (calib9, revision 8): no
-    rescoring file; test9 (the previous frozen list) is development data, its blind scoring with revision 7 and calib9
-    is kept as history beside revision 6's of test8 (calib8) and revision 5's of test7 (calib7) and test6 (calib6)."""
+def test_committed_blind_record_is_test11_on_the_committed_calibration() -> None:
+    """The committed summary is test11's blind scoring with the committed calibration (calib10, revision 9): no
+    rescoring file; test10 (the previous frozen list) is development data, its blind scoring with revision 8 and calib9
+    is kept as history beside revision 7's of test9, revision 6's of test8 (calib8) and revision 5's of test7 (calib7)
+    and test6 (calib6)."""
     dev, test = report.committed_lists()
-    assert any(f.endswith("-test9.csv") for f in dev) and any(f.endswith("-test8.csv") for f in dev)
-    assert [Path(f).name for f in test] == ["h200-2026-11-30-costmodel-test10.csv"]
+    assert any(f.endswith("-test10.csv") for f in dev) and any(f.endswith("-test9.csv") for f in dev)
+    assert [Path(f).name for f in test] == ["h200-2026-11-30-costmodel-test11.csv"]
     assert not report.RESCORED_PATH.is_file()
     blind = json.loads(report.SUMMARY_PATH.read_text())
     cal = load_calibration(available_calibrations()["h200"])
     assert not report.scored_with_other_calibration(blind, cal.fit)
-    assert [Path(i["path"]).name for i in cal.inputs] == ["h200-2026-11-30-costmodel-calib9.csv"]
+    assert [Path(i["path"]).name for i in cal.inputs] == ["h200-2026-11-30-costmodel-calib10.csv"]
+    assert blind["calibration"]["n"] == 179 and blind["calibration"]["mape"] == pytest.approx(5.935, abs=0.01)
+    rev8 = json.loads(report.REV8_PATH.read_text())
+    assert rev8["test_files"] == ["h200-2026-11-30-costmodel-test10.csv"] and rev8["calibration"]["n"] == 164
+    assert rev8["calibration"]["mape"] == pytest.approx(6.242, abs=0.01)  # calib9's fit with revision 8
     rev7 = json.loads(report.REV7_PATH.read_text())
     assert rev7["test_files"] == ["h200-2026-11-30-costmodel-test9.csv"] and rev7["calibration"]["n"] == 164
     assert rev7["calibration"]["mape"] == pytest.approx(6.02, abs=0.01)  # calib9's fit with revision 7

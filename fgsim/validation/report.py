@@ -275,10 +275,12 @@ BANDS_PATH = Path(__file__).resolve().parents[1] / "data" / "transfer_bands.json
 #: data and the frozen list rescored, not blind; the blind summary and the extrapolation band derived from it stay
 RESCORED_PATH = SUMMARY_PATH.with_name("costmodel_summary_rescored.json")
 #: the frozen list of the newest blind scoring (SUMMARY_PATH) and what that scoring was made with (a fixed record)
-FROZEN_LIST = "test10"
-MODEL_LABEL = "revision 8"
-BLIND_RECORD = ("revision 8 with calibration calib9 on the final launch table 9245ed4 (see validation/MODEL_NOTES.md, "
-                "revision 8)")
+FROZEN_LIST = "test11"
+MODEL_LABEL = "revision 9"
+#: the launch table calib10 and test11 were measured on (K's kernels-final note of session 22)
+FINAL_TABLE = "d370267"
+BLIND_RECORD = (f"revision 9 with calibration calib10 on the final launch table {FINAL_TABLE} (see "
+                "validation/MODEL_NOTES.md, revision 9)")
 #: how a rescored frozen list is labelled
 RESCORED_LABEL = f"{FROZEN_LIST} rescored with a later calibration (not blind)"
 
@@ -348,18 +350,19 @@ def _cell(d: Mapping[str, Any] | None) -> str:
 def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None = None,
                      rev4: Mapping[str, Any] | None = None, rev5: Mapping[str, Any] | None = None,
                      rev5b: Mapping[str, Any] | None = None, rev6: Mapping[str, Any] | None = None,
-                     rev7: Mapping[str, Any] | None = None) -> list[str]:
+                     rev7: Mapping[str, Any] | None = None, rev8: Mapping[str, Any] | None = None) -> list[str]:
     """Per-axis table: the model before issue 10 | revisions 3, 4 and 5 on their frozen lists test4 / test5 / test6,
     blind | revision 5 with calibration calib7 on test7, blind | revision 6 with calibration calib8 on test8, blind |
-    revision 7 with calibration calib9 on test9, blind | this model on the development data | this model on its frozen list (FROZEN_LIST), blind. The rebuilt model's and revision 2's blind scorings are in REPORT.md's
-    history sections."""
+    revision 7 with calibration calib9 on test9, blind | revision 8 with calibration calib9 on test10, blind | this
+    model on the development data | this model on its frozen list (FROZEN_LIST), blind. The rebuilt model's and
+    revision 2's blind scorings are in REPORT.md's history sections."""
     lines = ["| axis | old model (issue 10, earlier data) | revision 3, frozen test4, blind | revision 4, frozen test5, "
              "blind | revision 5, frozen test6 (launch table ea5ad41, calib6), blind | revision 5 + calib7, frozen "
              "test7 (table 08559f8), blind | revision 6 + calib8, frozen test8 (table 05f21a8), blind | "
-             "revision 7 + calib9, frozen test9 (table 9245ed4), blind | "
-             f"{MODEL_LABEL}, development (calib9) | **{MODEL_LABEL}, frozen {FROZEN_LIST} (final table 9245ed4, "
-             "calib9), blind** | target |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "revision 7 + calib9, frozen test9 (table 9245ed4), blind | revision 8 + calib9, frozen test10 (table "
+             f"9245ed4), blind | {MODEL_LABEL}, development (calib10) | **{MODEL_LABEL}, frozen {FROZEN_LIST} (final "
+             f"table {FINAL_TABLE}, calib10), blind** | target |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     tgt = {"tuned": "<= 3 % per kernel, max <= 10 %", "config": "<= 5 %, max <= 15 %, within-what-if >= 0.9",
            "sm": "<= 5 %, max <= 15 %", "dtype": "—", "trace": "—"}
     dev, test = summary.get("development", {}), summary.get("test", {})
@@ -369,12 +372,13 @@ def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None 
     r5b = (rev5b or {}).get("test", {})
     r6 = (rev6 or {}).get("test", {})
     r7 = (rev7 or {}).get("test", {})
+    r8 = (rev8 or {}).get("test", {})
     for ax, label in AXES:
-        if not any(ax in x for x in (dev, test, r3, r4, r5, r5b, r6, r7)):
+        if not any(ax in x for x in (dev, test, r3, r4, r5, r5b, r6, r7, r8)):
             continue
         lines.append(f"| {label} | {OLD_MODEL.get(ax, '—')} | {_cell(r3.get(ax))} | {_cell(r4.get(ax))} | "
                      f"{_cell(r5.get(ax))} | {_cell(r5b.get(ax))} | {_cell(r6.get(ax))} | {_cell(r7.get(ax))} | "
-                     f"{_cell(dev.get(ax))} | "
+                     f"{_cell(r8.get(ax))} | {_cell(dev.get(ax))} | "
                      f"{_cell(test.get(ax))} | {tgt[ax]} |")
     return lines
 
@@ -394,6 +398,8 @@ REV5B_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev5_test7.json")
 REV6_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev6_test8.json")
 #: revision 7 with calibration calib9: development + its frozen list test9 (launch table 9245ed4)
 REV7_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev7_test9.json")
+#: revision 8 with calibration calib9: development + its frozen list test10 (launch table 9245ed4)
+REV8_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev8_test10.json")
 
 
 #: The earlier revisions' one blind scoring each, shown as history sections of REPORT.md: (name, record file,
@@ -415,6 +421,8 @@ HISTORY = (
      "Revision 6 with calibration calib8 (", "; launch table 05f21a8", "test8 (revision 6 + calib8, blind)"),
     ("rev7", REV7_PATH, "revision 7 with calibration calib9: the one blind scoring of test9 (launch table 9245ed4)",
      "Revision 7 with calibration calib9 (", "; launch table 9245ed4", "test9 (revision 7 + calib9, blind)"),
+    ("rev8", REV8_PATH, "revision 8 with calibration calib9: the one blind scoring of test10 (launch table 9245ed4)",
+     "Revision 8 with calibration calib9 (", "; launch table 9245ed4", "test10 (revision 8 + calib9, blind)"),
 )
 
 
@@ -456,24 +464,27 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              "microbenchmarks, among them (revision 6) the L2 -> shared-memory stream `l2_smem` through TMA and "
              "cp.async that sets the per-SM L2 -> SM port, and (revision 7) the SM rates `exp2` (MUFU) and `fp32` "
              "(FFMA) that price the tile loop's MUFU and FP32 instructions, and `mma` (wgmma per N, recorded as a "
-             "check)), **development** (`dev.csv`; the first test list "
+             "check); (revision 9, calib10) the fg D=128 M=128 g1 entry as its tl kernel and as the Gluon form ws2 "
+             "with pipeline 1 and 0 on the same cases, and exp_poly on / off twins), **development** (`dev.csv`; the first test list "
              "`test.csv`/`test2.csv`; `test3.csv` to `test7.csv`, the frozen lists of revisions 2-5, development "
              "since their one scoring; `dev4.csv`; `dev5.csv`: tuned configs of the launch table, measured on the "
              "kernels of issue 12's run 4 and again on the final kernels with launch table ea5ad41 (`dev6.csv`) and "
              "with table 08559f8 (`dev7.csv`); `test8.csv` and `test9.csv`, the frozen lists of revisions 6 and 7, "
              "development since their one scoring: test9's per-entry biases, read after its scoring, motivated "
-             "revision 8's exp_poly pricing) and the **frozen test list** `test10.csv` (structured masks, N "
-             "12800/23040/16896/31744/12544 and seeds used by no other list; the final launch table's tuned entries "
-             "at D 64/128 x M 64/128 at two shapes, fp16 at every (D, M), the exp_poly entries with on / off and "
-             "other-fraction twins and the option on entries without it, a dense workload for fg D=128 M=128 (the "
-             "g1 entry and the g16 entry's tile form) against the dense entries, launch what-ifs (BLOCK_N 32/64/128 "
-             "x stages 2-4 x warps 4/8) around dense and fg D=128 M=128, block D=64 M=128 and fg D=64 M=64, "
-             "persistent programs off / 1 / 2 per SM, SM partitions 24/32/80/104/132). `test10.csv` was committed "
-             "(797f2a6) unmeasured, before any variant of revision 8 was fitted, measured once in its own GPU call "
-             "(launch table 9245ed4; its times not looked at), and scored once with the final model and "
-             "calibration (the fit of `fgsim calibrate --from-csv` on calib9); no decision used it before that "
-             "scoring. The fg g16 / g64 entries are not "
-             "timed (the harness builds granularity-1 indices; test10 times the g16 entry's tile form on them). "
+             "revision 8's exp_poly pricing; `test10.csv`, revision 8's frozen list, development since its one "
+             "scoring: revision 9 changed the model after it) and the **frozen test list** `test11.csv` (text / "
+             "column-stripe / 3-D window masks and two DiT trace entries no earlier list took, N "
+             "11520/26880/15600/18944/24832 and seeds used by no other list; the final launch table's tuned entries "
+             "at D 64/128 x M 64/128 at two shapes and the fg D=128 M=128 g1 entry (the table's entry, whatever "
+             "implementation it names: the Gluon form ws2 in the final table) at densities 0.02/0.1/0.5 with its tl "
+             "kernel beside it, fp16 at every (D, M), launch what-ifs (BLOCK_N 32/64/128 x stages 2-4 x warps 4/8; "
+             "of a Gluon entry: its tl kernel) around fg D=128 M=128, dense D=64 M=128, block D=128 M=64, fg D=64 "
+             "M=64 and fg D=128 M=64, persistent programs off / 1 / 2 per SM, SM partitions 16/32/64/96/132). "
+             "`test11.csv` was committed (0e4dac7) unmeasured, before any revision-9 decision, measured once in the "
+             f"same GPU call as calib10 (launch table {FINAL_TABLE}; its times not looked at), and scored once with "
+             "the final model and calibration (the fit of `fgsim calibrate --from-csv` on calib10); no decision used "
+             "it before that scoring. The fg g16 / g64 entries are not timed (the harness builds granularity-1 "
+             "indices, without a launch order: every kernel walks its rows in the natural order). "
              "Revisions 1-7 scored their frozen lists once too; "
              "those numbers are kept below as history. All "
              "timings: CUDA graphs, 3 interleaved rounds, median per call; SM partitions: CUDA events around "
@@ -510,9 +521,9 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                                "calibration_file": Path(cal.path).name}
     titles = {"development": "Development data: `dev.csv`, the first test list, `test3.csv`, `dev4.csv`, `test4.csv`, "
                              "the dev5 list three times (`dev5.csv`; `dev6.csv` on table ea5ad41; `dev7.csv` on table "
-                             "08559f8), `test5.csv`, `test6.csv`, `test7.csv`, `test8.csv` and `test9.csv` (used for model "
-                             "decisions; test6 to test9 only after their one blind scoring)",
-              "test": f"Frozen test list `{FROZEN_LIST}.csv` (final launch table 9245ed4, calibration calib9): "
+                             "08559f8), `test5.csv` to `test10.csv` (used for model decisions; test6 to test10 only "
+                             "after their one blind scoring)",
+              "test": f"Frozen test list `{FROZEN_LIST}.csv` (final launch table {FINAL_TABLE}, calibration calib10): "
                       f"{MODEL_LABEL}, scored once, blind"}
     if rescore:
         titles["test"] = f"Frozen test list `{FROZEN_LIST}.csv`: {RESCORED_LABEL}"
@@ -576,12 +587,13 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                       + ", ".join(f"`{f}`" for f in rec.get("test_files", [])) + " once, blind; those rows are "
                       "development data above.", ""]
             lines += table_lines(rec["test"], label)
-    rev3, rev4, rev5, rev5b, rev6, rev7 = (history[k] for k in ("rev3", "rev4", "rev5", "rev5b", "rev6", "rev7"))
+    rev3, rev4, rev5, rev5b, rev6, rev7, rev8 = (history[k] for k in ("rev3", "rev4", "rev5", "rev5b", "rev6", "rev7",
+                                                                     "rev8"))
     lines += ["", "## Per axis: old model, earlier revisions (blind), this model", "",
               "Targets (issue 10, frozen test set, H200): tuned configs MAPE <= 3 % per family, max <= 10 %, "
               "Spearman >= 0.98; non-default configs and SM partitions MAPE <= 5 %, max <= 15 %, within-what-if "
               "Spearman >= 0.9. Cells: fg / block / dense MAPE, the worst row's error.", ""]
-    lines += comparison_lines(blind if rescore else summary, rev3, rev4, rev5, rev5b, rev6, rev7)
+    lines += comparison_lines(blind if rescore else summary, rev3, rev4, rev5, rev5b, rev6, rev7, rev8)
     if rescore:
         lines += ["", f"The last two columns are the development data and the blind scoring of {FROZEN_LIST}, both "
                   f"with {BLIND_RECORD}; the committed calibration's numbers are in the section above."]
