@@ -50,6 +50,8 @@ def test_variant_configs_previous_entry_and_options():
     assert {k: fold.extra[k] for k in ("tail_fold", "guard_next", "tma_o")} == dict.fromkeys(
         ("tail_fold", "guard_next", "tma_o"), True)
     assert (fold.block_n, fold.num_stages, fold.num_warps) == (entry.block_n, entry.num_stages, entry.num_warps)
+    # the variants are the tl kernel's switches: a Gluon table entry is studied as its tl kernel
+    assert all("impl" not in er.variant_config(v).extra for v in er.VARIANTS)
     assert er.parse_ncu("40x32760+512:0.02:entry/previous") == [((40, 32760, 512), 0.02, "entry"),
                                                                 ((40, 32760, 512), 0.02, "previous")]
 
@@ -179,3 +181,9 @@ def test_profile_attempts_falls_back_to_the_next_metric_set(tmp_path):
     got.unlink()
     assert profile_attempts(str(fake), rep, [], [["good"]], ["prog"], time.perf_counter(), log) is None
     assert log.read_text() == ""
+
+
+def test_profile_row_cost_variants_run_the_tl_kernel():
+    import profile_row_cost as prc
+
+    assert all("impl" not in prc.config(v).extra and "gluon" not in prc.config(v).extra for v in prc.VARIANTS)

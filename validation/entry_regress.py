@@ -54,12 +54,13 @@ COLS = ["shape", "H", "N", "n_text", "density_target", "density", "variant", "co
 
 
 def variant_config(name: str, old_table: str | Path = OLD_TABLE):
-    """LaunchConfig of variant ``name`` for fg (D128, M128, gran 1) on the h200 table."""
+    """LaunchConfig of variant ``name`` for fg (D128, M128, gran 1) on the h200 table: the entry's tl kernel
+    (``tl_config()``; the variants are switches of the tl kernel, which a Gluon entry would not run)."""
     import fgattn.launch as launch
 
     if name == "previous":
-        return launch.launch_config("fg", "h200", D, M, G, table_path=str(old_table))
-    base = launch.launch_config("fg", "h200", D, M, G)
+        return launch.launch_config("fg", "h200", D, M, G, table_path=str(old_table)).tl_config()
+    base = launch.launch_config("fg", "h200", D, M, G).tl_config()
     return dataclasses.replace(base, extra=dict(base.extra, **VARIANTS[name]), source=f"entry_regress {name}")
 
 

@@ -112,13 +112,14 @@ def variant_index(name: str, index):
 
 
 def config(name: str):
-    """The LaunchConfig of variant ``name``: the h200 fg (128, 128, 1) table entry plus its switches."""
+    """The LaunchConfig of variant ``name``: the h200 fg (128, 128, 1) table entry's tl kernel (``tl_config()``:
+    the switches are the tl kernel's) plus its switches."""
     import dataclasses
 
     import fgattn.launch as launch
 
     diag, lpt, _, _ = VARIANTS[name]
-    base = launch.launch_config("fg", "h200", D, M, 1)
+    base = launch.launch_config("fg", "h200", D, M, 1).tl_config()
     extra = dict(base.extra, lpt=lpt, **PERSISTENT.get(name, {}), **OPTIONS.get(name, {}))
     if diag:
         extra["_diag"] = dict(diag)
