@@ -418,9 +418,12 @@ def ring_rank_s(kernel: str, n_tokens: int, degree: int, rank: int, heads: int, 
                 elt: int = 2, resources: Any = None) -> float:
     """One ring rank's attention seconds for one call: a kernel call per key chunk (:func:`key_chunks` aligned
     to ``n``) of the rank's query blocks (padded rows included) against the chunk's keys — ``counts(j)`` gives
-    its ``(H, QB_r)`` kept tiles (ignored for dense) — plus the query padding and the fused LSE merges."""
+    its ``(H, QB_r)`` kept tiles (ignored for dense) — plus the query padding and the fused LSE merges. The chunk
+    calls return their log-sum-exp, so an ``impl: gluon`` entry is priced as its tl fallback (what fgattn runs)."""
     from fgsim.costmodel import predict_counts
+    from fgsim.model.gluon import tl_config
 
+    cfg = tl_config(cfg)
     sl = n_tokens // degree
     qs, qe = rank * sl, (rank + 1) * sl
     masked = kernel != "dense"
@@ -545,7 +548,9 @@ def predict_cp(wl: Any, info: Any, gpu: Any, kernel: str, plan: CpPlan, *, link:
         if not hasattr(wl, "mask"):
             raise FgsimError("ring predictions need the slice masks of a trace (synthetic counts have none)")
         from fgsim.costmodel import KernelPlan
+        from fgsim.model.gluon import tl_config
 
+        ring_cfg = tl_config(cfg)  # chunk calls return their LSE: fgattn runs a Gluon entry's tl fallback
         masked = kernel != "dense"
         per_entry: dict[tuple[int, int], list[list[np.ndarray]]] = {}
         if masked:
@@ -565,7 +570,7 @@ def predict_cp(wl: Any, info: Any, gpu: Any, kernel: str, plan: CpPlan, *, link:
                 if ke <= ks:
                     continue
                 # each (rank, chunk) call: rank r's query blocks (padded rows included) against the chunk's keys
-                kp = KernelPlan.build(cfg, gpu, params, qe - q0, heads, n_keys=ke - ks)
+                kp = KernelPlan.build(ring_cfg, gpu, params, qe - q0, heads, n_keys=ke - ks)
                 cs = [per_entry[e][r][j].astype(np.int64) for e in ents] if masked else \
                     [np.zeros((heads, qb), np.int64)] * len(ents)
                 att[r] += kp.run(cs)[0]

@@ -393,3 +393,31 @@ def test_ring_rank_pad_and_chunks() -> None:
     half = [ring_rank_s("block", n, p, r, h, m, m, lambda j, r=r: full(r)(j) // 2, cfg, gpu, params, LINK,
                         head_dim=d) for r in range(p)]
     assert half[0] < blk[0]
+
+
+def test_ring_prices_a_gluon_entry_as_its_tl_fallback() -> None:
+    """Ring chunk calls return their LSE, which the Gluon form lacks: fgattn runs the entry's tl kernel, and
+    the ring pricing must price that, not the Gluon form (which the packaged fg D128 M128 g1 entry names)."""
+    from fgsim.calibration import resolve_params
+    from fgsim.costmodel import predict_counts
+    from fgsim.hardware import load_gpu
+    from fgsim.launchcfg import launch_config
+    from fgsim.model.gluon import gluon_requested, tl_config
+    from fgsim.parallel import key_chunks, ring_rank_s
+
+    n, h, d, m, p = 8192 * 2, 4, 128, 128, 2
+    gpu = load_gpu("h200")
+    params, _ = resolve_params(gpu, None)
+    cfg = launch_config("fg", "h200", d, m, 1, "bf16")
+    assert gluon_requested(cfg)  # the packaged table's entry (d370267)
+    rng = np.random.default_rng(7)
+    print("seed 7")
+    kept = {j: rng.integers(1, ke - ks, size=(h, 64)).astype(np.int32)
+            for j, (ks, ke) in enumerate(key_chunks(n, p, 1))}
+    got = ring_rank_s("fg", n, p, 0, h, m, 1, lambda j: kept[j], cfg, gpu, params, LINK, head_dim=d)
+    want = ring_rank_s("fg", n, p, 0, h, m, 1, lambda j: kept[j], tl_config(cfg), gpu, params, LINK, head_dim=d)
+    assert got == want
+    c0, (ks, ke) = kept[0], key_chunks(n, p, 1)[0]
+    t_gluon = predict_counts(c0, n // p, cfg, gpu, params, n_keys=ke - ks)[0]
+    t_tl = predict_counts(c0, n // p, tl_config(cfg), gpu, params, n_keys=ke - ks)[0]
+    assert t_gluon != pytest.approx(t_tl, rel=1e-3)  # the two forms are priced differently, so the test can fail
