@@ -164,6 +164,8 @@ def test_probe_dry_run(capsys):
     (["--dry-run", "--shapes", "12x"], "--shapes: bad item '12x'"),
     (["--dry-run", "--ncu-cell", "12x32760"], "--ncu-cell: bad value '12x32760'"),
     (["--check", "5"], "--out is required for a GPU run"),
+    (["--dry-run", "--check-procs", "0"], "--check-procs: 0 must be >= 1"),
+    (["--dry-run", "--check-shard", "a/b"], "--check-shard: bad value 'a/b'"),
 ])
 def test_probe_argument_errors(argv, msg, capsys):
     with pytest.raises(SystemExit) as e:

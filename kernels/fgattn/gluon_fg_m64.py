@@ -422,7 +422,7 @@ if _GLUON_ERR is None:
     @gluon.jit
     def _pair_consumer(half, q_desc, Out, UOffsets, Member, TileOffsets, TileShared, LaneRows, LaneStart, q_smem,
                        k_smem, v_smem, q_bar, full, empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QP, STAGES: gl.constexpr,
-                       BLOCK_N: gl.constexpr, PIPE: gl.constexpr):
+                       BLOCK_N: gl.constexpr, PIPE: gl.constexpr, QREG: gl.constexpr):
         """Consumer warpgroup ``half`` of a pair CTA: block 2i + half of every pair the CTA runs; Q in registers
         (its buffer reloaded with the next pair's block right after); per union tile: S = Q·Kᵀ, membership mask,
         softmax, O += P·V (PIPE 1: QK(t) and PV(t-1) in flight together), release (``empty`` counts both halves)."""
@@ -455,8 +455,13 @@ if _GLUON_ERR is None:
             l_i = gl.zeros([_BM], gl.float32, gl.SliceLayout(1, S_L))
             acc = gl.zeros([_BM, _D], gl.float32, O_L)
             mbarrier.wait(my_bar, phase)
-            q_op = q_s.load(QA_L)
-            _q_next(q_desc, my_bar, my_q, (pair_n // QP) * QB2 + (pair_n % QP) * 2 + half, QB2, H, j + 1 < j_end)
+            if QREG:  # Q in registers, the buffer refilled at once (Triton 3.6 / ptxas put P into Q's registers
+                # inside the tile loop: wrong from the second 128-key tile on; session 11 GPU check, see NOTES)
+                q_op = q_s.load(QA_L)
+                _q_next(q_desc, my_bar, my_q, (pair_n // QP) * QB2 + (pair_n % QP) * 2 + half, QB2, H,
+                        j + 1 < j_end)
+            else:  # Q read by every QK from shared memory; the next pair's Q loaded after the last QK (as ws2)
+                q_op = q_s
             if PIPE:
                 st = it % STAGES
                 mbarrier.wait(full.index(st), (it // STAGES) & 1)
@@ -502,6 +507,9 @@ if _GLUON_ERR is None:
                     acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
                     _release(empty, st)
                     it += 1
+            if not QREG:  # every QK of this pair has completed (waited above): Q's buffer takes the next pair's
+                _q_next(q_desc, my_bar, my_q, (pair_n // QP) * QB2 + (pair_n % QP) * 2 + half, QB2, H,
+                        j + 1 < j_end)
             # O = acc / l (l = 0: the block keeps no key of the union -> zeros); rows past N_Q not stored
             l_o = gl.convert_layout(l_i, gl.SliceLayout(1, O_L))
             out = acc / gl.where(l_o == 0.0, 1.0, l_o)[:, None]
@@ -524,7 +532,7 @@ if _GLUON_ERR is None:
                        stride_ob, stride_oh, stride_on, H, N_Q, QP,
                        HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
                        PRODUCER_WARPS: gl.constexpr, PRODUCER_REGS: gl.constexpr, CONSUMER_REGS: gl.constexpr,
-                       PIPE: gl.constexpr, num_warps: gl.constexpr):
+                       PIPE: gl.constexpr, num_warps: gl.constexpr, QREG: gl.constexpr = False):
         """Union-gathered pairs: one CTA per SM walks its list of pairs; the default partition is consumer half 0
         (``num_warps`` 4), workers: consumer half 1 and the producer (``_m64_producer`` on the union index)."""
         gl.static_assert(HEAD_DIM == _D and BLOCK_M == _BM and num_warps == _CW)
@@ -544,10 +552,10 @@ if _GLUON_ERR is None:
         gl.warp_specialize([
             (_pair_consumer, (0, q_desc, Out, UOffsets, Member, TileOffsets, TileShared, LaneRows, LaneStart,
                               q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QP, STAGES, BLOCK_N,
-                              PIPE)),
+                              PIPE, QREG)),
             (_pair_consumer, (1, q_desc, Out, UOffsets, Member, TileOffsets, TileShared, LaneRows, LaneStart,
                               q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QP, STAGES, BLOCK_N,
-                              PIPE)),
+                              PIPE, QREG)),
             (_m64_producer, (0, K, V, UOffsets, UIndices, LaneRows, LaneStart, k_smem, v_smem, full, empty,
                              stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QP, 1, STAGES,
                              BLOCK_N, PRODUCER_WARPS)),
@@ -1039,8 +1047,9 @@ def plan_pairs(union: UnionPairs, heads_total: int, programs: int) -> LanePlan:
                     n_rows=union.n_pairs, schedule="list", makespan=mx, mean_load=mean)
 
 
-def compile_pair_sm90(pipeline: int = 0, dtype: str = "bf16") -> Any:
-    """Offline sm_90 compile of the union-pair kernel (as :func:`compile_m64_sm90`)."""
+def compile_pair_sm90(pipeline: int = 0, dtype: str = "bf16", qreg: bool = False) -> Any:
+    """Offline sm_90 compile of the union-pair kernel (as :func:`compile_m64_sm90`; ``qreg`` as
+    :func:`fg_attention_gluon_pair`)."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon._runtime import GluonASTSource
@@ -1050,7 +1059,7 @@ def compile_pair_sm90(pipeline: int = 0, dtype: str = "bf16") -> Any:
     fn = _fg_gluon_pair
     const = dict(HEAD_DIM=HEAD_DIM, BLOCK_M=BLOCK_M, BLOCK_N=PAIR_BLOCK_N, STAGES=PAIR_STAGES,
                  PRODUCER_WARPS=PAIR_PRODUCER_WARPS, PRODUCER_REGS=PAIR_REGS[1], CONSUMER_REGS=PAIR_REGS[0],
-                 PIPE=pipeline, num_warps=CONSUMER_WARPS)
+                 PIPE=pipeline, num_warps=CONSUMER_WARPS, QREG=bool(qreg))
     names = list(fn.arg_names)
     lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
            "fp4_padded=False, cga_layout=[])")
@@ -1077,11 +1086,15 @@ def compile_pair_sm90(pipeline: int = 0, dtype: str = "bf16") -> Any:
 
 def fg_attention_gluon_pair(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd",
                             sm_scale: float | None = None, programs: int | None = None, out: Any = None,
-                            pipeline: int = 0, union: UnionPairs | None = None, plan: LanePlan | None = None) -> Any:
+                            pipeline: int = 0, union: UnionPairs | None = None, plan: LanePlan | None = None,
+                            qreg: bool = False) -> Any:
     """PREPARED, NOT YET RUN ON A GPU (kernels/NOTES-gluon-m64.md, "Next"): fg attention D 128, M 64, gran_n 1
     with union-gathered pairs of adjacent query blocks; the output of :func:`fgattn.fg_attention` at M 64.
     ``union`` (:func:`union_pairs`) and ``plan`` (:func:`plan_pairs`) are built here unless given (host work:
-    pass both under CUDA-graph capture)."""
+    pass both under CUDA-graph capture).  ``qreg=True``: Q in registers for the QK wgmmas — the form run in
+    session 11, which gave wrong results from a pair's second 128-key tile on (the softmax's P was allocated in Q's
+    registers; kernels/NOTES-gluon-m64.md); the default reads Q from shared memory (fix compiled offline, not yet
+    run on a GPU)."""
     import torch
 
     if _GLUON_ERR is not None:
@@ -1092,6 +1105,8 @@ def fg_attention_gluon_pair(q: Any, k: Any, v: Any, index: Any, *, layout: str =
         _fail("needs an sm_90 GPU (Hopper: wgmma, TMA)")
     if pipeline not in (0, 1) or isinstance(pipeline, bool):
         _fail(f"pipeline={pipeline!r} must be one of [0, 1]")
+    if not isinstance(qreg, bool):
+        _fail(f"qreg={qreg!r} must be a bool")
     sms = torch.cuda.get_device_properties(q.device).multi_processor_count
     p = plan_gluon_m64(q, k, v, index, layout=layout, lanes=2, sms=sms)
     if union is None:
@@ -1115,5 +1130,5 @@ def fg_attention_gluon_pair(q: Any, k: Any, v: Any, index: Any, *, layout: str =
                                      *_strides(v, layout), *_strides(out, layout), p.heads, p.n_q, qp,
                                      HEAD_DIM=HEAD_DIM, BLOCK_M=BLOCK_M, BLOCK_N=PAIR_BLOCK_N, STAGES=PAIR_STAGES,
                                      PRODUCER_WARPS=PAIR_PRODUCER_WARPS, PRODUCER_REGS=PAIR_REGS[1],
-                                     CONSUMER_REGS=PAIR_REGS[0], PIPE=pipeline, num_warps=CONSUMER_WARPS)
+                                     CONSUMER_REGS=PAIR_REGS[0], PIPE=pipeline, num_warps=CONSUMER_WARPS, QREG=qreg)
     return out

@@ -51,8 +51,11 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
     "g1_q_list": dict(lanes=1, qreg=True, schedule="list"),
     "g2_q_pipe_list": dict(lanes=2, qreg=True, pipeline=1, schedule="list"),
     "g2_q_st2": dict(lanes=2, qreg=True, stages=2),
-    # prepared for the next session (compiled offline, never run on a GPU): union-gathered pairs
+    # union-gathered pairs: ``pair`` = Q from shared memory (the session-11 fix, compiled offline, not yet run on a
+    # GPU); ``pair_qreg`` = the form run in session 11 (Q in registers: wrong from a pair's second 128-key tile on)
     "pair": dict(form="pair"),
+    "pair_pipe": dict(form="pair", pipeline=1),
+    "pair_qreg": dict(form="pair", qreg=True),
 }
 DEFAULT_VARIANTS = "entry,g2,g2_pipe,g2_q,g2_q_pipe,g2_q_lpt,g2_pw2_q,g2_pw2_q_pipe,g1_q,g1_q_lpt"
 CHECK_NS = (65, 127, 257, 1000, 1999, 2048, 2600, 3001)
@@ -192,8 +195,8 @@ def offline_compile(variants: list[str]) -> list[dict[str, Any]]:
         for dt in ("bf16", "fp16"):
             t0 = time.time()
             if kn.get("form") == "pair":
-                knobs = dict(form="pair", PIPE=0)
-                k = g.compile_pair_sm90(0, dt)
+                knobs = dict(form="pair", PIPE=kn.get("pipeline", 0), QREG=kn.get("qreg", False))
+                k = g.compile_pair_sm90(knobs["PIPE"], dt, qreg=knobs["QREG"])
             else:
                 knobs = g.check_m64_knobs(**{a: b for a, b in kn.items() if a != "schedule"})
                 k = g.compile_m64_sm90(knobs, dt)
@@ -234,8 +237,9 @@ def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", plan=None, s
     if name == "entry":
         return fgattn.fg_attention(q, k, v, idx, block_m=M, gran_n=G, layout=layout, out=out, sm_scale=sm_scale)
     if VARIANTS[name].get("form") == "pair":
+        kn = {a: b for a, b in VARIANTS[name].items() if a != "form"}
         return fg_attention_gluon_pair(q, k, v, idx, layout=layout, out=out, sm_scale=sm_scale, union=plan[0],
-                                       plan=plan[1])
+                                       plan=plan[1], **kn)
     kn = {a: b for a, b in VARIANTS[name].items() if a != "schedule"}
     return fg_attention_gluon_m64(q, k, v, idx, layout=layout, out=out, sm_scale=sm_scale, plan=plan,
                                   programs=plan.programs, **kn)

@@ -58,7 +58,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--check", type=int, default=120, metavar="N", help="random check cases (0: none)")
     ap.add_argument("--check-seed", type=int, default=9101, help="seed of the random check cases")
     ap.add_argument("--check-timeout-s", type=float, default=90.0, help="check child process timeout")
+    ap.add_argument("--check-procs", type=int, default=8,
+                    help="check child processes (cases split round-robin: Triton compiles each kernel specialisation "
+                         "once per process, in parallel)")
     ap.add_argument("--inline-check", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--check-shard", default="0/1", help=argparse.SUPPRESS)  # R/P: cases with index % P == R
     ap.add_argument("--no-time", action="store_true", help="skip the timing")
     ap.add_argument("--tag", default="", help="file name suffix (write --tag=-x)")
     ap.add_argument("--ncu", action="store_true", help="after the timing: ncu of entry and list at --ncu-cell")
@@ -105,6 +109,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(f"--rounds: {a.rounds} < 3 (paired medians need at least 3)")
     if a.check < 0:
         ap.error(f"--check: {a.check} must be >= 0")
+    if a.check_procs < 1:
+        ap.error(f"--check-procs: {a.check_procs} must be >= 1")
+    r, _, pp = a.check_shard.partition("/")
+    try:
+        a.shard = (int(r), int(pp))
+    except ValueError:
+        ap.error(f"--check-shard: bad value {a.check_shard!r}")
     if not (a.dry_run or a.offline_compile or a.plan_stats) and a.out is None:
         ap.error("--out is required for a GPU run")
     return a
@@ -219,8 +230,11 @@ def check(args: argparse.Namespace, meta: dict[str, str]) -> bool:
 
     rows, ok_all = [], True
     cases = check_cases(args.check, args.check_seed)
-    print(f"[check] {len(cases)} cases, seed {args.check_seed}", flush=True)
+    r_, p_ = args.shard
+    print(f"[check] {len(cases)} cases, seed {args.check_seed}, shard {r_}/{p_}", flush=True)
     for ci, c in enumerate(cases):
+        if ci % p_ != r_:
+            continue
         q, k, v, idx, (eb, eh, eq) = build_case(c)
         ref = fgattn.reference_attention(q, k, v, idx, layout=c["layout"], sm_scale=c["sm_scale"])
         for name in args.variant_list:
@@ -247,7 +261,7 @@ def check(args: argparse.Namespace, meta: dict[str, str]) -> bool:
                              reference="fgattn.reference_attention (float64)", **meta))
             if not ok or ci < 2:
                 print(f"[check] case {ci} {c} {name}: err {err:.3e} nan {nan} empty-zero {empty_ok} {msg}", flush=True)
-    path = args.out / f"kernels-h200-{meta['date'][:10]}-ws2-list{args.tag}-accuracy.csv"
+    path = args.out / f"kernels-h200-{meta['date'][:10]}-ws2-list{args.tag}-accuracy-part{r_}.csv"
     write_csv_atomic(path, rows, list(rows[0]))
     errs: dict[tuple[str, str], list[float]] = {}
     for r in rows:
@@ -257,6 +271,44 @@ def check(args: argparse.Namespace, meta: dict[str, str]) -> bool:
               flush=True)
     print(f"[check] {len(rows)} checks, {sum(not r['ok'] for r in rows)} failed; wrote {path}", flush=True)
     return ok_all
+
+
+def check_in_processes(args: argparse.Namespace, meta: dict[str, str]) -> bool:
+    """:func:`check` in ``--check-procs`` child processes (cases split round-robin), all within
+    ``--check-timeout-s``; merges the parts into ``...-accuracy.csv``; True if every case of every variant passed
+    and every part came back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fgsim.fileio import write_csv_atomic
+
+    procs = min(args.check_procs, args.check)
+
+    def one(r: int) -> bool:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--out", str(args.out), "--inline-check", "--no-time",
+               "--variants", args.variants, f"--tag={args.tag}", "--check", str(args.check), "--check-seed",
+               str(args.check_seed), "--check-shard", f"{r}/{procs}"]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.check_timeout_s)
+            print(p.stdout[-1500:] + (p.stderr[-2000:] if p.returncode else ""), flush=True)
+            return p.returncode == 0
+        except subprocess.TimeoutExpired:
+            print(f"[check] shard {r}/{procs} timed out after {args.check_timeout_s:.0f}s", flush=True)
+            return False
+
+    with ThreadPoolExecutor(max_workers=procs) as ex:
+        oks = list(ex.map(one, range(procs)))
+    rows: list[dict[str, str]] = []
+    for r in range(procs):
+        part = args.out / f"kernels-h200-{meta['date'][:10]}-ws2-list{args.tag}-accuracy-part{r}.csv"
+        if part.exists():
+            with open(part, newline="") as f:
+                rows += list(csv.DictReader(f))
+            part.unlink()
+    if rows:
+        write_csv_atomic(args.out / f"kernels-h200-{meta['date'][:10]}-ws2-list{args.tag}-accuracy.csv", rows)
+    bad = [r for r in rows if r.get("ok") != "True"]
+    print(f"[check] {len(rows)} checks from {sum(oks)}/{procs} shards, {len(bad)} failed", flush=True)
+    return all(oks) and not bad and len(rows) == args.check * len(args.variant_list)
 
 
 def time_shapes(args: argparse.Namespace, meta: dict[str, str]) -> Path:
@@ -433,16 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if check(args, meta) else 1
     ok = True
     if args.check:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--out", str(args.out), "--inline-check", "--no-time",
-               "--variants", args.variants, f"--tag={args.tag}", "--check", str(args.check), "--check-seed",
-               str(args.check_seed)]
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.check_timeout_s)
-            print(p.stdout[-5000:] + (p.stderr[-3000:] if p.returncode else ""), flush=True)
-            ok = p.returncode == 0
-        except subprocess.TimeoutExpired as e:
-            print(f"[check] timed out after {args.check_timeout_s:.0f}s\n{(e.stdout or b'')[-2000:]!r}", flush=True)
-            ok = False
+        ok = check_in_processes(args, meta)
         print(f"[check] {'passed' if ok else 'FAILED'} {time.perf_counter() - t0:.1f}s", flush=True)
     if not args.no_time and ok:
         path = time_shapes(args, meta)
