@@ -140,6 +140,19 @@ def test_probe_check_cases_are_seeded_and_varied():
     assert any(c["n"] % 2 for c in a) and any(c["n"] % 128 for c in a)
 
 
+def test_probe_shards_keep_specialisations_together_and_balance():
+    cases = probe.check_cases(120, 9101)
+    shard = probe.assign_shards(cases, 8)
+    assert sorted(set(shard)) == list(range(8))
+    owner: dict[tuple, int] = {}
+    for c, r in zip(cases, shard, strict=True):
+        assert owner.setdefault(probe.spec_key(c), r) == r  # one specialisation, one process
+    sizes = [shard.count(r) for r in range(8)]
+    biggest = max(sum(1 for c in cases if probe.spec_key(c) == k) for k in owner)
+    assert max(sizes) - min(sizes) <= biggest
+    assert probe.assign_shards(cases, 1) == [0] * 120
+
+
 def test_probe_build_case_empties_one_block_and_fills_another():
     c = probe.check_case(random.Random(4))
     c.update(n=1000, text=77, b=1, h=2, window=False, density=0.3, layout="bnhd")

@@ -59,10 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--check-seed", type=int, default=9101, help="seed of the random check cases")
     ap.add_argument("--check-timeout-s", type=float, default=90.0, help="check child process timeout")
     ap.add_argument("--check-procs", type=int, default=8,
-                    help="check child processes (cases split round-robin: Triton compiles each kernel specialisation "
-                         "once per process, in parallel)")
+                    help="check child processes (cases grouped by Triton specialisation, groups spread over the "
+                         "processes: each specialisation compiles once, the groups in parallel)")
     ap.add_argument("--inline-check", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--check-shard", default="0/1", help=argparse.SUPPRESS)  # R/P: cases with index % P == R
+    ap.add_argument("--check-shard", default="0/1", help=argparse.SUPPRESS)  # R/P: shard R of assign_shards(P)
     ap.add_argument("--no-time", action="store_true", help="skip the timing")
     ap.add_argument("--tag", default="", help="file name suffix (write --tag=-x)")
     ap.add_argument("--ncu", action="store_true", help="after the timing: ncu of entry and list at --ncu-cell")
@@ -141,6 +141,30 @@ def check_cases(n: int, seed: int) -> list[dict[str, Any]]:
     """The ``n`` check cases of ``seed``."""
     rng = random.Random(seed)
     return [check_case(rng) for _ in range(n)]
+
+
+def spec_key(c: dict[str, Any]) -> tuple:
+    """What Triton specialises a check case's launches on, conservatively (dtype; integer arguments equal to 1 or
+    divisible by 16: heads, sequence length, query blocks, rows): cases with equal keys reuse one compile."""
+    n = c["n"] + c["text"]
+    qb = -(-n // M)
+    rows = c["b"] * c["h"] * qb
+    return (c["dtype"], c["h"] == 1, n % 16 == 0, qb == 1, qb % 16 == 0, rows == 1, rows % 16 == 0)
+
+
+def assign_shards(cases: list[dict[str, Any]], procs: int) -> list[int]:
+    """Shard of each case: whole :func:`spec_key` groups, largest first, each to the shard with the fewest cases
+    (so each specialisation compiles in one process only, and the shards stay balanced)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(cases):
+        groups.setdefault(spec_key(c), []).append(i)
+    load, out = [0] * procs, [0] * len(cases)
+    for members in sorted(groups.values(), key=lambda m: (-len(m), m[0])):
+        r = min(range(procs), key=lambda k: (load[k], k))
+        load[r] += len(members)
+        for i in members:
+            out[i] = r
+    return out
 
 
 def plan_stats(args: argparse.Namespace, sms: int = 132) -> list[dict[str, Any]]:
@@ -231,9 +255,10 @@ def check(args: argparse.Namespace, meta: dict[str, str]) -> bool:
     rows, ok_all = [], True
     cases = check_cases(args.check, args.check_seed)
     r_, p_ = args.shard
-    print(f"[check] {len(cases)} cases, seed {args.check_seed}, shard {r_}/{p_}", flush=True)
+    shard = assign_shards(cases, p_)
+    print(f"[check] {len(cases)} cases, seed {args.check_seed}, shard {r_}/{p_}: {shard.count(r_)} cases", flush=True)
     for ci, c in enumerate(cases):
-        if ci % p_ != r_:
+        if shard[ci] != r_:
             continue
         q, k, v, idx, (eb, eh, eq) = build_case(c)
         ref = fgattn.reference_attention(q, k, v, idx, layout=c["layout"], sm_scale=c["sm_scale"])
@@ -274,7 +299,7 @@ def check(args: argparse.Namespace, meta: dict[str, str]) -> bool:
 
 
 def check_in_processes(args: argparse.Namespace, meta: dict[str, str]) -> bool:
-    """:func:`check` in ``--check-procs`` child processes (cases split round-robin), all within
+    """:func:`check` in ``--check-procs`` child processes (:func:`assign_shards`), all within
     ``--check-timeout-s``; merges the parts into ``...-accuracy.csv``; True if every case of every variant passed
     and every part came back."""
     from concurrent.futures import ThreadPoolExecutor
