@@ -61,6 +61,7 @@ def test_committed_case_lists_are_the_generators_output_and_disjoint() -> None:
     assert min(c.sm_count for c in t9 if c.axis == "sm") == 16 and max(c.sm_count for c in t9) == 132
     _check_test10(lists, t8, t9)
     _check_test11(lists, t8, t9)
+    _check_test12(lists, t8, t9)
     t7 = lists["test7"]
     before7 = [c for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6") for c in lists[s]]
     assert not {c.n_tokens for c in t7} & {c.n_tokens for c in before7}, "test7 repeats an N of another list"
@@ -145,6 +146,44 @@ def _check_test10(lists: dict[str, list[vc.Case]], t8: list[vc.Case], t9: list[v
         assert base and base[0].n_tokens == c.n_tokens and base[0].head_dim == c.head_dim, c.case_id
     dense_wl = [c for c in t10 if c.density == 1.0 and c.n_tokens == 12544]
     assert {k for c in dense_wl for k in c.kernels} == {"fg", "dense"} and {c.block_m for c in dense_wl} == {64, 128}
+
+
+def _check_test12(lists: dict[str, list[vc.Case]], t8: list[vc.Case], t9: list[vc.Case]) -> None:
+    """test12 (revision 10's frozen list): the generator's bytes, disjoint from every earlier list (ids, N, seeds,
+    trace entries), the two new mask families, every transfer axis, the table's fg D=128 M=128 entry with its tl
+    kernel beside it at three densities."""
+    import importlib.util
+    from dataclasses import replace
+
+    t10, t11, t12 = vc.load_case_list("test10"), vc.load_case_list("test11"), vc.load_case_list("test12")
+    gen12 = [replace(c, trace=vc.repo_path(c.trace)) for c in vc.generate("test12")]
+    assert [vc.case_row(c) for c in t12] == [vc.case_row(c) for c in gen12], "test12.csv differs"
+    spec = importlib.util.spec_from_file_location("make_test12", REPO / "validation" / "cases" / "make_test12.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)  # type: ignore[union-attr]
+    assert gen.render() == (REPO / "validation" / "cases" / "test12.csv").read_text(), "test12.csv differs (bytes)"
+    assert len(t12) == 44 and sum(len(c.kernels) for c in t12) == 82 and "test12" in vc.SPLITS
+    vc.check_disjoint([*lists.values(), t8, t9, t10, t11, t12])
+    before = [c for cl in lists.values() for c in cl] + t8 + t9 + t10 + t11
+    synth = [c for c in t12 if c.structure != "trace"]
+    assert not {c.n_tokens for c in synth} & {c.n_tokens for c in before}, "test12 repeats an N of another list"
+    assert not {c.seed for c in synth} & {c.seed for c in before}, "test12 repeats a seed of another list"
+    traces = {(c.trace, c.pass_index, c.layer) for c in t12 if c.structure == "trace"}
+    assert len(traces) == 2 and not traces & {(c.trace, c.pass_index, c.layer) for c in before}
+    assert {"framewin", "dilated"} <= {c.structure for c in t12} <= set(vc.TEST12_STRUCTURES)
+    assert not {"framewin", "dilated"} & {c.structure for c in before}
+    assert {(c.head_dim, c.block_m) for c in t12 if c.axis in ("tuned", "dtype")} == set(vc.DM)
+    assert {c.dtype for c in t12} == {"bf16", "fp16"}
+    cfg = [c for c in t12 if c.axis == "config" and c.block_n]
+    assert {c.block_n for c in cfg} == {32, 64, 128} and {c.num_stages for c in cfg} == {2, 3, 4}
+    assert {c.num_warps for c in cfg} == {4, 8}
+    assert {(c.persistent, c.programs_per_sm) for c in t12 if c.persistent >= 0} == set(vc.PERSISTENT_SETTINGS)
+    assert {c.sm_count for c in t12 if c.axis == "sm"} == {24, 72, 132, 40, 112}
+    tl = [c for c in t12 if c.options == vc.IMPL_TL]
+    assert len(tl) == 3 and all(any(b.seed == c.seed and not b.options and b.kernels == ("fg",) for b in t12) for c in tl)
+    # the new families keep about the density asked for (within a factor 3 above the sink / diagonal floor)
+    c = next(c for c in t12 if c.structure == "dilated" and c.density == 0.2)
+    assert 0.1 < float(vc.case_mask(c).mean()) < 0.4
 
 
 def _check_test11(lists: dict[str, list[vc.Case]], t8: list[vc.Case], t9: list[vc.Case]) -> None:

@@ -47,10 +47,12 @@ from fgsim.errors import FgsimError
 
 #: synthetic mask families (index = generator kind)
 STRUCTURES = ("uniform", "random", "skewed", "band", "stripes", "mixed", "uniform-blocks", "window3d",
-              "colstripes", "text")
+              "colstripes", "text", "framewin", "dilated")
 CALIB_STRUCTURES = ("uniform", "uniform-blocks")
 DEV_STRUCTURES = ("random", "skewed", "band", "stripes", "mixed")
 TEST_STRUCTURES = ("window3d", "colstripes", "text", "trace")
+#: the mask families of test12 (revision 10): two families no earlier list took beside the test families
+TEST12_STRUCTURES = TEST_STRUCTURES + ("framewin", "dilated")
 CALIB_SEED = 7_000_000
 DEV_SEED = 8_000_000
 TEST_SEED = 9_000_000
@@ -65,8 +67,9 @@ TEST8_SEED = 9_980_000
 TEST9_SEED = 9_990_000
 TEST10_SEED = 9_993_000
 TEST11_SEED = 9_996_000
+TEST12_SEED = 9_997_000
 SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "test8", "test9",
-          "test10", "test11", "tiny")
+          "test10", "test11", "test12", "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -199,8 +202,13 @@ def _gen(kind: int, n: int, heads: int, m: int, d: float, seed: np.uint64, out: 
                         and abs(jw - cw) <= 0.5 * f3 * gw)
             elif kind == 8:  # colstripes: 16-key column stripes kept for every query block of a head + diagonal
                 keep = _u01(seed, h, 0, (j // 16) + (1 << 26)) < d * hf or abs(j - centre) < m
-            else:  # text: the last text tokens are kept by every query; text queries keep all; video: band
+            elif kind == 9:  # text: the last text tokens are kept by every query; text queries keep all; video: band
                 keep = j >= text0 or q * m >= text0 or abs(j - centre) <= 0.5 * half
+            elif kind == 10:  # framewin: whole 960-token frames within a temporal window + the first frame (a sink)
+                keep = j < gw * gh or abs(j // (gw * gh) - ct) <= 0.5 * d * hf * nt
+            else:  # dilated: every s-th key (phase per head), s = 1 / (d * head factor), + the diagonal block
+                s = max(1, int(round(1.0 / max(d * hf, 1e-6))))
+                keep = (j + h) % s == 0 or abs(j - centre) < m // 2
             out[h, q, j] = keep
 
 
@@ -849,6 +857,53 @@ def test11_cases() -> list[Case]:
     return b.cases
 
 
+def test12_cases() -> list[Case]:
+    """The frozen test list ``test12`` of revision 10 (written 2026-11-30 by ``validation/cases/make_test12.py`` and
+    committed unmeasured, before any revision-10 variant was looked at): two mask families no earlier list took
+    (``framewin``: whole frames in a temporal window plus the first frame; ``dilated``: every s-th key plus the
+    diagonal block) beside 3-D windows and text tokens, two DiT trace entries no earlier list took (the 8x16x28
+    traces, two thirds in), N 13056 / 28160 / 17664 / 22272 / 20224 / 10496 and seeds 9.997M used by no other list;
+    the launch table's tuned entries at D 64/128 x M 64/128 at two shapes; the fg D=128 M=128 g1 entry (the table's
+    entry: the Gluon form on the H200) at densities 0.03 / 0.2 / 0.7 with its tl kernel (``IMPL_TL``) beside each;
+    fp16 at every (D, M); launch-config what-ifs (BLOCK_N 32/64/128 x stages 2-4 x warps 4/8) around dense D=128
+    M=128, dense D=128 M=64, fg D=64 M=64, fg D=128 M=128 (its tl kernel) and block D=64 M=64; persistent programs
+    off / 1 / 2 per SM (fg D=128 M=64); SM partitions (green contexts) of 24 / 72 / 132 SMs (all kernels, D=128
+    M=128) and 40 / 112 SMs (all kernels, D=64 M=64)."""
+    from dataclasses import replace as _replace
+
+    b = FrozenListBuilder("test12", "k", TEST12_SEED, ("framewin", "dilated", "window3d"))
+    b.tuned(((13056, 9), (28160, 4)), 0.03, 0.5)
+    for j, dens in enumerate((0.03, 0.2, 0.7)):  # the fg D=128 M=128 entry and its tl kernel, short to long rows
+        b.add(seed=TEST12_SEED + 300 + j, structure=("text", "dilated", "framewin")[j], n_tokens=17664, heads=7,
+              head_dim=128, block_m=128, density=dens, kernels=("fg",))
+        b.cases.append(_replace(b.cases[-1], case_id=f"k-{len(b.cases):03d}", axis="config", options=IMPL_TL))
+    b.fp16(22272, 5, 0.15)
+    b.whatifs((
+        ("dense", "framewin", 17664, 7, 128, 128, 0.25, ((64, 2, 8), (64, 3, 8), (128, 2, 8), (32, 3, 8))),
+        ("dense", "dilated", 22272, 5, 128, 64, 0.2, ((64, 3, 4), (128, 2, 4), (32, 4, 4))),
+        ("fg", "framewin", 13056, 9, 64, 64, 0.1, ((32, 3, 4), (64, 2, 4), (64, 3, 8))),
+        ("fg", "dilated", 28160, 4, 128, 128, 0.1, ((64, 3, 8), (128, 2, 8), (32, 2, 8))),
+        ("block", "text", 20224, 6, 64, 64, 0.15, ((32, 2, 4), (64, 3, 4), (128, 2, 4))),
+    ))
+    for pers, pps in PERSISTENT_SETTINGS:
+        b.add(seed=TEST12_SEED + 600, structure="text", n_tokens=20224, heads=6, head_dim=128, block_m=64,
+              density=0.08, kernels=("fg",), persistent=pers, programs_per_sm=pps, axis="config")
+    b.sm_partitions((((17664, 7), (128, 128), "dilated", ALL_KERNELS, (24, 72, 132)),
+                     ((10496, 12), (64, 64), "framewin", ALL_KERNELS, (40, 112))))
+    # two DiT trace entries (D=64 M=64) that no earlier list took: two thirds into each 8x16x28 trace's entries
+    from fgsim.trace import open_trace
+
+    for name in ("refdit-8x16x28-exact.fgt", "refdit-8x16x28-pooled.fgt"):
+        path = f"traces/{name}"
+        with open_trace(repo_path(path)) as tr:
+            p, lay = tr.entries()[2 * len(tr.entries()) // 3]
+            b.add(seed=0, structure="trace", n_tokens=tr.n_tokens, heads=len(tr.meta.heads),
+                  head_dim=tr.meta.head_dim, block_m=tr.meta.block_m,
+                  density=round(float(tr.entry_density(p, lay).mean()), 4), trace=path, pass_index=p, layer=lay,
+                  axis="trace")
+    return b.cases
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -910,6 +965,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return test10_cases()
     if split == "test11":
         return test11_cases()
+    if split == "test12":
+        return test12_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
