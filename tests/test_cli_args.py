@@ -173,6 +173,8 @@ def test_predict_error_on_bad_counts_names_the_file(tmp_path, capsys, monkeypatc
     from fgsim.trace import Trace, default_trace_path
 
     monkeypatch.setattr(Trace, "counts", lambda self, p, layer, m=None, n=1: np.zeros((2, 3), np.int32))
+    # no numba cache: the scheduler's compile notice would print if the check came after it (a fresh clone)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "no-numba-cache"))
     assert main(["predict", str(default_trace_path()), "--no-progress", "--kernel", "fg"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(default_trace_path()) in err[0] and "have shape (2, 3)" in err[0]

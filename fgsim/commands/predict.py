@@ -201,6 +201,23 @@ def _dense_reference(wl: Any, info: Any, gpu: Any, args: argparse.Namespace, ker
     return min(cands, key=lambda c: c[0])
 
 
+def _check_first_counts(tr: Any, info: Any) -> None:
+    """FgsimError naming the trace when its first entry's counts are not (heads, query blocks) at the trace's
+    block size: a bad trace gets its one error line before any work (the scheduler's compile notice included);
+    the cost model checks every entry again as it prices it."""
+    import numpy as np
+
+    ents = list(tr.entries())
+    if not ents:
+        return
+    p, lay = ents[0]
+    qb = -(-int(tr.n_tokens) // int(info.block_m))
+    c = np.asarray(tr.counts(p, lay, m=int(info.block_m), n=1))
+    if c.ndim != 2 or c.shape[1] != qb:
+        raise FgsimError(f"{info.source}: trace counts for pass {p}, layer {lay} have shape {c.shape}; expected "
+                         f"(heads, {qb}) for N={int(tr.n_tokens)}, M={int(info.block_m)}")
+
+
 def _desc(kp: Any) -> str:
     c = kp.config
     return f"M{c.block_m} N{c.block_n} g{c.gran_n} w{c.num_warps} s{c.num_stages} {kp.occupancy.slots}/SM"
@@ -265,6 +282,8 @@ def run(args: argparse.Namespace) -> int:
             from fgsim.endtoend import check_trace_matches
 
             check_trace_matches(model, info)
+        if tr is not None:
+            _check_first_counts(tr, info)
         numba_notice()  # only once the inputs are known good: a refused trace gets its one error line alone
         for gpu in gpus:
             try:
