@@ -275,9 +275,12 @@ BANDS_PATH = Path(__file__).resolve().parents[1] / "data" / "transfer_bands.json
 #: data and the frozen list rescored, not blind; the blind summary and the extrapolation band derived from it stay
 RESCORED_PATH = SUMMARY_PATH.with_name("costmodel_summary_rescored.json")
 #: the frozen list of the newest blind scoring (SUMMARY_PATH) and what that scoring was made with (a fixed record)
-FROZEN_LIST = "test11"
+FROZEN_LIST = "test12"
 MODEL_LABEL = "revision 9"
-#: the launch table calib10 and test11 were measured on (K's kernels-final note of session 22)
+#: the frozen list revision 9 + calib10 was first scored on, blind (development data since revision 10's attempt);
+#: test12 is the second blind test of the same model and calibration
+PREV_FROZEN_LIST = "test11"
+#: the launch table calib10, test11 and test12 were measured on (K's kernels-final note of session 22)
 FINAL_TABLE = "d370267"
 BLIND_RECORD = (f"revision 9 with calibration calib10 on the final launch table {FINAL_TABLE} (see "
                 "validation/MODEL_NOTES.md, revision 9)")
@@ -350,19 +353,22 @@ def _cell(d: Mapping[str, Any] | None) -> str:
 def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None = None,
                      rev4: Mapping[str, Any] | None = None, rev5: Mapping[str, Any] | None = None,
                      rev5b: Mapping[str, Any] | None = None, rev6: Mapping[str, Any] | None = None,
-                     rev7: Mapping[str, Any] | None = None, rev8: Mapping[str, Any] | None = None) -> list[str]:
+                     rev7: Mapping[str, Any] | None = None, rev8: Mapping[str, Any] | None = None,
+                     rev9: Mapping[str, Any] | None = None) -> list[str]:
     """Per-axis table: the model before issue 10 | revisions 3, 4 and 5 on their frozen lists test4 / test5 / test6,
     blind | revision 5 with calibration calib7 on test7, blind | revision 6 with calibration calib8 on test8, blind |
     revision 7 with calibration calib9 on test9, blind | revision 8 with calibration calib9 on test10, blind | this
-    model on the development data | this model on its frozen list (FROZEN_LIST), blind. The rebuilt model's and
+    model on the development data | this model on its first frozen list test11 (``rev9``), blind | this model on
+    its second frozen list (FROZEN_LIST), blind. The rebuilt model's and
     revision 2's blind scorings are in REPORT.md's history sections."""
     lines = ["| axis | old model (issue 10, earlier data) | revision 3, frozen test4, blind | revision 4, frozen test5, "
              "blind | revision 5, frozen test6 (launch table ea5ad41, calib6), blind | revision 5 + calib7, frozen "
              "test7 (table 08559f8), blind | revision 6 + calib8, frozen test8 (table 05f21a8), blind | "
              "revision 7 + calib9, frozen test9 (table 9245ed4), blind | revision 8 + calib9, frozen test10 (table "
-             f"9245ed4), blind | {MODEL_LABEL}, development (calib10) | **{MODEL_LABEL}, frozen {FROZEN_LIST} (final "
-             f"table {FINAL_TABLE}, calib10), blind** | target |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"9245ed4), blind | {MODEL_LABEL}, development (calib10) | **{MODEL_LABEL}, frozen {PREV_FROZEN_LIST} "
+             f"(final table {FINAL_TABLE}, calib10), blind** | **{MODEL_LABEL}, frozen {FROZEN_LIST} (same table and "
+             "calibration), second blind test** | target |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     tgt = {"tuned": "<= 3 % per kernel, max <= 10 %", "config": "<= 5 %, max <= 15 %, within-what-if >= 0.9",
            "sm": "<= 5 %, max <= 15 %", "dtype": "—", "trace": "—"}
     dev, test = summary.get("development", {}), summary.get("test", {})
@@ -373,13 +379,58 @@ def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None 
     r6 = (rev6 or {}).get("test", {})
     r7 = (rev7 or {}).get("test", {})
     r8 = (rev8 or {}).get("test", {})
+    r9 = (rev9 or {}).get("test", {})
     for ax, label in AXES:
-        if not any(ax in x for x in (dev, test, r3, r4, r5, r5b, r6, r7, r8)):
+        if not any(ax in x for x in (dev, test, r3, r4, r5, r5b, r6, r7, r8, r9)):
             continue
         lines.append(f"| {label} | {OLD_MODEL.get(ax, '—')} | {_cell(r3.get(ax))} | {_cell(r4.get(ax))} | "
                      f"{_cell(r5.get(ax))} | {_cell(r5b.get(ax))} | {_cell(r6.get(ax))} | {_cell(r7.get(ax))} | "
-                     f"{_cell(r8.get(ax))} | {_cell(dev.get(ax))} | "
+                     f"{_cell(r8.get(ax))} | {_cell(dev.get(ax))} | {_cell(r9.get(ax))} | "
                      f"{_cell(test.get(ax))} | {tgt[ax]} |")
+    return lines
+
+
+#: the issue-10 ranking targets a second-blind-test row is read against (per axis; "—": none set)
+RANK_TARGET = {"tuned": "Spearman >= 0.98", "config": "within-what-if Spearman >= 0.9"}
+MAPE_TARGET = {"tuned": "MAPE <= 3 %, max <= 10 %", "config": "MAPE <= 5 %, max <= 15 %", "sm": "MAPE <= 5 %, max <= 15 %"}
+
+
+def _rank(d: Mapping[str, Any], ax: str, k: str) -> str:
+    """The ranking statistic the issue sets a target for on axis ``ax``: Spearman over the axis' rows (tuned) or the
+    mean within-what-if Spearman (launch configs); '—' elsewhere or when there are too few rows."""
+    if ax == "tuned" and "spearman" in d.get(k, {}):
+        return f"{d[k]['spearman']:.3f}"
+    wc = d.get(f"within_case_{k}") if k != "all" else d.get("within_case")
+    if ax == "config" and wc and wc.get("n"):
+        return f"{wc['mean']:.2f} ({wc['n']} what-if{'s' if wc['n'] > 1 else ''}, min {wc['min']:.2f})"
+    return "—"
+
+
+def second_blind_lines(cur: Mapping[str, Any], prev: Mapping[str, Any]) -> list[str]:
+    """Per axis and kernel family: the frozen list FROZEN_LIST (``cur``: a :func:`score` summary) beside
+    PREV_FROZEN_LIST (``prev``), both blind scorings of the same model and calibration: n, MAPE / median / max
+    absolute % error and the ranking statistic the issue sets a target for."""
+    lines = [f"| axis | kernel | {PREV_FROZEN_LIST} n | {PREV_FROZEN_LIST} MAPE / median / max % | {PREV_FROZEN_LIST} "
+             f"Spearman | {FROZEN_LIST} n | {FROZEN_LIST} MAPE / median / max % | {FROZEN_LIST} Spearman | target |",
+             "|---|---|---:|---|---|---:|---|---|---|"]
+
+    def cell(d: Mapping[str, Any], k: str) -> tuple[str, str]:
+        m = d.get(k)
+        if not m:
+            return "—", "—"
+        return str(m["n"]), f"{m['mape']:.1f} / {m['median_ape']:.1f} / {m['max_ape']:.1f}"
+
+    for ax, label in AXES:
+        a, b = prev.get(ax, {}), cur.get(ax, {})
+        if not (a or b):
+            continue
+        tgt = "; ".join(t for t in (MAPE_TARGET.get(ax), RANK_TARGET.get(ax)) if t) or "—"
+        for k in ("fg", "block", "dense", "all"):
+            if k not in a and k not in b:
+                continue
+            (na, ca), (nb, cb) = cell(a, k), cell(b, k)
+            lines.append(f"| {label} | {k} | {na} | {ca} | {_rank(a, ax, k)} | {nb} | {cb} | {_rank(b, ax, k)} | "
+                         f"{tgt} |")
     return lines
 
 
@@ -400,6 +451,8 @@ REV6_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev6_test8.json")
 REV7_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev7_test9.json")
 #: revision 8 with calibration calib9: development + its frozen list test10 (launch table 9245ed4)
 REV8_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev8_test10.json")
+#: revision 9 with calibration calib10: development + its first frozen list test11 (launch table d370267)
+REV9_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev9_test11.json")
 
 
 #: The earlier revisions' one blind scoring each, shown as history sections of REPORT.md: (name, record file,
@@ -423,6 +476,8 @@ HISTORY = (
      "Revision 7 with calibration calib9 (", "; launch table 9245ed4", "test9 (revision 7 + calib9, blind)"),
     ("rev8", REV8_PATH, "revision 8 with calibration calib9: the one blind scoring of test10 (launch table 9245ed4)",
      "Revision 8 with calibration calib9 (", "; launch table 9245ed4", "test10 (revision 8 + calib9, blind)"),
+    ("rev9", REV9_PATH, "revision 9 with calibration calib10: the one blind scoring of test11 (launch table d370267)",
+     "Revision 9 with calibration calib10 (", "; launch table d370267", "test11 (revision 9 + calib10, blind)"),
 )
 
 
@@ -472,23 +527,26 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              "with table 08559f8 (`dev7.csv`); `test8.csv` and `test9.csv`, the frozen lists of revisions 6 and 7, "
              "development since their one scoring: test9's per-entry biases, read after its scoring, motivated "
              "revision 8's exp_poly pricing; `test10.csv`, revision 8's frozen list, development since its one "
-             "scoring: revision 9 changed the model after it) and the **frozen test list** `test11.csv` (text / "
+             "scoring: revision 9 changed the model after it; `test11.csv`, revision 9's first frozen list (text / "
              "column-stripe / 3-D window masks and two DiT trace entries no earlier list took, N "
-             "11520/26880/15600/18944/24832 and seeds used by no other list; the final launch table's tuned entries "
-             "at D 64/128 x M 64/128 at two shapes and the fg D=128 M=128 g1 entry (the table's entry, whatever "
-             "implementation it names: the Gluon form ws2 in the final table) at densities 0.02/0.1/0.5 with its tl "
-             "kernel beside it, fp16 at every (D, M), launch what-ifs (BLOCK_N 32/64/128 x stages 2-4 x warps 4/8; "
-             "of a Gluon entry: its tl kernel) around fg D=128 M=128, dense D=64 M=128, block D=128 M=64, fg D=64 "
-             "M=64 and fg D=128 M=64, persistent programs off / 1 / 2 per SM, SM partitions 16/32/64/96/132). "
-             "`test11.csv` was committed (0e4dac7) unmeasured, before any revision-9 decision, measured once in the "
-             f"same GPU call as calib10 (launch table {FINAL_TABLE}; its times not looked at), and scored once with "
-             "the final model and calibration (the fit of `fgsim calibrate --from-csv` on calib10); no decision used "
-             "it before that scoring. Since revision 10's attempt (2026-11-30) `test11.csv` is development data too: its "
-             "errors were used to choose between revision-10 variants; none was accepted, so the model and calibration "
-             "scored here are revision 9's, and the scoring below stays revision 9's blind record. The next frozen "
-             "list, `test12.csv` (committed unmeasured in 94debba), is not measured. The fg g16 / g64 entries are not timed (the harness builds granularity-1 "
+             "11520/26880/15600/18944/24832; committed unmeasured in 0e4dac7, measured once in the same GPU call as "
+             f"calib10 on launch table {FINAL_TABLE}, scored once (blind) with revision 9 + calib10; development data "
+             "since revision 10's attempt, whose variants were judged on its errors; none was accepted, so the model "
+             "and calibration did not change) and the **frozen test list** `test12.csv`, the second blind test of "
+             "revision 9 + calib10 (two mask families no earlier list took: `framewin`, whole frames in a temporal "
+             "window plus the first frame, and `dilated`, every s-th key plus the diagonal block, beside 3-D windows "
+             "and text tokens; two 8x16x28 DiT trace entries two thirds in; N 13056/28160/17664/22272/20224/10496 and "
+             "seeds used by no other list; the tuned entries at D 64/128 x M 64/128 at two shapes and the fg D=128 "
+             "M=128 g1 entry (the Gluon form ws2) at densities 0.03/0.2/0.7 with its tl kernel beside each; fp16 at "
+             "every (D, M); launch what-ifs (BLOCK_N 32/64/128 x stages 2-4 x warps 4/8) around dense D=128 M=128, "
+             "dense D=128 M=64, fg D=64 M=64, fg D=128 M=128 (its tl kernel) and block D=64 M=64; persistent "
+             "programs off / 1 / 2 per SM; SM partitions 24/72/132 (D=128 M=128) and 40/112 (D=64 M=64)). "
+             "`test12.csv` was committed (94debba) unmeasured, before any revision-10 variant was looked at, measured "
+             f"once alone on launch table {FINAL_TABLE} (`validation/costmodel_run12.sh`; its times not looked at) and "
+             "scored once with revision 9 + calib10; nothing in the model or calibration changed after that scoring. "
+             "The fg g16 / g64 entries are not timed (the harness builds granularity-1 "
              "indices, without a launch order: every kernel walks its rows in the natural order). "
-             "Revisions 1-7 scored their frozen lists once too; "
+             "Revisions 1-8 and revision 9 (test11) scored their frozen lists once too; "
              "those numbers are kept below as history. All "
              "timings: CUDA graphs, 3 interleaved rounds, median per call; SM partitions: CUDA events around "
              "back-to-back calls on a green context with the GPU held busy while the host enqueues them (test3 "
@@ -524,7 +582,7 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                                "calibration_file": Path(cal.path).name}
     titles = {"development": "Development data: `dev.csv`, the first test list, `test3.csv`, `dev4.csv`, `test4.csv`, "
                              "the dev5 list three times (`dev5.csv`; `dev6.csv` on table ea5ad41; `dev7.csv` on table "
-                             "08559f8), `test5.csv` to `test10.csv` (used for model decisions; test6 to test10 only "
+                             "08559f8), `test5.csv` to `test11.csv` (used for model decisions; test6 to test11 only "
                              "after their one blind scoring)",
               "test": f"Frozen test list `{FROZEN_LIST}.csv` (final launch table {FINAL_TABLE}, calibration calib10): "
                       f"{MODEL_LABEL}, scored once, blind"}
@@ -563,6 +621,18 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
             lines += ["", f"Extrapolation band for other architectures (A100, L40S, B200): ±{band:.0f} % (twice the "
                       "worst p90 error of the tuned-config and SM-partition axes of the frozen test list; a what-if "
                       "launch config adds the config axis' error above)."]
+    prev = _read_json(REV9_PATH)
+    if not rescore and summary.get("test") and prev.get("test"):
+        lines += ["", f"## {FROZEN_LIST} (second blind test of {MODEL_LABEL}) beside {PREV_FROZEN_LIST}", "",
+                  f"The same model and calibration, {BLIND_RECORD}, scored two frozen lists, each once and blind: "
+                  f"{PREV_FROZEN_LIST} (`validation/{REV9_PATH.name}`, files "
+                  + ", ".join(f"`{f}`" for f in prev.get("test_files", [])) + f"; {prev.get('test_rows', 0)} rows) and "
+                  f"{FROZEN_LIST} (`validation/{SUMMARY_PATH.name}`, files "
+                  + ", ".join(f"`{f}`" for f in summary.get("test_files", [])) + f"; {summary.get('test_rows', 0)} "
+                  f"rows), other masks, shapes and seeds. Nothing in the model or calibration changed between or after "
+                  "the two scorings. Spearman: over the tuned rows of a family; for launch configs the mean (and "
+                  "minimum) within-what-if Spearman over what-ifs of >= 3 configs.", ""]
+        lines += second_blind_lines(summary["test"], prev["test"])
     if rescore:
         lines += ["", f"## The one blind scoring of {FROZEN_LIST}", "",
                   f"Scored once, blind, with {BLIND_RECORD} (calibration fit MAPE "
@@ -590,13 +660,13 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                       + ", ".join(f"`{f}`" for f in rec.get("test_files", [])) + " once, blind; those rows are "
                       "development data above.", ""]
             lines += table_lines(rec["test"], label)
-    rev3, rev4, rev5, rev5b, rev6, rev7, rev8 = (history[k] for k in ("rev3", "rev4", "rev5", "rev5b", "rev6", "rev7",
-                                                                     "rev8"))
+    rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9 = (history[k] for k in ("rev3", "rev4", "rev5", "rev5b", "rev6",
+                                                                           "rev7", "rev8", "rev9"))
     lines += ["", "## Per axis: old model, earlier revisions (blind), this model", "",
               "Targets (issue 10, frozen test set, H200): tuned configs MAPE <= 3 % per family, max <= 10 %, "
               "Spearman >= 0.98; non-default configs and SM partitions MAPE <= 5 %, max <= 15 %, within-what-if "
               "Spearman >= 0.9. Cells: fg / block / dense MAPE, the worst row's error.", ""]
-    lines += comparison_lines(blind if rescore else summary, rev3, rev4, rev5, rev5b, rev6, rev7, rev8)
+    lines += comparison_lines(blind if rescore else summary, rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9)
     if rescore:
         lines += ["", f"The last two columns are the development data and the blind scoring of {FROZEN_LIST}, both "
                   f"with {BLIND_RECORD}; the committed calibration's numbers are in the section above."]
