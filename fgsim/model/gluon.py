@@ -156,6 +156,9 @@ def knobs(cfg: KernelConfig) -> dict[str, Any]:
     if form not in PRICED_FORMS:
         raise FgsimError(f"launch config ({cfg.describe()}): the cost model prices Gluon form(s) "
                          f"{list(PRICED_FORMS)}, not extra.gluon.form={form!r}")
+    if g.get("schedule", "walk") != "walk":  # the list plan (fgattn.gluon_fg_list) is not priced yet
+        raise FgsimError(f"launch config ({cfg.describe()}): the cost model prices Gluon schedule 'walk' only, not "
+                         f"extra.gluon.schedule={g['schedule']!r} (kernels/NOTES.md, 'Session 11, K3')")
     return {"form": form, "pipeline": int(g.get("pipeline", 0) or 0), "exp_poly": float(g.get("exp_poly", 0) or 0),
             "fence": bool(g.get("fence", True))}
 

@@ -972,9 +972,13 @@ def _aligned16(t: torch.Tensor) -> bool:
 
 
 def fg_route(q: torch.Tensor, cfg: LaunchConfig, *, return_lse: bool = False, k: torch.Tensor | None = None,
-             v: torch.Tensor | None = None) -> tuple[str, str]:
+             v: torch.Tensor | None = None, index: FgIndex | None = None) -> tuple[str, str]:
     """Which implementation :func:`fg_attention` launches for ``cfg`` on ``q``: ``("gluon", "")`` or
-    ``("tl", why)``.  The rule, in order: the entry's ``impl`` (``extra["impl"]``, default tl); then for an
+    ``("tl", why)``; for an entry whose ``extra["gluon"]["schedule"]`` is ``"list"`` (not in the packaged table)
+    ``("gluon", "schedule list ...")``: ``fgattn.gluon_fg_list``'s kernel over the index's memoised row plan, or,
+    while a CUDA graph is being captured and no plan of ``index`` is memoised yet, ``("gluon", "schedule list ->
+    walk: ...")`` (the walk needs no host work; a warm-up call or ``fgattn.gluon_fg_list.prepare_list_plan`` before
+    capture makes the captured graph run the list schedule).  The rule, in order: the entry's ``impl`` (``extra["impl"]``, default tl); then for an
     ``impl: gluon`` entry the tl kernel (same entry, ``impl`` / ``gluon`` dropped: the same attention, the
     entry's tl options) when ``FGATTN_GLUON=0``, under the interpreter (``TRITON_INTERPRET=1``), for a non-CUDA
     ``q``, without Triton's Gluon API, on a GPU other than sm_90, for fp32, with ``return_lse`` (the Gluon form
@@ -1007,7 +1011,29 @@ def fg_route(q: torch.Tensor, cfg: LaunchConfig, *, return_lse: bool = False, k:
     for name, t in (("k", k), ("v", v)):
         if t is not None and not _aligned16(t):
             return "tl", f"{name}'s base or strides not 16-byte aligned (the Gluon form gathers 16-byte vectors)"
+    if cfg.gluon_schedule() == "list":
+        return "gluon", _list_why(q, cfg, index)
     return "gluon", ""
+
+
+def _gluon_index(cfg: LaunchConfig, index: FgIndex) -> FgIndex:
+    """The index as the Gluon forms read it: without ``order`` when the entry says ``lpt`` false (as the tl kernel:
+    natural row order)."""
+    if not cfg.option("lpt", True) and index.order is not None:
+        return dataclasses.replace(index, order=None)
+    return index
+
+
+def _list_why(q: torch.Tensor, cfg: LaunchConfig, index: FgIndex | None) -> str:
+    """Route reason of a ``schedule: "list"`` entry on the Gluon path (see :func:`fg_route`)."""
+    from . import gluon_fg_list
+
+    if index is None or not gluon_fg_list._capturing():
+        return "schedule list (fgattn.gluon_fg_list, plan memoised per index)"
+    if gluon_fg_list.has_list_plan(_gluon_index(cfg, index), _sm_count(q.device)):
+        return "schedule list (fgattn.gluon_fg_list, plan prepared before capture)"
+    return ("schedule list -> walk: CUDA-graph capture and no plan prepared for this index (warm up outside capture "
+            "or call fgattn.gluon_fg_list.prepare_list_plan first)")
 
 
 def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: str) -> tuple[int, int, int, int, int]:
@@ -1244,8 +1270,14 @@ def _sparse_launch(
         if impl == "gluon":
             from .gluon_fg import fg_attention_gluon
 
-            if not cfg.option("lpt", True) and index.order is not None:
-                index = dataclasses.replace(index, order=None)  # as the tl kernel: natural row order
+            index = _gluon_index(cfg, index)
+            if cfg.gluon_schedule() == "list":
+                from .gluon_fg_list import cached_list_plan, fg_attention_gluon_list
+
+                plan = cached_list_plan(index, _sm_count(q.device))  # None: capturing with no plan -> the walk
+                if plan is not None:
+                    return fg_attention_gluon_list(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,
+                                                   plan=plan, programs=_sm_count(q.device))
             return fg_attention_gluon(q, k, v, index, block_m=block_m, gran_n=gran_n, layout=layout,
                                       sm_scale=sm_scale, programs=_sm_count(q.device), out=out, **cfg.gluon_options())
         cfg = cfg.tl_config()

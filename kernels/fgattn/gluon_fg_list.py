@@ -20,9 +20,11 @@ with :mod:`fgattn.gluon_fg` (its jit helpers are called from here), so only the 
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any
 
-__all__ = ["C_ROW_TILES", "fg_attention_gluon_list", "plan_ws2_list", "compile_list_sm90", "ws2_walk_lists"]
+__all__ = ["C_ROW_TILES", "fg_attention_gluon_list", "plan_ws2_list", "compile_list_sm90", "ws2_walk_lists",
+           "prepare_list_plan", "cached_list_plan", "has_list_plan"]
 
 #: a row's fixed cost in 128-key tile units for the planner: kernels/tools/gap_analysis.py's fit of the adopted ws2
 #: form on run 9 (c_row 5.4 µs, c_tile 1.82 µs per 128-key tile per SM at H12 N32760) -> 3.0
@@ -296,6 +298,74 @@ def plan_ws2_list(index: Any, *, programs: int, c_row: float = C_ROW_TILES, sche
     return LanePlan(rows=torch.tensor(flat, dtype=torch.int32, device=dev),
                     start=torch.tensor(start, dtype=torch.int32, device=dev), programs=g, lanes=1, n_rows=n,
                     schedule=schedule, makespan=mx, mean_load=mean)
+
+
+#: plans memoised per index (fgattn's dispatch of a ``schedule: "list"`` entry): keyed by the identity of the
+#: index's ``offsets`` tensor (held by a weak reference, so a plan lives as long as its index's offsets), then by
+#: the identity and in-place version counters of ``offsets`` / ``indices`` / ``order`` and the program count.  An
+#: entry is never replaced: a CUDA graph captured with a plan keeps reading its tensors, so they stay alive.
+_PLANS: dict[int, tuple[Any, dict[tuple, Any]]] = {}
+
+
+def _plans_of(offsets: Any, create: bool = False) -> dict[tuple, Any] | None:
+    """The memoised plans of the index whose offsets tensor is ``offsets`` (None if none and not ``create``)."""
+    hit = _PLANS.get(id(offsets))
+    if hit is not None and hit[0]() is offsets:
+        return hit[1]
+    if not create:
+        return None
+    key = id(offsets)
+    ref = weakref.ref(offsets, lambda _r, key=key: _PLANS.pop(key, None))
+    _PLANS[key] = (ref, {})
+    return _PLANS[key][1]
+
+
+def _capturing() -> bool:
+    """A CUDA graph is being captured on the current stream (no host sync allowed)."""
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_current_stream_capturing())
+
+
+def _plan_key(index: Any, programs: int) -> tuple:
+    t = [index.offsets, index.indices, index.order]
+    return (programs, *((None, -1, -1) if x is None else (id(x), x.data_ptr(), x._version) for x in t))
+
+
+def cached_list_plan(index: Any, programs: int) -> Any | None:
+    """The memoised list plan of ``index`` for ``programs`` programs (``schedule="list"``, :data:`C_ROW_TILES`),
+    built on first use; None when none is cached and a CUDA graph is being captured (building one reads the row
+    counts on the host): the caller then runs the walk (``fgattn.fg_route`` says so)."""
+    per = _plans_of(index.offsets)
+    key = _plan_key(index, programs)
+    if per is not None and key in per:
+        return per[key]
+    if _capturing():
+        return None
+    plan = plan_ws2_list(index, programs=programs)
+    _plans_of(index.offsets, create=True)[key] = plan
+    return plan
+
+
+def has_list_plan(index: Any, programs: int) -> bool:
+    """A plan of ``index`` for ``programs`` programs is memoised (:func:`cached_list_plan` needs no host work)."""
+    per = _plans_of(index.offsets)
+    return per is not None and _plan_key(index, programs) in per
+
+
+def prepare_list_plan(index: Any, programs: int | None = None) -> Any:
+    """Build and memoise ``index``'s list plan before CUDA-graph capture, so that a captured ``fgattn.fg_attention``
+    of a ``schedule: "list"`` entry runs the list schedule (a warm-up call outside capture does the same).
+    ``programs``: the grid (default the current CUDA device's SM count, as fgattn's dispatch uses)."""
+    import torch
+
+    if programs is None:
+        programs = torch.cuda.get_device_properties(index.offsets.device).multi_processor_count
+    if _capturing():
+        _fail("prepare_list_plan reads the row counts on the host: call it before CUDA-graph capture")
+    plan = cached_list_plan(index, programs)
+    assert plan is not None
+    return plan
 
 
 def compile_list_sm90(dtype: str = "bf16") -> Any:

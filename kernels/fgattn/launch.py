@@ -74,7 +74,10 @@ GLUON_KEY = ("fg", 128, 128, 1)
 GLUON_ARCHS = ("sm90",)
 #: ``extra["gluon"]`` knob -> (allowed values, default), the arguments of ``fgattn.gluon_fg.fg_attention_gluon``
 #: (``fence`` = its ``consumer_fence``); ``regs`` = [consumer, producer] registers per thread or None (checked by
-#: :func:`check_impl` with the rule of ``gluon_fg.check_ws2_knobs``; tests/test_gluon_fg.py keeps the two equal)
+#: :func:`check_impl` with the rule of ``gluon_fg.check_ws2_knobs``; tests/test_gluon_fg.py keeps the two equal);
+#: ``schedule`` (form ws2 only, not an argument of ``fg_attention_gluon``: :meth:`LaunchConfig.gluon_schedule`):
+#: ``"walk"`` (default) = program p runs launch positions p, p + G, ...; ``"list"`` = the rows of a host-built
+#: greedy list plan (``fgattn.gluon_fg_list``, built once per index; not adopted: kernels/NOTES.md, "Session 11, K3")
 GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "form": (("one_row", "persistent", "ws", "ws2"), None),
     "pipeline": ((0, 1, 2, 3), 0),
@@ -82,10 +85,13 @@ GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "exp_poly": ((0, 0.25), 0),
     "pingpong": ((False, True), False),
     "regs": ((), None),
+    "schedule": (("walk", "list"), "walk"),
 }
 #: knobs of form ``ws2`` only / of the warp-specialized forms only
-_WS2_ONLY = ("pipeline", "exp_poly", "pingpong", "regs")
+_WS2_ONLY = ("pipeline", "exp_poly", "pingpong", "regs", "schedule")
 _WS_ONLY = ("fence",)
+#: the knobs ``schedule: "list"`` requires: the one form ``fgattn.gluon_fg_list`` implements (pipeline 1, no fence)
+_LIST_FORM = {"pipeline": 1, "fence": False, "exp_poly": 0, "pingpong": False, "regs": None}
 
 
 @dataclass(frozen=True)
@@ -168,10 +174,18 @@ class LaunchConfig:
         if self.impl != "gluon":
             raise ValueError(f"config: impl={self.impl!r} has no Gluon options")
         g = self.extra["gluon"]
-        out = {k: g.get(k, default) for k, (_, default) in GLUON_KNOBS.items()}
+        out = {k: g.get(k, default) for k, (_, default) in GLUON_KNOBS.items() if k != "schedule"}
         out["consumer_fence"] = out.pop("fence")
         out["regs"] = None if out["regs"] is None else tuple(int(r) for r in out["regs"])
         return out
+
+    def gluon_schedule(self) -> str:
+        """Row schedule of an ``impl: gluon`` entry of form ws2: ``"walk"`` (default; also for every other form and
+        for tl entries) or ``"list"`` (``extra["gluon"]["schedule"]``, validated by :func:`check_impl`)."""
+        if self.impl != "gluon":
+            return "walk"
+        self.gluon_options()  # validates the knobs
+        return str(self.extra["gluon"].get("schedule", "walk"))
 
     def tl_config(self) -> LaunchConfig:
         """The same entry as the tl kernel launches it (``impl`` and ``gluon`` removed): what runs where the
@@ -243,6 +257,11 @@ def check_impl(kernel: str, head_dim: int, block_m: int, gran_n: int, extra: dic
         raise ValueError(f"{where}: extra.gluon.{on[0]} is a knob of form 'ws2' only, not form={form!r}")
     if "fence" in knobs and form not in ("ws", "ws2"):
         raise ValueError(f"{where}: extra.gluon.fence is a knob of forms 'ws' / 'ws2' only, not form={form!r}")
+    if knobs.get("schedule", "walk") == "list":
+        got = {k: knobs.get(k, GLUON_KNOBS[k][1]) for k in _LIST_FORM}
+        if got != _LIST_FORM:
+            raise ValueError(f"{where}: extra.gluon.schedule='list' runs fgattn.gluon_fg_list's kernel, which is "
+                             f"form ws2 with {_LIST_FORM} only, not {got}")
     return impl
 
 
