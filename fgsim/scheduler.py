@@ -340,11 +340,68 @@ def _sim_persistent_serial(idx2d, row_work, first_extra, comps, n_sm, slots, rat
     return out, tot, csum
 
 
+@nb.njit(cache=True)
+def list_programs(row, plan_cost, g):  # noqa: ANN001, ANN201
+    """Program of each launch position under greedy list scheduling in launch order (fgattn.gluon_fg_list's
+    ``plan_ws2_list``): each row in turn to the program with the least planned load so far (``plan_cost`` per
+    count, ties to the lowest program)."""
+    load = np.zeros(g)
+    out = np.zeros(row.shape[0], np.int64)
+    for i in range(row.shape[0]):
+        q = 0
+        best = load[0]
+        for j in range(1, g):
+            if load[j] < best:
+                best = load[j]
+                q = j
+        load[q] += plan_cost[row[i]]
+        out[i] = q
+    return out
+
+
+@nb.njit(cache=True)
+def _list_call(row, row_work, first_extra, plan_cost, comps, n_sm, slots, rates, g, csum_row):  # noqa: ANN001, ANN202
+    """:func:`_persistent_call` with the rows assigned by :func:`list_programs` instead of round-robin."""
+    prog = list_programs(row, plan_cost, g)
+    n_comp = csum_row.shape[0]
+    w = np.zeros(g)
+    seen = np.zeros(g, np.bool_)
+    for i in range(row.shape[0]):
+        r = row[i]
+        q = prog[i]
+        w[q] += row_work[r]
+        if not seen[q]:
+            seen[q] = True
+            w[q] += first_extra[r]
+        for k in range(n_comp):
+            csum_row[k] += comps[r, k]
+    dummy_f = np.zeros(1)
+    dummy_i = np.zeros(1, np.int64)
+    return _sim_dispatch(np.arange(g), w, n_sm, slots, rates, False, dummy_f, dummy_f, dummy_i)
+
+
+@nb.njit(cache=True)
+def _sim_list_persistent(idx2d, row_work, first_extra, plan_cost, comps, n_sm, slots, rates, n_prog):  # noqa: ANN001, ANN202
+    """List-scheduled persistent programs over many calls (serial); as :func:`_sim_persistent`."""
+    n_calls, n_rows = idx2d.shape
+    out = np.zeros(n_calls)
+    tot = np.zeros(n_calls)
+    csum = np.zeros((n_calls, comps.shape[1]))
+    g = min(n_rows, n_prog)
+    if g >= 1:
+        for c in range(n_calls):
+            out[c], tot[c] = _list_call(idx2d[c], row_work, first_extra, plan_cost, comps, n_sm, slots, rates, g,
+                                        csum[c])
+    return out, tot, csum
+
+
 def simulate_persistent(idx: np.ndarray, row_work: np.ndarray, first_extra: np.ndarray, comps: np.ndarray,
                         n_sm: int, slots: int, gain: float, n_programs: int,
-                        rates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                        rates: np.ndarray | None = None, plan_cost: np.ndarray | None = None,
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Many launches of persistent programs: ``n_programs`` (k x SMs) programs deal the rows of each call's launch
-    order round-robin (program p runs positions p, p + G, ...); programs are placed on SM slots like CTAs.
+    order round-robin (program p runs positions p, p + G, ...), or, with ``plan_cost`` (planned cost per count),
+    by greedy list scheduling in launch order (:func:`list_programs`); programs are placed on SM slots like CTAs.
     Returns (makespan per call, total work per call, per-call sums of each row of ``comps`` over the rows)."""
     _check(n_sm, slots, gain)
     ix = np.ascontiguousarray(idx, dtype=np.int64)
@@ -354,6 +411,14 @@ def simulate_persistent(idx: np.ndarray, row_work: np.ndarray, first_extra: np.n
         raise FgsimError(f"tile counts out of range 0..{row_work.shape[0] - 1} for this trace and kernel")
     if n_programs < 1:
         raise FgsimError(f"persistent launch needs at least one program (got {n_programs})")
+    if plan_cost is not None:
+        if np.asarray(plan_cost).shape != np.asarray(row_work).shape:
+            raise FgsimError("simulate_persistent: plan_cost must have one entry per count, as row_work")
+        return _sim_list_persistent(ix, np.ascontiguousarray(row_work, np.float64),
+                                    np.ascontiguousarray(first_extra, np.float64),
+                                    np.ascontiguousarray(plan_cost, np.float64),
+                                    np.ascontiguousarray(np.asarray(comps, np.float64).T), n_sm, slots,
+                                    rate_table(slots, float(gain), rates), int(n_programs))
     fn = _sim_persistent if ix.shape[0] >= 8 else _sim_persistent_serial
     return fn(ix, np.ascontiguousarray(row_work, np.float64), np.ascontiguousarray(first_extra, np.float64),
               np.ascontiguousarray(np.asarray(comps, np.float64).T), n_sm, slots, rate_table(slots, float(gain), rates),

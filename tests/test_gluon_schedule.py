@@ -235,19 +235,70 @@ def test_packaged_entry_dispatches_the_walk_exactly_as_before(sm90: pytest.Monke
     assert gluon_fg_list._plans_of(idx.offsets) is None  # no plan built for a walk entry
 
 
-def test_cost_model_refuses_to_price_a_list_entry_as_a_walk() -> None:
-    from fgsim.errors import FgsimError
-    from fgsim.hardware import load_gpu
+def _model_cfgs():
     from fgsim.launchcfg import launch_config as fl_config
-    from fgsim.model.gluon import knobs, tl_config
+    from fgsim.model.gluon import tl_config
 
     cfg = tl_config(fl_config("fg", "h200", 128, 128, 1))
-    walk = dataclasses.replace(cfg, extra={**cfg.extra, "impl": "gluon", "gluon": {**LIST, "schedule": "walk"}})
-    assert knobs(walk)["form"] == "ws2"
-    lst = dataclasses.replace(cfg, extra={**cfg.extra, "impl": "gluon", "gluon": LIST})
-    with pytest.raises(FgsimError, match=r"prices Gluon schedule 'walk' only, not extra\.gluon\.schedule='list'"):
-        knobs(lst)
-    assert load_gpu("h200").sm_arch == "sm90"
+    ex = {**cfg.extra, "order": "lpt"}  # an index built with order=True (the sweep's): heavy rows launch first
+    walk = dataclasses.replace(cfg, extra={**ex, "impl": "gluon", "gluon": {**LIST, "schedule": "walk"}})
+    lst = dataclasses.replace(cfg, extra={**ex, "impl": "gluon", "gluon": LIST})
+    return walk, lst
+
+
+def test_cost_model_prices_the_list_schedule_at_most_its_walk_twin_on_text_rows() -> None:
+    """A list-scheduled entry is priced by greedy list scheduling over the same per-row cycles: below its walk twin
+    on a skewed workload (text query blocks attending to everything) in LPT launch order, and not above it on a
+    uniform one."""
+    import numpy as np
+
+    from fgsim.hardware import load_gpu
+    from fgsim.model.assemble import predict_counts, timeline
+    from fgsim.model.gluon import knobs
+    from fgsim.model.params import ModelParams
+
+    gpu = load_gpu("h200")
+    par = ModelParams(mma_eff=0.844, fp32_per_score=5.93, mma_wait_cycles=60.7, serial_wgmma_cycles=20.7,
+                      tile_sync_cycles=74.1, ldst_cycles=4.67, tma_issue_cycles=3.7, mem_latency_cycles=426.0,
+                      l2_bw_eff=0.978, wgmma_min_cycles=48.2, row_cycles=4350.0, launch_us=3.23, overlap_p=1.91,
+                      share_p=1.44)
+    walk, lst = _model_cfgs()
+    assert knobs(walk)["schedule"] == "walk" and knobs(lst)["schedule"] == "list"
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    n, heads = 8192, 12
+    qb = n // 128
+    for text in (4, 0):
+        c = np.clip(rng.normal(0.05 * n, 0.005 * n, size=(heads, qb)).round(), 0, n).astype(np.int64)
+        c[:, qb - text:] = n  # text query blocks (the last ones, as in a video DiT) attend to every key
+        t_walk = predict_counts(c, n, walk, gpu, par, resources={})[0]
+        t_list = predict_counts(c, n, lst, gpu, par, resources={})[0]
+        print("text", text, "walk", t_walk, "list", t_list)
+        assert t_list <= t_walk
+        if text:  # the walk gives a text row's program its full share of light rows too; the list does not
+            assert t_list < 0.9 * t_walk
+            ends = [timeline(c, n, cf, gpu, par)[1] for cf in (walk, lst)]  # one bar per program
+            assert ends[0].size == ends[1].size == gpu.sm_count and ends[1].max() < 0.9 * ends[0].max()
+
+
+def test_cost_model_assigns_rows_as_fgattn_plans_them() -> None:
+    """fgsim.scheduler.list_programs with the model's planned costs is fgattn.gluon_fg_list.plan_ws2_list's plan."""
+    import numpy as np
+
+    from fgsim.model.gluon import LIST_C_ROW_TILES
+    from fgsim.scheduler import list_programs
+
+    assert LIST_C_ROW_TILES == gluon_fg_list.C_ROW_TILES
+    idx = _index(_seed(), h=3, n=1500)
+    counts = idx.counts().numpy().astype(np.int64)
+    plan_cost = LIST_C_ROW_TILES + np.maximum(np.ceil(np.arange(1501) / 128), 1.0)
+    order = idx.order.numpy().astype(np.int64)
+    for g in (1, 5, 7):
+        prog = list_programs(counts[order], plan_cost, g)
+        lists = [[int(order[i]) for i in range(order.size) if prog[i] == p] for p in range(g)]
+        plan = gluon_fg_list.plan_ws2_list(idx, programs=g)
+        st, flat = plan.start.tolist(), plan.rows.tolist()
+        assert lists == [flat[st[p]:st[p + 1]] for p in range(g)]
 
 
 def test_memoised_plans_die_with_their_index(sm90: pytest.MonkeyPatch) -> None:

@@ -176,7 +176,8 @@ class KernelPlan:
             comps[3] = tabs.row_work - comps[0:3].sum(axis=0)
             n_prog = tabs.programs_per_sm * self.gpu.sm_count
             ms, tot, csum = simulate_persistent(idx, tabs.row_work, tabs.first_extra, comps, self.gpu.sm_count,
-                                                occ.slots, occ.gain, n_prog, np.array(occ.rates))
+                                                occ.slots, occ.gain, n_prog, np.array(occ.rates),
+                                                plan_cost=tabs.plan_cost)
             csum[:, 3] += tot - csum[:, :4].sum(axis=1)  # the programs' starts and first prologues
         else:
             ms, _, csum = simulate_calls(idx, tabs.work, tabs.comps, self.gpu.sm_count, occ.slots, occ.gain,
@@ -306,8 +307,16 @@ def timeline(counts: np.ndarray, n_tokens: int, cfg: KernelConfig, gpu: GPU, par
     work = tabs.work[order]
     if tabs.row_work is not None and tabs.first_extra is not None:  # persistent: one bar per program
         g = max(1, min(order.size, tabs.programs_per_sm * gpu.sm_count))
-        work = np.bincount(np.arange(order.size) % g, weights=tabs.row_work[order], minlength=g)
-        work = work + tabs.first_extra[order[:g]]
+        if tabs.plan_cost is None:
+            work = np.bincount(np.arange(order.size) % g, weights=tabs.row_work[order], minlength=g)
+            work = work + tabs.first_extra[order[:g]]
+        else:  # list-scheduled (Gluon ws2 schedule 'list')
+            from fgsim.scheduler import list_programs
+
+            prog = list_programs(np.ascontiguousarray(order, np.int64), np.asarray(tabs.plan_cost, np.float64), g)
+            work = np.bincount(prog, weights=tabs.row_work[order], minlength=g)
+            first = np.unique(prog, return_index=True)[1]
+            work[prog[first]] += tabs.first_extra[order[first]]
     sch = simulate(work, gpu.sm_count, tabs.occupancy.slots, tabs.occupancy.gain, np.array(tabs.occupancy.rates))
     return sch.start / gpu.clock_hz, sch.end / gpu.clock_hz, sch.sm
 

@@ -142,6 +142,9 @@ class CtaTables:
     programs_per_sm: int = 0  # persistent programs per SM (0: one CTA per row)
     #: the launch walks FgIndex.order's LPT row order (the Gluon form with ``extra['lpt']``; fgsim.model.gluon)
     lpt: bool = False
+    #: persistent programs take their rows by greedy list scheduling in launch order with this planned cost per
+    #: count (the Gluon ws2 form with ``extra.gluon.schedule`` 'list'; fgsim.model.gluon); None: round-robin walk
+    plan_cost: np.ndarray | None = None
 
 
 def is_persistent(cfg: KernelConfig) -> bool:

@@ -68,6 +68,11 @@ GLUON_ARCHS = ("sm90",)
 GLUON_DTYPES = ("bf16", "fp16")
 #: Gluon forms the cost model prices
 PRICED_FORMS = ("ws2",)
+#: row schedules of form ws2 (``extra.gluon.schedule``, default walk; fgattn.launch.GLUON_KNOBS)
+SCHEDULES = ("walk", "list")
+#: a row's fixed cost in 128-key tiles in the list schedule's host planner (fgattn.gluon_fg_list.C_ROW_TILES; the
+#: plan the kernel runs, so the model assigns rows with the same costs and prices them with its own cycles)
+LIST_C_ROW_TILES = 3.0
 #: form ws2's fixed structure (fgattn.gluon_fg: BLOCK_N, STAGES, two consumer warpgroups of 64 rows, a producer
 #: warpgroup of 4 warps; registers at launch and shared bytes from its compile, Triton 3.6 sm_90, kernels/NOTES.md)
 WS2 = {"block_n": 128, "stages": 3, "consumer_wgs": 2, "producer_warps": 4, "n_regs": 168, "shared": 229_683}
@@ -156,11 +161,12 @@ def knobs(cfg: KernelConfig) -> dict[str, Any]:
     if form not in PRICED_FORMS:
         raise FgsimError(f"launch config ({cfg.describe()}): the cost model prices Gluon form(s) "
                          f"{list(PRICED_FORMS)}, not extra.gluon.form={form!r}")
-    if g.get("schedule", "walk") != "walk":  # the list plan (fgattn.gluon_fg_list) is not priced yet
-        raise FgsimError(f"launch config ({cfg.describe()}): the cost model prices Gluon schedule 'walk' only, not "
-                         f"extra.gluon.schedule={g['schedule']!r} (kernels/NOTES.md, 'Session 11, K3')")
+    schedule = g.get("schedule", "walk")
+    if schedule not in SCHEDULES:
+        raise FgsimError(f"launch config ({cfg.describe()}): extra.gluon.schedule={schedule!r} must be one of "
+                         f"{list(SCHEDULES)}")
     return {"form": form, "pipeline": int(g.get("pipeline", 0) or 0), "exp_poly": float(g.get("exp_poly", 0) or 0),
-            "fence": bool(g.get("fence", True))}
+            "fence": bool(g.get("fence", True)), "schedule": str(schedule)}
 
 
 def gluon_key(cfg: KernelConfig) -> str:
@@ -321,8 +327,12 @@ def gluon_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int
     occ = Occupancy(slots=slots, limiter="smem", smem_bytes=smem,
                     regs_per_thread=int(r.get("n_regs", 0) or 0) or WS2["n_regs"], gain=1.0, rates=(1.0,),
                     source="compiled (calibration resources table)" if r else "Gluon form ws2 (offline compile)")
-    notes = [f"Gluon form {k['form']} (pipeline {k['pipeline']}): persistent, one program per SM, rows dealt "
-             "round-robin in launch order; producer warpgroup gathers, two consumer warpgroups"]
+    listed = k["schedule"] == "list"
+    how = ("rows by greedy list scheduling in launch order (planned cost "
+           f"{LIST_C_ROW_TILES:g} + executed tiles)" if listed else "rows dealt round-robin in launch order")
+    notes = [f"Gluon form {k['form']} (pipeline {k['pipeline']}): persistent, one program per SM, {how}; producer "
+             "warpgroup gathers, two consumer warpgroups"]
+    plan_cost = LIST_C_ROW_TILES + np.maximum(np.ceil(keys / bn), 1.0) if listed else None
     return CtaTables(n=skip, work=work, comps=comps, occupancy=occ, tile_flops_full=4.0 * m * bn * d, notes=notes,
                      row_work=row_work, first_extra=first_extra, programs_per_sm=1,
-                     lpt=walks_lpt(cfg))
+                     lpt=walks_lpt(cfg), plan_cost=plan_cost)
