@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import random
 import subprocess
 import sys
 import time
@@ -40,7 +39,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation"), str(
 
 D, M, G = 128, 128, 1
 VARIANTS = ("entry", "list", "walk_ctl")
-CHECK_NS = (65, 127, 257, 1000, 1999, 2048, 2600, 3001)
+# the random check cases and per-shape densities are the M64 probe's (one generator for both probes' checks)
+from gluon_m64_probe import CHECK_NS, check_case, check_cases, densities_for  # noqa: E402,F401
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -119,28 +119,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not (a.dry_run or a.offline_compile or a.plan_stats) and a.out is None:
         ap.error("--out is required for a GPU run")
     return a
-
-
-def densities_for(args: argparse.Namespace, shape: tuple[int, int, int]) -> list[float]:
-    """The density targets timed at ``shape``."""
-    return args.per_shape.get(shape, args.density_list)
-
-
-def check_case(rng: random.Random) -> dict[str, Any]:
-    """One random check case's parameters (pure)."""
-    n = rng.choice(CHECK_NS)
-    return dict(b=rng.choice((1, 1, 2)), h=rng.randint(1, 4), n=n,
-                text=rng.choice((0, 0, 77, 300)) if n >= 600 else 0,
-                density=round(10 ** rng.uniform(-2, 0), 4), window=rng.random() < 0.5,
-                dtype=rng.choice(("bf16", "fp16")), layout=rng.choice(("bhnd", "bnhd")),
-                sm_scale=rng.choice((None, None, 0.05)), programs=rng.choice((1, 3, 7, None)),
-                empty=rng.random(), full=rng.random(), seed=rng.randrange(2**31))
-
-
-def check_cases(n: int, seed: int) -> list[dict[str, Any]]:
-    """The ``n`` check cases of ``seed``."""
-    rng = random.Random(seed)
-    return [check_case(rng) for _ in range(n)]
 
 
 def spec_key(c: dict[str, Any]) -> tuple:
