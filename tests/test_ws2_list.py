@@ -184,3 +184,39 @@ def test_probe_argument_errors(argv, msg, capsys):
     with pytest.raises(SystemExit) as e:
         probe.parse_args(argv)
     assert e.value.code == 2 and msg in capsys.readouterr().err
+
+
+def _rows(ctl, lst, natural_list=1.3):
+    shapes = [("H12 N32760 D128", "0.02"), ("H12 N32760+512text D128", "0.1"), ("H40 N75600 D128", "0.1")]
+    rows = [dict(shape=s, density_target=d, variant="walk_ctl", rel_entry=str(c)) for (s, d), c in zip(shapes, ctl, strict=True)]
+    rows += [dict(shape=s, density_target=d, variant="list", rel_entry=str(x)) for (s, d), x in zip(shapes, lst, strict=True)]
+    rows += [dict(shape="H12 N32760+512text D128 natural", density_target="0.1", variant=v, rel_entry=str(x))
+             for v, x in (("walk_ctl", 1.2), ("list", natural_list))]
+    rows.append(dict(shape="H12 N32760 D128", density_target="0.02", variant="cudnn", rel_entry=""))
+    return rows
+
+
+@pytest.mark.parametrize("ctl,lst,verdict,why", [
+    ((0.98, 1.024, 1.0), (0.9, 0.85, 0.95), "eligible", "list 0.850-0.950"),  # the re-run's scatter passes
+    ((0.98, 1.05, 1.0), (0.9, 0.85, 0.95), "void", "walk_ctl 1.050 at H12 N32760+512text D128 d 0.1 outside"),
+    ((1.02, 1.03, 1.0), (0.9, 0.85, 0.95), "void", "walk_ctl geo-mean 1.017 outside 1 +- 0.01"),
+    ((1.0, 1.0, 1.0), (0.9, 1.03, 0.95), "not eligible", "list 1.030 > 1.02 at H12 N32760+512text D128 d 0.1"),
+])
+def test_probe_rule_verdict(ctl, lst, verdict, why):
+    got, reasons = probe.rule_verdict(_rows(ctl, lst))
+    assert got == verdict and any(why in r for r in reasons), (got, reasons)
+
+
+def test_probe_rule_ignores_natural_order_and_needs_pairs():
+    assert probe.rule_verdict(_rows((1, 1, 1), (0.9, 0.9, 0.9), natural_list=1.5))[0] == "eligible"
+    rows = [r for r in _rows((1, 1, 1), (0.9, 0.9, 0.9)) if not (r["variant"] == "list" and "H40" in r["shape"])]
+    assert probe.rule_verdict(rows) == ("void", ["the timing lacks paired list / walk_ctl rows at some "
+                                                 "launch-ordered problem"])
+
+
+def test_probe_natural_problems_parse(capsys):
+    assert probe.main(["--dry-run", "--natural", "12x32760+512:0.02/0.1"]) == 0
+    assert '"natural": {"12x32760+512": [0.02, 0.1]}' in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        probe.parse_args(["--dry-run", "--natural", "12x32760+512:0"])
+    assert e.value.code == 2 and "--natural: densities of '12x32760+512:0' must lie in (0, 1]" in capsys.readouterr().err

@@ -103,8 +103,9 @@ def shape_name(h: int, n: int, text: int) -> str:
     return f"H{h} N{n}" + (f"+{text}text" if text else "") + f" D{D}"
 
 
-def build_index(h: int, n_video: int, n_text: int, dt_: float, device: str):
-    """The benchmark's mask at (shape, density) and its ordered fg index (``bench_kernels.final_shape``)."""
+def build_index(h: int, n_video: int, n_text: int, dt_: float, device: str, order: bool = True):
+    """The benchmark's mask at (shape, density) and its fg index (``bench_kernels.final_shape``): launch order by
+    descending row work (``order=True``, the benchmarks) or the natural row order (``order=False``)."""
     import fgattn
     import torch
     from fgattn.masks import window_mask, with_text
@@ -113,7 +114,7 @@ def build_index(h: int, n_video: int, n_text: int, dt_: float, device: str):
     mask = window_mask(1, h, n_video, M, dt_, device=device)
     if n_text:
         mask = with_text(mask, n_text, M)
-    return fgattn.build_index(mask, block_m=M, gran_n=G, order=True)
+    return fgattn.build_index(mask, block_m=M, gran_n=G, order=order)
 
 
 def row_stats(index, sms: int) -> dict[str, float]:

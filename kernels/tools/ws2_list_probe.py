@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation"), str(ROOT / "kernels" / "tools")]
 
@@ -50,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--densities", default="0.02,0.1,0.5", help="density targets, comma-separated")
     ap.add_argument("--shape-densities", default="40x75600:0.02/0.1",
                     help="per-shape density lists overriding --densities, e.g. 40x75600:0.02/0.1")
+    ap.add_argument("--natural", default="", metavar="HxN[+TEXT]:D1/D2,...",
+                    help="extra timed problems whose index keeps the natural row order (no launch order)")
     ap.add_argument("--variants", default="entry,list,walk_ctl", help=f"comma-separated of {list(VARIANTS)}")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (>= 3)")
     ap.add_argument("--target-ms", type=float, default=20.0, help="timed replay length per case and round")
@@ -94,6 +98,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not vals or any(not 0 < x <= 1 for x in vals):
             ap.error(f"--shape-densities: densities of {item!r} must lie in (0, 1]")
         a.per_shape[key] = vals
+    a.natural_list = []
+    for item in (s for s in a.natural.split(",") if s):
+        shp, _, ds = item.partition(":")
+        try:
+            key = parse_shapes(shp)[0]
+            vals = [float(x) for x in ds.split("/")]
+        except ValueError:
+            ap.error(f"--natural: bad item {item!r} (want HxN[+TEXT]:D1/D2)")
+        if not vals or any(not 0 < x <= 1 for x in vals):
+            ap.error(f"--natural: densities of {item!r} must lie in (0, 1]")
+        a.natural_list.append((key, vals))
     shp, _, dd = a.ncu_cell.partition(":")
     try:
         a.ncu_shape, a.ncu_density = parse_shapes(shp)[0], float(dd)
@@ -328,8 +343,11 @@ def time_shapes(args: argparse.Namespace, meta: dict[str, str]) -> Path:
         w = csv.DictWriter(f, fieldnames=COLS + ["M", "gran_n", "plan_makespan_over_mean"] + list(meta),
                            extrasaction="ignore")
         w.writeheader()
-        for si, (h, nv, nt) in enumerate(args.shape_list):
-            shape = f"H{h} N{nv}" + (f"+{nt}text" if nt else "") + f" D{D}"
+        problems = [((h, nv, nt), densities_for(args, (h, nv, nt)), True) for h, nv, nt in args.shape_list]
+        problems += [(key, vals, False) for key, vals in args.natural_list]
+        for si, ((h, nv, nt), dens_targets, ordered) in enumerate(problems):
+            shape = f"H{h} N{nv}" + (f"+{nt}text" if nt else "") + f" D{D}" + ("" if ordered else " natural")
+            walk_over = "FgIndex.order" if ordered else "the natural row order"
             if time.perf_counter() - t0 > args.budget_s:
                 print(f"[time] budget reached, skipping {shape}", flush=True)
                 continue
@@ -339,14 +357,14 @@ def time_shapes(args: argparse.Namespace, meta: dict[str, str]) -> Path:
             cases: list[dict[str, Any]] = [dict(variant="cudnn", kernel="sdpa_cudnn", fn=sdpa("cudnn"), dt=1.0,
                                                 dens=1.0, stats={}, cfg="torch SDPA cuDNN backend")]
             pm: dict[tuple[str, float], str] = {}
-            for dt_ in densities_for(args, (h, nv, nt)):
-                idx = build_index(h, nv, nt, dt_, "cuda")
+            for dt_ in dens_targets:
+                idx = build_index(h, nv, nt, dt_, "cuda", order=ordered)
                 st = row_stats(idx, sms)
                 for v in args.variant_list:
                     plan = make_plan(v, idx)
                     if plan is not None:
                         pm[(v, dt_)] = f"{plan.makespan / plan.mean_load:.4f}"
-                    cfg = ("launch table fg D128 M128 g1 (Gluon ws2 pipeline 1, static walk over FgIndex.order)"
+                    cfg = (f"launch table fg D128 M128 g1 (Gluon ws2 pipeline 1, static walk over {walk_over})"
                            if v == "entry" else f"fgattn.gluon_fg_list plan {plan.schedule} c_row 3 programs "
                            f"{plan.programs} planned makespan/mean {plan.makespan / plan.mean_load:.4f}")
                     cases.append(dict(variant=v, kernel=v, dt=dt_, dens=idx.density(n), stats=st, cfg=cfg,
@@ -432,6 +450,36 @@ def run_ncu(args: argparse.Namespace) -> None:
     print(f"[ncu] done {time.perf_counter() - t0:.1f}s", flush=True)
 
 
+#: the adoption rule of the list schedule, fixed in kernels/NOTES.md (session 12) before its third measurement from the
+#: two earlier calls' walk-control scatter (16 per-problem medians 0.977-1.024, SD 0.015): the control (the list
+#: kernel running the entry's walk) is valid when its geo-mean over the launch-ordered problems lies in 1 +- 0.01 and
+#: every problem's median in 1 +- 0.04; then list is eligible when its median is <= 1.02 x the entry at every
+#: launch-ordered problem. Natural-order problems are reported, not judged (they decide how adoption plans them).
+CONTROL_GEO_BAND = 0.01
+CONTROL_CELL_BAND = 0.04
+LIST_MAX_REL = 1.02
+
+
+def rule_verdict(rows: list[dict[str, str]]) -> tuple[str, list[str]]:
+    """('eligible' | 'not eligible' | 'void', reasons) of the list schedule from a timing CSV's rows."""
+    ordered = [r for r in rows if r["variant"] in ("list", "walk_ctl") and not r["shape"].endswith("natural")]
+    ctl = {(r["shape"], r["density_target"]): float(r["rel_entry"]) for r in ordered if r["variant"] == "walk_ctl"}
+    lst = {(r["shape"], r["density_target"]): float(r["rel_entry"]) for r in ordered if r["variant"] == "list"}
+    if not ctl or set(ctl) != set(lst):
+        return "void", ["the timing lacks paired list / walk_ctl rows at some launch-ordered problem"]
+    why = []
+    geo = float(np.exp(np.mean(np.log(list(ctl.values())))))
+    if abs(geo - 1.0) > CONTROL_GEO_BAND:
+        why.append(f"walk_ctl geo-mean {geo:.3f} outside 1 +- {CONTROL_GEO_BAND}")
+    why += [f"walk_ctl {v:.3f} at {k[0]} d {k[1]} outside 1 +- {CONTROL_CELL_BAND}"
+            for k, v in ctl.items() if abs(v - 1.0) > CONTROL_CELL_BAND]
+    if why:
+        return "void", why
+    slow = [f"list {v:.3f} > {LIST_MAX_REL} at {k[0]} d {k[1]}" for k, v in lst.items() if v > LIST_MAX_REL]
+    return ("not eligible", slow) if slow else ("eligible", [f"walk_ctl geo-mean {geo:.3f}; list "
+                                                             f"{min(lst.values()):.3f}-{max(lst.values()):.3f}"])
+
+
 def summary(path: Path) -> None:
     """Per cell: entry ms and ×cuDNN, each variant's paired rel (min-max) and ×cuDNN."""
     rows = list(csv.DictReader(open(path, newline="")))
@@ -445,6 +493,8 @@ def summary(path: Path) -> None:
                  for v, r in c.items() if v != "entry"]
         print(f"[sum] {shape} d {d}: entry {e.get('ms')} ms x{e.get('ratio_vs_cudnn')} | " + " | ".join(parts),
               flush=True)
+    verdict, why = rule_verdict(rows)
+    print(f"[rule] {verdict}: " + "; ".join(why), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -452,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(json.dumps(dict(shapes={f"{h}x{nv}+{nt}": densities_for(args, (h, nv, nt))
                                       for h, nv, nt in args.shape_list},
+                              natural={f"{h}x{nv}+{nt}": v for (h, nv, nt), v in args.natural_list},
                               variants=args.variant_list, rounds=args.rounds, check=args.check,
                               check_seed=args.check_seed, time=not args.no_time, out=str(args.out), tag=args.tag,
                               ncu=args.ncu and args.ncu_cell, first_cases=check_cases(min(args.check, 2),
