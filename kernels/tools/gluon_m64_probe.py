@@ -61,6 +61,24 @@ DEFAULT_VARIANTS = "entry,g2,g2_pipe,g2_q,g2_q_pipe,g2_q_lpt,g2_pw2_q,g2_pw2_q_p
 CHECK_NS = (65, 127, 257, 1000, 1999, 2048, 2600, 3001)
 
 
+def shape_density_items(ap: argparse.ArgumentParser, flag: str, text: str) -> list[tuple[tuple, list[float]]]:
+    """``HxN[+TEXT]:D1/D2,...`` as [(shape key, densities)]; a bad item is one ``ap.error`` line naming ``flag``."""
+    from entry_regress import parse_shapes
+
+    out = []
+    for item in (s for s in text.split(",") if s):
+        shp, _, ds = item.partition(":")
+        try:
+            key = parse_shapes(shp)[0]
+            vals = [float(x) for x in ds.split("/")]
+        except ValueError:
+            ap.error(f"{flag}: bad item {item!r} (want HxN[+TEXT]:D1/D2)")
+        if not vals or any(not 0 < x <= 1 for x in vals):
+            ap.error(f"{flag}: densities of {item!r} must lie in (0, 1]")
+        out.append((key, vals))
+    return out
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None, help="output folder (GPU runs)")
@@ -107,17 +125,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(str(e) if "shapes" in str(e) else f"--densities: {a.densities!r} is not a comma-separated list")
     if any(not 0 < x <= 1 for x in a.density_list):
         ap.error(f"--densities: {a.densities!r} must lie in (0, 1]")
-    a.per_shape = {}
-    for item in (s for s in a.shape_densities.split(",") if s):
-        shp, _, ds = item.partition(":")
-        try:
-            key = parse_shapes(shp)[0]
-            vals = [float(x) for x in ds.split("/")]
-        except ValueError:
-            ap.error(f"--shape-densities: bad item {item!r} (want HxN[+TEXT]:D1/D2)")
-        if not vals or any(not 0 < x <= 1 for x in vals):
-            ap.error(f"--shape-densities: densities of {item!r} must lie in (0, 1]")
-        a.per_shape[key] = vals
+    a.per_shape = dict(shape_density_items(ap, "--shape-densities", a.shape_densities))
     a.ncu_list = [v for v in a.ncu.split(",") if v]
     bad_ncu = [v for v in a.ncu_list if v not in VARIANTS]
     if bad_ncu:

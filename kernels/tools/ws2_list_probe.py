@@ -42,7 +42,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation"), str(
 D, M, G = 128, 128, 1
 VARIANTS = ("entry", "list", "walk_ctl")
 # the random check cases and per-shape densities are the M64 probe's (one generator for both probes' checks)
-from gluon_m64_probe import CHECK_NS, check_case, check_cases, densities_for  # noqa: E402,F401
+from gluon_m64_probe import (  # noqa: E402,F401
+    CHECK_NS,
+    check_case,
+    check_cases,
+    densities_for,
+    shape_density_items,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -87,28 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(str(e) if "shapes" in str(e) else f"--densities: {a.densities!r} is not a comma-separated list")
     if any(not 0 < x <= 1 for x in a.density_list):
         ap.error(f"--densities: {a.densities!r} must lie in (0, 1]")
-    a.per_shape = {}
-    for item in (s for s in a.shape_densities.split(",") if s):
-        shp, _, ds = item.partition(":")
-        try:
-            key = parse_shapes(shp)[0]
-            vals = [float(x) for x in ds.split("/")]
-        except ValueError:
-            ap.error(f"--shape-densities: bad item {item!r} (want HxN[+TEXT]:D1/D2)")
-        if not vals or any(not 0 < x <= 1 for x in vals):
-            ap.error(f"--shape-densities: densities of {item!r} must lie in (0, 1]")
-        a.per_shape[key] = vals
-    a.natural_list = []
-    for item in (s for s in a.natural.split(",") if s):
-        shp, _, ds = item.partition(":")
-        try:
-            key = parse_shapes(shp)[0]
-            vals = [float(x) for x in ds.split("/")]
-        except ValueError:
-            ap.error(f"--natural: bad item {item!r} (want HxN[+TEXT]:D1/D2)")
-        if not vals or any(not 0 < x <= 1 for x in vals):
-            ap.error(f"--natural: densities of {item!r} must lie in (0, 1]")
-        a.natural_list.append((key, vals))
+    a.per_shape = dict(shape_density_items(ap, "--shape-densities", a.shape_densities))
+    a.natural_list = shape_density_items(ap, "--natural", a.natural)
     shp, _, dd = a.ncu_cell.partition(":")
     try:
         a.ncu_shape, a.ncu_density = parse_shapes(shp)[0], float(dd)
