@@ -253,8 +253,9 @@ def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", plan=None, s
                                   programs=plan.programs, **kn)
 
 
-def build_case(c: dict[str, Any], device: str = "cuda"):
-    """Tensors, index and the emptied query block (batch, head, block) of a check case."""
+def build_case(c: dict[str, Any], device: str = "cuda", block_m: int = M):
+    """Tensors, index (``block_m`` query rows per block) and the emptied query block (batch, head, block) of a check
+    case."""
     import fgattn
     import torch
     from fgattn.masks import window_mask, with_text
@@ -263,16 +264,16 @@ def build_case(c: dict[str, Any], device: str = "cuda"):
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[c["dtype"]]
     n = c["n"] + c["text"]
     if c["window"] and c["density"] < 0.9:
-        mv = window_mask(c["b"], c["h"], c["n"], M, c["density"], device=device, seed=c["seed"] % 1000)
+        mv = window_mask(c["b"], c["h"], c["n"], block_m, c["density"], device=device, seed=c["seed"] % 1000)
     else:
-        mv = torch.rand(c["b"], c["h"], -(-c["n"] // M), c["n"], device=device) < c["density"]
-    mask = with_text(mv, c["text"], M) if c["text"] else mv
+        mv = torch.rand(c["b"], c["h"], -(-c["n"] // block_m), c["n"], device=device) < c["density"]
+    mask = with_text(mv, c["text"], block_m) if c["text"] else mv
     qb = mask.shape[2]
     eb, eh, eq = (int(c["empty"] * x) % y for x, y in ((7, c["b"]), (13, c["h"]), (997, qb)))
     mask[eb, eh, eq] = False
     if qb > 1:  # a full block, never the emptied one
         mask[0, 0, (eq + 1 + int(c["full"] * (qb - 1))) % qb] = True
-    idx = fgattn.build_index(mask, block_m=M, gran_n=G, order=True)
+    idx = fgattn.build_index(mask, block_m=block_m, gran_n=G, order=True)
     shp = (c["b"], c["h"], n, D) if c["layout"] == "bhnd" else (c["b"], n, c["h"], D)
     q, k, v = (torch.randn(*shp, device=device, dtype=dtype) for _ in range(3))
     return q, k, v, idx, (eb, eh, eq)

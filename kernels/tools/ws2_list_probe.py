@@ -49,6 +49,7 @@ from gluon_m64_probe import (  # noqa: E402,F401
     densities_for,
     shape_density_items,
 )
+from gluon_m64_probe import build_case as m64_build_case  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -199,28 +200,8 @@ def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", plan=None, s
 
 
 def build_case(c: dict[str, Any], device: str = "cuda"):
-    """Tensors, index and the emptied query block (batch, head, block) of a check case."""
-    import fgattn
-    import torch
-    from fgattn.masks import window_mask, with_text
-
-    torch.manual_seed(c["seed"])
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[c["dtype"]]
-    n = c["n"] + c["text"]
-    if c["window"] and c["density"] < 0.9:
-        mv = window_mask(c["b"], c["h"], c["n"], M, c["density"], device=device, seed=c["seed"] % 1000)
-    else:
-        mv = torch.rand(c["b"], c["h"], -(-c["n"] // M), c["n"], device=device) < c["density"]
-    mask = with_text(mv, c["text"], M) if c["text"] else mv
-    qb = mask.shape[2]
-    eb, eh, eq = (int(c["empty"] * x) % y for x, y in ((7, c["b"]), (13, c["h"]), (997, qb)))
-    mask[eb, eh, eq] = False
-    if qb > 1:
-        mask[0, 0, (eq + 1 + int(c["full"] * (qb - 1))) % qb] = True
-    idx = fgattn.build_index(mask, block_m=M, gran_n=G, order=True)
-    shp = (c["b"], c["h"], n, D) if c["layout"] == "bhnd" else (c["b"], n, c["h"], D)
-    q, k, v = (torch.randn(*shp, device=device, dtype=dtype) for _ in range(3))
-    return q, k, v, idx, (eb, eh, eq)
+    """Tensors, M=128 index and the emptied query block of a check case (the M64 probe's generator)."""
+    return m64_build_case(c, device, block_m=M)
 
 
 def check(args: argparse.Namespace, meta: dict[str, str]) -> bool:
