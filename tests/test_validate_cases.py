@@ -62,6 +62,7 @@ def test_committed_case_lists_are_the_generators_output_and_disjoint() -> None:
     _check_test10(lists, t8, t9)
     _check_test11(lists, t8, t9)
     _check_test12(lists, t8, t9)
+    _check_test13(lists, t8, t9)
     t7 = lists["test7"]
     before7 = [c for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6") for c in lists[s]]
     assert not {c.n_tokens for c in t7} & {c.n_tokens for c in before7}, "test7 repeats an N of another list"
@@ -184,6 +185,47 @@ def _check_test12(lists: dict[str, list[vc.Case]], t8: list[vc.Case], t9: list[v
     # the new families keep about the density asked for (within a factor 3 above the sink / diagonal floor)
     c = next(c for c in t12 if c.structure == "dilated" and c.density == 0.2)
     assert 0.1 < float(vc.case_mask(c).mean()) < 0.4
+
+
+def _check_test13(lists: dict[str, list[vc.Case]], t8: list[vc.Case], t9: list[vc.Case]) -> None:
+    """test13 (calib11's frozen list): the generator's bytes, disjoint from every earlier list (N and seeds outside
+    the benchmark shapes, trace entries), every transfer axis, and the bench axis: the Gluon entry with the list
+    schedule on launch-ordered and natural indices beside the walk on the launch-ordered one, on the same masks."""
+    import importlib.util
+    import json
+    from dataclasses import replace
+
+    earlier = [vc.load_case_list(s) for s in ("test10", "test11", "test12")]
+    t13 = vc.load_case_list("test13")
+    gen13 = [replace(c, trace=vc.repo_path(c.trace)) for c in vc.generate("test13")]
+    assert [vc.case_row(c) for c in t13] == [vc.case_row(c) for c in gen13], "test13.csv differs"
+    spec = importlib.util.spec_from_file_location("make_test13", REPO / "validation" / "cases" / "make_test13.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)  # type: ignore[union-attr]
+    assert gen.render() == (REPO / "validation" / "cases" / "test13.csv").read_text(), "test13.csv differs (bytes)"
+    assert len(t13) == 44 and sum(len(c.kernels) for c in t13) == 78 and "test13" in vc.SPLITS
+    vc.check_disjoint([*lists.values(), t8, t9, *earlier, t13])
+    before = [c for cl in lists.values() for c in cl] + t8 + t9 + [c for cl in earlier for c in cl]
+    synth = [c for c in t13 if c.structure != "trace" and c.axis != "bench"]
+    assert not {c.n_tokens for c in synth} & {c.n_tokens for c in before}, "test13 repeats an N of another list"
+    assert not {c.seed for c in t13 if c.structure != "trace"} & {c.seed for c in before}, "test13 repeats a seed"
+    traces = {(c.trace, c.pass_index, c.layer) for c in t13 if c.structure == "trace"}
+    assert len(traces) == 2 and not traces & {(c.trace, c.pass_index, c.layer) for c in before}
+    assert {(c.head_dim, c.block_m) for c in t13 if c.axis in ("tuned", "dtype")} == set(vc.DM)
+    assert {c.dtype for c in t13} == {"bf16", "fp16"} and {c.structure for c in t13} <= set(vc.TEST12_STRUCTURES)
+    cfg = [c for c in t13 if c.axis == "config" and c.block_n]
+    assert {c.block_n for c in cfg} == {32, 64, 128} and {c.num_stages for c in cfg} == {2, 3, 4}
+    assert {c.num_warps for c in cfg} == {4, 8}
+    assert {(c.persistent, c.programs_per_sm) for c in t13 if c.persistent >= 0} == set(vc.PERSISTENT_SETTINGS)
+    assert {c.sm_count for c in t13 if c.axis == "sm"} == {32, 100, 56}
+    bench = [c for c in t13 if c.axis == "bench"]
+    assert {(c.n_tokens, c.heads) for c in bench} == {(32760, 12), (33272, 12), (75600, 40)}
+    sched = {c.case_id: (json.loads(c.options).get("gluon", {}).get("schedule"), vc.case_order(c)) for c in bench}
+    assert sorted(set(sched.values()), key=str) == sorted({("list", "lpt"), ("list", "natural"), ("walk", "lpt"),
+                                                           (None, "lpt")}, key=str)
+    for c in bench:  # every launch-ordered list row has its walk twin on the same mask
+        if sched[c.case_id] == ("list", "lpt"):
+            assert any(b.seed == c.seed and sched[b.case_id] == ("walk", "lpt") for b in bench)
 
 
 def _check_test11(lists: dict[str, list[vc.Case]], t8: list[vc.Case], t9: list[vc.Case]) -> None:
@@ -320,6 +362,14 @@ def test_case_options_override_the_entry_and_travel_through_the_lists(tmp_path: 
         for c in twin:
             w.writerow(vc.case_row(c))
     assert vc.load_case_list(str(p)) == twin
+    # the index's row order is a harness option: not in the launched config, unknown orders named
+    lpt = replace(base, kernels=("fg",), options=vc.gluon_options("list", "lpt"))
+    assert vc.case_order(lpt) == "lpt" and vc.case_order(base) == "natural"
+    assert "order" not in _config("fg", q, lpt).extra
+    with pytest.raises(FgsimError, match="case x-7: options order must be one of"):
+        vc.case_order(replace(base, options='{"order": "random"}'))
+    with pytest.raises(FgsimError, match="gluon_options"):
+        vc.gluon_options("lpt", "list")
 
 
 def test_frozen_list_main_writes_and_checks(tmp_path, capsys):

@@ -68,8 +68,9 @@ TEST9_SEED = 9_990_000
 TEST10_SEED = 9_993_000
 TEST11_SEED = 9_996_000
 TEST12_SEED = 9_997_000
+TEST13_SEED = 9_998_000
 SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "test8", "test9",
-          "test10", "test11", "test12", "tiny")
+          "test10", "test11", "test12", "test13", "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -273,6 +274,31 @@ DM = ((128, 128), (128, 64), (64, 128), (64, 64))
 IMPL_TL = '{"impl": "tl"}'
 #: every kernel family (a case's default)
 ALL_KERNELS = ("fg", "block", "dense")
+#: case options of the fg D=128 M=128 g1 Gluon ws2 form (pipeline 1, no fence: the table's knobs) with an explicit row
+#: schedule (``extra.gluon.schedule``; the override replaces the entry's whole ``gluon`` object) and the index's row
+#: order (``order``: ``lpt`` = ``fgattn.build_index(..., order=True)``, the benchmarks' launch order; ``natural``: the
+#: harness's default index). ``order`` is a harness option, not a launch option: the harness builds the index with it and
+#: records ``"order": "lpt"`` in the row's launch_extra, which is what the model reads (:func:`fgsim.model.assemble.walks_lpt`)
+ORDERS = ("lpt", "natural")
+
+
+def gluon_options(schedule: str, order: str) -> str:
+    """Case options: the Gluon ws2 form (pipeline 1, no fence) with row ``schedule`` (walk | list) on an index in
+    ``order`` (lpt | natural)."""
+    import json
+
+    if schedule not in ("walk", "list") or order not in ORDERS:
+        raise FgsimError(f"gluon_options: schedule {schedule!r} / order {order!r} not in walk|list / {ORDERS}")
+    g = {"form": "ws2", "pipeline": 1, "fence": False, "schedule": schedule}
+    return json.dumps({"impl": "gluon", "gluon": g, **({"order": "lpt"} if order == "lpt" else {})})
+
+
+def case_order(case: Case) -> str:
+    """The row order of a case's fg index (``options`` key ``order``; default natural), FgsimError if unknown."""
+    o = case.option_overrides().get("order", "natural")
+    if o not in ORDERS:
+        raise FgsimError(f"case {case.case_id}: options order must be one of {ORDERS}, got {o!r}")
+    return str(o)
 
 
 def calibration_cases() -> list[Case]:
@@ -904,6 +930,57 @@ def test12_cases() -> list[Case]:
     return b.cases
 
 
+def test13_cases() -> list[Case]:
+    """The frozen test list ``test13`` of revision 9 + calib11 (written 2026-11-30 by ``validation/cases/make_test13.py``
+    and committed unmeasured, before any calib11 / revision-10 decision and before the session's measurements were
+    looked at): mask families other than calibration's (column stripes, framewin, dilated, 3-D windows, text tokens),
+    N 14080 / 27136 / 19200 / 21760 / 16640 / 24064 / 12032 and seeds 9.998M used by no other list; the launch table's
+    tuned entries at D 64/128 x M 64/128 at two shapes; fp16 at every (D, M); launch-config what-ifs around dense D=64
+    M=64, fg D=128 M=64 and block D=128 M=128; persistent programs off / 1 / 2 (fg D=64 M=64); SM partitions of 32 / 100
+    SMs (all kernels, D=128 M=128) and 56 SMs (all kernels, D=64 M=128); two DiT trace entries no earlier list took
+    (refdit-21x30x52, half way). New, axis ``bench``: the fg D=128 M=128 g1 Gluon ws2 entry at benchmark-like shapes
+    with many rows per SM (H12 N32760 3-D windows, H12 N33272 = 32760 + 512 text tokens, H40 N75600 3-D windows) with the
+    list schedule on launch-ordered (``order: lpt``, the benchmarks' index) and natural-order indices and the walk
+    schedule on the launch-ordered index as a what-if, plus the entry's tl kernel on one launch-ordered case."""
+    b = FrozenListBuilder("test13", "n", TEST13_SEED, ("colstripes", "framewin", "dilated"))
+    b.tuned(((14080, 8), (27136, 4)), 0.03, 0.5)
+    lst_lpt, lst_nat, walk_lpt = (gluon_options("list", "lpt"), gluon_options("list", "natural"),
+                                  gluon_options("walk", "lpt"))
+    bench = (("window3d", 32760, 12, 0.03), ("window3d", 32760, 12, 0.2), ("text", 33272, 12, 0.05),
+             ("text", 33272, 12, 0.25))
+    for j, (fam, n, h, dens) in enumerate(bench):
+        for opt in (lst_lpt, lst_nat, walk_lpt):
+            b.add(seed=TEST13_SEED + 300 + j, structure=fam, n_tokens=n, heads=h, head_dim=128, block_m=128,
+                  density=dens, kernels=("fg",), axis="bench", options=opt)
+    b.add(seed=TEST13_SEED + 301, structure="window3d", n_tokens=32760, heads=12, head_dim=128, block_m=128,
+          density=0.2, kernels=("fg",), axis="bench", options='{"impl": "tl", "order": "lpt"}')
+    for opt in (lst_lpt, walk_lpt):  # 720p, 40 heads: 179 rows per SM (mask 1.8 GB: above fit_heads' bound)
+        b.add(seed=TEST13_SEED + 310, structure="window3d", n_tokens=75600, heads=40, head_dim=128, block_m=128,
+              density=0.03, kernels=("fg",), axis="bench", options=opt)
+    b.fp16(19200, 6, 0.12)
+    b.whatifs((
+        ("dense", "colstripes", 21760, 5, 64, 64, 0.2, ((64, 2, 4), (32, 3, 8), (64, 4, 8))),
+        ("fg", "dilated", 16640, 7, 128, 64, 0.1, ((64, 3, 8), (128, 2, 8), (32, 4, 4))),
+        ("block", "framewin", 24064, 5, 128, 128, 0.15, ((64, 2, 8), (128, 3, 8), (32, 2, 4))),
+    ))
+    for pers, pps in PERSISTENT_SETTINGS:
+        b.add(seed=TEST13_SEED + 600, structure="window3d", n_tokens=12032, heads=8, head_dim=64, block_m=64,
+              density=0.08, kernels=("fg",), persistent=pers, programs_per_sm=pps, axis="config")
+    b.sm_partitions((((16640, 7), (128, 128), "framewin", ALL_KERNELS, (32, 100)),
+                     ((12032, 8), (64, 128), "dilated", ALL_KERNELS, (56,))))
+    from fgsim.trace import open_trace
+
+    for name in ("refdit-21x30x52-exact.fgt", "refdit-21x30x52-pooled.fgt"):
+        path = f"traces/{name}"
+        with open_trace(repo_path(path)) as tr:
+            p, lay = tr.entries()[len(tr.entries()) // 2]
+            b.add(seed=0, structure="trace", n_tokens=tr.n_tokens, heads=len(tr.meta.heads),
+                  head_dim=tr.meta.head_dim, block_m=tr.meta.block_m,
+                  density=round(float(tr.entry_density(p, lay).mean()), 4), trace=path, pass_index=p, layer=lay,
+                  axis="trace")
+    return b.cases
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -967,6 +1044,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return test11_cases()
     if split == "test12":
         return test12_cases()
+    if split == "test13":
+        return test13_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from fgsim.provenance import ENV_KEYS, ClockSampler, environment
-from fgsim.validation.cases import Case, case_mask
+from fgsim.validation.cases import Case, case_mask, case_order
 
 RESULT_FIELDS = (
     "kind", "case_id", "split", "axis", "structure", "n_tokens", "heads", "head_dim", "block_m", "density", "seed",
@@ -239,6 +239,7 @@ def _config(kern: str, q: Any, case: Case) -> Any:
     cfg = resolve_config(kern, q, case.block_m, 1)
     if case.overridden:
         over = case.option_overrides()
+        over.pop("order", None)  # the index's row order (case_order): how the harness builds the index, not an option
         what_if = bool(case.block_n or case.num_stages or case.num_warps or case.persistent >= 0
                        or case.programs_per_sm)
         if over.get("impl") == "tl" or (what_if and "impl" not in over):
@@ -311,12 +312,13 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
             try:
                 q, k, v = (torch.randn(shape, generator=g, dtype=torch.float32).to(dev, dt) for _ in range(3))
                 mt = torch.from_numpy(mask).to(dev)
+                lpt = case_order(case) == "lpt"
                 for kern in case.kernels:
                     cfg = _config(kern, q, case)
                     before = set(_compiled_kernels())
                     try:
                         if kern == "fg":
-                            idx = build_index(mt, block_m=case.block_m, gran_n=1)
+                            idx = build_index(mt, block_m=case.block_m, gran_n=1, order=lpt)
                             fn = _partial(fg_attention, q, k, v, idx, block_m=case.block_m, config=cfg)
                         elif kern == "block":
                             idx = block_index_from_mask(mt, block_m=case.block_m, n_keys=case.n_tokens)
@@ -328,7 +330,7 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
                     except Exception as exc:  # noqa: BLE001 - out of resources, compile error: recorded
                         tm, status = None, f"does not launch: {type(exc).__name__}: {str(exc)[:120]}"
                     new_k = [kk for i, kk in _compiled_kernels().items() if i not in before]
-                    ck = _cfg_key(cfg, case.dtype)
+                    ck = _cfg_key(cfg, case.dtype) + ("/lpt" if lpt and kern == "fg" else "")
                     if new_k:
                         res_by_cfg[ck] = _resources_of(new_k[-1])
                     timers.append((kern, cfg, tm, status))
@@ -343,7 +345,8 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
             for kern, cfg, tm, status in timers:
                 ts = np.array(times[kern]) if times[kern] else np.array([np.nan])
                 med = float(np.median(ts))
-                regs, shared, spills, fut = res_by_cfg.get(_cfg_key(cfg, case.dtype), (0, 0, 0, None))
+                ck = _cfg_key(cfg, case.dtype) + ("/lpt" if lpt and kern == "fg" else "")
+                regs, shared, spills, fut = res_by_cfg.get(ck, (0, 0, 0, None))
                 try:
                     traffic = fut.result() if fut is not None else {}
                 except Exception:  # noqa: BLE001 - no SASS figures: the row records none
@@ -363,7 +366,8 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
                        "req_num_warps": case.num_warps, "req_persistent": case.persistent,
                        "req_programs_per_sm": case.programs_per_sm, "req_options": case.options, "kernel": kern, "gran_n": cfg.gran_n, "block_n": cfg.block_n,
                        "num_warps": cfg.num_warps, "num_stages": cfg.num_stages,
-                       "launch_extra": json.dumps(cfg.extra, sort_keys=True), "launch_source": cfg.source,
+                       "launch_extra": json.dumps({**cfg.extra, **({"order": "lpt"} if lpt and kern == "fg" else {})},
+                                                  sort_keys=True), "launch_source": cfg.source,
                        "n_regs": regs or "", "shared": shared or "", "n_spills": spills if regs else "",
                        **{f: traffic.get(f, "") for f in SASS_FIELDS},
                        "kept_density": round(kept, 6),
@@ -490,7 +494,8 @@ def _compile_worker(specs: list[tuple[Any, ...]]) -> int:
             mt = torch.from_numpy(case_mask(case)).cuda()
             cfg = _config(k, q, case)
             if k == "fg":
-                fg_attention(q, q, q, build_index(mt, block_m=m, gran_n=1), block_m=m, config=cfg)
+                idx = build_index(mt, block_m=m, gran_n=1, order=case_order(case) == "lpt")
+                fg_attention(q, q, q, idx, block_m=m, config=cfg)
             elif k == "block":
                 block_sparse_attention(q, q, q, block_index_from_mask(mt, block_m=m, n_keys=n), block_m=m, config=cfg)
             else:
