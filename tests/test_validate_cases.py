@@ -343,8 +343,12 @@ def test_case_options_override_the_entry_and_travel_through_the_lists(tmp_path: 
     from fgsim.validation.measure import _config
 
     twin = [c for c in vc.load_case_list("calib") if c.options]
-    # revision 6's tail_branch / maxnreg twins, revision 9's implementation and exp_poly twins (calib10)
-    assert {c.kernels for c in twin} == {("dense",), ("block",), ("fg",)} and len(twin) == 21
+    # revision 6's tail_branch / maxnreg twins, revision 9's implementation and exp_poly twins (calib10), calib11's
+    # list / walk x launch-ordered / natural Gluon rows (4 masks) and one launch-ordered tl row
+    assert {c.kernels for c in twin} == {("dense",), ("block",), ("fg",)} and len(twin) == 38
+    c11 = [c for c in twin if c.axis == "bench"]
+    assert len(c11) == 17 and {vc.case_order(c) for c in c11} == {"lpt", "natural"}
+    assert {c.structure for c in c11} == {"uniform", "uniform-text"}
     base = vc.Case("x-7", "tiny", "uniform", 256, 1, 128, 64, 0.5, 1, kernels=("dense",))
     q = torch.zeros(1, 1, 256, 128)
     from dataclasses import replace

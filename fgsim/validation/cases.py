@@ -47,8 +47,11 @@ from fgsim.errors import FgsimError
 
 #: synthetic mask families (index = generator kind)
 STRUCTURES = ("uniform", "random", "skewed", "band", "stripes", "mixed", "uniform-blocks", "window3d",
-              "colstripes", "text", "framewin", "dilated")
-CALIB_STRUCTURES = ("uniform", "uniform-blocks")
+              "colstripes", "text", "framewin", "dilated", "uniform-text")
+#: calibration's families; ``uniform-text`` (calib11): iid keys at the density for video queries, plus the last
+#: min(512, N/8) keys (text tokens) kept by every query and every key kept by the text query blocks (heavy rows that
+#: fgattn's launch order promotes to the front)
+CALIB_STRUCTURES = ("uniform", "uniform-blocks", "uniform-text")
 DEV_STRUCTURES = ("random", "skewed", "band", "stripes", "mixed")
 TEST_STRUCTURES = ("window3d", "colstripes", "text", "trace")
 #: the mask families of test12 (revision 10): two families no earlier list took beside the test families
@@ -207,9 +210,11 @@ def _gen(kind: int, n: int, heads: int, m: int, d: float, seed: np.uint64, out: 
                 keep = j >= text0 or q * m >= text0 or abs(j - centre) <= 0.5 * half
             elif kind == 10:  # framewin: whole 960-token frames within a temporal window + the first frame (a sink)
                 keep = j < gw * gh or abs(j // (gw * gh) - ct) <= 0.5 * d * hf * nt
-            else:  # dilated: every s-th key (phase per head), s = 1 / (d * head factor), + the diagonal block
+            elif kind == 11:  # dilated: every s-th key (phase per head), s = 1 / (d * head factor), + the diagonal block
                 s = max(1, int(round(1.0 / max(d * hf, 1e-6))))
                 keep = (j + h) % s == 0 or abs(j - centre) < m // 2
+            else:  # uniform-text: iid keys for video queries + text keys kept by all; text queries keep every key
+                keep = j >= text0 or q * m >= text0 or _u01(seed, h, q, j) < d
             out[h, q, j] = keep
 
 
@@ -395,6 +400,20 @@ def calibration_cases() -> list[Case]:
     m64 = next(c for c in out if (c.head_dim, c.block_m, c.n_tokens, c.heads) == (128, 64, 8192, 16))
     out.append(_replace(m64, case_id=f"c-{len(out):03d}", kernels=("fg",), axis="config",
                         options='{"exp_poly": 0.25}'))
+    # calib11 (2026-11-30, after test13 was committed unmeasured and before this calibration was measured): the fg
+    # D=128 M=128 g1 Gluon ws2 entry at benchmark-sized problems with many rows per SM (K/V of 8-34 MB per head, 12-40
+    # heads: the working sets of the rows in flight against the L2), each mask with the list and the walk schedule
+    # on a launch-ordered (fgattn's benchmark order) and a natural-order index; the uniform-text masks put heavy
+    # text rows at the front of the launch order. The entry's tl kernel on one launch-ordered mask.
+    for st, n, h, dens in (("uniform", 32768, 12, 0.1), ("uniform-text", 33280, 12, 0.05),
+                           ("uniform", 65536, 4, 0.05), ("uniform-text", 16512, 40, 0.1)):
+        seed = CALIB_SEED + len(out)
+        for sched in ("list", "walk"):
+            for order in ORDERS:
+                out.append(Case(f"c-{len(out):03d}", "calib", st, n, h, 128, 128, dens, seed, kernels=("fg",),
+                                axis="bench", options=gluon_options(sched, order)))
+    a = next(c for c in out if c.n_tokens == 32768)
+    out.append(_replace(a, case_id=f"c-{len(out):03d}", options='{"impl": "tl", "order": "lpt"}'))
     return out
 
 
