@@ -23,10 +23,16 @@ from fgattn.launch import GLUON_KNOBS, launch_config, load_table  # noqa: E402
 
 LIST = {"form": "ws2", "pipeline": 1, "fence": False, "schedule": "list"}
 PACKAGED = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
+#: the packaged table before session 13 adopted the list schedule (the entry walked)
+WALK_TABLE = ROOT / "kernels" / "logs" / "launch_configs-at-d370267.json"
 
 
 def _entry():
     return launch_config("fg", "h200", 128, 128, 1, table_path=str(PACKAGED))
+
+
+def _walk_entry():
+    return launch_config("fg", "h200", 128, 128, 1, table_path=str(WALK_TABLE))
 
 
 def _cfg(knobs: dict):
@@ -105,15 +111,19 @@ def test_good_schedules_load_and_read(tmp_path: Path) -> None:
     assert _entry().tl_config().gluon_schedule() == "walk"
 
 
-def test_packaged_table_is_unchanged_and_walks() -> None:
-    """The packaged table does not name the knob: its one Gluon entry walks, with the same Gluon options as before."""
+def test_packaged_table_adopts_the_list_schedule() -> None:
+    """Session 13: the packaged table's one Gluon entry runs the list schedule, with the same Gluon options as the
+    walk entry before it (kernels/logs/launch_configs-at-d370267.json), which walks; no other entry names it."""
     e = _entry()
-    assert e.extra["gluon"] == {"form": "ws2", "pipeline": 1, "fence": False}
-    assert e.gluon_schedule() == "walk"
+    assert e.extra["gluon"] == LIST
+    assert e.gluon_schedule() == "list"
     assert e.gluon_options() == dict(form="ws2", pipeline=1, consumer_fence=False, exp_poly=0, pingpong=False,
                                      regs=None)
     raw = json.loads(PACKAGED.read_text())
-    assert "schedule" not in json.dumps(raw)
+    assert json.dumps(raw).count('"schedule"') == 1
+    w = _walk_entry()
+    assert w.gluon_schedule() == "walk" and w.gluon_options() == e.gluon_options()
+    assert "schedule" not in WALK_TABLE.read_text()
 
 
 class _Q:
@@ -145,7 +155,8 @@ def sm90(monkeypatch: pytest.MonkeyPatch):
 
 def test_route_of_a_list_entry_and_every_fallback_unchanged(sm90: pytest.MonkeyPatch) -> None:
     q, cfg = _Q(), _cfg(LIST)
-    assert attention.fg_route(q, _entry()) == ("gluon", "")  # the packaged entry: exactly as before
+    assert attention.fg_route(q, _walk_entry()) == ("gluon", "")  # the walk entry (table d370267): as before
+    assert attention.fg_route(q, _entry()) == attention.fg_route(q, cfg)  # the packaged entry is a list entry
     impl, why = attention.fg_route(q, cfg)
     assert impl == "gluon" and why.startswith("schedule list (fgattn.gluon_fg_list"), why
     assert attention.fg_route(q, cfg, return_lse=True) == ("tl", "return_lse (the Gluon form has no LSE output)")
@@ -222,17 +233,27 @@ def test_dispatch_runs_the_list_kernel_with_a_plan_memoised_per_index(sm90: pyte
     assert "schedule" not in calls[4][3]
 
 
-def test_packaged_entry_dispatches_the_walk_exactly_as_before(sm90: pytest.MonkeyPatch) -> None:
+def test_walk_entry_dispatches_the_walk_exactly_as_before(sm90: pytest.MonkeyPatch) -> None:
     calls = _recorders(sm90)
     idx = _index(_seed())
     q = torch.zeros(1, 2, 700, 128, dtype=torch.float16)
-    fgattn.fg_attention(q, q, q, idx, block_m=128, config=_entry())
+    fgattn.fg_attention(q, q, q, idx, block_m=128, config=_walk_entry())
     fgattn.fg_attention(q, q, q, idx, block_m=128, config=_cfg({**LIST, "schedule": "walk"}))
     want = dict(block_m=128, gran_n=1, layout="bhnd", sm_scale=None, programs=4, out=None, form="ws2", pipeline=1,
                 consumer_fence=False, exp_poly=0, pingpong=False, regs=None)
     assert [c[0] for c in calls] == ["walk", "walk"]
     assert calls[0][3] == want and calls[1][3] == want and calls[0][1] is idx
     assert gluon_fg_list._plans_of(idx.offsets) is None  # no plan built for a walk entry
+
+
+def test_packaged_entry_dispatches_the_list_schedule(sm90: pytest.MonkeyPatch) -> None:
+    calls = _recorders(sm90)
+    idx = _index(_seed())
+    q = torch.zeros(1, 2, 700, 128, dtype=torch.float16)
+    fgattn.fg_attention(q, q, q, idx, block_m=128)  # the packaged table's entry
+    assert [c[0] for c in calls] == ["list"] and calls[0][1] is idx
+    ref = gluon_fg_list.plan_ws2_list(idx, programs=4)
+    assert torch.equal(calls[0][2].rows, ref.rows) and torch.equal(calls[0][2].start, ref.start)
 
 
 def _model_cfgs():

@@ -45,21 +45,29 @@ def _table(tmp_path: Path, extra: dict, key: tuple = ("fg", 128, 128, 1), name: 
 
 def test_packaged_table_adopts_gluon_on_one_entry_only() -> None:
     """Session 11 (run 9 sweep, kernels/NOTES.md): the fg D128 M128 g1 entry says impl gluon, form ws2 pipeline 1
-    without the consumer fence; its tl fallback and every other entry are the table before (9245ed4,
-    kernels/logs/launch_configs-before-session10.json) field for field."""
+    without the consumer fence; session 13 adds the list schedule to it (and changes nothing else:
+    kernels/logs/launch_configs-at-d370267.json is the table before).  Its tl fallback and every other entry are
+    the table before session 10 (9245ed4, kernels/logs/launch_configs-before-session10.json) field for field."""
+    logs = ROOT / "kernels" / "logs"
     table = load_table(str(ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"))
-    before = load_table(str(ROOT / "kernels" / "logs" / "launch_configs-before-session10.json"))
+    before = load_table(str(logs / "launch_configs-before-session10.json"))
+    walk = load_table(str(logs / "launch_configs-at-d370267.json"))
     gl = [k for k, e in table.items() if e.get("extra", {}).get("impl", "tl") == "gluon"]
     assert gl == [("fg", "h200", 128, 128, 1)]
-    assert set(table) == set(before)
+    assert set(table) == set(before) == set(walk)
     for k, e in table.items():
         if k in gl:
             continue
         assert {f: v for f, v in e.items() if f != "source"} == {f: v for f, v in before[k].items() if f != "source"}, k
+        assert e == walk[k], k  # session 13 changed only the Gluon entry
+    e, w = table[gl[0]], walk[gl[0]]
+    assert {**w["extra"], "gluon": {**w["extra"]["gluon"], "schedule": "list"}} == e["extra"]
+    assert {f: v for f, v in e.items() if f not in ("extra", "source")} == \
+        {f: v for f, v in w.items() if f not in ("extra", "source")}
     cfg = launch_config("fg", "h200", 128, 128, 1)
-    assert cfg.impl == "gluon" and cfg.extra["gluon"] == PIPE1
-    old = launch_config("fg", "h200", 128, 128, 1, table_path=str(ROOT / "kernels" / "logs" /
-                                                                  "launch_configs-before-session10.json"))
+    assert cfg.impl == "gluon" and cfg.extra["gluon"] == {**PIPE1, "schedule": "list"}
+    assert cfg.gluon_schedule() == "list" and "kernels-h200-2026-11-30-ws2-list-rule3.csv" in cfg.source
+    old = launch_config("fg", "h200", 128, 128, 1, table_path=str(logs / "launch_configs-before-session10.json"))
     strip = lambda c: dataclasses.replace(c, source="")  # noqa: E731 - the source names the run-9 sweep
     assert old.impl == "tl" and strip(cfg.tl_config()) == strip(old) and strip(_entry()) == strip(old)
 
