@@ -123,6 +123,26 @@ def test_launch_needs_cuda():
         gl_list.fg_attention_gluon_list(q, q, q, idx)
 
 
+def test_list_launch_is_the_one_ws2_body_with_the_entrys_knobs_and_a_plan():
+    """One Gluon fg CTA body (session 13): the list schedule launches fgattn.gluon_fg's ws2 kernel with PLANNED on
+    and exactly the constexprs the walk launch of the packaged entry's Gluon options gets (pipeline 1, no fence,
+    default exp_poly / pingpong / registers); the walk leaves PLANNED at its default, off."""
+    from fgattn import gluon_fg
+    from fgattn.launch import launch_config
+
+    c = gl_list._constexprs()
+    opts = launch_config("fg", "h200", 128, 128, 1).gluon_options()
+    want = gluon_fg.check_ws2_knobs(opts["form"], pipeline=opts["pipeline"], exp_poly=opts["exp_poly"],
+                                    pingpong=opts["pingpong"], regs=opts["regs"])
+    assert c == dict(HEAD_DIM=128, BLOCK_M=128, BLOCK_N=128, STAGES=3, num_warps=4,
+                     CONSUMER_FENCE=opts["consumer_fence"], PLANNED=True, **want)
+    assert c["PIPE"] == 1 and c["CONSUMER_FENCE"] is False
+    if gluon_fg.gluon_available() is None:  # the kernel's signature: the plan rides on Order / Start
+        names = list(gluon_fg._fg_gluon_ws2.arg_names)
+        assert names[6:9] == ["Order", "Start", "qk_scale"] and "PLANNED" in names
+        assert not hasattr(gl_list, "_fg_gluon_ws2_list")  # no second copy of the loop
+
+
 def test_import_fgattn_does_not_import_gluon_list():
     import subprocess
 

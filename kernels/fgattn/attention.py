@@ -974,8 +974,9 @@ def _aligned16(t: torch.Tensor) -> bool:
 def fg_route(q: torch.Tensor, cfg: LaunchConfig, *, return_lse: bool = False, k: torch.Tensor | None = None,
              v: torch.Tensor | None = None, index: FgIndex | None = None) -> tuple[str, str]:
     """Which implementation :func:`fg_attention` launches for ``cfg`` on ``q``: ``("gluon", "")`` or
-    ``("tl", why)``; for an entry whose ``extra["gluon"]["schedule"]`` is ``"list"`` (not in the packaged table)
-    ``("gluon", "schedule list ...")``: ``fgattn.gluon_fg_list``'s kernel over the index's memoised row plan, or,
+    ``("tl", why)``; for an entry whose ``extra["gluon"]["schedule"]`` is ``"list"`` (the packaged fg D128 M128 g1
+    entry since session 13) ``("gluon", "schedule list ...")``: ``fgattn.gluon_fg_list``'s launch of the ws2 body
+    over the index's memoised row plan, or,
     while a CUDA graph is being captured and no plan of ``index`` is memoised yet, ``("gluon", "schedule list ->
     walk: ...")`` (the walk needs no host work; a warm-up call or ``fgattn.gluon_fg_list.prepare_list_plan`` before
     capture makes the captured graph run the list schedule).  The rule, in order: the entry's ``impl`` (``extra["impl"]``, default tl); then for an

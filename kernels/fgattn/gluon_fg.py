@@ -363,26 +363,59 @@ if _GLUON_ERR is None:
     _WS_PRODUCER_WARPS: gl.constexpr = gl.constexpr(4)
 
     @gluon.jit
-    def _ws_producer(K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh, stride_kn,
-                     stride_vb, stride_vh, stride_vn, H, QB, N_ROWS):
-        """Producer partition (one warpgroup): for every row of this program (launch positions p, p + G, ...) and
-        every tile, the index entries (one tile ahead), then, once the consumers have released the stage, the K/V
-        gathers by cp.async, whose completion arrives on the stage's ``full`` barrier (one arrival per thread,
-        cp.async.mbarrier.arrive.noinc).  The next row's range is loaded a row ahead."""
+    def _plan_row(Rows, j, j_end):
+        """Row at entry ``j`` of a program's planned row list ending at entry ``j_end`` (row 0 past the end, so
+        dependent loads stay in bounds)."""
+        return gl.where(j < j_end, gl.load(Rows + gl.maximum(gl.minimum(j, j_end - 1), 0)), 0)
+
+    @gluon.jit
+    def _next_row(Order, pos, end, PLANNED: gl.constexpr):
+        """Row at position ``pos`` of this program's row source (row 0 at or past ``end``): the host plan's list
+        (``PLANNED``) or the launch order ``Order`` (the walk)."""
+        if PLANNED:
+            r = _plan_row(Order, pos, end)
+        else:
+            r = _row_at(Order, pos, end, True)
+        return r
+
+    @gluon.jit
+    def _my_rows(Order, Start, N_ROWS, PLANNED: gl.constexpr):
+        """This program's row source: (first position, end, step, first row).  The walk: launch positions p,
+        p + G, ... < N_ROWS of ``Order``; ``PLANNED`` (the list schedule): entries Start[p] .. Start[p + 1] - 1 of
+        the host plan's row list ``Order`` (``fgattn.gluon_fg_list.plan_ws2_list``), step 1."""
+        pid = gl.program_id(0)
+        if PLANNED:
+            pos = gl.load(Start + pid)
+            end = gl.load(Start + pid + 1)
+            step = 1
+            row = _plan_row(Order, pos, end)
+        else:
+            step = gl.num_programs(0)
+            pos = pid
+            end = N_ROWS
+            row = gl.load(Order + pos)
+        return pos, end, step, row
+
+    @gluon.jit
+    def _ws_producer(K, V, Offsets, Indices, Order, Start, k_smem, v_smem, full, empty, stride_kb, stride_kh,
+                     stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, PLANNED: gl.constexpr):
+        """Producer partition (one warpgroup): for every row of this program and every tile, the index entries
+        (one tile ahead), then, once the consumers have released the stage, the K/V gathers by cp.async, whose
+        completion arrives on the stage's ``full`` barrier (one arrival per thread, cp.async.mbarrier.arrive.noinc).
+        The next row's range is loaded a row ahead.  This program's rows: the walk, launch positions p, p + G, ...
+        of ``Order``; or (``PLANNED``, form d's list schedule) ``Order[Start[p]:Start[p + 1]]``, a host-built plan
+        (``fgattn.gluon_fg_list.plan_ws2_list``)."""
         GATHER_P: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [_WS_PRODUCER_WARPS, 1], [1, 0])
         offs_e = gl.arange(0, _WS_BN, gl.SliceLayout(1, GATHER_P))
         offs_d = gl.arange(0, _WS_D, gl.SliceLayout(0, GATHER_P))
-        pid = gl.program_id(0)
-        G = gl.num_programs(0)
-        pos = pid
-        row = gl.load(Order + pos)
+        pos, end, step, row = _my_rows(Order, Start, N_ROWS, PLANNED)
         lo = gl.load(Offsets + row).to(gl.int32)
         hi = gl.load(Offsets + row + 1).to(gl.int32)
-        row_n = _row_at(Order, pos + G, N_ROWS, True)
+        row_n = _next_row(Order, pos + step, end, PLANNED)
         lo_n = gl.load(Offsets + row_n).to(gl.int32)
         hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
         it = 0
-        while pos < N_ROWS:
+        while pos < end:
             bh = row // QB
             b = (bh // H).to(gl.int64)
             h = (bh % H).to(gl.int64)
@@ -401,11 +434,11 @@ if _GLUON_ERR is None:
                 cp.async_copy_global_to_shared(v_smem.index(st), v_base + r * stride_vn + offs_d[None, :], mask=ok)
                 cp.mbarrier_arrive(full.index(st), increment_count=False)
                 it += 1
-            pos = pos + G
+            pos = pos + step
             row = row_n
             lo = lo_n
             hi = hi_n
-            row_n = _row_at(Order, pos + G, N_ROWS, True)
+            row_n = _next_row(Order, pos + step, end, PLANNED)
             lo_n = gl.load(Offsets + row_n).to(gl.int32)
             hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
 
@@ -501,8 +534,8 @@ if _GLUON_ERR is None:
         gl.warp_specialize([
             (_ws_consumer, (q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
                             stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE)),
-            (_ws_producer, (K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
-                            stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS)),
+            (_ws_producer, (K, V, Offsets, Indices, Order, Order, k_smem, v_smem, full, empty, stride_kb,
+                            stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, False)),
         ], [_WS_PRODUCER_WARPS], [PRODUCER_REGS])
         mbarrier.invalidate(q_bar)
         for i in gl.static_range(STAGES):
@@ -702,11 +735,12 @@ if _GLUON_ERR is None:
         return acc, m_i, l_i
 
     @gluon.jit
-    def _ws2x_consumer(half, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale,
-                       stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, FENCE: gl.constexpr,
-                       PIPE: gl.constexpr, EXP_POLY: gl.constexpr, PINGPONG: gl.constexpr):
-        """Form (d)'s consumer with the round-2 knobs (PIPE, PINGPONG, EXP_POLY; FENCE as form d).  Same rows,
-        stages, barriers and outputs as :func:`_ws2_consumer`."""
+    def _ws2x_consumer(half, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full, empty,
+                       qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, FENCE: gl.constexpr,
+                       PIPE: gl.constexpr, EXP_POLY: gl.constexpr, PINGPONG: gl.constexpr, PLANNED: gl.constexpr):
+        """Form (d)'s consumer with the round-2 knobs (PIPE, PINGPONG, EXP_POLY; FENCE as form d).  Same stages,
+        barriers and outputs as :func:`_ws2_consumer`; rows as :func:`_ws_producer` (the walk, or ``PLANNED``
+        the host plan's ``Order[Start[p]:Start[p + 1]]``)."""
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_WS2_WG_WARPS, 1],
                                                            instr_shape=[16, _WS_BN, 16])
         P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=S_LAYOUT, k_width=2)
@@ -716,10 +750,7 @@ if _GLUON_ERR is None:
         q_s = my_q.reshape([_WS2_HALF_M, _WS_D])
         my_turn = _PP_BAR + half
         other_turn = _PP_BAR + 1 - half
-        pid = gl.program_id(0)
-        G = gl.num_programs(0)
-        pos = pid
-        row = gl.load(Order + pos)
+        pos, end, step, row = _my_rows(Order, Start, N_ROWS, PLANNED)
         bh = row // QB
         mbarrier.expect(my_bar, q_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _WS_BM + half * _WS2_HALF_M, 0],
@@ -731,12 +762,12 @@ if _GLUON_ERR is None:
         hi = gl.load(Offsets + row + 1).to(gl.int32)
         it = 0
         phase = 0
-        while pos < N_ROWS:
+        while pos < end:
             cnt = hi - lo
             n_t = gl.maximum(gl.cdiv(cnt, _WS_BN), 1)
-            pos_n = pos + G
-            row_n = _row_at(Order, pos_n, N_ROWS, True)
-            has_next = pos_n < N_ROWS
+            pos_n = pos + step
+            row_n = _next_row(Order, pos_n, end, PLANNED)
+            has_next = pos_n < end
             bh = row // QB
             m_i = gl.full([_WS2_HALF_M], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
             l_i = gl.zeros([_WS2_HALF_M], gl.float32, gl.SliceLayout(1, S_LAYOUT))
@@ -851,15 +882,18 @@ if _GLUON_ERR is None:
                 _pp_sync(my_turn)
 
     @gluon.jit
-    def _fg_gluon_ws2(q_desc, K, V, Out, Offsets, Indices, Order, qk_scale,
+    def _fg_gluon_ws2(q_desc, K, V, Out, Offsets, Indices, Order, Start, qk_scale,
                       stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
                       stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS,
                       HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
                       PRODUCER_REGS: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr,
                       CONSUMER_FENCE: gl.constexpr = True, PIPE: gl.constexpr = False, EXP_POLY: gl.constexpr = 0,
-                      PINGPONG: gl.constexpr = False):
+                      PINGPONG: gl.constexpr = False, PLANNED: gl.constexpr = False):
         """Form (d): form (c) with one partition per consumer warpgroup (the default partition is consumer half 0,
-        ``num_warps`` 4; a worker is half 1; a worker is the producer).  ``q_desc`` has [1, 1, 64, D] boxes."""
+        ``num_warps`` 4; a worker is half 1; a worker is the producer).  ``q_desc`` has [1, 1, 64, D] boxes.
+        Row schedule: the walk (program p of G runs launch positions p, p + G, ... of ``Order``; ``Start`` unused)
+        or, ``PLANNED`` (the list schedule, round-2 consumer only), a host-built plan: program p runs rows
+        ``Order[Start[p]:Start[p + 1]]`` (``fgattn.gluon_fg_list.plan_ws2_list``; ``N_ROWS`` unused)."""
         gl.static_assert(HEAD_DIM == _WS_D and BLOCK_M == _WS_BM and BLOCK_N == _WS_BN and STAGES == _WS_STAGES)
         gl.static_assert(num_warps == _WS2_WG_WARPS)
         dtype: gl.constexpr = K.dtype.element_ty
@@ -877,23 +911,24 @@ if _GLUON_ERR is None:
             mbarrier.init(empty.index(i), count=2)
         if PIPE or PINGPONG or EXP_POLY != 0:  # the round-2 consumer (kernels/NOTES.md, "Gluon round 2")
             gl.warp_specialize([
-                (_ws2x_consumer, (0, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty,
-                                  qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE, PIPE,
-                                  EXP_POLY, PINGPONG)),
-                (_ws2x_consumer, (1, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty,
-                                  qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE, PIPE,
-                                  EXP_POLY, PINGPONG)),
-                (_ws_producer, (K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
-                                stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS)),
+                (_ws2x_consumer, (0, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full,
+                                  empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE,
+                                  PIPE, EXP_POLY, PINGPONG, PLANNED)),
+                (_ws2x_consumer, (1, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full,
+                                  empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE,
+                                  PIPE, EXP_POLY, PINGPONG, PLANNED)),
+                (_ws_producer, (K, V, Offsets, Indices, Order, Start, k_smem, v_smem, full, empty, stride_kb,
+                                stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, PLANNED)),
             ], [_WS2_WG_WARPS, _WS_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
         else:
+            gl.static_assert(not PLANNED, "the list schedule (PLANNED) runs the round-2 consumer only")
             gl.warp_specialize([
                 (_ws2_consumer, (0, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty,
                                  qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE)),
                 (_ws2_consumer, (1, q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty,
                                  qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE)),
-                (_ws_producer, (K, V, Offsets, Indices, Order, k_smem, v_smem, full, empty, stride_kb, stride_kh,
-                                stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS)),
+                (_ws_producer, (K, V, Offsets, Indices, Order, Order, k_smem, v_smem, full, empty, stride_kb,
+                                stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, False)),
             ], [_WS2_WG_WARPS, _WS_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
         for i in gl.static_range(2):
             mbarrier.invalidate(q_bar.index(i))
@@ -1040,7 +1075,7 @@ def compile_sm90(fn: Any, const: dict[str, Any], dtype: str = "bf16", block_m: i
     lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
            "fp4_padded=False, cga_layout=[])")
     ptr = {"K": f"*{dtype}", "V": f"*{dtype}", "Out": f"*{dtype}", "Offsets": "*i64", "Indices": "*i32",
-           "Order": "*i32"}
+           "Order": "*i32", "Start": "*i32"}
     sig: dict[str, str] = {}
     attrs: dict[tuple[int, ...], list] = {}
     for i, a in enumerate(names):
@@ -1115,7 +1150,9 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
     if not isinstance(consumer_fence, bool):
         _fail(f"consumer_fence={consumer_fence!r} must be a bool")
     if form == "ws2":
-        _fg_gluon_ws2[(p.grid,)](*args, p.n_rows, CONSUMER_FENCE=consumer_fence, **knobs, **{**meta, "num_warps": 4})
+        # the walk: Start (the list schedule's plan starts, fgattn.gluon_fg_list) is unused; order stands in for it
+        _fg_gluon_ws2[(p.grid,)](*args[:7], order, *args[7:], p.n_rows, CONSUMER_FENCE=consumer_fence, **knobs,
+                                 **{**meta, "num_warps": 4})
     elif form == "ws":
         _fg_gluon_ws[(p.grid,)](*args, p.n_rows, PRODUCER_REGS=PRODUCER_REGS, CONSUMER_FENCE=consumer_fence, **meta)
     elif form == "persistent":

@@ -77,7 +77,8 @@ GLUON_ARCHS = ("sm90",)
 #: :func:`check_impl` with the rule of ``gluon_fg.check_ws2_knobs``; tests/test_gluon_fg.py keeps the two equal);
 #: ``schedule`` (form ws2 only, not an argument of ``fg_attention_gluon``: :meth:`LaunchConfig.gluon_schedule`):
 #: ``"walk"`` (default) = program p runs launch positions p, p + G, ...; ``"list"`` = the rows of a host-built
-#: greedy list plan (``fgattn.gluon_fg_list``, built once per index; not adopted: kernels/NOTES.md, "Session 11, K3")
+#: greedy list plan (``fgattn.gluon_fg_list``, built once per index; the packaged fg D128 M128 g1 entry's schedule
+#: since session 13: kernels/NOTES.md)
 GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "form": (("one_row", "persistent", "ws", "ws2"), None),
     "pipeline": ((0, 1, 2, 3), 0),
@@ -90,7 +91,8 @@ GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
 #: knobs of form ``ws2`` only / of the warp-specialized forms only
 _WS2_ONLY = ("pipeline", "exp_poly", "pingpong", "regs", "schedule")
 _WS_ONLY = ("fence",)
-#: the knobs ``schedule: "list"`` requires: the one form ``fgattn.gluon_fg_list`` implements (pipeline 1, no fence)
+#: the knobs ``schedule: "list"`` requires: the one form measured with it (``fgattn.gluon_fg_list.LIST_KNOBS``:
+#: pipeline 1, no fence)
 _LIST_FORM = {"pipeline": 1, "fence": False, "exp_poly": 0, "pingpong": False, "regs": None}
 
 
