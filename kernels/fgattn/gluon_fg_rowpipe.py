@@ -15,10 +15,11 @@ changes is what a consumer warpgroup does between two rows (kernels/NOTES.md, "S
   et al., arXiv 2407.08608, sec. 3.2), the next row's tile-0 softmax runs while that PV is in flight, and only
   then is this row's O normalised and stored.  The next row's offsets are loaded one row ahead (as the producer
   already does), and O is normalised by one reciprocal per query row instead of a division per element.
-* ``PREFETCH_Q``: the Q half of the row after next is prefetched into L2 (``prefetch.global.L2``, one 128-byte line
-  per thread) when a row starts, so that the Q TMA, which can only be issued once this row's last QK has read the
-  single Q buffer, hits L2 and lands before the next row's tile-0 QK needs it (the shared memory is full: three
-  128-key K/V stages and the two Q halves take 224 KB of 227, so Q cannot be double-buffered).
+* ``PREFETCH_Q``: when the producer starts gathering a row (about two tiles ahead of the consumers) it prefetches
+  the next row's Q block into L2 (``prefetch.global.L2``, two 128-byte lines per producer thread), so that the Q
+  TMA, which the consumers can only issue once this row's last QK has read the single Q buffer, hits L2 and lands
+  before the next row's tile-0 QK needs it (the shared memory is full: three 128-key K/V stages and the two Q
+  halves take 224 KB of 227, so Q cannot be double-buffered).
 * ``DIAG_L2`` (diagnostic only, wrong results by design): the producer gathers key ``idx & 127`` instead of
   ``idx``, so every gather hits L2 (the first 128 keys of the head).  Timed beside the others it separates
   the cost of the gathers' memory latency from the per-row work.
@@ -86,13 +87,13 @@ if _GLUON_ERR is None:
         return gl.where(j < j_end, gl.load(LaneRows + gl.maximum(gl.minimum(j, j_end - 1), 0)), 0)
 
     @gluon.jit
-    def _prefetch_q(Q, row, half, QB, H, N_Q, stride_qb, stride_qh, stride_qn, pred):
-        """L2 prefetch of this warpgroup's Q half of ``row`` (64 query rows x 256 B: one 128-byte line per thread;
+    def _prefetch_q(Q, row, QB, H, N_Q, stride_qb, stride_qh, stride_qn, pred):
+        """L2 prefetch of the Q block of ``row`` (128 query rows x 256 B: two 128-byte lines per producer thread;
         rows past N_Q clamped to the last one) when ``pred``."""
-        L1D: gl.constexpr = gl.BlockedLayout([1], [32], [_CW], [0])
-        i = gl.arange(0, 2 * _HALF, L1D)
+        L1D: gl.constexpr = gl.BlockedLayout([2], [32], [_PW], [0])
+        i = gl.arange(0, 2 * _BM, L1D)
         bh = row // QB
-        qrow = gl.minimum((row % QB) * _BM + half * _HALF + i // 2, N_Q - 1)
+        qrow = gl.minimum((row % QB) * _BM + i // 2, N_Q - 1)
         ptr = (Q + (bh // H).to(gl.int64) * stride_qb + (bh % H).to(gl.int64) * stride_qh
                + qrow.to(gl.int64) * stride_qn + (i % 2) * (_D // 2))
         if pred:
@@ -111,10 +112,13 @@ if _GLUON_ERR is None:
         gl.store(ptrs, out.to(Out.dtype.element_ty), mask=(offs_m < N_Q)[:, None])
 
     @gluon.jit
-    def _rp_producer(K, V, Offsets, Indices, LaneRows, LaneStart, k_smem, v_smem, full, empty, stride_kb,
-                     stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, DIAG_L2: gl.constexpr):
-        """:func:`fgattn.gluon_fg_list._list_producer` (index entries one tile ahead, gathers once the consumers
-        released the stage, completion by cp.async.mbarrier.arrive on ``full``); ``DIAG_L2``: key ``idx & 127``."""
+    def _rp_producer(Q, K, V, Offsets, Indices, LaneRows, LaneStart, k_smem, v_smem, full, empty, stride_qb,
+                     stride_qh, stride_qn, stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, N_Q,
+                     QB, PREFETCH_Q: gl.constexpr, DIAG_L2: gl.constexpr):
+        """The list kernel's producer (index entries one tile ahead, gathers once the consumers released the
+        stage, completion by cp.async.mbarrier.arrive on ``full``); ``PREFETCH_Q``: when it starts a row's gathers
+        (two tiles ahead of the consumers) it prefetches the next row's Q block into L2; ``DIAG_L2``: key
+        ``idx & 127``."""
         GATHER_P: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [_PW, 1], [1, 0])
         offs_e = gl.arange(0, _BN, gl.SliceLayout(1, GATHER_P))
         offs_d = gl.arange(0, _D, gl.SliceLayout(0, GATHER_P))
@@ -129,6 +133,8 @@ if _GLUON_ERR is None:
         hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
         it = 0
         while pos < end:
+            if PREFETCH_Q:
+                _prefetch_q(Q, row_n, QB, H, N_Q, stride_qb, stride_qh, stride_qn, pos + 1 < end)
             bh = row // QB
             b = (bh // H).to(gl.int64)
             h = (bh % H).to(gl.int64)
@@ -235,9 +241,8 @@ if _GLUON_ERR is None:
         return acc
 
     @gluon.jit
-    def _rp_consumer(half, q_desc, Q, Out, Offsets, LaneRows, LaneStart, q_smem, k_smem, v_smem, q_bar, full, empty,
-                     qk_scale, stride_qb, stride_qh, stride_qn, stride_ob, stride_oh, stride_on, H, N_Q, QB,
-                     ROWPIPE: gl.constexpr, PREFETCH_Q: gl.constexpr):
+    def _rp_consumer(half, q_desc, Out, Offsets, LaneRows, LaneStart, q_smem, k_smem, v_smem, q_bar, full, empty,
+                     qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, ROWPIPE: gl.constexpr):
         """Consumer warpgroup ``half`` over this program's planned rows.  Loop invariant at the top of a row: its
         tile 0 has been multiplied and exponentiated (``pc``, ``alpha``, ``m_i``, ``l_i``; ``acc`` zero), ``prev``
         is tile 0's stage, and ``row_n`` / ``lo_n`` / ``hi_n`` describe the next row (offsets loaded a row ahead).
@@ -264,8 +269,6 @@ if _GLUON_ERR is None:
         row_n = _plan_row(LaneRows, pos + 1, end)
         lo_n = gl.load(Offsets + row_n).to(gl.int32)
         hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
-        if PREFETCH_Q:
-            _prefetch_q(Q, row_n, half, QB, H, N_Q, stride_qb, stride_qh, stride_qn, pos + 1 < end)
         mbarrier.wait(my_bar, 0)
         prev, pc, alpha, m_i, l_i = _rp_first_tile(q_s, k_smem, full, 0, hi - lo, qk_scale, zero_s, q_desc, my_bar,
                                                    my_q, row_n, half, QB, H, (pos + 1 < end) & (hi - lo <= _BN),
@@ -292,8 +295,6 @@ if _GLUON_ERR is None:
                                                           my_bar, my_q, row_n, half, QB, H, has_next, True, S_LAYOUT,
                                                           P_LAYOUT, dtype)
                 it += 1
-            if PREFETCH_Q:
-                _prefetch_q(Q, row_nn, half, QB, H, N_Q, stride_qb, stride_qh, stride_qn, has_nn)
             l_row = l_i
             empty_row = cnt == 0
             bh = row // QB
@@ -355,14 +356,13 @@ if _GLUON_ERR is None:
             mbarrier.init(full.index(i), count=_PW * 32)
             mbarrier.init(empty.index(i), count=2)
         gl.warp_specialize([
-            (_rp_consumer, (0, q_desc, Q, Out, Offsets, LaneRows, LaneStart, q_smem, k_smem, v_smem, q_bar, full,
-                            empty, qk_scale, stride_qb, stride_qh, stride_qn, stride_ob, stride_oh, stride_on, H, N_Q,
-                            QB, ROWPIPE, PREFETCH_Q)),
-            (_rp_consumer, (1, q_desc, Q, Out, Offsets, LaneRows, LaneStart, q_smem, k_smem, v_smem, q_bar, full,
-                            empty, qk_scale, stride_qb, stride_qh, stride_qn, stride_ob, stride_oh, stride_on, H, N_Q,
-                            QB, ROWPIPE, PREFETCH_Q)),
-            (_rp_producer, (K, V, Offsets, Indices, LaneRows, LaneStart, k_smem, v_smem, full, empty, stride_kb,
-                            stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, DIAG_L2)),
+            (_rp_consumer, (0, q_desc, Out, Offsets, LaneRows, LaneStart, q_smem, k_smem, v_smem, q_bar, full,
+                            empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, ROWPIPE)),
+            (_rp_consumer, (1, q_desc, Out, Offsets, LaneRows, LaneStart, q_smem, k_smem, v_smem, q_bar, full,
+                            empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, ROWPIPE)),
+            (_rp_producer, (Q, K, V, Offsets, Indices, LaneRows, LaneStart, k_smem, v_smem, full, empty, stride_qb,
+                            stride_qh, stride_qn, stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H,
+                            N_Q, QB, PREFETCH_Q, DIAG_L2)),
         ], [_CW, _PW], [CONSUMER_REGS, PRODUCER_REGS])
         for i in gl.static_range(2):
             mbarrier.invalidate(q_bar.index(i))
