@@ -159,4 +159,5 @@ def test_analyze_prints_fits_and_the_verdict(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "[fit] rowpipe       all problems: d_c_row_us -1.000, d_c_tile_us " in out
     assert "[fit] list_ctl      all problems: d_c_row_us " in out
+    assert "[abs] list          H12 N32760 D128: c_row 6.00 us, c_tile 1.850 us (max rel resid 0.000, 3 densities)" in out
     assert "[rule] eligible:" in out

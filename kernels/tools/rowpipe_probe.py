@@ -202,6 +202,16 @@ def analyze(path: Path) -> tuple[str, list[str]]:
             if f is not None:
                 print(f"[fit] {v:<13} {shp or 'all problems'}: " + ", ".join(f"{k} {x:.3f}" for k, x in f.items()),
                       flush=True)
+    from row_cost_fit import fit_cells
+
+    for v in sorted({r["variant"] for r in rows} - {"cudnn"}):
+        for shp in sorted({r["shape"] for r in rows}):
+            cells = [(float(r["rows_per_sm"]), float(r["rows_per_sm"]) * float(r["exec_tiles_per_row"]), float(r["ms"]))
+                     for r in rows if r["variant"] == v and r["shape"] == shp]
+            if len({c[1] for c in cells}) >= 2:
+                c_row, c_tile, res = fit_cells(cells)
+                print(f"[abs] {v:<13} {shp}: c_row {c_row:.2f} us, c_tile {c_tile:.3f} us (max rel resid {res:.3f}, "
+                      f"{len(cells)} densities)", flush=True)
     verdict, why = rule_verdict(rows)
     print(f"[rule] {verdict}: " + "; ".join(why), flush=True)
     return verdict, why
