@@ -1,13 +1,13 @@
 """README block: fgattn kernels vs cuDNN SDPA and FlexAttention on Wan2.1 shapes (H200, issue 12).
 
-Run 8 (2026-11-30, session 9): ``validation/bench_kernels.py --sweep-only --candidates v10 --sweep-rounds 5
---shuffle-seed 1 --max-rel 1.02`` (exp_poly: part of the softmax's exp2 by an FMA polynomial) → launch table (fg D128
-M128 gran 1 and dense D128 M128 + exp_poly 0.25; commit 9245ed4) → ``gpu_check_kernels.py --table`` → ``--final
---check-table --bench-shapes 6,0,4,1,7,5,2,3,8 --bench-rounds 7 --bench-shuffle-seed 3 --bench-all-kernels
---budget-s 230`` (7 of the 9 shapes in the budget); run 8b (a second call on the same table, ``--final --no-check
---bench-shapes 3,8``, same rounds and options): H40 N75600+512 text and H12 N32760 D=64.  cuDNN and FlexAttention in
-the same interleaved rounds, 7 rounds in a fresh random order per round; every row from the final launch table; the
-``run`` column names each shape's CSV.
+Run 10 (2026-11-30, session 13): the launch table 181d183 (the fg D128 M128 gran-1 Gluon entry with the list
+schedule, chosen by the rule pre-registered before the timing call :data:`ADOPTION`) → one H200 call of
+``validation/bench_kernels.py --final --check-table --check-gluon 480 --bench-shapes 6,0,4,1,7,5,2,3,8
+--bench-rounds 7 --bench-shuffle-seed 3 --bench-all-kernels --previous-table
+kernels/logs/launch_configs-at-d370267.json`` (the GPU check first, then all 9 shapes; the previous table's walk
+entry timed beside the list one in the same rounds at H12 / H40 N32760).  cuDNN and FlexAttention in the same
+interleaved rounds, 7 rounds in a fresh random order per round; every row from the final launch table; the ``run``
+column names each shape's CSV.  The target table also counts run 9 (:data:`BEFORE`, the table before) per target.
 Per density: d·t_cuDNN/t, the fraction of cuDNN's dense throughput reached on the kept slices (targets 0.92 at
 M=128, 0.85 at M=64).
 """
@@ -20,41 +20,39 @@ import statistics
 
 from _common import ROOT, provenance, read_rows  # type: ignore[import-not-found]
 
-#: the final table's runs (one table, two calls); a shape is taken whole from the first run that has it
-RUNS = ("kernels-h200-2026-11-30-issue12-run9.csv", "kernels-h200-2026-11-30-issue12-run9b.csv")
-LABELS = ("9", "9b")
-#: the sweep that chose the final table (its adopted forms' relative times vs the previous entries)
-SWEEP = "kernels-h200-tune-2026-11-30-issue12-run9.csv"
+#: the final table's runs; a shape is taken whole from the first run that has it
+RUNS = ("kernels-h200-2026-11-30-issue12-run10.csv",)
+LABELS = ("10",)
+#: the runs on the table before (d370267, the walk), counted per target beside the final one
+BEFORE = ("kernels-h200-2026-11-30-issue12-run9.csv", "kernels-h200-2026-11-30-issue12-run9b.csv")
+#: the timing call that chose the final table's one change (the list schedule; paired rel = t_list / t_walk entry)
+ADOPTION = "kernels-h200-2026-11-30-ws2-list-rule3.csv"
 TABLE = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
 
 
-def adopted() -> list[tuple[tuple[str, str, str, str], list[float]]]:
-    """Keys whose launch-table entry is a non-reference candidate of :data:`SWEEP`: (key, its rel per problem)."""
-    entries = {(e["kernel"], str(e["head_dim"]), str(e["block_m"]), str(e["gran_n"])): e
-               for e in json.loads(TABLE.read_text())["entries"] if e["gpu"] == "h200"}
-    got: dict[tuple[str, str, str, str], list[float]] = {}
-    for r in read_rows(SWEEP):
-        key = (r["kernel"], r["head_dim"], r["block_m"], r["gran_n"])
-        e = entries.get(key)
-        if e is None or r["ok"] != "True" or not r["rel"]:
-            continue
-        if (int(r["block_n"]), int(r["num_stages"]), int(r["num_warps"]), json.loads(r["extra"])) == (
-                e["block_n"], e["num_stages"], e["num_warps"], e["extra"]):
-            got.setdefault(key, []).append(float(r["rel"]))
-    return [(k, v) for k, v in got.items() if any(x != 1.0 for x in v)]
+def adopted() -> tuple[list[float], list[float]]:
+    """The list schedule's paired median time / the walk entry's per problem in :data:`ADOPTION`: (launch-ordered
+    problems, natural-order problems); empty when the table's fg D128 M128 g1 entry does not run the list."""
+    e = next(e for e in json.loads(TABLE.read_text())["entries"] if e["gpu"] == "h200" and
+             (e["kernel"], e["head_dim"], e["block_m"], e["gran_n"]) == ("fg", 128, 128, 1))
+    if e["extra"].get("gluon", {}).get("schedule") != "list":
+        return [], []
+    rel = [(r["shape"].endswith("natural"), float(r["rel_entry"])) for r in read_rows(ADOPTION) if r["variant"] == "list"]
+    return [v for nat, v in rel if not nat], [v for nat, v in rel if nat]
 
 
-def load() -> tuple[list[dict[str, str]], list[dict[str, str]], dict[str, int]]:
+def load(runs: tuple[str, ...] = RUNS, labels: tuple[str, ...] = LABELS
+         ) -> tuple[list[dict[str, str]], list[dict[str, str]], dict[str, int]]:
     """(rows of the final kernels, Flex rows, rows used per CSV); each shape's rows all from one run, named in the
     row's ``run`` key (:data:`LABELS`)."""
     rows: list[dict[str, str]] = []
     used: dict[str, int] = {}
     seen: set[str] = set()
-    for i, name in enumerate(RUNS):
+    for i, name in enumerate(runs):
         got = [dict(r) for r in read_rows(name) if r["shape"] not in seen]
         seen |= {r["shape"] for r in got}
         for r in got:
-            r["run"] = LABELS[i]
+            r["run"] = labels[i]
         used[name] = len(got)
         rows += got
     return rows, [r for r in rows if r["kernel"] == "flex_block128"], used
@@ -67,42 +65,55 @@ def _f(x: float) -> str:
     return f"{x:.2f}"
 
 
-def targets(rows: list[dict[str, str]]) -> list[str]:
-    """The issue-12 targets on the D=128 shapes, one line each: cells counted, cells met, range, verdict."""
+def target_cells(rows: list[dict[str, str]]) -> list[tuple[str, list[float], list[bool], str]]:
+    """The issue-12 targets on the D=128 shapes: (name, measured values, met per cell, unit) each."""
     d128 = [r for r in rows if r["D"] == "128"]
-    shapes = list(dict.fromkeys(r["shape"] for r in d128))
 
     def sel(kernel: str, m: str, g: str) -> list[dict[str, str]]:
         return [r for r in d128 if r["kernel"] == kernel and r["M"] == m and r["gran_n"] == g]
 
-    def line(name: str, vals: list[float], ok: list[bool], unit: str = "") -> str:
-        met = sum(ok)
-        verdict = "**met**" if met == len(ok) else "missed" if met == 0 else "partly"
-        rng = f"{_f(min(vals))}–{_f(max(vals))}{unit}" if vals else ""
-        return f"| {name} | {len(ok)} | {met} | {rng} | {verdict} |"
+    out: list[tuple[str, list[float], list[bool], str]] = []
 
-    out = ["Issue-12 targets on the eight D=128 Wan shapes (H200, bf16, graph timing, cuDNN in the same rounds; "
-           "a cell = one shape × one density; ratio = d·t_cuDNN/t):", "",
-           "| target | cells counted | cells met | measured range | verdict |", "|---|---|---|---|---|"]
+    def line(name: str, vals: list[float], ok: list[bool], unit: str = "") -> None:
+        out.append((name, vals, ok, unit))
+
     fg = sel("fg_attention", "128", "1")
     for d in DENS:
         at = [r for r in fg if r["density_target"] == d]
         v = [float(r["ratio_vs_cudnn"]) for r in at]
-        out.append(line(f"fg M=128 ≥ 0.92 at d = {d}", v, [x >= 0.92 for x in v]))
+        line(f"fg M=128 ≥ 0.92 at d = {d}", v, [x >= 0.92 for x in v])
     v = [float(r["ratio_vs_cudnn"]) for r in fg]
-    out.append(line("**fg M=128 ≥ 0.92, every d ≥ 0.02 (all cells)**", v, [x >= 0.92 for x in v]))
+    line("**fg M=128 ≥ 0.92, every d ≥ 0.02 (all cells)**", v, [x >= 0.92 for x in v])
     v = [float(r["ratio_vs_cudnn"]) for r in sel("fg_attention", "64", "1")]
-    out.append(line("fg M=64 ≥ 0.85", v, [x >= 0.85 for x in v]))
+    line("fg M=64 ≥ 0.85", v, [x >= 0.85 for x in v])
     v = [float(r["ratio_vs_cudnn"]) for r in sel("fg_dense", "128", "1")]
-    out.append(line("dense fgattn M=128 ≥ 0.97 of cuDNN (one cell per shape)", v, [x >= 0.97 for x in v]))
+    line("dense fgattn M=128 ≥ 0.97 of cuDNN (one cell per shape)", v, [x >= 0.97 for x in v])
     v = [float(r["ratio_vs_cudnn"]) for r in sel("fg_block128", "128", "128")]
-    out.append(line("block-sparse ≥ 0.92 on kept blocks", v, [x >= 0.92 for x in v]))
+    line("block-sparse ≥ 0.92 on kept blocks", v, [x >= 0.92 for x in v])
     flex = {(r["shape"], r["density_target"]): float(r["ms"]) for r in d128 if r["kernel"] == "flex_block128"}
     sp = [flex[(r["shape"], r["density_target"])] / float(r["ms"]) for r in fg
           if (r["shape"], r["density_target"]) in flex]
-    out.append(line("fg faster than Flex BlockMask (t_Flex / t_fg > 1)", sp, [x > 1 for x in sp], "×"))
+    line("fg faster than Flex BlockMask (t_Flex / t_fg > 1)", sp, [x > 1 for x in sp], "×")
     sc = [float(r["speedup_vs_cudnn"]) for r in fg if float(r["density_target"]) <= 0.9]
-    out.append(line("fg faster than cuDNN at d ≤ 0.9 (t_cuDNN / t_fg > 1)", sc, [x > 1 for x in sc], "×"))
+    line("fg faster than cuDNN at d ≤ 0.9 (t_cuDNN / t_fg > 1)", sc, [x > 1 for x in sc], "×")
+    return out
+
+
+def targets(rows: list[dict[str, str]], before: list[dict[str, str]]) -> list[str]:
+    """The issue-12 targets on the D=128 shapes, one line each: cells counted, cells met (and met in ``before``,
+    the runs on the previous table), range, verdict."""
+    shapes = list(dict.fromkeys(r["shape"] for r in rows if r["D"] == "128"))
+    prev = {name: f"{sum(ok)} / {len(ok)}" for name, _, ok, _ in target_cells(before)}
+    out = ["Issue-12 targets on the eight D=128 Wan shapes (H200, bf16, graph timing, cuDNN in the same rounds; "
+           "a cell = one shape × one density; ratio = d·t_cuDNN/t; run 9 = the same benchmark on the table "
+           "before, d370267, whose fg entry walked):", "",
+           "| target | cells counted | cells met | met in run 9 | measured range | verdict |",
+           "|---|---|---|---|---|---|"]
+    for name, vals, ok, unit in target_cells(rows):
+        met = sum(ok)
+        verdict = "**met**" if met == len(ok) else "missed" if met == 0 else "partly"
+        rng = f"{_f(min(vals))}–{_f(max(vals))}{unit}" if vals else ""
+        out.append(f"| {name} | {len(ok)} | {met} | {prev.get(name, '')} | {rng} | {verdict} |")
     out += ["", f"Shapes counted: {', '.join(shapes)}; the text shapes H40 N32760+512 and H12 N75600+512 have "
             "4 densities (0.02, 0.1, 0.3, 0.5), the others 9. Verdict: met = every counted cell, partly = some.", ""]
     return out
@@ -126,6 +137,7 @@ def clock_range(rows: list[dict[str, str]]) -> str:
 
 def render() -> str:
     rows, flex1, used = load()
+    before, _, used_before = load(BEFORE, ("9", "9b"))
     shapes: list[str] = []
     for r in rows:
         if r["shape"] not in shapes:
@@ -135,7 +147,7 @@ def render() -> str:
         return {r["density_target"]: r for r in rows
                 if r["shape"] == shape and r["kernel"] == kernel and r["M"] == m and r["gran_n"] == g}
 
-    out = targets(rows) + ["fg_attention (M=128, M×1 slices) as d·t_cuDNN/t per target density d (3D window masks + 64 "
+    out = targets(rows, before) + ["fg_attention (M=128, M×1 slices) as d·t_cuDNN/t per target density d (3D window masks + 64 "
            "sink keys; text rows and columns full when 512 text tokens are appended; target ≥ 0.92):", "",
            "| shape | run | cuDNN ms (TF/s) | " + " | ".join(f"d={d}" for d in DENS) + " | met | round spread |",
            "|---|---|---|" + "---|" * len(DENS) + "---|---|"]
@@ -164,8 +176,8 @@ def render() -> str:
                    + (f" | {m_s}/{t_s} |" if targeted else " | (D=64: no target) |")
                    + f" ±{100 * statistics.median(spread):.0f} % (max ±{100 * max(spread):.0f} %) |")
     out += ["", f"Target met in {met} of {total} D=128 cells.", "",
-            f"run: {LABELS[0]} = {RUNS[0]}, {LABELS[1]} = {RUNS[1]} (7 interleaved rounds in a fresh random order per "
-            "round); both on "
+            "run: " + ", ".join(f"{a} = {b}" for a, b in zip(LABELS, RUNS, strict=True))
+            + " (7 interleaved rounds in a fresh random order per round), on "
             "the final launch table. Round spread: half the range over rounds of the per-round ratio, relative to the "
             "median, median and max over the row's cells."
             + (" The paragraph on changed entries below compares new and previous entries in the same rounds."
@@ -221,14 +233,16 @@ def render() -> str:
                  + f": {math.exp(sum(map(math.log, v)) / len(v)):.3f} ({len(v)} cell"
                  + (f"s, geometric mean, {min(v):.3f}–{max(v):.3f})" if len(v) > 1 else ")")
                  for (k, m, g), v in groups.items()]
-        out += ["", "Entries changed by the last tune, time of the new entry / the previous one in the same rounds: "
-                + "; ".join(parts) + "."]
-    ad = adopted()
+        out += ["", "Entries changed since the previous table (d370267: the fg D=128 M=128 gran-1 Gluon entry walked "
+                "launch positions p, p + G, …; now it runs a greedy list plan per index), time of the new entry / "
+                "the previous one in the same rounds (medians, not paired): " + "; ".join(parts) + "."]
+    ad, nat = adopted()
     if ad:
-        out += ["", f"In the sweep that chose them ({SWEEP}, median of 5 paired rounds per problem, eligible only if "
-                "≤ 1.02 at every problem), the adopted entries' time / the previous entries': " + "; ".join(
-                    f"{k[0]} D={k[1]} M={k[2]}" + (f" gran_n={k[3]}" if k[0] == "fg" else "")
-                    + f" {statistics.median(v):.3f} (median of {len(v)} problems, max {max(v):.3f})" for k, v in ad)
+        out += ["", f"In the timing call that chose it ({ADOPTION}, paired median of 9 shuffled rounds per problem; "
+                "rule written before the call: the walk control's geo-mean within 1 ± 0.01 and list ≤ 1.02 × the "
+                "walk entry at all 8 launch-ordered sweep problems), list / walk entry: median "
+                f"{statistics.median(ad):.3f} of {len(ad)} problems ({min(ad):.3f}–{max(ad):.3f})"
+                + (f"; natural-order index (no launch order) {', '.join(f'{x:.3f}' for x in nat)}" if nat else "")
                 + "."]
     first = rows[0]
     method = (f"CUDA graphs, 7 interleaved rounds in a fresh random order per round, >= 30 ms untimed replays "
@@ -236,8 +250,12 @@ def render() -> str:
               f"on {first['gpu_name']} (driver {first['smi_driver_version']}, torch {first['torch']}, "
               f"Triton {first['triton']}, cuDNN {first['cudnn']}), " + clock_range(rows))
     method += ("; rows per CSV: " + ", ".join(f"{n} {used[n]}" for n in RUNS)
-               + " (both on the final launch table; each shape whole from one of them, named in the run column)")
-    n_sweep = sum(len(v) for _, v in ad)
-    out += ["", provenance(list(RUNS) + ([SWEEP] if ad else []), len(rows) + n_sweep, method
-                           + (f"; {SWEEP} {n_sweep} rows (the adopted forms)" if ad else ""), first["statistic"])]
+               + " (on the final launch table; each shape whole from one CSV, named in the run column); "
+               + ", ".join(f"{n} {used_before[n]}" for n in BEFORE) + " (run 9, the table before: the met-in-run-9 "
+               "column only)")
+    n_ad = len(ad) + len(nat)
+    out += ["", provenance(list(RUNS) + list(BEFORE) + ([ADOPTION] if ad else []),
+                           len(rows) + len(before) + n_ad, method
+                           + (f"; {ADOPTION} {n_ad} rows (the list variant's paired rel)" if ad else ""),
+                           first["statistic"])]
     return "\n".join(out) + "\n"
