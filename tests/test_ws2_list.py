@@ -143,6 +143,16 @@ def test_list_launch_is_the_one_ws2_body_with_the_entrys_knobs_and_a_plan():
         assert not hasattr(gl_list, "_fg_gluon_ws2_list")  # no second copy of the loop
 
 
+def test_probe_entry_is_the_walk_of_the_packaged_entry():
+    """The probe's ``entry`` variant stays the walk after the table adopted the list (session 13): the packaged
+    entry with ``schedule`` walk, every other field and knob the packaged one's."""
+    from fgattn.launch import launch_config
+
+    pk, e = launch_config("fg", "h200", 128, 128, 1), probe.walk_entry()
+    assert pk.gluon_schedule() == "list" and e.gluon_schedule() == "walk"
+    assert e.gluon_options() == pk.gluon_options() and e.tl_config() == pk.tl_config()
+
+
 def test_import_fgattn_does_not_import_gluon_list():
     import subprocess
 

@@ -189,13 +189,24 @@ def make_plan(name: str, idx, programs: int | None = None):
     return plan_ws2_list(idx, programs=min(programs or sms, sms), schedule="walk" if name == "walk_ctl" else "list")
 
 
+def walk_entry():
+    """The fg D128 M128 g1 Gluon entry as a walk (the packaged entry with ``schedule`` walk): the probe's ``entry``."""
+    import dataclasses
+
+    from fgattn.launch import launch_config
+
+    e = launch_config("fg", "h200", M, M, G)
+    return dataclasses.replace(e, extra={**e.extra, "gluon": {**e.extra["gluon"], "schedule": "walk"}})
+
+
 def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", plan=None, sm_scale: float | None = None):
     """One launch of ``name`` writing ``out``."""
     import fgattn
     from fgattn.gluon_fg_list import fg_attention_gluon_list
 
-    if name == "entry":
-        return fgattn.fg_attention(q, k, v, idx, block_m=M, gran_n=G, layout=layout, out=out, sm_scale=sm_scale)
+    if name == "entry":  # the walk entry (table d370267; the packaged entry runs the list since session 13)
+        return fgattn.fg_attention(q, k, v, idx, block_m=M, gran_n=G, layout=layout, out=out, sm_scale=sm_scale,
+                                   config=walk_entry())
     return fg_attention_gluon_list(q, k, v, idx, layout=layout, out=out, sm_scale=sm_scale, plan=plan)
 
 
