@@ -56,9 +56,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=131, help="shuffle seed of the round order (+ shape position)")
     ap.add_argument("--check", type=int, default=64, metavar="N", help="random check cases (0: none)")
     ap.add_argument("--check-seed", type=int, default=1313, help="seed of the random check cases")
-    ap.add_argument("--check-procs", type=int, default=12, help="check child processes")
+    ap.add_argument("--check-procs", type=int, default=16,
+                    help="check child processes (per Gluon variant (procs - 4) / variants, the entry 4)")
     ap.add_argument("--check-timeout-s", type=float, default=100.0, help="check child process timeout")
     ap.add_argument("--check-shard", default="", help=argparse.SUPPRESS)  # R/P: cases i with i % P == R
+    ap.add_argument("--check-only", default="", help=argparse.SUPPRESS)  # the one variant a check child runs
     ap.add_argument("--no-time", action="store_true", help="skip the timing")
     ap.add_argument("--dry-run", action="store_true", help="validate the arguments, print the plan, no GPU")
     ap.add_argument("--offline-compile", action="store_true", help="compile for sm_90 without a GPU, SASS figures")
@@ -155,7 +157,8 @@ def check(args: argparse.Namespace, meta: dict[str, str]) -> bool:
     r_, p_ = (int(x) for x in args.check_shard.split("/"))
     cases = check_cases(args.check, args.check_seed)
     rows, ok_all = [], True
-    names = [v for v in args.variant_list if v != "ctl"]
+    names = [args.check_only] if args.check_only else [v for v in args.variant_list if v != "ctl"]
+    args.out.mkdir(parents=True, exist_ok=True)
     for ci, c in enumerate(cases):
         if ci % p_ != r_:
             continue
@@ -194,43 +197,53 @@ def check(args: argparse.Namespace, meta: dict[str, str]) -> bool:
 
 
 def check_in_processes(args: argparse.Namespace, meta: dict[str, str]) -> dict[str, bool]:
-    """:func:`check` in ``--check-procs`` child processes within ``--check-timeout-s``; merges the parts into
-    ``...-accuracy.csv``; returns {variant: every check of it passed}, all False for a missing shard."""
+    """:func:`check` in child processes within ``--check-timeout-s``, each variant in its own processes (a hang or
+    crash of one variant cannot void another's check): ``--check-procs`` shared out over the checked variants, the
+    entry (a control) getting the remainder; merges the parts into ``...-accuracy.csv``; returns {variant: every
+    check of it passed and every shard came back}."""
     from concurrent.futures import ThreadPoolExecutor
 
     from fgsim.fileio import write_csv_atomic
 
-    procs = min(args.check_procs, args.check)
+    names = [v for v in args.variant_list if v != "ctl"]
+    gluon = [v for v in names if v in GLUON]
+    per = max(1, (args.check_procs - 4) // max(len(gluon), 1)) if "entry" in names else max(
+        1, args.check_procs // max(len(gluon), 1))
+    jobs = [(v, r, min(per, args.check)) for v in gluon for r in range(min(per, args.check))]
+    if "entry" in names:
+        ne = max(1, min(4, args.check))
+        jobs += [("entry", r, ne) for r in range(ne)]
+    stem = STEM.format(date=meta["date"][:10])
 
-    def one(r: int) -> bool:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--out", str(args.out), "--no-time", "--variants",
-               args.variants, "--check", str(args.check), "--check-seed", str(args.check_seed), "--check-shard",
-               f"{r}/{procs}"]
+    def one(job: tuple[str, int, int]) -> bool:
+        v, r, p_ = job
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--out", str(args.out / v), "--no-time", "--variants",
+               v if v == "entry" else f"entry,{v}", "--check-only", v, "--check", str(args.check), "--check-seed",
+               str(args.check_seed), "--check-shard", f"{r}/{p_}"]
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.check_timeout_s)
-            print(p.stdout[-1200:] + (p.stderr[-2000:] if p.returncode else ""), flush=True)
+            print(p.stdout[-800:] + (p.stderr[-1500:] if p.returncode not in (0, 1) else ""), flush=True)
             return p.returncode in (0, 1)
         except subprocess.TimeoutExpired:
-            print(f"[check] shard {r}/{procs} timed out after {args.check_timeout_s:.0f}s", flush=True)
+            print(f"[check] {v} shard {r}/{p_} timed out after {args.check_timeout_s:.0f}s", flush=True)
             return False
 
-    with ThreadPoolExecutor(max_workers=procs) as ex:
-        back = list(ex.map(one, range(procs)))
-    stem = STEM.format(date=meta["date"][:10])
+    with ThreadPoolExecutor(max_workers=len(jobs)) as ex:
+        back = dict(zip(jobs, ex.map(one, jobs), strict=True))
     rows: list[dict[str, str]] = []
-    for r in range(procs):
-        part = args.out / f"{stem}-accuracy-part{r}.csv"
+    for v, r, _ in jobs:
+        part = args.out / v / f"{stem}-accuracy-part{r}.csv"
         if part.exists():
             with open(part, newline="") as f:
                 rows += list(csv.DictReader(f))
             part.unlink()
     if rows:
         write_csv_atomic(args.out / f"{stem}-accuracy.csv", rows)
-    names = [v for v in args.variant_list if v != "ctl"]
     ok = {}
     for v in names:
         mine = [r for r in rows if r["variant"] == v]
-        ok[v] = all(back) and len(mine) == 2 * args.check and all(r["ok"] == "True" for r in mine)
+        ok[v] = all(b for j, b in back.items() if j[0] == v) and len(mine) == 2 * args.check and all(
+            r["ok"] == "True" for r in mine)
         errs = sorted(float(r["rel_err"]) for r in mine if r["ok"] == "True")
         print(f"[check] {v}: {len(mine)} checks, {sum(r['ok'] != 'True' for r in mine)} failed, rel err median "
               f"{errs[len(errs) // 2] if errs else float('nan'):.3e} max {errs[-1] if errs else float('nan'):.3e}",
@@ -261,7 +274,7 @@ def time_shapes(args: argparse.Namespace, meta: dict[str, str], ok: dict[str, bo
     from fgattn.gluon_contig import plan_contig
 
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    names = [v for v in args.variant_list if ok.get(v, True)]
+    names = [v for v in args.variant_list if v in ("entry", "ctl") or ok.get(v, True)]
     path = args.out / f"{STEM.format(date=meta['date'][:10])}.csv"
     clocks = ClockSampler(0.5)
     t0 = time.perf_counter()
