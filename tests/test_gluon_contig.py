@@ -137,7 +137,7 @@ def test_rule_eligible_and_each_way_to_miss():
     assert out[("contig", "block")][0] == "not eligible"
     out = contig_probe.rule_verdict(_rows(block=(0.98, 0.99, 0.97)), ok)  # every cell <= 1.02, geo 0.98 > 0.97
     assert out[("contig", "block")] == ("not eligible", ["geo-mean t/t_entry 0.980 > 0.97"])
-    out = contig_probe.rule_verdict(_rows(), {"contig": False, "contig_r240": True})
+    out = contig_probe.rule_verdict(_rows(), {"contig": False, "contig_r240": True, "contig_pp": True})
     assert out[("contig", "dense")][0] == "not eligible" and out[("contig_r240", "dense")][0] == "eligible"
 
 
@@ -162,6 +162,7 @@ def test_check_cases_are_seeded_and_cover_the_edges():
     (["--rounds", "2"], "--rounds"),
     (["--shapes", "12x"], "--shapes"),
     ([], "--out is required"),
+    (["--summarize", "/nope.csv", "/nope.csv"], "no such file /nope.csv"),
 ])
 def test_probe_argument_errors_exit_2(argv, msg, capsys):
     with pytest.raises(SystemExit) as e:

@@ -10,7 +10,8 @@ Issue 12, session 13, helper D (kernels/NOTES.md, "Session 13 research: Gluon TM
 Variants: ``entry`` = the table's entry (``fgattn.dense_attention`` / ``fgattn.block_sparse_attention``, tl);
 ``ctl`` = the same entry captured a second time (the control: its paired ratio to ``entry`` is noise only);
 ``contig`` = :func:`fgattn.gluon_contig.contig_attention_gluon` with the fg entry's register split (216, 64);
-``contig_r240`` = the same with (240, 24) (both consumer warpgroups at 240 registers, as FlashAttention-3).
+``contig_r240`` = the same with (240, 24) (both consumer warpgroups at 240 registers, as FlashAttention-3);
+``contig_pp`` = contig_r240 with FlashAttention-3's inter-warpgroup ping-pong (``gluon_fg`` named barriers).
 Check (``--check N``): N random cases, each run dense and block-sparse (B 1-2, H 1-4, odd and even N 65-3,001,
 0 / 77 / 300 text tokens, window or random masks at d 0.01-1 made into 128×128 block masks, one query block
 emptied and one made full, launch-ordered or natural block index, bf16 / fp16, bhnd / bnhd, sm_scale default or
@@ -39,8 +40,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation"), str(ROOT / "kernels" / "tools")]
 
 D, M = 128, 128
-VARIANTS = ("entry", "ctl", "contig", "contig_r240")
-GLUON = {"contig": (216, 64), "contig_r240": (240, 24)}
+VARIANTS = ("entry", "ctl", "contig", "contig_r240", "contig_pp")
+#: the Gluon variants' knobs of fgattn.gluon_contig.contig_attention_gluon (pipeline 1 in all)
+GLUON = {"contig": dict(regs=(216, 64)), "contig_r240": dict(regs=(240, 24)),
+         "contig_pp": dict(regs=(240, 24), pingpong=True)}
 CHECK_NS = (65, 127, 128, 129, 257, 1000, 1999, 2600, 3001)
 STEM = "kernels-h200-{date}-gluon-contig"
 
@@ -50,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=None, help="output folder (GPU runs)")
     ap.add_argument("--shapes", default="12x32760,40x75600", help="HxN, comma-separated")
     ap.add_argument("--densities", default="0.05,0.2,0.5", help="block-sparse density targets, comma-separated")
-    ap.add_argument("--variants", default="entry,ctl,contig,contig_r240", help=f"comma-separated of {list(VARIANTS)}")
+    ap.add_argument("--variants", default="entry,ctl,contig,contig_r240,contig_pp", help=f"comma-separated of {list(VARIANTS)}")
     ap.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (>= 3)")
     ap.add_argument("--target-ms", type=float, default=20.0, help="timed replay length per case and round")
     ap.add_argument("--seed", type=int, default=131, help="shuffle seed of the round order (+ shape position)")
@@ -64,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-time", action="store_true", help="skip the timing")
     ap.add_argument("--dry-run", action="store_true", help="validate the arguments, print the plan, no GPU")
     ap.add_argument("--offline-compile", action="store_true", help="compile for sm_90 without a GPU, SASS figures")
+    ap.add_argument("--summarize", nargs=2, type=Path, metavar=("TIMING_CSV", "ACCURACY_CSV"),
+                    help="no GPU: the per-problem table and the rule's verdicts from a call's committed CSVs")
     a = ap.parse_args(argv)
     try:
         a.shape_list = [tuple(int(x) for x in s.split("x")) for s in a.shapes.split(",")]
@@ -84,7 +89,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(f"--rounds: {a.rounds} < 3 (paired medians need at least 3)")
     if a.check < 0 or a.check_procs < 1:
         ap.error(f"--check {a.check} must be >= 0 and --check-procs {a.check_procs} >= 1")
-    if not (a.dry_run or a.offline_compile) and a.out is None:
+    if a.summarize:
+        bad = [str(x) for x in a.summarize if not x.is_file()]
+        if bad:
+            ap.error(f"--summarize: no such file {bad[0]}")
+    if not (a.dry_run or a.offline_compile or a.summarize) and a.out is None:
         ap.error("--out is required for a GPU run")
     return a
 
@@ -143,7 +152,7 @@ def run_variant(name: str, q, k, v, bidx, out, layout: str = "bhnd", plan=None, 
             return fgattn.dense_attention(q, k, v, layout=layout, out=out, sm_scale=sm_scale)
         return fgattn.block_sparse_attention(q, k, v, bidx, layout=layout, out=out, sm_scale=sm_scale)
     return contig_attention_gluon(q, k, v, block_index=bidx, plan=plan, layout=layout, out=out, sm_scale=sm_scale,
-                                  programs=programs, regs=GLUON[name])
+                                  programs=programs, **GLUON[name])
 
 
 def check(args: argparse.Namespace, meta: dict[str, str]) -> bool:
@@ -299,7 +308,7 @@ def time_shapes(args: argparse.Namespace, meta: dict[str, str], ok: dict[str, bo
                 for v in names:
                     cfg = ("launch table " + ("dense" if dense else "block") + " D128 M128 entry (tl)"
                            + (", second capture (control)" if v == "ctl" else "") if v in ("entry", "ctl") else
-                           f"fgattn.gluon_contig ws2 TMA K/V, pipeline 1, regs {GLUON[v]}, list plan c_row 3 "
+                           f"fgattn.gluon_contig ws2 TMA K/V, pipeline 1, {GLUON[v]}, list plan c_row 3 "
                            f"programs {plan.programs} makespan/mean {plan.makespan / plan.mean_load:.4f}")
                     cases.append(dict(variant=v, kernel=v, dt=dt_, dens=dens, stats=st, cfg=cfg,
                                       mode="dense" if dense else "block",
@@ -393,10 +402,10 @@ def offline_compile() -> list[dict[str, Any]]:
     out = []
     for dt in ("bf16", "fp16"):
         todo = [("fg list entry (gather)", lambda dt=dt: compile_list_sm90(dt))]
-        for v, regs in GLUON.items():
+        for v, kn in GLUON.items():
             for dense in (True, False):
                 todo.append((f"{v} {'dense' if dense else 'block'}",
-                             lambda dense=dense, regs=regs, dt=dt: compile_contig_sm90(dense, dt, regs=regs)))
+                             lambda dense=dense, kn=kn, dt=dt: compile_contig_sm90(dense, dt, **kn)))
         for name, fn in todo:
             t0 = time.time()
             k = fn()
@@ -425,6 +434,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.offline_compile:
         offline_compile()
+        return 0
+    if args.summarize:
+        acc = list(csv.DictReader(open(args.summarize[1], newline="")))
+        ok = {v: bool(mine) and all(r["ok"] == "True" for r in mine)
+              for v in GLUON for mine in [[r for r in acc if r["variant"] == v]]}
+        print(f"[check] {len(acc)} checks: " + ", ".join(
+            f"{v} {sum(r['variant'] == v for r in acc)} ({'all pass' if ok[v] else 'FAILED'})" for v in GLUON))
+        summary(args.summarize[0], ok)
         return 0
     import torch
 
