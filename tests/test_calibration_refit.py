@@ -47,9 +47,12 @@ def test_inputs_are_the_committed_csvs_and_the_record_is_complete() -> None:
         assert lo < cal.gpu_properties[k]["value"] < hi and cal.gpu_properties[k]["unit"].endswith("/clk per SM")
         assert getattr(load_gpu("h200"), k) == pytest.approx(cal.gpu_properties[k]["value"])
     assert "sfu_per_score" not in cal.params.as_dict() and len(cal.fit["free"]) <= 15
-    # at a bound: calib9 (revision 7/8) had the TMA issue cost at 0 (inside tile_sync); calib10 (revision 9,
-    # validation/MODEL_NOTES.md) has nothing at a bound; nothing else may be
-    assert cal.inputs[0]["path"].endswith("-calib10.csv")  # revision 9: the Gluon entry's rows and twins included
+    # at a bound: calib9 (revision 7/8) had the TMA issue cost at 0 (inside tile_sync); calib10 and calib11
+    # (revision 9, validation/MODEL_NOTES.md) have nothing at a bound; nothing else may be
+    # calib11 (session 13, launch table 181d183): calib10's rows on the list-scheduled Gluon entry plus its
+    # benchmark-sized list / walk rows on launch-ordered and natural indices
+    assert cal.inputs[0]["path"].endswith("-calib11.csv")
+    assert cal.fit["n"] == 196
     assert set(cal.fit["at_bound"]) <= {"tma_issue_cycles"}, cal.fit["at_bound"]
 
 

@@ -53,26 +53,30 @@ def test_rescoring_leaves_the_blind_record_and_band(tmp_path: Path, monkeypatch:
     assert rs["rescored_of"]["calibration_inputs"] == [Path(i["path"]).name for i in cal.inputs]
 
 
-def test_committed_blind_record_is_test12_on_the_committed_calibration() -> None:
-    """The committed summary is test12's blind scoring with the committed calibration (calib10, revision 9): the
-    second blind test of the model that scored test11, whose record is kept as history; test11 (development data
-    since revision 10's attempt) and test10 are development data; no rescoring file; revision 8's blind scoring of
-    test10 (calib9) is kept beside revision 7's of test9, revision 6's of test8 (calib8) and revision 5's of test7
-    (calib7) and test6 (calib6)."""
+def test_committed_blind_record_is_test13_on_the_committed_calibration() -> None:
+    """The committed summary is test13's blind scoring with the committed calibration (calib11, revision 9, launch
+    table 181d183); revision 9 + calib10's blind scorings of test12 and test11 are kept as history and both lists are
+    development data; no rescoring file; revision 8's blind scoring of test10 (calib9) is kept beside revision 7's of
+    test9, revision 6's of test8 (calib8) and revision 5's of test7 (calib7) and test6 (calib6)."""
     dev, test = report.committed_lists()
-    assert any(f.endswith("-test11.csv") for f in dev) and any(f.endswith("-test10.csv") for f in dev)
-    assert any(f.endswith("-test9.csv") for f in dev)
-    assert [Path(f).name for f in test] == ["h200-2026-11-30-costmodel-test12.csv"]
+    assert any(f.endswith("-test12.csv") for f in dev) and any(f.endswith("-test11.csv") for f in dev)
+    assert any(f.endswith("-test10.csv") for f in dev) and any(f.endswith("-test9.csv") for f in dev)
+    assert [Path(f).name for f in test] == ["h200-2026-11-30-costmodel-test13.csv"]
     assert not report.RESCORED_PATH.is_file()
     blind = json.loads(report.SUMMARY_PATH.read_text())
     cal = load_calibration(available_calibrations()["h200"])
     assert not report.scored_with_other_calibration(blind, cal.fit)
-    assert [Path(i["path"]).name for i in cal.inputs] == ["h200-2026-11-30-costmodel-calib10.csv"]
-    assert blind["calibration"]["n"] == 179 and blind["calibration"]["mape"] == pytest.approx(5.935, abs=0.01)
-    assert blind["test_rows"] == 81 and blind["development_rows"] == 1352 + 81  # test11's rows joined development
+    assert [Path(i["path"]).name for i in cal.inputs] == ["h200-2026-11-30-costmodel-calib11.csv"]
+    assert blind["calibration"]["n"] == 196 and blind["calibration"]["mape"] == pytest.approx(5.8188, abs=0.01)
+    assert blind["test_rows"] == 78 and blind["development_rows"] == 1433 + 81  # test12's rows joined development
+    rev9b = json.loads(report.REV9B_PATH.read_text())  # test12, scored once with revision 9 + calib10
+    assert rev9b["test_files"] == ["h200-2026-11-30-costmodel-test12.csv"] and rev9b["test_rows"] == 81
+    assert rev9b["calibration"]["n"] == 179 and rev9b["calibration"]["mape"] == pytest.approx(5.935, abs=0.01)
+    assert report.scored_with_other_calibration(rev9b, cal.fit)  # calib10, not the committed calibration
+    assert rev9b["development_rows"] == 1433 and rev9b["extrapolation_band_pct"] == pytest.approx(20.28, abs=0.01)
     rev9 = json.loads(report.REV9_PATH.read_text())  # test11, scored once with the same model and calibration
     assert rev9["test_files"] == ["h200-2026-11-30-costmodel-test11.csv"] and rev9["test_rows"] == 81
-    assert rev9["calibration"] == blind["calibration"] and not report.scored_with_other_calibration(rev9, cal.fit)
+    assert rev9["calibration"] == rev9b["calibration"]
     assert rev9["development_rows"] == 1352 and rev9["extrapolation_band_pct"] == pytest.approx(21.0, abs=0.01)
     rev8 = json.loads(report.REV8_PATH.read_text())
     assert rev8["test_files"] == ["h200-2026-11-30-costmodel-test10.csv"] and rev8["calibration"]["n"] == 164
@@ -90,18 +94,18 @@ def test_committed_blind_record_is_test12_on_the_committed_calibration() -> None
     assert rev6["calibration"]["mape"] == pytest.approx(7.2834, abs=1e-3)  # calib8's fit (revision 6)
 
 
-def test_test12_blind_record_is_recomputed_from_the_committed_csv() -> None:
-    """test12's recorded statistics (every axis and kernel family: n, MAPE, median, p90, max, bias, Spearman and the
+def test_test13_blind_record_is_recomputed_from_the_committed_csv() -> None:
+    """test13's recorded statistics (every axis and kernel family: n, MAPE, median, p90, max, bias, Spearman and the
     within-what-if Spearman) are what the committed calibration predicts for the committed test12 CSV, and the
     extrapolation band is derived from them; a changed CSV, model or calibration fails here."""
     blind = json.loads(report.SUMMARY_PATH.read_text())
     rows = report.scored_rows([RESULTS / f for f in blind["test_files"]])
-    assert len(rows) == blind["test_rows"] == 81 and {r["split"] for r in rows} == {"test12"}
+    assert len(rows) == blind["test_rows"] == 78 and {r["split"] for r in rows} == {"test13"}
     cal = load_calibration(available_calibrations()["h200"])
     pred = report.predict_rows(rows, gpu="h200", params=cal.params, resources=cal.resources)
     sc = report.score(rows, pred)
     rec = blind["test"]
-    assert set(sc) == set(rec) == {"tuned", "config", "sm", "dtype", "trace"}
+    assert set(sc) == set(rec) == {"tuned", "config", "sm", "dtype", "trace", "bench"}
     for ax, d in rec.items():
         assert set(sc[ax]) == set(d), ax
         for k, m in d.items():
@@ -112,10 +116,11 @@ def test_test12_blind_record_is_recomputed_from_the_committed_csv() -> None:
                     assert sc[ax][k][q] == pytest.approx(v, rel=1e-9, abs=1e-12), (ax, k, q)
     assert blind["extrapolation_band_pct"] == pytest.approx(report.extrapolation_band(sc), rel=1e-12)
     band = json.loads(report.BANDS_PATH.read_text())
-    assert band["band_pct"] == pytest.approx(round(report.extrapolation_band(sc), 1)) and "test12" in band["source"]
+    assert band["band_pct"] == pytest.approx(round(report.extrapolation_band(sc), 1)) and "test13" in band["source"]
     # the numbers REPORT.md's second-blind-test table shows are these (fg tuned MAPE, dense config max)
     text = (report.SUMMARY_PATH.parent / "REPORT.md").read_text()
-    sec = text.split("## test12 (second blind test of revision 9) beside test11")[1].split("\n## ")[0]
+    sec = text.split("## test13 (revision 9 + calib11, blind) beside test12 (revision 9 + calib10, blind)")[1]
+    sec = sec.split("\n## ")[0]
     t = sc["tuned"]["fg"]
     assert f"| {t['mape']:.1f} / {t['median_ape']:.1f} / {t['max_ape']:.1f} |" in sec
     c = sc["config"]["dense"]

@@ -33,8 +33,8 @@ def main() -> None:
                     "EXIT rule's figures for rows recorded with the old loop pick)")
     ap.add_argument("--fix", default="", help="comma-separated name=value parameters held fixed (e.g. l2_bw_eff=0.938)")
     a = ap.parse_args()
-    if any("test12" in f for f in a.dev + a.calib):  # revision 10: test11 is development data, test12 frozen
-        raise SystemExit("--dev: the frozen test list test12 is not development data")
+    if any("test13" in f for f in a.dev + a.calib):  # session 13: test12 is development data, test13 frozen
+        raise SystemExit("--dev: the frozen test list test13 is not development data")
     from fgsim.calibrate_micro import measured_constants
     from fgsim.calibration import fit_rows
     from fgsim.hardware import load_gpu

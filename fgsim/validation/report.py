@@ -276,15 +276,16 @@ BANDS_PATH = Path(__file__).resolve().parents[1] / "data" / "transfer_bands.json
 #: data and the frozen list rescored, not blind; the blind summary and the extrapolation band derived from it stay
 RESCORED_PATH = SUMMARY_PATH.with_name("costmodel_summary_rescored.json")
 #: the frozen list of the newest blind scoring (SUMMARY_PATH) and what that scoring was made with (a fixed record)
-FROZEN_LIST = "test12"
-MODEL_LABEL = "revision 9"
-#: the frozen list revision 9 + calib10 was first scored on, blind (development data since revision 10's attempt);
-#: test12 is the second blind test of the same model and calibration
-PREV_FROZEN_LIST = "test11"
-#: the launch table calib10, test11 and test12 were measured on (K's kernels-final note of session 22)
-FINAL_TABLE = "d370267"
-BLIND_RECORD = (f"revision 9 with calibration calib10 on the final launch table {FINAL_TABLE} (see "
-                "validation/MODEL_NOTES.md, revision 9)")
+FROZEN_LIST = "test13"
+MODEL_LABEL = "revision 9 + calib11"
+#: the previous blind scoring (revision 9 + calib10 on its second frozen list, launch table d370267; development data
+#: since): the list test13's scoring is shown beside
+PREV_FROZEN_LIST = "test12"
+#: the launch table calib11 and test13 were measured on (K's kernels-final note of session 13: the fg D=128 M=128 g1
+#: entry is the Gluon ws2 form with the list schedule)
+FINAL_TABLE = "181d183"
+BLIND_RECORD = (f"revision 9 with calibration calib11 on the final launch table {FINAL_TABLE} (see "
+                "validation/MODEL_NOTES.md, \"calib11 and test13\")")
 #: how a rescored frozen list is labelled
 RESCORED_LABEL = f"{FROZEN_LIST} rescored with a later calibration (not blind)"
 
@@ -355,23 +356,23 @@ def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None 
                      rev4: Mapping[str, Any] | None = None, rev5: Mapping[str, Any] | None = None,
                      rev5b: Mapping[str, Any] | None = None, rev6: Mapping[str, Any] | None = None,
                      rev7: Mapping[str, Any] | None = None, rev8: Mapping[str, Any] | None = None,
-                     rev9: Mapping[str, Any] | None = None) -> list[str]:
+                     rev9: Mapping[str, Any] | None = None, rev9b: Mapping[str, Any] | None = None) -> list[str]:
     """Per-axis table: the model before issue 10 | revisions 3, 4 and 5 on their frozen lists test4 / test5 / test6,
     blind | revision 5 with calibration calib7 on test7, blind | revision 6 with calibration calib8 on test8, blind |
     revision 7 with calibration calib9 on test9, blind | revision 8 with calibration calib9 on test10, blind | this
-    model on the development data | this model on its first frozen list test11 (``rev9``), blind | this model on
-    its second frozen list (FROZEN_LIST), blind. The rebuilt model's and
+    model on the development data | revision 9 + calib10 on test11 (``rev9``) and on test12 (``rev9b``), blind |
+    this model (revision 9 + calib11) on FROZEN_LIST, blind. The rebuilt model's and
     revision 2's blind scorings are in REPORT.md's history sections."""
     lines = ["| axis | old model (issue 10, earlier data) | revision 3, frozen test4, blind | revision 4, frozen test5, "
              "blind | revision 5, frozen test6 (launch table ea5ad41, calib6), blind | revision 5 + calib7, frozen "
              "test7 (table 08559f8), blind | revision 6 + calib8, frozen test8 (table 05f21a8), blind | "
              "revision 7 + calib9, frozen test9 (table 9245ed4), blind | revision 8 + calib9, frozen test10 (table "
-             f"9245ed4), blind | {MODEL_LABEL}, development (calib10) | **{MODEL_LABEL}, frozen {PREV_FROZEN_LIST} "
-             f"(final table {FINAL_TABLE}, calib10), blind** | **{MODEL_LABEL}, frozen {FROZEN_LIST} (same table and "
-             "calibration), second blind test** | target |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "9245ed4), blind | revision 9 + calib10, frozen test11 (table d370267), blind | revision 9 + calib10, "
+             f"frozen test12 (same table and calibration), second blind test | {MODEL_LABEL}, development | "
+             f"**{MODEL_LABEL}, frozen {FROZEN_LIST} (final table {FINAL_TABLE}), blind** | target |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     tgt = {"tuned": "<= 3 % per kernel, max <= 10 %", "config": "<= 5 %, max <= 15 %, within-what-if >= 0.9",
-           "sm": "<= 5 %, max <= 15 %", "dtype": "—", "trace": "—"}
+           "sm": "<= 5 %, max <= 15 %", "dtype": "—", "trace": "—", "bench": "—"}
     dev, test = summary.get("development", {}), summary.get("test", {})
     r3 = (rev3 or {}).get("test", {})
     r4 = (rev4 or {}).get("test", {})
@@ -381,12 +382,13 @@ def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None 
     r7 = (rev7 or {}).get("test", {})
     r8 = (rev8 or {}).get("test", {})
     r9 = (rev9 or {}).get("test", {})
+    r9b = (rev9b or {}).get("test", {})
     for ax, label in AXES:
-        if not any(ax in x for x in (dev, test, r3, r4, r5, r5b, r6, r7, r8, r9)):
+        if not any(ax in x for x in (dev, test, r3, r4, r5, r5b, r6, r7, r8, r9, r9b)):
             continue
         lines.append(f"| {label} | {OLD_MODEL.get(ax, '—')} | {_cell(r3.get(ax))} | {_cell(r4.get(ax))} | "
                      f"{_cell(r5.get(ax))} | {_cell(r5b.get(ax))} | {_cell(r6.get(ax))} | {_cell(r7.get(ax))} | "
-                     f"{_cell(r8.get(ax))} | {_cell(dev.get(ax))} | {_cell(r9.get(ax))} | "
+                     f"{_cell(r8.get(ax))} | {_cell(r9.get(ax))} | {_cell(r9b.get(ax))} | {_cell(dev.get(ax))} | "
                      f"{_cell(test.get(ax))} | {tgt[ax]} |")
     return lines
 
@@ -409,8 +411,8 @@ def _rank(d: Mapping[str, Any], ax: str, k: str) -> str:
 
 def second_blind_lines(cur: Mapping[str, Any], prev: Mapping[str, Any]) -> list[str]:
     """Per axis and kernel family: the frozen list FROZEN_LIST (``cur``: a :func:`score` summary) beside
-    PREV_FROZEN_LIST (``prev``), both blind scorings of the same model and calibration: n, MAPE / median / max
-    absolute % error and the ranking statistic the issue sets a target for."""
+    PREV_FROZEN_LIST (``prev``), both blind scorings (the same model structure, each with its own calibration and
+    launch table): n, MAPE / median / max absolute % error and the ranking statistic the issue sets a target for."""
     lines = [f"| axis | kernel | {PREV_FROZEN_LIST} n | {PREV_FROZEN_LIST} MAPE / median / max % | {PREV_FROZEN_LIST} "
              f"Spearman | {FROZEN_LIST} n | {FROZEN_LIST} MAPE / median / max % | {FROZEN_LIST} Spearman | target |",
              "|---|---|---:|---|---|---:|---|---|---|"]
@@ -454,6 +456,8 @@ REV7_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev7_test9.json")
 REV8_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev8_test10.json")
 #: revision 9 with calibration calib10: development + its first frozen list test11 (launch table d370267)
 REV9_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev9_test11.json")
+#: revision 9 with calibration calib10: development + its second frozen list test12 (launch table d370267)
+REV9B_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev9_test12.json")
 
 
 #: The earlier revisions' one blind scoring each, shown as history sections of REPORT.md: (name, record file,
@@ -479,6 +483,9 @@ HISTORY = (
      "Revision 8 with calibration calib9 (", "; launch table 9245ed4", "test10 (revision 8 + calib9, blind)"),
     ("rev9", REV9_PATH, "revision 9 with calibration calib10: the one blind scoring of test11 (launch table d370267)",
      "Revision 9 with calibration calib10 (", "; launch table d370267", "test11 (revision 9 + calib10, blind)"),
+    ("rev9b", REV9B_PATH, "revision 9 with calibration calib10: the one blind scoring of test12, its second frozen "
+     "list (launch table d370267)", "Revision 9 with calibration calib10 (", "; launch table d370267",
+     "test12 (revision 9 + calib10, blind)"),
 )
 
 
@@ -533,21 +540,25 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              "11520/26880/15600/18944/24832; committed unmeasured in 0e4dac7, measured once in the same GPU call as "
              f"calib10 on launch table {FINAL_TABLE}, scored once (blind) with revision 9 + calib10; development data "
              "since revision 10's attempt, whose variants were judged on its errors; none was accepted, so the model "
-             "and calibration did not change) and the **frozen test list** `test12.csv`, the second blind test of "
-             "revision 9 + calib10 (two mask families no earlier list took: `framewin`, whole frames in a temporal "
-             "window plus the first frame, and `dilated`, every s-th key plus the diagonal block, beside 3-D windows "
-             "and text tokens; two 8x16x28 DiT trace entries two thirds in; N 13056/28160/17664/22272/20224/10496 and "
-             "seeds used by no other list; the tuned entries at D 64/128 x M 64/128 at two shapes and the fg D=128 "
-             "M=128 g1 entry (the Gluon form ws2) at densities 0.03/0.2/0.7 with its tl kernel beside each; fp16 at "
-             "every (D, M); launch what-ifs (BLOCK_N 32/64/128 x stages 2-4 x warps 4/8) around dense D=128 M=128, "
-             "dense D=128 M=64, fg D=64 M=64, fg D=128 M=128 (its tl kernel) and block D=64 M=64; persistent "
-             "programs off / 1 / 2 per SM; SM partitions 24/72/132 (D=128 M=128) and 40/112 (D=64 M=64)). "
-             "`test12.csv` was committed (94debba) unmeasured, before any revision-10 variant was looked at, measured "
-             f"once alone on launch table {FINAL_TABLE} (`validation/costmodel_run12.sh`; its times not looked at) and "
-             "scored once with revision 9 + calib10; nothing in the model or calibration changed after that scoring. "
+             "and calibration did not change), `test12.csv`, revision 9 + calib10's second frozen list (framewin / dilated "
+             "masks, N 13056/28160/17664/22272/20224/10496; committed unmeasured in 94debba, measured once alone on "
+             "launch table d370267, scored once (blind); development data since) and the **frozen test list** "
+             "`test13.csv` (committed unmeasured in 7589f67 before calib11 was measured and before the session's "
+             "L2-locality variant was evaluated): the tuned entries at D 64/128 x M 64/128 on column-stripe / "
+             "framewin / dilated masks at N 14080/27136, fp16 at every (D, M), launch what-ifs around dense D=64 M=64, "
+             "fg D=128 M=64 and block D=128 M=128, persistent programs off / 1 / 2, SM partitions 32/100 (D=128 "
+             "M=128) and 56 (D=64 M=128), two 21x30x52 DiT trace entries half way, and (axis `bench`) the fg D=128 "
+             "M=128 g1 Gluon entry at benchmark-like shapes (H12 N32760 3-D windows, H12 N33272 with 512 text tokens, "
+             "H40 N75600) with the list schedule on launch-ordered (`order: lpt`, the benchmarks' index) and natural "
+             "indices, the walk on the launch-ordered index and the tl kernel on one; N and seeds used by no other "
+             "list outside the benchmark shapes. `test13.csv` was measured once in the same GPU call as calib11 on "
+             f"launch table {FINAL_TABLE} (`validation/costmodel_run13.sh`; its times not printed, not looked at) and "
+             f"scored once with {MODEL_LABEL}; nothing in the model or calibration changed after that scoring. "
+             "Calibration calib11 adds to calib10 the Gluon entry at benchmark-sized problems on uniform and "
+             "uniform-text masks (list / walk x launch-ordered / natural). "
              "The fg g16 / g64 entries are not timed (the harness builds granularity-1 "
-             "indices, without a launch order: every kernel walks its rows in the natural order). "
-             "Revisions 1-8 and revision 9 (test11) scored their frozen lists once too; "
+             "indices, without a launch order unless a case's options say `order: lpt`). "
+             "Revisions 1-8 and revision 9 + calib10 (test11, test12) scored their frozen lists once too; "
              "those numbers are kept below as history. All "
              "timings: CUDA graphs, 3 interleaved rounds, median per call; SM partitions: CUDA events around "
              "back-to-back calls on a green context with the GPU held busy while the host enqueues them (test3 "
@@ -583,9 +594,9 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                                "calibration_file": Path(cal.path).name}
     titles = {"development": "Development data: `dev.csv`, the first test list, `test3.csv`, `dev4.csv`, `test4.csv`, "
                              "the dev5 list three times (`dev5.csv`; `dev6.csv` on table ea5ad41; `dev7.csv` on table "
-                             "08559f8), `test5.csv` to `test11.csv` (used for model decisions; test6 to test11 only "
+                             "08559f8), `test5.csv` to `test12.csv` (used for model decisions; test6 to test12 only "
                              "after their one blind scoring)",
-              "test": f"Frozen test list `{FROZEN_LIST}.csv` (final launch table {FINAL_TABLE}, calibration calib10): "
+              "test": f"Frozen test list `{FROZEN_LIST}.csv` (final launch table {FINAL_TABLE}, calibration calib11): "
                       f"{MODEL_LABEL}, scored once, blind"}
     if rescore:
         titles["test"] = f"Frozen test list `{FROZEN_LIST}.csv`: {RESCORED_LABEL}"
@@ -622,17 +633,20 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
             lines += ["", f"Extrapolation band for other architectures (A100, L40S, B200): ±{band:.0f} % (twice the "
                       "worst p90 error of the tuned-config and SM-partition axes of the frozen test list; a what-if "
                       "launch config adds the config axis' error above)."]
-    prev = _read_json(REV9_PATH)
+    prev = _read_json(REV9B_PATH)
     if not rescore and summary.get("test") and prev.get("test"):
-        lines += ["", f"## {FROZEN_LIST} (second blind test of {MODEL_LABEL}) beside {PREV_FROZEN_LIST}", "",
-                  f"The same model and calibration, {BLIND_RECORD}, scored two frozen lists, each once and blind: "
-                  f"{PREV_FROZEN_LIST} (`validation/{REV9_PATH.name}`, files "
-                  + ", ".join(f"`{f}`" for f in prev.get("test_files", [])) + f"; {prev.get('test_rows', 0)} rows) and "
-                  f"{FROZEN_LIST} (`validation/{SUMMARY_PATH.name}`, files "
+        lines += ["", f"## {FROZEN_LIST} ({MODEL_LABEL}, blind) beside {PREV_FROZEN_LIST} (revision 9 + calib10, "
+                  "blind)", "",
+                  f"The same model structure (revision 9) scored two frozen lists, each once and blind: "
+                  f"{PREV_FROZEN_LIST} with calibration calib10 on launch table d370267 (`validation/{REV9B_PATH.name}`,"
+                  " files " + ", ".join(f"`{f}`" for f in prev.get("test_files", []))
+                  + f"; {prev.get('test_rows', 0)} rows) and {FROZEN_LIST} with {BLIND_RECORD} "
+                  f"(`validation/{SUMMARY_PATH.name}`, files "
                   + ", ".join(f"`{f}`" for f in summary.get("test_files", [])) + f"; {summary.get('test_rows', 0)} "
-                  f"rows), other masks, shapes and seeds. Nothing in the model or calibration changed between or after "
-                  "the two scorings. Spearman: over the tuned rows of a family; for launch configs the mean (and "
-                  "minimum) within-what-if Spearman over what-ifs of >= 3 configs.", ""]
+                  f"rows): other masks, shapes and seeds; {FROZEN_LIST} adds the axis of the fg D=128 M=128 Gluon entry "
+                  "at benchmark shapes (list / walk schedules, launch-ordered / natural indices). Nothing in the model "
+                  "or calibration changed after the scoring. Spearman: over the tuned rows of a family; for launch "
+                  "configs the mean (and minimum) within-what-if Spearman over what-ifs of >= 3 configs.", ""]
         lines += second_blind_lines(summary["test"], prev["test"])
     if rescore:
         lines += ["", f"## The one blind scoring of {FROZEN_LIST}", "",
@@ -661,13 +675,13 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                       + ", ".join(f"`{f}`" for f in rec.get("test_files", [])) + " once, blind; those rows are "
                       "development data above.", ""]
             lines += table_lines(rec["test"], label)
-    rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9 = (history[k] for k in ("rev3", "rev4", "rev5", "rev5b", "rev6",
-                                                                           "rev7", "rev8", "rev9"))
+    rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9, rev9b = (
+        history[k] for k in ("rev3", "rev4", "rev5", "rev5b", "rev6", "rev7", "rev8", "rev9", "rev9b"))
     lines += ["", "## Per axis: old model, earlier revisions (blind), this model", "",
               "Targets (issue 10, frozen test set, H200): tuned configs MAPE <= 3 % per family, max <= 10 %, "
               "Spearman >= 0.98; non-default configs and SM partitions MAPE <= 5 %, max <= 15 %, within-what-if "
               "Spearman >= 0.9. Cells: fg / block / dense MAPE, the worst row's error.", ""]
-    lines += comparison_lines(blind if rescore else summary, rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9)
+    lines += comparison_lines(blind if rescore else summary, rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9, rev9b)
     if rescore:
         lines += ["", f"The last two columns are the development data and the blind scoring of {FROZEN_LIST}, both "
                   f"with {BLIND_RECORD}; the committed calibration's numbers are in the section above."]
