@@ -161,3 +161,11 @@ def test_analyze_prints_fits_and_the_verdict(tmp_path, capsys):
     assert "[fit] list_ctl      all problems: d_c_row_us " in out
     assert "[abs] list          H12 N32760 D128: c_row 6.00 us, c_tile 1.850 us (max rel resid 0.000, 3 densities)" in out
     assert "[rule] eligible:" in out
+
+
+def test_committed_call_is_judged_not_eligible_by_the_pre_registered_rule():
+    path = ROOT / "validation" / "results" / "kernels-h200-2026-11-30-rowpipe.csv"
+    rows = list(csv.DictReader(open(path, newline="")))
+    assert probe.rule_verdict(rows) == ("not eligible", ["rowpipe geo-mean 0.993 over the d <= 0.1 problems > 0.99"])
+    f = probe.paired_fit(rows, "rowpipe")
+    assert f["problems"] == 8 and f["d_c_row_us"] == pytest.approx(-0.42, abs=0.01)
