@@ -640,7 +640,7 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                   f"The same model structure (revision 9) scored two frozen lists, each once and blind: "
                   f"{PREV_FROZEN_LIST} with calibration calib10 on launch table d370267 (`validation/{REV9B_PATH.name}`,"
                   " files " + ", ".join(f"`{f}`" for f in prev.get("test_files", []))
-                  + f"; {prev.get('test_rows', 0)} rows) and {FROZEN_LIST} with {BLIND_RECORD} "
+                  + f"; {prev.get('test_rows', 0)} rows) and {FROZEN_LIST}, scored by {BLIND_RECORD} "
                   f"(`validation/{SUMMARY_PATH.name}`, files "
                   + ", ".join(f"`{f}`" for f in summary.get("test_files", [])) + f"; {summary.get('test_rows', 0)} "
                   f"rows): other masks, shapes and seeds; {FROZEN_LIST} adds the axis of the fg D=128 M=128 Gluon entry "
