@@ -387,3 +387,49 @@ def test_frozen_list_main_writes_and_checks(tmp_path, capsys):
     assert vc.frozen_list_main(out, text, len(cases), "t", ["--check"]) == 1
     assert "DIFFERS" in capsys.readouterr().out
     assert vc.frozen_list_main(tmp_path / "missing.csv", text, 3, "t", ["--check"]) == 1
+
+
+def test_uniform_text_masks_keep_text_keys_and_text_rows_whole() -> None:
+    """calib11's uniform-text family: every query keeps the last min(512, N/8) keys, the text query blocks keep every
+    key, the video part keeps iid keys at about the density asked for."""
+    c = vc.Case("x-8", "tiny", "uniform-text", 4096, 2, 64, 64, 0.1, 17)
+    m = vc.case_mask(c)
+    text0 = 4096 - 512
+    assert m[:, :, text0:].all() and m[:, text0 // 64:, :].all()
+    video = m[:, : text0 // 64, :text0]
+    assert 0.09 < float(video.mean()) < 0.11
+    assert not np.array_equal(video[0], video[1])  # per-head randomness
+
+
+def test_harness_builds_and_records_the_launch_order_a_case_asks_for(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A case with options ``order: lpt`` is timed on an index built with fgattn's launch order, and its row records
+    ``"order": "lpt"`` in launch_extra (what the model reads); the natural twin neither (interpreter, tiny case)."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(REPO / "kernels"))
+    import fgattn
+
+    from fgsim.model.assemble import walks_lpt
+    from fgsim.validation.measure import measure_cases
+    from fgsim.validation.report import row_config
+
+    seen: list[bool] = []
+    real = fgattn.build_index
+
+    def spy(*a, **kw):  # noqa: ANN002, ANN003, ANN202
+        seen.append(bool(kw.get("order", False)))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(fgattn, "build_index", spy)
+    base = vc.Case("x-9", "tiny", "window3d", 384, 2, 64, 64, 0.5, 12, kernels=("fg",), dtype="fp16")
+    from dataclasses import replace
+
+    cases = [replace(base, options='{"order": "lpt"}'), replace(base, case_id="x-10")]
+    rows = measure_cases(cases, tmp_path / "m.csv", rounds=1, progress=False)
+    assert seen == [True, False]
+    ex = [json.loads(r["launch_extra"]) for r in rows]
+    assert ex[0].get("order") == "lpt" and "order" not in ex[1]
+    cfgs = [row_config({k: str(v) for k, v in r.items()}) for r in rows]
+    assert walks_lpt(cfgs[0]) and not walks_lpt(cfgs[1])
