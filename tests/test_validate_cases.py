@@ -63,6 +63,7 @@ def test_committed_case_lists_are_the_generators_output_and_disjoint() -> None:
     _check_test11(lists, t8, t9)
     _check_test12(lists, t8, t9)
     _check_test13(lists, t8, t9)
+    _check_test14(lists, t8, t9)
     t7 = lists["test7"]
     before7 = [c for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6") for c in lists[s]]
     assert not {c.n_tokens for c in t7} & {c.n_tokens for c in before7}, "test7 repeats an N of another list"
@@ -226,6 +227,72 @@ def _check_test13(lists: dict[str, list[vc.Case]], t8: list[vc.Case], t9: list[v
     for c in bench:  # every launch-ordered list row has its walk twin on the same mask
         if sched[c.case_id] == ("list", "lpt"):
             assert any(b.seed == c.seed and sched[b.case_id] == ("walk", "lpt") for b in bench)
+
+
+def _check_test14(lists: dict[str, list[vc.Case]], t8: list[vc.Case], t9: list[vc.Case]) -> None:
+    """test14 (revision 10 of session 13): the generator's bytes, disjoint from every earlier list (N and seeds outside
+    the benchmark shapes, trace entries), every transfer axis, the benchmark generator's masks as a family, and the
+    bench axis on them: list launch-ordered / natural and walk launch-ordered twins on the same masks."""
+    import importlib.util
+    import json
+    from dataclasses import replace
+
+    earlier = [vc.load_case_list(s) for s in ("test10", "test11", "test12", "test13")]
+    t14 = vc.load_case_list("test14")
+    gen14 = [replace(c, trace=vc.repo_path(c.trace)) for c in vc.generate("test14")]
+    assert [vc.case_row(c) for c in t14] == [vc.case_row(c) for c in gen14], "test14.csv differs"
+    spec = importlib.util.spec_from_file_location("make_test14", REPO / "validation" / "cases" / "make_test14.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)  # type: ignore[union-attr]
+    assert gen.render() == (REPO / "validation" / "cases" / "test14.csv").read_text(), "test14.csv differs (bytes)"
+    assert len(t14) == 44 and sum(len(c.kernels) for c in t14) == 78 and "test14" in vc.SPLITS
+    vc.check_disjoint([*lists.values(), t8, t9, *earlier, t14])
+    before = [c for cl in lists.values() for c in cl] + t8 + t9 + [c for cl in earlier for c in cl]
+    synth = [c for c in t14 if c.structure != "trace" and c.axis != "bench"]
+    assert not {c.n_tokens for c in synth} & {c.n_tokens for c in before}, "test14 repeats an N of another list"
+    assert not {c.seed for c in t14 if c.structure != "trace"} & {c.seed for c in before}, "test14 repeats a seed"
+    traces = {(c.trace, c.pass_index, c.layer) for c in t14 if c.structure == "trace"}
+    assert len(traces) == 2 and not traces & {(c.trace, c.pass_index, c.layer) for c in before}
+    assert {(c.head_dim, c.block_m) for c in t14 if c.axis in ("tuned", "dtype")} == set(vc.DM)
+    assert {c.dtype for c in t14} == {"bf16", "fp16"} and {c.structure for c in t14} <= set(vc.TEST14_STRUCTURES)
+    assert not {c.structure for c in before} & set(vc.TORCH_STRUCTURES), "the benchmark masks were in a list before"
+    cfg = [c for c in t14 if c.axis == "config" and c.block_n]
+    assert {c.block_n for c in cfg} == {32, 64, 128} and {c.num_stages for c in cfg} == {2, 3, 4}
+    assert {c.num_warps for c in cfg} == {4, 8}
+    assert {(c.persistent, c.programs_per_sm) for c in t14 if c.persistent >= 0} == set(vc.PERSISTENT_SETTINGS)
+    assert {c.sm_count for c in t14 if c.axis == "sm"} == {48, 116, 72}
+    bench = [c for c in t14 if c.axis == "bench"]
+    assert {(c.n_tokens, c.heads) for c in bench} == {(32760, 12), (33272, 12), (32760, 20)}
+    assert {c.structure for c in bench} == set(vc.TORCH_STRUCTURES)
+    sched = {c.case_id: (json.loads(c.options).get("gluon", {}).get("schedule"), vc.case_order(c)) for c in bench}
+    assert sorted(set(sched.values()), key=str) == sorted({("list", "lpt"), ("list", "natural"), ("walk", "lpt"),
+                                                           (None, "lpt")}, key=str)
+    for c in bench:  # every launch-ordered list row has its natural-order twin on the same mask
+        if sched[c.case_id] == ("list", "lpt"):
+            assert any(b.seed == c.seed and sched[b.case_id] == ("list", "natural") for b in bench)
+
+
+def test_wanwin_masks_are_fgattns_benchmark_masks() -> None:
+    """The ``wanwin`` / ``wanwin-text`` families are fgattn.masks.window_mask (+ with_text) at the case's seed."""
+    import torch
+    from fgattn.masks import window_mask, with_text
+
+    c = vc.Case("x", "test14", "wanwin-text", 1600, 2, 64, 64, 0.2, 31)
+    m = vc.case_mask(c)
+    ref = with_text(window_mask(1, 2, 1400, 64, 0.2, device="cpu", seed=31), 200, 64)[0].numpy()
+    assert m.shape == (2, 25, 1600) and np.array_equal(m, ref)
+    assert m[:, :, 1400:].all() and m[:, -1].all() and m[:, :21, :64].all()  # text keys, text rows, sinks
+    other = vc.case_mask(replace_seed(c, 32))
+    assert not np.array_equal(m, other), "the seed must move the per-head windows"
+    v = vc.case_mask(vc.Case("x", "test14", "wanwin", 1600, 2, 64, 64, 0.2, 31))
+    assert np.array_equal(v, window_mask(1, 2, 1600, 64, 0.2, device="cpu", seed=31)[0].numpy())
+    assert abs(float(torch.from_numpy(v).float().mean()) - 0.2) <= 0.05  # bisected (coarse at this small N)
+
+
+def replace_seed(c: vc.Case, seed: int) -> vc.Case:
+    from dataclasses import replace
+
+    return replace(c, seed=seed)
 
 
 def _check_test11(lists: dict[str, list[vc.Case]], t8: list[vc.Case], t9: list[vc.Case]) -> None:

@@ -47,7 +47,12 @@ from fgsim.errors import FgsimError
 
 #: synthetic mask families (index = generator kind)
 STRUCTURES = ("uniform", "random", "skewed", "band", "stripes", "mixed", "uniform-blocks", "window3d",
-              "colstripes", "text", "framewin", "dilated", "uniform-text")
+              "colstripes", "text", "framewin", "dilated", "uniform-text", "wanwin", "wanwin-text")
+#: families built by fgattn's benchmark generator on the CPU (torch, not the numba kernel): ``wanwin`` =
+#: ``fgattn.masks.window_mask`` (per-head anisotropic 3-D windows on the Wan2.1 latent grid, bisected to the density,
+#: + 64 sink keys; the case's seed seeds the per-head axis weights), ``wanwin-text`` = the same on N - min(512, N/8)
+#: video tokens + ``fgattn.masks.with_text`` (text keys kept by every query block, text query blocks keep every key)
+TORCH_STRUCTURES = ("wanwin", "wanwin-text")
 #: calibration's families; ``uniform-text`` (calib11): iid keys at the density for video queries, plus the last
 #: min(512, N/8) keys (text tokens) kept by every query and every key kept by the text query blocks (heavy rows that
 #: fgattn's launch order promotes to the front)
@@ -72,8 +77,11 @@ TEST10_SEED = 9_993_000
 TEST11_SEED = 9_996_000
 TEST12_SEED = 9_997_000
 TEST13_SEED = 9_998_000
+TEST14_SEED = 9_999_000
+#: the mask families of test14 (revision 10 of session 13) beside the benchmark generator's
+TEST14_STRUCTURES = TEST12_STRUCTURES + TORCH_STRUCTURES
 SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "test8", "test9",
-          "test10", "test11", "test12", "test13", "tiny")
+          "test10", "test11", "test12", "test13", "test14", "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -229,11 +237,29 @@ def case_mask(case: Case) -> np.ndarray:
             return np.asarray(tr.mask(case.pass_index, case.layer))
     if case.structure not in STRUCTURES:
         raise FgsimError(f"case {case.case_id}: unknown structure '{case.structure}'")
+    if case.structure in TORCH_STRUCTURES:
+        return _wan_mask(case)
     qb = -(-case.n_tokens // case.block_m)
     out = np.empty((case.heads, qb, case.n_tokens), dtype=np.bool_)
     _gen(STRUCTURES.index(case.structure), case.n_tokens, case.heads, case.block_m, float(case.density),
          np.uint64(case.seed), out)
     return out
+
+
+def _wan_mask(case: Case) -> np.ndarray:
+    """A :data:`TORCH_STRUCTURES` mask: fgattn's benchmark generator on the CPU (bool (heads, QB, N))."""
+    try:
+        import torch
+        from fgattn.masks import window_mask, with_text  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise FgsimError(f"case {case.case_id}: structure {case.structure} needs fgattn (kernels/): {exc}") from None
+    n_text = min(512, case.n_tokens // 8) if case.structure == "wanwin-text" else 0
+    with torch.no_grad():
+        m = window_mask(1, case.heads, case.n_tokens - n_text, case.block_m, float(case.density), device="cpu",
+                        seed=int(case.seed))
+        if n_text:
+            m = with_text(m, n_text, case.block_m)
+    return np.ascontiguousarray(m[0].numpy())
 
 
 @nb.njit(cache=True, parallel=True)
@@ -1000,6 +1026,57 @@ def test13_cases() -> list[Case]:
     return b.cases
 
 
+def test14_cases() -> list[Case]:
+    """The frozen test list ``test14`` of revision 10 (session 13, written 2026-11-30 20:15 UTC by
+    ``validation/cases/make_test14.py`` and committed unmeasured, before any revision-10 variant was evaluated):
+    the benchmark generator's masks (``wanwin`` / ``wanwin-text`` = ``fgattn.masks.window_mask`` with new seeds, the
+    masks no frozen list took) beside 3-D windows, dilated and framewin; N 13568 / 25344 / 20736 / 17920 / 22784 /
+    11008 / 29184 and seeds 9.999M used by no other list; the tuned entries at D 64/128 x M 64/128 at two shapes;
+    fp16 at every (D, M); launch what-ifs around fg D=64 M=128, block D=64 M=64 and dense D=128 M=128; persistent
+    off / 1 / 2 (fg D=128 M=64); SM partitions 48 / 116 SMs (all kernels, D=128 M=128) and 72 SMs (all kernels,
+    D=64 M=64); two DiT trace entries no earlier list took (refdit-21x30x52, pass 1). Axis ``bench``: the fg D=128
+    M=128 g1 Gluon ws2 entry on the benchmark generator's masks at benchmark shapes (H12 N32760, H12 N33272 =
+    32760 + 512 text tokens, H20 N32760), the list schedule on launch-ordered (``order: lpt``, the benchmarks'
+    index) and natural-order indices, the walk on the launch-ordered index as a what-if, the tl kernel on one."""
+    b = FrozenListBuilder("test14", "j", TEST14_SEED, ("wanwin", "dilated", "wanwin-text"))
+    b.tuned(((13568, 8), (25344, 4)), 0.03, 0.5)
+    lst_lpt, lst_nat, walk_lpt = (gluon_options("list", "lpt"), gluon_options("list", "natural"),
+                                  gluon_options("walk", "lpt"))
+    bench = (("wanwin", 32760, 12, 0.05, (lst_lpt, lst_nat, walk_lpt)),
+             ("wanwin", 32760, 12, 0.3, (lst_lpt, lst_nat, walk_lpt)),
+             ("wanwin-text", 33272, 12, 0.03, (lst_lpt, lst_nat, walk_lpt)),
+             ("wanwin-text", 33272, 12, 0.15, (lst_lpt, lst_nat, walk_lpt)),
+             ("wanwin", 32760, 20, 0.1, (lst_lpt, lst_nat)))
+    for j, (fam, n, h, dens, opts) in enumerate(bench):
+        for opt in opts:
+            b.add(seed=TEST14_SEED + 300 + j, structure=fam, n_tokens=n, heads=h, head_dim=128, block_m=128,
+                  density=dens, kernels=("fg",), axis="bench", options=opt)
+    b.add(seed=TEST14_SEED + 300, structure="wanwin", n_tokens=32760, heads=12, head_dim=128, block_m=128,
+          density=0.05, kernels=("fg",), axis="bench", options='{"impl": "tl", "order": "lpt"}')
+    b.fp16(20736, 6, 0.12)
+    b.whatifs((
+        ("fg", "wanwin", 17920, 6, 64, 128, 0.1, ((32, 3, 8), (64, 2, 8), (128, 3, 8))),
+        ("block", "window3d", 22784, 5, 64, 64, 0.2, ((64, 2, 4), (32, 4, 4), (64, 3, 8))),
+        ("dense", "framewin", 11008, 8, 128, 128, 0.3, ((64, 3, 8), (128, 2, 8), (32, 2, 4))),
+    ))
+    for pers, pps in PERSISTENT_SETTINGS:
+        b.add(seed=TEST14_SEED + 600, structure="wanwin-text", n_tokens=22784, heads=5, head_dim=128, block_m=64,
+              density=0.08, kernels=("fg",), persistent=pers, programs_per_sm=pps, axis="config")
+    b.sm_partitions((((29184, 4), (128, 128), "wanwin", ALL_KERNELS, (48, 116)),
+                     ((11008, 8), (64, 64), "window3d", ALL_KERNELS, (72,))))
+    from fgsim.trace import open_trace
+
+    for name in ("refdit-21x30x52-exact.fgt", "refdit-21x30x52-pooled.fgt"):
+        path = f"traces/{name}"
+        with open_trace(repo_path(path)) as tr:
+            p, lay = tr.entries()[1]
+            b.add(seed=0, structure="trace", n_tokens=tr.n_tokens, heads=len(tr.meta.heads),
+                  head_dim=tr.meta.head_dim, block_m=tr.meta.block_m,
+                  density=round(float(tr.entry_density(p, lay).mean()), 4), trace=path, pass_index=p, layer=lay,
+                  axis="trace")
+    return b.cases
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -1065,6 +1142,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return test12_cases()
     if split == "test13":
         return test13_cases()
+    if split == "test14":
+        return test14_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
