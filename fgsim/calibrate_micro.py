@@ -2,7 +2,12 @@
 
 * ``hbm_stream`` — a device-to-device copy of 2 GiB (torch): HBM bandwidth (bytes read + written per second);
 * ``l2_stream`` — programs re-reading a 16 MiB buffer (L2-resident) with 16-B vector loads: L2 read bandwidth;
-* ``chase_l2`` / ``chase_hbm`` — one thread chasing a random pointer cycle in 4 MiB / 1 GiB: load-to-use latency;
+* ``chase_l2`` — one thread chasing a random pointer cycle in 4 MiB (L2-resident): the L2's load-to-use latency;
+* ``chase_hbm`` — one thread chasing a random pointer cycle through 256 MiB and 1 GiB (5x / 20x the 50 MB L2), each
+  launch continuing where the last one stopped (the cycle is never revisited: 20,000 fresh random addresses per launch,
+  the L2 evicted by a 256 MiB write after the buffer was built): the HBM's load-to-use latency. Until session 13 every
+  launch restarted at the same element, so the timed launches re-read the ~2.5 MB the warm launch had touched and
+  measured the L2 (149.8 vs 155.9 ns in calib11);
 * ``exp2`` — programs applying exp2 to register tiles: MUFU throughput (exp per clock per SM; revision 7: the
   measured GPU property ``mufu_exp_per_clk_per_sm`` that prices the tile loop's MUFU instructions read off its SASS);
 * ``fp32`` — programs running independent FFMA chains on register tiles: FP32 throughput (revision 7: the measured
@@ -109,6 +114,14 @@ def _kernels() -> dict[str, Any]:
         tl.store(Out, i)
 
     @triton.jit
+    def chase_cont_k(P, Pos, T):
+        # continues the chase from the element the previous launch stopped at (Pos), so no launch re-reads an address
+        i = tl.load(Pos)
+        for _ in range(T):
+            i = tl.load(P + i)
+        tl.store(Pos, i)
+
+    @triton.jit
     def exp_k(Out, T, BM: tl.constexpr, BN: tl.constexpr):
         pid = tl.program_id(0)
         x = (tl.arange(0, BM)[:, None] * BN + tl.arange(0, BN)[None, :]).to(tl.float32) * 1e-7 + pid * 1e-9
@@ -169,7 +182,7 @@ def _kernels() -> dict[str, Any]:
             acc = tl.dot(a, b, acc)
         tl.store(Out + pid * BM * BN + tl.arange(0, BM)[:, None] * BN + tl.arange(0, BN)[None, :], acc)
 
-    return {"gather": gather_k, "chase": chase_k, "exp": exp_k, "l2": l2_k, "l2smem": l2smem_k, "fma": fma_k,
+    return {"gather": gather_k, "chase": chase_k, "chase_cont": chase_cont_k, "exp": exp_k, "l2": l2_k, "l2smem": l2smem_k, "fma": fma_k,
             "mma": mma_k}
 
 
@@ -192,6 +205,39 @@ def _time(fn: Any, rounds: int = 5) -> float:
         torch.cuda.synchronize()
         ts.append(s.elapsed_time(e))
     return float(np.median(ts))
+
+
+def chase_rows(quick: bool = False, steps: int = 20000) -> list[dict[str, Any]]:
+    """The pointer-chase latency rows (module docstring): ``chase_l2`` (4 MiB, L2-resident) and ``chase_hbm`` (256 MiB
+    and 1 GiB random cycles, each launch continuing the cycle, the L2 evicted first): ns per dependent load."""
+    import torch
+
+    k = _kernels()
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    out = []
+    steps = steps if not quick else 10
+    for name, nbytes in (("chase_l2", 4 << 20), ("chase_hbm", 256 << 20), ("chase_hbm", 1 << 30)):
+        nel = (nbytes // 8) if not quick else 1 << 10
+        perm = torch.randperm(nel, device=dev)
+        nxt = torch.empty(nel, dtype=torch.int64, device=dev)
+        nxt[perm] = torch.roll(perm, 1)  # one cycle through every element, in random order
+        del perm
+        pos = torch.zeros(1, dtype=torch.int64, device=dev)
+        if name == "chase_l2":
+            fn = (lambda nxt=nxt, pos=pos: k["chase"][(1,)](nxt, pos, steps, num_warps=1))
+        else:
+            if dev == "cuda":  # evict the buffer's last-written lines from the L2
+                flush = torch.empty(256 << 20, dtype=torch.uint8, device=dev)
+                flush.fill_(1)
+                del flush
+            fn = (lambda nxt=nxt, pos=pos: k["chase_cont"][(1,)](nxt, pos, steps, num_warps=1))
+        ms = _time(fn, rounds=5)
+        args = {"steps": steps, "bytes": nbytes, "unit": "ns"}
+        if name == "chase_hbm":
+            args["fresh"] = True  # every launch reads addresses no earlier launch read
+        out.append({"micro": name, "args": args, "ms": ms, "value": ms * 1e6 / steps})
+        del nxt
+    return out
 
 
 def l2_smem_stream(sm_count: int, quick: bool = False, rounds: int = 5) -> list[dict[str, Any]]:
@@ -327,16 +373,8 @@ def run_micro(sm_count: int, quick: bool = False) -> list[dict[str, Any]]:
     for r in l2_smem_stream(sm_count, quick=quick):
         add(r["micro"], r["args"], r["ms"], r["value"], bench=r["bench"])
     # pointer chase: latency in ns (the caller turns it into cycles with the measured clock)
-    for name, nbytes in (("chase_l2", 4 << 20), ("chase_hbm", 1 << 30)):
-        nel = (nbytes // 8) if not quick else 1 << 10
-        perm = torch.randperm(nel, device=dev)
-        nxt = torch.empty(nel, dtype=torch.int64, device=dev)
-        nxt[perm] = torch.roll(perm, 1)
-        steps = 20000 if not quick else 10
-        oo = torch.empty(1, dtype=torch.int64, device=dev)
-        ms = _time(lambda nxt=nxt, steps=steps, oo=oo: k["chase"][(1,)](nxt, oo, steps, num_warps=1), rounds=3)
-        add(name, {"steps": steps, "bytes": nbytes, "unit": "ns"}, ms, ms * 1e6 / steps)
-        del perm, nxt
+    for r in chase_rows(quick=quick):
+        add(r["micro"], r["args"], r["ms"], r["value"])
     # exp2 throughput: exp per clock per SM needs the clock: the caller divides by the measured clock
     bm, bn, t = 64, 64, 4096 if not quick else 4
     for per_sm in (4, 8):

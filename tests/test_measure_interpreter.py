@@ -39,6 +39,10 @@ def test_microbenchmarks_quick() -> None:
     rows = run_micro(2, quick=True)
     kinds = {r["micro"] for r in rows}
     assert kinds == {"hbm_stream", "l2_stream", "l2_smem", "chase_l2", "chase_hbm", "exp2", "fp32", "mma", "gather"}
+    import json
+
+    chase = [json.loads(r["micro_args"]) for r in rows if r["micro"] == "chase_hbm"]  # HBM-sized, fresh addresses
+    assert sorted(a["bytes"] for a in chase) == [256 << 20, 1 << 30] and all(a["fresh"] for a in chase)
     g = load_gpu("h200")
     const = measured_constants(rows, 1980.0, g)
     assert {"hbm_gbs", "l2_gbs", "exp2_per_clk_per_sm", "l2_port_bytes_per_clk"} <= set(const)
