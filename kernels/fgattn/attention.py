@@ -44,7 +44,8 @@ from .index import FgIndex, check_index
 from .launch import LaunchConfig, check_impl, gpu_key, launch_config
 from .schedule import DEFAULT_SMS, limit_sms, persistent_programs, sm_limit
 
-__all__ = ["fg_attention", "block_sparse_attention", "dense_attention", "resolve_config", "limit_sms", "fg_route"]
+__all__ = ["fg_attention", "block_sparse_attention", "dense_attention", "resolve_config", "limit_sms", "fg_route",
+           "contig_route"]
 
 MODE_DENSE = 0
 MODE_BLOCK = 1
@@ -989,32 +990,86 @@ def fg_route(q: torch.Tensor, cfg: LaunchConfig, *, return_lse: bool = False, k:
     if cfg.impl != "gluon":
         return "tl", "entry impl tl"
     cfg.gluon_options()  # validates the knobs (one ValueError line) wherever the call runs
-    if os.environ.get(GLUON_ENV, "1") == "0":
-        return "tl", f"{GLUON_ENV}=0"
-    if _interpreting():
-        return "tl", "TRITON_INTERPRET=1 (the Gluon form has no interpreter path)"
-    if q.device.type != "cuda":
-        return "tl", f"q on {q.device.type} (the Gluon form runs on CUDA GPUs only)"
-    if q.dtype not in (torch.bfloat16, torch.float16):
-        return "tl", f"dtype {q.dtype} (the Gluon form takes bfloat16 / float16)"
-    if return_lse:
-        return "tl", "return_lse (the Gluon form has no LSE output)"
-    major, minor = torch.cuda.get_device_capability(q.device)
-    if major != 9:
-        return "tl", f"sm_{major}{minor} (the Gluon form needs sm_90)"
-    from .gluon_fg import gluon_available
 
-    why = gluon_available()
+    def available() -> str | None:
+        from .gluon_fg import gluon_available
+
+        return gluon_available()
+
+    why = _gluon_blocker(q, return_lse, available, k, v, "gathers 16-byte vectors")
     if why is not None:
-        return "tl", f"no Gluon in this Triton ({why})"
-    if not _aligned16(q):
-        return "tl", "q's base or strides not 16-byte aligned (the Gluon form reads Q by TMA)"
-    for name, t in (("k", k), ("v", v)):
-        if t is not None and not _aligned16(t):
-            return "tl", f"{name}'s base or strides not 16-byte aligned (the Gluon form gathers 16-byte vectors)"
+        return "tl", why
     if cfg.gluon_schedule() == "list":
         return "gluon", _list_why(q, cfg, index)
     return "gluon", ""
+
+
+def _gluon_blocker(q: torch.Tensor, return_lse: bool, available, k: torch.Tensor | None, v: torch.Tensor | None,
+                   kv_use: str) -> str | None:
+    """Why a Gluon form cannot run this call (the run-time rule :func:`fg_route` / :func:`contig_route` share), or
+    None: ``available()`` says whether this Triton has the form's Gluon API; ``kv_use`` how the form reads K / V."""
+    if os.environ.get(GLUON_ENV, "1") == "0":
+        return f"{GLUON_ENV}=0"
+    if _interpreting():
+        return "TRITON_INTERPRET=1 (the Gluon form has no interpreter path)"
+    if q.device.type != "cuda":
+        return f"q on {q.device.type} (the Gluon form runs on CUDA GPUs only)"
+    if q.dtype not in (torch.bfloat16, torch.float16):
+        return f"dtype {q.dtype} (the Gluon form takes bfloat16 / float16)"
+    if return_lse:
+        return "return_lse (the Gluon form has no LSE output)"
+    major, minor = torch.cuda.get_device_capability(q.device)
+    if major != 9:
+        return f"sm_{major}{minor} (the Gluon form needs sm_90)"
+    why = available()
+    if why is not None:
+        return f"no Gluon in this Triton ({why})"
+    if not _aligned16(q):
+        return "q's base or strides not 16-byte aligned (the Gluon form reads Q by TMA)"
+    for name, t in (("k", k), ("v", v)):
+        if t is not None and not _aligned16(t):
+            return f"{name}'s base or strides not 16-byte aligned (the Gluon form {kv_use})"
+    return None
+
+
+def contig_route(q: torch.Tensor, cfg: LaunchConfig, *, return_lse: bool = False, k: torch.Tensor | None = None,
+                 v: torch.Tensor | None = None, block_index: FgIndex | None = None,
+                 layout: str = "bhnd") -> tuple[str, str]:
+    """Which implementation :func:`dense_attention` / :func:`block_sparse_attention` launch for ``cfg`` on ``q``, as
+    :func:`fg_route` for the fg entry: ``("tl", why)`` for a tl entry and wherever the Gluon form cannot run (the
+    same rule: ``FGATTN_GLUON=0``, the interpreter, CPU, fp32, ``return_lse``, not sm_90, no Gluon, Q / K / V base
+    or strides not 16-byte aligned: K and V are read by TMA), and under CUDA-graph capture when no row plan of the
+    call is memoised yet (building one is host work: warm up outside capture or call
+    ``fgattn.contig_plans.prepare_contig_plan``); else ``("gluon", "form contig ...")``: an ``impl: gluon`` dense
+    / block D128 M128 entry of form ``contig`` runs ``fgattn.gluon_contig.contig_attention_gluon`` with the
+    entry's knobs over a plan memoised per block index (dense: per shape).  Invalid knobs raise."""
+    if cfg.impl != "gluon":
+        return "tl", "entry impl tl"
+    if cfg.kernel not in ("dense", "block"):
+        raise ValueError(f"config: contig_route is for dense / block entries, not {cfg.kernel!r} (fg_route)")
+    cfg.gluon_options()  # validates the knobs
+
+    def available() -> str | None:
+        from .gluon_contig import contig_available
+
+        return contig_available()
+
+    why = _gluon_blocker(q, return_lse, available, k, v, "reads K / V by TMA")
+    if why is not None:
+        return "tl", why
+    from . import contig_plans
+
+    what = "block index" if cfg.kernel == "block" else "shape"
+    if not contig_plans.capturing():
+        return "gluon", f"form contig (fgattn.gluon_contig, plan memoised per {what})"
+    b, h, nq, _ = q.shape if layout == "bhnd" else (q.shape[0], q.shape[2], q.shape[1], q.shape[3])
+    nk = nq if k is None else (k.shape[2] if layout == "bhnd" else k.shape[1])
+    idx = None if block_index is None else _gluon_index(cfg, block_index)
+    if contig_plans.has_contig_plan(batch=b, heads=h, n_q=nq, n_kv=nk, programs=_sm_count(q.device),
+                                    block_index=idx, device=q.device):
+        return "gluon", "form contig (fgattn.gluon_contig, plan prepared before capture)"
+    return "tl", (f"CUDA-graph capture and no contig plan prepared for this {what} (warm up outside capture or "
+                  "call fgattn.contig_plans.prepare_contig_plan first)")
 
 
 def _gluon_index(cfg: LaunchConfig, index: FgIndex) -> FgIndex:
@@ -1253,6 +1308,25 @@ def _check_index_shape(index: FgIndex, b: int, h: int, nq: int, nk: int, block_m
         raise ValueError("index: offsets and indices are on different devices")
 
 
+def _contig_launch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, index: FgIndex | None, cfg: LaunchConfig,
+                   layout: str, sm_scale: float | None, out: torch.Tensor | None,
+                   return_lse: bool) -> torch.Tensor | None:
+    """The Gluon contig form of an ``impl: gluon`` dense (``index`` None) / block entry where :func:`contig_route`
+    says it runs (the plan memoised per block index / shape, ``_sm_count`` programs); None: run the tl entry."""
+    if contig_route(q, cfg, return_lse=return_lse, k=k, v=v, block_index=index, layout=layout)[0] != "gluon":
+        return None
+    from . import contig_plans, gluon_contig
+
+    b, h, nq, nk, _ = _check_qkv(q, k, v, layout)
+    index = None if index is None else _gluon_index(cfg, index)
+    plan = contig_plans.cached_contig_plan(batch=b, heads=h, n_q=nq, n_kv=nk, programs=_sm_count(q.device),
+                                           block_index=index, device=q.device)
+    if plan is None:  # capture began between the route and here: the tl entry (contig_route says so next time)
+        return None
+    return gluon_contig.contig_attention_gluon(q, k, v, block_index=index, plan=plan, layout=layout,
+                                               sm_scale=sm_scale, out=out, **cfg.gluon_options())
+
+
 def _sparse_launch(
     mode: int, arg: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, index: FgIndex, block_m: int,
     gran_n: int, layout: str, sm_scale: float | None, config: LaunchConfig | None, check: bool,
@@ -1266,6 +1340,11 @@ def _sparse_launch(
         raise ValueError(f"{arg}: on {index.indices.device}, q on {q.device}")
     if check:
         check_index(index)
+    if mode == MODE_BLOCK and cfg.impl == "gluon":
+        res = _contig_launch(q, k, v, index, cfg, layout, sm_scale, out, return_lse)
+        if res is not None:
+            return res
+        cfg = cfg.tl_config()
     if mode == MODE_FG and cfg.impl == "gluon":
         impl, _ = fg_route(q, cfg, return_lse=return_lse, k=k, v=v)
         if impl == "gluon":
@@ -1345,7 +1424,9 @@ def block_sparse_attention(
     """Block-sparse attention over kept M×M blocks (contiguous tile loads).
 
     ``block_index`` lists kept key blocks (units of ``block_m`` keys), e.g. from
-    :func:`fgattn.block_index_from_mask`.  Other arguments as :func:`fg_attention`.
+    :func:`fgattn.block_index_from_mask`.  Other arguments as :func:`fg_attention`.  An entry with
+    ``extra["impl"] = "gluon"`` (form ``contig``, D128 M128) launches ``fgattn.gluon_contig`` where it can run and
+    the entry's tl kernel elsewhere; :func:`contig_route` says which and why.
     """
     return _sparse_launch(MODE_BLOCK, "block_index", q, k, v, block_index, block_m, block_m, layout, sm_scale,
                           config, check, out, return_lse)
@@ -1363,7 +1444,13 @@ def dense_attention(
     out: torch.Tensor | None = None,
     return_lse: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Dense (non-causal) attention with the same kernel body; arguments as :func:`fg_attention`."""
+    """Dense (non-causal) attention with the same kernel body; arguments as :func:`fg_attention` (an ``impl: gluon``
+    entry of form ``contig``: as :func:`block_sparse_attention`)."""
     _check_qkv(q, k, v, layout)
     cfg = resolve_config("dense", q, block_m, 1, config)
+    if cfg.impl == "gluon":  # form contig (D128 M128): where contig_route says it runs, else the entry's tl kernel
+        res = _contig_launch(q, k, v, None, cfg, layout, sm_scale, out, return_lse)
+        if res is not None:
+            return res
+        cfg = cfg.tl_config()
     return _launch(MODE_DENSE, q, k, v, None, cfg, layout, sm_scale, out, return_lse)

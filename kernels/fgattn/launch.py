@@ -33,6 +33,8 @@ __all__ = [
     "IMPLS",
     "check_impl",
     "impl_for_arch",
+    "CONTIG_KEYS",
+    "CONTIG_KNOBS",
 ]
 
 _DATA = Path(__file__).resolve().parent / "data" / "launch_configs.json"
@@ -66,7 +68,8 @@ ARCH = {"h100": "sm90", "h200": "sm90", "a100": "sm80", "b200": "sm100", "l40s":
 #: implementations of an entry (``extra["impl"]``, default ``"tl"``): the Triton ``tl`` kernels of
 #: ``fgattn.attention``, or ``"gluon"``: the Gluon form of ``fgattn.gluon_fg`` (fg D128 M128 gran 1 on sm_90 only;
 #: its knobs in ``extra["gluon"]``; the entry's other fields and options stay the tl kernel's, which runs wherever
-#: the Gluon form cannot: :func:`fgattn.attention.fg_route`)
+#: the Gluon form cannot: :func:`fgattn.attention.fg_route`) or, form ``contig``, of ``fgattn.gluon_contig`` (dense
+#: / block D128 M128, :data:`CONTIG_KEYS`; :func:`fgattn.attention.contig_route`)
 IMPLS = ("tl", "gluon")
 #: (kernel, head_dim, block_m, gran_n) the Gluon form implements (``fgattn.gluon_fg``)
 GLUON_KEY = ("fg", 128, 128, 1)
@@ -87,6 +90,20 @@ GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "pingpong": ((False, True), False),
     "regs": ((), None),
     "schedule": (("walk", "list"), "walk"),
+}
+#: (kernel, head_dim, block_m, gran_n) keys with the Gluon form ``"contig"`` (``fgattn.gluon_contig``: the ws2 CTA
+#: with TMA K/V loads of contiguous 128-key blocks, issue 12 session 13; not in the packaged table yet: the candidate
+#: kernels/logs/launch_configs-candidate-contig.json, kernels/NOTES.md "Session 13, K2")
+CONTIG_KEYS = (("dense", 128, 128, 1), ("block", 128, 128, 128))
+#: ``extra["gluon"]`` knob -> (allowed values, default) of a contig entry: the arguments of
+#: ``fgattn.gluon_contig.contig_attention_gluon`` (``regs`` = [consumer, producer] registers per thread, the rule of
+#: ``gluon_contig.check_regs``, default its ``DEFAULT_REGS``; ``pipeline`` / ``pingpong`` as its ``_constexprs``
+#: checks them; tests/test_contig_dispatch.py keeps the two equal)
+CONTIG_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
+    "form": (("contig",), None),
+    "pipeline": ((1, 3), 1),
+    "pingpong": ((False, True), False),
+    "regs": ((), (216, 64)),
 }
 #: knobs of form ``ws2`` only / of the warp-specialized forms only
 _WS2_ONLY = ("pipeline", "exp_poly", "pingpong", "regs", "schedule")
@@ -166,8 +183,10 @@ class LaunchConfig:
         return str(self.extra.get("impl", "tl"))
 
     def gluon_options(self) -> dict[str, Any]:
-        """Keyword arguments of ``fgattn.gluon_fg.fg_attention_gluon`` for an ``impl: gluon`` entry (knobs of
-        ``extra["gluon"]`` with their defaults; ``fence`` -> ``consumer_fence``, ``regs`` a tuple).
+        """Keyword arguments of ``fgattn.gluon_fg.fg_attention_gluon`` for an ``impl: gluon`` fg entry (knobs of
+        ``extra["gluon"]`` with their defaults; ``fence`` -> ``consumer_fence``, ``regs`` a tuple), or of
+        ``fgattn.gluon_contig.contig_attention_gluon`` for a dense / block entry of form ``contig`` (``regs``,
+        ``pipeline``, ``pingpong``: :data:`CONTIG_KNOBS`).
 
         Raises:
             ValueError: the entry is not ``impl: gluon`` or its knobs are invalid (:func:`check_impl`).
@@ -176,17 +195,23 @@ class LaunchConfig:
         if self.impl != "gluon":
             raise ValueError(f"config: impl={self.impl!r} has no Gluon options")
         g = self.extra["gluon"]
+        if g["form"] == "contig":
+            out = {k: g.get(k, default) for k, (_, default) in CONTIG_KNOBS.items() if k != "form"}
+            out["regs"] = tuple(int(r) for r in out["regs"])
+            return out
         out = {k: g.get(k, default) for k, (_, default) in GLUON_KNOBS.items() if k != "schedule"}
         out["consumer_fence"] = out.pop("fence")
         out["regs"] = None if out["regs"] is None else tuple(int(r) for r in out["regs"])
         return out
 
     def gluon_schedule(self) -> str:
-        """Row schedule of an ``impl: gluon`` entry of form ws2: ``"walk"`` (default; also for every other form and
-        for tl entries) or ``"list"`` (``extra["gluon"]["schedule"]``, validated by :func:`check_impl`)."""
+        """Row schedule of an ``impl: gluon`` entry of form ws2: ``"walk"`` (default; also for every other fg form and
+        for tl entries) or ``"list"`` (``extra["gluon"]["schedule"]``, validated by :func:`check_impl`); form
+        ``contig`` always runs ``fgattn.gluon_contig.plan_contig``'s greedy list plan: ``"list"``."""
         if self.impl != "gluon":
             return "walk"
-        self.gluon_options()  # validates the knobs
+        if self.gluon_options() and self.extra["gluon"]["form"] == "contig":  # validates the knobs
+            return "list"
         return str(self.extra["gluon"].get("schedule", "walk"))
 
     def tl_config(self) -> LaunchConfig:
@@ -234,12 +259,16 @@ def check_impl(kernel: str, head_dim: int, block_m: int, gran_n: int, extra: dic
         if knobs is not None:
             raise ValueError(f"{where}: extra.gluon is given but extra.impl is 'tl' (set impl 'gluon' or drop it)")
         return impl
-    if (kernel, head_dim, block_m, gran_n) != GLUON_KEY:
+    key = (kernel, head_dim, block_m, gran_n)
+    if key != GLUON_KEY and key not in CONTIG_KEYS:
         raise ValueError(f"{where}: extra.impl='gluon' exists only for kernel fg, head_dim 128, block_m 128, "
-                         f"gran_n 1 (fgattn.gluon_fg), not ({kernel}, {head_dim}, {block_m}, {gran_n})")
+                         f"gran_n 1 (fgattn.gluon_fg) and, form 'contig', for dense / block head_dim 128, block_m 128 "
+                         f"(fgattn.gluon_contig), not ({kernel}, {head_dim}, {block_m}, {gran_n})")
     if not isinstance(knobs, dict) or "form" not in knobs:
         raise ValueError(f"{where}: extra.impl='gluon' needs extra.gluon, an object with at least 'form' "
-                         f"(knobs: {list(GLUON_KNOBS)})")
+                         f"(knobs: {list(GLUON_KNOBS if key == GLUON_KEY else CONTIG_KNOBS)})")
+    if key in CONTIG_KEYS:
+        return _check_contig(knobs, kernel, where)
     unknown = sorted(set(knobs) - set(GLUON_KNOBS))
     if unknown:
         raise ValueError(f"{where}: extra.gluon has unknown knobs {unknown} (known: {list(GLUON_KNOBS)})")
@@ -265,6 +294,29 @@ def check_impl(kernel: str, head_dim: int, block_m: int, gran_n: int, extra: dic
             raise ValueError(f"{where}: extra.gluon.schedule='list' runs fgattn.gluon_fg_list's kernel, which is "
                              f"form ws2 with {_LIST_FORM} only, not {got}")
     return impl
+
+
+def _check_contig(knobs: dict[str, Any], kernel: str, where: str) -> str:
+    """:func:`check_impl` for a dense / block D128 M128 entry: form ``contig`` and :data:`CONTIG_KNOBS` only."""
+    if knobs["form"] != "contig":
+        raise ValueError(f"{where}: extra.impl='gluon' exists only for kernel fg, head_dim 128, block_m 128, gran_n 1 "
+                         f"(fgattn.gluon_fg, forms {list(GLUON_KNOBS['form'][0])}) and as form 'contig' for dense / "
+                         f"block head_dim 128, block_m 128 (fgattn.gluon_contig), not {kernel} with "
+                         f"extra.gluon.form={knobs['form']!r}")
+    unknown = sorted(set(knobs) - set(CONTIG_KNOBS))
+    if unknown:
+        raise ValueError(f"{where}: extra.gluon has unknown knobs {unknown} for form 'contig' "
+                         f"(known: {list(CONTIG_KNOBS)})")
+    for name, value in knobs.items():
+        allowed = CONTIG_KNOBS[name][0]
+        if name == "regs":
+            if not _gluon_regs_ok(value):
+                raise ValueError(f"{where}: extra.gluon.regs={value!r} must be [consumer, producer] multiples of 8 "
+                                 "with 24 <= producer <= consumer <= 240 and consumer + producer <= 280")
+            continue
+        if isinstance(value, bool) != isinstance(allowed[0], bool) or value not in allowed:
+            raise ValueError(f"{where}: extra.gluon.{name}={value!r} must be one of {list(allowed)} (form 'contig')")
+    return "gluon"
 
 
 def impl_for_arch(cfg: LaunchConfig, arch: str) -> str:

@@ -1,0 +1,450 @@
+"""The Gluon contig form behind the launch table (issue 12, session 13 K2; NOT adopted: the packaged table is
+unchanged): ``extra.impl: "gluon"`` with ``extra.gluon.form: "contig"`` for the dense D128 M128 and block D128 M128
+(gran 128) entries, every bad knob with its one-line message naming the table file and entry, the launch.py knob
+rule equal to ``fgattn.gluon_contig``'s checkers, ``fgattn.contig_route`` (the fg route's rule plus CUDA-graph
+capture), the dispatch of ``dense_attention`` / ``block_sparse_attention`` to ``gluon_contig.contig_attention_gluon``
+with a plan memoised per block index / shape, and routing under the packaged table (tl, as before) and under the
+candidate kernels/logs/launch_configs-candidate-contig.json (contig).  CPU only: the Gluon launch is replaced by a
+recorder (there is no Gluon on the CPU), seconds."""
+
+import dataclasses
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "kernels"), str(ROOT / "kernels" / "tools"), str(ROOT / "validation")]
+
+import fgattn  # noqa: E402
+from fgattn import attention, contig_plans, gluon_contig, gluon_fg_list  # noqa: E402
+from fgattn.launch import CONTIG_KEYS, CONTIG_KNOBS, check_impl, launch_config, load_table  # noqa: E402
+from test_gluon_schedule import sm90  # noqa: E402, F401 (the fixture)
+from test_kernels_impl import _FakeCudaQ  # noqa: E402
+
+PACKAGED = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
+CANDIDATE = ROOT / "kernels" / "logs" / "launch_configs-candidate-contig.json"
+PP = {"form": "contig", "pipeline": 1, "regs": [240, 24], "pingpong": True}
+
+
+def _seed() -> int:
+    s = random.randrange(2**31)
+    print("seed", s)
+    return s
+
+
+def _tl(kernel: str, dtype: str = "bf16"):
+    return launch_config(kernel, "h200", 128, 128, dtype=dtype, table_path=str(PACKAGED))
+
+
+def _contig(kernel: str, knobs: dict | None = None):
+    e = _tl(kernel)
+    return dataclasses.replace(e, extra={**e.extra, "impl": "gluon", "gluon": dict(knobs or PP)})
+
+
+def _table(tmp_path: Path, kernel: str, gluon, name: str = "table.json") -> Path:
+    key = {"dense": ("dense", "h200", 128, 128, 1), "block": ("block", "h200", 128, 128, 128)}[kernel]
+    e = load_table(str(PACKAGED))[key]
+    data = {"entries": [{**e, "extra": {**e["extra"], "impl": "gluon", "gluon": gluon}}]}
+    p = tmp_path / name
+    p.write_text(json.dumps(data))
+    load_table.cache_clear()
+    return p
+
+
+# ------------------------------------------------------------------------------------------------ launch.py
+def test_contig_entries_load_with_their_knobs_and_keep_the_tl_fallback(tmp_path: Path) -> None:
+    for kernel in ("dense", "block"):
+        p = _table(tmp_path, kernel, PP)
+        cfg = launch_config(kernel, "h200", 128, 128, table_path=str(p))
+        assert cfg.impl == "gluon" and cfg.gluon_options() == dict(pipeline=1, pingpong=True, regs=(240, 24))
+        assert cfg.gluon_schedule() == "list"
+        assert cfg.tl_config().extra == _tl(kernel).extra and cfg.tl_config().impl == "tl"
+        p = _table(tmp_path, kernel, {"form": "contig"})  # the defaults: gluon_contig's
+        cfg = launch_config(kernel, "h200", 128, 128, table_path=str(p))
+        assert cfg.gluon_options() == dict(pipeline=1, pingpong=False, regs=gluon_contig.DEFAULT_REGS)
+    load_table.cache_clear()
+
+
+BAD = [
+    ({"form": "ws2"}, r"extra\.impl='gluon' exists only for kernel fg, .* not (dense|block) with extra\.gluon\.form="
+                      r"'ws2'"),
+    ({"form": "contig2"}, r"extra\.impl='gluon' exists only .* not (dense|block) with extra\.gluon\.form='contig2'"),
+    ({"pipeline": 1}, r"needs extra\.gluon, an object with at least 'form' \(knobs: \['form', 'pipeline'"),
+    ({"form": "contig", "fence": False}, r"extra\.gluon has unknown knobs \['fence'\] for form 'contig'"),
+    ({"form": "contig", "schedule": "list"}, r"unknown knobs \['schedule'\] for form 'contig'"),
+    ({"form": "contig", "pipeline": 0}, r"extra\.gluon\.pipeline=0 must be one of \[1, 3\] \(form 'contig'\)"),
+    ({"form": "contig", "pipeline": 2}, r"extra\.gluon\.pipeline=2 must be one of \[1, 3\]"),
+    ({"form": "contig", "pipeline": True}, r"extra\.gluon\.pipeline=True must be one of \[1, 3\]"),
+    ({"form": "contig", "pipeline": "1"}, r"extra\.gluon\.pipeline='1' must be one of \[1, 3\]"),
+    ({"form": "contig", "pingpong": 1}, r"extra\.gluon\.pingpong=1 must be one of \[False, True\]"),
+    ({"form": "contig", "regs": [220, 64]}, r"extra\.gluon\.regs=\[220, 64\] must be \[consumer, producer\]"),
+    ({"form": "contig", "regs": [248, 24]}, r"extra\.gluon\.regs=\[248, 24\] must be"),
+    ({"form": "contig", "regs": [240, 48]}, r"consumer \+ producer <= 280"),
+    ({"form": "contig", "regs": None}, r"extra\.gluon\.regs=None must be"),
+    ({"form": "contig", "regs": 240}, r"extra\.gluon\.regs=240 must be"),
+]
+
+
+@pytest.mark.parametrize("kernel", ["dense", "block"])
+@pytest.mark.parametrize("i", range(len(BAD)))
+def test_bad_contig_knobs_one_line_naming_file_and_entry(tmp_path: Path, kernel: str, i: int) -> None:
+    knobs, needle = BAD[i]
+    p = _table(tmp_path, kernel, knobs)
+    with pytest.raises(ValueError, match=needle) as ei:
+        launch_config(kernel, "h200", 128, 128, table_path=str(p))
+    msg = str(ei.value)
+    gran = 1 if kernel == "dense" else 128
+    assert "\n" not in msg and msg.startswith(f"{p}: entry {kernel}/h200/D128/M128/g{gran}: "), msg
+    load_table.cache_clear()
+
+
+@pytest.mark.parametrize("key", [("dense", 64, 128, 1), ("dense", 128, 64, 1), ("block", 128, 64, 64),
+                                 ("block", 64, 128, 128), ("fg", 128, 128, 16)])
+def test_contig_only_for_dense_and_block_d128_m128(key: tuple) -> None:
+    with pytest.raises(ValueError, match=r"^t: extra\.impl='gluon' exists only for kernel fg, .*form 'contig', for "
+                                         r"dense / block head_dim 128, block_m 128 .*not \("):
+        check_impl(*key, {"impl": "gluon", "gluon": dict(PP)}, "t")
+    assert set(CONTIG_KEYS) == {("dense", 128, 128, 1), ("block", 128, 128, 128)}
+
+
+def test_fg_entry_refuses_form_contig() -> None:
+    with pytest.raises(ValueError, match=r"^t: extra\.gluon\.form='contig' must be one of \['one_row'"):
+        check_impl("fg", 128, 128, 1, {"impl": "gluon", "gluon": {"form": "contig"}}, "t")
+
+
+def test_contig_knob_rule_is_gluon_contigs() -> None:
+    """launch.py (pure Python) mirrors gluon_contig's checkers (check_regs, _constexprs) on a random grid, and its
+    defaults are contig_attention_gluon's."""
+    import inspect
+
+    sig = inspect.signature(gluon_contig.contig_attention_gluon).parameters
+    assert {k: d for k, (_, d) in CONTIG_KNOBS.items() if k != "form"} == {
+        k: sig[k].default for k in ("pipeline", "pingpong", "regs")}
+    rng = random.Random(_seed())
+    regs_pool = [[216, 64], [240, 24], [224, 56], [232, 48], [240, 40], [220, 60], [248, 24], [24, 16], [64, 64],
+                 [240], [216, 64, 8], ["216", 64], [True, 64]]
+    n_ok = n_bad = 0
+    for _ in range(600):
+        kw = dict(pipeline=rng.choice((0, 1, 1, 2, 3, 3, True)), pingpong=rng.choice((False, True, 0, 1)),
+                  regs=rng.choice(regs_pool))
+        try:
+            gluon_contig._constexprs(True, tuple(kw["regs"]), kw["pipeline"], kw["pingpong"])
+            ref_ok = True
+        except ValueError:
+            ref_ok = False
+        try:
+            check_impl("dense", 128, 128, 1, {"impl": "gluon", "gluon": {"form": "contig", **kw}}, "t")
+            ok = True
+        except ValueError:
+            ok = False
+        assert ok == ref_ok, kw
+        n_ok += ok
+        n_bad += not ok
+    assert n_ok > 20 and n_bad > 100
+
+
+# ------------------------------------------------------------------------------------------------ the tables
+def test_packaged_table_has_no_contig_entry_and_routes_dense_and_block_to_tl() -> None:
+    table = load_table(str(PACKAGED))
+    assert [k for k, e in table.items() if e.get("extra", {}).get("impl") == "gluon"] == [("fg", "h200", 128, 128, 1)]
+    q = _Q()
+    for kernel in ("dense", "block"):
+        assert _tl(kernel).impl == "tl"
+        assert attention.contig_route(q, _tl(kernel)) == ("tl", "entry impl tl")
+
+
+def test_candidate_is_the_packaged_table_plus_two_contig_entries() -> None:
+    """kernels/logs/launch_configs-candidate-contig.json: every entry of the packaged table unchanged but the dense /
+    block D128 M128 ones, which add impl gluon + the rule's pick (contig_pp) and name D's CSV; fields otherwise
+    equal (the tl fallback)."""
+    cand, pack = load_table(str(CANDIDATE)), load_table(str(PACKAGED))
+    assert set(cand) == set(pack)
+    keys = {("dense", "h200", 128, 128, 1), ("block", "h200", 128, 128, 128)}
+    for k, e in cand.items():
+        if k not in keys:
+            assert e == pack[k], k
+            continue
+        assert e["extra"] == {**pack[k]["extra"], "impl": "gluon", "gluon": PP}
+        assert {f: v for f, v in e.items() if f not in ("extra", "source")} == \
+            {f: v for f, v in pack[k].items() if f not in ("extra", "source")}
+        assert "kernels-h200-2026-11-30-gluon-contig.csv" in e["source"] and pack[k]["source"] in e["source"]
+    assert (ROOT / "validation" / "results" / "kernels-h200-2026-11-30-gluon-contig.csv").is_file()
+
+
+def test_candidate_knobs_are_the_rules_pick() -> None:
+    """The candidate's knobs are the variant that contig_probe's pre-registered rule picks from D's committed CSVs:
+    eligible for dense and block, lowest geo-mean t / t_entry over all problems (contig_pp)."""
+    import csv
+    import math
+
+    import contig_probe
+
+    res = ROOT / "validation" / "results"
+    rows = list(csv.DictReader(open(res / "kernels-h200-2026-11-30-gluon-contig.csv", newline="")))
+    acc = list(csv.DictReader(open(res / "kernels-h200-2026-11-30-gluon-contig-accuracy.csv", newline="")))
+    ok = {v: any(r["variant"] == v for r in acc) and all(r["ok"] == "True" for r in acc if r["variant"] == v)
+          for v in contig_probe.GLUON}
+    verdict = contig_probe.rule_verdict(rows, ok)
+    eligible = [v for v in contig_probe.GLUON if verdict[(v, "dense")][0] == verdict[(v, "block")][0] == "eligible"]
+    geo = {v: math.exp(sum(math.log(float(r["rel_entry"])) for r in rows if r["variant"] == v)
+                       / sum(r["variant"] == v for r in rows)) for v in eligible}
+    pick = min(geo, key=geo.get)
+    assert pick == "contig_pp", geo
+    want = {"form": "contig", "pipeline": 1, "pingpong": False, **contig_probe.GLUON[pick]}
+    want["regs"] = list(want["regs"])
+    for kernel in ("dense", "block"):
+        cfg = launch_config(kernel, "h200", 128, 128, table_path=str(CANDIDATE))
+        assert cfg.extra["gluon"] == want == PP
+
+
+# ------------------------------------------------------------------------------------------------ route
+class _Q(_FakeCudaQ):
+    """test_kernels_impl's fake CUDA tensor with a (B, H, N, D) shape (the routes read it under capture)."""
+
+    def __init__(self, dtype=torch.bfloat16, ptr: int = 1 << 20, stride=(128 * 640, 128 * 640, 128, 1)):
+        super().__init__(dtype=dtype, ptr=ptr, stride=stride)
+        self.shape = (1, 2, 640, 128)
+
+
+@pytest.fixture
+def csm90(sm90: pytest.MonkeyPatch):  # noqa: F811 (the imported fixture)
+    """test_gluon_schedule's sm_90 stand-in (its fixture ``sm90``) with contig's Gluon check and no CUDA-graph
+    capture."""
+    sm90.setattr(gluon_contig, "contig_available", lambda: None)
+    sm90.setattr(gluon_fg_list, "_capturing", lambda: False)
+    return sm90
+
+
+@pytest.mark.parametrize("case", ["sm90", "sm80", "fp32", "lse", "nogluon", "misaligned", "stride", "k_misaligned",
+                                  "v_stride", "env", "interp"])
+@pytest.mark.parametrize("kernel", ["dense", "block"])
+def test_contig_route_rule(csm90: pytest.MonkeyPatch, kernel: str, case: str) -> None:
+    if case == "sm80":
+        csm90.setattr(torch.cuda, "get_device_capability", lambda dev=None: (8, 0))
+    if case == "nogluon":
+        csm90.setattr(gluon_contig, "contig_available", lambda: "ImportError: no gluon")
+    if case == "env":
+        csm90.setenv("FGATTN_GLUON", "0")
+    if case == "interp":
+        csm90.setenv("TRITON_INTERPRET", "1")
+    q = _Q(dtype=torch.float32 if case == "fp32" else torch.bfloat16,
+           ptr=(1 << 20) + (8 if case == "misaligned" else 0),
+           stride=(128 * 640, 128 * 640, 4 if case == "stride" else 128, 1))
+    k = _Q(ptr=(1 << 21) + (4 if case == "k_misaligned" else 0))
+    v = _Q(stride=(128 * 640, 128 * 640, 12 if case == "v_stride" else 128, 1))
+    impl, why = attention.contig_route(q, _contig(kernel), return_lse=case == "lse", k=k, v=v)
+    want = {"sm90": ("gluon", "form contig (fgattn.gluon_contig"), "sm80": ("tl", "sm_80"), "fp32": ("tl", "float32"),
+            "lse": ("tl", "return_lse (the Gluon form has no LSE output)"), "nogluon": ("tl", "no Gluon"),
+            "misaligned": ("tl", "q's base"), "stride": ("tl", "q's base"),
+            "k_misaligned": ("tl", "k's base or strides not 16-byte aligned (the Gluon form reads K / V by TMA)"),
+            "v_stride": ("tl", "v's base"), "env": ("tl", "FGATTN_GLUON=0"), "interp": ("tl", "TRITON_INTERPRET=1")}
+    assert impl == want[case][0] and want[case][1] in why, (impl, why)
+    # the fg route of the packaged fg entry is unchanged by the shared rule (same reasons, its own K / V wording)
+    fg = launch_config("fg", "h200", 128, 128, 1, table_path=str(PACKAGED))
+    fimpl, fwhy = attention.fg_route(q, fg, return_lse=case == "lse", k=k, v=v)
+    if case in ("sm90", "nogluon"):  # contig_available is patched, gluon_fg's is not / the fg entry's rule
+        assert fimpl == "gluon" or case == "nogluon"
+    else:
+        assert fimpl == "tl" and fwhy.replace("gathers 16-byte vectors", "reads K / V by TMA") == why, (fwhy, why)
+
+
+def test_contig_route_refuses_an_fg_config_and_bad_knobs(csm90: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match=r"^config: contig_route is for dense / block entries, not 'fg'"):
+        attention.contig_route(_Q(), launch_config("fg", "h200", 128, 128, 1, table_path=str(PACKAGED)))
+    with pytest.raises(ValueError, match=r"^config: extra\.gluon\.pipeline=2 must be one of \[1, 3\]"):
+        attention.contig_route(_Q(), _contig("dense", {"form": "contig", "pipeline": 2}))
+    with pytest.raises(ValueError, match=r"^config: extra\.impl='gluon' exists only .* not dense with extra\.gluon\."
+                                         r"form='ws2'"):
+        fgattn.dense_attention(*(torch.zeros(1, 1, 64, 128, dtype=torch.float16),) * 3,
+                               config=_contig("dense", {"form": "ws2"}))
+
+
+def _block_index(seed: int, h: int = 2, n: int = 640, order: bool = True):
+    g = torch.Generator().manual_seed(seed)
+    qb = -(-n // 128)
+    tiles = torch.rand(1, h, qb, qb, generator=g) < 0.4
+    tiles[0, 0, 0] = False  # an empty query block
+    tiles[0, -1, -1] = True  # a full one
+    tiles[0, -1, -1, :] = True
+    mask = tiles.repeat_interleave(128, dim=-1)[..., :n]
+    return fgattn.build_index(mask, block_m=128, gran_n=128, order=order)
+
+
+def test_route_under_capture_needs_a_prepared_plan(csm90: pytest.MonkeyPatch) -> None:
+    idx = _block_index(_seed())
+    q = torch.zeros(1, 2, 640, 128, dtype=torch.float16)
+    csm90.setattr(gluon_fg_list, "_capturing", lambda: True)
+    impl, why = attention.contig_route(_Q(), _contig("block"), block_index=idx)
+    assert impl == "tl" and why.startswith("CUDA-graph capture and no contig plan prepared for this block index"), why
+    impl, why = attention.contig_route(_Q(), _contig("dense"))
+    assert impl == "tl" and "for this shape" in why, why
+    with pytest.raises(ValueError, match=r"^fgattn\.contig_plans: prepare_contig_plan reads the row counts"):
+        contig_plans.prepare_contig_plan(q, q, idx)
+    csm90.setattr(gluon_fg_list, "_capturing", lambda: False)
+    plan = contig_plans.prepare_contig_plan(q, q, idx, programs=4)
+    real = gluon_contig.plan_contig  # the fake CUDA q's plan tensors on the CPU
+    csm90.setattr(gluon_contig, "plan_contig", lambda **kw: real(**{**kw, "device": "cpu"}))
+    dplan = contig_plans.prepare_contig_plan(_Q(), _Q(), programs=4)
+    assert dplan.dense and dplan.n_rows == 2 * 5
+    csm90.setattr(gluon_fg_list, "_capturing", lambda: True)
+    assert attention.contig_route(_Q(), _contig("block"), block_index=idx) == \
+        ("gluon", "form contig (fgattn.gluon_contig, plan prepared before capture)")
+    assert attention.contig_route(_Q(), _contig("dense"), k=_Q())[0] == "gluon"
+    kw = dict(batch=1, heads=2, n_q=640, n_kv=640, programs=4)
+    again = contig_plans.cached_contig_plan(block_index=idx, device="cpu", **kw)  # no host work
+    assert again.rows is plan.rows and again.boffsets is idx.offsets and again.blocks is idx.indices
+    assert contig_plans.cached_contig_plan(device=_Q().device, **kw) is dplan
+    assert contig_plans.cached_contig_plan(device=_Q().device, **{**kw, "n_kv": 512}) is None  # not prepared
+    with pytest.raises(ValueError, match=r"^fgattn\.contig_plans: layout must be"):
+        csm90.setattr(gluon_fg_list, "_capturing", lambda: False)
+        contig_plans.prepare_contig_plan(q, q, idx, layout="nhd")
+
+
+# ------------------------------------------------------------------------------------------------ dispatch
+def _recorder(monkeypatch: pytest.MonkeyPatch) -> list:
+    calls: list = []
+
+    def run(q, k, v, **kw):
+        calls.append(kw)
+        return kw["out"] if kw.get("out") is not None else q
+
+    monkeypatch.setattr(attention, "contig_route", lambda q, cfg, **kw: ("tl", "lse") if kw.get("return_lse")
+                        else ("gluon", "form contig"))
+    monkeypatch.setattr(gluon_contig, "contig_attention_gluon", run)
+    return calls
+
+
+def test_block_dispatch_runs_contig_with_a_plan_memoised_per_index(csm90: pytest.MonkeyPatch) -> None:
+    calls = _recorder(csm90)
+    seed = _seed()
+    idx = _block_index(seed)
+    q = torch.zeros(1, 2, 640, 128, dtype=torch.float16)
+    for _ in range(2):
+        fgattn.block_sparse_attention(q, q, q, idx, config=_contig("block"), sm_scale=0.1, layout="bhnd")
+    p = calls[0]["plan"]
+    assert len(calls) == 2 and calls[1]["plan"].rows is p.rows and calls[1]["plan"].koffsets is p.koffsets  # reused
+    assert p.boffsets is idx.offsets and p.blocks is idx.indices and calls[1]["plan"].boffsets is idx.offsets
+    ref = gluon_contig.plan_contig(batch=1, heads=2, n_q=640, n_kv=640, programs=4, block_index=idx)
+    assert torch.equal(p.rows, ref.rows) and torch.equal(p.start, ref.start) and not p.dense
+    assert torch.equal(p.koffsets, ref.koffsets) and p.programs == 4
+    assert {k: calls[0][k] for k in ("pipeline", "pingpong", "regs", "sm_scale", "layout")} == dict(
+        pipeline=1, pingpong=True, regs=(240, 24), sm_scale=0.1, layout="bhnd")
+    assert calls[0]["block_index"] is idx and calls[0]["out"] is None
+    idx.indices.add_(0)  # an in-place write: a new plan, the old one kept (a captured graph may read it)
+    fgattn.block_sparse_attention(q, q, q, idx, config=_contig("block"))
+    assert calls[2]["plan"].rows is not p.rows and len(gluon_fg_list._plans_of(idx.offsets)) == 2
+    # an entry with lpt false plans the natural order (as the tl kernel runs it)
+    nolpt = _contig("block")
+    nolpt = dataclasses.replace(nolpt, extra={**nolpt.extra, "lpt": False})
+    fgattn.block_sparse_attention(q, q, q, idx, config=nolpt)
+    nat = gluon_contig.plan_contig(batch=1, heads=2, n_q=640, n_kv=640, programs=4,
+                                   block_index=dataclasses.replace(idx, order=None))
+    assert calls[3]["block_index"].order is None and torch.equal(calls[3]["plan"].rows, nat.rows)
+
+
+def test_memoised_block_plans_die_with_their_index(csm90: pytest.MonkeyPatch) -> None:
+    import gc
+
+    idx = _block_index(_seed())
+    plan = contig_plans.cached_contig_plan(batch=1, heads=2, n_q=640, n_kv=640, programs=4, block_index=idx)
+    assert plan.boffsets is idx.offsets
+    key = id(idx.offsets)
+    del idx, plan
+    gc.collect()
+    assert key not in gluon_fg_list._PLANS
+
+
+def test_an_index_with_no_kept_block_keeps_its_substitute_block_number(csm90: pytest.MonkeyPatch) -> None:
+    mask = torch.zeros(1, 1, 2, 200, dtype=torch.bool)
+    idx = fgattn.build_index(mask, block_m=128, gran_n=128)
+    kw = dict(batch=1, heads=1, n_q=200, n_kv=200, programs=4, block_index=idx)
+    a, b = contig_plans.cached_contig_plan(**kw), contig_plans.cached_contig_plan(**kw)
+    assert idx.indices.numel() == 0 and a.blocks.numel() == 1 and b.blocks is a.blocks
+
+
+def test_dense_dispatch_runs_contig_with_a_plan_per_shape(csm90: pytest.MonkeyPatch) -> None:
+    calls = _recorder(csm90)
+    q = torch.zeros(2, 300, 3, 128, dtype=torch.float16)  # bnhd, odd N
+    k = torch.zeros(2, 200, 3, 128, dtype=torch.float16)
+    out = torch.empty_like(q)
+    fgattn.dense_attention(q, k, k, layout="bnhd", config=_contig("dense"), out=out)
+    fgattn.dense_attention(q, k, k, layout="bnhd", config=_contig("dense"))
+    assert len(calls) == 2 and calls[0]["plan"] is calls[1]["plan"] and calls[0]["block_index"] is None
+    p = calls[0]["plan"]
+    assert p.dense and p.n_rows == 2 * 3 * 3 and p.n_kv == 200 and p.programs == 4 and calls[0]["out"] is out
+    ref = gluon_contig.plan_contig(batch=2, heads=3, n_q=300, n_kv=200, programs=4)
+    assert torch.equal(p.rows, ref.rows) and torch.equal(p.start, ref.start)
+
+
+def test_return_lse_and_cpu_run_the_tl_entry(csm90: pytest.MonkeyPatch) -> None:
+    """return_lse (the route says tl) and any call the route sends to tl launch the entry's tl kernel, which is the
+    packaged entry's (tl_config), never the Gluon form."""
+    calls = _recorder(csm90)
+    seen: list = []
+    real = attention._launch
+
+    def spy(mode, q, k, v, index, cfg, *a):
+        seen.append((mode, cfg))
+        return (q, torch.zeros(1)) if a[-1] else q
+
+    csm90.setattr(attention, "_launch", spy)
+    idx = _block_index(_seed())
+    q = torch.zeros(1, 2, 640, 128, dtype=torch.float16)
+    fgattn.block_sparse_attention(q, q, q, idx, config=_contig("block"), return_lse=True)
+    fgattn.dense_attention(q, q, q, config=_contig("dense"), return_lse=True)
+    assert calls == [] and [m for m, _ in seen] == [attention.MODE_BLOCK, attention.MODE_DENSE]
+    assert seen[0][1] == _tl("block") and seen[1][1] == _tl("dense")  # the passed config's tl_config
+    csm90.setattr(attention, "_launch", real)
+
+
+def test_packaged_table_dispatch_is_the_tl_kernel_as_before(csm90: pytest.MonkeyPatch) -> None:
+    """Under the packaged table nothing reaches the contig form or its route (the dense / block entries are tl),
+    even where the Gluon form could run."""
+    calls = _recorder(csm90)
+    csm90.setattr(attention, "contig_route", lambda *a, **kw: pytest.fail("contig_route called for a tl entry"))
+    seen: list = []
+    csm90.setattr(attention, "_launch", lambda mode, q, k, v, index, cfg, *a: seen.append(cfg) or q)
+    csm90.delenv("FGATTN_LAUNCH_TABLE", raising=False)
+    load_table.cache_clear()
+    idx = _block_index(_seed())
+    q = torch.zeros(1, 2, 640, 128, dtype=torch.float16)
+    fgattn.block_sparse_attention(q, q, q, idx)
+    fgattn.dense_attention(q, q, q)
+    assert calls == [] and seen == [_tl("block", "fp16"), _tl("dense", "fp16")]
+
+
+def test_candidate_table_dispatches_contig_from_the_environment(csm90: pytest.MonkeyPatch) -> None:
+    """FGATTN_LAUNCH_TABLE=candidate: dense / block D128 M128 calls without a config reach the contig form with the
+    candidate's knobs; D64 / M64 calls and the fg entry are the packaged table's."""
+    calls = _recorder(csm90)
+    csm90.setenv("FGATTN_LAUNCH_TABLE", str(CANDIDATE))
+    load_table.cache_clear()
+    try:
+        idx = _block_index(_seed())
+        q = torch.zeros(1, 2, 640, 128, dtype=torch.float16)
+        fgattn.block_sparse_attention(q, q, q, idx)
+        fgattn.dense_attention(q, q, q)
+        assert len(calls) == 2 and all(c["regs"] == (240, 24) and c["pingpong"] for c in calls)
+        assert not calls[0]["plan"].dense and calls[1]["plan"].dense
+        for kernel, d, m in (("dense", 64, 128), ("dense", 128, 64), ("block", 128, 64)):
+            assert launch_config(kernel, "h200", d, m).impl == "tl"
+        fg = launch_config("fg", "h200", 128, 128, 1)
+        assert fg == launch_config("fg", "h200", 128, 128, 1, table_path=str(PACKAGED))
+    finally:
+        load_table.cache_clear()
+
+
+def test_contig_entry_on_cpu_runs_the_tl_kernel_bit_for_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interpreter: a contig config gives exactly the tl entry's output (the route is tl there), fp16, tiny."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    g = torch.Generator().manual_seed(_seed())
+    q, k, v = (torch.randn(1, 1, 150, 128, generator=g).to(torch.float16) for _ in range(3))
+    a = fgattn.dense_attention(q, k, v, config=_tl("dense"))
+    b = fgattn.dense_attention(q, k, v, config=_contig("dense"))
+    assert torch.equal(a, b)
+    ref = fgattn.reference_attention(q, k, v, None)
+    assert float((b.double() - ref).norm() / ref.norm()) < 3e-3
