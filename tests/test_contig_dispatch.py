@@ -448,3 +448,17 @@ def test_contig_entry_on_cpu_runs_the_tl_kernel_bit_for_bit(monkeypatch: pytest.
     assert torch.equal(a, b)
     ref = fgattn.reference_attention(q, k, v, None)
     assert float((b.double() - ref).norm() / ref.norm()) < 3e-3
+
+
+def test_compile_report_table_variants_of_the_candidate() -> None:
+    """compile_report --table: the packaged table's variants are unchanged (no contig variant), the candidate adds
+    one contig variant before each of the two tl fallbacks, with the dense / block mode (no compile here)."""
+    import compile_report
+
+    pack = compile_report.table_variants(path=str(PACKAGED))
+    cand = compile_report.table_variants(path=str(CANDIDATE))
+    contig = [v for v in cand if "gluon contig" in v[0]]
+    assert not [v for v in pack if "contig" in v[0]] and [v for v in cand if v not in contig] == pack
+    assert sorted((v[0].split()[1], v[1]) for v in contig) == [("block", 1), ("dense", 0)]
+    assert all(v[-1] == {"impl": "gluon", "gluon": PP} and v[7] == 4 for v in contig)
+    load_table.cache_clear()

@@ -4,8 +4,8 @@
     PYTHONPATH=/path/to/triton-3.6:kernels python kernels/tools/compile_report.py --table   # the launch table
     FGATTN_DUMP=DIR ... also writes each variant's TTGIR, PTX and SASS into DIR
 
-``--table`` compiles an ``impl: gluon`` entry twice: its Gluon form (``fgattn.gluon_fg``, the knobs of
-``extra["gluon"]``; name ``table ... gluon FORM ...``) and the tl kernel that runs where the Gluon form cannot (the
+``--table`` compiles an ``impl: gluon`` entry twice: its Gluon form (``fgattn.gluon_fg``, or ``fgattn.gluon_contig``
+for a dense / block entry of form ``contig``; the knobs of ``extra["gluon"]``; name ``table ... gluon FORM ...``) and the tl kernel that runs where the Gluon form cannot (the
 entry without ``impl`` / ``gluon``; named as any tl entry, so its SASS file is the one a tl entry would write).
 Every variant reports the same figures (registers at launch, stack, shared memory, HGMMA / gsb0, the innermost
 HGMMA loop's instructions, static stall cycles, MUFU and ``WARPGROUP.DEPBAR`` (wgmma waits)); a Gluon form adds
@@ -365,15 +365,24 @@ def compile_gluon_one(v: tuple) -> dict:
     t0 = time.time()
     try:
         knobs = dict(extra["gluon"])
-        k = gluon_compile_sm90(knobs, extra.get("dtype", "bf16"))
+        if knobs["form"] == "contig":  # dense / block D128 M128: fgattn.gluon_contig (launch.CONTIG_KNOBS)
+            from fgattn.gluon_contig import compile_contig_sm90
+            from fgattn.launch import CONTIG_KNOBS
+
+            kw = {n: knobs.get(n, d) for n, (_, d) in CONTIG_KNOBS.items() if n != "form"}
+            kw["regs"] = tuple(kw["regs"])
+            k = compile_contig_sm90(v[1] == 0, extra.get("dtype", "bf16"), **kw)
+        else:
+            k = gluon_compile_sm90(knobs, extra.get("dtype", "bf16"))
         from fgattn import gluon_fg as g
 
         # the register values the PTX's setmaxnreg.inc / .dec set (warp-specialized forms; transitions included)
         setmax = sorted({int(x) for x in re.findall(r"setmaxnreg\.(?:inc|dec)\.sync\.aligned\.u32\s+(\d+)",
                                                      k.asm.get("ptx", ""))}, reverse=True)
         more: dict[str, Any] = dict(impl="gluon", setmaxnreg=setmax)
-        if knobs["form"] == "ws2":  # [consumer half 0 (default partition), consumer half 1, producer] per thread
-            cr, pr = knobs.get("regs") or (g.CONSUMER_REGS, g.PRODUCER_REGS)
+        if knobs["form"] in ("ws2", "contig"):  # [consumer half 0 (default partition), consumer half 1, producer]
+            cr, pr = kw["regs"] if knobs["form"] == "contig" else knobs.get("regs") or (g.CONSUMER_REGS,
+                                                                                          g.PRODUCER_REGS)
             more["partition_regs"] = [504 - cr - pr, cr, pr]
         return _figures(name, k, t0, **more)
     except Exception as e:  # noqa: BLE001
@@ -431,7 +440,8 @@ def table_variants(gpu: str = "h200", path: str | None = None) -> list[tuple]:
             kn = e.extra["gluon"]
             tag = " ".join(f"{k}={json.dumps(kn[k])}" for k in sorted(kn) if k != "form")
             out.append((f"table {e.kernel} D{e.head_dim} M{e.block_m} g{e.gran_n} gluon {kn['form']} {tag}".strip(),
-                        2, e.head_dim, e.block_m, 128, e.gran_n, 3, 4 if kn["form"] == "ws2" else 8,
+                        {"dense": 0, "block": 1, "fg": 2}[e.kernel], e.head_dim, e.block_m, 128, e.gran_n, 3,
+                        4 if kn["form"] in ("ws2", "contig") else 8,
                         {"impl": "gluon", "gluon": dict(kn)}))
             e = e.tl_config()
         mode = {"dense": 0, "block": 1, "fg": 2}[e.kernel]
