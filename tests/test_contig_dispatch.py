@@ -462,3 +462,44 @@ def test_compile_report_table_variants_of_the_candidate() -> None:
     assert sorted((v[0].split()[1], v[1]) for v in contig) == [("block", 1), ("dense", 0)]
     assert all(v[-1] == {"impl": "gluon", "gluon": PP} and v[7] == 4 for v in contig)
     load_table.cache_clear()
+
+
+def test_gpu_check_contig_cases_and_chunk_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gpu_check_kernels --contig: the case list covers the brief, the worker runs end to end on the CPU interpreter
+    under the candidate (route tl there, no Gluon launch: both asserted), a wrong output is reported, and the
+    packaged table is refused with exit 2."""
+    import gpu_check_kernels as gc
+
+    cases = gc.contig_cases(600, seed=11)
+    assert cases == gc.contig_cases(600, seed=11) and len(cases) == 600
+    assert {c["kind"] for c in cases} == {"dense", "block", "fg"} and {c["dtype"] for c in cases} == {"bf16", "fp16"}
+    assert {c["layout"] for c in cases} == {"bhnd", "bnhd"} and any(c["n"] % 2 for c in cases)
+    assert any(c["lse"] for c in cases) and any(c["text"] for c in cases) and any(c["n_kv"] != c["n"] for c in cases)
+    assert {c["sms"] for c in cases} >= {None, 1, 3, 7, 20} and {c["order"] for c in cases} == {True, False}
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setenv("FGATTN_LAUNCH_TABLE", str(CANDIDATE))
+    monkeypatch.setattr(gc, "DEV", "cpu")
+    load_table.cache_clear()
+    assert gc.contig_table_error() is None
+    base = dict(seed=3, dtype="fp16", layout="bnhd", b=1, h=1, text=0, density=0.3, order=True, sms=3,
+                sm_scale=0.05, lse=False)
+    tiny = [dict(base, i=0, kind="dense", n=65, n_kv=129), dict(base, i=1, kind="block", n=129, n_kv=129, lse=True),
+            dict(base, i=2, kind="fg", n=129, n_kv=129, layout="bhnd")]
+    n0 = len(gc.FAILS)
+    count, fails = gc.check_contig_chunk(tiny)
+    assert (count, fails) == (4, []), fails  # 3 outputs + 1 lse
+    real = fgattn.dense_attention
+
+    def broken(*a, **kw):
+        res = real(*a, **kw)
+        kw["out"].mul_(1.1)
+        return res
+
+    monkeypatch.setattr(fgattn, "dense_attention", broken)
+    count, fails = gc.check_contig_chunk(tiny[:1])
+    assert count == 1 and len(fails) == 1 and "contig case 0 dense" in fails[0]
+    del gc.FAILS[n0:]
+    monkeypatch.delenv("FGATTN_LAUNCH_TABLE")
+    load_table.cache_clear()
+    assert "has impl tl (set FGATTN_LAUNCH_TABLE" in gc.contig_table_error()
+    load_table.cache_clear()

@@ -18,6 +18,15 @@ knobs drawn from :data:`GLUON_POOL`): bf16 / fp16, both layouts, B 1-2, H 1-4, o
 rows and columns), densities 0.01-1, an emptied and a full query block, LPT or natural order, a random sm_scale,
 ``limit_sms`` 1-20 or all SMs (programs walking many rows); each asserts that the Gluon form ran (not the tl
 fallback: ``fgattn.fg_route``).
+``--contig N`` (a table whose dense / block D128 M128 entries are Gluon form ``contig``, e.g.
+``FGATTN_LAUNCH_TABLE=kernels/logs/launch_configs-candidate-contig.json``): N random cases through the public
+``dense_attention`` / ``block_sparse_attention`` / ``fg_attention`` with the table's own entries (no ``config``):
+bf16 / fp16, both layouts, B 1-2, H 1-4, odd N (65 ... 3001: partial last key block, TMA boxes larger than the
+tensor), dense cross-attention (N_kv != N_q), text tokens, densities 0.02-1 with an emptied and a full query block,
+LPT or natural order, a random sm_scale, ``limit_sms`` 1-20 or all SMs, and ``return_lse`` calls (which fall back to
+the tl entry); each asserts the route (``fgattn.contig_route`` / ``fg_route``: Gluon unless ``return_lse``) and that
+the Gluon launch really ran (counted) or did not; plus a CUDA-graph capture of each contig kind after a warm-up
+(the plan memoised before capture; the replay equals the eager output bit for bit).
 Exit status 1 on any failure.
 """
 
@@ -189,7 +198,8 @@ def check_group(group: tuple[str, int, int, str]) -> tuple[int, list[str]]:
                         want_lse = i == first_tl  # the Gluon form has no LSE output (it would run the tl kernel)
                         sms = sms_of.get(i)
                         if cfg.impl == "gluon" and DEV == "cuda":
-                            route = fgattn.fg_route(q, cfg)
+                            route = fgattn.fg_route(q, cfg) if kind == "fg" else fgattn.contig_route(
+                                q, cfg, k=k, v=v, block_index=index, layout=layout)
                             if route[0] != "gluon":
                                 FAILS.append(f"{kind} {dname} {layout} D{d} M{m} g{g}: impl gluon ran tl: {route[1]}")
                         out, lse = run(kind, q, k, v, index, m, g, layout, cfg, want_lse or sms is not None, sms)
@@ -262,6 +272,180 @@ def check_gluon_chunk(cases: list[dict]) -> tuple[int, list[str]]:
         if int(index.counts()[0]) == 0 and bool(blk.abs().max() != 0):
             FAILS.append(f"{name}: empty query block not zero")
     return COUNT[0] - c0, FAILS[f0:]
+
+
+#: total sequence lengths of the ``--contig`` cases: odd, partial last key block, a TMA box larger than the tensor
+CONTIG_NS = (65, 127, 129, 257, 1000, 1999, 2600, 3001)
+
+
+def contig_cases(n: int, seed: int) -> list[dict]:
+    """``n`` random case specs for ``--contig`` (plain dicts, built on any machine; module docstring), sorted by
+    (kind, dtype, return_lse) so that a worker's contiguous share needs few compiled specialisations."""
+    rng = random.Random(seed)
+    cases = []
+    for i in range(n):
+        kind = rng.choice(("dense", "block", "block", "fg"))
+        n_total = rng.choice(CONTIG_NS)
+        cross = kind == "dense" and rng.random() < 0.25
+        cases.append(dict(i=i, seed=rng.randrange(2**31), kind=kind, dtype=rng.choice(("bf16", "fp16")),
+                          layout=rng.choice(("bhnd", "bnhd")), b=rng.choice((1, 2)), h=rng.randint(1, 4), n=n_total,
+                          n_kv=rng.choice(CONTIG_NS) if cross else n_total,
+                          text=rng.choice((0, 0, 100, 300)) if kind != "dense" and n_total > 300 else 0,
+                          density=rng.choice((0.02, 0.05, 0.1, 0.3, 0.7, 1.0)), order=rng.random() < 0.75,
+                          sms=rng.choice((None, None, 1, 3, 7, 20)), sm_scale=rng.choice((None, None, 0.05)),
+                          lse=rng.random() < 0.15))
+    return sorted(cases, key=lambda c: (c["kind"], c["dtype"], c["lse"], c["i"]))
+
+
+class _Counted:
+    """Counts the calls of a module function it replaces (the worker's evidence that a Gluon launch ran)."""
+
+    def __init__(self, mod, name: str):
+        self.fn, self.n = getattr(mod, name), 0
+        setattr(mod, name, self)
+
+    def __call__(self, *a, **kw):
+        self.n += 1
+        return self.fn(*a, **kw)
+
+
+def _contig_inputs(c: dict):
+    """q, k, v and the index (None for dense) of a ``--contig`` case."""
+    from fgattn.masks import with_text
+
+    torch.manual_seed(c["seed"])
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[c["dtype"]]
+    b, h, n, m = c["b"], c["h"], c["n"], 128
+    q = qkv(b, h, n, 128, dtype, c["layout"])[0]
+    k, v = qkv(b, h, c["n_kv"], 128, dtype, c["layout"])[:2]
+    if c["kind"] == "dense":
+        return q, k, v, None
+    g = 1 if c["kind"] == "fg" else m
+    if c["text"]:
+        mask = with_text(slice_mask(b, h, n - c["text"], m, g, c["density"]), c["text"], m)
+        mask[0, 0, 0] = False  # an empty query block
+    else:
+        mask = slice_mask(b, h, n, m, g, c["density"])
+    return q, k, v, fgattn.build_index(mask, block_m=m, gran_n=g, order=c["order"])
+
+
+def check_contig_chunk(cases: list[dict]) -> tuple[int, list[str]]:
+    """Worker: ``--contig`` cases through the public entry points with the table's entries, against float64."""
+    from fgattn import gluon_contig, gluon_fg_list
+
+    c0, f0 = COUNT[0], len(FAILS)
+    launches = {"dense": _Counted(gluon_contig, "contig_attention_gluon"),
+                "fg": _Counted(gluon_fg_list, "fg_attention_gluon_list")}
+    launches["block"] = launches["dense"]
+    for c in cases:
+        q, k, v, index = _contig_inputs(c)
+        kind, layout, m = c["kind"], c["layout"], 128
+        entry = resolve_config(kind, q, m, 1)
+        name = (f"contig case {c['i']} {kind} {c['dtype']} {layout} B{c['b']} H{c['h']} N{c['n']} Nkv{c['n_kv']} "
+                f"text {c['text']} d {c['density']} order {c['order']} limit_sms={c['sms']} sm_scale={c['sm_scale']} "
+                f"lse {c['lse']} seed {c['seed']}")
+        route = (fgattn.fg_route(q, entry, return_lse=c["lse"], k=k, v=v, index=index) if kind == "fg" else
+                 fgattn.contig_route(q, entry, return_lse=c["lse"], k=k, v=v, block_index=index, layout=layout))
+        want = "tl" if c["lse"] or DEV != "cuda" else "gluon"
+        if route[0] != want:
+            FAILS.append(f"{name}: route {route} (want {want})")
+        out = torch.full_like(q, float("nan"))
+        kw = dict(layout=layout, out=out, sm_scale=c["sm_scale"], return_lse=c["lse"])
+        n0 = launches[kind].n
+        with fgattn.limit_sms(c["sms"]) if c["sms"] else contextlib.nullcontext():
+            if kind == "dense":
+                res = fgattn.dense_attention(q, k, v, **kw)
+            elif kind == "block":
+                res = fgattn.block_sparse_attention(q, k, v, index, check=True, **kw)
+            else:
+                res = fgattn.fg_attention(q, k, v, index, block_m=m, check=True, **kw)
+        if DEV == "cuda":
+            torch.cuda.synchronize()
+        if launches[kind].n - n0 != (route[0] == "gluon"):
+            FAILS.append(f"{name}: {launches[kind].n - n0} Gluon launches, route {route}")
+        ref, ref_lse = fgattn.reference_attention(q, k, v, index, layout=layout, sm_scale=c["sm_scale"],
+                                                  return_lse=True)
+        err = float((out.double() - ref).norm() / ref.norm().clamp_min(1e-30))
+        report(name, err, bool(out.isnan().any()))
+        if c["lse"]:
+            lse = res[1]
+            fin = torch.isfinite(ref_lse)
+            same = bool(torch.equal(torch.isfinite(lse), fin))
+            gap = float((lse.double()[fin] - ref_lse[fin]).abs().max()) if bool(fin.any()) else 0.0
+            report(name + " lse", gap if same else float("inf"), bool(lse.isnan().any()))
+        blk = out[0, 0, :m] if layout == "bhnd" else out[0, :m, 0]
+        if index is not None and int(index.counts()[0]) == 0 and bool(blk.abs().max() != 0):
+            FAILS.append(f"{name}: empty query block not zero")
+    return COUNT[0] - c0, FAILS[f0:]
+
+
+def check_contig_graphs(seed: int) -> None:
+    """A dense and a block contig call captured in a CUDA graph after one eager warm-up call (which memoises the
+    plan): the route under capture is the Gluon form and the replay equals the eager output bit for bit."""
+    from fgattn import contig_plans
+
+    for kind in ("dense", "block"):
+        c = dict(seed=seed, kind=kind, dtype="bf16", layout="bnhd", b=1, h=3, n=1999, n_kv=1999, text=0,
+                 density=0.3, order=True)
+        q, k, v, index = _contig_inputs(c)
+        out = torch.full_like(q, float("nan"))
+        args = (q, k, v) if kind == "dense" else (q, k, v, index)
+        call = fgattn.dense_attention if kind == "dense" else fgattn.block_sparse_attention
+        call(*args, layout="bnhd", out=out)
+        torch.cuda.synchronize()
+        eager = out.clone()
+        entry = resolve_config(kind, q, 128, 1)
+        g = torch.cuda.CUDAGraph()
+        s = torch.cuda.Stream()
+        with torch.cuda.stream(s):
+            out.fill_(float("nan"))
+            with torch.cuda.graph(g, stream=s):
+                route = fgattn.contig_route(q, entry, k=k, v=v, block_index=index, layout="bnhd")
+                capturing = contig_plans.capturing()
+                call(*args, layout="bnhd", out=out)
+        torch.cuda.synchronize()  # the NaN fill on the side stream is done before the replay
+        g.replay()
+        torch.cuda.synchronize()
+        COUNT[0] += 1
+        ok = route[0] == "gluon" and "prepared before capture" in route[1] and capturing
+        if not ok or not torch.equal(out, eager):
+            FAILS.append(f"contig graph {kind}: route {route}, capturing {capturing}, replay == eager "
+                         f"{bool(torch.equal(out, eager))}")
+        print(f"contig graph {kind}: route {route}; replay == eager {bool(torch.equal(out, eager))}", flush=True)
+
+
+def check_contig(n: int, workers: int, seed: int) -> None:
+    """``--contig N``: :func:`contig_cases` in contiguous chunks over worker processes, then the graph check."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    cases = contig_cases(n, seed)
+    step = -(-n // min(workers, n))
+    chunks = [cases[i:i + step] for i in range(0, n, step)]
+    print(f"contig: {n} cases (seed {seed}) in {len(chunks)} workers: " + ", ".join(
+        f"{kd} {sum(c['kind'] == kd for c in cases)}" for kd in ("dense", "block", "fg"))
+        + f"; {sum(c['lse'] for c in cases)} return_lse", flush=True)
+    with ProcessPoolExecutor(max_workers=len(chunks), mp_context=mp.get_context("spawn")) as ex:
+        for count, fails in ex.map(check_contig_chunk, chunks):
+            COUNT[0] += count
+            FAILS.extend(fails)
+    if DEV == "cuda":
+        check_contig_graphs(seed)
+    print(f"contig: done, {len(FAILS)} failures so far", flush=True)
+
+
+def contig_table_error() -> str | None:
+    """Why the launch table in use cannot serve ``--contig`` (its dense / block D128 M128 entries must be Gluon
+    form contig), or None."""
+    from fgattn.launch import table_file
+
+    for kind in ("dense", "block"):
+        e = fgattn.launch_config(kind, "h200", 128, 128)
+        if e.impl != "gluon" or e.extra["gluon"].get("form") != "contig":
+            return (f"--contig needs a launch table whose {kind} h200 D128 M128 entry is impl gluon, form contig; "
+                    f"{table_file()} has impl {e.impl} (set FGATTN_LAUNCH_TABLE, e.g. "
+                    "kernels/logs/launch_configs-candidate-contig.json)")
+    return None
 
 
 def check_gluon(n: int, workers: int, seed: int) -> None:
@@ -356,15 +540,21 @@ def main() -> None:
     ap.add_argument("--gluon", type=int, default=0, metavar="N",
                     help="also N random cases on the Gluon form (impl gluon, knobs from GLUON_POOL)")
     ap.add_argument("--gluon-seed", type=int, default=None, help="seed of the --gluon cases (default: random)")
-    ap.add_argument("--gluon-only", action="store_true", help="the --gluon cases alone (no table check)")
+    ap.add_argument("--gluon-only", action="store_true", help="the --gluon / --contig cases alone (no table check)")
+    ap.add_argument("--contig", type=int, default=0, metavar="N",
+                    help="also N random dense / block / fg cases through the public entry points on a table with "
+                         "Gluon contig entries (FGATTN_LAUNCH_TABLE)")
     ap.add_argument("--dry-run", action="store_true", help="validate the arguments and print the plan; no GPU")
     args = ap.parse_args()
-    if args.gluon < 0 or args.workers < 1:
-        print(f"gpu_check_kernels: --gluon {args.gluon} / --workers {args.workers}: must be >= 0 / >= 1",
-              file=sys.stderr)
+    if args.gluon < 0 or args.contig < 0 or args.workers < 1:
+        print(f"gpu_check_kernels: --gluon {args.gluon} / --contig {args.contig} / --workers {args.workers}: must be "
+              ">= 0 / >= 0 / >= 1", file=sys.stderr)
         sys.exit(2)
-    if args.gluon_only and not args.gluon:
-        print("gpu_check_kernels: --gluon-only needs --gluon N", file=sys.stderr)
+    if args.gluon_only and not (args.gluon or args.contig):
+        print("gpu_check_kernels: --gluon-only needs --gluon N or --contig N", file=sys.stderr)
+        sys.exit(2)
+    if args.contig and (why := contig_table_error()):
+        print(f"gpu_check_kernels: {why}", file=sys.stderr)
         sys.exit(2)
     gseed = args.gluon_seed if args.gluon_seed is not None else int.from_bytes(os.urandom(4), "little")
     if args.dry_run:
@@ -373,6 +563,14 @@ def main() -> None:
               f"gluon cases {len(cases)} (seed {gseed}): "
               f"{sum(c['text'] > 0 for c in cases)} with text, {sum(c['sms'] is not None for c in cases)} on few SMs, "
               f"{sum(c['layout'] == 'bnhd' for c in cases)} bnhd, {sum(c['dtype'] == 'fp16' for c in cases)} fp16")
+        if args.contig:
+            cc = contig_cases(args.contig, gseed)
+            print(f"[dry-run] contig cases {len(cc)} (seed {gseed}): " + ", ".join(
+                f"{kd} {sum(c['kind'] == kd for c in cc)}" for kd in ("dense", "block", "fg"))
+                + f"; {sum(c['lse'] for c in cc)} return_lse, {sum(c['n'] % 2 == 1 for c in cc)} odd N, "
+                f"{sum(c['n_kv'] != c['n'] for c in cc)} cross, {sum(c['text'] > 0 for c in cc)} with text, "
+                f"{sum(c['sms'] is not None for c in cc)} on few SMs, {sum(c['layout'] == 'bnhd' for c in cc)} bnhd, "
+                f"{sum(c['dtype'] == 'fp16' for c in cc)} fp16, {sum(not c['order'] for c in cc)} natural order")
         return
     if args.lite:
         os.environ["FGATTN_CHECK_LITE"] = "1"  # the spawned workers read it at import
@@ -388,6 +586,12 @@ def main() -> None:
     if args.gluon:
         check_gluon(args.gluon, args.workers, gseed)
         print(f"[time] gluon {time.perf_counter() - t0:.1f}s", flush=True)
+    if args.contig:
+        from fgattn.launch import table_file
+
+        print(f"contig: table {table_file()}", flush=True)
+        check_contig(args.contig, args.workers, gseed)
+        print(f"[time] contig {time.perf_counter() - t0:.1f}s", flush=True)
     if not args.gluon_only:
         check_rejections()
         check_large()
