@@ -137,12 +137,205 @@ def run(out: Path, timeout_s: float) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ analysis (CPU)
+#: stall columns of the source page (issued samples are "selected")
+REASONS = ("barrier", "branch_resolving", "dispatch", "drain", "imc", "lg", "long_sb", "math", "membar", "mio",
+           "misc", "no_inst", "not_selected", "selected", "short_sb", "sleep", "tex", "wait")
+#: raw-page metrics of the case table: (column, metric, scale)
+RAW = (("ncu_us", "gpu__time_duration.sum", 1e3), ("sm_ghz", "sm__cycles_elapsed.avg.per_second", 1.0),
+       ("l2_hit_pct", "lts__t_sector_hit_rate.pct", 1.0), ("l2_read_hit_pct", "lts__t_sector_op_read_hit_rate.pct", 1.0),
+       ("dram_read_mb", "dram__bytes_read.sum", 1.0), ("l2_thr_pct", "lts__throughput.avg.pct_of_peak_sustained_elapsed", 1.0),
+       ("warps_active_pct", "sm__warps_active.avg.pct_of_peak_sustained_active", 1.0),
+       ("issue_active_pct", "smsp__issue_active.avg.pct_of_peak_sustained_active", 1.0),
+       ("eligible_per_cycle", "smsp__warps_eligible.avg.per_cycle_active", 1.0),
+       ("sm_thr_pct", "sm__throughput.avg.pct_of_peak_sustained_elapsed", 1.0),
+       ("sm_active_min_over_max", None, 1.0), ("regs", "launch__registers_per_thread", 1.0),
+       ("block_threads", "launch__block_size", 1.0), ("samples", "smsp__pcsamp_sample_count", 1.0))
+
+
+def load_source(path: Path) -> list[dict]:
+    """Instructions of an ncu source page (SASS): offset, text, samples, executions (warp level), stall samples."""
+    import csv
+
+    rows = list(csv.reader(path.open()))
+    hi = next((i for i, r in enumerate(rows) if "Address" in r and "Source" in r), None)
+    if hi is None:
+        raise ValueError(f"{path}: not an ncu source page")
+    head = rows[hi]
+    col = {c: i for i, c in enumerate(head)}
+    data = [r for r in rows[hi + 1:] if r and r[0].startswith("0x")]
+    base = int(data[0][0], 16)
+
+    def num(r: list[str], c: str) -> float:
+        v = r[col[c]].replace(",", "") if c in col else ""
+        return float(v) if v not in ("", "-") else 0.0
+
+    return [dict(off=int(r[0], 16) - base, src=r[1].strip(), s=num(r, "Warp Stall Sampling (All Samples)"),
+                 ex=num(r, "Instructions Executed"), why={k: num(r, f"stall_{k}") for k in REASONS})
+            for r in data]
+
+
+def roles(ins: list[dict]) -> list[tuple[str, int, int]]:
+    """(role, first offset, end offset) of the ws2 CTA's partitions in SASS: the producer from its register
+    release (USETMAXREG.DEALLOC 0x40) to the next USETMAXREG.TRY_ALLOC; the worker consumer before it, the default
+    consumer after it up to the last executed EXIT; then the mbarrier retry stubs."""
+    p0 = next(x["off"] for x in ins if x["src"].startswith("USETMAXREG.DEALLOC.CTAPOOL 0x40"))
+    p1 = next(x["off"] for x in ins if x["off"] > p0 and x["src"].startswith("USETMAXREG.TRY_ALLOC"))
+    ex = max(x["off"] for x in ins if x["src"].endswith("EXIT") and x["ex"] > 0) + 0x10
+    return [("consumer_worker", 0, p0), ("producer", p0, p1), ("consumer_default", p1, ex), ("stubs", ex, 1 << 40)]
+
+
+def klass(ex: float, rows: int) -> str:
+    """Execution class of an instruction (warp-level count; 4 warps per role and CTA): once per CTA, once per row
+    (4 x rows), more often (per tile), or never executed."""
+    r4 = 4 * rows
+    if ex <= 0:
+        return "unexecuted"
+    if ex < 0.5 * r4:
+        return "per_cta"
+    if ex <= 1.02 * r4:
+        return "per_row"
+    return "per_tile"
+
+
+def _group(name: str, part: list[dict], tot: float, conv: float) -> dict:
+    """One section: instructions, samples, share of the role, µs per row per SM, top stall reasons."""
+    import collections
+
+    w = sum(x["s"] for x in part)
+    why: collections.Counter[str] = collections.Counter()
+    for x in part:
+        why.update(x["why"])
+    top = "; ".join(f"{r} {100 * v / max(w, 1):.0f}%" for r, v in why.most_common(4) if v > 0)
+    return dict(section=name, instructions=len(part), samples=int(w), share_of_role=round(w / max(tot, 1), 4),
+                us_per_row_per_sm=round(w * conv, 3), top_stalls=top)
+
+
+def sections(ins: list[dict], case: dict, us: float) -> list[dict]:
+    """Per role: execution classes (per_cta / per_row / per_tile) and named sections, µs per row per SM = share of
+    the role's samples x kernel µs / rows per SM (each role is one warpgroup alive for the whole persistent
+    kernel, so its samples cover the kernel's duration).  Consumer sections (the packaged kernel's order): row
+    start (per-row code before the tile loop: offsets, Q wait, tile-0 QK and softmax), last tile (per-row code
+    after the loop up to the last wgmma wait before the O stores), normalize (to the first STG), O stores (the STG
+    span), next row (after the stores: next offsets and their wait); mbarrier waits (TRYWAIT + the next branch, its retry) by class.  The sections assume the packaged kernel's
+    code order; other forms (the rowpipe module's list_l2) move the next row's tile 0 into "next row".
+    Producer: empty-stage waits, per-row code before / after the gather loop."""
+    out = []
+    k = case["rows"]
+    for role, a, b in roles(ins)[:3]:
+        sel = [x for x in ins if a <= x["off"] < b]
+        tot = sum(x["s"] for x in sel)
+        conv = us / case["rows_per_sm"] / max(tot, 1)
+        cls = {c: [x for x in sel if klass(x["ex"], k) == c] for c in ("per_cta", "per_row", "per_tile")}
+        groups = [(f"class {c}", v) for c, v in cls.items()]
+        waits = set()
+        for i, x in enumerate(sel):
+            if "PHASECHK" in x["src"]:
+                br = next((y for y in sel[i + 1:i + 16] if "BRA" in y["src"]), None)
+                waits |= {x["off"]} | ({br["off"]} if br else set())
+        loop = cls["per_tile"]
+        l0, l1 = min(x["off"] for x in loop), max(x["off"] for x in loop)
+        if role == "producer":
+            groups += [("loop: empty-stage wait (TRYWAIT + branch)", [x for x in loop if x["off"] in waits]),
+                       ("loop: rest (index loads, address math, cp.async issue)",
+                        [x for x in loop if x["off"] not in waits]),
+                       ("row code before the gather loop", [x for x in cls["per_row"] if x["off"] < l0]),
+                       ("row code after the gather loop (next row: Order, Offsets)",
+                        [x for x in cls["per_row"] if x["off"] > l1])]
+        else:
+            pre = [x for x in cls["per_row"] if x["off"] < l0]
+            post = [x for x in cls["per_row"] if x["off"] > l1]
+            stg = [x["off"] for x in post if "STG" in x["src"]]
+            if stg:
+                last = max(x["off"] for x in post if x["src"].startswith("WARPGROUP.DEPBAR") and x["off"] < min(stg))
+                groups += [("row start (offsets, Q wait, tile-0 QK, softmax)", pre),
+                           ("last tile (QK, PV, last PV wait)", [x for x in post if x["off"] <= last]),
+                           ("normalize", [x for x in post if last < x["off"] < min(stg)]),
+                           ("O stores (STG span)", [x for x in post if min(stg) <= x["off"] <= max(stg)]),
+                           ("next row (offsets load + wait)", [x for x in post if x["off"] > max(stg)])]
+            groups += [("loop: full-stage wait", [x for x in loop if x["off"] in waits]),
+                       ("row: barrier waits (Q, tile-0 full)", [x for x in cls["per_row"] if x["off"] in waits])]
+        for name, part in groups:
+            out.append(dict(role=role, **_group(name, part, tot, conv)))
+    return out
+
+
+def hot_lines(ins: list[dict], case: dict, n: int = 8) -> list[str]:
+    """The per-row SASS instructions with the most samples per role (text)."""
+    lines = []
+    for role, a, b in roles(ins)[:3]:
+        sel = [x for x in ins if a <= x["off"] < b]
+        tot = sum(x["s"] for x in sel)
+        hot = sorted((x for x in sel if klass(x["ex"], case["rows"]) == "per_row"), key=lambda x: -x["s"])[:n]
+        lines.append(f"  {role}: hottest per-row SASS (offset, samples, % of the role, top stalls)")
+        for x in hot:
+            st = ", ".join(f"{r} {v:.0f}" for r, v in sorted(x["why"].items(), key=lambda t: -t[1])[:3] if v > 0)
+            lines.append(f"    0x{x['off']:05x} {x['s']:6.0f} {100 * x['s'] / max(tot, 1):5.1f}%  {x['src'][:58]:<58} [{st}]")
+    return lines
+
+
+def analyze(src: Path) -> tuple[list[dict], list[dict], str]:
+    """Case table (times.json + raw page), per-role sections, and a text report from a run's output folder."""
+    import csv
+
+    cases = json.loads((src / "times.json").read_text())
+    rows = list(csv.reader((src / "ncu-raw.csv").open()))
+    hdr, data = rows[0], rows[2:]
+    table, split_rows, text = [], [], []
+    for i, c in enumerate(cases):
+        r = dict(zip(hdr, data[i], strict=True))
+        row = {k: c[k] for k in ("variant", "d", "density", "rows", "rows_per_sm", "tiles_per_row", "us", "us_min",
+                                 "us_max", "us_per_row_per_sm")}
+        row["kernel"] = r.get("Kernel Name", "?")
+        for name, m, sc in RAW:
+            if m is None:
+                row[name] = round(float(r["sm__cycles_active.min"]) / float(r["sm__cycles_active.max"]), 4)
+            else:
+                row[name] = round(float(r[m].replace(",", "")) * sc, 4)
+        row["tensor_active_pct"] = round(float(r["sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_active"]), 2)
+        row["ncu_us_per_row_per_sm"] = round(row["ncu_us"] / c["rows_per_sm"], 3)
+        table.append(row)
+        ins = load_source(src / f"ncu-source-{i}.csv")
+        sp = sections(ins, c, row["ncu_us"])
+        split_rows += [dict(variant=c["variant"], d=c["d"], **x) for x in sp]
+        text.append(f"== {c['variant']} d={c['d']} ({row['kernel']}): ncu {row['ncu_us']} us at {row['sm_ghz']} GHz, "
+                    f"{c['rows_per_sm']} rows/SM, {c['tiles_per_row']} tiles/row -> {row['ncu_us_per_row_per_sm']} "
+                    f"us per row per SM; L2 hit {row['l2_hit_pct']} %, DRAM read {row['dram_read_mb']} MB, issue "
+                    f"{row['issue_active_pct']} %, tensor pipe {row['tensor_active_pct']} % of active cycles")
+        for x in sp:
+            text.append(f"  {x['role']:<17} {x['section']:<58} {x['instructions']:5d} instr {x['samples']:7d} "
+                        f"{100 * x['share_of_role']:5.1f}% {x['us_per_row_per_sm']:8.3f} us/row/SM  [{x['top_stalls']}]")
+        text.extend(hot_lines(ins, c))
+    return table, split_rows, "\n".join(text) + "\n"
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--timeout-s", type=float, default=95.0)
+    ap.add_argument("--analyze", type=Path, default=None, help="a run's output folder: print the split")
+    ap.add_argument("--write", default=None, help="with --analyze: write PREFIX.csv (cases), PREFIX-split.csv")
+    ap.add_argument("--meta", default="", help="with --write: k=v|k=v columns added to every row")
     ap.add_argument("--driver", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.analyze is not None:
+        if not (args.analyze / "times.json").is_file():
+            print(f"ncu_rowcost: --analyze: {args.analyze} has no times.json", file=sys.stderr)
+            return 2
+        try:
+            meta = dict(kv.split("=", 1) for kv in args.meta.split("|") if kv)
+        except ValueError:
+            print(f"ncu_rowcost: --meta: want k=v|k=v, got {args.meta!r}", file=sys.stderr)
+            return 2
+        table, split_rows, text = analyze(args.analyze)
+        for row in table:
+            print(row)
+        print(text)
+        if args.write:
+            from fgsim.fileio import write_csv_atomic
+
+            write_csv_atomic(f"{args.write}.csv", [dict(r, **meta) for r in table])
+            write_csv_atomic(f"{args.write}-split.csv", [dict(r, **meta) for r in split_rows])
+        return 0
     if args.out is None:
         print("ncu_rowcost: --out is required", file=sys.stderr)
         return 2
