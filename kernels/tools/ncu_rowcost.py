@@ -97,7 +97,7 @@ def driver(out: Path) -> None:
 
 
 def run(out: Path, timeout_s: float) -> int:
-    """Prewarm + time (own process), ncu over the driver, export raw / details / source pages."""
+    """ncu over the driver (which builds, warms and times the cases first); export the raw and source pages."""
     from ncu_persistent import find_ncu
 
     t0 = time.perf_counter()
