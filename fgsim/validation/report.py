@@ -276,16 +276,16 @@ BANDS_PATH = Path(__file__).resolve().parents[1] / "data" / "transfer_bands.json
 #: data and the frozen list rescored, not blind; the blind summary and the extrapolation band derived from it stay
 RESCORED_PATH = SUMMARY_PATH.with_name("costmodel_summary_rescored.json")
 #: the frozen list of the newest blind scoring (SUMMARY_PATH) and what that scoring was made with (a fixed record)
-FROZEN_LIST = "test13"
-MODEL_LABEL = "revision 9 + calib11"
-#: the previous blind scoring (revision 9 + calib10 on its second frozen list, launch table d370267; development data
-#: since): the list test13's scoring is shown beside
-PREV_FROZEN_LIST = "test12"
+FROZEN_LIST = "test14"
+MODEL_LABEL = "revision 9 + calib12"
+#: the previous blind scoring (revision 9 + calib11 on test13, launch table 181d183; development data since): the list
+#: test14's scoring is shown beside
+PREV_FROZEN_LIST = "test13"
 #: the launch table calib11 and test13 were measured on (K's kernels-final note of session 13: the fg D=128 M=128 g1
 #: entry is the Gluon ws2 form with the list schedule)
 FINAL_TABLE = "181d183"
-BLIND_RECORD = (f"revision 9 with calibration calib11 on the final launch table {FINAL_TABLE} (see "
-                "validation/MODEL_NOTES.md, \"calib11 and test13\")")
+BLIND_RECORD = (f"revision 9 with calibration calib12 (calib11's fit; the fixed HBM-latency chase rows) on the final "
+                f"launch table {FINAL_TABLE} (see validation/MODEL_NOTES.md, \"Revision 10 of session 13\")")
 #: how a rescored frozen list is labelled
 RESCORED_LABEL = f"{FROZEN_LIST} rescored with a later calibration (not blind)"
 
@@ -356,21 +356,23 @@ def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None 
                      rev4: Mapping[str, Any] | None = None, rev5: Mapping[str, Any] | None = None,
                      rev5b: Mapping[str, Any] | None = None, rev6: Mapping[str, Any] | None = None,
                      rev7: Mapping[str, Any] | None = None, rev8: Mapping[str, Any] | None = None,
-                     rev9: Mapping[str, Any] | None = None, rev9b: Mapping[str, Any] | None = None) -> list[str]:
+                     rev9: Mapping[str, Any] | None = None, rev9b: Mapping[str, Any] | None = None,
+                     rev9c: Mapping[str, Any] | None = None) -> list[str]:
     """Per-axis table: the model before issue 10 | revisions 3, 4 and 5 on their frozen lists test4 / test5 / test6,
     blind | revision 5 with calibration calib7 on test7, blind | revision 6 with calibration calib8 on test8, blind |
     revision 7 with calibration calib9 on test9, blind | revision 8 with calibration calib9 on test10, blind | this
     model on the development data | revision 9 + calib10 on test11 (``rev9``) and on test12 (``rev9b``), blind |
-    this model (revision 9 + calib11) on FROZEN_LIST, blind. The rebuilt model's and
+    revision 9 + calib11 on test13 (``rev9c``), blind | this model (revision 9 + calib12) on FROZEN_LIST, blind. The rebuilt model's and
     revision 2's blind scorings are in REPORT.md's history sections."""
     lines = ["| axis | old model (issue 10, earlier data) | revision 3, frozen test4, blind | revision 4, frozen test5, "
              "blind | revision 5, frozen test6 (launch table ea5ad41, calib6), blind | revision 5 + calib7, frozen "
              "test7 (table 08559f8), blind | revision 6 + calib8, frozen test8 (table 05f21a8), blind | "
              "revision 7 + calib9, frozen test9 (table 9245ed4), blind | revision 8 + calib9, frozen test10 (table "
              "9245ed4), blind | revision 9 + calib10, frozen test11 (table d370267), blind | revision 9 + calib10, "
-             f"frozen test12 (same table and calibration), second blind test | {MODEL_LABEL}, development | "
+             f"frozen test12 (same table and calibration), second blind test | revision 9 + calib11, frozen test13 "
+             f"(table {FINAL_TABLE}), blind | {MODEL_LABEL}, development | "
              f"**{MODEL_LABEL}, frozen {FROZEN_LIST} (final table {FINAL_TABLE}), blind** | target |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     tgt = {"tuned": "<= 3 % per kernel, max <= 10 %", "config": "<= 5 %, max <= 15 %, within-what-if >= 0.9",
            "sm": "<= 5 %, max <= 15 %", "dtype": "—", "trace": "—", "bench": "—"}
     dev, test = summary.get("development", {}), summary.get("test", {})
@@ -383,12 +385,14 @@ def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None 
     r8 = (rev8 or {}).get("test", {})
     r9 = (rev9 or {}).get("test", {})
     r9b = (rev9b or {}).get("test", {})
+    r9c = (rev9c or {}).get("test", {})
     for ax, label in AXES:
-        if not any(ax in x for x in (dev, test, r3, r4, r5, r5b, r6, r7, r8, r9, r9b)):
+        if not any(ax in x for x in (dev, test, r3, r4, r5, r5b, r6, r7, r8, r9, r9b, r9c)):
             continue
         lines.append(f"| {label} | {OLD_MODEL.get(ax, '—')} | {_cell(r3.get(ax))} | {_cell(r4.get(ax))} | "
                      f"{_cell(r5.get(ax))} | {_cell(r5b.get(ax))} | {_cell(r6.get(ax))} | {_cell(r7.get(ax))} | "
-                     f"{_cell(r8.get(ax))} | {_cell(r9.get(ax))} | {_cell(r9b.get(ax))} | {_cell(dev.get(ax))} | "
+                     f"{_cell(r8.get(ax))} | {_cell(r9.get(ax))} | {_cell(r9b.get(ax))} | {_cell(r9c.get(ax))} | "
+                     f"{_cell(dev.get(ax))} | "
                      f"{_cell(test.get(ax))} | {tgt[ax]} |")
     return lines
 
@@ -458,6 +462,8 @@ REV8_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev8_test10.json")
 REV9_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev9_test11.json")
 #: revision 9 with calibration calib10: development + its second frozen list test12 (launch table d370267)
 REV9B_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev9_test12.json")
+#: revision 9 with calibration calib11: development + its frozen list test13 (final launch table 181d183)
+REV9C_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev9_test13.json")
 
 
 #: The earlier revisions' one blind scoring each, shown as history sections of REPORT.md: (name, record file,
@@ -486,6 +492,8 @@ HISTORY = (
     ("rev9b", REV9B_PATH, "revision 9 with calibration calib10: the one blind scoring of test12, its second frozen "
      "list (launch table d370267)", "Revision 9 with calibration calib10 (", "; launch table d370267",
      "test12 (revision 9 + calib10, blind)"),
+    ("rev9c", REV9C_PATH, "revision 9 with calibration calib11: the one blind scoring of test13 (final launch table "
+     "181d183)", "Revision 9 with calibration calib11 (", "; launch table 181d183", "test13 (revision 9 + calib11, blind)"),
 )
 
 
@@ -542,23 +550,36 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              "since revision 10's attempt, whose variants were judged on its errors; none was accepted, so the model "
              "and calibration did not change), `test12.csv`, revision 9 + calib10's second frozen list (framewin / dilated "
              "masks, N 13056/28160/17664/22272/20224/10496; committed unmeasured in 94debba, measured once alone on "
-             "launch table d370267, scored once (blind); development data since) and the **frozen test list** "
-             "`test13.csv` (committed unmeasured in 7589f67 before calib11 was measured and before the session's "
-             "L2-locality variant was evaluated): the tuned entries at D 64/128 x M 64/128 on column-stripe / "
+             "launch table d370267, scored once (blind); development data since), "
+             "`test13.csv`, calib11's frozen list (committed unmeasured in 7589f67 before calib11 was measured and "
+             "before the session's first L2-locality variant was evaluated; scored once (blind) with revision 9 + "
+             "calib11; development data since: the reuse-distance variant of revision 10 was judged on it): the "
+             "tuned entries at D 64/128 x M 64/128 on column-stripe / "
              "framewin / dilated masks at N 14080/27136, fp16 at every (D, M), launch what-ifs around dense D=64 M=64, "
              "fg D=128 M=64 and block D=128 M=128, persistent programs off / 1 / 2, SM partitions 32/100 (D=128 "
              "M=128) and 56 (D=64 M=128), two 21x30x52 DiT trace entries half way, and (axis `bench`) the fg D=128 "
              "M=128 g1 Gluon entry at benchmark-like shapes (H12 N32760 3-D windows, H12 N33272 with 512 text tokens, "
              "H40 N75600) with the list schedule on launch-ordered (`order: lpt`, the benchmarks' index) and natural "
              "indices, the walk on the launch-ordered index and the tl kernel on one; N and seeds used by no other "
-             "list outside the benchmark shapes. `test13.csv` was measured once in the same GPU call as calib11 on "
-             f"launch table {FINAL_TABLE} (`validation/costmodel_run13.sh`; its times not printed, not looked at) and "
-             f"scored once with {MODEL_LABEL}; nothing in the model or calibration changed after that scoring. "
-             "Calibration calib11 adds to calib10 the Gluon entry at benchmark-sized problems on uniform and "
-             "uniform-text masks (list / walk x launch-ordered / natural). "
+             "list outside the benchmark shapes) and the **frozen test list** `test14.csv` (committed unmeasured in "
+             "4082e31 before any revision-10 variant was evaluated): the benchmark generator's own masks "
+             "(`fgattn.masks.window_mask` 3-D windows on the Wan2.1 grid + 64 sinks, with and without 512 text "
+             "tokens; new seeds; no list took them before) and dilated / framewin / 3-D windows on the transfer axes "
+             "(tuned at D 64/128 x M 64/128 on N 13568/25344, fp16 on N 20736, launch what-ifs around fg D=64 M=128, "
+             "block D=64 M=64 and dense D=128 M=128, persistent programs off / 1 / 2, SM partitions 48/116 (D=128 "
+             "M=128) and 72 (D=64 M=64), two 21x30x52 DiT trace entries of pass 1) and (axis `bench`) the Gluon "
+             "entry on the benchmark masks at H12 N32760, H12 N33272 and H20 N32760, list on launch-ordered and "
+             "natural indices, walk launch-ordered, the tl kernel on one. `test14.csv` was measured once, alone, on "
+             f"launch table {FINAL_TABLE} (`validation/costmodel_run14.sh`, with the fixed HBM-latency chase; its "
+             f"times not printed, not looked at) and scored once with {MODEL_LABEL}; nothing in the model or "
+             "calibration changed after that scoring. Calibration calib11 adds to calib10 the Gluon entry at "
+             "benchmark-sized problems on uniform and uniform-text masks (list / walk x launch-ordered / natural); "
+             "calib12 is calib11 with its pointer-chase rows replaced by the fixed microbenchmark's (recorded, not "
+             "fitted: the same parameters). "
              "The fg g16 / g64 entries are not timed (the harness builds granularity-1 "
              "indices, without a launch order unless a case's options say `order: lpt`). "
-             "Revisions 1-8 and revision 9 + calib10 (test11, test12) scored their frozen lists once too; "
+             "Revisions 1-8, revision 9 + calib10 (test11, test12) and revision 9 + calib11 (test13) scored their "
+             "frozen lists once too; "
              "those numbers are kept below as history. All "
              "timings: CUDA graphs, 3 interleaved rounds, median per call; SM partitions: CUDA events around "
              "back-to-back calls on a green context with the GPU held busy while the host enqueues them (test3 "
@@ -594,9 +615,9 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                                "calibration_file": Path(cal.path).name}
     titles = {"development": "Development data: `dev.csv`, the first test list, `test3.csv`, `dev4.csv`, `test4.csv`, "
                              "the dev5 list three times (`dev5.csv`; `dev6.csv` on table ea5ad41; `dev7.csv` on table "
-                             "08559f8), `test5.csv` to `test12.csv` (used for model decisions; test6 to test12 only "
+                             "08559f8), `test5.csv` to `test13.csv` (used for model decisions; test6 to test13 only "
                              "after their one blind scoring)",
-              "test": f"Frozen test list `{FROZEN_LIST}.csv` (final launch table {FINAL_TABLE}, calibration calib11): "
+              "test": f"Frozen test list `{FROZEN_LIST}.csv` (final launch table {FINAL_TABLE}, calibration calib12): "
                       f"{MODEL_LABEL}, scored once, blind"}
     if rescore:
         titles["test"] = f"Frozen test list `{FROZEN_LIST}.csv`: {RESCORED_LABEL}"
@@ -633,19 +654,22 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
             lines += ["", f"Extrapolation band for other architectures (A100, L40S, B200): ±{band:.0f} % (twice the "
                       "worst p90 error of the tuned-config and SM-partition axes of the frozen test list; a what-if "
                       "launch config adds the config axis' error above)."]
-    prev = _read_json(REV9B_PATH)
+    prev = _read_json(REV9C_PATH)
     if not rescore and summary.get("test") and prev.get("test"):
-        lines += ["", f"## {FROZEN_LIST} ({MODEL_LABEL}, blind) beside {PREV_FROZEN_LIST} (revision 9 + calib10, "
+        lines += ["", f"## {FROZEN_LIST} ({MODEL_LABEL}, blind) beside {PREV_FROZEN_LIST} (revision 9 + calib11, "
                   "blind)", "",
                   f"The same model structure (revision 9) scored two frozen lists, each once and blind: "
-                  f"{PREV_FROZEN_LIST} with calibration calib10 on launch table d370267 (`validation/{REV9B_PATH.name}`,"
+                  f"{PREV_FROZEN_LIST} with calibration calib11 on launch table {FINAL_TABLE} "
+                  f"(`validation/{REV9C_PATH.name}`,"
                   " files " + ", ".join(f"`{f}`" for f in prev.get("test_files", []))
                   + f"; {prev.get('test_rows', 0)} rows) and {FROZEN_LIST}, scored by {BLIND_RECORD} "
                   f"(`validation/{SUMMARY_PATH.name}`, files "
                   + ", ".join(f"`{f}`" for f in summary.get("test_files", [])) + f"; {summary.get('test_rows', 0)} "
-                  f"rows): other masks, shapes and seeds; {FROZEN_LIST} adds the axis of the fg D=128 M=128 Gluon entry "
-                  "at benchmark shapes (list / walk schedules, launch-ordered / natural indices). Nothing in the model "
-                  "or calibration changed after the scoring. Spearman: over the tuned rows of a family; for launch "
+                  f"rows): other masks, shapes and seeds; {FROZEN_LIST} puts the benchmark generator's own masks "
+                  "(`fgattn.masks.window_mask`, new seeds) on the transfer axes and on the axis of the fg D=128 M=128 "
+                  "Gluon entry at benchmark shapes (list / walk schedules, launch-ordered / natural indices). Nothing "
+                  "in the model or calibration changed after the scoring (calib12 = calib11's fit: the chase rows it "
+                  "replaces are recorded, not fitted). Spearman: over the tuned rows of a family; for launch "
                   "configs the mean (and minimum) within-what-if Spearman over what-ifs of >= 3 configs.", ""]
         lines += second_blind_lines(summary["test"], prev["test"])
     if rescore:
@@ -675,13 +699,14 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                       + ", ".join(f"`{f}`" for f in rec.get("test_files", [])) + " once, blind; those rows are "
                       "development data above.", ""]
             lines += table_lines(rec["test"], label)
-    rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9, rev9b = (
-        history[k] for k in ("rev3", "rev4", "rev5", "rev5b", "rev6", "rev7", "rev8", "rev9", "rev9b"))
+    rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9, rev9b, rev9c = (
+        history[k] for k in ("rev3", "rev4", "rev5", "rev5b", "rev6", "rev7", "rev8", "rev9", "rev9b", "rev9c"))
     lines += ["", "## Per axis: old model, earlier revisions (blind), this model", "",
               "Targets (issue 10, frozen test set, H200): tuned configs MAPE <= 3 % per family, max <= 10 %, "
               "Spearman >= 0.98; non-default configs and SM partitions MAPE <= 5 %, max <= 15 %, within-what-if "
               "Spearman >= 0.9. Cells: fg / block / dense MAPE, the worst row's error.", ""]
-    lines += comparison_lines(blind if rescore else summary, rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9, rev9b)
+    lines += comparison_lines(blind if rescore else summary, rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9, rev9b,
+                              rev9c)
     if rescore:
         lines += ["", f"The last two columns are the development data and the blind scoring of {FROZEN_LIST}, both "
                   f"with {BLIND_RECORD}; the committed calibration's numbers are in the section above."]
