@@ -546,7 +546,7 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              "scoring: revision 9 changed the model after it; `test11.csv`, revision 9's first frozen list (text / "
              "column-stripe / 3-D window masks and two DiT trace entries no earlier list took, N "
              "11520/26880/15600/18944/24832; committed unmeasured in 0e4dac7, measured once in the same GPU call as "
-             f"calib10 on launch table {FINAL_TABLE}, scored once (blind) with revision 9 + calib10; development data "
+             "calib10 on launch table d370267, scored once (blind) with revision 9 + calib10; development data "
              "since revision 10's attempt, whose variants were judged on its errors; none was accepted, so the model "
              "and calibration did not change), `test12.csv`, revision 9 + calib10's second frozen list (framewin / dilated "
              "masks, N 13056/28160/17664/22272/20224/10496; committed unmeasured in 94debba, measured once alone on "
