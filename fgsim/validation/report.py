@@ -82,6 +82,7 @@ class CountsCache:
 
     def __init__(self) -> None:
         self._c: dict[str, dict[int, np.ndarray]] = {}
+        self._by_mask: dict[tuple[Any, ...], dict[int, np.ndarray]] = {}
         #: per (id of a row list, its length, gpu): the rows' grouping into plans, configs, GPUs and own compiled
         #: figures (a fit prices the same rows many times; the list is held so its id stays unique)
         self.groups: dict[tuple[int, int, str | None, str | None], tuple[Any, ...]] = {}
@@ -90,7 +91,13 @@ class CountsCache:
         key = f"{row['case_id']}|{row.get('_file', '')}|{row['block_m']}"
         if key not in self._c:
             case = case_from_row(dict(row), kernel=row["kernel"])
-            self._c[key] = case_counts(case, sorted({1, 16, 64, case.block_m}))
+            # rows of different cases on the same mask (schedules, orders, kernels of one mask) share its counts:
+            # the counts depend only on what generates the mask, so it is built once (seconds for the torch masks)
+            mask_key = (case.structure, case.n_tokens, case.heads, case.block_m, float(case.density), case.seed,
+                        case.trace, case.pass_index, case.layer)
+            if mask_key not in self._by_mask:
+                self._by_mask[mask_key] = case_counts(case, sorted({1, 16, 64, case.block_m}))
+            self._c[key] = self._by_mask[mask_key]
         d = self._c[key]
         return d[n if n in d else 1]
 
