@@ -185,6 +185,40 @@ def compile_list_sm90(dtype: str = "bf16") -> Any:
     return g.compile_sm90(g._fg_gluon_ws2, _constexprs(), dtype, g.BLOCK_M, g.HEAD_DIM, ws2=True)
 
 
+def prepare_list_call(q: Any, k: Any, v: Any, index: Any, *, layout: str, sm_scale: float | None, out: Any,
+                      plan: Any, programs: int | None, fail: Any = _fail) -> tuple[Any, Any, Any, Any, float]:
+    """The checks and host set-up every list-scheduled ws2 launch shares (this module's and the research forms'):
+    -> (the call's Gluon plan, the row plan (built here if None), out, Q's tensor descriptor, softmax scale).
+    ``fail`` raises the caller's error (its module name in the message)."""
+    import torch
+
+    if _GLUON_ERR is not None:
+        fail(f"this Triton has no usable Gluon Hopper API ({_GLUON_ERR})")
+    if not isinstance(q, torch.Tensor) or q.device.type != "cuda":
+        fail("q must be a CUDA tensor (no CPU / interpreter path)")
+    if torch.cuda.get_device_capability(q.device)[0] != 9:
+        fail("needs an sm_90 GPU (Hopper: wgmma, TMA)")
+    sms = torch.cuda.get_device_properties(q.device).multi_processor_count if programs is None else programs
+    p = _g.plan_gluon(q, k, v, index, layout=layout, form="ws2", sms=sms)
+    if plan is None:
+        plan = plan_ws2_list(index, programs=p.grid)
+    if (plan.n_rows, plan.lanes) != (p.n_rows, 1) or plan.start.numel() != plan.programs + 1:
+        fail(f"plan is for {plan.n_rows} rows / {plan.lanes} lanes, the call has {p.n_rows} rows (lanes 1)")
+    if plan.rows.device != q.device:
+        fail(f"plan is on {plan.rows.device}, q on {q.device}")
+    if out is None:
+        out = torch.empty_like(q)
+    elif out.shape != q.shape or out.dtype != q.dtype or out.stride(-1) != 1:
+        fail("out must match q's shape and dtype with a contiguous head dimension")
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    box = [1, 1, _g.BLOCK_M // 2, _g.HEAD_DIM]
+    q_layout = gl.NVMMASharedLayout.get_default_for(box, gl.bfloat16 if q.dtype == torch.bfloat16 else gl.float16)
+    q_desc = TensorDescriptor(q, [p.batch, p.heads, p.n_q, _g.HEAD_DIM], [*_g._strides(q, layout), 1], box, q_layout)
+    scale = (1.0 / math.sqrt(_g.HEAD_DIM)) if sm_scale is None else float(sm_scale)
+    return p, plan, out, q_desc, scale
+
+
 def fg_attention_gluon_list(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd",
                             sm_scale: float | None = None, out: Any = None, plan: Any = None,
                             programs: int | None = None) -> Any:
@@ -193,32 +227,8 @@ def fg_attention_gluon_list(q: Any, k: Any, v: Any, index: Any, *, layout: str =
     the host and so cannot run under CUDA-graph capture).  Same output as the table entry (q's layout and dtype;
     zeros for a query block with no kept key).  ``programs``: grid size when the plan is built here (default the
     SM count)."""
-    import torch
-
-    if _GLUON_ERR is not None:
-        _fail(f"this Triton has no usable Gluon Hopper API ({_GLUON_ERR})")
-    if not isinstance(q, torch.Tensor) or q.device.type != "cuda":
-        _fail("q must be a CUDA tensor (no CPU / interpreter path)")
-    if torch.cuda.get_device_capability(q.device)[0] != 9:
-        _fail("needs an sm_90 GPU (Hopper: wgmma, TMA)")
-    sms = torch.cuda.get_device_properties(q.device).multi_processor_count if programs is None else programs
-    p = _g.plan_gluon(q, k, v, index, layout=layout, form="ws2", sms=sms)
-    if plan is None:
-        plan = plan_ws2_list(index, programs=p.grid)
-    if (plan.n_rows, plan.lanes) != (p.n_rows, 1) or plan.start.numel() != plan.programs + 1:
-        _fail(f"plan is for {plan.n_rows} rows / {plan.lanes} lanes, the call has {p.n_rows} rows (lanes 1)")
-    if plan.rows.device != q.device:
-        _fail(f"plan is on {plan.rows.device}, q on {q.device}")
-    if out is None:
-        out = torch.empty_like(q)
-    elif out.shape != q.shape or out.dtype != q.dtype or out.stride(-1) != 1:
-        _fail("out must match q's shape and dtype with a contiguous head dimension")
-    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
-
-    box = [1, 1, _g.BLOCK_M // 2, _g.HEAD_DIM]
-    q_layout = gl.NVMMASharedLayout.get_default_for(box, gl.bfloat16 if q.dtype == torch.bfloat16 else gl.float16)
-    q_desc = TensorDescriptor(q, [p.batch, p.heads, p.n_q, _g.HEAD_DIM], [*_g._strides(q, layout), 1], box, q_layout)
-    scale = (1.0 / math.sqrt(_g.HEAD_DIM)) if sm_scale is None else float(sm_scale)
+    p, plan, out, q_desc, scale = prepare_list_call(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,
+                                                    plan=plan, programs=programs)
     st = _g._strides
     _g._fg_gluon_ws2[(plan.programs,)](
         q_desc, k, v, out, index.offsets, index.indices, plan.rows, plan.start, scale * 1.4426950408889634,

@@ -30,7 +30,6 @@ The row / softmax helpers are :mod:`fgattn.gluon_fg`'s own jit functions; the ro
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 __all__ = ["KNOBS", "VARIANT_KNOBS", "check_rowpipe_knobs", "compile_rowpipe_sm90", "fg_attention_gluon_rowpipe"]
@@ -434,36 +433,13 @@ def fg_attention_gluon_rowpipe(q: Any, k: Any, v: Any, index: Any, *, layout: st
     host and so cannot run under CUDA-graph capture).  Same output as the table entry (q's layout and dtype; zeros
     for a query block with no kept key) unless ``diag_l2`` (a timing diagnostic: wrong keys gathered).
     ``programs``: grid size when the plan is built here (default the SM count)."""
-    import torch
 
     from .gluon_fg import CONSUMER_REGS, PRODUCER_REGS
-    from .gluon_fg_list import plan_ws2_list
+    from .gluon_fg_list import prepare_list_call
 
     meta = check_rowpipe_knobs(rowpipe, prefetch_q, diag_l2)
-    if _GLUON_ERR is not None:
-        _fail(f"this Triton has no usable Gluon Hopper API ({_GLUON_ERR})")
-    if not isinstance(q, torch.Tensor) or q.device.type != "cuda":
-        _fail("q must be a CUDA tensor (no CPU / interpreter path)")
-    if torch.cuda.get_device_capability(q.device)[0] != 9:
-        _fail("needs an sm_90 GPU (Hopper: wgmma, TMA)")
-    sms = torch.cuda.get_device_properties(q.device).multi_processor_count if programs is None else programs
-    p = _g.plan_gluon(q, k, v, index, layout=layout, form="ws2", sms=sms)
-    if plan is None:
-        plan = plan_ws2_list(index, programs=p.grid)
-    if (plan.n_rows, plan.lanes) != (p.n_rows, 1) or plan.start.numel() != plan.programs + 1:
-        _fail(f"plan is for {plan.n_rows} rows / {plan.lanes} lanes, the call has {p.n_rows} rows (lanes 1)")
-    if plan.rows.device != q.device:
-        _fail(f"plan is on {plan.rows.device}, q on {q.device}")
-    if out is None:
-        out = torch.empty_like(q)
-    elif out.shape != q.shape or out.dtype != q.dtype or out.stride(-1) != 1:
-        _fail("out must match q's shape and dtype with a contiguous head dimension")
-    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
-
-    box = [1, 1, _g.BLOCK_M // 2, _g.HEAD_DIM]
-    q_layout = gl.NVMMASharedLayout.get_default_for(box, gl.bfloat16 if q.dtype == torch.bfloat16 else gl.float16)
-    q_desc = TensorDescriptor(q, [p.batch, p.heads, p.n_q, _g.HEAD_DIM], [*_g._strides(q, layout), 1], box, q_layout)
-    scale = (1.0 / math.sqrt(_g.HEAD_DIM)) if sm_scale is None else float(sm_scale)
+    p, plan, out, q_desc, scale = prepare_list_call(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,
+                                                    plan=plan, programs=programs, fail=_fail)
     st = _g._strides
     _fg_gluon_ws2_rowpipe[(plan.programs,)](
         q_desc, q, k, v, out, index.offsets, index.indices, plan.rows, plan.start, scale * 1.4426950408889634,
