@@ -636,6 +636,82 @@ class ClockSampler:
         self._stop.set()
 
 
+class NvmlClock:
+    """The SM clock (MHz) of CUDA device 0 read through NVML (``libnvidia-ml.so.1`` by ctypes; no Python package),
+    polled while a case's timed replays run (:func:`replay_ms`): the per-cell clock under load.  ``ok`` is False
+    where NVML cannot be loaded (then no per-cell clock is recorded)."""
+
+    NVML_CLOCK_SM = 1
+
+    def __init__(self) -> None:
+        import ctypes
+
+        self.ok = False
+        try:
+            self._lib = ctypes.CDLL("libnvidia-ml.so.1")
+            if self._lib.nvmlInit_v2() != 0:
+                return
+            self._h = ctypes.c_void_p()
+            if self._lib.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(self._h)) != 0:
+                return
+            self._v = ctypes.c_uint()
+            self._ref = ctypes.byref(self._v)
+            self.ok = self.sm_mhz() is not None
+        except OSError:
+            self.ok = False
+
+    def sm_mhz(self) -> int | None:
+        """The current SM clock in MHz, or None if NVML failed."""
+        if self._lib.nvmlDeviceGetClockInfo(self._h, self.NVML_CLOCK_SM, self._ref) != 0:
+            return None
+        return int(self._v.value)
+
+
+#: module functions that launch a Gluon form: (module name, function) -> the route label of a case that calls it
+GLUON_LAUNCHES = {("fgattn.gluon_contig", "contig_attention_gluon"): "gluon contig",
+                  ("fgattn.gluon_fg_list", "fg_attention_gluon_list"): "gluon list",
+                  ("fgattn.gluon_fg", "fg_attention_gluon"): "gluon walk"}
+
+
+class CaptureLaunches:
+    """Counts the Gluon launches recorded into CUDA graphs (calls made while the current stream is capturing), per
+    launching function of :data:`GLUON_LAUNCHES`: the evidence of which form a captured case really runs."""
+
+    def __init__(self) -> None:
+        import importlib
+
+        self.n: dict[str, int] = {}
+        for (mod_name, fn_name), label in GLUON_LAUNCHES.items():
+            mod = importlib.import_module(mod_name)
+            fn = getattr(mod, fn_name)
+            if getattr(fn, "_bench_counted", False):
+                fn = fn._bench_inner
+            self.n[label] = 0
+
+            def counted(*a, _fn=fn, _label=label, **kw):
+                if torch.cuda.is_current_stream_capturing():
+                    self.n[_label] += 1
+                return _fn(*a, **kw)
+
+            counted._bench_counted = True  # type: ignore[attr-defined]
+            counted._bench_inner = fn  # type: ignore[attr-defined]
+            setattr(mod, fn_name, counted)
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self.n)
+
+    def route(self, before: dict[str, int], calls: int) -> str:
+        """The captured route of one case since ``before``: 'gluon contig 2/2' style, 'tl' when no Gluon launch
+        was captured, 'mixed ...' otherwise (the list form may call the walk's launcher: the list label wins)."""
+        got = {k: v - before.get(k, 0) for k, v in self.n.items() if v - before.get(k, 0)}
+        if not got:
+            return "tl"
+        for label in ("gluon contig", "gluon list", "gluon walk"):
+            if got.get(label) == calls and sum(got.values()) in (calls, 2 * calls):
+                return f"{label} {calls}/{calls} captured"
+        return "mixed " + ", ".join(f"{k} {v}/{calls}" for k, v in got.items())
+
+
 def capture(fn, sets: list[tuple]):
     """CUDA graph of one ``fn`` call per input set (warm-up on a side stream first); returns (graph, calls)."""
     s = torch.cuda.Stream()
@@ -653,25 +729,38 @@ def capture(fn, sets: list[tuple]):
     return g, len(sets)
 
 
-def replay_ms(g, calls: int, reps: int) -> float:
-    """Mean ms per call over ``reps`` back-to-back replays (CUDA events)."""
+def replay_ms(g, calls: int, reps: int, clock: NvmlClock | None = None, mhz: list[int] | None = None) -> float:
+    """Mean ms per call over ``reps`` back-to-back replays (CUDA events); with ``clock``, the SM clock is polled
+    (about every ms, into ``mhz``) until the replays finish: the clock while this case runs."""
     a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     a.record()
     for _ in range(reps):
         g.replay()
     b.record()
+    if clock is not None and mhz is not None:
+        while not b.query():
+            v = clock.sm_mhz()
+            if v:
+                mhz.append(v)
+            time.sleep(0.001)
     torch.cuda.synchronize()
     return a.elapsed_time(b) / (reps * calls)
 
 
 def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, target_ms: float,
-                 shuffle_seed: int | None = None) -> None:
+                 shuffle_seed: int | None = None, clock: NvmlClock | None = None,
+                 launches: CaptureLaunches | None = None) -> None:
     """Capture every case, then ``rounds`` interleaved rounds (the cases in list order each round, or in a fresh
     random order per round with ``shuffle_seed``); fills case['ms'] (per-round list, round r at index r) and
-    case['reps']."""
+    case['reps']; with ``clock`` case['mhz'] (SM clock samples during the case's replays, all rounds); with
+    ``launches`` case['route'] (the Gluon launches recorded into its graph)."""
     for c in cases:
+        c["mhz"] = []
         try:
+            before = launches.snapshot() if launches is not None else {}
             c["graph"], c["calls"] = capture(c["fn"], sets)
+            if launches is not None:
+                c["route"] = launches.route(before, c["calls"])
             est = replay_ms(c["graph"], c["calls"], 1) * c["calls"]  # ms per replay
             c["reps"] = max(1, min(50, math.ceil(target_ms / max(est, 1e-3))))
             # untimed replays before each timed one: >= 30 ms of this kernel, so the SM clock settles to
@@ -680,6 +769,7 @@ def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, ta
             c["ms"] = []
         except Exception as e:  # noqa: BLE001
             print(f"[final] capture failed for {c['kernel']} {c.get('pattern')} {c.get('dt')}: {e!r}"[:400], flush=True)
+            c["route"] = "eager (capture failed)"
             c["graph"] = None
             c["ms"] = []
             c["reps"] = "do_bench"
@@ -693,7 +783,7 @@ def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, ta
             if c["graph"] is not None:
                 for _ in range(c["warm"]):
                     c["graph"].replay()
-                c["ms"].append(replay_ms(c["graph"], c["calls"], c["reps"]))
+                c["ms"].append(replay_ms(c["graph"], c["calls"], c["reps"], clock, c["mhz"]))
             else:  # not capturable: plain event timing of eager calls (marked in the reps column)
                 try:
                     c["ms"].append(bench(c["fn"], sets, warmup=5, rep=max(20, int(target_ms))))
@@ -713,7 +803,8 @@ PREVIOUS_KEYS = (("fg", "h200", 128, 128, 1), ("fg", "h200", 128, 128, 16), ("fg
 
 FINAL_COLS = ["shape", "kernel", "pattern", "density_target", "density", "H", "N", "n_text", "D", "M", "gran_n",
               "ms", "ms_min", "ms_max", "ms_q1", "ms_q3", "rounds", "reps", "eff_tflops", "ratio_vs_cudnn", "ratio_min", "ratio_max",
-              "speedup_vs_cudnn", "config", "clocks_under_load", "timing", "statistic"]
+              "speedup_vs_cudnn", "config", "clocks_under_load", "timing", "statistic",
+              "route", "sm_mhz", "sm_mhz_min", "sm_mhz_max", "sm_mhz_n", "ms_rounds"]
 
 
 def quartiles(xs: list[float]) -> tuple[float, float]:
@@ -729,13 +820,33 @@ def quartiles(xs: list[float]) -> tuple[float, float]:
     return at(0.25), at(0.75)
 
 
+#: densities at which ``--contig-variants`` times the contig (216/64) form beside the entry's (every D128 shape has them)
+CONTIG_VARIANT_DENSITIES = (0.02, 0.1, 0.5)
+
+
+def contig_variant(cfg: launch.LaunchConfig) -> launch.LaunchConfig | None:
+    """The entry ``cfg`` as helper D's form ``contig`` (regs [216, 64], no ping-pong, the entry's pipeline) when it
+    is an ``impl: gluon`` contig entry with other knobs, else None (``--contig-variants``)."""
+    g = cfg.extra.get("gluon", {}) if cfg.impl == "gluon" else {}
+    if g.get("form") != "contig":
+        return None
+    knobs = {**g, "regs": [216, 64], "pingpong": False}
+    if knobs == g:
+        return None
+    return dataclasses.replace(cfg, extra={**cfg.extra, "gluon": knobs}, source="--contig-variants: regs 216/64")
+
+
 def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_text: int, d: int, densities,
                 m64: tuple = (), grans: tuple = (), with_flex: bool = False, with_previous: bool = False, rounds: int = 3,
                 target_ms: float = 20.0, pattern: str = "window",
-                shuffle_seed: int | None = None) -> list[dict[str, Any]]:
+                shuffle_seed: int | None = None, contig_variants: bool = False, cell_clock: NvmlClock | None = None,
+                launches: CaptureLaunches | None = None) -> list[dict[str, Any]]:
     """Interleaved graph-timed rounds at one shape: cuDNN, fg_dense, then per density fg (M=128, g=1),
     block128 and Flex BlockMask, plus fg at M=64 (densities ``m64``) and gran_n 16/64 (``grans``); with
-    ``shuffle_seed`` the cases run in a fresh random order every round."""
+    ``shuffle_seed`` the cases run in a fresh random order every round.  A changed dense / block entry runs its
+    previous one beside it (``*_previous``, every density); ``contig_variants`` adds the contig (216/64) form of a
+    contig entry (``*_contig216``, :data:`CONTIG_VARIANT_DENSITIES`).  Every row records its captured route
+    (:class:`CaptureLaunches`) and, with ``cell_clock``, the SM clock sampled during its own replays."""
     from fgattn.masks import with_text
 
     n = n_video + n_text
@@ -755,8 +866,13 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
         pdcfg = PREVIOUS[("dense", d, 128, 1)]
         add("fg_dense_previous", lambda q, k, v: fgattn.dense_attention(q, k, v, config=pdcfg, out=out_buf),
             cfg=cfg_str(pdcfg))
+    vdcfg = contig_variant(dcfg) if contig_variants else None
+    if vdcfg is not None:
+        add("fg_dense_contig216", lambda q, k, v: fgattn.dense_attention(q, k, v, config=vdcfg, out=out_buf),
+            cfg=cfg_str(vdcfg))
     fcfg = resolve_config("fg", sets[0][0], 128, 1)
     bcfg = resolve_config("block", sets[0][0], 128)
+    vbcfg = contig_variant(bcfg) if contig_variants else None
 
     def video_mask(m: int, dt_: float) -> torch.Tensor:
         torch.manual_seed(int(dt_ * 1000) + 7)
@@ -786,10 +902,13 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
             add("fg_attention_previous", lambda q, k, v, idx=idx, pcfg=pcfg: fgattn.fg_attention(
                 q, k, v, idx, block_m=128, config=pcfg, out=out_buf), dt_, idx.density(n), 128, 1, cfg_str(pcfg),
                 pattern)
-        if ("block", d, 128, 128) in PREVIOUS and with_previous and dt_ <= 0.3:
+        if ("block", d, 128, 128) in PREVIOUS:  # the block entry changed: its previous one at every density
             pbcfg = PREVIOUS[("block", d, 128, 128)]
             add("fg_block128_previous", lambda q, k, v, bidx=bidx, pbcfg=pbcfg: fgattn.block_sparse_attention(
                 q, k, v, bidx, config=pbcfg, out=out_buf), dt_, bidx.density(n), 128, 128, cfg_str(pbcfg), pattern)
+        if vbcfg is not None and dt_ in CONTIG_VARIANT_DENSITIES:
+            add("fg_block128_contig216", lambda q, k, v, bidx=bidx: fgattn.block_sparse_attention(
+                q, k, v, bidx, config=vbcfg, out=out_buf), dt_, bidx.density(n), 128, 128, cfg_str(vbcfg), pattern)
         if dt_ in grans:
             for g in (16, 64):
                 gidx = fgattn.build_index(mask, block_m=128, gran_n=g, order=True)
@@ -843,7 +962,7 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
             del mask64
     torch.cuda.empty_cache()
     t0 = time.time()
-    timed_rounds(cases, sets, rounds, target_ms, shuffle_seed=shuffle_seed)
+    timed_rounds(cases, sets, rounds, target_ms, shuffle_seed=shuffle_seed, clock=cell_clock, launches=launches)
     clk = clocks.window(t0, time.time())
     base = next(c for c in cases if c["kernel"] == "sdpa_cudnn")
     shape = f"H{h} N{n_video}" + (f"+{n_text}text" if n_text else "") + f" D{d}"
@@ -869,11 +988,20 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
                             else "")
                          + f" x {c['reps']} timed replays after {c.get('warm', 0)} untimed (>= 30 ms), events"),
                  statistic="median over rounds (min, max; ms_q1/ms_q3 quartiles); ratio = density * t_cuDNN / t "
-                           "per round")
+                           "per round",
+                 route=c.get("route", ""), ms_rounds=";".join(f"{x:.4f}" for x in c["ms"]))
+        mhz = sorted(c.get("mhz", []))
+        if mhz:  # the SM clock NVML read while this case's replays ran (all rounds): median, min, max, samples
+            r.update(sm_mhz=mhz[len(mhz) // 2], sm_mhz_min=mhz[0], sm_mhz_max=mhz[-1], sm_mhz_n=len(mhz))
+        if c["cfg"] and c["kernel"] not in ("sdpa_cudnn", "flex_block128") and '"impl": "gluon"' in c["cfg"] \
+                and not r["route"].startswith("gluon"):
+            print(f"[final] ROUTE: {c['kernel']} d={c['dt']} has a Gluon entry but its graph captured {r['route']!r}",
+                  flush=True)
         rows.append(r)
         writer.writerow({**r, **meta})
         print(f"[final] {shape:<22} {c['kernel']:<26} M{c['M']:<3} g{c['gran']:<3} d={c['dt']:<5} act={c['dens']:.3f} "
-              f"{med:9.3f} ms  x{r['ratio_vs_cudnn']:.3f} ({r['ratio_min']:.3f}-{r['ratio_max']:.3f})", flush=True)
+              f"{med:9.3f} ms  x{r['ratio_vs_cudnn']:.3f} ({r['ratio_min']:.3f}-{r['ratio_max']:.3f}) "
+              f"{r.get('sm_mhz', '')} MHz {r['route']}", flush=True)
     print(f"[final] {shape} done in {time.time() - t_start:.1f}s; clocks {clk}", flush=True)
     cases.clear()
     torch.cuda.empty_cache()
@@ -1395,6 +1523,10 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
     meta = dict(meta, tune_csv=tune_name)
     path = out_dir / f"kernels-h200-{meta['date'][:10]}-issue12{args.tag}.csv"
     clocks = ClockSampler(1.0)
+    cell_clock = NvmlClock()
+    print(f"[final] per-cell SM clock: {'NVML, polled during each case' if cell_clock.ok else 'not available'}",
+          flush=True)
+    launches = CaptureLaunches()
     done: list[dict[str, Any]] = []
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FINAL_COLS + list(meta), extrasaction="ignore")
@@ -1405,7 +1537,9 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
                 continue
             seed = None if args.bench_shuffle_seed is None else args.bench_shuffle_seed + si
             done.extend(final_shape(w, meta, clocks, **{**sh, "with_flex": sh.get("with_flex", False)
-                                                        and not args.no_flex, "shuffle_seed": seed}))
+                                                        and not args.no_flex, "shuffle_seed": seed},
+                                    contig_variants=args.contig_variants,
+                                    cell_clock=cell_clock if cell_clock.ok else None, launches=launches))
             f.flush()
             print(f"[time] {time.perf_counter() - t0:.1f}s", flush=True)
     clocks.stop()
@@ -1420,11 +1554,23 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
         print(f"{shape:<22} {kern:<26} M{m:<3} g{g:<3} " + " ".join(vals), flush=True)
 
 
+def contig_table_error() -> str | None:
+    """Why the launch table in use cannot serve ``--check-contig`` (its dense / block h200 D128 M128 entries must be
+    Gluon form contig: gpu_check_kernels.py's own rule), or None."""
+    for kind in ("dense", "block"):
+        e = launch.launch_config(kind, "h200", 128, 128)
+        if e.impl != "gluon" or e.extra["gluon"].get("form") != "contig":
+            return (f"the {kind} h200 D128 M128 entry of {launch.table_file()} is impl {e.impl}, not Gluon form contig "
+                    "(set FGATTN_LAUNCH_TABLE, e.g. kernels/logs/launch_configs-candidate-contig.json)")
+    return None
+
+
 def check_command(args) -> list[str]:
     """The ``gpu_check_kernels.py`` command ``--final`` runs."""
     return ([sys.executable, str(ROOT / "validation" / "gpu_check_kernels.py"), "--workers", "16"]
             + (["--lite"] if args.check_lite else []) + (["--table"] if args.check_table else [])
-            + (["--gluon", str(args.check_gluon)] if args.check_gluon else []))
+            + (["--gluon", str(args.check_gluon)] if args.check_gluon else [])
+            + (["--contig", str(args.check_contig)] if args.check_contig else []))
 
 
 def dry_run(args) -> None:
@@ -1444,6 +1590,17 @@ def dry_run(args) -> None:
         for i, sh in enumerate(final_plan(args)):
             print(f"[dry-run] bench {i}: H{sh['h']} N{sh['n_video']}+{sh['n_text']} D{sh['d']} "
                   f"rounds {sh.get('rounds', 3)} densities {list(sh['densities'])}")
+        print(f"[dry-run] launch table {launch.table_file()}")
+        for key in PREVIOUS_KEYS if args.previous_table else ():
+            now, was = launch.launch_config(*key), launch.launch_config(*key, table_path=args.previous_table)
+            if (now.block_n, now.num_stages, now.num_warps, now.extra) != (was.block_n, was.num_stages,
+                                                                         was.num_warps, was.extra):
+                print(f"[dry-run] previous entry timed beside the current one: {key} impl {now.impl} -> previous "
+                      f"{was.impl} {json.dumps(was.extra, sort_keys=True)}")
+        for kind in ("dense", "block") if args.contig_variants else ():
+            v = contig_variant(launch.launch_config(kind, "h200", 128, 128))
+            print(f"[dry-run] contig variant {kind}: " + (json.dumps(v.extra["gluon"], sort_keys=True) if v else
+                                                         "none (the entry is not a contig entry with other knobs)"))
     print("[dry-run] arguments valid; nothing run")
 
 
@@ -1500,6 +1657,12 @@ def main() -> None:
     ap.add_argument("--check-table", action="store_true", help="--final: gpu_check_kernels.py --table")
     ap.add_argument("--check-gluon", type=int, default=0, metavar="N",
                     help="--final: gpu_check_kernels.py --gluon N (N random cases on the Gluon form, impl gluon)")
+    ap.add_argument("--check-contig", type=int, default=0, metavar="N",
+                    help="--final: gpu_check_kernels.py --contig N (N random dense / block / fg cases through the public "
+                         "entry points; the table must have Gluon contig entries)")
+    ap.add_argument("--contig-variants", action="store_true",
+                    help="--final benchmark: a Gluon contig dense / block entry also as form contig with regs 216/64, "
+                         "no ping-pong (*_contig216 rows; block at d 0.02 / 0.1 / 0.5)")
     ap.add_argument("--dry-run", action="store_true",
                     help="validate the arguments, print the candidates / plan and the gpu_check command; no GPU")
     ap.add_argument("--previous-table", default=None,
@@ -1555,6 +1718,12 @@ def main() -> None:
         sys.exit(2)
     if args.check_gluon < 0:
         print(f"bench_kernels: --check-gluon {args.check_gluon}: must be >= 0", file=sys.stderr)
+        sys.exit(2)
+    if args.check_contig < 0:
+        print(f"bench_kernels: --check-contig {args.check_contig}: must be >= 0", file=sys.stderr)
+        sys.exit(2)
+    if args.check_contig and not args.no_check and (why := contig_table_error()):
+        print(f"bench_kernels: --check-contig: {why}", file=sys.stderr)
         sys.exit(2)
     if args.dry_run:
         dry_run(args)
