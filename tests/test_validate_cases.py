@@ -64,6 +64,7 @@ def test_committed_case_lists_are_the_generators_output_and_disjoint() -> None:
     _check_test12(lists, t8, t9)
     _check_test13(lists, t8, t9)
     _check_test14(lists, t8, t9)
+    _check_test15(lists, t8, t9)
     t7 = lists["test7"]
     before7 = [c for s in ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6") for c in lists[s]]
     assert not {c.n_tokens for c in t7} & {c.n_tokens for c in before7}, "test7 repeats an N of another list"
@@ -270,6 +271,66 @@ def _check_test14(lists: dict[str, list[vc.Case]], t8: list[vc.Case], t9: list[v
     for c in bench:  # every launch-ordered list row has its natural-order twin on the same mask
         if sched[c.case_id] == ("list", "lpt"):
             assert any(b.seed == c.seed and sched[b.case_id] == ("list", "natural") for b in bench)
+
+
+def _check_test15(lists: dict[str, list[vc.Case]], t8: list[vc.Case], t9: list[vc.Case]) -> None:
+    """test15 (session 14): the generator's bytes, disjoint from every earlier list (N and seeds outside the benchmark
+    shapes, trace entries), every transfer axis, the two new mask families, the dense / block D=128 M=128 entries
+    and the fg Gluon entry on the bench axis."""
+    import importlib.util
+    import json
+    from dataclasses import replace
+
+    earlier = [vc.load_case_list(s) for s in ("test10", "test11", "test12", "test13", "test14")]
+    t15 = vc.load_case_list("test15")
+    gen15 = [replace(c, trace=vc.repo_path(c.trace)) for c in vc.generate("test15")]
+    assert [vc.case_row(c) for c in t15] == [vc.case_row(c) for c in gen15], "test15.csv differs"
+    spec = importlib.util.spec_from_file_location("make_test15", REPO / "validation" / "cases" / "make_test15.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)  # type: ignore[union-attr]
+    assert gen.render() == (REPO / "validation" / "cases" / "test15.csv").read_text(), "test15.csv differs (bytes)"
+    assert len(t15) == 42 and sum(len(c.kernels) for c in t15) == 76 and "test15" in vc.SPLITS
+    vc.check_disjoint([*lists.values(), t8, t9, *earlier, t15])
+    before = [c for cl in lists.values() for c in cl] + t8 + t9 + [c for cl in earlier for c in cl]
+    synth = [c for c in t15 if c.structure != "trace" and not (c.axis == "bench" and c.n_tokens in (32760, 33272))]
+    assert not {c.n_tokens for c in synth} & {c.n_tokens for c in before}, "test15 repeats an N of another list"
+    assert not {c.seed for c in t15 if c.structure != "trace"} & {c.seed for c in before}, "test15 repeats a seed"
+    traces = {(c.trace, c.pass_index, c.layer) for c in t15 if c.structure == "trace"}
+    assert len(traces) == 2 and not traces & {(c.trace, c.pass_index, c.layer) for c in before}
+    assert {(c.head_dim, c.block_m) for c in t15 if c.axis in ("tuned", "dtype")} == set(vc.DM)
+    assert {c.dtype for c in t15} == {"bf16", "fp16"} and {c.structure for c in t15} <= set(vc.TEST15_STRUCTURES)
+    assert not {c.structure for c in before} & set(vc.TEST15_NEW_STRUCTURES), "a new family was in a list before"
+    assert set(vc.TEST15_NEW_STRUCTURES) <= {c.structure for c in t15 if c.axis == "tuned"}
+    cfg = [c for c in t15 if c.axis == "config" and c.block_n]
+    assert {c.block_n for c in cfg} == {32, 64, 128} and {c.num_stages for c in cfg} == {2, 3, 4}
+    assert {c.num_warps for c in cfg} == {4, 8}
+    assert {(c.persistent, c.programs_per_sm) for c in t15 if c.persistent >= 0} == set(vc.PERSISTENT_SETTINGS)
+    assert {c.sm_count for c in t15 if c.axis == "sm"} == {40, 124, 88}
+    bench = [c for c in t15 if c.axis == "bench"]
+    contig = [c for c in bench if c.kernels != ("fg",)]
+    assert {c.kernels for c in contig} == {("block",), ("dense",)}
+    assert all((c.head_dim, c.block_m) == (128, 128) for c in bench)
+    fg = [c for c in bench if c.kernels == ("fg",)]
+    sched = {c.case_id: (json.loads(c.options).get("gluon", {}).get("schedule"), vc.case_order(c)) for c in fg}
+    assert set(sched.values()) == {("list", "lpt"), ("list", "natural"), ("walk", "lpt")}
+
+
+def test_radial_and_causalwin_masks() -> None:
+    """The test15 families: deterministic per seed, more keys at a higher density, radial's window shrinks with the
+    frame distance (a query block's own frame keeps the most keys), causalwin keeps frame 0 and no later frame."""
+    n, fr = 1560 * 6, 1560
+    for fam in vc.TEST15_NEW_STRUCTURES:
+        lo = vc.case_mask(vc.Case("x", "test15", fam, n, 2, 64, 64, 0.05, 41))
+        hi = vc.case_mask(vc.Case("x", "test15", fam, n, 2, 64, 64, 0.4, 41))
+        assert np.array_equal(lo, vc.case_mask(vc.Case("x", "test15", fam, n, 2, 64, 64, 0.05, 41)))
+        assert hi.mean() > lo.mean() > 0
+    r = vc.case_mask(vc.Case("x", "test15", "radial", n, 1, 64, 64, 0.3, 42))
+    q = 3 * fr // 64 + 12  # a query block inside frame 3
+    per_frame = r[0, q].reshape(6, fr).sum(1)
+    assert per_frame.argmax() == 3 and per_frame[3] > per_frame[5] and per_frame[3] > per_frame[0]
+    c = vc.case_mask(vc.Case("x", "test15", "causalwin", n, 1, 64, 64, 0.3, 43))
+    per_frame = c[0, q].reshape(6, fr).sum(1)
+    assert per_frame[0] == fr and per_frame[3] > 0 and per_frame[4] == per_frame[5] == 0
 
 
 def test_wanwin_masks_are_fgattns_benchmark_masks() -> None:

@@ -47,7 +47,8 @@ from fgsim.errors import FgsimError
 
 #: synthetic mask families (index = generator kind)
 STRUCTURES = ("uniform", "random", "skewed", "band", "stripes", "mixed", "uniform-blocks", "window3d",
-              "colstripes", "text", "framewin", "dilated", "uniform-text", "wanwin", "wanwin-text")
+              "colstripes", "text", "framewin", "dilated", "uniform-text", "wanwin", "wanwin-text", "radial",
+              "causalwin")
 #: families built by fgattn's benchmark generator on the CPU (torch, not the numba kernel): ``wanwin`` =
 #: ``fgattn.masks.window_mask`` (per-head anisotropic 3-D windows on the Wan2.1 latent grid, bisected to the density,
 #: + 64 sink keys; the case's seed seeds the per-head axis weights), ``wanwin-text`` = the same on N - min(512, N/8)
@@ -80,8 +81,16 @@ TEST13_SEED = 9_998_000
 TEST14_SEED = 9_999_000
 #: the mask families of test14 (revision 10 of session 13) beside the benchmark generator's
 TEST14_STRUCTURES = TEST12_STRUCTURES + TORCH_STRUCTURES
+TEST15_SEED = 10_100_000
+#: the mask families no list took before test15 (session 14): ``radial`` (radial attention on the Wan2.1 latent
+#: frame grid: the spatial window halves each time the temporal distance doubles, Li et al., "Radial Attention",
+#: arXiv 2506.19852) and ``causalwin`` (frame-causal: the query's frame and the L frames before it, inside a
+#: spatial window, plus the first frame as a sink: autoregressive video diffusion, Yin et al., "CausVid", arXiv
+#: 2412.07772)
+TEST15_NEW_STRUCTURES = ("radial", "causalwin")
+TEST15_STRUCTURES = TEST14_STRUCTURES + TEST15_NEW_STRUCTURES
 SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "test8", "test9",
-          "test10", "test11", "test12", "test13", "test14", "tiny")
+          "test10", "test11", "test12", "test13", "test14", "test15", "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -194,6 +203,16 @@ def _gen(kind: int, n: int, heads: int, m: int, d: float, seed: np.uint64, out: 
         # per-axis window fraction of a 3-D window keeping about d of the keys (per-head factor on its volume)
         f3 = min(1.0, (d * hf) ** (1.0 / 3.0))
         text0 = n - min(512, n // 8)
+        # radial / causalwin: the Wan2.1 latent frame (30 x 52 tokens), the query block centre's frame and position
+        wg = 52
+        hg = 30
+        nf = (n + wg * hg - 1) // (wg * hg)
+        rt = centre // (wg * hg)
+        rh = (centre // wg) % hg
+        rw = centre % wg
+        rf = math.sqrt(d * hf * nf / 3.0)  # radial: the window fraction at distance 0 (about d kept while <= 1)
+        cl = max(1, int(d * hf * nf))  # causalwin: frames before the query's
+        cs = min(1.0, math.sqrt(d * hf * nf / (cl + 1.0)) * 1.2)  # causalwin: spatial window fraction
         for j in range(n):
             keep = False
             if kind <= 2:
@@ -221,6 +240,15 @@ def _gen(kind: int, n: int, heads: int, m: int, d: float, seed: np.uint64, out: 
             elif kind == 11:  # dilated: every s-th key (phase per head), s = 1 / (d * head factor), + the diagonal block
                 s = max(1, int(round(1.0 / max(d * hf, 1e-6))))
                 keep = (j + h) % s == 0 or abs(j - centre) < m // 2
+            elif kind == 15:  # radial: Wan2.1 frames (30 x 52), spatial window / 2 per doubling of the frame distance
+                jt = j // (wg * hg)
+                dt = abs(jt - rt)
+                w = min(1.0, rf / (1 << int(math.log2(dt + 1.0))))
+                keep = abs((j // wg) % hg - rh) <= 0.5 * w * hg and abs(j % wg - rw) <= 0.5 * w * wg
+            elif kind == 16:  # causalwin: the query's frame and the cl frames before it in a spatial window + frame 0
+                jt = j // (wg * hg)
+                keep = jt == 0 or (0 <= rt - jt <= cl and abs((j // wg) % hg - rh) <= 0.5 * cs * hg
+                                   and abs(j % wg - rw) <= 0.5 * cs * wg)
             else:  # uniform-text: iid keys for video queries + text keys kept by all; text queries keep every key
                 keep = j >= text0 or q * m >= text0 or _u01(seed, h, q, j) < d
             out[h, q, j] = keep
@@ -1077,6 +1105,60 @@ def test14_cases() -> list[Case]:
     return b.cases
 
 
+def test15_cases() -> list[Case]:
+    """The frozen test list ``test15`` (session 14, written 2026-11-30 22:00 UTC by ``validation/cases/make_test15.py``
+    and committed unmeasured, before the Gluon contig pricing and the clock-aware variant were evaluated and before
+    calib13 was measured): two mask families no list took (``radial``, ``causalwin``: Wan2.1 30 x 52 latent frames)
+    beside the benchmark generator's ``wanwin``; N 19712 / 26112 / 23808 / 15104 / 18720 / 24960 / 31200 / 21632 and
+    seeds 10.1M used by no other list; the tuned entries at D 64/128 x M 64/128 at two shapes (the dense / block
+    D=128 M=128 entries are the Gluon contig form where the final launch table adopts it); fp16 at every (D, M);
+    launch what-ifs around fg D=64 M=64, block D=128 M=128 (its tl kernel) and dense D=64 M=128; persistent off / 1 /
+    2 (fg D=128 M=64); SM partitions 40 / 124 SMs (all kernels, D=128 M=128: the contig plan sized to the partition)
+    and 88 SMs (D=64 M=64); two DiT trace entries no earlier list took (refdit-21x30x52, pass 98). Axis ``bench``:
+    the dense / block D=128 M=128 entries at benchmark shapes (H12 N32760 / H12 N33272 = 32760 + 512 text tokens,
+    block d 0.05 / 0.15 / 0.4; new shapes H8 N31200 radial, H10 N24960 causalwin) and the fg D=128 M=128 g1 Gluon
+    entry (list on launch-ordered and natural indices, walk launch-ordered) on the benchmark generator's masks with
+    new seeds at H12 N32760 / H16 N32760 / H12 N33272."""
+    b = FrozenListBuilder("test15", "g", TEST15_SEED, ("radial", "causalwin", "wanwin"))
+    b.tuned(((19712, 8), (26112, 4)), 0.03, 0.5)
+    contig = (("block", "wanwin", 32760, 12, 0.05), ("block", "wanwin", 32760, 12, 0.4),
+              ("block", "wanwin-text", 33272, 12, 0.15), ("dense", "wanwin", 32760, 12, 0.1),
+              ("block", "radial", 31200, 8, 0.1), ("block", "causalwin", 24960, 10, 0.2),
+              ("dense", "radial", 21632, 10, 0.1))
+    for j, (kern, fam, n, h, dens) in enumerate(contig):
+        b.add(seed=TEST15_SEED + 300 + j, structure=fam, n_tokens=n, heads=h, head_dim=128, block_m=128,
+              density=dens, kernels=(kern,), axis="bench")
+    lst_lpt, lst_nat, walk_lpt = (gluon_options("list", "lpt"), gluon_options("list", "natural"),
+                                  gluon_options("walk", "lpt"))
+    fg_bench = (("wanwin", 32760, 12, 0.15, (lst_lpt, lst_nat)), ("wanwin", 32760, 16, 0.04, (lst_lpt, walk_lpt)),
+                ("wanwin-text", 33272, 12, 0.08, (lst_lpt, lst_nat)))
+    for j, (fam, n, h, dens, opts) in enumerate(fg_bench):
+        for opt in opts:
+            b.add(seed=TEST15_SEED + 320 + j, structure=fam, n_tokens=n, heads=h, head_dim=128, block_m=128,
+                  density=dens, kernels=("fg",), axis="bench", options=opt)
+    b.fp16(23808, 6, 0.12)
+    b.whatifs((
+        ("fg", "radial", 15104, 8, 64, 64, 0.1, ((32, 3, 4), (64, 2, 4), (64, 4, 8))),
+        ("block", "causalwin", 18720, 8, 128, 128, 0.15, ((64, 2, 8), (128, 2, 8), (32, 3, 4))),
+        ("dense", "radial", 15104, 8, 64, 128, 0.2, ((64, 2, 4), (128, 3, 8), (32, 4, 8))),
+    ))
+    for pers, pps in PERSISTENT_SETTINGS:
+        b.add(seed=TEST15_SEED + 600, structure="causalwin", n_tokens=18720, heads=6, head_dim=128, block_m=64,
+              density=0.1, kernels=("fg",), persistent=pers, programs_per_sm=pps, axis="config")
+    b.sm_partitions((((24960, 6), (128, 128), "radial", ALL_KERNELS, (40, 124)),
+                     ((15104, 10), (64, 64), "causalwin", ALL_KERNELS, (88,))))
+    from fgsim.trace import open_trace
+
+    for name, (p, lay) in (("refdit-21x30x52-exact.fgt", (98, 0)), ("refdit-21x30x52-pooled.fgt", (98, 2))):
+        path = f"traces/{name}"
+        with open_trace(repo_path(path)) as tr:
+            b.add(seed=0, structure="trace", n_tokens=tr.n_tokens, heads=len(tr.meta.heads),
+                  head_dim=tr.meta.head_dim, block_m=tr.meta.block_m,
+                  density=round(float(tr.entry_density(p, lay).mean()), 4), trace=path, pass_index=p, layer=lay,
+                  axis="trace")
+    return b.cases
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -1144,6 +1226,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return test13_cases()
     if split == "test14":
         return test14_cases()
+    if split == "test15":
+        return test15_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
