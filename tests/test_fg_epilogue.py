@@ -141,6 +141,30 @@ def test_failed_variants_counts_rows_and_failures():
     assert probe.failed_variants(rows[:3], ["e_tma"], 3) == set()
 
 
+def test_analyze_reads_the_accuracy_csv_beside_the_timing(tmp_path, capsys):
+    import csv
+
+    rel = {"list_ctl": {c: 1.0 for c in CELLS}, "e_all": {CELLS[0]: 0.9, CELLS[1]: 0.95, CELLS[2]: 1.0,
+                                                           CELLS[3]: 0.94}}
+    timing = tmp_path / "t.csv"
+    rows = [dict(r, ms="1", rel_list_min="", rel_list_max="", ratio_vs_cudnn="", rows_per_sm="1",
+                 exec_tiles_per_row="1") for r in _rows(rel)]
+    with open(timing, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    assert probe.analyze(timing)[2] == "e_all"  # no accuracy file: the verdict ignores the check
+    acc = tmp_path / "t-accuracy.csv"
+    with open(acc, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["case", "variant", "ok"])
+        w.writeheader()
+        w.writerows([dict(case=c, variant=v, ok=str(not (v == "e_all" and c == 1))) for c in range(2)
+                     for v in probe.CANDIDATES])
+    _, verdicts, winner = probe.analyze(timing)
+    assert winner is None and verdicts["e_all"][0] == "not eligible"
+    assert "failed or unchecked ['e_all']" in capsys.readouterr().out
+
+
 def test_probe_dry_run_plan():
     a = probe.parse_args(["--dry-run"])
     assert a.check == 300 and set(a.check_list) == set(probe.CANDIDATES)

@@ -11,8 +11,10 @@ tile loop).  Knobs (each alone or together):
 * ``tma_o`` (lever a): O leaves through shared memory and one TMA bulk store per warpgroup instead of 32 4-byte
   ``STG`` per thread.  The staging buffer is the last tile's K stage (32 KB = 2 × the 16 KB O half of a
   warpgroup): it is free once *both* warpgroups' last QK has read it, so the two warpgroups meet on a named barrier
-  (id 12, 256 threads) right before writing O there; the stage is released to the producer (``empty``) only after
-  the bulk store has read it (``cp.async.bulk.wait_group.read 0``).  Rows past N are clipped by the descriptor.
+  (id 12, 256 threads) right before writing O there.  The store is not waited for at the row end: at the next
+  row's start, once its tile-0 QK is issued, the warpgroup waits until the bulk store has read the stage
+  (``cp.async.bulk.wait_group.read 0``) and only then releases the stage to the producer (``empty``); after the
+  last row it waits before exiting.  Rows past N are clipped by the descriptor.
 * ``offs_ahead`` (lever b): the next row's (lo, hi) are loaded at this row's start (the dependent Order → Offsets
   loads overlap the row's tiles), not after the store at its end (an ``LDG`` whose result feeds ``R2UR`` at once).
 * ``rcp`` (lever c): O = acc · (1 / l) with one reciprocal per query row, and a row with no kept key (whose running
@@ -143,8 +145,8 @@ if _GLUON_ERR is None:
     @gluon.jit
     def _store_tma(o_desc, out, k_stage, b, h, qb2, half, dtype: gl.constexpr):
         """O half ``qb2`` through shared memory: both warpgroups meet (their last QK has read the K stage), each
-        writes its half into its 16 KB of the stage, one TMA bulk store each, waited for reading (the caller then
-        releases the stage)."""
+        writes its half into its 16 KB of the stage and issues one TMA bulk store (not waited for here: the stage
+        is released by :func:`_release_after_store` at the next row's start)."""
         _pp_sync(_O_BAR)
         o_all = k_stage._reinterpret(dtype, [2] + o_desc.block_type.shape, o_desc.layout)
         o_s = o_all.index(half)
@@ -152,7 +154,14 @@ if _GLUON_ERR is None:
         fence_async_shared()
         gl.thread_barrier()
         tma.async_copy_shared_to_global(o_desc, [b, h, qb2 * _HALF, 0], o_s)
+
+    @gluon.jit
+    def _release_after_store(empty, stage):
+        """Wait until this warpgroup's outstanding O bulk store has read its shared memory
+        (``cp.async.bulk.wait_group.read 0``), then release that K/V ``stage`` to the producer."""
         tma.store_wait(0)
+        gl.thread_barrier()
+        mbarrier.arrive(empty.index(stage), count=1)
 
     @gluon.jit
     def _ws2e_consumer(half, q_desc, o_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full, empty,
@@ -203,6 +212,9 @@ if _GLUON_ERR is None:
             s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
             if PINGPONG:
                 _pp_arrive(other_turn)
+            if TMA_O:  # the previous row's O store, issued at its end, has had this row's start to read its stage
+                if it > 0:
+                    _release_after_store(empty, (it + _ST - 1) % _ST)
             s = warpgroup_mma_wait(0, deps=(s, ))
             _q_next(q_desc, my_bar, my_q, row_n, half, QB, H, has_next & (n_t == 1))
             p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, gl.minimum(cnt, _BN), True, S_LAYOUT, P_LAYOUT,
@@ -270,12 +282,11 @@ if _GLUON_ERR is None:
             else:
                 lo = gl.load(Offsets + row_n).to(gl.int32)
                 hi = gl.load(Offsets + row_n + 1).to(gl.int32)
-            if TMA_O:
-                gl.thread_barrier()
-                mbarrier.arrive(empty.index(prev), count=1)
             row = row_n
             pos = pos_n
             phase ^= 1
+        if TMA_O:  # the last row's O store must have read its stage before the CTA's shared memory goes away
+            _release_after_store(empty, (it + _ST - 1) % _ST)
         if PINGPONG:  # warpgroup 0 consumes warpgroup 1's last hand-over (no arrival left pending at exit)
             if half == 0:
                 _pp_sync(my_turn)

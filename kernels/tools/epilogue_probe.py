@@ -185,9 +185,24 @@ def rule_verdict(rows: list[dict[str, str]], failed: set[str] | None = None
     return "valid", out, winner
 
 
+def check_failures(path: Path) -> set[str] | None:
+    """The candidates that failed or lack float64 checks in the accuracy CSV beside timing CSV ``path``
+    (``<stem>-accuracy.csv``; every candidate needs a row for each case in the file); None without that file."""
+    acc = path.with_name(path.stem + "-accuracy.csv")
+    if not acc.is_file():
+        return None
+    rows = list(csv.DictReader(open(acc, newline="")))
+    return failed_variants(rows, list(CANDIDATES), len({r["case"] for r in rows}))
+
+
 def analyze(path: Path, failed: set[str] | None = None) -> tuple[str, dict, str | None]:
-    """Print per cell each variant's paired rel (min-max) and ×cuDNN, the paired fits and the verdict."""
+    """Print per cell each variant's paired rel (min-max) and ×cuDNN, the paired fits and the verdict (``failed``:
+    the candidates whose check failed; default from the accuracy CSV beside ``path``, if there is one)."""
     rows = list(csv.DictReader(open(path, newline="")))
+    if failed is None:
+        failed = check_failures(path)
+        print(f"[check] from {path.stem}-accuracy.csv: failed or unchecked {sorted(failed)}" if failed is not None
+              else "[check] no accuracy CSV beside the timing CSV: the verdict ignores the check", flush=True)
     for r in rows:
         if r["variant"] != "cudnn":
             print(f"[sum] {r['shape']} d {r['density_target']} {r['variant']:<9} {r['ms']} ms rel {r['rel_list']} "
