@@ -95,7 +95,7 @@ def test_explicit_impl_tl_prices_as_the_entry() -> None:
     ({"gluon": {"form": "ws2"}}, "extra.gluon given without extra.impl='gluon'"),
     ({"impl": "gluon", "gluon": {"form": "ws2", "pipeline": 4}}, "pipeline"),
     ({"impl": "gluon", "gluon": {"form": "bogus"}}, "form"),
-    ({"impl": "gluon", "gluon": {"form": "ws"}}, "the cost model prices Gluon form(s) ['ws2']"),
+    ({"impl": "gluon", "gluon": {"form": "ws"}}, "the cost model prices Gluon form(s) ['ws2', 'contig']"),
 ])
 def test_bad_impl_values_error(extra: dict, msg: str) -> None:
     cfg = _tl()
@@ -110,3 +110,86 @@ def test_gluon_on_an_entry_without_a_gluon_form_errors() -> None:
     bad = replace(cfg, extra={**cfg.extra, "impl": "gluon", "gluon": {"form": "ws2"}})
     with pytest.raises(FgsimError):
         cta_tables(bad, H200, P, 4096, resources={})
+
+
+# ------------------------------------------------------------------------------------------------ form contig
+def _contig(kernel: str, **knobs):
+    """The dense / block D=128 M=128 entry as the Gluon contig form (the candidate's knobs: regs 240 / 24,
+    ping-pong)."""
+    cfg = tl_config(launch_config(kernel, "h200", 128, 128, 128 if kernel == "block" else 1))
+    g = {"form": "contig", "pipeline": 1, "regs": [240, 24], "pingpong": True, **knobs}
+    return replace(cfg, extra={**cfg.extra, "impl": "gluon", "gluon": g})
+
+
+def _counts(keys_blocks: int, heads: int = 12, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    print("seed", seed)
+    return np.clip(rng.normal(keys_blocks, 0.1 * keys_blocks, size=(heads, QB)).round(), 0, QB).astype(np.int64)
+
+
+def test_contig_is_priced_as_the_ws2_cta_with_a_tma_producer() -> None:
+    """Dense / block contig: one persistent program per SM on the list plan; faster than the tl entry (helper D
+    measured 0.90 dense, 0.79-0.85 block); its producer is the TMA one (few instructions, no gather) and its
+    consumers are ws2's, so at equal kept keys a contig row costs about the fg ws2 row."""
+    from fgsim.model.gluon import gluon_figures, gluon_key, knobs
+
+    d, b = _contig("dense"), _contig("block")
+    assert kernel_impl(d, H200) == "gluon" and kernel_impl(b, H200) == "gluon"
+    k = knobs(b)
+    assert (k["form"], k["schedule"], k["exp_poly"], k["fence"], k["pingpong"], k["regs"]) == (
+        "contig", "list", 0.0, False, True, (240, 24))
+    assert gluon_key(b).endswith("/gluon-contig-p1+pp+r240_24") and gluon_key(b).startswith("block/bf16/d128/m128")
+    assert gluon_figures(d, {})["producer_loop_instr"] == 59 and gluon_figures(b, {})["producer_loop_instr"] == 65
+    c0 = np.zeros((12, QB), np.int64)
+    t_d, t_dtl = (predict_counts(c0, N, cfg, H200, P, resources={})[0] for cfg in (d, tl_config(d)))
+    assert 0.7 < t_d / t_dtl < 1.0
+    c = _counts(50)
+    t_b, t_btl = (predict_counts(c, N, cfg, H200, P, resources={})[0] for cfg in (b, tl_config(b)))
+    assert 0.6 < t_b / t_btl < 1.0
+    tabs = cta_tables(b, H200, P, N, n_ctas=12 * QB, resources={})
+    assert tabs.programs_per_sm == 1 and tabs.plan_cost is not None
+    assert tabs.plan_cost[0] == tabs.plan_cost[1] == 4.0  # an empty row runs one masked tile: planned as one
+    assert tabs.row_work[0] == pytest.approx(tabs.row_work[1], rel=1e-6)  # ... and priced as one full tile
+    fg = cta_tables(_gluon(schedule="list"), H200, P, N, n_ctas=12 * QB, resources={})
+    # 10 blocks = 1280 keys: the same consumers, a producer that is not the bound here: within 1 % of the fg row
+    assert tabs.row_work[10] == pytest.approx(fg.row_work[1280], rel=0.01)
+    dt = cta_tables(d, H200, P, N, n_ctas=12 * QB, resources={})
+    assert dt.row_work.shape == (1,) and dt.row_work[0] == pytest.approx(tabs.row_work[QB], rel=1e-6)
+
+
+def test_contig_producer_is_tma_latency_or_its_instructions() -> None:
+    """Per tile the producer takes max(instructions, (latency + tma_issue + bytes / bw) / 2): a longer memory
+    latency slows a tile only once it exceeds the consumers' pair (the load is hidden behind two stages)."""
+    b = _contig("block")
+    t = gluon_tile(b, H200, P, np.array([128.0]), 132)
+    assert float(t["producer"][0]) >= 65.0
+    slow = replace(P, mem_latency_cycles=1900.0)
+    t2 = gluon_tile(b, H200, slow, np.array([128.0]), 132)
+    assert float(t2["producer"][0]) > float(t["producer"][0])
+    assert float(t2["alone"][0]) >= float(t["alone"][0])
+
+
+def test_contig_runs_tl_off_sm90_and_in_fp32() -> None:
+    for kern in ("dense", "block"):
+        cfg = _contig(kern)
+        assert kernel_impl(replace(cfg, dtype="fp32"), H200) == "tl"
+        b200 = load_gpu("b200")  # sm100: fgattn runs the entry's tl kernel there
+        assert kernel_impl(cfg, b200) == "tl" and kernel_impl(cfg, load_gpu("a100")) == "tl"
+        c = np.zeros((4, QB), np.int64) if kern == "dense" else _counts(30, heads=4)
+        assert predict_counts(c, N, cfg, b200, P, resources={})[0] == \
+            predict_counts(c, N, tl_config(cfg), b200, P, resources={})[0]
+
+
+@pytest.mark.parametrize("kernel,knobs,msg", [
+    ("fg", {"form": "contig"}, "Gluon form 'contig' is for the dense / block D=128 M=128 entries only"),
+    ("block", {"form": "ws2"}, "Gluon form 'ws2' is the fg form; the dense / block D=128 M=128 entries run form"),
+    ("dense", {"form": "contig", "regs": "lots"}, "extra.gluon.regs='lots' must be [consumer, producer] registers"),
+])
+def test_bad_contig_values_error(kernel: str, knobs: dict, msg: str) -> None:
+    from fgsim.model.gluon import knobs as read_knobs
+
+    cfg = _contig(kernel) if kernel != "fg" else _tl()
+    bad = replace(cfg, extra={**cfg.extra, "impl": "gluon", "gluon": knobs})
+    with pytest.raises(FgsimError) as e:
+        read_knobs(bad)
+    assert msg in str(e.value)

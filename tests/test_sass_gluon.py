@@ -52,3 +52,17 @@ def test_tl_reader_leaves_out_the_retry_span_on_the_same_listing() -> None:
 def test_gluon_reader_without_loops() -> None:
     got = gluon_loop_traffic("        /*0000*/   LDL R1, [R1] ;\n        /*0010*/  @P0 BRA 0x0 ;\n")
     assert got["loop_mma"] == 0 and got["loop_instr"] == 0 and got["producer_loop_instr"] == 0
+
+
+def test_gluon_reader_takes_a_tma_producer_loop_when_there_is_no_gather() -> None:
+    """fgattn.gluon_contig's producer issues UTMALDG (TMA) instead of LDGSTS: its tile loop is the producer loop; a
+    kernel with a cp.async loop keeps that one (the ws2 reading is unchanged)."""
+    tma = LISTING.replace("LDGSTS.E.BYPASS.128 [R3], desc[UR6][R8.64]", "UTMALDG.2D [UR8], [UR10]").replace(
+        "LDGSTS.E.BYPASS.128 [R3+0x10], desc[UR6][R10.64]", "UTMALDG.2D [UR12], [UR10]")
+    got = gluon_loop_traffic(tma)
+    assert got["producer_loop_instr"] == 4 and got["loop_mma"] == 3
+    both = LISTING.replace("        /*0040*/                   NOP ;",
+                           "        /*0040*/                   UTMALDG.2D [UR8], [UR10] ;")
+    assert gluon_loop_traffic(both)["producer_loop_instr"] == 5  # the LDGSTS loop (now with a TMA copy) still
+    no_prod = LISTING.replace("LDGSTS", "STS")
+    assert gluon_loop_traffic(no_prod)["producer_loop_instr"] == 0

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         env = environment()
         csv_path = Path(args.csv) if args.csv else \
             out_dir / "results" / f"{env['gpu_key']}-{_dt.date.today().isoformat()}-{args.cases}.csv"
-        with ClockSampler() as clocks:
+        with ClockSampler(period_s=0.1) as clocks:  # short cases get a sample too
             precompile(cases, workers=args.workers)
             rows = measure_cases(cases, csv_path, rounds=args.rounds, progress=not args.no_progress, clocks=clocks,
                                  env=env)

@@ -66,8 +66,13 @@ IMPLS = ("tl", "gluon")
 GLUON_ARCHS = ("sm90",)
 #: dtypes the Gluon form runs (fgattn.fg_route: others fall back to tl)
 GLUON_DTYPES = ("bf16", "fp16")
-#: Gluon forms the cost model prices
-PRICED_FORMS = ("ws2",)
+#: Gluon forms the cost model prices: ``ws2`` (the fg entry: gathered K/V) and ``contig`` (the dense / block D=128
+#: M=128 entries: the ws2 CTA with a TMA K/V producer, fgattn.gluon_contig; session 14)
+PRICED_FORMS = ("ws2", "contig")
+#: (kernel, D, M, gran_n) of the launch-table keys that may run form contig (fgattn.launch.CONTIG_KEYS)
+CONTIG_KEYS = (("dense", 128, 128, 1), ("block", 128, 128, 128))
+#: form contig's (consumer, producer) registers when the entry names none (fgattn.gluon_contig.DEFAULT_REGS)
+CONTIG_DEFAULT_REGS = (216, 64)
 #: row schedules of form ws2 (``extra.gluon.schedule``, default walk; fgattn.launch.GLUON_KNOBS)
 SCHEDULES = ("walk", "list")
 #: a row's fixed cost in 128-key tiles in the list schedule's host planner (fgattn.gluon_fg_list.C_ROW_TILES; the
@@ -86,6 +91,14 @@ PRODUCER_INSTR = 315.0
 WS2_SASS = {("ws2", 1, False, 0.0): {"loop_ldst": 0, "loop_ldst_bytes": 0, "loop_mma": 16, "loop_instr": 479,
                                      "loop_mma_wait": 2, "loop_mufu": 66, "loop_fp32": 268,
                                      "producer_loop_instr": 315}}
+#: form contig's loop figures of the offline compile of ``fgattn.gluon_contig._contig_ws2`` (Triton 3.6 sm_90, regs
+#: 240 / 24, ping-pong, pipeline 1; ``fgsim.validation.sass.gluon_loop_traffic``, bf16 and fp16 alike): the ws2
+#: consumers' loop (481 instructions, 16 HGMMA, 66 MUFU, 268 FP32) and the TMA producer's tile loop, one warp's
+#: instructions per 128-key tile: dense 59 (the ``empty`` wait, one expect-tx, two UTMALDG boxes of 128 x 128), block
+#: 65 (+ the next tile's block number: one LDG); used when the calibration's resources table has no row for the key
+CONTIG_SASS = {k: {"loop_ldst": 0, "loop_ldst_bytes": 0, "loop_mma": 16, "loop_instr": 481, "loop_mma_wait": 2,
+                   "loop_mufu": 66, "loop_fp32": 268, "producer_loop_instr": n}
+               for k, n in (("dense", 59), ("block", 65))}
 
 
 def gluon_requested(cfg: KernelConfig) -> bool:
@@ -108,9 +121,9 @@ def _check(cfg: KernelConfig) -> str:
             launch.check_impl(cfg.kernel, cfg.head_dim, cfg.block_m, cfg.gran_n, dict(cfg.extra), "launch config")
         except ValueError as exc:
             raise FgsimError(str(exc)) from None
-    elif (cfg.kernel, cfg.head_dim, cfg.block_m, cfg.gran_n) != ("fg", 128, 128, 1):
-        raise FgsimError(f"launch config ({cfg.describe()}): extra.impl='gluon' exists for fg D=128 M=128 gran_n=1 "
-                         "only")
+    elif (cfg.kernel, cfg.head_dim, cfg.block_m, cfg.gran_n) not in (("fg", 128, 128, 1), *CONTIG_KEYS):
+        raise FgsimError(f"launch config ({cfg.describe()}): extra.impl='gluon' exists for fg D=128 M=128 gran_n=1, "
+                         "dense D=128 M=128 and block D=128 M=128 gran_n=128 only")
     g = cfg.extra.get("gluon")
     if not isinstance(g, Mapping) or "form" not in g:
         raise FgsimError(f"launch config ({cfg.describe()}): extra.impl='gluon' needs extra.gluon with a 'form'")
@@ -155,12 +168,25 @@ def priced_config(cfg: KernelConfig, gpu: GPU) -> tuple[str, KernelConfig]:
 
 
 def knobs(cfg: KernelConfig) -> dict[str, Any]:
-    """The Gluon knobs of an ``impl: gluon`` entry with fgattn's defaults (form, pipeline, exp_poly)."""
+    """The Gluon knobs of an ``impl: gluon`` entry with fgattn's defaults (form, pipeline, exp_poly, fence, schedule;
+    form contig also pingpong and regs: its consumers run without exp_poly or fence, always on the list plan)."""
     g = dict(cfg.extra.get("gluon") or {})
     form = str(g.get("form", ""))
     if form not in PRICED_FORMS:
         raise FgsimError(f"launch config ({cfg.describe()}): the cost model prices Gluon form(s) "
                          f"{list(PRICED_FORMS)}, not extra.gluon.form={form!r}")
+    is_contig_key = (cfg.kernel, cfg.head_dim, cfg.block_m, cfg.gran_n) in CONTIG_KEYS
+    if (form == "contig") != is_contig_key:
+        raise FgsimError(f"launch config ({cfg.describe()}): Gluon form {form!r} "
+                         + ("is for the dense / block D=128 M=128 entries only" if form == "contig" else
+                            "is the fg form; the dense / block D=128 M=128 entries run form 'contig'"))
+    if form == "contig":
+        regs = g.get("regs", CONTIG_DEFAULT_REGS)
+        if not (isinstance(regs, list | tuple) and len(regs) == 2 and all(isinstance(x, int) for x in regs)):
+            raise FgsimError(f"launch config ({cfg.describe()}): extra.gluon.regs={regs!r} must be [consumer, "
+                             "producer] registers")
+        return {"form": form, "pipeline": int(g.get("pipeline", 1) or 1), "exp_poly": 0.0, "fence": False,
+                "schedule": "list", "pingpong": bool(g.get("pingpong", False)), "regs": (int(regs[0]), int(regs[1]))}
     schedule = g.get("schedule", "walk")
     if schedule not in SCHEDULES:
         raise FgsimError(f"launch config ({cfg.describe()}): extra.gluon.schedule={schedule!r} must be one of "
@@ -174,6 +200,8 @@ def gluon_key(cfg: KernelConfig) -> str:
     k = knobs(cfg)
     var = f"gluon-{k['form']}-p{k['pipeline']}" + ("+fence" if k["fence"] else "") + \
         (f"+ep{k['exp_poly']:g}" if k["exp_poly"] else "")
+    if k["form"] == "contig":
+        var += ("+pp" if k["pingpong"] else "") + f"+r{k['regs'][0]}_{k['regs'][1]}"
     return (f"{cfg.kernel}/{cfg.dtype}/d{cfg.head_dim}/m{cfg.block_m}/bn{WS2['block_n']}/"
             f"w{4 * (WS2['consumer_wgs'] + 1)}/s{WS2['stages']}/{var}")
 
@@ -185,6 +213,8 @@ def gluon_figures(cfg: KernelConfig, resources: Mapping[str, Any] | None = None)
     if r:
         return r
     k = knobs(cfg)
+    if k["form"] == "contig":
+        return CONTIG_SASS[cfg.kernel]
     return WS2_SASS.get((k["form"], k["pipeline"], k["fence"], k["exp_poly"]), {})
 
 
@@ -249,7 +279,9 @@ def gluon_tile(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
         from fgsim.model.occupancy import local_traffic
 
         cons_instr = local_traffic(cv, gpu, {})[2]
-    prod_instr = float(r.get("producer_loop_instr", 0) or 0) or PRODUCER_INSTR
+    contig = k["form"] == "contig"
+    prod_instr = float(r.get("producer_loop_instr", 0) or 0) or (
+        float(CONTIG_SASS[cfg.kernel]["producer_loop_instr"]) if contig else PRODUCER_INSTR)
     t_issue = (cons_instr * cv.num_warps + prod_instr * WS2["producer_warps"]) / WARP_SCHEDULERS
     res = np.maximum(np.maximum(np.maximum(t_mma, t_sm), np.maximum(t_smem, t_bw)), np.maximum(t_spill, t_issue))
     # revision 9 (chosen on calib10's Gluon rows and the development cells, validation/MODEL_NOTES.md): with
@@ -264,7 +296,14 @@ def gluon_tile(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
         chain_wg = (t_mma + t_sm + t_spill) / wgs + 2.0 * p.mma_wait_cycles + p.tile_sync_cycles
     r_wg = res / wgs
     pair = smax(wgs * r_wg, chain_wg, p.share_p)
-    lat = (p.mem_latency_cycles + byts / bw_sm) / max(1.0, WS2["stages"] - 1.0)
+    if contig:
+        # TMA producer (session 14): one thread issues the stage's two 128 x 128 boxes onto one expect-tx barrier
+        # (tma_issue: descriptor issue and mbarrier handling per K+V tile, the tl TMA kernels' fitted figure); the
+        # bytes arrive after the memory latency at the SM's L2 share; stages - 1 tiles in flight (Little's law), no
+        # index or gather instructions (the block form's next block number is loaded a tile ahead)
+        lat = (p.mem_latency_cycles + p.tma_issue_cycles + byts / bw_sm) / max(1.0, WS2["stages"] - 1.0)
+    else:
+        lat = (p.mem_latency_cycles + byts / bw_sm) / max(1.0, WS2["stages"] - 1.0)
     producer = np.where(rows > 0, np.maximum(prod_instr, lat), 0.0)
     alone = np.maximum(res, smax(pair, producer, p.overlap_p))
     return {"mma": np.full_like(rows, t_mma), "sm": np.full_like(rows, t_sm), "resource": res, "pair": pair,
@@ -286,6 +325,7 @@ def gluon_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int
     m, bn, d = cv.block_m, cv.block_n, cv.head_dim
     n_kv = int(n_keys or n_tokens)
     clk = gpu.clock_hz
+    contig = k["form"] == "contig"
     r = (resources or {}).get(gluon_key(cfg)) or {}
     smem = int(r.get("shared", 0) or 0) or WS2["shared"]
     if smem > gpu.smem_per_cta_kb * 1024:
@@ -294,9 +334,13 @@ def gluon_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int
     n_active = int(gpu.sm_count if n_ctas is None else max(1, min(gpu.sm_count, int(n_ctas))))
     lat = p.mem_latency_cycles
     skip = skip_n(cfg)
-    c_max = -(-n_kv // skip)
-    counts = np.arange(c_max + 1, dtype=np.float64)
-    keys = np.minimum(counts * skip, n_kv)
+    if cfg.kernel == "dense":  # every row runs all keys (the dense tables have one count, as the tl ones)
+        counts = np.zeros(1)
+        keys = np.array([float(n_kv)])
+    else:
+        c_max = -(-n_kv // skip)
+        counts = np.arange(c_max + 1, dtype=np.float64)
+        keys = np.minimum(counts * skip, n_kv)
     n_full = np.floor(keys / bn)
     r_last = keys - n_full * bn
     full = gluon_tile(cfg, gpu, p, np.array([float(bn)]), n_active, resources)
@@ -305,13 +349,17 @@ def gluon_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int
     t_last = gluon_tile(cfg, gpu, p, r_last, n_active, resources)["alone"] * has_last
     n_tiles = n_full + has_last
     loop = n_full * t_full + t_last
+    if contig:  # a row with no kept block loads block 0 and its consumers mask the whole tile (one full tile)
+        empty = (n_tiles == 0).astype(np.float64)
+        loop = loop + empty * t_full
+        n_tiles = np.maximum(n_tiles, 1.0)
     bw_sm = min(gpu.l2_bytes_per_s * p.l2_bw_eff / (n_active * clk), gpu.l2_port_bytes_per_clk)
     bw_qo = min(bw_sm, gpu.hbm_bytes_per_s * p.hbm_bw_eff / (n_active * clk))
     row_bytes = 2.0 * d * elt
     epilogue = m * d * elt / bw_qo + m * d / (gpu.fp32_flop_per_clk_per_sm / 2.0)
     q_next = lat + m * d * elt / bw_qo
     row_work = loop + p.row_cycles + epilogue + q_next
-    first_rows = np.minimum(keys, bn)
+    first_rows = np.full_like(keys, float(bn)) if contig else np.minimum(keys, bn)
     first_extra = CTA_CYCLES + lat + first_rows * row_bytes / bw_qo
     work = row_work + first_extra
     fixed = p.row_cycles + epilogue + q_next + 0.0 * keys
@@ -331,7 +379,7 @@ def gluon_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int
     how = ("rows by greedy list scheduling in launch order (planned cost "
            f"{LIST_C_ROW_TILES:g} + executed tiles)" if listed else "rows dealt round-robin in launch order")
     notes = [f"Gluon form {k['form']} (pipeline {k['pipeline']}): persistent, one program per SM, {how}; producer "
-             "warpgroup gathers, two consumer warpgroups"]
+             + ("warpgroup loads K / V tiles by TMA" if contig else "warpgroup gathers") + ", two consumer warpgroups"]
     plan_cost = LIST_C_ROW_TILES + np.maximum(np.ceil(keys / bn), 1.0) if listed else None
     return CtaTables(n=skip, work=work, comps=comps, occupancy=occ, tile_flops_full=4.0 * m * bn * d, notes=notes,
                      row_work=row_work, first_extra=first_extra, programs_per_sm=1,

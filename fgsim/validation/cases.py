@@ -468,6 +468,14 @@ def calibration_cases() -> list[Case]:
                                 axis="bench", options=gluon_options(sched, order)))
     a = next(c for c in out if c.n_tokens == 32768)
     out.append(_replace(a, case_id=f"c-{len(out):03d}", options='{"impl": "tl", "order": "lpt"}'))
+    # calib13 (session 14, after test15 was committed unmeasured): the dense / block D=128 M=128 entries (the Gluon
+    # contig form where the final launch table adopts it) at benchmark-sized problems with many rows per SM:
+    # uniform-blocks masks (kept 64-key blocks, so the 128-key blocks are sparse) for block, dense at H12 / H40
+    for st, n, h, dens, kern in (("uniform-blocks", 32768, 12, 0.05, "block"), ("uniform-blocks", 32768, 12, 0.3, "block"),
+                                 ("uniform-blocks", 16512, 40, 0.1, "block"), ("uniform-blocks", 65536, 4, 0.02, "block"),
+                                 ("uniform", 32768, 12, 1.0, "dense"), ("uniform", 16512, 40, 1.0, "dense")):
+        out.append(Case(f"c-{len(out):03d}", "calib", st, n, h, 128, 128, dens, CALIB_SEED + len(out),
+                        kernels=(kern,), axis="bench"))
     return out
 
 

@@ -70,6 +70,12 @@ def _compiled_kernels() -> dict[int, Any]:
         fns += [getattr(gluon_fg, name, None) for name in GLUON_KERNELS]
     except ImportError:  # a Triton without Gluon: fgattn runs every entry's tl kernel
         pass
+    try:  # the dense / block entries' Gluon contig form (session 14)
+        from fgattn import gluon_contig  # type: ignore[import-not-found]
+
+        fns += [getattr(gluon_contig, name, None) for name in GLUON_CONTIG_KERNELS]
+    except ImportError:
+        pass
     out: dict[int, Any] = {}
     for fn in fns:
         caches = getattr(fn, "device_caches", None) or {}
@@ -83,12 +89,28 @@ def _compiled_kernels() -> dict[int, Any]:
 
 #: the Gluon FG kernels of ``fgattn.gluon_fg`` (forms one_row, persistent, ws, ws2)
 GLUON_KERNELS = ("_fg_gluon_row", "_fg_gluon_persistent", "_fg_gluon_ws", "_fg_gluon_ws2")
+#: the Gluon contig kernel of ``fgattn.gluon_contig`` (the dense / block D=128 M=128 entries' form contig)
+GLUON_CONTIG_KERNELS = ("_contig_ws2",)
 
 
 def is_gluon_kernel(kern: Any) -> bool:
-    """A compiled kernel of one of :data:`GLUON_KERNELS` (its SASS is read by the Gluon reader)."""
+    """A compiled kernel of one of :data:`GLUON_KERNELS` or :data:`GLUON_CONTIG_KERNELS` (its SASS is read by the
+    Gluon reader)."""
     name = str(getattr(kern, "name", "") or getattr(getattr(kern, "metadata", None), "name", "") or "")
-    return any(name == g or name.startswith(g + "_") for g in GLUON_KERNELS)
+    return any(name == g or name.startswith(g + "_") for g in GLUON_KERNELS + GLUON_CONTIG_KERNELS)
+
+
+def contig_route_config(kern: str, q: Any, cfg: Any, k: Any, v: Any, index: Any) -> Any:
+    """The configuration a dense / block call runs: an ``impl: gluon`` entry whose contig route fgattn would not
+    take (``fgattn.contig_route``: no Gluon, fp32, ...) is recorded as its tl kernel, so the row prices what ran."""
+    if kern == "fg" or getattr(cfg, "impl", "tl") != "gluon":
+        return cfg
+    try:
+        from fgattn.attention import contig_route  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - an fgattn without the contig form runs tl
+        return cfg.tl_config() if hasattr(cfg, "tl_config") else cfg
+    route = contig_route(q, cfg, k=k, v=v, block_index=index)[0]
+    return cfg if route == "gluon" else cfg.tl_config()
 
 
 _SASS_POOL: Any = None
@@ -323,8 +345,10 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
                         elif kern == "block":
                             idx = block_index_from_mask(mt, block_m=case.block_m, n_keys=case.n_tokens)
                             fn = _partial(block_sparse_attention, q, k, v, idx, block_m=case.block_m, config=cfg)
+                            cfg = contig_route_config(kern, q, cfg, k, v, idx) if gpu else cfg
                         else:
                             fn = _partial(dense_attention, q, k, v, block_m=case.block_m, config=cfg)
+                            cfg = contig_route_config(kern, q, cfg, k, v, None) if gpu else cfg
                         tm = GraphTimer(fn, target_ms, events_only=bool(case.sm_count)) if gpu else fn
                         status = "ok"
                     except Exception as exc:  # noqa: BLE001 - out of resources, compile error: recorded

@@ -64,17 +64,42 @@ def row_config(row: Mapping[str, str]) -> Any:
                         dtype=row.get("dtype") or "bf16", source=row.get("launch_source", ""), extra=extra)
 
 
-def row_gpu(row: Mapping[str, str], gpu: str | None = None, gpu_properties: Mapping[str, float] | None = None
-            ) -> Any:
+#: V-CLK (session 14, validation/MODEL_NOTES.md): price a measured row at the SM clock its measurement recorded
+#: under load (``sm_clock_mhz``) instead of the GPU file's sustained clock; rows without one stay at the file's
+PRICE_AT_RECORDED_CLOCK = False
+#: recorded SM clocks outside this range (MHz) are not read as clocks
+RECORDED_CLOCK_RANGE = (500.0, 3000.0)
+
+
+def recorded_clock(row: Mapping[str, str]) -> float | None:
+    """The SM clock (MHz) a row's measurement recorded under load, or None (no sample, or outside
+    :data:`RECORDED_CLOCK_RANGE`)."""
+    try:
+        mhz = float(str(row.get("sm_clock_mhz") or "").strip())
+    except ValueError:
+        return None
+    lo, hi = RECORDED_CLOCK_RANGE
+    return mhz if lo <= mhz <= hi else None
+
+
+def row_gpu(row: Mapping[str, str], gpu: str | None = None, gpu_properties: Mapping[str, float] | None = None,
+            at_recorded_clock: bool | None = None) -> Any:
     """The GPU description a row ran on (an SM partition of it when ``sm_count`` is set); ``gpu_properties``: measured
-    properties replacing the description file's (None: those of the GPU's committed calibration)."""
+    properties replacing the description file's (None: those of the GPU's committed calibration);
+    ``at_recorded_clock`` (default :data:`PRICE_AT_RECORDED_CLOCK`): the sustained clock set to the row's recorded
+    SM clock where it has one (bandwidths in bytes/s unchanged)."""
+    from dataclasses import replace
+
     from fgsim.hardware import load_gpu, with_measured
 
     name = gpu or row.get("gpu_key") or "h200"
     g = load_gpu(name) if gpu_properties is None else with_measured(load_gpu(name, measured=False),
                                                                       dict(gpu_properties))
     sms = int(row.get("sm_count") or 0)
-    return g.with_sms(sms) if 0 < sms < g.sm_count else g
+    g = g.with_sms(sms) if 0 < sms < g.sm_count else g
+    clk = recorded_clock(row) if (PRICE_AT_RECORDED_CLOCK if at_recorded_clock is None else at_recorded_clock) \
+        else None
+    return replace(g, sustained_clock_mhz=clk) if clk is not None else g
 
 
 class CountsCache:
@@ -113,8 +138,9 @@ def predict_rows(rows: Sequence[Mapping[str, str]], *, gpu: str | None = None, p
 
     cache = cache or CountsCache()
     out = np.zeros(len(rows))
+    at_clock = PRICE_AT_RECORDED_CLOCK
     gkey = (id(rows), len(rows), gpu, json.dumps(dict(gpu_properties), sort_keys=True)
-            if gpu_properties is not None else None)
+            if gpu_properties is not None else None, at_clock)
     if gkey not in cache.groups:
         # compiled registers / shared memory recorded by any row of the same compiled configuration (the harness
         # records them only where a kernel was compiled first, e.g. not for a second programs_per_sm of one
@@ -126,15 +152,15 @@ def predict_rows(rows: Sequence[Mapping[str, str]], *, gpu: str | None = None, p
             cfg = row_config(r)
             cfgs[i] = cfg
             key = (json.dumps(cfg.__dict__, default=str, sort_keys=True), r.get("gpu_key"), r.get("sm_count"),
-                   r["n_tokens"], r["heads"])
+                   r["n_tokens"], r["heads"], recorded_clock(r) if at_clock else None)
             groups.setdefault(key, []).append(i)
         gpus: dict[tuple[Any, ...], Any] = {}
         row_gpus = []
         for idxs in groups.values():
             r0 = rows[idxs[0]]
-            k = (r0.get("gpu_key"), r0.get("sm_count"))
+            k = (r0.get("gpu_key"), r0.get("sm_count"), recorded_clock(r0) if at_clock else None)
             if k not in gpus:
-                gpus[k] = row_gpu(r0, gpu, gpu_properties)
+                gpus[k] = row_gpu(r0, gpu, gpu_properties, at_clock)
             row_gpus.append(gpus[k])
         cache.groups[gkey] = (rows, own, list(groups.values()), cfgs, row_gpus)
     _, own, group_list, cfgs, row_gpus = cache.groups[gkey]

@@ -114,8 +114,8 @@ def gluon_loop_traffic(sass: str) -> dict[str, int]:
     a branch from there back into the loop spans the whole consumer code (:func:`loop_traffic`'s rule, the inner
     loop with the most tensor-core instructions, picks it). Here the consumer loop is the shortest backward-branch
     span that holds a tensor-core instruction and no ``EXIT`` (``kernels/tools/compile_report.loop_figures``'s
-    rule, with the exit rule); the producer loop the shortest one with ``LDGSTS`` (cp.async) and no tensor-core
-    instruction or ``EXIT`` (``producer_loop_instr``: instructions one producer warp issues per tile, NOPs left
+    rule, with the exit rule); the producer loop the shortest one with ``LDGSTS`` (cp.async; for a TMA producer,
+    fgattn.gluon_contig, with ``UTMALDG``) and no tensor-core instruction or ``EXIT`` (``producer_loop_instr``: instructions one producer warp issues per tile, NOPs left
     out; 0 if none). Zeros if there is no consumer loop. Only for Gluon kernels (its ``producer_loop_instr``);
     :func:`loop_traffic` with its ``EXIT`` rule picks the same consumer loop on the ws2 compile (16 HGMMA, 66 MUFU,
     268 FP32; its tie-break between the two consumer partitions' loops takes the longer, 480 vs 479 instructions)."""
@@ -124,6 +124,9 @@ def gluon_loop_traffic(sass: str) -> dict[str, int]:
     cons = [sp for sp in spans if any(_is_mma(x[1]) for x in sp[2])]
     prod = [sp for sp in spans if not any(_is_mma(x[1]) for x in sp[2])
             and any(x[1].startswith("LDGSTS") for x in sp[2])]
+    if not prod:  # a TMA producer (fgattn.gluon_contig): the shortest loop issuing UTMALDG without tensor-core work
+        prod = [sp for sp in spans if not any(_is_mma(x[1]) for x in sp[2])
+                and any(x[1].startswith("UTMALDG") for x in sp[2])]
     if not cons:
         out = {k: 0 for k in FIELDS}
     else:
