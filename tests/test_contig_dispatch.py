@@ -1,10 +1,11 @@
-"""The Gluon contig form behind the launch table (issue 12, session 13 K2; NOT adopted: the packaged table is
-unchanged): ``extra.impl: "gluon"`` with ``extra.gluon.form: "contig"`` for the dense D128 M128 and block D128 M128
+"""The Gluon contig form behind the launch table (issue 12, session 13 K2; adopted in session 14 by K3 on run 11:
+the packaged table's dense / block D128 M128 entries are the candidate's): ``extra.impl: "gluon"`` with ``extra.gluon.form: "contig"`` for the dense D128 M128 and block D128 M128
 (gran 128) entries, every bad knob with its one-line message naming the table file and entry, the launch.py knob
 rule equal to ``fgattn.gluon_contig``'s checkers, ``fgattn.contig_route`` (the fg route's rule plus CUDA-graph
 capture), the dispatch of ``dense_attention`` / ``block_sparse_attention`` to ``gluon_contig.contig_attention_gluon``
-with a plan memoised per block index / shape, and routing under the packaged table (tl, as before) and under the
-candidate kernels/logs/launch_configs-candidate-contig.json (contig).  CPU only: the Gluon launch is replaced by a
+with a plan memoised per block index / shape, and routing under the table before adoption
+(kernels/logs/launch_configs-at-181d183.json: tl), the candidate kernels/logs/launch_configs-candidate-contig.json and
+the packaged table (contig).  CPU only: the Gluon launch is replaced by a
 recorder (there is no Gluon on the CPU), seconds."""
 
 import dataclasses
@@ -27,6 +28,9 @@ from test_kernels_impl import _FakeCudaQ  # noqa: E402
 
 PACKAGED = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
 CANDIDATE = ROOT / "kernels" / "logs" / "launch_configs-candidate-contig.json"
+#: the packaged table before the contig adoption (181d183: dense / block D128 M128 tl)
+BEFORE = ROOT / "kernels" / "logs" / "launch_configs-at-181d183.json"
+RUN11 = "kernels-h200-2026-11-30-issue12-run11.csv"
 PP = {"form": "contig", "pipeline": 1, "regs": [240, 24], "pingpong": True}
 
 
@@ -37,7 +41,8 @@ def _seed() -> int:
 
 
 def _tl(kernel: str, dtype: str = "bf16"):
-    return launch_config(kernel, "h200", 128, 128, dtype=dtype, table_path=str(PACKAGED))
+    """The tl entry (the table before adoption)."""
+    return launch_config(kernel, "h200", 128, 128, dtype=dtype, table_path=str(BEFORE))
 
 
 def _contig(kernel: str, knobs: dict | None = None):
@@ -47,7 +52,7 @@ def _contig(kernel: str, knobs: dict | None = None):
 
 def _table(tmp_path: Path, kernel: str, gluon, name: str = "table.json") -> Path:
     key = {"dense": ("dense", "h200", 128, 128, 1), "block": ("block", "h200", 128, 128, 128)}[kernel]
-    e = load_table(str(PACKAGED))[key]
+    e = load_table(str(BEFORE))[key]
     data = {"entries": [{**e, "extra": {**e["extra"], "impl": "gluon", "gluon": gluon}}]}
     p = tmp_path / name
     p.write_text(json.dumps(data))
@@ -148,8 +153,8 @@ def test_contig_knob_rule_is_gluon_contigs() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the tables
-def test_packaged_table_has_no_contig_entry_and_routes_dense_and_block_to_tl() -> None:
-    table = load_table(str(PACKAGED))
+def test_table_before_has_no_contig_entry_and_routes_dense_and_block_to_tl() -> None:
+    table = load_table(str(BEFORE))
     assert [k for k, e in table.items() if e.get("extra", {}).get("impl") == "gluon"] == [("fg", "h200", 128, 128, 1)]
     q = _Q()
     for kernel in ("dense", "block"):
@@ -157,11 +162,61 @@ def test_packaged_table_has_no_contig_entry_and_routes_dense_and_block_to_tl() -
         assert attention.contig_route(q, _tl(kernel)) == ("tl", "entry impl tl")
 
 
-def test_candidate_is_the_packaged_table_plus_two_contig_entries() -> None:
-    """kernels/logs/launch_configs-candidate-contig.json: every entry of the packaged table unchanged but the dense /
-    block D128 M128 ones, which add impl gluon + the rule's pick (contig_pp) and name D's CSV; fields otherwise
-    equal (the tl fallback)."""
-    cand, pack = load_table(str(CANDIDATE)), load_table(str(PACKAGED))
+def test_packaged_table_adopts_the_candidates_contig_entries() -> None:
+    """Session 14 (K3): the packaged table is the candidate entry for entry (the dense / block D128 M128 entries
+    impl gluon, form contig_pp, their tl fields the fallback); only their sources differ, which name run 11's CSV
+    (the adoption measurement) and keep the tl entry's source; every other entry is 181d183's unchanged."""
+    cand, pack, before = load_table(str(CANDIDATE)), load_table(str(PACKAGED)), load_table(str(BEFORE))
+    assert set(pack) == set(cand) == set(before)
+    keys = {("dense", "h200", 128, 128, 1), ("block", "h200", 128, 128, 128)}
+    for k, e in pack.items():
+        assert {f: v for f, v in e.items() if f != "source"} == {f: v for f, v in cand[k].items() if f != "source"}, k
+        if k not in keys:
+            assert e == before[k] == cand[k], k
+            continue
+        assert RUN11 in e["source"] and "Session 14, K3" in e["source"] and before[k]["source"] in e["source"]
+        assert e["extra"] == {**before[k]["extra"], "impl": "gluon", "gluon": PP}
+    assert (ROOT / "validation" / "results" / RUN11).is_file()
+    for kernel in ("dense", "block"):
+        cfg = launch_config(kernel, "h200", 128, 128, table_path=str(PACKAGED))
+        assert cfg.impl == "gluon" and cfg.gluon_options() == dict(pipeline=1, pingpong=True, regs=(240, 24))
+        strip = lambda c: dataclasses.replace(c, source="")  # noqa: E731
+        assert strip(cfg.tl_config()) == strip(_tl(kernel))
+
+
+def test_packaged_contig_entries_pass_the_preregistered_rule_on_run_11() -> None:
+    """The adoption rule written before the call (kernels/NOTES.md "Session 14, K3"), recomputed from run 11's CSV:
+    every timed candidate graph captured the contig launch; dense t / t_entry (paired median over rounds) <= 1.00
+    and x cuDNN >= 0.97 at every D128 shape; block t / t_entry <= 1.02 at every (shape, d), geo-mean <= 0.97."""
+    import csv
+    import math
+
+    rows = list(csv.DictReader(open(ROOT / "validation" / "results" / RUN11, newline="")))
+
+    def paired(a: dict, b: dict) -> float:
+        r = sorted(float(x) / float(y) for x, y in zip(a["ms_rounds"].split(";"), b["ms_rounds"].split(";"),
+                                                        strict=True))
+        return r[len(r) // 2]
+
+    cells = {(r["shape"], r["kernel"], r["density_target"]): r for r in rows if r["M"] == "128" and r["D"] == "128"}
+    shapes = {r["shape"] for r in rows if r["D"] == "128"}
+    assert len(shapes) == 8
+    dense = [(cells[(s, "fg_dense", "1.0")], cells[(s, "fg_dense_previous", "1.0")]) for s in shapes]
+    block = [(c, cells[(s, "fg_block128_previous", d)]) for (s, k, d), c in cells.items() if k == "fg_block128"]
+    assert len(block) == 62
+    for cand, prev in dense + block:
+        assert cand["route"].startswith("gluon contig") and prev["route"] == "tl"
+        assert '"impl": "gluon"' in cand["config"] and '"impl"' not in prev["config"]
+    assert all(paired(c, p) <= 1.00 and float(c["ratio_vs_cudnn"]) >= 0.97 for c, p in dense)
+    rel = [paired(c, p) for c, p in block]
+    assert max(rel) <= 1.02 and math.exp(sum(map(math.log, rel)) / len(rel)) <= 0.97
+
+
+def test_candidate_is_the_table_before_plus_two_contig_entries() -> None:
+    """kernels/logs/launch_configs-candidate-contig.json: every entry of the table before adoption (181d183)
+    unchanged but the dense / block D128 M128 ones, which add impl gluon + the rule's pick (contig_pp) and name D's
+    CSV; fields otherwise equal (the tl fallback)."""
+    cand, pack = load_table(str(CANDIDATE)), load_table(str(BEFORE))
     assert set(cand) == set(pack)
     keys = {("dense", "h200", 128, 128, 1), ("block", "h200", 128, 128, 128)}
     for k, e in cand.items():
@@ -401,20 +456,47 @@ def test_return_lse_and_cpu_run_the_tl_entry(csm90: pytest.MonkeyPatch) -> None:
     csm90.setattr(attention, "_launch", real)
 
 
-def test_packaged_table_dispatch_is_the_tl_kernel_as_before(csm90: pytest.MonkeyPatch) -> None:
-    """Under the packaged table nothing reaches the contig form or its route (the dense / block entries are tl),
-    even where the Gluon form could run."""
+def test_table_before_dispatch_is_the_tl_kernel_as_before(csm90: pytest.MonkeyPatch) -> None:
+    """Under the table before adoption (181d183) nothing reaches the contig form or its route (the dense / block
+    entries are tl), even where the Gluon form could run."""
     calls = _recorder(csm90)
     csm90.setattr(attention, "contig_route", lambda *a, **kw: pytest.fail("contig_route called for a tl entry"))
     seen: list = []
     csm90.setattr(attention, "_launch", lambda mode, q, k, v, index, cfg, *a: seen.append(cfg) or q)
+    csm90.setenv("FGATTN_LAUNCH_TABLE", str(BEFORE))
+    load_table.cache_clear()
+    try:
+        idx = _block_index(_seed())
+        q = torch.zeros(1, 2, 640, 128, dtype=torch.float16)
+        fgattn.block_sparse_attention(q, q, q, idx)
+        fgattn.dense_attention(q, q, q)
+        assert calls == [] and seen == [_tl("block", "fp16"), _tl("dense", "fp16")]
+    finally:
+        load_table.cache_clear()
+
+
+def test_packaged_table_dispatches_contig(csm90: pytest.MonkeyPatch) -> None:
+    """The packaged table (no FGATTN_LAUNCH_TABLE): dense / block D128 M128 calls without a config reach the contig
+    form with the adopted knobs (contig_pp), a return_lse call the entry's tl kernel."""
+    calls = _recorder(csm90)
+    seen: list = []
+    real = attention._launch
+    csm90.setattr(attention, "_launch", lambda mode, q, k, v, index, cfg, *a: seen.append(cfg) or q)
     csm90.delenv("FGATTN_LAUNCH_TABLE", raising=False)
     load_table.cache_clear()
-    idx = _block_index(_seed())
-    q = torch.zeros(1, 2, 640, 128, dtype=torch.float16)
-    fgattn.block_sparse_attention(q, q, q, idx)
-    fgattn.dense_attention(q, q, q)
-    assert calls == [] and seen == [_tl("block", "fp16"), _tl("dense", "fp16")]
+    try:
+        idx = _block_index(_seed())
+        q = torch.zeros(1, 2, 640, 128, dtype=torch.float16)
+        fgattn.block_sparse_attention(q, q, q, idx)
+        fgattn.dense_attention(q, q, q)
+        assert len(calls) == 2 and all(c["regs"] == (240, 24) and c["pingpong"] for c in calls) and seen == []
+        assert not calls[0]["plan"].dense and calls[1]["plan"].dense
+        fgattn.dense_attention(q, q, q, return_lse=True)
+        strip = lambda c: dataclasses.replace(c, source="")  # noqa: E731
+        assert len(calls) == 2 and [strip(c) for c in seen] == [strip(_tl("dense", "fp16"))]
+    finally:
+        csm90.setattr(attention, "_launch", real)
+        load_table.cache_clear()
 
 
 def test_candidate_table_dispatches_contig_from_the_environment(csm90: pytest.MonkeyPatch) -> None:
@@ -451,12 +533,14 @@ def test_contig_entry_on_cpu_runs_the_tl_kernel_bit_for_bit(monkeypatch: pytest.
 
 
 def test_compile_report_table_variants_of_the_candidate() -> None:
-    """compile_report --table: the packaged table's variants are unchanged (no contig variant), the candidate adds
-    one contig variant before each of the two tl fallbacks, with the dense / block mode (no compile here)."""
+    """compile_report --table: the table before adoption has no contig variant, the candidate (= the packaged
+    table's variants) adds one contig variant before each of the two tl fallbacks, with the dense / block mode (no
+    compile here)."""
     import compile_report
 
-    pack = compile_report.table_variants(path=str(PACKAGED))
+    pack = compile_report.table_variants(path=str(BEFORE))
     cand = compile_report.table_variants(path=str(CANDIDATE))
+    assert compile_report.table_variants(path=str(PACKAGED)) == cand
     contig = [v for v in cand if "gluon contig" in v[0]]
     assert not [v for v in pack if "contig" in v[0]] and [v for v in cand if v not in contig] == pack
     assert sorted((v[0].split()[1], v[1]) for v in contig) == [("block", 1), ("dense", 0)]
@@ -499,7 +583,10 @@ def test_gpu_check_contig_cases_and_chunk_on_cpu(monkeypatch: pytest.MonkeyPatch
     count, fails = gc.check_contig_chunk(tiny[:1])
     assert count == 1 and len(fails) == 1 and "contig case 0 dense" in fails[0]
     del gc.FAILS[n0:]
-    monkeypatch.delenv("FGATTN_LAUNCH_TABLE")
+    monkeypatch.setenv("FGATTN_LAUNCH_TABLE", str(BEFORE))
     load_table.cache_clear()
     assert "has impl tl (set FGATTN_LAUNCH_TABLE" in gc.contig_table_error()
+    monkeypatch.delenv("FGATTN_LAUNCH_TABLE")
+    load_table.cache_clear()
+    assert gc.contig_table_error() is None  # the packaged table since session 14
     load_table.cache_clear()

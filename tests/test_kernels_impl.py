@@ -43,24 +43,33 @@ def _table(tmp_path: Path, extra: dict, key: tuple = ("fg", 128, 128, 1), name: 
     return p
 
 
-def test_packaged_table_adopts_gluon_on_one_entry_only() -> None:
+def test_packaged_table_adopts_gluon_on_three_entries_only() -> None:
     """Session 11 (run 9 sweep, kernels/NOTES.md): the fg D128 M128 g1 entry says impl gluon, form ws2 pipeline 1
-    without the consumer fence; session 13 adds the list schedule to it (and changes nothing else:
-    kernels/logs/launch_configs-at-d370267.json is the table before).  Its tl fallback and every other entry are
-    the table before session 10 (9245ed4, kernels/logs/launch_configs-before-session10.json) field for field."""
+    without the consumer fence; session 13 adds the list schedule to it (kernels/logs/launch_configs-at-d370267.json
+    is the table before); session 14 makes the dense / block D128 M128 entries impl gluon, form contig
+    (kernels/logs/launch_configs-at-181d183.json is the table before, tests/test_contig_dispatch.py the details).
+    The Gluon entries' tl fallbacks and every other entry are the table before session 10 (9245ed4,
+    kernels/logs/launch_configs-before-session10.json) field for field."""
     logs = ROOT / "kernels" / "logs"
     table = load_table(str(ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"))
     before = load_table(str(logs / "launch_configs-before-session10.json"))
     walk = load_table(str(logs / "launch_configs-at-d370267.json"))
+    pre_contig = load_table(str(logs / "launch_configs-at-181d183.json"))
     gl = [k for k, e in table.items() if e.get("extra", {}).get("impl", "tl") == "gluon"]
-    assert gl == [("fg", "h200", 128, 128, 1)]
-    assert set(table) == set(before) == set(walk)
+    contig = [("block", "h200", 128, 128, 128), ("dense", "h200", 128, 128, 1)]
+    assert sorted(gl) == sorted([("fg", "h200", 128, 128, 1), *contig])
+    assert set(table) == set(before) == set(walk) == set(pre_contig)
     for k, e in table.items():
+        tl = {f: v for f, v in e.items() if f != "source"}
         if k in gl:
-            continue
-        assert {f: v for f, v in e.items() if f != "source"} == {f: v for f, v in before[k].items() if f != "source"}, k
-        assert e == walk[k], k  # session 13 changed only the Gluon entry
+            tl["extra"] = {o: v for o, v in tl["extra"].items() if o not in ("impl", "gluon")}
+        assert tl == {f: v for f, v in before[k].items() if f != "source"}, k
+        if k not in contig:
+            assert e == pre_contig[k], k  # session 14 changed only the dense / block D128 M128 entries
+        if k not in gl:
+            assert e == walk[k], k  # session 13 changed only the fg Gluon entry
     e, w = table[gl[0]], walk[gl[0]]
+    assert gl[0] == ("fg", "h200", 128, 128, 1)
     assert {**w["extra"], "gluon": {**w["extra"]["gluon"], "schedule": "list"}} == e["extra"]
     assert {f: v for f, v in e.items() if f not in ("extra", "source")} == \
         {f: v for f, v in w.items() if f not in ("extra", "source")}
@@ -70,6 +79,9 @@ def test_packaged_table_adopts_gluon_on_one_entry_only() -> None:
     old = launch_config("fg", "h200", 128, 128, 1, table_path=str(logs / "launch_configs-before-session10.json"))
     strip = lambda c: dataclasses.replace(c, source="")  # noqa: E731 - the source names the run-9 sweep
     assert old.impl == "tl" and strip(cfg.tl_config()) == strip(old) and strip(_entry()) == strip(old)
+    for k in contig:
+        assert table[k]["extra"]["gluon"]["form"] == "contig"
+        assert "kernels-h200-2026-11-30-issue12-run11.csv" in table[k]["source"]
 
 
 def test_gluon_entry_reads_knobs_and_keeps_the_tl_fallback(tmp_path: Path) -> None:
