@@ -1,6 +1,6 @@
 """Plot effective TFLOP/s vs density (fg, block, dense, cuDNN, Flex) from the issue-12 kernel benchmark CSV.
 
-    python validation/plot_kernels.py [--csv validation/results/kernels-h200-2026-11-30-issue12-run10.csv]
+    python validation/plot_kernels.py [--csv validation/results/kernels-h200-2026-11-30-issue12-run11.csv]
                                       [--out docs/img/kernels_tflops.png]
 
 Effective TFLOP/s = 4·D·(kept query–key pairs)/t; dense kernels (cuDNN, fg_dense) are horizontal lines.
@@ -17,12 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SHAPES = ("H12 N32760 D128", "H12 N32760+512text D128", "H40 N75600 D128", "H40 N75600+512text D128")
 STYLE = {"fg_attention": ("fg (M×1 gather)", "C0", "o"), "fg_block128": ("block 128×128", "C1", "s"),
          "flex_block128": ("Flex BlockMask", "C2", "^"),
-         "fg_attention_previous": ("fg, previous table (walk)", "C4", "x")}  # where the CSV has it (same rounds)
+         "fg_attention_previous": ("fg, previous table (walk)", "C4", "x"),  # where the CSV has it (same rounds)
+         "fg_block128_previous": ("block, previous table (tl)", "C5", "x")}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--csv", type=Path, default=ROOT / "validation/results/kernels-h200-2026-11-30-issue12-run10.csv",
+    ap.add_argument("--csv", type=Path, default=ROOT / "validation/results/kernels-h200-2026-11-30-issue12-run11.csv",
                     help="the --final benchmark CSV (one run: every kernel and cuDNN in the same rounds)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs/img/kernels_tflops.png")
     args = ap.parse_args()
@@ -48,7 +49,8 @@ def main() -> int:
                          if r["kernel"] == kernel and r["gran_n"] in ("1", "128"))
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, color=color, label=label, ms=4)
-        for kernel, label, color, ls in (("sdpa_cudnn", "cuDNN dense", "k", "--"), ("fg_dense", "fgattn dense", "C3", ":")):
+        for kernel, label, color, ls in (("sdpa_cudnn", "cuDNN dense", "k", "--"), ("fg_dense", "fgattn dense", "C3", ":"),
+                                         ("fg_dense_previous", "fgattn dense, previous table (tl)", "C5", "-.")):
             r = next((r for r in rs if r["kernel"] == kernel), None)
             if r:
                 ax.axhline(float(r["eff_tflops"]), color=color, linestyle=ls, label=label, lw=1.2)

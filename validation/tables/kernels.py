@@ -1,15 +1,18 @@
 """README block: fgattn kernels vs cuDNN SDPA and FlexAttention on Wan2.1 shapes (H200, issue 12).
 
-Run 10 (2026-11-30, session 13): the launch table 181d183 (the fg D128 M128 gran-1 Gluon entry with the list
-schedule, chosen by the rule pre-registered before the timing call :data:`ADOPTION`) → one H200 call of
-``validation/bench_kernels.py --final --check-table --check-gluon 480 --bench-shapes 6,0,4,1,7,5,2,3,8
---bench-rounds 7 --bench-shuffle-seed 3 --bench-all-kernels --previous-table
-kernels/logs/launch_configs-at-d370267.json`` (the GPU check first, then all 9 shapes; the previous table's walk
-entry timed beside the list one in the same rounds at H12 / H40 N32760).  cuDNN and FlexAttention in the same
-interleaved rounds, 7 rounds in a fresh random order per round; every row from the final launch table; the ``run``
-column names each shape's CSV.  The target table also counts run 9 (:data:`BEFORE`, the table before) per target.
-Per density: d·t_cuDNN/t, the fraction of cuDNN's dense throughput reached on the kept slices (targets 0.92 at
-M=128, 0.85 at M=64).
+Run 11 (2026-11-30, session 14): the launch table 300ad25 (the dense / block D128 M128 entries adopt the Gluon contig
+form, by the rule pre-registered before the timing call, kernels/NOTES.md "Session 14, K3") → one H200 call of
+``FGATTN_LAUNCH_TABLE=kernels/logs/launch_configs-candidate-contig.json validation/bench_kernels.py --final
+--check-table --check-gluon 240 --check-contig 600 --bench-shapes 6,0,4,1,7,5,2,3,8 --bench-rounds 5
+--bench-shuffle-seed 11 --bench-all-kernels --contig-variants --previous-table
+kernels/fgattn/data/launch_configs.json`` (the GPU check first, then the 8 D=128 shapes; the budget guard skipped
+the D=64 shape, taken whole from run 10: its entries did not change).  The candidate's entries equal the adopted
+table's; the tl entries they replace ran beside them (``*_previous``) in the same rounds.  cuDNN and FlexAttention in
+the same interleaved rounds in a fresh random order per round; the ``run`` column names each shape's CSV.  The
+target table also counts run 10 (:data:`BEFORE`, the table before, 181d183) per target.  Per density: d·t_cuDNN/t,
+the fraction of cuDNN's dense throughput reached on the kept slices (targets 0.92 at M=128, 0.85 at M=64).  The
+route table says what each kernel's timed CUDA graphs launched (run 11's ``route`` column: the Gluon launches
+counted during capture).
 """
 
 from __future__ import annotations
@@ -20,11 +23,16 @@ import statistics
 
 from _common import ROOT, provenance, read_rows  # type: ignore[import-not-found]
 
-#: the final table's runs; a shape is taken whole from the first run that has it
-RUNS = ("kernels-h200-2026-11-30-issue12-run10.csv",)
-LABELS = ("10",)
-#: the runs on the table before (d370267, the walk), counted per target beside the final one
-BEFORE = ("kernels-h200-2026-11-30-issue12-run9.csv", "kernels-h200-2026-11-30-issue12-run9b.csv")
+#: the final table's runs; a shape is taken whole from the first run that has it (run 10: the D=64 shape only)
+RUNS = ("kernels-h200-2026-11-30-issue12-run11.csv", "kernels-h200-2026-11-30-issue12-run10.csv")
+LABELS = ("11", "10")
+#: the runs on the table before (181d183: dense / block D=128 M=128 tl), counted per target beside the final one
+BEFORE = ("kernels-h200-2026-11-30-issue12-run10.csv",)
+BEFORE_LABELS = ("10",)
+#: what the previous table ran for the entries that changed (the ``*_previous`` rows)
+CHANGE = ("181d183: the dense / block D=128 M=128 entries ran the Triton (tl) kernels; now the Gluon contig form "
+          "(`fgattn.gluon_contig`: a producer warpgroup loading whole 128-key blocks of K and V by TMA, the fg "
+          "entry's two consumer warpgroups, registers 240 / 24, ping-pong)")
 #: the timing call that chose the final table's one change (the list schedule; paired rel = t_list / t_walk entry)
 ADOPTION = "kernels-h200-2026-11-30-ws2-list-rule3.csv"
 TABLE = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
@@ -105,9 +113,9 @@ def targets(rows: list[dict[str, str]], before: list[dict[str, str]]) -> list[st
     shapes = list(dict.fromkeys(r["shape"] for r in rows if r["D"] == "128"))
     prev = {name: f"{sum(ok)} / {len(ok)}" for name, _, ok, _ in target_cells(before)}
     out = ["Issue-12 targets on the eight D=128 Wan shapes (H200, bf16, graph timing, cuDNN in the same rounds; "
-           "a cell = one shape × one density; ratio = d·t_cuDNN/t; run 9 = the same benchmark on the table "
-           "before, d370267, whose fg entry walked):", "",
-           "| target | cells counted | cells met | met in run 9 | measured range | verdict |",
+           f"a cell = one shape × one density; ratio = d·t_cuDNN/t; run {BEFORE_LABELS[0]} = the same benchmark on "
+           "the table before, 181d183, whose dense / block entries ran the tl kernels):", "",
+           f"| target | cells counted | cells met | met in run {BEFORE_LABELS[0]} | measured range | verdict |",
            "|---|---|---|---|---|---|"]
     for name, vals, ok, unit in target_cells(rows):
         met = sum(ok)
@@ -117,6 +125,49 @@ def targets(rows: list[dict[str, str]], before: list[dict[str, str]]) -> list[st
     out += ["", f"Shapes counted: {', '.join(shapes)}; the text shapes H40 N32760+512 and H12 N75600+512 have "
             "4 densities (0.02, 0.1, 0.3, 0.5), the others 9. Verdict: met = every counted cell, partly = some.", ""]
     return out
+
+
+def cell_clock(rows: list[dict[str, str]]) -> str:
+    """The per-cell SM clock (``sm_mhz``: NVML polled during the cell's own timed replays), as one phrase."""
+    v = sorted(int(r["sm_mhz"]) for r in rows if r.get("sm_mhz"))
+    if not v:
+        return ""
+    return (f"; per-cell SM clock (`sm_mhz`, NVML read about every ms during the cell's own timed replays, "
+            f"{len(v)} cells) median {statistics.median(v):.0f} MHz, {v[0]}–{v[-1]} MHz")
+
+
+def routes(rows: list[dict[str, str]]) -> list[str]:
+    """A table: per kernel (M, gran_n), the launch-table form and what its timed CUDA graphs launched (``route``)."""
+    groups: dict[tuple[str, str, str], dict[str, int]] = {}
+    for r in rows:
+        if r["kernel"] in ("sdpa_cudnn", "flex_block128") or not r.get("route"):
+            continue
+        route = r["route"].split(" captured")[0].rsplit(" ", 1)[0] if r["route"].startswith("gluon") else r["route"]
+        groups.setdefault((r["kernel"], r["M"], r["gran_n"]), {}).setdefault(route, 0)
+        groups[(r["kernel"], r["M"], r["gran_n"])][route] += 1
+    if not groups:
+        return []
+    out = ["Route each kernel took in run 11's timed CUDA graphs (Gluon launches counted while each graph was "
+           "captured; the row plans were memoised by the warm-up before capture):", "",
+           "| kernel | M | gran_n | launch-table entry | route (cells) |", "|---|---|---|---|---|"]
+    entry = {"fg_attention": "fg", "fg_attention_headmajor_lpt": "fg (head-major order)", "fg_dense": "dense",
+             "fg_block128": "block", "fg_dense_previous": "dense, table before (181d183)",
+             "fg_block128_previous": "block, table before (181d183)",
+             "fg_dense_contig216": "dense as contig regs 216/64 (record only)",
+             "fg_block128_contig216": "block as contig regs 216/64 (record only)"}
+    for (k, m, g), rs in groups.items():
+        out.append(f"| {k} | {m} | {g} | {entry.get(k, k)} | "
+                   + ", ".join(f"{route} ({n})" for route, n in rs.items()) + " |")
+    return out + [""]
+
+
+def _paired(new: dict[str, str], old: dict[str, str]) -> float:
+    """Median over rounds of t_new / t_old in the same round (``ms_rounds``); the medians' ratio without it."""
+    if new.get("ms_rounds") and old.get("ms_rounds"):
+        r = sorted(float(a) / float(b) for a, b in zip(new["ms_rounds"].split(";"), old["ms_rounds"].split(";"),
+                                                        strict=True))
+        return r[len(r) // 2]
+    return float(new["ms"]) / float(old["ms"])
 
 
 def clock_range(rows: list[dict[str, str]]) -> str:
@@ -137,7 +188,7 @@ def clock_range(rows: list[dict[str, str]]) -> str:
 
 def render() -> str:
     rows, flex1, used = load()
-    before, _, used_before = load(BEFORE, ("9", "9b"))
+    before, _, used_before = load(BEFORE, BEFORE_LABELS)
     shapes: list[str] = []
     for r in rows:
         if r["shape"] not in shapes:
@@ -147,7 +198,7 @@ def render() -> str:
         return {r["density_target"]: r for r in rows
                 if r["shape"] == shape and r["kernel"] == kernel and r["M"] == m and r["gran_n"] == g}
 
-    out = targets(rows, before) + ["fg_attention (M=128, M×1 slices) as d·t_cuDNN/t per target density d (3D window masks + 64 "
+    out = targets(rows, before) + routes(rows) + ["fg_attention (M=128, M×1 slices) as d·t_cuDNN/t per target density d (3D window masks + 64 "
            "sink keys; text rows and columns full when 512 text tokens are appended; target ≥ 0.92):", "",
            "| shape | run | cuDNN ms (TF/s) | " + " | ".join(f"d={d}" for d in DENS) + " | met | round spread |",
            "|---|---|---|" + "---|" * len(DENS) + "---|---|"]
@@ -175,10 +226,11 @@ def render() -> str:
                    + " | ".join(cells)
                    + (f" | {m_s}/{t_s} |" if targeted else " | (D=64: no target) |")
                    + f" ±{100 * statistics.median(spread):.0f} % (max ±{100 * max(spread):.0f} %) |")
+    rounds = {lab: sorted({r["rounds"] for r in rows if r["run"] == lab}) for lab in LABELS}
     out += ["", f"Target met in {met} of {total} D=128 cells.", "",
-            "run: " + ", ".join(f"{a} = {b}" for a, b in zip(LABELS, RUNS, strict=True))
-            + " (7 interleaved rounds in a fresh random order per round), on "
-            "the final launch table. Round spread: half the range over rounds of the per-round ratio, relative to the "
+            "run: " + ", ".join(f"{a} = {b} ({'/'.join(rounds[a])} interleaved rounds in a fresh random order per "
+                                f"round, {used[b]} rows)" for a, b in zip(LABELS, RUNS, strict=True))
+            + ", on the final launch table's entries. Round spread: half the range over rounds of the per-round ratio, relative to the "
             "median, median and max over the row's cells."
             + (" The paragraph on changed entries below compares new and previous entries in the same rounds."
                if any(r["kernel"].endswith("_previous") for r in rows) else ""), "",
@@ -220,41 +272,50 @@ def render() -> str:
                 parts.append(f"{r['shape']} d={r['density_target']}: {_f(float(new['ratio_vs_cudnn']))} with the "
                              f"promoted order vs {_f(float(r['ratio_vs_cudnn']))} head-major only")
         out += ["", "Launch order with text tokens (heavy text rows promoted first): " + "; ".join(parts) + "."]
-    prev = [r for r in rows if r["kernel"].endswith("_previous")]
-    if prev:
+    name = {"fg_attention": "fg", "fg_dense": "dense", "fg_block128": "block"}
+
+    def versus(suffix: str) -> list[str]:
         groups: dict[tuple[str, str, str], list[float]] = {}
-        for r in prev:
-            kern = r["kernel"].removesuffix("_previous")
+        for r in rows:
+            if not r["kernel"].endswith(suffix):
+                continue
+            kern = r["kernel"].removesuffix(suffix)
             new = pick(r["shape"], kern, r["M"], r["gran_n"]).get(r["density_target"])
             if new:
-                groups.setdefault((kern, r["M"], r["gran_n"]), []).append(float(new["ms"]) / float(r["ms"]))
-        name = {"fg_attention": "fg", "fg_dense": "dense", "fg_block128": "block"}
-        parts = [f"{name.get(k, k)} M={m}" + (f" gran_n={g}" if k == "fg_attention" else "")
-                 + f": {math.exp(sum(map(math.log, v)) / len(v)):.3f} ({len(v)} cell"
-                 + (f"s, geometric mean, {min(v):.3f}–{max(v):.3f})" if len(v) > 1 else ")")
-                 for (k, m, g), v in groups.items()]
-        out += ["", "Entries changed since the previous table (d370267: the fg D=128 M=128 gran-1 Gluon entry walked "
-                "launch positions p, p + G, …; now it runs a greedy list plan per index), time of the new entry / "
-                "the previous one in the same rounds (medians, not paired): " + "; ".join(parts) + "."]
+                v = _paired(new, r) if suffix == "_previous" else _paired(r, new)
+                groups.setdefault((kern, r["M"], r["gran_n"]), []).append(v)
+        return [f"{name.get(k, k)} M={m}" + (f" gran_n={g}" if k == "fg_attention" else "")
+                + f": {math.exp(sum(map(math.log, v)) / len(v)):.3f} ({len(v)} cell"
+                + (f"s, geometric mean, {min(v):.3f}–{max(v):.3f})" if len(v) > 1 else ")")
+                for (k, m, g), v in groups.items()]
+
+    if parts := versus("_previous"):
+        out += ["", f"Entries changed since the previous table ({CHANGE}), time of the new entry / the previous one "
+                "in the same rounds (per cell the median over rounds of the per-round ratio; the rule written "
+                "before the call: dense ≤ 1.00 and ≥ 0.97 of cuDNN at every shape, block ≤ 1.02 at every cell and "
+                "geometric mean ≤ 0.97): " + "; ".join(parts) + "."]
+    if parts := versus("_contig216"):
+        out += ["", "The same contig form with the fg entry's register split (216 / 64, no ping-pong) / the "
+                "adopted one (240 / 24, ping-pong), paired the same way: " + "; ".join(parts) + "."]
     ad, nat = adopted()
     if ad:
-        out += ["", f"In the timing call that chose it ({ADOPTION}, paired median of 9 shuffled rounds per problem; "
+        out += ["", f"The fg entry's list schedule (since table 181d183): in the timing call that chose it ({ADOPTION}, paired median of 9 shuffled rounds per problem; "
                 "rule written before the call: the walk control's geo-mean within 1 ± 0.01 and list ≤ 1.02 × the "
                 "walk entry at all 8 launch-ordered sweep problems), list / walk entry: median "
                 f"{statistics.median(ad):.3f} of {len(ad)} problems ({min(ad):.3f}–{max(ad):.3f})"
                 + (f"; natural-order index (no launch order) {', '.join(f'{x:.3f}' for x in nat)}" if nat else "")
                 + "."]
     first = rows[0]
-    method = (f"CUDA graphs, 7 interleaved rounds in a fresh random order per round, >= 30 ms untimed replays "
-              f"before each timed one, "
+    method = ("CUDA graphs, interleaved rounds (" + ", ".join(f"run {a}: {'/'.join(rounds[a])}" for a in LABELS)
+              + ") in a fresh random order per round, >= 30 ms untimed replays before each timed one, "
               f"on {first['gpu_name']} (driver {first['smi_driver_version']}, torch {first['torch']}, "
-              f"Triton {first['triton']}, cuDNN {first['cudnn']}), " + clock_range(rows))
+              f"Triton {first['triton']}, cuDNN {first['cudnn']}), " + clock_range(rows) + cell_clock(rows))
     method += ("; rows per CSV: " + ", ".join(f"{n} {used[n]}" for n in RUNS)
-               + " (on the final launch table; each shape whole from one CSV, named in the run column); "
-               + ", ".join(f"{n} {used_before[n]}" for n in BEFORE) + " (run 9, the table before: the met-in-run-9 "
-               "column only)")
+               + " (on the final launch table's entries; each shape whole from one CSV, named in the run column); "
+               + ", ".join(f"{n} {used_before[n]}" for n in BEFORE) + f" (run {BEFORE_LABELS[0]}, the table before: "
+               f"the met-in-run-{BEFORE_LABELS[0]} column only)")
     n_ad = len(ad) + len(nat)
-    out += ["", provenance(list(RUNS) + list(BEFORE) + ([ADOPTION] if ad else []),
+    out += ["", provenance(list(dict.fromkeys(list(RUNS) + list(BEFORE) + ([ADOPTION] if ad else []))),
                            len(rows) + len(before) + n_ad, method
                            + (f"; {ADOPTION} {n_ad} rows (the list variant's paired rel)" if ad else ""),
                            first["statistic"])]
