@@ -130,20 +130,62 @@ def gpu_key(device_name: str) -> str:
     return low.replace(" ", "_")
 
 
+class _Nvml:
+    """SM and memory clocks (MHz) of device 0 through NVML (``libnvidia-ml.so.1`` by ctypes, no Python package);
+    ``ok`` is False where NVML cannot be loaded."""
+
+    CLOCK_SM, CLOCK_MEM = 1, 2
+
+    def __init__(self) -> None:
+        import ctypes
+
+        self.ok = False
+        try:
+            self._lib = ctypes.CDLL("libnvidia-ml.so.1")
+            self._h = ctypes.c_void_p()
+            self._v = ctypes.c_uint()
+            self.ok = (self._lib.nvmlInit_v2() == 0
+                       and self._lib.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(self._h)) == 0
+                       and self.read() is not None)
+        except (OSError, AttributeError):
+            self.ok = False
+
+    def read(self) -> tuple[float, float] | None:
+        """(SM, memory) clock in MHz, or None if NVML failed."""
+        import ctypes
+
+        out = []
+        for kind in (self.CLOCK_SM, self.CLOCK_MEM):
+            if self._lib.nvmlDeviceGetClockInfo(self._h, kind, ctypes.byref(self._v)) != 0:
+                return None
+            out.append(float(self._v.value))
+        return out[0], out[1]
+
+
 class ClockSampler:
-    """Samples ``clocks.sm`` / ``clocks.mem`` with nvidia-smi every ``period_s`` in a background thread.
+    """Samples the SM / memory clocks every ``period_s`` in a background thread: through NVML (ctypes) every
+    ``nvml_period_s`` where it loads (session 14: short cases get many samples), else with nvidia-smi
+    (``clocks.sm`` / ``clocks.mem``) every ``period_s``.
 
     Use as a context manager around timed GPU work; :meth:`summary` gives the median SM and memory clock of the
     samples (MHz, as strings for CSV rows), their number, and the SM-clock range."""
 
-    def __init__(self, period_s: float = 0.5) -> None:
+    def __init__(self, period_s: float = 0.5, nvml_period_s: float = 0.005) -> None:
         self.period_s = period_s
+        self.nvml_period_s = nvml_period_s
         self.samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _run(self) -> None:
+        nv = _Nvml()
         while not self._stop.is_set():
+            if nv.ok:
+                got = nv.read()
+                if got is not None:
+                    self.samples.append(got)
+                self._stop.wait(self.nvml_period_s)
+                continue
             v = _smi("clocks.sm,clocks.mem", timeout=5.0)
             try:
                 if len(v) >= 2:

@@ -315,6 +315,7 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
             w.writeheader()
         for ci, case in enumerate(cases):
             mark = clocks.mark() if clocks else 0
+            mark_timed = mark
             try:
                 mask = case_mask(case)
             except Exception as exc:  # noqa: BLE001 - a broken case is recorded, the run goes on
@@ -359,13 +360,16 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
                         res_by_cfg[ck] = _resources_of(new_k[-1])
                     timers.append((kern, cfg, tm, status))
                 times: dict[str, list[float]] = {kern: [] for kern, _, _, _ in timers}
+                mark_timed = clocks.mark() if clocks else 0  # the clock while the timed rounds ran (session 14)
                 for _r in range(max(1, rounds)):
                     for kern, _cfg, tm, _st in timers:
                         if tm is not None:
                             times[kern].append(tm.once() if gpu else _cpu_time(tm))
             finally:
                 part.__exit__(None, None, None)
-            smry = clocks.summary(mark) if clocks else {}
+            smry = clocks.summary(mark_timed) if clocks else {}
+            if clocks and not smry.get("sm_clock_mhz"):  # no sample while the rounds ran: the case's whole window
+                smry = clocks.summary(mark)
             for kern, cfg, tm, status in timers:
                 ts = np.array(times[kern]) if times[kern] else np.array([np.nan])
                 med = float(np.median(ts))
