@@ -475,14 +475,19 @@ def test_table_before_dispatch_is_the_tl_kernel_as_before(csm90: pytest.MonkeyPa
         load_table.cache_clear()
 
 
-def test_packaged_table_dispatches_contig(csm90: pytest.MonkeyPatch) -> None:
-    """The packaged table (no FGATTN_LAUNCH_TABLE): dense / block D128 M128 calls without a config reach the contig
-    form with the adopted knobs (contig_pp), a return_lse call the entry's tl kernel."""
+@pytest.mark.parametrize("table", ["packaged", "candidate"])
+def test_contig_tables_dispatch_contig(csm90: pytest.MonkeyPatch, table: str) -> None:
+    """The packaged table (no FGATTN_LAUNCH_TABLE; since session 14) and FGATTN_LAUNCH_TABLE=candidate: dense / block
+    D128 M128 calls without a config reach the contig form with the adopted knobs (contig_pp), a return_lse call the
+    entry's tl kernel; D64 / M64 calls and the fg entry are the packaged table's."""
     calls = _recorder(csm90)
     seen: list = []
     real = attention._launch
     csm90.setattr(attention, "_launch", lambda mode, q, k, v, index, cfg, *a: seen.append(cfg) or q)
-    csm90.delenv("FGATTN_LAUNCH_TABLE", raising=False)
+    if table == "candidate":
+        csm90.setenv("FGATTN_LAUNCH_TABLE", str(CANDIDATE))
+    else:
+        csm90.delenv("FGATTN_LAUNCH_TABLE", raising=False)
     load_table.cache_clear()
     try:
         idx = _block_index(_seed())
@@ -494,29 +499,12 @@ def test_packaged_table_dispatches_contig(csm90: pytest.MonkeyPatch) -> None:
         fgattn.dense_attention(q, q, q, return_lse=True)
         strip = lambda c: dataclasses.replace(c, source="")  # noqa: E731
         assert len(calls) == 2 and [strip(c) for c in seen] == [strip(_tl("dense", "fp16"))]
-    finally:
-        csm90.setattr(attention, "_launch", real)
-        load_table.cache_clear()
-
-
-def test_candidate_table_dispatches_contig_from_the_environment(csm90: pytest.MonkeyPatch) -> None:
-    """FGATTN_LAUNCH_TABLE=candidate: dense / block D128 M128 calls without a config reach the contig form with the
-    candidate's knobs; D64 / M64 calls and the fg entry are the packaged table's."""
-    calls = _recorder(csm90)
-    csm90.setenv("FGATTN_LAUNCH_TABLE", str(CANDIDATE))
-    load_table.cache_clear()
-    try:
-        idx = _block_index(_seed())
-        q = torch.zeros(1, 2, 640, 128, dtype=torch.float16)
-        fgattn.block_sparse_attention(q, q, q, idx)
-        fgattn.dense_attention(q, q, q)
-        assert len(calls) == 2 and all(c["regs"] == (240, 24) and c["pingpong"] for c in calls)
-        assert not calls[0]["plan"].dense and calls[1]["plan"].dense
         for kernel, d, m in (("dense", 64, 128), ("dense", 128, 64), ("block", 128, 64)):
             assert launch_config(kernel, "h200", d, m).impl == "tl"
         fg = launch_config("fg", "h200", 128, 128, 1)
         assert fg == launch_config("fg", "h200", 128, 128, 1, table_path=str(PACKAGED))
     finally:
+        csm90.setattr(attention, "_launch", real)
         load_table.cache_clear()
 
 
