@@ -291,3 +291,54 @@ def test_model_rows_band_plan_reads_less_on_a_window_mask():
     for r in rows.values():
         assert kv <= r["kv_dram_bytes_l2_4MiB"] <= r["kv_dram_bytes_l2_1MiB"] <= r["gathered_bytes"]
     assert rows["l2band"]["kv_dram_bytes_l2_1MiB"] < rows["entry"]["kv_dram_bytes_l2_1MiB"]
+
+
+def test_probe_time_shapes_end_to_end_with_stubbed_gpu(tmp_path, monkeypatch):
+    """The timing loop on the CPU: tiny window indexes, the GPU calls and the graph timing stubbed (entry_ctl 1.0x,
+    l2band 0.9x the entry in every round): the CSV has every cell, its plans, the paired ratios and the rule."""
+    import csv
+    import types
+
+    import bench_kernels
+    import entry_regress
+
+    s = _seed()
+    rng = random.Random(s)
+    props = types.SimpleNamespace(multi_processor_count=16, L2_cache_size=50 * 2**20)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda *a: props)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda *a: None)
+    monkeypatch.setattr(bench_kernels, "make_qkv", lambda b, h, n, d, sets: [
+        tuple(torch.zeros(b, h, n, d, dtype=torch.bfloat16) for _ in range(3))] * sets)
+    monkeypatch.setattr(entry_regress, "build_index", lambda h, nv, nt, dt_, dev: _window_index(h, dt_, nt))
+
+    class Clock:
+        def __init__(self, period):
+            pass
+
+        def window(self, t0, t1):
+            return "sm 1980 (1980-1980) MHz"
+
+        def stop(self):
+            pass
+
+    def timed_rounds(cases, sets, rounds, target_ms, shuffle_seed=None):
+        base = [1.0 + rng.random() for _ in range(rounds)]
+        for c in cases:
+            c["reps"] = 3
+            c["ms"] = [b * {"entry": 1.0, "entry_ctl": 1.0, "l2band": 0.9}[c["variant"]] for b in base]
+
+    monkeypatch.setattr(bench_kernels, "ClockSampler", Clock)
+    monkeypatch.setattr(bench_kernels, "timed_rounds", timed_rounds)
+    args = probe.parse_args(["--out", str(tmp_path), "--shapes", "6x4096+300", "--densities", "0.02,0.5",
+                             "--rounds", "3"])
+    path = probe.time_shapes(args, dict(date="2026-11-30T22:00:00Z", gpu_name="stub"))
+    rows = list(csv.DictReader(open(path, newline="")))
+    assert [(r["density_target"], r["variant"]) for r in rows] == [
+        (d, v) for d in ("0.02", "0.5") for v in ("entry", "entry_ctl", "l2band")]
+    rel = {(r["density_target"], r["variant"]): r["rel_entry"] for r in rows}
+    assert rel[("0.02", "entry")] == "" and rel[("0.5", "entry_ctl")] == "1.0" and rel[("0.02", "l2band")] == "0.9"
+    assert all("l2band e" in r["config"] or "fallback" in r["config"] for r in rows if r["variant"] == "l2band")
+    assert all("packaged table (tl" in r["config"] for r in rows if r["variant"] == "entry")  # CPU q: the tl route
+    assert all(r["clocks_under_load"].startswith("sm 1980") and r["l2_cache_bytes"] == str(50 * 2**20) for r in rows)
+    assert probe.rule_verdict(rows)[0] == "eligible"
