@@ -330,14 +330,14 @@ def test_probe_time_shapes_end_to_end_with_stubbed_gpu(tmp_path, monkeypatch):
 
     monkeypatch.setattr(bench_kernels, "ClockSampler", Clock)
     monkeypatch.setattr(bench_kernels, "timed_rounds", timed_rounds)
-    args = probe.parse_args(["--out", str(tmp_path), "--shapes", "6x4096+300", "--densities", "0.02,0.5",
+    args = probe.parse_args(["--out", str(tmp_path), "--shapes", "6x4096+300", "--densities", "0.05,0.2",
                              "--rounds", "3"])
     path = probe.time_shapes(args, dict(date="2026-11-30T22:00:00Z", gpu_name="stub"))
     rows = list(csv.DictReader(open(path, newline="")))
     assert [(r["density_target"], r["variant"]) for r in rows] == [
-        (d, v) for d in ("0.02", "0.5") for v in ("entry", "entry_ctl", "l2band")]
+        (d, v) for d in ("0.05", "0.2") for v in ("entry", "entry_ctl", "l2band")]
     rel = {(r["density_target"], r["variant"]): r["rel_entry"] for r in rows}
-    assert rel[("0.02", "entry")] == "" and rel[("0.5", "entry_ctl")] == "1.0" and rel[("0.02", "l2band")] == "0.9"
+    assert rel[("0.05", "entry")] == "" and rel[("0.2", "entry_ctl")] == "1.0" and rel[("0.05", "l2band")] == "0.9"
     assert all("l2band e" in r["config"] or "fallback" in r["config"] for r in rows if r["variant"] == "l2band")
     assert all("packaged table (tl" in r["config"] for r in rows if r["variant"] == "entry")  # CPU q: the tl route
     assert all(r["clocks_under_load"].startswith("sm 1980") and r["l2_cache_bytes"] == str(50 * 2**20) for r in rows)
