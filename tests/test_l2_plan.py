@@ -88,6 +88,16 @@ def test_band_order_without_early_or_tail_is_row_order():
     assert l2_plan.band_order(costs, 12, 5, early_share=1e5, tail_waves=0) == list(range(60))
 
 
+def test_band_order_lpt_inside_a_head_is_head_major_heaviest_first():
+    s = _seed()
+    rng = random.Random(s)
+    costs = [3.0 + rng.randint(1, 9) for _ in range(40)]
+    order = l2_plan.band_order(costs, 10, 3, early_share=1e5, tail_waves=0, within="lpt")
+    assert order == sorted(range(40), key=lambda r: (r // 10, -costs[r], r))
+    plan = l2_plan.plan_l2_band(_random_index(seed=s), programs=7, within="lpt", max_ratio=1e5)
+    assert plan.schedule == "l2band e0.1 t1 lpt"
+
+
 def test_band_order_promotes_a_row_only_when_the_work_after_it_cannot_absorb_it():
     # 4 programs, 10 rows of cost 4 then one of cost 20 at the end: after = 0 -> promoted (20 > 0 + 0.1 * 15)
     costs = [4.0] * 10 + [20.0]
@@ -107,6 +117,7 @@ def test_band_order_promotes_a_row_only_when_the_work_after_it_cannot_absorb_it(
     (dict(early_share=-1), "early_share=-1 must be a number in [0, 1e6)"),
     (dict(tail_waves="2"), "tail_waves='2' must be a number in [0, 1e6)"),
     (dict(costs=[-1.0] + [1.0] * 59), "costs must be non-negative numbers"),
+    (dict(within="hilbert"), "within='hilbert' must be 'qb' or 'lpt'"),
 ])
 def test_band_order_bad_inputs_one_line_each(kw, msg):
     args = dict(costs=[1.0] * 60, n_qblocks=12, programs=4) | kw
@@ -287,6 +298,7 @@ def test_access_stream_orders_tiles_by_modelled_time_and_streams_q_and_o():
 def test_model_rows_band_plan_reads_less_on_a_window_mask():
     idx = _window_index(6, 0.05)
     rows = {r["variant"]: r for r in probe.model_rows(idx, [1.0, 4.0], programs=16)}
+    assert set(rows) == {"entry", "l2band", "l2band_lpt"}
     kv = rows["entry"]["kv_bytes"]
     for r in rows.values():
         assert kv <= r["kv_dram_bytes_l2_4MiB"] <= r["kv_dram_bytes_l2_1MiB"] <= r["gathered_bytes"]

@@ -49,11 +49,12 @@ def _fail(msg: str) -> None:
 
 
 def band_order(costs: list[float], n_qblocks: int, programs: int, *, early_share: float = EARLY_SHARE,
-               tail_waves: float = TAIL_WAVES) -> list[int]:
+               tail_waves: float = TAIL_WAVES, within: str = "qb") -> list[int]:
     """The band plan's assignment order of rows ``0 .. len(costs) - 1`` (row r = bh * n_qblocks + qb, cost in tile
     units): early rows heaviest first (cost > work after the row in the band / programs + ``early_share`` x mean
-    program load), then head-major query-block order, its last ``tail_waves`` x programs rows heaviest first
-    (module docstring).  Pure Python; ties keep row order."""
+    program load), then head-major, inside a head in query-block order (``within="qb"``, the measured plan) or
+    heaviest first (``"lpt"``, the packaged order's rule inside a head; modelled only), the last ``tail_waves`` x
+    programs rows heaviest first (module docstring).  Pure Python; ties keep row order."""
     n = len(costs)
     if not isinstance(n_qblocks, int) or isinstance(n_qblocks, bool) or n_qblocks < 1 or n % n_qblocks:
         _fail(f"n_qblocks={n_qblocks!r} must be a positive int dividing the row count {n}")
@@ -64,15 +65,18 @@ def band_order(costs: list[float], n_qblocks: int, programs: int, *, early_share
             _fail(f"{name}={v!r} must be a number in [0, 1e6)")
     if any(not c >= 0 for c in costs):
         _fail("costs must be non-negative numbers")
+    if within not in ("qb", "lpt"):
+        _fail(f"within={within!r} must be 'qb' or 'lpt'")
+    base = list(range(n)) if within == "qb" else sorted(range(n), key=lambda r: (r // n_qblocks, -costs[r], r))
     mean_load = sum(costs) / min(programs, max(n, 1))
     early = set()
     after = 0.0  # work after a row in the banded order (the rows not promoted), tile units
-    for r in range(n - 1, -1, -1):
+    for r in reversed(base):
         if costs[r] > after / programs + early_share * mean_load:
             early.add(r)
         else:
             after += costs[r]
-    rest = [r for r in range(n) if r not in early]  # head-major, query-block order (row numbering)
+    rest = [r for r in base if r not in early]
     tail = min(len(rest), int(round(tail_waves * programs)))
     band, last = rest[:len(rest) - tail], rest[len(rest) - tail:]
 
@@ -89,7 +93,7 @@ def graham_bound(costs: list[float], programs: int) -> float:
 
 
 def plan_l2_band(index: Any, *, programs: int, c_row: float = C_ROW_TILES, max_ratio: float = MAX_RATIO,
-                 candidates: tuple[tuple[float, float], ...] = CANDIDATES) -> Any:
+                 candidates: tuple[tuple[float, float], ...] = CANDIDATES, within: str = "qb") -> Any:
     """The band plan of ``index`` for ``programs`` programs: for each (early_share, tail_waves) of ``candidates`` in
     turn, :func:`band_order` and greedy least-loaded list scheduling (``fgattn.gluon_fg_m64.lane_list``, the packaged
     planner's assignment); the first whose planned makespan is <= ``max_ratio`` x the packaged list plan's
@@ -97,7 +101,7 @@ def plan_l2_band(index: Any, *, programs: int, c_row: float = C_ROW_TILES, max_r
     holds by construction).  Same format as ``plan_ws2_list`` (a ``LanePlan`` with lanes 1, makespan / mean_load in
     tile units; ``schedule`` names the candidate, ``"l2band e0.1 t4"``, or ``"l2band fallback list"``): pass it as
     ``plan=`` to :func:`fgattn.gluon_fg_list.fg_attention_gluon_list`.  Host work (one device-to-host copy of the
-    row counts): build it before CUDA-graph capture."""
+    row counts): build it before CUDA-graph capture.  ``within``: :func:`band_order`'s order inside a head."""
     import torch
 
     from .gluon_fg_list import plan_ws2_list
@@ -121,7 +125,7 @@ def plan_l2_band(index: Any, *, programs: int, c_row: float = C_ROW_TILES, max_r
     ref = plan_ws2_list(index, programs=g, c_row=c_row)
     costs = row_costs(index.counts().tolist(), 128, float(c_row))
     for early_share, tail_waves in candidates:
-        order = band_order(costs, index.n_qblocks, g, early_share=early_share, tail_waves=tail_waves)
+        order = band_order(costs, index.n_qblocks, g, early_share=early_share, tail_waves=tail_waves, within=within)
         lists = lane_list(costs, order, g, 1)
         mx, mean = lanes_makespan(costs, lists)
         if mx <= max_ratio * ref.makespan:
@@ -135,4 +139,5 @@ def plan_l2_band(index: Any, *, programs: int, c_row: float = C_ROW_TILES, max_r
     dev = index.offsets.device
     return LanePlan(rows=torch.tensor(flat, dtype=torch.int32, device=dev),
                     start=torch.tensor(start, dtype=torch.int32, device=dev), programs=g, lanes=1, n_rows=n,
-                    schedule=f"l2band e{early_share:g} t{tail_waves:g}", makespan=mx, mean_load=mean)
+                    schedule=f"l2band e{early_share:g} t{tail_waves:g}" + (" lpt" if within == "lpt" else ""),
+                    makespan=mx, mean_load=mean)

@@ -316,7 +316,8 @@ def lru_misses(ids: np.ndarray, key_space: int, caps_units: list[int]) -> tuple[
 
 
 def model_rows(idx: Any, caps_mb: list[float], programs: int = 132) -> list[dict[str, Any]]:
-    """Both plans of ``idx`` (``entry``: ``plan_ws2_list``; ``l2band``): planned makespan / mean, heads in flight
+    """The plans of ``idx`` (``entry``: ``plan_ws2_list``; ``l2band``; ``l2band_lpt``: heaviest first inside a
+    head, not timed): planned makespan / mean, heads in flight
     and the LRU model's K/V DRAM reads (bytes, and as a multiple of the K/V bytes) at each capacity."""
     from fgattn import gluon_fg_m64 as g
     from fgattn.gluon_fg_list import C_ROW_TILES, plan_ws2_list
@@ -329,7 +330,9 @@ def model_rows(idx: Any, caps_mb: list[float], programs: int = 132) -> list[dict
     costs = g.row_costs(np.diff(off).tolist(), 128, C_ROW_TILES)
     head = [r // idx.n_qblocks for r in range(idx.n_rows)]
     out = []
-    for name, plan in (("entry", plan_ws2_list(idx, programs=programs)), ("l2band", plan_l2_band(idx, programs=programs))):
+    plans = (("entry", plan_ws2_list(idx, programs=programs)), ("l2band", plan_l2_band(idx, programs=programs)),
+             ("l2band_lpt", plan_l2_band(idx, programs=programs, within="lpt")))  # l2band_lpt: modelled only
+    for name, plan in plans:
         lists = plan_lists(plan)
         ids, ks = access_stream(off, ind, idx.n_keys, idx.n_qblocks, lists, C_ROW_TILES)
         first, miss = lru_misses(ids, ks, caps_units)
