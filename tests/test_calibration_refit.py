@@ -53,11 +53,17 @@ def test_inputs_are_the_committed_csvs_and_the_record_is_complete() -> None:
     # benchmark-sized list / walk rows on launch-ordered and natural indices
     # calib12 (session 13, revision 10): calib11's rows with the pointer chase fixed (HBM-sized, fresh addresses
     # every launch): the HBM latency is now well above the L2's (the old chase re-read the L2); recorded, not fitted
-    assert cal.inputs[0]["path"].endswith("-calib12.csv")
+    # calib13 (session 14, launch table 300ad25): calib12's rows with the dense / block D=128 M=128 rows the final
+    # table changed re-measured on the Gluon contig form (13) and six benchmark-sized contig rows added
+    assert cal.inputs[0]["path"].endswith("-calib13.csv")
     meas = cal.fit["measured"]
     assert 1.5 * meas["chase_l2_cycles"] < meas["chase_hbm_cycles"] < 2000.0, meas
-    assert cal.fit["n"] == 196
+    assert cal.fit["n"] == 202
     assert set(cal.fit["at_bound"]) <= {"tma_issue_cycles"}, cal.fit["at_bound"]
+    contig = [k for k in cal.resources if "/gluon-contig-" in k]
+    assert sorted(k.split("/")[0] for k in contig) == ["block", "dense"]
+    assert all(cal.resources[k]["producer_loop_instr"] in (59, 65) and cal.resources[k]["n_regs"] == 168
+               for k in contig)
 
 
 def test_refit_reproduces_the_committed_calibration(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""V-CLK (validation/MODEL_NOTES.md, "Session 14"): a measured row priced at the SM clock it recorded under load;
-rows without one, and every prediction by default, at the GPU file's sustained clock."""
+"""V-CLK (validation/MODEL_NOTES.md, "Session 14"; accepted by its rule): a measured row priced at the SM clock it
+recorded under load; rows without one, and predictions for unmeasured runs, at the GPU file's sustained clock."""
 
 from __future__ import annotations
 
@@ -22,9 +22,11 @@ def test_recorded_clock_reads_plausible_clocks_only(value: str, want: float | No
     assert recorded_clock({}) is None
 
 
-def test_row_gpu_takes_the_recorded_clock_only_when_asked() -> None:
+def test_row_gpu_takes_the_recorded_clock_when_asked_and_by_default() -> None:
     row = {"gpu_key": "h200", "sm_count": "48", "sm_clock_mhz": "1650"}
-    assert row_gpu(row).sustained_clock_mhz == 1980.0 and row_gpu(row).sm_count == 48
+    g0 = row_gpu(row, at_recorded_clock=False)
+    assert g0.sustained_clock_mhz == 1980.0 and g0.sm_count == 48
+    assert row_gpu(row).sustained_clock_mhz == 1650.0  # the committed default: V-CLK
     g = row_gpu(row, at_recorded_clock=True)
     assert g.sustained_clock_mhz == 1650.0 and g.sm_count == 48
     assert row_gpu({"gpu_key": "h200", "sm_clock_mhz": ""}, at_recorded_clock=True).sustained_clock_mhz == 1980.0
@@ -36,8 +38,9 @@ def test_prices_at_the_recorded_clock_slower_and_unchanged_without_one(monkeypat
     assert len(rows) == 2
     slow = dict(rows[0], sm_clock_mhz="990")
     none = dict(rows[1], sm_clock_mhz="")
+    assert report.PRICE_AT_RECORDED_CLOCK is True  # V-CLK accepted by its rule (validation/MODEL_NOTES.md)
+    monkeypatch.setattr(report, "PRICE_AT_RECORDED_CLOCK", False)
     base = predict_rows([slow, none])
-    assert report.PRICE_AT_RECORDED_CLOCK is False  # the committed model's choice is recorded in MODEL_NOTES
     monkeypatch.setattr(report, "PRICE_AT_RECORDED_CLOCK", True)
     clk = predict_rows([slow, none])
     assert clk[1] == base[1]  # no recorded clock: the GPU file's

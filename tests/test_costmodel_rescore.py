@@ -53,27 +53,32 @@ def test_rescoring_leaves_the_blind_record_and_band(tmp_path: Path, monkeypatch:
     assert rs["rescored_of"]["calibration_inputs"] == [Path(i["path"]).name for i in cal.inputs]
 
 
-def test_committed_blind_record_is_test14_on_the_committed_calibration() -> None:
-    """The committed summary is test14's blind scoring with the committed calibration (calib12 = calib11's fit with
-    the fixed chase rows, revision 9, launch table 181d183); revision 9 + calib11's blind scoring of test13 and
-    revision 9 + calib10's of test12 and test11 are kept as history and those lists are development data; no
-    rescoring file; revision 8's blind scoring of test10 (calib9) is kept beside revision 7's of test9, revision 6's
-    of test8 (calib8) and revision 5's of test7 (calib7) and test6 (calib6)."""
+def test_committed_blind_record_is_test15_on_the_committed_calibration() -> None:
+    """The committed summary is test15's blind scoring with the committed calibration (calib13: calib12's rows with
+    the dense / block D=128 M=128 rows re-measured on the Gluon contig form, revision 11 = revision 9 + the contig
+    pricing, V-CLK; launch table 300ad25); revision 9 + calib12's blind scoring of test14, + calib11's of test13 and
+    + calib10's of test12 and test11 are kept as history and those lists are development data; no rescoring file;
+    revision 8's blind scoring of test10 (calib9) is kept beside revision 7's of test9, revision 6's of test8
+    (calib8) and revision 5's of test7 (calib7) and test6 (calib6)."""
     dev, test = report.committed_lists()
-    assert any(f.endswith("-test13.csv") for f in dev) and any(f.endswith("-test12.csv") for f in dev)
-    assert any(f.endswith("-test11.csv") for f in dev)
+    assert any(f.endswith("-test14.csv") for f in dev) and any(f.endswith("-test13.csv") for f in dev)
+    assert any(f.endswith("-test12.csv") for f in dev) and any(f.endswith("-test11.csv") for f in dev)
     assert any(f.endswith("-test10.csv") for f in dev) and any(f.endswith("-test9.csv") for f in dev)
-    assert [Path(f).name for f in test] == ["h200-2026-11-30-costmodel-test14.csv"]
+    assert [Path(f).name for f in test] == ["h200-2026-11-30-costmodel-test15.csv"]
     assert not report.RESCORED_PATH.is_file()
     blind = json.loads(report.SUMMARY_PATH.read_text())
     cal = load_calibration(available_calibrations()["h200"])
     assert not report.scored_with_other_calibration(blind, cal.fit)
-    assert [Path(i["path"]).name for i in cal.inputs] == ["h200-2026-11-30-costmodel-calib12.csv"]
-    assert blind["calibration"]["n"] == 196 and blind["calibration"]["mape"] == pytest.approx(5.8188, abs=0.01)
-    assert blind["test_rows"] == 78 and blind["development_rows"] == 1514 + 78  # test13's rows joined development
+    assert [Path(i["path"]).name for i in cal.inputs] == ["h200-2026-11-30-costmodel-calib13.csv"]
+    assert blind["calibration"]["n"] == 202
+    assert blind["test_rows"] == 76 and blind["development_rows"] == 1592 + 78  # test14's rows joined development
+    rev9d = json.loads(report.REV9D_PATH.read_text())  # test14, scored once with revision 9 + calib12
+    assert rev9d["test_files"] == ["h200-2026-11-30-costmodel-test14.csv"] and rev9d["test_rows"] == 78
+    assert rev9d["calibration"]["n"] == 196 and rev9d["calibration"]["mape"] == pytest.approx(5.8188, abs=0.01)
+    assert rev9d["development_rows"] == 1592 and rev9d["extrapolation_band_pct"] == pytest.approx(25.10, abs=0.01)
     rev9c = json.loads(report.REV9C_PATH.read_text())  # test13, scored once with revision 9 + calib11
     assert rev9c["test_files"] == ["h200-2026-11-30-costmodel-test13.csv"] and rev9c["test_rows"] == 78
-    assert rev9c["calibration"] == blind["calibration"]  # calib12 has calib11's fit: the chase is not fitted
+    assert rev9c["calibration"] == rev9d["calibration"]  # calib12 has calib11's fit: the chase is not fitted
     assert rev9c["development_rows"] == 1514 and rev9c["extrapolation_band_pct"] == pytest.approx(30.84, abs=0.01)
     rev9b = json.loads(report.REV9B_PATH.read_text())  # test12, scored once with revision 9 + calib10
     assert rev9b["test_files"] == ["h200-2026-11-30-costmodel-test12.csv"] and rev9b["test_rows"] == 81
@@ -100,13 +105,13 @@ def test_committed_blind_record_is_test14_on_the_committed_calibration() -> None
     assert rev6["calibration"]["mape"] == pytest.approx(7.2834, abs=1e-3)  # calib8's fit (revision 6)
 
 
-def test_test14_blind_record_is_recomputed_from_the_committed_csv() -> None:
-    """test14's recorded statistics (every axis and kernel family: n, MAPE, median, p90, max, bias, Spearman and the
-    within-what-if Spearman) are what the committed calibration predicts for the committed test12 CSV, and the
+def test_test15_blind_record_is_recomputed_from_the_committed_csv() -> None:
+    """test15's recorded statistics (every axis and kernel family: n, MAPE, median, p90, max, bias, Spearman and the
+    within-what-if Spearman) are what the committed calibration predicts for the committed test15 CSV, and the
     extrapolation band is derived from them; a changed CSV, model or calibration fails here."""
     blind = json.loads(report.SUMMARY_PATH.read_text())
     rows = report.scored_rows([RESULTS / f for f in blind["test_files"]])
-    assert len(rows) == blind["test_rows"] == 78 and {r["split"] for r in rows} == {"test14"}
+    assert len(rows) == blind["test_rows"] == 76 and {r["split"] for r in rows} == {"test15"}
     cal = load_calibration(available_calibrations()["h200"])
     pred = report.predict_rows(rows, gpu="h200", params=cal.params, resources=cal.resources)
     sc = report.score(rows, pred)
@@ -122,10 +127,10 @@ def test_test14_blind_record_is_recomputed_from_the_committed_csv() -> None:
                     assert sc[ax][k][q] == pytest.approx(v, rel=1e-9, abs=1e-12), (ax, k, q)
     assert blind["extrapolation_band_pct"] == pytest.approx(report.extrapolation_band(sc), rel=1e-12)
     band = json.loads(report.BANDS_PATH.read_text())
-    assert band["band_pct"] == pytest.approx(round(report.extrapolation_band(sc), 1)) and "test14" in band["source"]
+    assert band["band_pct"] == pytest.approx(round(report.extrapolation_band(sc), 1)) and "test15" in band["source"]
     # the numbers REPORT.md's second-blind-test table shows are these (fg tuned MAPE, dense config max)
     text = (report.SUMMARY_PATH.parent / "REPORT.md").read_text()
-    sec = text.split("## test14 (revision 9 + calib12, blind) beside test13 (revision 9 + calib11, blind)")[1]
+    sec = text.split("## test15 (revision 11 + calib13, blind) beside test14 (revision 9 + calib12, blind)")[1]
     sec = sec.split("\n## ")[0]
     t = sc["tuned"]["fg"]
     assert f"| {t['mape']:.1f} / {t['median_ape']:.1f} / {t['max_ape']:.1f} |" in sec

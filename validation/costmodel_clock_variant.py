@@ -1,7 +1,11 @@
 """V-CLK's acceptance rule on development data (validation/MODEL_NOTES.md, "Session 14"): every development row
 priced with the committed calibration at the GPU file's clock and at the SM clock the row recorded under load.
 
-    PYTHONPATH=validation:kernels python validation/costmodel_clock_variant.py --out validation/costmodel_clock_variant.json
+    PYTHONPATH=validation:kernels python validation/costmodel_clock_variant.py --out validation/costmodel_clock_variant.json \
+        --bench validation/results/contig-check-h200-2026-11-30-gluon-contig-probe.csv
+
+(run with the calibration of the rule, calib12: ``git show 91793dc:fgsim/data/calibrations/h200.json``, via
+``FGSIM_CALIBRATION_PATH``).
 
 Criterion (3): the per-(axis, kernel) MAPE of the development lists (test14's record's development CSVs plus test14)
 with V-CLK off and on. Criteria (1) and (2) read ``validation/costmodel_contig_check.py``'s CSV (the benchmark rows
@@ -41,10 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     cache = CountsCache()
     out: dict = {"files": [str(Path(f).relative_to(ROOT)) for f in files], "rows": len(rows)}
     preds = {}
+    committed = report.PRICE_AT_RECORDED_CLOCK
     for on in (False, True):
         report.PRICE_AT_RECORDED_CLOCK = on
         preds[on] = predict_rows(rows, params=cal.params, resources=cal.resources, cache=cache)
-    report.PRICE_AT_RECORDED_CLOCK = False
+    report.PRICE_AT_RECORDED_CLOCK = committed
     cells = {}
     for on in (False, True):
         sc = score(rows, preds[on])

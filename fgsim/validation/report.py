@@ -66,7 +66,7 @@ def row_config(row: Mapping[str, str]) -> Any:
 
 #: V-CLK (session 14, validation/MODEL_NOTES.md): price a measured row at the SM clock its measurement recorded
 #: under load (``sm_clock_mhz``) instead of the GPU file's sustained clock; rows without one stay at the file's
-PRICE_AT_RECORDED_CLOCK = False
+PRICE_AT_RECORDED_CLOCK = True
 #: recorded SM clocks outside this range (MHz) are not read as clocks
 RECORDED_CLOCK_RANGE = (500.0, 3000.0)
 
@@ -228,7 +228,8 @@ def within_case_spearman(rows: Sequence[Mapping[str, str]], pred: np.ndarray, me
 #: axes of the test set and how rows are assigned to them
 AXES = (("tuned", "tuned launch configs, new masks and shapes"), ("config", "non-default launch configs"),
         ("sm", "SM partitions (green contexts)"), ("dtype", "fp16"), ("trace", "DiT traces"),
-        ("bench", "fg D=128 M=128 Gluon entry at benchmark shapes (list / walk, launch-ordered / natural)"))
+        ("bench", "Gluon entries at benchmark shapes (fg D=128 M=128 list / walk, launch-ordered / natural; from "
+                  "test15 also the dense / block D=128 M=128 contig form)"))
 #: issue-10 numbers of the model before this rewrite (same axes, earlier data; quoted, not recomputed)
 OLD_MODEL = {"tuned": "fg 2.7 / block 1.8 / dense 0.9 %, max 8 %", "config": "fg 35 % (max 63 %), dense 16 % (max 40 %)",
              "sm": "fg 5 / block 5 / dense 7 %, max 12 %"}
@@ -309,16 +310,19 @@ BANDS_PATH = Path(__file__).resolve().parents[1] / "data" / "transfer_bands.json
 #: data and the frozen list rescored, not blind; the blind summary and the extrapolation band derived from it stay
 RESCORED_PATH = SUMMARY_PATH.with_name("costmodel_summary_rescored.json")
 #: the frozen list of the newest blind scoring (SUMMARY_PATH) and what that scoring was made with (a fixed record)
-FROZEN_LIST = "test14"
-MODEL_LABEL = "revision 9 + calib12"
-#: the previous blind scoring (revision 9 + calib11 on test13, launch table 181d183; development data since): the list
-#: test14's scoring is shown beside
-PREV_FROZEN_LIST = "test13"
-#: the launch table calib11 and test13 were measured on (K's kernels-final note of session 13: the fg D=128 M=128 g1
-#: entry is the Gluon ws2 form with the list schedule)
-FINAL_TABLE = "181d183"
-BLIND_RECORD = (f"revision 9 with calibration calib12 (calib11's fit; the fixed HBM-latency chase rows) on the final "
-                f"launch table {FINAL_TABLE} (see validation/MODEL_NOTES.md, \"Revision 10 of session 13\")")
+FROZEN_LIST = "test15"
+MODEL_LABEL = "revision 11 + calib13"
+#: the previous blind scoring (revision 9 + calib12 on test14, launch table 181d183; development data since): the list
+#: test15's scoring is shown beside
+PREV_FROZEN_LIST = "test14"
+PREV_LABEL = "revision 9 + calib12"
+#: the launch table calib13 and test15 were measured on (K3's kernels-final note of session 14: the dense / block D=128
+#: M=128 entries are the Gluon contig form; the fg D=128 M=128 g1 entry the Gluon ws2 form with the list schedule)
+FINAL_TABLE = "300ad25"
+#: the launch table calib11 / calib12, test13 and test14 were measured on (session 13)
+PREV_TABLE = "181d183"
+BLIND_RECORD = (f"revision 11 (revision 9 + the Gluon contig form's pricing) with calibration calib13 on the final "
+                f"launch table {FINAL_TABLE} (see validation/MODEL_NOTES.md, \"Session 14\")")
 #: how a rescored frozen list is labelled
 RESCORED_LABEL = f"{FROZEN_LIST} rescored with a later calibration (not blind)"
 
@@ -390,12 +394,13 @@ def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None 
                      rev5b: Mapping[str, Any] | None = None, rev6: Mapping[str, Any] | None = None,
                      rev7: Mapping[str, Any] | None = None, rev8: Mapping[str, Any] | None = None,
                      rev9: Mapping[str, Any] | None = None, rev9b: Mapping[str, Any] | None = None,
-                     rev9c: Mapping[str, Any] | None = None) -> list[str]:
+                     rev9c: Mapping[str, Any] | None = None, rev9d: Mapping[str, Any] | None = None) -> list[str]:
     """Per-axis table: the model before issue 10 | revisions 3, 4 and 5 on their frozen lists test4 / test5 / test6,
     blind | revision 5 with calibration calib7 on test7, blind | revision 6 with calibration calib8 on test8, blind |
     revision 7 with calibration calib9 on test9, blind | revision 8 with calibration calib9 on test10, blind | this
     model on the development data | revision 9 + calib10 on test11 (``rev9``) and on test12 (``rev9b``), blind |
-    revision 9 + calib11 on test13 (``rev9c``), blind | this model (revision 9 + calib12) on FROZEN_LIST, blind. The rebuilt model's and
+    revision 9 + calib11 on test13 (``rev9c``), blind | revision 9 + calib12 on test14 (``rev9d``), blind | this model
+    on FROZEN_LIST, blind. The rebuilt model's and
     revision 2's blind scorings are in REPORT.md's history sections."""
     lines = ["| axis | old model (issue 10, earlier data) | revision 3, frozen test4, blind | revision 4, frozen test5, "
              "blind | revision 5, frozen test6 (launch table ea5ad41, calib6), blind | revision 5 + calib7, frozen "
@@ -403,9 +408,10 @@ def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None 
              "revision 7 + calib9, frozen test9 (table 9245ed4), blind | revision 8 + calib9, frozen test10 (table "
              "9245ed4), blind | revision 9 + calib10, frozen test11 (table d370267), blind | revision 9 + calib10, "
              f"frozen test12 (same table and calibration), second blind test | revision 9 + calib11, frozen test13 "
-             f"(table {FINAL_TABLE}), blind | {MODEL_LABEL}, development | "
+             f"(table {PREV_TABLE}), blind | revision 9 + calib12, frozen test14 (table {PREV_TABLE}), blind | "
+             f"{MODEL_LABEL}, development | "
              f"**{MODEL_LABEL}, frozen {FROZEN_LIST} (final table {FINAL_TABLE}), blind** | target |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     tgt = {"tuned": "<= 3 % per kernel, max <= 10 %", "config": "<= 5 %, max <= 15 %, within-what-if >= 0.9",
            "sm": "<= 5 %, max <= 15 %", "dtype": "—", "trace": "—", "bench": "—"}
     dev, test = summary.get("development", {}), summary.get("test", {})
@@ -419,13 +425,14 @@ def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None 
     r9 = (rev9 or {}).get("test", {})
     r9b = (rev9b or {}).get("test", {})
     r9c = (rev9c or {}).get("test", {})
+    r9d = (rev9d or {}).get("test", {})
     for ax, label in AXES:
-        if not any(ax in x for x in (dev, test, r3, r4, r5, r5b, r6, r7, r8, r9, r9b, r9c)):
+        if not any(ax in x for x in (dev, test, r3, r4, r5, r5b, r6, r7, r8, r9, r9b, r9c, r9d)):
             continue
         lines.append(f"| {label} | {OLD_MODEL.get(ax, '—')} | {_cell(r3.get(ax))} | {_cell(r4.get(ax))} | "
                      f"{_cell(r5.get(ax))} | {_cell(r5b.get(ax))} | {_cell(r6.get(ax))} | {_cell(r7.get(ax))} | "
                      f"{_cell(r8.get(ax))} | {_cell(r9.get(ax))} | {_cell(r9b.get(ax))} | {_cell(r9c.get(ax))} | "
-                     f"{_cell(dev.get(ax))} | "
+                     f"{_cell(r9d.get(ax))} | {_cell(dev.get(ax))} | "
                      f"{_cell(test.get(ax))} | {tgt[ax]} |")
     return lines
 
@@ -497,6 +504,8 @@ REV9_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev9_test11.json")
 REV9B_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev9_test12.json")
 #: revision 9 with calibration calib11: development + its frozen list test13 (final launch table 181d183)
 REV9C_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev9_test13.json")
+#: revision 9 with calibration calib12: development + its frozen list test14 (launch table 181d183)
+REV9D_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev9_test14.json")
 
 
 #: The earlier revisions' one blind scoring each, shown as history sections of REPORT.md: (name, record file,
@@ -527,6 +536,8 @@ HISTORY = (
      "test12 (revision 9 + calib10, blind)"),
     ("rev9c", REV9C_PATH, "revision 9 with calibration calib11: the one blind scoring of test13 (final launch table "
      "181d183)", "Revision 9 with calibration calib11 (", "; launch table 181d183", "test13 (revision 9 + calib11, blind)"),
+    ("rev9d", REV9D_PATH, "revision 9 with calibration calib12: the one blind scoring of test14 (launch table "
+     "181d183)", "Revision 9 with calibration calib12 (", "; launch table 181d183", "test14 (revision 9 + calib12, blind)"),
 )
 
 
@@ -594,25 +605,41 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              "M=128 g1 Gluon entry at benchmark-like shapes (H12 N32760 3-D windows, H12 N33272 with 512 text tokens, "
              "H40 N75600) with the list schedule on launch-ordered (`order: lpt`, the benchmarks' index) and natural "
              "indices, the walk on the launch-ordered index and the tl kernel on one; N and seeds used by no other "
-             "list outside the benchmark shapes) and the **frozen test list** `test14.csv` (committed unmeasured in "
-             "4082e31 before any revision-10 variant was evaluated): the benchmark generator's own masks "
+             "list outside the benchmark shapes), `test14.csv` (committed unmeasured in "
+             "4082e31 before any revision-10 variant was evaluated; scored once (blind) with revision 9 + calib12; "
+             "development data since): the benchmark generator's own masks "
              "(`fgattn.masks.window_mask` 3-D windows on the Wan2.1 grid + 64 sinks, with and without 512 text "
              "tokens; new seeds; no list took them before) and dilated / framewin / 3-D windows on the transfer axes "
              "(tuned at D 64/128 x M 64/128 on N 13568/25344, fp16 on N 20736, launch what-ifs around fg D=64 M=128, "
              "block D=64 M=64 and dense D=128 M=128, persistent programs off / 1 / 2, SM partitions 48/116 (D=128 "
              "M=128) and 72 (D=64 M=64), two 21x30x52 DiT trace entries of pass 1) and (axis `bench`) the Gluon "
              "entry on the benchmark masks at H12 N32760, H12 N33272 and H20 N32760, list on launch-ordered and "
-             "natural indices, walk launch-ordered, the tl kernel on one. `test14.csv` was measured once, alone, on "
-             f"launch table {FINAL_TABLE} (`validation/costmodel_run14.sh`, with the fixed HBM-latency chase; its "
-             f"times not printed, not looked at) and scored once with {MODEL_LABEL}; nothing in the model or "
-             "calibration changed after that scoring. Calibration calib11 adds to calib10 the Gluon entry at "
+             f"natural indices, walk launch-ordered, the tl kernel on one; measured on launch table {PREV_TABLE}) "
+             "and the **frozen test list** `test15.csv` (committed unmeasured in 4ccac18 before the contig pricing "
+             "and the clock-aware variant were evaluated and before calib13 was measured): two mask families no "
+             "list took (`radial`: radial attention's spatial window halving per doubling of the frame distance; "
+             "`causalwin`: frame-causal windows with frame 0 as a sink; both on Wan2.1 30 x 52 latent frames) "
+             "beside `wanwin` with new seeds, on the transfer axes (tuned at D 64/128 x M 64/128 on N 19712/26112, "
+             "fp16 on N 23808, launch what-ifs around fg D=64 M=64, block D=128 M=128 (its tl kernel) and dense "
+             "D=64 M=128, persistent programs off / 1 / 2, SM partitions 40/124 (D=128 M=128) and 88 (D=64 M=64), "
+             "two 21x30x52 DiT trace entries of pass 98) and (axis `bench`) the dense / block D=128 M=128 Gluon "
+             "contig entries at H12 N32760, H12 N33272 and new shapes (H8 N31200, H10 N24960, H10 N21632) and the "
+             "fg Gluon entry on the benchmark masks (list launch-ordered / natural, walk launch-ordered). "
+             f"`test15.csv` was measured once on launch table {FINAL_TABLE} (`validation/costmodel_run15.sh`, in "
+             "the same GPU call as calib13's changed rows, after them; every row records the SM clock sampled by "
+             "NVML while its timed rounds ran; its times not printed, not looked at) and scored once with "
+             f"{MODEL_LABEL}; nothing in the model or calibration changed after that scoring. Calibration calib11 "
+             "adds to calib10 the Gluon entry at "
              "benchmark-sized problems on uniform and uniform-text masks (list / walk x launch-ordered / natural); "
              "calib12 is calib11 with its pointer-chase rows replaced by the fixed microbenchmark's (recorded, not "
-             "fitted: the same parameters). "
+             "fitted: the same parameters); calib13 is calib12 with the dense / block D=128 M=128 rows that the "
+             f"final table {FINAL_TABLE} changed re-measured on it (the Gluon contig form: 13 rows) and six "
+             "benchmark-sized contig rows added (uniform-blocks block H12 N32768 d 0.05 / 0.3, H40 N16512, H4 "
+             "N65536; dense H12 N32768, H40 N16512). "
              "The fg g16 / g64 entries are not timed (the harness builds granularity-1 "
              "indices, without a launch order unless a case's options say `order: lpt`). "
-             "Revisions 1-8, revision 9 + calib10 (test11, test12) and revision 9 + calib11 (test13) scored their "
-             "frozen lists once too; "
+             "Revisions 1-8, revision 9 + calib10 (test11, test12), revision 9 + calib11 (test13) and revision 9 + "
+             "calib12 (test14) scored their frozen lists once too; "
              "those numbers are kept below as history. All "
              "timings: CUDA graphs, 3 interleaved rounds, median per call; SM partitions: CUDA events around "
              "back-to-back calls on a green context with the GPU held busy while the host enqueues them (test3 "
@@ -648,9 +675,9 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                                "calibration_file": Path(cal.path).name}
     titles = {"development": "Development data: `dev.csv`, the first test list, `test3.csv`, `dev4.csv`, `test4.csv`, "
                              "the dev5 list three times (`dev5.csv`; `dev6.csv` on table ea5ad41; `dev7.csv` on table "
-                             "08559f8), `test5.csv` to `test13.csv` (used for model decisions; test6 to test13 only "
+                             "08559f8), `test5.csv` to `test14.csv` (used for model decisions; test6 to test14 only "
                              "after their one blind scoring)",
-              "test": f"Frozen test list `{FROZEN_LIST}.csv` (final launch table {FINAL_TABLE}, calibration calib12): "
+              "test": f"Frozen test list `{FROZEN_LIST}.csv` (final launch table {FINAL_TABLE}, calibration calib13): "
                       f"{MODEL_LABEL}, scored once, blind"}
     if rescore:
         titles["test"] = f"Frozen test list `{FROZEN_LIST}.csv`: {RESCORED_LABEL}"
@@ -687,22 +714,21 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
             lines += ["", f"Extrapolation band for other architectures (A100, L40S, B200): ±{band:.0f} % (twice the "
                       "worst p90 error of the tuned-config and SM-partition axes of the frozen test list; a what-if "
                       "launch config adds the config axis' error above)."]
-    prev = _read_json(REV9C_PATH)
+    prev = _read_json(REV9D_PATH)
     if not rescore and summary.get("test") and prev.get("test"):
-        lines += ["", f"## {FROZEN_LIST} ({MODEL_LABEL}, blind) beside {PREV_FROZEN_LIST} (revision 9 + calib11, "
+        lines += ["", f"## {FROZEN_LIST} ({MODEL_LABEL}, blind) beside {PREV_FROZEN_LIST} ({PREV_LABEL}, "
                   "blind)", "",
-                  f"The same model structure (revision 9) scored two frozen lists, each once and blind: "
-                  f"{PREV_FROZEN_LIST} with calibration calib11 on launch table {FINAL_TABLE} "
-                  f"(`validation/{REV9C_PATH.name}`,"
+                  f"Two frozen lists, each scored once and blind: {PREV_FROZEN_LIST} by revision 9 with calibration "
+                  f"calib12 on launch table {PREV_TABLE} (`validation/{REV9D_PATH.name}`,"
                   " files " + ", ".join(f"`{f}`" for f in prev.get("test_files", []))
                   + f"; {prev.get('test_rows', 0)} rows) and {FROZEN_LIST}, scored by {BLIND_RECORD} "
                   f"(`validation/{SUMMARY_PATH.name}`, files "
                   + ", ".join(f"`{f}`" for f in summary.get("test_files", [])) + f"; {summary.get('test_rows', 0)} "
-                  f"rows): other masks, shapes and seeds; {FROZEN_LIST} puts the benchmark generator's own masks "
-                  "(`fgattn.masks.window_mask`, new seeds) on the transfer axes and on the axis of the fg D=128 M=128 "
-                  "Gluon entry at benchmark shapes (list / walk schedules, launch-ordered / natural indices). Nothing "
-                  "in the model or calibration changed after the scoring (calib12 = calib11's fit: the chase rows it "
-                  "replaces are recorded, not fitted). Spearman: over the tuned rows of a family; for launch "
+                  f"rows): other masks, shapes and seeds and another launch table ({FINAL_TABLE}: the dense / block "
+                  "D=128 M=128 entries run the Gluon contig form); "
+                  f"{FROZEN_LIST} puts two new mask families (radial, causalwin) on the transfer axes and the "
+                  "contig entries and the fg Gluon entry on the benchmark-shape axis. Nothing in the model or "
+                  "calibration changed after the scoring. Spearman: over the tuned rows of a family; for launch "
                   "configs the mean (and minimum) within-what-if Spearman over what-ifs of >= 3 configs.", ""]
         lines += second_blind_lines(summary["test"], prev["test"])
     if rescore:
@@ -732,14 +758,15 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                       + ", ".join(f"`{f}`" for f in rec.get("test_files", [])) + " once, blind; those rows are "
                       "development data above.", ""]
             lines += table_lines(rec["test"], label)
-    rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9, rev9b, rev9c = (
-        history[k] for k in ("rev3", "rev4", "rev5", "rev5b", "rev6", "rev7", "rev8", "rev9", "rev9b", "rev9c"))
+    rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9, rev9b, rev9c, rev9d = (
+        history[k] for k in ("rev3", "rev4", "rev5", "rev5b", "rev6", "rev7", "rev8", "rev9", "rev9b", "rev9c",
+                             "rev9d"))
     lines += ["", "## Per axis: old model, earlier revisions (blind), this model", "",
               "Targets (issue 10, frozen test set, H200): tuned configs MAPE <= 3 % per family, max <= 10 %, "
               "Spearman >= 0.98; non-default configs and SM partitions MAPE <= 5 %, max <= 15 %, within-what-if "
               "Spearman >= 0.9. Cells: fg / block / dense MAPE, the worst row's error.", ""]
     lines += comparison_lines(blind if rescore else summary, rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9, rev9b,
-                              rev9c)
+                              rev9c, rev9d)
     if rescore:
         lines += ["", f"The last two columns are the development data and the blind scoring of {FROZEN_LIST}, both "
                   f"with {BLIND_RECORD}; the committed calibration's numbers are in the section above."]
