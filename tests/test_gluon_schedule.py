@@ -118,7 +118,7 @@ def test_packaged_table_adopts_the_list_schedule() -> None:
     assert e.extra["gluon"] == LIST
     assert e.gluon_schedule() == "list"
     assert e.gluon_options() == dict(form="ws2", pipeline=1, consumer_fence=False, exp_poly=0, pingpong=False,
-                                     regs=None)
+                                     regs=None, epilogue="stg")
     raw = json.loads(PACKAGED.read_text())
     assert json.dumps(raw).count('"schedule"') == 1
     w = _walk_entry()
@@ -240,7 +240,7 @@ def test_walk_entry_dispatches_the_walk_exactly_as_before(sm90: pytest.MonkeyPat
     fgattn.fg_attention(q, q, q, idx, block_m=128, config=_walk_entry())
     fgattn.fg_attention(q, q, q, idx, block_m=128, config=_cfg({**LIST, "schedule": "walk"}))
     want = dict(block_m=128, gran_n=1, layout="bhnd", sm_scale=None, programs=4, out=None, form="ws2", pipeline=1,
-                consumer_fence=False, exp_poly=0, pingpong=False, regs=None)
+                consumer_fence=False, exp_poly=0, pingpong=False, regs=None, epilogue="stg")
     assert [c[0] for c in calls] == ["walk", "walk"]
     assert calls[0][3] == want and calls[1][3] == want and calls[0][1] is idx
     assert gluon_fg_list._plans_of(idx.offsets) is None  # no plan built for a walk entry

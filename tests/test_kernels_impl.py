@@ -91,7 +91,7 @@ def test_gluon_entry_reads_knobs_and_keeps_the_tl_fallback(tmp_path: Path) -> No
     cfg = launch_config("fg", "h200", 128, 128, 1, table_path=str(p))
     assert cfg.impl == "gluon"
     assert cfg.gluon_options() == dict(form="ws2", pipeline=3, consumer_fence=False, exp_poly=0, pingpong=False,
-                                       regs=(224, 56))
+                                       regs=(224, 56), epilogue="stg")
     fb = cfg.tl_config()
     assert fb.impl == "tl" and "gluon" not in fb.extra and fb.extra == tl.extra
     assert (fb.block_n, fb.num_stages, fb.num_warps) == (128, 3, 8)
@@ -121,6 +121,14 @@ BAD = [
     ({"impl": "gluon", "gluon": {"form": "ws", "pipeline": 1}}, r"extra\.gluon\.pipeline is a knob of form 'ws2'"),
     ({"impl": "gluon", "gluon": {"form": "ws", "exp_poly": 0.25}}, r"extra\.gluon\.exp_poly is a knob of form"),
     ({"impl": "gluon", "gluon": {"form": "one_row", "fence": False}}, r"extra\.gluon\.fence is a knob of forms"),
+    ({"impl": "gluon", "gluon": {"form": "ws2", "epilogue": "tmaa"}}, r"extra\.gluon\.epilogue='tmaa' must be one of "
+                                                                      r"\['stg', 'tma'\]"),
+    ({"impl": "gluon", "gluon": {"form": "ws2", "epilogue": True}}, r"extra\.gluon\.epilogue=True must be one of"),
+    ({"impl": "gluon", "gluon": {"form": "ws", "epilogue": "tma"}}, r"extra\.gluon\.epilogue is a knob of form 'ws2'"),
+    ({"impl": "gluon", "gluon": {"form": "ws2", "pipeline": 1, "epilogue": "tma"}},
+     r"extra\.gluon\.epilogue='tma' is measured only with extra\.gluon\.schedule='list'"),
+    ({"impl": "gluon", "gluon": {"form": "ws2", "pipeline": 1, "fence": False, "pingpong": True, "schedule": "list",
+                                 "epilogue": "tma"}}, r"extra\.gluon\.schedule='list' runs fgattn\.gluon_fg_list's"),
 ]
 
 
@@ -154,7 +162,7 @@ def test_knob_sets_match_gluon_fg() -> None:
     regs_pool = [None, [216, 64], [224, 56], [240, 40], [232, 56], [220, 60], [240, 24], [64, 64], [24, 16],
                  [248, 24], [200, 80]]
     n_ok = n_bad = 0
-    for _ in range(300):
+    for _ in range(600):
         form = rng.choice(gluon_fg.FORMS)
         kw = dict(pipeline=rng.choice((0, 0, 1, 2, 3, 5)), exp_poly=rng.choice((0, 0, 0.25, 0.125)),
                   pingpong=rng.choice((False, False, True)), regs=rng.choice(regs_pool))

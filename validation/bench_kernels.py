@@ -840,13 +840,15 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
                 m64: tuple = (), grans: tuple = (), with_flex: bool = False, with_previous: bool = False, rounds: int = 3,
                 target_ms: float = 20.0, pattern: str = "window",
                 shuffle_seed: int | None = None, contig_variants: bool = False, cell_clock: NvmlClock | None = None,
-                launches: CaptureLaunches | None = None) -> list[dict[str, Any]]:
+                launches: CaptureLaunches | None = None, only_fg: bool = False) -> list[dict[str, Any]]:
     """Interleaved graph-timed rounds at one shape: cuDNN, fg_dense, then per density fg (M=128, g=1),
     block128 and Flex BlockMask, plus fg at M=64 (densities ``m64``) and gran_n 16/64 (``grans``); with
     ``shuffle_seed`` the cases run in a fresh random order every round.  A changed dense / block entry runs its
     previous one beside it (``*_previous``, every density); ``contig_variants`` adds the contig (216/64) form of a
     contig entry (``*_contig216``, :data:`CONTIG_VARIANT_DENSITIES`).  Every row records its captured route
-    (:class:`CaptureLaunches`) and, with ``cell_clock``, the SM clock sampled during its own replays."""
+    (:class:`CaptureLaunches`) and, with ``cell_clock``, the SM clock sampled during its own replays.
+    ``only_fg``: cuDNN and the fg M128 gran-1 rows alone (``fg_attention`` and, where that entry changed,
+    ``fg_attention_previous`` at every density; ``--bench-only fg128``)."""
     from fgattn.masks import with_text
 
     n = n_video + n_text
@@ -861,18 +863,19 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
 
     add("sdpa_cudnn", sdpa("cudnn"))
     dcfg = resolve_config("dense", sets[0][0], 128)
-    add("fg_dense", lambda q, k, v: fgattn.dense_attention(q, k, v, config=dcfg, out=out_buf), cfg=cfg_str(dcfg))
-    if ("dense", d, 128, 1) in PREVIOUS:
+    if not only_fg:
+        add("fg_dense", lambda q, k, v: fgattn.dense_attention(q, k, v, config=dcfg, out=out_buf), cfg=cfg_str(dcfg))
+    if ("dense", d, 128, 1) in PREVIOUS and not only_fg:
         pdcfg = PREVIOUS[("dense", d, 128, 1)]
         add("fg_dense_previous", lambda q, k, v: fgattn.dense_attention(q, k, v, config=pdcfg, out=out_buf),
             cfg=cfg_str(pdcfg))
-    vdcfg = contig_variant(dcfg) if contig_variants else None
+    vdcfg = contig_variant(dcfg) if contig_variants and not only_fg else None
     if vdcfg is not None:
         add("fg_dense_contig216", lambda q, k, v: fgattn.dense_attention(q, k, v, config=vdcfg, out=out_buf),
             cfg=cfg_str(vdcfg))
     fcfg = resolve_config("fg", sets[0][0], 128, 1)
     bcfg = resolve_config("block", sets[0][0], 128)
-    vbcfg = contig_variant(bcfg) if contig_variants else None
+    vbcfg = contig_variant(bcfg) if contig_variants and not only_fg else None
 
     def video_mask(m: int, dt_: float) -> torch.Tensor:
         torch.manual_seed(int(dt_ * 1000) + 7)
@@ -888,6 +891,14 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
         add("fg_attention", lambda q, k, v, idx=idx: fgattn.fg_attention(q, k, v, idx, block_m=128, config=fcfg,
                                                                          out=out_buf),
             dt_, idx.density(n), 128, 1, cfg_str(fcfg), pattern)
+        if only_fg:
+            if ("fg", d, 128, 1) in PREVIOUS:
+                pcfg = PREVIOUS[("fg", d, 128, 1)]
+                add("fg_attention_previous", lambda q, k, v, idx=idx, pcfg=pcfg: fgattn.fg_attention(
+                    q, k, v, idx, block_m=128, config=pcfg, out=out_buf), dt_, idx.density(n), 128, 1, cfg_str(pcfg),
+                    pattern)
+            del mask
+            continue
         tiles = torch.nn.functional.pad(mask, (0, (-n) % 128)).reshape(1, h, mask.shape[2], -1, 128).any(-1)
         bidx = fgattn.block_index_from_mask(tiles, block_m=128, n_keys=n, order=True)
         add("fg_block128", lambda q, k, v, bidx=bidx: fgattn.block_sparse_attention(q, k, v, bidx, config=bcfg,
@@ -929,7 +940,7 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
                 q, k, v, pidx, block_m=128, config=fcfg, out=out_buf), dt_, idx.density(n), 128, 1, cfg_str(fcfg),
                 pattern)
         del mask, tiles
-    if m64:
+    if m64 and not only_fg:
         dcfg64 = resolve_config("dense", sets[0][0], 64)
         add("fg_dense", lambda q, k, v: fgattn.dense_attention(q, k, v, block_m=64, config=dcfg64, out=out_buf),
             m=64, cfg=cfg_str(dcfg64))
@@ -1539,7 +1550,8 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
             done.extend(final_shape(w, meta, clocks, **{**sh, "with_flex": sh.get("with_flex", False)
                                                         and not args.no_flex, "shuffle_seed": seed},
                                     contig_variants=args.contig_variants,
-                                    cell_clock=cell_clock if cell_clock.ok else None, launches=launches))
+                                    cell_clock=cell_clock if cell_clock.ok else None, launches=launches,
+                                    only_fg=args.bench_only == "fg128"))
             f.flush()
             print(f"[time] {time.perf_counter() - t0:.1f}s", flush=True)
     clocks.stop()
@@ -1570,6 +1582,7 @@ def check_command(args) -> list[str]:
     return ([sys.executable, str(ROOT / "validation" / "gpu_check_kernels.py"), "--workers", "16"]
             + (["--lite"] if args.check_lite else []) + (["--table"] if args.check_table else [])
             + (["--gluon", str(args.check_gluon)] if args.check_gluon else [])
+            + (["--gluon-entry"] if args.check_gluon_entry else []) + (["--gluon-only"] if args.check_gluon_only else [])
             + (["--contig", str(args.check_contig)] if args.check_contig else []))
 
 
@@ -1590,6 +1603,8 @@ def dry_run(args) -> None:
         for i, sh in enumerate(final_plan(args)):
             print(f"[dry-run] bench {i}: H{sh['h']} N{sh['n_video']}+{sh['n_text']} D{sh['d']} "
                   f"rounds {sh.get('rounds', 3)} densities {list(sh['densities'])}")
+        if args.bench_only:
+            print(f"[dry-run] bench only {args.bench_only}: cuDNN + fg M128 gran 1 (+ its previous entry) per density")
         print(f"[dry-run] launch table {launch.table_file()}")
         for key in PREVIOUS_KEYS if args.previous_table else ():
             now, was = launch.launch_config(*key), launch.launch_config(*key, table_path=args.previous_table)
@@ -1657,6 +1672,11 @@ def main() -> None:
     ap.add_argument("--check-table", action="store_true", help="--final: gpu_check_kernels.py --table")
     ap.add_argument("--check-gluon", type=int, default=0, metavar="N",
                     help="--final: gpu_check_kernels.py --gluon N (N random cases on the Gluon form, impl gluon)")
+    ap.add_argument("--check-gluon-entry", action="store_true",
+                    help="--final: gpu_check_kernels.py --gluon-entry (the --check-gluon cases with the table's fg "
+                         "D128 M128 g1 entry's own knobs only)")
+    ap.add_argument("--check-gluon-only", action="store_true",
+                    help="--final: gpu_check_kernels.py --gluon-only (the --check-gluon / --check-contig cases alone)")
     ap.add_argument("--check-contig", type=int, default=0, metavar="N",
                     help="--final: gpu_check_kernels.py --contig N (N random dense / block / fg cases through the public "
                          "entry points; the table must have Gluon contig entries)")
@@ -1680,6 +1700,9 @@ def main() -> None:
     ap.add_argument("--bench-all-kernels", action="store_true",
                     help="--final benchmark: every D128 shape also with fg/dense M=64 (d 0.02/0.1/0.5 where the plan "
                          "has none) and Flex BlockMask")
+    ap.add_argument("--bench-only", choices=("fg128",), default=None,
+                    help="--final benchmark: fg128 = cuDNN and the fg M128 gran-1 entry alone (its previous entry "
+                         "beside it at every shape and density when --previous-table differs there)")
     ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--candidates", choices=tuple(CANDIDATE_SETS), default="v10",
@@ -1710,11 +1733,19 @@ def main() -> None:
         print(f"bench_kernels: --bench-shapes {args.bench_shapes!r}: comma-separated plan positions 0-8",
               file=sys.stderr)
         sys.exit(2)
+    if args.bench_only and args.bench_all_kernels:
+        print("bench_kernels: --bench-only and --bench-all-kernels exclude each other", file=sys.stderr)
+        sys.exit(2)
     if args.bench_rounds is not None and args.bench_rounds < 1:
         print(f"bench_kernels: --bench-rounds {args.bench_rounds}: must be >= 1", file=sys.stderr)
         sys.exit(2)
     if args.previous_table is not None and not Path(args.previous_table).is_file():
         print(f"bench_kernels: --previous-table {args.previous_table} does not exist", file=sys.stderr)
+        sys.exit(2)
+    if (args.check_gluon_entry and not args.check_gluon) or (args.check_gluon_only and not (args.check_gluon
+                                                                                          or args.check_contig)):
+        print("bench_kernels: --check-gluon-entry needs --check-gluon N; --check-gluon-only needs --check-gluon N or "
+              "--check-contig N", file=sys.stderr)
         sys.exit(2)
     if args.check_gluon < 0:
         print(f"bench_kernels: --check-gluon {args.check_gluon}: must be >= 0", file=sys.stderr)

@@ -17,7 +17,9 @@ above.  ``--gluon N``: N random cases on the Gluon form (the fg D128 M128 gran-1
 knobs drawn from :data:`GLUON_POOL`): bf16 / fp16, both layouts, B 1-2, H 1-4, odd and even N, text tokens (full
 rows and columns), densities 0.01-1, an emptied and a full query block, LPT or natural order, a random sm_scale,
 ``limit_sms`` 1-20 or all SMs (programs walking many rows); each asserts that the Gluon form ran (not the tl
-fallback: ``fgattn.fg_route``).
+fallback: ``fgattn.fg_route``).  ``--gluon-entry``: the table entry's own knobs only (e.g. the candidate's
+``epilogue: "tma"``); a case whose seed is a multiple of 10 writes into an ``out`` 2 bytes off 16-byte alignment
+(an ``epilogue: "tma"`` launch then runs the STG row end: the O TMA store cannot write there).
 ``--contig N`` (a table whose dense / block D128 M128 entries are Gluon form ``contig``, e.g.
 ``FGATTN_LAUNCH_TABLE=kernels/logs/launch_configs-candidate-contig.json``): N random cases through the public
 ``dense_attention`` / ``block_sparse_attention`` / ``fg_attention`` with the table's own entries (no ``config``):
@@ -260,6 +262,9 @@ def check_gluon_chunk(cases: list[dict]) -> tuple[int, list[str]]:
             FAILS.append(f"{name}: ran tl ({fgattn.fg_route(q, cfg)[1]})")
             continue
         out = torch.full_like(q, float("nan"))
+        if c["seed"] % 10 == 0:  # an out 2 bytes off 16-byte alignment (contiguous, same strides)
+            out = torch.full((q.numel() + 1,), float("nan"), dtype=q.dtype, device=q.device)[1:].view(q.shape)
+            name += " out misaligned"
         with fgattn.limit_sms(c["sms"]) if c["sms"] else contextlib.nullcontext():
             fgattn.fg_attention(q, k, v, index, block_m=m, gran_n=1, layout=c["layout"], config=cfg, out=out,
                                 sm_scale=c["sm_scale"], check=True)
@@ -448,15 +453,29 @@ def contig_table_error() -> str | None:
     return None
 
 
-def check_gluon(n: int, workers: int, seed: int) -> None:
+def gluon_pool(entry_only: bool) -> tuple[dict, ...]:
+    """The knob sets of the ``--gluon`` cases: :data:`GLUON_POOL` plus the table's fg D128 M128 g1 entry's own
+    knobs if it is ``impl: gluon`` and they are not in it; ``entry_only`` (``--gluon-entry``): the entry's alone
+    (ValueError if the entry is not ``impl: gluon``)."""
+    entry = fgattn.launch_config("fg", "h200", 128, 128, 1)
+    if entry_only:
+        if entry.impl != "gluon":
+            from fgattn.launch import table_file
+
+            raise ValueError(f"--gluon-entry: the fg h200 D128 M128 g1 entry of {table_file()} is impl {entry.impl}")
+        return (dict(entry.extra["gluon"]),)
+    pool = GLUON_POOL
+    if entry.impl == "gluon" and entry.extra["gluon"] not in pool:
+        pool = (*pool, dict(entry.extra["gluon"]))
+    return pool
+
+
+def check_gluon(n: int, workers: int, seed: int, entry_only: bool = False) -> None:
     """``--gluon N``: :func:`gluon_cases` split over worker processes."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = GLUON_POOL
-    entry = fgattn.launch_config("fg", "h200", 128, 128, 1)
-    if entry.impl == "gluon" and entry.extra["gluon"] not in pool:
-        pool = (*pool, dict(entry.extra["gluon"]))
+    pool = gluon_pool(entry_only)
     cases = gluon_cases(n, seed, pool)
     chunks = [cases[i::workers] for i in range(min(workers, n))]
     print(f"gluon: {n} cases (seed {seed}) in {len(chunks)} workers, knobs {list(pool)}", flush=True)
@@ -541,6 +560,8 @@ def main() -> None:
                     help="also N random cases on the Gluon form (impl gluon, knobs from GLUON_POOL)")
     ap.add_argument("--gluon-seed", type=int, default=None, help="seed of the --gluon cases (default: random)")
     ap.add_argument("--gluon-only", action="store_true", help="the --gluon / --contig cases alone (no table check)")
+    ap.add_argument("--gluon-entry", action="store_true",
+                    help="--gluon cases with the table's fg D128 M128 g1 entry's own knobs only")
     ap.add_argument("--contig", type=int, default=0, metavar="N",
                     help="also N random dense / block / fg cases through the public entry points on a table with "
                          "Gluon contig entries (FGATTN_LAUNCH_TABLE)")
@@ -556,13 +577,23 @@ def main() -> None:
     if args.contig and (why := contig_table_error()):
         print(f"gpu_check_kernels: {why}", file=sys.stderr)
         sys.exit(2)
+    if args.gluon_entry and not args.gluon:
+        print("gpu_check_kernels: --gluon-entry needs --gluon N", file=sys.stderr)
+        sys.exit(2)
+    try:
+        pool = gluon_pool(args.gluon_entry)
+    except ValueError as e:
+        print(f"gpu_check_kernels: {e}", file=sys.stderr)
+        sys.exit(2)
     gseed = args.gluon_seed if args.gluon_seed is not None else int.from_bytes(os.urandom(4), "little")
     if args.dry_run:
-        cases = gluon_cases(args.gluon, gseed)
+        cases = gluon_cases(args.gluon, gseed, pool)
         print(f"[dry-run] table check: {'no' if args.gluon_only else 'table' if args.table else 'lite' if args.lite else 'full'}; "
               f"gluon cases {len(cases)} (seed {gseed}): "
               f"{sum(c['text'] > 0 for c in cases)} with text, {sum(c['sms'] is not None for c in cases)} on few SMs, "
-              f"{sum(c['layout'] == 'bnhd' for c in cases)} bnhd, {sum(c['dtype'] == 'fp16' for c in cases)} fp16")
+              f"{sum(c['layout'] == 'bnhd' for c in cases)} bnhd, {sum(c['dtype'] == 'fp16' for c in cases)} fp16, "
+              f"{sum(c['n'] % 2 == 1 for c in cases)} odd N, {sum(c['seed'] % 10 == 0 for c in cases)} misaligned out; "
+              f"knobs {list(pool)}")
         if args.contig:
             cc = contig_cases(args.contig, gseed)
             print(f"[dry-run] contig cases {len(cc)} (seed {gseed}): " + ", ".join(
@@ -584,7 +615,7 @@ def main() -> None:
         check_all(args.workers)
         print(f"[time] configs {time.perf_counter() - t0:.1f}s", flush=True)
     if args.gluon:
-        check_gluon(args.gluon, args.workers, gseed)
+        check_gluon(args.gluon, args.workers, gseed, args.gluon_entry)
         print(f"[time] gluon {time.perf_counter() - t0:.1f}s", flush=True)
     if args.contig:
         from fgattn.launch import table_file

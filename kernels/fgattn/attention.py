@@ -1357,7 +1357,8 @@ def _sparse_launch(
                 plan = cached_list_plan(index, _sm_count(q.device))  # None: capturing with no plan -> the walk
                 if plan is not None:
                     return fg_attention_gluon_list(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,
-                                                   plan=plan, programs=_sm_count(q.device))
+                                                   plan=plan, programs=_sm_count(q.device),
+                                                   epilogue=cfg.gluon_options()["epilogue"])
             return fg_attention_gluon(q, k, v, index, block_m=block_m, gran_n=gran_n, layout=layout,
                                       sm_scale=sm_scale, programs=_sm_count(q.device), out=out, **cfg.gluon_options())
         cfg = cfg.tl_config()

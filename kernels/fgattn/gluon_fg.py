@@ -37,7 +37,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FORMS", "GluonPlan", "plan_gluon", "fg_attention_gluon", "gluon_available", "check_ws2_knobs"]
+__all__ = ["FORMS", "GluonPlan", "plan_gluon", "fg_attention_gluon", "gluon_available", "check_ws2_knobs",
+           "EPILOGUES", "o_desc_ok"]
 
 HEAD_DIM = 128
 BLOCK_M = 128
@@ -702,6 +703,62 @@ if _GLUON_ERR is None:
         tma.async_copy_global_to_shared(q_desc, [bh_n // H, bh_n % H, (row_n % QB) * _WS_BM + half * _WS2_HALF_M, 0],
                                         my_bar, my_q, pred=pred)
 
+    # Row-end knobs of :func:`_ws2x_consumer` (PIPE path only; off = the packaged entry's code, session 14, helper E:
+    # kernels/NOTES.md "Session 14 research: fg row end"; folded into this consumer by K4):
+    # * TMA_O: O leaves through shared memory and one TMA bulk store per warpgroup (``o_desc``, [1, 1, 64, D] boxes)
+    #   instead of per-thread STG.  The staging buffer is the row's last K stage (32 KB = the two warpgroups' 16 KB O
+    #   halves), free once both warpgroups' last QK has read it: they meet on named barrier _O_BAR (256 threads)
+    #   before writing O there.  The store is not waited for at the row end: the stage is released to the producer
+    #   at the next row's start, after its tile-0 QK is issued and the bulk store has read the stage (after the last
+    #   row: before exit).  Not with PINGPONG (the row-end meeting would undo the turns' offset).
+    # * OFFS_AHEAD: the next row's (lo, hi) loaded at this row's start, not after the store at its end.
+    # * RCP: O = acc * (1 / l), one reciprocal per query row; a row with no kept key zeroed by a uniform branch.
+    _O_BAR: gl.constexpr = gl.constexpr(12)
+
+    @gluon.jit
+    def _normalize(acc, l_i, cnt, RCP: gl.constexpr):
+        """O = acc / l (zeros for a row with no kept key): a division and a select per element, or (``RCP``) one
+        reciprocal per query row and a uniform branch for the empty row."""
+        if RCP:
+            if cnt == 0:
+                out = gl.zeros_like(acc)
+            else:
+                out = acc * (1.0 / l_i)[:, None]
+        else:
+            l_safe = gl.where(l_i == 0.0, 1.0, l_i)
+            out = gl.where(cnt == 0, 0.0, acc / l_safe[:, None])
+        return out
+
+    @gluon.jit
+    def _store_direct(Out, out, b, h, qb2, stride_ob, stride_oh, stride_on, N_Q, S_LAYOUT: gl.constexpr):
+        """O half ``qb2`` (64 query rows, already normalised) by per-thread stores, rows past N_Q not stored."""
+        offs_m = qb2 * _WS2_HALF_M + gl.arange(0, _WS2_HALF_M, gl.SliceLayout(1, S_LAYOUT))
+        offs_o = gl.arange(0, _WS_D, gl.SliceLayout(0, S_LAYOUT))
+        ptrs = (Out + b.to(gl.int64) * stride_ob + h.to(gl.int64) * stride_oh + offs_m[:, None] * stride_on
+                + offs_o[None, :])
+        gl.store(ptrs, out.to(Out.dtype.element_ty), mask=(offs_m < N_Q)[:, None])
+
+    @gluon.jit
+    def _store_tma(o_desc, out, k_stage, b, h, qb2, half, dtype: gl.constexpr):
+        """O half ``qb2`` through shared memory (TMA_O): both warpgroups meet (their last QK has read the K stage),
+        each writes its half into its 16 KB of the stage and issues one TMA bulk store (rows past N clipped by the
+        descriptor; not waited for here: :func:`_release_after_store` at the next row's start)."""
+        _pp_sync(_O_BAR)
+        o_all = k_stage._reinterpret(dtype, [2] + o_desc.block_type.shape, o_desc.layout)
+        o_s = o_all.index(half)
+        o_s.reshape([_WS2_HALF_M, _WS_D]).store(out.to(dtype))
+        fence_async_shared()
+        gl.thread_barrier()
+        tma.async_copy_shared_to_global(o_desc, [b, h, qb2 * _WS2_HALF_M, 0], o_s)
+
+    @gluon.jit
+    def _release_after_store(empty, stage):
+        """Wait until this warpgroup's outstanding O bulk store has read its shared memory
+        (``cp.async.bulk.wait_group.read 0``), then release that K/V ``stage`` to the producer."""
+        tma.store_wait(0)
+        gl.thread_barrier()
+        mbarrier.arrive(empty.index(stage), count=1)
+
     @gluon.jit
     def _sync_tile(q_s, k_smem, v_smem, full, empty, st, it, acc, m_i, l_i, zero_s, qk_scale, n_valid, q_desc, my_bar,
                    my_q, row_n, half, QB, H, has_next, my_turn, other_turn, LAST: gl.constexpr, FENCE: gl.constexpr,
@@ -737,10 +794,14 @@ if _GLUON_ERR is None:
     @gluon.jit
     def _ws2x_consumer(half, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full, empty,
                        qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, FENCE: gl.constexpr,
-                       PIPE: gl.constexpr, EXP_POLY: gl.constexpr, PINGPONG: gl.constexpr, PLANNED: gl.constexpr):
+                       PIPE: gl.constexpr, EXP_POLY: gl.constexpr, PINGPONG: gl.constexpr, PLANNED: gl.constexpr,
+                       o_desc=None, TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False,
+                       RCP: gl.constexpr = False):
         """Form (d)'s consumer with the round-2 knobs (PIPE, PINGPONG, EXP_POLY; FENCE as form d).  Same stages,
         barriers and outputs as :func:`_ws2_consumer`; rows as :func:`_ws_producer` (the walk, or ``PLANNED``
-        the host plan's ``Order[Start[p]:Start[p + 1]]``)."""
+        the host plan's ``Order[Start[p]:Start[p + 1]]``).  Row-end knobs TMA_O (``o_desc``), OFFS_AHEAD, RCP
+        (PIPE only, TMA_O not with PINGPONG: checked on the host by :func:`check_ws2_knobs` /
+        ``gluon_fg_epilogue.check_epilogue_knobs``; see :data:`_O_BAR`'s comment); all off = the packaged code."""
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_WS2_WG_WARPS, 1],
                                                            instr_shape=[16, _WS_BN, 16])
         P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=S_LAYOUT, k_width=2)
@@ -768,6 +829,9 @@ if _GLUON_ERR is None:
             pos_n = pos + step
             row_n = _next_row(Order, pos_n, end, PLANNED)
             has_next = pos_n < end
+            if OFFS_AHEAD:  # the next row's range now, used at this row's end
+                lo_n = gl.load(Offsets + row_n).to(gl.int32)
+                hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
             bh = row // QB
             m_i = gl.full([_WS2_HALF_M], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
             l_i = gl.zeros([_WS2_HALF_M], gl.float32, gl.SliceLayout(1, S_LAYOUT))
@@ -789,6 +853,9 @@ if _GLUON_ERR is None:
                 s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
                 if PINGPONG:
                     _pp_arrive(other_turn)
+                if TMA_O:  # the previous row's O store has had this row's start to read its stage
+                    if it > 0:
+                        _release_after_store(empty, (it + _WS_STAGES - 1) % _WS_STAGES)
                 s = warpgroup_mma_wait(0, deps=(s, ))
                 _q_next(q_desc, my_bar, my_q, row_n, half, QB, H, has_next & (n_t == 1))
                 p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, gl.minimum(cnt, _WS_BN), True, S_LAYOUT,
@@ -854,8 +921,12 @@ if _GLUON_ERR is None:
                 if PINGPONG:
                     _pp_arrive(other_turn)
                 acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
-                gl.thread_barrier()
-                mbarrier.arrive(empty.index(prev), count=1)
+                if TMA_O:  # O staged in the last K stage; the stage released once the bulk store has read it
+                    _store_tma(o_desc, _normalize(acc, l_i, cnt, RCP), k_smem.index(prev), bh // H, bh % H,
+                               (row % QB) * 2 + half, half, dtype)
+                else:
+                    gl.thread_barrier()
+                    mbarrier.arrive(empty.index(prev), count=1)
             else:  # form d's synchronous order (QK, softmax, PV per tile), with PINGPONG / EXP_POLY
                 for _t in range(0, n_t - 1):
                     st = it % _WS_STAGES
@@ -870,13 +941,24 @@ if _GLUON_ERR is None:
                                            has_next, my_turn, other_turn, True, FENCE, EXP_POLY, PINGPONG, S_LAYOUT,
                                            P_LAYOUT, dtype)
                 it += 1
-            _store_out(Out, acc, l_i, cnt == 0, bh // H, bh % H, (row % QB) * 2 + half, stride_ob, stride_oh,
-                       stride_on, N_Q, S_LAYOUT, _WS2_HALF_M, _WS_D)
-            lo = gl.load(Offsets + row_n).to(gl.int32)
-            hi = gl.load(Offsets + row_n + 1).to(gl.int32)
+            if RCP:
+                if not TMA_O:
+                    _store_direct(Out, _normalize(acc, l_i, cnt, RCP), bh // H, bh % H, (row % QB) * 2 + half,
+                                  stride_ob, stride_oh, stride_on, N_Q, S_LAYOUT)
+            elif not TMA_O:
+                _store_out(Out, acc, l_i, cnt == 0, bh // H, bh % H, (row % QB) * 2 + half, stride_ob, stride_oh,
+                           stride_on, N_Q, S_LAYOUT, _WS2_HALF_M, _WS_D)
+            if OFFS_AHEAD:
+                lo = lo_n
+                hi = hi_n
+            else:
+                lo = gl.load(Offsets + row_n).to(gl.int32)
+                hi = gl.load(Offsets + row_n + 1).to(gl.int32)
             row = row_n
             pos = pos_n
             phase ^= 1
+        if TMA_O:  # the last row's O store must have read its stage before the CTA's shared memory goes away
+            _release_after_store(empty, (it + _WS_STAGES - 1) % _WS_STAGES)
         if PINGPONG:  # warpgroup 0 consumes warpgroup 1's last hand-over (no arrival left pending at exit)
             if half == 0:
                 _pp_sync(my_turn)
@@ -888,12 +970,15 @@ if _GLUON_ERR is None:
                       HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
                       PRODUCER_REGS: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr,
                       CONSUMER_FENCE: gl.constexpr = True, PIPE: gl.constexpr = False, EXP_POLY: gl.constexpr = 0,
-                      PINGPONG: gl.constexpr = False, PLANNED: gl.constexpr = False):
+                      PINGPONG: gl.constexpr = False, PLANNED: gl.constexpr = False, o_desc=None,
+                      TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False, RCP: gl.constexpr = False):
         """Form (d): form (c) with one partition per consumer warpgroup (the default partition is consumer half 0,
         ``num_warps`` 4; a worker is half 1; a worker is the producer).  ``q_desc`` has [1, 1, 64, D] boxes.
         Row schedule: the walk (program p of G runs launch positions p, p + G, ... of ``Order``; ``Start`` unused)
         or, ``PLANNED`` (the list schedule, round-2 consumer only), a host-built plan: program p runs rows
-        ``Order[Start[p]:Start[p + 1]]`` (``fgattn.gluon_fg_list.plan_ws2_list``; ``N_ROWS`` unused)."""
+        ``Order[Start[p]:Start[p + 1]]`` (``fgattn.gluon_fg_list.plan_ws2_list``; ``N_ROWS`` unused).  Row-end knobs
+        (round-2 consumer, PIPE): TMA_O (``o_desc``: O's descriptor, [1, 1, 64, D] boxes; None = a constexpr, no
+        parameter, when off), OFFS_AHEAD, RCP (:func:`_ws2x_consumer`)."""
         gl.static_assert(HEAD_DIM == _WS_D and BLOCK_M == _WS_BM and BLOCK_N == _WS_BN and STAGES == _WS_STAGES)
         gl.static_assert(num_warps == _WS2_WG_WARPS)
         dtype: gl.constexpr = K.dtype.element_ty
@@ -913,10 +998,10 @@ if _GLUON_ERR is None:
             gl.warp_specialize([
                 (_ws2x_consumer, (0, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full,
                                   empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE,
-                                  PIPE, EXP_POLY, PINGPONG, PLANNED)),
+                                  PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP)),
                 (_ws2x_consumer, (1, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full,
                                   empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE,
-                                  PIPE, EXP_POLY, PINGPONG, PLANNED)),
+                                  PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP)),
                 (_ws_producer, (K, V, Offsets, Indices, Order, Start, k_smem, v_smem, full, empty, stride_kb,
                                 stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, PLANNED)),
             ], [_WS2_WG_WARPS, _WS_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
@@ -1036,12 +1121,44 @@ def plan_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLOCK_M, gr
 #: ``exp_poly`` fraction -> the kernel's EXP_POLY (one element of every EXP_POLY by the polynomial; 0 none)
 EXP_POLY = {0: 0, 0.25: 4}
 PIPELINES = (0, 1, 2, 3)
+#: form d's row end (``epilogue`` knob) -> the consumer's row-end constexprs: ``"stg"`` the per-thread stores of the
+#: packaged code (no constexpr given: the binary is the one without the knob), ``"tma"`` helper E's measured form
+#: e_all (kernels/NOTES.md, "Session 14 research: fg row end"): TMA O store + offsets a row ahead + one reciprocal
+#: per row (needs ``pipeline`` != 0, not ``pingpong``)
+EPILOGUES: dict[str, dict[str, bool]] = {"stg": {}, "tma": dict(TMA_O=True, OFFS_AHEAD=True, RCP=True)}
+
+
+def o_desc_ok(out: Any, layout: str) -> str | None:
+    """None if ``out``'s (batch, head, sequence) strides and address are 16-byte aligned (the O TMA store of
+    ``epilogue="tma"`` needs it), else why not (one line)."""
+    esz = out.element_size()
+    if any(s * esz % 16 for s in _strides(out, layout)) or out.data_ptr() % 16:
+        return f"out strides {tuple(out.stride())} / address are not 16-byte aligned (needed by the O TMA store)"
+    return None
+
+
+def o_desc_for(out: Any, layout: str, q_desc: Any, p: GluonPlan, epilogue: str) -> Any:
+    """The O descriptor a ws2 launch passes (``o_desc``): for ``epilogue="tma"`` a descriptor of ``out`` with
+    ``q_desc``'s [1, 1, 64, D] box and layout; None for ``"stg"`` (no kernel parameter).  The caller checked
+    :func:`o_desc_ok`."""
+    if not EPILOGUES[epilogue]:
+        return None
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    return TensorDescriptor(out, [p.batch, p.heads, p.n_q, HEAD_DIM], [*_strides(out, layout), 1],
+                            list(q_desc.block_shape), q_desc.layout)
 
 
 def check_ws2_knobs(form: str, *, pipeline: int = 0, exp_poly: float = 0, pingpong: bool = False,
-                    regs: tuple[int, int] | None = None) -> dict[str, Any]:
+                    regs: tuple[int, int] | None = None, epilogue: str = "stg") -> dict[str, Any]:
     """Validate form d's round-2 knobs (one ValueError line naming the argument; runs on any machine) and return
-    the kernel's constexprs (PIPE, EXP_POLY, PINGPONG, CONSUMER_REGS, PRODUCER_REGS)."""
+    the kernel's constexprs (PIPE, EXP_POLY, PINGPONG, CONSUMER_REGS, PRODUCER_REGS and, ``epilogue="tma"``,
+    TMA_O / OFFS_AHEAD / RCP: :data:`EPILOGUES`)."""
+    if epilogue not in EPILOGUES:
+        _fail(f"epilogue={epilogue!r} must be one of {tuple(EPILOGUES)}")
+    if epilogue != "stg" and (form != "ws2" or isinstance(pipeline, bool) or pipeline == 0 or pingpong is not False):
+        _fail(f"epilogue={epilogue!r} needs form 'ws2' with pipeline 1 / 2 / 3 and no pingpong, not form={form!r}, "
+              f"pipeline={pipeline!r}, pingpong={pingpong!r}")
     on = pipeline != 0 or exp_poly != 0 or pingpong is not False or regs is not None
     if on and form != "ws2":
         _fail(f"pipeline / exp_poly / pingpong / regs are knobs of form 'ws2' only, not form={form!r}")
@@ -1057,7 +1174,8 @@ def check_ws2_knobs(form: str, *, pipeline: int = 0, exp_poly: float = 0, pingpo
     if not ok or cr % 8 or pr % 8 or not 24 <= pr <= cr <= 240 or cr + pr > 280:
         _fail(f"regs={regs!r} must be (consumer, producer) multiples of 8 with 24 <= producer <= consumer <= 240 and "
               "consumer + producer <= 280 (the default partition gets 504 - consumer - producer)")
-    return dict(PIPE=pipeline, EXP_POLY=EXP_POLY[exp_poly], PINGPONG=pingpong, CONSUMER_REGS=cr, PRODUCER_REGS=pr)
+    return dict(PIPE=pipeline, EXP_POLY=EXP_POLY[exp_poly], PINGPONG=pingpong, CONSUMER_REGS=cr, PRODUCER_REGS=pr,
+                **EPILOGUES[epilogue])
 
 
 def compile_sm90(fn: Any, const: dict[str, Any], dtype: str = "bf16", block_m: int = BLOCK_M,
@@ -1065,8 +1183,9 @@ def compile_sm90(fn: Any, const: dict[str, Any], dtype: str = "bf16", block_m: i
     """Compile the Gluon kernel ``fn`` for sm_90 without a GPU (Triton >= 3.5 with Gluon on the path): ``const``
     names every constexpr given (``num_warps`` included, also passed as the option); the other arguments get the
     signature :func:`fg_attention_gluon` launches with: ``dtype`` ("bf16" / "fp16") K / V / Out pointers, the Q
-    descriptor's [1, 1, block_m (block_m / 2 for ``ws2``), head_dim] box in the 128-byte swizzle, fp32
-    qk_scale, i32 for the rest, 16-byte divisibility on the pointers and strides.  Returns the compiled kernel."""
+    descriptor's [1, 1, block_m (block_m / 2 for ``ws2``), head_dim] box in the 128-byte swizzle (``o_desc``
+    the same box when ``const`` has ``TMA_O``, else a constexpr None), fp32 qk_scale, i32 for the rest, 16-byte
+    divisibility on the pointers and strides.  Returns the compiled kernel."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon._runtime import GluonASTSource
@@ -1078,10 +1197,13 @@ def compile_sm90(fn: Any, const: dict[str, Any], dtype: str = "bf16", block_m: i
            "Order": "*i32", "Start": "*i32"}
     sig: dict[str, str] = {}
     attrs: dict[tuple[int, ...], list] = {}
+    const = {**{p.name: p.default for p in fn.params if p.is_constexpr and p.has_default}, **const}
+    if "o_desc" in names and not const.get("TMA_O"):
+        const["o_desc"] = None  # no O descriptor: a constexpr None, as a launch passing o_desc=None specialises it
     for i, a in enumerate(names):
         if a in const:
             sig[a] = "constexpr"
-        elif a == "q_desc":
+        elif a in ("q_desc", "o_desc"):
             sig[a] = f"tensordesc<{dtype}[1, 1, {block_m // 2 if ws2 else block_m}, {head_dim}],{lay}>"
         elif a in ptr:
             sig[a], attrs[(i,)] = ptr[a], [["tt.divisibility", 16]]
@@ -1103,7 +1225,7 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
                        layout: str = "bhnd", sm_scale: float | None = None, form: str = "one_row",
                        programs: int | None = None, out: Any = None, consumer_fence: bool = True,
                        pipeline: int = 0, exp_poly: float = 0, pingpong: bool = False,
-                       regs: tuple[int, int] | None = None) -> Any:
+                       regs: tuple[int, int] | None = None, epilogue: str = "stg") -> Any:
     """The Gluon prototype of :func:`fgattn.fg_attention` (D 128, M 128, gran_n 1; sm_90 GPUs): same output
     (q's layout and dtype; zeros for a query block with no kept key).  ``form``: ``one_row`` (a, one program per
     row), ``persistent`` (b, one program per SM with cross-row pipelining), ``ws`` (c, persistent with a
@@ -1116,7 +1238,9 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
     carried as bf16 / fp32; 3 = 1 with the next tile's ``full`` wait placed before the PV wait, which keeps the whole
     softmax inside the overlap window in the SASS — prepared offline, not yet run on a GPU), ``exp_poly`` 0.25 (a quarter of P's exp2 by the tl entry's FMA polynomial), ``pingpong``
     (the two consumer warpgroups take turns issuing wgmmas through named barriers), ``regs`` = (consumer,
-    producer) registers per thread (default (216, 64); the sum with the default partition's share is 504)."""
+    producer) registers per thread (default (216, 64); the sum with the default partition's share is 504),
+    ``epilogue`` ``"stg"`` / ``"tma"`` (the row end, :data:`EPILOGUES`; ``"tma"`` with an ``out`` whose strides or
+    address are not 16-byte aligned runs ``"stg"``: the O TMA store cannot write it)."""
     import torch
 
     if _GLUON_ERR is not None:
@@ -1128,11 +1252,15 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
         _fail(f"needs an sm_90 GPU (Hopper: wgmma, TMA), this one is sm_{cap[0]}{cap[1]}")
     sms = torch.cuda.get_device_properties(q.device).multi_processor_count if programs is None else programs
     p = plan_gluon(q, k, v, index, block_m=block_m, gran_n=gran_n, layout=layout, form=form, sms=sms)
-    knobs = check_ws2_knobs(form, pipeline=pipeline, exp_poly=exp_poly, pingpong=pingpong, regs=regs)
+    knobs = check_ws2_knobs(form, pipeline=pipeline, exp_poly=exp_poly, pingpong=pingpong, regs=regs,
+                            epilogue=epilogue)
     if out is None:
         out = torch.empty_like(q)
     elif out.shape != q.shape or out.dtype != q.dtype or out.stride(-1) != 1:
         _fail("out must match q's shape and dtype with a contiguous head dimension")
+    if epilogue != "stg" and o_desc_ok(out, layout) is not None:  # an unaligned user out: the STG row end
+        epilogue = "stg"
+        knobs = check_ws2_knobs(form, pipeline=pipeline, exp_poly=exp_poly, pingpong=pingpong, regs=regs)
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     el = gl.bfloat16 if q.dtype == torch.bfloat16 else gl.float16
@@ -1152,7 +1280,7 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
     if form == "ws2":
         # the walk: Start (the list schedule's plan starts, fgattn.gluon_fg_list) is unused; order stands in for it
         _fg_gluon_ws2[(p.grid,)](*args[:7], order, *args[7:], p.n_rows, CONSUMER_FENCE=consumer_fence, **knobs,
-                                 **{**meta, "num_warps": 4})
+                                 **{**meta, "num_warps": 4}, o_desc=o_desc_for(out, layout, q_desc, p, epilogue))
     elif form == "ws":
         _fg_gluon_ws[(p.grid,)](*args, p.n_rows, PRODUCER_REGS=PRODUCER_REGS, CONSUMER_FENCE=consumer_fence, **meta)
     elif form == "persistent":

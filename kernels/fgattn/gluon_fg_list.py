@@ -25,7 +25,7 @@ import weakref
 from typing import Any
 
 __all__ = ["C_ROW_TILES", "fg_attention_gluon_list", "plan_ws2_list", "compile_list_sm90", "ws2_walk_lists",
-           "prepare_list_plan", "cached_list_plan", "has_list_plan", "LIST_KNOBS"]
+           "prepare_list_plan", "cached_list_plan", "has_list_plan", "LIST_KNOBS", "launch_list"]
 
 #: a row's fixed cost in 128-key tile units for the planner: kernels/tools/gap_analysis.py's fit of the adopted ws2
 #: form on run 9 (c_row 5.4 µs, c_tile 1.82 µs per 128-key tile per SM at H12 N32760) -> 3.0
@@ -44,13 +44,18 @@ except Exception as e:  # noqa: BLE001
     _GLUON_ERR = f"{type(e).__name__}: {e}"
 
 
-def _constexprs() -> dict[str, Any]:
-    """The constexprs of :func:`fgattn.gluon_fg._fg_gluon_ws2` for the list schedule (``PLANNED``)."""
+def _constexprs(epilogue: str = "stg", **more: Any) -> dict[str, Any]:
+    """The constexprs of :func:`fgattn.gluon_fg._fg_gluon_ws2` for the list schedule (``PLANNED``) with the row end
+    ``epilogue`` (``gluon_fg.EPILOGUES``); ``more``: research overrides of :func:`fgattn.gluon_fg.check_ws2_knobs`
+    (``pingpong``, the row-end constexprs one by one: ``fgattn.gluon_fg_epilogue``)."""
     from . import gluon_fg as g
 
-    return dict(HEAD_DIM=g.HEAD_DIM, BLOCK_M=g.BLOCK_M, BLOCK_N=g.BLOCK_N, STAGES=g.STAGES, num_warps=4,
-                CONSUMER_FENCE=LIST_KNOBS["consumer_fence"], PLANNED=True,
-                **g.check_ws2_knobs("ws2", pipeline=LIST_KNOBS["pipeline"]))
+    over = {k: v for k, v in more.items() if k in ("TMA_O", "OFFS_AHEAD", "RCP")}
+    knobs = {k: v for k, v in more.items() if k not in over}
+    return {**dict(HEAD_DIM=g.HEAD_DIM, BLOCK_M=g.BLOCK_M, BLOCK_N=g.BLOCK_N, STAGES=g.STAGES, num_warps=4,
+                   CONSUMER_FENCE=LIST_KNOBS["consumer_fence"], PLANNED=True,
+                   **g.check_ws2_knobs("ws2", pipeline=LIST_KNOBS["pipeline"], epilogue=epilogue, **knobs)),
+            **{k: True for k, v in over.items() if v}}
 
 
 # ------------------------------------------------------------------------------------------------ host side
@@ -176,13 +181,13 @@ def prepare_list_plan(index: Any, programs: int | None = None) -> Any:
     return plan
 
 
-def compile_list_sm90(dtype: str = "bf16") -> Any:
+def compile_list_sm90(dtype: str = "bf16", epilogue: str = "stg", **more: Any) -> Any:
     """Compile the list schedule's kernel (:func:`fgattn.gluon_fg._fg_gluon_ws2` with ``PLANNED``) for sm_90
     without a GPU (Triton 3.6 with Gluon on the path), with the signature :func:`fg_attention_gluon_list` launches
-    with (:func:`fgattn.gluon_fg.compile_sm90`)."""
+    with (:func:`fgattn.gluon_fg.compile_sm90`); ``epilogue`` / ``more`` as :func:`_constexprs`."""
     from . import gluon_fg as g
 
-    return g.compile_sm90(g._fg_gluon_ws2, _constexprs(), dtype, g.BLOCK_M, g.HEAD_DIM, ws2=True)
+    return g.compile_sm90(g._fg_gluon_ws2, _constexprs(epilogue, **more), dtype, g.BLOCK_M, g.HEAD_DIM, ws2=True)
 
 
 def prepare_list_call(q: Any, k: Any, v: Any, index: Any, *, layout: str, sm_scale: float | None, out: Any,
@@ -221,16 +226,33 @@ def prepare_list_call(q: Any, k: Any, v: Any, index: Any, *, layout: str, sm_sca
 
 def fg_attention_gluon_list(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd",
                             sm_scale: float | None = None, out: Any = None, plan: Any = None,
-                            programs: int | None = None) -> Any:
+                            programs: int | None = None, epilogue: str = "stg") -> Any:
     """:func:`fgattn.fg_attention` for fg D128 M128 gran 1 on sm_90 by the adopted Gluon ws2 CTA (pipeline 1, no
     fence) over a row plan (:func:`plan_ws2_list`; built here if ``plan`` is None, which reads the row counts on
     the host and so cannot run under CUDA-graph capture).  Same output as the table entry (q's layout and dtype;
     zeros for a query block with no kept key).  ``programs``: grid size when the plan is built here (default the
-    SM count)."""
+    SM count).  ``epilogue``: the row end (``"stg"`` / ``"tma"``, ``fgattn.gluon_fg.EPILOGUES``; ``"tma"`` with an
+    ``out`` whose strides or address are not 16-byte aligned runs ``"stg"``)."""
+    return launch_list(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out, plan=plan, programs=programs,
+                       epilogue=epilogue)
+
+
+def launch_list(q: Any, k: Any, v: Any, index: Any, *, layout: str, sm_scale: float | None, out: Any, plan: Any,
+                programs: int | None, epilogue: str = "stg", fail: Any = _fail, **more: Any) -> Any:
+    """The list-scheduled ws2 launch (:func:`fg_attention_gluon_list`; ``more``: research overrides of
+    :func:`_constexprs`, used by ``fgattn.gluon_fg_epilogue``; ``fail`` raises the caller's error)."""
+    const = _constexprs(epilogue, **more)  # validates the knobs before any work
     p, plan, out, q_desc, scale = prepare_list_call(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,
-                                                    plan=plan, programs=programs)
+                                                    plan=plan, programs=programs, fail=fail)
+    o_desc = None
+    if const.get("TMA_O"):
+        if _g.o_desc_ok(out, layout) is not None:  # an unaligned user out: the STG row end (the packaged code)
+            const = _constexprs("stg", **{k: v for k, v in more.items() if k != "TMA_O"})
+        else:
+            o_desc = _g.o_desc_for(out, layout, q_desc, p, "tma")
     st = _g._strides
     _g._fg_gluon_ws2[(plan.programs,)](
         q_desc, k, v, out, index.offsets, index.indices, plan.rows, plan.start, scale * 1.4426950408889634,
-        *st(k, layout), *st(v, layout), *st(out, layout), p.heads, p.n_q, p.n_qblocks, p.n_rows, **_constexprs())
+        *st(k, layout), *st(v, layout), *st(out, layout), p.heads, p.n_q, p.n_qblocks, p.n_rows, **const,
+        o_desc=o_desc)
     return out

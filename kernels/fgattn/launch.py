@@ -81,7 +81,9 @@ GLUON_ARCHS = ("sm90",)
 #: ``schedule`` (form ws2 only, not an argument of ``fg_attention_gluon``: :meth:`LaunchConfig.gluon_schedule`):
 #: ``"walk"`` (default) = program p runs launch positions p, p + G, ...; ``"list"`` = the rows of a host-built
 #: greedy list plan (``fgattn.gluon_fg_list``, built once per index; the packaged fg D128 M128 g1 entry's schedule
-#: since session 13: kernels/NOTES.md)
+#: since session 13: kernels/NOTES.md); ``epilogue`` (form ws2, ``schedule: "list"`` only): the consumers' row end,
+#: ``"stg"`` (default: per-thread stores, the code without the knob) or ``"tma"`` (``fgattn.gluon_fg.EPILOGUES``:
+#: TMA O store + offsets a row ahead + one reciprocal per row; kernels/NOTES.md "Session 14, K4")
 GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "form": (("one_row", "persistent", "ws", "ws2"), None),
     "pipeline": ((0, 1, 2, 3), 0),
@@ -90,6 +92,7 @@ GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "pingpong": ((False, True), False),
     "regs": ((), None),
     "schedule": (("walk", "list"), "walk"),
+    "epilogue": (("stg", "tma"), "stg"),
 }
 #: (kernel, head_dim, block_m, gran_n) keys with the Gluon form ``"contig"`` (``fgattn.gluon_contig``: the ws2 CTA
 #: with TMA K/V loads of contiguous 128-key blocks, issue 12 session 13; not in the packaged table yet: the candidate
@@ -106,7 +109,7 @@ CONTIG_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "regs": ((), (216, 64)),
 }
 #: knobs of form ``ws2`` only / of the warp-specialized forms only
-_WS2_ONLY = ("pipeline", "exp_poly", "pingpong", "regs", "schedule")
+_WS2_ONLY = ("pipeline", "exp_poly", "pingpong", "regs", "schedule", "epilogue")
 _WS_ONLY = ("fence",)
 #: the knobs ``schedule: "list"`` requires: the one form measured with it (``fgattn.gluon_fg_list.LIST_KNOBS``:
 #: pipeline 1, no fence)
@@ -293,6 +296,10 @@ def check_impl(kernel: str, head_dim: int, block_m: int, gran_n: int, extra: dic
         if got != _LIST_FORM:
             raise ValueError(f"{where}: extra.gluon.schedule='list' runs fgattn.gluon_fg_list's kernel, which is "
                              f"form ws2 with {_LIST_FORM} only, not {got}")
+    elif knobs.get("epilogue", "stg") != "stg":
+        raise ValueError(f"{where}: extra.gluon.epilogue={knobs['epilogue']!r} is measured only with "
+                         "extra.gluon.schedule='list' (fgattn.gluon_fg_list's kernel); set schedule 'list' or "
+                         "epilogue 'stg'")
     return impl
 
 
