@@ -21,7 +21,7 @@ import l2plan_probe as probe  # noqa: E402
 from fgattn import gluon_fg_list as gl_list  # noqa: E402
 from fgattn import gluon_fg_m64 as g  # noqa: E402
 from fgattn import l2_plan  # noqa: E402
-from fgattn.masks import with_text  # noqa: E402
+from fgattn.masks import window_mask, with_text  # noqa: E402
 
 
 def _seed() -> int:
@@ -354,3 +354,14 @@ def test_probe_time_shapes_end_to_end_with_stubbed_gpu(tmp_path, monkeypatch):
     assert all("packaged table (tl" in r["config"] for r in rows if r["variant"] == "entry")  # CPU q: the tl route
     assert all(r["clocks_under_load"].startswith("sm 1980") and r["l2_cache_bytes"] == str(50 * 2**20) for r in rows)
     assert probe.rule_verdict(rows)[0] == "eligible"
+
+
+@pytest.mark.parametrize("n,density,heads", [(4096, 0.05, 3), (4096, 0.3, 2)])
+def test_probe_window_mask_cpu_equals_window_mask(n, density, heads):
+    assert torch.equal(probe.window_mask_cpu(heads, n, density),
+                       window_mask(1, heads, n, 128, density, device="cpu"))
+
+
+def test_probe_window_mask_cpu_needs_a_full_grid():
+    with pytest.raises(ValueError, match=r"^window_mask_cpu: n=3000 does not fill its grid \(15, 15, 14\)$"):
+        probe.window_mask_cpu(1, 3000, 0.1)

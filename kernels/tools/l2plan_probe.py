@@ -347,17 +347,79 @@ def model_rows(idx: Any, caps_mb: list[float], programs: int = 132) -> list[dict
     return out
 
 
-def run_model(args: argparse.Namespace) -> Path:
-    """The L2 model on the timing cells' masks, built on the CPU (``entry_regress.build_index``), one CSV."""
-    from entry_regress import build_index
+def window_mask_cpu(heads: int, n: int, density: float, *, sinks: int = 64, seed: int = 0, tol: float = 0.005):
+    """``fgattn.masks.window_mask(1, heads, n, 128, density)`` on the CPU with a small memory footprint: the same
+    bisection of the window scale, but each step's kept count computed exactly per axis (a block keeps the keys
+    whose (t, y, x) each lie within the window of its bounding box: a product of three per-axis counts, plus the
+    sinks outside it) instead of materialising (H, QB, N, 3); then the mask built head by head with
+    ``window_mask``'s ops (tested equal).  ``n`` must fill its ``video_grid`` exactly (the counts assume every
+    (t, y, x) exists)."""
+    import torch
+    from fgattn.masks import video_grid
 
+    grid = video_grid(n)
+    t, y, x = grid
+    if t * y * x != n:
+        raise ValueError(f"window_mask_cpu: n={n} does not fill its grid {grid}")
+    ar = torch.arange(n)
+    coords = torch.stack([ar // (y * x), (ar // x) % y, ar % x], dim=1).to(torch.int32)
+    weights = 0.5 + torch.rand(heads, 3, generator=torch.Generator(device="cpu").manual_seed(seed))
+    ext = torch.tensor(grid, dtype=torch.float32)
+    qb = -(-n // M)
+    pad = qb * M - n
+    c = torch.cat([coords, coords[-1:].expand(pad, 3)]) if pad else coords
+    blocks = c.reshape(qb, M, 3)
+    lo, hi = blocks.min(1).values, blocks.max(1).values
+    lo64, hi64, ext64 = lo.long(), hi.long(), torch.tensor(grid, dtype=torch.int64)
+    sc = coords[:sinks].long()
+    sink_dist = (lo64[:, None, :] - sc[None]).clamp(min=0) + (sc[None] - hi64[:, None, :]).clamp(min=0)
+
+    def kept(win) -> int:
+        w = win.long()[:, None, :]
+        per_axis = (torch.minimum(hi64[None] + w, ext64 - 1) - torch.clamp(lo64[None] - w, min=0) + 1).clamp(min=0)
+        inside = (sink_dist[None] <= win.long()[:, None, None, :]).all(-1).sum(-1)
+        return int((per_axis.prod(-1) + sinks - inside).sum())
+
+    lo_s, hi_s = 0.0, 2.0
+    for _ in range(30):
+        s_ = 0.5 * (lo_s + hi_s)
+        win = (s_ * weights * ext).floor().to(torch.int32)
+        d = float(kept(win)) / (heads * qb * n)
+        if abs(d - density) <= tol:
+            break
+        if d < density:
+            lo_s = s_
+        else:
+            hi_s = s_
+    dist = (lo[:, None, :] - coords[None, :, :]).clamp(min=0) + (coords[None, :, :] - hi[:, None, :]).clamp(min=0)
+    out = torch.empty(1, heads, qb, n, dtype=torch.bool)
+    for h in range(heads):
+        out[0, h] = (dist <= win[h][None, None, :]).all(-1)
+        out[0, h, :, :sinks] = True
+    return out
+
+
+def model_index(h: int, nv: int, nt: int, dt_: float):
+    """The benchmark's fg index at (shape, density) built on the CPU (``entry_regress.build_index``'s mask via
+    :func:`window_mask_cpu`, launch order for 132 SMs)."""
+    import fgattn
+    from fgattn.masks import with_text
+
+    mask = window_mask_cpu(h, nv, dt_)
+    if nt:
+        mask = with_text(mask, nt, M)
+    return fgattn.build_index(mask, block_m=M, gran_n=G, order=True)
+
+
+def run_model(args: argparse.Namespace) -> Path:
+    """The L2 model on the timing cells' masks, built on the CPU (:func:`model_index`), one CSV."""
     from fgsim.fileio import write_csv_atomic
 
     rows = []
     for h, nv, nt in args.shape_list:
         for dt_ in densities_for(args, (h, nv, nt)):
             t0 = time.time()
-            idx = build_index(h, nv, nt, dt_, "cpu")
+            idx = model_index(h, nv, nt, dt_)
             for r in model_rows(idx, args.caps_mb):
                 rows.append(dict(shape=f"H{h} N{nv}" + (f"+{nt}text" if nt else ""), density_target=dt_,
                                  density=round(idx.density(nv + nt), 5), **r,
@@ -365,7 +427,9 @@ def run_model(args: argparse.Namespace) -> Path:
                                        "back at c_row 3 + tiles; Q / O streamed (fresh lines)"))
                 print(json.dumps(rows[-1]), flush=True)
             print(f"[model] H{h} N{nv}+{nt} d {dt_}: {time.time() - t0:.1f}s", flush=True)
-    return write_csv_atomic(args.model, rows)
+            del idx
+            write_csv_atomic(args.model, rows)  # after every cell (a long run keeps what it has)
+    return args.model
 
 
 # ------------------------------------------------------------------------------------------------ GPU side
