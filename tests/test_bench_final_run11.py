@@ -108,13 +108,14 @@ def test_dry_run_lists_previous_entries_and_variants(monkeypatch: pytest.MonkeyP
     assert out.count('contig variant') == 2 and '"regs": [216, 64]' in out
 
 
-def test_final_shape_rows_with_stubbed_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """final_shape on the CPU with capture / replay stubbed: every row has route, ms_rounds and the per-cell clock;
-    block previous rows at every density, contig216 rows only at CONTIG_VARIANT_DENSITIES."""
+def stub_final_shape(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """final_shape's GPU layer stubbed for the CPU: seeded inputs, CPU window masks, capture / replay (1 ms + a
+    tick per replay, SM clock samples 1700 / 1650 / 1800 MHz), the packaged table; the Gluon launchers that
+    :class:`bench_kernels.CaptureLaunches` wraps are restored at teardown."""
+    import importlib
+
     import fgattn.masks as fm
 
-    seed = 1411
-    print("seed", seed)
     gen = torch.Generator().manual_seed(seed)
     monkeypatch.delenv("FGATTN_LAUNCH_TABLE", raising=False)
     launch.load_table.cache_clear()
@@ -124,6 +125,7 @@ def test_final_shape_rows_with_stubbed_graphs(monkeypatch: pytest.MonkeyPatch) -
         tuple(torch.randn(b, h, n, d, generator=gen) for _ in range(3)) for _ in range(sets)])
     wm = fm.window_mask
     monkeypatch.setattr(bench_kernels, "window_mask", lambda *a, **k: wm(*a, **{**k, "device": "cpu"}))
+
     class Graph:
         def replay(self) -> None:
             pass
@@ -137,6 +139,17 @@ def test_final_shape_rows_with_stubbed_graphs(monkeypatch: pytest.MonkeyPatch) -
         return 1.0 + next(ticks) * 1e-3
 
     monkeypatch.setattr(bench_kernels, "replay_ms", replay)
+    for mod_name, fn_name in bench_kernels.GLUON_LAUNCHES:
+        mod = importlib.import_module(mod_name)
+        monkeypatch.setattr(mod, fn_name, getattr(mod, fn_name))
+
+
+def test_final_shape_rows_with_stubbed_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """final_shape on the CPU with capture / replay stubbed: every row has route, ms_rounds and the per-cell clock;
+    block previous rows at every density, contig216 rows only at CONTIG_VARIANT_DENSITIES."""
+    seed = 1411
+    print("seed", seed)
+    stub_final_shape(monkeypatch, seed)
     prev = {}
     for key in bench_kernels.PREVIOUS_KEYS:
         now, was = launch.launch_config(*key), launch.launch_config(*key, table_path=str(BEFORE))

@@ -174,32 +174,10 @@ def test_bench_only_fg128_dry_run_and_errors(capsys: pytest.CaptureFixture, monk
 def test_final_shape_only_fg_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     """final_shape(only_fg=True) with capture / replay stubbed: cuDNN, fg M128 g1 and its previous entry only."""
     import bench_kernels
-    import fgattn.masks as fm
+    from test_bench_final_run11 import stub_final_shape
 
-    gen = torch.Generator().manual_seed(1412)
-    monkeypatch.delenv("FGATTN_LAUNCH_TABLE", raising=False)
-    launch.load_table.cache_clear()
-    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
-    monkeypatch.setattr(torch.cuda, "empty_cache", lambda *a, **k: None)
-    monkeypatch.setattr(bench_kernels, "make_qkv", lambda b, h, n, d, sets, dtype=None: [
-        tuple(torch.randn(b, h, n, d, generator=gen) for _ in range(3)) for _ in range(sets)])
-    wm = fm.window_mask
-    monkeypatch.setattr(bench_kernels, "window_mask", lambda *a, **k: wm(*a, **{**k, "device": "cpu"}))
-
-    class Graph:
-        def replay(self) -> None:
-            pass
-
-    monkeypatch.setattr(bench_kernels, "capture", lambda fn, sets: (Graph(), len(sets)))
-    ticks = iter(range(1, 10_000))
-    monkeypatch.setattr(bench_kernels, "replay_ms", lambda g, calls, reps, clock=None, mhz=None:
-                        1.0 + next(ticks) * 1e-3)
+    stub_final_shape(monkeypatch, 1412)
     monkeypatch.setattr(bench_kernels, "PREVIOUS", {("fg", 128, 128, 1): launch.launch_config(*KEY)})
-    import importlib
-
-    for mod_name, fn_name in bench_kernels.GLUON_LAUNCHES:  # CaptureLaunches wraps these: restored at teardown
-        mod = importlib.import_module(mod_name)
-        monkeypatch.setattr(mod, fn_name, getattr(mod, fn_name))
 
     class Clocks:
         def window(self, t0, t1):
@@ -292,3 +270,20 @@ def test_adoption_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert "ADOPT: 12 cells" in capsys.readouterr().out
     epilogue_adopt.main([str(p), "--check-failed"])
     assert "NOT ADOPTED" in capsys.readouterr().out
+
+
+def test_run12_verdict_recomputed_from_the_committed_csv() -> None:
+    """Run 12 (kernels/NOTES.md, "Session 14, K4"): the pre-registered rule says not adopted (3 long-row cells above
+    1.02 although the geo-mean at d <= 0.1 is 0.960), so the packaged fg entry has no epilogue knob."""
+    path = ROOT / "validation" / "results" / "kernels-h200-2026-11-30-issue12-run12.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    rel = epilogue_adopt.cell_ratios(rows)
+    assert len(rel) == 62 and len({s for s, _ in rel}) == 8
+    ok, why = epilogue_adopt.verdict(rows, True)
+    assert not ok and "geo-mean at d <= 0.1 0.960 over 22 cells" in why[0]
+    assert sorted(round(v, 3) for v in rel.values() if v > 1.02) == [1.022, 1.025, 1.027]
+    assert rel[("H12 N32760 D128", 0.02)] == pytest.approx(0.877, abs=5e-4)
+    assert {r["route"].split(" ")[1] for r in rows if r["kernel"].startswith("fg_attention")} == {"list"}
+    assert "epilogue" not in launch.launch_config(*KEY, table_path=str(PACKAGED)).extra["gluon"]
+    launch.load_table.cache_clear()

@@ -131,6 +131,13 @@ if _GLUON_ERR is None:
         l_safe = gl.where(l_i == 0.0, 1.0, l_i)
         out = acc / l_safe[:, None]
         out = gl.where(empty, 0.0, out)
+        _store_rows(Out, out, b, h, qb, stride_ob, stride_oh, stride_on, N_Q, S_LAYOUT, BLOCK_M, HEAD_DIM)
+
+    @gluon.jit
+    def _store_rows(Out, out, b, h, qb, stride_ob, stride_oh, stride_on, N_Q, S_LAYOUT: gl.constexpr,
+                    BLOCK_M: gl.constexpr, HEAD_DIM: gl.constexpr):
+        """Query block ``qb`` of BLOCK_M rows of O (already normalised) by per-thread stores, rows past N_Q not
+        stored."""
         offs_m = qb * BLOCK_M + gl.arange(0, BLOCK_M, gl.SliceLayout(1, S_LAYOUT))
         offs_o = gl.arange(0, HEAD_DIM, gl.SliceLayout(0, S_LAYOUT))
         ptrs = (Out + b.to(gl.int64) * stride_ob + h.to(gl.int64) * stride_oh + offs_m[:, None] * stride_on
@@ -730,15 +737,6 @@ if _GLUON_ERR is None:
         return out
 
     @gluon.jit
-    def _store_direct(Out, out, b, h, qb2, stride_ob, stride_oh, stride_on, N_Q, S_LAYOUT: gl.constexpr):
-        """O half ``qb2`` (64 query rows, already normalised) by per-thread stores, rows past N_Q not stored."""
-        offs_m = qb2 * _WS2_HALF_M + gl.arange(0, _WS2_HALF_M, gl.SliceLayout(1, S_LAYOUT))
-        offs_o = gl.arange(0, _WS_D, gl.SliceLayout(0, S_LAYOUT))
-        ptrs = (Out + b.to(gl.int64) * stride_ob + h.to(gl.int64) * stride_oh + offs_m[:, None] * stride_on
-                + offs_o[None, :])
-        gl.store(ptrs, out.to(Out.dtype.element_ty), mask=(offs_m < N_Q)[:, None])
-
-    @gluon.jit
     def _store_tma(o_desc, out, k_stage, b, h, qb2, half, dtype: gl.constexpr):
         """O half ``qb2`` through shared memory (TMA_O): both warpgroups meet (their last QK has read the K stage),
         each writes its half into its 16 KB of the stage and issues one TMA bulk store (rows past N clipped by the
@@ -943,8 +941,8 @@ if _GLUON_ERR is None:
                 it += 1
             if RCP:
                 if not TMA_O:
-                    _store_direct(Out, _normalize(acc, l_i, cnt, RCP), bh // H, bh % H, (row % QB) * 2 + half,
-                                  stride_ob, stride_oh, stride_on, N_Q, S_LAYOUT)
+                    _store_rows(Out, _normalize(acc, l_i, cnt, RCP), bh // H, bh % H, (row % QB) * 2 + half,
+                                stride_ob, stride_oh, stride_on, N_Q, S_LAYOUT, _WS2_HALF_M, _WS_D)
             elif not TMA_O:
                 _store_out(Out, acc, l_i, cnt == 0, bh // H, bh % H, (row % QB) * 2 + half, stride_ob, stride_oh,
                            stride_on, N_Q, S_LAYOUT, _WS2_HALF_M, _WS_D)
