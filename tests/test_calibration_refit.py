@@ -60,6 +60,9 @@ def test_inputs_are_the_committed_csvs_and_the_record_is_complete() -> None:
     assert 1.5 * meas["chase_l2_cycles"] < meas["chase_hbm_cycles"] < 2000.0, meas
     assert cal.fit["n"] == 202
     assert set(cal.fit["at_bound"]) <= {"tma_issue_cycles"}, cal.fit["at_bound"]
+    # the tl rows the contig re-measurement replaced are kept as recorded, not fitted, rows (split calib-tl): the
+    # entries' tl fallback (return_lse / context parallel) keeps its compiled figures
+    assert "block/bf16/d128/m128/bn64/w8/s2/tma+r128" in cal.resources
     contig = [k for k in cal.resources if "/gluon-contig-" in k]
     assert sorted(k.split("/")[0] for k in contig) == ["block", "dense"]
     assert all(cal.resources[k]["producer_loop_instr"] in (59, 65) and cal.resources[k]["n_regs"] == 168

@@ -86,7 +86,8 @@ def _check_physics(gpu_name: str, kernel: str, dm: tuple[int, int], bn: int, sta
     try:
         t = predict_counts(c, n_tok, cfg, gpu, r.params, resources=r.resources)[0]
         if gluon:
-            t_dense = predict_counts(np.full((heads, qb), n_tok), n_tok, cfg, gpu, r.params, resources=r.resources)[0]
+            # (session 14: the block D=128 M=128 entry's contig form too, every 128-key block kept)
+            t_dense = predict_counts(np.full((heads, qb), cmax), n_tok, cfg, gpu, r.params, resources=r.resources)[0]
         else:
             sib = _sibling(cfg)
             t_dense = predict_counts(np.zeros((heads, qb), int), n_tok, sib, gpu, r.params,

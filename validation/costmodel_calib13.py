@@ -4,8 +4,10 @@ plus the benchmark-sized calibration cases c-110..c-115 measured in the same cal
 
     python validation/costmodel_calib13.py CALIB12_CSV CONTIG_CSV OUT_CSV --commit <FGSIM_COMMIT>
 
-A calib12 kernel row is dropped when the new CSV has a row of the same (case_id, kernel); the new rows take its
-place (new cases at the end). Every other row is copied as it is. The new rows' ``commit`` is set to ``--commit``
+A calib12 kernel row is replaced when the new CSV has a row of the same (case_id, kernel): the new row takes its place
+(new cases at the end) and the old row is kept at the very end with split ``calib-tl`` (recorded, not fitted: the
+entry's tl fallback, which return_lse / context-parallel calls still run, keeps its compiled figures in the
+calibration's resources table). Every other row is copied as it is. The new rows' ``commit`` is set to ``--commit``
 (the device copy's .git is stale); their other columns are the harness's.
 """
 
@@ -36,16 +38,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"costmodel_calib13: {a.contig}: not a harness CSV of validation/costmodel_run15.sh", file=sys.stderr)
         return 2
     by_key = {(r["case_id"], r["kernel"]): r for r in new}
-    out_rows, replaced = [], 0
+    out_rows, replaced, kept_tl = [], 0, []
     for r in rows:
         k = (r.get("case_id"), r.get("kernel"))
         if (r.get("kind") or "kernel") == "kernel" and k in by_key:
             out_rows.append(by_key.pop(k))
+            kept_tl.append(dict(r, split="calib-tl"))
             replaced += 1
         else:
             out_rows.append(r)
     added = list(by_key.values())
-    out_rows += added
+    out_rows += added + kept_tl
     for r in new:
         r["commit"] = a.commit
     buf = io.StringIO()
@@ -55,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from fgsim.fileio import write_text_atomic
 
     write_text_atomic(a.out, buf.getvalue())
-    print(f"wrote {a.out}: {len(out_rows)} rows ({replaced} kernel rows replaced, {len(added)} added)")
+    print(f"wrote {a.out}: {len(out_rows)} rows ({replaced} kernel rows replaced and kept as calib-tl, {len(added)} "
+          "added)")
     return 0
 
 

@@ -200,7 +200,11 @@ def run(args: argparse.Namespace) -> int:
                       for k, v in props.items()}
     # fitted: the calibration kernel runs. The gather microbenchmark rows are recorded and scored, not fitted: on
     # the development set a fit that included them was worse on every axis (validation/MODEL_NOTES.md)
-    resources = resources_table(krows)
+    # compiled figures also from the recorded, not fitted, rows of a launch entry's tl fallback (split calib-tl:
+    # calib13 keeps the tl rows its contig re-measurement replaced, so the fallback that return_lse / context-parallel
+    # calls run keeps its compiled registers and spills); the fitted rows' figures win on a shared key
+    tl_rows = [r for r in rows if r.get("split") == "calib-tl" and (r.get("kind") or "kernel") == "kernel"]
+    resources = resources_table(tl_rows + krows)
     params, fit = fit_rows(krows, gpu.name, start=start, resources=resources, free=free, gpu_properties=props)
     gath = [r for r in mrows if r.get("micro") == "gather"]
     if gath:
