@@ -794,6 +794,9 @@ def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, ta
     torch.cuda.synchronize()
 
 
+#: ``--fg-extra LABEL=TABLE``: label -> that table's fg h200 D128 M128 g1 entry, timed as ``fg_attention_LABEL`` beside
+#: the current entry in the same rounds (``--bench-only fg128``; e.g. the current table again as a control)
+FG_EXTRA: dict[str, launch.LaunchConfig] = {}
 #: (kernel, D, M, gran_n) -> the pre-tune entry, when the tune changed it (run next to the new one, for the record)
 PREVIOUS: dict[tuple[str, int, int, int], launch.LaunchConfig] = {}
 PREVIOUS_KEYS = (("fg", "h200", 128, 128, 1), ("fg", "h200", 128, 128, 16), ("fg", "h200", 128, 128, 64),
@@ -896,6 +899,10 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
                 pcfg = PREVIOUS[("fg", d, 128, 1)]
                 add("fg_attention_previous", lambda q, k, v, idx=idx, pcfg=pcfg: fgattn.fg_attention(
                     q, k, v, idx, block_m=128, config=pcfg, out=out_buf), dt_, idx.density(n), 128, 1, cfg_str(pcfg),
+                    pattern)
+            for label, xcfg in FG_EXTRA.items() if d == 128 else ():  # --fg-extra: more fg entries, same rounds
+                add(f"fg_attention_{label}", lambda q, k, v, idx=idx, xcfg=xcfg: fgattn.fg_attention(
+                    q, k, v, idx, block_m=128, config=xcfg, out=out_buf), dt_, idx.density(n), 128, 1, cfg_str(xcfg),
                     pattern)
             del mask
             continue
@@ -1485,6 +1492,7 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
     flex_shapes = ";".join(f"{sh['h']},{sh['n_video'] + sh['n_text']}" for sh in plan if sh.get("with_flex"))
     before = TABLE.read_text()
     prev = {key: launch.launch_config(*key, table_path=args.previous_table) for key in PREVIOUS_KEYS}
+    FG_EXTRA.update(fg_extra_configs(args.fg_extra))
     tune_name = "(no tuning)"
     if args.tune:
         try:
@@ -1605,6 +1613,8 @@ def dry_run(args) -> None:
                   f"rounds {sh.get('rounds', 3)} densities {list(sh['densities'])}")
         if args.bench_only:
             print(f"[dry-run] bench only {args.bench_only}: cuDNN + fg M128 gran 1 (+ its previous entry) per density")
+            for label, xcfg in fg_extra_configs(args.fg_extra).items():
+                print(f"[dry-run] fg_attention_{label}: fg D128 M128 g1 entry {xcfg.extra}")
         print(f"[dry-run] launch table {launch.table_file()}")
         for key in PREVIOUS_KEYS if args.previous_table else ():
             now, was = launch.launch_config(*key), launch.launch_config(*key, table_path=args.previous_table)
@@ -1617,6 +1627,31 @@ def dry_run(args) -> None:
             print(f"[dry-run] contig variant {kind}: " + (json.dumps(v.extra["gluon"], sort_keys=True) if v else
                                                          "none (the entry is not a contig entry with other knobs)"))
     print("[dry-run] arguments valid; nothing run")
+
+
+def fg_extra_configs(specs: list[str]) -> dict[str, launch.LaunchConfig]:
+    """``--fg-extra LABEL=TABLE`` values -> label -> TABLE's fg h200 D128 M128 g1 entry (ValueError naming the bad
+    value: LABEL must be a lower-case identifier, unique; TABLE an existing launch table)."""
+    out: dict[str, launch.LaunchConfig] = {}
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        if not sep or not label.isidentifier() or label != label.lower() or label in out:
+            raise ValueError(f"--fg-extra {spec!r}: must be LABEL=TABLE with a new lower-case identifier LABEL")
+        if not Path(path).is_file():
+            raise ValueError(f"--fg-extra {spec!r}: {path} does not exist")
+        out[label] = launch.launch_config("fg", "h200", 128, 128, 1, table_path=path)
+    return out
+
+
+def rounds_at(spec: str | None) -> dict[int, int]:
+    """``--bench-rounds-at POS:R[,POS:R]`` -> plan position -> rounds (ValueError naming the bad value)."""
+    out: dict[int, int] = {}
+    for part in (spec.split(",") if spec else ()):
+        pos, sep, r = part.partition(":")
+        if not (sep and pos.strip().isdigit() and int(pos) <= 8 and r.strip().isdigit() and int(r) >= 1):
+            raise ValueError(f"--bench-rounds-at {spec!r}: comma-separated POS:ROUNDS, POS 0-8, ROUNDS >= 1")
+        out[int(pos)] = int(r)
+    return out
 
 
 def final_plan(args) -> list[dict[str, Any]]:
@@ -1636,6 +1671,8 @@ def final_plan(args) -> list[dict[str, Any]]:
         dict(h=40, n_video=32760, n_text=512, d=128, densities=(0.02, 0.1, 0.3, 0.5)),
         dict(h=12, n_video=32760, n_text=0, d=64, densities=(0.1, 0.3, 0.5, 1.0)),
     ]
+    at = rounds_at(getattr(args, "bench_rounds_at", None))
+    plan = [dict(sh, pos=i) for i, sh in enumerate(plan)]
     if args.bench_shapes:  # plan positions, in the order given
         plan = [plan[int(i)] for i in args.bench_shapes.split(",")]
     elif args.bench_short:  # the changed entries' shapes: H12 N32760 (+ text), H40 N75600, then D64
@@ -1644,6 +1681,9 @@ def final_plan(args) -> list[dict[str, Any]]:
     for sh in plan:
         if args.bench_rounds is not None:
             sh["rounds"] = args.bench_rounds
+        pos = sh.pop("pos")
+        if pos in at:
+            sh["rounds"] = at[pos]
         if args.bench_all_kernels and sh["d"] == 128:
             sh["with_flex"] = True
             sh["m64"] = sh.get("m64") or (0.02, 0.1, 0.5)
@@ -1695,6 +1735,11 @@ def main() -> None:
                          "N75600, 3 +512 text, 4 H12 N75600, 5 +text, 6 H40 N32760, 7 +text, 8 H12 N32760 D64)")
     ap.add_argument("--bench-rounds", type=int, default=None,
                     help="--final benchmark: interleaved rounds at every shape (default: 3)")
+    ap.add_argument("--bench-rounds-at", default=None, metavar="POS:R[,POS:R]",
+                    help="--final benchmark: rounds at these plan positions (after --bench-rounds)")
+    ap.add_argument("--fg-extra", action="append", default=[], metavar="LABEL=TABLE",
+                    help="--final --bench-only fg128: also time TABLE's fg D128 M128 g1 entry as fg_attention_LABEL "
+                         "in the same rounds (repeatable; e.g. the current table again as a control)")
     ap.add_argument("--bench-shuffle-seed", type=int, default=None,
                     help="--final benchmark: a fresh random case order in every round (seed + shape position)")
     ap.add_argument("--bench-all-kernels", action="store_true",
@@ -1738,6 +1783,15 @@ def main() -> None:
         sys.exit(2)
     if args.bench_rounds is not None and args.bench_rounds < 1:
         print(f"bench_kernels: --bench-rounds {args.bench_rounds}: must be >= 1", file=sys.stderr)
+        sys.exit(2)
+    try:
+        fg_extra_configs(args.fg_extra)
+        rounds_at(args.bench_rounds_at)
+    except ValueError as e:
+        print(f"bench_kernels: {e}", file=sys.stderr)
+        sys.exit(2)
+    if args.fg_extra and args.bench_only != "fg128":
+        print("bench_kernels: --fg-extra needs --bench-only fg128", file=sys.stderr)
         sys.exit(2)
     if args.previous_table is not None and not Path(args.previous_table).is_file():
         print(f"bench_kernels: --previous-table {args.previous_table} does not exist", file=sys.stderr)

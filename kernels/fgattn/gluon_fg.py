@@ -1122,8 +1122,10 @@ PIPELINES = (0, 1, 2, 3)
 #: form d's row end (``epilogue`` knob) -> the consumer's row-end constexprs: ``"stg"`` the per-thread stores of the
 #: packaged code (no constexpr given: the binary is the one without the knob), ``"tma"`` helper E's measured form
 #: e_all (kernels/NOTES.md, "Session 14 research: fg row end"): TMA O store + offsets a row ahead + one reciprocal
-#: per row (needs ``pipeline`` != 0, not ``pingpong``)
-EPILOGUES: dict[str, dict[str, bool]] = {"stg": {}, "tma": dict(TMA_O=True, OFFS_AHEAD=True, RCP=True)}
+#: per row (needs ``pipeline`` != 0, not ``pingpong``); ``"tma_offs"`` the same without the reciprocal (RCP carries
+#: most of e_all's per-tile cost: kernels/NOTES.md "Session 14, K5")
+EPILOGUES: dict[str, dict[str, bool]] = {"stg": {}, "tma": dict(TMA_O=True, OFFS_AHEAD=True, RCP=True),
+                                         "tma_offs": dict(TMA_O=True, OFFS_AHEAD=True)}
 
 
 def o_desc_ok(out: Any, layout: str) -> str | None:
@@ -1237,8 +1239,8 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
     softmax inside the overlap window in the SASS — prepared offline, not yet run on a GPU), ``exp_poly`` 0.25 (a quarter of P's exp2 by the tl entry's FMA polynomial), ``pingpong``
     (the two consumer warpgroups take turns issuing wgmmas through named barriers), ``regs`` = (consumer,
     producer) registers per thread (default (216, 64); the sum with the default partition's share is 504),
-    ``epilogue`` ``"stg"`` / ``"tma"`` (the row end, :data:`EPILOGUES`; ``"tma"`` with an ``out`` whose strides or
-    address are not 16-byte aligned runs ``"stg"``: the O TMA store cannot write it)."""
+    ``epilogue`` ``"stg"`` / ``"tma"`` / ``"tma_offs"`` (the row end, :data:`EPILOGUES`; a TMA row end with an
+    ``out`` whose strides or address are not 16-byte aligned runs ``"stg"``: the O TMA store cannot write it)."""
     import torch
 
     if _GLUON_ERR is not None:

@@ -231,8 +231,8 @@ def fg_attention_gluon_list(q: Any, k: Any, v: Any, index: Any, *, layout: str =
     fence) over a row plan (:func:`plan_ws2_list`; built here if ``plan`` is None, which reads the row counts on
     the host and so cannot run under CUDA-graph capture).  Same output as the table entry (q's layout and dtype;
     zeros for a query block with no kept key).  ``programs``: grid size when the plan is built here (default the
-    SM count).  ``epilogue``: the row end (``"stg"`` / ``"tma"``, ``fgattn.gluon_fg.EPILOGUES``; ``"tma"`` with an
-    ``out`` whose strides or address are not 16-byte aligned runs ``"stg"``)."""
+    SM count).  ``epilogue``: the row end (``"stg"`` / ``"tma"`` / ``"tma_offs"``, ``fgattn.gluon_fg.EPILOGUES``; a
+    TMA row end with an ``out`` whose strides or address are not 16-byte aligned runs ``"stg"``)."""
     return launch_list(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out, plan=plan, programs=programs,
                        epilogue=epilogue)
 
@@ -249,7 +249,7 @@ def launch_list(q: Any, k: Any, v: Any, index: Any, *, layout: str, sm_scale: fl
         if _g.o_desc_ok(out, layout) is not None:  # an unaligned user out: the STG row end (the packaged code)
             const = _constexprs("stg", **{k: v for k, v in more.items() if k != "TMA_O"})
         else:
-            o_desc = _g.o_desc_for(out, layout, q_desc, p, "tma")
+            o_desc = _g.o_desc_for(out, layout, q_desc, p, "tma")  # any TMA row end: the same descriptor
     st = _g._strides
     _g._fg_gluon_ws2[(plan.programs,)](
         q_desc, k, v, out, index.offsets, index.indices, plan.rows, plan.start, scale * 1.4426950408889634,

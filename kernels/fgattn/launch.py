@@ -83,7 +83,8 @@ GLUON_ARCHS = ("sm90",)
 #: greedy list plan (``fgattn.gluon_fg_list``, built once per index; the packaged fg D128 M128 g1 entry's schedule
 #: since session 13: kernels/NOTES.md); ``epilogue`` (form ws2, ``schedule: "list"`` only): the consumers' row end,
 #: ``"stg"`` (default: per-thread stores, the code without the knob) or ``"tma"`` (``fgattn.gluon_fg.EPILOGUES``:
-#: TMA O store + offsets a row ahead + one reciprocal per row; kernels/NOTES.md "Session 14, K4")
+#: TMA O store + offsets a row ahead + one reciprocal per row; kernels/NOTES.md "Session 14, K4") or ``"tma_offs"``
+#: (the same without the reciprocal; "Session 14, K5")
 GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "form": (("one_row", "persistent", "ws", "ws2"), None),
     "pipeline": ((0, 1, 2, 3), 0),
@@ -92,7 +93,7 @@ GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "pingpong": ((False, True), False),
     "regs": ((), None),
     "schedule": (("walk", "list"), "walk"),
-    "epilogue": (("stg", "tma"), "stg"),
+    "epilogue": (("stg", "tma", "tma_offs"), "stg"),
 }
 #: (kernel, head_dim, block_m, gran_n) keys with the Gluon form ``"contig"`` (``fgattn.gluon_contig``: the ws2 CTA
 #: with TMA K/V loads of contiguous 128-key blocks, issue 12 session 13; not in the packaged table yet: the candidate

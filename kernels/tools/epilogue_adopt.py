@@ -76,8 +76,91 @@ def verdict(rows: list[dict[str, str]], check_ok: bool) -> tuple[bool, list[str]
     return not why, [summary] + why
 
 
+# --- session 14, K5 (kernels/NOTES.md "Session 14, K5: fg row end, second attempt"; pre-registered before run 13) ---
+#: the control: the 300ad25 entry timed a second time in the same rounds (``bench_kernels --fg-extra control=...``)
+CONTROL = "fg_attention_control"
+#: K5's candidates: the table under test (epilogue "tma_offs") and K4's "tma" beside it (``--fg-extra tma=...``)
+K5_CANDIDATES = ("fg_attention", "fg_attention_tma")
+#: the control's geo-mean over all cells must lie in 1 +- CTL_GEO, else the comparison is void
+CTL_GEO = 0.01
+#: per-cell tolerance T = min(TOL_MAX, max(TOL_MIN, the control's largest cell excess max(ctl / prev) - 1))
+TOL_MIN, TOL_MAX = 0.02, 0.04
+#: long rows (density target >= LONG_D): geo-mean <= LONG_GEO (a systematic per-tile cost is not noise)
+LONG_D, LONG_GEO = 0.2, 1.01
+#: shapes that must be measured (the 590-tile rows where run 12 failed)
+K5_SHAPES = ("H40 N75600 D128", "H40 N75600+512text D128")
+
+
+def _geo(v: list[float]) -> float:
+    return math.exp(sum(math.log(x) for x in v) / len(v)) if v else float("nan")
+
+
+def k5_ratios(rows: list[dict[str, str]], kernel: str) -> dict[tuple[str, float], float]:
+    """:func:`cell_ratios` of ``kernel`` (any fg M128 g1 D128 row name) against ``fg_attention_previous``."""
+    keep = {CAND: "_", kernel: CAND}
+    return cell_ratios([dict(r, kernel=keep[r["kernel"]]) if r["kernel"] in keep else r for r in rows])
+
+
+def verdict_k5(rows: list[dict[str, str]], check_ok: bool, kernel: str) -> tuple[bool, float, list[str]]:
+    """(passes?, geo-mean at d <= LOW_D, reasons) of candidate row ``kernel`` by K5's pre-registered rule: valid
+    control (geo-mean ctl / prev over every cell in 1 +- CTL_GEO), routes ``gluon list`` (candidate, previous,
+    control), >= MIN_SHAPES shapes with both K5_SHAPES, GPU check passed, every cell <= 1 + T (T from the control,
+    TOL_MIN..TOL_MAX), geo-mean over d >= LONG_D <= LONG_GEO and over d <= LOW_D <= LOW_GEO."""
+    rel, ctl = k5_ratios(rows, kernel), k5_ratios(rows, CONTROL)
+    if not rel or not ctl:
+        return False, float("nan"), [f"no paired {kernel} / {CONTROL} cells in the CSV"]
+    why: list[str] = []
+    cgeo = _geo(list(ctl.values()))
+    if abs(cgeo - 1) > CTL_GEO:
+        why.append(f"control void: geo-mean {cgeo:.3f} outside 1 +- {CTL_GEO}")
+    fg = [r for r in rows if r["kernel"] in (kernel, PREV, CONTROL) and r["M"] == "128" and r["gran_n"] == "1"
+          and r["D"] == "128"]
+    bad = [f"{r['shape']} d {r['density_target']} {r['kernel']}: {r['route']!r}" for r in fg
+           if not r.get("route", "").startswith("gluon list")]
+    if bad:
+        why.append(f"route not 'gluon list' in {len(bad)} rows, e.g. {bad[0]}")
+    shapes = {s for s, _ in rel}
+    if len(shapes) < MIN_SHAPES or not set(K5_SHAPES) <= shapes:
+        why.append(f"{len(shapes)} shapes measured (need >= {MIN_SHAPES} with {', '.join(K5_SHAPES)})")
+    if not check_ok:
+        why.append("GPU check failed")
+    tol = min(TOL_MAX, max(TOL_MIN, max(ctl.values()) - 1))
+    over = sorted((k for k, v in rel.items() if v > 1 + tol), key=lambda k: -rel[k])
+    if over:
+        why.append(f"{len(over)} cells > 1 + T = {1 + tol:.3f}: "
+                   + ", ".join(f"{s} d {d:g} {rel[(s, d)]:.3f}" for s, d in over))
+    long_geo = _geo([v for (_, d), v in rel.items() if d >= LONG_D])
+    if not long_geo <= LONG_GEO:
+        why.append(f"geo-mean at d >= {LONG_D} {long_geo:.3f} > {LONG_GEO}")
+    low_geo = _geo([v for (_, d), v in rel.items() if d <= LOW_D])
+    if not low_geo <= LOW_GEO:
+        why.append(f"geo-mean at d <= {LOW_D} {low_geo:.3f} > {LOW_GEO}")
+    worst = max(rel, key=rel.get)
+    summary = (f"{kernel}: {len(rel)} cells on {len(shapes)} shapes, max {rel[worst]:.3f} ({worst[0]} d "
+               f"{worst[1]:g}), T {tol:.3f} (control geo-mean {cgeo:.3f}, max {max(ctl.values()):.3f}), geo-mean "
+               f"d >= {LONG_D} {long_geo:.3f}, d <= {LOW_D} {low_geo:.3f}")
+    return not why, low_geo, [summary] + why
+
+
+def pick_k5(rows: list[dict[str, str]], check_ok: dict[str, bool]) -> tuple[str | None, list[str]]:
+    """The candidate row to adopt (the passing one with the lower geo-mean at d <= LOW_D) or None, and the lines
+    to print; ``check_ok``: candidate row -> its GPU check passed."""
+    lines, passing = [], []
+    for kern in K5_CANDIDATES:
+        if not k5_ratios(rows, kern):
+            continue
+        ok, geo, why = verdict_k5(rows, check_ok.get(kern, False), kern)
+        lines.append(("PASS: " if ok else "FAIL: ") + "; ".join(why))
+        if ok:
+            passing.append((geo, kern))
+    pick = min(passing)[1] if passing else None
+    lines.append(f"PICK: {pick}" if pick else "PICK: none (no adoption)")
+    return pick, lines
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``epilogue_adopt.py CSV [--check-failed]``: print the cells and the verdict; exit 0 (2 on bad input)."""
+    """``epilogue_adopt.py CSV [--check-failed] [--k5 [--tma-check-failed]]``: print the cells and the verdict (K4's
+    rule, or with ``--k5`` K5's); exit 0 (2 on bad input)."""
     args = sys.argv[1:] if argv is None else argv
     if not args or not Path(args[0]).is_file():
         print(f"epilogue_adopt: {args[0] if args else 'CSV'}: not a file (usage: epilogue_adopt.py CSV "
@@ -85,6 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with open(args[0], newline="") as f:
         rows = list(csv.DictReader(f))
+    if "--k5" in args[1:]:  # K5's rule; --check-failed / --tma-check-failed mark the candidates' GPU checks failed
+        ok = {"fg_attention": "--check-failed" not in args[1:], "fg_attention_tma": "--tma-check-failed" not in args}
+        for kern in (CONTROL, *K5_CANDIDATES):
+            for (shape, d), v in sorted(k5_ratios(rows, kern).items()):
+                print(f"{kern:<22} {shape:<24} d {d:<5g} t/t_entry {v:.3f}")
+        print("\n".join(pick_k5(rows, ok)[1]))
+        return 0
     for (shape, d), v in sorted(cell_ratios(rows).items()):
         print(f"{shape:<24} d {d:<5g} t/t_entry {v:.3f}")
     ok, why = verdict(rows, "--check-failed" not in args[1:])
