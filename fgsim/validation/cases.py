@@ -48,7 +48,7 @@ from fgsim.errors import FgsimError
 #: synthetic mask families (index = generator kind)
 STRUCTURES = ("uniform", "random", "skewed", "band", "stripes", "mixed", "uniform-blocks", "window3d",
               "colstripes", "text", "framewin", "dilated", "uniform-text", "wanwin", "wanwin-text", "radial",
-              "causalwin")
+              "causalwin", "svg", "tilewin")
 #: families built by fgattn's benchmark generator on the CPU (torch, not the numba kernel): ``wanwin`` =
 #: ``fgattn.masks.window_mask`` (per-head anisotropic 3-D windows on the Wan2.1 latent grid, bisected to the density,
 #: + 64 sink keys; the case's seed seeds the per-head axis weights), ``wanwin-text`` = the same on N - min(512, N/8)
@@ -89,8 +89,20 @@ TEST15_SEED = 10_100_000
 #: 2412.07772)
 TEST15_NEW_STRUCTURES = ("radial", "causalwin")
 TEST15_STRUCTURES = TEST14_STRUCTURES + TEST15_NEW_STRUCTURES
+TEST16_SEED = 10_200_000
+#: the mask families no list took before test16 (session 14, helper M4): ``svg`` (Sparse VideoGen's head split:
+#: a spatial head keeps whole frames near the query's frame plus frame 0, a temporal head keeps the keys at the query's
+#: in-frame positions in every frame; Xi et al., "Sparse VideoGen", arXiv 2502.01776) and ``tilewin`` (sliding tile
+#: attention: 1 x 10 x 13-token tiles of the Wan2.1 30 x 52 latent frame, keys in the tiles of a 3-D tile window
+#: around the query's tile; Zhang et al., "Fast Video Generation with Sliding Tile Attention", arXiv 2502.04507)
+TEST16_NEW_STRUCTURES = ("svg", "tilewin")
+TEST16_STRUCTURES = TEST15_STRUCTURES + TEST16_NEW_STRUCTURES
+#: how test16's long-run rows are timed (the device script's second pass: each case's kernels replayed in CUDA
+#: graphs of about ``target_ms`` per replay, ``rounds`` interleaved rounds, so the GPU runs under sustained load and
+#: its SM clock drops as on long benchmark runs); every other test16 row: the harness's default (2 ms, 3 rounds)
+TEST16_LONG = {"target_ms": 250.0, "rounds": 5}
 SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "test8", "test9",
-          "test10", "test11", "test12", "test13", "test14", "test15", "tiny")
+          "test10", "test11", "test12", "test13", "test14", "test15", "test16", "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -249,6 +261,19 @@ def _gen(kind: int, n: int, heads: int, m: int, d: float, seed: np.uint64, out: 
                 jt = j // (wg * hg)
                 keep = jt == 0 or (0 <= rt - jt <= cl and abs((j // wg) % hg - rh) <= 0.5 * cs * hg
                                    and abs(j % wg - rw) <= 0.5 * cs * wg)
+            elif kind == 17:  # svg: spatial heads keep whole frames near the query's + frame 0; temporal heads
+                # keep the query block's in-frame positions (+- a window) in every frame; both + the diagonal block
+                jt = j // (wg * hg)
+                if _u01(seed, h, 1 << 30, 2) < 0.5:
+                    keep = jt == 0 or abs(jt - rt) <= int(0.5 * d * hf * nf)
+                else:
+                    keep = abs(j % (wg * hg) - centre % (wg * hg)) <= 0.5 * d * hf * wg * hg
+                keep = keep or abs(j - centre) < m // 2
+            elif kind == 18:  # tilewin: 1 x 10 x 13 tiles (3 x 4 per frame), a (2 wt + 1) x 3 x 3 tile window
+                jt = j // (wg * hg)
+                wt = max(0, int(round((d * hf * nf / 0.5625 - 1.0) / 2.0)))  # 3 x 3 of 3 x 4 tiles: 9/16 of a frame
+                keep = (abs(jt - rt) <= wt and abs((j // wg) % hg // 10 - rh // 10) <= 1
+                        and abs(j % wg // 13 - rw // 13) <= 1)
             else:  # uniform-text: iid keys for video queries + text keys kept by all; text queries keep every key
                 keep = j >= text0 or q * m >= text0 or _u01(seed, h, q, j) < d
             out[h, q, j] = keep
@@ -1167,6 +1192,77 @@ def test15_cases() -> list[Case]:
     return b.cases
 
 
+def test16_cases() -> list[Case]:
+    """The frozen test list ``test16`` (session 14, helper M4, written 2026-11-30 23:15 UTC by
+    ``validation/cases/make_test16.py`` and committed unmeasured, before revision 12's clock terms were written down
+    or evaluated and before any fg recalibration): two mask families no list took (``svg``, ``tilewin``: Wan2.1
+    30 x 52 latent frames) beside ``causalwin``; N 17160 / 28080 / 20280 / 14040 / 23400 / 26520 / 12480 / 29640 and
+    seeds 10.2M used by no other list; the tuned entries at D 64/128 x M 64/128 on two shapes, fp16 at every (D, M),
+    launch what-ifs (fg D=128 M=64, block D=64 M=128, dense D=128 M=128's tl kernel), persistent off / 1 / 2 (block
+    D=128 M=64), SM partitions 56 / 100 (D=128 M=128, every kernel) and 72 (D=64 M=128), two DiT trace entries no
+    list took (refdit-21x30x52-pooled pass 40 layer 3, pass 98 layer 5). Axis ``bench``: the dense / block D=128 M=128
+    entries (the Gluon contig form where the final launch table adopts it) and the fg D=128 M=128 g1 Gluon entry as
+    the final table packages it (no option but the index's row order: launch-ordered or natural, so any row-end knob
+    the table adopts is what runs) at benchmark shapes on the new families and ``wanwin`` with new seeds, plus the tl dense D=64 M=128 entry at H16
+    N29640; four of these cases have a long-run twin (:func:`test16_long_ids`: the same mask and kernel timed in
+    CUDA graphs of about 250 ms per replay, 5 rounds, see :data:`TEST16_LONG`) so the rows span the SM clocks of
+    short and sustained runs. Every row records the SM clock sampled under load."""
+    b = FrozenListBuilder("test16", "h", TEST16_SEED, ("svg", "tilewin", "causalwin"))
+    b.tuned(((17160, 8), (28080, 4)), 0.03, 0.5)
+    bench = (("dense", "svg", 32760, 12, 128, 0.1, ""), ("dense", "tilewin", 29640, 16, 128, 0.1, ""),
+             ("block", "tilewin", 32760, 12, 128, 0.1, ""), ("block", "wanwin-text", 33272, 12, 128, 0.25, ""),
+             ("block", "svg", 29640, 10, 128, 0.2, ""),
+             ("fg", "wanwin", 32760, 12, 128, 0.08, '{"order": "lpt"}'),
+             ("fg", "svg", 32760, 12, 128, 0.05, '{"order": "lpt"}'),
+             ("fg", "tilewin", 32760, 16, 128, 0.12, ""),
+             ("dense", "svg", 29640, 16, 64, 0.1, ""))
+    for j, (kern, fam, n, h, d_head, dens, opt) in enumerate(bench):
+        b.add(seed=TEST16_SEED + 300 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=128,
+              density=dens, kernels=(kern,), axis="bench", options=opt)
+    short = b.cases[-len(bench):]
+    for j in (0, 2, 5, 8):  # the long-run twins: the same case (mask, kernel, options), timed long
+        c = short[j]
+        b.add(seed=c.seed, structure=c.structure, n_tokens=c.n_tokens, heads=c.heads, head_dim=c.head_dim,
+              block_m=c.block_m, density=c.density, kernels=c.kernels, axis="bench", options=c.options)
+    b.fp16(20280, 6, 0.12)
+    b.whatifs((
+        ("fg", "svg", 14040, 8, 128, 64, 0.1, ((32, 3, 4), (64, 2, 8), (128, 2, 8))),
+        ("block", "tilewin", 14040, 8, 64, 128, 0.15, ((64, 3, 4), (128, 2, 8), (32, 2, 4))),
+        ("dense", "causalwin", 14040, 8, 128, 128, 0.2, ((64, 2, 8), (128, 2, 8), (64, 3, 4))),
+    ))
+    for pers, pps in PERSISTENT_SETTINGS:
+        b.add(seed=TEST16_SEED + 600, structure="tilewin", n_tokens=23400, heads=6, head_dim=128, block_m=64,
+              density=0.1, kernels=("block",), persistent=pers, programs_per_sm=pps, axis="config")
+    b.sm_partitions((((26520, 6), (128, 128), "svg", ALL_KERNELS, (56, 100)),
+                     ((12480, 10), (64, 128), "tilewin", ALL_KERNELS, (72,))))
+    from fgsim.trace import open_trace
+
+    for name, (p, lay) in (("refdit-21x30x52-pooled.fgt", (40, 3)), ("refdit-21x30x52-pooled.fgt", (98, 5))):
+        path = f"traces/{name}"
+        with open_trace(repo_path(path)) as tr:
+            b.add(seed=0, structure="trace", n_tokens=tr.n_tokens, heads=len(tr.meta.heads),
+                  head_dim=tr.meta.head_dim, block_m=tr.meta.block_m,
+                  density=round(float(tr.entry_density(p, lay).mean()), 4), trace=path, pass_index=p, layer=lay,
+                  axis="trace")
+    return b.cases
+
+
+def test16_long_ids(cases: Sequence[Case] | None = None) -> list[str]:
+    """The case ids of test16's long-run twins (timed with :data:`TEST16_LONG`): the second of two bench cases with
+    the same seed and shape."""
+    cl = list(test16_cases() if cases is None else cases)
+    seen: set[tuple[int, int, int, str]] = set()
+    out = []
+    for c in cl:
+        if c.axis != "bench":
+            continue
+        key = (c.seed, c.n_tokens, c.heads, c.options)
+        if key in seen:
+            out.append(c.case_id)
+        seen.add(key)
+    return out
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -1236,6 +1332,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return test14_cases()
     if split == "test15":
         return test15_cases()
+    if split == "test16":
+        return test16_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
