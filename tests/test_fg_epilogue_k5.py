@@ -170,3 +170,23 @@ def test_k5_pick_takes_the_passing_candidate_with_the_lower_low_density_geo_mean
     assert "PICK: fg_attention_tma" in capsys.readouterr().out
     ea.main([str(p), "--k5", "--tma-check-failed"])
     assert "PICK: fg_attention\n" in capsys.readouterr().out
+
+
+def test_run13_verdict_recomputed_from_the_committed_csv() -> None:
+    """Run 13 (kernels/NOTES.md, "Session 14, K5", outcome): both candidates fail K5's pre-registered rule (4 of 8
+    shapes; tma_offs 0.985 at d <= 0.1 and 1.040 at H40 N32760 d 0.02; tma 1.027 at H40 N75600+512 d 1.0 > 1 + T with
+    T = 0.020), so nothing is adopted and the packaged fg entry has no epilogue knob."""
+    path = ROOT / "validation" / "results" / "kernels-h200-2026-11-30-issue12-run13.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    ctl = ea.k5_ratios(rows, ea.CONTROL)
+    assert len(ctl) == 36 and max(ctl.values()) == pytest.approx(1.012, abs=5e-4)
+    ok, geo, why = ea.verdict_k5(rows, True, "fg_attention")
+    assert not ok and geo == pytest.approx(0.985, abs=5e-4) and "H40 N32760 D128 d 0.02 1.040" in why[-2]
+    ok, geo, why = ea.verdict_k5(rows, True, "fg_attention_tma")
+    assert not ok and geo == pytest.approx(0.959, abs=5e-4) and "T 0.020" in why[0] and "4 shapes measured" in why[1]
+    assert "1 cells > 1 + T = 1.020: H40 N75600+512text D128 d 1 1.027" in why[2]
+    assert ea.pick_k5(rows, {"fg_attention": True, "fg_attention_tma": True})[0] is None
+    assert {r["route"].split(" ")[1] for r in rows if r["kernel"].startswith("fg_attention")} == {"list"}
+    assert "epilogue" not in launch.launch_config(*KEY, table_path=str(PACKAGED)).extra["gluon"]
+    launch.load_table.cache_clear()
