@@ -162,3 +162,18 @@ MEASURED = ("hbm_bw_eff", "mma_eff")
 #: (0.817 vs 0.844; revision 7's fit put it at 0.96, validation/MODEL_NOTES.md revision 8)
 MEASURED_FROM = {"hbm_bw_eff": "hbm_bw_eff", "mma_eff": "mma_eff_measured"}
 assert len(SPECS) - len(MEASURED) <= 15 and set(SPECS) == {f.name for f in fields(ModelParams)}
+
+
+#: revision 12 (session 14, validation/MODEL_NOTES.md): the cycle parameters that are memory-side latencies, fitted
+#: in cycles at the GPU file's ``sustained_clock_mhz`` and held in nanoseconds when a row runs at another SM clock
+MEMORY_CLOCKED_CYCLES = ("mem_latency_cycles",)
+
+
+def at_sm_clock(p: ModelParams, clock_mhz: float, ref_clock_mhz: float) -> ModelParams:
+    """``p`` for a run at SM clock ``clock_mhz`` (MHz) when its cycle parameters were fitted at ``ref_clock_mhz``:
+    the memory-side latencies (:data:`MEMORY_CLOCKED_CYCLES`) keep their nanoseconds (cycles x clock / ref); every
+    other cycle parameter is an SM-clock cost and keeps its cycles."""
+    if not (clock_mhz > 0 and ref_clock_mhz > 0):
+        raise FgsimError(f"at_sm_clock: clocks must be positive MHz, got {clock_mhz!r} / {ref_clock_mhz!r}")
+    f = clock_mhz / ref_clock_mhz
+    return replace(p, **{k: getattr(p, k) * f for k in MEMORY_CLOCKED_CYCLES}) if f != 1.0 else p

@@ -67,6 +67,10 @@ def row_config(row: Mapping[str, str]) -> Any:
 #: V-CLK (session 14, validation/MODEL_NOTES.md): price a measured row at the SM clock its measurement recorded
 #: under load (``sm_clock_mhz``) instead of the GPU file's sustained clock; rows without one stay at the file's
 PRICE_AT_RECORDED_CLOCK = True
+#: how a row priced at its recorded clock treats the cost terms (validation/MODEL_NOTES.md, "Session 14, helper M4"):
+#: ``"vclk"`` (revision 11: every cycle term at the recorded clock) or ``"split"`` (revision 12: the memory-side
+#: latencies of :data:`fgsim.model.params.MEMORY_CLOCKED_CYCLES` held in ns at the GPU file's clock)
+CLOCK_MODEL = "vclk"
 #: recorded SM clocks outside this range (MHz) are not read as clocks
 RECORDED_CLOCK_RANGE = (500.0, 3000.0)
 
@@ -160,13 +164,17 @@ def predict_rows(rows: Sequence[Mapping[str, str]], *, gpu: str | None = None, p
             r0 = rows[idxs[0]]
             k = (r0.get("gpu_key"), r0.get("sm_count"), recorded_clock(r0) if at_clock else None)
             if k not in gpus:
-                gpus[k] = row_gpu(r0, gpu, gpu_properties, at_clock)
+                ref = row_gpu(r0, gpu, gpu_properties, False).sustained_clock_mhz
+                gpus[k] = (row_gpu(r0, gpu, gpu_properties, at_clock), ref)
             row_gpus.append(gpus[k])
         cache.groups[gkey] = (rows, own, list(groups.values()), cfgs, row_gpus)
     _, own, group_list, cfgs, row_gpus = cache.groups[gkey]
+    from fgsim.model.params import at_sm_clock
+
+    split = CLOCK_MODEL == "split"
     gcache: dict[str, Any] = {}
     given = {**own, **(resources or {})} if params is not None else None
-    for idxs, g in zip(group_list, row_gpus, strict=True):
+    for idxs, (g, ref_mhz) in zip(group_list, row_gpus, strict=True):
         r0 = rows[idxs[0]]
         prm, res = params, resources
         if prm is None:
@@ -174,6 +182,8 @@ def predict_rows(rows: Sequence[Mapping[str, str]], *, gpu: str | None = None, p
                 gcache[g.name] = resolve(g)
             prm = gcache[g.name].params
             res = gcache[g.name].resources if res is None else res
+        if split:  # revision 12: memory-side latencies keep their ns at the row's clock
+            prm = at_sm_clock(prm, g.sustained_clock_mhz, ref_mhz)
         res = given if given is not None else {**own, **(res or {})}
         cfg = cfgs[idxs[0]]
         _, n = counts_m_n(cfg, int(r0["block_m"]))
