@@ -90,7 +90,7 @@ def long_rows(cache: Path) -> list[dict]:
     out = []
     for src, r in want:
         k = r["kernel"]
-        if k not in cfgs or r.get("gran_n", "1") not in ("1", "128") or not r.get("sm_mhz"):
+        if k not in cfgs or r.get("gran_n", "1") not in ("1", "128") or r.get("M") != "128" or not r.get("sm_mhz"):
             continue
         if src == RUN11 and k == "fg_attention_previous" or src == RUN12 and k != "fg_attention_previous":
             continue  # run 12's fg_attention is the candidate row end (not adopted); run 11 has no previous fg

@@ -34,10 +34,10 @@ SHORT=${IDS% *}
 LONG=${IDS#* }
 echo "short cases: $(echo "$SHORT" | tr ',' '\n' | wc -l), long-run twins: $LONG t=$(( $(date +%s) - T0 ))s"
 [ -n "${DRY:-}" ] && exit 0
-timeout "${T_TEST:-200}" python3 -m fgsim validate --measure --cases "$TEST" --case-ids "$SHORT" --csv "$CSV" \
+timeout "${T_TEST:-165}" python3 -m fgsim validate --measure --cases "$TEST" --case-ids "$SHORT" --csv "$CSV" \
     --workers 4 --no-progress > "$OUT/logs/test.log" 2>&1
 echo "pass 1 rc=$? rows=$(grep -c ',ok,' "$CSV" 2>/dev/null) t=$(( $(date +%s) - T0 ))s"
-timeout "${T_LONG:-90}" python3 - "$TEST" "$CSV" $LONG > "$OUT/logs/long.log" 2>&1 <<'PY'
+timeout "${T_LONG:-55}" python3 - "$TEST" "$CSV" $LONG > "$OUT/logs/long.log" 2>&1 <<'PY'
 import sys
 from fgsim.provenance import ClockSampler, environment
 from fgsim.validation.cases import TEST16_LONG, load_case_list
