@@ -1654,6 +1654,22 @@ def rounds_at(spec: str | None) -> dict[int, int]:
     return out
 
 
+def densities_at(spec: str | None) -> dict[int, tuple[float, ...]]:
+    """``--bench-densities-at POS:D/D[,POS:D/D]`` -> plan position -> the density targets timed there (a subset of
+    that position's plan densities, checked by :func:`final_plan`; ValueError naming the bad value)."""
+    out: dict[int, tuple[float, ...]] = {}
+    for part in (spec.split(",") if spec else ()):
+        pos, sep, ds = part.partition(":")
+        try:
+            vals = tuple(float(x) for x in ds.split("/")) if sep else ()
+        except ValueError:
+            vals = ()
+        if not (pos.strip().isdigit() and int(pos) <= 8 and vals and all(0 < v <= 1 for v in vals)):
+            raise ValueError(f"--bench-densities-at {spec!r}: comma-separated POS:D/D/..., POS 0-8, D in (0, 1]")
+        out[int(pos)] = vals
+    return out
+
+
 def final_plan(args) -> list[dict[str, Any]]:
     """The --final benchmark's shapes (``--bench-shapes`` / ``--bench-short`` select; ``--bench-rounds`` sets
     every shape's rounds; ``--bench-all-kernels`` adds fg/dense M=64 at d 0.02/0.1/0.5 and Flex where missing)."""
@@ -1672,7 +1688,13 @@ def final_plan(args) -> list[dict[str, Any]]:
         dict(h=12, n_video=32760, n_text=0, d=64, densities=(0.1, 0.3, 0.5, 1.0)),
     ]
     at = rounds_at(getattr(args, "bench_rounds_at", None))
+    dens_at = densities_at(getattr(args, "bench_densities_at", None))
     plan = [dict(sh, pos=i) for i, sh in enumerate(plan)]
+    for pos, ds in dens_at.items():
+        bad = [x for x in ds if x not in plan[pos]["densities"]]
+        if bad:
+            raise ValueError(f"--bench-densities-at: position {pos} has no density {bad[0]:g} "
+                             f"(its densities: {'/'.join(f'{x:g}' for x in plan[pos]['densities'])})")
     if args.bench_shapes:  # plan positions, in the order given
         plan = [plan[int(i)] for i in args.bench_shapes.split(",")]
     elif args.bench_short:  # the changed entries' shapes: H12 N32760 (+ text), H40 N75600, then D64
@@ -1684,6 +1706,8 @@ def final_plan(args) -> list[dict[str, Any]]:
         pos = sh.pop("pos")
         if pos in at:
             sh["rounds"] = at[pos]
+        if pos in dens_at:
+            sh["densities"] = tuple(x for x in sh["densities"] if x in dens_at[pos])
         if args.bench_all_kernels and sh["d"] == 128:
             sh["with_flex"] = True
             sh["m64"] = sh.get("m64") or (0.02, 0.1, 0.5)
@@ -1737,6 +1761,9 @@ def main() -> None:
                     help="--final benchmark: interleaved rounds at every shape (default: 3)")
     ap.add_argument("--bench-rounds-at", default=None, metavar="POS:R[,POS:R]",
                     help="--final benchmark: rounds at these plan positions (after --bench-rounds)")
+    ap.add_argument("--bench-densities-at", default=None, metavar="POS:D/D[,POS:D/D]",
+                    help="--final benchmark: time only these density targets at these plan positions (a subset of "
+                         "the position's densities)")
     ap.add_argument("--fg-extra", action="append", default=[], metavar="LABEL=TABLE",
                     help="--final --bench-only fg128: also time TABLE's fg D128 M128 g1 entry as fg_attention_LABEL "
                          "in the same rounds (repeatable; e.g. the current table again as a control)")
@@ -1787,6 +1814,9 @@ def main() -> None:
     try:
         fg_extra_configs(args.fg_extra)
         rounds_at(args.bench_rounds_at)
+        densities_at(args.bench_densities_at)
+        if args.final:
+            final_plan(args)
     except ValueError as e:
         print(f"bench_kernels: {e}", file=sys.stderr)
         sys.exit(2)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["FORMS", "GluonPlan", "plan_gluon", "fg_attention_gluon", "gluon_available", "check_ws2_knobs",
-           "EPILOGUES", "o_desc_ok"]
+           "EPILOGUES", "o_desc_ok", "resolve_epilogue"]
 
 HEAD_DIM = 128
 BLOCK_M = 128
@@ -719,14 +719,19 @@ if _GLUON_ERR is None:
     #   at the next row's start, after its tile-0 QK is issued and the bulk store has read the stage (after the last
     #   row: before exit).  Not with PINGPONG (the row-end meeting would undo the turns' offset).
     # * OFFS_AHEAD: the next row's (lo, hi) loaded at this row's start, not after the store at its end.
-    # * RCP: O = acc * (1 / l), one reciprocal per query row; a row with no kept key zeroed by a uniform branch.
+    # * RCP: O = acc * (1 / l), one reciprocal per query row; a row with no kept key zeroed by a uniform branch
+    #   (True), or by a select per element (2: the branch alone moves the tile loop's register allocation and
+    #   schedule, 1,066 -> 1,082 static stall cycles per tile; kernels/NOTES.md "Session 14, K6").
     _O_BAR: gl.constexpr = gl.constexpr(12)
 
     @gluon.jit
     def _normalize(acc, l_i, cnt, RCP: gl.constexpr):
         """O = acc / l (zeros for a row with no kept key): a division and a select per element, or (``RCP``) one
-        reciprocal per query row and a uniform branch for the empty row."""
-        if RCP:
+        reciprocal per query row and a uniform branch for the empty row, or (``RCP`` 2) one reciprocal per query
+        row and a select per element (no branch; kernels/NOTES.md "Session 14, K6")."""
+        if RCP == 2:  # no branch: a uniform branch here re-allocates the tile loop (+15 stall cycles per tile)
+            out = gl.where(cnt == 0, 0.0, acc * (1.0 / l_i)[:, None])
+        elif RCP:
             if cnt == 0:
                 out = gl.zeros_like(acc)
             else:
@@ -1123,9 +1128,12 @@ PIPELINES = (0, 1, 2, 3)
 #: packaged code (no constexpr given: the binary is the one without the knob), ``"tma"`` helper E's measured form
 #: e_all (kernels/NOTES.md, "Session 14 research: fg row end"): TMA O store + offsets a row ahead + one reciprocal
 #: per row (needs ``pipeline`` != 0, not ``pingpong``); ``"tma_offs"`` the same without the reciprocal (RCP carries
-#: most of e_all's per-tile cost: kernels/NOTES.md "Session 14, K5")
-EPILOGUES: dict[str, dict[str, bool]] = {"stg": {}, "tma": dict(TMA_O=True, OFFS_AHEAD=True, RCP=True),
-                                         "tma_offs": dict(TMA_O=True, OFFS_AHEAD=True)}
+#: most of e_all's per-tile cost: kernels/NOTES.md "Session 14, K5"); ``"tma_sel"`` = ``"tma"`` with the empty row
+#: zeroed by a select instead of a uniform branch (``RCP`` 2: the tile loop's SASS back to ``"tma_offs"``' 1,066
+#: static stall cycles; kernels/NOTES.md "Session 14, K6")
+EPILOGUES: dict[str, dict[str, bool | int]] = {"stg": {}, "tma": dict(TMA_O=True, OFFS_AHEAD=True, RCP=True),
+                                               "tma_offs": dict(TMA_O=True, OFFS_AHEAD=True),
+                                               "tma_sel": dict(TMA_O=True, OFFS_AHEAD=True, RCP=2)}
 
 
 def o_desc_ok(out: Any, layout: str) -> str | None:
@@ -1154,8 +1162,16 @@ def check_ws2_knobs(form: str, *, pipeline: int = 0, exp_poly: float = 0, pingpo
     """Validate form d's round-2 knobs (one ValueError line naming the argument; runs on any machine) and return
     the kernel's constexprs (PIPE, EXP_POLY, PINGPONG, CONSUMER_REGS, PRODUCER_REGS and, ``epilogue="tma"``,
     TMA_O / OFFS_AHEAD / RCP: :data:`EPILOGUES`)."""
-    if epilogue not in EPILOGUES:
-        _fail(f"epilogue={epilogue!r} must be one of {tuple(EPILOGUES)}")
+    fixed = epilogue
+    if isinstance(epilogue, str) and epilogue.startswith("auto:"):  # resolved per launch (resolve_epilogue)
+        from .launch import auto_epilogue_error
+
+        why = auto_epilogue_error(epilogue)
+        if why:
+            _fail(f"epilogue={epilogue!r} {why}")
+        fixed = "stg"  # the constexprs of a launch without a plan (the walk); a list launch resolves it first
+    elif epilogue not in EPILOGUES:
+        _fail(f"epilogue={epilogue!r} must be one of {tuple(EPILOGUES)} or 'auto:SHORT:TILES'")
     if epilogue != "stg" and (form != "ws2" or isinstance(pipeline, bool) or pipeline == 0 or pingpong is not False):
         _fail(f"epilogue={epilogue!r} needs form 'ws2' with pipeline 1 / 2 / 3 and no pingpong, not form={form!r}, "
               f"pipeline={pipeline!r}, pingpong={pingpong!r}")
@@ -1175,7 +1191,22 @@ def check_ws2_knobs(form: str, *, pipeline: int = 0, exp_poly: float = 0, pingpo
         _fail(f"regs={regs!r} must be (consumer, producer) multiples of 8 with 24 <= producer <= consumer <= 240 and "
               "consumer + producer <= 280 (the default partition gets 504 - consumer - producer)")
     return dict(PIPE=pipeline, EXP_POLY=EXP_POLY[exp_poly], PINGPONG=pingpong, CONSUMER_REGS=cr, PRODUCER_REGS=pr,
-                **EPILOGUES[epilogue])
+                **EPILOGUES[fixed])
+
+
+def resolve_epilogue(epilogue: str, mean_tiles_per_row: float | None) -> str:
+    """The row end a launch runs: ``epilogue`` itself, or for ``"auto:SHORT:TILES"`` (``fgattn.launch.AUTO_PREFIX``)
+    SHORT when ``mean_tiles_per_row`` (the launch's mean executed 128-key tiles per row, from its list plan) is at
+    most TILES, else ``"stg"`` (also when it is None: a launch without a plan)."""
+    from .launch import auto_epilogue
+
+    auto = auto_epilogue(epilogue)
+    if auto is None:
+        if epilogue not in EPILOGUES:
+            _fail(f"epilogue={epilogue!r} must be one of {tuple(EPILOGUES)} or 'auto:SHORT:TILES'")
+        return epilogue
+    short, tiles = auto
+    return short if mean_tiles_per_row is not None and mean_tiles_per_row <= tiles else "stg"
 
 
 def compile_sm90(fn: Any, const: dict[str, Any], dtype: str = "bf16", block_m: int = BLOCK_M,
@@ -1239,7 +1270,7 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
     softmax inside the overlap window in the SASS — prepared offline, not yet run on a GPU), ``exp_poly`` 0.25 (a quarter of P's exp2 by the tl entry's FMA polynomial), ``pingpong``
     (the two consumer warpgroups take turns issuing wgmmas through named barriers), ``regs`` = (consumer,
     producer) registers per thread (default (216, 64); the sum with the default partition's share is 504),
-    ``epilogue`` ``"stg"`` / ``"tma"`` / ``"tma_offs"`` (the row end, :data:`EPILOGUES`; a TMA row end with an
+    ``epilogue`` ``"stg"`` / ``"tma"`` / ``"tma_offs"`` / ``"tma_sel"`` (the row end, :data:`EPILOGUES`; a TMA row end with an
     ``out`` whose strides or address are not 16-byte aligned runs ``"stg"``: the O TMA store cannot write it)."""
     import torch
 
@@ -1258,6 +1289,7 @@ def fg_attention_gluon(q: Any, k: Any, v: Any, index: Any, *, block_m: int = BLO
         out = torch.empty_like(q)
     elif out.shape != q.shape or out.dtype != q.dtype or out.stride(-1) != 1:
         _fail("out must match q's shape and dtype with a contiguous head dimension")
+    epilogue = resolve_epilogue(epilogue, None)  # "auto:...": no plan here (the walk) -> "stg"
     if epilogue != "stg" and o_desc_ok(out, layout) is not None:  # an unaligned user out: the STG row end
         epilogue = "stg"
         knobs = check_ws2_knobs(form, pipeline=pipeline, exp_poly=exp_poly, pingpong=pingpong, regs=regs)

@@ -25,7 +25,7 @@ import weakref
 from typing import Any
 
 __all__ = ["C_ROW_TILES", "fg_attention_gluon_list", "plan_ws2_list", "compile_list_sm90", "ws2_walk_lists",
-           "prepare_list_plan", "cached_list_plan", "has_list_plan", "LIST_KNOBS", "launch_list"]
+           "prepare_list_plan", "cached_list_plan", "has_list_plan", "LIST_KNOBS", "launch_list", "plan_mean_tiles"]
 
 #: a row's fixed cost in 128-key tile units for the planner: kernels/tools/gap_analysis.py's fit of the adopted ws2
 #: form on run 9 (c_row 5.4 µs, c_tile 1.82 µs per 128-key tile per SM at H12 N32760) -> 3.0
@@ -111,6 +111,16 @@ def plan_ws2_list(index: Any, *, programs: int, c_row: float = C_ROW_TILES, sche
     return LanePlan(rows=torch.tensor(flat, dtype=torch.int32, device=dev),
                     start=torch.tensor(start, dtype=torch.int32, device=dev), programs=g, lanes=1, n_rows=n,
                     schedule=schedule, makespan=mx, mean_load=mean)
+
+
+def plan_mean_tiles(plan: Any, c_row: float = C_ROW_TILES) -> float:
+    """Mean executed 128-key tiles per row of a :func:`plan_ws2_list` plan built with row cost ``c_row`` (every
+    plan fgattn builds uses :data:`C_ROW_TILES`): mean_load · programs / rows - c_row (host arithmetic on the plan's
+    fields, no device access: fine under CUDA-graph capture).  What ``epilogue: "auto:SHORT:TILES"`` compares with
+    TILES (``fgattn.gluon_fg.resolve_epilogue``)."""
+    if plan.lanes != 1 or plan.n_rows < 1:
+        _fail(f"plan has {plan.lanes} lanes / {plan.n_rows} rows (a list plan of plan_ws2_list has 1 lane)")
+    return plan.mean_load * plan.programs / plan.n_rows - float(c_row)
 
 
 #: plans memoised per index (fgattn's dispatch of a ``schedule: "list"`` entry): keyed by the identity of the
@@ -231,8 +241,10 @@ def fg_attention_gluon_list(q: Any, k: Any, v: Any, index: Any, *, layout: str =
     fence) over a row plan (:func:`plan_ws2_list`; built here if ``plan`` is None, which reads the row counts on
     the host and so cannot run under CUDA-graph capture).  Same output as the table entry (q's layout and dtype;
     zeros for a query block with no kept key).  ``programs``: grid size when the plan is built here (default the
-    SM count).  ``epilogue``: the row end (``"stg"`` / ``"tma"`` / ``"tma_offs"``, ``fgattn.gluon_fg.EPILOGUES``; a
-    TMA row end with an ``out`` whose strides or address are not 16-byte aligned runs ``"stg"``)."""
+    SM count).  ``epilogue``: the row end (``"stg"`` / ``"tma"`` / ``"tma_offs"`` / ``"tma_sel"``,
+    ``fgattn.gluon_fg.EPILOGUES``, or ``"auto:SHORT:TILES"``: SHORT when the plan's mean executed tiles per row
+    (:func:`plan_mean_tiles`) is <= TILES, else ``"stg"``; a TMA row end with an ``out`` whose strides or address
+    are not 16-byte aligned runs ``"stg"``)."""
     return launch_list(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out, plan=plan, programs=programs,
                        epilogue=epilogue)
 
@@ -244,6 +256,8 @@ def launch_list(q: Any, k: Any, v: Any, index: Any, *, layout: str, sm_scale: fl
     const = _constexprs(epilogue, **more)  # validates the knobs before any work
     p, plan, out, q_desc, scale = prepare_list_call(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,
                                                     plan=plan, programs=programs, fail=fail)
+    if epilogue.startswith("auto:"):  # the row end by the plan's mean tiles per row (no host sync)
+        const = _constexprs(_g.resolve_epilogue(epilogue, plan_mean_tiles(plan)), **more)
     o_desc = None
     if const.get("TMA_O"):
         if _g.o_desc_ok(out, layout) is not None:  # an unaligned user out: the STG row end (the packaged code)

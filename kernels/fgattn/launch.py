@@ -20,6 +20,9 @@ from typing import Any
 
 __all__ = [
     "ARCH",
+    "AUTO_PREFIX",
+    "auto_epilogue",
+    "auto_epilogue_error",
     "DTYPES",
     "GRAN_NS",
     "HEAD_DIMS",
@@ -84,7 +87,8 @@ GLUON_ARCHS = ("sm90",)
 #: since session 13: kernels/NOTES.md); ``epilogue`` (form ws2, ``schedule: "list"`` only): the consumers' row end,
 #: ``"stg"`` (default: per-thread stores, the code without the knob) or ``"tma"`` (``fgattn.gluon_fg.EPILOGUES``:
 #: TMA O store + offsets a row ahead + one reciprocal per row; kernels/NOTES.md "Session 14, K4") or ``"tma_offs"``
-#: (the same without the reciprocal; "Session 14, K5")
+#: (the same without the reciprocal; "Session 14, K5") or ``"tma_sel"`` (``"tma"`` with the empty row zeroed by a
+#: select, not a uniform branch; "Session 14, K6") or ``"auto:SHORT:TILES"`` (:data:`AUTO_PREFIX`)
 GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "form": (("one_row", "persistent", "ws", "ws2"), None),
     "pipeline": ((0, 1, 2, 3), 0),
@@ -93,7 +97,7 @@ GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "pingpong": ((False, True), False),
     "regs": ((), None),
     "schedule": (("walk", "list"), "walk"),
-    "epilogue": (("stg", "tma", "tma_offs"), "stg"),
+    "epilogue": (("stg", "tma", "tma_offs", "tma_sel"), "stg"),
 }
 #: (kernel, head_dim, block_m, gran_n) keys with the Gluon form ``"contig"`` (``fgattn.gluon_contig``: the ws2 CTA
 #: with TMA K/V loads of contiguous 128-key blocks, issue 12 session 13; not in the packaged table yet: the candidate
@@ -109,6 +113,36 @@ CONTIG_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "pingpong": ((False, True), False),
     "regs": ((), (216, 64)),
 }
+#: ``extra.gluon.epilogue: "auto:SHORT:TILES"`` (form ws2, ``schedule: "list"``): per launch, the row end SHORT (one
+#: of :data:`AUTO_SHORT`) when the launch's list plan has a mean of at most TILES executed 128-key tiles per row, else
+#: ``"stg"`` (the binary without the knob); TILES = -Δc_row / Δc_tile, the crossover of SHORT's paired fits against
+#: ``"stg"`` on this GPU (µs per row over µs per tile: kernels/tools/epilogue_crossover.py; kernels/NOTES.md "Session
+#: 14, K6").  Resolved by ``fgattn.gluon_fg.resolve_epilogue``; a launch without a plan (the walk) runs ``"stg"``.
+AUTO_PREFIX = "auto:"
+AUTO_SHORT = ("tma", "tma_offs", "tma_sel")
+
+
+def auto_epilogue_error(value: Any) -> str | None:
+    """None if ``value`` is a valid ``"auto:SHORT:TILES"`` row end (:data:`AUTO_PREFIX`), else why not (one line)."""
+    parts = value.split(":") if isinstance(value, str) else []
+    try:
+        tiles = float(parts[2]) if len(parts) == 3 else float("nan")
+    except ValueError:
+        tiles = float("nan")
+    if len(parts) != 3 or parts[0] != "auto" or parts[1] not in AUTO_SHORT or not 0 < tiles < 1e6:
+        return (f"must be 'auto:SHORT:TILES' with SHORT one of {list(AUTO_SHORT)} and TILES a number in (0, 1e6) "
+                "(mean executed 128-key tiles per row up to which SHORT runs)")
+    return None
+
+
+def auto_epilogue(value: Any) -> tuple[str, float] | None:
+    """(SHORT, TILES) of a valid ``"auto:SHORT:TILES"`` row end; None for any other value."""
+    if not isinstance(value, str) or not value.startswith(AUTO_PREFIX) or auto_epilogue_error(value):
+        return None
+    _, short, tiles = value.split(":")
+    return short, float(tiles)
+
+
 #: knobs of form ``ws2`` only / of the warp-specialized forms only
 _WS2_ONLY = ("pipeline", "exp_poly", "pingpong", "regs", "schedule", "epilogue")
 _WS_ONLY = ("fence",)
@@ -282,6 +316,11 @@ def check_impl(kernel: str, head_dim: int, block_m: int, gran_n: int, extra: dic
             if value is not None and not _gluon_regs_ok(value):
                 raise ValueError(f"{where}: extra.gluon.regs={value!r} must be [consumer, producer] multiples of 8 "
                                  "with 24 <= producer <= consumer <= 240 and consumer + producer <= 280")
+            continue
+        if name == "epilogue" and isinstance(value, str) and value.startswith(AUTO_PREFIX):
+            why = auto_epilogue_error(value)
+            if why:
+                raise ValueError(f"{where}: extra.gluon.epilogue={value!r} {why}")
             continue
         bool_knob = isinstance(allowed[0], bool)
         if isinstance(value, bool) != bool_knob or value not in allowed:

@@ -158,9 +158,54 @@ def pick_k5(rows: list[dict[str, str]], check_ok: dict[str, bool]) -> tuple[str 
     return pick, lines
 
 
+# --- session 14, K6 (kernels/NOTES.md "Session 14, K6: fg row end without the long-row cost"; pre-registered
+# before run 14) ---
+#: the derived row of ``epilogue: "auto:tma:112"``: K4's ``tma`` at cells whose mean executed tiles per row is at
+#: most AUTO_TILES (from ``fg_attention_tma``'s rounds), the packaged binary above (the control's rounds: the same
+#: binary as the entry, timed as a second case); AUTO_TILES = -Δc_row / Δc_tile of tma's pooled fit on runs 12 + 13
+#: (kernels/tools/epilogue_crossover.py: -2.184 µs per row / 0.0196 µs per tile = 111.5)
+AUTO, AUTO_SHORT, AUTO_TILES = "fg_attention_auto", "fg_attention_tma", 112.0
+#: K6's candidates in order of preference: the one binary (tma_sel, the table under test) before the threshold knob
+K6_CANDIDATES = ("fg_attention", AUTO)
+
+
+def auto_rows(rows: list[dict[str, str]], tiles: dict[tuple[str, float], float],
+              tau: float = AUTO_TILES) -> list[dict[str, str]]:
+    """``rows`` plus the derived :data:`AUTO` row per cell: a copy of the :data:`AUTO_SHORT` row where
+    ``tiles[(shape, density target)]`` <= ``tau``, else of the :data:`CONTROL` row (KeyError naming the cell if a
+    cell's tiles are missing)."""
+    by = {(r["shape"], float(r["density_target"]), r["kernel"]): r for r in rows
+          if r["kernel"] in (AUTO_SHORT, CONTROL) and r["M"] == "128" and r["gran_n"] == "1" and r["D"] == "128"}
+    out = list(rows)
+    for (shape, d, kern), r in sorted(by.items()):
+        if kern != CONTROL or (shape, d, AUTO_SHORT) not in by:
+            continue
+        if (shape, d) not in tiles:
+            raise KeyError(f"no tiles per row for {shape} d {d:g}")
+        src = by[(shape, d, AUTO_SHORT)] if tiles[(shape, d)] <= tau else r
+        out.append(dict(src, kernel=AUTO))
+    return out
+
+
+def pick_k6(rows: list[dict[str, str]], check_ok: bool, tiles: dict[tuple[str, float], float]
+            ) -> tuple[str | None, list[str]]:
+    """K6's pick: :func:`verdict_k5` on the table under test (``fg_attention``, epilogue ``tma_sel``; its GPU check
+    ``check_ok``) and on the derived ``auto`` row (:func:`auto_rows`; its binaries are tma, checked in run 12, and the
+    packaged one); the first passing one of :data:`K6_CANDIDATES`, else None; and the lines to print."""
+    full = auto_rows(rows, tiles)
+    lines, pick = [], None
+    for kern in K6_CANDIDATES:
+        ok, _, why = verdict_k5(full, check_ok if kern == CAND else True, kern)
+        lines.append(("PASS: " if ok else "FAIL: ") + "; ".join(why))
+        if ok and pick is None:
+            pick = kern
+    lines.append(f"PICK: {pick}" if pick else "PICK: none (no adoption)")
+    return pick, lines
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``epilogue_adopt.py CSV [--check-failed] [--k5 [--tma-check-failed]]``: print the cells and the verdict (K4's
-    rule, or with ``--k5`` K5's); exit 0 (2 on bad input)."""
+    """``epilogue_adopt.py CSV [--check-failed] [--k5 [--tma-check-failed] | --k6]``: print the cells and the
+    verdict (K4's rule, or with ``--k5`` K5's, with ``--k6`` K6's); exit 0 (2 on bad input)."""
     args = sys.argv[1:] if argv is None else argv
     if not args or not Path(args[0]).is_file():
         print(f"epilogue_adopt: {args[0] if args else 'CSV'}: not a file (usage: epilogue_adopt.py CSV "
@@ -168,6 +213,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with open(args[0], newline="") as f:
         rows = list(csv.DictReader(f))
+    if "--k6" in args[1:]:  # K6's rule; the cells' tiles per row counted on the CPU (epilogue_crossover)
+        from epilogue_crossover import cell_geometry
+
+        tiles = {}
+        for r in rows:
+            if r["kernel"] == CONTROL:
+                nt = int(r["n_text"])
+                tiles[(r["shape"], float(r["density_target"]))] = cell_geometry(
+                    int(r["H"]), int(r["N"]) - nt, float(r["density_target"]), nt)[1]
+        full = auto_rows(rows, tiles)
+        for kern in (CONTROL, AUTO_SHORT, *K6_CANDIDATES):
+            for (shape, d), v in sorted(k5_ratios(full, kern).items()):
+                print(f"{kern:<22} {shape:<24} d {d:<5g} tiles {tiles[(shape, d)]:7.1f} t/t_entry {v:.3f}")
+        print("\n".join(pick_k6(rows, "--check-failed" not in args[1:], tiles)[1]))
+        return 0
     if "--k5" in args[1:]:  # K5's rule; --check-failed / --tma-check-failed mark the candidates' GPU checks failed
         ok = {"fg_attention": "--check-failed" not in args[1:], "fg_attention_tma": "--tma-check-failed" not in args}
         for kern in (CONTROL, *K5_CANDIDATES):
