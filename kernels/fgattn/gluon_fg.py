@@ -728,9 +728,10 @@ if _GLUON_ERR is None:
     def _normalize(acc, l_i, cnt, RCP: gl.constexpr):
         """O = acc / l (zeros for a row with no kept key): a division and a select per element, or (``RCP``) one
         reciprocal per query row and a uniform branch for the empty row, or (``RCP`` 2) one reciprocal per query
-        row and a select per element (no branch; kernels/NOTES.md "Session 14, K6")."""
+        row and a select per element and per row (no branch; kernels/NOTES.md "Session 14, K6")."""
         if RCP == 2:  # no branch: a uniform branch here re-allocates the tile loop (+15 stall cycles per tile)
-            out = gl.where(cnt == 0, 0.0, acc * (1.0 / l_i)[:, None])
+            empty = cnt == 0  # the empty row's acc and l are NaN: both factors selected to 0 (FSEL before the FMUL)
+            out = gl.where(empty, 0.0, acc) * gl.where(empty, 0.0, 1.0 / l_i)[:, None]
         elif RCP:
             if cnt == 0:
                 out = gl.zeros_like(acc)
