@@ -130,7 +130,9 @@ def harness_cells() -> dict:
         select_rows,
     )
 
-    summ = json.loads((ROOT / "validation" / "costmodel_summary.json").read_text())
+    # test15's blind record (moved there when test16 was scored; before that, the committed summary)
+    rec = ROOT / "validation" / "costmodel_summary_rev11_test15.json"
+    summ = json.loads((rec if rec.is_file() else ROOT / "validation" / "costmodel_summary.json").read_text())
     files = [str(RES / Path(f).name) for f in summ["development_files"] + summ["test_files"]]
     rows, _ = select_rows([r for r in read_results(files) if (r.get("kind") or "kernel") == "kernel"
                            and r.get("measured_ms") not in ("", None)])

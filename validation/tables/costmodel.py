@@ -2,12 +2,15 @@
 frozen lists test4 / test5 / test6 (blind), revision 5 with calibration calib7 on test7 (blind), revision 6 with
 calib8 on test8 (blind), revision 7 with calib9 on test9 (blind), revision 8 with calib9 on test10 (blind), the
 revision 9 with calibration calib10 on test11 and test12 (blind), revision 9 with calibration calib11 on test13 (blind),
-revision 9 with calibration calib12 on test14 (blind), and the current model (revision 11 = revision 9 + the Gluon
-contig form's pricing, with calibration calib13, the final launch table 300ad25) on the development data and on its
-frozen list test15 (blind); when the committed calibration is a later one
-(``validation/costmodel_summary_rescored.json``), its development numbers and test15 rescored, not blind.
+revision 9 with calibration calib12 on test14 (blind), revision 11 with calib13's first fit on test15 (blind), and the
+current model (revision 11 = revision 9 + the Gluon contig form's pricing + V-CLK, with calibration calib13, the final
+launch table 300ad25) on the development data and on its frozen list test16 (blind); when the committed calibration
+is a later one (``validation/costmodel_summary_rescored.json``), its development numbers and test16 rescored, not
+blind.
 
-Numbers come from ``validation/costmodel_summary.json`` (development + test15),
+Numbers come from ``validation/costmodel_summary.json`` (development + test16),
+``validation/costmodel_summary_rev11_test15.json`` (revision 11 + calib13's first fit: development + test15, launch
+table 300ad25),
 ``validation/costmodel_summary_rev9_test14.json`` (revision 9 + calib12: development + test14, launch table 181d183),
 ``validation/costmodel_summary_rev9_test13.json`` (revision 9 + calib11: development + test13, launch table 181d183),
 ``validation/costmodel_summary_rev9_test12.json`` (revision 9 + calib10: development + test12, launch table d370267),
@@ -36,6 +39,7 @@ from fgsim.validation.report import (
     FROZEN_LIST,
     MODEL_LABEL,
     PREV_FROZEN_LIST,
+    PREV_LABEL,
     RESCORED_LABEL,
     comparison_lines,
     rescored_lines,
@@ -53,6 +57,7 @@ REV9 = ROOT / "validation" / "costmodel_summary_rev9_test11.json"
 REV9B = ROOT / "validation" / "costmodel_summary_rev9_test12.json"
 REV9C = ROOT / "validation" / "costmodel_summary_rev9_test13.json"
 REV9D = ROOT / "validation" / "costmodel_summary_rev9_test14.json"
+REV11 = ROOT / "validation" / "costmodel_summary_rev11_test15.json"
 RESCORED = ROOT / "validation" / "costmodel_summary_rescored.json"
 
 
@@ -70,27 +75,28 @@ def render() -> str:
     r9b = json.loads(REV9B.read_text()) if REV9B.is_file() else None
     r9c = json.loads(REV9C.read_text()) if REV9C.is_file() else None
     r9d = json.loads(REV9D.read_text()) if REV9D.is_file() else None
-    lines = comparison_lines(s, r3, r4, r5, r5b, r6, r7, r8, r9, r9b, r9c, r9d)
+    r11 = json.loads(REV11.read_text()) if REV11.is_file() else None
+    lines = comparison_lines(s, r3, r4, r5, r5b, r6, r7, r8, r9, r9b, r9c, r9d, r11)
     cal = s.get("calibration", {})
     dev = ", ".join(f"`{f}`" for f in s.get("development_files", []))
     test = ", ".join(f"`{f}`" for f in s.get("test_files", [])) or "not measured"
     lines.append("")
     lines.append(
         f"*Source: `validation/results/` {test} ({s.get('test_rows', 0)} rows: the frozen test list {FROZEN_LIST} on "
-        f"the final launch table {FINAL_TABLE}, written before the contig pricing and the clock-aware variant were "
-        f"evaluated, measured once, scored once, blind, with {MODEL_LABEL}; {PREV_FROZEN_LIST} is development data "
-        "since its blind scoring with revision 9 + calib12) and "
+        f"the final launch table {FINAL_TABLE}, written before revision 12 was written down or evaluated, measured "
+        f"once, scored once, blind, with {MODEL_LABEL}; {PREV_FROZEN_LIST} is development data since its blind "
+        f"scoring with {PREV_LABEL}) and "
         f"{dev} ({s.get('development_rows', 0)} rows: development data, used to choose between model variants; the "
         "earlier frozen lists became development data after their one blind scoring, shown in the "
-        f"revision 3 to 9 (test11, test12, test13, {PREV_FROZEN_LIST}) columns), scored with "
+        f"revision 3 to 11 (test11, test12, test13, test14, {PREV_FROZEN_LIST}) columns), scored with "
         + (f"the {BLIND_RECORD} (then `fgsim/data/calibrations/{s.get('calibration_file')}`, " if RESCORED.is_file()
            else f"`fgsim/data/calibrations/{s.get('calibration_file')}` (")
         + f"fitted on {cal.get('n')} calibration rows only, fit MAPE {cal.get('mape', 0):.1f} %). Cells: fg / block / dense MAPE and the worst row's error. Timing: CUDA "
-        "graphs, 3 interleaved rounds (SM partitions: CUDA events around back-to-back calls on a green context); "
+        "graphs, 3 interleaved rounds (test16's four long-run twins: about 250 ms per replay, 5 rounds; SM partitions: CUDA events around back-to-back calls on a green context); "
         "statistic: median per call, error = predicted / measured - 1. Other architectures (A100, L40S, B200): "
         f"extrapolations, ±{band:.0f} % band (`fgsim/data/transfer_bands.json`). Summary written by "
         "`python -m fgsim validate`; generated by `python validation/readme_tables.py --write`.*")
-    lines += ["", facts(s, r9d)]
+    lines += ["", facts(s, r11)]
     if RESCORED.is_file():  # the committed calibration is a later one (the final launch table): shown beside
         rs = json.loads(RESCORED.read_text())
         rc = rs.get("calibration", {})
@@ -110,8 +116,8 @@ def render() -> str:
 
 def facts(s: dict, prev: dict | None) -> str:
     """The README prose's numbers, from the committed calibration (``fgsim/data/calibrations/h200.json``: its
-    parameters, fit and measured GPU properties) and two blind summaries: revision 9 + calib12 on test14 (``prev``)
-    and the current model (revision 11 + calib13) on test15 (``s``)."""
+    parameters, fit and measured GPU properties) and two blind summaries: revision 11 + calib13's first fit on test15
+    (``prev``) and the current model (revision 11 + calib13) on test16 (``s``)."""
     cal = json.loads((ROOT / "fgsim" / "data" / "calibrations" / "h200.json").read_text())
     fit = cal.get("fit", {})
     n_par, n_free = len(cal.get("params", {})), len(fit.get("free", []))
@@ -142,7 +148,7 @@ def facts(s: dict, prev: dict | None) -> str:
            f"the wgmma microbenchmark (achieved fraction of the bf16 peak "
            f"{float(meas.get('mma_eff_measured', float('nan'))):.3f}).")
     if t9:
-        out += (f" Two frozen lists, each scored once, blind ({PREV_FROZEN_LIST} with revision 9 + calib12 "
+        out += (f" Two frozen lists, each scored once, blind ({PREV_FROZEN_LIST} with {PREV_LABEL} "
                 f"→ {FROZEN_LIST} with {MODEL_LABEL}): "
                 f"tuned fg / block / dense MAPE {m(t9, 'tuned', 'fg'):.1f} / {m(t9, 'tuned', 'block'):.1f} / "
                 f"{m(t9, 'tuned', 'dense'):.1f} → {m(t10, 'tuned', 'fg'):.1f} / {m(t10, 'tuned', 'block'):.1f} / "
@@ -156,13 +162,15 @@ def facts(s: dict, prev: dict | None) -> str:
                 f"{m(t10, 'tuned', 'fg', 'bias_pct'):+.1f} / {m(t10, 'config', 'fg', 'bias_pct'):+.1f} / "
                 f"{m(t10, 'sm', 'fg', 'bias_pct'):+.1f} %.")
     if "bench" in t10:
-        out += (f" The Gluon entries at benchmark shapes ({FROZEN_LIST}'s axis `bench`): fg D=128 M=128 (list / walk, "
-                f"launch-ordered / natural, {int(m(t10, 'bench', 'fg', 'n'))} rows) MAPE "
+        out += (f" The entries at benchmark shapes ({FROZEN_LIST}'s axis `bench`, short runs and long-run twins): fg "
+                f"D=128 M=128 Gluon (the packaged list entry, launch-ordered / natural index, "
+                f"{int(m(t10, 'bench', 'fg', 'n'))} rows) MAPE "
                 f"{m(t10, 'bench', 'fg'):.1f} %, max {m(t10, 'bench', 'fg', 'max_ape'):.1f} %, bias "
                 f"{m(t10, 'bench', 'fg', 'bias_pct'):+.1f} %")
         for k in ("block", "dense"):
             if k in t10["bench"]:
-                out += (f"; {k} D=128 M=128 contig ({int(m(t10, 'bench', k, 'n'))} rows) MAPE "
+                what = "D=128 M=128 contig" if k == "block" else "(D=128 M=128 contig and D=64 M=128 tl)"
+                out += (f"; {k} {what} ({int(m(t10, 'bench', k, 'n'))} rows) MAPE "
                         f"{m(t10, 'bench', k):.1f} %, max {m(t10, 'bench', k, 'max_ape'):.1f} %, bias "
                         f"{m(t10, 'bench', k, 'bias_pct'):+.1f} %")
         out += "."
