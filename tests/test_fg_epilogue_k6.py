@@ -257,3 +257,30 @@ def test_run13_under_the_k6_rule() -> None:
     pick, lines = ea.pick_k6(rows, True, tiles)
     assert pick is None and lines[1].endswith("geo-mean d >= 0.2 0.996, d <= 0.1 0.932; 2 shapes measured (need >= 6 "
                                               "with H40 N75600 D128, H40 N75600+512text D128)")
+
+
+def test_run14_verdict_recomputed_from_the_committed_csv() -> None:
+    """Run 14 (kernels/NOTES.md "Session 14, K6", outcome): tma_sel passes K6's pre-registered rule (8 shapes, max
+    1.008, geo-mean 0.985 at d >= 0.2 and 0.961 at d <= 0.1, T 0.038) and is the pick; the derived auto:tma:112 row
+    passes too; K4's stricter rule (every cell <= 1.02) passes as well.  Not adopted this session (table frozen)."""
+    import csv
+
+    import epilogue_adopt as ea
+
+    path = ROOT / "validation" / "results" / "kernels-h200-2026-11-30-issue12-run14.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    tiles = {(r["shape"], float(r["density_target"])): ec.cell_geometry(
+        int(r["H"]), int(r["N"]) - int(r["n_text"]), float(r["density_target"]), int(r["n_text"]))[1]
+        for r in rows if r["kernel"] == ea.CONTROL}
+    pick, lines = ea.pick_k6(rows, True, tiles)
+    assert pick == "fg_attention" and lines[0].startswith("PASS: fg_attention: 25 cells on 8 shapes, max 1.008")
+    assert "geo-mean d >= 0.2 0.985, d <= 0.1 0.961" in lines[0] and "T 0.038" in lines[0]
+    assert lines[1].startswith("PASS: fg_attention_auto") and "d <= 0.1 0.957" in lines[1]
+    assert ea.verdict(rows, True)[0]
+    assert {r["route"].split(" ")[1] for r in rows if r["kernel"].startswith("fg_attention")} == {"list"}
+    rel = ea.k5_ratios(rows, "fg_attention")
+    assert max(v for (_, d), v in rel.items() if d >= 0.5) < 1.0  # tma_sel beat the entry at every long-row cell
+    f = ec.fit([dict(c, rows_per_sm=(g := ec.cell_geometry(c["H"], c["n_video"], c["d"], c["n_text"]))[0],
+                     tiles_per_row=g[1]) for c in ec.paired_cells(rows, ec.RUN_LABELS["run14"]) if c["label"] == "tma_sel"])
+    assert f["d_c_row_us"] == pytest.approx(-1.829, abs=2e-3) and f["d_c_tile_us"] == pytest.approx(0.0036, abs=2e-4)

@@ -33,7 +33,8 @@ SMS = 132
 BLOCK = 128
 #: (csv kernel column) -> candidate label, per run CSV; "fg_attention" is the candidate table's entry of that run
 RUN_LABELS = {"run12": {"fg_attention": "tma"},
-              "run13": {"fg_attention": "tma_offs", "fg_attention_tma": "tma", "fg_attention_control": "control"}}
+              "run13": {"fg_attention": "tma_offs", "fg_attention_tma": "tma", "fg_attention_control": "control"},
+              "run14": {"fg_attention": "tma_sel", "fg_attention_tma": "tma", "fg_attention_control": "control"}}
 PREV = "fg_attention_previous"
 
 
