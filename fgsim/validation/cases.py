@@ -35,7 +35,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -718,6 +718,19 @@ class FrozenListBuilder:
                 self.add(seed=self.seed + 700 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=m,
                          density=density, sm_count=sms, kernels=kerns, axis="sm")
 
+    def trace_entry(self, name: str, pick: tuple[int, int] | Callable[[list[tuple[int, int]]], tuple[int, int]]) -> None:
+        """One DiT trace entry of ``traces/{name}`` as a case: ``pick`` is its (pass, layer) or chooses one from
+        the trace's entries; density = the entry's mean kept fraction."""
+        from fgsim.trace import open_trace
+
+        path = f"traces/{name}"
+        with open_trace(repo_path(path)) as tr:
+            p, lay = pick(tr.entries()) if callable(pick) else pick
+            self.add(seed=0, structure="trace", n_tokens=tr.n_tokens, heads=len(tr.meta.heads),
+                     head_dim=tr.meta.head_dim, block_m=tr.meta.block_m,
+                     density=round(float(tr.entry_density(p, lay).mean()), 4), trace=path, pass_index=p, layer=lay,
+                     axis="trace")
+
 
 def test4_cases() -> list[Case]:
     """The frozen test list of revision 3 (``test4``), written and committed before its fit and before any
@@ -976,16 +989,8 @@ def test11_cases() -> list[Case]:
     b.sm_partitions((((15600, 8), (128, 128), "window3d", ALL_KERNELS, (16, 64, 132)),
                      ((18944, 6), (64, 64), "colstripes", ALL_KERNELS, (32, 96))))
     # two DiT trace entries (D=64 M=64) that no earlier list took: a third into each 21x30x52 trace's entries
-    from fgsim.trace import open_trace
-
     for name in ("refdit-21x30x52-exact.fgt", "refdit-21x30x52-pooled.fgt"):
-        path = f"traces/{name}"
-        with open_trace(repo_path(path)) as tr:
-            p, lay = tr.entries()[len(tr.entries()) // 3]
-            b.add(seed=0, structure="trace", n_tokens=tr.n_tokens, heads=len(tr.meta.heads),
-                  head_dim=tr.meta.head_dim, block_m=tr.meta.block_m,
-                  density=round(float(tr.entry_density(p, lay).mean()), 4), trace=path, pass_index=p, layer=lay,
-                  axis="trace")
+        b.trace_entry(name, lambda e: e[len(e) // 3])
     return b.cases
 
 
@@ -1023,16 +1028,8 @@ def test12_cases() -> list[Case]:
     b.sm_partitions((((17664, 7), (128, 128), "dilated", ALL_KERNELS, (24, 72, 132)),
                      ((10496, 12), (64, 64), "framewin", ALL_KERNELS, (40, 112))))
     # two DiT trace entries (D=64 M=64) that no earlier list took: two thirds into each 8x16x28 trace's entries
-    from fgsim.trace import open_trace
-
     for name in ("refdit-8x16x28-exact.fgt", "refdit-8x16x28-pooled.fgt"):
-        path = f"traces/{name}"
-        with open_trace(repo_path(path)) as tr:
-            p, lay = tr.entries()[2 * len(tr.entries()) // 3]
-            b.add(seed=0, structure="trace", n_tokens=tr.n_tokens, heads=len(tr.meta.heads),
-                  head_dim=tr.meta.head_dim, block_m=tr.meta.block_m,
-                  density=round(float(tr.entry_density(p, lay).mean()), 4), trace=path, pass_index=p, layer=lay,
-                  axis="trace")
+        b.trace_entry(name, lambda e: e[2 * len(e) // 3])
     return b.cases
 
 
@@ -1074,16 +1071,8 @@ def test13_cases() -> list[Case]:
               density=0.08, kernels=("fg",), persistent=pers, programs_per_sm=pps, axis="config")
     b.sm_partitions((((16640, 7), (128, 128), "framewin", ALL_KERNELS, (32, 100)),
                      ((12032, 8), (64, 128), "dilated", ALL_KERNELS, (56,))))
-    from fgsim.trace import open_trace
-
     for name in ("refdit-21x30x52-exact.fgt", "refdit-21x30x52-pooled.fgt"):
-        path = f"traces/{name}"
-        with open_trace(repo_path(path)) as tr:
-            p, lay = tr.entries()[len(tr.entries()) // 2]
-            b.add(seed=0, structure="trace", n_tokens=tr.n_tokens, heads=len(tr.meta.heads),
-                  head_dim=tr.meta.head_dim, block_m=tr.meta.block_m,
-                  density=round(float(tr.entry_density(p, lay).mean()), 4), trace=path, pass_index=p, layer=lay,
-                  axis="trace")
+        b.trace_entry(name, lambda e: e[len(e) // 2])
     return b.cases
 
 
@@ -1125,16 +1114,8 @@ def test14_cases() -> list[Case]:
               density=0.08, kernels=("fg",), persistent=pers, programs_per_sm=pps, axis="config")
     b.sm_partitions((((29184, 4), (128, 128), "wanwin", ALL_KERNELS, (48, 116)),
                      ((11008, 8), (64, 64), "window3d", ALL_KERNELS, (72,))))
-    from fgsim.trace import open_trace
-
     for name in ("refdit-21x30x52-exact.fgt", "refdit-21x30x52-pooled.fgt"):
-        path = f"traces/{name}"
-        with open_trace(repo_path(path)) as tr:
-            p, lay = tr.entries()[1]
-            b.add(seed=0, structure="trace", n_tokens=tr.n_tokens, heads=len(tr.meta.heads),
-                  head_dim=tr.meta.head_dim, block_m=tr.meta.block_m,
-                  density=round(float(tr.entry_density(p, lay).mean()), 4), trace=path, pass_index=p, layer=lay,
-                  axis="trace")
+        b.trace_entry(name, lambda e: e[1])
     return b.cases
 
 
@@ -1180,15 +1161,8 @@ def test15_cases() -> list[Case]:
               density=0.1, kernels=("fg",), persistent=pers, programs_per_sm=pps, axis="config")
     b.sm_partitions((((24960, 6), (128, 128), "radial", ALL_KERNELS, (40, 124)),
                      ((15104, 10), (64, 64), "causalwin", ALL_KERNELS, (88,))))
-    from fgsim.trace import open_trace
-
-    for name, (p, lay) in (("refdit-21x30x52-exact.fgt", (98, 0)), ("refdit-21x30x52-pooled.fgt", (98, 2))):
-        path = f"traces/{name}"
-        with open_trace(repo_path(path)) as tr:
-            b.add(seed=0, structure="trace", n_tokens=tr.n_tokens, heads=len(tr.meta.heads),
-                  head_dim=tr.meta.head_dim, block_m=tr.meta.block_m,
-                  density=round(float(tr.entry_density(p, lay).mean()), 4), trace=path, pass_index=p, layer=lay,
-                  axis="trace")
+    for name, entry in (("refdit-21x30x52-exact.fgt", (98, 0)), ("refdit-21x30x52-pooled.fgt", (98, 2))):
+        b.trace_entry(name, entry)
     return b.cases
 
 
@@ -1235,15 +1209,8 @@ def test16_cases() -> list[Case]:
               density=0.1, kernels=("block",), persistent=pers, programs_per_sm=pps, axis="config")
     b.sm_partitions((((26520, 6), (128, 128), "svg", ALL_KERNELS, (56, 100)),
                      ((12480, 10), (64, 128), "tilewin", ALL_KERNELS, (72,))))
-    from fgsim.trace import open_trace
-
-    for name, (p, lay) in (("refdit-21x30x52-pooled.fgt", (40, 3)), ("refdit-21x30x52-pooled.fgt", (98, 5))):
-        path = f"traces/{name}"
-        with open_trace(repo_path(path)) as tr:
-            b.add(seed=0, structure="trace", n_tokens=tr.n_tokens, heads=len(tr.meta.heads),
-                  head_dim=tr.meta.head_dim, block_m=tr.meta.block_m,
-                  density=round(float(tr.entry_density(p, lay).mean()), 4), trace=path, pass_index=p, layer=lay,
-                  axis="trace")
+    for name, entry in (("refdit-21x30x52-pooled.fgt", (40, 3)), ("refdit-21x30x52-pooled.fgt", (98, 5))):
+        b.trace_entry(name, entry)
     return b.cases
 
 
