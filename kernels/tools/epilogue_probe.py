@@ -30,11 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation"), str(ROOT / "kernels" / "tools")]
 
+from probe_cells import control_void_reasons, geo_mean, parse_cells  # noqa: E402
 from rowpipe_probe import BASE, paired_fit, result_rows  # noqa: E402
 from ws2_list_probe import D, G, M, assign_shards, build_case, check_cases, densities_for  # noqa: E402
 
@@ -87,21 +86,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--analyze", type=Path, default=None, metavar="CSV",
                     help="no GPU: the rule's verdict and the paired per-row / per-tile fits of a timing CSV")
     a = ap.parse_args(argv)
-    from entry_regress import parse_shapes
-    from gluon_m64_probe import shape_density_items
-
     if a.analyze is not None:
         if not a.analyze.is_file():
             ap.error(f"--analyze: {a.analyze} is not a file")
         return a
-    try:
-        a.shape_list = parse_shapes(a.shapes)
-        a.density_list = [float(x) for x in a.densities.split(",")]
-    except ValueError as e:
-        ap.error(str(e) if "shapes" in str(e) else f"--densities: {a.densities!r} is not a comma-separated list")
-    if any(not 0 < x <= 1 for x in a.density_list):
-        ap.error(f"--densities: {a.densities!r} must lie in (0, 1]")
-    a.per_shape = dict(shape_density_items(ap, "--shape-densities", a.shape_densities))
+    parse_cells(ap, a)
     a.variant_list = [v for v in a.variants.split(",") if v]
     a.check_list = [v for v in a.check_variants.split(",") if v]
     for flag, vals in (("--variants", a.variant_list), ("--check-variants", a.check_list)):
@@ -129,8 +118,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------------------------------------------ pure analysis
-def _geo(xs: list[float]) -> float:
-    return float(np.exp(np.mean(np.log(xs))))
 
 
 def _rels(rows: list[dict[str, str]]) -> dict[str, dict[tuple[str, float], float]]:
@@ -150,12 +137,7 @@ def rule_verdict(rows: list[dict[str, str]], failed: set[str] | None = None
     ctl = rel.get("list_ctl", {})
     if not ctl:
         return "void", {}, None
-    why = []
-    geo = _geo(list(ctl.values()))
-    if abs(geo - 1.0) > CONTROL_GEO_BAND:
-        why.append(f"list_ctl geo-mean {geo:.3f} outside 1 +- {CONTROL_GEO_BAND}")
-    why += [f"list_ctl {v:.3f} at {k[0]} d {k[1]} outside 1 +- {CONTROL_CELL_BAND}"
-            for k, v in sorted(ctl.items()) if abs(v - 1.0) > CONTROL_CELL_BAND]
+    why = control_void_reasons("list_ctl", ctl, CONTROL_GEO_BAND, CONTROL_CELL_BAND)
     if why:
         return "void", {"list_ctl": ("void", why)}, None
     out: dict[str, tuple[str, list[str]]] = {}
@@ -169,7 +151,7 @@ def rule_verdict(rows: list[dict[str, str]], failed: set[str] | None = None
             bad.append("not timed at every cell")
         bad += [f"{v:.3f} > {MAX_REL} at {k[0]} d {k[1]}" for k, v in sorted(rc.items()) if v > MAX_REL]
         low = [v for k, v in rc.items() if k[1] <= LOW_D]
-        lg = _geo(low) if low else float("nan")
+        lg = geo_mean(low) if low else float("nan")
         if not low or not lg <= LOW_GEO_MAX:
             bad.append(f"geo-mean {lg:.3f} over the d <= {LOW_D} cells > {LOW_GEO_MAX}")
         hv = rc.get(HEADLINE)
@@ -216,7 +198,7 @@ def analyze(path: Path, failed: set[str] | None = None) -> tuple[str, dict, str 
     rel = _rels(rows)
     for v, rc in sorted(rel.items()):
         low = [x for k, x in rc.items() if k[1] <= LOW_D]
-        print(f"[geo] {v:<9} all {_geo(list(rc.values())):.3f}, d <= {LOW_D} {_geo(low) if low else float('nan'):.3f}",
+        print(f"[geo] {v:<9} all {geo_mean(list(rc.values())):.3f}, d <= {LOW_D} {geo_mean(low) if low else float('nan'):.3f}",
               flush=True)
     ctl, verdicts, winner = rule_verdict(rows, failed)
     for c, (vd, why) in verdicts.items():

@@ -37,6 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation"), str(ROOT / "kernels" / "tools")]
 
+from probe_cells import control_void_reasons, geo_mean, parse_cells  # noqa: E402
 from ws2_list_probe import D, G, M, assign_shards, build_case, check_cases, densities_for  # noqa: E402
 
 BASE = "entry"
@@ -84,21 +85,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--model-caps-mb", default="25,50", help="L2 capacities (MiB) the model evaluates")
     ap.add_argument("--analyze", type=Path, default=None, metavar="CSV", help="no GPU: the rule on a timing CSV")
     a = ap.parse_args(argv)
-    from entry_regress import parse_shapes
-    from gluon_m64_probe import shape_density_items
-
     if a.analyze is not None:
         if not a.analyze.is_file():
             ap.error(f"--analyze: {a.analyze} is not a file")
         return a
-    try:
-        a.shape_list = parse_shapes(a.shapes)
-        a.density_list = [float(x) for x in a.densities.split(",")]
-    except ValueError as e:
-        ap.error(str(e) if "shapes" in str(e) else f"--densities: {a.densities!r} is not a comma-separated list")
-    if any(not 0 < x <= 1 for x in a.density_list):
-        ap.error(f"--densities: {a.densities!r} must lie in (0, 1]")
-    a.per_shape = dict(shape_density_items(ap, "--shape-densities", a.shape_densities)) if a.shape_densities else {}
+    parse_cells(ap, a)
     a.variant_list = a.variants.split(",")
     bad = [v for v in a.variant_list if v not in VARIANTS]
     if bad:
@@ -128,8 +119,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------------------------------------------ pure analysis
-def _geo(xs: list[float]) -> float:
-    return float(np.exp(np.mean(np.log(xs))))
 
 
 def rule_verdict(rows: list[dict[str, str]], check_ok: bool | None = None) -> tuple[str, list[str]]:
@@ -142,22 +131,18 @@ def rule_verdict(rows: list[dict[str, str]], check_ok: bool | None = None) -> tu
     ctl, band = rel.get("entry_ctl", {}), rel.get("l2band", {})
     if not ctl or set(ctl) != set(band):
         return "void", ["the timing lacks paired entry_ctl / l2band rows at some cell"]
-    why = []
-    geo = _geo(list(ctl.values()))
-    if abs(geo - 1.0) > CONTROL_GEO_BAND:
-        why.append(f"entry_ctl geo-mean {geo:.3f} outside 1 +- {CONTROL_GEO_BAND}")
-    why += [f"entry_ctl {v:.3f} at {k[0]} d {k[1]} outside 1 +- {CONTROL_CELL_BAND}"
-            for k, v in sorted(ctl.items()) if abs(v - 1.0) > CONTROL_CELL_BAND]
+    why = control_void_reasons("entry_ctl", ctl, CONTROL_GEO_BAND, CONTROL_CELL_BAND)
     if why:
         return "void", why
     bad = [] if check_ok is not False else ["the check failed"]
     bad += [f"l2band {v:.3f} > {MAX_REL} at {k[0]} d {k[1]}" for k, v in sorted(band.items()) if v > MAX_REL]
     low = [v for k, v in band.items() if k[1] <= LOW_D]
-    low_geo = _geo(low) if low else float("nan")
+    low_geo = geo_mean(low) if low else float("nan")
     if not low or low_geo > LOW_GEO_MAX:
         bad.append(f"l2band geo-mean {low_geo:.3f} over the d <= {LOW_D} cells > {LOW_GEO_MAX}")
     if bad:
         return "not eligible", bad
+    geo = geo_mean(list(ctl.values()))
     return "eligible", [f"entry_ctl geo-mean {geo:.3f}; l2band {min(band.values()):.3f}-{max(band.values()):.3f}, "
                         f"geo-mean at d <= {LOW_D} {low_geo:.3f}"]
 
@@ -174,8 +159,8 @@ def analyze(path: Path) -> tuple[str, list[str]]:
         lo = [float(r["rel_entry"]) for r in rows if r["variant"] == v and r["rel_entry"] != ""
               and float(r["density_target"]) <= LOW_D]
         if xs:
-            print(f"[geo] {v}: all {_geo(xs):.3f} ({len(xs)} cells)"
-                  + (f", d <= {LOW_D} {_geo(lo):.3f} ({len(lo)})" if lo else ""), flush=True)
+            print(f"[geo] {v}: all {geo_mean(xs):.3f} ({len(xs)} cells)"
+                  + (f", d <= {LOW_D} {geo_mean(lo):.3f} ({len(lo)})" if lo else ""), flush=True)
     verdict, why = rule_verdict(rows)
     print(f"[rule] {verdict}: " + "; ".join(why), flush=True)
     return verdict, why

@@ -34,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation"), str(ROOT / "kernels" / "tools")]
 
+from probe_cells import control_void_reasons, geo_mean, parse_cells  # noqa: E402
 from ws2_list_probe import D, G, M, assign_shards, build_case, check_cases, densities_for  # noqa: E402
 
 BASE = "list"
@@ -85,21 +86,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--analyze", type=Path, default=None, metavar="CSV",
                     help="no GPU: the rule's verdict and the paired per-row / per-tile fits of a timing CSV")
     a = ap.parse_args(argv)
-    from entry_regress import parse_shapes
-    from gluon_m64_probe import shape_density_items
-
     if a.analyze is not None:
         if not a.analyze.is_file():
             ap.error(f"--analyze: {a.analyze} is not a file")
         return a
-    try:
-        a.shape_list = parse_shapes(a.shapes)
-        a.density_list = [float(x) for x in a.densities.split(",")]
-    except ValueError as e:
-        ap.error(str(e) if "shapes" in str(e) else f"--densities: {a.densities!r} is not a comma-separated list")
-    if any(not 0 < x <= 1 for x in a.density_list):
-        ap.error(f"--densities: {a.densities!r} must lie in (0, 1]")
-    a.per_shape = dict(shape_density_items(ap, "--shape-densities", a.shape_densities))
+    parse_cells(ap, a)
     a.variant_list = a.variants.split(",")
     a.check_list = [v for v in a.check_variants.split(",") if v]
     for flag, vals in (("--variants", a.variant_list), ("--check-variants", a.check_list)):
@@ -127,8 +118,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------------------------------------------ pure analysis
-def _geo(xs: list[float]) -> float:
-    return float(np.exp(np.mean(np.log(xs))))
 
 
 def rule_verdict(rows: list[dict[str, str]], check_ok: bool | None = None) -> tuple[str, list[str]]:
@@ -141,22 +130,18 @@ def rule_verdict(rows: list[dict[str, str]], check_ok: bool | None = None) -> tu
     ctl, rp = rel.get("list_ctl", {}), rel.get("rowpipe", {})
     if not ctl or set(ctl) != set(rp):
         return "void", ["the timing lacks paired list_ctl / rowpipe rows at some problem"]
-    why = []
-    geo = _geo(list(ctl.values()))
-    if abs(geo - 1.0) > CONTROL_GEO_BAND:
-        why.append(f"list_ctl geo-mean {geo:.3f} outside 1 +- {CONTROL_GEO_BAND}")
-    why += [f"list_ctl {v:.3f} at {k[0]} d {k[1]} outside 1 +- {CONTROL_CELL_BAND}"
-            for k, v in sorted(ctl.items()) if abs(v - 1.0) > CONTROL_CELL_BAND]
+    why = control_void_reasons("list_ctl", ctl, CONTROL_GEO_BAND, CONTROL_CELL_BAND)
     if why:
         return "void", why
     bad = [] if check_ok is not False else ["the float64 check failed"]
     bad += [f"rowpipe {v:.3f} > {MAX_REL} at {k[0]} d {k[1]}" for k, v in sorted(rp.items()) if v > MAX_REL]
     low = [v for k, v in rp.items() if k[1] <= LOW_D]
-    low_geo = _geo(low) if low else float("nan")
+    low_geo = geo_mean(low) if low else float("nan")
     if not low or low_geo > LOW_GEO_MAX:
         bad.append(f"rowpipe geo-mean {low_geo:.3f} over the d <= {LOW_D} problems > {LOW_GEO_MAX}")
     if bad:
         return "not eligible", bad
+    geo = geo_mean(list(ctl.values()))
     return "eligible", [f"list_ctl geo-mean {geo:.3f}; rowpipe {min(rp.values()):.3f}-{max(rp.values()):.3f}, "
                         f"geo-mean at d <= {LOW_D} {low_geo:.3f}"]
 
