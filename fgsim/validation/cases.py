@@ -48,7 +48,7 @@ from fgsim.errors import FgsimError
 #: synthetic mask families (index = generator kind)
 STRUCTURES = ("uniform", "random", "skewed", "band", "stripes", "mixed", "uniform-blocks", "window3d",
               "colstripes", "text", "framewin", "dilated", "uniform-text", "wanwin", "wanwin-text", "radial",
-              "causalwin", "svg", "tilewin")
+              "causalwin", "svg", "tilewin", "vslash", "cubetopk")
 #: families built by fgattn's benchmark generator on the CPU (torch, not the numba kernel): ``wanwin`` =
 #: ``fgattn.masks.window_mask`` (per-head anisotropic 3-D windows on the Wan2.1 latent grid, bisected to the density,
 #: + 64 sink keys; the case's seed seeds the per-head axis weights), ``wanwin-text`` = the same on N - min(512, N/8)
@@ -97,12 +97,24 @@ TEST16_SEED = 10_200_000
 #: around the query's tile; Zhang et al., "Fast Video Generation with Sliding Tile Attention", arXiv 2502.04507)
 TEST16_NEW_STRUCTURES = ("svg", "tilewin")
 TEST16_STRUCTURES = TEST15_STRUCTURES + TEST16_NEW_STRUCTURES
+TEST17_SEED = 10_300_000
+#: the mask families no list took before test17 (session 15, helper M5): ``vslash`` (MInference's vertical-slash
+#: pattern: per head, 8-key column groups kept by every query (about half the density) plus "slash" diagonals at the
+#: query block's offset and at whole-frame offsets k x 1560 tokens, the same in-frame position in other Wan2.1 frames;
+#: Jiang et al., "MInference 1.0", arXiv 2407.02490) and ``cubetopk`` (Video Sparse Attention's coarse stage: the
+#: tokens grouped in cubes of 2 frames x 5 x 13 tokens, each query block keeps the top-k cubes of a score that falls
+#: with the cube distance plus per-(head, block, cube) noise, k = density x cubes; Zhang et al., "VSA: Faster Video
+#: Diffusion with Trainable Sparse Attention", arXiv 2505.13389)
+TEST17_NEW_STRUCTURES = ("vslash", "cubetopk")
+TEST17_STRUCTURES = TEST16_STRUCTURES + TEST17_NEW_STRUCTURES
 #: how test16's long-run rows are timed (the device script's second pass: each case's kernels replayed in CUDA
 #: graphs of about ``target_ms`` per replay, ``rounds`` interleaved rounds, so the GPU runs under sustained load and
 #: its SM clock drops as on long benchmark runs); every other test16 row: the harness's default (2 ms, 3 rounds)
 TEST16_LONG = {"target_ms": 250.0, "rounds": 5}
+#: test17's long-run twins are timed as test16's (session 15)
+TEST17_LONG = dict(TEST16_LONG)
 SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "test8", "test9",
-          "test10", "test11", "test12", "test13", "test14", "test15", "test16", "tiny")
+          "test10", "test11", "test12", "test13", "test14", "test15", "test16", "test17", "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -225,6 +237,21 @@ def _gen(kind: int, n: int, heads: int, m: int, d: float, seed: np.uint64, out: 
         rf = math.sqrt(d * hf * nf / 3.0)  # radial: the window fraction at distance 0 (about d kept while <= 1)
         cl = max(1, int(d * hf * nf))  # causalwin: frames before the query's
         cs = min(1.0, math.sqrt(d * hf * nf / (cl + 1.0)) * 1.2)  # causalwin: spatial window fraction
+        fr = wg * hg
+        ks = max(0, int(round((0.5 * d * hf * n / m - 1.0) / 2.0)))  # vslash: slash diagonals each side
+        cube_thr = 0.0
+        cube_s = np.zeros(1)
+        if kind == 20:  # cubetopk: 2 frames x 5 x 13-token cubes (6 x 4 per frame pair); the row's top-k cubes
+            nc = ((nf + 1) // 2) * 24
+            cube_s = np.empty(nc)
+            qc_t = rt // 2
+            qc_h = rh // 5
+            qc_w = rw // 13
+            for c in range(nc):
+                dist = abs(c // 24 - qc_t) + abs((c % 24) // 4 - qc_h) + abs(c % 4 - qc_w)
+                cube_s[c] = 3.0 * hf * _u01(seed, h, q, c + (1 << 24)) - dist
+            kc = max(1, min(nc, int(round(d * nc))))
+            cube_thr = np.sort(cube_s)[nc - kc]
         for j in range(n):
             keep = False
             if kind <= 2:
@@ -274,6 +301,14 @@ def _gen(kind: int, n: int, heads: int, m: int, d: float, seed: np.uint64, out: 
                 wt = max(0, int(round((d * hf * nf / 0.5625 - 1.0) / 2.0)))  # 3 x 3 of 3 x 4 tiles: 9/16 of a frame
                 keep = (abs(jt - rt) <= wt and abs((j // wg) % hg // 10 - rh // 10) <= 1
                         and abs(j % wg // 13 - rw // 13) <= 1)
+            elif kind == 19:  # vslash: per-head 8-key column groups + slash diagonals at whole-frame offsets
+                r = j - centre
+                k = int(round(r / fr))
+                keep = (_u01(seed, h, 0, (j // 8) + (1 << 25)) < 0.5 * d * hf
+                        or (abs(k) <= ks and abs(r - k * fr) < m // 2))
+            elif kind == 20:  # cubetopk: keys of the row's top-k cubes
+                jp = j % fr
+                keep = cube_s[(j // fr // 2) * 24 + (jp // wg) // 5 * 4 + (jp % wg) // 13] >= cube_thr
             else:  # uniform-text: iid keys for video queries + text keys kept by all; text queries keep every key
                 keep = j >= text0 or q * m >= text0 or _u01(seed, h, q, j) < d
             out[h, q, j] = keep
@@ -1230,6 +1265,58 @@ def test16_long_ids(cases: Sequence[Case] | None = None) -> list[str]:
     return out
 
 
+def test17_cases() -> list[Case]:
+    """The frozen test list ``test17`` (session 15, helper M5, written 2026-12-01 00:30 UTC by
+    ``validation/cases/make_test17.py`` and committed unmeasured, before the fg row end was priced, before the clock
+    study's data, before calib14): two mask families no list took (``vslash``: MInference's vertical-slash with
+    whole-frame slashes; ``cubetopk``: VSA's top-k cubes; :data:`TEST17_NEW_STRUCTURES`) beside ``radial``; N 21840 /
+    34320 / 10920 / 16380 / 27300 / 35880 / 13260 and seeds 10.3M used by no other list; the tuned entries at D 64/128
+    x M 64/128 on two shapes, fp16 at every (D, M), launch what-ifs (fg D=64 M=128, block D=128 M=64, dense D=64
+    M=64), persistent off / 1 / 2 (fg D=64 M=128), SM partitions 80 / 108 (D=128 M=128, every kernel: the contig plan
+    and the fg Gluon entry sized to the partition) and 96 (D=128 M=64), two DiT trace entries no list took
+    (refdit-21x30x52-pooled pass 41 layer 2, refdit-8x16x28-pooled pass 1 layer 3). Axis ``bench``: the dense / block
+    D=128 M=128 entries (the Gluon contig form) and the fg D=128 M=128 g1 Gluon entry as the final table packages it
+    (no option but the index's row order, so the row end the final table adopts is what runs), at benchmark shapes
+    (H12 N32760, H12 N33272 = 32760 + 512 text, H16 N34320, H10 N35880); three of them have a long-run twin
+    (:func:`test17_long_ids`, timed with :data:`TEST17_LONG`: ~250 ms per CUDA-graph replay, 5 rounds) so the rows
+    span the SM clocks of short and sustained runs. Every row records the SM clock sampled under load."""
+    b = FrozenListBuilder("test17", "a", TEST17_SEED, ("vslash", "cubetopk", "radial"))
+    b.tuned(((21840, 8), (34320, 4)), 0.03, 0.5)
+    bench = (("dense", "vslash", 32760, 12, 0.1, ""), ("dense", "cubetopk", 34320, 16, 0.1, ""),
+             ("block", "cubetopk", 32760, 12, 0.1, ""), ("block", "vslash", 35880, 10, 0.2, ""),
+             ("block", "wanwin-text", 33272, 12, 0.06, ""),
+             ("fg", "vslash", 32760, 12, 0.06, '{"order": "lpt"}'),
+             ("fg", "cubetopk", 32760, 12, 0.1, ""),
+             ("fg", "wanwin", 34320, 16, 0.04, '{"order": "lpt"}'))
+    for j, (kern, fam, n, h, dens, opt) in enumerate(bench):
+        b.add(seed=TEST17_SEED + 300 + j, structure=fam, n_tokens=n, heads=h, head_dim=128, block_m=128,
+              density=dens, kernels=(kern,), axis="bench", options=opt)
+    short = b.cases[-len(bench):]
+    for j in (0, 2, 5):  # the long-run twins: the same case (mask, kernel, options), timed long
+        c = short[j]
+        b.add(seed=c.seed, structure=c.structure, n_tokens=c.n_tokens, heads=c.heads, head_dim=c.head_dim,
+              block_m=c.block_m, density=c.density, kernels=c.kernels, axis="bench", options=c.options)
+    b.fp16(10920, 10, 0.12)
+    b.whatifs((
+        ("fg", "cubetopk", 16380, 8, 64, 128, 0.1, ((64, 3, 4), (128, 2, 8), (32, 4, 8))),
+        ("block", "vslash", 16380, 8, 128, 64, 0.15, ((64, 2, 4), (32, 3, 8), (128, 2, 8))),
+        ("dense", "radial", 13260, 8, 64, 64, 0.2, ((64, 2, 4), (128, 2, 4), (32, 3, 4))),
+    ))
+    for pers, pps in PERSISTENT_SETTINGS:
+        b.add(seed=TEST17_SEED + 600, structure="cubetopk", n_tokens=27300, heads=6, head_dim=64, block_m=128,
+              density=0.1, kernels=("fg",), persistent=pers, programs_per_sm=pps, axis="config")
+    b.sm_partitions((((27300, 6), (128, 128), "vslash", ALL_KERNELS, (80, 108)),
+                     ((13260, 10), (128, 64), "cubetopk", ALL_KERNELS, (96,))))
+    for name, entry in (("refdit-21x30x52-pooled.fgt", (41, 2)), ("refdit-8x16x28-pooled.fgt", (1, 3))):
+        b.trace_entry(name, entry)
+    return b.cases
+
+
+def test17_long_ids(cases: Sequence[Case] | None = None) -> list[str]:
+    """The case ids of test17's long-run twins (timed with :data:`TEST17_LONG`), as :func:`test16_long_ids`."""
+    return test16_long_ids(test17_cases() if cases is None else cases)
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -1301,6 +1388,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return test15_cases()
     if split == "test16":
         return test16_cases()
+    if split == "test17":
+        return test17_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
