@@ -22,6 +22,7 @@ from fgattn import launch  # noqa: E402
 
 BEFORE = ROOT / "kernels" / "logs" / "launch_configs-at-181d183.json"
 PACKAGED = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
+AT_300AD25 = ROOT / "kernels" / "logs" / "launch_configs-at-300ad25.json"  # run 11's table (before s15's fg row end)
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +40,7 @@ def test_contig_variant_is_216_64_without_pingpong_only_for_other_contig_entries
     for kind in ("dense", "block"):
         cfg = launch.launch_config(kind, "h200", 128, 128, table_path=str(PACKAGED))
         v = bench_kernels.contig_variant(cfg)
-        assert v is not None and v.gluon_options() == dict(pipeline=1, pingpong=False, regs=(216, 64))
+        assert v is not None and v.gluon_options() == dict(pipeline=1, pingpong=False, regs=(216, 64), epilogue="stg")
         assert v.tl_config().extra == cfg.tl_config().extra and cfg.gluon_options()["regs"] == (240, 24)
         assert bench_kernels.contig_variant(v) is None  # already the variant
         assert bench_kernels.contig_variant(launch.launch_config(kind, "h200", 128, 128, table_path=str(BEFORE))) is None
@@ -104,7 +105,8 @@ def test_dry_run_lists_previous_entries_and_variants(monkeypatch: pytest.MonkeyP
     out = capsys.readouterr().out
     assert "--table --contig 600" in out
     assert "previous entry timed beside the current one: ('block', 'h200', 128, 128, 128) impl gluon -> previous tl" in out
-    assert "('dense', 'h200', 128, 128, 1) impl gluon" in out and "('fg'" not in out
+    assert "('dense', 'h200', 128, 128, 1) impl gluon" in out
+    assert "('fg', 'h200', 128, 128, 1) impl gluon -> previous gluon" in out  # since s15: the row end tma_sel
     assert out.count('contig variant') == 2 and '"regs": [216, 64]' in out
 
 
@@ -144,20 +146,10 @@ def stub_final_shape(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
         monkeypatch.setattr(mod, fn_name, getattr(mod, fn_name))
 
 
-def test_final_shape_rows_with_stubbed_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """final_shape on the CPU with capture / replay stubbed: every row has route, ms_rounds and the per-cell clock;
-    block previous rows at every density, contig216 rows only at CONTIG_VARIANT_DENSITIES."""
-    seed = 1411
-    print("seed", seed)
-    stub_final_shape(monkeypatch, seed)
-    prev = {}
-    for key in bench_kernels.PREVIOUS_KEYS:
-        now, was = launch.launch_config(*key), launch.launch_config(*key, table_path=str(BEFORE))
-        if (now.block_n, now.num_stages, now.num_warps, now.extra) != (was.block_n, was.num_stages,
-                                                                     was.num_warps, was.extra):
-            prev[(key[0], key[2], key[3], key[4])] = was
-    assert sorted(prev) == [("block", 128, 128, 128), ("dense", 128, 128, 1)]
-    monkeypatch.setattr(bench_kernels, "PREVIOUS", prev)
+def stubbed_shape(**kw) -> tuple[io.StringIO, list[dict]]:
+    """final_shape at H1 N384 D128, d 0.02 / 0.3, 3 rounds, seed 5, after :func:`stub_final_shape` (a fixed clock
+    window, every case's own clock samples, captured launches counted); ``kw`` its other arguments.  Returns the
+    CSV text written and the rows."""
 
     class Clocks:
         def window(self, t0, t1):
@@ -167,8 +159,29 @@ def test_final_shape_rows_with_stubbed_graphs(monkeypatch: pytest.MonkeyPatch) -
     w = csv.DictWriter(f, fieldnames=bench_kernels.FINAL_COLS, extrasaction="ignore")
     w.writeheader()
     rows = bench_kernels.final_shape(w, {}, Clocks(), h=1, n_video=384, n_text=0, d=128, densities=(0.02, 0.3),
-                                     rounds=3, shuffle_seed=5, contig_variants=True, cell_clock=object(),
-                                     launches=bench_kernels.CaptureLaunches())
+                                     rounds=3, shuffle_seed=5, cell_clock=object(),
+                                     launches=bench_kernels.CaptureLaunches(), **kw)
+    return f, rows
+
+
+def test_final_shape_rows_with_stubbed_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """final_shape on the CPU with capture / replay stubbed: every row has route, ms_rounds and the per-cell clock;
+    block previous rows at every density, contig216 rows only at CONTIG_VARIANT_DENSITIES."""
+    seed = 1411
+    print("seed", seed)
+    stub_final_shape(monkeypatch, seed)
+    monkeypatch.setenv("FGATTN_LAUNCH_TABLE", str(AT_300AD25))  # run 11's table: only dense / block changed
+    launch.load_table.cache_clear()
+    prev = {}
+    for key in bench_kernels.PREVIOUS_KEYS:
+        now, was = launch.launch_config(*key), launch.launch_config(*key, table_path=str(BEFORE))
+        if (now.block_n, now.num_stages, now.num_warps, now.extra) != (was.block_n, was.num_stages,
+                                                                     was.num_warps, was.extra):
+            prev[(key[0], key[2], key[3], key[4])] = was
+    assert sorted(prev) == [("block", 128, 128, 128), ("dense", 128, 128, 1)]
+    monkeypatch.setattr(bench_kernels, "PREVIOUS", prev)
+
+    f, rows = stubbed_shape(contig_variants=True)
     kinds = [(r["kernel"], r["density_target"]) for r in rows]
     assert ("fg_block128_previous", 0.3) in kinds and ("fg_block128_previous", 0.02) in kinds
     assert ("fg_block128_contig216", 0.02) in kinds and ("fg_block128_contig216", 0.3) not in kinds

@@ -27,6 +27,7 @@ from test_gluon_schedule import sm90  # noqa: E402, F401 (the fixture)
 from test_kernels_impl import _FakeCudaQ  # noqa: E402
 
 PACKAGED = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
+AT_300AD25 = ROOT / "kernels" / "logs" / "launch_configs-at-300ad25.json"  # the table before the fg tma_sel adoption (s15)
 CANDIDATE = ROOT / "kernels" / "logs" / "launch_configs-candidate-contig.json"
 #: the packaged table before the contig adoption (181d183: dense / block D128 M128 tl)
 BEFORE = ROOT / "kernels" / "logs" / "launch_configs-at-181d183.json"
@@ -65,12 +66,13 @@ def test_contig_entries_load_with_their_knobs_and_keep_the_tl_fallback(tmp_path:
     for kernel in ("dense", "block"):
         p = _table(tmp_path, kernel, PP)
         cfg = launch_config(kernel, "h200", 128, 128, table_path=str(p))
-        assert cfg.impl == "gluon" and cfg.gluon_options() == dict(pipeline=1, pingpong=True, regs=(240, 24))
+        assert cfg.impl == "gluon" and cfg.gluon_options() == dict(pipeline=1, pingpong=True, regs=(240, 24),
+                                                                   epilogue="stg")
         assert cfg.gluon_schedule() == "list"
         assert cfg.tl_config().extra == _tl(kernel).extra and cfg.tl_config().impl == "tl"
         p = _table(tmp_path, kernel, {"form": "contig"})  # the defaults: gluon_contig's
         cfg = launch_config(kernel, "h200", 128, 128, table_path=str(p))
-        assert cfg.gluon_options() == dict(pipeline=1, pingpong=False, regs=gluon_contig.DEFAULT_REGS)
+        assert cfg.gluon_options() == dict(pipeline=1, pingpong=False, regs=gluon_contig.DEFAULT_REGS, epilogue="stg")
     load_table.cache_clear()
 
 
@@ -128,7 +130,7 @@ def test_contig_knob_rule_is_gluon_contigs() -> None:
 
     sig = inspect.signature(gluon_contig.contig_attention_gluon).parameters
     assert {k: d for k, (_, d) in CONTIG_KNOBS.items() if k != "form"} == {
-        k: sig[k].default for k in ("pipeline", "pingpong", "regs")}
+        k: sig[k].default for k in ("pipeline", "pingpong", "regs", "epilogue")}
     rng = random.Random(_seed())
     regs_pool = [[216, 64], [240, 24], [224, 56], [232, 48], [240, 40], [220, 60], [248, 24], [24, 16], [64, 64],
                  [240], [216, 64, 8], ["216", 64], [True, 64]]
@@ -166,7 +168,7 @@ def test_packaged_table_adopts_the_candidates_contig_entries() -> None:
     """Session 14 (K3): the packaged table is the candidate entry for entry (the dense / block D128 M128 entries
     impl gluon, form contig_pp, their tl fields the fallback); only their sources differ, which name run 11's CSV
     (the adoption measurement) and keep the tl entry's source; every other entry is 181d183's unchanged."""
-    cand, pack, before = load_table(str(CANDIDATE)), load_table(str(PACKAGED)), load_table(str(BEFORE))
+    cand, pack, before = load_table(str(CANDIDATE)), load_table(str(AT_300AD25)), load_table(str(BEFORE))
     assert set(pack) == set(cand) == set(before)
     keys = {("dense", "h200", 128, 128, 1), ("block", "h200", 128, 128, 128)}
     for k, e in pack.items():
@@ -179,7 +181,8 @@ def test_packaged_table_adopts_the_candidates_contig_entries() -> None:
     assert (ROOT / "validation" / "results" / RUN11).is_file()
     for kernel in ("dense", "block"):
         cfg = launch_config(kernel, "h200", 128, 128, table_path=str(PACKAGED))
-        assert cfg.impl == "gluon" and cfg.gluon_options() == dict(pipeline=1, pingpong=True, regs=(240, 24))
+        assert cfg.impl == "gluon" and cfg.gluon_options() == dict(pipeline=1, pingpong=True, regs=(240, 24),
+                                                                   epilogue="stg")
         strip = lambda c: dataclasses.replace(c, source="")  # noqa: E731
         assert strip(cfg.tl_config()) == strip(_tl(kernel))
 
@@ -502,7 +505,8 @@ def test_contig_tables_dispatch_contig(csm90: pytest.MonkeyPatch, table: str) ->
         for kernel, d, m in (("dense", 64, 128), ("dense", 128, 64), ("block", 128, 64)):
             assert launch_config(kernel, "h200", d, m).impl == "tl"
         fg = launch_config("fg", "h200", 128, 128, 1)
-        assert fg == launch_config("fg", "h200", 128, 128, 1, table_path=str(PACKAGED))
+        assert fg == launch_config("fg", "h200", 128, 128, 1, table_path=str(CANDIDATE if table == "candidate"
+                                                                                 else PACKAGED))
     finally:
         csm90.setattr(attention, "_launch", real)
         load_table.cache_clear()
@@ -528,7 +532,7 @@ def test_compile_report_table_variants_of_the_candidate() -> None:
 
     pack = compile_report.table_variants(path=str(BEFORE))
     cand = compile_report.table_variants(path=str(CANDIDATE))
-    assert compile_report.table_variants(path=str(PACKAGED)) == cand
+    assert compile_report.table_variants(path=str(AT_300AD25)) == cand
     contig = [v for v in cand if "gluon contig" in v[0]]
     assert not [v for v in pack if "contig" in v[0]] and [v for v in cand if v not in contig] == pack
     assert sorted((v[0].split()[1], v[1]) for v in contig) == [("block", 1), ("dense", 0)]
@@ -578,3 +582,87 @@ def test_gpu_check_contig_cases_and_chunk_on_cpu(monkeypatch: pytest.MonkeyPatch
     load_table.cache_clear()
     assert gc.contig_table_error() is None  # the packaged table since session 14
     load_table.cache_clear()
+
+
+# ------------------------------------------------------------------------------------------------ session 15, K7
+SEL = ROOT / "kernels" / "logs" / "launch_configs-candidate-contig-tma-sel.json"
+SEL_NOPP = ROOT / "kernels" / "logs" / "launch_configs-candidate-contig-tma-sel-nopp.json"
+
+
+def test_contig_epilogue_knob_validated_and_mapped(tmp_path: Path) -> None:
+    """extra.gluon.epilogue on a contig entry: the fixed row ends of gluon_fg.EPILOGUES (default "stg"); a bad value is
+    one line naming the table file and entry (launch.py) or the argument (gluon_contig); the constexprs are the fg
+    entry's for the same name."""
+    from fgattn import gluon_fg
+
+    assert CONTIG_KNOBS["epilogue"] == (tuple(gluon_fg.EPILOGUES), "stg")
+    for kernel in ("dense", "block"):
+        for epi in gluon_fg.EPILOGUES:
+            p = _table(tmp_path, kernel, {**PP, "epilogue": epi})
+            assert launch_config(kernel, "h200", 128, 128, table_path=str(p)).gluon_options()["epilogue"] == epi
+        for bad in ("auto:tma:112", "rcp", True, None):
+            p = _table(tmp_path, kernel, {**PP, "epilogue": bad})
+            with pytest.raises(ValueError) as e:
+                load_table(str(p))
+            msg = str(e.value)
+            assert len(msg.splitlines()) == 1 and str(p) in msg and f"extra.gluon.epilogue={bad!r}" in msg, msg
+            assert "(form 'contig')" in msg
+            load_table.cache_clear()
+    for epi, want in gluon_fg.EPILOGUES.items():
+        got = gluon_contig._constexprs(False, (240, 24), 1, True, epi)
+        assert {k: got[k] for k in ("TMA_O", "OFFS_AHEAD", "RCP") if k in got} == want
+        assert got["PINGPONG"] is True and got["PIPE"] == 1
+    assert "TMA_O" not in gluon_contig._constexprs(True, (240, 24), 1, True)  # "stg": the binary without the knob
+    for bad in ("auto:tma:112", "tma_rcp", 2):
+        with pytest.raises(ValueError, match=r"^fgattn\.gluon_contig: epilogue=.* must be one of \('stg'"):
+            gluon_contig._constexprs(True, (240, 24), 1, True, bad)
+
+
+def test_contig_epilogue_candidates_differ_only_in_the_contig_row_end() -> None:
+    """The two candidate tables are the packaged table with the dense / block D128 M128 entries' epilogue tma_sel
+    (and, -nopp, ping-pong off), every other field and entry equal; their sources keep the packaged ones."""
+    pk = json.loads(PACKAGED.read_text())["entries"]
+    for path, pp in ((SEL, True), (SEL_NOPP, False)):
+        cand = json.loads(path.read_text())["entries"]
+        diffs = [(a, b) for a, b in zip(pk, cand, strict=True) if a != b]
+        assert sorted((b["kernel"], b["block_m"]) for _, b in diffs) == [("block", 128), ("dense", 128)]
+        for a, b in diffs:
+            b = json.loads(json.dumps(b))
+            assert b["extra"]["gluon"].pop("epilogue") == "tma_sel" and b["extra"]["gluon"].pop("pingpong") is pp
+            assert "Session 15, K7" in b["source"] and a["source"] in b["source"]
+            a = json.loads(json.dumps(a))
+            a["extra"]["gluon"].pop("pingpong")
+            assert {**b, "source": ""} == {**a, "source": ""}
+        load_table.cache_clear()
+
+
+def test_contig_epilogue_candidate_dispatches_tma_sel(csm90: pytest.MonkeyPatch) -> None:
+    """FGATTN_LAUNCH_TABLE=the tma_sel candidate: dense / block D128 M128 calls reach the contig form with
+    epilogue tma_sel (and ping-pong); the packaged table passes "stg"."""
+    calls = _recorder(csm90)
+    idx = _block_index(_seed())
+    q = torch.zeros(1, 2, 640, 128, dtype=torch.float16)
+    try:
+        for table, want in ((SEL, "tma_sel"), (None, "stg")):
+            if table is None:
+                csm90.delenv("FGATTN_LAUNCH_TABLE", raising=False)
+            else:
+                csm90.setenv("FGATTN_LAUNCH_TABLE", str(table))
+            load_table.cache_clear()
+            calls.clear()
+            fgattn.block_sparse_attention(q, q, q, idx)
+            fgattn.dense_attention(q, q, q)
+            assert [(c["epilogue"], c["pingpong"], c["regs"]) for c in calls] == [(want, True, (240, 24))] * 2
+    finally:
+        load_table.cache_clear()
+
+
+def test_compile_report_names_the_contig_row_end() -> None:
+    """compile_report --table on the candidate: the contig variants carry the epilogue knob (their SASS file names
+    differ from the packaged ones: kernels/logs/sass-sha256-contig-k7.txt); on the packaged table they do not."""
+    import compile_report
+
+    for path, tag in ((SEL, 'epilogue="tma_sel" '), (PACKAGED, "")):
+        vs = [v for v in compile_report.table_variants(path=str(path)) if "gluon contig" in v[0]]
+        assert [v[0] for v in vs] == [f"table {k} D128 M128 g{g} gluon contig {tag}pingpong=true pipeline=1 "
+                                      "regs=[240, 24]" for k, g in (("block", 128), ("dense", 1))]

@@ -24,6 +24,7 @@ import fgattn  # noqa: E402
 from fgattn import attention, gluon_fg, gluon_fg_epilogue, gluon_fg_list, launch  # noqa: E402
 
 PACKAGED = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
+AT_300AD25 = ROOT / "kernels" / "logs" / "launch_configs-at-300ad25.json"  # the table before the fg tma_sel adoption (s15)
 CANDIDATE = ROOT / "kernels" / "logs" / "launch_configs-candidate-epilogue.json"
 KEY = ("fg", "h200", 128, 128, 1)
 TMA = dict(TMA_O=True, OFFS_AHEAD=True, RCP=True)
@@ -287,5 +288,5 @@ def test_run12_verdict_recomputed_from_the_committed_csv() -> None:
     assert sorted(round(v, 3) for v in rel.values() if v > 1.02) == [1.022, 1.025, 1.027]
     assert rel[("H12 N32760 D128", 0.02)] == pytest.approx(0.877, abs=5e-4)
     assert {r["route"].split(" ")[1] for r in rows if r["kernel"].startswith("fg_attention")} == {"list"}
-    assert "epilogue" not in launch.launch_config(*KEY, table_path=str(PACKAGED)).extra["gluon"]
+    assert "epilogue" not in launch.launch_config(*KEY, table_path=str(AT_300AD25)).extra["gluon"]
     launch.load_table.cache_clear()

@@ -19,6 +19,7 @@ import epilogue_adopt as ea  # noqa: E402
 from fgattn import gluon_fg, gluon_fg_list, launch  # noqa: E402
 
 PACKAGED = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
+AT_300AD25 = ROOT / "kernels" / "logs" / "launch_configs-at-300ad25.json"  # the table before the fg tma_sel adoption (s15)
 K4_CANDIDATE = ROOT / "kernels" / "logs" / "launch_configs-candidate-epilogue.json"
 CANDIDATE = ROOT / "kernels" / "logs" / "launch_configs-candidate-epilogue-tma-offs.json"
 KEY = ("fg", "h200", 128, 128, 1)
@@ -41,7 +42,7 @@ def test_tma_offs_constexprs_and_table_validation() -> None:
 
 
 def test_candidate_table_differs_from_k4s_and_the_packaged_one_only_in_the_fg_entry() -> None:
-    pk, k4, cand = (json.loads(p.read_text())["entries"] for p in (PACKAGED, K4_CANDIDATE, CANDIDATE))
+    pk, k4, cand = (json.loads(p.read_text())["entries"] for p in (AT_300AD25, K4_CANDIDATE, CANDIDATE))
     for ref, want in ((k4, "tma"), (pk, None)):
         diffs = [(a, b) for a, b in zip(ref, cand, strict=True) if a != b]
         assert [(b["kernel"], b["head_dim"], b["block_m"], b["gran_n"]) for _, b in diffs] == [("fg", 128, 128, 1)]
@@ -189,5 +190,5 @@ def test_run13_verdict_recomputed_from_the_committed_csv() -> None:
     assert "1 cells > 1 + T = 1.020: H40 N75600+512text D128 d 1 1.027" in why[2]
     assert ea.pick_k5(rows, {"fg_attention": True, "fg_attention_tma": True})[0] is None
     assert {r["route"].split(" ")[1] for r in rows if r["kernel"].startswith("fg_attention")} == {"list"}
-    assert "epilogue" not in launch.launch_config(*KEY, table_path=str(PACKAGED)).extra["gluon"]
+    assert "epilogue" not in launch.launch_config(*KEY, table_path=str(AT_300AD25)).extra["gluon"]
     launch.load_table.cache_clear()

@@ -25,6 +25,8 @@ LIST = {"form": "ws2", "pipeline": 1, "fence": False, "schedule": "list"}
 PACKAGED = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
 #: the packaged table before session 13 adopted the list schedule (the entry walked)
 WALK_TABLE = ROOT / "kernels" / "logs" / "launch_configs-at-d370267.json"
+#: the packaged table before session 15 adopted the fg row end tma_sel
+AT_300AD25 = ROOT / "kernels" / "logs" / "launch_configs-at-300ad25.json"
 
 
 def _entry():
@@ -114,13 +116,14 @@ def test_good_schedules_load_and_read(tmp_path: Path) -> None:
 def test_packaged_table_adopts_the_list_schedule() -> None:
     """Session 13: the packaged table's one Gluon entry runs the list schedule, with the same Gluon options as the
     walk entry before it (kernels/logs/launch_configs-at-d370267.json), which walks; no other entry names it."""
-    e = _entry()
+    e = launch_config("fg", "h200", 128, 128, 1, table_path=str(AT_300AD25))
+    assert _entry().extra["gluon"] == {**LIST, "epilogue": "tma_sel"}  # session 15 (K7): the row end tma_sel
     assert e.extra["gluon"] == LIST
     assert e.gluon_schedule() == "list"
     assert e.gluon_options() == dict(form="ws2", pipeline=1, consumer_fence=False, exp_poly=0, pingpong=False,
                                      regs=None, epilogue="stg")
     raw = json.loads(PACKAGED.read_text())
-    assert json.dumps(raw).count('"schedule"') == 1
+    assert json.dumps(raw).count('"schedule"') == 1 and json.dumps(raw).count('"epilogue"') == 1
     w = _walk_entry()
     assert w.gluon_schedule() == "walk" and w.gluon_options() == e.gluon_options()
     assert "schedule" not in WALK_TABLE.read_text()
@@ -280,7 +283,7 @@ def test_cost_model_prices_the_list_schedule_at_most_its_walk_twin_on_text_rows(
 
     gpu = load_gpu("h200")
     par = ModelParams(mma_eff=0.844, fp32_per_score=5.93, mma_wait_cycles=60.7, serial_wgmma_cycles=20.7,
-                      tile_sync_cycles=74.1, ldst_cycles=4.67, tma_issue_cycles=3.7, mem_latency_cycles=426.0,
+                      tile_sync_cycles=74.1, ldst_cycles=4.67, mem_latency_cycles=426.0,
                       l2_bw_eff=0.978, wgmma_min_cycles=48.2, row_cycles=4350.0, launch_us=3.23, overlap_p=1.91,
                       share_p=1.44)
     walk, lst = _model_cfgs()

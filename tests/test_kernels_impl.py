@@ -51,7 +51,7 @@ def test_packaged_table_adopts_gluon_on_three_entries_only() -> None:
     The Gluon entries' tl fallbacks and every other entry are the table before session 10 (9245ed4,
     kernels/logs/launch_configs-before-session10.json) field for field."""
     logs = ROOT / "kernels" / "logs"
-    table = load_table(str(ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"))
+    table = load_table(str(logs / "launch_configs-at-300ad25.json"))  # before session 15 (fg tma_sel: K7 tests)
     before = load_table(str(logs / "launch_configs-before-session10.json"))
     walk = load_table(str(logs / "launch_configs-at-d370267.json"))
     pre_contig = load_table(str(logs / "launch_configs-at-181d183.json"))
@@ -73,7 +73,7 @@ def test_packaged_table_adopts_gluon_on_three_entries_only() -> None:
     assert {**w["extra"], "gluon": {**w["extra"]["gluon"], "schedule": "list"}} == e["extra"]
     assert {f: v for f, v in e.items() if f not in ("extra", "source")} == \
         {f: v for f, v in w.items() if f not in ("extra", "source")}
-    cfg = launch_config("fg", "h200", 128, 128, 1)
+    cfg = launch_config("fg", "h200", 128, 128, 1, table_path=str(logs / "launch_configs-at-300ad25.json"))
     assert cfg.impl == "gluon" and cfg.extra["gluon"] == {**PIPE1, "schedule": "list"}
     assert cfg.gluon_schedule() == "list" and "kernels-h200-2026-11-30-ws2-list-rule3.csv" in cfg.source
     old = launch_config("fg", "h200", 128, 128, 1, table_path=str(logs / "launch_configs-before-session10.json"))

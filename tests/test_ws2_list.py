@@ -150,7 +150,7 @@ def test_probe_entry_is_the_walk_of_the_packaged_entry():
 
     pk, e = launch_config("fg", "h200", 128, 128, 1), probe.walk_entry()
     assert pk.gluon_schedule() == "list" and e.gluon_schedule() == "walk"
-    assert e.gluon_options() == pk.gluon_options() and e.tl_config() == pk.tl_config()
+    assert e.gluon_options() == {**pk.gluon_options(), "epilogue": "stg"} and e.tl_config() == pk.tl_config()
 
 
 def test_import_fgattn_does_not_import_gluon_list():

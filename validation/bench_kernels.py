@@ -797,6 +797,9 @@ def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, ta
 #: ``--fg-extra LABEL=TABLE``: label -> that table's fg h200 D128 M128 g1 entry, timed as ``fg_attention_LABEL`` beside
 #: the current entry in the same rounds (``--bench-only fg128``; e.g. the current table again as a control)
 FG_EXTRA: dict[str, launch.LaunchConfig] = {}
+#: ``--contig-extra LABEL=TABLE``: label -> TABLE's (dense, block) h200 D128 M128 entries, timed as ``fg_dense_LABEL`` /
+#: ``fg_block128_LABEL`` in the same rounds as the table's own (``--bench-only contig``)
+CONTIG_EXTRA: dict[str, tuple[launch.LaunchConfig, launch.LaunchConfig]] = {}
 #: (kernel, D, M, gran_n) -> the pre-tune entry, when the tune changed it (run next to the new one, for the record)
 PREVIOUS: dict[tuple[str, int, int, int], launch.LaunchConfig] = {}
 PREVIOUS_KEYS = (("fg", "h200", 128, 128, 1), ("fg", "h200", 128, 128, 16), ("fg", "h200", 128, 128, 64),
@@ -843,7 +846,8 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
                 m64: tuple = (), grans: tuple = (), with_flex: bool = False, with_previous: bool = False, rounds: int = 3,
                 target_ms: float = 20.0, pattern: str = "window",
                 shuffle_seed: int | None = None, contig_variants: bool = False, cell_clock: NvmlClock | None = None,
-                launches: CaptureLaunches | None = None, only_fg: bool = False) -> list[dict[str, Any]]:
+                launches: CaptureLaunches | None = None, only_fg: bool = False,
+                only_contig: bool = False) -> list[dict[str, Any]]:
     """Interleaved graph-timed rounds at one shape: cuDNN, fg_dense, then per density fg (M=128, g=1),
     block128 and Flex BlockMask, plus fg at M=64 (densities ``m64``) and gran_n 16/64 (``grans``); with
     ``shuffle_seed`` the cases run in a fresh random order every round.  A changed dense / block entry runs its
@@ -851,7 +855,8 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
     contig entry (``*_contig216``, :data:`CONTIG_VARIANT_DENSITIES`).  Every row records its captured route
     (:class:`CaptureLaunches`) and, with ``cell_clock``, the SM clock sampled during its own replays.
     ``only_fg``: cuDNN and the fg M128 gran-1 rows alone (``fg_attention`` and, where that entry changed,
-    ``fg_attention_previous`` at every density; ``--bench-only fg128``)."""
+    ``fg_attention_previous`` at every density; ``--bench-only fg128``).  ``only_contig``: cuDNN, the dense and the
+    block D128 M128 entries and each :data:`CONTIG_EXTRA` table's (``--bench-only contig``; no fg, Flex, M64 rows)."""
     from fgattn.masks import with_text
 
     n = n_video + n_text
@@ -868,6 +873,9 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
     dcfg = resolve_config("dense", sets[0][0], 128)
     if not only_fg:
         add("fg_dense", lambda q, k, v: fgattn.dense_attention(q, k, v, config=dcfg, out=out_buf), cfg=cfg_str(dcfg))
+    for label, (xd, _) in CONTIG_EXTRA.items() if only_contig and d == 128 else ():
+        add(f"fg_dense_{label}", lambda q, k, v, xd=xd: fgattn.dense_attention(q, k, v, config=xd, out=out_buf),
+            cfg=cfg_str(xd))
     if ("dense", d, 128, 1) in PREVIOUS and not only_fg:
         pdcfg = PREVIOUS[("dense", d, 128, 1)]
         add("fg_dense_previous", lambda q, k, v: fgattn.dense_attention(q, k, v, config=pdcfg, out=out_buf),
@@ -890,6 +898,14 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
 
     for dt_ in densities:
         mask = video_mask(128, dt_)
+        if only_contig:  # the block entry and the --contig-extra tables' block entries alone
+            tiles = torch.nn.functional.pad(mask, (0, (-n) % 128)).reshape(1, h, mask.shape[2], -1, 128).any(-1)
+            bidx = fgattn.block_index_from_mask(tiles, block_m=128, n_keys=n, order=True)
+            for label, xb in [("", bcfg)] + [(f"_{lb}", xb) for lb, (_, xb) in CONTIG_EXTRA.items() if d == 128]:
+                add(f"fg_block128{label}", lambda q, k, v, bidx=bidx, xb=xb: fgattn.block_sparse_attention(
+                    q, k, v, bidx, config=xb, out=out_buf), dt_, bidx.density(n), 128, 128, cfg_str(xb), pattern)
+            del mask, tiles
+            continue
         idx = fgattn.build_index(mask, block_m=128, order=True)
         add("fg_attention", lambda q, k, v, idx=idx: fgattn.fg_attention(q, k, v, idx, block_m=128, config=fcfg,
                                                                          out=out_buf),
@@ -947,7 +963,7 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
                 q, k, v, pidx, block_m=128, config=fcfg, out=out_buf), dt_, idx.density(n), 128, 1, cfg_str(fcfg),
                 pattern)
         del mask, tiles
-    if m64 and not only_fg:
+    if m64 and not only_fg and not only_contig:
         dcfg64 = resolve_config("dense", sets[0][0], 64)
         add("fg_dense", lambda q, k, v: fgattn.dense_attention(q, k, v, block_m=64, config=dcfg64, out=out_buf),
             m=64, cfg=cfg_str(dcfg64))
@@ -1493,6 +1509,7 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
     before = TABLE.read_text()
     prev = {key: launch.launch_config(*key, table_path=args.previous_table) for key in PREVIOUS_KEYS}
     FG_EXTRA.update(fg_extra_configs(args.fg_extra))
+    CONTIG_EXTRA.update(contig_extra_configs(args.contig_extra))
     tune_name = "(no tuning)"
     if args.tune:
         try:
@@ -1559,7 +1576,7 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
                                                         and not args.no_flex, "shuffle_seed": seed},
                                     contig_variants=args.contig_variants,
                                     cell_clock=cell_clock if cell_clock.ok else None, launches=launches,
-                                    only_fg=args.bench_only == "fg128"))
+                                    only_fg=args.bench_only == "fg128", only_contig=args.bench_only == "contig"))
             f.flush()
             print(f"[time] {time.perf_counter() - t0:.1f}s", flush=True)
     clocks.stop()
@@ -1612,9 +1629,14 @@ def dry_run(args) -> None:
             print(f"[dry-run] bench {i}: H{sh['h']} N{sh['n_video']}+{sh['n_text']} D{sh['d']} "
                   f"rounds {sh.get('rounds', 3)} densities {list(sh['densities'])}")
         if args.bench_only:
-            print(f"[dry-run] bench only {args.bench_only}: cuDNN + fg M128 gran 1 (+ its previous entry) per density")
+            what = ("cuDNN + fg M128 gran 1 (+ its previous entry) per density" if args.bench_only == "fg128" else
+                    "cuDNN + dense D128 M128 + block D128 M128 per density (+ the --contig-extra tables' entries)")
+            print(f"[dry-run] bench only {args.bench_only}: {what}")
             for label, xcfg in fg_extra_configs(args.fg_extra).items():
                 print(f"[dry-run] fg_attention_{label}: fg D128 M128 g1 entry {xcfg.extra}")
+            for label, (xd, xb) in contig_extra_configs(args.contig_extra).items():
+                print(f"[dry-run] fg_dense_{label} / fg_block128_{label}: {xd.extra.get('gluon')} / "
+                      f"{xb.extra.get('gluon')}")
         print(f"[dry-run] launch table {launch.table_file()}")
         for key in PREVIOUS_KEYS if args.previous_table else ():
             now, was = launch.launch_config(*key), launch.launch_config(*key, table_path=args.previous_table)
@@ -1629,18 +1651,32 @@ def dry_run(args) -> None:
     print("[dry-run] arguments valid; nothing run")
 
 
-def fg_extra_configs(specs: list[str]) -> dict[str, launch.LaunchConfig]:
-    """``--fg-extra LABEL=TABLE`` values -> label -> TABLE's fg h200 D128 M128 g1 entry (ValueError naming the bad
-    value: LABEL must be a lower-case identifier, unique; TABLE an existing launch table)."""
-    out: dict[str, launch.LaunchConfig] = {}
+def label_tables(flag: str, specs: list[str]) -> dict[str, str]:
+    """``FLAG LABEL=TABLE`` values -> label -> table path (ValueError naming the flag and the bad value: LABEL must be
+    a new lower-case identifier, TABLE an existing launch table)."""
+    out: dict[str, str] = {}
     for spec in specs:
         label, sep, path = spec.partition("=")
         if not sep or not label.isidentifier() or label != label.lower() or label in out:
-            raise ValueError(f"--fg-extra {spec!r}: must be LABEL=TABLE with a new lower-case identifier LABEL")
+            raise ValueError(f"{flag} {spec!r}: must be LABEL=TABLE with a new lower-case identifier LABEL")
         if not Path(path).is_file():
-            raise ValueError(f"--fg-extra {spec!r}: {path} does not exist")
-        out[label] = launch.launch_config("fg", "h200", 128, 128, 1, table_path=path)
+            raise ValueError(f"{flag} {spec!r}: {path} does not exist")
+        out[label] = path
     return out
+
+
+def fg_extra_configs(specs: list[str]) -> dict[str, launch.LaunchConfig]:
+    """``--fg-extra LABEL=TABLE`` values -> label -> TABLE's fg h200 D128 M128 g1 entry (:func:`label_tables`)."""
+    return {label: launch.launch_config("fg", "h200", 128, 128, 1, table_path=path)
+            for label, path in label_tables("--fg-extra", specs).items()}
+
+
+def contig_extra_configs(specs: list[str]) -> dict[str, tuple[launch.LaunchConfig, launch.LaunchConfig]]:
+    """``--contig-extra LABEL=TABLE`` values -> label -> TABLE's (dense, block) h200 D128 M128 entries
+    (:func:`label_tables`)."""
+    return {label: (launch.launch_config("dense", "h200", 128, 128, 1, table_path=path),
+                    launch.launch_config("block", "h200", 128, 128, 128, table_path=path))
+            for label, path in label_tables("--contig-extra", specs).items()}
 
 
 def rounds_at(spec: str | None) -> dict[int, int]:
@@ -1772,9 +1808,13 @@ def main() -> None:
     ap.add_argument("--bench-all-kernels", action="store_true",
                     help="--final benchmark: every D128 shape also with fg/dense M=64 (d 0.02/0.1/0.5 where the plan "
                          "has none) and Flex BlockMask")
-    ap.add_argument("--bench-only", choices=("fg128",), default=None,
+    ap.add_argument("--bench-only", choices=("fg128", "contig"), default=None,
                     help="--final benchmark: fg128 = cuDNN and the fg M128 gran-1 entry alone (its previous entry "
-                         "beside it at every shape and density when --previous-table differs there)")
+                         "beside it at every shape and density when --previous-table differs there); contig = cuDNN "
+                         "and the dense / block D128 M128 entries alone (with the --contig-extra tables' entries)")
+    ap.add_argument("--contig-extra", action="append", default=[], metavar="LABEL=TABLE",
+                    help="--final --bench-only contig: also time TABLE's dense / block h200 D128 M128 entries as "
+                         "fg_dense_LABEL / fg_block128_LABEL in the same rounds (repeatable; e.g. a control)")
     ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--candidates", choices=tuple(CANDIDATE_SETS), default="v10",
@@ -1813,6 +1853,7 @@ def main() -> None:
         sys.exit(2)
     try:
         fg_extra_configs(args.fg_extra)
+        contig_extra_configs(args.contig_extra)
         rounds_at(args.bench_rounds_at)
         densities_at(args.bench_densities_at)
         if args.final:
@@ -1822,6 +1863,9 @@ def main() -> None:
         sys.exit(2)
     if args.fg_extra and args.bench_only != "fg128":
         print("bench_kernels: --fg-extra needs --bench-only fg128", file=sys.stderr)
+        sys.exit(2)
+    if args.contig_extra and args.bench_only != "contig":
+        print("bench_kernels: --contig-extra needs --bench-only contig", file=sys.stderr)
         sys.exit(2)
     if args.previous_table is not None and not Path(args.previous_table).is_file():
         print(f"bench_kernels: --previous-table {args.previous_table} does not exist", file=sys.stderr)

@@ -118,9 +118,11 @@ if _GLUON_ERR is None:
                     stride_ob, stride_oh, stride_on, H, N_Q, QB, N_KV, N_ROWS,
                     HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
                     PRODUCER_REGS: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr,
-                    DENSE: gl.constexpr, PIPE: gl.constexpr = 1, PINGPONG: gl.constexpr = False):
+                    DENSE: gl.constexpr, PIPE: gl.constexpr = 1, PINGPONG: gl.constexpr = False, o_desc=None,
+                    TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False, RCP: gl.constexpr = False):
         """The ws2 CTA with a TMA producer (module docstring): program p runs rows ``Order[Start[p]:Start[p+1]]``;
-        default partition = consumer half 0 (``num_warps`` 4), workers = consumer half 1 and the producer."""
+        default partition = consumer half 0 (``num_warps`` 4), workers = consumer half 1 and the producer.
+        ``o_desc`` / TMA_O / OFFS_AHEAD / RCP: the consumers' row end (``gluon_fg.EPILOGUES``; all off = "stg")."""
         gl.static_assert(HEAD_DIM == 128 and BLOCK_M == 128 and BLOCK_N == 128 and STAGES == _C_STAGES)
         gl.static_assert(num_warps == 4)
         dtype: gl.constexpr = q_desc.dtype
@@ -141,10 +143,10 @@ if _GLUON_ERR is None:
         gl.warp_specialize([
             (_g._ws2x_consumer, (0, q_desc, Out, KOffsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full, empty,
                                  qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, False, PIPE, 0,
-                                 PINGPONG, True)),
+                                 PINGPONG, True, o_desc, TMA_O, OFFS_AHEAD, RCP)),
             (_g._ws2x_consumer, (1, q_desc, Out, KOffsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full, empty,
                                  qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, False, PIPE, 0,
-                                 PINGPONG, True)),
+                                 PINGPONG, True, o_desc, TMA_O, OFFS_AHEAD, RCP)),
             (_tma_producer, (k_desc, v_desc, BOffsets, Blocks, Order, Start, k_smem, v_smem, full, empty, H, QB,
                              N_KV, N_ROWS, DENSE)),
         ], [4, 4], [CONSUMER_REGS, PRODUCER_REGS])
@@ -263,26 +265,32 @@ def _strides(t: Any, layout: str) -> tuple[int, int, int]:
     return (t.stride(0), t.stride(1), t.stride(2)) if layout == "bhnd" else (t.stride(0), t.stride(2), t.stride(1))
 
 
-def _constexprs(dense: bool, regs: tuple[int, int], pipeline: int, pingpong: bool) -> dict[str, Any]:
+def _constexprs(dense: bool, regs: tuple[int, int], pipeline: int, pingpong: bool,
+                epilogue: str = "stg") -> dict[str, Any]:
+    from .gluon_fg import EPILOGUES
+
     cr, pr = check_regs(regs)
     if pipeline not in (1, 3) or isinstance(pipeline, bool):
         _fail(f"pipeline={pipeline!r} must be 1 or 3 (the overlapped consumer of fgattn.gluon_fg)")
     if not isinstance(pingpong, bool):
         _fail(f"pingpong={pingpong!r} must be a bool")
+    if not isinstance(epilogue, str) or epilogue not in EPILOGUES:
+        _fail(f"epilogue={epilogue!r} must be one of {tuple(EPILOGUES)} (fgattn.gluon_fg.EPILOGUES)")
     return dict(HEAD_DIM=HEAD_DIM, BLOCK_M=BLOCK, BLOCK_N=BLOCK, STAGES=3, PRODUCER_REGS=pr, CONSUMER_REGS=cr,
-                num_warps=4, DENSE=dense, PIPE=pipeline, PINGPONG=pingpong)
+                num_warps=4, DENSE=dense, PIPE=pipeline, PINGPONG=pingpong, **EPILOGUES[epilogue])
 
 
 def contig_attention_gluon(q: Any, k: Any, v: Any, *, block_index: Any = None, plan: ContigPlan | None = None,
                            layout: str = "bhnd", sm_scale: float | None = None, out: Any = None,
                            programs: int | None = None, regs: tuple[int, int] = DEFAULT_REGS, pipeline: int = 1,
-                           pingpong: bool = False) -> Any:
+                           pingpong: bool = False, epilogue: str = "stg") -> Any:
     """Dense (``block_index`` None) or block-sparse attention (kept 128×128 blocks of ``block_index``) by the ws2
     CTA with TMA K/V loads, D 128, M 128, sm_90: same output as :func:`fgattn.dense_attention` /
     :func:`fgattn.block_sparse_attention` (q's layout and dtype; zeros for a query block with no kept block).
     ``plan``: :func:`plan_contig` (built here if None: host work, not under CUDA-graph capture); ``programs``:
-    grid when the plan is built here (default the SM count); ``regs`` / ``pipeline`` / ``pingpong``: the ws2
-    consumer's knobs (research)."""
+    grid when the plan is built here (default the SM count); ``regs`` / ``pipeline`` / ``pingpong`` / ``epilogue``:
+    the ws2 consumer's knobs (``epilogue``: its row end, ``fgattn.gluon_fg.EPILOGUES``; a TMA row end with an
+    ``out`` whose strides or address are not 16-byte aligned runs ``"stg"``, as the fg entry)."""
     import torch
 
     if _GLUON_ERR is not None:
@@ -305,7 +313,7 @@ def contig_attention_gluon(q: Any, k: Any, v: Any, *, block_index: Any = None, p
     kv_shape = (b, h, nk, d) if layout == "bhnd" else (b, nk, h, d)
     if d != HEAD_DIM or tuple(k.shape) != kv_shape or tuple(v.shape) != kv_shape:
         _fail(f"shapes q {tuple(q.shape)} k {tuple(k.shape)} v {tuple(v.shape)}: need D 128 and matching k / v")
-    knobs = _constexprs(block_index is None, regs, pipeline, pingpong)
+    knobs = _constexprs(block_index is None, regs, pipeline, pingpong, epilogue)
     if plan is None:
         sms = torch.cuda.get_device_properties(q.device).multi_processor_count if programs is None else programs
         plan = plan_contig(batch=b, heads=h, n_q=nq, n_kv=nk, programs=sms, block_index=block_index,
@@ -318,6 +326,8 @@ def contig_attention_gluon(q: Any, k: Any, v: Any, *, block_index: Any = None, p
         out = torch.empty_like(q)
     elif out.shape != q.shape or out.dtype != q.dtype or out.stride(-1) != 1:
         _fail("out must match q's shape and dtype with a contiguous head dimension")
+    if knobs.get("TMA_O") and _g.o_desc_ok(out, layout) is not None:  # the O TMA store cannot write it: "stg"
+        knobs = _constexprs(block_index is None, regs, pipeline, pingpong)
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     el = gl.bfloat16 if q.dtype == torch.bfloat16 else gl.float16
@@ -331,14 +341,16 @@ def contig_attention_gluon(q: Any, k: Any, v: Any, *, block_index: Any = None, p
     scale = (1.0 / math.sqrt(HEAD_DIM)) if sm_scale is None else float(sm_scale)
     boff = plan.koffsets if plan.boffsets is None else plan.boffsets
     blk = plan.rows if plan.blocks is None else plan.blocks
+    o_desc = (TensorDescriptor(out, [b, h, nq, HEAD_DIM], [*_strides(out, layout), 1], qbox, q_desc.layout)
+              if knobs.get("TMA_O") else None)
     _contig_ws2[(plan.programs,)](q_desc, k_desc, v_desc, out, plan.koffsets, boff, blk, plan.rows, plan.start,
                                   scale * 1.4426950408889634, *_strides(out, layout), h, nq, qb, nk, plan.n_rows,
-                                  **knobs)
+                                  **knobs, o_desc=o_desc)
     return out
 
 
 def compile_contig_sm90(dense: bool, dtype: str = "bf16", regs: tuple[int, int] = DEFAULT_REGS, pipeline: int = 1,
-                        pingpong: bool = False) -> Any:
+                        pingpong: bool = False, epilogue: str = "stg") -> Any:
     """Compile the kernel for sm_90 without a GPU (Triton 3.6 with Gluon on the path), with the signature
     :func:`contig_attention_gluon` launches with (descriptors [1, 1, 64 | 128, 128] in the 128-byte swizzle,
     16-byte divisible pointers and strides).  Returns the compiled kernel."""
@@ -346,7 +358,10 @@ def compile_contig_sm90(dense: bool, dtype: str = "bf16", regs: tuple[int, int] 
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon._runtime import GluonASTSource
 
-    const = _constexprs(dense, regs, pipeline, pingpong)
+    const = _constexprs(dense, regs, pipeline, pingpong, epilogue)
+    const = {**{p.name: p.default for p in _contig_ws2.params if p.is_constexpr and p.has_default}, **const}
+    if not const.get("TMA_O"):
+        const["o_desc"] = None  # no O descriptor: a constexpr None, as a launch passing o_desc=None specialises it
     fn = _contig_ws2
     names = list(fn.arg_names)
     lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
@@ -359,7 +374,7 @@ def compile_contig_sm90(dense: bool, dtype: str = "bf16", regs: tuple[int, int] 
         if a in const:
             sig[a] = "constexpr"
         elif a.endswith("_desc"):
-            rows = BLOCK // 2 if a == "q_desc" else BLOCK
+            rows = BLOCK // 2 if a in ("q_desc", "o_desc") else BLOCK
             sig[a] = f"tensordesc<{dtype}[1, 1, {rows}, {HEAD_DIM}],{lay}>"
         elif a in ptr:
             sig[a], attrs[(i,)] = ptr[a], [["tt.divisibility", 16]]

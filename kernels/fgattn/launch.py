@@ -106,12 +106,15 @@ CONTIG_KEYS = (("dense", 128, 128, 1), ("block", 128, 128, 128))
 #: ``extra["gluon"]`` knob -> (allowed values, default) of a contig entry: the arguments of
 #: ``fgattn.gluon_contig.contig_attention_gluon`` (``regs`` = [consumer, producer] registers per thread, the rule of
 #: ``gluon_contig.check_regs``, default its ``DEFAULT_REGS``; ``pipeline`` / ``pingpong`` as its ``_constexprs``
-#: checks them; tests/test_contig_dispatch.py keeps the two equal)
+#: checks them; tests/test_contig_dispatch.py keeps the two equal); ``epilogue``: the consumers' row end, as the fg
+#: entry's knob (``fgattn.gluon_fg.EPILOGUES``; the contig CTA's consumers are ``gluon_fg._ws2x_consumer``), default
+#: ``"stg"`` (the binary without the knob); no ``"auto:..."`` form (session 15, K7: kernels/NOTES.md)
 CONTIG_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "form": (("contig",), None),
     "pipeline": ((1, 3), 1),
     "pingpong": ((False, True), False),
     "regs": ((), (216, 64)),
+    "epilogue": (("stg", "tma", "tma_offs", "tma_sel"), "stg"),
 }
 #: ``extra.gluon.epilogue: "auto:SHORT:TILES"`` (form ws2, ``schedule: "list"``): per launch, the row end SHORT (one
 #: of :data:`AUTO_SHORT`) when the launch's list plan has a mean of at most TILES executed 128-key tiles per row, else

@@ -190,13 +190,15 @@ def make_plan(name: str, idx, programs: int | None = None):
 
 
 def walk_entry():
-    """The fg D128 M128 g1 Gluon entry as a walk (the packaged entry with ``schedule`` walk): the probe's ``entry``."""
+    """The fg D128 M128 g1 Gluon entry as a walk (the packaged entry with ``schedule`` walk and, the row-end knob
+    being list-only, the ``"stg"`` row end): the probe's ``entry``."""
     import dataclasses
 
     from fgattn.launch import launch_config
 
     e = launch_config("fg", "h200", M, M, G)
-    return dataclasses.replace(e, extra={**e.extra, "gluon": {**e.extra["gluon"], "schedule": "walk"}})
+    knobs = {k: v for k, v in e.extra["gluon"].items() if k != "epilogue"}
+    return dataclasses.replace(e, extra={**e.extra, "gluon": {**knobs, "schedule": "walk"}})
 
 
 def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", plan=None, sm_scale: float | None = None):
