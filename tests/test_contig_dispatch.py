@@ -181,8 +181,8 @@ def test_packaged_table_adopts_the_candidates_contig_entries() -> None:
     assert (ROOT / "validation" / "results" / RUN11).is_file()
     for kernel in ("dense", "block"):
         cfg = launch_config(kernel, "h200", 128, 128, table_path=str(PACKAGED))
-        assert cfg.impl == "gluon" and cfg.gluon_options() == dict(pipeline=1, pingpong=True, regs=(240, 24),
-                                                                   epilogue="stg")
+        assert cfg.impl == "gluon" and cfg.gluon_options() == dict(
+            pipeline=1, pingpong=True, regs=(240, 24), epilogue="tma_sel" if kernel == "block" else "stg")  # s15
         strip = lambda c: dataclasses.replace(c, source="")  # noqa: E731
         assert strip(cfg.tl_config()) == strip(_tl(kernel))
 
@@ -619,31 +619,33 @@ def test_contig_epilogue_knob_validated_and_mapped(tmp_path: Path) -> None:
 
 
 def test_contig_epilogue_candidates_differ_only_in_the_contig_row_end() -> None:
-    """The two candidate tables are the packaged table with the dense / block D128 M128 entries' epilogue tma_sel
-    (and, -nopp, ping-pong off), every other field and entry equal; their sources keep the packaged ones."""
+    """The two candidate tables are the packaged table with the dense / block D128 M128 contig entries' epilogue
+    tma_sel (and, -nopp, ping-pong off), every other field and entry equal (since the block entry's adoption in
+    session 15 the packaged block entry is candidate A's but for its source)."""
     pk = json.loads(PACKAGED.read_text())["entries"]
     for path, pp in ((SEL, True), (SEL_NOPP, False)):
         cand = json.loads(path.read_text())["entries"]
         diffs = [(a, b) for a, b in zip(pk, cand, strict=True) if a != b]
         assert sorted((b["kernel"], b["block_m"]) for _, b in diffs) == [("block", 128), ("dense", 128)]
         for a, b in diffs:
-            b = json.loads(json.dumps(b))
-            assert b["extra"]["gluon"].pop("epilogue") == "tma_sel" and b["extra"]["gluon"].pop("pingpong") is pp
-            assert "Session 15, K7" in b["source"] and a["source"] in b["source"]
-            a = json.loads(json.dumps(a))
-            a["extra"]["gluon"].pop("pingpong")
-            assert {**b, "source": ""} == {**a, "source": ""}
+            b, a = json.loads(json.dumps(b)), json.loads(json.dumps(a))
+            assert b["extra"]["gluon"] == {**PP, "epilogue": "tma_sel", "pingpong": pp}
+            assert a["extra"]["gluon"] == {**PP, **({"epilogue": "tma_sel"} if a["kernel"] == "block" else {})}
+            assert "Session 15, K7" in b["source"]
+            assert {**b, "source": "", "extra": {}} == {**a, "source": "", "extra": {}}
+            assert {**b["extra"], "gluon": 0} == {**a["extra"], "gluon": 0}
         load_table.cache_clear()
 
 
 def test_contig_epilogue_candidate_dispatches_tma_sel(csm90: pytest.MonkeyPatch) -> None:
     """FGATTN_LAUNCH_TABLE=the tma_sel candidate: dense / block D128 M128 calls reach the contig form with
-    epilogue tma_sel (and ping-pong); the packaged table passes "stg"."""
+    epilogue tma_sel (and ping-pong); the packaged table (since session 15) passes tma_sel for block, "stg" for
+    dense."""
     calls = _recorder(csm90)
     idx = _block_index(_seed())
     q = torch.zeros(1, 2, 640, 128, dtype=torch.float16)
     try:
-        for table, want in ((SEL, "tma_sel"), (None, "stg")):
+        for table, want in ((SEL, ["tma_sel", "tma_sel"]), (None, ["tma_sel", "stg"])):
             if table is None:
                 csm90.delenv("FGATTN_LAUNCH_TABLE", raising=False)
             else:
@@ -652,17 +654,20 @@ def test_contig_epilogue_candidate_dispatches_tma_sel(csm90: pytest.MonkeyPatch)
             calls.clear()
             fgattn.block_sparse_attention(q, q, q, idx)
             fgattn.dense_attention(q, q, q)
-            assert [(c["epilogue"], c["pingpong"], c["regs"]) for c in calls] == [(want, True, (240, 24))] * 2
+            assert [(c["epilogue"], c["pingpong"], c["regs"]) for c in calls] == [(w, True, (240, 24)) for w in want]
     finally:
         load_table.cache_clear()
 
 
 def test_compile_report_names_the_contig_row_end() -> None:
     """compile_report --table on the candidate: the contig variants carry the epilogue knob (their SASS file names
-    differ from the packaged ones: kernels/logs/sass-sha256-contig-k7.txt); on the packaged table they do not."""
+    differ from the packaged ones: kernels/logs/sass-sha256-contig-k7.txt); on the packaged table (session 15) only
+    the block one does."""
     import compile_report
 
-    for path, tag in ((SEL, 'epilogue="tma_sel" '), (PACKAGED, "")):
+    sel = 'epilogue="tma_sel" '
+    for path, tags in ((SEL, (sel, sel)), (PACKAGED, (sel, "")), (AT_300AD25, ("", ""))):
         vs = [v for v in compile_report.table_variants(path=str(path)) if "gluon contig" in v[0]]
-        assert [v[0] for v in vs] == [f"table {k} D128 M128 g{g} gluon contig {tag}pingpong=true pipeline=1 "
-                                      "regs=[240, 24]" for k, g in (("block", 128), ("dense", 1))]
+        want = zip((("block", 128), ("dense", 1)), tags, strict=True)
+        assert [v[0] for v in vs] == [f"table {k} D128 M128 g{g} gluon contig {t}pingpong=true pipeline=1 "
+                                      "regs=[240, 24]" for (k, g), t in want]

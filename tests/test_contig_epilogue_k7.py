@@ -34,12 +34,19 @@ def _seed() -> int:
 
 
 # ------------------------------------------------------------------------------------------------ fg adoption
-def test_packaged_table_is_300ad25_with_the_fg_row_end_tma_sel() -> None:
-    """Only the fg D128 M128 g1 entry changed: extra.gluon.epilogue "tma_sel" (K6's candidate entry, field for field
-    apart from the source, which names run 14, the rule and the table before)."""
+def test_packaged_table_is_300ad25_with_the_fg_and_block_row_end_tma_sel() -> None:
+    """Two entries changed: fg D128 M128 g1 (K6's candidate entry, field for field apart from the source, which names
+    run 14, the rule and the table before) and block D128 M128 g128 (candidate A's entry; source naming run 15a and
+    this session's rule), each only by extra.gluon.epilogue "tma_sel"."""
     pk, before, cand = (json.loads(p.read_text())["entries"] for p in (PACKAGED, AT_300AD25, K6_CANDIDATE))
     diffs = [(a, b) for a, b in zip(before, pk, strict=True) if a != b]
-    assert [(b["kernel"], b["head_dim"], b["block_m"], b["gran_n"]) for _, b in diffs] == [("fg", 128, 128, 1)]
+    assert [(b["kernel"], b["head_dim"], b["block_m"], b["gran_n"]) for _, b in diffs] == [
+        ("fg", 128, 128, 1), ("block", 128, 128, 128)]
+    a, b = (json.loads(json.dumps(x)) for x in diffs[1])
+    assert b["extra"]["gluon"].pop("epilogue") == "tma_sel" and {**b, "source": ""} == {**a, "source": ""}
+    assert "issue12-run15a.csv" in diffs[1][1]["source"] and "Session 15, K7" in diffs[1][1]["source"]
+    sel = [e for e in json.loads(SEL.read_text())["entries"] if e["kernel"] == "block" and (e["head_dim"], e["block_m"]) == (128, 128)][0]
+    assert {**sel, "source": ""} == {**diffs[1][1], "source": ""}
     a, b = (json.loads(json.dumps(x)) for x in diffs[0])
     assert b["extra"]["gluon"].pop("epilogue") == "tma_sel"
     assert {**b, "source": ""} == {**a, "source": ""}
@@ -51,6 +58,19 @@ def test_packaged_table_is_300ad25_with_the_fg_row_end_tma_sel() -> None:
     cfg = launch.launch_config(*KEY)
     assert cfg.gluon_schedule() == "list" and cfg.gluon_options()["epilogue"] == "tma_sel"
     launch.load_table.cache_clear()
+
+
+def test_final_sass_file_names_the_two_adopted_binaries() -> None:
+    """kernels/logs/sass-sha256-table-k7-final.txt (the final table): the k7-fg file with the block contig binary
+    replaced by candidate A's (sass-sha256-contig-k7.txt), nothing else."""
+    def read(name: str) -> dict[str, str]:
+        lines = (ROOT / "kernels" / "logs" / name).read_text().splitlines()
+        return {f: h for h, f in (ln.split() for ln in lines if ln and not ln.startswith("#") and "  " in ln)}
+
+    final, fg, cand = (read(f"sass-sha256-{n}.txt") for n in ("table-k7-final", "table-k7-fg-tma-sel", "contig-k7"))
+    new = {f: h for f, h in final.items() if f not in fg}
+    assert new == {f: h for f, h in cand.items() if f.startswith("table_block") and "pingpong_true" in f}
+    assert len(final) == len(fg) == 23 and all(fg[f] == h for f, h in final.items() if f in fg)
 
 
 def test_sass_file_names_the_adopted_binaries() -> None:
@@ -142,7 +162,7 @@ def test_contig_extra_parse_dry_run_and_errors(capsys: pytest.CaptureFixture,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     got = bench_kernels.contig_extra_configs([f"sel={SEL}", f"control={PACKAGED}"])
     assert [(k, d.gluon_options()["epilogue"], b.gluon_options()["epilogue"]) for k, (d, b) in got.items()] == [
-        ("sel", "tma_sel", "tma_sel"), ("control", "stg", "stg")]
+        ("sel", "tma_sel", "tma_sel"), ("control", "stg", "tma_sel")]  # the packaged block entry since s15
     for bad, needle in ([f"Sel={SEL}", "new lower-case identifier"], [f"a={SEL}", None], ["a=/no/such.json", "does not exist"],
                         [f"sel{SEL}", "LABEL=TABLE"]):
         if needle is None:
