@@ -401,14 +401,17 @@ ALL_KERNELS = ("fg", "block", "dense")
 ORDERS = ("lpt", "natural")
 
 
-def gluon_options(schedule: str, order: str) -> str:
+def gluon_options(schedule: str, order: str, epilogue: str | None = None) -> str:
     """Case options: the Gluon ws2 form (pipeline 1, no fence) with row ``schedule`` (walk | list) on an index in
-    ``order`` (lpt | natural)."""
+    ``order`` (lpt | natural); ``epilogue``: the row end named explicitly (fgattn's ``extra.gluon.epilogue``; None:
+    not named, the binary's default ``stg``)."""
     import json
 
     if schedule not in ("walk", "list") or order not in ORDERS:
         raise FgsimError(f"gluon_options: schedule {schedule!r} / order {order!r} not in walk|list / {ORDERS}")
-    g = {"form": "ws2", "pipeline": 1, "fence": False, "schedule": schedule}
+    g: dict[str, Any] = {"form": "ws2", "pipeline": 1, "fence": False, "schedule": schedule}
+    if epilogue is not None:
+        g["epilogue"] = epilogue
     return json.dumps({"impl": "gluon", "gluon": g, **({"order": "lpt"} if order == "lpt" else {})})
 
 
@@ -536,6 +539,19 @@ def calibration_cases() -> list[Case]:
                                  ("uniform", 32768, 12, 1.0, "dense"), ("uniform", 16512, 40, 1.0, "dense")):
         out.append(Case(f"c-{len(out):03d}", "calib", st, n, h, 128, 128, dens, CALIB_SEED + len(out),
                         kernels=(kern,), axis="bench"))
+    # calib14 (session 15, helper M5, after test17 was committed unmeasured, before this calibration was measured): the
+    # fg D=128 M=128 g1 Gluon entry's row end. (a) The packaged entry alone (no option: the final table's row end,
+    # fgattn's extra.gluon.epilogue) on the nine tuned calibration cases it ran in calib10-13 with the stg row end;
+    # (b) at the four benchmark-sized masks of calib11 (list schedule, launch-ordered index) the row ends stg and
+    # tma_sel named explicitly, measured in the same call: the reciprocal + TMA bulk-store row end's per-row cycles
+    # (row_cycles_rcp) against the division row end's, whatever the final table adopts
+    packaged = [by_id[c] for c in ("c-000", "c-001", "c-002", "c-003", "c-004", "c-005", "c-006", "c-031", "c-032")]
+    for c in packaged:
+        out.append(_replace(c, case_id=f"c-{len(out):03d}", kernels=("fg",), options=""))
+    bench_fg = [c for c in out if c.axis == "bench" and c.options == gluon_options("list", "lpt")]
+    for epi in ("stg", "tma_sel"):
+        for c in bench_fg:
+            out.append(_replace(c, case_id=f"c-{len(out):03d}", options=gluon_options("list", "lpt", epi)))
     return out
 
 
