@@ -1,4 +1,4 @@
-"""fgattn.gluon_fg_xrow (issue 12 research, session 15: the split-ring fg CTA whose consumer warpgroups can run
+"""fgattn.gluon_fg_xrow (issue 12 research, session 15: the KV-skewed-stage fg CTA whose consumer warpgroups can run
 their row code at different times) and its tools: the CPU replay of the kernel's barrier protocol
 (kernels/tools/xrow_protocol.py: no deadlock, no buffer hazard, and each injected protocol mistake caught), the
 variant check and launch errors, and the probe's pre-registered rule (kernels/tools/xrow_probe.py).  The kernel
@@ -114,3 +114,33 @@ def test_probe_patch_is_restored_and_dry_run(capsys):
     assert '"variants": ["list", "list_ctl", "xrow", "xsplit"]' in out and '"12x32760+0": [0.02, 0.05, 0.1, 0.5]' in out
     with pytest.raises(SystemExit):
         probe.main(["--dry-run", "--variants", "list,pp"])
+
+
+RUN = ROOT / "validation" / "results" / "kernels-h200-2026-12-01-fg-xrow-s15.csv"
+
+
+def test_s15_call_verdict_recomputed_from_the_committed_csv():
+    import csv
+
+    rows = list(csv.DictReader(open(RUN, newline="")))
+    acc = list(csv.DictReader(open(RUN.with_name(RUN.stem + "-accuracy.csv"), newline="")))
+    assert len(acc) == 312 and all(r["ok"] == "True" for r in acc)
+    assert {r["variant"] for r in acc} == {"list", "xrow", "xsplit"} and len({r["case"] for r in acc}) == 104
+    assert all(r["git_commit"] == "e674ee82137161f2f1745100811b09bca075d45d" for r in rows)
+    failed = epilogue_probe.failed_variants(acc, list(probe.CANDIDATES), 104)
+    state, verdicts, winner = probe.rule_verdict(rows, failed)
+    assert state == "void" and winner is None  # list_ctl 0.930 at H12 N32760+512 d 0.02
+    rel = {v: {(r["shape"], float(r["density_target"])): float(r["rel_list"]) for r in rows if r["variant"] == v}
+           for v in ("list_ctl", "xsplit", "xrow")}
+    assert all(len(x) == 26 for x in rel.values())
+    # with the control taken as valid the candidates still fail: slower at almost every cell
+    ctl_ok = {**rel["list_ctl"], ("H12 N32760+512text D128", 0.02): 1.0}
+    rows_ok = [dict(variant=v, shape=k[0], density_target=str(k[1]), rel_list=str(x))
+               for v, rc in (("list_ctl", ctl_ok), ("xsplit", rel["xsplit"]), ("xrow", rel["xrow"]))
+               for k, x in rc.items()]
+    state, verdicts, winner = probe.rule_verdict(rows_ok, failed)
+    assert state == "valid" and winner is None
+    assert all(verdicts[c][0] == "not eligible" for c in ("xsplit", "xrow"))
+    assert sum(x > 1.02 for x in rel["xsplit"].values()) == 24 and sum(x > 1.02 for x in rel["xrow"].values()) == 25
+    low = {v: [x for k, x in rc.items() if k[1] <= 0.05] for v, rc in rel.items()}
+    assert round(epilogue_probe.geo_mean(low["xsplit"]), 3) == 1.058 and round(epilogue_probe.geo_mean(low["xrow"]), 3) == 1.071

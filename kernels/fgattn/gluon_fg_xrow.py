@@ -1,4 +1,4 @@
-"""Research (issue 12, session 15, helper X): the list-scheduled Gluon ws2 fg kernel with split K / V rings, so that
+"""Research (issue 12, session 15, helper X): the list-scheduled Gluon ws2 fg kernel with KV-skewed stages, so that
 one consumer warpgroup's once-per-row code can overlap the other's wgmmas.
 
 Not part of fgattn's dispatch or launch table: reachable only as :func:`fg_attention_gluon_xrow`.  Same inputs,
@@ -13,10 +13,11 @@ the shared-memory protocol (kernels/NOTES.md, "Session 15 research: cross-row ov
   tile, so the two consumers pin two of the three stages and the producer leads by one tile; and with the tma_sel
   row end both warpgroups meet on a 256-thread named barrier after their last PV.  Both warpgroups therefore run
   their row end and row start at the same time (ncu, session 13: tensor pipe active 48.6 % at d 0.02).
-* **Split rings** (always on here): three 32 KB K buffers and three 32 KB V buffers, each with its own ``full`` /
-  ``empty`` mbarrier.  A K buffer is released at the end of the step that ran its QK (one step earlier than the
-  stage), a V buffer after its PV.  The producer gathers K(i) and V(i - 1) together (both are first needed at the
-  consumers' step i), so it leads by two steps instead of one, with the same 224 KB of shared memory.
+* **KV-skewed stages** (both variants): stage i holds K(i) in K buffer i % 3 and V(i - 1) in V buffer (i - 1) % 3,
+  both first needed at the consumers' step i (QK(i), PV(i - 1)), with one ``full`` / ``empty`` mbarrier per stage as
+  before.  A stage is released at the end of its step (the packaged one a step later, after its PV), so a warpgroup
+  pins one stage at a time and the producer leads by two steps instead of one, in the same 224 KB.  A row's last PV
+  takes its V from the next stage (the next row's tile 0, or a V-only stage after the program's last item).
 * **No row-end meeting**: a warpgroup stages its O half in its 16 KB of the row's last K buffer as soon as the
   *other* warpgroup's QK has read that buffer (an mbarrier per K buffer and direction, ``kq``, one arrival per QK),
   not after both last PVs; the buffer is released after the bulk store has read it, at the next row's start.
@@ -28,7 +29,12 @@ the shared-memory protocol (kernels/NOTES.md, "Session 15 research: cross-row ov
   end into the other warpgroup's.  The wait is a scheduling hint only: no data depends on it.
 
 Shared memory: 3 × 32 KB K + 3 × 32 KB V + 2 × 16 KB Q = 224 KB, as the packaged CTA.  The barrier protocol is
-replayed on the CPU by :mod:`fgattn.gluon_fg_xrow_protocol` (tests/test_fg_xrow.py).
+replayed on the CPU by ``kernels/tools/xrow_protocol.py`` (tests/test_fg_xrow.py).
+
+Measured once (session 15, one H200 call, kernels/NOTES.md "... (helper X), outcome"): correct (312 float64 checks),
+but 4-10 % *slower* than the packaged entry at every timed cell, long rows included (xsplit geo-mean 1.058, xrow
+1.071): the stage's second index set makes the producer's per-item loop 27 % longer (317 -> 402 SASS instructions),
+and the lag serialises the two warpgroups.  Not adopted; kept as the record of the experiment.
 """
 
 from __future__ import annotations
@@ -331,7 +337,7 @@ def compile_xrow_sm90(dtype: str = "bf16", variant: str = "xrow") -> Any:
 def fg_attention_gluon_xrow(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd",
                             sm_scale: float | None = None, out: Any = None, plan: Any = None,
                             programs: int | None = None, variant: str = "xrow") -> Any:
-    """:func:`fgattn.fg_attention` for fg D128 M128 gran 1 on sm_90 by the split-ring CTA (module docstring) over a
+    """:func:`fgattn.fg_attention` for fg D128 M128 gran 1 on sm_90 by the KV-skewed-stage CTA (module docstring) over a
     list plan (:func:`fgattn.gluon_fg_list.plan_ws2_list`; built here if ``plan`` is None, which reads the row
     counts on the host).  Same output as the packaged entry.  ``out`` must be 16-byte aligned (the O TMA store;
     one ValueError line otherwise)."""

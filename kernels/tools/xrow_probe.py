@@ -1,4 +1,4 @@
-"""The split-ring fg kernel (``fgattn.gluon_fg_xrow``: ``xrow`` with the inter-warpgroup lag, ``xsplit`` without)
+"""The KV-skewed-stage fg kernel (``fgattn.gluon_fg_xrow``: ``xrow`` with the inter-warpgroup lag, ``xsplit`` without)
 against the packaged list-scheduled entry kernel with the tma_sel row end and cuDNN SDPA: float64 check, paired
 graph timing, the pre-registered rule, paired fits.
 
@@ -62,10 +62,8 @@ def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", plan=None, s
                                    variant=name)
 
 
-def tile_loops(sass: str) -> list[dict[str, int]]:
-    """The consumer tile loops in ``cuobjdump -sass`` text (backward-branch spans with 16 HGMMA and >= 60 MUFU, one
-    per consumer partition): instructions, static stall cycles (control bits 41-44), scoreboard waits, CTA-partition
-    barriers (BAR.SYNC), mbarrier arrivals and waits (SYNCS.ARRIVE / SYNCS.PHASECHK)."""
+def _sass_ins(sass: str) -> list[tuple[int, str, int]]:
+    """(address, instruction text, second control word) of each instruction in ``cuobjdump -sass`` text."""
     ins: list[tuple[int, str, int]] = []
     lines = sass.splitlines()
     for i, ln in enumerate(lines[:-1]):
@@ -73,19 +71,45 @@ def tile_loops(sass: str) -> list[dict[str, int]]:
         hi = re.search(r"/\* (0x[0-9a-f]+) \*/", lines[i + 1]) if m else None
         if m and hi and not re.match(r"\s+/\*[0-9a-f]{4,}\*/", lines[i + 1]):
             ins.append((int(m.group(1), 16), m.group(2).strip(), int(hi.group(1), 16)))
-    out = []
+    return ins
+
+
+def _loops(ins: list[tuple[int, str, int]]) -> list[list[tuple[str, int]]]:
+    """The bodies (text, control word) of every backward-branch span, shortest first."""
+    spans = []
     for a, text, _ in ins:
         b = re.search(r"BRA\s.*?0x([0-9a-f]+)", text)
-        if not b or int(b.group(1), 16) >= a:
-            continue
-        body = [(t, h) for x, t, h in ins if int(b.group(1), 16) <= x <= a]
+        if b and int(b.group(1), 16) < a:
+            spans.append([(t, h) for x, t, h in ins if int(b.group(1), 16) <= x <= a])
+    return sorted(spans, key=len)
+
+
+def tile_loops(sass: str) -> list[dict[str, int]]:
+    """The consumer tile loops in ``cuobjdump -sass`` text (backward-branch spans with 16 HGMMA and >= 60 MUFU, one
+    per consumer partition): instructions, static stall cycles (control bits 41-44), scoreboard waits, CTA-partition
+    barriers (BAR.SYNC), mbarrier arrivals and waits (SYNCS.ARRIVE / SYNCS.PHASECHK)."""
+    out = []
+    for body in _loops(_sass_ins(sass)):
         if sum("HGMMA" in t for t, _ in body) != 16 or sum("MUFU" in t for t, _ in body) < 60:
             continue
         out.append(dict(insts=len(body), stall_cycles=sum((h >> 41) & 0xF for _, h in body),
                         sb_waits=sum(1 for _, h in body if (h >> 52) & 0x3F),
                         bar_sync=sum("BAR.SYNC" in t for t, _ in body), mbar_arrive=sum("SYNCS.ARRIVE" in t for t, _ in body),
                         mbar_wait=sum("SYNCS.PHASECHK" in t for t, _ in body)))
-    return out
+    return sorted(out, key=lambda d: -d["mbar_wait"])
+
+
+def producer_loop(sass: str) -> dict[str, int] | None:
+    """The producer's per-item loop (the shortest backward-branch span holding the 32 cp.async of one stage,
+    ``LDGSTS``, and no HGMMA): instructions, static stall cycles, LDGSTS, LDG, integer address instructions."""
+    for body in _loops(_sass_ins(sass)):
+        ops = [re.sub(r"^@!?U?P\w+\s+", "", t).split()[0] for t, _ in body]
+        if sum(o.startswith("LDGSTS.") for o in ops) == 32 and not any(o.startswith("HGMMA") for o in ops):
+            return dict(insts=len(body), stall_cycles=sum((h >> 41) & 0xF for _, h in body),
+                        ldgsts=sum(o.startswith("LDGSTS") for o in ops), ldg=sum(o.startswith("LDG.") for o in ops),
+                        int_addr=sum(o.split(".")[0] in ("LEA", "IMAD", "IADD3", "VIADD", "VIMNMX", "ISETP", "SHF")
+                                     for o in ops))
+    return None
 
 
 def offline_compile(variants: tuple[str, ...] = ("list", "xsplit", "xrow")) -> list[dict[str, Any]]:
@@ -108,7 +132,7 @@ def offline_compile(variants: tuple[str, ...] = ("list", "xsplit", "xrow")) -> l
                      stack=int(re.search(r"STACK:(\d+)", res).group(1)), smem_bytes=k.metadata.shared,
                      setmaxnreg_values=regs, sass_insts=sum(1 for ln in lines if re.match(r"\s+/\*[0-9a-f]{4,}\*/", ln)),
                      hgmma=sum("HGMMA" in ln for ln in lines), stl=sum(" STL" in ln for ln in lines),
-                     tile_loops=tile_loops(sass), compile_s=round(time.time() - t0, 1), triton=triton.__version__)
+                     tile_loops=tile_loops(sass), producer_loop=producer_loop(sass), compile_s=round(time.time() - t0, 1), triton=triton.__version__)
             print(json.dumps(r), flush=True)
             rows.append(r)
     return rows

@@ -148,33 +148,22 @@ def _apply(s: State, who: str, op: Op) -> bool:
         reads = s.k_reads[buf] if kind == "write_k" else s.v_reads[buf]
         if reads:
             raise Hazard(f"{kind} of item {item} into buffer {buf} while {sorted(reads)} still read it")
-        if kind == "write_k":
-            old = s.k_tag[buf]
-            if old is not None and len(s.qk_done.get(old, set())) < 2:
-                raise Hazard(f"write_k of item {item} over item {old} before both QKs of it")
-            s.k_tag[buf] = item
-        else:
-            old = s.v_tag[buf]
-            if old is not None and len(s.pv_done.get(old, set())) < 2:
-                raise Hazard(f"write_v of item {item} over item {old} before both PVs of it")
-            s.v_tag[buf] = item
-    elif kind == "qk_issue":
+        tags, done, mm = (s.k_tag, s.qk_done, "QK") if kind == "write_k" else (s.v_tag, s.pv_done, "PV")
+        old = tags[buf]
+        if old is not None and len(done.get(old, set())) < 2:
+            raise Hazard(f"{kind} of item {item} over item {old} before both {mm}s of it")
+        tags[buf] = item
+    elif kind in ("qk_issue", "pv_issue"):
         h, item = op[1], op[2]
-        if s.k_tag[item % ST] != item:
-            raise Hazard(f"QK of item {item} by {h} reads K buffer {item % ST} holding item {s.k_tag[item % ST]}")
-        s.k_reads[item % ST].add(("qk", h))
-    elif kind == "qk_wait":
+        tags, reads, mm, b = (s.k_tag, s.k_reads, "QK", "K") if kind == "qk_issue" else (s.v_tag, s.v_reads, "PV", "V")
+        if tags[item % ST] != item:
+            raise Hazard(f"{mm} of item {item} by {h} reads {b} buffer {item % ST} holding item {tags[item % ST]}")
+        reads[item % ST].add((mm.lower(), h))
+    elif kind in ("qk_wait", "pv_wait"):
         h, item = op[1], op[2]
-        s.k_reads[item % ST].discard(("qk", h))
-        s.qk_done.setdefault(item, set()).add(h)
-    elif kind == "pv_issue":
-        h, item = op[1], op[2]
-        if s.v_tag[item % ST] != item:
-            raise Hazard(f"PV of item {item} by {h} reads V buffer {item % ST} holding item {s.v_tag[item % ST]}")
-        s.v_reads[item % ST].add(("pv", h))
-    elif kind == "pv_wait":
-        s.v_reads[op[2] % ST].discard(("pv", op[1]))
-        s.pv_done.setdefault(op[2], set()).add(op[1])
+        reads, done = (s.k_reads, s.qk_done) if kind == "qk_wait" else (s.v_reads, s.pv_done)
+        reads[item % ST].discard((kind[:2], h))
+        done.setdefault(item, set()).add(h)
     elif kind == "o_write":
         h, buf, item = op[1], op[2], op[3]
         if s.k_tag[buf] != item:
