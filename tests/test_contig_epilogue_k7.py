@@ -206,3 +206,36 @@ def test_final_shape_only_contig_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     sel = [r for r in rows if r["kernel"] == "fg_block128_sel"]
     assert all('"epilogue": "tma_sel"' in r["config"] or "tma_sel" in r["config"] for r in sel)
     launch.load_table.cache_clear()
+
+
+# ------------------------------------------------------------------------------------------------ README block
+def test_readme_kernels_block_is_run_15_with_counts_from_the_csv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """validation/tables/kernels.py renders run 15 (the final table 772420a) with run 11 (300ad25) as the table
+    before; the target counts equal the ones recounted here from the CSV rows; D=64 comes from run 10, said so."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(ROOT / "validation" / "tables"))  # the renderers import _common
+    spec = importlib.util.spec_from_file_location("_kernels_table_under_test",
+                                                  ROOT / "validation" / "tables" / "kernels.py")
+    kt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kt)
+    assert kt.RUNS[0] == "kernels-h200-2026-12-01-issue12-run15.csv" and kt.BEFORE == (
+        "kernels-h200-2026-11-30-issue12-run11.csv",)
+    with open(ROOT / "validation" / "results" / kt.RUNS[0], newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["D"] == "128"]
+
+    def met(kernel: str, m: str, g: str, target: float) -> tuple[int, int]:
+        v = [float(r["ratio_vs_cudnn"]) for r in rows if (r["kernel"], r["M"], r["gran_n"]) == (kernel, m, g)]
+        return sum(x >= target for x in v), len(v)
+
+    out = kt.render()
+    for name, (k, m, g, t) in {"**fg M=128 ≥ 0.92, every d ≥ 0.02 (all cells)**": ("fg_attention", "128", "1", 0.92),
+                               "fg M=64 ≥ 0.85": ("fg_attention", "64", "1", 0.85),
+                               "block-sparse ≥ 0.92 on kept blocks": ("fg_block128", "128", "128", 0.92),
+                               "dense fgattn M=128 ≥ 0.97 of cuDNN (one cell per shape)": ("fg_dense", "128", "1",
+                                                                                            0.97)}.items():
+        n_met, n = met(k, m, g, t)
+        assert f"| {name} | {n} | {n_met} |" in out, name
+    assert len({r["shape"] for r in rows}) == 8
+    assert "run 10 supplies the D=64 shape only, not re-run in run 15" in out
+    assert "| fg_attention_previous | 128 | 1 | fg, table before (300ad25) | gluon list (18) |" in out

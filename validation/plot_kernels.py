@@ -1,6 +1,6 @@
 """Plot effective TFLOP/s vs density (fg, block, dense, cuDNN, Flex) from the issue-12 kernel benchmark CSV.
 
-    python validation/plot_kernels.py [--csv validation/results/kernels-h200-2026-11-30-issue12-run11.csv]
+    python validation/plot_kernels.py [--csv validation/results/kernels-h200-2026-12-01-issue12-run15.csv]
                                       [--out docs/img/kernels_tflops.png]
 
 Effective TFLOP/s = 4·D·(kept query–key pairs)/t; dense kernels (cuDNN, fg_dense) are horizontal lines.
@@ -17,13 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SHAPES = ("H12 N32760 D128", "H12 N32760+512text D128", "H40 N75600 D128", "H40 N75600+512text D128")
 STYLE = {"fg_attention": ("fg (M×1 gather)", "C0", "o"), "fg_block128": ("block 128×128", "C1", "s"),
          "flex_block128": ("Flex BlockMask", "C2", "^"),
-         "fg_attention_previous": ("fg, previous table (walk)", "C4", "x"),  # where the CSV has it (same rounds)
-         "fg_block128_previous": ("block, previous table (tl)", "C5", "x")}
+         "fg_attention_previous": ("fg, previous table (row end stg)", "C4", "x"),  # where the CSV has it (same rounds)
+         "fg_block128_previous": ("block, previous table (row end stg)", "C5", "x")}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--csv", type=Path, default=ROOT / "validation/results/kernels-h200-2026-11-30-issue12-run11.csv",
+    ap.add_argument("--csv", type=Path, default=ROOT / "validation/results/kernels-h200-2026-12-01-issue12-run15.csv",
                     help="the --final benchmark CSV (one run: every kernel and cuDNN in the same rounds)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs/img/kernels_tflops.png")
     args = ap.parse_args()

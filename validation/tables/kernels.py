@@ -1,15 +1,15 @@
 """README block: fgattn kernels vs cuDNN SDPA and FlexAttention on Wan2.1 shapes (H200, issue 12).
 
-Run 11 (2026-11-30, session 14): the launch table 300ad25 (the dense / block D128 M128 entries adopt the Gluon contig
-form, by the rule pre-registered before the timing call, kernels/NOTES.md "Session 14, K3") → one H200 call of
-``FGATTN_LAUNCH_TABLE=kernels/logs/launch_configs-candidate-contig.json validation/bench_kernels.py --final
---check-table --check-gluon 240 --check-contig 600 --bench-shapes 6,0,4,1,7,5,2,3,8 --bench-rounds 5
---bench-shuffle-seed 11 --bench-all-kernels --contig-variants --previous-table
-kernels/fgattn/data/launch_configs.json`` (the GPU check first, then the 8 D=128 shapes; the budget guard skipped
-the D=64 shape, taken whole from run 10: its entries did not change).  The candidate's entries equal the adopted
-table's; the tl entries they replace ran beside them (``*_previous``) in the same rounds.  cuDNN and FlexAttention in
-the same interleaved rounds in a fresh random order per round; the ``run`` column names each shape's CSV.  The
-target table also counts run 10 (:data:`BEFORE`, the table before, 181d183) per target.  Per density: d·t_cuDNN/t,
+Run 15 (2026-12-01, session 15, K7): the launch table 772420a (the fg D128 M128 g1 and the block D128 M128 contig
+entries adopt the row end ``tma_sel``, each by a rule pre-registered before its timing call: kernels/NOTES.md
+"Session 14, K6" on run 14, "Session 15, K7" on run 15a) → one H200 call of kernels/tools/k7_call2.sh
+(``validation/bench_kernels.py --final --check-gluon 200 --check-gluon-entry --check-contig 200 --check-gluon-only
+--bench-shapes 6,0,4,1,7,5,2,3 --bench-rounds 5 --bench-shuffle-seed 15 --bench-all-kernels --previous-table
+kernels/logs/launch_configs-at-300ad25.json``: the GPU check first, then the 8 D=128 shapes; the D=64 shape was not
+run, its entries unchanged since run 10, from which it is taken whole).  The entries of the table before (300ad25)
+that changed ran beside them (``*_previous``: fg at H12 / H40 N32760, block at every cell) in the same rounds.
+cuDNN and FlexAttention in the same interleaved rounds in a fresh random order per round; the ``run`` column names
+each shape's CSV.  The target table also counts run 11 (:data:`BEFORE`, the table before, 300ad25) per target.  Per density: d·t_cuDNN/t,
 the fraction of cuDNN's dense throughput reached on the kept slices (targets 0.92 at M=128, 0.85 at M=64).  The
 route table says what each kernel's timed CUDA graphs launched (run 11's ``route`` column: the Gluon launches
 counted during capture).
@@ -24,15 +24,22 @@ import statistics
 from _common import ROOT, provenance, read_rows  # type: ignore[import-not-found]
 
 #: the final table's runs; a shape is taken whole from the first run that has it (run 10: the D=64 shape only)
-RUNS = ("kernels-h200-2026-11-30-issue12-run11.csv", "kernels-h200-2026-11-30-issue12-run10.csv")
-LABELS = ("11", "10")
-#: the runs on the table before (181d183: dense / block D=128 M=128 tl), counted per target beside the final one
-BEFORE = ("kernels-h200-2026-11-30-issue12-run10.csv",)
-BEFORE_LABELS = ("10",)
+RUNS = ("kernels-h200-2026-12-01-issue12-run15.csv", "kernels-h200-2026-11-30-issue12-run10.csv")
+LABELS = ("15", "10")
+#: the runs on the table before (300ad25: fg and block D=128 M=128 with the "stg" row end), counted per target
+BEFORE = ("kernels-h200-2026-11-30-issue12-run11.csv",)
+BEFORE_LABELS = ("11",)
+#: the table before, as the target table's header says it
+BEFORE_DESC = "300ad25, whose fg and block D=128 M=128 Gluon entries ended each row with per-thread stores"
 #: what the previous table ran for the entries that changed (the ``*_previous`` rows)
-CHANGE = ("181d183: the dense / block D=128 M=128 entries ran the Triton (tl) kernels; now the Gluon contig form "
-          "(`fgattn.gluon_contig`: a producer warpgroup loading whole 128-key blocks of K and V by TMA, the fg "
-          "entry's two consumer warpgroups, registers 240 / 24, ping-pong)")
+CHANGE = ("300ad25: the fg D=128 M=128 gran-1 entry and the block D=128 M=128 contig entry ended each query row with "
+          "a division per element and per-thread stores; now the row end `tma_sel`: one reciprocal per query row, "
+          "the empty row zeroed by selects, O stored by one TMA bulk store per warpgroup through the row's last K "
+          "stage, the next row's offsets loaded a row ahead")
+#: the rules that adopted the changed entries (written before their timing calls)
+RULES = ("fg: kernels/NOTES.md \"Session 14, K6\" on run 14 (every cell ≤ 1 + T, geometric mean ≤ 0.97 at d ≤ 0.1 "
+         "and ≤ 1.01 at d ≥ 0.2); block: \"Session 15, K7\" on run 15a (every cell ≤ 1.02, geometric mean ≤ 0.98 "
+         "at d ≤ 0.1); the dense entry's twin failed its part (≤ 1.01 at every shape) and did not change")
 #: the timing call that chose the final table's one change (the list schedule; paired rel = t_list / t_walk entry)
 ADOPTION = "kernels-h200-2026-11-30-ws2-list-rule3.csv"
 TABLE = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
@@ -114,7 +121,7 @@ def targets(rows: list[dict[str, str]], before: list[dict[str, str]]) -> list[st
     prev = {name: f"{sum(ok)} / {len(ok)}" for name, _, ok, _ in target_cells(before)}
     out = ["Issue-12 targets on the eight D=128 Wan shapes (H200, bf16, graph timing, cuDNN in the same rounds; "
            f"a cell = one shape × one density; ratio = d·t_cuDNN/t; run {BEFORE_LABELS[0]} = the same benchmark on "
-           "the table before, 181d183, whose dense / block entries ran the tl kernels):", "",
+           f"the table before, {BEFORE_DESC}):", "",
            f"| target | cells counted | cells met | met in run {BEFORE_LABELS[0]} | measured range | verdict |",
            "|---|---|---|---|---|---|"]
     for name, vals, ok, unit in target_cells(rows):
@@ -147,12 +154,13 @@ def routes(rows: list[dict[str, str]]) -> list[str]:
         groups[(r["kernel"], r["M"], r["gran_n"])][route] += 1
     if not groups:
         return []
-    out = ["Route each kernel took in run 11's timed CUDA graphs (Gluon launches counted while each graph was "
+    out = [f"Route each kernel took in run {LABELS[0]}'s timed CUDA graphs (Gluon launches counted while each graph was "
            "captured; the row plans were memoised by the warm-up before capture):", "",
            "| kernel | M | gran_n | launch-table entry | route (cells) |", "|---|---|---|---|---|"]
     entry = {"fg_attention": "fg", "fg_attention_headmajor_lpt": "fg (head-major order)", "fg_dense": "dense",
-             "fg_block128": "block", "fg_dense_previous": "dense, table before (181d183)",
-             "fg_block128_previous": "block, table before (181d183)",
+             "fg_block128": "block", "fg_attention_previous": f"fg, table before ({BEFORE_DESC.split(',')[0]})",
+             "fg_dense_previous": f"dense, table before ({BEFORE_DESC.split(',')[0]})",
+             "fg_block128_previous": f"block, table before ({BEFORE_DESC.split(',')[0]})",
              "fg_dense_contig216": "dense as contig regs 216/64 (record only)",
              "fg_block128_contig216": "block as contig regs 216/64 (record only)"}
     for (k, m, g), rs in groups.items():
@@ -291,9 +299,8 @@ def render() -> str:
 
     if parts := versus("_previous"):
         out += ["", f"Entries changed since the previous table ({CHANGE}), time of the new entry / the previous one "
-                "in the same rounds (per cell the median over rounds of the per-round ratio; the rule written "
-                "before the call: dense ≤ 1.00 and ≥ 0.97 of cuDNN at every shape, block ≤ 1.02 at every cell and "
-                "geometric mean ≤ 0.97): " + "; ".join(parts) + "."]
+                f"in the same rounds (per cell the median over rounds of the per-round ratio; adopted by {RULES}): "
+                + "; ".join(parts) + "."]
     if parts := versus("_contig216"):
         out += ["", "The same contig form with the fg entry's register split (216 / 64, no ping-pong) / the "
                 "adopted one (240 / 24, ping-pong), paired the same way: " + "; ".join(parts) + "."]
@@ -311,7 +318,9 @@ def render() -> str:
               f"on {first['gpu_name']} (driver {first['smi_driver_version']}, torch {first['torch']}, "
               f"Triton {first['triton']}, cuDNN {first['cudnn']}), " + clock_range(rows) + cell_clock(rows))
     method += ("; rows per CSV: " + ", ".join(f"{n} {used[n]}" for n in RUNS)
-               + " (on the final launch table's entries; each shape whole from one CSV, named in the run column); "
+               + " (on the final launch table's entries; each shape whole from one CSV, named in the run column; "
+               f"run {LABELS[-1]} supplies the D=64 shape only, not re-run in run {LABELS[0]}: its entries are "
+               f"unchanged since run {LABELS[-1]}); "
                + ", ".join(f"{n} {used_before[n]}" for n in BEFORE) + f" (run {BEFORE_LABELS[0]}, the table before: "
                f"the met-in-run-{BEFORE_LABELS[0]} column only)")
     n_ad = len(ad) + len(nat)
