@@ -1,0 +1,356 @@
+"""Research (issue 12, session 15, helper X2): the fg D128 M128 gran-1 kernel with *independent-row* consumers, so
+that one row's once-per-row code overlaps another row's wgmmas.
+
+Not part of fgattn's dispatch or launch table: reachable only as :func:`fg_attention_gluon_irow`.  Same inputs,
+math and outputs as the packaged entry (:func:`fgattn.gluon_fg_list.fg_attention_gluon_list` with
+``epilogue="tma_sel"``).  What differs (kernels/NOTES.md, "Session 15 research: independent-row warpgroups
+(helper X2)"):
+
+* The packaged CTA (one producer warpgroup, two consumer warpgroups of 64 query rows each over one 128-query row,
+  3 stages of 128 keys) runs both consumers' row start and row end at the same time: no wgmma overlaps them
+  (ncu, session 13: tensor pipe active 48.6 % at d 0.02).
+* Here a CTA has **one consumer warpgroup that owns whole 128-query rows** (two m64 wgmmas per step, O accumulator
+  128 x 128 fp32 = 128 registers per thread) and one producer warpgroup gathering K/V rows by cp.async into its
+  own ring of **2 stages of 64 keys** (K and V of a stage in one contiguous 32 KB buffer) beside a
+  32 KB Q buffer: 96 KB of shared memory and 128 registers per thread at launch, so **two CTAs share an SM**
+  (the brief's "2 CTAs per SM" form of independent-row warpgroups: two rings, two producers, two consumers that
+  never wait for each other).  The hardware interleaves the two CTAs' warps: one CTA's row code (softmax of the
+  masked tile, normalisation, O store, Q wait) runs while the other's wgmmas keep the tensor pipe busy.
+* The list plan has 2 x SMs programs (:func:`fgattn.gluon_fg_list.plan_ws2_list`, unchanged: each program is one
+  CTA, so each is one independent row lane).
+* Per tile (synchronous order, FlashAttention-2 style inside the warpgroup): QK (wait), online softmax (masked on
+  a row's last tile only), acc * alpha, PV (wait), release.  Registers forbid FA3's intra-warpgroup overlap here
+  (O 128 + S 64 + P 32 per thread are the whole budget): the other CTA is the overlap.
+* Row end (as tma_sel): O = acc * (1 / l) with the empty row zeroed by selects, staged in the row's last stage
+  (32 KB = the 128 x 128 bf16 O), one TMA bulk store; the stage is released once the store has read it, at the
+  next row's start.  The next row's Q is loaded by TMA after the row's last QK; the next row's (lo, hi) a row
+  ahead.  The last tile's padding is at most 63 keys (the packaged 127).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["BLOCK_N", "STAGES", "CTAS_PER_SM", "compile_irow_sm90", "fg_attention_gluon_irow", "irow_plan",
+           "irow_programs"]
+
+#: keys per tile (the packaged 128), ring stages per CTA, CTAs per SM the launch plans for
+BLOCK_N = 64
+STAGES = 2
+CTAS_PER_SM = 2
+#: registers per thread: 128 at launch (two 256-thread CTAs per SM: 65,536 / 512); setmaxnreg gives the producer
+#: warpgroup PRODUCER_REGS and the consumer (default partition) 256 - PRODUCER_REGS
+LAUNCH_REGS = 128
+PRODUCER_REGS = 24
+
+try:  # Gluon (Triton >= 3.5); the kernel is defined only where it imports (the CPU tests need none of it)
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.ampere import async_copy as cp
+    from triton.experimental.gluon.language.nvidia.hopper import (
+        fence_async_shared,
+        mbarrier,
+        tma,
+        warpgroup_mma,
+        warpgroup_mma_wait,
+    )
+
+    from . import gluon_fg as _g
+
+    _GLUON_ERR: str | None = _g.gluon_available()
+except Exception as e:  # noqa: BLE001
+    _GLUON_ERR = f"{type(e).__name__}: {e}"
+
+
+def _fail(msg: str) -> None:
+    raise ValueError(f"fgattn.gluon_fg_irow: {msg}")
+
+
+if _GLUON_ERR is None:
+    _entries = _g._entries
+    _softmax_p = _g._softmax_p
+    _my_rows = _g._my_rows
+    _next_row = _g._next_row
+    _BN: gl.constexpr = gl.constexpr(BLOCK_N)
+    _BM: gl.constexpr = gl.constexpr(_g.BLOCK_M)
+    _D: gl.constexpr = gl.constexpr(_g.HEAD_DIM)
+    _ST: gl.constexpr = gl.constexpr(STAGES)
+    _PW: gl.constexpr = gl.constexpr(4)  # producer warps
+    _CW: gl.constexpr = gl.constexpr(4)  # consumer warps
+
+    @gluon.jit
+    def _ir_producer(K, V, Offsets, Indices, Order, Start, kv_smem, full, empty, stride_kb, stride_kh, stride_kn,
+                     stride_vb, stride_vh, stride_vn, H, QB):
+        """Producer warpgroup: for every row of this program and every 64-key tile, the index entries (loaded
+        before the wait for the stage: no tile of look-ahead, which would not fit its 24 registers), then, once the
+        consumer released the stage, the K and V gathers by cp.async into the stage's two
+        halves, completion arriving on ``full`` (one arrival per thread)."""
+        GATHER_P: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [_PW, 1], [1, 0])
+        offs_e = gl.arange(0, _BN, gl.SliceLayout(1, GATHER_P))
+        offs_d = gl.arange(0, _D, gl.SliceLayout(0, GATHER_P))
+        pos, end, step, row = _my_rows(Order, Start, 0, True)
+        lo = gl.load(Offsets + row).to(gl.int32)
+        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        row_n = _next_row(Order, pos + step, end, True)
+        lo_n = gl.load(Offsets + row_n).to(gl.int32)
+        hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
+        it = 0
+        while pos < end:
+            bh = row // QB
+            b = (bh // H).to(gl.int64)
+            h = (bh % H).to(gl.int64)
+            k_base = K + b * stride_kb + h * stride_kh
+            v_base = V + b * stride_vb + h * stride_vh
+            n_t = gl.maximum(gl.cdiv(hi - lo, _BN), 1)
+            for t in range(0, n_t):
+                cur = _entries(Indices, lo, hi, t, offs_e, _BN)  # in flight while the stage is awaited
+                st = it % _ST
+                mbarrier.wait(empty.index(st), ((it // _ST) & 1) ^ 1)
+                ok = (cur >= 0)[:, None]
+                r = gl.maximum(cur, 0)[:, None]
+                cp.async_copy_global_to_shared(kv_smem.index(2 * st), k_base + r * stride_kn + offs_d[None, :], mask=ok)
+                cp.async_copy_global_to_shared(kv_smem.index(2 * st + 1), v_base + r * stride_vn + offs_d[None, :],
+                                               mask=ok)
+                cp.mbarrier_arrive(full.index(st), increment_count=False)
+                it += 1
+            pos = pos + step
+            row = row_n
+            lo = lo_n
+            hi = hi_n
+            row_n = _next_row(Order, pos + step, end, True)
+            lo_n = gl.load(Offsets + row_n).to(gl.int32)
+            hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
+
+    @gluon.jit
+    def _ir_tile(q_s, kv_smem, full, empty, st, it, acc, m_i, l_i, zero_s, qk_scale, n_valid, MASKED: gl.constexpr,
+                 S_LAYOUT: gl.constexpr, O_LAYOUT: gl.constexpr, P_LAYOUT: gl.constexpr, dtype: gl.constexpr,
+                 RELEASE: gl.constexpr):
+        """One 64-key tile of a 128-query row: wait for the stage, S = Q·Kᵀ (two m64 wgmmas), online softmax,
+        O = alpha·O + P·V; ``RELEASE``: the stage goes back to the producer (not a row's last: O is staged there)."""
+        mbarrier.wait(full.index(st), (it // _ST) & 1)
+        s = warpgroup_mma(q_s, kv_smem.index(2 * st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+        s = warpgroup_mma_wait(0, deps=(s, ))
+        p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, n_valid, MASKED, S_LAYOUT, P_LAYOUT, _BN, 0, dtype)
+        acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
+        p_op = gl.convert_layout(p.to(dtype), P_LAYOUT)
+        acc = warpgroup_mma(p_op, kv_smem.index(2 * st + 1), acc, is_async=True)
+        acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+        if RELEASE:
+            gl.thread_barrier()  # the warpgroup is done with the stage
+            mbarrier.arrive(empty.index(st), count=1)
+        return acc, m_i, l_i
+
+    @gluon.jit
+    def _ir_consumer(q_desc, o_desc, Offsets, Order, Start, q_smem, kv_smem, q_bar, full, empty, qk_scale, H, QB):
+        """The consumer warpgroup (default partition): per row, Q (128 x 128) by TMA, the row's full tiles, its last
+        (masked) tile, after whose QK the next row's Q is loaded, then O = acc · (1 / l) (empty row: zeros by
+        selects) staged in the last stage and stored by one TMA bulk copy; the stage is released at the next row's
+        start, once the bulk store has read it."""
+        S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_CW, 1],
+                                                           instr_shape=[16, _BN, 16])
+        O_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_CW, 1],
+                                                           instr_shape=[16, _D, 16])
+        P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=O_LAYOUT, k_width=2)
+        dtype: gl.constexpr = kv_smem.dtype
+        q_s = q_smem.reshape([_BM, _D])
+        pos, end, step, row = _my_rows(Order, Start, 0, True)
+        bh = row // QB
+        mbarrier.expect(q_bar.index(0), q_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _BM, 0], q_bar.index(0), q_smem)
+        lo = gl.load(Offsets + row).to(gl.int32)
+        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        it = 0
+        phase = 0
+        while pos < end:
+            cnt = hi - lo
+            n_t = gl.maximum(gl.cdiv(cnt, _BN), 1)
+            pos_n = pos + step
+            row_n = _next_row(Order, pos_n, end, True)
+            has_next = pos_n < end
+            lo_n = gl.load(Offsets + row_n).to(gl.int32)  # the next row's range now, used at this row's end
+            hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
+            bh = row // QB
+            m_i = gl.full([_BM], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            l_i = gl.zeros([_BM], gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            acc = gl.zeros([_BM, _D], gl.float32, O_LAYOUT)
+            zero_s = gl.zeros([_BM, _BN], gl.float32, S_LAYOUT)
+            mbarrier.wait(q_bar.index(0), phase)
+            if it > 0:  # the previous row's last stage, once its O store has read it
+                _g._release_after_store(empty, (it + _ST - 1) % _ST)
+            for _t in range(0, n_t - 1):  # full tiles
+                acc, m_i, l_i = _ir_tile(q_s, kv_smem, full, empty, it % _ST, it, acc, m_i, l_i, zero_s, qk_scale,
+                                         _BN, False, S_LAYOUT, O_LAYOUT, P_LAYOUT, dtype, True)
+                it += 1
+            # the row's last tile (masked to cnt - (n_t - 1) * BN keys); the next Q once its QK has read Q
+            st = it % _ST
+            mbarrier.wait(full.index(st), (it // _ST) & 1)
+            s = warpgroup_mma(q_s, kv_smem.index(2 * st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+            s = warpgroup_mma_wait(0, deps=(s, ))
+            gl.thread_barrier()
+            bh_n = row_n // QB
+            mbarrier.expect(q_bar.index(0), q_desc.block_type.nbytes, pred=has_next)
+            tma.async_copy_global_to_shared(q_desc, [bh_n // H, bh_n % H, (row_n % QB) * _BM, 0], q_bar.index(0),
+                                            q_smem, pred=has_next)
+            p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, cnt - (n_t - 1) * _BN, True, S_LAYOUT, P_LAYOUT,
+                                            _BN, 0, dtype)
+            acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
+            p_op = gl.convert_layout(p.to(dtype), P_LAYOUT)
+            acc = warpgroup_mma(p_op, kv_smem.index(2 * st + 1), acc, is_async=True)
+            acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+            # O = acc / l; the empty row's acc and l are NaN: both factors selected to 0 (tma_sel's RCP 2)
+            empty_row = cnt == 0
+            inv = gl.convert_layout(gl.where(empty_row, 0.0, 1.0 / l_i), gl.SliceLayout(1, O_LAYOUT))
+            out = gl.where(empty_row, 0.0, acc) * inv[:, None]
+            gl.thread_barrier()  # every thread's PV has read the stage before O overwrites it
+            o_s = kv_smem._reinterpret(dtype, [_ST] + o_desc.block_type.shape, o_desc.layout).index(st)  # 32 KB
+            o_s.reshape([_BM, _D]).store(out.to(dtype))
+            fence_async_shared()
+            gl.thread_barrier()
+            tma.async_copy_shared_to_global(o_desc, [bh // H, bh % H, (row % QB) * _BM, 0], o_s)
+            it += 1
+            lo = lo_n
+            hi = hi_n
+            row = row_n
+            pos = pos_n
+            phase ^= 1
+        # the last row's O store must have read its stage before the CTA's shared memory goes away
+        tma.store_wait(0)
+
+    @gluon.jit
+    def _fg_gluon_irow(q_desc, o_desc, K, V, Offsets, Indices, Order, Start, qk_scale,
+                       stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB,
+                       PRODUCER_REGS: gl.constexpr, num_warps: gl.constexpr):
+        """The CTA: the consumer warpgroup (default partition, :func:`_ir_consumer`) and a producer warpgroup
+        (:func:`_ir_producer`) over the list plan ``Order[Start[p]:Start[p + 1]]``.  ``q_desc`` / ``o_desc``: Q / O
+        descriptors with [1, 1, 128, D] boxes.  Shared memory: Q 32 KB + 2 stages x 32 KB."""
+        gl.static_assert(num_warps == _CW)
+        dtype: gl.constexpr = K.dtype.element_ty
+        KV_SMEM: gl.constexpr = gl.NVMMASharedLayout.get_default_for([_BN, _D], dtype)
+        q_smem = gl.allocate_shared_memory(dtype, q_desc.block_type.shape, q_desc.layout)
+        kv_smem = gl.allocate_shared_memory(dtype, [2 * _ST, _BN, _D], KV_SMEM)  # stage s: K 2s, V 2s + 1
+        q_bar = gl.allocate_shared_memory(gl.int64, [1, 1], mbarrier.MBarrierLayout())
+        full = gl.allocate_shared_memory(gl.int64, [_ST, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [_ST, 1], mbarrier.MBarrierLayout())
+        mbarrier.init(q_bar.index(0), count=1)
+        for i in gl.static_range(_ST):
+            mbarrier.init(full.index(i), count=_PW * 32)
+            mbarrier.init(empty.index(i), count=1)
+        gl.warp_specialize([
+            (_ir_consumer, (q_desc, o_desc, Offsets, Order, Start, q_smem, kv_smem, q_bar, full, empty, qk_scale,
+                            H, QB)),
+            (_ir_producer, (K, V, Offsets, Indices, Order, Start, kv_smem, full, empty, stride_kb, stride_kh,
+                            stride_kn, stride_vb, stride_vh, stride_vn, H, QB)),
+        ], [_PW], [PRODUCER_REGS])
+        mbarrier.invalidate(q_bar.index(0))
+        for i in gl.static_range(_ST):
+            mbarrier.invalidate(full.index(i))
+            mbarrier.invalidate(empty.index(i))
+
+
+# ------------------------------------------------------------------------------------------------ host side
+def _options(producer_regs: int | None = None) -> dict[str, Any]:
+    pr = PRODUCER_REGS if producer_regs is None else producer_regs
+    if isinstance(pr, bool) or not isinstance(pr, int) or pr % 8 or not 24 <= pr <= 128:
+        _fail(f"producer_regs={producer_regs!r} must be a multiple of 8 in [24, 128]")
+    return dict(PRODUCER_REGS=pr, num_warps=4)
+
+
+def compile_irow_sm90(dtype: str = "bf16", producer_regs: int | None = None) -> Any:
+    """:func:`_fg_gluon_irow` compiled for sm_90 without a GPU (Triton 3.6 with Gluon on the path), with the
+    signature and options (``maxnreg`` :data:`LAUNCH_REGS`) :func:`fg_attention_gluon_irow` launches with."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    from . import gluon_fg as g
+
+    if dtype not in ("bf16", "fp16"):
+        _fail(f"dtype={dtype!r} must be 'bf16' or 'fp16'")
+    const = _options(producer_regs)
+    fn = _fg_gluon_irow
+    names = list(fn.arg_names)
+    lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
+           "fp4_padded=False, cga_layout=[])")
+    ptr = {"K": f"*{dtype}", "V": f"*{dtype}", "Offsets": "*i64", "Indices": "*i32", "Order": "*i32",
+           "Start": "*i32"}
+    sig: dict[str, str] = {}
+    attrs: dict[tuple[int, ...], list] = {}
+    for i, a in enumerate(names):
+        if a in const:
+            sig[a] = "constexpr"
+        elif a in ("q_desc", "o_desc"):
+            sig[a] = f"tensordesc<{dtype}[1, 1, {g.BLOCK_M}, {g.HEAD_DIM}],{lay}>"
+        elif a in ptr:
+            sig[a], attrs[(i,)] = ptr[a], [["tt.divisibility", 16]]
+        elif a == "qk_scale":
+            sig[a] = "fp32"
+        else:
+            sig[a] = "i32"
+            if a.startswith("stride"):
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    src = GluonASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32),
+                          options={"num_warps": const["num_warps"], "maxnreg": LAUNCH_REGS})
+
+
+def irow_programs(sms: int) -> int:
+    """The grid this kernel plans for on ``sms`` SMs: :data:`CTAS_PER_SM` CTAs per SM."""
+    return CTAS_PER_SM * sms
+
+
+#: the compiled kernel of the last launch (``kernel``: Triton's CompiledKernel; the probe's occupancy query)
+LAST_LAUNCH: dict[str, Any] = {}
+
+#: list plans of this kernel, memoised per (offsets tensor identity, programs) and kept alive with it (a captured
+#: CUDA graph keeps reading the plan's tensors)
+_PLANS: dict[tuple[int, int], tuple[Any, Any]] = {}
+
+
+def irow_plan(index: Any, programs: int) -> Any:
+    """The list plan (:func:`fgattn.gluon_fg_list.plan_ws2_list`) of ``index`` for ``programs`` CTAs, memoised;
+    build it outside CUDA-graph capture (it reads the row counts on the host)."""
+    from .gluon_fg_list import plan_ws2_list
+
+    key = (id(index.offsets), int(programs))
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is index.offsets:
+        return hit[1]
+    plan = plan_ws2_list(index, programs=programs)
+    _PLANS[key] = (index.offsets, plan)
+    return plan
+
+
+def fg_attention_gluon_irow(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd",
+                            sm_scale: float | None = None, out: Any = None, plan: Any = None,
+                            programs: int | None = None, producer_regs: int | None = None) -> Any:
+    """:func:`fgattn.fg_attention` for fg D128 M128 gran 1 on sm_90 by the independent-row CTA (module docstring)
+    over a list plan of ``programs`` CTAs (default 2 x the SM count; ``plan`` None: :func:`irow_plan`, which reads
+    the row counts on the host the first time).  Same output as the packaged entry.  ``out`` must be 16-byte
+    aligned (the O TMA store; one ValueError line otherwise)."""
+    const = _options(producer_regs)  # validates before any work
+    import torch
+
+    from . import gluon_fg as g
+    from .gluon_fg_list import prepare_list_call
+
+    if programs is None and isinstance(q, torch.Tensor) and q.device.type == "cuda":
+        programs = irow_programs(torch.cuda.get_device_properties(q.device).multi_processor_count)
+    if plan is None and programs is not None and _GLUON_ERR is None and q.device.type == "cuda":
+        plan = irow_plan(index, programs)
+    p, plan, out, _, scale = prepare_list_call(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,
+                                               plan=plan, programs=programs, fail=_fail)
+    why = g.o_desc_ok(out, layout)
+    if why is not None:
+        _fail(why)
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    box = [1, 1, g.BLOCK_M, g.HEAD_DIM]
+    lay = gl.NVMMASharedLayout.get_default_for(box, gl.bfloat16 if q.dtype == torch.bfloat16 else gl.float16)
+    shape = [p.batch, p.heads, p.n_q, g.HEAD_DIM]
+    q_desc = TensorDescriptor(q, shape, [*g._strides(q, layout), 1], box, lay)
+    o_desc = TensorDescriptor(out, shape, [*g._strides(out, layout), 1], box, lay)
+    st = g._strides
+    LAST_LAUNCH["kernel"] = _fg_gluon_irow[(plan.programs,)](
+        q_desc, o_desc, k, v, index.offsets, index.indices, plan.rows, plan.start, scale * 1.4426950408889634,
+        *st(k, layout), *st(v, layout), p.heads, p.n_qblocks, maxnreg=LAUNCH_REGS, **const)
+    return out
