@@ -13,14 +13,14 @@ timeout 215 python3 kernels/tools/irow_probe.py --out "$OUT" --tag=-s15 --check-
 echo "[x2] probe rc=$? at $(( $(date +%s) - t0 )) s"
 grep -E "^\[check\] [0-9]+ checks|passed|FAIL|occupancy|^\[time\] H|\[rule\]|\[geo\]|\[fit\] irow.*all cells|done" \
   "$OUT/irow-call.log" | tail -40
-left=$(( 300 - ($(date +%s) - t0) ))
+left=$(( 255 - ($(date +%s) - t0) ))
 if [ "$left" -gt 45 ]; then
   timeout $(( left - 5 )) python3 kernels/tools/irow_ncu.py --out "$OUT/ncu" --timeout-s $(( left - 15 )) \
     > "$OUT/irow-ncu.log" 2>&1
   echo "[x2] ncu rc=$? at $(( $(date +%s) - t0 )) s"
   grep -E "^\[build\]|^\[ncu\]" "$OUT/irow-ncu.log" | cut -c1-300
 else
-  echo "[x2] ncu skipped: $left s left of the 300 s plan"
+  echo "[x2] ncu skipped: $left s left of the 255 s plan"
 fi
 if [ -d "$OUT/ncu" ]; then
   (cd "$OUT" && tar czf ncu-irow.tgz --exclude='*.ncu-rep' ncu && rm -rf ncu)
