@@ -98,3 +98,30 @@ def test_probe_dry_run(capsys):
     assert '"variants": ["list", "list_ctl", "irow", "irow1"]' in out and '"check": 110' in out
     with pytest.raises(SystemExit):
         probe.main(["--dry-run", "--variants", "irow,xrow"])
+
+
+def test_s15_call_verdict_recomputed_from_the_committed_csv():
+    """The one device call (kernels/NOTES.md, "... (helper X2), outcome"): 220 float64 checks, 0 failures; the
+    control is void (list_ctl 1.046 at H40 N32760 d 0.02), and with the control's cell band lifted irow is still not
+    eligible (dispatched cells up to 1.212, dispatched geo-mean 1.037)."""
+    import csv
+
+    res = ROOT / "validation" / "results"
+    rows = list(csv.DictReader(open(res / "kernels-h200-2026-12-01-fg-irow-s15.csv", newline="")))
+    acc = list(csv.DictReader(open(res / "kernels-h200-2026-12-01-fg-irow-s15-accuracy.csv", newline="")))
+    assert len(acc) == 220 and all(r["ok"] == "True" for r in acc)
+    assert probe.ep.failed_variants(acc, ["list", "irow"], 110) == set()
+    ctl, out, win = probe.rule_verdict(rows)
+    assert ctl == "void" and win is None
+    assert out["list_ctl"][1] == ["list_ctl 1.046 at H40 N32760 D128 d 0.02 outside 1 +- 0.04"]
+    band = probe.CONTROL_CELL_BAND
+    try:
+        probe.CONTROL_CELL_BAND = 1.0
+        ctl, out, win = probe.rule_verdict(rows)
+    finally:
+        probe.CONTROL_CELL_BAND = band
+    assert ctl == "valid" and out["irow"][0] == "not eligible" and win is None
+    assert any("dispatched geo-mean 1.037" in w for w in out["irow"][1])
+    rel, tiles = probe._cells(rows)
+    assert len(rel["irow"]) == 26 and sum(t <= probe.DISPATCH_TILES for t in tiles.values()) == 8
+    assert min(rel["irow"].values()) == pytest.approx(0.9233) and max(rel["irow"].values()) == pytest.approx(1.212)

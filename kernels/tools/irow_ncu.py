@@ -15,7 +15,6 @@ Cases (H12 N32760 D128 bf16, the benchmark's window masks, index in launch order
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -138,44 +137,13 @@ def analyze(src: Path) -> tuple[list[dict], list[dict], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--timeout-s", type=float, default=100.0)
-    ap.add_argument("--analyze", type=Path, default=None, help="a run's output folder: print the split")
-    ap.add_argument("--write", default=None, help="with --analyze: write PREFIX.csv (cases), PREFIX-split.csv")
-    ap.add_argument("--meta", default="", help="with --write: k=v|k=v columns added to every row")
-    ap.add_argument("--driver", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    if args.analyze is not None:
-        if not (args.analyze / "times.json").is_file():
-            print(f"irow_ncu: --analyze: {args.analyze} has no times.json", file=sys.stderr)
-            return 2
-        try:
-            meta = dict(kv.split("=", 1) for kv in args.meta.split("|") if kv)
-        except ValueError:
-            print(f"irow_ncu: --meta: want k=v|k=v, got {args.meta!r}", file=sys.stderr)
-            return 2
-        table, split_rows, text = analyze(args.analyze)
-        for row in table:
-            print(row)
-        print(text)
-        if args.write:
-            from fgsim.fileio import write_csv_atomic
-
-            write_csv_atomic(f"{args.write}.csv", [dict(r, **meta) for r in table])
-            write_csv_atomic(f"{args.write}-split.csv", [dict(r, **meta) for r in split_rows])
-        return 0
-    if args.out is None:
-        print("irow_ncu: --out is required", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    nr.CASES = CASES  # ncu_rowcost's run / driver with this file's cases and launcher
+    """``ncu_rowcost.main`` (GPU run, driver, ``--analyze`` / ``--write`` / ``--meta``) with this file's cases,
+    launcher and analysis (its module globals patched)."""
+    nr.CASES = CASES
     nr.build = build
-    nr.__file__ = str(Path(__file__).resolve())
-    if args.driver:
-        nr.driver(args.out)
-        return 0
-    return nr.run(args.out, args.timeout_s)
+    nr.analyze = analyze
+    nr.__file__ = str(Path(__file__).resolve())  # ncu re-runs this file as the driver
+    return nr.main(argv)
 
 
 if __name__ == "__main__":
