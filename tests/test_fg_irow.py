@@ -83,6 +83,9 @@ def test_options_and_plan_errors():
     for bad in (20, 36, 136, True, "24"):
         with pytest.raises(ValueError, match="fgattn.gluon_fg_irow: producer_regs="):
             ir._options(bad)
+    assert ir._options(psmem=True)["PSMEM"] is True and "PSMEM" not in ir._options()
+    with pytest.raises(ValueError, match="fgattn.gluon_fg_irow: psmem=1 must be a bool"):
+        ir._options(psmem=1)
     assert ir.irow_programs(132) == 264
     assert ir.LAUNCH_REGS * 2 * 256 == 65536 and ir.PRODUCER_REGS + 232 == 2 * ir.LAUNCH_REGS
     q = torch.zeros(1, 1, 8, 128, dtype=torch.float16)

@@ -217,9 +217,130 @@ if _GLUON_ERR is None:
         tma.store_wait(0)
 
     @gluon.jit
+    def _ps_softmax(s, m_i, l_i, qk_scale, n_valid, MASKED: gl.constexpr, S_LAYOUT: gl.constexpr,
+                    P_LAYOUT: gl.constexpr, dtype: gl.constexpr):
+        """:func:`fgattn.gluon_fg._softmax_p` of a 64-key score tile (P fp32, alpha, new max and sum)."""
+        return _softmax_p(s, m_i, l_i, qk_scale, n_valid, MASKED, S_LAYOUT, P_LAYOUT, _BN, 0, dtype)
+
+    @gluon.jit
+    def _ps_step(q_s, kv_smem, p_smem, full, empty, it, acc, m_i, l_i, zero_s, qk_scale, n_valid,
+                 MASKED: gl.constexpr, S_LAYOUT: gl.constexpr, O_LAYOUT: gl.constexpr, P_LAYOUT: gl.constexpr,
+                 dtype: gl.constexpr):
+        """Step ``it`` of a row (not its first tile): QK(it) and PV(it - 1) in flight together (P(it - 1) in
+        ``p_smem``, an SS wgmma), QK waited first, the softmax of tile ``it`` under PV(it - 1), then PV(it - 1)
+        waited, tile it - 1's stage released, acc rescaled and P(it) written to ``p_smem`` (FlashAttention-3's
+        intra-warpgroup overlap, Shah et al., arXiv 2407.08608, sec. 3.2, with P through shared memory)."""
+        st = it % _ST
+        pst = (it + _ST - 1) % _ST
+        mbarrier.wait(full.index(st), (it // _ST) & 1)
+        s = warpgroup_mma(q_s, kv_smem.index(2 * st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+        acc = warpgroup_mma(p_smem, kv_smem.index(2 * pst + 1), acc, is_async=True)
+        s = warpgroup_mma_wait(1, deps=(s, ))
+        p, alpha, m_i, l_i = _ps_softmax(s, m_i, l_i, qk_scale, n_valid, MASKED, S_LAYOUT, P_LAYOUT, dtype)
+        pb = p.to(dtype)  # 32 registers instead of 64 across the PV wait
+        acc, pb = warpgroup_mma_wait(0, deps=(acc, pb))
+        gl.thread_barrier()  # every warp's PV(it - 1) has read P and V(it - 1)
+        mbarrier.arrive(empty.index(pst), count=1)
+        acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
+        p_smem.store(pb)
+        fence_async_shared()
+        gl.thread_barrier()
+        return acc, m_i, l_i
+
+    @gluon.jit
+    def _ir_consumer_ps(q_desc, o_desc, Offsets, Order, Start, q_smem, kv_smem, p_smem, q_bar, full, empty,
+                        qk_scale, H, QB):
+        """:func:`_ir_consumer` with the intra-warpgroup overlap (``PSMEM``): per row, tile 0's QK and softmax
+        alone, P(0) to shared memory; then per step t >= 1 (:func:`_ps_step`) QK(t) and PV(t - 1) in flight
+        together; the row's last PV alone; O staged in the last stage as in :func:`_ir_consumer`.  Registers: O
+        128 + S 64 per thread (P lives in shared memory, 16 KB per CTA).
+
+        Prepared after session 15's call and compiled offline only, never launched: at the consumer's 232
+        registers ptxas spills in its tile loop (14 local accesses per tile, stack 264 B; kernels/NOTES.md,
+        "... (helper X2), outcome"), so it is not a candidate as it stands."""
+        S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_CW, 1],
+                                                           instr_shape=[16, _BN, 16])
+        O_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_CW, 1],
+                                                           instr_shape=[16, _D, 16])
+        P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=O_LAYOUT, k_width=2)
+        dtype: gl.constexpr = kv_smem.dtype
+        q_s = q_smem.reshape([_BM, _D])
+        pos, end, step, row = _my_rows(Order, Start, 0, True)
+        bh = row // QB
+        mbarrier.expect(q_bar.index(0), q_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _BM, 0], q_bar.index(0), q_smem)
+        lo = gl.load(Offsets + row).to(gl.int32)
+        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        it = 0
+        phase = 0
+        while pos < end:
+            cnt = hi - lo
+            n_t = gl.maximum(gl.cdiv(cnt, _BN), 1)
+            pos_n = pos + step
+            row_n = _next_row(Order, pos_n, end, True)
+            has_next = pos_n < end
+            lo_n = gl.load(Offsets + row_n).to(gl.int32)
+            hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
+            bh = row // QB
+            m_i = gl.full([_BM], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            l_i = gl.zeros([_BM], gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            acc = gl.zeros([_BM, _D], gl.float32, O_LAYOUT)
+            zero_s = gl.zeros([_BM, _BN], gl.float32, S_LAYOUT)
+            mbarrier.wait(q_bar.index(0), phase)
+            if it > 0:  # the previous row's last stage, once its O store has read it
+                _g._release_after_store(empty, (it + _ST - 1) % _ST)
+            # tile 0: QK alone; masked to min(cnt, BN) keys (it may be the row's last)
+            st = it % _ST
+            mbarrier.wait(full.index(st), (it // _ST) & 1)
+            s = warpgroup_mma(q_s, kv_smem.index(2 * st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+            s = warpgroup_mma_wait(0, deps=(s, ))
+            gl.thread_barrier()
+            bh_n = row_n // QB
+            one = n_t == 1
+            mbarrier.expect(q_bar.index(0), q_desc.block_type.nbytes, pred=has_next & one)
+            tma.async_copy_global_to_shared(q_desc, [bh_n // H, bh_n % H, (row_n % QB) * _BM, 0], q_bar.index(0),
+                                            q_smem, pred=has_next & one)
+            p, alpha, m_i, l_i = _ps_softmax(s, m_i, l_i, qk_scale, gl.minimum(cnt, _BN), True, S_LAYOUT, P_LAYOUT,
+                                             dtype)
+            p_smem.store(p.to(dtype))
+            fence_async_shared()
+            gl.thread_barrier()
+            it += 1
+            for _t in range(1, n_t - 1):  # full tiles
+                acc, m_i, l_i = _ps_step(q_s, kv_smem, p_smem, full, empty, it, acc, m_i, l_i, zero_s, qk_scale,
+                                         _BN, False, S_LAYOUT, O_LAYOUT, P_LAYOUT, dtype)
+                it += 1
+            if n_t > 1:  # the row's last (masked) tile; then the next Q (its QK has read Q)
+                acc, m_i, l_i = _ps_step(q_s, kv_smem, p_smem, full, empty, it, acc, m_i, l_i, zero_s, qk_scale,
+                                         cnt - (n_t - 1) * _BN, True, S_LAYOUT, O_LAYOUT, P_LAYOUT, dtype)
+                mbarrier.expect(q_bar.index(0), q_desc.block_type.nbytes, pred=has_next)
+                tma.async_copy_global_to_shared(q_desc, [bh_n // H, bh_n % H, (row_n % QB) * _BM, 0],
+                                                q_bar.index(0), q_smem, pred=has_next)
+                it += 1
+            # the last PV alone; its stage is kept for O
+            st = (it + _ST - 1) % _ST
+            acc = warpgroup_mma(p_smem, kv_smem.index(2 * st + 1), acc, is_async=True)
+            acc = warpgroup_mma_wait(0, deps=(acc, ))
+            empty_row = cnt == 0
+            inv = gl.convert_layout(gl.where(empty_row, 0.0, 1.0 / l_i), gl.SliceLayout(1, O_LAYOUT))
+            out = gl.where(empty_row, 0.0, acc) * inv[:, None]
+            gl.thread_barrier()  # every warp's last PV has read the stage (and P) before O overwrites it
+            o_s = kv_smem._reinterpret(dtype, [_ST] + o_desc.block_type.shape, o_desc.layout).index(st)
+            o_s.reshape([_BM, _D]).store(out.to(dtype))
+            fence_async_shared()
+            gl.thread_barrier()
+            tma.async_copy_shared_to_global(o_desc, [bh // H, bh % H, (row % QB) * _BM, 0], o_s)
+            lo = lo_n
+            hi = hi_n
+            row = row_n
+            pos = pos_n
+            phase ^= 1
+        tma.store_wait(0)
+
+    @gluon.jit
     def _fg_gluon_irow(q_desc, o_desc, K, V, Offsets, Indices, Order, Start, qk_scale,
                        stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB,
-                       PRODUCER_REGS: gl.constexpr, num_warps: gl.constexpr):
+                       PRODUCER_REGS: gl.constexpr, num_warps: gl.constexpr, PSMEM: gl.constexpr = False):
         """The CTA: the consumer warpgroup (default partition, :func:`_ir_consumer`) and a producer warpgroup
         (:func:`_ir_producer`) over the list plan ``Order[Start[p]:Start[p + 1]]``.  ``q_desc`` / ``o_desc``: Q / O
         descriptors with [1, 1, 128, D] boxes.  Shared memory: Q 32 KB + 2 stages x 32 KB."""
@@ -235,12 +356,22 @@ if _GLUON_ERR is None:
         for i in gl.static_range(_ST):
             mbarrier.init(full.index(i), count=_PW * 32)
             mbarrier.init(empty.index(i), count=1)
-        gl.warp_specialize([
-            (_ir_consumer, (q_desc, o_desc, Offsets, Order, Start, q_smem, kv_smem, q_bar, full, empty, qk_scale,
-                            H, QB)),
-            (_ir_producer, (K, V, Offsets, Indices, Order, Start, kv_smem, full, empty, stride_kb, stride_kh,
-                            stride_kn, stride_vb, stride_vh, stride_vn, H, QB)),
-        ], [_PW], [PRODUCER_REGS])
+        if PSMEM:  # P through shared memory: 16 KB more (114,876 B per CTA; two still fit an SM's 228 KB)
+            P_SMEM: gl.constexpr = gl.NVMMASharedLayout.get_default_for([_BM, _BN], dtype)
+            p_smem = gl.allocate_shared_memory(dtype, [_BM, _BN], P_SMEM)
+            gl.warp_specialize([
+                (_ir_consumer_ps, (q_desc, o_desc, Offsets, Order, Start, q_smem, kv_smem, p_smem, q_bar, full,
+                                   empty, qk_scale, H, QB)),
+                (_ir_producer, (K, V, Offsets, Indices, Order, Start, kv_smem, full, empty, stride_kb, stride_kh,
+                                stride_kn, stride_vb, stride_vh, stride_vn, H, QB)),
+            ], [_PW], [PRODUCER_REGS])
+        else:
+            gl.warp_specialize([
+                (_ir_consumer, (q_desc, o_desc, Offsets, Order, Start, q_smem, kv_smem, q_bar, full, empty,
+                                qk_scale, H, QB)),
+                (_ir_producer, (K, V, Offsets, Indices, Order, Start, kv_smem, full, empty, stride_kb, stride_kh,
+                                stride_kn, stride_vb, stride_vh, stride_vn, H, QB)),
+            ], [_PW], [PRODUCER_REGS])
         mbarrier.invalidate(q_bar.index(0))
         for i in gl.static_range(_ST):
             mbarrier.invalidate(full.index(i))
@@ -248,14 +379,17 @@ if _GLUON_ERR is None:
 
 
 # ------------------------------------------------------------------------------------------------ host side
-def _options(producer_regs: int | None = None) -> dict[str, Any]:
+def _options(producer_regs: int | None = None, psmem: bool = False) -> dict[str, Any]:
+    """The kernel's constexprs (``PSMEM`` only when on: the measured binary's set is unchanged)."""
     pr = PRODUCER_REGS if producer_regs is None else producer_regs
     if isinstance(pr, bool) or not isinstance(pr, int) or pr % 8 or not 24 <= pr <= 128:
         _fail(f"producer_regs={producer_regs!r} must be a multiple of 8 in [24, 128]")
-    return dict(PRODUCER_REGS=pr, num_warps=4)
+    if not isinstance(psmem, bool):
+        _fail(f"psmem={psmem!r} must be a bool")
+    return dict(PRODUCER_REGS=pr, num_warps=4, **({"PSMEM": True} if psmem else {}))
 
 
-def compile_irow_sm90(dtype: str = "bf16", producer_regs: int | None = None) -> Any:
+def compile_irow_sm90(dtype: str = "bf16", producer_regs: int | None = None, psmem: bool = False) -> Any:
     """:func:`_fg_gluon_irow` compiled for sm_90 without a GPU (Triton 3.6 with Gluon on the path), with the
     signature and options (``maxnreg`` :data:`LAUNCH_REGS`) :func:`fg_attention_gluon_irow` launches with."""
     import triton
@@ -266,9 +400,10 @@ def compile_irow_sm90(dtype: str = "bf16", producer_regs: int | None = None) -> 
 
     if dtype not in ("bf16", "fp16"):
         _fail(f"dtype={dtype!r} must be 'bf16' or 'fp16'")
-    const = _options(producer_regs)
+    const = _options(producer_regs, psmem)
     fn = _fg_gluon_irow
     names = list(fn.arg_names)
+    const = {**{p.name: p.default for p in fn.params if p.is_constexpr and p.has_default}, **const}
     lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
            "fp4_padded=False, cga_layout=[])")
     ptr = {"K": f"*{dtype}", "V": f"*{dtype}", "Offsets": "*i64", "Indices": "*i32", "Order": "*i32",
@@ -290,7 +425,7 @@ def compile_irow_sm90(dtype: str = "bf16", producer_regs: int | None = None) -> 
                 attrs[(i,)] = [["tt.divisibility", 16]]
     src = GluonASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
     return triton.compile(src, target=GPUTarget("cuda", 90, 32),
-                          options={"num_warps": const["num_warps"], "maxnreg": LAUNCH_REGS})
+                          options={"num_warps": 4, "maxnreg": LAUNCH_REGS})
 
 
 def irow_programs(sms: int) -> int:
@@ -322,12 +457,13 @@ def irow_plan(index: Any, programs: int) -> Any:
 
 def fg_attention_gluon_irow(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd",
                             sm_scale: float | None = None, out: Any = None, plan: Any = None,
-                            programs: int | None = None, producer_regs: int | None = None) -> Any:
+                            programs: int | None = None, producer_regs: int | None = None, psmem: bool = False) -> Any:
     """:func:`fgattn.fg_attention` for fg D128 M128 gran 1 on sm_90 by the independent-row CTA (module docstring)
     over a list plan of ``programs`` CTAs (default 2 x the SM count; ``plan`` None: :func:`irow_plan`, which reads
     the row counts on the host the first time).  Same output as the packaged entry.  ``out`` must be 16-byte
-    aligned (the O TMA store; one ValueError line otherwise)."""
-    const = _options(producer_regs)  # validates before any work
+    aligned (the O TMA store; one ValueError line otherwise).  ``psmem``: the intra-warpgroup-overlap form
+    (:func:`_ir_consumer_ps`; prepared in session 15 after the call, not measured)."""
+    const = _options(producer_regs, psmem)  # validates before any work
     import torch
 
     from . import gluon_fg as g

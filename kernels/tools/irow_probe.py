@@ -78,10 +78,11 @@ def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", plan=None, s
 
 
 # ------------------------------------------------------------------------------------------------ offline (CPU)
-def offline_compile(variants: tuple[str, ...] = ("list", "irow")) -> list[dict[str, Any]]:
+def offline_compile(variants: tuple[str, ...] = ("list", "irow", "irow_ps")) -> list[dict[str, Any]]:
     """Each kernel compiled for sm_90 (bf16, fp16): launch registers, stack, shared memory, setmaxnreg values,
     HGMMA, STL, the consumer tile loops (:func:`xrow_probe.tile_loops`: instructions, static stall cycles,
-    scoreboard waits) and the producer loop's instructions / LDGSTS / local-memory accesses."""
+    scoreboard waits) and the producer loop's instructions / LDGSTS / local-memory accesses.  ``irow_ps``: irow
+    with ``psmem`` (P through shared memory; offline only, never launched)."""
     import triton
     import xrow_probe as xp
     from compile_report import cuobjdump
@@ -92,7 +93,7 @@ def offline_compile(variants: tuple[str, ...] = ("list", "irow")) -> list[dict[s
     for name in variants:
         for dt in ("bf16", "fp16"):
             t0 = time.time()
-            k = compile_list_sm90(dt, "tma_sel") if name == "list" else compile_irow_sm90(dt)
+            k = compile_list_sm90(dt, "tma_sel") if name == "list" else compile_irow_sm90(dt, psmem=name == "irow_ps")
             res, sass = cuobjdump(k)
             ins = xp._sass_ins(sass)
             loops = []
