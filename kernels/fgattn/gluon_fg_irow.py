@@ -25,6 +25,13 @@ math and outputs as the packaged entry (:func:`fgattn.gluon_fg_list.fg_attention
   (32 KB = the 128 x 128 bf16 O), one TMA bulk store; the stage is released once the store has read it, at the
   next row's start.  The next row's Q is loaded by TMA after the row's last QK; the next row's (lo, hi) a row
   ahead.  The last tile's padding is at most 63 keys (the packaged 127).
+
+Measured once (session 15, one H200 call, kernels/NOTES.md "... (helper X2), outcome"): correct (220 float64
+checks), 2 CTAs per SM, but 0.92-1.21 x the packaged entry (faster only at <= 6 tiles per row): the two CTAs hide
+about half of the row code (-1.8 us per row) but the unordered synchronous loop costs 19 % more per FLOP.  Not
+adopted.  Prepared after the call, offline only (never launched): ``psmem`` (P through shared memory, FA3's
+intra-warpgroup overlap; spills at 232 registers) and :func:`_fg_gluon_irow2` (both lanes in one CTA, the base for
+ordering them with named barriers).
 """
 
 from __future__ import annotations
@@ -79,16 +86,29 @@ if _GLUON_ERR is None:
     _CW: gl.constexpr = gl.constexpr(4)  # consumer warps
 
     @gluon.jit
+    def _lane_rows(Order, Start, LANES: gl.constexpr, lane: gl.constexpr):
+        """This lane's rows of the host plan: entries Start[q] .. Start[q + 1] - 1 of ``Order`` with q = program
+        id · LANES + lane (:func:`fgattn.gluon_fg._my_rows` for LANES 1): (first position, end, step 1, first row)."""
+        q = gl.program_id(0) * LANES + lane
+        pos = gl.load(Start + q)
+        end = gl.load(Start + q + 1)
+        return pos, end, 1, _g._plan_row(Order, pos, end)
+
+    @gluon.jit
     def _ir_producer(K, V, Offsets, Indices, Order, Start, kv_smem, full, empty, stride_kb, stride_kh, stride_kn,
-                     stride_vb, stride_vh, stride_vn, H, QB):
+                     stride_vb, stride_vh, stride_vn, H, QB, PW: gl.constexpr, LANES: gl.constexpr,
+                     lane: gl.constexpr):
         """Producer warpgroup: for every row of this program and every 64-key tile, the index entries (loaded
         before the wait for the stage: no tile of look-ahead, which would not fit its 24 registers), then, once the
         consumer released the stage, the K and V gathers by cp.async into the stage's two
         halves, completion arriving on ``full`` (one arrival per thread)."""
-        GATHER_P: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [_PW, 1], [1, 0])
+        GATHER_P: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [PW, 1], [1, 0])
         offs_e = gl.arange(0, _BN, gl.SliceLayout(1, GATHER_P))
         offs_d = gl.arange(0, _D, gl.SliceLayout(0, GATHER_P))
-        pos, end, step, row = _my_rows(Order, Start, 0, True)
+        if LANES == 1:
+            pos, end, step, row = _my_rows(Order, Start, 0, True)
+        else:
+            pos, end, step, row = _lane_rows(Order, Start, LANES, lane)
         lo = gl.load(Offsets + row).to(gl.int32)
         hi = gl.load(Offsets + row + 1).to(gl.int32)
         row_n = _next_row(Order, pos + step, end, True)
@@ -141,7 +161,8 @@ if _GLUON_ERR is None:
         return acc, m_i, l_i
 
     @gluon.jit
-    def _ir_consumer(q_desc, o_desc, Offsets, Order, Start, q_smem, kv_smem, q_bar, full, empty, qk_scale, H, QB):
+    def _ir_consumer(q_desc, o_desc, Offsets, Order, Start, q_smem, kv_smem, q_bar, full, empty, qk_scale, H, QB,
+                     LANES: gl.constexpr, lane: gl.constexpr):
         """The consumer warpgroup (default partition): per row, Q (128 x 128) by TMA, the row's full tiles, its last
         (masked) tile, after whose QK the next row's Q is loaded, then O = acc · (1 / l) (empty row: zeros by
         selects) staged in the last stage and stored by one TMA bulk copy; the stage is released at the next row's
@@ -153,7 +174,10 @@ if _GLUON_ERR is None:
         P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=O_LAYOUT, k_width=2)
         dtype: gl.constexpr = kv_smem.dtype
         q_s = q_smem.reshape([_BM, _D])
-        pos, end, step, row = _my_rows(Order, Start, 0, True)
+        if LANES == 1:
+            pos, end, step, row = _my_rows(Order, Start, 0, True)
+        else:
+            pos, end, step, row = _lane_rows(Order, Start, LANES, lane)
         bh = row // QB
         mbarrier.expect(q_bar.index(0), q_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _BM, 0], q_bar.index(0), q_smem)
@@ -363,19 +387,66 @@ if _GLUON_ERR is None:
                 (_ir_consumer_ps, (q_desc, o_desc, Offsets, Order, Start, q_smem, kv_smem, p_smem, q_bar, full,
                                    empty, qk_scale, H, QB)),
                 (_ir_producer, (K, V, Offsets, Indices, Order, Start, kv_smem, full, empty, stride_kb, stride_kh,
-                                stride_kn, stride_vb, stride_vh, stride_vn, H, QB)),
+                                stride_kn, stride_vb, stride_vh, stride_vn, H, QB, _PW, 1, 0)),
             ], [_PW], [PRODUCER_REGS])
         else:
             gl.warp_specialize([
                 (_ir_consumer, (q_desc, o_desc, Offsets, Order, Start, q_smem, kv_smem, q_bar, full, empty,
-                                qk_scale, H, QB)),
+                                qk_scale, H, QB, 1, 0)),
                 (_ir_producer, (K, V, Offsets, Indices, Order, Start, kv_smem, full, empty, stride_kb, stride_kh,
-                                stride_kn, stride_vb, stride_vh, stride_vn, H, QB)),
+                                stride_kn, stride_vb, stride_vh, stride_vn, H, QB, _PW, 1, 0)),
             ], [_PW], [PRODUCER_REGS])
         mbarrier.invalidate(q_bar.index(0))
         for i in gl.static_range(_ST):
             mbarrier.invalidate(full.index(i))
             mbarrier.invalidate(empty.index(i))
+
+
+    @gluon.jit
+    def _fg_gluon_irow2(q_desc, o_desc, K, V, Offsets, Indices, Order, Start, qk_scale,
+                        stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB,
+                        PRODUCER_REGS: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr):
+        """Both row lanes in one CTA (prepared after session 15's call; compiled offline only, never launched):
+        consumer lanes 0 (default partition) and 1, each with its own Q buffer, 2-stage ring and barriers (separate
+        allocations: Triton 3.6 asserts on a reinterpret of a sliced buffer), fed by one 2-warp producer partition
+        each; lane l runs the plan's row list 2 · program id + l.  The same 192 KB and registers (168 at launch, 3
+        warpgroups: 232 + 232 + 40) as two irow CTAs, so that a next step can order the two lanes' wgmma issue
+        with named barriers (FlashAttention-3's ping-pong), which needs one CTA."""
+        gl.static_assert(num_warps == _CW)
+        dtype: gl.constexpr = K.dtype.element_ty
+        KV_SMEM: gl.constexpr = gl.NVMMASharedLayout.get_default_for([_BN, _D], dtype)
+        q0 = gl.allocate_shared_memory(dtype, q_desc.block_type.shape, q_desc.layout)
+        q1 = gl.allocate_shared_memory(dtype, q_desc.block_type.shape, q_desc.layout)
+        kv0 = gl.allocate_shared_memory(dtype, [2 * _ST, _BN, _D], KV_SMEM)
+        kv1 = gl.allocate_shared_memory(dtype, [2 * _ST, _BN, _D], KV_SMEM)
+        qb0 = gl.allocate_shared_memory(gl.int64, [1, 1], mbarrier.MBarrierLayout())
+        qb1 = gl.allocate_shared_memory(gl.int64, [1, 1], mbarrier.MBarrierLayout())
+        f0 = gl.allocate_shared_memory(gl.int64, [_ST, 1], mbarrier.MBarrierLayout())
+        f1 = gl.allocate_shared_memory(gl.int64, [_ST, 1], mbarrier.MBarrierLayout())
+        e0 = gl.allocate_shared_memory(gl.int64, [_ST, 1], mbarrier.MBarrierLayout())
+        e1 = gl.allocate_shared_memory(gl.int64, [_ST, 1], mbarrier.MBarrierLayout())
+        mbarrier.init(qb0.index(0), count=1)
+        mbarrier.init(qb1.index(0), count=1)
+        for i in gl.static_range(_ST):
+            mbarrier.init(f0.index(i), count=2 * 32)
+            mbarrier.init(f1.index(i), count=2 * 32)
+            mbarrier.init(e0.index(i), count=1)
+            mbarrier.init(e1.index(i), count=1)
+        gl.warp_specialize([
+            (_ir_consumer, (q_desc, o_desc, Offsets, Order, Start, q0, kv0, qb0, f0, e0, qk_scale, H, QB, 2, 0)),
+            (_ir_consumer, (q_desc, o_desc, Offsets, Order, Start, q1, kv1, qb1, f1, e1, qk_scale, H, QB, 2, 1)),
+            (_ir_producer, (K, V, Offsets, Indices, Order, Start, kv0, f0, e0, stride_kb, stride_kh, stride_kn,
+                            stride_vb, stride_vh, stride_vn, H, QB, 2, 2, 0)),
+            (_ir_producer, (K, V, Offsets, Indices, Order, Start, kv1, f1, e1, stride_kb, stride_kh, stride_kn,
+                            stride_vb, stride_vh, stride_vn, H, QB, 2, 2, 1)),
+        ], [_CW, 2, 2], [CONSUMER_REGS, PRODUCER_REGS, PRODUCER_REGS])
+        mbarrier.invalidate(qb0.index(0))
+        mbarrier.invalidate(qb1.index(0))
+        for i in gl.static_range(_ST):
+            mbarrier.invalidate(f0.index(i))
+            mbarrier.invalidate(f1.index(i))
+            mbarrier.invalidate(e0.index(i))
+            mbarrier.invalidate(e1.index(i))
 
 
 # ------------------------------------------------------------------------------------------------ host side
@@ -389,9 +460,11 @@ def _options(producer_regs: int | None = None, psmem: bool = False) -> dict[str,
     return dict(PRODUCER_REGS=pr, num_warps=4, **({"PSMEM": True} if psmem else {}))
 
 
-def compile_irow_sm90(dtype: str = "bf16", producer_regs: int | None = None, psmem: bool = False) -> Any:
-    """:func:`_fg_gluon_irow` compiled for sm_90 without a GPU (Triton 3.6 with Gluon on the path), with the
-    signature and options (``maxnreg`` :data:`LAUNCH_REGS`) :func:`fg_attention_gluon_irow` launches with."""
+def _compile(fn: Any, const: dict[str, Any], dtype: str, maxnreg: int | None) -> Any:
+    """Gluon kernel ``fn`` compiled for sm_90 without a GPU: ``const`` its constexprs (defaults filled in), the
+    other arguments as the launch passes them (``dtype`` K / V pointers, Q / O descriptors with [1, 1, 128, D]
+    boxes in the 128-byte swizzle, fp32 qk_scale, i32 for the rest, 16-byte divisibility on pointers and
+    strides), options num_warps 4 and ``maxnreg``."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon._runtime import GluonASTSource
@@ -400,8 +473,6 @@ def compile_irow_sm90(dtype: str = "bf16", producer_regs: int | None = None, psm
 
     if dtype not in ("bf16", "fp16"):
         _fail(f"dtype={dtype!r} must be 'bf16' or 'fp16'")
-    const = _options(producer_regs, psmem)
-    fn = _fg_gluon_irow
     names = list(fn.arg_names)
     const = {**{p.name: p.default for p in fn.params if p.is_constexpr and p.has_default}, **const}
     lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
@@ -424,8 +495,23 @@ def compile_irow_sm90(dtype: str = "bf16", producer_regs: int | None = None, psm
             if a.startswith("stride"):
                 attrs[(i,)] = [["tt.divisibility", 16]]
     src = GluonASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
-    return triton.compile(src, target=GPUTarget("cuda", 90, 32),
-                          options={"num_warps": 4, "maxnreg": LAUNCH_REGS})
+    opts: dict[str, Any] = {"num_warps": 4}
+    if maxnreg is not None:
+        opts["maxnreg"] = maxnreg
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts)
+
+
+def compile_irow_sm90(dtype: str = "bf16", producer_regs: int | None = None, psmem: bool = False) -> Any:
+    """:func:`_fg_gluon_irow` compiled for sm_90 without a GPU (Triton 3.6 with Gluon on the path), with the
+    signature and options (``maxnreg`` :data:`LAUNCH_REGS`) :func:`fg_attention_gluon_irow` launches with."""
+    return _compile(_fg_gluon_irow, _options(producer_regs, psmem), dtype, LAUNCH_REGS)
+
+
+def compile_irow2_sm90(dtype: str = "bf16", producer_regs: int = 40, consumer_regs: int = 232) -> Any:
+    """:func:`_fg_gluon_irow2` (both lanes in one CTA) compiled for sm_90 without a GPU: offline figures only
+    (registers, spills); there is no launcher."""
+    return _compile(_fg_gluon_irow2, dict(PRODUCER_REGS=producer_regs, CONSUMER_REGS=consumer_regs, num_warps=4),
+                    dtype, None)
 
 
 def irow_programs(sms: int) -> int:

@@ -78,22 +78,27 @@ def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", plan=None, s
 
 
 # ------------------------------------------------------------------------------------------------ offline (CPU)
-def offline_compile(variants: tuple[str, ...] = ("list", "irow", "irow_ps")) -> list[dict[str, Any]]:
+def offline_compile(variants: tuple[str, ...] = ("list", "irow", "irow_ps", "irow2")) -> list[dict[str, Any]]:
     """Each kernel compiled for sm_90 (bf16, fp16): launch registers, stack, shared memory, setmaxnreg values,
     HGMMA, STL, the consumer tile loops (:func:`xrow_probe.tile_loops`: instructions, static stall cycles,
     scoreboard waits) and the producer loop's instructions / LDGSTS / local-memory accesses.  ``irow_ps``: irow
-    with ``psmem`` (P through shared memory; offline only, never launched)."""
+    with ``psmem`` (P through shared memory); ``irow2``: both lanes in one CTA (offline only, never launched)."""
     import triton
     import xrow_probe as xp
     from compile_report import cuobjdump
-    from fgattn.gluon_fg_irow import compile_irow_sm90
+    from fgattn.gluon_fg_irow import compile_irow2_sm90, compile_irow_sm90
     from fgattn.gluon_fg_list import compile_list_sm90
 
     rows = []
     for name in variants:
         for dt in ("bf16", "fp16"):
             t0 = time.time()
-            k = compile_list_sm90(dt, "tma_sel") if name == "list" else compile_irow_sm90(dt, psmem=name == "irow_ps")
+            if name == "list":
+                k = compile_list_sm90(dt, "tma_sel")
+            elif name == "irow2":
+                k = compile_irow2_sm90(dt)
+            else:
+                k = compile_irow_sm90(dt, psmem=name == "irow_ps")
             res, sass = cuobjdump(k)
             ins = xp._sass_ins(sass)
             loops = []
@@ -105,7 +110,7 @@ def offline_compile(variants: tuple[str, ...] = ("list", "irow", "irow_ps")) -> 
                                       warpgroup_ops=sum(t.startswith("WARPGROUP") for t, _ in body),
                                       local=sum(("STL" in t or "LDL" in t) for t, _ in body)))
             prod = None
-            for body in xp._loops(ins):
+            for body in xp._loops(ins):  # the shortest loop holding one stage's cp.async (LDGSTS) and no wgmma
                 n = sum("LDGSTS" in t for t, _ in body)
                 if n >= 16 and not any("HGMMA" in t for t, _ in body):
                     prod = dict(insts=len(body), ldgsts=n, stall_cycles=sum((h >> 41) & 0xF for _, h in body),
