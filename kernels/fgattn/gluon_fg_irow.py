@@ -161,6 +161,47 @@ if _GLUON_ERR is None:
         return acc, m_i, l_i
 
     @gluon.jit
+    def _ir_first(q_desc, Offsets, Order, Start, q_smem, q_bar, H, QB, LANES: gl.constexpr, lane: gl.constexpr):
+        """A consumer's start: its row source, the first row's Q by TMA, the first row's (lo, hi)."""
+        if LANES == 1:
+            pos, end, step, row = _my_rows(Order, Start, 0, True)
+        else:
+            pos, end, step, row = _lane_rows(Order, Start, LANES, lane)
+        bh = row // QB
+        mbarrier.expect(q_bar.index(0), q_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _BM, 0], q_bar.index(0), q_smem)
+        lo = gl.load(Offsets + row).to(gl.int32)
+        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        return pos, end, step, row, lo, hi
+
+    @gluon.jit
+    def _ir_next(Offsets, Order, lo, hi, pos, step, end):
+        """A row's key count and 64-key tiles, and the next row (position, row, whether there is one, its range:
+        loaded now, used at this row's end)."""
+        cnt = hi - lo
+        n_t = gl.maximum(gl.cdiv(cnt, _BN), 1)
+        pos_n = pos + step
+        row_n = _next_row(Order, pos_n, end, True)
+        lo_n = gl.load(Offsets + row_n).to(gl.int32)
+        hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
+        return cnt, n_t, pos_n, row_n, pos_n < end, lo_n, hi_n
+
+    @gluon.jit
+    def _ir_store_o(o_desc, acc, l_i, cnt, kv_smem, st, bh, row, H, QB, O_LAYOUT: gl.constexpr, dtype: gl.constexpr):
+        """O = acc / l (the empty row's acc and l are NaN: both factors selected to 0, tma_sel's RCP 2) staged in
+        stage ``st`` (32 KB = the bf16 O) once every warp's last PV has read it, then one TMA bulk store (waited
+        for at the next row's start: :func:`fgattn.gluon_fg._release_after_store`)."""
+        empty_row = cnt == 0
+        inv = gl.convert_layout(gl.where(empty_row, 0.0, 1.0 / l_i), gl.SliceLayout(1, O_LAYOUT))
+        out = gl.where(empty_row, 0.0, acc) * inv[:, None]
+        gl.thread_barrier()
+        o_s = kv_smem._reinterpret(dtype, [_ST] + o_desc.block_type.shape, o_desc.layout).index(st)  # 32 KB
+        o_s.reshape([_BM, _D]).store(out.to(dtype))
+        fence_async_shared()
+        gl.thread_barrier()
+        tma.async_copy_shared_to_global(o_desc, [bh // H, bh % H, (row % QB) * _BM, 0], o_s)
+
+    @gluon.jit
     def _ir_consumer(q_desc, o_desc, Offsets, Order, Start, q_smem, kv_smem, q_bar, full, empty, qk_scale, H, QB,
                      LANES: gl.constexpr, lane: gl.constexpr):
         """The consumer warpgroup (default partition): per row, Q (128 x 128) by TMA, the row's full tiles, its last
@@ -174,25 +215,11 @@ if _GLUON_ERR is None:
         P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=O_LAYOUT, k_width=2)
         dtype: gl.constexpr = kv_smem.dtype
         q_s = q_smem.reshape([_BM, _D])
-        if LANES == 1:
-            pos, end, step, row = _my_rows(Order, Start, 0, True)
-        else:
-            pos, end, step, row = _lane_rows(Order, Start, LANES, lane)
-        bh = row // QB
-        mbarrier.expect(q_bar.index(0), q_desc.block_type.nbytes)
-        tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _BM, 0], q_bar.index(0), q_smem)
-        lo = gl.load(Offsets + row).to(gl.int32)
-        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        pos, end, step, row, lo, hi = _ir_first(q_desc, Offsets, Order, Start, q_smem, q_bar, H, QB, LANES, lane)
         it = 0
         phase = 0
         while pos < end:
-            cnt = hi - lo
-            n_t = gl.maximum(gl.cdiv(cnt, _BN), 1)
-            pos_n = pos + step
-            row_n = _next_row(Order, pos_n, end, True)
-            has_next = pos_n < end
-            lo_n = gl.load(Offsets + row_n).to(gl.int32)  # the next row's range now, used at this row's end
-            hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
+            cnt, n_t, pos_n, row_n, has_next, lo_n, hi_n = _ir_next(Offsets, Order, lo, hi, pos, step, end)
             bh = row // QB
             m_i = gl.full([_BM], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
             l_i = gl.zeros([_BM], gl.float32, gl.SliceLayout(1, S_LAYOUT))
@@ -221,16 +248,7 @@ if _GLUON_ERR is None:
             p_op = gl.convert_layout(p.to(dtype), P_LAYOUT)
             acc = warpgroup_mma(p_op, kv_smem.index(2 * st + 1), acc, is_async=True)
             acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
-            # O = acc / l; the empty row's acc and l are NaN: both factors selected to 0 (tma_sel's RCP 2)
-            empty_row = cnt == 0
-            inv = gl.convert_layout(gl.where(empty_row, 0.0, 1.0 / l_i), gl.SliceLayout(1, O_LAYOUT))
-            out = gl.where(empty_row, 0.0, acc) * inv[:, None]
-            gl.thread_barrier()  # every thread's PV has read the stage before O overwrites it
-            o_s = kv_smem._reinterpret(dtype, [_ST] + o_desc.block_type.shape, o_desc.layout).index(st)  # 32 KB
-            o_s.reshape([_BM, _D]).store(out.to(dtype))
-            fence_async_shared()
-            gl.thread_barrier()
-            tma.async_copy_shared_to_global(o_desc, [bh // H, bh % H, (row % QB) * _BM, 0], o_s)
+            _ir_store_o(o_desc, acc, l_i, cnt, kv_smem, st, bh, row, H, QB, O_LAYOUT, dtype)
             it += 1
             lo = lo_n
             hi = hi_n
@@ -289,22 +307,11 @@ if _GLUON_ERR is None:
         P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=O_LAYOUT, k_width=2)
         dtype: gl.constexpr = kv_smem.dtype
         q_s = q_smem.reshape([_BM, _D])
-        pos, end, step, row = _my_rows(Order, Start, 0, True)
-        bh = row // QB
-        mbarrier.expect(q_bar.index(0), q_desc.block_type.nbytes)
-        tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _BM, 0], q_bar.index(0), q_smem)
-        lo = gl.load(Offsets + row).to(gl.int32)
-        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        pos, end, step, row, lo, hi = _ir_first(q_desc, Offsets, Order, Start, q_smem, q_bar, H, QB, 1, 0)
         it = 0
         phase = 0
         while pos < end:
-            cnt = hi - lo
-            n_t = gl.maximum(gl.cdiv(cnt, _BN), 1)
-            pos_n = pos + step
-            row_n = _next_row(Order, pos_n, end, True)
-            has_next = pos_n < end
-            lo_n = gl.load(Offsets + row_n).to(gl.int32)
-            hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
+            cnt, n_t, pos_n, row_n, has_next, lo_n, hi_n = _ir_next(Offsets, Order, lo, hi, pos, step, end)
             bh = row // QB
             m_i = gl.full([_BM], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
             l_i = gl.zeros([_BM], gl.float32, gl.SliceLayout(1, S_LAYOUT))
@@ -345,15 +352,7 @@ if _GLUON_ERR is None:
             st = (it + _ST - 1) % _ST
             acc = warpgroup_mma(p_smem, kv_smem.index(2 * st + 1), acc, is_async=True)
             acc = warpgroup_mma_wait(0, deps=(acc, ))
-            empty_row = cnt == 0
-            inv = gl.convert_layout(gl.where(empty_row, 0.0, 1.0 / l_i), gl.SliceLayout(1, O_LAYOUT))
-            out = gl.where(empty_row, 0.0, acc) * inv[:, None]
-            gl.thread_barrier()  # every warp's last PV has read the stage (and P) before O overwrites it
-            o_s = kv_smem._reinterpret(dtype, [_ST] + o_desc.block_type.shape, o_desc.layout).index(st)
-            o_s.reshape([_BM, _D]).store(out.to(dtype))
-            fence_async_shared()
-            gl.thread_barrier()
-            tma.async_copy_shared_to_global(o_desc, [bh // H, bh % H, (row % QB) * _BM, 0], o_s)
+            _ir_store_o(o_desc, acc, l_i, cnt, kv_smem, st, bh, row, H, QB, O_LAYOUT, dtype)
             lo = lo_n
             hi = hi_n
             row = row_n
