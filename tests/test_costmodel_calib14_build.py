@@ -31,13 +31,14 @@ def _row(cid: str, kernel: str, epi: str | None, split: str = "calib", impl: str
 def test_build_keeps_stg_rows_and_adds_other_row_ends() -> None:
     m = _mod()
     old = [_row("c-000", "fg", None), _row("c-000", "block", None, impl="tl"), _row("c-093", "fg", None),
-           _row("c-050", "block", None, split="calib-tl", impl="tl")]
+           _row("c-050", "block", None, split="calib-tl", impl="tl"),
+           _row("c-000", "fg", None, split="calib-tl", impl="tl")]  # a kept tl row of the same key: not compared
     new = [_row("c-000", "fg", "tma_sel"), _row("c-000", "block", None, impl="tl"), _row("c-129", "fg", "tma_sel"),
            {**_row("c-130", "fg", "tma_sel"), "status": "error: x"}]
     rows, counts = m.build(old, new, "abc")
     assert counts == {"added": 2, "renamed": 1, "dropped_same_row_end": 1}
-    assert [r["case_id"] for r in rows] == ["c-000", "c-000", "c-093", "c-000/tma_sel", "c-129", "c-050"]
-    assert [r["row_end"] for r in rows] == ["stg", "", "stg", "tma_sel", "tma_sel", ""]
+    assert [r["case_id"] for r in rows] == ["c-000", "c-000", "c-093", "c-000/tma_sel", "c-129", "c-050", "c-000"]
+    assert [r["row_end"] for r in rows] == ["stg", "", "stg", "tma_sel", "tma_sel", "", ""]
     assert rows[3]["commit"] == "abc" and rows[0]["commit"] == "old"
 
 

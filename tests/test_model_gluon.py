@@ -19,7 +19,7 @@ from fgsim.model.params import ModelParams
 H200 = load_gpu("h200")
 #: calib9-like parameters (validation/MODEL_NOTES.md revision 8), fixed here so the test does not follow a refit
 P = ModelParams(mma_eff=0.844, fp32_per_score=5.93, mma_wait_cycles=60.7, serial_wgmma_cycles=20.7,
-                tile_sync_cycles=74.1, ldst_cycles=4.67, tma_issue_cycles=3.7, mem_latency_cycles=426.0,
+                tile_sync_cycles=74.1, ldst_cycles=4.67, mem_latency_cycles=426.0,
                 l2_bw_eff=0.978, wgmma_min_cycles=48.2, row_cycles=4350.0, launch_us=3.23, overlap_p=1.91,
                 share_p=1.44)
 N = 32760

@@ -117,7 +117,7 @@ def test_lockstep_tile_chain_hand_computed() -> None:
     memory terms are negligible and the overlap is a plain max (large p)."""
     from fgsim.costmodel import tile_costs
 
-    p = ModelParams(tma_issue_cycles=0.0, mem_latency_cycles=300.0, overlap_p=16.0,
+    p = ModelParams(mem_latency_cycles=300.0, overlap_p=16.0,
                     mma_wait_cycles=50.0, tile_sync_cycles=20.0, fp32_per_score=4.0)
     cfg = launch_config("dense", "h200", 128, 128, 1)
     bn = cfg.block_n

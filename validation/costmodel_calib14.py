@@ -35,7 +35,8 @@ def row_end(r: dict[str, str]) -> str:
 
 def build(old: list[dict[str, str]], new: list[dict[str, str]], commit: str) -> tuple[list[dict[str, str]], dict]:
     """(calib14 rows, counts): see the module docstring."""
-    have = {(r["case_id"], r["kernel"]): r for r in old if (r.get("kind") or "kernel") == "kernel"}
+    have = {(r["case_id"], r["kernel"]): r for r in old
+            if (r.get("kind") or "kernel") == "kernel" and r.get("split") == "calib"}  # the fitted rows
     out = [dict(r, row_end=row_end(r)) for r in old]
     added, renamed, dropped = [], 0, 0
     for r in new:

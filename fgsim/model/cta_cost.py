@@ -50,7 +50,7 @@ per SM per clock from the GPU file):
   layout conversion above, + the Q copy of the flattened persistent loop below): the warpgroups
   of one CTA run the FA2 loop in lockstep (Triton's loop has no ping-pong schedule: FA3, arXiv 2407.08608, needs
   explicit warpgroup barriers for it), so inside one CTA the MMA and softmax phases of a tile do not overlap; they
-  overlap only across co-resident CTAs. ``issue`` = ``tma_issue`` per TMA tile and CTA (revision 4: one elected
+  overlap only across co-resident CTAs. ``issue`` = ``TMA_ISSUE_CYCLES`` (0 since session 15) per TMA tile and CTA (revision 4: one elected
   thread issues the CTA's copies and the CTA waits on one barrier, whatever its warpgroups; revision 3 divided it
   by the warpgroups).
 
@@ -122,6 +122,22 @@ WARP_SCHEDULERS = 4
 #: per program (CTA) cycles beyond ``row_cycles``: revisions 3 and 4 fitted this (then the parameter ``cta_cycles``)
 #: to its lower bound (0.004 and 3.9 cycles); fixed at 0 since revision 5, which uses the slot for wgmma_min_cycles
 CTA_CYCLES = 0.0
+#: TMA descriptor issue and mbarrier handling per K+V tile and CTA (cycles): the parameter ``tma_issue_cycles`` until
+#: session 15, fitted to 0.6 / 2.9 / 2.1 cycles of its 0-600 range by calib12 / calib13; fixed at 0 since, its slot
+#: given to ``row_cycles_rcp`` (validation/MODEL_NOTES.md, "Session 15")
+TMA_ISSUE_CYCLES = 0.0
+#: candidate RP of the session-15 clock study (validation/MODEL_NOTES.md, "Session 15"; None = off, the model as
+#: released): the board's sustained tensor rate under its power limit (FLOP/s, calibrate's sustained-clock GEMM),
+#: shared by the SMs a launch runs on; a tile's wgmma then takes at least its FLOPs x clock x SMs / rate cycles
+TENSOR_POWER_CAP_FLOPS: float | None = None
+
+
+def power_capped_mma(t_mma: float, tile_flops: float, gpu: GPU) -> float:
+    """The wgmma cycles of a tile under :data:`TENSOR_POWER_CAP_FLOPS` (unchanged when it is None)."""
+    cap = TENSOR_POWER_CAP_FLOPS
+    if cap is None or cap <= 0:
+        return t_mma
+    return max(t_mma, tile_flops * gpu.clock_hz * gpu.sm_count / cap)
 
 
 @dataclass
@@ -268,6 +284,7 @@ def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
         t_mma = wgmma_cycles(cfg, gpu, f, elt, p.wgmma_min_cycles) / p.mma_eff
     else:
         t_mma = 4.0 * m * bn * d / (f * p.mma_eff)
+    t_mma = power_capped_mma(t_mma, 4.0 * m * bn * d, gpu)
     # revision 7: the MUFU instructions of the tile (the compiled loop's MUFU.EX2, SASS) at the SM's measured MUFU
     # rate; FP32 work per score (fitted) plus the FP32 instructions of exp_poly's polynomial, at the measured FP32 rate
     n_mufu = float(softmax[0]) if softmax is not None else softmax_estimate(cfg)[0]
@@ -305,7 +322,7 @@ def tile_costs(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
     t_sm = max(t_exp, t_fp)
     res = np.maximum(np.maximum(np.maximum(t_mma, t_sm), np.maximum(t_smem, t_bw)),
                      np.maximum(t_spill, t_issue))
-    issue = np.where(rows > 0, p.tma_issue_cycles, 0.0) if tma else np.zeros_like(rows)
+    issue = np.where(rows > 0, TMA_ISSUE_CYCLES, 0.0) if tma else np.zeros_like(rows)
     chain = t_mma + t_sm + issue + 2.0 * p.mma_wait_cycles + p.tile_sync_cycles + t_spill + t_q
     # revision 6: a serialised tile loop (ptxas waits for every wgmma) exposes each further waited wgmma's latency
     chain = chain + max(0.0, waits - 2.0) * p.serial_wgmma_cycles

@@ -37,7 +37,7 @@ per-tile resources as :mod:`fgsim.model.cta_cost`, at the same GPU rates and fit
   and V tile from shared memory; issue: both consumers' and the producer's instructions).
 * A tile takes ``max(R, smax_p(pair, producer))`` (``p = overlap_p``, the tl model's join of the chain and the load
   latency); a partial tile costs a full tile's wgmma.
-* **Per row**: ``row_cycles`` + the epilogue (O normalisation, O store at the SM's HBM share) + the next row's Q
+* **Per row**: the row end's cycles (``row_cycles``, or ``row_cycles_rcp`` for a reciprocal + TMA bulk-store row end: :func:`row_end_cycles`, session 15) + the epilogue (O normalisation, O store at the SM's HBM share) + the next row's Q
   (one TMA per half, issued after this row's last QK: one exposed latency + its bytes). The producer's index loads
   and gathers cross the row boundary, so no row pays the tl row start's row offsets -> index -> rows latency
   chain, nor the drain of a masked tail tile. A program's first row pays its index latency and first gather.
@@ -75,9 +75,17 @@ CONTIG_KEYS = (("dense", 128, 128, 1), ("block", 128, 128, 128))
 CONTIG_DEFAULT_REGS = (216, 64)
 #: row schedules of form ws2 (``extra.gluon.schedule``, default walk; fgattn.launch.GLUON_KNOBS)
 SCHEDULES = ("walk", "list")
-#: a row's fixed cost in 128-key tiles in the list schedule's host planner (fgattn.gluon_fg_list.C_ROW_TILES; the
-#: plan the kernel runs, so the model assigns rows with the same costs and prices them with its own cycles)
+#: a row's fixed cost in 128-key tiles in the list schedule's host planner when fgattn is not importable
+#: (fgattn.gluon_fg_list.C_ROW_TILES, 3.0 = c_row 5.4 µs / c_tile 1.82 µs per SM on run 9; the plan the kernel runs,
+#: so the model assigns rows with the same costs and prices them with its own cycles): :func:`list_c_row_tiles`
 LIST_C_ROW_TILES = 3.0
+#: the row-end path of each fgattn Gluon row end (``extra.gluon.epilogue``, ``fgattn.gluon_fg.EPILOGUES``; default
+#: ``"stg"``), i.e. which per-row parameter prices it (validation/MODEL_NOTES.md, "Session 15"): ``"div"`` = 64
+#: per-element IEEE divisions per thread (``stg``: register STG stores; ``tma_offs``: a TMA bulk store, measured
+#: within the control's scatter of stg, -0.27 µs per row) -> ``row_cycles``; ``"rcp"`` = one reciprocal per row, a
+#: multiply and a TMA bulk store (``tma``, ``tma_sel``: -1.8..-2.5 µs per row in K4-K6's paired fits) ->
+#: ``row_cycles_rcp``. Other values (``auto:SHORT:TILES``: resolved per launch by fgattn) are not priced
+ROW_END_PATHS = {"stg": "div", "tma_offs": "div", "tma": "rcp", "tma_sel": "rcp"}
 #: form ws2's fixed structure (fgattn.gluon_fg: BLOCK_N, STAGES, two consumer warpgroups of 64 rows, a producer
 #: warpgroup of 4 warps; registers at launch and shared bytes from its compile, Triton 3.6 sm_90, kernels/NOTES.md)
 WS2 = {"block_n": 128, "stages": 3, "consumer_wgs": 2, "producer_warps": 4, "n_regs": 168, "shared": 229_683}
@@ -91,6 +99,10 @@ PRODUCER_INSTR = 315.0
 WS2_SASS = {("ws2", 1, False, 0.0): {"loop_ldst": 0, "loop_ldst_bytes": 0, "loop_mma": 16, "loop_instr": 479,
                                      "loop_mma_wait": 2, "loop_mufu": 66, "loop_fp32": 268,
                                      "producer_loop_instr": 315}}
+#: the tile loop's instructions per consumer warp and iteration with a TMA row end (offsets a row ahead), the offline
+#: compile of Triton 3.6 sm_90 (kernels/NOTES.md, "Session 14, K6": tma_offs / tma_sel 493, tma 493); the other
+#: figures as :data:`WS2_SASS`'s; used when the calibration's resources table has no row for the entry's key
+WS2_TMA_LOOP_INSTR = 493
 #: form contig's loop figures of the offline compile of ``fgattn.gluon_contig._contig_ws2`` (Triton 3.6 sm_90, regs
 #: 240 / 24, ping-pong, pipeline 1; ``fgsim.validation.sass.gluon_loop_traffic``, bf16 and fp16 alike): the ws2
 #: consumers' loop (481 instructions, 16 HGMMA, 66 MUFU, 268 FP32) and the TMA producer's tile loop, one warp's
@@ -180,19 +192,52 @@ def knobs(cfg: KernelConfig) -> dict[str, Any]:
         raise FgsimError(f"launch config ({cfg.describe()}): Gluon form {form!r} "
                          + ("is for the dense / block D=128 M=128 entries only" if form == "contig" else
                             "is the fg form; the dense / block D=128 M=128 entries run form 'contig'"))
+    epilogue = g.get("epilogue", "stg")
+    if epilogue not in ROW_END_PATHS:
+        raise FgsimError(f"launch config ({cfg.describe()}): the cost model prices extra.gluon.epilogue in "
+                         f"{list(ROW_END_PATHS)}, not {epilogue!r}")
     if form == "contig":
         regs = g.get("regs", CONTIG_DEFAULT_REGS)
         if not (isinstance(regs, list | tuple) and len(regs) == 2 and all(isinstance(x, int) for x in regs)):
             raise FgsimError(f"launch config ({cfg.describe()}): extra.gluon.regs={regs!r} must be [consumer, "
                              "producer] registers")
         return {"form": form, "pipeline": int(g.get("pipeline", 1) or 1), "exp_poly": 0.0, "fence": False,
-                "schedule": "list", "pingpong": bool(g.get("pingpong", False)), "regs": (int(regs[0]), int(regs[1]))}
+                "schedule": "list", "pingpong": bool(g.get("pingpong", False)), "regs": (int(regs[0]), int(regs[1])),
+                "epilogue": str(epilogue)}
     schedule = g.get("schedule", "walk")
     if schedule not in SCHEDULES:
         raise FgsimError(f"launch config ({cfg.describe()}): extra.gluon.schedule={schedule!r} must be one of "
                          f"{list(SCHEDULES)}")
     return {"form": form, "pipeline": int(g.get("pipeline", 0) or 0), "exp_poly": float(g.get("exp_poly", 0) or 0),
-            "fence": bool(g.get("fence", True)), "schedule": str(schedule)}
+            "fence": bool(g.get("fence", True)), "schedule": str(schedule), "epilogue": str(epilogue)}
+
+
+def row_end_path(cfg: KernelConfig) -> str:
+    """``"div"`` or ``"rcp"``: the row-end path of a Gluon entry's ``extra.gluon.epilogue`` (:data:`ROW_END_PATHS`;
+    FgsimError naming the entry for a value the model does not price)."""
+    return ROW_END_PATHS[knobs(cfg)["epilogue"]]
+
+
+def row_end_cycles(cfg: KernelConfig, p: ModelParams) -> float:
+    """Per-row cycles of the entry's row end: ``row_cycles`` (division path) or ``row_cycles_rcp`` (reciprocal +
+    TMA bulk store), SM cycles per query-block row."""
+    return float(p.row_cycles_rcp if row_end_path(cfg) == "rcp" else p.row_cycles)
+
+
+_C_ROW_TILES: list[float] = []
+
+
+def list_c_row_tiles() -> float:
+    """The list planner's row cost in 128-key tiles that fgattn runs (``fgattn.gluon_fg_list.C_ROW_TILES`` where
+    fgattn imports, else :data:`LIST_C_ROW_TILES`)."""
+    if not _C_ROW_TILES:
+        try:
+            from fgattn.gluon_fg_list import C_ROW_TILES  # type: ignore[import-not-found]
+
+            _C_ROW_TILES.append(float(C_ROW_TILES))
+        except Exception:  # noqa: BLE001 -- fgattn absent or without its Gluon modules: the documented default
+            _C_ROW_TILES.append(LIST_C_ROW_TILES)
+    return _C_ROW_TILES[0]
 
 
 def gluon_key(cfg: KernelConfig) -> str:
@@ -202,6 +247,8 @@ def gluon_key(cfg: KernelConfig) -> str:
         (f"+ep{k['exp_poly']:g}" if k["exp_poly"] else "")
     if k["form"] == "contig":
         var += ("+pp" if k["pingpong"] else "") + f"+r{k['regs'][0]}_{k['regs'][1]}"
+    if k["epilogue"] != "stg":  # another row end is another binary (its tile loop's SASS differs too)
+        var += f"+{k['epilogue']}"
     return (f"{cfg.kernel}/{cfg.dtype}/d{cfg.head_dim}/m{cfg.block_m}/bn{WS2['block_n']}/"
             f"w{4 * (WS2['consumer_wgs'] + 1)}/s{WS2['stages']}/{var}")
 
@@ -215,7 +262,10 @@ def gluon_figures(cfg: KernelConfig, resources: Mapping[str, Any] | None = None)
     k = knobs(cfg)
     if k["form"] == "contig":
         return CONTIG_SASS[cfg.kernel]
-    return WS2_SASS.get((k["form"], k["pipeline"], k["fence"], k["exp_poly"]), {})
+    fig = WS2_SASS.get((k["form"], k["pipeline"], k["fence"], k["exp_poly"]), {})
+    if fig and k["epilogue"] != "stg":
+        fig = {**fig, "loop_instr": WS2_TMA_LOOP_INSTR}
+    return fig
 
 
 def consumer_view(cfg: KernelConfig) -> KernelConfig:
@@ -231,7 +281,7 @@ def gluon_tile(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
                resources: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
     """Per-tile cycles of form ws2 for tiles gathering ``rows`` K/V rows with ``n_active`` SMs busy (module
     docstring): {mma, sm, resource, pair, producer, alone}."""
-    from fgsim.model.cta_cost import WARP_SCHEDULERS, smax, wgmma_cycles
+    from fgsim.model.cta_cost import TMA_ISSUE_CYCLES, WARP_SCHEDULERS, power_capped_mma, smax, wgmma_cycles
     from fgsim.model.occupancy import (
         ELT_BYTES,
         SOFTMAX_FIT,
@@ -250,6 +300,7 @@ def gluon_tile(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
     clk = gpu.clock_hz
     r = gluon_figures(cfg, resources)
     t_mma = wgmma_cycles(cv, gpu, gpu.tensor_flops(cfg.dtype), elt, p.wgmma_min_cycles) / p.mma_eff
+    t_mma = power_capped_mma(t_mma, 4.0 * m * bn * d, gpu)  # candidate RP (off unless set)
     # softmax: the consumer loop's MUFU / FP32 instructions per thread (one warpgroup's iteration = its half of the
     # tile) from the Gluon SASS reader, x the consumers' threads; else the tile-shape estimate
     thr = 32.0 * cv.num_warps
@@ -298,10 +349,10 @@ def gluon_tile(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
     pair = smax(wgs * r_wg, chain_wg, p.share_p)
     if contig:
         # TMA producer (session 14): one thread issues the stage's two 128 x 128 boxes onto one expect-tx barrier
-        # (tma_issue: descriptor issue and mbarrier handling per K+V tile, the tl TMA kernels' fitted figure); the
+        # (TMA_ISSUE_CYCLES: descriptor issue and mbarrier handling per K+V tile, 0 since session 15); the
         # bytes arrive after the memory latency at the SM's L2 share; stages - 1 tiles in flight (Little's law), no
         # index or gather instructions (the block form's next block number is loaded a tile ahead)
-        lat = (p.mem_latency_cycles + p.tma_issue_cycles + byts / bw_sm) / max(1.0, WS2["stages"] - 1.0)
+        lat = (p.mem_latency_cycles + TMA_ISSUE_CYCLES + byts / bw_sm) / max(1.0, WS2["stages"] - 1.0)
     else:
         lat = (p.mem_latency_cycles + byts / bw_sm) / max(1.0, WS2["stages"] - 1.0)
     producer = np.where(rows > 0, np.maximum(prod_instr, lat), 0.0)
@@ -358,11 +409,12 @@ def gluon_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int
     row_bytes = 2.0 * d * elt
     epilogue = m * d * elt / bw_qo + m * d / (gpu.fp32_flop_per_clk_per_sm / 2.0)
     q_next = lat + m * d * elt / bw_qo
-    row_work = loop + p.row_cycles + epilogue + q_next
+    row_c = row_end_cycles(cfg, p)  # session 15: the row end's path (division / reciprocal + TMA bulk store)
+    row_work = loop + row_c + epilogue + q_next
     first_rows = np.full_like(keys, float(bn)) if contig else np.minimum(keys, bn)
     first_extra = CTA_CYCLES + lat + first_rows * row_bytes / bw_qo
     work = row_work + first_extra
-    fixed = p.row_cycles + epilogue + q_next + 0.0 * keys
+    fixed = row_c + epilogue + q_next + 0.0 * keys
     a_mma = min(float(full["mma"][0]), t_full)
     a_exp = min(float(full["sm"][0]), max(t_full - a_mma, 0.0))
     c_mma, c_exp = n_tiles * a_mma, n_tiles * a_exp
@@ -377,10 +429,10 @@ def gluon_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int
                     source="compiled (calibration resources table)" if r else "Gluon form ws2 (offline compile)")
     listed = k["schedule"] == "list"
     how = ("rows by greedy list scheduling in launch order (planned cost "
-           f"{LIST_C_ROW_TILES:g} + executed tiles)" if listed else "rows dealt round-robin in launch order")
+           f"{list_c_row_tiles():g} + executed tiles)" if listed else "rows dealt round-robin in launch order")
     notes = [f"Gluon form {k['form']} (pipeline {k['pipeline']}): persistent, one program per SM, {how}; producer "
              + ("warpgroup loads K / V tiles by TMA" if contig else "warpgroup gathers") + ", two consumer warpgroups"]
-    plan_cost = LIST_C_ROW_TILES + np.maximum(np.ceil(keys / bn), 1.0) if listed else None
+    plan_cost = list_c_row_tiles() + np.maximum(np.ceil(keys / bn), 1.0) if listed else None
     return CtaTables(n=skip, work=work, comps=comps, occupancy=occ, tile_flops_full=4.0 * m * bn * d, notes=notes,
                      row_work=row_work, first_extra=first_extra, programs_per_sm=1,
                      lpt=walks_lpt(cfg), plan_cost=plan_cost)

@@ -49,8 +49,6 @@ SPECS: dict[str, ParamSpec] = {
                              "cycles of one warp's local-memory instruction (a spilled register's store or reload, "
                              "LDL / STL) through the SM's load/store path, in the CTA's chain and shared by "
                              "co-resident CTAs; the tile loop's count of them comes from the compiled kernel's SASS"),
-    "tma_issue_cycles": ParamSpec("cycles/tile", 0.0, 600.0,
-                                  "TMA descriptor issue and mbarrier handling per K+V tile and CTA"),
     "mem_latency_cycles": ParamSpec("cycles", 300.0, 2000.0,
                                     "load-to-use latency of a global load under load (L2 hit to HBM mix)"),
     "l2_bw_eff": ParamSpec("1", 0.4, 1.3, "achieved fraction of the GPU file's L2 read bandwidth (fitted; "
@@ -64,6 +62,12 @@ SPECS: dict[str, ParamSpec] = {
     "row_cycles": ParamSpec("cycles", 0.0, 8000.0,
                             "per query-block row: epilogue normalisation, O store issue, accumulator reset and the "
                             "next row's address math (a persistent program pays it per row, a one-row CTA once)"),
+    "row_cycles_rcp": ParamSpec("cycles", 0.0, 8000.0,
+                                "per query-block row of a Gluon CTA whose row end normalises O by one reciprocal per "
+                                "row and a multiply (no per-element division) and stores it by a TMA bulk store "
+                                "(fgattn's epilogues 'tma' / 'tma_sel'; session 15): replaces row_cycles, which "
+                                "prices the per-element-division row ends (tl kernels, 'stg', 'tma_offs'); a "
+                                "calibration without rows of such a row end reads it as row_cycles"),
     "launch_us": ParamSpec("us", 0.0, 10.0, "per kernel call in a stream: launch, grid fill and drain"),
     "overlap_p": ParamSpec("1", 1.0, 16.0,
                            "sharpness of the overlap of one CTA's chain with the asynchronous SM resources "
@@ -85,7 +89,10 @@ RETIRED = {"cta_cycles": "revision 5: fixed at 0 (revisions 3 and 4 fitted it to
                                   "(ldst_cycles) and bytes (L1 / L2 bandwidth of the GPU file)",
            "sfu_per_score": "revision 7: measured, not fitted: the tile loop's MUFU instructions are read off its "
                             "SASS (loop_mufu) and priced at the SM's MUFU rate that calibrate's exp2 "
-                            "microbenchmark measures (mufu_exp_per_clk_per_sm)"}
+                            "microbenchmark measures (mufu_exp_per_clk_per_sm)",
+           "tma_issue_cycles": "session 15: fixed at 0 (calib12 / calib13 fitted 0.6 / 2.9 / 2.1 cycles per TMA "
+                               "tile of its 0-600 range, < 0.3 % of a tile); its slot is row_cycles_rcp's, see "
+                               "fgsim.model.cta_cost.TMA_ISSUE_CYCLES"}
 
 
 @dataclass(frozen=True)
@@ -101,12 +108,12 @@ class ModelParams:
     serial_wgmma_cycles: float = 0.0
     tile_sync_cycles: float = 80.0
     ldst_cycles: float = 30.0
-    tma_issue_cycles: float = 60.0
     mem_latency_cycles: float = 800.0
     l2_bw_eff: float = 0.9
     hbm_bw_eff: float = 0.81
     wgmma_min_cycles: float = 16.0
     row_cycles: float = 500.0
+    row_cycles_rcp: float = 500.0
     launch_us: float = 2.5
     overlap_p: float = 4.0
     share_p: float = 4.0
@@ -141,6 +148,8 @@ class ModelParams:
             # an older calibration's per-program cycles: a one-row CTA paid cta_cycles + row_cycles
             row = kw.get("row_cycles", cls.row_cycles)
             kw["row_cycles"] = min(SPECS["row_cycles"].hi, row + float(cta))
+        if "row_cycles_rcp" not in kw:  # a calibration fitted before session 15 saw no reciprocal row end
+            kw["row_cycles_rcp"] = kw.get("row_cycles", cls.row_cycles)
         return cls(**kw)
 
 
