@@ -128,3 +128,20 @@ def test_s15_call_verdict_recomputed_from_the_committed_csv():
     rel, tiles = probe._cells(rows)
     assert len(rel["irow"]) == 26 and sum(t <= probe.DISPATCH_TILES for t in tiles.values()) == 8
     assert min(rel["irow"].values()) == pytest.approx(0.9233) and max(rel["irow"].values()) == pytest.approx(1.212)
+
+
+def test_irow2_plan_pads_lanes_and_launcher_errors():
+    import fgattn
+
+    seed = random.randrange(2**31)
+    print("seed", seed)
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(1, 3, 1, 300, generator=g) < 0.3  # 3 rows: an odd lane count
+    idx = fgattn.build_index(mask, block_m=128, gran_n=1)
+    plan, start = ir.irow2_plan(idx, 8)
+    assert plan.programs == 3 and start.numel() == 2 * 2 + 1
+    assert start[:4].tolist() == plan.start.tolist() and int(start[-1]) == int(start[-2])
+    assert ir.irow2_plan(idx, 8)[1] is start  # memoised
+    q = torch.zeros(1, 1, 8, 128, dtype=torch.float16)
+    with pytest.raises(ValueError, match="fgattn.gluon_fg_irow: order=1 must be a bool"):
+        ir.fg_attention_gluon_irow2(q, q, q, idx, order=1)

@@ -38,8 +38,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BLOCK_N", "STAGES", "CTAS_PER_SM", "compile_irow_sm90", "fg_attention_gluon_irow", "irow_plan",
-           "irow_programs"]
+__all__ = ["BLOCK_N", "STAGES", "CTAS_PER_SM", "compile_irow_sm90", "compile_irow2_sm90", "fg_attention_gluon_irow",
+           "fg_attention_gluon_irow2", "irow_plan", "irow2_plan", "irow_programs"]
 
 #: keys per tile (the packaged 128), ring stages per CTA, CTAs per SM the launch plans for
 BLOCK_N = 64
@@ -168,8 +168,13 @@ if _GLUON_ERR is None:
         else:
             pos, end, step, row = _lane_rows(Order, Start, LANES, lane)
         bh = row // QB
-        mbarrier.expect(q_bar.index(0), q_desc.block_type.nbytes)
-        tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _BM, 0], q_bar.index(0), q_smem)
+        if LANES == 1:
+            mbarrier.expect(q_bar.index(0), q_desc.block_type.nbytes)
+            tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _BM, 0], q_bar.index(0), q_smem)
+        else:  # a lane of a padded plan may have no row: no Q load may be left in flight at exit
+            mbarrier.expect(q_bar.index(0), q_desc.block_type.nbytes, pred=pos < end)
+            tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _BM, 0], q_bar.index(0), q_smem,
+                                            pred=pos < end)
         lo = gl.load(Offsets + row).to(gl.int32)
         hi = gl.load(Offsets + row + 1).to(gl.int32)
         return pos, end, step, row, lo, hi
@@ -401,10 +406,130 @@ if _GLUON_ERR is None:
             mbarrier.invalidate(empty.index(i))
 
 
+    _SYNC_L: gl.constexpr = gl.BlockedLayout([1], [32], [_CW], [0])  # a 1-element tensor, held by every thread
+    _ASM_FENCE: gl.constexpr = gl.constexpr("nanosleep.u32 20; mov.u32 $0, $1;")
+
+    @gluon.jit
+    def _lane_state(sync_smem, idx: gl.constexpr):
+        """Entry ``idx`` of the lane state (0 / 1: turn counts of lanes 0 / 1; 2 / 3: their busy flags): one
+        shared-memory word read by every thread (a warp's threads in one load, so a warp agrees)."""
+        return gl.max(sync_smem.index(idx).load(_SYNC_L), 0)
+
+    @gluon.jit
+    def _turn(sync_smem, lane: gl.constexpr, seen):
+        """Wait for this lane's next MMA turn (a scheduling hint, no data depends on it): until the other lane has
+        issued a turn since this lane's last (its count > ``seen``) or is outside a row's tiles (its busy flag 0).
+        Each warp polls on its own (a side-effecting nanosleep in the loop keeps the load in it); a warpgroup
+        barrier then aligns the four warps before the wgmma.  Returns the count seen."""
+        c = _lane_state(sync_smem, 1 - lane)
+        b = _lane_state(sync_smem, 3 - lane)
+        while (c <= seen) & (b > 0):
+            c = gl.inline_asm_elementwise(_ASM_FENCE, "=r,r", [c], dtype=gl.int32, is_pure=False, pack=1)
+            c = gl.maximum(c, _lane_state(sync_smem, 1 - lane))
+            b = _lane_state(sync_smem, 3 - lane)
+        gl.thread_barrier()
+        return c
+
+    @gluon.jit
+    def _mark(sync_smem, idx: gl.constexpr, value):
+        """Entry ``idx`` of the lane state := ``value``."""
+        sync_smem.index(idx).store(gl.full([1], value, gl.int32, _SYNC_L))
+
+    @gluon.jit
+    def _ir_tile_o(q_s, kv_smem, full, empty, st, it, acc, m_i, l_i, zero_s, qk_scale, n_valid, sync_smem, mine,
+                   seen, lane: gl.constexpr, MASKED: gl.constexpr, S_LAYOUT: gl.constexpr, O_LAYOUT: gl.constexpr,
+                   P_LAYOUT: gl.constexpr, dtype: gl.constexpr):
+        """:func:`_ir_tile` with the lane turns (:func:`_turn`) before the QK and the PV issue (the stage is always
+        released: the row's last tile is not done here)."""
+        mbarrier.wait(full.index(st), (it // _ST) & 1)
+        seen = _turn(sync_smem, lane, seen)
+        s = warpgroup_mma(q_s, kv_smem.index(2 * st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+        mine += 1
+        _mark(sync_smem, lane, mine)
+        s = warpgroup_mma_wait(0, deps=(s, ))
+        p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, n_valid, MASKED, S_LAYOUT, P_LAYOUT, _BN, 0, dtype)
+        acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
+        p_op = gl.convert_layout(p.to(dtype), P_LAYOUT)
+        seen = _turn(sync_smem, lane, seen)
+        acc = warpgroup_mma(p_op, kv_smem.index(2 * st + 1), acc, is_async=True)
+        mine += 1
+        _mark(sync_smem, lane, mine)
+        acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+        gl.thread_barrier()  # the warpgroup is done with the stage
+        mbarrier.arrive(empty.index(st), count=1)
+        return acc, m_i, l_i, mine, seen
+
+    @gluon.jit
+    def _ir_consumer_o(q_desc, o_desc, Offsets, Order, Start, q_smem, kv_smem, q_bar, full, empty, sync_smem,
+                       qk_scale, H, QB, lane: gl.constexpr):
+        """:func:`_ir_consumer` of lane ``lane`` of :func:`_fg_gluon_irow2` with ``ORDER``: the two lanes take
+        turns issuing their wgmmas (QK and PV each a turn; :func:`_turn`), so that one's softmax and row code run
+        under the other's MMA (FlashAttention-3's inter-warpgroup ping-pong, Shah et al., arXiv 2407.08608,
+        sec. 3.1, as a soft turn: a lane outside a row's tiles, in its row code or finished, holds nobody)."""
+        S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_CW, 1],
+                                                           instr_shape=[16, _BN, 16])
+        O_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_CW, 1],
+                                                           instr_shape=[16, _D, 16])
+        P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=O_LAYOUT, k_width=2)
+        dtype: gl.constexpr = kv_smem.dtype
+        q_s = q_smem.reshape([_BM, _D])
+        pos, end, step, row, lo, hi = _ir_first(q_desc, Offsets, Order, Start, q_smem, q_bar, H, QB, 2, lane)
+        it = 0
+        phase = 0
+        mine = 0
+        seen = lane - 1  # lane 0 takes the first turn
+        while pos < end:
+            cnt, n_t, pos_n, row_n, has_next, lo_n, hi_n = _ir_next(Offsets, Order, lo, hi, pos, step, end)
+            bh = row // QB
+            m_i = gl.full([_BM], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            l_i = gl.zeros([_BM], gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            acc = gl.zeros([_BM, _D], gl.float32, O_LAYOUT)
+            zero_s = gl.zeros([_BM, _BN], gl.float32, S_LAYOUT)
+            mbarrier.wait(q_bar.index(0), phase)
+            if it > 0:  # the previous row's last stage, once its O store has read it
+                _g._release_after_store(empty, (it + _ST - 1) % _ST)
+            _mark(sync_smem, 2 + lane, 1)  # in a row's tiles
+            for _t in range(0, n_t - 1):  # full tiles
+                acc, m_i, l_i, mine, seen = _ir_tile_o(q_s, kv_smem, full, empty, it % _ST, it, acc, m_i, l_i, zero_s,
+                                                       qk_scale, _BN, sync_smem, mine, seen, lane, False, S_LAYOUT,
+                                                       O_LAYOUT, P_LAYOUT, dtype)
+                it += 1
+            st = it % _ST
+            mbarrier.wait(full.index(st), (it // _ST) & 1)
+            seen = _turn(sync_smem, lane, seen)
+            s = warpgroup_mma(q_s, kv_smem.index(2 * st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+            mine += 1
+            _mark(sync_smem, lane, mine)
+            s = warpgroup_mma_wait(0, deps=(s, ))
+            gl.thread_barrier()
+            bh_n = row_n // QB
+            mbarrier.expect(q_bar.index(0), q_desc.block_type.nbytes, pred=has_next)
+            tma.async_copy_global_to_shared(q_desc, [bh_n // H, bh_n % H, (row_n % QB) * _BM, 0], q_bar.index(0),
+                                            q_smem, pred=has_next)
+            p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, cnt - (n_t - 1) * _BN, True, S_LAYOUT, P_LAYOUT,
+                                            _BN, 0, dtype)
+            acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
+            p_op = gl.convert_layout(p.to(dtype), P_LAYOUT)
+            seen = _turn(sync_smem, lane, seen)
+            acc = warpgroup_mma(p_op, kv_smem.index(2 * st + 1), acc, is_async=True)
+            mine += 1
+            _mark(sync_smem, lane, mine)
+            _mark(sync_smem, 2 + lane, 0)  # row code from here: the other lane need not wait
+            acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+            _ir_store_o(o_desc, acc, l_i, cnt, kv_smem, st, bh, row, H, QB, O_LAYOUT, dtype)
+            it += 1
+            lo = lo_n
+            hi = hi_n
+            row = row_n
+            pos = pos_n
+            phase ^= 1
+        tma.store_wait(0)
+
     @gluon.jit
     def _fg_gluon_irow2(q_desc, o_desc, K, V, Offsets, Indices, Order, Start, qk_scale,
                         stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB,
-                        PRODUCER_REGS: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr):
+                        PRODUCER_REGS: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr,
+                        ORDER: gl.constexpr = False):
         """Both row lanes in one CTA (prepared after session 15's call; compiled offline only, never launched):
         consumer lanes 0 (default partition) and 1, each with its own Q buffer, 2-stage ring and barriers (separate
         allocations: Triton 3.6 asserts on a reinterpret of a sliced buffer), fed by one 2-warp producer partition
@@ -431,14 +556,31 @@ if _GLUON_ERR is None:
             mbarrier.init(f1.index(i), count=2 * 32)
             mbarrier.init(e0.index(i), count=1)
             mbarrier.init(e1.index(i), count=1)
-        gl.warp_specialize([
-            (_ir_consumer, (q_desc, o_desc, Offsets, Order, Start, q0, kv0, qb0, f0, e0, qk_scale, H, QB, 2, 0)),
-            (_ir_consumer, (q_desc, o_desc, Offsets, Order, Start, q1, kv1, qb1, f1, e1, qk_scale, H, QB, 2, 1)),
-            (_ir_producer, (K, V, Offsets, Indices, Order, Start, kv0, f0, e0, stride_kb, stride_kh, stride_kn,
-                            stride_vb, stride_vh, stride_vn, H, QB, 2, 2, 0)),
-            (_ir_producer, (K, V, Offsets, Indices, Order, Start, kv1, f1, e1, stride_kb, stride_kh, stride_kn,
-                            stride_vb, stride_vh, stride_vn, H, QB, 2, 2, 1)),
-        ], [_CW, 2, 2], [CONSUMER_REGS, PRODUCER_REGS, PRODUCER_REGS])
+        if ORDER:  # the lane turns' state (:func:`_turn`), zeroed here, before the partitions start
+            SYNC_SMEM: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])
+            sync_smem = gl.allocate_shared_memory(gl.int32, [4, 1], SYNC_SMEM)
+            for i in gl.static_range(4):
+                _mark(sync_smem, i, 0)
+            gl.thread_barrier()
+            gl.warp_specialize([
+                (_ir_consumer_o, (q_desc, o_desc, Offsets, Order, Start, q0, kv0, qb0, f0, e0, sync_smem, qk_scale,
+                                  H, QB, 0)),
+                (_ir_consumer_o, (q_desc, o_desc, Offsets, Order, Start, q1, kv1, qb1, f1, e1, sync_smem, qk_scale,
+                                  H, QB, 1)),
+                (_ir_producer, (K, V, Offsets, Indices, Order, Start, kv0, f0, e0, stride_kb, stride_kh, stride_kn,
+                                stride_vb, stride_vh, stride_vn, H, QB, 2, 2, 0)),
+                (_ir_producer, (K, V, Offsets, Indices, Order, Start, kv1, f1, e1, stride_kb, stride_kh, stride_kn,
+                                stride_vb, stride_vh, stride_vn, H, QB, 2, 2, 1)),
+            ], [_CW, 2, 2], [CONSUMER_REGS, PRODUCER_REGS, PRODUCER_REGS])
+        else:
+            gl.warp_specialize([
+                (_ir_consumer, (q_desc, o_desc, Offsets, Order, Start, q0, kv0, qb0, f0, e0, qk_scale, H, QB, 2, 0)),
+                (_ir_consumer, (q_desc, o_desc, Offsets, Order, Start, q1, kv1, qb1, f1, e1, qk_scale, H, QB, 2, 1)),
+                (_ir_producer, (K, V, Offsets, Indices, Order, Start, kv0, f0, e0, stride_kb, stride_kh, stride_kn,
+                                stride_vb, stride_vh, stride_vn, H, QB, 2, 2, 0)),
+                (_ir_producer, (K, V, Offsets, Indices, Order, Start, kv1, f1, e1, stride_kb, stride_kh, stride_kn,
+                                stride_vb, stride_vh, stride_vn, H, QB, 2, 2, 1)),
+            ], [_CW, 2, 2], [CONSUMER_REGS, PRODUCER_REGS, PRODUCER_REGS])
         mbarrier.invalidate(qb0.index(0))
         mbarrier.invalidate(qb1.index(0))
         for i in gl.static_range(_ST):
@@ -506,11 +648,12 @@ def compile_irow_sm90(dtype: str = "bf16", producer_regs: int | None = None, psm
     return _compile(_fg_gluon_irow, _options(producer_regs, psmem), dtype, LAUNCH_REGS)
 
 
-def compile_irow2_sm90(dtype: str = "bf16", producer_regs: int = 40, consumer_regs: int = 232) -> Any:
-    """:func:`_fg_gluon_irow2` (both lanes in one CTA) compiled for sm_90 without a GPU: offline figures only
-    (registers, spills); there is no launcher."""
-    return _compile(_fg_gluon_irow2, dict(PRODUCER_REGS=producer_regs, CONSUMER_REGS=consumer_regs, num_warps=4),
-                    dtype, None)
+def compile_irow2_sm90(dtype: str = "bf16", producer_regs: int = 40, consumer_regs: int = 232,
+                       order: bool = False) -> Any:
+    """:func:`_fg_gluon_irow2` (both lanes in one CTA; ``order``: with the lane turns) compiled for sm_90 without
+    a GPU, with the signature :func:`fg_attention_gluon_irow2` launches with."""
+    return _compile(_fg_gluon_irow2, dict(PRODUCER_REGS=producer_regs, CONSUMER_REGS=consumer_regs, num_warps=4,
+                                          **({"ORDER": True} if order else {})), dtype, None)
 
 
 def irow_programs(sms: int) -> int:
@@ -538,6 +681,68 @@ def irow_plan(index: Any, programs: int) -> Any:
     plan = plan_ws2_list(index, programs=programs)
     _PLANS[key] = (index.offsets, plan)
     return plan
+
+
+#: irow2 plans: (offsets identity, CTAs) -> (offsets, plan, Start padded to 2 x CTAs + 1 entries)
+_PLANS2: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
+
+
+def irow2_plan(index: Any, ctas: int) -> tuple[Any, Any]:
+    """The list plan of ``index`` for 2 x ``ctas`` lanes (two per CTA of :func:`_fg_gluon_irow2`: lane l of CTA p
+    runs list 2p + l) and its ``start`` padded with empty lists to 2 · CTAs + 1 entries (a plan has at most one
+    list per row); memoised, build it outside CUDA-graph capture.  -> (plan, padded start)."""
+    import torch
+
+    from .gluon_fg_list import plan_ws2_list
+
+    key = (id(index.offsets), int(ctas))
+    hit = _PLANS2.get(key)
+    if hit is not None and hit[0] is index.offsets:
+        return hit[1], hit[2]
+    plan = plan_ws2_list(index, programs=2 * ctas)
+    ctas = -(-plan.programs // 2)
+    pad = plan.start[-1:].repeat(2 * ctas - plan.programs)
+    start = torch.cat([plan.start, pad]) if pad.numel() else plan.start
+    _PLANS2[key] = (index.offsets, plan, start)
+    return plan, start
+
+
+def fg_attention_gluon_irow2(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd",
+                             sm_scale: float | None = None, out: Any = None, ctas: int | None = None,
+                             order: bool = True) -> Any:
+    """:func:`fgattn.fg_attention` for fg D128 M128 gran 1 on sm_90 by :func:`_fg_gluon_irow2`: both row lanes of
+    an SM in one CTA (``ctas`` CTAs, default the SM count), ``order``: the lanes take turns issuing their wgmmas
+    (:func:`_turn`).  The plan (:func:`irow2_plan`) is built and memoised on the first call (host work: call once
+    before CUDA-graph capture).  Same output as the packaged entry; ``out`` 16-byte aligned."""
+    import torch
+
+    from . import gluon_fg as g
+    from .gluon_fg_list import prepare_list_call
+
+    if not isinstance(order, bool):
+        _fail(f"order={order!r} must be a bool")
+    if ctas is None and isinstance(q, torch.Tensor) and q.device.type == "cuda":
+        ctas = torch.cuda.get_device_properties(q.device).multi_processor_count
+    plan, start = (irow2_plan(index, ctas) if ctas is not None and _GLUON_ERR is None and q.device.type == "cuda"
+                   else (None, None))
+    p, plan, out, _, scale = prepare_list_call(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,
+                                               plan=plan, programs=None if ctas is None else 2 * ctas, fail=_fail)
+    why = g.o_desc_ok(out, layout)
+    if why is not None:
+        _fail(why)
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    box = [1, 1, g.BLOCK_M, g.HEAD_DIM]
+    lay = gl.NVMMASharedLayout.get_default_for(box, gl.bfloat16 if q.dtype == torch.bfloat16 else gl.float16)
+    shape = [p.batch, p.heads, p.n_q, g.HEAD_DIM]
+    q_desc = TensorDescriptor(q, shape, [*g._strides(q, layout), 1], box, lay)
+    o_desc = TensorDescriptor(out, shape, [*g._strides(out, layout), 1], box, lay)
+    st = g._strides
+    LAST_LAUNCH["kernel2"] = _fg_gluon_irow2[((start.numel() - 1) // 2,)](
+        q_desc, o_desc, k, v, index.offsets, index.indices, plan.rows, start, scale * 1.4426950408889634,
+        *st(k, layout), *st(v, layout), p.heads, p.n_qblocks, PRODUCER_REGS=40, CONSUMER_REGS=232, num_warps=4,
+        **({"ORDER": True} if order else {}))
+    return out
 
 
 def fg_attention_gluon_irow(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd",

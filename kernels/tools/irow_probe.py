@@ -18,7 +18,10 @@ CSV columns, paired fits) is ``epilogue_probe``'s, run with this probe's variant
 a second case (the control); ``irow`` = :func:`fgattn.gluon_fg_irow.fg_attention_gluon_irow` on the list plan of
 2 x as many programs (the same planner, built before capture); ``irow1`` (diagnostic, not a candidate, not
 checked: the same kernel) on the plan of SM-count programs, one CTA per SM: the row lane alone, without the other
-CTA's overlap.
+CTA's overlap.  Call 2 (after call 1's outcome): ``irow2`` / ``irow2o`` =
+:func:`fgattn.gluon_fg_irow.fg_attention_gluon_irow2`, both lanes of an SM in one CTA on the 2 x SM-count list plan,
+``irow2o`` with the lanes taking turns issuing their wgmmas (``irow2``: the same CTA unordered, the ordering's
+control).
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation"), str(
 import epilogue_probe as ep  # noqa: E402
 from probe_cells import control_void_reasons, geo_mean  # noqa: E402
 
-VARIANTS = ("list", "list_ctl", "irow", "irow1")
-CANDIDATES = ("irow",)
+VARIANTS = ("list", "list_ctl", "irow", "irow1", "irow2", "irow2o")
+#: call 1 judged irow; call 2 (pre-registered separately) judges irow2o only
+CANDIDATES = ("irow", "irow2o")
 TAG = "fg-irow"
 #: the pre-registered rule (kernels/NOTES.md, session 15, helper X2, written before the call): the control valid
 #: (``list_ctl``: geo-mean over all timed cells 1 +- CONTROL_GEO_BAND, every cell 1 +- CONTROL_CELL_BAND), the
@@ -64,12 +68,20 @@ DEFAULTS = ["--variants", "list,list_ctl,irow,irow1", "--check-variants", "list,
 def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", plan=None, sm_scale: float | None = None):
     """One launch of ``name`` writing ``out`` (``plan``: the entry's list plan; irow runs the memoised plan of 2 x
     its programs, :func:`fgattn.gluon_fg_irow.irow_plan`)."""
-    from fgattn.gluon_fg_irow import fg_attention_gluon_irow, irow_plan, irow_programs
+    from fgattn.gluon_fg_irow import (
+        fg_attention_gluon_irow,
+        fg_attention_gluon_irow2,
+        irow_plan,
+        irow_programs,
+    )
     from fgattn.gluon_fg_list import fg_attention_gluon_list
 
     if name in ("list", "list_ctl"):
         return fg_attention_gluon_list(q, k, v, idx, layout=layout, out=out, sm_scale=sm_scale, plan=plan,
                                        epilogue="tma_sel")
+    if name in ("irow2", "irow2o"):
+        return fg_attention_gluon_irow2(q, k, v, idx, layout=layout, out=out, sm_scale=sm_scale,
+                                        ctas=None if plan is None else plan.programs, order=name == "irow2o")
     if name not in ("irow", "irow1"):
         raise ValueError(f"irow_probe: unknown variant {name!r}")
     progs = plan.programs if plan is not None and name == "irow1" else None
@@ -78,7 +90,7 @@ def run_variant(name: str, q, k, v, idx, out, layout: str = "bhnd", plan=None, s
 
 
 # ------------------------------------------------------------------------------------------------ offline (CPU)
-def offline_compile(variants: tuple[str, ...] = ("list", "irow", "irow_ps", "irow2")) -> list[dict[str, Any]]:
+def offline_compile(variants: tuple[str, ...] = ("list", "irow", "irow_ps", "irow2", "irow2o")) -> list[dict[str, Any]]:
     """Each kernel compiled for sm_90 (bf16, fp16): launch registers, stack, shared memory, setmaxnreg values,
     HGMMA, STL, the consumer tile loops (:func:`xrow_probe.tile_loops`: instructions, static stall cycles,
     scoreboard waits) and the producer loop's instructions / LDGSTS / local-memory accesses.  ``irow_ps``: irow
@@ -95,8 +107,8 @@ def offline_compile(variants: tuple[str, ...] = ("list", "irow", "irow_ps", "iro
             t0 = time.time()
             if name == "list":
                 k = compile_list_sm90(dt, "tma_sel")
-            elif name == "irow2":
-                k = compile_irow2_sm90(dt)
+            elif name in ("irow2", "irow2o"):
+                k = compile_irow2_sm90(dt, order=name == "irow2o")
             else:
                 k = compile_irow_sm90(dt, psmem=name == "irow_ps")
             res, sass = cuobjdump(k)
@@ -104,7 +116,7 @@ def offline_compile(variants: tuple[str, ...] = ("list", "irow", "irow_ps", "iro
             loops = []
             for body in xp._loops(ins):
                 hg = sum("HGMMA" in t for t, _ in body)
-                if hg in (16, 24) and sum("MUFU" in t for t, _ in body) >= 60:
+                if hg in (16, 24) and sum("MUFU" in t for t, _ in body) >= 60 and len(body) < 1000:
                     loops.append(dict(insts=len(body), hgmma=hg, stall_cycles=sum((h >> 41) & 0xF for _, h in body),
                                       sb_waits=sum(1 for _, h in body if (h >> 52) & 0x3F),
                                       warpgroup_ops=sum(t.startswith("WARPGROUP") for t, _ in body),
@@ -156,7 +168,7 @@ def time_shapes(args, meta: dict[str, str]) -> Path:
     import torch
     from bench_kernels import ClockSampler, NvmlClock, make_qkv, sdpa, timed_rounds
     from entry_regress import build_index, row_stats
-    from fgattn.gluon_fg_irow import irow_plan, irow_programs
+    from fgattn.gluon_fg_irow import irow2_plan, irow_plan, irow_programs
     from rowpipe_probe import COLS, result_rows
     from ws2_list_probe import D, G, M, densities_for
 
@@ -189,12 +201,13 @@ def time_shapes(args, meta: dict[str, str]) -> Path:
                 plan = ep.make_plan(idx)
                 plan2 = irow_plan(idx, irow_programs(plan.programs))  # memoised before capture
                 plan1 = irow_plan(idx, plan.programs)
+                plan3 = irow2_plan(idx, plan.programs)[0]
                 for v in args.variant_list:
-                    pl = dict(irow=plan2, irow1=plan1).get(v, plan)
+                    pl = dict(irow=plan2, irow1=plan1, irow2=plan3, irow2o=plan3).get(v, plan)
                     pm[(v, dt_)] = (f"{pl.makespan / pl.mean_load:.4f}", pl.programs)
                     cfg = (f"fgattn.gluon_fg_list tma_sel (list plan c_row 3, {plan.programs} programs)"
                            if v in ("list", "list_ctl") else
-                           f"fgattn.gluon_fg_irow (list plan c_row 3, {pl.programs} programs)")
+                           f"fgattn.gluon_fg_irow {v} (list plan c_row 3, {pl.programs} lanes)")
                     cases.append(dict(variant=v, kernel=v, dt=dt_, dens=idx.density(n), stats=st, cfg=cfg,
                                       fn=lambda q, k, v_, idx=idx, name=v, o=obuf, pl=plan: run_variant(
                                           name, q, k, v_, idx, o, plan=pl)))
