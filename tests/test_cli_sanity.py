@@ -52,7 +52,13 @@ CONFIGS = {  # id: (kernel, block_m, gran_n, what-if overrides)
 #: Session 14 (revision 11 + calib13, launch table 300ad25): the H100/H200 block and dense D=128 M=128 entries run the
 #: Gluon contig form, whose block rows are the dense rows with fewer tiles (its dense sibling is itself on the
 #: all-ones mask), so the H100/H200 block-m128 pair holds the bound: no known violation is left.
-KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
+#: Session 15 (revision 13 + calib14, launch table 772420a): calib14 fits fp32_per_score at 3.3 FP32 instructions per
+#: score (calib13 5.6), so the dense entries' exp_poly polynomial on the FMA pipe is a larger share of a tile, and on
+#: the A100 (an extrapolation: tl kernels with mma.sync) fg M=128 g16 (no exp_poly) on a dense workload beats the
+#: best dense config by 5.5 % (ratio 1.055; with calib13's fp32_per_score 0.997): revision 7's violation again, on
+#: the A100 only (validation/MODEL_NOTES.md, "Session 15"). Found after test17's blind scoring; not fixed (the
+#: calibration is frozen with its scoring).
+KNOWN_VIOLATIONS: set[tuple[str, str]] = {("a100", "fg-m128-g16")}
 
 
 def _info(n_tokens: int, heads: int) -> RunInfo:
