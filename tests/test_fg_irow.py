@@ -145,3 +145,28 @@ def test_irow2_plan_pads_lanes_and_launcher_errors():
     q = torch.zeros(1, 1, 8, 128, dtype=torch.float16)
     with pytest.raises(ValueError, match="fgattn.gluon_fg_irow: order=1 must be a bool"):
         ir.fg_attention_gluon_irow2(q, q, q, idx, order=1)
+
+
+def test_s15_call2_verdict_recomputed_from_the_committed_csv():
+    """Call 2 (kernels/NOTES.md, "... call 2"): 440 checks, 0 failures; control void (list_ctl 1.040 at two cells);
+    with the band lifted irow2o is not eligible (dispatched geo-mean 1.140), and the ordering costs 7.5 %."""
+    import csv
+    import math
+
+    res = ROOT / "validation" / "results"
+    rows = list(csv.DictReader(open(res / "kernels-h200-2026-12-01-fg-irow-s15b.csv", newline="")))
+    acc = list(csv.DictReader(open(res / "kernels-h200-2026-12-01-fg-irow-s15b-accuracy.csv", newline="")))
+    assert len(acc) == 440 and all(r["ok"] == "True" for r in acc)
+    ctl, out, win = probe.rule_verdict(rows)
+    assert ctl == "void" and win is None and len(out["list_ctl"][1]) == 2
+    band = probe.CONTROL_CELL_BAND
+    try:
+        probe.CONTROL_CELL_BAND = 1.0
+        ctl, out, win = probe.rule_verdict(rows)
+    finally:
+        probe.CONTROL_CELL_BAND = band
+    assert out["irow2o"][0] == "not eligible" and win is None
+    assert any("dispatched geo-mean 1.140" in w for w in out["irow2o"][1])
+    rel, _ = probe._cells(rows)
+    eff = [rel["irow2o"][k] / rel["irow2"][k] for k in rel["irow2"]]
+    assert math.exp(sum(map(math.log, eff)) / len(eff)) == pytest.approx(1.075, abs=0.001)

@@ -30,8 +30,9 @@ Measured once (session 15, one H200 call, kernels/NOTES.md "... (helper X2), out
 checks), 2 CTAs per SM, but 0.92-1.21 x the packaged entry (faster only at <= 6 tiles per row): the two CTAs hide
 about half of the row code (-1.8 us per row) but the unordered synchronous loop costs 19 % more per FLOP.  Not
 adopted.  Prepared after the call, offline only (never launched): ``psmem`` (P through shared memory, FA3's
-intra-warpgroup overlap; spills at 232 registers) and :func:`_fg_gluon_irow2` (both lanes in one CTA, the base for
-ordering them with named barriers).
+intra-warpgroup overlap; spills at 232 registers).  Measured in a second call: :func:`fg_attention_gluon_irow2`
+(both lanes of an SM in one CTA: 1.180 x the entry, the row overlap lost) and its ``order`` form (soft lane turns
+around each wgmma issue, :func:`_turn`: 1.269, the ordering costs 7.5 %).  Neither adopted.
 """
 
 from __future__ import annotations
