@@ -103,6 +103,16 @@ def test_probe_dry_run(capsys):
         probe.main(["--dry-run", "--variants", "irow,xrow"])
 
 
+def _lifted_verdict(rows: list[dict[str, str]]) -> tuple:
+    """The rule's verdict with the control's cell band lifted (what the candidate would have got)."""
+    band = probe.CONTROL_CELL_BAND
+    try:
+        probe.CONTROL_CELL_BAND = 1.0
+        return probe.rule_verdict(rows)
+    finally:
+        probe.CONTROL_CELL_BAND = band
+
+
 def test_s15_call_verdict_recomputed_from_the_committed_csv():
     """The one device call (kernels/NOTES.md, "... (helper X2), outcome"): 220 float64 checks, 0 failures; the
     control is void (list_ctl 1.046 at H40 N32760 d 0.02), and with the control's cell band lifted irow is still not
@@ -117,12 +127,7 @@ def test_s15_call_verdict_recomputed_from_the_committed_csv():
     ctl, out, win = probe.rule_verdict(rows)
     assert ctl == "void" and win is None
     assert out["list_ctl"][1] == ["list_ctl 1.046 at H40 N32760 D128 d 0.02 outside 1 +- 0.04"]
-    band = probe.CONTROL_CELL_BAND
-    try:
-        probe.CONTROL_CELL_BAND = 1.0
-        ctl, out, win = probe.rule_verdict(rows)
-    finally:
-        probe.CONTROL_CELL_BAND = band
+    ctl, out, win = _lifted_verdict(rows)
     assert ctl == "valid" and out["irow"][0] == "not eligible" and win is None
     assert any("dispatched geo-mean 1.037" in w for w in out["irow"][1])
     rel, tiles = probe._cells(rows)
@@ -159,12 +164,7 @@ def test_s15_call2_verdict_recomputed_from_the_committed_csv():
     assert len(acc) == 440 and all(r["ok"] == "True" for r in acc)
     ctl, out, win = probe.rule_verdict(rows)
     assert ctl == "void" and win is None and len(out["list_ctl"][1]) == 2
-    band = probe.CONTROL_CELL_BAND
-    try:
-        probe.CONTROL_CELL_BAND = 1.0
-        ctl, out, win = probe.rule_verdict(rows)
-    finally:
-        probe.CONTROL_CELL_BAND = band
+    ctl, out, win = _lifted_verdict(rows)
     assert out["irow2o"][0] == "not eligible" and win is None
     assert any("dispatched geo-mean 1.140" in w for w in out["irow2o"][1])
     rel, _ = probe._cells(rows)

@@ -193,6 +193,20 @@ if _GLUON_ERR is None:
         return cnt, n_t, pos_n, row_n, pos_n < end, lo_n, hi_n
 
     @gluon.jit
+    def _ir_row_start(q_bar, empty, it, phase, S_LAYOUT: gl.constexpr, O_LAYOUT: gl.constexpr):
+        """A row's start: the running max / sum and O accumulator, the QK accumulator placeholder, the wait for the
+        row's Q, and (after the first row) the previous row's last stage released once its O store has read it.
+        -> (m_i, l_i, acc, zero_s)."""
+        m_i = gl.full([_BM], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
+        l_i = gl.zeros([_BM], gl.float32, gl.SliceLayout(1, S_LAYOUT))
+        acc = gl.zeros([_BM, _D], gl.float32, O_LAYOUT)
+        zero_s = gl.zeros([_BM, _BN], gl.float32, S_LAYOUT)
+        mbarrier.wait(q_bar.index(0), phase)
+        if it > 0:
+            _g._release_after_store(empty, (it + _ST - 1) % _ST)
+        return m_i, l_i, acc, zero_s
+
+    @gluon.jit
     def _ir_store_o(o_desc, acc, l_i, cnt, kv_smem, st, bh, row, H, QB, O_LAYOUT: gl.constexpr, dtype: gl.constexpr):
         """O = acc / l (the empty row's acc and l are NaN: both factors selected to 0, tma_sel's RCP 2) staged in
         stage ``st`` (32 KB = the bf16 O) once every warp's last PV has read it, then one TMA bulk store (waited
@@ -227,13 +241,7 @@ if _GLUON_ERR is None:
         while pos < end:
             cnt, n_t, pos_n, row_n, has_next, lo_n, hi_n = _ir_next(Offsets, Order, lo, hi, pos, step, end)
             bh = row // QB
-            m_i = gl.full([_BM], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
-            l_i = gl.zeros([_BM], gl.float32, gl.SliceLayout(1, S_LAYOUT))
-            acc = gl.zeros([_BM, _D], gl.float32, O_LAYOUT)
-            zero_s = gl.zeros([_BM, _BN], gl.float32, S_LAYOUT)
-            mbarrier.wait(q_bar.index(0), phase)
-            if it > 0:  # the previous row's last stage, once its O store has read it
-                _g._release_after_store(empty, (it + _ST - 1) % _ST)
+            m_i, l_i, acc, zero_s = _ir_row_start(q_bar, empty, it, phase, S_LAYOUT, O_LAYOUT)
             for _t in range(0, n_t - 1):  # full tiles
                 acc, m_i, l_i = _ir_tile(q_s, kv_smem, full, empty, it % _ST, it, acc, m_i, l_i, zero_s, qk_scale,
                                          _BN, False, S_LAYOUT, O_LAYOUT, P_LAYOUT, dtype, True)
@@ -319,13 +327,7 @@ if _GLUON_ERR is None:
         while pos < end:
             cnt, n_t, pos_n, row_n, has_next, lo_n, hi_n = _ir_next(Offsets, Order, lo, hi, pos, step, end)
             bh = row // QB
-            m_i = gl.full([_BM], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
-            l_i = gl.zeros([_BM], gl.float32, gl.SliceLayout(1, S_LAYOUT))
-            acc = gl.zeros([_BM, _D], gl.float32, O_LAYOUT)
-            zero_s = gl.zeros([_BM, _BN], gl.float32, S_LAYOUT)
-            mbarrier.wait(q_bar.index(0), phase)
-            if it > 0:  # the previous row's last stage, once its O store has read it
-                _g._release_after_store(empty, (it + _ST - 1) % _ST)
+            m_i, l_i, acc, zero_s = _ir_row_start(q_bar, empty, it, phase, S_LAYOUT, O_LAYOUT)
             # tile 0: QK alone; masked to min(cnt, BN) keys (it may be the row's last)
             st = it % _ST
             mbarrier.wait(full.index(st), (it // _ST) & 1)
@@ -482,13 +484,7 @@ if _GLUON_ERR is None:
         while pos < end:
             cnt, n_t, pos_n, row_n, has_next, lo_n, hi_n = _ir_next(Offsets, Order, lo, hi, pos, step, end)
             bh = row // QB
-            m_i = gl.full([_BM], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
-            l_i = gl.zeros([_BM], gl.float32, gl.SliceLayout(1, S_LAYOUT))
-            acc = gl.zeros([_BM, _D], gl.float32, O_LAYOUT)
-            zero_s = gl.zeros([_BM, _BN], gl.float32, S_LAYOUT)
-            mbarrier.wait(q_bar.index(0), phase)
-            if it > 0:  # the previous row's last stage, once its O store has read it
-                _g._release_after_store(empty, (it + _ST - 1) % _ST)
+            m_i, l_i, acc, zero_s = _ir_row_start(q_bar, empty, it, phase, S_LAYOUT, O_LAYOUT)
             _mark(sync_smem, 2 + lane, 1)  # in a row's tiles
             for _t in range(0, n_t - 1):  # full tiles
                 acc, m_i, l_i, mine, seen = _ir_tile_o(q_s, kv_smem, full, empty, it % _ST, it, acc, m_i, l_i, zero_s,
