@@ -472,9 +472,13 @@ def test_case_options_override_the_entry_and_travel_through_the_lists(tmp_path: 
 
     twin = [c for c in vc.load_case_list("calib") if c.options]
     # revision 6's tail_branch / maxnreg twins, revision 9's implementation and exp_poly twins (calib10), calib11's
-    # list / walk x launch-ordered / natural Gluon rows (4 masks) and one launch-ordered tl row
-    assert {c.kernels for c in twin} == {("dense",), ("block",), ("fg",)} and len(twin) == 38
-    c11 = [c for c in twin if c.axis == "bench"]
+    # list / walk x launch-ordered / natural Gluon rows (4 masks) and one launch-ordered tl row, calib14's stg /
+    # tma_sel row-end twins at those 4 masks (session 15; the packaged-entry cases c-116..c-124 carry no option)
+    assert {c.kernels for c in twin} == {("dense",), ("block",), ("fg",)} and len(twin) == 38 + 8
+    c14 = [c for c in twin if '"epilogue"' in c.options]
+    assert [c.case_id for c in c14] == [f"c-{i}" for i in range(125, 133)]
+    assert {c.option_overrides()["gluon"]["epilogue"] for c in c14} == {"stg", "tma_sel"}
+    c11 = [c for c in twin if c.axis == "bench" and c not in c14]
     assert len(c11) == 17 and {vc.case_order(c) for c in c11} == {"lpt", "natural"}
     assert {c.structure for c in c11} == {"uniform", "uniform-text"}
     base = vc.Case("x-7", "tiny", "uniform", 256, 1, 128, 64, 0.5, 1, kernels=("dense",))

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -228,15 +229,30 @@ _C_ROW_TILES: list[float] = []
 
 
 def list_c_row_tiles() -> float:
-    """The list planner's row cost in 128-key tiles that fgattn runs (``fgattn.gluon_fg_list.C_ROW_TILES`` where
-    fgattn imports, else :data:`LIST_C_ROW_TILES`)."""
+    """The list planner's row cost in 128-key tiles that fgattn runs: ``C_ROW_TILES`` as assigned in fgattn's
+    ``gluon_fg_list.py``, read from its source (importing it would import torch and Triton, which the model does not
+    need), else :data:`LIST_C_ROW_TILES`."""
     if not _C_ROW_TILES:
-        try:
-            from fgattn.gluon_fg_list import C_ROW_TILES  # type: ignore[import-not-found]
+        import ast
+        import importlib.util
 
-            _C_ROW_TILES.append(float(C_ROW_TILES))
-        except Exception:  # noqa: BLE001 -- fgattn absent or without its Gluon modules: the documented default
-            _C_ROW_TILES.append(LIST_C_ROW_TILES)
+        val = LIST_C_ROW_TILES
+        try:
+            spec = importlib.util.find_spec("fgattn")
+            locs = list(spec.submodule_search_locations or []) if spec is not None else []
+            for loc in locs:
+                src = Path(loc) / "gluon_fg_list.py"
+                if src.is_file():
+                    for node in ast.parse(src.read_text()).body:
+                        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                                and getattr(node.targets[0], "id", "") == "C_ROW_TILES"
+                                and isinstance(node.value, ast.Constant)
+                                and isinstance(node.value.value, int | float)):
+                            val = float(node.value.value)
+                    break
+        except (ImportError, ValueError, OSError, SyntaxError):
+            val = LIST_C_ROW_TILES
+        _C_ROW_TILES.append(val)
     return _C_ROW_TILES[0]
 
 
