@@ -729,20 +729,35 @@ def capture(fn, sets: list[tuple]):
     return g, len(sets)
 
 
+#: seconds between two NVML SM-clock reads while a case's replays run (``--clock-poll-ms``; default 1 ms, the
+#: form of runs 11-15).  A longer interval reads the clock once at the start of the replays and then every
+#: interval: fewer driver calls from the host while the GPU is timed (session 15, K8: kernels/NOTES.md)
+CLOCK_POLL_S = 0.001
+
+
 def replay_ms(g, calls: int, reps: int, clock: NvmlClock | None = None, mhz: list[int] | None = None) -> float:
     """Mean ms per call over ``reps`` back-to-back replays (CUDA events); with ``clock``, the SM clock is polled
-    (about every ms, into ``mhz``) until the replays finish: the clock while this case runs."""
+    (every :data:`CLOCK_POLL_S`, into ``mhz``) until the replays finish: the clock while this case runs."""
     a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     a.record()
     for _ in range(reps):
         g.replay()
     b.record()
     if clock is not None and mhz is not None:
-        while not b.query():
+        if CLOCK_POLL_S > 0.001:  # one read at the start of the replays, then every CLOCK_POLL_S
             v = clock.sm_mhz()
             if v:
                 mhz.append(v)
-            time.sleep(0.001)
+        while not b.query():
+            if CLOCK_POLL_S > 0.001:
+                time.sleep(CLOCK_POLL_S)
+                if b.query():
+                    break
+            v = clock.sm_mhz()
+            if v:
+                mhz.append(v)
+            if CLOCK_POLL_S <= 0.001:
+                time.sleep(0.001)
     torch.cuda.synchronize()
     return a.elapsed_time(b) / (reps * calls)
 
@@ -1020,7 +1035,9 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
                  timing=(f"CUDA graph ({len(sets)} rotated input set(s)), {len(ms)} interleaved rounds"
                          + (f" in a fresh random order per round (seed {shuffle_seed})" if shuffle_seed is not None
                             else "")
-                         + f" x {c['reps']} timed replays after {c.get('warm', 0)} untimed (>= 30 ms), events"),
+                         + f" x {c['reps']} timed replays after {c.get('warm', 0)} untimed (>= 30 ms), events"
+                         + (f"; NVML SM clock read every {CLOCK_POLL_S * 1000:g} ms" if CLOCK_POLL_S > 0.001
+                            else "")),
                  statistic="median over rounds (min, max; ms_q1/ms_q3 quartiles); ratio = density * t_cuDNN / t "
                            "per round",
                  route=c.get("route", ""), ms_rounds=";".join(f"{x:.4f}" for x in c["ms"]))
@@ -1560,7 +1577,8 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
     path = out_dir / f"kernels-h200-{meta['date'][:10]}-issue12{args.tag}.csv"
     clocks = ClockSampler(1.0)
     cell_clock = NvmlClock()
-    print(f"[final] per-cell SM clock: {'NVML, polled during each case' if cell_clock.ok else 'not available'}",
+    print(f"[final] per-cell SM clock: {'NVML, polled during each case' if cell_clock.ok else 'not available'}"
+          f" (every {CLOCK_POLL_S * 1000:g} ms)",
           flush=True)
     launches = CaptureLaunches()
     done: list[dict[str, Any]] = []
@@ -1815,6 +1833,9 @@ def main() -> None:
     ap.add_argument("--contig-extra", action="append", default=[], metavar="LABEL=TABLE",
                     help="--final --bench-only contig: also time TABLE's dense / block h200 D128 M128 entries as "
                          "fg_dense_LABEL / fg_block128_LABEL in the same rounds (repeatable; e.g. a control)")
+    ap.add_argument("--clock-poll-ms", type=float, default=1.0,
+                    help="--final benchmark: ms between NVML SM-clock reads during a case's replays (default 1; "
+                         "> 1: one read at the replays' start, then one every interval)")
     ap.add_argument("--tag", default="", help="suffix of the --final tune CSV name (e.g. -run2)")
     ap.add_argument("--flex-warm", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--candidates", choices=tuple(CANDIDATE_SETS), default="v10",
@@ -1851,6 +1872,11 @@ def main() -> None:
     if args.bench_rounds is not None and args.bench_rounds < 1:
         print(f"bench_kernels: --bench-rounds {args.bench_rounds}: must be >= 1", file=sys.stderr)
         sys.exit(2)
+    if not 1.0 <= args.clock_poll_ms <= 1000.0:
+        print(f"bench_kernels: --clock-poll-ms {args.clock_poll_ms}: must be in [1, 1000]", file=sys.stderr)
+        sys.exit(2)
+    global CLOCK_POLL_S
+    CLOCK_POLL_S = args.clock_poll_ms / 1000.0
     try:
         fg_extra_configs(args.fg_extra)
         contig_extra_configs(args.contig_extra)

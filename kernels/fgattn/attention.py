@@ -1358,7 +1358,8 @@ def _sparse_launch(
                 if plan is not None:
                     return fg_attention_gluon_list(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,
                                                    plan=plan, programs=_sm_count(q.device),
-                                                   epilogue=cfg.gluon_options()["epilogue"])
+                                                   epilogue=cfg.gluon_options()["epilogue"],
+                                                   tail64=cfg.gluon_tail64())
             return fg_attention_gluon(q, k, v, index, block_m=block_m, gran_n=gran_n, layout=layout,
                                       sm_scale=sm_scale, programs=_sm_count(q.device), out=out, **cfg.gluon_options())
         cfg = cfg.tl_config()

@@ -795,17 +795,58 @@ if _GLUON_ERR is None:
         mbarrier.arrive(empty.index(st), count=1)
         return acc, m_i, l_i
 
+    # TAIL64 (research, kernels/NOTES.md "Session 15, K8"): at d <= 0.05 a row has 4-15 packed 128-key tiles and its
+    # last one is on average half empty; when it holds <= 64 kept keys, its QK is an m64n64 wgmma on the stage's first
+    # 64 K rows, its softmax runs on 64 x 64 scores and its PV is a k64 wgmma on the first 64 V rows (the producer is
+    # unchanged: it gathers the stage as before, rows past the row's end zero-filled).
+    @gluon.jit
+    def _tail64(q_s, k_smem, v_smem, full, empty, it, prev, pc, acc, alpha, m_i, l_i, qk_scale, n_valid, q_desc,
+                my_bar, my_q, row_n, half, QB, H, has_next, FENCE: gl.constexpr, PIPE: gl.constexpr,
+                EXP_POLY: gl.constexpr, S_LAYOUT: gl.constexpr, P_LAYOUT: gl.constexpr, dtype: gl.constexpr):
+        """The row's last tile (``n_valid`` <= 64 kept keys) in 64-key form, with the previous tile's PV in flight
+        beside its QK as the 128-key form, then its own PV: -> (acc, m_i, l_i, its stage, it + 1)."""
+        HALF_N: gl.constexpr = _WS_BN // 2
+        S64: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_WS2_WG_WARPS, 1],
+                                                      instr_shape=[16, HALF_N, 16])
+        ROW64: gl.constexpr = gl.SliceLayout(1, S64)
+        ROW: gl.constexpr = gl.SliceLayout(1, S_LAYOUT)
+        st = it % _WS_STAGES
+        mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
+        if FENCE:
+            fence_async_shared()
+        p_op = _use_p(pc, PIPE, P_LAYOUT, dtype)
+        zero64 = gl.zeros([_WS2_HALF_M, HALF_N], gl.float32, S64)
+        s = warpgroup_mma(q_s, k_smem.index(st).slice(0, HALF_N).permute((1, 0)), zero64, use_acc=False,
+                          is_async=True)
+        acc = acc * alpha[:, None]
+        acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+        s = warpgroup_mma_wait(1, deps=(s, ))
+        _q_next(q_desc, my_bar, my_q, row_n, half, QB, H, has_next)
+        p, a64, m64, l64 = _softmax_p(s, gl.convert_layout(m_i, ROW64), gl.convert_layout(l_i, ROW64), qk_scale,
+                                      n_valid, True, S64, P_LAYOUT, HALF_N, EXP_POLY, dtype)
+        acc, p_op, p, a64, m64, l64 = warpgroup_mma_wait(0, deps=(acc, p_op, p, a64, m64, l64))
+        gl.thread_barrier()  # this warpgroup is done with the previous tile's stage
+        mbarrier.arrive(empty.index(prev), count=1)
+        acc = acc * gl.convert_layout(a64, ROW)[:, None]
+        p_op = _p_op(p, P_LAYOUT, dtype)  # [64, 64]: the k64 PV's register A operand
+        acc = warpgroup_mma(p_op, v_smem.index(st).slice(0, HALF_N), acc, is_async=True)
+        acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+        return acc, gl.convert_layout(m64, ROW), gl.convert_layout(l64, ROW), st, it + 1
+
     @gluon.jit
     def _ws2x_consumer(half, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full, empty,
                        qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, FENCE: gl.constexpr,
                        PIPE: gl.constexpr, EXP_POLY: gl.constexpr, PINGPONG: gl.constexpr, PLANNED: gl.constexpr,
                        o_desc=None, TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False,
-                       RCP: gl.constexpr = False):
+                       RCP: gl.constexpr = False, TAIL64: gl.constexpr = False):
         """Form (d)'s consumer with the round-2 knobs (PIPE, PINGPONG, EXP_POLY; FENCE as form d).  Same stages,
         barriers and outputs as :func:`_ws2_consumer`; rows as :func:`_ws_producer` (the walk, or ``PLANNED``
         the host plan's ``Order[Start[p]:Start[p + 1]]``).  Row-end knobs TMA_O (``o_desc``), OFFS_AHEAD, RCP
         (PIPE only, TMA_O not with PINGPONG: checked on the host by :func:`check_ws2_knobs` /
-        ``gluon_fg_epilogue.check_epilogue_knobs``; see :data:`_O_BAR`'s comment); all off = the packaged code."""
+        ``gluon_fg_epilogue.check_epilogue_knobs``; see :data:`_O_BAR`'s comment); all off = the packaged code.
+        ``TAIL64`` (research; PIPE without PINGPONG; kernels/NOTES.md "Session 15, K8"): a row of >= 2 tiles whose
+        last (masked) tile holds <= 64 kept keys runs that tile as :func:`_tail64`; the tile loop's source is
+        unchanged."""
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_WS2_WG_WARPS, 1],
                                                            instr_shape=[16, _WS_BN, 16])
         P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=S_LAYOUT, k_width=2)
@@ -830,6 +871,10 @@ if _GLUON_ERR is None:
         while pos < end:
             cnt = hi - lo
             n_t = gl.maximum(gl.cdiv(cnt, _WS_BN), 1)
+            if TAIL64:  # the last tile holds <= 64 kept keys (its stage's rows 64.. are the producer's zeros)
+                tail = (n_t > 1) & (cnt - (n_t - 1) * _WS_BN <= _WS_BN // 2)
+            else:  # a constexpr: the branch below is static (a plain False would become an i1 tensor)
+                tail: gl.constexpr = False
             pos_n = pos + step
             row_n = _next_row(Order, pos_n, end, PLANNED)
             has_next = pos_n < end
@@ -893,38 +938,44 @@ if _GLUON_ERR is None:
                     mbarrier.arrive(empty.index(prev), count=1)
                     prev = st
                     it += 1
-                if n_t > 1:  # the row's last (masked) tile
-                    st = it % _WS_STAGES
-                    mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
-                    if FENCE:
-                        fence_async_shared()
+                if tail:
+                    acc, m_i, l_i, prev, it = _tail64(q_s, k_smem, v_smem, full, empty, it, prev, pc, acc, alpha,
+                                                      m_i, l_i, qk_scale, cnt - (n_t - 1) * _WS_BN, q_desc, my_bar,
+                                                      my_q, row_n, half, QB, H, has_next, FENCE, PIPE, EXP_POLY,
+                                                      S_LAYOUT, P_LAYOUT, dtype)
+                else:
+                    if n_t > 1:  # the row's last (masked) tile
+                        st = it % _WS_STAGES
+                        mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
+                        if FENCE:
+                            fence_async_shared()
+                        p_op = _use_p(pc, PIPE, P_LAYOUT, dtype)
+                        if PINGPONG:
+                            _pp_sync(my_turn)
+                        s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                        acc = acc * alpha[:, None]
+                        acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+                        if PINGPONG:
+                            _pp_arrive(other_turn)
+                        s = warpgroup_mma_wait(1, deps=(s, ))
+                        _q_next(q_desc, my_bar, my_q, row_n, half, QB, H, has_next)
+                        p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, cnt - (n_t - 1) * _WS_BN, True,
+                                                        S_LAYOUT, P_LAYOUT, _WS_BN, EXP_POLY, dtype)
+                        acc, p_op, p, alpha, m_i, l_i = warpgroup_mma_wait(0, deps=(acc, p_op, p, alpha, m_i, l_i))
+                        pc = _carry_p(p, PIPE, P_LAYOUT, dtype)
+                        gl.thread_barrier()
+                        mbarrier.arrive(empty.index(prev), count=1)
+                        prev = st
+                        it += 1
+                    # the last tile's PV
                     p_op = _use_p(pc, PIPE, P_LAYOUT, dtype)
+                    acc = acc * alpha[:, None]
                     if PINGPONG:
                         _pp_sync(my_turn)
-                    s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-                    acc = acc * alpha[:, None]
                     acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
                     if PINGPONG:
                         _pp_arrive(other_turn)
-                    s = warpgroup_mma_wait(1, deps=(s, ))
-                    _q_next(q_desc, my_bar, my_q, row_n, half, QB, H, has_next)
-                    p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, cnt - (n_t - 1) * _WS_BN, True,
-                                                    S_LAYOUT, P_LAYOUT, _WS_BN, EXP_POLY, dtype)
-                    acc, p_op, p, alpha, m_i, l_i = warpgroup_mma_wait(0, deps=(acc, p_op, p, alpha, m_i, l_i))
-                    pc = _carry_p(p, PIPE, P_LAYOUT, dtype)
-                    gl.thread_barrier()
-                    mbarrier.arrive(empty.index(prev), count=1)
-                    prev = st
-                    it += 1
-                # the last tile's PV
-                p_op = _use_p(pc, PIPE, P_LAYOUT, dtype)
-                acc = acc * alpha[:, None]
-                if PINGPONG:
-                    _pp_sync(my_turn)
-                acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
-                if PINGPONG:
-                    _pp_arrive(other_turn)
-                acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+                    acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
                 if TMA_O:  # O staged in the last K stage; the stage released once the bulk store has read it
                     _store_tma(o_desc, _normalize(acc, l_i, cnt, RCP), k_smem.index(prev), bh // H, bh % H,
                                (row % QB) * 2 + half, half, dtype)
@@ -975,14 +1026,16 @@ if _GLUON_ERR is None:
                       PRODUCER_REGS: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr,
                       CONSUMER_FENCE: gl.constexpr = True, PIPE: gl.constexpr = False, EXP_POLY: gl.constexpr = 0,
                       PINGPONG: gl.constexpr = False, PLANNED: gl.constexpr = False, o_desc=None,
-                      TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False, RCP: gl.constexpr = False):
+                      TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False, RCP: gl.constexpr = False,
+                      TAIL64: gl.constexpr = False):
         """Form (d): form (c) with one partition per consumer warpgroup (the default partition is consumer half 0,
         ``num_warps`` 4; a worker is half 1; a worker is the producer).  ``q_desc`` has [1, 1, 64, D] boxes.
         Row schedule: the walk (program p of G runs launch positions p, p + G, ... of ``Order``; ``Start`` unused)
         or, ``PLANNED`` (the list schedule, round-2 consumer only), a host-built plan: program p runs rows
         ``Order[Start[p]:Start[p + 1]]`` (``fgattn.gluon_fg_list.plan_ws2_list``; ``N_ROWS`` unused).  Row-end knobs
         (round-2 consumer, PIPE): TMA_O (``o_desc``: O's descriptor, [1, 1, 64, D] boxes; None = a constexpr, no
-        parameter, when off), OFFS_AHEAD, RCP (:func:`_ws2x_consumer`)."""
+        parameter, when off), OFFS_AHEAD, RCP; TAIL64 (research: :func:`_tail64`) (:func:`_ws2x_consumer`)."""
+        gl.static_assert(not (TAIL64 and (PINGPONG or not PIPE)), "TAIL64 needs PIPE and no PINGPONG")
         gl.static_assert(HEAD_DIM == _WS_D and BLOCK_M == _WS_BM and BLOCK_N == _WS_BN and STAGES == _WS_STAGES)
         gl.static_assert(num_warps == _WS2_WG_WARPS)
         dtype: gl.constexpr = K.dtype.element_ty
@@ -1002,10 +1055,10 @@ if _GLUON_ERR is None:
             gl.warp_specialize([
                 (_ws2x_consumer, (0, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full,
                                   empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE,
-                                  PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP)),
+                                  PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP, TAIL64)),
                 (_ws2x_consumer, (1, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full,
                                   empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE,
-                                  PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP)),
+                                  PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP, TAIL64)),
                 (_ws_producer, (K, V, Offsets, Indices, Order, Start, k_smem, v_smem, full, empty, stride_kb,
                                 stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, PLANNED)),
             ], [_WS2_WG_WARPS, _WS_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
@@ -1159,10 +1212,16 @@ def o_desc_for(out: Any, layout: str, q_desc: Any, p: GluonPlan, epilogue: str) 
 
 
 def check_ws2_knobs(form: str, *, pipeline: int = 0, exp_poly: float = 0, pingpong: bool = False,
-                    regs: tuple[int, int] | None = None, epilogue: str = "stg") -> dict[str, Any]:
+                    regs: tuple[int, int] | None = None, epilogue: str = "stg", tail64: bool = False) -> dict[str, Any]:
     """Validate form d's round-2 knobs (one ValueError line naming the argument; runs on any machine) and return
     the kernel's constexprs (PIPE, EXP_POLY, PINGPONG, CONSUMER_REGS, PRODUCER_REGS and, ``epilogue="tma"``,
-    TMA_O / OFFS_AHEAD / RCP: :data:`EPILOGUES`)."""
+    TMA_O / OFFS_AHEAD / RCP: :data:`EPILOGUES`; ``tail64`` True: TAIL64, the research 64-key last tile of
+    :func:`_tail64`, kernels/NOTES.md "Session 15, K8"; absent when False, so the binary is the one without it)."""
+    if not isinstance(tail64, bool):
+        _fail(f"tail64={tail64!r} must be a bool")
+    if tail64 and (form != "ws2" or isinstance(pipeline, bool) or pipeline == 0 or pingpong is not False):
+        _fail(f"tail64=True needs form 'ws2' with pipeline 1 / 2 / 3 and no pingpong, not form={form!r}, "
+              f"pipeline={pipeline!r}, pingpong={pingpong!r}")
     fixed = epilogue
     if isinstance(epilogue, str) and epilogue.startswith("auto:"):  # resolved per launch (resolve_epilogue)
         from .launch import auto_epilogue_error
@@ -1192,7 +1251,7 @@ def check_ws2_knobs(form: str, *, pipeline: int = 0, exp_poly: float = 0, pingpo
         _fail(f"regs={regs!r} must be (consumer, producer) multiples of 8 with 24 <= producer <= consumer <= 240 and "
               "consumer + producer <= 280 (the default partition gets 504 - consumer - producer)")
     return dict(PIPE=pipeline, EXP_POLY=EXP_POLY[exp_poly], PINGPONG=pingpong, CONSUMER_REGS=cr, PRODUCER_REGS=pr,
-                **EPILOGUES[fixed])
+                **EPILOGUES[fixed], **({"TAIL64": True} if tail64 else {}))
 
 
 def resolve_epilogue(epilogue: str, mean_tiles_per_row: float | None) -> str:

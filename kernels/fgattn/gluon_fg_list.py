@@ -236,7 +236,7 @@ def prepare_list_call(q: Any, k: Any, v: Any, index: Any, *, layout: str, sm_sca
 
 def fg_attention_gluon_list(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd",
                             sm_scale: float | None = None, out: Any = None, plan: Any = None,
-                            programs: int | None = None, epilogue: str = "stg") -> Any:
+                            programs: int | None = None, epilogue: str = "stg", tail64: bool = False) -> Any:
     """:func:`fgattn.fg_attention` for fg D128 M128 gran 1 on sm_90 by the adopted Gluon ws2 CTA (pipeline 1, no
     fence) over a row plan (:func:`plan_ws2_list`; built here if ``plan`` is None, which reads the row counts on
     the host and so cannot run under CUDA-graph capture).  Same output as the table entry (q's layout and dtype;
@@ -244,9 +244,10 @@ def fg_attention_gluon_list(q: Any, k: Any, v: Any, index: Any, *, layout: str =
     SM count).  ``epilogue``: the row end (``"stg"`` / ``"tma"`` / ``"tma_offs"`` / ``"tma_sel"``,
     ``fgattn.gluon_fg.EPILOGUES``, or ``"auto:SHORT:TILES"``: SHORT when the plan's mean executed tiles per row
     (:func:`plan_mean_tiles`) is <= TILES, else ``"stg"``; a TMA row end with an ``out`` whose strides or address
-    are not 16-byte aligned runs ``"stg"``)."""
+    are not 16-byte aligned runs ``"stg"``).  ``tail64``: the research 64-key last tile (``gluon_fg._tail64``;
+    kernels/NOTES.md "Session 15, K8"; the launch table's ``extra.gluon.tail64``)."""
     return launch_list(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out, plan=plan, programs=programs,
-                       epilogue=epilogue)
+                       epilogue=epilogue, **({"tail64": True} if tail64 else {}))
 
 
 def launch_list(q: Any, k: Any, v: Any, index: Any, *, layout: str, sm_scale: float | None, out: Any, plan: Any,

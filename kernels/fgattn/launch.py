@@ -98,7 +98,14 @@ GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "regs": ((), None),
     "schedule": (("walk", "list"), "walk"),
     "epilogue": (("stg", "tma", "tma_offs", "tma_sel"), "stg"),
+    "tail64": ((False, True), False),
 }
+#: ``extra.gluon.tail64`` (research knob, session 15, K8: kernels/NOTES.md "Session 15, K8"; not an argument of
+#: ``fg_attention_gluon``, read by :meth:`LaunchConfig.gluon_tail64`): a row whose last packed tile holds <= 64 kept
+#: keys runs that tile as a 64-key QK / softmax / PV (``fgattn.gluon_fg._tail64``); form ws2 with ``schedule:
+#: "list"`` only (the list launch; the walk fallback under capture without a plan runs without it); default False
+#: (the binary without the knob)
+TAIL64_KNOB = "tail64"
 #: (kernel, head_dim, block_m, gran_n) keys with the Gluon form ``"contig"`` (``fgattn.gluon_contig``: the ws2 CTA
 #: with TMA K/V loads of contiguous 128-key blocks, issue 12 session 13; not in the packaged table yet: the candidate
 #: kernels/logs/launch_configs-candidate-contig.json, kernels/NOTES.md "Session 13, K2")
@@ -147,7 +154,7 @@ def auto_epilogue(value: Any) -> tuple[str, float] | None:
 
 
 #: knobs of form ``ws2`` only / of the warp-specialized forms only
-_WS2_ONLY = ("pipeline", "exp_poly", "pingpong", "regs", "schedule", "epilogue")
+_WS2_ONLY = ("pipeline", "exp_poly", "pingpong", "regs", "schedule", "epilogue", "tail64")
 _WS_ONLY = ("fence",)
 #: the knobs ``schedule: "list"`` requires: the one form measured with it (``fgattn.gluon_fg_list.LIST_KNOBS``:
 #: pipeline 1, no fence)
@@ -240,7 +247,7 @@ class LaunchConfig:
             out = {k: g.get(k, default) for k, (_, default) in CONTIG_KNOBS.items() if k != "form"}
             out["regs"] = tuple(int(r) for r in out["regs"])
             return out
-        out = {k: g.get(k, default) for k, (_, default) in GLUON_KNOBS.items() if k != "schedule"}
+        out = {k: g.get(k, default) for k, (_, default) in GLUON_KNOBS.items() if k not in ("schedule", TAIL64_KNOB)}
         out["consumer_fence"] = out.pop("fence")
         out["regs"] = None if out["regs"] is None else tuple(int(r) for r in out["regs"])
         return out
@@ -254,6 +261,14 @@ class LaunchConfig:
         if self.gluon_options() and self.extra["gluon"]["form"] == "contig":  # validates the knobs
             return "list"
         return str(self.extra["gluon"].get("schedule", "walk"))
+
+    def gluon_tail64(self) -> bool:
+        """``extra.gluon.tail64`` of an ``impl: gluon`` fg entry (validated by :func:`check_impl`; False for every
+        other entry): the list launch's research 64-key last tile (:data:`TAIL64_KNOB`)."""
+        if self.impl != "gluon" or self.extra["gluon"].get("form") == "contig":
+            return False
+        self.gluon_options()  # validates the knobs
+        return bool(self.extra["gluon"].get(TAIL64_KNOB, False))
 
     def tl_config(self) -> LaunchConfig:
         """The same entry as the tl kernel launches it (``impl`` and ``gluon`` removed): what runs where the
@@ -339,6 +354,9 @@ def check_impl(kernel: str, head_dim: int, block_m: int, gran_n: int, extra: dic
         if got != _LIST_FORM:
             raise ValueError(f"{where}: extra.gluon.schedule='list' runs fgattn.gluon_fg_list's kernel, which is "
                              f"form ws2 with {_LIST_FORM} only, not {got}")
+    elif knobs.get(TAIL64_KNOB, False):
+        raise ValueError(f"{where}: extra.gluon.tail64=True needs extra.gluon.schedule='list' (fgattn.gluon_fg_list's "
+                         "kernel); set schedule 'list' or drop tail64")
     elif knobs.get("epilogue", "stg") != "stg":
         raise ValueError(f"{where}: extra.gluon.epilogue={knobs['epilogue']!r} is measured only with "
                          "extra.gluon.schedule='list' (fgattn.gluon_fg_list's kernel); set schedule 'list' or "

@@ -312,7 +312,8 @@ def gluon_compile_sm90(knobs: dict[str, Any], dtype: str = "bf16") -> Any:
             const.update(g.check_ws2_knobs("ws2", pipeline=knobs.get("pipeline", 0), exp_poly=knobs.get("exp_poly", 0),
                                            pingpong=knobs.get("pingpong", False),
                                            regs=None if regs is None else tuple(regs),
-                                           epilogue=knobs.get("epilogue", "stg")),
+                                           epilogue=knobs.get("epilogue", "stg"),
+                                           tail64=bool(knobs.get("tail64", False))),
                          PLANNED=knobs.get("schedule", "walk") == "list")  # the list schedule: rows from a plan
     else:
         const.update(ORDERED=True)
