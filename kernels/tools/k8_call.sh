@@ -41,3 +41,5 @@ grep -hE "^\[time\]|budget" "$OUT/bench-k8fg.log" "$OUT/bench-k8contig.log" | ta
 python3 kernels/tools/k8_analyze.py --fg "$(ls "$OUT"/kernels-h200-*-issue12-k8fg.csv | head -1)" \
   --contig "$(ls "$OUT"/kernels-h200-*-issue12-k8contig.csv | head -1)" --check-ok $ok | tee "$OUT/k8-analyze.log"
 echo "[k8] total $(( $(date +%s) - t0 )) s"
+# logs in one archive (CSVs stay apart)
+(cd "$OUT" && tar czf k8-logs.tgz ./*.log smi.txt && rm -f ./*.log smi.txt)
