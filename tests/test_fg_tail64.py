@@ -241,3 +241,25 @@ def test_bench_clock_poll_ms_validated() -> None:
     r = subprocess.run([sys.executable, str(ROOT / "validation" / "bench_kernels.py"), "--final", "--clock-poll-ms",
                         "0.5"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.strip() == "bench_kernels: --clock-poll-ms 0.5: must be in [1, 1000]"
+
+
+def test_k8_call_verdicts_recomputed_from_the_committed_csvs() -> None:
+    """The call's outcome (kernels/NOTES.md "Session 15, K8", outcome) from the committed CSVs by the pre-registered
+    rules: tail64 not eligible (geo-mean 0.990 at d <= 0.1, max 1.009), block long-row cost not shown (0.998 vs the
+    control's 0.999), dense tma_sel does not pass (1.021 at H40 N32760+512), the checks 320 + 100 with 0 failures."""
+    res = ROOT / "validation" / "results"
+    fg = k8_analyze.read(str(res / "kernels-h200-2026-12-01-k8-fg.csv"))
+    contig = k8_analyze.read(str(res / "kernels-h200-2026-12-01-k8-contig.csv"))
+    acc = k8_analyze.read(str(res / "kernels-h200-2026-12-01-k8-tail64-accuracy.csv"))
+    assert len(acc) == 320 and all(r["ok"] == "True" for r in acc)
+    assert sum(r["tail64_launch"] == "True" for r in acc) == 160
+    ok, lines = k8_analyze.verdict_tail64(fg, True)
+    assert not ok and lines[-1] == "tail64: NOT ELIGIBLE: geo-mean over d <= 0.1 0.990 > 0.97"
+    assert "max 1.009" in lines[0] and "24 cells on 8 shapes" in lines[0]
+    out, lines = k8_analyze.verdict_block_long(contig)
+    assert out == "not shown" and "geo-mean 0.9977 over 34 cells on 7 shapes" in lines[0]
+    assert "control geo 0.9989" in lines[0]
+    ok, lines = k8_analyze.verdict_dense(contig)
+    assert not ok and lines[-1] == "dense tma_sel: DOES NOT PASS: cell (40, 33272, 512, 1.0) at 1.021 > 1.01"
+    noise = k8_analyze.noise_lines(fg, contig)
+    assert [n.split(",")[1] for n in noise] == [" max |c - 1| 0.051", " max |c - 1| 0.046", " max |c - 1| 0.023"]
