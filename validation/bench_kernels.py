@@ -44,6 +44,8 @@ import fgattn.launch as launch  # noqa: E402
 from fgattn.attention import resolve_config  # noqa: E402
 from fgattn.masks import random_mask, window_mask  # noqa: E402
 
+from fgsim.validation.sm_clock import ClockMeter, format_mhz  # noqa: E402
+
 TABLE = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
 DENSITIES = (1.0, 0.7, 0.5, 0.3, 0.1)
 TUNE_SHAPE = (12, 32760)  # (H, N) of the --final sweep
@@ -735,14 +737,21 @@ def capture(fn, sets: list[tuple]):
 CLOCK_POLL_S = 0.001
 
 
-def replay_ms(g, calls: int, reps: int, clock: NvmlClock | None = None, mhz: list[int] | None = None) -> float:
+def replay_ms(g, calls: int, reps: int, clock: NvmlClock | None = None, mhz: list[int] | None = None,
+              meter: Any = None) -> float:
     """Mean ms per call over ``reps`` back-to-back replays (CUDA events); with ``clock``, the SM clock is polled
-    (every :data:`CLOCK_POLL_S`, into ``mhz``) until the replays finish: the clock while this case runs."""
+    (every :data:`CLOCK_POLL_S`, into ``mhz``) until the replays finish: the clock while this case runs; with
+    ``meter`` (``fgsim.validation.sm_clock.ClockMeter``) a probe right before and right after the replays on the same
+    stream: the clock the SMs ran at (the ``sm_mhz_eff`` column)."""
     a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    if meter is not None:
+        meter.before()
     a.record()
     for _ in range(reps):
         g.replay()
     b.record()
+    if meter is not None:
+        meter.after()
     if clock is not None and mhz is not None:
         if CLOCK_POLL_S > 0.001:  # one read at the start of the replays, then every CLOCK_POLL_S
             v = clock.sm_mhz()
@@ -768,9 +777,11 @@ def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, ta
     """Capture every case, then ``rounds`` interleaved rounds (the cases in list order each round, or in a fresh
     random order per round with ``shuffle_seed``); fills case['ms'] (per-round list, round r at index r) and
     case['reps']; with ``clock`` case['mhz'] (SM clock samples during the case's replays, all rounds); with
-    ``launches`` case['route'] (the Gluon launches recorded into its graph)."""
+    ``launches`` case['route'] (the Gluon launches recorded into its graph); case['sm_mhz_eff'] (MHz, the SMs' own
+    clock over the case's timed replays, :func:`eff_meter`; '' without a probe)."""
     for c in cases:
         c["mhz"] = []
+        c["meter"] = eff_meter()
         try:
             before = launches.snapshot() if launches is not None else {}
             c["graph"], c["calls"] = capture(c["fn"], sets)
@@ -798,7 +809,8 @@ def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, ta
             if c["graph"] is not None:
                 for _ in range(c["warm"]):
                     c["graph"].replay()
-                c["ms"].append(replay_ms(c["graph"], c["calls"], c["reps"], clock, c["mhz"]))
+                more = {"meter": c["meter"]} if c["meter"] is not None else {}  # no probe: the older call
+                c["ms"].append(replay_ms(c["graph"], c["calls"], c["reps"], clock, c["mhz"], **more))
             else:  # not capturable: plain event timing of eager calls (marked in the reps column)
                 try:
                     c["ms"].append(bench(c["fn"], sets, warmup=5, rep=max(20, int(target_ms))))
@@ -806,7 +818,24 @@ def timed_rounds(cases: list[dict[str, Any]], sets: list[tuple], rounds: int, ta
                     print(f"[final] {c['kernel']} failed: {e!r}"[:300], flush=True)
     for c in cases:
         c.pop("graph", None)
+        meter = c.pop("meter", None)
+        c["sm_mhz_eff"] = format_mhz(meter.mhz()) if meter is not None else ""
     torch.cuda.synchronize()
+
+
+_METER_NOTE: list[str] = []
+
+
+def eff_meter() -> Any:
+    """A ``ClockMeter`` (probes around a case's timed replays: the effective SM clock, session 15 M6), or None where
+    the probe cannot run (one note; the column stays empty)."""
+    try:
+        return ClockMeter()
+    except Exception as e:  # noqa: BLE001 - no probe: the benchmark goes on without the column
+        if not _METER_NOTE:
+            _METER_NOTE.append(str(e))
+            print(f"[final] sm_mhz_eff not recorded: {e}"[:300], flush=True)
+        return None
 
 
 #: ``--fg-extra LABEL=TABLE``: label -> that table's fg h200 D128 M128 g1 entry, timed as ``fg_attention_LABEL`` beside
@@ -825,7 +854,7 @@ PREVIOUS_KEYS = (("fg", "h200", 128, 128, 1), ("fg", "h200", 128, 128, 16), ("fg
 FINAL_COLS = ["shape", "kernel", "pattern", "density_target", "density", "H", "N", "n_text", "D", "M", "gran_n",
               "ms", "ms_min", "ms_max", "ms_q1", "ms_q3", "rounds", "reps", "eff_tflops", "ratio_vs_cudnn", "ratio_min", "ratio_max",
               "speedup_vs_cudnn", "config", "clocks_under_load", "timing", "statistic",
-              "route", "sm_mhz", "sm_mhz_min", "sm_mhz_max", "sm_mhz_n", "ms_rounds"]
+              "route", "sm_mhz", "sm_mhz_min", "sm_mhz_max", "sm_mhz_n", "sm_mhz_eff", "ms_rounds"]
 
 
 def quartiles(xs: list[float]) -> tuple[float, float]:
@@ -1040,7 +1069,8 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
                             else "")),
                  statistic="median over rounds (min, max; ms_q1/ms_q3 quartiles); ratio = density * t_cuDNN / t "
                            "per round",
-                 route=c.get("route", ""), ms_rounds=";".join(f"{x:.4f}" for x in c["ms"]))
+                 route=c.get("route", ""), ms_rounds=";".join(f"{x:.4f}" for x in c["ms"]),
+                 sm_mhz_eff=c.get("sm_mhz_eff", ""))
         mhz = sorted(c.get("mhz", []))
         if mhz:  # the SM clock NVML read while this case's replays ran (all rounds): median, min, max, samples
             r.update(sm_mhz=mhz[len(mhz) // 2], sm_mhz_min=mhz[0], sm_mhz_max=mhz[-1], sm_mhz_n=len(mhz))
@@ -1052,7 +1082,7 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
         writer.writerow({**r, **meta})
         print(f"[final] {shape:<22} {c['kernel']:<26} M{c['M']:<3} g{c['gran']:<3} d={c['dt']:<5} act={c['dens']:.3f} "
               f"{med:9.3f} ms  x{r['ratio_vs_cudnn']:.3f} ({r['ratio_min']:.3f}-{r['ratio_max']:.3f}) "
-              f"{r.get('sm_mhz', '')} MHz {r['route']}", flush=True)
+              f"{r.get('sm_mhz', '')} MHz (SMs {r['sm_mhz_eff'] or '-'}) {r['route']}", flush=True)
     print(f"[final] {shape} done in {time.time() - t_start:.1f}s; clocks {clk}", flush=True)
     cases.clear()
     torch.cuda.empty_cache()

@@ -34,40 +34,15 @@ from typing import Any
 
 import numpy as np
 
-#: the probe's spin per CTA (ns of %globaltimer)
-SPIN_NS = 50_000
+# the probe kernel and its arithmetic live in the harness's meter (session 15, M6): one copy
+from fgsim.validation.sm_clock import SPIN_NS, effective_mhz, probe_kernel
+
 #: columns of the per-call CSV
 COLS = ("seq", "call", "time_ns", "f_eff_mhz", "f_spin_mhz", "nvml_mhz", "power_w", "reasons", "n_sm")
 #: sequence names (what each times)
 SEQS = {"D": "dense D128 M128 packaged entry (Gluon contig), H12 N32760 bf16",
         "F": "fg D128 M128 g1 packaged entry (Gluon ws2 list), H12 N32760 window_mask d 0.1 launch-ordered",
         "G": "torch.matmul bf16 8192^3 (calibrate's sustained-clock workload)"}
-
-
-def probe_kernel() -> Any:
-    """The Triton probe kernel (defined on first use: it needs a GPU build of Triton)."""
-    import triton
-    import triton.language as tl
-
-    @triton.jit
-    def _clock_probe(out_ptr, spin_ns):
-        pid = tl.program_id(0)
-        base = out_ptr + pid * 5
-        c0 = tl.inline_asm_elementwise("mov.u64 $0, %clock64;", "=l", [], dtype=tl.int64, is_pure=False, pack=1)
-        t0 = tl.inline_asm_elementwise("mov.u64 $0, %globaltimer;", "=l", [], dtype=tl.int64, is_pure=False, pack=1)
-        sm = tl.inline_asm_elementwise("mov.u32 $0, %smid;", "=r", [], dtype=tl.int32, is_pure=True, pack=1)
-        t = t0
-        while t - t0 < spin_ns:
-            t = tl.inline_asm_elementwise("mov.u64 $0, %globaltimer;", "=l", [], dtype=tl.int64, is_pure=False,
-                                          pack=1)
-        c1 = tl.inline_asm_elementwise("mov.u64 $0, %clock64;", "=l", [], dtype=tl.int64, is_pure=False, pack=1)
-        tl.store(base + 0, sm.to(tl.int64))
-        tl.store(base + 1, c0)
-        tl.store(base + 2, t0)
-        tl.store(base + 3, c1)
-        tl.store(base + 4, t)
-
-    return _clock_probe
 
 
 class Nvml:
@@ -170,9 +145,7 @@ def per_call(raw: np.ndarray, samples: list[tuple[int, float, float, int]], host
         if not pairs:
             continue
         dt = np.array([float(q[2] - p[4]) for p, q in pairs])
-        dc = np.array([float(q[1] - p[3]) for p, q in pairs])
-        ok = dt > 0
-        f_eff = float(np.median(dc[ok] / dt[ok]) * 1e3) if ok.any() else math.nan
+        f_eff = effective_mhz([(a, b)])
         sp_t = np.array([float(q[4] - q[2]) for _, q in pairs])
         sp_c = np.array([float(q[3] - q[1]) for _, q in pairs])
         f_spin = float(np.median(sp_c[sp_t > 0] / sp_t[sp_t > 0]) * 1e3) if (sp_t > 0).any() else math.nan

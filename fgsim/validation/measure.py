@@ -6,7 +6,9 @@ fg, ...); a row records the median per-call time over the rounds and the spread 
 an SM partition run in a CUDA green context (``torch.cuda.green_contexts``) and are timed with CUDA events around
 ``reps`` back-to-back launches on the partition's stream (GPU time dominates: the partitions make every call long).
 Each row records the compiled kernel's registers and shared memory (read off Triton's compiled kernel), the
-clocks sampled with nvidia-smi while the GPU worked, and the environment (``fgsim.provenance``).
+clocks sampled with nvidia-smi while the GPU worked, the effective SM clock of its timed rounds (``sm_mhz_eff``: a
+probe right before and right after each timed replay on the same stream, ``fgsim.validation.sm_clock``; empty on the
+CPU) and the environment (``fgsim.provenance``).
 """
 
 from __future__ import annotations
@@ -27,13 +29,17 @@ import numpy as np
 from fgsim.provenance import ENV_KEYS, ClockSampler, environment
 from fgsim.validation.cases import Case, case_mask, case_order
 
+#: the NVML clock column's end in the environment columns: the effective SM clock (``sm_mhz_eff``, MHz, measured on
+#: the SMs by ``fgsim.validation.sm_clock`` around the row's timed rounds; session 15, M6) is written beside it
+_ENV_SM = [k for k in ENV_KEYS if k != "clock_samples"].index("sm_clock_mhz") + 1
 RESULT_FIELDS = (
     "kind", "case_id", "split", "axis", "structure", "n_tokens", "heads", "head_dim", "block_m", "density", "seed",
     "trace", "pass_index", "layer", "dtype", "sm_count", "req_block_n", "req_num_stages", "req_num_warps",
     "req_persistent", "req_programs_per_sm", "req_options", "kernel",
     "gran_n", "block_n", "num_warps", "num_stages", "launch_extra", "launch_source", "n_regs", "shared", "n_spills",
     "loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait", "loop_mufu", "loop_fp32", "producer_loop_instr", "kept_density", "measured_ms", "spread_pct", "reps", "status", "bench", "micro", "micro_args",
-    *[k for k in ENV_KEYS if k != "clock_samples"],
+    *[k for k in ENV_KEYS if k != "clock_samples"][:_ENV_SM], "sm_mhz_eff",
+    *[k for k in ENV_KEYS if k != "clock_samples"][_ENV_SM:],
 )
 #: the tile loop's SASS figures a results row records (fgsim.validation.sass.FIELDS)
 SASS_FIELDS = ("loop_ldst", "loop_ldst_bytes", "loop_mma", "loop_instr", "loop_mma_wait", "loop_mufu", "loop_fp32",
@@ -186,11 +192,13 @@ HOLD_CYCLES_PER_CALL = 400_000
 class GraphTimer:
     """A call captured ``reps`` times in one CUDA graph; :meth:`once` replays it and returns ms per call."""
 
-    def __init__(self, fn: Any, target_ms: float, events_only: bool = False, hold_gpu: bool = True) -> None:
+    def __init__(self, fn: Any, target_ms: float, events_only: bool = False, hold_gpu: bool = True,
+                 meter: Any = None) -> None:
         import torch
 
         self.fn = fn
         self.hold_gpu = hold_gpu
+        self.meter = meter  # a fgsim.validation.sm_clock.ClockMeter: probes around every timed replay
         fn()  # compile / warm
         torch.cuda.synchronize()
         s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -221,6 +229,8 @@ class GraphTimer:
 
         s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         if self.graph is not None:
+            if self.meter is not None:
+                self.meter.before()
             s.record()
             self.graph.replay()
             e.record()
@@ -232,10 +242,14 @@ class GraphTimer:
                     torch.cuda._sleep(int(HOLD_CYCLES_PER_CALL * self.reps))
                 except (AttributeError, RuntimeError):  # pragma: no cover - an older torch: plain events
                     self.hold_gpu = False
+            if self.meter is not None:
+                self.meter.before()
             s.record()
             for _ in range(self.reps):
                 self.fn()
             e.record()
+        if self.meter is not None:
+            self.meter.after()
         torch.cuda.synchronize()
         return s.elapsed_time(e) / self.reps
 
@@ -350,7 +364,8 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
                         else:
                             fn = _partial(dense_attention, q, k, v, block_m=case.block_m, config=cfg)
                             cfg = contig_route_config(kern, q, cfg, k, v, None) if gpu else cfg
-                        tm = GraphTimer(fn, target_ms, events_only=bool(case.sm_count)) if gpu else fn
+                        tm = GraphTimer(fn, target_ms, events_only=bool(case.sm_count),
+                                        meter=_meter(case.sm_count)) if gpu else fn
                         status = "ok"
                     except Exception as exc:  # noqa: BLE001 - out of resources, compile error: recorded
                         tm, status = None, f"does not launch: {type(exc).__name__}: {str(exc)[:120]}"
@@ -401,7 +416,8 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
                        "kept_density": round(kept, 6),
                        "measured_ms": "" if tm is None else med,
                        "spread_pct": "" if tm is None else float((ts.max() - ts.min()) / med * 100),
-                       "reps": getattr(tm, "reps", ""), "status": status, "bench": bench, **env, **smry}
+                       "reps": getattr(tm, "reps", ""), "status": status, "bench": bench, **env, **smry,
+                       "sm_mhz_eff": _eff_mhz(tm)}
                 w.writerow(row)
                 rows.append(row)
             fh.flush()
@@ -413,6 +429,37 @@ def measure_cases(cases: Sequence[Case], out_csv: str | os.PathLike[str], *, rou
                       f"{case.structure} N={case.n_tokens} H={case.heads} D={case.head_dim} M={case.block_m} "
                       f"{case.dtype} sm={case.sm_count or 'all'}: {done}", flush=True)
     return rows
+
+
+def _meter(sm_count: int) -> Any:
+    """A :class:`fgsim.validation.sm_clock.ClockMeter` over the row's SMs (an SM partition's, else the device's);
+    None where the probe cannot run (a note once; the row's ``sm_mhz_eff`` stays empty)."""
+    global _METER_NOTE
+    from fgsim.validation.sm_clock import ClockMeter
+
+    try:
+        return ClockMeter(sm_count or None)
+    except Exception as exc:  # noqa: BLE001 - no probe: the timing goes on without the column
+        if not _METER_NOTE:
+            print(f"sm_mhz_eff not recorded: {type(exc).__name__}: {str(exc)[:160]}", flush=True)
+            _METER_NOTE = True
+        return None
+
+
+_METER_NOTE = False
+
+
+def _eff_mhz(tm: Any) -> str:
+    """The timed rounds' effective SM clock (MHz, one decimal) of a GraphTimer with a meter, else ''."""
+    from fgsim.validation.sm_clock import format_mhz
+
+    meter = getattr(tm, "meter", None)
+    if meter is None:
+        return ""
+    try:
+        return format_mhz(meter.mhz())
+    except Exception:  # noqa: BLE001 - unreadable probe records: no clock, the row stays
+        return ""
 
 
 def _partial(fn: Any, *a: Any, **kw: Any) -> Any:
