@@ -744,6 +744,18 @@ class FrozenListBuilder:
                      density=density, dtype="fp16", axis="dtype")
             self.k += 1
 
+    def bench(self, rows: Sequence[tuple[Any, ...]], twins: Sequence[int]) -> None:
+        """Benchmark-shape cases at M=128, one per (kernel, family, N, heads, D, density, options) row, seeds
+        ``seed + 300 + j``; then a long-run twin of each row listed in ``twins`` (the same case, a second row)."""
+        for j, (kern, fam, n, h, d_head, dens, opt) in enumerate(rows):
+            self.add(seed=self.seed + 300 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=128,
+                     density=dens, kernels=(kern,), axis="bench", options=opt)
+        short = self.cases[-len(rows):]
+        for j in twins:
+            c = short[j]
+            self.add(seed=c.seed, structure=c.structure, n_tokens=c.n_tokens, heads=c.heads, head_dim=c.head_dim,
+                     block_m=c.block_m, density=c.density, kernels=c.kernels, axis="bench", options=c.options)
+
     def whatifs(self, groups: Sequence[tuple[Any, ...]]) -> None:
         """(kernel, family, N, heads, D, M, density, ((BLOCK_N, stages, warps), …)) per group."""
         for j, (kern, fam, n, h, d_head, m, dens, grid) in enumerate(groups):
@@ -1241,14 +1253,7 @@ def test16_cases() -> list[Case]:
              ("fg", "svg", 32760, 12, 128, 0.05, '{"order": "lpt"}'),
              ("fg", "tilewin", 32760, 16, 128, 0.12, ""),
              ("dense", "svg", 29640, 16, 64, 0.1, ""))
-    for j, (kern, fam, n, h, d_head, dens, opt) in enumerate(bench):
-        b.add(seed=TEST16_SEED + 300 + j, structure=fam, n_tokens=n, heads=h, head_dim=d_head, block_m=128,
-              density=dens, kernels=(kern,), axis="bench", options=opt)
-    short = b.cases[-len(bench):]
-    for j in (0, 2, 5, 8):  # the long-run twins: the same case (mask, kernel, options), timed long
-        c = short[j]
-        b.add(seed=c.seed, structure=c.structure, n_tokens=c.n_tokens, heads=c.heads, head_dim=c.head_dim,
-              block_m=c.block_m, density=c.density, kernels=c.kernels, axis="bench", options=c.options)
+    b.bench(bench, twins=(0, 2, 5, 8))  # the long-run twins: the same case (mask, kernel, options), timed long
     b.fp16(20280, 6, 0.12)
     b.whatifs((
         ("fg", "svg", 14040, 8, 128, 64, 0.1, ((32, 3, 4), (64, 2, 8), (128, 2, 8))),
@@ -1298,20 +1303,13 @@ def test17_cases() -> list[Case]:
     span the SM clocks of short and sustained runs. Every row records the SM clock sampled under load."""
     b = FrozenListBuilder("test17", "a", TEST17_SEED, ("vslash", "cubetopk", "radial"))
     b.tuned(((21840, 8), (34320, 4)), 0.03, 0.5)
-    bench = (("dense", "vslash", 32760, 12, 0.1, ""), ("dense", "cubetopk", 34320, 16, 0.1, ""),
-             ("block", "cubetopk", 32760, 12, 0.1, ""), ("block", "vslash", 35880, 10, 0.2, ""),
-             ("block", "wanwin-text", 33272, 12, 0.06, ""),
-             ("fg", "vslash", 32760, 12, 0.06, '{"order": "lpt"}'),
-             ("fg", "cubetopk", 32760, 12, 0.1, ""),
-             ("fg", "wanwin", 34320, 16, 0.04, '{"order": "lpt"}'))
-    for j, (kern, fam, n, h, dens, opt) in enumerate(bench):
-        b.add(seed=TEST17_SEED + 300 + j, structure=fam, n_tokens=n, heads=h, head_dim=128, block_m=128,
-              density=dens, kernels=(kern,), axis="bench", options=opt)
-    short = b.cases[-len(bench):]
-    for j in (0, 2, 5):  # the long-run twins: the same case (mask, kernel, options), timed long
-        c = short[j]
-        b.add(seed=c.seed, structure=c.structure, n_tokens=c.n_tokens, heads=c.heads, head_dim=c.head_dim,
-              block_m=c.block_m, density=c.density, kernels=c.kernels, axis="bench", options=c.options)
+    bench = (("dense", "vslash", 32760, 12, 128, 0.1, ""), ("dense", "cubetopk", 34320, 16, 128, 0.1, ""),
+             ("block", "cubetopk", 32760, 12, 128, 0.1, ""), ("block", "vslash", 35880, 10, 128, 0.2, ""),
+             ("block", "wanwin-text", 33272, 12, 128, 0.06, ""),
+             ("fg", "vslash", 32760, 12, 128, 0.06, '{"order": "lpt"}'),
+             ("fg", "cubetopk", 32760, 12, 128, 0.1, ""),
+             ("fg", "wanwin", 34320, 16, 128, 0.04, '{"order": "lpt"}'))
+    b.bench(bench, twins=(0, 2, 5))  # the long-run twins: the same case (mask, kernel, options), timed long
     b.fp16(10920, 10, 0.12)
     b.whatifs((
         ("fg", "cubetopk", 16380, 8, 64, 128, 0.1, ((64, 3, 4), (128, 2, 8), (32, 4, 8))),
