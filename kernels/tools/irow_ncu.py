@@ -62,19 +62,7 @@ def build(with_time: bool) -> list[dict]:
         c = dict(variant=name, d=d, density=round(float(cnt.sum()) / (rows * N), 4), rows=rows,
                  rows_per_sm=round(rows / sms, 3), rows_per_lane=round(rows / lanes, 3),
                  tiles_per_row=round(tiles / rows, 3), sms=sms, route=route, fn=fn)
-        fn()
-        fn()
-        torch.cuda.synchronize()
-        if with_time:
-            ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(20)]
-            for a, b in ev:
-                a.record()
-                fn()
-                b.record()
-            torch.cuda.synchronize()
-            ts = sorted(a.elapsed_time(b) * 1e3 for a, b in ev)
-            c.update(us=round(ts[len(ts) // 2], 2), us_min=round(ts[0], 2), us_max=round(ts[-1], 2))
-            c["us_per_row_per_sm"] = round(c["us"] / c["rows_per_sm"], 3)
+        nr.warm_and_time(c, with_time)
         print(f"[build] {name} d={d}: {({x: y for x, y in c.items() if x != 'fn'})}", flush=True)
         cases.append(c)
     return cases
