@@ -70,6 +70,11 @@ def register(subparsers: Any) -> None:
                         "all-to-all / all-gather / send-recv and the layout copies at the context-parallel sizes; "
                         "--out: GPU description to write (default: the GPU's own); --from-csv refits "
                         "(fgsim.interconnect)")
+    p.add_argument("--fp32-per-score", metavar="JSON",
+                   help="only record the softmax-only microbenchmark's FP32 instructions per score "
+                        "(fgsim.softmax_micro) to a new JSON file: on a GPU the timed figure and the SASS count, on "
+                        "a CPU the offline sm_90 SASS count (needs Triton with the sm_90 backend); field "
+                        "fp32_per_score_measured, used by no fit yet")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -116,7 +121,36 @@ def _measure(args: argparse.Namespace) -> tuple[Path, str]:
     return out_csv, gpu_name
 
 
+def _fp32_per_score(args: argparse.Namespace) -> int:
+    """``--fp32-per-score JSON``: the softmax microbenchmark alone (checked before any work)."""
+    import os
+
+    clash = [o for o, v in (("--from-csv", args.from_csv), ("--ops", args.ops), ("--interconnect", args.interconnect),
+                            ("--measure-only", args.measure_only), ("--out", args.out), ("--csv", args.csv)) if v]
+    if clash:
+        raise FgsimError(f"--fp32-per-score: runs alone, not with {clash[0]}")
+    out = check_output_path(args.fp32_per_score, "--fp32-per-score", (".json",))
+    if out.exists():
+        raise FgsimError(f"--fp32-per-score: {out} exists; measurements go to a new file")
+    try:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    except ImportError:
+        gpu = False
+    from fgsim.softmax_micro import run as run_softmax
+
+    res = run_softmax(out, gpu=gpu, commit=os.environ.get("FGSIM_COMMIT", ""))
+    print(f"fp32_per_score_measured {res['fp32_per_score_measured']:.3f} FP32 instr/score ({res['source']}, tile "
+          f"{res['tile']}, {res['device']}) -> {out}")
+    for tile, v in res["tiles"].items():
+        print(f"  {tile}: " + ", ".join(f"{k} {float(x):.3f}" for k, x in v.items()))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "fp32_per_score", None):
+        return _fp32_per_score(args)
     if getattr(args, "interconnect", False):
         from fgsim.interconnect import run_interconnect
 

@@ -1,0 +1,168 @@
+"""The softmax-only microbenchmark that measures the FP32 work per score (fgsim.softmax_micro): SASS counting, the
+timed figure's arithmetic, the calibrate flag's bad inputs, and (where Triton compiles for sm_90 offline) the
+compiled loop's count against the packaged fg tile loop's."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fgsim.errors import FgsimError
+from fgsim.softmax_micro import (
+    FEEDBACK_FP32_PER_SCORE,
+    check_tile,
+    loop_counts,
+    per_score,
+    summary,
+    timed_figure,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _listing(body: list[str], exit_in_loop: bool = False) -> str:
+    """A cuobjdump-like listing: a prologue, a loop of ``body`` closed by a backward BRA, an EXIT after it."""
+    lines = ["        /*0000*/                   MOV R1, c[0x0][0x28] ;"]
+    addr = 0x10
+    top = addr
+    for op in body + (["EXIT"] if exit_in_loop else []):
+        lines.append(f"        /*{addr:04x}*/                   {op} ;")
+        addr += 0x10
+    lines.append(f"        /*{addr:04x}*/                   BRA 0x{top:x} ;")
+    lines.append(f"        /*{addr + 0x10:04x}*/                   EXIT ;")
+    return "\n".join(lines)
+
+
+def test_loop_counts_by_opcode() -> None:
+    body = (["FFMA R2, R3, R4, R5"] * 3 + ["FADD R2, R3, R4"] * 2 + ["FMNMX R2, R3, R4, !PT"] * 5
+            + ["FMUL R2, R3, R4"] + ["MUFU.EX2 R2, R3"] * 4 + ["F2FP.BF16.F32.PACK_AB R2, R3, R4"] * 2
+            + ["SHFL.BFLY PT, R2, R3, 0x1, 0x1f", "NOP"])
+    c = loop_counts(_listing(body))
+    assert (c["FFMA"], c["FADD"], c["FMNMX"], c["FMUL"], c["MUFU"], c["F2F"]) == (3, 2, 5, 1, 4, 2)
+    assert c["fp32_pipe"] == 11
+    assert c["instr"] == len(body) - 1 + 1  # the NOP left out, the BRA counted
+
+
+def test_loop_counts_refuses_a_listing_without_a_loop() -> None:
+    with pytest.raises(FgsimError, match="no loop found"):
+        loop_counts("        /*0000*/                   FFMA R1, R2, R3, R4 ;\n        /*0010*/  EXIT ;")
+    with pytest.raises(FgsimError, match="no loop found"):
+        loop_counts(_listing(["FADD R2, R3, R4"], exit_in_loop=True))
+
+
+def test_per_score_subtracts_rescale_and_feedback() -> None:
+    # 256 threads, 128 x 128 scores: 64 scores per thread; 332 FP32-pipe per thread -> 5.1875 per score,
+    # less D / BN = 1 (the O rescale) and the feedback FADD = 1
+    counts = {"FFMA": 66, "FADD": 132, "FMUL": 66, "FMNMX": 68, "MUFU": 66, "F2F": 32, "instr": 545,
+              "fp32_pipe": 332}
+    r = per_score(counts, 128, 128, 128, 8)
+    assert r["fp32_pipe_per_score"] == pytest.approx(332 / 64)
+    assert r["fp32_per_score_sass"] == pytest.approx(332 / 64 - 1.0 - FEEDBACK_FP32_PER_SCORE)
+    r64 = per_score(counts, 64, 64, 128, 4)  # 128 threads, 32 scores each; rescale D / BN = 2
+    assert r64["fp32_per_score_sass"] == pytest.approx(332 / 32 - 2.0 - FEEDBACK_FP32_PER_SCORE)
+
+
+@pytest.mark.parametrize(("tile", "msg"), [
+    ((96, 128, 128, 8), "BLOCK_M must be a positive power of two, got 96"),
+    ((128, 512, 128, 8), "BLOCK_N and HEAD_DIM must be 16..256"),
+    ((64, 64, 128, 8), "num_warps must be 4 or 8 with BLOCK_M >= 16 x num_warps"),
+    ((128, 128, 128, True), "num_warps must be a positive power of two, got True"),
+])
+def test_check_tile_messages(tile: tuple[int, int, int, int], msg: str) -> None:
+    with pytest.raises(FgsimError, match=msg):
+        check_tile(*tile)
+
+
+def test_timed_figure_arithmetic() -> None:
+    # 1 ms for 1e6 scores on one SM at 1e11 FP32 instr/s: 100 instr-equivalents per score, less 1 + 1
+    r = timed_figure(1.0, 1e6, 1e11, 2.5e10, 1.0, 128, 128)
+    assert r["fp32_eq_per_score"] == pytest.approx(100.0)
+    assert r["fp32_per_score_timed"] == pytest.approx(98.0)
+    assert r["mufu_floor"] == pytest.approx(4.0 - 2.0)
+    assert r["mufu_bound"] == 0.0
+    at_floor = timed_figure(0.04, 1e6, 1e11, 2.5e10, 1.0, 128, 128)  # 4 equivalents = the MUFU floor
+    assert at_floor["mufu_bound"] == 1.0
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.nan, math.inf, "1"])
+def test_timed_figure_bad_input(bad: object) -> None:
+    with pytest.raises(FgsimError, match="ms must be a positive number"):
+        timed_figure(bad, 1e6, 1e11, 2.5e10, 1.0, 128, 128)  # type: ignore[arg-type]
+
+
+def test_summary_prefers_the_timed_m128_tile() -> None:
+    rows = [{"block_m": 64, "block_n": 64, "head_dim": 128, "num_warps": 4, "fp32_per_score_sass": 3.4},
+            {"block_m": 128, "block_n": 128, "head_dim": 128, "num_warps": 8, "programs_per_sm": 2,
+             "fp32_per_score_sass": 3.2, "fp32_per_score_timed": 9.0},
+            {"block_m": 128, "block_n": 128, "head_dim": 128, "num_warps": 8, "programs_per_sm": 1,
+             "fp32_per_score_sass": 3.2, "fp32_per_score_timed": 7.0, "mufu_floor": 2.5, "mufu_bound": 0.0}]
+    s = summary(rows)
+    assert (s["fp32_per_score_measured"], s["source"], s["used_by_fit"]) == (7.0, "timed", False)
+    assert set(s["tiles"]) == {"64x64x128w4", "128x128x128w8p2", "128x128x128w8p1"}
+    s2 = summary(rows[:1])
+    assert (s2["fp32_per_score_measured"], s2["source"]) == (3.4, "sass")
+    with pytest.raises(FgsimError, match="no rows"):
+        summary([])
+
+
+@pytest.mark.parametrize(("extra", "name", "msg"), [
+    ([], "x.txt", "--fp32-per-score: .*must end in .json"),
+    (["--ops"], "x.json", "--fp32-per-score: runs alone, not with --ops"),
+    (["--from-csv", "a.csv"], "x.json", "--fp32-per-score: runs alone, not with --from-csv"),
+])
+def test_calibrate_flag_bad_input(tmp_path: Path, extra: list[str], name: str, msg: str,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from fgsim.cli import main
+
+    assert main(["calibrate", "--fp32-per-score", str(tmp_path / name), *extra]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    import re
+
+    assert re.search(msg, err), err
+
+
+def test_calibrate_flag_refuses_an_existing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fgsim.cli import main
+
+    out = tmp_path / "m.json"
+    out.write_text("{}")
+    assert main(["calibrate", "--fp32-per-score", str(out)]) == 2
+    assert "exists; measurements go to a new file" in capsys.readouterr().err
+    assert out.read_text() == "{}"
+
+
+def test_offline_count_matches_the_packaged_fg_tile_loop(tmp_path: Path) -> None:
+    """The microbenchmark's compiled loop has the FP32-pipe work per score of the fg D=128 M=128 g1 tl kernel's own
+    tile loop (calib14 CSV, exp_poly 0: loop_fp32 x threads x tiles per iteration / (M BN) less the O rescale).
+    A subprocess without TRITON_INTERPRET (the interpreter replaces the compiler); skipped where Triton cannot
+    compile for sm_90 offline."""
+    path = ROOT / "validation" / "results" / "h200-2026-12-01-costmodel-calib14.csv"
+    with path.open(newline="") as fh:
+        ref = [r for r in csv.DictReader(fh) if r.get("kernel") == "fg" and r.get("block_m") == "128"
+               and r.get("block_n") == "128" and r.get("num_warps") == "8" and r.get("loop_fp32")
+               and '"exp_poly": 0,' in (r.get("launch_extra") or "") and '"gluon"' not in (r.get("launch_extra") or "")]
+    assert ref, "no fg M=128 BN=128 exp_poly 0 row in the calib14 CSV"
+    r0 = ref[0]
+    per_tile = 1.0 * (128 / 16 + 128 / 16)
+    kernel = float(r0["loop_fp32"]) * per_tile / float(r0["loop_mma"]) * 256 / (128 * 128) - 1.0
+    out = tmp_path / "fp32.json"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    p = subprocess.run([sys.executable, "-m", "fgsim", "calibrate", "--fp32-per-score", str(out)], env=env,
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    if p.returncode != 0 and ("compiling for sm_90 failed" in p.stderr or "triton is needed" in p.stderr):
+        pytest.skip(f"Triton cannot compile for sm_90 offline here: {p.stderr.strip()[-200:]}")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(out.read_text())
+    assert res["source"] == "sass" and res["used_by_fit"] is False
+    print(f"micro {res['fp32_per_score_measured']:.4f} vs fg kernel {kernel:.4f} FP32 instr/score")
+    assert res["fp32_per_score_measured"] == pytest.approx(kernel, abs=0.07)
+    assert 1.0 <= res["fp32_per_score_measured"] <= 24.0  # fp32_per_score's range (fgsim.model.params)
