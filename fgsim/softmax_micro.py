@@ -44,6 +44,9 @@ FEEDBACK_FP32_PER_SCORE = 1.0
 SOFTMAX_ITERS = 4096
 #: programs per SM timed: 1 (the M=128 tile's occupancy in the kernels) and 2 (two co-resident CTAs' chains)
 PROGRAMS_PER_SM = (1, 2)
+#: the FP32 / exp2 rate kernels of fgsim.calibrate_micro as this run launches them: programs per SM, 64 x 64 tiles,
+#: loop iterations (two FFMA per element per iteration; one exp2)
+RATE_PER_SM, RATE_TILE, FMA_ITERS, EXP_ITERS = 8, 64, 8192, 4096
 
 
 def _kernel() -> Any:
@@ -200,10 +203,9 @@ def timed_figure(ms_softmax: float, scores_per_sm: float, fp32_instr_per_s_per_s
 
 
 def gpu_rows(sm_count: int, iters: int = SOFTMAX_ITERS, rounds: int = 7) -> list[dict[str, Any]]:
-    """Time the microbenchmark on the current GPU at 1 program per SM for each tile of :data:`SOFTMAX_TILES`, with
+    """Time the microbenchmark on the current GPU at :data:`PROGRAMS_PER_SM` for each tile of :data:`SOFTMAX_TILES`, with
     the FP32 (FFMA chains) and exp2 rates measured in the same run (``fgsim.calibrate_micro``'s kernels), CUDA
     events, interleaved rounds, median; the compiled kernel's own SASS gives the per-score counts."""
-    import numpy as np
     import torch
 
     from fgsim.calibrate_micro import _kernels
@@ -216,11 +218,11 @@ def gpu_rows(sm_count: int, iters: int = SOFTMAX_ITERS, rounds: int = 7) -> list
     g = torch.Generator(device="cpu").manual_seed(0)
     print("softmax microbenchmark: seed 0", flush=True)
     jobs: dict[str, Any] = {}
-    o_r = torch.empty(sm_count * 8, device=dev, dtype=torch.float32)
-    n_fma, n_exp = sm_count * 8 * 64 * 64 * 2 * 8192, sm_count * 8 * 64 * 64 * 4096
-    jobs["fp32"] = lambda: km["fma"][(sm_count * 8,)](o_r, 8192, BM=64, BN=64, num_warps=4)
-    jobs["exp2"] = lambda: km["exp"][(sm_count * 8,)](o_r, 4096, BM=64, BN=64, num_warps=4)
-    launched = {}
+    o_r = torch.empty(sm_count * RATE_PER_SM, device=dev, dtype=torch.float32)
+    jobs["fp32"] = lambda: km["fma"][(sm_count * RATE_PER_SM,)](o_r, FMA_ITERS, BM=RATE_TILE, BN=RATE_TILE,
+                                                               num_warps=4)
+    jobs["exp2"] = lambda: km["exp"][(sm_count * RATE_PER_SM,)](o_r, EXP_ITERS, BM=RATE_TILE, BN=RATE_TILE,
+                                                               num_warps=4)
     for (bm, bn, d, w), per_sm in ((t, p) for t in SOFTMAX_TILES for p in PROGRAMS_PER_SM):
         a = (torch.randn(bm, 16, generator=g) * 0.1).to(dev, torch.bfloat16)
         b = (torch.randn(16, bn, generator=g) * 0.1).to(dev, torch.bfloat16)
@@ -230,7 +232,6 @@ def gpu_rows(sm_count: int, iters: int = SOFTMAX_ITERS, rounds: int = 7) -> list
         key = f"{bm}x{bn}x{d}w{w}p{per_sm}"
         jobs[key] = (lambda a=a, b=b, c=c, out=out, bm=bm, bn=bn, d=d, w=w, progs=progs:
                      fn[(progs,)](a, b, c, out, iters, 0.125 * 1.4426950408889634, BM=bm, BN=bn, D=d, num_warps=w))
-        launched[key] = (bm, bn, d, w, per_sm)
     for f in jobs.values():  # compile and warm
         f()
     torch.cuda.synchronize()
@@ -243,21 +244,36 @@ def gpu_rows(sm_count: int, iters: int = SOFTMAX_ITERS, rounds: int = 7) -> list
             e.record()
             torch.cuda.synchronize()
             times[k].append(s.elapsed_time(e))
+    counts = {t: loop_counts(offline_sass(*t)) for t in SOFTMAX_TILES}
+    return timed_rows(times, sm_count, iters, counts)
+
+
+def timed_rows(times: Mapping[str, list[float]], sm_count: int, iters: int,
+               counts: Mapping[tuple[int, int, int, int], Mapping[str, int]]) -> list[dict[str, Any]]:
+    """Rows of :func:`gpu_rows` from its timed rounds (ms per launch: ``fp32``, ``exp2`` and ``MxNxDwWpP`` per tile
+    and programs per SM) and the tiles' loop counts (:func:`loop_counts`); median and spread (max - min) / median."""
+    import numpy as np
+
+    need = ["fp32", "exp2"] + [f"{bm}x{bn}x{d}w{w}p{p}" for bm, bn, d, w in SOFTMAX_TILES for p in PROGRAMS_PER_SM]
+    missing = [k for k in need if not times.get(k)]
+    if missing:
+        raise FgsimError(f"softmax microbenchmark: no timings for {missing[0]}")
     med = {k: float(np.median(v)) for k, v in times.items()}
     spread = {k: float((max(v) - min(v)) / np.median(v) * 100) for k, v in times.items()}
-    fp32_rate = n_fma / (med["fp32"] * 1e-3) / sm_count  # FFMA instructions per s per SM
-    exp_rate = n_exp / (med["exp2"] * 1e-3) / sm_count
+    # FFMA instructions and exp2 per s per SM of calibrate's rate kernels
+    fp32_rate = RATE_PER_SM * RATE_TILE**2 * 2 * FMA_ITERS / (med["fp32"] * 1e-3)
+    exp_rate = RATE_PER_SM * RATE_TILE**2 * EXP_ITERS / (med["exp2"] * 1e-3)
     rows = []
-    sass: dict[tuple[int, int, int, int], dict[str, int]] = {}
-    for key, (bm, bn, d, w, per_sm) in launched.items():
-        c = sass.setdefault((bm, bn, d, w), loop_counts(offline_sass(bm, bn, d, w)))
+    for (bm, bn, d, w), per_sm in ((t, p) for t in SOFTMAX_TILES for p in PROGRAMS_PER_SM):
+        key = f"{bm}x{bn}x{d}w{w}p{per_sm}"
+        c = counts[(bm, bn, d, w)]
         ps = per_score(c, bm, bn, d, w)
         fig = timed_figure(med[key], float(per_sm * bm * bn * iters), fp32_rate, exp_rate, ps["MUFU_per_score"], bn,
                            d)
         rows.append({"block_m": bm, "block_n": bn, "head_dim": d, "num_warps": w, "programs_per_sm": per_sm,
                      "iters": iters, "ms": med[key], "spread_pct": spread[key], "fp32_ms": med["fp32"],
                      "exp2_ms": med["exp2"], "fp32_instr_per_s_per_sm": fp32_rate, "exp2_per_s_per_sm": exp_rate,
-                     "rounds": rounds, "bench": "cuda events, interleaved rounds, median",
+                     "rounds": len(times[key]), "bench": "cuda events, interleaved rounds, median",
                      **{f"loop_{k}": v for k, v in c.items()}, **ps, **fig})
     return rows
 

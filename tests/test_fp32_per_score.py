@@ -166,3 +166,39 @@ def test_offline_count_matches_the_packaged_fg_tile_loop(tmp_path: Path) -> None
     print(f"micro {res['fp32_per_score_measured']:.4f} vs fg kernel {kernel:.4f} FP32 instr/score")
     assert res["fp32_per_score_measured"] == pytest.approx(kernel, abs=0.07)
     assert 1.0 <= res["fp32_per_score_measured"] <= 24.0  # fp32_per_score's range (fgsim.model.params)
+
+
+def test_timed_rows_from_rounds() -> None:
+    """The GPU path's arithmetic on made-up rounds: rates from the FFMA / exp2 kernels' medians, per tile and
+    programs per SM the timed figure, spread, and one line naming a missing timing."""
+    from fgsim.softmax_micro import (
+        EXP_ITERS,
+        FMA_ITERS,
+        PROGRAMS_PER_SM,
+        RATE_PER_SM,
+        RATE_TILE,
+        SOFTMAX_TILES,
+        timed_rows,
+    )
+
+    counts = {t: {"FFMA": 66, "FADD": 132, "FMUL": 66, "FMNMX": 68, "MUFU": 66, "F2F": 32, "instr": 545,
+                  "fp32_pipe": 332} for t in SOFTMAX_TILES}
+    times = {"fp32": [2.0, 1.0, 3.0], "exp2": [4.0, 4.0, 4.0]}
+    for bm, bn, d, w in SOFTMAX_TILES:
+        for p in PROGRAMS_PER_SM:
+            times[f"{bm}x{bn}x{d}w{w}p{p}"] = [1.0 * p, 1.1 * p, 0.9 * p]
+    rows = timed_rows(times, 132, 1000, counts)
+    assert len(rows) == len(SOFTMAX_TILES) * len(PROGRAMS_PER_SM)
+    fp32_rate = RATE_PER_SM * RATE_TILE**2 * 2 * FMA_ITERS / 2e-3  # median 2 ms
+    exp_rate = RATE_PER_SM * RATE_TILE**2 * EXP_ITERS / 4e-3
+    r = rows[0]
+    assert (r["block_m"], r["programs_per_sm"]) == (128, 1)
+    assert r["fp32_instr_per_s_per_sm"] == pytest.approx(fp32_rate)
+    assert r["exp2_per_s_per_sm"] == pytest.approx(exp_rate)
+    eq = 1e-3 * fp32_rate / (128 * 128 * 1000)
+    assert r["fp32_per_score_timed"] == pytest.approx(eq - 128 / 128 - FEEDBACK_FP32_PER_SCORE)
+    assert r["spread_pct"] == pytest.approx(20.0)
+    assert rows[1]["fp32_per_score_timed"] == pytest.approx(r["fp32_per_score_timed"])  # 2 programs, twice the time
+    del times["exp2"]
+    with pytest.raises(FgsimError, match="no timings for exp2"):
+        timed_rows(times, 132, 1000, counts)
