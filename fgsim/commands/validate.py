@@ -26,7 +26,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--measure", action="store_true", help="time fgattn's kernels over a case list (GPU)")
     p.add_argument("--cases", default="test",
                    choices=("dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "test8", "test9",
-                            "test10", "test11", "test12", "test13", "test14", "test15", "test16", "test17", "calib", "tiny"),
+                            "test10", "test11", "test12", "test13", "test14", "test15", "test16", "test17", "test18", "calib",
+                            "tiny"),
                    help="case list to measure (validation/cases/<list>.csv; tiny: CPU smoke test)")
     p.add_argument("--csv", help="results CSV to write with --measure (default "
                    "<out-dir>/results/<gpu>-<date>-<list>.csv)")

@@ -48,7 +48,7 @@ from fgsim.errors import FgsimError
 #: synthetic mask families (index = generator kind)
 STRUCTURES = ("uniform", "random", "skewed", "band", "stripes", "mixed", "uniform-blocks", "window3d",
               "colstripes", "text", "framewin", "dilated", "uniform-text", "wanwin", "wanwin-text", "radial",
-              "causalwin", "svg", "tilewin", "vslash", "cubetopk")
+              "causalwin", "svg", "tilewin", "vslash", "cubetopk", "clusterk", "moba")
 #: families built by fgattn's benchmark generator on the CPU (torch, not the numba kernel): ``wanwin`` =
 #: ``fgattn.masks.window_mask`` (per-head anisotropic 3-D windows on the Wan2.1 latent grid, bisected to the density,
 #: + 64 sink keys; the case's seed seeds the per-head axis weights), ``wanwin-text`` = the same on N - min(512, N/8)
@@ -107,6 +107,19 @@ TEST17_SEED = 10_300_000
 #: Diffusion with Trainable Sparse Attention", arXiv 2505.13389)
 TEST17_NEW_STRUCTURES = ("vslash", "cubetopk")
 TEST17_STRUCTURES = TEST16_STRUCTURES + TEST17_NEW_STRUCTURES
+TEST18_SEED = 10_400_000
+#: the mask families no list took before test18 (session 16, helper M8): ``clusterk`` (Sparse VideoGen2's
+#: semantic-aware clusters, before its permutation: per head the keys fall in 64 clusters -- each 2-frame x 3 x
+#: 4-token patch of the Wan2.1 30 x 52 latent frames is one cluster's, chosen by a hash -- and each pair of query
+#: blocks keeps the keys of its top-k clusters (its own centre's cluster first), k = density x 64; Yang et al.,
+#: "Sparse VideoGen2", arXiv 2505.18875) and ``moba`` (Mixture of Block Attention, non-causal: the keys in
+#: 1,536-token chunks, each query block keeps its own chunk and the top-scoring others, k = density x chunks; Lu et
+#: al., "MoBA: Mixture of Block Attention for Long-Context LLMs", arXiv 2502.13189)
+TEST18_NEW_STRUCTURES = ("clusterk", "moba")
+TEST18_STRUCTURES = TEST17_STRUCTURES + TEST18_NEW_STRUCTURES
+#: clusterk's clusters per head; moba's chunk (tokens)
+CLUSTERK_CLUSTERS = 64
+MOBA_CHUNK = 1536
 #: how test16's long-run rows are timed (the device script's second pass: each case's kernels replayed in CUDA
 #: graphs of about ``target_ms`` per replay, ``rounds`` interleaved rounds, so the GPU runs under sustained load and
 #: its SM clock drops as on long benchmark runs); every other test16 row: the harness's default (2 ms, 3 rounds)
@@ -114,7 +127,8 @@ TEST16_LONG = {"target_ms": 250.0, "rounds": 5}
 #: test17's long-run twins are timed as test16's (session 15)
 TEST17_LONG = dict(TEST16_LONG)
 SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "test8", "test9",
-          "test10", "test11", "test12", "test13", "test14", "test15", "test16", "test17", "tiny")
+          "test10", "test11", "test12", "test13", "test14", "test15", "test16", "test17", "test18",
+          "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -252,6 +266,25 @@ def _gen(kind: int, n: int, heads: int, m: int, d: float, seed: np.uint64, out: 
                 cube_s[c] = 3.0 * hf * _u01(seed, h, q, c + (1 << 24)) - dist
             kc = max(1, min(nc, int(round(d * nc))))
             cube_thr = np.sort(cube_s)[nc - kc]
+        sel_thr = 0.0
+        sel_s = np.zeros(1)
+        if kind == 21:  # clusterk: the pair of query blocks' cluster scores; the own centre's cluster first
+            sel_s = np.empty(64)
+            for c in range(64):
+                sel_s[c] = hf * _u01(seed, h, q // 2, c + (1 << 23))
+            cp = centre % fr
+            own = int(64.0 * _u01(seed, h, ((rt // 2) * 10 + (cp // wg) // 3) * 13 + (cp % wg) // 4, 1 << 22))
+            sel_s[own] += 2.0
+            kc = max(1, min(64, int(round(d * 64))))
+            sel_thr = np.sort(sel_s)[64 - kc]
+        elif kind == 22:  # moba: 1,536-token chunks; the own chunk first, then the top-scoring others
+            nck = (n + 1535) // 1536
+            sel_s = np.empty(nck)
+            for c in range(nck):
+                sel_s[c] = _u01(seed, h, q, c + (1 << 22))
+            sel_s[min(centre, n - 1) // 1536] += 2.0
+            kc = max(1, min(nck, int(round(d * hf * nck))))
+            sel_thr = np.sort(sel_s)[nck - kc]
         for j in range(n):
             keep = False
             if kind <= 2:
@@ -309,6 +342,12 @@ def _gen(kind: int, n: int, heads: int, m: int, d: float, seed: np.uint64, out: 
             elif kind == 20:  # cubetopk: keys of the row's top-k cubes
                 jp = j % fr
                 keep = cube_s[(j // fr // 2) * 24 + (jp // wg) // 5 * 4 + (jp % wg) // 13] >= cube_thr
+            elif kind == 21:  # clusterk: keys of the selected clusters (a cluster = a hash of the key's patch)
+                jp = j % fr
+                c = int(64.0 * _u01(seed, h, ((j // fr // 2) * 10 + (jp // wg) // 3) * 13 + (jp % wg) // 4, 1 << 22))
+                keep = sel_s[c] >= sel_thr
+            elif kind == 22:  # moba: keys of the selected chunks
+                keep = sel_s[j // 1536] >= sel_thr
             else:  # uniform-text: iid keys for video queries + text keys kept by all; text queries keep every key
                 keep = j >= text0 or q * m >= text0 or _u01(seed, h, q, j) < d
             out[h, q, j] = keep
@@ -1331,6 +1370,44 @@ def test17_long_ids(cases: Sequence[Case] | None = None) -> list[str]:
     return test16_long_ids(test17_cases() if cases is None else cases)
 
 
+def test18_cases() -> list[Case]:
+    """The frozen test list ``test18`` (session 16, helper M8, written 2026-12-01 02:50 UTC by
+    ``validation/cases/make_test18.py`` and committed unmeasured, before the softmax microbenchmark's timed FP32 work
+    per score was measured and before calib15 was fitted): two mask families no list took (``clusterk``: SVG2's
+    semantic clusters, fine-grained and scattered; ``moba``: MoBA's 1,536-token chunks, aligned to 128-key tiles;
+    :data:`TEST18_NEW_STRUCTURES`) beside ``causalwin``; N 22620 / 30420 / 37440 / 19500 / 24180 / 25740 / 17940
+    and seeds 10.4M used by no other list; the tuned entries at D 64/128 x M 64/128 on two shapes, fp16 at every
+    (D, M), launch what-ifs (fg D=128 M=64, block D=64 M=64, dense D=128 M=64; every config valid for its kernel:
+    block BLOCK_N divides BLOCK_M), persistent off / 1 / 2 (block D=64 M=128), SM partitions 44 / 92 (D=128 M=128,
+    every kernel: the contig plan and the fg Gluon entry sized to the partition) and 68 (D=64 M=64), two DiT trace
+    entries no list took (refdit-21x30x52-pooled pass 1 layer 4, refdit-8x16x28-exact pass 40 layer 2). Axis
+    ``bench``: the dense / block D=128 M=128 entries (the Gluon contig form) and the packaged fg D=128 M=128 g1 Gluon
+    entry (no option but the index's row order) at H12 N32760 and H10 N37440. No long-run twins (test16 / test17's
+    answered the clock question; the effective clock is recorded on every row, ``sm_mhz_eff``)."""
+    b = FrozenListBuilder("test18", "b", TEST18_SEED, ("clusterk", "moba", "causalwin"))
+    b.tuned(((22620, 8), (30420, 4)), 0.03, 0.5)
+    bench = (("dense", "clusterk", 32760, 12, 128, 0.1, ""), ("dense", "moba", 37440, 10, 128, 0.1, ""),
+             ("block", "moba", 32760, 12, 128, 0.1, ""), ("block", "clusterk", 37440, 10, 128, 0.15, ""),
+             ("fg", "clusterk", 32760, 12, 128, 0.05, '{"order": "lpt"}'),
+             ("fg", "moba", 37440, 10, 128, 0.1, ""),
+             ("fg", "causalwin", 32760, 12, 128, 0.08, '{"order": "lpt"}'))
+    b.bench(bench, twins=())
+    b.fp16(19500, 10, 0.12)
+    b.whatifs((
+        ("fg", "moba", 17940, 8, 128, 64, 0.1, ((64, 2, 4), (32, 3, 8), (128, 2, 8))),
+        ("block", "clusterk", 17940, 8, 64, 64, 0.15, ((32, 2, 4), (64, 3, 4), (32, 4, 8))),
+        ("dense", "causalwin", 17940, 8, 128, 64, 0.2, ((64, 2, 8), (128, 2, 8), (32, 3, 4))),
+    ))
+    for pers, pps in PERSISTENT_SETTINGS:
+        b.add(seed=TEST18_SEED + 600, structure="clusterk", n_tokens=24180, heads=6, head_dim=64, block_m=128,
+              density=0.1, kernels=("block",), persistent=pers, programs_per_sm=pps, axis="config")
+    b.sm_partitions((((24180, 6), (128, 128), "moba", ALL_KERNELS, (44, 92)),
+                     ((25740, 10), (64, 64), "clusterk", ALL_KERNELS, (68,))))
+    for name, entry in (("refdit-21x30x52-pooled.fgt", (1, 4)), ("refdit-8x16x28-exact.fgt", (40, 2))):
+        b.trace_entry(name, entry)
+    return b.cases
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -1404,6 +1481,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return test16_cases()
     if split == "test17":
         return test17_cases()
+    if split == "test18":
+        return test18_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
