@@ -119,10 +119,13 @@ if _GLUON_ERR is None:
                     HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
                     PRODUCER_REGS: gl.constexpr, CONSUMER_REGS: gl.constexpr, num_warps: gl.constexpr,
                     DENSE: gl.constexpr, PIPE: gl.constexpr = 1, PINGPONG: gl.constexpr = False, o_desc=None,
-                    TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False, RCP: gl.constexpr = False):
+                    TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False, RCP: gl.constexpr = False,
+                    Tl=None, TIMELINE: gl.constexpr = False):
         """The ws2 CTA with a TMA producer (module docstring): program p runs rows ``Order[Start[p]:Start[p+1]]``;
         default partition = consumer half 0 (``num_warps`` 4), workers = consumer half 1 and the producer.
-        ``o_desc`` / TMA_O / OFFS_AHEAD / RCP: the consumers' row end (``gluon_fg.EPILOGUES``; all off = "stg")."""
+        ``o_desc`` / TMA_O / OFFS_AHEAD / RCP: the consumers' row end (``gluon_fg.EPILOGUES``; all off = "stg").
+        ``TIMELINE`` (research, issue 12 session 16): the consumers' in-kernel timeline into ``Tl`` (roles 0 / 1 of
+        ``gluon_fg._TL_CAP``'s buffer; the producer records nothing; None = a constexpr when off)."""
         gl.static_assert(HEAD_DIM == 128 and BLOCK_M == 128 and BLOCK_N == 128 and STAGES == _C_STAGES)
         gl.static_assert(num_warps == 4)
         dtype: gl.constexpr = q_desc.dtype
@@ -143,10 +146,10 @@ if _GLUON_ERR is None:
         gl.warp_specialize([
             (_g._ws2x_consumer, (0, q_desc, Out, KOffsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full, empty,
                                  qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, False, PIPE, 0,
-                                 PINGPONG, True, o_desc, TMA_O, OFFS_AHEAD, RCP)),
+                                 PINGPONG, True, o_desc, TMA_O, OFFS_AHEAD, RCP, False, Tl, TIMELINE)),
             (_g._ws2x_consumer, (1, q_desc, Out, KOffsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full, empty,
                                  qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, False, PIPE, 0,
-                                 PINGPONG, True, o_desc, TMA_O, OFFS_AHEAD, RCP)),
+                                 PINGPONG, True, o_desc, TMA_O, OFFS_AHEAD, RCP, False, Tl, TIMELINE)),
             (_tma_producer, (k_desc, v_desc, BOffsets, Blocks, Order, Start, k_smem, v_smem, full, empty, H, QB,
                              N_KV, N_ROWS, DENSE)),
         ], [4, 4], [CONSUMER_REGS, PRODUCER_REGS])
@@ -283,14 +286,16 @@ def _constexprs(dense: bool, regs: tuple[int, int], pipeline: int, pingpong: boo
 def contig_attention_gluon(q: Any, k: Any, v: Any, *, block_index: Any = None, plan: ContigPlan | None = None,
                            layout: str = "bhnd", sm_scale: float | None = None, out: Any = None,
                            programs: int | None = None, regs: tuple[int, int] = DEFAULT_REGS, pipeline: int = 1,
-                           pingpong: bool = False, epilogue: str = "stg") -> Any:
+                           pingpong: bool = False, epilogue: str = "stg", timeline: Any = None) -> Any:
     """Dense (``block_index`` None) or block-sparse attention (kept 128×128 blocks of ``block_index``) by the ws2
     CTA with TMA K/V loads, D 128, M 128, sm_90: same output as :func:`fgattn.dense_attention` /
     :func:`fgattn.block_sparse_attention` (q's layout and dtype; zeros for a query block with no kept block).
     ``plan``: :func:`plan_contig` (built here if None: host work, not under CUDA-graph capture); ``programs``:
     grid when the plan is built here (default the SM count); ``regs`` / ``pipeline`` / ``pingpong`` / ``epilogue``:
     the ws2 consumer's knobs (``epilogue``: its row end, ``fgattn.gluon_fg.EPILOGUES``; a TMA row end with an
-    ``out`` whose strides or address are not 16-byte aligned runs ``"stg"``, as the fg entry)."""
+    ``out`` whose strides or address are not 16-byte aligned runs ``"stg"``, as the fg entry).  ``timeline``
+    (research): an int64 CUDA buffer of ``fgattn.timeline.buffer_shape(plan.programs)``: the consumers record the
+    in-kernel timeline into it (``fgattn.timeline``; needs a TMA row end and an aligned ``out``)."""
     import torch
 
     if _GLUON_ERR is not None:
@@ -343,14 +348,18 @@ def contig_attention_gluon(q: Any, k: Any, v: Any, *, block_index: Any = None, p
     blk = plan.rows if plan.blocks is None else plan.blocks
     o_desc = (TensorDescriptor(out, [b, h, nq, HEAD_DIM], [*_strides(out, layout), 1], qbox, q_desc.layout)
               if knobs.get("TMA_O") else None)
+    if timeline is not None:
+        if not knobs.get("TMA_O"):
+            _fail("timeline needs a TMA row end (epilogue 'tma' / 'tma_offs' / 'tma_sel') and an aligned out")
+        knobs = {**knobs, "TIMELINE": 1}
     _contig_ws2[(plan.programs,)](q_desc, k_desc, v_desc, out, plan.koffsets, boff, blk, plan.rows, plan.start,
                                   scale * 1.4426950408889634, *_strides(out, layout), h, nq, qb, nk, plan.n_rows,
-                                  **knobs, o_desc=o_desc)
+                                  **knobs, o_desc=o_desc, **({"Tl": timeline} if timeline is not None else {}))
     return out
 
 
 def compile_contig_sm90(dense: bool, dtype: str = "bf16", regs: tuple[int, int] = DEFAULT_REGS, pipeline: int = 1,
-                        pingpong: bool = False, epilogue: str = "stg") -> Any:
+                        pingpong: bool = False, epilogue: str = "stg", **more: Any) -> Any:
     """Compile the kernel for sm_90 without a GPU (Triton 3.6 with Gluon on the path), with the signature
     :func:`contig_attention_gluon` launches with (descriptors [1, 1, 64 | 128, 128] in the 128-byte swizzle,
     16-byte divisible pointers and strides).  Returns the compiled kernel."""
@@ -362,12 +371,15 @@ def compile_contig_sm90(dense: bool, dtype: str = "bf16", regs: tuple[int, int] 
     const = {**{p.name: p.default for p in _contig_ws2.params if p.is_constexpr and p.has_default}, **const}
     if not const.get("TMA_O"):
         const["o_desc"] = None  # no O descriptor: a constexpr None, as a launch passing o_desc=None specialises it
+    const.update(more)  # research constexprs (TIMELINE: fgattn.timeline)
+    if not const.get("TIMELINE"):
+        const["Tl"] = None  # no timeline buffer: a constexpr None (the binary without the knob)
     fn = _contig_ws2
     names = list(fn.arg_names)
     lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
            "fp4_padded=False, cga_layout=[])")
     ptr = {"Out": f"*{dtype}", "KOffsets": "*i64", "BOffsets": "*i64", "Blocks": "*i32",
-           "Order": "*i32", "Start": "*i32"}
+           "Order": "*i32", "Start": "*i32", "Tl": "*i64"}
     sig: dict[str, str] = {}
     attrs: dict[tuple[int, ...], list] = {}
     for i, a in enumerate(names):

@@ -404,15 +404,54 @@ if _GLUON_ERR is None:
             row = gl.load(Order + pos)
         return pos, end, step, row
 
+    # ---- TIMELINE (issue 12, session 16, helper T; kernels/NOTES.md "Session 16, T"): an in-kernel timeline of the
+    # ws2 list CTA, research only.  With the kernel constexpr TIMELINE (default False: no parameter, no code, the
+    # packaged binaries unchanged) warp 0 lane 0 of each partition writes %clock64 (the SM's cycle counter, one clock
+    # for the whole CTA) at named events into ``Tl``, an int64 buffer [programs, TL_CAP + 1, 3 roles, TL_EV slots]
+    # (roles: consumer halves 0 / 1, producer 2; the row slot j is the row's position in the program's plan list; rows
+    # j >= TL_CAP are not recorded; slot TL_CAP is a per-CTA header).  Slot numbers: fgattn.timeline (the decoder).
+    _TL_CAP: gl.constexpr = gl.constexpr(64)
+    _TL_EV: gl.constexpr = gl.constexpr(24)
+    _TL_CLK: gl.constexpr = gl.constexpr("mov.u64 $0, %clock64;")
+    _TL_GT: gl.constexpr = gl.constexpr("mov.u64 $0, %globaltimer;")
+
+    @gluon.jit
+    def _tl_now(dummy):
+        """The SM's cycle counter (%clock64; ``dummy``: any int32 scalar, unused by the asm)."""
+        return gl.inline_asm_elementwise(_TL_CLK, "=l,r", [dummy], dtype=gl.int64, is_pure=False, pack=1)
+
+    @gluon.jit
+    def _tl_gtime(dummy):
+        """The global timer (%globaltimer, ns)."""
+        return gl.inline_asm_elementwise(_TL_GT, "=l,r", [dummy], dtype=gl.int64, is_pure=False, pack=1)
+
+    @gluon.jit
+    def _tl_slot(j, role):
+        """Offset of row slot ``j`` of this program's ``role`` in the timeline buffer (int32 elements)."""
+        return ((gl.program_id(0) * (_TL_CAP + 1) + gl.minimum(j, _TL_CAP)) * 3 + role) * _TL_EV
+
+    @gluon.jit
+    def _tl_put(Tl, base, j, e, v):
+        """Slot ``e`` of row ``j`` (offset ``base``) := v, if the row is recorded (j < TL_CAP)."""
+        gl.store(Tl + base + e, v, mask=j < _TL_CAP)
+
+    @gluon.jit
+    def _tl_mark(Tl, base, j, e):
+        """Slot ``e`` of row ``j`` := the cycle counter now."""
+        _tl_put(Tl, base, j, e, _tl_now(j))
+
     @gluon.jit
     def _ws_producer(K, V, Offsets, Indices, Order, Start, k_smem, v_smem, full, empty, stride_kb, stride_kh,
-                     stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, PLANNED: gl.constexpr):
+                     stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, PLANNED: gl.constexpr, Tl=None,
+                     TIMELINE: gl.constexpr = False):
         """Producer partition (one warpgroup): for every row of this program and every tile, the index entries
         (one tile ahead), then, once the consumers have released the stage, the K/V gathers by cp.async, whose
         completion arrives on the stage's ``full`` barrier (one arrival per thread, cp.async.mbarrier.arrive.noinc).
         The next row's range is loaded a row ahead.  This program's rows: the walk, launch positions p, p + G, ...
         of ``Order``; or (``PLANNED``, form d's list schedule) ``Order[Start[p]:Start[p + 1]]``, a host-built plan
-        (``fgattn.gluon_fg_list.plan_ws2_list``)."""
+        (``fgattn.gluon_fg_list.plan_ws2_list``).  ``TIMELINE`` (research, ``PLANNED`` only): role 2 of the timeline
+        buffer ``Tl`` (see :data:`_TL_CAP`; per row: start, first ``empty`` wait done, first gathers issued, end, sums
+        of the ``empty`` waits and of the issue time, tiles)."""
         GATHER_P: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [_WS_PRODUCER_WARPS, 1], [1, 0])
         offs_e = gl.arange(0, _WS_BN, gl.SliceLayout(1, GATHER_P))
         offs_d = gl.arange(0, _WS_D, gl.SliceLayout(0, GATHER_P))
@@ -423,7 +462,19 @@ if _GLUON_ERR is None:
         lo_n = gl.load(Offsets + row_n).to(gl.int32)
         hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
         it = 0
+        if TIMELINE:
+            gl.static_assert(PLANNED, "TIMELINE needs the list schedule (PLANNED)")
+            pos0 = pos
+            hdr = _tl_slot(_TL_CAP, 2)
+            gl.store(Tl + hdr, _tl_now(pos))
         while pos < end:
+            if TIMELINE:
+                j = pos - pos0
+                tb = _tl_slot(j, 2)
+                _tl_mark(Tl, tb, j, 0)
+                if TIMELINE >= 2:
+                    w_sum = (j * 0).to(gl.int64)
+                    i_sum = (j * 0).to(gl.int64)
             bh = row // QB
             b = (bh // H).to(gl.int64)
             h = (bh % H).to(gl.int64)
@@ -435,13 +486,33 @@ if _GLUON_ERR is None:
                 cur = nxt
                 nxt = _entries(Indices, lo, hi, t + 1, offs_e, _WS_BN)
                 st = it % _WS_STAGES
+                if TIMELINE >= 2:
+                    tw = _tl_now(t)
                 mbarrier.wait(empty.index(st), ((it // _WS_STAGES) & 1) ^ 1)
+                if TIMELINE >= 2:
+                    te = _tl_now(t)
+                    w_sum += te - tw
+                if TIMELINE:
+                    if t == 0:
+                        _tl_mark(Tl, tb, j, 1)
                 ok = (cur >= 0)[:, None]
                 r = gl.maximum(cur, 0)[:, None]
                 cp.async_copy_global_to_shared(k_smem.index(st), k_base + r * stride_kn + offs_d[None, :], mask=ok)
                 cp.async_copy_global_to_shared(v_smem.index(st), v_base + r * stride_vn + offs_d[None, :], mask=ok)
                 cp.mbarrier_arrive(full.index(st), increment_count=False)
+                if TIMELINE >= 2:
+                    ti = _tl_now(t)
+                    i_sum += ti - te
+                if TIMELINE:
+                    if t == 0:
+                        _tl_mark(Tl, tb, j, 2)
                 it += 1
+            if TIMELINE:
+                _tl_mark(Tl, tb, j, 3)
+                if TIMELINE >= 2:
+                    _tl_put(Tl, tb, j, 4, w_sum)
+                    _tl_put(Tl, tb, j, 5, i_sum)
+                _tl_put(Tl, tb, j, 6, n_t.to(gl.int64))
             pos = pos + step
             row = row_n
             lo = lo_n
@@ -449,6 +520,8 @@ if _GLUON_ERR is None:
             row_n = _next_row(Order, pos + step, end, PLANNED)
             lo_n = gl.load(Offsets + row_n).to(gl.int32)
             hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
+        if TIMELINE:
+            gl.store(Tl + hdr + 1, _tl_now(pos))
 
     @gluon.jit
     def _ws_consumer(q_desc, Out, Offsets, Order, q_smem, k_smem, v_smem, q_bar, full, empty, qk_scale, stride_ob,
@@ -743,17 +816,25 @@ if _GLUON_ERR is None:
         return out
 
     @gluon.jit
-    def _store_tma(o_desc, out, k_stage, b, h, qb2, half, dtype: gl.constexpr):
+    def _store_tma(o_desc, out, k_stage, b, h, qb2, half, dtype: gl.constexpr, Tl=None, tb=0, j=0,
+                   TIMELINE: gl.constexpr = False):
         """O half ``qb2`` through shared memory (TMA_O): both warpgroups meet (their last QK has read the K stage),
         each writes its half into its 16 KB of the stage and issues one TMA bulk store (rows past N clipped by the
-        descriptor; not waited for here: :func:`_release_after_store` at the next row's start)."""
+        descriptor; not waited for here: :func:`_release_after_store` at the next row's start).  ``TIMELINE``: slots
+        13-15 of row ``j`` (offset ``tb``): met, O staged, store issued."""
         _pp_sync(_O_BAR)
+        if TIMELINE:
+            _tl_mark(Tl, tb, j, 13)
         o_all = k_stage._reinterpret(dtype, [2] + o_desc.block_type.shape, o_desc.layout)
         o_s = o_all.index(half)
         o_s.reshape([_WS2_HALF_M, _WS_D]).store(out.to(dtype))
         fence_async_shared()
         gl.thread_barrier()
+        if TIMELINE:
+            _tl_mark(Tl, tb, j, 14)
         tma.async_copy_shared_to_global(o_desc, [b, h, qb2 * _WS2_HALF_M, 0], o_s)
+        if TIMELINE:
+            _tl_mark(Tl, tb, j, 15)
 
     @gluon.jit
     def _release_after_store(empty, stage):
@@ -838,7 +919,7 @@ if _GLUON_ERR is None:
                        qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, FENCE: gl.constexpr,
                        PIPE: gl.constexpr, EXP_POLY: gl.constexpr, PINGPONG: gl.constexpr, PLANNED: gl.constexpr,
                        o_desc=None, TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False,
-                       RCP: gl.constexpr = False, TAIL64: gl.constexpr = False):
+                       RCP: gl.constexpr = False, TAIL64: gl.constexpr = False, Tl=None, TIMELINE: gl.constexpr = False):
         """Form (d)'s consumer with the round-2 knobs (PIPE, PINGPONG, EXP_POLY; FENCE as form d).  Same stages,
         barriers and outputs as :func:`_ws2_consumer`; rows as :func:`_ws_producer` (the walk, or ``PLANNED``
         the host plan's ``Order[Start[p]:Start[p + 1]]``).  Row-end knobs TMA_O (``o_desc``), OFFS_AHEAD, RCP
@@ -846,7 +927,8 @@ if _GLUON_ERR is None:
         ``gluon_fg_epilogue.check_epilogue_knobs``; see :data:`_O_BAR`'s comment); all off = the packaged code.
         ``TAIL64`` (research; PIPE without PINGPONG; kernels/NOTES.md "Session 15, K8"): a row of >= 2 tiles whose
         last (masked) tile holds <= 64 kept keys runs that tile as :func:`_tail64`; the tile loop's source is
-        unchanged."""
+        unchanged.  ``TIMELINE`` (research; PIPE 1, TMA_O, ``PLANNED``, no TAIL64): role ``half`` of the
+        timeline buffer ``Tl`` (:data:`_TL_CAP`; slots in ``fgattn.timeline``)."""
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_WS2_WG_WARPS, 1],
                                                            instr_shape=[16, _WS_BN, 16])
         P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=S_LAYOUT, k_width=2)
@@ -857,6 +939,15 @@ if _GLUON_ERR is None:
         my_turn = _PP_BAR + half
         other_turn = _PP_BAR + 1 - half
         pos, end, step, row = _my_rows(Order, Start, N_ROWS, PLANNED)
+        if TIMELINE:
+            gl.static_assert(PLANNED and TMA_O and PIPE == 1 and not TAIL64,
+                             "TIMELINE needs PLANNED, TMA_O, PIPE 1, no TAIL64")
+            pos0 = pos
+            hdr = _tl_slot(_TL_CAP, half)
+            gl.store(Tl + hdr, _tl_now(pos))
+            if half == 0:
+                gl.store(Tl + hdr + 2, _tl_gtime(pos))
+                gl.store(Tl + hdr + 4, (end - pos).to(gl.int64))
         bh = row // QB
         mbarrier.expect(my_bar, q_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _WS_BM + half * _WS2_HALF_M, 0],
@@ -869,6 +960,10 @@ if _GLUON_ERR is None:
         it = 0
         phase = 0
         while pos < end:
+            if TIMELINE:
+                j = pos - pos0
+                tb = _tl_slot(j, half)
+                _tl_mark(Tl, tb, j, 0)
             cnt = hi - lo
             n_t = gl.maximum(gl.cdiv(cnt, _WS_BN), 1)
             if TAIL64:  # the last tile holds <= 64 kept keys (its stage's rows 64.. are the producer's zeros)
@@ -887,6 +982,8 @@ if _GLUON_ERR is None:
             acc = gl.zeros([_WS2_HALF_M, _WS_D], gl.float32, S_LAYOUT)
             zero_s = gl.zeros([_WS2_HALF_M, _WS_BN], gl.float32, S_LAYOUT)
             mbarrier.wait(my_bar, phase)
+            if TIMELINE:
+                _tl_mark(Tl, tb, j, 1)
             if PIPE:
                 # tile 0: QK alone; its softmax masked (columns >= min(cnt, BN) are not kept keys).  PIPE 1: P is
                 # carried between tiles as the bf16 PV operand (converted after the previous PV's wait, as FA3);
@@ -895,17 +992,26 @@ if _GLUON_ERR is None:
                 # sm_90, PIPE 1 at 216 registers: ptxas reuses P's registers and hoists the PV wait above the softmax)
                 st = it % _WS_STAGES
                 mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
+                if TIMELINE:
+                    _tl_mark(Tl, tb, j, 2)
                 if FENCE:
                     fence_async_shared()
                 if PINGPONG:
                     _pp_sync(my_turn)
                 s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                if TIMELINE:
+                    _tl_mark(Tl, tb, j, 3)
                 if PINGPONG:
                     _pp_arrive(other_turn)
                 if TMA_O:  # the previous row's O store has had this row's start to read its stage
                     if it > 0:
                         _release_after_store(empty, (it + _WS_STAGES - 1) % _WS_STAGES)
+                if TIMELINE:
+                    _tl_mark(Tl, tb, j, 4)
                 s = warpgroup_mma_wait(0, deps=(s, ))
+                if TIMELINE:
+                    _tl_mark(Tl, tb, j, 5)
+                    fw_sum = (j * 0).to(gl.int64)
                 _q_next(q_desc, my_bar, my_q, row_n, half, QB, H, has_next & (n_t == 1))
                 p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, gl.minimum(cnt, _WS_BN), True, S_LAYOUT,
                                                 P_LAYOUT, _WS_BN, EXP_POLY, dtype)
@@ -914,7 +1020,11 @@ if _GLUON_ERR is None:
                 it += 1
                 for _t in range(1, n_t - 1):  # full tiles: QK(t) and PV(t-1) in flight together
                     st = it % _WS_STAGES
+                    if TIMELINE >= 2:
+                        tw = _tl_now(_t)
                     mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
+                    if TIMELINE >= 2:
+                        fw_sum += _tl_now(_t) - tw
                     if FENCE:
                         fence_async_shared()
                     p_op = _use_p(pc, PIPE, P_LAYOUT, dtype)
@@ -923,6 +1033,8 @@ if _GLUON_ERR is None:
                     s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
                     acc = acc * alpha[:, None]  # the previous tile's alpha, while this QK runs
                     acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+                    if TIMELINE >= 2:
+                        _tl_put(Tl, tb, gl.where(_t == 1, j, _TL_CAP), 6, _tl_now(_t))
                     if PINGPONG:
                         _pp_arrive(other_turn)
                     s = warpgroup_mma_wait(1, deps=(s, ))
@@ -938,6 +1050,10 @@ if _GLUON_ERR is None:
                     mbarrier.arrive(empty.index(prev), count=1)
                     prev = st
                     it += 1
+                if TIMELINE:
+                    _tl_mark(Tl, tb, j, 7)
+                    _tl_put(Tl, tb, j, 17, fw_sum)
+                    _tl_put(Tl, tb, j, 18, n_t.to(gl.int64))
                 if tail:
                     acc, m_i, l_i, prev, it = _tail64(q_s, k_smem, v_smem, full, empty, it, prev, pc, acc, alpha,
                                                       m_i, l_i, qk_scale, cnt - (n_t - 1) * _WS_BN, q_desc, my_bar,
@@ -946,7 +1062,11 @@ if _GLUON_ERR is None:
                 else:
                     if n_t > 1:  # the row's last (masked) tile
                         st = it % _WS_STAGES
+                        if TIMELINE:
+                            _tl_mark(Tl, tb, j, 8)
                         mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
+                        if TIMELINE:
+                            _tl_mark(Tl, tb, j, 9)
                         if FENCE:
                             fence_async_shared()
                         p_op = _use_p(pc, PIPE, P_LAYOUT, dtype)
@@ -955,13 +1075,19 @@ if _GLUON_ERR is None:
                         s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
                         acc = acc * alpha[:, None]
                         acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+                        if TIMELINE:
+                            _tl_put(Tl, tb, gl.where(n_t == 2, j, _TL_CAP), 6, _tl_now(n_t))
                         if PINGPONG:
                             _pp_arrive(other_turn)
                         s = warpgroup_mma_wait(1, deps=(s, ))
+                        if TIMELINE:
+                            _tl_mark(Tl, tb, j, 10)
                         _q_next(q_desc, my_bar, my_q, row_n, half, QB, H, has_next)
                         p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, cnt - (n_t - 1) * _WS_BN, True,
                                                         S_LAYOUT, P_LAYOUT, _WS_BN, EXP_POLY, dtype)
                         acc, p_op, p, alpha, m_i, l_i = warpgroup_mma_wait(0, deps=(acc, p_op, p, alpha, m_i, l_i))
+                        if TIMELINE:
+                            _tl_mark(Tl, tb, j, 11)
                         pc = _carry_p(p, PIPE, P_LAYOUT, dtype)
                         gl.thread_barrier()
                         mbarrier.arrive(empty.index(prev), count=1)
@@ -976,9 +1102,15 @@ if _GLUON_ERR is None:
                     if PINGPONG:
                         _pp_arrive(other_turn)
                     acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+                    if TIMELINE:
+                        _tl_mark(Tl, tb, j, 12)
                 if TMA_O:  # O staged in the last K stage; the stage released once the bulk store has read it
-                    _store_tma(o_desc, _normalize(acc, l_i, cnt, RCP), k_smem.index(prev), bh // H, bh % H,
-                               (row % QB) * 2 + half, half, dtype)
+                    if TIMELINE:
+                        _store_tma(o_desc, _normalize(acc, l_i, cnt, RCP), k_smem.index(prev), bh // H, bh % H,
+                                   (row % QB) * 2 + half, half, dtype, Tl, tb, j, True)
+                    else:
+                        _store_tma(o_desc, _normalize(acc, l_i, cnt, RCP), k_smem.index(prev), bh // H, bh % H,
+                                   (row % QB) * 2 + half, half, dtype)
                 else:
                     gl.thread_barrier()
                     mbarrier.arrive(empty.index(prev), count=1)
@@ -1012,8 +1144,14 @@ if _GLUON_ERR is None:
             row = row_n
             pos = pos_n
             phase ^= 1
+            if TIMELINE:
+                _tl_mark(Tl, tb, j, 16)
         if TMA_O:  # the last row's O store must have read its stage before the CTA's shared memory goes away
             _release_after_store(empty, (it + _WS_STAGES - 1) % _WS_STAGES)
+        if TIMELINE:
+            gl.store(Tl + hdr + 1, _tl_now(pos))
+            if half == 0:
+                gl.store(Tl + hdr + 3, _tl_gtime(pos))
         if PINGPONG:  # warpgroup 0 consumes warpgroup 1's last hand-over (no arrival left pending at exit)
             if half == 0:
                 _pp_sync(my_turn)
@@ -1027,14 +1165,16 @@ if _GLUON_ERR is None:
                       CONSUMER_FENCE: gl.constexpr = True, PIPE: gl.constexpr = False, EXP_POLY: gl.constexpr = 0,
                       PINGPONG: gl.constexpr = False, PLANNED: gl.constexpr = False, o_desc=None,
                       TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False, RCP: gl.constexpr = False,
-                      TAIL64: gl.constexpr = False):
+                      TAIL64: gl.constexpr = False, Tl=None, TIMELINE: gl.constexpr = False):
         """Form (d): form (c) with one partition per consumer warpgroup (the default partition is consumer half 0,
         ``num_warps`` 4; a worker is half 1; a worker is the producer).  ``q_desc`` has [1, 1, 64, D] boxes.
         Row schedule: the walk (program p of G runs launch positions p, p + G, ... of ``Order``; ``Start`` unused)
         or, ``PLANNED`` (the list schedule, round-2 consumer only), a host-built plan: program p runs rows
         ``Order[Start[p]:Start[p + 1]]`` (``fgattn.gluon_fg_list.plan_ws2_list``; ``N_ROWS`` unused).  Row-end knobs
         (round-2 consumer, PIPE): TMA_O (``o_desc``: O's descriptor, [1, 1, 64, D] boxes; None = a constexpr, no
-        parameter, when off), OFFS_AHEAD, RCP; TAIL64 (research: :func:`_tail64`) (:func:`_ws2x_consumer`)."""
+        parameter, when off), OFFS_AHEAD, RCP; TAIL64 (research: :func:`_tail64`) (:func:`_ws2x_consumer`).
+        ``TIMELINE`` (research, issue 12 session 16): the in-kernel timeline into ``Tl`` (:data:`_TL_CAP`; None = a
+        constexpr, no parameter, when off; decoded by ``fgattn.timeline``)."""
         gl.static_assert(not (TAIL64 and (PINGPONG or not PIPE)), "TAIL64 needs PIPE and no PINGPONG")
         gl.static_assert(HEAD_DIM == _WS_D and BLOCK_M == _WS_BM and BLOCK_N == _WS_BN and STAGES == _WS_STAGES)
         gl.static_assert(num_warps == _WS2_WG_WARPS)
@@ -1055,12 +1195,15 @@ if _GLUON_ERR is None:
             gl.warp_specialize([
                 (_ws2x_consumer, (0, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full,
                                   empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE,
-                                  PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP, TAIL64)),
+                                  PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP, TAIL64, Tl,
+                                  TIMELINE)),
                 (_ws2x_consumer, (1, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full,
                                   empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE,
-                                  PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP, TAIL64)),
+                                  PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP, TAIL64, Tl,
+                                  TIMELINE)),
                 (_ws_producer, (K, V, Offsets, Indices, Order, Start, k_smem, v_smem, full, empty, stride_kb,
-                                stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, PLANNED)),
+                                stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, PLANNED, Tl,
+                                TIMELINE)),
             ], [_WS2_WG_WARPS, _WS_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
         else:
             gl.static_assert(not PLANNED, "the list schedule (PLANNED) runs the round-2 consumer only")
@@ -1285,12 +1428,14 @@ def compile_sm90(fn: Any, const: dict[str, Any], dtype: str = "bf16", block_m: i
     lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
            "fp4_padded=False, cga_layout=[])")
     ptr = {"K": f"*{dtype}", "V": f"*{dtype}", "Out": f"*{dtype}", "Offsets": "*i64", "Indices": "*i32",
-           "Order": "*i32", "Start": "*i32"}
+           "Order": "*i32", "Start": "*i32", "Tl": "*i64"}
     sig: dict[str, str] = {}
     attrs: dict[tuple[int, ...], list] = {}
     const = {**{p.name: p.default for p in fn.params if p.is_constexpr and p.has_default}, **const}
     if "o_desc" in names and not const.get("TMA_O"):
         const["o_desc"] = None  # no O descriptor: a constexpr None, as a launch passing o_desc=None specialises it
+    if "Tl" in names and not const.get("TIMELINE"):
+        const["Tl"] = None  # no timeline buffer: a constexpr None (TIMELINE off: the binary without the knob)
     for i, a in enumerate(names):
         if a in const:
             sig[a] = "constexpr"

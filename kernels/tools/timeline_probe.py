@@ -1,0 +1,375 @@
+"""In-kernel timelines of the packaged fg ws2 list kernel (and the block contig CTA) on the benchmark's masks, with
+the instrumented kernels' time against the packaged ones' in the same interleaved rounds (the probe effect).
+
+Issue 12, session 16, helper T (kernels/NOTES.md "Session 16, T")::
+
+    PYTHONPATH=.:kernels:validation python3 kernels/tools/timeline_probe.py --out $OUT          # GPU
+    PYTHONPATH=.:kernels:validation python3 kernels/tools/timeline_probe.py --dry-run           # any machine
+    python3 kernels/tools/timeline_probe.py --decode DIR [--write]                               # CPU: tables, plot
+
+GPU run, per cell (shape, density): the list plan (``plan_ws2_list``, SM count); the packaged kernel
+(``fg_attention_gluon_list(..., epilogue="tma_sel")``, the table entry's kernel), the timeline kernel at level 1
+(and level 2 at ``--l2-cells``) once each on the same inputs: outputs compared bit for bit; the timeline buffers of
+one launch saved (``timeline-buffers.npz``); then CUDA-graph timing, ``--rounds`` interleaved rounds in a fresh random
+order per round: ``list``, ``list_ctl`` (the same call again: the control), ``tl1`` / ``tl2``, cuDNN once per
+shape.  Block cells: ``contig_attention_gluon`` with the packaged block entry's knobs (``block``, ``block_ctl``) and
+``timeline=`` (``block_tl1``).  ``--decode``: :mod:`fgattn.timeline` on the saved buffers -> per-row CSV, phase
+summary CSV, in-kernel row fits, plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation"), str(ROOT / "kernels" / "tools")]
+
+D = 128
+M = 128
+#: the packaged block entry's contig knobs (kernels/fgattn/data/launch_configs.json, block h200 D128 M128 g128)
+BLOCK_KNOBS = dict(regs=(240, 24), pipeline=1, pingpong=True, epilogue="tma_sel")
+TAG = "timeline"
+#: (H, N) of the tiny problems that compile the timed problems' specialisations first (epilogue_probe's)
+PREWARM_SHAPES = ((2, 2047), (2, 2064), (2, 3070))
+
+
+def parse_cells(spec: str, flag: str, ap: argparse.ArgumentParser) -> list[tuple[int, int, int, float]]:
+    """``HxN[+TEXT]:d/d,...`` -> [(H, N video, N text, density)]."""
+    out = []
+    for item in (x for x in spec.split(",") if x):
+        try:
+            shp, _, ds = item.partition(":")
+            h, _, n = shp.partition("x")
+            nv, _, nt = n.partition("+")
+            for d in ds.split("/"):
+                out.append((int(h), int(nv), int(nt or 0), float(d)))
+        except ValueError:
+            ap.error(f"{flag}: bad cell list {item!r} (HxN[+TEXT]:d/d)")
+    for h, nv, nt, d in out:
+        if not (h >= 1 and nv >= 128 and nt >= 0 and 0 < d <= 1):
+            ap.error(f"{flag}: bad cell H{h} N{nv}+{nt} d {d}")
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=None, help="output folder (GPU run)")
+    ap.add_argument("--cells", default="12x32760:0.02/0.05/0.1/0.5,12x32760+512:0.02,40x32760:0.02",
+                    help="fg cells HxN[+TEXT]:d/d,...")
+    ap.add_argument("--l2-cells", default="12x32760:0.02/0.1", help="fg cells also run at level 2")
+    ap.add_argument("--block-cells", default="12x32760:0.02", help="block contig cells ('' for none)")
+    ap.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds (>= 3)")
+    ap.add_argument("--target-ms", type=float, default=10.0, help="timed replay length per case and round")
+    ap.add_argument("--seed", type=int, default=161, help="shuffle seed of the round order (+ shape position)")
+    ap.add_argument("--no-prewarm", action="store_true", help="compile in the timing process only")
+    ap.add_argument("--inline-prewarm", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--tag", default="", help="file name suffix (write --tag=-x)")
+    ap.add_argument("--dry-run", action="store_true", help="validate the arguments, print the plan, no GPU")
+    ap.add_argument("--decode", type=Path, default=None, metavar="DIR",
+                    help="no GPU: decode DIR/timeline-buffers*.npz and DIR's timing CSV")
+    ap.add_argument("--write", action="store_true", help="with --decode: write the committed CSVs / plot")
+    a = ap.parse_args(argv)
+    if a.decode is not None:
+        if not a.decode.is_dir():
+            ap.error(f"--decode: {a.decode} is not a folder")
+        return a
+    a.cell_list = parse_cells(a.cells, "--cells", ap)
+    a.l2_list = parse_cells(a.l2_cells, "--l2-cells", ap)
+    a.block_list = parse_cells(a.block_cells, "--block-cells", ap)
+    if not set(a.l2_list) <= set(a.cell_list):
+        ap.error("--l2-cells: every level-2 cell must be in --cells")
+    if a.rounds < 3:
+        ap.error(f"--rounds: {a.rounds} < 3 (paired medians need at least 3)")
+    if not (a.dry_run or a.inline_prewarm) and a.out is None:
+        ap.error("--out is required for a GPU run")
+    return a
+
+
+def cell_name(h: int, nv: int, nt: int, d: float, kind: str = "fg") -> str:
+    return f"{kind} H{h} N{nv}" + (f"+{nt}" if nt else "") + f" d{d:g}"
+
+
+# ------------------------------------------------------------------------------------------------ GPU side
+def block_index(h: int, nv: int, nt: int, d: float):
+    """The benchmark's block index at (shape, density): the fg mask's 128 x 128 tiles (bench_kernels)."""
+    import fgattn
+    import torch
+    from fgattn.masks import window_mask, with_text
+
+    torch.manual_seed(int(d * 1000) + 7)
+    mask = window_mask(1, h, nv, M, d, device="cuda")
+    if nt:
+        mask = with_text(mask, nt, M)
+    n = nv + nt
+    tiles = torch.nn.functional.pad(mask, (0, (-n) % 128)).reshape(1, h, mask.shape[2], -1, 128).any(-1)
+    return fgattn.block_index_from_mask(tiles, block_m=128, n_keys=n, order=True)
+
+
+def variants_fg(q, k, v, idx, plan, out, bufs: dict[int, Any]) -> dict[str, Any]:
+    """name -> zero-argument launch (writes ``out``)."""
+    from fgattn.gluon_fg_list import fg_attention_gluon_list
+    from fgattn.timeline import fg_attention_timeline
+
+    f = {"list": lambda q=q, k=k, v=v: fg_attention_gluon_list(q, k, v, idx, out=out, plan=plan, epilogue="tma_sel")}
+    for lv, b in bufs.items():
+        f[f"tl{lv}"] = (lambda q=q, k=k, v=v, b=b, lv=lv: fg_attention_timeline(q, k, v, idx, b, plan=plan, level=lv,
+                                                                                 out=out))
+    return f
+
+
+def variants_block(q, k, v, bidx, plan, out, buf) -> dict[str, Any]:
+    from fgattn.gluon_contig import contig_attention_gluon
+
+    return {"block": lambda q=q, k=k, v=v: contig_attention_gluon(q, k, v, block_index=bidx, plan=plan, out=out,
+                                                                   **BLOCK_KNOBS),
+            "block_tl1": lambda q=q, k=k, v=v: contig_attention_gluon(q, k, v, block_index=bidx, plan=plan, out=out,
+                                                                       timeline=buf, **BLOCK_KNOBS)}
+
+
+def prewarm(name: str) -> None:
+    """Compile variant ``name`` (list, tl1, tl2, block, block_tl1) for the timed shapes' specialisations."""
+    import fgattn
+    import torch
+    from fgattn.gluon_contig import plan_contig
+    from fgattn.gluon_fg_list import plan_ws2_list
+    from fgattn.timeline import new_buffer
+
+    for h, n in PREWARM_SHAPES:
+        q, k, v = (torch.randn(1, h, n, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+        out = torch.empty_like(q)
+        mask = torch.rand(1, h, -(-n // M), n, device="cuda") < 0.1
+        if name.startswith("block"):
+            tiles = torch.nn.functional.pad(mask, (0, (-n) % 128)).reshape(1, h, mask.shape[2], -1, 128).any(-1)
+            bidx = fgattn.block_index_from_mask(tiles, block_m=128, n_keys=n, order=True)
+            plan = plan_contig(batch=1, heads=h, n_q=n, n_kv=n, programs=132, block_index=bidx, device=q.device)
+            variants_block(q, k, v, bidx, plan, out, new_buffer(plan.programs))[name]()
+        else:
+            idx = fgattn.build_index(mask, block_m=M, gran_n=1, order=True)
+            plan = plan_ws2_list(idx, programs=132)
+            bufs = {int(name[2:]): new_buffer(plan.programs)} if name.startswith("tl") else {}
+            variants_fg(q, k, v, idx, plan, out, bufs)[name]()
+    torch.cuda.synchronize()
+
+
+def prewarm_in_processes(names: list[str]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    me = str(Path(__file__).resolve())
+
+    def one(nm: str) -> str:
+        t0 = time.time()
+        p = subprocess.run([sys.executable, me, "--inline-prewarm", nm], capture_output=True, text=True, timeout=240)
+        return f"{nm} rc {p.returncode} {time.time() - t0:.0f}s" + (f" {p.stderr[-800:]}" if p.returncode else "")
+
+    with ThreadPoolExecutor(max_workers=len(names)) as ex:
+        for r in ex.map(one, names):
+            print(f"[prewarm] {r}", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    from bench_kernels import ClockSampler, env_metadata, make_qkv, sdpa, timed_rounds
+    from entry_regress import build_index, row_stats
+    from fgattn.gluon_contig import plan_contig
+    from fgattn.gluon_fg_list import plan_ws2_list
+    from fgattn.timeline import CAP, new_buffer
+
+    from fgsim.fileio import write_csv_atomic
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = env_metadata()
+    print(json.dumps(meta), flush=True)
+    t0 = time.perf_counter()
+    if not args.no_prewarm:
+        names = ["list", "tl1"] + (["tl2"] if args.l2_list else []) + (["block", "block_tl1"] if args.block_list else [])
+        prewarm_in_processes(names)
+        print(f"[prewarm] done {time.perf_counter() - t0:.1f}s", flush=True)
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    clocks = ClockSampler(0.5)
+    saved: dict[str, Any] = {}
+    checks: list[dict[str, Any]] = []
+    timing: list[dict[str, Any]] = []
+    shapes = sorted({(h, nv, nt) for h, nv, nt, _ in args.cell_list + args.block_list},
+                    key=lambda s: [c[:3] for c in args.cell_list + args.block_list].index(s))
+    for si, (h, nv, nt) in enumerate(shapes):
+        n = nv + nt
+        sets = make_qkv(1, h, n, D, 2)
+        out = torch.empty_like(sets[0][0])
+        ref_out = torch.empty_like(out)
+        cases: list[dict[str, Any]] = [dict(variant="cudnn", kernel="cudnn", fn=sdpa("cudnn"), cell="", dt=1.0)]
+        for kind, cells in (("fg", args.cell_list), ("block", args.block_list)):
+            for (h_, nv_, nt_, d) in cells:
+                if (h_, nv_, nt_) != (h, nv, nt):
+                    continue
+                name = cell_name(h, nv, nt, d, kind)
+                if kind == "fg":
+                    idx = build_index(h, nv, nt, d, "cuda")
+                    plan = plan_ws2_list(idx, programs=sms)
+                    st = row_stats(idx, sms)
+                    lv = [1] + ([2] if (h, nv, nt, d) in args.l2_list else [])
+                    bufs = {x: new_buffer(plan.programs) for x in lv}
+                    fns = variants_fg(*sets[0], idx, plan, out, bufs)
+                    base = "list"
+                else:
+                    bidx = block_index(h, nv, nt, d)
+                    plan = plan_contig(batch=1, heads=h, n_q=n, n_kv=n, programs=sms, block_index=bidx,
+                                       device=out.device)
+                    bufs = {1: new_buffer(plan.programs)}
+                    fns = variants_block(*sets[0], bidx, plan, out, bufs[1])
+                    base = "block"
+                    cnt = (bidx.offsets[1:] - bidx.offsets[:-1]).clamp_min(1)
+                    st = dict(rows=int(cnt.numel()), exec_tiles_per_row=round(float(cnt.float().mean()), 3))
+                # bit-for-bit: the timeline kernels against the packaged one, same inputs
+                fns[base]()
+                torch.cuda.synchronize()
+                ref_out.copy_(out)
+                for vn, fn in fns.items():
+                    if vn == base:
+                        continue
+                    out.fill_(float("nan"))
+                    for b in bufs.values():
+                        b.fill_(-1)
+                    fn()
+                    torch.cuda.synchronize()
+                    same = bool(torch.equal(out, ref_out))
+                    diff = float((out.float() - ref_out.float()).abs().nan_to_num(float("inf")).max())
+                    checks.append(dict(cell=name, variant=vn, bit_identical=same, max_abs_diff=diff,
+                                       nan=int(out.isnan().sum())))
+                    print(f"[check] {name} {vn}: bit-identical {same}, max |diff| {diff:.3g}", flush=True)
+                    lvl = int(vn[-1])
+                    a = bufs[lvl].cpu().numpy()
+                    nr = int(a[:, CAP, 0, 4].max())
+                    saved[f"{name}|{vn}"] = np.concatenate([a[:, :min(nr, CAP)], a[:, CAP:]], axis=1)
+                    saved[f"{name}|{vn}|rows"] = np.array([min(nr, CAP)])
+                for vn, fn in fns.items():
+                    cases.append(dict(variant=vn, kernel=vn, fn=lambda q, k, v_, fn=fn: fn(), cell=name, dt=d,
+                                      stats=st, programs=plan.programs))
+                    if vn == base:
+                        cases.append(dict(variant=f"{base}_ctl", kernel=f"{base}_ctl", fn=lambda q, k, v_, fn=fn: fn(),
+                                          cell=name, dt=d, stats=st, programs=plan.programs))
+        torch.cuda.synchronize()
+        ts = time.time()
+        timed_rounds(cases, sets[:1], args.rounds, args.target_ms, shuffle_seed=args.seed + si)
+        clk = clocks.window(ts, time.time())
+        by = {(c["cell"], c["variant"]): c for c in cases}
+        cud = by[("", "cudnn")]
+        for c in cases:
+            if c["variant"] == "cudnn":
+                continue
+            b = by[(c["cell"], "block" if c["cell"].startswith("block") else "list")]
+            rel = sorted(x / y for x, y in zip(c["ms"], b["ms"], strict=True))
+            vsc = sorted(c["dt"] * y / x for x, y in zip(c["ms"], cud["ms"], strict=True))
+            ms = sorted(c["ms"])
+            timing.append(dict(cell=c["cell"], shape=f"H{h} N{nv}" + (f"+{nt}text" if nt else "") + f" D{D}",
+                               density_target=c["dt"], variant=c["variant"], ms=round(ms[len(ms) // 2], 5),
+                               ms_rounds=" ".join(f"{x:.5f}" for x in c["ms"]), rel_base=round(rel[len(rel) // 2], 4),
+                               rel_base_min=round(rel[0], 4), rel_base_max=round(rel[-1], 4),
+                               x_cudnn=round(vsc[len(vsc) // 2], 4), cudnn_ms=round(sorted(cud["ms"])[len(ms) // 2], 5),
+                               rounds=args.rounds, reps=c.get("reps", ""), programs=c.get("programs", ""),
+                               **{k_: c["stats"].get(k_, "") for k_ in ("rows", "exec_tiles_per_row")},
+                               sm_clock_nvml=clk, timing="CUDA graph replay, interleaved shuffled rounds, median",
+                               **meta))
+            print(f"[time] {c['cell']} {c['variant']:<9} {timing[-1]['ms']:.4f} ms rel {timing[-1]['rel_base']:.4f} "
+                  f"({timing[-1]['rel_base_min']:.3f}-{timing[-1]['rel_base_max']:.3f}) x{timing[-1]['x_cudnn']:.3f}",
+                  flush=True)
+        print(f"[time] shape H{h} N{n} done {time.perf_counter() - t0:.1f}s; {clk}", flush=True)
+        cases.clear()
+        del sets
+        torch.cuda.empty_cache()
+    clocks.stop()
+    stem = f"kernels-h200-{meta['date'][:10]}-{TAG}{args.tag}"
+    write_csv_atomic(args.out / f"{stem}-timing.csv", timing, list(timing[0]))
+    write_csv_atomic(args.out / f"{stem}-checks.csv", checks, list(checks[0]))
+    np.savez_compressed(args.out / f"timeline-buffers{args.tag}.npz", **saved)
+    bad = [c for c in checks if not c["bit_identical"]]
+    print(f"[probe] {len(checks)} checks, {len(bad)} not bit-identical; done {time.perf_counter() - t0:.1f}s", flush=True)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ CPU side
+def load_buffers(folder: Path) -> dict[str, Any]:
+    """{'<cell>|<variant>': buffer (programs, CAP + 1, 3, EV), rows padded back with -1} from the npz files."""
+    import numpy as np
+    from fgattn.timeline import CAP
+
+    out = {}
+    for f in sorted(folder.glob("timeline-buffers*.npz")):
+        z = np.load(f)
+        for k in z.files:
+            if k.endswith("|rows"):
+                continue
+            a = z[k]
+            full = np.full((a.shape[0], CAP + 1) + a.shape[2:], -1, dtype=np.int64)
+            nr = a.shape[1] - 1
+            full[:, :nr] = a[:, :nr]
+            full[:, CAP] = a[:, nr]
+            out[k] = full
+    return out
+
+
+def decode_folder(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(per-row records, phase summaries, row fits) of every saved buffer, each tagged with its cell / variant."""
+    from fgattn import timeline as tl
+
+    rows, summ, fits = [], [], []
+    for key, buf in load_buffers(folder).items():
+        cell, variant = key.split("|")
+        ghz = tl.clock_ghz(buf)
+        recs = tl.decode(buf)
+        for r in recs:
+            rows.append(dict(cell=cell, variant=variant, **r))
+        for s in tl.summarize(recs, ghz):
+            summ.append(dict(cell=cell, variant=variant, clock_ghz=round(ghz, 4), **s))
+        f = tl.row_fit(recs)
+        if f is not None:
+            fits.append(dict(cell=cell, variant=variant, clock_ghz=round(ghz, 4), **f,
+                             c_row_us=f["c_row_cycles"] / ghz / 1e3, c_tile_us=f["c_tile_cycles"] / ghz / 1e3))
+    return rows, summ, fits
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.decode is not None:
+        rows, summ, fits = decode_folder(args.decode)
+        for f in fits:
+            print(f"[fit] {f['cell']} {f['variant']}: c_row {f['c_row_us']:.3f} us, c_tile {f['c_tile_us']:.3f} us "
+                  f"({f['n']} rows, tiles {f['tiles_min']:.0f}-{f['tiles_max']:.0f}, {f['clock_ghz']:.3f} GHz)")
+        for s in summ:
+            print(f"[phase] {s['cell']} {s['variant']} {s['quantity']:<18} median {s['median']:9.0f} cyc "
+                  f"{s['median_us']:7.3f} us (p10 {s['p10']:.0f}, p90 {s['p90']:.0f}, n {s['n']})")
+        if args.write:
+            from fgsim.fileio import write_csv_atomic
+
+            res = ROOT / "validation" / "results"
+            date = "2026-12-01"
+            write_csv_atomic(res / f"kernels-h200-{date}-timeline-rows.csv", rows,
+                             sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k)
+                                    if k in rows[0] else 999))
+            write_csv_atomic(res / f"kernels-h200-{date}-timeline-phases.csv", summ, list(summ[0]))
+            write_csv_atomic(res / f"kernels-h200-{date}-timeline-fits.csv", fits, list(fits[0]))
+        return 0
+    if args.dry_run:
+        print(json.dumps(dict(cells=[cell_name(*c) for c in args.cell_list], l2=[cell_name(*c) for c in args.l2_list],
+                              block=[cell_name(*c, "block") for c in args.block_list], rounds=args.rounds,
+                              target_ms=args.target_ms, seed=args.seed, out=str(args.out), tag=args.tag)))
+        return 0
+    import torch
+
+    if not torch.cuda.is_available():
+        print("timeline_probe: no CUDA device (use --dry-run or --decode here)", file=sys.stderr)
+        return 2
+    if args.inline_prewarm:
+        prewarm(args.inline_prewarm)
+        return 0
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,163 @@
+"""The in-kernel timeline's plumbing and host-side decoder (issue 12, session 16, helper T): made-up buffers only
+(the instrumented Gluon kernel runs on sm_90 GPUs; it was checked there bit for bit against the packaged kernel)."""
+
+from __future__ import annotations
+
+import random
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "kernels"), str(ROOT / "kernels" / "tools"), str(ROOT / "validation")]
+
+from fgattn import timeline as tl  # noqa: E402
+
+C, P, H = tl.CONSUMER_SLOTS, tl.PRODUCER_SLOTS, tl.HEADER_SLOTS
+
+
+def test_slot_constants_match_the_kernel_source():
+    src = (ROOT / "kernels" / "fgattn" / "gluon_fg.py").read_text()
+    assert int(re.search(r"_TL_CAP: gl.constexpr = gl.constexpr\((\d+)\)", src).group(1)) == tl.CAP
+    assert int(re.search(r"_TL_EV: gl.constexpr = gl.constexpr\((\d+)\)", src).group(1)) == tl.EV
+    # every consumer slot number the kernel writes is a named slot, and the named event slots are all written
+    written = {int(x) for x in re.findall(r"_tl_mark\(Tl, tb, j, (\d+)\)", src)}
+    written |= {int(x) for x in re.findall(r"_tl_put\(Tl, tb, [^,]+(?:\([^)]*\))?, (\d+),", src)}
+    assert written <= set(C.values()) | set(P.values())
+    assert max(C.values()) < tl.EV and max(P.values()) < tl.EV and max(H.values()) < tl.EV
+    # the knob is off by default in every partition and kernel that takes it
+    assert src.count("TIMELINE: gl.constexpr = False") == 4
+
+
+def test_buffer_shape_and_levels():
+    assert tl.buffer_shape(132) == (132, tl.CAP + 1, 3, tl.EV)
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ValueError, match="programs="):
+            tl.buffer_shape(bad)
+    for bad in (0, 3, True):
+        with pytest.raises(ValueError, match="level="):
+            tl._check_level(bad)
+
+
+def _made_up(seed: int, programs: int = 3, rows: int = 5):
+    """A buffer as the kernel writes it, from known phase lengths; returns (buffer, truth)."""
+    rng = random.Random(seed)
+    print(f"seed {seed}")
+    a = np.full(tl.buffer_shape(programs), -1, dtype=np.int64)
+    truth = {}
+    for p in range(programs):
+        t = [10_000 * (p + 1)] * 2
+        a[p, tl.CAP, 0, H["clk_start"]] = t[0]
+        a[p, tl.CAP, 0, H["gt_start"]] = 5_000_000
+        a[p, tl.CAP, 0, H["n_rows"]] = rows
+        tiles = [rng.randint(1, 7) for _ in range(rows)]
+        for j in range(rows):
+            ph = {w: [rng.randint(50, 900) for _ in tl.PHASES] for w in (0, 1)}
+            for w in (0, 1):
+                cur = t[w]
+                for (name, e0, _e1), d in zip(tl.PHASES, ph[w], strict=True):
+                    if tiles[j] == 1 and name in ("body", "last_full_wait", "last_tile"):
+                        continue  # a one-tile row: no last-tile events
+                    a[p, j, w, C[e0]] = cur
+                    cur += d
+                if tiles[j] == 1:  # last PV directly after tile 0's QK: 'body' ... 'last_tile' absent
+                    pass
+                a[p, j, w, C["n_tiles"]] = tiles[j]
+                t[w] = cur
+            truth[(p, j)] = (ph, tiles[j])
+            a[p, j, 2, P["row_start"]] = a[p, j, 0, C["row_start"]] - 700
+            a[p, j, 2, P["empty0_done"]] = a[p, j, 2, P["row_start"]] + 100
+            a[p, j, 2, P["gather0_issued"]] = a[p, j, 2, P["empty0_done"]] + 250
+            a[p, j, 2, P["row_end"]] = a[p, j, 2, P["gather0_issued"]] + 999
+        for w in (0, 1):
+            a[p, tl.CAP, w, H["clk_end"]] = t[w]
+        a[p, tl.CAP, 0, H["gt_end"]] = 5_000_000 + (t[0] - a[p, tl.CAP, 0, H["clk_start"]]) // 2  # 2 GHz
+    return a, truth
+
+
+def test_decode_phases_partition_each_row():
+    a, truth = _made_up(1611)
+    recs = tl.decode(a)
+    assert len(recs) == 15
+    for r in recs:
+        ph, tiles = truth[(r["program"], r["j"])]
+        assert r["tiles"] == tiles
+        for w in (0, 1):
+            got = [r[f"c{w}_{name}"] for name, _, _ in tl.PHASES]
+            if tiles > 1:
+                assert got == ph[w]
+                assert sum(got) == (r["row_cycles"] if w == 0 else sum(ph[1]))
+            else:
+                assert got[tl.PHASES.index(("body", "qk0_done", "last_full_begin"))] is None
+        assert r["p_lead"] == 700 - 250 - 100
+        assert r["p_empty0_wait"] == 100 and r["p_gather0_issue"] == 250 and r["p_row"] == 100 + 250 + 999
+        assert r["c0_fullw_sum"] is None and r["c0_softmax0"] is None  # level-2 slots not written
+    assert tl.clock_ghz(a) == pytest.approx(2.0, rel=1e-3)
+
+
+def test_boundary_idle_is_the_gap_between_both_last_pvs_and_both_next_qks():
+    a, _ = _made_up(1612, programs=1, rows=2)
+    c = a[0]
+    done = max(c[0, 0, C["last_pv_done"]], c[0, 1, C["last_pv_done"]])
+    nxt = min(c[1, 0, C["qk0_issued"]], c[1, 1, C["qk0_issued"]])
+    assert tl.boundary_idle(a, 0, 0, 2) == nxt - done
+    assert tl.boundary_idle(a, 0, 1, 2) is None  # the program's last row
+    c[1, 1, C["qk0_issued"]] = -1
+    assert tl.boundary_idle(a, 0, 0, 2) is None
+
+
+def test_rows_past_the_cap_and_unwritten_rows():
+    a, _ = _made_up(1613, programs=2, rows=4)
+    a[1, tl.CAP, 0, H["n_rows"]] = tl.CAP + 10  # more rows than recorded: the last recorded row has no successor
+    a[1, 2, 1, C["row_start"]] = -1  # an unwritten row is skipped
+    recs = tl.decode(a)
+    assert [(r["program"], r["j"]) for r in recs] == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1), (1, 3)]
+    assert all(r["row_cycles"] is None for r in recs if r["program"] == 1 and r["j"] == 3)
+
+
+def test_row_fit_recovers_row_and_tile_cycles():
+    rng = random.Random(1614)
+    rows = [dict(program=0, j=j + 1, tiles=t, row_cycles=6000 + 3000 * t + rng.uniform(-5, 5))
+            for j, t in enumerate([rng.randint(2, 30) for _ in range(60)])]
+    f = tl.row_fit(rows)
+    assert f["c_row_cycles"] == pytest.approx(6000, abs=20) and f["c_tile_cycles"] == pytest.approx(3000, abs=2)
+    assert tl.row_fit(rows[:2]) is None
+    assert tl.row_fit([dict(r, tiles=5) for r in rows]) is None
+
+
+def test_summarize_skips_the_cold_row_and_converts_to_us():
+    a, _ = _made_up(1615)
+    recs = tl.decode(a)
+    s = {x["quantity"]: x for x in tl.summarize(recs, 2.0)}
+    xs = sorted(r["c0_q_wait"] for r in recs if r["j"] > 0)
+    assert s["c0_q_wait"]["n"] == 12 and s["c0_q_wait"]["median"] == pytest.approx(float(np.median(xs)))
+    assert s["c0_q_wait"]["median_us"] == pytest.approx(s["c0_q_wait"]["median"] / 2000)
+    with pytest.raises(ValueError, match="ghz="):
+        tl.summarize(recs, 0.0)
+    with pytest.raises(ValueError, match="buffer shape"):
+        tl.decode(np.zeros((2, 3, 3, tl.EV), dtype=np.int64))
+
+
+def test_probe_buffers_round_trip_and_cli_errors(tmp_path, capsys):
+    import timeline_probe as tp
+
+    a, _ = _made_up(1616, programs=2, rows=3)
+    sliced = np.concatenate([a[:, :3], a[:, tl.CAP:]], axis=1)
+    np.savez_compressed(tmp_path / "timeline-buffers-x.npz", **{"fg H12 N32760 d0.02|tl1": sliced,
+                                                                  "fg H12 N32760 d0.02|tl1|rows": np.array([3])})
+    got = tp.load_buffers(tmp_path)
+    assert list(got) == ["fg H12 N32760 d0.02|tl1"] and np.array_equal(got["fg H12 N32760 d0.02|tl1"], a)
+    rows, summ, fits = tp.decode_folder(tmp_path)
+    assert len(rows) == 6 and rows[0]["cell"] == "fg H12 N32760 d0.02" and rows[0]["variant"] == "tl1"
+    assert summ and all(s["clock_ghz"] == pytest.approx(2.0, rel=1e-3) for s in summ)
+    for argv, msg in ((["--dry-run", "--cells", "12x32760:x"], "--cells: bad cell list"),
+                      (["--dry-run", "--l2-cells", "40x75600:0.02"], "--l2-cells: every level-2 cell"),
+                      (["--dry-run", "--rounds", "2"], "--rounds: 2 < 3"),
+                      (["--cells", "12x32760:0.02", "--l2-cells", ""], "--out is required"),
+                      (["--decode", str(tmp_path / "nope")], "is not a folder")):
+        with pytest.raises(SystemExit) as e:
+            tp.parse_args(argv)
+        assert e.value.code == 2 and msg in capsys.readouterr().err
