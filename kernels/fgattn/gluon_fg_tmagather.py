@@ -1,0 +1,497 @@
+"""Research (issue 12, session 16, helper W): the fg ws2 list CTA with its K/V rows gathered by TMA, not cp.async.
+
+Not part of fgattn's dispatch or launch table.  Same inputs, index, row plan and outputs as
+:func:`fgattn.gluon_fg_list.fg_attention_gluon_list` (the packaged fg h200 D128 M128 g1 entry's kernel); the two
+consumer warpgroups are :func:`fgattn.gluon_fg._ws2x_consumer` unchanged (imported); only the producer differs.
+
+Hopper's TMA (``cp.async.bulk.tensor``) writes a box into shared memory with the 128-byte swizzle, so a box of
+``h`` key rows × 64 columns (128 B per row) copied to row ``r`` of a 128B-swizzled stage half lands where the
+wgmma reads rows r .. r + h - 1, provided the swizzle follows the destination address (checked on the GPU by
+kernels/tools/tmagather_bench.py before anything is built on it).  A stage (128 keys × D 128, bf16 / fp16) is
+two [128, 64] halves of 16 KB; a kept key row is 2 boxes per tensor.
+
+The producer reads a *piece list* built once per index on the host (:func:`plan_pieces`; the FlashInfer plan / run
+split, like the row plan): per 128-key tile, pieces ``(src key, dst row, log2 h)`` with ``dst`` a multiple of
+``h`` (the aligned decomposition of each run of consecutive kept keys: a run of L keys at stage row p takes at most
+2·log2(L) pieces), plus pieces with ``src`` = :data:`SENT` (past N: the box is out of bounds and TMA fills it with
+zeros) for the stage rows past the tile's last kept key, so every stage receives exactly 2 · 128 · D · 2 bytes (the
+``full`` barrier's expect-tx count is a compile-time constant).  ``runs=False`` gives one piece per kept key (form
+"row": one-row boxes).  One producer warp issues every TMA of a stage; a piece costs 4 TMA issues (K and V, two
+column halves).
+
+Encoding (int32): bits 0-17 the source key (N < :data:`SENT` = 2**18 - 1), 18-24 the stage row, 25-27 log2 h.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SENT", "MAX_LG", "TgPlan", "decompose", "plan_pieces", "piece_stats", "fg_attention_tmagather",
+           "compile_tg_sm90", "check_tg_knobs", "TG_REGS"]
+
+SRC_BITS = 18
+#: source key of a zero-fill piece: past every supported N, so the whole box is out of bounds (TMA zero fill)
+SENT = (1 << SRC_BITS) - 1
+DST_SHIFT = 18
+LG_SHIFT = 25
+#: largest box height is 2**MAX_LG rows (descriptors for heights 1, 2, 4, ..., 32)
+MAX_LG = 5
+TILE = 128
+#: (consumer 1 registers, producer registers) of the TMA-producer CTA (the default partition gets 504 - both)
+TG_REGS = (216, 64)
+
+try:  # Gluon (Triton >= 3.5); the kernels are defined only where it imports (the CPU tests need none of it)
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma
+
+    from . import gluon_fg as _g
+
+    _GLUON_ERR: str | None = _g.gluon_available()
+except Exception as e:  # noqa: BLE001
+    _GLUON_ERR = f"{type(e).__name__}: {e}"
+
+
+def _fail(msg: str) -> None:
+    raise ValueError(f"fgattn.gluon_fg_tmagather: {msg}")
+
+
+# ------------------------------------------------------------------------------------------------ plan (host)
+def decompose(pos: int, length: int, max_lg: int = MAX_LG) -> list[tuple[int, int]]:
+    """Aligned pieces of the stage rows [pos, pos + length): (row, log2 h) with row a multiple of h = 2**lg,
+    h <= 2**max_lg, in increasing row order (pure Python twin of :func:`plan_pieces`'s vectorised loop)."""
+    if pos < 0 or length < 0 or pos + length > TILE or not 0 <= max_lg <= 7:
+        _fail(f"decompose({pos}, {length}, {max_lg}): rows must lie in [0, {TILE}) and 0 <= max_lg <= 7")
+    out = []
+    while length > 0:
+        align = (pos & -pos).bit_length() - 1 if pos else 7
+        lg = min(max_lg, align, length.bit_length() - 1)
+        out.append((pos, lg))
+        pos += 1 << lg
+        length -= 1 << lg
+    return out
+
+
+@dataclass(frozen=True)
+class TgPlan:
+    """Piece list of an index: ``pieces`` int32 (encoded, grouped by tile), ``pstart`` int32 (tiles + 1) the first
+    piece of each tile, ``tile_base`` int32 (rows) the first tile of each row (tiles numbered row by row, a row of
+    c kept keys has max(ceil(c / 128), 1) tiles); ``runs``: pieces follow runs of consecutive keys (else one piece
+    per kept key); ``max_lg``."""
+
+    pieces: Any
+    pstart: Any
+    tile_base: Any
+    n_tiles: int
+    runs: bool
+    max_lg: int
+
+
+def _ctz7(x: Any) -> Any:
+    """Trailing zeros of each int64 of x in 0..127 (7 for 0)."""
+    import torch
+
+    out = torch.full_like(x, 7)
+    for k in range(7):
+        out = torch.where((x % (1 << k) == 0) & (x % (1 << (k + 1)) != 0), torch.full_like(x, k), out)
+    return out
+
+
+def _floor_log2(x: Any) -> Any:
+    """floor(log2(x)) of each positive int64 of x (x < 2**62)."""
+    import torch
+
+    out = torch.zeros_like(x)
+    for k in range(1, 8):
+        out = torch.where(x >= (1 << k), torch.full_like(x, k), out)
+    return out
+
+
+def plan_pieces(index: Any, *, runs: bool = True, max_lg: int = MAX_LG) -> TgPlan:
+    """The piece list of ``index`` (an :class:`fgattn.FgIndex` with block_m 128, gran_n 1, N < 2**18 - 1) on its
+    device (torch ops; build once per index, outside CUDA-graph capture).  See the module docstring."""
+    import torch
+
+    from .index import FgIndex
+
+    if not isinstance(index, FgIndex):
+        _fail(f"index must be an FgIndex, got {type(index).__name__}")
+    if (index.block_m, index.gran_n) != (128, 1):
+        _fail(f"index has block_m={index.block_m}, gran_n={index.gran_n} (the TMA gather needs 128, 1)")
+    if index.n_keys >= SENT:
+        _fail(f"n_keys={index.n_keys} must be < {SENT} (the piece encoding's zero-fill source)")
+    if isinstance(max_lg, bool) or not isinstance(max_lg, int) or not 0 <= max_lg <= MAX_LG:
+        _fail(f"max_lg={max_lg!r} must be an int in [0, {MAX_LG}]")
+    dev = index.offsets.device
+    off = index.offsets.long()
+    cnt = off[1:] - off[:-1]
+    n_rows = cnt.numel()
+    n_t = torch.clamp((cnt + TILE - 1) // TILE, min=1)
+    tile_base = torch.zeros(n_rows + 1, dtype=torch.long, device=dev)
+    tile_base[1:] = torch.cumsum(n_t, 0)
+    n_tiles = int(tile_base[-1])
+    idx = index.indices.long()
+    nnz = idx.numel()
+    row = torch.repeat_interleave(torch.arange(n_rows, device=dev), cnt)
+    pos = torch.arange(nnz, device=dev) - off[:-1][row]
+    g = tile_base[:-1][row] + pos // TILE
+    p = pos % TILE
+    # runs: a new run at every tile start and wherever the key is not the previous key + 1
+    start = torch.ones(nnz, dtype=torch.bool, device=dev)
+    if runs and nnz > 1:
+        start[1:] = (p[1:] == 0) | (idx[1:] != idx[:-1] + 1)
+    s_at = torch.nonzero(start).flatten()
+    s_end = torch.cat([s_at[1:], torch.tensor([nnz], device=dev)])
+    r_g, r_p, r_src, r_len = g[s_at], p[s_at], idx[s_at], s_end - s_at
+    # zero fill: stage rows [kept, 128) of each tile with kept < 128 (kept = the tile's key count; 0 for an empty row)
+    t_of = torch.arange(n_tiles, device=dev) - tile_base[:-1].repeat_interleave(n_t)
+    kept = torch.clamp(cnt.repeat_interleave(n_t) - t_of * TILE, 0, TILE)
+    zt = torch.nonzero(kept < TILE).flatten()
+    z_g, z_p, z_len = zt, kept[zt], TILE - kept[zt]
+    z_src = torch.full_like(z_g, SENT)
+    all_g = torch.cat([r_g, z_g])
+    all_p = torch.cat([r_p, z_p])
+    all_src = torch.cat([r_src, z_src])
+    all_len = torch.cat([r_len, z_len])
+    step_src = torch.cat([torch.ones_like(r_g), torch.zeros_like(z_g)])  # zero-fill pieces keep src = SENT
+    out_key, out_code = [], []
+    while all_g.numel():
+        lg = torch.minimum(torch.minimum(_ctz7(all_p), _floor_log2(all_len)), torch.full_like(all_p, max_lg))
+        code = all_src | (all_p << DST_SHIFT) | (lg << LG_SHIFT)
+        out_key.append(all_g * TILE + all_p)
+        out_code.append(code)
+        h = torch.ones_like(lg) << lg
+        all_p, all_src, all_len = all_p + h, all_src + h * step_src, all_len - h
+        live = all_len > 0
+        all_g, all_p, all_src, all_len, step_src = (all_g[live], all_p[live], all_src[live], all_len[live],
+                                                    step_src[live])
+    key = torch.cat(out_key)
+    code = torch.cat(out_code)
+    order = torch.argsort(key)
+    pieces = code[order].to(torch.int32)
+    per_tile = torch.bincount(key[order] // TILE, minlength=n_tiles)
+    pstart = torch.zeros(n_tiles + 1, dtype=torch.long, device=dev)
+    pstart[1:] = torch.cumsum(per_tile, 0)
+    return TgPlan(pieces=pieces, pstart=pstart.to(torch.int32), tile_base=tile_base[:-1].to(torch.int32),
+                  n_tiles=n_tiles, runs=runs, max_lg=max_lg)
+
+
+def piece_stats(plan: TgPlan) -> dict[str, float]:
+    """Per-tile figures of a piece list: tiles, pieces per tile (mean), kept-key pieces per tile, zero-fill pieces
+    per tile, TMA issues per tile (4 per piece) and the share of pieces per box height (h1 .. h32)."""
+    import torch
+
+    code = plan.pieces.long()
+    lg = (code >> LG_SHIFT) & 7
+    zero = (code & SENT) == SENT
+    n = max(plan.n_tiles, 1)
+    out = dict(tiles=float(plan.n_tiles), pieces_per_tile=code.numel() / n,
+               kept_pieces_per_tile=float((~zero).sum()) / n, zero_pieces_per_tile=float(zero.sum()) / n,
+               tma_per_tile=4.0 * code.numel() / n)
+    for k in range(MAX_LG + 1):
+        out[f"share_h{1 << k}"] = float((lg == k).sum()) / max(code.numel(), 1)
+    out["max_pieces_per_tile"] = float(torch.diff(plan.pstart.long()).max()) if plan.n_tiles else 0.0
+    return out
+
+
+def check_tg_knobs(regs: tuple[int, int] = TG_REGS, producer_warps: int = 1) -> dict[str, int]:
+    """Constexprs of the TMA-producer CTA: ``regs`` = (consumer 1, producer) registers per thread, multiples of
+    8, 24 <= producer <= consumer <= 240, consumer + producer <= 280 (as ``gluon_fg.check_ws2_knobs``);
+    ``producer_warps`` 1 or 4 (one warp issues; 4 keeps the packaged CTA's warp count)."""
+    ok = (isinstance(regs, tuple) and len(regs) == 2
+          and all(isinstance(r, int) and not isinstance(r, bool) for r in regs))
+    cr, pr = regs if ok else (0, 0)
+    if not ok or cr % 8 or pr % 8 or not 24 <= pr <= cr <= 240 or cr + pr > 280:
+        _fail(f"regs={regs!r} must be (consumer, producer) multiples of 8 with 24 <= producer <= consumer <= 240 and "
+              "consumer + producer <= 280")
+    if producer_warps not in (1, 4) or isinstance(producer_warps, bool):
+        _fail(f"producer_warps={producer_warps!r} must be 1 or 4")
+    return dict(CONSUMER_REGS=cr, PRODUCER_REGS=pr, PRODUCER_WARPS=producer_warps)
+
+
+# ------------------------------------------------------------------------------------------------ kernels
+if _GLUON_ERR is None:
+    _TG_S: gl.constexpr = gl.constexpr(3)
+    _TG_BN: gl.constexpr = gl.constexpr(TILE)
+    _TG_HALF_D: gl.constexpr = gl.constexpr(64)
+    _TG_SENT: gl.constexpr = gl.constexpr(SENT)
+    #: bytes a stage receives: K and V, 128 rows × 128 columns × 2 B (every row, kept or zero-filled)
+    _TG_STAGE_BYTES: gl.constexpr = gl.constexpr(2 * TILE * 128 * 2)
+
+    @gluon.jit
+    def _tg_box(kd, vd, k_smem, v_smem, bar, st, b, h, src, dst, LG: gl.constexpr, pred):
+        """The 4 TMA boxes of one piece of height 2**LG: K and V rows src .. src + h - 1 (columns 0-63 and
+        64-127) to stage ``st`` rows dst .. dst + h - 1 of both halves (the stage seen as [2, 128, 64] halves;
+        the buffer re-viewed as [S·256 / h] boxes of [1, 1, h, 64])."""
+        HB: gl.constexpr = 1 << LG
+        L4: gl.constexpr = kd.layout
+        NB: gl.constexpr = _TG_S * 2 * _TG_BN // HB
+        kv = k_smem._reinterpret(k_smem.dtype, [NB, 1, 1, HB, _TG_HALF_D], L4)
+        vv = v_smem._reinterpret(v_smem.dtype, [NB, 1, 1, HB, _TG_HALF_D], L4)
+        i0 = (st * 2 * _TG_BN + dst) >> LG
+        i1 = (st * 2 * _TG_BN + _TG_BN + dst) >> LG
+        tma.async_copy_global_to_shared(kd, [b, h, src, 0], bar, kv.index(i0), pred=pred)
+        tma.async_copy_global_to_shared(kd, [b, h, src, _TG_HALF_D], bar, kv.index(i1), pred=pred)
+        tma.async_copy_global_to_shared(vd, [b, h, src, 0], bar, vv.index(i0), pred=pred)
+        tma.async_copy_global_to_shared(vd, [b, h, src, _TG_HALF_D], bar, vv.index(i1), pred=pred)
+
+    @gluon.jit
+    def _tg_piece(kd0, kd1, kd2, kd3, kd4, kd5, vd0, vd1, vd2, vd3, vd4, vd5, k_smem, v_smem, bar, st, b, h, code,
+                  pred, MAX_LG: gl.constexpr):
+        """Issue one encoded piece (module docstring) if ``pred``."""
+        src = code & _TG_SENT
+        dst = (code >> 18) & 127
+        lg = (code >> 25) & 7
+        if MAX_LG == 0:
+            _tg_box(kd0, vd0, k_smem, v_smem, bar, st, b, h, src, dst, 0, pred)
+        else:
+            if lg == 0:
+                _tg_box(kd0, vd0, k_smem, v_smem, bar, st, b, h, src, dst, 0, pred)
+            elif lg == 1:
+                _tg_box(kd1, vd1, k_smem, v_smem, bar, st, b, h, src, dst, 1, pred)
+            elif lg == 2:
+                _tg_box(kd2, vd2, k_smem, v_smem, bar, st, b, h, src, dst, 2, pred)
+            elif lg == 3:
+                _tg_box(kd3, vd3, k_smem, v_smem, bar, st, b, h, src, dst, 3, pred)
+            elif lg == 4:
+                _tg_box(kd4, vd4, k_smem, v_smem, bar, st, b, h, src, dst, 4, pred)
+            else:
+                _tg_box(kd5, vd5, k_smem, v_smem, bar, st, b, h, src, dst, 5, pred)
+
+    @gluon.jit
+    def _tg_producer(kd0, kd1, kd2, kd3, kd4, kd5, vd0, vd1, vd2, vd3, vd4, vd5, Offsets, Order, Start, TileBase,
+                     PStart, Pieces, k_smem, v_smem, full, empty, H, QB, N_ROWS, MAX_LG: gl.constexpr):
+        """Producer partition: for every row of this program's plan (``Order[Start[p]:Start[p + 1]]``) and every
+        128-key tile, once the consumers have released the stage: expect the stage's bytes on its ``full``
+        barrier (one arrival), then issue the tile's pieces (4 TMA boxes each), 4 pieces per step with the next
+        4 loaded one step ahead.  The next row's range and first tile are loaded a row ahead, the next tile's piece
+        range a tile ahead, a tile's first 4 pieces before the wait for its stage."""
+        pos, end, step, row = _g._my_rows(Order, Start, N_ROWS, True)
+        lo = gl.load(Offsets + row).to(gl.int32)
+        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        g0 = gl.load(TileBase + row)
+        row_n = _g._next_row(Order, pos + step, end, True)
+        lo_n = gl.load(Offsets + row_n).to(gl.int32)
+        hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
+        g0_n = gl.load(TileBase + row_n)
+        it = 0
+        while pos < end:
+            bh = row // QB
+            b = bh // H
+            h = bh % H
+            n_t = gl.maximum(gl.cdiv(hi - lo, _TG_BN), 1)
+            p0 = gl.load(PStart + g0)
+            for t in range(0, n_t):
+                p1 = gl.load(PStart + g0 + t + 1)  # the next tile's first piece (used one tile later)
+                c0 = gl.load(Pieces + p0)  # every tile has >= 1 piece (kept keys or zero fill)
+                c1 = gl.load(Pieces + p0 + 1, mask=p0 + 1 < p1, other=0)
+                c2 = gl.load(Pieces + p0 + 2, mask=p0 + 2 < p1, other=0)
+                c3 = gl.load(Pieces + p0 + 3, mask=p0 + 3 < p1, other=0)
+                st = it % _TG_S
+                mbarrier.wait(empty.index(st), ((it // _TG_S) & 1) ^ 1)
+                bar = full.index(st)
+                mbarrier.expect(bar, _TG_STAGE_BYTES)
+                j = p0
+                while j < p1:
+                    n0 = gl.load(Pieces + j + 4, mask=j + 4 < p1, other=0)
+                    n1 = gl.load(Pieces + j + 5, mask=j + 5 < p1, other=0)
+                    n2 = gl.load(Pieces + j + 6, mask=j + 6 < p1, other=0)
+                    n3 = gl.load(Pieces + j + 7, mask=j + 7 < p1, other=0)
+                    _tg_piece(kd0, kd1, kd2, kd3, kd4, kd5, vd0, vd1, vd2, vd3, vd4, vd5, k_smem, v_smem, bar, st,
+                              b, h, c0, True, MAX_LG)
+                    _tg_piece(kd0, kd1, kd2, kd3, kd4, kd5, vd0, vd1, vd2, vd3, vd4, vd5, k_smem, v_smem, bar, st,
+                              b, h, c1, j + 1 < p1, MAX_LG)
+                    _tg_piece(kd0, kd1, kd2, kd3, kd4, kd5, vd0, vd1, vd2, vd3, vd4, vd5, k_smem, v_smem, bar, st,
+                              b, h, c2, j + 2 < p1, MAX_LG)
+                    _tg_piece(kd0, kd1, kd2, kd3, kd4, kd5, vd0, vd1, vd2, vd3, vd4, vd5, k_smem, v_smem, bar, st,
+                              b, h, c3, j + 3 < p1, MAX_LG)
+                    c0 = n0
+                    c1 = n1
+                    c2 = n2
+                    c3 = n3
+                    j += 4
+                p0 = p1
+                it += 1
+            pos = pos + step
+            row = row_n
+            lo = lo_n
+            hi = hi_n
+            g0 = g0_n
+            row_n = _g._next_row(Order, pos + step, end, True)  # one row ahead (row 0 past the end)
+            lo_n = gl.load(Offsets + row_n).to(gl.int32)
+            hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
+            g0_n = gl.load(TileBase + row_n)
+
+    @gluon.jit
+    def _fg_gluon_ws2_tg(q_desc, Out, Offsets, Order, Start, TileBase, PStart, Pieces, qk_scale,
+                         kd0, kd1, kd2, kd3, kd4, kd5, vd0, vd1, vd2, vd3, vd4, vd5,
+                         stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS,
+                         CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr, PRODUCER_WARPS: gl.constexpr,
+                         MAX_LG: gl.constexpr, num_warps: gl.constexpr, o_desc=None, TMA_O: gl.constexpr = False,
+                         OFFS_AHEAD: gl.constexpr = False, RCP: gl.constexpr = False):
+        """The packaged list-scheduled ws2 CTA (pipeline 1, no consumer fence, ``gluon_fg._ws2x_consumer`` ×2 with
+        the row-end knobs) with :func:`_tg_producer` in place of ``gluon_fg._ws_producer``: same stages (3 × K/V
+        [128, 128] NVMMA 128B-swizzled), ``full`` counted by the expect-tx arrival alone."""
+        gl.static_assert(num_warps == 4)
+        dtype: gl.constexpr = q_desc.dtype
+        KV_SMEM: gl.constexpr = gl.NVMMASharedLayout.get_default_for([_TG_BN, 128], dtype)
+        q_smem = gl.allocate_shared_memory(dtype, [2] + q_desc.block_type.shape, q_desc.layout)
+        k_smem = gl.allocate_shared_memory(dtype, [_TG_S, _TG_BN, 128], KV_SMEM)
+        v_smem = gl.allocate_shared_memory(dtype, [_TG_S, _TG_BN, 128], KV_SMEM)
+        q_bar = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        full = gl.allocate_shared_memory(gl.int64, [_TG_S, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [_TG_S, 1], mbarrier.MBarrierLayout())
+        for i in gl.static_range(2):
+            mbarrier.init(q_bar.index(i), count=1)
+        for i in gl.static_range(_TG_S):
+            mbarrier.init(full.index(i), count=1)
+            mbarrier.init(empty.index(i), count=2)
+        gl.warp_specialize([
+            (_g._ws2x_consumer, (0, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full, empty,
+                                 qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, False, 1, 0, False,
+                                 True, o_desc, TMA_O, OFFS_AHEAD, RCP, False)),
+            (_g._ws2x_consumer, (1, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full, empty,
+                                 qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, False, 1, 0, False,
+                                 True, o_desc, TMA_O, OFFS_AHEAD, RCP, False)),
+            (_tg_producer, (kd0, kd1, kd2, kd3, kd4, kd5, vd0, vd1, vd2, vd3, vd4, vd5, Offsets, Order, Start,
+                            TileBase, PStart, Pieces, k_smem, v_smem, full, empty, H, QB, N_ROWS, MAX_LG)),
+        ], [4, PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
+        for i in gl.static_range(2):
+            mbarrier.invalidate(q_bar.index(i))
+        for i in gl.static_range(_TG_S):
+            mbarrier.invalidate(full.index(i))
+            mbarrier.invalidate(empty.index(i))
+
+
+# ------------------------------------------------------------------------------------------------ host side
+def kv_descs(t: Any, layout: str, batch: int, heads: int, n: int) -> list[Any]:
+    """TMA descriptors of K or V (``layout`` bhnd / bnhd) seen as (B, H, N, 128) with boxes [1, 1, 2**lg, 64],
+    lg = 0 .. MAX_LG, 128-byte swizzle (out-of-bounds boxes read zeros)."""
+    import torch
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    dt = gl.bfloat16 if t.dtype == torch.bfloat16 else gl.float16
+    st = _g._strides(t, layout)
+    out = []
+    for lg in range(MAX_LG + 1):
+        box = [1, 1, 1 << lg, 64]
+        out.append(TensorDescriptor(t, [batch, heads, n, 128], [*st, 1], box, _box_layout()))
+    _ = dt
+    return out
+
+
+def _box_layout() -> Any:
+    """The layout the kernel *sees* for the K / V boxes: unswizzled (Triton 3.6 rejects a 128B-swizzled NVMMA
+    layout on fewer than 8 rows, "Illegal shared layout"); :func:`swizzle_boxes` then encodes the tensor maps with
+    the 128-byte swizzle, which the copy engine applies by the destination address.  The device code is the same
+    either way (the swizzle lives in the tensor map, not in ``cp.async.bulk.tensor``)."""
+    return gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=16, rank=4)
+
+
+#: CUtensorMapSwizzle value of the 128-byte swizzle (Triton's tensordesc metadata field ``swizzle``)
+SWIZZLE_128B = 3
+
+
+def swizzle_boxes(compiled: Any) -> int:
+    """Make a compiled kernel's launcher encode its [.., 64]-column unswizzled K / V box descriptors with the
+    128-byte swizzle (in place, idempotent): -> how many entries now carry it.  The Q / O descriptors ([.., 128]
+    columns) already do."""
+    n = 0
+    for m in compiled.metadata.tensordesc_meta or []:
+        if m["block_size"][-1] == 64 and m["swizzle"] in (0, SWIZZLE_128B):
+            m["swizzle"] = SWIZZLE_128B
+            n += 1
+    return n
+
+
+def launch_swizzled(fn: Any, grid: tuple[int, ...], *args: Any, **kwargs: Any) -> Any:
+    """``fn[grid](*args, **kwargs)`` after :func:`swizzle_boxes` on the kernel it compiles to (``warmup`` returns
+    the cached CompiledKernel; its tensordesc metadata is what the launcher reads on every call)."""
+    ck = fn.warmup(*args, grid=grid, **kwargs)
+    if hasattr(ck, "result"):  # an asynchronous compile's future
+        ck = ck.result()
+    if swizzle_boxes(ck) == 0:
+        _fail("the kernel has no [.., 64]-column box descriptor to swizzle")
+    fn[grid](*args, **kwargs)
+    return ck
+
+
+def fg_attention_tmagather(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd",
+                           sm_scale: float | None = None, out: Any = None, plan: Any = None, pieces: TgPlan | None = None,
+                           programs: int | None = None, epilogue: str = "tma_sel", regs: tuple[int, int] = TG_REGS,
+                           producer_warps: int = 1) -> Any:
+    """:func:`fgattn.gluon_fg_list.fg_attention_gluon_list` with the TMA-gather producer (research).  ``pieces``:
+    :func:`plan_pieces` of ``index`` (built here if None: host work, not under CUDA-graph capture); ``plan`` the
+    row plan as there; ``regs`` / ``producer_warps``: :func:`check_tg_knobs`."""
+    from . import gluon_fg_list as gll
+
+    knobs = check_tg_knobs(regs, producer_warps)
+    if epilogue not in _g.EPILOGUES:
+        _fail(f"epilogue={epilogue!r} must be one of {tuple(_g.EPILOGUES)}")
+    p, plan, out, q_desc, scale = gll.prepare_list_call(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,
+                                                        plan=plan, programs=programs, fail=_fail)
+    if pieces is None:
+        pieces = plan_pieces(index)
+    if not isinstance(pieces, TgPlan) or pieces.tile_base.numel() != p.n_rows:
+        _fail("pieces must be plan_pieces(index) of this index")
+    const = dict(_g.EPILOGUES[epilogue])
+    o_desc = None
+    if const.get("TMA_O"):
+        if _g.o_desc_ok(out, layout) is not None:
+            const = {}
+        else:
+            o_desc = _g.o_desc_for(out, layout, q_desc, p, "tma")
+    kds = kv_descs(k, layout, p.batch, p.heads, p.n_kv)
+    vds = kv_descs(v, layout, p.batch, p.heads, p.n_kv)
+    launch_swizzled(
+        _fg_gluon_ws2_tg, (plan.programs,), q_desc, out, index.offsets, plan.rows, plan.start, pieces.tile_base, pieces.pstart, pieces.pieces,
+        scale * 1.4426950408889634, *kds, *vds, *_g._strides(out, layout), p.heads, p.n_q, p.n_qblocks, p.n_rows,
+        MAX_LG=pieces.max_lg if pieces.runs else 0, num_warps=4, o_desc=o_desc, **knobs, **const)
+    return out
+
+
+def compile_tg_sm90(dtype: str = "bf16", epilogue: str = "tma_sel", max_lg: int = MAX_LG,
+                    regs: tuple[int, int] = TG_REGS, producer_warps: int = 1) -> Any:
+    """Compile :func:`_fg_gluon_ws2_tg` for sm_90 without a GPU (Triton 3.6 with Gluon on the path)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    fn = _fg_gluon_ws2_tg
+    const: dict[str, Any] = dict(num_warps=4, MAX_LG=max_lg, **check_tg_knobs(regs, producer_warps),
+                                 **_g.EPILOGUES[epilogue])
+    const = {**{p.name: p.default for p in fn.params if p.is_constexpr and p.has_default}, **const}
+    if not const.get("TMA_O"):
+        const["o_desc"] = None
+    lay4 = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
+            "fp4_padded=False, cga_layout=[])")
+    lay0 = lay4.replace("swizzle_byte_width=128", "swizzle_byte_width=0")
+    names = list(fn.arg_names)
+    sig: dict[str, str] = {}
+    attrs: dict[tuple[int, ...], list] = {}
+    for i, a in enumerate(names):
+        if a in const:
+            sig[a] = "constexpr"
+        elif a in ("q_desc", "o_desc"):
+            sig[a] = f"tensordesc<{dtype}[1, 1, 64, 128],{lay4}>"
+        elif a[:2] in ("kd", "vd"):
+            sig[a] = f"tensordesc<{dtype}[1, 1, {1 << int(a[2])}, 64],{lay0}>"
+        elif a == "Out":
+            sig[a], attrs[(i,)] = f"*{dtype}", [["tt.divisibility", 16]]
+        elif a == "Offsets":
+            sig[a], attrs[(i,)] = "*i64", [["tt.divisibility", 16]]
+        elif a in ("Order", "Start", "TileBase", "PStart", "Pieces"):
+            sig[a], attrs[(i,)] = "*i32", [["tt.divisibility", 16]]
+        elif a == "qk_scale":
+            sig[a] = "fp32"
+        else:
+            sig[a] = "i32"
+            if a.startswith("stride"):
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    src = GluonASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+
+
+_ = math

@@ -1,0 +1,210 @@
+"""fgattn.gluon_fg_tmagather (issue 12 research, session 16: the fg ws2 list CTA whose K/V rows are gathered by TMA
+boxes from a per-tile piece list) and its tools: the aligned run decomposition, the piece plan (decoded back into
+the stage it fills, against a direct gather), the knob / input errors, the descriptor-swizzle patch, and the
+pre-registered rules of the microbenchmark (kernels/tools/tmagather_bench.py) and the kernel probe
+(kernels/tools/tmagather_probe.py) on made-up data.  The kernels run only on an sm_90 GPU (Gluon has no
+interpreter path): their checks are the tools', on the device."""
+
+import math
+import random
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "kernels"), str(ROOT / "kernels" / "tools"), str(ROOT / "validation")]
+
+import tmagather_bench as bench  # noqa: E402
+import tmagather_probe as probe  # noqa: E402
+from fgattn import gluon_fg_tmagather as tg  # noqa: E402
+from fgattn.index import FgIndex  # noqa: E402
+
+
+def _seed() -> int:
+    s = random.randrange(2**31)
+    print("seed", s)
+    return s
+
+
+def test_decompose_is_aligned_exact_and_short():
+    rng = random.Random(_seed())
+    for _ in range(400):
+        pos = rng.randrange(128)
+        length = rng.randrange(0, 129 - pos)
+        max_lg = rng.randrange(0, 6)
+        pieces = tg.decompose(pos, length, max_lg)
+        rows = []
+        for p, lg in pieces:
+            assert p % (1 << lg) == 0 and lg <= max_lg
+            rows += range(p, p + (1 << lg))
+        assert rows == list(range(pos, pos + length))
+        if length:  # at most 2 pieces per box height, plus the full-height pieces of the middle
+            assert len(pieces) <= 2 * (max_lg + 1) + length // (1 << max_lg)
+    assert tg.decompose(0, 128, 5) == [(0, 5), (32, 5), (64, 5), (96, 5)]
+    assert tg.decompose(3, 6, 5) == [(3, 0), (4, 2), (8, 0)]
+
+
+def test_decompose_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"gluon_fg_tmagather: decompose\(120, 9, 5\)"):
+        tg.decompose(120, 9)
+    with pytest.raises(ValueError, match="max_lg"):
+        tg.decompose(0, 4, 8)
+
+
+def _index(rows_keys: list[list[int]], n_keys: int, heads: int = 1) -> FgIndex:
+    cnt = torch.tensor([len(r) for r in rows_keys])
+    off = torch.zeros(len(rows_keys) + 1, dtype=torch.int64)
+    off[1:] = torch.cumsum(cnt, 0)
+    idx = torch.tensor([k for r in rows_keys for k in r], dtype=torch.int32)
+    return FgIndex(off, idx, 128, 1, n_keys, 1, heads, len(rows_keys) // heads, None)
+
+
+def _decode(plan: tg.TgPlan) -> list[list[int]]:
+    """Each tile's 128 stage rows as the pieces fill them: the source key, -1 for a zero-filled row."""
+    code = plan.pieces.long().tolist()
+    ps = plan.pstart.tolist()
+    out = []
+    for t in range(plan.n_tiles):
+        st = [None] * 128
+        for c in code[ps[t]:ps[t + 1]]:
+            src, dst, lg = c & tg.SENT, (c >> tg.DST_SHIFT) & 127, (c >> tg.LG_SHIFT) & 7
+            assert dst % (1 << lg) == 0
+            for i in range(1 << lg):
+                assert st[dst + i] is None, "two pieces write one stage row"
+                st[dst + i] = -1 if src == tg.SENT else src + i
+        assert None not in st, "a stage row no piece writes"
+        out.append(st)
+    return out
+
+
+def _expected(rows_keys: list[list[int]]) -> list[list[int]]:
+    out = []
+    for r in rows_keys:
+        for t in range(max(math.ceil(len(r) / 128), 1)):
+            keys = r[t * 128:(t + 1) * 128]
+            out.append(keys + [-1] * (128 - len(keys)))
+    return out
+
+
+@pytest.mark.parametrize("runs", [True, False])
+def test_plan_pieces_fills_every_stage_row_as_a_gather(runs):
+    rng = random.Random(_seed())
+    n = 3000
+    rows = []
+    for _ in range(24):
+        kind = rng.randrange(4)
+        if kind == 0:
+            rows.append([])  # an empty row: one tile of zeros
+        elif kind == 1:
+            rows.append(list(range(n)))  # a full row: one run
+        elif kind == 2:
+            rows.append(sorted(rng.sample(range(n), rng.randrange(1, 400))))
+        else:  # windows: runs of 40-60 keys
+            ks: set[int] = set()
+            for _w in range(rng.randrange(1, 8)):
+                a = rng.randrange(n - 60)
+                ks |= set(range(a, a + rng.randrange(40, 60)))
+            rows.append(sorted(ks))
+    idx = _index(rows, n, heads=2)
+    plan = tg.plan_pieces(idx, runs=runs)
+    assert plan.n_tiles == len(_expected(rows))
+    assert _decode(plan) == _expected(rows)
+    nt = [max(math.ceil(len(r) / 128), 1) for r in rows]
+    assert plan.tile_base.tolist() == [sum(nt[:i]) for i in range(len(rows))]
+    code = plan.pieces.long()
+    if not runs:  # one piece per kept key, boxes of one row
+        assert int(((code & tg.SENT) != tg.SENT).sum()) == sum(len(r) for r in rows)
+        kept = (code & tg.SENT) != tg.SENT
+        assert int(((code >> tg.LG_SHIFT) & 7)[kept].max()) == 0
+
+
+def test_plan_pieces_runs_cut_the_issues_on_runs():
+    rows = [list(range(1000, 1000 + 700)), list(range(0, 64)) + list(range(200, 264))]
+    idx = _index(rows, 4000)
+    s_run = tg.piece_stats(tg.plan_pieces(idx, runs=True))
+    s_row = tg.piece_stats(tg.plan_pieces(idx, runs=False))
+    assert s_row["kept_pieces_per_tile"] == pytest.approx(828 / 7)
+    assert s_run["pieces_per_tile"] < 8 and s_run["tma_per_tile"] == 4 * s_run["pieces_per_tile"]
+    assert s_run["share_h32"] > 0.5
+
+
+def test_plan_pieces_rejects_bad_input():
+    idx = _index([[1, 2]], 100)
+    with pytest.raises(ValueError, match="max_lg=6"):
+        tg.plan_pieces(idx, max_lg=6)
+    big = FgIndex(idx.offsets, idx.indices, 128, 1, tg.SENT, 1, 1, 1, None)
+    with pytest.raises(ValueError, match="n_keys=262143"):
+        tg.plan_pieces(big)
+    g16 = FgIndex(idx.offsets, idx.indices, 128, 16, 100, 1, 1, 1, None)
+    with pytest.raises(ValueError, match="gran_n=16"):
+        tg.plan_pieces(g16)
+    with pytest.raises(ValueError, match="must be an FgIndex"):
+        tg.plan_pieces("index")
+
+
+def test_check_tg_knobs():
+    assert tg.check_tg_knobs() == dict(CONSUMER_REGS=216, PRODUCER_REGS=64, PRODUCER_WARPS=1)
+    assert tg.check_tg_knobs((232, 40))["PRODUCER_REGS"] == 40
+    for bad in [(240, 48), (244, 24), (230, 40), (216,), "216,64"]:
+        with pytest.raises(ValueError, match="regs="):
+            tg.check_tg_knobs(bad)
+    with pytest.raises(ValueError, match="producer_warps=2"):
+        tg.check_tg_knobs(producer_warps=2)
+
+
+def test_swizzle_boxes_patches_only_the_64_column_boxes():
+    meta = [dict(block_size=[1, 1, 64, 128], swizzle=3)] + [dict(block_size=[1, 1, 1 << i, 64], swizzle=0)
+                                                           for i in range(6)]
+    ck = SimpleNamespace(metadata=SimpleNamespace(tensordesc_meta=meta))
+    assert tg.swizzle_boxes(ck) == 6
+    assert [m["swizzle"] for m in meta] == [3] * 7
+    assert tg.swizzle_boxes(ck) == 6  # idempotent
+
+
+def _brow(cell: str, kind: str, d: float, var: str, us: float) -> dict:
+    return dict(cell=cell, kind=kind, density_target=str(d), variant=var, us_per_tile=str(us))
+
+
+def test_bench_rule_go_and_no_go():
+    assert bench.NEEDED_US_PER_TILE == 1.8 and bench.MARGIN == 1.3 and bench.RULE_MAX_D == 0.1
+    bound = 1.8 / 1.3
+    rows = []
+    for cell, d in (("a", 0.02), ("b", 0.1), ("c", 0.5)):
+        rows += [_brow(cell, "window", d, "cpasync", 1.0), _brow(cell, "window", d, "tma_row", 3.0),
+                 _brow(cell, "window", d, "tma_run", bound * 0.99 if d <= 0.1 else 9.0)]
+    rows.append(_brow("r", "random", 0.1, "tma_run", 9.0))  # not a rule cell
+    v, geo, _ = bench.rule(rows)
+    assert v == "GO" and geo["tma_run"] == pytest.approx(bound * 0.99)
+    ok = [dict(variant="tma_run", ok="True"), dict(variant="cpasync", ok="False")]
+    assert bench.verdict(rows, ok)[0] == "GO"
+    assert bench.verdict(rows, None)[0] == "NO-GO"
+    assert bench.verdict(rows, [dict(variant="tma_row", ok="False")])[0] == "NO-GO"
+    slow = [dict(r, us_per_tile=str(float(r["us_per_tile"]) * 1.03)) if r["variant"] == "tma_run" else r
+            for r in rows]
+    assert bench.rule(slow)[0] == "NO-GO"
+
+
+def _prow(shape: str, d: float, var: str, rel: float) -> dict:
+    return dict(shape=shape, density_target=str(d), variant=var, rel_list=str(rel))
+
+
+def test_probe_rule_constants_and_paths():
+    assert (probe.MAX_REL, probe.LOW_D, probe.LOW_GEO_MAX, probe.CONTROL_GEO_BAND) == (1.02, 0.05, 0.97, 0.01)
+    cells = [("H12 N32760 D128", 0.02), ("H12 N32760 D128", 0.05), ("H12 N32760 D128", 0.1),
+             ("H40 N75600 D128", 0.02), ("H40 N75600 D128", 0.5)]
+    rows = []
+    for s, d in cells:
+        rows += [_prow(s, d, "list_ctl", 1.06 if d == 0.1 else 0.985), _prow(s, d, "tg", 0.95 if d <= 0.05 else 1.01),
+                 _prow(s, d, "tg40", 0.96 if d <= 0.05 else 1.03)]
+    ctl, out, win = probe.rule_verdict(rows, set())
+    assert ctl == "valid"  # a control cell at 1.06 reports, the pooled geo-mean (1.003) decides
+    assert out["tg"][0] == "eligible" and out["tg40"][0] == "not eligible" and win == "tg"
+    assert probe.rule_verdict(rows, {"tg"})[1]["tg"][0] == "not eligible"
+    far = [dict(r, rel_list="1.03") if r["variant"] == "list_ctl" else r for r in rows]
+    assert probe.rule_verdict(far, set())[0] == "void"
+    mid = [dict(r, rel_list="0.98") if r["variant"] == "tg" and float(r["density_target"]) <= 0.05 else r
+           for r in rows]
+    assert probe.rule_verdict(mid, set())[1]["tg"][0] == "not eligible"  # geo-mean 0.98 > 0.97
