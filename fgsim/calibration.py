@@ -240,9 +240,11 @@ def resolve_params(gpu: GPU, calibration: str | os.PathLike[str] | None = None) 
 
 def fit_params(predict: Callable[[ModelParams], np.ndarray], measured_s: np.ndarray, *,
                start: ModelParams | None = None, free: Sequence[str] | None = None,
-               robust_scale: float = 0.05, max_nfev: int | None = None) -> tuple[ModelParams, dict[str, Any]]:
+               robust_scale: float = 0.05, max_nfev: int | None = None,
+               bounds: dict[str, tuple[float, float]] | None = None) -> tuple[ModelParams, dict[str, Any]]:
     """Fit ``free`` parameters inside their ranges by least squares on log(predicted / measured) (scipy
     ``least_squares``, robust ``soft_l1`` loss at ``robust_scale`` log units; 0 = plain least squares).
+    ``bounds``: narrower (lower, upper) ranges of some parameters, from measurements (inside their ranges).
 
     ``predict(params)`` returns predicted seconds for every measurement."""
     from scipy.optimize import least_squares
@@ -253,8 +255,13 @@ def fit_params(predict: Callable[[ModelParams], np.ndarray], measured_s: np.ndar
     if meas.size == 0 or np.any(meas <= 0):
         raise FgsimError("calibration needs positive measured times")
     base = p0.as_dict()
-    lo = np.array([PARAM_BOUNDS[n][0] for n in names])
-    hi = np.array([PARAM_BOUNDS[n][1] for n in names])
+    rng = {**PARAM_BOUNDS, **{k: (max(PARAM_BOUNDS[k][0], a), min(PARAM_BOUNDS[k][1], b))
+                              for k, (a, b) in (bounds or {}).items()}}
+    bad = [k for k, (a, b) in rng.items() if not a < b]
+    if bad:
+        raise FgsimError(f"fit bounds of {bad[0]}: empty range {rng[bad[0]]}")
+    lo = np.array([rng[n][0] for n in names])
+    hi = np.array([rng[n][1] for n in names])
     x0 = np.clip(np.array([base[n] for n in names]), lo, hi)
     x0 = np.minimum(np.maximum(x0, lo + 1e-6 * (hi - lo)), hi - 1e-6 * (hi - lo))
     span = hi - lo
@@ -314,8 +321,8 @@ def _runs_rcp_row_end(row: Mapping[str, str]) -> bool:
 
 def fit_rows(rows: Sequence[dict[str, str]], gpu_name: str, *, start: ModelParams | None = None,
              resources: dict[str, dict[str, int]] | None = None, free: Sequence[str] | None = None,
-             max_nfev: int | None = None, gpu_properties: dict[str, float] | None = None
-             ) -> tuple[ModelParams, dict[str, Any]]:
+             max_nfev: int | None = None, gpu_properties: dict[str, float] | None = None,
+             bounds: dict[str, tuple[float, float]] | None = None) -> tuple[ModelParams, dict[str, Any]]:
     """Fit the parameters to measured calibration rows of ``gpu_name``: kernel rows (``kind`` kernel or empty)
     and microbenchmark rows (``kind`` micro, priced by :mod:`fgsim.calibrate_micro`). The GPU is its description
     file with ``gpu_properties`` (measured by the same calibration) replacing spec values, never the committed
@@ -353,7 +360,7 @@ def fit_rows(rows: Sequence[dict[str, str]], gpu_name: str, *, start: ModelParam
     def predict_tied(p: ModelParams) -> np.ndarray:
         return predict(p.replace(row_cycles_rcp=p.row_cycles) if tied else p)
 
-    params, fit = fit_params(predict_tied, meas, start=start, free=names, max_nfev=max_nfev)
+    params, fit = fit_params(predict_tied, meas, start=start, free=names, max_nfev=max_nfev, bounds=bounds)
     if tied:
         params = params.replace(row_cycles_rcp=params.row_cycles)
         fit["tied"] = {"row_cycles_rcp": "row_cycles (no calibration row ran a reciprocal + TMA bulk-store row end)"}

@@ -295,6 +295,49 @@ def summary(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
             f"w{head['num_warps']}", "tiles": tiles, "used_by_fit": False}
 
 
+def fit_constraint(path: str | Path) -> dict[str, Any]:
+    """What a calibration fit takes from a GPU record of :func:`run` (``fgsim calibrate --fp32-per-score`` on a GPU):
+    the headline tile's timed figure and, by the pre-registered rule (validation/MODEL_NOTES.md, session 16), either
+    ``pin`` (the loop is not MUFU-bound: ``fp32_per_score`` is that figure) or ``bounds`` (MUFU-bound: the timed
+    figure only bounds the FP32 work from above; fitted within [SASS count, timed figure]). Raises
+    :class:`FgsimError` (one line naming the file) for a missing or malformed file or a CPU (SASS-only) record."""
+    import json
+
+    from fgsim.model.params import SPECS
+
+    p = Path(path)
+    if not p.is_file():
+        raise FgsimError(f"{p}: no such file (the record of `fgsim calibrate --fp32-per-score` on a GPU)")
+    try:
+        rec = json.loads(p.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FgsimError(f"{p}: not a JSON record ({exc})") from None
+    if not isinstance(rec, dict) or rec.get("source") != "timed":
+        raise FgsimError(f"{p}: not a GPU-timed softmax microbenchmark record (source "
+                         f"{rec.get('source') if isinstance(rec, dict) else None!r}; a CPU record holds the SASS "
+                         "count only, which bounds the parameter from below and is no measurement of it)")
+    tile = f"{rec.get('tile')}p1"
+    t = (rec.get("tiles") or {}).get(tile)
+    need = ("fp32_per_score_timed", "fp32_per_score_sass", "mufu_floor", "mufu_bound")
+    if not isinstance(t, dict) or any(not isinstance(t.get(k), (int, float)) or isinstance(t.get(k), bool)
+                                      or not math.isfinite(t[k]) for k in need):
+        raise FgsimError(f"{p}: tile {tile} lacks one of {', '.join(need)}")
+    lo, hi = SPECS["fp32_per_score"].lo, SPECS["fp32_per_score"].hi
+    timed, sass = float(t["fp32_per_score_timed"]), float(t["fp32_per_score_sass"])
+    if not lo <= timed <= hi:
+        raise FgsimError(f"{p}: timed figure {timed:.3f} outside fp32_per_score's range [{lo:g}, {hi:g}]")
+    out: dict[str, Any] = {"tile": tile, "timed": timed, "sass": sass, "mufu_floor": float(t["mufu_floor"]),
+                           "mufu_bound": bool(t["mufu_bound"]), "device": rec.get("device", ""),
+                           "commit": rec.get("commit", "")}
+    if out["mufu_bound"]:
+        out["bounds"] = (max(lo, min(sass, timed)), timed)
+        out["rule"] = "MUFU-bound: fitted within [SASS count, timed figure]"
+    else:
+        out["pin"] = timed
+        out["rule"] = "not MUFU-bound: pinned at the timed figure"
+    return out
+
+
 def run(out_json: str | Path, gpu: bool, commit: str = "") -> dict[str, Any]:
     """Measure (``gpu``: timed + SASS; else the offline SASS count) and write ``out_json`` atomically."""
     import json

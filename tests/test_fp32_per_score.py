@@ -202,3 +202,82 @@ def test_timed_rows_from_rounds() -> None:
     del times["exp2"]
     with pytest.raises(FgsimError, match="no timings for exp2"):
         timed_rows(times, 132, 1000, counts)
+
+
+def _record(tmp_path: Path, **over: object) -> Path:
+    """A GPU record of ``calibrate --fp32-per-score`` (made-up figures), with ``over`` replacing top-level keys or
+    the headline tile's fields (``tile_*``)."""
+    tile = {"fp32_per_score_sass": 3.19, "fp32_per_score_timed": 8.5, "mufu_floor": 4.8, "mufu_bound": 0.0}
+    tile.update({k[5:]: v for k, v in over.items() if k.startswith("tile_")})
+    rec = {"source": "timed", "tile": "128x128x128w8", "tiles": {"128x128x128w8p1": tile}, "device": "NVIDIA H200",
+           "commit": "abc"}
+    rec.update({k: v for k, v in over.items() if not k.startswith("tile_")})
+    p = tmp_path / "rec.json"
+    p.write_text(json.dumps(rec))
+    return p
+
+
+def test_fit_constraint_pins_or_bounds_by_the_mufu_flag(tmp_path: Path) -> None:
+    from fgsim.softmax_micro import fit_constraint
+
+    c = fit_constraint(_record(tmp_path))
+    assert c["pin"] == 8.5 and "bounds" not in c and not c["mufu_bound"] and c["rule"].startswith("not MUFU")
+    b = fit_constraint(_record(tmp_path, tile_mufu_bound=1.0, tile_fp32_per_score_timed=5.0))
+    assert "pin" not in b and b["bounds"] == (3.19, 5.0) and b["mufu_bound"]
+
+
+@pytest.mark.parametrize(("over", "msg"), [
+    ({"source": "sass"}, "not a GPU-timed softmax microbenchmark record"),
+    ({"tile_mufu_floor": None}, "lacks one of"),
+    ({"tile_fp32_per_score_timed": 30.0}, "outside fp32_per_score's range"),
+    ({"tile": "64x64x128w4"}, "lacks one of"),
+])
+def test_fit_constraint_bad_records(tmp_path: Path, over: dict, msg: str) -> None:
+    from fgsim.softmax_micro import fit_constraint
+
+    p = _record(tmp_path, **over)
+    with pytest.raises(FgsimError, match=msg) as e:
+        fit_constraint(p)
+    assert str(p) in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(FgsimError, match="no such file"):
+        fit_constraint(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(FgsimError, match="not a JSON record"):
+        fit_constraint(tmp_path / "bad.json")
+
+
+def test_calibrate_refuses_a_bad_fp32_record_before_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A CPU (SASS-only) record given to the fit: one error line naming the file, exit 2, no calibration written."""
+    from fgsim.cli import main
+
+    rec = _record(tmp_path, source="sass")
+    out = tmp_path / "c.json"
+    src = ROOT / "validation" / "results" / "h200-2026-12-01-costmodel-calib14.csv"
+    assert main(["calibrate", "--from-csv", str(src), "--gpu", "h200", "--out", str(out),
+                 "--fp32-per-score-from", str(rec)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(rec) in err and not out.exists()
+    assert main(["calibrate", "--fp32-per-score", str(tmp_path / "m.json"), "--fp32-per-score-from", str(rec)]) == 2
+    assert "runs alone, not with --fp32-per-score-from" in capsys.readouterr().err
+    assert main(["calibrate", "--ops", "--fp32-per-score-from", str(rec)]) == 2
+    assert "not with --ops / --interconnect" in capsys.readouterr().err
+
+
+def test_fit_bounds_narrow_a_parameter() -> None:
+    """fit_params with a measured bound keeps the parameter inside it (a made-up linear model of one parameter)."""
+    import numpy as np
+
+    from fgsim.calibration import fit_params
+    from fgsim.model.params import ModelParams
+
+    meas = np.array([3.0e-3, 6.0e-3])
+
+    def predict(p: ModelParams) -> np.ndarray:
+        return np.array([1.0e-3, 2.0e-3]) * p.fp32_per_score  # best fit at 3.0
+
+    free, _ = fit_params(predict, meas, free=["fp32_per_score"], robust_scale=0.0)
+    assert free.fp32_per_score == pytest.approx(3.0, rel=1e-3)
+    held, fit = fit_params(predict, meas, free=["fp32_per_score"], robust_scale=0.0, bounds={"fp32_per_score": (4.0, 6.0)})
+    assert 4.0 <= held.fp32_per_score < 4.01 and fit["at_bound"] == ["fp32_per_score"]
+    with pytest.raises(FgsimError, match="empty range"):
+        fit_params(predict, meas, free=["fp32_per_score"], bounds={"fp32_per_score": (6.0, 4.0)})

@@ -75,6 +75,10 @@ def register(subparsers: Any) -> None:
                         "(fgsim.softmax_micro) to a new JSON file: on a GPU the timed figure and the SASS count, on "
                         "a CPU the offline sm_90 SASS count (needs Triton with the sm_90 backend); field "
                         "fp32_per_score_measured, used by no fit yet")
+    p.add_argument("--fp32-per-score-from", metavar="JSON",
+                   help="the GPU record of --fp32-per-score (softmax-only microbenchmark) for the fit: fp32_per_score "
+                        "pinned at its timed figure where the loop is not MUFU-bound, else fitted within [SASS count, "
+                        "timed figure] (session 16, calib15); without it fp32_per_score is fitted")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -126,7 +130,8 @@ def _fp32_per_score(args: argparse.Namespace) -> int:
     import os
 
     clash = [o for o, v in (("--from-csv", args.from_csv), ("--ops", args.ops), ("--interconnect", args.interconnect),
-                            ("--measure-only", args.measure_only), ("--out", args.out), ("--csv", args.csv)) if v]
+                            ("--measure-only", args.measure_only), ("--out", args.out), ("--csv", args.csv),
+                            ("--fp32-per-score-from", getattr(args, "fp32_per_score_from", None))) if v]
     if clash:
         raise FgsimError(f"--fp32-per-score: runs alone, not with {clash[0]}")
     out = check_output_path(args.fp32_per_score, "--fp32-per-score", (".json",))
@@ -151,6 +156,8 @@ def _fp32_per_score(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "fp32_per_score", None):
         return _fp32_per_score(args)
+    if getattr(args, "fp32_per_score_from", None) and (args.ops or args.interconnect):
+        raise FgsimError("--fp32-per-score-from: for the attention cost model's fit, not with --ops / --interconnect")
     if getattr(args, "interconnect", False):
         from fgsim.interconnect import run_interconnect
 
@@ -177,6 +184,11 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.csv, "--csv", (".csv",))
     if args.gpu:
         load_gpu(args.gpu)  # an unknown GPU fails before any work
+    fp32_from: dict[str, Any] | None = None
+    if getattr(args, "fp32_per_score_from", None):
+        from fgsim.softmax_micro import fit_constraint
+
+        fp32_from = fit_constraint(args.fp32_per_score_from)  # a bad record fails before any work
     if args.from_csv:
         missing = [f for f in args.from_csv if not Path(f).is_file()]
         if missing:
@@ -221,6 +233,13 @@ def run(args: argparse.Namespace) -> int:
         if src in const:
             lo, hi = SPECS[k].lo, SPECS[k].hi
             fixed[k] = min(max(const[src], lo), hi)
+    bounds: dict[str, tuple[float, float]] = {}
+    if fp32_from is not None:  # session 16: the softmax microbenchmark's timed FP32 work per score
+        if "pin" in fp32_from:
+            const["fp32_per_score_measured"] = fp32_from["pin"]
+            fixed["fp32_per_score"] = fp32_from["pin"]
+        else:
+            bounds["fp32_per_score"] = fp32_from["bounds"]
     start = start.replace(**fixed)
     free = [n for n in SPECS if n not in fixed]
     # measured GPU properties: the L2 -> SM bytes per clock one SM draws at full occupancy (microbenchmark l2_smem,
@@ -239,7 +258,8 @@ def run(args: argparse.Namespace) -> int:
     # calls run keeps its compiled registers and spills); the fitted rows' figures win on a shared key
     tl_rows = [r for r in rows if r.get("split") == "calib-tl" and (r.get("kind") or "kernel") == "kernel"]
     resources = resources_table(tl_rows + krows)
-    params, fit = fit_rows(krows, gpu.name, start=start, resources=resources, free=free, gpu_properties=props)
+    params, fit = fit_rows(krows, gpu.name, start=start, resources=resources, free=free, gpu_properties=props,
+                           bounds=bounds or None)
     gath = [r for r in mrows if r.get("micro") == "gather"]
     if gath:
         import numpy as np
@@ -250,6 +270,12 @@ def run(args: argparse.Namespace) -> int:
         fit["micro_gather_not_fitted"] = {"n": int(e.size), "mape": float(e.mean()), "max_ape": float(e.max())}
     fit["fixed_by_measurement"] = fixed
     fit["measured"] = const
+    if fp32_from is not None:
+        src = Path(args.fp32_per_score_from).resolve()
+        fit["fp32_per_score_from"] = {**{k: v for k, v in fp32_from.items() if k != "bounds"},
+                                      **({"bounds": list(fp32_from["bounds"])} if "bounds" in fp32_from else {}),
+                                      "path": str(src.relative_to(REPO)) if src.is_relative_to(REPO) else str(src),
+                                      "sha256": file_sha256(src)}
     inputs = [{"path": str(p), "sha256": file_sha256(p), "rows": sum(1 for r in rows if r["_file"] == str(p))}
               for p in csvs]
     r0 = krows[0] if krows else cal_rows[0]
@@ -271,6 +297,9 @@ def run(args: argparse.Namespace) -> int:
           f"max {fit['max_ape']:.2f} %")
     for k, v in props.items():
         print(f"  measured {k} = {v:.2f} {PROPERTY_UNITS[k][0]} (GPU file: {gpu_properties[k]['gpu_file_value']:g})")
+    if fp32_from is not None:
+        print(f"  fp32_per_score = {params.fp32_per_score:.3f} FP32 instr/score ({fp32_from['rule']}; timed "
+              f"{fp32_from['timed']:.3f}, SASS {fp32_from['sass']:.3f}, tile {fp32_from['tile']})")
     for k, v in sorted(fit["per_kind"].items()):
         print(f"  {k:16s} n={v['n']:3d}  MAPE {v['mape']:6.2f} %  max {v['max_ape']:6.2f} %")
     return 0

@@ -34,7 +34,8 @@ SPECS: dict[str, ParamSpec] = {
                                 "FP32 instructions per attention score besides exp2 (scale, max, subtract, sum, "
                                 "convert) on the critical path, at the SM's FP32 rate (measured by calibrate's fp32 "
                                 "microbenchmark, revision 7); the O rescale adds D per query row per tile and "
-                                "exp_poly's polynomial 7 per polynomial element"),
+                                "exp_poly's polynomial 7 per polynomial element; session 16: measured by the "
+                                "softmax-only microbenchmark (fgsim.softmax_micro, timed) where its record is given"),
     "mma_wait_cycles": ParamSpec("cycles", 0.0, 600.0,
                                  "exposed latency of one dependent wgmma group (issue to result) in the tile chain; "
                                  "two per tile (S = QK^T before the softmax, then P V)"),
@@ -164,12 +165,16 @@ PARAM_BOUNDS: dict[str, tuple[float, float]] = {k: (s.lo, s.hi) for k, s in SPEC
 #: microbenchmark rows: the HBM copy bandwidth and (revision 8) the tensor-core efficiency. (The L2 efficiency stays fitted: with the measured L2 -> SM port,
 #: revision 6, a fit that also fixed it at the l2_smem stream's value put five parameters at their bounds and was
 #: no better on the development data; validation/MODEL_NOTES.md)
-MEASURED = ("hbm_bw_eff", "mma_eff")
+MEASURED = ("hbm_bw_eff", "mma_eff", "fp32_per_score")
 #: the measured constant (``fgsim.calibrate_micro.measured_constants``) each of :data:`MEASURED` is set from:
 #: revision 8 takes the tensor-core efficiency from calibrate's ``mma`` microbenchmark (wgmma groups at N 32-256:
 #: the achieved fraction of the bf16 peak at the widest N), which the revision-8 fit lands next to when free
 #: (0.817 vs 0.844; revision 7's fit put it at 0.96, validation/MODEL_NOTES.md revision 8)
-MEASURED_FROM = {"hbm_bw_eff": "hbm_bw_eff", "mma_eff": "mma_eff_measured"}
+#: session 16 (calib15): ``fp32_per_score`` from the softmax-only microbenchmark's timed figure
+#: (``fgsim calibrate --fp32-per-score`` on the GPU, passed to the fit with ``--fp32-per-score-from``; pinned when the
+#: loop is not MUFU-bound, else fitted within [SASS count, timed figure]; validation/MODEL_NOTES.md, session 16)
+MEASURED_FROM = {"hbm_bw_eff": "hbm_bw_eff", "mma_eff": "mma_eff_measured",
+                 "fp32_per_score": "fp32_per_score_measured"}
 assert len(SPECS) - len(MEASURED) <= 15 and set(SPECS) == {f.name for f in fields(ModelParams)}
 
 
