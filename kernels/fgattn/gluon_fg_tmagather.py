@@ -79,7 +79,8 @@ class TgPlan:
     """Piece list of an index: ``pieces`` int32 (encoded, grouped by tile), ``pstart`` int32 (tiles + 1) the first
     piece of each tile, ``tile_base`` int32 (rows) the first tile of each row (tiles numbered row by row, a row of
     c kept keys has max(ceil(c / 128), 1) tiles); ``runs``: pieces follow runs of consecutive keys (else one piece
-    per kept key); ``max_lg``."""
+    per kept key); ``max_lg``: the largest box height is 2**max_lg rows in either plan (the zero-fill pieces of
+    the one-piece-per-key plan are runs too), so a kernel must be compiled with ``MAX_LG = max_lg``."""
 
     pieces: Any
     pstart: Any
@@ -448,7 +449,7 @@ def fg_attention_tmagather(q: Any, k: Any, v: Any, index: Any, *, layout: str = 
     launch_swizzled(
         _fg_gluon_ws2_tg, (plan.programs,), q_desc, out, index.offsets, plan.rows, plan.start, pieces.tile_base, pieces.pstart, pieces.pieces,
         scale * 1.4426950408889634, *kds, *vds, *_g._strides(out, layout), p.heads, p.n_q, p.n_qblocks, p.n_rows,
-        MAX_LG=pieces.max_lg if pieces.runs else 0, num_warps=4, o_desc=o_desc, **knobs, **const)
+        MAX_LG=pieces.max_lg, num_warps=4, o_desc=o_desc, **knobs, **const)
     return out
 
 

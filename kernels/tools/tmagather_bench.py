@@ -43,15 +43,15 @@ RULE_MAX_D = 0.1
 #: timed cells: (name, kind, H, N video, text, density); kind window = the benchmark's masks
 #: (``entry_regress.build_index``), random = independent keys (runs ~1), l2 = a 4,096-key head whose K / V stay
 #: in L2 (4,096 rows of random keys: the issue-rate ceiling)
-CELLS = (
+CELLS = (  # the rule's cells first (a budget guard skips the later ones)
     ("w12-32760-0.02", "window", 12, 32760, 0, 0.02),
-    ("w12-32760-0.05", "window", 12, 32760, 0, 0.05),
     ("w12-32760-0.1", "window", 12, 32760, 0, 0.1),
-    ("w40-75600-0.02", "window", 40, 75600, 0, 0.02),
     ("w12-32760+512-0.02", "window", 12, 32760, 512, 0.02),
-    ("w12-32760-0.5", "window", 12, 32760, 0, 0.5),
-    ("r12-32760-0.1", "random", 12, 32760, 0, 0.1),
+    ("w40-75600-0.02", "window", 40, 75600, 0, 0.02),
     ("l2-4096-0.25", "l2", 1, 4096, 0, 0.25),
+    ("r12-32760-0.1", "random", 12, 32760, 0, 0.1),
+    ("w12-32760-0.5", "window", 12, 32760, 0, 0.5),
+    ("w12-32760-0.05", "window", 12, 32760, 0, 0.05),
 )
 COLS = ["cell", "kind", "H", "N", "text", "density_target", "density", "variant", "tiles", "max_tiles_program",
         "pieces_per_tile", "tma_per_tile", "share_h32", "mean_run", "ms", "ms_min", "ms_max", "rounds",
@@ -219,7 +219,7 @@ def launcher(variant: str, k, v, idx, plan, pieces, out_k=None, out_v=None, layo
     kds, vds = tg.kv_descs(k, layout, b, h, n), tg.kv_descs(v, layout, b, h, n)
     args = (*kds, *vds, idx.offsets, plan.rows, plan.start, pieces.tile_base, pieces.pstart, pieces.pieces, ok_, ov_,
             h, idx.n_qblocks, idx.n_rows)
-    kw = dict(MAX_LG=pieces.max_lg if pieces.runs else 0, CHECK=check, num_warps=4)
+    kw = dict(MAX_LG=pieces.max_lg, CHECK=check, num_warps=4)
     return lambda: tg.launch_swizzled(bench_tma, grid, *args, **kw)
 
 
@@ -246,6 +246,7 @@ def reference_tiles(k, idx, layout: str = "bhnd"):
 
 # ------------------------------------------------------------------------------------------------ check
 CHECK_CASES = (  # (kind, B, H, N video, text, density, dtype, layout, empty/full rows)
+    ("full", 1, 2, 4096, 0, 0.0625, "bf16", "bhnd", False),  # 256 random keys per row: no zero fill at all
     ("window", 1, 2, 2064, 77, 0.1, "bf16", "bhnd", True),
     ("window", 1, 3, 4095, 0, 0.3, "fp16", "bnhd", True),
     ("random", 2, 2, 1031, 0, 0.3, "bf16", "bnhd", True),
@@ -254,8 +255,21 @@ CHECK_CASES = (  # (kind, B, H, N video, text, density, dtype, layout, empty/ful
 )
 
 
-def check_case(case: tuple, seed: int) -> list[dict[str, Any]]:
-    """Every variant on one check case: bit-exact K and V stages against :func:`reference_tiles`."""
+def full_index(bsz: int, h: int, n: int, per_row: int, seed: int):
+    """FgIndex whose every row keeps ``per_row`` random keys (a multiple of 128: no tile needs zero fill)."""
+    import torch
+    from fgattn.index import FgIndex
+
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    qb = -(-n // 128)
+    rows = bsz * h * qb
+    idx = torch.cat([torch.randperm(n, generator=gen)[:per_row].sort().values for _ in range(rows)]).to(torch.int32)
+    off = torch.arange(rows + 1, dtype=torch.int64) * per_row
+    return FgIndex(off.cuda(), idx.cuda(), 128, 1, n, bsz, h, qb, None)
+
+
+def check_case(case: tuple, seed: int, variants: tuple[str, ...] = VARIANTS) -> list[dict[str, Any]]:
+    """``variants`` on one check case: bit-exact K and V stages against :func:`reference_tiles`."""
     import fgattn
     import torch
     from fgattn import gluon_fg_tmagather as tg
@@ -264,27 +278,32 @@ def check_case(case: tuple, seed: int) -> list[dict[str, Any]]:
     kind, bsz, h, nv, nt, d, dt, layout, emp = case
     torch.manual_seed(seed)
     n = nv + nt
-    mk = window_mask(bsz, h, nv, 128, d, device="cuda") if kind == "window" else random_mask(bsz, h, nv, 128, d)
-    mask = with_text(mk, nt, 128) if nt else mk
-    if emp:  # an emptied and a full query block
-        mask[0, 0, 0] = False
-        mask[-1, -1, -1] = True
-    idx = fgattn.build_index(mask, block_m=128, order=True)
+    if kind == "full":
+        idx = full_index(bsz, h, n, round(d * n), seed)
+    else:
+        mk = window_mask(bsz, h, nv, 128, d, device="cuda") if kind == "window" else random_mask(bsz, h, nv, 128, d)
+        mask = with_text(mk, nt, 128) if nt else mk
+        if emp:  # an emptied and a full query block
+            mask[0, 0, 0] = False
+            mask[-1, -1, -1] = True
+        idx = fgattn.build_index(mask, block_m=128, order=True)
     dtype = torch.bfloat16 if dt == "bf16" else torch.float16
     shape = (bsz, h, n, 128) if layout == "bhnd" else (bsz, n, h, 128)
     k, v = (torch.randn(shape, device="cuda", dtype=dtype) for _ in range(2))
     plan = bench_plan(idx, min(132, idx.n_rows))
     rk, rv = reference_tiles(k, idx, layout), reference_tiles(v, idx, layout)
     rows = []
-    for var in VARIANTS:
+    for var in variants:
         pieces = tg.plan_pieces(idx, runs=var != "tma_row")
         ok_, ov_ = torch.full_like(rk, float("nan")), torch.full_like(rv, float("nan"))
         launcher(var, k, v, idx, plan, pieces, ok_, ov_, layout)()
         torch.cuda.synchronize()
         bad_k = int((ok_.view(torch.int16) != rk.view(torch.int16)).any(-1).sum())
         bad_v = int((ov_.view(torch.int16) != rv.view(torch.int16)).any(-1).sum())
+        ps = tg.piece_stats(pieces)
         rows.append(dict(case=str(case), variant=var, tiles=int(rk.shape[0]), bad_k_rows=bad_k, bad_v_rows=bad_v,
-                         ok=bad_k == 0 and bad_v == 0, **tg.piece_stats(pieces)))
+                         ok=bad_k == 0 and bad_v == 0, pieces_per_tile=round(ps["pieces_per_tile"], 3),
+                         zero_pieces_per_tile=round(ps["zero_pieces_per_tile"], 3)))
         print(f"[check] {case} {var}: tiles {rk.shape[0]} bad K rows {bad_k} bad V rows {bad_v}", flush=True)
     return rows
 
@@ -304,8 +323,9 @@ def mean_run(idx) -> float:
     return float(i.numel()) / max(int(start.sum()), 1)
 
 
-def time_cells(args: argparse.Namespace, meta: dict[str, str]) -> list[dict[str, Any]]:
-    """Interleaved CUDA-graph rounds per cell (the three variants in a fresh random order per round)."""
+def time_cells(args: argparse.Namespace, meta: dict[str, str], variants: tuple[str, ...] = VARIANTS
+               ) -> list[dict[str, Any]]:
+    """Interleaved CUDA-graph rounds per cell (``variants`` in a fresh random order per round)."""
     import random
 
     import torch
@@ -329,9 +349,12 @@ def time_cells(args: argparse.Namespace, meta: dict[str, str]) -> list[dict[str,
         mt = max_tiles(idx, plan)
         mr = mean_run(idx)
         cases = []
-        for var in VARIANTS:
+        print(f"[time] {name}: index {idx.n_rows} rows, busiest program {mt} tiles, mean run {mr:.1f} "
+              f"({time.perf_counter() - t0:.1f}s)", flush=True)
+        for var in variants:
             pieces = tg.plan_pieces(idx, runs=var != "tma_row")
             fn = launcher(var, kv[0], kv[1], idx, plan, pieces)
+            print(f"[time] {name} {var}: first launch", flush=True)
             fn()
             torch.cuda.synchronize()
             gr = torch.cuda.CUDAGraph()
@@ -442,12 +465,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tag", default="")
     ap.add_argument("--inline-check", action="store_true", help="run the check in this process (child)")
     ap.add_argument("--inline-time", action="store_true", help="run the timing in this process (child)")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated (children)")
     ap.add_argument("--check-timeout-s", type=float, default=90.0)
     ap.add_argument("--time-timeout-s", type=float, default=150.0)
     ap.add_argument("--analyze", type=Path, default=None, metavar="CSV")
     ap.add_argument("--stats", action="store_true")
     a = ap.parse_args(argv)
     a.cells = [c for c in a.cells.split(",") if c]
+    a.variant_list = tuple(v for v in a.variants.split(",") if v)
+    if not a.variant_list or any(v not in VARIANTS for v in a.variant_list):
+        ap.error(f"--variants: {a.variants!r} must be a comma-separated subset of {VARIANTS}")
     if a.rounds < 3 or a.reps < 1:
         ap.error("--rounds >= 3 and --reps >= 1")
     bad = [c for c in a.cells if c not in {x[0] for x in CELLS}]
@@ -479,31 +506,54 @@ def main(argv: list[str] | None = None) -> int:
     meta = dict(gpu_name=m.get("gpu_name", ""), driver=m.get("smi_driver_version", ""), torch=m["torch"],
                 triton=m["triton"], date=m["date"], git_commit=m.get("git_commit", ""))
     stem = f"kernels-h200-{meta['date'][:10]}-tmagather{a.tag}"
-    if a.inline_check:
+    if a.inline_check:  # one variant per child: a hang leaves the others' rows (cases in order, printed)
         rows = []
+        var = a.variant_list[0]
         for i, c in enumerate(CHECK_CASES):
-            rows += check_case(c, 1600 + i)
-            write_csv(a.out / f"{stem}-check.csv", rows)
+            rows += check_case(c, 1600 + i, (var,))
+            write_csv(a.out / f"{stem}-check-{var}.csv", rows)
         return 0 if all(r["ok"] for r in rows) else 1
     if a.inline_time:
-        rows = time_cells(a, meta)
+        rows = time_cells(a, meta, a.variant_list)
         write_csv(a.out / f"{stem}.csv", rows, COLS)
         return 0
+    from concurrent.futures import ThreadPoolExecutor
+
     me = [sys.executable, str(Path(__file__).resolve()), "--out", str(a.out), f"--tag={a.tag}"]
     t0 = time.perf_counter()
-    for what, flag, lim in (("check", "--inline-check", a.check_timeout_s),
-                            ("time", "--inline-time", a.time_timeout_s)):
+
+    def child(flag: str, variants: tuple[str, ...], lim: float) -> int | None:
         extra = ["--rounds", str(a.rounds), "--reps", str(a.reps), "--seed", str(a.seed), "--budget-s",
-                 str(a.budget_s)] + (["--cells", ",".join(a.cells)] if a.cells else [])
+                 str(a.budget_s), "--variants", ",".join(variants)] + (["--cells", ",".join(a.cells)] if a.cells else [])
         try:
             p = subprocess.run(me + [flag] + extra, timeout=lim)
-            print(f"[bench] {what} exit {p.returncode} at {time.perf_counter() - t0:.1f}s", flush=True)
+            print(f"[bench] {flag} {variants} exit {p.returncode} at {time.perf_counter() - t0:.1f}s", flush=True)
+            return p.returncode
         except subprocess.TimeoutExpired:
-            print(f"[bench] {what} TIMED OUT after {lim:.0f}s (a hang: the expect-tx count never reached?)", flush=True)
+            print(f"[bench] {flag} {variants} TIMED OUT after {lim:.0f}s (a hang?)", flush=True)
+            return None
+
+    with ThreadPoolExecutor(len(VARIANTS)) as ex:
+        rcs = list(ex.map(lambda v: child("--inline-check", (v,), a.check_timeout_s), VARIANTS))
+    crows_all: list[dict[str, Any]] = []
+    for v in VARIANTS:
+        part = a.out / f"{stem}-check-{v}.csv"
+        if part.is_file():
+            crows_all += list(csv.DictReader(open(part, newline="")))
+            part.unlink()
+    if crows_all:
+        write_csv(a.out / f"{stem}-check.csv", crows_all)
+    done = tuple(v for v, rc in zip(VARIANTS, rcs, strict=True) if rc is not None)  # finished (exact or not)
+    print(f"[bench] check rows {len(crows_all)}, not exact {sum(r['ok'] != 'True' for r in crows_all)}; "
+          f"finished variants {done}", flush=True)
+    if done:
+        child("--inline-time", done, a.time_timeout_s)
     tp, cp = a.out / f"{stem}.csv", a.out / f"{stem}-check.csv"
     trows = list(csv.DictReader(open(tp, newline=""))) if tp.is_file() else []
     crows = list(csv.DictReader(open(cp, newline=""))) if cp.is_file() else None
     v, why = verdict(trows, crows) if trows else ("NO-GO", ["no timing rows"])
+    if crows is not None and {r["variant"] for r in crows} != set(VARIANTS):
+        v, why = "NO-GO", why + ["a variant's check did not finish"]
     print(f"[rule] step 1: {v}: " + "; ".join(why), flush=True)
     (a.out / "step1.txt").write_text(v + "\n")
     return 0
