@@ -211,3 +211,31 @@ def test_probe_rule_constants_and_paths():
     mid = [dict(r, rel_list="0.98") if r["variant"] == "tg" and float(r["density_target"]) <= 0.05 else r
            for r in rows]
     assert probe.rule_verdict(mid, set())[1]["tg"][0] == "not eligible"  # geo-mean 0.98 > 0.97
+
+
+RESULTS = ROOT / "validation" / "results"
+
+
+def test_s16_call_verdicts_recomputed_from_the_committed_csvs():
+    import csv
+
+    from rowpipe_probe import paired_fit
+
+    b = RESULTS / "kernels-h200-2026-12-01-tmagather-bench.csv"
+    rows = list(csv.DictReader(open(b, newline="")))
+    crows = list(csv.DictReader(open(b.with_name(b.stem + "-check.csv"), newline="")))
+    assert len(crows) == 18 and all(r["ok"] == "True" for r in crows)
+    v, why = bench.verdict(rows, crows)
+    assert v == "GO", why
+    _, geo, _ = bench.rule(rows)
+    assert geo["tma_run"] == pytest.approx(1.220, abs=0.001) and geo["tma_row"] > 19
+    f = RESULTS / "kernels-h200-2026-12-01-tmagather-fg.csv"
+    frows = list(csv.DictReader(open(f, newline="")))
+    with probe._patched():
+        failed = probe.ep.check_failures(f)
+    assert failed == {"tg40"}  # tg40 was dropped before call 2: unchecked, never eligible
+    ctl, out, win = probe.rule_verdict(frows, failed)
+    assert ctl == "valid" and out["tg"][0] == "not eligible" and win is None
+    fit = paired_fit(frows, "tg", None)
+    assert fit["d_c_row_us"] == pytest.approx(1.833, abs=0.002)
+    assert fit["d_c_tile_us"] == pytest.approx(-0.145, abs=0.002)
