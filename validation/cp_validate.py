@@ -152,6 +152,21 @@ def timing_from_committed(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     return out
 
 
+def resolve_same_as(path: Path) -> Path:
+    """``path``, or the committed file that ``path.same-as`` names when ``path`` was deduplicated: the alias holds
+    "<file name> <sha256>" of a byte-identical file in the same folder (checked; a mismatch is an error)."""
+    alias = path.with_name(path.name + ".same-as")
+    if path.is_file() or not alias.is_file():
+        return path
+    import hashlib
+
+    name, digest = alias.read_text().split()
+    target = path.with_name(name)
+    if not target.is_file() or hashlib.sha256(target.read_bytes()).hexdigest() != digest:
+        raise SystemExit(f"cp_validate: error: {alias}: {name} is missing or its sha256 differs")
+    return target
+
+
 def repredict(tag: str, out_dir: Path, gpu_name: str, calibration: str | None) -> int:
     """Re-price a committed run's per-rank rows (``cp-<tag>-timing.csv`` + ``cp-<tag>-counts.npz``) and its merge
     rows with the current cost model and calibration; the measured columns and the environment stay as they were.
@@ -162,6 +177,7 @@ def repredict(tag: str, out_dir: Path, gpu_name: str, calibration: str | None) -
     from fgsim.parallel import link_for, stream_gbs
 
     tpath, cpath, mpath = (out_dir / f"cp-{tag}-{x}" for x in ("timing.csv", "counts.npz", "merge.csv"))
+    cpath = resolve_same_as(cpath)
     for p in (tpath, cpath):
         if not p.is_file():
             print(f"cp_validate: error: {p}: no such file", file=sys.stderr)
