@@ -239,3 +239,14 @@ def test_s16_call_verdicts_recomputed_from_the_committed_csvs():
     fit = paired_fit(frows, "tg", None)
     assert fit["d_c_row_us"] == pytest.approx(1.833, abs=0.002)
     assert fit["d_c_tile_us"] == pytest.approx(-0.145, abs=0.002)
+
+
+def test_timeline_compare_lines():
+    import tmagather_timeline as tt
+
+    rows = [dict(cell="H12 N32760 d 0.02", variant="list", quantity="c0_q_wait", median_us="0.25"),
+            dict(cell="H12 N32760 d 0.02", variant="tg", quantity="c0_q_wait", median_us="1.95"),
+            dict(cell="H12 N32760 d 0.02", variant="tg", quantity="p_lead", median_us="3.0"),  # no list twin
+            dict(cell="H12 N32760 d 0.02", variant="list", quantity="row_cycles", median_us="")]
+    out = tt.compare(rows)
+    assert len(out) == 1 and "c0_q_wait" in out[0] and "+1.700 us" in out[0]

@@ -263,12 +263,15 @@ if _GLUON_ERR is None:
 
     @gluon.jit
     def _tg_producer(kd0, kd1, kd2, kd3, kd4, kd5, vd0, vd1, vd2, vd3, vd4, vd5, Offsets, Order, Start, TileBase,
-                     PStart, Pieces, k_smem, v_smem, full, empty, H, QB, N_ROWS, MAX_LG: gl.constexpr):
+                     PStart, Pieces, k_smem, v_smem, full, empty, H, QB, N_ROWS, MAX_LG: gl.constexpr, Tl=None,
+                     TIMELINE: gl.constexpr = False):
         """Producer partition: for every row of this program's plan (``Order[Start[p]:Start[p + 1]]``) and every
         128-key tile, once the consumers have released the stage: expect the stage's bytes on its ``full``
         barrier (one arrival), then issue the tile's pieces (4 TMA boxes each), 4 pieces per step with the next
         4 loaded one step ahead.  The next row's range and first tile are loaded a row ahead, the next tile's piece
-        range a tile ahead, a tile's first 4 pieces before the wait for its stage."""
+        range a tile ahead, a tile's first 4 pieces before the wait for its stage.  ``TIMELINE`` 1 (research): role
+        2 of T's timeline buffer ``Tl`` (``fgattn.timeline``: row start, first ``empty`` wait done, first tile's
+        boxes issued, row end, tiles), with ``gluon_fg``'s own slot helpers."""
         pos, end, step, row = _g._my_rows(Order, Start, N_ROWS, True)
         lo = gl.load(Offsets + row).to(gl.int32)
         hi = gl.load(Offsets + row + 1).to(gl.int32)
@@ -278,7 +281,16 @@ if _GLUON_ERR is None:
         hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
         g0_n = gl.load(TileBase + row_n)
         it = 0
+        if TIMELINE:
+            gl.static_assert(TIMELINE == 1, "the TMA producer records timeline level 1 only")
+            pos0 = pos
+            hdr = _g._tl_slot(_g._TL_CAP, 2)
+            gl.store(Tl + hdr, _g._tl_now(pos))
         while pos < end:
+            if TIMELINE:
+                jr = pos - pos0
+                tb = _g._tl_slot(jr, 2)
+                _g._tl_mark(Tl, tb, jr, 0)
             bh = row // QB
             b = bh // H
             h = bh % H
@@ -292,6 +304,8 @@ if _GLUON_ERR is None:
                 c3 = gl.load(Pieces + p0 + 3, mask=p0 + 3 < p1, other=0)
                 st = it % _TG_S
                 mbarrier.wait(empty.index(st), ((it // _TG_S) & 1) ^ 1)
+                if TIMELINE:  # tile 0's marks (a masked store on the other tiles)
+                    _g._tl_put(Tl, tb, gl.where(t == 0, jr, _g._TL_CAP), 1, _g._tl_now(t))
                 bar = full.index(st)
                 mbarrier.expect(bar, _TG_STAGE_BYTES)
                 j = p0
@@ -313,8 +327,13 @@ if _GLUON_ERR is None:
                     c2 = n2
                     c3 = n3
                     j += 4
+                if TIMELINE:
+                    _g._tl_put(Tl, tb, gl.where(t == 0, jr, _g._TL_CAP), 2, _g._tl_now(t))
                 p0 = p1
                 it += 1
+            if TIMELINE:
+                _g._tl_mark(Tl, tb, jr, 3)
+                _g._tl_put(Tl, tb, jr, 6, n_t.to(gl.int64))
             pos = pos + step
             row = row_n
             lo = lo_n
@@ -324,6 +343,8 @@ if _GLUON_ERR is None:
             lo_n = gl.load(Offsets + row_n).to(gl.int32)
             hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
             g0_n = gl.load(TileBase + row_n)
+        if TIMELINE:
+            gl.store(Tl + hdr + 1, _g._tl_now(pos))
 
     @gluon.jit
     def _fg_gluon_ws2_tg(q_desc, Out, Offsets, Order, Start, TileBase, PStart, Pieces, qk_scale,
@@ -331,10 +352,13 @@ if _GLUON_ERR is None:
                          stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS,
                          CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr, PRODUCER_WARPS: gl.constexpr,
                          MAX_LG: gl.constexpr, num_warps: gl.constexpr, o_desc=None, TMA_O: gl.constexpr = False,
-                         OFFS_AHEAD: gl.constexpr = False, RCP: gl.constexpr = False):
+                         OFFS_AHEAD: gl.constexpr = False, RCP: gl.constexpr = False, Tl=None,
+                         TIMELINE: gl.constexpr = False):
         """The packaged list-scheduled ws2 CTA (pipeline 1, no consumer fence, ``gluon_fg._ws2x_consumer`` ×2 with
         the row-end knobs) with :func:`_tg_producer` in place of ``gluon_fg._ws_producer``: same stages (3 × K/V
-        [128, 128] NVMMA 128B-swizzled), ``full`` counted by the expect-tx arrival alone."""
+        [128, 128] NVMMA 128B-swizzled), ``full`` counted by the expect-tx arrival alone.  ``TIMELINE`` 1 / ``Tl``
+        (research, default off: no parameter, no code): T's in-kernel timeline (``fgattn.timeline``), the consumers'
+        slots by ``gluon_fg``'s code, the producer's by :func:`_tg_producer`."""
         gl.static_assert(num_warps == 4)
         dtype: gl.constexpr = q_desc.dtype
         KV_SMEM: gl.constexpr = gl.NVMMASharedLayout.get_default_for([_TG_BN, 128], dtype)
@@ -352,12 +376,13 @@ if _GLUON_ERR is None:
         gl.warp_specialize([
             (_g._ws2x_consumer, (0, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full, empty,
                                  qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, False, 1, 0, False,
-                                 True, o_desc, TMA_O, OFFS_AHEAD, RCP, False)),
+                                 True, o_desc, TMA_O, OFFS_AHEAD, RCP, False, Tl, TIMELINE)),
             (_g._ws2x_consumer, (1, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full, empty,
                                  qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, False, 1, 0, False,
-                                 True, o_desc, TMA_O, OFFS_AHEAD, RCP, False)),
+                                 True, o_desc, TMA_O, OFFS_AHEAD, RCP, False, Tl, TIMELINE)),
             (_tg_producer, (kd0, kd1, kd2, kd3, kd4, kd5, vd0, vd1, vd2, vd3, vd4, vd5, Offsets, Order, Start,
-                            TileBase, PStart, Pieces, k_smem, v_smem, full, empty, H, QB, N_ROWS, MAX_LG)),
+                            TileBase, PStart, Pieces, k_smem, v_smem, full, empty, H, QB, N_ROWS, MAX_LG, Tl,
+                            TIMELINE)),
         ], [4, PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
         for i in gl.static_range(2):
             mbarrier.invalidate(q_bar.index(i))
@@ -422,10 +447,12 @@ def launch_swizzled(fn: Any, grid: tuple[int, ...], *args: Any, **kwargs: Any) -
 def fg_attention_tmagather(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd",
                            sm_scale: float | None = None, out: Any = None, plan: Any = None, pieces: TgPlan | None = None,
                            programs: int | None = None, epilogue: str = "tma_sel", regs: tuple[int, int] = TG_REGS,
-                           producer_warps: int = 1) -> Any:
+                           producer_warps: int = 1, timeline: Any = None) -> Any:
     """:func:`fgattn.gluon_fg_list.fg_attention_gluon_list` with the TMA-gather producer (research).  ``pieces``:
     :func:`plan_pieces` of ``index`` (built here if None: host work, not under CUDA-graph capture); ``plan`` the
-    row plan as there; ``regs`` / ``producer_warps``: :func:`check_tg_knobs`."""
+    row plan as there; ``regs`` / ``producer_warps``: :func:`check_tg_knobs`; ``timeline``: a buffer of
+    ``fgattn.timeline.new_buffer(plan.programs)`` to record T's level-1 timeline into (research; row end
+    ``tma_sel`` and a 16-byte aligned ``out`` required)."""
     from . import gluon_fg_list as gll
 
     knobs = check_tg_knobs(regs, producer_warps)
@@ -444,18 +471,31 @@ def fg_attention_tmagather(q: Any, k: Any, v: Any, index: Any, *, layout: str = 
             const = {}
         else:
             o_desc = _g.o_desc_for(out, layout, q_desc, p, "tma")
+    more: dict[str, Any] = {}
+    if timeline is not None:
+        import torch
+
+        from .timeline import buffer_shape
+
+        if epilogue != "tma_sel" or not const.get("TMA_O"):
+            _fail("timeline needs the tma_sel row end with a 16-byte aligned out")
+        if (not isinstance(timeline, torch.Tensor) or timeline.dtype != torch.int64 or not timeline.is_contiguous()
+                or tuple(timeline.shape) != buffer_shape(plan.programs) or timeline.device != q.device):
+            _fail(f"timeline must be a contiguous int64 tensor of shape {buffer_shape(plan.programs)} on {q.device}")
+        more = dict(Tl=timeline, TIMELINE=1)
     kds = kv_descs(k, layout, p.batch, p.heads, p.n_kv)
     vds = kv_descs(v, layout, p.batch, p.heads, p.n_kv)
     launch_swizzled(
         _fg_gluon_ws2_tg, (plan.programs,), q_desc, out, index.offsets, plan.rows, plan.start, pieces.tile_base, pieces.pstart, pieces.pieces,
         scale * 1.4426950408889634, *kds, *vds, *_g._strides(out, layout), p.heads, p.n_q, p.n_qblocks, p.n_rows,
-        MAX_LG=pieces.max_lg, num_warps=4, o_desc=o_desc, **knobs, **const)
+        MAX_LG=pieces.max_lg, num_warps=4, o_desc=o_desc, **knobs, **const, **more)
     return out
 
 
 def compile_tg_sm90(dtype: str = "bf16", epilogue: str = "tma_sel", max_lg: int = MAX_LG,
-                    regs: tuple[int, int] = TG_REGS, producer_warps: int = 1) -> Any:
-    """Compile :func:`_fg_gluon_ws2_tg` for sm_90 without a GPU (Triton 3.6 with Gluon on the path)."""
+                    regs: tuple[int, int] = TG_REGS, producer_warps: int = 1, timeline: int = 0) -> Any:
+    """Compile :func:`_fg_gluon_ws2_tg` for sm_90 without a GPU (Triton 3.6 with Gluon on the path);
+    ``timeline`` 1: the instrumented form (``Tl`` an int64 pointer)."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon._runtime import GluonASTSource
@@ -466,6 +506,10 @@ def compile_tg_sm90(dtype: str = "bf16", epilogue: str = "tma_sel", max_lg: int 
     const = {**{p.name: p.default for p in fn.params if p.is_constexpr and p.has_default}, **const}
     if not const.get("TMA_O"):
         const["o_desc"] = None
+    if timeline:
+        const["TIMELINE"] = timeline
+    else:
+        const["Tl"] = None
     lay4 = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
             "fp4_padded=False, cga_layout=[])")
     lay0 = lay4.replace("swizzle_byte_width=128", "swizzle_byte_width=0")
@@ -481,7 +525,7 @@ def compile_tg_sm90(dtype: str = "bf16", epilogue: str = "tma_sel", max_lg: int 
             sig[a] = f"tensordesc<{dtype}[1, 1, {1 << int(a[2])}, 64],{lay0}>"
         elif a == "Out":
             sig[a], attrs[(i,)] = f"*{dtype}", [["tt.divisibility", 16]]
-        elif a == "Offsets":
+        elif a in ("Offsets", "Tl"):
             sig[a], attrs[(i,)] = "*i64", [["tt.divisibility", 16]]
         elif a in ("Order", "Start", "TileBase", "PStart", "Pieces"):
             sig[a], attrs[(i,)] = "*i32", [["tt.divisibility", 16]]
