@@ -38,7 +38,7 @@ def test_check_ws2_knobs_epilogue_constexprs_and_errors() -> None:
     assert gluon_fg.EPILOGUES == {"stg": {}, "tma": TMA, "tma_offs": dict(TMA_O=True, OFFS_AHEAD=True),
                                   "tma_sel": dict(TMA_O=True, OFFS_AHEAD=True, RCP=2)}
     for kw, msg in [(dict(epilogue="TMA"),
-                     r"epilogue='TMA' must be one of \('stg', 'tma', 'tma_offs', 'tma_sel'\) or 'auto:SHORT:TILES'"),
+                     r"epilogue='TMA' must be one of \('stg', 'tma', 'tma_offs', 'tma_sel', 'tma_defer', 'tma_defer_pv'\) or 'auto:SHORT:TILES'"),
                     (dict(epilogue="tma"), r"epilogue='tma' needs form 'ws2' with pipeline 1 / 2 / 3 and no pingpong"),
                     (dict(epilogue="tma", pipeline=1, pingpong=True), r"epilogue=.tma. needs .*pingpong=True$"),
                     (dict(epilogue="tma", pipeline=True), r"epilogue=.tma. needs form .ws2. with pipeline")]:

@@ -37,7 +37,7 @@ def test_tma_offs_constexprs_and_table_validation() -> None:
     with pytest.raises(ValueError, match=r"^t\.json: extra\.gluon\.epilogue='tma_offs' is measured only with"):
         launch.check_impl("fg", 128, 128, 1, {"impl": "gluon", "gluon": {**knobs, "schedule": "walk"}}, "t.json")
     with pytest.raises(ValueError,
-                       match=r"extra\.gluon\.epilogue='rcp' must be one of \['stg', 'tma', 'tma_offs', 'tma_sel'\]"):
+                       match=r"extra\.gluon\.epilogue='rcp' must be one of \['stg', 'tma', 'tma_offs', 'tma_sel', 'tma_defer', 'tma_defer_pv'\]"):
         launch.check_impl("fg", 128, 128, 1, {"impl": "gluon", "gluon": {**knobs, "epilogue": "rcp"}}, "t.json")
 
 

@@ -29,7 +29,8 @@ def test_slot_constants_match_the_kernel_source():
     assert written <= set(C.values()) | set(P.values())
     assert max(C.values()) < tl.EV and max(P.values()) < tl.EV and max(H.values()) < tl.EV
     # the knob is off by default in every partition and kernel that takes it
-    assert src.count("TIMELINE: gl.constexpr = False") == 4
+    assert src.count("TIMELINE: gl.constexpr = False") == 3
+    assert (ROOT / "kernels" / "fgattn" / "gluon_contig.py").read_text().count("TIMELINE: gl.constexpr = False") == 1
 
 
 def test_buffer_shape_and_levels():
@@ -161,3 +162,65 @@ def test_probe_buffers_round_trip_and_cli_errors(tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             tp.parse_args(argv)
         assert e.value.code == 2 and msg in capsys.readouterr().err
+
+
+def test_deferred_row_end_knob():
+    """The research row ends ``tma_defer`` / ``tma_defer_pv`` (DEFER_O 1 / 2): constexprs, bad combinations, the
+    launch table's knob and the candidate tables (the packaged table keeps ``tma_sel``)."""
+    import json
+
+    from fgattn import gluon_fg as g
+    from fgattn.launch import GLUON_KNOBS, launch_config
+
+    base = g.check_ws2_knobs("ws2", pipeline=1, epilogue="tma_sel")
+    assert "DEFER_O" not in base  # the packaged binary: no constexpr
+    for epi, lvl in (("tma_defer", 1), ("tma_defer_pv", 2)):
+        assert g.check_ws2_knobs("ws2", pipeline=1, epilogue=epi) == {**base, "DEFER_O": lvl}
+        assert g.resolve_epilogue(epi, 3.0) == epi and epi not in g.EPILOGUES  # not a contig row end
+        assert epi in GLUON_KNOBS["epilogue"][0]
+        for kw, msg in ((dict(pipeline=3), "needs pipeline 1"), (dict(pipeline=1, tail64=True), "needs pipeline 1"),
+                        (dict(pipeline=1, pingpong=True), "no pingpong")):
+            with pytest.raises(ValueError, match=msg):
+                g.check_ws2_knobs("ws2", epilogue=epi, **kw)
+    packaged = json.loads((ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json").read_text())
+    for name, epi in (("t-defer", "tma_defer"), ("t-defer-pv", "tma_defer_pv")):
+        path = ROOT / "kernels" / "logs" / f"launch_configs-candidate-{name}.json"
+        cand = json.loads(path.read_text())
+        diff = [(a, b) for a, b in zip(packaged["entries"], cand["entries"], strict=True) if a != b]
+        assert len(diff) == 1 and diff[0][1]["source"].startswith("CANDIDATE")
+        a, b = diff[0]
+        assert {**a["extra"]["gluon"], "epilogue": epi} == b["extra"]["gluon"]
+        cfg = launch_config("fg", "h200", 128, 128, gran_n=1, table_path=str(path))
+        assert cfg.gluon_options()["epilogue"] == epi and cfg.gluon_schedule() == "list"
+    assert launch_config("fg", "h200", 128, 128, gran_n=1).gluon_options()["epilogue"] == "tma_sel"
+
+
+def _bench_rows(rel: dict, ctl: float = 1.0, route: str = "gluon list 1/1 captured", rounds: int = 7):
+    """Made-up bench_kernels rows: the entry at 1 ms per round, the candidate at rel x, the control at ctl x."""
+    rows = []
+    for (h, n, t, d), r in rel.items():
+        for k, f in (("fg_attention", 1.0), ("fg_attention_defer_pv", r), ("fg_attention_defer", (1 + r) / 2),
+                     ("fg_attention_control", ctl)):
+            rows.append(dict(kernel=k, H=h, N=n, n_text=t, density_target=d, route=route,
+                             ms_rounds=";".join(f"{f * (1 + 0.001 * i):.6f}" for i in range(rounds))))
+    return rows
+
+
+def test_lever_rule_pass_and_fail_paths():
+    import timeline_lever_rule as rule
+
+    shp = [(12, 32760, 0), (12, 33272, 512), (40, 75600, 0), (40, 76112, 512), (12, 75600, 0), (40, 32760, 0)]
+    good = {(*s, d): 0.96 for s in shp for d in (0.02, 0.05)} | {(12, 32760, 0, 0.5): 1.0}
+    ok, lines, fig = rule.verdict(_bench_rows(good), True)
+    assert ok and lines[-1].endswith("ADOPT") and fig["geo_low"] == pytest.approx(0.96, abs=1e-3)
+    cases = [(_bench_rows(good), False, "GPU check"),
+             (_bench_rows(good, ctl=1.02), True, "control geo-mean"),
+             (_bench_rows({k: v for k, v in good.items() if k[0] == 12}), True, "shapes measured"),
+             (_bench_rows(good, route="gluon walk"), True, "did not route"),
+             (_bench_rows(good | {(12, 32760, 0, 0.5): 1.03}), True, "> 1.02"),
+             (_bench_rows({k: 0.98 for k in good}), True, "pooled geo-mean")]
+    for rows, check, msg in cases:
+        ok, lines, _ = rule.verdict(rows, check)
+        assert not ok and msg in lines[-1], (msg, lines[-1])
+    ok, lines, _ = rule.verdict(_bench_rows(good), True, rule.DIAGNOSTIC)
+    assert lines[0].startswith("fg_attention_defer:")

@@ -122,7 +122,7 @@ BAD = [
     ({"impl": "gluon", "gluon": {"form": "ws", "exp_poly": 0.25}}, r"extra\.gluon\.exp_poly is a knob of form"),
     ({"impl": "gluon", "gluon": {"form": "one_row", "fence": False}}, r"extra\.gluon\.fence is a knob of forms"),
     ({"impl": "gluon", "gluon": {"form": "ws2", "epilogue": "tmaa"}}, r"extra\.gluon\.epilogue='tmaa' must be one of "
-                                                                      r"\['stg', 'tma', 'tma_offs', 'tma_sel'\]"),
+                                                                      r"\['stg', 'tma', 'tma_offs', 'tma_sel', 'tma_defer', 'tma_defer_pv'\]"),
     ({"impl": "gluon", "gluon": {"form": "ws2", "epilogue": True}}, r"extra\.gluon\.epilogue=True must be one of"),
     ({"impl": "gluon", "gluon": {"form": "ws", "epilogue": "tma"}}, r"extra\.gluon\.epilogue is a knob of form 'ws2'"),
     ({"impl": "gluon", "gluon": {"form": "ws2", "pipeline": 1, "epilogue": "tma"}},

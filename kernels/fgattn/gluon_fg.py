@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["FORMS", "GluonPlan", "plan_gluon", "fg_attention_gluon", "gluon_available", "check_ws2_knobs",
-           "EPILOGUES", "o_desc_ok", "resolve_epilogue"]
+           "EPILOGUES", "EPILOGUES_FG", "o_desc_ok", "resolve_epilogue"]
 
 HEAD_DIM = 128
 BLOCK_M = 128
@@ -450,8 +450,9 @@ if _GLUON_ERR is None:
         The next row's range is loaded a row ahead.  This program's rows: the walk, launch positions p, p + G, ...
         of ``Order``; or (``PLANNED``, form d's list schedule) ``Order[Start[p]:Start[p + 1]]``, a host-built plan
         (``fgattn.gluon_fg_list.plan_ws2_list``).  ``TIMELINE`` (research, ``PLANNED`` only): role 2 of the timeline
-        buffer ``Tl`` (see :data:`_TL_CAP`; per row: start, first ``empty`` wait done, first gathers issued, end, sums
-        of the ``empty`` waits and of the issue time, tiles)."""
+        buffer ``Tl`` (see :data:`_TL_CAP`; per row: start, first ``empty`` wait done, first gathers issued (tile 0
+        peeled out of the loop), end, tiles; level 2: sums over the loop's tiles of the ``empty`` waits and of the
+        issue time)."""
         GATHER_P: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [_WS_PRODUCER_WARPS, 1], [1, 0])
         offs_e = gl.arange(0, _WS_BN, gl.SliceLayout(1, GATHER_P))
         offs_d = gl.arange(0, _WS_D, gl.SliceLayout(0, GATHER_P))
@@ -482,7 +483,23 @@ if _GLUON_ERR is None:
             v_base = V + b * stride_vb + h * stride_vh
             n_t = gl.maximum(gl.cdiv(hi - lo, _WS_BN), 1)
             nxt = _entries(Indices, lo, hi, 0, offs_e, _WS_BN)
-            for t in range(0, n_t):
+            if TIMELINE:  # tile 0 peeled, with its two marks (the tile loop below stays the packaged one)
+                cur = nxt
+                nxt = _entries(Indices, lo, hi, 1, offs_e, _WS_BN)
+                st = it % _WS_STAGES
+                mbarrier.wait(empty.index(st), ((it // _WS_STAGES) & 1) ^ 1)
+                _tl_mark(Tl, tb, j, 1)
+                ok = (cur >= 0)[:, None]
+                r = gl.maximum(cur, 0)[:, None]
+                cp.async_copy_global_to_shared(k_smem.index(st), k_base + r * stride_kn + offs_d[None, :], mask=ok)
+                cp.async_copy_global_to_shared(v_smem.index(st), v_base + r * stride_vn + offs_d[None, :], mask=ok)
+                cp.mbarrier_arrive(full.index(st), increment_count=False)
+                _tl_mark(Tl, tb, j, 2)
+                it += 1
+                t_first: gl.constexpr = 1
+            else:
+                t_first: gl.constexpr = 0
+            for t in range(t_first, n_t):
                 cur = nxt
                 nxt = _entries(Indices, lo, hi, t + 1, offs_e, _WS_BN)
                 st = it % _WS_STAGES
@@ -492,9 +509,6 @@ if _GLUON_ERR is None:
                 if TIMELINE >= 2:
                     te = _tl_now(t)
                     w_sum += te - tw
-                if TIMELINE:
-                    if t == 0:
-                        _tl_mark(Tl, tb, j, 1)
                 ok = (cur >= 0)[:, None]
                 r = gl.maximum(cur, 0)[:, None]
                 cp.async_copy_global_to_shared(k_smem.index(st), k_base + r * stride_kn + offs_d[None, :], mask=ok)
@@ -503,9 +517,6 @@ if _GLUON_ERR is None:
                 if TIMELINE >= 2:
                     ti = _tl_now(t)
                     i_sum += ti - te
-                if TIMELINE:
-                    if t == 0:
-                        _tl_mark(Tl, tb, j, 2)
                 it += 1
             if TIMELINE:
                 _tl_mark(Tl, tb, j, 3)
@@ -816,25 +827,33 @@ if _GLUON_ERR is None:
         return out
 
     @gluon.jit
-    def _store_tma(o_desc, out, k_stage, b, h, qb2, half, dtype: gl.constexpr, Tl=None, tb=0, j=0,
-                   TIMELINE: gl.constexpr = False):
+    def _store_tma(o_desc, out, k_stage, b, h, qb2, half, dtype: gl.constexpr):
         """O half ``qb2`` through shared memory (TMA_O): both warpgroups meet (their last QK has read the K stage),
         each writes its half into its 16 KB of the stage and issues one TMA bulk store (rows past N clipped by the
-        descriptor; not waited for here: :func:`_release_after_store` at the next row's start).  ``TIMELINE``: slots
-        13-15 of row ``j`` (offset ``tb``): met, O staged, store issued."""
+        descriptor; not waited for here: :func:`_release_after_store` at the next row's start)."""
         _pp_sync(_O_BAR)
-        if TIMELINE:
-            _tl_mark(Tl, tb, j, 13)
         o_all = k_stage._reinterpret(dtype, [2] + o_desc.block_type.shape, o_desc.layout)
         o_s = o_all.index(half)
         o_s.reshape([_WS2_HALF_M, _WS_D]).store(out.to(dtype))
         fence_async_shared()
         gl.thread_barrier()
-        if TIMELINE:
-            _tl_mark(Tl, tb, j, 14)
         tma.async_copy_shared_to_global(o_desc, [b, h, qb2 * _WS2_HALF_M, 0], o_s)
-        if TIMELINE:
-            _tl_mark(Tl, tb, j, 15)
+
+    @gluon.jit
+    def _store_tma_tl(o_desc, out, k_stage, b, h, qb2, half, dtype: gl.constexpr):
+        """:func:`_store_tma` with the TIMELINE's cycle counter read after the meeting, after O is staged and after
+        the store is issued (returned, stored by the caller after the store: a global store before the fence would
+        make its MEMBAR wait for it)."""
+        _pp_sync(_O_BAR)
+        t_met = _tl_now(qb2)
+        o_all = k_stage._reinterpret(dtype, [2] + o_desc.block_type.shape, o_desc.layout)
+        o_s = o_all.index(half)
+        o_s.reshape([_WS2_HALF_M, _WS_D]).store(out.to(dtype))
+        fence_async_shared()
+        gl.thread_barrier()
+        t_staged = _tl_now(qb2)
+        tma.async_copy_shared_to_global(o_desc, [b, h, qb2 * _WS2_HALF_M, 0], o_s)
+        return t_met, t_staged, _tl_now(qb2)
 
     @gluon.jit
     def _release_after_store(empty, stage):
@@ -919,7 +938,8 @@ if _GLUON_ERR is None:
                        qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, FENCE: gl.constexpr,
                        PIPE: gl.constexpr, EXP_POLY: gl.constexpr, PINGPONG: gl.constexpr, PLANNED: gl.constexpr,
                        o_desc=None, TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False,
-                       RCP: gl.constexpr = False, TAIL64: gl.constexpr = False, Tl=None, TIMELINE: gl.constexpr = False):
+                       RCP: gl.constexpr = False, TAIL64: gl.constexpr = False, Tl=None, TIMELINE: gl.constexpr = False,
+                       DEFER_O: gl.constexpr = False):
         """Form (d)'s consumer with the round-2 knobs (PIPE, PINGPONG, EXP_POLY; FENCE as form d).  Same stages,
         barriers and outputs as :func:`_ws2_consumer`; rows as :func:`_ws_producer` (the walk, or ``PLANNED``
         the host plan's ``Order[Start[p]:Start[p + 1]]``).  Row-end knobs TMA_O (``o_desc``), OFFS_AHEAD, RCP
@@ -928,7 +948,12 @@ if _GLUON_ERR is None:
         ``TAIL64`` (research; PIPE without PINGPONG; kernels/NOTES.md "Session 15, K8"): a row of >= 2 tiles whose
         last (masked) tile holds <= 64 kept keys runs that tile as :func:`_tail64`; the tile loop's source is
         unchanged.  ``TIMELINE`` (research; PIPE 1, TMA_O, ``PLANNED``, no TAIL64): role ``half`` of the
-        timeline buffer ``Tl`` (:data:`_TL_CAP`; slots in ``fgattn.timeline``)."""
+        timeline buffer ``Tl`` (:data:`_TL_CAP`; slots in ``fgattn.timeline``).  ``DEFER_O`` (row end ``"tma_defer"``,
+        issue 12 session 16, helper T; PIPE 1, TMA_O, OFFS_AHEAD, no PINGPONG / TAIL64): a row's O, normalised to
+        bf16 / fp16 after its last PV, is held in registers and staged / stored (the meeting on _O_BAR, the TMA bulk
+        store, the stage's release) only after the next row's tile-0 QK is issued, so that this row-end work runs
+        under that QK instead of with the tensor cores idle (the in-kernel timeline, kernels/NOTES.md "Session 16,
+        T"); the program's last row's O after the loop."""
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_WS2_WG_WARPS, 1],
                                                            instr_shape=[16, _WS_BN, 16])
         P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=S_LAYOUT, k_width=2)
@@ -939,6 +964,19 @@ if _GLUON_ERR is None:
         my_turn = _PP_BAR + half
         other_turn = _PP_BAR + 1 - half
         pos, end, step, row = _my_rows(Order, Start, N_ROWS, PLANNED)
+        if DEFER_O:
+            gl.static_assert(TMA_O and OFFS_AHEAD and PIPE == 1 and not PINGPONG and not TAIL64,
+                             "DEFER_O needs TMA_O, OFFS_AHEAD, PIPE 1, no PINGPONG / TAIL64")
+            o_pend = gl.zeros([_WS2_HALF_M, _WS_D], dtype, S_LAYOUT)  # the previous row's O (bf16 / fp16)
+            if DEFER_O == 2:  # the previous row's last PV, not yet issued: its accumulator, P operand, alpha, l, count
+                acc_pv = gl.zeros([_WS2_HALF_M, _WS_D], gl.float32, S_LAYOUT)
+                p_pv = gl.zeros([_WS2_HALF_M, _WS_BN], dtype, P_LAYOUT)
+                alpha_pv = gl.zeros([_WS2_HALF_M], gl.float32, gl.SliceLayout(1, S_LAYOUT))
+                o_l = alpha_pv
+                o_cnt = pos * 0
+            o_b = pos * 0
+            o_h = o_b
+            o_q = o_b
         if TIMELINE:
             gl.static_assert(PLANNED and TMA_O and PIPE == 1 and not TAIL64,
                              "TIMELINE needs PLANNED, TMA_O, PIPE 1, no TAIL64")
@@ -964,6 +1002,9 @@ if _GLUON_ERR is None:
                 j = pos - pos0
                 tb = _tl_slot(j, half)
                 _tl_mark(Tl, tb, j, 0)
+            if DEFER_O == 2:  # the previous row's last PV first (the first row: a PV of zeros, discarded)
+                o_st = (it + _WS_STAGES - 1) % _WS_STAGES
+                acc_fly = warpgroup_mma(p_pv, v_smem.index(o_st), acc_pv * alpha_pv[:, None], is_async=True)
             cnt = hi - lo
             n_t = gl.maximum(gl.cdiv(cnt, _WS_BN), 1)
             if TAIL64:  # the last tile holds <= 64 kept keys (its stage's rows 64.. are the producer's zeros)
@@ -1003,7 +1044,18 @@ if _GLUON_ERR is None:
                     _tl_mark(Tl, tb, j, 3)
                 if PINGPONG:
                     _pp_arrive(other_turn)
-                if TMA_O:  # the previous row's O store has had this row's start to read its stage
+                if DEFER_O == 2:  # the previous row's last PV (issued before this QK) done, this QK in flight
+                    acc_done, p_done = warpgroup_mma_wait(1, deps=(acc_fly, p_pv))
+                    if it > 0:  # its O under this QK
+                        _store_tma(o_desc, _normalize(acc_done, o_l, o_cnt, RCP).to(dtype), k_smem.index(o_st), o_b,
+                                   o_h, o_q, half, dtype)
+                        _release_after_store(empty, o_st)
+                elif DEFER_O:  # under this QK: the previous row's O (meeting, staging, TMA store, stage release)
+                    if it > 0:
+                        o_st = (it + _WS_STAGES - 1) % _WS_STAGES
+                        _store_tma(o_desc, o_pend, k_smem.index(o_st), o_b, o_h, o_q, half, dtype)
+                        _release_after_store(empty, o_st)
+                elif TMA_O:  # the previous row's O store has had this row's start to read its stage
                     if it > 0:
                         _release_after_store(empty, (it + _WS_STAGES - 1) % _WS_STAGES)
                 if TIMELINE:
@@ -1060,13 +1112,18 @@ if _GLUON_ERR is None:
                                                       my_q, row_n, half, QB, H, has_next, FENCE, PIPE, EXP_POLY,
                                                       S_LAYOUT, P_LAYOUT, dtype)
                 else:
+                    if TIMELINE:  # the row end's marks are stored after its O store is issued (see _store_tma_tl)
+                        t8 = (j * 0 - 1).to(gl.int64)
+                        t9 = t8
+                        t10 = t8
+                        t11 = t8
                     if n_t > 1:  # the row's last (masked) tile
                         st = it % _WS_STAGES
                         if TIMELINE:
-                            _tl_mark(Tl, tb, j, 8)
+                            t8 = _tl_now(j)
                         mbarrier.wait(full.index(st), (it // _WS_STAGES) & 1)
                         if TIMELINE:
-                            _tl_mark(Tl, tb, j, 9)
+                            t9 = _tl_now(j)
                         if FENCE:
                             fence_async_shared()
                         p_op = _use_p(pc, PIPE, P_LAYOUT, dtype)
@@ -1081,33 +1138,57 @@ if _GLUON_ERR is None:
                             _pp_arrive(other_turn)
                         s = warpgroup_mma_wait(1, deps=(s, ))
                         if TIMELINE:
-                            _tl_mark(Tl, tb, j, 10)
+                            t10 = _tl_now(j)
                         _q_next(q_desc, my_bar, my_q, row_n, half, QB, H, has_next)
                         p, alpha, m_i, l_i = _softmax_p(s, m_i, l_i, qk_scale, cnt - (n_t - 1) * _WS_BN, True,
                                                         S_LAYOUT, P_LAYOUT, _WS_BN, EXP_POLY, dtype)
                         acc, p_op, p, alpha, m_i, l_i = warpgroup_mma_wait(0, deps=(acc, p_op, p, alpha, m_i, l_i))
                         if TIMELINE:
-                            _tl_mark(Tl, tb, j, 11)
+                            t11 = _tl_now(j)
                         pc = _carry_p(p, PIPE, P_LAYOUT, dtype)
                         gl.thread_barrier()
                         mbarrier.arrive(empty.index(prev), count=1)
                         prev = st
                         it += 1
-                    # the last tile's PV
+                    # the last tile's PV (DEFER_O 2: issued at the next row's start, first)
                     p_op = _use_p(pc, PIPE, P_LAYOUT, dtype)
-                    acc = acc * alpha[:, None]
-                    if PINGPONG:
-                        _pp_sync(my_turn)
-                    acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
-                    if PINGPONG:
-                        _pp_arrive(other_turn)
-                    acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+                    if DEFER_O == 2:
+                        acc_pv = acc
+                        p_pv = p_op
+                        alpha_pv = alpha
+                    else:
+                        acc = acc * alpha[:, None]
+                        if PINGPONG:
+                            _pp_sync(my_turn)
+                        acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+                        if PINGPONG:
+                            _pp_arrive(other_turn)
+                        acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
                     if TIMELINE:
-                        _tl_mark(Tl, tb, j, 12)
-                if TMA_O:  # O staged in the last K stage; the stage released once the bulk store has read it
+                        t12 = _tl_now(j)
+                if DEFER_O == 2:  # O normalised at the next row's tile 0, once its last PV is done
+                    o_l = l_i
+                    o_cnt = cnt
+                    o_b = bh // H
+                    o_h = bh % H
+                    o_q = (row % QB) * 2 + half
+                elif DEFER_O:  # O held until the next row's tile-0 QK is issued (or the loop ends)
+                    o_pend = _normalize(acc, l_i, cnt, RCP).to(dtype)
+                    o_b = bh // H
+                    o_h = bh % H
+                    o_q = (row % QB) * 2 + half
+                elif TMA_O:  # O staged in the last K stage; the stage released once the bulk store has read it
                     if TIMELINE:
-                        _store_tma(o_desc, _normalize(acc, l_i, cnt, RCP), k_smem.index(prev), bh // H, bh % H,
-                                   (row % QB) * 2 + half, half, dtype, Tl, tb, j, True)
+                        t13, t14, t15 = _store_tma_tl(o_desc, _normalize(acc, l_i, cnt, RCP), k_smem.index(prev),
+                                                      bh // H, bh % H, (row % QB) * 2 + half, half, dtype)
+                        _tl_put(Tl, tb, j, 8, t8)
+                        _tl_put(Tl, tb, j, 9, t9)
+                        _tl_put(Tl, tb, j, 10, t10)
+                        _tl_put(Tl, tb, j, 11, t11)
+                        _tl_put(Tl, tb, j, 12, t12)
+                        _tl_put(Tl, tb, j, 13, t13)
+                        _tl_put(Tl, tb, j, 14, t14)
+                        _tl_put(Tl, tb, j, 15, t15)
                     else:
                         _store_tma(o_desc, _normalize(acc, l_i, cnt, RCP), k_smem.index(prev), bh // H, bh % H,
                                    (row % QB) * 2 + half, half, dtype)
@@ -1146,7 +1227,16 @@ if _GLUON_ERR is None:
             phase ^= 1
             if TIMELINE:
                 _tl_mark(Tl, tb, j, 16)
-        if TMA_O:  # the last row's O store must have read its stage before the CTA's shared memory goes away
+        if DEFER_O:  # the program's last row's O (its stage: the last item's)
+            if it > 0:
+                o_st = (it + _WS_STAGES - 1) % _WS_STAGES
+                if DEFER_O == 2:
+                    acc_fly = warpgroup_mma(p_pv, v_smem.index(o_st), acc_pv * alpha_pv[:, None], is_async=True)
+                    acc_done, p_done = warpgroup_mma_wait(0, deps=(acc_fly, p_pv))
+                    o_pend = _normalize(acc_done, o_l, o_cnt, RCP).to(dtype)
+                _store_tma(o_desc, o_pend, k_smem.index(o_st), o_b, o_h, o_q, half, dtype)
+                _release_after_store(empty, o_st)
+        elif TMA_O:  # the last row's O store must have read its stage before the CTA's shared memory goes away
             _release_after_store(empty, (it + _WS_STAGES - 1) % _WS_STAGES)
         if TIMELINE:
             gl.store(Tl + hdr + 1, _tl_now(pos))
@@ -1165,7 +1255,8 @@ if _GLUON_ERR is None:
                       CONSUMER_FENCE: gl.constexpr = True, PIPE: gl.constexpr = False, EXP_POLY: gl.constexpr = 0,
                       PINGPONG: gl.constexpr = False, PLANNED: gl.constexpr = False, o_desc=None,
                       TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False, RCP: gl.constexpr = False,
-                      TAIL64: gl.constexpr = False, Tl=None, TIMELINE: gl.constexpr = False):
+                      TAIL64: gl.constexpr = False, Tl=None, TIMELINE: gl.constexpr = False,
+                      DEFER_O: gl.constexpr = False):
         """Form (d): form (c) with one partition per consumer warpgroup (the default partition is consumer half 0,
         ``num_warps`` 4; a worker is half 1; a worker is the producer).  ``q_desc`` has [1, 1, 64, D] boxes.
         Row schedule: the walk (program p of G runs launch positions p, p + G, ... of ``Order``; ``Start`` unused)
@@ -1174,7 +1265,8 @@ if _GLUON_ERR is None:
         (round-2 consumer, PIPE): TMA_O (``o_desc``: O's descriptor, [1, 1, 64, D] boxes; None = a constexpr, no
         parameter, when off), OFFS_AHEAD, RCP; TAIL64 (research: :func:`_tail64`) (:func:`_ws2x_consumer`).
         ``TIMELINE`` (research, issue 12 session 16): the in-kernel timeline into ``Tl`` (:data:`_TL_CAP`; None = a
-        constexpr, no parameter, when off; decoded by ``fgattn.timeline``)."""
+        constexpr, no parameter, when off; decoded by ``fgattn.timeline``).  ``DEFER_O`` (row end ``"tma_defer"``,
+        research): :func:`_ws2x_consumer`'s deferred O."""
         gl.static_assert(not (TAIL64 and (PINGPONG or not PIPE)), "TAIL64 needs PIPE and no PINGPONG")
         gl.static_assert(HEAD_DIM == _WS_D and BLOCK_M == _WS_BM and BLOCK_N == _WS_BN and STAGES == _WS_STAGES)
         gl.static_assert(num_warps == _WS2_WG_WARPS)
@@ -1196,11 +1288,11 @@ if _GLUON_ERR is None:
                 (_ws2x_consumer, (0, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full,
                                   empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE,
                                   PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP, TAIL64, Tl,
-                                  TIMELINE)),
+                                  TIMELINE, DEFER_O)),
                 (_ws2x_consumer, (1, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full,
                                   empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE,
                                   PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP, TAIL64, Tl,
-                                  TIMELINE)),
+                                  TIMELINE, DEFER_O)),
                 (_ws_producer, (K, V, Offsets, Indices, Order, Start, k_smem, v_smem, full, empty, stride_kb,
                                 stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, PLANNED, Tl,
                                 TIMELINE)),
@@ -1331,6 +1423,12 @@ PIPELINES = (0, 1, 2, 3)
 EPILOGUES: dict[str, dict[str, bool | int]] = {"stg": {}, "tma": dict(TMA_O=True, OFFS_AHEAD=True, RCP=True),
                                                "tma_offs": dict(TMA_O=True, OFFS_AHEAD=True),
                                                "tma_sel": dict(TMA_O=True, OFFS_AHEAD=True, RCP=2)}
+#: the fg ws2 CTA's row ends: :data:`EPILOGUES` (shared with the contig CTA) and ``"tma_defer"`` (research, issue 12
+#: session 16, helper T: ``"tma_sel"`` with the row's O staged and stored under the next row's tile-0 QK, DEFER_O of
+#: :func:`_ws2x_consumer`; needs ``pipeline`` 1 and no pingpong / tail64)
+EPILOGUES_FG: dict[str, dict[str, bool | int]] = {**EPILOGUES,
+                                                  "tma_defer": dict(TMA_O=True, OFFS_AHEAD=True, RCP=2, DEFER_O=1),
+                                                  "tma_defer_pv": dict(TMA_O=True, OFFS_AHEAD=True, RCP=2, DEFER_O=2)}
 
 
 def o_desc_ok(out: Any, layout: str) -> str | None:
@@ -1346,7 +1444,7 @@ def o_desc_for(out: Any, layout: str, q_desc: Any, p: GluonPlan, epilogue: str) 
     """The O descriptor a ws2 launch passes (``o_desc``): for ``epilogue="tma"`` a descriptor of ``out`` with
     ``q_desc``'s [1, 1, 64, D] box and layout; None for ``"stg"`` (no kernel parameter).  The caller checked
     :func:`o_desc_ok`."""
-    if not EPILOGUES[epilogue]:
+    if not EPILOGUES_FG[epilogue]:
         return None
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
@@ -1373,11 +1471,13 @@ def check_ws2_knobs(form: str, *, pipeline: int = 0, exp_poly: float = 0, pingpo
         if why:
             _fail(f"epilogue={epilogue!r} {why}")
         fixed = "stg"  # the constexprs of a launch without a plan (the walk); a list launch resolves it first
-    elif epilogue not in EPILOGUES:
-        _fail(f"epilogue={epilogue!r} must be one of {tuple(EPILOGUES)} or 'auto:SHORT:TILES'")
+    elif epilogue not in EPILOGUES_FG:
+        _fail(f"epilogue={epilogue!r} must be one of {tuple(EPILOGUES_FG)} or 'auto:SHORT:TILES'")
     if epilogue != "stg" and (form != "ws2" or isinstance(pipeline, bool) or pipeline == 0 or pingpong is not False):
         _fail(f"epilogue={epilogue!r} needs form 'ws2' with pipeline 1 / 2 / 3 and no pingpong, not form={form!r}, "
               f"pipeline={pipeline!r}, pingpong={pingpong!r}")
+    if EPILOGUES_FG.get(epilogue, {}).get("DEFER_O") and (pipeline != 1 or tail64):
+        _fail(f"epilogue={epilogue!r} needs pipeline 1 and no tail64, not pipeline={pipeline!r}, tail64={tail64!r}")
     on = pipeline != 0 or exp_poly != 0 or pingpong is not False or regs is not None
     if on and form != "ws2":
         _fail(f"pipeline / exp_poly / pingpong / regs are knobs of form 'ws2' only, not form={form!r}")
@@ -1394,7 +1494,7 @@ def check_ws2_knobs(form: str, *, pipeline: int = 0, exp_poly: float = 0, pingpo
         _fail(f"regs={regs!r} must be (consumer, producer) multiples of 8 with 24 <= producer <= consumer <= 240 and "
               "consumer + producer <= 280 (the default partition gets 504 - consumer - producer)")
     return dict(PIPE=pipeline, EXP_POLY=EXP_POLY[exp_poly], PINGPONG=pingpong, CONSUMER_REGS=cr, PRODUCER_REGS=pr,
-                **EPILOGUES[fixed], **({"TAIL64": True} if tail64 else {}))
+                **EPILOGUES_FG[fixed], **({"TAIL64": True} if tail64 else {}))
 
 
 def resolve_epilogue(epilogue: str, mean_tiles_per_row: float | None) -> str:
@@ -1405,8 +1505,8 @@ def resolve_epilogue(epilogue: str, mean_tiles_per_row: float | None) -> str:
 
     auto = auto_epilogue(epilogue)
     if auto is None:
-        if epilogue not in EPILOGUES:
-            _fail(f"epilogue={epilogue!r} must be one of {tuple(EPILOGUES)} or 'auto:SHORT:TILES'")
+        if epilogue not in EPILOGUES_FG:
+            _fail(f"epilogue={epilogue!r} must be one of {tuple(EPILOGUES_FG)} or 'auto:SHORT:TILES'")
         return epilogue
     short, tiles = auto
     return short if mean_tiles_per_row is not None and mean_tiles_per_row <= tiles else "stg"

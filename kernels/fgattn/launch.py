@@ -88,7 +88,9 @@ GLUON_ARCHS = ("sm90",)
 #: ``"stg"`` (default: per-thread stores, the code without the knob) or ``"tma"`` (``fgattn.gluon_fg.EPILOGUES``:
 #: TMA O store + offsets a row ahead + one reciprocal per row; kernels/NOTES.md "Session 14, K4") or ``"tma_offs"``
 #: (the same without the reciprocal; "Session 14, K5") or ``"tma_sel"`` (``"tma"`` with the empty row zeroed by a
-#: select, not a uniform branch; "Session 14, K6") or ``"auto:SHORT:TILES"`` (:data:`AUTO_PREFIX`)
+#: select, not a uniform branch; "Session 14, K6") or ``"tma_defer"`` / ``"tma_defer_pv"`` (research, session 16, T:
+#: ``"tma_sel"`` with the row's O stored under the next row's tile-0 QK / and its last PV issued first at the next row's
+#: start; ``fgattn.gluon_fg.EPILOGUES_FG``) or ``"auto:SHORT:TILES"`` (:data:`AUTO_PREFIX`)
 GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "form": (("one_row", "persistent", "ws", "ws2"), None),
     "pipeline": ((0, 1, 2, 3), 0),
@@ -97,7 +99,7 @@ GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "pingpong": ((False, True), False),
     "regs": ((), None),
     "schedule": (("walk", "list"), "walk"),
-    "epilogue": (("stg", "tma", "tma_offs", "tma_sel"), "stg"),
+    "epilogue": (("stg", "tma", "tma_offs", "tma_sel", "tma_defer", "tma_defer_pv"), "stg"),
     "tail64": ((False, True), False),
 }
 #: ``extra.gluon.tail64`` (research knob, session 15, K8: kernels/NOTES.md "Session 15, K8"; not an argument of

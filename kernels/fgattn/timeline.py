@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CAP", "EV", "ROLES", "CONSUMER_SLOTS", "PRODUCER_SLOTS", "HEADER_SLOTS", "PHASES", "buffer_shape",
+__all__ = ["CAP", "EV", "ROLES", "TL_EPILOGUES", "CONSUMER_SLOTS", "PRODUCER_SLOTS", "HEADER_SLOTS", "PHASES", "buffer_shape",
            "new_buffer", "fg_attention_timeline", "compile_timeline_sm90", "decode", "clock_ghz", "summarize",
            "row_fit", "boundary_idle", "LEVELS"]
 
@@ -76,28 +76,41 @@ def _check_level(level: Any) -> int:
     return int(level)
 
 
-def compile_timeline_sm90(dtype: str = "bf16", level: int = 1) -> Any:
-    """The instrumented fg list kernel (row end ``tma_sel``, as the packaged entry) compiled for sm_90 without a GPU
-    (Triton 3.6 with Gluon on the path)."""
+#: the row ends the timeline is built on (TMA O store): the packaged entry's and the research deferred ones
+TL_EPILOGUES = ("tma_sel", "tma_defer", "tma_defer_pv")
+
+
+def _check_epilogue(epilogue: Any) -> str:
+    if epilogue not in TL_EPILOGUES:
+        _fail(f"epilogue={epilogue!r} must be one of {TL_EPILOGUES}")
+    return str(epilogue)
+
+
+def compile_timeline_sm90(dtype: str = "bf16", level: int = 1, epilogue: str = "tma_sel") -> Any:
+    """The instrumented fg list kernel (row end ``epilogue``; ``"tma_sel"``: the packaged entry's) compiled for sm_90
+    without a GPU (Triton 3.6 with Gluon on the path)."""
     from . import gluon_fg as g
     from .gluon_fg_list import _constexprs
 
-    const = {**_constexprs("tma_sel"), "TIMELINE": _check_level(level)}
+    const = {**_constexprs(_check_epilogue(epilogue)), "TIMELINE": _check_level(level)}
     return g.compile_sm90(g._fg_gluon_ws2, const, dtype, g.BLOCK_M, g.HEAD_DIM, ws2=True)
 
 
 def fg_attention_timeline(q: Any, k: Any, v: Any, index: Any, buf: Any, *, plan: Any, level: int = 1,
-                          layout: str = "bhnd", sm_scale: float | None = None, out: Any = None) -> Any:
-    """The packaged fg D128 M128 g1 entry's kernel (the ws2 list CTA, row end ``tma_sel``) over ``plan``
-    (``fgattn.gluon_fg_list.plan_ws2_list``), instrumented: records its timeline into ``buf`` (:func:`new_buffer`
-    of ``plan.programs``; reset it to -1 before a launch whose rows you decode).  Same output as the packaged
-    kernel.  ``out`` must allow the O TMA store (16-byte aligned)."""
+                          layout: str = "bhnd", sm_scale: float | None = None, out: Any = None,
+                          epilogue: str = "tma_sel") -> Any:
+    """The packaged fg D128 M128 g1 entry's kernel (the ws2 list CTA, row end ``epilogue``: ``"tma_sel"`` the
+    packaged one, or a research row end of :data:`TL_EPILOGUES`) over ``plan`` (``fgattn.gluon_fg_list.plan_ws2_list``),
+    instrumented: records its timeline into ``buf`` (:func:`new_buffer` of ``plan.programs``; reset it to -1 before a
+    launch whose rows you decode).  Same output as the uninstrumented kernel.  ``out`` must allow the O TMA store
+    (16-byte aligned)."""
     import torch
 
     from . import gluon_fg as g
     from .gluon_fg_list import _constexprs, prepare_list_call
 
     lvl = _check_level(level)
+    epi = _check_epilogue(epilogue)
     p, plan, out, q_desc, scale = prepare_list_call(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,
                                                     plan=plan, programs=None, fail=_fail)
     if g.o_desc_ok(out, layout) is not None:
@@ -105,7 +118,7 @@ def fg_attention_timeline(q: Any, k: Any, v: Any, index: Any, buf: Any, *, plan:
     if (not isinstance(buf, torch.Tensor) or buf.dtype != torch.int64 or tuple(buf.shape) != buffer_shape(plan.programs)
             or buf.device != q.device or not buf.is_contiguous()):
         _fail(f"buf must be a contiguous int64 tensor of shape {buffer_shape(plan.programs)} on {q.device}")
-    const = {**_constexprs("tma_sel"), "TIMELINE": lvl}
+    const = {**_constexprs(epi), "TIMELINE": lvl}
     o_desc = g.o_desc_for(out, layout, q_desc, p, "tma")
     st = g._strides
     g._fg_gluon_ws2[(plan.programs,)](

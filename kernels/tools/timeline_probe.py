@@ -64,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="fg cells HxN[+TEXT]:d/d,...")
     ap.add_argument("--l2-cells", default="12x32760:0.02/0.1", help="fg cells also run at level 2")
     ap.add_argument("--block-cells", default="12x32760:0.02", help="block contig cells ('' for none)")
+    ap.add_argument("--defer-cells", default="", help=f"fg cells also run with the row end {DEFER!r} (+ its timeline)")
     ap.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds (>= 3)")
     ap.add_argument("--target-ms", type=float, default=10.0, help="timed replay length per case and round")
     ap.add_argument("--seed", type=int, default=161, help="shuffle seed of the round order (+ shape position)")
@@ -82,8 +83,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.cell_list = parse_cells(a.cells, "--cells", ap)
     a.l2_list = parse_cells(a.l2_cells, "--l2-cells", ap)
     a.block_list = parse_cells(a.block_cells, "--block-cells", ap)
+    a.defer_list = parse_cells(a.defer_cells, "--defer-cells", ap)
     if not set(a.l2_list) <= set(a.cell_list):
         ap.error("--l2-cells: every level-2 cell must be in --cells")
+    if not set(a.defer_list) <= set(a.cell_list):
+        ap.error("--defer-cells: every defer cell must be in --cells")
     if a.rounds < 3:
         ap.error(f"--rounds: {a.rounds} < 3 (paired medians need at least 3)")
     if not (a.dry_run or a.inline_prewarm) and a.out is None:
@@ -111,8 +115,13 @@ def block_index(h: int, nv: int, nt: int, d: float):
     return fgattn.block_index_from_mask(tiles, block_m=128, n_keys=n, order=True)
 
 
-def variants_fg(q, k, v, idx, plan, out, bufs: dict[int, Any]) -> dict[str, Any]:
-    """name -> zero-argument launch (writes ``out``)."""
+#: the research row end timed / timelined at ``--defer-cells`` (kernels/NOTES.md "Session 16, T")
+DEFER = "tma_defer_pv"
+
+
+def variants_fg(q, k, v, idx, plan, out, bufs: dict[int, Any], defer_buf: Any = None) -> dict[str, Any]:
+    """name -> zero-argument launch (writes ``out``); ``defer_buf``: also ``defer`` (the row end :data:`DEFER`) and
+    its level-1 timeline ``defer_tl1`` into that buffer."""
     from fgattn.gluon_fg_list import fg_attention_gluon_list
     from fgattn.timeline import fg_attention_timeline
 
@@ -120,6 +129,10 @@ def variants_fg(q, k, v, idx, plan, out, bufs: dict[int, Any]) -> dict[str, Any]
     for lv, b in bufs.items():
         f[f"tl{lv}"] = (lambda q=q, k=k, v=v, b=b, lv=lv: fg_attention_timeline(q, k, v, idx, b, plan=plan, level=lv,
                                                                                  out=out))
+    if defer_buf is not None:
+        f["defer"] = lambda q=q, k=k, v=v: fg_attention_gluon_list(q, k, v, idx, out=out, plan=plan, epilogue=DEFER)
+        f["defer_tl1"] = (lambda q=q, k=k, v=v: fg_attention_timeline(q, k, v, idx, defer_buf, plan=plan, level=1,
+                                                                       out=out, epilogue=DEFER))
     return f
 
 
@@ -133,7 +146,8 @@ def variants_block(q, k, v, bidx, plan, out, buf) -> dict[str, Any]:
 
 
 def prewarm(name: str) -> None:
-    """Compile variant ``name`` (list, tl1, tl2, block, block_tl1) for the timed shapes' specialisations."""
+    """Compile variant ``name`` (list, tl1, tl2, defer, defer_tl1, block, block_tl1) for the timed shapes'
+    specialisations."""
     import fgattn
     import torch
     from fgattn.gluon_contig import plan_contig
@@ -153,7 +167,7 @@ def prewarm(name: str) -> None:
             idx = fgattn.build_index(mask, block_m=M, gran_n=1, order=True)
             plan = plan_ws2_list(idx, programs=132)
             bufs = {int(name[2:]): new_buffer(plan.programs)} if name.startswith("tl") else {}
-            variants_fg(q, k, v, idx, plan, out, bufs)[name]()
+            variants_fg(q, k, v, idx, plan, out, bufs, new_buffer(plan.programs))[name]()
     torch.cuda.synchronize()
 
 
@@ -188,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(meta), flush=True)
     t0 = time.perf_counter()
     if not args.no_prewarm:
-        names = ["list", "tl1"] + (["tl2"] if args.l2_list else []) + (["block", "block_tl1"] if args.block_list else [])
+        names = (["list", "tl1"] + (["tl2"] if args.l2_list else []) + (["defer", "defer_tl1"] if args.defer_list else [])
+                 + (["block", "block_tl1"] if args.block_list else []))
         prewarm_in_processes(names)
         print(f"[prewarm] done {time.perf_counter() - t0:.1f}s", flush=True)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
@@ -212,10 +227,13 @@ def run(args: argparse.Namespace) -> int:
                 if kind == "fg":
                     idx = build_index(h, nv, nt, d, "cuda")
                     plan = plan_ws2_list(idx, programs=sms)
-                    st = row_stats(idx, sms)
+                    st = dict(row_stats(idx, sms), density=idx.density(n))
                     lv = [1] + ([2] if (h, nv, nt, d) in args.l2_list else [])
                     bufs = {x: new_buffer(plan.programs) for x in lv}
-                    fns = variants_fg(*sets[0], idx, plan, out, bufs)
+                    dbuf = new_buffer(plan.programs) if (h, nv, nt, d) in args.defer_list else None
+                    if dbuf is not None:
+                        bufs["defer"] = dbuf
+                    fns = variants_fg(*sets[0], idx, plan, out, {x: b for x, b in bufs.items() if x != "defer"}, dbuf)
                     base = "list"
                 else:
                     bidx = block_index(h, nv, nt, d)
@@ -225,7 +243,8 @@ def run(args: argparse.Namespace) -> int:
                     fns = variants_block(*sets[0], bidx, plan, out, bufs[1])
                     base = "block"
                     cnt = (bidx.offsets[1:] - bidx.offsets[:-1]).clamp_min(1)
-                    st = dict(rows=int(cnt.numel()), exec_tiles_per_row=round(float(cnt.float().mean()), 3))
+                    st = dict(rows=int(cnt.numel()), exec_tiles_per_row=round(float(cnt.float().mean()), 3),
+                              density=bidx.density(n))
                 # bit-for-bit: the timeline kernels against the packaged one, same inputs
                 fns[base]()
                 torch.cuda.synchronize()
@@ -243,8 +262,9 @@ def run(args: argparse.Namespace) -> int:
                     checks.append(dict(cell=name, variant=vn, bit_identical=same, max_abs_diff=diff,
                                        nan=int(out.isnan().sum())))
                     print(f"[check] {name} {vn}: bit-identical {same}, max |diff| {diff:.3g}", flush=True)
-                    lvl = int(vn[-1])
-                    a = bufs[lvl].cpu().numpy()
+                    if vn == "defer":
+                        continue  # no timeline: its output is checked above
+                    a = bufs["defer" if vn == "defer_tl1" else int(vn[-1])].cpu().numpy()
                     nr = int(a[:, CAP, 0, 4].max())
                     saved[f"{name}|{vn}"] = np.concatenate([a[:, :min(nr, CAP)], a[:, CAP:]], axis=1)
                     saved[f"{name}|{vn}|rows"] = np.array([min(nr, CAP)])
@@ -265,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             b = by[(c["cell"], "block" if c["cell"].startswith("block") else "list")]
             rel = sorted(x / y for x, y in zip(c["ms"], b["ms"], strict=True))
-            vsc = sorted(c["dt"] * y / x for x, y in zip(c["ms"], cud["ms"], strict=True))
+            vsc = sorted(c["stats"]["density"] * y / x for x, y in zip(c["ms"], cud["ms"], strict=True))
             ms = sorted(c["ms"])
             timing.append(dict(cell=c["cell"], shape=f"H{h} N{nv}" + (f"+{nt}text" if nt else "") + f" D{D}",
                                density_target=c["dt"], variant=c["variant"], ms=round(ms[len(ms) // 2], 5),
@@ -273,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
                                rel_base_min=round(rel[0], 4), rel_base_max=round(rel[-1], 4),
                                x_cudnn=round(vsc[len(vsc) // 2], 4), cudnn_ms=round(sorted(cud["ms"])[len(ms) // 2], 5),
                                rounds=args.rounds, reps=c.get("reps", ""), programs=c.get("programs", ""),
-                               **{k_: c["stats"].get(k_, "") for k_ in ("rows", "exec_tiles_per_row")},
+                               **{k_: c["stats"].get(k_, "") for k_ in ("rows", "exec_tiles_per_row", "density")},
                                sm_clock_nvml=clk, timing="CUDA graph replay, interleaved shuffled rounds, median",
                                **meta))
             print(f"[time] {c['cell']} {c['variant']:<9} {timing[-1]['ms']:.4f} ms rel {timing[-1]['rel_base']:.4f} "
@@ -334,6 +354,68 @@ def decode_folder(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, An
     return rows, summ, fits
 
 
+#: the cell whose CTAs :func:`plot_ctas` draws, and the phase colours (consumer phases of fgattn.timeline.PHASES)
+PLOT_CELL = "fg H12 N32760 d0.02|"
+PHASE_COLORS = {"q_wait": "#d62728", "full0_wait": "#ff9896", "qk0_issue": "#9467bd", "o_release": "#c5b0d5",
+                "qk0_rest": "#8c564b", "body": "#1f77b4", "last_full_wait": "#ff9896", "last_tile": "#aec7e8",
+                "last_pv": "#2ca02c", "meet": "#ff7f0e", "stage_o": "#ffbb78", "store_issue": "#bcbd22",
+                "next": "#7f7f7f"}
+
+
+def plot_ctas(bufs: dict[str, Any], keys: list[str], programs: tuple[int, ...] = (0, 1, 2), first: int = 2,
+              rows: int = 7) -> bytes:
+    """PNG: for each buffer of ``keys`` and each program of ``programs``, rows ``first`` .. ``first + rows - 1`` of
+    both consumer
+    warpgroups as bars of their phases (µs from the first row's start, at the launch's own clock) and the
+    producer's rows (start to last gather issued), with the tensor-core idle window at each row boundary marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from fgattn import timeline as tl
+
+    from fgsim.fileio import figure_png
+
+    C, P = tl.CONSUMER_SLOTS, tl.PRODUCER_SLOTS
+    fig, axes = plt.subplots(len(keys) * len(programs), 1, figsize=(13, 1.35 * len(keys) * len(programs) + 0.8),
+                             squeeze=False)
+    for ki, key in enumerate(keys):
+        a = bufs[key]
+        ghz = tl.clock_ghz(a)
+        for pi, pid in enumerate(programs):
+            ax = axes[ki * len(programs) + pi][0]
+            t0 = a[pid, first, 0, C["row_start"]]
+            us = lambda c, t0=t0, ghz=ghz: (c - t0) / ghz / 1e3  # noqa: E731
+            for j in range(first, first + rows):
+                for w in (0, 1):
+                    c = a[pid, j, w]
+                    nxt = a[pid, j + 1, w, C["row_start"]]
+                    for name, e0, e1 in tl.PHASES:
+                        x0, x1 = c[C[e0]], (nxt if e1 is None else c[C[e1]])
+                        if x0 >= 0 and x1 >= 0 and x1 > x0:
+                            ax.barh(2 - w, us(x1) - us(x0), left=us(x0), height=0.8, color=PHASE_COLORS[name],
+                                    edgecolor="none")
+                p = a[pid, j, 2]
+                if p[P["row_start"]] >= 0 and p[P["row_end"]] >= 0:
+                    ax.barh(0, us(p[P["row_end"]]) - us(p[P["row_start"]]), left=us(p[P["row_start"]]), height=0.8,
+                            color="#c7c7c7" if j % 2 else "#999999", edgecolor="none")
+                done = max(a[pid, j, w, C["last_pv_done"]] for w in (0, 1))
+                nq = min(a[pid, j + 1, w, C["qk0_issued"]] for w in (0, 1))
+                if done >= 0 and nq > done:
+                    ax.axvspan(us(done), us(nq), color="#d62728", alpha=0.12, lw=0)
+            ax.set_yticks([0, 1, 2], ["producer", "consumer 1", "consumer 0"], fontsize=7)
+            ax.set_ylabel(f"CTA {pid}", fontsize=7)
+            ax.tick_params(axis="x", labelsize=7)
+            if pi == 0:
+                ax.set_title(f"{key.replace('|', ' ')}: rows {first}-{first + rows - 1} (µs at {ghz:.2f} GHz); red band: "
+                             "both consumers "
+                             "between their last PV done and the next row's first QK issue", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS.values()]
+    fig.legend(handles, list(PHASE_COLORS), loc="lower center", ncol=13, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return figure_png(fig, dpi=100)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.decode is not None:
@@ -345,18 +427,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[phase] {s['cell']} {s['variant']} {s['quantity']:<18} median {s['median']:9.0f} cyc "
                   f"{s['median_us']:7.3f} us (p10 {s['p10']:.0f}, p90 {s['p90']:.0f}, n {s['n']})")
         if args.write:
-            from fgsim.fileio import write_csv_atomic
+            from fgsim.fileio import write_bytes_atomic, write_csv_atomic
 
             res = ROOT / "validation" / "results"
-            date = "2026-12-01"
-            write_csv_atomic(res / f"kernels-h200-{date}-timeline-rows.csv", rows,
-                             sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k)
-                                    if k in rows[0] else 999))
-            write_csv_atomic(res / f"kernels-h200-{date}-timeline-phases.csv", summ, list(summ[0]))
-            write_csv_atomic(res / f"kernels-h200-{date}-timeline-fits.csv", fits, list(fits[0]))
+            stem = f"kernels-h200-2026-12-01-timeline{args.tag}"
+            write_csv_atomic(res / f"{stem}-phases.csv", summ, list(summ[0]))
+            write_csv_atomic(res / f"{stem}-fits.csv", fits, list(fits[0]))
+            keys = [k for k in load_buffers(args.decode) if k.startswith(PLOT_CELL) and not k.endswith("tl2")]
+            if keys:
+                write_bytes_atomic(ROOT / "kernels" / "logs" / f"timeline{args.tag}-ctas.png",
+                                   plot_ctas(load_buffers(args.decode), keys))
         return 0
     if args.dry_run:
         print(json.dumps(dict(cells=[cell_name(*c) for c in args.cell_list], l2=[cell_name(*c) for c in args.l2_list],
+                              defer=[cell_name(*c) for c in args.defer_list],
                               block=[cell_name(*c, "block") for c in args.block_list], rounds=args.rounds,
                               target_ms=args.target_ms, seed=args.seed, out=str(args.out), tag=args.tag)))
         return 0
