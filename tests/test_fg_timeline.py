@@ -224,3 +224,14 @@ def test_lever_rule_pass_and_fail_paths():
         assert not ok and msg in lines[-1], (msg, lines[-1])
     ok, lines, _ = rule.verdict(_bench_rows(good), True, rule.DIAGNOSTIC)
     assert lines[0].startswith("fg_attention_defer:")
+
+
+def test_pack_unpack_buffer_round_trip(tmp_path):
+    import timeline_probe as tp
+
+    a, _ = _made_up(1617, programs=3, rows=4)
+    a[1, 2, 0, C["fullw_sum"]] = 12345  # a value slot keeps its value
+    z = tp.pack_buffer("fg H12 N32760 d0.02|tl1", a)
+    assert z["fg H12 N32760 d0.02|tl1|rows"].dtype == np.int32 and z["fg H12 N32760 d0.02|tl1|rows"].shape[1] == 4
+    np.savez_compressed(tmp_path / "timeline-buffers-y.npz", **z)
+    assert np.array_equal(tp.load_buffers(tmp_path)["fg H12 N32760 d0.02|tl1"], a)

@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     from entry_regress import build_index, row_stats
     from fgattn.gluon_contig import plan_contig
     from fgattn.gluon_fg_list import plan_ws2_list
-    from fgattn.timeline import CAP, new_buffer
+    from fgattn.timeline import new_buffer
 
     from fgsim.fileio import write_csv_atomic
 
@@ -265,9 +265,7 @@ def run(args: argparse.Namespace) -> int:
                     if vn == "defer":
                         continue  # no timeline: its output is checked above
                     a = bufs["defer" if vn == "defer_tl1" else int(vn[-1])].cpu().numpy()
-                    nr = int(a[:, CAP, 0, 4].max())
-                    saved[f"{name}|{vn}"] = np.concatenate([a[:, :min(nr, CAP)], a[:, CAP:]], axis=1)
-                    saved[f"{name}|{vn}|rows"] = np.array([min(nr, CAP)])
+                    saved.update(pack_buffer(f"{name}|{vn}", a))
                 for vn, fn in fns.items():
                     cases.append(dict(variant=vn, kernel=vn, fn=lambda q, k, v_, fn=fn: fn(), cell=name, dt=d,
                                       stats=st, programs=plan.programs))
@@ -314,8 +312,50 @@ def run(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ CPU side
+#: consumer / producer slots that hold values, not cycle counts (stored as they are by :func:`pack_buffer`)
+VALUE_SLOTS = ({17, 18}, {4, 5, 6})
+
+
+def pack_buffer(key: str, a: Any) -> dict[str, Any]:
+    """A timeline buffer as compact npz arrays: ``key|rows`` int32 (the recorded rows only; cycle slots as offsets
+    from ``key|base``, the program's earliest recorded cycle, -1 kept) and ``key|hdr`` int64 (the header rows)."""
+    import numpy as np
+    from fgattn.timeline import CAP
+
+    nr = max(1, min(int(a[:, CAP, 0, 4].max()), CAP))
+    rows = a[:, :nr].astype(np.int64).copy()
+    cyc = np.ones(rows.shape, dtype=bool)
+    for role, vals in ((0, VALUE_SLOTS[0]), (1, VALUE_SLOTS[0]), (2, VALUE_SLOTS[1])):
+        cyc[:, :, role, sorted(vals)] = False
+    live = cyc & (rows >= 0)
+    base = np.where(live, rows, np.iinfo(np.int64).max).reshape(rows.shape[0], -1).min(1)
+    base = np.where(base == np.iinfo(np.int64).max, 0, base)
+    rows = np.where(live, rows - base[:, None, None, None], rows)
+    if rows.max() >= 2**31:
+        raise ValueError(f"timeline_probe: {key}: cycle offsets do not fit int32")
+    return {f"{key}|rows": rows.astype(np.int32), f"{key}|hdr": a[:, CAP].astype(np.int64), f"{key}|base": base}
+
+
+def unpack_buffer(rows: Any, hdr: Any, base: Any) -> Any:
+    """:func:`pack_buffer`'s arrays -> the buffer (programs, CAP + 1, 3, EV), unrecorded rows -1."""
+    import numpy as np
+    from fgattn.timeline import CAP
+
+    a = np.full((rows.shape[0], CAP + 1) + rows.shape[2:], -1, dtype=np.int64)
+    r = rows.astype(np.int64)
+    base = np.asarray(base, dtype=np.int64)[:, None, None, None]
+    cyc = np.ones(r.shape, dtype=bool)
+    for role, vals in ((0, VALUE_SLOTS[0]), (1, VALUE_SLOTS[0]), (2, VALUE_SLOTS[1])):
+        cyc[:, :, role, sorted(vals)] = False
+    a[:, :r.shape[1]] = np.where(cyc & (r >= 0), r + base, r)
+    a[:, CAP] = hdr
+    return a
+
+
 def load_buffers(folder: Path) -> dict[str, Any]:
-    """{'<cell>|<variant>': buffer (programs, CAP + 1, 3, EV), rows padded back with -1} from the npz files."""
+    """{'<cell>|<variant>': buffer (programs, CAP + 1, 3, EV)} from the folder's ``timeline-buffers*.npz``
+    (:func:`pack_buffer`'s arrays; or, call 1's form, the recorded rows + the header as int64 with ``key|rows`` the
+    row count)."""
     import numpy as np
     from fgattn.timeline import CAP
 
@@ -323,14 +363,16 @@ def load_buffers(folder: Path) -> dict[str, Any]:
     for f in sorted(folder.glob("timeline-buffers*.npz")):
         z = np.load(f)
         for k in z.files:
-            if k.endswith("|rows"):
-                continue
-            a = z[k]
-            full = np.full((a.shape[0], CAP + 1) + a.shape[2:], -1, dtype=np.int64)
-            nr = a.shape[1] - 1
-            full[:, :nr] = a[:, :nr]
-            full[:, CAP] = a[:, nr]
-            out[k] = full
+            key, _, part = k.rpartition("|")
+            if part == "hdr":
+                out[key] = unpack_buffer(z[f"{key}|rows"], z[k], z[f"{key}|base"])
+            elif k.count("|") == 1:  # call 1's form
+                a = z[k]
+                full = np.full((a.shape[0], CAP + 1) + a.shape[2:], -1, dtype=np.int64)
+                nr = a.shape[1] - 1
+                full[:, :nr] = a[:, :nr]
+                full[:, CAP] = a[:, nr]
+                out[k] = full
     return out
 
 
