@@ -130,13 +130,10 @@ def measured_gpu_properties(gpu_name: str) -> tuple[dict[str, float], str]:
 
 def load_calibration(path: str | os.PathLike[str]) -> Calibration:
     """Read and check a calibration file (FgsimError naming the file and the bad field)."""
+    from fgsim.fileio import read_json
+
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except OSError as exc:
-        raise FgsimError(f"{p}: cannot read calibration ({exc.strerror or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise FgsimError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    data = read_json(p, "calibration")  # bounded: a device, NaN or deep nesting fails here, naming the file
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise FgsimError(f"{p}: not an fgsim calibration file (field 'format' must be '{FORMAT}')")
     if data.get("version") != VERSION:

@@ -21,6 +21,10 @@ def _one_line(text: str) -> str:
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line plus a hint (exit 2), not the whole usage block."""
 
+    def format_help(self) -> str:
+        """The help text, without the reStructuredText literal quotes (````x````) of docstring descriptions."""
+        return super().format_help().replace("``", "")
+
     def error(self, message: str) -> NoReturn:
         """Print ``<prog>: error: <message>`` and a one-line hint, then exit with status 2."""
         sys.stderr.write(f"{self.prog}: error: {_one_line(message) or 'bad arguments'}\n"
@@ -70,3 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"fgsim {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``fgsim predict | head``): stop quietly, as the shell's tools do
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit would fail on the closed pipe too
+        return 141

@@ -70,12 +70,14 @@ def list_models() -> list[str]:
 
 def load_model(name: str) -> ModelConfig:
     """A model configuration by name or .json path (FgsimError listing the known models)."""
+    from fgsim.fileio import read_json
+
     p = Path(name) if name.endswith(".json") else MODEL_DIR / f"{name.lower()}.json"
-    if not p.is_file():
+    if not p.exists():
         raise FgsimError(f"unknown model '{name}'; known models: {', '.join(list_models())}")
+    d = read_json(p, "model file")  # bounded: a device, NaN or deep nesting fails here, naming the file
     try:
-        d = json.loads(p.read_text())
-        return ModelConfig(name=d["name"], layers=int(d["layers"]), hidden=int(d["hidden"]), heads=int(d["heads"]),
+        return _check_model(p, ModelConfig(name=d["name"], layers=int(d["layers"]), hidden=int(d["hidden"]), heads=int(d["heads"]),
                            head_dim=int(d["head_dim"]), ffn=int(d["ffn"]),
                            text_tokens_cross=int(d["text_tokens_cross"]), text_tokens_self=int(d["text_tokens_self"]),
                            text_position=str(d["text_position"]), passes_per_step=int(d["passes_per_step"]),
@@ -84,9 +86,41 @@ def load_model(name: str) -> ModelConfig:
                            sources=dict(d.get("sources", {})),
                            measured_non_attention={str(g): dict(v) for g, v in
                                                    d.get("measured_non_attention", {}).items()},
-                           diffusers=dict(d.get("diffusers", {})))
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
-        raise FgsimError(f"{p}: malformed model file ({exc})") from None
+                           diffusers=dict(d.get("diffusers", {}))))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FgsimError(f"{p}: malformed model file ({exc!r})") from None
+
+
+def _check_model(p: Path, m: ModelConfig) -> ModelConfig:
+    """``m`` if its sizes lie within the trace format's bounds (``fgsim.trace.MAX_*``: what a prediction can price
+    in bounded time and memory), else FgsimError naming the file and field."""
+    from fgsim import trace as t
+
+    MAX_TOKENS = t.MAX_TOKENS
+
+    for field_, value, hi in (("layers", m.layers, t.MAX_LAYERS), ("heads", m.heads, t.MAX_HEADS),
+                              ("head_dim", m.head_dim, t.MAX_HEAD_DIM), ("steps", m.steps, t.MAX_STEPS),
+                              ("passes_per_step", m.passes_per_step, t.MAX_PASSES_PER_STEP),
+                              ("hidden", m.hidden, t.MAX_HEADS * t.MAX_HEAD_DIM), ("ffn", m.ffn, 1 << 20)):
+        if not 1 <= value <= hi:
+            raise FgsimError(f"{p}: field '{field_}' must be in 1..{hi:,}, got {value}")
+    for field_, value in (("text_tokens_cross", m.text_tokens_cross), ("text_tokens_self", m.text_tokens_self)):
+        if not 0 <= value <= MAX_TOKENS:
+            raise FgsimError(f"{p}: field '{field_}' must be in 0..{MAX_TOKENS:,}, got {value}")
+    if m.text_position not in ("none", "before", "after"):
+        raise FgsimError(f"{p}: field 'text_position' must be none, before or after, got {m.text_position!r}")
+    if not m.resolutions:
+        raise FgsimError(f"{p}: field 'resolutions' needs at least one grid")
+    for res, grid in m.resolutions.items():
+        n = math.prod(grid) + m.text_tokens_self
+        if len(grid) != 3 or min(grid) < 1 or n > MAX_TOKENS:
+            raise FgsimError(f"{p}: resolution '{res}': the grid must be 3 positive extents of at most "
+                             f"{MAX_TOKENS:,} tokens with the text, got {list(grid)}")
+        work = m.layers * m.steps * m.passes_per_step * m.heads * -(-n // 64)
+        if work > t.MAX_WORK_CTAS:
+            raise FgsimError(f"{p}: resolution '{res}': {work:,} query blocks per generation to price (layers x "
+                             f"steps x passes x heads x N/64); at most {t.MAX_WORK_CTAS:,}")
+    return m
 
 
 def _resolution(model: ModelConfig, resolution: str | None) -> str:

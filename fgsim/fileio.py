@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from fgsim.errors import FgsimError
+
+#: Largest JSON input fgsim reads (GPU descriptions, calibrations, model files): bytes.
+MAX_JSON_BYTES = 16 * 2**20
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -120,3 +124,65 @@ def require_matplotlib(option: str = "--plot") -> None:
         matplotlib.use("Agg")
     except ImportError:
         raise FgsimError(f"{option} needs matplotlib (pip install matplotlib)") from None
+
+
+def check_input_file(path: str | os.PathLike[str], what: str, max_bytes: int | None = None) -> Path:
+    """``path`` if it is a regular file (of at most ``max_bytes``), else :class:`FgsimError` naming it and
+    ``what`` it should be: missing, a directory, a device, pipe or socket (``/dev/zero`` would never end), too
+    large."""
+    import stat
+
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise FgsimError(f"{p}: no such file") from None
+    except (OSError, ValueError) as exc:  # a path through a file, a name too long, an embedded NUL byte
+        raise FgsimError(f"{p}: cannot read {what} ({getattr(exc, 'strerror', None) or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise FgsimError(f"{p}: is a directory, not a {what}")
+    if not stat.S_ISREG(st.st_mode):
+        raise FgsimError(f"{p}: is not a regular file (a device, pipe or socket), not a {what}")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise FgsimError(f"{p}: {st.st_size:,} bytes is too large for a {what} (at most {max_bytes:,})")
+    return p
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def finite_float(text: str) -> float:
+    """A JSON number as a finite float (``json.loads(parse_float=...)``); ValueError for one out of range."""
+    import math
+
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def read_json(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """The parsed JSON document of ``path`` (a ``what``: "GPU description", ...), read in bounded time and
+    memory, or :class:`FgsimError` (one line naming the file): not a regular file, larger than ``max_bytes``, not
+    UTF-8, not JSON, NaN / Infinity or an out-of-range number, nested too deeply for the parser."""
+    import json
+
+    p = check_input_file(path, what, max_bytes)
+    try:
+        with open(p, "rb") as fh:
+            raw = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise FgsimError(f"{p}: cannot read {what} ({exc.strerror or exc})") from None
+    if len(raw) > max_bytes:  # grew since stat()
+        raise FgsimError(f"{p}: too large for a {what} (at most {max_bytes:,} bytes)")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_float=finite_float)
+    except UnicodeDecodeError:
+        raise FgsimError(f"{p}: not valid JSON (not UTF-8 text), not a {what}") from None
+    except json.JSONDecodeError as exc:
+        raise FgsimError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise FgsimError(f"{p}: not valid JSON for a {what} (nested too deeply)") from None
+    except ValueError as exc:  # NaN / Infinity, a number out of range, an integer of thousands of digits
+        raise FgsimError(f"{p}: not valid JSON for a {what} ({str(exc)[:80]})") from None

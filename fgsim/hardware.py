@@ -6,7 +6,6 @@ cycles, so every rate here is per SM per clock, and clocks convert cycles to tim
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,9 @@ _OPTIONAL_DEFAULTS: dict[str, float] = {
     "l1_smem_kb": 256.0,
     "mma_sync_fraction": 0.5,
 }
+#: Upper bounds of the GPU file's counts (far above any GPU; they keep a prediction's memory and time bounded).
+_UPPER: dict[str, int] = {"sm_count": 4096, "max_ctas_per_sm": 1024, "max_threads_per_sm": 1 << 16,
+                          "registers_per_sm": 1 << 24}
 #: Architecture features the kernels' launch options need; a GPU file may list its own under "features".
 ARCH_FEATURES: dict[str, tuple[str, ...]] = {
     "hopper": ("wgmma", "tma"),
@@ -175,6 +177,8 @@ def _parse(path: Path, data: Any) -> GPU:
             raise FgsimError(f"{path}: field '{key}' has the wrong type ({type(val).__name__})")
         if typ is not str and typ is not dict and val <= 0:
             raise FgsimError(f"{path}: field '{key}' must be positive, got {val}")
+        if key in _UPPER and val > _UPPER[key]:  # the scheduler holds per-SM state: a huge count never finishes
+            raise FgsimError(f"{path}: field '{key}' must be at most {_UPPER[key]:,}, got {val}")
     tf = data["tensor_flop_per_clk_per_sm"]
     for k, v in tf.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -217,16 +221,10 @@ def _parse(path: Path, data: Any) -> GPU:
 
 def load_gpu_file(path: str | os.PathLike[str]) -> GPU:
     """Load one GPU description file (FgsimError naming the file and field if it is malformed)."""
+    from fgsim.fileio import read_json
+
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise FgsimError(f"{p}: cannot read GPU description ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FgsimError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    return _parse(p, data)
+    return _parse(p, read_json(p, "GPU description"))  # bounded: a device, NaN or deep nesting fails here
 
 
 def list_gpus() -> list[str]:

@@ -39,6 +39,7 @@ import numpy as np
 
 from fgsim import __version__
 from fgsim.errors import FgTraceError
+from fgsim.fileio import finite_float
 from fgsim.views import (
     N_LEVELS,
     ceil_div,
@@ -469,13 +470,6 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not allowed in a trace")
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not np.isfinite(value):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
 def _json_depth(doc: Any) -> int:
     """Nesting depth of a parsed JSON document (iterative: safe on any depth)."""
     deepest, stack = 0, [(doc, 1)]
@@ -577,7 +571,7 @@ class Trace:
     def _load_index(self) -> None:
         raw = self._read_member(META_MEMBER, MAX_META_BYTES)
         try:
-            doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
+            doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=finite_float)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON errors, huge integers
             raise self._err(f"metadata member '{META_MEMBER}' is not valid JSON ({type(exc).__name__}: {exc})") from None
         if _json_depth(doc) > MAX_JSON_DEPTH:

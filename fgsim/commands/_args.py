@@ -85,6 +85,8 @@ def csv_list(item: Callable[[str], Any], allowed: tuple[Any, ...] | None = None)
             if allowed is not None and v not in allowed:
                 raise argparse.ArgumentTypeError(
                     f"{x!r} is not allowed (choose from {', '.join(map(str, allowed))})")
+            if v in out:  # a repeated value would only repeat rows of the output
+                raise argparse.ArgumentTypeError(f"{x!r} is listed twice in {text!r}")
             out.append(v)
         return out
     parse.__name__ = "list"

@@ -109,18 +109,34 @@ def _check_measured(path: str) -> None:
     """--measured: a readable CSV with the columns model, resolution, mode, pass_s (checked before any work; its
     rows are read once the prediction is known)."""
     import csv
+    import math
 
-    if not Path(path).is_file():
-        raise FgsimError(f"--measured: {path}: no such file")
+    from fgsim.fileio import MAX_JSON_BYTES, check_input_file
+
+    try:
+        check_input_file(path, "CSV of measured passes", MAX_JSON_BYTES)
+    except FgsimError as exc:
+        raise FgsimError(f"--measured: {exc}") from None
     try:
         with open(path, newline="") as f:
-            header = next(csv.reader(f), [])
+            reader = csv.reader(f)
+            header = next(reader, [])
+            missing = [c for c in ("model", "resolution", "mode", "pass_s") if c not in header]
+            if missing:
+                raise FgsimError(f"--measured: {path}: needs columns model, resolution, mode, pass_s (missing "
+                                 f"{', '.join(missing)})")
+            col = header.index("pass_s")
+            for line, row in enumerate(reader, start=2):
+                text = row[col] if col < len(row) else ""
+                try:
+                    value = float(text)
+                except ValueError:
+                    value = math.nan
+                if not (math.isfinite(value) and value > 0):
+                    raise FgsimError(f"--measured: {path}: line {line}: pass_s must be a positive number of "
+                                     f"seconds, got {text[:40]!r}")
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise FgsimError(f"--measured: {path}: not a readable CSV ({exc})") from None
-    missing = [c for c in ("model", "resolution", "mode", "pass_s") if c not in header]
-    if missing:
-        raise FgsimError(f"--measured: {path}: needs columns model, resolution, mode, pass_s (missing "
-                         f"{', '.join(missing)})")
 
 
 def _check_args(args: argparse.Namespace) -> list[str]:
@@ -139,8 +155,13 @@ def _check_args(args: argparse.Namespace) -> list[str]:
         _check_measured(args.measured)
         if not args.plot and args.model:
             _warn("--measured is ignored without --plot (it is drawn beside the prediction)")
-    if args.calibration and not Path(args.calibration).is_file():
-        raise FgsimError(f"--calibration: {args.calibration}: no such file")
+    if args.calibration:
+        from fgsim.fileio import MAX_JSON_BYTES, check_input_file
+
+        try:
+            check_input_file(args.calibration, "calibration file", MAX_JSON_BYTES)
+        except FgsimError as exc:
+            raise FgsimError(f"--calibration: {exc}") from None
     if getattr(args, "recompute", None):
         from fgsim.endtoend import parse_recompute
 
@@ -247,6 +268,7 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress and not args.json
     model = None
     clock_notes: dict[str, str] = {}
+    base_clock: dict[str, float] = {}  # --model: each GPU's clock before generation_gpu set the sustained one
     if args.model:
         from fgsim.endtoend import load_model
 
@@ -257,6 +279,7 @@ def run(args: argparse.Namespace) -> int:
         # a whole generation: fgattn kernels at the GPU's measured sustained attention clock (a bad value fails
         # here, before any work); kernel-level predictions (no --model) keep the calibration clock
         for i, g in enumerate(gpus):
+            base_clock[g.name] = g.sustained_clock_mhz
             gpus[i], clock_notes[g.name] = generation_gpu(g)
     tr = None
     results = []
@@ -309,6 +332,9 @@ def run(args: argparse.Namespace) -> int:
                                          clock_note=clock_notes.get(gpu.name, ""))
                 e2e = predict_generation(model, info, replace(rp, kernels={**base, "dense": ref[1]}), gpu, opts)
                 e2e["notes"] = _e2e_notes(model, gpu, e2e)
+                # the kernel table above the generation is priced at this clock too: say so beside it
+                e2e["kernel_clock_mhz"] = gpu.sustained_clock_mhz
+                e2e["kernel_only_clock_mhz"] = base_clock.get(gpu.name, gpu.sustained_clock_mhz)
             results.append((gpu, rp, ref, e2e))
         cp_out = None
         if plans:
@@ -385,15 +411,16 @@ def _ref_label(ref: tuple[float, Any, str]) -> str:
 def _table_one(result: tuple[Any, Any, Any, Any], kind: str) -> list[str]:
     gpu, rp, ref, e2e = result
     lines = _header(rp, kind)
-    lines += _wrap(f"gpu: {gpu.name} ({gpu.full_name}); parameters: {rp.params_note}")
+    lines += _wrap(f"gpu: {gpu.name} ({gpu.full_name}); parameters: {rp.params_note}{_clock_label(e2e)}")
     extra = "" if "dense" in rp.kernels else " (computed as the reference; --kernel leaves dense out)"
     lines += _wrap(f"speedup: over the best dense config for {gpu.name}, {_ref_label(ref)}{extra}")
-    lines.append(f"{'kernel':<6} {'config':<24} {'per call':>9} {'full run':>9} {'speedup':>8} "
+    width = max([24, *(len(_desc(kp)) for kp in rp.kernels.values())])  # M128 N128 g128 ... takes 25
+    lines.append(f"{'kernel':<6} {'config':<{width}} {'per call':>9} {'full run':>9} {'speedup':>8} "
                  + " ".join(f"{c:>6}" for c in COMPONENTS))
     for k, kp in rp.kernels.items():
         frac = [kp.breakdown_s[x] / max(kp.total_s, 1e-30) * 100 for x in COMPONENTS]
         full = rp.full_run_s(k)
-        lines.append(f"{k:<6} {_desc(kp):<24} {_fmt_s(kp.mean_call_s):>9} {_fmt_s(full):>9} "
+        lines.append(f"{k:<6} {_desc(kp):<{width}} {_fmt_s(kp.mean_call_s):>9} {_fmt_s(full):>9} "
                      f"{_speedup(ref, full):>7.2f}x " + " ".join(f"{f:>5.1f}%" for f in frac))
     lines.append(LEGEND)
     if kind != "synthesized":
@@ -405,11 +432,28 @@ def _table_one(result: tuple[Any, Any, Any, Any], kind: str) -> list[str]:
     return lines
 
 
+def _clock_label(e2e: dict[str, Any] | None) -> str:
+    """``; kernels at ... MHz`` when --model priced the kernel table at a sustained clock other than the one a
+    kernel-only prediction uses (else empty)."""
+    if not e2e or e2e.get("kernel_clock_mhz", 0) == e2e.get("kernel_only_clock_mhz", 0):
+        return ""
+    return (f"; kernels priced at {e2e['kernel_clock_mhz']:.0f} MHz, the generation's sustained clock (without "
+            f"--model: {e2e['kernel_only_clock_mhz']:.0f} MHz)")
+
+
+def _borrowed(source: str) -> bool:
+    """Whether a launch configuration's ``source`` says it is another GPU's entry (fgattn's ``fallback: no <gpu>
+    entry``, fgsim's ``what-if fallback: no <gpu> launch entry``, or fgsim's own when fgattn is missing) — not
+    merely a provenance text that mentions a fallback kernel."""
+    parts = source.split("; ")
+    return any(x.startswith(("fallback: no ", "what-if fallback: no ", "fgsim fallback (")) for x in parts)
+
+
 def _notes(rp: Any, prefix: str = "") -> list[str]:
     from fgsim.launchcfg import adaptation
 
     notes = list(dict.fromkeys(n for kp in rp.kernels.values() for n in kp.notes))
-    borrowed = [k for k, kp in rp.kernels.items() if "fallback" in kp.config.source.lower()]
+    borrowed = [k for k, kp in rp.kernels.items() if _borrowed(kp.config.source)]
     if borrowed:
         notes.append(f"{', '.join(borrowed)}: no {rp.gpu.name} launch-table entry, configuration borrowed "
                      "from another GPU's")
@@ -459,9 +503,15 @@ def _table_gpus(results: list[tuple[Any, Any, Any, Any]], kind: str) -> list[str
         lines.append(row)
     lines += _wrap("speedup: over each GPU's best dense configuration; full run: each captured call's time x the "
                    "calls it stands for (nearest captured step, then layer)")
+    clocks = {g.name: e2e["kernel_clock_mhz"] for g, _, _, e2e in results if e2e and "kernel_clock_mhz" in e2e}
+    if len(set(clocks.values())) > 1:
+        lines += _wrap("note: with --model each GPU's kernels are priced at the clock it sustains through a "
+                       "generation (" + ", ".join(f"{g} {c:.0f} MHz" for g, c in clocks.items()) + "): compare "
+                       "the GPUs' kernels without --model, at their calibration clocks")
     for gpu, rp, ref, e2e in results:
         cfgs = ", ".join(f"{k} {_desc(kp)}" for k, kp in rp.kernels.items())
-        lines += _wrap(f"{gpu.name}: {cfgs}; best dense {_desc(ref[1])}; parameters: {rp.params_note}")
+        lines += _wrap(f"{gpu.name}: {cfgs}; best dense {_desc(ref[1])}; parameters: {rp.params_note}"
+                       f"{_clock_label(e2e)}")
         lines += _notes(rp, prefix=f"{gpu.name} ")
         if e2e:
             lines += _e2e_lines(e2e, prefix=f"{gpu.name} ")

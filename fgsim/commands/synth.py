@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fgsim.commands._args import int_range
+from fgsim.commands._args import int_range, nonneg_int
 from fgsim.errors import FgsimError
 from fgsim.synth import SynthParams, default_passes, synth_trace
 from fgsim.trace import PassInfo
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--branches", default="cond,uncond", help="CFG branches per captured step: cond or cond,uncond")
     p.add_argument("--layers", help="comma-separated layers to capture (default: all)")
     p.add_argument("--heads", help="comma-separated heads to capture (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed, an integer ≥ 0 (default 0)")
     p.add_argument("--sink-fraction", type=float, default=SynthParams.sink_fraction,
                    help=f"first-frame tokens that are attention sinks (default {SynthParams.sink_fraction})")
     p.add_argument("--global-key-fraction", type=float, default=SynthParams.global_key_fraction,
@@ -94,8 +94,12 @@ def run(args: argparse.Namespace) -> int:
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise FgsimError(f"--{name.replace('_', '-')}: must be in [0, 1], got {getattr(args, name)}")
     text_position = args.text_position or ("after" if args.text_tokens else "none")
+    if (text_position == "none") != (args.text_tokens == 0):
+        raise FgsimError(f"--text-position {text_position} with --text-tokens {args.text_tokens}: 'none' exactly "
+                         "when there are no text tokens")
     branches = tuple(b.strip() for b in args.branches.split(",") if b.strip())
-    if not branches or len(branches) > args.passes_per_step or any(b not in ("cond", "uncond") for b in branches):
+    if not branches or len(branches) > args.passes_per_step or any(b not in ("cond", "uncond") for b in branches) \
+            or len(set(branches)) != len(branches):
         raise FgsimError(f"--branches: expected 'cond' or 'cond,uncond' (at most --passes-per-step), got {args.branches!r}")
     steps = _ints(args.steps, "--steps") if args.steps else tuple(range(0, args.num_steps, 10))
     if any(not 0 <= s < args.num_steps for s in steps):

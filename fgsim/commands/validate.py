@@ -54,8 +54,58 @@ def require_cuda(what: str, hint: str = "") -> None:
                          "False); the Triton CPU interpreter's timings describe no GPU" + (f"; {hint}" if hint else ""))
 
 
+#: Columns every results CSV that ``validate`` scores has (``fgsim.validation.measure.RESULT_FIELDS`` has more).
+RESULT_COLUMNS = ("kind", "case_id", "kernel", "measured_ms")
+
+
+def check_out_dir(path: str) -> Path:
+    """``--out-dir``: an existing writable directory, or a new one whose parent is (created when the command
+    writes); FgsimError before any work otherwise."""
+    import os
+
+    from fgsim.fileio import check_output_path
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise FgsimError(f"--out-dir: {path} is not a directory")
+    if p.is_dir():
+        check_output_path(p / "REPORT.md", "--out-dir", (".md",))  # probes that files can be created there
+    else:
+        parent = p.resolve().parent
+        if not parent.is_dir():
+            raise FgsimError(f"--out-dir: {path}: neither it nor its parent directory {parent} exists")
+        probe = parent / f".fgsim-probe-{os.getpid()}"
+        try:  # access() says yes to root even on read-only file systems such as /proc: try a directory
+            probe.mkdir()
+            probe.rmdir()
+        except OSError:
+            raise FgsimError(f"--out-dir: {path} cannot be created (cannot create directories in {parent})") from None
+    return p
+
+
+def check_results_csv(path: str, option: str) -> None:
+    """A results CSV to score: a regular file whose header has :data:`RESULT_COLUMNS` (FgsimError naming the
+    option and file otherwise), so a wrong file fails before minutes of scoring, not after."""
+    import csv
+
+    from fgsim.fileio import check_input_file
+
+    try:
+        check_input_file(path, "results CSV")
+        with open(path, newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except FgsimError as exc:
+        raise FgsimError(f"{option}: {exc}") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise FgsimError(f"{option}: {path}: not a readable CSV ({exc})") from None
+    missing = [c for c in RESULT_COLUMNS if c not in header]
+    if missing:
+        raise FgsimError(f"{option}: {path}: not a results CSV of `fgsim validate --measure` / `calibrate` "
+                         f"(missing columns {', '.join(missing)})")
+
+
 def run(args: argparse.Namespace) -> int:
-    out_dir = Path(args.out_dir)
+    out_dir = check_out_dir(args.out_dir) if not args.measure or not args.csv else Path(args.out_dir)
     if args.measure:
         try:
             import torch  # noqa: F401
@@ -92,8 +142,7 @@ def run(args: argparse.Namespace) -> int:
         args.dev, args.test = committed_lists()
     for opt, files in (("--dev", args.dev), ("--test", args.test)):
         for f in files or []:
-            if not Path(f).is_file():
-                raise FgsimError(f"{opt}: {f}: no such file")
+            check_results_csv(f, opt)
     rep = write_report(out_dir, dev=args.dev, test=args.test)
     print(f"report written to {rep}")
     return 0

@@ -139,6 +139,12 @@ def run_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, index: Any, ct
 
     b = ctx.backend
     if b in ("fg", "block", "dense"):
+        import os
+
+        if q.device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1":
+            raise FgsimError(f"backend {b!r} runs fgattn's Triton kernels: they need q, k, v on a CUDA GPU, or the "
+                             f"Triton CPU interpreter (TRITON_INTERPRET=1 set before triton is imported); q is on "
+                             f"{q.device.type}")
         import fgattn
 
         if b == "dense":

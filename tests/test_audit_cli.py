@@ -1,0 +1,172 @@
+"""CLI audit (session 16, helper A): bad input files and arguments found by walking the README and docs as a new
+user; each fails with one line naming the file or argument, exit 2, before any work, in bounded time and memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fgsim.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = str(REPO / "traces" / "refdit-8x16x28-exact.fgt")  # 3,584 tokens, 36 entries: predicts in about a second
+
+
+def _err(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    return err
+
+
+def _edited(tmp_path: Path, bundled: str, name: str, **changes: object) -> Path:
+    """A copy of the bundled data file ``bundled`` (under fgsim/data) with ``changes``, as tmp_path/name.json."""
+    d = json.loads((REPO / "fgsim" / "data" / bundled).read_text())
+    d.update(changes)
+    p = tmp_path / f"{name}.json"
+    p.write_text(json.dumps(d))
+    return p
+
+
+def _gpu_file(tmp_path: Path, name: str, **changes: object) -> Path:
+    return _edited(tmp_path, "gpus/h200.json", name, **changes)
+
+
+def _model_file(tmp_path: Path, name: str, **changes: object) -> Path:
+    return _edited(tmp_path, "models/wan2.1-1.3b.json", name, **changes)
+
+
+def _device(tmp_path: Path, name: str) -> str:
+    p = tmp_path / name
+    p.symlink_to("/dev/zero")  # a path that reads forever: must be refused, not read
+    return str(p)
+
+
+def test_gpu_description_files_are_bounded(tmp_path, capsys):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    nan = tmp_path / "nan.json"
+    nan.write_text(_gpu_file(tmp_path, "x").read_text().replace('"hbm_bandwidth_gbs": 4800', '"hbm_bandwidth_gbs": NaN'))
+    cases = [(_device(tmp_path, "zero.json"), "zero.json: is not a regular file (a device, pipe or socket)"),
+             (str(deep), "deep.json: not valid JSON for a GPU description (nested too deeply)"),
+             (str(nan), "nan.json: not valid JSON for a GPU description (NaN is not a number JSON allows)"),
+             (str(_gpu_file(tmp_path, "huge", sm_count=10**9)), "field 'sm_count' must be at most 4,096, got 1000000000")]
+    for path, message in cases:
+        assert main(["predict", "--gpu", path]) == 2
+        err = _err(capsys)
+        assert message in err and err.startswith("fgsim predict: error: argument --gpu: "), err
+
+
+def test_calibration_and_measured_files_are_checked_before_work(tmp_path, capsys):
+    deep = tmp_path / "deep.json"
+    deep.write_text("{\"a\": " * 50_000 + "1" + "}" * 50_000)
+    assert main(["predict", SMALL, "--calibration", _device(tmp_path, "z.json")]) == 2
+    assert "--calibration: " in (e := _err(capsys)) and "is not a regular file" in e
+    assert main(["predict", SMALL, "--calibration", str(deep)]) == 2
+    assert "deep.json: not valid JSON for a calibration (nested too deeply)" in _err(capsys)
+    for value in ("abc", "nan", "-1", ""):
+        csv = tmp_path / "m.csv"
+        csv.write_text(f"model,resolution,mode,pass_s\nwan2.1-1.3b,480p,cudnn,{value}\n")
+        assert main(["predict", "--model", "wan2.1-1.3b", "--measured", str(csv), "--plot",
+                     str(tmp_path / "p.png")]) == 2
+        assert f"m.csv: line 2: pass_s must be a positive number of seconds, got {value!r}" in _err(capsys)
+    assert not list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"layers": 10**7}, "field 'layers' must be in 1..256, got 10000000"),
+    ({"steps": 10**9}, "field 'steps' must be in 1..1,000, got 1000000000"),
+    ({"heads": 0}, "field 'heads' must be in 1..256, got 0"),
+    ({"passes_per_step": 0}, "field 'passes_per_step' must be in 1..8, got 0"),
+    ({"resolutions": {"480p": [10**6, 10**6, 10**6]}}, "resolution '480p': the grid must be 3 positive extents"),
+    ({"resolutions": {"480p": [21, 30]}}, "resolution '480p': the grid must be 3 positive extents"),
+    ({"layers": 256, "steps": 1000, "heads": 256}, "query blocks per generation to price"),
+])
+def test_model_files_are_bounded(tmp_path, capsys, changes, message):
+    path = _model_file(tmp_path, "m", **changes)
+    assert main(["predict", "--model", str(path)]) == 2
+    err = _err(capsys)
+    assert err.startswith(f"fgsim predict: error: {path}: ") and message in err, err
+
+
+def test_model_file_not_json(tmp_path, capsys):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert main(["predict", "--model", str(deep)]) == 2
+    assert "deep.json: not valid JSON for a model file (nested too deeply)" in _err(capsys)
+    assert main(["predict", "--model", _device(tmp_path, "zero.json")]) == 2
+    assert "zero.json: is not a regular file" in _err(capsys)
+
+
+def test_validate_checks_out_dir_and_csvs_before_scoring(tmp_path, capsys):
+    junk = tmp_path / "junk.csv"
+    junk.write_text("a,b\n1,2\n")
+    cases = [(["--out-dir", "/proc/fgsim-x"], "--out-dir: /proc/fgsim-x cannot be created"),
+             (["--out-dir", str(tmp_path / "no" / "such")], "neither it nor its parent directory"),
+             (["--out-dir", str(junk)], f"--out-dir: {junk} is not a directory"),
+             (["--dev", str(junk), "--out-dir", str(tmp_path)],
+              "--dev: " + str(junk) + ": not a results CSV of `fgsim validate --measure` / `calibrate` (missing "
+              "columns kind, case_id, kernel, measured_ms)"),
+             (["--test", str(tmp_path), "--out-dir", str(tmp_path)], "is a directory, not a results CSV")]
+    for args, message in cases:
+        assert main(["validate", *args]) == 2
+        assert message in _err(capsys)
+    assert not (tmp_path / "REPORT.md").exists()
+
+
+def test_synth_and_sweep_arguments(tmp_path, capsys):
+    out = str(tmp_path / "s.fgt")
+    cases = [(["synth", out, "--seed", "-1"], "argument --seed: must be ≥ 0, got -1"),
+             (["synth", out, "--grid", "2", "4", "4", "--branches", "cond,cond"], "--branches: expected"),
+             (["synth", out, "--grid", "2", "4", "4", "--text-position", "before"],
+              "--text-position before with --text-tokens 0: 'none' exactly when there are no text tokens"),
+             (["synth", out, "--grid", "2", "4", "4", "--text-tokens", "3", "--text-position", "none"],
+              "--text-position none with --text-tokens 3"),
+             (["sweep", "--block-m", "64,64"], "argument --block-m: '64' is listed twice in '64,64'"),
+             (["sweep", "--density", "0.5,0.50"], "'0.50' is listed twice")]
+    for args, message in cases:
+        assert main(args) == 2
+        assert message in _err(capsys)
+    assert not os.path.exists(out)
+
+
+def test_help_has_no_rst_quotes(capsys):
+    for cmd in ("predict", "sweep", "calibrate", "validate"):
+        assert main([cmd, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert f"fgsim {cmd}:" in out and "``" not in out, cmd
+
+
+def test_predict_notes_and_columns(capsys):
+    # the H200's own entries are not "borrowed" (their provenance text mentions a tl fallback kernel); H100's are
+    assert main(["predict", SMALL, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "borrowed" not in out
+    lines = out.splitlines()
+    head = next(x for x in lines if x.startswith("kernel "))
+    rows = [x for x in lines if x.split(" ", 1)[0] in ("fg", "block", "dense")]
+    assert any(" g128 " in r and len(r.split(" ms")[0].rsplit(" ", 2)[0]) > 30 for r in rows)
+    col = head.index("per call") + len("per call")  # right edge of the column: every row's time ends there
+    assert all(r[col - 2:col] in ("ms", "us") for r in rows), (head, rows)
+    assert main(["predict", SMALL, "--gpu", "h100", "--no-progress"]) == 0
+    assert "no h100 launch-table entry, configuration borrowed" in capsys.readouterr().out
+
+
+def test_predict_model_says_which_clock_prices_the_kernels(capsys):
+    assert main(["predict", SMALL, "--model", "fgsim-reference-dit", "--resolution", "small", "--gpu",
+                 "h100,h200", "--no-progress"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "kernels are priced at the clock it sustains through a generation (h100 1980 MHz, h200 1710 MHz)" in out
+    assert "kernels priced at 1710 MHz, the generation's sustained clock (without --model: 1980 MHz)" in out
+
+
+def test_broken_pipe_is_quiet():
+    p = subprocess.Popen([sys.executable, "-m", "fgsim", "inspect", SMALL], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=REPO)
+    p.stdout.close()  # like `fgsim inspect | head -0`
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141 and "Traceback" not in err, err
