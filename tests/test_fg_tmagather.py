@@ -249,4 +249,86 @@ def test_timeline_compare_lines():
             dict(cell="H12 N32760 d 0.02", variant="tg", quantity="p_lead", median_us="3.0"),  # no list twin
             dict(cell="H12 N32760 d 0.02", variant="list", quantity="row_cycles", median_us="")]
     out = tt.compare(rows)
-    assert len(out) == 1 and "c0_q_wait" in out[0] and "+1.700 us" in out[0]
+    assert len(out) == 1 and "c0_q_wait" in out[0] and "tg-list +1.700 us" in out[0]
+
+
+# ------------------------------------------------------------------------------------------------ helper W2
+def test_w2_dispatch_routes_runs_to_tg_and_scattered_keys_to_the_packaged_kernel():
+    rng = random.Random(_seed())
+    n = 4096
+    runs = [list(range(s, s + 200)) + list(range(s + 1000, s + 1100)) for s in (0, 512, 2048, 3000)]
+    scattered = [sorted(rng.sample(range(n), 300)) for _ in range(4)]
+    ri, si = _index(runs, n), _index(scattered, n)
+    pr, ps = tg.plan_pieces(ri), tg.plan_pieces(si)
+    assert tg.mean_pieces_per_tile(pr) <= tg.TG_MAX_PIECES_PER_TILE < tg.mean_pieces_per_tile(ps)
+    assert tg.tg_route(ri, pr)[0] == "tg" and tg.tg_route(si, ps)[0] == "list"
+    assert tg.tg_route(ri, None) == ("list", "no piece list")
+    assert tg.tg_route(ri, pr, max_pieces_per_tile=1.0)[0] == "list"
+    out = torch.zeros(1, 1, 4 * 128, 129, dtype=torch.float16)  # row stride 258 B: no O bulk store
+    assert tg.tg_route(ri, pr, out[..., :128], "bhnd") == ("list", "out cannot take the O bulk store")
+    assert tg.tg_route(ri, pr, torch.zeros(1, 1, 4 * 128, 128, dtype=torch.float16), "bhnd")[0] == "tg"
+    m64 = FgIndex(ri.offsets, ri.indices, 64, 1, n, 1, 1, 4, None)
+    assert tg.tg_route(m64, pr)[0] == "list"
+
+
+def test_w2_knobs_and_bad_input():
+    assert tg.TG_MAX_PIECES_PER_TILE == 8.0
+    assert tg.TGC_KNOBS == {"tgq": dict(qcp=True, olate=False, pahead=True),
+                            "tgqo": dict(qcp=True, olate=True, pahead=True)}
+    x = torch.zeros(1, 1, 128, 128)
+    idx = _index([[0, 1, 2]], 128)
+    with pytest.raises(ValueError, match="gluon_fg_tmagather: qcp=1 must be a bool"):
+        tg.fg_attention_tgc(x, x, x, idx, qcp=1)
+    with pytest.raises(ValueError, match="gluon_fg_tmagather: variant='tgx' must be one of"):
+        tg.fg_attention_tg_auto(x, x, x, idx, variant="tgx")
+
+
+def _w2():
+    import tmagather_w2_probe as w2
+
+    return w2
+
+
+def test_w2_rule_constants_and_paths():
+    w2 = _w2()
+    assert (w2.MAX_REL, w2.LOW_D, w2.LOW_GEO_MAX, w2.ALL_GEO_MAX, w2.CONTROL_GEO_BAND) == (1.02, 0.05, 0.98, 0.97,
+                                                                                           0.01)
+    cells = [("H12 N32760 D128", 0.02), ("H12 N32760 D128", 0.05), ("H12 N32760 D128", 0.1),
+             ("H40 N75600 D128", 0.02), ("H40 N75600 D128", 0.5)]
+    rows = []
+    for s, d in cells:
+        rows += [_prow(s, d, "list", 1.0), _prow(s, d, "list_ctl", 1.06 if d == 0.1 else 0.985),
+                 _prow(s, d, "tgq", 0.97 if d <= 0.05 else 0.95), _prow(s, d, "tgqo", 0.975 if d <= 0.05 else 0.99)]
+    ctl, out, win = w2.rule_verdict(rows, set())
+    assert ctl == "valid" and win == "tgq"
+    assert out["tgq"][0] == "eligible"
+    assert out["tgqo"][0] == "not eligible" and "over all timed cells > 0.97" in out["tgqo"][1][-1]  # all: 0.981
+    assert w2.rule_verdict(rows, {"tgq"})[1]["tgq"][0] == "not eligible"
+    hot = [dict(r, rel_list="1.03") if r["variant"] == "tgq" and r["density_target"] == "0.5" else r for r in rows]
+    assert w2.rule_verdict(hot, set())[1]["tgq"][0] == "not eligible"  # one cell > 1.02
+    low = [dict(r, rel_list="0.99") if r["variant"] == "tgq" and float(r["density_target"]) <= 0.05 else r
+           for r in rows]
+    assert w2.rule_verdict(low, set())[1]["tgq"][0] == "not eligible"  # d <= 0.05 geo-mean 0.99 > 0.98
+    far = [dict(r, rel_list="1.02") if r["variant"] == "list_ctl" else r for r in rows]
+    assert w2.rule_verdict(far, set())[0] == "void"
+    assert w2.ep.CANDIDATES != w2.CANDIDATES or w2.ep.LOW_GEO_MAX != 0.98  # the module's globals restored
+
+
+def test_w2_check_routes_cover_both_kernels(tmp_path):
+    w2 = _w2()
+    cnt = w2.write_routes(tmp_path / "r.csv", n=12, seed=2616)
+    assert sum(cnt.values()) == 12
+    rows = (tmp_path / "r.csv").read_text().splitlines()
+    assert len(rows) == 13 and rows[0].startswith("case,")
+    assert {r for r, _ in cnt} == {"tg", "list"}  # the first 12 of the GPU check's cases take both routes
+
+
+def test_timeline_compare_lines_forms():
+    import tmagather_timeline as tt
+
+    rows = [dict(cell="c", variant="list", quantity="c0_q_wait", median_us="0.25"),
+            dict(cell="c", variant="tg", quantity="c0_q_wait", median_us="1.95"),
+            dict(cell="c", variant="tgq", quantity="c0_q_wait", median_us="0.30"),
+            dict(cell="c", variant="tgq", quantity="c0_o_release", median_us="0.30")]  # no list twin
+    out = tt.compare(rows)
+    assert len(out) == 1 and "(tg-list +1.700 us)" in out[0] and "(tgq-list +0.050 us)" in out[0]

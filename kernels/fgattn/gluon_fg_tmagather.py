@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["SENT", "MAX_LG", "TgPlan", "decompose", "plan_pieces", "piece_stats", "fg_attention_tmagather",
-           "compile_tg_sm90", "check_tg_knobs", "TG_REGS"]
+           "compile_tg_sm90", "check_tg_knobs", "TG_REGS", "TG_MAX_PIECES_PER_TILE", "TGC_KNOBS",
+           "mean_pieces_per_tile", "tg_route", "fg_attention_tgc", "fg_attention_tg_auto", "compile_tgc_sm90"]
 
 SRC_BITS = 18
 #: source key of a zero-fill piece: past every supported N, so the whole box is out of bounds (TMA zero fill)
@@ -45,7 +46,14 @@ TG_REGS = (216, 64)
 try:  # Gluon (Triton >= 3.5); the kernels are defined only where it imports (the CPU tests need none of it)
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
-    from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma
+    from triton.experimental.gluon.language.nvidia.ampere import async_copy as cp
+    from triton.experimental.gluon.language.nvidia.hopper import (
+        fence_async_shared,
+        mbarrier,
+        tma,
+        warpgroup_mma,
+        warpgroup_mma_wait,
+    )
 
     from . import gluon_fg as _g
 
@@ -264,14 +272,16 @@ if _GLUON_ERR is None:
     @gluon.jit
     def _tg_producer(kd0, kd1, kd2, kd3, kd4, kd5, vd0, vd1, vd2, vd3, vd4, vd5, Offsets, Order, Start, TileBase,
                      PStart, Pieces, k_smem, v_smem, full, empty, H, QB, N_ROWS, MAX_LG: gl.constexpr, Tl=None,
-                     TIMELINE: gl.constexpr = False):
+                     TIMELINE: gl.constexpr = False, PAHEAD: gl.constexpr = False):
         """Producer partition: for every row of this program's plan (``Order[Start[p]:Start[p + 1]]``) and every
         128-key tile, once the consumers have released the stage: expect the stage's bytes on its ``full``
         barrier (one arrival), then issue the tile's pieces (4 TMA boxes each), 4 pieces per step with the next
         4 loaded one step ahead.  The next row's range and first tile are loaded a row ahead, the next tile's piece
         range a tile ahead, a tile's first 4 pieces before the wait for its stage.  ``TIMELINE`` 1 (research): role
         2 of T's timeline buffer ``Tl`` (``fgattn.timeline``: row start, first ``empty`` wait done, first tile's
-        boxes issued, row end, tiles), with ``gluon_fg``'s own slot helpers."""
+        boxes issued, row end, tiles), with ``gluon_fg``'s own slot helpers.  ``PAHEAD`` (helper W2): the next
+        row's first piece index (``PStart[TileBase[row]]``) loaded a row ahead too, so a row's first pieces are one
+        dependent load from what the producer already holds (off: the measured ``tg`` code)."""
         pos, end, step, row = _g._my_rows(Order, Start, N_ROWS, True)
         lo = gl.load(Offsets + row).to(gl.int32)
         hi = gl.load(Offsets + row + 1).to(gl.int32)
@@ -280,6 +290,9 @@ if _GLUON_ERR is None:
         lo_n = gl.load(Offsets + row_n).to(gl.int32)
         hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
         g0_n = gl.load(TileBase + row_n)
+        if PAHEAD:
+            p0_r = gl.load(PStart + g0)
+            p0_n = gl.load(PStart + g0_n)
         it = 0
         if TIMELINE:
             gl.static_assert(TIMELINE == 1, "the TMA producer records timeline level 1 only")
@@ -295,7 +308,10 @@ if _GLUON_ERR is None:
             b = bh // H
             h = bh % H
             n_t = gl.maximum(gl.cdiv(hi - lo, _TG_BN), 1)
-            p0 = gl.load(PStart + g0)
+            if PAHEAD:
+                p0 = p0_r
+            else:
+                p0 = gl.load(PStart + g0)
             for t in range(0, n_t):
                 p1 = gl.load(PStart + g0 + t + 1)  # the next tile's first piece (used one tile later)
                 c0 = gl.load(Pieces + p0)  # every tile has >= 1 piece (kept keys or zero fill)
@@ -343,6 +359,9 @@ if _GLUON_ERR is None:
             lo_n = gl.load(Offsets + row_n).to(gl.int32)
             hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
             g0_n = gl.load(TileBase + row_n)
+            if PAHEAD:
+                p0_r = p0_n
+                p0_n = gl.load(PStart + g0_n)
         if TIMELINE:
             gl.store(Tl + hdr + 1, _g._tl_now(pos))
 
@@ -384,6 +403,265 @@ if _GLUON_ERR is None:
                             TileBase, PStart, Pieces, k_smem, v_smem, full, empty, H, QB, N_ROWS, MAX_LG, Tl,
                             TIMELINE)),
         ], [4, PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
+        for i in gl.static_range(2):
+            mbarrier.invalidate(q_bar.index(i))
+        for i in gl.static_range(_TG_S):
+            mbarrier.invalidate(full.index(i))
+            mbarrier.invalidate(empty.index(i))
+
+
+    # ---- helper W2 (issue 12, session 16): the tg CTA's row made cheaper.  The consumer below is
+    # ``gluon_fg._ws2x_consumer``'s path of the packaged entry (PIPE 1, no fence, no ping-pong, the list plan, the
+    # ``tma_sel`` row end: TMA_O, OFFS_AHEAD, RCP 2; level-1 timeline marks at the same events), restated here with
+    # two knobs, so that the packaged consumer (helper T's file) stays untouched:
+    # * QCP: this warpgroup's Q half is loaded by 16-byte cp.async from its own 128 threads (the LSU path) with one
+    #   non-incrementing mbarrier arrival per thread (the Q barrier counts 128), not by a TMA box: in the TMA-gather
+    #   CTA the copy engine also carries every K / V box, and a Q box issued behind a stage or two of them waits for
+    #   them (kernels/NOTES-tma-gather.md, hypothesis 1).  QCP 0 = the TMA Q load (the packaged code).
+    # * OLATE: at a row's last tile the stage of the tile before it is released to the producer only after this
+    #   warpgroup's O bulk store is issued, so the O store does not queue behind the next row's K / V boxes in the
+    #   copy engine (the next row's tile-0 ``store_wait`` then waits for O alone).
+    _TGC_HALF_M: gl.constexpr = gl.constexpr(64)
+    _TGC_D: gl.constexpr = gl.constexpr(128)
+
+    @gluon.jit
+    def _tgc_q_load(Q, q_s, bar, row, half, QB, H, N_Q, stride_qb, stride_qh, stride_qn, pred):
+        """Q rows (row % QB)·128 + half·64 .. + 63 of (b, h) = divmod(row // QB, H) into ``q_s`` ([64, 128] NVMMA)
+        by cp.async (rows past N_Q zero-filled), completion counted on ``bar`` (one arrival per thread), if
+        ``pred`` (after this warpgroup's last QK of its current row has read ``q_s``)."""
+        QL: gl.constexpr = gl.BlockedLayout([1, 8], [2, 16], [4, 1], [1, 0])
+        gl.thread_barrier()
+        if pred:
+            offs_m = gl.arange(0, _TGC_HALF_M, gl.SliceLayout(1, QL))
+            offs_d = gl.arange(0, _TGC_D, gl.SliceLayout(0, QL))
+            bh = row // QB
+            qrow = (row % QB) * (2 * _TGC_HALF_M) + half * _TGC_HALF_M + offs_m
+            base = Q + (bh // H) * stride_qb + (bh % H) * stride_qh
+            ptr = base + qrow[:, None] * stride_qn + offs_d[None, :]
+            cp.async_copy_global_to_shared(q_s, ptr, mask=(qrow < N_Q)[:, None])
+            cp.mbarrier_arrive(bar, increment_count=False)
+
+    @gluon.jit
+    def _tgc_q_issue(Q, q_desc, my_q, q_s, bar, row, half, QB, H, N_Q, stride_qb, stride_qh, stride_qn, pred,
+                     QCP: gl.constexpr):
+        """This warpgroup's Q half of ``row``: cp.async (``QCP``) or the packaged TMA box."""
+        if QCP:
+            _tgc_q_load(Q, q_s, bar, row, half, QB, H, N_Q, stride_qb, stride_qh, stride_qn, pred)
+        else:
+            _g._q_next(q_desc, bar, my_q, row, half, QB, H, pred)
+
+    @gluon.jit
+    def _tgc_store_tl(o_desc, out, k_stage, b, h, qb2, half, dtype: gl.constexpr):
+        """``gluon_fg._store_tma`` with the cycle counter read after the meeting, after O is staged and after the
+        store is issued (the timeline's slots 13-15; returned and stored by the caller after the store)."""
+        _g._pp_sync(_g._O_BAR)
+        t_met = _g._tl_now(qb2)
+        o_all = k_stage._reinterpret(dtype, [2] + o_desc.block_type.shape, o_desc.layout)
+        o_s = o_all.index(half)
+        o_s.reshape([_TGC_HALF_M, _TGC_D]).store(out.to(dtype))
+        fence_async_shared()
+        gl.thread_barrier()
+        t_staged = _g._tl_now(qb2)
+        tma.async_copy_shared_to_global(o_desc, [b, h, qb2 * _TGC_HALF_M, 0], o_s)
+        return t_met, t_staged, _g._tl_now(qb2)
+
+    @gluon.jit
+    def _tgc_consumer(half, Q, q_desc, o_desc, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full, empty,
+                      qk_scale, stride_qb, stride_qh, stride_qn, H, N_Q, QB, N_ROWS, QCP: gl.constexpr,
+                      OLATE: gl.constexpr, Tl=None, TIMELINE: gl.constexpr = False):
+        """Consumer warpgroup ``half`` (query rows half·64 .. + 63 of each row) of the TMA-gather CTA: the packaged
+        entry's consumer path (see the comment above) with the QCP / OLATE knobs; TIMELINE 1: T's level-1 slots."""
+        S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                           instr_shape=[16, _TG_BN, 16])
+        P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=S_LAYOUT, k_width=2)
+        dtype: gl.constexpr = k_smem.dtype
+        my_q = q_smem.index(half)
+        my_bar = q_bar.index(half)
+        if QCP:
+            q_s = my_q
+        else:
+            q_s = my_q.reshape([_TGC_HALF_M, _TGC_D])
+        pos, end, step, row = _g._my_rows(Order, Start, N_ROWS, True)
+        if TIMELINE:
+            gl.static_assert(TIMELINE == 1, "the W2 consumer records timeline level 1 only")
+            pos0 = pos
+            hdr = _g._tl_slot(_g._TL_CAP, half)
+            gl.store(Tl + hdr, _g._tl_now(pos))
+            if half == 0:
+                gl.store(Tl + hdr + 2, _g._tl_gtime(pos))
+                gl.store(Tl + hdr + 4, (end - pos).to(gl.int64))
+        _tgc_q_issue(Q, q_desc, my_q, q_s, my_bar, row, half, QB, H, N_Q, stride_qb, stride_qh, stride_qn, pos < end,
+                     QCP)
+        lo = gl.load(Offsets + row).to(gl.int32)
+        hi = gl.load(Offsets + row + 1).to(gl.int32)
+        it = 0
+        phase = 0
+        while pos < end:
+            if TIMELINE:
+                j = pos - pos0
+                tb = _g._tl_slot(j, half)
+                _g._tl_mark(Tl, tb, j, 0)
+            cnt = hi - lo
+            n_t = gl.maximum(gl.cdiv(cnt, _TG_BN), 1)
+            pos_n = pos + step
+            row_n = _g._next_row(Order, pos_n, end, True)
+            has_next = pos_n < end
+            lo_n = gl.load(Offsets + row_n).to(gl.int32)
+            hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
+            bh = row // QB
+            m_i = gl.full([_TGC_HALF_M], float("-inf"), gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            l_i = gl.zeros([_TGC_HALF_M], gl.float32, gl.SliceLayout(1, S_LAYOUT))
+            acc = gl.zeros([_TGC_HALF_M, _TGC_D], gl.float32, S_LAYOUT)
+            zero_s = gl.zeros([_TGC_HALF_M, _TG_BN], gl.float32, S_LAYOUT)
+            mbarrier.wait(my_bar, phase)
+            if QCP:  # the cp.async (generic proxy) writes of Q before the wgmma (async proxy) reads them
+                fence_async_shared()
+            if TIMELINE:
+                _g._tl_mark(Tl, tb, j, 1)
+            # tile 0: QK alone, its softmax masked (columns >= min(cnt, BN) are not kept keys)
+            st = it % _TG_S
+            mbarrier.wait(full.index(st), (it // _TG_S) & 1)
+            if TIMELINE:
+                _g._tl_mark(Tl, tb, j, 2)
+            s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+            if TIMELINE:
+                _g._tl_mark(Tl, tb, j, 3)
+            if it > 0:  # the previous row's O store has had this row's start to read its stage
+                _g._release_after_store(empty, (it + _TG_S - 1) % _TG_S)
+            if TIMELINE:
+                _g._tl_mark(Tl, tb, j, 4)
+            s = warpgroup_mma_wait(0, deps=(s, ))
+            if TIMELINE:
+                _g._tl_mark(Tl, tb, j, 5)
+                _g._tl_put(Tl, tb, j, 17, (j * 0).to(gl.int64))
+            _tgc_q_issue(Q, q_desc, my_q, q_s, my_bar, row_n, half, QB, H, N_Q, stride_qb, stride_qh, stride_qn,
+                         has_next & (n_t == 1), QCP)
+            p, alpha, m_i, l_i = _g._softmax_p(s, m_i, l_i, qk_scale, gl.minimum(cnt, _TG_BN), True, S_LAYOUT,
+                                               P_LAYOUT, _TG_BN, 0, dtype)
+            pc = _g._carry_p(p, 1, P_LAYOUT, dtype)
+            prev = st
+            it += 1
+            for _t in range(1, n_t - 1):  # full tiles: QK(t) and PV(t-1) in flight together
+                st = it % _TG_S
+                mbarrier.wait(full.index(st), (it // _TG_S) & 1)
+                p_op = _g._use_p(pc, 1, P_LAYOUT, dtype)
+                s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                acc = acc * alpha[:, None]  # the previous tile's alpha, while this QK runs
+                acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+                s = warpgroup_mma_wait(1, deps=(s, ))
+                p, alpha, m_i, l_i = _g._softmax_p(s, m_i, l_i, qk_scale, _TG_BN, False, S_LAYOUT, P_LAYOUT,
+                                                   _TG_BN, 0, dtype)
+                acc, p_op, p, alpha, m_i, l_i = warpgroup_mma_wait(0, deps=(acc, p_op, p, alpha, m_i, l_i))
+                pc = _g._carry_p(p, 1, P_LAYOUT, dtype)
+                gl.thread_barrier()  # this warpgroup is done with the previous tile's stage
+                mbarrier.arrive(empty.index(prev), count=1)
+                prev = st
+                it += 1
+            if TIMELINE:
+                _g._tl_mark(Tl, tb, j, 7)
+                _g._tl_put(Tl, tb, j, 18, n_t.to(gl.int64))
+                t8 = (j * 0 - 1).to(gl.int64)
+                t9 = t8
+                t10 = t8
+                t11 = t8
+            if n_t > 1:  # the row's last (masked) tile
+                st = it % _TG_S
+                if TIMELINE:
+                    t8 = _g._tl_now(j)
+                mbarrier.wait(full.index(st), (it // _TG_S) & 1)
+                if TIMELINE:
+                    t9 = _g._tl_now(j)
+                p_op = _g._use_p(pc, 1, P_LAYOUT, dtype)
+                s = warpgroup_mma(q_s, k_smem.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                acc = acc * alpha[:, None]
+                acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+                s = warpgroup_mma_wait(1, deps=(s, ))
+                if TIMELINE:
+                    t10 = _g._tl_now(j)
+                _tgc_q_issue(Q, q_desc, my_q, q_s, my_bar, row_n, half, QB, H, N_Q, stride_qb, stride_qh, stride_qn,
+                             has_next, QCP)
+                p, alpha, m_i, l_i = _g._softmax_p(s, m_i, l_i, qk_scale, cnt - (n_t - 1) * _TG_BN, True, S_LAYOUT,
+                                                   P_LAYOUT, _TG_BN, 0, dtype)
+                acc, p_op, p, alpha, m_i, l_i = warpgroup_mma_wait(0, deps=(acc, p_op, p, alpha, m_i, l_i))
+                if TIMELINE:
+                    t11 = _g._tl_now(j)
+                pc = _g._carry_p(p, 1, P_LAYOUT, dtype)
+                gl.thread_barrier()
+                if not OLATE:  # (OLATE: released after the O store below)
+                    mbarrier.arrive(empty.index(prev), count=1)
+                prev = st
+                it += 1
+            # the last tile's PV
+            p_op = _g._use_p(pc, 1, P_LAYOUT, dtype)
+            acc = acc * alpha[:, None]
+            acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+            acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+            if TIMELINE:
+                t12 = _g._tl_now(j)
+                t13, t14, t15 = _tgc_store_tl(o_desc, _g._normalize(acc, l_i, cnt, 2), k_smem.index(prev), bh // H,
+                                              bh % H, (row % QB) * 2 + half, half, dtype)
+                _g._tl_put(Tl, tb, j, 8, t8)
+                _g._tl_put(Tl, tb, j, 9, t9)
+                _g._tl_put(Tl, tb, j, 10, t10)
+                _g._tl_put(Tl, tb, j, 11, t11)
+                _g._tl_put(Tl, tb, j, 12, t12)
+                _g._tl_put(Tl, tb, j, 13, t13)
+                _g._tl_put(Tl, tb, j, 14, t14)
+                _g._tl_put(Tl, tb, j, 15, t15)
+            else:
+                _g._store_tma(o_desc, _g._normalize(acc, l_i, cnt, 2), k_smem.index(prev), bh // H, bh % H,
+                              (row % QB) * 2 + half, half, dtype)
+            if OLATE:  # the last tile's predecessor's stage, now that the O store is in the copy engine's queue
+                if n_t > 1:
+                    mbarrier.arrive(empty.index((it + _TG_S - 2) % _TG_S), count=1)
+            lo = lo_n
+            hi = hi_n
+            row = row_n
+            pos = pos_n
+            phase ^= 1
+            if TIMELINE:
+                _g._tl_mark(Tl, tb, j, 16)
+        if it > 0:  # the last row's O store must have read its stage before the CTA's shared memory goes away
+            _g._release_after_store(empty, (it + _TG_S - 1) % _TG_S)
+        if TIMELINE:
+            gl.store(Tl + hdr + 1, _g._tl_now(pos))
+
+    @gluon.jit
+    def _fg_gluon_ws2_tgc(Q, q_desc, o_desc, Offsets, Order, Start, TileBase, PStart, Pieces, qk_scale,
+                          kd0, kd1, kd2, kd3, kd4, kd5, vd0, vd1, vd2, vd3, vd4, vd5,
+                          stride_qb, stride_qh, stride_qn, H, N_Q, QB, N_ROWS,
+                          CONSUMER_REGS: gl.constexpr, PRODUCER_REGS: gl.constexpr, MAX_LG: gl.constexpr,
+                          QCP: gl.constexpr, OLATE: gl.constexpr, PAHEAD: gl.constexpr, num_warps: gl.constexpr,
+                          Tl=None, TIMELINE: gl.constexpr = False):
+        """:func:`_fg_gluon_ws2_tg` (tma_sel row end) with :func:`_tgc_consumer` ×2 (knobs QCP, OLATE) and
+        :func:`_tg_producer` (knob PAHEAD, 1 warp).  QCP: Q stages [2, 64, 128] NVMMA, its barriers count 128."""
+        gl.static_assert(num_warps == 4)
+        dtype: gl.constexpr = q_desc.dtype
+        KV_SMEM: gl.constexpr = gl.NVMMASharedLayout.get_default_for([_TG_BN, 128], dtype)
+        if QCP:
+            Q_SMEM: gl.constexpr = gl.NVMMASharedLayout.get_default_for([_TGC_HALF_M, _TGC_D], dtype)
+            q_smem = gl.allocate_shared_memory(dtype, [2, _TGC_HALF_M, _TGC_D], Q_SMEM)
+        else:
+            q_smem = gl.allocate_shared_memory(dtype, [2] + q_desc.block_type.shape, q_desc.layout)
+        k_smem = gl.allocate_shared_memory(dtype, [_TG_S, _TG_BN, 128], KV_SMEM)
+        v_smem = gl.allocate_shared_memory(dtype, [_TG_S, _TG_BN, 128], KV_SMEM)
+        q_bar = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        full = gl.allocate_shared_memory(gl.int64, [_TG_S, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [_TG_S, 1], mbarrier.MBarrierLayout())
+        for i in gl.static_range(2):
+            mbarrier.init(q_bar.index(i), count=128 if QCP else 1)
+        for i in gl.static_range(_TG_S):
+            mbarrier.init(full.index(i), count=1)
+            mbarrier.init(empty.index(i), count=2)
+        gl.warp_specialize([
+            (_tgc_consumer, (0, Q, q_desc, o_desc, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full, empty,
+                             qk_scale, stride_qb, stride_qh, stride_qn, H, N_Q, QB, N_ROWS, QCP, OLATE, Tl, TIMELINE)),
+            (_tgc_consumer, (1, Q, q_desc, o_desc, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full, empty,
+                             qk_scale, stride_qb, stride_qh, stride_qn, H, N_Q, QB, N_ROWS, QCP, OLATE, Tl, TIMELINE)),
+            (_tg_producer, (kd0, kd1, kd2, kd3, kd4, kd5, vd0, vd1, vd2, vd3, vd4, vd5, Offsets, Order, Start,
+                            TileBase, PStart, Pieces, k_smem, v_smem, full, empty, H, QB, N_ROWS, MAX_LG, Tl,
+                            TIMELINE, PAHEAD)),
+        ], [4, 1], [CONSUMER_REGS, PRODUCER_REGS])
         for i in gl.static_range(2):
             mbarrier.invalidate(q_bar.index(i))
         for i in gl.static_range(_TG_S):
@@ -524,6 +802,155 @@ def compile_tg_sm90(dtype: str = "bf16", epilogue: str = "tma_sel", max_lg: int 
         elif a[:2] in ("kd", "vd"):
             sig[a] = f"tensordesc<{dtype}[1, 1, {1 << int(a[2])}, 64],{lay0}>"
         elif a == "Out":
+            sig[a], attrs[(i,)] = f"*{dtype}", [["tt.divisibility", 16]]
+        elif a in ("Offsets", "Tl"):
+            sig[a], attrs[(i,)] = "*i64", [["tt.divisibility", 16]]
+        elif a in ("Order", "Start", "TileBase", "PStart", "Pieces"):
+            sig[a], attrs[(i,)] = "*i32", [["tt.divisibility", 16]]
+        elif a == "qk_scale":
+            sig[a] = "fp32"
+        else:
+            sig[a] = "i32"
+            if a.startswith("stride"):
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    src = GluonASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+
+
+# ------------------------------------------------------------------------------------------------ W2: tgc + dispatch
+#: the dispatch rule (helper W2, pre-registered in kernels/NOTES-tma-gather.md): the TMA-gather CTA runs an index
+#: only if its piece list has at most this many pieces per 128-key tile on average (4 TMA boxes each, ≈ 67 cycles
+#: of copy-engine issue per box measured for small boxes: 8 pieces ≈ 2,100 cycles ≈ 1.1 µs per tile against the
+#: consumer's ≈ 1.8 µs); window / run-structured masks have ≈ 4-5, random masks ≈ 90-120 (kernels/logs/
+#: tmagather-stats-s16.jsonl): those run the packaged list kernel
+TG_MAX_PIECES_PER_TILE = 8.0
+#: the W2 candidates: (QCP, OLATE, PAHEAD) of :func:`_fg_gluon_ws2_tgc`
+TGC_KNOBS = {"tgq": dict(qcp=True, olate=False, pahead=True), "tgqo": dict(qcp=True, olate=True, pahead=True)}
+
+
+def mean_pieces_per_tile(pieces: TgPlan) -> float:
+    """Pieces per 128-key tile of a piece list (kept-key runs and zero fill; no device sync)."""
+    return pieces.pieces.numel() / max(pieces.n_tiles, 1)
+
+
+def tg_route(index: Any, pieces: TgPlan | None, out: Any = None, layout: str = "bhnd",
+             max_pieces_per_tile: float = TG_MAX_PIECES_PER_TILE) -> tuple[str, str]:
+    """('tg' | 'list', why) for :func:`fg_attention_tg_auto`: 'tg' iff the index has block_m 128, gran_n 1 and
+    N < :data:`SENT`, ``out`` (if given) can take the O bulk store, and ``pieces`` (:func:`plan_pieces` of it) has
+    <= ``max_pieces_per_tile`` pieces per tile on average; else the packaged list kernel."""
+    if (index.block_m, index.gran_n) != (128, 1) or index.n_keys >= SENT:
+        return "list", f"block_m {index.block_m} gran_n {index.gran_n} N {index.n_keys}"
+    from .gluon_fg import o_desc_ok
+
+    if out is not None and o_desc_ok(out, layout) is not None:
+        return "list", "out cannot take the O bulk store"
+    if pieces is None:
+        return "list", "no piece list"
+    m = mean_pieces_per_tile(pieces)
+    if m > max_pieces_per_tile:
+        return "list", f"{m:.2f} pieces per tile > {max_pieces_per_tile}"
+    return "tg", f"{m:.2f} pieces per tile <= {max_pieces_per_tile}"
+
+
+def fg_attention_tgc(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd", sm_scale: float | None = None,
+                     out: Any = None, plan: Any = None, pieces: TgPlan | None = None, programs: int | None = None,
+                     qcp: bool = True, olate: bool = False, pahead: bool = True, regs: tuple[int, int] = TG_REGS,
+                     timeline: Any = None) -> Any:
+    """The TMA-gather CTA with the W2 consumer (:func:`_fg_gluon_ws2_tgc`; research): ``qcp`` Q by cp.async,
+    ``olate`` the last tile's predecessor stage released after the O store is issued, ``pahead`` the producer's
+    next-row first piece a row ahead.  Row end ``tma_sel`` only (``out`` 16-byte aligned); other arguments as
+    :func:`fg_attention_tmagather`."""
+    import torch
+
+    from . import gluon_fg_list as gll
+
+    for name, val in (("qcp", qcp), ("olate", olate), ("pahead", pahead)):
+        if not isinstance(val, bool):
+            _fail(f"{name}={val!r} must be a bool")
+    knobs = check_tg_knobs(regs, 1)
+    p, plan, out, q_desc, scale = gll.prepare_list_call(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,
+                                                        plan=plan, programs=programs, fail=_fail)
+    if _g.o_desc_ok(out, layout) is not None:
+        _fail("out must take the O bulk store (16-byte aligned strides and address)")
+    if pieces is None:
+        pieces = plan_pieces(index)
+    if not isinstance(pieces, TgPlan) or pieces.tile_base.numel() != p.n_rows:
+        _fail("pieces must be plan_pieces(index) of this index")
+    more: dict[str, Any] = {}
+    if timeline is not None:
+        from .timeline import buffer_shape
+
+        if (not isinstance(timeline, torch.Tensor) or timeline.dtype != torch.int64 or not timeline.is_contiguous()
+                or tuple(timeline.shape) != buffer_shape(plan.programs) or timeline.device != q.device):
+            _fail(f"timeline must be a contiguous int64 tensor of shape {buffer_shape(plan.programs)} on {q.device}")
+        more = dict(Tl=timeline, TIMELINE=1)
+    o_desc = _g.o_desc_for(out, layout, q_desc, p, "tma")
+    kds = kv_descs(k, layout, p.batch, p.heads, p.n_kv)
+    vds = kv_descs(v, layout, p.batch, p.heads, p.n_kv)
+    launch_swizzled(
+        _fg_gluon_ws2_tgc, (plan.programs,), q, q_desc, o_desc, index.offsets, plan.rows, plan.start,
+        pieces.tile_base, pieces.pstart, pieces.pieces, scale * 1.4426950408889634, *kds, *vds,
+        *_g._strides(q, layout), p.heads, p.n_q, p.n_qblocks, p.n_rows, CONSUMER_REGS=knobs["CONSUMER_REGS"],
+        PRODUCER_REGS=knobs["PRODUCER_REGS"], MAX_LG=pieces.max_lg, QCP=qcp, OLATE=olate, PAHEAD=pahead,
+        num_warps=4, **more)
+    return out
+
+
+def fg_attention_tg_auto(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd", sm_scale: float | None = None,
+                         out: Any = None, plan: Any = None, pieces: TgPlan | None = None, programs: int | None = None,
+                         variant: str = "tgq", max_pieces_per_tile: float = TG_MAX_PIECES_PER_TILE,
+                         routes: list[str] | None = None) -> Any:
+    """The dispatch (research): :func:`fg_attention_tgc` with ``TGC_KNOBS[variant]`` where :func:`tg_route` says
+    'tg', else the packaged list kernel (``fgattn.gluon_fg_list.fg_attention_gluon_list``, ``epilogue="tma_sel"``).
+    ``pieces``: built here if None and the index qualifies (host work, not under CUDA-graph capture);
+    ``routes``: a list the route taken is appended to."""
+    from .gluon_fg_list import fg_attention_gluon_list
+
+    if variant not in TGC_KNOBS:
+        _fail(f"variant={variant!r} must be one of {tuple(TGC_KNOBS)}")
+    if pieces is None and (index.block_m, index.gran_n) == (128, 1) and index.n_keys < SENT:
+        pieces = plan_pieces(index)
+    route, _why = tg_route(index, pieces, out, layout, max_pieces_per_tile)
+    if routes is not None:
+        routes.append(route)
+    if route == "tg":
+        return fg_attention_tgc(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out, plan=plan, pieces=pieces,
+                                programs=programs, **TGC_KNOBS[variant])
+    return fg_attention_gluon_list(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out, plan=plan,
+                                   programs=programs, epilogue="tma_sel")
+
+
+def compile_tgc_sm90(dtype: str = "bf16", qcp: bool = True, olate: bool = False, pahead: bool = True,
+                     timeline: int = 0, max_lg: int = MAX_LG) -> Any:
+    """Compile :func:`_fg_gluon_ws2_tgc` for sm_90 without a GPU (Triton 3.6 with Gluon on the path)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    fn = _fg_gluon_ws2_tgc
+    kn = check_tg_knobs(TG_REGS, 1)
+    const: dict[str, Any] = dict(num_warps=4, MAX_LG=max_lg, CONSUMER_REGS=kn["CONSUMER_REGS"],
+                                 PRODUCER_REGS=kn["PRODUCER_REGS"], QCP=qcp, OLATE=olate, PAHEAD=pahead)
+    if timeline:
+        const["TIMELINE"] = timeline
+    else:
+        const["Tl"] = None
+    const = {**{p.name: p.default for p in fn.params if p.is_constexpr and p.has_default and p.name not in const},
+             **const}
+    lay4 = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
+            "fp4_padded=False, cga_layout=[])")
+    lay0 = lay4.replace("swizzle_byte_width=128", "swizzle_byte_width=0")
+    names = list(fn.arg_names)
+    sig: dict[str, str] = {}
+    attrs: dict[tuple[int, ...], list] = {}
+    for i, a in enumerate(names):
+        if a in const:
+            sig[a] = "constexpr"
+        elif a in ("q_desc", "o_desc"):
+            sig[a] = f"tensordesc<{dtype}[1, 1, 64, 128],{lay4}>"
+        elif a[:2] in ("kd", "vd"):
+            sig[a] = f"tensordesc<{dtype}[1, 1, {1 << int(a[2])}, 64],{lay0}>"
+        elif a == "Q":
             sig[a], attrs[(i,)] = f"*{dtype}", [["tt.divisibility", 16]]
         elif a in ("Offsets", "Tl"):
             sig[a], attrs[(i,)] = "*i64", [["tt.divisibility", 16]]

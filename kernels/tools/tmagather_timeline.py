@@ -1,9 +1,10 @@
-"""Where the TMA-gather CTA's extra per-row time goes (issue 12, session 16, helper W; prepared, not run).
+"""Where the TMA-gather CTA's extra per-row time goes (issue 12, session 16, helpers W and W2).
 
 T's in-kernel timeline (``fgattn.timeline``, level 1: row-boundary events of both consumer warpgroups and the
 producer) recorded for the packaged kernel (``fgattn.timeline.fg_attention_timeline``) and for the TMA-gather CTA
-(``fgattn.gluon_fg_tmagather.fg_attention_tmagather(..., timeline=buf)``: the same consumer code and slots) on the
-same index, plan and inputs; per-row phase medians side by side (kernels/NOTES-tma-gather.md, "Next")::
+(``fgattn.gluon_fg_tmagather.fg_attention_tmagather(..., timeline=buf)``: the same consumer code and slots) and for
+helper W2's candidates (``fg_attention_tgc(..., timeline=buf)``: the same slots) on the same index, plan and inputs;
+per-row phase medians side by side (kernels/NOTES-tma-gather.md)::
 
     PYTHONPATH=.:kernels:validation python3 kernels/tools/tmagather_timeline.py --out $OUT     # GPU, ≈ 40 s
     python3 kernels/tools/tmagather_timeline.py --analyze CSV                                    # CPU
@@ -28,34 +29,44 @@ sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation"), str(
 #: d 0.5 cell that gained 5 % (kernels/NOTES-tma-gather.md, call 2)
 CELLS = ((12, 32760, 0, 0.02), (40, 32760, 0, 0.02), (12, 32760, 0, 0.1), (12, 32760, 0, 0.5))
 #: the quantities compared first (``fgattn.timeline.decode`` fields): the hypotheses' signatures
-KEY = ("row_cycles", "c0_q_wait", "c1_q_wait", "c0_full0_wait", "c1_full0_wait", "c0_body", "c0_last_full_wait",
-       "c0_meet", "c0_next", "p_lead", "p_empty0_wait", "p_gather0_issue", "idle_boundary")
+KEY = ("row_cycles", "c0_q_wait", "c1_q_wait", "c0_full0_wait", "c1_full0_wait", "c0_o_release", "c1_o_release",
+       "c0_qk0_rest", "c0_body", "c0_last_full_wait", "c0_last_tile", "c0_last_pv", "c0_meet", "c0_stage_o",
+       "c0_store_issue", "c0_next", "p_lead", "p_empty0_wait", "p_gather0_issue", "p_row", "idle_boundary")
+#: the TMA-gather forms recorded beside the packaged ``list``: W's ``tg`` and helper W2's candidates (the W2 consumer,
+#: ``fgattn.gluon_fg_tmagather.fg_attention_tgc`` with ``TGC_KNOBS[name]``)
+TG_FORMS = ("tg", "tgq", "tgqo")
 COLS = ["cell", "variant", "quantity", "n", "median", "p10", "p90", "median_us", "ghz", "row_fit_c_row",
         "row_fit_c_tile", "bit_equal", "gpu_name", "torch", "triton", "date", "git_commit"]
 
 
 def compare(rows: list[dict[str, Any]]) -> list[str]:
-    """Lines 'cell quantity list tg tg-list' (median µs) for the :data:`KEY` quantities present for both."""
+    """Lines 'cell quantity list, then each TMA-gather form and its difference to list' (median µs) for the
+    :data:`KEY` quantities present for list and at least one form."""
     med: dict[tuple[str, str, str], float] = {}
     for r in rows:
         if r["median_us"] not in ("", None):
             med[(r["cell"], r["variant"], r["quantity"])] = float(r["median_us"])
     out = []
+    forms = [f for f in TG_FORMS if any(r["variant"] == f for r in rows)]
     for cell in dict.fromkeys(r["cell"] for r in rows):
         for q in KEY:
-            a, b = med.get((cell, "list", q)), med.get((cell, "tg", q))
-            if a is not None and b is not None:
-                out.append(f"{cell:<22} {q:<18} list {a:8.3f} us  tg {b:8.3f} us  tg-list {b - a:+8.3f} us")
+            a = med.get((cell, "list", q))
+            if a is None:
+                continue
+            parts = [f"{f} {med[(cell, f, q)]:8.3f} us ({f}-list {med[(cell, f, q)] - a:+.3f} us)" for f in forms
+                     if (cell, f, q) in med]
+            if parts:
+                out.append(f"{cell:<22} {q:<18} list {a:8.3f} us  " + "  ".join(parts))
     return out
 
 
-def run(out_dir: Path) -> Path:
+def run(out_dir: Path, forms: tuple[str, ...] = TG_FORMS) -> Path:
     import torch
     from bench_kernels import env_metadata, make_qkv
     from entry_regress import build_index
     from fgattn import timeline as T
     from fgattn.gluon_fg_list import plan_ws2_list
-    from fgattn.gluon_fg_tmagather import fg_attention_tmagather, plan_pieces
+    from fgattn.gluon_fg_tmagather import TGC_KNOBS, fg_attention_tgc, fg_attention_tmagather, plan_pieces
 
     from fgsim.fileio import write_csv_atomic
 
@@ -64,29 +75,39 @@ def run(out_dir: Path) -> Path:
                 git_commit=m.get("git_commit", ""))
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     rows: list[dict[str, Any]] = []
+    path = out_dir / f"kernels-h200-{meta['date'][:10]}-tmagather-timeline.csv"
     for h, nv, nt, d in CELLS:
         cell = f"H{h} N{nv}" + (f"+{nt}" if nt else "") + f" d {d}"
         q, k, v = make_qkv(1, h, nv + nt, 128, 1)[0]
         idx = build_index(h, nv, nt, d, "cuda")
         plan = plan_ws2_list(idx, programs=sms)
         pieces = plan_pieces(idx)
-        o_list, o_tg, o_plain = (torch.empty_like(q) for _ in range(3))
+        def launch(var: str, o: Any, buf: Any = None, t: tuple = (q, k, v, idx, plan, pieces)) -> None:
+            if var == "tg":
+                fg_attention_tmagather(*t[:4], plan=t[4], pieces=t[5], out=o, timeline=buf)
+            else:
+                fg_attention_tgc(*t[:4], plan=t[4], pieces=t[5], out=o, timeline=buf, **TGC_KNOBS[var])
+
+        o_list = torch.empty_like(q)
         T.fg_attention_timeline(q, k, v, idx, T.new_buffer(plan.programs), plan=plan, out=o_list)  # warm-up
-        fg_attention_tmagather(q, k, v, idx, plan=plan, pieces=pieces, out=o_plain,
-                               timeline=T.new_buffer(plan.programs))
-        fg_attention_tmagather(q, k, v, idx, plan=plan, pieces=pieces, out=o_plain)
+        plain: dict[str, Any] = {}
+        for var in forms:
+            plain[var] = torch.empty_like(q)
+            launch(var, plain[var], T.new_buffer(plan.programs))  # warm-up (compiles the instrumented form)
+            launch(var, plain[var])
         torch.cuda.synchronize()
-        for var in ("list", "tg"):
+        for var in ("list",) + tuple(forms):
             buf = T.new_buffer(plan.programs)
+            o_var = torch.empty_like(q)
             if var == "list":
                 T.fg_attention_timeline(q, k, v, idx, buf, plan=plan, out=o_list)
             else:
-                fg_attention_tmagather(q, k, v, idx, plan=plan, pieces=pieces, out=o_tg, timeline=buf)
+                launch(var, o_var, buf)
             torch.cuda.synchronize()
             dec = T.decode(buf)
             ghz = T.clock_ghz(buf)
             fit = T.row_fit(dec) or {}
-            eq = "" if var == "list" else str(bool(torch.equal(o_tg, o_plain)))
+            eq = "" if var == "list" else str(bool(torch.equal(o_var, plain[var])))
             for s in T.summarize(dec, ghz):
                 rows.append(dict(cell=cell, variant=var, quantity=s["quantity"], n=s["n"], median=s["median"],
                                  p10=s["p10"], p90=s["p90"], median_us=round(s["median_us"], 4), ghz=round(ghz, 4),
@@ -96,8 +117,7 @@ def run(out_dir: Path) -> Path:
                   flush=True)
         del q, k, v
         torch.cuda.empty_cache()
-    path = out_dir / f"kernels-h200-{meta['date'][:10]}-tmagather-timeline.csv"
-    write_csv_atomic(path, rows, COLS)
+        write_csv_atomic(path, rows, COLS)  # after every cell (a later cell's hang or time limit keeps these)
     return path
 
 
@@ -105,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None, help="output folder (GPU run)")
     ap.add_argument("--analyze", type=Path, default=None, metavar="CSV", help="no GPU: the comparison of a CSV")
+    ap.add_argument("--forms", default=",".join(TG_FORMS), help=f"TMA-gather forms beside list, of {TG_FORMS}")
     a = ap.parse_args(argv)
+    bad = [f for f in a.forms.split(",") if f not in TG_FORMS]
+    if bad:
+        ap.error(f"--forms: {bad} not in {TG_FORMS}")
     if a.analyze is not None:
         if not a.analyze.is_file():
             ap.error(f"--analyze: {a.analyze} is not a file")
@@ -120,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         print("tmagather_timeline: no CUDA device (use --analyze here)", file=sys.stderr)
         return 2
     a.out.mkdir(parents=True, exist_ok=True)
-    path = run(a.out)
+    path = run(a.out, tuple(a.forms.split(",")))
     for ln in compare(list(csv.DictReader(open(path, newline="")))):
         print(ln, flush=True)
     return 0
