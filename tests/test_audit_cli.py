@@ -170,3 +170,20 @@ def test_broken_pipe_is_quiet():
     p.stdout.close()  # like `fgsim inspect | head -0`
     err = p.stderr.read().decode()
     assert p.wait(timeout=120) == 141 and "Traceback" not in err, err
+
+
+def test_capture_arguments_checked_before_loading(tmp_path, capsys):
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    (pipe / "model_index.json").write_text("{}")  # diffusers raised KeyError('_class_name') with a traceback
+    base = ["capture", "--model", str(pipe), "--out", str(tmp_path / "a.fgt"), "--device", "cpu"]
+    cases = [(["--height", "470"], "--height must be a multiple of 16"),
+             (["--gamma", "5"], "--gamma is a cosine similarity in [-1, 1], got 5.0"),
+             (["--guidance", "nan"], "--guidance must be a number ≥ 0, got nan"),
+             (["--group", "0"], "argument --group: must be ≥ 1, got 0"),
+             (["--device", "foo"], "--device 'foo' is not a torch device"),
+             ([], f"{pipe}: model_index.json names no pipeline class ('_class_name')")]
+    for extra, message in cases:
+        assert main([*base[:-2], *(extra if extra[:1] == ["--device"] else base[-2:] + extra)]) == 2
+        assert message in _err(capsys)
+    assert not (tmp_path / "a.fgt").exists()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 
+from fgsim.commands._args import positive_int
 from fgsim.errors import FgsimError
 
 
@@ -26,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="τ of the exact rule (default 0.5, keep if max P > τ/N) or p of the pooled rule (default 0.9)")
     p.add_argument("--block-m", type=int, default=64, choices=(16, 32, 64, 128),
                    help="stored query-block size M (default 64)")
-    p.add_argument("--group", type=int, default=16, help="pooled predictor group size in tokens (default 16)")
+    p.add_argument("--group", type=positive_int, default=16, help="pooled predictor group size in tokens (default 16)")
     p.add_argument("--gamma", type=float, default=0.6, help="pooled predictor self-similarity cosine (default 0.6)")
     p.add_argument("--schedule", default="0,15,30,45,60,80",
                    help="passes to capture: 'all', 'every:K' or a list (default the paper's 0,15,30,45,60,80)")
@@ -56,19 +58,36 @@ def run(args: argparse.Namespace) -> int:
     for name in ("height", "width", "frames", "steps"):
         if getattr(args, name) < 1:
             raise FgsimError(f"--{name} must be ≥ 1, got {getattr(args, name)}")
+    for name in ("height", "width"):  # diffusers' video pipelines refuse others only after loading the model
+        if getattr(args, name) % 16:
+            raise FgsimError(f"--{name} must be a multiple of 16 (the VAE's 8x times the 2x2 patches), got "
+                             f"{getattr(args, name)}")
+    if not (math.isfinite(args.gamma) and -1.0 <= args.gamma <= 1.0):
+        raise FgsimError(f"--gamma is a cosine similarity in [-1, 1], got {args.gamma}")
+    if args.guidance is not None and not (math.isfinite(args.guidance) and args.guidance >= 0):
+        raise FgsimError(f"--guidance must be a number ≥ 0, got {args.guidance}")
     schedule = Schedule.parse(args.schedule)
     layers = parse_layers(args.layers)
-    if args.device.startswith("cuda"):
-        try:
-            import torch
-        except ImportError:
-            raise FgsimError("capture needs torch and diffusers (pip install -e '.[capture]')") from None
-        if not torch.cuda.is_available():
-            raise FgsimError(f"--device {args.device}: no CUDA GPU is visible (torch.cuda.is_available() is False); "
-                             "use --device cpu for a (slow) CPU capture")
     predictor = make_predictor(args.predictor, threshold=args.threshold, block_m=args.block_m, group=args.group,
                                gamma=args.gamma)
-    from fgsim.capture.run import capture_pipeline
+    try:
+        import torch
+    except ImportError:
+        raise FgsimError("capture needs torch and diffusers (pip install -e '.[capture]')") from None
+    try:
+        torch.device(args.device)
+    except (RuntimeError, ValueError):
+        raise FgsimError(f"--device {args.device!r} is not a torch device (e.g. cuda, cuda:1, cpu)") from None
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise FgsimError(f"--device {args.device}: no CUDA GPU is visible (torch.cuda.is_available() is False); "
+                         "use --device cpu for a (slow) CPU capture")
+    from fgsim.capture.run import capture_pipeline, resolve_model
+    from fgsim.fileio import read_json
+
+    index = read_json(resolve_model(args.model) / "model_index.json", "diffusers pipeline index")
+    if not isinstance(index, dict) or not isinstance(index.get("_class_name"), str):
+        raise FgsimError(f"{args.model}: model_index.json names no pipeline class ('_class_name'): not a diffusers "
+                         "pipeline directory")
 
     res = capture_pipeline(args.model, out, predictor, height=args.height, width=args.width, frames=args.frames,
                            steps=args.steps, prompt=args.prompt, negative_prompt=args.negative_prompt,
