@@ -235,3 +235,12 @@ def test_pack_unpack_buffer_round_trip(tmp_path):
     assert z["fg H12 N32760 d0.02|tl1|rows"].dtype == np.int32 and z["fg H12 N32760 d0.02|tl1|rows"].shape[1] == 4
     np.savez_compressed(tmp_path / "timeline-buffers-y.npz", **z)
     assert np.array_equal(tp.load_buffers(tmp_path)["fg H12 N32760 d0.02|tl1"], a)
+
+
+def test_decompose_parts_sum_to_the_slowest_span():
+    a, _ = _made_up(1618, programs=4, rows=6)
+    d = tl.decompose(a)
+    assert d["span_max"] == pytest.approx(d["tiles"] + d["rows"] + d["first_row"] + d["tail"] + d["rest"])
+    spans = [a[p, tl.CAP, 0, H["clk_end"]] - a[p, tl.CAP, 0, H["clk_start"]] for p in range(4)]
+    assert d["span_max"] == max(spans) and d["tail"] == pytest.approx(max(spans) - np.mean(spans))
+    assert tl.decompose(np.full(tl.buffer_shape(1), -1, dtype=np.int64)) is None

@@ -23,7 +23,7 @@ from typing import Any
 
 __all__ = ["CAP", "EV", "ROLES", "TL_EPILOGUES", "CONSUMER_SLOTS", "PRODUCER_SLOTS", "HEADER_SLOTS", "PHASES", "buffer_shape",
            "new_buffer", "fg_attention_timeline", "compile_timeline_sm90", "decode", "clock_ghz", "summarize",
-           "row_fit", "boundary_idle", "LEVELS"]
+           "row_fit", "boundary_idle", "LEVELS", "decompose"]
 
 #: rows recorded per program (the kernel's ``_TL_CAP``) and int64 slots per (row, role) (``_TL_EV``)
 CAP = 64
@@ -253,3 +253,31 @@ def row_fit(rows: list[dict[str, Any]], *, skip_first: bool = True) -> dict[str,
     c_tile, c_row = np.polyfit(x, y, 1)
     return dict(c_row_cycles=float(c_row), c_tile_cycles=float(c_tile), n=len(use), tiles_min=float(x.min()),
                 tiles_max=float(x.max()))
+
+
+def decompose(buf: Any) -> dict[str, float] | None:
+    """Where one launch's time goes, in cycles of the slowest program (the kernel's span): ``span_max``, and its
+    parts ``tiles`` (the in-kernel per-tile cycles × the mean recorded tiles per program), ``rows`` (the in-kernel
+    per-row cycles × the mean rows per program), ``first_row`` (the median over programs of their first row's
+    cycles beyond what the fit gives for its tiles: the cold start), ``tail`` (slowest minus mean program span) and
+    ``rest`` (the remainder: rows past the recorded CAP, fit error); None without a row fit."""
+    import numpy as np
+
+    a = _arr(buf)
+    recs = decode(a)
+    f = row_fit(recs)
+    if f is None:
+        return None
+    h = a[:, CAP, 0]
+    span = (h[:, HEADER_SLOTS["clk_end"]] - h[:, HEADER_SLOTS["clk_start"]]).astype(float)
+    tiles = np.zeros(a.shape[0])
+    for r in recs:
+        tiles[r["program"]] += r["tiles"]
+    first = [r["row_cycles"] - (f["c_row_cycles"] + f["c_tile_cycles"] * r["tiles"]) for r in recs
+             if r["j"] == 0 and r["row_cycles"] is not None]
+    out = dict(span_max=float(span.max()), span_mean=float(span.mean()),
+               tiles=f["c_tile_cycles"] * float(tiles.mean()),
+               rows=f["c_row_cycles"] * float(h[:, HEADER_SLOTS["n_rows"]].mean()),
+               first_row=float(np.median(first)) if first else 0.0, tail=float(span.max() - span.mean()))
+    out["rest"] = out["span_max"] - out["tiles"] - out["rows"] - out["first_row"] - out["tail"]
+    return out

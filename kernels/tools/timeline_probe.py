@@ -391,8 +391,12 @@ def decode_folder(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, An
             summ.append(dict(cell=cell, variant=variant, clock_ghz=round(ghz, 4), **s))
         f = tl.row_fit(recs)
         if f is not None:
+            dec = tl.decompose(buf) or {}
             fits.append(dict(cell=cell, variant=variant, clock_ghz=round(ghz, 4), **f,
-                             c_row_us=f["c_row_cycles"] / ghz / 1e3, c_tile_us=f["c_tile_cycles"] / ghz / 1e3))
+                             c_row_us=f["c_row_cycles"] / ghz / 1e3, c_tile_us=f["c_tile_cycles"] / ghz / 1e3,
+                             **{f"share_{k}": round(v / dec["span_max"], 4) for k, v in dec.items()
+                                if k not in ("span_max", "span_mean")},
+                             span_max_cycles=dec.get("span_max"), span_mean_cycles=dec.get("span_mean")))
     return rows, summ, fits
 
 
@@ -464,7 +468,9 @@ def main(argv: list[str] | None = None) -> int:
         rows, summ, fits = decode_folder(args.decode)
         for f in fits:
             print(f"[fit] {f['cell']} {f['variant']}: c_row {f['c_row_us']:.3f} us, c_tile {f['c_tile_us']:.3f} us "
-                  f"({f['n']} rows, tiles {f['tiles_min']:.0f}-{f['tiles_max']:.0f}, {f['clock_ghz']:.3f} GHz)")
+                  f"({f['n']} rows, tiles {f['tiles_min']:.0f}-{f['tiles_max']:.0f}, {f['clock_ghz']:.3f} GHz); span: "
+                  f"tiles {f['share_tiles']:.1%}, rows {f['share_rows']:.1%}, first row {f['share_first_row']:.1%}, "
+                  f"tail {f['share_tail']:.1%}, rest {f['share_rest']:.1%}")
         for s in summ:
             print(f"[phase] {s['cell']} {s['variant']} {s['quantity']:<18} median {s['median']:9.0f} cyc "
                   f"{s['median_us']:7.3f} us (p10 {s['p10']:.0f}, p90 {s['p90']:.0f}, n {s['n']})")
@@ -475,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             stem = f"kernels-h200-2026-12-01-timeline{args.tag}"
             write_csv_atomic(res / f"{stem}-phases.csv", summ, list(summ[0]))
             write_csv_atomic(res / f"{stem}-fits.csv", fits, list(fits[0]))
-            keys = [k for k in load_buffers(args.decode) if k.startswith(PLOT_CELL) and not k.endswith("tl2")]
+            keys = [k for k in load_buffers(args.decode) if k.startswith(PLOT_CELL) and k.endswith("|tl1")]
             if keys:
                 write_bytes_atomic(ROOT / "kernels" / "logs" / f"timeline{args.tag}-ctas.png",
                                    plot_ctas(load_buffers(args.decode), keys))
