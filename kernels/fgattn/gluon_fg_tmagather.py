@@ -625,6 +625,8 @@ if _GLUON_ERR is None:
             _g._release_after_store(empty, (it + _TG_S - 1) % _TG_S)
         if TIMELINE:
             gl.store(Tl + hdr + 1, _g._tl_now(pos))
+            if half == 0:
+                gl.store(Tl + hdr + 3, _g._tl_gtime(pos))
 
     @gluon.jit
     def _fg_gluon_ws2_tgc(Q, q_desc, o_desc, Offsets, Order, Start, TileBase, PStart, Pieces, qk_scale,

@@ -60,7 +60,7 @@ def compare(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def run(out_dir: Path, forms: tuple[str, ...] = TG_FORMS) -> Path:
+def run(out_dir: Path, forms: tuple[str, ...] = TG_FORMS, cells: tuple = CELLS) -> Path:
     import torch
     from bench_kernels import env_metadata, make_qkv
     from entry_regress import build_index
@@ -76,7 +76,7 @@ def run(out_dir: Path, forms: tuple[str, ...] = TG_FORMS) -> Path:
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     rows: list[dict[str, Any]] = []
     path = out_dir / f"kernels-h200-{meta['date'][:10]}-tmagather-timeline.csv"
-    for h, nv, nt, d in CELLS:
+    for h, nv, nt, d in cells:
         cell = f"H{h} N{nv}" + (f"+{nt}" if nt else "") + f" d {d}"
         q, k, v = make_qkv(1, h, nv + nt, 128, 1)[0]
         idx = build_index(h, nv, nt, d, "cuda")
@@ -96,16 +96,26 @@ def run(out_dir: Path, forms: tuple[str, ...] = TG_FORMS) -> Path:
             launch(var, plain[var], T.new_buffer(plan.programs))  # warm-up (compiles the instrumented form)
             launch(var, plain[var])
         torch.cuda.synchronize()
+        ghz_list = float("nan")
         for var in ("list",) + tuple(forms):
             buf = T.new_buffer(plan.programs)
             o_var = torch.empty_like(q)
-            if var == "list":
-                T.fg_attention_timeline(q, k, v, idx, buf, plan=plan, out=o_list)
-            else:
-                launch(var, o_var, buf)
-            torch.cuda.synchronize()
+            try:
+                if var == "list":
+                    T.fg_attention_timeline(q, k, v, idx, buf, plan=plan, out=o_list)
+                else:
+                    launch(var, o_var, buf)
+                torch.cuda.synchronize()
+            except Exception as e:  # noqa: BLE001 (one form's failure leaves the others' rows)
+                print(f"[timeline] {cell} {var}: FAILED {type(e).__name__}: {e}"[:300], flush=True)
+                continue
             dec = T.decode(buf)
             ghz = T.clock_ghz(buf)
+            if var == "list":
+                ghz_list = ghz
+            elif not ghz > 0:  # no header clock from this form: the list launch's clock of the same cell
+                print(f"[timeline] {cell} {var}: no header clock, using list's {ghz_list:.3f} GHz", flush=True)
+                ghz = ghz_list
             fit = T.row_fit(dec) or {}
             eq = "" if var == "list" else str(bool(torch.equal(o_var, plain[var])))
             for s in T.summarize(dec, ghz):
@@ -126,10 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="output folder (GPU run)")
     ap.add_argument("--analyze", type=Path, default=None, metavar="CSV", help="no GPU: the comparison of a CSV")
     ap.add_argument("--forms", default=",".join(TG_FORMS), help=f"TMA-gather forms beside list, of {TG_FORMS}")
+    ap.add_argument("--cells", default=",".join(str(i) for i in range(len(CELLS))),
+                    help="positions in CELLS to record, comma-separated, in that order")
     a = ap.parse_args(argv)
     bad = [f for f in a.forms.split(",") if f not in TG_FORMS]
     if bad:
         ap.error(f"--forms: {bad} not in {TG_FORMS}")
+    if not all(x.isdigit() and int(x) < len(CELLS) for x in a.cells.split(",")):
+        ap.error(f"--cells: {a.cells!r} must be positions 0..{len(CELLS) - 1}, comma-separated")
     if a.analyze is not None:
         if not a.analyze.is_file():
             ap.error(f"--analyze: {a.analyze} is not a file")
@@ -144,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print("tmagather_timeline: no CUDA device (use --analyze here)", file=sys.stderr)
         return 2
     a.out.mkdir(parents=True, exist_ok=True)
-    path = run(a.out, tuple(a.forms.split(",")))
+    path = run(a.out, tuple(a.forms.split(",")), tuple(CELLS[int(i)] for i in a.cells.split(",")))
     for ln in compare(list(csv.DictReader(open(path, newline="")))):
         print(ln, flush=True)
     return 0
