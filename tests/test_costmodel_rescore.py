@@ -61,31 +61,47 @@ def test_rescoring_leaves_the_blind_record_and_band(tmp_path: Path, monkeypatch:
 #: the calibration test15's one blind scoring used (calib13 as fitted before the tl-fallback rows were kept; the
 #: committed calibration is calib13 with them: it scored test16 blind and rescored test15, not blind)
 BLIND_CAL = Path(report.SUMMARY_PATH).parent / "costmodel_calibration_rev11_test15_blind.json"
+#: the calibration test18's one blind scoring used: calib15 (fp32_per_score pinned at the softmax microbenchmark's
+#: timed figure; frozen in 708e55c before test18 was read; not accepted afterwards, so not the committed calibration)
+CALIB15 = RESULTS / "calib15-h200-2026-12-01.json"
+#: test18's measured kernel rows (validation/results/h200-2026-12-01-costmodel-test18.csv; all 70 of the list's)
+TEST18_ROWS = 70
 
 
-def test_committed_blind_record_is_test17_with_the_committed_calibration() -> None:
-    """The committed summary is test17's one blind scoring with the committed calibration (calib14; revision 13 =
-    revision 11 + the Gluon row end priced per path; the session-15 final launch table), so there is no rescoring
-    file; test16's blind scoring with revision 11 + calib13 is kept as history (costmodel_summary_rev11_test16.json);
-    test15's blind scoring with calib13's first fit (kept as
+def test_committed_blind_record_is_test18_with_calib15_and_rescored_with_the_committed_calibration() -> None:
+    """The committed summary is test18's one blind scoring with calib15 (revision 13; fp32_per_score pinned at its
+    measurement); calib15 failed its pre-registered test18 criterion, so the committed calibration is still calib14
+    and test18 is rescored with it, not blind (costmodel_summary_rescored.json); test17's blind scoring with revision
+    13 + calib14 is kept as history (costmodel_summary_rev13_test17.json), test16's with revision 11 + calib13
+    (costmodel_summary_rev11_test16.json); test15's blind scoring with calib13's first fit (kept as
     validation/costmodel_calibration_rev11_test15_blind.json) is kept as history (costmodel_summary_rev11_test15.json)
-    with its rescoring by the committed calibration (costmodel_summary_rev11_test15_rescored.json); revision 9 +
-    calib12's blind scoring of test14, + calib11's of test13 and + calib10's of test12 and test11 are kept as history
-    and those lists are development data; revision 8's blind scoring of test10 (calib9) is kept beside revision 7's of
-    test9, revision 6's of test8 (calib8) and revision 5's of test7 (calib7) and test6 (calib6)."""
+    with its rescoring by calib13 (costmodel_summary_rev11_test15_rescored.json); revision 9 + calib12's blind scoring
+    of test14, + calib11's of test13 and + calib10's of test12 and test11 are kept as history and those lists are
+    development data; revision 8's blind scoring of test10 (calib9) is kept beside revision 7's of test9, revision 6's
+    of test8 (calib8) and revision 5's of test7 (calib7) and test6 (calib6)."""
     dev, test = report.committed_lists()
-    assert any(f.endswith("-test16.csv") for f in dev) and any(f.endswith("-test15.csv") for f in dev)
-    assert any(f.endswith("-test14.csv") for f in dev)
+    assert any(f.endswith("-test17.csv") for f in dev) and any(f.endswith("-test16.csv") for f in dev)
+    assert any(f.endswith("-test15.csv") for f in dev) and any(f.endswith("-test14.csv") for f in dev)
     assert any(f.endswith("-test13.csv") for f in dev) and any(f.endswith("-test12.csv") for f in dev)
     assert any(f.endswith("-test10.csv") for f in dev) and any(f.endswith("-test9.csv") for f in dev)
-    assert [Path(f).name for f in test] == ["h200-2026-12-01-costmodel-test17.csv"]
-    assert not report.RESCORED_PATH.is_file()
+    assert [Path(f).name for f in test] == ["h200-2026-12-01-costmodel-test18.csv"]
     blind = json.loads(report.SUMMARY_PATH.read_text())
     cal = load_calibration(available_calibrations()["h200"])
-    assert not report.scored_with_other_calibration(blind, cal.fit)  # test17 was scored with the committed one
+    c15 = load_calibration(CALIB15)
     assert [Path(i["path"]).name for i in cal.inputs] == ["h200-2026-12-01-costmodel-calib14.csv"]
-    assert blind["calibration"]["n"] == 232 and blind["calibration"]["mape"] == pytest.approx(cal.fit["mape"])
-    assert blind["test_rows"] == TEST17_ROWS and blind["development_rows"] == 1746 + TEST16_ROWS  # test16 joined
+    assert report.scored_with_other_calibration(blind, cal.fit)  # calib15 scored it; calib14 is committed
+    assert not report.scored_with_other_calibration(blind, c15.fit)
+    assert blind["calibration"]["n"] == 232 and blind["calibration"]["mape"] == pytest.approx(5.7726, abs=1e-3)
+    assert c15.params.fp32_per_score == pytest.approx(c15.fit["fp32_per_score_from"]["timed"])
+    assert c15.fit["fixed_by_measurement"]["fp32_per_score"] == pytest.approx(8.5389, abs=1e-3)
+    assert blind["test_rows"] == TEST18_ROWS and blind["development_rows"] == 1819 + TEST17_ROWS  # test17 joined
+    rs = json.loads(report.RESCORED_PATH.read_text())  # test18 rescored (not blind) with the committed calib14
+    assert rs["test_files"] == blind["test_files"] and rs["development_files"] == blind["development_files"]
+    assert rs["calibration"]["mape"] == pytest.approx(cal.fit["mape"]) and rs["test_rows"] == TEST18_ROWS
+    assert rs["rescored_of"]["summary"] == report.SUMMARY_PATH.name
+    rev13 = json.loads(report.REV13_PATH.read_text())  # test17, scored once with revision 13 + calib14
+    assert rev13["test_files"] == ["h200-2026-12-01-costmodel-test17.csv"] and rev13["test_rows"] == TEST17_ROWS
+    assert not report.scored_with_other_calibration(rev13, cal.fit) and rev13["development_rows"] == 1746 + TEST16_ROWS
     rev11b = json.loads(report.REV11B_PATH.read_text())  # test16, scored once with revision 11 + calib13
     assert rev11b["test_files"] == ["h200-2026-11-30-costmodel-test16.csv"] and rev11b["test_rows"] == TEST16_ROWS
     assert rev11b["calibration"]["n"] == 202 and rev11b["calibration"]["mape"] == pytest.approx(5.8304, abs=0.001)
@@ -95,8 +111,8 @@ def test_committed_blind_record_is_test17_with_the_committed_calibration() -> No
     assert rev11["calibration"]["n"] == 202 and rev11["calibration"]["mape"] == pytest.approx(6.1189, abs=0.01)
     assert report.scored_with_other_calibration(rev11, cal.fit)
     assert not report.scored_with_other_calibration(rev11, load_calibration(BLIND_CAL).fit)
-    rs = json.loads(report.REV11_RESCORED_PATH.read_text())  # test15 rescored (not blind) with calib13 (session 14)
-    assert rs["test_files"] == rev11["test_files"] and rs["calibration"]["mape"] == pytest.approx(5.8304, abs=0.001)
+    rs15 = json.loads(report.REV11_RESCORED_PATH.read_text())  # test15 rescored (not blind) with calib13
+    assert rs15["test_files"] == rev11["test_files"] and rs15["calibration"]["mape"] == pytest.approx(5.8304, abs=0.001)
     rev9d = json.loads(report.REV9D_PATH.read_text())  # test14, scored once with revision 9 + calib12
     assert rev9d["test_files"] == ["h200-2026-11-30-costmodel-test14.csv"] and rev9d["test_rows"] == 78
     assert rev9d["calibration"]["n"] == 196 and rev9d["calibration"]["mape"] == pytest.approx(5.8188, abs=0.01)
@@ -130,19 +146,8 @@ def test_committed_blind_record_is_test17_with_the_committed_calibration() -> No
     assert rev6["calibration"]["mape"] == pytest.approx(7.2834, abs=1e-3)  # calib8's fit (revision 6)
 
 
-def test_test17_blind_record_is_recomputed_from_the_committed_csv() -> None:
-    """test17's recorded statistics (every axis and kernel family: n, MAPE, median, p90, max, bias, Spearman and the
-    within-what-if Spearman) are what the committed calibration predicts for the committed test17 CSV (its long-run
-    twins at their recorded SM clocks), and the extrapolation band is derived from them; a changed CSV, model or
-    calibration fails here."""
-    blind = json.loads(report.SUMMARY_PATH.read_text())
-    rows = report.scored_rows([RESULTS / f for f in blind["test_files"]])
-    assert len(rows) == blind["test_rows"] == TEST17_ROWS and {r["split"] for r in rows} == {"test17"}
-    assert sum("5 interleaved rounds" in r["bench"] for r in rows) == 3  # the long-run twins
-    cal = load_calibration(available_calibrations()["h200"])
-    pred = report.predict_rows(rows, gpu="h200", params=cal.params, resources=cal.resources)
-    sc = report.score(rows, pred)
-    rec = blind["test"]
+def _same_scores(sc: dict, rec: dict) -> None:
+    """``sc`` (a recomputed :func:`report.score`) equals the record ``rec`` for every axis, kernel and statistic."""
     assert set(sc) == set(rec) == {"tuned", "config", "sm", "dtype", "trace", "bench"}
     for ax, d in rec.items():
         assert set(sc[ax]) == set(d), ax
@@ -152,10 +157,40 @@ def test_test17_blind_record_is_recomputed_from_the_committed_csv() -> None:
                     assert sc[ax][k][q] != sc[ax][k][q], (ax, k, q)
                 else:
                     assert sc[ax][k][q] == pytest.approx(v, rel=1e-9, abs=1e-12), (ax, k, q)
+
+
+def test_test18_blind_record_and_rescoring_are_recomputed_from_the_committed_csv() -> None:
+    """test18's blind record is what calib15 predicts for the committed test18 CSV, its rescoring what the committed
+    calibration (calib14) predicts, and the extrapolation band is derived from the blind record; a changed CSV, model
+    or calibration fails here."""
+    blind = json.loads(report.SUMMARY_PATH.read_text())
+    rows = report.scored_rows([RESULTS / f for f in blind["test_files"]])
+    assert len(rows) == blind["test_rows"] == TEST18_ROWS and {r["split"] for r in rows} == {"test18"}
+    assert all(r.get("sm_mhz_eff") for r in rows)  # every row records the SMs' effective clock
+    for cal, rec in ((load_calibration(CALIB15), blind),
+                     (load_calibration(available_calibrations()["h200"]),
+                      json.loads(report.RESCORED_PATH.read_text()))):
+        pred = report.predict_rows(rows, gpu="h200", params=cal.params, resources=cal.resources)
+        _same_scores(report.score(rows, pred), rec["test"])
+    sc = blind["test"]
     assert blind["extrapolation_band_pct"] == pytest.approx(report.extrapolation_band(sc), rel=1e-12)
     band = json.loads(report.BANDS_PATH.read_text())
-    assert band["band_pct"] == pytest.approx(round(report.extrapolation_band(sc), 1)) and "test17" in band["source"]
-    # REPORT.md shows the blind scoring in its frozen-list section (cells: MAPE / median / max)
+    assert band["band_pct"] == pytest.approx(round(report.extrapolation_band(sc), 1)) and "test18" in band["source"]
+    # REPORT.md (the rescoring run) shows the blind scoring in its own section (cells: MAPE / median / max)
     text = (report.SUMMARY_PATH.parent / "REPORT.md").read_text()
-    sec = text.split("## Frozen test list `test17.csv`")[1].split("\n## ")[0]
+    sec = text.split("## The one blind scoring of test18")[1].split("\n## ")[0]
     assert f"{sc['tuned']['fg']['mape']:.2f}" in sec and f"{sc['config']['dense']['max_ape']:.1f}" in sec
+
+
+def test_test17_blind_record_is_recomputed_from_the_committed_csv() -> None:
+    """test17's recorded statistics (history since test18: every axis and kernel family) are what calib14, the
+    committed calibration, predicts for the committed test17 CSV (its long-run twins at their recorded SM clocks)."""
+    rec = json.loads(report.REV13_PATH.read_text())
+    rows = report.scored_rows([RESULTS / f for f in rec["test_files"]])
+    assert len(rows) == rec["test_rows"] == TEST17_ROWS and {r["split"] for r in rows} == {"test17"}
+    assert sum("5 interleaved rounds" in r["bench"] for r in rows) == 3  # the long-run twins
+    cal = load_calibration(available_calibrations()["h200"])
+    pred = report.predict_rows(rows, gpu="h200", params=cal.params, resources=cal.resources)
+    sc = report.score(rows, pred)
+    _same_scores(sc, rec["test"])
+    assert rec["extrapolation_band_pct"] == pytest.approx(report.extrapolation_band(sc), rel=1e-12)

@@ -240,7 +240,7 @@ AXES = (("tuned", "tuned launch configs, new masks and shapes"), ("config", "non
         ("sm", "SM partitions (green contexts)"), ("dtype", "fp16"), ("trace", "DiT traces"),
         ("bench", "Gluon entries at benchmark shapes (fg D=128 M=128 list / walk, launch-ordered / natural; from "
                   "test15 also the dense / block D=128 M=128 contig form; test16 adds the tl dense D=64 M=128 entry "
-                  "and long-run twins; test17 the fg entry's tma_sel row end)"))
+                  "and long-run twins; test17 the fg entry's tma_sel row end; test18 H10 N37440)"))
 #: issue-10 numbers of the model before this rewrite (same axes, earlier data; quoted, not recomputed)
 OLD_MODEL = {"tuned": "fg 2.7 / block 1.8 / dense 0.9 %, max 8 %", "config": "fg 35 % (max 63 %), dense 16 % (max 40 %)",
              "sm": "fg 5 / block 5 / dense 7 %, max 12 %"}
@@ -321,22 +321,22 @@ BANDS_PATH = Path(__file__).resolve().parents[1] / "data" / "transfer_bands.json
 #: data and the frozen list rescored, not blind; the blind summary and the extrapolation band derived from it stay
 RESCORED_PATH = SUMMARY_PATH.with_name("costmodel_summary_rescored.json")
 #: the frozen list of the newest blind scoring (SUMMARY_PATH) and what that scoring was made with (a fixed record)
-FROZEN_LIST = "test17"
-MODEL_LABEL = "revision 13 + calib14"
-#: the previous blind scoring (revision 11 + calib13 on test16, launch table 300ad25; development data since): the
-#: list test17's scoring is shown beside
-PREV_FROZEN_LIST = "test16"
-PREV_LABEL = "revision 11 + calib13"
+FROZEN_LIST = "test18"
+MODEL_LABEL = "revision 13 + calib15"
+#: the previous blind scoring (revision 13 + calib14 on test17, launch table 772420a; development data since): the
+#: list test18's scoring is shown beside
+PREV_FROZEN_LIST = "test17"
+PREV_LABEL = "revision 13 + calib14"
 #: the launch table calib13 and test15 were measured on (K3's kernels-final note of session 14: the dense / block D=128
 #: M=128 entries are the Gluon contig form; the fg D=128 M=128 g1 entry the Gluon ws2 form with the list schedule)
 FINAL_TABLE = "772420a"
 #: the launch table calib13, test15 and test16 were measured on (session 14)
 PREV_TABLE = "300ad25"
-BLIND_RECORD = (f"revision 13 (revision 11 + the Gluon row end priced per path: row_cycles_rcp, "
-                f"tma_issue_cycles retired) with calibration calib14 on the final launch table {FINAL_TABLE} (see "
-                f"validation/MODEL_NOTES.md, \"Session 15\")")
+BLIND_RECORD = (f"revision 13 with calibration calib15 (fp32_per_score pinned at the softmax microbenchmark's "
+                f"timed figure, the other parameters refitted on calib14's rows) on the final launch table "
+                f"{FINAL_TABLE} (see validation/MODEL_NOTES.md, \"Session 16, helper M8\")")
 #: how a rescored frozen list is labelled
-RESCORED_LABEL = f"{FROZEN_LIST} rescored with a later calibration (not blind)"
+RESCORED_LABEL = f"{FROZEN_LIST} rescored with the committed calibration (not blind)"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -407,14 +407,15 @@ def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None 
                      rev7: Mapping[str, Any] | None = None, rev8: Mapping[str, Any] | None = None,
                      rev9: Mapping[str, Any] | None = None, rev9b: Mapping[str, Any] | None = None,
                      rev9c: Mapping[str, Any] | None = None, rev9d: Mapping[str, Any] | None = None,
-                     rev11: Mapping[str, Any] | None = None, rev11b: Mapping[str, Any] | None = None) -> list[str]:
+                     rev11: Mapping[str, Any] | None = None, rev11b: Mapping[str, Any] | None = None,
+                     rev13: Mapping[str, Any] | None = None) -> list[str]:
     """Per-axis table: the model before issue 10 | revisions 3, 4 and 5 on their frozen lists test4 / test5 / test6,
     blind | revision 5 with calibration calib7 on test7, blind | revision 6 with calibration calib8 on test8, blind |
     revision 7 with calibration calib9 on test9, blind | revision 8 with calibration calib9 on test10, blind | this
     model on the development data | revision 9 + calib10 on test11 (``rev9``) and on test12 (``rev9b``), blind |
     revision 9 + calib11 on test13 (``rev9c``), blind | revision 9 + calib12 on test14 (``rev9d``), blind | revision 11
-    + calib13's first fit on test15 (``rev11``), blind | revision 11 + calib13 on test16 (``rev11b``), blind | this model
-    on FROZEN_LIST, blind. The rebuilt model's and
+    + calib13's first fit on test15 (``rev11``), blind | revision 11 + calib13 on test16 (``rev11b``), blind | revision
+    13 + calib14 on test17 (``rev13``), blind | this model on FROZEN_LIST, blind. The rebuilt model's and
     revision 2's blind scorings are in REPORT.md's history sections."""
     lines = ["| axis | old model (issue 10, earlier data) | revision 3, frozen test4, blind | revision 4, frozen test5, "
              "blind | revision 5, frozen test6 (launch table ea5ad41, calib6), blind | revision 5 + calib7, frozen "
@@ -425,9 +426,10 @@ def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None 
              f"(table 181d183), blind | revision 9 + calib12, frozen test14 (table 181d183), blind | "
              f"revision 11 + calib13 (first fit), frozen test15 (table {PREV_TABLE}), blind | "
              f"revision 11 + calib13, frozen test16 (table {PREV_TABLE}), blind | "
+             f"revision 13 + calib14, frozen test17 (table {FINAL_TABLE}), blind | "
              f"{MODEL_LABEL}, development | "
              f"**{MODEL_LABEL}, frozen {FROZEN_LIST} (final table {FINAL_TABLE}), blind** | target |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     tgt = {"tuned": "<= 3 % per kernel, max <= 10 %", "config": "<= 5 %, max <= 15 %, within-what-if >= 0.9",
            "sm": "<= 5 %, max <= 15 %", "dtype": "—", "trace": "—", "bench": "—"}
     dev, test = summary.get("development", {}), summary.get("test", {})
@@ -444,13 +446,15 @@ def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None 
     r9d = (rev9d or {}).get("test", {})
     r11 = (rev11 or {}).get("test", {})
     r11b = (rev11b or {}).get("test", {})
+    r13 = (rev13 or {}).get("test", {})
     for ax, label in AXES:
-        if not any(ax in x for x in (dev, test, r3, r4, r5, r5b, r6, r7, r8, r9, r9b, r9c, r9d, r11, r11b)):
+        if not any(ax in x for x in (dev, test, r3, r4, r5, r5b, r6, r7, r8, r9, r9b, r9c, r9d, r11, r11b, r13)):
             continue
         lines.append(f"| {label} | {OLD_MODEL.get(ax, '—')} | {_cell(r3.get(ax))} | {_cell(r4.get(ax))} | "
                      f"{_cell(r5.get(ax))} | {_cell(r5b.get(ax))} | {_cell(r6.get(ax))} | {_cell(r7.get(ax))} | "
                      f"{_cell(r8.get(ax))} | {_cell(r9.get(ax))} | {_cell(r9b.get(ax))} | {_cell(r9c.get(ax))} | "
-                     f"{_cell(r9d.get(ax))} | {_cell(r11.get(ax))} | {_cell(r11b.get(ax))} | {_cell(dev.get(ax))} | "
+                     f"{_cell(r9d.get(ax))} | {_cell(r11.get(ax))} | {_cell(r11b.get(ax))} | {_cell(r13.get(ax))} | "
+                     f"{_cell(dev.get(ax))} | "
                      f"{_cell(test.get(ax))} | {tgt[ax]} |")
     return lines
 
@@ -530,6 +534,8 @@ REV11_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev11_test15.json")
 REV11_RESCORED_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev11_test15_rescored.json")
 #: revision 11 with calib13 (the committed refit of session 14): development + its frozen list test16 (table 300ad25)
 REV11B_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev11_test16.json")
+#: revision 13 with calib14 (session 15): development + its frozen list test17 (final launch table 772420a)
+REV13_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev13_test17.json")
 
 
 #: The earlier revisions' one blind scoring each, shown as history sections of REPORT.md: (name, record file,
@@ -567,6 +573,9 @@ HISTORY = (
      "test15 (revision 11 + calib13, blind)"),
     ("rev11b", REV11B_PATH, "revision 11 with calibration calib13: the one blind scoring of test16 (launch table "
      "300ad25)", "Revision 11 with calibration calib13 (", "; launch table 300ad25", "test16 (revision 11 + calib13, "
+     "blind)"),
+    ("rev13", REV13_PATH, "revision 13 with calibration calib14: the one blind scoring of test17 (final launch table "
+     "772420a)", "Revision 13 with calibration calib14 (", "; launch table 772420a", "test17 (revision 13 + calib14, "
      "blind)"),
 )
 
@@ -669,7 +678,7 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              "of about 250 ms per replay, 5 interleaved rounds, measured right after the rest: the SM clock of a "
              f"sustained run). `test16.csv` was measured once on launch table {PREV_TABLE} "
              "(`validation/costmodel_run16.sh`) and scored once (blind) with revision 11 + calib13; development "
-             "data since, and the **frozen test list** `test17.csv` (committed unmeasured in 9027509 before the fg "
+             "data since, `test17.csv` (committed unmeasured in 9027509 before the fg "
              "row end was priced, before the clock study's data and before calib14): two mask families no list "
              "took (`vslash`: MInference's vertical-slash with whole-frame slash offsets; `cubetopk`: VSA's top-k "
              "cubes of 2 frames x 5 x 13 tokens; both on Wan2.1 30 x 52 latent frames) beside `radial`, on the "
@@ -679,9 +688,19 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              "`bench`) the contig dense / block entries and the packaged fg Gluon entry (its tma_sel row end) at "
              "benchmark shapes, three of them again as long-run twins. "
              f"`test17.csv` was measured once on launch table {FINAL_TABLE} "
-             "(`validation/costmodel_run17.sh`, in the same GPU call as calib14's new rows and the clock probe; "
-             "every row records the SM clock sampled by NVML while its timed rounds ran; its times not printed, not "
-             "looked at) and scored once with "
+             "(`validation/costmodel_run17.sh`, in the same GPU call as calib14's new rows and the clock probe) and "
+             "scored once (blind) with revision 13 + calib14; development data since, and the **frozen test list** "
+             "`test18.csv` (committed unmeasured in a8fbefa before the softmax microbenchmark's timed figure was "
+             "measured and before calib15): two mask families no list took (`clusterk`: Sparse VideoGen2's semantic "
+             "clusters before its permutation, fine-grained keys scattered over nearly every 128-key tile; `moba`: "
+             "MoBA's 1,536-token chunks, whole 128-key tiles) beside `causalwin`, on the transfer axes (tuned at D "
+             "64/128 x M 64/128 on N 22620/30420, fp16 on N 19500, launch what-ifs around fg D=128 M=64, block D=64 "
+             "M=64 and dense D=128 M=64, persistent programs off / 1 / 2 on block D=64 M=128, SM partitions 44/92 "
+             "(D=128 M=128) and 68 (D=64 M=64), two DiT trace entries no list took) and (axis `bench`) the contig "
+             "dense / block entries and the packaged fg Gluon entry at H12 N32760 and H10 N37440. "
+             f"`test18.csv` was measured once on launch table {FINAL_TABLE} (`validation/costmodel_run18.sh`, in "
+             "the same GPU call as the softmax microbenchmark; every row records NVML's SM clock and the SMs' "
+             "effective clock `sm_mhz_eff`; its times not printed, not looked at) and scored once with "
              f"{MODEL_LABEL}; nothing in the model or calibration changed after that scoring. Calibration calib11 "
              "adds to calib10 the Gluon entry at "
              "benchmark-sized problems on uniform and uniform-text masks (list / walk x launch-ordered / natural); "
@@ -693,11 +712,14 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              "as measured) plus the rows measured on the final table "
              f"{FINAL_TABLE}: the packaged fg entry (row end tma_sel) on nine tuned cases and the stg / tma_sel row "
              "ends named explicitly at four benchmark-sized masks (the CSV's `row_end` column names each Gluon row's "
-             "row end). "
+             "row end); calib15 is calib14's rows refitted with `fp32_per_score` pinned at the softmax-only "
+             "microbenchmark's timed figure (8.54 FP32 instructions per score, `validation/results/"
+             "fp32-per-score-h200-2026-12-01.json`). "
              "The fg g16 / g64 entries are not timed (the harness builds granularity-1 "
              "indices, without a launch order unless a case's options say `order: lpt`). "
              "Revisions 1-8, revision 9 + calib10 (test11, test12), revision 9 + calib11 (test13), revision 9 + "
-             "calib12 (test14), revision 11 + calib13's first fit (test15) and revision 11 + calib13 (test16) scored "
+             "calib12 (test14), revision 11 + calib13's first fit (test15), revision 11 + calib13 (test16) and revision "
+             "13 + calib14 (test17) scored "
              "their frozen lists once too; "
              "those numbers are kept below as history. All "
              "timings: CUDA graphs, 3 interleaved rounds (test16's / test17's long-run twins: 5), median per call; SM partitions: CUDA events around "
@@ -734,9 +756,9 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                                "calibration_file": Path(cal.path).name}
     titles = {"development": "Development data: `dev.csv`, the first test list, `test3.csv`, `dev4.csv`, `test4.csv`, "
                              "the dev5 list three times (`dev5.csv`; `dev6.csv` on table ea5ad41; `dev7.csv` on table "
-                             "08559f8), `test5.csv` to `test16.csv` (used for model decisions; test6 to test16 only "
+                             "08559f8), `test5.csv` to `test17.csv` (used for model decisions; test6 to test17 only "
                              "after their one blind scoring)",
-              "test": f"Frozen test list `{FROZEN_LIST}.csv` (final launch table {FINAL_TABLE}, calibration calib14): "
+              "test": f"Frozen test list `{FROZEN_LIST}.csv` (final launch table {FINAL_TABLE}, calibration calib15): "
                       f"{MODEL_LABEL}, scored once, blind"}
     if rescore:
         titles["test"] = f"Frozen test list `{FROZEN_LIST}.csv`: {RESCORED_LABEL}"
@@ -773,21 +795,20 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
             lines += ["", f"Extrapolation band for other architectures (A100, L40S, B200): ±{band:.0f} % (twice the "
                       "worst p90 error of the tuned-config and SM-partition axes of the frozen test list; a what-if "
                       "launch config adds the config axis' error above)."]
-    prev = _read_json(REV11B_PATH)
+    prev = _read_json(REV13_PATH)
     if not rescore and summary.get("test") and prev.get("test"):
         lines += ["", f"## {FROZEN_LIST} ({MODEL_LABEL}, blind) beside {PREV_FROZEN_LIST} ({PREV_LABEL}, "
                   "blind)", "",
-                  f"Two frozen lists, each scored once and blind: {PREV_FROZEN_LIST} by revision 11 with calib13 on "
-                  f"launch table {PREV_TABLE} (`validation/{REV11B_PATH.name}`,"
+                  f"Two frozen lists, each scored once and blind: {PREV_FROZEN_LIST} by {PREV_LABEL} on "
+                  f"launch table {FINAL_TABLE} (`validation/{REV13_PATH.name}`,"
                   " files " + ", ".join(f"`{f}`" for f in prev.get("test_files", []))
                   + f"; {prev.get('test_rows', 0)} rows) and {FROZEN_LIST}, scored by {BLIND_RECORD} "
                   f"(`validation/{SUMMARY_PATH.name}`, files "
                   + ", ".join(f"`{f}`" for f in summary.get("test_files", [])) + f"; {summary.get('test_rows', 0)} "
-                  f"rows): other masks, shapes and seeds, and launch table {FINAL_TABLE} (the fg entry's row end "
-                  f"tma_sel); {FROZEN_LIST} puts two new mask families (vslash, cubetopk) on the transfer axes and "
-                  "the contig entries and the packaged fg Gluon entry on the benchmark-shape axis, three of them also "
-                  "as long-run twins (about 250 ms per CUDA-graph replay, 5 rounds: the SM clock of a sustained "
-                  "run). Nothing in the model or "
+                  f"rows): other masks, shapes and seeds on the same launch table; {FROZEN_LIST} puts two new mask "
+                  "families (clusterk, moba) on the transfer axes and the contig entries and the packaged fg Gluon "
+                  "entry on the benchmark-shape axis (no long-run twins); the calibration differs only in "
+                  "fp32_per_score, pinned at its measurement, and the refit of the rest. Nothing in the model or "
                   "calibration changed after the scoring. Spearman: over the tuned rows of a family; for launch "
                   "configs the mean (and minimum) within-what-if Spearman over what-ifs of >= 3 configs.", ""]
         lines += second_blind_lines(summary["test"], prev["test"])
@@ -818,15 +839,15 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                       + ", ".join(f"`{f}`" for f in rec.get("test_files", [])) + " once, blind; those rows are "
                       "development data above.", ""]
             lines += table_lines(rec["test"], label)
-    rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9, rev9b, rev9c, rev9d, rev11, rev11b = (
+    rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9, rev9b, rev9c, rev9d, rev11, rev11b, rev13 = (
         history[k] for k in ("rev3", "rev4", "rev5", "rev5b", "rev6", "rev7", "rev8", "rev9", "rev9b", "rev9c",
-                             "rev9d", "rev11", "rev11b"))
+                             "rev9d", "rev11", "rev11b", "rev13"))
     lines += ["", "## Per axis: old model, earlier revisions (blind), this model", "",
               "Targets (issue 10, frozen test set, H200): tuned configs MAPE <= 3 % per family, max <= 10 %, "
               "Spearman >= 0.98; non-default configs and SM partitions MAPE <= 5 %, max <= 15 %, within-what-if "
               "Spearman >= 0.9. Cells: fg / block / dense MAPE, the worst row's error.", ""]
     lines += comparison_lines(blind if rescore else summary, rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9, rev9b,
-                              rev9c, rev9d, rev11, rev11b)
+                              rev9c, rev9d, rev11, rev11b, rev13)
     if rescore:
         lines += ["", f"The last two columns are the development data and the blind scoring of {FROZEN_LIST}, both "
                   f"with {BLIND_RECORD}; the committed calibration's numbers are in the section above."]
