@@ -187,3 +187,15 @@ def test_capture_arguments_checked_before_loading(tmp_path, capsys):
         assert main([*base[:-2], *(extra if extra[:1] == ["--device"] else base[-2:] + extra)]) == 2
         assert message in _err(capsys)
     assert not (tmp_path / "a.fgt").exists()
+
+
+def test_validate_without_torch_refuses_before_scoring(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    csv = tmp_path / "r.csv"
+    csv.write_text("kind,case_id,split,structure,kernel,measured_ms\nkernel,d-1,dev,wanwin,fg,1.0\n")
+    assert main(["validate", "--dev", str(csv), "--out-dir", str(tmp_path)]) == 2
+    assert f"{csv}: rows of structure wanwin regenerate their masks with fgattn (torch)" in _err(capsys)
+    assert not (tmp_path / "REPORT.md").exists()

@@ -104,6 +104,28 @@ def check_results_csv(path: str, option: str) -> None:
                          f"(missing columns {', '.join(missing)})")
 
 
+def _check_mask_generator(files: list[str]) -> None:
+    """FgsimError before scoring when a row's mask comes from fgattn's generator (torch) and torch or fgattn is not
+    importable (a core install: `pip install -e .`), instead of failing minutes into the scoring."""
+    import csv
+    import importlib.util
+
+    from fgsim.validation.cases import TORCH_STRUCTURES
+
+    if importlib.util.find_spec("torch") is not None:
+        try:
+            import fgattn.masks  # noqa: F401
+            return
+        except ImportError:
+            pass
+    for f in files:
+        with open(f, newline="") as fh:
+            need = {r.get("structure") for r in csv.DictReader(fh)} & set(TORCH_STRUCTURES)
+        if need:
+            raise FgsimError(f"{f}: rows of structure {', '.join(sorted(need))} regenerate their masks with fgattn "
+                             "(torch), which is not importable here: pip install -e '.[kernels]'")
+
+
 def run(args: argparse.Namespace) -> int:
     out_dir = check_out_dir(args.out_dir) if not args.measure or not args.csv else Path(args.out_dir)
     if args.measure:
@@ -143,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     for opt, files in (("--dev", args.dev), ("--test", args.test)):
         for f in files or []:
             check_results_csv(f, opt)
+    _check_mask_generator([*(args.dev or []), *(args.test or [])])
     rep = write_report(out_dir, dev=args.dev, test=args.test)
     print(f"report written to {rep}")
     return 0
