@@ -93,13 +93,30 @@ class PendingWrites:
         self._items.append((Path(path), data.encode("utf-8") if isinstance(data, str) else data))
 
     def commit(self) -> list[Path]:
-        """Write every queued file (atomically each); returns their paths."""
-        out = []
-        for p, data in self._items:
-            try:
-                out.append(write_bytes_atomic(p, data))
-            except OSError as exc:
-                raise FgsimError(f"{p}: cannot write ({exc.strerror or exc})") from None
+        """Write every queued file; returns their paths. All are written to hidden temporary files first and
+        renamed over their targets only when every one was written, so a failure leaves none of them behind."""
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for p, data in self._items:
+                tmp = p.with_name(f".{p.name}.{os.getpid()}.partial")
+                try:
+                    tmp.write_bytes(data)
+                    if p.is_dir():
+                        raise IsADirectoryError(21, "Is a directory")
+                except OSError as exc:
+                    tmp.unlink(missing_ok=True)
+                    raise FgsimError(f"{p}: cannot write ({exc.strerror or exc})") from None
+                staged.append((tmp, p))
+            out = []
+            for tmp, p in staged:
+                try:
+                    os.replace(tmp, p)
+                except OSError as exc:
+                    raise FgsimError(f"{p}: cannot write ({exc.strerror or exc})") from None
+                out.append(p)
+        finally:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
         self._items.clear()
         return out
 

@@ -199,3 +199,21 @@ def test_validate_without_torch_refuses_before_scoring(tmp_path, capsys, monkeyp
     assert main(["validate", "--dev", str(csv), "--out-dir", str(tmp_path)]) == 2
     assert f"{csv}: rows of structure wanwin regenerate their masks with fgattn (torch)" in _err(capsys)
     assert not (tmp_path / "REPORT.md").exists()
+
+
+def test_outputs_are_all_or_nothing(tmp_path, capsys):
+    from fgsim.errors import FgsimError
+    from fgsim.fileio import PendingWrites
+
+    (tmp_path / "b.png").mkdir()
+    pending = PendingWrites()
+    pending.add(tmp_path / "a.csv", "x\n")
+    pending.add(tmp_path / "b.png", b"png")
+    with pytest.raises(FgsimError, match=r"b\.png: cannot write \(Is a directory\)"):
+        pending.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.png"]  # a.csv not written, no .partial left
+    # predict --model --plot P.png also writes P-e2e.png: both checked before any work
+    (tmp_path / "q-e2e.png").mkdir()
+    assert main(["predict", "--model", "wan2.1-1.3b", "--plot", str(tmp_path / "q.png")]) == 2
+    assert f"--plot: {tmp_path / 'q-e2e.png'} is a directory" in _err(capsys)
+    assert not (tmp_path / "q.png").exists()

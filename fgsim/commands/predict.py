@@ -148,6 +148,8 @@ def _check_args(args: argparse.Namespace) -> list[str]:
         raise FgsimError(f"--kernel: a kernel is listed twice in {args.kernel!r}")
     if args.plot:
         check_output_path(args.plot, "--plot", (".png",))
+        if args.model:  # the whole generation's stacked bars go beside the plot
+            check_output_path(_e2e_png(args.plot), "--plot", (".png",))
         require_matplotlib()
     if args.trace and not Path(args.trace).is_file():
         raise FgsimError(f"{args.trace}: " + ("not a file" if Path(args.trace).exists() else "no such file"))
@@ -349,7 +351,7 @@ def run(args: argparse.Namespace) -> int:
             if results[0][3] is not None and "per_pass" in results[0][3]:
                 from fgsim.endtoend import measured_passes, plot_generation
 
-                e2e_png = str(Path(args.plot).with_name(Path(args.plot).stem + "-e2e.png"))
+                e2e_png = _e2e_png(args.plot)
                 meas = measured_passes(args.measured, results[0][3]) if args.measured else None
                 pending.add(e2e_png, plot_generation(results[0][3], meas))
     finally:
@@ -439,6 +441,11 @@ def _clock_label(e2e: dict[str, Any] | None) -> str:
         return ""
     return (f"; kernels priced at {e2e['kernel_clock_mhz']:.0f} MHz, the generation's sustained clock (without "
             f"--model: {e2e['kernel_only_clock_mhz']:.0f} MHz)")
+
+
+def _e2e_png(plot: str) -> str:
+    """The path of the whole generation's plot written beside ``--plot`` (``P.png`` -> ``P-e2e.png``)."""
+    return str(Path(plot).with_name(Path(plot).stem + "-e2e.png"))
 
 
 def _borrowed(source: str) -> bool:
