@@ -12,13 +12,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "endtoend.md"
+CAPTURE_DOC = DOC.with_name("capture.md")
 
 
-def _examples() -> dict[str, str]:
+def _examples(doc: Path = DOC) -> dict[str, str]:
     """``<!-- example: NAME -->`` followed by a fenced python block, by NAME."""
-    text = DOC.read_text()
-    found = dict(re.findall(r"<!-- example: ([\w-]+) -->\n```python\n(.*?)```", text, flags=re.S))
-    assert set(found) == {"plain-callable", "diffusers-tiny-wan"}, sorted(found)
+    found = dict(re.findall(r"<!-- example: ([\w-]+) -->\n```python\n(.*?)```", doc.read_text(), flags=re.S))
+    assert set(found) == ({"plain-callable", "diffusers-tiny-wan"} if doc == DOC else {"capture-tiny-wan"}), found
     return found
 
 
@@ -64,3 +64,19 @@ def test_fg_backend_off_gpu_without_interpreter_is_one_line(monkeypatch):
             fn(q, k, v, None, False, None)
     out = sparse_attention_fn(backend="sdpa")(q, k, v, None, False, None)  # no Triton needed
     assert out.shape == q.shape
+
+
+def test_capture_library_example_writes_a_trace(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("diffusers")
+    monkeypatch.chdir(tmp_path)  # the example writes out.fgt in the working directory
+    out = _run(_examples(CAPTURE_DOC)["capture-tiny-wan"], capsys)
+    grid, rest = out.split(") ", 1)
+    entries, density = rest.rsplit("] ", 1)
+    assert grid == "(2, 8, 8" and entries.count("(") == 6 and 0 < float(density) < 1, out
+    assert main_inspect(tmp_path / "out.fgt") == 0
+
+
+def main_inspect(path: Path) -> int:
+    from fgsim.cli import main
+
+    return main(["inspect", str(path), "--verify"])
