@@ -332,3 +332,33 @@ def test_timeline_compare_lines_forms():
             dict(cell="c", variant="tgq", quantity="c0_o_release", median_us="0.30")]  # no list twin
     out = tt.compare(rows)
     assert len(out) == 1 and "(tg-list +1.700 us)" in out[0] and "(tgq-list +0.050 us)" in out[0]
+
+
+def test_w2_call_verdicts_recomputed_from_the_committed_csvs():
+    import csv
+
+    import tmagather_timeline as tt
+    import tmagather_w2_plot as wp
+    from rowpipe_probe import paired_fit
+
+    w2 = _w2()
+    f = RESULTS / "kernels-h200-2026-12-01-fg-tmagather-w2.csv"
+    rows = list(csv.DictReader(open(f, newline="")))
+    acc = list(csv.DictReader(open(f.with_name(f.stem + "-accuracy.csv"), newline="")))
+    assert len(acc) == 600 and all(r["ok"] == "True" for r in acc)
+    with w2._patched():
+        failed = w2.ep.check_failures(f)
+    assert failed == set()
+    ctl, out, win = w2.rule_verdict(rows, failed)
+    assert ctl == "valid" and win is None
+    assert out["tgq"][0] == "not eligible" and out["tgqo"][0] == "not eligible"
+    assert len({(r["shape"], r["density_target"]) for r in rows if r["variant"] == "tgq"}) == 23
+    assert paired_fit(rows, "tgq", None)["d_c_row_us"] == pytest.approx(2.380, abs=0.002)
+    assert paired_fit(rows, "tgqo", None)["d_c_tile_us"] == pytest.approx(-0.159, abs=0.002)
+    tl = list(csv.DictReader(open(RESULTS / "kernels-h200-2026-12-01-tmagather-w2-timeline.csv", newline="")))
+    assert {r["bit_equal"] for r in tl if r["variant"] != "list"} == {"True"}
+    d = dict(zip([q for q, _ in wp.PHASES], wp.phase_deltas(tl, "H12 N32760 d 0.02", "tg"), strict=True))
+    assert abs(d["c0_q_wait"]) < 50 and d["c0_meet"] > 300 and d["row_cycles"] == pytest.approx(706, abs=1)
+    assert any("c0_meet" in ln for ln in tt.compare(tl))
+    pts = wp.rel_points(rows, "tgqo")
+    assert len(pts) == 23 and max(p[1] for p in pts if p[0] < 7) > 1.1  # the two short-row d 0.02 cells
