@@ -20,6 +20,11 @@ zeros) for the stage rows past the tile's last kept key, so every stage receives
 column halves).
 
 Encoding (int32): bits 0-17 the source key (N < :data:`SENT` = 2**18 - 1), 18-24 the stage row, 25-27 log2 h.
+
+Helper W2 (same session): :func:`fg_attention_tgc` runs the CTA with the packaged consumer's code path restated here
+(``_tgc_consumer``, knobs QCP: Q by cp.async, OLATE: a stage released after the O store) and the producer knob PAHEAD;
+:func:`fg_attention_tg_auto` dispatches between it and the packaged list kernel by the piece list's pieces per tile
+(:func:`tg_route`).  Measured not eligible (kernels/NOTES-tma-gather.md, "W2 outcome").
 """
 
 from __future__ import annotations
