@@ -117,3 +117,25 @@ def test_recorded_statistics_are_the_committed_parameters_on_the_committed_rows(
     kinds = np.array([r["kernel"] for r in rows])
     for k, v in cal.fit["per_kind"].items():
         assert ape[kinds == k].mean() == pytest.approx(v["mape"], rel=1e-6), k
+
+
+def test_calib15_record_is_its_inputs_fit_with_the_measured_fp32_per_score() -> None:
+    """calib15 (session 16, not accepted; kept as test18's blind-scoring calibration): fp32_per_score is the softmax
+    microbenchmark's committed timed figure (by its sha256), fixed, not fitted; its parameters price calib14's rows at
+    its recorded fit statistics (a few seconds, the full refit is `calibrate --from-csv ... --fp32-per-score-from`)."""
+    from fgsim.softmax_micro import fit_constraint
+    from fgsim.validation.report import predict_rows, read_results
+
+    c15 = load_calibration(REPO / "validation" / "results" / "calib15-h200-2026-12-01.json")
+    src = c15.fit["fp32_per_score_from"]
+    assert file_sha256(REPO / src["path"]) == src["sha256"]
+    con = fit_constraint(REPO / src["path"])
+    assert not con["mufu_bound"] and c15.params.fp32_per_score == pytest.approx(con["pin"])
+    assert "fp32_per_score" not in c15.fit["free"] and c15.fit["fixed_by_measurement"]["fp32_per_score"] == con["pin"]
+    assert [Path(i["path"]).name for i in c15.inputs] == [Path(i["path"]).name for i in _committed().inputs]
+    rows = [r for r in read_results([REPO / "validation" / "results" / Path(i["path"]).name for i in c15.inputs])
+            if r.get("split") == "calib" and (r.get("kind") or "kernel") == "kernel" and r.get("measured_ms")]
+    props = {k: float(v["value"]) for k, v in c15.gpu_properties.items()}
+    pred = predict_rows(rows, gpu=c15.gpu, params=c15.params, resources=c15.resources, gpu_properties=props)
+    ape = np.abs(pred / np.array([float(r["measured_ms"]) * 1e-3 for r in rows]) - 1) * 100
+    assert ape.size == c15.fit["n"] == 232 and ape.mean() == pytest.approx(c15.fit["mape"], rel=1e-6)
