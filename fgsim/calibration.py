@@ -120,9 +120,11 @@ def measured_gpu_properties(gpu_name: str) -> tuple[dict[str, float], str]:
         return {}, ""
     key = (str(p), p.stat().st_mtime_ns)
     if key not in _MEASURED_CACHE:
-        try:
-            data = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError):
+        from fgsim.fileio import read_json
+
+        try:  # bounded (a device or deep nesting in a user's calibration directory); load_calibration reports it
+            data = read_json(p, "calibration")
+        except FgsimError:
             data = {}
         _MEASURED_CACHE[key] = gpu_properties_of(data if isinstance(data, dict) else {}, str(p))
     return dict(_MEASURED_CACHE[key]), f"fgsim calibrate, {p.name}"

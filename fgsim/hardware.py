@@ -260,9 +260,8 @@ def _measured_for(gpu: GPU) -> tuple[dict[str, float], str]:
     GPU of the same architecture (the SM and L2 design the H100 and H200 share: the L2 -> SM port is a per-SM,
     per-clock property of that design, while memory transfers keep the GPU file's own bandwidths), as
     :func:`fgsim.calibration.resolve` takes that GPU's fitted parameters."""
-    import json
-
     from fgsim.calibration import available_calibrations, measured_gpu_properties
+    from fgsim.fileio import read_json
 
     props, src = measured_gpu_properties(gpu.name)
     if props:
@@ -271,8 +270,8 @@ def _measured_for(gpu: GPU) -> tuple[dict[str, float], str]:
         if name == gpu.name:
             continue
         try:
-            arch = json.loads(path.read_text()).get("arch")
-        except (OSError, ValueError, AttributeError):
+            arch = read_json(path, "calibration").get("arch")
+        except (FgsimError, AttributeError):
             continue
         if arch == gpu.arch:
             props, src = measured_gpu_properties(name)

@@ -217,3 +217,18 @@ def test_outputs_are_all_or_nothing(tmp_path, capsys):
     assert main(["predict", "--model", "wan2.1-1.3b", "--plot", str(tmp_path / "q.png")]) == 2
     assert f"--plot: {tmp_path / 'q-e2e.png'} is a directory" in _err(capsys)
     assert not (tmp_path / "q.png").exists()
+
+
+def test_user_data_directories_are_bounded(tmp_path, capsys, monkeypatch):
+    cal, gpus = tmp_path / "cal", tmp_path / "gpus"
+    cal.mkdir(), gpus.mkdir()
+    (cal / "h100.json").write_text("[" * 100_000 + "]" * 100_000)  # RecursionError traceback before
+    (cal / "b200.json").symlink_to("/dev/zero")  # read until memory ran out before
+    (gpus / "x9.json").write_text("[" * 100_000 + "]" * 100_000)
+    monkeypatch.setenv("FGSIM_CALIBRATION_PATH", str(cal))
+    monkeypatch.setenv("FGSIM_GPU_PATH", str(gpus))
+    for gpu, message in (("h100", "h100.json: not valid JSON for a calibration (nested too deeply)"),
+                         ("b200", "b200.json: is not a regular file (a device, pipe or socket), not a calibration"),
+                         ("x9", "x9.json: not valid JSON for a GPU description (nested too deeply)")):
+        assert main(["predict", SMALL, "--gpu", gpu]) == 2
+        assert message in _err(capsys)
