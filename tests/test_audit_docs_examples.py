@@ -80,3 +80,18 @@ def main_inspect(path: Path) -> int:
     from fgsim.cli import main
 
     return main(["inspect", str(path), "--verify"])
+
+
+def test_plain_callable_bad_arguments_are_one_line():
+    from fgsim.errors import FgsimError
+    from fgsim.integrations.diffusers import sparse_attention_fn
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 64, 1, 64, generator=g) for _ in range(3))
+    fn = sparse_attention_fn(backend="sdpa")
+    for args, message in (((q[0], k[0], v[0], None, False, None), r"must be 4-D \(B, S, H, D\) tensors"),
+                          ((q, k, v, None, False, float("nan")), "softmax_scale must be a positive number"),
+                          ((q, k, v, None, False, -1.0), "softmax_scale must be a positive number"),
+                          ((q, k, v, {"layer": "x"}, False, None), "'step' and 'layer' must be integers")):
+        with pytest.raises(FgsimError, match=message):
+            fn(*args)

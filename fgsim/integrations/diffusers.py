@@ -549,6 +549,12 @@ def sparse_attention_fn(schedule: FgSchedule | None = None, *, mask_fn: MaskFn |
            softmax_scale: float | None = None) -> torch.Tensor:
         if is_causal:
             raise FgsimError("FG-Attn is for non-causal (bidirectional) attention; is_causal=True given")
+        if any(getattr(t, "dim", lambda: 0)() != 4 for t in (q, k, v)):
+            raise FgsimError(f"q, k, v must be 4-D (B, S, H, D) tensors; got shapes "
+                             f"{[tuple(getattr(t, 'shape', ())) for t in (q, k, v)]}")
+        if softmax_scale is not None and not (isinstance(softmax_scale, (int, float))
+                                              and math.isfinite(softmax_scale) and softmax_scale > 0):
+            raise FgsimError(f"softmax_scale must be a positive number or None, got {softmax_scale!r}")
 
         def get(name: str, default: Any) -> Any:
             if params is None:
@@ -557,9 +563,14 @@ def sparse_attention_fn(schedule: FgSchedule | None = None, *, mask_fn: MaskFn |
                 return params.get(name, default)
             return getattr(params, name, default)
 
-        state.step = int(get("step", max(state.step, 0)))
+        try:
+            step, layer = int(get("step", max(state.step, 0))), int(get("layer", 0))
+        except (TypeError, ValueError):
+            raise FgsimError(f"params: 'step' and 'layer' must be integers, got {get('step', None)!r} and "
+                             f"{get('layer', None)!r}") from None
+        state.step = step
         state.branch = str(get("branch", "cond"))
-        return state.attend(q, k, v, int(get("layer", 0)), get("key_mask", None), softmax_scale)
+        return state.attend(q, k, v, layer, get("key_mask", None), softmax_scale)
 
     fn.state = state  # type: ignore[attr-defined]
     return fn
