@@ -5,7 +5,8 @@ attention-sink keys in the first frame, dense text tokens and a few global key c
 per layer and per denoising step. Every default cites the published statistic it comes from; all numbers
 live in :class:`SynthParams` so a user can change them (``fgsim synth --help``).
 
-Sources (see ../shared/reference/dit.md §3.2–3.3):
+Sources: Sparse VideoGen (arXiv 2502.01776; svg-project.github.io), Sliding Tile Attention (arXiv 2502.04507;
+the mask files of hao-ai-lab/FastVideo), Radial Attention, rope2sink, MInference (arXiv 2407.02490):
 
 * Head classes — Sparse VideoGen (SVG project page): HunyuanVideo heads are 29.2% spatial, 66.7% temporal,
   4.1% ambiguous.
