@@ -232,3 +232,10 @@ def test_user_data_directories_are_bounded(tmp_path, capsys, monkeypatch):
                          ("x9", "x9.json: not valid JSON for a GPU description (nested too deeply)")):
         assert main(["predict", SMALL, "--gpu", gpu]) == 2
         assert message in _err(capsys)
+
+
+def test_what_if_that_does_not_fit_names_the_option(capsys):
+    assert main(["predict", SMALL, "--num-stages", "8", "--block-n", "256"]) == 2
+    err = _err(capsys)
+    assert err.startswith("fgsim predict: error: --num-stages 8 --block-n 256: ") and "shared memory" in err, err
+    assert SMALL not in err  # the trace is fine: the error is the what-if's

@@ -317,7 +317,11 @@ def run(args: argparse.Namespace) -> int:
                                  order="lpt" if args.order == "lpt" else None)
                 ref = _dense_reference(wl, info, gpu, args, kernels, rp)
             except FgsimError as exc:
-                where = f"{info.source}: " if tr is not None and info.source not in str(exc) else ""
+                what_if = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in overrides.items())
+                if what_if and "shared memory" in str(exc):  # the what-if does not fit, not the trace
+                    where = f"{what_if}: "
+                else:
+                    where = f"{info.source}: " if tr is not None and info.source not in str(exc) else ""
                 raise FgsimError(f"{where}{gpu.name}: {exc}" if len(gpus) > 1 else f"{where}{exc}") from None
             e2e = None
             if model is not None:
