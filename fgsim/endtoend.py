@@ -111,6 +111,18 @@ def _check_model(p: Path, m: ModelConfig) -> ModelConfig:
         raise FgsimError(f"{p}: field 'text_position' must be none, before or after, got {m.text_position!r}")
     if not m.resolutions:
         raise FgsimError(f"{p}: field 'resolutions' needs at least one grid")
+    cfg = m.diffusers.get("config") if isinstance(m.diffusers, dict) else None
+    if isinstance(cfg, dict):  # the operator list comes from this config: it must be the model the fields describe
+        blocks = cfg.get("num_layers")
+        if isinstance(blocks, int) and isinstance(cfg.get("num_single_layers", 0), int):
+            blocks += cfg.get("num_single_layers", 0)
+        for field_, value, theirs, name in (("layers", m.layers, blocks, "num_layers (+ num_single_layers)"),
+                                            ("heads", m.heads, cfg.get("num_attention_heads"), "num_attention_heads"),
+                                            ("head_dim", m.head_dim, cfg.get("attention_head_dim"), "attention_head_dim"),
+                                            ("ffn", m.ffn, cfg.get("ffn_dim"), "ffn_dim")):
+            if theirs is not None and theirs != value:
+                raise FgsimError(f"{p}: field '{field_}' is {value} but its diffusers config's {name} is {theirs}: "
+                                 "the two must describe the same transformer")
     for res, grid in m.resolutions.items():
         n = math.prod(grid) + m.text_tokens_self
         if len(grid) != 3 or min(grid) < 1 or n > MAX_TOKENS:

@@ -84,7 +84,9 @@ def test_calibration_and_measured_files_are_checked_before_work(tmp_path, capsys
     ({"passes_per_step": 0}, "field 'passes_per_step' must be in 1..8, got 0"),
     ({"resolutions": {"480p": [10**6, 10**6, 10**6]}}, "resolution '480p': the grid must be 3 positive extents"),
     ({"resolutions": {"480p": [21, 30]}}, "resolution '480p': the grid must be 3 positive extents"),
-    ({"layers": 256, "steps": 1000, "heads": 256}, "query blocks per generation to price"),
+    ({"layers": 256, "steps": 1000, "heads": 256, "diffusers": {}}, "query blocks per generation to price"),
+    ({"layers": 4}, "field 'layers' is 4 but its diffusers config's num_layers (+ num_single_layers) is 30"),
+    ({"ffn": 100}, "field 'ffn' is 100 but its diffusers config's ffn_dim is 8960"),
 ])
 def test_model_files_are_bounded(tmp_path, capsys, changes, message):
     path = _model_file(tmp_path, "m", **changes)
