@@ -404,6 +404,52 @@ if _GLUON_ERR is None:
             row = gl.load(Order + pos)
         return pos, end, step, row
 
+    # ---- DYN (issue 12, session 16, helper D2; kernels/NOTES.md "Session 16, D2"): the dynamic tail of the ws2 list
+    # CTA, research only.  With the kernel constexpr DYN (default False: no parameter, no code, the packaged binaries
+    # unchanged) each program runs its static plan list Rows[Start[p]:Start[p + 1]] and then claims rows from a shared
+    # pool: ``Pool`` = [n_pool, rows heaviest first ...] (int32), ``Claim`` a global int32 counter zeroed before every
+    # launch (``fgattn.gluon_fg_dyntail``).  The producer claims (one scalar atomic per claimed row, one row ahead as
+    # it loads every next row's range) and hands the row to both consumer warpgroups through a 2-slot shared ring
+    # (``rid``; ``rid_full`` count 1: the producer's arrival after its store; ``rid_empty`` count 2: both consumers'
+    # arrivals after their loads); -1 = the pool is empty (the last claim of every program).  Deadlock-free: the
+    # producer writes the claim of position x after issuing row x - 2's tiles and waits for the slot read at the
+    # consumers' start of row x - 3; the consumers wait for it at their start of row x - 1 (kernels/NOTES.md).
+    _RID_L: gl.constexpr = gl.BlockedLayout([1], [32], [4], [0])
+
+    @gluon.jit
+    def _dyn_row_p(Order, Pool, Claim, rid, rid_full, rid_empty, pos, end_s, live):
+        """Producer: the row at position ``pos`` of this program's sequence: the plan list below ``end_s`` (the
+        static end), else (if ``live``: the current row exists) a claim from the pool, written to the ring slot
+        (pos - end_s) % 2 for the consumers; -1 when the pool is empty or not ``live``."""
+        r = _plan_row(Order, pos, end_s)
+        if pos >= end_s:
+            r = pos * 0 - 1
+            if live:
+                c = gl.atomic_add(Claim, 1)
+                n = gl.load(Pool)
+                r = gl.where(c < n, gl.load(Pool + 1 + gl.maximum(gl.minimum(c, n - 1), 0)), -1)
+                k = pos - end_s
+                s = k % 2
+                mbarrier.wait(rid_empty.index(s), ((k // 2) & 1) ^ 1)
+                rid.index(s).store(gl.full([1], r, gl.int32, _RID_L))
+                gl.thread_barrier()
+                mbarrier.arrive(rid_full.index(s), count=1)
+        return r
+
+    @gluon.jit
+    def _dyn_row_c(Order, rid, rid_full, rid_empty, pos, end_s):
+        """Consumer: the row at position ``pos`` (the plan list below ``end_s``, else the producer's claim from the
+        ring; -1: none)."""
+        r = _plan_row(Order, pos, end_s)
+        if pos >= end_s:
+            k = pos - end_s
+            s = k % 2
+            mbarrier.wait(rid_full.index(s), (k // 2) & 1)
+            r = gl.max(rid.index(s).load(_RID_L), axis=0)
+            gl.thread_barrier()
+            mbarrier.arrive(rid_empty.index(s), count=1)
+        return r
+
     # ---- TIMELINE (issue 12, session 16, helper T; kernels/NOTES.md "Session 16, T"): an in-kernel timeline of the
     # ws2 list CTA, research only.  With the kernel constexpr TIMELINE (default False: no parameter, no code, the
     # packaged binaries unchanged) warp 0 lane 0 of each partition writes %clock64 (the SM's cycle counter, one clock
@@ -443,7 +489,8 @@ if _GLUON_ERR is None:
     @gluon.jit
     def _ws_producer(K, V, Offsets, Indices, Order, Start, k_smem, v_smem, full, empty, stride_kb, stride_kh,
                      stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, PLANNED: gl.constexpr, Tl=None,
-                     TIMELINE: gl.constexpr = False):
+                     TIMELINE: gl.constexpr = False, Pool=None, Claim=None, rid=None, rid_full=None, rid_empty=None,
+                     DYN: gl.constexpr = False):
         """Producer partition (one warpgroup): for every row of this program and every tile, the index entries
         (one tile ahead), then, once the consumers have released the stage, the K/V gathers by cp.async, whose
         completion arrives on the stage's ``full`` barrier (one arrival per thread, cp.async.mbarrier.arrive.noinc).
@@ -459,7 +506,14 @@ if _GLUON_ERR is None:
         pos, end, step, row = _my_rows(Order, Start, N_ROWS, PLANNED)
         lo = gl.load(Offsets + row).to(gl.int32)
         hi = gl.load(Offsets + row + 1).to(gl.int32)
-        row_n = _next_row(Order, pos + step, end, PLANNED)
+        if DYN:  # the sequence goes on past the static end while claims succeed (end: one past the last known row)
+            gl.static_assert(PLANNED, "DYN needs the list schedule (PLANNED)")
+            end_s = end
+            row_n = _dyn_row_p(Order, Pool, Claim, rid, rid_full, rid_empty, pos + 1, end_s, pos < end)
+            end = gl.where(row_n >= 0, gl.maximum(end, pos + 2), end)
+            row_n = gl.maximum(row_n, 0)
+        else:
+            row_n = _next_row(Order, pos + step, end, PLANNED)
         lo_n = gl.load(Offsets + row_n).to(gl.int32)
         hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
         it = 0
@@ -528,7 +582,12 @@ if _GLUON_ERR is None:
             row = row_n
             lo = lo_n
             hi = hi_n
-            row_n = _next_row(Order, pos + step, end, PLANNED)
+            if DYN:
+                row_n = _dyn_row_p(Order, Pool, Claim, rid, rid_full, rid_empty, pos + 1, end_s, pos < end)
+                end = gl.where(row_n >= 0, gl.maximum(end, pos + 2), end)
+                row_n = gl.maximum(row_n, 0)
+            else:
+                row_n = _next_row(Order, pos + step, end, PLANNED)
             lo_n = gl.load(Offsets + row_n).to(gl.int32)
             hi_n = gl.load(Offsets + row_n + 1).to(gl.int32)
         if TIMELINE:
@@ -939,7 +998,8 @@ if _GLUON_ERR is None:
                        PIPE: gl.constexpr, EXP_POLY: gl.constexpr, PINGPONG: gl.constexpr, PLANNED: gl.constexpr,
                        o_desc=None, TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False,
                        RCP: gl.constexpr = False, TAIL64: gl.constexpr = False, Tl=None, TIMELINE: gl.constexpr = False,
-                       DEFER_O: gl.constexpr = False):
+                       DEFER_O: gl.constexpr = False, rid=None, rid_full=None, rid_empty=None,
+                       DYN: gl.constexpr = False):
         """Form (d)'s consumer with the round-2 knobs (PIPE, PINGPONG, EXP_POLY; FENCE as form d).  Same stages,
         barriers and outputs as :func:`_ws2_consumer`; rows as :func:`_ws_producer` (the walk, or ``PLANNED``
         the host plan's ``Order[Start[p]:Start[p + 1]]``).  Row-end knobs TMA_O (``o_desc``), OFFS_AHEAD, RCP
@@ -964,6 +1024,9 @@ if _GLUON_ERR is None:
         my_turn = _PP_BAR + half
         other_turn = _PP_BAR + 1 - half
         pos, end, step, row = _my_rows(Order, Start, N_ROWS, PLANNED)
+        if DYN:  # the static end; ``end`` grows by one with every claimed row (the producer's ring, _dyn_row_c)
+            gl.static_assert(PLANNED, "DYN needs the list schedule (PLANNED)")
+            end_s = end
         if DEFER_O:
             gl.static_assert(TMA_O and OFFS_AHEAD and PIPE == 1 and not PINGPONG and not TAIL64,
                              "DEFER_O needs TMA_O, OFFS_AHEAD, PIPE 1, no PINGPONG / TAIL64")
@@ -1012,7 +1075,12 @@ if _GLUON_ERR is None:
             else:  # a constexpr: the branch below is static (a plain False would become an i1 tensor)
                 tail: gl.constexpr = False
             pos_n = pos + step
-            row_n = _next_row(Order, pos_n, end, PLANNED)
+            if DYN:
+                row_n = _dyn_row_c(Order, rid, rid_full, rid_empty, pos_n, end_s)
+                end = gl.where(row_n >= 0, gl.maximum(end, pos_n + 1), end)
+                row_n = gl.maximum(row_n, 0)
+            else:
+                row_n = _next_row(Order, pos_n, end, PLANNED)
             has_next = pos_n < end
             if OFFS_AHEAD:  # the next row's range now, used at this row's end
                 lo_n = gl.load(Offsets + row_n).to(gl.int32)
@@ -1256,7 +1324,7 @@ if _GLUON_ERR is None:
                       PINGPONG: gl.constexpr = False, PLANNED: gl.constexpr = False, o_desc=None,
                       TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False, RCP: gl.constexpr = False,
                       TAIL64: gl.constexpr = False, Tl=None, TIMELINE: gl.constexpr = False,
-                      DEFER_O: gl.constexpr = False):
+                      DEFER_O: gl.constexpr = False, Pool=None, Claim=None, DYN: gl.constexpr = False):
         """Form (d): form (c) with one partition per consumer warpgroup (the default partition is consumer half 0,
         ``num_warps`` 4; a worker is half 1; a worker is the producer).  ``q_desc`` has [1, 1, 64, D] boxes.
         Row schedule: the walk (program p of G runs launch positions p, p + G, ... of ``Order``; ``Start`` unused)
@@ -1266,7 +1334,9 @@ if _GLUON_ERR is None:
         parameter, when off), OFFS_AHEAD, RCP; TAIL64 (research: :func:`_tail64`) (:func:`_ws2x_consumer`).
         ``TIMELINE`` (research, issue 12 session 16): the in-kernel timeline into ``Tl`` (:data:`_TL_CAP`; None = a
         constexpr, no parameter, when off; decoded by ``fgattn.timeline``).  ``DEFER_O`` (row end ``"tma_defer"``,
-        research): :func:`_ws2x_consumer`'s deferred O."""
+        research): :func:`_ws2x_consumer`'s deferred O.  ``DYN`` (research, issue 12 session 16, helper D2): the
+        dynamic tail, the static plan then claims from ``Pool`` by the counter ``Claim`` (:data:`_RID_L`'s comment;
+        host side ``fgattn.gluon_fg_dyntail``)."""
         gl.static_assert(not (TAIL64 and (PINGPONG or not PIPE)), "TAIL64 needs PIPE and no PINGPONG")
         gl.static_assert(HEAD_DIM == _WS_D and BLOCK_M == _WS_BM and BLOCK_N == _WS_BN and STAGES == _WS_STAGES)
         gl.static_assert(num_warps == _WS2_WG_WARPS)
@@ -1283,19 +1353,30 @@ if _GLUON_ERR is None:
         for i in gl.static_range(STAGES):
             mbarrier.init(full.index(i), count=_WS_PRODUCER_WARPS * 32)
             mbarrier.init(empty.index(i), count=2)
+        if DYN:  # the claimed-row ring (producer -> both consumers)
+            rid = gl.allocate_shared_memory(gl.int32, [2, 1], gl.SwizzledSharedLayout(1, 1, 1, [0]))
+            rid_full = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+            rid_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+            for i in gl.static_range(2):
+                mbarrier.init(rid_full.index(i), count=1)
+                mbarrier.init(rid_empty.index(i), count=2)
+        else:
+            rid: gl.constexpr = None
+            rid_full: gl.constexpr = None
+            rid_empty: gl.constexpr = None
         if PIPE or PINGPONG or EXP_POLY != 0:  # the round-2 consumer (kernels/NOTES.md, "Gluon round 2")
             gl.warp_specialize([
                 (_ws2x_consumer, (0, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full,
                                   empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE,
                                   PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP, TAIL64, Tl,
-                                  TIMELINE, DEFER_O)),
+                                  TIMELINE, DEFER_O, rid, rid_full, rid_empty, DYN)),
                 (_ws2x_consumer, (1, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full,
                                   empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE,
                                   PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP, TAIL64, Tl,
-                                  TIMELINE, DEFER_O)),
+                                  TIMELINE, DEFER_O, rid, rid_full, rid_empty, DYN)),
                 (_ws_producer, (K, V, Offsets, Indices, Order, Start, k_smem, v_smem, full, empty, stride_kb,
                                 stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, PLANNED, Tl,
-                                TIMELINE)),
+                                TIMELINE, Pool, Claim, rid, rid_full, rid_empty, DYN)),
             ], [_WS2_WG_WARPS, _WS_PRODUCER_WARPS], [CONSUMER_REGS, PRODUCER_REGS])
         else:
             gl.static_assert(not PLANNED, "the list schedule (PLANNED) runs the round-2 consumer only")
@@ -1312,6 +1393,10 @@ if _GLUON_ERR is None:
         for i in gl.static_range(STAGES):
             mbarrier.invalidate(full.index(i))
             mbarrier.invalidate(empty.index(i))
+        if DYN:
+            for i in gl.static_range(2):
+                mbarrier.invalidate(rid_full.index(i))
+                mbarrier.invalidate(rid_empty.index(i))
 
 
 # ------------------------------------------------------------------------------------------------ host side
@@ -1528,7 +1613,7 @@ def compile_sm90(fn: Any, const: dict[str, Any], dtype: str = "bf16", block_m: i
     lay = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
            "fp4_padded=False, cga_layout=[])")
     ptr = {"K": f"*{dtype}", "V": f"*{dtype}", "Out": f"*{dtype}", "Offsets": "*i64", "Indices": "*i32",
-           "Order": "*i32", "Start": "*i32", "Tl": "*i64"}
+           "Order": "*i32", "Start": "*i32", "Tl": "*i64", "Pool": "*i32", "Claim": "*i32"}
     sig: dict[str, str] = {}
     attrs: dict[tuple[int, ...], list] = {}
     const = {**{p.name: p.default for p in fn.params if p.is_constexpr and p.has_default}, **const}
@@ -1536,6 +1621,9 @@ def compile_sm90(fn: Any, const: dict[str, Any], dtype: str = "bf16", block_m: i
         const["o_desc"] = None  # no O descriptor: a constexpr None, as a launch passing o_desc=None specialises it
     if "Tl" in names and not const.get("TIMELINE"):
         const["Tl"] = None  # no timeline buffer: a constexpr None (TIMELINE off: the binary without the knob)
+    for a in ("Pool", "Claim"):
+        if a in names and not const.get("DYN"):
+            const[a] = None  # no dynamic tail: constexpr Nones (DYN off: the binary without the knob)
     for i, a in enumerate(names):
         if a in const:
             sig[a] = "constexpr"
