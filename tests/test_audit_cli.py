@@ -241,3 +241,13 @@ def test_what_if_that_does_not_fit_names_the_option(capsys):
     err = _err(capsys)
     assert err.startswith("fgsim predict: error: --num-stages 8 --block-n 256: ") and "shared memory" in err, err
     assert SMALL not in err  # the trace is fine: the error is the what-if's
+
+
+def test_validate_announces_long_scoring(tmp_path, capsys):
+    from fgsim.commands.validate import _announce
+
+    csv = tmp_path / "r.csv"
+    csv.write_text("kind,case_id,kernel,measured_ms\n" + "kernel,d-1,fg,1.0\n" * 100)
+    _announce([str(csv)])
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fgsim validate: scoring 100 measured rows of 1 results CSVs") and " s on 2 cores" in err
