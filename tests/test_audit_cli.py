@@ -251,3 +251,27 @@ def test_validate_announces_long_scoring(tmp_path, capsys):
     _announce([str(csv)])
     err = capsys.readouterr().err.strip()
     assert err.startswith("fgsim validate: scoring 100 measured rows of 1 results CSVs") and " s on 2 cores" in err
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("n_tokens", "99999999999", "n_tokens must be in 1..1,048,576, got 99,999,999,999"),  # a 745 GiB allocation before
+    ("heads", "0", "heads must be in 1..256, got 0"),
+    ("block_m", "7", "block_m must be 16, 32, 64 or 128, got 7"),  # scored, exit 0 before
+    ("measured_ms", "nan", "measured_ms must be a positive number of milliseconds, got 'nan'"),
+    ("measured_ms", "-1", "measured_ms must be a positive number of milliseconds, got '-1'"),
+])
+def test_validate_rows_are_checked_before_scoring(tmp_path, capsys, field, value, message):
+    import csv as csvmod
+
+    src = REPO / "validation" / "results" / "h200-2026-11-30-costmodel-dev.csv"
+    with open(src, newline="") as fh:
+        rows = list(csvmod.DictReader(fh))[:2]
+    rows[1][field] = value
+    bad = tmp_path / "r.csv"
+    with open(bad, "w", newline="") as fh:
+        w = csvmod.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    assert main(["validate", "--dev", str(bad), "--out-dir", str(tmp_path)]) == 2
+    assert f"--dev: {bad}: line 3 (case {rows[1]['case_id']!r}): {message}" in _err(capsys)
+    assert not (tmp_path / "REPORT.md").exists()

@@ -93,15 +93,58 @@ def check_results_csv(path: str, option: str) -> None:
     try:
         check_input_file(path, "results CSV")
         with open(path, newline="") as fh:
-            header = next(csv.reader(fh), [])
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            missing = [c for c in RESULT_COLUMNS if c not in header]
+            if missing:
+                raise FgsimError(f"{option}: {path}: not a results CSV of `fgsim validate --measure` / `calibrate` "
+                                 f"(missing columns {', '.join(missing)})")
+            for line, row in enumerate(reader, start=2):
+                problem = _row_problem(row)
+                if problem:
+                    raise FgsimError(f"{option}: {path}: line {line} (case {row.get('case_id')!r}): {problem}")
     except FgsimError as exc:
-        raise FgsimError(f"{option}: {exc}") from None
+        raise FgsimError(exc if str(exc).startswith(option) else f"{option}: {exc}") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise FgsimError(f"{option}: {path}: not a readable CSV ({exc})") from None
-    missing = [c for c in RESULT_COLUMNS if c not in header]
-    if missing:
-        raise FgsimError(f"{option}: {path}: not a results CSV of `fgsim validate --measure` / `calibrate` "
-                         f"(missing columns {', '.join(missing)})")
+
+
+#: Largest bool mask one case may regenerate for scoring (heads x query blocks x N bytes; the committed lists'
+#: largest is 1.7 GiB), as `fgsim synth` bounds one entry.
+MAX_CASE_MASK_BYTES = 2 << 30
+
+
+def _row_problem(row: dict[str, str]) -> str:
+    """What makes a kernel row of a results CSV unscorable in bounded memory (sizes out of range), or ''."""
+    import math
+
+    from fgsim.trace import MAX_HEADS, MAX_TOKENS
+
+    if row.get("kind") != "kernel" or not row.get("n_tokens"):
+        return ""
+    try:
+        n, heads, m = int(row["n_tokens"]), int(row.get("heads") or 0), int(row.get("block_m") or 0)
+        density = float(row.get("density") or 0)
+    except ValueError as exc:
+        return f"bad number ({exc})"
+    if not 1 <= n <= MAX_TOKENS:
+        return f"n_tokens must be in 1..{MAX_TOKENS:,}, got {n:,}"
+    if not 1 <= heads <= MAX_HEADS:
+        return f"heads must be in 1..{MAX_HEADS}, got {heads}"
+    if m not in (16, 32, 64, 128):
+        return f"block_m must be 16, 32, 64 or 128, got {m}"
+    if not (math.isfinite(density) and 0 <= density <= 1):
+        return f"density must be in [0, 1], got {row.get('density')!r}"
+    if row.get("status", "ok") == "ok":  # a row that ran: its time is what the report scores
+        try:
+            ms = float(row.get("measured_ms") or "nan")
+        except ValueError:
+            ms = math.nan
+        if not (math.isfinite(ms) and ms > 0):
+            return f"measured_ms must be a positive number of milliseconds, got {row.get('measured_ms')!r}"
+    if heads * -(-n // m) * n > MAX_CASE_MASK_BYTES:
+        return f"its mask (heads x N/M x N = {heads * -(-n // m) * n:,} bytes) exceeds {MAX_CASE_MASK_BYTES:,}"
+    return ""
 
 
 def _check_mask_generator(files: list[str]) -> None:
