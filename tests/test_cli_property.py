@@ -3,6 +3,9 @@ one-line error (plus a hint for argparse errors) — never a traceback, never ex
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -158,3 +161,42 @@ def test_valid_predicts_answer_or_refuse_in_one_line(capsys, gpu, kernels, block
         assert len(err) == 1 and err[0].startswith("fgsim predict: error: "), (argv, cap.err)
     elif not as_json:
         assert max(len(x) for x in cap.out.splitlines()) <= 100, argv
+
+
+# hostile input files for every option that reads one (helper A's audit, session 16): a device, deep nesting, NaN,
+# a 5,000-digit integer, garbage bytes, a truncated copy of a bundled file: one line, exit 2, in bounded memory
+DATA = Path(__file__).resolve().parents[1] / "fgsim" / "data"
+SMALL_TRACE = str(Path(__file__).resolve().parents[1] / "traces" / "refdit-8x16x28-exact.fgt")
+FILE_OPTIONS = st.sampled_from([(["predict", SMALL_TRACE, "--gpu"], "gpus/h200.json"),
+                                (["predict", SMALL_TRACE, "--calibration"], "calibrations/h200.json"),
+                                (["predict", "--model"], "models/wan2.1-1.3b.json")])
+
+
+def _hostile(base: str, kind: str, cut: int, junk: bytes) -> bytes | None:
+    """The bytes of a hostile version of ``base`` (None: a link to /dev/zero)."""
+    first_number = re.search(r'(?<=": )\d+', base)  # a number field, not digits inside a string
+    assert first_number is not None
+    at = slice(*first_number.span())
+    return {"device": None, "deep": b"[" * 50_000 + b"]" * 50_000, "empty": b"", "garbage": b"\xff" + junk,
+            "nan": (base[:at.start] + "NaN" + base[at.stop:]).encode(),
+            "huge": (base[:at.start] + "9" * 5000 + base[at.stop:]).encode(),
+            "truncated": base.encode()[:cut % len(base)]}[kind]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(opt=FILE_OPTIONS, kind=st.sampled_from(["device", "deep", "empty", "garbage", "nan", "huge", "truncated"]),
+       cut=st.integers(0, 10**6), junk=st.binary(max_size=64))
+def test_hostile_input_files_exit_2_with_one_line(tmp_path_factory: pytest.TempPathFactory, capsys, opt, kind,
+                                                   cut, junk) -> None:
+    argv, base = opt
+    path = tmp_path_factory.mktemp("in") / "in.json"
+    data = _hostile((DATA / base).read_text(), kind, cut, junk)
+    if data is None:
+        path.symlink_to("/dev/zero")
+    else:
+        path.write_bytes(data)
+    assert main([*argv, str(path), "--no-progress"]) == 2, (argv, kind)
+    cap = capsys.readouterr()
+    err = [x for x in cap.err.splitlines() if "compiling the scheduler" not in x and not x.startswith("hint: ")]
+    assert len(err) == 1 and err[0].startswith("fgsim predict: error: ") and "in.json" in err[0], (kind, cap.err)
+    assert "Traceback" not in cap.err
