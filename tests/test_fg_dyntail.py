@@ -269,3 +269,28 @@ def test_probe_cli_errors(capsys):
         with pytest.raises(SystemExit) as e:
             probe.parse_args(argv)
         assert e.value.code == 2 and msg in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ the call's record
+RES = ROOT / "validation" / "results"
+
+
+def test_committed_call_recomputes_not_eligible(capsys):
+    verdict, per, winner = probe.analyze(RES / "kernels-h200-2026-12-01-dyntail.csv")
+    out = capsys.readouterr().out
+    assert "'dyn': (520, 0)" in out and "'dyn50': (520, 0)" in out  # the gzipped accuracy CSV was read
+    assert verdict == "valid" and winner is None
+    assert per["dyn"][0] == "not eligible" and per["dyn"][1] == [
+        "geo-mean 0.981 over the 14 d <= 0.05 cells > 0.97"]  # the only reason: every cell <= 1.02, check passed
+    assert "geo-mean 0.988" in per["dyn_lf"][1][0]
+
+
+def test_committed_timeline_summary():
+    import dyntail_plot
+
+    rows = dyntail_plot.summary(dyntail_plot.spans(RES / "kernels-h200-2026-12-01-dyntail-timeline.csv"))
+    by = {(r["cell"][:3], r["variant"]): [] for r in rows}
+    for r in rows:
+        by[(r["cell"][:3], r["variant"])].append(r["slowest_over_mean"])
+    assert min(by[("H12", "list")]) > 1.10 and max(by[("H12", "dyn")]) < 1.06
+    assert min(by[("H40", "list")]) > 1.17 and 1.14 <= min(by[("H40", "dyn")]) <= max(by[("H40", "dyn")]) < 1.16

@@ -177,10 +177,17 @@ def check_counts(acc_rows: list[dict[str, str]]) -> dict[str, tuple[int, int]]:
 
 def analyze(path: Path) -> tuple[str, dict, str | None]:
     """Print each cell's paired rel and ×cuDNN, the geo-means and the rule's verdict (the check from the accuracy
-    CSV beside ``path``: ``<stem>-accuracy.csv``)."""
+    CSV beside ``path``: ``<stem>-accuracy.csv`` or its gzipped copy ``.csv.gz``)."""
     rows = list(csv.DictReader(open(path, newline="")))
-    acc = path.with_name(path.stem + "-accuracy.csv")
-    checked = check_counts(list(csv.DictReader(open(acc, newline="")))) if acc.is_file() else None
+    checked = None
+    for acc in (path.with_name(path.stem + "-accuracy.csv"), path.with_name(path.stem + "-accuracy.csv.gz")):
+        if acc.is_file():  # the committed copy is gzipped (> 200 KB as text)
+            import gzip
+            import io
+
+            text = (gzip.open(acc, "rt", newline="") if acc.suffix == ".gz" else open(acc, newline="")).read()
+            checked = check_counts(list(csv.DictReader(io.StringIO(text))))
+            break
     print(f"[check] {checked}" if checked is not None else "[check] no accuracy CSV: candidates not eligible",
           flush=True)
     for r in rows:
