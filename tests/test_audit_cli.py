@@ -275,3 +275,16 @@ def test_validate_rows_are_checked_before_scoring(tmp_path, capsys, field, value
     assert main(["validate", "--dev", str(bad), "--out-dir", str(tmp_path)]) == 2
     assert f"--dev: {bad}: line 3 (case {rows[1]['case_id']!r}): {message}" in _err(capsys)
     assert not (tmp_path / "REPORT.md").exists()
+
+
+def test_sweep_announces_long_work(capsys, monkeypatch):
+    import fgsim.sweep
+
+    monkeypatch.setattr(fgsim.sweep, "sweep", lambda *a, **k: [])  # the notice, not the 90 s of work
+    assert main(["sweep", "--gpus", "h200", "--block-m", "64", "--gran-n", "1", "--density", "1.0",
+                 "--n-tokens", "1048576", "--heads", "256", "--layers", "64"]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if "compiling the scheduler" not in x]
+    assert err[0] == "fgsim sweep: 1 point of 64 x 256 x 1,048,576-token calls: about 2 min ...", err
+    assert main(["sweep", "--gpus", "h200", "--density", "0.5"]) == 2  # seconds of work: no notice
+    err = [x for x in capsys.readouterr().err.splitlines() if "compiling the scheduler" not in x]
+    assert len(err) == 1 and "produced no rows" in err[0], err

@@ -134,6 +134,22 @@ def _plot_png(rows: list[dict[str, Any]], title: str) -> bytes:
     return figure_png(fig)
 
 
+#: Seconds per simulated CTA and per sweep point (2-core machine, 2026-12-01: one point of 268 M CTAs per kernel
+#: took 93 s; the default 150 points 2 s).
+SECONDS_PER_CTA, SECONDS_PER_POINT = 0.12e-6, 0.005
+
+
+def _points(args: argparse.Namespace) -> int:
+    return len(args.gpus) * len(args.block_m) * len(args.gran_n) * len(args.num_stages) * len(args.density)
+
+
+def estimate_seconds(args: argparse.Namespace) -> float:
+    """Rough wall time of a sweep: its points x the CTAs each simulates (layers x heads x query blocks at the
+    smallest M; fg, block and dense) at the measured rate."""
+    ctas = args.layers * args.heads * -(-args.n_tokens // min(args.block_m)) * 3
+    return _points(args) * (SECONDS_PER_POINT + ctas * SECONDS_PER_CTA)
+
+
 def run(args: argparse.Namespace) -> int:
     from fgsim.fileio import PendingWrites, check_output_path, require_matplotlib
     from fgsim.sweep import sweep
@@ -147,6 +163,12 @@ def run(args: argparse.Namespace) -> int:
             check_output_path(args.plot, "--plot", (".png",)).resolve():
         raise FgsimError("--csv and --plot name the same file")
     numba_notice()
+    seconds = estimate_seconds(args)
+    if seconds > 5:
+        took = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+        n = _points(args)
+        print(f"fgsim sweep: {n:,} point{'s' if n != 1 else ''} of {args.layers} x {args.heads} x {args.n_tokens:,}-token "
+              f"calls: about {took} ...", file=sys.stderr, flush=True)
     stages = [s or None for s in dict.fromkeys(args.num_stages)]
     rows = sweep(args.gpus, list(dict.fromkeys(args.block_m)), list(dict.fromkeys(args.gran_n)), stages,
                  list(dict.fromkeys(args.density)), n_tokens=args.n_tokens, heads=args.heads,
