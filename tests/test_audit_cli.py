@@ -288,3 +288,23 @@ def test_sweep_announces_long_work(capsys, monkeypatch):
     assert main(["sweep", "--gpus", "h200", "--density", "0.5"]) == 2  # seconds of work: no notice
     err = [x for x in capsys.readouterr().err.splitlines() if "compiling the scheduler" not in x]
     assert len(err) == 1 and "produced no rows" in err[0], err
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"class": "Foo"}, "has no model class 'Foo' (the model file's diffusers.class)"),  # AttributeError before
+    ({"config_extra": 1}, "WanTransformer3DModel refused the model file's diffusers.config"),  # TypeError before
+])
+def test_model_file_with_a_bad_diffusers_entry(tmp_path, capsys, monkeypatch, change, message):
+    pytest.importorskip("diffusers")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    d = json.loads((REPO / "fgsim" / "data" / "models" / "wan2.1-1.3b.json").read_text())
+    d["name"] = "mine"
+    if "class" in change:
+        d["diffusers"]["class"] = change["class"]
+    else:
+        d["diffusers"]["config"]["bogus"] = 1
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(d))
+    assert main(["predict", "--model", str(path), "--no-progress"]) == 0  # the FLOP/byte estimate, saying why
+    out = " ".join(capsys.readouterr().out.split())
+    assert "method: FLOP/byte estimate (model mine: diffusers " in out and message in out, out
