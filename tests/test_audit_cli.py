@@ -128,6 +128,7 @@ def test_synth_and_sweep_arguments(tmp_path, capsys):
               "--text-position before with --text-tokens 0: 'none' exactly when there are no text tokens"),
              (["synth", out, "--grid", "2", "4", "4", "--text-tokens", "3", "--text-position", "none"],
               "--text-position none with --text-tokens 3"),
+             (["synth", out, "--grid", "2", "4", "4", "--steps", "0,0"], "--steps: steps must be unique and in [0, 50)"),
              (["sweep", "--block-m", "64,64"], "argument --block-m: '64' is listed twice in '64,64'"),
              (["sweep", "--density", "0.5,0.50"], "'0.50' is listed twice")]
     for args, message in cases:

@@ -41,7 +41,7 @@ def test_synth_then_inspect_verify(tmp_path, capsys):
     (["synth", "/nonexistent/dir/x.fgt"], "out: directory of /nonexistent/dir/x.fgt does not exist"),
     (["synth", "OUT", "--grid", "0", "1", "1"], "--grid: every extent must be ≥ 1"),
     (["synth", "OUT", "--steps", "a,b"], "--steps: expected comma-separated integers"),
-    (["synth", "OUT", "--steps", "70"], "--steps: every step must be in [0, 50)"),
+    (["synth", "OUT", "--steps", "70"], "--steps: steps must be unique and in [0, 50)"),
     (["synth", "OUT", "--layers", "40"], "layers must be unique and in [0, 30)"),
     (["synth", "OUT", "--branches", "maybe"], "--branches: expected 'cond' or 'cond,uncond'"),
     (["synth", "OUT", "--sink-fraction", "2"], "--sink-fraction: must be in [0, 1]"),

@@ -102,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
             or len(set(branches)) != len(branches):
         raise FgsimError(f"--branches: expected 'cond' or 'cond,uncond' (at most --passes-per-step), got {args.branches!r}")
     steps = _ints(args.steps, "--steps") if args.steps else tuple(range(0, args.num_steps, 10))
-    if any(not 0 <= s < args.num_steps for s in steps):
-        raise FgsimError(f"--steps: every step must be in [0, {args.num_steps})")
+    if any(not 0 <= s < args.num_steps for s in steps) or len(set(steps)) != len(steps):
+        raise FgsimError(f"--steps: steps must be unique and in [0, {args.num_steps}), got {list(steps)}")
     passes = tuple(PassInfo(s * args.passes_per_step + k, s, b) for s in steps for k, b in enumerate(branches))
     if not args.steps and branches == ("cond", "uncond")[: args.passes_per_step]:
         passes = default_passes(args.num_steps, args.passes_per_step, every=10)
