@@ -91,7 +91,7 @@ def test_arm_zeroes_the_claim_counter_and_rejects_other_plans():
 
 
 @pytest.mark.parametrize("kw,msg", [
-    (dict(pool_share=1.0), "pool_share=1.0 must be a number in"), (dict(pool_share=-0.1), "pool_share=-0.1"),
+    (dict(pool_share=1.5), "pool_share=1.5 must be a number in"), (dict(pool_share=-0.1), "pool_share=-0.1"),
     (dict(pool_share=True), "pool_share=True"), (dict(lists=[[0], []]), "every program needs at least one row"),
     (dict(lists=[[0, 1], [1]]), "lists must hold distinct rows"), (dict(lists=[[0, 9]]), "lists must hold distinct rows in"),
 ])
@@ -294,3 +294,107 @@ def test_committed_timeline_summary():
         by[(r["cell"][:3], r["variant"])].append(r["slowest_over_mean"])
     assert min(by[("H12", "list")]) > 1.10 and max(by[("H12", "dyn")]) < 1.06
     assert min(by[("H40", "list")]) > 1.17 and 1.14 <= min(by[("H40", "dyn")]) <= max(by[("H40", "dyn")]) < 1.16
+
+
+# ------------------------------------------------------------------------------------------------ D3: the knob and route
+CAND = ROOT / "kernels" / "logs" / "launch_configs-candidate-d3.json"
+
+
+def test_split_pool_share_one_keeps_only_each_programs_first_row():
+    costs = [5.0, 1.0, 3.0, 3.0, 2.0, 4.0]
+    static, pool = dt.split_pool(costs, [[0, 1, 2], [5, 3], [4]], 1.0)
+    assert static == [[0], [5], [4]] and pool == [2, 3, 1]  # heaviest first, ties in list order
+
+
+@pytest.mark.parametrize("value,msg", [
+    (True, "extra.gluon.dyntail=True must be a number in [0, 1]"), (-0.1, "dyntail=-0.1 must be a number"),
+    (1.5, "dyntail=1.5 must be a number"), ("0.3", "dyntail='0.3' must be a number"),
+])
+def test_dyntail_knob_bad_values_name_the_entry(value, msg):
+    from fgattn.launch import check_impl
+
+    extra = dict(impl="gluon", gluon=dict(form="ws2", pipeline=1, fence=False, schedule="list", epilogue="tma_sel",
+                                          dyntail=value))
+    with pytest.raises(ValueError) as e:
+        check_impl("fg", 128, 128, 1, extra, "t.json: entry fg/h200/D128/M128/g1")
+    assert str(e.value).startswith("t.json: entry fg/h200/D128/M128/g1: ") and msg in str(e.value)
+
+
+@pytest.mark.parametrize("knobs,msg", [
+    (dict(schedule="walk"), "schedule='walk'"), (dict(epilogue="tma"), "epilogue='tma'"),
+    (dict(tail64=True), "tail64=True"),
+])
+def test_dyntail_knob_needs_the_measured_list_form(knobs, msg):
+    from fgattn.launch import check_impl
+
+    g = dict(form="ws2", pipeline=1, fence=False, schedule="list", epilogue="tma_sel", dyntail=0.3) | knobs
+    with pytest.raises(ValueError, match="needs extra.gluon.schedule='list', epilogue='tma_sel' and no tail64") as e:
+        check_impl("fg", 128, 128, 1, dict(impl="gluon", gluon=g), "where")
+    assert msg in str(e.value)
+    g["dyntail"] = 0  # off: no constraint from the knob
+    if "tail64" not in knobs and knobs.get("schedule") != "walk":
+        assert check_impl("fg", 128, 128, 1, dict(impl="gluon", gluon=g), "where") == "gluon"
+
+
+def test_bad_dyntail_in_a_table_file_names_file_and_entry(tmp_path):
+    import json
+
+    from fgattn.launch import load_table
+
+    d = json.loads(CAND.read_text())
+    for e in d["entries"]:
+        if e["kernel"] == "fg" and e["head_dim"] == 128 and e["block_m"] == 128 and e["gran_n"] == 1:
+            e["extra"]["gluon"]["dyntail"] = 2
+    bad = tmp_path / "table.json"
+    bad.write_text(json.dumps(d))
+    with pytest.raises(ValueError, match=rf"^{bad}: entry fg/h200/D128/M128/g1: extra.gluon.dyntail=2 must be"):
+        load_table(str(bad))
+
+
+def test_candidate_table_is_the_packaged_one_plus_the_knob():
+    import json
+
+    from fgattn.launch import _DATA, launch_config
+
+    a, b = json.loads(_DATA.read_text()), json.loads(CAND.read_text())
+    for ea, eb in zip(a["entries"], b["entries"], strict=True):
+        if (eb["kernel"], eb["gpu"], eb["head_dim"], eb["block_m"], eb["gran_n"]) == ("fg", "h200", 128, 128, 1):
+            assert eb["extra"]["gluon"].pop("dyntail") == 0.3
+            ea.pop("source"), eb.pop("source")
+        assert ea == eb
+    cand = launch_config("fg", "h200", 128, 128, 1, table_path=str(CAND))
+    assert cand.gluon_dyntail() == 0.3 and "dyntail" not in cand.gluon_options()
+    assert launch_config("fg", "h200", 128, 128, 1).gluon_dyntail() == 0.0  # the packaged entry: off
+    assert launch_config("dense", "h200", 128, 128).gluon_dyntail() == 0.0
+
+
+def test_cached_dyn_plan_is_memoised_per_index_and_share():
+    idx = _index(seed=_seed() % 1000)
+    a = dt.cached_dyn_plan(idx, 7, 0.3)
+    assert a is dt.cached_dyn_plan(idx, 7, 0.3) and a.pool_share == 0.3 and a.programs == 7
+    b = dt.cached_dyn_plan(idx, 7, 0.5)
+    assert b is not a and b.n_pool >= a.n_pool
+    assert gl_list.cached_list_plan(idx, 7) is not a  # the static list plan is its own entry
+
+
+def test_route_launches_the_dynamic_tail_with_the_entrys_share(monkeypatch):
+    from fgattn import attention
+    from fgattn.launch import launch_config
+
+    cand = launch_config("fg", "h200", 128, 128, 1, "fp32", table_path=str(CAND))
+    idx = _index(h=2, n=700, seed=3)
+    q, k, v = (torch.randn(1, 2, 700, 128) for _ in range(3))
+    got = {}
+
+    def fake(q_, k_, v_, index, *, plan, layout, sm_scale, out, epilogue):
+        got.update(plan=plan, epilogue=epilogue, index=index)
+        return "dyn"
+
+    monkeypatch.setattr(attention, "fg_route", lambda *a, **kw: ("gluon", ""))
+    monkeypatch.setattr(dt, "fg_attention_gluon_dyntail", fake)
+    assert fgattn.fg_attention(q, k, v, idx, block_m=128, gran_n=1, config=cand) == "dyn"
+    assert got["plan"].pool_share == 0.3 and got["epilogue"] == "tma_sel" and got["index"] is idx
+    assert got["plan"] is dt.cached_dyn_plan(idx, attention._sm_count(q.device), 0.3)
+    assert attention._dyn_why(q, cand, idx).startswith("schedule list + dyntail 0.3 (fgattn.gluon_fg_dyntail")
+    off = launch_config("fg", "h200", 128, 128, 1, "fp32")
+    assert attention._dyn_why(q, off, idx) is None

@@ -1000,7 +1000,7 @@ def fg_route(q: torch.Tensor, cfg: LaunchConfig, *, return_lse: bool = False, k:
     if why is not None:
         return "tl", why
     if cfg.gluon_schedule() == "list":
-        return "gluon", _list_why(q, cfg, index)
+        return "gluon", _dyn_why(q, cfg, index) or _list_why(q, cfg, index)
     return "gluon", ""
 
 
@@ -1078,6 +1078,25 @@ def _gluon_index(cfg: LaunchConfig, index: FgIndex) -> FgIndex:
     if not cfg.option("lpt", True) and index.order is not None:
         return dataclasses.replace(index, order=None)
     return index
+
+
+def _dyn_why(q: torch.Tensor, cfg: LaunchConfig, index: FgIndex | None) -> str | None:
+    """Route reason of a ``schedule: "list"`` entry with ``extra.gluon.dyntail`` (None: the knob is off, or capture
+    with no dynamic plan prepared: then the static list's reason, :func:`_list_why`)."""
+    share = cfg.gluon_dyntail()
+    if not share:
+        return None
+    from . import gluon_fg_list
+
+    what = f"schedule list + dyntail {share:g} (fgattn.gluon_fg_dyntail, counter zeroed per launch, plan "
+    if index is None or not gluon_fg_list._capturing():
+        return what + "memoised per index)"
+    from .gluon_fg_dyntail import _dyn_key
+
+    per = gluon_fg_list._plans_of(_gluon_index(cfg, index).offsets)
+    if per is not None and _dyn_key(_gluon_index(cfg, index), _sm_count(q.device), share) in per:
+        return what + "prepared before capture)"
+    return None
 
 
 def _list_why(q: torch.Tensor, cfg: LaunchConfig, index: FgIndex | None) -> str:
@@ -1354,6 +1373,14 @@ def _sparse_launch(
             if cfg.gluon_schedule() == "list":
                 from .gluon_fg_list import cached_list_plan, fg_attention_gluon_list
 
+                share = cfg.gluon_dyntail()
+                if share:  # the dynamic tail (extra.gluon.dyntail; its counter is zeroed on the stream per launch)
+                    from .gluon_fg_dyntail import cached_dyn_plan, fg_attention_gluon_dyntail
+
+                    dplan = cached_dyn_plan(index, _sm_count(q.device), share)  # None: capturing, none prepared
+                    if dplan is not None:
+                        return fg_attention_gluon_dyntail(q, k, v, index, plan=dplan, layout=layout,
+                                                          sm_scale=sm_scale, out=out, epilogue="tma_sel")
                 plan = cached_list_plan(index, _sm_count(q.device))  # None: capturing with no plan -> the walk
                 if plan is not None:
                     return fg_attention_gluon_list(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,

@@ -460,6 +460,7 @@ if _GLUON_ERR is None:
     _TL_EV: gl.constexpr = gl.constexpr(24)
     _TL_CLK: gl.constexpr = gl.constexpr("mov.u64 $0, %clock64;")
     _TL_GT: gl.constexpr = gl.constexpr("mov.u64 $0, %globaltimer;")
+    _TL_SMID: gl.constexpr = gl.constexpr("mov.u32 $0, %smid;")
 
     @gluon.jit
     def _tl_now(dummy):
@@ -470,6 +471,12 @@ if _GLUON_ERR is None:
     def _tl_gtime(dummy):
         """The global timer (%globaltimer, ns)."""
         return gl.inline_asm_elementwise(_TL_GT, "=l,r", [dummy], dtype=gl.int64, is_pure=False, pack=1)
+
+    @gluon.jit
+    def _tl_smid(dummy):
+        """The SM this CTA runs on (%smid; session 16, D3: header slot 5 of role 0, to test whether slow programs
+        share a TPC)."""
+        return gl.inline_asm_elementwise(_TL_SMID, "=r,r", [dummy], dtype=gl.int32, is_pure=False, pack=1)
 
     @gluon.jit
     def _tl_slot(j, role):
@@ -1049,6 +1056,7 @@ if _GLUON_ERR is None:
             if half == 0:
                 gl.store(Tl + hdr + 2, _tl_gtime(pos))
                 gl.store(Tl + hdr + 4, (end - pos).to(gl.int64))
+                gl.store(Tl + hdr + 5, _tl_smid(pos).to(gl.int64))
         bh = row // QB
         mbarrier.expect(my_bar, q_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _WS_BM + half * _WS2_HALF_M, 0],

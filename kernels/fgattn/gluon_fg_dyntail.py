@@ -35,7 +35,7 @@ from typing import Any
 from .gluon_fg_list import C_ROW_TILES
 
 __all__ = ["POOL_SHARE", "DynPlan", "split_pool", "plan_dyntail", "arm", "fg_attention_gluon_dyntail",
-           "compile_dyntail_sm90", "simulate_claims"]
+           "compile_dyntail_sm90", "simulate_claims", "cached_dyn_plan", "prepare_dyn_plan"]
 
 #: the share of the predicted work (tile units) whose rows go to the run-time pool (the candidate of the
 #: pre-registered rule: kernels/NOTES.md "Session 16, D2")
@@ -73,11 +73,12 @@ def split_pool(costs: list[float], lists: list[list[int]], pool_share: float, *,
                light_first: bool = False) -> tuple[list[list[int]], list[int]]:
     """Split per-program row lists (``costs[r]``: row r's cost, tile units) into static lists and a pool: a row
     whose planned start (the cost of the rows before it in its list) is >= ``(1 - pool_share)`` x the mean program
-    load goes to the pool, except each program's first row (``pool_share`` 0: no pool); the pool is ordered heaviest first (ties: the order in
+    load goes to the pool, except each program's first row (``pool_share`` 0: no pool; 1: every row but each
+    program's first, the fully dynamic form); the pool is ordered heaviest first (ties: the order in
     which the rows appear program by program).  ``light_first``: each static list's lightest row moved to its
     front (the first of equal ones).  Pure Python; returns (static lists, pool)."""
-    if isinstance(pool_share, bool) or not isinstance(pool_share, (int, float)) or not 0 <= pool_share < 1:
-        _fail(f"pool_share={pool_share!r} must be a number in [0, 1)")
+    if isinstance(pool_share, bool) or not isinstance(pool_share, (int, float)) or not 0 <= pool_share <= 1:
+        _fail(f"pool_share={pool_share!r} must be a number in [0, 1]")
     if not lists or any(not lst for lst in lists):
         _fail("every program needs at least one row")
     seen = [r for lst in lists for r in lst]
@@ -127,6 +128,47 @@ def plan_dyntail(index: Any, *, programs: int, pool_share: float = POOL_SHARE, l
                    n_pool=len(pool), pool_share=float(pool_share), light_first=bool(light_first),
                    static_makespan=max(loads), mean_load=base.mean_load, makespan=base.makespan,
                    schedule=f"dyntail p{pool_share:g}" + (" lf" if light_first else ""))
+
+
+def _dyn_key(index: Any, programs: int, pool_share: float) -> tuple:
+    from .gluon_fg_list import _plan_key
+
+    return ("dyntail", float(pool_share), *_plan_key(index, programs))
+
+
+def cached_dyn_plan(index: Any, programs: int, pool_share: float) -> DynPlan | None:
+    """The memoised dynamic-tail plan of ``index`` (``programs`` programs, ``pool_share``; the packaged route of an
+    entry with ``extra.gluon.dyntail``), built on first use beside the index's list plans
+    (``fgattn.gluon_fg_list``'s memo, dropped with the index); None when none is cached and a CUDA graph is being
+    captured (building one reads the row counts on the host): the route then runs the static list plan."""
+    from .gluon_fg_list import _capturing, _plans_of
+
+    per = _plans_of(index.offsets)
+    key = _dyn_key(index, programs, pool_share)
+    if per is not None and key in per:
+        return per[key]
+    if _capturing():
+        return None
+    plan = plan_dyntail(index, programs=programs, pool_share=pool_share)
+    _plans_of(index.offsets, create=True)[key] = plan
+    return plan
+
+
+def prepare_dyn_plan(index: Any, pool_share: float, programs: int | None = None) -> DynPlan:
+    """Build and memoise ``index``'s dynamic-tail plan before CUDA-graph capture (a warm-up call outside capture
+    does the same), so that a captured ``fgattn.fg_attention`` of a ``dyntail`` entry runs it.  ``programs``:
+    the grid (default the current CUDA device's SM count, as fgattn's dispatch uses)."""
+    import torch
+
+    from .gluon_fg_list import _capturing
+
+    if programs is None:
+        programs = torch.cuda.get_device_properties(index.offsets.device).multi_processor_count
+    if _capturing():
+        _fail("prepare_dyn_plan reads the row counts on the host: call it before CUDA-graph capture")
+    plan = cached_dyn_plan(index, programs, pool_share)
+    assert plan is not None
+    return plan
 
 
 def arm(plan: DynPlan) -> None:

@@ -101,7 +101,15 @@ GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "schedule": (("walk", "list"), "walk"),
     "epilogue": (("stg", "tma", "tma_offs", "tma_sel", "tma_defer", "tma_defer_pv"), "stg"),
     "tail64": ((False, True), False),
+    "dyntail": ((), 0),
 }
+#: ``extra.gluon.dyntail`` (session 16, D3: kernels/NOTES.md "Session 16, D2" / "Session 16, D3"; not an argument of
+#: ``fg_attention_gluon``, read by :meth:`LaunchConfig.gluon_dyntail`): the pool share of the list launch's dynamic
+#: tail (``fgattn.gluon_fg_dyntail``: the rows a program would start at or after (1 - share) x the mean load go to a
+#: run-time pool claimed through a global counter, zeroed on the stream before every launch); 0 (default) = off (the
+#: binary without the knob), else a number in (0, 1] (1: every row but each program's first from the pool); needs
+#: ``schedule: "list"``, ``epilogue: "tma_sel"`` and no ``tail64`` (the one combination measured)
+DYNTAIL_KNOB = "dyntail"
 #: ``extra.gluon.tail64`` (research knob, session 15, K8: kernels/NOTES.md "Session 15, K8"; not an argument of
 #: ``fg_attention_gluon``, read by :meth:`LaunchConfig.gluon_tail64`): a row whose last packed tile holds <= 64 kept
 #: keys runs that tile as a 64-key QK / softmax / PV (``fgattn.gluon_fg._tail64``); form ws2 with ``schedule:
@@ -249,7 +257,7 @@ class LaunchConfig:
             out = {k: g.get(k, default) for k, (_, default) in CONTIG_KNOBS.items() if k != "form"}
             out["regs"] = tuple(int(r) for r in out["regs"])
             return out
-        out = {k: g.get(k, default) for k, (_, default) in GLUON_KNOBS.items() if k not in ("schedule", TAIL64_KNOB)}
+        out = {k: g.get(k, default) for k, (_, default) in GLUON_KNOBS.items() if k not in ("schedule", TAIL64_KNOB, DYNTAIL_KNOB)}
         out["consumer_fence"] = out.pop("fence")
         out["regs"] = None if out["regs"] is None else tuple(int(r) for r in out["regs"])
         return out
@@ -271,6 +279,14 @@ class LaunchConfig:
             return False
         self.gluon_options()  # validates the knobs
         return bool(self.extra["gluon"].get(TAIL64_KNOB, False))
+
+    def gluon_dyntail(self) -> float:
+        """``extra.gluon.dyntail`` of an ``impl: gluon`` fg entry (validated by :func:`check_impl`; 0.0 for every
+        other entry): the list launch's dynamic-tail pool share (:data:`DYNTAIL_KNOB`; 0 = off)."""
+        if self.impl != "gluon" or self.extra["gluon"].get("form") == "contig":
+            return 0.0
+        self.gluon_options()  # validates the knobs
+        return float(self.extra["gluon"].get(DYNTAIL_KNOB, 0))
 
     def tl_config(self) -> LaunchConfig:
         """The same entry as the tl kernel launches it (``impl`` and ``gluon`` removed): what runs where the
@@ -337,6 +353,11 @@ def check_impl(kernel: str, head_dim: int, block_m: int, gran_n: int, extra: dic
                 raise ValueError(f"{where}: extra.gluon.regs={value!r} must be [consumer, producer] multiples of 8 "
                                  "with 24 <= producer <= consumer <= 240 and consumer + producer <= 280")
             continue
+        if name == DYNTAIL_KNOB:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{where}: extra.gluon.dyntail={value!r} must be a number in [0, 1] (the pool "
+                                 "share; 0 = off)")
+            continue
         if name == "epilogue" and isinstance(value, str) and value.startswith(AUTO_PREFIX):
             why = auto_epilogue_error(value)
             if why:
@@ -351,6 +372,12 @@ def check_impl(kernel: str, head_dim: int, block_m: int, gran_n: int, extra: dic
         raise ValueError(f"{where}: extra.gluon.{on[0]} is a knob of form 'ws2' only, not form={form!r}")
     if "fence" in knobs and form not in ("ws", "ws2"):
         raise ValueError(f"{where}: extra.gluon.fence is a knob of forms 'ws' / 'ws2' only, not form={form!r}")
+    if knobs.get(DYNTAIL_KNOB, 0) and (knobs.get("schedule", "walk") != "list"
+                                       or knobs.get("epilogue", "stg") != "tma_sel" or knobs.get(TAIL64_KNOB, False)):
+        raise ValueError(f"{where}: extra.gluon.dyntail={knobs[DYNTAIL_KNOB]!r} needs extra.gluon.schedule='list', "
+                         "epilogue='tma_sel' and no tail64 (fgattn.gluon_fg_dyntail's kernel), not "
+                         f"schedule={knobs.get('schedule', 'walk')!r}, epilogue={knobs.get('epilogue', 'stg')!r}, "
+                         f"tail64={knobs.get(TAIL64_KNOB, False)!r}")
     if knobs.get("schedule", "walk") == "list":
         got = {k: knobs.get(k, GLUON_KNOBS[k][1]) for k in _LIST_FORM}
         if got != _LIST_FORM:

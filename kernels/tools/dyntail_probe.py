@@ -52,6 +52,10 @@ LOW_GEO_MAX = 0.97
 MIN_CHECK = 500
 CANDIDATES = ("dyn", "dyn_lf")
 TAG = "dyntail"
+#: the script the check's child processes run (kernels/tools/dyntail_d3.py sets its own)
+SCRIPT = Path(__file__).resolve()
+#: timeline header slot (role 0) of the CTA's %smid (session 16, D3: ``gluon_fg._tl_smid``)
+SMID_SLOT = 5
 COLS = ["shape", "H", "N", "n_text", "density_target", "density", "variant", "config", "ms", "ms_min", "ms_max",
         "rel_entry", "rel_entry_min", "rel_entry_max", "ratio_vs_cudnn", "ratio_min", "ratio_max", "rounds", "reps",
         "warm", "rows", "rows_per_sm", "exec_tiles_per_row", "plan_makespan_over_mean", "pool_rows",
@@ -193,7 +197,8 @@ def analyze(path: Path) -> tuple[str, dict, str | None]:
     for r in rows:
         print(f"[sum] {r['shape']:<24} d {r['density_target']:<5} {r['variant']:<9} {r['ms']} ms rel "
               f"{r['rel_entry']} ({r['rel_entry_min']}-{r['rel_entry_max']}) x{r['ratio_vs_cudnn']}", flush=True)
-    for v in ("entry_ctl",) + CANDIDATES:
+    for v in ["entry_ctl", *CANDIDATES, *sorted({r["variant"] for r in rows} - {BASE, "cudnn", "entry_ctl",
+                                                                                 *CANDIDATES})]:
         xs = [float(r["rel_entry"]) for r in rows if r["variant"] == v and r["rel_entry"] != ""]
         lo = [float(r["rel_entry"]) for r in rows if r["variant"] == v and r["rel_entry"] != ""
               and float(r["density_target"]) <= LOW_D]
@@ -325,7 +330,7 @@ def check_in_processes(args: argparse.Namespace, meta: dict[str, str]) -> dict[s
     from fgsim.fileio import write_csv_atomic
 
     procs = min(args.check_procs, args.check)
-    me = [sys.executable, str(Path(__file__).resolve()), "--out", str(args.out), "--no-time", "--timeline-cells", ""]
+    me = [sys.executable, str(SCRIPT), "--out", str(args.out), "--no-time", "--timeline-cells", ""]
 
     def run(cmd: list[str], what: str) -> bool:
         try:
@@ -488,10 +493,12 @@ def timeline_cells(args: argparse.Namespace, meta: dict[str, str]) -> Path | Non
                 span = (hdr[:, tl.HEADER_SLOTS["clk_end"]] - hdr[:, tl.HEADER_SLOTS["clk_start"]]).astype(float)
                 ns = (hdr[:, tl.HEADER_SLOTS["gt_end"]] - hdr[:, tl.HEADER_SLOTS["gt_start"]]).astype(float)
                 rows_run = [int((a[p, :tl.CAP, 0, 0] >= 0).sum()) for p in range(a.shape[0])]
+                smid = hdr[:, SMID_SLOT]  # -1: a kernel without D3's %smid mark
                 dec = tl.decompose(buf) or {}
                 for p in range(a.shape[0]):
                     rows.append(dict(cell=f"{shape} d {dt_}", variant=name, launch=rep, program=p,
-                                     span_cycles=int(span[p]), span_ns=int(ns[p]), rows_recorded=rows_run[p],
+                                     smid=int(smid[p]), span_cycles=int(span[p]), span_ns=int(ns[p]),
+                                     rows_recorded=rows_run[p],
                                      slowest_over_mean=round(float(span.max() / span.mean()), 4),
                                      tail_share=round(float((span.max() - span.mean()) / span.max()), 4),
                                      tiles_share=round(dec.get("tiles", float("nan")) / dec["span_max"], 4) if dec else "",
