@@ -234,7 +234,12 @@ def canonical_buffers(ops: Sequence[Op]) -> list[Op]:
 
 def trace_model_ops(model: Any, resolution: str) -> list[Op]:
     """Trace one pass of ``model`` at ``resolution`` on the meta device (imports diffusers; no cache)."""
-    tr = build_transformer(model, "meta")
+    try:  # a model file is user input: a class diffusers lacks, or a config it refuses, is one line
+        tr = build_transformer(model, "meta")
+    except (AttributeError, TypeError, ValueError) as exc:
+        cls = (getattr(model, "diffusers", None) or {}).get("class")
+        raise FgsimError(f"model {model.name}: diffusers cannot build the model file's diffusers entry (class "
+                         f"{cls!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     return canonical_buffers(trace_ops(tr, pass_inputs(model, resolution, "meta")))
 
 

@@ -292,8 +292,9 @@ def test_sweep_announces_long_work(capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"class": "Foo"}, "has no model class 'Foo' (the model file's diffusers.class)"),  # AttributeError before
-    ({"config_extra": 1}, "WanTransformer3DModel refused the model file's diffusers.config"),  # TypeError before
+    ({"class": "Foo"}, "cannot build the model file's diffusers entry (class 'Foo': module diffusers has no "
+                       "attribute Foo)"),  # AttributeError traceback before
+    ({"config_extra": 1}, "cannot build the model file's diffusers entry (class 'WanTransformer3DModel': "),  # TypeError
 ])
 def test_model_file_with_a_bad_diffusers_entry(tmp_path, capsys, monkeypatch, change, message):
     pytest.importorskip("diffusers")
