@@ -310,3 +310,13 @@ def test_model_file_with_a_bad_diffusers_entry(tmp_path, capsys, monkeypatch, ch
     assert main(["predict", "--model", str(path), "--no-progress"]) == 0  # the FLOP/byte estimate, saying why
     out = " ".join(capsys.readouterr().out.split())
     assert "method: FLOP/byte estimate (model mine: diffusers " in out and message in out, out
+
+
+def test_validate_without_the_repository_results_says_so(tmp_path, capsys, monkeypatch):
+    import fgsim.validation.report as report
+
+    monkeypatch.setattr(report, "SUMMARY_PATH", tmp_path / "validation" / "costmodel_summary.json")  # a wheel
+    monkeypatch.setattr(report, "RESCORED_PATH", tmp_path / "validation" / "costmodel_summary_rescored.json")
+    assert main(["validate", "--out-dir", str(tmp_path)]) == 2
+    assert "rescores the repository's committed results (validation/results/), which this install lacks" in \
+        _err(capsys)

@@ -225,6 +225,12 @@ def run(args: argparse.Namespace) -> int:
     from fgsim.validation.report import committed_lists, write_report
 
     if args.dev is None and args.test is None:  # rescore the committed results (without them: a report of nothing)
+        from fgsim.validation.report import RESCORED_PATH, SUMMARY_PATH
+
+        if not SUMMARY_PATH.is_file() and not RESCORED_PATH.is_file():  # a wheel install: no validation/
+            raise FgsimError("validate without --dev / --test rescores the repository's committed results "
+                             f"(validation/results/), which this install lacks ({SUMMARY_PATH.parent} has none): "
+                             "run it in a checkout (pip install -e .) or pass --dev / --test CSVs")
         args.dev, args.test = committed_lists()
     for opt, files in (("--dev", args.dev), ("--test", args.test)):
         for f in files or []:
