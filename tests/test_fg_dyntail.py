@@ -398,3 +398,39 @@ def test_route_launches_the_dynamic_tail_with_the_entrys_share(monkeypatch):
     assert attention._dyn_why(q, cand, idx).startswith("schedule list + dyntail 0.3 (fgattn.gluon_fg_dyntail")
     off = launch_config("fg", "h200", 128, 128, 1, "fp32")
     assert attention._dyn_why(q, off, idx) is None
+
+
+def _d3_timeline() -> dict[tuple[str, str, str], dict[int, int]]:
+    import csv
+    import gzip
+    import io
+
+    text = gzip.open(RES / "kernels-h200-2026-12-01-dyntail-d3-timeline.csv.gz", "rt", newline="").read()
+    out: dict[tuple[str, str, str], dict[int, int]] = {}
+    for r in csv.DictReader(io.StringIO(text)):
+        out.setdefault((r["cell"][:3], r["variant"], r["launch"]), {})[int(r["smid"])] = int(r["span_cycles"])
+    return out
+
+
+def test_committed_d3_call_recomputes_not_eligible(capsys, monkeypatch):
+    monkeypatch.setattr(probe, "CANDIDATES", ("cand",))  # as kernels/tools/dyntail_d3.py runs the rule
+    verdict, per, winner = probe.analyze(RES / "kernels-h200-2026-12-01-dyntail-d3.csv")
+    out = capsys.readouterr().out
+    assert "'cand': (520, 0)" in out and "'dyn100': (520, 0)" in out  # the check through the route
+    assert "[geo] dyn50: all 1.007 (18 cells), d <= 0.05 1.000 (14)" in out
+    assert verdict == "valid" and winner is None and per["cand"][0] == "not eligible"
+    assert per["cand"][1][-1] == "geo-mean 0.990 over the 14 d <= 0.05 cells > 0.97"
+    assert sum("> 1.02 at" in w for w in per["cand"][1]) == 3
+
+
+def test_committed_d3_timeline_tpc_pairs():
+    """The slow programs of the packaged list launch are SM pairs (2t, 2t + 1); share 0.3 removes the tail."""
+    for (cell, variant, launch), sp in _d3_timeline().items():
+        assert sorted(sp) == list(range(132)), (cell, variant, launch)  # one CTA per SM, every SM
+        mean = sum(sp.values()) / len(sp)
+        slow = {s for s, v in sp.items() if v > 1.05 * mean}
+        if variant == "list":
+            assert max(sp.values()) / mean > 1.14 and len(slow) >= 20
+            assert sum(s ^ 1 in slow for s in slow) >= 0.9 * len(slow)  # chance: about len(slow) / 131
+        else:
+            assert max(sp.values()) / mean < 1.035 and not slow
