@@ -21,6 +21,14 @@ instructions per score (``fp32_per_score``'s unit, range 1..24 in :mod:`fgsim.mo
   the parameter's measured value. Its floor from the MUFU is reported with it (``mufu_floor``: the loop's MUFU
   instructions per score at the measured exp2 rate, same units): where the timed figure sits at that floor the
   loop was MUFU-bound and the timed figure is only an upper bound of the FP32 work.
+
+Two loops (:data:`LOOPS`, ``fgsim calibrate --fp32-per-score OUT --softmax-loop``): ``feedback`` (the loop above,
+session 15; the default) and ``independent`` (session 16, helper M9): the scores of step ``t`` are ``qk0 + t 1e-6``
+(one FFMA per score, counted and subtracted like the feedback FADD), which depend on no earlier P, as the real
+tile's next S = QK^T comes from the tensor cores and not from this tile's P; the packed P is folded into an integer
+sink by XOR (0.5 LOP3 per score on the INT pipe, off the scores' chain) so it is not dead code. Same FP32-pipe and
+MUFU instructions per score as ``feedback``; what differs is the serial dependence P -> next scores (and ~1.6
+INT-pipe unpack instructions per score fewer). Tiles of an ``independent`` row are keyed ``MxNxDwWpP/independent``.
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ from fgsim.errors import FgsimError
 SOFTMAX_TILES: tuple[tuple[int, int, int, int], ...] = ((128, 128, 128, 8), (64, 64, 128, 4), (64, 128, 128, 4))
 #: FP32-pipe instructions per score the loop adds beyond the real tile's softmax: the feedback FADD ``qk0 + p``
 FEEDBACK_FP32_PER_SCORE = 1.0
+#: the microbenchmark's loops (module docstring) and the FP32-pipe instructions per score each adds beyond the real
+#: tile's softmax: ``feedback`` the FADD ``qk0 + p``, ``independent`` the FFMA ``qk0 + t 1e-6`` (SASS: FFMA)
+LOOPS: dict[str, float] = {"feedback": FEEDBACK_FP32_PER_SCORE, "independent": 1.0}
 #: loop iterations per program on the GPU (about 2 ms per launch at 1 program per SM for the 128 x 128 tile)
 SOFTMAX_ITERS = 4096
 #: programs per SM timed: 1 (the M=128 tile's occupancy in the kernels) and 2 (two co-resident CTAs' chains)
@@ -49,9 +60,67 @@ PROGRAMS_PER_SM = (1, 2)
 RATE_PER_SM, RATE_TILE, FMA_ITERS, EXP_ITERS = 8, 64, 8192, 4096
 
 
-def _kernel() -> Any:
+def check_loop(loop: str) -> float:
+    """The FP32 instructions per score ``loop`` adds (:data:`LOOPS`); :class:`FgsimError` (one line) if unknown."""
+    if loop not in LOOPS:
+        raise FgsimError(f"softmax microbenchmark: loop must be one of {', '.join(LOOPS)}, got {loop!r}")
+    return LOOPS[loop]
+
+
+def parse_loops(text: str) -> tuple[str, ...]:
+    """``--softmax-loop`` ``LOOP[,LOOP]``: the loops to time in one run, the first one the record's headline;
+    :class:`FgsimError` (one line naming the flag) for an unknown, repeated or empty name."""
+    names = tuple(x.strip() for x in str(text).split(","))
+    for n in names:
+        if n not in LOOPS:
+            raise FgsimError(f"--softmax-loop: each of {text!r} must be one of {', '.join(LOOPS)} (comma-separated), "
+                             f"got {n!r}")
+    if len(set(names)) != len(names):
+        raise FgsimError(f"--softmax-loop: {text!r} names a loop twice")
+    return names
+
+
+def tile_key(bm: int, bn: int, d: int, warps: int, per_sm: int | None = None, loop: str = "feedback") -> str:
+    """A record's tile key: ``MxNxDwW`` (+ ``pP`` for a timed row) (+ ``/independent`` for that loop)."""
+    return (f"{bm}x{bn}x{d}w{warps}" + (f"p{per_sm}" if per_sm is not None else "")
+            + ("" if loop == "feedback" else f"/{loop}"))
+
+
+def _kernel(loop: str = "feedback") -> Any:
+    check_loop(loop)
     import triton
     import triton.language as tl
+
+    if loop == "independent":
+        @triton.jit
+        def softmax_indep_k(A, B, C, Out, T, qk_scale, BM: tl.constexpr, BN: tl.constexpr, D: tl.constexpr):
+            # as softmax_k, but the scores of step t are qk0 + t 1e-6: independent of every P (the real tile's next
+            # S = QK^T comes from the tensor cores); P packed to bf16 pairs and XOR-folded into an integer sink
+            pid = tl.program_id(0)
+            a = tl.load(A + tl.arange(0, BM)[:, None] * 16 + tl.arange(0, 16)[None, :])
+            b = tl.load(B + tl.arange(0, 16)[:, None] * BN + tl.arange(0, BN)[None, :])
+            c = tl.load(C + tl.arange(0, 16)[:, None] * D + tl.arange(0, D)[None, :])
+            qk0 = tl.dot(a, b) + pid * 1e-6
+            acc = tl.dot(a, c)
+            m_i = tl.full([BM], float("-inf"), tl.float32)
+            l_i = tl.zeros([BM], tl.float32)
+            sink = tl.zeros([BM, BN], tl.int16)
+            for t in range(T):
+                qk = qk0 + t.to(tl.float32) * 1e-6
+                m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+                p = tl.math.exp2(qk * qk_scale - m_new[:, None])
+                alpha = tl.math.exp2(m_i - m_new)
+                l_i = l_i * alpha + tl.sum(p, 1)
+                acc = acc * alpha[:, None]
+                m_i = m_new
+                pb = tl.inline_asm_elementwise(
+                    "cvt.rn.bf16x2.f32 $0, $2, $1;", "=r,f,f", [p],
+                    dtype=tl.bfloat16, is_pure=True, pack=2)
+                sink = sink ^ pb.to(tl.int16, bitcast=True)
+            offs = tl.arange(0, BM)
+            tl.store(Out + pid * BM + offs, tl.sum(acc, 1) + l_i + m_i + tl.sum(sink.to(tl.float32), 1))
+
+        return softmax_indep_k
 
     @triton.jit
     def softmax_k(A, B, C, Out, T, qk_scale, BM: tl.constexpr, BN: tl.constexpr, D: tl.constexpr):
@@ -123,28 +192,31 @@ def loop_counts(sass: str) -> dict[str, int]:
     return out
 
 
-def per_score(counts: Mapping[str, int], bm: int, bn: int, d: int, warps: int) -> dict[str, float]:
+def per_score(counts: Mapping[str, int], bm: int, bn: int, d: int, warps: int,
+              loop: str = "feedback") -> dict[str, float]:
     """The loop's counts per score (x threads / (BLOCK_M BLOCK_N)) and ``fp32_per_score_sass``: FP32-pipe
-    instructions per score less the O rescale (D / BLOCK_N) and the feedback FADD (module docstring)."""
+    instructions per score less the O rescale (D / BLOCK_N) and the loop's own FP32 op (:data:`LOOPS`)."""
     check_tile(bm, bn, d, warps)
+    extra = check_loop(loop)
     f = 32.0 * warps / (bm * bn)
     res = {f"{k}_per_score": v * f for k, v in counts.items()}
-    res["fp32_per_score_sass"] = counts["fp32_pipe"] * f - d / bn - FEEDBACK_FP32_PER_SCORE
+    res["fp32_per_score_sass"] = counts["fp32_pipe"] * f - d / bn - extra
     return res
 
 
-def offline_sass(bm: int, bn: int, d: int, warps: int) -> str:
+def offline_sass(bm: int, bn: int, d: int, warps: int, loop: str = "feedback") -> str:
     """``cuobjdump -sass`` of the microbenchmark compiled for sm_90 without a GPU (the Triton on the path; the
     device's 3.6 for the figures the model reads; not under ``TRITON_INTERPRET=1``, which replaces the compiler).
     Raises :class:`FgsimError` if Triton cannot compile for sm_90."""
     check_tile(bm, bn, d, warps)
+    check_loop(loop)
     try:
         import triton
         from triton.backends.compiler import GPUTarget
         from triton.compiler import ASTSource
     except ImportError as exc:
         raise FgsimError(f"softmax microbenchmark: triton is needed to compile for sm_90 ({exc})") from None
-    fn = _kernel()
+    fn = _kernel(loop)
     names = list(fn.arg_names)
     sig = {"A": "*bf16", "B": "*bf16", "C": "*bf16", "Out": "*fp32", "T": "i32", "qk_scale": "fp32",
            "BM": "constexpr", "BN": "constexpr", "D": "constexpr"}
@@ -171,13 +243,16 @@ def _cuobjdump(cubin: bytes) -> str:
         return subprocess.run([str(tool), "-sass", fh.name], capture_output=True, text=True, check=True).stdout
 
 
-def sass_rows(tiles: tuple[tuple[int, int, int, int], ...] = SOFTMAX_TILES) -> list[dict[str, Any]]:
-    """One row per tile: the offline sm_90 loop counts per score (:func:`per_score`)."""
+def sass_rows(tiles: tuple[tuple[int, int, int, int], ...] = SOFTMAX_TILES,
+              loops: tuple[str, ...] = ("feedback",)) -> list[dict[str, Any]]:
+    """One row per loop and tile: the offline sm_90 loop counts per score (:func:`per_score`)."""
     rows = []
-    for bm, bn, d, w in tiles:
-        c = loop_counts(offline_sass(bm, bn, d, w))
-        rows.append({"block_m": bm, "block_n": bn, "head_dim": d, "num_warps": w, "source": "sass sm_90 offline",
-                     **{f"loop_{k}": v for k, v in c.items()}, **per_score(c, bm, bn, d, w)})
+    for loop in loops:
+        for bm, bn, d, w in tiles:
+            c = loop_counts(offline_sass(bm, bn, d, w, loop))
+            rows.append({"block_m": bm, "block_n": bn, "head_dim": d, "num_warps": w, "loop": loop,
+                         "source": "sass sm_90 offline", **{f"loop_{k}": v for k, v in c.items()},
+                         **per_score(c, bm, bn, d, w, loop)})
     return rows
 
 
@@ -187,25 +262,30 @@ def sass_rows(tiles: tuple[tuple[int, int, int, int], ...] = SOFTMAX_TILES) -> l
 
 
 def timed_figure(ms_softmax: float, scores_per_sm: float, fp32_instr_per_s_per_sm: float, mufu_per_s_per_sm: float,
-                 mufu_per_score: float, bn: int, d: int) -> dict[str, float]:
+                 mufu_per_score: float, bn: int, d: int, loop: str = "feedback") -> dict[str, float]:
     """``fp32_per_score_timed``: the softmax loop's seconds per score on one SM x the measured FP32 instruction rate
     per SM, less the O rescale (D / BLOCK_N) and the feedback FADD; ``mufu_floor`` the same units' floor the MUFU
-    sets (the loop's MUFU per score at the measured exp2 rate), less the same terms (module docstring)."""
+    sets (the loop's MUFU per score at the measured exp2 rate), less the same terms (module docstring); ``loop``'s own
+    FP32 op (:data:`LOOPS`) in place of the feedback FADD."""
+    extra = d / bn + check_loop(loop)
     for name, v in (("ms", ms_softmax), ("scores per SM", scores_per_sm), ("FP32 rate", fp32_instr_per_s_per_sm),
                     ("MUFU rate", mufu_per_s_per_sm)):
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise FgsimError(f"softmax microbenchmark: {name} must be a positive number, got {v!r}")
     eq = ms_softmax * 1e-3 * fp32_instr_per_s_per_sm / scores_per_sm
     floor = mufu_per_score * fp32_instr_per_s_per_sm / mufu_per_s_per_sm
-    extra = d / bn + FEEDBACK_FP32_PER_SCORE
     return {"fp32_eq_per_score": eq, "fp32_per_score_timed": eq - extra, "mufu_floor": floor - extra,
             "mufu_bound": float(eq <= 1.05 * floor)}
 
 
-def gpu_rows(sm_count: int, iters: int = SOFTMAX_ITERS, rounds: int = 7) -> list[dict[str, Any]]:
-    """Time the microbenchmark on the current GPU at :data:`PROGRAMS_PER_SM` for each tile of :data:`SOFTMAX_TILES`, with
-    the FP32 (FFMA chains) and exp2 rates measured in the same run (``fgsim.calibrate_micro``'s kernels), CUDA
-    events, interleaved rounds, median; the compiled kernel's own SASS gives the per-score counts."""
+def gpu_rows(sm_count: int, iters: int = SOFTMAX_ITERS, rounds: int = 7,
+             loops: tuple[str, ...] = ("feedback",)) -> list[dict[str, Any]]:
+    """Time the microbenchmark's ``loops`` on the current GPU at :data:`PROGRAMS_PER_SM` for each tile of
+    :data:`SOFTMAX_TILES`, with the FP32 (FFMA chains) and exp2 rates measured in the same run
+    (``fgsim.calibrate_micro``'s kernels), CUDA events, interleaved rounds (every loop in every round), median; the
+    compiled kernel's own SASS gives the per-score counts."""
+    for loop in loops:
+        check_loop(loop)
     import torch
 
     from fgsim.calibrate_micro import _kernels
@@ -213,7 +293,7 @@ def gpu_rows(sm_count: int, iters: int = SOFTMAX_ITERS, rounds: int = 7) -> list
     if not torch.cuda.is_available():
         raise FgsimError("the timed softmax microbenchmark needs a GPU (the SASS count runs on a CPU)")
     km = _kernels()
-    fn = _kernel()
+    fns = {loop: _kernel(loop) for loop in loops}
     dev = "cuda"
     g = torch.Generator(device="cpu").manual_seed(0)
     print("softmax microbenchmark: seed 0", flush=True)
@@ -229,9 +309,10 @@ def gpu_rows(sm_count: int, iters: int = SOFTMAX_ITERS, rounds: int = 7) -> list
         c = (torch.randn(16, d, generator=g) * 0.1).to(dev, torch.bfloat16)
         progs = sm_count * per_sm
         out = torch.empty(progs * bm, device=dev, dtype=torch.float32)
-        key = f"{bm}x{bn}x{d}w{w}p{per_sm}"
-        jobs[key] = (lambda a=a, b=b, c=c, out=out, bm=bm, bn=bn, d=d, w=w, progs=progs:
-                     fn[(progs,)](a, b, c, out, iters, 0.125 * 1.4426950408889634, BM=bm, BN=bn, D=d, num_warps=w))
+        for loop, fn in fns.items():
+            jobs[tile_key(bm, bn, d, w, per_sm, loop)] = (
+                lambda a=a, b=b, c=c, out=out, bm=bm, bn=bn, d=d, w=w, progs=progs, fn=fn:
+                fn[(progs,)](a, b, c, out, iters, 0.125 * 1.4426950408889634, BM=bm, BN=bn, D=d, num_warps=w))
     for f in jobs.values():  # compile and warm
         f()
     torch.cuda.synchronize()
@@ -244,17 +325,21 @@ def gpu_rows(sm_count: int, iters: int = SOFTMAX_ITERS, rounds: int = 7) -> list
             e.record()
             torch.cuda.synchronize()
             times[k].append(s.elapsed_time(e))
-    counts = {t: loop_counts(offline_sass(*t)) for t in SOFTMAX_TILES}
+    counts = {loop: {t: loop_counts(offline_sass(*t, loop)) for t in SOFTMAX_TILES} for loop in loops}
     return timed_rows(times, sm_count, iters, counts)
 
 
 def timed_rows(times: Mapping[str, list[float]], sm_count: int, iters: int,
-               counts: Mapping[tuple[int, int, int, int], Mapping[str, int]]) -> list[dict[str, Any]]:
-    """Rows of :func:`gpu_rows` from its timed rounds (ms per launch: ``fp32``, ``exp2`` and ``MxNxDwWpP`` per tile
-    and programs per SM) and the tiles' loop counts (:func:`loop_counts`); median and spread (max - min) / median."""
+               counts: Mapping[str, Mapping[tuple[int, int, int, int], Mapping[str, int]]]) -> list[dict[str, Any]]:
+    """Rows of :func:`gpu_rows` from its timed rounds (ms per launch: ``fp32``, ``exp2`` and :func:`tile_key` per
+    loop, tile and programs per SM) and per loop (the keys of ``counts``, in order) the tiles' loop counts
+    (:func:`loop_counts`); median and spread (max - min) / median."""
     import numpy as np
 
-    need = ["fp32", "exp2"] + [f"{bm}x{bn}x{d}w{w}p{p}" for bm, bn, d, w in SOFTMAX_TILES for p in PROGRAMS_PER_SM]
+    for loop in counts:
+        check_loop(loop)
+    need = ["fp32", "exp2"] + [tile_key(bm, bn, d, w, p, loop) for loop in counts for bm, bn, d, w in SOFTMAX_TILES
+                               for p in PROGRAMS_PER_SM]
     missing = [k for k in need if not times.get(k)]
     if missing:
         raise FgsimError(f"softmax microbenchmark: no timings for {missing[0]}")
@@ -264,13 +349,14 @@ def timed_rows(times: Mapping[str, list[float]], sm_count: int, iters: int,
     fp32_rate = RATE_PER_SM * RATE_TILE**2 * 2 * FMA_ITERS / (med["fp32"] * 1e-3)
     exp_rate = RATE_PER_SM * RATE_TILE**2 * EXP_ITERS / (med["exp2"] * 1e-3)
     rows = []
-    for (bm, bn, d, w), per_sm in ((t, p) for t in SOFTMAX_TILES for p in PROGRAMS_PER_SM):
-        key = f"{bm}x{bn}x{d}w{w}p{per_sm}"
-        c = counts[(bm, bn, d, w)]
-        ps = per_score(c, bm, bn, d, w)
+    for loop, (bm, bn, d, w), per_sm in ((lp, t, p) for lp in counts for t in SOFTMAX_TILES for p in PROGRAMS_PER_SM):
+        key = tile_key(bm, bn, d, w, per_sm, loop)
+        c = counts[loop][(bm, bn, d, w)]
+        ps = per_score(c, bm, bn, d, w, loop)
         fig = timed_figure(med[key], float(per_sm * bm * bn * iters), fp32_rate, exp_rate, ps["MUFU_per_score"], bn,
-                           d)
+                           d, loop)
         rows.append({"block_m": bm, "block_n": bn, "head_dim": d, "num_warps": w, "programs_per_sm": per_sm,
+                     "loop": loop,
                      "iters": iters, "ms": med[key], "spread_pct": spread[key], "fp32_ms": med["fp32"],
                      "exp2_ms": med["exp2"], "fp32_instr_per_s_per_sm": fp32_rate, "exp2_per_s_per_sm": exp_rate,
                      "rounds": len(times[key]), "bench": "cuda events, interleaved rounds, median",
@@ -279,18 +365,20 @@ def timed_rows(times: Mapping[str, list[float]], sm_count: int, iters: int,
 
 
 def summary(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """``fp32_per_score_measured``: per tile the SASS count and (GPU rows) the timed figure and its MUFU floor; the
-    D=128 M=128 tile's timed figure (else its SASS count) as the headline value, with its source."""
+    """``fp32_per_score_measured``: per loop and tile (:func:`tile_key`) the SASS count and (GPU rows) the timed
+    figure and its MUFU floor; the first row's loop's D=128 M=128 tile's timed figure (else its SASS count) as the
+    headline value, with its source and ``loop``."""
     if not rows:
         raise FgsimError("softmax microbenchmark: no rows")
-    tiles = {f"{r['block_m']}x{r['block_n']}x{r['head_dim']}w{r['num_warps']}"
-             + (f"p{r['programs_per_sm']}" if "programs_per_sm" in r else ""):
+    tiles = {tile_key(r["block_m"], r["block_n"], r["head_dim"], r["num_warps"], r.get("programs_per_sm"),
+                      r.get("loop", "feedback")):
              {k: r[k] for k in ("fp32_per_score_sass", "fp32_per_score_timed", "mufu_floor", "mufu_bound")
               if k in r} for r in rows}
-    head = next((r for r in rows if r["block_m"] == 128 and r["block_n"] == 128
+    loop = rows[0].get("loop", "feedback")
+    head = next((r for r in rows if r["block_m"] == 128 and r["block_n"] == 128 and r.get("loop", "feedback") == loop
                  and r.get("programs_per_sm", 1) == 1), rows[0])
     src = "timed" if "fp32_per_score_timed" in head else "sass"
-    return {"fp32_per_score_measured": float(head[f"fp32_per_score_{src}"]), "source": src,
+    return {"fp32_per_score_measured": float(head[f"fp32_per_score_{src}"]), "source": src, "loop": loop,
             "unit": "FP32 instr/score", "tile": f"{head['block_m']}x{head['block_n']}x{head['head_dim']}"
             f"w{head['num_warps']}", "tiles": tiles, "used_by_fit": False}
 
@@ -300,7 +388,8 @@ def fit_constraint(path: str | Path) -> dict[str, Any]:
     the headline tile's timed figure and, by the pre-registered rule (validation/MODEL_NOTES.md, session 16), either
     ``pin`` (the loop is not MUFU-bound: ``fp32_per_score`` is that figure) or ``bounds`` (MUFU-bound: the timed
     figure only bounds the FP32 work from above; fitted within [SASS count, timed figure]). Raises
-    :class:`FgsimError` (one line naming the file) for a missing or malformed file or a CPU (SASS-only) record."""
+    :class:`FgsimError` (one line naming the file) for a missing or malformed file or a CPU (SASS-only) record. The
+    record's headline ``loop`` (``feedback`` where absent) names the tile read."""
     import json
 
     from fgsim.model.params import SPECS
@@ -316,7 +405,10 @@ def fit_constraint(path: str | Path) -> dict[str, Any]:
         raise FgsimError(f"{p}: not a GPU-timed softmax microbenchmark record (source "
                          f"{rec.get('source') if isinstance(rec, dict) else None!r}; a CPU record holds the SASS "
                          "count only, which bounds the parameter from below and is no measurement of it)")
-    tile = f"{rec.get('tile')}p1"
+    loop = rec.get("loop", "feedback")  # records before session 16 (M9) are of the feedback loop
+    if not isinstance(loop, str) or loop not in LOOPS:
+        raise FgsimError(f"{p}: loop {loop!r} is none of {', '.join(LOOPS)}")
+    tile = f"{rec.get('tile')}p1" + ("" if loop == "feedback" else f"/{loop}")
     t = (rec.get("tiles") or {}).get(tile)
     need = ("fp32_per_score_timed", "fp32_per_score_sass", "mufu_floor", "mufu_bound")
     if not isinstance(t, dict) or any(not isinstance(t.get(k), (int, float)) or isinstance(t.get(k), bool)
@@ -326,7 +418,7 @@ def fit_constraint(path: str | Path) -> dict[str, Any]:
     timed, sass = float(t["fp32_per_score_timed"]), float(t["fp32_per_score_sass"])
     if not lo <= timed <= hi:
         raise FgsimError(f"{p}: timed figure {timed:.3f} outside fp32_per_score's range [{lo:g}, {hi:g}]")
-    out: dict[str, Any] = {"tile": tile, "timed": timed, "sass": sass, "mufu_floor": float(t["mufu_floor"]),
+    out: dict[str, Any] = {"tile": tile, "loop": loop, "timed": timed, "sass": sass, "mufu_floor": float(t["mufu_floor"]),
                            "mufu_bound": bool(t["mufu_bound"]), "device": rec.get("device", ""),
                            "commit": rec.get("commit", "")}
     if out["mufu_bound"]:
@@ -338,8 +430,11 @@ def fit_constraint(path: str | Path) -> dict[str, Any]:
     return out
 
 
-def run(out_json: str | Path, gpu: bool, commit: str = "") -> dict[str, Any]:
-    """Measure (``gpu``: timed + SASS; else the offline SASS count) and write ``out_json`` atomically."""
+def run(out_json: str | Path, gpu: bool, commit: str = "", loops: tuple[str, ...] = ("feedback",)) -> dict[str, Any]:
+    """Measure ``loops`` (``gpu``: timed + SASS, interleaved in one run; else the offline SASS count) and write
+    ``out_json`` atomically; the first loop is the record's headline (``loop``)."""
+    for loop in loops:
+        check_loop(loop)
     import json
 
     from fgsim.fileio import write_text_atomic
@@ -348,10 +443,10 @@ def run(out_json: str | Path, gpu: bool, commit: str = "") -> dict[str, Any]:
     if gpu:
         import torch
 
-        rows = gpu_rows(torch.cuda.get_device_properties(0).multi_processor_count)
+        rows = gpu_rows(torch.cuda.get_device_properties(0).multi_processor_count, loops=loops)
         name = torch.cuda.get_device_name(0)
     else:
-        rows = sass_rows()
+        rows = sass_rows(loops=loops)
         name = "offline sm_90"
     import triton
 

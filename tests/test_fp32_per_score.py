@@ -181,8 +181,8 @@ def test_timed_rows_from_rounds() -> None:
         timed_rows,
     )
 
-    counts = {t: {"FFMA": 66, "FADD": 132, "FMUL": 66, "FMNMX": 68, "MUFU": 66, "F2F": 32, "instr": 545,
-                  "fp32_pipe": 332} for t in SOFTMAX_TILES}
+    counts = {"feedback": {t: {"FFMA": 66, "FADD": 132, "FMUL": 66, "FMNMX": 68, "MUFU": 66, "F2F": 32, "instr": 545,
+                               "fp32_pipe": 332} for t in SOFTMAX_TILES}}
     times = {"fp32": [2.0, 1.0, 3.0], "exp2": [4.0, 4.0, 4.0]}
     for bm, bn, d, w in SOFTMAX_TILES:
         for p in PROGRAMS_PER_SM:
@@ -281,3 +281,158 @@ def test_fit_bounds_narrow_a_parameter() -> None:
     assert 4.0 <= held.fp32_per_score < 4.01 and fit["at_bound"] == ["fp32_per_score"]
     with pytest.raises(FgsimError, match="empty range"):
         fit_params(predict, meas, free=["fp32_per_score"], bounds={"fp32_per_score": (6.0, 4.0)})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# session 16 (helper M9): the feedback-free loop (--softmax-loop independent)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_parse_loops_and_messages() -> None:
+    from fgsim.softmax_micro import LOOPS, check_loop, parse_loops, tile_key
+
+    assert parse_loops("feedback") == ("feedback",)
+    assert parse_loops("independent, feedback") == ("independent", "feedback")
+    assert set(LOOPS) == {"feedback", "independent"} and check_loop("independent") == 1.0
+    for bad, msg in (("", "got ''"), ("indep", "got 'indep'"), ("feedback,feedback", "names a loop twice"),
+                     ("feedback,", "got ''")):
+        with pytest.raises(FgsimError, match=msg) as e:
+            parse_loops(bad)
+        assert str(e.value).startswith("--softmax-loop: ") and "\n" not in str(e.value)
+    with pytest.raises(FgsimError, match="loop must be one of feedback, independent, got 'x'"):
+        check_loop("x")
+    assert tile_key(128, 128, 128, 8, 1) == "128x128x128w8p1"
+    assert tile_key(128, 128, 128, 8, 2, "independent") == "128x128x128w8p2/independent"
+    assert tile_key(64, 64, 128, 4, None, "independent") == "64x64x128w4/independent"
+
+
+@pytest.mark.parametrize(("argv", "msg"), [
+    (["--softmax-loop", "indep"], "--softmax-loop: each of 'indep' must be one of feedback, independent"),
+    (["--softmax-loop", ""], "--softmax-loop: each of '' must be one of"),
+    (["--softmax-loop", "independent,independent"], "--softmax-loop: 'independent,independent' names a loop twice"),
+])
+def test_calibrate_softmax_loop_bad_input(tmp_path: Path, argv: list[str], msg: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad loop name: one error line, exit 2, before any work (no file written)."""
+    from fgsim.cli import main
+
+    out = tmp_path / "m.json"
+    assert main(["calibrate", "--fp32-per-score", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and msg in err, err
+    assert not out.exists()
+
+
+def test_softmax_loop_needs_fp32_per_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fgsim.cli import main
+
+    src = ROOT / "validation" / "results" / "h200-2026-12-01-costmodel-calib14.csv"
+    out = tmp_path / "c.json"
+    assert main(["calibrate", "--from-csv", str(src), "--gpu", "h200", "--out", str(out),
+                 "--softmax-loop", "independent"]) == 2
+    err = capsys.readouterr().err
+    assert "--softmax-loop: only with --fp32-per-score" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_independent_loop_subtracts_its_own_op() -> None:
+    """Both loops add one FP32 op per score (the feedback FADD / the independent step's FFMA): same subtraction;
+    an unknown loop is refused by per_score and timed_figure."""
+    counts = {"FFMA": 130, "FADD": 68, "FMUL": 66, "FMNMX": 68, "MUFU": 66, "F2F": 32, "instr": 476,
+              "fp32_pipe": 332}
+    r = per_score(counts, 128, 128, 128, 8, "independent")
+    assert r["fp32_per_score_sass"] == pytest.approx(332 / 64 - 1.0 - 1.0)
+    assert r["instr_per_score"] == pytest.approx(476 / 64)
+    f = timed_figure(1.0, 1e6, 1e11, 2.5e10, 1.0, 128, 128, "independent")
+    assert f["fp32_per_score_timed"] == pytest.approx(98.0)
+    with pytest.raises(FgsimError, match="loop must be one of"):
+        per_score(counts, 128, 128, 128, 8, "other")
+    with pytest.raises(FgsimError, match="loop must be one of"):
+        timed_figure(1.0, 1e6, 1e11, 2.5e10, 1.0, 128, 128, "other")
+
+
+def test_timed_rows_two_loops_interleaved() -> None:
+    """Two loops in one run: rows per loop keyed by tile_key, each loop's own counts, the summary's headline the
+    first loop's 128 x 128 tile at 1 program per SM, and both loops' tiles in the record."""
+    from fgsim.softmax_micro import PROGRAMS_PER_SM, SOFTMAX_TILES, tile_key, timed_rows
+
+    seed = 16
+    print(f"seed {seed}")
+    import random
+
+    rng = random.Random(seed)
+    fb = {"FFMA": 66, "FADD": 132, "FMUL": 66, "FMNMX": 68, "MUFU": 66, "F2F": 32, "instr": 545, "fp32_pipe": 332}
+    ind = {**fb, "FFMA": 130, "FADD": 68, "instr": 476}
+    counts = {"independent": {t: ind for t in SOFTMAX_TILES}, "feedback": {t: fb for t in SOFTMAX_TILES}}
+    times: dict[str, list[float]] = {"fp32": [1.0] * 3, "exp2": [1.0] * 3}
+    ms = {}
+    for loop in counts:
+        for bm, bn, d, w in SOFTMAX_TILES:
+            for p in PROGRAMS_PER_SM:
+                ms[(loop, bm, bn, p)] = rng.uniform(0.5, 2.0)
+                times[tile_key(bm, bn, d, w, p, loop)] = [ms[(loop, bm, bn, p)]] * 3
+    rows = timed_rows(times, 132, 1000, counts)
+    assert [r["loop"] for r in rows] == ["independent"] * 6 + ["feedback"] * 6
+    from fgsim.softmax_micro import EXP_ITERS, FMA_ITERS, RATE_PER_SM, RATE_TILE  # noqa: F401
+
+    fp32_rate = RATE_PER_SM * RATE_TILE**2 * 2 * FMA_ITERS / 1e-3
+    for r in rows:
+        eq = ms[(r["loop"], r["block_m"], r["block_n"], r["programs_per_sm"])] * 1e-3 * fp32_rate / (
+            r["programs_per_sm"] * r["block_m"] * r["block_n"] * 1000)
+        assert r["fp32_per_score_timed"] == pytest.approx(eq - r["head_dim"] / r["block_n"] - 1.0)
+        assert r["loop_instr"] == (476 if r["loop"] == "independent" else 545)
+    s = summary(rows)
+    assert s["loop"] == "independent" and s["tile"] == "128x128x128w8"
+    assert s["fp32_per_score_measured"] == pytest.approx(rows[0]["fp32_per_score_timed"])
+    assert set(s["tiles"]) == {tile_key(*t, p, lp) for lp in counts for t in SOFTMAX_TILES for p in PROGRAMS_PER_SM}
+    del times["128x128x128w8p2/independent"]
+    with pytest.raises(FgsimError, match="no timings for 128x128x128w8p2/independent"):
+        timed_rows(times, 132, 1000, counts)
+
+
+def test_fit_constraint_reads_the_record_loop(tmp_path: Path) -> None:
+    """An independent record's headline tile is read from its /independent key; a record without ``loop`` is the
+    feedback loop's (session 16 M8's record); an unknown loop is refused naming the file."""
+    from fgsim.softmax_micro import fit_constraint
+
+    tile = {"fp32_per_score_sass": 3.19, "fp32_per_score_timed": 6.0, "mufu_floor": 4.8, "mufu_bound": 0.0}
+    rec = {"source": "timed", "tile": "128x128x128w8", "loop": "independent", "device": "NVIDIA H200",
+           "tiles": {"128x128x128w8p1/independent": tile, "128x128x128w8p1": {**tile, "fp32_per_score_timed": 8.5}}}
+    p = tmp_path / "rec.json"
+    p.write_text(json.dumps(rec))
+    c = fit_constraint(p)
+    assert (c["loop"], c["tile"], c["pin"]) == ("independent", "128x128x128w8p1/independent", 6.0)
+    rec.pop("loop")
+    p.write_text(json.dumps(rec))
+    assert (fit_constraint(p)["loop"], fit_constraint(p)["pin"]) == ("feedback", 8.5)
+    for bad in ("sideways", ["independent"]):
+        rec["loop"] = bad
+        p.write_text(json.dumps(rec))
+        with pytest.raises(FgsimError, match="is none of feedback, independent") as e:
+            fit_constraint(p)
+        assert str(p) in str(e.value)
+
+
+def test_offline_independent_loop_has_the_feedback_loop_fp32_count(tmp_path: Path) -> None:
+    """``calibrate --fp32-per-score --softmax-loop independent,feedback`` on a CPU: the independent loop compiles
+    (sm_90 offline) to the feedback loop's FP32-pipe and MUFU counts per score, without the unpack of P (fewer
+    instructions per score); the record's headline is the independent loop. A subprocess without TRITON_INTERPRET;
+    skipped where Triton cannot compile for sm_90 offline."""
+    out = tmp_path / "fp32.json"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    p = subprocess.run([sys.executable, "-m", "fgsim", "calibrate", "--fp32-per-score", str(out), "--softmax-loop",
+                        "independent,feedback"], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    if p.returncode != 0 and ("compiling for sm_90 failed" in p.stderr or "triton is needed" in p.stderr):
+        pytest.skip(f"Triton cannot compile for sm_90 offline here: {p.stderr.strip()[-200:]}")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(out.read_text())
+    assert (res["source"], res["loop"], res["tile"]) == ("sass", "independent", "128x128x128w8")
+    ind, fb = (next(r for r in res["rows"] if r["loop"] == lp and r["block_m"] == 128)
+               for lp in ("independent", "feedback"))
+    print(f"fp32/score independent {ind['fp32_per_score_sass']:.3f} feedback {fb['fp32_per_score_sass']:.3f}; "
+          f"instr/score {ind['instr_per_score']:.2f} / {fb['instr_per_score']:.2f}")
+    assert res["fp32_per_score_measured"] == ind["fp32_per_score_sass"]
+    assert ind["fp32_per_score_sass"] == pytest.approx(fb["fp32_per_score_sass"], abs=0.05)
+    assert ind["MUFU_per_score"] == pytest.approx(fb["MUFU_per_score"])
+    assert ind["instr_per_score"] < fb["instr_per_score"]

@@ -75,6 +75,10 @@ def register(subparsers: Any) -> None:
                         "(fgsim.softmax_micro) to a new JSON file: on a GPU the timed figure and the SASS count, on "
                         "a CPU the offline sm_90 SASS count (needs Triton with the sm_90 backend); field "
                         "fp32_per_score_measured, used by no fit yet")
+    p.add_argument("--softmax-loop", metavar="LOOP[,LOOP]",
+                   help="with --fp32-per-score: the microbenchmark's loop(s), timed interleaved in one run, the first "
+                        "the record's headline: feedback (default; P fed back into the next scores) or independent "
+                        "(scores independent of P, as the real tile's next S = QK^T; session 16, M9)")
     p.add_argument("--fp32-per-score-from", metavar="JSON",
                    help="the GPU record of --fp32-per-score (softmax-only microbenchmark) for the fit: fp32_per_score "
                         "pinned at its timed figure where the loop is not MUFU-bound, else fitted within [SASS count, "
@@ -134,6 +138,9 @@ def _fp32_per_score(args: argparse.Namespace) -> int:
                             ("--fp32-per-score-from", getattr(args, "fp32_per_score_from", None))) if v]
     if clash:
         raise FgsimError(f"--fp32-per-score: runs alone, not with {clash[0]}")
+    from fgsim.softmax_micro import parse_loops
+
+    loops = parse_loops(args.softmax_loop if args.softmax_loop is not None else "feedback")
     out = check_output_path(args.fp32_per_score, "--fp32-per-score", (".json",))
     if out.exists():
         raise FgsimError(f"--fp32-per-score: {out} exists; measurements go to a new file")
@@ -145,8 +152,9 @@ def _fp32_per_score(args: argparse.Namespace) -> int:
         gpu = False
     from fgsim.softmax_micro import run as run_softmax
 
-    res = run_softmax(out, gpu=gpu, commit=os.environ.get("FGSIM_COMMIT", ""))
-    print(f"fp32_per_score_measured {res['fp32_per_score_measured']:.3f} FP32 instr/score ({res['source']}, tile "
+    res = run_softmax(out, gpu=gpu, commit=os.environ.get("FGSIM_COMMIT", ""), loops=loops)
+    print(f"fp32_per_score_measured {res['fp32_per_score_measured']:.3f} FP32 instr/score ({res['source']}, loop "
+          f"{res['loop']}, tile "
           f"{res['tile']}, {res['device']}) -> {out}")
     for tile, v in res["tiles"].items():
         print(f"  {tile}: " + ", ".join(f"{k} {float(x):.3f}" for k, x in v.items()))
@@ -156,6 +164,8 @@ def _fp32_per_score(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "fp32_per_score", None):
         return _fp32_per_score(args)
+    if getattr(args, "softmax_loop", None) is not None:
+        raise FgsimError("--softmax-loop: only with --fp32-per-score (the softmax microbenchmark)")
     if getattr(args, "fp32_per_score_from", None) and (args.ops or args.interconnect):
         raise FgsimError("--fp32-per-score-from: for the attention cost model's fit, not with --ops / --interconnect")
     if getattr(args, "interconnect", False):
