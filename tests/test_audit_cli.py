@@ -320,3 +320,10 @@ def test_validate_without_the_repository_results_says_so(tmp_path, capsys, monke
     assert main(["validate", "--out-dir", str(tmp_path)]) == 2
     assert "rescores the repository's committed results (validation/results/), which this install lacks" in \
         _err(capsys)
+
+
+def test_resolution_that_contradicts_the_trace_is_refused(capsys):
+    for res in ("480p", "1080p"):  # silently replaced by the trace's own 'small' before
+        assert main(["predict", SMALL, "--model", "fgsim-reference-dit", "--resolution", res]) == 2
+        assert (f"--resolution {res}: the trace has N=3584 tokens, fgsim-reference-dit's resolution 'small'"
+                in _err(capsys))

@@ -307,6 +307,11 @@ def run(args: argparse.Namespace) -> int:
             from fgsim.endtoend import check_trace_matches
 
             check_trace_matches(model, info)
+            if args.resolution is not None and (args.resolution not in model.resolutions
+                                                or model.n_tokens(args.resolution) != info.n_tokens):
+                have = next((r for r in model.resolutions if model.n_tokens(r) == info.n_tokens), "?")
+                raise FgsimError(f"--resolution {args.resolution}: the trace has N={info.n_tokens} tokens, "
+                                 f"{model.name}'s resolution {have!r}; with a trace leave --resolution out")
         if tr is not None:
             _check_first_counts(tr, info)
         numba_notice()  # only once the inputs are known good: a refused trace gets its one error line alone
