@@ -44,9 +44,16 @@ _OPTIONAL_DEFAULTS: dict[str, float] = {
     "l1_smem_kb": 256.0,
     "mma_sync_fraction": 0.5,
 }
-#: Upper bounds of the GPU file's counts (far above any GPU; they keep a prediction's memory and time bounded).
-_UPPER: dict[str, int] = {"sm_count": 4096, "max_ctas_per_sm": 1024, "max_threads_per_sm": 1 << 16,
-                          "registers_per_sm": 1 << 24}
+#: Plausible ranges of the GPU file's numbers (far around any GPU): a count or rate outside them is a typo, and an
+#: absurd one (an SM count of 10^9, a clock of 10^-300 MHz) would exhaust memory or print meaningless times.
+_RANGES: dict[str, tuple[float, float]] = {
+    "sm_count": (1, 4096), "max_ctas_per_sm": (1, 1024), "max_threads_per_sm": (32, 1 << 16),
+    "registers_per_sm": (1024, 1 << 24), "boost_clock_mhz": (100, 10_000), "sustained_clock_mhz": (100, 10_000),
+    "mufu_exp_per_clk_per_sm": (0.1, 4096), "hbm_bandwidth_gbs": (1, 1e6), "l2_bandwidth_gbs": (1, 1e7),
+    "l2_size_mb": (0.01, 1e5), "smem_per_sm_kb": (1, 1e5), "smem_per_cta_kb": (1, 1e5),
+    "fp32_flop_per_clk_per_sm": (1, 1e5), "smem_bytes_per_clk_per_sm": (1, 1e5), "memory_latency_cycles": (1, 1e5),
+    "l2_port_bytes_per_clk": (0.1, 1e5), "l1_smem_kb": (1, 1e5), "mma_sync_fraction": (1e-3, 1.0),
+}
 #: Architecture features the kernels' launch options need; a GPU file may list its own under "features".
 ARCH_FEATURES: dict[str, tuple[str, ...]] = {
     "hopper": ("wgmma", "tma"),
@@ -166,6 +173,13 @@ def _search_dirs() -> list[Path]:
     return search_dirs(GPU_DIR, GPU_PATH_ENV)
 
 
+def _check_range(path: Path, key: str, val: float) -> None:
+    """FgsimError naming the file and field when ``val`` lies outside :data:`_RANGES` (fields without one pass)."""
+    lo, hi = _RANGES.get(key, (float("-inf"), float("inf")))
+    if not lo <= val <= hi:
+        raise FgsimError(f"{path}: field '{key}' must be in [{lo:g}, {hi:g}], got {val:g}")
+
+
 def _parse(path: Path, data: Any) -> GPU:
     if not isinstance(data, dict):
         raise FgsimError(f"{path}: GPU description must be a JSON object")
@@ -175,14 +189,16 @@ def _parse(path: Path, data: Any) -> GPU:
         val = data[key]
         if isinstance(val, bool) or not isinstance(val, typ):
             raise FgsimError(f"{path}: field '{key}' has the wrong type ({type(val).__name__})")
-        if typ is not str and typ is not dict and val <= 0:
-            raise FgsimError(f"{path}: field '{key}' must be positive, got {val}")
-        if key in _UPPER and val > _UPPER[key]:  # the scheduler holds per-SM state: a huge count never finishes
-            raise FgsimError(f"{path}: field '{key}' must be at most {_UPPER[key]:,}, got {val}")
+        if typ is not str and typ is not dict:
+            if val <= 0:
+                raise FgsimError(f"{path}: field '{key}' must be positive, got {val}")
+            _check_range(path, key, val)
     tf = data["tensor_flop_per_clk_per_sm"]
     for k, v in tf.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
             raise FgsimError(f"{path}: field 'tensor_flop_per_clk_per_sm.{k}' must be a non-negative number")
+        if v > 1e6:
+            raise FgsimError(f"{path}: field 'tensor_flop_per_clk_per_sm.{k}' must be at most 1e6, got {v}")
     if float(tf.get("bf16", 0)) <= 0 and float(tf.get("fp16", 0)) <= 0:
         raise FgsimError(f"{path}: field 'tensor_flop_per_clk_per_sm' needs a positive bf16 or fp16 rate")
     extra = {}
@@ -190,6 +206,7 @@ def _parse(path: Path, data: Any) -> GPU:
         val = data.get(key, default)
         if isinstance(val, bool) or not isinstance(val, (int, float)) or val <= 0:
             raise FgsimError(f"{path}: field '{key}' must be a positive number")
+        _check_range(path, key, val)
         extra[key] = float(val)
     name = data["name"].lower()
     feats = data.get("features", list(ARCH_FEATURES.get(data["arch"].lower(), ())))

@@ -54,7 +54,11 @@ def test_gpu_description_files_are_bounded(tmp_path, capsys):
     cases = [(_device(tmp_path, "zero.json"), "zero.json: is not a regular file (a device, pipe or socket)"),
              (str(deep), "deep.json: not valid JSON for a GPU description (nested too deeply)"),
              (str(nan), "nan.json: not valid JSON for a GPU description (NaN is not a number JSON allows)"),
-             (str(_gpu_file(tmp_path, "huge", sm_count=10**9)), "field 'sm_count' must be at most 4,096, got 1000000000")]
+             (str(_gpu_file(tmp_path, "huge", sm_count=10**9)), "field 'sm_count' must be in [1, 4096], got 1e+09"),
+             (str(_gpu_file(tmp_path, "clk", boost_clock_mhz=1e-300)),  # 10^300-second predictions before
+              "field 'boost_clock_mhz' must be in [100, 10000], got 1e-300"),
+             (str(_gpu_file(tmp_path, "tf", tensor_flop_per_clk_per_sm={"bf16": 1e300})),
+              "field 'tensor_flop_per_clk_per_sm.bf16' must be at most 1e6, got 1e+300")]
     for path, message in cases:
         assert main(["predict", "--gpu", path]) == 2
         err = _err(capsys)
