@@ -95,7 +95,7 @@ _MEASURED_CACHE: dict[tuple[str, int], dict[str, float]] = {}
 def gpu_properties_of(data: dict[str, Any], where: str) -> dict[str, float]:
     """{property: value} of a calibration's ``gpu_properties`` ({name: {"value", "unit", ...}}); FgsimError
     naming ``where`` for a malformed entry or a property the model does not take from measurements."""
-    from fgsim.hardware import MEASURED_PROPERTIES
+    from fgsim.hardware import MEASURED_PROPERTIES, check_range
 
     out: dict[str, float] = {}
     gp = data.get("gpu_properties") or {}
@@ -108,6 +108,7 @@ def gpu_properties_of(data: dict[str, Any], where: str) -> dict[str, float]:
                              f"({', '.join(MEASURED_PROPERTIES)})")
         if isinstance(val, bool) or not isinstance(val, (int, float)) or not val > 0:
             raise FgsimError(f"{where}: gpu_properties.{k}: 'value' must be a positive number")
+        check_range(f"{where}: gpu_properties", k, val)  # they replace the GPU file's values: the same ranges
         out[k] = float(val)
     return out
 

@@ -173,8 +173,9 @@ def _search_dirs() -> list[Path]:
     return search_dirs(GPU_DIR, GPU_PATH_ENV)
 
 
-def _check_range(path: Path, key: str, val: float) -> None:
-    """FgsimError naming the file and field when ``val`` lies outside :data:`_RANGES` (fields without one pass)."""
+def check_range(path: Path | str, key: str, val: float) -> None:
+    """FgsimError naming the file and field when ``val`` lies outside :data:`_RANGES` (fields without one pass);
+    also for a calibration's measured ``gpu_properties``, which replace the GPU file's values."""
     lo, hi = _RANGES.get(key, (float("-inf"), float("inf")))
     if not lo <= val <= hi:
         raise FgsimError(f"{path}: field '{key}' must be in [{lo:g}, {hi:g}], got {val:g}")
@@ -192,7 +193,7 @@ def _parse(path: Path, data: Any) -> GPU:
         if typ is not str and typ is not dict:
             if val <= 0:
                 raise FgsimError(f"{path}: field '{key}' must be positive, got {val}")
-            _check_range(path, key, val)
+            check_range(path, key, val)
     tf = data["tensor_flop_per_clk_per_sm"]
     for k, v in tf.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -206,7 +207,7 @@ def _parse(path: Path, data: Any) -> GPU:
         val = data.get(key, default)
         if isinstance(val, bool) or not isinstance(val, (int, float)) or val <= 0:
             raise FgsimError(f"{path}: field '{key}' must be a positive number")
-        _check_range(path, key, val)
+        check_range(path, key, val)
         extra[key] = float(val)
     name = data["name"].lower()
     feats = data.get("features", list(ARCH_FEATURES.get(data["arch"].lower(), ())))

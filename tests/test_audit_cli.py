@@ -331,3 +331,13 @@ def test_resolution_that_contradicts_the_trace_is_refused(capsys):
         assert main(["predict", SMALL, "--model", "fgsim-reference-dit", "--resolution", res]) == 2
         assert (f"--resolution {res}: the trace has N=3584 tokens, fgsim-reference-dit's resolution 'small'"
                 in _err(capsys))
+
+
+def test_measured_gpu_properties_are_range_checked(tmp_path, capsys, monkeypatch):
+    cal = json.loads((REPO / "fgsim" / "data" / "calibrations" / "h200.json").read_text())
+    cal["gpu_properties"]["l2_port_bytes_per_clk"]["value"] = 1e-300  # 10^300-second predictions before
+    (tmp_path / "h200.json").write_text(json.dumps(cal))
+    monkeypatch.setenv("FGSIM_CALIBRATION_PATH", str(tmp_path))
+    assert main(["predict", SMALL]) == 2
+    assert "h200.json: gpu_properties: field 'l2_port_bytes_per_clk' must be in [0.1, 100000], got 1e-300" in \
+        _err(capsys)
