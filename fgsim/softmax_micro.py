@@ -383,17 +383,26 @@ def summary(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
             f"w{head['num_warps']}", "tiles": tiles, "used_by_fit": False}
 
 
-def fit_constraint(path: str | Path) -> dict[str, Any]:
+#: how a fit takes the record (``fgsim calibrate --fp32-per-score-rule``): ``auto`` (session 16, M7 / M8: pin where
+#: the loop is not MUFU-bound, else bounds) or ``bound`` (session 16, M9: always fitted within [SASS count, timed
+#: figure], the timed figure an upper bound because the loop is issue-bound; validation/MODEL_NOTES.md)
+FIT_RULES = ("auto", "bound")
+
+
+def fit_constraint(path: str | Path, rule: str = "auto") -> dict[str, Any]:
     """What a calibration fit takes from a GPU record of :func:`run` (``fgsim calibrate --fp32-per-score`` on a GPU):
     the headline tile's timed figure and, by the pre-registered rule (validation/MODEL_NOTES.md, session 16), either
     ``pin`` (the loop is not MUFU-bound: ``fp32_per_score`` is that figure) or ``bounds`` (MUFU-bound: the timed
     figure only bounds the FP32 work from above; fitted within [SASS count, timed figure]). Raises
     :class:`FgsimError` (one line naming the file) for a missing or malformed file or a CPU (SASS-only) record. The
-    record's headline ``loop`` (``feedback`` where absent) names the tile read."""
+    record's headline ``loop`` (``feedback`` where absent) names the tile read; ``rule`` ``bound`` (:data:`FIT_RULES`)
+    takes the bounds branch whatever the MUFU flag says."""
     import json
 
     from fgsim.model.params import SPECS
 
+    if rule not in FIT_RULES:
+        raise FgsimError(f"--fp32-per-score-rule: must be one of {', '.join(FIT_RULES)}, got {rule!r}")
     p = Path(path)
     if not p.is_file():
         raise FgsimError(f"{p}: no such file (the record of `fgsim calibrate --fp32-per-score` on a GPU)")
@@ -421,9 +430,10 @@ def fit_constraint(path: str | Path) -> dict[str, Any]:
     out: dict[str, Any] = {"tile": tile, "loop": loop, "timed": timed, "sass": sass, "mufu_floor": float(t["mufu_floor"]),
                            "mufu_bound": bool(t["mufu_bound"]), "device": rec.get("device", ""),
                            "commit": rec.get("commit", "")}
-    if out["mufu_bound"]:
+    if out["mufu_bound"] or rule == "bound":
         out["bounds"] = (max(lo, min(sass, timed)), timed)
-        out["rule"] = "MUFU-bound: fitted within [SASS count, timed figure]"
+        out["rule"] = ("MUFU-bound" if out["mufu_bound"] else "rule bound (issue-bound loop)") + \
+            ": fitted within [SASS count, timed figure]"
     else:
         out["pin"] = timed
         out["rule"] = "not MUFU-bound: pinned at the timed figure"

@@ -436,3 +436,31 @@ def test_offline_independent_loop_has_the_feedback_loop_fp32_count(tmp_path: Pat
     assert ind["fp32_per_score_sass"] == pytest.approx(fb["fp32_per_score_sass"], abs=0.05)
     assert ind["MUFU_per_score"] == pytest.approx(fb["MUFU_per_score"])
     assert ind["instr_per_score"] < fb["instr_per_score"]
+
+
+def test_fit_constraint_rule_bound(tmp_path: Path) -> None:
+    """``rule="bound"`` (M9's plan for calib16): a not-MUFU-bound record gives bounds [SASS count, timed figure],
+    no pin; an unknown rule is refused in one line naming the flag."""
+    from fgsim.softmax_micro import fit_constraint
+
+    rec = _record(tmp_path, tile_fp32_per_score_timed=7.79)
+    auto = fit_constraint(rec)
+    assert auto["pin"] == 7.79 and "bounds" not in auto
+    b = fit_constraint(rec, "bound")
+    assert "pin" not in b and b["bounds"] == (3.19, 7.79) and b["rule"].startswith("rule bound")
+    with pytest.raises(FgsimError, match="--fp32-per-score-rule: must be one of auto, bound, got 'pin'"):
+        fit_constraint(rec, "pin")
+
+
+def test_fp32_per_score_rule_needs_the_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fgsim.cli import main
+
+    src = ROOT / "validation" / "results" / "h200-2026-12-01-costmodel-calib14.csv"
+    out = tmp_path / "c.json"
+    assert main(["calibrate", "--from-csv", str(src), "--gpu", "h200", "--out", str(out),
+                 "--fp32-per-score-rule", "bound"]) == 2
+    err = capsys.readouterr().err
+    assert "--fp32-per-score-rule: only with --fp32-per-score-from" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert main(["calibrate", "--fp32-per-score", str(tmp_path / "m.json"), "--fp32-per-score-rule", "bound"]) == 2
+    assert "runs alone, not with --fp32-per-score-rule" in capsys.readouterr().err

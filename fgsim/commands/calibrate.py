@@ -83,6 +83,9 @@ def register(subparsers: Any) -> None:
                    help="the GPU record of --fp32-per-score (softmax-only microbenchmark) for the fit: fp32_per_score "
                         "pinned at its timed figure where the loop is not MUFU-bound, else fitted within [SASS count, "
                         "timed figure] (session 16, calib15); without it fp32_per_score is fitted")
+    p.add_argument("--fp32-per-score-rule", choices=("auto", "bound"), default=None,
+                   help="with --fp32-per-score-from: auto (default: pin unless MUFU-bound) or bound (always fitted "
+                        "within [SASS count, timed figure]; session 16, M9's pre-registered plan for calib16)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -135,7 +138,8 @@ def _fp32_per_score(args: argparse.Namespace) -> int:
 
     clash = [o for o, v in (("--from-csv", args.from_csv), ("--ops", args.ops), ("--interconnect", args.interconnect),
                             ("--measure-only", args.measure_only), ("--out", args.out), ("--csv", args.csv),
-                            ("--fp32-per-score-from", getattr(args, "fp32_per_score_from", None))) if v]
+                            ("--fp32-per-score-from", getattr(args, "fp32_per_score_from", None)),
+                            ("--fp32-per-score-rule", getattr(args, "fp32_per_score_rule", None))) if v]
     if clash:
         raise FgsimError(f"--fp32-per-score: runs alone, not with {clash[0]}")
     from fgsim.softmax_micro import parse_loops
@@ -166,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
         return _fp32_per_score(args)
     if getattr(args, "softmax_loop", None) is not None:
         raise FgsimError("--softmax-loop: only with --fp32-per-score (the softmax microbenchmark)")
+    if getattr(args, "fp32_per_score_rule", None) and not getattr(args, "fp32_per_score_from", None):
+        raise FgsimError("--fp32-per-score-rule: only with --fp32-per-score-from (the fit's softmax record)")
     if getattr(args, "fp32_per_score_from", None) and (args.ops or args.interconnect):
         raise FgsimError("--fp32-per-score-from: for the attention cost model's fit, not with --ops / --interconnect")
     if getattr(args, "interconnect", False):
@@ -198,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "fp32_per_score_from", None):
         from fgsim.softmax_micro import fit_constraint
 
-        fp32_from = fit_constraint(args.fp32_per_score_from)  # a bad record fails before any work
+        fp32_from = fit_constraint(args.fp32_per_score_from, args.fp32_per_score_rule or "auto")  # fails before work
     if args.from_csv:
         missing = [f for f in args.from_csv if not Path(f).is_file()]
         if missing:
