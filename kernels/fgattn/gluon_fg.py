@@ -493,6 +493,27 @@ if _GLUON_ERR is None:
         """Slot ``e`` of row ``j`` := the cycle counter now."""
         _tl_put(Tl, base, j, e, _tl_now(j))
 
+    # ---- TL_HDR (issue 12, session 16, helper T2; kernels/NOTES.md "Session 16, T2"): the minimal probe of the
+    # packaged kernel's end-of-launch tail.  Consumer 0 (warp 0 lane 0) only, nothing per row: at the CTA's start
+    # %globaltimer, %clock64 and %smid, at its end %clock64 and %globaltimer, into ``Tl`` int64 [programs, _TL_H]
+    # (slots: fgattn.timeline.HDR_SLOTS).  Knob off: no parameter, no code.
+    _TL_H: gl.constexpr = gl.constexpr(8)
+
+    @gluon.jit
+    def _tl_hdr_start(Tl, dummy):
+        """The minimal probe's CTA-start stores (``dummy``: any int32 scalar)."""
+        base = gl.program_id(0) * _TL_H
+        gl.store(Tl + base + 2, _tl_gtime(dummy))
+        gl.store(Tl + base + 0, _tl_now(dummy))
+        gl.store(Tl + base + 4, _tl_smid(dummy).to(gl.int64))
+
+    @gluon.jit
+    def _tl_hdr_end(Tl, dummy):
+        """The minimal probe's CTA-end stores."""
+        base = gl.program_id(0) * _TL_H
+        gl.store(Tl + base + 1, _tl_now(dummy))
+        gl.store(Tl + base + 3, _tl_gtime(dummy))
+
     @gluon.jit
     def _ws_producer(K, V, Offsets, Indices, Order, Start, k_smem, v_smem, full, empty, stride_kb, stride_kh,
                      stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, PLANNED: gl.constexpr, Tl=None,
@@ -1006,7 +1027,7 @@ if _GLUON_ERR is None:
                        o_desc=None, TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False,
                        RCP: gl.constexpr = False, TAIL64: gl.constexpr = False, Tl=None, TIMELINE: gl.constexpr = False,
                        DEFER_O: gl.constexpr = False, rid=None, rid_full=None, rid_empty=None,
-                       DYN: gl.constexpr = False):
+                       DYN: gl.constexpr = False, TL_HDR: gl.constexpr = False):
         """Form (d)'s consumer with the round-2 knobs (PIPE, PINGPONG, EXP_POLY; FENCE as form d).  Same stages,
         barriers and outputs as :func:`_ws2_consumer`; rows as :func:`_ws_producer` (the walk, or ``PLANNED``
         the host plan's ``Order[Start[p]:Start[p + 1]]``).  Row-end knobs TMA_O (``o_desc``), OFFS_AHEAD, RCP
@@ -1020,7 +1041,8 @@ if _GLUON_ERR is None:
         bf16 / fp16 after its last PV, is held in registers and staged / stored (the meeting on _O_BAR, the TMA bulk
         store, the stage's release) only after the next row's tile-0 QK is issued, so that this row-end work runs
         under that QK instead of with the tensor cores idle (the in-kernel timeline, kernels/NOTES.md "Session 16,
-        T"); the program's last row's O after the loop."""
+        T"); the program's last row's O after the loop.  ``TL_HDR`` (research, issue 12 session 16, helper T2; not
+        with TIMELINE): the minimal probe, :func:`_tl_hdr_start` / :func:`_tl_hdr_end` (consumer 0 only)."""
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[_WS2_WG_WARPS, 1],
                                                            instr_shape=[16, _WS_BN, 16])
         P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=S_LAYOUT, k_width=2)
@@ -1057,6 +1079,10 @@ if _GLUON_ERR is None:
                 gl.store(Tl + hdr + 2, _tl_gtime(pos))
                 gl.store(Tl + hdr + 4, (end - pos).to(gl.int64))
                 gl.store(Tl + hdr + 5, _tl_smid(pos).to(gl.int64))
+        if TL_HDR:
+            gl.static_assert(not TIMELINE, "TL_HDR is the header-only probe: not with TIMELINE")
+            if half == 0:
+                _tl_hdr_start(Tl, pos)
         bh = row // QB
         mbarrier.expect(my_bar, q_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(q_desc, [bh // H, bh % H, (row % QB) * _WS_BM + half * _WS2_HALF_M, 0],
@@ -1318,6 +1344,9 @@ if _GLUON_ERR is None:
             gl.store(Tl + hdr + 1, _tl_now(pos))
             if half == 0:
                 gl.store(Tl + hdr + 3, _tl_gtime(pos))
+        if TL_HDR:
+            if half == 0:
+                _tl_hdr_end(Tl, pos)
         if PINGPONG:  # warpgroup 0 consumes warpgroup 1's last hand-over (no arrival left pending at exit)
             if half == 0:
                 _pp_sync(my_turn)
@@ -1332,7 +1361,8 @@ if _GLUON_ERR is None:
                       PINGPONG: gl.constexpr = False, PLANNED: gl.constexpr = False, o_desc=None,
                       TMA_O: gl.constexpr = False, OFFS_AHEAD: gl.constexpr = False, RCP: gl.constexpr = False,
                       TAIL64: gl.constexpr = False, Tl=None, TIMELINE: gl.constexpr = False,
-                      DEFER_O: gl.constexpr = False, Pool=None, Claim=None, DYN: gl.constexpr = False):
+                      DEFER_O: gl.constexpr = False, Pool=None, Claim=None, DYN: gl.constexpr = False,
+                      TL_HDR: gl.constexpr = False):
         """Form (d): form (c) with one partition per consumer warpgroup (the default partition is consumer half 0,
         ``num_warps`` 4; a worker is half 1; a worker is the producer).  ``q_desc`` has [1, 1, 64, D] boxes.
         Row schedule: the walk (program p of G runs launch positions p, p + G, ... of ``Order``; ``Start`` unused)
@@ -1344,7 +1374,8 @@ if _GLUON_ERR is None:
         constexpr, no parameter, when off; decoded by ``fgattn.timeline``).  ``DEFER_O`` (row end ``"tma_defer"``,
         research): :func:`_ws2x_consumer`'s deferred O.  ``DYN`` (research, issue 12 session 16, helper D2): the
         dynamic tail, the static plan then claims from ``Pool`` by the counter ``Claim`` (:data:`_RID_L`'s comment;
-        host side ``fgattn.gluon_fg_dyntail``)."""
+        host side ``fgattn.gluon_fg_dyntail``).  ``TL_HDR`` (research, helper T2): the minimal tail probe
+        (:func:`_tl_hdr_start`; ``Tl`` then int64 [programs, 8])."""
         gl.static_assert(not (TAIL64 and (PINGPONG or not PIPE)), "TAIL64 needs PIPE and no PINGPONG")
         gl.static_assert(HEAD_DIM == _WS_D and BLOCK_M == _WS_BM and BLOCK_N == _WS_BN and STAGES == _WS_STAGES)
         gl.static_assert(num_warps == _WS2_WG_WARPS)
@@ -1377,11 +1408,11 @@ if _GLUON_ERR is None:
                 (_ws2x_consumer, (0, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full,
                                   empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE,
                                   PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP, TAIL64, Tl,
-                                  TIMELINE, DEFER_O, rid, rid_full, rid_empty, DYN)),
+                                  TIMELINE, DEFER_O, rid, rid_full, rid_empty, DYN, TL_HDR)),
                 (_ws2x_consumer, (1, q_desc, Out, Offsets, Order, Start, q_smem, k_smem, v_smem, q_bar, full,
                                   empty, qk_scale, stride_ob, stride_oh, stride_on, H, N_Q, QB, N_ROWS, CONSUMER_FENCE,
                                   PIPE, EXP_POLY, PINGPONG, PLANNED, o_desc, TMA_O, OFFS_AHEAD, RCP, TAIL64, Tl,
-                                  TIMELINE, DEFER_O, rid, rid_full, rid_empty, DYN)),
+                                  TIMELINE, DEFER_O, rid, rid_full, rid_empty, DYN, TL_HDR)),
                 (_ws_producer, (K, V, Offsets, Indices, Order, Start, k_smem, v_smem, full, empty, stride_kb,
                                 stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, H, QB, N_ROWS, PLANNED, Tl,
                                 TIMELINE, Pool, Claim, rid, rid_full, rid_empty, DYN)),
@@ -1627,7 +1658,7 @@ def compile_sm90(fn: Any, const: dict[str, Any], dtype: str = "bf16", block_m: i
     const = {**{p.name: p.default for p in fn.params if p.is_constexpr and p.has_default}, **const}
     if "o_desc" in names and not const.get("TMA_O"):
         const["o_desc"] = None  # no O descriptor: a constexpr None, as a launch passing o_desc=None specialises it
-    if "Tl" in names and not const.get("TIMELINE"):
+    if "Tl" in names and not const.get("TIMELINE") and not const.get("TL_HDR"):
         const["Tl"] = None  # no timeline buffer: a constexpr None (TIMELINE off: the binary without the knob)
     for a in ("Pool", "Claim"):
         if a in names and not const.get("DYN"):

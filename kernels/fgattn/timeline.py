@@ -281,3 +281,169 @@ def decompose(buf: Any) -> dict[str, float] | None:
                first_row=float(np.median(first)) if first else 0.0, tail=float(span.max() - span.mean()))
     out["rest"] = out["span_max"] - out["tiles"] - out["rows"] - out["first_row"] - out["tail"]
     return out
+
+
+# ------------------------------------------------------------------------------------------------ minimal tail probe
+# Issue 12, session 16, helper T2 (kernels/NOTES.md "Session 16, T2"): the kernel constexpr ``TL_HDR`` of
+# :func:`fgattn.gluon_fg._fg_gluon_ws2` (default off: no parameter, no code) makes consumer 0's warp 0 lane 0 write
+# only a per-CTA header into an int64 buffer [programs, HDR_EV]: at the CTA's start %globaltimer, %clock64, %smid,
+# at its end %clock64, %globaltimer; nothing per row.  It measures the end-of-launch tail of the packaged kernel
+# with (close to) no probe effect.
+
+#: int64 slots per program of the minimal probe's buffer (the kernel's ``_TL_H``) and their names
+HDR_EV = 8
+HDR_SLOTS = {"clk_start": 0, "clk_end": 1, "gt_start": 2, "gt_end": 3, "smid": 4}
+#: a CTA is "slow" when its span is > SLOW_REL × the launch's mean span
+SLOW_REL = 1.05
+
+
+def hdr_buffer_shape(programs: int, launches: int = 1) -> tuple[int, int, int]:
+    """Shape of the minimal probe's buffer for ``launches`` launches of ``programs`` programs (each launch writes
+    ``buf[i]``): (launches, programs, HDR_EV)."""
+    buffer_shape(programs)
+    if not isinstance(launches, int) or isinstance(launches, bool) or launches < 1:
+        _fail(f"launches={launches!r} must be a positive int")
+    return (launches, programs, HDR_EV)
+
+
+def new_hdr_buffer(programs: int, launches: int = 1, device: Any = "cuda") -> Any:
+    """A minimal-probe buffer (int64, every slot -1 = not written)."""
+    import torch
+
+    return torch.full(hdr_buffer_shape(programs, launches), -1, dtype=torch.int64, device=device)
+
+
+def compile_tail_probe_sm90(dtype: str = "bf16") -> Any:
+    """The packaged fg list kernel (row end ``tma_sel``) with the minimal probe, compiled for sm_90 without a GPU."""
+    from . import gluon_fg as g
+    from .gluon_fg_list import _constexprs
+
+    return g.compile_sm90(g._fg_gluon_ws2, {**_constexprs("tma_sel"), "TL_HDR": True}, dtype, g.BLOCK_M,
+                          g.HEAD_DIM, ws2=True)
+
+
+def fg_attention_tail_probe(q: Any, k: Any, v: Any, index: Any, buf: Any, *, plan: Any, layout: str = "bhnd",
+                            sm_scale: float | None = None, out: Any = None) -> Any:
+    """The packaged fg D128 M128 g1 entry's kernel (ws2 list CTA, row end ``tma_sel``) over ``plan`` with the minimal
+    probe: each CTA's header into ``buf`` (a contiguous int64 [plan.programs, HDR_EV] tensor, e.g. one launch's
+    slice of :func:`new_hdr_buffer`).  Same output as the uninstrumented kernel."""
+    import torch
+
+    from . import gluon_fg as g
+    from .gluon_fg_list import _constexprs, prepare_list_call
+
+    p, plan, out, q_desc, scale = prepare_list_call(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,
+                                                    plan=plan, programs=None, fail=_fail)
+    if g.o_desc_ok(out, layout) is not None:
+        _fail("out is not 16-byte aligned: the probe is built on the TMA row end")
+    if (not isinstance(buf, torch.Tensor) or buf.dtype != torch.int64 or tuple(buf.shape) != (plan.programs, HDR_EV)
+            or buf.device != q.device or not buf.is_contiguous()):
+        _fail(f"buf must be a contiguous int64 tensor of shape {(plan.programs, HDR_EV)} on {q.device}")
+    o_desc = g.o_desc_for(out, layout, q_desc, p, "tma")
+    st = g._strides
+    g._fg_gluon_ws2[(plan.programs,)](
+        q_desc, k, v, out, index.offsets, index.indices, plan.rows, plan.start, scale * 1.4426950408889634,
+        *st(k, layout), *st(v, layout), *st(out, layout), p.heads, p.n_q, p.n_qblocks, p.n_rows,
+        **_constexprs("tma_sel"), o_desc=o_desc, Tl=buf, TL_HDR=True)
+    return out
+
+
+def _hdr(buf: Any) -> Any:
+    import numpy as np
+
+    a = buf.detach().cpu().numpy() if hasattr(buf, "detach") else np.asarray(buf)
+    if a.ndim != 2 or a.shape[1] != HDR_EV or a.shape[0] < 2:
+        _fail(f"header buffer shape {a.shape} is not (programs >= 2, {HDR_EV})")
+    a = a.astype(np.int64)
+    if (a[:, :5] < 0).any():
+        _fail(f"{int((a[:, :5] < 0).any(axis=1).sum())} program(s) did not write their header")
+    if ((a[:, 1] <= a[:, 0]) | (a[:, 3] <= a[:, 2])).any():
+        _fail("a program's end is not after its start")
+    return a
+
+
+def tail_ctas(buf: Any) -> dict[str, Any]:
+    """Per CTA of one launch (numpy arrays): ``smid``, ``span_cycles``, ``span_ns``, ``mhz`` (the SM's clock over
+    the CTA: cycles / ns · 1e3), ``start_ns`` / ``end_ns`` (%globaltimer relative to the launch's first start)."""
+    import numpy as np
+
+    a = _hdr(buf)
+    s = HDR_SLOTS
+    t0 = a[:, s["gt_start"]].min()
+    cyc = (a[:, s["clk_end"]] - a[:, s["clk_start"]]).astype(float)
+    ns = (a[:, s["gt_end"]] - a[:, s["gt_start"]]).astype(float)
+    return dict(smid=a[:, s["smid"]].astype(int), span_cycles=cyc, span_ns=ns, mhz=cyc / np.maximum(ns, 1.0) * 1e3,
+                start_ns=(a[:, s["gt_start"]] - t0).astype(float), end_ns=(a[:, s["gt_end"]] - t0).astype(float))
+
+
+def tpc_pairs(smid: Any, span: Any) -> dict[str, float]:
+    """TPC pairing of per-CTA spans (one CTA per SM assumed; the TPC of SM s is s // 2): ``r_tpc`` = correlation of the
+    spans of SMs 2t and 2t + 1, ``r_cross`` = of SMs 2t + 1 and 2t + 2 (neighbours in different TPCs), ``slow`` =
+    CTAs with span > SLOW_REL × mean, ``slow_paired`` = the share of slow CTAs whose TPC partner is slow too,
+    ``chance`` = that share if slow CTAs were placed at random (nan where undefined)."""
+    import numpy as np
+
+    smid = np.asarray(smid, dtype=int)
+    span = np.asarray(span, dtype=float)
+    by = {int(s): float(x) for s, x in zip(smid, span, strict=True)}
+    ev = [(by[s], by[s + 1]) for s in sorted(by) if s % 2 == 0 and s + 1 in by]
+    od = [(by[s], by[s + 1]) for s in sorted(by) if s % 2 == 1 and s + 1 in by]
+
+    def corr(pairs: list[tuple[float, float]]) -> float:
+        if len(pairs) < 3:
+            return float("nan")
+        x = np.array(pairs)
+        return float(np.corrcoef(x[:, 0], x[:, 1])[0, 1]) if x.std(axis=0).min() > 0 else float("nan")
+
+    slow = {s for s, x in by.items() if x > SLOW_REL * span.mean()}
+    paired = [s for s in slow if (s ^ 1) in by]
+    n = len(by)
+    return dict(r_tpc=corr(ev), r_cross=corr(od), slow=float(len(slow)),
+                slow_paired=(sum((s ^ 1) in slow for s in paired) / len(paired)) if paired else float("nan"),
+                chance=((len(slow) - 1) / (n - 1)) if n > 1 and slow else float("nan"))
+
+
+def tail_summary(buf: Any) -> dict[str, float]:
+    """One launch's tail (the minimal probe's header): ``launch_ns`` (first CTA start to last CTA end),
+    ``slowest_over_mean`` (span in cycles), ``tail_frac`` = (slowest − mean span) / mean span, ``last_minus_median_ns``
+    (the last CTA's finish minus the median finish) and ``last_minus_median_frac`` (over ``launch_ns``),
+    ``lever_max`` = (last finish − mean finish) / launch_ns (what a perfect tail lever could win: every CTA ending at
+    the mean finish), ``start_skew_ns`` (last CTA start − first), ``mhz_median`` / ``mhz_min`` / ``mhz_max`` (the
+    SMs' clocks), ``mhz_r_span`` (correlation of a CTA's clock with its span in cycles), and :func:`tpc_pairs`."""
+    import numpy as np
+
+    c = tail_ctas(buf)
+    span, end = c["span_cycles"], c["end_ns"]
+    launch = float(end.max())
+    mhz = c["mhz"]
+    r = float(np.corrcoef(mhz, span)[0, 1]) if mhz.std() > 0 and span.std() > 0 else float("nan")
+    return dict(programs=float(span.size), launch_ns=launch, slowest_over_mean=float(span.max() / span.mean()),
+                tail_frac=float((span.max() - span.mean()) / span.mean()),
+                last_minus_median_ns=float(end.max() - np.median(end)),
+                last_minus_median_frac=float((end.max() - np.median(end)) / launch),
+                lever_max=float((end.max() - end.mean()) / launch), start_skew_ns=float(c["start_ns"].max()),
+                mhz_median=float(np.median(mhz)), mhz_min=float(mhz.min()), mhz_max=float(mhz.max()), mhz_r_span=r,
+                **tpc_pairs(c["smid"], span))
+
+
+def slow_repeat(bufs: list[Any], top: int = 6) -> dict[str, float]:
+    """Whether the same SMs are slow across launches: over consecutive launch pairs, the mean number of SM ids shared
+    by the ``top`` slowest CTAs of each (``shared``) against chance (top² / programs), and the correlation of the
+    per-SM span rank between consecutive launches (``r_rank``, mean over pairs)."""
+    import numpy as np
+
+    if len(bufs) < 2:
+        _fail("slow_repeat needs >= 2 launches")
+    tops, ranks = [], []
+    n = 0
+    for b in bufs:
+        c = tail_ctas(b)
+        n = c["smid"].size
+        order = np.argsort(-c["span_cycles"])
+        tops.append({int(c["smid"][i]) for i in order[:top]})
+        rk = np.empty(n)
+        rk[c["smid"].argsort()] = c["span_cycles"][c["smid"].argsort()].argsort().argsort()
+        ranks.append(rk)
+    shared = [len(tops[i] & tops[i + 1]) for i in range(len(tops) - 1)]
+    rr = [float(np.corrcoef(ranks[i], ranks[i + 1])[0, 1]) for i in range(len(ranks) - 1)]
+    return dict(shared=float(np.mean(shared)), chance=top * top / n, r_rank=float(np.mean(rr)))
