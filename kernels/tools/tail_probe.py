@@ -78,9 +78,27 @@ def _med(xs: list[float]) -> float:
     return s[len(s) // 2] if s else float("nan")
 
 
+def _write(out: Path, trows: list, lrows: list, crows: list, raw: dict) -> None:
+    """The CSVs and raw buffers so far (rewritten after every cell: a timeout keeps the finished cells)."""
+    import numpy as np
+
+    for name, rows in (("tail-timing.csv", trows), ("tail-launches.csv", lrows)):
+        if not rows:
+            continue
+        with open(out / name, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    if crows:
+        with gzip.open(out / "tail-ctas.csv.gz", "wt", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(crows[0]))
+            w.writeheader()
+            w.writerows(crows)
+    np.savez_compressed(out / "tail-raw.npz", **{k_.replace(" ", "_"): x for k_, x in raw.items()})
+
+
 def run(args: argparse.Namespace) -> int:
     import fgattn
-    import numpy as np
     import torch
     from bench_kernels import NvmlClock, env_metadata, make_qkv, timed_rounds
     from entry_regress import build_index, paired, row_stats
@@ -100,98 +118,95 @@ def run(args: argparse.Namespace) -> int:
         if time.perf_counter() - t0 > args.budget_s:
             print(f"[tail] budget reached, skipping {cell}", flush=True)
             continue
-        n = nv + nt
-        (q, k, v), = make_qkv(1, h, n, D, 1)
-        idx = build_index(h, nv, nt, dt_, "cuda")
-        st = row_stats(idx, sms)
-        plan = prepare_list_plan(idx)
-        o_e, o_p = torch.empty_like(q), torch.empty_like(q)
-        scratch = tl.new_hdr_buffer(plan.programs)[0]
-        fgattn.fg_attention(q, k, v, idx, block_m=M, gran_n=G, out=o_e)
-        tl.fg_attention_tail_probe(q, k, v, idx, scratch, plan=plan, out=o_p)
-        torch.cuda.synchronize()
-        diff = float((o_e.float() - o_p.float()).abs().max())
+        try:
+            n = nv + nt
+            (q, k, v), = make_qkv(1, h, n, D, 1)
+            idx = build_index(h, nv, nt, dt_, "cuda")
+            st = row_stats(idx, sms)
+            plan = prepare_list_plan(idx)
+            o_e, o_p = torch.empty_like(q), torch.empty_like(q)
+            scratch = tl.new_hdr_buffer(plan.programs)[0]
+            fgattn.fg_attention(q, k, v, idx, block_m=M, gran_n=G, out=o_e)
+            tl.fg_attention_tail_probe(q, k, v, idx, scratch, plan=plan, out=o_p)
+            torch.cuda.synchronize()
+            diff = float((o_e.float() - o_p.float()).abs().max())
 
-        def f_entry(q_, k_, v_, idx=idx, o=o_e):
-            return fgattn.fg_attention(q_, k_, v_, idx, block_m=M, gran_n=G, out=o)
+            def f_entry(q_, k_, v_, idx=idx, o=o_e):
+                return fgattn.fg_attention(q_, k_, v_, idx, block_m=M, gran_n=G, out=o)
 
-        def f_probe(q_, k_, v_, idx=idx, o=o_p, b=scratch, pl=plan):
-            return tl.fg_attention_tail_probe(q_, k_, v_, idx, b, plan=pl, out=o)
+            def f_probe(q_, k_, v_, idx=idx, o=o_p, b=scratch, pl=plan):
+                return tl.fg_attention_tail_probe(q_, k_, v_, idx, b, plan=pl, out=o)
 
-        cases = [dict(variant=vn, kernel=vn, fn=(f_probe if vn == "probe" else f_entry)) for vn in VARIANTS]
-        timed_rounds(cases, [(q, k, v)], args.rounds, args.target_ms, shuffle_seed=args.seed + ci, clock=clock)
-        base = cases[0]["ms"]
-        for c in cases:
-            rel = paired(c["ms"], base) if c["variant"] != "entry" else (1.0, 1.0, 1.0)
-            mhz = c.get("mhz") or []
-            trows.append(dict(cell=cell, H=h, N=n, n_text=nt, density_target=dt_, density=round(idx.density(n), 5),
-                              variant=c["variant"], ms=round(_med(c["ms"]), 4), ms_min=round(min(c["ms"]), 4),
-                              ms_max=round(max(c["ms"]), 4), rel_entry=round(rel[0], 4),
-                              rel_entry_min=round(rel[1], 4), rel_entry_max=round(rel[2], 4), rounds=len(c["ms"]),
-                              reps=c["reps"], warm=c.get("warm", ""), rows=st["rows"], rows_per_sm=st["rows_per_sm"],
-                              exec_tiles_per_row=st["exec_tiles_per_row"], max_abs_diff_probe=diff,
-                              sm_mhz_nvml_median=_med(mhz) if mhz else "", sm_mhz_eff=c.get("sm_mhz_eff", ""),
-                              timing=f"CUDA graph, {len(c['ms'])} interleaved rounds in a random order per round "
-                                     f"(seed {args.seed + ci}) x {c['reps']} timed replays after {c.get('warm', 0)} "
-                                     "untimed, events",
-                              statistic="median over rounds (min, max); rel_entry = t / t_entry paired per round",
-                              **meta))
-        rp = {c["variant"]: trows[-len(cases) + i]["rel_entry"] for i, c in enumerate(cases)}
-        # back-to-back recorded launches (one graph, as a replay), second replay recorded
-        bufs = tl.new_hdr_buffer(plan.programs, args.launches)
-        g = torch.cuda.CUDAGraph()
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            tl.fg_attention_tail_probe(q, k, v, idx, bufs[0], plan=plan, out=o_p)
-        torch.cuda.current_stream().wait_stream(s)
-        torch.cuda.synchronize()
-        with torch.cuda.graph(g):
+            cases = [dict(variant=vn, kernel=vn, fn=(f_probe if vn == "probe" else f_entry)) for vn in VARIANTS]
+            timed_rounds(cases, [(q, k, v)], args.rounds, args.target_ms, shuffle_seed=args.seed + ci, clock=clock)
+            base = cases[0]["ms"]
+            for c in cases:
+                rel = paired(c["ms"], base) if c["variant"] != "entry" else (1.0, 1.0, 1.0)
+                mhz = c.get("mhz") or []
+                trows.append(dict(cell=cell, H=h, N=n, n_text=nt, density_target=dt_, density=round(idx.density(n), 5),
+                                  variant=c["variant"], ms=round(_med(c["ms"]), 4), ms_min=round(min(c["ms"]), 4),
+                                  ms_max=round(max(c["ms"]), 4), rel_entry=round(rel[0], 4),
+                                  rel_entry_min=round(rel[1], 4), rel_entry_max=round(rel[2], 4), rounds=len(c["ms"]),
+                                  reps=c["reps"], warm=c.get("warm", ""), rows=st["rows"], rows_per_sm=st["rows_per_sm"],
+                                  exec_tiles_per_row=st["exec_tiles_per_row"], max_abs_diff_probe=diff,
+                                  sm_mhz_nvml_median=_med(mhz) if mhz else "", sm_mhz_eff=c.get("sm_mhz_eff", ""),
+                                  timing=f"CUDA graph, {len(c['ms'])} interleaved rounds in a random order per round "
+                                         f"(seed {args.seed + ci}) x {c['reps']} timed replays after {c.get('warm', 0)} "
+                                         "untimed, events",
+                                  statistic="median over rounds (min, max); rel_entry = t / t_entry paired per round",
+                                  **meta))
+            rp = {c["variant"]: trows[-len(cases) + i]["rel_entry"] for i, c in enumerate(cases)}
+            # back-to-back recorded launches (one graph, as a replay), second replay recorded
+            bufs = tl.new_hdr_buffer(plan.programs, args.launches)
+            g = torch.cuda.CUDAGraph()
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                tl.fg_attention_tail_probe(q, k, v, idx, bufs[0], plan=plan, out=o_p)
+            torch.cuda.current_stream().wait_stream(s)
+            torch.cuda.synchronize()
+            with torch.cuda.graph(g):
+                for i in range(args.launches):
+                    tl.fg_attention_tail_probe(q, k, v, idx, bufs[i], plan=plan, out=o_p)
+            g.replay()
+            bufs.fill_(-1)
+            g.replay()
+            torch.cuda.synchronize()
+            a = bufs.cpu().numpy()
+            raw[cell] = a
+            sums = []
             for i in range(args.launches):
-                tl.fg_attention_tail_probe(q, k, v, idx, bufs[i], plan=plan, out=o_p)
-        g.replay()
-        bufs.fill_(-1)
-        g.replay()
-        torch.cuda.synchronize()
-        a = bufs.cpu().numpy()
-        raw[cell] = a
-        sums = []
-        for i in range(args.launches):
-            sm = tl.tail_summary(a[i])
-            sums.append(sm)
-            gap = (float(a[i + 1, :, 2].min() - a[i, :, 3].max()) if i + 1 < args.launches else "")
-            lrows.append(dict(cell=cell, H=h, N=n, n_text=nt, density_target=dt_, launch=i,
-                              **{kk: round(x, 4) for kk, x in sm.items()}, gap_to_next_ns=gap,
-                              rel_probe=rp["probe"], rel_ctl=rp["entry_ctl"], **meta))
-            if i < args.cta_launches:
-                c = tl.tail_ctas(a[i])
-                for p in range(a.shape[1]):
-                    crows.append(dict(cell=cell, launch=i, program=p, smid=int(c["smid"][p]),
-                                      span_cycles=int(c["span_cycles"][p]), span_ns=int(c["span_ns"][p]),
-                                      start_ns=int(c["start_ns"][p]), end_ns=int(c["end_ns"][p])))
-        rep = tl.slow_repeat(list(a))
-        print(f"[tail] {cell}: probe rel {rp['probe']} ctl {rp['entry_ctl']} diff {diff:g} | tail_frac "
-              f"{_med([x['tail_frac'] for x in sums]):.3f} last-median {_med([x['last_minus_median_frac'] for x in sums]):.3f}"
-              f" lever_max {_med([x['lever_max'] for x in sums]):.3f} r_tpc {_med([x['r_tpc'] for x in sums]):.2f} "
-              f"slow_paired {_med([x['slow_paired'] for x in sums]):.2f} shared {rep['shared']:.2f}/{rep['chance']:.2f} "
-              f"r_rank {rep['r_rank']:.2f} MHz {_med([x['mhz_median'] for x in sums]):.0f} "
-              f"({time.perf_counter() - t0:.0f}s)", flush=True)
-        for lr in lrows[-args.launches:]:
-            lr.update(repeat_shared=round(rep["shared"], 3), repeat_chance=round(rep["chance"], 3),
-                      repeat_r_rank=round(rep["r_rank"], 3))
-        del q, k, v, idx, o_e, o_p, bufs, g, cases
-        torch.cuda.empty_cache()
-    for name, rows in (("tail-timing.csv", trows), ("tail-launches.csv", lrows)):
-        with open(args.out / name, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-    with gzip.open(args.out / "tail-ctas.csv.gz", "wt", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(crows[0]))
-        w.writeheader()
-        w.writerows(crows)
-    np.savez_compressed(args.out / "tail-raw.npz", **{k_.replace(" ", "_"): x for k_, x in raw.items()})
-    analyze(args.out)
+                sm = tl.tail_summary(a[i])
+                sums.append(sm)
+                gap = (float(a[i + 1, :, 2].min() - a[i, :, 3].max()) if i + 1 < args.launches else "")
+                lrows.append(dict(cell=cell, H=h, N=n, n_text=nt, density_target=dt_, launch=i,
+                                  **{kk: round(x, 4) for kk, x in sm.items()}, gap_to_next_ns=gap,
+                                  rel_probe=rp["probe"], rel_ctl=rp["entry_ctl"], **meta))
+                if i < args.cta_launches:
+                    c = tl.tail_ctas(a[i])
+                    for p in range(a.shape[1]):
+                        crows.append(dict(cell=cell, launch=i, program=p, smid=int(c["smid"][p]),
+                                          span_cycles=int(c["span_cycles"][p]), span_ns=int(c["span_ns"][p]),
+                                          start_ns=int(c["start_ns"][p]), end_ns=int(c["end_ns"][p])))
+            rep = tl.slow_repeat(list(a))
+            print(f"[tail] {cell}: probe rel {rp['probe']} ctl {rp['entry_ctl']} diff {diff:g} | tail_frac "
+                  f"{_med([x['tail_frac'] for x in sums]):.3f} last-median {_med([x['last_minus_median_frac'] for x in sums]):.3f}"
+                  f" lever_max {_med([x['lever_max'] for x in sums]):.3f} r_tpc {_med([x['r_tpc'] for x in sums]):.2f} "
+                  f"slow_paired {_med([x['slow_paired'] for x in sums]):.2f} shared {rep['shared']:.2f}/{rep['chance']:.2f} "
+                  f"r_rank {rep['r_rank']:.2f} MHz {_med([x['mhz_median'] for x in sums]):.0f} "
+                  f"({time.perf_counter() - t0:.0f}s)", flush=True)
+            for lr in lrows[-args.launches:]:
+                lr.update(repeat_shared=round(rep["shared"], 3), repeat_chance=round(rep["chance"], 3),
+                          repeat_r_rank=round(rep["r_rank"], 3))
+            del q, k, v, idx, o_e, o_p, bufs, g, cases
+            torch.cuda.empty_cache()
+            _write(args.out, trows, lrows, crows, raw)
+        except Exception as e:  # noqa: BLE001 (one cell's failure must not lose the others)
+            print(f"[tail] {cell} FAILED: {type(e).__name__}: {e}"[:600], flush=True)
+            torch.cuda.synchronize()
+    _write(args.out, trows, lrows, crows, raw)
+    if lrows:
+        analyze(args.out)
     print(f"[tail] done {time.perf_counter() - t0:.1f}s", flush=True)
     return 0
 
