@@ -119,3 +119,26 @@ def test_cell_table(tmp_path: Path) -> None:
     assert t["rel_probe"] == pytest.approx(1.004) and t["gap_us"] == pytest.approx(0.1)
     with pytest.raises(SystemExit):
         tail_probe.parse_args(["--analyze", str(tmp_path / "missing")])
+
+
+def test_plan_fit_cli_and_parse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import tail_plan_fit
+
+    assert tail_plan_fit._parse("H12 N32760+512text d 0.05") == (12, 32760, 512, 0.05)
+    assert tail_plan_fit._parse("H40 N75600 d 0.02") == (40, 75600, 0, 0.02)
+    assert tail_plan_fit.main([str(tmp_path / "none.csv.gz"), str(tmp_path / "o.csv")]) == 2
+    assert "the first argument must be a file" in capsys.readouterr().err
+    import gzip
+
+    p = tmp_path / "c.csv.gz"
+    with gzip.open(p, "wt") as f:
+        f.write("cell,launch,program,smid,span_cycles,span_ns,start_ns,end_ns\nH12 N32760 d 0.02,0,0,0,1,1,0,1\n")
+    assert tail_plan_fit.main([str(p), str(tmp_path / "o.csv"), "H40 N32760 d 0.02"]) == 2
+    assert "'H40 N32760 d 0.02' is not in" in capsys.readouterr().err
+
+
+def test_plot_cli_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import tail_plot
+
+    assert tail_plot.main([str(tmp_path / "a.csv"), str(tmp_path / "b.csv.gz"), str(tmp_path / "o.png")]) == 2
+    assert "the CSVs must exist" in capsys.readouterr().err
