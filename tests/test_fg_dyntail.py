@@ -146,7 +146,7 @@ def _run_protocol(lists, pool, tiles, rng, stages=3, slots=2):
             counter[0] += 1
             r = pool[c] if c < len(pool) else -1
             k = pos - len(lst)
-            yield lambda: k < slots or st["read"][k - slots] == 2
+            yield lambda: k < slots or st["read"].get(k - slots, 0) == 2
             st["ring"][k] = r
             return r
 
