@@ -5,6 +5,8 @@ kernels/NOTES.md "Session 16, T2").  CPU only: rebuilds the benchmark's masks an
 same deterministic masks, checked by the plan's makespan against the timing CSVs)::
 
     python3 kernels/tools/tail_plan_fit.py CTAS_CSV_GZ OUT_CSV [CELL ...]
+
+Also the fitted model's makespan / mean for one common row cost :data:`COMMON_C_ROW` (tiles) at every cell.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "kernels"), str(ROOT / "validation")]
 CELLS = ("H40 N32760 d 0.02", "H12 N32760 d 0.02", "H40 N32760 d 0.05", "H12 N32760 d 0.05",
          "H40 N32760+512text d 0.02", "H12 N32760+512text d 0.02", "H12 N32760+512text d 0.05",
          "H12 N75600+512text d 0.02")
+#: one row cost for every cell (tiles; the median of the fitted ones at the cells with r >= 0.9, chosen after
+#: seeing them: in-sample)
+COMMON_C_ROW = 1.45
 
 
 def _parse(cell: str) -> tuple[int, int, int, float]:
@@ -57,12 +62,16 @@ def fit_cell(cell: str, spans: dict[int, list[float]]) -> dict:
     alt = plan_ws2_list(idx, programs=len(spans), c_row=c_row)
     a_nr, a_nt = per_program(idx, alt)
     alt_pred = c[0] * a_nr + c[1] * a_nt + c[2]
+    com = plan_ws2_list(idx, programs=len(spans), c_row=COMMON_C_ROW)
+    c_nr, c_nt = per_program(idx, com)
+    com_pred = c[0] * c_nr + c[1] * c_nt + c[2]
     return dict(cell=cell, programs=len(spans), launches=len(spans[0]), plan_makespan_over_mean=round(
         plan.makespan / plan.mean_load, 4), span_max_over_mean=round(float(ms.max() / ms.mean()), 4),
         cycles_per_row=round(float(c[0])), cycles_per_tile=round(float(c[1])), const_cycles=round(float(c[2])),
         r_fit=round(float(np.corrcoef(pred, ms)[0, 1]), 4), fitted_c_row_tiles=round(c_row, 3),
         packaged_c_row_tiles=C_ROW_TILES, fit_max_over_mean=round(float(pred.max() / pred.mean()), 4),
-        refit_plan_fit_max_over_mean=round(float(alt_pred.max() / pred.mean()), 4),
+        refit_plan_fit_max_over_mean=round(float(alt_pred.max() / pred.mean()), 4), common_c_row_tiles=COMMON_C_ROW,
+        common_plan_fit_max_over_mean=round(float(com_pred.max() / pred.mean()), 4),
         statistic="least squares over programs of the mean CTA span (cycles) = a*rows + b*tiles + c; in-sample")
 
 
