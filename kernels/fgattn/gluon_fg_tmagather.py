@@ -777,24 +777,14 @@ def fg_attention_tmagather(q: Any, k: Any, v: Any, index: Any, *, layout: str = 
     return out
 
 
-def compile_tg_sm90(dtype: str = "bf16", epilogue: str = "tma_sel", max_lg: int = MAX_LG,
-                    regs: tuple[int, int] = TG_REGS, producer_warps: int = 1, timeline: int = 0) -> Any:
-    """Compile :func:`_fg_gluon_ws2_tg` for sm_90 without a GPU (Triton 3.6 with Gluon on the path);
-    ``timeline`` 1: the instrumented form (``Tl`` an int64 pointer)."""
+def _compile_sm90(fn: Any, const: dict[str, Any], dtype: str) -> Any:
+    """Offline sm_90 compile of a TMA-gather CTA ``fn`` (``tg`` or ``tgc``) with ``const`` constexprs: Q / O
+    descriptors 128B-swizzled, the K / V box descriptors unswizzled (``swizzle_boxes`` sets the swizzle at launch),
+    the ``Out`` / ``Q`` pointer, index and timeline arguments 16-B aligned."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon._runtime import GluonASTSource
 
-    fn = _fg_gluon_ws2_tg
-    const: dict[str, Any] = dict(num_warps=4, MAX_LG=max_lg, **check_tg_knobs(regs, producer_warps),
-                                 **_g.EPILOGUES[epilogue])
-    const = {**{p.name: p.default for p in fn.params if p.is_constexpr and p.has_default}, **const}
-    if not const.get("TMA_O"):
-        const["o_desc"] = None
-    if timeline:
-        const["TIMELINE"] = timeline
-    else:
-        const["Tl"] = None
     lay4 = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
             "fp4_padded=False, cga_layout=[])")
     lay0 = lay4.replace("swizzle_byte_width=128", "swizzle_byte_width=0")
@@ -808,7 +798,7 @@ def compile_tg_sm90(dtype: str = "bf16", epilogue: str = "tma_sel", max_lg: int 
             sig[a] = f"tensordesc<{dtype}[1, 1, 64, 128],{lay4}>"
         elif a[:2] in ("kd", "vd"):
             sig[a] = f"tensordesc<{dtype}[1, 1, {1 << int(a[2])}, 64],{lay0}>"
-        elif a == "Out":
+        elif a in ("Out", "Q"):
             sig[a], attrs[(i,)] = f"*{dtype}", [["tt.divisibility", 16]]
         elif a in ("Offsets", "Tl"):
             sig[a], attrs[(i,)] = "*i64", [["tt.divisibility", 16]]
@@ -822,6 +812,23 @@ def compile_tg_sm90(dtype: str = "bf16", epilogue: str = "tma_sel", max_lg: int 
                 attrs[(i,)] = [["tt.divisibility", 16]]
     src = GluonASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+
+
+def compile_tg_sm90(dtype: str = "bf16", epilogue: str = "tma_sel", max_lg: int = MAX_LG,
+                    regs: tuple[int, int] = TG_REGS, producer_warps: int = 1, timeline: int = 0) -> Any:
+    """Compile :func:`_fg_gluon_ws2_tg` for sm_90 without a GPU (Triton 3.6 with Gluon on the path);
+    ``timeline`` 1: the instrumented form (``Tl`` an int64 pointer)."""
+    fn = _fg_gluon_ws2_tg
+    const: dict[str, Any] = dict(num_warps=4, MAX_LG=max_lg, **check_tg_knobs(regs, producer_warps),
+                                 **_g.EPILOGUES[epilogue])
+    const = {**{p.name: p.default for p in fn.params if p.is_constexpr and p.has_default}, **const}
+    if not const.get("TMA_O"):
+        const["o_desc"] = None
+    if timeline:
+        const["TIMELINE"] = timeline
+    else:
+        const["Tl"] = None
+    return _compile_sm90(fn, const, dtype)
 
 
 # ------------------------------------------------------------------------------------------------ W2: tgc + dispatch
@@ -930,10 +937,6 @@ def fg_attention_tg_auto(q: Any, k: Any, v: Any, index: Any, *, layout: str = "b
 def compile_tgc_sm90(dtype: str = "bf16", qcp: bool = True, olate: bool = False, pahead: bool = True,
                      timeline: int = 0, max_lg: int = MAX_LG) -> Any:
     """Compile :func:`_fg_gluon_ws2_tgc` for sm_90 without a GPU (Triton 3.6 with Gluon on the path)."""
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.experimental.gluon._runtime import GluonASTSource
-
     fn = _fg_gluon_ws2_tgc
     kn = check_tg_knobs(TG_REGS, 1)
     const: dict[str, Any] = dict(num_warps=4, MAX_LG=max_lg, CONSUMER_REGS=kn["CONSUMER_REGS"],
@@ -944,33 +947,7 @@ def compile_tgc_sm90(dtype: str = "bf16", qcp: bool = True, olate: bool = False,
         const["Tl"] = None
     const = {**{p.name: p.default for p in fn.params if p.is_constexpr and p.has_default and p.name not in const},
              **const}
-    lay4 = ("NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=16, rank=4, transposed=False, "
-            "fp4_padded=False, cga_layout=[])")
-    lay0 = lay4.replace("swizzle_byte_width=128", "swizzle_byte_width=0")
-    names = list(fn.arg_names)
-    sig: dict[str, str] = {}
-    attrs: dict[tuple[int, ...], list] = {}
-    for i, a in enumerate(names):
-        if a in const:
-            sig[a] = "constexpr"
-        elif a in ("q_desc", "o_desc"):
-            sig[a] = f"tensordesc<{dtype}[1, 1, 64, 128],{lay4}>"
-        elif a[:2] in ("kd", "vd"):
-            sig[a] = f"tensordesc<{dtype}[1, 1, {1 << int(a[2])}, 64],{lay0}>"
-        elif a == "Q":
-            sig[a], attrs[(i,)] = f"*{dtype}", [["tt.divisibility", 16]]
-        elif a in ("Offsets", "Tl"):
-            sig[a], attrs[(i,)] = "*i64", [["tt.divisibility", 16]]
-        elif a in ("Order", "Start", "TileBase", "PStart", "Pieces"):
-            sig[a], attrs[(i,)] = "*i32", [["tt.divisibility", 16]]
-        elif a == "qk_scale":
-            sig[a] = "fp32"
-        else:
-            sig[a] = "i32"
-            if a.startswith("stride"):
-                attrs[(i,)] = [["tt.divisibility", 16]]
-    src = GluonASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in const.items()}, attrs=attrs)
-    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+    return _compile_sm90(fn, const, dtype)
 
 
 _ = math
