@@ -72,3 +72,28 @@ def test_resources_table_keeps_the_gluon_producer_figure() -> None:
     assert "gluon-ws2-p1" in key and e["producer_loop_instr"] == 315 and e["loop_instr"] == 479
     tl = dict(row, launch_extra=json.dumps({"lpt": True}), producer_loop_instr="")
     assert "producer_loop_instr" not in next(iter(measure.resources_table([tl]).values()))
+
+
+@pytest.mark.parametrize("kern", ["fg", "dense", "block"])
+def test_config_option_the_gluon_form_does_not_read_runs_the_tl_kernel(monkeypatch: pytest.MonkeyPatch,
+                                                                       kern: str) -> None:
+    """Session 16 (M9): c-072 (dense ``tail_branch: false``), c-075 (block ``maxnreg: null``), c-090 / c-091 (dense
+    ``exp_poly: 0``) kept the Gluon form, which reads none of these options: they timed the entry, not the what-if.
+    An option-only override the Gluon form does not read is a what-if of the entry's tl kernel."""
+    def entry(*_a: object, **_k: object) -> LaunchConfig:
+        e = _entry("gluon")
+        return LaunchConfig(kern, "h200", 128, 128, 128, 1 if kern != "block" else 128, 8, 3, "bf16", "bhnd",
+                            dict(e.extra, tail_branch=True, maxnreg=240), "test entry")
+
+    monkeypatch.setattr(attention, "resolve_config", entry)
+    q = torch.zeros(1, 1, 256, 128)
+    for opt, key, val in (('{"tail_branch": false}', "tail_branch", False), ('{"maxnreg": null}', "maxnreg", None),
+                          ('{"exp_poly": 0}', "exp_poly", 0), ('{"exp_poly": 0, "order": "lpt"}', "exp_poly", 0)):
+        cfg = measure._config(kern, q, _case(options=opt))
+        assert "impl" not in cfg.extra and "gluon" not in cfg.extra, opt
+        assert cfg.extra[key] == val and "order" not in cfg.extra, opt
+    # options the Gluon form reads (its knobs, the index order) keep the Gluon form
+    for opt in ('{"lpt": false}', '{"order": "lpt"}', '{"gluon": {"form": "ws2", "pipeline": 0}}'):
+        cfg = measure._config(kern, q, _case(options=opt))
+        assert cfg.extra.get("impl") == "gluon", opt
+    assert measure._config(kern, q, _case(options='{"lpt": false}')).extra["lpt"] is False

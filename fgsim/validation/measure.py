@@ -266,10 +266,18 @@ def _cpu_time(fn: Any) -> float:
 # ---------------------------------------------------------------------------------------------------------
 
 
+#: top-level launch options an ``impl: gluon`` entry's Gluon form reads (its ``impl``, its knobs ``gluon``, ``lpt``:
+#: ``fgattn.attention._gluon_index``); every other option (``tail_branch``, ``exp_poly``, ``maxnreg``, ...) only the
+#: entry's tl kernel reads
+GLUON_READ_OPTIONS = ("impl", "gluon", "lpt")
+
+
 def _config(kern: str, q: Any, case: Case) -> Any:
     """The launch configuration a case's kernel runs with: the table's entry, with the case's overrides. A launch
-    what-if (BLOCK_N / stages / warps / persistent programs) of an ``impl: gluon`` entry, or the option override
-    ``{"impl": "tl"}``, is the entry's tl kernel (``LaunchConfig.tl_config``: the Gluon form has one fixed tile)."""
+    what-if (BLOCK_N / stages / warps / persistent programs) of an ``impl: gluon`` entry, an option override the
+    Gluon form does not read (not in :data:`GLUON_READ_OPTIONS`) without an ``impl``, or the option override
+    ``{"impl": "tl"}``, is the entry's tl kernel (``LaunchConfig.tl_config``: the Gluon form has one fixed tile
+    and none of the tl options)."""
     from fgattn.attention import resolve_config  # type: ignore[import-not-found]
 
     cfg = resolve_config(kern, q, case.block_m, 1)
@@ -278,6 +286,9 @@ def _config(kern: str, q: Any, case: Case) -> Any:
         over.pop("order", None)  # the index's row order (case_order): how the harness builds the index, not an option
         what_if = bool(case.block_n or case.num_stages or case.num_warps or case.persistent >= 0
                        or case.programs_per_sm)
+        # an option what-if the Gluon form does not read (tail_branch, exp_poly, maxnreg, ...: tl options) is a
+        # what-if of the entry's tl kernel too (session 16: c-072 / c-075 / c-090 / c-091 timed the Gluon entry)
+        what_if = what_if or any(k not in GLUON_READ_OPTIONS for k in over)
         if over.get("impl") == "tl" or (what_if and "impl" not in over):
             over.pop("impl", None)
             cfg = cfg.tl_config() if hasattr(cfg, "tl_config") else cfg
