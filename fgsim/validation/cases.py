@@ -117,6 +117,10 @@ TEST18_SEED = 10_400_000
 #: al., "MoBA: Mixture of Block Attention for Long-Context LLMs", arXiv 2502.13189)
 TEST18_NEW_STRUCTURES = ("clusterk", "moba")
 TEST18_STRUCTURES = TEST17_STRUCTURES + TEST18_NEW_STRUCTURES
+TEST19_SEED = 10_500_000
+#: test19's mask families (session 17, helper M10): test families of earlier lists, none of calibration's; test19
+#: adds no family (its new axis is the clock: long-run twins of the packaged entries, :func:`test19_long_ids`)
+TEST19_STRUCTURES = ("cubetopk", "tilewin", "vslash")
 #: clusterk's clusters per head; moba's chunk (tokens)
 CLUSTERK_CLUSTERS = 64
 MOBA_CHUNK = 1536
@@ -126,9 +130,11 @@ MOBA_CHUNK = 1536
 TEST16_LONG = {"target_ms": 250.0, "rounds": 5}
 #: test17's long-run twins are timed as test16's (session 15)
 TEST17_LONG = dict(TEST16_LONG)
+#: test19's long-run twins (session 17: the clock axis of the effective-clock calibration calib16) as test17's
+TEST19_LONG = dict(TEST16_LONG)
 SPLITS = ("calib", "dev", "test", "test3", "dev4", "test4", "dev5", "test5", "test6", "test7", "test8", "test9",
           "test10", "test11", "test12", "test13", "test14", "test15", "test16", "test17", "test18",
-          "tiny")
+          "test19", "tiny")
 #: Bound on H·QB·N per case (mask bytes).
 MAX_MASK_ELEMS = 200_000_000
 CASES_DIR = Path(__file__).resolve().parents[2] / "validation" / "cases"
@@ -1408,6 +1414,52 @@ def test18_cases() -> list[Case]:
     return b.cases
 
 
+def test19_cases() -> list[Case]:
+    """The frozen test list ``test19`` (session 17, helper M10, written 2026-12-01 05:50 UTC by
+    ``validation/cases/make_test19.py`` and committed unmeasured, before calibration rows c-117..c-132 and the four
+    corrected what-if rows were measured and before calib16 (the effective-clock calibration) was fitted; the
+    composition pre-registered by M9, validation/MODEL_NOTES.md "Session 16, helper M9"): test18's axes on test
+    families of earlier lists (:data:`TEST19_STRUCTURES`: ``cubetopk``, ``tilewin``, ``vslash``; none of
+    calibration's), N 21060 / 28860 / 14820 / 11700 / 33540 / 31980 / 35100 / 38220 and seeds 10.5M no list took:
+    the tuned entries at D 64/128 x M 64/128 on two shapes, fp16 at every (D, M), launch what-ifs (fg D=64 M=128,
+    block D=128 M=64, dense D=128 M=128: the entry's tl kernel, its table entry being the Gluon contig form; every
+    config valid for its kernel), persistent off / 1 / 2 (fg D=128 M=64), SM partitions 52 / 116 (D=128 M=128, every
+    kernel) and 84 (D=64 M=128) through green contexts, two DiT trace entries no list took
+    (refdit-21x30x52-pooled pass 99 layer 1, refdit-8x16x28-exact pass 1 layer 5). Axis ``bench``: the dense /
+    block D=128 M=128 entries (the Gluon contig form) and the packaged fg D=128 M=128 g1 Gluon entry (no option but
+    the index's row order) at H12 N32760 and H10 N38220, and **the clock axis**: one long-run twin per kernel
+    (:func:`test19_long_ids`, timed with :data:`TEST19_LONG`: ~250 ms per CUDA-graph replay, 5 rounds), so the rows
+    span the effective SM clocks of short and sustained runs. Every row records NVML's SM clock and the SMs'
+    effective clock (``sm_mhz_eff``)."""
+    b = FrozenListBuilder("test19", "o", TEST19_SEED, TEST19_STRUCTURES)
+    b.tuned(((21060, 8), (28860, 4)), 0.03, 0.5)
+    bench = (("dense", "vslash", 32760, 12, 128, 0.1, ""), ("dense", "tilewin", 38220, 10, 128, 0.1, ""),
+             ("block", "cubetopk", 32760, 12, 128, 0.1, ""), ("block", "vslash", 38220, 10, 128, 0.15, ""),
+             ("fg", "tilewin", 32760, 12, 128, 0.06, '{"order": "lpt"}'),
+             ("fg", "cubetopk", 38220, 10, 128, 0.1, ""),
+             ("fg", "vslash", 32760, 12, 128, 0.05, '{"order": "lpt"}'))
+    b.bench(bench, twins=(0, 2, 4))  # the clock axis: one long-run twin per kernel (same mask, kernel, options)
+    b.fp16(14820, 10, 0.12)
+    b.whatifs((
+        ("fg", "vslash", 11700, 8, 64, 128, 0.1, ((64, 2, 4), (32, 3, 8), (128, 2, 8))),
+        ("block", "tilewin", 11700, 8, 128, 64, 0.15, ((32, 2, 4), (64, 4, 8), (32, 3, 8))),
+        ("dense", "cubetopk", 11700, 8, 128, 128, 0.2, ((64, 2, 8), (128, 2, 8), (64, 3, 4))),
+    ))
+    for pers, pps in PERSISTENT_SETTINGS:
+        b.add(seed=TEST19_SEED + 600, structure="tilewin", n_tokens=33540, heads=6, head_dim=128, block_m=64,
+              density=0.1, kernels=("fg",), persistent=pers, programs_per_sm=pps, axis="config")
+    b.sm_partitions((((31980, 6), (128, 128), "cubetopk", ALL_KERNELS, (52, 116)),
+                     ((35100, 4), (64, 128), "vslash", ALL_KERNELS, (84,))))
+    for name, entry in (("refdit-21x30x52-pooled.fgt", (99, 1)), ("refdit-8x16x28-exact.fgt", (1, 5))):
+        b.trace_entry(name, entry)
+    return b.cases
+
+
+def test19_long_ids(cases: Sequence[Case] | None = None) -> list[str]:
+    """The case ids of test19's long-run twins (timed with :data:`TEST19_LONG`), as :func:`test16_long_ids`."""
+    return test16_long_ids(test19_cases() if cases is None else cases)
+
+
 def trace_cases(traces_dir: str | os.PathLike[str] = "traces", per_trace: int = 2, start: int = 0) -> list[Case]:
     """Test cases from every committed self-attention trace: ``per_trace`` entries spread over each trace."""
     from fgsim.trace import open_trace
@@ -1483,6 +1535,8 @@ def generate(split: str, traces_dir: str = "traces") -> list[Case]:
         return test17_cases()
     if split == "test18":
         return test18_cases()
+    if split == "test19":
+        return test19_cases()
     if split == "tiny":
         return tiny_cases()
     raise FgsimError(f"unknown case list '{split}'; choose {', '.join(SPLITS)}")
