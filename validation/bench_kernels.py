@@ -841,6 +841,11 @@ def eff_meter() -> Any:
 #: ``--fg-extra LABEL=TABLE``: label -> that table's fg h200 D128 M128 g1 entry, timed as ``fg_attention_LABEL`` beside
 #: the current entry in the same rounds (``--bench-only fg128``; e.g. the current table again as a control)
 FG_EXTRA: dict[str, launch.LaunchConfig] = {}
+#: ``--fg-extra LABEL=TABLE`` with ``--bench-only gran``: label -> TABLE path, whose fg h200 D128 M128 gran-16 / 64
+#: entries are timed as ``fg_attention_LABEL`` beside the packaged ones in the same rounds (session 17, K)
+FG_EXTRA_TABLES: dict[str, str] = {}
+#: gran_n values ``--bench-only gran`` times (fg D128 M128)
+GRAN_BENCH = (16, 64)
 #: ``--contig-extra LABEL=TABLE``: label -> TABLE's (dense, block) h200 D128 M128 entries, timed as ``fg_dense_LABEL`` /
 #: ``fg_block128_LABEL`` in the same rounds as the table's own (``--bench-only contig``)
 CONTIG_EXTRA: dict[str, tuple[launch.LaunchConfig, launch.LaunchConfig]] = {}
@@ -891,7 +896,7 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
                 target_ms: float = 20.0, pattern: str = "window",
                 shuffle_seed: int | None = None, contig_variants: bool = False, cell_clock: NvmlClock | None = None,
                 launches: CaptureLaunches | None = None, only_fg: bool = False,
-                only_contig: bool = False) -> list[dict[str, Any]]:
+                only_contig: bool = False, only_gran: bool = False) -> list[dict[str, Any]]:
     """Interleaved graph-timed rounds at one shape: cuDNN, fg_dense, then per density fg (M=128, g=1),
     block128 and Flex BlockMask, plus fg at M=64 (densities ``m64``) and gran_n 16/64 (``grans``); with
     ``shuffle_seed`` the cases run in a fresh random order every round.  A changed dense / block entry runs its
@@ -900,7 +905,10 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
     (:class:`CaptureLaunches`) and, with ``cell_clock``, the SM clock sampled during its own replays.
     ``only_fg``: cuDNN and the fg M128 gran-1 rows alone (``fg_attention`` and, where that entry changed,
     ``fg_attention_previous`` at every density; ``--bench-only fg128``).  ``only_contig``: cuDNN, the dense and the
-    block D128 M128 entries and each :data:`CONTIG_EXTRA` table's (``--bench-only contig``; no fg, Flex, M64 rows)."""
+    block D128 M128 entries and each :data:`CONTIG_EXTRA` table's (``--bench-only contig``; no fg, Flex, M64 rows).
+    ``only_gran``: cuDNN and the fg M128 gran-16 / 64 entries at every density (``fg_attention``) and each
+    :data:`FG_EXTRA_TABLES` table's gran-16 / 64 entries (``fg_attention_LABEL``) on the same index (``--bench-only
+    gran``)."""
     from fgattn.masks import with_text
 
     n = n_video + n_text
@@ -915,7 +923,7 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
 
     add("sdpa_cudnn", sdpa("cudnn"))
     dcfg = resolve_config("dense", sets[0][0], 128)
-    if not only_fg:
+    if not only_fg and not only_gran:
         add("fg_dense", lambda q, k, v: fgattn.dense_attention(q, k, v, config=dcfg, out=out_buf), cfg=cfg_str(dcfg))
     for label, (xd, _) in CONTIG_EXTRA.items() if only_contig and d == 128 else ():
         add(f"fg_dense_{label}", lambda q, k, v, xd=xd: fgattn.dense_attention(q, k, v, config=xd, out=out_buf),
@@ -942,6 +950,18 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
 
     for dt_ in densities:
         mask = video_mask(128, dt_)
+        if only_gran:  # the gran-16 / 64 entries and the --fg-extra tables' ones on the same index
+            for g in GRAN_BENCH if d == 128 else ():
+                gidx = fgattn.build_index(mask, block_m=128, gran_n=g, order=True)
+                gcfgs = [("fg_attention", resolve_config("fg", sets[0][0], 128, g))] + [
+                    (f"fg_attention_{label}", launch.launch_config("fg", "h200", 128, 128, g, table_path=path))
+                    for label, path in FG_EXTRA_TABLES.items()]
+                for kern, gcfg in gcfgs:
+                    add(kern, lambda q, k, v, gidx=gidx, g=g, gcfg=gcfg: fgattn.fg_attention(
+                        q, k, v, gidx, block_m=128, gran_n=g, config=gcfg, out=out_buf),
+                        dt_, gidx.density(n), 128, g, cfg_str(gcfg), pattern)
+            del mask
+            continue
         if only_contig:  # the block entry and the --contig-extra tables' block entries alone
             tiles = torch.nn.functional.pad(mask, (0, (-n) % 128)).reshape(1, h, mask.shape[2], -1, 128).any(-1)
             bidx = fgattn.block_index_from_mask(tiles, block_m=128, n_keys=n, order=True)
@@ -1556,6 +1576,7 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
     before = TABLE.read_text()
     prev = {key: launch.launch_config(*key, table_path=args.previous_table) for key in PREVIOUS_KEYS}
     FG_EXTRA.update(fg_extra_configs(args.fg_extra))
+    FG_EXTRA_TABLES.update(label_tables("--fg-extra", args.fg_extra))
     CONTIG_EXTRA.update(contig_extra_configs(args.contig_extra))
     tune_name = "(no tuning)"
     if args.tune:
@@ -1624,7 +1645,8 @@ def final(args, meta: dict[str, str], out_dir: Path) -> None:
                                                         and not args.no_flex, "shuffle_seed": seed},
                                     contig_variants=args.contig_variants,
                                     cell_clock=cell_clock if cell_clock.ok else None, launches=launches,
-                                    only_fg=args.bench_only == "fg128", only_contig=args.bench_only == "contig"))
+                                    only_fg=args.bench_only == "fg128", only_contig=args.bench_only == "contig",
+                                    only_gran=args.bench_only == "gran"))
             f.flush()
             print(f"[time] {time.perf_counter() - t0:.1f}s", flush=True)
     clocks.stop()
@@ -1678,10 +1700,14 @@ def dry_run(args) -> None:
                   f"rounds {sh.get('rounds', 3)} densities {list(sh['densities'])}")
         if args.bench_only:
             what = ("cuDNN + fg M128 gran 1 (+ its previous entry) per density" if args.bench_only == "fg128" else
+                    "cuDNN + fg D128 M128 gran 16 / 64 per density (+ the --fg-extra tables' gran 16 / 64 entries)"
+                    if args.bench_only == "gran" else
                     "cuDNN + dense D128 M128 + block D128 M128 per density (+ the --contig-extra tables' entries)")
             print(f"[dry-run] bench only {args.bench_only}: {what}")
-            for label, xcfg in fg_extra_configs(args.fg_extra).items():
-                print(f"[dry-run] fg_attention_{label}: fg D128 M128 g1 entry {xcfg.extra}")
+            for label, path in label_tables("--fg-extra", args.fg_extra).items():
+                for g in GRAN_BENCH if args.bench_only == "gran" else (1,):
+                    xcfg = launch.launch_config("fg", "h200", 128, 128, g, table_path=path)
+                    print(f"[dry-run] fg_attention_{label}: fg D128 M128 g{g} entry {xcfg.extra}")
             for label, (xd, xb) in contig_extra_configs(args.contig_extra).items():
                 print(f"[dry-run] fg_dense_{label} / fg_block128_{label}: {xd.extra.get('gluon')} / "
                       f"{xb.extra.get('gluon')}")
@@ -1856,10 +1882,12 @@ def main() -> None:
     ap.add_argument("--bench-all-kernels", action="store_true",
                     help="--final benchmark: every D128 shape also with fg/dense M=64 (d 0.02/0.1/0.5 where the plan "
                          "has none) and Flex BlockMask")
-    ap.add_argument("--bench-only", choices=("fg128", "contig"), default=None,
+    ap.add_argument("--bench-only", choices=("fg128", "contig", "gran"), default=None,
                     help="--final benchmark: fg128 = cuDNN and the fg M128 gran-1 entry alone (its previous entry "
                          "beside it at every shape and density when --previous-table differs there); contig = cuDNN "
-                         "and the dense / block D128 M128 entries alone (with the --contig-extra tables' entries)")
+                         "and the dense / block D128 M128 entries alone (with the --contig-extra tables' entries); "
+                         "gran = cuDNN and the fg D128 M128 gran-16 / 64 entries (with the --fg-extra tables' "
+                         "gran-16 / 64 entries)")
     ap.add_argument("--contig-extra", action="append", default=[], metavar="LABEL=TABLE",
                     help="--final --bench-only contig: also time TABLE's dense / block h200 D128 M128 entries as "
                          "fg_dense_LABEL / fg_block128_LABEL in the same rounds (repeatable; e.g. a control)")
@@ -1917,8 +1945,8 @@ def main() -> None:
     except ValueError as e:
         print(f"bench_kernels: {e}", file=sys.stderr)
         sys.exit(2)
-    if args.fg_extra and args.bench_only != "fg128":
-        print("bench_kernels: --fg-extra needs --bench-only fg128", file=sys.stderr)
+    if args.fg_extra and args.bench_only not in ("fg128", "gran"):
+        print("bench_kernels: --fg-extra needs --bench-only fg128 or gran", file=sys.stderr)
         sys.exit(2)
     if args.contig_extra and args.bench_only != "contig":
         print("bench_kernels: --contig-extra needs --bench-only contig", file=sys.stderr)

@@ -74,6 +74,10 @@ PRICED_FORMS = ("ws2", "contig")
 CONTIG_KEYS = (("dense", 128, 128, 1), ("block", 128, 128, 128))
 #: form contig's (consumer, producer) registers when the entry names none (fgattn.gluon_contig.DEFAULT_REGS)
 CONTIG_DEFAULT_REGS = (216, 64)
+#: (kernel, D, M, gran_n) of the fg keys whose Gluon form is the gran-1 ws2 list kernel on the index expanded to kept
+#: keys (``extra.gluon.expand``; fgattn.launch.EXPAND_KEYS, fgattn.gran_expand; session 17, helper K): priced as the
+#: gran-1 form on the expanded key counts (a row of c runs keeps min(c g, N) keys: ceil(keys / 128) tiles)
+EXPAND_KEYS = (("fg", 128, 128, 16), ("fg", 128, 128, 64))
 #: row schedules of form ws2 (``extra.gluon.schedule``, default walk; fgattn.launch.GLUON_KNOBS)
 SCHEDULES = ("walk", "list")
 #: a row's fixed cost in 128-key tiles in the list schedule's host planner when fgattn is not importable
@@ -134,9 +138,15 @@ def _check(cfg: KernelConfig) -> str:
             launch.check_impl(cfg.kernel, cfg.head_dim, cfg.block_m, cfg.gran_n, dict(cfg.extra), "launch config")
         except ValueError as exc:
             raise FgsimError(str(exc)) from None
-    elif (cfg.kernel, cfg.head_dim, cfg.block_m, cfg.gran_n) not in (("fg", 128, 128, 1), *CONTIG_KEYS):
-        raise FgsimError(f"launch config ({cfg.describe()}): extra.impl='gluon' exists for fg D=128 M=128 gran_n=1, "
-                         "dense D=128 M=128 and block D=128 M=128 gran_n=128 only")
+    elif (cfg.kernel, cfg.head_dim, cfg.block_m, cfg.gran_n) not in (("fg", 128, 128, 1), *CONTIG_KEYS,
+                                                                      *EXPAND_KEYS):
+        raise FgsimError(f"launch config ({cfg.describe()}): extra.impl='gluon' exists for fg D=128 M=128 gran_n=1 "
+                         "(and gran_n 16 / 64 with extra.gluon.expand), dense D=128 M=128 and block D=128 M=128 "
+                         "gran_n=128 only")
+    elif (cfg.kernel, cfg.head_dim, cfg.block_m, cfg.gran_n) in EXPAND_KEYS and \
+            (cfg.extra.get("gluon") or {}).get("expand") is not True:
+        raise FgsimError(f"launch config ({cfg.describe()}): extra.impl='gluon' on fg gran_n {cfg.gran_n} needs "
+                         "extra.gluon.expand=true")
     g = cfg.extra.get("gluon")
     if not isinstance(g, Mapping) or "form" not in g:
         raise FgsimError(f"launch config ({cfg.describe()}): extra.impl='gluon' needs extra.gluon with a 'form'")
@@ -209,8 +219,20 @@ def knobs(cfg: KernelConfig) -> dict[str, Any]:
     if schedule not in SCHEDULES:
         raise FgsimError(f"launch config ({cfg.describe()}): extra.gluon.schedule={schedule!r} must be one of "
                          f"{list(SCHEDULES)}")
+    c_row = g.get("c_row")
+    if c_row is not None and (isinstance(c_row, bool) or not isinstance(c_row, int | float) or not 0 <= c_row <= 50):
+        raise FgsimError(f"launch config ({cfg.describe()}): extra.gluon.c_row={c_row!r} must be a number in "
+                         "[0, 50] (the list planner's row cost in 128-key tiles)")
     return {"form": form, "pipeline": int(g.get("pipeline", 0) or 0), "exp_poly": float(g.get("exp_poly", 0) or 0),
-            "fence": bool(g.get("fence", True)), "schedule": str(schedule), "epilogue": str(epilogue)}
+            "fence": bool(g.get("fence", True)), "schedule": str(schedule), "epilogue": str(epilogue),
+            "expand": bool(g.get("expand", False)), "c_row": None if c_row is None else float(c_row)}
+
+
+def plan_c_row(cfg: KernelConfig) -> float:
+    """The list planner's row cost (128-key tiles) the kernel runs for this entry: its ``extra.gluon.c_row`` (the
+    launch table's, read by fgattn's planner too), else fgattn's default (:func:`list_c_row_tiles`)."""
+    c = knobs(cfg).get("c_row")
+    return list_c_row_tiles() if c is None else float(c)
 
 
 def row_end_path(cfg: KernelConfig) -> str:
@@ -444,11 +466,15 @@ def gluon_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int
                     regs_per_thread=int(r.get("n_regs", 0) or 0) or WS2["n_regs"], gain=1.0, rates=(1.0,),
                     source="compiled (calibration resources table)" if r else "Gluon form ws2 (offline compile)")
     listed = k["schedule"] == "list"
+    c_row = plan_c_row(cfg) if listed else 0.0
     how = ("rows by greedy list scheduling in launch order (planned cost "
-           f"{list_c_row_tiles():g} + executed tiles)" if listed else "rows dealt round-robin in launch order")
+           f"{c_row:g} + executed tiles)" if listed else "rows dealt round-robin in launch order")
     notes = [f"Gluon form {k['form']} (pipeline {k['pipeline']}): persistent, one program per SM, {how}; producer "
              + ("warpgroup loads K / V tiles by TMA" if contig else "warpgroup gathers") + ", two consumer warpgroups"]
-    plan_cost = list_c_row_tiles() + np.maximum(np.ceil(keys / bn), 1.0) if listed else None
+    if k.get("expand"):
+        notes.append(f"gran-{cfg.gran_n} index expanded to its kept keys (fgattn.gran_expand): the gran-1 list kernel "
+                     "on min(runs x gran_n, N) keys per row")
+    plan_cost = c_row + np.maximum(np.ceil(keys / bn), 1.0) if listed else None
     return CtaTables(n=skip, work=work, comps=comps, occupancy=occ, tile_flops_full=4.0 * m * bn * d, notes=notes,
                      row_work=row_work, first_extra=first_extra, programs_per_sm=1,
                      lpt=walks_lpt(cfg), plan_cost=plan_cost)

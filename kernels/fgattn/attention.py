@@ -999,6 +999,16 @@ def fg_route(q: torch.Tensor, cfg: LaunchConfig, *, return_lse: bool = False, k:
     why = _gluon_blocker(q, return_lse, available, k, v, "gathers 16-byte vectors")
     if why is not None:
         return "tl", why
+    if cfg.gluon_expand():  # gran 16 / 64: the gran-1 list kernel on the expanded index (fgattn.gran_expand)
+        from . import gran_expand
+
+        if index is not None and index.gran_n != 1:
+            if gran_expand._capturing() and not gran_expand.has_expanded(index):
+                return "tl", ("CUDA-graph capture and no expansion of this gran-"
+                              f"{index.gran_n} index prepared (warm up outside capture or call "
+                              "fgattn.gran_expand.prepare_expanded first)")
+            index = gran_expand.cached_expanded(index)
+        return "gluon", "expand (fgattn.gran_expand, memoised per index) + " + _list_why(q, cfg, index)
     if cfg.gluon_schedule() == "list":
         return "gluon", _dyn_why(q, cfg, index) or _list_why(q, cfg, index)
     return "gluon", ""
@@ -1105,7 +1115,9 @@ def _list_why(q: torch.Tensor, cfg: LaunchConfig, index: FgIndex | None) -> str:
 
     if index is None or not gluon_fg_list._capturing():
         return "schedule list (fgattn.gluon_fg_list, plan memoised per index)"
-    if gluon_fg_list.has_list_plan(_gluon_index(cfg, index), _sm_count(q.device)):
+    crow = cfg.gluon_c_row()
+    if gluon_fg_list.has_list_plan(_gluon_index(cfg, index), _sm_count(q.device),
+                                   *(() if crow is None else (crow,))):
         return "schedule list (fgattn.gluon_fg_list, plan prepared before capture)"
     return ("schedule list -> walk: CUDA-graph capture and no plan prepared for this index (warm up outside capture "
             "or call fgattn.gluon_fg_list.prepare_list_plan first)")
@@ -1366,6 +1378,14 @@ def _sparse_launch(
         cfg = cfg.tl_config()
     if mode == MODE_FG and cfg.impl == "gluon":
         impl, _ = fg_route(q, cfg, return_lse=return_lse, k=k, v=v)
+        if impl == "gluon" and cfg.gluon_expand():  # gran 16 / 64 -> the gran-1 index of its kept keys (memoised)
+            from .gran_expand import cached_expanded
+
+            expanded = cached_expanded(index)
+            if expanded is None:  # capturing, no expansion memoised: the entry's tl kernel on the gran-g index
+                impl = "tl"
+            else:
+                index, gran_n = expanded, 1
         if impl == "gluon":
             from .gluon_fg import fg_attention_gluon
 
@@ -1381,12 +1401,14 @@ def _sparse_launch(
                     if dplan is not None:
                         return fg_attention_gluon_dyntail(q, k, v, index, plan=dplan, layout=layout,
                                                           sm_scale=sm_scale, out=out, epilogue="tma_sel")
-                plan = cached_list_plan(index, _sm_count(q.device))  # None: capturing with no plan -> the walk
+                crow = cfg.gluon_c_row()
+                crow_kw = {} if crow is None else {"c_row": crow}  # the table's planner row cost (default: none)
+                plan = cached_list_plan(index, _sm_count(q.device), **crow_kw)  # None: capturing, no plan -> walk
                 if plan is not None:
                     return fg_attention_gluon_list(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,
                                                    plan=plan, programs=_sm_count(q.device),
                                                    epilogue=cfg.gluon_options()["epilogue"],
-                                                   tail64=cfg.gluon_tail64())
+                                                   tail64=cfg.gluon_tail64(), **crow_kw)
             return fg_attention_gluon(q, k, v, index, block_m=block_m, gran_n=gran_n, layout=layout,
                                       sm_scale=sm_scale, programs=_sm_count(q.device), out=out, **cfg.gluon_options())
         cfg = cfg.tl_config()

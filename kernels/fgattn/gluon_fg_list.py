@@ -150,43 +150,52 @@ def _capturing() -> bool:
     return bool(torch.cuda.is_available() and torch.cuda.is_current_stream_capturing())
 
 
-def _plan_key(index: Any, programs: int) -> tuple:
+def _plan_key(index: Any, programs: int, c_row: float = C_ROW_TILES) -> tuple:
     t = [index.offsets, index.indices, index.order]
-    return (programs, *((None, -1, -1) if x is None else (id(x), x.data_ptr(), x._version) for x in t))
+    crow = () if float(c_row) == C_ROW_TILES else (("c_row", float(c_row)),)  # the default plan keeps its old key
+    return (programs, *((None, -1, -1) if x is None else (id(x), x.data_ptr(), x._version) for x in t), *crow)
 
 
-def cached_list_plan(index: Any, programs: int) -> Any | None:
-    """The memoised list plan of ``index`` for ``programs`` programs (``schedule="list"``, :data:`C_ROW_TILES`),
-    built on first use; None when none is cached and a CUDA graph is being captured (building one reads the row
-    counts on the host): the caller then runs the walk (``fgattn.fg_route`` says so)."""
+def cached_list_plan(index: Any, programs: int, c_row: float = C_ROW_TILES) -> Any | None:
+    """The memoised list plan of ``index`` for ``programs`` programs (``schedule="list"``, row cost ``c_row`` tiles:
+    the launch table's ``extra.gluon.c_row``, default :data:`C_ROW_TILES`), built on first use; None when none is
+    cached and a CUDA graph is being captured (building one reads the row counts on the host): the caller then runs
+    the walk (``fgattn.fg_route`` says so)."""
     per = _plans_of(index.offsets)
-    key = _plan_key(index, programs)
+    key = _plan_key(index, programs, c_row)
     if per is not None and key in per:
         return per[key]
     if _capturing():
         return None
-    plan = plan_ws2_list(index, programs=programs)
+    plan = plan_ws2_list(index, programs=programs, c_row=c_row)
     _plans_of(index.offsets, create=True)[key] = plan
     return plan
 
 
-def has_list_plan(index: Any, programs: int) -> bool:
-    """A plan of ``index`` for ``programs`` programs is memoised (:func:`cached_list_plan` needs no host work)."""
+def has_list_plan(index: Any, programs: int, c_row: float = C_ROW_TILES) -> bool:
+    """A plan of ``index`` for ``programs`` programs (row cost ``c_row``) is memoised (:func:`cached_list_plan`
+    needs no host work)."""
     per = _plans_of(index.offsets)
-    return per is not None and _plan_key(index, programs) in per
+    return per is not None and _plan_key(index, programs, c_row) in per
 
 
-def prepare_list_plan(index: Any, programs: int | None = None) -> Any:
+def prepare_list_plan(index: Any, programs: int | None = None, c_row: float = C_ROW_TILES) -> Any:
     """Build and memoise ``index``'s list plan before CUDA-graph capture, so that a captured ``fgattn.fg_attention``
     of a ``schedule: "list"`` entry runs the list schedule (a warm-up call outside capture does the same).
-    ``programs``: the grid (default the current CUDA device's SM count, as fgattn's dispatch uses)."""
+    ``programs``: the grid (default the current CUDA device's SM count, as fgattn's dispatch uses); ``c_row``: the
+    entry's planner row cost (``LaunchConfig.gluon_c_row``).  A gran-16 / 64 index is expanded first
+    (:func:`fgattn.gran_expand.cached_expanded`; the plan is the expanded index's)."""
     import torch
 
     if programs is None:
         programs = torch.cuda.get_device_properties(index.offsets.device).multi_processor_count
     if _capturing():
         _fail("prepare_list_plan reads the row counts on the host: call it before CUDA-graph capture")
-    plan = cached_list_plan(index, programs)
+    if index.gran_n != 1:
+        from .gran_expand import cached_expanded
+
+        index = cached_expanded(index)
+    plan = cached_list_plan(index, programs, c_row)
     assert plan is not None
     return plan
 
@@ -201,7 +210,8 @@ def compile_list_sm90(dtype: str = "bf16", epilogue: str = "stg", **more: Any) -
 
 
 def prepare_list_call(q: Any, k: Any, v: Any, index: Any, *, layout: str, sm_scale: float | None, out: Any,
-                      plan: Any, programs: int | None, fail: Any = _fail) -> tuple[Any, Any, Any, Any, float]:
+                      plan: Any, programs: int | None, fail: Any = _fail,
+                      c_row: float = C_ROW_TILES) -> tuple[Any, Any, Any, Any, float]:
     """The checks and host set-up every list-scheduled ws2 launch shares (this module's and the research forms'):
     -> (the call's Gluon plan, the row plan (built here if None), out, Q's tensor descriptor, softmax scale).
     ``fail`` raises the caller's error (its module name in the message)."""
@@ -216,7 +226,7 @@ def prepare_list_call(q: Any, k: Any, v: Any, index: Any, *, layout: str, sm_sca
     sms = torch.cuda.get_device_properties(q.device).multi_processor_count if programs is None else programs
     p = _g.plan_gluon(q, k, v, index, layout=layout, form="ws2", sms=sms)
     if plan is None:
-        plan = plan_ws2_list(index, programs=p.grid)
+        plan = plan_ws2_list(index, programs=p.grid, c_row=c_row)
     if (plan.n_rows, plan.lanes) != (p.n_rows, 1) or plan.start.numel() != plan.programs + 1:
         fail(f"plan is for {plan.n_rows} rows / {plan.lanes} lanes, the call has {p.n_rows} rows (lanes 1)")
     if plan.rows.device != q.device:
@@ -236,7 +246,8 @@ def prepare_list_call(q: Any, k: Any, v: Any, index: Any, *, layout: str, sm_sca
 
 def fg_attention_gluon_list(q: Any, k: Any, v: Any, index: Any, *, layout: str = "bhnd",
                             sm_scale: float | None = None, out: Any = None, plan: Any = None,
-                            programs: int | None = None, epilogue: str = "stg", tail64: bool = False) -> Any:
+                            programs: int | None = None, epilogue: str = "stg", tail64: bool = False,
+                            c_row: float = C_ROW_TILES) -> Any:
     """:func:`fgattn.fg_attention` for fg D128 M128 gran 1 on sm_90 by the adopted Gluon ws2 CTA (pipeline 1, no
     fence) over a row plan (:func:`plan_ws2_list`; built here if ``plan`` is None, which reads the row counts on
     the host and so cannot run under CUDA-graph capture).  Same output as the table entry (q's layout and dtype;
@@ -245,20 +256,22 @@ def fg_attention_gluon_list(q: Any, k: Any, v: Any, index: Any, *, layout: str =
     ``fgattn.gluon_fg.EPILOGUES``, or ``"auto:SHORT:TILES"``: SHORT when the plan's mean executed tiles per row
     (:func:`plan_mean_tiles`) is <= TILES, else ``"stg"``; a TMA row end with an ``out`` whose strides or address
     are not 16-byte aligned runs ``"stg"``).  ``tail64``: the research 64-key last tile (``gluon_fg._tail64``;
-    kernels/NOTES.md "Session 15, K8"; the launch table's ``extra.gluon.tail64``)."""
+    kernels/NOTES.md "Session 15, K8"; the launch table's ``extra.gluon.tail64``).  ``c_row``: the planner's row
+    cost in tiles the plan was (or is) built with (the table's ``extra.gluon.c_row``)."""
     return launch_list(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out, plan=plan, programs=programs,
-                       epilogue=epilogue, **({"tail64": True} if tail64 else {}))
+                       epilogue=epilogue, c_row=c_row, **({"tail64": True} if tail64 else {}))
 
 
 def launch_list(q: Any, k: Any, v: Any, index: Any, *, layout: str, sm_scale: float | None, out: Any, plan: Any,
-                programs: int | None, epilogue: str = "stg", fail: Any = _fail, **more: Any) -> Any:
+                programs: int | None, epilogue: str = "stg", fail: Any = _fail, c_row: float = C_ROW_TILES,
+                **more: Any) -> Any:
     """The list-scheduled ws2 launch (:func:`fg_attention_gluon_list`; ``more``: research overrides of
     :func:`_constexprs`, used by ``fgattn.gluon_fg_epilogue``; ``fail`` raises the caller's error)."""
     const = _constexprs(epilogue, **more)  # validates the knobs before any work
     p, plan, out, q_desc, scale = prepare_list_call(q, k, v, index, layout=layout, sm_scale=sm_scale, out=out,
-                                                    plan=plan, programs=programs, fail=fail)
+                                                    plan=plan, programs=programs, fail=fail, c_row=c_row)
     if epilogue.startswith("auto:"):  # the row end by the plan's mean tiles per row (no host sync)
-        const = _constexprs(_g.resolve_epilogue(epilogue, plan_mean_tiles(plan)), **more)
+        const = _constexprs(_g.resolve_epilogue(epilogue, plan_mean_tiles(plan, c_row)), **more)
     o_desc = None
     if const.get("TMA_O"):
         if _g.o_desc_ok(out, layout) is not None:  # an unaligned user out: the STG row end (the packaged code)

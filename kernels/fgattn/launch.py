@@ -33,6 +33,7 @@ __all__ = [
     "load_table",
     "gpu_key",
     "GLUON_KNOBS",
+    "EXPAND_KEYS",
     "IMPLS",
     "check_impl",
     "impl_for_arch",
@@ -102,7 +103,24 @@ GLUON_KNOBS: dict[str, tuple[tuple[Any, ...], Any]] = {
     "epilogue": (("stg", "tma", "tma_offs", "tma_sel", "tma_defer", "tma_defer_pv"), "stg"),
     "tail64": ((False, True), False),
     "dyntail": ((), 0),
+    "expand": ((False, True), False),
+    "c_row": ((), None),
 }
+#: ``extra.gluon.expand`` (session 17, helper K: kernels/NOTES.md "Session 17, K"; not an argument of
+#: ``fg_attention_gluon``, read by :meth:`LaunchConfig.gluon_expand`): an ``impl: gluon`` fg D128 M128 gran-16 / 64
+#: entry (:data:`EXPAND_KEYS`) runs the gran-1 list kernel on its index expanded to kept keys (run start s -> keys
+#: s·g .. s·g + g - 1, clipped at N; ``fgattn.gran_expand``, memoised per index like the list plan); required
+#: (``true``) on those keys, not allowed on the gran-1 key; needs ``schedule: "list"``
+EXPAND_KNOB = "expand"
+#: (kernel, head_dim, block_m, gran_n) keys whose ``impl: gluon`` form is the gran-1 list kernel on the expanded index
+EXPAND_KEYS = (("fg", 128, 128, 16), ("fg", 128, 128, 64))
+#: ``extra.gluon.c_row`` (session 17, helper K; read by :meth:`LaunchConfig.gluon_c_row`): the list planner's row cost
+#: in 128-key tiles (``fgattn.gluon_fg_list.plan_ws2_list``'s ``c_row``; absent = ``gluon_fg_list.C_ROW_TILES``,
+#: 3.0), read by the kernels' planner and by fgsim's schedule simulation alike; a number in [0, 50]; needs
+#: ``schedule: "list"``
+C_ROW_KNOB = "c_row"
+#: the range of :data:`C_ROW_KNOB`
+C_ROW_RANGE = (0.0, 50.0)
 #: ``extra.gluon.dyntail`` (session 16, D3: kernels/NOTES.md "Session 16, D2" / "Session 16, D3"; not an argument of
 #: ``fg_attention_gluon``, read by :meth:`LaunchConfig.gluon_dyntail`): the pool share of the list launch's dynamic
 #: tail (``fgattn.gluon_fg_dyntail``: the rows a program would start at or after (1 - share) x the mean load go to a
@@ -164,7 +182,7 @@ def auto_epilogue(value: Any) -> tuple[str, float] | None:
 
 
 #: knobs of form ``ws2`` only / of the warp-specialized forms only
-_WS2_ONLY = ("pipeline", "exp_poly", "pingpong", "regs", "schedule", "epilogue", "tail64")
+_WS2_ONLY = ("pipeline", "exp_poly", "pingpong", "regs", "schedule", "epilogue", "tail64", "expand")
 _WS_ONLY = ("fence",)
 #: the knobs ``schedule: "list"`` requires: the one form measured with it (``fgattn.gluon_fg_list.LIST_KNOBS``:
 #: pipeline 1, no fence)
@@ -257,7 +275,8 @@ class LaunchConfig:
             out = {k: g.get(k, default) for k, (_, default) in CONTIG_KNOBS.items() if k != "form"}
             out["regs"] = tuple(int(r) for r in out["regs"])
             return out
-        out = {k: g.get(k, default) for k, (_, default) in GLUON_KNOBS.items() if k not in ("schedule", TAIL64_KNOB, DYNTAIL_KNOB)}
+        out = {k: g.get(k, default) for k, (_, default) in GLUON_KNOBS.items()
+               if k not in ("schedule", TAIL64_KNOB, DYNTAIL_KNOB, EXPAND_KNOB, C_ROW_KNOB)}
         out["consumer_fence"] = out.pop("fence")
         out["regs"] = None if out["regs"] is None else tuple(int(r) for r in out["regs"])
         return out
@@ -287,6 +306,23 @@ class LaunchConfig:
             return 0.0
         self.gluon_options()  # validates the knobs
         return float(self.extra["gluon"].get(DYNTAIL_KNOB, 0))
+
+    def gluon_expand(self) -> bool:
+        """``extra.gluon.expand`` of an ``impl: gluon`` fg entry (validated by :func:`check_impl`; False for every
+        other entry): a gran-16 / 64 entry run by the gran-1 list kernel on the expanded index (:data:`EXPAND_KNOB`)."""
+        if self.impl != "gluon" or self.extra["gluon"].get("form") == "contig":
+            return False
+        self.gluon_options()  # validates the knobs
+        return bool(self.extra["gluon"].get(EXPAND_KNOB, False))
+
+    def gluon_c_row(self) -> float | None:
+        """``extra.gluon.c_row`` of an ``impl: gluon`` fg list entry (validated by :func:`check_impl`), or None: the
+        planner's default (``fgattn.gluon_fg_list.C_ROW_TILES``) (:data:`C_ROW_KNOB`)."""
+        if self.impl != "gluon" or self.extra["gluon"].get("form") == "contig":
+            return None
+        self.gluon_options()  # validates the knobs
+        v = self.extra["gluon"].get(C_ROW_KNOB)
+        return None if v is None else float(v)
 
     def tl_config(self) -> LaunchConfig:
         """The same entry as the tl kernel launches it (``impl`` and ``gluon`` removed): what runs where the
@@ -334,15 +370,24 @@ def check_impl(kernel: str, head_dim: int, block_m: int, gran_n: int, extra: dic
             raise ValueError(f"{where}: extra.gluon is given but extra.impl is 'tl' (set impl 'gluon' or drop it)")
         return impl
     key = (kernel, head_dim, block_m, gran_n)
-    if key != GLUON_KEY and key not in CONTIG_KEYS:
+    contig_form = isinstance(knobs, dict) and knobs.get("form") == "contig"
+    if (key != GLUON_KEY and key not in CONTIG_KEYS and key not in EXPAND_KEYS) or (key in EXPAND_KEYS and contig_form):
         raise ValueError(f"{where}: extra.impl='gluon' exists only for kernel fg, head_dim 128, block_m 128, "
-                         f"gran_n 1 (fgattn.gluon_fg) and, form 'contig', for dense / block head_dim 128, block_m 128 "
+                         f"gran_n 1 (fgattn.gluon_fg), gran_n 16 / 64 with extra.gluon.expand (fgattn.gran_expand) "
+                         f"and, form 'contig', for dense / block head_dim 128, block_m 128 "
                          f"(fgattn.gluon_contig), not ({kernel}, {head_dim}, {block_m}, {gran_n})")
     if not isinstance(knobs, dict) or "form" not in knobs:
         raise ValueError(f"{where}: extra.impl='gluon' needs extra.gluon, an object with at least 'form' "
-                         f"(knobs: {list(GLUON_KNOBS if key == GLUON_KEY else CONTIG_KNOBS)})")
+                         f"(knobs: {list(CONTIG_KNOBS if key in CONTIG_KEYS else GLUON_KNOBS)})")
     if key in CONTIG_KEYS:
         return _check_contig(knobs, kernel, where)
+    if key in EXPAND_KEYS and knobs.get(EXPAND_KNOB) is not True:
+        raise ValueError(f"{where}: extra.impl='gluon' on fg gran_n {gran_n} runs the gran-1 list kernel on the "
+                         "expanded index: it needs extra.gluon.expand=true (with schedule 'list'), not "
+                         f"expand={knobs.get(EXPAND_KNOB)!r}")
+    if key == GLUON_KEY and knobs.get(EXPAND_KNOB, False) is not False:
+        raise ValueError(f"{where}: extra.gluon.expand={knobs[EXPAND_KNOB]!r} is for the fg gran_n 16 / 64 entries "
+                         "(a gran-1 index is already kept keys); drop it")
     unknown = sorted(set(knobs) - set(GLUON_KNOBS))
     if unknown:
         raise ValueError(f"{where}: extra.gluon has unknown knobs {unknown} (known: {list(GLUON_KNOBS)})")
@@ -352,6 +397,12 @@ def check_impl(kernel: str, head_dim: int, block_m: int, gran_n: int, extra: dic
             if value is not None and not _gluon_regs_ok(value):
                 raise ValueError(f"{where}: extra.gluon.regs={value!r} must be [consumer, producer] multiples of 8 "
                                  "with 24 <= producer <= consumer <= 240 and consumer + producer <= 280")
+            continue
+        if name == C_ROW_KNOB:
+            lo, hi = C_ROW_RANGE
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+                raise ValueError(f"{where}: extra.gluon.c_row={value!r} must be a number in [{lo:g}, {hi:g}] (the "
+                                 "list planner's row cost in 128-key tiles)")
             continue
         if name == DYNTAIL_KNOB:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
@@ -383,6 +434,10 @@ def check_impl(kernel: str, head_dim: int, block_m: int, gran_n: int, extra: dic
         if got != _LIST_FORM:
             raise ValueError(f"{where}: extra.gluon.schedule='list' runs fgattn.gluon_fg_list's kernel, which is "
                              f"form ws2 with {_LIST_FORM} only, not {got}")
+    elif knobs.get(EXPAND_KNOB, False) or C_ROW_KNOB in knobs:
+        what = f"expand={knobs[EXPAND_KNOB]!r}" if knobs.get(EXPAND_KNOB, False) else f"c_row={knobs[C_ROW_KNOB]!r}"
+        raise ValueError(f"{where}: extra.gluon.{what} needs extra.gluon.schedule='list' (fgattn.gluon_fg_list's "
+                         "planner and kernel); set schedule 'list' or drop it")
     elif knobs.get(TAIL64_KNOB, False):
         raise ValueError(f"{where}: extra.gluon.tail64=True needs extra.gluon.schedule='list' (fgattn.gluon_fg_list's "
                          "kernel); set schedule 'list' or drop tail64")
