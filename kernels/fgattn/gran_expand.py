@@ -54,11 +54,11 @@ def expand_index(index: Any) -> Any:
     idx = index.indices
     dev = idx.device
     n = int(index.n_keys)
-    ar = torch.arange(g, dtype=torch.int64, device=dev)
-    keys = idx.to(torch.int64)[:, None] * g + ar  # (nnz, g)
+    ar = torch.arange(g, dtype=torch.int32, device=dev)
+    keys = idx.to(torch.int32)[:, None] * g + ar  # (nnz, g) int32: key numbers < n_keys + g < 2^31
     off = index.offsets.to(torch.int64)
     if n % g == 0:
-        flat = keys.reshape(-1).to(torch.int32)
+        flat = keys.reshape(-1)
         new_off = off * g
     else:
         last = index.n_tiles - 1  # the one run start whose run passes n_keys
@@ -67,7 +67,7 @@ def expand_index(index: Any) -> Any:
         cs = torch.zeros(idx.numel() + 1, dtype=torch.int64, device=dev)
         torch.cumsum(per, 0, out=cs[1:])
         new_off = cs[off]
-        flat = keys[keys < n].to(torch.int32)  # row-major: each row's keys stay sorted
+        flat = keys[keys < n]  # row-major: each row's keys stay sorted
     del keys
     return FgIndex(new_off, flat, index.block_m, 1, n, index.batch, index.heads, index.n_qblocks, index.order)
 
