@@ -712,7 +712,12 @@ def plot(rows: list[dict[str, Any]]) -> Any:
                 continue
             bx.scatter([p[0] for p in pts], [p[1] for p in pts], marker=mk, color=col, s=16, zorder=2,
                        label={"ceil_padding": "(b) free", "ceil_rows": "(c) free", "ceil_tail": "(d) free",
-                              "ceil_all": "(b)+(c)+(d) free"}[key])
+                              "ceil_all": "(b)+(c)+(d) free, as priced"}[key])
+        sc = [(float(r["ceil_all_scaled"]), yy) for r, yy in zip(rs, y, strict=True)
+              if r.get("ceil_all_scaled", "") != "" and abs(float(r["ceil_all_scaled"]) - float(r["ceil_all"])) > 2e-3]
+        if sc:
+            bx.scatter([p[0] for p in sc], [p[1] for p in sc], marker="D", facecolors="none", edgecolors="#2ca02c",
+                       s=16, zorder=2, label="(b)+(c)+(d) free, parts scaled to close")
         for r, yy in zip(rs, y, strict=True):
             bx.plot([r["ratio"], r["ceil_all"]], [yy, yy], color="#999999", lw=0.6, zorder=1)
         bx.axvline(target, color="#2ca02c", ls="--", lw=0.8)
@@ -721,7 +726,7 @@ def plot(rows: list[dict[str, Any]]) -> Any:
         bx.tick_params(axis="x", labelsize=7)
         bx.grid(axis="x", lw=0.3)
         if rs is groups[0][1]:
-            bx.legend(fontsize=6.5, ncol=3, loc="lower left", bbox_to_anchor=(0, 1.04), frameon=False)
+            bx.legend(fontsize=6, ncol=2, loc="lower left", bbox_to_anchor=(0, 1.02), frameon=False)
         blocks = [yy for r, yy in zip(rs, y, strict=True) if r["kernel"] == "block"]
         if blocks and len(blocks) < len(rs):
             for a in (ax, bx):
