@@ -71,7 +71,9 @@ def test_lstsq2_recovers_exact_coefficients() -> None:
 @pytest.mark.parametrize("h,n,bm,d,text", [(3, 100, 16, 0.2, 0),    # full 5x5x4 grid: the per-axis product
                                            (2, 90, 16, 0.3, 0),     # not a full grid: the chunked mask
                                            (4, 125, 16, 0.1, 20),   # text rows and columns
-                                           (2, 64, 8, 1.0, 7)])     # density 1
+                                           (2, 64, 8, 1.0, 7),      # density 1
+                                           (2, 512, 128, 0.1, 30),  # 8x8x8 grid, 128-query blocks, text
+                                           (2, 300, 128, 0.2, 0)])  # partial last key block (300 % 128)
 def test_mask_counts_equal_the_benchmark_generator(h: int, n: int, bm: int, d: float, text: int) -> None:
     import torch
     from fgattn.masks import window_mask, with_text
@@ -82,12 +84,15 @@ def test_mask_counts_equal_the_benchmark_generator(h: int, n: int, bm: int, d: f
     st = gap.mask_counts(h, n, text, bm, d, block_tiles=True)
     assert torch.equal(st.counts, m.sum(-1)[0])
     nn = n + text
-    tiles = torch.nn.functional.pad(m, (0, (-nn) % 128)).reshape(1, h, m.shape[2], -1, 128).any(-1).sum(-1)[0]
-    assert torch.equal(st.block_tiles, tiles)
+    kept_blocks = torch.nn.functional.pad(m, (0, (-nn) % 128)).reshape(1, h, m.shape[2], -1, 128).any(-1)
+    assert torch.equal(st.block_tiles, kept_blocks.sum(-1)[0])
     assert st.kept() == int(m.sum())
     import fgattn
 
     assert st.density() == pytest.approx(fgattn.build_index(m, block_m=bm).density(nn), abs=1e-12)
+    if bm == 128:  # the block-sparse index's density: kept blocks' area, a kept partial last block by its keys
+        bidx = fgattn.block_index_from_mask(kept_blocks, block_m=128, n_keys=nn)
+        assert st.density(blocks=True) == pytest.approx(bidx.density(nn), abs=1e-12)
 
 
 def test_committed_csv_mask_statistics_recomputed_at_one_cell() -> None:

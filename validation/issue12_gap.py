@@ -95,6 +95,7 @@ class MaskStats:
     density_target: float
     counts: Any
     block_tiles: Any = None
+    block_last: Any = None
 
     @property
     def n(self) -> int:
@@ -113,14 +114,20 @@ class MaskStats:
         """Kept (query block, key) slices."""
         return int(self.counts.sum())
 
-    def density(self) -> float:
-        """The kept fraction as ``FgIndex.density`` reports it (queries weighted by each block's real height)."""
+    def density(self, blocks: bool = False) -> float:
+        """The kept fraction as ``FgIndex.density`` reports it (queries weighted by each block's real height); with
+        ``blocks`` the kept 128-key blocks' area (the block index's density: a kept partial last block counts its
+        real keys)."""
+        import torch
+
         qb = self.counts.shape[1]
         heights = [float(self.block_m)] * qb
         heights[-1] = float(self.n - (qb - 1) * self.block_m)
-        per_row = self.counts.double()
-        import torch
-
+        if blocks:
+            short = (128 - self.n % 128) % 128
+            per_row = self.block_tiles.double() * 128 - self.block_last.double() * short
+        else:
+            per_row = self.counts.double()
         w = torch.tensor(heights, dtype=torch.float64)
         return float((per_row * w).sum() / (self.h * self.n * self.n))
 
@@ -187,13 +194,15 @@ def _window_counts(coords: Any, lo: Any, hi: Any, win: Any, grid: tuple[int, int
 
 def _block_tiles(coords: Any, lo: Any, hi: Any, win: Any, sinks: int, n_text: int, chunk: int = 64) -> Any:
     """Kept 128-key blocks per (head, video query block) of the joint mask (video keys by the window, the text keys
-    all kept), as ``bench_kernels.final_shape`` pads and reduces it: int64 (H, QB_video)."""
+    all kept), as ``bench_kernels.final_shape`` pads and reduces it: int64 (H, QB_video), and whether each row
+    keeps the last key block: bool (H, QB_video)."""
     import torch
 
     n_v = coords.shape[0]
     n = n_v + n_text
     padn = (-n) % 128
     out = torch.empty(win.shape[0], lo.shape[0], dtype=torch.int64)
+    last = torch.empty(win.shape[0], lo.shape[0], dtype=torch.bool)
     for q0 in range(0, lo.shape[0], chunk):
         lo_c, hi_c = lo[q0:q0 + chunk], hi[q0:q0 + chunk]
         dist = (lo_c[:, None, :] - coords[None]).clamp(min=0) + (coords[None] - hi_c[:, None, :]).clamp(min=0)
@@ -203,8 +212,10 @@ def _block_tiles(coords: Any, lo: Any, hi: Any, win: Any, sinks: int, n_text: in
         for hh in range(win.shape[0]):
             full[:, :n_v] = (dist <= win[hh][None, None, :]).all(-1)
             full[:, :min(sinks, n_v)] = True
-            out[hh, q0:q0 + chunk] = full.reshape(rows, -1, 128).any(-1).sum(-1)
-    return out
+            kept = full.reshape(rows, -1, 128).any(-1)
+            out[hh, q0:q0 + chunk] = kept.sum(-1)
+            last[hh, q0:q0 + chunk] = kept[:, -1]
+    return out, last
 
 
 def mask_counts(h: int, n_video: int, n_text: int, block_m: int, density: float, *, block_tiles: bool = False,
@@ -234,12 +245,13 @@ def mask_counts(h: int, n_video: int, n_text: int, block_m: int, density: float,
             else:
                 hi_s = s
     assert counts is not None
-    btiles = None
+    btiles = blast = None
     if block_tiles:
         if win is None:
             btiles = torch.full((h, qb_v), -(-(n_video + n_text) // 128), dtype=torch.int64)
+            blast = torch.ones((h, qb_v), dtype=torch.bool)
         else:
-            btiles = _block_tiles(coords, lo, hi, win, sinks, n_text)
+            btiles, blast = _block_tiles(coords, lo, hi, win, sinks, n_text)
     if n_text:
         n = n_video + n_text
         qb = -(-n // block_m)
@@ -251,7 +263,10 @@ def mask_counts(h: int, n_video: int, n_text: int, block_m: int, density: float,
             bt = torch.full((h, qb), -(-n // 128), dtype=torch.int64)
             bt[:, :first_text] = btiles[:, :first_text]
             btiles = bt
-    return MaskStats(h, n_video, n_text, block_m, density, counts, btiles)
+            bl = torch.ones((h, qb), dtype=torch.bool)
+            bl[:, :first_text] = blast[:, :first_text]
+            blast = bl
+    return MaskStats(h, n_video, n_text, block_m, density, counts, btiles, blast)
 
 
 # ------------------------------------------------------------------------------------------------ decomposition
@@ -558,8 +573,8 @@ def build(results: Path, log: Any = sys.stderr) -> list[dict[str, Any]]:
         rows = st.rows()
         tiles = int(st.block_tiles.sum()) if cell.kernel == "block" else st.tiles(bm)
         kept_tiles = tiles if cell.kernel == "block" else st.kept() / bm
-        dens = st.density()
-        if cell.kernel != "block" and abs(dens - float(r["density"])) > 6e-5:
+        dens = st.density(blocks=cell.kernel == "block")
+        if abs(dens - float(r["density"])) > 6e-5:
             raise InputError(f"{RUN15}: {cell.name}: the CPU mask's density {dens:.5f} is not run 15's "
                              f"{r['density']} (the mask generator changed?)")
         t15 = float(r["ms"]) * 1e3  # µs
