@@ -100,9 +100,12 @@ def render() -> str:
                 f"tail (d) {_rng([float(r['tail_share']) for r in fg])} %, cold first rows (e) "
                 f"{_rng([float(r['first_row_share']) for r in fg])} %. With (b), (c) and (d) all free, "
                 f"{_count(reach_lo, reach_hi)} of the {len(fg)} cells would reach {t128:.2f} (lower end: parts scaled to close "
-                f"the residual); with any one of them free, "
-                f"{max(sum(float(r[k]) >= t128 for r in fg) for k in ('ceil_padding', 'ceil_rows', 'ceil_tail'))} "
-                "at most. The rest is the tile step itself.")
+                f"the residual); with one alone free, (b) {sum(float(r['ceil_padding']) >= t128 for r in fg)}, "
+                f"(c) {sum(float(r['ceil_rows']) >= t128 for r in fg)}, (d) "
+                f"{sum(float(r['ceil_tail']) >= t128 for r in fg)} (upper ends). The rest is the tile step at its "
+                f"measured rate (c_tile {_rng([float(r['c_tile']) for r in fg], '{:,.0f}', 1)} cycles; c_row "
+                f"{_rng([float(r['c_row']) for r in fg], '{:,.0f}', 1)} cycles: the per-row constant of T's fit, "
+                "the whole row end and start, not only the tensor-idle boundary).")
         if res:
             mhz_t = [float(r["rates_mhz"]) for r in fg if r["rates_mhz"] != ""]
             mhz_2 = [float(r["launch_mhz"]) for r in t2]
