@@ -208,34 +208,56 @@ def cells_worse(a: dict[str, Any], b: dict[str, Any], margin: float = 1.0, min_r
     return out
 
 
-def score_both(test_csv: Path, cal16: Path, cal14: Path, k: float, long_ids: list[str]) -> dict[str, Any]:
+def score_both(test_csv: Path, cal16: Path | None, cal14: Path, k: float, long_ids: list[str]) -> dict[str, Any]:
     """test19 scored with calib16 (rows at k x sm_mhz_eff) and calib14 (rows at NVML's clock, today's pricing); M9's
-    rule (b). Nothing is printed per row."""
+    rule (b). ``cal16`` None: calib16 failed criterion (a), test19 is scored with calib14 only (M9's rule). Nothing is
+    printed per row."""
     from fgsim.validation.report import metrics, score, scored_rows
 
     rows = scored_rows([test_csv])
     meas = np.array([float(r["measured_ms"]) * 1e-3 for r in rows])
-    eff_rows = at_eff_clock(rows, k)
-    p16, p14 = _pred(eff_rows, cal16), _pred(rows, cal14)
-    s16, s14 = score(rows, p16), score(rows, p14)
+    preds = {"calib14": _pred(rows, cal14)}
+    if cal16 is not None:
+        preds["calib16"] = _pred(at_eff_clock(rows, k), cal16)
     lo = np.array([r["case_id"] in set(long_ids) for r in rows])
-    out: dict[str, Any] = {"test_csv": _rel(test_csv), "calib16": _rel(cal16), "calib14": _rel(cal14),
-                           "rows": len(rows), "k_nvml_over_eff": k,
-                           "scored": {"calib16": {"overall": metrics(p16, meas), "axes": s16},
-                                      "calib14": {"overall": metrics(p14, meas), "axes": s14}}}
-    err = {lab: (p / meas - 1) * 100 for lab, p in (("calib16", p16), ("calib14", p14))}
-    out["clock_axis"] = {lab: {"rows": [{"case_id": r["case_id"], "kernel": r["kernel"], "err_pct": float(e)}
-                                        for r, e, s in zip(rows, err[lab], lo, strict=True) if s],
-                               "mean_abs_err_pct": float(np.mean(np.abs(err[lab][lo]))) if lo.any() else None}
-                         for lab in err}
+    out: dict[str, Any] = {"test_csv": _rel(test_csv), "calib14": _rel(cal14),
+                           "calib16": _rel(cal16) if cal16 is not None else None,
+                           "rows": len(rows), "k_nvml_over_eff": k, "scored": {}, "clock_axis": {}}
+    for lab, p in preds.items():
+        err = (p / meas - 1) * 100
+        out["scored"][lab] = {"overall": metrics(p, meas), "axes": score(rows, p)}
+        out["clock_axis"][lab] = {
+            "rows": [{"case_id": r["case_id"], "kernel": r["kernel"], "err_pct": float(e), "sm_clock_mhz":
+                      r.get("sm_clock_mhz"), "sm_mhz_eff": r.get("sm_mhz_eff")}
+                     for r, e, s in zip(rows, err, lo, strict=True) if s],
+            "mean_abs_err_pct": float(np.mean(np.abs(err[lo]))) if lo.any() else None}
+    if cal16 is None:
+        out["rule_b"] = {"applied": False, "why": "criterion (a) failed: calib14 stays, test19 scored with it only",
+                         "adopt_calib16": False}
+        return out
+    s16, s14 = out["scored"]["calib16"]["axes"], out["scored"]["calib14"]["axes"]
     worse = cells_worse(s16, s14)
     o16, o14 = out["scored"]["calib16"]["overall"]["mape"], out["scored"]["calib14"]["overall"]["mape"]
     c16, c14 = out["clock_axis"]["calib16"]["mean_abs_err_pct"], out["clock_axis"]["calib14"]["mean_abs_err_pct"]
-    out["rule_b"] = {"overall_not_worse": bool(o16 <= o14), "cells_worse_by_more_than_1pt": worse,
-                     "at_most_2_cells_worse": len(worse) <= 2,
-                     "clock_axis_improves": bool(c16 is not None and c14 is not None and c16 < c14)}
-    out["rule_b"]["adopt_calib16"] = bool(all(v for kk, v in out["rule_b"].items() if isinstance(v, bool)))
+    rb: dict[str, Any] = {"applied": True, "overall_not_worse": bool(o16 <= o14),
+                          "cells_worse_by_more_than_1pt": worse, "at_most_2_cells_worse": len(worse) <= 2,
+                          "clock_axis_improves": bool(c16 is not None and c14 is not None and c16 < c14)}
+    rb["adopt_calib16"] = bool(rb["overall_not_worse"] and rb["at_most_2_cells_worse"] and rb["clock_axis_improves"])
+    out["rule_b"] = rb
     return out
+
+
+def derive_test(test_csv: Path, out: Path, k: float) -> int:
+    """The frozen list's rows priced at calib16's ``k x sm_mhz_eff`` (for the report's scoring when calib16 is the
+    committed calibration); NVML's reading kept in ``sm_clock_mhz_nvml``. Returns the row count."""
+    fields, rows = _rows(test_csv)
+    kern = [r for r in rows if (r.get("kind") or "kernel") == "kernel" and r.get("status") == "ok"
+            and r.get("measured_ms")]
+    der = at_eff_clock(kern, k)
+    for r in der:
+        r["launch_source"] = _short_source(r.get("launch_source", ""))
+    _write(out, fields + ["sm_clock_mhz_nvml"], der)
+    return len(der)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,9 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("fit")
     f.add_argument("--out", type=Path, default=CALIB16)
     f.add_argument("--dir", type=Path, help="the derived CSVs of a dry run")
+    t = sub.add_parser("derive-test")
+    t.add_argument("test_csv", type=Path)
+    t.add_argument("out", type=Path)
+    t.add_argument("--dir", type=Path, help="the derive record of a dry run")
     s = sub.add_parser("score")
     s.add_argument("test_csv", type=Path)
     s.add_argument("--calib16", type=Path, default=CALIB16)
+    s.add_argument("--calib14-only", action="store_true", help="criterion (a) failed: score with calib14 only")
     s.add_argument("--calib14", type=Path, default=REPO / "fgsim" / "data" / "calibrations" / "h200.json")
     s.add_argument("--list", default="test19")
     s.add_argument("--out", type=Path, default=SCORE_JSON)
@@ -263,12 +290,19 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "fit":
         print(json.dumps(fit(a.out, a.dir), indent=1))
         return 0
+    if a.cmd == "derive-test":
+        k = json.loads(_in(a.dir, DERIVE_JSON).read_text())["k_nvml_over_eff"]
+        print(f"{derive_test(a.test_csv, a.out, k)} rows at k x sm_mhz_eff (k = {k:.4f}) -> {a.out}")
+        return 0
     from fgsim.validation.cases import load_case_list, test16_long_ids
 
     k = json.loads(_in(a.dir, DERIVE_JSON).read_text())["k_nvml_over_eff"]
-    res = score_both(a.test_csv, a.calib16, a.calib14, k, test16_long_ids(load_case_list(a.list)))
+    res = score_both(a.test_csv, None if a.calib14_only else a.calib16, a.calib14, k,
+                     test16_long_ids(load_case_list(a.list)))
     a.out.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
-    print(json.dumps(res["rule_b"] if a.quiet else {kk: res[kk] for kk in ("rule_b", "clock_axis")}, indent=1))
+    print(json.dumps(res["rule_b"], indent=1))
+    if not a.quiet:
+        print(json.dumps({lab: v["overall"] for lab, v in res["scored"].items()}, indent=1))
     return 0
 
 
