@@ -625,7 +625,9 @@ def test_contig_epilogue_candidates_differ_only_in_the_contig_row_end() -> None:
     pk = json.loads(PACKAGED.read_text())["entries"]
     for path, pp in ((SEL, True), (SEL_NOPP, False)):
         cand = json.loads(path.read_text())["entries"]
-        diffs = [(a, b) for a, b in zip(pk, cand, strict=True) if a != b]
+        s17 = [("fg", 128, 128, 16), ("fg", 128, 128, 64)]  # session 17 (K): adopted impl gluon + expand since
+        diffs = [(a, b) for a, b in zip(pk, cand, strict=True) if a != b
+                 and (a["kernel"], a["head_dim"], a["block_m"], a["gran_n"]) not in s17]
         assert sorted((b["kernel"], b["block_m"]) for _, b in diffs) == [("block", 128), ("dense", 128)]
         for a, b in diffs:
             b, a = json.loads(json.dumps(b)), json.loads(json.dumps(a))

@@ -39,7 +39,9 @@ def test_packaged_table_is_300ad25_with_the_fg_and_block_row_end_tma_sel() -> No
     run 14, the rule and the table before) and block D128 M128 g128 (candidate A's entry; source naming run 15a and
     this session's rule), each only by extra.gluon.epilogue "tma_sel"."""
     pk, before, cand = (json.loads(p.read_text())["entries"] for p in (PACKAGED, AT_300AD25, K6_CANDIDATE))
-    diffs = [(a, b) for a, b in zip(before, pk, strict=True) if a != b]
+    s17 = (("fg", 128, 128, 16), ("fg", 128, 128, 64))  # session 17 (K): impl gluon + expand, adopted later
+    diffs = [(a, b) for a, b in zip(before, pk, strict=True) if a != b
+             and (a["kernel"], a["head_dim"], a["block_m"], a["gran_n"]) not in s17]
     assert [(b["kernel"], b["head_dim"], b["block_m"], b["gran_n"]) for _, b in diffs] == [
         ("fg", 128, 128, 1), ("block", 128, 128, 128)]
     a, b = (json.loads(json.dumps(x)) for x in diffs[1])

@@ -109,7 +109,7 @@ def test_expansion_under_capture_returns_none_and_prepare_refuses(monkeypatch: p
 # ------------------------------------------------------------------------------------------------ launch table
 def _table(tmp_path: Path, g: int, gluon: dict | None, impl: str = "gluon") -> Path:
     e = load_table(str(PACKAGED))[("fg", "h200", 128, 128, g)]
-    extra = {**e["extra"], "impl": impl}
+    extra = {**{k: v for k, v in e["extra"].items() if k != "gluon"}, "impl": impl}
     if gluon is not None:
         extra["gluon"] = gluon
     p = tmp_path / "table.json"
@@ -119,10 +119,11 @@ def _table(tmp_path: Path, g: int, gluon: dict | None, impl: str = "gluon") -> P
 
 
 BAD = [
-    (16, LIST, r"extra\.impl='gluon' on fg gran_n 16 runs the gran-1 list kernel on the expanded index: it needs "
-               r"extra\.gluon\.expand=true \(with schedule 'list'\), not expand=None"),
-    (64, {**LIST, "expand": False}, r"on fg gran_n 64 .* needs extra\.gluon\.expand=true .* not expand=False"),
-    (64, {**LIST, "expand": 1}, r"needs extra\.gluon\.expand=true .* not expand=1"),
+    (16, LIST, r"extra\.impl='gluon' exists only for kernel fg, head_dim 128, block_m 128 at gran_n 1, or at gran_n 16 "
+               r"with extra\.gluon\.expand=true \(the gran-1 list kernel on the expanded index, schedule 'list'\), not "
+               r"expand=None"),
+    (64, {**LIST, "expand": False}, r"at gran_n 64 with extra\.gluon\.expand=true .* not expand=False"),
+    (64, {**LIST, "expand": 1}, r"with extra\.gluon\.expand=true .* not expand=1"),
     (1, {**LIST, "expand": True}, r"extra\.gluon\.expand=True is for the fg gran_n 16 / 64 entries"),
     (16, {"form": "ws2", "pipeline": 1, "fence": False, "expand": True},
      r"extra\.gluon\.expand=True needs extra\.gluon\.schedule='list'"),
@@ -169,7 +170,7 @@ def test_candidate_tables_read() -> None:
         assert c.impl == "gluon" and c.gluon_expand() and c.gluon_schedule() == "list" and c.gluon_c_row() is None
         assert "expand" not in c.gluon_options() and "c_row" not in c.gluon_options()
         tl = c.tl_config()
-        pk = launch_config("fg", "h200", 128, 128, g, table_path=str(PACKAGED))
+        pk = launch_config("fg", "h200", 128, 128, g, table_path=str(PACKAGED)).tl_config()
         assert (tl.block_n, tl.num_stages, tl.num_warps, tl.extra) == (pk.block_n, pk.num_stages, pk.num_warps,
                                                                        pk.extra)  # the fallback = the packaged entry
     cr = launch_config("fg", "h200", 128, 128, 1, table_path=str(CAND_CROW))

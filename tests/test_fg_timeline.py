@@ -186,7 +186,9 @@ def test_deferred_row_end_knob():
     for name, epi in (("t-defer", "tma_defer"), ("t-defer-pv", "tma_defer_pv")):
         path = ROOT / "kernels" / "logs" / f"launch_configs-candidate-{name}.json"
         cand = json.loads(path.read_text())
-        diff = [(a, b) for a, b in zip(packaged["entries"], cand["entries"], strict=True) if a != b]
+        diff = [(a, b) for a, b in zip(packaged["entries"], cand["entries"], strict=True) if a != b
+                and (a["kernel"], a["head_dim"], a["block_m"], a["gran_n"]) not in
+                (("fg", 128, 128, 16), ("fg", 128, 128, 64))]  # session 17 (K): adopted after these candidates
         assert len(diff) == 1 and diff[0][1]["source"].startswith("CANDIDATE")
         a, b = diff[0]
         assert {**a["extra"]["gluon"], "epilogue": epi} == b["extra"]["gluon"]

@@ -123,7 +123,9 @@ def test_packaged_table_adopts_the_list_schedule() -> None:
     assert e.gluon_options() == dict(form="ws2", pipeline=1, consumer_fence=False, exp_poly=0, pingpong=False,
                                      regs=None, epilogue="stg")
     raw = json.loads(PACKAGED.read_text())
-    assert json.dumps(raw).count('"schedule"') == 1 and json.dumps(raw).count('"epilogue"') == 2  # fg + block (s15)
+    # fg g1 + block (s15); session 17 (K): the fg g16 / g64 entries run the g1 list kernel on the expanded index
+    assert json.dumps(raw).count('"schedule"') == 3 and json.dumps(raw).count('"epilogue"') == 4
+    assert json.dumps(raw).count('"expand": true') == 2
     w = _walk_entry()
     assert w.gluon_schedule() == "walk" and w.gluon_options() == e.gluon_options()
     assert "schedule" not in WALK_TABLE.read_text()

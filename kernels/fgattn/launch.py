@@ -382,9 +382,9 @@ def check_impl(kernel: str, head_dim: int, block_m: int, gran_n: int, extra: dic
     if key in CONTIG_KEYS:
         return _check_contig(knobs, kernel, where)
     if key in EXPAND_KEYS and knobs.get(EXPAND_KNOB) is not True:
-        raise ValueError(f"{where}: extra.impl='gluon' on fg gran_n {gran_n} runs the gran-1 list kernel on the "
-                         "expanded index: it needs extra.gluon.expand=true (with schedule 'list'), not "
-                         f"expand={knobs.get(EXPAND_KNOB)!r}")
+        raise ValueError(f"{where}: extra.impl='gluon' exists only for kernel fg, head_dim 128, block_m 128 at gran_n "
+                         f"1, or at gran_n {gran_n} with extra.gluon.expand=true (the gran-1 list kernel on the "
+                         f"expanded index, schedule 'list'), not expand={knobs.get(EXPAND_KNOB)!r}")
     if key == GLUON_KEY and knobs.get(EXPAND_KNOB, False) is not False:
         raise ValueError(f"{where}: extra.gluon.expand={knobs[EXPAND_KNOB]!r} is for the fg gran_n 16 / 64 entries "
                          "(a gran-1 index is already kept keys); drop it")
