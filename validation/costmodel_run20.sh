@@ -1,8 +1,9 @@
 #!/bin/bash
 # Session 17 (helper M10): the one H200 call of M9's pre-registered calib16 / test19 plan (validation/MODEL_NOTES.md,
 # "Session 16, helper M9" and "Session 17, helper M10"; committed before the call).
-# Part 0: the kernels that run are the committed ones (uncommitted kernels/ edits that travelled with the working tree,
-#         other helpers' work in progress, are reverted on the device copy first, listed in smi.txt); the launch
+# Part 0: the kernels and harness that run are the committed ones (uncommitted kernels/ and fgsim/ edits that travelled
+#         with the working tree, other helpers' work in progress, are reverted on the device copy first, listed in
+#         smi.txt); the launch
 #         table's sha256 is recorded in smi.txt and, as column launch_table_sha256, in every CSV of this call.
 # Part 1: calibration cases c-117..c-132 and the four option what-if rows c-072 / c-075 / c-090 / c-091 (the harness
 #         now runs their tl kernel: 7a50490), plus STALE (case ids the launch table changed since M8 / M9 measured
@@ -24,9 +25,9 @@ T0=$(date +%s)
 el() { echo $(( $(date +%s) - T0 )); }
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,driver_version,power.limit --format=csv,noheader | tee "$OUT/smi.txt"
 echo "FGSIM_COMMIT=${FGSIM_COMMIT:-}" | tee -a "$OUT/smi.txt"
-echo "uncommitted kernels/ edits reverted on the device copy:" | tee -a "$OUT/smi.txt"
-git status --porcelain -- kernels/ | tee -a "$OUT/smi.txt"
-[ -z "${DRY:-}" ] && git checkout HEAD -- kernels/ 2>&1 | tail -2
+echo "uncommitted kernels/ and fgsim/ edits reverted on the device copy:" | tee -a "$OUT/smi.txt"
+git status --porcelain -- kernels/ fgsim/ | tee -a "$OUT/smi.txt"
+[ -z "${DRY:-}" ] && git checkout HEAD -- kernels/ fgsim/ 2>&1 | tail -2
 # untracked kernels/ files another helper is writing travel too; they are not imported by the committed code
 python3 - <<'PY' 2>&1 | tee -a "$OUT/smi.txt"
 import hashlib, fgattn, fgattn.launch
