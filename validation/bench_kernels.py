@@ -1027,7 +1027,7 @@ def final_shape(writer, meta, clocks: ClockSampler, *, h: int, n_video: int, n_t
                 q, k, v, pidx, block_m=128, config=fcfg, out=out_buf), dt_, idx.density(n), 128, 1, cfg_str(fcfg),
                 pattern)
         del mask, tiles
-    if m64 and not only_fg and not only_contig:
+    if m64 and not only_fg and not only_contig and not only_gran:
         dcfg64 = resolve_config("dense", sets[0][0], 64)
         add("fg_dense", lambda q, k, v: fgattn.dense_attention(q, k, v, block_m=64, config=dcfg64, out=out_buf),
             m=64, cfg=cfg_str(dcfg64))

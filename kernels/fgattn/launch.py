@@ -70,7 +70,8 @@ LAYOUTS = ("bhnd", "bnhd")
 ARCH = {"h100": "sm90", "h200": "sm90", "a100": "sm80", "b200": "sm100", "l40s": "sm89"}
 
 #: implementations of an entry (``extra["impl"]``, default ``"tl"``): the Triton ``tl`` kernels of
-#: ``fgattn.attention``, or ``"gluon"``: the Gluon form of ``fgattn.gluon_fg`` (fg D128 M128 gran 1 on sm_90 only;
+#: ``fgattn.attention``, or ``"gluon"``: the Gluon form of ``fgattn.gluon_fg`` (fg D128 M128 gran 1 on sm_90 only -- and gran 16 / 64
+#: with ``extra.gluon.expand``: the gran-1 list kernel on the expanded index, :data:`EXPAND_KEYS`;
 #: its knobs in ``extra["gluon"]``; the entry's other fields and options stay the tl kernel's, which runs wherever
 #: the Gluon form cannot: :func:`fgattn.attention.fg_route`) or, form ``contig``, of ``fgattn.gluon_contig`` (dense
 #: / block D128 M128, :data:`CONTIG_KEYS`; :func:`fgattn.attention.contig_route`)

@@ -1,5 +1,9 @@
 """README block: fgattn kernels vs cuDNN SDPA and FlexAttention on Wan2.1 shapes (H200, issue 12).
 
+Session 17 (helper K): the fg D=128 M=128 gran-16 / 64 entries run the gran-1 Gluon list kernel on the expanded
+index since table 514ce3e (adopted by kernels/NOTES.md "Session 17, K"); their "Coarser runs" rows are
+:data:`GRAN_RUN` (re-timed on that table), not run 15's, and the line names the paired comparison of :data:`GRAN_AB`.
+
 Run 15 (2026-12-01, session 15, K7): the launch table 772420a (the fg D128 M128 g1 and the block D128 M128 contig
 entries adopt the row end ``tma_sel``, each by a rule pre-registered before its timing call: kernels/NOTES.md
 "Session 14, K6" on run 14, "Session 15, K7" on run 15a) → one H200 call of kernels/tools/k7_call2.sh
@@ -40,6 +44,12 @@ CHANGE = ("300ad25: the fg D=128 M=128 gran-1 entry and the block D=128 M=128 co
 RULES = ("fg: kernels/NOTES.md \"Session 14, K6\" on run 14 (every cell ≤ 1 + T, geometric mean ≤ 0.97 at d ≤ 0.1 "
          "and ≤ 1.01 at d ≥ 0.2); block: \"Session 15, K7\" on run 15a (every cell ≤ 1.02, geometric mean ≤ 0.98 "
          "at d ≤ 0.1); the dense entry's twin failed its part (≤ 1.01 at every shape) and did not change")
+#: the fg D=128 M=128 gran-16 / 64 rows ("Coarser runs"): since table 514ce3e (session 17, helper K) those entries run
+#: the gran-1 Gluon list kernel on the expanded index; re-timed on that table (H12 N32760 d 0.1 / 0.5, cuDNN in the
+#: same rounds) and taken from here instead of run 15; the paired comparison with the previous tl entries from GRAN_AB
+GRAN_RUN = "kernels-h200-2026-12-01-issue12-s17k-record.csv"
+GRAN_LABEL = "17K"
+GRAN_AB = "kernels-h200-2026-12-01-issue12-s17k-gran.csv"
 #: the timing call that chose the final table's one change (the list schedule; paired rel = t_list / t_walk entry)
 ADOPTION = "kernels-h200-2026-11-30-ws2-list-rule3.csv"
 TABLE = ROOT / "kernels" / "fgattn" / "data" / "launch_configs.json"
@@ -71,6 +81,26 @@ def load(runs: tuple[str, ...] = RUNS, labels: tuple[str, ...] = LABELS
         used[name] = len(got)
         rows += got
     return rows, [r for r in rows if r["kernel"] == "flex_block128"], used
+
+
+def _is_gran(r: dict[str, str]) -> bool:
+    return r["kernel"] == "fg_attention" and r["M"] == "128" and r["gran_n"] in ("16", "64")
+
+
+def with_gran_run(rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], int]:
+    """``rows`` with the fg M=128 gran-16 / 64 rows replaced by :data:`GRAN_RUN`'s (run :data:`GRAN_LABEL`, on the
+    table whose gran entries run the Gluon list kernel on the expanded index); (rows, rows taken from it)."""
+    gran = [dict(r, run=GRAN_LABEL) for r in read_rows(GRAN_RUN) if _is_gran(r)]
+    return [r for r in rows if not _is_gran(r)] + gran, len(gran)
+
+
+def gran_ab() -> list[float]:
+    """Per cell of :data:`GRAN_AB`: the median over rounds of t(Gluon on the expanded index) / t(previous tl entry)
+    in the same round (lever 1's adoption statistic, kernels/NOTES.md "Session 17, K")."""
+    rows = read_rows(GRAN_AB)
+    base = {(r["shape"], r["gran_n"], r["density_target"]): r for r in rows if _is_gran(r)}
+    return [_paired(r, base[(r["shape"], r["gran_n"], r["density_target"])]) for r in rows
+            if r["kernel"] == "fg_attention_expand" and (r["shape"], r["gran_n"], r["density_target"]) in base]
 
 
 DENS = ("0.02", "0.05", "0.1", "0.2", "0.3", "0.5", "0.7", "0.9", "1.0")
@@ -154,7 +184,8 @@ def routes(rows: list[dict[str, str]]) -> list[str]:
         groups[(r["kernel"], r["M"], r["gran_n"])][route] += 1
     if not groups:
         return []
-    out = [f"Route each kernel took in run {LABELS[0]}'s timed CUDA graphs (Gluon launches counted while each graph was "
+    out = [f"Route each kernel took in run {LABELS[0]}'s timed CUDA graphs (the fg M=128 gran-16 / 64 rows: run "
+           f"{GRAN_LABEL}'s; Gluon launches counted while each graph was "
            "captured; the row plans were memoised by the warm-up before capture):", "",
            "| kernel | M | gran_n | launch-table entry | route (cells) |", "|---|---|---|---|---|"]
     entry = {"fg_attention": "fg", "fg_attention_headmajor_lpt": "fg (head-major order)", "fg_dense": "dense",
@@ -196,6 +227,9 @@ def clock_range(rows: list[dict[str, str]]) -> str:
 
 def render() -> str:
     rows, flex1, used = load()
+    for lab, name in zip(LABELS, RUNS, strict=True):  # the gran rows replaced by GRAN_RUN's are not used
+        used[name] -= sum(1 for r in rows if r["run"] == lab and _is_gran(r))
+    rows, n_gran = with_gran_run(rows)
     before, _, used_before = load(BEFORE, BEFORE_LABELS)
     shapes: list[str] = []
     for r in rows:
@@ -268,9 +302,18 @@ def render() -> str:
                    f"{(_f(min(sp)) + '–' + _f(max(sp)) + '×') if sp else 'not run'} | {max(faster) if faster else ''} |")
     g = [r for r in rows if r["kernel"] == "fg_attention" and r["gran_n"] in ("16", "64")]
     if g:
+        ab = gran_ab()
         out += ["", "Coarser runs (gran_n keys per gathered run, H12 N32760): " + "; ".join(
             f"M={r['M']} gran_n={r['gran_n']} d={r['density_target']}: {_f(float(r['ratio_vs_cudnn']))}"
-            for r in g) + "."]
+            + (f" (run {r['run']})" if r["run"] == GRAN_LABEL else "")
+            for r in g) + f". Run {GRAN_LABEL} (`{GRAN_RUN}`, 5 interleaved rounds, cuDNN in the same rounds) is the "
+            "launch table since 514ce3e, whose fg M=128 gran-16 / 64 entries run the gran-1 Gluon list kernel on the "
+            "index expanded to its kept keys (`extra.gluon.expand`, fgattn.gran_expand)"
+            + (f"; against the previous (tl) entries in the same rounds of `{GRAN_AB}`, time ratio "
+               f"{math.exp(sum(map(math.log, ab)) / len(ab)):.3f} (geometric mean of {len(ab)} cells: H12 N32760 "
+               f"with and without 512 text tokens and H40 N75600 at d 0.02–0.9, gran 16 and 64; {min(ab):.3f}–"
+               f"{max(ab):.3f}), the rule written before that call: every cell ≤ 1.02 and geometric mean ≤ 0.95"
+               if ab else "") + "."]
     hm = [r for r in rows if r["kernel"] == "fg_attention_headmajor_lpt"]
     if hm:
         parts = []
@@ -316,16 +359,20 @@ def render() -> str:
     method = ("CUDA graphs, interleaved rounds (" + ", ".join(f"run {a}: {'/'.join(rounds[a])}" for a in LABELS)
               + ") in a fresh random order per round, >= 30 ms untimed replays before each timed one, "
               f"on {first['gpu_name']} (driver {first['smi_driver_version']}, torch {first['torch']}, "
-              f"Triton {first['triton']}, cuDNN {first['cudnn']}), " + clock_range(rows) + cell_clock(rows))
+              f"Triton {first['triton']}, cuDNN {first['cudnn']}), "
+              + clock_range([r for r in rows if r["run"] in LABELS]) + cell_clock(rows))
     method += ("; rows per CSV: " + ", ".join(f"{n} {used[n]}" for n in RUNS)
                + " (on the final launch table's entries; each shape whole from one CSV, named in the run column; "
                f"run {LABELS[-1]} supplies the D=64 shape only, not re-run in run {LABELS[0]}: its entries are "
                f"unchanged since run {LABELS[-1]}); "
                + ", ".join(f"{n} {used_before[n]}" for n in BEFORE) + f" (run {BEFORE_LABELS[0]}, the table before: "
-               f"the met-in-run-{BEFORE_LABELS[0]} column only)")
+               f"the met-in-run-{BEFORE_LABELS[0]} column only)"
+               + f", {GRAN_RUN} {n_gran} (run {GRAN_LABEL}: the fg M=128 gran-16 / 64 rows)"
+               + f", {GRAN_AB} {2 * len(gran_ab())} (the gran entries' paired comparison)")
     n_ad = len(ad) + len(nat)
-    out += ["", provenance(list(dict.fromkeys(list(RUNS) + list(BEFORE) + ([ADOPTION] if ad else []))),
-                           len(rows) + len(before) + n_ad, method
+    out += ["", provenance(list(dict.fromkeys(list(RUNS) + list(BEFORE) + [GRAN_RUN, GRAN_AB]
+                                              + ([ADOPTION] if ad else []))),
+                           len(rows) + len(before) + n_ad + 2 * len(gran_ab()), method
                            + (f"; {ADOPTION} {n_ad} rows (the list variant's paired rel)" if ad else ""),
                            first["statistic"])]
     return "\n".join(out) + "\n"
