@@ -25,9 +25,16 @@ T0=$(date +%s)
 el() { echo $(( $(date +%s) - T0 )); }
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,driver_version,power.limit --format=csv,noheader | tee "$OUT/smi.txt"
 echo "FGSIM_COMMIT=${FGSIM_COMMIT:-}" | tee -a "$OUT/smi.txt"
-echo "uncommitted kernels/ and fgsim/ edits reverted on the device copy:" | tee -a "$OUT/smi.txt"
-git status --porcelain -- kernels/ fgsim/ | tee -a "$OUT/smi.txt"
-[ -z "${DRY:-}" ] && git checkout HEAD -- kernels/ fgsim/ 2>&1 | tail -2
+# the device copy's .git is stale (its HEAD is not the local one): `git checkout HEAD` there restores OLD files (the
+# first call of this script did that, 06:03 UTC). Instead the local HEAD's version of every locally modified tracked
+# file under kernels/ and fgsim/ travels in HEADSNAP (made by `git show HEAD:path` here, untracked) and is copied
+# over the working tree on the device copy.
+HEADSNAP=${HEADSNAP:-m10_head}
+echo "files restored to the local HEAD (${FGSIM_COMMIT:-}) on the device copy from $HEADSNAP:" | tee -a "$OUT/smi.txt"
+if [ -d "$HEADSNAP" ]; then
+  (cd "$HEADSNAP" && find . -type f | sort) | tee -a "$OUT/smi.txt"
+  [ -z "${DRY:-}" ] && cp -r "$HEADSNAP"/. .
+fi
 # untracked kernels/ files another helper is writing travel too; they are not imported by the committed code
 python3 - <<'PY' 2>&1 | tee -a "$OUT/smi.txt"
 import hashlib, fgattn, fgattn.launch
@@ -45,6 +52,10 @@ try:
 except Exception as e:  # noqa: BLE001
     print("versions:", e)
 PY
+SHA=$(python3 -c "import hashlib, fgattn.launch as L; print(hashlib.sha256(open(L.table_file(), 'rb').read()).hexdigest())")
+python3 -c "from fgsim.validation.cases import test19_long_ids; from fgsim.validation.measure import GLUON_READ_OPTIONS" \
+    || { echo "ABORT: the harness on the device copy is not the committed one"; exit 3; }
+[ -n "${EXPECT_TABLE:-}" ] && [ "$SHA" != "$EXPECT_TABLE" ] && { echo "ABORT: launch table $SHA, expected $EXPECT_TABLE"; exit 3; }
 CIDS=$(python3 -c "
 from fgsim.validation.cases import load_case_list
 ids = [c.case_id for c in load_case_list('calib') if '/' not in c.case_id and int(c.case_id[2:]) >= 117]
