@@ -464,3 +464,23 @@ def test_analyze_cli_bad_file_exits_2(capsys: pytest.CaptureFixture) -> None:
     an, _ = _tools()
     assert an.main(["--gran", "/nonexistent.csv", "--check-ok", "yes"]) == 2
     assert capsys.readouterr().err.startswith("gran_expand_analyze: /nonexistent.csv: ")
+
+
+def test_call_verdicts_recomputed_from_the_committed_csvs() -> None:
+    """The session-17 call's verdicts (kernels/NOTES.md "Session 17, K", outcome) from its committed CSVs."""
+    an, _ = _tools()
+    res = ROOT / "validation" / "results"
+    gran = an._read(str(res / "kernels-h200-2026-12-01-issue12-s17k-gran.csv"))
+    crow = an._read(str(res / "kernels-h200-2026-12-01-issue12-s17k-crow.csv"))
+    e, c = an.expand_verdict(gran, True), an.crow_verdict(crow, True)
+    assert e["adopted"] and e["cells"] == 30
+    assert e["geo"] == pytest.approx(0.821, abs=5e-4) and e["max"] == pytest.approx(0.867, abs=5e-4)
+    assert not c["adopted"] and c["geo_low"] == pytest.approx(1.004, abs=5e-4)
+    assert c["max"] == pytest.approx(1.046, abs=5e-4)
+    acc = an._read(str(res / "kernels-h200-2026-12-01-s17k-expand-accuracy.csv"))
+    assert len(acc) == 560 and all(r["ok"] == "True" for r in acc)
+    assert sum(r["variant"] == "expand" for r in acc) == 240
+    # the adopted table is the candidate's gran entries
+    for g in (16, 64):
+        assert launch_config("fg", "h200", 128, 128, g, table_path=str(PACKAGED)).extra == \
+            launch_config("fg", "h200", 128, 128, g, table_path=str(CAND_EXPAND)).extra
