@@ -52,7 +52,7 @@ def _gran_index(seed: int, g: int, n: int, h: int = 2, b: int = 1, density: floa
 
 
 # ------------------------------------------------------------------------------------------------ expansion
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 700), g=st.sampled_from([16, 64]), seed=st.integers(0, 2**31 - 1),
        order=st.booleans(), h=st.integers(1, 3))
 def test_expansion_equals_the_python_reference(n: int, g: int, seed: int, order: bool, h: int) -> None:
