@@ -19,7 +19,7 @@ import numpy as np
 from fgsim.errors import FgsimError
 from fgsim.hardware import GPU
 from fgsim.launchcfg import KernelConfig
-from fgsim.model.cta_cost import CtaTables, cta_tables, skip_n
+from fgsim.model.cta_cost import CtaTables, TablesLayout, cta_tables, skip_n, tables_layout
 from fgsim.model.occupancy import ELT_BYTES, Occupancy
 from fgsim.model.params import ModelParams
 from fgsim.scheduler import simulate, simulate_calls, simulate_persistent
@@ -126,13 +126,18 @@ class KernelPlan:
 
     @classmethod
     def build(cls, cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, heads: int, *,
-              n_keys: int | None = None, resources: Mapping[str, Any] | None = None) -> KernelPlan:
-        """Tables for calls of ``heads`` heads of ``n_tokens`` queries (x ``n_keys`` keys, default square)."""
+              n_keys: int | None = None, resources: Mapping[str, Any] | None = None,
+              counts: np.ndarray | None = None, layout: TablesLayout | None = None) -> KernelPlan:
+        """Tables for calls of ``heads`` heads of ``n_tokens`` queries (x ``n_keys`` keys, default square);
+        ``counts``: tabulate only these sorted distinct kept-tile counts (:class:`CallsPlan`; None: every count);
+        ``layout``: the tables' parameter-free half for these arguments, built earlier
+        (:func:`fgsim.model.cta_cost.tables_layout`)."""
         if cfg.kernel == "block" and cfg.block_m % cfg.block_n:
             # fgattn's block kernel tiles each BLOCK_M x BLOCK_M block in BLOCK_N slices (kernels/fgattn/attention.py)
             raise FgsimError(f"{cfg.describe()} does not launch: the block kernel needs BLOCK_N to divide BLOCK_M")
         qb = -(-int(n_tokens) // cfg.block_m)
-        tabs = cta_tables(cfg, gpu, params, int(n_tokens), n_ctas=heads * qb, n_keys=n_keys, resources=resources)
+        tabs = cta_tables(cfg, gpu, params, int(n_tokens), n_ctas=heads * qb, n_keys=n_keys, resources=resources,
+                          counts=counts, layout=layout)
         notes = list(tabs.notes)
         if cfg.extra.get("tma") and cfg.kernel != "fg" and not gpu.has_tma:
             notes.append(f"{gpu.name} has no TMA: the config's TMA option is priced as pointer (cp.async) loads")
@@ -141,34 +146,45 @@ class KernelPlan:
     def run(self, counts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
         """Per-call seconds, (calls, 5) breakdown seconds and useful FLOP of calls given as (heads, QB) counts at
         the kernel's (m, n) (ignored for dense: pass one array per call, any content)."""
-        cfg, occ = self.cfg, self.tables.occupancy
+        idx, inverse = self.launch_rows(counts)
+        return self.simulate(idx, inverse, len(counts))
+
+    def launch_rows(self, counts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(distinct calls' counts in launch order (calls, heads x QB) int64, ``inverse``: the distinct call of each
+        call, None for dense) of calls given as (heads, QB) counts; calls with equal counts are simulated once."""
+        cfg = self.cfg
         n_calls = len(counts)
-        inverse = None  # calls with equal counts are simulated once: inverse[i] = the unique call of call i
         if cfg.kernel == "dense":
-            idx = np.zeros((1, self.heads * self.qb), np.int64)
-        else:
-            rows = []
-            seen: dict[tuple[str, bytes], int] = {}
-            inverse = np.zeros(n_calls, np.int64)
-            by_obj: dict[int, int] = {}  # the same array object again (cached counts): its row, without re-keying
-            held = []  # keeps every keyed object alive, so an id is not reused by another object during the loop
-            for i, c in enumerate(counts):
-                j = by_obj.get(id(c))
-                if j is not None:
-                    inverse[i] = j
-                    continue
-                c0 = c
-                held.append(c0)
-                c = np.asarray(c)
-                if c.ndim != 2 or c.shape != (self.heads, self.qb):
-                    raise FgsimError(f"counts of shape {c.shape}; expected ({self.heads}, {self.qb}) for "
-                                     f"N={self.n_tokens}, M={cfg.block_m}")
-                key = (c.dtype.str, c.tobytes())
-                if key not in seen:
-                    seen[key] = len(rows)
-                    rows.append(launch_order(c, cfg, self.tables.lpt, self.gpu.sm_count if self.tables.lpt else None))
-                inverse[i] = by_obj[id(c0)] = seen[key]
-            idx = np.stack(rows).astype(np.int64) if rows else np.zeros((0, self.heads * self.qb), np.int64)
+            return np.zeros((1, self.heads * self.qb), np.int64), None
+        rows = []
+        seen: dict[tuple[str, bytes], int] = {}
+        inverse = np.zeros(n_calls, np.int64)
+        by_obj: dict[int, int] = {}  # the same array object again (cached counts): its row, without re-keying
+        held = []  # keeps every keyed object alive, so an id is not reused by another object during the loop
+        for i, c in enumerate(counts):
+            j = by_obj.get(id(c))
+            if j is not None:
+                inverse[i] = j
+                continue
+            c0 = c
+            held.append(c0)
+            c = np.asarray(c)
+            if c.ndim != 2 or c.shape != (self.heads, self.qb):
+                raise FgsimError(f"counts of shape {c.shape}; expected ({self.heads}, {self.qb}) for "
+                                 f"N={self.n_tokens}, M={cfg.block_m}")
+            key = (c.dtype.str, c.tobytes())
+            if key not in seen:
+                seen[key] = len(rows)
+                rows.append(launch_order(c, cfg, self.tables.lpt, self.gpu.sm_count if self.tables.lpt else None))
+            inverse[i] = by_obj[id(c0)] = seen[key]
+        idx = np.stack(rows).astype(np.int64) if rows else np.zeros((0, self.heads * self.qb), np.int64)
+        return idx, inverse
+
+    def simulate(self, idx: np.ndarray, inverse: np.ndarray | None, n_calls: int
+                 ) -> tuple[np.ndarray, np.ndarray, float]:
+        """:meth:`run` from :meth:`launch_rows`' result: ``idx`` indexes this plan's tables (the count itself, or
+        its position in the plan's count domain: :class:`CallsPlan`)."""
+        cfg, occ = self.cfg, self.tables.occupancy
         tabs = self.tables
         if tabs.row_work is not None and tabs.first_extra is not None:
             # persistent programs: the breakdown's fixed part is each row's own cost plus each program's start
@@ -221,6 +237,53 @@ class KernelPlan:
         per_call = t_sched + floor_excess + launch
         bd = np.stack([mma, ex, mem + floor_excess, tail, fixed + launch], axis=1)
         return per_call, bd
+
+
+@dataclass
+class CallsPlan:
+    """Fixed calls of one (launch config, GPU, N, heads) priced under many parameter sets (a calibration fit):
+    the plan/run split with the calls fixed. :meth:`build` works out once what does not depend on the parameters
+    (the calls' launch orders, the distinct kept-tile counts they use); :meth:`run` prices them under ``params``
+    with exactly ``KernelPlan.build(cfg, gpu, params, ...).run(counts)``'s result (each table entry is computed as
+    in the full table, only for the counts the calls use)."""
+
+    cfg: KernelConfig
+    gpu: GPU
+    n_tokens: int
+    heads: int
+    n_keys: int | None
+    resources: Mapping[str, Any] | None
+    domain: np.ndarray | None  # the sorted distinct counts the calls use (None: dense, one table entry)
+    idx: np.ndarray  # the distinct calls' launch orders as positions in ``domain``
+    inverse: np.ndarray | None
+    n_calls: int
+    layout: TablesLayout  # the tables' parameter-free half over ``domain``
+
+    @classmethod
+    def build(cls, cfg: KernelConfig, gpu: GPU, n_tokens: int, heads: int, counts: Sequence[np.ndarray], *,
+              n_keys: int | None = None, resources: Mapping[str, Any] | None = None,
+              params: ModelParams | None = None) -> CallsPlan:
+        """The calls' launch orders and count domain (``counts``: (heads, QB) per call, as for
+        :meth:`KernelPlan.run`; ``params``: any parameters, used only to read the launch order's inputs)."""
+        plan = KernelPlan.build(cfg, gpu, params or ModelParams(), n_tokens, heads, n_keys=n_keys,
+                                resources=resources)
+        idx, inverse = plan.launch_rows(counts)
+        domain = None
+        if cfg.kernel != "dense":
+            if idx.size and (idx.min() < 0 or idx.max() >= plan.tables.work.shape[0]):
+                raise FgsimError(f"tile counts out of range 0..{plan.tables.work.shape[0] - 1} for this trace "
+                                 "and kernel")
+            domain, pos = np.unique(idx, return_inverse=True)
+            idx = pos.reshape(idx.shape).astype(np.int64)
+        layout = tables_layout(cfg, gpu, int(n_tokens), n_ctas=heads * plan.qb, n_keys=n_keys, resources=resources,
+                               counts=domain)
+        return cls(cfg, gpu, int(n_tokens), int(heads), n_keys, resources, domain, idx, inverse, len(counts), layout)
+
+    def run(self, params: ModelParams) -> tuple[np.ndarray, np.ndarray, float]:
+        """Per-call seconds, (calls, 5) breakdown seconds and useful FLOP of the calls under ``params``."""
+        plan = KernelPlan.build(self.cfg, self.gpu, params, self.n_tokens, self.heads, n_keys=self.n_keys,
+                                resources=self.resources, counts=self.domain, layout=self.layout)
+        return plan.simulate(self.idx, self.inverse, self.n_calls)
 
 
 def predict_workload(wl: Workload, cfg: KernelConfig, gpu: GPU, params: ModelParams, *,

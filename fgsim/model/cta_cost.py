@@ -375,39 +375,70 @@ def default_resources(gpu: GPU) -> Mapping[str, Any]:
     return _DEFAULT_RESOURCES[key]
 
 
-def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, n_ctas: int | None = None,
-               n_keys: int | None = None, resources: Mapping[str, Any] | None = None) -> CtaTables:
-    """Per-count CTA cost tables for ``cfg`` on ``gpu`` at ``n_tokens`` queries (``n_keys`` keys, default the
-    same); ``n_ctas``: the grid size (the SMs sharing L2 and HBM bandwidth; None: a grid filling the GPU);
-    ``resources``: compiled registers / shared memory per launch configuration (None: the table of the calibration
-    that applies to ``gpu``, see :func:`default_resources`; ``{}``: estimates only)."""
-    p = params
+def count_domain(cfg: KernelConfig, n_keys: int, counts: np.ndarray | None = None) -> np.ndarray:
+    """The kept-tile counts (float64) the per-count tables of ``cfg`` hold at ``n_keys`` keys: every count
+    ``0..ceil(n_keys / n)`` (``counts`` None), or the sorted distinct ``counts`` given (a plan for fixed calls,
+    :class:`fgsim.model.assemble.CallsPlan`: entry i of the tables is count ``counts[i]``, each entry computed as in
+    the full table); dense kernels: one entry."""
+    if cfg.kernel == "dense":
+        return np.zeros(1)
+    if counts is None:
+        return np.arange(-(-int(n_keys) // skip_n(cfg)) + 1, dtype=np.float64)
+    c = np.asarray(counts, np.float64)
+    if c.ndim != 1 or (c.size > 1 and np.any(np.diff(c) <= 0)):
+        raise ValueError("count_domain: counts must be sorted distinct values")
+    return c
+
+
+@dataclass(frozen=True)
+class TablesLayout:
+    """The half of :func:`cta_tables` that does not depend on the parameters, for one (launch configuration, GPU,
+    N, grid, keys, resources table, count domain): the priced configuration, its occupancy and SASS figures, the
+    count domain and each count's full / last tiles. Built once by :func:`tables_layout`; ``cta_tables(...,
+    layout=...)`` prices it under any parameters (a calibration fit prices the same launches hundreds of times)."""
+
+    cfg: KernelConfig  # the configuration priced (an ``impl: gluon`` entry's tl fallback where the GPU runs tl)
+    gluon: Any  # the Gluon form's layout (:class:`fgsim.model.gluon.GluonLayout`), None for a tl launch
+    resources: Mapping[str, Any]
+    n_kv: int
+    n_active: int
+    occupancy: tuple[int, str, int, int]  # (slots, limiter, shared bytes, registers)
+    res_src: str
+    counts: np.ndarray
+    keys: np.ndarray
+    rows_full: float
+    n_full: np.ndarray
+    r_last: np.ndarray
+    r_uniq: np.ndarray  # the distinct last-tile row counts and each count's position among them
+    r_inv: np.ndarray
+    has_last: np.ndarray
+    tile_kw: Mapping[str, Any]  # tile_costs' SASS figures: local traffic, waited wgmma, softmax instructions
+
+
+def tables_layout(cfg: KernelConfig, gpu: GPU, n_tokens: int, n_ctas: int | None = None,
+                  n_keys: int | None = None, resources: Mapping[str, Any] | None = None,
+                  counts: np.ndarray | None = None) -> TablesLayout:
+    """The parameter-free half of :func:`cta_tables` (same arguments, no parameters)."""
     if resources is None:
         resources = default_resources(gpu)
     # an ``impl: gluon`` entry: its Gluon form where the GPU runs it, else its tl fallback (fgsim.model.gluon)
-    from fgsim.model.gluon import gluon_requested, gluon_tables, priced_config
+    from fgsim.model.gluon import gluon_layout, gluon_requested, priced_config
 
+    n_kv = int(n_keys or n_tokens)
+    n_active = int(gpu.sm_count if n_ctas is None else max(1, min(gpu.sm_count, int(n_ctas))))
     if gluon_requested(cfg):
         impl, cfg = priced_config(cfg, gpu)
         if impl == "gluon":
-            return gluon_tables(cfg, gpu, p, n_tokens, n_ctas=n_ctas, n_keys=n_keys, resources=resources)
-    elt = ELT_BYTES.get(cfg.dtype, 2)
-    m, bn, d = cfg.block_m, cfg.block_n, cfg.head_dim
-    n_kv = int(n_keys or n_tokens)
-    clk = gpu.clock_hz
-    slots, limiter, smem, regs = occupancy(cfg, gpu, resources)
+            glay = gluon_layout(cfg, gpu, n_tokens, n_ctas=n_ctas, n_keys=n_keys, resources=resources, counts=counts)
+            e = np.zeros(0)
+            return TablesLayout(cfg, glay, resources, n_kv, n_active, (0, "", 0, 0), "", e, e, 0.0, e, e, e, e, e,
+                                {})
+    bn = cfg.block_n
+    occ = occupancy(cfg, gpu, resources)
     _, _, res_src = compiled_resources(cfg, resources)
-    n_active = int(gpu.sm_count if n_ctas is None else max(1, min(gpu.sm_count, int(n_ctas))))
-    lat = p.mem_latency_cycles
-    row_bytes = 2.0 * d * elt
     skip = skip_n(cfg)
-    if cfg.kernel == "dense":
-        counts = np.zeros(1)
-        keys = np.array([float(n_kv)])
-    else:
-        c_max = -(-n_kv // skip)
-        counts = np.arange(c_max + 1, dtype=np.float64)
-        keys = np.minimum(counts * skip, n_kv)
+    counts = count_domain(cfg, n_kv, counts)
+    keys = np.array([float(n_kv)]) if cfg.kernel == "dense" else np.minimum(counts * skip, n_kv)
     if cfg.kernel == "block":
         tiles_per_blk = max(1, -(-skip // bn))
         rows_full = float(min(bn, skip))
@@ -420,11 +451,45 @@ def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, 
     n_ldst, _, n_instr, _ = local_traffic(cfg, gpu, resources)
     sm_mufu, sm_fp32, _ = softmax_instr(cfg, gpu, resources)
     kw = {"local": (n_ldst, n_instr), "waits": mma_waits(cfg, gpu, resources)[0], "softmax": (sm_mufu, sm_fp32)}
+    # the last tile's cost depends on its row count only (at most BLOCK_N values): priced once per distinct value
+    r_uniq, r_inv = np.unique(r_last, return_inverse=True)
+    has_last = (r_last > 0).astype(np.float64)
+    return TablesLayout(cfg, None, resources, n_kv, n_active, occ, res_src, counts, keys, rows_full, n_full, r_last,
+                        r_uniq, r_inv, has_last, kw)
+
+
+def cta_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, n_ctas: int | None = None,
+               n_keys: int | None = None, resources: Mapping[str, Any] | None = None,
+               counts: np.ndarray | None = None, layout: TablesLayout | None = None) -> CtaTables:
+    """Per-count CTA cost tables for ``cfg`` on ``gpu`` at ``n_tokens`` queries (``n_keys`` keys, default the
+    same); ``n_ctas``: the grid size (the SMs sharing L2 and HBM bandwidth; None: a grid filling the GPU);
+    ``resources``: compiled registers / shared memory per launch configuration (None: the table of the calibration
+    that applies to ``gpu``, see :func:`default_resources`; ``{}``: estimates only); ``counts``: the sorted distinct
+    kept-tile counts to tabulate (None: all, index = count; see :func:`count_domain`); ``layout``: the
+    :func:`tables_layout` of these same arguments, built earlier (the arguments are then not read again)."""
+    p = params
+    lay = layout if layout is not None else tables_layout(cfg, gpu, n_tokens, n_ctas, n_keys, resources, counts)
+    if lay.gluon is not None:
+        from fgsim.model.gluon import gluon_tables
+
+        return gluon_tables(lay.cfg, gpu, p, n_tokens, n_ctas=n_ctas, n_keys=n_keys, resources=lay.resources,
+                            layout=lay.gluon)
+    cfg = lay.cfg
+    elt = ELT_BYTES.get(cfg.dtype, 2)
+    m, bn, d = cfg.block_m, cfg.block_n, cfg.head_dim
+    n_kv = lay.n_kv
+    clk = gpu.clock_hz
+    slots, limiter, smem, regs = lay.occupancy
+    res_src = lay.res_src
+    n_active = lay.n_active
+    lat = p.mem_latency_cycles
+    row_bytes = 2.0 * d * elt
+    skip = skip_n(cfg)
+    keys, rows_full, n_full, r_last, has_last = lay.keys, lay.rows_full, lay.n_full, lay.r_last, lay.has_last
+    kw = lay.tile_kw
     full = tile_costs(cfg, gpu, p, np.array([rows_full]), n_active, **kw)
     t_full = float(full.alone[0])
-    last = tile_costs(cfg, gpu, p, r_last, n_active, **kw)
-    has_last = (r_last > 0).astype(np.float64)
-    t_last = last.alone * has_last
+    t_last = tile_costs(cfg, gpu, p, lay.r_uniq, n_active, **kw).alone[lay.r_inv] * has_last
     n_tiles = n_full + has_last
     # prologue: Q and the first tile's rows arrive after the load latency; an index-driven kernel first reads its
     # row offsets and index entries (one more dependent latency); the bytes move at the SM's HBM share

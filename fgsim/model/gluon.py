@@ -49,7 +49,7 @@ recalibration on Gluon rows to show (validation/MODEL_NOTES.md, "Gluon pricing, 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -315,30 +315,14 @@ def consumer_view(cfg: KernelConfig) -> KernelConfig:
                    extra=extra)
 
 
-def gluon_tile(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_active: int,
-               resources: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
-    """Per-tile cycles of form ws2 for tiles gathering ``rows`` K/V rows with ``n_active`` SMs busy (module
-    docstring): {mma, sm, resource, pair, producer, alone}."""
-    from fgsim.model.cta_cost import TMA_ISSUE_CYCLES, WARP_SCHEDULERS, power_capped_mma, smax, wgmma_cycles
-    from fgsim.model.occupancy import (
-        ELT_BYTES,
-        SOFTMAX_FIT,
-        SOFTMAX_FP32_PIPE,
-        exp_poly_fraction,
-        mma_per_tile,
-        softmax_estimate,
-    )
+def tile_figures(cfg: KernelConfig, gpu: GPU, resources: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The parameter-free inputs of :func:`gluon_tile`: knobs, consumer view, the SASS figures' MUFU, spill,
+    consumer and producer instructions per tile."""
+    from fgsim.model.occupancy import exp_poly_fraction, mma_per_tile, softmax_estimate
 
     k = knobs(cfg)
     cv = consumer_view(cfg)
-    elt = ELT_BYTES.get(cfg.dtype, 2)
-    m, bn, d = cv.block_m, cv.block_n, cv.head_dim
-    wgs = WS2["consumer_wgs"]
-    rows = np.asarray(rows, np.float64)
-    clk = gpu.clock_hz
     r = gluon_figures(cfg, resources)
-    t_mma = wgmma_cycles(cv, gpu, gpu.tensor_flops(cfg.dtype), elt, p.wgmma_min_cycles) / p.mma_eff
-    t_mma = power_capped_mma(t_mma, 4.0 * m * bn * d, gpu)  # candidate RP (off unless set)
     # softmax: the consumer loop's MUFU / FP32 instructions per thread (one warpgroup's iteration = its half of the
     # tile) from the Gluon SASS reader, x the consumers' threads; else the tile-shape estimate
     thr = 32.0 * cv.num_warps
@@ -350,18 +334,6 @@ def gluon_tile(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
     else:
         n_mufu, n_fp32_sass = softmax_estimate(cv)
     del n_fp32_sass  # the FP32 time is priced as the tl model does (fitted effective work vs the FMA pipe)
-    t_exp = n_mufu / gpu.mufu_exp_per_clk_per_sm
-    ep = exp_poly_fraction(cv)
-    fp_rate = gpu.fp32_flop_per_clk_per_sm / 2.0
-    t_fp = max((m * bn * p.fp32_per_score + m * d) / fp_rate,
-               (m * bn * (SOFTMAX_FP32_PIPE + SOFTMAX_FIT[2] * ep) + m * d) / fp_rate)
-    t_sm = max(t_exp, t_fp)
-    bw_sm = min(gpu.l2_bytes_per_s * p.l2_bw_eff / (max(1, n_active) * clk), gpu.l2_port_bytes_per_clk)
-    row_bytes = 2.0 * d * elt
-    byts = rows * row_bytes
-    t_smem = (byts + wgs * bn * row_bytes) / gpu.smem_bytes_per_clk_per_sm
-    t_bw = byts / bw_sm
-    t_spill = float(r.get("loop_ldst", 0) or 0) * f * cv.num_warps * p.ldst_cycles
     if int(r.get("loop_instr", 0) or 0) > 0:
         cons_instr = float(r["loop_instr"]) * f
     else:
@@ -371,6 +343,43 @@ def gluon_tile(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
     contig = k["form"] == "contig"
     prod_instr = float(r.get("producer_loop_instr", 0) or 0) or (
         float(CONTIG_SASS[cfg.kernel]["producer_loop_instr"]) if contig else PRODUCER_INSTR)
+    return {"knobs": k, "cv": cv, "n_mufu": n_mufu, "ep": exp_poly_fraction(cv),
+            "ldst": float(r.get("loop_ldst", 0) or 0) * f, "cons_instr": cons_instr, "prod_instr": prod_instr}
+
+
+def gluon_tile(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_active: int,
+               resources: Mapping[str, Any] | None = None, figures: Mapping[str, Any] | None = None
+               ) -> dict[str, np.ndarray]:
+    """Per-tile cycles of form ws2 for tiles gathering ``rows`` K/V rows with ``n_active`` SMs busy (module
+    docstring): {mma, sm, resource, pair, producer, alone}. ``figures``: :func:`tile_figures` of ``cfg``, built
+    earlier (None: read now)."""
+    from fgsim.model.cta_cost import TMA_ISSUE_CYCLES, WARP_SCHEDULERS, power_capped_mma, smax, wgmma_cycles
+    from fgsim.model.occupancy import ELT_BYTES, SOFTMAX_FIT, SOFTMAX_FP32_PIPE
+
+    fig = figures if figures is not None else tile_figures(cfg, gpu, resources)
+    k, cv = fig["knobs"], fig["cv"]
+    elt = ELT_BYTES.get(cfg.dtype, 2)
+    m, bn, d = cv.block_m, cv.block_n, cv.head_dim
+    wgs = WS2["consumer_wgs"]
+    rows = np.asarray(rows, np.float64)
+    clk = gpu.clock_hz
+    t_mma = wgmma_cycles(cv, gpu, gpu.tensor_flops(cfg.dtype), elt, p.wgmma_min_cycles) / p.mma_eff
+    t_mma = power_capped_mma(t_mma, 4.0 * m * bn * d, gpu)  # candidate RP (off unless set)
+    t_exp = fig["n_mufu"] / gpu.mufu_exp_per_clk_per_sm
+    ep = fig["ep"]
+    fp_rate = gpu.fp32_flop_per_clk_per_sm / 2.0
+    t_fp = max((m * bn * p.fp32_per_score + m * d) / fp_rate,
+               (m * bn * (SOFTMAX_FP32_PIPE + SOFTMAX_FIT[2] * ep) + m * d) / fp_rate)
+    t_sm = max(t_exp, t_fp)
+    bw_sm = min(gpu.l2_bytes_per_s * p.l2_bw_eff / (max(1, n_active) * clk), gpu.l2_port_bytes_per_clk)
+    row_bytes = 2.0 * d * elt
+    byts = rows * row_bytes
+    t_smem = (byts + wgs * bn * row_bytes) / gpu.smem_bytes_per_clk_per_sm
+    t_bw = byts / bw_sm
+    t_spill = fig["ldst"] * cv.num_warps * p.ldst_cycles
+    cons_instr = fig["cons_instr"]
+    contig = k["form"] == "contig"
+    prod_instr = fig["prod_instr"]
     t_issue = (cons_instr * cv.num_warps + prod_instr * WS2["producer_warps"]) / WARP_SCHEDULERS
     res = np.maximum(np.maximum(np.maximum(t_mma, t_sm), np.maximum(t_smem, t_bw)), np.maximum(t_spill, t_issue))
     # revision 9 (chosen on calib10's Gluon rows and the development cells, validation/MODEL_NOTES.md): with
@@ -399,21 +408,38 @@ def gluon_tile(cfg: KernelConfig, gpu: GPU, p: ModelParams, rows: np.ndarray, n_
             "producer": producer, "alone": alone}
 
 
-def gluon_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, n_ctas: int | None = None,
-                 n_keys: int | None = None, resources: Mapping[str, Any] | None = None) -> Any:
-    """:class:`fgsim.model.cta_cost.CtaTables` of form ws2: per kept-key count, a row's cycles inside a persistent
-    program (``row_work``) and a program's first-row extra (``first_extra``); one program per SM."""
-    from fgsim.model.assemble import walks_lpt
-    from fgsim.model.cta_cost import CTA_CYCLES, CtaTables, skip_n
-    from fgsim.model.occupancy import ELT_BYTES, Occupancy
+@dataclass(frozen=True)
+class GluonLayout:
+    """The parameter-free half of :func:`gluon_tables` for one (entry, GPU, N, grid, keys, resources, count domain)
+    (:class:`fgsim.model.cta_cost.TablesLayout` of a Gluon launch)."""
 
-    p = params
-    cv = consumer_view(cfg)
-    k = knobs(cfg)
-    elt = ELT_BYTES.get(cfg.dtype, 2)
-    m, bn, d = cv.block_m, cv.block_n, cv.head_dim
+    figures: Mapping[str, Any]  # tile_figures
+    n_kv: int
+    n_active: int
+    counts: np.ndarray
+    keys: np.ndarray
+    n_full: np.ndarray
+    r_last: np.ndarray
+    r_uniq: np.ndarray
+    r_inv: np.ndarray
+    has_last: np.ndarray
+    occupancy: Any  # fgsim.model.occupancy.Occupancy (one program per SM: no parameter in it)
+    notes: tuple[str, ...]
+    plan_cost: np.ndarray | None
+    lpt: bool
+
+
+def gluon_layout(cfg: KernelConfig, gpu: GPU, n_tokens: int, n_ctas: int | None = None, n_keys: int | None = None,
+                 resources: Mapping[str, Any] | None = None, counts: np.ndarray | None = None) -> GluonLayout:
+    """The parameter-free half of :func:`gluon_tables` (same arguments, no parameters)."""
+    from fgsim.model.assemble import walks_lpt
+    from fgsim.model.cta_cost import count_domain, skip_n
+    from fgsim.model.occupancy import Occupancy
+
+    fig = tile_figures(cfg, gpu, resources)
+    cv, k = fig["cv"], fig["knobs"]
+    bn = cv.block_n
     n_kv = int(n_keys or n_tokens)
-    clk = gpu.clock_hz
     contig = k["form"] == "contig"
     r = (resources or {}).get(gluon_key(cfg)) or {}
     smem = int(r.get("shared", 0) or 0) or WS2["shared"]
@@ -421,21 +447,58 @@ def gluon_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int
         raise FgsimError(f"{cfg.describe()} (Gluon form {k['form']}) needs {smem} B of shared memory; {gpu.name} "
                          f"allows {int(gpu.smem_per_cta_kb * 1024)} B per CTA")
     n_active = int(gpu.sm_count if n_ctas is None else max(1, min(gpu.sm_count, int(n_ctas))))
-    lat = p.mem_latency_cycles
     skip = skip_n(cfg)
-    if cfg.kernel == "dense":  # every row runs all keys (the dense tables have one count, as the tl ones)
-        counts = np.zeros(1)
-        keys = np.array([float(n_kv)])
-    else:
-        c_max = -(-n_kv // skip)
-        counts = np.arange(c_max + 1, dtype=np.float64)
-        keys = np.minimum(counts * skip, n_kv)
+    counts = count_domain(cfg, n_kv, counts)  # dense: every row runs all keys (one count, as the tl tables)
+    keys = np.array([float(n_kv)]) if cfg.kernel == "dense" else np.minimum(counts * skip, n_kv)
     n_full = np.floor(keys / bn)
     r_last = keys - n_full * bn
-    full = gluon_tile(cfg, gpu, p, np.array([float(bn)]), n_active, resources)
-    t_full = float(full["alone"][0])
     has_last = (r_last > 0).astype(np.float64)
-    t_last = gluon_tile(cfg, gpu, p, r_last, n_active, resources)["alone"] * has_last
+    # the last tile's cost depends on its row count only (at most BLOCK_N values): priced once per distinct value
+    r_uniq, r_inv = np.unique(r_last, return_inverse=True)
+    slots = max(1, min(int(gpu.smem_per_sm_kb * 1024 // smem), 1))  # ws2 is written for one CTA per SM
+    occ = Occupancy(slots=slots, limiter="smem", smem_bytes=smem,
+                    regs_per_thread=int(r.get("n_regs", 0) or 0) or WS2["n_regs"], gain=1.0, rates=(1.0,),
+                    source="compiled (calibration resources table)" if r else "Gluon form ws2 (offline compile)")
+    listed = k["schedule"] == "list"
+    c_row = plan_c_row(cfg) if listed else 0.0
+    how = ("rows by greedy list scheduling in launch order (planned cost "
+           f"{c_row:g} + executed tiles)" if listed else "rows dealt round-robin in launch order")
+    notes = [f"Gluon form {k['form']} (pipeline {k['pipeline']}): persistent, one program per SM, {how}; producer "
+             + ("warpgroup loads K / V tiles by TMA" if contig else "warpgroup gathers") + ", two consumer warpgroups"]
+    if k.get("expand"):
+        notes.append(f"gran-{cfg.gran_n} index expanded to its kept keys (fgattn.gran_expand): the gran-1 list kernel "
+                     "on min(runs x gran_n, N) keys per row")
+    plan_cost = c_row + np.maximum(np.ceil(keys / bn), 1.0) if listed else None
+    return GluonLayout(fig, n_kv, n_active, counts, keys, n_full, r_last, r_uniq, r_inv, has_last, occ, tuple(notes),
+                       plan_cost, walks_lpt(cfg))
+
+
+def gluon_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int, n_ctas: int | None = None,
+                 n_keys: int | None = None, resources: Mapping[str, Any] | None = None,
+                 counts: np.ndarray | None = None, layout: GluonLayout | None = None) -> Any:
+    """:class:`fgsim.model.cta_cost.CtaTables` of form ws2: per kept-key count, a row's cycles inside a persistent
+    program (``row_work``) and a program's first-row extra (``first_extra``); one program per SM. ``counts``: the
+    sorted distinct counts to tabulate (None: all; :func:`fgsim.model.cta_cost.count_domain`); ``layout``: the
+    :func:`gluon_layout` of these same arguments, built earlier."""
+    from fgsim.model.cta_cost import CTA_CYCLES, CtaTables, skip_n
+    from fgsim.model.occupancy import ELT_BYTES
+
+    p = params
+    lay = layout if layout is not None else gluon_layout(cfg, gpu, n_tokens, n_ctas, n_keys, resources, counts)
+    fig = lay.figures
+    cv, k = fig["cv"], fig["knobs"]
+    elt = ELT_BYTES.get(cfg.dtype, 2)
+    m, bn, d = cv.block_m, cv.block_n, cv.head_dim
+    n_kv = lay.n_kv
+    clk = gpu.clock_hz
+    contig = k["form"] == "contig"
+    n_active = lay.n_active
+    lat = p.mem_latency_cycles
+    skip = skip_n(cfg)
+    keys, n_full, r_last, has_last = lay.keys, lay.n_full, lay.r_last, lay.has_last
+    full = gluon_tile(cfg, gpu, p, np.array([float(bn)]), n_active, resources, fig)
+    t_full = float(full["alone"][0])
+    t_last = gluon_tile(cfg, gpu, p, lay.r_uniq, n_active, resources, fig)["alone"][lay.r_inv] * has_last
     n_tiles = n_full + has_last
     loop = n_full * t_full + t_last
     if contig:  # a row with no kept block loads block 0 and its consumers mask the whole tile (one full tile)
@@ -461,20 +524,6 @@ def gluon_tables(cfg: KernelConfig, gpu: GPU, params: ModelParams, n_tokens: int
     with np.errstate(divide="ignore"):
         logmiss = np.log(np.clip(1.0 - keys / n_kv, 1e-12, 1.0))
     comps = np.stack([c_mma, c_exp, c_mem, fixed, l2b, logmiss, keys])
-    slots = max(1, min(int(gpu.smem_per_sm_kb * 1024 // smem), 1))  # ws2 is written for one CTA per SM
-    occ = Occupancy(slots=slots, limiter="smem", smem_bytes=smem,
-                    regs_per_thread=int(r.get("n_regs", 0) or 0) or WS2["n_regs"], gain=1.0, rates=(1.0,),
-                    source="compiled (calibration resources table)" if r else "Gluon form ws2 (offline compile)")
-    listed = k["schedule"] == "list"
-    c_row = plan_c_row(cfg) if listed else 0.0
-    how = ("rows by greedy list scheduling in launch order (planned cost "
-           f"{c_row:g} + executed tiles)" if listed else "rows dealt round-robin in launch order")
-    notes = [f"Gluon form {k['form']} (pipeline {k['pipeline']}): persistent, one program per SM, {how}; producer "
-             + ("warpgroup loads K / V tiles by TMA" if contig else "warpgroup gathers") + ", two consumer warpgroups"]
-    if k.get("expand"):
-        notes.append(f"gran-{cfg.gran_n} index expanded to its kept keys (fgattn.gran_expand): the gran-1 list kernel "
-                     "on min(runs x gran_n, N) keys per row")
-    plan_cost = c_row + np.maximum(np.ceil(keys / bn), 1.0) if listed else None
-    return CtaTables(n=skip, work=work, comps=comps, occupancy=occ, tile_flops_full=4.0 * m * bn * d, notes=notes,
-                     row_work=row_work, first_extra=first_extra, programs_per_sm=1,
-                     lpt=walks_lpt(cfg), plan_cost=plan_cost)
+    return CtaTables(n=skip, work=work, comps=comps, occupancy=lay.occupancy, tile_flops_full=4.0 * m * bn * d,
+                     notes=list(lay.notes), row_work=row_work, first_extra=first_extra, programs_per_sm=1,
+                     lpt=lay.lpt, plan_cost=lay.plan_cost)

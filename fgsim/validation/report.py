@@ -115,6 +115,9 @@ class CountsCache:
         #: per (id of a row list, its length, gpu): the rows' grouping into plans, configs, GPUs and own compiled
         #: figures (a fit prices the same rows many times; the list is held so its id stays unique)
         self.groups: dict[tuple[int, int, str | None, str | None], tuple[Any, ...]] = {}
+        #: per (group key, group): its calls' :class:`fgsim.model.assemble.CallsPlan` (launch orders and the counts
+        #: they use, worked out once per fit) and the resources it was built with
+        self.calls: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
     def get(self, row: Mapping[str, str], n: int) -> np.ndarray:
         key = f"{row['case_id']}|{row.get('_file', '')}|{row['block_m']}"
@@ -137,7 +140,7 @@ def predict_rows(rows: Sequence[Mapping[str, str]], *, gpu: str | None = None, p
     """Predicted seconds of each kernel row (masks regenerated on the CPU, counts cached per case); rows of the
     same (config, GPU, N, heads) share one plan. ``gpu_properties``: see :func:`row_gpu`."""
     from fgsim.calibration import resolve
-    from fgsim.model.assemble import KernelPlan, counts_m_n
+    from fgsim.model.assemble import CallsPlan, counts_m_n
     from fgsim.validation.measure import resources_table
 
     cache = cache or CountsCache()
@@ -174,7 +177,7 @@ def predict_rows(rows: Sequence[Mapping[str, str]], *, gpu: str | None = None, p
     split = CLOCK_MODEL == "split"
     gcache: dict[str, Any] = {}
     given = {**own, **(resources or {})} if params is not None else None
-    for idxs, (g, ref_mhz) in zip(group_list, row_gpus, strict=True):
+    for gi, (idxs, (g, ref_mhz)) in enumerate(zip(group_list, row_gpus, strict=True)):
         r0 = rows[idxs[0]]
         prm, res = params, resources
         if prm is None:
@@ -186,11 +189,16 @@ def predict_rows(rows: Sequence[Mapping[str, str]], *, gpu: str | None = None, p
             prm = at_sm_clock(prm, g.sustained_clock_mhz, ref_mhz)
         res = given if given is not None else {**own, **(res or {})}
         cfg = cfgs[idxs[0]]
-        _, n = counts_m_n(cfg, int(r0["block_m"]))
-        plan = KernelPlan.build(cfg, g, prm, int(r0["n_tokens"]), int(r0["heads"]), resources=res)
-        cs = [cache.get(rows[i], n) if cfg.kernel != "dense" else np.zeros((plan.heads, plan.qb), np.int64)
-              for i in idxs]
-        pc, _, _ = plan.run(cs)
+        # the calls' launch orders and the counts they use do not depend on the parameters: worked out once per
+        # (rows, group, resources), then priced per parameter set (the same result as KernelPlan.build(...).run)
+        held = cache.calls.get((gkey, gi))
+        if held is None or held[1] != res:
+            _, n = counts_m_n(cfg, int(r0["block_m"]))
+            heads, qb = int(r0["heads"]), -(-int(r0["n_tokens"]) // cfg.block_m)
+            cs = [cache.get(rows[i], n) if cfg.kernel != "dense" else np.zeros((heads, qb), np.int64) for i in idxs]
+            held = (CallsPlan.build(cfg, g, int(r0["n_tokens"]), heads, cs, resources=res, params=prm), res)
+            cache.calls[(gkey, gi)] = held
+        pc, _, _ = held[0].run(prm)
         out[idxs] = pc
     return out
 
