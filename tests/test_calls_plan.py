@@ -94,3 +94,21 @@ def test_calls_plan_refuses_counts_out_of_range() -> None:
         CallsPlan.build(cfg, gpu, n_tok, heads, [bad], resources=cal.resources)
     with pytest.raises(FgsimError, match="expected"):
         CallsPlan.build(cfg, gpu, n_tok, heads, [np.zeros((heads, qb + 1), np.int64)], resources=cal.resources)
+
+
+def test_generated_mask_counts_are_shared_across_caches_and_read_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second CountsCache (another fit / scoring in the same process) takes a generated mask's counts from the
+    process-wide table instead of regenerating them; they are read-only; a trace case is never shared."""
+    import fgsim.validation.report as report
+
+    row = next(r for r in _one_row_per_form() if r["structure"] == "uniform" and int(r["n_tokens"]) <= 16384)
+    monkeypatch.setattr(report, "SHARED_COUNTS", {})
+    calls: list[str] = []
+    real = report.case_counts
+    monkeypatch.setattr(report, "case_counts", lambda case, ns: calls.append(case.case_id) or real(case, ns))
+    a = CountsCache().get(row, 1)
+    b = CountsCache().get(row, 1)
+    assert calls == [row["case_id"]] and b is a and not a.flags.writeable
+    with pytest.raises(ValueError):
+        a[0, 0] = 1
+    assert len(report.SHARED_COUNTS) == 1

@@ -106,6 +106,13 @@ def row_gpu(row: Mapping[str, str], gpu: str | None = None, gpu_properties: Mapp
     return replace(g, sustained_clock_mhz=clk) if clk is not None else g
 
 
+#: kept-tile counts of generated (not trace) masks, shared by every :class:`CountsCache` of the process: a generated
+#: mask is a function of its key (structure, sizes, density, seed), so a second fit or scoring of the same rows does
+#: not regenerate it (seconds per torch mask); bounded, oldest first out; the arrays are read-only
+SHARED_COUNTS: dict[tuple[Any, ...], dict[int, np.ndarray]] = {}
+SHARED_COUNTS_MAX = 512
+
+
 class CountsCache:
     """Kept-tile counts per (case, n), regenerated once per case."""
 
@@ -128,7 +135,17 @@ class CountsCache:
             mask_key = (case.structure, case.n_tokens, case.heads, case.block_m, float(case.density), case.seed,
                         case.trace, case.pass_index, case.layer)
             if mask_key not in self._by_mask:
-                self._by_mask[mask_key] = case_counts(case, sorted({1, 16, 64, case.block_m}))
+                shared = case.structure != "trace"  # a trace's mask is a file's content, not a function of the key
+                hit = SHARED_COUNTS.get(mask_key) if shared else None
+                if hit is None:
+                    hit = case_counts(case, sorted({1, 16, 64, case.block_m}))
+                    if shared:
+                        for a in hit.values():
+                            a.setflags(write=False)
+                        while len(SHARED_COUNTS) >= SHARED_COUNTS_MAX:
+                            SHARED_COUNTS.pop(next(iter(SHARED_COUNTS)))
+                        SHARED_COUNTS[mask_key] = hit
+                self._by_mask[mask_key] = hit
             self._c[key] = self._by_mask[mask_key]
         d = self._c[key]
         return d[n if n in d else 1]
