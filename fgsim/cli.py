@@ -32,6 +32,22 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+#: Options whose value may be empty text (a prompt).
+EMPTY_ALLOWED = frozenset({"prompt", "negative_prompt"})
+
+
+def _empty_value(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The option (or positional argument) given an empty or blank value on the command line, or ''."""
+    for action in parser._actions:
+        if action.dest in EMPTY_ALLOWED or action.default is argparse.SUPPRESS:
+            continue
+        value = getattr(args, action.dest, None)
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            return action.option_strings[-1] if action.option_strings else action.dest.upper()
+    return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every available subcommand registered."""
     parser = Parser(
@@ -64,6 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
         parser.print_help()
+        return 2
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    empty = _empty_value(subs[0].choices[args.command], args)
+    if empty:  # '' is no path, name or list: it used to select the default silently (`predict ''`, `--plot ''`)
+        print(f"fgsim {args.command}: error: {empty}: empty value", file=sys.stderr)
         return 2
     module = importlib.import_module(f"fgsim.commands.{args.command}")
     try:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from fgsim.errors import FgsimError
+from fgsim.errors import FgsimError, counted
 from fgsim.hardware import GPU
 
 MODEL_DIR = Path(__file__).parent / "data" / "models"
@@ -557,7 +557,8 @@ def e2e_lines(e2e: dict[str, Any], fmt: Any) -> list[str]:
              f"  per pass: {o['baseline']} self-attention {fmt(pp['baseline_attention_s'])}, pass "
              f"{fmt(pp['baseline_pass_s'])} (attention {e2e['baseline']['attention_share'] * 100:.1f}%)",
              f"  mask prediction: {fmt(e2e['mask_prediction']['per_call_s'])} per layer call x "
-             f"{e2e['mask_prediction']['recompute_passes']} passes = {fmt(e2e['mask_prediction']['total_s'])}",
+             f"{counted(e2e['mask_prediction']['recompute_passes'], 'pass', 'passes')} = "
+             f"{fmt(e2e['mask_prediction']['total_s'])}",
              f"  baseline generation {fmt(e2e['baseline']['generation_s'])}"]
     for k, v in e2e["kernels"].items():
         lines.append(f"  {k:<6} attention {fmt(v['attention_s']):>9}  generation {fmt(v['generation_s']):>9}  "

@@ -1,4 +1,5 @@
-"""Errors that fgsim reports to a user as one line (exit code 2 from the CLI)."""
+"""Errors that fgsim reports to a user as one line (exit code 2 from the CLI), and the wording of counts in the
+messages and tables it prints (:func:`counted`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ def one_line(text: object, limit: int = MAX_MESSAGE_CHARS) -> str:
     if not s.isprintable():
         s = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in s)
     return s if len(s) <= limit else s[:limit - 1] + "…"
+
+
+def counted(n: int, noun: str, plural: str | None = None, fmt: str = "") -> str:
+    """``n`` and ``noun`` in agreement: ``counted(1, "entry", "entries")`` is ``1 entry``, ``counted(3, "head")``
+    is ``3 heads`` (``fmt``: the number's format spec, e.g. ``,``)."""
+    return f"{n:{fmt}} {noun if n == 1 else plural or noun + 's'}"
 
 
 class FgsimError(Exception):

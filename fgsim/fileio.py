@@ -7,14 +7,19 @@ and write them all at the end (:class:`PendingWrites`), so a failing command lea
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from fgsim.errors import FgsimError
 
 #: Largest JSON input fgsim reads (GPU descriptions, calibrations, model files): bytes.
 MAX_JSON_BYTES = 16 * 2**20
+#: Largest CSV input fgsim reads (measurement and results CSVs): bytes. The biggest committed one is 0.5 MB; the
+#: rows are held in memory (about ten times the file's size), so this bounds the memory a file can claim.
+MAX_CSV_BYTES = 64 * 2**20
+#: Longest physical line of such a CSV (characters, line end included); the committed ones are under 3,200.
+MAX_CSV_LINE_CHARS = 2**20
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -203,3 +208,53 @@ def read_json(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_JSON
         raise FgsimError(f"{p}: not valid JSON for a {what} (nested too deeply)") from None
     except ValueError as exc:  # NaN / Infinity, a number out of range, an integer of thousands of digits
         raise FgsimError(f"{p}: not valid JSON for a {what} ({str(exc)[:80]})") from None
+
+
+def bounded_lines(fh: TextIO, path: str | os.PathLike[str], what: str,
+                  max_chars: int | None = None) -> Iterator[str]:
+    """The lines of the text file ``fh`` (for :func:`csv.reader`), each read in at most ``max_chars`` characters
+    of memory, or :class:`FgsimError` naming ``path`` and the line that is longer (one of 200 MB without a line
+    break would otherwise be read whole). Default ``max_chars``: :data:`MAX_CSV_LINE_CHARS`."""
+    max_chars = MAX_CSV_LINE_CHARS if max_chars is None else max_chars
+    n = 0
+    while True:
+        line = fh.readline(max_chars + 1)
+        if not line:
+            return
+        n += 1
+        if len(line) > max_chars:
+            raise FgsimError(f"{path}: line {n:,} is longer than {max_chars:,} characters, not a {what}")
+        yield line
+
+
+def check_csv_file(path: str | os.PathLike[str], what: str, option: str,
+                   required: Sequence[str] = (), max_bytes: int | None = None) -> list[str]:
+    """The header of the CSV ``path`` (a ``what`` given to ``option``) after one pass over the whole file in
+    bounded time and memory, or :class:`FgsimError` (one line, ``<option>: <path>: <problem>``): not a regular
+    file, larger than ``max_bytes`` (default :data:`MAX_CSV_BYTES`), not UTF-8, empty, a line longer than :data:`MAX_CSV_LINE_CHARS`, a field
+    longer than :func:`csv.field_size_limit`, a malformed quote, a ``required`` column missing. A file that passes
+    is safe for :class:`csv.DictReader` with the default limits."""
+    import csv
+
+    line = 0
+    try:
+        p = check_input_file(path, what, MAX_CSV_BYTES if max_bytes is None else max_bytes)
+        with open(p, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(bounded_lines(fh, p, what), strict=True)
+            header = next(reader, None)
+            if not header or not any(h.strip() for h in header):
+                raise FgsimError(f"{p}: empty (no header line), not a {what}")
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise FgsimError(f"{p}: not a {what} (missing columns {', '.join(missing)})")
+            for _ in reader:
+                line = reader.line_num
+    except FgsimError as exc:
+        raise FgsimError(f"{option}: {exc}") from None
+    except UnicodeDecodeError:
+        raise FgsimError(f"{option}: {path}: not UTF-8 text, not a {what}") from None
+    except csv.Error as exc:
+        raise FgsimError(f"{option}: {path}: not a readable {what} (after line {line + 1:,}: {exc})") from None
+    except OSError as exc:
+        raise FgsimError(f"{option}: {path}: cannot read {what} ({exc.strerror or exc})") from None
+    return header

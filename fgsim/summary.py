@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from fgsim.errors import counted
 from fgsim.trace import Trace
 from fgsim.views import N_LEVELS, density_from_counts, m_levels_for
 
@@ -114,10 +115,10 @@ def format_summary(s: TraceSummary) -> str:
         + (f" + {j['text_tokens']} text ({j['text_position']})" if j["text_tokens"] else ""),
         *([f"attention   cross-attention: {j['tokens']:,} queries × {j['key_tokens']:,} keys"]
           if j.get("attention") == "cross" else []),
-        f"captured    {len(j['passes'])} of {j['num_steps'] * j['passes_per_step']} passes, "
-        f"{len(j['layers'])} of {j['num_layers']} layers, {len(j['heads'])} of {j['num_heads']} heads "
-        f"({j['entries']} entries); head dim {j['head_dim']}",
-        f"query block M = {j['block_m']} ({j['query_blocks']:,} blocks per head)",
+        f"captured    {len(j['passes'])} of {counted(j['num_steps'] * j['passes_per_step'], 'pass', 'passes')}, "
+        f"{len(j['layers'])} of {counted(j['num_layers'], 'layer')}, {len(j['heads'])} of "
+        f"{counted(j['num_heads'], 'head')} ({counted(j['entries'], 'entry', 'entries')}); head dim {j['head_dim']}",
+        f"query block M = {j['block_m']} ({counted(j['query_blocks'], 'block', fmt=',')} per head)",
         "",
         "density (kept fraction of the attention map) at M×N tiles:",
     ]
@@ -140,7 +141,8 @@ def format_summary(s: TraceSummary) -> str:
         lines.append(f"  pass {p:>4}: {v['mean']:.3f} [{v['min']:.3f}, {v['max']:.3f}]")
     heads = j["per_head"]
     means = np.array([v["mean"] for v in heads.values()])
-    lines.append(f"per head: mean density ranges {means.min():.3f}–{means.max():.3f} across {len(means)} heads")
+    lines.append(f"per head: mean density ranges {means.min():.3f}–{means.max():.3f} across "
+                 f"{counted(len(means), 'head')}")
     k = j["kept_keys_per_query_block"]
     lines.append(f"kept keys per query block: min {k['min']:.0f}, p10 {k['p10']:.0f}, median {k['median']:.0f}, "
                  f"p90 {k['p90']:.0f}, max {k['max']:.0f} (of {j['key_tokens']:,})")

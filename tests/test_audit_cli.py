@@ -255,7 +255,7 @@ def test_validate_announces_long_scoring(tmp_path, capsys):
     csv.write_text("kind,case_id,kernel,measured_ms\n" + "kernel,d-1,fg,1.0\n" * 100)
     _announce([str(csv)])
     err = capsys.readouterr().err.strip()
-    assert err.startswith("fgsim validate: scoring 100 measured rows of 1 results CSVs") and " s on 2 cores" in err
+    assert err.startswith("fgsim validate: scoring 100 measured rows of 1 results CSV with") and " s on 2 cores" in err
 
 
 @pytest.mark.parametrize("field, value, message", [

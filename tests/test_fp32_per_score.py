@@ -308,7 +308,7 @@ def test_parse_loops_and_messages() -> None:
 
 @pytest.mark.parametrize(("argv", "msg"), [
     (["--softmax-loop", "indep"], "--softmax-loop: each of 'indep' must be one of feedback, independent"),
-    (["--softmax-loop", ""], "--softmax-loop: each of '' must be one of"),
+    (["--softmax-loop", ""], "--softmax-loop: empty value"),
     (["--softmax-loop", "independent,independent"], "--softmax-loop: 'independent,independent' names a loop twice"),
 ])
 def test_calibrate_softmax_loop_bad_input(tmp_path: Path, argv: list[str], msg: str,

@@ -3,9 +3,10 @@
 Each call is tagged with (transformer pass, denoising step, CFG branch, layer). Mechanisms, all removed on exit:
 
 - **Pass / step / branch**: a stateful diffusers ``ModelHook`` on the transformer (``HookRegistry``). Pipelines wrap
-  every transformer call in ``transformer.cache_context("cond" | "uncond" | "cond_uncond", step_index=…)``, which
-  diffusers forwards to stateful hooks; the step comes from ``step_index`` when given, else from a change of the
-  ``timestep`` argument between passes.
+  every transformer call in ``transformer.cache_context("cond" | "uncond" | "cond_uncond")`` (diffusers >= 0.41 also
+  takes ``step_index=…``), which diffusers forwards to stateful hooks; the step comes from ``step_index`` when given
+  (or from :func:`~fgsim.capture.run.capture_transformer`'s ``"_step"``), else from a change of the ``timestep``
+  argument between passes.
 - **Layer**: torch forward pre-/post-hooks (``always_call=True``) on the selected attention modules set the current
   layer while that module runs.
 - **q, k, v** of models that route attention through diffusers' ``dispatch_attention_fn`` (Wan2.1/2.2, LTX-Video,
@@ -31,6 +32,43 @@ from fgsim.errors import FgsimError
 
 if TYPE_CHECKING:
     import torch
+
+#: Oldest diffusers the capture hooks run with. ``diffusers.models.attention_dispatch`` (the attention-backend
+#: registry), ``AttentionModuleMixin`` and the stateful hooks' ``StateManager`` / ``BaseState`` first shipped in
+#: 0.35.0 (0.34.0 has none of them), but 0.35's HunyuanVideo still calls SDPA itself (none of its calls would be
+#: captured) and ``enable_parallelism`` (context-parallel capture) came in 0.36.0. ``cache_context(name,
+#: step_index=...)`` came in 0.41.0; older versions get the step through fgsim (``capture_transformer``).
+#: Checked against the released wheels 0.34.0 to 0.42.1 (tests/test_capture_hooks.py passes on 0.36.0 and 0.37.0
+#: apart from its own direct ``step_index`` call).
+MIN_DIFFUSERS = (0, 36)
+
+
+def diffusers_version() -> tuple[int, int] | None:
+    """(major, minor) of the installed diffusers, or None when it is not installed (read from its metadata, without
+    importing it)."""
+    import re as _re
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version("diffusers")
+    except PackageNotFoundError:
+        return None
+    m = _re.match(r"(\d+)\.(\d+)", text)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def require_diffusers(what: str = "capture") -> None:
+    """FgsimError in one line when diffusers is missing or older than :data:`MIN_DIFFUSERS`."""
+    from importlib.metadata import version
+
+    have = diffusers_version()
+    need = ".".join(map(str, MIN_DIFFUSERS))
+    if have is None:
+        raise FgsimError(f"{what} needs diffusers >= {need}, which is not installed: pip install 'fgsim[capture]'")
+    if have < MIN_DIFFUSERS:
+        raise FgsimError(f"{what} needs diffusers >= {need} (its attention dispatcher for every model and stateful "
+                         f"hooks), but "
+                         f"{version('diffusers')} is installed: pip install -U 'diffusers>={need}'")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -292,6 +330,8 @@ class AttentionCapture:
         self.skipped_calls = 0
         self._step = -1
         self._last_t: Any = None
+        #: the step of the next pass when the caller knows it and diffusers' cache context cannot carry it (< 0.41)
+        self.next_step: int | None = None
         self._calls_in_step = 0
         self._current: PassRecord | None = None
         self._layer: tuple[int, str] | None = None
@@ -319,6 +359,7 @@ class AttentionCapture:
         self._active = False
 
     def _install(self) -> None:
+        require_diffusers("AttentionCapture")
         from diffusers.hooks import HookRegistry
 
         registry = HookRegistry.check_if_exists_or_initialize(self.transformer)
@@ -367,6 +408,8 @@ class AttentionCapture:
         t = kwargs.get("timestep", args[2] if len(args) > 2 else None)
         t_key = t.detach().to("cpu", torch.float64).flatten() if isinstance(t, torch.Tensor) else t
         step_index = getattr(context, "step_index", None) if context is not None else None
+        if step_index is None:
+            step_index = self.next_step
         if step_index is not None:
             new_step = int(step_index) != self._step
             if new_step:
@@ -380,7 +423,7 @@ class AttentionCapture:
                 self._step += 1
         self._calls_in_step = 0 if new_step else self._calls_in_step + 1
         self._last_t = t_key
-        name = getattr(context, "name", None) if context is not None else None
+        name = context if isinstance(context, str) else getattr(context, "name", None)
         branch = name if name in ("cond", "uncond", "cond_uncond") else \
             ("cond", "uncond")[self._calls_in_step] if self._calls_in_step < 2 else f"call{self._calls_in_step}"
         index = len(self.passes)
@@ -524,7 +567,8 @@ def _make_pass_hook(capture: AttentionCapture) -> Any:
             self.state_manager = StateManager(_NoState)
 
         def pre_forward(self, module: Any, *args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            capture._begin_pass(self.state_manager._context, args, kwargs)
+            sm = self.state_manager  # diffusers >= 0.41: a CacheContext in _context; 0.35-0.40: the name in _current_context
+            capture._begin_pass(getattr(sm, "_context", None) or getattr(sm, "_current_context", None), args, kwargs)
             return args, kwargs
 
         def post_forward(self, module: Any, output: Any) -> Any:

@@ -132,7 +132,19 @@ def capture_transformer(transformer: Any, inputs_fn: Callable[[], Iterable[Mappi
     token grid (T, H, W) derived from the inputs (needed for the generic spec). Returns a :class:`CaptureResult`
     (``outputs`` holds each pass's first output when ``keep_outputs``).
     """
+    import inspect
+
     import torch
+
+    from fgsim.capture.hooks import require_diffusers
+
+    require_diffusers("capture_transformer")
+    # diffusers >= 0.41 takes cache_context(name, step_index=...); older versions only the name
+    try:
+        takes_step = any(p.kind is p.VAR_KEYWORD or p.name == "step_index"
+                         for p in inspect.signature(transformer.cache_context).parameters.values())
+    except (AttributeError, TypeError, ValueError):  # not a diffusers model: no cache context is entered below
+        takes_step = False
 
     def run_all(cap: AttentionCapture, outputs: list[Any]) -> None:
         with torch.no_grad():
@@ -140,8 +152,10 @@ def capture_transformer(transformer: Any, inputs_fn: Callable[[], Iterable[Mappi
                 kw = dict(kwargs)
                 branch = kw.pop("_branch", None)
                 step = kw.pop("_step", None)
+                cap.next_step = None if step is None else int(step)
                 if branch is not None or step is not None:
-                    ctx = transformer.cache_context(branch or "cond", step_index=step)
+                    ctx = (transformer.cache_context(branch or "cond", step_index=step) if takes_step else
+                           transformer.cache_context(branch or "cond"))
                 else:
                     ctx = _nullcontext()
                 with ctx:

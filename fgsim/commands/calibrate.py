@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from fgsim.commands._args import positive_int
-from fgsim.errors import FgsimError
-from fgsim.fileio import check_output_path
+from fgsim.errors import FgsimError, counted
+from fgsim.fileio import check_csv_file, check_output_path
 from fgsim.model.params import MEASURED, MEASURED_FROM
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,6 +165,156 @@ def _fp32_per_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_from_csv(files: list[str]) -> None:
+    """``--from-csv``: every file a readable measurement CSV (one bounded pass each; :func:`check_csv_file`), none
+    listed twice (its rows would count twice in the fit); FgsimError naming the file before any work."""
+    seen: dict[str, str] = {}
+    for f in files:
+        check_csv_file(f, "measurement CSV", "--from-csv")
+        key = str(Path(f).resolve())
+        if key in seen:
+            raise FgsimError(f"--from-csv: {f} is listed twice (as {seen[key]}): its rows would count twice")
+        seen[key] = f
+
+
+#: Longest measured time a calibration row may claim (ms): no calibration kernel or microbenchmark runs for minutes.
+MAX_MEASURED_MS = 1e5
+
+
+def _finite(text: str | None, what: str, lo: float = 0.0, hi: float = float("inf")) -> str:
+    """'' when ``text`` is a number in (lo, hi], else what is wrong with it."""
+    import math
+
+    try:
+        v = float(text or "nan")
+    except ValueError:
+        return f"{what} must be a number, got {text!r}"
+    if not (math.isfinite(v) and lo < v <= hi):
+        return f"{what} must be a number in ({lo:g}, {hi:g}], got {text!r}"
+    return ""
+
+
+def calib_row_problem(row: dict[str, str]) -> str:
+    """What makes a calibration row (split calib) unfit for the fit, or '': its measured time not a positive
+    number of at most :data:`MAX_MEASURED_MS`, a clock that is not a positive number, a kernel row's sizes out of
+    range or fields the case and launch configuration cannot be rebuilt from, a missing trace, a microbenchmark
+    row whose ``micro_args`` is not a JSON object of finite numbers."""
+    import json
+
+    from fgsim.commands.validate import _row_problem
+
+    problem = _finite(row.get("measured_ms"), "measured_ms", 0.0, MAX_MEASURED_MS)
+    for col in ("sm_clock_mhz", "mem_clock_mhz"):
+        if not problem and (row.get(col) or "").strip():
+            problem = _finite(row[col], col, 0.0, 1e5)
+    if problem:
+        return problem
+    if (row.get("kind") or "kernel") == "kernel":
+        problem = _row_problem({**row, "kind": "kernel"})
+        if problem:
+            return problem
+        from fgsim.validation.cases import case_from_row, repo_path
+        from fgsim.validation.report import row_config
+
+        try:
+            case_from_row(dict(row), kernel=row["kernel"])
+            row_config(row)
+        except (KeyError, ValueError, TypeError) as exc:
+            return f"not a kernel measurement ({type(exc).__name__}: {str(exc)[:80]})"
+        trace = repo_path(row.get("trace") or "")
+        if trace and not Path(trace).is_file():
+            return f"trace {row['trace']} not found"
+        return ""
+    if row.get("kind") == "micro":
+        from fgsim.fileio import finite_float
+
+        def no_constant(name: str) -> float:
+            raise ValueError(f"{name} is not a finite number")
+
+        try:
+            args = json.loads(row.get("micro_args") or "", parse_constant=no_constant, parse_float=finite_float)
+        except (ValueError, RecursionError) as exc:
+            return f"micro_args is not a JSON object of finite numbers ({str(exc)[:80]})"
+        if not isinstance(args, dict):
+            return "micro_args is not a JSON object"
+        return ""
+    return f"kind must be kernel or micro, got {row.get('kind')!r}"
+
+
+def check_calib_rows(rows: list[dict[str, str]]) -> None:
+    """FgsimError naming the file and line of the first calibration row :func:`calib_row_problem` refuses."""
+    line: dict[str, int] = {}
+    for r in rows:
+        f = r.get("_file", "")
+        line[f] = line.get(f, 1) + 1  # header is line 1; a quoted line break would shift this, rare in these CSVs
+        if r.get("split") != "calib" or r.get("measured_ms") in ("", None):
+            continue
+        problem = calib_row_problem(r)
+        if problem:
+            raise FgsimError(f"--from-csv: {f}: row {line[f] - 1:,} (case {r.get('case_id')!r}): {problem}")
+
+
+def _check_modes(args: argparse.Namespace) -> None:
+    """FgsimError for options that contradict each other (one would be ignored silently otherwise)."""
+    ops, inter = getattr(args, "ops", False), getattr(args, "interconnect", False)
+    if ops and inter:
+        raise FgsimError("--ops: calibrates the operator model; --interconnect the interconnect: one at a time")
+    if ops and args.from_csv:
+        raise FgsimError("--from-csv: not with --ops (the operator model is measured and fitted in one run on a GPU)")
+    if (ops or inter) and args.measure_only:
+        raise FgsimError(f"--measure-only: not with {'--ops' if ops else '--interconnect'} (it measures and fits in "
+                         "one run)")
+    if args.from_csv and args.measure_only:
+        raise FgsimError("--measure-only: not with --from-csv (which fits earlier measurements, measuring nothing)")
+    if args.from_csv and args.csv:
+        raise FgsimError("--csv: the measurement CSV to write; with --from-csv nothing is measured")
+    if args.gpu and not ops:  # (--ops names its output file after --gpu: a GPU without a description is allowed)
+        from fgsim.hardware import load_gpu
+
+        try:
+            load_gpu(args.gpu)  # an unknown GPU fails before any work
+        except FgsimError as exc:
+            raise FgsimError(f"--gpu: {exc}") from None
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """--out and --csv writable, with the right extension, neither one of the inputs nor each other."""
+    if args.out:
+        check_output_path(args.out, "--out", (".json",))
+    if args.csv:
+        check_output_path(args.csv, "--csv", (".csv",))
+    inputs = {str(Path(f).resolve()): f for f in [*(args.from_csv or []),
+                                                   *([args.fp32_per_score_from] if getattr(args, "fp32_per_score_from",
+                                                                                            None) else [])]}
+    for opt, out in (("--out", args.out), ("--csv", args.csv)):
+        if out and str(Path(out).resolve()) in inputs:
+            raise FgsimError(f"{opt}: {out} is also an input ({inputs[str(Path(out).resolve())]}): write elsewhere")
+
+
+def _ops_preflight() -> None:
+    """``--ops``: FgsimError in one line, before any work, naming what this machine lacks (torch, triton,
+    diffusers, fgattn, a CUDA GPU)."""
+    import importlib.util
+
+    def importable(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError, AttributeError):
+            return False
+
+    missing = [m for m in ("torch", "triton", "diffusers") if not importable(m)]
+    if not importable("fgattn"):
+        missing.append("fgattn (PYTHONPATH=.:kernels)")
+    if missing:
+        raise FgsimError(f"--ops needs {', '.join(missing)}, not importable here; it times the operators on a "
+                         "CUDA GPU")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise FgsimError("--ops times the operators on a CUDA GPU and none is visible (torch.cuda.is_available() "
+                         "is False)")
+
+
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "fp32_per_score", None):
         return _fp32_per_score(args)
@@ -174,15 +324,16 @@ def run(args: argparse.Namespace) -> int:
         raise FgsimError("--fp32-per-score-rule: only with --fp32-per-score-from (the fit's softmax record)")
     if getattr(args, "fp32_per_score_from", None) and (args.ops or args.interconnect):
         raise FgsimError("--fp32-per-score-from: for the attention cost model's fit, not with --ops / --interconnect")
+    _check_modes(args)
+    _check_outputs(args)
+    if args.from_csv:
+        check_from_csv(args.from_csv)
     if getattr(args, "interconnect", False):
         from fgsim.interconnect import run_interconnect
 
-        if args.out:
-            check_output_path(args.out, "--out", (".json",))
-        if args.csv:
-            check_output_path(args.csv, "--csv", (".csv",))
         return run_interconnect(args)
     if getattr(args, "ops", False):
+        _ops_preflight()
         from fgsim.opcalibrate import run_ops
 
         return run_ops(args.out, args.csv, args.gpu)
@@ -194,12 +345,6 @@ def run(args: argparse.Namespace) -> int:
     from fgsim.validation.measure import resources_table
     from fgsim.validation.report import read_results
 
-    if args.out:
-        check_output_path(args.out, "--out", (".json",))
-    if args.csv:
-        check_output_path(args.csv, "--csv", (".csv",))
-    if args.gpu:
-        load_gpu(args.gpu)  # an unknown GPU fails before any work
     fp32_from: dict[str, Any] | None = None
     if getattr(args, "fp32_per_score_from", None):
         from fgsim.softmax_micro import fit_constraint
@@ -229,6 +374,7 @@ def run(args: argparse.Namespace) -> int:
     if any("cpu" in (r.get("gpu_name") or "cpu").lower() for r in cal_rows):
         raise FgsimError("measurements come from the CPU interpreter, not a GPU: they are never written as a "
                          "GPU's calibration")
+    check_calib_rows(rows)
     from fgsim.commands._args import numba_notice
 
     numba_notice()
@@ -309,7 +455,7 @@ def run(args: argparse.Namespace) -> int:
                           gpu_properties=gpu_properties)
     out = Path(args.out) if args.out else CAL_DIR / f"{cal.gpu}.json"
     save_calibration(cal, out)
-    print(f"calibration for {cal.gpu} written to {out}: {fit['n']} rows, fit MAPE {fit['mape']:.2f} %, "
+    print(f"calibration for {cal.gpu} written to {out}: {counted(fit['n'], 'row')}, fit MAPE {fit['mape']:.2f} %, "
           f"max {fit['max_ape']:.2f} %")
     for k, v in props.items():
         print(f"  measured {k} = {v:.2f} {PROPERTY_UNITS[k][0]} (GPU file: {gpu_properties[k]['gpu_file_value']:g})")

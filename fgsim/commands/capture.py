@@ -6,7 +6,7 @@ import argparse
 import math
 
 from fgsim.commands._args import positive_int
-from fgsim.errors import FgsimError
+from fgsim.errors import FgsimError, counted
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
         import torch
     except ImportError:
         raise FgsimError("capture needs torch and diffusers (pip install -e '.[capture]')") from None
+    from fgsim.capture.hooks import require_diffusers
+
+    require_diffusers("capture")
     try:
         torch.device(args.device)
     except (RuntimeError, ValueError):
@@ -94,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
                            guidance_scale=args.guidance, seed=args.seed, dtype=args.dtype, device=args.device,
                            schedule=schedule, layers=layers, cross=args.cross, stats=not args.no_stats,
                            batch_element=args.batch_element)
-    print(f"wrote {res.path}: {res.entries} entries from {res.captured_passes} of {res.passes} passes "
+    print(f"wrote {res.path}: {counted(res.entries, 'entry', 'entries')} from {res.captured_passes} of "
+          f"{counted(res.passes, 'pass', 'passes')} "
           f"in {res.seconds:.1f} s")
     return 0

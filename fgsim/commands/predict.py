@@ -19,7 +19,7 @@ import numpy as np
 
 from fgsim.commands._args import density, gpu_list, int_range, numba_notice, power_of_two
 from fgsim.costmodel import COMPONENTS, iter_kernels
-from fgsim.errors import FgsimError
+from fgsim.errors import FgsimError, counted
 
 WIDTH = 100  # the table and its notes fit a 100-column terminal
 LEGEND = "legend: M x N tile, g keys skipped together, w warps, s stages, CTAs per SM; % = share of time"
@@ -111,15 +111,12 @@ def _check_measured(path: str) -> None:
     import csv
     import math
 
-    from fgsim.fileio import MAX_JSON_BYTES, check_input_file
+    from fgsim.fileio import MAX_JSON_BYTES, bounded_lines, check_csv_file
 
+    check_csv_file(path, "CSV of measured passes", "--measured", max_bytes=MAX_JSON_BYTES)
     try:
-        check_input_file(path, "CSV of measured passes", MAX_JSON_BYTES)
-    except FgsimError as exc:
-        raise FgsimError(f"--measured: {exc}") from None
-    try:
-        with open(path, newline="") as f:
-            reader = csv.reader(f)
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(bounded_lines(f, path, "CSV of measured passes"))
             header = next(reader, [])
             missing = [c for c in ("model", "resolution", "mode", "pass_s") if c not in header]
             if missing:
@@ -168,6 +165,15 @@ def _check_args(args: argparse.Namespace) -> list[str]:
         from fgsim.endtoend import parse_recompute
 
         parse_recompute(args.recompute)  # bad steps fail before any work
+        steps = [x.strip() for x in args.recompute.split(",") if x.strip()]
+        twice = [x for i, x in enumerate(steps) if int(x) in {int(y) for y in steps[:i]}]
+        if twice:
+            raise FgsimError(f"--recompute: step {twice[0]} is listed twice in {args.recompute!r}")
+    if getattr(args, "cp", None):
+        plans = [x.strip().lower().replace(" ", "") for x in args.cp.split(",") if x.strip()]
+        twice = [x for i, x in enumerate(plans) if x in plans[:i]]
+        if twice:
+            raise FgsimError(f"--cp: {twice[0]} is listed twice in {args.cp!r}")
     if args.model is None:
         defaults = {"density": None, "resolution": None, "compile": False, "baseline": "cudnn", "warmup_steps": 0,
                     "recompute": None, "measured": None}
@@ -186,7 +192,8 @@ def _check_schedule(args: argparse.Namespace, model: Any) -> None:
 
     steps = int(model.steps)
     if args.warmup_steps > steps:
-        raise FgsimError(f"--warmup-steps {args.warmup_steps}: {model.name} runs {steps} denoising steps")
+        raise FgsimError(f"--warmup-steps {args.warmup_steps}: {model.name} runs "
+                         f"{counted(steps, 'denoising step')}")
     rec = parse_recompute(args.recompute) or ()
     late = [s for s in rec if s >= steps]
     if late:
@@ -400,13 +407,15 @@ def _header(rp: Any, kind: str) -> list[str]:
     info = rp.info
     lines: list[str] = []
     if kind == "synthesized":
-        lines += _wrap(f"run: {info.name}, N={info.n_tokens}, {info.num_heads} heads, D={info.head_dim}; "
+        lines += _wrap(f"run: {info.name}, N={info.n_tokens}, {counted(info.num_heads, 'head')}, D={info.head_dim}; "
                        f"SYNTHESIZED counts ({info.source.split('(', 1)[-1].split(';')[0]}), no trace: "
-                       f"{len(rp.weights)} calls simulated")
+                       f"{counted(len(rp.weights), 'call')} simulated")
     else:
         lines += _wrap(f"trace: {info.source} ({kind or 'trace'} run of {info.name})")
-        lines += _wrap(f"run: N={info.n_tokens}, {info.num_heads} heads, D={info.head_dim}; {len(rp.weights)} "
-                       f"captured calls stand for the {info.full_calls} calls of the full run")
+        stand = "stands" if len(rp.weights) == 1 else "stand"
+        lines += _wrap(f"run: N={info.n_tokens}, {counted(info.num_heads, 'head')}, D={info.head_dim}; "
+                       f"{counted(len(rp.weights), 'captured call')} {stand} for the "
+                       f"{counted(info.full_calls, 'call')} of the full run")
     return lines
 
 
@@ -480,8 +489,9 @@ def _notes(rp: Any, prefix: str = "") -> list[str]:
 
 
 def _e2e_lines(e2e: dict[str, Any], prefix: str = "") -> list[str]:
-    lines = _wrap(f"{prefix}end-to-end ({e2e['model']} {e2e['resolution']}, {e2e['steps']} steps x "
-                  f"{e2e['passes_per_step']} passes, {e2e['layers']} layers; dense = the best dense config):")
+    lines = _wrap(f"{prefix}end-to-end ({e2e['model']} {e2e['resolution']}, {counted(e2e['steps'], 'step')} x "
+                  f"{counted(e2e['passes_per_step'], 'pass', 'passes')}, {counted(e2e['layers'], 'layer')}; "
+                  "dense = the best dense config):")
     if "per_pass" in e2e:
         from fgsim.endtoend import e2e_lines
 

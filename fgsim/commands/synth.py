@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from fgsim.commands._args import int_range, nonneg_int
-from fgsim.errors import FgsimError
+from fgsim.errors import FgsimError, counted
 from fgsim.synth import SynthParams, default_passes, synth_trace
 from fgsim.trace import PassInfo
 
@@ -118,14 +118,15 @@ def run(args: argparse.Namespace) -> int:
     entry_bytes = n_heads * -(-n_tok // args.block_m) * n_tok
     if entry_bytes > MAX_ENTRY_MASK_BYTES:
         raise FgsimError(f"--grid: N = {n_tok:,} tokens needs {_size(entry_bytes)} of mask per entry "
-                         f"({n_heads} heads × {-(-n_tok // args.block_m):,} query blocks × N); the limit is "
+                         f"({counted(n_heads, 'head')} × {counted(-(-n_tok // args.block_m), 'query block', fmt=',')} "
+                         "× N); the limit is "
                          f"{_size(MAX_ENTRY_MASK_BYTES)}: use a smaller grid or fewer --heads")
     if n_tok > 1 << 20:
         raise FgsimError(f"--grid: N = {n_tok:,} tokens; at most {1 << 20:,} (T·H·W + text tokens)")
     n_entries = len(passes) * (len(layers) if layers else args.num_layers)
     seconds = n_entries * entry_bytes / MASK_BYTES_PER_S
     if seconds > 2:
-        print(f"fgsim synth: {n_entries} entries of {_size(entry_bytes)} of mask each: about "
+        print(f"fgsim synth: {counted(n_entries, 'entry', 'entries')} of {_size(entry_bytes)} of mask each: about "
               f"{_size(n_entries * entry_bytes * STORED_PER_MASK_BYTE)} on disk and {_duration(seconds)} "
               "(Ctrl-C stops it and leaves nothing behind)", file=sys.stderr, flush=True)
     params = SynthParams(seed=args.seed, sink_fraction=args.sink_fraction,
@@ -138,6 +139,6 @@ def run(args: argparse.Namespace) -> int:
                            params=params, progress=sys.stderr.isatty())
     except ValueError as exc:
         raise FgsimError(str(exc)) from None
-    print(f"wrote {out}: synthetic {meta.model}, N = {meta.n_tokens:,}, {len(meta.passes)} passes × "
-          f"{len(meta.layers)} layers × {len(meta.heads)} heads, M = {meta.block_m}")
+    print(f"wrote {out}: synthetic {meta.model}, N = {meta.n_tokens:,}, {counted(len(meta.passes), 'pass', 'passes')} "
+          f"× {counted(len(meta.layers), 'layer')} × {counted(len(meta.heads), 'head')}, M = {meta.block_m}")
     return 0

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fgsim.commands._args import positive_int
-from fgsim.errors import FgsimError
+from fgsim.errors import FgsimError, counted
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,12 +88,12 @@ def check_results_csv(path: str, option: str) -> None:
     option and file otherwise), so a wrong file fails before minutes of scoring, not after."""
     import csv
 
-    from fgsim.fileio import check_input_file
+    from fgsim.fileio import bounded_lines, check_csv_file
 
     try:
-        check_input_file(path, "results CSV")
-        with open(path, newline="") as fh:
-            reader = csv.DictReader(fh)
+        check_csv_file(path, "results CSV", option)  # bounded: size, line and field lengths, UTF-8
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(bounded_lines(fh, path, "results CSV"))
             header = reader.fieldnames or []
             missing = [c for c in RESULT_COLUMNS if c not in header]
             if missing:
@@ -186,7 +186,8 @@ def _announce(files: list[str]) -> None:
     seconds = rows * SECONDS_PER_ROW
     if seconds > 2:
         took = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
-        print(f"fgsim validate: scoring {rows:,} measured rows of {len(files)} results CSVs with the committed "
+        print(f"fgsim validate: scoring {counted(rows, 'measured row', fmt=',')} of "
+              f"{counted(len(files), 'results CSV')} with the committed "
               f"calibration (about {took} on 2 cores) ...", file=sys.stderr, flush=True)
 
 
@@ -220,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
             precompile(cases, workers=args.workers)
             rows = measure_cases(cases, csv_path, rounds=args.rounds, progress=not args.no_progress, clocks=clocks,
                                  env=env)
-        print(f"{len(rows)} measurements of {len(cases)} cases appended to {csv_path}")
+        print(f"{counted(len(rows), 'measurement')} of {counted(len(cases), 'case')} appended to {csv_path}")
         return 0
     from fgsim.validation.report import committed_lists, write_report
 
