@@ -66,13 +66,16 @@ BLIND_CAL = Path(report.SUMMARY_PATH).parent / "costmodel_calibration_rev11_test
 CALIB15 = RESULTS / "calib15-h200-2026-12-01.json"
 #: test18's measured kernel rows (validation/results/h200-2026-12-01-costmodel-test18.csv; all 70 of the list's)
 TEST18_ROWS = 70
+#: test19's measured kernel rows (validation/results/h200-2026-12-01-costmodel-test19.csv; all 73 of the list's)
+TEST19_ROWS = 73
 
 
-def test_committed_blind_record_is_test18_with_calib15_and_rescored_with_the_committed_calibration() -> None:
-    """The committed summary is test18's one blind scoring with calib15 (revision 13; fp32_per_score pinned at its
-    measurement); calib15 failed its pre-registered test18 criterion, so the committed calibration is still calib14
-    and test18 is rescored with it, not blind (costmodel_summary_rescored.json); test17's blind scoring with revision
-    13 + calib14 is kept as history (costmodel_summary_rev13_test17.json), test16's with revision 11 + calib13
+def test_committed_blind_record_is_test19_with_calib14_and_the_earlier_lists_are_history() -> None:
+    """The committed summary is test19's one blind scoring with revision 13 + the committed calib14 (session 17: calib16,
+    the effective-clock refit, failed its pre-registered fit criterion, so test19 was scored with calib14 only; no
+    rescoring exists); test18's blind scoring with calib15 (not accepted) and its rescoring with calib14 are kept as
+    history (costmodel_summary_rev13_test18*.json); test17's blind scoring with revision 13 + calib14 is kept as history
+    (costmodel_summary_rev13_test17.json), test16's with revision 11 + calib13
     (costmodel_summary_rev11_test16.json); test15's blind scoring with calib13's first fit (kept as
     validation/costmodel_calibration_rev11_test15_blind.json) is kept as history (costmodel_summary_rev11_test15.json)
     with its rescoring by calib13 (costmodel_summary_rev11_test15_rescored.json); revision 9 + calib12's blind scoring
@@ -80,25 +83,28 @@ def test_committed_blind_record_is_test18_with_calib15_and_rescored_with_the_com
     development data; revision 8's blind scoring of test10 (calib9) is kept beside revision 7's of test9, revision 6's
     of test8 (calib8) and revision 5's of test7 (calib7) and test6 (calib6)."""
     dev, test = report.committed_lists()
-    assert any(f.endswith("-test17.csv") for f in dev) and any(f.endswith("-test16.csv") for f in dev)
+    assert any(f.endswith("-test18.csv") for f in dev) and any(f.endswith("-test17.csv") for f in dev)
+    assert any(f.endswith("-test16.csv") for f in dev)
     assert any(f.endswith("-test15.csv") for f in dev) and any(f.endswith("-test14.csv") for f in dev)
     assert any(f.endswith("-test13.csv") for f in dev) and any(f.endswith("-test12.csv") for f in dev)
     assert any(f.endswith("-test10.csv") for f in dev) and any(f.endswith("-test9.csv") for f in dev)
-    assert [Path(f).name for f in test] == ["h200-2026-12-01-costmodel-test18.csv"]
+    assert [Path(f).name for f in test] == ["h200-2026-12-01-costmodel-test19.csv"]
     blind = json.loads(report.SUMMARY_PATH.read_text())
     cal = load_calibration(available_calibrations()["h200"])
     c15 = load_calibration(CALIB15)
     assert [Path(i["path"]).name for i in cal.inputs] == ["h200-2026-12-01-costmodel-calib14.csv"]
-    assert report.scored_with_other_calibration(blind, cal.fit)  # calib15 scored it; calib14 is committed
-    assert not report.scored_with_other_calibration(blind, c15.fit)
-    assert blind["calibration"]["n"] == 232 and blind["calibration"]["mape"] == pytest.approx(5.7726, abs=1e-3)
+    assert not report.scored_with_other_calibration(blind, cal.fit)  # the committed calibration scored it, blind
+    assert not report.RESCORED_PATH.is_file()
+    assert blind["test_rows"] == TEST19_ROWS and blind["development_rows"] == 1819 + TEST17_ROWS + TEST18_ROWS
+    t18 = json.loads(report.REV13B_PATH.read_text())  # test18, scored once with calib15 (not accepted)
+    assert report.scored_with_other_calibration(t18, cal.fit) and not report.scored_with_other_calibration(t18, c15.fit)
+    assert t18["calibration"]["n"] == 232 and t18["calibration"]["mape"] == pytest.approx(5.7726, abs=1e-3)
     assert c15.params.fp32_per_score == pytest.approx(c15.fit["fp32_per_score_from"]["timed"])
     assert c15.fit["fixed_by_measurement"]["fp32_per_score"] == pytest.approx(8.5389, abs=1e-3)
-    assert blind["test_rows"] == TEST18_ROWS and blind["development_rows"] == 1819 + TEST17_ROWS  # test17 joined
-    rs = json.loads(report.RESCORED_PATH.read_text())  # test18 rescored (not blind) with the committed calib14
-    assert rs["test_files"] == blind["test_files"] and rs["development_files"] == blind["development_files"]
+    assert t18["test_rows"] == TEST18_ROWS and t18["development_rows"] == 1819 + TEST17_ROWS  # test17 joined
+    rs = json.loads(report.REV13B_RESCORED_PATH.read_text())  # test18 rescored (not blind) with calib14
+    assert rs["test_files"] == t18["test_files"] and rs["development_files"] == t18["development_files"]
     assert rs["calibration"]["mape"] == pytest.approx(cal.fit["mape"]) and rs["test_rows"] == TEST18_ROWS
-    assert rs["rescored_of"]["summary"] == report.SUMMARY_PATH.name
     rev13 = json.loads(report.REV13_PATH.read_text())  # test17, scored once with revision 13 + calib14
     assert rev13["test_files"] == ["h200-2026-12-01-costmodel-test17.csv"] and rev13["test_rows"] == TEST17_ROWS
     assert not report.scored_with_other_calibration(rev13, cal.fit) and rev13["development_rows"] == 1746 + TEST16_ROWS
@@ -160,26 +166,45 @@ def _same_scores(sc: dict, rec: dict) -> None:
 
 
 def test_test18_blind_record_and_rescoring_are_recomputed_from_the_committed_csv() -> None:
-    """test18's blind record is what calib15 predicts for the committed test18 CSV, its rescoring what the committed
-    calibration (calib14) predicts, and the extrapolation band is derived from the blind record; a changed CSV, model
-    or calibration fails here."""
-    blind = json.loads(report.SUMMARY_PATH.read_text())
+    """test18's blind record (history since test19) is what calib15 predicts for the committed test18 CSV, its
+    rescoring what the committed calibration (calib14) predicts; a changed CSV, model or calibration fails here."""
+    blind = json.loads(report.REV13B_PATH.read_text())
     rows = report.scored_rows([RESULTS / f for f in blind["test_files"]])
     assert len(rows) == blind["test_rows"] == TEST18_ROWS and {r["split"] for r in rows} == {"test18"}
     assert all(r.get("sm_mhz_eff") for r in rows)  # every row records the SMs' effective clock
     for cal, rec in ((load_calibration(CALIB15), blind),
                      (load_calibration(available_calibrations()["h200"]),
-                      json.loads(report.RESCORED_PATH.read_text()))):
+                      json.loads(report.REV13B_RESCORED_PATH.read_text()))):
         pred = report.predict_rows(rows, gpu="h200", params=cal.params, resources=cal.resources)
         _same_scores(report.score(rows, pred), rec["test"])
     sc = blind["test"]
     assert blind["extrapolation_band_pct"] == pytest.approx(report.extrapolation_band(sc), rel=1e-12)
-    band = json.loads(report.BANDS_PATH.read_text())
-    assert band["band_pct"] == pytest.approx(round(report.extrapolation_band(sc), 1)) and "test18" in band["source"]
-    # REPORT.md (the rescoring run) shows the blind scoring in its own section (cells: MAPE / median / max)
+    # REPORT.md keeps test18's blind scoring as a history section (cells: MAPE / median / max)
     text = (report.SUMMARY_PATH.parent / "REPORT.md").read_text()
-    sec = text.split("## The one blind scoring of test18")[1].split("\n## ")[0]
+    sec = text.split("one blind scoring of test18")[1].split("\n## ")[0]
     assert f"{sc['tuned']['fg']['mape']:.2f}" in sec and f"{sc['config']['dense']['max_ape']:.1f}" in sec
+
+
+def test_test19_blind_record_is_recomputed_from_the_committed_csv() -> None:
+    """test19's blind record is what the committed calibration (calib14) predicts for the committed test19 CSV (its
+    long-run twins at their recorded NVML clocks), the extrapolation band is derived from it, and the clock axis the
+    calib16 script recorded is the same scoring."""
+    blind = json.loads(report.SUMMARY_PATH.read_text())
+    rows = report.scored_rows([RESULTS / f for f in blind["test_files"]])
+    assert len(rows) == blind["test_rows"] == TEST19_ROWS and {r["split"] for r in rows} == {"test19"}
+    assert all(r.get("sm_mhz_eff") for r in rows) and {r["launch_table_sha256"][:12] for r in rows} == {"0642c81d6ea6"}
+    assert sum("5 interleaved rounds" in r["bench"] for r in rows) == 3  # the long-run twins (the clock axis)
+    cal = load_calibration(available_calibrations()["h200"])
+    pred = report.predict_rows(rows, gpu="h200", params=cal.params, resources=cal.resources)
+    sc = report.score(rows, pred)
+    _same_scores(sc, blind["test"])
+    assert blind["extrapolation_band_pct"] == pytest.approx(report.extrapolation_band(sc), rel=1e-12)
+    band = json.loads(report.BANDS_PATH.read_text())
+    assert band["band_pct"] == pytest.approx(round(report.extrapolation_band(sc), 1)) and "test19" in band["source"]
+    rec = json.loads((report.SUMMARY_PATH.parent / "costmodel_calib16_test19.json").read_text())
+    assert rec["rule_b"]["applied"] is False and rec["calib16"] is None and set(rec["scored"]) == {"calib14"}
+    _same_scores(rec["scored"]["calib14"]["axes"], blind["test"])
+    assert len(rec["clock_axis"]["calib14"]["rows"]) == 3
 
 
 def test_test17_blind_record_is_recomputed_from_the_committed_csv() -> None:

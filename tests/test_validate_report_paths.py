@@ -45,8 +45,8 @@ def test_out_dir_keeps_summary_and_band_beside_the_report(tmp_path: Path, monkey
 def test_default_lists_are_the_committed_results() -> None:
     dev, test = report.committed_lists()
     assert dev and test and all(Path(f).is_file() for f in dev + test)
-    # test18 is the frozen list (blind: revision 13 + calib15; rescored: calib14); test17 to test5 (revision 13 +
-    # calib14's, revision 11 + calib13's, its first fit's, revision 9 + calib12's, calib11's and calib10's frozen
-    # lists, revisions 8 to 4) are development data, like test4
-    assert any("test18" in f for f in test) and any("test17" in f for f in dev) and any("test4" in f for f in dev)
-    assert not any("test18" in f for f in dev)
+    # test19 is the frozen list (blind: revision 13 + calib14); test18 to test5 (revision 13 + calib15's and calib14's,
+    # revision 11 + calib13's, its first fit's, revision 9 + calib12's, calib11's and calib10's frozen lists, revisions
+    # 8 to 4) are development data, like test4
+    assert any("test19" in f for f in test) and any("test18" in f for f in dev) and any("test4" in f for f in dev)
+    assert not any("test19" in f for f in dev)

@@ -346,20 +346,26 @@ BANDS_PATH = Path(__file__).resolve().parents[1] / "data" / "transfer_bands.json
 #: data and the frozen list rescored, not blind; the blind summary and the extrapolation band derived from it stay
 RESCORED_PATH = SUMMARY_PATH.with_name("costmodel_summary_rescored.json")
 #: the frozen list of the newest blind scoring (SUMMARY_PATH) and what that scoring was made with (a fixed record)
-FROZEN_LIST = "test18"
-MODEL_LABEL = "revision 13 + calib15"
-#: the previous blind scoring (revision 13 + calib14 on test17, launch table 772420a; development data since): the
-#: list test18's scoring is shown beside
-PREV_FROZEN_LIST = "test17"
-PREV_LABEL = "revision 13 + calib14"
+FROZEN_LIST = "test19"
+#: the calibration of FROZEN_LIST's blind scoring (session 17, helper M10: calib16, the effective-clock refit, was
+#: judged by M9's pre-registered rule; validation/MODEL_NOTES.md, "Session 17, helper M10")
+CAL_LABEL = "calib14"
+MODEL_LABEL = f"revision 13 + {CAL_LABEL}"
+#: the previous blind scoring (revision 13 + calib15 on test18, launch table 772420a; development data since): the
+#: list FROZEN_LIST's scoring is shown beside
+PREV_FROZEN_LIST = "test18"
+PREV_LABEL = "revision 13 + calib15"
 #: the launch table calib13 and test15 were measured on (K3's kernels-final note of session 14: the dense / block D=128
 #: M=128 entries are the Gluon contig form; the fg D=128 M=128 g1 entry the Gluon ws2 form with the list schedule)
 FINAL_TABLE = "772420a"
 #: the launch table calib13, test15 and test16 were measured on (session 14)
 PREV_TABLE = "300ad25"
-BLIND_RECORD = (f"revision 13 with calibration calib15 (fp32_per_score pinned at the softmax microbenchmark's "
-                f"timed figure, the other parameters refitted on calib14's rows) on the final launch table "
-                f"{FINAL_TABLE} (see validation/MODEL_NOTES.md, \"Session 16, helper M8\")")
+#: the launch table FROZEN_LIST was measured on (session 17: K's 514ce3e = 772420a + the fg gran 16 / 64 entries on
+#: the Gluon list kernel; every test19 and calibration row runs the same launch configuration on both)
+TEST_TABLE = "514ce3e"
+BLIND_RECORD = (f"revision 13 with calibration {CAL_LABEL} on the launch table {TEST_TABLE} (calib16, the refit at "
+                "the SMs' effective clock, failed its pre-registered fit criterion (a), 6.12 > 6.10 %, so by M9's rule "
+                f"{FROZEN_LIST} is scored with calib14 only; see validation/MODEL_NOTES.md, \"Session 17, helper M10\")")
 #: how a rescored frozen list is labelled
 RESCORED_LABEL = f"{FROZEN_LIST} rescored with the committed calibration (not blind)"
 
@@ -433,14 +439,16 @@ def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None 
                      rev9: Mapping[str, Any] | None = None, rev9b: Mapping[str, Any] | None = None,
                      rev9c: Mapping[str, Any] | None = None, rev9d: Mapping[str, Any] | None = None,
                      rev11: Mapping[str, Any] | None = None, rev11b: Mapping[str, Any] | None = None,
-                     rev13: Mapping[str, Any] | None = None) -> list[str]:
+                     rev13: Mapping[str, Any] | None = None,
+                     rev13b: Mapping[str, Any] | None = None) -> list[str]:
     """Per-axis table: the model before issue 10 | revisions 3, 4 and 5 on their frozen lists test4 / test5 / test6,
     blind | revision 5 with calibration calib7 on test7, blind | revision 6 with calibration calib8 on test8, blind |
     revision 7 with calibration calib9 on test9, blind | revision 8 with calibration calib9 on test10, blind | this
     model on the development data | revision 9 + calib10 on test11 (``rev9``) and on test12 (``rev9b``), blind |
     revision 9 + calib11 on test13 (``rev9c``), blind | revision 9 + calib12 on test14 (``rev9d``), blind | revision 11
     + calib13's first fit on test15 (``rev11``), blind | revision 11 + calib13 on test16 (``rev11b``), blind | revision
-    13 + calib14 on test17 (``rev13``), blind | this model on FROZEN_LIST, blind. The rebuilt model's and
+    13 + calib14 on test17 (``rev13``), blind | revision 13 + calib15 on test18 (``rev13b``), blind | this model on
+    FROZEN_LIST, blind. The rebuilt model's and
     revision 2's blind scorings are in REPORT.md's history sections."""
     lines = ["| axis | old model (issue 10, earlier data) | revision 3, frozen test4, blind | revision 4, frozen test5, "
              "blind | revision 5, frozen test6 (launch table ea5ad41, calib6), blind | revision 5 + calib7, frozen "
@@ -452,9 +460,10 @@ def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None 
              f"revision 11 + calib13 (first fit), frozen test15 (table {PREV_TABLE}), blind | "
              f"revision 11 + calib13, frozen test16 (table {PREV_TABLE}), blind | "
              f"revision 13 + calib14, frozen test17 (table {FINAL_TABLE}), blind | "
+             f"revision 13 + calib15 (not accepted), frozen test18 (table {FINAL_TABLE}), blind | "
              f"{MODEL_LABEL}, development | "
-             f"**{MODEL_LABEL}, frozen {FROZEN_LIST} (final table {FINAL_TABLE}), blind** | target |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"**{MODEL_LABEL}, frozen {FROZEN_LIST} (table {TEST_TABLE}), blind** | target |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     tgt = {"tuned": "<= 3 % per kernel, max <= 10 %", "config": "<= 5 %, max <= 15 %, within-what-if >= 0.9",
            "sm": "<= 5 %, max <= 15 %", "dtype": "—", "trace": "—", "bench": "—"}
     dev, test = summary.get("development", {}), summary.get("test", {})
@@ -472,14 +481,15 @@ def comparison_lines(summary: Mapping[str, Any], rev3: Mapping[str, Any] | None 
     r11 = (rev11 or {}).get("test", {})
     r11b = (rev11b or {}).get("test", {})
     r13 = (rev13 or {}).get("test", {})
+    r13b = (rev13b or {}).get("test", {})
     for ax, label in AXES:
-        if not any(ax in x for x in (dev, test, r3, r4, r5, r5b, r6, r7, r8, r9, r9b, r9c, r9d, r11, r11b, r13)):
+        if not any(ax in x for x in (dev, test, r3, r4, r5, r5b, r6, r7, r8, r9, r9b, r9c, r9d, r11, r11b, r13, r13b)):
             continue
         lines.append(f"| {label} | {OLD_MODEL.get(ax, '—')} | {_cell(r3.get(ax))} | {_cell(r4.get(ax))} | "
                      f"{_cell(r5.get(ax))} | {_cell(r5b.get(ax))} | {_cell(r6.get(ax))} | {_cell(r7.get(ax))} | "
                      f"{_cell(r8.get(ax))} | {_cell(r9.get(ax))} | {_cell(r9b.get(ax))} | {_cell(r9c.get(ax))} | "
                      f"{_cell(r9d.get(ax))} | {_cell(r11.get(ax))} | {_cell(r11b.get(ax))} | {_cell(r13.get(ax))} | "
-                     f"{_cell(dev.get(ax))} | "
+                     f"{_cell(r13b.get(ax))} | {_cell(dev.get(ax))} | "
                      f"{_cell(test.get(ax))} | {tgt[ax]} |")
     return lines
 
@@ -561,6 +571,10 @@ REV11_RESCORED_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev11_test15_res
 REV11B_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev11_test16.json")
 #: revision 13 with calib14 (session 15): development + its frozen list test17 (final launch table 772420a)
 REV13_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev13_test17.json")
+#: revision 13 with calib15 (session 16, not accepted): development + its frozen list test18 (launch table 772420a)
+REV13B_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev13_test18.json")
+#: test18 rescored (not blind) with calib14, the calibration kept after calib15's rejection: a record
+REV13B_RESCORED_PATH = SUMMARY_PATH.with_name("costmodel_summary_rev13_test18_rescored.json")
 
 
 #: The earlier revisions' one blind scoring each, shown as history sections of REPORT.md: (name, record file,
@@ -602,6 +616,10 @@ HISTORY = (
     ("rev13", REV13_PATH, "revision 13 with calibration calib14: the one blind scoring of test17 (final launch table "
      "772420a)", "Revision 13 with calibration calib14 (", "; launch table 772420a", "test17 (revision 13 + calib14, "
      "blind)"),
+    ("rev13b", REV13B_PATH, "revision 13 with calibration calib15 (not accepted): the one blind scoring of test18 "
+     "(launch table 772420a)", "Revision 13 with calibration calib15 (", "; launch table 772420a; calib15 failed its "
+     "pre-registered test18 criterion, test18 rescored with calib14 in costmodel_summary_rev13_test18_rescored.json",
+     "test18 (revision 13 + calib15, blind)"),
 )
 
 
@@ -714,8 +732,7 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              "benchmark shapes, three of them again as long-run twins. "
              f"`test17.csv` was measured once on launch table {FINAL_TABLE} "
              "(`validation/costmodel_run17.sh`, in the same GPU call as calib14's new rows and the clock probe) and "
-             "scored once (blind) with revision 13 + calib14; development data since, and the **frozen test list** "
-             "`test18.csv` (committed unmeasured in a8fbefa before the softmax microbenchmark's timed figure was "
+             "scored once (blind) with revision 13 + calib14; development data since, `test18.csv` (committed unmeasured in a8fbefa before the softmax microbenchmark's timed figure was "
              "measured and before calib15): two mask families no list took (`clusterk`: Sparse VideoGen2's semantic "
              "clusters before its permutation, fine-grained keys scattered over nearly every 128-key tile; `moba`: "
              "MoBA's 1,536-token chunks, whole 128-key tiles) beside `causalwin`, on the transfer axes (tuned at D "
@@ -726,10 +743,20 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              f"`test18.csv` was measured once on launch table {FINAL_TABLE} (`validation/costmodel_run18.sh`, in "
              "the same GPU call as the softmax microbenchmark; every row records NVML's SM clock and the SMs' "
              "effective clock `sm_mhz_eff`; its times not printed, not looked at) and scored once with "
-             f"{MODEL_LABEL}; its errors decided calib15's pre-registered acceptance (not accepted: the "
-             "committed calibration stayed calib14), so test18 is development data since; no fresh frozen "
-             "list has been measured after it (test19 is written down for the next calibration, "
-             "validation/MODEL_NOTES.md, \"Session 16, helper M9\"). Calibration calib11 "
+             f"{PREV_LABEL}; its errors decided calib15's pre-registered acceptance (not accepted: the "
+             "committed calibration stayed calib14), so test18 is development data since, and the **frozen test "
+             f"list** `{FROZEN_LIST}.csv` (committed unmeasured in d584775 before calibration rows c-117..c-132 were "
+             "measured and before calib16 was fitted; M9's pre-registered composition): test18's transfer axes on "
+             "the test families `cubetopk`, `tilewin` and `vslash` of earlier lists (tuned at D 64/128 x M 64/128 "
+             "on N 21060/28860, fp16 on N 14820, launch what-ifs around fg D=64 M=128, block D=128 M=64 and dense "
+             "D=128 M=128 (its tl kernel), persistent programs off / 1 / 2 on fg D=128 M=64, SM partitions 52/116 "
+             "(D=128 M=128) and 84 (D=64 M=128), two DiT trace entries no list took), (axis `bench`) the contig "
+             "dense / block entries and the packaged fg Gluon entry at H12 N32760 and H10 N38220, and the clock "
+             "axis: one long-run twin per entry (~250 ms per CUDA-graph replay, 5 rounds). "
+             f"`{FROZEN_LIST}.csv` was measured once on launch table {TEST_TABLE} (`validation/costmodel_run20.sh`, "
+             "in the same GPU call as calibration rows c-117..c-132 and the four corrected what-if rows; every row "
+             "records NVML's SM clock and `sm_mhz_eff`; its times not printed) and scored once (blind) with "
+             f"{BLIND_RECORD}. Calibration calib11 "
              "adds to calib10 the Gluon entry at "
              "benchmark-sized problems on uniform and uniform-text masks (list / walk x launch-ordered / natural); "
              "calib12 is calib11 with its pointer-chase rows replaced by the fixed microbenchmark's (recorded, not "
@@ -742,15 +769,19 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
              "ends named explicitly at four benchmark-sized masks (the CSV's `row_end` column names each Gluon row's "
              "row end); calib15 is calib14's rows refitted with `fp32_per_score` pinned at the softmax-only "
              "microbenchmark's timed figure (8.54 FP32 instructions per score, `validation/results/"
-             "fp32-per-score-h200-2026-12-01.json`). "
+             "fp32-per-score-h200-2026-12-01.json`); calib16 is the calibration re-measured on table 772420a with "
+             "the SMs' effective clock `sm_mhz_eff` (c-000..c-132, the four option what-ifs on their tl kernel) and "
+             "every row priced at k x `sm_mhz_eff` (k = median NVML / median effective clock of its rows, so "
+             "unmeasured runs keep the 1980 MHz scale), `fp32_per_score` fitted within [3.19, 7.79] (the SASS count, "
+             "the feedback-free loop's timed figure); `validation/costmodel_calib16.py`. "
              "The fg g16 / g64 entries are not timed (the harness builds granularity-1 "
              "indices, without a launch order unless a case's options say `order: lpt`). "
              "Revisions 1-8, revision 9 + calib10 (test11, test12), revision 9 + calib11 (test13), revision 9 + "
-             "calib12 (test14), revision 11 + calib13's first fit (test15), revision 11 + calib13 (test16) and revision "
-             "13 + calib14 (test17) scored "
+             "calib12 (test14), revision 11 + calib13's first fit (test15), revision 11 + calib13 (test16), revision "
+             "13 + calib14 (test17) and revision 13 + calib15 (test18) scored "
              "their frozen lists once too; "
              "those numbers are kept below as history. All "
-             "timings: CUDA graphs, 3 interleaved rounds (test16's / test17's long-run twins: 5), median per call; SM partitions: CUDA events around "
+             "timings: CUDA graphs, 3 interleaved rounds (test16's / test17's / test19's long-run twins: 5), median per call; SM partitions: CUDA events around "
              "back-to-back calls on a green context with the GPU held busy while the host enqueues them (test3 "
              "onwards; earlier lists without the hold).", "",
              "## Calibration", "",
@@ -784,9 +815,9 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                                "calibration_file": Path(cal.path).name}
     titles = {"development": "Development data: `dev.csv`, the first test list, `test3.csv`, `dev4.csv`, `test4.csv`, "
                              "the dev5 list three times (`dev5.csv`; `dev6.csv` on table ea5ad41; `dev7.csv` on table "
-                             "08559f8), `test5.csv` to `test17.csv` (used for model decisions; test6 to test17 only "
+                             "08559f8), `test5.csv` to `test18.csv` (used for model decisions; test6 to test18 only "
                              "after their one blind scoring)",
-              "test": f"Frozen test list `{FROZEN_LIST}.csv` (final launch table {FINAL_TABLE}, calibration calib15): "
+              "test": f"Frozen test list `{FROZEN_LIST}.csv` (launch table {TEST_TABLE}, calibration {CAL_LABEL}): "
                       f"{MODEL_LABEL}, scored once, blind"}
     if rescore:
         titles["test"] = f"Frozen test list `{FROZEN_LIST}.csv`: {RESCORED_LABEL}"
@@ -823,22 +854,23 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
             lines += ["", f"Extrapolation band for other architectures (A100, L40S, B200): ±{band:.0f} % (twice the "
                       "worst p90 error of the tuned-config and SM-partition axes of the frozen test list; a what-if "
                       "launch config adds the config axis' error above)."]
-    prev = _read_json(REV13_PATH)
+    prev = _read_json(REV13B_PATH)
     if not rescore and summary.get("test") and prev.get("test"):
         lines += ["", f"## {FROZEN_LIST} ({MODEL_LABEL}, blind) beside {PREV_FROZEN_LIST} ({PREV_LABEL}, "
                   "blind)", "",
                   f"Two frozen lists, each scored once and blind: {PREV_FROZEN_LIST} by {PREV_LABEL} on "
-                  f"launch table {FINAL_TABLE} (`validation/{REV13_PATH.name}`,"
+                  f"launch table {FINAL_TABLE} (`validation/{REV13B_PATH.name}`,"
                   " files " + ", ".join(f"`{f}`" for f in prev.get("test_files", []))
                   + f"; {prev.get('test_rows', 0)} rows) and {FROZEN_LIST}, scored by {BLIND_RECORD} "
                   f"(`validation/{SUMMARY_PATH.name}`, files "
                   + ", ".join(f"`{f}`" for f in summary.get("test_files", [])) + f"; {summary.get('test_rows', 0)} "
-                  f"rows): other masks, shapes and seeds on the same launch table; {FROZEN_LIST} puts two new mask "
-                  "families (clusterk, moba) on the transfer axes and the contig entries and the packaged fg Gluon "
-                  "entry on the benchmark-shape axis (no long-run twins); the calibration differs only in "
-                  "fp32_per_score, pinned at its measurement, and the refit of the rest. Nothing in the model or "
-                  "calibration changed after the scoring. Spearman: over the tuned rows of a family; for launch "
-                  "configs the mean (and minimum) within-what-if Spearman over what-ifs of >= 3 configs.", ""]
+                  f"rows): other masks, shapes and seeds; {FROZEN_LIST} puts the test families cubetopk, tilewin and "
+                  "vslash on the transfer axes and the contig entries and the packaged fg Gluon entry on the "
+                  "benchmark-shape axis, with one long-run twin per entry (the clock axis); the calibrations differ "
+                  f"({PREV_LABEL}: fp32_per_score pinned at the feedback loop's timed figure, not accepted; "
+                  f"{MODEL_LABEL}). Nothing in the model or calibration changed after either scoring. Spearman: over "
+                  "the tuned rows of a family; for launch configs the mean (and minimum) within-what-if Spearman over "
+                  "what-ifs of >= 3 configs.", ""]
         lines += second_blind_lines(summary["test"], prev["test"])
     if rescore:
         lines += ["", f"## The one blind scoring of {FROZEN_LIST}", "",
@@ -867,15 +899,15 @@ def write_report(out_dir: str | os.PathLike[str], *, dev: Sequence[str] | None =
                       + ", ".join(f"`{f}`" for f in rec.get("test_files", [])) + " once, blind; those rows are "
                       "development data above.", ""]
             lines += table_lines(rec["test"], label)
-    rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9, rev9b, rev9c, rev9d, rev11, rev11b, rev13 = (
+    rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9, rev9b, rev9c, rev9d, rev11, rev11b, rev13, rev13b = (
         history[k] for k in ("rev3", "rev4", "rev5", "rev5b", "rev6", "rev7", "rev8", "rev9", "rev9b", "rev9c",
-                             "rev9d", "rev11", "rev11b", "rev13"))
+                             "rev9d", "rev11", "rev11b", "rev13", "rev13b"))
     lines += ["", "## Per axis: old model, earlier revisions (blind), this model", "",
               "Targets (issue 10, frozen test set, H200): tuned configs MAPE <= 3 % per family, max <= 10 %, "
               "Spearman >= 0.98; non-default configs and SM partitions MAPE <= 5 %, max <= 15 %, within-what-if "
               "Spearman >= 0.9. Cells: fg / block / dense MAPE, the worst row's error.", ""]
     lines += comparison_lines(blind if rescore else summary, rev3, rev4, rev5, rev5b, rev6, rev7, rev8, rev9, rev9b,
-                              rev9c, rev9d, rev11, rev11b, rev13)
+                              rev9c, rev9d, rev11, rev11b, rev13, rev13b)
     if rescore:
         lines += ["", f"The last two columns are the development data and the blind scoring of {FROZEN_LIST}, both "
                   f"with {BLIND_RECORD}; the committed calibration's numbers are in the section above."]

@@ -3,13 +3,14 @@ frozen lists test4 / test5 / test6 (blind), revision 5 with calibration calib7 o
 calib8 on test8 (blind), revision 7 with calib9 on test9 (blind), revision 8 with calib9 on test10 (blind), the
 revision 9 with calibration calib10 on test11 and test12 (blind), revision 9 with calibration calib11 on test13 (blind),
 revision 9 with calibration calib12 on test14 (blind), revision 11 with calib13's first fit on test15 (blind), and the
-revision 11 + calib13 on test16 (blind), revision 13 + calib14 on test17 (blind), and revision 13 with calibration
-calib15 (fp32_per_score pinned at the softmax microbenchmark's timed figure) on the development data and on its frozen
-list test18 (blind); when the committed calibration is another one (``validation/costmodel_summary_rescored.json``:
-calib14, kept because calib15 failed its pre-registered criterion), its development numbers and test18 rescored, not
-blind.
+revision 11 + calib13 on test16 (blind), revision 13 + calib14 on test17 (blind), revision 13 with calibration
+calib15 (fp32_per_score pinned at the softmax microbenchmark's timed figure; not accepted) on test18 (blind), and the
+model of the newest blind scoring (``fgsim.validation.report.MODEL_LABEL``) on the development data and on its frozen
+list test19 (blind); when the committed calibration is another one (``validation/costmodel_summary_rescored.json``),
+its development numbers and the frozen list rescored, not blind.
 
-Numbers come from ``validation/costmodel_summary.json`` (development + test18),
+Numbers come from ``validation/costmodel_summary.json`` (development + test19),
+``validation/costmodel_summary_rev13_test18.json`` (revision 13 + calib15: development + test18, launch table 772420a),
 ``validation/costmodel_summary_rev13_test17.json`` (revision 13 + calib14: development + test17, launch table 772420a),
 ``validation/costmodel_summary_rev11_test16.json`` (revision 11 + calib13: development + test16, launch table 300ad25),
 ``validation/costmodel_summary_rev11_test15.json`` (revision 11 + calib13's first fit: development + test15, launch
@@ -38,12 +39,12 @@ from _common import ROOT  # type: ignore[import-not-found]
 
 from fgsim.validation.report import (
     BLIND_RECORD,
-    FINAL_TABLE,
     FROZEN_LIST,
     MODEL_LABEL,
     PREV_FROZEN_LIST,
     PREV_LABEL,
     RESCORED_LABEL,
+    TEST_TABLE,
     comparison_lines,
     rescored_lines,
 )
@@ -63,6 +64,7 @@ REV9D = ROOT / "validation" / "costmodel_summary_rev9_test14.json"
 REV11 = ROOT / "validation" / "costmodel_summary_rev11_test15.json"
 REV11B = ROOT / "validation" / "costmodel_summary_rev11_test16.json"
 REV13 = ROOT / "validation" / "costmodel_summary_rev13_test17.json"
+REV13B = ROOT / "validation" / "costmodel_summary_rev13_test18.json"
 RESCORED = ROOT / "validation" / "costmodel_summary_rescored.json"
 
 
@@ -83,35 +85,37 @@ def render() -> str:
     r11 = json.loads(REV11.read_text()) if REV11.is_file() else None
     r11b = json.loads(REV11B.read_text()) if REV11B.is_file() else None
     r13 = json.loads(REV13.read_text()) if REV13.is_file() else None
-    lines = comparison_lines(s, r3, r4, r5, r5b, r6, r7, r8, r9, r9b, r9c, r9d, r11, r11b, r13)
+    r13b = json.loads(REV13B.read_text()) if REV13B.is_file() else None
+    lines = comparison_lines(s, r3, r4, r5, r5b, r6, r7, r8, r9, r9b, r9c, r9d, r11, r11b, r13, r13b)
     cal = s.get("calibration", {})
     dev = ", ".join(f"`{f}`" for f in s.get("development_files", []))
     test = ", ".join(f"`{f}`" for f in s.get("test_files", [])) or "not measured"
     lines.append("")
     lines.append(
         f"*Source: `validation/results/` {test} ({s.get('test_rows', 0)} rows: the frozen test list {FROZEN_LIST} on "
-        f"the final launch table {FINAL_TABLE}, written before the FP32 work per score was measured and before "
-        f"calib15, measured once, scored once, blind, with {MODEL_LABEL}; {PREV_FROZEN_LIST} is development data "
-        f"since its blind scoring with {PREV_LABEL}) and "
+        f"the launch table {TEST_TABLE}, written before calibration rows c-117..c-132 were measured and before "
+        f"calib16 was fitted, measured once, scored once, blind, with {MODEL_LABEL}; {PREV_FROZEN_LIST} is "
+        f"development data since its blind scoring with {PREV_LABEL}) and "
         f"{dev} ({s.get('development_rows', 0)} rows: development data, used to choose between model variants; the "
         "earlier frozen lists became development data after their one blind scoring, shown in the "
-        f"revision 3 to 13 (test11, test12, test13, test14, test15, test16, {PREV_FROZEN_LIST}) columns), scored with "
+        f"revision 3 to 13 (test11, test12, test13, test14, test15, test16, test17, {PREV_FROZEN_LIST}) columns), "
+        "scored with "
         + (f"the {BLIND_RECORD} (then `fgsim/data/calibrations/{s.get('calibration_file')}`, " if RESCORED.is_file()
            else f"`fgsim/data/calibrations/{s.get('calibration_file')}` (")
         + f"fitted on {cal.get('n')} calibration rows only, fit MAPE {cal.get('mape', 0):.1f} %). Cells: fg / block / dense MAPE and the worst row's error. Timing: CUDA "
-        "graphs, 3 interleaved rounds (SM partitions: CUDA events around back-to-back calls on a green context); "
+        "graphs, 3 interleaved rounds (long-run twins: ~250 ms replays, 5 rounds; SM partitions: CUDA events around "
+        "back-to-back calls on a green context); "
         "statistic: median per call, error = predicted / measured - 1. Other architectures (A100, L40S, B200): "
         f"extrapolations, ±{band:.0f} % band (`fgsim/data/transfer_bands.json`). Summary written by "
         "`python -m fgsim validate`; generated by `python validation/readme_tables.py --write`.*")
-    lines += ["", facts(s, r13)]
+    lines += ["", facts(s, r13b)]
     if RESCORED.is_file():  # the committed calibration is a later one (the final launch table): shown beside
         rs = json.loads(RESCORED.read_text())
         rc = rs.get("calibration", {})
         inputs = ", ".join(f"`{f}`" for f in rs.get("rescored_of", {}).get("calibration_inputs", []))
         lines += ["", f"The committed calibration `fgsim/data/calibrations/{rs.get('calibration_file')}` is not the "
                   f"one of the blind scoring: it is fitted on {inputs} ({rc.get('n')} calibration rows, fit MAPE "
-                  f"{rc.get('mape', 0):.1f} %; calib14, kept because calib15 failed its pre-registered {FROZEN_LIST} "
-                  "criterion, validation/MODEL_NOTES.md \"Session 16, helper M8\"); its development numbers and its "
+                  f"{rc.get('mape', 0):.1f} %; validation/MODEL_NOTES.md); its development numbers and its "
                   + RESCORED_LABEL + ":", ""]
         lines += rescored_lines(rs, s)
         lines += ["", f"*Source: `validation/costmodel_summary_rescored.json` ({rs.get('development_rows', 0)} "
@@ -125,8 +129,8 @@ def render() -> str:
 
 def facts(s: dict, prev: dict | None) -> str:
     """The README prose's numbers, from the committed calibration (``fgsim/data/calibrations/h200.json``: its
-    parameters, fit and measured GPU properties) and two blind summaries: revision 13 + calib14 on test17 (``prev``) and
-    revision 13 + calib15 on test18 (``s``)."""
+    parameters, fit and measured GPU properties) and two blind summaries: the previous frozen list's (``prev``:
+    revision 13 + calib15 on test18) and the newest (``s``)."""
     cal = json.loads((ROOT / "fgsim" / "data" / "calibrations" / "h200.json").read_text())
     fit = cal.get("fit", {})
     n_par, n_free = len(cal.get("params", {})), len(fit.get("free", []))
