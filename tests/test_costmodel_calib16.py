@@ -53,3 +53,31 @@ def test_cells_worse_counts_cells_of_two_rows_worse_by_more_than_a_point() -> No
     a = {"tuned": {"fg": cell(5.0), "block": cell(4.0), "dense": cell(9.0)}, "trace": {"fg": cell(9.0, 1)}}
     b = {"tuned": {"fg": cell(3.9), "block": cell(3.5), "dense": cell(8.0)}, "trace": {"fg": cell(1.0, 1)}}
     assert c16.cells_worse(a, b) == ["tuned/fg"]  # block +0.5, dense +1.0 (not more), trace 1 row
+
+
+def test_calib16_record_is_its_derived_inputs_priced_at_k_times_the_effective_clock() -> None:
+    """calib16 (session 17, not accepted: fit MAPE 6.118 > 6.10 %): its inputs are the committed derived CSVs (by
+    sha256), every fitted row is priced at k x sm_mhz_eff with the derive record's k, fp32_per_score lies inside the
+    pre-registered bounds, and its parameters price its rows at the recorded fit statistics."""
+    import json
+
+    import numpy as np
+
+    from fgsim.calibration import load_calibration
+    from fgsim.provenance import file_sha256
+    from fgsim.validation.report import predict_rows, read_results
+
+    cal = load_calibration(c16.CALIB16)
+    rec = json.loads(c16.DERIVE_JSON.read_text())
+    assert [i["sha256"] for i in cal.inputs] == [file_sha256(REPO / d["path"]) for d in rec["derived"]]
+    lo, hi = cal.fit["fp32_per_score_from"]["bounds"]
+    assert lo <= cal.params.fp32_per_score <= hi and cal.fit["mape"] > c16.FIT_MAPE_MAX  # criterion (a) failed
+    rows = [r for r in read_results([REPO / d["path"] for d in rec["derived"]])
+            if r.get("split") == "calib" and (r.get("kind") or "kernel") == "kernel" and r.get("measured_ms")]
+    assert len(rows) == cal.fit["n"] == rec["rows"]
+    k = rec["k_nvml_over_eff"]
+    assert all(abs(float(r["sm_clock_mhz"]) - k * float(r["sm_mhz_eff"])) <= 0.051 for r in rows)
+    props = {kk: float(v["value"]) for kk, v in cal.gpu_properties.items()}
+    pred = predict_rows(rows, gpu=cal.gpu, params=cal.params, resources=cal.resources, gpu_properties=props)
+    ape = np.abs(pred / np.array([float(r["measured_ms"]) * 1e-3 for r in rows]) - 1) * 100
+    assert ape.mean() == pytest.approx(cal.fit["mape"], rel=1e-6)
