@@ -219,3 +219,35 @@ def test_empty_value_is_an_argument_error(capsys, args, name):
 def test_predict_list_items_listed_twice(capsys, args, message):
     assert main(["predict", *args]) == 2
     assert _err(capsys) == [f"fgsim predict: error: {message}"]
+
+
+def test_validate_refuses_a_report_of_nothing(tmp_path, capsys):
+    hdr = tmp_path / "r.csv"
+    hdr.write_text("kind,case_id,kernel,measured_ms\n")
+    for args, message in ((["--dev"], "--dev: no results CSV given (a report of nothing)"),
+                          (["--test", "--dev", str(hdr)], "--test: no results CSV given (a report of nothing)"),
+                          (["--dev", str(hdr)], f"{hdr}: no measured rows to score")):
+        assert main(["validate", *args, "--out-dir", str(tmp_path)]) == 2
+        assert _err(capsys) == [f"fgsim validate: error: {message}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]  # no report of nothing
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--frames", "1000000000"], "--frames 1,000,000,000 x --height 480 x --width 832: about 390,000,000,000 tokens "
+                                 "per pass, more than a trace holds (1,048,576)"),
+    (["--steps", "100000000000"], "--steps 100,000,000,000: a trace holds at most 1,000 denoising steps"),
+])
+def test_capture_sizes_bounded_before_loading_the_pipeline(tmp_path, capsys, args, message):
+    pytest.importorskip("torch")
+    model = tmp_path / "pipe"
+    model.mkdir()
+    (model / "model_index.json").write_text('{"_class_name": "WanPipeline"}')
+    assert main(["capture", "--model", str(model), "--out", str(tmp_path / "o.fgt"), "--device", "cpu", *args]) == 2
+    assert _err(capsys) == [f"fgsim capture: error: {message}"]
+
+
+def test_synth_model_name_is_one_short_line(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "s.fgt"), "--model", "a\nb"]) == 2
+    assert _err(capsys) == ["fgsim synth: error: --model: the model name is at most 200 printable characters (no "
+                            "line breaks), got 3 characters"]
+    assert list(tmp_path.iterdir()) == []

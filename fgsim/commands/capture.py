@@ -62,6 +62,15 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) % 16:
             raise FgsimError(f"--{name} must be a multiple of 16 (the VAE's 8x times the 2x2 patches), got "
                              f"{getattr(args, name)}")
+    from fgsim.trace import MAX_STEPS, MAX_TOKENS
+
+    if args.steps > MAX_STEPS:
+        raise FgsimError(f"--steps {args.steps:,}: a trace holds at most {MAX_STEPS:,} denoising steps")
+    # the video DiTs' VAEs compress 4x in time and 8x in space, then 2x2 patches: the latent tokens of one pass
+    tokens = ((args.frames - 1) // 4 + 1) * (args.height // 16) * (args.width // 16)
+    if tokens > MAX_TOKENS:
+        raise FgsimError(f"--frames {args.frames:,} x --height {args.height:,} x --width {args.width:,}: about "
+                         f"{tokens:,} tokens per pass, more than a trace holds ({MAX_TOKENS:,})")
     if not (math.isfinite(args.gamma) and -1.0 <= args.gamma <= 1.0):
         raise FgsimError(f"--gamma is a cosine similarity in [-1, 1], got {args.gamma}")
     if args.guidance is not None and not (math.isfinite(args.guidance) and args.guidance >= 0):

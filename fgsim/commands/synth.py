@@ -85,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
     from fgsim.fileio import check_output_path
 
     out = check_output_path(args.out, "out", (".fgt",))
+    if not args.model.isprintable() or len(args.model) > 200:
+        raise FgsimError(f"--model: the model name is at most 200 printable characters (no line breaks), got "
+                         f"{len(args.model):,} characters")
     if args.preset == "default":
         args.steps, args.branches, args.layers = DEFAULT_PRESET["steps"], DEFAULT_PRESET["branches"], DEFAULT_PRESET["layers"]
         args.block_m = DEFAULT_PRESET["block_m"]

@@ -114,6 +114,14 @@ def check_results_csv(path: str, option: str) -> None:
 MAX_CASE_MASK_BYTES = 2 << 30
 
 
+def _has_rows(path: str) -> bool:
+    """Whether a results CSV (checked by :func:`check_results_csv`) has a row beyond its header."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        return next(csv.DictReader(fh), None) is not None
+
+
 def _row_problem(row: dict[str, str]) -> str:
     """What makes a kernel row of a results CSV unscorable in bounded memory (sizes out of range), or ''."""
     import math
@@ -234,8 +242,12 @@ def run(args: argparse.Namespace) -> int:
                              "run it in a checkout (pip install -e .) or pass --dev / --test CSVs")
         args.dev, args.test = committed_lists()
     for opt, files in (("--dev", args.dev), ("--test", args.test)):
+        if files is not None and not files:
+            raise FgsimError(f"{opt}: no results CSV given (a report of nothing)")
         for f in files or []:
             check_results_csv(f, opt)
+    if not any(_has_rows(f) for f in [*(args.dev or []), *(args.test or [])]):
+        raise FgsimError(f"{', '.join([*(args.dev or []), *(args.test or [])])}: no measured rows to score")
     files = [*(args.dev or []), *(args.test or [])]
     _check_mask_generator(files)
     _announce(files)
