@@ -218,7 +218,7 @@ def test_recompute_inside_the_warmup_warns(capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["predict", "--model", "wan2.1-1.3b", "--warmup-steps", "10", "--recompute", "5,10,25"])
     _, err = _err_lines(capsys)
-    assert err == ["fgsim predict: warning: --recompute steps 5 fall in the 10 dense warm-up steps and are ignored "
+    assert err == ["fgsim predict: warning: --recompute step 5 falls in the 10 dense warm-up steps and is ignored "
                    "(masks are first predicted at step 10)"]
 
 

@@ -251,3 +251,9 @@ def test_synth_model_name_is_one_short_line(tmp_path, capsys):
     assert _err(capsys) == ["fgsim synth: error: --model: the model name is at most 200 printable characters (no "
                             "line breaks), got 3 characters"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_recompute_warning_agrees_with_its_count(capsys):
+    assert main(["predict", "--model", "wan2.1-1.3b", "--warmup-steps", "1", "--recompute", "0,15"]) == 0
+    assert ("fgsim predict: warning: --recompute step 0 falls in the 1 dense warm-up step and is ignored (masks are "
+            "first predicted at step 1)") in _err(capsys)

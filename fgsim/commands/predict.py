@@ -201,8 +201,10 @@ def _check_schedule(args: argparse.Namespace, model: Any) -> None:
                          f"(0..{steps - 1})")
     early = [s for s in rec if s < args.warmup_steps]
     if early:
-        _warn(f"--recompute steps {','.join(map(str, early))} fall in the {args.warmup_steps} dense warm-up steps "
-              f"and are ignored (masks are first predicted at step {args.warmup_steps})")
+        one = len(early) == 1
+        _warn(f"--recompute {'step' if one else 'steps'} {','.join(map(str, early))} {'falls' if one else 'fall'} in "
+              f"the {counted(args.warmup_steps, 'dense warm-up step')} and {'is' if one else 'are'} ignored (masks "
+              f"are first predicted at step {args.warmup_steps})")
 
 
 def _dense_reference(wl: Any, info: Any, gpu: Any, args: argparse.Namespace, kernels: list[str],
