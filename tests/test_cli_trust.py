@@ -257,3 +257,21 @@ def test_recompute_warning_agrees_with_its_count(capsys):
     assert main(["predict", "--model", "wan2.1-1.3b", "--warmup-steps", "1", "--recompute", "0,15"]) == 0
     assert ("fgsim predict: warning: --recompute step 0 falls in the 1 dense warm-up step and is ignored (masks are "
             "first predicted at step 1)") in _err(capsys)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--cases", "0"], "argument --cases: must be ≥ 1, got 0"),  # ran and printed an empty summary
+    (["--timeout", "nan"], "argument --timeout: must be a finite number > 0, got nan"),
+    (["--out", "/nonexistent/x.json"], "--out: directory of /nonexistent/x.json does not exist"),  # after the run
+])
+def test_fuzz_traces_script_checks_its_arguments_first(capsys, args, message):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "validation" / "fuzz_traces.py"
+    spec = importlib.util.spec_from_file_location("fuzz_traces_l", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with pytest.raises(SystemExit) as exc:
+        mod.main(args)
+    assert exc.value.code == 2 and capsys.readouterr().err.strip().splitlines()[-1].endswith(message)

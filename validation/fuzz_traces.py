@@ -49,7 +49,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fgsim.errors import FgTraceError  # noqa: E402
+from fgsim.commands._args import nonneg_int, positive_int  # noqa: E402
+from fgsim.errors import FgsimError, FgTraceError  # noqa: E402
+from fgsim.fileio import check_output_path  # noqa: E402
 from fgsim.trace import META_MEMBER, PassInfo, TraceMeta, TraceWriter, open_trace  # noqa: E402
 
 STATS = ("kept_fraction", "recall_mean", "recall_min", "rel_error")
@@ -438,20 +440,36 @@ def subprocess_sample(files: list[Path], timeout: float) -> list[dict[str, Any]]
     return rows
 
 
+def positive_float(text: str) -> float:
+    """A finite number > 0 (argparse type)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (v > 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return v
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", type=int, default=10000)
+    ap.add_argument("--cases", type=positive_int, default=10000)
     ap.add_argument("--seed", type=int, default=20261130)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--timeout", type=float, default=5.0, help="CPU seconds per case above which it is a hang")
-    ap.add_argument("--wall-timeout", type=float, default=60.0,
+    ap.add_argument("--workers", type=positive_int, default=2)
+    ap.add_argument("--timeout", type=positive_float, default=5.0, help="CPU seconds per case above which it is a hang")
+    ap.add_argument("--wall-timeout", type=positive_float, default=60.0,
                     help="wall seconds after which a case's worker is killed (a hang; generous: shared CPUs)")
-    ap.add_argument("--cli-every", type=int, default=10, help="run inspect/predict in-process every k-th case")
-    ap.add_argument("--subprocess-sample", type=int, default=20, help="cases re-run as `python -m fgsim` processes")
-    ap.add_argument("--mem-limit-mib", type=int, default=3072, help="address-space limit of each worker")
+    ap.add_argument("--cli-every", type=positive_int, default=10, help="run inspect/predict in-process every k-th case")
+    ap.add_argument("--subprocess-sample", type=nonneg_int, default=20, help="cases re-run as `python -m fgsim` processes")
+    ap.add_argument("--mem-limit-mib", type=positive_int, default=3072, help="address-space limit of each worker")
     ap.add_argument("--replay", type=int, default=None, help="run one case in this process and print it")
     ap.add_argument("--out", type=Path, default=None, help="summary JSON (and a CSV of failures beside it)")
     args = ap.parse_args(argv)
+    if args.out:  # checked before hours of fuzzing, not when the summary is written
+        try:
+            check_output_path(args.out, "--out", (".json",))
+        except FgsimError as exc:
+            ap.error(str(exc))
     t_start = time.time()
     with tempfile.TemporaryDirectory(prefix="fgsim-fuzz-main-") as tmp_name:
         tmp = Path(tmp_name)
