@@ -275,3 +275,28 @@ def test_fuzz_traces_script_checks_its_arguments_first(capsys, args, message):
     with pytest.raises(SystemExit) as exc:
         mod.main(args)
     assert exc.value.code == 2 and capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
+
+
+@pytest.mark.parametrize("col, bad, message", [
+    ("median_s", "nan", "median_s must be a number in (0, 3600], got 'nan'"),  # was fitted and written
+    ("median_s", "-1", "median_s must be a number in (0, 3600], got '-1'"),
+    ("bytes", "abc", "bytes must be a number, got 'abc'"),  # was a traceback
+    ("bytes", "1e30", "bytes must be a number in (0, 1.1259e+15], got '1e30'"),
+    ("P", "2.5", "P must be a whole number of GPUs, got '2.5'"),
+])
+def test_interconnect_from_csv_bad_row_writes_nothing(tmp_path, capsys, col, bad, message):
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "validation" / "results" / "cp-h200x2-2026-11-30-run4-interconnect.csv"
+    with open(src, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    rows[0][col] = bad
+    f = tmp_path / "ic.csv"
+    with open(f, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    out = tmp_path / "gpu.json"
+    assert main(["calibrate", "--interconnect", "--from-csv", str(f), "--gpu", "h200", "--out", str(out)]) == 2
+    assert _err(capsys) == [f"fgsim calibrate: error: --from-csv: {f}: row 1 (op {rows[0]['op']}): {message}"]
+    assert not out.exists()

@@ -241,6 +241,29 @@ def calib_row_problem(row: dict[str, str]) -> str:
     return f"kind must be kernel or micro, got {row.get('kind')!r}"
 
 
+#: interconnect measurement rows (``fgsim.interconnect``): op names and each numeric column's range
+INTERCONNECT_OPS = ("alltoall", "allgather", "p2p", "copy", "permute")
+INTERCONNECT_RANGES = {"bytes": (0.0, 2.0**50), "median_s": (0.0, 3600.0), "P": (0.0, 4096.0)}
+
+
+def check_interconnect_rows(files: list[str]) -> None:
+    """``--interconnect --from-csv``: FgsimError naming file and row when a measurement row's bytes, median_s or P
+    is not a number in range (NaN, negative, 1e308: the fit wrote them into the GPU description)."""
+    import csv
+
+    for f in files:
+        with open(f, newline="", encoding="utf-8") as fh:
+            for i, r in enumerate(csv.DictReader(fh), start=1):
+                if r.get("op") not in INTERCONNECT_OPS:
+                    continue
+                for col, (lo, hi) in INTERCONNECT_RANGES.items():
+                    problem = _finite(r.get(col), col, lo, hi)
+                    if not problem and col == "P" and float(r[col]) != int(float(r[col])):
+                        problem = f"P must be a whole number of GPUs, got {r[col]!r}"
+                    if problem:
+                        raise FgsimError(f"--from-csv: {f}: row {i:,} (op {r['op']}): {problem}")
+
+
 def check_calib_rows(rows: list[dict[str, str]]) -> None:
     """FgsimError naming the file and line of the first calibration row :func:`calib_row_problem` refuses."""
     line: dict[str, int] = {}
@@ -330,6 +353,9 @@ def run(args: argparse.Namespace) -> int:
         check_from_csv(args.from_csv)
     if getattr(args, "interconnect", False):
         from fgsim.interconnect import run_interconnect
+
+        if args.from_csv:
+            check_interconnect_rows(args.from_csv)
 
         return run_interconnect(args)
     if getattr(args, "ops", False):
