@@ -300,3 +300,9 @@ def test_interconnect_from_csv_bad_row_writes_nothing(tmp_path, capsys, col, bad
     assert main(["calibrate", "--interconnect", "--from-csv", str(f), "--gpu", "h200", "--out", str(out)]) == 2
     assert _err(capsys) == [f"fgsim calibrate: error: --from-csv: {f}: row 1 (op {rows[0]['op']}): {message}"]
     assert not out.exists()
+
+
+def test_synth_huge_grid_message_is_readable(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "s.fgt"), "--grid", "1000000", "1000000", "1000000"]) == 2
+    err = _err(capsys)
+    assert len(err) == 1 and "needs 1.9e+20 PB of mask per entry" in err[0], err  # was 187500000000000000000.0 PB

@@ -34,7 +34,7 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
 def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
         if n < 1000 or unit == "PB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}" if n < 1e6 else f"{n:.2g} {unit}"
         n /= 1000
     return f"{n:.1f} PB"
 
