@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -77,18 +77,45 @@ def test_inputs_are_the_committed_csvs_and_the_record_is_complete() -> None:
     assert cal.resources["fg/bf16/d128/m128/bn128/w12/s3/gluon-ws2-p1+tma_sel"]["loop_instr"] == 493
 
 
+def _calib_kernel_rows(cal) -> list[dict[str, str]]:  # noqa: ANN001
+    rows: list[dict[str, str]] = []
+    for i in cal.inputs:
+        with open(REPO / i["path"], newline="") as f:
+            rows += [r for r in csv.DictReader(f) if (r.get("kind") or "kernel") == "kernel" and r.get("split") == "calib"]
+    return rows
+
+
 def test_refit_reproduces_the_committed_calibration(tmp_path: Path) -> None:
+    """A refit from the committed CSVs reaches the committed fit and the committed predictions.
+
+    The fit is flat in a few directions (l2_bw_eff, tile_sync_cycles: found on a session-17 machine whose
+    floating-point path took scipy's least_squares 29 evaluations instead of 31, landing 6 % away in l2_bw_eff with a
+    lower cost and every prediction within 0.19 %), so what must reproduce on any CPU is what users see: the fit's
+    objective and error statistics, and every calibration row's predicted time; plus the recorded resources and
+    measured GPU properties exactly."""
+    from fgsim.validation.report import CountsCache, predict_rows
+
     cal = _committed()
     out = tmp_path / "h200.json"
     assert main(["calibrate", "--from-csv", *[str(REPO / i["path"]) for i in cal.inputs], "--gpu", "h200",
                  "--out", str(out)]) == 0
     new = load_calibration(out)
-    for k in ("n", "mape", "max_ape", "median_ape"):
-        assert new.fit[k] == pytest.approx(cal.fit[k], rel=1e-3, abs=1e-3), k
-    a, b = new.params.as_dict(), cal.params.as_dict()
-    assert all(np.isclose(a[k], b[k], rtol=1e-3, atol=1e-6) for k in a), json.dumps({k: (a[k], b[k]) for k in a})
+    assert new.fit["n"] == cal.fit["n"]
+    assert new.fit["cost"] <= cal.fit["cost"] * (1 + 1e-3), (new.fit["cost"], cal.fit["cost"])
+    for k, tol in (("mape", 0.05), ("max_ape", 0.5), ("median_ape", 0.15)):
+        assert abs(new.fit[k] - cal.fit[k]) <= tol, (k, new.fit[k], cal.fit[k])
     assert new.resources == cal.resources
     assert new.gpu_properties == cal.gpu_properties
+    rows = _calib_kernel_rows(cal)
+    props = {k: v["value"] for k, v in cal.gpu_properties.items()}
+    cache = CountsCache()
+    before = predict_rows(rows, gpu="h200", params=cal.params, resources=cal.resources, cache=cache,
+                          gpu_properties=props)
+    after = predict_rows(rows, gpu="h200", params=new.params, resources=new.resources, cache=cache,
+                         gpu_properties=props)
+    dev = np.abs(after / before - 1.0)
+    worst = int(np.argmax(dev))
+    assert dev.max() <= 0.005, f"row {rows[worst]['case_id']} {rows[worst]['kernel']}: refit predicts {dev.max():.2%} off"
 
 
 def test_calibrate_refuses_files_without_calibration_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
