@@ -358,6 +358,11 @@ def test_candidate_table_is_the_packaged_one_plus_the_knob():
 
     a, b = json.loads(_DATA.read_text()), json.loads(CAND.read_text())
     for ea, eb in zip(a["entries"], b["entries"], strict=True):
+        if ea.get("extra", {}).get("gluon", {}).get("expand"):
+            # session 17 (K) adopted the fg g16 / g64 expand entries after this research table was written: there the
+            # candidate keeps the entries of its own packaged table (772420a), tl
+            assert (ea["kernel"], ea["gran_n"]) == (eb["kernel"], eb["gran_n"]) and "impl" not in eb.get("extra", {})
+            continue
         if (eb["kernel"], eb["gpu"], eb["head_dim"], eb["block_m"], eb["gran_n"]) == ("fg", "h200", 128, 128, 1):
             assert eb["extra"]["gluon"].pop("dyntail") == 0.3
             ea.pop("source"), eb.pop("source")
