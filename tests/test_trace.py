@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from fgsim import views
 from fgsim.errors import FgTraceError
 from fgsim.trace import META_MEMBER, PassInfo, TraceMeta, TraceWriter, open_trace, write_trace
+from fgsim.views import check_counts
 
 
 def write_random(path: Path, rng: np.random.Generator, **meta_kw):
@@ -121,8 +122,21 @@ def corrupt_cases(src: Path, meta: TraceMeta):
     with zipfile.ZipFile(src) as z:
         good_counts = np.lib.format.read_array(io.BytesIO(z.read(counts_name)))
     bad_counts = good_counts.copy()
-    bad_counts[0, 0, 0, 0] += 1
-    bad_counts[1, 0, 0, 0] += 1
+    # one more kept key (N = 1: kept tiles = covered keys) in a query block where the stored counts of every M stay
+    # self-consistent (fgsim.views.check_counts), so only the comparison with the mask can catch it (a fixed block 0
+    # failed for seeds whose block 0 covers no extra key, or whose coarser-M counts then disagreed)
+    with zipfile.ZipFile(src) as z:
+        levels = {int(m): np.lib.format.read_array(io.BytesIO(z.read(name)))
+                  for m, name in doc["entries"][0]["counts"].items()}
+        with open_trace(src) as tr:
+            n_tokens, n_keys = tr.n_tokens, tr.n_keys
+    for h, q in np.argwhere(np.all(good_counts[1, 1:] > good_counts[1, 0][None], axis=0)):
+        trial = good_counts.copy()
+        trial[:, 0, h, q] += 1
+        if check_counts({**levels, meta.block_m: trial}, meta.block_m, n_tokens, n_keys) is None:
+            bad_counts = trial
+            break
+    assert (bad_counts != good_counts).any(), "no query block of the random trace takes a self-consistent extra key"
     yield "truncated", ("bytes", raw[: len(raw) // 2]), "not a readable .fgt file"
     yield "empty", ("bytes", b""), "not a readable .fgt file"
     yield "not zip", ("bytes", b"hello world" * 50), "not a readable .fgt file"
